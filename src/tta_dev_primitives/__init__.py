@@ -1,0 +1,25 @@
+"""tta-dev-primitives: composable async workflow primitives and hybrid memory for LLM agents.
+
+Compose steps with ``>>`` (sequential) and ``|`` (parallel); remember and recall with
+``MemoryPrimitive``, which works in-process with no setup and upgrades to Redis when configured.
+"""
+
+from ._version import __version__
+from .core import (
+    LambdaPrimitive,
+    ParallelPrimitive,
+    RouterPrimitive,
+    SequentialPrimitive,
+    WorkflowContext,
+    WorkflowPrimitive,
+)
+
+__all__ = [
+    "LambdaPrimitive",
+    "ParallelPrimitive",
+    "RouterPrimitive",
+    "SequentialPrimitive",
+    "WorkflowContext",
+    "WorkflowPrimitive",
+    "__version__",
+]

@@ -1,0 +1,130 @@
+"""The primitive base class, the function adapter, and the ``>>`` / ``|`` operators."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
+
+from tta_dev_primitives.telemetry._tracing import traced_execute
+
+from ._context import WorkflowContext
+
+if TYPE_CHECKING:
+    from ._parallel import ParallelPrimitive
+    from ._sequential import SequentialPrimitive
+
+__all__ = ["LambdaPrimitive", "StepFunction", "WorkflowPrimitive", "as_primitive"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+V = TypeVar("V")
+
+StepFunction: TypeAlias = Callable[[T, WorkflowContext], "U | Awaitable[U]"]
+"""A plain step: ``(input, context) -> output``, sync or async."""
+
+
+class WorkflowPrimitive(ABC, Generic[T, U]):
+    """A composable async step: subclasses implement ``execute(input_data, context)``.
+
+    ``a >> b`` runs ``b`` on ``a``'s output; ``a | b`` runs both on the same input concurrently.
+    Every subclass's ``execute`` is wrapped once, at class creation, so that each run is an
+    OpenTelemetry span made current for its children (a single check when no SDK is set up).
+    """
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        impl = cls.__dict__.get("execute")
+        if (
+            impl is not None
+            and not getattr(impl, "__isabstractmethod__", False)
+            and not getattr(impl, "_tta_traced", False)
+        ):
+            cls.execute = traced_execute(impl)  # type: ignore[method-assign,assignment]
+
+    @property
+    def name(self) -> str:
+        """The span name for runs of this primitive."""
+        return type(self).__name__
+
+    @abstractmethod
+    async def execute(self, input_data: T, context: WorkflowContext) -> U:
+        """Run this step on ``input_data`` within ``context``."""
+
+    def __rshift__(
+        self, other: WorkflowPrimitive[U, V] | StepFunction[U, V]
+    ) -> SequentialPrimitive[T, V]:
+        from ._sequential import SequentialPrimitive
+
+        return SequentialPrimitive._chain(self, as_primitive(other))
+
+    def __rrshift__(self, other: StepFunction[Any, T]) -> SequentialPrimitive[Any, U]:
+        from ._sequential import SequentialPrimitive
+
+        return SequentialPrimitive._chain(as_primitive(other), self)
+
+    def __or__(
+        self, other: WorkflowPrimitive[T, Any] | StepFunction[T, Any]
+    ) -> ParallelPrimitive[T, Any]:
+        from ._parallel import ParallelPrimitive
+
+        return ParallelPrimitive._chain(self, as_primitive(other))
+
+    def __ror__(self, other: StepFunction[T, Any]) -> ParallelPrimitive[T, Any]:
+        from ._parallel import ParallelPrimitive
+
+        return ParallelPrimitive._chain(as_primitive(other), self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class LambdaPrimitive(WorkflowPrimitive[T, U]):
+    """Adapts a plain function ``(input, context) -> output``, sync or async, into a primitive.
+
+    A sync function runs on the event loop: keep it quick, or make it async.
+    """
+
+    __slots__ = ("_func", "_is_async", "_name")
+
+    def __init__(self, func: StepFunction[T, U], name: str | None = None) -> None:
+        if not callable(func):
+            raise TypeError(f"LambdaPrimitive needs a callable, got {type(func).__name__}")
+        self._func = func
+        self._is_async = inspect.iscoroutinefunction(func)
+        self._name = name or getattr(func, "__name__", None) or type(func).__name__
+
+    @property
+    def name(self) -> str:
+        """The wrapped function's name (or the name given)."""
+        return self._name
+
+    @property
+    def func(self) -> StepFunction[T, U]:
+        """The wrapped function."""
+        return self._func
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> U:
+        """Call the function; await its result if it is awaitable."""
+        result = self._func(input_data, context)
+        if self._is_async or inspect.isawaitable(result):
+            return await cast(Awaitable[U], result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"LambdaPrimitive({self._name})"
+
+
+def as_primitive(obj: WorkflowPrimitive[T, U] | StepFunction[T, U]) -> WorkflowPrimitive[T, U]:
+    """Return ``obj`` if it is a primitive, else wrap a callable in a ``LambdaPrimitive``."""
+    if isinstance(obj, WorkflowPrimitive):
+        return obj
+    if callable(obj):
+        return LambdaPrimitive(obj)
+    raise TypeError(
+        f"cannot compose {type(obj).__name__!r}: expected a WorkflowPrimitive or a function "
+        "(input, context) -> output"
+    )

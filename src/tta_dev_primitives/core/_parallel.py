@@ -1,0 +1,76 @@
+"""Run branches concurrently on the same input, with structured concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from ._base import StepFunction, WorkflowPrimitive, as_primitive
+from ._context import WorkflowContext
+
+__all__ = ["ParallelPrimitive"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
+    """Branches run concurrently on one input; outputs come back as a list in branch order.
+
+    Each branch gets ``context.child(...)``. When a branch raises, its siblings are cancelled and
+    awaited, and that branch's own exception propagates (not an ``ExceptionGroup``). If several
+    fail together, the one with the lowest branch index wins.
+    """
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, primitives: Iterable[WorkflowPrimitive[T, Any] | StepFunction[T, Any]]):
+        steps = tuple(as_primitive(p) for p in primitives)
+        if not steps:
+            raise ValueError("ParallelPrimitive needs at least one branch")
+        self._steps: tuple[WorkflowPrimitive[T, Any], ...] = steps
+
+    @classmethod
+    def _chain(
+        cls, left: WorkflowPrimitive[Any, Any], right: WorkflowPrimitive[Any, Any]
+    ) -> ParallelPrimitive[Any, Any]:
+        """``left | right``, flattening parallel operands so fan-outs stay one level deep."""
+        steps: list[WorkflowPrimitive[Any, Any]] = []
+        for side in (left, right):
+            steps.extend(side._steps if type(side) is ParallelPrimitive else (side,))
+        return ParallelPrimitive(steps)
+
+    @property
+    def primitives(self) -> list[WorkflowPrimitive[T, Any]]:
+        """The branches, in order (a copy)."""
+        return list(self._steps)
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> list[U]:
+        """Run every branch; return their outputs in branch order."""
+        tasks = [
+            asyncio.create_task(step.execute(input_data, context.child(f"{self.name}[{i}]")))
+            for i, step in enumerate(self._steps)
+        ]
+        try:
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except BaseException:
+            # We were cancelled (or interrupted): take every branch down with us.
+            await _cancel_and_wait(tasks)
+            raise
+        if pending:
+            await _cancel_and_wait(pending)
+        for task in tasks:
+            if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+        return [task.result() for task in tasks]
+
+    def __repr__(self) -> str:
+        return " | ".join(map(repr, self._steps)).join("()")
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

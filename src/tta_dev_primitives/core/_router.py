@@ -1,0 +1,76 @@
+"""Choose one of several primitives per input."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from tta_dev_primitives.exceptions import RouteNotFoundError
+from tta_dev_primitives.telemetry._tracing import get_tracer
+
+from ._base import StepFunction, WorkflowPrimitive, as_primitive
+from ._context import WorkflowContext
+
+__all__ = ["RouterPrimitive"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+RouterFunction = Callable[[T, WorkflowContext], "str | Awaitable[str]"]
+
+
+class RouterPrimitive(WorkflowPrimitive[T, U]):
+    """Runs the route that ``router_fn(input, context)`` names (sync or async).
+
+    An unknown name falls to ``default``; with no default it raises ``RouteNotFoundError`` (a
+    ``ValueError``) naming the route and the known ones. The span carries ``router.route``.
+    """
+
+    __slots__ = ("_default", "_router_fn", "_routes")
+
+    def __init__(
+        self,
+        routes: Mapping[str, WorkflowPrimitive[T, U] | StepFunction[T, U]],
+        router_fn: RouterFunction[T],
+        default: str | None = None,
+    ) -> None:
+        if not routes:
+            raise ValueError("RouterPrimitive needs at least one route")
+        if not callable(router_fn):
+            raise TypeError("router_fn must be a function (input, context) -> route name")
+        if default is not None and default not in routes:
+            raise RouteNotFoundError(default, routes)
+        self._routes = {name: as_primitive(p) for name, p in routes.items()}
+        self._router_fn = router_fn
+        self._default = default
+
+    @property
+    def routes(self) -> dict[str, WorkflowPrimitive[T, U]]:
+        """The routes by name (a copy)."""
+        return dict(self._routes)
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> U:
+        """Pick a route and run it."""
+        chosen = self._router_fn(input_data, context)
+        if inspect.isawaitable(chosen):
+            chosen = await chosen
+        route = chosen
+        primitive = self._routes.get(route) if isinstance(route, str) else None
+        if primitive is None:
+            if self._default is None:
+                raise RouteNotFoundError(chosen, self._routes)
+            route, primitive = self._default, self._routes[self._default]
+        if get_tracer() is not None:
+            _annotate_route(route, chosen)
+        return await primitive.execute(input_data, context)
+
+
+def _annotate_route(route: str, chosen: Any) -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("router.route", route)
+        if chosen != route:
+            span.set_attribute("router.requested", str(chosen))

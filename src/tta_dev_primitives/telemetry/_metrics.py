@@ -1,0 +1,68 @@
+"""Counters, created through the OpenTelemetry metrics API.
+
+Instruments from the API's proxy meter are no-ops until a meter provider is installed, and then
+forward to it, so nothing here needs to know whether an SDK is configured. Names:
+
+- ``tta.memory.operations`` (unit ``{operation}``): attributes ``memory.operation``
+  (add, get, search, delete, clear), ``memory.backend`` (redis, in_memory), ``memory.outcome``
+  (ok, hit, miss, error).
+- ``tta.memory.fallbacks``: switches from Redis to the in-process fallback.
+- ``tta.memory.recoveries``: returns to Redis after an outage.
+- ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
+- ``tta.memory.invalid_values``: values found in a backend that were not valid memories.
+- ``tta.cache.requests``: ``CachePrimitive`` lookups, attribute ``cache.hit`` (true/false).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from opentelemetry import metrics as _metrics_api
+from opentelemetry.metrics import Counter, Meter
+
+from tta_dev_primitives._version import __version__
+
+from ._tracing import TRACER_NAME
+
+__all__ = ["Instruments", "instruments"]
+
+METER_NAME = TRACER_NAME
+
+
+class Instruments:
+    """The library's counters; one instance per process, made on first use."""
+
+    __slots__ = (
+        "cache_requests",
+        "fallbacks",
+        "invalid_values",
+        "memory_operations",
+        "recoveries",
+        "replayed_writes",
+    )
+
+    def __init__(self, meter: Meter) -> None:
+        self.memory_operations: Counter = meter.create_counter(
+            "tta.memory.operations", unit="{operation}", description="Memory operations served"
+        )
+        self.fallbacks: Counter = meter.create_counter(
+            "tta.memory.fallbacks", unit="{event}", description="Switches to in-process fallback"
+        )
+        self.recoveries: Counter = meter.create_counter(
+            "tta.memory.recoveries", unit="{event}", description="Returns to Redis after outage"
+        )
+        self.replayed_writes: Counter = meter.create_counter(
+            "tta.memory.replayed_writes", unit="{write}", description="Writes replayed on recovery"
+        )
+        self.invalid_values: Counter = meter.create_counter(
+            "tta.memory.invalid_values", unit="{value}", description="Unreadable stored values"
+        )
+        self.cache_requests: Counter = meter.create_counter(
+            "tta.cache.requests", unit="{request}", description="CachePrimitive lookups"
+        )
+
+
+@cache
+def instruments() -> Instruments:
+    """The process-wide counters (proxies until a meter provider is set)."""
+    return Instruments(_metrics_api.get_meter(METER_NAME, __version__))

@@ -1,0 +1,95 @@
+"""Span plumbing shared by every primitive.
+
+The no-SDK path must cost next to nothing, so the decision "is anyone collecting spans?" is made
+once: OpenTelemetry lets a global tracer provider be set only once per process, so after a real
+provider appears we keep its tracer for good, and until then each call reads one module global.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from opentelemetry import trace as _trace_api
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Tracer
+
+from tta_dev_primitives._version import __version__
+
+if TYPE_CHECKING:
+    from tta_dev_primitives.core._context import WorkflowContext
+
+__all__ = ["TRACER_NAME", "context_attributes", "get_tracer", "traced_execute"]
+
+TRACER_NAME = "tta_dev_primitives"
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
+
+# The API module keeps the provider in a global; reading it is ~20 ns where the public
+# get_tracer_provider() costs ~650 ns (it consults os.environ). If a future release renames
+# it we fall back to the public function rather than silently never tracing.
+_HAS_GLOBAL = hasattr(_trace_api, "_TRACER_PROVIDER")
+_ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_tracer: Tracer | None = None
+
+
+def get_tracer() -> Tracer | None:
+    """The library's tracer once a real tracer provider is installed; ``None`` until then."""
+    global _tracer
+    if _tracer is not None:
+        return _tracer
+    if _HAS_GLOBAL and not _ENV_PROVIDER and _trace_api._TRACER_PROVIDER is None:
+        return None
+    provider = _trace_api.get_tracer_provider()
+    if isinstance(provider, ProxyTracerProvider):
+        return None
+    _tracer = provider.get_tracer(TRACER_NAME, __version__)
+    return _tracer
+
+
+def context_attributes(context: WorkflowContext | None) -> dict[str, str]:
+    """Span attributes naming the workflow run: ids only, never state or metadata contents."""
+    if context is None:
+        return {}
+    attrs = {"tta.correlation_id": context.correlation_id}
+    if context.workflow_id is not None:
+        attrs["tta.workflow_id"] = context.workflow_id
+    if context.session_id is not None:
+        attrs["session.id"] = context.session_id
+    return attrs
+
+
+async def _run_in_span(
+    tracer: Tracer,
+    name: str,
+    attributes: Mapping[str, Any],
+    call: Awaitable[_U],
+) -> _U:
+    with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL) as span:
+        if span.is_recording():
+            span.set_attributes(attributes)
+        return await call
+
+
+def traced_execute(
+    impl: Callable[[Any, _T, WorkflowContext], Awaitable[_U]],
+) -> Callable[[Any, _T, WorkflowContext], Awaitable[_U]]:
+    """Wrap a primitive's ``execute`` so each run is a span, made current so that spans nest.
+
+    With no provider the wrapper returns ``impl``'s coroutine itself: no extra frame, one check.
+    """
+
+    def execute(self: Any, input_data: _T, context: WorkflowContext) -> Awaitable[_U]:
+        tracer = _tracer if _tracer is not None else get_tracer()
+        if tracer is None:
+            return impl(self, input_data, context)
+        attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
+        return _run_in_span(tracer, self.name, attributes, impl(self, input_data, context))
+
+    execute.__wrapped__ = impl  # type: ignore[attr-defined]
+    execute.__name__ = impl.__name__
+    execute.__qualname__ = impl.__qualname__
+    execute.__doc__ = impl.__doc__
+    execute._tta_traced = True  # type: ignore[attr-defined]
+    return execute

@@ -1,0 +1,40 @@
+"""Each public module exports exactly its documented names, and they all import."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+CORE = {
+    "WorkflowContext", "WorkflowPrimitive", "LambdaPrimitive",
+    "SequentialPrimitive", "ParallelPrimitive", "RouterPrimitive",
+}  # fmt: skip
+PUBLIC = {
+    "tta_dev_primitives": CORE | {"__version__"},
+    "tta_dev_primitives.core": CORE,
+    "tta_dev_primitives.exceptions": {
+        "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
+        "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
+    },
+    "tta_dev_primitives.testing": {"capture_spans", "CapturedSpans"},
+    "tta_dev_primitives.telemetry": {"TRACER_NAME", "METER_NAME"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_all_is_exactly_the_documented_names(module_name: str) -> None:
+    """__all__ lists the documented names, no more, and every one of them exists."""
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == PUBLIC[module_name]
+    assert len(module.__all__) == len(set(module.__all__))
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+def test_core_names_are_the_same_objects_everywhere() -> None:
+    """tta_dev_primitives re-exports the very classes defined in .core."""
+    top = importlib.import_module("tta_dev_primitives")
+    core = importlib.import_module("tta_dev_primitives.core")
+    for name in CORE:
+        assert getattr(top, name) is getattr(core, name)
