@@ -60,3 +60,44 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+BACKENDS = ["in_memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A MemoryPrimitive on each backend, in a namespace of its own; cleared and closed after.
+
+    To add a backend to the behaviour suite, add a parameter here.
+    """
+    from uuid import uuid4
+
+    from tta_dev_primitives import MemoryPrimitive
+
+    if request.param == "in_memory":
+        mem = MemoryPrimitive(max_size=10_000)
+    else:
+        server = request.getfixturevalue("redis_server")
+        mem = MemoryPrimitive(server.url, max_size=10_000, namespace=f"test:{uuid4().hex[:12]}")
+    yield mem
+    await mem.clear()
+    await mem.aclose()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Poll an async or sync predicate until it is true (a correctness wait, not a timing test)."""
+    import asyncio
+    import inspect
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)

@@ -13,13 +13,18 @@ from .core import (
     WorkflowContext,
     WorkflowPrimitive,
 )
+from .performance import CachePrimitive, InMemoryStore, MemoryPrimitive, create_memory_key
 
 __all__ = [
+    "CachePrimitive",
+    "InMemoryStore",
     "LambdaPrimitive",
+    "MemoryPrimitive",
     "ParallelPrimitive",
     "RouterPrimitive",
     "SequentialPrimitive",
     "WorkflowContext",
     "WorkflowPrimitive",
     "__version__",
+    "create_memory_key",
 ]

@@ -1,0 +1,204 @@
+"""``CachePrimitive``: cache a primitive's output by key, on the same storage seam as memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from tta_dev_primitives.core._base import StepFunction, WorkflowPrimitive, as_primitive
+from tta_dev_primitives.core._context import WorkflowContext
+from tta_dev_primitives.exceptions import CacheKeyError
+from tta_dev_primitives.performance._values import check_max_size, check_ttl
+from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._hybrid import HybridStore
+from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.telemetry._memory_ops import MemoryOp
+from tta_dev_primitives.telemetry._metrics import instruments
+from tta_dev_primitives.telemetry._tracing import get_tracer
+
+__all__ = ["CachePrimitive"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+_MISSING = object()
+
+
+class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
+    """Runs ``primitive`` once per ``cache_key_fn(input, ctx)`` and reuses the output.
+
+    The default backend is in-process, LRU-bounded by ``max_size``, and keeps outputs as they
+    are (no copy). Pass ``backend="redis://..."`` (or a ``StorageBackend``) to share a cache
+    between processes: outputs are then stored as JSON and must be JSON-compatible, and Redis
+    failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. Concurrent
+    misses on one key run ``primitive`` once; an exception is not cached and reaches every
+    caller waiting on that key. ``ttl_seconds=None`` caches until evicted.
+    """
+
+    def __init__(
+        self,
+        primitive: WorkflowPrimitive[T, U] | StepFunction[T, U],
+        cache_key_fn: Callable[[T, WorkflowContext], str],
+        ttl_seconds: float | None = 3600.0,
+        backend: StorageBackend | str | None = None,
+        *,
+        max_size: int = 1000,
+        namespace: str = "tta:cache",
+        redis_timeout: float = 1.0,
+    ) -> None:
+        if not callable(cache_key_fn):
+            raise TypeError("cache_key_fn must be a function (input, ctx) -> str")
+        self._primitive = as_primitive(primitive)
+        self._key_fn = cache_key_fn
+        self._ttl = check_ttl(ttl_seconds)
+        self._namespace = namespace
+        remote: StorageBackend | None
+        if isinstance(backend, str):
+            from tta_dev_primitives.stores._redis import RedisBackend
+
+            remote = RedisBackend(
+                backend, namespace=namespace, timeout=redis_timeout, searchable=False
+            )
+        else:
+            remote = backend
+        self._serialize = remote is not None and remote.serializes
+        local = InProcessBackend(check_max_size(max_size), searchable=False)
+        self._store = HybridStore(local, remote)
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._hits = 0
+        self._misses = 0
+
+    @property
+    def hits(self) -> int:
+        """Calls answered from the cache (including callers that waited on an in-flight miss)."""
+        return self._hits
+
+    @property
+    def misses(self) -> int:
+        """Calls that ran the wrapped primitive."""
+        return self._misses
+
+    def stats(self) -> dict[str, int | float]:
+        """Hits, misses and hit rate."""
+        total = self._hits + self._misses
+        return {
+            "hits": self._hits,
+            "misses": self._misses,
+            "hit_rate": self._hits / total if total else 0.0,
+        }
+
+    @property
+    def primitive(self) -> WorkflowPrimitive[T, U]:
+        """The wrapped primitive."""
+        return self._primitive
+
+    def _key(self, input_data: T, context: WorkflowContext) -> str:
+        try:
+            key = self._key_fn(input_data, context)
+        except Exception as exc:
+            raise CacheKeyError(f"cache_key_fn raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(key, str) or not key:
+            raise CacheKeyError(f"cache_key_fn must return a non-empty str, got {key!r}")
+        return key
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> U:
+        """Return the cached output for this input's key, computing it once on a miss."""
+        key = self._key(input_data, context)
+        while True:
+            value = await self._lookup(key)
+            if value is not _MISSING:
+                self._record(hit=True)
+                return value  # type: ignore[no-any-return]
+            pending = self._inflight.get(key)
+            if pending is None:
+                break
+            try:
+                result = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if pending.cancelled():
+                    continue  # the leader was cancelled, not us: try again
+                raise
+            self._record(hit=True)
+            return result  # type: ignore[no-any-return]
+
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self._record(hit=False)
+        try:
+            result = await self._primitive.execute(input_data, context)
+            await self._save(key, result)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: waiters may be none
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _lookup(self, key: str) -> Any:
+        with MemoryOp("cache.get", self._namespace, traced=False) as op:
+            payload = await self._store.get(op, key)
+        if payload is None:
+            return _MISSING
+        if not self._serialize:
+            return payload.value  # boxed so a cached None is a hit
+        try:
+            return json.loads(payload)["v"]
+        except (ValueError, KeyError, TypeError):
+            instruments().invalid_values.add(1)
+            return _MISSING
+
+    async def _save(self, key: str, result: Any) -> None:
+        if self._serialize:
+            try:
+                payload: Any = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
+                    f"cannot be cached: {exc}"
+                ) from exc
+        else:
+            payload = _Boxed(result)
+        with MemoryOp("cache.set", self._namespace, traced=False) as op:
+            await self._store.put(op, key, payload, self._ttl, None)
+
+    def _record(self, *, hit: bool) -> None:
+        if hit:
+            self._hits += 1
+        else:
+            self._misses += 1
+        instruments().cache_requests.add(1, {"cache.hit": hit})
+        if get_tracer() is not None:
+            from opentelemetry import trace
+
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.set_attribute("cache.hit", hit)
+
+    async def clear(self) -> None:
+        """Drop every cached output (this namespace only, on Redis)."""
+        with MemoryOp("cache.clear", self._namespace, traced=False) as op:
+            await self._store.clear(op)
+
+    async def aclose(self) -> None:
+        """Close backend connections."""
+        await self._store.aclose()
+
+    def __repr__(self) -> str:
+        return f"CachePrimitive({self._primitive!r})"
+
+
+class _Boxed(Generic[U]):
+    """An in-process cached output (so that a cached ``None`` is still a hit)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: U) -> None:
+        self.value = value

@@ -1,0 +1,326 @@
+"""``MemoryPrimitive``: agent memory in-process with zero setup, on Redis when configured."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from tta_dev_primitives.core._base import WorkflowPrimitive
+from tta_dev_primitives.core._context import WorkflowContext
+from tta_dev_primitives.performance._ops import (
+    AddMemory,
+    ClearMemory,
+    DeleteMemory,
+    GetMemory,
+    MemoryOperation,
+    SearchMemory,
+    parse_operation,
+)
+from tta_dev_primitives.performance._values import (
+    check_key,
+    check_limit,
+    check_max_size,
+    check_scope,
+    check_ttl,
+    decode_value,
+    encode_value,
+    parse_query,
+)
+from tta_dev_primitives.stores._backoff import Backoff
+from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._hybrid import HybridStore
+from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.telemetry._memory_ops import MemoryOp
+from tta_dev_primitives.telemetry._metrics import instruments
+
+__all__ = ["MemoryPrimitive"]
+
+T = TypeVar("T")
+
+TextOrFn = str | Callable[[Any, WorkflowContext], str]
+
+
+class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
+    """Conversation and agent memory: ``add``, ``get``, ``search``, ``delete``, ``clear``.
+
+    With no ``redis_url`` it works at once, in-process. With one, Redis serves and an in-process
+    copy of the most recent ``max_size`` memories stands by: if Redis fails, operations are served
+    in-process and writes are journalled; when Redis answers again the journal is replayed, so no
+    write made during the outage is lost. The API is the same either way.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        max_size: int = 1000,
+        enable_redis: bool = True,
+        *,
+        namespace: str = "tta:memory",
+        redis_timeout: float = 1.0,
+        recovery_interval: float = 1.0,
+        max_recovery_interval: float = 30.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        max_size = check_max_size(max_size)
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"namespace must be a non-empty str, got {namespace!r}")
+        _check_positive("redis_timeout", redis_timeout)
+        _check_positive("recovery_interval", recovery_interval)
+        _check_positive("max_recovery_interval", max_recovery_interval)
+        if redis_url is not None and not isinstance(redis_url, str):
+            raise TypeError(f"redis_url must be str or None, got {type(redis_url).__name__}")
+        clock = clock or time.monotonic
+        self._namespace = namespace
+        self._max_size = max_size
+        local = InProcessBackend(max_size, clock=clock)
+        remote: StorageBackend | None = None
+        if redis_url and enable_redis:
+            from tta_dev_primitives.stores._redis import RedisBackend
+
+            remote = RedisBackend(redis_url, namespace=namespace, timeout=float(redis_timeout))
+        self._store = HybridStore(
+            local,
+            remote,
+            backoff=Backoff(recovery_interval, max_recovery_interval),
+            clock=clock,
+        )
+
+    # -- the seed's API ------------------------------------------------------------------------
+
+    async def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
+        """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given."""
+        key, ttl = check_key(key), check_ttl(ttl)
+        payload, terms = encode_value(value)
+        with MemoryOp("add", self._namespace) as op:
+            await self._store.put(op, key, payload, ttl, terms)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """A copy of the memory under ``key``, or None."""
+        key = check_key(key)
+        with MemoryOp("get", self._namespace) as op:
+            payload = await self._store.get(op, key)
+            value = None if payload is None else self._decode(payload)
+            op.outcome = "miss" if value is None else "hit"
+            op.attributes["memory.hit"] = value is not None
+            return value
+
+    async def search(
+        self, query: str, limit: int = 5, *, scope: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Memories whose text matches ``query``'s words or word prefixes, best first.
+
+        Case-insensitive; field names are not searched. Several words rank by relevance
+        (BM25), ties most recent first. A blank query returns the most recent ``limit``.
+        ``scope="u1:s1"`` keeps to keys ``u1:s1`` and ``u1:s1:...`` (whole segments only).
+        """
+        tokens = parse_query(query)
+        limit, scope = check_limit(limit), check_scope(scope)
+        with MemoryOp("search", self._namespace) as op:
+            if tokens is None:
+                results: list[dict[str, Any]] = []
+            else:
+                payloads = await self._store.search(op, tokens, limit, scope)
+                results = [v for p in payloads if (v := self._decode(p)) is not None]
+            op.attributes["memory.result_count"] = len(results)
+            return results
+
+    async def delete(self, key: str) -> bool:
+        """Remove the memory under ``key``; True if there was one."""
+        key = check_key(key)
+        with MemoryOp("delete", self._namespace) as op:
+            return await self._store.delete(op, key)
+
+    async def clear(self) -> None:
+        """Remove every memory in this namespace (never anything else in Redis)."""
+        with MemoryOp("clear", self._namespace) as op:
+            await self._store.clear(op)
+
+    async def size(self) -> int:
+        """How many memories this namespace holds (in-process only while degraded)."""
+        with MemoryOp("size", self._namespace, traced=False) as op:
+            return await self._store.size(op)
+
+    # -- backend state -------------------------------------------------------------------------
+
+    @property
+    def using_redis(self) -> bool:
+        """True once a Redis operation has succeeded, until Redis next fails."""
+        return self._store.using_remote
+
+    def is_using_redis(self) -> bool:
+        """Same as ``using_redis``."""
+        return self._store.using_remote
+
+    @property
+    def namespace(self) -> str:
+        """The prefix under which this memory's keys live in Redis."""
+        return self._namespace
+
+    def get_backend_info(self) -> dict[str, Any]:
+        """Which backend serves, whether Redis is configured, journal size; never a password."""
+        remote = self._store.remote
+        info: dict[str, Any] = {
+            "backend": "redis" if self._store.using_remote else "in-memory",
+            "fallback_available": True,
+            "namespace": self._namespace,
+            "max_size": self._max_size,
+            "url": None,
+            "redis_configured": remote is not None,
+            "degraded": self._store.degraded,
+            "journal_size": self._store.journal_size,
+        }
+        if remote is not None:
+            info.update(remote.describe())
+            info["namespace"] = self._namespace
+        return info
+
+    async def flush(self) -> bool:
+        """Try to replay writes journalled during an outage now; True if none are left."""
+        with MemoryOp("flush", self._namespace, traced=False) as op:
+            return await self._store.flush(op)
+
+    async def aclose(self) -> None:
+        """Replay any journalled writes if Redis is back, then close connections."""
+        await self.flush()
+        await self._store.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _decode(self, payload: Any) -> dict[str, Any] | None:
+        value = decode_value(payload)
+        if value is None:
+            instruments().invalid_values.add(1)
+            _log_invalid()
+        return value
+
+    # -- composition ---------------------------------------------------------------------------
+
+    async def execute(self, input_data: Any, context: WorkflowContext) -> Any:
+        """Run a typed operation (``AddMemory``, ``GetMemory``, ``SearchMemory``, ...)."""
+        op: MemoryOperation = parse_operation(input_data)
+        if isinstance(op, AddMemory):
+            return await self.add(op.key, op.value, op.ttl)
+        if isinstance(op, GetMemory):
+            return await self.get(op.key)
+        if isinstance(op, SearchMemory):
+            return await self.search(op.query, op.limit, scope=op.scope)
+        if isinstance(op, DeleteMemory):
+            return await self.delete(op.key)
+        assert isinstance(op, ClearMemory)
+        return await self.clear()
+
+    def recall(
+        self,
+        query: TextOrFn,
+        *,
+        limit: int = 5,
+        scope: TextOrFn | None = None,
+        into: str = "memories",
+    ) -> WorkflowPrimitive[T, T]:
+        """A step that searches and puts the results in ``context.state[into]``.
+
+        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``. The input
+        passes through unchanged, so ``memory.recall(...) >> llm`` hands the LLM its input.
+        """
+        check_limit(limit)
+        if not isinstance(into, str) or not into:
+            raise ValueError("into must be a non-empty str (the context.state key)")
+        return _Recall(self, query, limit, scope, into)
+
+    def remember(
+        self,
+        key: TextOrFn,
+        value: Callable[[Any, WorkflowContext], dict[str, Any]],
+        *,
+        ttl: float | None = None,
+    ) -> WorkflowPrimitive[T, T]:
+        """A step that stores ``value(output, ctx)`` under ``key(output, ctx)``; passes through."""
+        if not callable(value):
+            raise TypeError("value must be a function (output, ctx) -> dict")
+        return _Remember(self, key, value, check_ttl(ttl))
+
+    def __repr__(self) -> str:
+        backend = "redis" if self._store.remote is not None else "in-memory"
+        return f"MemoryPrimitive(namespace={self._namespace!r}, backend={backend!r})"
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _log_invalid() -> None:
+    import logging
+
+    logging.getLogger("tta_dev_primitives.memory").warning(
+        "ignored a stored memory that is not a JSON object (content not logged)"
+    )
+
+
+def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
+    value = text(data, context) if callable(text) else text
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    return value
+
+
+class _Recall(WorkflowPrimitive[T, T]):
+    """Search memory into ``context.state``; pass the input through."""
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        query: TextOrFn,
+        limit: int,
+        scope: TextOrFn | None,
+        into: str,
+    ) -> None:
+        self._memory, self._query, self._limit = memory, query, limit
+        self._scope, self._into = scope, into
+
+    @property
+    def name(self) -> str:
+        return "memory.recall"
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> T:
+        query = _resolve(self._query, input_data, context, "recall query")
+        scope = (
+            None
+            if self._scope is None
+            else _resolve(self._scope, input_data, context, "recall scope")
+        )
+        context.state[self._into] = await self._memory.search(query, self._limit, scope=scope)
+        return input_data
+
+
+class _Remember(WorkflowPrimitive[T, T]):
+    """Store a memory derived from the output; pass it through."""
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        key: TextOrFn,
+        value: Callable[[Any, WorkflowContext], dict[str, Any]],
+        ttl: float | None,
+    ) -> None:
+        self._memory, self._key, self._value, self._ttl = memory, key, value, ttl
+
+    @property
+    def name(self) -> str:
+        return "memory.remember"
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> T:
+        key = _resolve(self._key, input_data, context, "remember key")
+        await self._memory.add(key, self._value(input_data, context), self._ttl)
+        return input_data

@@ -1,0 +1,146 @@
+"""What a memory may be: validation of keys, values, TTLs and limits, and the JSON codec.
+
+Values are ``dict[str, Any]`` of JSON types: str, int, float (finite), bool, None, lists and
+dicts with str keys (tuples are accepted and come back as lists). Everything is checked before
+anything is stored, and errors name the offending path, e.g. ``value['tags'][2]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from typing import Any
+
+from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
+from tta_dev_primitives.stores._text import query_tokens, term_counts
+
+__all__ = [
+    "check_key",
+    "check_limit",
+    "check_max_size",
+    "check_scope",
+    "check_ttl",
+    "decode_value",
+    "encode_value",
+    "parse_query",
+]
+
+_MAX_DEPTH = 64
+
+
+class _Bad(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.path: list[str] = []
+
+
+def _walk(obj: Any, strings: list[str], depth: int) -> None:
+    if isinstance(obj, str):
+        strings.append(obj)
+    elif obj is None or isinstance(obj, bool | int):
+        return
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise _Bad(f"is {obj!r}, which JSON cannot represent")
+    elif depth >= _MAX_DEPTH:
+        raise _Bad(f"is nested more than {_MAX_DEPTH} levels deep (or is circular)")
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            if not isinstance(key, str):
+                raise _Bad(f"has a {type(key).__name__} key {key!r}; JSON keys must be str")
+            try:
+                _walk(item, strings, depth + 1)
+            except _Bad as bad:
+                bad.path.append(f"[{key!r}]")
+                raise
+    elif isinstance(obj, list | tuple):
+        for i, item in enumerate(obj):
+            try:
+                _walk(item, strings, depth + 1)
+            except _Bad as bad:
+                bad.path.append(f"[{i}]")
+                raise
+    else:
+        raise _Bad(f"is a {type(obj).__name__}, which is not JSON-compatible")
+
+
+def encode_value(value: Any) -> tuple[str, Counter[str]]:
+    """Validate a memory value; return its JSON text and the term counts of its strings."""
+    if not isinstance(value, dict):
+        raise InvalidMemoryValueError(
+            f"memory values must be dict[str, Any], got {type(value).__name__}"
+        )
+    strings: list[str] = []
+    try:
+        _walk(value, strings, 0)
+    except _Bad as bad:
+        where = "value" + "".join(reversed(bad.path))
+        raise InvalidMemoryValueError(f"{where} {bad.reason}") from None
+    payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return payload, term_counts(strings)
+
+
+def decode_value(payload: str | bytes) -> dict[str, Any] | None:
+    """Parse stored JSON; None if it is not a JSON object (corrupt or foreign data)."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def check_key(key: Any) -> str:
+    """A memory key must be a non-empty str."""
+    if not isinstance(key, str):
+        raise TypeError(f"memory keys must be str, got {type(key).__name__}")
+    if not key:
+        raise InvalidMemoryKeyError("memory keys must not be empty")
+    return key
+
+
+def check_ttl(ttl: Any) -> float | None:
+    """A TTL is None or a positive, finite number of seconds (not a bool)."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    return float(ttl)
+
+
+def check_limit(limit: Any) -> int:
+    """A search limit is an int of at least 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return limit
+
+
+def check_max_size(max_size: Any) -> int:
+    """``max_size`` is an int of at least 1."""
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+    return max_size
+
+
+def parse_query(query: Any) -> list[str] | None:
+    """Query tokens; ``[]`` for a blank query (most recent first), None if nothing can match."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be str, got {type(query).__name__}")
+    if not query.strip():
+        return []
+    return query_tokens(query) or None
+
+
+def check_scope(scope: Any) -> str | None:
+    """A scope is None or a non-empty key prefix, matched at ``:`` boundaries."""
+    if scope is None:
+        return None
+    if not isinstance(scope, str):
+        raise TypeError(f"scope must be str or None, got {type(scope).__name__}")
+    if not scope.strip(":"):
+        raise ValueError("scope must be a non-empty key prefix such as 'user_id:session_id'")
+    return scope

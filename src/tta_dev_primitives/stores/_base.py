@@ -1,0 +1,112 @@
+"""The storage seam: the few async methods a backend implements, and nothing else.
+
+Everything that is not storage (validation, encoding, copies, TTL rules, telemetry, fallback and
+recovery) lives above this seam, once. ``MemoryPrimitive`` and ``CachePrimitive`` both sit on it.
+A backend that talks to a server raises ``BackendUnavailableError`` when the server cannot
+serve, translating its client's own errors with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+__all__ = ["Clear", "Delete", "Put", "StorageBackend", "Write"]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Store ``payload`` under ``key``; ``ttl`` in seconds; ``terms`` for search, if indexed."""
+
+    key: str
+    payload: Any
+    ttl: float | None = None
+    terms: Mapping[str, int] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove ``key``."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """Remove everything in the backend's namespace."""
+
+
+Write = Put | Delete | Clear
+
+
+class StorageBackend(ABC):
+    """An async key/payload store with TTLs and, optionally, search over indexed terms."""
+
+    #: The ``memory.backend`` span attribute for operations this backend serves.
+    kind: ClassVar[str]
+    #: True if payloads must be ``str`` (it crosses a process boundary).
+    serializes: ClassVar[bool] = False
+
+    @abstractmethod
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        terms: Mapping[str, int] | None = None,
+    ) -> None:
+        """Store ``payload`` under ``key``, replacing any previous payload and its TTL."""
+
+    @abstractmethod
+    async def get(self, key: str) -> Any | None:
+        """The payload under ``key``, or None."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it was there."""
+
+    @abstractmethod
+    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+        """Payloads ranked by the rules in ``stores._text``; no tokens means most recent."""
+
+    @abstractmethod
+    async def clear(self) -> None:
+        """Remove everything in this backend's namespace, and nothing else."""
+
+    @abstractmethod
+    async def size(self) -> int:
+        """How many live payloads this backend's namespace holds."""
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Apply writes in order (a server backend batches them into few round trips)."""
+        for write in writes:
+            if isinstance(write, Put):
+                await self.put(write.key, write.payload, write.ttl, write.terms)
+            elif isinstance(write, Delete):
+                await self.delete(write.key)
+            else:
+                await self.clear()
+
+    async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
+        """Check that the backend can serve (a server backend sends PING); raise if not."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for ``get_backend_info()``; never a secret."""
+        return {}
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook: nothing to release)
+        """Release connections; a no-op for in-process backends."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,50 @@
+"""The in-process backend: the async face of ``LocalStore``. Also the library's test double."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._local import Clock, LocalStore
+
+__all__ = ["InProcessBackend"]
+
+
+class InProcessBackend(StorageBackend):
+    """Payloads in this process: LRU-bounded by ``max_size``, with TTLs and a search index."""
+
+    kind: ClassVar[str] = "in_memory"
+
+    def __init__(
+        self, max_size: int = 1000, *, searchable: bool = True, clock: Clock = time.monotonic
+    ) -> None:
+        self.store = LocalStore(max_size, searchable=searchable, clock=clock)
+
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        terms: Mapping[str, int] | None = None,
+    ) -> None:
+        self.store.put(key, payload, ttl, terms)
+
+    async def get(self, key: str) -> Any | None:
+        return self.store.get(key)
+
+    async def delete(self, key: str) -> bool:
+        return self.store.delete(key)
+
+    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+        return self.store.search(tokens, limit, scope)
+
+    async def clear(self) -> None:
+        self.store.clear()
+
+    async def size(self) -> int:
+        return self.store.size()
+
+    def describe(self) -> dict[str, Any]:
+        return {"max_size": self.store.max_size}

@@ -1,0 +1,145 @@
+"""The in-process storage engine: LRU order, TTL deadlines and an optional search index.
+
+Synchronous and guarded by a lock, so the sync ``InMemoryStore`` and the async in-process
+backend share one implementation. Payloads are opaque to it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+
+from tta_dev_primitives.stores._index import SearchIndex
+
+__all__ = ["Clock", "LocalStore"]
+
+Clock = Callable[[], float]
+
+
+class _Entry:
+    __slots__ = ("deadline", "payload", "version")
+
+    def __init__(self, payload: object, deadline: float | None, version: int) -> None:
+        self.payload = payload
+        self.deadline = deadline
+        self.version = version
+
+
+class LocalStore:
+    """At most ``max_size`` payloads by key, least recently used evicted first."""
+
+    __slots__ = ("_clock", "_entries", "_expiries", "_index", "_lock", "_version", "max_size")
+
+    def __init__(
+        self, max_size: int, *, searchable: bool = True, clock: Clock = time.monotonic
+    ) -> None:
+        self.max_size = max_size
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._index = SearchIndex() if searchable else None
+        self._expiries: list[tuple[float, int, str]] = []
+        self._version = 0
+        self._lock = threading.RLock()
+
+    def _expire(self) -> None:
+        """Drop entries whose deadline has passed (amortised: each deadline is popped once)."""
+        heap = self._expiries
+        if not heap or heap[0][0] > self._clock():
+            return
+        now = self._clock()
+        while heap and heap[0][0] <= now:
+            _, version, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is not None and entry.version == version:
+                self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        del self._entries[key]
+        if self._index is not None:
+            self._index.remove(key)
+
+    def put(
+        self,
+        key: str,
+        payload: object,
+        ttl: float | None = None,
+        terms: Mapping[str, int] | None = None,
+    ) -> list[str]:
+        """Store ``payload`` under ``key``; return the keys evicted to make room."""
+        with self._lock:
+            self._expire()
+            self._version += 1
+            deadline = None if ttl is None else self._clock() + ttl
+            entries = self._entries
+            entries[key] = _Entry(payload, deadline, self._version)
+            entries.move_to_end(key)
+            if deadline is not None:
+                heapq.heappush(self._expiries, (deadline, self._version, key))
+            if self._index is not None:
+                self._index.add(key, terms or {})
+            evicted = []
+            while len(entries) > self.max_size:
+                oldest = next(iter(entries))
+                self._drop(oldest)
+                evicted.append(oldest)
+            return evicted
+
+    def get(self, key: str) -> object | None:
+        """The payload under ``key`` (refreshing its recency), or None."""
+        with self._lock:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry.payload
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds left before ``key`` expires; None if it has no deadline or is absent."""
+        with self._lock:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None or entry.deadline is None:
+                return None
+            return max(entry.deadline - self._clock(), 0.0)
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; False if it was not there."""
+        with self._lock:
+            self._expire()
+            if key not in self._entries:
+                return False
+            self._drop(key)
+            return True
+
+    def search(self, tokens: Iterable[str], limit: int, scope: str | None = None) -> list[object]:
+        """Payloads of the best matches (see ``SearchIndex.search``)."""
+        if self._index is None:
+            raise TypeError("this store was created without a search index")
+        with self._lock:
+            self._expire()
+            keys = self._index.search(tokens, limit, scope)
+            return [self._entries[key].payload for key in keys]
+
+    def clear(self) -> None:
+        """Remove everything."""
+        with self._lock:
+            self._entries.clear()
+            self._expiries.clear()
+            if self._index is not None:
+                self._index.clear()
+
+    def size(self) -> int:
+        """Number of live entries."""
+        with self._lock:
+            self._expire()
+            return len(self._entries)
+
+    def keys(self) -> list[str]:
+        """Keys from least to most recently used."""
+        with self._lock:
+            self._expire()
+            return list(self._entries)

@@ -1,0 +1,87 @@
+"""One memory operation's span and counter, so the primitives don't repeat telemetry code.
+
+Span names are ``memory.<op>``; attributes ``memory.backend`` (``redis`` or ``in_memory``),
+``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
+in-process), ``memory.hit`` (get), ``memory.result_count`` (search). Events: ``memory.fallback``
+on a switch to the in-process store and ``memory.recovered`` (``memory.replayed_writes``) on the
+return to Redis.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, use_span
+
+from tta_dev_primitives.telemetry._metrics import instruments
+from tta_dev_primitives.telemetry._tracing import get_tracer
+
+__all__ = ["MemoryOp"]
+
+
+class MemoryOp:
+    """Context manager around one memory operation: a current span (if tracing) and a count."""
+
+    __slots__ = ("_scope", "attributes", "backend", "fallback", "name", "outcome", "span")
+
+    def __init__(self, name: str, namespace: str, *, traced: bool = True) -> None:
+        self.name = name
+        self.backend = "in_memory"
+        self.fallback = False
+        self.outcome = "ok"
+        self.attributes: dict[str, Any] = {}
+        tracer = get_tracer() if traced else None
+        if tracer is None:
+            self.span: Span | None = None
+            self._scope: Any = None
+        else:
+            self.span = tracer.start_span(f"memory.{name}", kind=SpanKind.INTERNAL)
+            if self.span.is_recording():
+                self.span.set_attribute("memory.namespace", namespace)
+            self._scope = use_span(self.span, end_on_exit=False)
+
+    def served(self, backend: str, *, fallback: bool = False) -> None:
+        """Record which backend served the operation, and whether it was a fallback."""
+        self.backend = backend
+        self.fallback = fallback
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Add a span event (fallback, recovery) if tracing."""
+        if self.span is not None and self.span.is_recording():
+            self.span.add_event(name, attributes or {})
+
+    def __enter__(self) -> MemoryOp:
+        if self._scope is not None:
+            self._scope.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.outcome = "error"
+        if self.name.startswith("cache."):
+            return
+        instruments().memory_operations.add(
+            1,
+            {"memory.operation": self.name, "memory.backend": self.backend,
+             "memory.outcome": self.outcome},
+        )  # fmt: skip
+        span = self.span
+        if span is None:
+            return
+        if span.is_recording():
+            span.set_attribute("memory.backend", self.backend)
+            if self.fallback:
+                span.set_attribute("memory.fallback", True)
+            if self.attributes:
+                span.set_attributes(self.attributes)
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}"))
+        self._scope.__exit__(exc_type, exc, tb)
+        span.end()

@@ -1,0 +1,121 @@
+"""A deliberately naive model of memory: a dict, an LRU list and a brute-force search.
+
+It re-derives the documented rules (tokens, prefixes, BM25, token order, segment scopes,
+recency ties) over every stored value on every query, so the real index can be checked
+against it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from tta_dev_primitives.stores._text import bm25, idf, query_tokens, term_counts, token_order
+from tta_dev_primitives.stores._text import token_upper_bound as ub
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def in_scope(key: str, scope: str | None) -> bool:
+    if scope is None:
+        return True
+    scope = scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
+    return key == scope or key.startswith(scope + ":")
+
+
+@dataclass
+class Item:
+    value: dict[str, Any]
+    seq: int
+    deadline: float | None
+
+
+@dataclass
+class MemoryModel:
+    max_size: int
+    now: float = 0.0
+    items: dict[str, Item] = field(default_factory=dict)
+    lru: list[str] = field(default_factory=list)
+    seq: int = 0
+
+    def expire(self) -> None:
+        for key in [k for k, it in self.items.items() if it.deadline is not None
+                    and it.deadline <= self.now]:  # fmt: skip
+            self.drop(key)
+
+    def drop(self, key: str) -> None:
+        del self.items[key]
+        self.lru.remove(key)
+
+    def touch(self, key: str) -> None:
+        self.lru.remove(key)
+        self.lru.append(key)
+
+    def add(self, key: str, value: dict[str, Any], ttl: float | None) -> None:
+        self.expire()
+        self.seq += 1
+        copy = json.loads(json.dumps(value))
+        if key in self.items:
+            self.lru.remove(key)
+        self.items[key] = Item(copy, self.seq, None if ttl is None else self.now + ttl)
+        self.lru.append(key)
+        while len(self.items) > self.max_size:
+            self.drop(self.lru[0])
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        self.expire()
+        if key not in self.items:
+            return None
+        self.touch(key)
+        return self.items[key].value
+
+    def delete(self, key: str) -> bool:
+        self.expire()
+        if key not in self.items:
+            return False
+        self.drop(key)
+        return True
+
+    def search(self, query: str, limit: int, scope: str | None = None) -> list[dict[str, Any]]:
+        self.expire()
+        live = self.items
+        if not query.strip():
+            keys = sorted((k for k in live if in_scope(k, scope)), key=lambda k: -live[k].seq)
+            return [live[k].value for k in keys[:limit]]
+        tokens = query_tokens(query)
+        counts = {k: term_counts(strings(it.value)) for k, it in live.items()}
+        df: Counter[str] = Counter(t for c in counts.values() for t in c)
+        lengths = {k: sum(c.values()) for k, c in counts.items()}
+        n = len(live)
+        if n == 0:
+            return []
+        avg = sum(lengths.values()) / n
+        matched = [[t for t in df if t.startswith(q)] for q in tokens]
+        tokens = [q for q, m in zip(tokens, matched, strict=True) if m]
+        matched = [m for m in matched if m]
+        idfs = [idf(sum(df[t] for t in m), n) for m in matched]
+        order = token_order([ub(x) for x in idfs])
+        scored = []
+        for key, c in counts.items():
+            if not in_scope(key, scope):
+                continue
+            score, hit = 0.0, False
+            for i in order:
+                tf = sum(v for t, v in c.items() if t.startswith(tokens[i]))
+                if tf:
+                    score += bm25(tf, lengths[key], avg, idfs[i])
+                    hit = True
+            if hit:
+                scored.append((score, live[key].seq, key))
+        scored.sort(reverse=True)
+        return [live[k].value for _, _, k in scored[:limit]]
