@@ -85,13 +85,13 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     await mem.aclose()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
     """Poll an async or sync predicate until it is true (a correctness wait, not a timing test)."""
     import asyncio
     import inspect
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if inspect.isawaitable(result):
@@ -99,5 +99,5 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
         if result:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)

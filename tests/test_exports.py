@@ -10,8 +10,16 @@ CORE = {
     "WorkflowContext", "WorkflowPrimitive", "LambdaPrimitive",
     "SequentialPrimitive", "ParallelPrimitive", "RouterPrimitive",
 }  # fmt: skip
+PERFORMANCE = {"CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key"}
+OPERATIONS = {
+    "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory", "MemoryOperation",
+}  # fmt: skip
 PUBLIC = {
-    "tta_dev_primitives": CORE | {"__version__"},
+    "tta_dev_primitives": CORE | PERFORMANCE | {"__version__"},
+    "tta_dev_primitives.performance": PERFORMANCE | OPERATIONS,
+    "tta_dev_primitives.stores": {
+        "StorageBackend", "InProcessBackend", "Put", "Delete", "Clear", "Write",
+    },
     "tta_dev_primitives.core": CORE,
     "tta_dev_primitives.exceptions": {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
@@ -36,5 +44,8 @@ def test_core_names_are_the_same_objects_everywhere() -> None:
     """tta_dev_primitives re-exports the very classes defined in .core."""
     top = importlib.import_module("tta_dev_primitives")
     core = importlib.import_module("tta_dev_primitives.core")
+    perf = importlib.import_module("tta_dev_primitives.performance")
     for name in CORE:
         assert getattr(top, name) is getattr(core, name)
+    for name in PERFORMANCE:
+        assert getattr(top, name) is getattr(perf, name)

@@ -317,7 +317,8 @@ async def test_recall_llm_remember_wraps_an_llm_call(memory: MemoryPrimitive) ->
         return f"answer to {prompt}"
 
     def key(output: str, ctx: WorkflowContext) -> str:
-        assert ctx.user_id is not None and ctx.session_id is not None
+        assert ctx.user_id is not None
+        assert ctx.session_id is not None
         return create_memory_key(ctx.user_id, ctx.session_id, {"n": len(seen)})
 
     workflow = (

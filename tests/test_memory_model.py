@@ -93,7 +93,7 @@ class StoreMachine(RuleBasedStateMachine):
     @invariant()
     def same_keys_in_lru_order(self) -> None:
         self.model.expire()
-        assert self.store.keys() == self.model.lru
+        assert self.store.keys() == sorted(self.model.items, key=lambda k: self.model.items[k].seq)
         assert self.store.size() == len(self.model.items)
 
 

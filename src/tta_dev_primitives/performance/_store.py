@@ -70,7 +70,7 @@ class InMemoryStore:
         return self._store.size()
 
     def keys(self) -> list[str]:
-        """Keys from least to most recently used (the next to be evicted first)."""
+        """Keys from oldest to newest write (``add``); eviction is by least recent use."""
         return self._store.keys()
 
     def __len__(self) -> int:

@@ -139,7 +139,7 @@ class LocalStore:
             return len(self._entries)
 
     def keys(self) -> list[str]:
-        """Keys from least to most recently used."""
+        """Keys from oldest to newest write (eviction order differs: reads refresh recency)."""
         with self._lock:
             self._expire()
-            return list(self._entries)
+            return sorted(self._entries, key=lambda key: self._entries[key].version)

@@ -1,0 +1,167 @@
+"""CachePrimitive: hits, misses, TTL, eviction, single-flight and bad keys."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tta_dev_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
+from tta_dev_primitives.exceptions import CacheKeyError
+from tta_dev_primitives.testing import capture_spans
+
+
+class Counting:
+    """An async step that counts its calls and can be made to wait on an event."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    async def __call__(self, x: Any, ctx: WorkflowContext) -> Any:
+        self.calls += 1
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if x == "boom":
+            raise RuntimeError("failed computation")
+        return {"answer": x, "call": self.calls}
+
+
+def by_input(x: Any, ctx: WorkflowContext) -> str:
+    return str(x)
+
+
+async def test_second_call_is_a_hit() -> None:
+    """The same key returns the cached output without running the primitive again."""
+    step = Counting()
+    cache = CachePrimitive(LambdaPrimitive(step), by_input)
+    ctx = WorkflowContext()
+    first = await cache.execute("q", ctx)
+    assert await cache.execute("q", ctx) == first
+    assert step.calls == 1
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert cache.stats()["hit_rate"] == 0.5
+
+
+async def test_cached_none_is_a_hit() -> None:
+    """A primitive that returns None is cached like any other output."""
+    calls = 0
+
+    def none(x: Any, ctx: WorkflowContext) -> None:
+        nonlocal calls
+        calls += 1
+
+    cache = CachePrimitive(none, by_input)
+    await cache.execute(1, WorkflowContext())
+    await cache.execute(1, WorkflowContext())
+    assert calls == 1
+
+
+async def test_ttl_expiry_recomputes() -> None:
+    """After ttl_seconds the next call runs the primitive again."""
+    step = Counting()
+    cache = CachePrimitive(step, by_input, ttl_seconds=0.05)
+    await cache.execute("q", WorkflowContext())
+    await asyncio.sleep(0.1)
+    await cache.execute("q", WorkflowContext())
+    assert step.calls == 2
+
+
+async def test_size_bound_evicts_least_recently_used() -> None:
+    """With max_size=2, a third key evicts the least recently used one."""
+    step = Counting()
+    cache = CachePrimitive(step, by_input, max_size=2)
+    ctx = WorkflowContext()
+    for x in ("a", "b", "a", "c", "a", "b"):
+        await cache.execute(x, ctx)
+    assert step.calls == 4  # a, b, c, then b again (evicted by c)
+
+
+async def test_concurrent_misses_run_the_primitive_once() -> None:
+    """Ten concurrent callers of one missing key share a single computation."""
+    step = Counting()
+    step.gate = asyncio.Event()
+    cache = CachePrimitive(step, by_input)
+    tasks = [asyncio.create_task(cache.execute("q", WorkflowContext())) for _ in range(10)]
+    await step.entered.wait()
+    await asyncio.sleep(0)  # let every caller reach the in-flight future
+    step.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert step.calls == 1
+    assert all(r == results[0] for r in results)
+    assert (cache.hits, cache.misses) == (9, 1)
+
+
+async def test_exception_reaches_every_waiter_and_is_not_cached() -> None:
+    """A failing computation raises in every concurrent caller; the next call retries."""
+    step = Counting()
+    step.gate = asyncio.Event()
+    cache = CachePrimitive(step, by_input)
+    tasks = [asyncio.create_task(cache.execute("boom", WorkflowContext())) for _ in range(3)]
+    await step.entered.wait()
+    await asyncio.sleep(0)
+    step.gate.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert step.calls == 1
+    step.gate = None
+    with pytest.raises(RuntimeError):
+        await cache.execute("boom", WorkflowContext())
+    assert step.calls == 2
+
+
+async def test_cancelled_leader_lets_a_waiter_take_over() -> None:
+    """If the caller computing a miss is cancelled, a waiting caller computes it instead."""
+    step = Counting()
+    step.gate = asyncio.Event()
+    cache = CachePrimitive(step, by_input)
+    leader = asyncio.create_task(cache.execute("q", WorkflowContext()))
+    await step.entered.wait()
+    waiter = asyncio.create_task(cache.execute("q", WorkflowContext()))
+    await asyncio.sleep(0)
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    step.gate.set()
+    assert (await waiter)["answer"] == "q"
+    assert step.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("key_fn", "match"),
+    [
+        (lambda x, ctx: 42, "non-empty str"),
+        (lambda x, ctx: "", "non-empty str"),
+        (lambda x, ctx: x["missing"], "KeyError"),
+    ],
+)
+async def test_bad_cache_keys_are_clear_errors(key_fn: Any, match: str) -> None:
+    """A key function that raises or returns a non-str raises CacheKeyError; nothing runs."""
+    step = Counting()
+    cache = CachePrimitive(step, key_fn)
+    with pytest.raises(CacheKeyError, match=match):
+        await cache.execute({}, WorkflowContext())
+    assert step.calls == 0
+
+
+@pytest.mark.parametrize("ttl", [0, -5, float("nan"), True])
+def test_bad_ttl_is_refused(ttl: Any) -> None:
+    """ttl_seconds must be positive (or None for no expiry)."""
+    with pytest.raises(ValueError, match="ttl"):
+        CachePrimitive(Counting(), by_input, ttl_seconds=ttl)
+
+
+async def test_cache_span_carries_cache_hit() -> None:
+    """The CachePrimitive span says cache.hit; a miss has the wrapped primitive as child."""
+    cache = CachePrimitive(LambdaPrimitive(Counting(), name="compute"), by_input)
+    with capture_spans() as spans:
+        await cache.execute("q", WorkflowContext())
+        await cache.execute("q", WorkflowContext())
+    miss, hit = spans.named("CachePrimitive")
+    assert miss.attributes["cache.hit"] is False
+    assert hit.attributes["cache.hit"] is True
+    assert [s.name for s in spans.children(miss)] == ["compute"]
+    assert spans.children(hit) == []
