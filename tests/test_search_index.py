@@ -127,3 +127,15 @@ def test_vocabulary_forgets_terms_of_deleted_documents() -> None:
     assert index.search(["red"], 5) == ["b", "a"]
     index.remove("b")
     assert index._expand("red") == ["redis"]
+
+
+@given(st.text())
+def test_fast_tokenizer_matches_the_word_regex(text: str) -> None:
+    """words() gives exactly the casefolded \\w+ runs, on ASCII and non-ASCII text alike."""
+    import re
+
+    from tta_dev_primitives.stores._text import words
+
+    assert words(text) == re.findall(r"\w+", text.casefold())
+    ascii_text = text.encode("ascii", "replace").decode("ascii")
+    assert words(ascii_text) == re.findall(r"\w+", ascii_text.casefold())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
 from tta_dev_primitives.telemetry._tracing import traced_execute
 
@@ -21,8 +21,12 @@ T = TypeVar("T")
 U = TypeVar("U")
 V = TypeVar("V")
 
-StepFunction: TypeAlias = Callable[[T, WorkflowContext], "U | Awaitable[U]"]
-"""A plain step: ``(input, context) -> output``, sync or async."""
+StepFunction: TypeAlias = Callable[[Any, WorkflowContext], Any]
+"""A plain step: ``(input, context) -> output``, sync or async.
+
+Kept loose on purpose: a union of sync and async callables makes type checkers infer ``Never``.
+``LambdaPrimitive`` and ``CachePrimitive`` have overloads that infer the output type exactly.
+"""
 
 
 class WorkflowPrimitive(ABC, Generic[T, U]):
@@ -55,25 +59,23 @@ class WorkflowPrimitive(ABC, Generic[T, U]):
         """Run this step on ``input_data`` within ``context``."""
 
     def __rshift__(
-        self, other: WorkflowPrimitive[U, V] | StepFunction[U, V]
-    ) -> SequentialPrimitive[T, V]:
+        self, other: WorkflowPrimitive[U, V] | StepFunction
+    ) -> SequentialPrimitive[T, Any]:
         from ._sequential import SequentialPrimitive
 
         return SequentialPrimitive._chain(self, as_primitive(other))
 
-    def __rrshift__(self, other: StepFunction[Any, T]) -> SequentialPrimitive[Any, U]:
+    def __rrshift__(self, other: StepFunction) -> SequentialPrimitive[Any, U]:
         from ._sequential import SequentialPrimitive
 
         return SequentialPrimitive._chain(as_primitive(other), self)
 
-    def __or__(
-        self, other: WorkflowPrimitive[T, Any] | StepFunction[T, Any]
-    ) -> ParallelPrimitive[T, Any]:
+    def __or__(self, other: WorkflowPrimitive[T, Any] | StepFunction) -> ParallelPrimitive[T, Any]:
         from ._parallel import ParallelPrimitive
 
         return ParallelPrimitive._chain(self, as_primitive(other))
 
-    def __ror__(self, other: StepFunction[T, Any]) -> ParallelPrimitive[T, Any]:
+    def __ror__(self, other: StepFunction) -> ParallelPrimitive[T, Any]:
         from ._parallel import ParallelPrimitive
 
         return ParallelPrimitive._chain(as_primitive(other), self)
@@ -90,7 +92,15 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
 
     __slots__ = ("_func", "_is_async", "_name")
 
-    def __init__(self, func: StepFunction[T, U], name: str | None = None) -> None:
+    @overload
+    def __init__(
+        self, func: Callable[[T, WorkflowContext], Awaitable[U]], name: str | None = None
+    ) -> None: ...
+    @overload
+    def __init__(
+        self, func: Callable[[T, WorkflowContext], U], name: str | None = None
+    ) -> None: ...
+    def __init__(self, func: Callable[[T, WorkflowContext], Any], name: str | None = None) -> None:
         if not callable(func):
             raise TypeError(f"LambdaPrimitive needs a callable, got {type(func).__name__}")
         self._func = func
@@ -103,7 +113,7 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
         return self._name
 
     @property
-    def func(self) -> StepFunction[T, U]:
+    def func(self) -> Callable[[T, WorkflowContext], Any]:
         """The wrapped function."""
         return self._func
 
@@ -112,13 +122,13 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
         result = self._func(input_data, context)
         if self._is_async or inspect.isawaitable(result):
             return await cast(Awaitable[U], result)
-        return result
+        return cast(U, result)
 
     def __repr__(self) -> str:
         return f"LambdaPrimitive({self._name})"
 
 
-def as_primitive(obj: WorkflowPrimitive[T, U] | StepFunction[T, U]) -> WorkflowPrimitive[T, U]:
+def as_primitive(obj: WorkflowPrimitive[T, U] | StepFunction) -> WorkflowPrimitive[T, U]:
     """Return ``obj`` if it is a primitive, else wrap a callable in a ``LambdaPrimitive``."""
     if isinstance(obj, WorkflowPrimitive):
         return obj

@@ -25,7 +25,7 @@ class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
 
     __slots__ = ("_steps",)
 
-    def __init__(self, primitives: Iterable[WorkflowPrimitive[T, Any] | StepFunction[T, Any]]):
+    def __init__(self, primitives: Iterable[WorkflowPrimitive[T, Any] | StepFunction]):
         steps = tuple(as_primitive(p) for p in primitives)
         if not steps:
             raise ValueError("ParallelPrimitive needs at least one branch")

@@ -15,12 +15,11 @@ from ._context import WorkflowContext
 __all__ = ["RouterPrimitive"]
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 RouterFunction = Callable[[T, WorkflowContext], "str | Awaitable[str]"]
 
 
-class RouterPrimitive(WorkflowPrimitive[T, U]):
+class RouterPrimitive(WorkflowPrimitive[T, Any]):
     """Runs the route that ``router_fn(input, context)`` names (sync or async).
 
     An unknown name falls to ``default``; with no default it raises ``RouteNotFoundError`` (a
@@ -31,7 +30,7 @@ class RouterPrimitive(WorkflowPrimitive[T, U]):
 
     def __init__(
         self,
-        routes: Mapping[str, WorkflowPrimitive[T, U] | StepFunction[T, U]],
+        routes: Mapping[str, WorkflowPrimitive[T, Any] | StepFunction],
         router_fn: RouterFunction[T],
         default: str | None = None,
     ) -> None:
@@ -41,16 +40,18 @@ class RouterPrimitive(WorkflowPrimitive[T, U]):
             raise TypeError("router_fn must be a function (input, context) -> route name")
         if default is not None and default not in routes:
             raise RouteNotFoundError(default, routes)
-        self._routes = {name: as_primitive(p) for name, p in routes.items()}
+        self._routes: dict[str, WorkflowPrimitive[T, Any]] = {
+            name: as_primitive(p) for name, p in routes.items()
+        }
         self._router_fn = router_fn
         self._default = default
 
     @property
-    def routes(self) -> dict[str, WorkflowPrimitive[T, U]]:
+    def routes(self) -> dict[str, WorkflowPrimitive[T, Any]]:
         """The routes by name (a copy)."""
         return dict(self._routes)
 
-    async def execute(self, input_data: T, context: WorkflowContext) -> U:
+    async def execute(self, input_data: T, context: WorkflowContext) -> Any:
         """Pick a route and run it."""
         chosen = self._router_fn(input_data, context)
         if inspect.isawaitable(chosen):
@@ -64,6 +65,10 @@ class RouterPrimitive(WorkflowPrimitive[T, U]):
         if get_tracer() is not None:
             _annotate_route(route, chosen)
         return await primitive.execute(input_data, context)
+
+    def __repr__(self) -> str:
+        routes = ", ".join(f"{name}={p!r}" for name, p in self._routes.items())
+        return f"RouterPrimitive({routes})"
 
 
 def _annotate_route(route: str, chosen: Any) -> None:

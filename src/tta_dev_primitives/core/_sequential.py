@@ -19,7 +19,7 @@ class SequentialPrimitive(WorkflowPrimitive[T, U]):
 
     __slots__ = ("_steps",)
 
-    def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any] | StepFunction[Any, Any]]):
+    def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any] | StepFunction]):
         steps = tuple(as_primitive(p) for p in primitives)
         if not steps:
             raise ValueError("SequentialPrimitive needs at least one step")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, overload
 
-from tta_dev_primitives.core._base import StepFunction, WorkflowPrimitive, as_primitive
+from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import CacheKeyError
 from tta_dev_primitives.performance._values import check_max_size, check_ttl
@@ -37,9 +37,33 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     caller waiting on that key. ``ttl_seconds=None`` caches until evicted.
     """
 
+    @overload
     def __init__(
         self,
-        primitive: WorkflowPrimitive[T, U] | StepFunction[T, U],
+        primitive: WorkflowPrimitive[T, U] | Callable[[T, WorkflowContext], Awaitable[U]],
+        cache_key_fn: Callable[[T, WorkflowContext], str],
+        ttl_seconds: float | None = 3600.0,
+        backend: StorageBackend | str | None = None,
+        *,
+        max_size: int = 1000,
+        namespace: str = "tta:cache",
+        redis_timeout: float = 1.0,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        primitive: Callable[[T, WorkflowContext], U],
+        cache_key_fn: Callable[[T, WorkflowContext], str],
+        ttl_seconds: float | None = 3600.0,
+        backend: StorageBackend | str | None = None,
+        *,
+        max_size: int = 1000,
+        namespace: str = "tta:cache",
+        redis_timeout: float = 1.0,
+    ) -> None: ...
+    def __init__(
+        self,
+        primitive: WorkflowPrimitive[T, U] | Callable[[T, WorkflowContext], Any],
         cache_key_fn: Callable[[T, WorkflowContext], str],
         ttl_seconds: float | None = 3600.0,
         backend: StorageBackend | str | None = None,

@@ -227,7 +227,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         limit: int = 5,
         scope: TextOrFn | None = None,
         into: str = "memories",
-    ) -> WorkflowPrimitive[T, T]:
+    ) -> WorkflowPrimitive[Any, Any]:
         """A step that searches and puts the results in ``context.state[into]``.
 
         ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``. The input
@@ -244,7 +244,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         value: Callable[[Any, WorkflowContext], dict[str, Any]],
         *,
         ttl: float | None = None,
-    ) -> WorkflowPrimitive[T, T]:
+    ) -> WorkflowPrimitive[Any, Any]:
         """A step that stores ``value(output, ctx)`` under ``key(output, ctx)``; passes through."""
         if not callable(value):
             raise TypeError("value must be a function (output, ctx) -> dict")
@@ -293,6 +293,9 @@ class _Recall(WorkflowPrimitive[T, T]):
     def name(self) -> str:
         return "memory.recall"
 
+    def __repr__(self) -> str:
+        return f"memory.recall(into={self._into!r})"
+
     async def execute(self, input_data: T, context: WorkflowContext) -> T:
         query = _resolve(self._query, input_data, context, "recall query")
         scope = (
@@ -319,6 +322,9 @@ class _Remember(WorkflowPrimitive[T, T]):
     @property
     def name(self) -> str:
         return "memory.remember"
+
+    def __repr__(self) -> str:
+        return "memory.remember()"
 
     async def execute(self, input_data: T, context: WorkflowContext) -> T:
         key = _resolve(self._key, input_data, context, "remember key")

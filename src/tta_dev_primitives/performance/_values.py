@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from typing import Any
 
 from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
@@ -27,6 +26,11 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 64
+# Built once: json.dumps with non-default options builds a new encoder on every call. Values
+# are validated (finite floats, depth-limited, so not circular) before they reach it.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False
+)
 
 
 class _Bad(Exception):
@@ -65,7 +69,7 @@ def _walk(obj: Any, strings: list[str], depth: int) -> None:
         raise _Bad(f"is a {type(obj).__name__}, which is not JSON-compatible")
 
 
-def encode_value(value: Any) -> tuple[str, Counter[str]]:
+def encode_value(value: Any) -> tuple[str, dict[str, int]]:
     """Validate a memory value; return its JSON text and the term counts of its strings."""
     if not isinstance(value, dict):
         raise InvalidMemoryValueError(
@@ -77,7 +81,7 @@ def encode_value(value: Any) -> tuple[str, Counter[str]]:
     except _Bad as bad:
         where = "value" + "".join(reversed(bad.path))
         raise InvalidMemoryValueError(f"{where} {bad.reason}") from None
-    payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    payload = _ENCODER.encode(value)
     return payload, term_counts(strings)
 
 

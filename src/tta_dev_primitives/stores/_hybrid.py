@@ -96,6 +96,9 @@ class HybridStore:
         terms: Mapping[str, int] | None,
     ) -> None:
         await self.local.put(key, payload, ttl, terms)
+        if self.remote is None:
+            op.served(self.local.kind)
+            return
         await self._write(op, Put(key, payload, ttl, terms))
 
     async def delete(self, op: MemoryOp, key: str) -> bool:

@@ -1,18 +1,22 @@
 """An in-process inverted index with BM25 ranking, prefix matching and scope buckets.
 
 Documents get increasing numbers in write order (an update is a new number), so postings lists
-are append-only and sorted by recency. Deleted documents leave stale postings that are skipped
-and compacted once they outnumber the live ones. Prefix lookups bisect a sorted vocabulary; new
-terms are merged into it lazily, at the next search. Multi-token queries use MaxScore pruning:
-once the k-th best partial score beats what the remaining tokens could add, documents only in
-those tokens' postings are never visited.
+are append-only and sorted by recency. Postings are ``array``s and documents are tuples of
+atoms: neither is walked by the cyclic garbage collector, which otherwise doubles an add's cost.
+Deleted documents leave stale postings that are skipped and compacted once they outnumber the
+live ones. Prefix lookups bisect a sorted vocabulary; new terms are merged into it lazily, at
+the next search. Multi-token queries use MaxScore pruning: once the k-th best partial score
+beats what the remaining tokens could add, documents only in those tokens' postings are never
+visited.
 """
 
 from __future__ import annotations
 
 import heapq
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from tta_dev_primitives.stores._text import (
     bm25,
@@ -26,20 +30,18 @@ from tta_dev_primitives.stores._text import (
 __all__ = ["SearchIndex"]
 
 
-class _Doc:
-    __slots__ = ("key", "length", "terms", "tfs")
+# A document: (key, terms, term frequencies, length in tokens).
+_Doc = tuple[str, tuple[str, ...], tuple[int, ...], int]
+_KEY: Final = 0
+_TERMS: Final = 1
+_TFS: Final = 2
+_LEN: Final = 3
 
-    def __init__(self, key: str, terms: tuple[str, ...], tfs: tuple[int, ...]) -> None:
-        self.key = key
-        self.terms = terms
-        self.tfs = tfs
-        self.length = sum(tfs)
 
-    def tf(self, token: str) -> int:
-        """Occurrences of terms that ``token`` matches (equal or prefix)."""
-        return sum(
-            tf for term, tf in zip(self.terms, self.tfs, strict=True) if term.startswith(token)
-        )
+def _tf(doc: _Doc, token: str) -> int:
+    """Occurrences in ``doc`` of terms that ``token`` matches (equal or prefix)."""
+    pairs = zip(doc[_TERMS], doc[_TFS], strict=True)
+    return sum(tf for term, tf in pairs if term.startswith(token))
 
 
 class SearchIndex:
@@ -47,7 +49,6 @@ class SearchIndex:
 
     __slots__ = (
         "_by_key",
-        "_df",
         "_docs",
         "_next",
         "_pending",
@@ -66,8 +67,8 @@ class SearchIndex:
         """Forget everything."""
         self._docs: dict[int, _Doc] = {}
         self._by_key: dict[str, int] = {}
-        self._postings: dict[str, tuple[list[int], list[int]]] = {}
-        self._df: dict[str, int] = {}
+        # term -> (docnos, tfs); a term's document frequency is len(docnos) - stale[term].
+        self._postings: dict[str, tuple[array[int], array[int]]] = {}
         self._stale: dict[str, int] = {}
         self._scopes: dict[str, set[int]] = {}
         self._vocab: list[str] = []
@@ -84,21 +85,20 @@ class SearchIndex:
         self.remove(key)
         docno = self._next
         self._next += 1
-        doc = _Doc(key, tuple(counts), tuple(counts.values()))
-        self._docs[docno] = doc
+        tfs = tuple(counts.values())
+        length = sum(tfs)
+        self._docs[docno] = (key, tuple(counts), tfs, length)
         self._by_key[key] = docno
-        self._total_len += doc.length
-        postings, df = self._postings, self._df
+        self._total_len += length
+        postings = self._postings
         for term, tf in counts.items():
             plist = postings.get(term)
             if plist is None:
-                postings[term] = ([docno], [tf])
-                df[term] = 1
+                postings[term] = (array("q", (docno,)), array("l", (tf,)))
                 self._pending.append(term)
             else:
                 plist[0].append(docno)
                 plist[1].append(tf)
-                df[term] += 1
         for prefix in scope_prefixes(key):
             bucket = self._scopes.get(prefix)
             if bucket is None:
@@ -112,18 +112,16 @@ class SearchIndex:
         if docno is None:
             return False
         doc = self._docs.pop(docno)
-        self._total_len -= doc.length
-        df, stale = self._df, self._stale
-        for term in doc.terms:
-            left = df[term] - 1
+        self._total_len -= doc[_LEN]
+        postings, stale = self._postings, self._stale
+        for term in doc[_TERMS]:
+            dead = stale.get(term, 0) + 1
+            left = len(postings[term][0]) - dead
             if left == 0:
-                del df[term], self._postings[term]
+                del postings[term]
                 stale.pop(term, None)
                 self._stale_vocab += 1
-                continue
-            df[term] = left
-            dead = stale.get(term, 0) + 1
-            if dead > left and dead > 8:
+            elif dead > left and dead > 8:
                 self._compact(term)
             else:
                 stale[term] = dead
@@ -138,8 +136,14 @@ class SearchIndex:
         docs = self._docs
         docnos, tfs = self._postings[term]
         keep = [i for i, d in enumerate(docnos) if d in docs]
-        self._postings[term] = ([docnos[i] for i in keep], [tfs[i] for i in keep])
+        self._postings[term] = (
+            array("q", [docnos[i] for i in keep]),
+            array("l", [tfs[i] for i in keep]),
+        )
         self._stale.pop(term, None)
+
+    def _df(self, term: str) -> int:
+        return len(self._postings[term][0]) - self._stale.get(term, 0)
 
     def _expand(self, token: str) -> list[str]:
         """Live terms equal to or starting with ``token``, found by bisecting the vocabulary."""
@@ -169,11 +173,11 @@ class SearchIndex:
         if scope is None:
             keys = []
             for docno in reversed(self._docs):
-                keys.append(self._docs[docno].key)
+                keys.append(self._docs[docno][_KEY])
                 if len(keys) == limit:
                     break
             return keys
-        return [self._docs[d].key for d in heapq.nlargest(limit, self._members(scope))]
+        return [self._docs[d][_KEY] for d in heapq.nlargest(limit, self._members(scope))]
 
     def search(self, tokens: Iterable[str], limit: int, scope: str | None = None) -> list[str]:
         """Keys of the best ``limit`` matches, by BM25 score, ties newest first."""
@@ -191,8 +195,7 @@ class SearchIndex:
             return []
         tokens = [tokens[i] for i in kept]
         expansions = [expansions[i] for i in kept]
-        df = self._df
-        idfs = [idf(sum(df[t] for t in terms), n_docs) for terms in expansions]
+        idfs = [idf(sum(self._df(t) for t in terms), n_docs) for terms in expansions]
         bounds = [token_upper_bound(x) for x in idfs]
         order = token_order(bounds)
         members = None if scope is None else self._members(scope)
@@ -210,9 +213,9 @@ class SearchIndex:
                 for j in order[pos:]:
                     for docno in acc:
                         doc = docs[docno]
-                        tf = doc.tf(tokens[j])
+                        tf = _tf(doc, tokens[j])
                         if tf:
-                            acc[docno] += bm25(tf, doc.length, avg_len, idfs[j])
+                            acc[docno] += bm25(tf, doc[_LEN], avg_len, idfs[j])
                 break
             tf_sum: dict[int, int] = {}
             for term in expansions[i]:
@@ -222,7 +225,7 @@ class SearchIndex:
                         tf_sum[docno] = tf_sum.get(docno, 0) + tf
             token_idf = idfs[i]
             for docno, tf in tf_sum.items():
-                score = bm25(tf, docs[docno].length, avg_len, token_idf)
+                score = bm25(tf, docs[docno][_LEN], avg_len, token_idf)
                 acc[docno] = acc.get(docno, 0.0) + score
         return self._top(acc, limit)
 
@@ -242,9 +245,9 @@ class SearchIndex:
             doc = docs[docno]
             score, matched = 0.0, False
             for i in order:
-                tf = doc.tf(tokens[i])
+                tf = _tf(doc, tokens[i])
                 if tf:
-                    score += bm25(tf, doc.length, avg_len, idfs[i])
+                    score += bm25(tf, doc[_LEN], avg_len, idfs[i])
                     matched = True
             if matched:
                 acc[docno] = score
@@ -252,4 +255,4 @@ class SearchIndex:
 
     def _top(self, acc: dict[int, float], limit: int) -> list[str]:
         best = heapq.nlargest(limit, acc.items(), key=lambda item: (item[1], item[0]))
-        return [self._docs[docno].key for docno, _ in best]
+        return [self._docs[docno][_KEY] for docno, _ in best]

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from tta_dev_primitives.stores._index import SearchIndex
 
@@ -19,13 +20,11 @@ __all__ = ["Clock", "LocalStore"]
 Clock = Callable[[], float]
 
 
-class _Entry:
-    __slots__ = ("deadline", "payload", "version")
-
-    def __init__(self, payload: object, deadline: float | None, version: int) -> None:
-        self.payload = payload
-        self.deadline = deadline
-        self.version = version
+# (payload, deadline, version): a tuple, so the garbage collector can untrack it.
+_Entry = tuple[object, float | None, int]
+_PAYLOAD: Final = 0
+_DEADLINE: Final = 1
+_VERSION: Final = 2
 
 
 class LocalStore:
@@ -53,7 +52,7 @@ class LocalStore:
         while heap and heap[0][0] <= now:
             _, version, key = heapq.heappop(heap)
             entry = self._entries.get(key)
-            if entry is not None and entry.version == version:
+            if entry is not None and entry[_VERSION] == version:
                 self._drop(key)
 
     def _drop(self, key: str) -> None:
@@ -74,7 +73,7 @@ class LocalStore:
             self._version += 1
             deadline = None if ttl is None else self._clock() + ttl
             entries = self._entries
-            entries[key] = _Entry(payload, deadline, self._version)
+            entries[key] = (payload, deadline, self._version)
             entries.move_to_end(key)
             if deadline is not None:
                 heapq.heappush(self._expiries, (deadline, self._version, key))
@@ -95,16 +94,16 @@ class LocalStore:
             if entry is None:
                 return None
             self._entries.move_to_end(key)
-            return entry.payload
+            return entry[_PAYLOAD]
 
     def ttl(self, key: str) -> float | None:
         """Seconds left before ``key`` expires; None if it has no deadline or is absent."""
         with self._lock:
             self._expire()
             entry = self._entries.get(key)
-            if entry is None or entry.deadline is None:
+            if entry is None or entry[_DEADLINE] is None:
                 return None
-            return max(entry.deadline - self._clock(), 0.0)
+            return max(entry[_DEADLINE] - self._clock(), 0.0)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""
@@ -122,7 +121,7 @@ class LocalStore:
         with self._lock:
             self._expire()
             keys = self._index.search(tokens, limit, scope)
-            return [self._entries[key].payload for key in keys]
+            return [self._entries[key][_PAYLOAD] for key in keys]
 
     def clear(self) -> None:
         """Remove everything."""
@@ -142,4 +141,4 @@ class LocalStore:
         """Keys from oldest to newest write (eviction order differs: reads refresh recency)."""
         with self._lock:
             self._expire()
-            return sorted(self._entries, key=lambda key: self._entries[key].version)
+            return sorted(self._entries, key=lambda key: self._entries[key][_VERSION])

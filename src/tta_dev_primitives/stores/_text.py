@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable
 
 __all__ = [
@@ -25,25 +24,40 @@ __all__ = [
     "term_counts",
     "token_order",
     "token_upper_bound",
+    "words",
 ]
 
 K1 = 1.2
 B = 0.75
 
 _WORD = re.compile(r"\w+")
+# For ASCII text, \w is [A-Za-z0-9_]: mapping every other byte to a space and splitting gives the
+# same words as the regex, about twice as fast (this is on the path of every add).
+_ASCII_WORD_BYTES = bytes(
+    b if (b < 128 and chr(b).isalnum()) or b == ord("_") else ord(" ") for b in range(256)
+)
 
 
-def term_counts(strings: Iterable[str]) -> Counter[str]:
+def words(text: str) -> list[str]:
+    r"""The casefolded runs of word characters (``\w+``) in ``text``, in order."""
+    text = text.casefold()
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
+    return _WORD.findall(text)
+
+
+def term_counts(strings: Iterable[str]) -> dict[str, int]:
     """Term frequencies over the given strings (a value's string contents)."""
-    counts: Counter[str] = Counter()
-    for text in strings:
-        counts.update(_WORD.findall(text.casefold()))
+    counts: dict[str, int] = {}
+    get = counts.get
+    for word in words("\n".join(strings)):
+        counts[word] = get(word, 0) + 1
     return counts
 
 
 def query_tokens(query: str) -> list[str]:
     """The distinct tokens of a query, in the order they first appear."""
-    return list(dict.fromkeys(_WORD.findall(query.casefold())))
+    return list(dict.fromkeys(words(query)))
 
 
 def idf(df: int, n_docs: int) -> float:
@@ -69,7 +83,12 @@ def scope_prefixes(key: str) -> list[str]:
     ``"u1:s1:ab"`` belongs to ``"u1"`` and ``"u1:s1"`` (and, as a key, to scope ``"u1:s1:ab"``),
     never to ``"u"`` or ``"u1:s"``: scopes match whole segments, so ``u1`` never sees ``u10``.
     """
-    return [key[:i] for i, ch in enumerate(key) if ch == ":" and i > 0]
+    prefixes = []
+    i = key.find(":", 1)
+    while i != -1:
+        prefixes.append(key[:i])
+        i = key.find(":", i + 1)
+    return prefixes
 
 
 def normalize_scope(scope: str) -> str:
