@@ -217,16 +217,25 @@ class SearchIndex:
                         if tf:
                             acc[docno] += bm25(tf, doc[_LEN], avg_len, idfs[j])
                 break
+            token_idf = idfs[i]
+            get_doc, get_acc = docs.get, acc.get
+            if len(expansions[i]) == 1 and members is None:
+                # The common case (one whole word, unscoped), kept to one lookup per posting.
+                docnos, tfs = self._postings[expansions[i][0]]
+                for docno, tf in zip(docnos, tfs, strict=True):
+                    doc = get_doc(docno)
+                    if doc is not None:
+                        acc[docno] = get_acc(docno, 0.0) + bm25(tf, doc[_LEN], avg_len, token_idf)
+                continue
             tf_sum: dict[int, int] = {}
             for term in expansions[i]:
                 docnos, tfs = self._postings[term]
                 for docno, tf in zip(docnos, tfs, strict=True):
                     if docno in docs and (members is None or docno in members):
                         tf_sum[docno] = tf_sum.get(docno, 0) + tf
-            token_idf = idfs[i]
             for docno, tf in tf_sum.items():
                 score = bm25(tf, docs[docno][_LEN], avg_len, token_idf)
-                acc[docno] = acc.get(docno, 0.0) + score
+                acc[docno] = get_acc(docno, 0.0) + score
         return self._top(acc, limit)
 
     def _score_members(
@@ -254,5 +263,6 @@ class SearchIndex:
         return self._top(acc, limit)
 
     def _top(self, acc: dict[int, float], limit: int) -> list[str]:
-        best = heapq.nlargest(limit, acc.items(), key=lambda item: (item[1], item[0]))
-        return [self._docs[docno][_KEY] for docno, _ in best]
+        # (score, docno) pairs compare natively: best score first, then the newest document.
+        best = heapq.nlargest(limit, zip(acc.values(), acc.keys(), strict=True))
+        return [self._docs[docno][_KEY] for _, docno in best]
