@@ -13,6 +13,7 @@ visited.
 from __future__ import annotations
 
 import heapq
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
@@ -30,8 +31,9 @@ from tta_dev_primitives.stores._text import (
 __all__ = ["SearchIndex"]
 
 
-# A document: (key, terms, term frequencies, length in tokens).
-_Doc = tuple[str, tuple[str, ...], tuple[int, ...], int]
+# A document: (key, terms, term frequencies, length in tokens). Frequencies are ``bytes`` when
+# all are below 256 (nearly always): 1 byte each instead of an 8-byte pointer.
+_Doc = tuple[str, tuple[str, ...], bytes | tuple[int, ...], int]
 _KEY: Final = 0
 _TERMS: Final = 1
 _TFS: Final = 2
@@ -82,19 +84,23 @@ class SearchIndex:
 
     def add(self, key: str, counts: Mapping[str, int]) -> None:
         """Index ``key`` with these term counts, replacing what was indexed for it before."""
-        self.remove(key)
+        if key in self._by_key:
+            self.remove(key)
         docno = self._next
         self._next += 1
-        tfs = tuple(counts.values())
-        length = sum(tfs)
-        self._docs[docno] = (key, tuple(counts), tfs, length)
+        # Interned, every document shares one string per distinct word (over 1 KB per memory).
+        terms = tuple(map(sys.intern, counts))
+        values = tuple(counts.values())
+        length = sum(values)
+        tfs = bytes(values) if length < 256 or max(values) < 256 else values
+        self._docs[docno] = (key, terms, tfs, length)
         self._by_key[key] = docno
         self._total_len += length
         postings = self._postings
-        for term, tf in counts.items():
+        for term, tf in zip(terms, values, strict=True):
             plist = postings.get(term)
             if plist is None:
-                postings[term] = (array("q", (docno,)), array("l", (tf,)))
+                postings[term] = (array("q", (docno,)), array("I", (tf,)))
                 self._pending.append(term)
             else:
                 plist[0].append(docno)
@@ -138,7 +144,7 @@ class SearchIndex:
         keep = [i for i, d in enumerate(docnos) if d in docs]
         self._postings[term] = (
             array("q", [docnos[i] for i in keep]),
-            array("l", [tfs[i] for i in keep]),
+            array("I", [tfs[i] for i in keep]),
         )
         self._stale.pop(term, None)
 

@@ -41,7 +41,7 @@ class LocalStore:
         self._index = SearchIndex() if searchable else None
         self._expiries: list[tuple[float, int, str]] = []
         self._version = 0
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # no method re-enters another
 
     def _expire(self) -> None:
         """Drop entries whose deadline has passed (amortised: each deadline is popped once)."""

@@ -9,6 +9,7 @@ return to Redis.
 
 from __future__ import annotations
 
+from functools import cache
 from types import TracebackType
 from typing import Any
 
@@ -64,13 +65,10 @@ class MemoryOp:
     ) -> None:
         if exc is not None:
             self.outcome = "error"
-        if self.name.startswith("cache."):
-            return
-        instruments().memory_operations.add(
-            1,
-            {"memory.operation": self.name, "memory.backend": self.backend,
-             "memory.outcome": self.outcome},
-        )  # fmt: skip
+        if not self.name.startswith("cache."):
+            instruments().memory_operations.add(
+                1, _attributes(self.name, self.backend, self.outcome)
+            )
         span = self.span
         if span is None:
             return
@@ -85,3 +83,9 @@ class MemoryOp:
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}"))
         self._scope.__exit__(exc_type, exc, tb)
         span.end()
+
+
+@cache
+def _attributes(operation: str, backend: str, outcome: str) -> dict[str, str]:
+    """Counter attributes, built once per combination (there are a few dozen at most)."""
+    return {"memory.operation": operation, "memory.backend": backend, "memory.outcome": outcome}
