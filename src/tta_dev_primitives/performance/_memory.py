@@ -236,7 +236,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         check_limit(limit)
         if not isinstance(into, str) or not into:
             raise ValueError("into must be a non-empty str (the context.state key)")
-        return _Recall(self, query, limit, scope, into)
+        return MemoryRecall(self, query, limit, scope, into)
 
     def remember(
         self,
@@ -248,7 +248,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """A step that stores ``value(output, ctx)`` under ``key(output, ctx)``; passes through."""
         if not callable(value):
             raise TypeError("value must be a function (output, ctx) -> dict")
-        return _Remember(self, key, value, check_ttl(ttl))
+        return MemoryRemember(self, key, value, check_ttl(ttl))
 
     def __repr__(self) -> str:
         backend = "redis" if self._store.remote is not None else "in-memory"
@@ -275,7 +275,7 @@ def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> 
     return value
 
 
-class _Recall(WorkflowPrimitive[T, T]):
+class MemoryRecall(WorkflowPrimitive[T, T]):
     """Search memory into ``context.state``; pass the input through."""
 
     def __init__(
@@ -307,7 +307,7 @@ class _Recall(WorkflowPrimitive[T, T]):
         return input_data
 
 
-class _Remember(WorkflowPrimitive[T, T]):
+class MemoryRemember(WorkflowPrimitive[T, T]):
     """Store a memory derived from the output; pass it through."""
 
     def __init__(

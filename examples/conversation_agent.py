@@ -1,0 +1,39 @@
+"""The design document's conversational agent: store each turn, search history, answer."""
+
+import asyncio
+import time
+
+from tta_dev_primitives import MemoryPrimitive, create_memory_key
+
+memory = MemoryPrimitive(max_size=1000)
+
+
+async def llm_generate(user_input: str, context: list[dict[str, str]]) -> str:
+    """A stand-in for your LLM call: it just says what it was given."""
+    return f"(answered {user_input!r} with {len(context)} remembered turns)"
+
+
+async def handle_conversation(user_id: str, session_id: str, user_input: str) -> str:
+    timestamp = str(time.time_ns())
+    user_key = create_memory_key(user_id, session_id, {"turn": "user", "ts": timestamp})
+    await memory.add(user_key, {"role": "user", "content": user_input, "timestamp": timestamp})
+
+    # Only this user's session: scopes match whole key segments, so "u1" never sees "u10".
+    history = await memory.search(user_input, limit=5, scope=f"{user_id}:{session_id}")
+    response = await llm_generate(user_input, context=history)
+
+    assistant_key = create_memory_key(user_id, session_id, {"turn": "assistant", "ts": timestamp})
+    await memory.add(
+        assistant_key, {"role": "assistant", "content": response, "timestamp": timestamp}
+    )
+    return response
+
+
+async def main() -> None:
+    print(await handle_conversation("u1", "s1", "What is a primitive?"))
+    print(await handle_conversation("u1", "s1", "Give me a primitive example"))
+    print(await handle_conversation("u10", "s1", "What is a primitive?"))  # sees none of u1's
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

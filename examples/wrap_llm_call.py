@@ -1,0 +1,42 @@
+"""Wrap an LLM call with recall and store: memory.recall(...) >> llm >> memory.remember(...)."""
+
+import asyncio
+
+from tta_dev_primitives import MemoryPrimitive, WorkflowContext, create_memory_key
+
+memory = MemoryPrimitive()
+
+
+async def llm(prompt: str, ctx: WorkflowContext) -> str:
+    """Your model call goes here; recalled memories are in ctx.state["memories"]."""
+    recalled = [m["content"] for m in ctx.state["memories"]]
+    return f"Answer to {prompt!r}, remembering {recalled}"
+
+
+def session(prompt: str, ctx: WorkflowContext) -> str:
+    return f"{ctx.user_id}:{ctx.session_id}"
+
+
+def next_key(reply: str, ctx: WorkflowContext) -> str:
+    assert ctx.user_id is not None
+    assert ctx.session_id is not None
+    turn = ctx.metadata.setdefault("turn", 0) + 1
+    ctx.metadata["turn"] = turn
+    return create_memory_key(ctx.user_id, ctx.session_id, {"turn": turn})
+
+
+chat = (
+    memory.recall(lambda prompt, ctx: prompt, scope=session, limit=3)
+    >> llm
+    >> memory.remember(next_key, lambda reply, ctx: {"role": "assistant", "content": reply})
+)
+
+
+async def main() -> None:
+    ctx = WorkflowContext(user_id="ada", session_id="s1")
+    print(await chat.execute("tell me about primitives", ctx))
+    print(await chat.execute("more about primitives please", ctx))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
