@@ -73,7 +73,7 @@ class HybridStore:
     @property
     def using_remote(self) -> bool:
         """True once a remote operation has succeeded, until the next failure."""
-        return self._remote_ok
+        return self._remote_ok and not self._degraded
 
     @property
     def degraded(self) -> bool:
@@ -138,30 +138,32 @@ class HybridStore:
         return await call(self.local)
 
     async def _write(self, op: MemoryOp, write: Write) -> bool | None:
-        """Send a write (already applied locally) to the remote, or journal it."""
+        """Send a write (already applied locally) to the remote, or journal it.
+
+        While degraded the write joins the journal *before* any probe, so that if this call
+        replays the journal, it is replayed in call order with writes that arrive meanwhile.
+        """
         remote = self.remote
         if remote is None:
             op.served(self.local.kind)
             return None
-        if await self._remote_available(op):
-            try:
-                if isinstance(write, Put):
-                    await remote.put(write.key, write.payload, write.ttl, write.terms)
-                    result = None
-                elif isinstance(write, Delete):
-                    result = await remote.delete(write.key)
-                else:
-                    await remote.clear()
-                    result = None
-            except BackendUnavailableError as exc:
-                self._fail(op, exc)
-            else:
-                self._succeed()
+        if self._degraded:
+            self._journal_write(write)
+            if await self._remote_available(op):
                 op.served(remote.kind)
-                return result
-        self._journal_write(write)
-        op.served(self.local.kind, fallback=True)
-        return None
+            else:
+                op.served(self.local.kind, fallback=True)
+            return None
+        try:
+            result = await _send(remote, write)
+        except BackendUnavailableError as exc:
+            self._fail(op, exc)
+            self._journal_write(write)
+            op.served(self.local.kind, fallback=True)
+            return None
+        self._succeed()
+        op.served(remote.kind)
+        return result
 
     async def _remote_available(self, op: MemoryOp) -> bool:
         """True if this operation should go to the remote (probing and replaying if due)."""
@@ -252,3 +254,14 @@ class HybridStore:
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
+
+
+async def _send(remote: StorageBackend, write: Write) -> bool | None:
+    """Apply one write to the remote; a delete reports whether the key was there."""
+    if isinstance(write, Put):
+        await remote.put(write.key, write.payload, write.ttl, write.terms)
+        return None
+    if isinstance(write, Delete):
+        return await remote.delete(write.key)
+    await remote.clear()
+    return None
