@@ -229,9 +229,10 @@ class SearchIndex:
                 # The common case (one whole word, unscoped), kept to one lookup per posting.
                 docnos, tfs = self._postings[expansions[i][0]]
                 for docno, tf in zip(docnos, tfs, strict=True):
-                    doc = get_doc(docno)
-                    if doc is not None:
-                        acc[docno] = get_acc(docno, 0.0) + bm25(tf, doc[_LEN], avg_len, token_idf)
+                    live = get_doc(docno)
+                    if live is not None:
+                        score = bm25(tf, live[_LEN], avg_len, token_idf)
+                        acc[docno] = get_acc(docno, 0.0) + score
                 continue
             tf_sum: dict[int, int] = {}
             for term in expansions[i]:
