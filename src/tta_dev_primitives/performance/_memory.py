@@ -178,7 +178,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
     async def flush(self) -> bool:
         """Try to replay writes journalled during an outage now; True if none are left."""
-        with MemoryOp("flush", self._namespace, traced=False) as op:
+        with MemoryOp("flush", self._namespace) as op:
             return await self._store.flush(op)
 
     async def aclose(self) -> None:

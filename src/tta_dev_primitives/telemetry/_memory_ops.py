@@ -1,6 +1,7 @@
 """One memory operation's span and counter, so the primitives don't repeat telemetry code.
 
-Span names are ``memory.<op>``; attributes ``memory.backend`` (``redis`` or ``in_memory``),
+Span names are ``memory.<op>`` (add, get, search, delete, clear, and flush when it replays);
+attributes ``memory.backend`` (``redis`` or ``in_memory``),
 ``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
 in-process), ``memory.hit`` (get), ``memory.result_count`` (search). Events: ``memory.fallback``
 on a switch to the in-process store and ``memory.recovered`` (``memory.replayed_writes``) on the

@@ -1,0 +1,326 @@
+"""The Redis backend: plain Redis 7 (or Valkey), no modules, with the index kept in Redis.
+
+The layout and the Lua that maintains it are in ``_redis_lua``. A namespace is split into
+``partitions`` hash slots by each key's first ``:`` segment, so one user's memories and their
+index share a slot (Lua needs that on a cluster) while a namespace can spread over shards.
+Every call is bounded by ``timeout``; anything that means "Redis cannot serve now" becomes
+``BackendUnavailableError``, with the URL's password scrubbed from the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores import _redis_lua as lua
+from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
+from tta_dev_primitives.stores._text import (
+    idf,
+    normalize_scope,
+    token_order,
+    token_upper_bound,
+)
+from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
+
+__all__ = ["RedisBackend"]
+
+R = TypeVar("R")
+
+# Errors after which Redis may well serve again (the hybrid falls back and probes).
+_UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.AuthenticationError,
+    rexc.AuthorizationError,
+    rexc.BusyLoadingError,
+    rexc.ReadOnlyError,
+    rexc.MasterDownError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.OutOfMemoryError,
+    rexc.NoPermissionError,
+    OSError,
+    TimeoutError,
+)
+_UNAVAILABLE_REPLIES = (
+    "NOAUTH", "WRONGPASS", "NOPERM", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN",
+    "TRYAGAIN", "MISCONF", "OOM", "BUSY",
+)  # fmt: skip
+_REPLAY_CHUNK = 200
+MAX_CONNECTIONS = 64
+
+
+def _partition_of(key: str, partitions: int) -> int:
+    if partitions == 1:
+        return 0
+    return zlib.crc32(key.partition(":")[0].encode()) % partitions
+
+
+class RedisBackend(StorageBackend):
+    """Payloads (JSON text) and their search index in Redis, under one namespace."""
+
+    kind: ClassVar[str] = "redis"
+    serializes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "tta:memory",
+        timeout: float = 1.0,
+        searchable: bool = True,
+        partitions: int = 1,
+    ) -> None:
+        self._url = check_redis_url(url)
+        if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+            raise ValueError(f"namespace must be a non-empty str without braces, got {namespace!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"partitions must be an int of at least 1, got {partitions!r}")
+        self.namespace = namespace
+        self.timeout = float(timeout)
+        self.searchable = searchable
+        self.partitions = partitions
+        self._bases = [f"{namespace}:{{{namespace}#{p}}}:" for p in range(partitions)]
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, Any] = {}
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _connect(self) -> aioredis.Redis:
+        """The client for the running loop, made on first use (and again on a new loop)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            # A blocking pool: past MAX_CONNECTIONS concurrent calls wait (within the timeout)
+            # for a connection, instead of failing as if Redis were down.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=self.timeout,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
+            client = aioredis.Redis(connection_pool=pool)
+            self._client, self._loop = client, loop
+            self._scripts = {
+                name: client.register_script(getattr(lua, name))
+                for name in ("PUT", "DELETE", "RECENT", "SIZE", "STATS", "SCORE")
+            }
+        return self._client
+
+    async def _call(self, work: Callable[[aioredis.Redis], Awaitable[R]]) -> R:
+        """Run ``work`` within the timeout, translating Redis failures at the seam."""
+        client = self._connect()
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await work(client)
+        except rexc.ResponseError as exc:
+            message = scrub(str(exc), self._url)
+            if message.upper().startswith(_UNAVAILABLE_REPLIES):
+                raise BackendUnavailableError(f"Redis refused: {message}") from None
+            raise BackendError(f"Redis error: {message}") from None
+        except _UNAVAILABLE as exc:
+            message = scrub(str(exc) or type(exc).__name__, self._url)
+            raise BackendUnavailableError(
+                f"Redis at {redact_url(self._url)} unavailable: {message}"
+            ) from None
+
+    def _base(self, key: str) -> str:
+        return self._bases[_partition_of(key, self.partitions)]
+
+    # -- the seam ------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        terms: Mapping[str, int] | None = None,
+    ) -> None:
+        base = self._base(key)
+        args = _put_args(base, key, payload, ttl, terms)
+        await self._call(lambda c: self._scripts["PUT"](keys=[base + "v:" + key], args=args))
+
+    async def get(self, key: str) -> Any | None:
+        value_key = self._base(key) + "v:" + key
+
+        async def fetch(client: aioredis.Redis) -> Any:
+            try:
+                return await client.get(value_key)
+            except rexc.ResponseError as exc:
+                if str(exc).startswith("WRONGTYPE"):
+                    return b""  # not ours or corrupt: the layer above reads it as a miss
+                raise
+
+        return await self._call(fetch)
+
+    async def delete(self, key: str) -> bool:
+        base = self._base(key)
+        removed = await self._call(
+            lambda c: self._scripts["DELETE"](keys=[base + "v:" + key], args=[base, key])
+        )
+        return bool(removed)
+
+    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+        scope = None if scope is None else normalize_scope(scope)
+        bases = self._bases if scope is None else [self._base(scope)]
+        if not tokens:
+            recent = await self._gather(
+                [self._recent_in(base, limit, scope or "") for base in bases]
+            )
+            newest = sorted((r for part in recent for r in part), key=lambda r: -r[0])
+            return [payload for _, payload in newest[:limit]]
+
+        stats = await self._gather([self._stats_in(base, tokens) for base in self._bases])
+        n_docs = sum(s[0] for s in stats)
+        if n_docs == 0:
+            return []
+        avg_len = sum(s[1] for s in stats) / n_docs
+        plan: list[tuple[str, float, list[str]]] = []
+        for i, token in enumerate(tokens):
+            df: dict[str, int] = {}
+            for part in stats:
+                for term, count in part[2][i].items():
+                    df[term] = df.get(term, 0) + count
+            if df:
+                plan.append((token, idf(sum(df.values()), n_docs), sorted(df)))
+        if not plan:
+            return []
+        bounds = [token_upper_bound(token_idf) for _, token_idf, _ in plan]
+        order = token_order(bounds)
+        args: list[Any] = [limit, scope or "", repr(avg_len), len(order)]
+        for pos, i in enumerate(order):
+            token, token_idf, terms = plan[i]
+            tail = sum(bounds[j] for j in order[pos:])
+            args += [token, repr(token_idf), repr(tail), len(terms), *terms]
+        rows = await self._gather([self._score_in(base, args) for base in bases])
+        merged = sorted((r for part in rows for r in part), key=lambda r: (-r[0], -r[1]))
+        return [payload for _, _, payload in merged[:limit]]
+
+    async def _gather(self, calls: list[Awaitable[R]]) -> list[R]:
+        return list(await asyncio.gather(*calls))
+
+    async def _recent_in(self, base: str, limit: int, scope: str) -> list[tuple[int, Any]]:
+        flat = await self._call(lambda c: self._scripts["RECENT"](args=[base, limit, scope]))
+        return [(int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
+
+    async def _stats_in(
+        self, base: str, tokens: Sequence[str]
+    ) -> tuple[int, int, list[dict[str, int]]]:
+        raw = await self._call(lambda c: self._scripts["STATS"](args=[base, *tokens]))
+        per_token = [
+            {_text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)} for flat in raw[2:]
+        ]
+        return int(raw[0]), int(raw[1]), per_token
+
+    async def _score_in(self, base: str, args: list[Any]) -> list[tuple[float, int, Any]]:
+        flat = await self._call(lambda c: self._scripts["SCORE"](args=[base, *args]))
+        return [(float(flat[i + 1]), int(flat[i + 2]), flat[i + 3]) for i in range(0, len(flat), 4)]
+
+    async def size(self) -> int:
+        counts = await self._gather([self._size_in(base) for base in self._bases])
+        return sum(counts)
+
+    async def _size_in(self, base: str) -> int:
+        return int(await self._call(lambda c: self._scripts["SIZE"](args=[base])))
+
+    async def clear(self) -> None:
+        await self._call(self._unlink_namespace)
+
+    async def _unlink_namespace(self, client: aioredis.Redis) -> None:
+        """SCAN + UNLINK this namespace's keys in batches: never FLUSHDB, never KEYS."""
+        pattern = _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*"
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await client.unlink(*batch)
+                batch.clear()
+        if batch:
+            await client.unlink(*batch)
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Replay writes in order, pipelined in chunks; a Clear splits the pipeline."""
+        chunk: list[Put | Delete] = []
+        for write in writes:
+            if isinstance(write, Clear):
+                await self._pipeline(chunk)
+                chunk = []
+                await self.clear()
+            else:
+                chunk.append(write)
+                if len(chunk) >= _REPLAY_CHUNK:
+                    await self._pipeline(chunk)
+                    chunk = []
+        await self._pipeline(chunk)
+
+    async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
+        if not writes:
+            return
+
+        async def run(client: aioredis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            for write in writes:
+                base = self._base(write.key)
+                value_key = base + "v:" + write.key
+                if isinstance(write, Put):
+                    args = _put_args(base, write.key, write.payload, write.ttl, write.terms)
+                    # Awaiting only queues the call: the pipeline sends it on execute().
+                    await self._scripts["PUT"](keys=[value_key], args=args, client=pipe)
+                else:
+                    await self._scripts["DELETE"](
+                        keys=[value_key], args=[base, write.key], client=pipe
+                    )
+            await pipe.execute()
+
+        await self._call(run)
+
+    async def probe(self) -> None:
+        await self._call(lambda c: c.ping())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "url": redact_url(self._url),
+            "namespace": self.namespace,
+            "partitions": self.partitions,
+            "topology": "standalone",
+        }
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            try:
+                await client.aclose(close_connection_pool=True)
+            except (*_UNAVAILABLE, rexc.RedisError):
+                pass  # closing a dead connection: nothing left to release
+
+
+def _put_args(
+    base: str, key: str, payload: Any, ttl: float | None, terms: Mapping[str, int] | None
+) -> list[Any]:
+    ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+    args: list[Any] = [base, key, payload, ttl_ms]
+    for term, tf in (terms or {}).items():
+        args += [term, tf]
+    return args
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so a namespace matches only itself."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
