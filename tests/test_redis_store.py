@@ -1,0 +1,314 @@
+"""RedisBackend itself: same answers as the in-process backend, a clean index, odd inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import eventually
+from redis_server import RedisServer, free_port
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.stores import Clear, Delete, InProcessBackend, Put
+from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._text import query_tokens
+
+pytestmark = pytest.mark.redis
+
+WORDS = ["alpha", "alps", "al", "beta", "bet", "betting", "redis", "red", "reddish", "time"]
+KEYS = ["u1:s1:a", "u1:s1:b", "u1:s2:c", "u2:s1:d", "u10:s1:e", "u1:s1", "solo", "x y:{z}*"]
+SCOPES = [None, "u1", "u1:s1", "u10", "solo", "x y"]
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"),
+            st.sampled_from(KEYS),
+            st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+        ),
+        st.tuples(st.just("delete"), st.sampled_from(KEYS), st.just("")),
+    ),
+    min_size=1,
+    max_size=25,
+)
+queries = st.lists(
+    st.tuples(
+        st.one_of(
+            st.just(""),
+            st.sampled_from(WORDS),
+            st.sampled_from(WORDS).map(lambda w: w[:2]),
+            st.lists(st.sampled_from(WORDS), min_size=2, max_size=3).map(" ".join),
+        ),
+        st.integers(1, 6),
+        st.sampled_from(SCOPES),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def namespace_keys(url: str, namespace: str) -> list[bytes]:
+    client = aioredis.Redis.from_url(url)
+    keys = [k async for k in client.scan_iter(match=f"{namespace}:*", count=1000)]
+    await client.aclose()
+    return sorted(keys)
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partitions: int) -> None:
+    """Random writes, then searches of every kind: same keys in the same order on both."""
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(writes=ops, searches=queries)
+    def check(writes: list[tuple[str, str, str]], searches: list[tuple[str, int, Any]]) -> None:
+        async def body() -> None:
+            ns = f"parity:{uuid4().hex[:10]}"
+            remote = RedisBackend(redis_server.url, namespace=ns, partitions=partitions)
+            local = InProcessBackend(10_000)
+            for op, key, text in writes:
+                if op == "put":
+                    payload, terms = encode_value({"content": text, "key": key})
+                    await local.put(key, payload, None, terms)
+                    await remote.put(key, payload, None, terms)
+                else:
+                    assert await local.delete(key) == await remote.delete(key)
+            assert await local.size() == await remote.size()
+            for query, limit, scope in searches:
+                tokens = query_tokens(query)
+                want = await local.search(tokens, limit, scope)
+                got = await remote.search(tokens, limit, scope)
+                assert [p.decode() for p in got] == want, (query, limit, scope)
+            for key in KEYS:
+                got_value = await remote.get(key)
+                assert (got_value.decode() if got_value else None) == await local.get(key)
+            await remote.clear()
+            await remote.aclose()
+
+        run(body())
+
+    check()
+
+
+def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer) -> None:
+    """After any writes and a delete of every key, only the partitions' stats hashes remain."""
+
+    @settings(max_examples=25, deadline=None)
+    @given(writes=ops)
+    def check(writes: list[tuple[str, str, str]]) -> None:
+        async def body() -> None:
+            ns = f"orphans:{uuid4().hex[:10]}"
+            backend = RedisBackend(redis_server.url, namespace=ns, partitions=2)
+            for op, key, text in writes:
+                if op == "put":
+                    payload, terms = encode_value({"content": text})
+                    await backend.put(key, payload, None, terms)
+                else:
+                    await backend.delete(key)
+            for key in KEYS:
+                await backend.delete(key)
+            left = await namespace_keys(redis_server.url, ns)
+            assert all(k.endswith(b"}:n") for k in left), left
+            await backend.clear()
+            assert await namespace_keys(redis_server.url, ns) == []
+            await backend.aclose()
+
+        run(body())
+
+    check()
+
+
+async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer) -> None:
+    """A TTL'd memory disappears from Redis, and its index entries go at the next search."""
+    ns = f"ttl:{uuid4().hex[:10]}"
+    backend = RedisBackend(redis_server.url, namespace=ns)
+    payload, terms = encode_value({"content": "fleeting thought"})
+    await backend.put("u1:s1:k", payload, 0.15, terms)
+    assert await backend.search(["fleeting"], 5, None) == [payload.encode()]
+
+    async def gone() -> bool:
+        return await backend.search(["fleeting"], 5, None) == []
+
+    await eventually(gone)
+    assert [k for k in await namespace_keys(redis_server.url, ns) if not k.endswith(b":n")] == []
+    assert await backend.size() == 0
+    await backend.clear()
+    await backend.aclose()
+
+
+async def test_garbage_values_read_as_misses_and_are_counted(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not-JSON, not-a-dict or wrong-type values read as misses, logged without their content."""
+    ns = f"garbage:{uuid4().hex[:10]}"
+    memory = MemoryPrimitive(redis_server.url, namespace=ns)
+    await memory.add("u1:s1:ok", {"content": "fine value"})
+    await memory.add("u1:s1:bad", {"content": "fine value too"})
+    raw = aioredis.Redis.from_url(redis_server.url)
+    base = f"{ns}:{{{ns}#0}}:v:"
+    await raw.set(base + "u1:s1:bad", b"\xff not json SECRET-CONTENT")
+    await raw.set(base + "u1:s1:list", b"[1, 2]")
+    await raw.hset(base + "u1:s1:hash", "f", "v")
+    with caplog.at_level(logging.WARNING):
+        assert await memory.get("u1:s1:bad") is None
+        assert await memory.get("u1:s1:list") is None
+        assert await memory.get("u1:s1:hash") is None
+        assert await memory.search("fine") == [{"content": "fine value"}]
+    assert "SECRET-CONTENT" not in caplog.text
+    assert "not a JSON object" in caplog.text
+    await memory.clear()
+    await raw.aclose()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize(
+    "key", ["with space", "ünïcödé:κλειδί", "braces:{tag}:x", "star*:?[x]", "a:b:c:d:e", "日本"]
+)
+async def test_any_characters_in_keys(redis_server: RedisServer, key: str) -> None:
+    """Keys with spaces, unicode, braces and glob characters work, including as scopes."""
+    memory = MemoryPrimitive(redis_server.url, namespace=f"keys:{uuid4().hex[:10]}")
+    await memory.add(key, {"content": "odd key"})
+    assert await memory.get(key) == {"content": "odd key"}
+    scope = key.rsplit(":", 1)[0] if ":" in key else key
+    assert await memory.search("odd", scope=scope) == [{"content": "odd key"}]
+    assert await memory.delete(key) is True
+    assert await memory.size() == 0
+    await memory.aclose()
+
+
+async def test_a_one_megabyte_value(redis_server: RedisServer) -> None:
+    """A 1 MB value is stored, read back equal, and searchable."""
+    memory = MemoryPrimitive(redis_server.url, namespace=f"big:{uuid4().hex[:10]}")
+    value = {"content": " ".join(f"word{i % 5000}" for i in range(120_000)) + " needle"}
+    assert len(str(value)) > 1_000_000
+    await memory.add("big", value)
+    assert await memory.get("big") == value
+    assert await memory.search("needle") == [value]
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_apply_keeps_order_across_a_clear(redis_server: RedisServer) -> None:
+    """A Clear in the middle of a replay removes only what came before it."""
+    backend = RedisBackend(redis_server.url, namespace=f"apply:{uuid4().hex[:10]}")
+    p1, t1 = encode_value({"content": "one"})
+    p2, t2 = encode_value({"content": "two"})
+    await backend.apply(
+        [Put("a", p1, None, t1), Put("b", p1, None, t1), Clear(), Put("c", p2, None, t2),
+         Put("a", p2, None, t2), Delete("c")]
+    )  # fmt: skip
+    assert await backend.get("a") == p2.encode()
+    assert await backend.get("b") is None
+    assert await backend.get("c") is None
+    assert await backend.size() == 1
+    await backend.clear()
+    await backend.aclose()
+
+
+async def test_unreachable_server_fails_fast_and_typed() -> None:
+    """Nothing listening: BackendUnavailableError, not a hang or a redis-py exception."""
+    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    async with asyncio.timeout(10):  # a hang guard
+        with pytest.raises(BackendUnavailableError, match="unavailable"):
+            await backend.get("k")
+    await backend.aclose()
+
+
+async def test_scripts_are_reloaded_after_a_restart(redis_server_factory: Any) -> None:
+    """A restarted server has no scripts: the next write loads them again transparently."""
+    server: RedisServer = redis_server_factory()
+    backend = RedisBackend(server.url, namespace="noscript")
+    payload, terms = encode_value({"content": "before"})
+    await backend.put("k", payload, None, terms)
+    server.restart()
+    with pytest.raises(BackendUnavailableError):
+        await backend.get("k")  # the old connection died with the server
+    await backend.put("k", payload, None, terms)
+    assert await backend.search(["before"], 5, None) == [payload.encode()]
+    await backend.aclose()
+
+
+def test_one_memory_across_event_loops_closed_in_each(redis_server: RedisServer) -> None:
+    """Closed at the end of each asyncio.run, a MemoryPrimitive reconnects on the next loop."""
+    memory = MemoryPrimitive(redis_server.url, namespace=f"loops:{uuid4().hex[:10]}")
+
+    async def first() -> None:
+        async with memory:
+            await memory.add("k", {"content": "first loop"})
+
+    async def second() -> Any:
+        async with memory:
+            value = await memory.get("k")
+            await memory.clear()
+            return value
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == {"content": "first loop"}
+    assert memory.using_redis
+
+
+def test_one_memory_across_event_loops_without_closing(redis_server: RedisServer) -> None:
+    """Not closed between asyncio.run calls, it still works: a new client for the new loop.
+
+    The first loop's connections cannot be closed once that loop is gone (asyncio warns about
+    them when they are collected), so this runs in its own process; the guide says to use
+    ``async with`` or ``aclose()`` in each loop.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    code = f"""
+        import asyncio
+        from tta_dev_primitives import MemoryPrimitive
+        memory = MemoryPrimitive({redis_server.url!r}, namespace="loops:{uuid4().hex[:10]}")
+        asyncio.run(memory.add("k", {{"content": "first loop"}}))
+        value = asyncio.run(memory.get("k"))
+        asyncio.run(memory.clear())
+        asyncio.run(memory.aclose())
+        print(value, memory.using_redis)
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'content': 'first loop'} True"
+
+
+async def test_glob_characters_in_a_namespace_do_not_widen_clear(
+    redis_server: RedisServer,
+) -> None:
+    """clear() on namespace 'n*' leaves namespace 'nx' alone."""
+    suffix = uuid4().hex[:8]
+    star = MemoryPrimitive(redis_server.url, namespace=f"g{suffix}*")
+    other = MemoryPrimitive(redis_server.url, namespace=f"g{suffix}x")
+    await star.add("k", {"v": 1})
+    await other.add("k", {"v": 2})
+    await star.clear()
+    assert await other.get("k") == {"v": 2}
+    await other.clear()
+    await star.aclose()
+    await other.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [("http://h", "scheme"), ("redis://", "host"), ("redis://h/abc", "database"),
+     ("redis://:pw@h:99999", "Port")],
+)  # fmt: skip
+def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str) -> None:
+    """A malformed URL fails at construction, naming the problem, never showing a password."""
+    with pytest.raises(ValueError, match=match) as info:
+        MemoryPrimitive(url)
+    assert "pw" not in str(info.value)
