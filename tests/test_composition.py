@@ -325,3 +325,25 @@ def test_a_subclass_without_execute_cannot_be_instantiated() -> None:
 
     with pytest.raises(TypeError, match="execute"):
         Incomplete()  # type: ignore[abstract]
+
+
+async def test_every_failed_branch_exception_is_retrieved() -> None:
+    """When several branches fail, asyncio reports none of them as 'never retrieved'."""
+    import gc
+
+    reported: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+
+    async def fail(x: int, ctx: WorkflowContext) -> int:
+        raise ValueError(str(x))
+
+    try:
+        with pytest.raises(ValueError, match="0"):
+            await ParallelPrimitive([fail, fail, fail]).execute(0, WorkflowContext())
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []

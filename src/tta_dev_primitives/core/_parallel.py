@@ -60,9 +60,12 @@ class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
             raise
         if pending:
             await _cancel_and_wait(pending)
-        for task in tasks:
-            if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
-                raise exc
+        # Read every finished branch's exception (so asyncio never reports one as unretrieved),
+        # then raise the lowest-index failure.
+        errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+        failure = next((exc for exc in errors if exc is not None), None)
+        if failure is not None:
+            raise failure
         return [task.result() for task in tasks]
 
     def __repr__(self) -> str:
