@@ -2,7 +2,14 @@
 
 Compose steps with ``>>`` (sequential) and ``|`` (parallel); remember and recall with
 ``MemoryPrimitive``, which works in-process with no setup and upgrades to Redis when configured.
+The memory layer is imported on first use of one of its names, so a program that only composes
+steps does not pay for it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .core import (
@@ -13,7 +20,9 @@ from .core import (
     WorkflowContext,
     WorkflowPrimitive,
 )
-from .performance import CachePrimitive, InMemoryStore, MemoryPrimitive, create_memory_key
+
+if TYPE_CHECKING:
+    from .performance import CachePrimitive, InMemoryStore, MemoryPrimitive, create_memory_key
 
 __all__ = [
     "CachePrimitive",
@@ -28,3 +37,17 @@ __all__ = [
     "__version__",
     "create_memory_key",
 ]
+
+_LAZY = {"CachePrimitive", "InMemoryStore", "MemoryPrimitive", "create_memory_key"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(".performance", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

@@ -21,7 +21,9 @@ class WorkflowContext(BaseModel):
     typo or a wrong type is a ``pydantic.ValidationError`` instead of silently lost data.
     """
 
-    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+    # defer_build: the schema is built at the first WorkflowContext(), not at import (about
+    # 30 ms, mostly pydantic scanning installed plugins), which keeps importing cheap.
+    model_config = ConfigDict(validate_assignment=True, extra="forbid", defer_build=True)
 
     workflow_id: str | None = None
     session_id: str | None = None

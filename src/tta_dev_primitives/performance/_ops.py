@@ -6,6 +6,7 @@ field (``{"op": "get", "key": "k"}``) is validated into the matching model.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -22,7 +23,8 @@ __all__ = [
 
 
 class _Op(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # Schemas are built at first use: most programs never run a typed operation.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class AddMemory(_Op):
@@ -68,11 +70,14 @@ MemoryOperation = Annotated[
     Field(discriminator="op"),
 ]
 
-_adapter: TypeAdapter[MemoryOperation] = TypeAdapter(MemoryOperation)
+
+@cache
+def _adapter() -> TypeAdapter[MemoryOperation]:
+    return TypeAdapter(MemoryOperation)
 
 
 def parse_operation(data: Any) -> AddMemory | GetMemory | SearchMemory | DeleteMemory | ClearMemory:
     """An operation model from a model or a dict; ``pydantic.ValidationError`` otherwise."""
     if isinstance(data, AddMemory | GetMemory | SearchMemory | DeleteMemory | ClearMemory):
         return data
-    return _adapter.validate_python(data, strict=False)
+    return _adapter().validate_python(data, strict=False)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from functools import cache
 from types import TracebackType
-from typing import Any
-
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, use_span
+from typing import TYPE_CHECKING, Any
 
 from tta_dev_primitives.telemetry._metrics import instruments
 from tta_dev_primitives.telemetry._tracing import get_tracer
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["MemoryOp"]
 
@@ -38,6 +39,9 @@ class MemoryOp:
             self.span: Span | None = None
             self._scope: Any = None
         else:
+            # Only reached with a tracer, so the tracing API is already imported.
+            from opentelemetry.trace import SpanKind, use_span
+
             self.span = tracer.start_span(f"memory.{name}", kind=SpanKind.INTERNAL)
             if self.span.is_recording():
                 self.span.set_attribute("memory.namespace", namespace)
@@ -80,6 +84,8 @@ class MemoryOp:
             if self.attributes:
                 span.set_attributes(self.attributes)
             if exc is not None:
+                from opentelemetry.trace import Status, StatusCode
+
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}"))
         self._scope.__exit__(exc_type, exc, tb)

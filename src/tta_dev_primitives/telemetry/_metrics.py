@@ -16,13 +16,14 @@ forward to it, so nothing here needs to know whether an SDK is configured. Names
 from __future__ import annotations
 
 from functools import cache
-
-from opentelemetry import metrics as _metrics_api
-from opentelemetry.metrics import Counter, Meter
+from typing import TYPE_CHECKING
 
 from tta_dev_primitives._version import __version__
 
 from ._tracing import TRACER_NAME
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Meter
 
 __all__ = ["Instruments", "instruments"]
 
@@ -64,5 +65,10 @@ class Instruments:
 
 @cache
 def instruments() -> Instruments:
-    """The process-wide counters (proxies until a meter provider is set)."""
-    return Instruments(_metrics_api.get_meter(METER_NAME, __version__))
+    """The process-wide counters (proxies until a meter provider is set).
+
+    The metrics API is imported here, at the first count, not when the package is imported.
+    """
+    from opentelemetry import metrics
+
+    return Instruments(metrics.get_meter(METER_NAME, __version__))

@@ -3,20 +3,25 @@
 The no-SDK path must cost next to nothing, so the decision "is anyone collecting spans?" is made
 once: OpenTelemetry lets a global tracer provider be set only once per process, so after a real
 provider appears we keep its tracer for good, and until then each call reads one module global.
+
+Nor does importing this package import the tracing API: no provider can have been set until some
+code has imported ``opentelemetry.trace``, so until then a dictionary lookup in ``sys.modules``
+answers "no" (the environment variable that auto-loads a provider makes us import it at once).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Awaitable, Callable, Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from opentelemetry import trace as _trace_api
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Tracer
 
 from tta_dev_primitives._version import __version__
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
     from tta_dev_primitives.core._context import WorkflowContext
 
 __all__ = ["TRACER_NAME", "context_attributes", "get_tracer", "traced_execute"]
@@ -26,26 +31,40 @@ TRACER_NAME = "tta_dev_primitives"
 _T = TypeVar("_T")
 _U = TypeVar("_U")
 
-# The API module keeps the provider in a global; reading it is ~20 ns where the public
-# get_tracer_provider() costs ~650 ns (it consults os.environ). If a future release renames
-# it we fall back to the public function rather than silently never tracing.
-_HAS_GLOBAL = hasattr(_trace_api, "_TRACER_PROVIDER")
+_TRACE_MODULE = "opentelemetry.trace"
 _ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+if _ENV_PROVIDER:
+    import opentelemetry.trace  # noqa: F401 (the provider named by the environment loads via it)
+
+_api: ModuleType | None = None
 _tracer: Tracer | None = None
+_INTERNAL: Any = None  # SpanKind.INTERNAL, taken from the API module once a tracer exists
 
 
 def get_tracer() -> Tracer | None:
     """The library's tracer once a real tracer provider is installed; ``None`` until then."""
-    global _tracer
+    global _tracer, _api
     if _tracer is not None:
         return _tracer
-    if _HAS_GLOBAL and not _ENV_PROVIDER and _trace_api._TRACER_PROVIDER is None:
+    api = _api
+    if api is None:
+        api = sys.modules.get(_TRACE_MODULE)
+        if api is None:
+            return None  # nobody has imported the tracing API: no provider can be set
+        _api = api
+    # The API keeps the provider in a global: reading it costs ~20 ns where the public
+    # get_tracer_provider() costs ~650 ns (it consults os.environ). Should a release rename
+    # it, getattr's default sends us to the public function rather than never tracing.
+    if not _ENV_PROVIDER and getattr(api, "_TRACER_PROVIDER", api) is None:
         return None
-    provider = _trace_api.get_tracer_provider()
-    if isinstance(provider, ProxyTracerProvider):
+    provider = api.get_tracer_provider()
+    if isinstance(provider, api.ProxyTracerProvider):
         return None
-    _tracer = provider.get_tracer(TRACER_NAME, __version__)
-    return _tracer
+    global _INTERNAL
+    _INTERNAL = api.SpanKind.INTERNAL
+    tracer: Tracer = provider.get_tracer(TRACER_NAME, __version__)
+    _tracer = tracer
+    return tracer
 
 
 def context_attributes(context: WorkflowContext | None) -> dict[str, str]:
@@ -66,9 +85,7 @@ async def _run_in_span(
     attributes: Mapping[str, Any],
     call: Awaitable[_U],
 ) -> _U:
-    with tracer.start_as_current_span(name, kind=SpanKind.INTERNAL) as span:
-        if span.is_recording():
-            span.set_attributes(attributes)
+    with tracer.start_as_current_span(name, kind=_INTERNAL, attributes=attributes):
         return await call
 
 
