@@ -97,11 +97,11 @@ async def converse(redis_url: str | None, user: str) -> int:
 
     tracing = Tracing.start()
     memory = MemoryPrimitive(redis_url=redis_url, redis_timeout=0.5, namespace="tta:demo")
-    await memory.clear()
     workflow, llm = build(memory)
     where = "Redis at " + memory.get_backend_info()["url"] if redis_url else "in-process"
     print(f"tta-dev-primitives demo: memory {where}, no API keys, deterministic stand-in LLM")
-    print(f"workflow: {workflow!r}\n")
+    print(f"workflow: {workflow!r}\n", flush=True)
+    await memory.clear()  # the demo's own namespace only
     for turn, prompt in enumerate(TURNS, 1):
         ctx = WorkflowContext(user_id=user, session_id="session-1", workflow_id="demo")
         ctx.state["turn"] = turn
