@@ -125,7 +125,7 @@ class HybridStore:
 
     async def _read(self, op: MemoryOp, call: Callable[[StorageBackend], Awaitable[R]]) -> R:
         remote = self.remote
-        if remote is not None and await self._remote_available(op):
+        if remote is not None and (not self._degraded or await self._remote_available(op)):
             try:
                 result = await call(remote)
             except BackendUnavailableError as exc:
