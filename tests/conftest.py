@@ -101,3 +101,17 @@ async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.02)
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (another process); its stdout, stripped."""
+    import subprocess
+    import sys
+    import textwrap
+
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -165,3 +165,63 @@ async def test_cache_span_carries_cache_hit() -> None:
     assert hit.attributes["cache.hit"] is True
     assert [s.name for s in spans.children(miss)] == ["compute"]
     assert spans.children(hit) == []
+
+
+@pytest.mark.redis
+async def test_redis_cache_is_shared_between_processes(redis_server: Any) -> None:
+    """A Redis-backed cache answers another process's computation without running it."""
+    from uuid import uuid4
+
+    from conftest import run_python
+
+    ns = f"cache:{uuid4().hex[:10]}"
+    code = f"""
+        import asyncio
+        from tta_dev_primitives import CachePrimitive, WorkflowContext
+        async def llm(prompt, ctx):
+            return {{"answer": prompt.upper()}}
+        async def main():
+            cache = CachePrimitive(llm, lambda p, ctx: p, backend={redis_server.url!r},
+                                   namespace={ns!r})
+            print(await cache.execute("hello", WorkflowContext()), cache.misses)
+            await cache.aclose()
+        asyncio.run(main())
+    """
+    assert run_python(code) == "{'answer': 'HELLO'} 1"
+
+    step = Counting()
+    cache = CachePrimitive(step, by_input, backend=redis_server.url, namespace=ns)
+    assert await cache.execute("hello", WorkflowContext()) == {"answer": "HELLO"}
+    assert step.calls == 0
+    assert cache.hits == 1
+    await cache.clear()
+    await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_cache_falls_back_in_process_when_redis_is_down(
+    redis_server_factory: Any,
+) -> None:
+    """With Redis killed, the cache keeps working in-process; calls never fail."""
+    server = redis_server_factory()
+    step = Counting()
+    cache = CachePrimitive(step, by_input, backend=server.url, redis_timeout=0.3)
+    first = await cache.execute("q", WorkflowContext())
+    server.kill()
+    assert await cache.execute("q", WorkflowContext()) == first  # the in-process copy
+    await cache.execute("other", WorkflowContext())
+    assert step.calls == 2
+    await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_cache_refuses_outputs_it_cannot_share(redis_server: Any) -> None:
+    """A shared cache stores JSON: an output that is not JSON-compatible is a clear TypeError."""
+
+    def make_set(x: Any, ctx: WorkflowContext) -> set[int]:
+        return {1, 2}
+
+    cache = CachePrimitive(make_set, by_input, backend=redis_server.url)
+    with pytest.raises(TypeError, match="JSON"):
+        await cache.execute("q", WorkflowContext())
+    await cache.aclose()

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from conftest import eventually
+from conftest import eventually, run_python
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.testing import capture_spans
@@ -55,15 +52,6 @@ async def recovered(memory: MemoryPrimitive) -> None:
         )
 
     await eventually(done, within=15)
-
-
-def run_python(code: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
 
 
 # -- sharing -----------------------------------------------------------------------------------
