@@ -213,7 +213,7 @@ async def test_scope_keeps_to_whole_key_segments(memory: MemoryPrimitive) -> Non
 
 
 class Unserializable:
-    pass
+    """An object JSON cannot encode."""
 
 
 BAD_VALUES = [

@@ -41,6 +41,8 @@ queries = st.one_of(
 
 
 class FakeClock:
+    """A clock the test moves by hand, so TTLs expire exactly when the model says."""
+
     def __init__(self) -> None:
         self.now = 0.0
 
