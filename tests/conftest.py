@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from redis_server import RedisServer, find_redis_server
+from redis_server import LocalCluster, RedisServer, find_redis_server
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -53,6 +53,14 @@ def redis_server_factory(redis_binary: str) -> Iterator[Callable[..., RedisServe
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str) -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster for the whole session (started on first use)."""
+    cluster = LocalCluster(redis_binary, masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     """A raw redis.asyncio client on a flushed session server, closed after the test."""
@@ -62,7 +70,11 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
     await client.aclose()
 
 
-BACKENDS = ["in_memory", pytest.param("redis", marks=pytest.mark.redis)]
+BACKENDS = [
+    "in_memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster", marks=pytest.mark.redis),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -78,7 +90,8 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     if request.param == "in_memory":
         mem = MemoryPrimitive(max_size=10_000)
     else:
-        server = request.getfixturevalue("redis_server")
+        fixture = {"redis": "redis_server", "redis_cluster": "redis_cluster"}[request.param]
+        server = request.getfixturevalue(fixture)
         mem = MemoryPrimitive(server.url, max_size=10_000, namespace=f"test:{uuid4().hex[:12]}")
     yield mem
     await mem.clear()

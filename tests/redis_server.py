@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "find_redis_server", "free_port"]
+__all__ = ["LocalCluster", "RedisServer", "find_redis_server", "free_cluster_port", "free_port"]
 
 
 def find_redis_server() -> str | None:
@@ -27,6 +27,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, as Redis Cluster needs."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, 55_000)
+        try:
+            for candidate in (port, port + 10_000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class RedisServer:
@@ -129,3 +145,93 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LocalCluster:
+    """A real Redis Cluster on loopback: ``masters`` masters, each with ``replicas`` replicas."""
+
+    def __init__(self, binary: str, *, masters: int = 3, replicas: int = 0) -> None:
+        self.binary = binary
+        self.cli = str(Path(binary).with_name("redis-cli"))
+        self.masters, self.replicas = masters, replicas
+        # No diskless-sync delay (5 s by default): a replica must be in sync before a test
+        # kills its master, or it has nothing to take over with.
+        extra = ("--cluster-enabled", "yes", "--cluster-node-timeout", "1500",
+                 "--repl-diskless-sync-delay", "0")  # fmt: skip
+        self.nodes = [
+            RedisServer(binary, port=free_cluster_port(), appendonly=True, extra=extra)
+            for _ in range(masters * (1 + replicas))
+        ]
+        for node in self.nodes:
+            node.extra = (*extra, "--cluster-config-file", str(node.dir / "nodes.conf"))
+
+    @property
+    def url(self) -> str:
+        """A URL of one node: enough for a cluster client to discover the rest."""
+        return self.nodes[0].url
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas",
+             str(self.replicas), "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        self.wait_ok(timeout)
+        self.wait_replicas_in_sync(timeout)
+        return self
+
+    def wait_replicas_in_sync(self, timeout: float = 30.0) -> None:
+        """Wait until every replica's link to its master is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [self.info(n, "info", "replication") for n in self.nodes]
+            replicas = [s for s in states if "role:slave" in s]
+            if len(replicas) == self.masters * self.replicas and all(
+                "master_link_status:up" in s for s in replicas
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("replicas did not finish their initial sync")
+
+    def info(self, node: RedisServer, *args: str) -> str:
+        result = subprocess.run(
+            [self.cli, "-p", str(node.port), *args],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        return result.stdout
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every live node reports cluster_state:ok."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            live = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+            if all("cluster_state:ok" in self.info(n, "cluster", "info") for n in live):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    def wait_failover(self, victim: RedisServer, timeout: float = 30.0) -> None:
+        """Wait until a killed master is flagged failed and its slots have moved to a replica."""
+        live = next(n for n in self.nodes if n is not victim and n.proc and n.proc.poll() is None)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.info(live, "cluster", "nodes").splitlines():
+                fields = line.split()
+                victim_line = len(fields) >= 8 and fields[1].startswith(f"127.0.0.1:{victim.port}@")
+                if victim_line and "fail" in fields[2] and len(fields) == 8:  # owns no slots now
+                    self.wait_ok(timeout)
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"no failover of 127.0.0.1:{victim.port} within {timeout}s")
+
+    def master_nodes(self) -> list[RedisServer]:
+        """The nodes that are masters right now."""
+        return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None
+                and "role:master" in self.info(n, "info", "replication")]  # fmt: skip
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

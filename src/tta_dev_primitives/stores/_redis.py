@@ -1,8 +1,10 @@
 """The Redis backend: plain Redis 7 (or Valkey), no modules, with the index kept in Redis.
 
 The layout and the Lua that maintains it are in ``_redis_lua``. A namespace is split into
-``partitions`` hash slots by each key's first ``:`` segment, so one user's memories and their
-index share a slot (Lua needs that on a cluster) while a namespace can spread over shards.
+``partitions`` hash slots by each key's first two ``:`` segments (``user:session``), so a
+session's memories and their index share a slot (Lua needs that on a cluster) while a namespace
+spreads over shards. A Redis Cluster is detected on first connect (``INFO cluster``) and then
+served by redis-py's cluster client with ``CLUSTER_PARTITIONS`` partitions; nothing else changes.
 Every call is bounded by ``timeout``; anything that means "Redis cannot serve now" becomes
 ``BackendUnavailableError``, with the URL's password scrubbed from the message.
 """
@@ -10,12 +12,14 @@ Every call is bounded by ``timeout``; anything that means "Redis cannot serve no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -47,6 +51,10 @@ _UNAVAILABLE = (
     rexc.TryAgainError,
     rexc.OutOfMemoryError,
     rexc.NoPermissionError,
+    rexc.ClusterError,
+    rexc.RedisClusterException,
+    rexc.SlotNotCoveredError,
+    rexc.MaxConnectionsError,
     OSError,
     TimeoutError,
 )
@@ -56,12 +64,28 @@ _UNAVAILABLE_REPLIES = (
 )  # fmt: skip
 _REPLAY_CHUNK = 200
 MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients is 10000
+# Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number of
+# shards. Every process must use the same number, so it is a constant, not a setting.
+CLUSTER_PARTITIONS = 64
+_SCRIPTS = ("PUT", "DELETE", "RECENT", "SIZE", "STATS", "SCORE")
+
+
+def _partition_key(key: str) -> str:
+    """The part of a key (or scope) that picks its partition: up to its second ``:``, if any.
+
+    A one-segment scope (``"u1"``) names no single partition: its keys spread over all of them.
+    """
+    first = key.find(":")
+    if first == -1:
+        return key
+    second = key.find(":", first + 1)
+    return key if second == -1 else key[:second]
 
 
 def _partition_of(key: str, partitions: int) -> int:
     if partitions == 1:
         return 0
-    return zlib.crc32(key.partition(":")[0].encode()) % partitions
+    return zlib.crc32(_partition_key(key).encode()) % partitions
 
 
 class RedisBackend(StorageBackend):
@@ -90,55 +114,114 @@ class RedisBackend(StorageBackend):
         self.timeout = float(timeout)
         self.searchable = searchable
         self.partitions = partitions
-        self._bases = [f"{namespace}:{{{namespace}#{p}}}:" for p in range(partitions)]
-        self._client: aioredis.Redis | None = None
+        self.topology: str | None = None  # "standalone" or "cluster", known after connecting
+        self._nodes = 0
+        self._bases = self._make_bases(partitions)
+        self._client: Any = None  # aioredis.Redis or RedisCluster
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._connecting: asyncio.Lock | None = None  # one connect at a time, per loop
         self._scripts: dict[str, Any] = {}
+
+    def _make_bases(self, partitions: int) -> list[str]:
+        ns = self.namespace
+        return [f"{ns}:{{{ns}#{p}}}:" for p in range(partitions)]
 
     # -- connection ----------------------------------------------------------------------------
 
-    def _connect(self) -> aioredis.Redis:
-        """The client for the running loop, made on first use (and again on a new loop)."""
+    async def _connect(self) -> Any:
+        """The client for the running loop, made on first use (and again on a new loop).
+
+        The first connection asks the server whether it is a cluster node; if so, the
+        standalone client is swapped for redis-py's cluster client.
+        """
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            # redis-py's default cap (100) fails the 101st concurrent call as if Redis were down;
-            # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
-            pool = aioredis.ConnectionPool.from_url(
-                self._url,
-                max_connections=MAX_CONNECTIONS,
-                # One bound per call, ours (asyncio.timeout in _call), not a second per read.
-                socket_timeout=None,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
-            client = aioredis.Redis(connection_pool=pool)
-            self._client, self._loop = client, loop
-            self._scripts = {
-                name: client.register_script(getattr(lua, name))
-                for name in ("PUT", "DELETE", "RECENT", "SIZE", "STATS", "SCORE")
-            }
+        if self._client is not None and self._loop is loop:
+            return self._client
+        if self._connecting is None or self._loop is not loop:
+            self._connecting, self._loop, self._client = asyncio.Lock(), loop, None
+        async with self._connecting:
+            if self._client is None:
+                self._client = await self._new_client()
         return self._client
+
+    async def _new_client(self) -> Any:
+        common: dict[str, Any] = {
+            # One bound per call, ours (asyncio.timeout in _call), not a second per read.
+            "socket_timeout": None,
+            "socket_connect_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        }
+        # redis-py's default cap (100) fails the 101st concurrent call as if Redis were down;
+        # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
+        pool = aioredis.ConnectionPool.from_url(
+            self._url, max_connections=MAX_CONNECTIONS, **common
+        )
+        client: Any = aioredis.Redis(connection_pool=pool)
+        if self.topology is None or self.topology == "cluster":
+            info = await client.info("cluster")
+            if info.get("cluster_enabled"):
+                await client.aclose(close_connection_pool=True)
+                client = RedisCluster.from_url(self._url, max_connections=MAX_CONNECTIONS, **common)
+                await client.initialize()
+                self._nodes = len(client.get_primaries())
+                if self.topology is None and self.partitions == 1:
+                    self.partitions = CLUSTER_PARTITIONS
+                    self._bases = self._make_bases(CLUSTER_PARTITIONS)
+                self.topology = "cluster"
+            else:
+                self.topology = "standalone"
+        self._scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
+        return client
 
     async def _call(self, work: Callable[[aioredis.Redis], Awaitable[R]]) -> R:
         """Run ``work`` within the timeout, translating Redis failures at the seam."""
-        client = self._connect()
+        client = None
         try:
             async with asyncio.timeout(self.timeout):
+                client = self._client
+                if client is None or self._loop is not asyncio.get_running_loop():
+                    client = await self._connect()
                 return await work(client)
         except rexc.ResponseError as exc:
             message = scrub(str(exc), self._url)
             if message.upper().startswith(_UNAVAILABLE_REPLIES):
+                await self._forget_topology(client)
                 raise BackendUnavailableError(f"Redis refused: {message}") from None
             raise BackendError(f"Redis error: {message}") from None
         except _UNAVAILABLE as exc:
+            await self._forget_topology(client)
             message = scrub(str(exc) or type(exc).__name__, self._url)
             raise BackendUnavailableError(
                 f"Redis at {redact_url(self._url)} unavailable: {message}"
             ) from None
 
+    async def _forget_topology(self, failed: Any) -> None:
+        """On a cluster, drop the client after a failure: the next call rediscovers the slots.
+
+        redis-py's cluster client keeps routing to a dead master after its replica took over;
+        a fresh client asks a live node for the current slot map.
+        """
+        if self.topology != "cluster" or failed is None or self._client is not failed:
+            return  # not a cluster, or another call already replaced the failed client
+        self._client = None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await failed.aclose()
+
+    async def _ready(self) -> None:
+        """Connect (learning the topology) before computing keys: partitions depend on it."""
+        if self._client is None or self._loop is not asyncio.get_running_loop():
+            await self._call(_connected)
+
     def _base(self, key: str) -> str:
         return self._bases[_partition_of(key, self.partitions)]
+
+    def _bases_for(self, scope: str | None) -> list[str]:
+        """Partitions a search must visit: one for a session scope, all otherwise."""
+        if scope is None or self.partitions == 1 or ":" not in scope:
+            return self._bases
+        return [self._base(scope)]
 
     # -- the seam ------------------------------------------------------------------------------
 
@@ -149,11 +232,13 @@ class RedisBackend(StorageBackend):
         ttl: float | None = None,
         terms: Mapping[str, int] | None = None,
     ) -> None:
+        await self._ready()
         base = self._base(key)
         args = _put_args(base, key, payload, ttl, terms)
         await self._call(lambda c: self._scripts["PUT"](keys=[base + "v:" + key], args=args))
 
     async def get(self, key: str) -> Any | None:
+        await self._ready()
         value_key = self._base(key) + "v:" + key
 
         async def fetch(client: aioredis.Redis) -> Any:
@@ -167,6 +252,7 @@ class RedisBackend(StorageBackend):
         return await self._call(fetch)
 
     async def delete(self, key: str) -> bool:
+        await self._ready()
         base = self._base(key)
         removed = await self._call(
             lambda c: self._scripts["DELETE"](keys=[base + "v:" + key], args=[base, key])
@@ -174,8 +260,9 @@ class RedisBackend(StorageBackend):
         return bool(removed)
 
     async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+        await self._ready()
         scope = None if scope is None else normalize_scope(scope)
-        bases = self._bases if scope is None else [self._base(scope)]
+        bases = self._bases_for(scope)
         if not tokens:
             recent = await self._gather(
                 [self._recent_in(base, limit, scope or "") for base in bases]
@@ -213,28 +300,37 @@ class RedisBackend(StorageBackend):
         return list(await asyncio.gather(*calls))
 
     async def _recent_in(self, base: str, limit: int, scope: str) -> list[tuple[int, Any]]:
-        flat = await self._call(lambda c: self._scripts["RECENT"](args=[base, limit, scope]))
+        flat = await self._call(
+            lambda c: self._scripts["RECENT"](keys=[base + "n"], args=[base, limit, scope])
+        )
         return [(int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
 
     async def _stats_in(
         self, base: str, tokens: Sequence[str]
     ) -> tuple[int, int, list[dict[str, int]]]:
-        raw = await self._call(lambda c: self._scripts["STATS"](args=[base, *tokens]))
+        raw = await self._call(
+            lambda c: self._scripts["STATS"](keys=[base + "n"], args=[base, *tokens])
+        )
         per_token = [
             {_text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)} for flat in raw[2:]
         ]
         return int(raw[0]), int(raw[1]), per_token
 
     async def _score_in(self, base: str, args: list[Any]) -> list[tuple[float, int, Any]]:
-        flat = await self._call(lambda c: self._scripts["SCORE"](args=[base, *args]))
+        flat = await self._call(
+            lambda c: self._scripts["SCORE"](keys=[base + "n"], args=[base, *args])
+        )
         return [(float(flat[i + 1]), int(flat[i + 2]), flat[i + 3]) for i in range(0, len(flat), 4)]
 
     async def size(self) -> int:
+        await self._ready()
         counts = await self._gather([self._size_in(base) for base in self._bases])
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
-        return int(await self._call(lambda c: self._scripts["SIZE"](args=[base])))
+        return int(
+            await self._call(lambda c: self._scripts["SIZE"](keys=[base + "n"], args=[base]))
+        )
 
     async def clear(self) -> None:
         await self._call(self._unlink_namespace)
@@ -242,17 +338,22 @@ class RedisBackend(StorageBackend):
     async def _unlink_namespace(self, client: aioredis.Redis) -> None:
         """SCAN + UNLINK this namespace's keys in batches: never FLUSHDB, never KEYS."""
         pattern = _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*"
-        batch: list[bytes] = []
+        # Keys are grouped by partition (one hash slot each), so UNLINK never spans slots.
+        batches: dict[bytes, list[bytes]] = {}
         async for key in client.scan_iter(match=pattern, count=1000):
+            tag = key[: key.index(b"}") + 1]
+            batch = batches.setdefault(tag, [])
             batch.append(key)
             if len(batch) >= 500:
                 await client.unlink(*batch)
                 batch.clear()
-        if batch:
-            await client.unlink(*batch)
+        for batch in batches.values():
+            if batch:
+                await client.unlink(*batch)
 
     async def apply(self, writes: Sequence[Write]) -> None:
         """Replay writes in order, pipelined in chunks; a Clear splits the pipeline."""
+        await self._ready()
         chunk: list[Put | Delete] = []
         for write in writes:
             if isinstance(write, Clear):
@@ -268,6 +369,9 @@ class RedisBackend(StorageBackend):
 
     async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
         if not writes:
+            return
+        if self.topology == "cluster":
+            await self._apply_per_partition(writes)
             return
 
         async def run(client: aioredis.Redis) -> None:
@@ -287,6 +391,21 @@ class RedisBackend(StorageBackend):
 
         await self._call(run)
 
+    async def _apply_per_partition(self, writes: Sequence[Put | Delete]) -> None:
+        """On a cluster: each partition's writes in order, partitions concurrently."""
+        groups: dict[str, list[Put | Delete]] = {}
+        for write in writes:
+            groups.setdefault(self._base(write.key), []).append(write)
+
+        async def run(group: list[Put | Delete]) -> None:
+            for write in group:
+                if isinstance(write, Put):
+                    await self.put(write.key, write.payload, write.ttl, write.terms)
+                else:
+                    await self.delete(write.key)
+
+        await asyncio.gather(*(run(group) for group in groups.values()))
+
     async def probe(self) -> None:
         await self._call(lambda c: c.ping())
 
@@ -295,14 +414,18 @@ class RedisBackend(StorageBackend):
             "url": redact_url(self._url),
             "namespace": self.namespace,
             "partitions": self.partitions,
-            "topology": "standalone",
+            "topology": self.topology or "unknown (not connected yet)",
+            **({"nodes": self._nodes} if self.topology == "cluster" else {}),
         }
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             try:
-                await client.aclose(close_connection_pool=True)
+                if isinstance(client, RedisCluster):
+                    await client.aclose()
+                else:
+                    await client.aclose(close_connection_pool=True)
             except (*_UNAVAILABLE, rexc.RedisError):
                 pass  # closing a dead connection: nothing left to release
 
@@ -323,3 +446,7 @@ def _text(value: bytes | str) -> str:
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so a namespace matches only itself."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _connected(client: Any) -> None:
+    """Nothing to do: ``_call`` has connected by the time it runs this."""
