@@ -312,3 +312,50 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
     with pytest.raises(ValueError, match=match) as info:
         MemoryPrimitive(url)
     assert "pw" not in str(info.value)
+
+
+ACL_COMMANDS = (
+    "+get +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
+    "+set +del +exists +hset +hget +hgetall +hdel +hlen +hincrby +zadd +zrem +zcard +zrange "
+    "+zrevrange +zrangebyscore +zrangebylex +zscore +time"
+)
+
+
+async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
+    """A user with only the documented commands, on the namespace's keys, never falls back."""
+    server: RedisServer = redis_server_factory()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~tta:acl:*", "-@all",
+        *ACL_COMMANDS.split(),
+    )  # fmt: skip
+    await admin.aclose()
+    url = f"redis://tta:tta-secret@127.0.0.1:{server.port}/0"
+    memory = MemoryPrimitive(url, namespace="tta:acl")
+    await memory.add("u1:s1:a", {"content": "least privilege"}, ttl=60)
+    await memory.add("u1:s1:b", {"content": "privilege two"})
+    assert await memory.get("u1:s1:a") == {"content": "least privilege"}
+    assert len(await memory.search("privilege", scope="u1:s1")) == 2
+    assert len(await memory.search("")) == 2
+    assert await memory.delete("u1:s1:b") is True
+    assert await memory.size() == 1
+    await memory.clear()
+    assert memory.using_redis
+    assert memory.get_backend_info()["degraded"] is False
+    await memory.aclose()
+
+
+async def test_a_user_without_the_namespace_keys_falls_back(redis_server_factory: Any) -> None:
+    """NOPERM (keys outside the ACL) is an outage to the hybrid: served in-process, no crash."""
+    server: RedisServer = redis_server_factory()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~other:*", "-@all",
+        *ACL_COMMANDS.split(),
+    )  # fmt: skip
+    await admin.aclose()
+    memory = MemoryPrimitive(f"redis://tta:tta-secret@127.0.0.1:{server.port}/0", namespace="tta")
+    await memory.add("k", {"content": "kept in-process"})
+    assert await memory.get("k") == {"content": "kept in-process"}
+    assert memory.using_redis is False
+    await memory.aclose()

@@ -183,18 +183,18 @@ class RedisBackend(StorageBackend):
                 if client is None or self._loop is not asyncio.get_running_loop():
                     client = await self._connect()
                 return await work(client)
+        except _UNAVAILABLE as exc:  # first: several are ResponseError subclasses (NOPERM, ...)
+            await self._forget_topology(client)
+            message = scrub(str(exc) or type(exc).__name__, self._url)
+            raise BackendUnavailableError(
+                f"Redis at {redact_url(self._url)} unavailable: {message}"
+            ) from None
         except rexc.ResponseError as exc:
             message = scrub(str(exc), self._url)
             if message.upper().startswith(_UNAVAILABLE_REPLIES):
                 await self._forget_topology(client)
                 raise BackendUnavailableError(f"Redis refused: {message}") from None
             raise BackendError(f"Redis error: {message}") from None
-        except _UNAVAILABLE as exc:
-            await self._forget_topology(client)
-            message = scrub(str(exc) or type(exc).__name__, self._url)
-            raise BackendUnavailableError(
-                f"Redis at {redact_url(self._url)} unavailable: {message}"
-            ) from None
 
     async def _forget_topology(self, failed: Any) -> None:
         """On a cluster, drop the client after a failure: the next call rediscovers the slots.
