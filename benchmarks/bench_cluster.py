@@ -1,0 +1,138 @@
+"""MemoryPrimitive on a 3-master Redis Cluster against standalone Redis, same machine, same run.
+
+Run: ``.venv/bin/python benchmarks/bench_cluster.py`` (starts a throwaway standalone server and
+a 3-master cluster on loopback; ``--quick`` for a smoke run, ``--json PATH`` to save figures).
+
+Reports per-call get/add, search p50/p99 (global fans out to every partition; a session scope
+touches one shard), the namespace's memories per master, and Redis memory per stored memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from _timing import percentiles, table
+from bench_memory import make_memories, pick_queries
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from redis_server import LocalCluster, RedisServer, find_redis_server
+from tta_dev_primitives import MemoryPrimitive
+
+
+async def used_memory(urls: list[str]) -> int:
+    total = 0
+    for url in urls:
+        client = aioredis.Redis.from_url(url)
+        total += int((await client.info("memory"))["used_memory"])
+        await client.aclose()
+    return total
+
+
+async def measure(url: str, node_urls: list[str], n: int, quick: bool) -> dict[str, Any]:
+    rng = random.Random(11)
+    items, _ = make_memories(n, rng)
+    memory = MemoryPrimitive(url, namespace="bench:cluster", max_size=10)
+    await memory.add("warm", {"content": "up"})
+    before = await used_memory(node_urls)
+    start = time.perf_counter()
+    for key, value in items:
+        await memory.add(key, value)
+    add_us = (time.perf_counter() - start) / n * 1e6
+    bytes_per_memory = (await used_memory(node_urls) - before) / n
+    sample = [k for k, _ in rng.sample(items, min(2_000, n))]
+    start = time.perf_counter()
+    for key in sample:
+        await memory.get(key)
+    get_us = (time.perf_counter() - start) / len(sample) * 1e6
+    queries = pick_queries(items, rng, 20 if quick else 60)
+    search = []
+    for qtype in ("rare-term", "two-word", "prefix"):
+        for scope_name, scope in (("global", None), ("session", "u17:s0")):
+            samples = []
+            for q in queries[qtype]:
+                start = time.perf_counter()
+                await memory.search(q, 5, scope=scope)
+                samples.append((time.perf_counter() - start) * 1e3)
+            p50, p99 = percentiles(samples)
+            search.append({"query": qtype, "scope": scope_name, "p50_ms": p50, "p99_ms": p99})
+    info = memory.get_backend_info()
+    await memory.clear()
+    await memory.aclose()
+    return {"topology": info["topology"], "add_us": add_us, "get_us": get_us,
+            "redis_bytes_per_memory": bytes_per_memory, "search": search}  # fmt: skip
+
+
+async def spread(cluster: LocalCluster, n_keys: int, sessions: int) -> list[int]:
+    memory = MemoryPrimitive(cluster.url, namespace="bench:spread", max_size=10)
+    for i in range(n_keys):
+        session = i % sessions
+        await memory.add(f"user{session % 10}:session{session}:{i}", {"content": f"turn {i}"})
+    counts = []
+    for node in cluster.master_nodes():
+        client = aioredis.Redis.from_url(node.url)
+        keys = [k async for k in client.scan_iter(match="bench:spread:*:v:*", count=1000)]
+        counts.append(len(keys))
+        await client.aclose()
+    await memory.clear()
+    await memory.aclose()
+    return counts
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    binary = find_redis_server()
+    if binary is None:
+        raise SystemExit("redis-server is not installed (scripts/test installs it)")
+    n = 2_000 if quick else 20_000
+    server = RedisServer(binary).start()
+    cluster = LocalCluster(binary, masters=3).start()
+    try:
+        standalone = await measure(server.url, [server.url], n, quick)
+        clustered = await measure(cluster.url, [m.url for m in cluster.master_nodes()], n, quick)
+        counts = await spread(cluster, 1_000, 100)
+    finally:
+        server.stop()
+        cluster.stop()
+    return {"memories": n, "standalone": standalone, "cluster": clustered, "spread": counts}
+
+
+def report(f: dict[str, Any]) -> None:
+    s, c = f["standalone"], f["cluster"]
+    print(f"{f['memories']:,} memories; per call, microseconds:")
+    print(table(["", "standalone", "cluster", "x"], [
+        ["add", s["add_us"], c["add_us"], c["add_us"] / s["add_us"]],
+        ["get", s["get_us"], c["get_us"], c["get_us"] / s["get_us"]],
+        ["Redis bytes per memory", s["redis_bytes_per_memory"], c["redis_bytes_per_memory"],
+         c["redis_bytes_per_memory"] / s["redis_bytes_per_memory"]],
+    ]))  # fmt: skip
+    print("\nsearch p50 / p99, milliseconds:")
+    headers = ["query", "scope", "standalone p50", "cluster p50", "standalone p99", "cluster p99"]
+    rows = [[a["query"], a["scope"], a["p50_ms"], b["p50_ms"], a["p99_ms"], b["p99_ms"]]
+            for a, b in zip(s["search"], c["search"], strict=True)]  # fmt: skip
+    print(table(headers, rows))
+    total = sum(f["spread"])
+    shares = ", ".join(f"{n} ({n / total:.0%})" for n in f["spread"])
+    print(f"\n1,000 memories over 100 sessions, per master: {shares}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--json", dest="json_path", help="also write the figures here")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.quick))
+    report(figures)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
