@@ -1,0 +1,34 @@
+"""The benchmarks still run (quick mode): they are how the project measures itself.
+
+No figure is asserted (machines are noisy); each run must finish and print its report.
+bench_composition needs the bench extra (LangChain) and is run by hand.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expect"),
+    [
+        ("bench_memory.py", ["--quick", "--sizes", "2000"], "x faster"),
+        pytest.param("bench_redis.py", ["--quick"], "replay after an outage",
+                     marks=pytest.mark.redis),
+        pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
+    ],
+)  # fmt: skip
+def test_benchmark_runs(script: str, args: list[str], expect: str, redis_binary: str) -> None:
+    """The benchmark exits 0 and prints its report."""
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", str(BENCH / script), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expect in result.stdout
