@@ -13,6 +13,7 @@ from uuid import uuid4
 
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._redis import RedisBackend
 
 
 async def scenario(cluster: LocalCluster) -> dict[str, object]:
@@ -33,11 +34,11 @@ async def scenario(cluster: LocalCluster) -> dict[str, object]:
                 written.add(key)
             except Exception as exc:  # any exception is a failure of the library
                 errors.append(repr(exc))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # no pause: the kill lands mid-burst, replicas lagging
 
     async def chaos() -> None:
         nonlocal failed_over
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.03)
         victim = next(n for n in cluster.master_nodes() if n.port != cluster.nodes[0].port)
         victim.kill()
         await asyncio.to_thread(cluster.wait_failover, victim, 30)
@@ -50,7 +51,9 @@ async def scenario(cluster: LocalCluster) -> dict[str, object]:
         await asyncio.sleep(0.1)
     await memory.aclose()
 
-    reader = MemoryPrimitive(cluster.url, namespace=ns)
+    # Verify against Redis itself: a backend raises when Redis cannot answer, where a
+    # MemoryPrimitive would fall back and read its (empty) in-process store as "missing".
+    reader = RedisBackend(cluster.url, namespace=ns, timeout=10.0)
     missing = [key for key in sorted(written) if await reader.get(key) is None]
     size = await reader.size()
     await reader.clear()

@@ -186,16 +186,21 @@ async def test_kill_during_hundreds_of_writers_then_restart_loses_nothing(
 
     count = run_python(f"""
         import asyncio
-        from tta_dev_primitives import MemoryPrimitive
+        import json
+        from tta_dev_primitives.stores._redis import RedisBackend
         async def main():
-            m = MemoryPrimitive({server.url!r}, namespace={ns!r})
+            # Redis itself, not a MemoryPrimitive: it raises rather than fall back.
+            m = RedisBackend({server.url!r}, namespace={ns!r}, timeout=10.0)
             def want(w, i):
                 return {{"content": f"writer {{w}} write {{i}}", "i": i}}
+            async def read(w, i):
+                raw = await m.get(f"w{{w}}:s:{{i}}")
+                return None if raw is None else json.loads(raw)
             missing = [
                 (w, i) for w in range({writers}) for i in range({per_writer})
-                if await m.get(f"w{{w}}:s:{{i}}") != want(w, i)
+                if await read(w, i) != want(w, i)
             ]
-            print(len(missing), await m.size(), m.using_redis)
+            print(len(missing), await m.size(), True)
             await m.aclose()
         asyncio.run(main())
     """)

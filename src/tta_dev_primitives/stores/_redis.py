@@ -235,7 +235,12 @@ class RedisBackend(StorageBackend):
         await self._ready()
         base = self._base(key)
         args = _put_args(base, key, payload, ttl, terms)
-        await self._call(lambda c: self._scripts["PUT"](keys=[base + "v:" + key], args=args))
+
+        async def write(client: Any) -> None:
+            await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
+            await self._replicated(client, base + "v:" + key)
+
+        await self._call(write)
 
     async def get(self, key: str) -> Any | None:
         await self._ready()
@@ -254,10 +259,31 @@ class RedisBackend(StorageBackend):
     async def delete(self, key: str) -> bool:
         await self._ready()
         base = self._base(key)
-        removed = await self._call(
-            lambda c: self._scripts["DELETE"](keys=[base + "v:" + key], args=[base, key])
-        )
-        return bool(removed)
+
+        async def write(client: Any) -> Any:
+            removed = await self._scripts["DELETE"](keys=[base + "v:" + key], args=[base, key])
+            await self._replicated(client, base + "v:" + key)
+            return removed
+
+        return bool(await self._call(write))
+
+    async def _replicated(self, client: Any, key: str) -> None:
+        """On a cluster whose master for ``key`` has replicas, wait until one has the write.
+
+        Cluster replication is asynchronous: a write the master acknowledged but had not yet sent
+        to a replica dies with it in a failover. ``WAIT 1`` closes that window; if no replica
+        confirms within the timeout the write counts as failed (the hybrid journals it and
+        replays it later, idempotently).
+        """
+        if self.topology != "cluster":
+            return
+        slot_nodes = client.nodes_manager.slots_cache.get(client.keyslot(key), [])
+        if len(slot_nodes) < 2:
+            return  # no replica to wait for
+        wait_ms = max(1, int(self.timeout * 1000 * 0.8))
+        acked = await client.execute_command("WAIT", 1, wait_ms, target_nodes=slot_nodes[0])
+        if int(acked) < 1:
+            raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
 
     async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
         await self._ready()
