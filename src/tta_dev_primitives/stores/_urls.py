@@ -1,47 +1,66 @@
-"""Redis URLs: validation at construction and redaction everywhere they are shown."""
+"""Redis URLs: validation at construction and redaction everywhere they are shown.
+
+Redaction is deliberately over-eager: the user info runs to the *last* ``@`` (a password may
+contain ``@``, ``/`` or ``:``), a bare ``redis://secret@host`` is read as a password, and a
+``password=`` query argument (which redis-py honours) is hidden too.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["check_redis_url", "redact_url", "scrub"]
 
 SCHEMES = ("redis", "rediss", "unix")
-_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^@/]*)@")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_QUERY_SECRET = re.compile(r"(?i)([?&;]password=)([^&#;]*)")
+HIDDEN = "***"
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str] | None:
+    """``(scheme, userinfo, rest)`` if the URL has user info (up to its last ``@``)."""
+    match = _SCHEME.match(url)
+    start = match.end() if match else 0
+    at = url.rfind("@", start)
+    if at == -1:
+        return None
+    return url[:start], url[start:at], url[at + 1 :]
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (user names are kept); safe on garbage."""
-    match = _USERINFO.match(url)
-    if match is None:
-        return url
-    userinfo = match.group("userinfo")
-    user, sep, _ = userinfo.partition(":")
-    # "redis://:pw@host" and "redis://user:pw@host" hide the password; "redis://pw@host" is a
-    # password too in redis-py's reading (a bare user name with no password is sent as one).
-    hidden = f"{user}:***" if sep else "***"
-    return f"{match.group('scheme')}{hidden}@{url[match.end() :]}"
+    if not isinstance(url, str):
+        return f"<{type(url).__name__}, not a URL>"
+    parts = _split_userinfo(url)
+    if parts is not None:
+        scheme, userinfo, rest = parts
+        user, sep, _ = userinfo.partition(":")
+        # "redis://pw@host" is a password too in redis-py's reading (sent to AUTH).
+        url = f"{scheme}{user}:{HIDDEN}@{rest}" if sep else f"{scheme}{HIDDEN}@{rest}"
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + HIDDEN, url)
 
 
-def _password(parts: SplitResult) -> str | None:
-    if parts.password:
-        return parts.password
-    if parts.username and not parts.password and "@" in parts.netloc:
-        return parts.username
-    return None
+def _secrets(url: str) -> set[str]:
+    """Every form of every password in the URL, as it may show up in an error message."""
+    found: set[str] = set()
+    parts = _split_userinfo(url)
+    if parts is not None:
+        userinfo = parts[1]
+        user, sep, password = userinfo.partition(":")
+        found.add(password if sep else user)
+    found.update(m.group(2) for m in _QUERY_SECRET.finditer(url))
+    found |= {unquote(secret) for secret in found}
+    found.discard("")
+    return found
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` with the URL's password (if any) replaced by ``***``."""
-    try:
-        secret = _password(urlsplit(url))
-    except ValueError:
-        secret = None
-    if not secret:
+    """``text`` with the URL's password (if any, in any form) replaced by ``***``."""
+    if not isinstance(url, str):
         return text
-    for form in {secret, unquote(secret)}:
-        text = text.replace(form, "***")
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
     return text
 
 
@@ -50,21 +69,33 @@ def check_redis_url(url: object) -> str:
     if not isinstance(url, str) or not url:
         raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379/0'")
     shown = redact_url(url)
+
+    def invalid(problem: str) -> ValueError:
+        return ValueError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
+
+    # redis-py accepts the scheme in lower case only.
+    if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
+        raise invalid(f"scheme must be one of {', '.join(f'{s}://' for s in SCHEMES)}")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid redis_url {shown!r}: {scrub(str(exc), url)}") from None
-    if parts.scheme not in SCHEMES:
-        raise ValueError(f"invalid redis_url {shown!r}: scheme must be one of {', '.join(SCHEMES)}")
+        raise invalid(str(exc)) from None
     if parts.scheme == "unix":
         if not parts.path:
-            raise ValueError(f"invalid redis_url {shown!r}: a unix:// URL needs a socket path")
+            raise invalid("a unix:// URL needs a socket path")
     elif not parts.hostname:
-        raise ValueError(f"invalid redis_url {shown!r}: no host")
+        raise invalid("no host")
     if port == 0:
-        raise ValueError(f"invalid redis_url {shown!r}: port 0")
+        raise invalid("port 0")
     db = parts.path.strip("/")
     if parts.scheme != "unix" and db and not db.isdigit():
-        raise ValueError(f"invalid redis_url {shown!r}: database must be a number, got {db!r}")
+        raise invalid(f"database must be a number, got {db!r}")
+    if parts.query:
+        from redis.connection import parse_url  # only for URLs with options: keeps import cheap
+
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
     return url
