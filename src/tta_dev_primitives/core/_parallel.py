@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from ._base import StepFunction, WorkflowPrimitive, as_primitive
+from ._composite import Composite
 from ._context import WorkflowContext
 
 __all__ = ["ParallelPrimitive"]
@@ -15,7 +15,7 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
+class ParallelPrimitive(Composite[T, list[U]]):
     """Branches run concurrently on one input; outputs come back as a list in branch order.
 
     Each branch gets ``context.child(...)``. When a branch raises, its siblings are cancelled and
@@ -23,28 +23,9 @@ class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
     fail together, the one with the lowest branch index wins.
     """
 
-    __slots__ = ("_steps",)
-
-    def __init__(self, primitives: Iterable[WorkflowPrimitive[T, Any] | StepFunction]):
-        steps = tuple(as_primitive(p) for p in primitives)
-        if not steps:
-            raise ValueError("ParallelPrimitive needs at least one branch")
-        self._steps: tuple[WorkflowPrimitive[T, Any], ...] = steps
-
-    @classmethod
-    def _chain(
-        cls, left: WorkflowPrimitive[Any, Any], right: WorkflowPrimitive[Any, Any]
-    ) -> ParallelPrimitive[Any, Any]:
-        """``left | right``, flattening parallel operands so fan-outs stay one level deep."""
-        steps: list[WorkflowPrimitive[Any, Any]] = []
-        for side in (left, right):
-            steps.extend(side._steps if type(side) is ParallelPrimitive else (side,))
-        return ParallelPrimitive(steps)
-
-    @property
-    def primitives(self) -> list[WorkflowPrimitive[T, Any]]:
-        """The branches, in order (a copy)."""
-        return list(self._steps)
+    __slots__ = ()
+    operator: ClassVar[str] = "|"
+    part: ClassVar[str] = "branch"
 
     async def execute(self, input_data: T, context: WorkflowContext) -> list[U]:
         """Run every branch; return their outputs in branch order."""
@@ -67,9 +48,6 @@ class ParallelPrimitive(WorkflowPrimitive[T, list[U]]):
         if failure is not None:
             raise failure
         return [task.result() for task in tasks]
-
-    def __repr__(self) -> str:
-        return " | ".join(map(repr, self._steps)).join("()")
 
 
 async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:

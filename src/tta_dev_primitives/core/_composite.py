@@ -1,0 +1,49 @@
+"""What Sequential and Parallel share: a tuple of steps, flattening by operator, and a repr."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self, TypeVar
+
+from ._base import StepFunction, WorkflowPrimitive, as_primitive
+
+__all__ = ["Composite"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class Composite(WorkflowPrimitive[T, U]):
+    """A primitive made of other primitives; subclasses say how to run them."""
+
+    __slots__ = ("_steps",)
+
+    #: The operator that builds this composite, for flattening and for the repr.
+    operator: ClassVar[str]
+    #: What one part is called in error messages.
+    part: ClassVar[str]
+
+    def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any] | StepFunction]) -> None:
+        steps = tuple(as_primitive(p) for p in primitives)
+        if not steps:
+            raise ValueError(f"{type(self).__name__} needs at least one {self.part}")
+        self._steps: tuple[WorkflowPrimitive[Any, Any], ...] = steps
+
+    @classmethod
+    def _chain(cls, left: WorkflowPrimitive[Any, Any], right: WorkflowPrimitive[Any, Any]) -> Self:
+        """``left <op> right``, flattening operands of this same class so chains stay flat."""
+        steps: list[WorkflowPrimitive[Any, Any]] = []
+        for side in (left, right):
+            # Exactly this class: a user's subclass may run its steps differently, so it stays
+            # whole. (isinstance is there for the type checker.)
+            same = type(side) is cls and isinstance(side, cls)
+            steps.extend(side._steps if same else (side,))
+        return cls(steps)
+
+    @property
+    def primitives(self) -> list[WorkflowPrimitive[Any, Any]]:
+        """The parts, in order (a copy)."""
+        return list(self._steps)
+
+    def __repr__(self) -> str:
+        return f" {self.operator} ".join(map(repr, self._steps)).join("()")
