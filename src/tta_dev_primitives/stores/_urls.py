@@ -95,7 +95,7 @@ def check_redis_url(url: object) -> str:
         from redis.connection import parse_url  # only for URLs with options: keeps import cheap
 
         try:
-            parse_url(url)
+            parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise invalid(str(exc)) from None
     return url
