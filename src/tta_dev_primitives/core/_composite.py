@@ -36,8 +36,10 @@ class Composite(WorkflowPrimitive[T, U]):
         for side in (left, right):
             # Exactly this class: a user's subclass may run its steps differently, so it stays
             # whole. (isinstance is there for the type checker.)
-            same = type(side) is cls and isinstance(side, cls)
-            steps.extend(side._steps if same else (side,))
+            if type(side) is cls and isinstance(side, Composite):
+                steps.extend(side._steps)
+            else:
+                steps.append(side)
         return cls(steps)
 
     @property
