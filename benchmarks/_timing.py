@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 
 async def per_call_us(call: Callable[[], Awaitable[object]], n: int, rounds: int = 5) -> float:
@@ -50,3 +55,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
+
+
+def bench_main(
+    doc: str,
+    run: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
+    report: Callable[[dict[str, Any]], None],
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The command line every benchmark shares: ``--quick``, ``--json PATH``, then report."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--json", dest="json_path", help="also write the figures here")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args()
+    figures = asyncio.run(run(args))
+    report(figures)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(figures, indent=2))

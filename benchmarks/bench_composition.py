@@ -15,13 +15,10 @@ first. LCEL's ``|`` is sequential (our ``>>``); its fan-out is ``RunnableParalle
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
-from _timing import per_call_us, process_ms, table
+from _timing import bench_main, per_call_us, process_ms, table
 from tta_dev_primitives import LambdaPrimitive, WorkflowContext, WorkflowPrimitive
 
 STEPS = 10
@@ -162,14 +159,7 @@ def report(r: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer iterations, for a smoke run")
-    parser.add_argument("--json", dest="json_path", help="also write the figures here")
-    args = parser.parse_args()
-    figures = asyncio.run(measure(args.quick))
-    report(figures)
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(figures, indent=2))
+    bench_main(__doc__ or "", lambda args: measure(args.quick), report)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ to save the figures). Both sides search the same synthetic conversation memories
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import random
@@ -21,9 +20,9 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from _timing import bench_main
 from tta_dev_primitives import (
     CachePrimitive,
     LambdaPrimitive,
@@ -237,20 +236,23 @@ def report(results: list[dict[str, Any]], cache: dict[str, float]) -> None:
 async def main_async(sizes: list[int], quick: bool) -> dict[str, Any]:
     results = [await bench_size(n, quick) for n in sizes]
     cache = await bench_cache(quick)
-    report(results, cache)
     return {"memory": results, "cache": cache}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated memory counts")
-    parser.add_argument("--quick", action="store_true", help="fewer queries, for a smoke run")
-    parser.add_argument("--json", dest="json_path", help="also write the figures here")
-    args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    figures = asyncio.run(main_async(sizes, args.quick))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(figures, indent=2))
+    def sizes(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--sizes", default="10000,100000", help="comma-separated counts")
+
+    bench_main(
+        __doc__ or "",
+        lambda args: main_async([int(n) for n in args.sizes.split(",")], args.quick),
+        report_figures,
+        sizes,
+    )
+
+
+def report_figures(figures: dict[str, Any]) -> None:
+    report(figures["memory"], figures["cache"])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ a free loopback port; ``--quick`` for a smoke run, ``--json PATH`` to save the f
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -25,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from _timing import percentiles, table
+from _timing import bench_main, percentiles, table
 from bench_memory import make_memories, pick_queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -244,14 +243,7 @@ async def run(quick: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--json", dest="json_path", help="also write the figures here")
-    args = parser.parse_args()
-    figures = asyncio.run(run(args.quick))
-    report(figures)
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(figures, indent=2))
+    bench_main(__doc__ or "", lambda args: run(args.quick), report)
 
 
 if __name__ == "__main__":
