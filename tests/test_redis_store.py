@@ -321,16 +321,20 @@ ACL_COMMANDS = (
 )
 
 
-async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
-    """A user with only the documented commands, on the namespace's keys, never falls back."""
-    server: RedisServer = redis_server_factory()
+async def acl_user(server: RedisServer, keys: str) -> str:
+    """Create user 'tta' with the documented commands on ``keys``; its URL."""
     admin = aioredis.Redis.from_url(server.url)
     await admin.execute_command(
-        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~tta:acl:*", "-@all",
+        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", keys, "-@all",
         *ACL_COMMANDS.split(),
     )  # fmt: skip
     await admin.aclose()
-    url = f"redis://tta:tta-secret@127.0.0.1:{server.port}/0"
+    return f"redis://tta:tta-secret@127.0.0.1:{server.port}/0"
+
+
+async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
+    """A user with only the documented commands, on the namespace's keys, never falls back."""
+    url = await acl_user(redis_server_factory(), "~tta:acl:*")
     memory = MemoryPrimitive(url, namespace="tta:acl")
     await memory.add("u1:s1:a", {"content": "least privilege"}, ttl=60)
     await memory.add("u1:s1:b", {"content": "privilege two"})
@@ -347,14 +351,8 @@ async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
 
 async def test_a_user_without_the_namespace_keys_falls_back(redis_server_factory: Any) -> None:
     """NOPERM (keys outside the ACL) is an outage to the hybrid: served in-process, no crash."""
-    server: RedisServer = redis_server_factory()
-    admin = aioredis.Redis.from_url(server.url)
-    await admin.execute_command(
-        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~other:*", "-@all",
-        *ACL_COMMANDS.split(),
-    )  # fmt: skip
-    await admin.aclose()
-    memory = MemoryPrimitive(f"redis://tta:tta-secret@127.0.0.1:{server.port}/0", namespace="tta")
+    url = await acl_user(redis_server_factory(), "~other:*")
+    memory = MemoryPrimitive(url, namespace="tta")
     await memory.add("k", {"content": "kept in-process"})
     assert await memory.get("k") == {"content": "kept in-process"}
     assert memory.using_redis is False
