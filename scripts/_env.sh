@@ -11,7 +11,7 @@ ensure_venv() {
         echo "==> creating $VENV"
         "$PYTHON" -m venv "$VENV"
     fi
-    local stamp="$VENV/.tta-installed-$extras"
+    local stamp="$VENV/.tta-installed-${extras//,/-}"
     local want
     want=$(cat pyproject.toml | sha256sum | cut -c1-16)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
