@@ -1,4 +1,4 @@
-"""Every Python code block in the README runs as written, in a fresh interpreter."""
+"""Every Python code block in the README and the docs runs as written, in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ def python_blocks(path: Path) -> list[tuple[str, str]]:
     ]
 
 
-BLOCKS = python_blocks(ROOT / "README.md")
+BLOCKS = [
+    block
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for block in python_blocks(path)
+]
 
 
 def test_readme_has_examples() -> None:
