@@ -10,7 +10,7 @@ __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tta_dev_primitives.cli import _demo
+    from tta_dev_primitives.cli import _demo, _memory_cmd
 
     parser = argparse.ArgumentParser(
         prog="tta-primitives",
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _demo.add_parser(sub)
+    _memory_cmd.add_parser(sub)
     return parser
 
 

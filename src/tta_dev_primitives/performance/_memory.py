@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -170,11 +170,23 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "redis_configured": remote is not None,
             "degraded": self._store.degraded,
             "journal_size": self._store.journal_size,
+            "last_error": self._store.last_error,
         }
         if remote is not None:
             info.update(remote.describe())
             info["namespace"] = self._namespace
         return info
+
+    async def items(self) -> AsyncIterator[tuple[str, dict[str, Any], float | None]]:
+        """Every memory as ``(key, value, seconds left or None)``, for export and inspection.
+
+        Reads Redis when configured and raises ``BackendUnavailableError`` if it cannot (an
+        export must not silently list only this process's copy). Unreadable values are skipped.
+        """
+        async for key, payload, ttl in self._store.items():
+            value = self._decode(payload)
+            if value is not None:
+                yield key, value, ttl
 
     async def flush(self) -> bool:
         """Try to replay writes journalled during an outage now; True if none are left."""

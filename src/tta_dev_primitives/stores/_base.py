@@ -9,7 +9,7 @@ serve, translating its client's own errors with ``raise ... from exc``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -79,6 +79,10 @@ class StorageBackend(ABC):
     @abstractmethod
     async def size(self) -> int:
         """How many live payloads this backend's namespace holds."""
+
+    @abstractmethod
+    def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        """Every live ``(key, payload, seconds left or None)``, in no particular order."""
 
     async def apply(self, writes: Sequence[Write]) -> None:
         """Apply writes in order (a server backend batches them into few round trips)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from tta_dev_primitives.exceptions import BackendUnavailableError
@@ -67,6 +67,7 @@ class HybridStore:
         self._failures = 0
         self._next_probe = 0.0
         self._journal: list[_Journalled] = []
+        self.last_error: str | None = None  # the latest remote failure, already password-free
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class HybridStore:
 
     def _fail(self, op: MemoryOp, exc: BaseException) -> None:
         self._remote_ok = False
+        self.last_error = str(exc)
         if self._degraded:
             return
         self._degraded = True
@@ -249,6 +251,11 @@ class HybridStore:
         if self._recovering:
             return False
         return await self._recover(op)
+
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        """Every memory, from the remote if there is one (its errors propagate), else local."""
+        async for item in (self.remote or self.local).items():
+            yield item
 
     async def aclose(self) -> None:
         await self.local.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from tta_dev_primitives.stores._base import StorageBackend
@@ -45,6 +45,10 @@ class InProcessBackend(StorageBackend):
 
     async def size(self) -> int:
         return self.store.size()
+
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        for item in self.store.items():
+            yield item
 
     def describe(self) -> dict[str, Any]:
         return {"max_size": self.store.max_size}

@@ -137,6 +137,17 @@ class LocalStore:
             self._expire()
             return len(self._entries)
 
+    def items(self) -> list[tuple[str, object, float | None]]:
+        """A snapshot of every live ``(key, payload, seconds left or None)``, oldest write first."""
+        with self._lock:
+            self._expire()
+            now = self._clock()
+            ordered = sorted(self._entries.items(), key=lambda item: item[1][_VERSION])
+            return [
+                (key, entry[_PAYLOAD], None if entry[_DEADLINE] is None else entry[_DEADLINE] - now)
+                for key, entry in ordered
+            ]
+
     def keys(self) -> list[str]:
         """Keys from oldest to newest write (eviction order differs: reads refresh recency)."""
         with self._lock:

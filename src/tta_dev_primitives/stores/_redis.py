@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import redis.asyncio as aioredis
@@ -432,6 +433,23 @@ class RedisBackend(StorageBackend):
 
         await asyncio.gather(*(run(group) for group in groups.values()))
 
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        """Every live memory of the namespace: SCAN for values, then GET and PTTL in batches."""
+        await self._ready()
+        pattern = _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*}:v:*"
+        names: list[bytes] = await self._call(
+            lambda c: _collect(c.scan_iter(match=pattern, count=1000))
+        )
+        for start in range(0, len(names), 500):
+            batch = names[start : start + 500]
+            rows = await self._call(partial(_values_and_ttls, names=batch, topology=self.topology))
+            for name, (payload, pttl) in zip(batch, rows, strict=True):
+                if payload is None:
+                    continue  # expired or deleted since the scan
+                text = name.decode()
+                key = text[text.index("}:v:") + 4 :]
+                yield key, payload, None if pttl < 0 else pttl / 1000
+
     async def probe(self) -> None:
         await self._call(lambda c: c.ping())
 
@@ -476,3 +494,19 @@ def _glob_escape(text: str) -> str:
 
 async def _connected(client: Any) -> None:
     """Nothing to do: ``_call`` has connected by the time it runs this."""
+
+
+async def _collect(keys: AsyncIterator[bytes]) -> list[bytes]:
+    return [key async for key in keys]
+
+
+async def _values_and_ttls(client: Any, names: list[bytes], topology: str | None) -> list[Any]:
+    """(value, PTTL ms) per name: one pipeline on standalone, per key on a cluster."""
+    if topology == "cluster":
+        return [(await client.get(n), await client.pttl(n)) for n in names]
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.get(name)
+        pipe.pttl(name)
+    flat = await pipe.execute()
+    return list(zip(flat[::2], flat[1::2], strict=True))
