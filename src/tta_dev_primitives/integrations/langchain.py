@@ -1,0 +1,217 @@
+"""LangChain adapters: primitives as LCEL runnables, runnables as primitives, and chat history.
+
+Needs ``langchain-core`` (``pip install 'tta-dev-primitives[langchain]'``).
+
+- ``as_runnable(primitive)`` puts a primitive (a whole workflow, memory recall included) into an
+  LCEL chain. LCEL's ``|`` is sequential; ours is ``>>``.
+- ``from_runnable(runnable)`` puts an LCEL chain (a prompt, a model) into a workflow; the
+  context's ``session_id`` and ``user_id`` reach it as ``configurable`` values.
+- ``MemoryChatMessageHistory`` keeps a conversation in a ``MemoryPrimitive`` for
+  ``RunnableWithMessageHistory``: one memory per message, so ``memory.search`` and
+  ``memory.recall`` find past turns, on Redis with the same fallback as every other memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+
+from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
+from tta_dev_primitives.exceptions import InvalidMemoryKeyError
+from tta_dev_primitives.performance import MemoryPrimitive
+from tta_dev_primitives.performance._values import check_ttl
+
+from ._portal import run_sync
+
+__all__ = ["MemoryChatMessageHistory", "RunnablePrimitive", "as_runnable", "from_runnable"]
+
+ContextSource = WorkflowContext | Callable[[RunnableConfig], WorkflowContext] | None
+
+_CONTEXT_IDS = ("session_id", "user_id", "workflow_id")
+
+
+def _context_from_config(config: RunnableConfig) -> WorkflowContext:
+    """A context whose ids come from ``configurable`` and whose metadata is the run's."""
+    configurable = config.get("configurable") or {}
+    ids = {k: v for k in _CONTEXT_IDS if isinstance(v := configurable.get(k), str)}
+    return WorkflowContext.model_validate({**ids, "metadata": dict(config.get("metadata") or {})})
+
+
+def as_runnable(
+    primitive: WorkflowPrimitive[Any, Any], *, context: ContextSource = None
+) -> Runnable[Any, Any]:
+    """An LCEL ``Runnable`` that runs ``primitive`` (``invoke``, ``ainvoke``, ``batch``, ...).
+
+    Each run gets its own context: by default built from the run's config (``configurable``
+    ``session_id``/``user_id``/``workflow_id``, and its ``metadata``); pass a ``WorkflowContext``
+    to run in a child of it, or a function ``config -> WorkflowContext``.
+    """
+    if not isinstance(primitive, WorkflowPrimitive):
+        raise TypeError(f"as_runnable needs a WorkflowPrimitive, got {type(primitive).__name__}")
+
+    def make_context(config: RunnableConfig) -> WorkflowContext:
+        if context is None:
+            return _context_from_config(config)
+        if isinstance(context, WorkflowContext):
+            return context.child(primitive.name)
+        made = context(config)
+        if not isinstance(made, WorkflowContext):
+            raise TypeError(f"context function returned {type(made).__name__}, not WorkflowContext")
+        return made
+
+    async def arun(input_data: Any, config: RunnableConfig) -> Any:
+        return await primitive.execute(input_data, make_context(config))
+
+    def run(input_data: Any, config: RunnableConfig) -> Any:
+        return run_sync(arun(input_data, config), instead="ainvoke()")
+
+    return RunnableLambda(run, afunc=arun, name=primitive.name)
+
+
+class RunnablePrimitive(WorkflowPrimitive[Any, Any]):
+    """A workflow step that awaits an LCEL runnable's ``ainvoke`` with the context's ids."""
+
+    def __init__(self, runnable: Runnable[Any, Any], *, name: str | None = None) -> None:
+        if not isinstance(runnable, Runnable):
+            raise TypeError(
+                f"from_runnable needs a langchain Runnable, got {type(runnable).__name__}"
+            )
+        self._runnable = runnable
+        self._name = name or runnable.get_name()
+
+    @property
+    def name(self) -> str:
+        """The runnable's name (also its LangChain run name)."""
+        return self._name
+
+    @property
+    def runnable(self) -> Runnable[Any, Any]:
+        """The wrapped runnable."""
+        return self._runnable
+
+    async def execute(self, input_data: Any, context: WorkflowContext) -> Any:
+        """``ainvoke`` with ``configurable`` ids and the correlation id in the run metadata."""
+        ids = {k: v for k in _CONTEXT_IDS if (v := getattr(context, k)) is not None}
+        config: RunnableConfig = {
+            "run_name": self._name,
+            "configurable": dict(ids),
+            "metadata": {**context.metadata, **ids, "correlation_id": context.correlation_id},
+        }
+        return await self._runnable.ainvoke(input_data, config)
+
+    def __repr__(self) -> str:
+        return f"RunnablePrimitive({self._name})"
+
+
+def from_runnable(runnable: Runnable[Any, Any], *, name: str | None = None) -> RunnablePrimitive:
+    """A primitive for ``>>`` and ``|`` that runs an LCEL runnable (a prompt, a model, a chain)."""
+    return RunnablePrimitive(runnable, name=name)
+
+
+class _Clock:
+    """Nanosecond stamps that never repeat or go backwards within this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(time.time_ns(), self._last + 1)
+            return self._last
+
+
+_clock = _Clock()
+
+
+class MemoryChatMessageHistory(BaseChatMessageHistory):
+    """A LangChain chat history kept in a ``MemoryPrimitive``, one memory per message.
+
+    Messages of ``session_id`` live under ``{session_id}:messages:{stamp}`` (``stamp`` is the
+    write time in nanoseconds, which orders them), so ``memory.search(q, scope=session_id)``
+    finds past turns, ``memory.clear()`` forgets them, and Redis outages fall back as for any
+    memory. ``max_messages`` returns only the latest that many; ``ttl`` (seconds) expires each
+    message after that long. Async methods are native; sync ones run on a private loop.
+    """
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        session_id: str,
+        *,
+        max_messages: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        if not isinstance(memory, MemoryPrimitive):
+            raise TypeError(f"memory must be a MemoryPrimitive, got {type(memory).__name__}")
+        if not isinstance(session_id, str):
+            raise TypeError(f"session_id must be str, got {type(session_id).__name__}")
+        if not session_id or "" in session_id.split(":"):
+            raise InvalidMemoryKeyError(
+                f"session_id {session_id!r} must be non-empty ':'-separated segments"
+            )
+        if max_messages is not None and (
+            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
+        ):
+            raise ValueError(f"max_messages must be a positive int or None, got {max_messages!r}")
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0
+        ):
+            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self.memory = memory
+        self.session_id = session_id
+        self.max_messages = max_messages
+        self.ttl = check_ttl(ttl)
+        self._scope = f"{session_id}:messages"
+
+    async def _stored(self) -> list[dict[str, Any]]:
+        """This session's stored messages, oldest first (at most ``max_messages``, the latest)."""
+        limit = self.max_messages or max(1, await self.memory.size())
+        found = await self.memory.search("", limit=limit, scope=self._scope)
+        stored = [v for v in found if isinstance(v.get("at"), int) and "type" in v and "data" in v]
+        stored.sort(key=lambda v: cast(int, v["at"]))
+        return stored
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """The conversation so far, oldest first."""
+        return messages_from_dict(await self._stored())
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Store ``messages`` in order (checked first: on a bad one nothing is stored)."""
+        for message in messages:
+            if not isinstance(message, BaseMessage):
+                raise TypeError(f"expected a langchain BaseMessage, got {type(message).__name__}")
+        for message in messages:
+            stamp = _clock.next()
+            value = {**message_to_dict(message), "at": stamp}
+            await self.memory.add(f"{self._scope}:{stamp:020d}", value, ttl=self.ttl)
+
+    async def aclear(self) -> None:
+        """Forget this session's messages (other memories under ``session_id`` stay)."""
+        while stored := await self._stored():
+            for value in stored:
+                await self.memory.delete(f"{self._scope}:{value['at']:020d}")
+            if self.max_messages is None:
+                break
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The conversation so far (sync; inside a running loop use ``aget_messages``)."""
+        return run_sync(self.aget_messages(), instead="aget_messages()")
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Store ``messages`` in order (sync)."""
+        run_sync(self.aadd_messages(messages), instead="aadd_messages()")
+
+    def clear(self) -> None:
+        """Forget this session's messages (sync)."""
+        run_sync(self.aclear(), instead="aclear()")
+
+    def __repr__(self) -> str:
+        return f"MemoryChatMessageHistory(session_id={self.session_id!r}, memory={self.memory!r})"
