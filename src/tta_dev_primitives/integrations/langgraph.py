@@ -1,0 +1,273 @@
+"""A LangGraph store backed by ``MemoryPrimitive``: long-term agent memory with Redis fallback.
+
+Needs ``langgraph-checkpoint`` (``pip install 'tta-dev-primitives[langgraph]'``). Use it wherever
+LangGraph takes a ``BaseStore`` (``graph.compile(store=...)``, ``create_react_agent(store=...)``).
+
+Item ``("users", "u1"), "prefs"`` is the memory ``users:u1:prefs`` (``%`` and ``:`` in labels are
+escaped as ``%25`` and ``%3A``), so ``memory.search(q, scope="users:u1")`` sees what the graph
+stored, and the graph's ``search`` uses the memory's word index (BM25) for ``query``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    InvalidNamespaceError,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+)
+
+from tta_dev_primitives.performance import MemoryPrimitive
+from tta_dev_primitives.performance._values import encode_value
+
+from ._portal import run_sync
+
+__all__ = ["MemoryPrimitiveStore"]
+
+_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+
+
+def _escape(label: str) -> str:
+    return label.replace("%", "%25").replace(":", "%3A")
+
+
+def _check_namespace(namespace: tuple[str, ...], *, allow_empty: bool = False) -> None:
+    """LangGraph's rules: non-empty ``str`` labels without ``.``; a put needs at least one."""
+    if not isinstance(namespace, tuple):
+        raise InvalidNamespaceError(f"namespace must be a tuple of str, got {namespace!r}")
+    if not namespace and not allow_empty:
+        raise InvalidNamespaceError("namespace must not be empty")
+    for label in namespace:
+        if not isinstance(label, str) or not label or "." in label:
+            raise InvalidNamespaceError(
+                f"invalid namespace label {label!r} in {namespace}: labels are non-empty str "
+                "without '.'"
+            )
+
+
+def _memory_key(namespace: tuple[str, ...], key: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"item keys must be non-empty str, got {key!r}")
+    return ":".join(_escape(part) for part in (*namespace, key))
+
+
+def _scope(prefix: tuple[str, ...]) -> str | None:
+    return ":".join(_escape(label) for label in prefix) or None
+
+
+def _datetime(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _is_record(value: Mapping[str, Any]) -> bool:
+    """Whether a memory was written by this store (others may share the namespace)."""
+    return (
+        isinstance(value.get("value"), dict)
+        and isinstance(value.get("namespace"), list)
+        and isinstance(value.get("key"), str)
+        and isinstance(value.get("created_at"), int | float)
+        and isinstance(value.get("updated_at"), int | float)
+    )
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    """JSON-style matching: nested dicts by key, lists element-wise, ``$op`` comparisons."""
+    if isinstance(wanted, dict):
+        if any(isinstance(k, str) and k.startswith("$") for k in wanted):
+            return all(_compare(value, op, operand) for op, operand in wanted.items())
+        return isinstance(value, dict) and all(_matches(value.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list | tuple):
+        return (
+            isinstance(value, list | tuple)
+            and len(value) == len(wanted)
+            and all(_matches(v, w) for v, w in zip(value, wanted, strict=True))
+        )
+    return bool(value == wanted)
+
+
+def _compare(value: Any, operator: str, operand: Any) -> bool:
+    if operator not in _OPERATORS:
+        raise ValueError(f"unsupported filter operator {operator!r}; use one of {_OPERATORS}")
+    if operator == "$eq":
+        return bool(value == operand)
+    if operator == "$ne":
+        return bool(value != operand)
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (value, operand)):
+        return False  # ordering only applies to numbers; a missing field never matches
+    if operator == "$gt":
+        return bool(value > operand)
+    if operator == "$gte":
+        return bool(value >= operand)
+    if operator == "$lt":
+        return bool(value < operand)
+    return bool(value <= operand)
+
+
+def _namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[-len(path) :]
+    if condition.match_type not in ("prefix", "suffix"):
+        raise ValueError(f"unsupported match type {condition.match_type!r}")
+    return not path or all(p in ("*", n) for n, p in zip(part, path, strict=True))
+
+
+class MemoryPrimitiveStore(BaseStore):
+    """A LangGraph ``BaseStore`` whose items are memories of a ``MemoryPrimitive``.
+
+    Every string in an item's value (and its namespace and key) is indexed for word search;
+    ``index`` arguments are accepted and ignored. TTLs are in minutes as in LangGraph;
+    ``refresh_ttl`` rewrites the item to restart its clock. Ops in a batch run in order.
+    """
+
+    supports_ttl: bool = True
+
+    def __init__(self, memory: MemoryPrimitive, *, ttl: TTLConfig | None = None) -> None:
+        if not isinstance(memory, MemoryPrimitive):
+            raise TypeError(f"memory must be a MemoryPrimitive, got {type(memory).__name__}")
+        self.memory = memory
+        self.ttl_config = ttl
+
+    # -- batch entry points ------------------------------------------------------------------
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` in order; results line up with them."""
+        return [await self._run(op) for op in ops]
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Sync ``abatch`` (inside a running event loop, await ``abatch`` instead)."""
+        return run_sync(self.abatch(list(ops)), instead="abatch() / aget() / aput()")
+
+    async def _run(self, op: Op) -> Result:
+        if isinstance(op, GetOp):
+            return await self._get(op)
+        if isinstance(op, PutOp):
+            await self._put(op)
+            return None
+        if isinstance(op, SearchOp):
+            return await self._search(op)
+        if isinstance(op, ListNamespacesOp):
+            return await self._list_namespaces(op)
+        raise TypeError(f"unknown store operation {type(op).__name__}")
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def _refresh(self, requested: bool | None) -> bool:
+        if requested is not None:
+            return requested
+        return bool((self.ttl_config or {}).get("refresh_on_read", True))
+
+    async def _touch(self, record: dict[str, Any]) -> None:
+        """Restart a TTL'd item's clock by writing it again."""
+        ttl = record.get("ttl")
+        if isinstance(ttl, int | float) and ttl > 0:
+            key = _memory_key(tuple(record["namespace"]), record["key"])
+            await self.memory.add(key, record, ttl=ttl * 60)
+
+    async def _get(self, op: GetOp) -> Item | None:
+        _check_namespace(op.namespace)
+        record = await self.memory.get(_memory_key(op.namespace, op.key))
+        if record is None or not _is_record(record):
+            return None
+        if self._refresh(op.refresh_ttl):
+            await self._touch(record)
+        return Item(**self._fields(record))
+
+    async def _put(self, op: PutOp) -> None:
+        _check_namespace(op.namespace)
+        key = _memory_key(op.namespace, op.key)
+        if op.value is None:
+            await self.memory.delete(key)
+            return
+        if not isinstance(op.value, dict):
+            raise TypeError(f"item values must be dict, got {type(op.value).__name__}")
+        encode_value(op.value)  # names the bad part as the caller wrote it: value['tags'][2]
+        ttl = op.ttl
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
+        ):
+            raise ValueError(f"ttl must be a positive number of minutes or None, got {ttl!r}")
+        if ttl is not None and not math.isfinite(ttl):
+            raise ValueError(f"ttl must be finite, got {ttl!r}")
+        now = time.time()
+        existing = await self.memory.get(key)
+        created = existing["created_at"] if existing and _is_record(existing) else now
+        record = {
+            "namespace": list(op.namespace),
+            "key": op.key,
+            "value": op.value,
+            "created_at": created,
+            "updated_at": now,
+            "ttl": ttl,
+        }
+        await self.memory.add(key, record, ttl=None if ttl is None else ttl * 60)
+
+    async def _search(self, op: SearchOp) -> list[SearchItem]:
+        _check_namespace(op.namespace_prefix, allow_empty=True)
+        if op.limit < 0 or op.offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        wanted = op.offset + op.limit
+        if wanted == 0:
+            return []
+        query, scope = (op.query or "").strip(), _scope(op.namespace_prefix)
+        fetch = wanted if not op.filter else 4 * wanted
+        while True:
+            found = await self.memory.search(query, limit=fetch, scope=scope)
+            kept = [
+                r
+                for r in found
+                if _is_record(r)
+                and all(_matches(r["value"].get(k), v) for k, v in (op.filter or {}).items())
+            ]
+            if len(kept) >= wanted or len(found) < fetch:
+                break
+            fetch *= 4
+        page = kept[op.offset : wanted]
+        if self._refresh(op.refresh_ttl):
+            for record in page:
+                await self._touch(record)
+        return [SearchItem(**self._fields(record)) for record in page]
+
+    async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        conditions = tuple(op.match_conditions or ())
+        for condition in conditions:
+            _check_namespace(tuple(condition.path), allow_empty=True)
+        seen: set[tuple[str, ...]] = set()
+        async for namespace in self._namespaces():
+            if all(_namespace_matches(namespace, c) for c in conditions):
+                seen.add(namespace if op.max_depth is None else namespace[: op.max_depth])
+        return sorted(seen)[op.offset : op.offset + op.limit]
+
+    async def _namespaces(self) -> AsyncIterator[tuple[str, ...]]:
+        """Every item's namespace (reads the whole memory namespace: O(memories))."""
+        async for _, value, _ in self.memory.items():
+            if _is_record(value):
+                yield tuple(value["namespace"])
+
+    @staticmethod
+    def _fields(record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "namespace": tuple(record["namespace"]),
+            "key": record["key"],
+            "value": record["value"],
+            "created_at": _datetime(record["created_at"]),
+            "updated_at": _datetime(record["updated_at"]),
+        }
+
+    def __repr__(self) -> str:
+        return f"MemoryPrimitiveStore(memory={self.memory!r})"

@@ -1,0 +1,347 @@
+"""MemoryPrimitiveStore against LangGraph: its BaseStore API, a compiled graph, its reference store.
+
+Runs on every backend of the behaviour suite and through a Redis outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any, TypedDict
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
+from langgraph.store.memory import InMemoryStore
+
+from conftest import eventually
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import InvalidMemoryValueError
+from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+
+@pytest.fixture
+def store(memory: MemoryPrimitive) -> MemoryPrimitiveStore:
+    return MemoryPrimitiveStore(memory)
+
+
+async def test_put_get_update_delete(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("users", "u1"), "prefs", {"food": "pizza"})
+    first = await store.aget(("users", "u1"), "prefs")
+    assert first is not None
+    assert (first.namespace, first.key, first.value) == (
+        ("users", "u1"),
+        "prefs",
+        {"food": "pizza"},
+    )
+    assert isinstance(first.created_at, datetime)
+    assert first.created_at.tzinfo is not None
+    await asyncio.sleep(0.01)
+    await store.aput(("users", "u1"), "prefs", {"food": "sushi"})
+    second = await store.aget(("users", "u1"), "prefs")
+    assert second is not None
+    assert second.value == {"food": "sushi"}
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+    await store.adelete(("users", "u1"), "prefs")
+    assert await store.aget(("users", "u1"), "prefs") is None
+    assert await store.aget(("users", "nobody"), "prefs") is None
+
+
+async def test_items_are_memories_under_the_namespace_path(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("users", "u1"), "pet", {"text": "a dog called Rex"})
+    found = await store.memory.search("dog", scope="users:u1")
+    assert [r["value"] for r in found] == [{"text": "a dog called Rex"}]
+    assert await store.memory.get("users:u1:pet") is not None
+
+
+async def test_colons_in_labels_cannot_alias_another_namespace(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("a:b",), "k", {"v": 1})
+    await store.aput(("a", "b"), "k", {"v": 2})
+    await store.aput(("a%3Ab",), "k", {"v": 3})
+    assert (await store.aget(("a:b",), "k")).value == {"v": 1}  # type: ignore[union-attr]
+    assert (await store.aget(("a", "b"), "k")).value == {"v": 2}  # type: ignore[union-attr]
+    assert (await store.aget(("a%3Ab",), "k")).value == {"v": 3}  # type: ignore[union-attr]
+    assert [i.value for i in await store.asearch(("a",))] == [{"v": 2}]
+    assert await store.alist_namespaces() == [("a", "b"), ("a%3Ab",), ("a:b",)]
+
+
+async def test_search_ranks_by_query_within_the_prefix(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("users", "u1"), "a", {"text": "pizza with olives"})
+    await store.aput(("users", "u1"), "b", {"text": "olives"})
+    await store.aput(("users", "u1"), "c", {"text": "the weather"})
+    await store.aput(("users", "u10"), "a", {"text": "olives olives"})
+    found = await store.asearch(("users", "u1"), query="olives pizza")
+    assert [i.key for i in found] == ["a", "b"]
+    assert all(i.namespace == ("users", "u1") for i in found)
+    assert len(await store.asearch(("users",), query="olives")) == 3
+
+
+async def test_search_filters_and_pages(store: MemoryPrimitiveStore) -> None:
+    for n in range(10):
+        await store.aput(("docs",), f"d{n}", {"n": n, "kind": "even" if n % 2 == 0 else "odd"})
+    await store.memory.add("docs:not-an-item", {"n": 4, "kind": "even"})  # not the store's
+    newest_first = [i.key for i in await store.asearch(("docs",), limit=20)]
+    assert newest_first == [f"d{n}" for n in reversed(range(10))]
+    even = await store.asearch(("docs",), filter={"kind": "even"}, limit=20)
+    assert sorted(i.value["n"] for i in even) == [0, 2, 4, 6, 8]
+    big = await store.asearch(("docs",), filter={"n": {"$gte": 7}, "kind": {"$ne": "odd"}})
+    assert [i.key for i in big] == ["d8"]
+    page = await store.asearch(("docs",), filter={"kind": "odd"}, limit=2, offset=1)
+    assert [i.key for i in page] == ["d7", "d5"]
+    assert await store.asearch(("docs",), filter={"n": {"$gt": "x"}}) == []
+
+
+async def test_a_bad_filter_operator_is_named(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("docs",), "d", {"n": 1})
+    with pytest.raises(ValueError, match=r"unsupported filter operator '\$near'"):
+        await store.asearch(("docs",), filter={"n": {"$near": 1}})
+
+
+async def test_list_namespaces_with_conditions(store: MemoryPrimitiveStore) -> None:
+    for ns in [("users", "u1", "prefs"), ("users", "u2", "prefs"), ("users", "u2", "notes")]:
+        await store.aput(ns, "k", {"v": 1})
+    await store.aput(("docs", "public"), "k", {"v": 1})
+    everything = await store.alist_namespaces()
+    assert everything == [
+        ("docs", "public"),
+        ("users", "u1", "prefs"),
+        ("users", "u2", "notes"),
+        ("users", "u2", "prefs"),
+    ]
+    assert await store.alist_namespaces(prefix=("users",), max_depth=2) == [
+        ("users", "u1"),
+        ("users", "u2"),
+    ]
+    assert await store.alist_namespaces(suffix=("prefs",)) == [
+        ("users", "u1", "prefs"),
+        ("users", "u2", "prefs"),
+    ]
+    assert await store.alist_namespaces(prefix=("users", "*", "notes")) == [
+        ("users", "u2", "notes")
+    ]
+    assert await store.alist_namespaces(limit=2, offset=1) == everything[1:3]
+
+
+async def test_items_expire_after_their_ttl_in_minutes(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.005)  # 0.3 s
+    assert await store.aget(("tmp",), "k", refresh_ttl=False) is not None
+
+    async def gone() -> bool:
+        return await store.aget(("tmp",), "k", refresh_ttl=False) is None
+
+    await eventually(gone, within=10)
+
+
+async def test_reading_refreshes_the_ttl(store: MemoryPrimitiveStore) -> None:
+    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.01)  # 0.6 s
+    for _ in range(6):  # 1.2 s of reads, each restarting the clock
+        await asyncio.sleep(0.2)
+        assert await store.aget(("tmp",), "k") is not None
+
+
+async def test_a_default_ttl_comes_from_the_config(memory: MemoryPrimitive) -> None:
+    store = MemoryPrimitiveStore(memory, ttl={"default_ttl": 0.005, "refresh_on_read": False})
+    await store.aput(("tmp",), "k", {"v": 1})
+    record = await memory.get("tmp:k")
+    assert record is not None
+    assert record["ttl"] == 0.005
+
+    async def gone() -> bool:
+        return await store.aget(("tmp",), "k") is None
+
+    await eventually(gone, within=10)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "key", "value", "error", "match"),
+    [
+        (("a.b",), "k", {"v": 1}, InvalidNamespaceError, "without '.'"),
+        ((), "k", {"v": 1}, InvalidNamespaceError, "must not be empty"),
+        (("a", ""), "k", {"v": 1}, InvalidNamespaceError, "non-empty"),
+        (("a",), "", {"v": 1}, ValueError, "item keys"),
+        (("a",), "k", ["not", "a", "dict"], TypeError, "values must be dict"),
+        (("a",), "k", {"v": float("nan")}, InvalidMemoryValueError, r"value\['v'\] is nan"),
+        (("a",), "k", {"v": {1, 2}}, InvalidMemoryValueError, "set"),
+    ],
+)
+async def test_bad_puts_are_named_and_store_nothing(
+    store: MemoryPrimitiveStore,
+    namespace: tuple[str, ...],
+    key: str,
+    value: Any,
+    error: type,
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        await store.abatch([PutOp(namespace, key, value)])
+    assert await store.memory.size() == 0
+
+
+async def test_a_bad_ttl_is_named(store: MemoryPrimitiveStore) -> None:
+    for ttl in (-1, 0, float("inf"), "5"):
+        with pytest.raises(ValueError, match="ttl"):
+            await store.abatch([PutOp(("a",), "k", {"v": 1}, ttl=ttl)])  # type: ignore[arg-type]
+    assert await store.memory.size() == 0
+
+
+async def test_a_batch_runs_in_order(store: MemoryPrimitiveStore) -> None:
+    results = await store.abatch(
+        [
+            PutOp(("a",), "k", {"v": 1}),
+            GetOp(("a",), "k"),
+            PutOp(("a",), "k", None),
+            GetOp(("a",), "k"),
+            SearchOp(("a",)),
+        ]
+    )
+    assert results[0] is None
+    assert results[1].value == {"v": 1}  # type: ignore[union-attr]
+    assert results[2:] == [None, None, []]
+
+
+def test_the_sync_api_works_outside_a_loop() -> None:
+    store = MemoryPrimitiveStore(MemoryPrimitive())
+    store.put(("a",), "k", {"text": "hello"})
+    assert store.get(("a",), "k").value == {"text": "hello"}  # type: ignore[union-attr]
+    assert [i.key for i in store.search(("a",), query="hello")] == ["k"]
+    assert store.list_namespaces() == [("a",)]
+
+
+async def test_the_sync_api_inside_a_loop_says_what_to_await() -> None:
+    store = MemoryPrimitiveStore(MemoryPrimitive())
+    with pytest.raises(RuntimeError, match="await abatch"):
+        store.put(("a",), "k", {"v": 1})
+
+
+def test_only_a_memory_primitive_backs_the_store() -> None:
+    with pytest.raises(TypeError, match="MemoryPrimitive"):
+        MemoryPrimitiveStore({})  # type: ignore[arg-type]
+
+
+# -- in a compiled graph -----------------------------------------------------------------------
+
+
+class State(TypedDict):
+    user: str
+    message: str
+    reply: str
+
+
+async def remember_and_recall(state: State, runtime: Runtime[None]) -> dict[str, str]:
+    assert runtime.store is not None
+    namespace = ("memories", state["user"])
+    await runtime.store.aput(namespace, str(uuid4()), {"text": state["message"]})
+    found = await runtime.store.asearch(namespace, query="pizza")
+    return {"reply": f"{len(found)} about pizza"}
+
+
+def graph_builder() -> StateGraph[State, None, State, State]:
+    builder = StateGraph(State)
+    builder.add_node("remember_and_recall", remember_and_recall)
+    builder.add_edge(START, "remember_and_recall")
+    builder.add_edge("remember_and_recall", END)
+    return builder
+
+
+async def test_a_compiled_graph_stores_and_searches(memory: MemoryPrimitive) -> None:
+    graph = graph_builder().compile(store=MemoryPrimitiveStore(memory))
+    replies = []
+    for message in ["I love pizza", "the weather", "pizza again"]:
+        out = await graph.ainvoke({"user": "u1", "message": message, "reply": ""})
+        replies.append(out["reply"])
+    assert replies == ["1 about pizza", "1 about pizza", "2 about pizza"]
+    assert len(await memory.search("weather", scope="memories:u1")) == 1
+
+
+# -- the same answers as LangGraph's own InMemoryStore -------------------------------------------
+
+labels = st.sampled_from(["a", "b", "c:d"])
+namespaces = st.lists(labels, min_size=1, max_size=3).map(tuple)
+values = st.fixed_dictionaries({"n": st.integers(0, 5), "s": st.sampled_from(["x", "y"])})
+puts = st.tuples(namespaces, st.sampled_from(["k1", "k2"]), st.one_of(st.none(), values))
+filters = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries({"s": st.sampled_from(["x", "y"])}),
+    st.builds(
+        lambda op, n: {"n": {op: n}},
+        st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"]),
+        st.integers(0, 5),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ops=st.lists(puts, max_size=25), prefix=st.lists(labels, max_size=2).map(tuple), filt=filters
+)
+def test_answers_match_langgraphs_reference_store(
+    ops: list[tuple[tuple[str, ...], str, dict[str, Any] | None]],
+    prefix: tuple[str, ...],
+    filt: dict[str, Any],
+) -> None:
+    """Law: after the same puts and deletes, gets, filtered searches and namespaces agree."""
+    reference = InMemoryStore()
+    ours = MemoryPrimitiveStore(MemoryPrimitive(max_size=10_000))
+
+    async def run() -> None:
+        for namespace, key, value in ops:
+            if value is None:
+                reference.delete(namespace, key)
+                await ours.adelete(namespace, key)
+            else:
+                reference.put(namespace, key, value)
+                await ours.aput(namespace, key, value)
+        for namespace, key, _ in ops:
+            expected, got = reference.get(namespace, key), await ours.aget(namespace, key)
+            assert (got and got.value) == (expected and expected.value)
+        expected_found = reference.search(prefix, filter=filt, limit=100)
+        found = await ours.asearch(prefix, filter=filt, limit=100)
+        assert sorted((i.namespace, i.key) for i in found) == sorted(
+            (i.namespace, i.key) for i in expected_found
+        )
+        # The reference lists a namespace after its last item is deleted; we list live ones.
+        live = {i.namespace for i in reference.search((), limit=1000)}
+        assert await ours.alist_namespaces(limit=1000) == sorted(live)
+
+    asyncio.run(run())
+
+
+# -- through a Redis outage ----------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_the_store_survives_redis_dying_and_lands_in_redis_after(
+    redis_server_factory: Any,
+) -> None:
+    server: RedisServer = redis_server_factory(appendonly=True)
+    ns = f"test:{uuid4().hex[:12]}"
+    options: dict[str, Any] = {
+        "namespace": ns,
+        "redis_timeout": 0.5,
+        "recovery_interval": 0.05,
+        "max_recovery_interval": 0.2,
+    }
+    async with MemoryPrimitive(server.url, **options) as memory:
+        store = MemoryPrimitiveStore(memory)
+        await store.aput(("users", "u1"), "before", {"text": "written to redis"})
+        assert memory.using_redis
+        server.kill()
+        await store.aput(("users", "u1"), "during", {"text": "written during the outage"})
+        assert not memory.using_redis
+        found = await store.asearch(("users",), query="written")
+        assert sorted(i.key for i in found) == ["before", "during"]
+        server.start()
+
+        async def replayed() -> bool:
+            return await memory.flush() and memory.using_redis
+
+        await eventually(replayed, within=15)
+    async with MemoryPrimitive(server.url, namespace=ns) as reader:
+        found = await MemoryPrimitiveStore(reader).asearch(("users", "u1"), query="written")
+        assert sorted(i.key for i in found) == ["before", "during"]
