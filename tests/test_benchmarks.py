@@ -1,7 +1,7 @@
 """The benchmarks still run (quick mode): they are how the project measures itself.
 
-No figure is asserted (machines are noisy); each run must finish and print its report.
-bench_composition needs the bench extra (LangChain) and is run by hand.
+No figure is asserted (machines are noisy); each run must finish and print its report. The
+comparisons with LangChain and LangGraph run here too: the test command installs both extras.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
     ("script", "args", "expect"),
     [
         ("bench_memory.py", ["--quick", "--sizes", "2000"], "x faster"),
+        ("bench_composition.py", ["--quick"], "LCEL"),
+        ("bench_langgraph.py", ["--quick"], "langgraph store comparison done"),
         pytest.param("bench_redis.py", ["--quick"], "replay after an outage",
                      marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
