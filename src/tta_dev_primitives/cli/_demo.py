@@ -114,7 +114,8 @@ async def converse(redis_url: str | None, user: str) -> int:
                                                       else "-")  # fmt: skip
         print(f"turn {turn}  user      > {prompt}")
         print(f"        recalled  : {len(recalled)} memories"
-              + (f" (e.g. {recalled[0]['content']!r})" if recalled else ""))  # fmt: skip
+              + "".join(f"\n          {i}. {_short(m['content'])}"
+                        for i, m in enumerate(recalled, 1)))  # fmt: skip
         print(f"        route     : {route(prompt, ctx)}   cache: {cache}   memory: {backend}")
         print(f"        assistant > {reply}\n")
     info = memory.get_backend_info()
@@ -125,6 +126,10 @@ async def converse(redis_url: str | None, user: str) -> int:
     await memory.clear()
     await memory.aclose()
     return 0
+
+
+def _short(text: str, width: int = 60) -> str:
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def run(args: argparse.Namespace) -> int:
