@@ -1,6 +1,6 @@
 """MemoryPrimitiveStore against LangGraph's own InMemoryStore, through LangGraph's store API.
 
-Run: ``.venv/bin/python benchmarks/bench_langgraph.py`` (needs the ``langgraph`` extra;
+Run: ``.venv/bin/python benchmarks/bench_langgraph.py`` (needs the ``bench`` or ``langgraph`` extra;
 ``--quick`` for a smoke run, ``--json PATH`` to save the figures). Both stores hold the same items
 (100 users' namespaces, a 12-word text and a ``kind`` each) and answer the same calls in one run:
 

@@ -112,7 +112,7 @@ def plot_steps(comp: dict[str, Any]) -> str:
 def plot_redis(redis: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     rows = redis["calls"]
-    names = [f"{op} x{r['concurrency']}" for r in rows for op in ("get", "add")]
+    names = [f"{op}, {_callers(r['concurrency'])}" for r in rows for op in ("get", "add")]
     ours = [r[k] for r in rows for k in ("get_us", "add_us")]
     raw = [r[k] for r in rows for k in ("raw_get_us", "raw_set_us")]
     y = range(len(names))
@@ -122,6 +122,10 @@ def plot_redis(redis: dict[str, Any]) -> str:
     ax.set(xlabel="microseconds per call", title="Redis: per-call cost against raw GET/SET")
     ax.legend(loc="lower right", fontsize=8)
     return save(fig, "redis.png")
+
+
+def _callers(n: int) -> str:
+    return "1 caller" if n == 1 else f"{n} concurrent"
 
 
 def plot_outage(points: list[tuple[float, float, str]]) -> str:
@@ -145,7 +149,7 @@ def save(fig: Any, name: str) -> str:
 
 
 def write(memory: dict[str, Any], comp: dict[str, Any], redis: dict[str, Any],
-          points: list[tuple[float, float, str]]) -> None:  # fmt: skip
+          graph: dict[str, Any], points: list[tuple[float, float, str]]) -> None:  # fmt: skip
     machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                f"Python {platform.python_version()}")  # fmt: skip
     fallback = [lat for _, lat, b in points if b != "redis"]
@@ -174,6 +178,7 @@ def write(memory: dict[str, Any], comp: dict[str, Any], redis: dict[str, Any],
               f"LCEL is {comp['lcel_step_us'] / comp['ours_step_us']:,.0f}x the cost of a step "
               f"with no SDK; cold import {comp['import_ours_ms']:.0f} ms against LCEL's "
               f"{comp['import_lcel_ms']:.0f} ms.", "",
+              *langgraph_table(graph),
               f"![redis]({plot_redis(redis)})", "",
               f"![outage]({plot_outage(points)})", "",
               f"During the outage {len(fallback)} calls were served in-process (slowest "
@@ -181,6 +186,20 @@ def write(memory: dict[str, Any], comp: dict[str, Any], redis: dict[str, Any],
               "than Redis calls because they never leave the process; the first one after the "
               "kill, and the one that replays the journal, are the slow points."]  # fmt: skip
     (DOCS / "benchmarks.md").write_text("\n".join(lines) + "\n")
+
+
+def langgraph_table(graph: dict[str, Any]) -> list[str]:
+    run = graph["runs"][-1]
+    lines = [f"Through LangGraph's store API, `MemoryPrimitiveStore` against LangGraph's "
+             f"`InMemoryStore` with {run['items']:,} items (microseconds per call). "
+             "`InMemoryStore` is a plain dict: it wins on single items; it has no word index, "
+             "so *word* lists every item and scans it.", "",
+             "| call | MemoryPrimitiveStore | InMemoryStore | InMemoryStore / ours |",
+             "|---|---|---|---|"]  # fmt: skip
+    for name, c in run["cases"].items():
+        lines.append(f"| {name} | {c['ours_us']:,.1f} | {c['langgraph_us']:,.1f} | "
+                     f"{c['langgraph_us'] / c['ours_us']:,.2f}x |")  # fmt: skip
+    return [*lines, ""]
 
 
 def main() -> None:
@@ -192,8 +211,9 @@ def main() -> None:
     memory = run_json("bench_memory.py", *quick, *sizes)
     comp = run_json("bench_composition.py", *quick)
     redis = run_json("bench_redis.py", *quick)
+    graph = run_json("bench_langgraph.py", *quick)
     points = asyncio.run(outage_timeline(3.0 if args.quick else 8.0))
-    write(memory, comp, redis, points)
+    write(memory, comp, redis, graph, points)
     print(f"wrote {DOCS / 'benchmarks.md'} and {IMAGES}")
 
 
