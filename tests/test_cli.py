@@ -40,7 +40,11 @@ def test_file_store_import_search_get_delete_export(tmp_path: Path) -> None:
     assert stats["count"] == 3
     found = json.loads(cli("memory", "--file", store, "--json", "search", "primitive",
                            "--scope", "u1").stdout)  # fmt: skip
-    assert found == [{"role": "user", "content": "What is a primitive?"}]
+    assert found == [
+        {"key": "u1:s1:a", "value": {"role": "user", "content": "What is a primitive?"}}
+    ]
+    text = cli("memory", "--file", store, "search", "primitive").stdout.splitlines()
+    assert [line.split()[0] for line in text] == ["u10:s1:c", "u1:s1:a"]
     got = json.loads(cli("memory", "--file", store, "--json", "get", "u1:s1:b").stdout)
     assert got == {"role": "assistant", "content": "A composable step"}
     assert json.loads(cli("memory", "--file", store, "--json", "delete", "u1:s1:b").stdout) == {

@@ -209,6 +209,25 @@ async def test_scope_keeps_to_whole_key_segments(memory: MemoryPrimitive) -> Non
     assert contents(await memory.search("", 10, scope="u10")) == {"secret gamma"}
 
 
+async def test_search_items_pairs_each_result_with_its_key(memory: MemoryPrimitive) -> None:
+    """search_items ranks as search does, and each value comes with the key it is stored under."""
+    await seed(
+        memory,
+        {
+            "u1:s1:a": {"content": "olives on pizza"},
+            "u1:s1:b": {"content": "pizza pizza pizza"},
+            "u2:s1:c": {"content": "no match here"},
+        },
+    )
+    for query in ("pizza", "", "oli"):
+        items = await memory.search_items(query, 10, scope="u1")
+        assert [v for _, v in items] == await memory.search(query, 10, scope="u1")
+        for key, value in items:
+            assert await memory.get(key) == value
+    assert [k for k, _ in await memory.search_items("pizza")] == ["u1:s1:b", "u1:s1:a"]
+    assert await memory.search_items("nothing") == []
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

@@ -89,7 +89,7 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
                 tokens = query_tokens(query)
                 want = await local.search(tokens, limit, scope)
                 got = await remote.search(tokens, limit, scope)
-                assert [p.decode() for p in got] == want, (query, limit, scope)
+                assert [(k, p.decode()) for k, p in got] == want, (query, limit, scope)
             for key in KEYS:
                 got_value = await remote.get(key)
                 assert (got_value.decode() if got_value else None) == await local.get(key)
@@ -135,7 +135,7 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
     backend = RedisBackend(redis_server.url, namespace=ns)
     payload, terms = encode_value({"content": "fleeting thought"})
     await backend.put("u1:s1:k", payload, 0.15, terms)
-    assert await backend.search(["fleeting"], 5, None) == [payload.encode()]
+    assert await backend.search(["fleeting"], 5, None) == [("u1:s1:k", payload.encode())]
 
     async def gone() -> bool:
         return await backend.search(["fleeting"], 5, None) == []
@@ -235,7 +235,7 @@ async def test_scripts_are_reloaded_after_a_restart(redis_server_factory: Any) -
     with pytest.raises(BackendUnavailableError):
         await backend.get("k")  # the old connection died with the server
     await backend.put("k", payload, None, terms)
-    assert await backend.search(["before"], 5, None) == [payload.encode()]
+    assert await backend.search(["before"], 5, None) == [("k", payload.encode())]
     await backend.aclose()
 
 

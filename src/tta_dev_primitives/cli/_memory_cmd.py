@@ -135,9 +135,10 @@ async def get(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
 
 
 async def search(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
-    results = await memory.search(args.query, args.limit, scope=args.scope)
-    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in results) or "(no match)"
-    emit(args, results, text)
+    found = await memory.search_items(args.query, args.limit, scope=args.scope)
+    rows = [{"key": key, "value": value} for key, value in found]
+    text = "\n".join(f"{key}  {json.dumps(value, ensure_ascii=False)}" for key, value in found)
+    emit(args, rows, text or "(no match)")
     return False
 
 

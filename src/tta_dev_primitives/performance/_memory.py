@@ -115,14 +115,19 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         (BM25), ties most recent first. A blank query returns the most recent ``limit``.
         ``scope="u1:s1"`` keeps to keys ``u1:s1`` and ``u1:s1:...`` (whole segments only).
         """
+        return [value for _, value in await self.search_items(query, limit, scope=scope)]
+
+    async def search_items(
+        self, query: str, limit: int = 5, *, scope: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
         tokens = parse_query(query)
         limit, scope = check_limit(limit), check_scope(scope)
         with MemoryOp("search", self._namespace) as op:
-            if tokens is None:
-                results: list[dict[str, Any]] = []
-            else:
-                payloads = await self._store.search(op, tokens, limit, scope)
-                results = [v for p in payloads if (v := self._decode(p)) is not None]
+            results: list[tuple[str, dict[str, Any]]] = []
+            if tokens is not None:
+                found = await self._store.search(op, tokens, limit, scope)
+                results = [(k, v) for k, p in found if (v := self._decode(p)) is not None]
             op.attributes["memory.result_count"] = len(results)
             return results
 

@@ -54,8 +54,8 @@ class InMemoryStore:
         tokens = parse_query(query)
         if tokens is None:
             return []
-        payloads = self._store.search(tokens, check_limit(limit), check_scope(scope))
-        return [v for p in payloads if (v := decode_value(p)) is not None]  # type: ignore[arg-type]
+        found = self._store.search(tokens, check_limit(limit), check_scope(scope))
+        return [v for _, p in found if (v := decode_value(p)) is not None]  # type: ignore[arg-type]
 
     def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""

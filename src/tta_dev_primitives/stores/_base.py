@@ -69,8 +69,10 @@ class StorageBackend(ABC):
         """Remove ``key``; True if it was there."""
 
     @abstractmethod
-    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
-        """Payloads ranked by the rules in ``stores._text``; no tokens means most recent."""
+    async def search(
+        self, tokens: Sequence[str], limit: int, scope: str | None
+    ) -> list[tuple[str, Any]]:
+        """``(key, payload)`` ranked by the rules in ``stores._text``; no tokens: most recent."""
 
     @abstractmethod
     async def clear(self) -> None:

@@ -116,7 +116,7 @@ class HybridStore:
 
     async def search(
         self, op: MemoryOp, tokens: Sequence[str], limit: int, scope: str | None
-    ) -> list[Any]:
+    ) -> list[tuple[str, Any]]:
         return await self._read(op, lambda b: b.search(tokens, limit, scope))
 
     async def size(self, op: MemoryOp) -> int:

@@ -37,7 +37,9 @@ class InProcessBackend(StorageBackend):
     async def delete(self, key: str) -> bool:
         return self.store.delete(key)
 
-    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+    async def search(
+        self, tokens: Sequence[str], limit: int, scope: str | None
+    ) -> list[tuple[str, Any]]:
         return self.store.search(tokens, limit, scope)
 
     async def clear(self) -> None:

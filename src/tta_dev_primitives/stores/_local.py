@@ -114,14 +114,16 @@ class LocalStore:
             self._drop(key)
             return True
 
-    def search(self, tokens: Iterable[str], limit: int, scope: str | None = None) -> list[object]:
-        """Payloads of the best matches (see ``SearchIndex.search``)."""
+    def search(
+        self, tokens: Iterable[str], limit: int, scope: str | None = None
+    ) -> list[tuple[str, object]]:
+        """``(key, payload)`` of the best matches (see ``SearchIndex.search``)."""
         if self._index is None:
             raise TypeError("this store was created without a search index")
         with self._lock:
             self._expire()
             keys = self._index.search(tokens, limit, scope)
-            return [self._entries[key][_PAYLOAD] for key in keys]
+            return [(key, self._entries[key][_PAYLOAD]) for key in keys]
 
     def clear(self) -> None:
         """Remove everything."""

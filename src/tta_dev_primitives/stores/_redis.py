@@ -286,7 +286,9 @@ class RedisBackend(StorageBackend):
         if int(acked) < 1:
             raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
 
-    async def search(self, tokens: Sequence[str], limit: int, scope: str | None) -> list[Any]:
+    async def search(
+        self, tokens: Sequence[str], limit: int, scope: str | None
+    ) -> list[tuple[str, Any]]:
         await self._ready()
         scope = None if scope is None else normalize_scope(scope)
         bases = self._bases_for(scope)
@@ -295,7 +297,7 @@ class RedisBackend(StorageBackend):
                 [self._recent_in(base, limit, scope or "") for base in bases]
             )
             newest = sorted((r for part in recent for r in part), key=lambda r: -r[0])
-            return [payload for _, payload in newest[:limit]]
+            return [(key, payload) for _, key, payload in newest[:limit]]
 
         stats = await self._gather([self._stats_in(base, tokens) for base in self._bases])
         n_docs = sum(s[0] for s in stats)
@@ -321,16 +323,16 @@ class RedisBackend(StorageBackend):
             args += [token, repr(token_idf), repr(tail), len(terms), *terms]
         rows = await self._gather([self._score_in(base, args) for base in bases])
         merged = sorted((r for part in rows for r in part), key=lambda r: (-r[0], -r[1]))
-        return [payload for _, _, payload in merged[:limit]]
+        return [(key, payload) for _, _, key, payload in merged[:limit]]
 
     async def _gather(self, calls: list[Awaitable[R]]) -> list[R]:
         return list(await asyncio.gather(*calls))
 
-    async def _recent_in(self, base: str, limit: int, scope: str) -> list[tuple[int, Any]]:
+    async def _recent_in(self, base: str, limit: int, scope: str) -> list[tuple[int, str, Any]]:
         flat = await self._call(
             lambda c: self._scripts["RECENT"](keys=[base + "n"], args=[base, limit, scope])
         )
-        return [(int(flat[i + 1]), flat[i + 2]) for i in range(0, len(flat), 3)]
+        return [(int(flat[i + 1]), _text(flat[i]), flat[i + 2]) for i in range(0, len(flat), 3)]
 
     async def _stats_in(
         self, base: str, tokens: Sequence[str]
@@ -343,11 +345,14 @@ class RedisBackend(StorageBackend):
         ]
         return int(raw[0]), int(raw[1]), per_token
 
-    async def _score_in(self, base: str, args: list[Any]) -> list[tuple[float, int, Any]]:
+    async def _score_in(self, base: str, args: list[Any]) -> list[tuple[float, int, str, Any]]:
         flat = await self._call(
             lambda c: self._scripts["SCORE"](keys=[base + "n"], args=[base, *args])
         )
-        return [(float(flat[i + 1]), int(flat[i + 2]), flat[i + 3]) for i in range(0, len(flat), 4)]
+        return [
+            (float(flat[i + 1]), int(flat[i + 2]), _text(flat[i]), flat[i + 3])
+            for i in range(0, len(flat), 4)
+        ]
 
     async def size(self) -> int:
         await self._ready()
