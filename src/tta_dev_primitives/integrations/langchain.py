@@ -170,17 +170,19 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         self.ttl = check_ttl(ttl)
         self._scope = f"{session_id}:messages"
 
-    async def _stored(self) -> list[dict[str, Any]]:
-        """This session's stored messages, oldest first (at most ``max_messages``, the latest)."""
+    async def _stored(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(key, message)`` pairs, oldest first (at most ``max_messages``: the latest)."""
         limit = self.max_messages or max(1, await self.memory.size())
-        found = await self.memory.search("", limit=limit, scope=self._scope)
-        stored = [v for v in found if isinstance(v.get("at"), int) and "type" in v and "data" in v]
-        stored.sort(key=lambda v: cast(int, v["at"]))
+        found = await self.memory.search_items("", limit=limit, scope=self._scope)
+        stored = [
+            (k, v) for k, v in found if isinstance(v.get("at"), int) and "type" in v and "data" in v
+        ]
+        stored.sort(key=lambda item: cast(int, item[1]["at"]))
         return stored
 
     async def aget_messages(self) -> list[BaseMessage]:
         """The conversation so far, oldest first."""
-        return messages_from_dict(await self._stored())
+        return messages_from_dict([message for _, message in await self._stored()])
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store ``messages`` in order (checked first: on a bad one nothing is stored)."""
@@ -195,8 +197,8 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
     async def aclear(self) -> None:
         """Forget this session's messages (other memories under ``session_id`` stay)."""
         while stored := await self._stored():
-            for value in stored:
-                await self.memory.delete(f"{self._scope}:{value['at']:020d}")
+            for key, _ in stored:
+                await self.memory.delete(key)
             if self.max_messages is None:
                 break
 
