@@ -123,8 +123,7 @@ async def bench_search(url: str, n: int, quick: bool) -> dict[str, Any]:
     raw = aioredis.Redis.from_url(url)
     for start in range(0, n, 2000):  # load fast: pipelined replay writes
         chunk = items[start : start + 2000]
-        encoded = [(k, *encode_value(v)) for k, v in chunk]
-        await backend.apply([Put(k, payload, None, terms) for k, payload, terms in encoded])
+        await backend.apply([Put(k, encode_value(v)) for k, v in chunk])
         async with raw.pipeline(transaction=False) as pipe:
             for k, v in chunk:
                 pipe.set(f"seed:{n}:" + k, json.dumps(v))

@@ -1,29 +1,52 @@
 """A deliberately naive model of memory: a dict, an LRU list and a brute-force search.
 
-It re-derives the documented rules (tokens, prefixes, BM25, token order, segment scopes,
-recency ties) over every stored value on every query, so the real index can be checked
-against it.
+It re-derives the documented rules (searched fields, the last word as a prefix, BM25, token
+order, segment scopes, recency ties) over every stored value on every query, so the real index
+can be checked against it. Words become terms through the shared ``Analyzer``, whose own laws
+are tested in ``test_analyzer.py``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from tta_dev_primitives.stores._text import bm25, idf, query_tokens, term_counts, token_order
-from tta_dev_primitives.stores._text import token_upper_bound as ub
+from tta_dev_primitives.search import Analyzer
+from tta_dev_primitives.search._bm25 import bm25, idf
+
+ANALYZER = Analyzer()
+METADATA = {"role", "type", "kind", "id", "status", "timestamp"}
 
 
 def strings(value: Any) -> list[str]:
+    """Every string in the value except those under metadata-like field names."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
+        return [
+            s
+            for k, v in value.items()
+            if not (k in METADATA or k.endswith(("_id", "_at")))
+            for s in strings(v)
+        ]
     if isinstance(value, list | tuple):
         return [s for v in value for s in strings(v)]
     return []
+
+
+def query_terms(query: str) -> tuple[list[str], bool]:
+    """The query's distinct terms, and whether the last one is an unfinished word (a prefix)."""
+    words = re.findall(r"\w+", query.casefold())
+    terms = list(dict.fromkeys(t for w in words if (t := ANALYZER._term(w)) is not None))
+    last = words[-1] if words else ""
+    if not (re.search(r"\w$", query) and len(last) >= 3 and last not in ANALYZER.stop_words):
+        return terms, False
+    stem = ANALYZER._term(last) or last
+    prefix = stem if last.startswith(stem) else last
+    return [t for t in terms if t != prefix] + [prefix], True
 
 
 def in_scope(key: str, scope: str | None) -> bool:
@@ -92,28 +115,33 @@ class MemoryModel:
         if not query.strip():
             keys = sorted((k for k in live if in_scope(k, scope)), key=lambda k: -live[k].seq)
             return [live[k].value for k in keys[:limit]]
-        tokens = query_tokens(query)
-        counts = {k: term_counts(strings(it.value)) for k, it in live.items()}
+        terms, prefix = query_terms(query)
+        counts = {k: ANALYZER.term_counts(strings(it.value)) for k, it in live.items()}
         df: Counter[str] = Counter(t for c in counts.values() for t in c)
         lengths = {k: sum(c.values()) for k, c in counts.items()}
         n = len(live)
         if n == 0:
             return []
         avg = sum(lengths.values()) / n
-        matched = [[t for t in df if t.startswith(q)] for q in tokens]
-        tokens = [q for q, m in zip(tokens, matched, strict=True) if m]
+
+        def matches(i: int, term: str) -> bool:
+            if prefix and i == len(terms) - 1:
+                return term.startswith(terms[i])
+            return term == terms[i]
+
+        matched = [[t for t in df if matches(i, t)] for i in range(len(terms))]
         matched = [m for m in matched if m]
         idfs = [idf(sum(df[t] for t in m), n) for m in matched]
-        order = token_order([ub(x) for x in idfs])
+        order = sorted(range(len(idfs)), key=lambda i: -idfs[i])
         scored = []
         for key, c in counts.items():
             if not in_scope(key, scope):
                 continue
             score, hit = 0.0, False
             for i in order:
-                tf = sum(v for t, v in c.items() if t.startswith(tokens[i]))
+                tf = sum(v for t, v in c.items() if t in matched[i])
                 if tf:
-                    score += bm25(tf, lengths[key], avg, idfs[i])
+                    score += bm25(float(tf), float(lengths[key]), avg, idfs[i])
                     hit = True
             if hit:
                 scored.append((score, live[key].seq, key))

@@ -44,7 +44,8 @@ def test_file_store_import_search_get_delete_export(tmp_path: Path) -> None:
         {"key": "u1:s1:a", "value": {"role": "user", "content": "What is a primitive?"}}
     ]
     text = cli("memory", "--file", store, "search", "primitive").stdout.splitlines()
-    assert [line.split()[0] for line in text] == ["u10:s1:c", "u1:s1:a"]
+    # BM25: "What is a primitive?" is one term long once stop words go, so it ranks first.
+    assert [line.split()[0] for line in text] == ["u1:s1:a", "u10:s1:c"]
     got = json.loads(cli("memory", "--file", store, "--json", "get", "u1:s1:b").stdout)
     assert got == {"role": "assistant", "content": "A composable step"}
     assert json.loads(cli("memory", "--file", store, "--json", "delete", "u1:s1:b").stdout) == {

@@ -151,12 +151,12 @@ async def test_multi_word_queries_rank_by_relevance(memory: MemoryPrimitive) -> 
 
 async def test_ties_are_broken_most_recent_first(memory: MemoryPrimitive) -> None:
     """Memories with equal scores come back newest write first; rewriting makes one newest."""
-    await seed(memory, {f"k{i}": {"content": f"same words {i}"} for i in range(3)})
-    assert [r["content"] for r in await memory.search("same")] == [
-        "same words 2", "same words 1", "same words 0",
+    await seed(memory, {f"k{i}": {"content": f"equal words {i}"} for i in range(3)})
+    assert [r["content"] for r in await memory.search("equal")] == [
+        "equal words 2", "equal words 1", "equal words 0",
     ]  # fmt: skip
-    await memory.add("k0", {"content": "same words 0"})
-    assert (await memory.search("same"))[0] == {"content": "same words 0"}
+    await memory.add("k0", {"content": "equal words 0"})
+    assert (await memory.search("equal"))[0] == {"content": "equal words 0"}
 
 
 async def test_empty_query_returns_the_most_recent(memory: MemoryPrimitive) -> None:

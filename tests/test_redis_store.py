@@ -17,9 +17,9 @@ from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Clear, Delete, InProcessBackend, Put
 from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._text import query_tokens
 
 pytestmark = pytest.mark.redis
 
@@ -55,6 +55,14 @@ queries = st.lists(
 )
 
 
+INDEXING = Indexing()
+
+
+def encode(value: dict[str, Any]) -> tuple[str, dict[str, int]]:
+    """A value's payload and terms, as MemoryPrimitive hands them to a backend."""
+    return encode_value(value), INDEXING.terms(value)
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -79,16 +87,16 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
             local = InProcessBackend(10_000)
             for op, key, text in writes:
                 if op == "put":
-                    payload, terms = encode_value({"content": text, "key": key})
+                    payload, terms = encode({"content": text, "key": key})
                     await local.put(key, payload, None, terms)
                     await remote.put(key, payload, None, terms)
                 else:
                     assert await local.delete(key) == await remote.delete(key)
             assert await local.size() == await remote.size()
             for query, limit, scope in searches:
-                tokens = query_tokens(query)
-                want = await local.search(tokens, limit, scope)
-                got = await remote.search(tokens, limit, scope)
+                analysed = INDEXING.query(query)
+                want = await local.search(analysed, limit, scope)
+                got = await remote.search(analysed, limit, scope)
                 assert [(k, p.decode()) for k, p in got] == want, (query, limit, scope)
             for key in KEYS:
                 got_value = await remote.get(key)
@@ -102,7 +110,7 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
 
 
 def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer) -> None:
-    """After any writes and a delete of every key, only the partitions' stats hashes remain."""
+    """After any writes and a delete of every key, only partition facts and tombstones remain."""
 
     @settings(max_examples=25, deadline=None)
     @given(writes=ops)
@@ -112,14 +120,14 @@ def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer)
             backend = RedisBackend(redis_server.url, namespace=ns, partitions=2)
             for op, key, text in writes:
                 if op == "put":
-                    payload, terms = encode_value({"content": text})
+                    payload, terms = encode({"content": text})
                     await backend.put(key, payload, None, terms)
                 else:
                     await backend.delete(key)
             for key in KEYS:
                 await backend.delete(key)
             left = await namespace_keys(redis_server.url, ns)
-            assert all(k.endswith(b"}:n") for k in left), left
+            assert all(k.endswith((b"}:n", b"}:g")) for k in left), left
             await backend.clear()
             assert await namespace_keys(redis_server.url, ns) == []
             await backend.aclose()
@@ -133,12 +141,13 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
     """A TTL'd memory disappears from Redis, and its index entries go at the next search."""
     ns = f"ttl:{uuid4().hex[:10]}"
     backend = RedisBackend(redis_server.url, namespace=ns)
-    payload, terms = encode_value({"content": "fleeting thought"})
+    payload, terms = encode({"content": "fleeting thought"})
     await backend.put("u1:s1:k", payload, 0.15, terms)
-    assert await backend.search(["fleeting"], 5, None) == [("u1:s1:k", payload.encode())]
+    fleeting = INDEXING.query("fleeting")
+    assert await backend.search(fleeting, 5, None) == [("u1:s1:k", payload.encode())]
 
     async def gone() -> bool:
-        return await backend.search(["fleeting"], 5, None) == []
+        return await backend.search(fleeting, 5, None) == []
 
     await eventually(gone)
     assert [k for k in await namespace_keys(redis_server.url, ns) if not k.endswith(b":n")] == []
@@ -202,8 +211,8 @@ async def test_a_one_megabyte_value(redis_server: RedisServer) -> None:
 async def test_apply_keeps_order_across_a_clear(redis_server: RedisServer) -> None:
     """A Clear in the middle of a replay removes only what came before it."""
     backend = RedisBackend(redis_server.url, namespace=f"apply:{uuid4().hex[:10]}")
-    p1, t1 = encode_value({"content": "one"})
-    p2, t2 = encode_value({"content": "two"})
+    p1, t1 = encode({"content": "one"})
+    p2, t2 = encode({"content": "two"})
     await backend.apply(
         [Put("a", p1, None, t1), Put("b", p1, None, t1), Clear(), Put("c", p2, None, t2),
          Put("a", p2, None, t2), Delete("c")]
@@ -229,13 +238,13 @@ async def test_scripts_are_reloaded_after_a_restart(redis_server_factory: Any) -
     """A restarted server has no scripts: the next write loads them again transparently."""
     server: RedisServer = redis_server_factory()
     backend = RedisBackend(server.url, namespace="noscript")
-    payload, terms = encode_value({"content": "before"})
+    payload, terms = encode({"content": "durable"})
     await backend.put("k", payload, None, terms)
     server.restart()
     with pytest.raises(BackendUnavailableError):
         await backend.get("k")  # the old connection died with the server
     await backend.put("k", payload, None, terms)
-    assert await backend.search(["before"], 5, None) == [("k", payload.encode())]
+    assert await backend.search(INDEXING.query("durable"), 5, None) == [("k", payload.encode())]
     await backend.aclose()
 
 
@@ -315,9 +324,9 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
 
 
 ACL_COMMANDS = (
-    "+get +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
-    "+set +del +exists +hset +hget +hgetall +hdel +hlen +hincrby +zadd +zrem +zcard +zrange "
-    "+zrevrange +zrangebyscore +zrangebylex +zscore +time"
+    "+get +mget +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
+    "+set +del +exists +hset +hget +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
+    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time"
 )
 
 

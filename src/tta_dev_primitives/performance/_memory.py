@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -22,12 +22,14 @@ from tta_dev_primitives.performance._values import (
     check_key,
     check_limit,
     check_max_size,
+    check_query,
     check_scope,
     check_ttl,
     decode_value,
     encode_value,
-    parse_query,
 )
+from tta_dev_primitives.search._analyzer import Analyzer
+from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._hybrid import HybridStore
@@ -61,6 +63,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         redis_timeout: float = 1.0,
         recovery_interval: float = 1.0,
         max_recovery_interval: float = 30.0,
+        text_fields: Sequence[str] | None = None,
+        analyzer: Analyzer | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         max_size = check_max_size(max_size)
@@ -72,6 +76,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if redis_url is not None and not isinstance(redis_url, str):
             raise TypeError(f"redis_url must be str or None, got {type(redis_url).__name__}")
         clock = clock or time.monotonic
+        self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
         local = InProcessBackend(max_size, clock=clock)
@@ -79,7 +84,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if redis_url and enable_redis:
             from tta_dev_primitives.stores._redis import RedisBackend
 
-            remote = RedisBackend(redis_url, namespace=namespace, timeout=float(redis_timeout))
+            remote = RedisBackend(
+                redis_url,
+                namespace=namespace,
+                timeout=float(redis_timeout),
+                indexing=self._indexing,
+            )
         self._store = HybridStore(
             local,
             remote,
@@ -92,7 +102,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
         """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given."""
         key, ttl = check_key(key), check_ttl(ttl)
-        payload, terms = encode_value(value)
+        payload = encode_value(value)
+        terms = self._indexing.terms(value)
         with MemoryOp("add", self._namespace) as op:
             await self._store.put(op, key, payload, ttl, terms)
 
@@ -109,10 +120,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def search(
         self, query: str, limit: int = 5, *, scope: str | None = None
     ) -> list[dict[str, Any]]:
-        """Memories whose text matches ``query``'s words or word prefixes, best first.
+        """Memories whose text matches ``query``'s words, best first.
 
-        Case-insensitive; field names are not searched. Several words rank by relevance
-        (BM25), ties most recent first. A blank query returns the most recent ``limit``.
+        Words are compared after casefolding, dropping stop words and stemming ("hiking" finds
+        "hike"); an unfinished last word also matches as a prefix. Matches rank by BM25, ties
+        most recent first. A blank query returns the most recent ``limit``. Only the fields
+        chosen by ``text_fields`` are searched (by default all but metadata such as ``role``).
         ``scope="u1:s1"`` keeps to keys ``u1:s1`` and ``u1:s1:...`` (whole segments only).
         """
         return [value for _, value in await self.search_items(query, limit, scope=scope)]
@@ -121,12 +134,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self, query: str, limit: int = 5, *, scope: str | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
-        tokens = parse_query(query)
+        analysed = self._indexing.query(check_query(query))
         limit, scope = check_limit(limit), check_scope(scope)
         with MemoryOp("search", self._namespace) as op:
             results: list[tuple[str, dict[str, Any]]] = []
-            if tokens is not None:
-                found = await self._store.search(op, tokens, limit, scope)
+            if analysed.terms or analysed.blank:
+                found = await self._store.search(op, analysed, limit, scope)
                 results = [(k, v) for k, p in found if (v := self._decode(p)) is not None]
             op.attributes["memory.result_count"] = len(results)
             return results

@@ -8,12 +8,13 @@ from tta_dev_primitives.performance._values import (
     check_key,
     check_limit,
     check_max_size,
+    check_query,
     check_scope,
     check_ttl,
     decode_value,
     encode_value,
-    parse_query,
 )
+from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._local import LocalStore
 
 __all__ = ["InMemoryStore"]
@@ -26,10 +27,11 @@ class InMemoryStore:
     independent copies. Safe to share between threads. ``MemoryPrimitive`` uses the same engine.
     """
 
-    __slots__ = ("_store",)
+    __slots__ = ("_indexing", "_store")
 
     def __init__(self, max_size: int = 1000) -> None:
         self._store = LocalStore(check_max_size(max_size))
+        self._indexing = Indexing()
 
     @property
     def max_size(self) -> int:
@@ -39,8 +41,8 @@ class InMemoryStore:
     def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
         """Add or replace the memory under ``key`` (a ``get`` or ``add`` makes it most recent)."""
         key, ttl = check_key(key), check_ttl(ttl)
-        payload, terms = encode_value(value)
-        self._store.put(key, payload, ttl, terms)
+        payload = encode_value(value)
+        self._store.put(key, payload, ttl, self._indexing.terms(value))
 
     def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""
@@ -50,11 +52,9 @@ class InMemoryStore:
     def search(
         self, query: str, limit: int = 5, *, scope: str | None = None
     ) -> list[dict[str, Any]]:
-        """Memories matching ``query``'s words or word prefixes, best first (see the guide)."""
-        tokens = parse_query(query)
-        if tokens is None:
-            return []
-        found = self._store.search(tokens, check_limit(limit), check_scope(scope))
+        """Memories matching ``query``'s words, best first (see the memory guide)."""
+        analysed = self._indexing.query(check_query(query))
+        found = self._store.search(analysed, check_limit(limit), check_scope(scope))
         return [v for _, p in found if (v := decode_value(p)) is not None]  # type: ignore[arg-type]
 
     def delete(self, key: str) -> bool:

@@ -12,17 +12,16 @@ import math
 from typing import Any
 
 from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
-from tta_dev_primitives.stores._text import query_tokens, term_counts
 
 __all__ = [
     "check_key",
     "check_limit",
     "check_max_size",
+    "check_query",
     "check_scope",
     "check_ttl",
     "decode_value",
     "encode_value",
-    "parse_query",
 ]
 
 _MAX_DEPTH = 64
@@ -39,12 +38,10 @@ class _Bad(Exception):
         self.path: list[str] = []
 
 
-def _walk(obj: Any, strings: list[str], depth: int) -> None:
-    if isinstance(obj, str):
-        strings.append(obj)
-    elif obj is None or isinstance(obj, bool | int):
+def _walk(obj: Any, depth: int) -> None:
+    if obj is None or isinstance(obj, str | bool | int):
         return
-    elif isinstance(obj, float):
+    if isinstance(obj, float):
         if not math.isfinite(obj):
             raise _Bad(f"is {obj!r}, which JSON cannot represent")
     elif depth >= _MAX_DEPTH:
@@ -54,14 +51,14 @@ def _walk(obj: Any, strings: list[str], depth: int) -> None:
             if not isinstance(key, str):
                 raise _Bad(f"has a {type(key).__name__} key {key!r}; JSON keys must be str")
             try:
-                _walk(item, strings, depth + 1)
+                _walk(item, depth + 1)
             except _Bad as bad:
                 bad.path.append(f"[{key!r}]")
                 raise
     elif isinstance(obj, list | tuple):
         for i, item in enumerate(obj):
             try:
-                _walk(item, strings, depth + 1)
+                _walk(item, depth + 1)
             except _Bad as bad:
                 bad.path.append(f"[{i}]")
                 raise
@@ -69,20 +66,18 @@ def _walk(obj: Any, strings: list[str], depth: int) -> None:
         raise _Bad(f"is a {type(obj).__name__}, which is not JSON-compatible")
 
 
-def encode_value(value: Any) -> tuple[str, dict[str, int]]:
-    """Validate a memory value; return its JSON text and the term counts of its strings."""
+def encode_value(value: Any) -> str:
+    """Validate a memory value; return its JSON text."""
     if not isinstance(value, dict):
         raise InvalidMemoryValueError(
             f"memory values must be dict[str, Any], got {type(value).__name__}"
         )
-    strings: list[str] = []
     try:
-        _walk(value, strings, 0)
+        _walk(value, 0)
     except _Bad as bad:
         where = "value" + "".join(reversed(bad.path))
         raise InvalidMemoryValueError(f"{where} {bad.reason}") from None
-    payload = _ENCODER.encode(value)
-    return payload, term_counts(strings)
+    return _ENCODER.encode(value)
 
 
 def decode_value(payload: str | bytes) -> dict[str, Any] | None:
@@ -130,13 +125,11 @@ def check_max_size(max_size: Any) -> int:
     return max_size
 
 
-def parse_query(query: Any) -> list[str] | None:
-    """Query tokens; ``[]`` for a blank query (most recent first), None if nothing can match."""
+def check_query(query: Any) -> str:
+    """A query is a str (a blank one asks for the most recent memories)."""
     if not isinstance(query, str):
         raise TypeError(f"query must be str, got {type(query).__name__}")
-    if not query.strip():
-        return []
-    return query_tokens(query) or None
+    return query
 
 
 def check_scope(scope: Any) -> str | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from tta_dev_primitives.search._analyzer import Query
+
 __all__ = ["Clear", "Delete", "Put", "StorageBackend", "Write"]
 
 
@@ -69,10 +71,8 @@ class StorageBackend(ABC):
         """Remove ``key``; True if it was there."""
 
     @abstractmethod
-    async def search(
-        self, tokens: Sequence[str], limit: int, scope: str | None
-    ) -> list[tuple[str, Any]]:
-        """``(key, payload)`` ranked by the rules in ``stores._text``; no tokens: most recent."""
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        """``(key, payload)`` of the best matches (``search._index``); blank: most recent."""
 
     @abstractmethod
     async def clear(self) -> None:

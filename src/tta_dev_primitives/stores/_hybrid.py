@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, TypeVar
 
 from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp
@@ -115,9 +116,9 @@ class HybridStore:
         return await self._read(op, lambda b: b.get(key))
 
     async def search(
-        self, op: MemoryOp, tokens: Sequence[str], limit: int, scope: str | None
+        self, op: MemoryOp, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any]]:
-        return await self._read(op, lambda b: b.search(tokens, limit, scope))
+        return await self._read(op, lambda b: b.search(query, limit, scope))
 
     async def size(self, op: MemoryOp) -> int:
         return await self._read(op, lambda b: b.size())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
+from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._local import Clock, LocalStore
 
@@ -37,10 +38,8 @@ class InProcessBackend(StorageBackend):
     async def delete(self, key: str) -> bool:
         return self.store.delete(key)
 
-    async def search(
-        self, tokens: Sequence[str], limit: int, scope: str | None
-    ) -> list[tuple[str, Any]]:
-        return self.store.search(tokens, limit, scope)
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        return self.store.search(query, limit, scope)
 
     async def clear(self) -> None:
         self.store.clear()

@@ -10,10 +10,11 @@ import heapq
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
-from tta_dev_primitives.stores._index import SearchIndex
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._index import SearchIndex
 
 __all__ = ["Clock", "LocalStore"]
 
@@ -115,14 +116,14 @@ class LocalStore:
             return True
 
     def search(
-        self, tokens: Iterable[str], limit: int, scope: str | None = None
+        self, query: Query, limit: int, scope: str | None = None
     ) -> list[tuple[str, object]]:
         """``(key, payload)`` of the best matches (see ``SearchIndex.search``)."""
         if self._index is None:
             raise TypeError("this store was created without a search index")
         with self._lock:
             self._expire()
-            keys = self._index.search(tokens, limit, scope)
+            keys = self._index.search(query, limit, scope)
             return [(key, self._entries[key][_PAYLOAD]) for key in keys]
 
     def clear(self) -> None:

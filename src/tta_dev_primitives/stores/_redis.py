@@ -25,14 +25,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores import _redis_lua as lua
 from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
-from tta_dev_primitives.stores._text import (
-    idf,
-    normalize_scope,
-    token_order,
-    token_upper_bound,
-)
+from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 
 __all__ = ["RedisBackend"]
@@ -68,7 +66,7 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number of
 # shards. Every process must use the same number, so it is a constant, not a setting.
 CLUSTER_PARTITIONS = 64
-_SCRIPTS = ("PUT", "DELETE", "RECENT", "SIZE", "STATS", "SCORE")
+_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES")
 
 
 def _partition_key(key: str) -> str:
@@ -103,6 +101,7 @@ class RedisBackend(StorageBackend):
         timeout: float = 1.0,
         searchable: bool = True,
         partitions: int = 1,
+        indexing: Indexing | None = None,
     ) -> None:
         self._url = check_redis_url(url)
         if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
@@ -122,6 +121,8 @@ class RedisBackend(StorageBackend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Lock | None = None  # one connect at a time, per loop
         self._scripts: dict[str, Any] = {}
+        self.indexing = indexing or Indexing()
+        self._replica: Replica | None = None  # made by the first search, once partitions are known
 
     def _make_bases(self, partitions: int) -> list[str]:
         ns = self.namespace
@@ -235,13 +236,16 @@ class RedisBackend(StorageBackend):
     ) -> None:
         await self._ready()
         base = self._base(key)
-        args = _put_args(base, key, payload, ttl, terms)
+        args = _put_args(base, key, payload, ttl)
 
-        async def write(client: Any) -> None:
-            await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
+        async def write(client: Any) -> Any:
+            seq = await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
             await self._replicated(client, base + "v:" + key)
+            return seq
 
-        await self._call(write)
+        seq = await self._call(write)
+        if self._replica is not None:
+            self._replica.wrote(key, int(seq), terms)
 
     async def get(self, key: str) -> Any | None:
         await self._ready()
@@ -286,77 +290,48 @@ class RedisBackend(StorageBackend):
         if int(acked) < 1:
             raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
 
-    async def search(
-        self, tokens: Sequence[str], limit: int, scope: str | None
-    ) -> list[tuple[str, Any]]:
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        """Catch the replica up with Redis, rank there, then read the winners' values."""
         await self._ready()
+        replica = self._replica_for_topology()
+        await replica.sync(self._changes)
         scope = None if scope is None else normalize_scope(scope)
-        bases = self._bases_for(scope)
-        if not tokens:
-            recent = await self._gather(
-                [self._recent_in(base, limit, scope or "") for base in bases]
-            )
-            newest = sorted((r for part in recent for r in part), key=lambda r: -r[0])
-            return [(key, payload) for _, key, payload in newest[:limit]]
+        want = limit
+        while True:
+            keys = replica.index.search(query, want, scope)
+            payloads = await self._values(keys)
+            found = []
+            for key, payload in zip(keys, payloads, strict=True):
+                if payload is None:
+                    replica.forget(key)  # deleted or expired since the sync
+                else:
+                    found.append((key, payload))
+            if len(found) >= limit or len(keys) < want:
+                return found[:limit]
+            want = limit + (want - len(found))
 
-        stats = await self._gather([self._stats_in(base, tokens) for base in self._bases])
-        n_docs = sum(s[0] for s in stats)
-        if n_docs == 0:
+    def _replica_for_topology(self) -> Replica:
+        replica = self._replica
+        if replica is None or replica.bases is not self._bases:
+            replica = Replica(self.indexing, self._bases, self._base)
+            self._replica = replica
+        return replica
+
+    async def _changes(self, base: str, since: str, since_del: str) -> Any:
+        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
+        return await self._call(lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args))
+
+    async def _values(self, keys: list[str]) -> list[Any]:
+        """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
+        if not keys:
             return []
-        avg_len = sum(s[1] for s in stats) / n_docs
-        plan: list[tuple[str, float, list[str]]] = []
-        for i, token in enumerate(tokens):
-            df: dict[str, int] = {}
-            for part in stats:
-                for term, count in part[2][i].items():
-                    df[term] = df.get(term, 0) + count
-            if df:
-                plan.append((token, idf(sum(df.values()), n_docs), sorted(df)))
-        if not plan:
-            return []
-        bounds = [token_upper_bound(token_idf) for _, token_idf, _ in plan]
-        order = token_order(bounds)
-        args: list[Any] = [limit, scope or "", repr(avg_len), len(order)]
-        for pos, i in enumerate(order):
-            token, token_idf, terms = plan[i]
-            tail = sum(bounds[j] for j in order[pos:])
-            args += [token, repr(token_idf), repr(tail), len(terms), *terms]
-        rows = await self._gather([self._score_in(base, args) for base in bases])
-        merged = sorted((r for part in rows for r in part), key=lambda r: (-r[0], -r[1]))
-        return [(key, payload) for _, _, key, payload in merged[:limit]]
-
-    async def _gather(self, calls: list[Awaitable[R]]) -> list[R]:
-        return list(await asyncio.gather(*calls))
-
-    async def _recent_in(self, base: str, limit: int, scope: str) -> list[tuple[int, str, Any]]:
-        flat = await self._call(
-            lambda c: self._scripts["RECENT"](keys=[base + "n"], args=[base, limit, scope])
-        )
-        return [(int(flat[i + 1]), _text(flat[i]), flat[i + 2]) for i in range(0, len(flat), 3)]
-
-    async def _stats_in(
-        self, base: str, tokens: Sequence[str]
-    ) -> tuple[int, int, list[dict[str, int]]]:
-        raw = await self._call(
-            lambda c: self._scripts["STATS"](keys=[base + "n"], args=[base, *tokens])
-        )
-        per_token = [
-            {_text(flat[j]): int(flat[j + 1]) for j in range(0, len(flat), 2)} for flat in raw[2:]
-        ]
-        return int(raw[0]), int(raw[1]), per_token
-
-    async def _score_in(self, base: str, args: list[Any]) -> list[tuple[float, int, str, Any]]:
-        flat = await self._call(
-            lambda c: self._scripts["SCORE"](keys=[base + "n"], args=[base, *args])
-        )
-        return [
-            (float(flat[i + 1]), int(flat[i + 2]), _text(flat[i]), flat[i + 3])
-            for i in range(0, len(flat), 4)
-        ]
+        names = [self._base(key) + "v:" + key for key in keys]
+        cluster = self.topology == "cluster"
+        return await self._call(partial(_mget, names=names, cluster=cluster))
 
     async def size(self) -> int:
         await self._ready()
-        counts = await self._gather([self._size_in(base) for base in self._bases])
+        counts = await asyncio.gather(*(self._size_in(base) for base in self._bases))
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
@@ -366,6 +341,8 @@ class RedisBackend(StorageBackend):
 
     async def clear(self) -> None:
         await self._call(self._unlink_namespace)
+        if self._replica is not None:
+            self._replica.cleared()
 
     async def _unlink_namespace(self, client: aioredis.Redis) -> None:
         """SCAN + UNLINK this namespace's keys in batches: never FLUSHDB, never KEYS."""
@@ -412,7 +389,7 @@ class RedisBackend(StorageBackend):
                 base = self._base(write.key)
                 value_key = base + "v:" + write.key
                 if isinstance(write, Put):
-                    args = _put_args(base, write.key, write.payload, write.ttl, write.terms)
+                    args = _put_args(base, write.key, write.payload, write.ttl)
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await self._scripts["PUT"](keys=[value_key], args=args, client=pipe)
                 else:
@@ -479,22 +456,21 @@ class RedisBackend(StorageBackend):
                 pass  # closing a dead connection: nothing left to release
 
 
-def _put_args(
-    base: str, key: str, payload: Any, ttl: float | None, terms: Mapping[str, int] | None
-) -> list[Any]:
+def _put_args(base: str, key: str, payload: Any, ttl: float | None) -> list[Any]:
     ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
-    terms = terms or {}
-    packed = " ".join(f"{term} {tf}" for term, tf in terms.items())
-    return [base, key, payload, ttl_ms, sum(terms.values()), packed]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return [base, key, payload, ttl_ms]
 
 
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so a namespace matches only itself."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _mget(client: Any, names: list[str], cluster: bool) -> list[Any]:
+    """GET of many keys in one round trip (one per shard on a cluster)."""
+    if cluster:
+        return list(await client.mget_nonatomic(names))
+    return list(await client.mget(names))
 
 
 async def _connected(client: Any) -> None:

@@ -1,0 +1,386 @@
+"""An in-process inverted index: BM25 over term postings, scored with numpy, plus scope buckets.
+
+Postings are append-only ``array``s per term: document numbers, and each document's term
+frequency packed with its length (``tf << 32 | length``), so a query never looks a document up
+while scoring. A query reads the postings of its terms only (stop words never reach it), turns
+each into a vector of scores in one numpy expression and adds it into a dense accumulator: cost
+in proportion to the postings of the words asked about, never a per-document rescan. A scoped
+search over a small scope instead scores the scope's own documents from their term tuples.
+
+Documents are numbered in write order; an update is a new number and leaves stale postings
+behind, skipped by a liveness mask and compacted once a term has more stale than live entries.
+When numbers run far ahead of live documents the index renumbers itself. Ties rank the document
+with the higher ``recency`` first (the write order in-process, Redis's write sequence in a
+replica). Not thread-safe: callers hold a lock or stay on one event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
+from tta_dev_primitives.search._bm25 import bm25, idf, token_order
+from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+
+__all__ = ["MAX_PREFIX_TERMS", "SearchIndex"]
+
+#: Terms an unfinished last word may expand to (the first ones in dictionary order).
+MAX_PREFIX_TERMS: Final = 256
+
+# A document: (key, terms, term frequencies, length in terms, recency). Frequencies are
+# ``bytes`` when all are below 256 (nearly always): a byte each instead of a pointer.
+_Doc = tuple[str, tuple[str, ...], bytes | tuple[int, ...], int, int]
+_KEY: Final = 0
+_TERMS: Final = 1
+_TFS: Final = 2
+_LEN: Final = 3
+_RECENCY: Final = 4
+_LOW32: Final = 0xFFFFFFFF
+
+_np: Any = None
+
+
+def _gather(np: Any, buffer: Any, dtype: Any, at: Any) -> Any:
+    """``buffer[at]`` as a new numpy array, through a view released at once.
+
+    A live view would stop the ``array``/``bytearray`` from growing (BufferError on append).
+    """
+    view = np.frombuffer(buffer, dtype=dtype)
+    try:
+        return view[at]
+    finally:
+        del view
+
+
+def _numpy() -> Any:
+    """numpy, imported at the first scored search (it is not needed to import the library)."""
+    global _np
+    if _np is None:
+        import numpy
+
+        _np = numpy
+    return _np
+
+
+class SearchIndex:
+    """Term postings, document stats and scope buckets for one store."""
+
+    __slots__ = (
+        "_by_key",
+        "_docs",
+        "_live",
+        "_next",
+        "_ordered",
+        "_pending",
+        "_postings",
+        "_recency",
+        "_scopes",
+        "_seq",
+        "_stale",
+        "_stale_vocab",
+        "_total_len",
+        "_vocab",
+    )
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._docs: dict[int, _Doc] = {}
+        self._by_key: dict[str, int] = {}
+        # term -> (docnos, tf << 32 | doc length); df is len(docnos) - stale[term].
+        self._postings: dict[str, tuple[array[int], array[int]]] = {}
+        self._stale: dict[str, int] = {}
+        self._scopes: dict[str, set[int]] = {}
+        self._live = bytearray()  # docno -> 1 while that document is indexed
+        self._recency = array("q")  # docno -> recency, for ties decided in numpy
+        self._vocab: list[str] = []
+        self._pending: list[str] = []
+        self._stale_vocab = 0
+        self._total_len = 0
+        self._next = 0
+        self._seq = 0
+        self._ordered = True  # documents were added in recency order
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def recency(self, key: str) -> int | None:
+        """The recency ``key`` was indexed with, or None if it is not indexed."""
+        docno = self._by_key.get(key)
+        return None if docno is None else self._docs[docno][_RECENCY]
+
+    def keys(self) -> list[str]:
+        """Every indexed key, in no particular order."""
+        return list(self._by_key)
+
+    def add(self, key: str, counts: Mapping[str, int], recency: int | None = None) -> None:
+        """Index ``key`` with these term counts, replacing what was indexed for it before.
+
+        ``recency`` orders ties (higher is newer); by default, the order of ``add`` calls.
+        """
+        if key in self._by_key:
+            self.remove(key)
+        if recency is None:
+            recency = self._seq
+        if self._docs and recency < self._seq - 1:
+            self._ordered = False
+        self._seq = max(self._seq, recency + 1)
+        docno = self._next
+        self._next += 1
+        self._live.append(1)
+        self._recency.append(recency)
+        # Interned, every document shares one string per distinct word.
+        terms = tuple(map(sys.intern, counts))
+        values = tuple(counts.values())
+        length = sum(values)
+        tfs = bytes(values) if not values or max(values) < 256 else values
+        self._docs[docno] = (key, terms, tfs, length, recency)
+        self._by_key[key] = docno
+        self._total_len += length
+        postings = self._postings
+        low = min(length, _LOW32)
+        for term, tf in zip(terms, values, strict=True):
+            packed = (min(tf, _LOW32) << 32) | low
+            plist = postings.get(term)
+            if plist is None:
+                postings[term] = (array("I", (docno,)), array("Q", (packed,)))
+                self._pending.append(term)
+            else:
+                plist[0].append(docno)
+                plist[1].append(packed)
+        for prefix in scope_prefixes(key):
+            bucket = self._scopes.get(prefix)
+            if bucket is None:
+                self._scopes[prefix] = {docno}
+            else:
+                bucket.add(docno)
+
+    def remove(self, key: str) -> bool:
+        """Drop ``key`` from the index; False if it was not indexed."""
+        docno = self._by_key.pop(key, None)
+        if docno is None:
+            return False
+        doc = self._docs.pop(docno)
+        self._live[docno] = 0
+        self._total_len -= doc[_LEN]
+        postings, stale = self._postings, self._stale
+        for term in doc[_TERMS]:
+            dead = stale.get(term, 0) + 1
+            left = len(postings[term][0]) - dead
+            if left == 0:
+                del postings[term]
+                stale.pop(term, None)
+                self._stale_vocab += 1
+            elif dead > left and dead > 8:
+                self._compact(term)
+            else:
+                stale[term] = dead
+        for prefix in scope_prefixes(key):
+            bucket = self._scopes[prefix]
+            bucket.discard(docno)
+            if not bucket:
+                del self._scopes[prefix]
+        if self._next > 4096 and self._next > 2 * len(self._docs):
+            self._renumber()
+        return True
+
+    def _compact(self, term: str) -> None:
+        live = self._live
+        docnos, packed = self._postings[term]
+        keep = [i for i, d in enumerate(docnos) if live[d]]
+        self._postings[term] = (
+            array("I", [docnos[i] for i in keep]),
+            array("Q", [packed[i] for i in keep]),
+        )
+        self._stale.pop(term, None)
+
+    def _renumber(self) -> None:
+        """Rebuild with dense numbers, in recency order, once most numbers belong to the dead."""
+        docs = sorted(self._docs.values(), key=lambda doc: doc[_RECENCY])
+        seq = self._seq
+        self.clear()
+        for key, terms, tfs, _, recency in docs:
+            self.add(key, dict(zip(terms, tfs, strict=True)), recency)
+        self._seq = seq
+
+    def _df(self, term: str) -> int:
+        return len(self._postings[term][0]) - self._stale.get(term, 0)
+
+    def _expand(self, token: str) -> list[str]:
+        """Live terms equal to or starting with ``token``, found by bisecting the vocabulary."""
+        if self._pending or self._stale_vocab > len(self._vocab) // 2:
+            live = self._postings
+            self._vocab = sorted(t for t in dict.fromkeys(self._vocab + self._pending) if t in live)
+            self._pending.clear()
+            self._stale_vocab = 0
+        vocab, live = self._vocab, self._postings
+        terms: list[str] = []
+        for i in range(bisect_left(vocab, token), len(vocab)):
+            term = vocab[i]
+            if not term.startswith(token) or len(terms) == MAX_PREFIX_TERMS:
+                break
+            if term in live:
+                terms.append(term)
+        return terms
+
+    def _members(self, scope: str) -> set[int]:
+        scope = normalize_scope(scope)
+        members = self._scopes.get(scope, set())
+        exact = self._by_key.get(scope)
+        return members if exact is None else members | {exact}
+
+    def recent(self, limit: int, scope: str | None = None) -> list[str]:
+        """Keys of the ``limit`` most recently written documents, newest first."""
+        docs = self._docs
+        if scope is None and self._ordered:
+            keys = []
+            for docno in reversed(docs):
+                keys.append(docs[docno][_KEY])
+                if len(keys) == limit:
+                    break
+            return keys
+        pool: Iterable[int] = docs if scope is None else self._members(scope)
+        best = heapq.nlargest(limit, pool, key=lambda d: docs[d][_RECENCY])
+        return [docs[d][_KEY] for d in best]
+
+    def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
+        """Keys of the best ``limit`` matches, by BM25 score, ties newest first."""
+        if query.blank:
+            return self.recent(limit, scope)
+        docs = self._docs
+        if not docs or not query.terms:
+            return []
+        n_docs = len(docs)
+        avg_len = self._total_len / n_docs
+        postings = self._postings
+        last = len(query.terms) - 1
+        expansions: list[list[str]] = []
+        idfs: list[float] = []
+        for i, term in enumerate(query.terms):
+            if query.prefix_last and i == last:
+                terms = self._expand(term)
+            else:
+                terms = [term] if term in postings else []
+            if terms:
+                expansions.append(terms)
+                idfs.append(idf(sum(self._df(t) for t in terms), n_docs))
+        if not expansions:
+            return []
+        if len(expansions) > MAX_QUERY_TERMS:
+            # The most informative terms of a very long query; the rest would add little.
+            kept = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
+            expansions = [expansions[i] for i in kept]
+            idfs = [idfs[i] for i in kept]
+        order = token_order(idfs)
+        members = None if scope is None else self._members(scope)
+        if members is not None:
+            if not members:
+                return []
+            cost = sum(len(postings[t][0]) for terms in expansions for t in terms)
+            if len(members) <= cost:
+                return self._score_members(members, expansions, order, idfs, avg_len, limit)
+        return self._score_postings(members, expansions, order, idfs, avg_len, limit)
+
+    def _score_postings(
+        self,
+        members: set[int] | None,
+        expansions: list[list[str]],
+        order: list[int],
+        idfs: list[float],
+        avg_len: float,
+        limit: int,
+    ) -> list[str]:
+        """Vectorised: each term's postings become a score vector added into an accumulator."""
+        np = _numpy()
+        size = self._next
+        acc = np.zeros(size, dtype=np.float64)
+        for i in order:
+            terms = expansions[i]
+            if len(terms) == 1:
+                docnos, packed = self._postings[terms[0]]
+                d = np.frombuffer(docnos, dtype=np.uint32).copy()
+                p = np.frombuffer(packed, dtype=np.uint64).copy()
+                tf = (p >> np.uint64(32)).astype(np.float64)
+                length = (p & np.uint64(_LOW32)).astype(np.float64)
+            else:
+                # A prefix: a document's tf is the sum over the terms it matched.
+                d_all = np.concatenate(
+                    [np.frombuffer(self._postings[t][0], dtype=np.uint32) for t in terms]
+                )
+                p_all = np.concatenate(
+                    [np.frombuffer(self._postings[t][1], dtype=np.uint64) for t in terms]
+                )
+                tf_dense = np.bincount(
+                    d_all, weights=(p_all >> np.uint64(32)).astype(np.float64), minlength=size
+                )
+                len_dense = np.zeros(size, dtype=np.float64)
+                len_dense[d_all] = (p_all & np.uint64(_LOW32)).astype(np.float64)
+                del p_all
+                d = np.flatnonzero(tf_dense)
+                tf, length = tf_dense[d], len_dense[d]
+            acc[d] += bm25(tf, length, avg_len, idfs[i])
+        candidates = np.flatnonzero(acc)
+        candidates = candidates[_gather(np, self._live, np.bool_, candidates)]
+        if members is not None:
+            inside = np.zeros(size, dtype=np.bool_)
+            inside[np.fromiter(members, dtype=np.int64, count=len(members))] = True
+            candidates = candidates[inside[candidates]]
+        scores = acc[candidates]
+        if len(candidates) > limit:
+            cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+            keep = scores >= cut
+            candidates, scores = candidates[keep], scores[keep]
+        # Best score first, then the newest: one sort in numpy, however many scores tie.
+        recency = _gather(np, self._recency, np.int64, candidates)
+        best = candidates[np.lexsort((-recency, -scores))[:limit]]
+        docs = self._docs
+        return [docs[docno][_KEY] for docno in best.tolist()]
+
+    def _score_members(
+        self,
+        members: Iterable[int],
+        expansions: list[list[str]],
+        order: list[int],
+        idfs: list[float],
+        avg_len: float,
+        limit: int,
+    ) -> list[str]:
+        """A small scope: score its documents from their own terms, not the global postings."""
+        docs = self._docs
+        token_of = {term: i for i, terms in enumerate(expansions) for term in terms}
+        wanted = token_of.keys()
+        scored = []
+        for docno in members:
+            doc = docs[docno]
+            terms = doc[_TERMS]
+            if wanted.isdisjoint(terms):
+                continue
+            tfs = doc[_TFS]
+            per_token: dict[int, int] = {}
+            for term, tf in zip(terms, tfs, strict=True):
+                i = token_of.get(term)
+                if i is not None:
+                    per_token[i] = per_token.get(i, 0) + tf
+            score = 0.0
+            for i in order:
+                count = per_token.get(i)
+                if count:
+                    score += bm25(float(count), float(doc[_LEN]), avg_len, idfs[i])
+            scored.append((score, docno))
+        return self._top(scored, limit)
+
+    def _top(self, scored: Iterable[tuple[float, int]], limit: int) -> list[str]:
+        """Best score first, then the newest document."""
+        docs = self._docs
+        best = heapq.nlargest(limit, scored, key=lambda sd: (sd[0], docs[sd[1]][_RECENCY]))
+        return [docs[docno][_KEY] for _, docno in best]

@@ -1,0 +1,24 @@
+"""Scopes: a key belongs to every prefix of it that ends just before a ``:``."""
+
+from __future__ import annotations
+
+__all__ = ["normalize_scope", "scope_prefixes"]
+
+
+def scope_prefixes(key: str) -> list[str]:
+    """The scopes a key belongs to: every prefix that ends just before a ``:``.
+
+    ``"u1:s1:ab"`` belongs to ``"u1"`` and ``"u1:s1"`` (and, as a key, to scope ``"u1:s1:ab"``),
+    never to ``"u"`` or ``"u1:s"``: scopes match whole segments, so ``u1`` never sees ``u10``.
+    """
+    prefixes = []
+    i = key.find(":", 1)
+    while i != -1:
+        prefixes.append(key[:i])
+        i = key.find(":", i + 1)
+    return prefixes
+
+
+def normalize_scope(scope: str) -> str:
+    """``"u1:s1:"`` and ``"u1:s1"`` name the same scope."""
+    return scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope

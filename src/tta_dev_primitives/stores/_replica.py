@@ -1,0 +1,184 @@
+"""A process's replica of a Redis namespace's search index, kept in sync from Redis's change feed.
+
+Redis keeps the memories, each partition's live keys by write sequence (``r``) and tombstones of
+deletes (``g``); see ``stores._redis_lua``. Before a search, the replica asks each partition for
+what changed since the sequences it has seen: a bounded page of writes (with their payloads,
+which it analyses with the same ``Indexing`` as the in-process store) and the deletes. So a
+search costs Redis one short script per partition plus one ``MGET`` of the results, whatever the
+namespace's size, and ranks exactly as the in-process index does: it *is* that index.
+
+The first search in a process reads the whole namespace in pages (about a second per 50k short
+memories here); later ones read only what changed. A replica that finds its partition cleared
+(a new epoch) or its tombstones trimmed away reloads that partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.search._indexing import Indexing
+
+__all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica"]
+
+#: Writes read per round trip, and the payload bytes after which a page stops early.
+PAGE_COUNT = 1000
+PAGE_BYTES = 1 << 20
+# Terms of this process's own recent writes, so it need not analyse them again when they come
+# back through the feed (bounded: it only bridges a write and the next sync).
+_OWN_MAX = 10_000
+
+Fetch = Callable[[str, str, str], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Cursor:
+    """How far a partition has been read: epoch, last write and last delete sequence seen."""
+
+    epoch: str | None = None
+    since: int = 0
+    since_del: int | None = None  # None: not started (tombstones before the load don't matter)
+    keys: set[str] = field(default_factory=set)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Replica:
+    """The search index of one namespace, as of the last sync; see the module docstring."""
+
+    def __init__(
+        self,
+        indexing: Indexing,
+        bases: list[str],
+        partition_of: Callable[[str], str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.indexing = indexing
+        self.bases = bases
+        self.index = SearchIndex()
+        self._partition_of = partition_of
+        self._cursors = {base: _Cursor() for base in bases}
+        self._clock = clock
+        self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
+        self._own: dict[str, tuple[int, Mapping[str, int]]] = {}
+        self._started = 0  # syncs begun
+        self._done = 0  # the number of the last sync that completed
+        self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    async def sync(self, fetch: Fetch) -> None:
+        """Catch up with every partition. Concurrent callers share a sync that began after them.
+
+        A write that completed before this call began is in the index when it returns.
+        """
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+        ticket = self._started
+        async with self._lock:
+            if self._done > ticket:
+                return  # a sync that began after this call did has completed: it saw our writes
+            self._started += 1
+            number = self._started
+            await asyncio.gather(*(self._catch_up(base, fetch) for base in self._cursors))
+            self._done = number
+            self._expire()
+
+    async def _catch_up(self, base: str, fetch: Fetch) -> None:
+        cursor = self._cursors[base]
+        while True:
+            since_del = "-" if cursor.since_del is None else str(cursor.since_del)
+            reply = await fetch(base, str(cursor.since), since_del)
+            if not self._apply(base, cursor, reply):
+                return
+
+    def _apply(self, base: str, cursor: _Cursor, reply: list[Any]) -> bool:
+        """Apply one page; True if there is more to read."""
+        epoch, gcut, now_ms = _text(reply[0]), int(float(reply[1])), int(reply[2])
+        newest_del = int(float(reply[3]))
+        puts, dels, more = reply[4], reply[5], bool(int(reply[6]))
+        started = cursor.since > 0 or cursor.since_del is not None
+        if started and (
+            epoch != (cursor.epoch or "")
+            or (cursor.since_del is not None and gcut > cursor.since_del)
+        ):
+            # Cleared, recreated, or deletes we never saw were trimmed: reload the partition.
+            self._reset(cursor)
+            return True
+        cursor.epoch = epoch or None
+        if cursor.since_del is None:
+            cursor.since_del = newest_del
+        index, keys, own = self.index, cursor.keys, self._own
+        now = self._clock()
+        for i in range(0, len(puts), 4):
+            key, seq = _text(puts[i]), int(float(puts[i + 1]))
+            payload, deadline = puts[i + 2], puts[i + 3]
+            cursor.since = max(cursor.since, seq)
+            if payload is None:  # expired or deleted since the page was listed
+                if index.remove(key):
+                    keys.discard(key)
+                continue
+            mine = own.pop(key, None)
+            terms = mine[1] if mine is not None and mine[0] == seq else None
+            if terms is None:
+                terms = self.indexing.payload_terms(payload)
+            index.add(key, terms, recency=seq)
+            keys.add(key)
+            if deadline is not None:
+                local = now + (int(float(deadline)) - now_ms) / 1000
+                heapq.heappush(self._deadlines, (local, seq, key))
+        for i in range(0, len(dels), 2):
+            key = _text(dels[i])
+            cursor.since_del = max(cursor.since_del, int(float(dels[i + 1])))
+            if key in keys:
+                index.remove(key)
+                keys.discard(key)
+        return more
+
+    def _reset(self, cursor: _Cursor) -> None:
+        for key in cursor.keys:
+            self.index.remove(key)
+        cursor.keys = set()
+        cursor.epoch, cursor.since, cursor.since_del = None, 0, None
+
+    def _expire(self) -> None:
+        """Drop memories whose TTL has passed (Redis has dropped their values already)."""
+        heap, now, index = self._deadlines, self._clock(), self.index
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            if index.recency(key) == seq:
+                index.remove(key)
+                self._cursors[self._partition_of(key)].keys.discard(key)
+
+    # -- hints from this process ---------------------------------------------------------------
+
+    def wrote(self, key: str, seq: int, terms: Mapping[str, int] | None) -> None:
+        """This process wrote ``key`` at ``seq``: reuse its terms when the feed brings it back."""
+        if terms is None:
+            return
+        if len(self._own) >= _OWN_MAX:
+            self._own.clear()
+        self._own[key] = (seq, terms)
+
+    def forget(self, key: str) -> None:
+        """A result's value is gone from Redis: drop it now rather than at the next sync."""
+        if self.index.remove(key):
+            self._cursors[self._partition_of(key)].keys.discard(key)
+
+    def cleared(self) -> None:
+        """This process cleared the namespace: start over."""
+        for cursor in self._cursors.values():
+            self._reset(cursor)
+        self.index.clear()
+        self._deadlines.clear()
+        self._own.clear()
