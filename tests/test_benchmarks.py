@@ -2,6 +2,8 @@
 
 No figure is asserted (machines are noisy); each run must finish and print its report. The
 comparisons with LangChain and LangGraph run here too: the test command installs both extras.
+bench_relevance's peers (bm25s, tantivy) come only with the bench extra; without them it runs
+SQLite FTS5 and ours and notes the skipped peers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("bench_memory.py", ["--quick", "--sizes", "2000"], "x faster"),
         ("bench_composition.py", ["--quick"], "LCEL"),
         ("bench_langgraph.py", ["--quick"], "langgraph store comparison done"),
+        ("bench_relevance.py", ["--quick"], "relevance done"),
         pytest.param("bench_redis.py", ["--quick"], "replay after an outage",
                      marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
