@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,11 @@ def test_errors_are_one_line_with_a_status(tmp_path: Path) -> None:
     """Missing keys, no store, bad input and an unconfirmed clear: one line, non-zero status."""
     store = str(tmp_path / "m.jsonl")
     cases = [
+        (cli("memory", "--file", store, "import", "-", stdin=""), 0, "imported 0 memories"),
         (cli("memory", "--file", store, "get", "absent"), 1, "no memory under 'absent'"),
+        (cli("memory", "--file", store, "delete", "absent"), 1, "no memory under 'absent'"),
+        (cli("memory", "--file", store + ".typo", "stats"), 1, "no such file"),
+        (cli("memory", "--file", store, "stats", "--redis-url", "redis://x"), 2, "not both"),
         (cli("memory", "stats"), 2, "--redis-url URL or --file PATH"),
         (cli("memory", "--file", store, "clear", stdin=""), 2, "add --yes"),
         (cli("memory", "--file", store, "import", "-", stdin="not json\n"), 1, "line 1"),
@@ -68,6 +73,7 @@ def test_errors_are_one_line_with_a_status(tmp_path: Path) -> None:
     ]
     for result, status, message in cases:
         assert result.returncode == status, result.stderr
+        assert result.stdout == "", result.stdout
         assert message in result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
@@ -111,3 +117,106 @@ def test_wrong_password_and_unreachable_server_are_one_line(
             assert "wrong-one" not in result.stderr + result.stdout
             assert "Traceback" not in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_global_options_go_before_or_after_the_action(tmp_path: Path) -> None:
+    """--file, --namespace and --json work on either side of the action, with the same result."""
+    store = str(tmp_path / "memory.jsonl")
+    assert cli("memory", "import", "-", "--namespace", "ns", "--file", store,
+               stdin=jsonl(ROWS)).returncode == 0  # fmt: skip
+    spellings = [
+        ("memory", "--file", store, "--namespace", "ns", "--json", "search", "primitive"),
+        ("memory", "search", "primitive", "--file", store, "--namespace", "ns", "--json"),
+        ("memory", "--file", store, "search", "--json", "primitive", "--namespace", "ns"),
+    ]
+    outputs = [cli(*argv) for argv in spellings]
+    assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
+    assert len({r.stdout for r in outputs}) == 1
+    assert [row["key"] for row in json.loads(outputs[0].stdout)] == ["u10:s1:c", "u1:s1:a"]
+    after = cli("memory", "stats", "--json", "--file", store).stdout
+    assert after == cli("memory", "--json", "--file", store, "stats").stdout
+    assert json.loads(after)["count"] == 3
+
+
+def test_a_usage_error_shows_the_failing_sub_commands_usage(tmp_path: Path) -> None:
+    """Unknown options, missing arguments and bad values: status 2 and that command's usage."""
+    store = str(tmp_path / "m.jsonl")
+    cases = [
+        (("memory", "--file", store, "search", "timeout", "--bogus"), "memory search"),
+        (("memory", "--file", store, "get"), "memory get"),
+        (("memory", "search", "x", "--limit", "many"), "memory search"),
+        (("memory", "--bogus", "stats"), "memory stats"),
+        (("memory", "frobnicate"), "memory"),
+        (("demo", "--bogus"), "demo"),
+    ]
+    for argv, command in cases:
+        result = cli(*argv)
+        assert result.returncode == 2, (argv, result.stderr)
+        assert result.stdout == ""
+        assert result.stderr.startswith(f"usage: tta-primitives {command} "), result.stderr
+        assert f"tta-primitives {command}: error:" in result.stderr
+
+
+def test_every_help_states_each_default_and_the_exit_statuses() -> None:
+    """--help of every command and action: each option says its default; the epilog the statuses."""
+    import argparse
+
+    from tta_dev_primitives.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [parser]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    found += walk(child)
+        return found
+
+    parsers = walk(build_parser())
+    assert {p.prog for p in parsers} >= {
+        f"tta-primitives memory {a}"
+        for a in ("stats", "get", "search", "delete", "clear", "export", "import")
+    }
+    for parser in parsers:
+        text = parser.format_help()
+        for status in ("0 ", "1 ", "2 "):
+            assert f"\n  {status}" in text.split("exit status:")[1], parser.prog
+        for action in parser._actions:
+            takes_default = action.option_strings or action.nargs == "?"
+            if takes_default and not isinstance(action, argparse._HelpAction):
+                assert "default" in (action.help or ""), (parser.prog, action.dest)
+    for argv in (["--help"], ["memory", "--help"], ["memory", "export", "--help"]):
+        result = cli(*argv)
+        assert result.returncode == 0
+        assert "exit status:" in result.stdout
+
+
+def test_export_and_import_report_a_total_and_a_rate_on_stderr(tmp_path: Path) -> None:
+    """Totals and rates go to stderr; stdout holds only the data (JSONL, or --json's object)."""
+    store = str(tmp_path / "m.jsonl")
+    rate = r"in \d+\.\d+ s \((\d[\d,]*|-)/s\)"
+    loaded = cli("memory", "--file", store, "import", "-", stdin=jsonl(ROWS))
+    assert re.fullmatch(rf"imported 3 memories {rate}\n", loaded.stderr), loaded.stderr
+    assert loaded.stdout == ""
+    exported = cli("memory", "--file", store, "export", "--json")
+    assert re.fullmatch(rf"exported 3 memories {rate}\n", exported.stderr), exported.stderr
+    assert [json.loads(line)["key"] for line in exported.stdout.splitlines()] == [
+        "u1:s1:a", "u1:s1:b", "u10:s1:c"
+    ]  # fmt: skip
+    to_file = cli("memory", "--file", store, "--json", "export", str(tmp_path / "out.jsonl"))
+    assert re.fullmatch(rf"exported 3 memories to \S+out.jsonl {rate}\n", to_file.stderr)
+    assert json.loads(to_file.stdout)["exported"] == 3
+    again = cli("memory", "--file", store, "import", str(tmp_path / "out.jsonl"), "--json")
+    assert json.loads(again.stdout)["imported"] == 3
+
+
+@pytest.mark.redis
+def test_an_unreachable_redis_prints_only_the_error() -> None:
+    """search/get/stats on a dead port: status 1, one line on stderr, nothing on stdout."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for action in (["search", "timeout"], ["search", "timeout", "--json"], ["stats"],
+                   ["delete", "k"], ["export"]):  # fmt: skip
+        result = cli("memory", "--redis-url", url, *action)
+        assert result.returncode == 1, (action, result.stderr)
+        assert result.stdout == "", (action, result.stdout)
+        assert "(no match)" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -213,10 +213,115 @@ def test_the_sync_api_works_outside_a_loop() -> None:
     assert store.list_namespaces() == [("a",)]
 
 
-async def test_the_sync_api_inside_a_loop_says_what_to_await() -> None:
+# -- sync calls inside a running loop, and list prefixes, as LangGraph's own store tests make them.
+# Modelled on langchain-ai/langgraph: libs/checkpoint/tests/test_store.py
+# (test_cannot_put_empty_namespace, an async test calling put/get/batch/search/delete) and
+# libs/checkpoint-postgres/tests/test_store.py (test_search, which searches with list prefixes).
+# In-process memories only: a Redis client belongs to one event loop, and the store layer does
+# not yet close the caller loop's client when a sync call moves it to the portal's loop.
+
+
+def both_stores() -> tuple[InMemoryStore, MemoryPrimitiveStore]:
+    return InMemoryStore(), MemoryPrimitiveStore(MemoryPrimitive())
+
+
+def summary(item: Any) -> Any:
+    return item and (item.namespace, item.key, item.value)
+
+
+async def test_sync_put_inside_a_running_loop() -> None:
+    """A sync put (and delete) from an async test works, as with InMemoryStore."""
+    doc = {"foo": "bar"}
+    for store in both_stores():
+        store.put(("foo", "langgraph", "foo"), "bar", doc)
+        assert (await store.aget(("foo", "langgraph", "foo"), "bar")).value == doc  # type: ignore[union-attr]
+        with pytest.raises(InvalidNamespaceError):
+            store.put(("the", "thing.about"), "foo", doc)
+        store.delete(("foo", "langgraph", "foo"), "bar")
+        assert await store.aget(("foo", "langgraph", "foo"), "bar") is None
+
+
+async def test_sync_batch_inside_a_running_loop() -> None:
+    """Sync batches past the public put API answer as InMemoryStore's do.
+
+    (InMemoryStore applies a batch's puts after its reads, so each batch here is reads or writes.)
+    """
+    doc = {"foo": "bar"}
+    batches: list[list[Any]] = [
+        [PutOp(("langgraph", "foo"), "bar", doc), PutOp(("other",), "k", {"n": 1})],
+        [GetOp(("langgraph", "foo"), "bar"), SearchOp(("langgraph",)), GetOp(("other",), "x")],
+        [PutOp(("langgraph", "foo"), "bar", None)],
+        [GetOp(("langgraph", "foo"), "bar"), SearchOp(("langgraph",))],
+    ]
+
+    def summaries(results: list[Any]) -> list[Any]:
+        return [[summary(i) for i in r] if isinstance(r, list) else summary(r) for r in results]
+
+    reference, ours = both_stores()
+    answers = [summaries(ours.batch(ops)) for ops in batches]
+    assert answers == [summaries(reference.batch(ops)) for ops in batches]
+    assert answers[1][0] == (("langgraph", "foo"), "bar", doc)
+
+
+async def test_sync_get_and_search_inside_a_running_loop() -> None:
+    """Sync get and search, after async puts, see the same items as InMemoryStore's."""
+    reference, ours = both_stores()
+    for store in (reference, ours):
+        await store.aput(("users", "u1"), "prefs", {"text": "pizza with olives"})
+    assert summary(ours.get(("users", "u1"), "prefs")) == summary(
+        reference.get(("users", "u1"), "prefs")
+    )
+    assert ours.get(("users", "u1"), "absent") is reference.get(("users", "u1"), "absent") is None
+    assert [summary(i) for i in ours.search(("users",))] == [
+        summary(i) for i in reference.search(("users",))
+    ]
+    assert [summary(i) for i in ours.search(["users"])] == [  # type: ignore[arg-type]
+        summary(i) for i in reference.search(("users",))
+    ]
+
+
+async def test_a_list_prefix_searches_like_the_tuple(memory: MemoryPrimitive) -> None:
+    """search(["test"]) finds what search(("test",)) finds, filters and pages included.
+
+    InMemoryStore answers the tuple spelling; with a list it compares a tuple to a list and
+    finds nothing, while LangGraph's Postgres and SQLite stores find the items: we do too.
+    """
+    reference, ours = InMemoryStore(), MemoryPrimitiveStore(memory)
+    data = [
+        (("test", "docs"), "doc1", {"title": "First Doc", "author": "Alice"}),
+        (("test", "docs"), "doc2", {"title": "Second Doc", "author": "Bob"}),
+        (("test", "images"), "img1", {"title": "Image 1", "author": "Alice"}),
+    ]
+    for namespace, key, value in data:
+        reference.put(namespace, key, value)
+        await ours.aput(namespace, key, value)
+
+    def keys(items: list[Any]) -> list[tuple[tuple[str, ...], str]]:
+        return sorted((i.namespace, i.key) for i in items)
+
+    for prefix, options in [
+        (["test"], {}),
+        (["test", "docs"], {}),
+        (["test"], {"filter": {"author": "Alice"}}),
+    ]:
+        expected = keys(reference.search(tuple(prefix), **options))
+        assert keys(await ours.asearch(prefix, **options)) == expected  # type: ignore[arg-type]
+    assert len(await ours.asearch(["test"], limit=2)) == 2  # type: ignore[arg-type]
+    assert len(await ours.asearch(["test"], offset=2)) == 1  # type: ignore[arg-type]
+
+
+async def test_a_sync_call_from_the_portal_loop_itself_says_what_to_await() -> None:
+    """The one case that cannot work (it would wait for itself) raises, naming the async method."""
+    from tta_dev_primitives.integrations._portal import run_sync
+
     store = MemoryPrimitiveStore(MemoryPrimitive())
-    with pytest.raises(RuntimeError, match="await abatch"):
+
+    async def nested() -> None:
         store.put(("a",), "k", {"v": 1})
+
+    with pytest.raises(RuntimeError, match="await abatch"):
+        run_sync(nested(), instead="nested()", in_loop=True)
+    assert await store.aget(("a",), "k") is None
 
 
 def test_only_a_memory_primitive_backs_the_store() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from tta_dev_primitives import (
@@ -29,13 +30,25 @@ TURNS = [
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("demo", help="run a short memory-wrapped LLM conversation")
+    from tta_dev_primitives.cli import EXIT_STATUSES, HelpFormatter
+
+    parser = sub.add_parser(
+        "demo",
+        help="run a short memory-wrapped LLM conversation",
+        description="A deterministic five-turn conversation through recall >> router >>\n"
+        "remember, with the span tree of the last turn. No API keys, no setup.",
+        epilog=EXIT_STATUSES,
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument(
         "--redis-url",
-        help="use Redis (e.g. redis://localhost:6379); falls back in-process if unreachable",
+        help="use Redis (e.g. redis://localhost:6379); falls back in-process if unreachable "
+        "(default: none, in-process)",
     )
-    parser.add_argument("--user", default="demo-user", help="user id for memory keys")
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--user", default="demo-user", help="user id for memory keys (default: %(default)s)"
+    )
+    parser.set_defaults(run=run, _parser=parser)
 
 
 async def stand_in_llm(prompt: str, ctx: WorkflowContext) -> str:
@@ -136,5 +149,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(converse(args.redis_url, args.user))
     except ValueError as exc:  # a malformed --redis-url: one line, never a traceback
-        print(f"tta-primitives demo: {exc}")
+        print(f"tta-primitives demo: {exc}", file=sys.stderr)
         return 2

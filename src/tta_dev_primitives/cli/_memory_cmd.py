@@ -1,8 +1,13 @@
 """``tta-primitives memory ...``: look into and manage a memory without writing code.
 
 Works on a namespace in Redis (``--redis-url``) or on a JSONL file used as an in-process store
-(``--file``). Errors are one line on stderr with a non-zero status, never a traceback or a
-password. Export/import lines are ``{"key": ..., "value": {...}, "ttl": seconds or null}``.
+(``--file``). The options ``--redis-url``, ``--file``, ``--namespace`` and ``--json`` go before
+or after the action. Results go to stdout; errors are one line on stderr with a non-zero
+status, never a traceback or a password. Export/import lines are
+``{"key": ..., "value": {...}, "ttl": seconds or null}``; their totals and rates go to stderr.
+
+Exit status: 0 success; 1 operational error (Redis unreachable or refusing, no such key, no such
+file, bad input data); 2 usage error (unknown option, no store given, an unconfirmed ``clear``).
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.performance._memory import MemoryPrimitive
+
+DEFAULT_NAMESPACE = "tta:memory"
+GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")
 
 
 class CommandError(Exception):
@@ -30,31 +39,103 @@ class CommandError(Exception):
         self.status = status
 
 
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("memory", help="inspect and manage a memory (Redis or a JSONL file)")
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """The options every action takes, before or after it.
+
+    Their default is ``SUPPRESS`` at both levels, so an option given at one level is never
+    overwritten by the other level's default; ``resolve_globals`` fills the defaults in.
+    """
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--redis-url", default=os.environ.get("TTA_REDIS_URL"),
-                       help="Redis URL (default: $TTA_REDIS_URL)")  # fmt: skip
-    where.add_argument("--file", type=Path, help="a JSONL file used as an in-process store")
-    parser.add_argument("--namespace", default="tta:memory", help="default: tta:memory")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    where.add_argument(
+        "--redis-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="the Redis holding the memory (default: $TTA_REDIS_URL, if set)",
+    )
+    where.add_argument(
+        "--file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="a JSONL file used as an in-process store; only import creates it (default: none)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=argparse.SUPPRESS,
+        help=f"the memory namespace (default: {DEFAULT_NAMESPACE})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output on stdout (default: text)",
+    )
+
+
+def add_parser(sub: Any) -> None:
+    from tta_dev_primitives.cli import EXIT_STATUSES, HelpFormatter
+
+    parser = sub.add_parser(
+        "memory",
+        help="inspect and manage a memory (Redis or a JSONL file)",
+        description="Inspect and manage a memory in Redis or in a JSONL file.\n"
+        "The options below may also come after the action.",
+        epilog=EXIT_STATUSES,
+        formatter_class=HelpFormatter,
+    )
+    add_global_options(parser)
+    parser.set_defaults(run=run, _parser=parser)
     commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    commands.add_parser("stats", help="count, backend, namespace, bytes")
-    get = commands.add_parser("get", help="one memory")
-    get.add_argument("key")
-    search = commands.add_parser("search", help="ranked search")
-    search.add_argument("query")
-    search.add_argument("--scope")
-    search.add_argument("--limit", type=int, default=5)
-    delete = commands.add_parser("delete", help="remove one memory")
-    delete.add_argument("key")
-    clear = commands.add_parser("clear", help="remove every memory of the namespace")
-    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    export = commands.add_parser("export", help="write every memory as JSONL")
-    export.add_argument("output", nargs="?", default="-", help="a path, or - for stdout")
-    load = commands.add_parser("import", help="add memories from JSONL")
+
+    def action(name: str, summary: str) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=EXIT_STATUSES,
+            formatter_class=HelpFormatter,
+        )
+        add_global_options(command)
+        command.set_defaults(_parser=command)
+        return command
+
+    action("stats", "count, backend, namespace and bytes of values")
+    get = action("get", "print one memory (status 1 if there is none)")
+    get.add_argument("key", help="the memory's key, e.g. u1:s1:ab12cd34")
+    search = action("search", "ranked word search, best first: key and value per line")
+    search.add_argument("query", help="words to find; an empty string gives the newest")
+    search.add_argument(
+        "--scope", help="only keys in this scope, e.g. u1:s1 (default: the whole namespace)"
+    )
+    search.add_argument(
+        "--limit", type=int, default=5, help="at most this many results (default: %(default)s)"
+    )
+    delete = action("delete", "remove one memory (status 1 if there is none)")
+    delete.add_argument("key", help="the memory's key")
+    clear = action("clear", "remove every memory of the namespace")
+    clear.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (default: ask)"
+    )
+    export = action("export", "write every memory as JSONL")
+    export.add_argument(
+        "output", nargs="?", default="-", help="a path, or - for stdout (default: %(default)s)"
+    )
+    load = action("import", "add memories from JSONL")
     load.add_argument("input", help="a path, or - for stdin")
-    parser.set_defaults(run=run)
+
+
+def resolve_globals(args: argparse.Namespace) -> None:
+    """Fill in the global options' defaults (see ``add_global_options``)."""
+    if "redis_url" in args and "file" in args:
+        raise CommandError("give --redis-url or --file, not both", 2)
+    if "file" not in args:
+        args.file = None
+    if "redis_url" not in args:
+        args.redis_url = None if args.file is not None else os.environ.get("TTA_REDIS_URL")
+    if "namespace" not in args:
+        args.namespace = DEFAULT_NAMESPACE
+    if "json" not in args:
+        args.json = False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,9 +143,12 @@ def run(args: argparse.Namespace) -> int:
     # The library's fallback warning would repeat what this command reports in its own line.
     logging.getLogger("tta_dev_primitives").addHandler(logging.NullHandler())
     try:
+        resolve_globals(args)
+        if not args.redis_url and args.file is None:
+            raise CommandError("say where the memory is: --redis-url URL or --file PATH", 2)
         if args.action == "clear" and not args.yes:
             confirm_clear(args.namespace)
-        rows = read_store(args.file) if args.file is not None else []
+        rows = read_store(args.file, create=args.action == "import") if args.file else []
         saved = asyncio.run(dispatch(args, rows))
         if saved is not None and args.file is not None:
             write_store(args.file, saved)
@@ -77,12 +161,22 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def check_reachable(memory: MemoryPrimitive) -> None:
+    """An operator asked about Redis: a fallback to the in-process stand-in is an error."""
+    info = memory.get_backend_info()
+    if info["degraded"]:
+        raise CommandError(str(info["last_error"]))
+
+
 async def dispatch(
     args: argparse.Namespace, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]] | None:
-    """Run the action; for a file store that changed, return its rows to write back."""
-    if not args.redis_url and not args.file:
-        raise CommandError("say where the memory is: --redis-url URL or --file PATH", 2)
+    """Run the action; for a file store that changed, return its rows to write back.
+
+    Output is printed only once the action is done and Redis was reachable throughout, so a
+    failure never leaves half an answer (or a "(no match)") on stdout. Export streams, so it
+    checks Redis first as well.
+    """
     if args.file is not None:
         memory = MemoryPrimitive(max_size=10_000_000, namespace=args.namespace)
         for row in rows:
@@ -91,27 +185,39 @@ async def dispatch(
         memory = MemoryPrimitive(args.redis_url, namespace=args.namespace, redis_timeout=2.0,
                                  max_size=1)  # fmt: skip
     try:
+        if args.file is None:
+            await memory.size()  # connects
+            check_reachable(memory)
         try:
-            changed = await ACTIONS[args.action](memory, args)
+            output = await ACTIONS[args.action](memory, args)
         finally:
-            # An operator asked about Redis: a fallback is an error, reported before anything
-            # the action itself concluded from the in-process stand-in.
-            info = memory.get_backend_info()
-            if info["degraded"]:
-                raise CommandError(str(info["last_error"]))
+            check_reachable(memory)
+        output.show(args)
         saved = None
-        if changed and args.file is not None:
+        if output.changed and args.file is not None:
             saved = [{"key": k, "value": v, "ttl": _ms(t)} async for k, v, t in memory.items()]
     finally:
         await memory.aclose()
     return saved
 
 
-def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+class Output:
+    """What an action prints (after it has succeeded) and whether it changed the store."""
+
+    def __init__(
+        self, data: Any = None, text: str | None = None, *, note: str | None = None,
+        changed: bool = False,
+    ) -> None:  # fmt: skip
+        self.data, self.text, self.note, self.changed = data, text, note, changed
+
+    def show(self, args: argparse.Namespace) -> None:
+        if self.text is not None or self.data is not None:
+            print(json.dumps(self.data, ensure_ascii=False) if args.json else self.text)
+        if self.note is not None:
+            print(self.note, file=sys.stderr)
 
 
-async def stats(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
+async def stats(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     count, size = 0, 0
     async for _, value, _ in memory.items():
         count += 1
@@ -121,54 +227,48 @@ async def stats(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
             "namespace": info["namespace"], "value_bytes": size,
             "url": info["url"], "file": str(args.file) if args.file else None}  # fmt: skip
     where = info["url"] or args.file
-    emit(args, data, f"{count} memories, {size:,} bytes of values, namespace {info['namespace']!r}"
-                     f" ({data['backend']}: {where})")  # fmt: skip
-    return False
+    return Output(data, f"{count:,} memories, {size:,} bytes of values, namespace "
+                        f"{info['namespace']!r} ({data['backend']}: {where})")  # fmt: skip
 
 
-async def get(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
+async def get(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     value = await memory.get(args.key)
     if value is None:
         raise CommandError(f"no memory under {args.key!r}")
-    emit(args, value, json.dumps(value, ensure_ascii=False, indent=2))
-    return False
+    return Output(value, json.dumps(value, ensure_ascii=False, indent=2))
 
 
-async def search(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
+async def search(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     found = await memory.search_items(args.query, args.limit, scope=args.scope)
     rows = [{"key": key, "value": value} for key, value in found]
     text = "\n".join(f"{key}  {json.dumps(value, ensure_ascii=False)}" for key, value in found)
-    emit(args, rows, text or "(no match)")
-    return False
+    return Output(rows, text or "(no match)")
 
 
-async def delete(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
-    removed = await memory.delete(args.key)
-    emit(args, {"deleted": removed}, "deleted" if removed else f"no memory under {args.key!r}")
-    return removed
+async def delete(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
+    if not await memory.delete(args.key):
+        raise CommandError(f"no memory under {args.key!r}")  # the same status as get's
+    return Output({"deleted": True}, "deleted", changed=True)
 
 
-async def clear(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
+async def clear(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     await memory.clear()
-    emit(args, {"cleared": True}, "cleared")
-    return True
+    return Output({"cleared": True}, "cleared", changed=True)
 
 
-async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
-    count = 0
+async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     with open_output(args.output) as out, Progress("exported") as progress:
         async for key, value, ttl in memory.items():
             out.write(json.dumps({"key": key, "value": value, "ttl": _ms(ttl)}, ensure_ascii=False))
             out.write("\n")
-            count += 1
             progress.tick()
-    if args.output != "-":
-        emit(args, {"exported": count}, f"exported {count} memories to {args.output}")
-    return False
+    where = "" if args.output == "-" else f" to {args.output}"
+    data = {"exported": progress.count, "seconds": progress.seconds()}
+    # To stdout, the memories are the data: the total goes to stderr only.
+    return Output(None if args.output == "-" else data, None, note=progress.summary(where))
 
 
-async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
-    count = 0
+async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     with open_input(args.input) as lines, Progress("imported") as progress:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -178,10 +278,9 @@ async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> bool:
                 await memory.add(row["key"], row["value"], row.get("ttl"))
             except (ValueError, KeyError, TypeError) as exc:
                 raise CommandError(f"line {number}: {exc}") from None
-            count += 1
             progress.tick()
-    emit(args, {"imported": count}, f"imported {count} memories")
-    return True
+    data = {"imported": progress.count, "seconds": progress.seconds()}
+    return Output(data if args.json else None, None, note=progress.summary(""), changed=True)
 
 
 ACTIONS = {"stats": stats, "get": get, "search": search, "delete": delete, "clear": clear,
@@ -189,23 +288,34 @@ ACTIONS = {"stats": stats, "get": get, "search": search, "delete": delete, "clea
 
 
 class Progress:
-    """A one-line counter on stderr for long runs (only when stderr is a terminal)."""
+    """Counts rows; a live counter on stderr for long runs (only when stderr is a terminal)."""
 
     def __init__(self, verb: str) -> None:
         self.verb, self.count = verb, 0
         self.live = sys.stderr.isatty()
+        self.started = time.perf_counter()
 
     def tick(self) -> None:
         self.count += 1
         if self.live and self.count % 1000 == 0:
             print(f"\r{self.verb} {self.count:,}...", end="", file=sys.stderr, flush=True)
 
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+    def summary(self, where: str) -> str:
+        """E.g. ``exported 1,234 memories to x.jsonl in 0.8 s (1,540/s)``."""
+        seconds = time.perf_counter() - self.started
+        rate = f"{self.count / seconds:,.0f}/s" if seconds > 0 else "-"
+        noun = "memory" if self.count == 1 else "memories"
+        return f"{self.verb} {self.count:,} {noun}{where} in {seconds:.2f} s ({rate})"
+
     def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.live and self.count >= 1000:
-            print(f"\r{self.verb} {self.count:,}   ", file=sys.stderr)
+            print("\r", end="", file=sys.stderr)  # the summary line overwrites the counter
 
 
 class open_output:
@@ -249,10 +359,12 @@ def confirm_clear(namespace: str) -> None:
         raise CommandError("not cleared", 1)
 
 
-def read_store(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL store (a missing file is an empty store)."""
+def read_store(path: Path, *, create: bool = False) -> list[dict[str, Any]]:
+    """The rows of a JSONL store; a missing file is an error unless this run may ``create`` it."""
     if not path.exists():
-        return []
+        if create:
+            return []
+        raise CommandError(f"no such file: {path} (import creates a store)")
     rows = []
     with path.open() as lines:
         for number, line in enumerate(lines, 1):

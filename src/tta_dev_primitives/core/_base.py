@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LambdaPrimitive", "StepFunction", "WorkflowPrimitive", "as_primitive"]
 
+S = TypeVar("S")
 T = TypeVar("T")
 U = TypeVar("U")
 V = TypeVar("V")
@@ -58,13 +59,32 @@ class WorkflowPrimitive(ABC, Generic[T, U]):
     async def execute(self, input_data: T, context: WorkflowContext) -> U:
         """Run this step on ``input_data`` within ``context``."""
 
+    # Overloads keep the chain's types: a WorkflowPrimitive[int, str] >> a step from str to float
+    # is a SequentialPrimitive[int, float], whether that step is a primitive or a function, sync
+    # or async (the async overload comes first, so its output is the awaited type).
+    @overload
+    def __rshift__(self, other: WorkflowPrimitive[U, V]) -> SequentialPrimitive[T, V]: ...
+    @overload
     def __rshift__(
-        self, other: WorkflowPrimitive[U, V] | StepFunction
+        self, other: Callable[[U, WorkflowContext], Awaitable[V]]
+    ) -> SequentialPrimitive[T, V]: ...
+    @overload
+    def __rshift__(self, other: Callable[[U, WorkflowContext], V]) -> SequentialPrimitive[T, V]: ...
+    def __rshift__(
+        self, other: WorkflowPrimitive[U, Any] | StepFunction
     ) -> SequentialPrimitive[T, Any]:
         from ._sequential import SequentialPrimitive
 
         return SequentialPrimitive._chain(self, as_primitive(other))
 
+    @overload
+    def __rrshift__(
+        self, other: Callable[[S, WorkflowContext], Awaitable[T]]
+    ) -> SequentialPrimitive[S, U]: ...
+    @overload
+    def __rrshift__(
+        self, other: Callable[[S, WorkflowContext], T]
+    ) -> SequentialPrimitive[S, U]: ...
     def __rrshift__(self, other: StepFunction) -> SequentialPrimitive[Any, U]:
         from ._sequential import SequentialPrimitive
 

@@ -1,8 +1,17 @@
 """Run this library's coroutines from synchronous framework methods (LangChain's ``invoke``).
 
-The coroutine runs on one private event loop in a daemon thread, so a memory used only through
-sync calls keeps one Redis connection pool instead of one per call. Called from inside a running
-event loop, a sync method would block that loop: that raises instead, naming the async method.
+The coroutine runs on one private event loop in a daemon thread (the portal), so a memory used only
+through sync calls keeps one Redis connection pool instead of one per call.
+
+Called from inside a running event loop, a sync method would block that loop. By default that
+raises, naming the async method to await. With ``in_loop=True`` (LangGraph's store: its own
+tests call ``put``/``get``/``batch`` from async tests, and its ``InMemoryStore`` allows it) the
+call runs on the portal instead: the calling loop waits until it returns, as it would for any
+blocking call, but nothing deadlocks, since the work happens on another loop. Awaiting the async
+method is still better there: it blocks nothing, and a memory on Redis keeps one connection pool
+per event loop it is used from, so switching loops reconnects. The one case that cannot work is
+a sync call from code already running on the portal loop (it would wait for itself): that
+always raises.
 """
 
 from __future__ import annotations
@@ -31,14 +40,27 @@ def _portal_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def run_sync(coro: Coroutine[Any, Any, T], *, instead: str) -> T:
-    """Run ``coro`` to completion from sync code; ``instead`` names the async method to await."""
+def run_sync(coro: Coroutine[Any, Any, T], *, instead: str, in_loop: bool = False) -> T:
+    """Run ``coro`` to completion from sync code; ``instead`` names the async method to await.
+
+    ``in_loop``: whether a call from inside a running event loop runs (blocking that loop until
+    it returns) rather than raising.
+    """
     try:
-        asyncio.get_running_loop()
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run_coroutine_threadsafe(coro, _portal_loop()).result()
-    coro.close()
-    raise RuntimeError(
-        f"called synchronously inside a running event loop, which it would block; "
-        f"await {instead} instead"
-    )
+        running = None
+    portal = _portal_loop()
+    if running is portal:
+        coro.close()
+        raise RuntimeError(
+            "called synchronously from code running on the sync portal's own event loop, "
+            f"where it would wait for itself; await {instead} instead"
+        )
+    if running is not None and not in_loop:
+        coro.close()
+        raise RuntimeError(
+            "called synchronously inside a running event loop, which it would block; "
+            f"await {instead} instead"
+        )
+    return asyncio.run_coroutine_threadsafe(coro, portal).result()

@@ -150,8 +150,13 @@ class MemoryPrimitiveStore(BaseStore):
         return [await self._run(op) for op in ops]
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """Sync ``abatch`` (inside a running event loop, await ``abatch`` instead)."""
-        return run_sync(self.abatch(list(ops)), instead="abatch() / aget() / aput()")
+        """Sync ``abatch``; so also ``get``, ``put``, ``search``, ``delete``, ``list_namespaces``.
+
+        Works inside a running event loop too, as LangGraph's ``InMemoryStore`` does: the ops run
+        on a private loop in another thread while the calling loop waits. There, prefer awaiting
+        ``abatch`` / ``aget`` / ``aput``: they block nothing.
+        """
+        return run_sync(self.abatch(list(ops)), instead="abatch() / aget() / aput()", in_loop=True)
 
     async def _run(self, op: Op) -> Result:
         if isinstance(op, GetOp):
@@ -218,13 +223,18 @@ class MemoryPrimitiveStore(BaseStore):
         await self.memory.add(key, record, ttl=None if ttl is None else ttl * 60)
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
-        _check_namespace(op.namespace_prefix, allow_empty=True)
+        # A list prefix (``search(["docs"])``) is read as the tuple it spells, as LangGraph's
+        # Postgres and SQLite stores do.
+        prefix = op.namespace_prefix
+        if isinstance(prefix, list):
+            prefix = tuple(prefix)
+        _check_namespace(prefix, allow_empty=True)
         if op.limit < 0 or op.offset < 0:
             raise ValueError("limit and offset must not be negative")
         wanted = op.offset + op.limit
         if wanted == 0:
             return []
-        query, scope = (op.query or "").strip(), _scope(op.namespace_prefix)
+        query, scope = (op.query or "").strip(), _scope(prefix)
         fetch = wanted if not op.filter else 4 * wanted
         while True:
             found = await self.memory.search(query, limit=fetch, scope=scope)
