@@ -18,7 +18,7 @@ from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import bench_relevance as cranfield  # noqa: E402
+import bench_relevance as cranfield
 
 DATA = cranfield.load()
 
