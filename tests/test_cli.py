@@ -132,7 +132,7 @@ def test_global_options_go_before_or_after_the_action(tmp_path: Path) -> None:
     outputs = [cli(*argv) for argv in spellings]
     assert all(r.returncode == 0 for r in outputs), [r.stderr for r in outputs]
     assert len({r.stdout for r in outputs}) == 1
-    assert [row["key"] for row in json.loads(outputs[0].stdout)] == ["u10:s1:c", "u1:s1:a"]
+    assert [row["key"] for row in json.loads(outputs[0].stdout)] == ["u1:s1:a", "u10:s1:c"]
     after = cli("memory", "stats", "--json", "--file", store).stdout
     assert after == cli("memory", "--json", "--file", store, "stats").stdout
     assert json.loads(after)["count"] == 3

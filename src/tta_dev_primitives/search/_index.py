@@ -357,8 +357,12 @@ class SearchIndex:
     ) -> list[str]:
         """A small scope: score its documents from their own terms, not the global postings."""
         docs = self._docs
-        token_of = {term: i for i, terms in enumerate(expansions) for term in terms}
-        wanted = token_of.keys()
+        # A term may serve two query tokens (a word, and the unfinished last word's prefix).
+        tokens_of: dict[str, list[int]] = {}
+        for i, terms in enumerate(expansions):
+            for term in terms:
+                tokens_of.setdefault(term, []).append(i)
+        wanted = tokens_of.keys()
         scored = []
         for docno in members:
             doc = docs[docno]
@@ -368,8 +372,7 @@ class SearchIndex:
             tfs = doc[_TFS]
             per_token: dict[int, int] = {}
             for term, tf in zip(terms, tfs, strict=True):
-                i = token_of.get(term)
-                if i is not None:
+                for i in tokens_of.get(term, ()):
                     per_token[i] = per_token.get(i, 0) + tf
             score = 0.0
             for i in order:
