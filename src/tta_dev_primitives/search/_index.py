@@ -143,21 +143,23 @@ class SearchIndex:
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
         length = sum(values)
-        tfs = bytes(values) if not values or max(values) < 256 else values
+        try:
+            tfs: bytes | tuple[int, ...] = bytes(values)
+        except ValueError:  # a term occurs 256 times or more
+            tfs = values
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
         self._total_len += length
-        postings = self._postings
-        low = min(length, _LOW32)
+        postings, get = self._postings, self._postings.get
+        low = min(length, _LOW32)  # a tf can't exceed the length, so it fits in 32 bits too
         for term, tf in zip(terms, values, strict=True):
-            packed = (min(tf, _LOW32) << 32) | low
-            plist = postings.get(term)
+            plist = get(term)
             if plist is None:
-                postings[term] = (array("I", (docno,)), array("Q", (packed,)))
+                postings[term] = (array("I", (docno,)), array("Q", ((tf << 32) | low,)))
                 self._pending.append(term)
             else:
                 plist[0].append(docno)
-                plist[1].append(packed)
+                plist[1].append((tf << 32) | low)
         for prefix in scope_prefixes(key):
             bucket = self._scopes.get(prefix)
             if bucket is None:
@@ -304,6 +306,7 @@ class SearchIndex:
         np = _numpy()
         size = self._next
         acc = np.zeros(size, dtype=np.float64)
+        touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
         for i in order:
             terms = expansions[i]
             if len(terms) == 1:
@@ -329,7 +332,8 @@ class SearchIndex:
                 d = np.flatnonzero(tf_dense)
                 tf, length = tf_dense[d], len_dense[d]
             acc[d] += bm25(tf, length, avg_len, idfs[i])
-        candidates = np.flatnonzero(acc)
+            touched[d] = True
+        candidates = np.flatnonzero(touched)
         candidates = candidates[_gather(np, self._live, np.bool_, candidates)]
         if members is not None:
             inside = np.zeros(size, dtype=np.bool_)
@@ -359,8 +363,8 @@ class SearchIndex:
         docs = self._docs
         # A term may serve two query tokens (a word, and the unfinished last word's prefix).
         tokens_of: dict[str, list[int]] = {}
-        for i, terms in enumerate(expansions):
-            for term in terms:
+        for i, expansion in enumerate(expansions):
+            for term in expansion:
                 tokens_of.setdefault(term, []).append(i)
         wanted = tokens_of.keys()
         scored = []

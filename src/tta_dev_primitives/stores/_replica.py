@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,26 @@ class _Cursor:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _records(packed: bytes | str) -> Iterator[tuple[str, int, bytes | None, int | None]]:
+    """(key, seq, payload or None, deadline ms or None) from CHANGES's packed writes."""
+    buf = packed.encode() if isinstance(packed, str) else packed
+    pos, end = 0, len(buf)
+    while pos < end:
+        line = buf.index(b"\n", pos)
+        klen, plen, seq, deadline = buf[pos:line].split(b" ")
+        start = line + 1
+        key_end = start + int(klen)
+        size = int(plen)
+        payload = None if size < 0 else buf[key_end : key_end + size]
+        pos = key_end + max(size, 0)
+        yield (
+            buf[start:key_end].decode(),
+            int(float(seq)),
+            payload,
+            None if deadline == b"-" else int(float(deadline)),
+        )
 
 
 class Replica:
@@ -120,9 +140,7 @@ class Replica:
             cursor.since_del = newest_del
         index, keys, own = self.index, cursor.keys, self._own
         now = self._clock()
-        for i in range(0, len(puts), 4):
-            key, seq = _text(puts[i]), int(float(puts[i + 1]))
-            payload, deadline = puts[i + 2], puts[i + 3]
+        for key, seq, payload, deadline in _records(puts):
             cursor.since = max(cursor.since, seq)
             if payload is None:  # expired or deleted since the page was listed
                 if index.remove(key):
@@ -135,7 +153,7 @@ class Replica:
             index.add(key, terms, recency=seq)
             keys.add(key)
             if deadline is not None:
-                local = now + (int(float(deadline)) - now_ms) / 1000
+                local = now + (deadline - now_ms) / 1000
                 heapq.heappush(self._deadlines, (local, seq, key))
         for i in range(0, len(dels), 2):
             key = _text(dels[i])
