@@ -30,7 +30,8 @@ loaded through ``MemoryPrimitive(url, namespace=..., redis_timeout=...)``, ``add
 The same turns and questions then go to RediSearch (``_redis_stack.py``: a server from PyPI
 wheels, skipped with a message if absent, or with ``--no-redisearch``): HASH per turn with an
 ``FT.CREATE`` TEXT index on ``content`` (and a TAG ``user`` for the scope), ``HSET`` cost and
-bytes the same way, and ``FT.SEARCH`` of the question's words minus stop words, OR-ed.
+bytes the same way, and ``FT.SEARCH`` of the question's words OR-ed, minus RediSearch's own
+stop words (which it ignores anyway).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from _corpus import STOP_WORDS, load_turns, questions
+from _corpus import load_turns, questions
 from _peers import query_words
 from _redis_stack import start_redis_stack
 from _timing import bench_main, percentiles, table
@@ -333,38 +334,25 @@ def stats_delta(
     return out
 
 
-async def slowlog_start(raw: aioredis.Redis) -> None:
-    """Log every command from now on (threshold 0), in a log long enough for the run."""
-    await raw.config_set("slowlog-log-slower-than", 0)
-    await raw.config_set("slowlog-max-len", 1_000_000)
-    await raw.slowlog_reset()
-
-
-async def slowlog_summary(raw: aioredis.Redis, ignore: set[str]) -> dict[str, Any]:
-    """Top-level calls logged since ``slowlog_start``: their total and longest server time.
+async def slowlog_top_level(raw: aioredis.Redis, ignore: set[str]) -> list[tuple[int, str]]:
+    """``(microseconds, command)`` of the top-level calls in the slow log, which is then reset.
 
     The slow log also holds the commands that a script runs (client ``?:0``, the script
-    engine's); they are left out, since the script's own entry includes them (``commandstats``
-    counts them twice). Logging goes back to normal afterwards.
+    engine's): they are left out, since the script's own entry includes them.
     """
-    entries = await raw.slowlog_get(1_000_000)
-    await raw.config_set("slowlog-log-slower-than", 10_000)
-    await raw.config_set("slowlog-max-len", 128)
+    entries = await raw.slowlog_get(SLOWLOG_LEN)
     await raw.slowlog_reset()
-    out: dict[str, Any] = {"total_us": 0, "longest_ms": 0.0, "command": None, "calls": 0}
+    out = []
     for entry in entries:
         command = entry["command"]
         command = command.decode(errors="replace") if isinstance(command, bytes) else command
         inner = entry.get("client_address") in (b"?:0", "?:0")
-        if inner or command.split(" ", 1)[0].lower() in ignore:
-            continue
-        out["calls"] += 1
-        out["total_us"] += entry["duration"]
-        if entry["duration"] / 1e3 > out["longest_ms"]:
-            out.update(longest_ms=entry["duration"] / 1e3, command=command[:60])
+        if not inner and command.split(" ", 1)[0].lower() not in ignore:
+            out.append((int(entry["duration"]), command[:60]))
     return out
 
 
+SLOWLOG_LEN = 512
 SCRIPT_COMMANDS = ("evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro")
 
 
@@ -373,30 +361,57 @@ def script_usec(used: dict[str, dict[str, int]]) -> int:
     return sum(v["usec"] for k, v in used.items() if k in SCRIPT_COMMANDS)
 
 
+async def cpu_s(raw: aioredis.Redis) -> float:
+    """The server's main-thread CPU seconds (user + system) so far."""
+    cpu = await raw.info("cpu")
+    if "used_cpu_user_main_thread" in cpu:
+        return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def latency_start(raw: aioredis.Redis) -> None:
+    """LATENCY monitor from now on: every command of 1 ms or more (whole ms)."""
+    await raw.config_set("latency-monitor-threshold", 1)
+    await raw.execute_command("LATENCY", "RESET")
+
+
+async def latency_longest_ms(raw: aioredis.Redis) -> float:
+    """The longest command since ``latency_start`` (ms, whole ms; 0: none of 1 ms or more)."""
+    latest = await raw.execute_command("LATENCY", "LATEST")
+    await raw.config_set("latency-monitor-threshold", 0)
+    longest = 0.0
+    for event in latest:
+        name = event[0].decode() if isinstance(event[0], bytes) else str(event[0])
+        if name in ("command", "fast-command"):
+            longest = max(longest, float(event[3]))
+    return longest
+
+
 async def timed_load(
     raw: aioredis.Redis, turns: list[tuple[str, dict[str, Any]]], add_chunk: Any
 ) -> dict[str, Any]:
-    """Load in chunks of 200; server time per add from the slow log over the last 5,000 adds
-    (logging every command of a whole 100k load would itself fill the server's memory)."""
+    """Load in chunks of 200: rate, server CPU per add, time in scripts per add, bytes.
+
+    Server time per add is the server's main-thread CPU time over the load (nothing else runs
+    on that server) divided by the adds: it includes reading the requests, which is real cost.
+    """
     n = len(turns)
-    sample_from = max(0, (n - 5_000) // 200 * 200)
     mem0 = (await raw.info("memory"))["used_memory"]
-    before = await command_stats(raw)
+    before, cpu0 = await command_stats(raw), await cpu_s(raw)
+    await latency_start(raw)
     start = time.perf_counter()
     for i in range(0, n, 200):
-        if i == sample_from:
-            await slowlog_start(raw)
         await add_chunk(turns[i : i + 200])
     load_s = time.perf_counter() - start
+    cpu1 = await cpu_s(raw)
     used = stats_delta(before, await command_stats(raw), SERVER_SIDE_IGNORED)
-    log = await slowlog_summary(raw, SERVER_SIDE_IGNORED)
+    longest = await latency_longest_ms(raw)
     mem1 = (await raw.info("memory"))["used_memory"]
     return {
         "load_s": load_s, "adds_per_s": n / load_s,
-        "server_us_per_add": log["total_us"] / (n - sample_from),
-        "server_us_per_add_sampled": n - sample_from,
+        "server_us_per_add": (cpu1 - cpu0) * 1e6 / n,
         "script_us_per_add": script_usec(used) / n,
-        "longest_add_call_ms": log["longest_ms"],
+        "longest_add_call_ms": longest,
         "add_commands": used, "bytes_per_memory": (mem1 - mem0) / n,
     }  # fmt: skip
 
@@ -455,44 +470,61 @@ async def measure_engine(
     raw: aioredis.Redis, port: int, call: Any, qs: list[str], users: list[str | None],
     after_each: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Sequential run (server time, longest call), then 4 tasks with a bystander's GETs."""
+    """Three passes over the questions.
+
+    1. One task: client latency, server main-thread CPU and time in scripts (commandstats).
+    2. One task, slow log at threshold 0, read and reset after each search: the search's
+       top-level calls, their total server time and the longest single call (a separate pass:
+       logging every command a script runs would slow the first one down).
+    3. Four tasks at once while another process sends ``GET`` every 5 ms.
+    """
     ignore = SERVER_SIDE_IGNORED
-    await slowlog_start(raw)
-    before = await command_stats(raw)
-    samples = []
+    before, cpu0 = await command_stats(raw), await cpu_s(raw)
+    samples, hits = [], 0
     for q, user in zip(qs, users, strict=True):
         start = time.perf_counter()
-        await call(q, user)
+        hits += await call(q, user)
         samples.append((time.perf_counter() - start) * 1e3)
         if after_each is not None:
             after_each()
+    cpu1 = await cpu_s(raw)
     used = stats_delta(before, await command_stats(raw), ignore)
-    log = await slowlog_summary(raw, ignore)
     p = pct(samples)
+
+    await raw.config_set("slowlog-max-len", SLOWLOG_LEN)
+    await raw.config_set("slowlog-log-slower-than", 0)
+    await raw.slowlog_reset()
+    calls, total_us, longest = 0, 0, (0, "")
+    for q, user in zip(qs, users, strict=True):
+        await call(q, user)
+        if after_each is not None:
+            after_each()
+        logged = await slowlog_top_level(raw, ignore)
+        calls += len(logged)
+        total_us += sum(us for us, _ in logged)
+        longest = max([longest, *logged])
+    await raw.config_set("slowlog-log-slower-than", 10_000)
+    await raw.config_set("slowlog-max-len", 128)
+
     result: dict[str, Any] = {
         "searches": len(qs), "p50_ms": p["p50"], "p95_ms": p["p95"], "p99_ms": p["p99"],
-        "server_ms_per_search": log["total_us"] / 1e3 / len(qs),
-        "server_calls_per_search": log["calls"] / len(qs),
+        "mean_hits": hits / len(qs), "server_cpu_ms_per_search": (cpu1 - cpu0) * 1e3 / len(qs),
         "script_ms_per_search": script_usec(used) / 1e3 / len(qs),
-        "server_commands": used, "longest_server_call_ms": log["longest_ms"],
-        "longest_server_command": log["command"],
+        "server_ms_per_search": total_us / 1e3 / len(qs),
+        "server_calls_per_search": calls / len(qs),
+        "server_commands": used, "longest_server_call_ms": longest[0] / 1e3,
+        "longest_server_command": longest[1],
     }  # fmt: skip
     bystander = Bystander(port)
     try:
         concurrent = await run_questions(call, qs, users, 4)
+        if after_each is not None:
+            after_each()
     finally:
         result["bystander"] = bystander.stop()
     c = pct(concurrent)
     result["concurrent4"] = {"p50_ms": c["p50"], "p99_ms": c["p99"], "searches": len(concurrent)}
     return result
-
-
-async def load_ours(url: str, turns: list[tuple[str, dict[str, Any]]], redis_timeout: float) -> Any:
-    """Our memory, loaded with ``add`` 200 at a time (gathered: pipelined concurrency)."""
-    memory = MemoryPrimitive(url, namespace="bench:questions", redis_timeout=redis_timeout)
-    for start in range(0, len(turns), 200):
-        await asyncio.gather(*(memory.add(k, v) for k, v in turns[start : start + 200]))
-    return memory
 
 
 async def bench_redis_questions(
@@ -529,7 +561,7 @@ async def bench_redis_questions(
             scoped = users if scope_name == "user" else [None] * len(qs)
 
             async def ask(q: str, user: str | None) -> Any:
-                return await memory.search(q, limit=10, scope=user)
+                return len(await memory.search(q, limit=10, scope=user))
 
             ours[scope_name] = await measure_engine(raw, server.port, ask, qs, scoped, check)
         counted = FallbackCounter.count()
@@ -557,10 +589,10 @@ REDISEARCH_STOP_WORDS = frozenset(
 
 
 def redisearch_query(question: str, user: str | None) -> str | None:
-    """OR of the question's words minus stop words (RediSearch 2.10 crashes on an OR query
-    that starts with two of its own stop words); ``@user:{u17}`` for a scope."""
-    words = [w for w in query_words(question)
-             if w not in STOP_WORDS and w not in REDISEARCH_STOP_WORDS]  # fmt: skip
+    """OR of the question's words minus RediSearch's own stop words, which it would ignore
+    anyway (RediSearch 2.10 crashes on an OR query that starts with two of them); the other
+    common words stay, as the other engines get them. ``@user:{u17}`` for a scope."""
+    words = [w for w in query_words(question) if w not in REDISEARCH_STOP_WORDS]
     if not words:
         return None
     text = "(" + "|".join(words) + ")"
@@ -597,11 +629,14 @@ async def bench_redisearch(
             async def ask(q: str, user: str | None) -> Any:
                 query = redisearch_query(q, user)
                 if query is None:
-                    return None
-                return await raw.execute_command(
+                    return 0
+                found = await raw.execute_command(
                     "FT.SEARCH", "idx", query, "SCORER", "BM25", "RETURN", "1", "content",
                     "LIMIT", "0", "10",
                 )  # fmt: skip
+                if isinstance(found, dict):  # RESP3
+                    return len(found.get(b"results", found.get("results", [])))
+                return (len(found) - 1) // 2
 
             out[scope_name] = await measure_engine(raw, server.port, ask, qs, scoped)
         await raw.aclose()
@@ -620,34 +655,36 @@ def report_questions(q: dict[str, Any]) -> None:
     if rs and "skipped" not in rs:
         engines.append(("RediSearch", rs["server"], rs))
     for name, server, e in engines:
-        scripts = (f", of which scripts {e['script_us_per_add']:.1f} us"
+        scripts = (f", of which in scripts {e['script_us_per_add']:.1f} us"
                    if e["script_us_per_add"] else "")  # fmt: skip
+        longest = e["longest_add_call_ms"]
+        longest_text = f"{longest:.0f} ms" if longest else "under 1 ms"
         print(f"{name} on {server}: load {e['adds_per_s']:,.0f} adds/s (chunks of 200); server "
-              f"time per add {e['server_us_per_add']:.1f} us (slow log, last "
-              f"{e['server_us_per_add_sampled']:,} adds){scripts}; longest add call "
-              f"{e['longest_add_call_ms']:.2f} ms; {e['bytes_per_memory']:,.0f} B per memory "
-              f"(used_memory)")  # fmt: skip
+              f"time per add {e['server_us_per_add']:.1f} us (main-thread CPU){scripts}; "
+              f"longest add call {longest_text} (LATENCY); {e['bytes_per_memory']:,.0f} B per "
+              f"memory (used_memory)")  # fmt: skip
     rows = []
     for name, _, e in engines:
         for scope in ("unscoped", "user"):
             s = e[scope]
-            rows.append([name, scope, s["p50_ms"], s["p95_ms"], s["p99_ms"],
+            rows.append([name, scope, s["mean_hits"], s["p50_ms"], s["p95_ms"], s["p99_ms"],
+                         s["server_cpu_ms_per_search"], s["script_ms_per_search"],
                          s["server_ms_per_search"], s["server_calls_per_search"],
-                         s["script_ms_per_search"], s["longest_server_call_ms"],
+                         s["longest_server_call_ms"],
                          s["concurrent4"]["p50_ms"], s["concurrent4"]["p99_ms"],
                          s["bystander"]["p50_ms"], s["bystander"]["p99_ms"],
                          s["bystander"]["max_ms"]])  # fmt: skip
-    print("client ms, 1 task: p50/p95/p99; server ms per search: the sum of its top-level calls "
-          "(SLOWLOG at threshold 0), their")  # fmt: skip
-    print("number, the part in scripts (INFO commandstats: EVALSHA/FCALL usec), and the longest "
-          "single server call;")  # fmt: skip
+    print("client ms, 1 task: p50/p95/p99; server ms per search: main-thread CPU (INFO cpu), "
+          "in scripts (INFO commandstats EVALSHA/FCALL usec),")  # fmt: skip
+    print("and the sum of its top-level calls with their number and the longest single call "
+          "(SLOWLOG at threshold 0, read after each search);")  # fmt: skip
     print(
         "then 4 tasks at once while another process sends GET every 5 ms: the searches' "
         "p50/p99 and that bystander's GET p50/p99/max, ms:"
     )
-    print(table(["engine", "scope", "p50", "p95", "p99", "server/search", "calls",
-                 "in scripts", "longest call", "4 tasks p50", "p99", "GET p50", "GET p99",
-                 "GET max"], rows))  # fmt: skip
+    print(table(["engine", "scope", "hits", "p50", "p95", "p99", "CPU/search", "in scripts",
+                 "calls ms", "calls", "longest call", "4 tasks p50", "p99", "GET p50",
+                 "GET p99", "GET max"], rows))  # fmt: skip
     fallbacks = "n/a (no OpenTelemetry SDK)" if o["fallbacks"] is None else o["fallbacks"]
     print(f"fallbacks during the run: {fallbacks} (tta.memory.fallbacks); searches after which "
           f"memory.using_redis was False: {o['searches_not_on_redis']}; redis_timeout="
@@ -656,7 +693,7 @@ def report_questions(q: dict[str, Any]) -> None:
         print(f"RediSearch peer skipped: {rs['skipped']}")
     elif rs:
         print("RediSearch: HASH + FT.CREATE (content TEXT, user TAG), FT.SEARCH of the question's "
-              "words minus stop words, OR-ed, SCORER BM25, TIMEOUT 0")  # fmt: skip
+              "words OR-ed (its own stop words dropped), SCORER BM25, TIMEOUT 0")  # fmt: skip
     for name, _, e in engines:
         u = e["unscoped"]
         cmds = ", ".join(f"{k} {v['calls']:,}" for k, v in sorted(u["server_commands"].items()))
