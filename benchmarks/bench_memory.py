@@ -8,6 +8,15 @@ to save the figures). Both sides search the same synthetic conversation memories
   the query's words, over every item (needed to rank or to pick the newest matches).
 - *scan-first-k*: the same scan stopping at the first ``limit`` matches (unranked, oldest first);
   reported for completeness, since a common word is found after a few items.
+
+*Questions* (``--question-sizes``, default 100000,1000000; ``--quick``: 2000): real conversation
+turns (``_corpus.py``: the chitchat-dataset corpus, or a labelled synthetic fallback) and ~200
+natural-language questions of 8-12 words (``--questions``). p50/p95/p99 of
+``MemoryPrimitive.search(question, limit=10)`` in-process, unscoped and scoped to one user
+(~500 memories), next to tantivy and SQLite FTS5 in RAM on the same texts and questions
+(``_peers.py``), with ratios ours/peer; the add rate; and one ~1 MB query of random words
+against the 100k size (``--long-query-bytes``; 0 skips it). ``--sizes ''`` skips the
+synthetic sections above.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from _timing import bench_main
+from _corpus import load_turns, long_query, questions
+from _peers import Fts5Peer, TantivyPeer
+from _timing import bench_main, table
 from tta_dev_primitives import (
     CachePrimitive,
     LambdaPrimitive,
@@ -233,26 +244,143 @@ def report(results: list[dict[str, Any]], cache: dict[str, float]) -> None:
           f"wrapped primitive call: {cache['wrapped_call_us']:.2f} us")  # fmt: skip
 
 
-async def main_async(sizes: list[int], quick: bool) -> dict[str, Any]:
+def pct(samples: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 (nearest rank) of the samples."""
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {"p50": statistics.median(ordered), "p95": at(0.95), "p99": at(0.99)}
+
+
+async def bench_questions(n: int, count: int, long_bytes: int) -> dict[str, Any]:
+    """Natural-language questions over ``n`` real turns: ours against tantivy and FTS5."""
+    corpus = load_turns(n)
+    qs = questions(corpus, count)
+    # One user's scope per question, spread over the users (each ~500 memories).
+    users = [f"u{(i * 37) % corpus.users}" for i in range(len(qs))]
+    memory = MemoryPrimitive(max_size=n, namespace="bench:questions")
+    start = time.perf_counter()
+    for key, value in corpus.turns:
+        await memory.add(key, value)
+    add_s = time.perf_counter() - start
+    builds: dict[str, float] = {}
+    peers: list[Any] = []
+    start = time.perf_counter()
+    tantivy_peer = TantivyPeer.create(corpus.turns)
+    if tantivy_peer is not None:
+        builds[tantivy_peer.name] = time.perf_counter() - start
+        peers.append(tantivy_peer)
+    start = time.perf_counter()
+    fts = Fts5Peer(corpus.turns)
+    builds[fts.name] = time.perf_counter() - start
+    peers.append(fts)
+
+    rows = []
+    for scope_name in ("unscoped", "user"):
+        samples: dict[str, list[float]] = {"ours": [], **{p.name: [] for p in peers}}
+        hits: dict[str, int] = dict.fromkeys(samples, 0)
+        for q, user in zip(qs, users, strict=True):
+            scope = user if scope_name == "user" else None
+            start = time.perf_counter()
+            found = await memory.search(q, limit=10, scope=scope)
+            samples["ours"].append((time.perf_counter() - start) * 1e3)
+            hits["ours"] += len(found)
+            for peer in peers:
+                start = time.perf_counter()
+                got = peer.search(q, 10, scope)
+                samples[peer.name].append((time.perf_counter() - start) * 1e3)
+                hits[peer.name] += len(got)
+        ours = pct(samples["ours"])
+        for engine, values in samples.items():
+            p = pct(values)
+            rows.append({
+                "scope": scope_name, "engine": engine, "p50_ms": p["p50"], "p95_ms": p["p95"],
+                "p99_ms": p["p99"], "mean_hits": hits[engine] / len(qs),
+                "ours_over_peer_p50": ours["p50"] / p["p50"] if p["p50"] else None,
+                "ours_over_peer_p99": ours["p99"] / p["p99"] if p["p99"] else None,
+            })  # fmt: skip
+    result: dict[str, Any] = {
+        "memories": n, "corpus": corpus.source, "real_corpus": corpus.real,
+        "corpus_notes": corpus.notes, "users": corpus.users, "questions": len(qs),
+        "question_examples": qs[:3], "adds_per_s": n / add_s, "peer_build_s": builds,
+        "peers_missing": [] if tantivy_peer is not None else ["tantivy (not installed)"],
+        "search": rows,
+    }  # fmt: skip
+    if long_bytes:
+        text = long_query(corpus, long_bytes)
+        start = time.perf_counter()
+        await memory.search(text, limit=10)
+        result["long_query"] = {"bytes": len(text.encode()), "words": text.count(" ") + 1,
+                                "ours_ms": (time.perf_counter() - start) * 1e3}  # fmt: skip
+    await memory.clear()
+    return result
+
+
+def report_questions(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        print(f"\n== questions: {r['questions']} natural-language questions over "
+              f"{r['memories']:,} conversation turns, in-process, limit=10 ==")  # fmt: skip
+        print(f"corpus: {r['corpus']}; {'; '.join(r['corpus_notes'])}; {r['users']:,} users")
+        print(f"e.g. {r['question_examples'][0]!r}")
+        builds = ", ".join(f"{k} {v:.1f} s" for k, v in r["peer_build_s"].items())
+        print(f"add: {r['adds_per_s']:,.0f}/s in-process   (peers' index builds: {builds})")
+        for missing in r["peers_missing"]:
+            print(f"peer skipped: {missing}")
+        print(table(
+            ["scope", "engine", "p50 ms", "p95 ms", "p99 ms", "hits", "ours/peer p50",
+             "ours/peer p99"],
+            [[x["scope"], x["engine"], x["p50_ms"], x["p95_ms"], x["p99_ms"], x["mean_hits"],
+              "" if x["engine"] == "ours" else x["ours_over_peer_p50"],
+              "" if x["engine"] == "ours" else x["ours_over_peer_p99"]]
+             for x in r["search"]],
+        ))  # fmt: skip
+        if "long_query" in r:
+            lq = r["long_query"]
+            print(f"one {lq['bytes']:,}-byte query ({lq['words']:,} random words) against "
+                  f"{r['memories']:,}: ours {lq['ours_ms']:,.1f} ms")  # fmt: skip
+
+
+async def main_async(
+    sizes: list[int], quick: bool, question_sizes: list[int], count: int, long_bytes: int
+) -> dict[str, Any]:
     results = [await bench_size(n, quick) for n in sizes]
     cache = await bench_cache(quick)
-    return {"memory": results, "cache": cache}
+    asked = []
+    for n in question_sizes:
+        # The long query runs once: against 100k, or the first size if 100k is not asked for.
+        long_n = 100_000 if 100_000 in question_sizes else question_sizes[0]
+        asked.append(await bench_questions(n, count, long_bytes if n == long_n else 0))
+    return {"memory": results, "cache": cache, "questions": asked}
 
 
 def main() -> None:
     def sizes(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--sizes", default="10000,100000", help="comma-separated counts")
+        parser.add_argument("--question-sizes", default=None,
+                            help="comma-separated turn counts for the questions section "
+                                 "(default 100000,1000000; --quick: 2000; '' skips)")  # fmt: skip
+        parser.add_argument("--questions", type=int, default=None,
+                            help="how many questions (default 200; --quick: 30)")  # fmt: skip
+        parser.add_argument("--long-query-bytes", type=int, default=1_000_000,
+                            help="size of the one long query (0 skips it)")  # fmt: skip
 
-    bench_main(
-        __doc__ or "",
-        lambda args: main_async([int(n) for n in args.sizes.split(",")], args.quick),
-        report_figures,
-        sizes,
-    )
+    def counts(text: str) -> list[int]:
+        return [int(n) for n in text.split(",") if n.strip()]
+
+    def run(args: argparse.Namespace) -> Any:
+        default_q = "2000" if args.quick else "100000,1000000"
+        q_sizes = counts(default_q if args.question_sizes is None else args.question_sizes)
+        count = args.questions or (30 if args.quick else 200)
+        return main_async(counts(args.sizes), args.quick, q_sizes, count, args.long_query_bytes)
+
+    bench_main(__doc__ or "", run, report_figures, sizes)
 
 
 def report_figures(figures: dict[str, Any]) -> None:
     report(figures["memory"], figures["cache"])
+    report_questions(figures["questions"])
 
 
 if __name__ == "__main__":

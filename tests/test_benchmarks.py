@@ -20,12 +20,15 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 @pytest.mark.parametrize(
     ("script", "args", "expect"),
     [
-        ("bench_memory.py", ["--quick", "--sizes", "2000"], "x faster"),
+        ("bench_memory.py", ["--quick", "--sizes", "2000", "--question-sizes", ""], "x faster"),
+        ("bench_memory.py", ["--quick", "--sizes", ""], "ours/peer p50"),
         ("bench_composition.py", ["--quick"], "LCEL"),
         ("bench_langgraph.py", ["--quick"], "langgraph store comparison done"),
         ("bench_relevance.py", ["--quick"], "relevance done"),
-        pytest.param("bench_redis.py", ["--quick"], "replay after an outage",
-                     marks=pytest.mark.redis),
+        pytest.param("bench_redis.py", ["--quick", "--question-size", "0"],
+                     "replay after an outage", marks=pytest.mark.redis),
+        pytest.param("bench_redis.py", ["--quick", "--questions-only"],
+                     "fallbacks during the run: 0", marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
     ],
 )  # fmt: skip
