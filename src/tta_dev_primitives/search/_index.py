@@ -366,17 +366,18 @@ class SearchIndex:
         for i, expansion in enumerate(expansions):
             for term in expansion:
                 tokens_of.setdefault(term, []).append(i)
-        wanted = tokens_of.keys()
+        disjoint, common = tokens_of.keys().isdisjoint, tokens_of.keys().__and__
         scored = []
         for docno in members:
             doc = docs[docno]
             terms = doc[_TERMS]
-            if wanted.isdisjoint(terms):
+            if disjoint(terms):  # most of a scope misses a question's words: one C call each
                 continue
             tfs = doc[_TFS]
             per_token: dict[int, int] = {}
-            for term, tf in zip(terms, tfs, strict=True):
-                for i in tokens_of.get(term, ()):
+            for term in common(terms):
+                tf = tfs[terms.index(term)]
+                for i in tokens_of[term]:
                     per_token[i] = per_token.get(i, 0) + tf
             score = 0.0
             for i in order:
