@@ -1,8 +1,9 @@
-"""The Redis backend: plain Redis 7 (or Valkey), no modules, with the index kept in Redis.
+"""The Redis backend: plain Redis 7 (or Valkey), no modules; search runs on a local replica.
 
-The layout and the Lua that maintains it are in ``_redis_lua``. A namespace is split into
+The layout and the Lua that maintains it are in ``_redis_lua``; searches rank in a per-process
+replica of the index caught up from Redis's change feed (``_replica``). A namespace is split into
 ``partitions`` hash slots by each key's first two ``:`` segments (``user:session``), so a
-session's memories and their index share a slot (Lua needs that on a cluster) while a namespace
+session's memories and their feed share a slot (Lua needs that on a cluster) while a namespace
 spreads over shards. A Redis Cluster is detected on first connect (``INFO cluster``) and then
 served by redis-py's cluster client with ``CLUSTER_PARTITIONS`` partitions; nothing else changes.
 Every call is bounded by ``timeout``; anything that means "Redis cannot serve now" becomes
@@ -218,12 +219,6 @@ class RedisBackend(StorageBackend):
 
     def _base(self, key: str) -> str:
         return self._bases[_partition_of(key, self.partitions)]
-
-    def _bases_for(self, scope: str | None) -> list[str]:
-        """Partitions a search must visit: one for a session scope, all otherwise."""
-        if scope is None or self.partitions == 1 or ":" not in scope:
-            return self._bases
-        return [self._base(scope)]
 
     # -- the seam ------------------------------------------------------------------------------
 
