@@ -1,10 +1,11 @@
 """An in-process inverted index: BM25 over term postings, scored with numpy, plus scope buckets.
 
-Postings are append-only ``array``s per term: document numbers, and each document's term
-frequency packed with its length (``tf << 32 | length``), so a query never looks a document up
-while scoring. A query reads the postings of its terms only (stop words never reach it), turns
-each into a vector of scores in one numpy expression and adds it into a dense accumulator: cost
-in proportion to the postings of the words asked about, never a per-document rescan. A scoped
+Postings are one append-only ``array`` of 64-bit entries per term, each a document number,
+its term frequency and its length (``docno << 32 | tf << 20 | length``), so a query never looks
+a document up while scoring: 8 bytes a posting, one append per term of an add. A query reads
+the postings of its terms only (stop words never reach it), turns each into a vector of scores
+in one numpy expression and adds it into a dense accumulator: cost in proportion to the
+postings of the words asked about, never a per-document rescan. A scoped
 search over a small scope instead scores the scope's own documents from their term tuples.
 
 Documents are numbered in write order; an update is a new number and leaves stale postings
@@ -40,7 +41,10 @@ _TERMS: Final = 1
 _TFS: Final = 2
 _LEN: Final = 3
 _RECENCY: Final = 4
-_LOW32: Final = 0xFFFFFFFF
+# Postings pack a term frequency in 12 bits and a document length in 20: both saturate there
+# (BM25 barely moves past a few occurrences; a million-word memory is normalised as one).
+TF_MAX: Final = (1 << 12) - 1
+LEN_MAX: Final = (1 << 20) - 1
 
 _np: Any = None
 
@@ -55,6 +59,14 @@ def _gather(np: Any, buffer: Any, dtype: Any, at: Any) -> Any:
         return view[at]
     finally:
         del view
+
+
+def _unpack(np: Any, p: Any) -> tuple[Any, Any, Any]:
+    """Document numbers, term frequencies and lengths (as floats) of packed postings."""
+    d = (p >> np.uint64(32)).astype(np.intp)
+    tf = ((p >> np.uint64(20)) & np.uint64(TF_MAX)).astype(np.float64)
+    length = (p & np.uint64(LEN_MAX)).astype(np.float64)
+    return d, tf, length
 
 
 def _numpy() -> Any:
@@ -94,8 +106,8 @@ class SearchIndex:
         """Forget everything."""
         self._docs: dict[int, _Doc] = {}
         self._by_key: dict[str, int] = {}
-        # term -> (docnos, tf << 32 | doc length); df is len(docnos) - stale[term].
-        self._postings: dict[str, tuple[array[int], array[int]]] = {}
+        # term -> postings (docno << 32 | tf << 20 | length); df is len - stale[term].
+        self._postings: dict[str, array[int]] = {}
         self._stale: dict[str, int] = {}
         self._scopes: dict[str, set[int]] = {}
         self._live = bytearray()  # docno -> 1 while that document is indexed
@@ -146,20 +158,22 @@ class SearchIndex:
         try:
             tfs: bytes | tuple[int, ...] = bytes(values)
         except ValueError:  # a term occurs 256 times or more
+            values = tuple(min(v, TF_MAX) for v in values)
             tfs = values
+        if length > LEN_MAX:
+            length = LEN_MAX
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
         self._total_len += length
         postings, get = self._postings, self._postings.get
-        low = min(length, _LOW32)  # a tf can't exceed the length, so it fits in 32 bits too
+        base = docno << 32 | length
         for term, tf in zip(terms, values, strict=True):
             plist = get(term)
             if plist is None:
-                postings[term] = (array("I", (docno,)), array("Q", ((tf << 32) | low,)))
+                postings[term] = array("Q", (base | tf << 20,))
                 self._pending.append(term)
             else:
-                plist[0].append(docno)
-                plist[1].append((tf << 32) | low)
+                plist.append(base | tf << 20)
         for prefix in scope_prefixes(key):
             bucket = self._scopes.get(prefix)
             if bucket is None:
@@ -178,7 +192,7 @@ class SearchIndex:
         postings, stale = self._postings, self._stale
         for term in doc[_TERMS]:
             dead = stale.get(term, 0) + 1
-            left = len(postings[term][0]) - dead
+            left = len(postings[term]) - dead
             if left == 0:
                 del postings[term]
                 stale.pop(term, None)
@@ -198,12 +212,7 @@ class SearchIndex:
 
     def _compact(self, term: str) -> None:
         live = self._live
-        docnos, packed = self._postings[term]
-        keep = [i for i, d in enumerate(docnos) if live[d]]
-        self._postings[term] = (
-            array("I", [docnos[i] for i in keep]),
-            array("Q", [packed[i] for i in keep]),
-        )
+        self._postings[term] = array("Q", [p for p in self._postings[term] if live[p >> 32]])
         self._stale.pop(term, None)
 
     def _renumber(self) -> None:
@@ -216,7 +225,7 @@ class SearchIndex:
         self._seq = seq
 
     def _df(self, term: str) -> int:
-        return len(self._postings[term][0]) - self._stale.get(term, 0)
+        return len(self._postings[term]) - self._stale.get(term, 0)
 
     def _expand(self, token: str) -> list[str]:
         """Live terms equal to or starting with ``token``, found by bisecting the vocabulary."""
@@ -288,7 +297,7 @@ class SearchIndex:
         if members is not None:
             if not members:
                 return []
-            cost = sum(len(postings[t][0]) for terms in expansions for t in terms)
+            cost = sum(len(postings[t]) for terms in expansions for t in terms)
             if len(members) <= cost:
                 return self._score_members(members, expansions, order, idfs, avg_len, limit)
         return self._score_postings(members, expansions, order, idfs, avg_len, limit)
@@ -310,25 +319,17 @@ class SearchIndex:
         for i in order:
             terms = expansions[i]
             if len(terms) == 1:
-                docnos, packed = self._postings[terms[0]]
-                d = np.frombuffer(docnos, dtype=np.uint32).copy()
-                p = np.frombuffer(packed, dtype=np.uint64).copy()
-                tf = (p >> np.uint64(32)).astype(np.float64)
-                length = (p & np.uint64(_LOW32)).astype(np.float64)
+                p = np.frombuffer(self._postings[terms[0]], dtype=np.uint64).copy()
+                d, tf, length = _unpack(np, p)
             else:
                 # A prefix: a document's tf is the sum over the terms it matched.
-                d_all = np.concatenate(
-                    [np.frombuffer(self._postings[t][0], dtype=np.uint32) for t in terms]
+                p = np.concatenate(
+                    [np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms]
                 )
-                p_all = np.concatenate(
-                    [np.frombuffer(self._postings[t][1], dtype=np.uint64) for t in terms]
-                )
-                tf_dense = np.bincount(
-                    d_all, weights=(p_all >> np.uint64(32)).astype(np.float64), minlength=size
-                )
+                d_all, tf_all, len_all = _unpack(np, p)
+                tf_dense = np.bincount(d_all, weights=tf_all, minlength=size)
                 len_dense = np.zeros(size, dtype=np.float64)
-                len_dense[d_all] = (p_all & np.uint64(_LOW32)).astype(np.float64)
-                del p_all
+                len_dense[d_all] = len_all
                 d = np.flatnonzero(tf_dense)
                 tf, length = tf_dense[d], len_dense[d]
             acc[d] += bm25(tf, length, avg_len, idfs[i])
