@@ -150,7 +150,9 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
         return await backend.search(fleeting, 5, None) == []
 
     await eventually(gone)
-    assert [k for k in await namespace_keys(redis_server.url, ns) if not k.endswith(b":n")] == []
+    # What remains is the partition's facts and the expired key's tombstone (for versions).
+    left = await namespace_keys(redis_server.url, ns)
+    assert all(k.endswith((b"}:n", b"}:g")) for k in left), left
     assert await backend.size() == 0
     await backend.clear()
     await backend.aclose()
@@ -325,7 +327,7 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
 
 ACL_COMMANDS = (
     "+get +mget +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
-    "+set +del +exists +hset +hget +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
+    "+set +del +exists +hset +hget +hdel +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
     "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time"
 )
 

@@ -16,29 +16,37 @@ from typing import Any, ClassVar, Self
 
 from tta_dev_primitives.search._analyzer import Query
 
-__all__ = ["Clear", "Delete", "Put", "StorageBackend", "Write"]
+__all__ = ["Clear", "Delete", "Put", "StorageBackend", "Write", "send"]
 
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Store ``payload`` under ``key``; ``ttl`` in seconds; ``terms`` for search, if indexed."""
+    """Store ``payload`` under ``key``; ``ttl`` in seconds; ``terms`` for search, if indexed.
+
+    ``version`` (from ``stores._versions``) orders writes across processes: a backend that
+    keeps versions ignores a write older than what it holds for the key. ``""``: unversioned.
+    """
 
     key: str
     payload: Any
     ttl: float | None = None
     terms: Mapping[str, int] | None = field(default=None, compare=False)
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Delete:
-    """Remove ``key``."""
+    """Remove ``key`` (unless it holds a newer version)."""
 
     key: str
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Clear:
-    """Remove everything in the backend's namespace."""
+    """Remove everything in the backend's namespace older than ``version``."""
+
+    version: str = ""
 
 
 Write = Put | Delete | Clear
@@ -59,6 +67,7 @@ class StorageBackend(ABC):
         payload: Any,
         ttl: float | None = None,
         terms: Mapping[str, int] | None = None,
+        version: str = "",
     ) -> None:
         """Store ``payload`` under ``key``, replacing any previous payload and its TTL."""
 
@@ -67,7 +76,7 @@ class StorageBackend(ABC):
         """The payload under ``key``, or None."""
 
     @abstractmethod
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, version: str = "") -> bool:
         """Remove ``key``; True if it was there."""
 
     @abstractmethod
@@ -75,7 +84,7 @@ class StorageBackend(ABC):
         """``(key, payload)`` of the best matches (``search._index``); blank: most recent."""
 
     @abstractmethod
-    async def clear(self) -> None:
+    async def clear(self, version: str = "") -> None:
         """Remove everything in this backend's namespace, and nothing else."""
 
     @abstractmethod
@@ -89,12 +98,7 @@ class StorageBackend(ABC):
     async def apply(self, writes: Sequence[Write]) -> None:
         """Apply writes in order (a server backend batches them into few round trips)."""
         for write in writes:
-            if isinstance(write, Put):
-                await self.put(write.key, write.payload, write.ttl, write.terms)
-            elif isinstance(write, Delete):
-                await self.delete(write.key)
-            else:
-                await self.clear()
+            await send(self, write)
 
     async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
         """Check that the backend can serve (a server backend sends PING); raise if not."""
@@ -116,3 +120,14 @@ class StorageBackend(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def send(backend: StorageBackend, write: Write) -> bool | None:
+    """Apply one write; a delete reports whether the key was there."""
+    if isinstance(write, Put):
+        await backend.put(write.key, write.payload, write.ttl, write.terms, write.version)
+        return None
+    if isinstance(write, Delete):
+        return await backend.delete(write.key, write.version)
+    await backend.clear(write.version)
+    return None

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
-from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
+from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
+from tta_dev_primitives.stores._versions import VersionClock
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp
 from tta_dev_primitives.telemetry._metrics import instruments
 
@@ -61,6 +62,7 @@ class HybridStore:
         self.local = local
         self.remote = remote
         self.backoff = backoff or Backoff(1.0, 30.0)
+        self.versions = VersionClock()  # each write's version, made when the caller makes it
         self._clock = clock
         self._remote_ok = False
         self._degraded = False
@@ -101,16 +103,16 @@ class HybridStore:
         if self.remote is None:
             op.served(self.local.kind)
             return
-        await self._write(op, Put(key, payload, ttl, terms))
+        await self._write(op, Put(key, payload, ttl, terms, self.versions.next()))
 
     async def delete(self, op: MemoryOp, key: str) -> bool:
         local_had = await self.local.delete(key)
-        remote_had = await self._write(op, Delete(key))
+        remote_had = await self._write(op, Delete(key, self.versions.next()))
         return local_had if remote_had is None else remote_had
 
     async def clear(self, op: MemoryOp) -> None:
         await self.local.clear()
-        await self._write(op, Clear())
+        await self._write(op, Clear(self.versions.next()))
 
     async def get(self, op: MemoryOp, key: str) -> Any | None:
         return await self._read(op, lambda b: b.get(key))
@@ -157,7 +159,7 @@ class HybridStore:
                 op.served(self.local.kind, fallback=True)
             return None
         try:
-            result = await _send(remote, write)
+            result = await send(remote, write)
         except BackendUnavailableError as exc:
             self._fail(op, exc)
             self._journal_write(write)
@@ -238,9 +240,9 @@ class HybridStore:
             if isinstance(write, Put) and item.deadline is not None:
                 left = item.deadline - now
                 write = (
-                    Put(write.key, write.payload, left, write.terms)
+                    Put(write.key, write.payload, left, write.terms, write.version)
                     if left > 0
-                    else Delete(write.key)
+                    else Delete(write.key, write.version)
                 )
             writes.append(write)
         return writes
@@ -262,14 +264,3 @@ class HybridStore:
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
-
-
-async def _send(remote: StorageBackend, write: Write) -> bool | None:
-    """Apply one write to the remote; a delete reports whether the key was there."""
-    if isinstance(write, Put):
-        await remote.put(write.key, write.payload, write.ttl, write.terms)
-        return None
-    if isinstance(write, Delete):
-        return await remote.delete(write.key)
-    await remote.clear()
-    return None

@@ -29,19 +29,20 @@ class InProcessBackend(StorageBackend):
         payload: Any,
         ttl: float | None = None,
         terms: Mapping[str, int] | None = None,
+        version: str = "",  # one process, one order: versions are for servers
     ) -> None:
         self.store.put(key, payload, ttl, terms)
 
     async def get(self, key: str) -> Any | None:
         return self.store.get(key)
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, version: str = "") -> bool:
         return self.store.delete(key)
 
     async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
         return self.store.search(query, limit, scope)
 
-    async def clear(self) -> None:
+    async def clear(self, version: str = "") -> None:
         self.store.clear()
 
     async def size(self) -> int:

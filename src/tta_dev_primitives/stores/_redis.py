@@ -67,7 +67,8 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number of
 # shards. Every process must use the same number, so it is a constant, not a setting.
 CLUSTER_PARTITIONS = 64
-_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES")
+_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE")
+_CLEAR_PAGE = 500  # keys a clear examines per call
 
 
 def _partition_key(key: str) -> str:
@@ -228,10 +229,11 @@ class RedisBackend(StorageBackend):
         payload: Any,
         ttl: float | None = None,
         terms: Mapping[str, int] | None = None,
+        version: str = "",
     ) -> None:
         await self._ready()
         base = self._base(key)
-        args = _put_args(base, key, payload, ttl)
+        args = _put_args(base, key, payload, ttl, version)
 
         async def write(client: Any) -> Any:
             seq = await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
@@ -239,6 +241,8 @@ class RedisBackend(StorageBackend):
             return seq
 
         seq = await self._call(write)
+        if seq in (b"stale", "stale"):
+            return  # another process wrote this key later: its write stands
         if self._replica is not None:
             self._replica.wrote(key, int(seq), terms)
 
@@ -256,12 +260,13 @@ class RedisBackend(StorageBackend):
 
         return await self._call(fetch)
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, version: str = "") -> bool:
         await self._ready()
         base = self._base(key)
+        args = [base, key, version]
 
         async def write(client: Any) -> Any:
-            removed = await self._scripts["DELETE"](keys=[base + "v:" + key], args=[base, key])
+            removed = await self._scripts["DELETE"](keys=[base + "v:" + key], args=args)
             await self._replicated(client, base + "v:" + key)
             return removed
 
@@ -334,10 +339,35 @@ class RedisBackend(StorageBackend):
             await self._call(lambda c: self._scripts["SIZE"](keys=[base + "n"], args=[base]))
         )
 
-    async def clear(self) -> None:
-        await self._call(self._unlink_namespace)
+    async def clear(self, version: str = "") -> None:
+        """Remove the namespace's memories older than ``version`` (all of them if unversioned).
+
+        A versioned clear marks each partition (later writes older than it are stale), then
+        removes, page by page, what is older, and marks again so that replicas which reloaded
+        during the clear reload once more. Writes newer than the clear, made by any process
+        while it runs or replayed before it, stay. Each page is one call under the timeout.
+        """
+        await self._ready()
+        if not version:
+            await self._call(self._unlink_namespace)
+        else:
+            await asyncio.gather(*(self._clear_partition(base, version) for base in self._bases))
         if self._replica is not None:
             self._replica.cleared()
+
+    async def _clear_partition(self, base: str, version: str) -> None:
+        await self._script("CLEAR_MARK", base, [base, version])
+        for zset in ("r", "g"):
+            after = "-inf"
+            while after:
+                reply = await self._script("CLEAR_PAGE", base, [base, version, zset, after,
+                                                                _CLEAR_PAGE])  # fmt: skip
+                after = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+        await self._script("CLEAR_MARK", base, [base, version])
+
+    async def _script(self, name: str, base: str, args: list[Any]) -> Any:
+        """One call of a partition's script, under the timeout."""
+        return await self._call(lambda c: self._scripts[name](keys=[base + "n"], args=args))
 
     async def _unlink_namespace(self, client: aioredis.Redis) -> None:
         """SCAN + UNLINK this namespace's keys in batches: never FLUSHDB, never KEYS."""
@@ -363,7 +393,7 @@ class RedisBackend(StorageBackend):
             if isinstance(write, Clear):
                 await self._pipeline(chunk)
                 chunk = []
-                await self.clear()
+                await self.clear(write.version)
             else:
                 chunk.append(write)
                 if len(chunk) >= _REPLAY_CHUNK:
@@ -384,12 +414,12 @@ class RedisBackend(StorageBackend):
                 base = self._base(write.key)
                 value_key = base + "v:" + write.key
                 if isinstance(write, Put):
-                    args = _put_args(base, write.key, write.payload, write.ttl)
+                    args = _put_args(base, write.key, write.payload, write.ttl, write.version)
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await self._scripts["PUT"](keys=[value_key], args=args, client=pipe)
                 else:
                     await self._scripts["DELETE"](
-                        keys=[value_key], args=[base, write.key], client=pipe
+                        keys=[value_key], args=[base, write.key, write.version], client=pipe
                     )
             await pipe.execute()
 
@@ -404,9 +434,9 @@ class RedisBackend(StorageBackend):
         async def run(group: list[Put | Delete]) -> None:
             for write in group:
                 if isinstance(write, Put):
-                    await self.put(write.key, write.payload, write.ttl, write.terms)
+                    await self.put(write.key, write.payload, write.ttl, write.terms, write.version)
                 else:
-                    await self.delete(write.key)
+                    await self.delete(write.key, write.version)
 
         await asyncio.gather(*(run(group) for group in groups.values()))
 
@@ -451,9 +481,9 @@ class RedisBackend(StorageBackend):
                 pass  # closing a dead connection: nothing left to release
 
 
-def _put_args(base: str, key: str, payload: Any, ttl: float | None) -> list[Any]:
+def _put_args(base: str, key: str, payload: Any, ttl: float | None, version: str) -> list[Any]:
     ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
-    return [base, key, payload, ttl_ms]
+    return [base, key, payload, ttl_ms, version]
 
 
 def _glob_escape(text: str) -> str:

@@ -7,9 +7,15 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``v:<key>``  the memory's JSON (string, with PX expiry for a TTL)
 - ``r``        live keys by write sequence (zset): recency, and the feed of writes to replicate
 - ``x``        expiry deadlines in ms (zset), swept by writes
-- ``g``        deleted keys by delete sequence (zset): tombstones for replicas, the newest
-               ``TOMBSTONES`` kept; ``n.gcut`` remembers the newest one dropped
-- ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` when it was created
+- ``g``        deleted or expired keys by sequence (zset): tombstones for replicas and for
+               versions, the newest ``TOMBSTONES`` kept; ``n.gcut`` is the newest one dropped
+- ``w``        each live or tombstoned key's version (hash; see ``stores._versions``)
+- ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
+               partition is created or cleared), ``cv`` the newest clear's version
+
+A versioned write is applied only if it is newer than the key's version and the last clear's;
+otherwise the script returns without touching anything ('stale'). Checks come first, so a
+rejected write changes nothing.
 
 A sequence is the server's time in microseconds, bumped to stay strictly increasing within the
 partition, so recency compares across partitions and processes. Every script is bounded: a
@@ -19,13 +25,18 @@ and about ``max_bytes`` of payload.
 
 from __future__ import annotations
 
-__all__ = ["CHANGES", "DELETE", "PUT", "SIZE", "TOMBSTONES"]
+__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "PUT", "SIZE", "TOMBSTONES"]
 
 #: Tombstones kept per partition; a replica further behind than this reloads the partition.
 TOMBSTONES = 100_000
 
 # Shared helpers, prepended to each script.
-_COMMON = r"""
+_COMMON = (
+    r"""
+local TOMBSTONES = """
+    + str(TOMBSTONES)
+    + r"""
+
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -42,22 +53,51 @@ local function next_seq(base)
   return seq, s
 end
 
+-- True if a write of `version` must not be applied: the key or a clear holds a newer one.
+local function stale(base, key, version)
+  if version == '' then return false end
+  local cv = redis.call('HGET', base .. 'n', 'cv')
+  if cv and cv >= version then return true end
+  local cur = redis.call('HGET', base .. 'w', key)
+  return cur and cur >= version
+end
+
+-- A tombstone for `key` (keeping its version), trimming the oldest past TOMBSTONES.
+local function tombstone(base, key)
+  local _, text = next_seq(base)
+  redis.call('ZADD', base .. 'g', text, key)
+  local extra = redis.call('ZCARD', base .. 'g') - TOMBSTONES
+  if extra > 0 then
+    if extra > 64 then extra = 64 end
+    local old = redis.call('ZRANGE', base .. 'g', 0, extra - 1, 'WITHSCORES')
+    for i = 1, #old, 2 do redis.call('HDEL', base .. 'w', old[i]) end
+    redis.call('HSET', base .. 'n', 'gcut', old[#old])
+    redis.call('ZREMRANGEBYRANK', base .. 'g', 0, extra - 1)
+  end
+end
+
 -- Forget up to `most` keys whose TTL has passed (their values are gone already).
 local function sweep(base, most)
   local now_ms = math.floor(now_us() / 1000)
   local due = redis.call('ZRANGEBYSCORE', base .. 'x', '-inf', now_ms, 'LIMIT', 0, most)
   for _, key in ipairs(due) do
-    if redis.call('EXISTS', base .. 'v:' .. key) == 0 then redis.call('ZREM', base .. 'r', key) end
+    if redis.call('EXISTS', base .. 'v:' .. key) == 0 then
+      redis.call('ZREM', base .. 'r', key)
+      tombstone(base, key)
+    end
     redis.call('ZREM', base .. 'x', key)
   end
 end
 """
+)
 
-# KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none). Returns the write sequence.
+# KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none).
+# Returns the write sequence, or 'stale'.
 PUT = (
     _COMMON
     + r"""
-local base, key, payload, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if stale(base, key, version) then return 'stale' end
 sweep(base, 16)
 local seq, text = next_seq(base)
 if ttl > 0 then
@@ -69,32 +109,84 @@ else
 end
 redis.call('ZADD', base .. 'r', text, key)
 redis.call('ZREM', base .. 'g', key)
+if version ~= '' then
+  redis.call('HSET', base .. 'w', key, version)
+else
+  redis.call('HDEL', base .. 'w', key)
+end
 return text
 """
 )
 
-# KEYS[1] value key; ARGV: base, key. Returns 1 if a live memory was removed.
+# KEYS[1] value key; ARGV: base, key, version ('' = none). Returns 1 if a live memory was
+# removed (0 if there was none, or the delete is older than what the key holds).
 DELETE = (
     _COMMON
     + r"""
-local base, key = ARGV[1], ARGV[2]
+local base, key, version = ARGV[1], ARGV[2], ARGV[3]
+if stale(base, key, version) then return 0 end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
-if redis.call('ZREM', base .. 'r', key) == 1 then
-  redis.call('ZREM', base .. 'x', key)
-  local _, text = next_seq(base)
-  redis.call('ZADD', base .. 'g', text, key)
-  local extra = redis.call('ZCARD', base .. 'g') - """
-    + str(TOMBSTONES)
-    + r"""
-  if extra > 0 then
-    if extra > 64 then extra = 64 end
-    local old = redis.call('ZRANGE', base .. 'g', 0, extra - 1, 'WITHSCORES')
-    redis.call('HSET', base .. 'n', 'gcut', old[#old])
-    redis.call('ZREMRANGEBYRANK', base .. 'g', 0, extra - 1)
-  end
+local was = redis.call('ZREM', base .. 'r', key)
+redis.call('ZREM', base .. 'x', key)
+if version ~= '' then
+  -- Even for a key that is not there: an older write replayed later must not bring it back.
+  redis.call('HSET', base .. 'w', key, version)
+  tombstone(base, key)
+elseif was == 1 then
+  redis.call('HDEL', base .. 'w', key)
+  tombstone(base, key)
 end
 return removed
+"""
+)
+
+# ARGV: base, version. Starts a clear: later writes older than `version` are stale, and
+# replicas reload (a new epoch; CLEAR_PAGE then removes what is older, page by page).
+CLEAR_MARK = (
+    _COMMON
+    + r"""
+local base, version = ARGV[1], ARGV[2]
+local cv = redis.call('HGET', base .. 'n', 'cv')
+if version ~= '' and (not cv or cv < version) then
+  redis.call('HSET', base .. 'n', 'cv', version)
+end
+local _, text = next_seq(base)
+redis.call('HSET', base .. 'n', 'epoch', text)
+return 1
+"""
+)
+
+# ARGV: base, version ('' = everything), zset ('r' live keys or 'g' tombstones), after (a
+# sequence; '-inf' to start), count. Removes, among the next `count` entries of the zset after
+# `after`, those older than `version`. Returns {the last sequence looked at, or '' if done,
+# how many were removed}.
+CLEAR_PAGE = (
+    _COMMON
+    + r"""
+local base, version, zset, after = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local count = tonumber(ARGV[5])
+local from = after
+if after ~= '-inf' then from = '(' .. after end
+local rows = redis.call('ZRANGEBYSCORE', base .. zset, from, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, count)
+local removed = 0
+for i = 1, #rows, 2 do
+  local key = rows[i]
+  local cur = redis.call('HGET', base .. 'w', key)
+  if version == '' or not cur or cur < version then
+    if zset == 'r' then
+      redis.call('DEL', base .. 'v:' .. key)
+      redis.call('ZREM', base .. 'x', key)
+    end
+    redis.call('ZREM', base .. zset, key)
+    redis.call('HDEL', base .. 'w', key)
+    removed = removed + 1
+  end
+end
+local last = ''
+if #rows >= 2 * count then last = rows[#rows] end
+return {last, removed}
 """
 )
 

@@ -1,0 +1,149 @@
+"""Across processes the newest change wins, even when an older one is replayed after an outage.
+
+Process A (a real OS process) journals writes, deletes and a clear while Redis is stalled for
+it; process B (this test) writes the same keys after Redis is back; then A replays. Every key
+must hold B's change. Versions come from each process's hybrid logical clock
+(``stores._versions``); the Redis scripts apply a change only if it is newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._versions import VersionClock
+
+pytestmark = pytest.mark.redis
+
+PROCESS_A = """
+import asyncio, sys
+from tta_dev_primitives import MemoryPrimitive
+
+async def main(url, ns):
+    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=0.3, recovery_interval=30)
+    await memory.add("seen", {"content": "connected"})
+    print("ready", flush=True)
+    sys.stdin.readline()  # Redis is stalled now
+    await memory.add("put", {"by": "A"})
+    await memory.delete("deleted")
+    await memory.add("put-then-clear", {"by": "A"})
+    await memory.clear()
+    await memory.add("after-clear", {"by": "A"})
+    print("journalled", memory.get_backend_info()["journal_size"], flush=True)
+    sys.stdin.readline()  # B has written newer changes
+    while not await memory.flush():
+        await asyncio.sleep(0.1)
+    print("replayed", flush=True)
+    await memory.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_replayed_journal_never_overwrites_newer_writes(redis_server_factory: Any) -> None:
+    """Puts, deletes and a clear journalled by A lose to B's later writes; A's last put wins."""
+    server: RedisServer = redis_server_factory()
+    ns = f"order:{uuid4().hex[:8]}"
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await b.add("deleted", {"by": "B0"})
+    a = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", textwrap.dedent(PROCESS_A), server.url, ns,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert a.stdin is not None
+    assert a.stdout is not None
+
+    async def say(line: str) -> None:
+        a.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
+        await a.stdin.drain()  # type: ignore[union-attr]
+
+    async def hear() -> list[str]:
+        async with asyncio.timeout(60):  # a hang guard
+            return (await a.stdout.readline()).decode().split()  # type: ignore[union-attr]
+
+    try:
+        assert await hear() == ["ready"]
+        server.stall()
+        await say("stalled")
+        assert await hear() == ["journalled", "5"]
+        server.resume()
+        # B, after Redis is back: newer changes to every key A touched.
+        for key in ("put", "put-then-clear", "deleted"):
+            await b.add(key, {"by": "B"})
+        await b.add("b-only", {"by": "B"})
+        await say("go")
+        assert await hear() == ["replayed"]
+        assert await a.wait() == 0
+    finally:
+        if a.returncode is None:
+            a.kill()
+            await a.wait()
+    fresh = MemoryPrimitive(server.url, namespace=ns)
+    for key in ("put", "put-then-clear", "deleted", "b-only"):
+        assert await fresh.get(key) == {"by": "B"}, key  # A's older put, delete, clear lost
+    assert await fresh.get("after-clear") == {"by": "A"}  # nothing newer: A's write stands
+    assert await fresh.get("seen") is None  # A's clear did remove what was older than it
+    hits = await fresh.search("", limit=10)
+    assert sorted(h["by"] for h in hits) == ["A", "B", "B", "B", "B"]
+    await fresh.clear()
+    for memory in (b, fresh):
+        await memory.aclose()
+
+
+async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisServer) -> None:
+    """A write that reached Redis but timed out at the client, replayed later, changes nothing."""
+    from tta_dev_primitives.stores._redis import RedisBackend
+
+    clock = VersionClock()
+    backend = RedisBackend(redis_server.url, namespace=f"replay:{uuid4().hex[:8]}")
+    first = clock.next()
+    await backend.put("k", '{"v": 1}', version=first)  # applied; the client never heard back
+    await backend.put("k", '{"v": 2}', version=clock.next())  # a later write
+    await backend.put("k", '{"v": 1}', version=first)  # the journal replays the first one
+    assert await backend.get("k") == b'{"v": 2}'
+    assert await backend.delete("k", first) is False  # an old delete cannot remove it either
+    assert await backend.get("k") == b'{"v": 2}'
+    await backend.clear()
+    await backend.aclose()
+
+
+async def test_a_clear_keeps_writes_newer_than_itself(redis_server: RedisServer) -> None:
+    """A clear removes what is older than it, page by page, and nothing written after it."""
+    from tta_dev_primitives.stores._redis import RedisBackend
+
+    clock = VersionClock()
+    ns = f"clear:{uuid4().hex[:8]}"
+    backend = RedisBackend(redis_server.url, namespace=ns)
+    for i in range(1200):  # more than two pages
+        await backend.put(f"old{i}", '{"v": 0}', version=clock.next())
+    clear_version = clock.next()
+    await backend.put("newer", '{"v": 1}', version=clock.next())
+    await backend.clear(clear_version)
+    assert await backend.size() == 1
+    assert await backend.get("newer") == b'{"v": 1}'
+    await backend.put("old7", '{"v": 0}', version=clear_version[:-1] + "0")  # older than the clear
+    assert await backend.get("old7") is None
+    raw = aioredis.Redis.from_url(redis_server.url)
+    assert await raw.hlen(f"{ns}:{{{ns}#0}}:w") == 1  # only "newer" keeps a version
+    await raw.aclose()
+    await backend.clear()
+    await backend.aclose()
+
+
+def test_versions_increase_and_compare_as_strings() -> None:
+    """Each version is newer than the last, and two clocks never issue the same one."""
+    a, b = VersionClock(), VersionClock()
+    issued = [a.next() for _ in range(10_000)]
+    assert issued == sorted(issued)
+    assert len(set(issued)) == len(issued)
+    assert a.next() != b.next()
+    a.observe(int(issued[-1][:16], 16) + 10_000_000)  # Redis is 10 s ahead of this clock
+    assert a.next() > issued[-1][:16] + "f" * 8
