@@ -32,6 +32,7 @@ PAGE_BYTES = 1 << 20
 # Terms of this process's own recent writes, so it need not analyse them again when they come
 # back through the feed (bounded: it only bridges a write and the next sync).
 _OWN_MAX = 10_000
+_CONCURRENT = 8  # partitions caught up at once
 
 Fetch = Callable[[str, str, str], Awaitable[Any]]
 
@@ -110,7 +111,11 @@ class Replica:
                 return  # a sync that began after this call did has completed: it saw our writes
             self._started += 1
             number = self._started
-            await asyncio.gather(*(self._catch_up(base, fetch) for base in self._cursors))
+            bases = list(self._cursors)
+            for start in range(0, len(bases), _CONCURRENT):
+                # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
+                batch = bases[start : start + _CONCURRENT]
+                await asyncio.gather(*(self._catch_up(base, fetch) for base in batch))
             self._done = number
             self._expire()
 
