@@ -25,6 +25,7 @@ PUBLIC = {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
     },
+    "tta_dev_primitives.search": {"Analyzer", "MAX_QUERY_CHARS", "MAX_QUERY_TERMS"},
     "tta_dev_primitives.testing": {"capture_spans", "CapturedSpans"},
     "tta_dev_primitives.telemetry": {"TRACER_NAME", "METER_NAME"},
 }  # fmt: skip
