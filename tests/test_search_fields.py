@@ -66,9 +66,9 @@ def test_a_long_query_scores_only_its_rarest_terms() -> None:
     scored: list[list[str]] = []
 
     class Spy(SearchIndex):
-        def _score_postings(self, members: Any, expansions: list[list[str]], *rest: Any) -> Any:
-            scored.extend(expansions)
-            return super()._score_postings(members, expansions, *rest)
+        def _score_postings(self, plan: Any, *rest: Any) -> Any:
+            scored.extend(plan.expansions)
+            return super()._score_postings(plan, *rest)
 
     index = Spy()
     for i in range(2000):

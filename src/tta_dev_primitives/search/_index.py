@@ -22,7 +22,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
@@ -47,6 +47,15 @@ TF_MAX: Final = (1 << 12) - 1
 LEN_MAX: Final = (1 << 20) - 1
 
 _np: Any = None
+
+
+class _Plan(NamedTuple):
+    """A query, resolved against the index: what to score and how."""
+
+    expansions: list[list[str]]  # per query term, the indexed terms it matches
+    order: list[int]  # the order in which their scores are added (rarest first)
+    idfs: list[float]
+    avg_len: float
 
 
 def _gather(np: Any, buffer: Any, dtype: Any, at: Any) -> Any:
@@ -292,26 +301,19 @@ class SearchIndex:
             kept = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
             expansions = [expansions[i] for i in kept]
             idfs = [idfs[i] for i in kept]
-        order = token_order(idfs)
+        plan = _Plan(expansions, token_order(idfs), idfs, avg_len)
         members = None if scope is None else self._members(scope)
         if members is not None:
             if not members:
                 return []
             cost = sum(len(postings[t]) for terms in expansions for t in terms)
             if len(members) <= cost:
-                return self._score_members(members, expansions, order, idfs, avg_len, limit)
-        return self._score_postings(members, expansions, order, idfs, avg_len, limit)
+                return self._score_members(plan, members, limit)
+        return self._score_postings(plan, members, limit)
 
-    def _score_postings(
-        self,
-        members: set[int] | None,
-        expansions: list[list[str]],
-        order: list[int],
-        idfs: list[float],
-        avg_len: float,
-        limit: int,
-    ) -> list[str]:
+    def _score_postings(self, plan: _Plan, members: set[int] | None, limit: int) -> list[str]:
         """Vectorised: each term's postings become a score vector added into an accumulator."""
+        expansions, order, idfs, avg_len = plan
         np = _numpy()
         size = self._next
         acc = np.zeros(size, dtype=np.float64)
@@ -351,16 +353,9 @@ class SearchIndex:
         docs = self._docs
         return [docs[docno][_KEY] for docno in best.tolist()]
 
-    def _score_members(
-        self,
-        members: Iterable[int],
-        expansions: list[list[str]],
-        order: list[int],
-        idfs: list[float],
-        avg_len: float,
-        limit: int,
-    ) -> list[str]:
+    def _score_members(self, plan: _Plan, members: Iterable[int], limit: int) -> list[str]:
         """A small scope: score its documents from their own terms, not the global postings."""
+        expansions, order, idfs, avg_len = plan
         docs = self._docs
         # A term may serve two query tokens (a word, and the unfinished last word's prefix).
         tokens_of: dict[str, list[int]] = {}
