@@ -214,3 +214,49 @@ async def test_an_entry_redis_refuses_becomes_a_dead_letter(redis_server_factory
     assert info["journal_size"] == 0
     await memory.clear()
     await memory.aclose()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ttl", "error"),
+    [
+        ("k", {"v": 1}, 1e15, ValueError),
+        ("k", {"v": 1}, 1e10, ValueError),
+        ("k", {"text": "bad \ud800 text"}, None, TypeError),
+        ("k", {"\udc00": 1}, None, TypeError),
+        ("bad\ud800key", {"v": 1}, None, ValueError),
+    ],
+)
+async def test_what_redis_cannot_take_is_refused_before_it_is_journalled(
+    redis_server_factory: Factory, key: str, value: dict[str, Any], ttl: float | None, error: type
+) -> None:
+    """Huge ttls and lone surrogates raise at add, during an outage too; recovery is unaffected."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    with pytest.raises(error, match=r"ttl|surrogate"):
+        await memory.add(key, value, ttl)
+    await memory.add("after", {"v": 1})
+    assert memory.get_backend_info()["journal_size"] == 1
+    server.start()
+    async with asyncio.timeout(30):
+        await replayed(memory)
+        assert await memory.get("after") == {"v": 1}
+        assert await memory.get("k") is None
+    assert memory.get_backend_info()["dead_letters"] == 0
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_huge_ttl_leaves_the_index_alone(redis_server: RedisServer) -> None:
+    """Item 8: add(k, v, ttl=1e14) raises and k stays found by get, search and size."""
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace())
+    await memory.add("u1:s1:k", {"content": "kept in the index"})
+    with pytest.raises(ValueError, match="ttl"):
+        await memory.add("u1:s1:k", {"content": "replaced"}, ttl=1e14)
+    assert await memory.get("u1:s1:k") == {"content": "kept in the index"}
+    assert await memory.search("index") == [{"content": "kept in the index"}]
+    assert await memory.size() == 1
+    assert memory.using_redis
+    await memory.clear()
+    await memory.aclose()
