@@ -260,3 +260,152 @@ async def test_a_huge_ttl_leaves_the_index_alone(redis_server: RedisServer) -> N
     assert memory.using_redis
     await memory.clear()
     await memory.aclose()
+
+
+# -- item 6: bursts are not outages -------------------------------------------------------------
+
+
+async def test_five_thousand_concurrent_gets_on_a_fresh_instance(
+    redis_server_factory: Factory,
+) -> None:
+    """5,000 concurrent gets from a new instance on a healthy Redis: no fallback, all found."""
+    server = redis_server_factory()
+    ns = namespace()
+    writer = MemoryPrimitive(server.url, namespace=ns)
+    for start in range(0, 1000, 100):
+        await asyncio.gather(*(writer.add(f"k{i}", {"v": i}) for i in range(start, start + 100)))
+    await writer.aclose()
+    memory = MemoryPrimitive(server.url, namespace=ns)
+    async with asyncio.timeout(120):  # hang guard
+        values = await asyncio.gather(*(memory.get(f"k{i % 1000}") for i in range(5000)))
+    assert values == [{"v": i % 1000} for i in range(5000)]
+    info = memory.get_backend_info()
+    assert (info["backend"], info["degraded"]) == ("redis", False)
+    await memory.clear()
+    await memory.aclose()
+
+
+# -- item 14: one client per event loop, all closed ---------------------------------------------
+
+
+async def clients_of(url: str) -> int:
+    """Connections the server has, besides the one asking."""
+    import redis.asyncio as aioredis
+
+    raw = aioredis.Redis.from_url(url)
+    listing = await raw.execute_command("CLIENT", "LIST")
+    await raw.aclose()
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    return len([line for line in text.splitlines() if line.strip()]) - 1
+
+
+async def test_sync_and_async_calls_keep_one_client_per_loop(
+    redis_server_factory: Factory,
+) -> None:
+    """Alternating sync (portal loop) and async calls: two connections, both closed by aclose."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    store = MemoryPrimitiveStore(memory)
+    for i in range(10):
+        store.put(("a",), f"k{i}", {"n": i})
+        item = await store.aget(("a",), f"k{i}")
+        assert item is not None
+        assert item.value == {"n": i}
+    assert await clients_of(server.url) <= 2
+    await memory.clear()
+    await memory.aclose()
+
+    async def closed() -> bool:
+        return await clients_of(server.url) == 0
+
+    await eventually(closed, within=5)
+
+
+def test_a_client_left_on_a_closed_loop_is_closed_without_warnings(
+    redis_server_factory: Factory,
+) -> None:
+    """Calls from two asyncio.run loops, then aclose on a third: no socket is left open."""
+    import gc
+    import warnings
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    asyncio.run(memory.add("a", {"v": 1}))
+    assert asyncio.run(memory.get("a")) == {"v": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(memory.aclose())
+        gc.collect()
+    assert asyncio.run(clients_of(server.url)) == 0  # (the server sees the closes at once)
+
+
+# -- items 11 and 12: foreign replies fall back -------------------------------------------------
+
+
+async def test_an_http_server_on_the_port_falls_back() -> None:
+    """A non-Redis service on the port: operations are served in-process, nothing raises."""
+
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        memory = fast_recovery(f"redis://127.0.0.1:{port}/0")
+        async with asyncio.timeout(10):
+            await memory.add("k", {"v": 1})
+            assert await memory.get("k") == {"v": 1}
+            assert await memory.search("") == [{"v": 1}]
+        info = memory.get_backend_info()
+        assert (info["backend"], info["degraded"]) == ("in-memory", True)
+        await memory.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_acl_user_without_time_falls_back(redis_server_factory: Factory) -> None:
+    """A user that may not run TIME (used by the write scripts) falls back instead of raising."""
+    import redis.asyncio as aioredis
+
+    server = redis_server_factory()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command("ACL", "SETUSER", "notime", "on", ">pw", "~*", "+@all", "-time")
+    await admin.aclose()
+    memory = fast_recovery(f"redis://notime:pw@127.0.0.1:{server.port}/0")
+    await memory.add("u1:s1:k", {"content": "still served"})
+    assert await memory.search("served") == [{"content": "still served"}]
+    assert await memory.size() == 1
+    assert memory.get_backend_info()["degraded"] is True
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("suffix", ["n", "r", "x", "g"])
+async def test_garbage_in_our_own_keys_falls_back_and_names_the_key(
+    redis_server_factory: Factory, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A metadata key of the wrong type: adds and searches fall back, a warning names the key."""
+    import redis.asyncio as aioredis
+
+    server = redis_server_factory()
+    ns = namespace()
+    admin = aioredis.Redis.from_url(server.url)
+    name = f"{ns}:{{{ns}#0}}:{suffix}"
+    await admin.set(name, "garbage")
+    memory = fast_recovery(server.url, namespace=ns)
+    for i in range(3):
+        await memory.add(f"u1:s1:{i}", {"content": f"note {i}"})
+        assert len(await memory.search("note")) == i + 1
+    assert memory.get_backend_info()["degraded"] is True
+    assert any(name in r.getMessage() for r in caplog.records)
+    await admin.delete(name)  # the operator fixes it: the journal replays
+    await admin.aclose()
+    await replayed(memory)
+    assert await memory.size() == 3
+    await memory.clear()
+    await memory.aclose()
