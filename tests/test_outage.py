@@ -99,6 +99,37 @@ async def test_no_call_waits_for_the_replay_of_a_long_journal(
     await memory.aclose()
 
 
+async def test_the_replay_ends_while_writers_never_pause(redis_server_factory: Factory) -> None:
+    """Writers faster than a round trip cannot keep the store degraded; their writes all land."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(3000):
+        await memory.add(f"old{i}", {"v": i})
+    server.start()
+    await asyncio.sleep(0.3)
+    last: dict[str, int] = {}
+
+    async def writer(w: int) -> None:
+        i = 0
+        while not memory.using_redis or i < 10:
+            i += 1
+            await memory.add(f"w{w}", {"v": i})
+            last[f"w{w}"] = i
+            await asyncio.sleep(0)
+
+    async with asyncio.timeout(60):  # hang guard: before the fix this never ended
+        await asyncio.gather(*(writer(w) for w in range(4)))
+        assert await memory.flush()
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert {k: (await other.get(k) or {}).get("v") for k in last} == last
+    assert await other.get("old2999") == {"v": 2999}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_aclose_replays_what_is_left(redis_server_factory: Factory) -> None:
     """aclose() awaits the background replay: the journal lands in Redis before it returns."""
     server = redis_server_factory()

@@ -16,7 +16,11 @@ With no remote backend every operation is served in-process. With one:
 - Reads while degraded, replay included, are all served in-process: the in-process copy holds
   every journalled write (up to ``max_size``), so a read never sees Redis's older value of a key
   whose newer write is still waiting in the journal. (The simplest correct rule; reads of what
-  other processes wrote meanwhile resume when the journal is empty.)
+  other processes wrote meanwhile resume when the journal is empty.) One exception keeps the
+  replay finite while writers run: as the *last* batch is sent, the store leaves the degraded
+  state; new writes go to the remote (their versions win over the older entries in flight),
+  and a ``get`` of a key still in that batch is served in-process until it lands. A search
+  in that one round trip may see a key's previous value.
 - The journal is bounded (``Journal``: newest write per key kept, then the oldest dropped and
   counted). A journalled write the remote refuses for its data becomes a dead letter (counted,
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
@@ -146,6 +150,9 @@ class HybridStore:
         await self._write(op, Clear(self.versions.next()))
 
     async def get(self, op: MemoryOp, key: str) -> Any | None:
+        if self._journal and not self._degraded and self._journal.has_key(key):
+            op.served(self.local.kind, fallback=True)  # its last batch is still on its way
+            return await self.local.get(key)
         return await self._read(op, lambda b: b.get(key))
 
     async def search(
@@ -250,11 +257,13 @@ class HybridStore:
         remote = self.remote
         assert remote is not None
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
-                        dead_letters=self.dead_letters)  # fmt: skip
+                        dead_letters=self.dead_letters, on_final=self._leave_degraded)  # fmt: skip
         with MemoryOp("recover", self.namespace) as op:
             try:
                 replayed = await replay.run()
             except Exception as exc:  # a background task must not die unseen
+                self._degraded = True  # (if the last batch failed after _leave_degraded)
+                self._remote_ok = False
                 self._count_dead(op, replay.dead)
                 self._failures += 1
                 self._next_probe = self._clock() + self.backoff.delay(self._failures)
@@ -277,6 +286,10 @@ class HybridStore:
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
             return True
 
+    def _leave_degraded(self) -> None:
+        """Before the last batch: new writes go to the remote, reads of its keys stay local."""
+        self._degraded = False
+
     def _count_dead(self, op: MemoryOp, dead: int) -> None:
         if dead:
             self.dead_letter_count += dead
@@ -285,10 +298,12 @@ class HybridStore:
 
     async def flush(self, op: MemoryOp) -> bool:
         """Replay the journal now if degraded (awaiting the recovery); True when it is empty."""
-        if self.remote is None or not self._degraded:
+        if self.remote is None:
             return True
         task = self._recovery
         if task is None or task.done():
+            if not self._degraded:
+                return True
             task = self._start_recovery()
         elif task.get_loop() is not asyncio.get_running_loop():
             return False  # replaying on another event loop: it cannot be awaited from here

@@ -11,7 +11,13 @@
 
 ``Replay``: one run of the recovery, as a background task. It probes the remote, then sends the
 journal in batches of ``batch`` entries until the journal is empty (writes made meanwhile join
-the end and are sent too). A batch the remote refuses *for its data* (``BackendError`` that is
+the end and are sent too). Writers in the process are faster than a round trip, so the journal
+might never empty while they run: before sending the *last* batch, ``on_final`` lets the hybrid
+send new writes to the remote directly (versions keep them from being overwritten by the older
+entries still in flight). Before that, the remote's ``catch_up`` runs (a search replica reads
+the replayed writes), so no caller's first search pays for reading them.
+
+A batch the remote refuses *for its data* (``BackendError`` that is
 not ``BackendUnavailableError``) is retried entry by entry; the entries it still refuses go to a
 bounded dead-letter list, and the rest goes on. An availability error stops the run: the
 journal keeps what was not sent, and the hybrid probes again later.
@@ -136,7 +142,9 @@ class Replay:
         *,
         batch: int = 500,
         dead_letters: deque[dict[str, Any]] | None = None,
+        on_final: Callable[[], None] | None = None,
     ) -> None:
+        self.on_final = on_final
         self.remote = remote
         self.journal = journal
         self.clock = clock
@@ -157,6 +165,10 @@ class Replay:
         journal = self.journal
         while journal:
             batch = journal.head(self.batch)
+            if len(batch) == len(journal) and self.on_final is not None:
+                # The replica (if any) reads the replayed writes now, not in a caller's search.
+                await self.remote.catch_up()
+                self.on_final()
             writes = self._replayable([entry for _, entry in batch])
             try:
                 await self.remote.apply(writes)

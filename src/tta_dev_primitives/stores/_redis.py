@@ -391,6 +391,12 @@ class RedisBackend(StorageBackend):
                 return found[:limit]
             want = limit + (want - len(found))
 
+    async def catch_up(self) -> None:
+        """Read what changed into this process's replica, if it has one (after a replay)."""
+        if self._replica is not None:
+            await self._ready()
+            await self._replica_for_topology().sync(self._changes)
+
     def _replica_for_topology(self) -> Replica:
         replica = self._replica
         if replica is None or replica.bases is not self._bases:
