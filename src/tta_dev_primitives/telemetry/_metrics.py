@@ -4,7 +4,7 @@ Instruments from the API's proxy meter are no-ops until a meter provider is inst
 forward to it, so nothing here needs to know whether an SDK is configured. Names:
 
 - ``tta.memory.operations`` (unit ``{operation}``): attributes ``memory.operation``
-  (add, get, search, delete, clear, size, flush), ``memory.backend`` (redis, in_memory),
+  (add, get, search, delete, clear, size, flush, recover), ``memory.backend`` (redis, in_memory),
   ``memory.outcome`` (ok, hit, miss, error).
 - ``tta.memory.fallbacks``: switches from Redis to the in-process fallback.
 - ``tta.memory.recoveries``: returns to Redis after an outage.
