@@ -316,6 +316,25 @@ async def test_five_thousand_concurrent_gets_on_a_fresh_instance(
     await memory.aclose()
 
 
+async def test_langgraph_large_concurrent_batches_stay_on_redis(
+    redis_server_factory: Factory,
+) -> None:
+    """As LangGraph's test_large_batches_async: thousands of concurrent aput/aget, no fallback."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    store = MemoryPrimitiveStore(memory)
+    n = 3000
+    async with asyncio.timeout(120):  # hang guard
+        await asyncio.gather(*(store.aput(("test", "foo"), f"k{i}", {"v": i}) for i in range(n)))
+        items = await asyncio.gather(*(store.aget(("test", "foo"), f"k{i}") for i in range(n)))
+    assert [item.value if item else None for item in items] == [{"v": i} for i in range(n)]
+    assert memory.get_backend_info()["degraded"] is False
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_a_burst_on_a_stalled_server_is_bounded_by_one_timeout(
     redis_server_factory: Factory,
 ) -> None:
