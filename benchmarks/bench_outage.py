@@ -75,6 +75,7 @@ async def run(args: Any) -> dict[str, Any]:
         journal_s = time.perf_counter() - start
         info = memory.get_backend_info()
         journal_bytes = info["journal_bytes"]
+        dropped = info["journal_dropped"]
         rss_growth = rss_mb() - rss_before
         server.start()
         await asyncio.sleep(0.3)  # past the probe delay
@@ -108,6 +109,7 @@ async def run(args: Any) -> dict[str, Any]:
         "journal_s": journal_s,
         "journal_bytes": journal_bytes,
         "journal_bytes_per_write": journal_bytes / n,
+        "journal_dropped": dropped,
         "rss_growth_mb": rss_growth,
         "replay_s": replay_s,
         "replay_writes_per_s": n / replay_s,
@@ -124,7 +126,7 @@ async def run(args: Any) -> dict[str, Any]:
 def report(f: dict[str, Any]) -> None:
     print(f"journalled {f['writes']:,} writes in {f['journal_s']:.1f} s while Redis was down; "
           f"journal {f['journal_bytes'] / 1e6:.1f} MB estimated "
-          f"({f['journal_bytes_per_write']:.0f} bytes per write), "
+          f"({f['journal_bytes_per_write']:.0f} bytes per write, {f['journal_dropped']} dropped), "
           f"process max RSS grew {f['rss_growth_mb']:.0f} MB")  # fmt: skip
     print(f"background replay: {f['replay_s']:.1f} s ({f['replay_writes_per_s']:,.0f} writes/s); "
           f"{f['stored_after']:,} memories in Redis after")  # fmt: skip

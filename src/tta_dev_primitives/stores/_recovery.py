@@ -38,9 +38,13 @@ __all__ = ["DEFAULT_MAX_JOURNAL", "DEFAULT_MAX_JOURNAL_BYTES", "Journal", "Journ
 log = logging.getLogger("tta_dev_primitives.memory")
 
 DEFAULT_MAX_JOURNAL = 100_000
-DEFAULT_MAX_JOURNAL_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_JOURNAL_BYTES = 128 * 1024 * 1024  # 100,000 short memories fit (~920 bytes each)
 MAX_DEAD_LETTERS = 100
-_ENTRY_OVERHEAD = 160  # bytes an entry costs besides its key, payload and terms
+# Bytes an entry costs besides its key, payload and terms (the entry, the write, its version, the
+# ordered dict's node and token, the terms dict), and per indexed term: calibrated with
+# tracemalloc on short memories (about 920 bytes each), so the byte cap means process memory.
+_ENTRY_OVERHEAD = 600
+_TERM_OVERHEAD = 80
 _CLEAR = ("clear",)
 
 
@@ -53,7 +57,7 @@ def _size(write: Write) -> int:
         payload = write.payload
         size += len(payload) if isinstance(payload, str | bytes) else 256
         if write.terms:
-            size += sum(len(term) + 64 for term in write.terms)
+            size += sum(len(term) + _TERM_OVERHEAD for term in write.terms)
     return size
 
 
