@@ -217,22 +217,36 @@ def test_the_sync_api_works_outside_a_loop() -> None:
 # Modelled on langchain-ai/langgraph: libs/checkpoint/tests/test_store.py
 # (test_cannot_put_empty_namespace, an async test calling put/get/batch/search/delete) and
 # libs/checkpoint-postgres/tests/test_store.py (test_search, which searches with list prefixes).
-# In-process memories only: a Redis client belongs to one event loop, and the store layer does
-# not yet close the caller loop's client when a sync call moves it to the portal's loop.
+# In-process and on Redis: a sync call runs on the portal's loop, an async one on the test's, and
+# the memory keeps one Redis client per loop, all closed by aclose() (issue 12, item 14).
 
 
-def both_stores() -> tuple[InMemoryStore, MemoryPrimitiveStore]:
-    return InMemoryStore(), MemoryPrimitiveStore(MemoryPrimitive())
+@pytest.fixture(params=["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def sync_memory(request: pytest.FixtureRequest) -> Any:
+    """A memory for sync-in-loop tests, in-process or on the session Redis; closed after."""
+    if request.param == "in_memory":
+        memory = MemoryPrimitive()
+    else:
+        server = request.getfixturevalue("redis_server")
+        memory = MemoryPrimitive(server.url, namespace=f"test:{uuid4().hex[:12]}")
+    yield memory
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.fixture
+def both_stores(sync_memory: MemoryPrimitive) -> tuple[InMemoryStore, MemoryPrimitiveStore]:
+    return InMemoryStore(), MemoryPrimitiveStore(sync_memory)
 
 
 def summary(item: Any) -> Any:
     return item and (item.namespace, item.key, item.value)
 
 
-async def test_sync_put_inside_a_running_loop() -> None:
+async def test_sync_put_inside_a_running_loop(both_stores: Any) -> None:
     """A sync put (and delete) from an async test works, as with InMemoryStore."""
     doc = {"foo": "bar"}
-    for store in both_stores():
+    for store in both_stores:
         store.put(("foo", "langgraph", "foo"), "bar", doc)
         assert (await store.aget(("foo", "langgraph", "foo"), "bar")).value == doc  # type: ignore[union-attr]
         with pytest.raises(InvalidNamespaceError):
@@ -241,7 +255,7 @@ async def test_sync_put_inside_a_running_loop() -> None:
         assert await store.aget(("foo", "langgraph", "foo"), "bar") is None
 
 
-async def test_sync_batch_inside_a_running_loop() -> None:
+async def test_sync_batch_inside_a_running_loop(both_stores: Any) -> None:
     """Sync batches past the public put API answer as InMemoryStore's do.
 
     (InMemoryStore applies a batch's puts after its reads, so each batch here is reads or writes.)
@@ -257,15 +271,15 @@ async def test_sync_batch_inside_a_running_loop() -> None:
     def summaries(results: list[Any]) -> list[Any]:
         return [[summary(i) for i in r] if isinstance(r, list) else summary(r) for r in results]
 
-    reference, ours = both_stores()
+    reference, ours = both_stores
     answers = [summaries(ours.batch(ops)) for ops in batches]
     assert answers == [summaries(reference.batch(ops)) for ops in batches]
     assert answers[1][0] == (("langgraph", "foo"), "bar", doc)
 
 
-async def test_sync_get_and_search_inside_a_running_loop() -> None:
+async def test_sync_get_and_search_inside_a_running_loop(both_stores: Any) -> None:
     """Sync get and search, after async puts, see the same items as InMemoryStore's."""
-    reference, ours = both_stores()
+    reference, ours = both_stores
     for store in (reference, ours):
         await store.aput(("users", "u1"), "prefs", {"text": "pizza with olives"})
     assert summary(ours.get(("users", "u1"), "prefs")) == summary(

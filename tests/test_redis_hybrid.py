@@ -242,12 +242,12 @@ async def test_recovery_replays_in_order_and_adds_an_event(redis_server_factory:
     await memory.delete("b")
     await memory.add("a", {"v": 2})
     await memory.add("c", {"v": 3}, ttl=60)
-    assert memory.get_backend_info()["journal_size"] == 5
+    assert memory.get_backend_info()["journal_size"] == 3  # newest change per key: a, b, c
     server.start()
     with capture_spans() as spans:
         await recovered(memory)
     events = [e for s in spans for e in s.events if e.name == "memory.recovered"]
-    assert [e.attributes["memory.replayed_writes"] for e in events] == [5]
+    assert [e.attributes["memory.replayed_writes"] for e in events] == [3]
     other = MemoryPrimitive(server.url, namespace=memory.namespace)
     assert await other.get("a") == {"v": 2}
     assert await other.get("b") is None

@@ -34,6 +34,7 @@ from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._hybrid import HybridStore
 from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp
 from tta_dev_primitives.telemetry._metrics import instruments
 
@@ -51,6 +52,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     copy of the most recent ``max_size`` memories stands by: if Redis fails, operations are served
     in-process and writes are journalled; when Redis answers again the journal is replayed, so no
     write made during the outage is lost. The API is the same either way.
+
+    The outage journal keeps at most ``max_journal`` writes and about ``max_journal_bytes``
+    bytes: a new write to a key replaces that key's journalled write, and past either cap the
+    oldest journalled writes are dropped (counted in ``get_backend_info()["journal_dropped"]``,
+    the ``tta.memory.journal_dropped`` counter and a ``memory.journal_dropped`` span event).
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         text_fields: Sequence[str] | None = None,
         analyzer: Analyzer | None = None,
         clock: Callable[[], float] | None = None,
+        max_journal: int = DEFAULT_MAX_JOURNAL,
+        max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
     ) -> None:
         max_size = check_max_size(max_size)
         if not isinstance(namespace, str) or not namespace:
@@ -73,6 +81,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         _check_positive("redis_timeout", redis_timeout)
         _check_positive("recovery_interval", recovery_interval)
         _check_positive("max_recovery_interval", max_recovery_interval)
+        for name, cap in (("max_journal", max_journal), ("max_journal_bytes", max_journal_bytes)):
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ValueError(f"{name} must be an int of at least 1, got {cap!r}")
         if redis_url is not None and not isinstance(redis_url, str):
             raise TypeError(f"redis_url must be str or None, got {type(redis_url).__name__}")
         clock = clock or time.monotonic
@@ -95,6 +106,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             remote,
             backoff=Backoff(recovery_interval, max_recovery_interval),
             clock=clock,
+            namespace=namespace,
+            max_journal=max_journal,
+            max_journal_bytes=max_journal_bytes,
         )
 
     # -- the seed's API ------------------------------------------------------------------------
@@ -188,6 +202,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "redis_configured": remote is not None,
             "degraded": self._store.degraded,
             "journal_size": self._store.journal_size,
+            "journal_bytes": self._store.journal_bytes,
+            "journal_dropped": self._store.journal_dropped,
+            "recovering": self._store.recovering,
+            "dead_letters": self._store.dead_letter_count,
+            "dead_letter_log": list(self._store.dead_letters),
             "last_error": self._store.last_error,
         }
         if remote is not None:

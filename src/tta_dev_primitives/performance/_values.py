@@ -2,7 +2,9 @@
 
 Values are ``dict[str, Any]`` of JSON types: str, int, float (finite), bool, None, lists and
 dicts with str keys (tuples are accepted and come back as lists). Everything is checked before
-anything is stored, and errors name the offending path, e.g. ``value['tags'][2]``.
+anything is stored, and errors name the offending path, e.g. ``value['tags'][2]``. Strings
+(keys, values and field names) must be encodable as UTF-8: a lone surrogate such as ``"\ud800"``
+is refused, since Redis could never store it. A TTL is at most ``MAX_TTL`` (100 years).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
 
 __all__ = [
+    "MAX_TTL",
     "check_key",
     "check_limit",
     "check_max_size",
@@ -25,6 +28,9 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 64
+# 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
+# expiry (its millisecond deadlines overflow near 1e14 s), so a write is never half-applied.
+MAX_TTL = 100 * 365 * 24 * 3600
 # Built once: json.dumps with non-default options builds a new encoder on every call. Values
 # are validated (finite floats, depth-limited, so not circular) before they reach it.
 _ENCODER = json.JSONEncoder(
@@ -77,7 +83,42 @@ def encode_value(value: Any) -> str:
     except _Bad as bad:
         where = "value" + "".join(reversed(bad.path))
         raise InvalidMemoryValueError(f"{where} {bad.reason}") from None
-    return _ENCODER.encode(value)
+    text = _ENCODER.encode(value)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            where, reason = _find_unencodable(value)
+            raise InvalidMemoryValueError(f"{where} {reason}") from None
+    return text
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_unencodable(obj: Any, where: str = "value") -> tuple[str, str]:
+    """The path of the first str that UTF-8 cannot encode (a lone surrogate), and why."""
+    reason = "contains a lone surrogate, which UTF-8 (and so Redis) cannot store"
+    if isinstance(obj, str):
+        return (where, reason) if _unencodable(obj) else ("", "")
+    items: Any = ()
+    if isinstance(obj, dict):
+        for key in obj:
+            if _unencodable(key):
+                return f"{where} key {key!r}", reason
+        items = ((f"{where}[{k!r}]", v) for k, v in obj.items())
+    elif isinstance(obj, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    for path, item in items:
+        found = _find_unencodable(item, path)
+        if found[0]:
+            return found
+    return "", ""
 
 
 def decode_value(payload: str | bytes) -> dict[str, Any] | None:
@@ -95,17 +136,23 @@ def check_key(key: Any) -> str:
         raise TypeError(f"memory keys must be str, got {type(key).__name__}")
     if not key:
         raise InvalidMemoryKeyError("memory keys must not be empty")
+    if not key.isascii() and _unencodable(key):
+        raise InvalidMemoryKeyError(
+            f"memory key {key!r} contains a lone surrogate, which UTF-8 (and so Redis) cannot store"
+        )
     return key
 
 
 def check_ttl(ttl: Any) -> float | None:
-    """A TTL is None or a positive, finite number of seconds (not a bool)."""
+    """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool)."""
     if ttl is None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
     if not (math.isfinite(ttl) and ttl > 0):
         raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if ttl > MAX_TTL:
+        raise ValueError(f"ttl must be at most {MAX_TTL} seconds (100 years), got {ttl!r}")
     return float(ttl)
 
 

@@ -103,6 +103,9 @@ class StorageBackend(ABC):
     async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
         """Check that the backend can serve (a server backend sends PING); raise if not."""
 
+    async def catch_up(self) -> None:  # noqa: B027 (optional hook: nothing to catch up)
+        """Bring any local view of the backend (a search replica) up to date, off the hot path."""
+
     def describe(self) -> dict[str, Any]:
         """Facts for ``get_backend_info()``; never a secret."""
         return {}

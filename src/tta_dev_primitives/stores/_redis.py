@@ -6,14 +6,22 @@ replica of the index caught up from Redis's change feed (``_replica``). A namesp
 session's memories and their feed share a slot (Lua needs that on a cluster) while a namespace
 spreads over shards. A Redis Cluster is detected on first connect (``INFO cluster``) and then
 served by redis-py's cluster client with ``CLUSTER_PARTITIONS`` partitions; nothing else changes.
-Every call is bounded by ``timeout``; anything that means "Redis cannot serve now" becomes
-``BackendUnavailableError``, with the URL's password scrubbed from the message.
+Every call is bounded by ``timeout``, which measures the server round trip: waiting for one of
+the ``MAX_IN_FLIGHT`` call slots of the loop (one pooled connection each) happens before the
+timer starts, so a burst of calls queues instead of timing out. Anything that means "Redis
+cannot serve now" becomes ``BackendUnavailableError``, with the URL's password scrubbed from the
+message: connection and timeout errors, replies that are not RESP (another service on the
+port), ACL refusals (inside scripts too), and WRONGTYPE from our own keys (a warning names them).
+
+A client belongs to one event loop, so there is one per loop the backend is used from (sync
+adapters run on a portal loop); ``aclose()`` closes all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
@@ -38,6 +46,8 @@ __all__ = ["RedisBackend"]
 
 R = TypeVar("R")
 
+log = logging.getLogger("tta_dev_primitives.memory")
+
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
 _UNAVAILABLE = (
     rexc.ConnectionError,
@@ -55,15 +65,23 @@ _UNAVAILABLE = (
     rexc.RedisClusterException,
     rexc.SlotNotCoveredError,
     rexc.MaxConnectionsError,
+    rexc.InvalidResponse,  # not a Redis on the port (an HTTP server, say)
     OSError,
     TimeoutError,
 )
 _UNAVAILABLE_REPLIES = (
     "NOAUTH", "WRONGPASS", "NOPERM", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN",
-    "TRYAGAIN", "MISCONF", "OOM", "BUSY",
+    "TRYAGAIN", "MISCONF", "OOM", "BUSY", "WRONGTYPE",
 )  # fmt: skip
+# Replies that mean "not now, not for this data" wherever they appear (inside a script's error).
+_UNAVAILABLE_INSIDE = ("CAN'T RUN THIS COMMAND", "NO PERMISSIONS", "NOPERM", "WRONGTYPE")
+# The type each of a partition's own keys must have (see ``_redis_lua``).
+_OWN_TYPES = {"n": b"hash", "w": b"hash", "r": b"zset", "x": b"zset", "g": b"zset"}
 _REPLAY_CHUNK = 200
 MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients is 10000
+# Calls in flight per event loop, each on its own pooled connection; more wait for a slot
+# (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
+MAX_IN_FLIGHT = 64
 # Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number of
 # shards. Every process must use the same number, so it is a constant, not a setting.
 CLUSTER_PARTITIONS = 64
@@ -81,6 +99,19 @@ def _partition_key(key: str) -> str:
         return key
     second = key.find(":", first + 1)
     return key if second == -1 else key[:second]
+
+
+class _LoopClient:
+    """The client of one event loop, its scripts, and the slots that bound its calls."""
+
+    __slots__ = ("client", "connecting", "failures", "scripts", "slots")
+
+    def __init__(self) -> None:
+        self.client: Any = None  # aioredis.Redis or RedisCluster
+        self.scripts: dict[str, Any] = {}
+        self.connecting = asyncio.Lock()  # one connect at a time
+        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.failures = 0  # unavailable errors so far: a waiting call seeing one gives up
 
 
 def _partition_of(key: str, partitions: int) -> int:
@@ -119,10 +150,8 @@ class RedisBackend(StorageBackend):
         self.topology: str | None = None  # "standalone" or "cluster", known after connecting
         self._nodes = 0
         self._bases = self._make_bases(partitions)
-        self._client: Any = None  # aioredis.Redis or RedisCluster
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._connecting: asyncio.Lock | None = None  # one connect at a time, per loop
-        self._scripts: dict[str, Any] = {}
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._warned_types: set[str] = set()
         self.indexing = indexing or Indexing()
         self._replica: Replica | None = None  # made by the first search, once partitions are known
 
@@ -132,21 +161,34 @@ class RedisBackend(StorageBackend):
 
     # -- connection ----------------------------------------------------------------------------
 
-    async def _connect(self) -> Any:
-        """The client for the running loop, made on first use (and again on a new loop).
+    def _state(self) -> _LoopClient:
+        """The running loop's client state, made on first use there."""
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            for old in [old for old in self._loops if old.is_closed()]:
+                _drop_sockets(self._loops.pop(old).client)  # its loop can no longer close it
+            state = self._loops[loop] = _LoopClient()
+        return state
+
+    @property
+    def _scripts(self) -> dict[str, Any]:
+        """The running loop's registered scripts (a script is bound to its client)."""
+        return self._state().scripts
+
+    async def _connect(self, state: _LoopClient) -> Any:
+        """The client for the running loop, made on first use.
 
         The first connection asks the server whether it is a cluster node; if so, the
         standalone client is swapped for redis-py's cluster client.
         """
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
-            return self._client
-        if self._connecting is None or self._loop is not loop:
-            self._connecting, self._loop, self._client = asyncio.Lock(), loop, None
-        async with self._connecting:
-            if self._client is None:
-                self._client = await self._new_client()
-        return self._client
+        async with state.connecting:
+            if state.client is None:
+                client = await self._new_client()
+                state.scripts = {name: client.register_script(getattr(lua, name))
+                                 for name in _SCRIPTS}  # fmt: skip
+                state.client = client
+        return state.client
 
     async def _new_client(self) -> Any:
         common: dict[str, Any] = {
@@ -175,47 +217,86 @@ class RedisBackend(StorageBackend):
                 self.topology = "cluster"
             else:
                 self.topology = "standalone"
-        self._scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
         return client
 
     async def _call(self, work: Callable[[aioredis.Redis], Awaitable[R]]) -> R:
-        """Run ``work`` within the timeout, translating Redis failures at the seam."""
-        client = None
-        try:
-            async with asyncio.timeout(self.timeout):
-                client = self._client
-                if client is None or self._loop is not asyncio.get_running_loop():
-                    client = await self._connect()
-                return await work(client)
-        except _UNAVAILABLE as exc:  # first: several are ResponseError subclasses (NOPERM, ...)
-            await self._forget_topology(client)
-            message = scrub(str(exc) or type(exc).__name__, self._url)
-            raise BackendUnavailableError(
-                f"Redis at {redact_url(self._url)} unavailable: {message}"
-            ) from None
-        except rexc.ResponseError as exc:
-            message = scrub(str(exc), self._url)
-            if message.upper().startswith(_UNAVAILABLE_REPLIES):
-                await self._forget_topology(client)
-                raise BackendUnavailableError(f"Redis refused: {message}") from None
-            raise BackendError(f"Redis error: {message}") from None
+        """Run ``work`` within the timeout, translating Redis failures at the seam.
 
-    async def _forget_topology(self, failed: Any) -> None:
+        The timeout starts once the call has a slot: waiting for one is not a server failure.
+        A call that waited while another failed for availability gives up without trying.
+        """
+        state = self._state()
+        seen = state.failures
+        async with state.slots:
+            if state.failures != seen:
+                raise BackendUnavailableError(
+                    f"Redis at {redact_url(self._url)} unavailable: failed while this call waited"
+                )
+            client = None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    client = state.client
+                    if client is None:
+                        client = await self._connect(state)
+                    return await work(client)
+            except _UNAVAILABLE as exc:  # first: several are ResponseError subclasses (NOPERM)
+                state.failures += 1
+                await self._forget_topology(state, client)
+                message = scrub(str(exc) or type(exc).__name__, self._url)
+                raise BackendUnavailableError(
+                    f"Redis at {redact_url(self._url)} unavailable: {message}"
+                ) from None
+            except rexc.ResponseError as exc:
+                message = scrub(str(exc), self._url)
+                upper = message.upper()
+                if upper.startswith(_UNAVAILABLE_REPLIES) or any(
+                    reply in upper for reply in _UNAVAILABLE_INSIDE
+                ):
+                    state.failures += 1
+                    if "WRONGTYPE" in upper and client is not None:
+                        await self._warn_wrong_types(client)
+                    await self._forget_topology(state, client)
+                    raise BackendUnavailableError(f"Redis refused: {message}") from None
+                raise BackendError(f"Redis error: {message}") from None
+            except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
+                raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+
+    async def _warn_wrong_types(self, client: Any) -> None:
+        """Name this namespace's own keys that hold the wrong type (someone else wrote them)."""
+        names = [base + suffix for base in self._bases for suffix in _OWN_TYPES]
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                types = [await client.type(name) for name in names]
+            for name, found in zip(names, types, strict=True):
+                want = _OWN_TYPES[name[-1]]
+                if found not in (want, b"none", want.decode(), "none") and name not in (
+                    self._warned_types
+                ):
+                    self._warned_types.add(name)
+                    log.warning(
+                        "Redis key %r holds a %s, not the %s this namespace keeps there: "
+                        "serving in-process until it is fixed (delete the key, or clear())",
+                        name, found.decode() if isinstance(found, bytes) else found,
+                        want.decode(),
+                    )  # fmt: skip
+
+    async def _forget_topology(self, state: _LoopClient, failed: Any) -> None:
         """On a cluster, drop the client after a failure: the next call rediscovers the slots.
 
         redis-py's cluster client keeps routing to a dead master after its replica took over;
         a fresh client asks a live node for the current slot map.
         """
-        if self.topology != "cluster" or failed is None or self._client is not failed:
+        if self.topology != "cluster" or failed is None or state.client is not failed:
             return  # not a cluster, or another call already replaced the failed client
-        self._client = None
+        state.client = None
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.timeout):
                 await failed.aclose()
 
     async def _ready(self) -> None:
         """Connect (learning the topology) before computing keys: partitions depend on it."""
-        if self._client is None or self._loop is not asyncio.get_running_loop():
+        state = self._loops.get(asyncio.get_running_loop())
+        if state is None or state.client is None:
             await self._call(_connected)
 
     def _base(self, key: str) -> str:
@@ -309,6 +390,12 @@ class RedisBackend(StorageBackend):
             if len(found) >= limit or len(keys) < want:
                 return found[:limit]
             want = limit + (want - len(found))
+
+    async def catch_up(self) -> None:
+        """Read what changed into this process's replica, if it has one (after a replay)."""
+        if self._replica is not None:
+            await self._ready()
+            await self._replica_for_topology().sync(self._changes)
 
     def _replica_for_topology(self) -> Replica:
         replica = self._replica
@@ -470,15 +557,59 @@ class RedisBackend(StorageBackend):
         }
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
-            try:
-                if isinstance(client, RedisCluster):
-                    await client.aclose()
-                else:
-                    await client.aclose(close_connection_pool=True)
-            except (*_UNAVAILABLE, rexc.RedisError):
-                pass  # closing a dead connection: nothing left to release
+        """Close every loop's client: this loop's here, a running loop's on that loop, and a
+        closed loop's sockets directly (nothing else could close them)."""
+        loops, self._loops = self._loops, {}
+        running = asyncio.get_running_loop()
+        for loop, state in loops.items():
+            client = state.client
+            if client is None:
+                continue
+            if loop is running:
+                await _close_client(client)
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(_close_client(client), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + 1)
+            else:
+                _drop_sockets(client)
+
+
+async def _close_client(client: Any) -> None:
+    try:
+        if isinstance(client, RedisCluster):
+            await client.aclose()
+        else:
+            await client.aclose(close_connection_pool=True)
+    except (*_UNAVAILABLE, rexc.RedisError):
+        pass  # closing a dead connection: nothing left to release
+
+
+def _drop_sockets(client: Any) -> None:
+    """Close the sockets of a client whose event loop is closed, without that loop.
+
+    Its transports cannot be closed the usual way (that schedules on the loop), so the socket
+    is closed and the transport and connection marked closed: no ResourceWarning later.
+    """
+    if client is None:
+        return
+    if isinstance(client, RedisCluster):
+        nodes = client.get_nodes()
+        connections = [c for node in nodes for c in getattr(node, "_connections", [])]
+    else:
+        pool = client.connection_pool
+        connections = [*pool._available_connections, *pool._in_use_connections]
+    for connection in connections:
+        writer = getattr(connection, "_writer", None)
+        transport: Any = getattr(writer, "transport", None)
+        with contextlib.suppress(Exception):
+            sock = getattr(transport, "_sock", None)
+            if sock is not None:
+                sock.close()
+                transport._sock = None
+            if transport is not None:
+                transport._closing = True
+        connection._reader = connection._writer = None
 
 
 def _put_args(base: str, key: str, payload: Any, ttl: float | None, version: str) -> list[Any]:

@@ -1,11 +1,13 @@
 """One memory operation's span and counter, so the primitives don't repeat telemetry code.
 
-Span names are ``memory.<op>`` (add, get, search, delete, clear, and flush when it replays);
+Span names are ``memory.<op>`` (add, get, search, delete, clear, flush, and recover for the
+background replay after an outage);
 attributes ``memory.backend`` (``redis`` or ``in_memory``),
 ``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
 in-process), ``memory.hit`` (get), ``memory.result_count`` (search). Events: ``memory.fallback``
-on a switch to the in-process store and ``memory.recovered`` (``memory.replayed_writes``) on the
-return to Redis.
+on a switch to the in-process store, ``memory.journal_dropped`` (``memory.dropped_writes``) when a
+full journal drops writes, ``memory.dead_letters`` when Redis refuses replayed writes for their
+data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Redis.
 """
 
 from __future__ import annotations

@@ -4,11 +4,13 @@ Instruments from the API's proxy meter are no-ops until a meter provider is inst
 forward to it, so nothing here needs to know whether an SDK is configured. Names:
 
 - ``tta.memory.operations`` (unit ``{operation}``): attributes ``memory.operation``
-  (add, get, search, delete, clear, size, flush), ``memory.backend`` (redis, in_memory),
+  (add, get, search, delete, clear, size, flush, recover), ``memory.backend`` (redis, in_memory),
   ``memory.outcome`` (ok, hit, miss, error).
 - ``tta.memory.fallbacks``: switches from Redis to the in-process fallback.
 - ``tta.memory.recoveries``: returns to Redis after an outage.
 - ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
+- ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full.
+- ``tta.memory.dead_letters``: journalled writes the backend refused for their data on replay.
 - ``tta.memory.invalid_values``: values found in a backend that were not valid memories.
 - ``tta.cache.requests``: ``CachePrimitive`` lookups, attribute ``cache.hit`` (true/false).
 """
@@ -35,8 +37,10 @@ class Instruments:
 
     __slots__ = (
         "cache_requests",
+        "dead_letters",
         "fallbacks",
         "invalid_values",
+        "journal_dropped",
         "memory_operations",
         "recoveries",
         "replayed_writes",
@@ -54,6 +58,12 @@ class Instruments:
         )
         self.replayed_writes: Counter = meter.create_counter(
             "tta.memory.replayed_writes", unit="{write}", description="Writes replayed on recovery"
+        )
+        self.journal_dropped: Counter = meter.create_counter(
+            "tta.memory.journal_dropped", unit="{write}", description="Writes dropped, journal full"
+        )
+        self.dead_letters: Counter = meter.create_counter(
+            "tta.memory.dead_letters", unit="{write}", description="Replayed writes refused"
         )
         self.invalid_values: Counter = meter.create_counter(
             "tta.memory.invalid_values", unit="{value}", description="Unreadable stored values"

@@ -1,0 +1,222 @@
+"""The outage journal and the replay that drains it: small objects the hybrid drives.
+
+``Journal``: writes made while the remote is failing, in order, bounded in entries and bytes.
+
+- A write to a key replaces that key's older journalled write (only the newest change of a key
+  matters once replayed; the survivor keeps its own place in the order). A ``Clear`` replaces
+  everything before it. So a journal holds at most one entry per key, plus one clear.
+- If it is still over a cap, the *oldest* entries are dropped and counted (``dropped``): the
+  newest writes are the ones most likely to be read back, and the in-process copy still holds
+  what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
+
+``Replay``: one run of the recovery, as a background task. It probes the remote, then sends the
+journal in batches of ``batch`` entries until the journal is empty (writes made meanwhile join
+the end and are sent too). Writers in the process are faster than a round trip, so the journal
+might never empty while they run: before sending the *last* batch, ``on_final`` lets the hybrid
+send new writes to the remote directly (versions keep them from being overwritten by the older
+entries still in flight). Before that, the remote's ``catch_up`` runs (a search replica reads
+the replayed writes), so no caller's first search pays for reading them.
+
+A batch the remote refuses *for its data* (``BackendError`` that is
+not ``BackendUnavailableError``) is retried entry by entry; the entries it still refuses go to a
+bounded dead-letter list, and the rest goes on. An availability error stops the run: the
+journal keeps what was not sent, and the hybrid probes again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
+
+__all__ = ["DEFAULT_MAX_JOURNAL", "DEFAULT_MAX_JOURNAL_BYTES", "Journal", "Journalled", "Replay"]
+
+log = logging.getLogger("tta_dev_primitives.memory")
+
+DEFAULT_MAX_JOURNAL = 100_000
+DEFAULT_MAX_JOURNAL_BYTES = 128 * 1024 * 1024  # 100,000 short memories fit (~920 bytes each)
+MAX_DEAD_LETTERS = 100
+# Bytes an entry costs besides its key, payload and terms (the entry, the write, its version, the
+# ordered dict's node and token, the terms dict), and per indexed term: calibrated with
+# tracemalloc on short memories (about 920 bytes each), so the byte cap means process memory.
+_ENTRY_OVERHEAD = 600
+_TERM_OVERHEAD = 80
+_CLEAR = ("clear",)
+
+
+def _size(write: Write) -> int:
+    """An estimate of the memory a journalled write holds (its strings dominate)."""
+    if isinstance(write, Clear):
+        return _ENTRY_OVERHEAD
+    size = _ENTRY_OVERHEAD + len(write.key)
+    if isinstance(write, Put):
+        payload = write.payload
+        size += len(payload) if isinstance(payload, str | bytes) else 256
+        if write.terms:
+            size += sum(len(term) + _TERM_OVERHEAD for term in write.terms)
+    return size
+
+
+class Journalled:
+    """A journalled write, with its TTL as a deadline so replay keeps only the remainder."""
+
+    __slots__ = ("deadline", "size", "write")
+
+    def __init__(self, write: Write, deadline: float | None) -> None:
+        self.write = write
+        self.deadline = deadline
+        self.size = _size(write)
+
+
+class Journal:
+    """Writes waiting for the remote, coalesced per key, capped in entries and bytes."""
+
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_JOURNAL, max_bytes: int = DEFAULT_MAX_JOURNAL_BYTES
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, ...], Journalled] = OrderedDict()
+        self.bytes = 0
+        self.dropped = 0  # writes dropped because the journal was full, since the start
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def add(self, write: Write, deadline: float | None) -> int:
+        """Journal ``write``; return how many old entries were dropped to make room."""
+        entry = Journalled(write, deadline)
+        token: tuple[str, ...]
+        if isinstance(write, Clear):
+            self._entries.clear()  # a clear supersedes every earlier change
+            self.bytes = 0
+            token = _CLEAR
+        else:
+            token = ("k", write.key)
+            old = self._entries.pop(token, None)
+            if old is not None:
+                self.bytes -= old.size
+        self._entries[token] = entry
+        self.bytes += entry.size
+        dropped = 0
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.max_entries or self.bytes > self.max_bytes
+        ):
+            _, oldest = self._entries.popitem(last=False)
+            self.bytes -= oldest.size
+            dropped += 1
+        self.dropped += dropped
+        return dropped
+
+    def head(self, count: int) -> list[tuple[tuple[str, ...], Journalled]]:
+        """The oldest ``count`` entries, left in place until ``done``."""
+        batch = []
+        for item in self._entries.items():
+            batch.append(item)
+            if len(batch) >= count:
+                break
+        return batch
+
+    def done(self, sent: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
+        """Remove sent entries, unless a newer write to the same key replaced them meanwhile."""
+        for token, entry in sent:
+            if self._entries.get(token) is entry:
+                del self._entries[token]
+                self.bytes -= entry.size
+
+    def has_key(self, key: str) -> bool:
+        return ("k", key) in self._entries
+
+
+class Replay:
+    """Probe the remote and drain a journal into it; see the module docstring."""
+
+    def __init__(
+        self,
+        remote: StorageBackend,
+        journal: Journal,
+        clock: Callable[[], float],
+        *,
+        batch: int = 500,
+        dead_letters: deque[dict[str, Any]] | None = None,
+        on_final: Callable[[], None] | None = None,
+    ) -> None:
+        self.on_final = on_final
+        self.remote = remote
+        self.journal = journal
+        self.clock = clock
+        self.batch = batch
+        self.dead_letters: deque[dict[str, Any]] = (
+            dead_letters if dead_letters is not None else deque(maxlen=MAX_DEAD_LETTERS)
+        )
+        self.dead = 0  # entries refused by the remote for their data, in this run
+        self.replayed = 0
+
+    async def run(self) -> int:
+        """Replay until the journal is empty; the number of writes sent.
+
+        Raises ``BackendUnavailableError`` if the remote fails meanwhile (what was not sent
+        stays in the journal).
+        """
+        await self.remote.probe()
+        journal = self.journal
+        while journal:
+            batch = journal.head(self.batch)
+            if len(batch) == len(journal) and self.on_final is not None:
+                # The replica (if any) reads the replayed writes now, not in a caller's search.
+                await self.remote.catch_up()
+                self.on_final()
+            writes = self._replayable([entry for _, entry in batch])
+            try:
+                await self.remote.apply(writes)
+            except BackendUnavailableError:
+                raise
+            except BackendError:
+                await self._one_by_one(writes)
+            journal.done(batch)
+            self.replayed += len(batch)
+            if journal:
+                log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
+        return self.replayed
+
+    async def _one_by_one(self, writes: Sequence[Write]) -> None:
+        """Send each write alone; the ones refused for their data become dead letters."""
+        for write in writes:
+            try:
+                await send(self.remote, write)
+            except BackendUnavailableError:
+                raise
+            except BackendError as exc:
+                self.dead += 1
+                self.dead_letters.append(
+                    {"op": type(write).__name__.lower(),
+                     "key": getattr(write, "key", None), "error": str(exc)[:200]}
+                )  # fmt: skip
+                log.warning(
+                    "the memory backend refused a journalled %s of key %r; kept as a dead "
+                    "letter (see get_backend_info()['dead_letters']): %s",
+                    type(write).__name__.lower(), getattr(write, "key", None), exc,
+                )  # fmt: skip
+
+    def _replayable(self, batch: Sequence[Journalled]) -> list[Write]:
+        """Writes with TTLs shortened by the time spent in the journal; expired puts delete."""
+        now = self.clock()
+        writes: list[Write] = []
+        for item in batch:
+            write = item.write
+            if isinstance(write, Put) and item.deadline is not None:
+                left = item.deadline - now
+                write = (
+                    Put(write.key, write.payload, left, write.terms, write.version)
+                    if left > 0
+                    else Delete(write.key, write.version)
+                )
+            writes.append(write)
+        return writes

@@ -1,0 +1,489 @@
+"""Issue 12 on real redis-server processes: recovery in the background, a bounded journal, dead
+letters, validation before journalling, bursts, one client per loop, and foreign replies.
+
+Waits are hang guards or deliberately generous bounds (``redis_timeout`` + 2 s), never
+performance assertions; the measured figures are in ``benchmarks/bench_outage.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from conftest import eventually
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._base import Put
+from tta_dev_primitives.testing import capture_spans
+
+pytestmark = pytest.mark.redis
+
+Factory = Callable[..., RedisServer]
+
+
+def namespace() -> str:
+    return f"test:{uuid4().hex[:12]}"
+
+
+def fast_recovery(url: str, **kwargs: Any) -> MemoryPrimitive:
+    """A memory that probes a failed Redis often, so tests need not wait long."""
+    options: dict[str, Any] = {
+        "namespace": namespace(),
+        "redis_timeout": 0.5,
+        "recovery_interval": 0.05,
+        "max_recovery_interval": 0.2,
+        "max_size": 100_000,
+    }
+    options.update(kwargs)
+    return MemoryPrimitive(url, **options)
+
+
+async def replayed(memory: MemoryPrimitive) -> None:
+    """Await the replay (flush) until the journal is empty and Redis serves."""
+
+    async def done() -> bool:
+        return await memory.flush() and memory.using_redis
+
+    await eventually(done, within=60)
+
+
+# -- item 3: no caller pays for a replay --------------------------------------------------------
+
+
+async def test_no_call_waits_for_the_replay_of_a_long_journal(
+    redis_server_factory: Factory,
+) -> None:
+    """With 20k journalled writes, calls during the replay return within timeout + 2 s."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(20_000):
+        await memory.add(f"u{i % 50}:s:{i}", {"content": f"note {i}"})
+    assert memory.get_backend_info()["journal_size"] == 20_000
+    server.start()
+    await asyncio.sleep(0.3)  # past the probe delay: the next call starts the recovery
+    bound = 0.5 + 2.0
+    longest = 0.0
+    with capture_spans() as spans:
+        async with asyncio.timeout(120):  # hang guard
+            start = time.monotonic()
+            assert await memory.get("u1:s:1") == {"content": "note 1"}
+            longest = time.monotonic() - start
+            assert memory.get_backend_info()["recovering"]
+            for i in range(200):
+                start = time.monotonic()
+                await asyncio.gather(
+                    memory.get(f"u{i % 50}:s:{i}"),
+                    memory.add(f"late:{i}", {"content": "late"}),
+                    memory.size(),
+                )
+                longest = max(longest, time.monotonic() - start)
+                if not memory.get_backend_info()["recovering"]:
+                    break
+    assert longest < bound, longest
+    first = next(s for s in spans if s.name == "memory.get")
+    assert first.attributes is not None
+    assert first.attributes["memory.fallback"] is True
+    await replayed(memory)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.get("u7:s:19957") == {"content": "note 19957"}
+    assert await other.get("late:0") == {"content": "late"}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_the_replay_ends_while_writers_never_pause(redis_server_factory: Factory) -> None:
+    """Writers faster than a round trip cannot keep the store degraded; their writes all land."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(3000):
+        await memory.add(f"old{i}", {"v": i})
+    server.start()
+    await asyncio.sleep(0.3)
+    last: dict[str, int] = {}
+
+    async def writer(w: int) -> None:
+        i = 0
+        while not memory.using_redis or i < 10:
+            i += 1
+            await memory.add(f"w{w}", {"v": i})
+            last[f"w{w}"] = i
+            await asyncio.sleep(0)
+
+    async with asyncio.timeout(60):  # hang guard: before the fix this never ended
+        await asyncio.gather(*(writer(w) for w in range(4)))
+        assert await memory.flush()
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert {k: (await other.get(k) or {}).get("v") for k in last} == last
+    assert await other.get("old2999") == {"v": 2999}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_aclose_replays_what_is_left(redis_server_factory: Factory) -> None:
+    """aclose() awaits the background replay: the journal lands in Redis before it returns."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(2000):
+        await memory.add(f"k{i}", {"v": i})
+    server.start()
+    await asyncio.sleep(0.3)
+    await memory.get("k1")  # starts the background recovery
+    async with asyncio.timeout(60):
+        await memory.aclose()
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.size() == 2000  # (the restarted server lost "warm": no persistence)
+    await other.clear()
+    await other.aclose()
+
+
+# -- item 4: the journal is bounded -------------------------------------------------------------
+
+
+async def test_the_journal_keeps_the_newest_write_per_key(redis_server_factory: Factory) -> None:
+    """1,000 writes to 10 keys journal 10 entries; the newest value of each lands in Redis."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(1000):
+        await memory.add(f"k{i % 10}", {"v": i})
+    info = memory.get_backend_info()
+    assert (info["journal_size"], info["journal_dropped"]) == (10, 0)
+    assert info["journal_bytes"] > 0
+    server.start()
+    await replayed(memory)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert [await other.get(f"k{i}") for i in range(10)] == [{"v": 990 + i} for i in range(10)]
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_full_journal_drops_the_oldest_and_counts_them(
+    redis_server_factory: Factory,
+) -> None:
+    """Past max_journal, the oldest journalled writes are dropped, counted, and reported."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=100)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    with capture_spans() as spans:
+        for i in range(250):
+            await memory.add(f"k{i}", {"v": i})
+    info = memory.get_backend_info()
+    assert (info["journal_size"], info["journal_dropped"]) == (100, 150)
+    events = [e for s in spans for e in s.events if e.name == "memory.journal_dropped"]
+    assert sum(e.attributes["memory.dropped_writes"] for e in events) == 150  # type: ignore[index,misc]
+    server.start()
+    await replayed(memory)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.get("k249") == {"v": 249}
+    assert await other.get("k150") == {"v": 150}
+    assert await other.get("k149") is None  # dropped: counted above, not silently
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_the_journal_is_bounded_in_bytes(redis_server_factory: Factory) -> None:
+    """max_journal_bytes caps the journal's estimated size."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal_bytes=200_000)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(100):
+        await memory.add(f"k{i}", {"text": "x" * 10_000})
+    info = memory.get_backend_info()
+    assert info["journal_bytes"] <= 200_000
+    assert info["journal_dropped"] == 100 - info["journal_size"] > 0
+    await memory.aclose()
+
+
+def test_journal_caps_are_checked() -> None:
+    """max_journal and max_journal_bytes must be ints of at least 1."""
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_journal"):
+            MemoryPrimitive(max_journal=bad)
+        with pytest.raises(ValueError, match="max_journal_bytes"):
+            MemoryPrimitive(max_journal_bytes=bad)
+
+
+# -- item 2: a bad entry never wedges recovery --------------------------------------------------
+
+
+async def test_an_entry_redis_refuses_becomes_a_dead_letter(redis_server_factory: Factory) -> None:
+    """A journalled write Redis rejects for its data is set aside; the rest replays."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    await memory.add("a", {"v": 1})
+    # What an older version let into the journal: a ttl Redis refuses (validation stops it now).
+    memory._store._journal.add(Put("bad", '{"v":2}', 1e15, None, "0"), None)
+    await memory.add("b", {"v": 3})
+    server.start()
+    async with asyncio.timeout(30):
+        await replayed(memory)
+        assert await memory.get("a") == {"v": 1}
+        assert await memory.get("b") == {"v": 3}
+    info = memory.get_backend_info()
+    assert info["dead_letters"] == 1
+    assert info["dead_letter_log"][0]["key"] == "bad"
+    assert info["journal_size"] == 0
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "ttl", "error"),
+    [
+        ("k", {"v": 1}, 1e15, ValueError),
+        ("k", {"v": 1}, 1e10, ValueError),
+        ("k", {"text": "bad \ud800 text"}, None, TypeError),
+        ("k", {"\udc00": 1}, None, TypeError),
+        ("bad\ud800key", {"v": 1}, None, ValueError),
+    ],
+)
+async def test_what_redis_cannot_take_is_refused_before_it_is_journalled(
+    redis_server_factory: Factory, key: str, value: dict[str, Any], ttl: float | None, error: type
+) -> None:
+    """Huge ttls and lone surrogates raise at add, during an outage too; recovery is unaffected."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    with pytest.raises(error, match=r"ttl|surrogate"):
+        await memory.add(key, value, ttl)
+    await memory.add("after", {"v": 1})
+    assert memory.get_backend_info()["journal_size"] == 1
+    server.start()
+    async with asyncio.timeout(30):
+        await replayed(memory)
+        assert await memory.get("after") == {"v": 1}
+        assert await memory.get("k") is None
+    assert memory.get_backend_info()["dead_letters"] == 0
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_huge_ttl_leaves_the_index_alone(redis_server: RedisServer) -> None:
+    """Item 8: add(k, v, ttl=1e14) raises and k stays found by get, search and size."""
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace())
+    await memory.add("u1:s1:k", {"content": "kept in the index"})
+    with pytest.raises(ValueError, match="ttl"):
+        await memory.add("u1:s1:k", {"content": "replaced"}, ttl=1e14)
+    assert await memory.get("u1:s1:k") == {"content": "kept in the index"}
+    assert await memory.search("index") == [{"content": "kept in the index"}]
+    assert await memory.size() == 1
+    assert memory.using_redis
+    await memory.clear()
+    await memory.aclose()
+
+
+# -- item 6: bursts are not outages -------------------------------------------------------------
+
+
+async def test_five_thousand_concurrent_gets_on_a_fresh_instance(
+    redis_server_factory: Factory,
+) -> None:
+    """5,000 concurrent gets from a new instance on a healthy Redis: no fallback, all found."""
+    server = redis_server_factory()
+    ns = namespace()
+    writer = MemoryPrimitive(server.url, namespace=ns)
+    for start in range(0, 1000, 100):
+        await asyncio.gather(*(writer.add(f"k{i}", {"v": i}) for i in range(start, start + 100)))
+    await writer.aclose()
+    memory = MemoryPrimitive(server.url, namespace=ns)
+    async with asyncio.timeout(120):  # hang guard
+        values = await asyncio.gather(*(memory.get(f"k{i % 1000}") for i in range(5000)))
+    assert values == [{"v": i % 1000} for i in range(5000)]
+    info = memory.get_backend_info()
+    assert (info["backend"], info["degraded"]) == ("redis", False)
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_langgraph_large_concurrent_batches_stay_on_redis(
+    redis_server_factory: Factory,
+) -> None:
+    """As LangGraph's test_large_batches_async: thousands of concurrent aput/aget, no fallback."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    store = MemoryPrimitiveStore(memory)
+    n = 3000
+    async with asyncio.timeout(120):  # hang guard
+        await asyncio.gather(*(store.aput(("test", "foo"), f"k{i}", {"v": i}) for i in range(n)))
+        items = await asyncio.gather(*(store.aget(("test", "foo"), f"k{i}") for i in range(n)))
+    assert [item.value if item else None for item in items] == [{"v": i} for i in range(n)]
+    assert memory.get_backend_info()["degraded"] is False
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_burst_on_a_stalled_server_is_bounded_by_one_timeout(
+    redis_server_factory: Factory,
+) -> None:
+    """500 concurrent gets on a SIGSTOPped Redis: queued calls give up with the first failure."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, redis_timeout=0.3)
+    await memory.add("k", {"v": 1})
+    server.stall()
+    try:
+
+        async def timed() -> float:
+            start = time.monotonic()
+            assert await memory.get("k") == {"v": 1}
+            return time.monotonic() - start
+
+        async with asyncio.timeout(30):  # hang guard
+            took = await asyncio.gather(*(timed() for _ in range(500)))
+        assert max(took) < 0.3 + 2.0, max(took)  # not 500 / 64 timeouts in a row
+        assert memory.get_backend_info()["degraded"] is True
+    finally:
+        server.resume()
+    await memory.aclose()
+
+
+# -- item 14: one client per event loop, all closed ---------------------------------------------
+
+
+async def clients_of(url: str) -> int:
+    """Connections the server has, besides the one asking."""
+    import redis.asyncio as aioredis
+
+    raw = aioredis.Redis.from_url(url)
+    listing = await raw.execute_command("CLIENT", "LIST")
+    await raw.aclose()
+    text = listing.decode() if isinstance(listing, bytes) else str(listing)
+    return len([line for line in text.splitlines() if line.strip()]) - 1
+
+
+async def test_sync_and_async_calls_keep_one_client_per_loop(
+    redis_server_factory: Factory,
+) -> None:
+    """Alternating sync (portal loop) and async calls: two connections, both closed by aclose."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    store = MemoryPrimitiveStore(memory)
+    for i in range(10):
+        store.put(("a",), f"k{i}", {"n": i})
+        item = await store.aget(("a",), f"k{i}")
+        assert item is not None
+        assert item.value == {"n": i}
+    assert await clients_of(server.url) <= 2
+    await memory.clear()
+    await memory.aclose()
+
+    async def closed() -> bool:
+        return await clients_of(server.url) == 0
+
+    await eventually(closed, within=5)
+
+
+def test_a_client_left_on_a_closed_loop_is_closed_without_warnings(
+    redis_server_factory: Factory,
+) -> None:
+    """Calls from two asyncio.run loops, then aclose on a third: no socket is left open."""
+    import gc
+    import warnings
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    asyncio.run(memory.add("a", {"v": 1}))
+    assert asyncio.run(memory.get("a")) == {"v": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(memory.aclose())
+        gc.collect()
+
+    async def closed() -> bool:
+        return await clients_of(server.url) == 0
+
+    asyncio.run(eventually(closed, within=5))
+
+
+# -- items 11 and 12: foreign replies fall back -------------------------------------------------
+
+
+async def test_an_http_server_on_the_port_falls_back() -> None:
+    """A non-Redis service on the port: operations are served in-process, nothing raises."""
+
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        memory = fast_recovery(f"redis://127.0.0.1:{port}/0")
+        async with asyncio.timeout(10):
+            await memory.add("k", {"v": 1})
+            assert await memory.get("k") == {"v": 1}
+            assert await memory.search("") == [{"v": 1}]
+        info = memory.get_backend_info()
+        assert (info["backend"], info["degraded"]) == ("in-memory", True)
+        await memory.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_an_acl_user_without_time_falls_back(redis_server_factory: Factory) -> None:
+    """A user that may not run TIME (used by the write scripts) falls back instead of raising."""
+    import redis.asyncio as aioredis
+
+    server = redis_server_factory()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command("ACL", "SETUSER", "notime", "on", ">pw", "~*", "+@all", "-time")
+    await admin.aclose()
+    memory = fast_recovery(f"redis://notime:pw@127.0.0.1:{server.port}/0")
+    await memory.add("u1:s1:k", {"content": "still served"})
+    assert await memory.search("served") == [{"content": "still served"}]
+    assert await memory.size() == 1
+    assert memory.get_backend_info()["degraded"] is True
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("suffix", ["n", "r", "x", "g"])
+async def test_garbage_in_our_own_keys_falls_back_and_names_the_key(
+    redis_server_factory: Factory, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A metadata key of the wrong type: adds and searches fall back, a warning names the key."""
+    import redis.asyncio as aioredis
+
+    server = redis_server_factory()
+    ns = namespace()
+    admin = aioredis.Redis.from_url(server.url)
+    name = f"{ns}:{{{ns}#0}}:{suffix}"
+    await admin.set(name, "garbage")
+    memory = fast_recovery(server.url, namespace=ns)
+    for i in range(3):
+        await memory.add(f"u1:s1:{i}", {"content": f"note {i}"})
+        assert len(await memory.search("note")) == i + 1
+    assert memory.get_backend_info()["degraded"] is True
+    assert any(name in r.getMessage() for r in caplog.records)
+    await admin.delete(name)  # the operator fixes it: the journal replays
+    await admin.aclose()
+    await replayed(memory)
+    assert await memory.size() == 3
+    await memory.clear()
+    await memory.aclose()

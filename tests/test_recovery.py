@@ -1,0 +1,98 @@
+"""The outage journal and the replay, without a server (the Redis paths are in test_outage.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores._base import Clear, Delete, Put, Write
+from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.stores._recovery import Journal, Replay
+
+
+def keys(journal: Journal) -> list[object]:
+    return [getattr(e.write, "key", "CLEAR") for _, e in journal.head(len(journal) + 1)]
+
+
+def test_a_newer_write_replaces_the_keys_journalled_write_in_its_own_place() -> None:
+    """Only the newest change of a key is kept, at the position of that change."""
+    journal = Journal()
+    for write in (Put("a", "1"), Put("b", "1"), Put("a", "2"), Delete("b")):
+        journal.add(write, None)
+    assert keys(journal) == ["a", "b"]
+    assert [type(e.write).__name__ for _, e in journal.head(9)] == ["Put", "Delete"]
+
+
+def test_a_clear_supersedes_everything_before_it() -> None:
+    """A journalled clear drops the changes before it; later ones stay after it."""
+    journal = Journal()
+    for write in (Put("a", "1"), Delete("b"), Clear(), Put("c", "1")):
+        journal.add(write, None)
+    assert keys(journal) == ["CLEAR", "c"]
+
+
+def test_caps_drop_the_oldest_and_count_them() -> None:
+    """Past max_entries or max_bytes the oldest entries go, and each is counted."""
+    journal = Journal(max_entries=3)
+    dropped = [journal.add(Put(f"k{i}", "x"), None) for i in range(5)]
+    assert (dropped, journal.dropped, keys(journal)) == ([0, 0, 0, 1, 1], 2, ["k2", "k3", "k4"])
+    small = Journal(max_bytes=2_000)
+    for i in range(10):
+        small.add(Put(f"k{i}", "x" * 500), None)
+    assert small.bytes <= 2_000
+    assert small.dropped == 10 - len(small)
+
+
+def test_an_entry_replaced_while_in_flight_stays() -> None:
+    """done() keeps an entry whose key was written again while its batch was being sent."""
+    journal = Journal()
+    journal.add(Put("a", "1"), None)
+    batch = journal.head(10)
+    journal.add(Put("a", "2"), None)
+    journal.done(batch)
+    assert [e.write for _, e in journal.head(10)] == [Put("a", "2")]
+
+
+class Refusing(InProcessBackend):
+    """An in-process backend that refuses one key's writes for their data."""
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        if any(getattr(w, "key", None) == "bad" for w in writes):
+            raise BackendError("ERR refused")
+        await super().apply(writes)
+
+    async def put(self, key: str, payload: object, ttl: float | None = None,
+                  terms: object = None, version: str = "") -> None:  # fmt: skip
+        if key == "bad":
+            raise BackendError("ERR refused")
+        await super().put(key, payload, ttl)
+
+
+async def test_refused_entries_become_dead_letters_and_the_rest_lands() -> None:
+    """One refused write is set aside; the others of its batch are applied."""
+    remote = Refusing(100)
+    journal = Journal()
+    for key in ("a", "bad", "b"):
+        journal.add(Put(key, "{}"), None)
+    replay = Replay(remote, journal, lambda: 0.0)
+    assert await replay.run() == 3
+    assert (replay.dead, len(journal)) == (1, 0)
+    assert replay.dead_letters[0]["key"] == "bad"
+    assert await remote.get("a") == "{}"
+    assert await remote.get("b") == "{}"
+
+
+async def test_an_availability_error_keeps_the_journal() -> None:
+    """A remote that fails for availability stops the replay; nothing leaves the journal."""
+
+    class Down(InProcessBackend):
+        async def probe(self) -> None:
+            raise BackendUnavailableError("down")
+
+    journal = Journal()
+    journal.add(Put("a", "{}"), None)
+    with pytest.raises(BackendUnavailableError):
+        await Replay(Down(10), journal, lambda: 0.0).run()
+    assert len(journal) == 1
