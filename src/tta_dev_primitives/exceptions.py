@@ -6,7 +6,8 @@
     ├── InvalidMemoryKeyError (also ValueError)   an empty key, or an id that would collide
     ├── InvalidMemoryValueError (also TypeError)  a value that is not a JSON-compatible dict
     └── BackendError                              a storage backend failed (translated at the seam)
-        └── BackendUnavailableError               it could not be reached, timed out or refused us
+        ├── BackendUnavailableError               it could not be reached, timed out or refused us
+        └── IncompleteOperationError              a bulk operation (clear, export) stopped part-way
 
 Errors that a caller would reasonably catch as a built-in also subclass that built-in, so
 ``except ValueError`` keeps working. Messages never contain a password from a URL.
@@ -20,6 +21,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "CacheKeyError",
+    "IncompleteOperationError",
     "InvalidMemoryKeyError",
     "InvalidMemoryValueError",
     "RouteNotFoundError",
@@ -58,3 +60,16 @@ class BackendError(TTAError):
 
 class BackendUnavailableError(BackendError):
     """A backend could not be reached, timed out, or refused the connection or credentials."""
+
+
+class IncompleteOperationError(BackendError):
+    """A bulk operation (``clear``, ``items``/export) failed part-way through.
+
+    The message says how much was done; ``done`` holds the count. It is not a
+    ``BackendUnavailableError``: nothing falls back or is journalled, because part of the
+    operation already happened. The backend's error is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, done: int) -> None:
+        super().__init__(message)
+        self.done = done
