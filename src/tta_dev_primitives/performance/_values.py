@@ -104,9 +104,14 @@ def check_ttl(ttl: Any) -> float | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    if not (math.isfinite(ttl) and ttl > 0):
+    try:
+        seconds = float(ttl)
+    except OverflowError:  # an int beyond any float: a clear error, not a traceback
+        raise ValueError(f"ttl must be a positive number of seconds or None, got {len(str(ttl))}"
+                         "-digit number") from None  # fmt: skip
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    return float(ttl)
+    return seconds
 
 
 def check_limit(limit: Any) -> int:
