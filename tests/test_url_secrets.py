@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.stores._redis import RedisBackend
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 from tta_dev_primitives.testing import capture_spans
@@ -90,6 +91,7 @@ def test_raw_url_characters_in_a_password_are_refused_without_showing_it(passwor
     """A raw '/', '#' or '?' in a password is refused with advice, and no part of it shows."""
     with pytest.raises(ValueError, match="percent-encode") as info:
         MemoryPrimitive(f"redis://:{password}@localhost:6379/0")
+    assert isinstance(info.value, TTAError)
     assert not leaks(password, str(info.value))
 
 

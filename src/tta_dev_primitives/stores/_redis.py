@@ -29,6 +29,7 @@ from tta_dev_primitives.exceptions import (
     BackendError,
     BackendUnavailableError,
     IncompleteOperationError,
+    InvalidArgumentError,
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
@@ -113,11 +114,17 @@ class RedisBackend(StorageBackend):
     ) -> None:
         self._url = check_redis_url(url)
         if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
-            raise ValueError(f"namespace must be a non-empty str without braces, got {namespace!r}")
+            raise InvalidArgumentError(
+                f"namespace must be a non-empty str without braces, got {namespace!r}"
+            )
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise InvalidArgumentError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
         if not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"partitions must be an int of at least 1, got {partitions!r}")
+            raise InvalidArgumentError(
+                f"partitions must be an int of at least 1, got {partitions!r}"
+            )
         self.namespace = namespace
         self.timeout = float(timeout)
         self.searchable = searchable

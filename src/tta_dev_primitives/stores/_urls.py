@@ -21,6 +21,8 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
+
 __all__ = ["check_redis_url", "redact_url", "scrub"]
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -96,17 +98,19 @@ def scrub(text: str, url: str) -> str:
 
 
 def check_redis_url(url: object) -> str:
-    """Validate a Redis URL's shape; ``ValueError`` naming the problem (password redacted).
+    """Validate a Redis URL's shape; ``InvalidArgumentError`` (a ``ValueError``) naming the problem.
 
     Checks run on the URL with its passwords replaced by a placeholder, so a message can only
     quote what ``redact_url`` shows.
     """
     if not isinstance(url, str) or not url:
-        raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379/0'")
+        raise InvalidArgumentError(
+            "redis_url must be a non-empty str such as 'redis://localhost:6379/0'"
+        )
     shown = redact_url(url)
 
-    def invalid(problem: str) -> ValueError:
-        return ValueError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
+    def invalid(problem: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
 
     # redis-py accepts the scheme in lower case only.
     if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
