@@ -243,3 +243,32 @@ async def test_paged_clear_and_items_on_a_cluster(redis_cluster: Any) -> None:
         assert [key async for key, _, _ in backend.items()] == []
         assert await backend.size() == 0
     await backend.aclose()
+
+
+def test_cli_clear_interrupted_part_way_reports_how_far_it_got(
+    redis_server_factory: Callable[..., RedisServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`clear --yes` whose Redis dies part-way says how many it cleared, with status 1."""
+    from tta_dev_primitives.cli import main
+
+    server = redis_server_factory()
+    asyncio.run(load(server.url, "ns", 5_000))
+    original = RedisBackend._script
+    pages = 0
+
+    async def script(self: RedisBackend, name: str, base: str, args: list[Any]) -> Any:
+        nonlocal pages
+        pages += 1
+        if pages == 4:
+            server.kill()
+        return await original(self, name, base, args)
+
+    monkeypatch.setattr(RedisBackend, "_script", script)
+    code = main(["memory", "clear", "--yes", "--redis-url", server.url, "--namespace", "ns"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert "before Redis stopped answering" in err
+    assert len(err.strip().splitlines()) == 1
