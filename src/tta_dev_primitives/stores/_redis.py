@@ -15,7 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -386,9 +394,7 @@ class RedisBackend(StorageBackend):
                 await self._unlink_namespace(progress)
             else:
                 progress.noun = "memories"
-                await asyncio.gather(
-                    *(self._clear_partition(base, version, progress) for base in self._bases)
-                )
+                await _all(self._clear_partition(base, version, progress) for base in self._bases)
         finally:
             if self._replica is not None and progress.done:
                 self._replica.cleared()
@@ -595,6 +601,18 @@ async def _mget(client: Any, names: list[str], cluster: bool) -> list[Any]:
 
 async def _connected(client: Any) -> None:
     """Nothing to do: ``_call`` has connected by the time it runs this."""
+
+
+async def _all(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``calls`` concurrently; on the first failure cancel the rest and raise it (not a
+    group): a bulk operation stops where it failed rather than running on unseen."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(call)
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__  # its own cause (or none), not the group
 
 
 class _Progress:
