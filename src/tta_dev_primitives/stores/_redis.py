@@ -395,8 +395,8 @@ class RedisBackend(StorageBackend):
             else:
                 progress.noun = "memories"
                 await _all(self._clear_partition(base, version, progress) for base in self._bases)
-        finally:
-            if self._replica is not None and progress.done:
+        finally:  # even part-way: the replica reloads what is left
+            if self._replica is not None:
                 self._replica.cleared()
 
     async def _clear_partition(self, base: str, version: str, progress: _Progress) -> None:
@@ -534,7 +534,8 @@ class RedisBackend(StorageBackend):
         Keys come from each partition's ``r`` index (exact names: a key may contain any
         text, ``}:v:`` included), a page at a time; a page's values and TTLs are read in the
         same call, under the timeout. If Redis fails part-way, ``IncompleteOperationError``
-        says how many memories were read.
+        says how many memories were read. A memory rewritten while the listing runs moves to
+        the end of its partition's order, so it may be listed twice (the newer value last).
         """
         await self._ready()
         done = 0
@@ -653,10 +654,8 @@ def _raw(score: Any) -> Any:
 
 
 async def _values_and_ttls(client: Any, names: Sequence[Any], topology: str | None) -> list[Any]:
-    """(value, PTTL ms) per name: one pipeline on standalone, per key on a cluster."""
-    if topology == "cluster":
-        return [(await client.get(n), await client.pttl(n)) for n in names]
-    pipe = client.pipeline(transaction=False)
+    """(value, PTTL ms) per name, in one pipeline (on a cluster too: a page is one slot)."""
+    pipe = client.pipeline(transaction=False) if topology != "cluster" else client.pipeline()
     for name in names:
         pipe.get(name)
         pipe.pttl(name)
