@@ -116,9 +116,6 @@ def check_redis_url(url: object) -> str:
     if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
         raise invalid(f"scheme must be one of {', '.join(f'{s}://' for s in SCHEMES)}")
     parts = _split(url)
-    if parts.ambiguous:
-        raise invalid("an '@' after 'password=' leaves unclear where the password ends; "
-                      "percent-encode it (%40)")  # fmt: skip
     if parts.userinfo is not None and any(ch in parts.userinfo for ch in "/?#"):
         raise invalid("the user name or password holds a raw '/', '?' or '#'; "
                       "percent-encode it (%2F, %3F, %23)")  # fmt: skip
