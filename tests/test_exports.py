@@ -24,6 +24,8 @@ PUBLIC = {
     "tta_dev_primitives.exceptions": {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
+        "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
+        "UsageError",
     },
     "tta_dev_primitives.search": {"Analyzer", "MAX_QUERY_CHARS", "MAX_QUERY_TERMS"},
     "tta_dev_primitives.testing": {"capture_spans", "CapturedSpans"},

@@ -335,7 +335,7 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
 ACL_COMMANDS = (
     "+get +mget +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
     "+set +del +exists +hset +hget +hdel +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
-    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time"
+    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time +pttl"
 )
 
 
@@ -361,6 +361,7 @@ async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
     assert len(await memory.search("")) == 2
     assert await memory.delete("u1:s1:b") is True
     assert await memory.size() == 1
+    assert [key async for key, _, _ in memory.items()] == ["u1:s1:a"]  # export, stats
     await memory.clear()
     assert memory.using_redis
     assert memory.get_backend_info()["degraded"] is False

@@ -1,15 +1,31 @@
 """The exceptions this library raises, under one root so callers can catch them all.
 
     TTAError
-    ├── RouteNotFoundError (also ValueError)      router returned a name with no route
-    ├── CacheKeyError (also TypeError)            a cache key function raised or returned a non-str
-    ├── InvalidMemoryKeyError (also ValueError)   an empty key, or an id that would collide
-    ├── InvalidMemoryValueError (also TypeError)  a value that is not a JSON-compatible dict
-    └── BackendError                              a storage backend failed (translated at the seam)
-        └── BackendUnavailableError               it could not be reached, timed out or refused us
+    ├── InvalidArgumentError (also ValueError)      an argument with a bad value (ttl, URL...)
+    │   ├── RouteNotFoundError                      router returned a name with no route
+    │   └── InvalidMemoryKeyError                   an empty key, or an id that would collide
+    ├── InvalidArgumentTypeError (also TypeError)   an argument of the wrong type
+    │   ├── CacheKeyError                           a cache key function failed or gave a non-str
+    │   └── InvalidMemoryValueError                 a value that is not a JSON-compatible dict
+    ├── UsageError (also RuntimeError)              called where it cannot work (e.g. a sync call
+    │                                               inside a running event loop)
+    └── BackendError                                a storage backend failed (translated at seams)
+        ├── BackendUnavailableError                 it could not be reached, timed out or refused us
+        └── IncompleteOperationError                a bulk clear or export stopped part-way
 
-Errors that a caller would reasonably catch as a built-in also subclass that built-in, so
-``except ValueError`` keeps working. Messages never contain a password from a URL.
+The rule:
+
+- Every error the library raises on purpose is a ``TTAError``. Each also subclasses the built-in
+  a caller would reasonably catch (``ValueError``, ``TypeError``, ``RuntimeError``), so
+  ``except ValueError`` keeps working. The exceptions to "on purpose": ``WorkflowContext``
+  raises ``pydantic.ValidationError`` for a field of the wrong type (pydantic's contract), and
+  errors raised by your own code (steps, router and key functions, LLM calls) pass through
+  unchanged.
+- An error translated from another library chains the original as ``__cause__`` (``raise ...
+  from exc``), except where the original's text could hold a password: errors from the Redis
+  client and from URL parsing are re-raised with their message scrubbed of the URL's password
+  and ``from None``, so that no traceback or ``exc_info`` log can show the unscrubbed text.
+- Messages never contain any part of a password from a URL.
 """
 
 from __future__ import annotations
@@ -20,10 +36,14 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "CacheKeyError",
+    "IncompleteOperationError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidMemoryKeyError",
     "InvalidMemoryValueError",
     "RouteNotFoundError",
     "TTAError",
+    "UsageError",
 ]
 
 
@@ -31,7 +51,19 @@ class TTAError(Exception):
     """Root of every exception raised by tta-dev-primitives."""
 
 
-class RouteNotFoundError(TTAError, ValueError):
+class InvalidArgumentError(TTAError, ValueError):
+    """An argument has a value the library cannot use; the message names it and why."""
+
+
+class InvalidArgumentTypeError(TTAError, TypeError):
+    """An argument has a type the library cannot use; the message names it."""
+
+
+class UsageError(TTAError, RuntimeError):
+    """A call made where it cannot work, such as a blocking call inside a running event loop."""
+
+
+class RouteNotFoundError(InvalidArgumentError):
     """A router function chose a route that does not exist and there is no default."""
 
     def __init__(self, route: object, known: Iterable[str]) -> None:
@@ -40,21 +72,35 @@ class RouteNotFoundError(TTAError, ValueError):
         super().__init__(f"no route named {route!r}; known routes: {', '.join(self.known)}")
 
 
-class CacheKeyError(TTAError, TypeError):
+class CacheKeyError(InvalidArgumentTypeError):
     """A ``cache_key_fn`` raised, or returned something other than a non-empty ``str``."""
 
 
-class InvalidMemoryKeyError(TTAError, ValueError):
+class InvalidMemoryKeyError(InvalidArgumentError):
     """A memory key (or an id used to build one) is empty or would collide with other keys."""
 
 
-class InvalidMemoryValueError(TTAError, TypeError):
+class InvalidMemoryValueError(InvalidArgumentTypeError):
     """A memory value is not a JSON-compatible ``dict[str, Any]``."""
 
 
 class BackendError(TTAError):
-    """A storage backend failed; the original exception is chained as ``__cause__``."""
+    """A storage backend failed. The message is the backend's, scrubbed of passwords; for
+    Redis the client's exception is not chained (see the module docstring)."""
 
 
 class BackendUnavailableError(BackendError):
     """A backend could not be reached, timed out, or refused the connection or credentials."""
+
+
+class IncompleteOperationError(BackendError):
+    """A bulk operation (``clear``, ``items``/export) failed part-way through.
+
+    The message says how much was done; ``done`` holds the count. It is not a
+    ``BackendUnavailableError``: nothing falls back or is journalled, because part of the
+    operation already happened. The backend's error is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, done: int) -> None:
+        super().__init__(message)
+        self.done = done

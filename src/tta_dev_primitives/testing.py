@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from tta_dev_primitives.exceptions import UsageError
+
 __all__ = ["CapturedSpans", "capture_spans"]
 
 
@@ -89,7 +91,7 @@ def _install_processor() -> None:
         provider = trace.get_tracer_provider()
     add = getattr(provider, "add_span_processor", None)
     if add is None:
-        raise RuntimeError(
+        raise UsageError(
             f"capture_spans needs an opentelemetry-sdk TracerProvider, found {type(provider)!r}"
         )
     add(_Forward())

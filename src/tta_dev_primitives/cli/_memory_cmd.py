@@ -4,7 +4,13 @@ Works on a namespace in Redis (``--redis-url``) or on a JSONL file used as an in
 (``--file``). The options ``--redis-url``, ``--file``, ``--namespace`` and ``--json`` go before
 or after the action. Results go to stdout; errors are one line on stderr with a non-zero
 status, never a traceback or a password. Export/import lines are
-``{"key": ..., "value": {...}, "ttl": seconds or null}``; their totals and rates go to stderr.
+``{"key": ..., "value": {...}, "ttl": seconds left or null}``; their totals and rates go to
+stderr. A row whose ttl is 0 or less has expired: export never writes one, import skips it,
+and both say how many they skipped. Import checks every line before it stores anything: a bad
+line stores nothing and names its number. When a key appears more than once, its last line wins.
+
+The ``--file`` store keeps each memory's expiry as a deadline (``"expires"``, Unix seconds), so
+TTLs count down between runs; rows written by older versions (``"ttl"``) are still read.
 
 Exit status: 0 success; 1 operational error (Redis unreachable or refusing, no such key, no such
 file, bad input data); 2 usage error (unknown option, no store given, an unconfirmed ``clear``).
@@ -26,6 +32,7 @@ from typing import Any, TextIO
 
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.performance._memory import MemoryPrimitive
+from tta_dev_primitives.performance._values import check_key, check_ttl, encode_value
 
 DEFAULT_NAMESPACE = "tta:memory"
 GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")
@@ -149,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "clear" and not args.yes:
             confirm_clear(args.namespace)
         rows = read_store(args.file, create=args.action == "import") if args.file else []
+        if args.action == "import":
+            args.rows = read_import(args.input)  # all of it checked before anything is stored
         saved = asyncio.run(dispatch(args, rows))
         if saved is not None and args.file is not None:
             write_store(args.file, saved)
@@ -195,7 +204,9 @@ async def dispatch(
         output.show(args)
         saved = None
         if output.changed and args.file is not None:
-            saved = [{"key": k, "value": v, "ttl": _ms(t)} async for k, v, t in memory.items()]
+            now = time.time()
+            saved = [{"key": k, "value": v, "expires": None if t is None else round(now + t, 3)}
+                     async for k, v, t in memory.items()]  # fmt: skip
     finally:
         await memory.aclose()
     return saved
@@ -257,30 +268,93 @@ async def clear(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
 
 
 async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
+    expired = 0
     with open_output(args.output) as out, Progress("exported") as progress:
         async for key, value, ttl in memory.items():
-            out.write(json.dumps({"key": key, "value": value, "ttl": _ms(ttl)}, ensure_ascii=False))
+            left = _ms(ttl)
+            if left is not None and left <= 0:
+                expired += 1  # it expired while being read: a ttl of 0 would not import
+                continue
+            out.write(json.dumps({"key": key, "value": value, "ttl": left}, ensure_ascii=False))
             out.write("\n")
             progress.tick()
     where = "" if args.output == "-" else f" to {args.output}"
-    data = {"exported": progress.count, "seconds": progress.seconds()}
+    data = {"exported": progress.count, "expired_skipped": expired, "seconds": progress.seconds()}
+    note = progress.summary(where) + (f"; skipped {expired:,} that expired" if expired else "")
     # To stdout, the memories are the data: the total goes to stderr only.
-    return Output(None if args.output == "-" else data, None, note=progress.summary(where))
+    return Output(None if args.output == "-" else data, None, note=note)
 
 
 async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
-    with open_input(args.input) as lines, Progress("imported") as progress:
+    checked: ImportRows = args.rows
+    total = len(checked.rows)
+    with Progress("imported") as progress:
+        for key, (value, ttl) in checked.rows.items():
+            await memory.add(key, value, ttl)
+            if args.redis_url and not memory.using_redis:
+                info = memory.get_backend_info()
+                raise CommandError(f"imported {progress.count:,} of {total:,} memories, then "
+                                   f"Redis stopped answering ({info['last_error']}); the rest "
+                                   "were not imported")  # fmt: skip
+            progress.tick()
+    data = {"imported": progress.count, "lines": checked.lines,
+            "duplicates": checked.duplicates, "expired_skipped": checked.expired,
+            "seconds": progress.seconds()}  # fmt: skip
+    notes = [progress.summary("")]
+    if checked.duplicates:
+        notes.append(
+            f"{checked.duplicates:,} lines repeated an earlier key (the last line of each key wins)"
+        )
+    if checked.expired:
+        notes.append(f"skipped {checked.expired:,} expired (ttl 0 or less)")
+    return Output(data if args.json else None, None, note="; ".join(notes), changed=True)
+
+
+class ImportRows:
+    """An import's input, checked: distinct keys (the last line of each wins), in order."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[dict[str, Any], float | None]] = {}
+        self.lines = 0
+        self.duplicates = 0
+        self.expired = 0
+
+
+def read_import(path: str) -> ImportRows:
+    """Read and check every line; the first bad one is an error and nothing is stored."""
+    checked = ImportRows()
+    seen_expired: set[str] = set()
+    with open_input(path) as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                await memory.add(row["key"], row["value"], row.get("ttl"))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CommandError(f"line {number}: {exc}") from None
-            progress.tick()
-    data = {"imported": progress.count, "seconds": progress.seconds()}
-    return Output(data if args.json else None, None, note=progress.summary(""), changed=True)
+                key, value, ttl = _row(json.loads(line))
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise CommandError(f"line {number}: {exc}; nothing was imported") from None
+            checked.lines += 1
+            if key in checked.rows or key in seen_expired:
+                checked.duplicates += 1
+                checked.rows.pop(key, None)  # the last line wins, in its own place in the order
+            if ttl is not None and ttl <= 0:
+                checked.expired += 1  # expired: skipped (and so is any earlier line of its key)
+                seen_expired.add(key)
+                continue
+            seen_expired.discard(key)
+            checked.rows[key] = (value, ttl)
+    return checked
+
+
+def _row(row: Any) -> tuple[str, dict[str, Any], float | None]:
+    """``(key, value, ttl)`` of an export line; a ttl of 0 or less comes back as 0 (expired)."""
+    if not isinstance(row, dict) or "key" not in row or "value" not in row:
+        raise ValueError('expected {"key": ..., "value": {...}, "ttl": ...}')
+    key = check_key(row["key"])
+    encode_value(row["value"])
+    ttl = row.get("ttl")
+    if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl <= 0:
+        return key, row["value"], 0.0
+    return key, row["value"], check_ttl(ttl)
 
 
 ACTIONS = {"stats": stats, "get": get, "search": search, "delete": delete, "clear": clear,
@@ -366,17 +440,23 @@ def read_store(path: Path, *, create: bool = False) -> list[dict[str, Any]]:
             return []
         raise CommandError(f"no such file: {path} (import creates a store)")
     rows = []
+    now = time.time()
     with path.open() as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict) or "key" not in row or "value" not in row:
-                    raise ValueError('expected {"key": ..., "value": {...}, "ttl": ...}')
-            except ValueError as exc:
+                if isinstance(row, dict) and "expires" in row:  # a deadline: time has passed
+                    expires = row["expires"]
+                    ttl = None if expires is None else float(expires) - now
+                    row = {**row, "ttl": ttl}
+                key, value, ttl = _row(row)
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise CommandError(f"{path}: line {number}: {exc}") from None
-            rows.append(row)
+            if ttl is not None and ttl <= 0:
+                continue  # expired (or a ttl of 0 written by an older version)
+            rows.append({"key": key, "value": value, "ttl": ttl})
     return rows
 
 

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.telemetry._tracing import traced_execute
 
 from ._context import WorkflowContext
@@ -122,7 +123,9 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
     ) -> None: ...
     def __init__(self, func: Callable[[T, WorkflowContext], Any], name: str | None = None) -> None:
         if not callable(func):
-            raise TypeError(f"LambdaPrimitive needs a callable, got {type(func).__name__}")
+            raise InvalidArgumentTypeError(
+                f"LambdaPrimitive needs a callable, got {type(func).__name__}"
+            )
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
         self._name = name or getattr(func, "__name__", None) or type(func).__name__
@@ -154,7 +157,7 @@ def as_primitive(obj: WorkflowPrimitive[T, U] | StepFunction) -> WorkflowPrimiti
         return obj
     if callable(obj):
         return LambdaPrimitive(obj)
-    raise TypeError(
+    raise InvalidArgumentTypeError(
         f"cannot compose {type(obj).__name__!r}: expected a WorkflowPrimitive or a function "
         "(input, context) -> output"
     )

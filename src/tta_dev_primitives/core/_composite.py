@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self, TypeVar
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
+
 from ._base import StepFunction, WorkflowPrimitive, as_primitive
 
 __all__ = ["Composite"]
@@ -26,7 +28,7 @@ class Composite(WorkflowPrimitive[T, U]):
     def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any] | StepFunction]) -> None:
         steps = tuple(as_primitive(p) for p in primitives)
         if not steps:
-            raise ValueError(f"{type(self).__name__} needs at least one {self.part}")
+            raise InvalidArgumentError(f"{type(self).__name__} needs at least one {self.part}")
         self._steps: tuple[WorkflowPrimitive[Any, Any], ...] = steps
 
     @classmethod

@@ -6,7 +6,11 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from tta_dev_primitives.exceptions import RouteNotFoundError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    RouteNotFoundError,
+)
 from tta_dev_primitives.telemetry._tracing import get_tracer
 
 from ._base import StepFunction, WorkflowPrimitive, as_primitive
@@ -35,9 +39,11 @@ class RouterPrimitive(WorkflowPrimitive[T, Any]):
         default: str | None = None,
     ) -> None:
         if not routes:
-            raise ValueError("RouterPrimitive needs at least one route")
+            raise InvalidArgumentError("RouterPrimitive needs at least one route")
         if not callable(router_fn):
-            raise TypeError("router_fn must be a function (input, context) -> route name")
+            raise InvalidArgumentTypeError(
+                "router_fn must be a function (input, context) -> route name"
+            )
         if default is not None and default not in routes:
             raise RouteNotFoundError(default, routes)
         self._routes: dict[str, WorkflowPrimitive[T, Any]] = {

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from tta_dev_primitives.exceptions import UsageError
+
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -53,13 +55,13 @@ def run_sync(coro: Coroutine[Any, Any, T], *, instead: str, in_loop: bool = Fals
     portal = _portal_loop()
     if running is portal:
         coro.close()
-        raise RuntimeError(
+        raise UsageError(
             "called synchronously from code running on the sync portal's own event loop, "
             f"where it would wait for itself; await {instead} instead"
         )
     if running is not None and not in_loop:
         coro.close()
-        raise RuntimeError(
+        raise UsageError(
             "called synchronously inside a running event loop, which it would block; "
             f"await {instead} instead"
         )

@@ -23,7 +23,11 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
-from tta_dev_primitives.exceptions import InvalidMemoryKeyError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidMemoryKeyError,
+)
 from tta_dev_primitives.performance import MemoryPrimitive
 from tta_dev_primitives.performance._values import check_ttl
 
@@ -53,7 +57,9 @@ def as_runnable(
     to run in a child of it, or a function ``config -> WorkflowContext``.
     """
     if not isinstance(primitive, WorkflowPrimitive):
-        raise TypeError(f"as_runnable needs a WorkflowPrimitive, got {type(primitive).__name__}")
+        raise InvalidArgumentTypeError(
+            f"as_runnable needs a WorkflowPrimitive, got {type(primitive).__name__}"
+        )
 
     def make_context(config: RunnableConfig) -> WorkflowContext:
         if context is None:
@@ -62,7 +68,9 @@ def as_runnable(
             return context.child(primitive.name)
         made = context(config)
         if not isinstance(made, WorkflowContext):
-            raise TypeError(f"context function returned {type(made).__name__}, not WorkflowContext")
+            raise InvalidArgumentTypeError(
+                f"context function returned {type(made).__name__}, not WorkflowContext"
+            )
         return made
 
     async def arun(input_data: Any, config: RunnableConfig) -> Any:
@@ -79,7 +87,7 @@ class RunnablePrimitive(WorkflowPrimitive[Any, Any]):
 
     def __init__(self, runnable: Runnable[Any, Any], *, name: str | None = None) -> None:
         if not isinstance(runnable, Runnable):
-            raise TypeError(
+            raise InvalidArgumentTypeError(
                 f"from_runnable needs a langchain Runnable, got {type(runnable).__name__}"
             )
         self._runnable = runnable
@@ -149,9 +157,13 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         ttl: float | None = None,
     ) -> None:
         if not isinstance(memory, MemoryPrimitive):
-            raise TypeError(f"memory must be a MemoryPrimitive, got {type(memory).__name__}")
+            raise InvalidArgumentTypeError(
+                f"memory must be a MemoryPrimitive, got {type(memory).__name__}"
+            )
         if not isinstance(session_id, str):
-            raise TypeError(f"session_id must be str, got {type(session_id).__name__}")
+            raise InvalidArgumentTypeError(
+                f"session_id must be str, got {type(session_id).__name__}"
+            )
         if not session_id or "" in session_id.split(":"):
             raise InvalidMemoryKeyError(
                 f"session_id {session_id!r} must be non-empty ':'-separated segments"
@@ -159,11 +171,15 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         if max_messages is not None and (
             isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
         ):
-            raise ValueError(f"max_messages must be a positive int or None, got {max_messages!r}")
+            raise InvalidArgumentError(
+                f"max_messages must be a positive int or None, got {max_messages!r}"
+            )
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0
         ):
-            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+            raise InvalidArgumentError(
+                f"ttl must be a positive number of seconds or None, got {ttl!r}"
+            )
         self.memory = memory
         self.session_id = session_id
         self.max_messages = max_messages
@@ -188,7 +204,9 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         """Store ``messages`` in order (checked first: on a bad one nothing is stored)."""
         for message in messages:
             if not isinstance(message, BaseMessage):
-                raise TypeError(f"expected a langchain BaseMessage, got {type(message).__name__}")
+                raise InvalidArgumentTypeError(
+                    f"expected a langchain BaseMessage, got {type(message).__name__}"
+                )
         for message in messages:
             stamp = _clock.next()
             value = {**message_to_dict(message), "at": stamp}

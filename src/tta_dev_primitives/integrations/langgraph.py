@@ -31,6 +31,7 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.performance import MemoryPrimitive
 from tta_dev_primitives.performance._values import encode_value
 
@@ -61,7 +62,7 @@ def _check_namespace(namespace: tuple[str, ...], *, allow_empty: bool = False) -
 
 def _memory_key(namespace: tuple[str, ...], key: str) -> str:
     if not isinstance(key, str) or not key:
-        raise ValueError(f"item keys must be non-empty str, got {key!r}")
+        raise InvalidArgumentError(f"item keys must be non-empty str, got {key!r}")
     return ":".join(_escape(part) for part in (*namespace, key))
 
 
@@ -101,7 +102,9 @@ def _matches(value: Any, wanted: Any) -> bool:
 
 def _compare(value: Any, operator: str, operand: Any) -> bool:
     if operator not in _OPERATORS:
-        raise ValueError(f"unsupported filter operator {operator!r}; use one of {_OPERATORS}")
+        raise InvalidArgumentError(
+            f"unsupported filter operator {operator!r}; use one of {_OPERATORS}"
+        )
     if operator == "$eq":
         return bool(value == operand)
     if operator == "$ne":
@@ -123,7 +126,7 @@ def _namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) ->
         return False
     part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[-len(path) :]
     if condition.match_type not in ("prefix", "suffix"):
-        raise ValueError(f"unsupported match type {condition.match_type!r}")
+        raise InvalidArgumentError(f"unsupported match type {condition.match_type!r}")
     return not path or all(p in ("*", n) for n, p in zip(part, path, strict=True))
 
 
@@ -139,7 +142,9 @@ class MemoryPrimitiveStore(BaseStore):
 
     def __init__(self, memory: MemoryPrimitive, *, ttl: TTLConfig | None = None) -> None:
         if not isinstance(memory, MemoryPrimitive):
-            raise TypeError(f"memory must be a MemoryPrimitive, got {type(memory).__name__}")
+            raise InvalidArgumentTypeError(
+                f"memory must be a MemoryPrimitive, got {type(memory).__name__}"
+            )
         self.memory = memory
         self.ttl_config = ttl
 
@@ -168,7 +173,7 @@ class MemoryPrimitiveStore(BaseStore):
             return await self._search(op)
         if isinstance(op, ListNamespacesOp):
             return await self._list_namespaces(op)
-        raise TypeError(f"unknown store operation {type(op).__name__}")
+        raise InvalidArgumentTypeError(f"unknown store operation {type(op).__name__}")
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -200,15 +205,19 @@ class MemoryPrimitiveStore(BaseStore):
             await self.memory.delete(key)
             return
         if not isinstance(op.value, dict):
-            raise TypeError(f"item values must be dict, got {type(op.value).__name__}")
+            raise InvalidArgumentTypeError(
+                f"item values must be dict, got {type(op.value).__name__}"
+            )
         encode_value(op.value)  # names the bad part as the caller wrote it: value['tags'][2]
         ttl = op.ttl
         if ttl is not None and (
             isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
         ):
-            raise ValueError(f"ttl must be a positive number of minutes or None, got {ttl!r}")
+            raise InvalidArgumentError(
+                f"ttl must be a positive number of minutes or None, got {ttl!r}"
+            )
         if ttl is not None and not math.isfinite(ttl):
-            raise ValueError(f"ttl must be finite, got {ttl!r}")
+            raise InvalidArgumentError(f"ttl must be finite, got {ttl!r}")
         now = time.time()
         existing = await self.memory.get(key)
         created = existing["created_at"] if existing and _is_record(existing) else now
@@ -230,7 +239,7 @@ class MemoryPrimitiveStore(BaseStore):
             prefix = tuple(prefix)
         _check_namespace(prefix, allow_empty=True)
         if op.limit < 0 or op.offset < 0:
-            raise ValueError("limit and offset must not be negative")
+            raise InvalidArgumentError("limit and offset must not be negative")
         wanted = op.offset + op.limit
         if wanted == 0:
             return []

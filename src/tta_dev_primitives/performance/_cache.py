@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
-from tta_dev_primitives.exceptions import CacheKeyError
+from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentTypeError
 from tta_dev_primitives.performance._values import check_max_size, check_ttl
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._hybrid import HybridStore
@@ -73,7 +73,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         redis_timeout: float = 1.0,
     ) -> None:
         if not callable(cache_key_fn):
-            raise TypeError("cache_key_fn must be a function (input, ctx) -> str")
+            raise InvalidArgumentTypeError("cache_key_fn must be a function (input, ctx) -> str")
         self._primitive = as_primitive(primitive)
         self._key_fn = cache_key_fn
         self._ttl = check_ttl(ttl_seconds)
@@ -184,7 +184,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             try:
                 payload: Any = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
             except (TypeError, ValueError) as exc:
-                raise TypeError(
+                raise InvalidArgumentTypeError(
                     f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
                     f"cannot be cached: {exc}"
                 ) from exc

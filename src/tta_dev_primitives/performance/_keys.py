@@ -6,14 +6,14 @@ import hashlib
 import json
 from typing import Any
 
-from tta_dev_primitives.exceptions import InvalidMemoryKeyError
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError, InvalidMemoryKeyError
 
 __all__ = ["create_memory_key"]
 
 
 def _check_id(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be str, got {type(value).__name__}")
+        raise InvalidArgumentTypeError(f"{name} must be str, got {type(value).__name__}")
     if not value:
         raise InvalidMemoryKeyError(f"{name} must not be empty")
     if ":" in value:

@@ -9,6 +9,7 @@ from typing import Any, Self, TypeVar
 
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.performance._ops import (
     AddMemory,
     ClearMemory,
@@ -77,7 +78,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     ) -> None:
         max_size = check_max_size(max_size)
         if not isinstance(namespace, str) or not namespace:
-            raise ValueError(f"namespace must be a non-empty str, got {namespace!r}")
+            raise InvalidArgumentError(f"namespace must be a non-empty str, got {namespace!r}")
         _check_positive("redis_timeout", redis_timeout)
         _check_positive("recovery_interval", recovery_interval)
         _check_positive("max_recovery_interval", max_recovery_interval)
@@ -85,7 +86,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
                 raise ValueError(f"{name} must be an int of at least 1, got {cap!r}")
         if redis_url is not None and not isinstance(redis_url, str):
-            raise TypeError(f"redis_url must be str or None, got {type(redis_url).__name__}")
+            raise InvalidArgumentTypeError(
+                f"redis_url must be str or None, got {type(redis_url).__name__}"
+            )
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -165,7 +168,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             return await self._store.delete(op, key)
 
     async def clear(self) -> None:
-        """Remove every memory in this namespace (never anything else in Redis)."""
+        """Remove every memory in this namespace (never anything else in Redis).
+
+        On Redis it works in pages, each under ``redis_timeout``. If Redis fails before any
+        page, the clear is journalled like any write; if it fails part-way, it raises
+        ``IncompleteOperationError`` saying how many were removed (run it again).
+        """
         with MemoryOp("clear", self._namespace) as op:
             await self._store.clear(op)
 
@@ -217,8 +225,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def items(self) -> AsyncIterator[tuple[str, dict[str, Any], float | None]]:
         """Every memory as ``(key, value, seconds left or None)``, for export and inspection.
 
-        Reads Redis when configured and raises ``BackendUnavailableError`` if it cannot (an
-        export must not silently list only this process's copy). Unreadable values are skipped.
+        Reads Redis when configured, a page per call, and raises ``BackendUnavailableError`` if
+        it cannot (an export must not silently list only this process's copy), or
+        ``IncompleteOperationError`` with the count read if Redis fails part-way. Unreadable
+        values are skipped.
         """
         async for key, payload, ttl in self._store.items():
             value = self._decode(payload)
@@ -284,7 +294,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         check_limit(limit)
         if not isinstance(into, str) or not into:
-            raise ValueError("into must be a non-empty str (the context.state key)")
+            raise InvalidArgumentError("into must be a non-empty str (the context.state key)")
         return MemoryRecall(self, query, limit, scope, into)
 
     def remember(
@@ -296,7 +306,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     ) -> WorkflowPrimitive[Any, Any]:
         """A step that stores ``value(output, ctx)`` under ``key(output, ctx)``; passes through."""
         if not callable(value):
-            raise TypeError("value must be a function (output, ctx) -> dict")
+            raise InvalidArgumentTypeError("value must be a function (output, ctx) -> dict")
         return MemoryRemember(self, key, value, check_ttl(ttl))
 
     def __repr__(self) -> str:
@@ -306,7 +316,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
 def _check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _log_invalid() -> None:
@@ -320,7 +330,7 @@ def _log_invalid() -> None:
 def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
     value = text(data, context) if callable(text) else text
     if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+        raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
     return value
 
 

@@ -13,7 +13,12 @@ import json
 import math
 from typing import Any
 
-from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidMemoryKeyError,
+    InvalidMemoryValueError,
+)
 
 __all__ = [
     "MAX_TTL",
@@ -133,7 +138,7 @@ def decode_value(payload: str | bytes) -> dict[str, Any] | None:
 def check_key(key: Any) -> str:
     """A memory key must be a non-empty str."""
     if not isinstance(key, str):
-        raise TypeError(f"memory keys must be str, got {type(key).__name__}")
+        raise InvalidArgumentTypeError(f"memory keys must be str, got {type(key).__name__}")
     if not key:
         raise InvalidMemoryKeyError("memory keys must not be empty")
     if not key.isascii() and _unencodable(key):
@@ -148,34 +153,43 @@ def check_ttl(ttl: Any) -> float | None:
     if ttl is None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    if not (math.isfinite(ttl) and ttl > 0):
-        raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    if ttl > MAX_TTL:
-        raise ValueError(f"ttl must be at most {MAX_TTL} seconds (100 years), got {ttl!r}")
-    return float(ttl)
+        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    try:
+        seconds = float(ttl)
+    except OverflowError:  # an int beyond any float: a clear error, not a traceback
+        digits = len(str(abs(ttl)))
+        raise InvalidArgumentError(
+            f"ttl must be a positive number of seconds or None, got a {digits}-digit number"
+        ) from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if seconds > MAX_TTL:
+        raise InvalidArgumentError(
+            f"ttl must be at most {MAX_TTL} seconds (100 years), got {ttl!r}"
+        )
+    return seconds
 
 
 def check_limit(limit: Any) -> int:
     """A search limit is an int of at least 1."""
     if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, got {type(limit).__name__}")
+        raise InvalidArgumentTypeError(f"limit must be an int, got {type(limit).__name__}")
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
     return limit
 
 
 def check_max_size(max_size: Any) -> int:
     """``max_size`` is an int of at least 1."""
     if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-        raise ValueError(f"max_size must be an int of at least 1, got {max_size!r}")
+        raise InvalidArgumentError(f"max_size must be an int of at least 1, got {max_size!r}")
     return max_size
 
 
 def check_query(query: Any) -> str:
     """A query is a str (a blank one asks for the most recent memories)."""
     if not isinstance(query, str):
-        raise TypeError(f"query must be str, got {type(query).__name__}")
+        raise InvalidArgumentTypeError(f"query must be str, got {type(query).__name__}")
     return query
 
 
@@ -184,7 +198,9 @@ def check_scope(scope: Any) -> str | None:
     if scope is None:
         return None
     if not isinstance(scope, str):
-        raise TypeError(f"scope must be str or None, got {type(scope).__name__}")
+        raise InvalidArgumentTypeError(f"scope must be str or None, got {type(scope).__name__}")
     if not scope.strip(":"):
-        raise ValueError("scope must be a non-empty key prefix such as 'user_id:session_id'")
+        raise InvalidArgumentError(
+            "scope must be a non-empty key prefix such as 'user_id:session_id'"
+        )
     return scope

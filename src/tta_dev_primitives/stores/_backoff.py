@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
+
 __all__ = ["Backoff"]
 
 
@@ -16,13 +18,13 @@ class Backoff:
 
     def __init__(self, initial: float, maximum: float, factor: float = 2.0) -> None:
         if not initial > 0:
-            raise ValueError(f"recovery_interval must be positive, got {initial!r}")
+            raise InvalidArgumentError(f"recovery_interval must be positive, got {initial!r}")
         if not maximum >= initial:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"max_recovery_interval must be at least recovery_interval, got {maximum!r}"
             )
         if not factor >= 1:
-            raise ValueError(f"backoff factor must be at least 1, got {factor!r}")
+            raise InvalidArgumentError(f"backoff factor must be at least 1, got {factor!r}")
         self.initial = float(initial)
         self.maximum = float(maximum)
         self.factor = float(factor)

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Final
 
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
 
@@ -120,7 +121,7 @@ class LocalStore:
     ) -> list[tuple[str, object]]:
         """``(key, payload)`` of the best matches (see ``SearchIndex.search``)."""
         if self._index is None:
-            raise TypeError("this store was created without a search index")
+            raise InvalidArgumentTypeError("this store was created without a search index")
         with self._lock:
             self._expire()
             keys = self._index.search(query, limit, scope)

@@ -23,7 +23,15 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
@@ -33,7 +41,12 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.exceptions import (
+    BackendError,
+    BackendUnavailableError,
+    IncompleteOperationError,
+    InvalidArgumentError,
+)
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
@@ -78,6 +91,7 @@ _UNAVAILABLE_INSIDE = ("CAN'T RUN THIS COMMAND", "NO PERMISSIONS", "NOPERM", "WR
 # The type each of a partition's own keys must have (see ``_redis_lua``).
 _OWN_TYPES = {"n": b"hash", "w": b"hash", "r": b"zset", "x": b"zset", "g": b"zset"}
 _REPLAY_CHUNK = 200
+_REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)
 MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients is 10000
 # Calls in flight per event loop, each on its own pooled connection; more wait for a slot
 # (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
@@ -87,6 +101,7 @@ MAX_IN_FLIGHT = 64
 CLUSTER_PARTITIONS = 64
 _SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE")
 _CLEAR_PAGE = 500  # keys a clear examines per call
+_ITEMS_PAGE = 500  # memories items() reads per call
 
 
 def _partition_key(key: str) -> str:
@@ -138,11 +153,17 @@ class RedisBackend(StorageBackend):
     ) -> None:
         self._url = check_redis_url(url)
         if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
-            raise ValueError(f"namespace must be a non-empty str without braces, got {namespace!r}")
+            raise InvalidArgumentError(
+                f"namespace must be a non-empty str without braces, got {namespace!r}"
+            )
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise InvalidArgumentError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
         if not isinstance(partitions, int) or partitions < 1:
-            raise ValueError(f"partitions must be an int of at least 1, got {partitions!r}")
+            raise InvalidArgumentError(
+                f"partitions must be an int of at least 1, got {partitions!r}"
+            )
         self.namespace = namespace
         self.timeout = float(timeout)
         self.searchable = searchable
@@ -432,17 +453,40 @@ class RedisBackend(StorageBackend):
         A versioned clear marks each partition (later writes older than it are stale), then
         removes, page by page, what is older, and marks again so that replicas which reloaded
         during the clear reload once more. Writes newer than the clear, made by any process
-        while it runs or replayed before it, stay. Each page is one call under the timeout.
-        """
-        await self._ready()
-        if not version:
-            await self._call(self._unlink_namespace)
-        else:
-            await asyncio.gather(*(self._clear_partition(base, version) for base in self._bases))
-        if self._replica is not None:
-            self._replica.cleared()
+        while it runs or replayed before it, stay. An unversioned clear SCANs and UNLINKs the
+        namespace's keys. Either way each page is one call under the timeout, so a clear of any
+        size finishes on a healthy Redis.
 
-    async def _clear_partition(self, base: str, version: str) -> None:
+        Raises ``BackendUnavailableError`` if Redis failed before anything was removed (the
+        hybrid then journals the clear), and ``IncompleteOperationError`` saying how much was
+        removed if it failed part-way: a half-done clear is never reported as done.
+        """
+        progress = _Progress()
+        try:
+            await self._clear_pages(version, progress)
+        except BackendUnavailableError as exc:
+            if not progress.done:
+                raise
+            raise IncompleteOperationError(
+                f"cleared {progress.done:,} {progress.noun} of namespace {self.namespace!r} "
+                f"before Redis stopped answering; the rest are still there ({exc})",
+                done=progress.done,
+            ) from exc
+
+    async def _clear_pages(self, version: str, progress: _Progress) -> None:
+        await self._ready()
+        try:
+            if not version:
+                progress.noun = "keys"
+                await self._unlink_namespace(progress)
+            else:
+                progress.noun = "memories"
+                await _all(self._clear_partition(base, version, progress) for base in self._bases)
+        finally:  # even part-way: the replica reloads what is left
+            if self._replica is not None:
+                self._replica.cleared()
+
+    async def _clear_partition(self, base: str, version: str, progress: _Progress) -> None:
         await self._script("CLEAR_MARK", base, [base, version])
         for zset in ("r", "g"):
             after = "-inf"
@@ -450,42 +494,86 @@ class RedisBackend(StorageBackend):
                 reply = await self._script("CLEAR_PAGE", base, [base, version, zset, after,
                                                                 _CLEAR_PAGE])  # fmt: skip
                 after = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+                if zset == "r":
+                    progress.done += int(reply[1])
         await self._script("CLEAR_MARK", base, [base, version])
 
     async def _script(self, name: str, base: str, args: list[Any]) -> Any:
         """One call of a partition's script, under the timeout."""
         return await self._call(lambda c: self._scripts[name](keys=[base + "n"], args=args))
 
-    async def _unlink_namespace(self, client: aioredis.Redis) -> None:
-        """SCAN + UNLINK this namespace's keys in batches: never FLUSHDB, never KEYS."""
+    async def _unlink_namespace(self, progress: _Progress) -> None:
+        """SCAN + UNLINK this namespace's keys, a SCAN step and its UNLINKs per call.
+
+        Never FLUSHDB, never KEYS. Keys are grouped by partition (one hash slot each), so an
+        UNLINK never spans slots.
+        """
         pattern = _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*"
-        # Keys are grouped by partition (one hash slot each), so UNLINK never spans slots.
-        batches: dict[bytes, list[bytes]] = {}
-        async for key in client.scan_iter(match=pattern, count=1000):
-            tag = key[: key.index(b"}") + 1]
-            batch = batches.setdefault(tag, [])
-            batch.append(key)
-            if len(batch) >= 500:
+
+        async def unlink(client: Any, keys: list[bytes]) -> None:
+            batches: dict[bytes, list[bytes]] = {}
+            for key in keys:
+                batches.setdefault(key[: key.index(b"}") + 1], []).append(key)
+            for batch in batches.values():
                 await client.unlink(*batch)
-                batch.clear()
-        for batch in batches.values():
-            if batch:
-                await client.unlink(*batch)
+            progress.done += len(keys)
+
+        await self._scan_pages(pattern, unlink)
+
+    async def _scan_pages(
+        self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]
+    ) -> None:
+        """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN
+        step and ``each`` of its keys per call under the timeout."""
+        cursors: dict[Any, int] | None = None  # node name (or None standalone) -> cursor
+
+        async def step(client: Any) -> dict[Any, int]:
+            if self.topology != "cluster":
+                cursor, keys = await client.scan(
+                    cursor=0 if cursors is None else cursors[None], match=pattern, count=1000
+                )
+                found = {None: int(cursor)}
+            elif cursors is None:  # the first step asks every primary at once
+                found, keys = await client.scan(cursor=0, match=pattern, count=1000)
+            else:
+                name = next(iter(cursors))
+                node = client.get_node(node_name=name)
+                if node is None:
+                    raise rexc.ClusterError(f"node {name} left the cluster during a scan")
+                cur, keys = await client.scan(
+                    cursor=cursors[name], match=pattern, count=1000, target_nodes=node
+                )
+                found = {**cursors, name: int(cur[name])}
+            if keys:
+                await each(client, list(keys))
+            return {name: int(cursor) for name, cursor in found.items() if int(cursor) != 0}
+
+        while cursors is None or cursors:
+            cursors = await self._call(step)
 
     async def apply(self, writes: Sequence[Write]) -> None:
-        """Replay writes in order, pipelined in chunks; a Clear splits the pipeline."""
+        """Replay writes in order, pipelined in chunks; a Clear splits the pipeline.
+
+        A chunk (one call under the timeout) holds at most ``_REPLAY_CHUNK`` writes and about
+        ``_REPLAY_BYTES`` of payload, so large values do not make one call too long.
+        """
         await self._ready()
         chunk: list[Put | Delete] = []
+        size = 0
         for write in writes:
             if isinstance(write, Clear):
                 await self._pipeline(chunk)
-                chunk = []
-                await self.clear(write.version)
+                chunk, size = [], 0
+                # A replayed clear that stops part-way stays unavailable (not incomplete): the
+                # journal keeps it and the next replay finishes it (a versioned clear is
+                # idempotent).
+                await self._clear_pages(write.version, _Progress())
             else:
                 chunk.append(write)
-                if len(chunk) >= _REPLAY_CHUNK:
+                size += len(write.payload) if isinstance(write, Put) else 0
+                if len(chunk) >= _REPLAY_CHUNK or size >= _REPLAY_BYTES:
                     await self._pipeline(chunk)
-                    chunk = []
+                    chunk, size = [], 0
         await self._pipeline(chunk)
 
     async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
@@ -528,21 +616,35 @@ class RedisBackend(StorageBackend):
         await asyncio.gather(*(run(group) for group in groups.values()))
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
-        """Every live memory of the namespace: SCAN for values, then GET and PTTL in batches."""
+        """Every live memory of the namespace, partition by partition, oldest write first.
+
+        Keys come from each partition's ``r`` index (exact names: a key may contain any
+        text, ``}:v:`` included), a page at a time; a page's values and TTLs are read in the
+        same call, under the timeout. If Redis fails part-way, ``IncompleteOperationError``
+        says how many memories were read. A memory rewritten while the listing runs moves to
+        the end of its partition's order, so it may be listed twice (the newer value last).
+        """
         await self._ready()
-        pattern = _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*}:v:*"
-        names: list[bytes] = await self._call(
-            lambda c: _collect(c.scan_iter(match=pattern, count=1000))
-        )
-        for start in range(0, len(names), 500):
-            batch = names[start : start + 500]
-            rows = await self._call(partial(_values_and_ttls, names=batch, topology=self.topology))
-            for name, (payload, pttl) in zip(batch, rows, strict=True):
-                if payload is None:
-                    continue  # expired or deleted since the scan
-                text = name.decode()
-                key = text[text.index("}:v:") + 4 :]
-                yield key, payload, None if pttl < 0 else pttl / 1000
+        done = 0
+        try:
+            for base in self._bases:
+                after = "-inf"
+                while after:
+                    page = await self._call(
+                        partial(_items_page, base=base, after=after, topology=self.topology)
+                    )
+                    after = page[0]
+                    for key, payload, pttl in page[1]:
+                        done += 1
+                        yield key, payload, None if pttl < 0 else pttl / 1000
+        except BackendUnavailableError as exc:
+            if not done:
+                raise
+            raise IncompleteOperationError(
+                f"read {done:,} memories of namespace {self.namespace!r} before Redis stopped "
+                f"answering ({exc})",
+                done=done,
+            ) from exc
 
     async def probe(self) -> None:
         await self._call(lambda c: c.ping())
@@ -633,15 +735,58 @@ async def _connected(client: Any) -> None:
     """Nothing to do: ``_call`` has connected by the time it runs this."""
 
 
-async def _collect(keys: AsyncIterator[bytes]) -> list[bytes]:
-    return [key async for key in keys]
+async def _all(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``calls`` concurrently; on the first failure cancel the rest and raise it (not a
+    group): a bulk operation stops where it failed rather than running on unseen."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(call)
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__  # its own cause (or none), not the group
 
 
-async def _values_and_ttls(client: Any, names: list[bytes], topology: str | None) -> list[Any]:
-    """(value, PTTL ms) per name: one pipeline on standalone, per key on a cluster."""
-    if topology == "cluster":
-        return [(await client.get(n), await client.pttl(n)) for n in names]
-    pipe = client.pipeline(transaction=False)
+class _Progress:
+    """How far a bulk operation got (updated page by page)."""
+
+    __slots__ = ("done", "noun")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.noun = "memories"
+
+
+async def _items_page(client: Any, base: str, after: str, topology: str | None) -> Any:
+    """The next page of a partition's live memories after sequence ``after``.
+
+    Returns ``(next after, or "" when done; [(key, payload, PTTL ms), ...])``; memories that
+    expired or were deleted since they were indexed are left out.
+    """
+    start = after if after == "-inf" else "(" + after
+    rows = await client.zrangebyscore(
+        base + "r", start, "+inf", start=0, num=_ITEMS_PAGE, withscores=True,
+        score_cast_func=_raw,
+    )  # fmt: skip
+    keys = [key.decode() for key, _ in rows]
+    names = [base + "v:" + key for key in keys]
+    values = await _values_and_ttls(client, names, topology) if names else []
+    found = [(key, payload, pttl) for key, (payload, pttl) in zip(keys, values, strict=True)
+             if payload is not None]  # fmt: skip
+    if len(rows) < _ITEMS_PAGE:
+        return "", found
+    last = rows[-1][1]
+    return (last.decode() if isinstance(last, bytes) else str(last)), found
+
+
+def _raw(score: Any) -> Any:
+    """Keep a zset score as Redis sent it (a sequence in microseconds: exact, no float)."""
+    return score
+
+
+async def _values_and_ttls(client: Any, names: Sequence[Any], topology: str | None) -> list[Any]:
+    """(value, PTTL ms) per name, in one pipeline (on a cluster too: a page is one slot)."""
+    pipe = client.pipeline(transaction=False) if topology != "cluster" else client.pipeline()
     for name in names:
         pipe.get(name)
         pipe.pttl(name)

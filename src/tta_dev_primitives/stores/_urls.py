@@ -1,55 +1,88 @@
 """Redis URLs: validation at construction and redaction everywhere they are shown.
 
-Redaction is deliberately over-eager: the user info runs to the *last* ``@`` (a password may
-contain ``@``, ``/`` or ``:``), a bare ``redis://secret@host`` is read as a password, and a
-``password=`` query argument (which redis-py honours) is hidden too.
+Redaction is deliberately over-eager, so that no part of a password is ever shown, whatever
+characters it holds:
+
+- a ``password=`` query argument (which redis-py honours) hides everything after it, to the end
+  of the URL (a raw ``&``, ``#`` or ``@`` in it could otherwise show its tail);
+- the user info runs to the *last* ``@`` before that (a password may contain ``@``, ``/``, ``?``,
+  ``#`` or ``:``); a bare ``redis://secret@host`` is read as a password;
+- if an ``@`` follows a ``password=`` argument, it is unclear where the password ends, and
+  everything after the scheme is hidden.
+
+``check_redis_url`` refuses a user info holding a raw ``/``, ``?`` or ``#`` (a URL parser would
+read part of the password as the host, port or path) with a message naming no part of it, and
+validates the redacted form, so that its errors only ever quote the redacted URL.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
+
+from tta_dev_primitives.exceptions import InvalidArgumentError
 
 __all__ = ["check_redis_url", "redact_url", "scrub"]
 
 SCHEMES = ("redis", "rediss", "unix")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_QUERY_SECRET = re.compile(r"(?i)([?&;]password=)([^&#;]*)")
+_QUERY_SECRET = re.compile(r"(?i)[?&;]password=")
 HIDDEN = "***"
+_PLACEHOLDER = "x"  # stands in for a password while the URL's shape is checked
 
 
-def _split_userinfo(url: str) -> tuple[str, str, str] | None:
-    """``(scheme, userinfo, rest)`` if the URL has user info (up to its last ``@``)."""
+class _Parts(NamedTuple):
+    scheme: str  # "redis://" (or "" if there is none)
+    userinfo: str | None  # up to the last "@" before any query password; None if no "@"
+    rest: str  # after the user info, up to the query password (if any)
+    query_secret: str | None  # everything after "password=", or None
+    ambiguous: bool  # an "@" follows "password=": the password's end is unknown
+
+
+def _split(url: str) -> _Parts:
     match = _SCHEME.match(url)
     start = match.end() if match else 0
-    at = url.rfind("@", start)
+    head, query_secret = url, None
+    secret = _QUERY_SECRET.search(url, start)
+    if secret is not None:
+        head, query_secret = url[: secret.end()], url[secret.end() :]
+    at = head.rfind("@", start)
+    ambiguous = query_secret is not None and "@" in query_secret
     if at == -1:
-        return None
-    return url[:start], url[start:at], url[at + 1 :]
+        return _Parts(url[:start], None, head[start:], query_secret, ambiguous)
+    return _Parts(url[:start], head[start:at], head[at + 1 :], query_secret, ambiguous)
+
+
+def _user_and_password(userinfo: str) -> tuple[str | None, str]:
+    """``(user or None, password)``: ``redis://secret@host`` is a password in redis-py."""
+    user, sep, password = userinfo.partition(":")
+    return (user, password) if sep else (None, userinfo)
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (user names are kept); safe on garbage."""
     if not isinstance(url, str):
         return f"<{type(url).__name__}, not a URL>"
-    parts = _split_userinfo(url)
-    if parts is not None:
-        scheme, userinfo, rest = parts
-        user, sep, _ = userinfo.partition(":")
-        # "redis://pw@host" is a password too in redis-py's reading (sent to AUTH).
-        url = f"{scheme}{user}:{HIDDEN}@{rest}" if sep else f"{scheme}{HIDDEN}@{rest}"
-    return _QUERY_SECRET.sub(lambda m: m.group(1) + HIDDEN, url)
+    parts = _split(url)
+    if parts.ambiguous:
+        return parts.scheme + HIDDEN
+    shown = parts.rest
+    if parts.userinfo is not None:
+        user, _ = _user_and_password(parts.userinfo)
+        shown = ("" if user is None else user + ":") + HIDDEN + "@" + shown
+    return parts.scheme + shown + ("" if parts.query_secret is None else HIDDEN)
 
 
 def _secrets(url: str) -> set[str]:
     """Every form of every password in the URL, as it may show up in an error message."""
+    parts = _split(url)
     found: set[str] = set()
-    parts = _split_userinfo(url)
-    if parts is not None:
-        userinfo = parts[1]
-        user, sep, password = userinfo.partition(":")
-        found.add(password if sep else user)
-    found.update(m.group(2) for m in _QUERY_SECRET.finditer(url))
+    if parts.userinfo is not None:
+        found.add(_user_and_password(parts.userinfo)[1])
+    if parts.query_secret is not None:
+        found.add(parts.query_secret)
+        found.add(re.split(r"[&#;]", parts.query_secret, maxsplit=1)[0])  # what redis-py sends
     found |= {unquote(secret) for secret in found}
     found.discard("")
     return found
@@ -65,37 +98,55 @@ def scrub(text: str, url: str) -> str:
 
 
 def check_redis_url(url: object) -> str:
-    """Validate a Redis URL's shape; ``ValueError`` naming the problem (password redacted)."""
+    """Validate a Redis URL's shape; ``InvalidArgumentError`` (a ``ValueError``) naming the problem.
+
+    Checks run on the URL with its passwords replaced by a placeholder, so a message can only
+    quote what ``redact_url`` shows.
+    """
     if not isinstance(url, str) or not url:
-        raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379/0'")
+        raise InvalidArgumentError(
+            "redis_url must be a non-empty str such as 'redis://localhost:6379/0'"
+        )
     shown = redact_url(url)
 
-    def invalid(problem: str) -> ValueError:
-        return ValueError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
+    def invalid(problem: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
 
     # redis-py accepts the scheme in lower case only.
     if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
         raise invalid(f"scheme must be one of {', '.join(f'{s}://' for s in SCHEMES)}")
+    parts = _split(url)
+    if parts.userinfo is not None and any(ch in parts.userinfo for ch in "/?#"):
+        raise invalid("the user name or password holds a raw '/', '?' or '#'; "
+                      "percent-encode it (%2F, %3F, %23)")  # fmt: skip
+    safe = parts.scheme
+    if parts.userinfo is not None:
+        user, _ = _user_and_password(parts.userinfo)
+        safe += ("" if user is None else user + ":") + _PLACEHOLDER + "@"
+    safe += parts.rest
+    if parts.query_secret is not None:  # redis-py's password ends at the first '&', '#' or ';'
+        end = re.search(r"[&#;]", parts.query_secret)
+        safe += _PLACEHOLDER + ("" if end is None else parts.query_secret[end.start() :])
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        split = urlsplit(safe)
+        port = split.port
     except ValueError as exc:
         raise invalid(str(exc)) from None
-    if parts.scheme == "unix":
-        if not parts.path:
+    if split.scheme == "unix":
+        if not split.path:
             raise invalid("a unix:// URL needs a socket path")
-    elif not parts.hostname:
+    elif not split.hostname:
         raise invalid("no host")
     if port == 0:
         raise invalid("port 0")
-    db = parts.path.strip("/")
-    if parts.scheme != "unix" and db and not db.isdigit():
+    db = split.path.strip("/")
+    if split.scheme != "unix" and db and not db.isdigit():
         raise invalid(f"database must be a number, got {db!r}")
-    if parts.query:
+    if split.query:
         from redis.connection import parse_url  # only for URLs with options: keeps import cheap
 
         try:
-            parse_url(url)  # type: ignore[no-untyped-call]
+            parse_url(safe)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise invalid(str(exc)) from None
     return url

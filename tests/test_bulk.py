@@ -1,0 +1,274 @@
+"""Bulk operations on Redis (clear, items/export): bounded pages that finish, or say how far."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendUnavailableError, IncompleteOperationError
+from tta_dev_primitives.stores import Put
+from tta_dev_primitives.stores._redis import RedisBackend
+
+pytestmark = pytest.mark.redis
+
+MANY = 200_000
+
+
+async def load(url: str, namespace: str, count: int, *, prefix: str = "u:s:") -> None:
+    """``count`` memories written straight into the layout (partition 0), pipelined."""
+    base = f"{namespace}:{{{namespace}#0}}:"
+    client = aioredis.Redis.from_url(url)
+    seq = 1_700_000_000_000_000
+    for start in range(0, count, 10_000):
+        keys = [f"{prefix}{i}" for i in range(start, min(count, start + 10_000))]
+        pipe = client.pipeline(transaction=False)
+        pipe.mset({base + "v:" + key: json.dumps({"n": key}) for key in keys})
+        pipe.zadd(base + "r", {key: seq + i for i, key in enumerate(keys, start)})
+        await pipe.execute()
+    await client.hset(base + "n", mapping={"seq": str(seq + count), "epoch": str(seq)})
+    await client.aclose()
+
+
+async def count_keys(url: str, namespace: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    found = 0
+    async for _ in client.scan_iter(match=f"{namespace}:*", count=5000):
+        found += 1
+    await client.aclose()
+    return found
+
+
+def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
+    """Make the server die just before ``backend``'s ``calls``-th call to Redis."""
+    original: Callable[[Any], Awaitable[Any]] = backend._call
+    made = 0
+
+    async def call(work: Any) -> Any:
+        nonlocal made
+        made += 1
+        if made == calls:
+            server.kill()
+        return await original(work)
+
+    backend._call = call  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+async def test_clear_of_200k_memories_completes(redis_server: RedisServer, versioned: bool) -> None:
+    """clear() of 200,000 memories removes them all, each page within a short timeout."""
+    namespace = f"bulk{uuid4().hex[:8]}"
+    await load(redis_server.url, namespace, MANY)
+    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=0.5)
+    async with asyncio.timeout(120):
+        assert await backend.size() == MANY
+        await backend.clear("0000000000000001-zz" if versioned else "")
+        assert await backend.size() == 0
+    await backend.aclose()
+    leftover = await count_keys(redis_server.url, namespace)
+    # A versioned clear keeps the partition's facts (its clear mark); no memory is left.
+    assert leftover == (1 if versioned else 0)
+
+
+async def test_clear_through_memory_primitive_completes(redis_server: RedisServer) -> None:
+    """MemoryPrimitive.clear() on 200,000 memories in Redis: none left, no fallback."""
+    namespace = f"bulk{uuid4().hex[:8]}"
+    await load(redis_server.url, namespace, MANY)
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace, redis_timeout=0.5)
+    async with asyncio.timeout(120):
+        await memory.clear()
+        assert memory.using_redis
+        assert await memory.size() == 0
+    await memory.aclose()
+    client = aioredis.Redis.from_url(redis_server.url)
+    values = [k async for k in client.scan_iter(match=f"{namespace}:*:v:*", count=5000)]
+    await client.aclose()
+    assert values == []
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+async def test_an_interrupted_clear_raises_saying_how_far_it_got(
+    redis_server_factory: Callable[..., RedisServer], versioned: bool
+) -> None:
+    """A clear whose server dies part-way raises IncompleteOperationError with the count done."""
+    server = redis_server_factory()
+    await load(server.url, "ns", 5_000)
+    backend = RedisBackend(server.url, namespace="ns", timeout=1.0)
+    assert await backend.size() == 5_000
+    kill_after(backend, server, 4)
+    async with asyncio.timeout(30):
+        with pytest.raises(IncompleteOperationError) as caught:
+            await backend.clear("0000000000000001-zz" if versioned else "")
+    error = caught.value
+    assert 0 < error.done < 5_000 + 10
+    assert f"cleared {error.done:,}" in str(error)
+    assert "before Redis stopped answering" in str(error)
+    assert isinstance(error.__cause__, BackendUnavailableError)
+    await backend.aclose()
+
+
+async def test_a_clear_that_never_reached_redis_stays_unavailable(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A clear that removed nothing is plain unavailability (the hybrid journals it)."""
+    server = redis_server_factory()
+    backend = RedisBackend(server.url, namespace="ns", timeout=1.0)
+    await backend.probe()
+    server.kill()
+    async with asyncio.timeout(30):
+        with pytest.raises(BackendUnavailableError):
+            await backend.clear("0000000000000001-zz")
+    await backend.aclose()
+
+
+async def test_memory_clear_interrupted_part_way_raises_to_the_caller(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Through MemoryPrimitive, a half-done clear raises rather than being journalled as done."""
+    server = redis_server_factory()
+    await load(server.url, "ns", 5_000)
+    memory = MemoryPrimitive(server.url, namespace="ns", redis_timeout=1.0)
+    assert await memory.size() == 5_000
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    kill_after(remote, server, 3)
+    async with asyncio.timeout(30):
+        with pytest.raises(IncompleteOperationError, match="before Redis stopped answering"):
+            await memory.clear()
+    assert memory._store.journal_size == 0  # not journalled as if it were done
+    await memory.aclose()
+
+
+async def test_items_reads_every_memory_in_pages(redis_server: RedisServer) -> None:
+    """items() (export) lists all of 200,000 memories under a short per-call timeout."""
+    namespace = f"bulk{uuid4().hex[:8]}"
+    await load(redis_server.url, namespace, MANY)
+    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=0.5)
+    seen = 0
+    async with asyncio.timeout(120):
+        async for key, payload, ttl in backend.items():
+            assert json.loads(payload) == {"n": key}
+            assert ttl is None
+            seen += 1
+        await backend.clear()
+    assert seen == MANY
+    await backend.aclose()
+
+
+async def test_interrupted_items_raise_saying_how_many_were_read(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """An export whose server dies part-way raises with the number of memories read."""
+    server = redis_server_factory()
+    await load(server.url, "ns", 3_000)
+    backend = RedisBackend(server.url, namespace="ns", timeout=1.0)
+    await backend.probe()
+    kill_after(backend, server, 3)
+    seen = 0
+
+    async def export() -> None:
+        nonlocal seen
+        async for _ in backend.items():
+            seen += 1
+
+    async with asyncio.timeout(30):
+        with pytest.raises(IncompleteOperationError) as caught:
+            await export()
+    assert caught.value.done == seen > 0
+    assert f"read {seen:,} memories" in str(caught.value)
+    await backend.aclose()
+
+
+KEYS_WITH_LAYOUT_TEXT = ["a}:v:b", "u1:s1}:v:x", "}:v:", "x:y:}:v:r", "u:s:}:r", "u:s:{ns#0}:v:z"]
+
+
+@pytest.mark.parametrize("partitions", [1, 8])
+async def test_keys_containing_layout_text_list_exactly(
+    redis_server: RedisServer, partitions: int
+) -> None:
+    """Keys containing '}:v:' (or other layout text) are listed, counted and exported exactly."""
+    namespace = f"odd{uuid4().hex[:8]}"
+    backend = RedisBackend(redis_server.url, namespace=namespace, partitions=partitions)
+    for key in KEYS_WITH_LAYOUT_TEXT:
+        await backend.put(key, json.dumps({"k": key}), ttl=100.0 if "r" in key else None)
+    listed = {key: (payload, ttl) async for key, payload, ttl in backend.items()}
+    assert sorted(listed) == sorted(KEYS_WITH_LAYOUT_TEXT)
+    for key, (payload, ttl) in listed.items():
+        assert json.loads(payload) == {"k": key}
+        assert (ttl is not None and 0 < ttl <= 100.0) if "r" in key else ttl is None
+    assert await backend.size() == len(KEYS_WITH_LAYOUT_TEXT)
+    await backend.clear()
+    assert [k async for k, _, _ in backend.items()] == []
+    await backend.aclose()
+
+
+async def test_cli_stats_and_export_with_layout_text_in_keys(
+    redis_server: RedisServer, tmp_path: Any
+) -> None:
+    """The CLI's stats and export work on keys containing '}:v:'."""
+    from tta_dev_primitives.cli import main
+
+    namespace = f"odd{uuid4().hex[:8]}"
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace)
+    for key in KEYS_WITH_LAYOUT_TEXT:
+        await memory.add(key, {"k": key})
+    await memory.aclose()
+    out = tmp_path / "out.jsonl"
+    common = ["--redis-url", redis_server.url, "--namespace", namespace]
+    code = await asyncio.to_thread(main, ["memory", "export", str(out), *common])
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(row["key"] for row in rows) == sorted(KEYS_WITH_LAYOUT_TEXT)
+    code = await asyncio.to_thread(main, ["memory", "stats", "--json", *common])
+    assert code == 0
+
+
+async def test_paged_clear_and_items_on_a_cluster(redis_cluster: Any) -> None:
+    """On a cluster, items() pages every partition and an unversioned clear scans every shard."""
+    namespace = f"cl{uuid4().hex[:8]}"
+    backend = RedisBackend(redis_cluster.url, namespace=namespace)
+    keys = [f"u{i}:s{i % 7}:{i}" for i in range(1_200)] + KEYS_WITH_LAYOUT_TEXT
+    await backend.apply([Put(key, json.dumps({"k": key})) for key in keys])
+    async with asyncio.timeout(60):
+        listed = sorted([key async for key, _, _ in backend.items()])
+        assert listed == sorted(keys)
+        await backend.clear()
+        assert [key async for key, _, _ in backend.items()] == []
+        assert await backend.size() == 0
+    await backend.aclose()
+
+
+def test_cli_clear_interrupted_part_way_reports_how_far_it_got(
+    redis_server_factory: Callable[..., RedisServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`clear --yes` whose Redis dies part-way says how many it cleared, with status 1."""
+    from tta_dev_primitives.cli import main
+
+    server = redis_server_factory()
+    asyncio.run(load(server.url, "ns", 5_000))
+    original = RedisBackend._script
+    pages = 0
+
+    async def script(self: RedisBackend, name: str, base: str, args: list[Any]) -> Any:
+        nonlocal pages
+        pages += 1
+        if pages == 4:
+            server.kill()
+        return await original(self, name, base, args)
+
+    monkeypatch.setattr(RedisBackend, "_script", script)
+    code = main(["memory", "clear", "--yes", "--redis-url", server.url, "--namespace", "ns"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert "before Redis stopped answering" in err
+    assert len(err.strip().splitlines()) == 1

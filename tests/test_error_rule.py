@@ -1,0 +1,120 @@
+"""One error rule: every error raised on purpose is a TTAError and the matching built-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from redis_server import RedisServer
+from tta_dev_primitives import (
+    CachePrimitive,
+    InMemoryStore,
+    LambdaPrimitive,
+    MemoryPrimitive,
+    ParallelPrimitive,
+    RouterPrimitive,
+    SequentialPrimitive,
+    WorkflowContext,
+    create_memory_key,
+)
+from tta_dev_primitives.exceptions import TTAError
+
+
+async def echo(value: Any, ctx: WorkflowContext) -> Any:
+    return value
+
+
+STEP = LambdaPrimitive(echo)
+
+# (bad input, the built-in its error must also be)
+CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
+    ("max_size 0", lambda: MemoryPrimitive(max_size=0), ValueError),
+    ("empty namespace", lambda: MemoryPrimitive(namespace=""), ValueError),
+    ("redis_url not str", lambda: MemoryPrimitive(5), TypeError),  # type: ignore[arg-type]
+    ("redis_timeout 0", lambda: MemoryPrimitive(redis_timeout=0), ValueError),
+    ("recovery_interval < 0", lambda: MemoryPrimitive(recovery_interval=-1), ValueError),
+    ("URL scheme", lambda: MemoryPrimitive("http://h"), ValueError),
+    ("URL port", lambda: MemoryPrimitive("redis://:pw@h:99999"), ValueError),
+    ("raw '/' in a password", lambda: MemoryPrimitive("redis://:a/b@h"), ValueError),
+    ("braces in namespace", lambda: MemoryPrimitive("redis://h", namespace="a{b}"), ValueError),
+    ("memory key with ':' in id", lambda: create_memory_key("u:1", "s"), ValueError),
+    ("memory key id not str", lambda: create_memory_key(1, "s"), TypeError),  # type: ignore[arg-type]
+    ("empty SequentialPrimitive", lambda: SequentialPrimitive([]), ValueError),
+    ("empty ParallelPrimitive", lambda: ParallelPrimitive([]), ValueError),
+    ("LambdaPrimitive of a non-callable", lambda: LambdaPrimitive(5), TypeError),  # type: ignore[arg-type]
+    ("composing a non-callable", lambda: STEP >> 5, TypeError),  # type: ignore[operator]
+    ("router with no routes", lambda: RouterPrimitive({}, lambda i, c: "a"), ValueError),
+    ("router_fn not callable", lambda: RouterPrimitive({"a": STEP}, 5), TypeError),  # type: ignore[arg-type]
+    ("router default unknown", lambda: RouterPrimitive({"a": STEP}, lambda i, c: "a", "b"),
+     ValueError),
+    ("cache_key_fn not callable", lambda: CachePrimitive(STEP, 5), TypeError),  # type: ignore[arg-type]
+    ("InMemoryStore max_size 0", lambda: InMemoryStore(max_size=0), ValueError),
+    ("recall into ''", lambda: MemoryPrimitive().recall("q", into=""), ValueError),
+    ("remember value not callable", lambda: MemoryPrimitive().remember("k", 5), TypeError),  # type: ignore[arg-type]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("what", "make", "builtin"), CONSTRUCTION, ids=[c[0] for c in CONSTRUCTION]
+)
+def test_bad_construction_is_a_tta_error_and_the_builtin(
+    what: str, make: Callable[[], Any], builtin: type[Exception]
+) -> None:
+    """Each documented bad argument raises a TTAError that is also the documented built-in."""
+    with pytest.raises(builtin) as caught:
+        make()
+    assert isinstance(caught.value, TTAError), type(caught.value).__mro__
+
+
+MEMORY_CALLS: list[tuple[str, Callable[[MemoryPrimitive], Any], type[Exception]]] = [
+    ("empty key", lambda m: m.add("", {"v": 1}), ValueError),
+    ("key not str", lambda m: m.add(5, {"v": 1}), TypeError),
+    ("value not a dict", lambda m: m.add("k", [1]), TypeError),
+    ("value with a set", lambda m: m.add("k", {"v": {1}}), TypeError),
+    ("ttl 0", lambda m: m.add("k", {"v": 1}, ttl=0), ValueError),
+    ("ttl not a number", lambda m: m.add("k", {"v": 1}, ttl="1"), ValueError),
+    ("400-digit ttl", lambda m: m.add("k", {"v": 1}, ttl=10**400), ValueError),
+    ("get of a non-str key", lambda m: m.get(5), TypeError),
+    ("query not str", lambda m: m.search(5), TypeError),
+    ("limit 0", lambda m: m.search("q", limit=0), ValueError),
+    ("limit not int", lambda m: m.search("q", limit="5"), TypeError),
+    ("scope not str", lambda m: m.search("q", scope=5), TypeError),
+    ("empty scope", lambda m: m.search("q", scope=":"), ValueError),
+]
+MEMORY_CALL_IDS = [case[0] for case in MEMORY_CALLS]
+
+
+@pytest.mark.parametrize("backend", ["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    ("what", "call", "builtin"), MEMORY_CALLS, ids=[c[0] for c in MEMORY_CALLS]
+)
+async def test_bad_memory_calls_are_tta_errors_and_the_builtin(
+    request: pytest.FixtureRequest,
+    backend: str,
+    what: str,
+    call: Callable[[MemoryPrimitive], Any],
+    builtin: type[Exception],
+) -> None:
+    """A bad argument to add, get or search raises a TTAError and the built-in, on any backend."""
+    url = None
+    if backend == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        url = server.url
+    memory = MemoryPrimitive(url, namespace="errors")
+    async with asyncio.timeout(30):
+        with pytest.raises(builtin) as caught:
+            await call(memory)
+        assert isinstance(caught.value, TTAError), type(caught.value).__mro__
+        assert await memory.size() == 0  # nothing was stored
+    await memory.aclose()
+
+
+async def test_an_unknown_route_is_a_tta_error_and_a_value_error() -> None:
+    """A router choosing a route that does not exist raises a TTAError that is a ValueError."""
+    router = RouterPrimitive({"a": STEP}, lambda i, c: "zzz")
+    with pytest.raises(ValueError, match="zzz") as caught:
+        await router.execute(1, WorkflowContext())
+    assert isinstance(caught.value, TTAError)
