@@ -84,7 +84,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         _check_positive("max_recovery_interval", max_recovery_interval)
         for name, cap in (("max_journal", max_journal), ("max_journal_bytes", max_journal_bytes)):
             if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-                raise ValueError(f"{name} must be an int of at least 1, got {cap!r}")
+                raise InvalidArgumentError(f"{name} must be an int of at least 1, got {cap!r}")
         if redis_url is not None and not isinstance(redis_url, str):
             raise InvalidArgumentTypeError(
                 f"redis_url must be str or None, got {type(redis_url).__name__}"

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._stopwords import ENGLISH
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "Analyzer", "Query", "words"]
@@ -78,15 +79,17 @@ class Analyzer:
         prefix: Literal["last", "none"] = "last",
     ) -> None:
         if not isinstance(language, str) or not language:
-            raise ValueError(f"language must be a Snowball language name, got {language!r}")
+            raise InvalidArgumentError(
+                f"language must be a Snowball language name, got {language!r}"
+            )
         if prefix not in ("last", "none"):
-            raise ValueError(f"prefix must be 'last' or 'none', got {prefix!r}")
+            raise InvalidArgumentError(f"prefix must be 'last' or 'none', got {prefix!r}")
         if stop_words == "english":
             stops = ENGLISH
         elif stop_words is None:
             stops = frozenset()
         elif isinstance(stop_words, str):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"stop_words must be 'english', an iterable of words or None, got {stop_words!r}"
             )
         else:
@@ -121,7 +124,7 @@ class Analyzer:
                 stemmer = Stemmer.Stemmer(self.language)
             except KeyError:
                 known = ", ".join(sorted(Stemmer.algorithms()))
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"no Snowball stemmer for language {self.language!r}; known: {known}"
                 ) from None
             self._local.stemmer = stemmer

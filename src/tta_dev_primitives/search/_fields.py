@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+
 __all__ = ["METADATA_FIELDS", "check_text_fields", "is_metadata", "searchable_strings"]
 
 METADATA_FIELDS = frozenset({"role", "type", "kind", "id", "status", "timestamp"})
@@ -27,12 +29,16 @@ def check_text_fields(fields: Any) -> tuple[str, ...] | None:
     if fields is None:
         return None
     if isinstance(fields, str):
-        raise TypeError(f"text_fields must be a sequence of field names, not the str {fields!r}")
+        raise InvalidArgumentTypeError(
+            f"text_fields must be a sequence of field names, not the str {fields!r}"
+        )
     if not isinstance(fields, Iterable):
-        raise TypeError(f"text_fields must be a sequence of field names, got {fields!r}")
+        raise InvalidArgumentTypeError(
+            f"text_fields must be a sequence of field names, got {fields!r}"
+        )
     names = tuple(fields)
     if not names or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"text_fields must be non-empty field names, got {names!r}")
+        raise InvalidArgumentError(f"text_fields must be non-empty field names, got {names!r}")
     return names
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Analyzer, Query
 from tta_dev_primitives.search._fields import check_text_fields, searchable_strings
 
@@ -28,7 +29,9 @@ class Indexing:
 
     def __init__(self, analyzer: Analyzer | None = None, text_fields: Any = None) -> None:
         if analyzer is not None and not isinstance(analyzer, Analyzer):
-            raise TypeError(f"analyzer must be an Analyzer, got {type(analyzer).__name__}")
+            raise InvalidArgumentTypeError(
+                f"analyzer must be an Analyzer, got {type(analyzer).__name__}"
+            )
         self.analyzer = analyzer or default_analyzer()
         self.text_fields = check_text_fields(text_fields)
 
