@@ -156,10 +156,14 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
         # scripts (a search's catch-up sweeps too). Then only the partition's facts and the
         # expired key's tombstone (which keeps its version) remain.
         await backend.search(fleeting, 5, None)
-        left = await namespace_keys(redis_server.url, ns)
+        left[:] = await namespace_keys(redis_server.url, ns)
         return all(k.endswith((b"}:n", b"}:g")) for k in left)
 
-    await eventually(swept)
+    left: list[bytes] = []
+    try:
+        await eventually(swept)
+    except AssertionError:
+        raise AssertionError(f"left behind: {left}") from None
     assert await backend.size() == 0
     await backend.clear()
     await backend.aclose()

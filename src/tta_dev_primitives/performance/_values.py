@@ -22,6 +22,7 @@ from tta_dev_primitives.exceptions import (
 
 __all__ = [
     "MAX_TTL",
+    "MAX_VALUE_BYTES",
     "check_key",
     "check_limit",
     "check_max_size",
@@ -36,6 +37,9 @@ _MAX_DEPTH = 64
 # 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
 # expiry (its millisecond deadlines overflow near 1e14 s), so a write is never half-applied.
 MAX_TTL = 100 * 365 * 24 * 3600
+#: The largest memory, as JSON: 8 MiB. Every process that searches Redis reads and analyses each
+#: memory, so a bigger one would stall them all (and Redis, sending it), for little to find.
+MAX_VALUE_BYTES = 8 * 1024 * 1024
 # Built once: json.dumps with non-default options builds a new encoder on every call. Values
 # are validated (finite floats, depth-limited, so not circular) before they reach it.
 _ENCODER = json.JSONEncoder(
@@ -89,12 +93,18 @@ def encode_value(value: Any) -> str:
         where = "value" + "".join(reversed(bad.path))
         raise InvalidMemoryValueError(f"{where} {bad.reason}") from None
     text = _ENCODER.encode(value)
+    size = len(text)
     if not text.isascii():
         try:
-            text.encode()
+            size = len(text.encode())
         except UnicodeEncodeError:
             where, reason = _find_unencodable(value)
             raise InvalidMemoryValueError(f"{where} {reason}") from None
+    if size > MAX_VALUE_BYTES:
+        raise InvalidMemoryValueError(
+            f"value is {size:,} bytes as JSON; a memory holds at most {MAX_VALUE_BYTES:,} "
+            "(MAX_VALUE_BYTES): store a summary, or split it"
+        )
     return text
 
 

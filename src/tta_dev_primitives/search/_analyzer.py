@@ -5,7 +5,9 @@ and the rest are stemmed with Snowball (PyStemmer), so "hiking" finds "hike" and
 "car". A query is analysed the same way; if it ends inside a word (the user is still typing),
 that last word also matches the terms it is a prefix of. Queries are bounded: only their first
 ``MAX_QUERY_CHARS`` characters are read, and the index scores at most ``MAX_QUERY_TERMS``
-distinct terms (the rarest), so a pasted megabyte costs no more than a long paragraph.
+distinct terms (the rarest), so a pasted megabyte costs no more than a long paragraph. A memory
+indexes at most ``MAX_DOC_TERMS`` distinct terms (its most frequent), so no add costs without
+bound either.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import Any, Final, Literal, cast
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._stopwords import ENGLISH
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "Analyzer", "Query", "words"]
+__all__ = ["MAX_DOC_TERMS", "MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "Analyzer", "Query", "words"]
 
 #: Characters of a query that are analysed; the rest is ignored.
 MAX_QUERY_CHARS: Final = 10_000
 #: Distinct query terms that are scored: the rarest ones, when a query has more.
 MAX_QUERY_TERMS: Final = 32
+#: Distinct terms indexed per memory: its most frequent ones, when it has more.
+MAX_DOC_TERMS: Final = 10_000
 #: A word still being typed matches as a prefix only from this many characters on.
 MIN_PREFIX: Final = 3
 
@@ -158,6 +162,11 @@ class Analyzer:
             elif term is _STOP:
                 continue
             counts[term] = get(term, 0) + 1
+        if len(counts) > MAX_DOC_TERMS:
+            # A memory's index entry has a bounded cost: keep its most frequent terms (ties in
+            # order of first appearance: the sort is stable).
+            ranked = sorted(counts.items(), key=lambda item: -item[1])
+            counts = dict(ranked[:MAX_DOC_TERMS])
         return counts
 
     def query(self, text: str) -> Query:

@@ -1,0 +1,55 @@
+"""Every memory's cost is bounded: its size as JSON, and the distinct terms its index holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import InvalidMemoryValueError
+from tta_dev_primitives.performance._values import MAX_VALUE_BYTES
+from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, Analyzer
+
+
+async def test_a_value_with_100k_distinct_words_is_stored_without_falling_back(
+    memory: MemoryPrimitive,
+) -> None:
+    """Its index keeps the 10,000 most frequent terms; on Redis the add never falls back.
+
+    (Before, each such add cost Redis 2-3 s of scripting, timed out and was retried forever.)
+    """
+    words = " ".join(f"w{i}x" for i in range(100_000))
+    value = {"content": f"{words} common common common"}
+    await memory.add("u1:s1:big", value)
+    if memory.get_backend_info()["redis_configured"]:
+        assert memory.using_redis, memory.get_backend_info()["last_error"]
+    assert await memory.get("u1:s1:big") == value
+    assert await memory.search("common?") == [value]  # the most frequent term is kept
+    assert await memory.search("w5x?") == [value]  # and the first terms, ties in order
+    assert await memory.search("w99999x?") == []  # past the cap: not indexed
+
+
+def test_the_term_cap_keeps_the_most_frequent_terms() -> None:
+    """MAX_DOC_TERMS terms at most, the most frequent first, ties in order of appearance."""
+    text = " ".join(f"t{i}" for i in range(MAX_DOC_TERMS + 50)) + " t42 t42 t10049"
+    counts = Analyzer(stemming=False).term_counts([text])
+    assert len(counts) == MAX_DOC_TERMS
+    assert counts["t42"] == 3
+    assert counts["t10049"] == 2
+    assert "t10048" not in counts
+
+
+async def test_a_value_over_the_size_limit_is_refused_and_nothing_is_stored(
+    memory: MemoryPrimitive,
+) -> None:
+    """More than 8 MiB of JSON: InvalidMemoryValueError saying so; the key stays as it was."""
+    await memory.add("k", {"content": "small"})
+    huge = {"content": "x" * MAX_VALUE_BYTES}
+    with pytest.raises(InvalidMemoryValueError, match="MAX_VALUE_BYTES") as info:
+        await memory.add("k", huge)
+    assert isinstance(info.value, TypeError)  # the library's errors keep their built-in type
+    assert await memory.get("k") == {"content": "small"}
+    assert await memory.size() == 1
+    non_ascii = {"content": "é" * (MAX_VALUE_BYTES // 2 + 1)}  # fewer chars, more bytes
+    with pytest.raises(InvalidMemoryValueError, match="bytes as JSON"):
+        await memory.add("k2", non_ascii)
+    assert await memory.get("k2") is None
