@@ -1,9 +1,9 @@
-"""The design document's conversational agent: store each turn, search history, answer."""
+"""A conversational agent: store each turn, search the session's history, answer."""
 
 import asyncio
 import time
 
-from tta_dev_primitives import MemoryPrimitive, create_memory_key
+from tta_dev_primitives import MemoryPrimitive, turn_key
 
 memory = MemoryPrimitive(max_size=1000)
 
@@ -15,14 +15,15 @@ async def llm_generate(user_input: str, context: list[dict[str, str]]) -> str:
 
 async def handle_conversation(user_id: str, session_id: str, user_input: str) -> str:
     timestamp = str(time.time_ns())
-    user_key = create_memory_key(user_id, session_id, {"turn": "user", "ts": timestamp})
+    # turn_key gives every turn its own key, even when two turns say the same thing.
+    user_key = turn_key(user_id, session_id)
     await memory.add(user_key, {"role": "user", "content": user_input, "timestamp": timestamp})
 
     # Only this user's session: scopes match whole key segments, so "u1" never sees "u10".
     history = await memory.search(user_input, limit=5, scope=f"{user_id}:{session_id}")
     response = await llm_generate(user_input, context=history)
 
-    assistant_key = create_memory_key(user_id, session_id, {"turn": "assistant", "ts": timestamp})
+    assistant_key = turn_key(user_id, session_id)
     await memory.add(
         assistant_key, {"role": "assistant", "content": response, "timestamp": timestamp}
     )

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from tta_dev_primitives import MemoryPrimitive, WorkflowContext, create_memory_key
+from tta_dev_primitives import MemoryPrimitive, WorkflowContext, turn_key
 
 memory = MemoryPrimitive()
 
@@ -20,9 +20,7 @@ def session(prompt: str, ctx: WorkflowContext) -> str:
 def next_key(reply: str, ctx: WorkflowContext) -> str:
     assert ctx.user_id is not None
     assert ctx.session_id is not None
-    turn = ctx.metadata.setdefault("turn", 0) + 1
-    ctx.metadata["turn"] = turn
-    return create_memory_key(ctx.user_id, ctx.session_id, {"turn": turn})
+    return turn_key(ctx.user_id, ctx.session_id)  # a new key for every turn
 
 
 chat = (
@@ -33,9 +31,9 @@ chat = (
 
 
 async def main() -> None:
-    ctx = WorkflowContext(user_id="ada", session_id="s1")
-    print(await chat.execute("tell me about primitives", ctx))
-    print(await chat.execute("more about primitives please", ctx))
+    for prompt in ["tell me about primitives", "more about primitives please"]:
+        ctx = WorkflowContext(user_id="ada", session_id="s1")  # one context per turn
+        print(await chat.execute(prompt, ctx))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ CORE = {
     "WorkflowContext", "WorkflowPrimitive", "LambdaPrimitive",
     "SequentialPrimitive", "ParallelPrimitive", "RouterPrimitive",
 }  # fmt: skip
-PERFORMANCE = {"CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key"}
+PERFORMANCE = {
+    "CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key", "turn_key",
+}  # fmt: skip
 OPERATIONS = {
     "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory", "MemoryOperation",
 }  # fmt: skip

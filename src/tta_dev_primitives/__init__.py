@@ -22,7 +22,13 @@ from .core import (
 )
 
 if TYPE_CHECKING:
-    from .performance import CachePrimitive, InMemoryStore, MemoryPrimitive, create_memory_key
+    from .performance import (
+        CachePrimitive,
+        InMemoryStore,
+        MemoryPrimitive,
+        create_memory_key,
+        turn_key,
+    )
 
 __all__ = [
     "CachePrimitive",
@@ -36,9 +42,10 @@ __all__ = [
     "WorkflowPrimitive",
     "__version__",
     "create_memory_key",
+    "turn_key",
 ]
 
-_LAZY = {"CachePrimitive", "InMemoryStore", "MemoryPrimitive", "create_memory_key"}
+_LAZY = {"CachePrimitive", "InMemoryStore", "MemoryPrimitive", "create_memory_key", "turn_key"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Memory and caching: ``MemoryPrimitive``, ``InMemoryStore``, ``CachePrimitive``, keys."""
 
 from tta_dev_primitives.performance._cache import CachePrimitive
-from tta_dev_primitives.performance._keys import create_memory_key
+from tta_dev_primitives.performance._keys import create_memory_key, turn_key
 from tta_dev_primitives.performance._memory import MemoryPrimitive
 from tta_dev_primitives.performance._ops import (
     AddMemory,
@@ -24,4 +24,5 @@ __all__ = [
     "MemoryPrimitive",
     "SearchMemory",
     "create_memory_key",
+    "turn_key",
 ]

@@ -1,14 +1,18 @@
-"""Memory keys: ``user_id:session_id[:context-hash]``."""
+"""Memory keys: ``user_id:session_id[:context-hash]`` and unique per-turn keys."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
+import threading
+import time
 from typing import Any
 
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError, InvalidMemoryKeyError
 
-__all__ = ["create_memory_key"]
+__all__ = ["create_memory_key", "turn_key"]
 
 
 def _check_id(name: str, value: Any) -> str:
@@ -35,3 +39,29 @@ def create_memory_key(user_id: str, session_id: str, context: dict[str, Any] | N
     text = json.dumps(context, sort_keys=True, default=str)
     digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:8]
     return f"{base}:{digest}"
+
+
+_turn_lock = threading.Lock()
+_turn_counter = itertools.count()
+_turn_last = 0
+_process_tag = os.urandom(3).hex()
+
+
+def turn_key(user_id: str, session_id: str) -> str:
+    """A new key ``"user_id:session_id:<unique suffix>"`` for one turn of a conversation.
+
+    Unlike ``create_memory_key(user_id, session_id, value)``, which hashes the value (two turns
+    that both said "OK, noted." would share one key, and the second write would replace the
+    first), every call returns a different key. The suffix is 13 hex digits of microseconds since
+    the epoch, kept strictly increasing within the process, then a per-process random tag and a
+    counter, so keys sort by creation time within a process and never repeat across threads or
+    processes by accident. Ids are checked as in ``create_memory_key``: empty ids and ids
+    containing ``":"`` raise ``ValueError``.
+    """
+    global _turn_last
+    base = f"{_check_id('user_id', user_id)}:{_check_id('session_id', session_id)}"
+    with _turn_lock:
+        micros = max(time.time_ns() // 1000, _turn_last + 1)
+        _turn_last = micros
+        count = next(_turn_counter) & 0xFFFF
+    return f"{base}:{micros:013x}{_process_tag}{count:04x}"

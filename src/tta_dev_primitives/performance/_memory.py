@@ -58,6 +58,28 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     bytes: a new write to a key replaces that key's journalled write, and past either cap the
     oldest journalled writes are dropped (counted in ``get_backend_info()["journal_dropped"]``,
     the ``tta.memory.journal_dropped`` counter and a ``memory.journal_dropped`` span event).
+
+    Args:
+        redis_url: URL of the Redis server, e.g. ``"redis://localhost:6379"``; ``None`` (the
+            default) keeps memories in-process only.
+        max_size: most memories the in-process store keeps (the least recently used go first);
+            with Redis, the size of the in-process stand-by copy. At least 1.
+        enable_redis: ``False`` ignores ``redis_url`` and stays in-process.
+        namespace: key prefix in Redis; ``clear()`` and ``size()`` touch this namespace only.
+        redis_timeout: seconds a Redis call may take before it counts as a failure and the call
+            is served in-process.
+        recovery_interval: seconds between the first probes of a failed Redis.
+        max_recovery_interval: longest wait between probes as the backoff grows.
+        text_fields: the value fields search reads, e.g. ``("content",)``; ``None`` reads every
+            string field except metadata (``role``, ``type``, ``kind``, ``id``, ``status``,
+            ``timestamp`` and fields ending in ``_id`` or ``_at``).
+        analyzer: how text is split into search terms; the default is
+            ``Analyzer("english")`` (casefolding, English stop words, Snowball stemming, a
+            query's unfinished last word matched as a prefix).
+        clock: a time source in seconds for TTLs (tests pass a fake clock); defaults to the
+            monotonic clock.
+        max_journal: most writes the outage journal keeps.
+        max_journal_bytes: approximate byte cap of the outage journal.
     """
 
     def __init__(
