@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from redis_server import LocalCluster, RedisServer, find_redis_server
+
+if TYPE_CHECKING:
+    from tta_dev_primitives import MemoryPrimitive
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -128,3 +131,28 @@ def run_python(code: str) -> str:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+Factory = Callable[..., RedisServer]  # the redis_server_factory fixture's type
+
+
+def namespace() -> str:
+    """A namespace of its own for one test."""
+    from uuid import uuid4
+
+    return f"test:{uuid4().hex[:12]}"
+
+
+def fast_recovery(url: str, ns: str | None = None, **kwargs: Any) -> MemoryPrimitive:
+    """A MemoryPrimitive that probes a failed Redis often, so tests need not wait long."""
+    from tta_dev_primitives import MemoryPrimitive
+
+    options: dict[str, Any] = {
+        "namespace": ns or namespace(),
+        "redis_timeout": 0.5,
+        "recovery_interval": 0.05,
+        "max_recovery_interval": 0.2,
+        "max_size": 100_000,
+    }
+    options.update(kwargs)
+    return MemoryPrimitive(url, **options)

@@ -9,38 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
-from conftest import eventually
+from conftest import Factory, eventually, fast_recovery, namespace
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
-
-Factory = Callable[..., RedisServer]
-
-
-def namespace() -> str:
-    return f"test:{uuid4().hex[:12]}"
-
-
-def fast_recovery(url: str, **kwargs: Any) -> MemoryPrimitive:
-    """A memory that probes a failed Redis often, so tests need not wait long."""
-    options: dict[str, Any] = {
-        "namespace": namespace(),
-        "redis_timeout": 0.5,
-        "recovery_interval": 0.05,
-        "max_recovery_interval": 0.2,
-        "max_size": 100_000,
-    }
-    options.update(kwargs)
-    return MemoryPrimitive(url, **options)
 
 
 async def replayed(memory: MemoryPrimitive) -> None:

@@ -8,37 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from conftest import eventually, run_python
+from conftest import Factory, eventually, fast_recovery, namespace, run_python
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
-
-Factory = Callable[..., RedisServer]
-
-
-def namespace() -> str:
-    return f"test:{uuid4().hex[:12]}"
-
-
-def fast_recovery(url: str, ns: str | None = None, **kwargs: Any) -> MemoryPrimitive:
-    """A memory that probes a failed Redis often, so tests need not wait long."""
-    options: dict[str, Any] = {
-        "namespace": ns or namespace(),
-        "redis_timeout": 0.5,
-        "recovery_interval": 0.05,
-        "max_recovery_interval": 0.2,
-        "max_size": 100_000,
-    }
-    options.update(kwargs)
-    return MemoryPrimitive(url, **options)
 
 
 async def recovered(memory: MemoryPrimitive) -> None:

@@ -52,7 +52,7 @@ from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores import _redis_lua as lua
 from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
+from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica, text_of
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 
 __all__ = ["RedisBackend"]
@@ -297,7 +297,7 @@ class RedisBackend(StorageBackend):
                     log.warning(
                         "Redis key %r holds a %s, not the %s this namespace keeps there: "
                         "serving in-process until it is fixed (delete the key, or clear())",
-                        name, found.decode() if isinstance(found, bytes) else found,
+                        name, text_of(found),
                         want.decode(),
                     )  # fmt: skip
 
@@ -493,7 +493,7 @@ class RedisBackend(StorageBackend):
             while after:
                 reply = await self._script("CLEAR_PAGE", base, [base, version, zset, after,
                                                                 _CLEAR_PAGE])  # fmt: skip
-                after = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+                after = text_of(reply[0])
                 if zset == "r":
                     progress.done += int(reply[1])
         await self._script("CLEAR_MARK", base, [base, version])
