@@ -72,7 +72,7 @@ class Analyzer:
     match as a prefix; ``"none"`` matches whole terms only.
     """
 
-    __slots__ = ("_cache", "_local", "_stops", "language", "prefix", "stemming", "stop_words")
+    __slots__ = ("_cache", "_local", "language", "prefix", "stemming", "stop_words")
 
     def __init__(
         self,
@@ -102,22 +102,17 @@ class Analyzer:
         self.stop_words: frozenset[str] = stops
         self.stemming = bool(stemming)
         self.prefix = prefix
-        self._stops = stops
         self._cache: dict[str, Any] = {}
         self._local = threading.local()  # PyStemmer objects are not thread-safe
         if self.stemming:
             self._stemmer()  # fail now, not at the first add, if the language is unknown
 
     def __repr__(self) -> str:
-        stops = "english" if self._stops is ENGLISH else f"<{len(self._stops)} words>"
+        stops = "english" if self.stop_words is ENGLISH else f"<{len(self.stop_words)} words>"
         return (
             f"Analyzer({self.language!r}, stop_words={stops}, stemming={self.stemming}, "
             f"prefix={self.prefix!r})"
         )
-
-    def signature(self) -> tuple[object, ...]:
-        """What decides the terms: equal signatures analyse every text identically."""
-        return (self.language, self._stops, self.stemming, self.prefix)
 
     def _stemmer(self) -> Any:
         stemmer = getattr(self._local, "stemmer", None)
@@ -138,7 +133,7 @@ class Analyzer:
         """The term for one casefolded word (None for a stop word), cached."""
         term = self._cache.get(word)
         if term is None:
-            if word in self._stops:
+            if word in self.stop_words:
                 term = _STOP
             elif self.stemming:
                 term = self._stemmer().stemWord(word)
@@ -188,7 +183,7 @@ class Analyzer:
             and not truncated
             and (text[-1].isalnum() or text[-1] == "_")
             and len(last := found[-1]) >= MIN_PREFIX
-            and last not in self._stops
+            and last not in self.stop_words
         ):
             # The unfinished word, as typed (its stem may be shorter than what was typed, and
             # a prefix of the stem would match too much): last, so the index knows which.

@@ -132,17 +132,10 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self._docs)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._by_key
-
     def recency(self, key: str) -> int | None:
         """The recency ``key`` was indexed with, or None if it is not indexed."""
         docno = self._by_key.get(key)
         return None if docno is None else self._docs[docno][_RECENCY]
-
-    def keys(self) -> list[str]:
-        """Every indexed key, in no particular order."""
-        return list(self._by_key)
 
     def add(self, key: str, counts: Mapping[str, int], recency: int | None = None) -> None:
         """Index ``key`` with these term counts, replacing what was indexed for it before.

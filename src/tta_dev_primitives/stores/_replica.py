@@ -24,7 +24,7 @@ from typing import Any
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 
-__all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica"]
+__all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica", "text_of"]
 
 #: Writes read per round trip, and the payload bytes after which a page stops early.
 PAGE_COUNT = 1000
@@ -47,7 +47,8 @@ class _Cursor:
     keys: set[str] = field(default_factory=set)
 
 
-def _text(value: bytes | str) -> str:
+def text_of(value: bytes | str) -> str:
+    """A Redis reply's string, whether the client decoded it or not."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -111,10 +112,9 @@ class Replica:
                 return  # a sync that began after this call did has completed: it saw our writes
             self._started += 1
             number = self._started
-            bases = list(self._cursors)
-            for start in range(0, len(bases), _CONCURRENT):
+            for start in range(0, len(self.bases), _CONCURRENT):
                 # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
-                batch = bases[start : start + _CONCURRENT]
+                batch = self.bases[start : start + _CONCURRENT]
                 await asyncio.gather(*(self._catch_up(base, fetch) for base in batch))
             self._done = number
             self._expire()
@@ -124,12 +124,12 @@ class Replica:
         while True:
             since_del = "-" if cursor.since_del is None else str(cursor.since_del)
             reply = await fetch(base, str(cursor.since), since_del)
-            if not self._apply(base, cursor, reply):
+            if not self._apply(cursor, reply):
                 return
 
-    def _apply(self, base: str, cursor: _Cursor, reply: list[Any]) -> bool:
+    def _apply(self, cursor: _Cursor, reply: list[Any]) -> bool:
         """Apply one page; True if there is more to read."""
-        epoch, gcut, now_ms = _text(reply[0]), int(float(reply[1])), int(reply[2])
+        epoch, gcut, now_ms = text_of(reply[0]), int(float(reply[1])), int(reply[2])
         newest_del = int(float(reply[3]))
         puts, dels, more = reply[4], reply[5], bool(int(reply[6]))
         started = cursor.since > 0 or cursor.since_del is not None
@@ -161,7 +161,7 @@ class Replica:
                 local = now + (deadline - now_ms) / 1000
                 heapq.heappush(self._deadlines, (local, seq, key))
         for i in range(0, len(dels), 2):
-            key = _text(dels[i])
+            key = text_of(dels[i])
             cursor.since_del = max(cursor.since_del, int(float(dels[i + 1])))
             if key in keys:
                 index.remove(key)
