@@ -169,6 +169,24 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
     await backend.aclose()
 
 
+async def test_a_due_deadline_whose_value_lives_on_is_kept(redis_server: RedisServer) -> None:
+    """The sweep trusts Redis's own expiry: a value still there keeps its recency entry."""
+    ns = f"due:{uuid4().hex[:10]}"
+    backend = RedisBackend(redis_server.url, namespace=ns)
+    payload, terms = encode({"content": "lasting thought"})
+    await backend.put("k", payload, 60, terms)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    base = f"{ns}:{{{ns}#0}}:"
+    await raw.zadd(base + "x", {"k": 0})  # the deadline here says due; Redis says 60 s left
+    await backend.search(INDEXING.query("lasting"), 5, None)  # a catch-up sweeps
+    assert await raw.zscore(base + "r", "k") is not None
+    assert (await raw.zscore(base + "x", "k") or 0) > 0
+    assert await backend.size() == 1
+    await raw.aclose()
+    await backend.clear()
+    await backend.aclose()
+
+
 async def test_garbage_values_read_as_misses_and_are_counted(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

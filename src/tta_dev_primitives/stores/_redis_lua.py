@@ -81,11 +81,18 @@ local function sweep(base, most)
   local now_ms = math.floor(now_us() / 1000)
   local due = redis.call('ZRANGEBYSCORE', base .. 'x', '-inf', now_ms, 'LIMIT', 0, most)
   for _, key in ipairs(due) do
-    if redis.call('EXISTS', base .. 'v:' .. key) == 0 then
+    -- Redis sets the value's own expiry a moment after the deadline here was taken, so a due
+    -- key may still be there for a millisecond: then it keeps its place, at Redis's deadline.
+    local left = redis.call('PTTL', base .. 'v:' .. key)
+    if left == -2 then
       redis.call('ZREM', base .. 'r', key)
       tombstone(base, key)
+      redis.call('ZREM', base .. 'x', key)
+    elseif left == -1 then
+      redis.call('ZREM', base .. 'x', key)
+    else
+      redis.call('ZADD', base .. 'x', now_ms + left, key)
     end
-    redis.call('ZREM', base .. 'x', key)
   end
 end
 """
