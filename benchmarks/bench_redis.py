@@ -58,7 +58,7 @@ from bench_memory import make_memories, pick_queries
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from redis_server import RedisServer, find_redis_server
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.stores._redis import RedisBackend
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH

@@ -19,6 +19,8 @@ OPERATIONS = {
 PUBLIC = {
     "tta_dev_primitives": CORE | PERFORMANCE | {"__version__"},
     "tta_dev_primitives.performance": PERFORMANCE | OPERATIONS,
+    "tta_dev_primitives.memory": (PERFORMANCE - {"CachePrimitive"}) | OPERATIONS,
+    "tta_dev_primitives.caching": {"CachePrimitive"},
     "tta_dev_primitives.stores": {
         "StorageBackend", "InProcessBackend", "Put", "Delete", "Clear", "Write",
     },
@@ -54,3 +56,8 @@ def test_core_names_are_the_same_objects_everywhere() -> None:
         assert getattr(top, name) is getattr(core, name)
     for name in PERFORMANCE:
         assert getattr(top, name) is getattr(perf, name)
+    memory = importlib.import_module("tta_dev_primitives.memory")
+    caching = importlib.import_module("tta_dev_primitives.caching")
+    for name in memory.__all__:
+        assert getattr(perf, name) is getattr(memory, name)
+    assert perf.CachePrimitive is caching.CachePrimitive

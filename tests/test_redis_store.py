@@ -16,7 +16,7 @@ from conftest import eventually
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
-from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Clear, Delete, InProcessBackend, Put
 from tta_dev_primitives.stores._redis import RedisBackend

@@ -10,7 +10,7 @@ import pytest
 
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_TERMS
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex

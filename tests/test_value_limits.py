@@ -6,7 +6,7 @@ import pytest
 
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidMemoryValueError
-from tta_dev_primitives.performance._values import MAX_VALUE_BYTES
+from tta_dev_primitives.memory._values import MAX_VALUE_BYTES
 from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, Analyzer
 
 

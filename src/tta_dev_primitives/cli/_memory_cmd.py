@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tta_dev_primitives.exceptions import TTAError
-from tta_dev_primitives.performance._memory import MemoryPrimitive
-from tta_dev_primitives.performance._values import check_key, check_ttl, encode_value
+from tta_dev_primitives.memory._primitive import MemoryPrimitive
+from tta_dev_primitives.memory._values import check_key, check_ttl, encode_value
 
 DEFAULT_NAMESPACE = "tta:memory"
 GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")

@@ -28,8 +28,8 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
     InvalidMemoryKeyError,
 )
-from tta_dev_primitives.performance import MemoryPrimitive
-from tta_dev_primitives.performance._values import check_ttl
+from tta_dev_primitives.memory import MemoryPrimitive
+from tta_dev_primitives.memory._values import check_ttl
 
 from ._portal import run_sync
 

@@ -32,8 +32,8 @@ from langgraph.store.base import (
 )
 
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
-from tta_dev_primitives.performance import MemoryPrimitive
-from tta_dev_primitives.performance._values import encode_value
+from tta_dev_primitives.memory import MemoryPrimitive
+from tta_dev_primitives.memory._values import encode_value
 
 from ._portal import run_sync
 

@@ -1,17 +1,23 @@
-"""Memory and caching: ``MemoryPrimitive``, ``InMemoryStore``, ``CachePrimitive``, keys."""
+"""Memory and caching under the original library's import path.
 
-from tta_dev_primitives.performance._cache import CachePrimitive
-from tta_dev_primitives.performance._keys import create_memory_key, turn_key
-from tta_dev_primitives.performance._memory import MemoryPrimitive
-from tta_dev_primitives.performance._ops import (
+The same objects as ``tta_dev_primitives.memory`` and ``tta_dev_primitives.caching``; this
+module only re-exports them, so ``from tta_dev_primitives.performance import MemoryPrimitive``
+keeps working for code migrating from the original.
+"""
+
+from tta_dev_primitives.caching import CachePrimitive
+from tta_dev_primitives.memory import (
     AddMemory,
     ClearMemory,
     DeleteMemory,
     GetMemory,
+    InMemoryStore,
     MemoryOperation,
+    MemoryPrimitive,
     SearchMemory,
+    create_memory_key,
+    turn_key,
 )
-from tta_dev_primitives.performance._store import InMemoryStore
 
 __all__ = [
     "AddMemory",

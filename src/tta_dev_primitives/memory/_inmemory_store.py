@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tta_dev_primitives.performance._values import (
+from tta_dev_primitives.memory._values import (
     check_key,
     check_limit,
     check_max_size,

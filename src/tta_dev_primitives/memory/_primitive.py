@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
-from tta_dev_primitives.performance._ops import (
+from tta_dev_primitives.memory._ops import (
     AddMemory,
     ClearMemory,
     DeleteMemory,
@@ -19,7 +19,7 @@ from tta_dev_primitives.performance._ops import (
     SearchMemory,
     parse_operation,
 )
-from tta_dev_primitives.performance._values import (
+from tta_dev_primitives.memory._values import (
     check_key,
     check_limit,
     check_max_size,
