@@ -7,10 +7,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
+from tta_dev_primitives._checks import check_max_size, check_ttl
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentTypeError
-from tta_dev_primitives.memory._values import check_max_size, check_ttl
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._hybrid import HybridStore
 from tta_dev_primitives.stores._inprocess import InProcessBackend

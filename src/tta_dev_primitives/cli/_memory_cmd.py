@@ -30,9 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from tta_dev_primitives._checks import check_key, check_ttl
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.memory._primitive import MemoryPrimitive
-from tta_dev_primitives.memory._values import check_key, check_ttl, encode_value
+from tta_dev_primitives.memory._values import encode_value
 
 DEFAULT_NAMESPACE = "tta:memory"
 GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")

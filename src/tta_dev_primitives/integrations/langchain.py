@@ -22,6 +22,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from tta_dev_primitives._checks import check_ttl
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
 from tta_dev_primitives.exceptions import (
     InvalidArgumentError,
@@ -29,7 +30,6 @@ from tta_dev_primitives.exceptions import (
     InvalidMemoryKeyError,
 )
 from tta_dev_primitives.memory import MemoryPrimitive
-from tta_dev_primitives.memory._values import check_ttl
 
 from ._portal import run_sync
 

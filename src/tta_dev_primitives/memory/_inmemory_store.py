@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tta_dev_primitives.memory._values import (
+from tta_dev_primitives._checks import (
     check_key,
     check_limit,
     check_max_size,
     check_query,
     check_scope,
     check_ttl,
-    decode_value,
-    encode_value,
 )
+from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._local import LocalStore
 

@@ -7,6 +7,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from tta_dev_primitives._checks import (
+    check_count,
+    check_key,
+    check_limit,
+    check_max_size,
+    check_namespace,
+    check_optional_url,
+    check_query,
+    check_scope,
+    check_seconds,
+    check_ttl,
+)
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
@@ -19,16 +31,7 @@ from tta_dev_primitives.memory._ops import (
     SearchMemory,
     parse_operation,
 )
-from tta_dev_primitives.memory._values import (
-    check_key,
-    check_limit,
-    check_max_size,
-    check_query,
-    check_scope,
-    check_ttl,
-    decode_value,
-    encode_value,
-)
+from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._backoff import Backoff
@@ -99,18 +102,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
     ) -> None:
         max_size = check_max_size(max_size)
-        if not isinstance(namespace, str) or not namespace:
-            raise InvalidArgumentError(f"namespace must be a non-empty str, got {namespace!r}")
-        _check_positive("redis_timeout", redis_timeout)
-        _check_positive("recovery_interval", recovery_interval)
-        _check_positive("max_recovery_interval", max_recovery_interval)
-        for name, cap in (("max_journal", max_journal), ("max_journal_bytes", max_journal_bytes)):
-            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-                raise InvalidArgumentError(f"{name} must be an int of at least 1, got {cap!r}")
-        if redis_url is not None and not isinstance(redis_url, str):
-            raise InvalidArgumentTypeError(
-                f"redis_url must be str or None, got {type(redis_url).__name__}"
-            )
+        namespace = check_namespace(namespace)
+        redis_timeout = check_seconds("redis_timeout", redis_timeout)
+        recovery_interval = check_seconds("recovery_interval", recovery_interval)
+        max_recovery_interval = check_seconds("max_recovery_interval", max_recovery_interval)
+        max_journal = check_count("max_journal", max_journal)
+        max_journal_bytes = check_count("max_journal_bytes", max_journal_bytes)
+        redis_url = check_optional_url("redis_url", redis_url)
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -334,11 +332,6 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     def __repr__(self) -> str:
         backend = "redis" if self._store.remote is not None else "in-memory"
         return f"MemoryPrimitive(namespace={self._namespace!r}, backend={backend!r})"
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _log_invalid() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tta_dev_primitives._checks import check_seconds
 from tta_dev_primitives.exceptions import InvalidArgumentError
 
 __all__ = ["Backoff"]
@@ -17,8 +18,7 @@ class Backoff:
     __slots__ = ("factor", "initial", "maximum")
 
     def __init__(self, initial: float, maximum: float, factor: float = 2.0) -> None:
-        if not initial > 0:
-            raise InvalidArgumentError(f"recovery_interval must be positive, got {initial!r}")
+        initial = check_seconds("recovery_interval", initial)
         if not maximum >= initial:
             raise InvalidArgumentError(
                 f"max_recovery_interval must be at least recovery_interval, got {maximum!r}"

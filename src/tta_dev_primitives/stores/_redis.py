@@ -41,11 +41,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from tta_dev_primitives._checks import check_count, check_namespace, check_seconds
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendUnavailableError,
     IncompleteOperationError,
-    InvalidArgumentError,
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
@@ -152,20 +152,9 @@ class RedisBackend(StorageBackend):
         indexing: Indexing | None = None,
     ) -> None:
         self._url = check_redis_url(url)
-        if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
-            raise InvalidArgumentError(
-                f"namespace must be a non-empty str without braces, got {namespace!r}"
-            )
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise InvalidArgumentError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
-            )
-        if not isinstance(partitions, int) or partitions < 1:
-            raise InvalidArgumentError(
-                f"partitions must be an int of at least 1, got {partitions!r}"
-            )
-        self.namespace = namespace
-        self.timeout = float(timeout)
+        self.namespace = check_namespace(namespace)
+        self.timeout = check_seconds("timeout", timeout)
+        partitions = check_count("partitions", partitions)
         self.searchable = searchable
         self.partitions = partitions
         self.topology: str | None = None  # "standalone" or "cluster", known after connecting

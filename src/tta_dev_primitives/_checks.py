@@ -1,0 +1,148 @@
+"""Every argument check, in one place, so each bad argument gets the same typed error everywhere.
+
+Each check returns the argument (normalised where that helps) or raises under the rule stated in
+``exceptions``: a bad value is an ``InvalidArgumentError`` (a ``ValueError``), a wrong type an
+``InvalidArgumentTypeError`` (a ``TypeError``); both name the argument and what was given.
+Memory *values* are checked where they are encoded (``memory._values``), in the same pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidMemoryKeyError,
+)
+
+__all__ = [
+    "MAX_TTL",
+    "check_count",
+    "check_key",
+    "check_limit",
+    "check_max_size",
+    "check_namespace",
+    "check_optional_url",
+    "check_query",
+    "check_scope",
+    "check_seconds",
+    "check_ttl",
+    "is_unencodable",
+]
+
+# 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
+# expiry (its millisecond deadlines overflow near 1e14 s), so a write is never half-applied.
+MAX_TTL = 100 * 365 * 24 * 3600
+
+
+def is_unencodable(text: str) -> bool:
+    """True if ``text`` holds a lone surrogate, which UTF-8 (and so Redis) cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_key(key: Any) -> str:
+    """A memory key must be a non-empty str that UTF-8 can encode."""
+    if not isinstance(key, str):
+        raise InvalidArgumentTypeError(f"memory keys must be str, got {type(key).__name__}")
+    if not key:
+        raise InvalidMemoryKeyError("memory keys must not be empty")
+    if not key.isascii() and is_unencodable(key):
+        raise InvalidMemoryKeyError(
+            f"memory key {key!r} contains a lone surrogate, which UTF-8 (and so Redis) cannot store"
+        )
+    return key
+
+
+def check_ttl(ttl: Any) -> float | None:
+    """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool)."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    try:
+        seconds = float(ttl)
+    except OverflowError:  # an int beyond any float: a clear error, not a traceback
+        digits = len(str(abs(ttl)))
+        raise InvalidArgumentError(
+            f"ttl must be a positive number of seconds or None, got a {digits}-digit number"
+        ) from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if seconds > MAX_TTL:
+        raise InvalidArgumentError(
+            f"ttl must be at most {MAX_TTL} seconds (100 years), got {ttl!r}"
+        )
+    return seconds
+
+
+def check_seconds(name: str, value: Any) -> float:
+    """A duration such as ``redis_timeout``: a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def check_count(name: str, value: Any) -> int:
+    """A size or cap such as ``max_journal``: an int (not a bool) of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"{name} must be an int of at least 1, got {value!r}")
+    return value
+
+
+def check_max_size(max_size: Any) -> int:
+    """``max_size`` is an int of at least 1."""
+    return check_count("max_size", max_size)
+
+
+def check_limit(limit: Any) -> int:
+    """A search limit is an int of at least 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidArgumentTypeError(f"limit must be an int, got {type(limit).__name__}")
+    if limit < 1:
+        raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
+    return limit
+
+
+def check_query(query: Any) -> str:
+    """A query is a str (a blank one asks for the most recent memories)."""
+    if not isinstance(query, str):
+        raise InvalidArgumentTypeError(f"query must be str, got {type(query).__name__}")
+    return query
+
+
+def check_scope(scope: Any) -> str | None:
+    """A scope is None or a non-empty key prefix, matched at ``:`` boundaries."""
+    if scope is None:
+        return None
+    if not isinstance(scope, str):
+        raise InvalidArgumentTypeError(f"scope must be str or None, got {type(scope).__name__}")
+    if not scope.strip(":"):
+        raise InvalidArgumentError(
+            "scope must be a non-empty key prefix such as 'user_id:session_id'"
+        )
+    return scope
+
+
+def check_namespace(namespace: Any) -> str:
+    """A namespace is a non-empty str without braces (Redis Cluster hash tags use them)."""
+    if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+        raise InvalidArgumentError(
+            f"namespace must be a non-empty str without braces, got {namespace!r}"
+        )
+    return namespace
+
+
+def check_optional_url(name: str, url: Any) -> str | None:
+    """A backend URL argument is a str or None (its shape is checked by the backend's parser)."""
+    if url is not None and not isinstance(url, str):
+        raise InvalidArgumentTypeError(f"{name} must be str or None, got {type(url).__name__}")
+    return url
