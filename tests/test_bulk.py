@@ -69,7 +69,7 @@ async def test_clear_of_200k_memories_completes(redis_server: RedisServer, versi
     backend = RedisBackend(redis_server.url, namespace=namespace, timeout=0.5)
     async with asyncio.timeout(120):
         assert await backend.size() == MANY
-        await backend.clear("0000000000000001-zz" if versioned else "")
+        await backend.clear(version="0000000000000001-zz" if versioned else "")
         assert await backend.size() == 0
     await backend.aclose()
     leftover = await count_keys(redis_server.url, namespace)
@@ -105,7 +105,7 @@ async def test_an_interrupted_clear_raises_saying_how_far_it_got(
     kill_after(backend, server, 4)
     async with asyncio.timeout(30):
         with pytest.raises(IncompleteOperationError) as caught:
-            await backend.clear("0000000000000001-zz" if versioned else "")
+            await backend.clear(version="0000000000000001-zz" if versioned else "")
     error = caught.value
     assert 0 < error.done < 5_000 + 10
     assert f"cleared {error.done:,}" in str(error)
@@ -124,7 +124,7 @@ async def test_a_clear_that_never_reached_redis_stays_unavailable(
     server.kill()
     async with asyncio.timeout(30):
         with pytest.raises(BackendUnavailableError):
-            await backend.clear("0000000000000001-zz")
+            await backend.clear(version="0000000000000001-zz")
     await backend.aclose()
 
 

@@ -22,7 +22,8 @@ PUBLIC = {
     "tta_dev_primitives.memory": (PERFORMANCE - {"CachePrimitive"}) | OPERATIONS,
     "tta_dev_primitives.caching": {"CachePrimitive"},
     "tta_dev_primitives.stores": {
-        "StorageBackend", "InProcessBackend", "Put", "Delete", "Clear", "Write",
+        "StorageBackend", "SearchableBackend", "Document", "InProcessBackend", "Put", "Delete",
+        "Clear", "Write",
     },
     "tta_dev_primitives.core": CORE,
     "tta_dev_primitives.exceptions": {

@@ -109,7 +109,9 @@ async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisSer
     await backend.put("k", '{"v": 2}', version=clock.next())  # a later write
     await backend.put("k", '{"v": 1}', version=first)  # the journal replays the first one
     assert await backend.get("k") == b'{"v": 2}'
-    assert await backend.delete("k", first) is False  # an old delete cannot remove it either
+    assert (
+        await backend.delete("k", version=first) is False
+    )  # an old delete cannot remove it either
     assert await backend.get("k") == b'{"v": 2}'
     await backend.clear()
     await backend.aclose()
@@ -126,7 +128,7 @@ async def test_a_clear_keeps_writes_newer_than_itself(redis_server: RedisServer)
         await backend.put(f"old{i}", '{"v": 0}', version=clock.next())
     clear_version = clock.next()
     await backend.put("newer", '{"v": 1}', version=clock.next())
-    await backend.clear(clear_version)
+    await backend.clear(version=clear_version)
     assert await backend.size() == 1
     assert await backend.get("newer") == b'{"v": 1}'
     await backend.put("old7", '{"v": 0}', version=clear_version[:-1] + "0")  # older than the clear

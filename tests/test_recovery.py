@@ -63,8 +63,8 @@ class Refusing(InProcessBackend):
             raise BackendError("ERR refused")
         await super().apply(writes)
 
-    async def put(self, key: str, payload: object, ttl: float | None = None,
-                  terms: object = None, version: str = "") -> None:  # fmt: skip
+    async def put(self, key: str, payload: object, ttl: float | None = None, *,
+                  version: str = "") -> None:  # fmt: skip
         if key == "bad":
             raise BackendError("ERR refused")
         await super().put(key, payload, ttl)

@@ -18,8 +18,9 @@ from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
-from tta_dev_primitives.stores import Clear, Delete, InProcessBackend, Put
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores import Clear, Delete, Document, Put
+from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
+from tta_dev_primitives.stores._redis_search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
 
@@ -83,13 +84,13 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
     def check(writes: list[tuple[str, str, str]], searches: list[tuple[str, int, Any]]) -> None:
         async def body() -> None:
             ns = f"parity:{uuid4().hex[:10]}"
-            remote = RedisBackend(redis_server.url, namespace=ns, partitions=partitions)
-            local = InProcessBackend(10_000)
+            remote = RedisSearchBackend(redis_server.url, namespace=ns, partitions=partitions)
+            local = InProcessSearchBackend(10_000)
             for op, key, text in writes:
                 if op == "put":
                     payload, terms = encode({"content": text, "key": key})
-                    await local.put(key, payload, None, terms)
-                    await remote.put(key, payload, None, terms)
+                    await local.put(key, payload, None, document=Document(terms))
+                    await remote.put(key, payload, None, document=Document(terms))
                 else:
                     assert await local.delete(key) == await remote.delete(key)
             assert await local.size() == await remote.size()
@@ -117,11 +118,11 @@ def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer)
     def check(writes: list[tuple[str, str, str]]) -> None:
         async def body() -> None:
             ns = f"orphans:{uuid4().hex[:10]}"
-            backend = RedisBackend(redis_server.url, namespace=ns, partitions=2)
+            backend = RedisSearchBackend(redis_server.url, namespace=ns, partitions=2)
             for op, key, text in writes:
                 if op == "put":
                     payload, terms = encode({"content": text})
-                    await backend.put(key, payload, None, terms)
+                    await backend.put(key, payload, None, document=Document(terms))
                 else:
                     await backend.delete(key)
             for key in KEYS:
@@ -140,9 +141,9 @@ def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer)
 async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer) -> None:
     """A TTL'd memory disappears from Redis, and its index entries go at the next search."""
     ns = f"ttl:{uuid4().hex[:10]}"
-    backend = RedisBackend(redis_server.url, namespace=ns)
+    backend = RedisSearchBackend(redis_server.url, namespace=ns)
     payload, terms = encode({"content": "fleeting thought"})
-    await backend.put("u1:s1:k", payload, 0.15, terms)
+    await backend.put("u1:s1:k", payload, 0.15, document=Document(terms))
     fleeting = INDEXING.query("fleeting")
     assert await backend.search(fleeting, 5, None) == [("u1:s1:k", payload.encode())]
 
@@ -172,9 +173,9 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
 async def test_a_due_deadline_whose_value_lives_on_is_kept(redis_server: RedisServer) -> None:
     """The sweep trusts Redis's own expiry: a value still there keeps its recency entry."""
     ns = f"due:{uuid4().hex[:10]}"
-    backend = RedisBackend(redis_server.url, namespace=ns)
+    backend = RedisSearchBackend(redis_server.url, namespace=ns)
     payload, terms = encode({"content": "lasting thought"})
-    await backend.put("k", payload, 60, terms)
+    await backend.put("k", payload, 60, document=Document(terms))
     raw = aioredis.Redis.from_url(redis_server.url)
     base = f"{ns}:{{{ns}#0}}:"
     await raw.zadd(base + "x", {"k": 0})  # the deadline here says due; Redis says 60 s left
@@ -241,12 +242,12 @@ async def test_a_one_megabyte_value(redis_server: RedisServer) -> None:
 
 async def test_apply_keeps_order_across_a_clear(redis_server: RedisServer) -> None:
     """A Clear in the middle of a replay removes only what came before it."""
-    backend = RedisBackend(redis_server.url, namespace=f"apply:{uuid4().hex[:10]}")
+    backend = RedisSearchBackend(redis_server.url, namespace=f"apply:{uuid4().hex[:10]}")
     p1, t1 = encode({"content": "one"})
     p2, t2 = encode({"content": "two"})
     await backend.apply(
-        [Put("a", p1, None, t1), Put("b", p1, None, t1), Clear(), Put("c", p2, None, t2),
-         Put("a", p2, None, t2), Delete("c")]
+        [Put("a", p1, None, Document(t1)), Put("b", p1, None, Document(t1)), Clear(),
+         Put("c", p2, None, Document(t2)), Put("a", p2, None, Document(t2)), Delete("c")]
     )  # fmt: skip
     assert await backend.get("a") == p2.encode()
     assert await backend.get("b") is None
@@ -258,7 +259,7 @@ async def test_apply_keeps_order_across_a_clear(redis_server: RedisServer) -> No
 
 async def test_unreachable_server_fails_fast_and_typed() -> None:
     """Nothing listening: BackendUnavailableError, not a hang or a redis-py exception."""
-    backend = RedisBackend(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    backend = RedisSearchBackend(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     async with asyncio.timeout(10):  # a hang guard
         with pytest.raises(BackendUnavailableError, match="unavailable"):
             await backend.get("k")
@@ -268,13 +269,13 @@ async def test_unreachable_server_fails_fast_and_typed() -> None:
 async def test_scripts_are_reloaded_after_a_restart(redis_server_factory: Any) -> None:
     """A restarted server has no scripts: the next write loads them again transparently."""
     server: RedisServer = redis_server_factory()
-    backend = RedisBackend(server.url, namespace="noscript")
+    backend = RedisSearchBackend(server.url, namespace="noscript")
     payload, terms = encode({"content": "durable"})
-    await backend.put("k", payload, None, terms)
+    await backend.put("k", payload, None, document=Document(terms))
     server.restart()
     with pytest.raises(BackendUnavailableError):
         await backend.get("k")  # the old connection died with the server
-    await backend.put("k", payload, None, terms)
+    await backend.put("k", payload, None, document=Document(terms))
     assert await backend.search(INDEXING.query("durable"), 5, None) == [("k", payload.encode())]
     await backend.aclose()
 

@@ -7,14 +7,15 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
-from tta_dev_primitives._checks import check_max_size, check_ttl
+from tta_dev_primitives._checks import check_max_size, check_namespace, check_seconds, check_ttl
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import HybridStore
 from tta_dev_primitives.stores._inprocess import InProcessBackend
-from tta_dev_primitives.telemetry._memory_ops import MemoryOp
+from tta_dev_primitives.telemetry._memory_ops import StoreTelemetry
 from tta_dev_primitives.telemetry._metrics import instruments
 from tta_dev_primitives.telemetry._tracing import get_tracer
 
@@ -80,16 +81,23 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._namespace = namespace
         remote: StorageBackend | None
         if isinstance(backend, str):
-            from tta_dev_primitives.stores._redis import RedisBackend
-
-            remote = RedisBackend(
-                backend, namespace=namespace, timeout=redis_timeout, searchable=False
+            remote = backend_from_url(
+                backend,
+                namespace=check_namespace(namespace),
+                timeout=check_seconds("redis_timeout", redis_timeout),
             )
-        else:
+        elif backend is None or isinstance(backend, StorageBackend):
             remote = backend
+        else:
+            raise InvalidArgumentTypeError(
+                "backend must be None, a Redis URL or a StorageBackend, "
+                f"got {type(backend).__name__}"
+            )
         self._serialize = remote is not None and remote.serializes
-        local = InProcessBackend(check_max_size(max_size), searchable=False)
-        self._store = HybridStore(local, remote)
+        local = InProcessBackend(check_max_size(max_size))
+        self._store: HybridStore[StorageBackend] = HybridStore(
+            local, remote, events=StoreTelemetry(namespace)
+        )
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._hits = 0
         self._misses = 0
@@ -167,8 +175,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             del self._inflight[key]
 
     async def _lookup(self, key: str) -> Any:
-        with MemoryOp("cache.get", self._namespace, traced=False) as op:
-            payload = await self._store.get(op, key)
+        payload = (await self._store.get(key)).value
         if payload is None:
             return _MISSING
         if not self._serialize:
@@ -190,8 +197,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 ) from exc
         else:
             payload = _Boxed(result)
-        with MemoryOp("cache.set", self._namespace, traced=False) as op:
-            await self._store.put(op, key, payload, self._ttl, None)
+        await self._store.put(key, payload, self._ttl)
 
     def _record(self, *, hit: bool) -> None:
         if hit:
@@ -208,8 +214,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
 
     async def clear(self) -> None:
         """Drop every cached output (this namespace only, on Redis)."""
-        with MemoryOp("cache.clear", self._namespace, traced=False) as op:
-            await self._store.clear(op)
+        await self._store.clear()
 
     async def aclose(self) -> None:
         """Close backend connections."""

@@ -14,6 +14,7 @@ from tta_dev_primitives._checks import (
 )
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.stores._base import Document
 from tta_dev_primitives.stores._local import LocalStore
 
 __all__ = ["InMemoryStore"]
@@ -41,7 +42,7 @@ class InMemoryStore:
         """Add or replace the memory under ``key`` (a ``get`` or ``add`` makes it most recent)."""
         key, ttl = check_key(key), check_ttl(ttl)
         payload = encode_value(value)
-        self._store.put(key, payload, ttl, self._indexing.terms(value))
+        self._store.put(key, payload, ttl, Document(self._indexing.terms(value)))
 
     def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""

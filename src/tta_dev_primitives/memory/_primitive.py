@@ -35,11 +35,12 @@ from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._backoff import Backoff
-from tta_dev_primitives.stores._base import StorageBackend
-from tta_dev_primitives.stores._hybrid import HybridStore
-from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.stores._base import Document, SearchableBackend
+from tta_dev_primitives.stores._factory import backend_from_url
+from tta_dev_primitives.stores._hybrid import SearchableHybrid
+from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
-from tta_dev_primitives.telemetry._memory_ops import MemoryOp
+from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry
 from tta_dev_primitives.telemetry._metrics import instruments
 
 __all__ = ["MemoryPrimitive"]
@@ -113,20 +114,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
-        local = InProcessBackend(max_size, clock=clock)
-        remote: StorageBackend | None = None
+        local = InProcessSearchBackend(max_size, clock=clock)
+        remote: SearchableBackend | None = None
         if redis_url and enable_redis:
-            from tta_dev_primitives.stores._redis import RedisBackend
-
-            remote = RedisBackend(
-                redis_url,
-                namespace=namespace,
-                timeout=float(redis_timeout),
-                indexing=self._indexing,
+            remote = backend_from_url(
+                redis_url, namespace=namespace, timeout=redis_timeout, indexing=self._indexing
             )
-        self._store = HybridStore(
+        self._store = SearchableHybrid(
             local,
             remote,
+            events=StoreTelemetry(namespace),
             backoff=Backoff(recovery_interval, max_recovery_interval),
             clock=clock,
             namespace=namespace,
@@ -140,16 +137,17 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given."""
         key, ttl = check_key(key), check_ttl(ttl)
         payload = encode_value(value)
-        terms = self._indexing.terms(value)
+        document = Document(self._indexing.terms(value))
         with MemoryOp("add", self._namespace) as op:
-            await self._store.put(op, key, payload, ttl, terms)
+            op.report(await self._store.put(key, payload, ttl, document))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""
         key = check_key(key)
         with MemoryOp("get", self._namespace) as op:
-            payload = await self._store.get(op, key)
-            value = None if payload is None else self._decode(payload)
+            served = await self._store.get(key)
+            op.report(served)
+            value = None if served.value is None else self._decode(served.value)
             op.outcome = "miss" if value is None else "hit"
             op.attributes["memory.hit"] = value is not None
             return value
@@ -176,8 +174,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         with MemoryOp("search", self._namespace) as op:
             results: list[tuple[str, dict[str, Any]]] = []
             if analysed.terms or analysed.blank:
-                found = await self._store.search(op, analysed, limit, scope)
-                results = [(k, v) for k, p in found if (v := self._decode(p)) is not None]
+                served = await self._store.search(analysed, limit, scope)
+                op.report(served)
+                results = [(k, v) for k, p in served.value if (v := self._decode(p)) is not None]
             op.attributes["memory.result_count"] = len(results)
             return results
 
@@ -185,7 +184,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """Remove the memory under ``key``; True if there was one."""
         key = check_key(key)
         with MemoryOp("delete", self._namespace) as op:
-            return await self._store.delete(op, key)
+            served = await self._store.delete(key)
+            op.report(served)
+            return served.value
 
     async def clear(self) -> None:
         """Remove every memory in this namespace (never anything else in Redis).
@@ -195,12 +196,14 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         ``IncompleteOperationError`` saying how many were removed (run it again).
         """
         with MemoryOp("clear", self._namespace) as op:
-            await self._store.clear(op)
+            op.report(await self._store.clear())
 
     async def size(self) -> int:
         """How many memories this namespace holds (in-process only while degraded)."""
         with MemoryOp("size", self._namespace, traced=False) as op:
-            return await self._store.size(op)
+            served = await self._store.size()
+            op.report(served)
+            return served.value
 
     # -- backend state -------------------------------------------------------------------------
 
@@ -258,7 +261,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def flush(self) -> bool:
         """Try to replay writes journalled during an outage now; True if none are left."""
         with MemoryOp("flush", self._namespace) as op:
-            return await self._store.flush(op)
+            done = await self._store.flush()
+            store = self._store
+            op.served((store.remote or store.local).kind if store.using_remote else "in_memory")
+            return done
 
     async def aclose(self) -> None:
         """Replay any journalled writes if Redis is back, then close connections."""

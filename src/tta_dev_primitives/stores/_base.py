@@ -1,9 +1,10 @@
-"""The storage seam: the few async methods a backend implements, and nothing else.
+"""The storage seam: a narrow key/value interface, and search as a separate capability.
 
-Everything that is not storage (validation, encoding, copies, TTL rules, telemetry, fallback and
-recovery) lives above this seam, once. ``MemoryPrimitive`` and ``CachePrimitive`` both sit on it.
-A backend that talks to a server raises ``BackendUnavailableError`` when the server cannot
-serve, translating its client's own errors with ``raise ... from exc``.
+Everything that is not storage (validation, encoding, copies, TTL rules, fallback and recovery,
+telemetry) lives above this seam, once. ``CachePrimitive`` needs only ``StorageBackend``;
+``MemoryPrimitive`` needs a ``SearchableBackend``, which also indexes what it stores. A backend
+that talks to a server raises ``BackendUnavailableError`` when the server cannot serve,
+translating its client's own errors.
 """
 
 from __future__ import annotations
@@ -16,12 +17,28 @@ from typing import Any, ClassVar, Self
 
 from tta_dev_primitives.search._analyzer import Query
 
-__all__ = ["Clear", "Delete", "Put", "StorageBackend", "Write", "send"]
+__all__ = [
+    "Clear",
+    "Delete",
+    "Document",
+    "Put",
+    "SearchableBackend",
+    "StorageBackend",
+    "Write",
+    "send",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What search indexes of a memory: its terms and how often each occurs."""
+
+    terms: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Put:
-    """Store ``payload`` under ``key``; ``ttl`` in seconds; ``terms`` for search, if indexed.
+    """Store ``payload`` under ``key``; ``ttl`` in seconds; ``document`` for search, if indexed.
 
     ``version`` (from ``stores._versions``) orders writes across processes: a backend that
     keeps versions ignores a write older than what it holds for the key. ``""``: unversioned.
@@ -30,7 +47,7 @@ class Put:
     key: str
     payload: Any
     ttl: float | None = None
-    terms: Mapping[str, int] | None = field(default=None, compare=False)
+    document: Document | None = field(default=None, compare=False)
     version: str = ""
 
 
@@ -53,21 +70,16 @@ Write = Put | Delete | Clear
 
 
 class StorageBackend(ABC):
-    """An async key/payload store with TTLs and, optionally, search over indexed terms."""
+    """An async key/payload store with TTLs, under one namespace: what a cache needs."""
 
-    #: The ``memory.backend`` span attribute for operations this backend serves.
+    #: Which backend served an operation, as reported to spans (``memory.backend``).
     kind: ClassVar[str]
     #: True if payloads must be ``str`` (it crosses a process boundary).
     serializes: ClassVar[bool] = False
 
     @abstractmethod
     async def put(
-        self,
-        key: str,
-        payload: Any,
-        ttl: float | None = None,
-        terms: Mapping[str, int] | None = None,
-        version: str = "",
+        self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
     ) -> None:
         """Store ``payload`` under ``key``, replacing any previous payload and its TTL."""
 
@@ -76,15 +88,11 @@ class StorageBackend(ABC):
         """The payload under ``key``, or None."""
 
     @abstractmethod
-    async def delete(self, key: str, version: str = "") -> bool:
+    async def delete(self, key: str, *, version: str = "") -> bool:
         """Remove ``key``; True if it was there."""
 
     @abstractmethod
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
-        """``(key, payload)`` of the best matches (``search._index``); blank: most recent."""
-
-    @abstractmethod
-    async def clear(self, version: str = "") -> None:
+    async def clear(self, *, version: str = "") -> None:
         """Remove everything in this backend's namespace, and nothing else."""
 
     @abstractmethod
@@ -102,9 +110,6 @@ class StorageBackend(ABC):
 
     async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
         """Check that the backend can serve (a server backend sends PING); raise if not."""
-
-    async def catch_up(self) -> None:  # noqa: B027 (optional hook: nothing to catch up)
-        """Bring any local view of the backend (a search replica) up to date, off the hot path."""
 
     def describe(self) -> dict[str, Any]:
         """Facts for ``get_backend_info()``; never a secret."""
@@ -125,12 +130,40 @@ class StorageBackend(ABC):
         await self.aclose()
 
 
+class SearchableBackend(StorageBackend):
+    """A backend that also indexes each payload's ``Document`` and searches it."""
+
+    @abstractmethod
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        *,
+        version: str = "",
+        document: Document | None = None,
+    ) -> None:
+        """Store ``payload`` under ``key`` and index ``document`` (None: found by no query)."""
+
+    @abstractmethod
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        """``(key, payload)`` of the best matches (``search._index``); blank: most recent."""
+
+    async def catch_up(self) -> None:
+        """Bring any local view of the backend (a search replica) up to date, off the hot path."""
+
+
 async def send(backend: StorageBackend, write: Write) -> bool | None:
     """Apply one write; a delete reports whether the key was there."""
     if isinstance(write, Put):
-        await backend.put(write.key, write.payload, write.ttl, write.terms, write.version)
+        if isinstance(backend, SearchableBackend):
+            await backend.put(
+                write.key, write.payload, write.ttl, version=write.version, document=write.document
+            )
+        else:
+            await backend.put(write.key, write.payload, write.ttl, version=write.version)
         return None
     if isinstance(write, Delete):
-        return await backend.delete(write.key, write.version)
-    await backend.clear(write.version)
+        return await backend.delete(write.key, version=write.version)
+    await backend.clear(version=write.version)
     return None

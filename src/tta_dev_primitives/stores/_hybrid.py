@@ -26,6 +26,11 @@ With no remote backend every operation is served in-process. With one:
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
 - ``flush()`` (and ``aclose()``) replay on demand: they await the recovery task. Nothing written
   during an outage is lost while the process lives and the journal is within its caps.
+
+Each operation returns ``Served``: its result and which backend served it. What happens to the
+store itself (a fallback, dropped journal entries, dead letters, a recovery) is told to a
+``StoreEvents`` listener. Spans and counters are made from both by the primitives
+(``telemetry._memory_ops``): no telemetry object enters the storage layer.
 """
 
 from __future__ import annotations
@@ -35,13 +40,22 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
-from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
+from tta_dev_primitives.stores._base import (
+    Clear,
+    Delete,
+    Document,
+    Put,
+    SearchableBackend,
+    StorageBackend,
+    Write,
+    send,
+)
 from tta_dev_primitives.stores._recovery import (
     DEFAULT_MAX_JOURNAL,
     DEFAULT_MAX_JOURNAL_BYTES,
@@ -50,26 +64,72 @@ from tta_dev_primitives.stores._recovery import (
     Replay,
 )
 from tta_dev_primitives.stores._versions import VersionClock
-from tta_dev_primitives.telemetry._memory_ops import MemoryOp
-from tta_dev_primitives.telemetry._metrics import instruments
 
-__all__ = ["HybridStore"]
+__all__ = ["HybridStore", "NoEvents", "SearchableHybrid", "Served", "StoreEvents"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
 R = TypeVar("R")
+B = TypeVar("B", bound=StorageBackend)
 
 REPLAY_BATCH = 500
 
 
-class HybridStore:
+class Served(NamedTuple, Generic[R]):
+    """An operation's result, and the ``kind`` of the backend that served it."""
+
+    value: R
+    backend: str
+    fallback: bool = False  # True: the remote failed or is recovering; served in-process
+
+
+class StoreEvents(Protocol):
+    """What the hybrid tells its owner about itself, for spans, counters and logs."""
+
+    def fallback(self, error: BaseException) -> None:
+        """The remote failed; operations are now served in-process."""
+
+    def journal_dropped(self, dropped: int) -> None:
+        """A full journal dropped its ``dropped`` oldest writes."""
+
+    def dead_letters(self, count: int) -> None:
+        """The remote refused ``count`` replayed writes for their data."""
+
+    def recovery_started(self) -> object:
+        """A background recovery begins; the token returned is passed to ``recovery_ended``."""
+
+    def recovery_ended(self, token: object, served: Served[int | None]) -> None:
+        """It ended: ``served.value`` writes replayed, or None if the remote is still down."""
+
+
+class NoEvents:
+    """A listener that ignores everything."""
+
+    def fallback(self, error: BaseException) -> None:
+        pass
+
+    def journal_dropped(self, dropped: int) -> None:
+        pass
+
+    def dead_letters(self, count: int) -> None:
+        pass
+
+    def recovery_started(self) -> object:
+        return None
+
+    def recovery_ended(self, token: object, served: Served[int | None]) -> None:
+        pass
+
+
+class HybridStore(Generic[B]):
     """An in-process backend, optionally fronting a remote one; see the module docstring."""
 
     def __init__(
         self,
-        local: StorageBackend,
-        remote: StorageBackend | None = None,
+        local: B,
+        remote: B | None = None,
         *,
+        events: StoreEvents | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         namespace: str = "",
@@ -79,6 +139,7 @@ class HybridStore:
         self.local = local
         self.namespace = namespace
         self.remote = remote
+        self.events: StoreEvents = events or NoEvents()
         self.backoff = backoff or Backoff(1.0, 30.0)
         self.versions = VersionClock()  # each write's version, made when the caller makes it
         self._clock = clock
@@ -127,63 +188,52 @@ class HybridStore:
     # -- operations ----------------------------------------------------------------------------
 
     async def put(
-        self,
-        op: MemoryOp,
-        key: str,
-        payload: Any,
-        ttl: float | None,
-        terms: Mapping[str, int] | None,
-    ) -> None:
-        await self.local.put(key, payload, ttl, terms)
+        self, key: str, payload: Any, ttl: float | None, document: Document | None = None
+    ) -> Served[None]:
+        await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
-            op.served(self.local.kind)
-            return
-        await self._write(op, Put(key, payload, ttl, terms, self.versions.next()))
+            return Served(None, self.local.kind)
+        served = await self._write(Put(key, payload, ttl, document, self.versions.next()))
+        return Served(None, served.backend, served.fallback)
 
-    async def delete(self, op: MemoryOp, key: str) -> bool:
+    async def delete(self, key: str) -> Served[bool]:
         local_had = await self.local.delete(key)
-        remote_had = await self._write(op, Delete(key, self.versions.next()))
-        return local_had if remote_had is None else remote_had
+        served = await self._write(Delete(key, self.versions.next()))
+        had = local_had if served.value is None else served.value
+        return Served(had, served.backend, served.fallback)
 
-    async def clear(self, op: MemoryOp) -> None:
+    async def clear(self) -> Served[None]:
         await self.local.clear()
-        await self._write(op, Clear(self.versions.next()))
+        served = await self._write(Clear(self.versions.next()))
+        return Served(None, served.backend, served.fallback)
 
-    async def get(self, op: MemoryOp, key: str) -> Any | None:
+    async def get(self, key: str) -> Served[Any | None]:
         if self._journal and not self._degraded and self._journal.has_key(key):
-            op.served(self.local.kind, fallback=True)  # its last batch is still on its way
-            return await self.local.get(key)
-        return await self._read(op, lambda b: b.get(key))
+            # its last batch is still on its way
+            return Served(await self.local.get(key), self.local.kind, fallback=True)
+        return await self._read(lambda b: b.get(key))
 
-    async def search(
-        self, op: MemoryOp, query: Query, limit: int, scope: str | None
-    ) -> list[tuple[str, Any]]:
-        return await self._read(op, lambda b: b.search(query, limit, scope))
-
-    async def size(self, op: MemoryOp) -> int:
-        return await self._read(op, lambda b: b.size())
+    async def size(self) -> Served[int]:
+        return await self._read(lambda b: b.size())
 
     # -- the one decision ----------------------------------------------------------------------
 
-    async def _read(self, op: MemoryOp, call: Callable[[StorageBackend], Awaitable[R]]) -> R:
+    async def _read(self, call: Callable[[B], Awaitable[R]]) -> Served[R]:
         remote = self.remote
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
             except BackendUnavailableError as exc:
-                self._fail(op, exc)
+                self._fail(exc)
             else:
                 self._succeed()
-                op.served(remote.kind)
-                return result
-        if remote is not None:
-            self._maybe_recover()
-            op.served(self.local.kind, fallback=True)
-        else:
-            op.served(self.local.kind)
-        return await call(self.local)
+                return Served(result, remote.kind)
+        if remote is None:
+            return Served(await call(self.local), self.local.kind)
+        self._maybe_recover()
+        return Served(await call(self.local), self.local.kind, fallback=True)
 
-    async def _write(self, op: MemoryOp, write: Write) -> bool | None:
+    async def _write(self, write: Write) -> Served[bool | None]:
         """Send a write (already applied locally) to the remote, or journal it.
 
         While degraded the write joins the journal (a running replay picks it up), and may start
@@ -191,23 +241,19 @@ class HybridStore:
         """
         remote = self.remote
         if remote is None:
-            op.served(self.local.kind)
-            return None
+            return Served(None, self.local.kind)
         if self._degraded:
-            self._journal_write(op, write)
+            self._journal_write(write)
             self._maybe_recover()
-            op.served(self.local.kind, fallback=True)
-            return None
+            return Served(None, self.local.kind, fallback=True)
         try:
             result = await send(remote, write)
         except BackendUnavailableError as exc:
-            self._fail(op, exc)
-            self._journal_write(op, write)
-            op.served(self.local.kind, fallback=True)
-            return None
+            self._fail(exc)
+            self._journal_write(write)
+            return Served(None, self.local.kind, fallback=True)
         self._succeed()
-        op.served(remote.kind)
-        return result
+        return Served(result, remote.kind)
 
     def _maybe_recover(self) -> None:
         """Start the background recovery if a probe is due and none is running."""
@@ -220,14 +266,13 @@ class HybridStore:
         self._recovery = task
         return task
 
-    def _journal_write(self, op: MemoryOp, write: Write) -> None:
+    def _journal_write(self, write: Write) -> None:
         ttl = write.ttl if isinstance(write, Put) else None
         deadline = None if ttl is None else self._clock() + ttl
         before = self._journal.dropped
         dropped = self._journal.add(write, deadline)
         if dropped:
-            instruments().journal_dropped.add(dropped)
-            op.event("memory.journal_dropped", {"memory.dropped_writes": dropped})
+            self.events.journal_dropped(dropped)
             if before == 0 or before // 10_000 != self._journal.dropped // 10_000:
                 log.warning(
                     "memory journal full (%d writes or %d bytes): dropped the oldest journalled "
@@ -238,7 +283,7 @@ class HybridStore:
     def _succeed(self) -> None:
         self._remote_ok = True
 
-    def _fail(self, op: MemoryOp, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> None:
         self._remote_ok = False
         self.last_error = str(exc)
         if self._degraded:
@@ -246,8 +291,7 @@ class HybridStore:
         self._degraded = True
         self._failures = 1
         self._next_probe = self._clock() + self.backoff.delay(1)
-        instruments().fallbacks.add(1)
-        op.event("memory.fallback", {"memory.error": type(exc).__name__})
+        self.events.fallback(exc)
         log.warning(
             "memory backend unavailable, serving in-process and journalling writes: %s", exc
         )
@@ -258,45 +302,44 @@ class HybridStore:
         assert remote is not None
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
                         dead_letters=self.dead_letters, on_final=self._leave_degraded)  # fmt: skip
-        with MemoryOp("recover", self.namespace) as op:
-            try:
-                replayed = await replay.run()
-            except Exception as exc:  # a background task must not die unseen
-                self._degraded = True  # (if the last batch failed after _leave_degraded)
-                self._remote_ok = False
-                self._count_dead(op, replay.dead)
-                self._failures += 1
-                self._next_probe = self._clock() + self.backoff.delay(self._failures)
-                if not isinstance(exc, BackendUnavailableError):
-                    log.warning("memory recovery failed; will retry: %r", exc)
-                else:
-                    log.debug("memory backend still unavailable (%s); next probe in %.1fs", exc,
-                              self._next_probe - self._clock())  # fmt: skip
-                op.served(self.local.kind, fallback=True)
-                return False
+        token = self.events.recovery_started()
+        outcome: Served[int | None] = Served(None, self.local.kind, fallback=True)
+        try:
+            replayed = await replay.run()
+        except Exception as exc:  # a background task must not die unseen
+            self._degraded = True  # (if the last batch failed after _leave_degraded)
+            self._remote_ok = False
+            self._count_dead(replay.dead)
+            self._failures += 1
+            self._next_probe = self._clock() + self.backoff.delay(self._failures)
+            if not isinstance(exc, BackendUnavailableError):
+                log.warning("memory recovery failed; will retry: %r", exc)
+            else:
+                log.debug("memory backend still unavailable (%s); next probe in %.1fs", exc,
+                          self._next_probe - self._clock())  # fmt: skip
+            return False
+        else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
             self._degraded = False
             self._remote_ok = True
             self._failures = 0
-            self._count_dead(op, replay.dead)
-            op.served(remote.kind)
-            instruments().recoveries.add(1)
-            instruments().replayed_writes.add(replayed)
-            op.event("memory.recovered", {"memory.replayed_writes": replayed})
+            self._count_dead(replay.dead)
+            outcome = Served(replayed, remote.kind)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
             return True
+        finally:
+            self.events.recovery_ended(token, outcome)
 
     def _leave_degraded(self) -> None:
         """Before the last batch: new writes go to the remote, reads of its keys stay local."""
         self._degraded = False
 
-    def _count_dead(self, op: MemoryOp, dead: int) -> None:
+    def _count_dead(self, dead: int) -> None:
         if dead:
             self.dead_letter_count += dead
-            instruments().dead_letters.add(dead)
-            op.event("memory.dead_letters", {"memory.dead_letters": dead})
+            self.events.dead_letters(dead)
 
-    async def flush(self, op: MemoryOp) -> bool:
+    async def flush(self) -> bool:
         """Replay the journal now if degraded (awaiting the recovery); True when it is empty."""
         if self.remote is None:
             return True
@@ -327,3 +370,12 @@ class HybridStore:
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
+
+
+class SearchableHybrid(HybridStore[SearchableBackend]):
+    """The hybrid over searchable backends: memory's store."""
+
+    async def search(
+        self, query: Query, limit: int, scope: str | None
+    ) -> Served[list[tuple[str, Any]]]:
+        return await self._read(lambda b: b.search(query, limit, scope))

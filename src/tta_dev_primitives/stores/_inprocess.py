@@ -1,48 +1,47 @@
-"""The in-process backend: the async face of ``LocalStore``. Also the library's test double."""
+"""The in-process backends: the async face of ``LocalStore``. Also test doubles for your code."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from tta_dev_primitives.search._analyzer import Query
-from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._base import Document, SearchableBackend, StorageBackend
 from tta_dev_primitives.stores._local import Clock, LocalStore
 
-__all__ = ["InProcessBackend"]
+__all__ = ["InProcessBackend", "InProcessSearchBackend"]
 
 
 class InProcessBackend(StorageBackend):
-    """Payloads in this process: LRU-bounded by ``max_size``, with TTLs and a search index."""
+    """Payloads in this process, LRU-bounded by ``max_size``, with TTLs (a cache's store)."""
 
     kind: ClassVar[str] = "in_memory"
 
-    def __init__(
-        self, max_size: int = 1000, *, searchable: bool = True, clock: Clock = time.monotonic
-    ) -> None:
-        self.store = LocalStore(max_size, searchable=searchable, clock=clock)
+    def __init__(self, max_size: int = 1000, *, clock: Clock = time.monotonic) -> None:
+        self.store = LocalStore(max_size, searchable=self._searchable(), clock=clock)
+
+    @staticmethod
+    def _searchable() -> bool:
+        return False
 
     async def put(
         self,
         key: str,
         payload: Any,
         ttl: float | None = None,
-        terms: Mapping[str, int] | None = None,
+        *,
         version: str = "",  # one process, one order: versions are for servers
     ) -> None:
-        self.store.put(key, payload, ttl, terms)
+        self.store.put(key, payload, ttl)
 
     async def get(self, key: str) -> Any | None:
         return self.store.get(key)
 
-    async def delete(self, key: str, version: str = "") -> bool:
+    async def delete(self, key: str, *, version: str = "") -> bool:
         return self.store.delete(key)
 
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
-        return self.store.search(query, limit, scope)
-
-    async def clear(self, version: str = "") -> None:
+    async def clear(self, *, version: str = "") -> None:
         self.store.clear()
 
     async def size(self) -> int:
@@ -54,3 +53,25 @@ class InProcessBackend(StorageBackend):
 
     def describe(self) -> dict[str, Any]:
         return {"max_size": self.store.max_size}
+
+
+class InProcessSearchBackend(InProcessBackend, SearchableBackend):
+    """``InProcessBackend`` with a search index: memory's zero-setup backend and stand-by copy."""
+
+    @staticmethod
+    def _searchable() -> bool:
+        return True
+
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        *,
+        version: str = "",
+        document: Document | None = None,
+    ) -> None:
+        self.store.put(key, payload, ttl, document)
+
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        return self.store.search(query, limit, scope)

@@ -10,12 +10,13 @@ import heapq
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Final
 
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.stores._base import Document
 
 __all__ = ["Clock", "LocalStore"]
 
@@ -67,7 +68,7 @@ class LocalStore:
         key: str,
         payload: object,
         ttl: float | None = None,
-        terms: Mapping[str, int] | None = None,
+        document: Document | None = None,
     ) -> list[str]:
         """Store ``payload`` under ``key``; return the keys evicted to make room."""
         with self._lock:
@@ -80,7 +81,7 @@ class LocalStore:
             if deadline is not None:
                 heapq.heappush(self._expiries, (deadline, self._version, key))
             if self._index is not None:
-                self._index.add(key, terms or {})
+                self._index.add(key, {} if document is None else document.terms)
             evicted = []
             while len(entries) > self.max_size:
                 oldest = next(iter(entries))

@@ -31,7 +31,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
-from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
+from tta_dev_primitives.stores._base import (
+    Clear,
+    Delete,
+    Put,
+    SearchableBackend,
+    StorageBackend,
+    Write,
+    send,
+)
 
 __all__ = ["DEFAULT_MAX_JOURNAL", "DEFAULT_MAX_JOURNAL_BYTES", "Journal", "Journalled", "Replay"]
 
@@ -56,8 +64,8 @@ def _size(write: Write) -> int:
     if isinstance(write, Put):
         payload = write.payload
         size += len(payload) if isinstance(payload, str | bytes) else 256
-        if write.terms:
-            size += sum(len(term) + _TERM_OVERHEAD for term in write.terms)
+        if write.document is not None:
+            size += sum(len(term) + _TERM_OVERHEAD for term in write.document.terms)
     return size
 
 
@@ -171,7 +179,8 @@ class Replay:
             batch = journal.head(self.batch)
             if len(batch) == len(journal) and self.on_final is not None:
                 # The replica (if any) reads the replayed writes now, not in a caller's search.
-                await self.remote.catch_up()
+                if isinstance(self.remote, SearchableBackend):
+                    await self.remote.catch_up()
                 self.on_final()
             writes = self._replayable([entry for _, entry in batch])
             try:
@@ -214,7 +223,7 @@ class Replay:
             if isinstance(write, Put) and item.deadline is not None:
                 left = item.deadline - now
                 write = (
-                    Put(write.key, write.payload, left, write.terms, write.version)
+                    Put(write.key, write.payload, left, write.document, write.version)
                     if left > 0
                     else Delete(write.key, write.version)
                 )

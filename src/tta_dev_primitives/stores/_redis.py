@@ -1,7 +1,6 @@
-"""The Redis backend: plain Redis 7 (or Valkey), no modules; search runs on a local replica.
+"""The Redis backend: plain Redis 7 (or Valkey), no modules; search is added by ``_redis_search``.
 
-The layout and the Lua that maintains it are in ``_redis_lua``; searches rank in a per-process
-replica of the index caught up from Redis's change feed (``_replica``). A namespace is split into
+The layout and the Lua that maintains it are in ``_redis_lua``. A namespace is split into
 ``partitions`` hash slots by each key's first two ``:`` segments (``user:session``), so a
 session's memories and their feed share a slot (Lua needs that on a cluster) while a namespace
 spreads over shards. A Redis Cluster is detected on first connect (``INFO cluster``) and then
@@ -29,7 +28,6 @@ from collections.abc import (
     Callable,
     Coroutine,
     Iterable,
-    Mapping,
     Sequence,
 )
 from functools import partial
@@ -47,12 +45,9 @@ from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
     IncompleteOperationError,
 )
-from tta_dev_primitives.search._analyzer import Query
-from tta_dev_primitives.search._indexing import Indexing
-from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores import _redis_lua as lua
-from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica, text_of
+from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
+from tta_dev_primitives.stores._replica import text_of
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 
 __all__ = ["RedisBackend"]
@@ -147,23 +142,18 @@ class RedisBackend(StorageBackend):
         *,
         namespace: str = "tta:memory",
         timeout: float = 1.0,
-        searchable: bool = True,
         partitions: int = 1,
-        indexing: Indexing | None = None,
     ) -> None:
         self._url = check_redis_url(url)
         self.namespace = check_namespace(namespace)
         self.timeout = check_seconds("timeout", timeout)
         partitions = check_count("partitions", partitions)
-        self.searchable = searchable
         self.partitions = partitions
         self.topology: str | None = None  # "standalone" or "cluster", known after connecting
         self._nodes = 0
         self._bases = self._make_bases(partitions)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._warned_types: set[str] = set()
-        self.indexing = indexing or Indexing()
-        self._replica: Replica | None = None  # made by the first search, once partitions are known
 
     def _make_bases(self, partitions: int) -> list[str]:
         ns = self.namespace
@@ -315,13 +305,12 @@ class RedisBackend(StorageBackend):
     # -- the seam ------------------------------------------------------------------------------
 
     async def put(
-        self,
-        key: str,
-        payload: Any,
-        ttl: float | None = None,
-        terms: Mapping[str, int] | None = None,
-        version: str = "",
+        self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
     ) -> None:
+        await self._put(key, payload, ttl, version)
+
+    async def _put(self, key: str, payload: Any, ttl: float | None, version: str) -> int | None:
+        """Run the PUT script; the write's sequence number, or None if a newer write stands."""
         await self._ready()
         base = self._base(key)
         args = _put_args(base, key, payload, ttl, version)
@@ -333,9 +322,8 @@ class RedisBackend(StorageBackend):
 
         seq = await self._call(write)
         if seq in (b"stale", "stale"):
-            return  # another process wrote this key later: its write stands
-        if self._replica is not None:
-            self._replica.wrote(key, int(seq), terms)
+            return None  # another process wrote this key later: its write stands
+        return int(seq)
 
     async def get(self, key: str) -> Any | None:
         await self._ready()
@@ -351,7 +339,7 @@ class RedisBackend(StorageBackend):
 
         return await self._call(fetch)
 
-    async def delete(self, key: str, version: str = "") -> bool:
+    async def delete(self, key: str, *, version: str = "") -> bool:
         await self._ready()
         base = self._base(key)
         args = [base, key, version]
@@ -381,51 +369,6 @@ class RedisBackend(StorageBackend):
         if int(acked) < 1:
             raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
 
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
-        """Catch the replica up with Redis, rank there, then read the winners' values."""
-        await self._ready()
-        replica = self._replica_for_topology()
-        await replica.sync(self._changes)
-        scope = None if scope is None else normalize_scope(scope)
-        want = limit
-        while True:
-            keys = replica.index.search(query, want, scope)
-            payloads = await self._values(keys)
-            found = []
-            for key, payload in zip(keys, payloads, strict=True):
-                if payload is None:
-                    replica.forget(key)  # deleted or expired since the sync
-                else:
-                    found.append((key, payload))
-            if len(found) >= limit or len(keys) < want:
-                return found[:limit]
-            want = limit + (want - len(found))
-
-    async def catch_up(self) -> None:
-        """Read what changed into this process's replica, if it has one (after a replay)."""
-        if self._replica is not None:
-            await self._ready()
-            await self._replica_for_topology().sync(self._changes)
-
-    def _replica_for_topology(self) -> Replica:
-        replica = self._replica
-        if replica is None or replica.bases is not self._bases:
-            replica = Replica(self.indexing, self._bases, self._base)
-            self._replica = replica
-        return replica
-
-    async def _changes(self, base: str, since: str, since_del: str) -> Any:
-        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
-        return await self._call(lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args))
-
-    async def _values(self, keys: list[str]) -> list[Any]:
-        """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
-        if not keys:
-            return []
-        names = [self._base(key) + "v:" + key for key in keys]
-        cluster = self.topology == "cluster"
-        return await self._call(partial(_mget, names=names, cluster=cluster))
-
     async def size(self) -> int:
         await self._ready()
         counts = await asyncio.gather(*(self._size_in(base) for base in self._bases))
@@ -436,7 +379,7 @@ class RedisBackend(StorageBackend):
             await self._call(lambda c: self._scripts["SIZE"](keys=[base + "n"], args=[base]))
         )
 
-    async def clear(self, version: str = "") -> None:
+    async def clear(self, *, version: str = "") -> None:
         """Remove the namespace's memories older than ``version`` (all of them if unversioned).
 
         A versioned clear marks each partition (later writes older than it are stale), then
@@ -471,9 +414,11 @@ class RedisBackend(StorageBackend):
             else:
                 progress.noun = "memories"
                 await _all(self._clear_partition(base, version, progress) for base in self._bases)
-        finally:  # even part-way: the replica reloads what is left
-            if self._replica is not None:
-                self._replica.cleared()
+        finally:  # even part-way: a search replica reloads what is left
+            self._cleared()
+
+    def _cleared(self) -> None:
+        """Hook: the namespace was (perhaps partly) cleared."""
 
     async def _clear_partition(self, base: str, version: str, progress: _Progress) -> None:
         await self._script("CLEAR_MARK", base, [base, version])
@@ -597,10 +542,7 @@ class RedisBackend(StorageBackend):
 
         async def run(group: list[Put | Delete]) -> None:
             for write in group:
-                if isinstance(write, Put):
-                    await self.put(write.key, write.payload, write.ttl, write.terms, write.version)
-                else:
-                    await self.delete(write.key, write.version)
+                await send(self, write)
 
         await asyncio.gather(*(run(group) for group in groups.values()))
 

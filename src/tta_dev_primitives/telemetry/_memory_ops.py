@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import cache
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tta_dev_primitives.telemetry._metrics import instruments
 from tta_dev_primitives.telemetry._tracing import get_tracer
@@ -22,7 +22,17 @@ from tta_dev_primitives.telemetry._tracing import get_tracer
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["MemoryOp"]
+
+class _Served(Protocol):
+    """What ``stores._hybrid.Served`` tells: the backend that served a call, and if it fell back."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def fallback(self) -> bool: ...
+
+
+__all__ = ["MemoryOp", "StoreTelemetry"]
 
 
 class MemoryOp:
@@ -54,6 +64,11 @@ class MemoryOp:
         self.backend = backend
         self.fallback = fallback
 
+    def report(self, served: _Served) -> None:
+        """Record a hybrid store's ``Served`` result."""
+        self.backend = served.backend
+        self.fallback = served.fallback
+
     def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
         """Add a span event (fallback, recovery) if tracing."""
         if self.span is not None and self.span.is_recording():
@@ -72,10 +87,7 @@ class MemoryOp:
     ) -> None:
         if exc is not None:
             self.outcome = "error"
-        if not self.name.startswith("cache."):
-            instruments().memory_operations.add(
-                1, _attributes(self.name, self.backend, self.outcome)
-            )
+        instruments().memory_operations.add(1, _attributes(self.name, self.backend, self.outcome))
         span = self.span
         if span is None:
             return
@@ -98,3 +110,52 @@ class MemoryOp:
 def _attributes(operation: str, backend: str, outcome: str) -> dict[str, str]:
     """Counter attributes, built once per combination (there are a few dozen at most)."""
     return {"memory.operation": operation, "memory.backend": backend, "memory.outcome": outcome}
+
+
+def _current_span_event(name: str, attributes: dict[str, Any]) -> None:
+    """Add an event to the current span, if anyone collects spans (else costs nothing)."""
+    if get_tracer() is None:
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(name, attributes)
+
+
+class StoreTelemetry:
+    """Turns a hybrid store's events into counters, span events and a ``memory.recover`` span.
+
+    It implements ``stores._hybrid.StoreEvents``. An event raised inside an operation lands on
+    that operation's span (it is the current span); recovery runs in a background task and
+    gets a span of its own.
+    """
+
+    __slots__ = ("namespace",)
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def fallback(self, error: BaseException) -> None:
+        instruments().fallbacks.add(1)
+        _current_span_event("memory.fallback", {"memory.error": type(error).__name__})
+
+    def journal_dropped(self, dropped: int) -> None:
+        instruments().journal_dropped.add(dropped)
+        _current_span_event("memory.journal_dropped", {"memory.dropped_writes": dropped})
+
+    def dead_letters(self, count: int) -> None:
+        instruments().dead_letters.add(count)
+        _current_span_event("memory.dead_letters", {"memory.dead_letters": count})
+
+    def recovery_started(self) -> object:
+        return MemoryOp("recover", self.namespace).__enter__()
+
+    def recovery_ended(self, token: object, served: Any) -> None:
+        assert isinstance(token, MemoryOp)
+        token.report(served)
+        if served.value is not None:
+            instruments().recoveries.add(1)
+            instruments().replayed_writes.add(served.value)
+            token.event("memory.recovered", {"memory.replayed_writes": served.value})
+        token.__exit__(None, None, None)

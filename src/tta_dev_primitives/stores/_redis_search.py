@@ -1,0 +1,93 @@
+"""Search on plain Redis: the Redis backend plus a per-process replica of the index.
+
+Redis keeps the values and a change feed (``_redis_lua``); each process that searches keeps a
+replica of the index (``_replica``), catches it up with one bounded script per partition
+before a search, ranks locally, and reads the winners' values in one round trip. So a search
+never holds Redis for long, whatever the namespace's size.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._scopes import normalize_scope
+from tta_dev_primitives.stores._base import Document, SearchableBackend
+from tta_dev_primitives.stores._redis import RedisBackend, _mget
+from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
+
+__all__ = ["RedisSearchBackend"]
+
+
+class RedisSearchBackend(RedisBackend, SearchableBackend):
+    """``RedisBackend`` whose payloads are memories, found by ``search``."""
+
+    def __init__(self, url: str, *, indexing: Indexing | None = None, **options: Any) -> None:
+        super().__init__(url, **options)
+        self.indexing = indexing or Indexing()
+        self._replica: Replica | None = None  # made by the first search, once partitions are known
+
+    async def put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None = None,
+        *,
+        version: str = "",
+        document: Document | None = None,
+    ) -> None:
+        seq = await self._put(key, payload, ttl, version)
+        if seq is not None and self._replica is not None:
+            # The feed will bring this write back: reuse its terms instead of re-analysing it.
+            self._replica.wrote(key, seq, None if document is None else document.terms)
+
+    def _cleared(self) -> None:
+        if self._replica is not None:
+            self._replica.cleared()
+
+    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+        """Catch the replica up with Redis, rank there, then read the winners' values."""
+        await self._ready()
+        replica = self._replica_for_topology()
+        await replica.sync(self._changes)
+        scope = None if scope is None else normalize_scope(scope)
+        want = limit
+        while True:
+            keys = replica.index.search(query, want, scope)
+            payloads = await self._values(keys)
+            found = []
+            for key, payload in zip(keys, payloads, strict=True):
+                if payload is None:
+                    replica.forget(key)  # deleted or expired since the sync
+                else:
+                    found.append((key, payload))
+            if len(found) >= limit or len(keys) < want:
+                return found[:limit]
+            want = limit + (want - len(found))
+
+    async def catch_up(self) -> None:
+        """Read what changed into this process's replica, if it has one (after a replay)."""
+        if self._replica is not None:
+            await self._ready()
+            await self._replica_for_topology().sync(self._changes)
+
+    def _replica_for_topology(self) -> Replica:
+        replica = self._replica
+        if replica is None or replica.bases is not self._bases:
+            replica = Replica(self.indexing, self._bases, self._base)
+            self._replica = replica
+        return replica
+
+    async def _changes(self, base: str, since: str, since_del: str) -> Any:
+        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
+        return await self._call(lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args))
+
+    async def _values(self, keys: list[str]) -> list[Any]:
+        """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
+        if not keys:
+            return []
+        names = [self._base(key) + "v:" + key for key in keys]
+        cluster = self.topology == "cluster"
+        return await self._call(partial(_mget, names=names, cluster=cluster))
