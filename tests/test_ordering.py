@@ -2,13 +2,15 @@
 
 Process A (a real OS process) journals writes, deletes and a clear while Redis is stalled for
 it; process B (this test) writes the same keys after Redis is back; then A replays. Every key
-must hold B's change. Versions come from each process's hybrid logical clock
-(``stores._versions``); the Redis scripts apply a change only if it is newer.
+must hold B's change. The last test lets hypothesis choose both processes' changes. Versions
+come from each process's hybrid logical clock (``stores._versions``); the Redis scripts apply
+a change only if it is newer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import textwrap
 from typing import Any
@@ -16,6 +18,8 @@ from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
@@ -109,9 +113,8 @@ async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisSer
     await backend.put("k", '{"v": 2}', version=clock.next())  # a later write
     await backend.put("k", '{"v": 1}', version=first)  # the journal replays the first one
     assert await backend.get("k") == b'{"v": 2}'
-    assert (
-        await backend.delete("k", version=first) is False
-    )  # an old delete cannot remove it either
+    # An old delete cannot remove it either.
+    assert await backend.delete("k", version=first) is False
     assert await backend.get("k") == b'{"v": 2}'
     await backend.clear()
     await backend.aclose()
@@ -149,3 +152,133 @@ def test_versions_increase_and_compare_as_strings() -> None:
     assert a.next() != b.next()
     a.observe(int(issued[-1][:16], 16) + 10_000_000)  # Redis is 10 s ahead of this clock
     assert a.next() > issued[-1][:16] + "f" * 8
+
+
+# -- the same law, with hypothesis choosing the changes -------------------------------------------
+
+PROCESS_A_OPS = """
+import asyncio, json, sys
+from tta_dev_primitives import MemoryPrimitive
+
+async def main(url, ns):
+    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=0.3, recovery_interval=30)
+    await memory.size()  # connected: on Redis
+    print("ready", flush=True)
+    ops = json.loads(sys.stdin.readline())  # Redis is stalled now
+    for op, key in ops:
+        if op == "put":
+            await memory.add(key, {"by": "A"})
+        elif op == "delete":
+            await memory.delete(key)
+        else:
+            await memory.clear()
+    print("journalled", flush=True)
+    sys.stdin.readline()  # B has made its changes
+    while not await memory.flush():
+        await asyncio.sleep(0.1)
+    print("replayed", flush=True)
+    await memory.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+KEYS = ("k0", "k1", "k2")
+A_OP = st.one_of(
+    st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from(KEYS)),
+    st.just(("clear", "")),
+)
+B_OP = st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from(KEYS))
+
+
+def newest(
+    seeded: list[str], a_ops: list[tuple[str, str]], b_ops: list[tuple[str, str]]
+) -> dict[str, str]:
+    """The model: each key holds whatever its newest change (a clear changes every key) left."""
+    state: dict[str, str] = dict.fromkeys(seeded, "B0")
+    for op, key in a_ops:
+        if op == "clear":
+            state.clear()
+        elif op == "put":
+            state[key] = "A"
+        else:
+            state.pop(key, None)
+    for op, key in b_ops:
+        if op == "put":
+            state[key] = "B"
+        else:
+            state.pop(key, None)
+    return state
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,  # the same examples on every run: no flaky discovery in CI
+)
+@given(
+    seeded=st.lists(st.sampled_from(KEYS), unique=True),
+    a_ops=st.lists(A_OP, min_size=1, max_size=6),
+    b_ops=st.lists(B_OP, max_size=4),
+)
+def test_any_journalled_changes_lose_to_newer_ones(
+    redis_server_factory: Any,
+    seeded: list[str],
+    a_ops: list[tuple[str, str]],
+    b_ops: list[tuple[str, str]],
+) -> None:
+    """Process A journals hypothesis's changes; B changes keys after; replay keeps the newest."""
+    asyncio.run(_one_round(redis_server_factory(), seeded, a_ops, b_ops))
+
+
+async def _one_round(
+    server: RedisServer,
+    seeded: list[str],
+    a_ops: list[tuple[str, str]],
+    b_ops: list[tuple[str, str]],
+) -> None:
+    ns = f"order:{uuid4().hex[:8]}"
+    b = MemoryPrimitive(server.url, namespace=ns)
+    for key in seeded:
+        await b.add(key, {"by": "B0"})
+    a = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", textwrap.dedent(PROCESS_A_OPS), server.url, ns,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert a.stdin is not None
+    assert a.stdout is not None
+
+    async def say(line: str) -> None:
+        a.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
+        await a.stdin.drain()  # type: ignore[union-attr]
+
+    async def hear() -> str:
+        async with asyncio.timeout(60):  # a hang guard
+            return (await a.stdout.readline()).decode().strip()  # type: ignore[union-attr]
+
+    try:
+        assert await hear() == "ready"
+        server.stall()
+        try:
+            await say(json.dumps(a_ops))
+            assert await hear() == "journalled"
+        finally:
+            server.resume()
+        for op, key in b_ops:
+            if op == "put":
+                await b.add(key, {"by": "B"})
+            else:
+                await b.delete(key)
+        await say("go")
+        assert await hear() == "replayed"
+        assert await a.wait() == 0
+    finally:
+        if a.returncode is None:
+            a.kill()
+            await a.wait()
+    want = newest(seeded, a_ops, b_ops)
+    for key in KEYS:
+        got = await b.get(key)
+        assert (None if got is None else got["by"]) == want.get(key), (key, a_ops, b_ops)
+    await b.clear()
+    await b.aclose()
