@@ -459,6 +459,8 @@ async def test_garbage_in_our_own_keys_falls_back_and_names_the_key(
         await memory.add(f"u1:s1:{i}", {"content": f"note {i}"})
         assert len(await memory.search("note")) == i + 1
     assert memory.get_backend_info()["degraded"] is True
+    # Refused before any change: no value was written beside the broken key (not half-applied).
+    assert await admin.exists(f"{ns}:{{{ns}#0}}:v:u1:s1:0") == 0
     assert any(name in r.getMessage() for r in caplog.records)
     await admin.delete(name)  # the operator fixes it: the journal replays
     await admin.aclose()

@@ -53,6 +53,19 @@ local function next_seq(base)
   return seq, s
 end
 
+-- Refuse to touch a partition whose own keys hold the wrong type, before any change, so that
+-- no write is half-applied (the client reads WRONGTYPE as "Redis cannot serve now").
+local LAYOUT = {n = 'hash', w = 'hash', r = 'zset', x = 'zset', g = 'zset'}
+local function check_layout(base)
+  for suffix, want in pairs(LAYOUT) do
+    local got = redis.call('TYPE', base .. suffix)['ok']
+    if got ~= want and got ~= 'none' then
+      return redis.error_reply('WRONGTYPE ' .. base .. suffix .. ' holds a ' .. got)
+    end
+  end
+  return nil
+end
+
 -- True if a write of `version` must not be applied: the key or a clear holds a newer one.
 local function stale(base, key, version)
   if version == '' then return false end
@@ -104,6 +117,8 @@ PUT = (
     _COMMON
     + r"""
 local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local bad = check_layout(base)
+if bad then return bad end
 if stale(base, key, version) then return 'stale' end
 sweep(base, 16)
 local seq, text = next_seq(base)
@@ -131,6 +146,8 @@ DELETE = (
     _COMMON
     + r"""
 local base, key, version = ARGV[1], ARGV[2], ARGV[3]
+local bad = check_layout(base)
+if bad then return bad end
 if stale(base, key, version) then return 0 end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
