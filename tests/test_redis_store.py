@@ -358,7 +358,7 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
 ACL_COMMANDS = (
     "+get +mget +evalsha +eval +script|load +script|exists +ping +scan +unlink +info "
     "+set +del +exists +hset +hget +hdel +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
-    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time +pttl"
+    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time +pttl +type"
 )
 
 

@@ -309,11 +309,13 @@ class RedisBackend(StorageBackend):
     ) -> None:
         await self._put(key, payload, ttl, version)
 
-    async def _put(self, key: str, payload: Any, ttl: float | None, version: str) -> int | None:
+    async def _put(
+        self, key: str, payload: Any, ttl: float | None, version: str, vector: bytes = b""
+    ) -> int | None:
         """Run the PUT script; the write's sequence number, or None if a newer write stands."""
         await self._ready()
         base = self._base(key)
-        args = _put_args(base, key, payload, ttl, version)
+        args = _put_args(base, key, payload, ttl, version, vector)
 
         async def write(client: Any) -> Any:
             seq = await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
@@ -420,6 +422,10 @@ class RedisBackend(StorageBackend):
     def _cleared(self) -> None:
         """Hook: the namespace was (perhaps partly) cleared."""
 
+    def _vector_bytes(self, write: Put) -> bytes:
+        """Hook: the embedding a replayed write stores beside its value (none for a cache)."""
+        return b""
+
     async def _clear_partition(self, base: str, version: str, progress: _Progress) -> None:
         await self._script("CLEAR_MARK", base, [base, version])
         for zset in ("r", "g"):
@@ -523,7 +529,8 @@ class RedisBackend(StorageBackend):
                 base = self._base(write.key)
                 value_key = base + "v:" + write.key
                 if isinstance(write, Put):
-                    args = _put_args(base, write.key, write.payload, write.ttl, write.version)
+                    args = _put_args(base, write.key, write.payload, write.ttl, write.version,
+                                     self._vector_bytes(write))  # fmt: skip
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await self._scripts["PUT"](keys=[value_key], args=args, client=pipe)
                 else:
@@ -645,9 +652,11 @@ def _drop_sockets(client: Any) -> None:
         connection._reader = connection._writer = None
 
 
-def _put_args(base: str, key: str, payload: Any, ttl: float | None, version: str) -> list[Any]:
+def _put_args(
+    base: str, key: str, payload: Any, ttl: float | None, version: str, vector: bytes
+) -> list[Any]:
     ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
-    return [base, key, payload, ttl_ms, version]
+    return [base, key, payload, ttl_ms, version, vector]
 
 
 def _glob_escape(text: str) -> str:

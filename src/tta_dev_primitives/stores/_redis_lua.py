@@ -10,6 +10,8 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``g``        deleted or expired keys by sequence (zset): tombstones for replicas and for
                versions, the newest ``TOMBSTONES`` kept; ``n.gcut`` is the newest one dropped
 - ``w``        each live or tombstoned key's version (hash; see ``stores._versions``)
+- ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
+               memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
                partition is created or cleared), ``cv`` the newest clear's version
 
@@ -55,7 +57,7 @@ end
 
 -- Refuse to touch a partition whose own keys hold the wrong type, before any change, so that
 -- no write is half-applied (the client reads WRONGTYPE as "Redis cannot serve now").
-local LAYOUT = {n = 'hash', w = 'hash', r = 'zset', x = 'zset', g = 'zset'}
+local LAYOUT = {n = 'hash', w = 'hash', e = 'hash', r = 'zset', x = 'zset', g = 'zset'}
 local function check_layout(base)
   for suffix, want in pairs(LAYOUT) do
     local got = redis.call('TYPE', base .. suffix)['ok']
@@ -99,6 +101,7 @@ local function sweep(base, most)
     local left = redis.call('PTTL', base .. 'v:' .. key)
     if left == -2 then
       redis.call('ZREM', base .. 'r', key)
+      redis.call('HDEL', base .. 'e', key)
       tombstone(base, key)
       redis.call('ZREM', base .. 'x', key)
     elseif left == -1 then
@@ -111,12 +114,14 @@ end
 """
 )
 
-# KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none).
+# KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
+# vector bytes ('' or absent = none).
 # Returns the write sequence, or 'stale'.
 PUT = (
     _COMMON
     + r"""
 local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local vector = ARGV[6] or ''
 local bad = check_layout(base)
 if bad then return bad end
 if stale(base, key, version) then return 'stale' end
@@ -131,6 +136,11 @@ else
 end
 redis.call('ZADD', base .. 'r', text, key)
 redis.call('ZREM', base .. 'g', key)
+if vector ~= '' then
+  redis.call('HSET', base .. 'e', key, vector)
+else
+  redis.call('HDEL', base .. 'e', key)
+end
 if version ~= '' then
   redis.call('HSET', base .. 'w', key, version)
 else
@@ -152,6 +162,7 @@ if stale(base, key, version) then return 0 end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
 local was = redis.call('ZREM', base .. 'r', key)
+redis.call('HDEL', base .. 'e', key)
 redis.call('ZREM', base .. 'x', key)
 if version ~= '' then
   -- Even for a key that is not there: an older write replayed later must not bring it back.
@@ -202,6 +213,7 @@ for i = 1, #rows, 2 do
     if zset == 'r' then
       redis.call('DEL', base .. 'v:' .. key)
       redis.call('ZREM', base .. 'x', key)
+      redis.call('HDEL', base .. 'e', key)
     end
     redis.call('ZREM', base .. zset, key)
     redis.call('HDEL', base .. 'w', key)
@@ -245,11 +257,19 @@ for i = 1, #rows, 2 do
   local key = rows[i]
   local payload = redis.call('GET', base .. 'v:' .. key)
   local deadline = redis.call('ZSCORE', base .. 'x', key)
-  local size = -1
-  if payload then size = #payload; bytes = bytes + size else payload = '' end
-  puts[#puts + 1] = string.format('%d %d %s %s\n', #key, size, rows[i + 1], deadline or '-')
+  local size, vector = -1, ''
+  if payload then
+    size = #payload
+    vector = redis.call('HGET', base .. 'e', key) or ''
+    bytes = bytes + size + #vector
+  else
+    payload = ''
+  end
+  puts[#puts + 1] = string.format('%d %d %s %s %d\n', #key, size, rows[i + 1], deadline or '-',
+                                  #vector)
   puts[#puts + 1] = key
   puts[#puts + 1] = payload
+  puts[#puts + 1] = vector
   if bytes >= max_bytes and i + 1 < #rows then more = 1; break end
 end
 if #rows >= 2 * count then more = 1 end

@@ -52,23 +52,28 @@ def text_of(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _records(packed: bytes | str) -> Iterator[tuple[str, int, bytes | None, int | None]]:
-    """(key, seq, payload or None, deadline ms or None) from CHANGES's packed writes."""
+_Record = tuple[str, int, bytes | None, int | None, bytes | None]
+
+
+def _records(packed: bytes | str) -> Iterator[_Record]:
+    """(key, seq, payload or None, deadline ms or None, vector bytes or None) from CHANGES."""
     buf = packed.encode() if isinstance(packed, str) else packed
     pos, end = 0, len(buf)
     while pos < end:
         line = buf.index(b"\n", pos)
-        klen, plen, seq, deadline = buf[pos:line].split(b" ")
+        klen, plen, seq, deadline, vlen = buf[pos:line].split(b" ")
         start = line + 1
         key_end = start + int(klen)
         size = int(plen)
         payload = None if size < 0 else buf[key_end : key_end + size]
-        pos = key_end + max(size, 0)
+        payload_end = key_end + max(size, 0)
+        pos = payload_end + int(vlen)
         yield (
             buf[start:key_end].decode(),
             int(float(seq)),
             payload,
             None if deadline == b"-" else int(float(deadline)),
+            buf[payload_end:pos] if pos > payload_end else None,
         )
 
 
@@ -145,7 +150,7 @@ class Replica:
             cursor.since_del = newest_del
         index, keys, own = self.index, cursor.keys, self._own
         now = self._clock()
-        for key, seq, payload, deadline in _records(puts):
+        for key, seq, payload, deadline, _vector in _records(puts):
             cursor.since = max(cursor.since, seq)
             if payload is None:  # expired or deleted since the page was listed
                 if index.remove(key):
