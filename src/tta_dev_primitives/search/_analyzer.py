@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
@@ -61,6 +61,25 @@ class Query:
     terms: tuple[str, ...]
     prefix_last: bool = False
     blank: bool = False
+    #: An embedding of the question (1-D float32, ideally L2-normalised), for "semantic" and
+    #: "hybrid" modes; ignored by "keyword".
+    vector: Any = field(default=None, compare=False)
+    mode: Literal["keyword", "semantic", "hybrid"] = "keyword"
+    #: The semantic share of a hybrid score, 0..1: 0 ranks exactly as keyword, 1 as semantic.
+    weight: float = 0.5
+    #: How hybrid fuses the two lists: min-max-normalised weighted sum, or reciprocal rank.
+    fusion: Literal["weighted", "rrf"] = "weighted"
+
+    def __post_init__(self) -> None:
+        """Refuse a mode without the vector it needs, or a weight outside 0..1."""
+        if self.mode not in ("keyword", "semantic", "hybrid"):
+            raise InvalidArgumentError(f"mode must be keyword, semantic or hybrid: {self.mode!r}")
+        if self.fusion not in ("weighted", "rrf"):
+            raise InvalidArgumentError(f"fusion must be weighted or rrf: {self.fusion!r}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise InvalidArgumentError(f"weight must be within 0..1: {self.weight!r}")
+        if self.mode != "keyword" and self.vector is None:
+            raise InvalidArgumentError(f"mode {self.mode!r} needs a query vector")
 
 
 class Analyzer:

@@ -13,6 +13,12 @@ behind, skipped by a liveness mask and compacted once a term has more stale than
 When numbers run far ahead of live documents the index renumbers itself. Ties rank the document
 with the higher ``recency`` first (the write order in-process, Redis's write sequence in a
 replica). Not thread-safe: callers hold a lock or stay on one event loop.
+
+Documents may also carry an embedding: rows of one float32 matrix indexed by document number,
+L2-normalised, so cosine similarity is one matrix-vector product. Semantic search is exact
+(numpy) until the index holds ``ann_threshold`` vectors and usearch is installed (the
+``vectors`` extra); from then on an HNSW graph, kept in step with adds and removes, proposes
+candidates that are rescored exactly. Hybrid search fuses both rankings (see ``_fusion``).
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
 
-__all__ = ["MAX_PREFIX_TERMS", "SearchIndex"]
+__all__ = ["ANN_THRESHOLD", "MAX_PREFIX_TERMS", "SearchIndex"]
 
 #: Terms an unfinished last word may expand to (the first ones in dictionary order).
 MAX_PREFIX_TERMS: Final = 256
@@ -46,7 +54,21 @@ _RECENCY: Final = 4
 TF_MAX: Final = (1 << 12) - 1
 LEN_MAX: Final = (1 << 20) - 1
 
+#: Vectors from which semantic search goes approximate (HNSW via usearch), when installed.
+#: Measured on a 2-core machine at 384 dims: exact numpy stays near 2 ms up to about this many
+#: (benchmarks/bench_vectors_index.py).
+ANN_THRESHOLD: Final = 20_000
+#: A scope with at most this many members is searched exactly, never through the graph.
+SMALL_SCOPE: Final = 4096
+#: HNSW parameters: links per node, and the candidate list a query walks (recall vs. speed).
+ANN_CONNECTIVITY: Final = 16
+ANN_EXPANSION_ADD: Final = 128
+ANN_EXPANSION_SEARCH: Final = 64
+#: Storage of the graph's vectors: f16 halves memory; candidates are rescored from f32 rows.
+ANN_DTYPE: Final = "f16"
+
 _np: Any = None
+_usearch: Any = None
 
 
 class _Plan(NamedTuple):
@@ -88,13 +110,47 @@ def _numpy() -> Any:
     return _np
 
 
+def _usearch_index() -> Any:
+    """``usearch.index``, imported at the first large semantic search; None if not installed."""
+    global _usearch
+    if _usearch is None:
+        try:
+            from usearch import index
+        except ImportError:
+            _usearch = False
+        else:
+            _usearch = index
+    return _usearch or None
+
+
+def as_unit_vector(vector: Any, what: str = "vector") -> Any:
+    """``vector`` as a 1-D float32 numpy array of length 1; zero, NaN or infinity are refused."""
+    np = _numpy()
+    v = np.asarray(vector, dtype=np.float32)
+    if v.ndim != 1 or v.size == 0:
+        raise InvalidArgumentError(f"{what} must be a non-empty 1-D array, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise InvalidArgumentError(f"{what} holds NaN or infinity")
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0 or not np.isfinite(norm):
+        raise InvalidArgumentError(f"{what} is a zero vector: it has no direction to compare")
+    if abs(norm - 1.0) > 1e-4:
+        v = v / np.float32(norm)
+    return np.ascontiguousarray(v, dtype=np.float32)
+
+
 class SearchIndex:
-    """Term postings, document stats and scope buckets for one store."""
+    """Term postings, document stats, scope buckets and optional embeddings for one store."""
 
     __slots__ = (
+        "_ann",
+        "_ann_threshold",
         "_by_key",
+        "_dim",
         "_docs",
+        "_has_vec",
         "_live",
+        "_n_vecs",
         "_next",
         "_ordered",
         "_pending",
@@ -105,14 +161,28 @@ class SearchIndex:
         "_stale",
         "_stale_vocab",
         "_total_len",
+        "_vecs",
         "_vocab",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, ann_threshold: int = ANN_THRESHOLD) -> None:
+        """``ann_threshold``: vectors from which semantic search uses the HNSW graph."""
+        self._ann_threshold = ann_threshold
         self.clear()
 
     def clear(self) -> None:
-        """Forget everything."""
+        """Forget everything, embeddings and their dimension included."""
+        self._clear_vectors()
+        self._dim: int | None = None
+        self._clear_terms()
+
+    def _clear_vectors(self) -> None:
+        self._vecs: Any = None  # docno -> row of a float32 matrix, grown by doubling
+        self._has_vec = bytearray()  # docno -> 1 while that document has a vector
+        self._n_vecs = 0
+        self._ann: Any = None  # the HNSW graph (keys are docnos), built lazily
+
+    def _clear_terms(self) -> None:
         self._docs: dict[int, _Doc] = {}
         self._by_key: dict[str, int] = {}
         # term -> postings (docno << 32 | tf << 20 | length); df is len - stale[term].
@@ -137,11 +207,42 @@ class SearchIndex:
         docno = self._by_key.get(key)
         return None if docno is None else self._docs[docno][_RECENCY]
 
-    def add(self, key: str, counts: Mapping[str, int], recency: int | None = None) -> None:
+    @property
+    def dim(self) -> int | None:
+        """The dimension every vector must have: fixed by the first one, None before."""
+        return self._dim
+
+    def vector(self, key: str) -> Any:
+        """The (normalised) vector ``key`` was indexed with, or None."""
+        docno = self._by_key.get(key)
+        if docno is None or not self._has_vec[docno]:
+            return None
+        return self._vecs[docno].copy()
+
+    def _check_dim(self, v: Any, what: str) -> None:
+        if self._dim is not None and v.shape[0] != self._dim:
+            raise InvalidArgumentError(
+                f"{what} has {v.shape[0]} dimensions but the index holds {self._dim}-dimensional"
+                " vectors"
+            )
+
+    def add(
+        self,
+        key: str,
+        counts: Mapping[str, int],
+        recency: int | None = None,
+        vector: Any = None,
+    ) -> None:
         """Index ``key`` with these term counts, replacing what was indexed for it before.
 
         ``recency`` orders ties (higher is newer); by default, the order of ``add`` calls.
+        ``vector`` (1-D float32, L2-normalised or normalised here) makes it semantically
+        searchable; without one, the document is found by keyword only.
         """
+        vec = None
+        if vector is not None:
+            vec = as_unit_vector(vector)
+            self._check_dim(vec, "vector")
         if key in self._by_key:
             self.remove(key)
         if recency is None:
@@ -153,6 +254,9 @@ class SearchIndex:
         self._next += 1
         self._live.append(1)
         self._recency.append(recency)
+        self._has_vec.append(0)
+        if vec is not None:
+            self._store_vector(docno, vec)
         # Interned, every document shares one string per distinct word.
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
@@ -183,6 +287,23 @@ class SearchIndex:
             else:
                 bucket.add(docno)
 
+    def _store_vector(self, docno: int, vec: Any) -> None:
+        """Put ``vec`` in row ``docno``, growing the matrix, and in the graph if there is one."""
+        np = _numpy()
+        if self._dim is None:
+            self._dim = int(vec.shape[0])
+        if self._vecs is None or docno >= self._vecs.shape[0]:
+            capacity = max(1024, docno + 1, 0 if self._vecs is None else 2 * self._vecs.shape[0])
+            grown = np.zeros((capacity, self._dim), dtype=np.float32)
+            if self._vecs is not None:
+                grown[: self._vecs.shape[0]] = self._vecs
+            self._vecs = grown
+        self._vecs[docno] = vec
+        self._has_vec[docno] = 1
+        self._n_vecs += 1
+        if self._ann is not None:
+            self._ann.add(docno, vec)
+
     def remove(self, key: str) -> bool:
         """Drop ``key`` from the index; False if it was not indexed."""
         docno = self._by_key.pop(key, None)
@@ -190,6 +311,11 @@ class SearchIndex:
             return False
         doc = self._docs.pop(docno)
         self._live[docno] = 0
+        if self._has_vec[docno]:
+            self._has_vec[docno] = 0
+            self._n_vecs -= 1
+            if self._ann is not None:
+                self._ann.remove(docno)
         self._total_len -= doc[_LEN]
         postings, stale = self._postings, self._stale
         for term in doc[_TERMS]:
@@ -220,10 +346,13 @@ class SearchIndex:
     def _renumber(self) -> None:
         """Rebuild with dense numbers, in recency order, once most numbers belong to the dead."""
         docs = sorted(self._docs.values(), key=lambda doc: doc[_RECENCY])
-        seq = self._seq
-        self.clear()
-        for key, terms, tfs, _, recency in docs:
-            self.add(key, dict(zip(terms, tfs, strict=True)), recency)
+        vectors = [self.vector(doc[_KEY]) for doc in docs]
+        seq, dim = self._seq, self._dim
+        self._clear_vectors()  # the graph's keys are docnos: it is rebuilt when next needed
+        self._clear_terms()
+        self._dim = dim
+        for (key, terms, tfs, _, recency), vec in zip(docs, vectors, strict=True):
+            self.add(key, dict(zip(terms, tfs, strict=True)), recency, vec)
         self._seq = seq
 
     def _df(self, term: str) -> int:
@@ -267,9 +396,134 @@ class SearchIndex:
         return [docs[d][_KEY] for d in best]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
-        """Keys of the best ``limit`` matches, by BM25 score, ties newest first."""
-        if query.blank:
+        """Keys of the best ``limit`` matches, by the query's mode, ties newest first."""
+        if query.mode == "keyword" and query.blank:
             return self.recent(limit, scope)
+        return [key for key, _ in self.search_scored(query, limit, scope)]
+
+    def search_scored(
+        self, query: Query, limit: int, scope: str | None = None
+    ) -> list[tuple[str, float]]:
+        """``(key, score)`` of the best ``limit`` matches, best first, ties newest first.
+
+        keyword: BM25 (a blank query lists the most recent, scored 0). semantic: cosine
+        similarity over documents with vectors. hybrid: the two fused (``_fusion``); weight 0
+        and 1 are exactly keyword and semantic.
+        """
+        mode, weight = query.mode, query.weight
+        if mode == "hybrid" and weight == 0.0:
+            mode = "keyword"
+        elif mode == "hybrid" and weight == 1.0:
+            mode = "semantic"
+        if mode == "keyword":
+            if query.blank:
+                return [(key, 0.0) for key in self.recent(limit, scope)]
+            scored = self._keyword(query, limit, scope)
+        elif mode == "semantic":
+            scored = self._semantic(query.vector, limit, scope)
+        else:
+            scored = self._hybrid(query, limit, scope)
+        docs = self._docs
+        return [(docs[docno][_KEY], score) for docno, score in scored]
+
+    def _hybrid(self, query: Query, limit: int, scope: str | None) -> list[tuple[int, float]]:
+        """Both rankings, ``max(limit, CANDIDATE_DEPTH)`` deep, fused and cut to ``limit``."""
+        depth = max(limit, CANDIDATE_DEPTH)
+        keyword = [] if query.blank else self._keyword(query, depth, scope)
+        semantic = self._semantic(query.vector, depth, scope)
+        fused = fuse(keyword, semantic, query.weight, query.fusion)
+        return self._top(((score, docno) for docno, score in fused.items()), limit)
+
+    def _semantic(self, vector: Any, limit: int, scope: str | None) -> list[tuple[int, float]]:
+        """Cosine similarity: exact for small sets and scopes, through the graph for large."""
+        q = as_unit_vector(vector, "query vector")
+        self._check_dim(q, "query vector")
+        if not self._n_vecs or limit <= 0:
+            return []
+        members = None if scope is None else self._members(scope)
+        if members is not None and not members:
+            return []
+        if self._n_vecs >= self._ann_threshold and (members is None or len(members) > SMALL_SCOPE):
+            found = self._ann_search(q, limit, members)
+            if found is not None:
+                return found
+        return self._exact(q, limit, members)
+
+    def _rank(self, np: Any, rows: Any, sims: Any, limit: int) -> list[tuple[int, float]]:
+        """The best ``limit`` of ``rows`` by similarity, ties newest first."""
+        if len(rows) > limit:
+            cut = np.partition(sims, len(sims) - limit)[len(sims) - limit]
+            keep = sims >= cut
+            rows, sims = rows[keep], sims[keep]
+        recency = _gather(np, self._recency, np.int64, rows)
+        order = np.lexsort((-recency, -sims))[:limit]
+        return list(zip(rows[order].tolist(), sims[order].astype(np.float64).tolist(), strict=True))
+
+    def _exact(self, q: Any, limit: int, members: set[int] | None) -> list[tuple[int, float]]:
+        """Brute force: one matrix-vector product over all rows, or over the scope's rows."""
+        np = _numpy()
+        size = self._next
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, size))
+        if members is None:
+            rows = np.flatnonzero(has_vec)
+            # Mostly live rows: multiply them all, then pick (no copy of the rows first).
+            dense = len(rows) * 2 >= size
+            sims = (self._vecs[:size] @ q)[rows] if dense else self._vecs[rows] @ q
+        else:
+            rows = np.fromiter(members, dtype=np.intp, count=len(members))
+            rows = rows[has_vec[rows]]
+            sims = self._vecs[rows] @ q
+        return self._rank(np, rows, sims, limit)
+
+    def _ann_search(
+        self, q: Any, limit: int, members: set[int] | None
+    ) -> list[tuple[int, float]] | None:
+        """Graph candidates, rescored exactly; None (go exact) without usearch or if too few."""
+        graph = self._graph()
+        if graph is None:
+            return None
+        np = _numpy()
+        n = self._n_vecs
+        want = 2 * limit  # extra candidates, reranked by exact f32 cosine
+        if members is not None:
+            want = int(want * n / len(members) * 2) + limit  # over-fetch, then filter
+        want = min(n, max(want, 32))
+        found = graph.search(q, want, exact=False)
+        rows = np.asarray(found.keys, dtype=np.intp)
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next))
+        rows = rows[(rows < self._next)]
+        rows = rows[has_vec[rows]]
+        if members is not None:
+            rows = rows[np.fromiter((r in members for r in rows.tolist()), np.bool_, len(rows))]
+            if len(rows) < min(limit, len(members)):
+                return None
+        elif len(rows) < min(limit, n):
+            return None
+        return self._rank(np, rows, self._vecs[rows] @ q, limit)
+
+    def _graph(self) -> Any:
+        """The HNSW graph over every live vector, built at first need; None without usearch."""
+        if self._ann is None:
+            index = _usearch_index()
+            if index is None:
+                return None
+            np = _numpy()
+            graph = index.Index(
+                ndim=self._dim,
+                metric="ip",  # rows are unit vectors: inner product is cosine
+                dtype=ANN_DTYPE,
+                connectivity=ANN_CONNECTIVITY,
+                expansion_add=ANN_EXPANSION_ADD,
+                expansion_search=ANN_EXPANSION_SEARCH,
+            )
+            rows = np.flatnonzero(_gather(np, self._has_vec, np.bool_, slice(0, self._next)))
+            if len(rows):
+                graph.add(rows.astype(np.uint64), self._vecs[rows])
+            self._ann = graph
+        return self._ann
+
+    def _keyword(self, query: Query, limit: int, scope: str | None) -> list[tuple[int, float]]:
+        """BM25 over the query's terms: docnos and scores, best first."""
         docs = self._docs
         if not docs or not query.terms:
             return []
@@ -304,7 +558,9 @@ class SearchIndex:
                 return self._score_members(plan, members, limit)
         return self._score_postings(plan, members, limit)
 
-    def _score_postings(self, plan: _Plan, members: set[int] | None, limit: int) -> list[str]:
+    def _score_postings(
+        self, plan: _Plan, members: set[int] | None, limit: int
+    ) -> list[tuple[int, float]]:
         """Vectorised: each term's postings become a score vector added into an accumulator."""
         expansions, order, idfs, avg_len = plan
         np = _numpy()
@@ -342,11 +598,12 @@ class SearchIndex:
             candidates, scores = candidates[keep], scores[keep]
         # Best score first, then the newest: one sort in numpy, however many scores tie.
         recency = _gather(np, self._recency, np.int64, candidates)
-        best = candidates[np.lexsort((-recency, -scores))[:limit]]
-        docs = self._docs
-        return [docs[docno][_KEY] for docno in best.tolist()]
+        order = np.lexsort((-recency, -scores))[:limit]
+        return list(zip(candidates[order].tolist(), scores[order].tolist(), strict=True))
 
-    def _score_members(self, plan: _Plan, members: Iterable[int], limit: int) -> list[str]:
+    def _score_members(
+        self, plan: _Plan, members: Iterable[int], limit: int
+    ) -> list[tuple[int, float]]:
         """A small scope: score its documents from their own terms, not the global postings."""
         expansions, order, idfs, avg_len = plan
         docs = self._docs
@@ -376,8 +633,8 @@ class SearchIndex:
             scored.append((score, docno))
         return self._top(scored, limit)
 
-    def _top(self, scored: Iterable[tuple[float, int]], limit: int) -> list[str]:
-        """Best score first, then the newest document."""
+    def _top(self, scored: Iterable[tuple[float, int]], limit: int) -> list[tuple[int, float]]:
+        """Best score first, then the newest document: ``(docno, score)``."""
         docs = self._docs
         best = heapq.nlargest(limit, scored, key=lambda sd: (sd[0], docs[sd[1]][_RECENCY]))
-        return [docs[docno][_KEY] for _, docno in best]
+        return [(docno, score) for score, docno in best]
