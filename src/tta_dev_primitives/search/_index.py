@@ -58,12 +58,13 @@ LEN_MAX: Final = (1 << 20) - 1
 #: Measured on a 2-core machine at 384 dims: exact numpy stays near 2 ms up to about this many
 #: (benchmarks/bench_vectors_index.py).
 ANN_THRESHOLD: Final = 20_000
-#: A scope with at most this many members is searched exactly, never through the graph.
+#: A scope with at most this many members (or ``ann_threshold``, if lower) is searched
+#: exactly, never through the graph: over-fetching for it would cost more than the scan.
 SMALL_SCOPE: Final = 4096
 #: HNSW parameters: links per node, and the candidate list a query walks (recall vs. speed).
 ANN_CONNECTIVITY: Final = 16
 ANN_EXPANSION_ADD: Final = 128
-ANN_EXPANSION_SEARCH: Final = 64
+ANN_EXPANSION_SEARCH: Final = 128
 #: Storage of the graph's vectors: f16 halves memory; candidates are rescored from f32 rows.
 ANN_DTYPE: Final = "f16"
 
@@ -443,7 +444,8 @@ class SearchIndex:
         members = None if scope is None else self._members(scope)
         if members is not None and not members:
             return []
-        if self._n_vecs >= self._ann_threshold and (members is None or len(members) > SMALL_SCOPE):
+        small = min(SMALL_SCOPE, self._ann_threshold)
+        if self._n_vecs >= self._ann_threshold and (members is None or len(members) > small):
             found = self._ann_search(q, limit, members)
             if found is not None:
                 return found

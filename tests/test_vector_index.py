@@ -1,0 +1,232 @@
+"""Vectors in the search index: exact cosine ranking, hybrid laws, alignment through renumbering."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._index import SearchIndex
+
+DIM = 8
+KEYS = [f"u{u}:s{s}:{k}" for u in (1, 2, 10) for s in (1, 2) for k in "abc"] + ["u1:s1", "solo"]
+SCOPES = [None, "u1", "u1:s1", "u1:s1:", "u10", "u2:s2", "solo", "nobody"]
+WORDS = ["alpha", "beta", "gamma", "delta"]
+
+# Small integer components: exact in float32, so ties are real ties and brute force agrees.
+vectors = st.lists(st.integers(-3, 3), min_size=DIM, max_size=DIM).filter(any)
+
+
+def unit(v: Any) -> Any:
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)
+
+
+def in_scope(key: str, scope: str | None) -> bool:
+    if scope is None:
+        return True
+    scope = scope.rstrip(":") or scope
+    return key == scope or key.startswith(scope + ":")
+
+
+def brute(model: dict[str, tuple[int, Any]], q: Any, limit: int, scope: str | None) -> list[str]:
+    """Cosine, ties newest first, over the model's documents with vectors."""
+    qn = unit(q)
+    scored = [
+        (float(unit(v) @ qn), rec, key)
+        for key, (rec, v) in model.items()
+        if v is not None and in_scope(key, scope)
+    ]
+    scored.sort(key=lambda t: (-t[0], -t[1]))
+    return [key for _, _, key in scored[:limit]]
+
+
+def semantic(q: Any, **kw: Any) -> Query:
+    return Query((), vector=np.asarray(q, dtype=np.float32), mode="semantic", **kw)
+
+
+def test_dims_mismatch_names_both() -> None:
+    index = SearchIndex()
+    index.add("a", {"x": 1}, vector=np.ones(4, dtype=np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"3 dimensions.*4-dimensional"):
+        index.add("b", {"x": 1}, vector=np.ones(3, dtype=np.float32))
+    with pytest.raises(InvalidArgumentError, match=r"5 dimensions.*4-dimensional"):
+        index.search(semantic(np.ones(5)), 3)
+    assert "b" not in index.search(Query(("x",)), 5)  # the refused add changed nothing
+
+
+@pytest.mark.parametrize("bad", [np.zeros(4), np.array([1.0, np.nan, 0, 0]), np.ones((2, 2))])
+def test_bad_vectors_refused(bad: Any) -> None:
+    index = SearchIndex()
+    index.add("a", {"x": 1}, vector=np.ones(4, dtype=np.float32))
+    with pytest.raises(InvalidArgumentError):
+        index.add("a", {"y": 1}, vector=bad)
+    assert index.search(Query(("x",)), 5) == ["a"]  # the old entry survives a refused update
+    with pytest.raises(InvalidArgumentError):
+        index.search(semantic(bad), 3)
+
+
+def test_unnormalised_vectors_are_normalised() -> None:
+    index = SearchIndex()
+    index.add("a", {}, vector=np.array([3.0, 4.0], dtype=np.float32))
+    assert np.allclose(index.vector("a"), [0.6, 0.8])
+    [(key, score)] = index.search_scored(semantic([6.0, 8.0]), 1)
+    assert key == "a"
+    assert score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_query_validation() -> None:
+    with pytest.raises(InvalidArgumentError):
+        Query(("x",), mode="semantic")
+    with pytest.raises(InvalidArgumentError):
+        Query(("x",), vector=np.ones(2), mode="hybrid", weight=1.5)
+
+
+def test_documents_without_vectors_are_keyword_only() -> None:
+    index = SearchIndex()
+    index.add("plain", {"alpha": 1})
+    index.add("vec", {"beta": 1}, vector=np.ones(2, dtype=np.float32))
+    assert index.search(semantic(np.ones(2)), 5) == ["vec"]
+    assert index.search(Query(("alpha",)), 5) == ["plain"]
+
+
+def test_pure_keyword_and_pure_semantic_match_both_surface_in_hybrid() -> None:
+    index = SearchIndex()
+    index.add("words", {"alpha": 2})  # keyword only
+    index.add("meaning", {"zeta": 1}, vector=np.array([1.0, 0.0], dtype=np.float32))
+    index.add("far", {"zeta": 1}, vector=np.array([-1.0, 0.1], dtype=np.float32))
+    for fusion in ("weighted", "rrf"):
+        q = Query(("alpha",), vector=np.array([1.0, 0.0]), mode="hybrid", fusion=fusion)
+        found = index.search(q, 2)
+        assert set(found) == {"words", "meaning"}, fusion
+
+
+def model_ops() -> Any:
+    add = st.tuples(
+        st.just("add"),
+        st.sampled_from(KEYS),
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
+        st.one_of(st.none(), vectors),
+    )
+    remove = st.tuples(st.just("remove"), st.sampled_from(KEYS), st.just([]), st.none())
+    return st.lists(st.one_of(add, add, remove), min_size=1, max_size=40)
+
+
+def apply(ops: list[Any]) -> tuple[SearchIndex, dict[str, tuple[int, Any]]]:
+    index = SearchIndex()
+    model: dict[str, tuple[int, Any]] = {}
+    for seq, (op, key, words, vec) in enumerate(ops):
+        if op == "add":
+            counts = {w: words.count(w) for w in words}
+            index.add(key, counts, seq, None if vec is None else np.array(vec, np.float32))
+            model[key] = (seq, vec)
+        else:
+            assert index.remove(key) == (key in model)
+            model.pop(key, None)
+    return index, model
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=model_ops(), q=vectors, scope=st.sampled_from(SCOPES), limit=st.integers(1, 12))
+def test_semantic_equals_brute_force_cosine(
+    ops: list[Any], q: list[int], scope: str | None, limit: int
+) -> None:
+    index, model = apply(ops)
+    assert index.search(semantic(q), limit, scope) == brute(model, q, limit, scope)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ops=model_ops(),
+    q=vectors,
+    word=st.sampled_from(WORDS),
+    scope=st.sampled_from(SCOPES),
+    limit=st.integers(1, 12),
+    fusion=st.sampled_from(["weighted", "rrf"]),
+)
+def test_hybrid_weight_ends_are_keyword_and_semantic(
+    ops: list[Any], q: list[int], word: str, scope: str | None, limit: int, fusion: Any
+) -> None:
+    index, model = apply(ops)
+    v = np.array(q, np.float32)
+    keyword = index.search_scored(Query((word,)), limit, scope)
+    sem = index.search_scored(semantic(q), limit, scope)
+    at = {w: Query((word,), vector=v, mode="hybrid", weight=w, fusion=fusion) for w in (0, 1)}
+    assert index.search_scored(at[0], limit, scope) == keyword
+    assert index.search_scored(at[1], limit, scope) == sem
+    mixed = index.search(Query((word,), vector=v, mode="hybrid", fusion=fusion), limit, scope)
+    assert all(in_scope(key, scope) for key in mixed)  # scope holds in every mode
+    assert set(mixed) <= {k for k, _ in keyword} | set(brute(model, q, 100, scope))
+    if keyword or sem:
+        assert mixed
+
+
+def test_vectors_stay_aligned_through_renumbering() -> None:
+    index = SearchIndex()
+    rng = np.random.default_rng(7)
+    live: dict[str, Any] = {}
+    for round_ in range(6):  # many updates: numbers run ahead of documents, the index renumbers
+        for i in range(1500):
+            key = f"u{i % 3}:k{i}"
+            v = rng.standard_normal(16).astype(np.float32)
+            index.add(key, {f"w{i % 7}": 1}, vector=v if (i + round_) % 4 else None)
+            live[key] = None if (i + round_) % 4 == 0 else unit(v)
+    assert index._next < 2 * 4500 + 4096  # it did renumber
+    for key, v in live.items():
+        got = index.vector(key)
+        assert (got is None) == (v is None)
+        if v is not None:
+            assert np.allclose(got, v, atol=1e-6)
+    q = rng.standard_normal(16).astype(np.float32)
+    model = {k: (index.recency(k) or 0, v) for k, v in live.items()}
+    assert index.search(semantic(q), 10) == brute(model, q, 10, None)
+    assert index.search(semantic(q), 10, "u1") == brute(model, q, 10, "u1")
+
+
+def test_clear_forgets_vectors_and_dimension() -> None:
+    index = SearchIndex()
+    index.add("a", {}, vector=np.ones(3, np.float32))
+    index.clear()
+    assert index.dim is None
+    assert index.search(semantic(np.ones(3)), 5) == []
+    index.add("a", {}, vector=np.ones(5, np.float32))
+    assert index.search(semantic(np.ones(5)), 5) == ["a"]
+
+
+def clustered(n: int, dim: int, seed: int) -> Any:
+    """Unit vectors around 100 shared centres (queries land near stored documents, as in use)."""
+    centres = np.random.default_rng(0).standard_normal((100, dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.standard_normal((n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
+def test_ann_recall_against_exact() -> None:
+    n, dim = 20_000, 64
+    x = clustered(n, dim, 1)
+    ann, exact = SearchIndex(ann_threshold=1000), SearchIndex(ann_threshold=10**9)
+    for i in range(n):
+        key = f"u{i % 10}:{i}"
+        ann.add(key, {}, i, x[i])
+        exact.add(key, {}, i, x[i])
+    for i in range(0, n, 7):  # removals reach the graph
+        ann.remove(f"u{i % 10}:{i}")
+        exact.remove(f"u{i % 10}:{i}")
+    queries = clustered(200, dim, 2)
+    for scope in (None, "u3"):
+        hits = 0
+        for q in queries:
+            want = exact.search(semantic(q), 10, scope)
+            got = ann.search(semantic(q), 10, scope)
+            assert all(in_scope(k, scope) for k in got)
+            hits += len(set(want) & set(got))
+        assert ann._ann is not None  # the graph answered
+        assert hits / (10 * len(queries)) >= 0.95, scope
