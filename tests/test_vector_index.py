@@ -230,3 +230,20 @@ def test_ann_recall_against_exact() -> None:
             hits += len(set(want) & set(got))
         assert ann._ann is not None  # the graph answered
         assert hits / (10 * len(queries)) >= 0.95, scope
+
+
+def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tta_dev_primitives.search import _index
+
+    monkeypatch.setattr(_index, "_usearch", False)  # as if the import had failed
+    x = clustered(300, 16, 5)
+    index, exact = SearchIndex(ann_threshold=1), SearchIndex(ann_threshold=10**9)
+    for i, v in enumerate(x):
+        index.add(f"u{i % 3}:{i}", {}, i, v)
+        exact.add(f"u{i % 3}:{i}", {}, i, v)
+    for q in clustered(20, 16, 6):
+        for scope in (None, "u1"):
+            assert index.search_scored(semantic(q), 10, scope) == exact.search_scored(
+                semantic(q), 10, scope
+            )
+    assert index._ann is None
