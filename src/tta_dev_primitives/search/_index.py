@@ -467,7 +467,7 @@ class SearchIndex:
         """Brute force: one matrix-vector product over all rows, or over the scope's rows."""
         np = _numpy()
         size = self._next
-        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, size))
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, size)).copy()
         if members is None:
             rows = np.flatnonzero(has_vec)
             # Mostly live rows: multiply them all, then pick (no copy of the rows first).
@@ -494,7 +494,7 @@ class SearchIndex:
         want = min(n, max(want, 32))
         found = graph.search(q, want, exact=False)
         rows = np.asarray(found.keys, dtype=np.intp)
-        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next))
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy()
         rows = rows[(rows < self._next)]
         rows = rows[has_vec[rows]]
         if members is not None:
@@ -520,7 +520,7 @@ class SearchIndex:
                 expansion_add=ANN_EXPANSION_ADD,
                 expansion_search=ANN_EXPANSION_SEARCH,
             )
-            rows = np.flatnonzero(_gather(np, self._has_vec, np.bool_, slice(0, self._next)))
+            rows = np.flatnonzero(_gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy())
             if len(rows):
                 graph.add(rows.astype(np.uint64), self._vecs[rows])
             self._ann = graph
