@@ -9,6 +9,8 @@
     │   └── InvalidMemoryValueError                 a value that is not a JSON-compatible dict
     ├── UsageError (also RuntimeError)              called where it cannot work (e.g. a sync call
     │                                               inside a running event loop)
+    ├── EmbeddingError (also RuntimeError)          an embedder raised, could not be loaded, or
+    │                                               returned unusable vectors (count, dims, NaN, 0)
     └── BackendError                                a storage backend failed (translated at seams)
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
         └── IncompleteOperationError                a bulk clear or export stopped part-way
@@ -36,6 +38,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "CacheKeyError",
+    "EmbeddingError",
     "IncompleteOperationError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -61,6 +64,12 @@ class InvalidArgumentTypeError(TTAError, TypeError):
 
 class UsageError(TTAError, RuntimeError):
     """A call made where it cannot work, such as a blocking call inside a running event loop."""
+
+
+class EmbeddingError(TTAError, RuntimeError):
+    """An embedding model failed: it raised (chained as ``__cause__``), could not be loaded, or
+    returned vectors that cannot be used (wrong count or dims, NaN or infinity, a zero vector,
+    not numbers). A ``RuntimeError``, not a ``ValueError``: the caller's texts were fine."""
 
 
 class RouteNotFoundError(InvalidArgumentError):

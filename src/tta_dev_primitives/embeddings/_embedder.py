@@ -1,0 +1,371 @@
+"""``Embedder``: one async batch embedder with a cache, single-flight and batching around a model.
+
+Why not ``CachePrimitive``'s machinery: it runs its wrapped step once per key, so reusing it
+would send the model one text per call. Embedding models are paid (or timed) per call, not per
+text, so here each text gets its own in-flight future (the same single-flight idea: concurrent
+misses share one result, failures reach every waiter and are not cached) while the texts that
+miss are sent to the model together, in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tta_dev_primitives._checks import check_count
+from tta_dev_primitives.exceptions import (
+    EmbeddingError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
+
+from ._vectors import Vectors, check_dims, normalised_rows
+
+__all__ = ["BatchFunction", "Embedder", "to_async_batch"]
+
+Side = Literal["documents", "query"]
+
+#: A batch embedding function: texts in, one vector per text out (sync or async).
+BatchFunction = Callable[[list[str]], Any]
+
+_AsyncBatch = Callable[[list[str]], Awaitable[object]]
+
+DEFAULT_CACHE_SIZE = 20_000
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_MAX_CONCURRENCY = 4
+
+
+def to_async_batch(function: BatchFunction) -> _AsyncBatch:
+    """``function`` as a coroutine function; a sync one runs in a thread so the loop never blocks.
+
+    A sync-looking callable that returns an awaitable (a lambda around a coroutine) is awaited.
+    """
+    if inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 (an object with an async __call__)
+    ):
+
+        async def call_async(texts: list[str]) -> object:
+            result: object = await function(texts)
+            return result
+
+        return call_async
+
+    async def call_in_thread(texts: list[str]) -> object:
+        result = await asyncio.to_thread(function, texts)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return call_in_thread
+
+
+@dataclass
+class _Pending:
+    key: bytes
+    text: str
+    future: asyncio.Future[Vectors]
+
+
+@dataclass
+class _LoopState:
+    """What one event loop's calls share: in-flight futures, the queue to flush, the bound."""
+
+    semaphore: asyncio.Semaphore
+    inflight: dict[bytes, asyncio.Future[Vectors]] = field(default_factory=dict)
+    pending: dict[Side, list[_Pending]] = field(
+        default_factory=lambda: {"documents": [], "query": []}
+    )
+    flush_scheduled: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Embedder:
+    """Texts to unit-norm float32 vectors, each text embedded once.
+
+    ``embed_documents`` (and ``embed_query``, for models that embed questions differently) are
+    batch functions ``list[str] -> vectors``, sync (run in a thread) or async. Around them:
+
+    - **Checks**: every result must be ``len(texts)`` finite, non-zero vectors of ``dims``
+      numbers; ``dims=None`` learns it from the first result and then holds to it. Anything else
+      raises ``EmbeddingError`` and nothing from that call is cached, so a later call retries.
+    - **Cache**: an in-process LRU of ``cache_size`` vectors (``dims * 4`` bytes each; 0 turns
+      it off), keyed by a blake2b hash of ``model_id`` and the text.
+    - **Single-flight and batching**: texts repeated in a call are embedded once; a text already
+      being embedded by another call is waited for, not sent again. Misses from every call made
+      in the same event-loop tick are sent together, ``batch_size`` texts per model call, at
+      most ``max_concurrency`` calls at a time.
+
+    Use ``as_embedder`` to make one from a function, a LangChain ``Embeddings``, a
+    sentence-transformers model or a ``"provider:model"`` string.
+    """
+
+    def __init__(
+        self,
+        embed_documents: BatchFunction,
+        embed_query: BatchFunction | None = None,
+        *,
+        dims: int | None = None,
+        model_id: str | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> None:
+        if not callable(embed_documents):
+            raise InvalidArgumentTypeError(
+                "embed_documents must be a function list[str] -> vectors"
+            )
+        if embed_query is not None and not callable(embed_query):
+            raise InvalidArgumentTypeError("embed_query must be a function list[str] -> vectors")
+        if model_id is None:
+            model_id = _function_name(embed_documents)
+        if not isinstance(model_id, str) or not model_id:
+            raise InvalidArgumentTypeError(f"model_id must be a non-empty str, got {model_id!r}")
+        self._documents = to_async_batch(embed_documents)
+        self._query = to_async_batch(embed_query) if embed_query is not None else self._documents
+        self._asymmetric = embed_query is not None
+        self._given_dims = check_dims(dims)
+        self._dims = self._given_dims
+        self._model_id = model_id
+        self._key_prefix = f"{model_id}\x00{self._given_dims or ''}\x00".encode()
+        self._cache_size = _check_count_or_zero("cache_size", cache_size)
+        self._batch_size = check_count("batch_size", batch_size)
+        self._max_concurrency = check_count("max_concurrency", max_concurrency)
+        self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._hits = 0
+        self._shared = 0
+        self._misses = 0
+        self._model_calls = 0
+
+    @property
+    def dims(self) -> int | None:
+        """The vectors' dimension: as given, else learned from the first result (``None`` until)."""
+        return self._dims
+
+    @property
+    def model_id(self) -> str:
+        """What the cache keys name as the model (texts from different models never collide)."""
+        return self._model_id
+
+    @property
+    def hits(self) -> int:
+        """Texts answered without the model: from the cache or by waiting on another call."""
+        return self._hits + self._shared
+
+    @property
+    def misses(self) -> int:
+        """Texts sent to the model (each distinct text of a call counts once)."""
+        return self._misses
+
+    def stats(self) -> dict[str, int | float]:
+        """Hits (cache and shared in-flight), misses, model calls, hit rate and cached vectors."""
+        total = self.hits + self._misses
+        return {
+            "hits": self.hits,
+            "cache_hits": self._hits,
+            "shared": self._shared,
+            "misses": self._misses,
+            "model_calls": self._model_calls,
+            "hit_rate": self.hits / total if total else 0.0,
+            "cached": len(self._cache),
+        }
+
+    def fix_dims(self, dims: int) -> None:
+        """Hold this embedder to ``dims``; an embedder that already knows another one refuses."""
+        checked = check_dims(dims)
+        if self._dims is not None and self._dims != checked:
+            raise InvalidArgumentError(
+                f"this embedder's vectors have {self._dims} dims, not {dims}"
+            )
+        self._dims = checked
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """``embed_documents``: one unit-norm float32 row per text, shape ``(len(texts), dims)``."""
+        return await self._embed(texts, "documents")
+
+    async def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """Vectors for texts to be stored and searched (memories)."""
+        return await self._embed(texts, "documents")
+
+    async def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Vectors for search queries (the model's query side, if it has one)."""
+        return await self._embed(texts, "query")
+
+    async def embed_query(self, text: str) -> Vectors:
+        """One query's vector, shape ``(dims,)``."""
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"query must be a str, got {type(text).__name__}")
+        vector: Vectors = (await self._embed([text], "query"))[0]
+        return vector
+
+    def clear_cache(self) -> None:
+        """Forget every cached vector (the counters stay)."""
+        self._cache.clear()
+
+    async def _embed(self, texts: Sequence[str], side: Side) -> Vectors:
+        batch = _check_texts(texts)
+        if not batch:
+            return np.empty((0, self._dims or 0), dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        state = self._state(loop)
+        keys = [self._key(side, text) for text in batch]
+        rows: dict[bytes, Vectors] = {}
+        waits: dict[bytes, asyncio.Future[Vectors]] = {}
+        queued = False
+        for key, text in zip(keys, batch, strict=True):
+            if key in rows or key in waits:
+                continue  # a repeat within this call
+            row = self._cached(key)
+            if row is not None:
+                rows[key] = row
+                self._hits += 1
+                continue
+            future = state.inflight.get(key)
+            if future is not None:
+                waits[key] = future
+                self._shared += 1
+                continue
+            future = loop.create_future()
+            state.inflight[key] = future
+            state.pending[side].append(_Pending(key, text, future))
+            waits[key] = future
+            self._misses += 1
+            queued = True
+        if queued and not state.flush_scheduled:
+            state.flush_scheduled = True
+            loop.call_soon(self._flush, loop, state)
+        if waits:
+            # asyncio.wait never cancels what it waits on: our cancellation leaves the batch
+            # running for the other callers (and the cache).
+            await asyncio.wait(waits.values())
+            for key, future in waits.items():
+                rows[key] = future.result()
+        stacked: Vectors = np.stack([rows[key] for key in keys])
+        return stacked
+
+    def _state(self, loop: asyncio.AbstractEventLoop) -> _LoopState:
+        state = self._loops.get(loop)
+        if state is None:
+            state = _LoopState(asyncio.Semaphore(self._max_concurrency))
+            self._loops[loop] = state
+        return state
+
+    def _key(self, side: Side, text: str) -> bytes:
+        digest = hashlib.blake2b(self._key_prefix, digest_size=16)
+        if self._asymmetric:
+            digest.update(side.encode())
+        digest.update(b"\x00")
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        return digest.digest()
+
+    def _cached(self, key: bytes) -> Vectors | None:
+        row = self._cache.get(key)
+        if row is not None:
+            self._cache.move_to_end(key)
+        return row
+
+    def _remember(self, key: bytes, row: Vectors) -> None:
+        if self._cache_size == 0:
+            return
+        self._cache[key] = row
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
+        """Send everything queued this tick to the model, ``batch_size`` texts per call."""
+        state.flush_scheduled = False
+        for side in ("documents", "query"):
+            queued, state.pending[side] = state.pending[side], []
+            for start in range(0, len(queued), self._batch_size):
+                chunk = queued[start : start + self._batch_size]
+                task = loop.create_task(self._run_batch(state, side, chunk))
+                state.tasks.add(task)
+                task.add_done_callback(state.tasks.discard)
+
+    async def _run_batch(self, state: _LoopState, side: Side, chunk: list[_Pending]) -> None:
+        texts = [item.text for item in chunk]
+        source = f"embedder {self._model_id!r} ({side})"
+        function = self._query if side == "query" else self._documents
+        error: EmbeddingError | None = None
+        try:
+            async with state.semaphore:
+                self._model_calls += 1
+                raw = await function(texts)
+        except EmbeddingError as exc:
+            error = exc
+        except Exception as exc:
+            error = EmbeddingError(f"{source} raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+        except BaseException as exc:  # cancelled (loop shutting down): waiters must not hang
+            self._fail(state, chunk, EmbeddingError(f"{source} was cancelled"), exc)
+            raise
+        else:
+            try:
+                vectors = normalised_rows(raw, len(texts), self._dims, source)
+            except EmbeddingError as exc:
+                error = exc
+        if error is not None:
+            self._fail(state, chunk, error, error.__cause__)
+            return
+        if self._dims is None:
+            self._dims = int(vectors.shape[1])
+        for item, row in zip(chunk, vectors, strict=True):
+            kept = row.copy()
+            kept.setflags(write=False)  # shared by every caller and the cache
+            self._remember(item.key, kept)
+            state.inflight.pop(item.key, None)
+            if not item.future.done():
+                item.future.set_result(kept)
+
+    @staticmethod
+    def _fail(
+        state: _LoopState,
+        chunk: list[_Pending],
+        error: EmbeddingError,
+        cause: BaseException | None,
+    ) -> None:
+        if cause is not None and error.__cause__ is None:
+            error.__cause__ = cause
+        for item in chunk:
+            state.inflight.pop(item.key, None)
+            if not item.future.done():
+                item.future.set_exception(error)
+                item.future.exception()  # retrieved: a cancelled waiter may never look
+
+    def __repr__(self) -> str:
+        return f"Embedder({self._model_id!r}, dims={self._dims})"
+
+
+def _check_texts(texts: Any) -> list[str]:
+    if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
+        raise InvalidArgumentTypeError(
+            f"texts must be a list of str (not {type(texts).__name__}); wrap one text in a list"
+        )
+    batch = list(texts)
+    for text in batch:
+        if not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"texts must all be str, got {type(text).__name__}")
+    return batch
+
+
+def _check_count_or_zero(name: str, value: Any) -> int:
+    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+        return 0
+    return check_count(name, value)
+
+
+def _function_name(function: Any) -> str:
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}"

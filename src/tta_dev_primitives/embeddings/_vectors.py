@@ -1,0 +1,108 @@
+"""Vector checks and bytes: what an embedder returned becomes unit-norm float32 rows, or an error.
+
+``encode_vector``/``decode_vector`` are the durable form (float32, little-endian) that Redis
+stores, so a vector written on one machine reads back bit-identical on any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tta_dev_primitives.exceptions import (
+    EmbeddingError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
+
+__all__ = ["Vectors", "check_dims", "decode_vector", "encode_vector", "normalised_rows"]
+
+Vectors = npt.NDArray[np.float32]
+
+_LE_F32 = np.dtype("<f4")
+
+
+def check_dims(dims: Any) -> int | None:
+    """``dims`` as given to an embedder: ``None`` (learn it) or a positive ``int``."""
+    if dims is None:
+        return None
+    if isinstance(dims, bool) or not isinstance(dims, int):
+        raise InvalidArgumentTypeError(f"dims must be a positive int or None, got {dims!r}")
+    if dims <= 0:
+        raise InvalidArgumentError(f"dims must be positive, got {dims}")
+    return dims
+
+
+def normalised_rows(raw: object, count: int, dims: int | None, source: str) -> Vectors:
+    """``raw`` (what ``source`` returned for ``count`` texts) as ``(count, dims)`` unit rows.
+
+    Raises ``EmbeddingError`` for a non-numeric or ragged result, the wrong number of vectors,
+    the wrong dimension (when ``dims`` is known), NaN or infinity, or a zero vector: each would
+    otherwise poison every similarity computed from it.
+    """
+    try:
+        array = np.asarray(raw)
+    except (ValueError, TypeError) as exc:  # ragged lists, odd objects
+        raise EmbeddingError(f"{source} returned vectors numpy cannot read: {exc}") from exc
+    if array.dtype.kind not in "fiu":
+        raise EmbeddingError(
+            f"{source} must return numbers, got an array of dtype {array.dtype} "
+            f"(from {type(raw).__name__})"
+        )
+    if array.ndim != 2:
+        raise EmbeddingError(
+            f"{source} must return one vector per text (a 2-D array), got shape {array.shape}"
+        )
+    if array.shape[0] != count:
+        raise EmbeddingError(f"{source} returned {array.shape[0]} vectors for {count} texts")
+    if dims is not None and array.shape[1] != dims:
+        raise EmbeddingError(f"{source} returned vectors of {array.shape[1]} dims, expected {dims}")
+    if array.shape[1] == 0:
+        raise EmbeddingError(f"{source} returned empty vectors")
+    wide = array.astype(np.float64)
+    finite = np.isfinite(wide).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise EmbeddingError(f"{source} returned NaN or infinity in vector {row}")
+    norms = np.linalg.norm(wide, axis=1)
+    if not (norms > 0).all():
+        row = int(np.argmin(norms > 0))
+        raise EmbeddingError(f"{source} returned a zero vector (row {row}), which has no direction")
+    unit: Vectors = (wide / norms[:, None]).astype(np.float32)
+    return unit
+
+
+def encode_vector(vector: npt.ArrayLike) -> bytes:
+    """One vector as bytes: float32, little-endian, ``4 * dims`` bytes (what Redis stores)."""
+    try:
+        array = np.asarray(vector)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentTypeError(f"vector must be a sequence of numbers: {exc}") from exc
+    if array.dtype.kind not in "fiu":
+        raise InvalidArgumentTypeError(f"vector must hold numbers, got dtype {array.dtype}")
+    if array.ndim != 1 or array.shape[0] == 0:
+        raise InvalidArgumentError(f"vector must be 1-D and non-empty, got shape {array.shape}")
+    packed = array.astype(_LE_F32)
+    if not np.isfinite(packed).all():
+        raise InvalidArgumentError("vector holds NaN or infinity (or a value past float32)")
+    return packed.tobytes()
+
+
+def decode_vector(data: bytes | bytearray | memoryview, dims: int) -> Vectors:
+    """The float32 vector ``encode_vector`` wrote, checked to have ``dims`` finite values."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidArgumentTypeError(f"vector bytes must be bytes, got {type(data).__name__}")
+    checked = check_dims(dims)
+    if checked is None:
+        raise InvalidArgumentTypeError("dims is required to decode a vector")
+    raw = bytes(data)
+    if len(raw) != 4 * checked:
+        raise InvalidArgumentError(
+            f"a {checked}-dim float32 vector is {4 * checked} bytes, got {len(raw)}"
+        )
+    vector: Vectors = np.frombuffer(raw, dtype=_LE_F32).astype(np.float32)
+    if not np.isfinite(vector).all():
+        raise InvalidArgumentError("vector bytes decode to NaN or infinity")
+    return vector
