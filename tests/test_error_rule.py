@@ -20,6 +20,7 @@ from tta_dev_primitives import (
     WorkflowContext,
     create_memory_key,
 )
+from tta_dev_primitives.embeddings import as_embedder, decode_vector
 from tta_dev_primitives.exceptions import TTAError
 
 
@@ -54,6 +55,10 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("InMemoryStore max_size 0", lambda: InMemoryStore(max_size=0), ValueError),
     ("recall into ''", lambda: MemoryPrimitive().recall("q", into=""), ValueError),
     ("remember value not callable", lambda: MemoryPrimitive().remember("k", 5), TypeError),  # type: ignore[arg-type]
+    ("embedder dims 0", lambda: as_embedder(lambda texts: texts, dims=0), ValueError),
+    ("embed not a model", lambda: as_embedder(5), TypeError),
+    ("embed model string", lambda: as_embedder("no-provider"), ValueError),
+    ("vector bytes length", lambda: decode_vector(b"123", 1), ValueError),
 ]  # fmt: skip
 
 

@@ -30,7 +30,10 @@ PUBLIC = {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
         "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
-        "UsageError",
+        "UsageError", "EmbeddingError",
+    },
+    "tta_dev_primitives.embeddings": {
+        "Embedder", "as_embedder", "encode_vector", "decode_vector",
     },
     "tta_dev_primitives.search": {"Analyzer", "MAX_QUERY_CHARS", "MAX_QUERY_TERMS"},
     "tta_dev_primitives.testing": {"capture_spans", "CapturedSpans"},

@@ -315,6 +315,9 @@ class Embedder:
                 vectors = normalised_rows(raw, len(texts), self._dims, source)
             except EmbeddingError as exc:
                 error = exc
+            except Exception as exc:  # numpy on an odd object: waiters must still hear of it
+                error = EmbeddingError(f"{source} returned vectors that could not be checked")
+                error.__cause__ = exc
         if error is not None:
             self._fail(state, chunk, error, error.__cause__)
             return

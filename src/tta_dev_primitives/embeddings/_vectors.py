@@ -66,11 +66,14 @@ def normalised_rows(raw: object, count: int, dims: int | None, source: str) -> V
     if not finite.all():
         row = int(np.argmin(finite))
         raise EmbeddingError(f"{source} returned NaN or infinity in vector {row}")
-    norms = np.linalg.norm(wide, axis=1)
-    if not (norms > 0).all():
-        row = int(np.argmin(norms > 0))
+    # Scale each row by its largest magnitude first, so squaring can neither overflow (1e300)
+    # nor underflow to zero (1e-300): any finite non-zero vector keeps its direction.
+    peaks = np.abs(wide).max(axis=1)
+    if not (peaks > 0).all():
+        row = int(np.argmin(peaks > 0))
         raise EmbeddingError(f"{source} returned a zero vector (row {row}), which has no direction")
-    unit: Vectors = (wide / norms[:, None]).astype(np.float32)
+    scaled = wide / peaks[:, None]
+    unit: Vectors = (scaled / np.linalg.norm(scaled, axis=1)[:, None]).astype(np.float32)
     return unit
 
 
@@ -84,7 +87,8 @@ def encode_vector(vector: npt.ArrayLike) -> bytes:
         raise InvalidArgumentTypeError(f"vector must hold numbers, got dtype {array.dtype}")
     if array.ndim != 1 or array.shape[0] == 0:
         raise InvalidArgumentError(f"vector must be 1-D and non-empty, got shape {array.shape}")
-    packed = array.astype(_LE_F32)
+    with np.errstate(over="ignore"):  # past float32's range becomes inf, refused just below
+        packed = array.astype(_LE_F32)
     if not np.isfinite(packed).all():
         raise InvalidArgumentError("vector holds NaN or infinity (or a value past float32)")
     return packed.tobytes()
