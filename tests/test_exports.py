@@ -14,7 +14,8 @@ PERFORMANCE = {
     "CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key", "turn_key",
 }  # fmt: skip
 OPERATIONS = {
-    "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory", "MemoryOperation",
+    "ScoredMemory", "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory",
+    "MemoryOperation",
 }  # fmt: skip
 PUBLIC = {
     "tta_dev_primitives": CORE | PERFORMANCE | {"__version__"},

@@ -98,7 +98,8 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
                 analysed = INDEXING.query(query)
                 want = await local.search(analysed, limit, scope)
                 got = await remote.search(analysed, limit, scope)
-                assert [(k, p.decode()) for k, p in got] == want, (query, limit, scope)
+                # Same keys, payloads and scores, in the same order.
+                assert [(k, p.decode(), sc) for k, p, sc in got] == want, (query, limit, scope)
             for key in KEYS:
                 got_value = await remote.get(key)
                 assert (got_value.decode() if got_value else None) == await local.get(key)
@@ -145,7 +146,9 @@ async def test_expired_memories_leave_no_index_entries(redis_server: RedisServer
     payload, terms = encode({"content": "fleeting thought"})
     await backend.put("u1:s1:k", payload, 0.15, document=Document(terms))
     fleeting = INDEXING.query("fleeting")
-    assert await backend.search(fleeting, 5, None) == [("u1:s1:k", payload.encode())]
+    assert [hit[:2] for hit in await backend.search(fleeting, 5, None)] == [
+        ("u1:s1:k", payload.encode())
+    ]
 
     async def gone() -> bool:
         return await backend.search(fleeting, 5, None) == []
@@ -276,7 +279,8 @@ async def test_scripts_are_reloaded_after_a_restart(redis_server_factory: Any) -
     with pytest.raises(BackendUnavailableError):
         await backend.get("k")  # the old connection died with the server
     await backend.put("k", payload, None, document=Document(terms))
-    assert await backend.search(INDEXING.query("durable"), 5, None) == [("k", payload.encode())]
+    found = await backend.search(INDEXING.query("durable"), 5, None)
+    assert [hit[:2] for hit in found] == [("k", payload.encode())]
     await backend.aclose()
 
 

@@ -183,4 +183,4 @@ async def test_a_document_is_indexed_only_by_searchable_backends() -> None:
         await send(backend, Put("k", '{"content": "hiking in the alps"}', None, document))
         assert await backend.get("k") == '{"content": "hiking in the alps"}'
     found = await searchable.search(Analyzer().query("hike?"), 5, None)
-    assert [key for key, _ in found] == ["k"]
+    assert [key for key, _, _ in found] == ["k"]

@@ -19,10 +19,13 @@ from tta_dev_primitives.exceptions import (
 
 __all__ = [
     "MAX_TTL",
+    "SEARCH_MODES",
     "check_count",
+    "check_fraction",
     "check_key",
     "check_limit",
     "check_max_size",
+    "check_mode",
     "check_namespace",
     "check_optional_url",
     "check_query",
@@ -89,6 +92,28 @@ def check_seconds(name: str, value: Any) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A share such as ``hybrid_weight``: a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return share
+
+
+SEARCH_MODES = ("keyword", "semantic", "hybrid")
+
+
+def check_mode(mode: Any) -> str | None:
+    """A search mode: None (the memory's default), "keyword", "semantic" or "hybrid"."""
+    if mode is not None and mode not in SEARCH_MODES:
+        raise InvalidArgumentError(
+            f"mode must be None, 'keyword', 'semantic' or 'hybrid', got {mode!r}"
+        )
+    return mode  # type: ignore[no-any-return]
 
 
 def check_count(name: str, value: Any) -> int:

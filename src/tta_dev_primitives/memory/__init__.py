@@ -14,7 +14,7 @@ from tta_dev_primitives.memory._ops import (
     MemoryOperation,
     SearchMemory,
 )
-from tta_dev_primitives.memory._primitive import MemoryPrimitive
+from tta_dev_primitives.memory._primitive import MemoryPrimitive, ScoredMemory
 
 __all__ = [
     "AddMemory",
@@ -24,6 +24,7 @@ __all__ = [
     "InMemoryStore",
     "MemoryOperation",
     "MemoryPrimitive",
+    "ScoredMemory",
     "SearchMemory",
     "create_memory_key",
     "turn_key",

@@ -55,7 +55,7 @@ class InMemoryStore:
         """Memories matching ``query``'s words, best first (see the memory guide)."""
         analysed = self._indexing.query(check_query(query))
         found = self._store.search(analysed, check_limit(limit), check_scope(scope))
-        return [v for _, p in found if (v := decode_value(p)) is not None]  # type: ignore[arg-type]
+        return [v for _, p, _ in found if (v := decode_value(p)) is not None]  # type: ignore[arg-type]
 
     def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""

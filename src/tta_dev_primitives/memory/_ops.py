@@ -50,6 +50,7 @@ class SearchMemory(_Op):
     query: str = ""
     limit: int = Field(default=5, ge=1)
     scope: str | None = None
+    mode: Literal["keyword", "semantic", "hybrid"] | None = None
 
 
 class DeleteMemory(_Op):

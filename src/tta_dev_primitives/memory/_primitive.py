@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
 
 from tta_dev_primitives._checks import (
     check_count,
+    check_fraction,
     check_key,
     check_limit,
     check_max_size,
+    check_mode,
     check_namespace,
     check_optional_url,
     check_query,
@@ -33,7 +36,7 @@ from tta_dev_primitives.memory._ops import (
 )
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
-from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._factory import backend_from_url
@@ -43,7 +46,24 @@ from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry
 from tta_dev_primitives.telemetry._metrics import instruments
 
-__all__ = ["MemoryPrimitive"]
+if TYPE_CHECKING:
+    from tta_dev_primitives.embeddings import Embedder
+
+__all__ = ["HYBRID_WEIGHT", "MemoryPrimitive", "Mode", "ScoredMemory"]
+
+Mode = Literal["keyword", "semantic", "hybrid"]
+
+#: The default semantic share of a hybrid ranking (``benchmarks/bench_fusion.py``).
+HYBRID_WEIGHT = 0.5
+
+
+class ScoredMemory(NamedTuple):
+    """One search result: its key, its value and the score it ranked by (higher is better)."""
+
+    key: str
+    value: dict[str, Any]
+    score: float
+
 
 T = TypeVar("T")
 
@@ -84,6 +104,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             monotonic clock.
         max_journal: most writes the outage journal keeps.
         max_journal_bytes: approximate byte cap of the outage journal.
+        embed: an embedder, which turns on semantic and hybrid search: a LangChain
+            ``Embeddings``, a sentence-transformers model, a batch function (sync or async)
+            ``list[str] -> list[list[float]]``, a ``"provider:model"`` string, or an
+            ``embeddings.Embedder`` (see ``embeddings.as_embedder``). Each memory's searched
+            text is embedded once, on ``add``, and its vector stored beside it.
+        dims: the embedder's dimension, checked on every vector; ``None`` learns it from the
+            first one.
+        hybrid_weight: the semantic share of a hybrid ranking, 0 to 1; 0 ranks exactly as
+            keyword search, 1 as semantic. The default was chosen by measurement (see the
+            semantic memory guide).
     """
 
     def __init__(
@@ -101,8 +131,19 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         clock: Callable[[], float] | None = None,
         max_journal: int = DEFAULT_MAX_JOURNAL,
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
+        embed: Any = None,
+        dims: int | None = None,
+        hybrid_weight: float = HYBRID_WEIGHT,
     ) -> None:
         max_size = check_max_size(max_size)
+        self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
+        self._embedder: Embedder | None = None
+        if embed is not None:
+            from tta_dev_primitives.embeddings import as_embedder
+
+            self._embedder = as_embedder(embed, dims)
+        elif dims is not None:
+            raise InvalidArgumentError("dims is the embedder's dimension: pass embed= with it")
         namespace = check_namespace(namespace)
         redis_timeout = check_seconds("redis_timeout", redis_timeout)
         recovery_interval = check_seconds("recovery_interval", recovery_interval)
@@ -133,11 +174,23 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
     # -- the seed's API ------------------------------------------------------------------------
 
-    async def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given."""
+    async def add(
+        self,
+        key: str,
+        value: dict[str, Any],
+        ttl: float | None = None,
+        *,
+        vector_text: str | None = None,
+    ) -> None:
+        """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given.
+
+        With an embedder, the value's searched text (or ``vector_text``, if given; ``""`` for
+        no vector) is embedded first. If the embedder fails, ``EmbeddingError`` is raised and
+        nothing is stored: a memory is never half-written.
+        """
         key, ttl = check_key(key), check_ttl(ttl)
         payload = encode_value(value)
-        document = Document(self._indexing.terms(value))
+        document = Document(self._indexing.terms(value), await self._vector(value, vector_text))
         with MemoryOp("add", self._namespace) as op:
             op.report(await self._store.put(key, payload, ttl, document))
 
@@ -153,32 +206,90 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             return value
 
     async def search(
-        self, query: str, limit: int = 5, *, scope: str | None = None
+        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
     ) -> list[dict[str, Any]]:
-        """Memories whose text matches ``query``'s words, best first.
+        """Memories whose text matches ``query``, best first.
 
         Words are compared after casefolding, dropping stop words and stemming ("hiking" finds
         "hike"); an unfinished last word also matches as a prefix. Matches rank by BM25, ties
         most recent first. A blank query returns the most recent ``limit``. Only the fields
         chosen by ``text_fields`` are searched (by default all but metadata such as ``role``).
         ``scope="u1:s1"`` keeps to keys ``u1:s1`` and ``u1:s1:...`` (whole segments only).
+
+        ``mode`` is ``"keyword"`` (the above), ``"semantic"`` (by meaning: cosine similarity of
+        the query's embedding to each memory's) or ``"hybrid"`` (both, fused with
+        ``hybrid_weight``); the default is hybrid with an embedder, else keyword.
         """
-        return [value for _, value in await self.search_items(query, limit, scope=scope)]
+        found = await self.search_scored(query, limit, scope=scope, mode=mode)
+        return [hit.value for hit in found]
 
     async def search_items(
-        self, query: str, limit: int = 5, *, scope: str | None = None
+        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
     ) -> list[tuple[str, dict[str, Any]]]:
         """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
-        analysed = self._indexing.query(check_query(query))
-        limit, scope = check_limit(limit), check_scope(scope)
+        found = await self.search_scored(query, limit, scope=scope, mode=mode)
+        return [(hit.key, hit.value) for hit in found]
+
+    async def search_scored(
+        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
+    ) -> list[ScoredMemory]:
+        """``search``, with keys and scores: ``ScoredMemory(key, value, score)``, best first.
+
+        Scores order one result list; their scale depends on the mode: BM25 for keyword,
+        cosine similarity (-1 to 1) for semantic, the fused 0-to-1 score for hybrid, and 0 for
+        the most recent memories a blank query lists.
+        """
+        text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
+        analysed = self._indexing.query(text)
+        chosen = self._mode(check_mode(mode))
+        if chosen != "keyword" and not analysed.blank:
+            assert self._embedder is not None
+            vector = await self._embedder.embed_query(text[:MAX_EMBED_CHARS])
+            analysed = replace(analysed, vector=vector, mode=chosen, weight=self._hybrid_weight)
         with MemoryOp("search", self._namespace) as op:
-            results: list[tuple[str, dict[str, Any]]] = []
-            if analysed.terms or analysed.blank:
+            op.attributes["memory.search_mode"] = analysed.mode
+            results: list[ScoredMemory] = []
+            if analysed.terms or analysed.blank or analysed.mode != "keyword":
                 served = await self._store.search(analysed, limit, scope)
                 op.report(served)
-                results = [(k, v) for k, p in served.value if (v := self._decode(p)) is not None]
+                results = [
+                    ScoredMemory(k, v, s) for k, p, s in served.value
+                    if (v := self._decode(p)) is not None
+                ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
             return results
+
+    def _mode(self, mode: str | None) -> Mode:
+        if mode is None:
+            return "keyword" if self._embedder is None else "hybrid"
+        if mode != "keyword" and self._embedder is None:
+            raise InvalidArgumentError(
+                f"mode={mode!r} searches by meaning and needs an embedder: "
+                "MemoryPrimitive(embed=...)"
+            )
+        return mode  # type: ignore[return-value]
+
+    async def _vector(self, value: dict[str, Any], vector_text: str | None) -> Any:
+        """The embedding of what is searched in ``value`` (or of ``vector_text``), or None."""
+        if vector_text is not None and not isinstance(vector_text, str):
+            raise InvalidArgumentTypeError(
+                f"vector_text must be a str or None, got {type(vector_text).__name__}"
+            )
+        if self._embedder is None:
+            if vector_text:
+                raise InvalidArgumentError(
+                    "vector_text needs an embedder: MemoryPrimitive(embed=...)"
+                )
+            return None
+        text = self._indexing.text(value) if vector_text is None else vector_text[:MAX_EMBED_CHARS]
+        if not text.strip():
+            return None  # nothing to embed: found by keyword (or recency) only
+        return (await self._embedder.embed_documents([text]))[0]
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedder given as ``embed=`` (its ``stats()`` show cache hits), or None."""
+        return self._embedder
 
     async def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""
@@ -239,7 +350,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "dead_letters": self._store.dead_letter_count,
             "dead_letter_log": list(self._store.dead_letters),
             "last_error": self._store.last_error,
+            "search_mode": self._mode(None),
         }
+        if self._embedder is not None:
+            info["embedder"] = {"model": self._embedder.model_id, "dims": self._embedder.dims}
         if remote is not None:
             info.update(remote.describe())
             info["namespace"] = self._namespace
@@ -299,7 +413,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if isinstance(op, GetMemory):
             return await self.get(op.key)
         if isinstance(op, SearchMemory):
-            return await self.search(op.query, op.limit, scope=op.scope)
+            return await self.search(op.query, op.limit, scope=op.scope, mode=op.mode)
         if isinstance(op, DeleteMemory):
             return await self.delete(op.key)
         assert isinstance(op, ClearMemory)
@@ -312,16 +426,19 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         limit: int = 5,
         scope: TextOrFn | None = None,
         into: str = "memories",
+        mode: Mode | None = None,
     ) -> WorkflowPrimitive[Any, Any]:
         """A step that searches and puts the results in ``context.state[into]``.
 
-        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``. The input
-        passes through unchanged, so ``memory.recall(...) >> llm`` hands the LLM its input.
+        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``; ``mode`` as
+        in ``search``. The input passes through unchanged, so ``memory.recall(...) >> llm``
+        hands the LLM its input.
         """
         check_limit(limit)
+        self._mode(check_mode(mode))
         if not isinstance(into, str) or not into:
             raise InvalidArgumentError("into must be a non-empty str (the context.state key)")
-        return MemoryRecall(self, query, limit, scope, into)
+        return MemoryRecall(self, query, limit, scope, into, mode)
 
     def remember(
         self,
@@ -365,9 +482,10 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
         limit: int,
         scope: TextOrFn | None,
         into: str,
+        mode: Mode | None = None,
     ) -> None:
         self._memory, self._query, self._limit = memory, query, limit
-        self._scope, self._into = scope, into
+        self._scope, self._into, self._mode = scope, into, mode
 
     @property
     def name(self) -> str:
@@ -383,7 +501,9 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
             if self._scope is None
             else _resolve(self._scope, input_data, context, "recall scope")
         )
-        context.state[self._into] = await self._memory.search(query, self._limit, scope=scope)
+        context.state[self._into] = await self._memory.search(
+            query, self._limit, scope=scope, mode=self._mode
+        )
         return input_data
 
 

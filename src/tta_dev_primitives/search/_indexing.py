@@ -9,7 +9,12 @@ from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Analyzer, Query
 from tta_dev_primitives.search._fields import check_text_fields, searchable_strings
 
-__all__ = ["Indexing", "default_analyzer"]
+__all__ = ["MAX_EMBED_CHARS", "Indexing", "default_analyzer"]
+
+#: The longest text sent to an embedder, in characters: models read a few hundred tokens
+#: (MiniLM 256, OpenAI's 8,191), so the first 8,000 characters carry what a vector can hold,
+#: and a hostile 8 MiB memory never reaches a paid API whole.
+MAX_EMBED_CHARS = 8000
 
 _DEFAULT: Analyzer | None = None
 
@@ -38,6 +43,11 @@ class Indexing:
     def terms(self, value: Any) -> dict[str, int]:
         """Term counts of a (validated or decoded) value."""
         return self.analyzer.term_counts(searchable_strings(value, self.text_fields))
+
+    def text(self, value: Any) -> str:
+        """The searched strings of a value, one per line, cut at ``MAX_EMBED_CHARS``: what is
+        embedded."""
+        return "\n".join(searchable_strings(value, self.text_fields))[:MAX_EMBED_CHARS]
 
     def payload_terms(self, payload: str | bytes) -> dict[str, int]:
         """Term counts of a stored JSON payload; none for one that is not a JSON object."""

@@ -31,9 +31,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """What search indexes of a memory: its terms and how often each occurs."""
+    """What search indexes of a memory: its term counts, and its embedding if it has one.
+
+    ``vector`` is a unit-length 1-D float32 numpy array (``embeddings``), or None: found by
+    keyword only.
+    """
 
     terms: Mapping[str, int]
+    vector: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +151,10 @@ class SearchableBackend(StorageBackend):
         """Store ``payload`` under ``key`` and index ``document`` (None: found by no query)."""
 
     @abstractmethod
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
-        """``(key, payload)`` of the best matches (``search._index``); blank: most recent."""
+    async def search(
+        self, query: Query, limit: int, scope: str | None
+    ) -> list[tuple[str, Any, float]]:
+        """``(key, payload, score)`` of the best matches, best first (``search._index``)."""
 
     async def catch_up(self) -> None:
         """Bring any local view of the backend (a search replica) up to date, off the hot path."""

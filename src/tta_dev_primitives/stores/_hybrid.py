@@ -377,5 +377,5 @@ class SearchableHybrid(HybridStore[SearchableBackend]):
 
     async def search(
         self, query: Query, limit: int, scope: str | None
-    ) -> Served[list[tuple[str, Any]]]:
+    ) -> Served[list[tuple[str, Any, float]]]:
         return await self._read(lambda b: b.search(query, limit, scope))

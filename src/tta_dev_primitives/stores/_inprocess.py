@@ -73,5 +73,7 @@ class InProcessSearchBackend(InProcessBackend, SearchableBackend):
     ) -> None:
         self.store.put(key, payload, ttl, document)
 
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+    async def search(
+        self, query: Query, limit: int, scope: str | None
+    ) -> list[tuple[str, Any, float]]:
         return self.store.search(query, limit, scope)

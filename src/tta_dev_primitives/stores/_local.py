@@ -81,7 +81,10 @@ class LocalStore:
             if deadline is not None:
                 heapq.heappush(self._expiries, (deadline, self._version, key))
             if self._index is not None:
-                self._index.add(key, {} if document is None else document.terms)
+                if document is None:
+                    self._index.add(key, {})
+                else:
+                    self._index.add(key, document.terms, vector=document.vector)
             evicted = []
             while len(entries) > self.max_size:
                 oldest = next(iter(entries))
@@ -119,14 +122,14 @@ class LocalStore:
 
     def search(
         self, query: Query, limit: int, scope: str | None = None
-    ) -> list[tuple[str, object]]:
-        """``(key, payload)`` of the best matches (see ``SearchIndex.search``)."""
+    ) -> list[tuple[str, object, float]]:
+        """``(key, payload, score)`` of the best matches (see ``SearchIndex.search_scored``)."""
         if self._index is None:
             raise InvalidArgumentTypeError("this store was created without a search index")
         with self._lock:
             self._expire()
-            keys = self._index.search(query, limit, scope)
-            return [(key, self._entries[key][_PAYLOAD]) for key in keys]
+            found = self._index.search_scored(query, limit, scope)
+            return [(key, self._entries[key][_PAYLOAD], score) for key, score in found]
 
     def clear(self) -> None:
         """Remove everything."""

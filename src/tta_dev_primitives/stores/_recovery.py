@@ -53,6 +53,7 @@ MAX_DEAD_LETTERS = 100
 # tracemalloc on short memories (about 920 bytes each), so the byte cap means process memory.
 _ENTRY_OVERHEAD = 600
 _TERM_OVERHEAD = 80
+_VECTOR_OVERHEAD = 112  # a numpy array's header
 _CLEAR = ("clear",)
 
 
@@ -66,6 +67,8 @@ def _size(write: Write) -> int:
         size += len(payload) if isinstance(payload, str | bytes) else 256
         if write.document is not None:
             size += sum(len(term) + _TERM_OVERHEAD for term in write.document.terms)
+            if write.document.vector is not None:
+                size += _VECTOR_OVERHEAD + write.document.vector.nbytes
     return size
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
-from tta_dev_primitives.stores._base import Document, SearchableBackend
+from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
 from tta_dev_primitives.stores._redis import RedisBackend, _mget
 from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
 
@@ -38,16 +38,22 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         version: str = "",
         document: Document | None = None,
     ) -> None:
-        seq = await self._put(key, payload, ttl, version)
-        if seq is not None and self._replica is not None:
-            # The feed will bring this write back: reuse its terms instead of re-analysing it.
-            self._replica.wrote(key, seq, None if document is None else document.terms)
+        vector = b"" if document is None else _vector_bytes(document)
+        seq = await self._put(key, payload, ttl, version, vector)
+        if seq is not None and self._replica is not None and document is not None:
+            # The feed will bring this write back: reuse its document instead of re-analysing it.
+            self._replica.wrote(key, seq, document)
+
+    def _vector_bytes(self, write: Put) -> bytes:
+        return b"" if write.document is None else _vector_bytes(write.document)
 
     def _cleared(self) -> None:
         if self._replica is not None:
             self._replica.cleared()
 
-    async def search(self, query: Query, limit: int, scope: str | None) -> list[tuple[str, Any]]:
+    async def search(
+        self, query: Query, limit: int, scope: str | None
+    ) -> list[tuple[str, Any, float]]:
         """Catch the replica up with Redis, rank there, then read the winners' values."""
         await self._ready()
         replica = self._replica_for_topology()
@@ -55,15 +61,15 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         scope = None if scope is None else normalize_scope(scope)
         want = limit
         while True:
-            keys = replica.index.search(query, want, scope)
-            payloads = await self._values(keys)
+            scored = replica.index.search_scored(query, want, scope)
+            payloads = await self._values([key for key, _ in scored])
             found = []
-            for key, payload in zip(keys, payloads, strict=True):
+            for (key, score), payload in zip(scored, payloads, strict=True):
                 if payload is None:
                     replica.forget(key)  # deleted or expired since the sync
                 else:
-                    found.append((key, payload))
-            if len(found) >= limit or len(keys) < want:
+                    found.append((key, payload, score))
+            if len(found) >= limit or len(scored) < want:
                 return found[:limit]
             want = limit + (want - len(found))
 
@@ -91,3 +97,12 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         names = [self._base(key) + "v:" + key for key in keys]
         cluster = self.topology == "cluster"
         return await self._call(partial(_mget, names=names, cluster=cluster))
+
+
+def _vector_bytes(document: Document) -> bytes:
+    """The embedding as Redis stores it (float32, little-endian); none without one."""
+    if document.vector is None:
+        return b""
+    from tta_dev_primitives.embeddings._vectors import encode_vector
+
+    return encode_vector(document.vector)

@@ -3,7 +3,8 @@
 Redis keeps the memories, each partition's live keys by write sequence (``r``) and tombstones of
 deletes (``g``); see ``stores._redis_lua``. Before a search, the replica asks each partition for
 what changed since the sequences it has seen: a bounded page of writes (with their payloads,
-which it analyses with the same ``Indexing`` as the in-process store) and the deletes. So a
+which it analyses with the same ``Indexing`` as the in-process store, and their embeddings,
+stored beside them, so nothing is embedded twice) and the deletes. So a
 search costs Redis one short script per partition plus one ``MGET`` of the results, whatever the
 namespace's size, and ranks exactly as the in-process index does: it *is* that index.
 
@@ -16,20 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.stores._base import Document
 
 __all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica", "text_of"]
+
+log = logging.getLogger("tta_dev_primitives.memory")
 
 #: Writes read per round trip, and the payload bytes after which a page stops early.
 PAGE_COUNT = 1000
 PAGE_BYTES = 1 << 20
-# Terms of this process's own recent writes, so it need not analyse them again when they come
+# Documents of this process's own recent writes, so it need not analyse them again when they come
 # back through the feed (bounded: it only bridges a write and the next sync).
 _OWN_MAX = 10_000
 _CONCURRENT = 8  # partitions caught up at once
@@ -95,7 +101,8 @@ class Replica:
         self._cursors = {base: _Cursor() for base in bases}
         self._clock = clock
         self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
-        self._own: dict[str, tuple[int, Mapping[str, int]]] = {}
+        self._own: dict[str, tuple[int, Document]] = {}
+        self._warned_vectors = False
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
         self._lock: asyncio.Lock | None = None
@@ -150,17 +157,18 @@ class Replica:
             cursor.since_del = newest_del
         index, keys, own = self.index, cursor.keys, self._own
         now = self._clock()
-        for key, seq, payload, deadline, _vector in _records(puts):
+        for key, seq, payload, deadline, vector in _records(puts):
             cursor.since = max(cursor.since, seq)
             if payload is None:  # expired or deleted since the page was listed
                 if index.remove(key):
                     keys.discard(key)
                 continue
             mine = own.pop(key, None)
-            terms = mine[1] if mine is not None and mine[0] == seq else None
-            if terms is None:
+            if mine is not None and mine[0] == seq:
+                self._index(key, mine[1].terms, seq, mine[1].vector)
+            else:
                 terms = self.indexing.payload_terms(payload)
-            index.add(key, terms, recency=seq)
+                self._index(key, terms, seq, None if vector is None else self._decode(vector))
             keys.add(key)
             if deadline is not None:
                 local = now + (deadline - now_ms) / 1000
@@ -172,6 +180,34 @@ class Replica:
                 index.remove(key)
                 keys.discard(key)
         return more
+
+    def _index(self, key: str, terms: Mapping[str, int], seq: int, vector: Any) -> None:
+        """Index one memory; a vector the index cannot take leaves it found by keyword only."""
+        try:
+            self.index.add(key, terms, recency=seq, vector=vector)
+        except InvalidArgumentError as exc:  # another embedder's dimension, or garbage bytes
+            self.index.add(key, terms, recency=seq)
+            self._warn_vector(key, exc)
+
+    def _decode(self, data: bytes) -> Any:
+        """A stored embedding's array, or None (with a warning) for bytes that are not one."""
+        from tta_dev_primitives.embeddings._vectors import decode_vector
+
+        try:
+            return decode_vector(data, max(len(data) // 4, 1))
+        except InvalidArgumentError as exc:
+            self._warn_vector("?", exc)
+            return None
+
+    def _warn_vector(self, key: str, exc: Exception) -> None:
+        if not self._warned_vectors:
+            self._warned_vectors = True
+            log.warning(
+                "a stored embedding could not be indexed (key %r: %s); such memories are found "
+                "by keyword only (was the namespace written with another embedder?)",
+                key,
+                exc,
+            )
 
     def _reset(self, cursor: _Cursor) -> None:
         for key in cursor.keys:
@@ -190,13 +226,11 @@ class Replica:
 
     # -- hints from this process ---------------------------------------------------------------
 
-    def wrote(self, key: str, seq: int, terms: Mapping[str, int] | None) -> None:
-        """This process wrote ``key`` at ``seq``: reuse its terms when the feed brings it back."""
-        if terms is None:
-            return
+    def wrote(self, key: str, seq: int, document: Document) -> None:
+        """This process wrote ``key`` at ``seq``: reuse its document when the feed returns it."""
         if len(self._own) >= _OWN_MAX:
             self._own.clear()
-        self._own[key] = (seq, terms)
+        self._own[key] = (seq, document)
 
     def forget(self, key: str) -> None:
         """A result's value is gone from Redis: drop it now rather than at the next sync."""
