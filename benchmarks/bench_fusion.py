@@ -56,6 +56,9 @@ SEED = 20261126
 DEPTHS = (100, 200)
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 RRF_KS = (10, 20, 60)
+BOOTSTRAP = 2000
+# Compared question by question with bm25 and with rrf k=60 (paired bootstrap, depth 100).
+SHORTLIST = ("minilm", "rrf k=20", "minmax w=0.5", "minmax w=0.6", "zscore w=0.5", "dbsf w=0.5")
 
 Scored = list[tuple[str, float]]
 
@@ -193,10 +196,23 @@ def rrf(kw: Scored, sem: Scored, k: int) -> list[str]:
     return sorted(fused, key=lambda d: (-fused[d], d))[:DEPTH]
 
 
-def evaluate(runs: dict[int, list[str]], qrels: dict[int, dict[str, int]]) -> tuple[float, float]:
+def evaluate(
+    runs: dict[int, list[str]], qrels: dict[int, dict[str, int]]
+) -> tuple[float, float, list[float]]:
+    """Mean nDCG@10, mean recall@100, and per-question nDCG@10 (for the paired bootstrap)."""
     qids = [q for q in runs if any(gain(r) > 0 for r in qrels[q].values())]
-    return (statistics.fmean(ndcg(runs[q], qrels[q]) for q in qids),
-            statistics.fmean(recall(runs[q], qrels[q]) for q in qids))  # fmt: skip
+    per_query = [ndcg(runs[q], qrels[q]) for q in qids]
+    return (statistics.fmean(per_query),
+            statistics.fmean(recall(runs[q], qrels[q]) for q in qids), per_query)  # fmt: skip
+
+
+def paired_ci(a: list[float], b: list[float], rounds: int = BOOTSTRAP) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of mean(a - b), questions resampled in pairs."""
+    diff = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(SEED)
+    means = diff[rng.integers(0, len(diff), (rounds, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def methods(depth: int) -> list[tuple[str, Callable[[Scored, Scored], list[str]]]]:
@@ -219,6 +235,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             ds.queries = ds.queries[: QUICK[ds.name]]
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     info: dict[str, Any] = {}
+    paired: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     for ds in datasets:
         kw_all, kw_ms = bm25_runs(ds, max(DEPTHS))
         sem_all, sem_ms = semantic_runs(ds, embedder, max(DEPTHS))
@@ -228,14 +245,26 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             n = min(40, len(ds.queries))
             info[ds.name]["memory_primitive_agrees"] = f"{await memory_agrees(ds, kw_all, n)}/{n}"
         for depth in DEPTHS:
+            per_query: dict[str, list[float]] = {}
             for name, fuse in methods(depth):
                 runs = {q: fuse(kw_all[q][:depth], sem_all[q][:depth]) for q, _ in ds.queries}
-                results.setdefault(name, {}).setdefault(ds.name, {})[str(depth)] = list(
-                    evaluate(runs, ds.qrels)
-                )
+                mean_ndcg, mean_recall, per_query[name] = evaluate(runs, ds.qrels)
+                results.setdefault(name, {}).setdefault(ds.name, {})[str(depth)] = [
+                    mean_ndcg,
+                    mean_recall,
+                ]
+            if depth == DEPTHS[0]:
+                paired[ds.name] = {
+                    name: {
+                        base: paired_ci(per_query[name], per_query[base])
+                        for base in ("bm25", "rrf k=60")
+                    }
+                    for name in SHORTLIST
+                }
     sample = [text for _, text in datasets[1].docs[:512]]
     speed = embedder.throughput(sample, [t for _, t in datasets[1].queries[:50]])
-    return {"datasets": info, "results": results, "embedder": speed, "quick": args.quick}
+    return {"datasets": info, "results": results, "paired": paired, "embedder": speed,
+            "quick": args.quick}  # fmt: skip
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -269,7 +298,18 @@ def report(figures: dict[str, Any]) -> None:
             rows.append(row)
         print(table(headers, rows))
         print()
-    print("fusion done")
+    print(f"nDCG@10 difference, 95% paired bootstrap interval ({BOOTSTRAP} resamples of the "
+          f"questions), candidate depth {DEPTHS[0]}")  # fmt: skip
+    headers, rows = ["method"], []
+    for n in names:
+        headers += [f"{n} vs bm25", f"{n} vs rrf k=60"]
+    for method in SHORTLIST:
+        row = [method]
+        for n in names:
+            row += [f"{lo:+.3f}..{hi:+.3f}" for lo, hi in figures["paired"][n][method].values()]
+        rows.append(row)
+    print(table(headers, rows))
+    print("\nfusion done")
 
 
 def main() -> None:
