@@ -40,6 +40,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     ) -> None:
         vector = b"" if document is None else _vector_bytes(document)
         seq = await self._put(key, payload, ttl, version, vector)
+        if self._replica is not None and document is not None and document.vector is not None:
+            self._replica.expect_dims(len(document.vector))
         if seq is not None and self._replica is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
             self._replica.wrote(key, seq, document)
@@ -57,6 +59,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         """Catch the replica up with Redis, rank there, then read the winners' values."""
         await self._ready()
         replica = self._replica_for_topology()
+        if query.vector is not None:
+            replica.expect_dims(len(query.vector))
         await replica.sync(self._changes)
         scope = None if scope is None else normalize_scope(scope)
         want = limit

@@ -103,6 +103,7 @@ class Replica:
         self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
         self._own: dict[str, tuple[int, Document]] = {}
         self._warned_vectors = False
+        self.dims: int | None = None  # this process's embedder's, once known
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
         self._lock: asyncio.Lock | None = None
@@ -189,12 +190,25 @@ class Replica:
             self.index.add(key, terms, recency=seq)
             self._warn_vector(key, exc)
 
+    def expect_dims(self, dims: int) -> None:
+        """This process embeds with ``dims``: index only vectors of that size.
+
+        Until it is known the first vector read sets the index's size; if that turns out to be
+        another embedder's, the replica starts over, keeping this process's vectors.
+        """
+        if dims == self.dims:
+            return
+        self.dims = dims
+        if self.index.dim is not None and self.index.dim != dims:
+            self.cleared()
+
     def _decode(self, data: bytes) -> Any:
         """A stored embedding's array, or None (with a warning) for bytes that are not one."""
         from tta_dev_primitives.embeddings._vectors import decode_vector
 
+        dims = self.dims if self.dims is not None else len(data) // 4
         try:
-            return decode_vector(data, max(len(data) // 4, 1))
+            return decode_vector(data, max(dims, 1))
         except InvalidArgumentError as exc:
             self._warn_vector("?", exc)
             return None

@@ -1,0 +1,318 @@
+"""Semantic and hybrid recall through MemoryPrimitive, with small deterministic embedders.
+
+The embedder here maps words to a few "concepts" (peanut and snack mean the same thing), so a
+question can match a memory that shares no word with it, and every figure is exact. What is
+promised: the embedder contract (sync, async, a wrong dimension, an error: nothing stored), the
+hybrid laws (a pure keyword match and a pure semantic match both surface; a weight of 0 is
+keyword search), outages (semantic search on the in-process copy; the journal carries vectors,
+so replay never re-embeds) and parity (Redis ranks and scores exactly as in-process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import Factory, fast_recovery, namespace
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import EmbeddingError, InvalidArgumentError
+
+CONCEPTS = {
+    "peanut": 0, "peanuts": 0, "snack": 0, "nuts": 0, "cashew": 0,
+    "allergy": 1, "allergic": 1, "avoid": 1,
+    "car": 2, "garage": 2, "brakes": 2, "mechanic": 2,
+    "hike": 3, "mountain": 3, "trail": 3,
+}  # fmt: skip
+DIMS = 8
+
+
+def vector(text: str) -> list[float]:
+    """Concept counts, plus a spread of the other words over the last four dimensions."""
+    v = [0.0] * DIMS
+    for word in re.findall(r"\w+", text.lower()):
+        v[CONCEPTS.get(word, 4 + sum(map(ord, word)) % 4)] += 1.0
+    return v
+
+
+class Counting:
+    """A sync batch embedder that counts the texts it was asked to embed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        self.texts.extend(texts)
+        return [vector(t) for t in texts]
+
+
+async def async_embed(texts: list[str]) -> list[list[float]]:
+    await asyncio.sleep(0)
+    return [vector(t) for t in texts]
+
+
+MEMORIES = {
+    "u1:s1:1": {"role": "user", "content": "I am allergic to peanuts"},
+    "u1:s1:2": {"role": "user", "content": "The garage fixed my brakes on Tuesday"},
+    "u1:s1:3": {"role": "user", "content": "We walked the mountain trail"},
+    "u2:s1:1": {"role": "user", "content": "Tuesday is my day off"},
+}
+
+
+async def filled(memory: MemoryPrimitive) -> MemoryPrimitive:
+    for key, value in MEMORIES.items():
+        await memory.add(key, value)
+    return memory
+
+
+def keys(hits: Sequence[Any]) -> list[str]:
+    return [hit.key for hit in hits]
+
+
+# -- the embedder contract ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("embed", [Counting(), async_embed], ids=["sync", "async"])
+async def test_a_question_finds_a_memory_that_shares_no_word_with_it(embed: Any) -> None:
+    """ "snack" finds "peanuts", by meaning; keyword search finds nothing."""
+    memory = await filled(MemoryPrimitive(embed=embed, dims=DIMS))
+    assert await memory.search("which snack?", mode="keyword") == []
+    found = await memory.search_scored("which snack?", limit=1, mode="semantic")
+    assert keys(found) == ["u1:s1:1"]
+    assert 0 < found[0].score <= 1
+    assert keys(await memory.search_scored("which snack?", limit=1)) == ["u1:s1:1"]  # hybrid
+
+
+async def test_a_wrong_dimension_is_refused_and_nothing_is_stored() -> None:
+    """An embedder that returns 3 numbers where 8 were declared: EmbeddingError, no memory."""
+    memory = MemoryPrimitive(embed=lambda texts: [[1.0, 2.0, 3.0] for _ in texts], dims=DIMS)
+    with pytest.raises(EmbeddingError, match="dims"):
+        await memory.add("k", {"content": "hello"})
+    assert await memory.get("k") is None
+    assert await memory.size() == 0
+
+
+async def test_an_embedder_error_stores_nothing_and_the_next_add_retries() -> None:
+    """The embedder's own error is chained; nothing is half-written; a retry works."""
+    calls = 0
+
+    def flaky(texts: list[str]) -> list[list[float]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("embedding API down")
+        return [vector(t) for t in texts]
+
+    memory = MemoryPrimitive(embed=flaky)
+    with pytest.raises(EmbeddingError) as info:
+        await memory.add("u1:s1:1", {"content": "peanuts"})
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert await memory.size() == 0
+    await memory.add("u1:s1:1", {"content": "peanuts"})
+    assert keys(await memory.search_scored("snack", mode="semantic")) == ["u1:s1:1"]
+
+
+async def test_each_text_is_embedded_once() -> None:
+    """The same text added under two keys, and a repeated question, reach the model once each."""
+    embed = Counting()
+    memory = MemoryPrimitive(embed=embed)
+    await memory.add("a", {"content": "peanuts"})
+    await memory.add("b", {"content": "peanuts"})
+    await memory.search("snack?")
+    await memory.search("snack?")
+    assert sorted(embed.texts) == ["peanuts", "snack?"]
+
+
+async def test_metadata_is_not_embedded_and_vector_text_overrides() -> None:
+    """The embedded text is the searched text (no role); vector_text replaces it; "" means none."""
+    embed = Counting()
+    memory = MemoryPrimitive(embed=embed)
+    await memory.add("a", {"role": "assistant", "content": "peanuts", "user_id": "u1"})
+    await memory.add("b", {"content": "ignored"}, vector_text="mountain trail")
+    await memory.add("c", {"content": "no vector"}, vector_text="")
+    assert embed.texts == ["peanuts", "mountain trail"]
+    assert keys(await memory.search_scored("hike", mode="semantic", limit=5)) == ["b", "a"]
+
+
+async def test_modes_need_an_embedder_and_bad_arguments_are_named() -> None:
+    plain = MemoryPrimitive()
+    with pytest.raises(InvalidArgumentError, match="needs an embedder"):
+        await plain.search("snack", mode="semantic")
+    with pytest.raises(InvalidArgumentError, match="mode"):
+        await plain.search("snack", mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="dims"):
+        MemoryPrimitive(dims=8)
+    with pytest.raises(InvalidArgumentError, match="hybrid_weight"):
+        MemoryPrimitive(embed=async_embed, hybrid_weight=1.5)
+    with pytest.raises(InvalidArgumentError, match="vector_text"):
+        await plain.add("k", {"content": "x"}, vector_text="y")
+
+
+async def test_a_blank_query_lists_the_most_recent_in_every_mode() -> None:
+    memory = await filled(MemoryPrimitive(embed=async_embed))
+    for mode in ("keyword", "semantic", "hybrid"):
+        assert [h.key for h in await memory.search_scored("", limit=2, mode=mode)] == [
+            "u2:s1:1",
+            "u1:s1:3",
+        ]
+
+
+# -- hybrid laws ----------------------------------------------------------------------------------
+
+
+async def test_a_pure_keyword_match_and_a_pure_semantic_match_both_surface() -> None:
+    """ "Tuesday snack": "Tuesday" matches two memories by word, "snack" one by meaning only."""
+    memory = await filled(MemoryPrimitive(embed=async_embed))
+    found = set(keys(await memory.search_scored("Tuesday snack", limit=3)))
+    assert "u1:s1:1" in found  # by meaning only: no shared word
+    assert found & {"u1:s1:2", "u2:s1:1"}  # by word
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from([*CONCEPTS, "tuesday", "day", "walked", "fixed"]), min_size=1,
+                 max_size=6).map(" ".join),
+        min_size=1, max_size=12,
+    ),
+    question=st.lists(st.sampled_from([*CONCEPTS, "tuesday", "which"]), min_size=1,
+                      max_size=4).map(" ".join),
+)  # fmt: skip
+def test_a_weight_of_zero_is_keyword_search(texts: list[str], question: str) -> None:
+    """hybrid_weight=0 ranks exactly as keyword search, scores included."""
+
+    async def run() -> None:
+        fused = MemoryPrimitive(embed=async_embed, hybrid_weight=0.0)
+        for i, text in enumerate(texts):
+            await fused.add(f"u1:s1:{i}", {"content": text})
+        hybrid = await fused.search_scored(question, limit=10, mode="hybrid")
+        keyword = await fused.search_scored(question, limit=10, mode="keyword")
+        assert hybrid == keyword
+
+    asyncio.run(run())
+
+
+# -- Redis: outages and parity --------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_semantic_search_survives_an_outage_and_replay_never_re_embeds(
+    redis_server_factory: Factory,
+) -> None:
+    """During an outage, search by meaning runs on the in-process copy; the journal carries each
+    vector, so another process later finds the outage's memory without embedding it again."""
+    server = redis_server_factory()
+    ns = namespace()
+    writer_embed = Counting()
+    memory = fast_recovery(server.url, ns, embed=writer_embed)
+    await memory.add("u1:s1:1", {"content": "The garage fixed my brakes"})
+    server.kill()
+    await memory.add("u1:s1:2", {"content": "I am allergic to peanuts"})
+    assert memory.get_backend_info()["degraded"] is True
+    found = await memory.search_scored("which snack?", limit=1, mode="semantic")
+    assert keys(found) == ["u1:s1:2"]
+    server.start()
+
+    async def back() -> bool:
+        return await memory.flush() and memory.using_redis
+
+    from conftest import eventually
+
+    await eventually(back, within=60)
+    reader_embed = Counting()
+    reader = MemoryPrimitive(server.url, namespace=ns, embed=reader_embed)
+    found = await reader.search_scored("which snack?", limit=1, mode="semantic")
+    assert keys(found) == ["u1:s1:2"]
+    assert reader_embed.texts == ["which snack?"]  # only the question: vectors came from Redis
+    assert sorted(writer_embed.texts) == sorted(
+        ["The garage fixed my brakes", "I am allergic to peanuts", "which snack?"]
+    )
+    await reader.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.redis
+async def test_a_namespace_written_with_another_embedder_stays_searchable_by_keyword(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Vectors of another dimension are skipped (with one warning), not an error."""
+    ns = namespace()
+    old = MemoryPrimitive(redis_server.url, namespace=ns, embed=lambda t: [[1.0, 2.0]] * len(t))
+    await old.add("u1:s1:1", {"content": "peanuts"})
+    new = MemoryPrimitive(redis_server.url, namespace=ns, embed=async_embed)
+    await new.add("u1:s1:2", {"content": "cashew"})
+    assert keys(await new.search_scored("peanuts", mode="keyword")) == ["u1:s1:1"]
+    assert keys(await new.search_scored("snack", mode="semantic")) == ["u1:s1:2"]
+    assert any("could not be indexed" in r.getMessage() for r in caplog.records)
+    assert new.using_redis
+    await new.clear()
+    for m in (old, new):
+        await m.aclose()
+
+
+WORDS = [*CONCEPTS, "tuesday", "day", "walked", "fixed", "which", "the"]
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+        min_size=1, max_size=15,
+    ),
+    questions=st.lists(
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+        min_size=1, max_size=4,
+    ),
+    scoped=st.booleans(),
+)  # fmt: skip
+def test_redis_ranks_and_scores_exactly_as_in_process(
+    redis_server: RedisServer, texts: list[str], questions: list[str], scoped: bool
+) -> None:
+    """Same memories, same embedder: Redis (a reader in another MemoryPrimitive, so through the
+    replica) returns the same keys in the same order with the same scores, in every mode."""
+
+    async def run() -> None:
+        ns = namespace()
+        local = MemoryPrimitive(embed=async_embed)
+        writer = MemoryPrimitive(redis_server.url, namespace=ns, embed=async_embed)
+        for i, text in enumerate(texts):
+            key = f"u{i % 2}:s1:{i}"
+            await local.add(key, {"content": text})
+            await writer.add(key, {"content": text})
+        reader = MemoryPrimitive(redis_server.url, namespace=ns, embed=async_embed)
+        scope = "u1" if scoped else None
+        for question in questions:
+            for mode in ("keyword", "semantic", "hybrid"):
+                want = await local.search_scored(question, limit=5, scope=scope, mode=mode)
+                got = await reader.search_scored(question, limit=5, scope=scope, mode=mode)
+                assert [(h.key, h.score) for h in got] == [(h.key, h.score) for h in want]
+        await writer.clear()
+        for m in (local, writer, reader):
+            await m.aclose()
+
+    asyncio.run(run())
+
+
+def test_vectors_survive_the_journal_as_numpy() -> None:
+    """A journalled write's estimated size counts its vector (so the byte cap means memory)."""
+    from tta_dev_primitives.stores._base import Document, Put
+    from tta_dev_primitives.stores._recovery import Journalled
+
+    plain = Journalled(Put("k", "{}", None, Document({"a": 1})), None)
+    with_vector = Journalled(
+        Put("k", "{}", None, Document({"a": 1}, np.ones(384, dtype=np.float32))), None
+    )
+    assert with_vector.size - plain.size >= 384 * 4
