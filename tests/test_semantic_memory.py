@@ -316,3 +316,20 @@ def test_vectors_survive_the_journal_as_numpy() -> None:
         Put("k", "{}", None, Document({"a": 1}, np.ones(384, dtype=np.float32))), None
     )
     assert with_vector.size - plain.size >= 384 * 4
+
+
+async def test_embedding_calls_show_as_spans_under_the_operation() -> None:
+    """memory.embed nests under memory.add and memory.search; the search says its mode."""
+    from tta_dev_primitives.testing import capture_spans
+
+    with capture_spans() as spans:
+        memory = MemoryPrimitive(embed=async_embed)
+        await memory.add("u1:s1:1", {"content": "peanuts"})
+        await memory.search("snack?")
+    embeds = spans.named("memory.embed")
+    assert [
+        s in spans.children(spans.one(op))
+        for s, op in zip(embeds, ["memory.add", "memory.search"], strict=True)
+    ] == [True, True]
+    assert embeds[0].attributes["embed.model"].endswith("async_embed")
+    assert spans.one("memory.search").attributes["memory.search_mode"] == "hybrid"

@@ -43,7 +43,7 @@ from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import SearchableHybrid
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
-from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry
+from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry, embed_span
 from tta_dev_primitives.telemetry._metrics import instruments
 
 if TYPE_CHECKING:
@@ -190,8 +190,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         key, ttl = check_key(key), check_ttl(ttl)
         payload = encode_value(value)
-        document = Document(self._indexing.terms(value), await self._vector(value, vector_text))
         with MemoryOp("add", self._namespace) as op:
+            vector = await self._vector(value, vector_text)
+            document = Document(self._indexing.terms(value), vector)
             op.report(await self._store.put(key, payload, ttl, document))
 
     async def get(self, key: str) -> dict[str, Any] | None:
@@ -242,11 +243,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
         analysed = self._indexing.query(text)
         chosen = self._mode(check_mode(mode))
-        if chosen != "keyword" and not analysed.blank:
-            assert self._embedder is not None
-            vector = await self._embedder.embed_query(text[:MAX_EMBED_CHARS])
-            analysed = replace(analysed, vector=vector, mode=chosen, weight=self._hybrid_weight)
         with MemoryOp("search", self._namespace) as op:
+            if chosen != "keyword" and not analysed.blank:
+                assert self._embedder is not None
+                with embed_span(self._embedder.model_id, 1):
+                    vector = await self._embedder.embed_query(text[:MAX_EMBED_CHARS])
+                analysed = replace(analysed, vector=vector, mode=chosen, weight=self._hybrid_weight)
             op.attributes["memory.search_mode"] = analysed.mode
             results: list[ScoredMemory] = []
             if analysed.terms or analysed.blank or analysed.mode != "keyword":
@@ -284,7 +286,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         text = self._indexing.text(value) if vector_text is None else vector_text[:MAX_EMBED_CHARS]
         if not text.strip():
             return None  # nothing to embed: found by keyword (or recency) only
-        return (await self._embedder.embed_documents([text]))[0]
+        with embed_span(self._embedder.model_id, 1):
+            return (await self._embedder.embed_documents([text]))[0]
 
     @property
     def embedder(self) -> Embedder | None:

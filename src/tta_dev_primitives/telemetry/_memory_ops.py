@@ -4,7 +4,9 @@ Span names are ``memory.<op>`` (add, get, search, delete, clear, flush, and reco
 background replay after an outage);
 attributes ``memory.backend`` (``redis`` or ``in_memory``),
 ``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
-in-process), ``memory.hit`` (get), ``memory.result_count`` (search). Events: ``memory.fallback``
+in-process), ``memory.hit`` (get), ``memory.result_count`` and ``memory.search_mode``
+(search). With an embedder, ``memory.embed`` spans (``embed.model``, ``embed.texts``) time each
+call to it, under the add or search that made it. Events: ``memory.fallback``
 on a switch to the in-process store, ``memory.journal_dropped`` (``memory.dropped_writes``) when a
 full journal drops writes, ``memory.dead_letters`` when Redis refuses replayed writes for their
 data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Redis.
@@ -12,6 +14,8 @@ data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Red
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,7 +36,7 @@ class _Served(Protocol):
     def fallback(self) -> bool: ...
 
 
-__all__ = ["MemoryOp", "StoreTelemetry"]
+__all__ = ["MemoryOp", "StoreTelemetry", "embed_span"]
 
 
 class MemoryOp:
@@ -159,3 +163,19 @@ class StoreTelemetry:
             instruments().replayed_writes.add(served.value)
             token.event("memory.recovered", {"memory.replayed_writes": served.value})
         token.__exit__(None, None, None)
+
+
+@contextmanager
+def embed_span(model: str, texts: int) -> Iterator[None]:
+    """A ``memory.embed`` span around a call to the embedder, if anyone collects spans."""
+    tracer = get_tracer()
+    if tracer is None:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+
+    attributes: dict[str, str | int] = {"embed.model": model, "embed.texts": texts}
+    with tracer.start_as_current_span(
+        "memory.embed", kind=SpanKind.INTERNAL, attributes=attributes
+    ):
+        yield
