@@ -333,3 +333,19 @@ async def test_embedding_calls_show_as_spans_under_the_operation() -> None:
     ] == [True, True]
     assert embeds[0].attributes["embed.model"].endswith("async_embed")
     assert spans.one("memory.search").attributes["memory.search_mode"] == "hybrid"
+
+
+@pytest.mark.redis
+async def test_search_by_meaning_on_a_redis_cluster(redis_cluster: Any) -> None:
+    """Vectors spread over the shards with their memories; a reader finds them by meaning."""
+    ns = namespace()
+    writer = await filled(MemoryPrimitive(redis_cluster.url, namespace=ns, embed=async_embed))
+    reader = MemoryPrimitive(redis_cluster.url, namespace=ns, embed=async_embed)
+    assert keys(await reader.search_scored("which snack?", limit=1)) == ["u1:s1:1"]
+    assert keys(await reader.search_scored("hike", limit=1, scope="u1", mode="semantic")) == [
+        "u1:s1:3"
+    ]
+    assert reader.using_redis
+    await writer.clear()
+    for m in (writer, reader):
+        await m.aclose()
