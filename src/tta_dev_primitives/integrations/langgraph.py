@@ -6,19 +6,26 @@ LangGraph takes a ``BaseStore`` (``graph.compile(store=...)``, ``create_react_ag
 Item ``("users", "u1"), "prefs"`` is the memory ``users:u1:prefs`` (``%`` and ``:`` in labels are
 escaped as ``%25`` and ``%3A``), so ``memory.search(q, scope="users:u1")`` sees what the graph
 stored, and the graph's ``search`` uses the memory's word index (BM25) for ``query``.
+
+With LangGraph's ``index=`` config (``{"embed": ..., "dims": ..., "fields": [...]}``) the store
+searches by meaning instead: each item gets one embedding, of the text at its ``fields`` paths
+joined by newlines, and ``search(query=...)`` ranks by cosine similarity and sets
+``SearchItem.score``. LangGraph's own stores keep one vector per path and score an item by its
+best one; joining differs only for items indexed on more than one path (see docs/langgraph.md).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     InvalidNamespaceError,
     Item,
     ListNamespacesOp,
@@ -29,6 +36,7 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
     TTLConfig,
+    get_text_at_path,
 )
 
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
@@ -68,6 +76,56 @@ def _memory_key(namespace: tuple[str, ...], key: str) -> str:
 
 def _scope(prefix: tuple[str, ...]) -> str | None:
     return ":".join(_escape(label) for label in prefix) or None
+
+
+def _check_index(index: Any) -> IndexConfig | None:
+    """A copy of LangGraph's ``IndexConfig``, checked: ``embed``, positive ``dims``, ``fields``."""
+    if index is None:
+        return None
+    if not isinstance(index, Mapping):
+        raise InvalidArgumentTypeError(
+            f"index must be a LangGraph IndexConfig dict or None, got {type(index).__name__}"
+        )
+    if index.get("embed") is None:
+        raise InvalidArgumentError("index needs 'embed': an Embeddings, a function or 'p:model'")
+    dims = index.get("dims")
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims <= 0:
+        raise InvalidArgumentError(f"index['dims'] must be a positive int, got {dims!r}")
+    fields = index.get("fields")
+    if fields is not None:
+        _check_paths(fields, "index['fields']")
+    return cast(IndexConfig, dict(index))  # kept as given: LangGraph's tests read it back
+
+
+def _check_paths(paths: Any, what: str) -> list[str]:
+    if isinstance(paths, str) or not isinstance(paths, list | tuple):
+        raise InvalidArgumentTypeError(f"{what} must be a list of str paths, got {paths!r}")
+    if not all(isinstance(p, str) and p for p in paths):
+        raise InvalidArgumentError(f"{what} must be non-empty str paths, got {paths!r}")
+    return list(paths)
+
+
+def _vector_text(value: dict[str, Any], paths: Iterable[str]) -> str:
+    """The text embedded for an item: every text at ``paths``, in order, one per line.
+
+    ``get_text_at_path`` is LangGraph's own reading of a path (``"$"`` is the whole value as
+    sorted JSON; ``"a.b"``, ``"a[0]"``, ``"a[*].b"``); a path the value lacks adds nothing.
+    """
+    return "\n".join(text for path in paths for text in get_text_at_path(value, path))
+
+
+def _check_memory_embeds(memory: MemoryPrimitive, index: IndexConfig) -> None:
+    """The memory must embed (with ``index``'s dimensions) for the store to search by meaning."""
+    dims = getattr(memory, "dims", None)
+    if dims is None:
+        raise InvalidArgumentError(
+            "index= needs a memory that embeds: use MemoryPrimitiveStore.from_url(url, "
+            "index=...) or MemoryPrimitive(url, embed=index['embed'], dims=index['dims'])"
+        )
+    if dims != index["dims"]:
+        raise InvalidArgumentError(
+            f"index['dims'] is {index['dims']} but the memory embeds with dims={dims}"
+        )
 
 
 def _datetime(seconds: float) -> datetime:
@@ -133,20 +191,55 @@ def _namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) ->
 class MemoryPrimitiveStore(BaseStore):
     """A LangGraph ``BaseStore`` whose items are memories of a ``MemoryPrimitive``.
 
-    Every string in an item's value (and its namespace and key) is indexed for word search;
-    ``index`` arguments are accepted and ignored. TTLs are in minutes as in LangGraph;
-    ``refresh_ttl`` rewrites the item to restart its clock. Ops in a batch run in order.
+    Every string in an item's value (and its namespace and key) is indexed for word search.
+    Without ``index``, ``query`` is word search (BM25) and ``index`` arguments to ``put`` are
+    ignored, as in LangGraph's stores. With ``index`` (LangGraph's ``IndexConfig``), ``query``
+    is semantic search: the memory must embed with ``index["embed"]`` at ``index["dims"]``, so
+    build both at once with ``MemoryPrimitiveStore.from_url(url, index=...)``, or pass a memory
+    made with ``MemoryPrimitive(url, embed=..., dims=...)``. TTLs are in minutes as in
+    LangGraph; ``refresh_ttl`` rewrites the item to restart its clock. Ops in a batch run in
+    order.
     """
 
     supports_ttl: bool = True
 
-    def __init__(self, memory: MemoryPrimitive, *, ttl: TTLConfig | None = None) -> None:
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        *,
+        ttl: TTLConfig | None = None,
+        index: IndexConfig | None = None,
+    ) -> None:
         if not isinstance(memory, MemoryPrimitive):
             raise InvalidArgumentTypeError(
                 f"memory must be a MemoryPrimitive, got {type(memory).__name__}"
             )
         self.memory = memory
         self.ttl_config = ttl
+        self.index_config: IndexConfig | None = _check_index(index)
+        self._paths: list[str] = list((self.index_config or {}).get("fields") or ["$"])
+        if self.index_config is not None:
+            _check_memory_embeds(memory, self.index_config)
+
+    @classmethod
+    def from_url(
+        cls,
+        redis_url: str | None = None,
+        *,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        **memory_options: Any,
+    ) -> MemoryPrimitiveStore:
+        """A store on a new ``MemoryPrimitive(redis_url, **memory_options)``.
+
+        With ``index``, the memory embeds with ``index["embed"]`` at ``index["dims"]``, so the
+        store's config and the memory's vectors cannot disagree. Close it with
+        ``await store.memory.aclose()``.
+        """
+        checked = _check_index(index)
+        if checked is not None:
+            memory_options = {**memory_options, "embed": checked["embed"], "dims": checked["dims"]}
+        return cls(MemoryPrimitive(redis_url, **memory_options), ttl=ttl, index=checked)
 
     # -- batch entry points ------------------------------------------------------------------
 
@@ -183,11 +276,28 @@ class MemoryPrimitiveStore(BaseStore):
         return bool((self.ttl_config or {}).get("refresh_on_read", True))
 
     async def _touch(self, record: dict[str, Any]) -> None:
-        """Restart a TTL'd item's clock by writing it again."""
+        """Restart a TTL'd item's clock by writing it again (with the same text embedded)."""
         ttl = record.get("ttl")
         if isinstance(ttl, int | float) and ttl > 0:
             key = _memory_key(tuple(record["namespace"]), record["key"])
-            await self.memory.add(key, record, ttl=ttl * 60)
+            await self.memory.add(
+                key, record, ttl=ttl * 60, vector_text=self._embedded_text(record)
+            )
+
+    def _embedded_text(self, record: dict[str, Any]) -> str | None:
+        """What ``memory.add`` embeds for ``record``: ``None`` leaves it to the memory.
+
+        With an index, the text at the item's paths: ``record["index"]`` holds a put's own
+        ``index=`` (paths as the keys of a dict, since the memory's word search never reads
+        field names; ``False`` for no vector), else the store's ``fields`` apply.
+        """
+        if self.index_config is None:
+            return None
+        chosen = record.get("index")
+        if chosen is False:
+            return ""
+        paths = list(chosen) if isinstance(chosen, dict) else self._paths
+        return _vector_text(record["value"], paths)
 
     async def _get(self, op: GetOp) -> Item | None:
         _check_namespace(op.namespace)
@@ -218,10 +328,13 @@ class MemoryPrimitiveStore(BaseStore):
             )
         if ttl is not None and not math.isfinite(ttl):
             raise InvalidArgumentError(f"ttl must be finite, got {ttl!r}")
+        chosen = op.index
+        if chosen is not None and chosen is not False:
+            chosen = _check_paths(chosen, "index")
         now = time.time()
         existing = await self.memory.get(key)
         created = existing["created_at"] if existing and _is_record(existing) else now
-        record = {
+        record: dict[str, Any] = {
             "namespace": list(op.namespace),
             "key": op.key,
             "value": op.value,
@@ -229,7 +342,14 @@ class MemoryPrimitiveStore(BaseStore):
             "updated_at": now,
             "ttl": ttl,
         }
-        await self.memory.add(key, record, ttl=None if ttl is None else ttl * 60)
+        if self.index_config is not None and chosen is not None:
+            record["index"] = False if chosen is False else dict.fromkeys(chosen, True)
+        await self.memory.add(
+            key,
+            record,
+            ttl=None if ttl is None else ttl * 60,
+            vector_text=self._embedded_text(record),
+        )
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         # A list prefix (``search(["docs"])``) is read as the tuple it spells, as LangGraph's
@@ -244,23 +364,65 @@ class MemoryPrimitiveStore(BaseStore):
         if wanted == 0:
             return []
         query, scope = (op.query or "").strip(), _scope(prefix)
-        fetch = wanted if not op.filter else 4 * wanted
-        while True:
-            found = await self.memory.search(query, limit=fetch, scope=scope)
-            kept = [
+
+        def kept(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
                 r
-                for r in found
+                for r in records
                 if _is_record(r)
                 and all(_matches(r["value"].get(k), v) for k, v in (op.filter or {}).items())
             ]
-            if len(kept) >= wanted or len(found) < fetch:
+
+        if self.index_config is not None and query:
+            page = await self._semantic(query, scope, wanted, kept)
+        else:
+            fetch = wanted if not op.filter else 4 * wanted
+            while True:
+                found = await self.memory.search(query, limit=fetch, scope=scope, mode="keyword")
+                page = [(r, None) for r in kept(found)]
+                if len(page) >= wanted or len(found) < fetch:
+                    break
+                fetch *= 4
+        page = page[op.offset : wanted]
+        if self._refresh(op.refresh_ttl):
+            for record, _ in page:
+                await self._touch(record)
+        return [SearchItem(**self._fields(record), score=score) for record, score in page]
+
+    async def _semantic(
+        self,
+        query: str,
+        scope: str | None,
+        wanted: int,
+        kept: Callable[[Iterable[dict[str, Any]]], list[dict[str, Any]]],
+    ) -> list[tuple[dict[str, Any], float | None]]:
+        """The best ``wanted`` items by cosine similarity to ``query``, then items without one.
+
+        As LangGraph's ``InMemoryStore``: items stored with no vector (``index=False``, or none
+        of the paths present) have no score and follow every scored item, newest first.
+        """
+        fetch = 2 * wanted
+        while True:
+            scored = await self.memory.search_scored(query, fetch, scope=scope, mode="semantic")
+            matched = kept(hit.value for hit in scored)
+            if len(matched) >= wanted or len(scored) < fetch:
                 break
             fetch *= 4
-        page = kept[op.offset : wanted]
-        if self._refresh(op.refresh_ttl):
-            for record in page:
-                await self._touch(record)
-        return [SearchItem(**self._fields(record)) for record in page]
+        scores = {hit.key: hit.score for hit in scored}
+        page: list[tuple[dict[str, Any], float | None]] = [
+            (r, scores[_memory_key(tuple(r["namespace"]), r["key"])]) for r in matched
+        ]
+        if len(page) >= wanted:
+            return page
+        # Every vector in scope was read: the rest of the page is items without one.
+        fetch = len(scored) + wanted
+        while True:
+            listed = await self.memory.search_items("", limit=fetch, scope=scope, mode="keyword")
+            rest = kept(value for key, value in listed if key not in scores)
+            if len(page) + len(rest) >= wanted or len(listed) < fetch:
+                break
+            fetch *= 4
+        return page + [(r, None) for r in rest]
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions = tuple(op.match_conditions or ())
