@@ -6,6 +6,8 @@ Runs on every backend of the behaviour suite and through a Redis outage.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from datetime import datetime
 from typing import Any, TypedDict
 from uuid import uuid4
@@ -19,6 +21,7 @@ from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
 from langgraph.store.memory import InMemoryStore
 
 from conftest import eventually
+from langgraph_embed_test_utils import CharacterEmbeddings
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidMemoryValueError
@@ -464,3 +467,179 @@ async def test_the_store_survives_redis_dying_and_lands_in_redis_after(
     async with MemoryPrimitive(server.url, namespace=ns) as reader:
         found = await MemoryPrimitiveStore(reader).asearch(("users", "u1"), query="written")
         assert sorted(i.key for i in found) == ["before", "during"]
+
+
+# -- semantic search with LangGraph's index= -----------------------------------------------------
+# LangGraph's own index tests run in test_langgraph_index_conformance.py; these pin what they
+# leave open: which text an item's vector is of, items without one, TTL refreshes, the config.
+
+
+@pytest.fixture(params=["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def indexed(request: pytest.FixtureRequest) -> Any:
+    """Builds a store with ``index=`` (fake character embeddings, 64 dims); closed after."""
+    url = None if request.param == "in_memory" else request.getfixturevalue("redis_server").url
+    made: list[MemoryPrimitiveStore] = []
+
+    def make(fields: list[str] | None = None, **options: Any) -> MemoryPrimitiveStore:
+        index: Any = {"dims": 64, "embed": CharacterEmbeddings(dims=64), "fields": fields}
+        store = MemoryPrimitiveStore.from_url(
+            url, index=index, namespace=f"test:{uuid4().hex[:12]}", **options
+        )
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.memory.clear()
+        await store.memory.aclose()
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
+        sum(x * x for x in a) * sum(y * y for y in b)
+    )
+
+
+async def test_fields_choose_the_text_an_item_is_embedded_by(indexed: Any) -> None:
+    """Each path's texts, in the order of ``fields``, one per line: that text scores 1."""
+    store = indexed(["title", "meta.tags[0]", "sections[*].text", "missing"])
+    value = {
+        "title": "Lisbon",
+        "meta": {"tags": ["travel", "family"]},
+        "sections": [{"text": "Ana lives there"}, {"text": "since 2019"}],
+        "ignored": "not embedded",
+    }
+    await store.aput(("docs",), "d", value)
+    expected = "Lisbon\ntravel\nAna lives there\nsince 2019"
+    [hit] = await store.asearch(("docs",), query=expected)
+    assert hit.score == pytest.approx(1.0)
+    [hit] = await store.asearch(("docs",), query=expected + "\nnot embedded")
+    assert hit.score < 0.999
+
+
+async def test_by_default_the_whole_value_is_embedded_as_langgraph_reads_it(indexed: Any) -> None:
+    """``"$"`` (the default field) is the value as LangGraph's sorted JSON."""
+    store = indexed()
+    value = {"b": "beta", "a": ["alpha", 1]}
+    await store.aput(("docs",), "d", value)
+    [hit] = await store.asearch(("docs",), query=json.dumps(value, sort_keys=True))
+    assert hit.score == pytest.approx(1.0)
+
+
+async def test_single_path_scores_are_langgraphs(indexed: Any) -> None:
+    """With one text per item, scores and order are InMemoryStore's (same embedder, cosine)."""
+    embed = CharacterEmbeddings(dims=64)
+    reference = InMemoryStore(index={"dims": 64, "embed": embed, "fields": ["text"]})
+    ours = indexed(["text"])
+    texts = ["red apple", "green apple", "blue car", "a red car", "zany zebra", "apple pie"]
+    for n, text in enumerate(texts):
+        await reference.aput(("t",), f"k{n}", {"text": text, "n": n})
+        await ours.aput(("t",), f"k{n}", {"text": text, "n": n})
+    for query in ["apple", "red car", "zebra", "xyz"]:
+        expected = await reference.asearch(("t",), query=query, limit=10)
+        got = await ours.asearch(("t",), query=query, limit=10)
+        assert [i.key for i in got] == [i.key for i in expected]
+        assert [i.score for i in got] == pytest.approx([i.score for i in expected], abs=1e-6)
+
+
+async def test_a_puts_own_paths_and_index_false(indexed: Any) -> None:
+    """``index=[paths]`` embeds those; ``index=False`` stores no vector: no score, ranked last."""
+    store = indexed(["nothing"])
+    await store.aput(("t",), "chosen", {"a": "hhh", "b": "zzz"}, index=["b"])
+    await store.aput(("t",), "unembedded", {"a": "hhh"}, index=False)
+    await store.aput(("t",), "absent", {"a": "hhh"})  # the store's field is missing: no vector
+    found = await store.asearch(("t",), query="zzz")
+    assert [(i.key, i.score is None) for i in found] == [
+        ("chosen", False),
+        ("absent", True),
+        ("unembedded", True),
+    ]
+    assert found[0].score == pytest.approx(1.0)
+    assert [i.key for i in await store.asearch(("t",), query="zzz", limit=1, offset=1)] == [
+        "absent"
+    ]
+    assert await store.asearch(("t",), query="zzz", filter={"b": "nope"}) == []
+    assert all(i.score is None for i in await store.asearch(("t",)))  # no query: no scores
+
+
+async def test_a_ttl_refresh_keeps_the_puts_paths(indexed: Any) -> None:
+    """A read that restarts an item's TTL rewrites it with the same text embedded."""
+    store = indexed(["nothing"])
+    await store.aput(("t",), "k", {"a": "kept", "b": "other"}, index=["a"], ttl=10)
+    await store.aput(("t",), "off", {"a": "kept"}, index=False, ttl=10)
+    assert await store.aget(("t",), "k") is not None  # refresh_ttl defaults to True
+    assert await store.aget(("t",), "off") is not None
+    found = await store.asearch(("t",), query="kept")
+    assert [(i.key, i.score) for i in found] == [("k", pytest.approx(1.0)), ("off", None)]
+
+
+async def test_the_memory_can_be_searched_by_meaning_too(indexed: Any) -> None:
+    """The store's items are the memory's: ``memory.search_scored(..., mode="semantic")``."""
+    store = indexed(["text"])
+    await store.aput(("users", "u1"), "a", {"text": "zany zebra"})
+    await store.aput(("users", "u2"), "b", {"text": "zany zebra"})
+    hits = await store.memory.search_scored("zany zebra", scope="users:u1", mode="semantic")
+    assert [(h.key, h.score) for h in hits] == [("users:u1:a", pytest.approx(1.0))]
+
+
+def test_index_needs_a_memory_that_embeds_at_its_dims() -> None:
+    embed = CharacterEmbeddings(dims=8)
+    with pytest.raises(ValueError, match="needs a memory that embeds"):
+        MemoryPrimitiveStore(MemoryPrimitive(), index={"dims": 8, "embed": embed})
+    with pytest.raises(ValueError, match="dims"):
+        MemoryPrimitiveStore(
+            MemoryPrimitive(embed=embed, dims=8), index={"dims": 16, "embed": embed}
+        )
+    store = MemoryPrimitiveStore(
+        MemoryPrimitive(embed=embed, dims=8), index={"dims": 8, "embed": embed}
+    )
+    assert store.index_config == {"dims": 8, "embed": embed}
+
+
+@pytest.mark.parametrize(
+    ("index", "error", "match"),
+    [
+        ("openai:text-embedding-3-small", TypeError, "IndexConfig"),
+        ({"dims": 8}, ValueError, "needs 'embed'"),
+        ({"dims": 0, "embed": CharacterEmbeddings(dims=8)}, ValueError, "dims"),
+        ({"dims": 8, "embed": CharacterEmbeddings(dims=8), "fields": "text"}, TypeError, "fields"),
+        ({"dims": 8, "embed": CharacterEmbeddings(dims=8), "fields": [""]}, ValueError, "fields"),
+    ],
+)
+def test_a_bad_index_config_is_named(index: Any, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        MemoryPrimitiveStore.from_url(index=index)
+
+
+async def test_a_bad_put_index_is_named(indexed: Any) -> None:
+    store = indexed()
+    with pytest.raises(TypeError, match="index"):
+        await store.aput(("t",), "k", {"a": "x"}, index="a")
+    assert await store.memory.size() == 0
+
+
+async def test_an_embedding_function_works_as_langgraphs_does() -> None:
+    """``embed`` may be a plain batch function, as in LangGraph's IndexConfig."""
+    embed = CharacterEmbeddings(dims=16)
+
+    def embed_texts(texts: list[str]) -> list[list[float]]:
+        return embed.embed_documents(texts)
+
+    store = MemoryPrimitiveStore.from_url(index={"dims": 16, "embed": embed_texts})
+    try:
+        await store.aput(("t",), "k", {"text": "hello"})
+        await store.aput(("t",), "j", {"text": "other"})
+        found = await store.asearch(("t",), query=json.dumps({"text": "hello"}))
+        assert found[0].key == "k"
+        assert found[0].score == pytest.approx(1.0)
+    finally:
+        await store.memory.aclose()
+
+
+async def test_without_index_the_query_stays_word_search(memory: MemoryPrimitive) -> None:
+    """A store with no ``index`` ranks by words and gives no scores, whatever the memory does."""
+    store = MemoryPrimitiveStore(memory)
+    await store.aput(("t",), "a", {"text": "olives"}, index=["text"])
+    await store.aput(("t",), "b", {"text": "pizza"})
+    found = await store.asearch(("t",), query="olives")
+    assert [(i.key, i.score) for i in found] == [("a", None)]
