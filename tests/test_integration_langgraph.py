@@ -542,6 +542,56 @@ async def test_single_path_scores_are_langgraphs(indexed: Any) -> None:
         assert [i.score for i in got] == pytest.approx([i.score for i in expected], abs=1e-6)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["k1", "k2", "k3", "k4"]),
+            st.one_of(st.none(), st.text("abcxyz ", min_size=1, max_size=8)),
+            st.booleans(),
+        ),
+        max_size=12,
+    ),
+    query=st.text("abcxyz", min_size=1, max_size=4),
+    limit=st.integers(1, 6),
+)
+def test_semantic_answers_match_langgraphs_reference_store(
+    ops: list[tuple[str, str | None, bool]], query: str, limit: int
+) -> None:
+    """Law: after the same puts (embedded or ``index=False``) and deletes, a query finds the
+    same items with the same scores, scored ones first, as ``InMemoryStore`` (one path each)."""
+    embed = CharacterEmbeddings(dims=32)
+    index: Any = {"dims": 32, "embed": embed, "fields": ["text"]}
+    reference = InMemoryStore(index=index)
+    ours = MemoryPrimitiveStore.from_url(index=index)
+
+    async def run() -> None:
+        for key, text, embedded in ops:
+            if text is None:
+                reference.delete(("t",), key)
+                await ours.adelete(("t",), key)
+            else:
+                # InMemoryStore keeps an item's old vectors when it is put again with
+                # index=False; we drop them ("don't index this item"): delete first there.
+                reference.delete(("t",), key)
+                for store in (reference, ours):
+                    store.put(("t",), key, {"text": text}, index=None if embedded else False)
+        expected = reference.search(("t",), query=query, limit=limit)
+        got = await ours.asearch(("t",), query=query, limit=limit)
+        assert len(got) == len(expected)
+
+        def scores(items: list[Any]) -> list[float | None]:
+            return [None if i.score is None else round(i.score, 6) for i in items]
+
+        assert scores(got) == scores(expected)  # the same scores, best first, unscored last
+        every = reference.search(("t",), query=query, limit=100)
+        score_of = dict(zip((i.key for i in every), scores(every), strict=True))
+        assert [score_of[i.key] for i in got] == scores(got)  # each item's own score
+        await ours.memory.aclose()
+
+    asyncio.run(run())
+
+
 async def test_a_puts_own_paths_and_index_false(indexed: Any) -> None:
     """``index=[paths]`` embeds those; ``index=False`` stores no vector: no score, ranked last."""
     store = indexed(["nothing"])
@@ -560,6 +610,14 @@ async def test_a_puts_own_paths_and_index_false(indexed: Any) -> None:
     ]
     assert await store.asearch(("t",), query="zzz", filter={"b": "nope"}) == []
     assert all(i.score is None for i in await store.asearch(("t",)))  # no query: no scores
+
+
+async def test_putting_again_with_index_false_drops_the_vector(indexed: Any) -> None:
+    """`index=False` means no vector: an earlier one goes too (InMemoryStore keeps it)."""
+    store = indexed(["a"])
+    await store.aput(("t",), "k", {"a": "zzz"})
+    await store.aput(("t",), "k", {"a": "zzz"}, index=False)
+    assert [(i.key, i.score) for i in await store.asearch(("t",), query="zzz")] == [("k", None)]
 
 
 async def test_a_ttl_refresh_keeps_the_puts_paths(indexed: Any) -> None:
@@ -609,6 +667,12 @@ def test_index_needs_a_memory_that_embeds_at_its_dims() -> None:
 def test_a_bad_index_config_is_named(index: Any, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         MemoryPrimitiveStore.from_url(index=index)
+
+
+def test_from_url_takes_the_embedder_from_index_only() -> None:
+    embed = CharacterEmbeddings(dims=8)
+    with pytest.raises(ValueError, match=r"index\['embed'\]"):
+        MemoryPrimitiveStore.from_url(index={"dims": 8, "embed": embed}, embed=embed)
 
 
 async def test_a_bad_put_index_is_named(indexed: Any) -> None:

@@ -238,6 +238,11 @@ class MemoryPrimitiveStore(BaseStore):
         """
         checked = _check_index(index)
         if checked is not None:
+            if {"embed", "dims"} & memory_options.keys():
+                raise InvalidArgumentError(
+                    "with index=, give the embedder as index['embed'] and index['dims'], not as "
+                    "memory options"
+                )
             memory_options = {**memory_options, "embed": checked["embed"], "dims": checked["dims"]}
         return cls(MemoryPrimitive(redis_url, **memory_options), ttl=ttl, index=checked)
 
