@@ -14,6 +14,15 @@ and langgraph-checkpoint 4.3.2, whose ``InMemoryStore`` is the reference read he
 - libs/checkpoint-sqlite/tests/test_store.py: ``test_basic_store_operations``,
   ``test_list_namespaces_operations`` and ``test_search_items`` (plain store operations on a
   store with an index configured).
+- libs/checkpoint-sqlite/tests/test_async_store.py: ``test_embed_with_path`` (here
+  ``test_async_embed_with_path_thresholds``: it checks score thresholds, not equalities) and
+  ``test_basic_store_ops`` (``updated_at`` strictly later after a second).
+
+Left out: the other Postgres and SQLite index tests (initialization, insert, update, filters,
+pagination, non-ASCII; Postgres's async ``test_embed_with_path``) repeat the ``InMemoryStore``
+ones above line for line, bar their store fixture and looser tolerances; SQLite's async
+``test_vector_search_with_filters`` asserts nothing; ``test_nonnull_migrations`` is Postgres's
+schema.
 
 The fake embedder is vendored too (``langgraph_embed_test_utils.py``). What changed, and why:
 
@@ -1064,3 +1073,113 @@ def test_search_items(
     for ns in test_namespaces:
         key = f"item_{ns[-1]}"
         store.delete(ns, key)
+
+
+# -- libs/checkpoint-sqlite/tests/test_async_store.py --------------------------------------------
+
+
+@PER_PATH_VECTORS  # fails at results[1].score > 0.9: doc2's joined "uuu\nvvv\nxxx" scores 0.49
+async def test_async_embed_with_path_thresholds(
+    make_store: MakeStore, fake_embeddings: CharacterEmbeddings
+) -> None:
+    """Test vector search with specific text fields in SQLite store."""
+    store = sqlite_vector_store(make_store, fake_embeddings, ["key0", "key1", "key3"])
+    # This will have 2 vectors representing it
+    doc1 = {
+        # Omit key0 - check it doesn't raise an error
+        "key1": "xxx",
+        "key2": "yyy",
+        "key3": "zzz",
+    }
+    # This will have 3 vectors representing it
+    doc2 = {
+        "key0": "uuu",
+        "key1": "vvv",
+        "key2": "www",
+        "key3": "xxx",
+    }
+    await store.aput(("test",), "doc1", doc1)
+    await store.aput(("test",), "doc2", doc2)
+
+    # doc2.key3 and doc1.key1 both would have the highest score
+    results = await store.asearch(("test",), query="xxx")
+    assert len(results) == 2
+    assert results[0].key != results[1].key
+    assert results[0].score > 0.9
+    assert results[1].score > 0.9
+
+    # ~Only match doc2
+    results = await store.asearch(("test",), query="uuu")
+    assert len(results) == 2
+    assert results[0].key != results[1].key
+    assert results[0].key == "doc2"
+    assert results[0].score > results[1].score
+
+    # Un-indexed - will have low results for both. Not zero (because we're projecting)
+    # but less than the above.
+    results = await store.asearch(("test",), query="www")
+    assert len(results) == 2
+    assert results[0].score < 0.9
+    assert results[1].score < 0.9
+
+
+async def test_async_basic_store_ops(
+    make_store: MakeStore,
+    fake_embeddings: CharacterEmbeddings,
+) -> None:
+    """Test vector search with specific text fields in SQLite store."""
+    store = sqlite_vector_store(make_store, fake_embeddings, ["key0", "key1", "key3"])
+    uid = uuid.uuid4().hex
+    namespace = (uid, "test", "documents")
+    item_id = "doc1"
+    item_value = {"title": "Test Document", "content": "Hello, World!"}
+    results = await store.asearch((uid,))
+    assert len(results) == 0
+
+    await store.aput(namespace, item_id, item_value)
+    item = await store.aget(namespace, item_id)
+
+    assert item is not None
+    assert item.namespace == namespace
+    assert item.key == item_id
+    assert item.value == item_value
+    assert item.created_at is not None
+    assert item.updated_at is not None
+
+    updated_value = {
+        "title": "Updated Test Document",
+        "content": "Hello, LangGraph!",
+    }
+    await asyncio.sleep(1.01)
+    await store.aput(namespace, item_id, updated_value)
+    updated_item = await store.aget(namespace, item_id)
+    assert updated_item is not None
+
+    assert updated_item.value == updated_value
+    assert updated_item.updated_at > item.updated_at
+    different_namespace = (uid, "test", "other_documents")
+    item_in_different_namespace = await store.aget(different_namespace, item_id)
+    assert item_in_different_namespace is None
+
+    new_item_id = "doc2"
+    new_item_value = {"title": "Another Document", "content": "Greetings!"}
+    await store.aput(namespace, new_item_id, new_item_value)
+
+    items = await store.asearch((uid, "test"), limit=10)
+    assert len(items) == 2
+    assert any(item.key == item_id for item in items)
+    assert any(item.key == new_item_id for item in items)
+
+    namespaces = await store.alist_namespaces(prefix=(uid, "test"))
+    assert (uid, "test", "documents") in namespaces
+
+    await store.adelete(namespace, item_id)
+    await store.adelete(namespace, new_item_id)
+    deleted_item = await store.aget(namespace, item_id)
+    assert deleted_item is None
+
+    deleted_item = await store.aget(namespace, new_item_id)
+    assert deleted_item is None
+
+    empty_search_results = await store.asearch((uid, "test"), limit=10)
+    assert len(empty_search_results) == 0
