@@ -1078,7 +1078,7 @@ def test_search_items(
 # -- libs/checkpoint-sqlite/tests/test_async_store.py --------------------------------------------
 
 
-@PER_PATH_VECTORS  # fails at results[1].score > 0.9: doc2's joined "uuu\nvvv\nxxx" scores 0.49
+@PER_PATH_VECTORS  # fails at results[0].score > 0.9: doc1 "xxx\nzzz" scores 0.71, doc2 0.49
 async def test_async_embed_with_path_thresholds(
     make_store: MakeStore, fake_embeddings: CharacterEmbeddings
 ) -> None:
