@@ -370,21 +370,19 @@ class MemoryPrimitiveStore(BaseStore):
             return []
         query, scope = (op.query or "").strip(), _scope(prefix)
 
-        def kept(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [
-                r
-                for r in records
-                if _is_record(r)
-                and all(_matches(r["value"].get(k), v) for k, v in (op.filter or {}).items())
-            ]
+        def keep(record: dict[str, Any]) -> bool:
+            return _is_record(record) and all(
+                _matches(record["value"].get(k), v) for k, v in (op.filter or {}).items()
+            )
 
+        page: list[tuple[dict[str, Any], float | None]]
         if self.index_config is not None and query:
-            page = await self._semantic(query, scope, wanted, kept)
+            page = await self._semantic(query, scope, wanted, keep)
         else:
             fetch = wanted if not op.filter else 4 * wanted
             while True:
                 found = await self.memory.search(query, limit=fetch, scope=scope, mode="keyword")
-                page = [(r, None) for r in kept(found)]
+                page = [(r, None) for r in found if keep(r)]
                 if len(page) >= wanted or len(found) < fetch:
                     break
                 fetch *= 4
@@ -395,35 +393,30 @@ class MemoryPrimitiveStore(BaseStore):
         return [SearchItem(**self._fields(record), score=score) for record, score in page]
 
     async def _semantic(
-        self,
-        query: str,
-        scope: str | None,
-        wanted: int,
-        kept: Callable[[Iterable[dict[str, Any]]], list[dict[str, Any]]],
+        self, query: str, scope: str | None, wanted: int, keep: Callable[[dict[str, Any]], bool]
     ) -> list[tuple[dict[str, Any], float | None]]:
-        """The best ``wanted`` items by cosine similarity to ``query``, then items without one.
+        """The best ``wanted`` kept items by cosine similarity to ``query``, with their scores.
 
-        As LangGraph's ``InMemoryStore``: items stored with no vector (``index=False``, or none
-        of the paths present) have no score and follow every scored item, newest first.
+        As in LangGraph's ``InMemoryStore``, items stored with no vector (``index=False``, or
+        none of the paths present) have no score and follow every scored item (newest first).
         """
         fetch = 2 * wanted
         while True:
             scored = await self.memory.search_scored(query, fetch, scope=scope, mode="semantic")
-            matched = kept(hit.value for hit in scored)
-            if len(matched) >= wanted or len(scored) < fetch:
+            page: list[tuple[dict[str, Any], float | None]] = [
+                (hit.value, hit.score) for hit in scored if keep(hit.value)
+            ]
+            if len(page) >= wanted or len(scored) < fetch:
                 break
             fetch *= 4
-        scores = {hit.key: hit.score for hit in scored}
-        page: list[tuple[dict[str, Any], float | None]] = [
-            (r, scores[_memory_key(tuple(r["namespace"]), r["key"])]) for r in matched
-        ]
         if len(page) >= wanted:
             return page
         # Every vector in scope was read: the rest of the page is items without one.
+        have = {hit.key for hit in scored}
         fetch = len(scored) + wanted
         while True:
             listed = await self.memory.search_items("", limit=fetch, scope=scope, mode="keyword")
-            rest = kept(value for key, value in listed if key not in scores)
+            rest = [value for key, value in listed if key not in have and keep(value)]
             if len(page) + len(rest) >= wanted or len(listed) < fetch:
                 break
             fetch *= 4
