@@ -115,17 +115,22 @@ def _vector_text(value: dict[str, Any], paths: Iterable[str]) -> str:
 
 
 def _check_memory_embeds(memory: MemoryPrimitive, index: IndexConfig) -> None:
-    """The memory must embed (with ``index``'s dimensions) for the store to search by meaning."""
-    dims = getattr(memory, "dims", None)
-    if dims is None:
+    """The memory must embed, at ``index``'s dims, for the store to search by meaning.
+
+    The memory's embedder embeds both the items and the queries, so ``index["embed"]`` is not
+    called by the store; an embedder that has not learnt its dims yet is held to ``index``'s.
+    """
+    embedder = memory.embedder
+    if embedder is None:
         raise InvalidArgumentError(
             "index= needs a memory that embeds: use MemoryPrimitiveStore.from_url(url, "
             "index=...) or MemoryPrimitive(url, embed=index['embed'], dims=index['dims'])"
         )
-    if dims != index["dims"]:
+    if embedder.dims is not None and embedder.dims != index["dims"]:
         raise InvalidArgumentError(
-            f"index['dims'] is {index['dims']} but the memory embeds with dims={dims}"
+            f"index['dims'] is {index['dims']} but the memory embeds with dims={embedder.dims}"
         )
+    embedder.fix_dims(index["dims"])
 
 
 def _datetime(seconds: float) -> datetime:
