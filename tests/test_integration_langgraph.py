@@ -24,7 +24,7 @@ from conftest import eventually
 from langgraph_embed_test_utils import CharacterEmbeddings
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import InvalidMemoryValueError
+from tta_dev_primitives.exceptions import EmbeddingError, InvalidMemoryValueError
 from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
 
 
@@ -639,6 +639,49 @@ async def test_the_memory_can_be_searched_by_meaning_too(indexed: Any) -> None:
     await store.aput(("users", "u2"), "b", {"text": "zany zebra"})
     hits = await store.memory.search_scored("zany zebra", scope="users:u1", mode="semantic")
     assert [(h.key, h.score) for h in hits] == [("users:u1:a", pytest.approx(1.0))]
+
+
+async def test_a_failing_embedder_stores_nothing() -> None:
+    """A put whose text cannot be embedded raises and leaves the earlier item as it was."""
+    calls = {"fail": False}
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        if calls["fail"]:
+            raise RuntimeError("model down")
+        return [[1.0, float(len(t))] for t in texts]
+
+    store = MemoryPrimitiveStore.from_url(index={"dims": 2, "embed": embed, "fields": ["t"]})
+    try:
+        await store.aput(("a",), "k", {"t": "first"})
+        calls["fail"] = True
+        with pytest.raises(EmbeddingError):
+            await store.aput(("a",), "k", {"t": "second"})
+        assert (await store.aget(("a",), "k")).value == {"t": "first"}  # type: ignore[union-attr]
+    finally:
+        await store.memory.aclose()
+
+
+@pytest.mark.redis
+async def test_another_process_finds_the_items_by_meaning(redis_server: RedisServer) -> None:
+    """Vectors live in Redis: a second memory with the same embedder gets the same answers."""
+    ns = f"test:{uuid4().hex[:12]}"
+    embed = CharacterEmbeddings(dims=64)
+    index: Any = {"dims": 64, "embed": embed, "fields": ["text"]}
+    writer = MemoryPrimitiveStore.from_url(redis_server.url, index=index, namespace=ns)
+    reader = MemoryPrimitiveStore.from_url(redis_server.url, index=index, namespace=ns)
+    try:
+        for n, text in enumerate(["red apple", "blue car", "green apple"]):
+            await writer.aput(("t",), f"k{n}", {"text": text})
+        await writer.aput(("t",), "off", {"text": "apple"}, index=False)
+        expected = [(i.key, i.score) for i in await writer.asearch(("t",), query="apple")]
+        got = [(i.key, i.score) for i in await reader.asearch(("t",), query="apple")]
+        assert got == expected
+        assert {k for k, _ in got[:2]} == {"k0", "k2"}  # the apples
+        assert got[-1] == ("off", None)
+    finally:
+        await writer.memory.clear()
+        await writer.memory.aclose()
+        await reader.memory.aclose()
 
 
 def test_index_needs_a_memory_that_embeds_at_its_dims() -> None:
