@@ -38,10 +38,6 @@ The fake embedder is vendored too (``langgraph_embed_test_utils.py``). What chan
   (SQLite tables, ``store.embeddings``) and Postgres migrations are dropped.
 - ``MockAsyncBatchedStore`` (``InMemoryStore`` behind LangGraph's async batcher) becomes the
   store itself: its ``abatch`` already runs concurrent calls.
-- Tests whose asserts need one vector per path and an item's best path as its score (LangGraph's
-  design) are marked ``xfail(strict=True)``: this store embeds one text per item, the paths'
-  texts joined (see docs/langgraph.md). Each says which assert fails; strict, so that a change
-  in either design shows up here.
 - Type hints added, lines rewrapped and ``assert a and b`` split in two for this repository's
   ruff settings; test bodies otherwise as upstream wrote them.
 """
@@ -60,12 +56,6 @@ from langgraph_embed_test_utils import CharacterEmbeddings
 from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
 
 MakeStore = Callable[..., MemoryPrimitiveStore]
-
-PER_PATH_VECTORS = pytest.mark.xfail(
-    strict=True,
-    reason="needs LangGraph's one vector per path with the best path as the item's score; "
-    "this store embeds one text per item (the paths' texts joined)",
-)
 
 
 @pytest.fixture
@@ -434,7 +424,6 @@ async def test_async_vector_search_pagination(
     assert len(all_results) == 5
 
 
-@PER_PATH_VECTORS  # fails at ascore == approx(bscore): "xxx" is one of 2 and of 3 joined texts
 async def test_embed_with_path(make_store: MakeStore, fake_embeddings: CharacterEmbeddings) -> None:
     # Test store-level field configuration
     store = make_store(
@@ -636,7 +625,6 @@ def test_vector_search_edge_cases(
     assert len(results) == 1
 
 
-@PER_PATH_VECTORS  # fails at ascore == approx(bscore): "xxx" is one of 2 and of 3 joined texts
 def test_embed_with_path_sync(make_store: MakeStore, fake_embeddings: CharacterEmbeddings) -> None:
     """Test vector search with specific text fields in Postgres store."""
     store = make_store(
@@ -697,7 +685,6 @@ def test_embed_with_path_sync(make_store: MakeStore, fake_embeddings: CharacterE
     assert results[1].score < ascore
 
 
-@PER_PATH_VECTORS  # fails at the "bbb" scores being equal: "aaa\nbbb" and "bbb\nggg" differ
 def test_embed_with_path_operation_config(
     make_store: MakeStore, fake_embeddings: CharacterEmbeddings
 ) -> None:
@@ -1078,7 +1065,6 @@ def test_search_items(
 # -- libs/checkpoint-sqlite/tests/test_async_store.py --------------------------------------------
 
 
-@PER_PATH_VECTORS  # fails at results[0].score > 0.9: doc1 "xxx\nzzz" scores 0.71, doc2 0.49
 async def test_async_embed_with_path_thresholds(
     make_store: MakeStore, fake_embeddings: CharacterEmbeddings
 ) -> None:

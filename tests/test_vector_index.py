@@ -267,3 +267,77 @@ def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> 
                 semantic(q), 10, scope
             )
     assert index._ann is None
+
+
+# -- several vectors per document (one per field, as LangGraph indexes) ---------------------------
+
+
+@pytest.mark.parametrize("threshold", [10**9, 1], ids=["exact", "graph"])
+def test_a_document_with_several_vectors_scores_by_its_best(threshold: int) -> None:
+    """A's second vector matches the query exactly: A scores 1.0 and ranks first."""
+    if threshold == 1 and importlib.util.find_spec("usearch") is None:
+        pytest.skip("the graph needs the 'vectors' extra (usearch)")
+    index = SearchIndex(ann_threshold=threshold)
+    index.add("a", {}, vector=[[1, 0, 0, 0], [0, 0, 1, 0]])
+    index.add("b", {}, vector=[0.6, 0, 0.8, 0])
+    index.add("c", {}, vector=[0, 1, 0, 0])
+    found = index.search_scored(semantic([0, 0, 1, 0]), 3)
+    assert [k for k, _ in found] == ["a", "b", "c"]
+    assert found[0][1] == pytest.approx(1.0)
+    assert found[1][1] == pytest.approx(0.8)
+    assert index.vectors("a").shape == (2, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.dictionaries(
+        st.sampled_from(KEYS), st.lists(vectors, min_size=1, max_size=3), min_size=1
+    ),
+    removed=st.sets(st.sampled_from(KEYS)),
+    q=vectors,
+    scope=st.sampled_from(SCOPES),
+)
+def test_several_vectors_rank_by_the_best_cosine(
+    docs: dict[str, list[list[int]]], removed: set[str], q: list[int], scope: str | None
+) -> None:
+    """Against brute force over each document's best vector, through removals and re-adds."""
+    index = SearchIndex()
+    for key, rows in docs.items():
+        index.add(key, {}, vector=rows)
+    for key in removed:
+        index.remove(key)
+    for key in sorted(removed & set(docs))[:2]:
+        index.add(key, {}, vector=docs[key])  # back, newest
+        removed.discard(key)
+    qn = unit(q)
+    best = {
+        k: max(float(unit(r) @ qn) for r in rows)
+        for k, rows in docs.items()
+        if k not in removed and in_scope(k, scope)
+    }
+    found = index.search_scored(semantic(q), 50, scope)
+    assert {k for k, _ in found} == set(best)
+    for key, score in found:
+        assert score == pytest.approx(best[key], abs=1e-5)
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
+def test_several_vectors_survive_renumbering() -> None:
+    """Past 4,096 numbers, mostly dead, the index renumbers: every vector stays with its key."""
+    rng = np.random.default_rng(7)
+    index = SearchIndex()
+    kept = {}
+    for i in range(6000):
+        rows = rng.normal(size=(2, DIM)).astype(np.float32)
+        index.add(f"k{i}", {}, vector=rows)
+        if i % 10 == 0:
+            kept[f"k{i}"] = rows
+    for i in range(6000):
+        if f"k{i}" not in kept:
+            index.remove(f"k{i}")
+    for key, rows in kept.items():
+        want = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        assert np.allclose(index.vectors(key), want, atol=1e-6), key
+    key, rows = next(iter(kept.items()))
+    found = index.search_scored(semantic(rows[1]), 1)
+    assert found[0][0] == key

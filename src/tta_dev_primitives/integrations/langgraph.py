@@ -8,10 +8,9 @@ escaped as ``%25`` and ``%3A``), so ``memory.search(q, scope="users:u1")`` sees 
 stored, and the graph's ``search`` uses the memory's word index (BM25) for ``query``.
 
 With LangGraph's ``index=`` config (``{"embed": ..., "dims": ..., "fields": [...]}``) the store
-searches by meaning instead: each item gets one embedding, of the text at its ``fields`` paths
-joined by newlines, and ``search(query=...)`` ranks by cosine similarity and sets
-``SearchItem.score``. LangGraph's own stores keep one vector per path and score an item by its
-best one; joining differs only for items indexed on more than one path (see docs/langgraph.md).
+searches by meaning instead: as in LangGraph's own stores, each text at an item's ``fields``
+paths gets a vector, the item scores by its best one, and ``search(query=...)`` ranks by cosine
+similarity and sets ``SearchItem.score``.
 """
 
 from __future__ import annotations
@@ -105,13 +104,14 @@ def _check_paths(paths: Any, what: str) -> list[str]:
     return list(paths)
 
 
-def _vector_text(value: dict[str, Any], paths: Iterable[str]) -> str:
-    """The text embedded for an item: every text at ``paths``, in order, one per line.
+def _vector_texts(value: dict[str, Any], paths: Iterable[str]) -> list[str]:
+    """The texts embedded for an item, one vector each: every text at ``paths``, in order.
 
     ``get_text_at_path`` is LangGraph's own reading of a path (``"$"`` is the whole value as
     sorted JSON; ``"a.b"``, ``"a[0]"``, ``"a[*].b"``); a path the value lacks adds nothing.
+    The item scores by its best vector, as in LangGraph's own stores.
     """
-    return "\n".join(text for path in paths for text in get_text_at_path(value, path))
+    return [text for path in paths for text in get_text_at_path(value, path)]
 
 
 def _check_memory_embeds(memory: MemoryPrimitive, index: IndexConfig) -> None:
@@ -294,7 +294,7 @@ class MemoryPrimitiveStore(BaseStore):
                 key, record, ttl=ttl * 60, vector_text=self._embedded_text(record)
             )
 
-    def _embedded_text(self, record: dict[str, Any]) -> str | None:
+    def _embedded_text(self, record: dict[str, Any]) -> list[str] | None:
         """What ``memory.add`` embeds for ``record``: ``None`` leaves it to the memory.
 
         With an index, the text at the item's paths: ``record["index"]`` holds a put's own
@@ -305,9 +305,9 @@ class MemoryPrimitiveStore(BaseStore):
             return None
         chosen = record.get("index")
         if chosen is False:
-            return ""
+            return []
         paths = list(chosen) if isinstance(chosen, dict) else self._paths
-        return _vector_text(record["value"], paths)
+        return _vector_texts(record["value"], paths)
 
     async def _get(self, op: GetOp) -> Item | None:
         _check_namespace(op.namespace)

@@ -180,12 +180,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         value: dict[str, Any],
         ttl: float | None = None,
         *,
-        vector_text: str | None = None,
+        vector_text: str | Sequence[str] | None = None,
     ) -> None:
         """Add or update the memory under ``key``; it expires after ``ttl`` seconds if given.
 
         With an embedder, the value's searched text (or ``vector_text``, if given; ``""`` for
-        no vector) is embedded first. If the embedder fails, ``EmbeddingError`` is raised and
+        no vector; a list of texts for one vector each, the memory scoring by its best) is
+        embedded first. If the embedder fails, ``EmbeddingError`` is raised and
         nothing is stored: a memory is never half-written.
         """
         key, ttl = check_key(key), check_ttl(ttl)
@@ -271,23 +272,35 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             )
         return mode  # type: ignore[return-value]
 
-    async def _vector(self, value: dict[str, Any], vector_text: str | None) -> Any:
-        """The embedding of what is searched in ``value`` (or of ``vector_text``), or None."""
-        if vector_text is not None and not isinstance(vector_text, str):
+    async def _vector(self, value: dict[str, Any], vector_text: str | Sequence[str] | None) -> Any:
+        """The embedding of what is searched in ``value`` (or of ``vector_text``), or None.
+
+        Several texts give a 2-D array, one row each (the index scores the best row).
+        """
+        if vector_text is None:
+            texts = None
+        elif isinstance(vector_text, str):
+            texts = [vector_text]
+        elif isinstance(vector_text, Sequence) and all(isinstance(t, str) for t in vector_text):
+            texts = list(vector_text)
+        else:
             raise InvalidArgumentTypeError(
-                f"vector_text must be a str or None, got {type(vector_text).__name__}"
+                f"vector_text must be a str, a list of str or None, got {vector_text!r:.80}"
             )
         if self._embedder is None:
-            if vector_text:
+            if texts and any(texts):
                 raise InvalidArgumentError(
                     "vector_text needs an embedder: MemoryPrimitive(embed=...)"
                 )
             return None
-        text = self._indexing.text(value) if vector_text is None else vector_text[:MAX_EMBED_CHARS]
-        if not text.strip():
+        if texts is None:  # the searched text; blank when the value has none
+            texts = [text] if (text := self._indexing.text(value)).strip() else []
+        texts = [t[:MAX_EMBED_CHARS] for t in texts if t]  # as given, whitespace included
+        if not texts:
             return None  # nothing to embed: found by keyword (or recency) only
-        with embed_span(self._embedder.model_id, 1):
-            return (await self._embedder.embed_documents([text]))[0]
+        with embed_span(self._embedder.model_id, len(texts)):
+            vectors = await self._embedder.embed_documents(texts)
+        return vectors[0] if len(texts) == 1 else vectors
 
     @property
     def embedder(self) -> Embedder | None:

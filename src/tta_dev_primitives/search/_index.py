@@ -69,6 +69,8 @@ ANN_EXPANSION_SEARCH: Final = 128
 #: Storage of the graph's vectors; candidates are rescored from the f32 rows. At 100k x 384:
 #: f16 ~1520 B/vector, 13 s build, recall@10 0.999; f32 ~2860 B, 26 s, 1.000; i8 ~850 B, 0.93.
 ANN_DTYPE: Final = "f16"
+#: Graph keys from here on are rows of documents' further vectors, not document numbers.
+EXTRA_KEY: Final = 1 << 40
 
 _np: Any = None
 _usearch: Any = None
@@ -166,6 +168,9 @@ class SearchIndex:
         "_total_len",
         "_vecs",
         "_vocab",
+        "_xdoc",
+        "_xrows",
+        "_xvecs",
     )
 
     def __init__(self, *, ann_threshold: int = ANN_THRESHOLD) -> None:
@@ -184,6 +189,12 @@ class SearchIndex:
         self._has_vec = bytearray()  # docno -> 1 while that document has a vector
         self._n_vecs = 0
         self._ann: Any = None  # the HNSW graph (keys are docnos), built lazily
+        # A document's further vectors (one per field, as LangGraph indexes): rows of a second
+        # matrix, each naming its docno (-1 once removed); the graph holds them under
+        # EXTRA_KEY + row. A document scores by its best vector.
+        self._xvecs: Any = None
+        self._xdoc = array("q")
+        self._xrows: dict[int, list[int]] = {}
 
     def _clear_terms(self) -> None:
         self._docs: dict[int, _Doc] = {}
@@ -216,11 +227,20 @@ class SearchIndex:
         return self._dim
 
     def vector(self, key: str) -> Any:
-        """The (normalised) vector ``key`` was indexed with, or None."""
+        """The (normalised) vector ``key`` was indexed with (its first, if several), or None."""
         docno = self._by_key.get(key)
         if docno is None or not self._has_vec[docno]:
             return None
         return self._vecs[docno].copy()
+
+    def vectors(self, key: str) -> Any:
+        """Every vector of ``key``, one row each (2-D), or None."""
+        first = self.vector(key)
+        if first is None:
+            return None
+        np = _numpy()
+        rows = self._xrows.get(self._by_key[key], [])
+        return np.vstack([first[None, :], *(self._xvecs[r][None, :] for r in rows)])
 
     def _check_dim(self, v: Any, what: str) -> None:
         if self._dim is not None and v.shape[0] != self._dim:
@@ -240,11 +260,19 @@ class SearchIndex:
 
         ``recency`` orders ties (higher is newer); by default, the order of ``add`` calls.
         ``vector`` (1-D float32, L2-normalised or normalised here) makes it semantically
-        searchable; without one, the document is found by keyword only.
+        searchable; without one, the document is found by keyword only. A 2-D array gives it
+        several vectors (one per field, say), and it scores by the best of them.
         """
         vec = None
+        extra: list[Any] = []
         if vector is not None:
-            vec = as_unit_vector(vector)
+            np = _numpy()
+            array_ = np.asarray(vector, dtype=np.float32)
+            if array_.ndim == 2 and array_.shape[0] >= 1:
+                vec = as_unit_vector(array_[0])
+                extra = [as_unit_vector(row) for row in array_[1:]]
+            else:
+                vec = as_unit_vector(vector)
             self._check_dim(vec, "vector")
         if key in self._by_key:
             self.remove(key)
@@ -260,6 +288,8 @@ class SearchIndex:
         self._has_vec.append(0)
         if vec is not None:
             self._store_vector(docno, vec)
+            for row in extra:
+                self._store_extra(docno, row)
         # Interned, every document shares one string per distinct word.
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
@@ -307,6 +337,22 @@ class SearchIndex:
         if self._ann is not None:
             self._ann.add(docno, vec)
 
+    def _store_extra(self, docno: int, vec: Any) -> None:
+        """A further vector of ``docno``: a row of the second matrix, and in the graph."""
+        np = _numpy()
+        row = len(self._xdoc)
+        if self._xvecs is None or row >= self._xvecs.shape[0]:
+            capacity = max(64, 0 if self._xvecs is None else 2 * self._xvecs.shape[0])
+            grown = np.zeros((capacity, self._dim), dtype=np.float32)
+            if self._xvecs is not None:
+                grown[: self._xvecs.shape[0]] = self._xvecs
+            self._xvecs = grown
+        self._xvecs[row] = vec
+        self._xdoc.append(docno)
+        self._xrows.setdefault(docno, []).append(row)
+        if self._ann is not None:
+            self._ann.add(EXTRA_KEY + row, vec)
+
     def remove(self, key: str) -> bool:
         """Drop ``key`` from the index; False if it was not indexed."""
         docno = self._by_key.pop(key, None)
@@ -319,6 +365,10 @@ class SearchIndex:
             self._n_vecs -= 1
             if self._ann is not None:
                 self._ann.remove(docno)
+        for row in self._xrows.pop(docno, ()):
+            self._xdoc[row] = -1
+            if self._ann is not None:
+                self._ann.remove(EXTRA_KEY + row)
         self._total_len -= doc[_LEN]
         postings, stale = self._postings, self._stale
         for term in doc[_TERMS]:
@@ -349,7 +399,7 @@ class SearchIndex:
     def _renumber(self) -> None:
         """Rebuild with dense numbers, in recency order, once most numbers belong to the dead."""
         docs = sorted(self._docs.values(), key=lambda doc: doc[_RECENCY])
-        vectors = [self.vector(doc[_KEY]) for doc in docs]
+        vectors = [self.vectors(doc[_KEY]) for doc in docs]
         seq, dim = self._seq, self._dim
         self._clear_vectors()  # the graph's keys are docnos: it is rebuilt when next needed
         self._clear_terms()
@@ -477,7 +527,25 @@ class SearchIndex:
             rows = np.fromiter(members, dtype=np.intp, count=len(members))
             rows = rows[has_vec[rows]]
             sims = self._vecs[rows] @ q
-        return self._rank(np, rows, sims, limit)
+        return self._rank(np, rows, self._best(np, q, rows, sims), limit)
+
+    def _best(self, np: Any, q: Any, rows: Any, sims: Any) -> Any:
+        """``sims`` of ``rows`` raised to each document's best further vector, if it has any."""
+        if not self._xrows:
+            return sims
+        count = len(self._xdoc)
+        xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=count).copy()
+        pos = np.full(self._next, -1, dtype=np.intp)
+        pos[rows] = np.arange(len(rows))
+        live = xdoc >= 0
+        at = np.full(count, -1, dtype=np.intp)
+        at[live] = pos[xdoc[live]]
+        mine = at >= 0
+        if not mine.any():
+            return sims
+        best = sims.astype(np.float32, copy=True)
+        np.maximum.at(best, at[mine], self._xvecs[:count][mine] @ q)
+        return best
 
     def _ann_search(
         self, q: Any, limit: int, members: set[int] | None
@@ -493,7 +561,16 @@ class SearchIndex:
             want = int(want * n / len(members) * 2) + limit  # over-fetch, then filter
         want = min(n, max(want, 32))
         found = graph.search(q, want, exact=False)
-        rows = np.asarray(found.keys, dtype=np.intp)
+        rows = np.asarray(found.keys, dtype=np.int64)
+        if self._xrows:  # a further vector's key names its row: map it to its document
+            extra = rows >= EXTRA_KEY
+            if extra.any():
+                xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
+                rows[extra] = xdoc[rows[extra] - EXTRA_KEY]
+                rows = rows[rows >= 0]
+                _, first = np.unique(rows, return_index=True)
+                rows = rows[np.sort(first)]
+        rows = rows.astype(np.intp)
         has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy()
         rows = rows[(rows < self._next)]
         rows = rows[has_vec[rows]]
@@ -503,7 +580,7 @@ class SearchIndex:
                 return None
         elif len(rows) < min(limit, n):
             return None
-        return self._rank(np, rows, self._vecs[rows] @ q, limit)
+        return self._rank(np, rows, self._best(np, q, rows, self._vecs[rows] @ q), limit)
 
     def _graph(self) -> Any:
         """The HNSW graph over every live vector, built at first need; None without usearch."""
@@ -523,6 +600,11 @@ class SearchIndex:
             rows = np.flatnonzero(_gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy())
             if len(rows):
                 graph.add(rows.astype(np.uint64), self._vecs[rows])
+            if self._xrows:
+                xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
+                xrows = np.flatnonzero(xdoc >= 0)
+                if len(xrows):
+                    graph.add((xrows + EXTRA_KEY).astype(np.uint64), self._xvecs[xrows])
             self._ann = graph
         return self._ann
 

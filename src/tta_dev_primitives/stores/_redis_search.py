@@ -41,7 +41,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         vector = b"" if document is None else _vector_bytes(document)
         seq = await self._put(key, payload, ttl, version, vector)
         if self._replica is not None and document is not None and document.vector is not None:
-            self._replica.expect_dims(len(document.vector))
+            self._replica.expect_dims(document.vector.shape[-1])
         if seq is not None and self._replica is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
             self._replica.wrote(key, seq, document)
@@ -109,4 +109,4 @@ def _vector_bytes(document: Document) -> bytes:
         return b""
     from tta_dev_primitives.embeddings._vectors import encode_vector
 
-    return encode_vector(document.vector)
+    return encode_vector(document.vector.reshape(-1))  # several vectors: rows end to end

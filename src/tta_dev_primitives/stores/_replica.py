@@ -206,9 +206,16 @@ class Replica:
         """A stored embedding's array, or None (with a warning) for bytes that are not one."""
         from tta_dev_primitives.embeddings._vectors import decode_vector
 
-        dims = self.dims if self.dims is not None else len(data) // 4
         try:
-            return decode_vector(data, max(dims, 1))
+            flat = decode_vector(data, max(len(data) // 4, 1))
+            if self.dims is None:
+                return flat
+            if flat.shape[0] % self.dims:
+                raise InvalidArgumentError(
+                    f"{flat.shape[0]} numbers are not whole {self.dims}-dim vectors"
+                )
+            rows = flat.reshape(-1, self.dims)
+            return rows[0] if rows.shape[0] == 1 else rows
         except InvalidArgumentError as exc:
             self._warn_vector("?", exc)
             return None
