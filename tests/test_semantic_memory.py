@@ -349,3 +349,14 @@ async def test_search_by_meaning_on_a_redis_cluster(redis_cluster: Any) -> None:
     await writer.clear()
     for m in (writer, reader):
         await m.aclose()
+
+
+async def test_too_many_texts_for_one_memory_are_refused_before_any_model_call() -> None:
+    embed = Counting()
+    memory = MemoryPrimitive(embed=embed)
+    with pytest.raises(InvalidArgumentError, match="at most 256"):
+        await memory.add("k", {"content": "x"}, vector_text=["peanuts"] * 257)
+    assert embed.texts == []
+    assert await memory.size() == 0
+    await memory.add("k", {"content": "x"}, vector_text=["peanuts", "mountain trail"])
+    assert keys(await memory.search_scored("hike", mode="semantic")) == ["k"]

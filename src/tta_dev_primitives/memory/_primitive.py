@@ -55,6 +55,8 @@ Mode = Literal["keyword", "semantic", "hybrid"]
 
 #: The default semantic share of a hybrid ranking (``benchmarks/bench_fusion.py``).
 HYBRID_WEIGHT = 0.5
+#: Most vectors one memory may have (``add(..., vector_text=[...])``).
+MAX_VECTORS = 256
 
 
 class ScoredMemory(NamedTuple):
@@ -296,6 +298,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if texts is None:  # the searched text; blank when the value has none
             texts = [text] if (text := self._indexing.text(value)).strip() else []
         texts = [t[:MAX_EMBED_CHARS] for t in texts if t]  # as given, whitespace included
+        if len(texts) > MAX_VECTORS:
+            raise InvalidArgumentError(
+                f"vector_text holds {len(texts):,} texts; a memory has at most {MAX_VECTORS} "
+                "vectors (each costs a model call's share and every search's time)"
+            )
         if not texts:
             return None  # nothing to embed: found by keyword (or recency) only
         with embed_span(self._embedder.model_id, len(texts)):
