@@ -252,6 +252,27 @@ def test_ann_recall_against_exact() -> None:
         assert hits / (10 * len(queries)) >= 0.95, scope
 
 
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
+def test_graph_grows_in_batches_and_new_rows_are_found_at_once() -> None:
+    """No bulk build: the graph takes rows in batches, and rows it lacks are still searched."""
+    from tta_dev_primitives.search._index import ANN_BATCH
+
+    x = clustered(3000, 32, 8)
+    index = SearchIndex(ann_threshold=800)
+    for i, v in enumerate(x):
+        index.add(f"u{i % 4}:{i}", {}, i, v)
+        if i >= 800:  # searched through the graph: the newest row is found by its own vector
+            assert index.search(semantic(v), 1) == [f"u{i % 4}:{i}"]
+            assert index.search(semantic(v), 1, "u" + str(i % 4)) == [f"u{i % 4}:{i}"]
+        if i == 800:
+            assert index._ann is not None
+            assert len(index._ann) >= 800 - 2 * ANN_BATCH
+    assert index._ann is not None
+    assert len(index._ann) + 2 * ANN_BATCH >= len(x)  # caught up, a batch or two behind
+    index.remove("u1:2001")  # in the graph: removed from it too
+    assert "u1:2001" not in index.search(semantic(x[2001]), 5)
+
+
 def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     from tta_dev_primitives.search import _index
 
