@@ -48,6 +48,7 @@ from _timing import bench_main, percentiles, table
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import ANN_THRESHOLD, SearchIndex
+from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -195,7 +196,9 @@ def bench_index(data: dict[str, Any], truth: list[list[int]], threshold: int) ->
 
 def lookup(data: dict[str, Any]) -> Any:
     """An embedding function returning the precomputed vectors of known texts."""
-    known = {t: i for i, t in enumerate(data["texts"])}
+    # MemoryPrimitive embeds at most MAX_EMBED_CHARS of a text: a long turn arrives cut.
+    known = {t[:MAX_EMBED_CHARS]: i for i, t in enumerate(data["texts"])}
+    known.update({t: i for i, t in enumerate(data["texts"])})
     qknown = {t: i for i, t in enumerate(data["questions"])}
     x, q = data["x"], data["q"]
 
