@@ -273,6 +273,25 @@ def test_graph_grows_in_batches_and_new_rows_are_found_at_once() -> None:
     assert "u1:2001" not in index.search(semantic(x[2001]), 5)
 
 
+def test_vectors_across_blocks_match_brute_force() -> None:
+    """Vectors spill over several storage blocks (and a gap of keyword-only documents)."""
+    from tta_dev_primitives.search._index import VECTOR_BLOCK
+
+    n = 2 * VECTOR_BLOCK + 100
+    x = clustered(n, 8, 9)
+    index = SearchIndex(ann_threshold=10**9)
+    for i in range(n):
+        index.add(f"u{i % 3}:{i}", {"w": 1}, i, None if 500 <= i < 700 else x[i])
+    assert index.vector(f"u0:{n - 1 - (n - 1) % 3}") is not None
+    keep = np.array([not 500 <= i < 700 for i in range(n)])
+    for q in clustered(5, 8, 10):
+        sims = np.where(keep, x @ q, -np.inf)
+        want = [f"u{i % 3}:{i}" for i in np.argsort(-sims, kind="stable")[:10]]
+        assert index.search(semantic(q), 10) == want
+        scoped = [i for i in np.argsort(-sims, kind="stable") if i % 3 == 1][:10]
+        assert index.search(semantic(q), 10, "u1") == [f"u1:{i}" for i in scoped]
+
+
 def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     from tta_dev_primitives.search import _index
 
