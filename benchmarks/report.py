@@ -221,8 +221,9 @@ def vectors_table(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["## Vectors", "",
              "Semantic search, top 10 by cosine, 384-dimensional MiniLM vectors; recall@10 "
              "against exact search; every engine in the same run on the same vectors and "
-             "questions (`python benchmarks/bench_vectors.py [--n 1000000 ...]`, details in "
-             "`benchmarks/results/vectors.md`).", ""]  # fmt: skip
+             "questions (`python benchmarks/bench_vectors.py [--n 1000000 ...]`). Details, and "
+             "the index's event-loop pauses before and after it stopped building its graph in "
+             "one go: `benchmarks/results/vectors.md`.", ""]  # fmt: skip
     for v in runs:
         lines += [f"**{v['n']:,} vectors**: {v['source']}; {v['questions']} natural-language "
                   "questions.", "",
