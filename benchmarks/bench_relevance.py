@@ -57,6 +57,11 @@ OURS_VARIANTS: dict[str, dict[str, Any]] = {
     "ours, neither": {"analyzer": Analyzer(stop_words=None, stemming=False)},
 }
 
+# Search modes that need an embedder: ``MemoryPrimitive(embed=...)`` over the offline MiniLM
+# (``_embed.py``), by the name printed in the table. Without sentence-transformers and the
+# model, their rows are skipped with a note (the keyword rows above do not change).
+SEMANTIC_VARIANTS: dict[str, str] = {"ours, semantic": "semantic", "ours, hybrid": "hybrid"}
+
 WORD = re.compile(r"\w+")
 MARKER = re.compile(r"^\.([TABW])\s*$|^\.I\s+(\d+)\s*$")
 
@@ -216,8 +221,31 @@ async def ours_index(memory: MemoryPrimitive, docs: list[tuple[str, str]]) -> No
         await memory.add(f"cran:{docid}", {"content": text})
 
 
-async def ours_search(memory: MemoryPrimitive, query: str) -> list[str]:
-    return [key.removeprefix("cran:") for key, _ in await memory.search_items(query, DEPTH)]
+async def ours_search(memory: MemoryPrimitive, query: str, mode: str | None = None) -> list[str]:
+    found = await memory.search_items(query, DEPTH, mode=mode)  # type: ignore[arg-type]
+    return [key.removeprefix("cran:") for key, _ in found]
+
+
+def minilm(data: Cranfield, queries: list[tuple[int, str]]) -> Callable[[list[str]], Any]:
+    """A batch embedding function over the offline MiniLM for ``MemoryPrimitive(embed=)``.
+
+    The documents and queries are embedded up front in batches (cached on disk by
+    ``_embed.Embedder``), so the timed searches measure the index, not the model; a text not
+    seen up front goes through the model. Raises ImportError without the model.
+    """
+    from _embed import Embedder
+
+    embedder = Embedder()
+    texts = [text for _, text in data.docs] + [text for _, text in queries]
+    known = dict(zip(texts, embedder.embed(texts), strict=True))
+
+    def embed(batch: list[str]) -> Any:
+        missing = [t for t in batch if t not in known]
+        if missing:
+            known.update(zip(missing, embedder.encode(missing), strict=True))
+        return [known[t] for t in batch]
+
+    return embed
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -233,12 +261,13 @@ def run_sync(search: Search, queries: list[tuple[int, str]]) -> tuple[dict, list
     return runs, ms
 
 
-async def run_ours(memory: MemoryPrimitive, queries: list[tuple[int, str]]) -> tuple[dict, list]:
-    await ours_search(memory, queries[0][1])  # warm up
+async def run_ours(memory: MemoryPrimitive, queries: list[tuple[int, str]],
+                   mode: str | None = None) -> tuple[dict, list]:  # fmt: skip
+    await ours_search(memory, queries[0][1], mode)  # warm up
     runs, ms = {}, []
     for qid, text in queries:
         start = time.perf_counter()
-        runs[qid] = await ours_search(memory, text)
+        runs[qid] = await ours_search(memory, text, mode)
         ms.append((time.perf_counter() - start) * 1e3)
     return runs, ms
 
@@ -261,10 +290,11 @@ PEERS: dict[str, Callable[[list[tuple[str, str]]], Search]] = {
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     data = load()
     queries = data.queries[:QUICK_QUERIES] if args.quick else data.queries
-    variants = list(dict.fromkeys(args.variant or OURS_VARIANTS))  # in order, once each
-    unknown = [v for v in variants if v not in OURS_VARIANTS]
+    known = {**OURS_VARIANTS, **SEMANTIC_VARIANTS}
+    variants = list(dict.fromkeys(args.variant or known))  # in order, once each
+    unknown = [v for v in variants if v not in known]
     if unknown:
-        raise SystemExit(f"unknown --variant {unknown}; known: {sorted(OURS_VARIANTS)}")
+        raise SystemExit(f"unknown --variant {unknown}; known: {sorted(known)}")
     rows, notes, redis_rows = [], [], []
 
     for name, make in PEERS.items():
@@ -282,18 +312,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         runs, ms = run_sync(search, queries)
         rows.append(row(name, runs, ms, index_s, data.qrels))
 
+    embed: Any = None
     for variant in variants:
-        kwargs = OURS_VARIANTS[variant]
+        kwargs = dict(OURS_VARIANTS.get(variant, {}))
+        mode = SEMANTIC_VARIANTS.get(variant)
+        if mode is not None:
+            if embed is None:
+                try:
+                    embed = minilm(data, queries)
+                except ImportError as error:
+                    notes.append(f"skipped {variant}: {error.name or error} is not installed "
+                                 "(pip install -e '.[bench]' with a CPU torch)")  # fmt: skip
+                    continue
+            kwargs["embed"] = embed
         memory = MemoryPrimitive(max_size=len(data.docs), **kwargs)
         start = time.perf_counter()
         await ours_index(memory, data.docs)
         index_s = time.perf_counter() - start
-        runs, ms = await run_ours(memory, queries)
+        runs, ms = await run_ours(memory, queries, mode)
         rows.append(row(variant, runs, ms, index_s, data.qrels))
         await memory.aclose()
         if args.redis_url:
             on_redis, compared = await redis_variant(args.redis_url, variant, kwargs, data,
-                                                     queries, runs)  # fmt: skip
+                                                     queries, runs, mode)  # fmt: skip
             rows.append(on_redis)
             redis_rows.append(compared)
 
@@ -312,7 +353,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def redis_variant(url: str, variant: str, kwargs: dict[str, Any], data: Cranfield,
-                        queries: list[tuple[int, str]], in_process: dict[int, list[str]]
+                        queries: list[tuple[int, str]], in_process: dict[int, list[str]],
+                        mode: str | None = None
                         ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """The variant on Redis, in a namespace of its own (cleared after); rankings compared."""
     namespace = f"bench:relevance:{variant}:{uuid.uuid4().hex[:12]}"
@@ -325,7 +367,7 @@ async def redis_variant(url: str, variant: str, kwargs: dict[str, Any], data: Cr
         runs, ms, not_redis = {}, [], 0
         for qid, text in queries:
             start = time.perf_counter()
-            runs[qid] = await ours_search(memory, text)
+            runs[qid] = await ours_search(memory, text, mode)
             ms.append((time.perf_counter() - start) * 1e3)
             not_redis += not memory.using_redis  # served in-process: Redis failed meanwhile
         differ = [q for q, _ in queries if runs[q] != in_process[q]]

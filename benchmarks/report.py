@@ -29,9 +29,14 @@ IMAGES = DOCS / "img"
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def run_json(script: str, *args: str) -> dict[str, Any]:
-    out = ROOT / "benchmarks" / "results" / (Path(script).stem + ".json")
+REUSE = False  # --reuse: read a benchmark's saved JSON instead of running it again
+
+
+def run_json(script: str, *args: str, name: str | None = None) -> dict[str, Any]:
+    out = ROOT / "benchmarks" / "results" / ((name or Path(script).stem) + ".json")
     out.parent.mkdir(exist_ok=True)
+    if REUSE and out.exists():
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
     subprocess.run([sys.executable, "-W", "ignore", str(ROOT / "benchmarks" / script), *args,
                     "--json", str(out)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     return json.loads(out.read_text())  # type: ignore[no-any-return]
@@ -193,12 +198,126 @@ def relevance_table(rel: dict[str, Any]) -> list[str]:
     lines = ["## Relevance", "",
              f"Cranfield 1400 ({rel['documents']:,} abstracts, {rel['judged_queries']} questions "
              "with human judgments), every engine in the same run "
-             "(`python benchmarks/bench_relevance.py`).", "",
-             "| engine | nDCG@10 | recall@100 | ms p50 |", "|---|---|---|---|"]  # fmt: skip
+             "(`python benchmarks/bench_relevance.py --redis-url URL`). *semantic* and *hybrid* "
+             "embed with the offline all-MiniLM-L6-v2 (`MemoryPrimitive(embed=...)`, "
+             "`benchmarks/_embed.py`); their ms include looking up the question's cached "
+             "embedding, not running the model. *(redis)* rows are the same variant on Redis.",
+             "", "| engine | nDCG@10 | recall@100 | ms p50 |", "|---|---|---|---|"]  # fmt: skip
     for e in rel["engines"]:
         lines.append(f"| {e['engine']} | {e['ndcg10']:.3f} | {e['recall100']:.3f} | "
                      f"{e['p50_ms']:.2f} |")  # fmt: skip
+    lines.append("")
+    for r in rel.get("redis", []):
+        same = ("identical to in-process" if not r["queries_differ"] else
+                f"different in {r['queries_differ']} of {rel['queries']} queries")  # fmt: skip
+        lines.append(f"- {r['variant']} on Redis: top-100 rankings {same}.")
+    for note in rel.get("notes", []):
+        lines.append(f"- note: {note}")
     return [*lines, ""]
+
+
+def vectors_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Semantic search at 100k and 1M vectors (``bench_vectors.py``), ours and the peers."""
+    lines = ["## Vectors", "",
+             "Semantic search, top 10 by cosine, 384-dimensional MiniLM vectors; recall@10 "
+             "against exact search; every engine in the same run on the same vectors and "
+             "questions (`python benchmarks/bench_vectors.py [--n 1000000 ...]`). Details, and "
+             "the index's event-loop pauses before and after it stopped building its graph in "
+             "one go: `benchmarks/results/vectors.md`.", ""]  # fmt: skip
+    for v in runs:
+        lines += [f"**{v['n']:,} vectors**: {v['source']}; {v['questions']} natural-language "
+                  "questions.", "",
+                  "| engine | ms p50 | ms p99 | recall@10 | build/load s | server us/search | "
+                  "bytes/vector |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        ix = v["index"]
+        lines.append(f"| ours, SearchIndex | {ix['p50_ms']:.2f} | {ix['p99_ms']:.2f} | "
+                     f"{ix['recall10']:.3f} | {ix['fill_s']:.1f} | - | "
+                     f"{ix['rss_bytes_per_vector']:,.0f} (RSS) |")  # fmt: skip
+        if "memory" in v:
+            m = v["memory"]
+            lines.append(
+                f"| ours, MemoryPrimitive semantic | {m['p50_ms']:.2f} | "
+                f"{m['p99_ms']:.2f} | {m['recall10']:.3f} | {m['fill_s']:.1f} | - | - |"
+            )
+        if "redis" in v:
+            r = v["redis"]
+            lines.append(f"| ours on Redis | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                         f"{r['recall10']:.3f} | {r['replica_load_s']:.1f} (replica) | "
+                         f"{r['server_us_per_search']:.0f} | "
+                         f"{r['redis_bytes_per_vector']:,.0f} (Redis) |")  # fmt: skip
+        if "redisearch" in v:
+            r = v["redisearch"]
+            for key, run in r.items():
+                if not isinstance(run, dict) or "p50_ms" not in run:
+                    continue
+                ef = "10 (default)" if key == "default" else key.removeprefix("ef")
+                lines.append(f"| RediSearch HNSW, EF_RUNTIME {ef} | {run['p50_ms']:.2f} | "
+                             f"{run['p99_ms']:.2f} | {run['recall10']:.3f} | "
+                             f"{r['build_s']:.1f} (index) | {run['server_us_per_search']:.0f} | "
+                             f"{r['redis_bytes_per_vector']:,.0f} (Redis) |")  # fmt: skip
+        if "langgraph" in v:
+            g = v["langgraph"]
+            lines.append(f"| LangGraph InMemoryStore ({g['questions']} questions) | "
+                         f"{g['p50_ms']:.1f} | {g['p99_ms']:.1f} | {g['recall10']:.3f} | "
+                         f"{g['fill_s']:.1f} | - | - |")  # fmt: skip
+        lines.append("")
+        lines.append(f"Longest `SearchIndex.add` {ix['longest_add_ms']:.0f} ms; longest search "
+                     f"while filling {ix['longest_search_while_filling_ms']:.0f} ms.")  # fmt: skip
+        if "redis" in v:
+            r = v["redis"]
+            fallbacks = r["searches_degraded"] + r["searches_not_on_redis"]
+            lines[-1] += (f" On Redis: longest server call {r['longest_server_call_ms']:.2f} ms, "
+                          f"fallbacks {fallbacks}, longest event-loop stall while the replica "
+                          f"loaded {r['replica_load_longest_stall_ms']:.0f} ms.")  # fmt: skip
+        lines.append("")
+    return lines
+
+
+def replace_section(text: str, title: str, lines: list[str]) -> str:
+    """``text`` with its ``## title`` section (up to the next ``## ``) replaced, or appended."""
+    head = f"## {title}\n"
+    start = text.find(head)
+    if start < 0:
+        return text.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n"
+    end = text.find("\n## ", start + len(head))
+    rest = "" if end < 0 else text[end + 1 :]
+    return text[:start] + "\n".join(lines).rstrip("\n") + "\n\n" + rest
+
+
+def sections(names: list[str], quick: list[str]) -> None:
+    """Rewrite only these sections of docs/benchmarks.md (relevance, vectors)."""
+    from redis_server import RedisServer, find_redis_server
+
+    path = DOCS / "benchmarks.md"
+    text = path.read_text()
+    if "relevance" in names:
+        binary = find_redis_server()
+        server = RedisServer(binary).start() if binary else None
+        try:
+            url = ["--redis-url", server.url] if server else []
+            text = replace_section(
+                text, "Relevance", relevance_table(run_json("bench_relevance.py", *quick, *url))
+            )
+        finally:
+            if server:
+                server.stop()
+    if "vectors" in names:
+        runs = [run_json("bench_vectors.py", *quick)]
+        if not quick:
+            runs.append(
+                run_json(
+                    "bench_vectors.py",
+                    "--n",
+                    "1000000",
+                    "--queries",
+                    "100",
+                    "--only",
+                    "redisearch",
+                    name="bench_vectors_1m",
+                )
+            )
+        text = replace_section(text, "Vectors", vectors_table(runs))
+    path.write_text(text)
 
 
 def questions_tables(mem: dict[str, Any], red: dict[str, Any]) -> list[str]:
@@ -256,8 +375,20 @@ def langgraph_table(graph: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--sections", help="only rewrite these sections: relevance,vectors")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use benchmarks/results/*.json where saved instead of rerunning",
+    )
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse
     quick = ["--quick"] if args.quick else []
+    if args.sections:
+        sections(args.sections.split(","), quick)
+        print(f"rewrote {args.sections} in {DOCS / 'benchmarks.md'}")
+        return
     sizes = ["--sizes", "1000,4000"] if args.quick else ["--sizes", "1000,10000,100000"]
     memory = run_json("bench_memory.py", *quick, *sizes, "--question-sizes", "")
     comp = run_json("bench_composition.py", *quick)
@@ -269,7 +400,9 @@ def main() -> None:
     questions = run_json("bench_memory.py", *quick, "--sizes", "", "--question-sizes", qsize)
     redis_q = run_json("bench_redis.py", *quick, "--questions-only", "--question-size", qsize)
     relevance = run_json("bench_relevance.py", *quick)
-    extra = [*relevance_table(relevance), *questions_tables(questions, redis_q)]
+    vectors = run_json("bench_vectors.py", *quick)
+    extra = [*relevance_table(relevance), *questions_tables(questions, redis_q),
+             *vectors_table([vectors])]  # fmt: skip
     write(memory, comp, redis, graph, points, extra)
     print(f"wrote {DOCS / 'benchmarks.md'} and {IMAGES}")
 

@@ -252,6 +252,46 @@ def test_ann_recall_against_exact() -> None:
         assert hits / (10 * len(queries)) >= 0.95, scope
 
 
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
+def test_graph_grows_in_batches_and_new_rows_are_found_at_once() -> None:
+    """No bulk build: the graph takes rows in batches, and rows it lacks are still searched."""
+    from tta_dev_primitives.search._index import ANN_BATCH
+
+    x = clustered(3000, 32, 8)
+    index = SearchIndex(ann_threshold=800)
+    for i, v in enumerate(x):
+        index.add(f"u{i % 4}:{i}", {}, i, v)
+        if i >= 800:  # searched through the graph: the newest row is found by its own vector
+            assert index.search(semantic(v), 1) == [f"u{i % 4}:{i}"]
+            assert index.search(semantic(v), 1, "u" + str(i % 4)) == [f"u{i % 4}:{i}"]
+        if i == 800:
+            assert index._ann is not None
+            assert len(index._ann) >= 800 - 2 * ANN_BATCH
+    assert index._ann is not None
+    assert len(index._ann) + 2 * ANN_BATCH >= len(x)  # caught up, a batch or two behind
+    index.remove("u1:2001")  # in the graph: removed from it too
+    assert "u1:2001" not in index.search(semantic(x[2001]), 5)
+
+
+def test_vectors_across_blocks_match_brute_force() -> None:
+    """Vectors spill over several storage blocks (and a gap of keyword-only documents)."""
+    from tta_dev_primitives.search._index import VECTOR_BLOCK
+
+    n = 2 * VECTOR_BLOCK + 100
+    x = clustered(n, 8, 9)
+    index = SearchIndex(ann_threshold=10**9)
+    for i in range(n):
+        index.add(f"u{i % 3}:{i}", {"w": 1}, i, None if 500 <= i < 700 else x[i])
+    assert index.vector(f"u0:{n - 1 - (n - 1) % 3}") is not None
+    keep = np.array([not 500 <= i < 700 for i in range(n)])
+    for q in clustered(5, 8, 10):
+        sims = np.where(keep, x @ q, -np.inf)
+        want = [f"u{i % 3}:{i}" for i in np.argsort(-sims, kind="stable")[:10]]
+        assert index.search(semantic(q), 10) == want
+        scoped = [i for i in np.argsort(-sims, kind="stable") if i % 3 == 1][:10]
+        assert index.search(semantic(q), 10, "u1") == [f"u1:{i}" for i in scoped]
+
+
 def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     from tta_dev_primitives.search import _index
 
@@ -341,3 +381,20 @@ def test_several_vectors_survive_renumbering() -> None:
     key, rows = next(iter(kept.items()))
     found = index.search_scored(semantic(rows[1]), 1)
     assert found[0][0] == key
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="needs usearch")
+def test_further_vectors_added_before_the_graph_starts_join_it() -> None:
+    """Documents with two vectors each, the graph starting part-way: it ranks as exact does."""
+    rng = np.random.default_rng(3)
+    graph, exact = SearchIndex(ann_threshold=40), SearchIndex(ann_threshold=10**9)
+    rows = rng.normal(size=(300, 2, DIM)).astype(np.float32)
+    for i, pair in enumerate(rows):
+        for index in (graph, exact):
+            index.add(f"k{i}", {}, vector=pair)
+    for q in rng.normal(size=(20, DIM)):
+        want = exact.search_scored(semantic(q), 5)
+        got = graph.search_scored(semantic(q), 5)
+        assert [k for k, _ in got] == [k for k, _ in want]
+    graph.remove("k7")
+    assert all(k != "k7" for k, _ in graph.search_scored(semantic(rows[7][1]), 5))

@@ -17,8 +17,12 @@ replica). Not thread-safe: callers hold a lock or stay on one event loop.
 Documents may also carry an embedding: rows of one float32 matrix indexed by document number,
 L2-normalised, so cosine similarity is one matrix-vector product. Semantic search is exact
 (numpy) until the index holds ``ann_threshold`` vectors and usearch is installed (the
-``vectors`` extra); from then on an HNSW graph, kept in step with adds and removes, proposes
-candidates that are rescored exactly. Hybrid search fuses both rankings (see ``_fusion``).
+``vectors`` extra); from then on an HNSW graph proposes candidates that are rescored exactly.
+The graph is never built in one go (20k vectors took seconds, all of it one event-loop
+pause): it starts empty at a quarter of the threshold and takes the rows it lacks in batches
+of ``ANN_BATCH``, two rows for every vector added, so it has caught up long before the
+threshold; rows not yet in it are scanned exactly beside its candidates. Hybrid search fuses
+both rankings (see ``_fusion``).
 """
 
 from __future__ import annotations
@@ -63,14 +67,28 @@ ANN_THRESHOLD: Final = 20_000
 #: exactly, never through the graph: over-fetching for it would cost more than the scan.
 SMALL_SCOPE: Final = 4096
 #: HNSW parameters: links per node, and the candidate list a query walks (recall vs. speed).
+#: On 100k MiniLM vectors of real chitchat turns (benchmarks/bench_vectors.py) a search list of
+#: 128 gave recall@10 0.935, 192 0.957 and 256 0.970 (p50 ~0.75, ~0.95, ~1.2 ms on 2 busy
+#: cores); more candidates to rescore did not help: the list is what limits recall.
 ANN_CONNECTIVITY: Final = 16
 ANN_EXPANSION_ADD: Final = 128
-ANN_EXPANSION_SEARCH: Final = 128
+ANN_EXPANSION_SEARCH: Final = 256
 #: Storage of the graph's vectors; candidates are rescored from the f32 rows. At 100k x 384:
 #: f16 ~1520 B/vector, 13 s build, recall@10 0.999; f32 ~2860 B, 26 s, 1.000; i8 ~850 B, 0.93.
 ANN_DTYPE: Final = "f16"
 #: Graph keys from here on are rows of documents' further vectors, not document numbers.
 EXTRA_KEY: Final = 1 << 40
+#: Rows handed to the graph at once (usearch inserts a batch on all cores): the longest pause
+#: the graph adds to an ``add`` is one batch: ~10-40 ms at 384 dims on 2 busy shared cores.
+ANN_BATCH: Final = 64
+#: Vectors live in blocks of this many rows (a power of two): growing the store allocates a
+#: block and never copies the rows before it (doubling one matrix copied 800 MB in one ~2 s
+#: ``add`` at 512k vectors). The first block alone grows by doubling, up to this size.
+VECTOR_BLOCK_BITS: Final = 14
+VECTOR_BLOCK: Final = 1 << VECTOR_BLOCK_BITS
+#: Graph rows earned per vector added: the backlog of rows it starts without shrinks by
+#: ``ANN_CATCH_UP - 1`` a vector, so starting at a quarter of the threshold it is whole by half.
+ANN_CATCH_UP: Final = 2
 
 _np: Any = None
 _usearch: Any = None
@@ -149,6 +167,8 @@ class SearchIndex:
 
     __slots__ = (
         "_ann",
+        "_ann_credit",
+        "_ann_cursor",
         "_ann_threshold",
         "_by_key",
         "_dim",
@@ -185,10 +205,12 @@ class SearchIndex:
         self._clear_terms()
 
     def _clear_vectors(self) -> None:
-        self._vecs: Any = None  # docno -> row of a float32 matrix, grown by doubling
+        self._vecs: list[Any] = []  # float32 blocks of VECTOR_BLOCK rows: docno -> a row
         self._has_vec = bytearray()  # docno -> 1 while that document has a vector
         self._n_vecs = 0
-        self._ann: Any = None  # the HNSW graph (keys are docnos), built lazily
+        self._ann: Any = None  # the HNSW graph (keys are docnos), grown in batches
+        self._ann_cursor = 0  # docnos below this were offered to the graph; the rest are not
+        self._ann_credit = 0  # rows the graph may take now (ANN_CATCH_UP per vector added)
         # A document's further vectors (one per field, as LangGraph indexes): rows of a second
         # matrix, each naming its docno (-1 once removed); the graph holds them under
         # EXTRA_KEY + row. A document scores by its best vector.
@@ -231,7 +253,7 @@ class SearchIndex:
         docno = self._by_key.get(key)
         if docno is None or not self._has_vec[docno]:
             return None
-        return self._vecs[docno].copy()
+        return self._vecs[docno >> VECTOR_BLOCK_BITS][docno & (VECTOR_BLOCK - 1)].copy()
 
     def vectors(self, key: str) -> Any:
         """Every vector of ``key``, one row each (2-D), or None."""
@@ -321,21 +343,50 @@ class SearchIndex:
                 bucket.add(docno)
 
     def _store_vector(self, docno: int, vec: Any) -> None:
-        """Put ``vec`` in row ``docno``, growing the matrix, and in the graph if there is one."""
+        """Put ``vec`` in row ``docno`` (a new block if need be), and give the graph its share."""
         np = _numpy()
         if self._dim is None:
             self._dim = int(vec.shape[0])
-        if self._vecs is None or docno >= self._vecs.shape[0]:
-            capacity = max(1024, docno + 1, 0 if self._vecs is None else 2 * self._vecs.shape[0])
-            grown = np.zeros((capacity, self._dim), dtype=np.float32)
-            if self._vecs is not None:
-                grown[: self._vecs.shape[0]] = self._vecs
-            self._vecs = grown
-        self._vecs[docno] = vec
+        blocks, block, row = self._vecs, docno >> VECTOR_BLOCK_BITS, docno & (VECTOR_BLOCK - 1)
+        if blocks and blocks[0].shape[0] < VECTOR_BLOCK and (block > 0 or row >= len(blocks[0])):
+            # The first block doubles (full-size once another block follows it): at most one
+            # block's rows are ever copied.
+            size = (
+                VECTOR_BLOCK if block > 0 else min(VECTOR_BLOCK, max(row + 1, 2 * len(blocks[0])))
+            )
+            grown = np.zeros((size, self._dim), dtype=np.float32)
+            grown[: len(blocks[0])] = blocks[0]
+            blocks[0] = grown
+        while len(blocks) <= block:
+            size = VECTOR_BLOCK if blocks or block > 0 else min(VECTOR_BLOCK, max(1024, row + 1))
+            blocks.append(np.zeros((size, self._dim), dtype=np.float32))
+        blocks[block][row] = vec
         self._has_vec[docno] = 1
         self._n_vecs += 1
-        if self._ann is not None:
-            self._ann.add(docno, vec)
+        self._ann_step()
+
+    def _ann_step(self) -> None:
+        """After a vector is added: start the graph, or give it its next batch of rows."""
+        if self._ann is None and (
+            4 * self._n_vecs < self._ann_threshold or self._new_graph() is None
+        ):
+            return
+        self._ann_credit = min(self._ann_credit + ANN_CATCH_UP, 2 * ANN_BATCH)
+        if self._next - self._ann_cursor >= ANN_BATCH and self._ann_credit >= ANN_BATCH:
+            self._ann_credit -= ANN_BATCH
+            self._ann_extend(self._ann_cursor + ANN_BATCH)
+
+    def _ann_extend(self, stop: int) -> None:
+        """Hand the graph the vectors of docnos ``[cursor, stop)`` in one batch."""
+        np = _numpy()
+        start, stop = self._ann_cursor, min(stop, self._next)
+        if stop <= start:
+            return
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(start, stop)).copy()
+        rows = np.flatnonzero(has_vec) + start
+        if len(rows):
+            self._ann.add(rows.astype(np.uint64), self._rows(np, rows), threads=1)
+        self._ann_cursor = stop
 
     def _store_extra(self, docno: int, vec: Any) -> None:
         """A further vector of ``docno``: a row of the second matrix, and in the graph."""
@@ -363,7 +414,7 @@ class SearchIndex:
         if self._has_vec[docno]:
             self._has_vec[docno] = 0
             self._n_vecs -= 1
-            if self._ann is not None:
+            if self._ann is not None and docno < self._ann_cursor:
                 self._ann.remove(docno)
         for row in self._xrows.pop(docno, ()):
             self._xdoc[row] = -1
@@ -522,11 +573,11 @@ class SearchIndex:
             rows = np.flatnonzero(has_vec)
             # Mostly live rows: multiply them all, then pick (no copy of the rows first).
             dense = len(rows) * 2 >= size
-            sims = (self._vecs[:size] @ q)[rows] if dense else self._vecs[rows] @ q
+            sims = self._sims_below(np, q, size)[rows] if dense else self._rows(np, rows) @ q
         else:
             rows = np.fromiter(members, dtype=np.intp, count=len(members))
             rows = rows[has_vec[rows]]
-            sims = self._vecs[rows] @ q
+            sims = self._rows(np, rows) @ q
         return self._rank(np, rows, self._best(np, q, rows, sims), limit)
 
     def _best(self, np: Any, q: Any, rows: Any, sims: Any) -> Any:
@@ -550,29 +601,38 @@ class SearchIndex:
     def _ann_search(
         self, q: Any, limit: int, members: set[int] | None
     ) -> list[tuple[int, float]] | None:
-        """Graph candidates, rescored exactly; None (go exact) without usearch or if too few."""
-        graph = self._graph()
+        """Graph candidates, rescored exactly; None (go exact) without usearch or if too few.
+
+        Rows the graph has not taken yet (at most a batch or two) join the candidates as they
+        are: they are rescored with the rest, so the answer never waits for the graph.
+        """
+        graph = self._ann
         if graph is None:
-            return None
+            graph = self._new_graph()
+            if graph is None:
+                return None
         np = _numpy()
         n = self._n_vecs
         want = 2 * limit  # extra candidates, reranked by exact f32 cosine
         if members is not None:
             want = int(want * n / len(members) * 2) + limit  # over-fetch, then filter
         want = min(n, max(want, 32))
-        found = graph.search(q, want, exact=False)
-        rows = np.asarray(found.keys, dtype=np.int64)
-        if self._xrows:  # a further vector's key names its row: map it to its document
-            extra = rows >= EXTRA_KEY
+        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy()
+        rows = np.empty(0, dtype=np.intp)
+        if self._ann_cursor > 0 and len(graph):
+            keys = np.asarray(graph.search(q, want, exact=False).keys, dtype=np.int64)
+            extra = keys >= EXTRA_KEY  # a further vector's key names its row, not a docno
+            rows = keys[~extra & (keys < self._ann_cursor)]
             if extra.any():
                 xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
-                rows[extra] = xdoc[rows[extra] - EXTRA_KEY]
-                rows = rows[rows >= 0]
-                _, first = np.unique(rows, return_index=True)
-                rows = rows[np.sort(first)]
-        rows = rows.astype(np.intp)
-        has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy()
-        rows = rows[(rows < self._next)]
+                more = xdoc[keys[extra] - EXTRA_KEY]
+                rows = np.concatenate((rows, more[more >= 0]))
+            rows = rows.astype(np.intp)
+        pending = np.arange(self._ann_cursor, self._next, dtype=np.intp)
+        rows = np.concatenate((rows, pending))
+        if self._xrows:  # a document found by two of its vectors counts once
+            _, first = np.unique(rows, return_index=True)
+            rows = rows[np.sort(first)]
         rows = rows[has_vec[rows]]
         if members is not None:
             rows = rows[np.fromiter((r in members for r in rows.tolist()), np.bool_, len(rows))]
@@ -580,32 +640,59 @@ class SearchIndex:
                 return None
         elif len(rows) < min(limit, n):
             return None
-        return self._rank(np, rows, self._best(np, q, rows, self._vecs[rows] @ q), limit)
+        return self._rank(np, rows, self._best(np, q, rows, self._rows(np, rows) @ q), limit)
+
+    def _rows(self, np: Any, rows: Any) -> Any:
+        """The vectors of docnos ``rows`` (each must have one), in that order."""
+        blocks = self._vecs
+        if len(blocks) == 1:
+            return blocks[0][rows]
+        out = np.empty((len(rows), self._dim), dtype=np.float32)
+        which = rows >> VECTOR_BLOCK_BITS
+        for block in np.unique(which).tolist():
+            at = which == block
+            out[at] = blocks[block][rows[at] & (VECTOR_BLOCK - 1)]
+        return out
+
+    def _sims_below(self, np: Any, q: Any, size: int) -> Any:
+        """Similarity of ``q`` to every stored row below docno ``size``, by docno."""
+        parts = []
+        for block, matrix in enumerate(self._vecs):
+            start = block << VECTOR_BLOCK_BITS
+            if start >= size:
+                break
+            parts.append(matrix[: size - start] @ q)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _new_graph(self) -> Any:
+        """An empty HNSW graph (rows come in batches, ``_ann_step``); None without usearch."""
+        index = _usearch_index()
+        if index is None or self._dim is None:
+            return None
+        self._ann = index.Index(
+            ndim=self._dim,
+            metric="ip",  # rows are unit vectors: inner product is cosine
+            dtype=ANN_DTYPE,
+            connectivity=ANN_CONNECTIVITY,
+            expansion_add=ANN_EXPANSION_ADD,
+            expansion_search=ANN_EXPANSION_SEARCH,
+        )
+        self._ann_cursor = 0
+        self._ann_credit = 0
+        if self._xrows:  # further vectors join at once: they are few beside the documents
+            np = _numpy()
+            xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
+            xrows = np.flatnonzero(xdoc >= 0)
+            if len(xrows):
+                self._ann.add((xrows + EXTRA_KEY).astype(np.uint64), self._xvecs[xrows])
+        return self._ann
 
     def _graph(self) -> Any:
-        """The HNSW graph over every live vector, built at first need; None without usearch."""
-        if self._ann is None:
-            index = _usearch_index()
-            if index is None:
-                return None
-            np = _numpy()
-            graph = index.Index(
-                ndim=self._dim,
-                metric="ip",  # rows are unit vectors: inner product is cosine
-                dtype=ANN_DTYPE,
-                connectivity=ANN_CONNECTIVITY,
-                expansion_add=ANN_EXPANSION_ADD,
-                expansion_search=ANN_EXPANSION_SEARCH,
-            )
-            rows = np.flatnonzero(_gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy())
-            if len(rows):
-                graph.add(rows.astype(np.uint64), self._vecs[rows])
-            if self._xrows:
-                xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
-                xrows = np.flatnonzero(xdoc >= 0)
-                if len(xrows):
-                    graph.add((xrows + EXTRA_KEY).astype(np.uint64), self._xvecs[xrows])
-            self._ann = graph
+        """The graph holding every vector now, in one go (benchmarks time a bulk build with
+        it; searches never wait for it); None without usearch."""
+        if self._ann is None and self._new_graph() is None:
+            return None
+        self._ann_extend(self._next)
         return self._ann
 
     def _keyword(self, query: Query, limit: int, scope: str | None) -> list[tuple[int, float]]:
