@@ -580,12 +580,16 @@ class SearchIndex:
             sims = self._rows(np, rows) @ q
         return self._rank(np, rows, self._best(np, q, rows, sims), limit)
 
+    def _xdoc_array(self, np: Any) -> Any:
+        """A copy of the further vectors' docnos (-1: removed), as int64."""
+        return np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc)).copy()
+
     def _best(self, np: Any, q: Any, rows: Any, sims: Any) -> Any:
         """``sims`` of ``rows`` raised to each document's best further vector, if it has any."""
         if not self._xrows:
             return sims
         count = len(self._xdoc)
-        xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=count).copy()
+        xdoc = self._xdoc_array(np)
         pos = np.full(self._next, -1, dtype=np.intp)
         pos[rows] = np.arange(len(rows))
         live = xdoc >= 0
@@ -624,7 +628,7 @@ class SearchIndex:
             extra = keys >= EXTRA_KEY  # a further vector's key names its row, not a docno
             rows = keys[~extra & (keys < self._ann_cursor)]
             if extra.any():
-                xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
+                xdoc = self._xdoc_array(np)
                 more = xdoc[keys[extra] - EXTRA_KEY]
                 rows = np.concatenate((rows, more[more >= 0]))
             rows = rows.astype(np.intp)
@@ -681,7 +685,7 @@ class SearchIndex:
         self._ann_credit = 0
         if self._xrows:  # further vectors join at once: they are few beside the documents
             np = _numpy()
-            xdoc = np.frombuffer(memoryview(self._xdoc), dtype=np.int64, count=len(self._xdoc))
+            xdoc = self._xdoc_array(np)
             xrows = np.flatnonzero(xdoc >= 0)
             if len(xrows):
                 self._ann.add((xrows + EXTRA_KEY).astype(np.uint64), self._xvecs[xrows])
