@@ -119,6 +119,15 @@ async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def replayed(memory: MemoryPrimitive) -> None:
+    """Await the replay (flush) until the journal is empty and Redis serves."""
+
+    async def done() -> bool:
+        return await memory.flush() and memory.using_redis
+
+    await eventually(done, within=60)
+
+
 def run_python(code: str) -> str:
     """Run ``code`` in a fresh interpreter (another process); its stdout, stripped."""
     import subprocess

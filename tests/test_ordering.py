@@ -52,44 +52,58 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+class ProcessA:
+    """Process A: a script in another interpreter, talked to line by line; killed if left."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.script, self.args = textwrap.dedent(script), args
+
+    async def __aenter__(self) -> ProcessA:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", self.script, *self.args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def hear(self) -> list[str]:
+        """The words of A's next line."""
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(60):  # a hang guard
+            return (await self.proc.stdout.readline()).decode().split()
+
+    async def wait(self) -> int:
+        return await self.proc.wait()
+
+
 async def test_a_replayed_journal_never_overwrites_newer_writes(redis_server_factory: Any) -> None:
     """Puts, deletes and a clear journalled by A lose to B's later writes; A's last put wins."""
     server: RedisServer = redis_server_factory()
     ns = f"order:{uuid4().hex[:8]}"
     b = MemoryPrimitive(server.url, namespace=ns)
     await b.add("deleted", {"by": "B0"})
-    a = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", textwrap.dedent(PROCESS_A), server.url, ns,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert a.stdin is not None
-    assert a.stdout is not None
-
-    async def say(line: str) -> None:
-        a.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
-        await a.stdin.drain()  # type: ignore[union-attr]
-
-    async def hear() -> list[str]:
-        async with asyncio.timeout(60):  # a hang guard
-            return (await a.stdout.readline()).decode().split()  # type: ignore[union-attr]
-
-    try:
-        assert await hear() == ["ready"]
+    async with ProcessA(PROCESS_A, server.url, ns) as a:
+        assert await a.hear() == ["ready"]
         server.stall()
-        await say("stalled")
-        assert await hear() == ["journalled", "2"]  # the clear supersedes what came before it
+        await a.say("stalled")
+        assert await a.hear() == ["journalled", "2"]  # the clear supersedes what came before it
         server.resume()
         # B, after Redis is back: newer changes to every key A touched.
         for key in ("put", "put-then-clear", "deleted"):
             await b.add(key, {"by": "B"})
         await b.add("b-only", {"by": "B"})
-        await say("go")
-        assert await hear() == ["replayed"]
+        await a.say("go")
+        assert await a.hear() == ["replayed"]
         assert await a.wait() == 0
-    finally:
-        if a.returncode is None:
-            a.kill()
-            await a.wait()
     fresh = MemoryPrimitive(server.url, namespace=ns)
     for key in ("put", "put-then-clear", "deleted", "b-only"):
         assert await fresh.get(key) == {"by": "B"}, key  # A's older put, delete, clear lost
@@ -241,27 +255,12 @@ async def _one_round(
     b = MemoryPrimitive(server.url, namespace=ns)
     for key in seeded:
         await b.add(key, {"by": "B0"})
-    a = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", textwrap.dedent(PROCESS_A_OPS), server.url, ns,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert a.stdin is not None
-    assert a.stdout is not None
-
-    async def say(line: str) -> None:
-        a.stdin.write(line.encode() + b"\n")  # type: ignore[union-attr]
-        await a.stdin.drain()  # type: ignore[union-attr]
-
-    async def hear() -> str:
-        async with asyncio.timeout(60):  # a hang guard
-            return (await a.stdout.readline()).decode().strip()  # type: ignore[union-attr]
-
-    try:
-        assert await hear() == "ready"
+    async with ProcessA(PROCESS_A_OPS, server.url, ns) as a:
+        assert await a.hear() == ["ready"]
         server.stall()
         try:
-            await say(json.dumps(a_ops))
-            assert await hear() == "journalled"
+            await a.say(json.dumps(a_ops))
+            assert await a.hear() == ["journalled"]
         finally:
             server.resume()
         for op, key in b_ops:
@@ -269,13 +268,9 @@ async def _one_round(
                 await b.add(key, {"by": "B"})
             else:
                 await b.delete(key)
-        await say("go")
-        assert await hear() == "replayed"
+        await a.say("go")
+        assert await a.hear() == ["replayed"]
         assert await a.wait() == 0
-    finally:
-        if a.returncode is None:
-            a.kill()
-            await a.wait()
     want = newest(seeded, a_ops, b_ops)
     for key in KEYS:
         got = await b.get(key)

@@ -13,22 +13,13 @@ from typing import Any
 
 import pytest
 
-from conftest import Factory, eventually, fast_recovery, namespace
+from conftest import Factory, eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
-
-
-async def replayed(memory: MemoryPrimitive) -> None:
-    """Await the replay (flush) until the journal is empty and Redis serves."""
-
-    async def done() -> bool:
-        return await memory.flush() and memory.using_redis
-
-    await eventually(done, within=60)
 
 
 # -- item 3: no caller pays for a replay --------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Factory, fast_recovery, namespace
+from conftest import Factory, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import EmbeddingError, InvalidArgumentError
@@ -220,12 +220,7 @@ async def test_semantic_search_survives_an_outage_and_replay_never_re_embeds(
     assert keys(found) == ["u1:s1:2"]
     server.start()
 
-    async def back() -> bool:
-        return await memory.flush() and memory.using_redis
-
-    from conftest import eventually
-
-    await eventually(back, within=60)
+    await replayed(memory)
     reader_embed = Counting()
     reader = MemoryPrimitive(server.url, namespace=ns, embed=reader_embed)
     found = await reader.search_scored("which snack?", limit=1, mode="semantic")
