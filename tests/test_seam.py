@@ -111,7 +111,7 @@ async def test_the_hybrid_reports_who_served_and_tells_its_listener() -> None:
     assert await store.get("b") == Served("2", "in_memory", fallback=True)
     assert events.seen == [("fallback", "BackendUnavailableError")]
     remote.up = True
-    assert await store.flush()
+    assert await store.flush() == Served(True, "flaky")
     assert events.seen[-1] == ("recovery_ended", ("token", 1, "flaky"))
     assert remote.data == {"a": "1", "b": "2"}
     assert await store.get("b") == Served("2", "flaky")

@@ -398,10 +398,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def flush(self) -> bool:
         """Try to replay writes journalled during an outage now; True if none are left."""
         with MemoryOp("flush", self._namespace) as op:
-            done = await self._store.flush()
-            store = self._store
-            op.served((store.remote or store.local).kind if store.using_remote else "in_memory")
-            return done
+            served = await self._store.flush()
+            op.report(served)
+            return served.value
 
     async def aclose(self) -> None:
         """Replay any journalled writes if Redis is back, then close connections."""

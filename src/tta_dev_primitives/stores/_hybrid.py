@@ -339,8 +339,17 @@ class HybridStore(Generic[B]):
             self.dead_letter_count += dead
             self.events.dead_letters(dead)
 
-    async def flush(self) -> bool:
-        """Replay the journal now if degraded (awaiting the recovery); True when it is empty."""
+    async def flush(self) -> Served[bool]:
+        """Replay the journal now if degraded (awaiting the recovery); True when it is empty.
+
+        Served by the remote if it serves afterwards, else in-process.
+        """
+        done = await self._replay_now()
+        remote = self.remote
+        return Served(done, remote.kind if remote is not None and self.using_remote else
+                      self.local.kind)  # fmt: skip
+
+    async def _replay_now(self) -> bool:
         if self.remote is None:
             return True
         task = self._recovery
