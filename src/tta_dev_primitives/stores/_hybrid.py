@@ -345,9 +345,8 @@ class HybridStore(Generic[B]):
         Served by the remote if it serves afterwards, else in-process.
         """
         done = await self._replay_now()
-        remote = self.remote
-        return Served(done, remote.kind if remote is not None and self.using_remote else
-                      self.local.kind)  # fmt: skip
+        serving = self.remote if self.remote is not None and self.using_remote else self.local
+        return Served(done, serving.kind)
 
     async def _replay_now(self) -> bool:
         if self.remote is None:
