@@ -17,13 +17,10 @@ class InProcessBackend(StorageBackend):
     """Payloads in this process, LRU-bounded by ``max_size``, with TTLs (a cache's store)."""
 
     kind: ClassVar[str] = "in_memory"
+    _indexed: ClassVar[bool] = False  # whether its LocalStore keeps a search index
 
     def __init__(self, max_size: int = 1000, *, clock: Clock = time.monotonic) -> None:
-        self.store = LocalStore(max_size, searchable=self._searchable(), clock=clock)
-
-    @staticmethod
-    def _searchable() -> bool:
-        return False
+        self.store = LocalStore(max_size, searchable=self._indexed, clock=clock)
 
     async def put(
         self,
@@ -58,9 +55,7 @@ class InProcessBackend(StorageBackend):
 class InProcessSearchBackend(InProcessBackend, SearchableBackend):
     """``InProcessBackend`` with a search index: memory's zero-setup backend and stand-by copy."""
 
-    @staticmethod
-    def _searchable() -> bool:
-        return True
+    _indexed: ClassVar[bool] = True
 
     async def put(
         self,
