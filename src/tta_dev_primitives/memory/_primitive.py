@@ -19,6 +19,7 @@ from tta_dev_primitives._checks import (
     check_optional_url,
     check_query,
     check_scope,
+    check_search_engine,
     check_seconds,
     check_ttl,
 )
@@ -43,6 +44,7 @@ from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import SearchableHybrid
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
+from tta_dev_primitives.stores._redis_query import SearchEngine
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry, embed_span
 from tta_dev_primitives.telemetry._metrics import instruments
 
@@ -116,6 +118,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         hybrid_weight: the semantic share of a hybrid ranking, 0 to 1; 0 ranks exactly as
             keyword search, 1 as semantic. The default was chosen by measurement (see the
             semantic memory guide).
+        search_engine: where a Redis namespace is searched: ``"auto"`` (the default) in the
+            Redis Query Engine when the server has it (Redis 8, Redis Stack), else in a replica
+            of the index this process keeps; ``"redis"`` always in the Query Engine (an error
+            where there is none); ``"replica"`` always in the replica. See the production guide.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         embed: Any = None,
         dims: int | None = None,
         hybrid_weight: float = HYBRID_WEIGHT,
+        search_engine: SearchEngine = "auto",
     ) -> None:
         max_size = check_max_size(max_size)
         self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
@@ -153,6 +160,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         max_journal = check_count("max_journal", max_journal)
         max_journal_bytes = check_count("max_journal_bytes", max_journal_bytes)
         redis_url = check_optional_url("redis_url", redis_url)
+        search_engine = check_search_engine(search_engine)
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -161,7 +169,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         remote: SearchableBackend | None = None
         if redis_url and enable_redis:
             remote = backend_from_url(
-                redis_url, namespace=namespace, timeout=redis_timeout, indexing=self._indexing
+                redis_url,
+                namespace=namespace,
+                timeout=redis_timeout,
+                indexing=self._indexing,
+                search_engine=search_engine,
             )
         self._store = SearchableHybrid(
             local,
@@ -257,12 +269,20 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             if analysed.terms or analysed.blank or analysed.mode != "keyword":
                 served = await self._store.search(analysed, limit, scope)
                 op.report(served)
+                op.attributes["memory.search_engine"] = self._engine_of(served.backend)
                 results = [
                     ScoredMemory(k, v, s) for k, p, s in served.value
                     if (v := self._decode(p)) is not None
                 ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
             return results
+
+    def _engine_of(self, backend: str) -> str:
+        """Which search engine a backend's search ran on (``memory.search_engine``)."""
+        remote = self._store.remote
+        if remote is None or backend != remote.kind:
+            return "in-process"
+        return str(getattr(remote, "search_engine", backend))
 
     def _mode(self, mode: str | None) -> Mode:
         if mode is None:
@@ -374,6 +394,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "dead_letter_log": list(self._store.dead_letters),
             "last_error": self._store.last_error,
             "search_mode": self._mode(None),
+            "search_engine": "in-process",
         }
         if self._embedder is not None:
             info["embedder"] = {"model": self._embedder.model_id, "dims": self._embedder.dims}

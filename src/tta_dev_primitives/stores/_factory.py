@@ -22,12 +22,18 @@ __all__ = ["backend_from_url"]
 def backend_from_url(url: str, *, namespace: str, timeout: float) -> StorageBackend: ...
 @overload
 def backend_from_url(
-    url: str, *, namespace: str, timeout: float, indexing: Indexing
+    url: str, *, namespace: str, timeout: float, indexing: Indexing, search_engine: str = "auto"
 ) -> SearchableBackend: ...
 def backend_from_url(
-    url: str, *, namespace: str, timeout: float, indexing: Indexing | None = None
+    url: str,
+    *,
+    namespace: str,
+    timeout: float,
+    indexing: Indexing | None = None,
+    search_engine: str = "auto",
 ) -> StorageBackend:
-    """The backend ``url`` names: searchable (indexing memories with ``indexing``) if given.
+    """The backend ``url`` names: searchable (indexing memories with ``indexing``, searched by
+    ``search_engine``) if given.
 
     Raises ``InvalidArgumentError`` naming the problem (password hidden) for a malformed URL.
     """
@@ -38,4 +44,6 @@ def backend_from_url(
         return RedisBackend(url, namespace=namespace, timeout=timeout)
     from tta_dev_primitives.stores._redis_search import RedisSearchBackend
 
-    return RedisSearchBackend(url, namespace=namespace, timeout=timeout, indexing=indexing)
+    return RedisSearchBackend(
+        url, namespace=namespace, timeout=timeout, indexing=indexing, search_engine=search_engine
+    )

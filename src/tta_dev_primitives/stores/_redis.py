@@ -94,7 +94,7 @@ MAX_IN_FLIGHT = 64
 # Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number of
 # shards. Every process must use the same number, so it is a constant, not a setting.
 CLUSTER_PARTITIONS = 64
-_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE")
+_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE")
 _CLEAR_PAGE = 500  # keys a clear examines per call
 _ITEMS_PAGE = 500  # memories items() reads per call
 
@@ -310,12 +310,15 @@ class RedisBackend(StorageBackend):
         await self._put(key, payload, ttl, version)
 
     async def _put(
-        self, key: str, payload: Any, ttl: float | None, version: str, vector: bytes = b""
+        self, key: str, payload: Any, ttl: float | None, version: str, extra: Sequence[Any] = ()
     ) -> int | None:
-        """Run the PUT script; the write's sequence number, or None if a newer write stands."""
+        """Run the PUT script; the write's sequence number, or None if a newer write stands.
+
+        ``extra``: what a searchable backend stores beside the value (``_put_extra``).
+        """
         await self._ready()
         base = self._base(key)
-        args = _put_args(base, key, payload, ttl, version, vector)
+        args = _put_args(base, key, payload, ttl, version, extra)
 
         async def write(client: Any) -> Any:
             seq = await self._scripts["PUT"](keys=[base + "v:" + key], args=args)
@@ -422,9 +425,10 @@ class RedisBackend(StorageBackend):
     def _cleared(self) -> None:
         """Hook: the namespace was (perhaps partly) cleared."""
 
-    def _vector_bytes(self, write: Put) -> bytes:
-        """Hook: the embedding a replayed write stores beside its value (none for a cache)."""
-        return b""
+    def _put_extra(self, write: Put) -> Sequence[Any]:
+        """Hook: what a replayed write stores beside its value (a memory's search data; none
+        for a cache)."""
+        return ()
 
     async def _clear_partition(self, base: str, version: str, progress: _Progress) -> None:
         await self._script("CLEAR_MARK", base, [base, version])
@@ -530,7 +534,7 @@ class RedisBackend(StorageBackend):
                 value_key = base + "v:" + write.key
                 if isinstance(write, Put):
                     args = _put_args(base, write.key, write.payload, write.ttl, write.version,
-                                     self._vector_bytes(write))  # fmt: skip
+                                     self._put_extra(write))  # fmt: skip
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await self._scripts["PUT"](keys=[value_key], args=args, client=pipe)
                 else:
@@ -653,10 +657,10 @@ def _drop_sockets(client: Any) -> None:
 
 
 def _put_args(
-    base: str, key: str, payload: Any, ttl: float | None, version: str, vector: bytes
+    base: str, key: str, payload: Any, ttl: float | None, version: str, extra: Sequence[Any]
 ) -> list[Any]:
     ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
-    return [base, key, payload, ttl_ms, version, vector]
+    return [base, key, payload, ttl_ms, version, *extra]
 
 
 def _glob_escape(text: str) -> str:

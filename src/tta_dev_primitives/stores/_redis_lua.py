@@ -13,7 +13,15 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
                memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
-               partition is created or cleared), ``cv`` the newest clear's version
+               partition is created or cleared), ``cv`` the newest clear's version; ``ft`` is
+               '1' once the namespace has a Query Engine index (``stores._redis_query``),
+               ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
+               its backfill of older memories got
+- ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
+               Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
+               sequence, ``e`` its first vector, ``nv`` how many vectors it has), expiring with
+               the value
+- ``h:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
 
 A versioned write is applied only if it is newer than the key's version and the last clear's;
 otherwise the script returns without touching anything ('stale'). Checks come first, so a
@@ -27,7 +35,16 @@ and about ``max_bytes`` of payload.
 
 from __future__ import annotations
 
-__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "PUT", "SIZE", "TOMBSTONES"]
+__all__ = [
+    "CHANGES",
+    "CLEAR_MARK",
+    "CLEAR_PAGE",
+    "DELETE",
+    "INDEX_PAGE",
+    "PUT",
+    "SIZE",
+    "TOMBSTONES",
+]
 
 #: Tombstones kept per partition; a replica further behind than this reloads the partition.
 TOMBSTONES = 100_000
@@ -91,6 +108,38 @@ local function tombstone(base, key)
   end
 end
 
+-- Remove `key`'s Query Engine documents (its f: hash and the h: hashes of further vectors).
+local function unindex(base, key)
+  local f = base .. 'f:' .. key
+  local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
+  for i = 1, nv - 1 do redis.call('DEL', base .. 'h:' .. i .. ':' .. key) end
+  redis.call('DEL', f)
+end
+
+-- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
+-- tags and sequence, and its vectors of `dims` floats each, if the index's vector field has
+-- that size (n.ftdims): another embedder's vectors would make the engine skip the document.
+local function index(base, key, seq, ttl, terms, tags, vector, dims)
+  local facts = redis.call('HMGET', base .. 'n', 'ft', 'ftdims')
+  if facts[1] ~= '1' then return end
+  unindex(base, key)
+  local f = base .. 'f:' .. key
+  local width = dims * 4
+  local nv = 0
+  if width > 0 and tonumber(facts[2] or '0') == dims and #vector % width == 0 then
+    nv = #vector / width
+  end
+  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv)
+  if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
+  if ttl > 0 then redis.call('PEXPIRE', f, ttl) end
+  for i = 1, nv - 1 do
+    local h = base .. 'h:' .. i .. ':' .. key
+    local row = string.sub(vector, i * width + 1, (i + 1) * width)
+    redis.call('HSET', h, 's', tags, 'q', seq, 'e', row)
+    if ttl > 0 then redis.call('PEXPIRE', h, ttl) end
+  end
+end
+
 -- Forget up to `most` keys whose TTL has passed (their values are gone already).
 local function sweep(base, most)
   local now_ms = math.floor(now_us() / 1000)
@@ -115,7 +164,8 @@ end
 )
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
-# vector bytes ('' or absent = none).
+# vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags and vector
+# dims (the Query Engine document, written only if the namespace has that index).
 # Returns the write sequence, or 'stale'.
 PUT = (
     _COMMON
@@ -146,6 +196,9 @@ if version ~= '' then
 else
   redis.call('HDEL', base .. 'w', key)
 end
+if ARGV[7] then
+  index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]))
+end
 return text
 """
 )
@@ -162,6 +215,7 @@ if stale(base, key, version) then return 0 end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
 local was = redis.call('ZREM', base .. 'r', key)
+unindex(base, key)
 redis.call('HDEL', base .. 'e', key)
 redis.call('ZREM', base .. 'x', key)
 if version ~= '' then
@@ -211,6 +265,7 @@ for i = 1, #rows, 2 do
   local cur = redis.call('HGET', base .. 'w', key)
   if version == '' or not cur or cur < version then
     if zset == 'r' then
+      unindex(base, key)
       redis.call('DEL', base .. 'v:' .. key)
       redis.call('ZREM', base .. 'x', key)
       redis.call('HDEL', base .. 'e', key)
@@ -223,6 +278,34 @@ end
 local last = ''
 if #rows >= 2 * count then last = rows[#rows] end
 return {last, removed}
+"""
+)
+
+# ARGV: base, then per memory: key, sequence, terms, tags, vector dims (0: none of this
+# process's embedder's size). The backfill of a namespace's
+# Query Engine index: writes the documents of memories still holding that write (a newer write
+# or a delete has done its own), and moves n.ftcur to the page's last sequence.
+INDEX_PAGE = (
+    _COMMON
+    + r"""
+local base = ARGV[1]
+local done = 0
+for i = 2, #ARGV, 5 do
+  local key, seq = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('ZSCORE', base .. 'r', key)
+  if cur and tonumber(cur) == tonumber(seq) then
+    local ttl = redis.call('PTTL', base .. 'v:' .. key)
+    if ttl ~= -2 then
+      if ttl < 0 then ttl = 0 end
+      local vector = redis.call('HGET', base .. 'e', key) or ''
+      index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]))
+      done = done + 1
+    end
+  end
+  local at = tonumber(redis.call('HGET', base .. 'n', 'ftcur') or '0')
+  if tonumber(seq) > at then redis.call('HSET', base .. 'n', 'ftcur', seq) end
+end
+return done
 """
 )
 

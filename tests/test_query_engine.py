@@ -1,0 +1,279 @@
+"""Search in the Redis Query Engine (``search_engine="redis"`` / ``"auto"``) on a real server.
+
+What is promised: a process that searches there keeps no replica; it finds exactly the
+memories in-process search finds (the same keys; semantic scores equal, keyword ranked by the
+engine's BM25); other processes' writes, deletes and expiries show at once; a namespace
+written before the index is backfilled and never answers with memories missing meanwhile; an
+outage's journal replays with its search documents; and a server without the engine is named
+in an error for ``"redis"`` and served by the replica for ``"auto"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import fast_recovery, namespace, replayed
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendError
+from tta_dev_primitives.stores._redis_query import (
+    encode_term,
+    in_scope,
+    prefix_tokens,
+    scope_tags,
+    terms_text,
+)
+from tta_dev_primitives.testing import capture_spans
+
+pytestmark = pytest.mark.redis
+
+CONCEPTS = {"peanut": 0, "snack": 0, "car": 1, "brakes": 1, "hike": 2, "trail": 2}
+DIMS = 4
+WORDS = [*CONCEPTS, "tuesday", "walked", "fixed", "which", "the", "日本", "getUserName"]
+
+
+def _vec(text: str) -> list[float]:
+    v = [0.0] * DIMS
+    for word in re.findall(r"\w+", text.lower()):
+        v[CONCEPTS.get(word, 3)] += 1.0
+    return v if any(v) else [0.0, 0.0, 0.0, 1.0]
+
+
+async def embed(texts: list[str]) -> list[list[float]]:
+    return [_vec(t) for t in texts]
+
+
+def engine_memory(url: str, ns: str | None = None, **options: Any) -> MemoryPrimitive:
+    return MemoryPrimitive(url, namespace=ns or namespace(), search_engine="redis", **options)
+
+
+# -- the document a memory gets -------------------------------------------------------------------
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_an_encoded_term_is_one_token_and_keeps_its_prefixes(term: str) -> None:
+    """Encoded terms hold only [a-z0-9_] (the engine never splits them) and keep prefixes."""
+    token = encode_term(term)
+    assert re.fullmatch(r"[a-z0-9_]+", token)
+    for cut in range(1, len(term) + 1):
+        patterns = prefix_tokens(term[:cut])
+        assert all(p.endswith("*") and re.fullmatch(r"[a-z0-9_]+", p[:-1]) for p in patterns)
+        assert any(token.startswith(p[:-1]) for p in patterns)
+
+
+def test_scope_tags_name_whole_segments_only() -> None:
+    """A key's tags are its ``:`` prefixes and itself; ``u1`` is never ``u10``'s scope."""
+    assert len(scope_tags("u1:s1:t3").split(",")) == 3
+    assert in_scope("u1:s1:t3", "u1")
+    assert in_scope("u1:s1", "u1:s1")
+    assert not in_scope("u10:s1", "u1")
+    assert terms_text({"hike": 2, "日本": 1}).split() == ["hike", "hike", "_e697a5e69cac"]
+
+
+# -- searching in the engine ----------------------------------------------------------------------
+
+
+async def test_a_searching_process_keeps_no_replica_and_sees_other_processes_at_once(
+    redis_query_engine: RedisServer,
+) -> None:
+    """Writes, deletes and expiries made by one process show in another's next search, which
+    runs in the engine (span and info say so) and loads no replica."""
+    ns = namespace()
+    writer = engine_memory(redis_query_engine.url, ns)
+    reader = engine_memory(redis_query_engine.url, ns)
+    await writer.add("u1:s1:1", {"content": "we hiked the mountain trail"})
+    await writer.add("u1:s1:2", {"content": "the trail was muddy"}, ttl=0.3)
+    await writer.add("u10:s1:1", {"content": "another user's trail"})
+    with capture_spans() as spans:
+        found = await reader.search_scored("which trail?", scope="u1")
+    assert sorted(h.key for h in found) == ["u1:s1:1", "u1:s1:2"]
+    search = next(s for s in spans if s.name == "memory.search")
+    assert search.attributes is not None
+    assert search.attributes["memory.search_engine"] == "redis"
+    assert reader.get_backend_info()["search_engine"] == "redis"
+    assert reader._store.remote._replica is None  # type: ignore[union-attr]
+    await writer.delete("u1:s1:1")
+    await asyncio.sleep(0.5)  # past the second memory's TTL
+    assert await reader.search("trail", scope="u1") == []
+    assert [h.key for h in await reader.search_scored("trail")] == ["u10:s1:1"]
+    await writer.clear()
+    assert await reader.search("trail") == []
+    for m in (writer, reader):
+        await m.aclose()
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join),
+        min_size=1, max_size=12,
+    ),
+    questions=st.lists(
+        st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join),
+        min_size=1, max_size=3,
+    ),
+    scoped=st.booleans(),
+)  # fmt: skip
+def test_the_engine_finds_what_in_process_search_finds(
+    redis_query_engine: RedisServer, texts: list[str], questions: list[str], scoped: bool
+) -> None:
+    """The same memories and questions: the engine returns the same keys as in-process in every
+    mode, semantic scores equal, and the same most-recent listing for a blank query."""
+
+    async def run() -> None:
+        local = MemoryPrimitive(embed=embed)
+        remote = engine_memory(redis_query_engine.url, embed=embed)
+        for i, text in enumerate(texts):
+            key = f"u{i % 2}:s1:{i}"
+            await local.add(key, {"content": text})
+            await remote.add(key, {"content": text})
+        scope = "u1" if scoped else None
+        many = len(texts) + 5
+        for question in questions:
+            for mode in ("keyword", "semantic", "hybrid"):
+                want = await local.search_scored(question, limit=many, scope=scope, mode=mode)
+                got = await remote.search_scored(question, limit=many, scope=scope, mode=mode)
+                assert sorted(h.key for h in got) == sorted(h.key for h in want), mode
+                if mode == "semantic":
+                    scores = {h.key: h.score for h in want}
+                    assert all(abs(h.score - scores[h.key]) < 1e-5 for h in got)
+        want = await local.search_scored("", limit=5, scope=scope)
+        got = await remote.search_scored("", limit=5, scope=scope)
+        assert [h.key for h in got] == [h.key for h in want]
+        assert remote.get_backend_info()["search_engine"] == "redis"
+        await remote.clear()
+        for m in (local, remote):
+            await m.aclose()
+
+    asyncio.run(run())
+
+
+async def test_ties_rank_the_newest_write_first(redis_query_engine: RedisServer) -> None:
+    """Equal scores (same words, same length) come newest first, as in-process."""
+    memory = engine_memory(redis_query_engine.url)
+    for i in range(30):
+        await memory.add(f"u1:s1:{i:02d}", {"content": f"tea time {i}"})
+    found = await memory.search("tea time", limit=5)
+    assert [v["content"] for v in found] == [f"tea time {i}" for i in (29, 28, 27, 26, 25)]
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_further_vectors_score_a_memory_by_its_best(redis_query_engine: RedisServer) -> None:
+    """A memory with several vectors is found by any of them, once, and they go with it."""
+    memory = engine_memory(redis_query_engine.url, embed=embed)
+    await memory.add("u1:s1:1", {"content": "notes"}, vector_text=["car brakes", "hike trail"])
+    await memory.add("u1:s1:2", {"content": "snack"})
+    found = await memory.search_scored("trail", mode="semantic")
+    assert [h.key for h in found][:1] == ["u1:s1:1"]
+    assert [h.key for h in found].count("u1:s1:1") == 1
+    await memory.delete("u1:s1:1")
+    assert [h.key for h in await memory.search_scored("trail", mode="semantic")] == ["u1:s1:2"]
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_another_embedders_vectors_stay_found_by_keyword(
+    redis_query_engine: RedisServer,
+) -> None:
+    """The index keeps the first embedder's size; memories with vectors of another size are
+    still in the index by keyword, and found by meaning through the replica."""
+    ns = namespace()
+    first = engine_memory(redis_query_engine.url, ns, embed=embed)
+    await first.add("u1:s1:1", {"content": "snack"})
+    other = engine_memory(redis_query_engine.url, ns, embed=lambda t: [[1.0, 0.0]] * len(t))
+    await other.add("u1:s1:2", {"content": "peanut butter"})
+    assert [h.key for h in await first.search_scored("peanut", mode="keyword")] == ["u1:s1:2"]
+    assert next(h.key for h in await other.search_scored("butter", mode="semantic")) == "u1:s1:2"
+    await first.clear()
+    for m in (first, other):
+        await m.aclose()
+
+
+# -- choosing the engine, and moving a namespace between them -------------------------------------
+
+
+async def test_redis_without_the_engine_is_an_error_and_auto_uses_the_replica(
+    redis_server: RedisServer,
+) -> None:
+    """On plain Redis, search_engine="redis" names what is missing; "auto" searches a replica."""
+    strict = engine_memory(redis_server.url)
+    with pytest.raises(BackendError, match="needs the Redis Query Engine"):
+        await strict.search("hello")
+    await strict.aclose()
+    auto = MemoryPrimitive(redis_server.url, namespace=namespace())
+    await auto.add("u1:s1:1", {"content": "hello there"})
+    assert [v["content"] for v in await auto.search("hello")] == ["hello there"]
+    assert auto.get_backend_info()["search_engine"] == "replica"
+    await auto.clear()
+    await auto.aclose()
+
+
+async def test_a_namespace_written_before_the_index_is_backfilled_without_missing_answers(
+    redis_query_engine: RedisServer,
+) -> None:
+    """Memories written with the replica engine are indexed in pages when a process first asks
+    for the engine; until that is done its searches (by the replica) miss nothing, after it
+    they run in the engine; a replica process still sees the engine process's writes."""
+    ns = namespace()
+    old = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="replica")
+    for start in range(0, 2500, 500):
+        await asyncio.gather(*(
+            old.add(f"u{i % 7}:s1:{i}", {"content": f"note {i} about the garden"})
+            for i in range(start, start + 500)
+        ))  # fmt: skip
+    new = engine_memory(redis_query_engine.url, ns)
+    first = await new.search("garden", limit=3000)
+    assert len(first) == 2500  # complete, whichever engine answered
+    await new._store.remote.engine.wait_backfill()  # type: ignore[union-attr]
+    found = await new.search("garden", limit=3000, scope="u3")
+    assert len(found) == len([i for i in range(2500) if i % 7 == 3])
+    assert new.get_backend_info()["search_engine"] == "redis"
+    await new.add("u3:s1:new", {"content": "a new garden bed"})
+    assert "a new garden bed" in [v["content"] for v in await old.search("garden bed", limit=3)]
+    await old.clear()
+    for m in (old, new):
+        await m.aclose()
+
+
+@pytest.fixture
+def engine_server(redis_query_engine: RedisServer) -> Iterator[RedisServer]:
+    """A Query Engine server of the test's own, to kill and restart with its data (AOF)."""
+    server = RedisServer(
+        redis_query_engine.binary, appendonly=True, extra=redis_query_engine.extra
+    ).start()
+    yield server
+    server.stop()
+
+
+async def test_writes_journalled_during_an_outage_are_searchable_in_the_engine_after_replay(
+    engine_server: RedisServer,
+) -> None:
+    """The journal carries each write's search document: after the replay another process
+    finds the outage's memories in the engine."""
+    server = engine_server
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, search_engine="redis")
+    await memory.add("u1:s1:1", {"content": "before the outage"})
+    server.kill()
+    await memory.add("u1:s1:2", {"content": "during the outage"})
+    assert memory.get_backend_info()["degraded"] is True
+    server.start()
+    await replayed(memory)
+    reader = engine_memory(server.url, ns)
+    assert sorted(v["content"] for v in await reader.search("outage")) == [
+        "before the outage", "during the outage",
+    ]  # fmt: skip
+    assert reader.get_backend_info()["search_engine"] == "redis"
+    for m in (memory, reader):
+        await m.clear()
+        await m.aclose()
