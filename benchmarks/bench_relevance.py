@@ -2,7 +2,9 @@
 
 Run: ``.venv/bin/python benchmarks/bench_relevance.py`` (``--quick`` for the first 40 queries,
 ``--json PATH`` to save the figures, ``--variant NAME`` to pick entries of ``OURS_VARIANTS``,
-``--redis-url URL`` to also run ours on Redis and compare its rankings with in-process).
+``--redis-url URL`` to also run ours on Redis and compare its rankings with in-process,
+``--query-engine`` to also run ours in the Redis Query Engine (a server from PyPI wheels,
+``_redis_stack.py``) and compare its rankings: nDCG@10 and the top-10 overlap).
 
 Cranfield 1400 (``benchmarks/data/cranfield/``, see its README): 1400 aeronautics abstracts,
 225 queries, human relevance judgments. Every engine indexes each document's title and text
@@ -296,6 +298,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown --variant {unknown}; known: {sorted(known)}")
     rows, notes, redis_rows = [], [], []
+    engine_url, engine_server = None, None
+    if args.query_engine:
+        from _redis_stack import start_redis_stack
+
+        started = start_redis_stack()
+        if isinstance(started, str):
+            raise SystemExit(f"--query-engine: {started}")
+        engine_server, described = started
+        engine_url = engine_server.url
+        notes.append(f"query engine: {described}")
 
     for name, make in PEERS.items():
         start = time.perf_counter()
@@ -337,7 +349,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                                      queries, runs, mode)  # fmt: skip
             rows.append(on_redis)
             redis_rows.append(compared)
+        if engine_url:
+            on_engine, compared = await redis_variant(engine_url, variant, kwargs, data, queries,
+                                                      runs, mode, engine="redis")  # fmt: skip
+            rows.append(on_engine)
+            redis_rows.append(compared)
 
+    if engine_server is not None:
+        engine_server.stop()
     return {
         "documents": len(data.docs),
         "queries": len(queries),
@@ -354,12 +373,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 async def redis_variant(url: str, variant: str, kwargs: dict[str, Any], data: Cranfield,
                         queries: list[tuple[int, str]], in_process: dict[int, list[str]],
-                        mode: str | None = None
+                        mode: str | None = None, engine: str = "replica",
                         ) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
-    """The variant on Redis, in a namespace of its own (cleared after); rankings compared."""
+    """The variant on Redis, in a namespace of its own (cleared after); rankings compared.
+
+    ``engine``: the search engine used there (``replica`` ranks exactly as in-process;
+    ``redis``, the Query Engine, with its own BM25: compared by overlap).
+    """
     namespace = f"bench:relevance:{variant}:{uuid.uuid4().hex[:12]}"
     memory = MemoryPrimitive(url, max_size=len(data.docs), namespace=namespace,
-                             redis_timeout=30.0, **kwargs)  # fmt: skip
+                             redis_timeout=30.0, search_engine=engine, **kwargs)  # fmt: skip
     try:
         start = time.perf_counter()
         await ours_index(memory, data.docs)
@@ -371,9 +394,17 @@ async def redis_variant(url: str, variant: str, kwargs: dict[str, Any], data: Cr
             ms.append((time.perf_counter() - start) * 1e3)
             not_redis += not memory.using_redis  # served in-process: Redis failed meanwhile
         differ = [q for q, _ in queries if runs[q] != in_process[q]]
-        compared = {"variant": variant, "namespace": namespace, "queries_differ": len(differ),
-                    "differ_qids": differ, "queries_not_on_redis": not_redis}  # fmt: skip
-        return row(f"{variant} (redis)", runs, ms, index_s, data.qrels), compared
+        overlap = statistics.fmean(
+            len(set(runs[q][:NDCG_AT]) & set(in_process[q][:NDCG_AT]))
+            / max(1, min(NDCG_AT, len(in_process[q])))
+            for q, _ in queries
+        )
+        label = f"{variant} (redis)" if engine == "replica" else f"{variant} (query engine)"
+        compared = {"variant": label, "namespace": namespace, "queries_differ": len(differ),
+                    "differ_qids": differ, "queries_not_on_redis": not_redis,
+                    "top10_overlap": round(overlap, 3),
+                    "engine": memory.get_backend_info().get("search_engine")}  # fmt: skip
+        return row(label, runs, ms, index_s, data.qrels), compared
     finally:
         await memory.clear()
         await memory.aclose()
@@ -391,9 +422,9 @@ def report(figures: dict[str, Any]) -> None:
                            r["index_s"]] for r in figures["engines"]]))  # fmt: skip
     for r in figures["redis"]:
         same = "identical" if not r["queries_differ"] else "DIFFERENT"
-        print(f"\n{r['variant']} on Redis vs in-process: top-{DEPTH} rankings {same}; "
-              f"{r['queries_differ']} of {figures['queries']} queries differ"
-              + (f" (qids {r['differ_qids'][:20]})" if r["queries_differ"] else ""))  # fmt: skip
+        print(f"\n{r['variant']} vs in-process: top-{DEPTH} rankings {same}; "
+              f"{r['queries_differ']} of {figures['queries']} queries differ; mean top-10 "
+              f"overlap {r.get('top10_overlap')}; searched by {r.get('engine')}")  # fmt: skip
         if r["queries_not_on_redis"]:
             print(f"  warning: {r['queries_not_on_redis']} searches were served in-process")
     for note in figures["notes"]:
@@ -407,6 +438,11 @@ def main() -> None:
                             help=f"an OURS_VARIANTS entry (repeatable; default all: "
                                  f"{', '.join(OURS_VARIANTS)})")  # fmt: skip
         parser.add_argument("--redis-url", help="also run ours on this Redis, compare rankings")
+        parser.add_argument(
+            "--query-engine",
+            action="store_true",
+            help="also run ours in the Redis Query Engine, compare rankings",
+        )
 
     bench_main(__doc__ or "", main_async, report, arguments)
 
