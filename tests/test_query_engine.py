@@ -277,3 +277,36 @@ async def test_writes_journalled_during_an_outage_are_searchable_in_the_engine_a
     for m in (memory, reader):
         await m.clear()
         await m.aclose()
+
+
+#: What a user needs beyond the plain-Redis ACL (docs/production.md) to search in the engine.
+ENGINE_ACL = "+pexpire +hlen +ft.info +ft.create +ft.alter +ft.search +ft.aggregate"
+
+
+async def test_the_documented_acl_is_enough_for_the_engine(
+    engine_server: RedisServer,
+) -> None:
+    """A user with the documented commands (plain ACL plus the engine's) searches in the
+    engine, with vectors, and never falls back."""
+    import redis.asyncio as aioredis
+
+    from test_redis_store import ACL_COMMANDS
+
+    admin = aioredis.Redis.from_url(engine_server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~tta:acl:*", "-@all",
+        *ACL_COMMANDS.split(), *ENGINE_ACL.split(),
+    )  # fmt: skip
+    await admin.aclose()
+    url = f"redis://tta:tta-secret@127.0.0.1:{engine_server.port}/0"
+    memory = engine_memory(url, "tta:acl", embed=embed)
+    await memory.add("u1:s1:a", {"content": "least privilege"}, ttl=60)
+    await memory.add("u1:s1:b", {"content": "privilege trail"})
+    assert len(await memory.search("privilege", scope="u1:s1")) == 2
+    assert len(await memory.search_scored("trail", mode="semantic")) == 2
+    assert len(await memory.search("")) == 2
+    assert await memory.delete("u1:s1:b") is True
+    await memory.clear()
+    assert memory.get_backend_info()["search_engine"] == "redis"
+    assert memory.get_backend_info()["degraded"] is False
+    await memory.aclose()

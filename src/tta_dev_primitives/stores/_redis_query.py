@@ -126,6 +126,7 @@ class QueryEngine:
         self.state = "unknown"
         self.dims: int | None = None  # of the index's vector field, once it has one
         self._no_engine = False
+        self._stale = False  # cleared here: check the index's facts again
         self._backfill: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -162,12 +163,15 @@ class QueryEngine:
         """Learn (once) whether this namespace searches in the engine, making the index if it
         is not there, giving it a vector field of ``dims`` (this process's embedder's size) and
         backfilling it; a process that chose ``"replica"`` only learns what the index holds."""
-        if self.state == "absent" or (self.state == "ready" and (dims is None or self.dims)):
+        if not self._stale and (
+            self.state == "absent" or (self.state == "ready" and (dims is None or self.dims))
+        ):
             return
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self.state == "unknown":
+            if self.state == "unknown" or self._stale:
+                self._stale = False
                 await self._discover(call, bases, cluster, dims)
             if self.state in ("building", "ready") and dims is not None and self.dims is None:
                 await self._add_vectors(call, bases, dims)
@@ -307,9 +311,10 @@ class QueryEngine:
             self.state = "building"
 
     def cleared(self) -> None:
-        """The namespace was cleared here: learn again (an unversioned clear drops ``n.ft``)."""
+        """The namespace was cleared here: check the index's facts again before the next
+        operation (an unversioned clear drops ``n.ft`` with the rest)."""
         if self.state in ("building", "ready"):
-            self.state = "unknown"
+            self._stale = True
 
     async def aclose(self) -> None:
         task, self._backfill = self._backfill, None
