@@ -310,3 +310,52 @@ async def test_the_documented_acl_is_enough_for_the_engine(
     assert memory.get_backend_info()["search_engine"] == "redis"
     assert memory.get_backend_info()["degraded"] is False
     await memory.aclose()
+
+
+async def test_eight_processes_starting_at_once_all_answer_in_full(
+    redis_query_engine: RedisServer,
+) -> None:
+    """Eight fresh OS processes search a namespace of 3,000 memories at the same moment: each
+    answers with the full result list a warm process gives, none falls back."""
+    import json
+    import sys
+    import textwrap
+
+    ns = namespace()
+    warm = engine_memory(redis_query_engine.url, ns)
+    for start in range(0, 3000, 500):
+        await asyncio.gather(*(
+            warm.add(f"u{i % 6}:s{i % 3}:{i}", {"content": f"turn {i} about the garden and tea"})
+            for i in range(start, start + 500)
+        ))  # fmt: skip
+    want = [h.key for h in await warm.search_scored("what about my garden?", limit=10)]
+    scoped = [h.key for h in await warm.search_scored("garden tea", limit=10, scope="u2")]
+    code = textwrap.dedent(f"""
+        import asyncio, json
+        from tta_dev_primitives import MemoryPrimitive
+
+        async def main():
+            m = MemoryPrimitive({redis_query_engine.url!r}, namespace={ns!r},
+                                search_engine="redis")
+            a = await m.search_scored("what about my garden?", limit=10)
+            b = await m.search_scored("garden tea", limit=10, scope="u2")
+            info = m.get_backend_info()
+            print(json.dumps([[h.key for h in a], [h.key for h in b], info["search_engine"],
+                              info["degraded"]]))
+            await m.aclose()
+
+        asyncio.run(main())
+    """)
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+        )
+        for _ in range(8)
+    ]
+    for proc in procs:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0
+        assert json.loads(out) == [want, scoped, "redis", False]
+    assert len(want) == 10
+    await warm.clear()
+    await warm.aclose()
