@@ -21,7 +21,9 @@ Keyword search is the engine's BM25 (``BM25STD``: k1 1.2 where ours is 1.5, the 
 length norm, statistics of the whole namespace), so rankings are close to in-process, not
 identical (``benchmarks/bench_relevance.py`` measures both). Semantic search is the engine's
 KNN with the scope as a pre-filter. Hybrid fuses the two candidate lists with the same
-``_fusion`` as in-process. Ties go to the newest write in every mode.
+``_fusion`` as in-process. Ties go to the newest write in every mode, except equal keyword
+scores among more than ``MAX_TIE_SORT`` matches, which keep the engine's order (sorting them
+would cost a scan of every match).
 
 The index is made once per namespace by the first process that wants it: it creates the
 index, then sets ``n.ft`` in every partition (from then on every write keeps its document,
@@ -70,6 +72,9 @@ MAX_QUERY_TOKENS: Final = 64
 MAX_TF: Final = 255
 #: Extra hits read past ``limit`` so that equal scores can be ordered newest first here.
 TIE_MARGIN: Final = 20
+#: Matches past which ties are left in the engine's order (oldest first) rather than sorted
+#: by sequence with FT.AGGREGATE, whose cost grows with the matches (~3 us each here).
+MAX_TIE_SORT: Final = 20_000
 #: HNSW candidate list per vector query (the engine's default, 10, found ~57% of the true top
 #: 10 on 100k MiniLM vectors; 128 found ~95%: benchmarks/results/vectors.md).
 EF_RUNTIME: Final = 200
@@ -382,9 +387,11 @@ class QueryEngine:
             "LIMIT", 0, window, "DIALECT", 2,
         )  # fmt: skip
         rows = _rows(reply, scores=True)
-        if len(rows) == window and rows[limit - 1][1] == rows[-1][1]:
+        ties = len(rows) == window and rows[limit - 1][1] == rows[-1][1]
+        if ties and _total(reply) <= MAX_TIE_SORT:
             # Equal scores run past the window: the engine orders them oldest first, so ask
-            # it to sort by score, then sequence (slower: only when ties need it).
+            # it to sort by score, then sequence (slower: only when ties need it, and only
+            # over a bounded number of matches).
             reply = await client.execute_command(
                 "FT.AGGREGATE", self.name, text, "ADDSCORES", "SCORER", "BM25STD",
                 "LOAD", 2, "@__key", "@q", "SORTBY", 4, "@__score", "DESC", "@q", "DESC",
@@ -515,6 +522,13 @@ def _aggregate_rows(reply: Any) -> list[tuple[str, float, dict[str, str]]]:
         fields = {k: _text(v) for k, v in _as_dict(item).items()}
         rows.append((_key_of(fields["__key"]), float(fields.get("__score", 0.0)), fields))
     return rows
+
+
+def _total(reply: Any) -> int:
+    """``total_results`` of an FT.SEARCH reply, RESP3 or RESP2."""
+    if isinstance(reply, dict):
+        return int(_as_dict(reply).get("total_results", 0))
+    return int(reply[0])
 
 
 def _seq(fields: Mapping[str, str]) -> int | None:
