@@ -18,6 +18,7 @@ from tta_dev_primitives.exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_EMBED_TIMEOUT",
     "MAX_TTL",
     "SEARCH_MODES",
     "check_count",
@@ -38,6 +39,10 @@ __all__ = [
 # 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
 # expiry (its millisecond deadlines overflow near 1e14 s), so a write is never half-applied.
 MAX_TTL = 100 * 365 * 24 * 3600
+
+#: Seconds one embedding model call may take (``embed_timeout``); here, so that ``memory``
+#: can name the default without importing ``embeddings`` (and numpy).
+DEFAULT_EMBED_TIMEOUT = 30.0
 
 
 def is_unencodable(text: str) -> bool:

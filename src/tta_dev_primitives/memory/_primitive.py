@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
 
 from tta_dev_primitives._checks import (
+    DEFAULT_EMBED_TIMEOUT,
     check_count,
     check_fraction,
     check_key,
@@ -116,6 +117,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         hybrid_weight: the semantic share of a hybrid ranking, 0 to 1; 0 ranks exactly as
             keyword search, 1 as semantic. The default was chosen by measurement (see the
             semantic memory guide).
+        embed_timeout: seconds one embedding model call may take before the ``add`` or search
+            waiting on it raises ``EmbeddingError`` (an ``Embedder`` passed as ``embed`` keeps
+            its own).
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         embed: Any = None,
         dims: int | None = None,
         hybrid_weight: float = HYBRID_WEIGHT,
+        embed_timeout: float = DEFAULT_EMBED_TIMEOUT,
     ) -> None:
         max_size = check_max_size(max_size)
         self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
@@ -143,7 +148,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if embed is not None:
             from tta_dev_primitives.embeddings import as_embedder
 
-            self._embedder = as_embedder(embed, dims)
+            self._embedder = as_embedder(embed, dims, embed_timeout=embed_timeout)
         elif dims is not None:
             raise InvalidArgumentError("dims is the embedder's dimension: pass embed= with it")
         namespace = check_namespace(namespace)
@@ -406,6 +411,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """Replay any journalled writes if Redis is back, then close connections."""
         await self.flush()
         await self._store.aclose()
+        if self._embedder is not None:
+            await self._embedder.aclose()
 
     async def __aenter__(self) -> Self:
         return self
