@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tta_dev_primitives._checks import check_key, check_ttl
+from tta_dev_primitives._checks import check_new_key, check_ttl
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.memory._primitive import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
@@ -350,7 +350,7 @@ def _row(row: Any) -> tuple[str, dict[str, Any], float | None]:
     """``(key, value, ttl)`` of an export line; a ttl of 0 or less comes back as 0 (expired)."""
     if not isinstance(row, dict) or "key" not in row or "value" not in row:
         raise ValueError('expected {"key": ..., "value": {...}, "ttl": ...}')
-    key = check_key(row["key"])
+    key = check_new_key(row["key"])
     encode_value(row["value"])
     ttl = row.get("ttl")
     if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl <= 0:

@@ -8,6 +8,7 @@ from tta_dev_primitives._checks import (
     check_key,
     check_limit,
     check_max_size,
+    check_new_key,
     check_query,
     check_scope,
     check_ttl,
@@ -40,7 +41,7 @@ class InMemoryStore:
 
     def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
         """Add or replace the memory under ``key`` (a ``get`` or ``add`` makes it most recent)."""
-        key, ttl = check_key(key), check_ttl(ttl)
+        key, ttl = check_new_key(key), check_ttl(ttl)
         payload = encode_value(value)
         self._store.put(key, payload, ttl, Document(self._indexing.terms(value)))
 

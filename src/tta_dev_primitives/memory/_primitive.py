@@ -17,6 +17,7 @@ from tta_dev_primitives._checks import (
     check_max_size,
     check_mode,
     check_namespace,
+    check_new_key,
     check_optional_url,
     check_query,
     check_scope,
@@ -196,7 +197,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         embedded first. If the embedder fails, ``EmbeddingError`` is raised and
         nothing is stored: a memory is never half-written.
         """
-        key, ttl = check_key(key), check_ttl(ttl)
+        key, ttl = check_new_key(key), check_ttl(ttl)
         payload = encode_value(value)
         with MemoryOp("add", self._namespace) as op:
             vector = await self._vector(value, vector_text)
