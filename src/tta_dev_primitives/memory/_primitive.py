@@ -27,6 +27,7 @@ from tta_dev_primitives._checks import (
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.memory._numpy import numpy_imported
 from tta_dev_primitives.memory._ops import (
     AddMemory,
     ClearMemory,
@@ -252,6 +253,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
         analysed = self._indexing.query(text)
         chosen = self._mode(check_mode(mode))
+        await numpy_imported()  # the index needs it: never imported on the loop
         with MemoryOp("search", self._namespace) as op:
             if chosen != "keyword" and not analysed.blank:
                 assert self._embedder is not None
