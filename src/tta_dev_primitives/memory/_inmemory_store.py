@@ -39,6 +39,11 @@ class InMemoryStore:
         """Most memories kept before the least recently used is evicted."""
         return self._store.max_size
 
+    @property
+    def evicted(self) -> int:
+        """Memories evicted (least recently used first) to stay within ``max_size``."""
+        return self._store.evicted
+
     def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
         """Add or replace the memory under ``key`` (a ``get`` or ``add`` makes it most recent)."""
         key, ttl = check_new_key(key), check_ttl(ttl)

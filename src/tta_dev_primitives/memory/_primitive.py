@@ -164,7 +164,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
-        local = InProcessSearchBackend(max_size, clock=clock)
+        standby = bool(redis_url and enable_redis)  # with Redis, evictions lose nothing
+        self._local = local = InProcessSearchBackend(max_size, clock=clock, standby=standby)
         remote: SearchableBackend | None = None
         if redis_url and enable_redis:
             remote = backend_from_url(
@@ -377,6 +378,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "journal_size": self._store.journal_size,
             "journal_bytes": self._store.journal_bytes,
             "journal_dropped": self._store.journal_dropped,
+            "evicted": self._local.evicted,
             "recovering": self._store.recovering,
             "dead_letters": self._store.dead_letter_count,
             "dead_letter_log": list(self._store.dead_letters),

@@ -41,6 +41,7 @@ class LocalStore:
         "_lock",
         "_timed",
         "_version",
+        "evicted",
         "max_size",
     )
 
@@ -54,6 +55,7 @@ class LocalStore:
         self._expiries: list[tuple[float, int, str]] = []
         self._timed = 0  # live entries with a deadline: the heap's other entries are stale
         self._version = 0
+        self.evicted = 0  # entries dropped to stay within max_size, since creation
         self._lock = threading.Lock()  # no method re-enters another
 
     def _expire(self) -> None:
@@ -128,6 +130,7 @@ class LocalStore:
                 oldest = next(iter(entries))
                 self._drop(oldest)
                 evicted.append(oldest)
+            self.evicted += len(evicted)
             return evicted
 
     def get(self, key: str) -> object | None:
