@@ -47,13 +47,7 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_CONCURRENCY = 4
 
 
-async def _in_default_thread(function: Callable[[list[str]], object], texts: list[str]) -> object:
-    return await asyncio.to_thread(function, texts)
-
-
-def to_async_batch(
-    function: BatchFunction, run_sync: SyncRunner = _in_default_thread
-) -> _AsyncBatch:
+def to_async_batch(function: BatchFunction, run_sync: SyncRunner) -> _AsyncBatch:
     """``function`` as a coroutine function; a sync one runs via ``run_sync`` (off the loop).
 
     A sync-looking callable that returns an awaitable (a lambda around a coroutine) is awaited.
