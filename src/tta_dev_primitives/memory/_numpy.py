@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 
 __all__ = ["numpy_imported"]
 
@@ -18,6 +19,9 @@ _imported = False
 async def numpy_imported() -> None:
     """Return once numpy is imported, importing it in a thread the first time."""
     global _imported
-    if not _imported:
+    if _imported:
+        return
+    module = sys.modules.get("numpy")  # imported already (by an embedder, say): no thread hop
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
         await asyncio.to_thread(importlib.import_module, "numpy")
-        _imported = True
+    _imported = True
