@@ -109,3 +109,27 @@ def test_an_import_into_a_file_store_streams_the_store_through(tmp_path: Path) -
         "content": "new 5"
     }
     assert os.listdir(tmp_path) == ["store.jsonl"]
+
+
+def test_an_export_through_a_symlink_replaces_the_file_and_keeps_the_link(tmp_path: Path) -> None:
+    """Exporting to a symlink writes the file it points to; the link stays a link."""
+    store = tmp_path / "store.jsonl"
+    rows = [{"key": "u:s:a", "value": {"content": "a"}}]
+    assert cli("memory", "--file", str(store), "import", "-", stdin=jsonl(rows)).returncode == 0
+    real = tmp_path / "real.jsonl"
+    real.write_text("old\n")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(real)
+    assert cli("memory", "--file", str(store), "export", str(link)).returncode == 0
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["key"] == "u:s:a"
+
+
+def test_an_export_to_a_device_writes_to_it(tmp_path: Path) -> None:
+    """A path that is not a regular file (here /dev/null) is written directly, never replaced."""
+    store = tmp_path / "store.jsonl"
+    rows = [{"key": "u:s:a", "value": {"content": "a"}}]
+    assert cli("memory", "--file", str(store), "import", "-", stdin=jsonl(rows)).returncode == 0
+    result = cli("memory", "--file", str(store), "export", os.devnull)
+    assert result.returncode == 0, result.stderr
+    assert not Path(os.devnull).is_file()

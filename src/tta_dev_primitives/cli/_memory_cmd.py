@@ -445,16 +445,23 @@ class open_output:
     def __init__(self, path: str) -> None:
         self.path = path
         self.file: replacing | None = None
+        self.handle: TextIO | None = None
 
     def __enter__(self) -> TextIO:
         if self.path == "-":
             return sys.stdout
-        self.file = replacing(Path(self.path))
+        target = Path(self.path).resolve()  # a symlink's file is replaced, not the link
+        if target.exists() and not target.is_file():  # /dev/stdout, a pipe: written directly
+            self.handle = target.open("w", encoding="utf-8")
+            return self.handle
+        self.file = replacing(target)
         return self.file.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
         if self.file is not None:
             self.file.__exit__(*exc)
+        if self.handle is not None:
+            self.handle.close()
 
 
 class replacing:
