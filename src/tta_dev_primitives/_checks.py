@@ -18,6 +18,8 @@ from tta_dev_primitives.exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_EMBED_TIMEOUT",
+    "MAX_KEY_BYTES",
     "MAX_TTL",
     "SEARCH_ENGINES",
     "SEARCH_MODES",
@@ -28,6 +30,7 @@ __all__ = [
     "check_max_size",
     "check_mode",
     "check_namespace",
+    "check_new_key",
     "check_optional_url",
     "check_query",
     "check_scope",
@@ -40,6 +43,14 @@ __all__ = [
 # 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
 # expiry (its millisecond deadlines overflow near 1e14 s), so a write is never half-applied.
 MAX_TTL = 100 * 365 * 24 * 3600
+
+#: Seconds one embedding model call may take (``embed_timeout``); here, so that ``memory``
+#: can name the default without importing ``embeddings`` (and numpy).
+DEFAULT_EMBED_TIMEOUT = 30.0
+
+#: The longest memory key, in bytes of UTF-8: every search and feed page on Redis carries keys,
+#: so a megabyte key would make each of them slow for every process sharing the namespace.
+MAX_KEY_BYTES = 1024
 
 
 def is_unencodable(text: str) -> bool:
@@ -60,6 +71,21 @@ def check_key(key: Any) -> str:
     if not key.isascii() and is_unencodable(key):
         raise InvalidMemoryKeyError(
             f"memory key {key!r} contains a lone surrogate, which UTF-8 (and so Redis) cannot store"
+        )
+    return key
+
+
+def check_new_key(key: object) -> str:
+    """A key to write: ``check_key``, and at most ``MAX_KEY_BYTES`` of UTF-8.
+
+    Reads and deletes take any key, so a longer one stored before the limit stays reachable.
+    """
+    key = check_key(key)
+    size = len(key) if key.isascii() else len(key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise InvalidMemoryKeyError(
+            f"memory keys are at most {MAX_KEY_BYTES:,} bytes of UTF-8 (MAX_KEY_BYTES), got one "
+            f"of {size:,} bytes starting {key[:40]!r}; keep bulky data in the value"
         )
     return key
 

@@ -8,6 +8,9 @@ status, never a traceback or a password. Export/import lines are
 stderr. A row whose ttl is 0 or less has expired: export never writes one, import skips it,
 and both say how many they skipped. Import checks every line before it stores anything: a bad
 line stores nothing and names its number. When a key appears more than once, its last line wins.
+Export to a path writes a temporary file beside it and renames it when complete, so a failure
+part-way leaves the previous file intact; an import into a ``--file`` store streams the store
+through (it never loads it into a searchable memory).
 
 The ``--file`` store keeps each memory's expiry as a deadline (``"expires"``, Unix seconds), so
 TTLs count down between runs; rows written by older versions (``"ttl"``) are still read.
@@ -30,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tta_dev_primitives._checks import check_key, check_ttl
+from tta_dev_primitives._checks import check_key, check_new_key, check_ttl
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.memory._primitive import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
@@ -156,9 +159,12 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("say where the memory is: --redis-url URL or --file PATH", 2)
         if args.action == "clear" and not args.yes:
             confirm_clear(args.namespace)
-        rows = read_store(args.file, create=args.action == "import") if args.file else []
         if args.action == "import":
             args.rows = read_import(args.input)  # all of it checked before anything is stored
+            if args.file is not None:
+                import_into_file(args)  # streams the store: no searchable copy of it all
+                return 0
+        rows = read_store(args.file) if args.file else []
         saved = asyncio.run(dispatch(args, rows))
         if saved is not None and args.file is not None:
             write_store(args.file, saved)
@@ -166,9 +172,16 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as exc:
         print(f"tta-primitives memory: {exc}", file=sys.stderr)
         return exc.status
-    except (TTAError, ValueError, TypeError, OSError) as exc:
-        print(f"tta-primitives memory: {exc}", file=sys.stderr)
+    except (TTAError, ValueError, TypeError, OSError, RecursionError) as exc:
+        print(f"tta-primitives memory: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line (a RecursionError's own message says nothing about the input)."""
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to read"
+    return " ".join(str(exc).split())
 
 
 def check_reachable(memory: MemoryPrimitive) -> None:
@@ -298,6 +311,11 @@ async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
                                    f"Redis stopped answering ({info['last_error']}); the rest "
                                    "were not imported")  # fmt: skip
             progress.tick()
+    return imported(checked, progress, args)
+
+
+def imported(checked: ImportRows, progress: Progress, args: argparse.Namespace) -> Output:
+    """What an import prints: the total and rate, repeated keys and expired rows skipped."""
     data = {"imported": progress.count, "lines": checked.lines,
             "duplicates": checked.duplicates, "expired_skipped": checked.expired,
             "seconds": progress.seconds()}  # fmt: skip
@@ -309,6 +327,29 @@ async def import_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     if checked.expired:
         notes.append(f"skipped {checked.expired:,} expired (ttl 0 or less)")
     return Output(data if args.json else None, None, note="; ".join(notes), changed=True)
+
+
+def import_into_file(args: argparse.Namespace) -> None:
+    """Import into a ``--file`` store by streaming it into a new file, then renaming that.
+
+    The store's rows pass through one at a time (those the import replaces are left out), then
+    the imported rows follow: memory use is the import's, whatever the store's size.
+    """
+    checked: ImportRows = args.rows
+    path: Path = args.file
+    now = time.time()
+    with Progress("imported") as progress:
+        with replacing(path) as out:
+            if path.exists():
+                for row in store_rows(path):
+                    if row["key"] not in checked.rows:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            for key, (value, ttl) in checked.rows.items():
+                expires = None if ttl is None else round(now + ttl, 3)
+                row = {"key": key, "value": value, "expires": expires}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                progress.tick()
+        imported(checked, progress, args).show(args)
 
 
 class ImportRows:
@@ -331,8 +372,10 @@ def read_import(path: str) -> ImportRows:
                 continue
             try:
                 key, value, ttl = _row(json.loads(line))
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise CommandError(f"line {number}: {exc}; nothing was imported") from None
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                raise CommandError(
+                    f"line {number}: {_one_line(exc)}; nothing was imported"
+                ) from None
             checked.lines += 1
             if key in checked.rows or key in seen_expired:
                 checked.duplicates += 1
@@ -346,11 +389,14 @@ def read_import(path: str) -> ImportRows:
     return checked
 
 
-def _row(row: Any) -> tuple[str, dict[str, Any], float | None]:
-    """``(key, value, ttl)`` of an export line; a ttl of 0 or less comes back as 0 (expired)."""
+def _row(row: Any, *, new: bool = True) -> tuple[str, dict[str, Any], float | None]:
+    """``(key, value, ttl)`` of an export line; a ttl of 0 or less comes back as 0 (expired).
+
+    ``new=False`` reads a store's own row, whose key may predate the key length limit.
+    """
     if not isinstance(row, dict) or "key" not in row or "value" not in row:
         raise ValueError('expected {"key": ..., "value": {...}, "ttl": ...}')
-    key = check_key(row["key"])
+    key = check_new_key(row["key"]) if new else check_key(row["key"])
     encode_value(row["value"])
     ttl = row.get("ttl")
     if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl <= 0:
@@ -394,17 +440,70 @@ class Progress:
 
 
 class open_output:
+    """stdout for ``-``; else a file that appears, complete, only once the export succeeded."""
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.file: replacing | None = None
         self.handle: TextIO | None = None
 
     def __enter__(self) -> TextIO:
-        self.handle = sys.stdout if self.path == "-" else open(self.path, "w")
+        if self.path == "-":
+            return sys.stdout
+        target = Path(self.path).resolve()  # a symlink's file is replaced, not the link
+        if target.exists() and not target.is_file():  # /dev/stdout, a pipe: written directly
+            self.handle = target.open("w", encoding="utf-8")
+            return self.handle
+        self.file = replacing(target)
+        return self.file.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.file is not None:
+            self.file.__exit__(*exc)
+        if self.handle is not None:
+            self.handle.close()
+
+
+class replacing:
+    """A temporary file beside ``path`` that replaces it on success (a rename, so atomic).
+
+    On any failure the temporary file is removed and ``path`` is left as it was: an export
+    that fails part-way never costs the previous backup.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: TextIO | None = None
+        self.tmp = ""
+
+    def __enter__(self) -> TextIO:
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent or ".", prefix=f".{self.path.name}.")
+        try:
+            mode = self.path.stat().st_mode & 0o7777  # a backup keeps its permissions
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(self.tmp, mode)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
         return self.handle
 
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None and self.handle is not sys.stdout:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: Any) -> None:
+        assert self.handle is not None
+        try:
+            if exc_type is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+        finally:
             self.handle.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+            else:
+                os.unlink(self.tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class open_input:
@@ -434,37 +533,43 @@ def confirm_clear(namespace: str) -> None:
         raise CommandError("not cleared", 1)
 
 
-def read_store(path: Path, *, create: bool = False) -> list[dict[str, Any]]:
-    """The rows of a JSONL store; a missing file is an error unless this run may ``create`` it."""
+def read_store(path: Path) -> list[dict[str, Any]]:
+    """The live rows of a JSONL store as ``{"key", "value", "ttl"}`` (seconds left or None)."""
     if not path.exists():
-        if create:
-            return []
         raise CommandError(f"no such file: {path} (import creates a store)")
-    rows = []
     now = time.time()
-    with path.open() as lines:
+    return [
+        {"key": row["key"], "value": row["value"],
+         "ttl": None if row["expires"] is None else row["expires"] - now}
+        for row in store_rows(path, now)
+    ]  # fmt: skip
+
+
+def store_rows(path: Path, now: float | None = None) -> Iterator[dict[str, Any]]:
+    """The live rows of a JSONL store, one at a time, as ``{"key", "value", "expires"}``."""
+    now = time.time() if now is None else now
+    with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
+                expires = row.get("expires") if isinstance(row, dict) else None
                 if isinstance(row, dict) and "expires" in row:  # a deadline: time has passed
-                    expires = row["expires"]
                     ttl = None if expires is None else float(expires) - now
                     row = {**row, "ttl": ttl}
-                key, value, ttl = _row(row)
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise CommandError(f"{path}: line {number}: {exc}") from None
+                key, value, ttl = _row(row, new=False)
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                raise CommandError(f"{path}: line {number}: {_one_line(exc)}") from None
             if ttl is not None and ttl <= 0:
                 continue  # expired (or a ttl of 0 written by an older version)
-            rows.append({"key": key, "value": value, "ttl": ttl})
-    return rows
+            if expires is None and ttl is not None:  # an older version's row: make a deadline
+                expires = round(now + ttl, 3)
+            yield {"key": key, "value": value, "expires": expires}
 
 
 def write_store(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write the store back atomically (a temporary file, then a rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
+    with replacing(path) as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -22,6 +22,7 @@ from tta_dev_primitives.exceptions import (
 from ._embedder import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CACHE_SIZE,
+    DEFAULT_EMBED_TIMEOUT,
     DEFAULT_MAX_CONCURRENCY,
     BatchFunction,
     Embedder,
@@ -40,6 +41,7 @@ def as_embedder(
     cache_size: int = DEFAULT_CACHE_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    embed_timeout: float = DEFAULT_EMBED_TIMEOUT,
 ) -> Embedder:
     """An ``Embedder`` for ``embed``, which may be:
 
@@ -60,6 +62,7 @@ def as_embedder(
         "cache_size": cache_size,
         "batch_size": batch_size,
         "max_concurrency": max_concurrency,
+        "embed_timeout": embed_timeout,
     }
     if isinstance(embed, str):
         return _from_provider_string(embed, model_id, options)

@@ -10,26 +10,28 @@ miss are sent to the model together, in batches.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import inspect
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from tta_dev_primitives._checks import check_count
+from tta_dev_primitives._checks import DEFAULT_EMBED_TIMEOUT, check_count, check_seconds
 from tta_dev_primitives.exceptions import (
     EmbeddingError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
 )
 
-from ._vectors import Vectors, check_dims, normalised_rows
+from ._threads import DaemonExecutor
+from ._vectors import Vectors, check_dims, rows_or_errors
 
-__all__ = ["BatchFunction", "Embedder", "to_async_batch"]
+__all__ = ["DEFAULT_EMBED_TIMEOUT", "BatchFunction", "Embedder", "to_async_batch"]
 
 Side = Literal["documents", "query"]
 
@@ -37,14 +39,16 @@ Side = Literal["documents", "query"]
 BatchFunction = Callable[[list[str]], Any]
 
 _AsyncBatch = Callable[[list[str]], Awaitable[object]]
+#: Runs a sync batch function off the event loop: ``await run(function, texts)``.
+SyncRunner = Callable[[Callable[[list[str]], object], list[str]], Awaitable[object]]
 
 DEFAULT_CACHE_SIZE = 20_000
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_MAX_CONCURRENCY = 4
 
 
-def to_async_batch(function: BatchFunction) -> _AsyncBatch:
-    """``function`` as a coroutine function; a sync one runs in a thread so the loop never blocks.
+def to_async_batch(function: BatchFunction, run_sync: SyncRunner) -> _AsyncBatch:
+    """``function`` as a coroutine function; a sync one runs via ``run_sync`` (off the loop).
 
     A sync-looking callable that returns an awaitable (a lambda around a coroutine) is awaited.
     """
@@ -59,7 +63,7 @@ def to_async_batch(function: BatchFunction) -> _AsyncBatch:
         return call_async
 
     async def call_in_thread(texts: list[str]) -> object:
-        result = await asyncio.to_thread(function, texts)
+        result = await run_sync(function, texts)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -72,6 +76,16 @@ class _Pending:
     key: bytes
     text: str
     future: asyncio.Future[Vectors]
+    waiters: int = 0  # callers awaiting this text now
+    batch: _Batch | None = None
+
+
+@dataclass
+class _Batch:
+    """One model call's texts and the task making it (cancelled once no caller waits)."""
+
+    items: list[_Pending]
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -79,7 +93,7 @@ class _LoopState:
     """What one event loop's calls share: in-flight futures, the queue to flush, the bound."""
 
     semaphore: asyncio.Semaphore
-    inflight: dict[bytes, asyncio.Future[Vectors]] = field(default_factory=dict)
+    inflight: dict[bytes, _Pending] = field(default_factory=dict)
     pending: dict[Side, list[_Pending]] = field(
         default_factory=lambda: {"documents": [], "query": []}
     )
@@ -95,13 +109,20 @@ class Embedder:
 
     - **Checks**: every result must be ``len(texts)`` finite, non-zero vectors of ``dims``
       numbers; ``dims=None`` learns it from the first result and then holds to it. Anything else
-      raises ``EmbeddingError`` and nothing from that call is cached, so a later call retries.
+      raises ``EmbeddingError`` and is not cached, so a later call retries: a bad vector fails
+      only its own text, a result wrong as a whole (too few vectors) every text of the call.
     - **Cache**: an in-process LRU of ``cache_size`` vectors (``dims * 4`` bytes each; 0 turns
       it off), keyed by a blake2b hash of ``model_id`` and the text.
     - **Single-flight and batching**: texts repeated in a call are embedded once; a text already
       being embedded by another call is waited for, not sent again. Misses from every call made
       in the same event-loop tick are sent together, ``batch_size`` texts per model call, at
       most ``max_concurrency`` calls at a time.
+    - **Bounds**: a model call that takes longer than ``embed_timeout`` seconds (default 30)
+      fails its texts with ``EmbeddingError`` and frees its slot, so a hung model never wedges
+      later calls; a call no caller waits for any more (all cancelled) is cancelled too. A
+      vector that fails the checks fails only its own text, not the others in its batch.
+    - **Threads**: a sync function runs on this embedder's own daemon threads, so a hung one
+      never keeps the program from exiting; ``aclose()`` ends the idle ones.
 
     Use ``as_embedder`` to make one from a function, a LangChain ``Embeddings``, a
     sentence-transformers model or a ``"provider:model"`` string.
@@ -117,6 +138,7 @@ class Embedder:
         cache_size: int = DEFAULT_CACHE_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        embed_timeout: float = DEFAULT_EMBED_TIMEOUT,
     ) -> None:
         if not callable(embed_documents):
             raise InvalidArgumentTypeError(
@@ -128,8 +150,11 @@ class Embedder:
             model_id = _function_name(embed_documents)
         if not isinstance(model_id, str) or not model_id:
             raise InvalidArgumentTypeError(f"model_id must be a non-empty str, got {model_id!r}")
-        self._documents = to_async_batch(embed_documents)
-        self._query = to_async_batch(embed_query) if embed_query is not None else self._documents
+        self._executor: DaemonExecutor | None = None  # made at the first sync model call
+        self._documents = to_async_batch(embed_documents, self._run_sync)
+        self._query = (
+            self._documents if embed_query is None else to_async_batch(embed_query, self._run_sync)
+        )
         self._asymmetric = embed_query is not None
         self._given_dims = check_dims(dims)
         self._dims = self._given_dims
@@ -138,6 +163,7 @@ class Embedder:
         self._cache_size = _check_count_or_zero("cache_size", cache_size)
         self._batch_size = check_count("batch_size", batch_size)
         self._max_concurrency = check_count("max_concurrency", max_concurrency)
+        self._timeout = check_seconds("embed_timeout", embed_timeout)
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -220,7 +246,7 @@ class Embedder:
         state = self._state(loop)
         keys = [self._key(side, text) for text in batch]
         rows: dict[bytes, Vectors] = {}
-        waits: dict[bytes, asyncio.Future[Vectors]] = {}
+        waits: dict[bytes, _Pending] = {}
         queued = False
         for key, text in zip(keys, batch, strict=True):
             if key in rows or key in waits:
@@ -230,26 +256,29 @@ class Embedder:
                 rows[key] = row
                 self._hits += 1
                 continue
-            future = state.inflight.get(key)
-            if future is not None:
-                waits[key] = future
+            item = state.inflight.get(key)
+            if item is not None:
                 self._shared += 1
-                continue
-            future = loop.create_future()
-            state.inflight[key] = future
-            state.pending[side].append(_Pending(key, text, future))
-            waits[key] = future
-            self._misses += 1
-            queued = True
+            else:
+                item = _Pending(key, text, loop.create_future())
+                state.inflight[key] = item
+                state.pending[side].append(item)
+                self._misses += 1
+                queued = True
+            item.waiters += 1
+            waits[key] = item
         if queued and not state.flush_scheduled:
             state.flush_scheduled = True
             loop.call_soon(self._flush, loop, state)
         if waits:
-            # asyncio.wait never cancels what it waits on: our cancellation leaves the batch
-            # running for the other callers (and the cache).
-            await asyncio.wait(waits.values())
-            for key, future in waits.items():
-                rows[key] = future.result()
+            # asyncio.wait never cancels what it waits on: if we are cancelled, the batch goes
+            # on for its other callers (and the cache), or stops if no caller is left.
+            try:
+                await asyncio.wait([item.future for item in waits.values()])
+            finally:
+                self._leave(state, waits.values())
+            for key, item in waits.items():
+                rows[key] = item.future.result()
         stacked: Vectors = np.stack([rows[key] for key in keys])
         return stacked
 
@@ -282,37 +311,67 @@ class Embedder:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
+    @staticmethod
+    def _leave(state: _LoopState, items: Iterable[_Pending]) -> None:
+        """A caller stops waiting: a batch no caller waits for any more is cancelled.
+
+        So a cancelled (or timed-out) caller frees the batch's concurrency slot and its texts'
+        in-flight entries: the same text is embedded afresh by the next call.
+        """
+        for item in items:
+            item.waiters -= 1
+            batch = item.batch
+            if item.future.done() or item.waiters > 0:
+                continue
+            if batch is None:  # not sent yet: _flush skips it
+                _forget(state, item)
+                item.future.cancel()
+            elif batch.task is not None and all(i.waiters == 0 for i in batch.items):
+                for abandoned in batch.items:
+                    _forget(state, abandoned)
+                batch.task.cancel()
+
     def _flush(self, loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
         """Send everything queued this tick to the model, ``batch_size`` texts per call."""
         state.flush_scheduled = False
         for side in ("documents", "query"):
             queued, state.pending[side] = state.pending[side], []
+            queued = [item for item in queued if not item.future.done()]  # callers left
             for start in range(0, len(queued), self._batch_size):
-                chunk = queued[start : start + self._batch_size]
-                task = loop.create_task(self._run_batch(state, side, chunk))
-                state.tasks.add(task)
-                task.add_done_callback(state.tasks.discard)
+                batch = _Batch(queued[start : start + self._batch_size])
+                for item in batch.items:
+                    item.batch = batch
+                batch.task = loop.create_task(self._run_batch(state, side, batch.items))
+                state.tasks.add(batch.task)
+                batch.task.add_done_callback(state.tasks.discard)
 
     async def _run_batch(self, state: _LoopState, side: Side, chunk: list[_Pending]) -> None:
         texts = [item.text for item in chunk]
         source = f"embedder {self._model_id!r} ({side})"
         function = self._query if side == "query" else self._documents
         error: EmbeddingError | None = None
+        deadline: asyncio.Timeout | None = None
         try:
             async with state.semaphore:
                 self._model_calls += 1
-                raw = await function(texts)
+                async with asyncio.timeout(self._timeout) as deadline:
+                    raw = await function(texts)
         except EmbeddingError as exc:
             error = exc
         except Exception as exc:
-            error = EmbeddingError(f"{source} raised {type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-        except BaseException as exc:  # cancelled (loop shutting down): waiters must not hang
+            if deadline is not None and deadline.expired():
+                error = EmbeddingError(
+                    f"{source} took longer than embed_timeout={self._timeout:g} s"
+                )
+            else:
+                error = EmbeddingError(f"{source} raised {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+        except BaseException as exc:  # cancelled (no caller left, or the loop shutting down)
             self._fail(state, chunk, EmbeddingError(f"{source} was cancelled"), exc)
             raise
         else:
             try:
-                vectors = normalised_rows(raw, len(texts), self._dims, source)
+                results = rows_or_errors(raw, len(texts), self._dims, source)
             except EmbeddingError as exc:
                 error = exc
             except Exception as exc:  # numpy on an odd object: waiters must still hear of it
@@ -321,15 +380,31 @@ class Embedder:
         if error is not None:
             self._fail(state, chunk, error, error.__cause__)
             return
-        if self._dims is None:
-            self._dims = int(vectors.shape[1])
-        for item, row in zip(chunk, vectors, strict=True):
-            kept = row.copy()
+        for item, result in zip(chunk, results, strict=True):
+            if isinstance(result, EmbeddingError):
+                self._fail(state, [item], result, None)  # a bad row fails its own text only
+                continue
+            if self._dims is None:
+                self._dims = int(result.shape[0])
+            kept = result.copy()
             kept.setflags(write=False)  # shared by every caller and the cache
             self._remember(item.key, kept)
-            state.inflight.pop(item.key, None)
+            _forget(state, item)
             if not item.future.done():
                 item.future.set_result(kept)
+
+    async def _run_sync(self, function: Callable[[list[str]], object], texts: list[str]) -> object:
+        """A sync model call on this embedder's daemon threads (see ``DaemonExecutor``)."""
+        if self._executor is None:
+            self._executor = DaemonExecutor(f"tta-embed-{self._model_id[:24]}")
+        context = contextvars.copy_context()
+        return await asyncio.wrap_future(self._executor.submit(context.run, function, texts))
+
+    async def aclose(self) -> None:
+        """End this embedder's idle model threads (a later call starts new ones)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
     @staticmethod
     def _fail(
@@ -341,13 +416,19 @@ class Embedder:
         if cause is not None and error.__cause__ is None:
             error.__cause__ = cause
         for item in chunk:
-            state.inflight.pop(item.key, None)
+            _forget(state, item)
             if not item.future.done():
                 item.future.set_exception(error)
                 item.future.exception()  # retrieved: a cancelled waiter may never look
 
     def __repr__(self) -> str:
         return f"Embedder({self._model_id!r}, dims={self._dims})"
+
+
+def _forget(state: _LoopState, item: _Pending) -> None:
+    """Drop ``item``'s in-flight entry (unless a newer call for its text has replaced it)."""
+    if state.inflight.get(item.key) is item:
+        del state.inflight[item.key]
 
 
 def _check_texts(texts: Any) -> list[str]:

@@ -17,7 +17,14 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
 )
 
-__all__ = ["Vectors", "check_dims", "decode_vector", "encode_vector", "normalised_rows"]
+__all__ = [
+    "Vectors",
+    "check_dims",
+    "decode_vector",
+    "encode_vector",
+    "normalised_rows",
+    "rows_or_errors",
+]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -35,8 +42,12 @@ def check_dims(dims: Any) -> int | None:
     return dims
 
 
-def normalised_rows(raw: object, count: int, dims: int | None, source: str) -> Vectors:
+def normalised_rows(
+    raw: object, count: int, dims: int | None, source: str, *, first: int = 0
+) -> Vectors:
     """``raw`` (what ``source`` returned for ``count`` texts) as ``(count, dims)`` unit rows.
+
+    ``first`` is the batch position of ``raw``'s first row, for the row numbers in errors.
 
     Raises ``EmbeddingError`` for a non-numeric or ragged result, the wrong number of vectors,
     the wrong dimension (when ``dims`` is known), NaN or infinity, or a zero vector: each would
@@ -65,16 +76,57 @@ def normalised_rows(raw: object, count: int, dims: int | None, source: str) -> V
     finite = np.isfinite(wide).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
-        raise EmbeddingError(f"{source} returned NaN or infinity in vector {row}")
+        raise EmbeddingError(f"{source} returned NaN or infinity in vector {first + row}")
     # Scale each row by its largest magnitude first, so squaring can neither overflow (1e300)
     # nor underflow to zero (1e-300): any finite non-zero vector keeps its direction.
     peaks = np.abs(wide).max(axis=1)
     if not (peaks > 0).all():
         row = int(np.argmin(peaks > 0))
-        raise EmbeddingError(f"{source} returned a zero vector (row {row}), which has no direction")
+        raise EmbeddingError(
+            f"{source} returned a zero vector (row {first + row}), which has no direction"
+        )
     scaled = wide / peaks[:, None]
     unit: Vectors = (scaled / np.linalg.norm(scaled, axis=1)[:, None]).astype(np.float32)
     return unit
+
+
+def rows_or_errors(
+    raw: object, count: int, dims: int | None, source: str
+) -> list[Vectors | EmbeddingError]:
+    """``normalised_rows``, one row at a time: a bad row (NaN, zero, wrong dims) is its own error.
+
+    A batch holds texts from many callers, so one bad vector must fail only its own text. A
+    result that is wrong as a whole (not numbers, not one vector per text) still raises.
+    """
+    try:
+        return list(normalised_rows(raw, count, dims, source))
+    except EmbeddingError as whole:
+        error = whole
+    rows = _as_rows(raw)
+    if rows is None or len(rows) != count:
+        raise error
+    results: list[Vectors | EmbeddingError] = []
+    for number, row in enumerate(rows):
+        try:
+            unit = normalised_rows([row], 1, dims, source, first=number)[0]
+        except EmbeddingError as exc:
+            results.append(exc)
+            continue
+        if dims is None:
+            dims = int(unit.shape[0])  # the first good row sets the dimension for the rest
+        results.append(unit)
+    if all(isinstance(result, EmbeddingError) for result in results):
+        raise error
+    return results
+
+
+def _as_rows(raw: object) -> list[object] | None:
+    """``raw``'s rows, if it is a sequence (list, tuple or array) of them; else None."""
+    if isinstance(raw, np.ndarray):
+        return list(raw) if raw.ndim >= 1 else None
+    if isinstance(raw, list | tuple):
+        return list(raw)
+    return None
 
 
 def encode_vector(vector: npt.ArrayLike) -> bytes:

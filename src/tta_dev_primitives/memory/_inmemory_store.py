@@ -8,6 +8,7 @@ from tta_dev_primitives._checks import (
     check_key,
     check_limit,
     check_max_size,
+    check_new_key,
     check_query,
     check_scope,
     check_ttl,
@@ -38,9 +39,14 @@ class InMemoryStore:
         """Most memories kept before the least recently used is evicted."""
         return self._store.max_size
 
+    @property
+    def evicted(self) -> int:
+        """Memories evicted (least recently used first) to stay within ``max_size``."""
+        return self._store.evicted
+
     def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
         """Add or replace the memory under ``key`` (a ``get`` or ``add`` makes it most recent)."""
-        key, ttl = check_key(key), check_ttl(ttl)
+        key, ttl = check_new_key(key), check_ttl(ttl)
         payload = encode_value(value)
         self._store.put(key, payload, ttl, Document(self._indexing.terms(value)))
 

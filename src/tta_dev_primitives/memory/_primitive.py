@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
 
 from tta_dev_primitives._checks import (
+    DEFAULT_EMBED_TIMEOUT,
     check_count,
     check_fraction,
     check_key,
@@ -16,6 +17,7 @@ from tta_dev_primitives._checks import (
     check_max_size,
     check_mode,
     check_namespace,
+    check_new_key,
     check_optional_url,
     check_query,
     check_scope,
@@ -26,6 +28,7 @@ from tta_dev_primitives._checks import (
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.memory._numpy import numpy_imported
 from tta_dev_primitives.memory._ops import (
     AddMemory,
     ClearMemory,
@@ -122,6 +125,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             Redis Query Engine when the server has it (Redis 8, Redis Stack), else in a replica
             of the index this process keeps; ``"redis"`` always in the Query Engine (an error
             where there is none); ``"replica"`` always in the replica. See the production guide.
+        embed_timeout: seconds one embedding model call may take before the ``add`` or search
+            waiting on it raises ``EmbeddingError`` (an ``Embedder`` passed as ``embed`` keeps
+            its own).
     """
 
     def __init__(
@@ -143,6 +149,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         dims: int | None = None,
         hybrid_weight: float = HYBRID_WEIGHT,
         search_engine: SearchEngine = "auto",
+        embed_timeout: float = DEFAULT_EMBED_TIMEOUT,
     ) -> None:
         max_size = check_max_size(max_size)
         self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
@@ -150,7 +157,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if embed is not None:
             from tta_dev_primitives.embeddings import as_embedder
 
-            self._embedder = as_embedder(embed, dims)
+            self._embedder = as_embedder(embed, dims, embed_timeout=embed_timeout)
         elif dims is not None:
             raise InvalidArgumentError("dims is the embedder's dimension: pass embed= with it")
         namespace = check_namespace(namespace)
@@ -165,7 +172,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
-        local = InProcessSearchBackend(max_size, clock=clock)
+        standby = bool(redis_url and enable_redis)  # with Redis, evictions lose nothing
+        self._local = local = InProcessSearchBackend(max_size, clock=clock, standby=standby)
         remote: SearchableBackend | None = None
         if redis_url and enable_redis:
             remote = backend_from_url(
@@ -203,7 +211,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         embedded first. If the embedder fails, ``EmbeddingError`` is raised and
         nothing is stored: a memory is never half-written.
         """
-        key, ttl = check_key(key), check_ttl(ttl)
+        key, ttl = check_new_key(key), check_ttl(ttl)
         payload = encode_value(value)
         with MemoryOp("add", self._namespace) as op:
             vector = await self._vector(value, vector_text)
@@ -258,6 +266,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
         analysed = self._indexing.query(text)
         chosen = self._mode(check_mode(mode))
+        await numpy_imported()  # the index needs it: never imported on the loop
         with MemoryOp("search", self._namespace) as op:
             if chosen != "keyword" and not analysed.blank:
                 assert self._embedder is not None
@@ -389,6 +398,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "journal_size": self._store.journal_size,
             "journal_bytes": self._store.journal_bytes,
             "journal_dropped": self._store.journal_dropped,
+            "evicted": self._local.evicted,
             "recovering": self._store.recovering,
             "dead_letters": self._store.dead_letter_count,
             "dead_letter_log": list(self._store.dead_letters),
@@ -427,6 +437,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """Replay any journalled writes if Redis is back, then close connections."""
         await self.flush()
         await self._store.aclose()
+        if self._embedder is not None:
+            await self._embedder.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -9,8 +10,11 @@ from typing import Any, ClassVar
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._base import Document, SearchableBackend, StorageBackend
 from tta_dev_primitives.stores._local import Clock, LocalStore
+from tta_dev_primitives.telemetry._metrics import instruments
 
 __all__ = ["InProcessBackend", "InProcessSearchBackend"]
+
+log = logging.getLogger("tta_dev_primitives.memory")
 
 
 class InProcessBackend(StorageBackend):
@@ -51,11 +55,23 @@ class InProcessBackend(StorageBackend):
     def describe(self) -> dict[str, Any]:
         return {"max_size": self.store.max_size}
 
+    @property
+    def evicted(self) -> int:
+        """Entries dropped (least recently used first) to stay within ``max_size``."""
+        return self.store.evicted
+
 
 class InProcessSearchBackend(InProcessBackend, SearchableBackend):
     """``InProcessBackend`` with a search index: memory's zero-setup backend and stand-by copy."""
 
     _indexed: ClassVar[bool] = True
+
+    def __init__(
+        self, max_size: int = 1000, *, clock: Clock = time.monotonic, standby: bool = False
+    ) -> None:
+        super().__init__(max_size, clock=clock)
+        self.standby = standby  # True: a copy of what Redis holds, so an eviction loses nothing
+        self._warned = False
 
     async def put(
         self,
@@ -66,7 +82,21 @@ class InProcessSearchBackend(InProcessBackend, SearchableBackend):
         version: str = "",
         document: Document | None = None,
     ) -> None:
-        self.store.put(key, payload, ttl, document)
+        if evicted := self.store.put(key, payload, ttl, document):
+            self._count_evictions(len(evicted))
+
+    def _count_evictions(self, count: int) -> None:
+        """The ``tta.memory.evicted`` counter; the first time memories are lost, one warning."""
+        instruments().evicted.add(count, {"memory.standby": self.standby})
+        if not self.standby and not self._warned:
+            self._warned = True
+            log.warning(
+                "the in-process memory is full (max_size=%d) and now evicts the least recently "
+                "used memories; pass a larger MemoryPrimitive(max_size=...) to keep more, or "
+                "redis_url= to keep them in Redis (evictions are counted in "
+                'get_backend_info()["evicted"])',
+                self.store.max_size,
+            )
 
     async def search(
         self, query: Query, limit: int, scope: str | None

@@ -33,7 +33,17 @@ _VERSION: Final = 2
 class LocalStore:
     """At most ``max_size`` payloads by key, least recently used evicted first."""
 
-    __slots__ = ("_clock", "_entries", "_expiries", "_index", "_lock", "_version", "max_size")
+    __slots__ = (
+        "_clock",
+        "_entries",
+        "_expiries",
+        "_index",
+        "_lock",
+        "_timed",
+        "_version",
+        "evicted",
+        "max_size",
+    )
 
     def __init__(
         self, max_size: int, *, searchable: bool = True, clock: Clock = time.monotonic
@@ -43,7 +53,9 @@ class LocalStore:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._index = SearchIndex() if searchable else None
         self._expiries: list[tuple[float, int, str]] = []
+        self._timed = 0  # live entries with a deadline: the heap's other entries are stale
         self._version = 0
+        self.evicted = 0  # entries dropped to stay within max_size, since creation
         self._lock = threading.Lock()  # no method re-enters another
 
     def _expire(self) -> None:
@@ -59,9 +71,32 @@ class LocalStore:
                 self._drop(key)
 
     def _drop(self, key: str) -> None:
-        del self._entries[key]
+        if self._entries.pop(key)[_DEADLINE] is not None:
+            self._timed -= 1
         if self._index is not None:
             self._index.remove(key)
+
+    def _compact(self) -> None:
+        """Rebuild the TTL heap from the live deadlines once stale ones outnumber them.
+
+        A deleted or rewritten key leaves its old deadline in the heap until it passes (an hour,
+        a day): without this, add/delete cycles with a TTL grow the heap without bound.
+        Rebuilding costs O(live) and happens after as many stale entries: O(1) amortised.
+        """
+        if len(self._expiries) <= 2 * self._timed + 64:
+            return
+        self._expiries = [
+            (entry[_DEADLINE], entry[_VERSION], key)
+            for key, entry in self._entries.items()
+            if entry[_DEADLINE] is not None
+        ]
+        heapq.heapify(self._expiries)
+
+    @property
+    def expiry_entries(self) -> int:
+        """Entries in the TTL heap, stale ones included (at most about twice the live TTLs)."""
+        with self._lock:
+            return len(self._expiries)
 
     def put(
         self,
@@ -76,10 +111,15 @@ class LocalStore:
             self._version += 1
             deadline = None if ttl is None else self._clock() + ttl
             entries = self._entries
+            old = entries.get(key)
+            if old is not None and old[_DEADLINE] is not None:
+                self._timed -= 1  # its heap entry is stale now
             entries[key] = (payload, deadline, self._version)
             entries.move_to_end(key)
             if deadline is not None:
+                self._timed += 1
                 heapq.heappush(self._expiries, (deadline, self._version, key))
+                self._compact()
             if self._index is not None:
                 if document is None:
                     self._index.add(key, {})
@@ -90,6 +130,7 @@ class LocalStore:
                 oldest = next(iter(entries))
                 self._drop(oldest)
                 evicted.append(oldest)
+            self.evicted += len(evicted)
             return evicted
 
     def get(self, key: str) -> object | None:
@@ -118,6 +159,7 @@ class LocalStore:
             if key not in self._entries:
                 return False
             self._drop(key)
+            self._compact()
             return True
 
     def search(
@@ -136,6 +178,7 @@ class LocalStore:
         with self._lock:
             self._entries.clear()
             self._expiries.clear()
+            self._timed = 0
             if self._index is not None:
                 self._index.clear()
 

@@ -3,16 +3,19 @@
 Redaction is deliberately over-eager, so that no part of a password is ever shown, whatever
 characters it holds:
 
-- a ``password=`` query argument (which redis-py honours) hides everything after it, to the end
-  of the URL (a raw ``&``, ``#`` or ``@`` in it could otherwise show its tail);
-- the user info runs to the *last* ``@`` before that (a password may contain ``@``, ``/``, ``?``,
-  ``#`` or ``:``); a bare ``redis://secret@host`` is read as a password;
-- if an ``@`` follows a ``password=`` argument, it is unclear where the password ends, and
-  everything after the scheme is hidden.
+- the authority runs to the first ``/``, ``?`` or ``#``, and the user info to its last ``@``
+  (a password may hold ``@``, ``:``, ``%`` or text such as ``;password=``: all of it is user
+  info); a bare ``redis://secret@host`` is read as a password;
+- a ``password=`` query argument (which redis-py honours), looked for only after the authority,
+  hides everything after it, to the end of the URL (a raw ``&``, ``#`` or ``@`` in it could
+  otherwise show its tail);
+- an ``@`` after the authority means a raw ``/``, ``?`` or ``#`` in the user info, or an ``@``
+  in the path or query: where a password ends is unknown, and everything after the scheme is
+  hidden.
 
-``check_redis_url`` refuses a user info holding a raw ``/``, ``?`` or ``#`` (a URL parser would
-read part of the password as the host, port or path) with a message naming no part of it, and
-validates the redacted form, so that its errors only ever quote the redacted URL.
+``check_redis_url`` refuses that last case (percent-encode the password) with a message naming
+no part of the URL, and validates the redacted form, so that its errors only ever quote the
+redacted URL.
 """
 
 from __future__ import annotations
@@ -34,21 +37,27 @@ _PLACEHOLDER = "x"  # stands in for a password while the URL's shape is checked
 
 class _Parts(NamedTuple):
     scheme: str  # "redis://" (or "" if there is none)
-    userinfo: str | None  # up to the last "@" before any query password; None if no "@"
+    userinfo: str | None  # the authority up to its last "@"; None if it has none
     rest: str  # after the user info, up to the query password (if any)
-    query_secret: str | None  # everything after "password=", or None
-    ambiguous: bool  # an "@" follows "password=": the password's end is unknown
+    query_secret: str | None  # everything after a "password=" past the authority, or None
+    ambiguous: bool  # an "@" past the authority: where a password ends is unknown
+
+
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 
 def _split(url: str) -> _Parts:
     match = _SCHEME.match(url)
     start = match.end() if match else 0
+    found = _AUTHORITY_END.search(url, start)
+    end = len(url) if found is None else found.start()
+    ambiguous = "@" in url[end:]
+    # Ambiguous: the user info is read to the last "@" only to hide it (the URL is refused).
+    at = url.rfind("@", start) if ambiguous else url.rfind("@", start, end)
     head, query_secret = url, None
-    secret = _QUERY_SECRET.search(url, start)
+    secret = _QUERY_SECRET.search(url, max(end, at + 1))
     if secret is not None:
         head, query_secret = url[: secret.end()], url[secret.end() :]
-    at = head.rfind("@", start)
-    ambiguous = query_secret is not None and "@" in query_secret
     if at == -1:
         return _Parts(url[:start], None, head[start:], query_secret, ambiguous)
     return _Parts(url[:start], head[start:at], head[at + 1 :], query_secret, ambiguous)
@@ -83,6 +92,8 @@ def _secrets(url: str) -> set[str]:
     if parts.query_secret is not None:
         found.add(parts.query_secret)
         found.add(re.split(r"[&#;]", parts.query_secret, maxsplit=1)[0])  # what redis-py sends
+    if parts.ambiguous:  # where the password ends is unknown: all of it may be secret
+        found.add(url[len(parts.scheme) :])
     found |= {unquote(secret) for secret in found}
     found.discard("")
     return found
@@ -116,9 +127,10 @@ def check_redis_url(url: object) -> str:
     if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
         raise invalid(f"scheme must be one of {', '.join(f'{s}://' for s in SCHEMES)}")
     parts = _split(url)
-    if parts.userinfo is not None and any(ch in parts.userinfo for ch in "/?#"):
-        raise invalid("the user name or password holds a raw '/', '?' or '#'; "
-                      "percent-encode it (%2F, %3F, %23)")  # fmt: skip
+    if parts.ambiguous:
+        raise invalid("an '@' follows the host, so a user name or password holds a raw '/', "
+                      "'?' or '#' (or the path or query an '@'); percent-encode them "
+                      "(%2F, %3F, %23, %40)")  # fmt: skip
     safe = parts.scheme
     if parts.userinfo is not None:
         user, _ = _user_and_password(parts.userinfo)

@@ -12,6 +12,8 @@ forward to it, so nothing here needs to know whether an SDK is configured. Names
 - ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full.
 - ``tta.memory.dead_letters``: journalled writes the backend refused for their data on replay.
 - ``tta.memory.invalid_values``: values found in a backend that were not valid memories.
+- ``tta.memory.evicted``: memories the in-process store evicted past ``max_size``; attribute
+  ``memory.standby`` (true when Redis still holds them: the stand-by copy's evictions).
 - ``tta.cache.requests``: ``CachePrimitive`` lookups, attribute ``cache.hit`` (true/false).
 """
 
@@ -38,6 +40,7 @@ class Instruments:
     __slots__ = (
         "cache_requests",
         "dead_letters",
+        "evicted",
         "fallbacks",
         "invalid_values",
         "journal_dropped",
@@ -67,6 +70,9 @@ class Instruments:
         )
         self.invalid_values: Counter = meter.create_counter(
             "tta.memory.invalid_values", unit="{value}", description="Unreadable stored values"
+        )
+        self.evicted: Counter = meter.create_counter(
+            "tta.memory.evicted", unit="{memory}", description="In-process LRU evictions"
         )
         self.cache_requests: Counter = meter.create_counter(
             "tta.cache.requests", unit="{request}", description="CachePrimitive lookups"
