@@ -9,7 +9,9 @@ memory = MemoryPrimitive()
 
 async def llm(prompt: str, ctx: WorkflowContext) -> str:
     """Your model call goes here; recalled memories are in ctx.state["memories"]."""
-    recalled = [m["content"] for m in ctx.state["memories"]]
+    # Quote only the start of each recalled answer: quoting them whole would nest every
+    # earlier answer inside the next one, and a memory's value is capped at 8 MiB.
+    recalled = [m["content"][:40] for m in ctx.state["memories"]]
     return f"Answer to {prompt!r}, remembering {recalled}"
 
 

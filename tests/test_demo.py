@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -76,3 +77,37 @@ def test_demo_on_redis_is_served_by_redis(redis_server_factory: Any) -> None:
     assert "memory.backend='redis'" in out
     assert "demo-pw" not in out + result.stderr
     assert "Traceback" not in result.stderr
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_TOOLS = {"pytest", "hypothesis", "ruff", "mypy", "build", "hatchling", "mkdocs",
+             "langchain_core", "langgraph", "usearch"}  # fmt: skip
+
+
+def test_scripts_demo_installs_only_the_demo_extra() -> None:
+    """scripts/demo installs the 'demo' extra, which is the OpenTelemetry SDK and nothing else."""
+    import tomllib
+
+    script = (ROOT / "scripts" / "demo").read_text()
+    assert re.findall(r"^ensure_venv (\S+)$", script, re.MULTILINE) == ["demo"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["optional-dependencies"]["demo"] == ["opentelemetry-sdk>=1.24"]
+
+
+def test_demo_imports_nothing_from_the_dev_toolchain() -> None:
+    """A demo run imports the OpenTelemetry SDK (its span tree) and no dev tool or adapter."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from tta_dev_primitives.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    status = main(['demo'])\n"
+        "print(json.dumps([status, sorted(sys.modules)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    status, modules = json.loads(result.stdout)
+    assert status == 0
+    assert "opentelemetry.sdk.trace" in modules
+    assert not {m.split(".")[0] for m in modules} & DEV_TOOLS

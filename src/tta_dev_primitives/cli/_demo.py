@@ -17,7 +17,7 @@ from tta_dev_primitives import (
     MemoryPrimitive,
     RouterPrimitive,
     WorkflowContext,
-    create_memory_key,
+    turn_key,
 )
 
 TURNS = [
@@ -83,17 +83,13 @@ def build(memory: MemoryPrimitive) -> tuple[Any, CachePrimitive[str, str]]:
         return f"{ctx.user_id}:{ctx.session_id}"
 
     def key(reply: str, ctx: WorkflowContext) -> str:
+        """A new key for every turn: never derived from a count or the text, which repeat."""
         assert ctx.user_id is not None
         assert ctx.session_id is not None
-        return create_memory_key(ctx.user_id, ctx.session_id, {"turn": ctx.state["turn"]})
+        return turn_key(ctx.user_id, ctx.session_id)
 
     async def remember_user_turn(prompt: str, ctx: WorkflowContext) -> str:
-        assert ctx.user_id is not None
-        assert ctx.session_id is not None
-        user_key = create_memory_key(
-            ctx.user_id, ctx.session_id, {"turn": ctx.state["turn"], "role": "user"}
-        )
-        await memory.add(user_key, {"role": "user", "content": prompt})
+        await memory.add(key(prompt, ctx), {"role": "user", "content": prompt})
         return prompt
 
     workflow: Any = (
@@ -117,7 +113,6 @@ async def converse(redis_url: str | None, user: str) -> int:
     await memory.clear()  # the demo's own namespace only
     for turn, prompt in enumerate(TURNS, 1):
         ctx = WorkflowContext(user_id=user, session_id="session-1", workflow_id="demo")
-        ctx.state["turn"] = turn
         tracing.reset()
         hits_before = llm.hits
         reply = await workflow.execute(prompt, ctx)

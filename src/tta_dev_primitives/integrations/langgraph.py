@@ -1,6 +1,6 @@
 """A LangGraph store backed by ``MemoryPrimitive``: long-term agent memory with Redis fallback.
 
-Needs ``langgraph-checkpoint`` (``pip install 'tta-dev-primitives[langgraph]'``). Use it wherever
+Needs ``langgraph`` (in a checkout: ``pip install '.[langgraph]'``). Use it wherever
 LangGraph takes a ``BaseStore`` (``graph.compile(store=...)``, ``create_react_agent(store=...)``).
 
 Item ``("users", "u1"), "prefs"`` is the memory ``users:u1:prefs`` (``%`` and ``:`` in labels are
@@ -15,7 +15,9 @@ similarity and sets ``SearchItem.score``.
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -46,7 +48,18 @@ from ._portal import run_sync
 
 __all__ = ["MemoryPrimitiveStore"]
 
+log = logging.getLogger("tta_dev_primitives.langgraph")
+
 _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+
+#: The fields of the record the store writes for an item: a ``text_fields`` name may not be one.
+_RECORD_FIELDS = frozenset(
+    {"namespace", "key", "value", "created_at", "updated_at", "ttl", "index"}
+)
+
+#: ``from_url(None)``'s in-process capacity: unbounded, as LangGraph's ``InMemoryStore`` keeps
+#: every item (a ``MemoryPrimitive``'s own default, 1,000, would drop the oldest items).
+UNBOUNDED = sys.maxsize
 
 
 def _escape(label: str) -> str:
@@ -133,6 +146,27 @@ def _check_memory_embeds(memory: MemoryPrimitive, index: IndexConfig) -> None:
     embedder.fix_dims(index["dims"])
 
 
+def _text_fields(memory: MemoryPrimitive) -> tuple[str, ...]:
+    """The memory's ``text_fields``, which the store copies to the top of each record.
+
+    The memory searches a value's top-level fields by those names, and the store's record holds
+    the item's value under ``"value"``; so each named field of the item is also kept at the
+    record's top level, where the memory's search (and its embedder) reads it.
+    """
+    names = memory._indexing.text_fields or ()
+    clash = sorted(set(names) & _RECORD_FIELDS)
+    if clash:
+        raise InvalidArgumentError(
+            f"text_fields {clash} name fields of the store's own records "
+            f"({', '.join(sorted(_RECORD_FIELDS))}); rename those value fields"
+        )
+    return names
+
+
+def _in_process_only(memory: MemoryPrimitive) -> bool:
+    return not memory.get_backend_info()["redis_configured"]
+
+
 def _datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -196,7 +230,10 @@ def _namespace_matches(namespace: tuple[str, ...], condition: MatchCondition) ->
 class MemoryPrimitiveStore(BaseStore):
     """A LangGraph ``BaseStore`` whose items are memories of a ``MemoryPrimitive``.
 
-    Every string in an item's value (and its namespace and key) is indexed for word search.
+    Every string in an item's value (and its namespace and key) is indexed for word search;
+    with ``MemoryPrimitive(text_fields=...)``, only those fields of the value, as on the memory.
+    An in-process memory holds at most its ``max_size`` items: the store logs a warning once
+    when it is full (``from_url(None)`` builds an unbounded one).
     Without ``index``, ``query`` is word search (BM25) and ``index`` arguments to ``put`` are
     ignored, as in LangGraph's stores. With ``index`` (LangGraph's ``IndexConfig``), ``query``
     is semantic search: the memory must embed with ``index["embed"]`` at ``index["dims"]``, so
@@ -225,6 +262,9 @@ class MemoryPrimitiveStore(BaseStore):
         self._paths: list[str] = list((self.index_config or {}).get("fields") or ["$"])
         if self.index_config is not None:
             _check_memory_embeds(memory, self.index_config)
+        self._text_fields = _text_fields(memory)
+        # Only an in-process memory drops items when full; Redis keeps them all.
+        self._warn_when_full = _in_process_only(memory)
 
     @classmethod
     def from_url(
@@ -238,9 +278,14 @@ class MemoryPrimitiveStore(BaseStore):
         """A store on a new ``MemoryPrimitive(redis_url, **memory_options)``.
 
         With ``index``, the memory embeds with ``index["embed"]`` at ``index["dims"]``, so the
-        store's config and the memory's vectors cannot disagree. Close it with
+        store's config and the memory's vectors cannot disagree. With no ``redis_url`` the
+        memory keeps every item, as LangGraph's ``InMemoryStore`` does (``max_size`` defaults
+        to ``UNBOUNDED``; pass ``max_size=`` to bound it). On Redis every item is kept in Redis
+        and ``max_size`` bounds the in-process stand-by copy. Close it with
         ``await store.memory.aclose()``.
         """
+        if redis_url is None or memory_options.get("enable_redis") is False:
+            memory_options.setdefault("max_size", UNBOUNDED)
         checked = _check_index(index)
         if checked is not None:
             if {"embed", "dims"} & memory_options.keys():
@@ -354,12 +399,30 @@ class MemoryPrimitiveStore(BaseStore):
         }
         if self.index_config is not None and chosen is not None:
             record["index"] = False if chosen is False else dict.fromkeys(chosen, True)
+        for name in self._text_fields:
+            if name in op.value:
+                record[name] = op.value[name]
         await self.memory.add(
             key,
             record,
             ttl=None if ttl is None else ttl * 60,
             vector_text=self._embedded_text(record),
         )
+        if existing is None and self._warn_when_full:
+            await self._warn_if_full()
+
+    async def _warn_if_full(self) -> None:
+        """Say once, as a logged warning, that an in-process memory now drops the oldest items."""
+        capacity = self.memory.get_backend_info()["max_size"]
+        if await self.memory.size() >= capacity:
+            self._warn_when_full = False
+            log.warning(
+                "MemoryPrimitiveStore: the in-process memory is full (max_size=%d): each new "
+                "item now drops the least recently used one. LangGraph's InMemoryStore keeps "
+                "every item; use MemoryPrimitiveStore.from_url(None) (unbounded), a larger "
+                "max_size, or a redis_url.",
+                capacity,
+            )
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         # A list prefix (``search(["docs"])``) is read as the tuple it spells, as LangGraph's
