@@ -4,29 +4,55 @@ Redis keeps the values and a change feed (``_redis_lua``); each process that sea
 replica of the index (``_replica``), catches it up with one bounded script per partition
 before a search, ranks locally, and reads the winners' values in one round trip. So a search
 never holds Redis for long, whatever the namespace's size.
+
+A search never answers from a replica it could not bring up to date. Its calls to Redis are not
+bounded by the per-call ``timeout`` but by ``load_timeout``, a budget of progress: each page of
+the load that arrives starts it again, so a cold process loading a large namespace from a busy
+Redis waits as long as pages keep coming. If none comes within ``load_timeout`` the search
+raises ``SearchNotReadyError`` (what was read is kept for the next search). A Redis that is down
+(connection refused or reset) is an outage as for every other call: the search is served
+in-process and the memory degrades.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
+from tta_dev_primitives._checks import check_seconds
+from tta_dev_primitives.exceptions import SearchNotReadyError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
-from tta_dev_primitives.stores._redis import RedisBackend, _mget
+from tta_dev_primitives.stores._redis import RedisBackend, _connected, _mget
 from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
 
-__all__ = ["RedisSearchBackend"]
+__all__ = ["LOAD_TIMEOUT", "RedisSearchBackend"]
+
+R = TypeVar("R")
+
+#: Seconds a search waits for each page of its replica's load or catch-up (and for the other
+#: calls it makes) before it raises ``SearchNotReadyError``; at least the per-call timeout.
+LOAD_TIMEOUT = 10.0
 
 
 class RedisSearchBackend(RedisBackend, SearchableBackend):
     """``RedisBackend`` whose payloads are memories, found by ``search``."""
 
-    def __init__(self, url: str, *, indexing: Indexing | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        indexing: Indexing | None = None,
+        load_timeout: float = LOAD_TIMEOUT,
+        **options: Any,
+    ) -> None:
         super().__init__(url, **options)
         self.indexing = indexing or Indexing()
+        self.load_timeout = max(check_seconds("load_timeout", load_timeout), self.timeout)
         self._replica: Replica | None = None  # made by the first search, once partitions are known
 
     async def put(
@@ -56,12 +82,17 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
-        """Catch the replica up with Redis, rank there, then read the winners' values."""
-        await self._ready()
+        """Catch the replica up with Redis, rank there, then read the winners' values.
+
+        Every call here waits up to ``load_timeout`` (see the module docstring), never less.
+        """
+        state = self._loops.get(asyncio.get_running_loop())
+        if state is None or state.client is None:
+            await self._patient(_connected)  # connect (learning the topology) first
         replica = self._replica_for_topology()
         if query.vector is not None:
             replica.expect_dims(len(query.vector))
-        await replica.sync(self._changes)
+        await replica.sync(self._patient_changes)
         scope = None if scope is None else normalize_scope(scope)
         want = limit
         while True:
@@ -91,8 +122,32 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         return replica
 
     async def _changes(self, base: str, since: str, since_del: str) -> Any:
+        """A page of changes within the per-call timeout (a replay's catch-up)."""
+        return await self._call(self._changes_call(base, since, since_del))
+
+    async def _patient_changes(self, base: str, since: str, since_del: str) -> Any:
+        """A page of changes within the load budget (a search's load or catch-up)."""
+        return await self._patient(self._changes_call(base, since, since_del))
+
+    def _changes_call(self, base: str, since: str, since_del: str) -> Callable[[Any], Any]:
         args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
-        return await self._call(lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args))
+        return lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args)
+
+    async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
+        """Run ``work`` within ``load_timeout`` instead of the per-call timeout.
+
+        Waiting that long is not an outage (nothing falls back): Redis is up but busy, so the
+        search raises ``SearchNotReadyError`` rather than answer from a partial index.
+        """
+        try:
+            async with asyncio.timeout(self.load_timeout):
+                return await self._call(work, bounded=False)
+        except TimeoutError:
+            raise SearchNotReadyError(
+                f"search in namespace {self.namespace!r}: Redis sent nothing for "
+                f"{self.load_timeout:g} s (load_timeout) while this process brought its index up "
+                "to date, so no partial answer was given; what was read is kept for the next search"
+            ) from None
 
     async def _values(self, keys: list[str]) -> list[Any]:
         """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
@@ -100,7 +155,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             return []
         names = [self._base(key) + "v:" + key for key in keys]
         cluster = self.topology == "cluster"
-        return await self._call(partial(_mget, names=names, cluster=cluster))
+        return await self._patient(partial(_mget, names=names, cluster=cluster))
 
 
 def _vector_bytes(document: Document) -> bytes:
