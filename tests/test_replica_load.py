@@ -94,10 +94,12 @@ async def test_eight_cold_processes_started_at_once_all_answer_in_full(
     try:
         code = textwrap.dedent(SEARCHER)
         procs = [
-            subprocess.Popen(
+            subprocess.Popen(  # noqa: ASYNC220 (all 8 must start at once, then be awaited)
                 [sys.executable, "-c", code, redis_server.url, ns, json.dumps(QUESTIONS)],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(8)
         ]
         outputs = [proc.communicate(timeout=300) for proc in procs]
@@ -136,7 +138,9 @@ async def test_a_search_that_gets_no_page_raises_and_the_next_one_answers_in_ful
         finally:
             server.resume()
         found = await backend.search(query, 3000, None)
-        matching = [i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())]
+        matching = [
+            i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())
+        ]
         assert {hit[0] for hit in found} == {key(i) for i in matching}
     finally:
         await backend.aclose()

@@ -21,14 +21,20 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from tta_dev_primitives._checks import check_seconds
+from tta_dev_primitives._checks import check_count, check_seconds
 from tta_dev_primitives.exceptions import SearchNotReadyError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
 from tta_dev_primitives.stores._redis import RedisBackend, _connected, _mget
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica
+from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Heads
+from tta_dev_primitives.stores._replica_set import (
+    MAX_SCOPES,
+    SCOPE_BUDGET,
+    SCOPE_REPLICAS,
+    Replicas,
+)
 
 __all__ = ["LOAD_TIMEOUT", "RedisSearchBackend"]
 
@@ -48,12 +54,19 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         *,
         indexing: Indexing | None = None,
         load_timeout: float = LOAD_TIMEOUT,
+        max_scopes: int = MAX_SCOPES,
+        scope_budget: int = SCOPE_BUDGET,
+        scope_replicas: bool = SCOPE_REPLICAS,
         **options: Any,
     ) -> None:
         super().__init__(url, **options)
         self.indexing = indexing or Indexing()
         self.load_timeout = max(check_seconds("load_timeout", load_timeout), self.timeout)
-        self._replica: Replica | None = None  # made by the first search, once partitions are known
+        self.max_scopes = check_count("max_scopes", max_scopes)
+        self.scope_budget = check_count("scope_budget", scope_budget)
+        self.scope_replicas = scope_replicas
+        # Made by the first search, once partitions are known (see ``_replica_set``).
+        self._replicas: Replicas | None = None
 
     async def put(
         self,
@@ -66,18 +79,19 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     ) -> None:
         vector = b"" if document is None else _vector_bytes(document)
         seq = await self._put(key, payload, ttl, version, vector)
-        if self._replica is not None and document is not None and document.vector is not None:
-            self._replica.expect_dims(document.vector.shape[-1])
-        if seq is not None and self._replica is not None and document is not None:
+        replicas = self._replicas
+        if replicas is not None and document is not None and document.vector is not None:
+            replicas.expect_dims(document.vector.shape[-1])
+        if seq is not None and replicas is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
-            self._replica.wrote(key, seq, document)
+            replicas.wrote(key, seq, document)
 
     def _vector_bytes(self, write: Put) -> bytes:
         return b"" if write.document is None else _vector_bytes(write.document)
 
     def _cleared(self) -> None:
-        if self._replica is not None:
-            self._replica.cleared()
+        if self._replicas is not None:
+            self._replicas.cleared()
 
     async def search(
         self, query: Query, limit: int, scope: str | None
@@ -89,11 +103,13 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         state = self._loops.get(asyncio.get_running_loop())
         if state is None or state.client is None:
             await self._patient(_connected)  # connect (learning the topology) first
-        replica = self._replica_for_topology()
-        if query.vector is not None:
-            replica.expect_dims(len(query.vector))
-        await replica.sync(self._patient_changes)
         scope = None if scope is None else normalize_scope(scope)
+        replicas = self._replicas_for_topology()
+        if query.vector is not None:
+            replicas.expect_dims(len(query.vector))
+        replica = replicas.for_scope(scope)
+        await replica.sync(self._patient_changes, self._heads(patient=True))
+        replicas.trim()
         want = limit
         while True:
             scored = replica.index.search_scored(query, want, scope)
@@ -109,28 +125,48 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             want = limit + (want - len(found))
 
     async def catch_up(self) -> None:
-        """Read what changed into this process's replica, if it has one (after a replay)."""
-        if self._replica is not None:
+        """Read what changed into this process's replicas, if it has any (after a replay)."""
+        if self._replicas is not None:
             await self._ready()
-            await self._replica_for_topology().sync(self._changes)
+            for replica in list(self._replicas_for_topology()):
+                await replica.sync(self._changes, self._heads(patient=False))
 
-    def _replica_for_topology(self) -> Replica:
-        replica = self._replica
-        if replica is None or replica.bases is not self._bases:
-            replica = Replica(self.indexing, self._bases, self._base)
-            self._replica = replica
-        return replica
+    def _replicas_for_topology(self) -> Replicas:
+        replicas = self._replicas
+        if replicas is None or replicas.bases is not self._bases:
+            replicas = Replicas(
+                self.indexing, self._bases, self._base,
+                max_scopes=self.max_scopes, scope_budget=self.scope_budget,
+                scope_replicas=self.scope_replicas,
+            )  # fmt: skip
+            self._replicas = replicas
+        return replicas
 
-    async def _changes(self, base: str, since: str, since_del: str) -> Any:
+    def _heads(self, *, patient: bool) -> Heads | None:
+        """Reads every partition's head in one MGET per node; none with one partition (there
+        the changes call itself is the one round trip)."""
+        if len(self._bases) < 2:
+            return None
+
+        async def heads(bases: list[str]) -> list[Any]:
+            names = [base + "h" for base in bases]
+            read = partial(_mget, names=names, cluster=self.topology == "cluster")
+            return await (self._patient(read) if patient else self._call(read))
+
+        return heads
+
+    async def _changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
         """A page of changes within the per-call timeout (a replay's catch-up)."""
-        return await self._call(self._changes_call(base, since, since_del))
+        return await self._call(self._changes_call(base, since, since_del, seg))
 
-    async def _patient_changes(self, base: str, since: str, since_del: str) -> Any:
+    async def _patient_changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
         """A page of changes within the load budget (a search's load or catch-up)."""
-        return await self._patient(self._changes_call(base, since, since_del))
+        return await self._patient(self._changes_call(base, since, since_del, seg))
 
-    def _changes_call(self, base: str, since: str, since_del: str) -> Callable[[Any], Any]:
-        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
+    def _changes_call(
+        self, base: str, since: str, since_del: str, seg: str
+    ) -> Callable[[Any], Any]:
+        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg]
         return lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args)
 
     async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
