@@ -30,7 +30,7 @@ WORDS = ["car", "garage", "brakes", "maria", "trip", "paris"]
 
 
 def backend(url: str, ns: str, **options: Any) -> RedisSearchBackend:
-    """A searching backend with segment replicas on."""
+    """A searching backend (segment replicas are on by default; said here, as tested)."""
     return RedisSearchBackend(url, namespace=ns, timeout=30, scope_replicas=True, **options)
 
 

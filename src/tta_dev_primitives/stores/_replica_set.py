@@ -25,11 +25,10 @@ __all__ = ["MAX_SCOPES", "SCOPE_BUDGET", "SCOPE_REPLICAS", "Replicas"]
 MAX_SCOPES = 256
 #: Memories the segment replicas hold in all, at most (about 0.7 KB each: ~70 MB).
 SCOPE_BUDGET = 100_000
-#: Whether scoped searches use segment replicas by default. A segment replica ranks a scope with
-#: the statistics of that user's memories, so it matches in-process ranking only where
-#: in-process scoped search ranks with the scope's own statistics (issue 21); until then a
-#: scoped search uses the whole namespace's replica, as before.
-SCOPE_REPLICAS = False
+#: Whether scoped searches use segment replicas (``False``: the whole namespace's replica). A
+#: scoped search ranks with the scope's own statistics, which a segment replica holds in full,
+#: so both rank exactly as in-process.
+SCOPE_REPLICAS = True
 
 
 class Replicas:
