@@ -1,9 +1,9 @@
 """A deliberately naive model of memory: a dict, an LRU list and a brute-force search.
 
-It re-derives the documented rules (searched fields, the last word as a prefix, BM25, token
-order, segment scopes, recency ties) over every stored value on every query, so the real index
-can be checked against it. Words become terms through the shared ``Analyzer``, whose own laws
-are tested in ``test_analyzer.py``.
+It re-derives the documented rules (searched fields, the last word as a prefix, BM25 with a
+scope's own statistics, token order, segment scopes, recency ties) over every stored value on
+every query, so the real index can be checked against it. Words become terms through the
+shared ``Analyzer``, whose own laws are tested in ``test_analyzer.py``.
 """
 
 from __future__ import annotations
@@ -116,10 +116,15 @@ class MemoryModel:
             keys = sorted((k for k in live if in_scope(k, scope)), key=lambda k: -live[k].seq)
             return [live[k].value for k in keys[:limit]]
         terms, prefix = query_terms(query)
-        counts = {k: ANALYZER.term_counts(strings(it.value)) for k, it in live.items()}
+        # A scoped search's statistics (count, lengths, document frequencies) are the scope's.
+        counts = {
+            k: ANALYZER.term_counts(strings(it.value))
+            for k, it in live.items()
+            if in_scope(k, scope)
+        }
         df: Counter[str] = Counter(t for c in counts.values() for t in c)
         lengths = {k: sum(c.values()) for k, c in counts.items()}
-        n = len(live)
+        n = len(counts)
         if n == 0:
             return []
         avg = sum(lengths.values()) / n
@@ -135,8 +140,6 @@ class MemoryModel:
         order = sorted(range(len(idfs)), key=lambda i: -idfs[i])
         scored = []
         for key, c in counts.items():
-            if not in_scope(key, scope):
-                continue
             score, hit = 0.0, False
             for i in order:
                 tf = sum(v for t, v in c.items() if t in matched[i])

@@ -73,8 +73,8 @@ async def test_clear_of_200k_memories_completes(redis_server: RedisServer, versi
         assert await backend.size() == 0
     await backend.aclose()
     leftover = await count_keys(redis_server.url, namespace)
-    # A versioned clear keeps the partition's facts (its clear mark); no memory is left.
-    assert leftover == (1 if versioned else 0)
+    # A versioned clear keeps the partition's facts (its clear mark) and head; no memory is left.
+    assert leftover == (2 if versioned else 0)
 
 
 async def test_clear_through_memory_primitive_completes(redis_server: RedisServer) -> None:

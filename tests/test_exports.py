@@ -31,7 +31,7 @@ PUBLIC = {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
         "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
-        "UsageError", "EmbeddingError",
+        "UsageError", "EmbeddingError", "SearchNotReadyError",
     },
     "tta_dev_primitives.embeddings": {
         "Embedder", "as_embedder", "encode_vector", "decode_vector",

@@ -12,6 +12,7 @@ from tta_dev_primitives import InMemoryStore
 from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer
 from tta_dev_primitives.search._analyzer import Query, words
 from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.search._scope_index import CACHED_SCOPE, MAX_MASKS
 
 ANALYZER = Analyzer()
 
@@ -60,6 +61,111 @@ def test_index_ranks_exactly_like_brute_force(
         assert store.delete(key) == model.delete(key)
     for q, limit, scope in queries:
         assert store.search(q, limit, scope=scope) == model.search(q, limit, scope)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.sampled_from(KEYS), st.sampled_from(VOCAB)),
+            st.tuples(st.just("delete"), st.sampled_from(KEYS), st.just("")),
+            st.tuples(st.just("search"), st.sampled_from(["u1", "u1:s1", "u10", "solo"]), query),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_scoped_search_stays_exact_while_the_scope_changes(
+    steps: list[tuple[str, str, str]],
+) -> None:
+    """Writes and deletes between scoped searches keep each answer equal to brute force."""
+    store = InMemoryStore(max_size=1000)
+    model = MemoryModel(max_size=1000)
+    for op, key, text in steps:
+        if op == "add":
+            store.add(key, {"content": text})
+            model.add(key, {"content": text}, None)
+        elif op == "delete":
+            assert store.delete(key) == model.delete(key)
+        else:
+            assert store.search(text, 5, scope=key) == model.search(text, 5, key)
+
+
+def test_a_scoped_search_weighs_words_by_the_scope() -> None:
+    """A name in every turn of one user's scope counts for little there, however rare elsewhere."""
+    store = InMemoryStore(max_size=1000)
+    for i in range(200):
+        store.add(f"u2:s1:{i}", {"content": f"weather report number {i} garden"})
+    for i in range(8):
+        store.add(f"u1:s1:{i}", {"content": f"Maria said hello {i}"})
+    store.add("u1:s1:x", {"content": "Maria Maria likes"})
+    store.add("u1:s1:y", {"content": "the garden is lovely"})
+    # Namespace-wide, "maria" (9 of 210) outweighs "garden" (201 of 210): the repeated name
+    # wins. Within u1, "maria" is in 9 of 10 turns and "garden" in one: the garden turn wins.
+    assert store.search("Maria garden", 1) == [{"content": "Maria Maria likes"}]
+    assert store.search("Maria garden", 1, scope="u1") == [{"content": "the garden is lovely"}]
+
+
+def test_many_scopes_searched_in_turn_stay_exact() -> None:
+    """More scopes than masks kept at once, searched and written in turn, match brute force."""
+    store = InMemoryStore(max_size=10_000)
+    model = MemoryModel(max_size=10_000)
+    for round_ in range(3):
+        for u in range(80):
+            key, value = f"u{u}:s{round_}:k", {"content": f"note {VOCAB[(u + round_) % 13]}"}
+            store.add(key, value)
+            model.add(key, value, None)
+            for q in ("note", VOCAB[u % 13]):
+                assert store.search(q, 3, scope=f"u{u}") == model.search(q, 3, f"u{u}")
+
+
+def test_a_large_scope_stays_exact_through_writes_and_deletes() -> None:
+    """A scope big enough to keep its mask between searches answers like brute force after
+    every add, update and delete."""
+    store = InMemoryStore(max_size=10_000)
+    model = MemoryModel(max_size=10_000)
+
+    def write(key: str, text: str) -> None:
+        store.add(key, {"content": text})
+        model.add(key, {"content": text}, None)
+
+    def delete(key: str) -> None:
+        assert store.delete(key) == model.delete(key)
+
+    for i in range(CACHED_SCOPE + 50):
+        write(f"big:s{i % 3}:{i}", f"{VOCAB[i % 13]} {VOCAB[i % 7]}")
+        write(f"other:{i}", VOCAB[i % 5])
+    edits = [
+        lambda: write("big:s1:new", "zeta zeta"),
+        lambda: write("big:s0:5", "gamma redis"),  # an update: a new number for the key
+        lambda: delete("big:s2:8"),
+        lambda: write("big", "zeta alone"),  # a key equal to the scope belongs to it
+        lambda: write("bigger:x", "zeta"),  # a key that only starts like the scope does not
+    ]
+    for edit in edits:
+        edit()
+        for q in ("zeta", "gamma red", "alps bet"):
+            assert store.search(q, 5, scope="big") == model.search(q, 5, "big")
+
+
+def test_more_large_scopes_than_masks_kept_stay_exact() -> None:
+    """Past MAX_MASKS large scopes, a scope whose mask was dropped still finds its new member."""
+    index = SearchIndex()
+    scopes = MAX_MASKS + 2
+    for j in range(scopes):
+        for i in range(CACHED_SCOPE):
+            index.add(f"s{j}:{i}", {"w": 1})
+    query = Query(("w",))
+    for j in range(scopes):
+        assert index.search(query, 1, scope=f"s{j}") == [f"s{j}:{CACHED_SCOPE - 1}"]
+    for j in range(scopes):
+        index.add(f"s{j}:new", {"w": 1})
+        index.remove(f"s{(j + 1) % scopes}:0")
+        assert index.search(query, 2, scope=f"s{j}") == [f"s{j}:new", f"s{j}:{CACHED_SCOPE - 1}"]
+        assert index.search(query, 1, scope=f"s{j}:new") == [f"s{j}:new"]
+        assert len(index.search(query, 10_000, scope=f"s{j}")) == CACHED_SCOPE + (
+            j == 0
+        )  # +new, -:0
 
 
 class CountingDict(dict[Any, Any]):

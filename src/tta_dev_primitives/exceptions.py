@@ -13,7 +13,9 @@
     │                                               returned unusable vectors (count, dims, NaN, 0)
     └── BackendError                                a storage backend failed (translated at seams)
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
-        └── IncompleteOperationError                a bulk clear or export stopped part-way
+        ├── IncompleteOperationError                a bulk clear or export stopped part-way
+        └── SearchNotReadyError                     a search's index could not be brought up to
+                                                    date within its load budget (no partial answer)
 
 The rule:
 
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidMemoryKeyError",
     "InvalidMemoryValueError",
     "RouteNotFoundError",
+    "SearchNotReadyError",
     "TTAError",
     "UsageError",
 ]
@@ -113,3 +116,14 @@ class IncompleteOperationError(BackendError):
     def __init__(self, message: str, *, done: int) -> None:
         super().__init__(message)
         self.done = done
+
+
+class SearchNotReadyError(BackendError):
+    """A search on Redis could not bring its replica of the index up to date in time.
+
+    Raised by ``search`` when Redis answers (it is not down) but no page of the replica's
+    load or catch-up arrived within the load budget (``load_timeout``, reset by every page
+    that arrives): rather than rank over part of the namespace and return fewer hits, the
+    search stops. What was read is kept, so the next search resumes where this one stopped.
+    Not a ``BackendUnavailableError``: nothing falls back, Redis keeps serving other calls.
+    """

@@ -5,8 +5,9 @@ its term frequency and its length (``docno << 32 | tf << 20 | length``), so a qu
 a document up while scoring: 8 bytes a posting, one append per term of an add. A query reads
 the postings of its terms only (stop words never reach it), turns each into a vector of scores
 in one numpy expression and adds it into a dense accumulator: cost in proportion to the
-postings of the words asked about, never a per-document rescan. A scoped
-search over a small scope instead scores the scope's own documents from their term tuples.
+postings of the words asked about, never a per-document rescan. A scoped search filters the
+same postings through the scope's mask and scores with the scope's own statistics (see
+``_scope_index``).
 
 Documents are numbered in write order; an update is a new number and leaves stale postings
 behind, skipped by a liveness mask and compacted once a term has more stale than live entries.
@@ -31,14 +32,15 @@ import heapq
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
-from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
+from tta_dev_primitives.search._scopes import normalize_scope
 
 __all__ = ["ANN_THRESHOLD", "MAX_PREFIX_TERMS", "SearchIndex"]
 
@@ -92,6 +94,15 @@ ANN_CATCH_UP: Final = 2
 
 _np: Any = None
 _usearch: Any = None
+
+
+class _Matches(NamedTuple):
+    """A query term's postings as numpy arrays, and how many documents hold it."""
+
+    d: Any  # docnos
+    tf: Any  # term frequencies, as floats
+    length: Any  # document lengths, as floats
+    df: int
 
 
 class _Plan(NamedTuple):
@@ -224,7 +235,7 @@ class SearchIndex:
         # term -> postings (docno << 32 | tf << 20 | length); df is len - stale[term].
         self._postings: dict[str, array[int]] = {}
         self._stale: dict[str, int] = {}
-        self._scopes: dict[str, set[int]] = {}
+        self._scopes = ScopeIndex()
         self._live = bytearray()  # docno -> 1 while that document is indexed
         self._recency = array("q")  # docno -> recency, for ties decided in numpy
         self._vocab: list[str] = []
@@ -335,12 +346,7 @@ class SearchIndex:
                 self._pending.append(term)
             else:
                 plist.append(base | tf << 20)
-        for prefix in scope_prefixes(key):
-            bucket = self._scopes.get(prefix)
-            if bucket is None:
-                self._scopes[prefix] = {docno}
-            else:
-                bucket.add(docno)
+        self._scopes.add(key, docno, length)
 
     def _store_vector(self, docno: int, vec: Any) -> None:
         """Put ``vec`` in row ``docno`` (a new block if need be), and give the graph its share."""
@@ -433,11 +439,7 @@ class SearchIndex:
                 self._compact(term)
             else:
                 stale[term] = dead
-        for prefix in scope_prefixes(key):
-            bucket = self._scopes[prefix]
-            bucket.discard(docno)
-            if not bucket:
-                del self._scopes[prefix]
+        self._scopes.remove(key, docno, doc[_LEN])
         if self._next > 4096 and self._next > 2 * len(self._docs):
             self._renumber()
         return True
@@ -479,11 +481,11 @@ class SearchIndex:
                 terms.append(term)
         return terms
 
-    def _members(self, scope: str) -> set[int]:
-        scope = normalize_scope(scope)
-        members = self._scopes.get(scope, set())
-        exact = self._by_key.get(scope)
-        return members if exact is None else members | {exact}
+    def _scope_view(self, np: Any, scope: str) -> ScopeView:
+        """The scope's live members as a mask over every docno, their count and total length."""
+        exact = self._by_key.get(normalize_scope(scope))
+        exact_len = 0 if exact is None else self._docs[exact][_LEN]
+        return self._scopes.view(np, scope, exact, exact_len, self._next)
 
     def recent(self, limit: int, scope: str | None = None) -> list[str]:
         """Keys of the ``limit`` most recently written documents, newest first."""
@@ -495,9 +497,18 @@ class SearchIndex:
                 if len(keys) == limit:
                     break
             return keys
-        pool: Iterable[int] = docs if scope is None else self._members(scope)
-        best = heapq.nlargest(limit, pool, key=lambda d: docs[d][_RECENCY])
-        return [docs[d][_KEY] for d in best]
+        if scope is None:
+            best = heapq.nlargest(limit, docs, key=lambda d: docs[d][_RECENCY])
+            return [docs[d][_KEY] for d in best]
+        np = _numpy()
+        rows = np.flatnonzero(self._scope_view(np, scope).mask[: self._next])
+        if limit <= 0 or not len(rows):
+            return []
+        recency = _gather(np, self._recency, np.int64, rows)
+        if len(rows) > limit:
+            top = np.argpartition(recency, len(rows) - limit)[len(rows) - limit :]
+            rows, recency = rows[top], recency[top]
+        return [docs[d][_KEY] for d in rows[np.argsort(-recency, kind="stable")].tolist()]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
         """Keys of the best ``limit`` matches, by the query's mode, ties newest first."""
@@ -544,15 +555,16 @@ class SearchIndex:
         self._check_dim(q, "query vector")
         if not self._n_vecs or limit <= 0:
             return []
-        members = None if scope is None else self._members(scope)
-        if members is not None and not members:
+        np = _numpy()
+        view = None if scope is None else self._scope_view(np, scope)
+        if view is not None and not view.members:
             return []
         small = min(SMALL_SCOPE, self._ann_threshold)
-        if self._n_vecs >= self._ann_threshold and (members is None or len(members) > small):
-            found = self._ann_search(q, limit, members)
+        if self._n_vecs >= self._ann_threshold and (view is None or view.members > small):
+            found = self._ann_search(q, limit, view)
             if found is not None:
                 return found
-        return self._exact(q, limit, members)
+        return self._exact(q, limit, view)
 
     def _rank(self, np: Any, rows: Any, sims: Any, limit: int) -> list[tuple[int, float]]:
         """The best ``limit`` of ``rows`` by similarity, ties newest first."""
@@ -564,19 +576,18 @@ class SearchIndex:
         order = np.lexsort((-recency, -sims))[:limit]
         return list(zip(rows[order].tolist(), sims[order].astype(np.float64).tolist(), strict=True))
 
-    def _exact(self, q: Any, limit: int, members: set[int] | None) -> list[tuple[int, float]]:
+    def _exact(self, q: Any, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """Brute force: one matrix-vector product over all rows, or over the scope's rows."""
         np = _numpy()
         size = self._next
         has_vec = _gather(np, self._has_vec, np.bool_, slice(0, size)).copy()
-        if members is None:
+        if view is None:
             rows = np.flatnonzero(has_vec)
             # Mostly live rows: multiply them all, then pick (no copy of the rows first).
             dense = len(rows) * 2 >= size
             sims = self._sims_below(np, q, size)[rows] if dense else self._rows(np, rows) @ q
         else:
-            rows = np.fromiter(members, dtype=np.intp, count=len(members))
-            rows = rows[has_vec[rows]]
+            rows = np.flatnonzero(view.mask[:size] & has_vec)
             sims = self._rows(np, rows) @ q
         return self._rank(np, rows, self._best(np, q, rows, sims), limit)
 
@@ -603,7 +614,7 @@ class SearchIndex:
         return best
 
     def _ann_search(
-        self, q: Any, limit: int, members: set[int] | None
+        self, q: Any, limit: int, view: ScopeView | None
     ) -> list[tuple[int, float]] | None:
         """Graph candidates, rescored exactly; None (go exact) without usearch or if too few.
 
@@ -618,8 +629,8 @@ class SearchIndex:
         np = _numpy()
         n = self._n_vecs
         want = 2 * limit  # extra candidates, reranked by exact f32 cosine
-        if members is not None:
-            want = int(want * n / len(members) * 2) + limit  # over-fetch, then filter
+        if view is not None:
+            want = int(want * n / view.members * 2) + limit  # over-fetch, then filter
         want = min(n, max(want, 32))
         has_vec = _gather(np, self._has_vec, np.bool_, slice(0, self._next)).copy()
         rows = np.empty(0, dtype=np.intp)
@@ -638,9 +649,9 @@ class SearchIndex:
             _, first = np.unique(rows, return_index=True)
             rows = rows[np.sort(first)]
         rows = rows[has_vec[rows]]
-        if members is not None:
-            rows = rows[np.fromiter((r in members for r in rows.tolist()), np.bool_, len(rows))]
-            if len(rows) < min(limit, len(members)):
+        if view is not None:
+            rows = rows[view.mask[rows]]
+            if len(rows) < min(limit, view.members):
                 return None
         elif len(rows) < min(limit, n):
             return None
@@ -700,16 +711,17 @@ class SearchIndex:
         return self._ann
 
     def _keyword(self, query: Query, limit: int, scope: str | None) -> list[tuple[int, float]]:
-        """BM25 over the query's terms: docnos and scores, best first."""
+        """BM25 over the query's terms: docnos and scores, best first.
+
+        Unscoped, with the namespace's statistics; scoped, with the scope's own (its member
+        count, their average length, each term's document frequency among them).
+        """
         docs = self._docs
         if not docs or not query.terms:
             return []
-        n_docs = len(docs)
-        avg_len = self._total_len / n_docs
         postings = self._postings
         last = len(query.terms) - 1
         expansions: list[list[str]] = []
-        idfs: list[float] = []
         for i, term in enumerate(query.terms):
             if query.prefix_last and i == last:
                 terms = self._expand(term)
@@ -717,57 +729,78 @@ class SearchIndex:
                 terms = [term] if term in postings else []
             if terms:
                 expansions.append(terms)
-                idfs.append(idf(sum(self._df(t) for t in terms), n_docs))
         if not expansions:
             return []
+        np = _numpy()
+        view = None if scope is None else self._scope_view(np, scope)
+        matches: list[_Matches] | None = None
+        if view is None:
+            n_docs, total_len = len(docs), self._total_len
+            dfs = [sum(self._df(t) for t in terms) for terms in expansions]
+        else:
+            n_docs, total_len = view.members, view.total_len
+            if not n_docs:
+                return []
+            # Reading a term's postings through the mask gives its frequency in the scope.
+            found = [self._read(np, terms, view.mask) for terms in expansions]
+            kept = [i for i, m in enumerate(found) if m.df]
+            expansions = [expansions[i] for i in kept]
+            matches = [found[i] for i in kept]
+            dfs = [m.df for m in matches]
+            if not expansions:
+                return []
+        idfs = [idf(df, n_docs) for df in dfs]
         if len(expansions) > MAX_QUERY_TERMS:
             # The most informative terms of a very long query; the rest would add little.
-            kept = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
-            expansions = [expansions[i] for i in kept]
-            idfs = [idfs[i] for i in kept]
-        plan = _Plan(expansions, token_order(idfs), idfs, avg_len)
-        members = None if scope is None else self._members(scope)
-        if members is not None:
-            if not members:
-                return []
-            cost = sum(len(postings[t]) for terms in expansions for t in terms)
-            if len(members) <= cost:
-                return self._score_members(plan, members, limit)
-        return self._score_postings(plan, members, limit)
+            cut = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
+            expansions = [expansions[i] for i in cut]
+            idfs = [idfs[i] for i in cut]
+            if matches is not None:
+                matches = [matches[i] for i in cut]
+        plan = _Plan(expansions, token_order(idfs), idfs, total_len / n_docs)
+        return self._score_postings(plan, matches, limit)
+
+    def _read(self, np: Any, terms: Sequence[str], mask: Any) -> _Matches:
+        """The postings of ``terms`` (a prefix's several are summed per document), through
+        ``mask`` if given: docnos, term frequencies, lengths and the document frequency."""
+        if len(terms) == 1:
+            p = np.frombuffer(self._postings[terms[0]], dtype=np.uint64).copy()
+        else:
+            p = np.concatenate([np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms])
+        if mask is not None:
+            p = p[mask[(p >> np.uint64(32)).astype(np.intp)]]
+        d, tf, length = _unpack(np, p)
+        df = len(d)
+        if len(terms) > 1:
+            # A prefix: a document's tf is the sum over the terms it matched.
+            size = self._next
+            tf_dense = np.bincount(d, weights=tf, minlength=size)
+            len_dense = np.zeros(size, dtype=np.float64)
+            len_dense[d] = length
+            d = np.flatnonzero(tf_dense)
+            tf, length = tf_dense[d], len_dense[d]
+        return _Matches(d, tf, length, df)
 
     def _score_postings(
-        self, plan: _Plan, members: set[int] | None, limit: int
+        self, plan: _Plan, matches: list[_Matches] | None, limit: int
     ) -> list[tuple[int, float]]:
-        """Vectorised: each term's postings become a score vector added into an accumulator."""
+        """Vectorised: each term's postings become a score vector added into an accumulator.
+
+        ``matches``: the terms' postings already read through a scope's mask (all live), or
+        None to read them whole here (then stale postings are dropped at the end).
+        """
         expansions, order, idfs, avg_len = plan
         np = _numpy()
         size = self._next
         acc = np.zeros(size, dtype=np.float64)
         touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
         for i in order:
-            terms = expansions[i]
-            if len(terms) == 1:
-                p = np.frombuffer(self._postings[terms[0]], dtype=np.uint64).copy()
-                d, tf, length = _unpack(np, p)
-            else:
-                # A prefix: a document's tf is the sum over the terms it matched.
-                p = np.concatenate(
-                    [np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms]
-                )
-                d_all, tf_all, len_all = _unpack(np, p)
-                tf_dense = np.bincount(d_all, weights=tf_all, minlength=size)
-                len_dense = np.zeros(size, dtype=np.float64)
-                len_dense[d_all] = len_all
-                d = np.flatnonzero(tf_dense)
-                tf, length = tf_dense[d], len_dense[d]
-            acc[d] += bm25(tf, length, avg_len, idfs[i])
-            touched[d] = True
+            m = self._read(np, expansions[i], None) if matches is None else matches[i]
+            acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i])
+            touched[m.d] = True
         candidates = np.flatnonzero(touched)
-        candidates = candidates[_gather(np, self._live, np.bool_, candidates)]
-        if members is not None:
-            inside = np.zeros(size, dtype=np.bool_)
-            inside[np.fromiter(members, dtype=np.int64, count=len(members))] = True
-            candidates = candidates[inside[candidates]]
+        if matches is None:
+            candidates = candidates[_gather(np, self._live, np.bool_, candidates)]
         scores = acc[candidates]
         if len(candidates) > limit:
             cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
@@ -777,38 +810,6 @@ class SearchIndex:
         recency = _gather(np, self._recency, np.int64, candidates)
         order = np.lexsort((-recency, -scores))[:limit]
         return list(zip(candidates[order].tolist(), scores[order].tolist(), strict=True))
-
-    def _score_members(
-        self, plan: _Plan, members: Iterable[int], limit: int
-    ) -> list[tuple[int, float]]:
-        """A small scope: score its documents from their own terms, not the global postings."""
-        expansions, order, idfs, avg_len = plan
-        docs = self._docs
-        # A term may serve two query tokens (a word, and the unfinished last word's prefix).
-        tokens_of: dict[str, list[int]] = {}
-        for i, expansion in enumerate(expansions):
-            for term in expansion:
-                tokens_of.setdefault(term, []).append(i)
-        disjoint, common = tokens_of.keys().isdisjoint, tokens_of.keys().__and__
-        scored = []
-        for docno in members:
-            doc = docs[docno]
-            terms = doc[_TERMS]
-            if disjoint(terms):  # most of a scope misses a question's words: one C call each
-                continue
-            tfs = doc[_TFS]
-            per_token: dict[int, int] = {}
-            for term in common(terms):
-                tf = tfs[terms.index(term)]
-                for i in tokens_of[term]:
-                    per_token[i] = per_token.get(i, 0) + tf
-            score = 0.0
-            for i in order:
-                count = per_token.get(i)
-                if count:
-                    score += bm25(float(count), float(doc[_LEN]), avg_len, idfs[i])
-            scored.append((score, docno))
-        return self._top(scored, limit)
 
     def _top(self, scored: Iterable[tuple[float, int]], limit: int) -> list[tuple[int, float]]:
         """Best score first, then the newest document: ``(docno, score)``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["normalize_scope", "scope_prefixes"]
+__all__ = ["first_segment", "normalize_scope", "scope_prefixes"]
 
 
 def scope_prefixes(key: str) -> list[str]:
@@ -22,3 +22,13 @@ def scope_prefixes(key: str) -> list[str]:
 def normalize_scope(scope: str) -> str:
     """``"u1:s1:"`` and ``"u1:s1"`` name the same scope."""
     return scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
+
+
+def first_segment(key: str) -> str:
+    """The first scope of a key or scope (up to its first ``:``), or all of it if it has none.
+
+    Every key in scope ``"u1"`` or ``"u1:s1"`` has first segment ``"u1"``: a replica holding one
+    first segment holds every memory any scope inside it can match.
+    """
+    at = key.find(":", 1)
+    return key if at == -1 else key[:at]

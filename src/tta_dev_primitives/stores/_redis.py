@@ -219,11 +219,14 @@ class RedisBackend(StorageBackend):
                 self.topology = "standalone"
         return client
 
-    async def _call(self, work: Callable[[aioredis.Redis], Awaitable[R]]) -> R:
+    async def _call(
+        self, work: Callable[[aioredis.Redis], Awaitable[R]], *, bounded: bool = True
+    ) -> R:
         """Run ``work`` within the timeout, translating Redis failures at the seam.
 
         The timeout starts once the call has a slot: waiting for one is not a server failure.
         A call that waited while another failed for availability gives up without trying.
+        ``bounded=False`` leaves the bound to the caller (a replica's load has its own budget).
         """
         state = self._state()
         seen = state.failures
@@ -234,7 +237,7 @@ class RedisBackend(StorageBackend):
                 )
             client = None
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self.timeout if bounded else None):
                     client = state.client
                     if client is None:
                         client = await self._connect(state)

@@ -13,15 +13,26 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
                memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
-               partition is created or cleared), ``cv`` the newest clear's version; ``ft`` is
-               '1' once the namespace has a Query Engine index (``stores._redis_query``),
+               partition is created or cleared), ``cv`` the newest clear's version, ``segs``
+               (set when the partition was created with the per-segment feeds below); ``ft``
+               is '1' once the namespace has a Query Engine index (``stores._redis_query``),
                ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
                its backfill of older memories got
+- ``h``        the partition's last sequence again (string): its head, which a replica reads
+               for every partition in one ``MGET`` per node to skip those that did not change
+- ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
+               feed a replica of one scope reads, so it never reads other users' memories
+- ``g:<seg>``  that segment's tombstones (zset), trimmed with ``g``
 - ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
                Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
                sequence, ``e`` its first vector, ``nv`` how many vectors it has), expiring with
                the value
-- ``h:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
+- ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
+
+A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
+or the whole key: the scope prefix ``search._scopes`` matches first. Partitions made before the
+per-segment feeds existed have no ``segs`` fact; CHANGES then filters the partition's own feed
+by segment (reading every key name of the partition, but sending only the scope's memories).
 
 A versioned write is applied only if it is newer than the key's version and the last clear's;
 otherwise the script returns without touching anything ('stale'). Checks come first, so a
@@ -30,7 +41,7 @@ rejected write changes nothing.
 A sequence is the server's time in microseconds, bumped to stay strictly increasing within the
 partition, so recency compares across partitions and processes. Every script is bounded: a
 write touches a handful of keys, a sweep at most 16, a page of changes at most ``count`` keys
-and about ``max_bytes`` of payload.
+and about ``max_bytes`` of keys and payload.
 """
 
 from __future__ import annotations
@@ -61,28 +72,55 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- The next write sequence of the partition (strictly increasing); creates the epoch.
+-- The next write sequence of the partition (strictly increasing); creates the epoch. A new
+-- partition keeps per-segment feeds from its first write (the ``segs`` fact says so).
 local function next_seq(base)
   local seq = now_us()
   local last = tonumber(redis.call('HGET', base .. 'n', 'seq') or '0')
   if seq <= last then seq = last + 1 end
   local s = string.format('%d', seq)
+  if last == 0 and not redis.call('HGET', base .. 'n', 'epoch') then
+    redis.call('HSET', base .. 'n', 'segs', '1')
+  end
   redis.call('HSET', base .. 'n', 'seq', s)
   redis.call('HSETNX', base .. 'n', 'epoch', s)
+  redis.call('SET', base .. 'h', s)
   return seq, s
 end
 
--- Refuse to touch a partition whose own keys hold the wrong type, before any change, so that
--- no write is half-applied (the client reads WRONGTYPE as "Redis cannot serve now").
+-- A key's first segment: up to its first ':' after the first character, or the whole key.
+local function seg_of(key)
+  local at = string.find(key, ':', 2, true)
+  if at then return string.sub(key, 1, at - 1) end
+  return key
+end
+
+-- Refuse to touch a partition whose own keys (and the key's segment feeds) hold the wrong
+-- type, before any change, so that no write is half-applied (the client reads WRONGTYPE as
+-- "Redis cannot serve now").
 local LAYOUT = {n = 'hash', w = 'hash', e = 'hash', r = 'zset', x = 'zset', g = 'zset'}
-local function check_layout(base)
-  for suffix, want in pairs(LAYOUT) do
+local function check_layout(base, key)
+  local seg = seg_of(key)
+  local wanted = {['r:' .. seg] = 'zset', ['g:' .. seg] = 'zset'}
+  for suffix, want in pairs(LAYOUT) do wanted[suffix] = want end
+  for suffix, want in pairs(wanted) do
     local got = redis.call('TYPE', base .. suffix)['ok']
     if got ~= want and got ~= 'none' then
       return redis.error_reply('WRONGTYPE ' .. base .. suffix .. ' holds a ' .. got)
     end
   end
   return nil
+end
+
+-- Add or remove a key in a zset and in its segment's copy of it (``r``/``r:<seg>``, ``g``...).
+local function zadd2(base, zset, score, key)
+  redis.call('ZADD', base .. zset, score, key)
+  redis.call('ZADD', base .. zset .. ':' .. seg_of(key), score, key)
+end
+local function zrem2(base, zset, key)
+  local was = redis.call('ZREM', base .. zset, key)
+  redis.call('ZREM', base .. zset .. ':' .. seg_of(key), key)
+  return was
 end
 
 -- True if a write of `version` must not be applied: the key or a clear holds a newer one.
@@ -97,12 +135,15 @@ end
 -- A tombstone for `key` (keeping its version), trimming the oldest past TOMBSTONES.
 local function tombstone(base, key)
   local _, text = next_seq(base)
-  redis.call('ZADD', base .. 'g', text, key)
+  zadd2(base, 'g', text, key)
   local extra = redis.call('ZCARD', base .. 'g') - TOMBSTONES
   if extra > 0 then
     if extra > 64 then extra = 64 end
     local old = redis.call('ZRANGE', base .. 'g', 0, extra - 1, 'WITHSCORES')
-    for i = 1, #old, 2 do redis.call('HDEL', base .. 'w', old[i]) end
+    for i = 1, #old, 2 do
+      redis.call('HDEL', base .. 'w', old[i])
+      redis.call('ZREM', base .. 'g:' .. seg_of(old[i]), old[i])
+    end
     redis.call('HSET', base .. 'n', 'gcut', old[#old])
     redis.call('ZREMRANGEBYRANK', base .. 'g', 0, extra - 1)
   end
@@ -112,7 +153,7 @@ end
 local function unindex(base, key)
   local f = base .. 'f:' .. key
   local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
-  for i = 1, nv - 1 do redis.call('DEL', base .. 'h:' .. i .. ':' .. key) end
+  for i = 1, nv - 1 do redis.call('DEL', base .. 'fv:' .. i .. ':' .. key) end
   redis.call('DEL', f)
 end
 
@@ -133,7 +174,7 @@ local function index(base, key, seq, ttl, terms, tags, vector, dims)
   if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
   if ttl > 0 then redis.call('PEXPIRE', f, ttl) end
   for i = 1, nv - 1 do
-    local h = base .. 'h:' .. i .. ':' .. key
+    local h = base .. 'fv:' .. i .. ':' .. key
     local row = string.sub(vector, i * width + 1, (i + 1) * width)
     redis.call('HSET', h, 's', tags, 'q', seq, 'e', row)
     if ttl > 0 then redis.call('PEXPIRE', h, ttl) end
@@ -149,7 +190,7 @@ local function sweep(base, most)
     -- key may still be there for a millisecond: then it keeps its place, at Redis's deadline.
     local left = redis.call('PTTL', base .. 'v:' .. key)
     if left == -2 then
-      redis.call('ZREM', base .. 'r', key)
+      zrem2(base, 'r', key)
       redis.call('HDEL', base .. 'e', key)
       tombstone(base, key)
       redis.call('ZREM', base .. 'x', key)
@@ -172,7 +213,7 @@ PUT = (
     + r"""
 local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local vector = ARGV[6] or ''
-local bad = check_layout(base)
+local bad = check_layout(base, key)
 if bad then return bad end
 if stale(base, key, version) then return 'stale' end
 sweep(base, 16)
@@ -184,8 +225,8 @@ else
   redis.call('SET', KEYS[1], payload)
   redis.call('ZREM', base .. 'x', key)
 end
-redis.call('ZADD', base .. 'r', text, key)
-redis.call('ZREM', base .. 'g', key)
+zadd2(base, 'r', text, key)
+zrem2(base, 'g', key)
 if vector ~= '' then
   redis.call('HSET', base .. 'e', key, vector)
 else
@@ -209,12 +250,12 @@ DELETE = (
     _COMMON
     + r"""
 local base, key, version = ARGV[1], ARGV[2], ARGV[3]
-local bad = check_layout(base)
+local bad = check_layout(base, key)
 if bad then return bad end
 if stale(base, key, version) then return 0 end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
-local was = redis.call('ZREM', base .. 'r', key)
+local was = zrem2(base, 'r', key)
 unindex(base, key)
 redis.call('HDEL', base .. 'e', key)
 redis.call('ZREM', base .. 'x', key)
@@ -270,7 +311,7 @@ for i = 1, #rows, 2 do
       redis.call('ZREM', base .. 'x', key)
       redis.call('HDEL', base .. 'e', key)
     end
-    redis.call('ZREM', base .. zset, key)
+    zrem2(base, zset, key)
     redis.call('HDEL', base .. 'w', key)
     removed = removed + 1
   end
@@ -319,50 +360,70 @@ return redis.call('ZCARD', base .. 'r') - redis.call('ZCOUNT', base .. 'x', '-in
 """
 )
 
-# ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes.
-# Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more}:
+# ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes,
+# seg ('' = the whole partition; else only keys of that first segment).
+# Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more,
+# the last write seq looked at (or since), the partition's last seq or '0'}:
 # the writes after `since` in sequence order (a page), and the deletes after `since_del` as
 # {key, seq, ...}. Writes come as ONE string, a record per write: a header line
-# "<key bytes> <payload bytes or -1> <seq> <deadline ms or ->\n", then the key, then the payload.
-# (Thousands of separate reply elements cost the client ~10 us each to parse; one string, ~1.)
+# "<key bytes> <payload bytes or -1> <seq> <deadline ms or -> <vector bytes>\n", then the key,
+# the payload and the vector. (Thousands of separate reply elements cost the client ~10 us each
+# to parse; one string, ~1.) A page stops after `count` keys or `max_bytes` of keys and
+# payloads, whichever comes first: long keys count too.
 CHANGES = (
     _COMMON
     + r"""
 local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local seg = ARGV[6] or ''
 sweep(base, 16)
-local facts = redis.call('HMGET', base .. 'n', 'epoch', 'gcut')
+local facts = redis.call('HMGET', base .. 'n', 'epoch', 'gcut', 'segs', 'seq')
+-- A partition never written (or written before heads existed) gets its head now, so that the
+-- replica can skip it next time.
+redis.call('SET', base .. 'h', facts[4] or '0', 'NX')
+local feed, tombs, only = base .. 'r', base .. 'g', nil
+if seg ~= '' then
+  if facts[3] then
+    feed, tombs = base .. 'r:' .. seg, base .. 'g:' .. seg
+  else
+    only = seg  -- made before per-segment feeds: filter the partition's own
+  end
+end
 local newest = redis.call('ZREVRANGE', base .. 'g', 0, 0, 'WITHSCORES')
-local puts, bytes, more = {}, 0, 0
-local rows = redis.call('ZRANGEBYSCORE', base .. 'r', '(' .. since, '+inf', 'WITHSCORES',
+local puts, bytes, more, last = {}, 0, 0, since
+local rows = redis.call('ZRANGEBYSCORE', feed, '(' .. since, '+inf', 'WITHSCORES',
                         'LIMIT', 0, count)
 for i = 1, #rows, 2 do
   local key = rows[i]
-  local payload = redis.call('GET', base .. 'v:' .. key)
-  local deadline = redis.call('ZSCORE', base .. 'x', key)
-  local size, vector = -1, ''
-  if payload then
-    size = #payload
-    vector = redis.call('HGET', base .. 'e', key) or ''
-    bytes = bytes + size + #vector
-  else
-    payload = ''
+  last = rows[i + 1]
+  bytes = bytes + #key
+  if only == nil or seg_of(key) == only then
+    local payload = redis.call('GET', base .. 'v:' .. key)
+    local deadline = redis.call('ZSCORE', base .. 'x', key)
+    local size, vector = -1, ''
+    if payload then
+      size = #payload
+      vector = redis.call('HGET', base .. 'e', key) or ''
+      bytes = bytes + size + #vector
+    else
+      payload = ''
+    end
+    puts[#puts + 1] = string.format('%d %d %s %s %d\n', #key, size, rows[i + 1],
+                                    deadline or '-', #vector)
+    puts[#puts + 1] = key
+    puts[#puts + 1] = payload
+    puts[#puts + 1] = vector
   end
-  puts[#puts + 1] = string.format('%d %d %s %s %d\n', #key, size, rows[i + 1], deadline or '-',
-                                  #vector)
-  puts[#puts + 1] = key
-  puts[#puts + 1] = payload
-  puts[#puts + 1] = vector
   if bytes >= max_bytes and i + 1 < #rows then more = 1; break end
 end
 if #rows >= 2 * count then more = 1 end
 local dels = {}
 if since_del ~= '-' then
-  dels = redis.call('ZRANGEBYSCORE', base .. 'g', '(' .. since_del, '+inf', 'WITHSCORES',
+  dels = redis.call('ZRANGEBYSCORE', tombs, '(' .. since_del, '+inf', 'WITHSCORES',
                     'LIMIT', 0, count)
   if #dels >= 2 * count then more = 1 end
 end
 return {facts[1] or '', facts[2] or '0', string.format('%d', math.floor(now_us() / 1000)),
-        newest[2] or '0', table.concat(puts), dels, more}
+        newest[2] or '0', table.concat(puts), dels, more, last, facts[4] or '0'}
 """
 )

@@ -14,7 +14,7 @@ index per namespace covers:
   hash: no escaping, any length. Results are checked against the scope, so a hash collision
   can cost a result, never leak one.
 - ``q``: the write sequence, for newest-first ties and "most recent" listings.
-- ``e``: the first vector (HNSW, cosine); a memory's further vectors are ``h:<i>:<key>``
+- ``e``: the first vector (HNSW, cosine); a memory's further vectors are ``fv:<i>:<key>``
   documents with the same tags, and a memory scores by its best.
 
 Keyword search is the engine's BM25 (``BM25STD``: k1 1.2 where ours is 1.5, the same idf and
@@ -221,7 +221,7 @@ class QueryEngine:
         self.state = "building"
 
     def _create_args(self, bases: list[str], dims: int | None) -> list[Any]:
-        prefixes = [base + kind for base in bases for kind in ("f:", "h:")]
+        prefixes = [base + kind for base in bases for kind in ("f:", "fv:")]
         return [
             "FT.CREATE", self.name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
             "STOPWORDS", 0, "SCHEMA",
@@ -478,11 +478,11 @@ def _as_dict(reply: Any) -> dict[str, Any]:
 
 
 def _key_of(doc_id: str) -> str:
-    """The memory key of a document id ``<base>f:<key>`` or ``<base>h:<i>:<key>``."""
+    """The memory key of a document id ``<base>f:<key>`` or ``<base>fv:<i>:<key>``."""
     rest = doc_id[doc_id.index("}:") + 2 :]
     if rest.startswith("f:"):
         return rest[2:]
-    return rest[rest.index(":", 2) + 1 :]
+    return rest[rest.index(":", 3) + 1 :]
 
 
 def _rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]:

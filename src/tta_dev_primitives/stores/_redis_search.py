@@ -2,33 +2,55 @@
 
 - The Redis Query Engine (``_redis_query``), where the server has it: each search is one or
   two ``FT.SEARCH`` calls, and a process keeps nothing but its connection.
-- A per-process replica of the index (``_replica``), on plain Redis 7 or Valkey: Redis keeps
-  the values and a change feed (``_redis_lua``); the process catches its replica up with one
-  bounded script per partition before a search and ranks locally.
+- Per-process replicas of the index (``_replica``, ``_replica_set``), on plain Redis 7 or
+  Valkey: Redis keeps the values and a change feed (``_redis_lua``); the process catches its
+  replica (of one user's memories for a scoped search) up with one bounded script per
+  partition before a search and ranks locally.
 
 ``search_engine="auto"`` (the default) uses the Query Engine when the server offers it,
 ``"redis"`` insists on it, ``"replica"`` never uses it. Either way the winners' values are read
 in one round trip, so a search never holds Redis for long, whatever the namespace's size.
+
+A search never answers from a replica it could not bring up to date. Its calls to Redis are not
+bounded by the per-call ``timeout`` but by ``load_timeout``, a budget of progress: each page of
+the load that arrives starts it again, so a cold process loading a large namespace from a busy
+Redis waits as long as pages keep coming. If none comes within ``load_timeout`` the search
+raises ``SearchNotReadyError`` (what was read is kept for the next search). A Redis that is down
+(connection refused or reset) is an outage as for every other call: the search is served
+in-process and the memory degrades.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from tta_dev_primitives._checks import check_search_engine
+from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
+from tta_dev_primitives.exceptions import SearchNotReadyError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
-from tta_dev_primitives.stores._redis import RedisBackend, _mget
+from tta_dev_primitives.stores._redis import RedisBackend, _connected, _mget
 from tta_dev_primitives.stores._redis_query import QueryEngine, scope_tags, terms_text
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Replica, _records, text_of
+from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Heads, _records, text_of
+from tta_dev_primitives.stores._replica_set import (
+    MAX_SCOPES,
+    SCOPE_BUDGET,
+    SCOPE_REPLICAS,
+    Replicas,
+)
 
-__all__ = ["RedisSearchBackend"]
+__all__ = ["LOAD_TIMEOUT", "RedisSearchBackend"]
 
+R = TypeVar("R")
 Ranked = list[tuple[str, float]]
+
+#: Seconds a search waits for each page of its replica's load or catch-up (and for the other
+#: calls it makes) before it raises ``SearchNotReadyError``; at least the per-call timeout.
+LOAD_TIMEOUT = 10.0
 
 
 class RedisSearchBackend(RedisBackend, SearchableBackend):
@@ -39,12 +61,21 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         url: str,
         *,
         indexing: Indexing | None = None,
+        load_timeout: float = LOAD_TIMEOUT,
+        max_scopes: int = MAX_SCOPES,
+        scope_budget: int = SCOPE_BUDGET,
+        scope_replicas: bool = SCOPE_REPLICAS,
         search_engine: str = "auto",
         **options: Any,
     ) -> None:
         super().__init__(url, **options)
         self.indexing = indexing or Indexing()
-        self._replica: Replica | None = None  # made by the first search, once partitions are known
+        self.load_timeout = max(check_seconds("load_timeout", load_timeout), self.timeout)
+        self.max_scopes = check_count("max_scopes", max_scopes)
+        self.scope_budget = check_count("scope_budget", scope_budget)
+        self.scope_replicas = scope_replicas
+        # Made by the first search, once partitions are known (see ``_replica_set``).
+        self._replicas: Replicas | None = None
         self.engine = QueryEngine(self.namespace, check_search_engine(search_engine), self.indexing)
         self._dims: int | None = None  # this process's embedder's, once a vector was seen
 
@@ -62,16 +93,16 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         version: str = "",
         document: Document | None = None,
     ) -> None:
-        vector = None if document is None else document.vector
-        if vector is not None:
-            self._dims = int(vector.shape[-1])
+        if document is not None and document.vector is not None:
+            self._dims = int(document.vector.shape[-1])
         await self._prepare()
         seq = await self._put(key, payload, ttl, version, self._extra(key, document))
-        if self._replica is not None and vector is not None:
-            self._replica.expect_dims(vector.shape[-1])
-        if seq is not None and self._replica is not None and document is not None:
+        replicas = self._replicas
+        if replicas is not None and document is not None and document.vector is not None:
+            replicas.expect_dims(document.vector.shape[-1])
+        if seq is not None and replicas is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
-            self._replica.wrote(key, seq, document)
+            replicas.wrote(key, seq, document)
 
     def _put_extra(self, write: Put) -> Sequence[Any]:
         return self._extra(write.key, write.document)
@@ -87,8 +118,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         return [vector, terms, scope_tags(key), int(dims)]
 
     def _cleared(self) -> None:
-        if self._replica is not None:
-            self._replica.cleared()
+        if self._replicas is not None:
+            self._replicas.cleared()
         self.engine.cleared()
 
     async def _prepare(self) -> None:
@@ -101,8 +132,13 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
-        """Rank in the Query Engine if it is in use, else in the caught-up replica; then read
-        the winners' values."""
+        """Catch the replica up with Redis, rank there, then read the winners' values.
+
+        Every call here waits up to ``load_timeout`` (see the module docstring), never less.
+        """
+        state = self._loops.get(asyncio.get_running_loop())
+        if state is None or state.client is None:
+            await self._patient(_connected)  # connect (learning the topology) first
         if query.vector is not None and self._dims is None:
             self._dims = len(query.vector)
         await self._prepare()
@@ -116,10 +152,12 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                     return [(key, score) for key, score, _ in found]
 
                 return await self._resolve(rank, limit, lambda key: None)
-        replica = self._replica_for_topology()
+        replicas = self._replicas_for_topology()
         if query.vector is not None:
-            replica.expect_dims(len(query.vector))
-        await replica.sync(self._changes)
+            replicas.expect_dims(len(query.vector))
+        replica = replicas.for_scope(scope)
+        await replica.sync(self._patient_changes, self._heads(patient=True))
+        replicas.trim()
 
         async def rank_replica(want: int) -> Ranked:
             return replica.index.search_scored(query, want, scope)
@@ -153,21 +191,65 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             want = limit + (want - len(found))
 
     async def catch_up(self) -> None:
-        """Read what changed into this process's replica, if it has one (after a replay)."""
-        if self._replica is not None:
+        """Read what changed into this process's replicas, if it has any (after a replay)."""
+        if self._replicas is not None:
             await self._ready()
-            await self._replica_for_topology().sync(self._changes)
+            for replica in list(self._replicas_for_topology()):
+                await replica.sync(self._changes, self._heads(patient=False))
 
-    def _replica_for_topology(self) -> Replica:
-        replica = self._replica
-        if replica is None or replica.bases is not self._bases:
-            replica = Replica(self.indexing, self._bases, self._base)
-            self._replica = replica
-        return replica
+    def _replicas_for_topology(self) -> Replicas:
+        replicas = self._replicas
+        if replicas is None or replicas.bases is not self._bases:
+            replicas = Replicas(
+                self.indexing, self._bases, self._base,
+                max_scopes=self.max_scopes, scope_budget=self.scope_budget,
+                scope_replicas=self.scope_replicas,
+            )  # fmt: skip
+            self._replicas = replicas
+        return replicas
 
-    async def _changes(self, base: str, since: str, since_del: str) -> Any:
-        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES]
-        return await self._call(lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args))
+    def _heads(self, *, patient: bool) -> Heads | None:
+        """Reads every partition's head in one MGET per node; none with one partition (there
+        the changes call itself is the one round trip)."""
+        if len(self._bases) < 2:
+            return None
+
+        async def heads(bases: list[str]) -> list[Any]:
+            names = [base + "h" for base in bases]
+            read = partial(_mget, names=names, cluster=self.topology == "cluster")
+            return await (self._patient(read) if patient else self._call(read))
+
+        return heads
+
+    async def _changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
+        """A page of changes within the per-call timeout (a replay's catch-up)."""
+        return await self._call(self._changes_call(base, since, since_del, seg))
+
+    async def _patient_changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
+        """A page of changes within the load budget (a search's load or catch-up)."""
+        return await self._patient(self._changes_call(base, since, since_del, seg))
+
+    def _changes_call(
+        self, base: str, since: str, since_del: str, seg: str
+    ) -> Callable[[Any], Any]:
+        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg]
+        return lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args)
+
+    async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
+        """Run ``work`` within ``load_timeout`` instead of the per-call timeout.
+
+        Waiting that long is not an outage (nothing falls back): Redis is up but busy, so the
+        search raises ``SearchNotReadyError`` rather than answer from a partial index.
+        """
+        try:
+            async with asyncio.timeout(self.load_timeout):
+                return await self._call(work, bounded=False)
+        except TimeoutError:
+            raise SearchNotReadyError(
+                f"search in namespace {self.namespace!r}: Redis sent nothing for "
+                f"{self.load_timeout:g} s (load_timeout) while this process brought its index up "
+                "to date, so no partial answer was given; what was read is kept for the next search"
+            ) from None
 
     async def _backfill(self, pages: int | None) -> bool:
         """Write Query Engine documents for memories written before the index, at most
@@ -179,7 +261,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                 continue
             since, left = facts[1] or "0", pages
             while True:
-                reply = await self._changes(base, since, "-")
+                reply = await self._changes(base, since, "-", "")
                 records = list(_records(reply[4]))
                 if records:
                     args = self.engine.page_args(base, records, self._dims)
@@ -195,20 +277,20 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                         break
         return done
 
-    async def _values(self, keys: list[str]) -> list[Any]:
-        """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
-        if not keys:
-            return []
-        names = [self._base(key) + "v:" + key for key in keys]
-        cluster = self.topology == "cluster"
-        return await self._call(partial(_mget, names=names, cluster=cluster))
-
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "search_engine": self.engine.describe()}
 
     async def aclose(self) -> None:
         await self.engine.aclose()
         await super().aclose()
+
+    async def _values(self, keys: list[str]) -> list[Any]:
+        """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
+        if not keys:
+            return []
+        names = [self._base(key) + "v:" + key for key in keys]
+        cluster = self.topology == "cluster"
+        return await self._patient(partial(_mget, names=names, cluster=cluster))
 
 
 async def _hset(client: Any, name: str, field: str, value: str) -> None:

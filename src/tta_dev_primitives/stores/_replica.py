@@ -10,7 +10,14 @@ namespace's size, and ranks exactly as the in-process index does: it *is* that i
 
 The first search in a process reads the whole namespace in pages (about a second per 50k short
 memories here); later ones read only what changed. A replica that finds its partition cleared
-(a new epoch) or its tombstones trimmed away reloads that partition.
+(a new epoch), its tombstones trimmed away, or the partition behind what it has read (same
+epoch, a lower last sequence: Redis restarted from an older snapshot or failed over to a
+lagging replica) reloads that partition.
+
+A replica may hold one first key segment only (``seg``, a user): it then reads that segment's
+own feed in each partition and nothing else. With several partitions (a cluster), a sync first
+reads every partition's head (its last sequence) in one ``MGET`` per node and asks only the
+partitions whose head moved for their changes.
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ PAGE_BYTES = 1 << 18
 _OWN_MAX = 10_000
 _CONCURRENT = 8  # partitions caught up at once
 
-Fetch = Callable[[str, str, str], Awaitable[Any]]
+Fetch = Callable[[str, str, str, str], Awaitable[Any]]  # base, since, since_del, seg
+Heads = Callable[[list[str]], Awaitable[list[Any]]]  # bases -> each partition's head or None
+# Stale deadline entries allowed in the expiry heap before it is compacted (beyond 1 per key).
+_HEAP_SLACK = 64
 
 
 @dataclass(slots=True)
@@ -54,6 +64,7 @@ class _Cursor:
     since: int = 0
     since_del: int | None = None  # None: not started (tombstones before the load don't matter)
     keys: set[str] = field(default_factory=set)
+    head: Any = None  # the partition's head when it was last caught up (None: unknown)
 
 
 def text_of(value: bytes | str) -> str:
@@ -95,15 +106,18 @@ class Replica:
         bases: list[str],
         partition_of: Callable[[str], str],
         *,
+        seg: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.indexing = indexing
         self.bases = bases
+        self.seg = seg  # '' for the whole namespace, else the one first segment held
         self.index = SearchIndex()
         self._partition_of = partition_of
         self._cursors = {base: _Cursor() for base in bases}
         self._clock = clock
         self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
+        self._deadline_of: dict[str, tuple[float, int]] = {}  # each key's live heap entry
         self._own: dict[str, tuple[int, Document]] = {}
         self._warned_vectors = False
         self.dims: int | None = None  # this process's embedder's, once known
@@ -114,10 +128,11 @@ class Replica:
 
     # -- sync ----------------------------------------------------------------------------------
 
-    async def sync(self, fetch: Fetch) -> None:
+    async def sync(self, fetch: Fetch, heads: Heads | None = None) -> None:
         """Catch up with every partition. Concurrent callers share a sync that began after them.
 
-        A write that completed before this call began is in the index when it returns.
+        A write that completed before this call began is in the index when it returns. With
+        ``heads``, partitions whose head has not moved since their last catch-up are skipped.
         """
         loop = asyncio.get_running_loop()
         if self._lock is None or self._loop is not loop:
@@ -128,19 +143,27 @@ class Replica:
                 return  # a sync that began after this call did has completed: it saw our writes
             self._started += 1
             number = self._started
-            for start in range(0, len(self.bases), _CONCURRENT):
+            moved = [(base, None) for base in self.bases]
+            if heads is not None:
+                # Read before catching up: a write after this read moves the head again.
+                now = await heads(self.bases)
+                moved = [(base, head) for base, head in zip(self.bases, now, strict=True)
+                         if head is None or head != self._cursors[base].head]  # fmt: skip
+            for start in range(0, len(moved), _CONCURRENT):
                 # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
-                batch = self.bases[start : start + _CONCURRENT]
-                await asyncio.gather(*(self._catch_up(base, fetch) for base in batch))
+                batch = moved[start : start + _CONCURRENT]
+                await asyncio.gather(*(self._catch_up(base, head, fetch) for base, head in batch))
             self._done = number
             self._expire()
 
-    async def _catch_up(self, base: str, fetch: Fetch) -> None:
+    async def _catch_up(self, base: str, head: Any, fetch: Fetch) -> None:
         cursor = self._cursors[base]
+        cursor.head = None  # unknown until this catch-up completes
         while True:
             since_del = "-" if cursor.since_del is None else str(cursor.since_del)
-            reply = await fetch(base, str(cursor.since), since_del)
+            reply = await fetch(base, str(cursor.since), since_del, self.seg)
             if not self._apply(cursor, reply):
+                cursor.head = head
                 return
 
     def _apply(self, cursor: _Cursor, reply: list[Any]) -> bool:
@@ -148,24 +171,26 @@ class Replica:
         epoch, gcut, now_ms = text_of(reply[0]), int(float(reply[1])), int(reply[2])
         newest_del = int(float(reply[3]))
         puts, dels, more = reply[4], reply[5], bool(int(reply[6]))
+        looked, last = int(float(reply[7])), int(float(reply[8]))
         started = cursor.since > 0 or cursor.since_del is not None
         if started and (
             epoch != (cursor.epoch or "")
             or (cursor.since_del is not None and gcut > cursor.since_del)
+            or last < max(cursor.since, cursor.since_del or 0)
         ):
-            # Cleared, recreated, or deletes we never saw were trimmed: reload the partition.
+            # Cleared, recreated, deletes we never saw were trimmed, or the partition is behind
+            # what we read (an older snapshot, a lagging replica): reload the partition.
             self._reset(cursor)
             return True
         cursor.epoch = epoch or None
         if cursor.since_del is None:
             cursor.since_del = newest_del
-        index, keys, own = self.index, cursor.keys, self._own
+        keys, own = cursor.keys, self._own
         now = self._clock()
         for key, seq, payload, deadline, vector in _records(puts):
             cursor.since = max(cursor.since, seq)
             if payload is None:  # expired or deleted since the page was listed
-                if index.remove(key):
-                    keys.discard(key)
+                self._drop(key, keys)
                 continue
             mine = own.pop(key, None)
             if mine is not None and mine[0] == seq:
@@ -175,15 +200,33 @@ class Replica:
                 self._index(key, terms, seq, None if vector is None else self._decode(vector))
             keys.add(key)
             if deadline is not None:
-                local = now + (deadline - now_ms) / 1000
-                heapq.heappush(self._deadlines, (local, seq, key))
+                self._add_deadline(now + (deadline - now_ms) / 1000, seq, key)
+            else:
+                self._deadline_of.pop(key, None)
+        cursor.since = max(cursor.since, looked)
         for i in range(0, len(dels), 2):
             key = text_of(dels[i])
             cursor.since_del = max(cursor.since_del, int(float(dels[i + 1])))
             if key in keys:
-                index.remove(key)
-                keys.discard(key)
+                self._drop(key, keys)
         return more
+
+    def _drop(self, key: str, keys: set[str]) -> None:
+        """Remove a memory from the index, its partition's keys and the expiry heap."""
+        if self.index.remove(key):
+            keys.discard(key)
+        self._deadline_of.pop(key, None)
+
+    def _add_deadline(self, local: float, seq: int, key: str) -> None:
+        """Note a memory's deadline; the heap keeps one live entry per key (stale ones are
+        compacted away once they outnumber the live ones)."""
+        self._deadline_of[key] = (local, seq)
+        heap = self._deadlines
+        heapq.heappush(heap, (local, seq, key))
+        if len(heap) > 2 * len(self._deadline_of) + _HEAP_SLACK:
+            live = self._deadline_of
+            heap[:] = [entry for entry in heap if live.get(entry[2]) == (entry[0], entry[1])]
+            heapq.heapify(heap)
 
     def _index(self, key: str, terms: Mapping[str, int], seq: int, vector: Any) -> None:
         """Index one memory; a vector the index cannot take leaves it found by keyword only."""
@@ -236,14 +279,18 @@ class Replica:
     def _reset(self, cursor: _Cursor) -> None:
         for key in cursor.keys:
             self.index.remove(key)
+            self._deadline_of.pop(key, None)
         cursor.keys = set()
-        cursor.epoch, cursor.since, cursor.since_del = None, 0, None
+        cursor.epoch, cursor.since, cursor.since_del, cursor.head = None, 0, None, None
 
     def _expire(self) -> None:
         """Drop memories whose TTL has passed (Redis has dropped their values already)."""
         heap, now, index = self._deadlines, self._clock(), self.index
         while heap and heap[0][0] <= now:
-            _, seq, key = heapq.heappop(heap)
+            local, seq, key = heapq.heappop(heap)
+            if self._deadline_of.get(key) != (local, seq):
+                continue  # rewritten or removed since: not the key's live entry
+            del self._deadline_of[key]
             if index.recency(key) == seq:
                 index.remove(key)
                 self._cursors[self._partition_of(key)].keys.discard(key)
@@ -258,8 +305,7 @@ class Replica:
 
     def forget(self, key: str) -> None:
         """A result's value is gone from Redis: drop it now rather than at the next sync."""
-        if self.index.remove(key):
-            self._cursors[self._partition_of(key)].keys.discard(key)
+        self._drop(key, self._cursors[self._partition_of(key)].keys)
 
     def cleared(self) -> None:
         """This process cleared the namespace: start over."""
@@ -267,4 +313,10 @@ class Replica:
             self._reset(cursor)
         self.index.clear()
         self._deadlines.clear()
+        self._deadline_of.clear()
         self._own.clear()
+
+    @property
+    def deadlines(self) -> int:
+        """Entries in the expiry heap (live and not yet compacted)."""
+        return len(self._deadlines)

@@ -1,0 +1,163 @@
+"""A search never answers from a replica it could not load: it waits while pages arrive, or raises.
+
+Real ``redis-server`` processes; cold searchers are real OS processes started at once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from conftest import Factory, namespace
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import SearchNotReadyError
+from tta_dev_primitives.memory._values import encode_value
+from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.stores import Put
+from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+
+pytestmark = pytest.mark.redis
+
+WORDS = ["car", "garage", "brakes", "maria", "hiking", "trip", "dinner", "paris", "dog", "rain"]
+QUESTIONS: list[tuple[str, str | None]] = [
+    ("when did I fix the brakes on the car", None),
+    ("dinner in paris with maria", "u7"),
+    ("hiking trip in the rain", "u3:s1"),
+    ("garage dog", None),
+]
+
+
+def value(i: int) -> dict[str, Any]:
+    """The memory stored under the i-th key: a few words that repeat across users."""
+    return {"content": f"{WORDS[i % 10]} {WORDS[i * 7 % 10]} {WORDS[i % 3]} turn {i}"}
+
+
+def key(i: int) -> str:
+    """The i-th key: 40 users, 2 sessions each."""
+    return f"u{i % 40}:s{i % 2}:{i}"
+
+
+async def load(url: str, ns: str, count: int) -> None:
+    """Write ``count`` memories straight through the backend (fast, in pipelined pages)."""
+    loader = RedisBackend(url, namespace=ns, timeout=30)
+    try:
+        for start in range(0, count, 1000):
+            top = min(start + 1000, count)
+            await loader.apply([Put(key(i), encode_value(value(i))) for i in range(start, top)])
+    finally:
+        await loader.aclose()
+
+
+async def reference(count: int) -> list[list[list[Any]]]:
+    """The in-process answers to QUESTIONS over the same memories, as [[key, score], ...]."""
+    memory = MemoryPrimitive(max_size=count + 1)
+    for i in range(count):
+        await memory.add(key(i), value(i))
+    answers = []
+    for question, scope in QUESTIONS:
+        found = await memory.search_scored(question, 10, scope=scope)
+        answers.append([[hit.key, hit.score] for hit in found])
+    return answers
+
+
+SEARCHER = """
+    import asyncio, json, sys
+    from tta_dev_primitives import MemoryPrimitive
+
+    async def main():
+        url, ns, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+        memory = MemoryPrimitive(url, namespace=ns, redis_timeout=0.1)
+        answers = []
+        for question, scope in questions:
+            found = await memory.search_scored(question, 10, scope=scope)
+            answers.append([[hit.key, hit.score] for hit in found])
+        print(json.dumps({"answers": answers, "on_redis": memory.using_redis}))
+        await memory.aclose()
+
+    asyncio.run(main())
+"""
+
+
+async def test_eight_cold_processes_started_at_once_all_answer_in_full(
+    redis_server: RedisServer,
+) -> None:
+    """8 processes search a 20,000-memory namespace at once: each gives the in-process answer."""
+    ns, count = namespace(), 20_000
+    await load(redis_server.url, ns, count)
+    try:
+        code = textwrap.dedent(SEARCHER)
+        procs = [
+            subprocess.Popen(  # noqa: ASYNC220 (all 8 must start at once, then be awaited)
+                [sys.executable, "-c", code, redis_server.url, ns, json.dumps(QUESTIONS)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(8)
+        ]
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+        expected = await reference(count)
+        for proc, (out, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err
+            result = json.loads(out)
+            assert result["on_redis"], "a cold search fell back"
+            for got, want in zip(result["answers"], expected, strict=True):
+                assert [hit[0] for hit in got] == [hit[0] for hit in want]
+                assert [hit[1] for hit in got] == pytest.approx([hit[1] for hit in want])
+    finally:
+        cleaner = RedisBackend(redis_server.url, namespace=ns, timeout=30)
+        await cleaner.clear()
+        await cleaner.aclose()
+
+
+async def test_a_search_that_gets_no_page_raises_and_the_next_one_answers_in_full(
+    redis_server_factory: Factory,
+) -> None:
+    """A stalled load raises SearchNotReadyError, never a partial answer; resumed, it answers."""
+    server = redis_server_factory()
+    ns = namespace()
+    await load(server.url, ns, 3000)
+    indexing = Indexing()
+    backend = RedisSearchBackend(
+        server.url, namespace=ns, timeout=0.2, load_timeout=0.5, indexing=indexing
+    )
+    query = indexing.query("dinner in paris")
+    try:
+        await backend.size()  # connected
+        server.stall()
+        try:
+            with pytest.raises(SearchNotReadyError, match="load_timeout"):
+                await backend.search(query, 5, None)
+        finally:
+            server.resume()
+        found = await backend.search(query, 3000, None)
+        matching = [
+            i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())
+        ]
+        assert {hit[0] for hit in found} == {key(i) for i in matching}
+    finally:
+        await backend.aclose()
+
+
+async def test_a_cold_search_on_a_redis_that_is_down_falls_back(
+    redis_server_factory: Factory,
+) -> None:
+    """Redis down (nothing listening) is an outage: served in-process, as every other call."""
+    server = redis_server_factory()
+    url = server.url
+    server.kill()
+    memory = MemoryPrimitive(url, namespace=namespace(), redis_timeout=0.5)
+    try:
+        assert await memory.search("paris") == []  # nothing in this process's copy yet
+        assert memory.get_backend_info()["degraded"]
+        await memory.add("u1:s1:a", {"content": "dinner in paris"})
+        assert [hit.key for hit in await memory.search_scored("paris")] == ["u1:s1:a"]
+    finally:
+        await memory.aclose()

@@ -1,0 +1,156 @@
+"""How a replica keeps up: only partitions that moved, reloads when Redis went back in time,
+pages bounded by key bytes too, and an expiry heap with one live entry per key.
+
+All against real ``redis-server`` processes (a 3-master cluster for the partition count).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import Factory, eventually, namespace
+from redis_server import LocalCluster, RedisServer
+from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.memory._values import encode_value
+from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.stores import Document, Put
+from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+
+pytestmark = pytest.mark.redis
+
+INDEXING = Indexing()
+
+
+async def script_calls(nodes: list[RedisServer]) -> int:
+    """Scripts run so far (EVALSHA and EVAL) on these servers, from INFO commandstats."""
+    total = 0
+    for node in nodes:
+        client = aioredis.Redis.from_url(node.url)
+        try:
+            stats: dict[str, Any] = await client.info("commandstats")
+        finally:
+            await client.aclose()
+        total += sum(
+            stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval")
+        )
+    return total
+
+
+def memory(i: int) -> Put:
+    """A short memory in one of 50 sessions (so it lands in many partitions on a cluster)."""
+    return Put(f"u{i % 5}:s{i % 50}:{i}", encode_value({"content": f"note {i} about garage"}))
+
+
+async def test_a_warm_cluster_search_asks_only_the_partition_that_changed(
+    redis_cluster: LocalCluster,
+) -> None:
+    """After one write, a warm search on a 64-partition cluster runs one CHANGES script.
+
+    (The write goes to a partition that exists: a brand-new one, a new epoch, reloads once.)
+    """
+    ns = namespace()
+    backend = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+    masters = redis_cluster.master_nodes()
+    query = INDEXING.query("garage")
+    try:
+        await backend.apply([memory(i) for i in range(500)])
+        assert backend.partitions == 64
+        assert len(await backend.search(query, 1000, None)) == 500  # loaded: every partition
+        assert len(await backend.search(query, 1000, None)) == 500  # empty ones got heads
+        before = await script_calls(masters)
+        assert len(await backend.search(query, 1000, None)) == 500
+        assert await script_calls(masters) == before  # nothing moved: heads only
+        value = {"content": "one more garage"}
+        await backend.put(
+            "u1:s1:new", encode_value(value), None, document=Document(INDEXING.terms(value))
+        )
+        before = await script_calls(masters)
+        found = await backend.search(query, 1000, None)
+        assert await script_calls(masters) == before + 1
+        assert len(found) == 501
+        assert "u1:s1:new" in {hit[0] for hit in found}
+    finally:
+        await backend.clear()
+        await backend.aclose()
+
+
+async def test_a_partition_behind_the_replica_is_reloaded(redis_server_factory: Factory) -> None:
+    """Redis restarted from an older snapshot: search finds again what get returns."""
+    server = redis_server_factory()
+    ns = namespace()
+    raw = aioredis.Redis.from_url(server.url)
+    backend = RedisSearchBackend(server.url, namespace=ns, timeout=30)
+    query = INDEXING.query("garage")
+    try:
+        await backend.apply([memory(i) for i in range(100)])
+        await raw.save()
+        snapshot = server.dir / "snapshot.rdb"
+        shutil.copy(server.dir / "dump.rdb", snapshot)
+        for i in range(100):
+            await backend.delete(memory(i).key)
+        await backend.apply([memory(100)])
+        assert [hit[0] for hit in await backend.search(query, 1000, None)] == [memory(100).key]
+        server.kill()
+        shutil.copy(snapshot, server.dir / "dump.rdb")
+        server.start()
+
+        async def reconnected() -> bool:  # pooled connections to the old process are dead
+            try:
+                await backend.probe()
+            except BackendUnavailableError:
+                return False
+            return True
+
+        await eventually(reconnected)
+        assert await backend.get(memory(7).key) is not None  # Redis has the old memories again
+        found = await backend.search(query, 1000, None)
+        assert sorted(hit[0] for hit in found) == sorted(memory(i).key for i in range(100))
+    finally:
+        await raw.aclose()
+        await backend.aclose()
+
+
+async def test_a_page_of_changes_counts_key_bytes(redis_server_factory: Factory) -> None:
+    """40 memories with 1 MB keys load in pages of about one key each, not in one call."""
+    server = redis_server_factory()
+    ns = namespace()
+    keys = [f"u{i}:s1:" + "k" * (1 << 20) for i in range(40)]
+    loader = RedisBackend(server.url, namespace=ns, timeout=30)
+    await loader.apply([Put(key, encode_value({"content": "long key"})) for key in keys])
+    await loader.aclose()
+    backend = RedisSearchBackend(server.url, namespace=ns, timeout=30)
+    try:
+        before = await script_calls([server])
+        found = await backend.search(INDEXING.query("long key"), 100, None)
+        assert sorted(hit[0] for hit in found) == sorted(keys)
+        assert await script_calls([server]) - before >= 40
+    finally:
+        await backend.aclose()
+
+
+async def test_the_expiry_heap_keeps_one_live_entry_per_key(redis_server: RedisServer) -> None:
+    """500 rewrites of 3 keys with a TTL, each followed by a search, leave a small heap."""
+    ns = namespace()
+    backend = RedisSearchBackend(redis_server.url, namespace=ns, timeout=30)
+    query = INDEXING.query("garage")
+    try:
+        for i in range(500):
+            value = {"content": f"garage {i}"}
+            document = Document(INDEXING.terms(value))
+            await backend.put(f"u1:s1:{i % 3}", encode_value(value), 3600, document=document)
+            assert len(await backend.search(query, 10, None)) == min(i + 1, 3)
+        replicas = backend._replicas
+        assert replicas is not None
+        assert replicas.full is not None
+        assert replicas.full.deadlines <= 2 * 3 + 64
+        for i in range(3):
+            await backend.delete(f"u1:s1:{i}")
+        assert await backend.search(query, 10, None) == []
+    finally:
+        await backend.clear()
+        await backend.aclose()
