@@ -98,7 +98,7 @@ async def test_a_searching_process_keeps_no_replica_and_sees_other_processes_at_
     assert search.attributes is not None
     assert search.attributes["memory.search_engine"] == "redis"
     assert reader.get_backend_info()["search_engine"] == "redis"
-    assert reader._store.remote._replica is None  # type: ignore[union-attr]
+    assert reader._store.remote._replicas is None  # type: ignore[union-attr]
     await writer.delete("u1:s1:1")
     await asyncio.sleep(0.5)  # past the second memory's TTL
     assert await reader.search("trail", scope="u1") == []

@@ -122,11 +122,13 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             self._replicas.cleared()
         self.engine.cleared()
 
-    async def _prepare(self) -> None:
-        """Connect, and learn (once) which engine searches here."""
+    async def _prepare(self, *, patient: bool = False) -> None:
+        """Connect, and learn (once) which engine searches here (a search waits on the load
+        budget, like its other calls)."""
         await self._ready()
+        call: Any = self._patient if patient else self._call
         await self.engine.prepare(
-            self._call, self._bases, self.topology == "cluster", self._backfill, self._dims
+            call, self._bases, self.topology == "cluster", self._backfill, self._dims
         )
 
     async def search(
@@ -141,7 +143,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             await self._patient(_connected)  # connect (learning the topology) first
         if query.vector is not None and self._dims is None:
             self._dims = len(query.vector)
-        await self._prepare()
+        await self._prepare(patient=True)
         scope = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
             first = await self.engine.search(self._call, query, limit, scope)
