@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
-from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
@@ -327,6 +327,8 @@ class SearchIndex:
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
         length = sum(values)
+        # Stop words (indexed for queries made only of them) do not make a memory longer.
+        length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(STOP_MARK))
         try:
             tfs: bytes | tuple[int, ...] = bytes(values)
         except ValueError:  # a term occurs 256 times or more
