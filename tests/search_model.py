@@ -9,12 +9,12 @@ shared ``Analyzer``, whose own laws are tested in ``test_analyzer.py``.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from tta_dev_primitives.search import Analyzer
+from tta_dev_primitives.search._analyzer import STOP_MARK
 from tta_dev_primitives.search._bm25 import bm25, idf
 
 ANALYZER = Analyzer()
@@ -39,14 +39,8 @@ def strings(value: Any) -> list[str]:
 
 def query_terms(query: str) -> tuple[list[str], bool]:
     """The query's distinct terms, and whether the last one is an unfinished word (a prefix)."""
-    words = re.findall(r"\w+", query.casefold())
-    terms = list(dict.fromkeys(t for w in words if (t := ANALYZER._term(w)) is not None))
-    last = words[-1] if words else ""
-    if not (re.search(r"\w$", query) and len(last) >= 3 and last not in ANALYZER.stop_words):
-        return terms, False
-    stem = ANALYZER._term(last) or last
-    prefix = stem if last.startswith(stem) else last
-    return [t for t in terms if t != prefix] + [prefix], True
+    analysed = ANALYZER.query(query)
+    return list(analysed.terms), analysed.prefix_last
 
 
 def in_scope(key: str, scope: str | None) -> bool:
@@ -123,7 +117,11 @@ class MemoryModel:
             if in_scope(k, scope)
         }
         df: Counter[str] = Counter(t for c in counts.values() for t in c)
-        lengths = {k: sum(c.values()) for k, c in counts.items()}
+        # Stop words are indexed (for queries of nothing else) but make no memory longer.
+        lengths = {
+            k: sum(v for t, v in c.items() if not t.startswith(STOP_MARK))
+            for k, c in counts.items()
+        }
         n = len(counts)
         if n == 0:
             return []

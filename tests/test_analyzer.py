@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
+from tta_dev_primitives.search._analyzer import STOP_MARK
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH
 
@@ -37,28 +38,110 @@ json_values = st.recursive(
 )
 
 
+def content(terms: Any) -> set[str]:
+    """The terms that are not (marked) stop words."""
+    return {t for t in terms if not t.startswith(STOP_MARK)}
+
+
 @given(texts)
-def test_no_stop_word_is_ever_a_term(text: str) -> None:
-    """Stop words never reach the index, in memories or in queries."""
+def test_stop_words_are_terms_only_under_their_mark(text: str) -> None:
+    """A stop word is indexed only marked (and capitalised), so it never meets a content word."""
     assert not ENGLISH & set(ANALYZER.term_counts([text]))
     assert not ENGLISH & set(ANALYZER.query(text + ".").terms)
+    for term in ANALYZER.term_counts([text]):
+        assert not term.startswith(STOP_MARK) or term[1:] in ENGLISH
 
 
 @given(texts)
 def test_a_finished_query_has_exactly_the_terms_of_the_same_text_stored(text: str) -> None:
-    """Query and memory analysis agree: a memory always matches its own text as a question."""
+    """Query and memory analysis agree: a memory always matches its own text as a question,
+    by its content words, or by its stop words when it has nothing else."""
     stored = ANALYZER.term_counts([text])
     query = ANALYZER.query(text + "?")
     assert not query.prefix_last
-    assert set(query.terms) == set(stored)
+    assert content(query.terms) == content(stored)
+    if not content(stored):  # only stop words: the query searches them all
+        assert set(stored) <= set(query.terms)
+        assert {t[1:] for t in query.terms} <= ENGLISH
     assert len(query.terms) == len(set(query.terms))  # distinct, in first-seen order
+
+
+@given(st.text(max_size=40))
+def test_terms_are_never_empty_and_free_of_whitespace(text: str) -> None:
+    """Any text, any script: every term is a non-empty string without whitespace."""
+    for term in ANALYZER.term_counts([text]):
+        assert term
+        assert not any(c.isspace() for c in term)
+
+
+@given(texts, st.text(max_size=20))
+def test_ascii_and_unicode_text_split_the_same_way(ascii_part: str, other: str) -> None:
+    """The fast ASCII path and the general one find the same terms, text by text."""
+    ascii_text = ascii_part.encode("ascii", "ignore").decode()
+    joined = ANALYZER.terms(ascii_text + " \u00e9 " + other)
+    assert joined == ANALYZER.terms(ascii_text) + ANALYZER.terms("\u00e9 " + other)
+
+
+@pytest.mark.parametrize(
+    ("memory", "question"),
+    [("call getUserName() first", "get user name"), ("set MAX_RETRIES to 5", "max retries"),
+     ("use os.path.join here", "path join"), ("the HTTPServer class", "http server"),
+     ("call getUserName() first", "getUserName"), ("set MAX_RETRIES to 5", "MAX_RETRIES"),
+     ("call get_user_name()", "get user name")],
+)  # fmt: skip
+def test_identifiers_are_found_by_their_parts_and_whole(memory: str, question: str) -> None:
+    """snake_case, camelCase and dotted names: their parts are terms, and so is the whole."""
+    assert content(ANALYZER.query(question + "?").terms) <= set(ANALYZER.term_counts([memory]))
+
+
+def test_cjk_runs_become_character_grams() -> None:
+    """Chinese, Japanese and Korean text: characters and neighbouring pairs, so words inside
+    a sentence are found without a dictionary."""
+    assert ANALYZER.terms("苹果") == ["苹", "果", "苹果"]
+    pairs = [("我喜欢吃苹果", "苹果"), ("我在东京工作", "东京"), ("東京に行きました", "東京"),
+             ("오늘 날씨가 좋네요", "날씨")]  # fmt: skip
+    for memory, question in pairs:
+        assert set(ANALYZER.query(question).terms) <= set(ANALYZER.term_counts([memory]))
+    assert Analyzer(cjk="runs").terms("我喜欢吃苹果") == ["我喜欢吃苹果"]
+
+
+def test_an_emoji_is_a_term() -> None:
+    """Emoji are terms of their own; skin tones and joiners are not."""
+    assert ANALYZER.term_counts(["party 🎉🎉 👍🏽"]) == {"parti": 1, "🎉": 2, "👍": 1}
+    assert ANALYZER.query("🎉").terms == ("🎉",)
+
+
+def test_a_query_of_only_stop_words_searches_them() -> None:
+    """'Who is Will?' has nothing but stop words: it searches them instead of nothing."""
+    assert ANALYZER.query("who is will?").terms == ("'who", "'is", "'will")
+    assert ANALYZER.query("what is the answer?").terms == ("answer",)
+
+
+def test_a_capitalised_stop_word_inside_a_query_is_a_name() -> None:
+    """'The Who concert', 'Who is Will?': a capitalised stop word past the first is kept."""
+    assert ANALYZER.query("The Who concert?").terms == ("'who", "concert")
+    assert ANALYZER.query("Who is Will?").terms == ("'will",)
+    assert ANALYZER.query("Can I go?").terms == ("go",)  # "I" is no name
+
+
+async def test_stop_word_names_are_found() -> None:
+    """Memories about Will or The Who are found by questions made of stop words."""
+    memory = MemoryPrimitive()
+    await memory.add("a", {"content": "Will fixed the garage door"})
+    await memory.add("b", {"content": "We saw The Who live in 1982"})
+    await memory.add("c", {"content": "A concert of chamber music"})
+    assert (await memory.search("Who is Will?", 1)) == [{"content": "Will fixed the garage door"}]
+    found = await memory.search("The Who concert?", 2)
+    assert {"content": "We saw The Who live in 1982"} in found
 
 
 @given(st.lists(st.text(alphabet=string.ascii_letters, min_size=1, max_size=10), max_size=10))
 def test_case_does_not_matter(tokens: list[str]) -> None:
-    """Upper, lower or mixed case give the same terms."""
+    """Upper, lower or mixed case give the same terms (bar stop words written like names)."""
     text = " ".join(tokens)
-    assert ANALYZER.term_counts([text.upper()]) == ANALYZER.term_counts([text.lower()])
+    assert content(ANALYZER.term_counts([text.upper()])) == content(
+        ANALYZER.term_counts([text.lower()])
+    )
 
 
 @pytest.mark.parametrize(
@@ -102,12 +185,15 @@ def test_switches_turn_each_part_off() -> None:
     assert plain.term_counts(["The cars and the car"]) == {"the": 2, "cars": 1, "and": 1, "car": 1}
     mine = Analyzer(stop_words=["cars"], stemming=False)
     assert mine.term_counts(["The cars and the car"]) == {"the": 2, "and": 1, "car": 1}
+    assert ANALYZER.term_counts(["The cars and the car"]) == {"'the": 1, "car": 2}
+    whole = Analyzer(identifiers=False)
+    assert whole.terms("getUserName MAX_RETRIES") == ["getusernam", "max_retri"]
 
 
 def test_other_languages_stem_with_their_own_rules() -> None:
     """A German analyzer stems German words; an unknown language fails at construction."""
     german = Analyzer("german", stop_words=["der", "die", "das"])
-    assert german.term_counts(["die Häuser"]) == german.term_counts(["das Haus"])
+    assert content(german.term_counts(["die Häuser"])) == content(german.term_counts(["das Haus"]))
     with pytest.raises(ValueError, match="no Snowball stemmer for language 'klingon'"):
         Analyzer("klingon")
     with pytest.raises(ValueError, match="prefix"):

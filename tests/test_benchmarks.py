@@ -25,6 +25,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("bench_composition.py", ["--quick"], "LCEL"),
         ("bench_langgraph.py", ["--quick"], "langgraph store comparison done"),
         ("bench_relevance.py", ["--quick"], "relevance done"),
+        ("bench_scopes.py", ["--quick", "--rounds", "2"], "p50 / unscoped"),
+        ("bench_languages.py", [], "hit@5 by kind"),
         pytest.param("bench_redis.py", ["--quick", "--question-size", "0"],
                      "replay after an outage", marks=pytest.mark.redis),
         pytest.param("bench_redis.py", ["--quick", "--questions-only"],

@@ -217,13 +217,15 @@ def test_small_scope_reads_only_its_own_documents() -> None:
     assert reads_for(index, "answer?", scope="u3:s3") < 200
 
 
-def test_a_query_of_stop_words_matches_nothing() -> None:
-    """'what is it' has no terms: no result, and not the most recent memories either."""
+def test_a_query_of_stop_words_searches_them() -> None:
+    """'what is it' has only stop words: it searches them, never the most recent memories."""
     index = build_index(100)
     query = ANALYZER.query("What is it?")
-    assert query.terms == ()
+    assert query.terms == ("'what", "'is", "'it")
     assert not query.blank
-    assert index.search(query, 5) == []
+    assert index.search(query, 5) == []  # no memory holds any of them
+    index.add("band", ANALYZER.term_counts(["We saw The Who live"]))
+    assert index.search(ANALYZER.query("who?"), 5) == ["band"]
 
 
 def test_a_long_query_scores_only_its_rarest_terms() -> None:

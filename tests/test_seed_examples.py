@@ -96,9 +96,10 @@ async def test_conversational_agent_pattern(monkeypatch: pytest.MonkeyPatch) -> 
     r1 = await handle_conversation("u1", "s1", "What is a primitive?")
     r2 = await handle_conversation("u1", "s1", "Give me an example")  # Has context!
 
-    # The first search is for "What", a stop word: it matches nothing (search skips question
-    # words); the second, for "Give", finds the turn just stored.
-    assert r1 == "Answer to 'What is a primitive?' using 0 memories"
+    # The first search is for "What", a query of nothing but a stop word: it searches that
+    # word, and finds the turn just stored that starts with it, capitalised; the second, for
+    # "Give", finds the turn just stored.
+    assert r1 == "Answer to 'What is a primitive?' using 1 memories"
     assert r2 == "Answer to 'Give me an example' using 1 memories"
     assert await memory.size() == 4
 

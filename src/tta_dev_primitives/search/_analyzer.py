@@ -1,9 +1,21 @@
 """How text becomes search terms: one analyzer for memories and queries, on every backend.
 
-Text is casefolded and split into runs of word characters (``\\w+``). Stop words are dropped
-and the rest are stemmed with Snowball (PyStemmer), so "hiking" finds "hike" and "cars" finds
-"car". A query is analysed the same way; if it ends inside a word (the user is still typing),
-that last word also matches the terms it is a prefix of. Queries are bounded: only their first
+Text is split into words (runs of word characters), casefolded; stop words are set aside and
+the rest are stemmed with Snowball (PyStemmer), so "hiking" finds "hike" and "cars" finds
+"car". What people type is more than words (``_tokens``):
+
+- an identifier (``snake_case``, ``camelCase``, ``os.path.join``) is a term whole and each of
+  its parts a term too, so "get user name" finds ``getUserName``;
+- a run of Chinese, Japanese or Korean script becomes its characters and each pair of
+  neighbours (1+2-grams: no dictionary, and "东京" finds "我在东京工作");
+- an emoji is a term.
+
+A stop word is indexed only where it is capitalised, as a name is ("Will", "The Who"), and
+apart, under ``STOP_MARK`` (it never counts towards a memory's length). A query searches stop
+words only when it has nothing else ("who is will?"), or the one capitalised inside it, like a
+name ("The Who concert"); "what is the answer" searches "answer" alone. A query is analysed the
+same way; if it ends inside a word (the user is still typing), that last word also matches the
+terms it is a prefix of. Queries are bounded: only their first
 ``MAX_QUERY_CHARS`` characters are read, and the index scores at most ``MAX_QUERY_TERMS``
 distinct terms (the rarest), so a pasted megabyte costs no more than a long paragraph. A memory
 indexes at most ``MAX_DOC_TERMS`` distinct terms (its most frequent), so no add costs without
@@ -16,12 +28,20 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._stopwords import ENGLISH
 
-__all__ = ["MAX_DOC_TERMS", "MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "Analyzer", "Query", "words"]
+__all__ = [
+    "MAX_DOC_TERMS",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_TERMS",
+    "STOP_MARK",
+    "Analyzer",
+    "Query",
+    "words",
+]
 
 #: Characters of a query that are analysed; the rest is ignored.
 MAX_QUERY_CHARS: Final = 10_000
@@ -40,6 +60,76 @@ _ASCII_WORD_BYTES = bytes(
 )
 _CACHE_SIZE = 200_000
 _STOP: Final = object()  # the cache's mark for a stop word
+#: The first character of a stop word's term: no word, identifier, CJK or emoji term has it.
+STOP_MARK: Final = "'"
+
+# Scripts written without spaces between words (and Hangul, whose words are long compounds).
+_CJK = (
+    "\u1100-\u11ff\u3005-\u3007\u3041-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3131-\u318e"
+    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+# Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
+_EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
+_TOKEN = re.compile(
+    f"(?P<word>[^\\W{_CJK}]+(?:\\.[^\\W{_CJK}]+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
+)
+# ASCII text: every byte that is neither a word character nor a dot becomes a space.
+_ASCII_TOKEN_BYTES = bytes(
+    b if (b < 128 and chr(b).isalnum()) or b in b"_." else ord(" ") for b in range(256)
+)
+# Where an identifier splits: underscores, and camelCase / HTTPServer case changes.
+_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[^\W_a-zA-Z]+")
+
+
+def _tokens(text: str) -> list[tuple[int, str]]:
+    """``(kind, token)`` pairs of raw (not casefolded) text: 0 a word or identifier (dots
+    inside), 1 a CJK run, 2 an emoji."""
+    if text.isascii():
+        out: list[tuple[int, str]] = []
+        for token in text.translate(_ASCII_TOKEN_BYTES).split():
+            if "." in token:
+                out.extend((0, t) for t in _dotted(token))
+            else:
+                out.append((0, token))
+        return out
+    found: list[tuple[int, str]] = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastindex or 1
+        found.append((kind - 1, match.group(kind)))
+    return found
+
+
+def _dotted(token: str) -> list[str]:
+    """Word characters and dots, as ``_TOKEN`` finds them: single dots inside a token only."""
+    return [piece for piece in re.split(r"\.\.+", token.strip(".")) if piece]
+
+
+def _parts(token: str) -> list[str]:
+    """The parts of an identifier (casefolded), or ``[]`` for a plain word."""
+    pieces = [p for p in re.split(r"[._]", token) if p]
+    if not pieces:  # underscores alone: the whole is the only term
+        return []
+    if len(pieces) == 1 and (token.islower() or token.isupper() or token.istitle()):
+        return []
+    parts = []
+    for piece in pieces:
+        if piece.isascii():
+            parts.extend(_PART.findall(piece) or [piece])
+        else:
+            parts.append(piece)
+    parts = [p.casefold() for p in parts]
+    return parts if len(parts) > 1 or parts[0] != token.casefold() else []
+
+
+def _capitalised(token: str) -> bool:
+    """A word written like a name ("Will", "WHO"), not "I" or "A"."""
+    return len(token) > 1 and token[0].isupper()
+
+
+def _grams(run: str) -> tuple[str, ...]:
+    """Characters and pairs of neighbouring characters of a CJK run."""
+    return (*run, *(run[i : i + 2] for i in range(len(run) - 1)))
 
 
 def words(text: str) -> list[str]:
@@ -83,15 +173,26 @@ class Query:
 
 
 class Analyzer:
-    """Casefolding, stop words and Snowball stemming, shared by indexing and querying.
+    """How memories and queries become terms: words, identifiers, CJK, emoji, stop words.
 
     ``language`` is any Snowball language PyStemmer knows ("english", "german", ...).
     ``stop_words`` is ``"english"`` (the built-in list), your own words, or ``None`` for none.
     ``stemming=False`` keeps words whole. ``prefix="last"`` lets a query's unfinished last word
-    match as a prefix; ``"none"`` matches whole terms only.
+    match as a prefix; ``"none"`` matches whole terms only. ``identifiers=False`` keeps
+    ``snake_case`` and ``camelCase`` whole only. ``cjk="runs"`` keeps a CJK run one term (for
+    text already split into words, say); ``"grams"`` (the default) makes it 1+2-grams.
     """
 
-    __slots__ = ("_cache", "_local", "language", "prefix", "stemming", "stop_words")
+    __slots__ = (
+        "_cache",
+        "_local",
+        "cjk",
+        "identifiers",
+        "language",
+        "prefix",
+        "stemming",
+        "stop_words",
+    )
 
     def __init__(
         self,
@@ -100,6 +201,8 @@ class Analyzer:
         stop_words: Literal["english"] | Iterable[str] | None = "english",
         stemming: bool = True,
         prefix: Literal["last", "none"] = "last",
+        identifiers: bool = True,
+        cjk: Literal["grams", "runs"] = "grams",
     ) -> None:
         if not isinstance(language, str) or not language:
             raise InvalidArgumentError(
@@ -107,6 +210,8 @@ class Analyzer:
             )
         if prefix not in ("last", "none"):
             raise InvalidArgumentError(f"prefix must be 'last' or 'none', got {prefix!r}")
+        if cjk not in ("grams", "runs"):
+            raise InvalidArgumentError(f"cjk must be 'grams' or 'runs', got {cjk!r}")
         if stop_words == "english":
             stops = ENGLISH
         elif stop_words is None:
@@ -121,7 +226,9 @@ class Analyzer:
         self.stop_words: frozenset[str] = stops
         self.stemming = bool(stemming)
         self.prefix = prefix
-        self._cache: dict[str, Any] = {}
+        self.identifiers = bool(identifiers)
+        self.cjk = cjk
+        self._cache: dict[str, tuple[str, ...]] = {}
         self._local = threading.local()  # PyStemmer objects are not thread-safe
         if self.stemming:
             self._stemmer()  # fail now, not at the first add, if the language is unknown
@@ -130,7 +237,7 @@ class Analyzer:
         stops = "english" if self.stop_words is ENGLISH else f"<{len(self.stop_words)} words>"
         return (
             f"Analyzer({self.language!r}, stop_words={stops}, stemming={self.stemming}, "
-            f"prefix={self.prefix!r})"
+            f"prefix={self.prefix!r}, identifiers={self.identifiers}, cjk={self.cjk!r})"
         )
 
     def _stemmer(self) -> Any:
@@ -148,38 +255,75 @@ class Analyzer:
             self._local.stemmer = stemmer
         return stemmer
 
-    def _term(self, word: str) -> str | None:
-        """The term for one casefolded word (None for a stop word), cached."""
-        term = self._cache.get(word)
-        if term is None:
-            if word in self.stop_words:
-                term = _STOP
-            elif self.stemming:
-                term = self._stemmer().stemWord(word)
+    def _one(self, word: str) -> str:
+        """The term of one casefolded word that is not a stop word: stemmed (or as is)."""
+        return self._stemmer().stemWord(word) if self.stemming else word
+
+    def _word(self, token: str) -> tuple[str, ...]:
+        """The terms of a word or identifier as written (whole first, then its parts), cached.
+
+        A stop word is a term only written capitalised, as a name is ("Will", "The Who"), and
+        marked; "I" and "A" never. As an identifier's part it is no term.
+        """
+        terms = self._cache.get(token)
+        if terms is None:
+            whole = token.casefold()
+            if whole in self.stop_words:
+                terms = (STOP_MARK + whole,) if _capitalised(token) else ()
             else:
-                term = word
+                stops = self.stop_words
+                parts = _parts(token) if self.identifiers else []
+                terms = (self._one(whole), *(self._one(p) for p in parts if p not in stops))
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
-            self._cache[word] = term
-        return None if term is _STOP else cast(str, term)
+            self._cache[token] = terms
+        return terms
+
+    def _ascii(self, token: str) -> tuple[str, ...]:
+        """The terms of a token of ASCII text split at spaces (dots may end or double it)."""
+        if "." not in token:
+            return self._word(token)
+        terms = self._cache.get(token)
+        if terms is None:
+            terms = tuple(t for piece in _dotted(token) for t in self._word(piece))
+            self._cache[token] = terms
+        return terms
+
+    def _terms_of(self, kind: int, token: str) -> tuple[str, ...]:
+        """The terms of one token of ``_tokens``."""
+        if kind == 0:
+            return self._word(token)
+        if kind == 1:
+            return _grams(token) if self.cjk == "grams" else (token,)
+        return (token,)
+
+    def terms(self, text: str) -> list[str]:
+        """Every term of ``text`` as a memory indexes it, in order, repeats included."""
+        out: list[str] = []
+        for kind, token in _tokens(text):
+            out.extend(self._terms_of(kind, token))
+        return out
 
     def term_counts(self, strings: Iterable[str]) -> dict[str, int]:
         """Term frequencies over a memory's searchable strings."""
         counts: dict[str, int] = {}
         get, cache = counts.get, self._cache
-        for word in words("\n".join(strings)):
-            term = cache.get(word)
-            if term is None:
-                term = self._term(word)
-                if term is None:
-                    continue
-            elif term is _STOP:
-                continue
-            counts[term] = get(term, 0) + 1
+        text = "\n".join(strings)
+        if text.isascii():  # the common case, without the general tokenizer's tuples
+            for token in text.translate(_ASCII_TOKEN_BYTES).split():
+                terms = cache.get(token)
+                if terms is None:
+                    terms = self._ascii(token)
+                for term in terms:
+                    counts[term] = get(term, 0) + 1
+        else:
+            for kind, token in _tokens(text):
+                for term in self._terms_of(kind, token):
+                    counts[term] = get(term, 0) + 1
         if len(counts) > MAX_DOC_TERMS:
-            # A memory's index entry has a bounded cost: keep its most frequent terms (ties in
-            # order of first appearance: the sort is stable).
-            ranked = sorted(counts.items(), key=lambda item: -item[1])
+            # A memory's index entry has a bounded cost: keep its most frequent terms, stop
+            # words last (ties in order of first appearance: the sort is stable).
+            ranked = sorted(counts.items(), key=lambda kv: (kv[0][0] == STOP_MARK, -kv[1]))
             counts = dict(ranked[:MAX_DOC_TERMS])
         return counts
 
@@ -189,26 +333,34 @@ class Analyzer:
             return Query((), blank=True)
         truncated = len(text) > MAX_QUERY_CHARS
         text = text[:MAX_QUERY_CHARS]
-        found = words(text)
+        tokens = _tokens(text)
         terms: dict[str, None] = {}
-        for word in found:
-            term = self._term(word)
-            if term is not None:
+        stops: dict[str, None] = {}
+        for i, (kind, token) in enumerate(tokens):
+            if kind == 0 and (word := token.casefold()) in self.stop_words:
+                # Searched when the query has nothing else, or when it reads like a name.
+                (terms if i and _capitalised(token) else stops)[STOP_MARK + word] = None
+                continue
+            for term in self._terms_of(kind, token):
                 terms[term] = None
         prefix_last = False
         if (
             self.prefix == "last"
-            and found
+            and tokens
+            and tokens[-1][0] == 0
             and not truncated
             and (text[-1].isalnum() or text[-1] == "_")
-            and len(last := found[-1]) >= MIN_PREFIX
-            and last not in self.stop_words
         ):
-            # The unfinished word, as typed (its stem may be shorter than what was typed, and
-            # a prefix of the stem would match too much): last, so the index knows which.
-            prefix = self._term(last) or last
-            prefix = prefix if last.startswith(prefix) else last
-            terms.pop(prefix, None)
-            terms[prefix] = None
-            prefix_last = True
-        return Query(tuple(terms), prefix_last=prefix_last)
+            token = tokens[-1][1]
+            parts = _parts(token) if self.identifiers else []
+            last = parts[-1] if parts else token.casefold()
+            if len(last) >= MIN_PREFIX and last not in self.stop_words:
+                # The unfinished word, as typed (its stem may be shorter than what was typed,
+                # and a prefix of the stem would match too much): last, so the index knows.
+                prefix = self._one(last)
+                prefix = prefix if last.startswith(prefix) else last
+                terms.pop(prefix, None)
+                terms[prefix] = None
+                prefix_last = True
+        # Only stop words ("Who is Will?"): search them rather than nothing.
+        return Query(tuple(terms or stops), prefix_last=prefix_last)

@@ -32,11 +32,11 @@ import heapq
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
-from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
@@ -327,6 +327,8 @@ class SearchIndex:
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
         length = sum(values)
+        # Stop words (indexed for queries made only of them) do not make a memory longer.
+        length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(STOP_MARK))
         try:
             tfs: bytes | tuple[int, ...] = bytes(values)
         except ValueError:  # a term occurs 256 times or more
@@ -547,7 +549,9 @@ class SearchIndex:
         keyword = [] if query.blank else self._keyword(query, depth, scope)
         semantic = self._semantic(query.vector, depth, scope)
         fused = fuse(keyword, semantic, query.weight, query.fusion)
-        return self._top(((score, docno) for docno, score in fused.items()), limit)
+        np = _numpy()
+        rows = np.fromiter(fused.keys(), dtype=np.intp, count=len(fused))
+        return self._top(np, rows, np.fromiter(fused.values(), np.float64, len(fused)), limit)
 
     def _semantic(self, vector: Any, limit: int, scope: str | None) -> list[tuple[int, float]]:
         """Cosine similarity: exact for small sets and scopes, through the graph for large."""
@@ -566,15 +570,20 @@ class SearchIndex:
                 return found
         return self._exact(q, limit, view)
 
-    def _rank(self, np: Any, rows: Any, sims: Any, limit: int) -> list[tuple[int, float]]:
-        """The best ``limit`` of ``rows`` by similarity, ties newest first."""
+    def _top(self, np: Any, rows: Any, scores: Any, limit: int) -> list[tuple[int, float]]:
+        """The best ``limit`` of docnos ``rows`` by ``scores``, ties newest first: the one
+        ordering every mode shares (keyword, semantic and their fusion)."""
+        if limit <= 0 or not len(rows):
+            return []
         if len(rows) > limit:
-            cut = np.partition(sims, len(sims) - limit)[len(sims) - limit]
-            keep = sims >= cut
-            rows, sims = rows[keep], sims[keep]
+            cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+            keep = scores >= cut
+            rows, scores = rows[keep], scores[keep]
+        # Best score first, then the newest: one sort in numpy, however many scores tie.
         recency = _gather(np, self._recency, np.int64, rows)
-        order = np.lexsort((-recency, -sims))[:limit]
-        return list(zip(rows[order].tolist(), sims[order].astype(np.float64).tolist(), strict=True))
+        order = np.lexsort((-recency, -scores))[:limit]
+        best = scores[order].astype(np.float64)
+        return list(zip(rows[order].tolist(), best.tolist(), strict=True))
 
     def _exact(self, q: Any, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """Brute force: one matrix-vector product over all rows, or over the scope's rows."""
@@ -589,7 +598,7 @@ class SearchIndex:
         else:
             rows = np.flatnonzero(view.mask[:size] & has_vec)
             sims = self._rows(np, rows) @ q
-        return self._rank(np, rows, self._best(np, q, rows, sims), limit)
+        return self._top(np, rows, self._best(np, q, rows, sims), limit)
 
     def _xdoc_array(self, np: Any) -> Any:
         """A copy of the further vectors' docnos (-1: removed), as int64."""
@@ -655,7 +664,7 @@ class SearchIndex:
                 return None
         elif len(rows) < min(limit, n):
             return None
-        return self._rank(np, rows, self._best(np, q, rows, self._rows(np, rows) @ q), limit)
+        return self._top(np, rows, self._best(np, q, rows, self._rows(np, rows) @ q), limit)
 
     def _rows(self, np: Any, rows: Any) -> Any:
         """The vectors of docnos ``rows`` (each must have one), in that order."""
@@ -801,18 +810,4 @@ class SearchIndex:
         candidates = np.flatnonzero(touched)
         if matches is None:
             candidates = candidates[_gather(np, self._live, np.bool_, candidates)]
-        scores = acc[candidates]
-        if len(candidates) > limit:
-            cut = np.partition(scores, len(scores) - limit)[len(scores) - limit]
-            keep = scores >= cut
-            candidates, scores = candidates[keep], scores[keep]
-        # Best score first, then the newest: one sort in numpy, however many scores tie.
-        recency = _gather(np, self._recency, np.int64, candidates)
-        order = np.lexsort((-recency, -scores))[:limit]
-        return list(zip(candidates[order].tolist(), scores[order].tolist(), strict=True))
-
-    def _top(self, scored: Iterable[tuple[float, int]], limit: int) -> list[tuple[int, float]]:
-        """Best score first, then the newest document: ``(docno, score)``."""
-        docs = self._docs
-        best = heapq.nlargest(limit, scored, key=lambda sd: (sd[0], docs[sd[1]][_RECENCY]))
-        return [(docno, score) for score, docno in best]
+        return self._top(np, candidates, acc[candidates], limit)
