@@ -288,6 +288,31 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def layout(mode: str) -> str:
+    """What a mode's stored data depends on: the peer's schema, or the library's source."""
+    return "raw-1" if mode == "raw" else fingerprint()
+
+
+async def drop_ours(raw: Any) -> None:
+    """Remove every memory namespace of a cached RDB and any index but the raw peer's."""
+    async for keys in batched(raw.scan_iter(match="scaleout:*", count=5_000), 5_000):
+        await raw.unlink(*keys)
+    for name in await raw.execute_command("FT._LIST"):
+        if (name.decode() if isinstance(name, bytes) else name) != RAW_INDEX:
+            await raw.execute_command("FT.DROPINDEX", name)
+
+
+async def batched(keys: Any, n: int) -> Any:
+    batch = []
+    async for key in keys:
+        batch.append(key)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]) -> float:
     """Bulk: ``Put`` writes with their documents through the backend's pipelined ``apply``."""
     from tta_dev_primitives.memory._values import encode_value
@@ -308,7 +333,8 @@ async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]
     for task in pending:
         await task
     seconds = time.perf_counter() - start
-    await memory.search("warm up", 1)  # an engine that indexes lazily does it now
+    if mode != "replica":  # an engine that indexes lazily does it now (a replica would load)
+        await memory.search("warm up", 1)
     await ours.aclose()
     return seconds
 
@@ -350,16 +376,14 @@ class Server:
         self.cache = Path(args.cache_dir) / f"scaleout-{size}.rdb"
         self.manifest = self.cache.with_suffix(".json")
 
-    def cached_modes(self, size: int, reuse: bool) -> list[str]:
+    def cached_modes(self, size: int, reuse: bool) -> dict[str, str]:
+        """``{mode: layout}`` of the cached RDB, if it is there and of this size and server."""
         if not (reuse and self.cache.is_file() and self.manifest.is_file()):
-            return []
+            return {}
         manifest = json.loads(self.manifest.read_text())
-        same = (manifest.get("size"), manifest.get("layout"), manifest.get("server")) == (
-            size,
-            fingerprint(),
-            self.described,
-        )
-        return list(manifest["modes"]) if same else []
+        same = (manifest.get("size"), manifest.get("server")) == (size, self.described)
+        modes = manifest.get("modes")
+        return dict(modes) if same and isinstance(modes, dict) else {}
 
     def start(self, with_cache: bool) -> str:
         if with_cache:
@@ -371,12 +395,11 @@ class Server:
         self.server.start(timeout=1800)  # an RDB with a search index loads for a while
         return self.server.url
 
-    async def save(self, raw: Any, size: int, modes: list[str]) -> None:
+    async def save(self, raw: Any, size: int, modes: dict[str, str]) -> None:
         await raw.execute_command("SAVE")
         self.cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.server.dir / "dump.rdb", self.cache)
-        manifest = {"size": size, "layout": fingerprint(), "server": self.described,
-                    "modes": modes}  # fmt: skip
+        manifest = {"size": size, "server": self.described, "modes": modes}
         self.manifest.write_text(json.dumps(manifest))
 
 
@@ -491,15 +514,18 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
                            f"{LOAD_CHUNK:,} a call; raw: pipelined HSET"}  # fmt: skip
     try:
         raw = aioredis.Redis.from_url(url)
-        loaded = list(cached)
+        loaded = dict(cached)
+        if any(layout(m) != cached[m] for m in cached if m != "raw"):
+            await drop_ours(raw)  # stored by another version of the library: load it again
+            loaded = {m: v for m, v in cached.items() if m == "raw"}
         for mode in modes:
-            if mode in loaded:
+            if loaded.get(mode) == layout(mode):
                 notes.append(f"{mode}: data from the cached RDB ({server.cache})")
                 continue
             t = await (load_raw(raw, corpus.turns) if mode == "raw"
                        else load_ours(url, mode, corpus.turns))  # fmt: skip
             notes.append(f"{mode}: loaded {size:,} in {t:.1f} s ({size / t:,.0f}/s)")
-            loaded.append(mode)
+            loaded[mode] = layout(mode)
         if loaded != cached and not args.quick:
             await server.save(raw, size, loaded)
         for mode in modes:
