@@ -76,6 +76,7 @@ def supports_engines() -> bool:
 
 
 def namespace(mode: str) -> str:
+    """Each mode's memories live in their own namespace of the one server."""
     return f"scaleout:{mode}"
 
 
@@ -155,6 +156,7 @@ class Raw:
 
 
 def searcher(url: str, mode: str, timeout: float) -> Ours | Raw:
+    """The searcher a process of ``mode`` uses."""
     return Raw(url) if mode == "raw" else Ours(url, mode, timeout)
 
 
@@ -162,16 +164,19 @@ def searcher(url: str, mode: str, timeout: float) -> Ours | Raw:
 
 
 def rss_mb() -> float:
+    """This process's resident set, MB."""
     from bench_vectors import rss
 
     return rss() / 2**20
 
 
 async def line() -> str:
+    """The next line from the parent, read off the event loop."""
     return await asyncio.to_thread(sys.stdin.readline)
 
 
 def say(payload: object) -> None:
+    """One JSON line to the parent."""
     print(json.dumps(payload), flush=True)
 
 
@@ -270,10 +275,6 @@ def children(specs: list[dict[str, Any]], message: dict[str, Any]) -> list[dict[
     return [child.result() for child in started]
 
 
-async def in_thread(call: Callable[[], Any]) -> Any:
-    return await asyncio.to_thread(call)
-
-
 # -- loading, with the RDB cached on disk -----------------------------------------------------
 
 
@@ -303,6 +304,7 @@ async def drop_ours(raw: Any) -> None:
 
 
 async def batched(keys: Any, n: int) -> Any:
+    """Lists of at most ``n`` of an async iterator's items."""
     batch = []
     async for key in keys:
         batch.append(key)
@@ -340,6 +342,7 @@ async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]
 
 
 async def load_raw(raw: Any, turns: list[tuple[str, dict[str, Any]]]) -> float:
+    """The raw peer's index and a HASH per turn, pipelined; seconds taken."""
     start = time.perf_counter()
     await raw.execute_command(
         "FT.CREATE", RAW_INDEX, "ON", "HASH", "PREFIX", "1", RAW_PREFIX,
@@ -408,15 +411,18 @@ class Server:
 
 def spec(url: str, mode: str, role: str, qs: Sequence[str], users: Sequence[str | None],
          timeout: float = SLOW_TIMEOUT, **more: Any) -> dict[str, Any]:  # fmt: skip
+    """A child's job: which server, mode, role and questions; its own per-call timeout."""
     return {"url": url, "mode": mode, "role": role, "questions": list(qs), "users": list(users),
             "timeout": timeout, **more}  # fmt: skip
 
 
 async def sent_bytes(raw: Any) -> int:
+    """Bytes the server has sent to clients so far (what they read from Redis)."""
     return int((await raw.info("stats"))["total_net_output_bytes"])
 
 
 async def warm(s: Ours | Raw, qs: list[str], users: list[str]) -> dict[str, Any]:
+    """After one search: p50/p99 and the answers, unscoped and scoped to a user."""
     await s.search(qs[0], None)
     out: dict[str, Any] = {}
     for scope, scoped in (("unscoped", [None] * len(qs)), ("user", users)):
@@ -433,7 +439,7 @@ async def warm(s: Ours | Raw, qs: list[str], users: list[str]) -> dict[str, Any]
 async def cold(raw: Any, url: str, mode: str, q: str, user: str | None) -> dict[str, Any]:
     """A fresh process's first search: wall, CPU, RSS growth, bytes the server sent."""
     before = await sent_bytes(raw)
-    [result] = await in_thread(lambda: children(
+    [result] = await asyncio.to_thread(lambda: children(
         [spec(url, mode, "cold", [q], [user], DEFAULT_TIMEOUT)], {}))  # fmt: skip
     result["server_sent_mb"] = (await sent_bytes(raw) - before) / 2**20
     result["hits"] = len(result.pop("answers")[0])
@@ -448,7 +454,7 @@ async def burst(port: int, url: str, mode: str, qs: list[str], reference: list[l
     bystander = Bystander(port)
     try:
         specs = [spec(url, mode, "burst", qs, [None] * len(qs), DEFAULT_TIMEOUT)] * BURST
-        results = await in_thread(lambda: children(specs, {}))
+        results = await asyncio.to_thread(lambda: children(specs, {}))
     finally:
         got = bystander.stop()
     complete = sum(all(set(a) == set(r) and len(a) == len(r)
@@ -468,12 +474,12 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
 
     specs = [spec(url, mode, "reader", qs, [], number=i) for i in range(4)]
     specs += [spec(url, mode, "writer", [], [], number=w, texts=texts) for w in range(2)]
-    started = await in_thread(lambda: [Child(s) for s in specs])
+    started = await asyncio.to_thread(lambda: [Child(s) for s in specs])
     cpu0 = await cpu_s(raw)
     message = {"start": time.time() + 0.5, "duration": args.duration, "rate": args.write_rate}
     for child in started:
         child.go(message)
-    results = await in_thread(lambda: [child.result() for child in started])
+    results = await asyncio.to_thread(lambda: [child.result() for child in started])
     cpu1 = await cpu_s(raw)
     readers, writers = results[:4], results[4:]
     ms = [m for r in readers for m in r["ms"]]
@@ -493,6 +499,7 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
 
 
 async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Load (or reuse) one size on one server, measure every mode, then the cluster."""
     import redis.asyncio as aioredis
 
     from _corpus import load_turns, questions
@@ -506,6 +513,7 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
     server = Server(size, args, notes)
     if server.module is None:
         modes = [m for m in modes if m == "replica"]
+    notes.append(f"modes run: {', '.join(modes)}")
     cached = server.cached_modes(size, args.reuse)
     url = server.start(with_cache=bool(cached))
     out: dict[str, Any] = {"size": size, "server": server.described, "corpus": corpus.source,
@@ -599,6 +607,7 @@ async def run_cluster(single: Server, modes: list[str], args: argparse.Namespace
 
 
 def ratio(value: float, peer: float | None) -> str:
+    """`` (1.23x)``: a figure against the raw peer's, when there is one."""
     return "" if not peer else f" ({value / peer:.2f}x)"
 
 
@@ -696,6 +705,7 @@ def write_markdown(path: Path, sections: dict[int, str]) -> None:
 
 
 def report(figures: dict[str, Any]) -> None:
+    """Print each size's markdown, and write it to the results file unless quick."""
     sections = {f["size"]: markdown(f) for f in figures["sizes"]}
     for text in sections.values():
         print(text)
@@ -708,6 +718,7 @@ def report(figures: dict[str, Any]) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every size asked for, in the modes the library and the server support."""
     modes = [m for m in args.modes.split(",") if m]
     unknown = set(modes) - set(MODES)
     if unknown:
