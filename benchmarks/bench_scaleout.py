@@ -30,7 +30,7 @@ Per mode and size (every timed search is ``limit=10``):
   bystander ``GET``'s p99;
 - **steady**: 4 readers and 2 writers (``--readers``, ``--writers``), each a process: search
   p50/p99, staleness p50/p99 (from a writer's add returning until a reader's search finds it:
-  between questions a reader searches for the add due last, until found, so the figure's
+  between questions a reader searches for the add due last until it finds it, so the figure's
   resolution is one question's time), reader CPU and Redis main-thread CPU (``INFO cpu``
   delta, the writes included) per search (questions and those probes);
 - **cluster**: warm p50 on a 3-master cluster against a single node, ``--cluster-size``
@@ -209,10 +209,10 @@ async def worker() -> None:
 
 
 async def read_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any]) -> dict[str, Any]:
-    """Questions until the deadline; between two, a probe for its writer's latest add."""
+    """Questions until the deadline; between two, a probe for one of its writer's adds."""
     qs, start, rate = spec["questions"], go["start"], go["rate"]
     writer = spec["number"] % spec["writers"]
-    ms, found, i = [], {}, 0
+    ms, found, i, target = [], {}, 0, None
     cpu0 = time.process_time()
     probes = 0
     while time.time() < start + go["duration"]:
@@ -220,12 +220,12 @@ async def read_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any])
         await s.search(qs[i % len(qs)], None)
         ms.append((time.perf_counter() - t0) * 1e3)
         i += 1
-        latest = int((time.time() - start) * rate)  # the add due last: maybe not made yet
-        if latest >= 0 and latest not in found:
-            probes += 1
-            keys = await s.search(token(writer, latest), None)
-            if f"writer{writer}:s0:{latest}" in keys:
-                found[latest] = time.time()
+        if target is None:  # chase the add due last (maybe not made yet) until it is found
+            target = max(0, int((time.time() - start) * rate))
+        probes += 1
+        keys = await s.search(token(writer, target), None)
+        if f"writer{writer}:s0:{target}" in keys:
+            found[target], target = time.time(), None
     return {"ms": ms, "found": found, "writer": writer, "searches": len(ms) + probes,
             "cpu_s": time.process_time() - cpu0}  # fmt: skip
 
@@ -533,7 +533,7 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
             loaded = {m: v for m, v in cached.items() if m == "raw"}
         for mode in modes:
             if loaded.get(mode) == layout(mode):
-                notes.append(f"{mode}: data from the cached RDB ({server.cache})")
+                notes.append(f"{mode}: data from the cached RDB ({server.cache.name})")
                 continue
             t = await (load_raw(raw, corpus.turns) if mode == "raw"
                        else load_ours(url, mode, corpus.turns))  # fmt: skip
@@ -597,7 +597,7 @@ async def run_cluster(single: Server, modes: list[str], args: argparse.Namespace
         one.start()
         for mode in modes:
             row = {}
-            for topology, url in (("single", one.url), ("cluster", cluster.url)):
+            for topology, url in (("cluster", cluster.url), ("single", one.url)):  # refusal first
                 try:
                     await load_ours(url, mode, corpus.turns)
                 except BackendError as exc:  # an engine that does not run on a cluster (yet)
