@@ -26,12 +26,12 @@ from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpoin
 IMPLEMENTED = {"put", "put_writes", "get_tuple", "list", "delete_thread", "copy_thread", "prune"}
 
 
-def registered(url: str | None) -> RegisteredCheckpointer:
+def registered(url: str | None, **options: Any) -> RegisteredCheckpointer:
     """The conformance suite's factory: a fresh saver on its own namespace per capability."""
 
-    @checkpointer_test(name=f"MemoryCheckpointSaver({'redis' if url else 'in-process'})")
+    @checkpointer_test(name=f"MemoryCheckpointSaver({url or 'in-process'})")
     async def factory() -> AsyncIterator[BaseCheckpointSaver[Any]]:
-        saver = MemoryCheckpointSaver.from_url(url, namespace=namespace())
+        saver = MemoryCheckpointSaver.from_url(url, namespace=namespace(), **options)
         yield saver
         await saver.memory.clear()
         await saver.aclose()
@@ -39,8 +39,8 @@ def registered(url: str | None) -> RegisteredCheckpointer:
     return factory
 
 
-async def assert_conformant(url: str | None) -> None:
-    report = await validate(registered(url))
+async def assert_conformant(url: str | None, **options: Any) -> None:
+    report = await validate(registered(url, **options))
     failures = {
         name: [f"{f.test_name}: {f.error}" for f in result.failures]
         for name, result in report.results.items()
@@ -61,6 +61,18 @@ async def test_conformance_in_process() -> None:
 async def test_conformance_on_redis(redis_server: RedisServer) -> None:
     """langgraph-checkpoint-conformance passes on a plain redis-server (no modules)."""
     await assert_conformant(redis_server.url)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("fixture", "engine"), [("redis_cluster", "auto"), ("redis_query_engine", "redis")]
+)
+async def test_conformance_on_a_cluster_and_the_query_engine(
+    request: pytest.FixtureRequest, fixture: str, engine: str
+) -> None:
+    """It also passes on a Redis Cluster, and where the Redis Query Engine searches."""
+    server = request.getfixturevalue(fixture)
+    await assert_conformant(server.url, search_engine=engine)
 
 
 class Chat(TypedDict):

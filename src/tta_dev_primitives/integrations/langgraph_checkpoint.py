@@ -19,6 +19,7 @@ Listing a thread reads that thread's checkpoint records only (the memory's scope
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -174,11 +175,15 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         thread_id, ns = record["thread_id"], record["checkpoint_ns"]
         checkpoint_id = record["checkpoint_id"]
         checkpoint: Checkpoint = self._load(record["checkpoint"])
-        values: dict[str, Any] = {}
-        for channel, version in checkpoint["channel_versions"].items():
-            blob = await self.memory.get(_key("b", thread_id, ns, channel, str(version)))
-            if blob is not None and blob["value"][0] != "empty":
-                values[channel] = self._load(blob["value"])
+        versions = checkpoint["channel_versions"]
+        blobs = await asyncio.gather(
+            *(self.memory.get(_key("b", thread_id, ns, c, str(v))) for c, v in versions.items())
+        )
+        values = {
+            channel: self._load(blob["value"])
+            for channel, blob in zip(versions, blobs, strict=True)
+            if blob is not None and blob["value"][0] != "empty"
+        }
         writes = [
             w
             for _, w in await self._scoped(_key("w", thread_id, ns, checkpoint_id))
