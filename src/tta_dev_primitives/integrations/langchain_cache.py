@@ -1,0 +1,184 @@
+"""A LangChain model cache (``set_llm_cache``) on the storage ``CachePrimitive`` uses.
+
+Needs ``langchain-core`` (``pip install 'tta-dev-primitives[langchain]'``). In-process by
+default; with a Redis URL it is shared between processes, and a Redis failure falls back to the
+in-process cache exactly as ``CachePrimitive`` and ``MemoryPrimitive`` do.
+
+An entry is keyed on the model's full prompt AND its ``llm_string`` (the model's name and every
+parameter: temperature, tools, stop words...), so a different model or setting never reuses an
+answer. Generations (``Generation``, ``ChatGeneration`` with its ``AIMessage``, tool calls
+included) are stored as langchain-core's own JSON (``dumpd``) and read back with ``load``,
+restricted to generation and message classes, so a shared Redis cannot make it build anything
+else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core._api import suppress_langchain_beta_warning
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.load import Serializable, dumpd, load
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
+
+from tta_dev_primitives._checks import check_max_size, check_namespace, check_seconds, check_ttl
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
+from tta_dev_primitives.stores._base import StorageBackend
+from tta_dev_primitives.stores._factory import backend_from_url
+from tta_dev_primitives.stores._hybrid import HybridStore
+from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.telemetry._memory_ops import StoreTelemetry
+from tta_dev_primitives.telemetry._metrics import instruments
+
+from ._portal import run_sync
+
+__all__ = ["LLMCache"]
+
+#: What a cached entry may rebuild: generations and the messages they carry, nothing else.
+_ALLOWED: list[type[Serializable]] = [
+    Generation,
+    GenerationChunk,
+    ChatGeneration,
+    ChatGenerationChunk,
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+]
+
+
+def _check_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{name} must be str, got {type(value).__name__}")
+    return value
+
+
+class LLMCache(BaseCache):
+    """``set_llm_cache(LLMCache(...))``: model answers cached by prompt and model settings.
+
+    Args:
+        backend: ``None`` (in-process only), a Redis URL, or a ``StorageBackend``.
+        ttl_seconds: how long an answer is reused; ``None`` (the default) until evicted or
+            cleared.
+        max_size: most answers the in-process cache keeps (least recently used go first);
+            with Redis, the size of the in-process stand-by copy.
+        namespace: key prefix in Redis; ``clear()`` removes this namespace only.
+        redis_timeout: seconds a Redis call may take before it is served in-process.
+    """
+
+    def __init__(
+        self,
+        backend: StorageBackend | str | None = None,
+        *,
+        ttl_seconds: float | None = None,
+        max_size: int = 1000,
+        namespace: str = "tta:llm-cache",
+        redis_timeout: float = 1.0,
+    ) -> None:
+        self._ttl = check_ttl(ttl_seconds)
+        self._namespace = namespace = check_namespace(namespace)
+        remote: StorageBackend | None
+        if isinstance(backend, str):
+            remote = backend_from_url(
+                backend,
+                namespace=namespace,
+                timeout=check_seconds("redis_timeout", redis_timeout),
+            )
+        elif backend is None or isinstance(backend, StorageBackend):
+            remote = backend
+        else:
+            raise InvalidArgumentTypeError(
+                "backend must be None, a Redis URL or a StorageBackend, "
+                f"got {type(backend).__name__}"
+            )
+        self._store: HybridStore[StorageBackend] = HybridStore(
+            InProcessBackend(check_max_size(max_size)), remote, events=StoreTelemetry(namespace)
+        )
+
+    @staticmethod
+    def _key(prompt: str, llm_string: str) -> str:
+        """A fixed-length key over both texts (unambiguous: JSON keeps them apart)."""
+        both = json.dumps([prompt, llm_string], ensure_ascii=False)
+        return "llm:" + hashlib.sha256(both.encode("utf-8")).hexdigest()
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """The cached generations for this prompt and model settings, or None."""
+        prompt, llm_string = _check_text("prompt", prompt), _check_text("llm_string", llm_string)
+        payload = (await self._store.get(self._key(prompt, llm_string))).value
+        if payload is None:
+            return None
+        try:
+            entry = json.loads(payload)
+            if entry["prompt"] != prompt or entry["llm_string"] != llm_string:
+                return None  # a hash collision, however unlikely, is a miss
+            # ``load`` is marked beta; it is how langchain-core itself reads ``dumpd`` output.
+            with suppress_langchain_beta_warning():
+                generations = [load(g, allowed_objects=_ALLOWED) for g in entry["generations"]]
+        except (ValueError, KeyError, TypeError):
+            instruments().invalid_values.add(1)
+            return None
+        if not all(isinstance(g, Generation) for g in generations):
+            instruments().invalid_values.add(1)
+            return None
+        return generations
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Cache ``return_val`` (generations) for this prompt and model settings."""
+        prompt, llm_string = _check_text("prompt", prompt), _check_text("llm_string", llm_string)
+        if isinstance(return_val, str | bytes) or not isinstance(return_val, Sequence):
+            raise InvalidArgumentTypeError(
+                f"return_val must be a sequence of Generation, got {type(return_val).__name__}"
+            )
+        for generation in return_val:
+            if not isinstance(generation, Generation):
+                raise InvalidArgumentTypeError(
+                    f"return_val must hold Generation objects, got {type(generation).__name__}"
+                )
+        entry = {
+            "prompt": prompt,
+            "llm_string": llm_string,
+            "generations": [dumpd(g) for g in return_val],
+        }
+        try:
+            payload = json.dumps(entry, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
+        await self._store.put(self._key(prompt, llm_string), payload, self._ttl)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Forget every cached answer (this namespace only, on Redis)."""
+        await self._store.clear()
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Sync ``alookup``."""
+        return run_sync(self.alookup(prompt, llm_string), instead="alookup()", in_loop=True)
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Sync ``aupdate``."""
+        run_sync(self.aupdate(prompt, llm_string, return_val), instead="aupdate()", in_loop=True)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Sync ``aclear``."""
+        run_sync(self.aclear(), instead="aclear()", in_loop=True)
+
+    async def aclose(self) -> None:
+        """Close backend connections."""
+        await self._store.aclose()
+
+    def close(self) -> None:
+        """Sync ``aclose``: for a cache used through the sync methods."""
+        run_sync(self.aclose(), instead="aclose()", in_loop=True)
+
+    def __repr__(self) -> str:
+        return f"LLMCache(namespace={self._namespace!r})"

@@ -1,0 +1,459 @@
+"""A LangGraph checkpointer on ``MemoryPrimitive``: plain Redis or Valkey, with the fallback.
+
+Needs ``langgraph`` (``pip install 'tta-dev-primitives[langgraph]'``). Pass it wherever LangGraph
+takes a checkpointer (``graph.compile(checkpointer=...)``). Every record is a memory, so a
+checkpoint written while Redis is down is kept in-process, journalled, and replayed when Redis
+returns, exactly like any other write; no Redis module (RedisJSON, Query Engine) is needed.
+
+Records, one memory each (labels escaped: ``%`` as ``%25``, ``:`` as ``%3A``, ``""`` as ``%``):
+
+- ``c:{thread}:{ns}:{checkpoint_id}``: the checkpoint without its channel values, its metadata
+  and its parent's id;
+- ``b:{thread}:{ns}:{channel}:{version}``: one channel value, stored once per version;
+- ``w:{thread}:{ns}:{checkpoint_id}:{task_id}:{idx}``: one pending write.
+
+Listing a thread reads that thread's checkpoint records only (the memory's scoped listing of
+``c:{thread}``), never other threads'. Values are serialized with the saver's ``serde``
+(LangGraph's ``JsonPlusSerializer`` by default, which never unpickles) and kept as base64.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.memory import MemoryPrimitive
+
+from ._portal import run_sync
+
+__all__ = ["MemoryCheckpointSaver"]
+
+#: The checkpointer never word-searches its records: the memory it builds indexes this field,
+#: which no record has, so base64 payloads never reach the word index.
+NOT_INDEXED = ("_not_indexed",)
+#: Records read per scoped listing at first; the page grows fourfold until the scope is read.
+_FIRST_PAGE = 64
+
+
+def _label(text: str) -> str:
+    """A key segment for ``text``: never empty, never containing ``:``."""
+    return text.replace("%", "%25").replace(":", "%3A") or "%"
+
+
+def _key(*parts: str) -> str:
+    return ":".join(_label(part) for part in parts)
+
+
+def _configurable(config: RunnableConfig | None) -> dict[str, Any]:
+    if not isinstance(config, dict) or not isinstance(config.get("configurable"), dict):
+        raise InvalidArgumentTypeError("config must be a dict with a 'configurable' dict")
+    return config["configurable"]
+
+
+def _thread_id(configurable: dict[str, Any]) -> str:
+    thread_id = configurable.get("thread_id")
+    if isinstance(thread_id, int) and not isinstance(thread_id, bool):
+        return str(thread_id)
+    if not isinstance(thread_id, str) or not thread_id:
+        raise InvalidArgumentError(
+            f"config['configurable']['thread_id'] must be a non-empty str, got {thread_id!r}"
+        )
+    return thread_id
+
+
+def _namespace(configurable: dict[str, Any]) -> str:
+    ns = configurable.get("checkpoint_ns", "")
+    if not isinstance(ns, str):
+        raise InvalidArgumentTypeError(f"checkpoint_ns must be str, got {type(ns).__name__}")
+    return ns
+
+
+def _checkpoint_config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
+    """A LangGraph ``BaseCheckpointSaver`` whose checkpoints are memories of a ``MemoryPrimitive``.
+
+    Give it a memory of its own (``from_url`` builds one): its records are not meant for word
+    search. With Redis, the memory's in-process copy of the most recent ``max_size`` records is
+    what a thread can resume from during an outage; in-process only, ``max_size`` is how many
+    records it keeps (each checkpoint is one record, plus one per changed channel and one per
+    pending write), so ``from_url`` defaults to 100,000. Async methods are native; sync ones run
+    on a private loop (from inside a running loop too, blocking it while they run).
+    """
+
+    def __init__(self, memory: MemoryPrimitive, *, serde: SerializerProtocol | None = None) -> None:
+        if not isinstance(memory, MemoryPrimitive):
+            raise InvalidArgumentTypeError(
+                f"memory must be a MemoryPrimitive, got {type(memory).__name__}"
+            )
+        super().__init__(serde=serde)
+        self.memory = memory
+
+    @classmethod
+    def from_url(
+        cls,
+        redis_url: str | None = None,
+        *,
+        namespace: str = "tta:checkpoints",
+        max_size: int = 100_000,
+        serde: SerializerProtocol | None = None,
+        **memory_options: Any,
+    ) -> MemoryCheckpointSaver:
+        """A saver on a new ``MemoryPrimitive(redis_url, ...)`` of its own namespace.
+
+        Close it with ``await saver.aclose()`` (which replays anything journalled first).
+        """
+        memory_options.setdefault("text_fields", NOT_INDEXED)
+        memory = MemoryPrimitive(redis_url, max_size, namespace=namespace, **memory_options)
+        return cls(memory, serde=serde)
+
+    async def aclose(self) -> None:
+        """Close the memory (replaying journalled writes first if Redis is back)."""
+        await self.memory.aclose()
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def _dump(self, obj: Any) -> list[str]:
+        kind, data = self.serde.dumps_typed(obj)
+        return [kind, base64.b64encode(data).decode("ascii")]
+
+    def _load(self, typed: Any) -> Any:
+        kind, data = typed
+        return self.serde.loads_typed((kind, base64.b64decode(data)))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def _scoped(self, scope: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every record under ``scope``, read in pages that grow until the scope is exhausted."""
+        limit = _FIRST_PAGE
+        while True:
+            found = await self.memory.search_items("", limit=limit, scope=scope, mode="keyword")
+            if len(found) < limit:
+                return found
+            limit *= 4
+
+    async def _headers(self, thread_id: str, ns: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """``(checkpoint_id, record)`` of a thread's checkpoints (in ``ns``, or all), newest
+        first."""
+        scope = _key("c", thread_id) if ns is None else _key("c", thread_id, ns)
+        records = [
+            (record["checkpoint_id"], record)
+            for _, record in await self._scoped(scope)
+            if record.get("thread_id") == thread_id and isinstance(record.get("checkpoint_id"), str)
+        ]
+        records.sort(key=lambda item: item[0], reverse=True)
+        return records
+
+    async def _tuple(self, record: dict[str, Any]) -> CheckpointTuple:
+        thread_id, ns = record["thread_id"], record["checkpoint_ns"]
+        checkpoint_id = record["checkpoint_id"]
+        checkpoint: Checkpoint = self._load(record["checkpoint"])
+        versions = checkpoint["channel_versions"]
+        blobs = await asyncio.gather(
+            *(self.memory.get(_key("b", thread_id, ns, c, str(v))) for c, v in versions.items())
+        )
+        values = {
+            channel: self._load(blob["value"])
+            for channel, blob in zip(versions, blobs, strict=True)
+            if blob is not None and blob["value"][0] != "empty"
+        }
+        writes = [
+            w
+            for _, w in await self._scoped(_key("w", thread_id, ns, checkpoint_id))
+            if "task_id" in w
+        ]
+        writes.sort(key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"]))
+        pending: list[PendingWrite] = [
+            (w["task_id"], w["channel"], self._load(w["value"])) for w in writes
+        ]
+        parent = record.get("parent_checkpoint_id")
+        return CheckpointTuple(
+            config=_checkpoint_config(thread_id, ns, checkpoint_id),
+            checkpoint={**checkpoint, "channel_values": values},
+            metadata=self._load(record["metadata"]),
+            parent_config=_checkpoint_config(thread_id, ns, parent) if parent else None,
+            pending_writes=pending,
+        )
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names, or the thread's latest in its namespace; or None."""
+        configurable = _configurable(config)
+        thread_id, ns = _thread_id(configurable), _namespace(configurable)
+        checkpoint_id = get_checkpoint_id(config)
+        if checkpoint_id:
+            record = await self.memory.get(_key("c", thread_id, ns, checkpoint_id))
+        else:
+            headers = await self._headers(thread_id, ns)
+            record = headers[0][1] if headers else None
+        if record is None:
+            return None
+        return await self._tuple(record)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """A thread's checkpoints, newest first; ``filter`` matches metadata values exactly.
+
+        ``config=None`` lists every thread's checkpoints (reads every checkpoint record).
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise InvalidArgumentTypeError(f"limit must be an int or None, got {limit!r}")
+        if filter is not None and not isinstance(filter, dict):
+            raise InvalidArgumentTypeError(f"filter must be a dict or None, got {filter!r}")
+        wanted_id: str | None = None
+        if config is None:
+            records = [(r["checkpoint_id"], r) for _, r in await self._scoped("c")]
+            records.sort(key=lambda item: item[0], reverse=True)
+        else:
+            configurable = _configurable(config)
+            ns = configurable.get("checkpoint_ns")
+            if ns is not None:
+                ns = _namespace(configurable)
+            records = await self._headers(_thread_id(configurable), ns)
+            wanted_id = get_checkpoint_id(config)
+        before_id = get_checkpoint_id(before) if before else None
+        left = limit
+        for checkpoint_id, record in records:
+            if left is not None and left <= 0:
+                return
+            if wanted_id and checkpoint_id != wanted_id:
+                continue
+            if before_id and checkpoint_id >= before_id:
+                continue
+            if filter:
+                metadata = self._load(record["metadata"])
+                if not all(metadata.get(k) == v for k, v in filter.items()):
+                    continue
+            if left is not None:
+                left -= 1
+            yield await self._tuple(record)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint: its new channel values first, then the checkpoint record."""
+        configurable = _configurable(config)
+        thread_id, ns = _thread_id(configurable), _namespace(configurable)
+        saved: dict[str, Any] = dict(checkpoint)
+        values: dict[str, Any] = saved.pop("channel_values", {})
+        blobs = {
+            _key("b", thread_id, ns, channel, str(version)): {
+                "value": self._dump(values[channel]) if channel in values else ["empty", ""]
+            }
+            for channel, version in new_versions.items()
+        }
+        record = {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": configurable.get("checkpoint_id"),
+            "checkpoint": self._dump(saved),
+            "metadata": self._dump(get_checkpoint_metadata(config, metadata)),
+        }
+        for key, blob in blobs.items():
+            await self.memory.add(key, blob)
+        await self.memory.add(_key("c", thread_id, ns, checkpoint["id"]), record)
+        return _checkpoint_config(thread_id, ns, checkpoint["id"])
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes; a regular write already stored is kept as it was."""
+        configurable = _configurable(config)
+        thread_id, ns = _thread_id(configurable), _namespace(configurable)
+        checkpoint_id = configurable.get("checkpoint_id")
+        if not isinstance(checkpoint_id, str) or not checkpoint_id:
+            raise InvalidArgumentError("put_writes needs config['configurable']['checkpoint_id']")
+        records = []
+        for idx, (channel, value) in enumerate(writes):
+            slot = WRITES_IDX_MAP.get(channel, idx)
+            key = _key("w", thread_id, ns, checkpoint_id, task_id, str(slot))
+            record = {
+                "task_id": task_id,
+                "task_path": task_path,
+                "channel": channel,
+                "idx": slot,
+                "value": self._dump(value),
+            }
+            records.append((key, slot, record))
+        for key, slot, record in records:
+            if slot >= 0 and await self.memory.get(key) is not None:
+                continue
+            await self.memory.add(key, record)
+
+    async def _delete_scope(self, scope: str, keep: frozenset[str] = frozenset()) -> None:
+        """Delete every record under ``scope`` except the keys in ``keep``."""
+        while True:
+            found = await self.memory.search_items(
+                "", limit=500 + len(keep), scope=scope, mode="keyword"
+            )
+            doomed = [key for key, _ in found if key not in keep]
+            for key in doomed:
+                await self.memory.delete(key)
+            if len(found) < 500 + len(keep):
+                return
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, channel value and pending write of ``thread_id``."""
+        thread_id = _thread_id({"thread_id": thread_id})
+        for kind in ("c", "w", "b"):
+            await self._delete_scope(_key(kind, thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every record of one thread to another (the target's own records stay)."""
+        source = _thread_id({"thread_id": source_thread_id})
+        target = _thread_id({"thread_id": target_thread_id})
+        for kind in ("b", "w", "c"):  # checkpoints last: a reader never sees one half-copied
+            prefix = _key(kind, source) + ":"
+            for key, record in await self._scoped(_key(kind, source)):
+                if not key.startswith(prefix):
+                    continue
+                if kind == "c":
+                    record = {**record, "thread_id": target}
+                await self.memory.add(_key(kind, target) + ":" + key[len(prefix) :], record)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"keep_latest"``: keep each namespace's newest checkpoint (with its writes and
+        channel values); ``"delete"``: delete the threads."""
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidArgumentError(
+                f"strategy must be 'keep_latest' or 'delete', got {strategy!r}"
+            )
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+                continue
+            thread_id = _thread_id({"thread_id": thread_id})
+            latest: dict[str, dict[str, Any]] = {}
+            for checkpoint_id, record in await self._headers(thread_id, None):
+                ns = record["checkpoint_ns"]
+                if ns in latest:
+                    await self._delete_scope(_key("w", thread_id, ns, checkpoint_id))
+                    await self.memory.delete(_key("c", thread_id, ns, checkpoint_id))
+                else:
+                    latest[ns] = record
+            for ns, record in latest.items():
+                versions = self._load(record["checkpoint"])["channel_versions"]
+                keep = frozenset(
+                    _key("b", thread_id, ns, channel, str(version))
+                    for channel, version in versions.items()
+                )
+                await self._delete_scope(_key("b", thread_id, ns), keep)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Versions that sort as strings: a zero-padded counter and a random tie-breaker."""
+        if current is None:
+            number = 0
+        elif isinstance(current, int):
+            number = current
+        else:
+            number = int(str(current).split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"
+
+    # -- sync: the async methods on the portal loop ---------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync ``aget_tuple``."""
+        return run_sync(self.aget_tuple(config), instead="aget_tuple()", in_loop=True)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Sync ``alist`` (reads the whole listing before yielding)."""
+
+        async def collect() -> list[CheckpointTuple]:
+            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
+
+        return iter(run_sync(collect(), instead="alist()", in_loop=True))
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Sync ``aput``."""
+        return run_sync(
+            self.aput(config, checkpoint, metadata, new_versions), instead="aput()", in_loop=True
+        )
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Sync ``aput_writes``."""
+        run_sync(
+            self.aput_writes(config, writes, task_id, task_path),
+            instead="aput_writes()",
+            in_loop=True,
+        )
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Sync ``adelete_thread``."""
+        run_sync(self.adelete_thread(thread_id), instead="adelete_thread()", in_loop=True)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync ``acopy_thread``."""
+        run_sync(
+            self.acopy_thread(source_thread_id, target_thread_id),
+            instead="acopy_thread()",
+            in_loop=True,
+        )
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync ``aprune``."""
+        run_sync(self.aprune(thread_ids, strategy=strategy), instead="aprune()", in_loop=True)
+
+    def __repr__(self) -> str:
+        return f"MemoryCheckpointSaver(memory={self.memory!r})"

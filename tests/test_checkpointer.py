@@ -1,0 +1,209 @@
+"""``MemoryCheckpointSaver``: LangGraph's conformance suite in-process and on Redis, real graphs,
+and checkpoints written during an outage replayed like any other write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, TypedDict
+
+import pytest
+
+pytest.importorskip("langgraph.checkpoint.conformance")
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.initializer import RegisteredCheckpointer
+from langgraph.graph import START, StateGraph
+
+from conftest import Factory, fast_recovery, namespace, replayed, run_python
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
+
+#: What the saver implements: the five base capabilities, copy_thread and prune.
+IMPLEMENTED = {"put", "put_writes", "get_tuple", "list", "delete_thread", "copy_thread", "prune"}
+
+
+def registered(url: str | None, **options: Any) -> RegisteredCheckpointer:
+    """The conformance suite's factory: a fresh saver on its own namespace per capability."""
+
+    @checkpointer_test(name=f"MemoryCheckpointSaver({url or 'in-process'})")
+    async def factory() -> AsyncIterator[BaseCheckpointSaver[Any]]:
+        saver = MemoryCheckpointSaver.from_url(url, namespace=namespace(), **options)
+        yield saver
+        await saver.memory.clear()
+        await saver.aclose()
+
+    return factory
+
+
+async def assert_conformant(url: str | None, **options: Any) -> None:
+    report = await validate(registered(url, **options))
+    failures = {
+        name: [f"{f.test_name}: {f.error}" for f in result.failures]
+        for name, result in report.results.items()
+        if result.passed is False
+    }
+    assert not failures, failures
+    assert report.passed_all_base()
+    passed = {name for name, result in report.results.items() if result.passed}
+    assert passed == IMPLEMENTED
+
+
+async def test_conformance_in_process() -> None:
+    """langgraph-checkpoint-conformance passes on an in-process memory."""
+    await assert_conformant(None)
+
+
+@pytest.mark.redis
+async def test_conformance_on_redis(redis_server: RedisServer) -> None:
+    """langgraph-checkpoint-conformance passes on a plain redis-server (no modules)."""
+    await assert_conformant(redis_server.url)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("fixture", "engine"), [("redis_cluster", "auto"), ("redis_query_engine", "redis")]
+)
+async def test_conformance_on_a_cluster_and_the_query_engine(
+    request: pytest.FixtureRequest, fixture: str, engine: str
+) -> None:
+    """It also passes on a Redis Cluster, and where the Redis Query Engine searches."""
+    server = request.getfixturevalue(fixture)
+    await assert_conformant(server.url, search_engine=engine)
+
+
+class Chat(TypedDict):
+    turns: list[str]
+
+
+def chat_graph(saver: MemoryCheckpointSaver) -> Any:
+    """A one-node graph that appends a reply to the turns it was given (state is checkpointed)."""
+
+    def reply(state: Chat) -> dict[str, list[str]]:
+        return {"turns": [*state["turns"], f"reply {len(state['turns'])}"]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+async def test_a_graph_resumes_its_thread_from_the_saver() -> None:
+    """A compiled graph reads back what it checkpointed: state, history and parent links."""
+    saver = MemoryCheckpointSaver.from_url(None)
+    graph = chat_graph(saver)
+    config = {"configurable": {"thread_id": "t1"}}
+    await graph.ainvoke({"turns": ["hi"]}, config)
+    state = await graph.aget_state(config)
+    out = await graph.ainvoke({"turns": [*state.values["turns"], "again"]}, config)
+    assert out["turns"] == ["hi", "reply 1", "again", "reply 3"]
+    history = [s async for s in graph.aget_state_history(config)]
+    assert history[0].values["turns"] == out["turns"]
+    assert all(s.parent_config for s in history[:-1])
+    assert history[-1].parent_config is None
+    assert (await graph.aget_state({"configurable": {"thread_id": "t2"}})).values == {}
+    await saver.aclose()
+
+
+def test_sync_methods_run_a_sync_graph() -> None:
+    """``graph.invoke`` (the sync API) checkpoints through the saver's sync methods."""
+    saver = MemoryCheckpointSaver.from_url(None)
+    graph = chat_graph(saver)
+    config = {"configurable": {"thread_id": "sync"}}
+    graph.invoke({"turns": ["a"]}, config)
+    assert graph.get_state(config).values["turns"] == ["a", "reply 1"]
+    assert len(list(saver.list(config))) == len(list(graph.get_state_history(config)))
+    saver.delete_thread("sync")
+    assert saver.get_tuple(config) is None
+
+
+async def test_bad_input_raises_and_stores_nothing() -> None:
+    """A config without a thread id, or a saver on something else, raises a typed error."""
+    saver = MemoryCheckpointSaver.from_url(None)
+    with pytest.raises(InvalidArgumentError, match="thread_id"):
+        await saver.aget_tuple({"configurable": {}})
+    with pytest.raises(InvalidArgumentTypeError, match="configurable"):
+        await saver.aget_tuple({})  # type: ignore[typeddict-item]
+    with pytest.raises(InvalidArgumentError, match="checkpoint_id"):
+        await saver.aput_writes({"configurable": {"thread_id": "t"}}, [("ch", 1)], "task")
+    with pytest.raises(InvalidArgumentError, match="strategy"):
+        await saver.aprune(["t"], strategy="oldest")
+    with pytest.raises(InvalidArgumentTypeError, match="MemoryPrimitive"):
+        MemoryCheckpointSaver({})  # type: ignore[arg-type]
+    assert await saver.memory.size() == 0
+
+
+async def test_records_never_reach_the_word_index() -> None:
+    """The memory ``from_url`` builds indexes no record field: base64 never becomes a term."""
+    saver = MemoryCheckpointSaver.from_url(None)
+    await chat_graph(saver).ainvoke({"turns": ["zebra"]}, {"configurable": {"thread_id": "t"}})
+    assert await saver.memory.size() > 0
+    assert await saver.memory.search("zebra") == []
+    await saver.aclose()
+
+
+async def test_thread_ids_with_separators_stay_apart() -> None:
+    """Thread ids and namespaces containing ':' or '%' or that are prefixes never mix."""
+    saver = MemoryCheckpointSaver.from_url(None)
+    graph = chat_graph(saver)
+    for thread in ("a", "a:b", "a%3Ab", "a%"):
+        await graph.ainvoke({"turns": [thread]}, {"configurable": {"thread_id": thread}})
+    for thread in ("a", "a:b", "a%3Ab", "a%"):
+        state = await graph.aget_state({"configurable": {"thread_id": thread}})
+        assert state.values["turns"] == [thread, "reply 1"]
+    await saver.adelete_thread("a")
+    assert (await graph.aget_state({"configurable": {"thread_id": "a"}})).values == {}
+    kept = await graph.aget_state({"configurable": {"thread_id": "a:b"}})
+    assert kept.values["turns"] == ["a:b", "reply 1"]
+
+
+# -- outages: a checkpoint is a write like any other ---------------------------------------------
+
+
+READ_BACK = """
+import asyncio, json
+from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
+
+async def main():
+    saver = MemoryCheckpointSaver.from_url({url!r}, namespace={ns!r})
+    tup = await saver.aget_tuple({{"configurable": {{"thread_id": "t", "checkpoint_ns": ""}}}})
+    ids = [t.checkpoint["id"] async for t in saver.alist({{"configurable": {{"thread_id": "t"}}}})]
+    print(json.dumps({{"turns": tup.checkpoint["channel_values"]["turns"], "ids": ids}}))
+    await saver.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.redis
+async def test_a_checkpoint_written_during_an_outage_is_replayed(
+    redis_server_factory: Factory,
+) -> None:
+    """Checkpoints written while Redis is down are served in-process, replayed on its return,
+    and read by another process afterwards, with the ones written before."""
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    memory: MemoryPrimitive = fast_recovery(server.url, ns, text_fields=("_not_indexed",))
+    saver = MemoryCheckpointSaver(memory)
+    graph = chat_graph(saver)
+    config = {"configurable": {"thread_id": "t"}}
+    await graph.ainvoke({"turns": ["before"]}, config)
+    assert memory.using_redis
+
+    server.kill()
+    state = await graph.aget_state(config)
+    out = await graph.ainvoke({"turns": [*state.values["turns"], "during"]}, config)
+    assert out["turns"] == ["before", "reply 1", "during", "reply 3"]
+    assert not memory.using_redis
+    assert memory.get_backend_info()["journal_size"] > 0
+    during = [t.checkpoint["id"] async for t in saver.alist(config)]
+
+    server.start()
+    await replayed(memory)
+    read = json.loads(run_python(READ_BACK.format(url=server.url, ns=ns)))
+    assert read["turns"] == out["turns"]
+    assert read["ids"] == during
+    await saver.aclose()

@@ -1,0 +1,185 @@
+"""``LLMCache``: langchain-tests' cache suites in-process and on Redis, chat messages through a
+shared Redis, keys on prompt and model settings, and the fallback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+pytest.importorskip("langchain_tests")
+
+from langchain_core.caches import BaseCache
+from langchain_core.globals import set_llm_cache
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, Generation
+from langchain_tests.integration_tests.cache import AsyncCacheTestSuite, SyncCacheTestSuite
+
+from conftest import Factory, namespace, run_python
+from redis_server import RedisServer
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
+from tta_dev_primitives.integrations.langchain_cache import LLMCache
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def cache_url(request: pytest.FixtureRequest) -> str | None:
+    """``None`` for the in-process cache, else a plain redis-server's URL."""
+    if request.param == "in-process":
+        return None
+    request.applymarker(pytest.mark.redis)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+class TestSyncSuite(SyncCacheTestSuite):
+    """langchain-tests' sync cache suite."""
+
+    @pytest.fixture
+    def cache(self, cache_url: str | None) -> Iterator[BaseCache]:
+        made = LLMCache(cache_url, namespace=namespace())
+        yield made
+        made.clear()
+        made.close()
+
+
+class TestAsyncSuite(AsyncCacheTestSuite):
+    """langchain-tests' async cache suite."""
+
+    @pytest.fixture
+    async def cache(self, cache_url: str | None) -> AsyncIterator[BaseCache]:
+        made = LLMCache(cache_url, namespace=namespace())
+        yield made
+        await made.aclear()
+        await made.aclose()
+
+
+def chat_generation() -> ChatGeneration:
+    """An answer with what a real chat model returns: tool calls, usage, response metadata."""
+    message = AIMessage(
+        content="Lisbon.",
+        tool_calls=[{"name": "lookup", "args": {"city": "Lisbon"}, "id": "call_1"}],
+        usage_metadata={"input_tokens": 5, "output_tokens": 2, "total_tokens": 7},
+        response_metadata={"model_name": "m", "finish_reason": "stop"},
+        id="run-1",
+    )
+    return ChatGeneration(message=message, generation_info={"finish_reason": "stop"})
+
+
+async def test_chat_generations_round_trip(cache_url: str | None) -> None:
+    """An AIMessage with tool calls and usage comes back equal, on Redis as in-process."""
+    cache = LLMCache(cache_url, namespace=namespace())
+    answer = [chat_generation(), Generation(text="plain")]
+    await cache.aupdate("Where does Ana live?", "model=m temperature=0", answer)
+    assert await cache.alookup("Where does Ana live?", "model=m temperature=0") == answer
+    await cache.aclose()
+
+
+async def test_keyed_on_the_prompt_and_the_model_settings(cache_url: str | None) -> None:
+    """Another prompt, model or parameter misses: only the exact pair hits."""
+    cache = LLMCache(cache_url, namespace=namespace())
+    await cache.aupdate("p", "model=a temperature=0", [Generation(text="a0")])
+    assert await cache.alookup("p", "model=a temperature=0") == [Generation(text="a0")]
+    assert await cache.alookup("p", "model=a temperature=1") is None
+    assert await cache.alookup("p", "model=b temperature=0") is None
+    assert await cache.alookup("p ", "model=a temperature=0") is None
+    # JSON keeps the two texts apart: moving text across the boundary is another key.
+    await cache.aupdate("ab", "c", [Generation(text="x")])
+    assert await cache.alookup("a", "bc") is None
+    await cache.aclose()
+
+
+async def test_bad_input_raises_and_stores_nothing() -> None:
+    """Non-str prompts and returns that are not generations raise a typed error."""
+    cache = LLMCache()
+    with pytest.raises(InvalidArgumentTypeError, match="Generation"):
+        await cache.aupdate("p", "m", ["text"])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgumentTypeError, match="sequence"):
+        await cache.aupdate("p", "m", "text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="prompt"):
+        await cache.alookup(1, "m")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="backend"):
+        LLMCache(3)  # type: ignore[arg-type]
+    assert await cache.alookup("p", "m") is None
+
+
+@pytest.mark.redis
+async def test_an_entry_naming_another_class_is_a_miss(redis_server: RedisServer) -> None:
+    """A Redis entry that would build something other than generations is never built."""
+    cache = LLMCache(redis_server.url, namespace=namespace())
+    forged = {
+        "prompt": "p",
+        "llm_string": "m",
+        "generations": [
+            {
+                "lc": 1,
+                "type": "constructor",
+                "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
+                "kwargs": {"template": "{x}", "input_variables": ["x"]},
+            }
+        ],
+    }
+    await cache._store.put(LLMCache._key("p", "m"), json.dumps(forged), None)
+    assert await cache.alookup("p", "m") is None
+    await cache.aclose()
+
+
+def test_set_llm_cache_answers_a_model_call_from_the_cache() -> None:
+    """Through ``set_llm_cache`` a repeated call is answered without reaching the model."""
+    model = FakeListChatModel(responses=["first", "second"])
+    set_llm_cache(LLMCache())
+    try:
+        assert model.invoke("hello").content == "first"
+        assert model.invoke("hello").content == "first"  # cached: the model would say "second"
+        assert model.invoke("other").content == "second"
+    finally:
+        set_llm_cache(None)
+
+
+READ_BACK = """
+import asyncio
+from tta_dev_primitives.integrations.langchain_cache import LLMCache
+
+async def main():
+    cache = LLMCache({url!r}, namespace={ns!r})
+    found = await cache.alookup("Where does Ana live?", "model=m")
+    message = found[0].message
+    print(message.tool_calls[0]["args"]["city"], message.usage_metadata["total_tokens"])
+    await cache.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.redis
+async def test_another_process_reads_the_answer(redis_server: RedisServer) -> None:
+    """An answer cached on Redis by one process is a hit, message intact, in another."""
+    ns = namespace()
+    cache = LLMCache(redis_server.url, namespace=ns)
+    await cache.aupdate("Where does Ana live?", "model=m", [chat_generation()])
+    assert run_python(READ_BACK.format(url=redis_server.url, ns=ns)) == "Lisbon 7"
+    await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_down_falls_back_in_process(redis_server_factory: Factory) -> None:
+    """With Redis gone, updates and lookups are served in-process and return normally."""
+    server = redis_server_factory()
+    cache = LLMCache(server.url, namespace=namespace(), redis_timeout=0.5)
+    await cache.aupdate("p", "m", [Generation(text="before")])
+    server.kill()
+    assert await cache.alookup("p", "m") == [Generation(text="before")]
+    await cache.aupdate("q", "m", [chat_generation()])
+    assert await cache.alookup("q", "m") == [chat_generation()]
+    await cache.aclose()
+
+
+def test_sync_methods_work(cache_url: str | None) -> None:
+    """The sync methods (what LangChain's ``invoke`` calls) update, look up and clear."""
+    cache = LLMCache(cache_url, namespace=namespace())
+    cache.update("p", "m", [Generation(text="x")])
+    assert cache.lookup("p", "m") == [Generation(text="x")]
+    cache.clear()
+    assert cache.lookup("p", "m") is None
+    cache.close()
