@@ -13,7 +13,10 @@
     │                                               returned unusable vectors (count, dims, NaN, 0)
     └── BackendError                                a storage backend failed (translated at seams)
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
-        └── IncompleteOperationError                a bulk clear or export stopped part-way
+        ├── IncompleteOperationError                a bulk clear or export stopped part-way
+        ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
+        ├── StaleWriteError                         a newer write by another process stands
+        └── UnsentWritesError                       closed with journalled writes still unsent
 
 The rule:
 
@@ -36,6 +39,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BackendError",
+    "BackendRefusedError",
     "BackendUnavailableError",
     "CacheKeyError",
     "EmbeddingError",
@@ -45,7 +49,9 @@ __all__ = [
     "InvalidMemoryKeyError",
     "InvalidMemoryValueError",
     "RouteNotFoundError",
+    "StaleWriteError",
     "TTAError",
+    "UnsentWritesError",
     "UsageError",
 ]
 
@@ -113,3 +119,35 @@ class IncompleteOperationError(BackendError):
     def __init__(self, message: str, *, done: int) -> None:
         super().__init__(message)
         self.done = done
+
+
+class BackendRefusedError(BackendError):
+    """The backend answered and refused the operation, which retrying will not change until an
+    operator acts: an ACL denial (``NOPERM``: a command, a key pattern, ``SELECT`` of a database),
+    ``OOM`` under ``maxmemory``, or ``WRONGTYPE`` (a key of the namespace holds another type).
+
+    It is not a ``BackendUnavailableError``: nothing falls back or is journalled, and the
+    in-process copy drops what the write changed, so nothing is kept that the backend lacks.
+    """
+
+
+class StaleWriteError(BackendError):
+    """A write (or delete or clear) the backend rejected because a newer version of the key, or
+    a newer clear, stands there: another process's change won (see "Ordering" in
+    docs/production.md). A live write is retried once with a version past the one it lost to
+    before this is raised; nothing was changed by the rejected write. ``newer`` holds the version
+    that stands, as far as the backend said.
+    """
+
+    def __init__(self, message: str, *, newer: str = "") -> None:
+        super().__init__(message)
+        self.newer = newer
+
+
+class UnsentWritesError(BackendError):
+    """``aclose()`` ran while writes journalled during an outage were still unsent (the backend
+    did not come back in time): they are lost with the process. ``count`` says how many."""
+
+    def __init__(self, message: str, *, count: int) -> None:
+        super().__init__(message)
+        self.count = count

@@ -42,7 +42,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         seq = await self._put(key, payload, ttl, version, vector)
         if self._replica is not None and document is not None and document.vector is not None:
             self._replica.expect_dims(document.vector.shape[-1])
-        if seq is not None and self._replica is not None and document is not None:
+        if self._replica is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
             self._replica.wrote(key, seq, document)
 
@@ -86,7 +86,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     def _replica_for_topology(self) -> Replica:
         replica = self._replica
         if replica is None or replica.bases is not self._bases:
-            replica = Replica(self.indexing, self._bases, self._base)
+            replica = Replica(self.indexing, self._bases, self._base, on_changed=self.on_changed)
             self._replica = replica
         return replica
 

@@ -96,6 +96,7 @@ class Replica:
         partition_of: Callable[[str], str],
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_changed: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.indexing = indexing
         self.bases = bases
@@ -103,6 +104,7 @@ class Replica:
         self._partition_of = partition_of
         self._cursors = {base: _Cursor() for base in bases}
         self._clock = clock
+        self._on_changed = on_changed  # told (key, payload or None) of what others changed
         self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
         self._own: dict[str, tuple[int, Document]] = {}
         self._warned_vectors = False
@@ -171,6 +173,8 @@ class Replica:
             if mine is not None and mine[0] == seq:
                 self._index(key, mine[1].terms, seq, mine[1].vector)
             else:
+                if self._on_changed is not None:
+                    self._on_changed(key, payload)
                 terms = self.indexing.payload_terms(payload)
                 self._index(key, terms, seq, None if vector is None else self._decode(vector))
             keys.add(key)
@@ -183,6 +187,8 @@ class Replica:
             if key in keys:
                 index.remove(key)
                 keys.discard(key)
+            if self._on_changed is not None:
+                self._on_changed(key, None)
         return more
 
     def _index(self, key: str, terms: Mapping[str, int], seq: int, vector: Any) -> None:
