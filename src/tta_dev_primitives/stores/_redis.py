@@ -344,14 +344,14 @@ class RedisBackend(StorageBackend):
                 )
             client = None
             try:
-                async with _AnswerWithin(self.timeout):
+                async with _AnswerWithin(self.timeout) as timer:
                     client = state.client
                     if client is None:
                         client = await self._connect(state)
                     try:
                         return await work(client)
                     except rexc.ConnectionError:
-                        if not await self._drop_dead_connections(client):
+                        if timer.expired or not await self._drop_dead_connections(client):
                             raise
                         return await work(client)  # once, on a fresh connection
             except _REFUSED as exc:  # first: ResponseError subclasses
