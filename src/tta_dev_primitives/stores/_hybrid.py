@@ -147,9 +147,11 @@ class HybridStore(Generic[B]):
         namespace: str = "",
         max_journal: int = DEFAULT_MAX_JOURNAL,
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
+        report_unsent: bool = True,
     ) -> None:
         self.local = local
         self.namespace = namespace
+        self.report_unsent = report_unsent  # aclose() raises UnsentWritesError (memory: yes)
         self.remote = remote
         self.events: StoreEvents = events or NoEvents()
         self.backoff = backoff or Backoff(1.0, 30.0)
@@ -469,7 +471,7 @@ class HybridStore(Generic[B]):
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
-        if unsent:
+        if unsent and self.report_unsent:
             raise UnsentWritesError(
                 f"closed with {unsent:,} writes journalled during an outage still unsent to the "
                 f"backend ({self.last_error}); they are lost with this store",
