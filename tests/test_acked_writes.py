@@ -26,7 +26,6 @@ from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     StaleWriteError,
-    UnsentWritesError,
 )
 from tta_dev_primitives.stores import _versions
 from tta_dev_primitives.testing import capture_spans
@@ -169,19 +168,21 @@ async def test_a_full_redis_refuses_adds_while_reads_deletes_and_clears_run(
     await memory.aclose()
 
 
-async def test_aclose_raises_saying_how_many_writes_are_unsent(
-    redis_server_factory: Factory,
+async def test_aclose_says_how_many_writes_are_unsent(
+    redis_server_factory: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Closed during an outage with 3 journalled writes: UnsentWritesError with count 3."""
+    """Closed during an outage with 3 journalled writes: an error says 3, and they are counted
+    as dropped (never silently)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("warm", {"v": 0})
     server.kill()
     for i in range(3):
         await memory.add(f"k{i}", {"v": i})
-    with pytest.raises(UnsentWritesError, match="3 writes") as raised:
-        await memory.aclose()
-    assert raised.value.count == 3
+    await memory.aclose()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("3 writes" in message and "unsent" in message for message in errors)
+    assert memory.get_backend_info()["journal_dropped"] == 3
 
 
 # -- item 1: clock skew cannot swallow writes ----------------------------------------------------
@@ -418,12 +419,13 @@ async def test_a_burst_behind_a_blocked_loop_is_not_an_outage(
     """3,000 concurrent adds while the loop is blocked past redis_timeout: Redis had answered,
     so nothing falls back and every add is in Redis."""
     server = redis_server_factory()
-    memory = MemoryPrimitive(server.url, namespace=namespace(), redis_timeout=1.0)
+    # Generous: load alone must not fail it; the loop is blocked past this timeout on purpose.
+    memory = MemoryPrimitive(server.url, namespace=namespace(), redis_timeout=3.0)
     await memory.add("warm", {"v": 0})
 
     async def block_the_loop() -> None:
         await asyncio.sleep(0.02)  # the adds are in flight now
-        time.sleep(2.0)  # noqa: ASYNC251 (on purpose: the loop is busy elsewhere)
+        time.sleep(4.0)  # noqa: ASYNC251 (on purpose: the loop is busy elsewhere)
 
     async with asyncio.timeout(120):  # hang guard
         await asyncio.gather(

@@ -32,7 +32,6 @@ PUBLIC = {
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
         "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
         "UsageError", "EmbeddingError", "BackendRefusedError", "StaleWriteError",
-        "UnsentWritesError",
     },
     "tta_dev_primitives.embeddings": {
         "Embedder", "as_embedder", "encode_vector", "decode_vector",

@@ -15,7 +15,6 @@ import pytest
 from conftest import Factory, eventually, fast_recovery, namespace, run_python
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import UnsentWritesError
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -124,8 +123,7 @@ async def test_unreachable_redis_is_served_in_process() -> None:
     assert add.attributes["memory.backend"] == "in_memory"
     assert [e.name for e in add.events] == ["memory.fallback"]
     assert all(s.attributes.get("memory.fallback") for s in spans)
-    with pytest.raises(UnsentWritesError, match="1 writes"):  # the delete, never sent
-        await memory.aclose()
+    await memory.aclose()
 
 
 # -- kill, restart, stall ----------------------------------------------------------------------
@@ -296,9 +294,8 @@ async def test_wrong_password_falls_back_with_one_clear_warning(
     assert "unavailable" in warnings[0].getMessage()
     assert "wrong-password" not in caplog.text
     assert memory.using_redis is False
-    with pytest.raises(UnsentWritesError) as unsent:
-        await memory.aclose()
-    assert "wrong-password" not in str(unsent.value)
+    await memory.aclose()
+    assert "wrong-password" not in caplog.text  # nor in the unsent-writes error it logs
 
 
 async def test_password_never_appears_in_logs_spans_errors_or_info(

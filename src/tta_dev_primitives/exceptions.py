@@ -15,8 +15,7 @@
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
         ├── IncompleteOperationError                a bulk clear or export stopped part-way
         ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
-        ├── StaleWriteError                         a newer write by another process stands
-        └── UnsentWritesError                       closed with journalled writes still unsent
+        └── StaleWriteError                         a newer write by another process stands
 
 The rule:
 
@@ -51,7 +50,6 @@ __all__ = [
     "RouteNotFoundError",
     "StaleWriteError",
     "TTAError",
-    "UnsentWritesError",
     "UsageError",
 ]
 
@@ -142,12 +140,3 @@ class StaleWriteError(BackendError):
     def __init__(self, message: str, *, newer: str = "") -> None:
         super().__init__(message)
         self.newer = newer
-
-
-class UnsentWritesError(BackendError):
-    """``aclose()`` ran while writes journalled during an outage were still unsent (the backend
-    did not come back in time): they are lost with the process. ``count`` says how many."""
-
-    def __init__(self, message: str, *, count: int) -> None:
-        super().__init__(message)
-        self.count = count

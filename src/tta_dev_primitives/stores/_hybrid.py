@@ -48,7 +48,6 @@ from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     BackendUnavailableError,
     StaleWriteError,
-    UnsentWritesError,
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
@@ -151,7 +150,7 @@ class HybridStore(Generic[B]):
     ) -> None:
         self.local = local
         self.namespace = namespace
-        self.report_unsent = report_unsent  # aclose() raises UnsentWritesError (memory: yes)
+        self.report_unsent = report_unsent  # aclose() logs and counts unsent writes (memory)
         self.remote = remote
         self.events: StoreEvents = events or NoEvents()
         self.backoff = backoff or Backoff(1.0, 30.0)
@@ -472,11 +471,14 @@ class HybridStore(Generic[B]):
         if self.remote is not None:
             await self.remote.aclose()
         if unsent and self.report_unsent:
-            raise UnsentWritesError(
-                f"closed with {unsent:,} writes journalled during an outage still unsent to the "
-                f"backend ({self.last_error}); they are lost with this store",
-                count=unsent,
-            )
+            # Never silently: counted as dropped journal entries, and an error in the log.
+            self._journal.dropped += unsent
+            self.events.journal_dropped(unsent)
+            log.error(
+                "memory closed with %d writes journalled during an outage still unsent to the "
+                "backend (%s); they are lost with this store",
+                unsent, self.last_error,
+            )  # fmt: skip
 
 
 _ANY = object()  # in ``_outdated``: drop the in-process copy whatever it holds
