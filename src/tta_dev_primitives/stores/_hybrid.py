@@ -299,12 +299,19 @@ class HybridStore(Generic[B]):
         return Served(result, remote.kind)
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
-        """Send a caller's write; if Redis holds a newer version (a writer whose clock runs
-        ahead, a clear from one), observe it and retry once with a newer version: among live
-        writes, the last one Redis acknowledges wins. A second rejection is reported."""
+        """Send a caller's write; if Redis holds a newer version from another process (a writer
+        whose clock runs ahead, a clear from one), observe it and retry once with a newer
+        version: among live writes, the last one Redis acknowledges wins. A second rejection is
+        reported. A newer version of this process's own stands: its calls' order decides."""
         try:
             return await send(remote, write)
         except StaleWriteError as exc:
+            if self.versions.issued(exc.newer):
+                # This process's own later change arrived first (concurrent calls): it stands,
+                # as the order of the calls says. A clear still removes what is older than it.
+                if isinstance(write, Clear):
+                    await remote.apply([write])
+                return None
             self.versions.observe_version(exc.newer)
         try:
             return await send(remote, dataclasses.replace(write, version=self.versions.next()))
@@ -318,7 +325,10 @@ class HybridStore(Generic[B]):
         self.events.stale(count)
 
     def _replayed_stale(self, exc: StaleWriteError, key: str | None) -> None:
-        """The remote rejected a replayed write as stale: its in-process copy is outdated."""
+        """The remote rejected a replayed write as stale: its in-process copy is outdated
+        (unless the newer change is this process's own, which the copy holds)."""
+        if self.versions.issued(exc.newer):
+            return
         self.versions.observe_version(exc.newer)
         self._count_stale(1)
         if key is not None:

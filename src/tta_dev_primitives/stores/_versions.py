@@ -49,6 +49,10 @@ class VersionClock:
         with self._lock:
             self._last = max(self._last, micros)
 
+    def issued(self, version: str) -> bool:
+        """True if ``version`` came from this clock (this process's own later change)."""
+        return len(version) == 24 and version.endswith(self._tag)
+
     def observe_version(self, version: str) -> None:
         """A version seen in Redis (another process's): later versions from here are newer."""
         micros = micros_of(version)
