@@ -138,7 +138,7 @@ async def test_memory_clear_interrupted_part_way_raises_to_the_caller(
     assert await memory.size() == 5_000
     remote = memory._store.remote
     assert isinstance(remote, RedisBackend)
-    kill_after(remote, server, 3)
+    kill_after(remote, server, 4)  # after the newest-version check, the mark and a page
     async with asyncio.timeout(30):
         with pytest.raises(IncompleteOperationError, match="before Redis stopped answering"):
             await memory.clear()

@@ -31,7 +31,8 @@ PUBLIC = {
         "TTAError", "RouteNotFoundError", "CacheKeyError", "InvalidMemoryKeyError",
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
         "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
-        "UsageError", "EmbeddingError", "SearchNotReadyError",
+        "UsageError", "EmbeddingError", "SearchNotReadyError", "BackendRefusedError",
+        "StaleWriteError",
     },
     "tta_dev_primitives.embeddings": {
         "Embedder", "as_embedder", "encode_vector", "decode_vector",

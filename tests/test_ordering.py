@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import StaleWriteError
+from tta_dev_primitives.stores._base import Clear, Delete, Put
 from tta_dev_primitives.stores._versions import VersionClock
 
 pytestmark = pytest.mark.redis
@@ -125,10 +127,15 @@ async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisSer
     first = clock.next()
     await backend.put("k", '{"v": 1}', version=first)  # applied; the client never heard back
     await backend.put("k", '{"v": 2}', version=clock.next())  # a later write
-    await backend.put("k", '{"v": 1}', version=first)  # the journal replays the first one
+    await backend.apply([Put("k", '{"v": 1}', version=first)])  # the journal replays it
     assert await backend.get("k") == b'{"v": 2}'
-    # An old delete cannot remove it either.
-    assert await backend.delete("k", version=first) is False
+    # An old delete cannot remove it either; sent live, either is reported as stale.
+    await backend.apply([Delete("k", version=first)])
+    assert await backend.get("k") == b'{"v": 2}'
+    with pytest.raises(StaleWriteError):
+        await backend.put("k", '{"v": 1}', version=first)
+    with pytest.raises(StaleWriteError):
+        await backend.delete("k", version=first)
     assert await backend.get("k") == b'{"v": 2}'
     await backend.clear()
     await backend.aclose()
@@ -145,10 +152,11 @@ async def test_a_clear_keeps_writes_newer_than_itself(redis_server: RedisServer)
         await backend.put(f"old{i}", '{"v": 0}', version=clock.next())
     clear_version = clock.next()
     await backend.put("newer", '{"v": 1}', version=clock.next())
-    await backend.clear(version=clear_version)
+    await backend.apply([Clear(clear_version)])  # a clear replayed after "newer" was written
     assert await backend.size() == 1
     assert await backend.get("newer") == b'{"v": 1}'
-    await backend.put("old7", '{"v": 0}', version=clear_version[:-1] + "0")  # older than the clear
+    # A replayed write older than the clear.
+    await backend.apply([Put("old7", '{"v": 0}', version=clear_version[:-1] + "0")])
     assert await backend.get("old7") is None
     raw = aioredis.Redis.from_url(redis_server.url)
     assert await raw.hlen(f"{ns}:{{{ns}#0}}:w") == 1  # only "newer" keeps a version

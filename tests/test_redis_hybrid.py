@@ -295,6 +295,7 @@ async def test_wrong_password_falls_back_with_one_clear_warning(
     assert "wrong-password" not in caplog.text
     assert memory.using_redis is False
     await memory.aclose()
+    assert "wrong-password" not in caplog.text  # nor in the unsent-writes error it logs
 
 
 async def test_password_never_appears_in_logs_spans_errors_or_info(

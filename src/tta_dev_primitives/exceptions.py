@@ -14,8 +14,10 @@
     └── BackendError                                a storage backend failed (translated at seams)
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
         ├── IncompleteOperationError                a bulk clear or export stopped part-way
-        └── SearchNotReadyError                     a search's index could not be brought up to
-                                                    date within its load budget (no partial answer)
+        ├── SearchNotReadyError                     a search's index could not be brought up to
+        │                                           date within its load budget (no partial answer)
+        ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
+        └── StaleWriteError                         a newer write by another process stands
 
 The rule:
 
@@ -38,6 +40,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "BackendError",
+    "BackendRefusedError",
     "BackendUnavailableError",
     "CacheKeyError",
     "EmbeddingError",
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidMemoryValueError",
     "RouteNotFoundError",
     "SearchNotReadyError",
+    "StaleWriteError",
     "TTAError",
     "UsageError",
 ]
@@ -127,3 +131,26 @@ class SearchNotReadyError(BackendError):
     search stops. What was read is kept, so the next search resumes where this one stopped.
     Not a ``BackendUnavailableError``: nothing falls back, Redis keeps serving other calls.
     """
+
+
+class BackendRefusedError(BackendError):
+    """The backend answered and refused the operation, which retrying will not change until an
+    operator acts: an ACL denial (``NOPERM``: a command, a key pattern, ``SELECT`` of a database),
+    ``OOM`` under ``maxmemory``, or ``WRONGTYPE`` (a key of the namespace holds another type).
+
+    It is not a ``BackendUnavailableError``: nothing falls back or is journalled, and the
+    in-process copy drops what the write changed, so nothing is kept that the backend lacks.
+    """
+
+
+class StaleWriteError(BackendError):
+    """A write (or delete or clear) the backend rejected because a newer version of the key, or
+    a newer clear, stands there: another process's change won (see "Ordering" in
+    docs/production.md). A live write is retried once with a version past the one it lost to
+    before this is raised; nothing was changed by the rejected write. ``newer`` holds the version
+    that stands, as far as the backend said.
+    """
+
+    def __init__(self, message: str, *, newer: str = "") -> None:
+        super().__init__(message)
+        self.newer = newer

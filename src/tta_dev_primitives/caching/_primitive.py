@@ -96,8 +96,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._serialize = remote is not None and remote.serializes
         local = InProcessBackend(check_max_size(max_size))
         self._store: HybridStore[StorageBackend] = HybridStore(
-            local, remote, events=StoreTelemetry(namespace)
-        )
+            local, remote, events=StoreTelemetry(namespace), report_unsent=False
+        )  # an unsent cache entry is only a later miss: aclose() does not report it
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._hits = 0
         self._misses = 0

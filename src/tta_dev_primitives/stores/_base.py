@@ -10,12 +10,14 @@ translating its client's own errors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from tta_dev_primitives.exceptions import StaleWriteError
 from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.stores._versions import VersionClock
 
 __all__ = [
     "Clear",
@@ -112,6 +114,17 @@ class StorageBackend(ABC):
         """Apply writes in order (a server backend batches them into few round trips)."""
         for write in writes:
             await send(self, write)
+
+    def bind(  # noqa: B027 (optional hook: in-process backends keep no versions)
+        self,
+        versions: VersionClock,
+        on_stale: Callable[[StaleWriteError, str | None], None],
+        on_changed: Callable[[str, Any], None],
+    ) -> None:
+        """A hybrid shares its version clock (to observe the server's time and versions), and
+        asks to hear of replayed writes rejected as stale (by key; None for a clear) and of keys
+        whose payload changed (the new payload, None if deleted) as the server's feed shows
+        them, so that its in-process copy never serves the past."""
 
     async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
         """Check that the backend can serve (a server backend sends PING); raise if not."""

@@ -37,13 +37,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
+    BackendUnavailableError,
+    StaleWriteError,
+)
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import (
@@ -95,6 +100,9 @@ class StoreEvents(Protocol):
     def dead_letters(self, count: int) -> None:
         """The remote refused ``count`` replayed writes for their data."""
 
+    def stale(self, count: int) -> None:
+        """The remote rejected ``count`` writes as stale: a newer change of the key stood."""
+
     def recovery_started(self) -> object:
         """A background recovery begins; the token returned is passed to ``recovery_ended``."""
 
@@ -112,6 +120,9 @@ class NoEvents:
         pass
 
     def dead_letters(self, count: int) -> None:
+        pass
+
+    def stale(self, count: int) -> None:
         pass
 
     def recovery_started(self) -> object:
@@ -135,9 +146,11 @@ class HybridStore(Generic[B]):
         namespace: str = "",
         max_journal: int = DEFAULT_MAX_JOURNAL,
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
+        report_unsent: bool = True,
     ) -> None:
         self.local = local
         self.namespace = namespace
+        self.report_unsent = report_unsent  # aclose() logs and counts unsent writes (memory)
         self.remote = remote
         self.events: StoreEvents = events or NoEvents()
         self.backoff = backoff or Backoff(1.0, 30.0)
@@ -151,7 +164,14 @@ class HybridStore(Generic[B]):
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
+        self.stale_count = 0  # writes the remote rejected as stale (a newer change stood)
         self.last_error: str | None = None  # the latest remote failure, already password-free
+        # Keys whose in-process copy may be older than what Redis holds (a stale replayed write,
+        # another process's change seen in the feed): dropped before the next operation ends.
+        self._outdated: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
+        self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
+        if remote is not None:
+            remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -211,7 +231,15 @@ class HybridStore(Generic[B]):
         if self._journal and not self._degraded and self._journal.has_key(key):
             # its last batch is still on its way
             return Served(await self.local.get(key), self.local.kind, fallback=True)
-        return await self._read(lambda b: b.get(key))
+        served = await self._read(lambda b: b.get(key))
+        if not served.fallback and self.remote is not None:
+            # Redis's answer is the newest this process has seen: an outage read must not
+            # return an older in-process copy (another process overwrote or deleted it).
+            mine = await self.local.get(key)
+            if mine is not None and not _same(mine, served.value):
+                self._outdated.append((key, _ANY))
+                await self._drop_outdated()
+        return served
 
     async def size(self) -> Served[int]:
         return await self._read(lambda b: b.size())
@@ -227,6 +255,8 @@ class HybridStore(Generic[B]):
                 self._fail(exc)
             else:
                 self._succeed()
+                if self._outdated:
+                    await self._drop_outdated()
                 return Served(result, remote.kind)
         if remote is None:
             return Served(await call(self.local), self.local.kind)
@@ -243,17 +273,84 @@ class HybridStore(Generic[B]):
         if remote is None:
             return Served(None, self.local.kind)
         if self._degraded:
+            refusal = self._refusal
+            if refusal is not None and isinstance(write, Put):
+                # The replay found Redis refusing (full, or an ACL): a new write would only
+                # pile up behind it. Raise, as a live write would be, and keep nothing.
+                await self.local.delete(write.key)
+                raise BackendRefusedError(str(refusal))
             self._journal_write(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
         try:
-            result = await send(remote, write)
+            result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
             self._fail(exc)
             self._journal_write(write)
             return Served(None, self.local.kind, fallback=True)
+        except (BackendRefusedError, StaleWriteError):
+            # Not stored: the in-process copy must not hold what Redis lacks.
+            if isinstance(write, Put):
+                await self.local.delete(write.key)
+            raise
         self._succeed()
+        if self._outdated:
+            await self._drop_outdated()
         return Served(result, remote.kind)
+
+    async def _send_live(self, remote: B, write: Write) -> bool | None:
+        """Send a caller's write; if Redis holds a newer version from another process (a writer
+        whose clock runs ahead, a clear from one), observe it and retry once with a newer
+        version: among live writes, the last one Redis acknowledges wins. A second rejection is
+        reported. A newer version of this process's own stands: its calls' order decides."""
+        try:
+            return await send(remote, write)
+        except StaleWriteError as exc:
+            if self.versions.issued(exc.newer):
+                # This process's own later change arrived first (concurrent calls): it stands,
+                # as the order of the calls says. A clear still removes what is older than it.
+                if isinstance(write, Clear):
+                    await remote.apply([write])
+                return None
+            self.versions.observe_version(exc.newer)
+        try:
+            return await send(remote, dataclasses.replace(write, version=self.versions.next()))
+        except StaleWriteError as exc:
+            self.versions.observe_version(exc.newer)
+            self._count_stale(1)
+            raise
+
+    def _count_stale(self, count: int) -> None:
+        self.stale_count += count
+        self.events.stale(count)
+
+    def _replayed_stale(self, exc: StaleWriteError, key: str | None) -> None:
+        """The remote rejected a replayed write as stale: its in-process copy is outdated
+        (unless the newer change is this process's own, which the copy holds)."""
+        if self.versions.issued(exc.newer):
+            return
+        self.versions.observe_version(exc.newer)
+        self._count_stale(1)
+        if key is not None:
+            self._outdated.append((key, _ANY))
+
+    def _changed_elsewhere(self, key: str, payload: Any) -> None:
+        """The remote's feed shows ``key`` now holds ``payload`` (None: deleted)."""
+        self._outdated.append((key, payload))
+
+    async def _drop_outdated(self) -> None:
+        """Drop in-process copies that differ from what Redis holds (see ``_outdated``); a key
+        with a journalled write keeps it (this process's newer write, still on its way)."""
+        changes, self._outdated = self._outdated, []
+        for key, payload in changes:
+            if self._journal.has_key(key):
+                continue
+            if payload is _ANY or payload is None:
+                await self.local.delete(key)
+                continue
+            mine = await self.local.get(key)
+            if mine is not None and not _same(mine, payload):
+                await self.local.delete(key)
 
     def _maybe_recover(self) -> None:
         """Start the background recovery if a probe is due and none is running."""
@@ -307,6 +404,7 @@ class HybridStore(Generic[B]):
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
+            self._refusal = exc if isinstance(exc, BackendRefusedError) else None
             self._degraded = True  # (if the last batch failed after _leave_degraded)
             self._remote_ok = False
             self._count_dead(replay.dead)
@@ -320,12 +418,15 @@ class HybridStore(Generic[B]):
             return False
         else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
+            self._refusal = None
             self._degraded = False
             self._remote_ok = True
             self._failures = 0
             self._count_dead(replay.dead)
             outcome = Served(replayed, remote.kind)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
+            if self._outdated:
+                await self._drop_outdated()
             return True
         finally:
             self.events.recovery_ended(token, outcome)
@@ -375,9 +476,29 @@ class HybridStore(Generic[B]):
                     await task
             else:
                 task.get_loop().call_soon_threadsafe(task.cancel)
+        unsent = len(self._journal)
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
+        if unsent and self.report_unsent:
+            # Never silently: counted as dropped journal entries, and an error in the log.
+            self._journal.dropped += unsent
+            self.events.journal_dropped(unsent)
+            log.error(
+                "memory closed with %d writes journalled during an outage still unsent to the "
+                "backend (%s); they are lost with this store",
+                unsent, self.last_error,
+            )  # fmt: skip
+
+
+_ANY = object()  # in ``_outdated``: drop the in-process copy whatever it holds
+
+
+def _same(mine: Any, theirs: Any) -> bool:
+    """True if an in-process payload equals the remote's (text in one, bytes in the other)."""
+    if isinstance(mine, str) and isinstance(theirs, bytes):
+        return mine.encode() == theirs
+    return bool(mine == theirs)
 
 
 class SearchableHybrid(HybridStore[SearchableBackend]):

@@ -19,8 +19,11 @@ the replayed writes), so no caller's first search pays for reading them.
 
 A batch the remote refuses *for its data* (``BackendError`` that is
 not ``BackendUnavailableError``) is retried entry by entry; the entries it still refuses go to a
-bounded dead-letter list, and the rest goes on. An availability error stops the run: the
-journal keeps what was not sent, and the hybrid probes again later.
+bounded dead-letter list, and the rest goes on. An availability error, or a refusal that is not
+about the data (``BackendRefusedError``: OOM, an ACL), stops the run: the journal keeps what was
+not sent, and the hybrid probes again later. A replayed write older than what Redis holds is
+not applied; the remote reports it (``bind``) and the hybrid counts it and drops its in-process
+copy.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.exceptions import (
+    BackendError,
+    BackendRefusedError,
+    BackendUnavailableError,
+)
 from tta_dev_primitives.stores._base import (
     Clear,
     Delete,
@@ -38,7 +45,6 @@ from tta_dev_primitives.stores._base import (
     SearchableBackend,
     StorageBackend,
     Write,
-    send,
 )
 
 __all__ = ["DEFAULT_MAX_JOURNAL", "DEFAULT_MAX_JOURNAL_BYTES", "Journal", "Journalled", "Replay"]
@@ -188,8 +194,8 @@ class Replay:
             writes = self._replayable([entry for _, entry in batch])
             try:
                 await self.remote.apply(writes)
-            except BackendUnavailableError:
-                raise
+            except (BackendUnavailableError, BackendRefusedError):
+                raise  # the journal keeps it all: a full or locked Redis is retried later
             except BackendError:
                 await self._one_by_one(writes)
             journal.done(batch)
@@ -202,8 +208,8 @@ class Replay:
         """Send each write alone; the ones refused for their data become dead letters."""
         for write in writes:
             try:
-                await send(self.remote, write)
-            except BackendUnavailableError:
+                await self.remote.apply([write])  # a stale write is reported, not raised
+            except (BackendUnavailableError, BackendRefusedError):
                 raise
             except BackendError as exc:
                 self.dead += 1

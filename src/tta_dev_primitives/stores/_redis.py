@@ -10,7 +10,11 @@ the ``MAX_IN_FLIGHT`` call slots of the loop (one pooled connection each) happen
 timer starts, so a burst of calls queues instead of timing out. Anything that means "Redis
 cannot serve now" becomes ``BackendUnavailableError``, with the URL's password scrubbed from the
 message: connection and timeout errors, replies that are not RESP (another service on the
-port), ACL refusals (inside scripts too), and WRONGTYPE from our own keys (a warning names them).
+port). A refusal that retrying cannot change until an operator acts becomes
+``BackendRefusedError``, raised to the caller and never journalled: ACL denials (``NOPERM``, in
+scripts too), ``OOM`` under ``maxmemory``, and WRONGTYPE from our own keys (a warning names
+them). A pooled connection found dead (a server restart, ``CLIENT KILL``) is retried once on a
+fresh connection before the call counts as failed.
 
 A client belongs to one event loop, so there is one per loop the backend is used from (sync
 adapters run on a portal loop); ``aclose()`` closes all of them.
@@ -42,13 +46,16 @@ from redis.backoff import NoBackoff
 from tta_dev_primitives._checks import check_count, check_namespace, check_seconds
 from tta_dev_primitives.exceptions import (
     BackendError,
+    BackendRefusedError,
     BackendUnavailableError,
     IncompleteOperationError,
+    StaleWriteError,
 )
 from tta_dev_primitives.stores import _redis_lua as lua
 from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
 from tta_dev_primitives.stores._replica import text_of
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
+from tta_dev_primitives.stores._versions import VersionClock
 
 __all__ = ["RedisBackend"]
 
@@ -67,8 +74,6 @@ _UNAVAILABLE = (
     rexc.MasterDownError,
     rexc.ClusterDownError,
     rexc.TryAgainError,
-    rexc.OutOfMemoryError,
-    rexc.NoPermissionError,
     rexc.ClusterError,
     rexc.RedisClusterException,
     rexc.SlotNotCoveredError,
@@ -78,11 +83,18 @@ _UNAVAILABLE = (
     TimeoutError,
 )
 _UNAVAILABLE_REPLIES = (
-    "NOAUTH", "WRONGPASS", "NOPERM", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN",
-    "TRYAGAIN", "MISCONF", "OOM", "BUSY", "WRONGTYPE",
+    "NOAUTH", "WRONGPASS", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+    "MISCONF", "BUSY",
 )  # fmt: skip
-# Replies that mean "not now, not for this data" wherever they appear (inside a script's error).
-_UNAVAILABLE_INSIDE = ("CAN'T RUN THIS COMMAND", "NO PERMISSIONS", "NOPERM", "WRONGTYPE")
+# Refusals that retrying will not change until an operator acts (an ACL, maxmemory, a key of
+# the wrong type): raised to the caller as BackendRefusedError, never journalled as an outage.
+_REFUSED = (rexc.NoPermissionError, rexc.OutOfMemoryError)
+_REFUSED_REPLIES = ("NOPERM", "OOM", "WRONGTYPE")
+# The same refusals as they read inside a script's error (redis-py strips a reply's prefix).
+_REFUSED_INSIDE = (
+    "CAN'T RUN THIS COMMAND", "CAN'T ACCESS", "NO PERMISSIONS", "NOPERM", "WRONGTYPE",
+    "NOT ALLOWED WHEN USED MEMORY",
+)  # fmt: skip
 # The type each of a partition's own keys must have (see ``_redis_lua``).
 _OWN_TYPES = {"n": b"hash", "w": b"hash", "r": b"zset", "x": b"zset", "g": b"zset"}
 _REPLAY_CHUNK = 200
@@ -124,6 +136,70 @@ class _LoopClient:
         self.failures = 0  # unavailable errors so far: a waiting call seeing one gives up
 
 
+class _AnswerWithin:
+    """Like ``asyncio.timeout``, but time this event loop spent on other work does not count.
+
+    A busy loop (a burst of thousands of calls, a blocking callback) runs a deadline's timer
+    late, often in the same turn that reads the reply, before the call could resume: with
+    ``asyncio.timeout`` an answered call would fail as if Redis were down. Here a timer that
+    fires late by more than a twentieth of the timeout was held up by the loop, not the server:
+    the deadline moves on by that lateness (at most ``_MAX_CREDIT`` timeouts in all, so a
+    stalled server is still given up on). A timer on time cancels the call after
+    ``_GRACE_TURNS`` more turns, so a reply already received is delivered first. So the timeout
+    measures the server's answer; on an idle loop this costs what ``asyncio.timeout`` does.
+    """
+
+    __slots__ = ("_credit", "_handle", "_loop", "_seconds", "_task", "_turns", "_when", "expired")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds or 0.0  # None or 0: no deadline (the caller bounds the call)
+        self.expired = False
+
+    async def __aenter__(self) -> _AnswerWithin:
+        self._loop = loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._turns = _GRACE_TURNS
+        self._credit = 0.0
+        self._when = loop.time() + self._seconds
+        self._handle: asyncio.Handle | None = None
+        if self._seconds:
+            self._handle = loop.call_at(self._when, self._deadline)
+        return self
+
+    def _deadline(self) -> None:
+        now = self._loop.time()
+        late = now - self._when
+        if late > self._seconds / 20 and self._credit + late <= _MAX_CREDIT * self._seconds:
+            self._credit += late  # the loop was busy elsewhere: give that time back
+            self._when = now + late
+            self._handle = self._loop.call_at(self._when, self._deadline)
+        else:
+            self._turn()
+
+    def _turn(self) -> None:
+        if self._turns:
+            self._turns -= 1
+            self._handle = self._loop.call_soon(self._turn)
+        else:
+            self.expired = True
+            self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: Any, tb: Any) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self.expired and self._task.uncancel() == 0 and exc_type is asyncio.CancelledError:
+            raise TimeoutError(f"no reply within {self._seconds}s") from None
+
+
+#: Loop turns between a call's deadline and its cancellation (see ``_AnswerWithin``): a reply
+#: read in one turn wakes its caller in the next.
+_GRACE_TURNS = 3
+#: The most loop-busy time given back to one call, in timeouts (see ``_AnswerWithin``).
+_MAX_CREDIT = 10
+
+
 def _partition_of(key: str, partitions: int) -> int:
     if partitions == 1:
         return 0
@@ -154,6 +230,21 @@ class RedisBackend(StorageBackend):
         self._bases = self._make_bases(partitions)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._warned_types: set[str] = set()
+        self._policy_checked = False  # maxmemory-policy is checked on the first connect
+        # The owner's version clock (the hybrid binds its own): it observes Redis's time.
+        self.versions = VersionClock()
+        # Told of each replayed write Redis rejected as stale (``apply``), and of keys another
+        # process changed (the search replica's feed): see ``bind``.
+        self.on_stale: Callable[[StaleWriteError, str | None], None] | None = None
+        self.on_changed: Callable[[str, Any], None] | None = None
+
+    def bind(
+        self,
+        versions: VersionClock,
+        on_stale: Callable[[StaleWriteError, str | None], None],
+        on_changed: Callable[[str, Any], None],
+    ) -> None:
+        self.versions, self.on_stale, self.on_changed = versions, on_stale, on_changed
 
     def _make_bases(self, partitions: int) -> list[str]:
         ns = self.namespace
@@ -192,9 +283,10 @@ class RedisBackend(StorageBackend):
 
     async def _new_client(self) -> Any:
         common: dict[str, Any] = {
-            # One bound per call, ours (asyncio.timeout in _call), not a second per read.
+            # One bound per call, ours (_AnswerWithin in _call), not a second per read or
+            # connect: redis-py's would count time this loop spends elsewhere (a burst).
             "socket_timeout": None,
-            "socket_connect_timeout": self.timeout,
+            "socket_connect_timeout": None,
             "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }
@@ -217,7 +309,28 @@ class RedisBackend(StorageBackend):
                 self.topology = "cluster"
             else:
                 self.topology = "standalone"
+        if not self._policy_checked:
+            self._policy_checked = True
+            await self._check_eviction(client)
         return client
+
+    async def _check_eviction(self, client: Any) -> None:
+        """Warn once if Redis may evict any key (``allkeys-*``): it would evict this library's
+        own keys too (the feed, versions, partition facts), and search, size, get and the
+        ordering of writes would then disagree. ``noeviction`` or ``volatile-*`` is required."""
+        try:
+            info = await client.info("memory")
+        except rexc.ResponseError:
+            return  # INFO refused (an ACL without +info): nothing to check
+        policy = text_of(info.get("maxmemory_policy", b"") or b"")
+        if policy.startswith("allkeys"):
+            log.warning(
+                "Redis at %s has maxmemory-policy %s: it may evict this library's own keys, "
+                "and then search, size and get disagree and ordering is lost. Set "
+                "maxmemory-policy to noeviction (or a volatile-* policy) for this database "
+                "(see 'Memory limits' in docs/production.md)",
+                redact_url(self._url), policy,
+            )  # fmt: skip
 
     async def _call(
         self, work: Callable[[aioredis.Redis], Awaitable[R]], *, bounded: bool = True
@@ -237,12 +350,19 @@ class RedisBackend(StorageBackend):
                 )
             client = None
             try:
-                async with asyncio.timeout(self.timeout if bounded else None):
+                async with _AnswerWithin(self.timeout if bounded else None) as timer:
                     client = state.client
                     if client is None:
                         client = await self._connect(state)
-                    return await work(client)
-            except _UNAVAILABLE as exc:  # first: several are ResponseError subclasses (NOPERM)
+                    try:
+                        return await work(client)
+                    except rexc.ConnectionError:
+                        if timer.expired or not await self._drop_dead_connections(client):
+                            raise
+                        return await work(client)  # once, on a fresh connection
+            except _REFUSED as exc:  # first: ResponseError subclasses
+                raise await self._refused(client, exc) from None
+            except _UNAVAILABLE as exc:
                 state.failures += 1
                 await self._forget_topology(state, client)
                 message = scrub(str(exc) or type(exc).__name__, self._url)
@@ -252,17 +372,46 @@ class RedisBackend(StorageBackend):
             except rexc.ResponseError as exc:
                 message = scrub(str(exc), self._url)
                 upper = message.upper()
-                if upper.startswith(_UNAVAILABLE_REPLIES) or any(
-                    reply in upper for reply in _UNAVAILABLE_INSIDE
+                if upper.startswith(_REFUSED_REPLIES) or any(
+                    reply in upper for reply in _REFUSED_INSIDE
                 ):
+                    raise await self._refused(client, exc) from None
+                if upper.startswith(_UNAVAILABLE_REPLIES):
                     state.failures += 1
-                    if "WRONGTYPE" in upper and client is not None:
-                        await self._warn_wrong_types(client)
                     await self._forget_topology(state, client)
                     raise BackendUnavailableError(f"Redis refused: {message}") from None
                 raise BackendError(f"Redis error: {message}") from None
             except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
                 raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+
+    async def _refused(self, client: Any, exc: Exception) -> BackendRefusedError:
+        """The error for a refusal no retry will change (see ``_REFUSED``), naming the fix."""
+        message = scrub(str(exc), self._url)
+        if isinstance(exc, rexc.NoPermissionError):
+            message = "NOPERM " + message
+        elif isinstance(exc, rexc.OutOfMemoryError):
+            message = "OOM " + message
+        upper = message.upper()
+        if "WRONGTYPE" in upper and client is not None:
+            await self._warn_wrong_types(client)
+        if "MEMORY" in upper:
+            hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
+        elif "WRONGTYPE" in upper:
+            hint = "a key of this namespace holds another type (delete it, or clear())"
+        else:
+            hint = "the Redis user lacks a permission (see the ACL in docs/production.md)"
+        return BackendRefusedError(
+            f"Redis at {redact_url(self._url)} refused: {message} ({hint}); nothing was stored"
+        )
+
+    async def _drop_dead_connections(self, client: Any) -> bool:
+        """After a connection error on a standalone client, drop its idle pooled connections
+        (a restart or ``CLIENT KILL`` left them all dead); True if a retry is worth it."""
+        if self.topology == "cluster" or not isinstance(client, aioredis.Redis):
+            return False  # the cluster client retries and rediscovers on its own terms
+        with contextlib.suppress(Exception):
+            await client.connection_pool.disconnect(inuse_connections=False)
+        return True
 
     async def _warn_wrong_types(self, client: Any) -> None:
         """Name this namespace's own keys that hold the wrong type (someone else wrote them)."""
@@ -314,8 +463,9 @@ class RedisBackend(StorageBackend):
 
     async def _put(
         self, key: str, payload: Any, ttl: float | None, version: str, extra: Sequence[Any] = ()
-    ) -> int | None:
-        """Run the PUT script; the write's sequence number, or None if a newer write stands.
+    ) -> int:
+        """Run the PUT script; the write's sequence number (Redis's time, observed by the
+        version clock). Raises ``StaleWriteError`` if a newer write of the key stands.
 
         ``extra``: what a searchable backend stores beside the value (``_put_extra``).
         """
@@ -328,9 +478,10 @@ class RedisBackend(StorageBackend):
             await self._replicated(client, base + "v:" + key)
             return seq
 
-        seq = await self._call(write)
-        if seq in (b"stale", "stale"):
-            return None  # another process wrote this key later: its write stands
+        seq = text_of(await self._call(write))
+        if seq.startswith("stale"):
+            raise _stale(key, seq)
+        self.versions.observe(int(seq))
         return int(seq)
 
     async def get(self, key: str) -> Any | None:
@@ -357,7 +508,10 @@ class RedisBackend(StorageBackend):
             await self._replicated(client, base + "v:" + key)
             return removed
 
-        return bool(await self._call(write))
+        removed = await self._call(write)
+        if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
+            raise _stale(key, text_of(removed))
+        return bool(removed)
 
     async def _replicated(self, client: Any, key: str) -> None:
         """On a cluster whose master for ``key`` has replicas, wait until one has the write.
@@ -402,6 +556,9 @@ class RedisBackend(StorageBackend):
         removed if it failed part-way: a half-done clear is never reported as done.
         """
         progress = _Progress()
+        if version:
+            await self._ready()
+            await self._check_newest(version)
         try:
             await self._clear_pages(version, progress)
         except BackendUnavailableError as exc:
@@ -412,6 +569,25 @@ class RedisBackend(StorageBackend):
                 f"before Redis stopped answering; the rest are still there ({exc})",
                 done=progress.done,
             ) from exc
+
+    async def _check_newest(self, version: str) -> None:
+        """Before a live clear: raise ``StaleWriteError`` if a write newer than ``version``
+        stands in any partition (this machine's clock is behind a writer's). The hybrid then
+        retries with a version past it, so the clear removes every write acknowledged before
+        it, whatever the clocks say."""
+
+        async def newest(client: Any, base: str) -> Any:
+            return await client.hget(base + "n", "mv")
+
+        found = await asyncio.gather(*(self._call(partial(newest, base=base))
+                                       for base in self._bases))  # fmt: skip
+        newer = max((text_of(v) for v in found if v is not None), default="")
+        if newer > version:
+            raise StaleWriteError(
+                f"a write newer than this clear stands in namespace {self.namespace!r} "
+                "(clocks differ between machines)",
+                newer=newer,
+            )
 
     async def _clear_pages(self, version: str, progress: _Progress) -> None:
         await self._ready()
@@ -427,6 +603,11 @@ class RedisBackend(StorageBackend):
 
     def _cleared(self) -> None:
         """Hook: the namespace was (perhaps partly) cleared."""
+
+    def _report_stale(self, exc: StaleWriteError, key: str) -> None:
+        """A replayed write was older than what stands: tell the listener (the hybrid)."""
+        if self.on_stale is not None:
+            self.on_stale(exc, key)
 
     def _put_extra(self, write: Put) -> Sequence[Any]:
         """Hook: what a replayed write stores beside its value (a memory's search data; none
@@ -530,7 +711,7 @@ class RedisBackend(StorageBackend):
             await self._apply_per_partition(writes)
             return
 
-        async def run(client: aioredis.Redis) -> None:
+        async def run(client: aioredis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for write in writes:
                 base = self._base(write.key)
@@ -544,9 +725,14 @@ class RedisBackend(StorageBackend):
                     await self._scripts["DELETE"](
                         keys=[value_key], args=[base, write.key, write.version], client=pipe
                     )
-            await pipe.execute()
+            return list(await pipe.execute())
 
-        await self._call(run)
+        replies = await self._call(run)
+        for write, reply in zip(writes, replies, strict=True):
+            if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
+                self._report_stale(_stale(write.key, text_of(reply)), write.key)
+            elif isinstance(write, Put):
+                self.versions.observe(int(reply))
 
     async def _apply_per_partition(self, writes: Sequence[Put | Delete]) -> None:
         """On a cluster: each partition's writes in order, partitions concurrently."""
@@ -556,7 +742,10 @@ class RedisBackend(StorageBackend):
 
         async def run(group: list[Put | Delete]) -> None:
             for write in group:
-                await send(self, write)
+                try:
+                    await send(self, write)
+                except StaleWriteError as exc:
+                    self._report_stale(exc, write.key)
 
         await asyncio.gather(*(run(group) for group in groups.values()))
 
@@ -664,6 +853,16 @@ def _put_args(
 ) -> list[Any]:
     ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
     return [base, key, payload, ttl_ms, version, *extra]
+
+
+def _stale(key: str, reply: str) -> StaleWriteError:
+    """The error for a script's ``stale <newer version>`` reply about ``key``."""
+    newer = reply[len("stale") :].strip()
+    return StaleWriteError(
+        f"a newer change of key {key!r} stands in Redis (another process's write or clear); "
+        "this one was not applied",
+        newer=newer,
+    )
 
 
 def _glob_escape(text: str) -> str:

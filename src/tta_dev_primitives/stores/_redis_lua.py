@@ -13,8 +13,9 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
                memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
-               partition is created or cleared), ``cv`` the newest clear's version, ``segs``
-               (set when the partition was created with the per-segment feeds below); ``ft``
+               partition is created or cleared), ``cv`` the newest clear's version, ``mv`` the
+               newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
+               ``segs`` (set when the partition was created with the per-segment feeds below); ``ft``
                is '1' once the namespace has a Query Engine index (``stores._redis_query``),
                ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
                its backfill of older memories got
@@ -59,6 +60,11 @@ __all__ = [
 
 #: Tombstones kept per partition; a replica further behind than this reloads the partition.
 TOMBSTONES = 100_000
+
+# Scripts that only free memory, or read (their expiry sweep frees), run even when Redis is
+# full (``maxmemory`` with ``noeviction``): deletes and clears must be able to make room, and
+# reads keep working. A write (PUT) gets OOM and the caller a ``BackendRefusedError``.
+_MAY_RUN_FULL = "#!lua flags=allow-oom\n"
 
 # Shared helpers, prepended to each script.
 _COMMON = (
@@ -123,13 +129,23 @@ local function zrem2(base, zset, key)
   return was
 end
 
--- True if a write of `version` must not be applied: the key or a clear holds a newer one.
+-- If a write of `version` must not be applied, the newer version that stands (the key's, or a
+-- clear's); else false. The key's own version again is not stale: a write retried after a lost
+-- reply applies once more, unchanged.
 local function stale(base, key, version)
   if version == '' then return false end
   local cv = redis.call('HGET', base .. 'n', 'cv')
-  if cv and cv >= version then return true end
+  if cv and cv >= version then return cv end
   local cur = redis.call('HGET', base .. 'w', key)
-  return cur and cur >= version
+  if cur and cur > version then return cur end
+  return false
+end
+
+-- Keep the partition's newest version (`n.mv`): a clear older than it is refused as stale.
+local function seen_version(base, version)
+  if version == '' then return end
+  local mv = redis.call('HGET', base .. 'n', 'mv')
+  if not mv or mv < version then redis.call('HSET', base .. 'n', 'mv', version) end
 end
 
 -- A tombstone for `key` (keeping its version), trimming the oldest past TOMBSTONES.
@@ -207,7 +223,7 @@ end
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
 # vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags and vector
 # dims (the Query Engine document, written only if the namespace has that index).
-# Returns the write sequence, or 'stale'.
+# Returns the write sequence (server time, microseconds), or 'stale <newer version>'.
 PUT = (
     _COMMON
     + r"""
@@ -215,7 +231,8 @@ local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARG
 local vector = ARGV[6] or ''
 local bad = check_layout(base, key)
 if bad then return bad end
-if stale(base, key, version) then return 'stale' end
+local newer = stale(base, key, version)
+if newer then return 'stale ' .. newer end
 sweep(base, 16)
 local seq, text = next_seq(base)
 if ttl > 0 then
@@ -234,6 +251,7 @@ else
 end
 if version ~= '' then
   redis.call('HSET', base .. 'w', key, version)
+  seen_version(base, version)
 else
   redis.call('HDEL', base .. 'w', key)
 end
@@ -245,14 +263,16 @@ return text
 )
 
 # KEYS[1] value key; ARGV: base, key, version ('' = none). Returns 1 if a live memory was
-# removed (0 if there was none, or the delete is older than what the key holds).
+# removed, 0 if there was none, or 'stale <newer version>'. It may run under OOM: it frees.
 DELETE = (
-    _COMMON
+    _MAY_RUN_FULL
+    + _COMMON
     + r"""
 local base, key, version = ARGV[1], ARGV[2], ARGV[3]
 local bad = check_layout(base, key)
 if bad then return bad end
-if stale(base, key, version) then return 0 end
+local newer = stale(base, key, version)
+if newer then return 'stale ' .. newer end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
 local was = zrem2(base, 'r', key)
@@ -262,6 +282,7 @@ redis.call('ZREM', base .. 'x', key)
 if version ~= '' then
   -- Even for a key that is not there: an older write replayed later must not bring it back.
   redis.call('HSET', base .. 'w', key, version)
+  seen_version(base, version)
   tombstone(base, key)
 elseif was == 1 then
   redis.call('HDEL', base .. 'w', key)
@@ -272,9 +293,11 @@ return removed
 )
 
 # ARGV: base, version. Starts a clear: later writes older than `version` are stale, and
-# replicas reload (a new epoch; CLEAR_PAGE then removes what is older, page by page).
+# replicas reload (a new epoch; CLEAR_PAGE then removes what is older, page by page). It may
+# run under OOM, like CLEAR_PAGE.
 CLEAR_MARK = (
-    _COMMON
+    _MAY_RUN_FULL
+    + _COMMON
     + r"""
 local base, version = ARGV[1], ARGV[2]
 local cv = redis.call('HGET', base .. 'n', 'cv')
@@ -292,7 +315,8 @@ return 1
 # `after`, those older than `version`. Returns {the last sequence looked at, or '' if done,
 # how many were removed}.
 CLEAR_PAGE = (
-    _COMMON
+    _MAY_RUN_FULL
+    + _COMMON
     + r"""
 local base, version, zset, after = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local count = tonumber(ARGV[5])
@@ -352,7 +376,8 @@ return done
 
 # ARGV: base. Live memories in the partition (those past their deadline are not counted).
 SIZE = (
-    _COMMON
+    _MAY_RUN_FULL
+    + _COMMON
     + r"""
 local base = ARGV[1]
 local now_ms = math.floor(now_us() / 1000)
@@ -371,7 +396,8 @@ return redis.call('ZCARD', base .. 'r') - redis.call('ZCOUNT', base .. 'x', '-in
 # to parse; one string, ~1.) A page stops after `count` keys or `max_bytes` of keys and
 # payloads, whichever comes first: long keys count too.
 CHANGES = (
-    _COMMON
+    _MAY_RUN_FULL
+    + _COMMON
     + r"""
 local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])

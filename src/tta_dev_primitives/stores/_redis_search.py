@@ -205,7 +205,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
             replicas = Replicas(
                 self.indexing, self._bases, self._base,
                 max_scopes=self.max_scopes, scope_budget=self.scope_budget,
-                scope_replicas=self.scope_replicas,
+                scope_replicas=self.scope_replicas, on_changed=self.on_changed,
             )  # fmt: skip
             self._replicas = replicas
         return replicas

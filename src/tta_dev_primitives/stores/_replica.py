@@ -108,6 +108,7 @@ class Replica:
         *,
         seg: str = "",
         clock: Callable[[], float] = time.monotonic,
+        on_changed: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.indexing = indexing
         self.bases = bases
@@ -116,6 +117,7 @@ class Replica:
         self._partition_of = partition_of
         self._cursors = {base: _Cursor() for base in bases}
         self._clock = clock
+        self._on_changed = on_changed  # told (key, payload or None) of what others changed
         self._deadlines: list[tuple[float, int, str]] = []  # (local deadline, recency, key)
         self._deadline_of: dict[str, tuple[float, int]] = {}  # each key's live heap entry
         self._own: dict[str, tuple[int, Document]] = {}
@@ -196,6 +198,8 @@ class Replica:
             if mine is not None and mine[0] == seq:
                 self._index(key, mine[1].terms, seq, mine[1].vector)
             else:
+                if self._on_changed is not None:
+                    self._on_changed(key, payload)
                 terms = self.indexing.payload_terms(payload)
                 self._index(key, terms, seq, None if vector is None else self._decode(vector))
             keys.add(key)
@@ -209,6 +213,8 @@ class Replica:
             cursor.since_del = max(cursor.since_del, int(float(dels[i + 1])))
             if key in keys:
                 self._drop(key, keys)
+            if self._on_changed is not None:
+                self._on_changed(key, None)
         return more
 
     def _drop(self, key: str, keys: set[str]) -> None:

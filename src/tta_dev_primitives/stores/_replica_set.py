@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import first_segment
@@ -43,8 +44,10 @@ class Replicas:
         max_scopes: int = MAX_SCOPES,
         scope_budget: int = SCOPE_BUDGET,
         scope_replicas: bool = SCOPE_REPLICAS,
+        on_changed: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.indexing = indexing
+        self._on_changed = on_changed  # each replica tells it what other processes changed
         self.bases = bases
         self._partition_of = partition_of
         self.max_scopes = max_scopes
@@ -78,7 +81,9 @@ class Replicas:
             scoped.popitem(last=False)
 
     def _new(self, seg: str) -> Replica:
-        replica = Replica(self.indexing, self.bases, self._partition_of, seg=seg)
+        replica = Replica(
+            self.indexing, self.bases, self._partition_of, seg=seg, on_changed=self._on_changed
+        )
         if self.dims is not None:
             replica.expect_dims(self.dims)
         return replica

@@ -10,6 +10,8 @@ call to it, under the add or search that made it. Events: ``memory.fallback``
 on a switch to the in-process store, ``memory.journal_dropped`` (``memory.dropped_writes``) when a
 full journal drops writes, ``memory.dead_letters`` when Redis refuses replayed writes for their
 data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Redis.
+``memory.stale=True`` marks an add, delete or clear that Redis rejected as stale (it raised
+``StaleWriteError``), or the recovery whose replay found writes older than what Redis holds.
 """
 
 from __future__ import annotations
@@ -127,6 +129,17 @@ def _current_span_event(name: str, attributes: dict[str, Any]) -> None:
         span.add_event(name, attributes)
 
 
+def _current_span_attribute(name: str, value: Any) -> None:
+    """Set an attribute on the current span, if anyone collects spans (else costs nothing)."""
+    if get_tracer() is None:
+        return
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(name, value)
+
+
 class StoreTelemetry:
     """Turns a hybrid store's events into counters, span events and a ``memory.recover`` span.
 
@@ -151,6 +164,10 @@ class StoreTelemetry:
     def dead_letters(self, count: int) -> None:
         instruments().dead_letters.add(count)
         _current_span_event("memory.dead_letters", {"memory.dead_letters": count})
+
+    def stale(self, count: int) -> None:
+        instruments().stale_writes.add(count)
+        _current_span_attribute("memory.stale", True)
 
     def recovery_started(self) -> object:
         return MemoryOp("recover", self.namespace).__enter__()

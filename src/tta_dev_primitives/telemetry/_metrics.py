@@ -11,6 +11,8 @@ forward to it, so nothing here needs to know whether an SDK is configured. Names
 - ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
 - ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full.
 - ``tta.memory.dead_letters``: journalled writes the backend refused for their data on replay.
+- ``tta.memory.stale_writes``: writes Redis rejected as stale (a newer change of the key stood):
+  a live write after its one retry (the caller got ``StaleWriteError``), or a replayed one.
 - ``tta.memory.invalid_values``: values found in a backend that were not valid memories.
 - ``tta.memory.evicted``: memories the in-process store evicted past ``max_size``; attribute
   ``memory.standby`` (true when Redis still holds them: the stand-by copy's evictions).
@@ -47,6 +49,7 @@ class Instruments:
         "memory_operations",
         "recoveries",
         "replayed_writes",
+        "stale_writes",
     )
 
     def __init__(self, meter: Meter) -> None:
@@ -67,6 +70,9 @@ class Instruments:
         )
         self.dead_letters: Counter = meter.create_counter(
             "tta.memory.dead_letters", unit="{write}", description="Replayed writes refused"
+        )
+        self.stale_writes: Counter = meter.create_counter(
+            "tta.memory.stale_writes", unit="{write}", description="Writes rejected as stale"
         )
         self.invalid_values: Counter = meter.create_counter(
             "tta.memory.invalid_values", unit="{value}", description="Unreadable stored values"

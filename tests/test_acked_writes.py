@@ -1,0 +1,522 @@
+"""Issue 19 on real redis-server processes: a write that returns normally is stored (or
+journalled for a replay that can succeed), no read goes back in time, and nothing that is not
+an outage is treated as one.
+
+Refusals (ACL, OOM, WRONGTYPE) raise; clock skew cannot swallow writes; stale replays are
+reported and their in-process copies dropped; bursts and dead connections do not fall back; an
+``allkeys-*`` eviction policy is warned about. Waits are hang guards, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import Factory, fast_recovery, namespace, replayed
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
+    StaleWriteError,
+)
+from tta_dev_primitives.stores import _versions
+from tta_dev_primitives.testing import capture_spans
+
+pytestmark = pytest.mark.redis
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "production.md"
+
+
+def documented_acl(password: str) -> list[str]:
+    """The ACL rules of docs/production.md, as ``ACL SETUSER tta`` arguments."""
+    text = DOCS.read_text()
+    block = re.search(r"```text\n(ACL SETUSER tta .*?)```", text, re.S)
+    assert block is not None, "the ACL block is missing from docs/production.md"
+    words = block.group(1).split()[3:]  # after ACL SETUSER tta
+    return [">" + password if word == ">PASSWORD" else word for word in words]
+
+
+# -- item 4: permanent refusals are not outages -------------------------------------------------
+
+
+async def test_the_documented_acl_runs_the_full_workload_on_database_1(
+    redis_server_factory: Factory,
+) -> None:
+    """Exactly the documented ACL, on database 1: every operation, and a replay after an outage."""
+    server = redis_server_factory(extra=("--user", "tta", *documented_acl("tta-secret")))
+    url = f"redis://tta:tta-secret@127.0.0.1:{server.port}/1"
+    memory = fast_recovery(url, "tta:memory")
+    await memory.add("u1:s1:a", {"content": "least privilege"}, ttl=60)
+    await memory.add("u1:s1:b", {"content": "privilege two"})
+    assert await memory.get("u1:s1:a") == {"content": "least privilege"}
+    assert len(await memory.search("privilege", scope="u1:s1")) == 2
+    assert await memory.delete("u1:s1:b") is True
+    assert await memory.size() == 1
+    assert [key async for key, _, _ in memory.items()] == ["u1:s1:a"]
+    await memory.clear()
+    assert await memory.size() == 0
+    assert memory.using_redis
+    server.kill()  # an outage: journalled, then replayed as the same user on database 1
+    await memory.add("u1:s1:c", {"content": "written during the outage"})
+    await memory.delete("u1:s1:a")
+    assert memory.get_backend_info()["journal_size"] == 2
+    server.start()
+    await replayed(memory)
+    admin = aioredis.Redis.from_url(f"redis://127.0.0.1:{server.port}/1")
+    assert await admin.dbsize() > 0
+    await admin.aclose()
+    other = MemoryPrimitive(url, namespace="tta:memory")
+    assert await other.get("u1:s1:c") == {"content": "written during the outage"}
+    assert await other.search("outage") == [{"content": "written during the outage"}]
+    await other.aclose()
+    assert memory.get_backend_info()["dead_letters"] == 0
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_an_acl_without_one_command_raises_and_journals_nothing(
+    redis_server_factory: Factory,
+) -> None:
+    """A user that may not run TIME (the write scripts use it): add raises; nothing is kept."""
+    server = redis_server_factory()
+    admin = aioredis.Redis.from_url(server.url)
+    await admin.execute_command("ACL", "SETUSER", "notime", "on", ">pw", "~*", "+@all", "-time")
+    memory = fast_recovery(f"redis://notime:pw@127.0.0.1:{server.port}/0")
+    with pytest.raises(BackendRefusedError, match="permission"):
+        await memory.add("u1:s1:k", {"content": "refused"})
+    info = memory.get_backend_info()
+    assert (info["degraded"], info["journal_size"]) == (False, 0)
+    # Nothing kept in-process either: an outage read must not find what Redis never stored.
+    server.stall()
+    try:
+        assert await memory.get("u1:s1:k") is None
+    finally:
+        server.resume()
+    assert await admin.dbsize() == 0
+    await admin.aclose()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("suffix", ["n", "r", "x", "g"])
+async def test_garbage_in_our_own_keys_raises_and_names_the_key(
+    redis_server_factory: Factory, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A metadata key of the wrong type: adds raise (not journalled), a warning names the key."""
+    server = redis_server_factory()
+    ns = namespace()
+    admin = aioredis.Redis.from_url(server.url)
+    name = f"{ns}:{{{ns}#0}}:{suffix}"
+    await admin.set(name, "garbage")
+    memory = fast_recovery(server.url, namespace=ns)
+    with pytest.raises(BackendRefusedError, match="WRONGTYPE"):
+        await memory.add("u1:s1:0", {"content": "note 0"})
+    info = memory.get_backend_info()
+    assert (info["degraded"], info["journal_size"]) == (False, 0)
+    assert await admin.exists(f"{ns}:{{{ns}#0}}:v:u1:s1:0") == 0  # refused before any change
+    assert any(name in r.getMessage() for r in caplog.records)
+    await admin.delete(name)  # the operator fixes it: writes work again
+    await admin.aclose()
+    await memory.add("u1:s1:0", {"content": "note 0"})
+    assert await memory.size() == 1
+    await memory.clear()
+    await memory.aclose()
+
+
+# -- item 2: OOM is not an outage ----------------------------------------------------------------
+
+
+async def test_a_full_redis_refuses_adds_while_reads_deletes_and_clears_run(
+    redis_server_factory: Factory,
+) -> None:
+    """Under maxmemory + noeviction: add raises; get, search and size read Redis; delete and
+    clear free memory; then adds work again. Nothing is journalled."""
+    server = redis_server_factory(extra=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction"))
+    memory = fast_recovery(server.url)
+    filler = "x" * 2000
+    refused = None
+    for i in range(20_000):  # bounded: 40 MB would be ten times the limit
+        try:
+            await memory.add(f"u1:s1:{i}", {"content": f"note {i}", "pad": filler})
+        except BackendRefusedError as exc:
+            refused = (i, exc)
+            break
+    assert refused is not None, "Redis never filled up"
+    last, error = refused
+    assert "full" in str(error)
+    info = memory.get_backend_info()
+    assert (info["degraded"], info["journal_size"]) == (False, 0)
+    assert await memory.get("u1:s1:0") == {"content": "note 0", "pad": filler}
+    assert await memory.get(f"u1:s1:{last}") is None  # the refused add left nothing
+    assert len(await memory.search("note", limit=3)) == 3
+    assert await memory.size() == last
+    assert memory.using_redis
+    assert await memory.delete("u1:s1:0") is True
+    await memory.clear()
+    assert await memory.size() == 0
+    await memory.add("u1:s1:again", {"content": "room again"})
+    assert await memory.get("u1:s1:again") == {"content": "room again"}
+    assert memory.get_backend_info()["degraded"] is False
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_aclose_says_how_many_writes_are_unsent(
+    redis_server_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closed during an outage with 3 journalled writes: an error says 3, and they are counted
+    as dropped (never silently)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(3):
+        await memory.add(f"k{i}", {"v": i})
+    await memory.aclose()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("3 writes" in message and "unsent" in message for message in errors)
+    assert memory.get_backend_info()["journal_dropped"] == 3
+
+
+# -- item 1: clock skew cannot swallow writes ----------------------------------------------------
+
+
+async def test_a_clock_60s_ahead_neither_swallows_nor_blocks_writes(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After writes and a clear from a process 60 s ahead, another process's updates, deletes
+    and clear all take effect (before: they returned normally and changed nothing)."""
+    ns = namespace()
+    real = _versions.wall_ns
+    monkeypatch.setattr(_versions, "wall_ns", lambda: real() + 60 * 10**9)
+    ahead = MemoryPrimitive(redis_server.url, namespace=ns)
+    for i in range(20):
+        await ahead.add(f"u1:s1:{i}", {"by": "ahead"})
+    await ahead.delete("u1:s1:19")
+    monkeypatch.setattr(_versions, "wall_ns", real)  # its clock keeps the versions it issued
+    normal = MemoryPrimitive(redis_server.url, namespace=ns)
+    for i in range(10):
+        await normal.add(f"u1:s1:{i}", {"by": "normal"})
+    await normal.delete("u1:s1:10")
+    await normal.add("u1:s1:19", {"by": "normal"})
+    assert await normal.get("u1:s1:0") == {"by": "normal"}
+    assert await normal.get("u1:s1:10") is None
+    assert await normal.get("u1:s1:19") == {"by": "normal"}
+    assert await normal.size() == 19
+    # A clear from the process that is behind removes what the one ahead wrote.
+    fresh = MemoryPrimitive(redis_server.url, namespace=ns)
+    await ahead.add("u1:s1:late", {"by": "ahead"})
+    await fresh.clear()
+    assert await normal.size() == 0
+    # And a clear from the one ahead does not block the others' writes for 60 s.
+    await ahead.clear()
+    for i in range(50):
+        await fresh.add(f"u2:s1:{i}", {"by": "fresh"})
+    assert await normal.size() == 50
+    assert normal.get_backend_info()["stale_writes"] == 0  # each was retried and applied
+    await normal.clear()
+    for memory in (ahead, normal, fresh):
+        await memory.aclose()
+
+
+WRITER = """
+import asyncio, json, random, sys, time
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import StaleWriteError
+from tta_dev_primitives.stores import _versions
+
+url, ns, name, skew, seed = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+real = _versions.wall_ns
+_versions.wall_ns = lambda: real() + int(skew * 1e9)
+
+async def main():
+    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=5.0)
+    await memory.size()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    rng = random.Random(seed)
+    log = []
+    for i in range(300):
+        key = f"k{rng.randrange(8)}"
+        roll = rng.random()
+        op = "clear" if (name == "ahead" and i == 150) else ("delete" if roll < 0.25 else "add")
+        value = f"{name}-{i}"
+        start = time.monotonic()
+        try:
+            if op == "add":
+                await memory.add(key, {"v": value})
+            elif op == "delete":
+                await memory.delete(key)
+            else:
+                await memory.clear()
+            ok = True
+        except StaleWriteError:
+            ok = False
+        log.append([start, time.monotonic(), op, key, value, ok])
+        if rng.random() < 0.3:
+            await asyncio.sleep(0)
+    assert not memory.get_backend_info()["degraded"]
+    print(json.dumps(log), flush=True)
+    await memory.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_three_processes_one_60s_ahead_the_last_acknowledged_write_wins(
+    redis_server: Any,
+) -> None:
+    """Three OS processes, one with its clock 60 s ahead, write, delete and clear the same keys
+    concurrently: each key ends with a change no other acknowledged change followed."""
+    ns = namespace()
+    procs = []
+    for name, skew, seed in (("ahead", 60.0, "1"), ("p1", 0.0, "2"), ("p2", -0.5, "3")):
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                WRITER,
+                redis_server.url,
+                ns,
+                name,
+                str(skew),
+                seed,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        )
+    logs: list[list[Any]] = []
+    try:
+        async with asyncio.timeout(120):  # hang guard
+            for proc in procs:
+                assert proc.stdout is not None
+                assert (await proc.stdout.readline()).strip() == b"ready"
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                await proc.stdin.drain()
+            for proc in procs:
+                assert proc.stdout is not None
+                logs.extend(json.loads(await proc.stdout.readline()))
+                assert await proc.wait() == 0
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    reader = MemoryPrimitive(redis_server.url, namespace=ns)
+    acked = [entry for entry in logs if entry[5]]
+    assert len(acked) > 800  # the few StaleWriteErrors are the only errors allowed
+    for k in range(8):
+        key = f"k{k}"
+        changes = [e for e in acked if e[2] == "clear" or e[3] == key]
+        # The last acknowledged changes: those no other change started after they returned.
+        last = [e for e in changes if not any(o[0] > e[1] for o in changes)]
+        allowed = [None if e[2] != "add" else {"v": e[4]} for e in last]
+        assert await reader.get(key) in allowed, (key, last)
+    await reader.clear()
+    await reader.aclose()
+
+
+# -- item 5: reads never go back in time --------------------------------------------------------
+
+
+async def test_a_replayed_stale_write_is_reported_and_never_read_back(
+    redis_server_factory: Factory,
+) -> None:
+    """A's journalled write loses to B's newer one on replay: counted, a memory.stale span
+    attribute, and A's outage reads no longer serve it."""
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    await a.add("k", {"v": "A1"})
+    server.stall()
+    await a.add("k", {"v": "A2"})  # times out: journalled
+    assert a.get_backend_info()["journal_size"] == 1
+    server.resume()
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await b.add("k", {"v": "B"})  # newer than A's journalled write
+    with capture_spans() as spans:
+        await replayed(a)
+    assert a.get_backend_info()["stale_writes"] == 1
+    recover = [s for s in spans if s.name == "memory.recover" and s.attributes]
+    assert any(s.attributes.get("memory.stale") is True for s in recover if s.attributes)
+    server.stall()
+    try:
+        assert await a.get("k") is None  # not A2, which Redis rejected
+    finally:
+        server.resume()
+    await replayed(a)
+    assert await a.get("k") == {"v": "B"}
+    await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_what_another_process_deleted_or_overwrote_is_not_served_in_an_outage(
+    redis_server_factory: Factory,
+) -> None:
+    """B deletes A's memory ("forget my address") and overwrites another; A's search feed sees
+    it; in A's next outage neither the deleted nor the old value is served."""
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await a.add("u1:s1:addr", {"content": "my address is 1 Main Street"})
+    await a.add("u1:s1:pet", {"content": "my pet is a cat"})
+    assert len(await a.search("")) == 2  # the search replica now follows the feed
+    await b.delete("u1:s1:addr")
+    await b.add("u1:s1:pet", {"content": "my pet is a dog"})
+    assert await a.search("address") == []
+    server.stall()
+    try:
+        assert await a.get("u1:s1:addr") is None
+        assert await a.search("address") == []
+        assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
+    finally:
+        server.resume()
+    await replayed(a)
+    await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_a_get_from_redis_replaces_what_this_process_had(
+    redis_server_factory: Factory,
+) -> None:
+    """After A reads B's newer value from Redis, A's outage read does not return A's older one."""
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await a.add("k", {"v": "old"})
+    await b.add("k", {"v": "new"})
+    assert await a.get("k") == {"v": "new"}
+    server.stall()
+    try:
+        assert await a.get("k") != {"v": "old"}
+    finally:
+        server.resume()
+    await replayed(a)
+    await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+# -- item 7: bursts and restarts are not outages ------------------------------------------------
+
+
+async def test_a_burst_behind_a_blocked_loop_is_not_an_outage(
+    redis_server_factory: Factory,
+) -> None:
+    """3,000 concurrent adds while the loop is blocked past redis_timeout: Redis had answered,
+    so nothing falls back and every add is in Redis."""
+    server = redis_server_factory()
+    # Generous: load alone must not fail it; the loop is blocked past this timeout on purpose.
+    memory = MemoryPrimitive(server.url, namespace=namespace(), redis_timeout=3.0)
+    await memory.add("warm", {"v": 0})
+
+    async def block_the_loop() -> None:
+        await asyncio.sleep(0.02)  # the adds are in flight now
+        time.sleep(4.0)  # noqa: ASYNC251 (on purpose: the loop is busy elsewhere)
+
+    async with asyncio.timeout(120):  # hang guard
+        await asyncio.gather(
+            block_the_loop(), *(memory.add(f"k{i}", {"v": i}) for i in range(3000))
+        )
+    info = memory.get_backend_info()
+    assert (info["degraded"], info["journal_size"]) == (False, 0)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.size() == 3001
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("how", ["client kill", "restart"])
+async def test_a_dead_connection_is_retried_once_not_an_outage(
+    redis_server_factory: Factory, how: str
+) -> None:
+    """After CLIENT KILL or a server restart (AOF kept the data), the next calls are served
+    by Redis on fresh connections: no fallback, no miss."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await asyncio.gather(*(memory.add(f"k{i}", {"v": i}) for i in range(20)))  # pool a few
+    if how == "restart":
+        server.restart()
+    else:
+        admin = aioredis.Redis.from_url(server.url)
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await admin.aclose()
+    values = await asyncio.gather(*(memory.get(f"k{i}") for i in range(20)))
+    assert values == [{"v": i} for i in range(20)]
+    info = memory.get_backend_info()
+    assert (info["backend"], info["degraded"]) == ("redis", False)
+    await memory.clear()
+    await memory.aclose()
+
+
+# -- item 3: eviction ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "noeviction", "volatile-lru"])
+async def test_an_allkeys_eviction_policy_is_warned_about_once(
+    redis_server_factory: Factory, policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """maxmemory-policy allkeys-*: one warning naming the policy and the fix; others: none."""
+    server = redis_server_factory(extra=("--maxmemory", "64mb", "--maxmemory-policy", policy))
+    caplog.set_level(logging.WARNING, logger="tta_dev_primitives.memory")
+    memory = MemoryPrimitive(server.url, namespace=namespace())
+    for i in range(3):
+        await memory.add(f"k{i}", {"v": i})
+        await memory.get(f"k{i}")
+    warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    if policy.startswith("allkeys"):
+        assert len(warnings) == 1
+        assert policy in warnings[0]
+        assert "noeviction" in warnings[0]
+    else:
+        assert warnings == []
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_live_write_that_loses_after_its_retry_raises_stale(redis_server: Any) -> None:
+    """A newer change that the retry cannot pass (a version this clock cannot read) is reported:
+    StaleWriteError, counted, and the in-process copy dropped."""
+    ns = namespace()
+    memory = MemoryPrimitive(redis_server.url, namespace=ns)
+    await memory.add("k", {"v": "first"})
+    raw = aioredis.Redis.from_url(redis_server.url)
+    await raw.hset(f"{ns}:{{{ns}#0}}:w", "k", "z" * 24)  # newer than any hex version
+    with pytest.raises(StaleWriteError) as raised:
+        await memory.add("k", {"v": "lost"})
+    assert raised.value.newer == "z" * 24
+    assert memory.get_backend_info()["stale_writes"] == 1
+    assert await memory.get("k") == {"v": "first"}  # Redis kept the newer change's value
+    await raw.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_concurrent_calls_of_one_process_keep_their_call_order(redis_server: Any) -> None:
+    """add, delete, add of each key, all in flight at once: the last call wins, as called;
+    arriving out of order is not another process's change, so nothing is retried or reported."""
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace())
+    keys = [f"u1:s1:{i}" for i in range(50)]
+    await asyncio.gather(
+        *(memory.add(k, {"v": 1}) for k in keys),
+        *(memory.delete(k) for k in keys),
+        *(memory.add(k, {"v": 3}) for k in keys),
+    )
+    assert [await memory.get(k) for k in keys] == [{"v": 3}] * 50
+    assert memory.get_backend_info()["stale_writes"] == 0
+    await memory.clear()
+    await memory.aclose()
