@@ -15,9 +15,9 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
                partition is created or cleared), ``cv`` the newest clear's version, ``mv`` the
                newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
-               ``segs`` (set when the partition was created with the per-segment feeds below); ``ft``
-               is '1' once the namespace has a Query Engine index (``stores._redis_query``),
-               ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
+               ``segs`` (set when the partition was created with the per-segment feeds below);
+               ``ft`` is '1' once the namespace has a Query Engine index
+               (``stores._redis_query``), ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
                its backfill of older memories got
 - ``h``        the partition's last sequence again (string): its head, which a replica reads
                for every partition in one ``MGET`` per node to skip those that did not change
