@@ -17,8 +17,8 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
                newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
                ``segs`` (set when the partition was created with the per-segment feeds below);
                ``ft`` is '1' once the namespace has a Query Engine index
-               (``stores._redis_query``), ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
-               its backfill of older memories got
+               (``stores._redis_query``), ``ftdims`` the size of that index's vectors, and
+               ``ftcur`` / ``ftok`` how far its backfill of older memories got
 - ``h``        the partition's last sequence again (string): its head, which a replica reads
                for every partition in one ``MGET`` per node to skip those that did not change
 - ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
