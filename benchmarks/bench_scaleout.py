@@ -326,6 +326,10 @@ async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]
     memory = ours.memory
     backend, indexing, clock = memory._store.remote, memory._indexing, memory._store.versions
     assert backend is not None
+    if mode != "replica":
+        # The Query Engine index exists before the first write, so every write keeps its
+        # document as it is stored (no backfill to wait for, as in a new deployment).
+        await memory.search("warm up", 1)
     start = time.perf_counter()
     pending: list[Any] = []
     for s in range(0, len(turns), LOAD_CHUNK):
@@ -337,8 +341,12 @@ async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]
     for task in pending:
         await task
     seconds = time.perf_counter() - start
-    if mode != "replica":  # an engine that indexes lazily does it now (a replica would load)
+    if mode != "replica":  # whatever is left to index (nothing, normally) is done now
         await memory.search("warm up", 1)
+        await backend.engine.wait_backfill()
+        await memory.search("warm up", 1)
+        if memory.get_backend_info()["search_engine"] != "redis":
+            raise SystemExit(f"{mode}: the Query Engine is not in use after loading")
     await ours.aclose()
     return seconds
 

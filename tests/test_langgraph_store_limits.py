@@ -106,7 +106,8 @@ async def test_from_url_on_redis_keeps_every_item(
 async def test_a_bounded_in_process_memory_warns_once_when_full(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A store on MemoryPrimitive(max_size=5) logs one warning when full, then drops the oldest."""
+    """A store on MemoryPrimitive(max_size=5) logs one warning (the memory's, at its first
+    eviction), then drops the oldest."""
     store = MemoryPrimitiveStore(MemoryPrimitive(max_size=5))
     with caplog.at_level(logging.WARNING, logger="tta_dev_primitives"):
         for i in range(4):

@@ -163,10 +163,6 @@ def _text_fields(memory: MemoryPrimitive) -> tuple[str, ...]:
     return names
 
 
-def _in_process_only(memory: MemoryPrimitive) -> bool:
-    return not memory.get_backend_info()["redis_configured"]
-
-
 def _datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -232,8 +228,8 @@ class MemoryPrimitiveStore(BaseStore):
 
     Every string in an item's value (and its namespace and key) is indexed for word search;
     with ``MemoryPrimitive(text_fields=...)``, only those fields of the value, as on the memory.
-    An in-process memory holds at most its ``max_size`` items: the store logs a warning once
-    when it is full (``from_url(None)`` builds an unbounded one).
+    An in-process memory holds at most its ``max_size`` items: the memory logs a warning the
+    first time it evicts one (``from_url(None)`` builds an unbounded one).
     Without ``index``, ``query`` is word search (BM25) and ``index`` arguments to ``put`` are
     ignored, as in LangGraph's stores. With ``index`` (LangGraph's ``IndexConfig``), ``query``
     is semantic search: the memory must embed with ``index["embed"]`` at ``index["dims"]``, so
@@ -264,7 +260,6 @@ class MemoryPrimitiveStore(BaseStore):
             _check_memory_embeds(memory, self.index_config)
         self._text_fields = _text_fields(memory)
         # Only an in-process memory drops items when full; Redis keeps them all.
-        self._warn_when_full = _in_process_only(memory)
 
     @classmethod
     def from_url(
@@ -408,21 +403,6 @@ class MemoryPrimitiveStore(BaseStore):
             ttl=None if ttl is None else ttl * 60,
             vector_text=self._embedded_text(record),
         )
-        if existing is None and self._warn_when_full:
-            await self._warn_if_full()
-
-    async def _warn_if_full(self) -> None:
-        """Say once, as a logged warning, that an in-process memory now drops the oldest items."""
-        capacity = self.memory.get_backend_info()["max_size"]
-        if await self.memory.size() >= capacity:
-            self._warn_when_full = False
-            log.warning(
-                "MemoryPrimitiveStore: the in-process memory is full (max_size=%d): each new "
-                "item now drops the least recently used one. LangGraph's InMemoryStore keeps "
-                "every item; use MemoryPrimitiveStore.from_url(None) (unbounded), a larger "
-                "max_size, or a redis_url.",
-                capacity,
-            )
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         # A list prefix (``search(["docs"])``) is read as the tuple it spells, as LangGraph's
