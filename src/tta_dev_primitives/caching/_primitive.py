@@ -79,25 +79,9 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._key_fn = cache_key_fn
         self._ttl = check_ttl(ttl_seconds)
         self._namespace = namespace
-        remote: StorageBackend | None
-        if isinstance(backend, str):
-            remote = backend_from_url(
-                backend,
-                namespace=check_namespace(namespace),
-                timeout=check_seconds("redis_timeout", redis_timeout),
-            )
-        elif backend is None or isinstance(backend, StorageBackend):
-            remote = backend
-        else:
-            raise InvalidArgumentTypeError(
-                "backend must be None, a Redis URL or a StorageBackend, "
-                f"got {type(backend).__name__}"
-            )
+        self._store = cache_store(backend, namespace, redis_timeout, max_size)
+        remote = self._store.remote
         self._serialize = remote is not None and remote.serializes
-        local = InProcessBackend(check_max_size(max_size))
-        self._store: HybridStore[StorageBackend] = HybridStore(
-            local, remote, events=StoreTelemetry(namespace), report_unsent=False
-        )  # an unsent cache entry is only a later miss: aclose() does not report it
         self._inflight: dict[str, asyncio.Future[Any]] = {}
         self._hits = 0
         self._misses = 0
@@ -231,3 +215,26 @@ class _Boxed(Generic[U]):
 
     def __init__(self, value: U) -> None:
         self.value = value
+
+
+def cache_store(
+    backend: Any, namespace: str, redis_timeout: float, max_size: int
+) -> HybridStore[StorageBackend]:
+    """A cache's store: in-process, fronting ``backend`` (None, a Redis URL or a
+    ``StorageBackend``) with the memory's fallback. An unsent entry is only a later miss, so
+    ``aclose()`` does not report it."""
+    remote: StorageBackend | None
+    if isinstance(backend, str):
+        remote = backend_from_url(
+            backend,
+            namespace=check_namespace(namespace),
+            timeout=check_seconds("redis_timeout", redis_timeout),
+        )
+    elif backend is None or isinstance(backend, StorageBackend):
+        remote = backend
+    else:
+        raise InvalidArgumentTypeError(
+            f"backend must be None, a Redis URL or a StorageBackend, got {type(backend).__name__}"
+        )
+    local = InProcessBackend(check_max_size(max_size))
+    return HybridStore(local, remote, events=StoreTelemetry(namespace), report_unsent=False)

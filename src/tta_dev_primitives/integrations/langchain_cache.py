@@ -31,13 +31,10 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
-from tta_dev_primitives._checks import check_max_size, check_namespace, check_seconds, check_ttl
+from tta_dev_primitives._checks import check_namespace, check_ttl
+from tta_dev_primitives.caching._primitive import cache_store
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
-from tta_dev_primitives.stores._factory import backend_from_url
-from tta_dev_primitives.stores._hybrid import HybridStore
-from tta_dev_primitives.stores._inprocess import InProcessBackend
-from tta_dev_primitives.telemetry._memory_ops import StoreTelemetry
 from tta_dev_primitives.telemetry._metrics import instruments
 
 from ._portal import run_sync
@@ -88,23 +85,7 @@ class LLMCache(BaseCache):
     ) -> None:
         self._ttl = check_ttl(ttl_seconds)
         self._namespace = namespace = check_namespace(namespace)
-        remote: StorageBackend | None
-        if isinstance(backend, str):
-            remote = backend_from_url(
-                backend,
-                namespace=namespace,
-                timeout=check_seconds("redis_timeout", redis_timeout),
-            )
-        elif backend is None or isinstance(backend, StorageBackend):
-            remote = backend
-        else:
-            raise InvalidArgumentTypeError(
-                "backend must be None, a Redis URL or a StorageBackend, "
-                f"got {type(backend).__name__}"
-            )
-        self._store: HybridStore[StorageBackend] = HybridStore(
-            InProcessBackend(check_max_size(max_size)), remote, events=StoreTelemetry(namespace)
-        )
+        self._store = cache_store(backend, namespace, redis_timeout, max_size)
 
     @staticmethod
     def _key(prompt: str, llm_string: str) -> str:
