@@ -164,12 +164,19 @@ class QueryEngine:
         cluster: bool,
         backfill: Callable[[int | None], Awaitable[bool]],
         dims: int | None,
+        *,
+        searching: bool = False,
     ) -> None:
         """Learn (once) whether this namespace searches in the engine, making the index if it
-        is not there, giving it a vector field of ``dims`` (this process's embedder's size) and
-        backfilling it; a process that chose ``"replica"`` only learns what the index holds."""
+        is not there, giving it a vector field of ``dims`` (this process's embedder's size) and,
+        before a search, backfilling it; a process that chose ``"replica"`` only learns what the
+        index holds. A write needs only the first two: while a backfill runs it costs nothing."""
+        vectors_known = dims is None or bool(self.dims)
         if not self._stale and (
-            self.state == "absent" or (self.state == "ready" and (dims is None or self.dims))
+            self.state == "absent"
+            or (self.state == "ready" and vectors_known)
+            or (self.state == "building" and vectors_known and not searching)
+            or (self.state == "building" and vectors_known and self._backfilling)
         ):
             return
         if self._lock is None:
@@ -180,8 +187,12 @@ class QueryEngine:
                 await self._discover(call, bases, cluster, dims)
             if self.state in ("building", "ready") and dims is not None and self.dims is None:
                 await self._add_vectors(call, bases, dims)
-            if self.state == "building":
+            if self.state == "building" and searching:
                 await self._check_ready(call, bases, backfill, dims)
+
+    @property
+    def _backfilling(self) -> bool:
+        return self._backfill is not None and not self._backfill.done()
 
     async def _discover(
         self, call: Call, bases: list[str], cluster: bool, dims: int | None

@@ -123,13 +123,14 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         self.engine.cleared()
 
     async def _prepare(self, *, patient: bool = False) -> None:
-        """Connect, and learn (once) which engine searches here (a search waits on the load
-        budget, like its other calls)."""
+        """Connect, and learn (once) which engine searches here; a search (``patient``: it waits
+        on the load budget, like its other calls) also checks that the index is whole."""
         await self._ready()
         call: Any = self._patient if patient else self._call
         await self.engine.prepare(
-            call, self._bases, self.topology == "cluster", self._backfill, self._dims
-        )
+            call, self._bases, self.topology == "cluster", self._backfill, self._dims,
+            searching=patient,
+        )  # fmt: skip
 
     async def search(
         self, query: Query, limit: int, scope: str | None
