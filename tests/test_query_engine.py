@@ -359,3 +359,31 @@ async def test_eight_processes_starting_at_once_all_answer_in_full(
     assert len(want) == 10
     await warm.clear()
     await warm.aclose()
+
+
+async def test_a_user_who_may_not_create_the_index_searches_with_a_replica(
+    engine_server: RedisServer,
+) -> None:
+    """Without +ft.create, "auto" searches a replica in full and "redis" names the refusal."""
+    import redis.asyncio as aioredis
+
+    from test_redis_store import ACL_COMMANDS
+
+    admin = aioredis.Redis.from_url(engine_server.url)
+    reading_only = [c for c in ENGINE_ACL.split() if c not in ("+ft.create", "+ft.alter")]
+    await admin.execute_command(
+        "ACL", "SETUSER", "tta", "on", ">tta-secret", "resetkeys", "~tta:acl:*", "-@all",
+        *ACL_COMMANDS.split(), *reading_only,
+    )  # fmt: skip
+    await admin.aclose()
+    url = f"redis://tta:tta-secret@127.0.0.1:{engine_server.port}/0"
+    auto = MemoryPrimitive(url, namespace="tta:acl")
+    await auto.add("u1:s1:a", {"content": "least privilege"})
+    assert len(await auto.search("privilege")) == 1
+    assert auto.get_backend_info()["search_engine"] == "replica"
+    strict = engine_memory(url, "tta:acl")
+    with pytest.raises(BackendError, match="could not be created"):
+        await strict.search("privilege")
+    await auto.clear()
+    for m in (auto, strict):
+        await m.aclose()

@@ -220,9 +220,20 @@ class QueryEngine:
             self.dims, self.state = info.get("dims"), "absent"
             return
         if not info.get("exists"):
-            with contextlib.suppress(BackendError):  # another process made it first
+            refused: BackendError | None = None
+            try:
                 await call(lambda c: c.execute_command(*self._create_args(bases, dims)))
+            except BackendError as exc:  # another process made it first, or we may not
+                refused = exc
             info = await call(self._info) or {}
+            if not info.get("exists"):  # we may not create it (ACL): search with a replica
+                if self.mode == "redis":
+                    raise BackendError(
+                        f"search_engine='redis': the Query Engine index {self.name!r} does not "
+                        f"exist and could not be created ({refused})"
+                    )
+                self.state = "absent"
+                return
         # Only now (the index exists, so every document is indexed as it is written) do writes
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
