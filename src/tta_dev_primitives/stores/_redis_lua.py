@@ -349,7 +349,7 @@ return {last, removed}
 # ARGV: base, then per memory: key, sequence, terms, tags, vector dims (0: none of this
 # process's embedder's size). The backfill of a namespace's
 # Query Engine index: writes the documents of memories still holding that write (a newer write
-# or a delete has done its own), and moves n.ftcur to the page's last sequence.
+# or a delete has done its own) that lack them, and moves n.ftcur to the page's last sequence.
 INDEX_PAGE = (
     _COMMON
     + r"""
@@ -360,9 +360,14 @@ for i = 2, #ARGV, 5 do
   local cur = redis.call('ZSCORE', base .. 'r', key)
   if cur and tonumber(cur) == tonumber(seq) then
     local ttl = redis.call('PTTL', base .. 'v:' .. key)
-    if ttl ~= -2 then
+    local vector = redis.call('HGET', base .. 'e', key) or ''
+    -- A document this write already keeps (with its vectors, if it has any) is left alone:
+    -- rewriting it would leave a deleted entry in the engine's statistics until its GC runs.
+    local doc = redis.call('HMGET', base .. 'f:' .. key, 'q', 'nv')
+    local kept = doc[1] and tonumber(doc[1]) == tonumber(seq)
+                 and (vector == '' or tonumber(doc[2] or '0') > 0)
+    if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
-      local vector = redis.call('HGET', base .. 'e', key) or ''
       index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]))
       done = done + 1
     end
