@@ -93,13 +93,14 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         version: str = "",
         document: Document | None = None,
     ) -> None:
-        if document is not None and document.vector is not None:
-            self._dims = int(document.vector.shape[-1])
+        dims = None if document is None or document.vector is None else document.vector.shape[-1]
+        if dims is not None:
+            self._dims = int(dims)
         await self._prepare()
         seq = await self._put(key, payload, ttl, version, self._extra(key, document))
         replicas = self._replicas
-        if replicas is not None and document is not None and document.vector is not None:
-            replicas.expect_dims(document.vector.shape[-1])
+        if replicas is not None and dims is not None:
+            replicas.expect_dims(int(dims))
         if seq is not None and replicas is not None and document is not None:
             # The feed will bring this write back: reuse its document instead of re-analysing it.
             replicas.wrote(key, seq, document)
@@ -135,10 +136,9 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
-        """Catch the replica up with Redis, rank there, then read the winners' values.
-
-        Every call here waits up to ``load_timeout`` (see the module docstring), never less.
-        """
+        """Rank in the Query Engine when it is in use (each call within the per-call timeout),
+        else in the caught-up replica (its calls wait up to ``load_timeout``, see the module
+        docstring); then read the winners' values."""
         state = self._loops.get(asyncio.get_running_loop())
         if state is None or state.client is None:
             await self._patient(_connected)  # connect (learning the topology) first
