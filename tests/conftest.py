@@ -83,6 +83,25 @@ def redis_query_engine() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_query_engine_cluster() -> Iterator[LocalCluster]:
+    """A 3-master Redis Cluster whose nodes have the Query Engine (RediSearch, no coordinator).
+
+    Skipped, or under CI=true failed, like ``redis_query_engine``.
+    """
+    from query_engine_server import start_redis_stack_cluster
+
+    started = start_redis_stack_cluster()
+    if isinstance(started, str):
+        if IN_CI:
+            why = f"CI=true: no Redis Cluster with the Query Engine: {started}"
+            pytest.fail(why, pytrace=False)
+        pytest.skip(started)
+    cluster, _ = started
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     """A raw redis.asyncio client on a flushed session server, closed after the test."""
@@ -97,12 +116,14 @@ BACKENDS = [
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster", marks=pytest.mark.redis),
     pytest.param("redis_engine", marks=pytest.mark.redis),
+    pytest.param("redis_engine_cluster", marks=pytest.mark.redis),
 ]
 #: The Redis fixtures behind each backend, and the search engine a memory there is told to use.
 REDIS_BACKENDS = {
     "redis": ("redis_server", "auto"),
     "redis_cluster": ("redis_cluster", "auto"),
     "redis_engine": ("redis_query_engine", "redis"),
+    "redis_engine_cluster": ("redis_query_engine_cluster", "redis"),
 }
 
 

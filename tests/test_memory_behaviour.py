@@ -132,15 +132,19 @@ async def test_search_reads_string_contents_not_field_names(memory: MemoryPrimit
 
 
 async def test_multi_word_queries_rank_by_relevance(memory: MemoryPrimitive) -> None:
-    """A memory matching both words outranks ones matching one; rarer words weigh more."""
+    """A memory matching both words outranks ones matching one; rarer words weigh more.
+
+    One user's session, as memories are kept: on a cluster searching in the Query Engine the
+    words' statistics are each master's, and one session's memories share a master.
+    """
     await seed(
         memory,
         {
-            "both": {"content": "redis timeout while saving"},
-            "common": {"content": "saving saving files"},
-            "rare": {"content": "redis timeout while loading"},
-            "filler1": {"content": "saving data"},
-            "filler2": {"content": "saving more"},
+            "u1:s1:both": {"content": "redis timeout while saving"},
+            "u1:s1:common": {"content": "saving saving files"},
+            "u1:s1:rare": {"content": "redis timeout while loading"},
+            "u1:s1:filler1": {"content": "saving data"},
+            "u1:s1:filler2": {"content": "saving more"},
         },
     )
     results = await memory.search("timeout saving", limit=10)

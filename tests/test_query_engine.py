@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fast_recovery, namespace, replayed
+from conftest import eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
@@ -387,3 +387,31 @@ async def test_a_user_who_may_not_create_the_index_searches_with_a_replica(
     await auto.clear()
     for m in (auto, strict):
         await m.aclose()
+
+
+async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
+    redis_query_engine: RedisServer,
+) -> None:
+    """FT.DROPINDEX leaves the documents: the next process makes the index again, answers in
+    full while the engine scans them, and then searches in the engine."""
+    import redis.asyncio as aioredis
+
+    ns = namespace()
+    first = engine_memory(redis_query_engine.url, ns)
+    for i in range(300):
+        await first.add(f"u{i % 3}:s1:{i}", {"content": f"turn {i} about the garden"})
+    assert len(await first.search("garden", limit=500)) == 300
+    await first.aclose()
+    admin = aioredis.Redis.from_url(redis_query_engine.url)
+    await admin.execute_command("FT.DROPINDEX", f"{ns}:idx")
+    await admin.aclose()
+    again = engine_memory(redis_query_engine.url, ns)
+    assert len(await again.search("garden", limit=500)) == 300
+
+    async def in_engine() -> bool:
+        found = await again.search("garden", limit=500)
+        return len(found) == 300 and again.get_backend_info()["search_engine"] == "redis"
+
+    await eventually(in_engine, within=30)
+    await again.clear()
+    await again.aclose()

@@ -32,6 +32,16 @@ pages, each idempotent, recording its progress in Redis (``n.ftcur``, ``n.ftok``
 another process resumes a backfill that stopped. The first embedder's size becomes the
 index's vector field (``n.ftdims``; adding it backfills again, so older vectors are in it).
 Until the index is whole, searches go to the replica, so no answer ever misses a memory.
+
+On a Redis Cluster whose servers have the engine but no coordinator (RediSearch without
+``RSCoordinator``, as the module loads by itself), each master indexes its own documents: its
+index is ``<ns>:idx:{<tag>}``, the tag chosen so that the name's slot is that master's (the
+engine refuses, with MOVED, an index whose name another master owns). A search asks every
+master at once and merges their best hits, or only the master of the scope's partition when the
+scope names one (``user:session``). Keyword scores there use each master's statistics, which
+differ little once partitions spread over shards. When masters change (a failover, resharding,
+a new master), the next search finds the new layout and makes the indexes it lacks; the engine
+indexes the documents already on a master before searches use it.
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from tta_dev_primitives.exceptions import BackendError
 from tta_dev_primitives.search._analyzer import Query
@@ -81,6 +91,22 @@ EF_RUNTIME: Final = 200
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 Call = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+#: Names tried per master for an index whose slot it owns (a master owns at least one slot in
+#: 16,384, so this many tries find one for any master but a one-slot one with odds below e^-6).
+_MAX_TAG_TRIES: Final = 100_000
+
+
+class Shard(NamedTuple):
+    """Where one index lives: a cluster master (None on a single server) and its name there."""
+
+    node: Any
+    name: str
+
+    async def run(self, client: Any, *args: Any) -> Any:
+        """A command on this index's server (the index name is the caller's to place)."""
+        if self.node is None:
+            return await client.execute_command(*args)
+        return await client.execute_command(*args, target_nodes=self.node)
 
 
 def encode_term(term: str) -> str:
@@ -125,13 +151,18 @@ class QueryEngine:
 
     def __init__(self, namespace: str, mode: SearchEngine, indexing: Indexing) -> None:
         self.mode: SearchEngine = mode
+        self.namespace = namespace
         self.name = f"{namespace}:idx"
+        self.cluster = False
+        #: The masters' layout the shards were found for, and the shards (see ``shards``).
+        self._layout: tuple[tuple[str, ...], list[Shard]] | None = None
         self.indexing = indexing
         #: unknown (not asked yet), absent (no engine, or not ours to use), building, ready
         self.state = "unknown"
         self.dims: int | None = None  # of the index's vector field, once it has one
         self._no_engine = False
         self._stale = False  # cleared here: check the index's facts again
+        self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -171,6 +202,9 @@ class QueryEngine:
         is not there, giving it a vector field of ``dims`` (this process's embedder's size) and,
         before a search, backfilling it; a process that chose ``"replica"`` only learns what the
         index holds. A write needs only the first two: while a backfill runs it costs nothing."""
+        self.cluster = cluster
+        if cluster and self.state in ("building", "ready") and not self._stale:
+            self._stale = not await call(self._same_layout)  # masters or slots moved
         vectors_known = dims is None or bool(self.dims)
         if not self._stale and (
             self.state == "absent"
@@ -197,16 +231,7 @@ class QueryEngine:
     async def _discover(
         self, call: Call, bases: list[str], cluster: bool, dims: int | None
     ) -> None:
-        if cluster:
-            # Each shard would hold its own index and statistics: not supported yet.
-            if self.mode == "redis":
-                raise BackendError(
-                    "search_engine='redis' is not supported on a Redis Cluster yet: use "
-                    "search_engine='auto' or 'replica'"
-                )
-            self._no_engine, self.state = True, "absent"
-            return
-        info = await call(self._info)
+        info = await call(self._infos)
         if info is None:  # no Query Engine, or we may not use it
             if self.mode == "redis":
                 raise BackendError(
@@ -220,12 +245,16 @@ class QueryEngine:
             self.dims, self.state = info.get("dims"), "absent"
             return
         if not info.get("exists"):
+            # Documents written before this index (an index dropped by hand, slots moved to a
+            # master without one) are indexed by the engine's own scan: wait for it to end.
+            self._await_scan = any(f == "1" for f in await call(lambda c: _facts(c, bases, "ft")))
             refused: BackendError | None = None
+            size = info.get("dims") or dims  # a new master's index matches the others'
             try:
-                await call(lambda c: c.execute_command(*self._create_args(bases, dims)))
-            except BackendError as exc:  # another process made it first, or we may not
+                await call(lambda c: self._create(c, bases, size))
+            except BackendError as exc:  # we may not (ACL)
                 refused = exc
-            info = await call(self._info) or {}
+            info = await call(self._infos) or {}
             if not info.get("exists"):  # we may not create it (ACL): search with a replica
                 if self.mode == "redis":
                     raise BackendError(
@@ -242,10 +271,24 @@ class QueryEngine:
             await call(lambda c: _mark(c, bases, "ftdims", str(self.dims)))
         self.state = "building"
 
-    def _create_args(self, bases: list[str], dims: int | None) -> list[Any]:
+    async def _create(self, client: Any, bases: list[str], dims: int | None) -> None:
+        """Make the index on every server that lacks it (another process may be making it too).
+
+        Every master's index lists every partition's prefix: a partition may move to any of them.
+        """
+        from redis import exceptions as rexc
+
+        for shard in self.shards(client):
+            try:
+                await shard.run(client, *self._create_args(shard.name, bases, dims))
+            except rexc.ResponseError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+
+    def _create_args(self, name: str, bases: list[str], dims: int | None) -> list[Any]:
         prefixes = [base + kind for base in bases for kind in ("f:", "fv:")]
         return [
-            "FT.CREATE", self.name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
+            "FT.CREATE", name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
             "STOPWORDS", 0, "SCHEMA",
             "t", "TEXT", "NOSTEM",
             "s", "TAG",
@@ -253,26 +296,51 @@ class QueryEngine:
             *([] if not dims else _vector_field(dims)),
         ]  # fmt: skip
 
-    async def _info(self, client: Any) -> dict[str, Any] | None:
-        """``{"exists": bool, "dims": int | None}``; None without an engine (or not for us)."""
-        from redis import exceptions as rexc
+    async def _infos(self, client: Any) -> dict[str, Any] | None:
+        """The index on every server (each master of a cluster), as one: ``{"exists": all
+        have it, "dims": the vector size all have (None if one lacks the field), "indexing":
+        one is still indexing documents it found}``; None without an engine (or not for us)."""
+        infos = [await _info(client, shard) for shard in self.shards(client, fresh=True)]
+        if any(info is None for info in infos):
+            return None
+        found = [info for info in infos if info is not None and info["exists"]]
+        sizes = {info["dims"] for info in found}
+        return {
+            "exists": len(found) == len(infos),
+            "dims": None if not found or None in sizes else min(sizes),
+            "indexing": any(info["indexing"] for info in found),
+        }
 
-        try:
-            reply = await client.execute_command("FT.INFO", self.name)
-        except rexc.ResponseError as exc:
-            text = str(exc).lower()
-            if "unknown index" in text or "no such index" in text:
-                return {"exists": False, "dims": None}
-            if "unknown command" in text or "noperm" in text or "permission" in text:
-                return None
-            raise
-        fields = _as_dict(reply)
-        dims = None
-        for attribute in fields.get("attributes", []):
-            attr = _as_dict(attribute)
-            if _text(attr.get("identifier", "")) == "e":
-                dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
-        return {"exists": True, "dims": dims}
+    # -- where the index lives -----------------------------------------------------------------
+
+    def shards(self, client: Any, *, fresh: bool = False) -> list[Shard]:
+        """The index on each server: one on a single server, one per master on a cluster.
+
+        A cluster's are worked out again when its masters, or their slots, changed since
+        (``fresh`` forces it, for a discovery).
+        """
+        if not self.cluster:
+            return [Shard(None, self.name)]
+        layout = self._layout
+        if layout is not None and not fresh and _still_owned(client, layout):
+            return layout[1]
+        masters = sorted(client.get_primaries(), key=lambda node: node.name)
+        shards = [Shard(node, self._name_on(client, node)) for node in masters]
+        self._layout = (tuple(node.name for node in masters), shards)
+        return shards
+
+    async def _same_layout(self, client: Any) -> bool:
+        layout = self._layout
+        return layout is not None and _still_owned(client, layout)
+
+    def _name_on(self, client: Any, node: Any) -> str:
+        """The first ``<ns>:idx:{<n>}`` whose slot ``node`` owns: every process finds the same."""
+        for n in range(_MAX_TAG_TRIES):
+            name = f"{self.namespace}:idx:{{{n}}}"
+            owner = client.get_node_from_key(name)
+            if owner is not None and owner.name == node.name:
+                return name
+        raise BackendError(f"found no index name whose slot cluster node {node.name} owns")
 
     async def _check_ready(
         self,
@@ -298,6 +366,11 @@ class QueryEngine:
             if not await backfill(1):
                 self._backfill = asyncio.get_running_loop().create_task(self._finish(backfill))
                 return
+        if self._await_scan:
+            info = await call(self._infos)
+            if info is None or not info["exists"] or info["indexing"]:
+                return  # the engine is still indexing documents it found
+            self._await_scan = False
         self.state = "ready"
 
     async def _finish(self, backfill: Callable[[int | None], Awaitable[bool]]) -> None:
@@ -317,13 +390,8 @@ class QueryEngine:
         The process that adds it backfills again, so memories written before, vectors and all,
         are in the field before searches by meaning use it.
         """
-        try:
-            await call(lambda c: c.execute_command("FT.ALTER", self.name, "SCHEMA", "ADD",
-                                                   *_vector_field(dims)))  # fmt: skip
-            added = True
-        except BackendError:  # another process added it first
-            added = False
-        info = await call(self._info) or {}
+        added = await call(lambda c: self._alter(c, dims))
+        info = await call(self._infos) or {}
         self.dims = info.get("dims")
         if self.dims != dims:
             log.warning(
@@ -336,6 +404,20 @@ class QueryEngine:
         if added:
             await call(lambda c: _unmark(c, bases, "ftok", "ftcur"))
             self.state = "building"
+
+    async def _alter(self, client: Any, dims: int) -> bool:
+        """Add the vector field where it is missing; True if this process added one."""
+        from redis import exceptions as rexc
+
+        added = False
+        for shard in self.shards(client):
+            try:
+                await shard.run(client, "FT.ALTER", shard.name, "SCHEMA", "ADD",
+                                *_vector_field(dims))  # fmt: skip
+                added = True
+            except rexc.ResponseError:  # another process added it first
+                pass
+        return added
 
     def cleared(self) -> None:
         """The namespace was cleared here: check the index's facts again before the next
@@ -353,10 +435,14 @@ class QueryEngine:
     # -- searching -----------------------------------------------------------------------------
 
     async def search(
-        self, call: Call, query: Query, limit: int, scope: str | None
+        self, call: Call, query: Query, limit: int, scope: str | None, base: str | None = None
     ) -> list[tuple[str, float, int]] | None:
-        """``(key, score, sequence)`` best first, ties newest first; None if the engine
-        cannot answer this query (vectors of another size): the caller uses the replica."""
+        """``(key, score, sequence)`` best first, ties newest first (on a cluster, past
+        ``TIE_MARGIN`` equal keyword scores keep the engine's order); None if the engine
+        cannot answer this query (vectors of another size): the caller uses the replica.
+
+        ``base`` is the partition of a scope that lies in one (on a cluster only its master is
+        asked)."""
         scope = None if scope is None else normalize_scope(scope)
         mode, weight = query.mode, query.weight
         if mode == "hybrid" and weight == 0.0:
@@ -367,16 +453,13 @@ class QueryEngine:
             return None  # the index holds no vectors of this size: the replica's do
         if mode == "keyword":
             if query.blank:
-                recent: list[tuple[str, float, int]] = await call(
-                    lambda c: self._recent(c, limit, scope)
-                )
-                return recent
-            return _top(await self._keyword_only(call, query, limit, scope), limit)
+                return _top(await self._fan(call, base, self._recent, limit, scope), limit)
+            return _top(await self._keyword_only(call, query, limit, scope, base), limit)
         if mode == "semantic":
-            return _top(await call(lambda c: self._semantic(c, query, limit, scope)), limit)
+            return _top(await self._fan(call, base, self._semantic, query, limit, scope), limit)
         depth = max(limit, CANDIDATE_DEPTH)
-        keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope)
-        semantic = await call(lambda c: self._semantic(c, query, depth, scope))
+        keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope, base)
+        semantic = _top(await self._fan(call, base, self._semantic, query, depth, scope), depth)
         seqs = {key: seq for key, _, seq in keyword}
         seqs.update((key, seq) for key, _, seq in semantic)
         fused = fuse(
@@ -385,18 +468,38 @@ class QueryEngine:
         )  # fmt: skip
         return _top(((key, score, seqs[key]) for key, score in fused.items()), limit)
 
+    async def _fan(
+        self,
+        call: Call,
+        base: str | None,
+        work: Callable[..., Awaitable[list[tuple[str, float, int]]]],
+        *args: Any,
+    ) -> list[tuple[str, float, int]]:
+        """``work(client, shard, *args)`` on every server holding the index (at once), or only
+        on the master of ``base``; their rows together, unsorted."""
+
+        async def run(client: Any) -> list[tuple[str, float, int]]:
+            shards = self.shards(client)
+            if base is not None and len(shards) > 1:
+                owner = client.get_node_from_key(base + "n")
+                shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
+            if len(shards) == 1:
+                return await work(client, shards[0], *args)
+            parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
+            return [row for part in parts for row in part]
+
+        found: list[tuple[str, float, int]] = await call(run)
+        return found
+
     async def _keyword_only(
-        self, call: Call, query: Query, limit: int, scope: str | None
+        self, call: Call, query: Query, limit: int, scope: str | None, base: str | None
     ) -> list[tuple[str, float, int]]:
         if not query.terms:
             return []
-        found: list[tuple[str, float, int]] = await call(
-            lambda c: self._keyword(c, query, limit, scope)
-        )
-        return found
+        return _top(await self._fan(call, base, self._keyword, query, limit, scope), limit)
 
     async def _keyword(
-        self, client: Any, query: Query, limit: int, scope: str | None
+        self, client: Any, shard: Shard, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
         terms = query.terms[:MAX_QUERY_TOKENS]
         tokens = [encode_term(t) for t in terms]
@@ -404,18 +507,19 @@ class QueryEngine:
             tokens[-1:] = prefix_tokens(terms[-1])
         text = "@t:(" + "|".join(tokens) + ")" + _scope_filter(scope, " ")
         window = limit + TIE_MARGIN
-        reply = await client.execute_command(
-            "FT.SEARCH", self.name, text, "SCORER", "BM25STD", "WITHSCORES", "RETURN", 1, "q",
-            "LIMIT", 0, window, "DIALECT", 2,
+        reply = await shard.run(
+            client, "FT.SEARCH", shard.name, text, "SCORER", "BM25STD", "WITHSCORES",
+            "RETURN", 1, "q", "LIMIT", 0, window, "DIALECT", 2,
         )  # fmt: skip
         rows = _rows(reply, scores=True)
         ties = len(rows) == window and rows[limit - 1][1] == rows[-1][1]
-        if ties and _total(reply) <= MAX_TIE_SORT:
+        if ties and shard.node is None and _total(reply) <= MAX_TIE_SORT:
             # Equal scores run past the window: the engine orders them oldest first, so ask
             # it to sort by score, then sequence (slower: only when ties need it, and only
-            # over a bounded number of matches).
-            reply = await client.execute_command(
-                "FT.AGGREGATE", self.name, text, "ADDSCORES", "SCORER", "BM25STD",
+            # over a bounded number of matches). Not on a cluster: there the engine loads
+            # ``__key`` only for documents in its index name's slot.
+            reply = await shard.run(
+                client, "FT.AGGREGATE", shard.name, text, "ADDSCORES", "SCORER", "BM25STD",
                 "LOAD", 2, "@__key", "@q", "SORTBY", 4, "@__score", "DESC", "@q", "DESC",
                 "MAX", window, "DIALECT", 2,
             )  # fmt: skip
@@ -427,7 +531,7 @@ class QueryEngine:
         ]
 
     async def _semantic(
-        self, client: Any, query: Query, limit: int, scope: str | None
+        self, client: Any, shard: Shard, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
         from tta_dev_primitives.embeddings._vectors import encode_vector
 
@@ -435,8 +539,8 @@ class QueryEngine:
         ef = max(EF_RUNTIME, k)
         where = _scope_filter(scope, "") or "*"
         text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
-        reply = await client.execute_command(
-            "FT.SEARCH", self.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
+        reply = await shard.run(
+            client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
             "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, "DIALECT", 2,
         )  # fmt: skip
         best: dict[str, tuple[float, int]] = {}
@@ -451,19 +555,18 @@ class QueryEngine:
         return [(key, sim, seq) for key, (sim, seq) in best.items()]
 
     async def _recent(
-        self, client: Any, limit: int, scope: str | None
+        self, client: Any, shard: Shard, limit: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
         text = _scope_filter(scope, "") or "*"
-        reply = await client.execute_command(
-            "FT.SEARCH", self.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
+        reply = await shard.run(
+            client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
             "LIMIT", 0, limit + TIE_MARGIN, "DIALECT", 2,
         )  # fmt: skip
-        found = [
+        return [
             (key, 0.0, seq)
             for key, _, fields in _rows(reply, scores=False)
             if (seq := _seq(fields)) is not None and in_scope(key, scope)
         ]
-        return _top(found, limit)
 
     # -- the backfill --------------------------------------------------------------------------
 
@@ -476,6 +579,42 @@ class QueryEngine:
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
             args += [key, str(seq), terms_text(terms), scope_tags(key), width]
         return args
+
+
+async def _info(client: Any, shard: Shard) -> dict[str, Any] | None:
+    """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
+    (or not one this user may use)."""
+    from redis import exceptions as rexc
+
+    try:
+        reply = await shard.run(client, "FT.INFO", shard.name)
+    except rexc.ResponseError as exc:
+        text = str(exc).lower()
+        if "unknown index" in text or "no such index" in text:
+            return {"exists": False, "dims": None, "indexing": False}
+        if "unknown command" in text or "noperm" in text or "permission" in text:
+            return None
+        raise
+    fields = _as_dict(reply)
+    dims = None
+    for attribute in fields.get("attributes", []):
+        attr = _as_dict(attribute)
+        if _text(attr.get("identifier", "")) == "e":
+            dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
+    indexing = int(float(_text(fields.get("indexing", 0)) or 0)) != 0
+    return {"exists": True, "dims": dims, "indexing": indexing}
+
+
+def _still_owned(client: Any, layout: tuple[tuple[str, ...], list[Shard]]) -> bool:
+    """True while the cluster has the same masters, each owning its index's slot."""
+    masters = tuple(sorted(node.name for node in client.get_primaries()))
+    if masters != layout[0]:
+        return False
+    for shard in layout[1]:
+        owner = client.get_node_from_key(shard.name)
+        if owner is None or owner.name != shard.node.name:
+            return False
+    return True
 
 
 def _scope_filter(scope: str | None, sep: str) -> str:

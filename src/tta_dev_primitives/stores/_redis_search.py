@@ -147,7 +147,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         await self._prepare(patient=True)
         scope = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
-            first = await self.engine.search(self._call, query, limit, scope)
+            base = self._scope_base(scope)
+            first = await self.engine.search(self._call, query, limit, scope, base)
             if first is not None:
 
                 async def rank(want: int) -> Ranked:
@@ -170,7 +171,12 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     async def _engine_rank(
         self, query: Query, want: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
-        return await self.engine.search(self._call, query, want, scope) or []
+        base = self._scope_base(scope)
+        return await self.engine.search(self._call, query, want, scope, base) or []
+
+    def _scope_base(self, scope: str | None) -> str | None:
+        """The partition every key of ``scope`` lies in, if it names one (two segments or more)."""
+        return self._base(scope) if scope is not None and ":" in scope else None
 
     async def _resolve(
         self,

@@ -1,0 +1,98 @@
+"""The Query Engine on a Redis Cluster without a coordinator: an index on every master.
+
+What is promised (docs/production.md, "Standalone or cluster"): a search asks every master and
+merges their hits, or only the master of a scope that names one partition; a failover or a new
+layout is found by the next search, which makes the indexes it lacks.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from conftest import IN_CI, namespace
+from redis_server import LocalCluster
+from tta_dev_primitives import MemoryPrimitive
+
+pytestmark = pytest.mark.redis
+
+
+def _ft_searches(cluster: LocalCluster) -> dict[int, int]:
+    """``FT.SEARCH`` calls each live master has served so far."""
+    counts = {}
+    for node in cluster.master_nodes():
+        stats = redis.Redis(port=node.port).info("commandstats")
+        counts[node.port] = int(stats.get("cmdstat_FT.SEARCH", {}).get("calls", 0))
+    return counts
+
+
+async def test_every_master_has_an_index_and_a_search_merges_them(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """Memories of 60 users spread over all masters; one unscoped search finds every match."""
+    memory = MemoryPrimitive(
+        redis_query_engine_cluster.url, namespace=namespace(), search_engine="redis"
+    )
+    for user in range(60):
+        await memory.add(f"u{user}:s1:t1", {"content": f"user {user} parked the car"})
+        await memory.add(f"u{user}:s1:t2", {"content": f"user {user} went hiking"})
+    found = await memory.search_scored("parked car", limit=100)
+    assert sorted(h.key for h in found) == sorted(f"u{u}:s1:t1" for u in range(60))
+    assert memory.get_backend_info()["search_engine"] == "redis"
+    for node in redis_query_engine_cluster.master_nodes():
+        names = redis.Redis(port=node.port).execute_command("FT._LIST")
+        assert any(name.decode().startswith(memory.namespace + ":idx:{") for name in names)
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_scope_in_one_partition_asks_only_its_master(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """A session's search is one FT.SEARCH on one master; a user's (all partitions) asks all."""
+    memory = MemoryPrimitive(
+        redis_query_engine_cluster.url, namespace=namespace(), search_engine="redis"
+    )
+    for session in range(12):
+        await memory.add(f"u1:s{session}:t1", {"content": f"session {session} about tea"})
+    await memory.search("tea")  # the index is made and checked before the counts start
+    before = _ft_searches(redis_query_engine_cluster)
+    assert [h.key for h in await memory.search_scored("tea", scope="u1:s3")] == ["u1:s3:t1"]
+    after = _ft_searches(redis_query_engine_cluster)
+    assert sorted(after[p] - before[p] for p in after) == [0, 0, 1]
+    assert len(await memory.search("tea", limit=20, scope="u1")) == 12
+    again = _ft_searches(redis_query_engine_cluster)
+    assert all(again[p] - after[p] == 1 for p in again)
+    await memory.clear()
+    await memory.aclose()
+
+
+def test_after_a_failover_searches_find_every_memory_in_the_engine() -> None:
+    """A master is killed; once its replica took over, a search finds all 40 memories, in the
+    engine (the replica has the index and its documents).
+
+    Runs in its own process (``engine_cluster_failover.py``), as the plain cluster's failover
+    test does, so the dead node's sockets are not collected inside another test.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from query_engine_server import find_redis_stack
+
+    found = find_redis_stack()
+    if isinstance(found, str):
+        if IN_CI:
+            pytest.fail(f"CI=true: no Redis with the Query Engine: {found}", pytrace=False)
+        pytest.skip(found)
+    script = Path(__file__).with_name("engine_cluster_failover.py")
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", str(script)],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["before"] == 40
+    assert report["after"] == 40, report
+    assert report["engine"] == "redis"
