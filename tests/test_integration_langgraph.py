@@ -752,3 +752,22 @@ async def test_without_index_the_query_stays_word_search(memory: MemoryPrimitive
     await store.aput(("t",), "b", {"text": "pizza"})
     found = await store.asearch(("t",), query="olives")
     assert [(i.key, i.score) for i in found] == [("a", None)]
+
+
+async def test_the_store_exposes_its_embeddings_as_langgraphs_stores_do() -> None:
+    """``store.embeddings`` is the index's ``Embeddings`` (a function wrapped as LangGraph
+    wraps it), and None without an index."""
+    embeddings = CharacterEmbeddings(dims=16)
+    store = MemoryPrimitiveStore.from_url(index={"dims": 16, "embed": embeddings})
+    assert store.embeddings is embeddings
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[float(len(t)), 1.0] for t in texts]
+
+    wrapped = MemoryPrimitiveStore.from_url(index={"dims": 2, "embed": embed})
+    assert wrapped.embeddings is not None
+    assert wrapped.embeddings.embed_query("abc") == [3.0, 1.0]
+    plain = MemoryPrimitiveStore.from_url()
+    assert plain.embeddings is None
+    for s in (store, wrapped, plain):
+        await s.memory.aclose()

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from langchain_core.embeddings import Embeddings
 from langgraph.store.base import (
     BaseStore,
     GetOp,
@@ -259,7 +260,20 @@ class MemoryPrimitiveStore(BaseStore):
         if self.index_config is not None:
             _check_memory_embeds(memory, self.index_config)
         self._text_fields = _text_fields(memory)
+        self._embeddings: Embeddings | None = None
         # Only an in-process memory drops items when full; Redis keeps them all.
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        """``index["embed"]`` as LangChain ``Embeddings`` (as LangGraph's stores expose it), or
+        None without ``index``; made on first use, since the memory does the embedding."""
+        if self.index_config is None:
+            return None
+        if self._embeddings is None:
+            from langgraph.store.base.embed import ensure_embeddings
+
+            self._embeddings = ensure_embeddings(self.index_config["embed"])
+        return self._embeddings
 
     @classmethod
     def from_url(
