@@ -25,8 +25,8 @@ from redis_server import RedisServer, find_redis_server
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 WORDS = ["car", "garage", "brakes", "maria", "hiking", "trip", "dinner", "paris", "dog", "rain"]
 

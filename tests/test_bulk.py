@@ -15,7 +15,7 @@ from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError, IncompleteOperationError
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis
 

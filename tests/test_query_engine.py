@@ -23,7 +23,7 @@ from conftest import fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
-from tta_dev_primitives.stores._redis_query import (
+from tta_dev_primitives.stores._redis.query_engine import (
     encode_term,
     in_scope,
     prefix_tokens,

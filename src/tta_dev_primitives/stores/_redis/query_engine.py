@@ -2,7 +2,7 @@
 
 Redis 8 ships the Query Engine, and Redis Stack and managed Redis offer it. With it, a search
 costs the process no replica: each memory also gets a small search document (``f:<key>``, a
-hash written by the same Lua script as the value; see ``_redis_lua``) that one ``FT.SEARCH``
+hash written by the same Lua script as the value; see ``lua``) that one ``FT.SEARCH``
 index per namespace covers:
 
 - ``t``: the memory's terms from *our* analyzer, each repeated as often as it occurs, in a

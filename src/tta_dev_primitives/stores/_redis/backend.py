@@ -1,6 +1,6 @@
-"""The Redis backend: plain Redis 7 (or Valkey), no modules; search is added by ``_redis_search``.
+"""The Redis backend: plain Redis 7 (or Valkey), no modules; search is added by ``search``.
 
-The layout and the Lua that maintains it are in ``_redis_lua``. A namespace is split into
+The layout and the Lua that maintains it are in ``lua``. A namespace is split into
 ``partitions`` hash slots by each key's first two ``:`` segments (``user:session``), so a
 session's memories and their feed share a slot (Lua needs that on a cluster) while a namespace
 spreads over shards. A Redis Cluster is detected on first connect (``INFO cluster``) and then
@@ -51,9 +51,9 @@ from tta_dev_primitives.exceptions import (
     IncompleteOperationError,
     StaleWriteError,
 )
-from tta_dev_primitives.stores import _redis_lua as lua
 from tta_dev_primitives.stores._base import Clear, Delete, Put, StorageBackend, Write, send
-from tta_dev_primitives.stores._replica import text_of
+from tta_dev_primitives.stores._redis import lua
+from tta_dev_primitives.stores._redis.replica import text_of
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -95,7 +95,7 @@ _REFUSED_INSIDE = (
     "CAN'T RUN THIS COMMAND", "CAN'T ACCESS", "NO PERMISSIONS", "NOPERM", "WRONGTYPE",
     "NOT ALLOWED WHEN USED MEMORY",
 )  # fmt: skip
-# The type each of a partition's own keys must have (see ``_redis_lua``).
+# The type each of a partition's own keys must have (see ``lua``).
 _OWN_TYPES = {"n": b"hash", "w": b"hash", "r": b"zset", "x": b"zset", "g": b"zset"}
 _REPLAY_CHUNK = 200
 _REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)

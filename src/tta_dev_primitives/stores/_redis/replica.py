@@ -1,7 +1,7 @@
 """A process's replica of a Redis namespace's search index, kept in sync from Redis's change feed.
 
 Redis keeps the memories, each partition's live keys by write sequence (``r``) and tombstones of
-deletes (``g``); see ``stores._redis_lua``. Before a search, the replica asks each partition for
+deletes (``g``); see ``stores._redis.lua``. Before a search, the replica asks each partition for
 what changed since the sequences it has seen: a bounded page of writes (with their payloads,
 which it analyses with the same ``Indexing`` as the in-process store, and their embeddings,
 stored beside them, so nothing is embedded twice) and the deletes. So a

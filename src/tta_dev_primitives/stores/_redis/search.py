@@ -1,9 +1,9 @@
 """Search on Redis: the Redis backend plus one of two search engines.
 
-- The Redis Query Engine (``_redis_query``), where the server has it: each search is one or
+- The Redis Query Engine (``query_engine``), where the server has it: each search is one or
   two ``FT.SEARCH`` calls, and a process keeps nothing but its connection.
-- Per-process replicas of the index (``_replica``, ``_replica_set``), on plain Redis 7 or
-  Valkey: Redis keeps the values and a change feed (``_redis_lua``); the process catches its
+- Per-process replicas of the index (``replica``, ``replicas``), on plain Redis 7 or
+  Valkey: Redis keeps the values and a change feed (``lua``); the process catches its
   replica (of one user's memories for a scoped search) up with one bounded script per
   partition before a search and ranks locally.
 
@@ -33,10 +33,16 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
-from tta_dev_primitives.stores._redis import RedisBackend, _connected, _mget
-from tta_dev_primitives.stores._redis_query import QueryEngine, scope_tags, terms_text
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Heads, _records, text_of
-from tta_dev_primitives.stores._replica_set import (
+from tta_dev_primitives.stores._redis.backend import RedisBackend, _connected, _mget
+from tta_dev_primitives.stores._redis.query_engine import QueryEngine, scope_tags, terms_text
+from tta_dev_primitives.stores._redis.replica import (
+    PAGE_BYTES,
+    PAGE_COUNT,
+    Heads,
+    _records,
+    text_of,
+)
+from tta_dev_primitives.stores._redis.replicas import (
     MAX_SCOPES,
     SCOPE_BUDGET,
     SCOPE_REPLICAS,
@@ -74,7 +80,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         self.max_scopes = check_count("max_scopes", max_scopes)
         self.scope_budget = check_count("scope_budget", scope_budget)
         self.scope_replicas = scope_replicas
-        # Made by the first search, once partitions are known (see ``_replica_set``).
+        # Made by the first search, once partitions are known (see ``replicas``).
         self._replicas: Replicas | None = None
         self.engine = QueryEngine(self.namespace, check_search_engine(search_engine), self.indexing)
         self._dims: int | None = None  # this process's embedder's, once a vector was seen

@@ -1,7 +1,7 @@
 """Lua for the Redis layout. Every script works inside one partition (one hash slot).
 
 Redis holds the memories and a change feed; search runs in each process over a replica of the
-index (``stores._replica``), so no script ever scores. Keys of a partition start with
+index (``stores._redis.replica``), so no script ever scores. Keys of a partition start with
 ``base`` = ``<namespace>:{<namespace>#<p>}:``:
 
 - ``v:<key>``  the memory's JSON (string, with PX expiry for a TTL)
@@ -17,7 +17,7 @@ index (``stores._replica``), so no script ever scores. Keys of a partition start
                newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
                ``segs`` (set when the partition was created with the per-segment feeds below);
                ``ft`` is '1' once the namespace has a Query Engine index
-               (``stores._redis_query``), ``ftdims`` the size of that index's vectors, and
+               (``stores._redis.query_engine``), ``ftdims`` the size of that index's vectors, and
                ``ftcur`` / ``ftok`` how far its backfill of older memories got
 - ``h``        the partition's last sequence again (string): its head, which a replica reads
                for every partition in one ``MGET`` per node to skip those that did not change

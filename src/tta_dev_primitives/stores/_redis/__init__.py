@@ -1,0 +1,1 @@
+"""The Redis backend, as a private package: connection, key layout, operations, search."""
