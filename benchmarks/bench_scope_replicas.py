@@ -51,7 +51,7 @@ async def cold_scoped(url: str, ns: str, per_user: bool, users: int) -> dict[str
         times.append(time.perf_counter() - start)
         sent.append(await sent_bytes(raw) - before)
         assert found, "no hits"
-        replicas = backend._replicas
+        replicas = backend.index.replicas
         assert replicas is not None
         held.append(sum(len(r.index) for r in replicas))
         await backend.aclose()

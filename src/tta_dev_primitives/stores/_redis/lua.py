@@ -1,39 +1,13 @@
-"""Lua for the Redis layout. Every script works inside one partition (one hash slot).
+"""Lua for the Redis layout (``layout``); every script works inside one partition (hash slot).
 
-Redis holds the memories and a change feed; search runs in each process over a replica of the
-index (``stores._redis.replica``), so no script ever scores. Keys of a partition start with
-``base`` = ``<namespace>:{<namespace>#<p>}:``:
+Redis holds the memories and a change feed; search runs in the Query Engine or in each process
+over a replica of the index (``replica``), so no script ever scores. Each script begins with
+the layout's key suffixes and fact names as Lua locals of the same names (``FACTS``,
+``VALUE``, ``FACT_SEQ``...), formatted from ``layout``'s constants: a key is spelled once.
 
-- ``v:<key>``  the memory's JSON (string, with PX expiry for a TTL)
-- ``r``        live keys by write sequence (zset): recency, and the feed of writes to replicate
-- ``x``        expiry deadlines in ms (zset), swept by writes
-- ``g``        deleted or expired keys by sequence (zset): tombstones for replicas and for
-               versions, the newest ``TOMBSTONES`` kept; ``n.gcut`` is the newest one dropped
-- ``w``        each live or tombstoned key's version (hash; see ``stores._versions``)
-- ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
-               memory was written with an embedder: search scores vectors in the replica)
-- ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
-               partition is created or cleared), ``cv`` the newest clear's version, ``mv`` the
-               newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
-               ``segs`` (set when the partition was created with the per-segment feeds below);
-               ``ft`` is '1' once the namespace has a Query Engine index
-               (``stores._redis.query_engine``), ``ftdims`` the size of that index's vectors, and
-               ``ftcur`` / ``ftok`` how far its backfill of older memories got
-- ``h``        the partition's last sequence again (string): its head, which a replica reads
-               for every partition in one ``MGET`` per node to skip those that did not change
-- ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
-               feed a replica of one scope reads, so it never reads other users' memories
-- ``g:<seg>``  that segment's tombstones (zset), trimmed with ``g``
-- ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
-               Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
-               sequence, ``e`` its first vector, ``nv`` how many vectors it has), expiring with
-               the value
-- ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
-
-A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
-or the whole key: the scope prefix ``search._scopes`` matches first. Partitions made before the
-per-segment feeds existed have no ``segs`` fact; CHANGES then filters the partition's own feed
-by segment (reading every key name of the partition, but sending only the scope's memories).
+Partitions made before the per-segment feeds existed have no ``segs`` fact; CHANGES then
+filters the partition's own feed by segment (reading every key name of the partition, but
+sending only the scope's memories).
 
 A versioned write is applied only if it is newer than the key's version and the last clear's;
 otherwise the script returns without touching anything ('stale'). Checks come first, so a
@@ -46,6 +20,11 @@ and about ``max_bytes`` of keys and payload.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tta_dev_primitives.stores._redis import layout
+from tta_dev_primitives.stores._redis.layout import OWN_TYPES
 
 __all__ = [
     "CHANGES",
@@ -66,9 +45,27 @@ TOMBSTONES = 100_000
 # reads keep working. A write (PUT) gets OOM and the caller a ``BackendRefusedError``.
 _MAY_RUN_FULL = "#!lua flags=allow-oom\n"
 
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal of ``text`` (the layout's names: letters and ``:`` only)."""
+    return "'" + text + "'"
+
+
+def _lua_table(types: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in types.items()) + "}"
+
+
+# The layout's names as Lua locals (``local FACTS = 'n'``...), so scripts never spell a key.
+_NAMES = "".join(
+    f"local {name} = {_lua_string(getattr(layout, name))}\n"
+    for name in layout.__all__
+    if name.isupper() and isinstance(getattr(layout, name), str)
+)
+
 # Shared helpers, prepended to each script.
 _COMMON = (
-    r"""
+    _NAMES
+    + r"""
 local TOMBSTONES = """
     + str(TOMBSTONES)
     + r"""
@@ -82,15 +79,15 @@ end
 -- partition keeps per-segment feeds from its first write (the ``segs`` fact says so).
 local function next_seq(base)
   local seq = now_us()
-  local last = tonumber(redis.call('HGET', base .. 'n', 'seq') or '0')
+  local last = tonumber(redis.call('HGET', base .. FACTS, FACT_SEQ) or '0')
   if seq <= last then seq = last + 1 end
   local s = string.format('%d', seq)
-  if last == 0 and not redis.call('HGET', base .. 'n', 'epoch') then
-    redis.call('HSET', base .. 'n', 'segs', '1')
+  if last == 0 and not redis.call('HGET', base .. FACTS, FACT_EPOCH) then
+    redis.call('HSET', base .. FACTS, FACT_SEGMENTS, '1')
   end
-  redis.call('HSET', base .. 'n', 'seq', s)
-  redis.call('HSETNX', base .. 'n', 'epoch', s)
-  redis.call('SET', base .. 'h', s)
+  redis.call('HSET', base .. FACTS, FACT_SEQ, s)
+  redis.call('HSETNX', base .. FACTS, FACT_EPOCH, s)
+  redis.call('SET', base .. HEAD, s)
   return seq, s
 end
 
@@ -104,10 +101,12 @@ end
 -- Refuse to touch a partition whose own keys (and the key's segment feeds) hold the wrong
 -- type, before any change, so that no write is half-applied (the client reads WRONGTYPE as
 -- "Redis cannot serve now").
-local LAYOUT = {n = 'hash', w = 'hash', e = 'hash', r = 'zset', x = 'zset', g = 'zset'}
+local LAYOUT = """
+    + _lua_table(OWN_TYPES)
+    + r"""
 local function check_layout(base, key)
   local seg = seg_of(key)
-  local wanted = {['r:' .. seg] = 'zset', ['g:' .. seg] = 'zset'}
+  local wanted = {[LIVE .. ':' .. seg] = 'zset', [TOMBS .. ':' .. seg] = 'zset'}
   for suffix, want in pairs(LAYOUT) do wanted[suffix] = want end
   for suffix, want in pairs(wanted) do
     local got = redis.call('TYPE', base .. suffix)['ok']
@@ -134,9 +133,9 @@ end
 -- reply applies once more, unchanged.
 local function stale(base, key, version)
   if version == '' then return false end
-  local cv = redis.call('HGET', base .. 'n', 'cv')
+  local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
   if cv and cv >= version then return cv end
-  local cur = redis.call('HGET', base .. 'w', key)
+  local cur = redis.call('HGET', base .. VERSIONS, key)
   if cur and cur > version then return cur end
   return false
 end
@@ -144,32 +143,32 @@ end
 -- Keep the partition's newest version (`n.mv`): a clear older than it is refused as stale.
 local function seen_version(base, version)
   if version == '' then return end
-  local mv = redis.call('HGET', base .. 'n', 'mv')
-  if not mv or mv < version then redis.call('HSET', base .. 'n', 'mv', version) end
+  local mv = redis.call('HGET', base .. FACTS, FACT_NEWEST)
+  if not mv or mv < version then redis.call('HSET', base .. FACTS, FACT_NEWEST, version) end
 end
 
 -- A tombstone for `key` (keeping its version), trimming the oldest past TOMBSTONES.
 local function tombstone(base, key)
   local _, text = next_seq(base)
-  zadd2(base, 'g', text, key)
-  local extra = redis.call('ZCARD', base .. 'g') - TOMBSTONES
+  zadd2(base, TOMBS, text, key)
+  local extra = redis.call('ZCARD', base .. TOMBS) - TOMBSTONES
   if extra > 0 then
     if extra > 64 then extra = 64 end
-    local old = redis.call('ZRANGE', base .. 'g', 0, extra - 1, 'WITHSCORES')
+    local old = redis.call('ZRANGE', base .. TOMBS, 0, extra - 1, 'WITHSCORES')
     for i = 1, #old, 2 do
-      redis.call('HDEL', base .. 'w', old[i])
-      redis.call('ZREM', base .. 'g:' .. seg_of(old[i]), old[i])
+      redis.call('HDEL', base .. VERSIONS, old[i])
+      redis.call('ZREM', base .. TOMBS .. ':' .. seg_of(old[i]), old[i])
     end
-    redis.call('HSET', base .. 'n', 'gcut', old[#old])
-    redis.call('ZREMRANGEBYRANK', base .. 'g', 0, extra - 1)
+    redis.call('HSET', base .. FACTS, FACT_TRIMMED, old[#old])
+    redis.call('ZREMRANGEBYRANK', base .. TOMBS, 0, extra - 1)
   end
 end
 
 -- Remove `key`'s Query Engine documents (its f: hash and the h: hashes of further vectors).
 local function unindex(base, key)
-  local f = base .. 'f:' .. key
+  local f = base .. DOC .. key
   local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
-  for i = 1, nv - 1 do redis.call('DEL', base .. 'fv:' .. i .. ':' .. key) end
+  for i = 1, nv - 1 do redis.call('DEL', base .. DOC_VECTOR .. i .. ':' .. key) end
   redis.call('DEL', f)
 end
 
@@ -177,10 +176,10 @@ end
 -- tags and sequence, and its vectors of `dims` floats each, if the index's vector field has
 -- that size (n.ftdims): another embedder's vectors would make the engine skip the document.
 local function index(base, key, seq, ttl, terms, tags, vector, dims)
-  local facts = redis.call('HMGET', base .. 'n', 'ft', 'ftdims')
+  local facts = redis.call('HMGET', base .. FACTS, FACT_ENGINE, FACT_ENGINE_DIMS)
   if facts[1] ~= '1' then return end
   unindex(base, key)
-  local f = base .. 'f:' .. key
+  local f = base .. DOC .. key
   local width = dims * 4
   local nv = 0
   if width > 0 and tonumber(facts[2] or '0') == dims and #vector % width == 0 then
@@ -190,7 +189,7 @@ local function index(base, key, seq, ttl, terms, tags, vector, dims)
   if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
   if ttl > 0 then redis.call('PEXPIRE', f, ttl) end
   for i = 1, nv - 1 do
-    local h = base .. 'fv:' .. i .. ':' .. key
+    local h = base .. DOC_VECTOR .. i .. ':' .. key
     local row = string.sub(vector, i * width + 1, (i + 1) * width)
     redis.call('HSET', h, 's', tags, 'q', seq, 'e', row)
     if ttl > 0 then redis.call('PEXPIRE', h, ttl) end
@@ -200,20 +199,20 @@ end
 -- Forget up to `most` keys whose TTL has passed (their values are gone already).
 local function sweep(base, most)
   local now_ms = math.floor(now_us() / 1000)
-  local due = redis.call('ZRANGEBYSCORE', base .. 'x', '-inf', now_ms, 'LIMIT', 0, most)
+  local due = redis.call('ZRANGEBYSCORE', base .. EXPIRY, '-inf', now_ms, 'LIMIT', 0, most)
   for _, key in ipairs(due) do
     -- Redis sets the value's own expiry a moment after the deadline here was taken, so a due
     -- key may still be there for a millisecond: then it keeps its place, at Redis's deadline.
-    local left = redis.call('PTTL', base .. 'v:' .. key)
+    local left = redis.call('PTTL', base .. VALUE .. key)
     if left == -2 then
-      zrem2(base, 'r', key)
-      redis.call('HDEL', base .. 'e', key)
+      zrem2(base, LIVE, key)
+      redis.call('HDEL', base .. VECTORS, key)
       tombstone(base, key)
-      redis.call('ZREM', base .. 'x', key)
+      redis.call('ZREM', base .. EXPIRY, key)
     elseif left == -1 then
-      redis.call('ZREM', base .. 'x', key)
+      redis.call('ZREM', base .. EXPIRY, key)
     else
-      redis.call('ZADD', base .. 'x', now_ms + left, key)
+      redis.call('ZADD', base .. EXPIRY, now_ms + left, key)
     end
   end
 end
@@ -237,23 +236,23 @@ sweep(base, 16)
 local seq, text = next_seq(base)
 if ttl > 0 then
   redis.call('SET', KEYS[1], payload, 'PX', ttl)
-  redis.call('ZADD', base .. 'x', string.format('%d', math.floor(seq / 1000) + ttl), key)
+  redis.call('ZADD', base .. EXPIRY, string.format('%d', math.floor(seq / 1000) + ttl), key)
 else
   redis.call('SET', KEYS[1], payload)
-  redis.call('ZREM', base .. 'x', key)
+  redis.call('ZREM', base .. EXPIRY, key)
 end
-zadd2(base, 'r', text, key)
-zrem2(base, 'g', key)
+zadd2(base, LIVE, text, key)
+zrem2(base, TOMBS, key)
 if vector ~= '' then
-  redis.call('HSET', base .. 'e', key, vector)
+  redis.call('HSET', base .. VECTORS, key, vector)
 else
-  redis.call('HDEL', base .. 'e', key)
+  redis.call('HDEL', base .. VECTORS, key)
 end
 if version ~= '' then
-  redis.call('HSET', base .. 'w', key, version)
+  redis.call('HSET', base .. VERSIONS, key, version)
   seen_version(base, version)
 else
-  redis.call('HDEL', base .. 'w', key)
+  redis.call('HDEL', base .. VERSIONS, key)
 end
 if ARGV[7] then
   index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]))
@@ -275,17 +274,17 @@ local newer = stale(base, key, version)
 if newer then return 'stale ' .. newer end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
-local was = zrem2(base, 'r', key)
+local was = zrem2(base, LIVE, key)
 unindex(base, key)
-redis.call('HDEL', base .. 'e', key)
-redis.call('ZREM', base .. 'x', key)
+redis.call('HDEL', base .. VECTORS, key)
+redis.call('ZREM', base .. EXPIRY, key)
 if version ~= '' then
   -- Even for a key that is not there: an older write replayed later must not bring it back.
-  redis.call('HSET', base .. 'w', key, version)
+  redis.call('HSET', base .. VERSIONS, key, version)
   seen_version(base, version)
   tombstone(base, key)
 elseif was == 1 then
-  redis.call('HDEL', base .. 'w', key)
+  redis.call('HDEL', base .. VERSIONS, key)
   tombstone(base, key)
 end
 return removed
@@ -300,12 +299,12 @@ CLEAR_MARK = (
     + _COMMON
     + r"""
 local base, version = ARGV[1], ARGV[2]
-local cv = redis.call('HGET', base .. 'n', 'cv')
+local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
 if version ~= '' and (not cv or cv < version) then
-  redis.call('HSET', base .. 'n', 'cv', version)
+  redis.call('HSET', base .. FACTS, FACT_CLEARED, version)
 end
 local _, text = next_seq(base)
-redis.call('HSET', base .. 'n', 'epoch', text)
+redis.call('HSET', base .. FACTS, FACT_EPOCH, text)
 return 1
 """
 )
@@ -327,16 +326,16 @@ local rows = redis.call('ZRANGEBYSCORE', base .. zset, from, '+inf', 'WITHSCORES
 local removed = 0
 for i = 1, #rows, 2 do
   local key = rows[i]
-  local cur = redis.call('HGET', base .. 'w', key)
+  local cur = redis.call('HGET', base .. VERSIONS, key)
   if version == '' or not cur or cur < version then
-    if zset == 'r' then
+    if zset == LIVE then
       unindex(base, key)
-      redis.call('DEL', base .. 'v:' .. key)
-      redis.call('ZREM', base .. 'x', key)
-      redis.call('HDEL', base .. 'e', key)
+      redis.call('DEL', base .. VALUE .. key)
+      redis.call('ZREM', base .. EXPIRY, key)
+      redis.call('HDEL', base .. VECTORS, key)
     end
     zrem2(base, zset, key)
-    redis.call('HDEL', base .. 'w', key)
+    redis.call('HDEL', base .. VERSIONS, key)
     removed = removed + 1
   end
 end
@@ -357,13 +356,13 @@ local base = ARGV[1]
 local done = 0
 for i = 2, #ARGV, 5 do
   local key, seq = ARGV[i], ARGV[i + 1]
-  local cur = redis.call('ZSCORE', base .. 'r', key)
+  local cur = redis.call('ZSCORE', base .. LIVE, key)
   if cur and tonumber(cur) == tonumber(seq) then
-    local ttl = redis.call('PTTL', base .. 'v:' .. key)
-    local vector = redis.call('HGET', base .. 'e', key) or ''
+    local ttl = redis.call('PTTL', base .. VALUE .. key)
+    local vector = redis.call('HGET', base .. VECTORS, key) or ''
     -- A document this write already keeps (with its vectors, if it has any) is left alone:
     -- rewriting it would leave a deleted entry in the engine's statistics until its GC runs.
-    local doc = redis.call('HMGET', base .. 'f:' .. key, 'q', 'nv')
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv')
     local kept = doc[1] and tonumber(doc[1]) == tonumber(seq)
                  and (vector == '' or tonumber(doc[2] or '0') > 0)
     if ttl ~= -2 and not kept then
@@ -372,8 +371,8 @@ for i = 2, #ARGV, 5 do
       done = done + 1
     end
   end
-  local at = tonumber(redis.call('HGET', base .. 'n', 'ftcur') or '0')
-  if tonumber(seq) > at then redis.call('HSET', base .. 'n', 'ftcur', seq) end
+  local at = tonumber(redis.call('HGET', base .. FACTS, FACT_ENGINE_CURSOR) or '0')
+  if tonumber(seq) > at then redis.call('HSET', base .. FACTS, FACT_ENGINE_CURSOR, seq) end
 end
 return done
 """
@@ -386,7 +385,7 @@ SIZE = (
     + r"""
 local base = ARGV[1]
 local now_ms = math.floor(now_us() / 1000)
-return redis.call('ZCARD', base .. 'r') - redis.call('ZCOUNT', base .. 'x', '-inf', now_ms)
+return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, '-inf', now_ms)
 """
 )
 
@@ -408,19 +407,20 @@ local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seg = ARGV[6] or ''
 sweep(base, 16)
-local facts = redis.call('HMGET', base .. 'n', 'epoch', 'gcut', 'segs', 'seq')
+local facts = redis.call('HMGET', base .. FACTS, FACT_EPOCH, FACT_TRIMMED, FACT_SEGMENTS,
+                         FACT_SEQ)
 -- A partition never written (or written before heads existed) gets its head now, so that the
 -- replica can skip it next time.
-redis.call('SET', base .. 'h', facts[4] or '0', 'NX')
-local feed, tombs, only = base .. 'r', base .. 'g', nil
+redis.call('SET', base .. HEAD, facts[4] or '0', 'NX')
+local feed, tombs, only = base .. LIVE, base .. TOMBS, nil
 if seg ~= '' then
   if facts[3] then
-    feed, tombs = base .. 'r:' .. seg, base .. 'g:' .. seg
+    feed, tombs = base .. LIVE .. ':' .. seg, base .. TOMBS .. ':' .. seg
   else
     only = seg  -- made before per-segment feeds: filter the partition's own
   end
 end
-local newest = redis.call('ZREVRANGE', base .. 'g', 0, 0, 'WITHSCORES')
+local newest = redis.call('ZREVRANGE', base .. TOMBS, 0, 0, 'WITHSCORES')
 local puts, bytes, more, last = {}, 0, 0, since
 local rows = redis.call('ZRANGEBYSCORE', feed, '(' .. since, '+inf', 'WITHSCORES',
                         'LIMIT', 0, count)
@@ -429,12 +429,12 @@ for i = 1, #rows, 2 do
   last = rows[i + 1]
   bytes = bytes + #key
   if only == nil or seg_of(key) == only then
-    local payload = redis.call('GET', base .. 'v:' .. key)
-    local deadline = redis.call('ZSCORE', base .. 'x', key)
+    local payload = redis.call('GET', base .. VALUE .. key)
+    local deadline = redis.call('ZSCORE', base .. EXPIRY, key)
     local size, vector = -1, ''
     if payload then
       size = #payload
-      vector = redis.call('HGET', base .. 'e', key) or ''
+      vector = redis.call('HGET', base .. VECTORS, key) or ''
       bytes = bytes + size + #vector
     else
       payload = ''
