@@ -1,5 +1,8 @@
-"""Search on Redis: the Redis backend with a search index composed into it, over one of two
-search engines.
+"""Search on Redis: ``RedisIndex``, composed into the Redis backend, over one of two engines.
+
+The index takes part in each write (the search data the PUT script stores beside the value)
+and hears of clears; ``RedisSearchBackend`` only chooses it and hands it searches, as
+``LocalStore(searchable=True)`` does in-process.
 
 - The Redis Query Engine (``query_engine``), where the server has it: each search is one or
   two ``FT.SEARCH`` calls, and a process keeps nothing but its connection.
