@@ -60,7 +60,7 @@ from redis_server import RedisServer, find_redis_server
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.stores._base import Put
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 
 async def timed(calls: list[Any], concurrency: int) -> float:

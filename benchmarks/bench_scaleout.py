@@ -343,7 +343,7 @@ async def load_ours(url: str, mode: str, turns: list[tuple[str, dict[str, Any]]]
     seconds = time.perf_counter() - start
     if mode != "replica":  # whatever is left to index (nothing, normally) is done now
         await memory.search("warm up", 1)
-        await backend.engine.wait_backfill()
+        await backend.index.engine.wait_backfill()
         await memory.search("warm up", 1)
         if memory.get_backend_info()["search_engine"] != "redis":
             raise SystemExit(f"{mode}: the Query Engine is not in use after loading")

@@ -25,8 +25,8 @@ from redis_server import RedisServer, find_redis_server
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 WORDS = ["car", "garage", "brakes", "maria", "hiking", "trip", "dinner", "paris", "dog", "rain"]
 
@@ -51,7 +51,7 @@ async def cold_scoped(url: str, ns: str, per_user: bool, users: int) -> dict[str
         times.append(time.perf_counter() - start)
         sent.append(await sent_bytes(raw) - before)
         assert found, "no hits"
-        replicas = backend._replicas
+        replicas = backend.index.replicas
         assert replicas is not None
         held.append(sum(len(r.index) for r in replicas))
         await backend.aclose()

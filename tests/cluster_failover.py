@@ -13,7 +13,7 @@ from uuid import uuid4
 
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 
 async def scenario(cluster: LocalCluster) -> dict[str, object]:

@@ -15,7 +15,8 @@ from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError, IncompleteOperationError
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.connection import Connection
 
 pytestmark = pytest.mark.redis
 
@@ -48,7 +49,7 @@ async def count_keys(url: str, namespace: str) -> int:
 
 def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
     """Make the server die just before ``backend``'s ``calls``-th call to Redis."""
-    original: Callable[[Any], Awaitable[Any]] = backend._call
+    original: Callable[..., Awaitable[Any]] = backend.connection.call
     made = 0
 
     async def call(work: Any) -> Any:
@@ -58,7 +59,7 @@ def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
             server.kill()
         return await original(work)
 
-    backend._call = call  # type: ignore[method-assign]
+    backend.connection.call = call  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("versioned", [False, True])
@@ -255,17 +256,17 @@ def test_cli_clear_interrupted_part_way_reports_how_far_it_got(
 
     server = redis_server_factory()
     asyncio.run(load(server.url, "ns", 5_000))
-    original = RedisBackend._script
+    original = Connection.run_script
     pages = 0
 
-    async def script(self: RedisBackend, name: str, base: str, args: list[Any]) -> Any:
+    async def script(self: Connection, name: str, keys: list[str], args: list[Any]) -> Any:
         nonlocal pages
         pages += 1
         if pages == 4:
             server.kill()
-        return await original(self, name, base, args)
+        return await original(self, name, keys, args)
 
-    monkeypatch.setattr(RedisBackend, "_script", script)
+    monkeypatch.setattr(Connection, "run_script", script)
     code = main(["memory", "clear", "--yes", "--redis-url", server.url, "--namespace", "ns"])
     out, err = capsys.readouterr()
     assert code == 1

@@ -120,7 +120,7 @@ async def test_a_replayed_journal_never_overwrites_newer_writes(redis_server_fac
 
 async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisServer) -> None:
     """A write that reached Redis but timed out at the client, replayed later, changes nothing."""
-    from tta_dev_primitives.stores._redis import RedisBackend
+    from tta_dev_primitives.stores._redis.backend import RedisBackend
 
     clock = VersionClock()
     backend = RedisBackend(redis_server.url, namespace=f"replay:{uuid4().hex[:8]}")
@@ -143,7 +143,7 @@ async def test_an_applied_write_replayed_again_is_a_no_op(redis_server: RedisSer
 
 async def test_a_clear_keeps_writes_newer_than_itself(redis_server: RedisServer) -> None:
     """A clear removes what is older than it, page by page, and nothing written after it."""
-    from tta_dev_primitives.stores._redis import RedisBackend
+    from tta_dev_primitives.stores._redis.backend import RedisBackend
 
     clock = VersionClock()
     ns = f"clear:{uuid4().hex[:8]}"

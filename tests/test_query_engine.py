@@ -23,7 +23,7 @@ from conftest import eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
-from tta_dev_primitives.stores._redis_query import (
+from tta_dev_primitives.stores._redis.query_engine import (
     encode_term,
     in_scope,
     prefix_tokens,
@@ -98,7 +98,7 @@ async def test_a_searching_process_keeps_no_replica_and_sees_other_processes_at_
     assert search.attributes is not None
     assert search.attributes["memory.search_engine"] == "redis"
     assert reader.get_backend_info()["search_engine"] == "redis"
-    assert reader._store.remote._replicas is None  # type: ignore[union-attr]
+    assert reader._store.remote.index.replicas is None  # type: ignore[union-attr]
     await writer.delete("u1:s1:1")
     await asyncio.sleep(0.5)  # past the second memory's TTL
     assert await reader.search("trail", scope="u1") == []
@@ -234,7 +234,7 @@ async def test_a_namespace_written_before_the_index_is_backfilled_without_missin
     new = engine_memory(redis_query_engine.url, ns)
     first = await new.search("garden", limit=3000)
     assert len(first) == 2500  # complete, whichever engine answered
-    await new._store.remote.engine.wait_backfill()  # type: ignore[union-attr]
+    await new._store.remote.index.engine.wait_backfill()  # type: ignore[union-attr]
     found = await new.search("garden", limit=3000, scope="u3")
     assert len(found) == len([i for i in range(2500) if i % 7 == 3])
     assert new.get_backend_info()["search_engine"] == "redis"

@@ -166,7 +166,7 @@ async def test_kill_during_hundreds_of_writers_then_restart_loses_nothing(
     count = run_python(f"""
         import asyncio
         import json
-        from tta_dev_primitives.stores._redis import RedisBackend
+        from tta_dev_primitives.stores._redis.backend import RedisBackend
         async def main():
             # Redis itself, not a MemoryPrimitive: it raises rather than fall back.
             m = RedisBackend({server.url!r}, namespace={ns!r}, timeout=10.0)

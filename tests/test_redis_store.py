@@ -20,7 +20,7 @@ from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Clear, Delete, Document, Put
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
 

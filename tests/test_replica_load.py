@@ -20,8 +20,8 @@ from tta_dev_primitives.exceptions import SearchNotReadyError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
 

@@ -18,8 +18,8 @@ from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Document, Put
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
 
@@ -144,7 +144,7 @@ async def test_the_expiry_heap_keeps_one_live_entry_per_key(redis_server: RedisS
             document = Document(INDEXING.terms(value))
             await backend.put(f"u1:s1:{i % 3}", encode_value(value), 3600, document=document)
             assert len(await backend.search(query, 10, None)) == min(i + 1, 3)
-        replicas = backend._replicas
+        replicas = backend.index.replicas
         assert replicas is not None
         assert replicas.full is not None
         assert replicas.full.deadlines <= 2 * 3 + 64

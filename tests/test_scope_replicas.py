@@ -20,8 +20,8 @@ from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Document, Put
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
 
@@ -42,8 +42,8 @@ async def put(store: Any, key: str, text: str) -> None:
 
 def held(store: RedisSearchBackend) -> dict[str, int]:
     """Memories held by each segment replica of ``store``."""
-    assert store._replicas is not None
-    return {seg: len(replica.index) for seg, replica in store._replicas.scoped.items()}
+    assert store.index.replicas is not None
+    return {seg: len(replica.index) for seg, replica in store.index.replicas.scoped.items()}
 
 
 ops = st.lists(
@@ -142,7 +142,7 @@ async def test_partitions_written_before_segment_feeds_are_searched_by_user(
     raw = aioredis.Redis.from_url(redis_server.url)
     try:
         # As the layout was before: no segment feeds, no "segs" fact.
-        base = writer._bases[0]
+        base = writer.layout.bases[0]
         await raw.hdel(base + "n", "segs")
         await raw.delete(*[base + f"r:u{u}" for u in range(3)])
         reader = backend(redis_server.url, ns)

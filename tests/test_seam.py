@@ -30,8 +30,8 @@ from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import HybridStore, Served
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
-from tta_dev_primitives.stores._redis import RedisBackend
-from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 
 class Flaky(StorageBackend):

@@ -15,7 +15,7 @@ from tta_dev_primitives.search import MAX_QUERY_TERMS
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.stores import Put
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 TURN = {
     "role": "assistant",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import TTAError
-from tta_dev_primitives.stores._redis import RedisBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 from tta_dev_primitives.testing import capture_spans
 

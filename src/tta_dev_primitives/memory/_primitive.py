@@ -47,7 +47,7 @@ from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import SearchableHybrid
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
-from tta_dev_primitives.stores._redis_query import SearchEngine
+from tta_dev_primitives.stores._redis.query_engine import SearchEngine
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry, embed_span
 from tta_dev_primitives.telemetry._metrics import instruments
 

@@ -39,10 +39,10 @@ def backend_from_url(
     """
     url = check_redis_url(url)
     if indexing is None:
-        from tta_dev_primitives.stores._redis import RedisBackend
+        from tta_dev_primitives.stores._redis.backend import RedisBackend
 
         return RedisBackend(url, namespace=namespace, timeout=timeout)
-    from tta_dev_primitives.stores._redis_search import RedisSearchBackend
+    from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
     return RedisSearchBackend(
         url, namespace=namespace, timeout=timeout, indexing=indexing, search_engine=search_engine

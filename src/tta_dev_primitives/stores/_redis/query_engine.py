@@ -2,7 +2,7 @@
 
 Redis 8 ships the Query Engine, and Redis Stack and managed Redis offer it. With it, a search
 costs the process no replica: each memory also gets a small search document (``f:<key>``, a
-hash written by the same Lua script as the value; see ``_redis_lua``) that one ``FT.SEARCH``
+hash written by the same Lua script as the value; see ``layout``) that one ``FT.SEARCH``
 index per namespace covers:
 
 - ``t``: the memory's terms from *our* analyzer, each repeated as often as it occurs, in a
@@ -58,6 +58,13 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+from tta_dev_primitives.stores._redis.layout import (
+    FACT_ENGINE,
+    FACT_ENGINE_CURSOR,
+    FACT_ENGINE_DIMS,
+    FACT_ENGINE_DONE,
+    Layout,
+)
 
 __all__ = [
     "ENGINES",
@@ -152,7 +159,7 @@ class QueryEngine:
     def __init__(self, namespace: str, mode: SearchEngine, indexing: Indexing) -> None:
         self.mode: SearchEngine = mode
         self.namespace = namespace
-        self.name = f"{namespace}:idx"
+        self.name = Layout.index_name(namespace)
         self.cluster = False
         #: The masters' layout the shards were found for, and the shards (see ``shards``).
         self._layout: tuple[tuple[str, ...], list[Shard]] | None = None
@@ -247,7 +254,9 @@ class QueryEngine:
         if not info.get("exists"):
             # Documents written before this index (an index dropped by hand, slots moved to a
             # master without one) are indexed by the engine's own scan: wait for it to end.
-            self._await_scan = any(f == "1" for f in await call(lambda c: _facts(c, bases, "ft")))
+            self._await_scan = any(
+                f == "1" for f in await call(lambda c: _facts(c, bases, FACT_ENGINE))
+            )
             refused: BackendError | None = None
             size = info.get("dims") or dims  # a new master's index matches the others'
             try:
@@ -266,9 +275,9 @@ class QueryEngine:
         # Only now (the index exists, so every document is indexed as it is written) do writes
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
-        await call(lambda c: _mark(c, bases, "ft", "1"))
+        await call(lambda c: _mark(c, bases, FACT_ENGINE, "1"))
         if self.dims:
-            await call(lambda c: _mark(c, bases, "ftdims", str(self.dims)))
+            await call(lambda c: _mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
 
     async def _create(self, client: Any, bases: list[str], dims: int | None) -> None:
@@ -286,7 +295,7 @@ class QueryEngine:
                     raise
 
     def _create_args(self, name: str, bases: list[str], dims: int | None) -> list[Any]:
-        prefixes = [base + kind for base in bases for kind in ("f:", "fv:")]
+        prefixes = Layout.document_prefixes(bases)
         return [
             "FT.CREATE", name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
             "STOPWORDS", 0, "SCHEMA",
@@ -336,7 +345,7 @@ class QueryEngine:
     def _name_on(self, client: Any, node: Any) -> str:
         """The first ``<ns>:idx:{<n>}`` whose slot ``node`` owns: every process finds the same."""
         for n in range(_MAX_TAG_TRIES):
-            name = f"{self.namespace}:idx:{{{n}}}"
+            name = Layout.master_index_name(self.namespace, n)
             owner = client.get_node_from_key(name)
             if owner is not None and owner.name == node.name:
                 return name
@@ -356,7 +365,7 @@ class QueryEngine:
         ready straight away); a larger one goes on in the background. A process that does not
         know its vectors' size leaves a namespace with vectors to one that does.
         """
-        flags = await call(lambda c: _facts(c, bases, "ftok"))
+        flags = await call(lambda c: _facts(c, bases, FACT_ENGINE_DONE))
         if not all(flag == "1" for flag in flags):
             task = self._backfill
             if task is not None and not task.done():
@@ -400,9 +409,9 @@ class QueryEngine:
                 self.name, self.dims, dims,
             )  # fmt: skip
             return
-        await call(lambda c: _mark(c, bases, "ftdims", str(dims)))
+        await call(lambda c: _mark(c, bases, FACT_ENGINE_DIMS, str(dims)))
         if added:
-            await call(lambda c: _unmark(c, bases, "ftok", "ftcur"))
+            await call(lambda c: _unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
             self.state = "building"
 
     async def _alter(self, client: Any, dims: int) -> bool:
@@ -639,11 +648,8 @@ def _as_dict(reply: Any) -> dict[str, Any]:
 
 
 def _key_of(doc_id: str) -> str:
-    """The memory key of a document id ``<base>f:<key>`` or ``<base>fv:<i>:<key>``."""
-    rest = doc_id[doc_id.index("}:") + 2 :]
-    if rest.startswith("f:"):
-        return rest[2:]
-    return rest[rest.index(":", 3) + 1 :]
+    """The memory key of a document id (see ``layout``)."""
+    return Layout.key_of_document(doc_id)
 
 
 def _rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]:
@@ -700,13 +706,13 @@ def _seq(fields: Mapping[str, str]) -> int | None:
 async def _mark(client: Any, bases: list[str], field: str, value: str) -> None:
     """Set a fact in every partition's ``n`` hash."""
     for base in bases:
-        await client.hset(base + "n", field, value)
+        await client.hset(Layout.facts(base), field, value)
 
 
 async def _unmark(client: Any, bases: list[str], *fields: str) -> None:
     """Remove facts from every partition's ``n`` hash."""
     for base in bases:
-        await client.hdel(base + "n", *fields)
+        await client.hdel(Layout.facts(base), *fields)
 
 
 def _vector_field(dims: int) -> list[Any]:
@@ -715,13 +721,13 @@ def _vector_field(dims: int) -> list[Any]:
 
 async def _facts(client: Any, bases: list[str], field: str) -> list[str | None]:
     """One fact of every partition."""
-    values = [await client.hget(base + "n", field) for base in bases]
+    values = [await client.hget(Layout.facts(base), field) for base in bases]
     return [None if v is None else _text(v) for v in values]
 
 
 async def _has_vectors(client: Any, bases: list[str]) -> bool:
     """True if any partition stores embeddings."""
     for base in bases:
-        if await client.hlen(base + "e"):
+        if await client.hlen(Layout.vectors(base)):
             return True
     return False

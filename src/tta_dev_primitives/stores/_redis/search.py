@@ -1,9 +1,13 @@
-"""Search on Redis: the Redis backend plus one of two search engines.
+"""Search on Redis: ``RedisIndex``, composed into the Redis backend, over one of two engines.
 
-- The Redis Query Engine (``_redis_query``), where the server has it: each search is one or
+The index takes part in each write (the search data the PUT script stores beside the value)
+and hears of clears; ``RedisSearchBackend`` only chooses it and hands it searches, as
+``LocalStore(searchable=True)`` does in-process.
+
+- The Redis Query Engine (``query_engine``), where the server has it: each search is one or
   two ``FT.SEARCH`` calls, and a process keeps nothing but its connection.
-- Per-process replicas of the index (``_replica``, ``_replica_set``), on plain Redis 7 or
-  Valkey: Redis keeps the values and a change feed (``_redis_lua``); the process catches its
+- Per-process replicas of the index (``replica``, ``replicas``), on plain Redis 7 or
+  Valkey: Redis keeps the values and a change feed (``lua``); the process catches its
   replica (of one user's memories for a scoped search) up with one bounded script per
   partition before a search and ranks locally.
 
@@ -28,22 +32,35 @@ from functools import partial
 from typing import Any, TypeVar
 
 from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
-from tta_dev_primitives.exceptions import SearchNotReadyError
+from tta_dev_primitives.exceptions import SearchNotReadyError, StaleWriteError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
-from tta_dev_primitives.stores._base import Document, Put, SearchableBackend
-from tta_dev_primitives.stores._redis import RedisBackend, _connected, _mget
-from tta_dev_primitives.stores._redis_query import QueryEngine, scope_tags, terms_text
-from tta_dev_primitives.stores._replica import PAGE_BYTES, PAGE_COUNT, Heads, _records, text_of
-from tta_dev_primitives.stores._replica_set import (
+from tta_dev_primitives.stores._base import Document, SearchableBackend
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
+from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_CURSOR, FACT_ENGINE_DONE, Layout
+from tta_dev_primitives.stores._redis.query_engine import (
+    QueryEngine,
+    SearchEngine,
+    scope_tags,
+    terms_text,
+)
+from tta_dev_primitives.stores._redis.replica import (
+    PAGE_BYTES,
+    PAGE_COUNT,
+    Heads,
+    _records,
+)
+from tta_dev_primitives.stores._redis.replicas import (
     MAX_SCOPES,
     SCOPE_BUDGET,
     SCOPE_REPLICAS,
     Replicas,
 )
+from tta_dev_primitives.stores._versions import VersionClock
 
-__all__ = ["LOAD_TIMEOUT", "RedisSearchBackend"]
+__all__ = ["LOAD_TIMEOUT", "RedisIndex", "RedisSearchBackend"]
 
 R = TypeVar("R")
 Ranked = list[tuple[str, float]]
@@ -54,7 +71,9 @@ LOAD_TIMEOUT = 10.0
 
 
 class RedisSearchBackend(RedisBackend, SearchableBackend):
-    """``RedisBackend`` whose payloads are memories, found by ``search``."""
+    """``RedisBackend`` whose payloads are memories, found by ``search`` in its ``index``."""
+
+    index: RedisIndex
 
     def __init__(
         self,
@@ -69,20 +88,28 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         **options: Any,
     ) -> None:
         super().__init__(url, **options)
-        self.indexing = indexing or Indexing()
-        self.load_timeout = max(check_seconds("load_timeout", load_timeout), self.timeout)
-        self.max_scopes = check_count("max_scopes", max_scopes)
-        self.scope_budget = check_count("scope_budget", scope_budget)
-        self.scope_replicas = scope_replicas
-        # Made by the first search, once partitions are known (see ``_replica_set``).
-        self._replicas: Replicas | None = None
-        self.engine = QueryEngine(self.namespace, check_search_engine(search_engine), self.indexing)
-        self._dims: int | None = None  # this process's embedder's, once a vector was seen
+        self.index = RedisIndex(
+            self.connection, self.layout, indexing or Indexing(),
+            load_timeout=max(check_seconds("load_timeout", load_timeout), self.timeout),
+            max_scopes=check_count("max_scopes", max_scopes),
+            scope_budget=check_count("scope_budget", scope_budget),
+            scope_replicas=scope_replicas,
+            search_engine=check_search_engine(search_engine),
+        )  # fmt: skip
 
     @property
     def search_engine(self) -> str:
         """The engine searches run on now: ``"redis"`` (Query Engine) or ``"replica"``."""
-        return "redis" if self.engine.in_use else "replica"
+        return self.index.search_engine
+
+    def bind(
+        self,
+        versions: VersionClock,
+        on_stale: Callable[[StaleWriteError, str | None], None],
+        on_changed: Callable[[str, Any], None],
+    ) -> None:
+        super().bind(versions, on_stale, on_changed)
+        self.index.on_changed = on_changed
 
     async def put(
         self,
@@ -93,22 +120,78 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         version: str = "",
         document: Document | None = None,
     ) -> None:
+        index = self.index
+        dims = index.saw(document)
+        await index.prepare()
+        seq = await self._put(key, payload, ttl, version, document)
+        index.wrote(key, seq, document, dims)
+
+    async def search(
+        self, query: Query, limit: int, scope: str | None
+    ) -> list[tuple[str, Any, float]]:
+        return await self.index.search(query, limit, scope)
+
+    async def catch_up(self) -> None:
+        await self.index.catch_up()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "search_engine": self.index.describe()}
+
+    async def aclose(self) -> None:
+        await self.index.aclose()
+        await super().aclose()
+
+
+class RedisIndex:
+    """A namespace's search over a connection: the Query Engine, or this process's replicas."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        layout: Layout,
+        indexing: Indexing,
+        *,
+        load_timeout: float,
+        max_scopes: int,
+        scope_budget: int,
+        scope_replicas: bool,
+        search_engine: SearchEngine,
+    ) -> None:
+        self.connection = connection
+        self.layout = layout
+        self.indexing = indexing
+        self.load_timeout = load_timeout
+        self.max_scopes = max_scopes
+        self.scope_budget = scope_budget
+        self.scope_replicas = scope_replicas
+        # Made by the first search, once partitions are known (see ``replicas``).
+        self.replicas: Replicas | None = None
+        self.engine = QueryEngine(layout.namespace, search_engine, indexing)
+        self.dims: int | None = None  # this process's embedder's, once a vector was seen
+        self.on_changed: Callable[[str, Any], None] | None = None  # told of others' changes
+
+    @property
+    def search_engine(self) -> str:
+        """The engine searches run on now: ``"redis"`` (Query Engine) or ``"replica"``."""
+        return "redis" if self.engine.in_use else "replica"
+
+    def saw(self, document: Document | None) -> int | None:
+        """Before a write: note the size of its vectors (this process's embedder's), if any."""
         dims = None if document is None or document.vector is None else document.vector.shape[-1]
         if dims is not None:
-            self._dims = int(dims)
-        await self._prepare()
-        seq = await self._put(key, payload, ttl, version, self._extra(key, document))
-        replicas = self._replicas
+            self.dims = int(dims)
+        return None if dims is None else int(dims)
+
+    def wrote(self, key: str, seq: int, document: Document | None, dims: int | None) -> None:
+        """After a write: the feed will bring it back, so replicas reuse its document instead
+        of analysing it again."""
+        replicas = self.replicas
         if replicas is not None and dims is not None:
-            replicas.expect_dims(int(dims))
-        if seq is not None and replicas is not None and document is not None:
-            # The feed will bring this write back: reuse its document instead of re-analysing it.
+            replicas.expect_dims(dims)
+        if replicas is not None and document is not None:
             replicas.wrote(key, seq, document)
 
-    def _put_extra(self, write: Put) -> Sequence[Any]:
-        return self._extra(write.key, write.document)
-
-    def _extra(self, key: str, document: Document | None) -> list[Any]:
+    def extra(self, key: str, document: Document | None) -> list[Any]:
         """The PUT script's arguments past the value: vector bytes, and the Query Engine
         document (terms, scope tags, vector size) unless no engine can keep it."""
         vector = b"" if document is None else _vector_bytes(document)
@@ -118,18 +201,18 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         dims = 0 if document is None or document.vector is None else document.vector.shape[-1]
         return [vector, terms, scope_tags(key), int(dims)]
 
-    def _cleared(self) -> None:
-        if self._replicas is not None:
-            self._replicas.cleared()
+    def cleared(self) -> None:
+        if self.replicas is not None:
+            self.replicas.cleared()
         self.engine.cleared()
 
-    async def _prepare(self, *, patient: bool = False) -> None:
+    async def prepare(self, *, patient: bool = False) -> None:
         """Connect, and learn (once) which engine searches here; a search (``patient``: it waits
         on the load budget, like its other calls) also checks that the index is whole."""
-        await self._ready()
-        call: Any = self._patient if patient else self._call
+        await self.connection.ready()
+        call: Any = self._patient if patient else self.connection.call
         await self.engine.prepare(
-            call, self._bases, self.topology == "cluster", self._backfill, self._dims,
+            call, self.layout.bases, self.connection.cluster, self._backfill, self.dims,
             searching=patient,
         )  # fmt: skip
 
@@ -139,16 +222,15 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         """Rank in the Query Engine when it is in use (each call within the per-call timeout),
         else in the caught-up replica (its calls wait up to ``load_timeout``, see the module
         docstring); then read the winners' values."""
-        state = self._loops.get(asyncio.get_running_loop())
-        if state is None or state.client is None:
-            await self._patient(_connected)  # connect (learning the topology) first
-        if query.vector is not None and self._dims is None:
-            self._dims = len(query.vector)
-        await self._prepare(patient=True)
+        if not self.connection.connected:
+            await self._patient(_connect)  # connect (learning the topology) first
+        if query.vector is not None and self.dims is None:
+            self.dims = len(query.vector)
+        await self.prepare(patient=True)
         scope = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
             base = self._scope_base(scope)
-            first = await self.engine.search(self._call, query, limit, scope, base)
+            first = await self.engine.search(self.connection.call, query, limit, scope, base)
             if first is not None:
 
                 async def rank(want: int) -> Ranked:
@@ -172,11 +254,11 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         self, query: Query, want: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
         base = self._scope_base(scope)
-        return await self.engine.search(self._call, query, want, scope, base) or []
+        return await self.engine.search(self.connection.call, query, want, scope, base) or []
 
     def _scope_base(self, scope: str | None) -> str | None:
         """The partition every key of ``scope`` lies in, if it names one (two segments or more)."""
-        return self._base(scope) if scope is not None and ":" in scope else None
+        return self.layout.base(scope) if scope is not None and ":" in scope else None
 
     async def _resolve(
         self,
@@ -201,38 +283,37 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
 
     async def catch_up(self) -> None:
         """Read what changed into this process's replicas, if it has any (after a replay)."""
-        if self._replicas is not None:
-            await self._ready()
+        if self.replicas is not None:
+            await self.connection.ready()
             for replica in list(self._replicas_for_topology()):
                 await replica.sync(self._changes, self._heads(patient=False))
 
     def _replicas_for_topology(self) -> Replicas:
-        replicas = self._replicas
-        if replicas is None or replicas.bases is not self._bases:
+        replicas = self.replicas
+        if replicas is None or replicas.bases is not self.layout.bases:
             replicas = Replicas(
-                self.indexing, self._bases, self._base,
+                self.indexing, self.layout.bases, self.layout.base,
                 max_scopes=self.max_scopes, scope_budget=self.scope_budget,
                 scope_replicas=self.scope_replicas, on_changed=self.on_changed,
             )  # fmt: skip
-            self._replicas = replicas
+            self.replicas = replicas
         return replicas
 
     def _heads(self, *, patient: bool) -> Heads | None:
         """Reads every partition's head in one MGET per node; none with one partition (there
         the changes call itself is the one round trip)."""
-        if len(self._bases) < 2:
+        if len(self.layout.bases) < 2:
             return None
 
         async def heads(bases: list[str]) -> list[Any]:
-            names = [base + "h" for base in bases]
-            read = partial(_mget, names=names, cluster=self.topology == "cluster")
-            return await (self._patient(read) if patient else self._call(read))
+            read = partial(mget, names=[Layout.head(base) for base in bases])
+            return await (self._patient(read) if patient else self.connection.call(read))
 
         return heads
 
     async def _changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
         """A page of changes within the per-call timeout (a replay's catch-up)."""
-        return await self._call(self._changes_call(base, since, since_del, seg))
+        return await self.connection.call(self._changes_call(base, since, since_del, seg))
 
     async def _patient_changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
         """A page of changes within the load budget (a search's load or catch-up)."""
@@ -242,7 +323,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         self, base: str, since: str, since_del: str, seg: str
     ) -> Callable[[Any], Any]:
         args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg]
-        return lambda c: self._scripts["CHANGES"](keys=[base + "n"], args=args)
+        keys = [Layout.facts(base)]
+        return lambda c: self.connection.script("CHANGES")(keys=keys, args=args)
 
     async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
         """Run ``work`` within ``load_timeout`` instead of the per-call timeout.
@@ -252,10 +334,10 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         """
         try:
             async with asyncio.timeout(self.load_timeout):
-                return await self._call(work, bounded=False)
+                return await self.connection.call(work, bounded=False)
         except TimeoutError:
             raise SearchNotReadyError(
-                f"search in namespace {self.namespace!r}: Redis sent nothing for "
+                f"search in namespace {self.layout.namespace!r}: Redis sent nothing for "
                 f"{self.load_timeout:g} s (load_timeout) while this process brought its index up "
                 "to date, so no partial answer was given; what was read is kept for the next search"
             ) from None
@@ -264,8 +346,11 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         """Write Query Engine documents for memories written before the index, at most
         ``pages`` pages per partition (None: all); True when every partition is done."""
         done = True
-        for base in self._bases:
-            facts = await self._call(partial(_hmget, name=base + "n", fields=("ftok", "ftcur")))
+        call = self.connection.call
+        for base in self.layout.bases:
+            facts_name = Layout.facts(base)
+            fields = (FACT_ENGINE_DONE, FACT_ENGINE_CURSOR)
+            facts = await call(partial(_hmget, name=facts_name, fields=fields))
             if facts[0] == "1":
                 continue
             since, left = facts[1] or "0", pages
@@ -273,11 +358,11 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                 reply = await self._changes(base, since, "-", "")
                 records = list(_records(reply[4]))
                 if records:
-                    args = self.engine.page_args(base, records, self._dims)
-                    await self._script("INDEX_PAGE", base, args)
+                    args = self.engine.page_args(base, records, self.dims)
+                    await self.connection.run_script("INDEX_PAGE", [facts_name], args)
                     since = str(records[-1][1])
                 if not int(reply[6]):
-                    await self._call(partial(_hset, name=base + "n", field="ftok", value="1"))
+                    await call(partial(_hset, name=facts_name, field=FACT_ENGINE_DONE, value="1"))
                     break
                 if left is not None:
                     left -= 1
@@ -286,20 +371,23 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                         break
         return done
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "search_engine": self.engine.describe()}
+    def describe(self) -> str:
+        """``search_engine`` for ``get_backend_info()``."""
+        return self.engine.describe()
 
     async def aclose(self) -> None:
         await self.engine.aclose()
-        await super().aclose()
 
     async def _values(self, keys: list[str]) -> list[Any]:
         """The payloads of ``keys`` in one round trip (per shard, on a cluster)."""
         if not keys:
             return []
-        names = [self._base(key) + "v:" + key for key in keys]
-        cluster = self.topology == "cluster"
-        return await self._patient(partial(_mget, names=names, cluster=cluster))
+        names = [self.layout.value(key) for key in keys]
+        return await self._patient(partial(mget, names=names))
+
+
+async def _connect(client: Any) -> None:
+    """Nothing to do: the call connects before it runs this."""
 
 
 async def _hset(client: Any, name: str, field: str, value: str) -> None:

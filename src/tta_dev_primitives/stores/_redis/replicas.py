@@ -18,7 +18,7 @@ from typing import Any
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import first_segment
 from tta_dev_primitives.stores._base import Document
-from tta_dev_primitives.stores._replica import Replica
+from tta_dev_primitives.stores._redis.replica import Replica
 
 __all__ = ["MAX_SCOPES", "SCOPE_BUDGET", "SCOPE_REPLICAS", "Replicas"]
 

@@ -1,7 +1,7 @@
 """A process's replica of a Redis namespace's search index, kept in sync from Redis's change feed.
 
 Redis keeps the memories, each partition's live keys by write sequence (``r``) and tombstones of
-deletes (``g``); see ``stores._redis_lua``. Before a search, the replica asks each partition for
+deletes (``g``); see ``layout``. Before a search, the replica asks each partition for
 what changed since the sequences it has seen: a bounded page of writes (with their payloads,
 which it analyses with the same ``Indexing`` as the in-process store, and their embeddings,
 stored beside them, so nothing is embedded twice) and the deletes. So a
@@ -34,8 +34,9 @@ from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._base import Document
+from tta_dev_primitives.stores._redis.connection import text_of
 
-__all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica", "text_of"]
+__all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -65,11 +66,6 @@ class _Cursor:
     since_del: int | None = None  # None: not started (tombstones before the load don't matter)
     keys: set[str] = field(default_factory=set)
     head: Any = None  # the partition's head when it was last caught up (None: unknown)
-
-
-def text_of(value: bytes | str) -> str:
-    """A Redis reply's string, whether the client decoded it or not."""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 _Record = tuple[str, int, bytes | None, int | None, bytes | None]

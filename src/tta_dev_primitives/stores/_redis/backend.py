@@ -1,0 +1,395 @@
+"""The Redis backend: plain Redis 7 (or Valkey), no modules; the operations of the seam.
+
+It says what to read and write; where (key names: ``layout``), how (scripts: ``lua``) and
+over what (clients, timeouts, retries, cluster: ``connection``) are each one module's job. A
+searchable backend (``search``) composes a search index into it: the index adds its data to
+each write and hears of clears, as ``LocalStore(searchable=True)`` does in-process.
+
+A Redis Cluster is detected on first connect and its namespace spread over
+``CLUSTER_PARTITIONS`` partitions; nothing else changes. Failures become
+``BackendUnavailableError`` (Redis cannot serve now) or ``BackendRefusedError`` (an operator
+must act: an ACL, maxmemory, a key of the wrong type), as ``connection`` translates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
+from typing import Any, ClassVar, Protocol
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+
+from tta_dev_primitives._checks import check_count, check_namespace, check_seconds
+from tta_dev_primitives.exceptions import (
+    BackendUnavailableError,
+    IncompleteOperationError,
+    StaleWriteError,
+)
+from tta_dev_primitives.stores._base import (
+    Clear,
+    Delete,
+    Document,
+    Put,
+    StorageBackend,
+    Write,
+    send,
+)
+from tta_dev_primitives.stores._redis import lua
+from tta_dev_primitives.stores._redis.bulk import (
+    Progress,
+    clear_partitions,
+    items_page,
+    unlink_namespace,
+)
+from tta_dev_primitives.stores._redis.connection import Connection, pipeline, text_of
+from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
+from tta_dev_primitives.stores._urls import check_redis_url, redact_url
+from tta_dev_primitives.stores._versions import VersionClock
+
+__all__ = ["Indexer", "RedisBackend"]
+
+_REPLAY_CHUNK = 200
+_REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)
+_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE")
+
+
+class Indexer(Protocol):
+    """What a search index composed into the backend takes part in."""
+
+    def extra(self, key: str, document: Document | None) -> Sequence[Any]:
+        """What a write stores beside the value for search (PUT's arguments past the value)."""
+
+    def cleared(self) -> None:
+        """The namespace was (perhaps partly) cleared by this process."""
+
+
+class RedisBackend(StorageBackend):
+    """Payloads (JSON text) and their search index in Redis, under one namespace."""
+
+    kind: ClassVar[str] = "redis"
+    serializes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "tta:memory",
+        timeout: float = 1.0,
+        partitions: int = 1,
+    ) -> None:
+        url = check_redis_url(url)
+        self.namespace = check_namespace(namespace)
+        self.timeout = check_seconds("timeout", timeout)
+        self.layout = Layout(self.namespace, check_count("partitions", partitions))
+        self.connection = Connection(
+            url, self.timeout,
+            scripts={name: getattr(lua, name) for name in _SCRIPTS},
+            own_keys=self.layout.own_keys, on_cluster=self._on_cluster,
+        )  # fmt: skip
+        #: The search index that takes part in writes and clears (``search``), if any.
+        self.index: Indexer | None = None
+        # The owner's version clock (the hybrid binds its own): it observes Redis's time.
+        self.versions = VersionClock()
+        # Told of each replayed write Redis rejected as stale (``apply``), and of keys another
+        # process changed (the search replica's feed): see ``bind``.
+        self.on_stale: Callable[[StaleWriteError, str | None], None] | None = None
+        self.on_changed: Callable[[str, Any], None] | None = None
+
+    def bind(
+        self,
+        versions: VersionClock,
+        on_stale: Callable[[StaleWriteError, str | None], None],
+        on_changed: Callable[[str, Any], None],
+    ) -> None:
+        self.versions, self.on_stale, self.on_changed = versions, on_stale, on_changed
+
+    @property
+    def partitions(self) -> int:
+        return self.layout.partitions
+
+    @property
+    def topology(self) -> str | None:
+        """``"standalone"`` or ``"cluster"``, known after connecting."""
+        return self.connection.topology
+
+    def _on_cluster(self) -> None:
+        """The server is a cluster node: spread the namespace over hash slots (unless told)."""
+        if self.layout.partitions == 1:
+            self.layout.repartition(CLUSTER_PARTITIONS)
+
+    def _extra(self, key: str, document: Document | None) -> Sequence[Any]:
+        return () if self.index is None else self.index.extra(key, document)
+
+    def _report_stale(self, exc: StaleWriteError, key: str) -> None:
+        """A replayed write was older than what stands: tell the listener (the hybrid)."""
+        if self.on_stale is not None:
+            self.on_stale(exc, key)
+
+    # -- the seam ------------------------------------------------------------------------------
+
+    async def put(
+        self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
+    ) -> None:
+        await self._put(key, payload, ttl, version)
+
+    async def _put(
+        self,
+        key: str,
+        payload: Any,
+        ttl: float | None,
+        version: str,
+        document: Document | None = None,
+    ) -> int:
+        """Run the PUT script; the write's sequence number (Redis's time, observed by the
+        version clock). Raises ``StaleWriteError`` if a newer write of the key stands."""
+        connection = self.connection
+        await connection.ready()  # partitions depend on the topology
+        base = self.layout.base(key)
+        name = Layout.value_in(base, key)
+        args = _put_args(base, key, payload, ttl, version, self._extra(key, document))
+
+        async def write(client: Any) -> Any:
+            seq = await connection.script("PUT")(keys=[name], args=args)
+            await connection.replicated(client, name)
+            return seq
+
+        seq = text_of(await connection.call(write))
+        if seq.startswith("stale"):
+            raise _stale(key, seq)
+        self.versions.observe(int(seq))
+        return int(seq)
+
+    async def get(self, key: str) -> Any | None:
+        await self.connection.ready()
+        name = self.layout.value(key)
+
+        async def fetch(client: aioredis.Redis) -> Any:
+            try:
+                return await client.get(name)
+            except rexc.ResponseError as exc:
+                if str(exc).startswith("WRONGTYPE"):
+                    return b""  # not ours or corrupt: the layer above reads it as a miss
+                raise
+
+        return await self.connection.call(fetch)
+
+    async def delete(self, key: str, *, version: str = "") -> bool:
+        connection = self.connection
+        await connection.ready()
+        base = self.layout.base(key)
+        name = Layout.value_in(base, key)
+        args = [base, key, version]
+
+        async def write(client: Any) -> Any:
+            removed = await connection.script("DELETE")(keys=[name], args=args)
+            await connection.replicated(client, name)
+            return removed
+
+        removed = await connection.call(write)
+        if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
+            raise _stale(key, text_of(removed))
+        return bool(removed)
+
+    async def size(self) -> int:
+        await self.connection.ready()
+        counts = await asyncio.gather(*(self._size_in(base) for base in self.layout.bases))
+        return sum(counts)
+
+    async def _size_in(self, base: str) -> int:
+        return int(await self.connection.run_script("SIZE", [Layout.facts(base)], [base]))
+
+    async def clear(self, *, version: str = "") -> None:
+        """Remove the namespace's memories older than ``version`` (all of them if unversioned).
+
+        A versioned clear marks each partition (later writes older than it are stale), then
+        removes, page by page, what is older, and marks again so that replicas which reloaded
+        during the clear reload once more. Writes newer than the clear, made by any process
+        while it runs or replayed before it, stay. An unversioned clear SCANs and UNLINKs the
+        namespace's keys. Either way each page is one call under the timeout, so a clear of any
+        size finishes on a healthy Redis.
+
+        Raises ``BackendUnavailableError`` if Redis failed before anything was removed (the
+        hybrid then journals the clear), and ``IncompleteOperationError`` saying how much was
+        removed if it failed part-way: a half-done clear is never reported as done.
+        """
+        progress = Progress()
+        if version:
+            await self.connection.ready()
+            await self._check_newest(version)
+        try:
+            await self._clear_pages(version, progress)
+        except BackendUnavailableError as exc:
+            if not progress.done:
+                raise
+            raise IncompleteOperationError(
+                f"cleared {progress.done:,} {progress.noun} of namespace {self.namespace!r} "
+                f"before Redis stopped answering; the rest are still there ({exc})",
+                done=progress.done,
+            ) from exc
+
+    async def _check_newest(self, version: str) -> None:
+        """Before a live clear: raise ``StaleWriteError`` if a write newer than ``version``
+        stands in any partition (this machine's clock is behind a writer's). The hybrid then
+        retries with a version past it, so the clear removes every write acknowledged before
+        it, whatever the clocks say."""
+
+        async def newest(client: Any, base: str) -> Any:
+            return await client.hget(Layout.facts(base), FACT_NEWEST)
+
+        found = await asyncio.gather(*(self.connection.call(partial(newest, base=base))
+                                       for base in self.layout.bases))  # fmt: skip
+        newer = max((text_of(v) for v in found if v is not None), default="")
+        if newer > version:
+            raise StaleWriteError(
+                f"a write newer than this clear stands in namespace {self.namespace!r} "
+                "(clocks differ between machines)",
+                newer=newer,
+            )
+
+    async def _clear_pages(self, version: str, progress: Progress) -> None:
+        await self.connection.ready()
+        try:
+            if not version:
+                progress.noun = "keys"
+                await unlink_namespace(self.connection, self.layout, progress)
+            else:
+                progress.noun = "memories"
+                await clear_partitions(self.connection, self.layout, version, progress)
+        finally:  # even part-way: a search index reloads what is left
+            if self.index is not None:
+                self.index.cleared()
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Replay writes in order, pipelined in chunks; a Clear splits the pipeline.
+
+        A chunk (one call under the timeout) holds at most ``_REPLAY_CHUNK`` writes and about
+        ``_REPLAY_BYTES`` of payload, so large values do not make one call too long.
+        """
+        await self.connection.ready()
+        chunk: list[Put | Delete] = []
+        size = 0
+        for write in writes:
+            if isinstance(write, Clear):
+                await self._pipeline(chunk)
+                chunk, size = [], 0
+                # A replayed clear that stops part-way stays unavailable (not incomplete): the
+                # journal keeps it and the next replay finishes it (a versioned clear is
+                # idempotent).
+                await self._clear_pages(write.version, Progress())
+            else:
+                chunk.append(write)
+                size += len(write.payload) if isinstance(write, Put) else 0
+                if len(chunk) >= _REPLAY_CHUNK or size >= _REPLAY_BYTES:
+                    await self._pipeline(chunk)
+                    chunk, size = [], 0
+        await self._pipeline(chunk)
+
+    async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
+        if not writes:
+            return
+        connection = self.connection
+        if connection.cluster:
+            await self._apply_per_partition(writes)
+            return
+
+        async def run(client: aioredis.Redis) -> list[Any]:
+            pipe = pipeline(client)
+            for write in writes:
+                base = self.layout.base(write.key)
+                name = Layout.value_in(base, write.key)
+                if isinstance(write, Put):
+                    args = _put_args(base, write.key, write.payload, write.ttl, write.version,
+                                     self._extra(write.key, write.document))  # fmt: skip
+                    # Awaiting only queues the call: the pipeline sends it on execute().
+                    await connection.script("PUT")(keys=[name], args=args, client=pipe)
+                else:
+                    await connection.script("DELETE")(
+                        keys=[name], args=[base, write.key, write.version], client=pipe
+                    )
+            return list(await pipe.execute())
+
+        replies = await connection.call(run)
+        for write, reply in zip(writes, replies, strict=True):
+            if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
+                self._report_stale(_stale(write.key, text_of(reply)), write.key)
+            elif isinstance(write, Put):
+                self.versions.observe(int(reply))
+
+    async def _apply_per_partition(self, writes: Sequence[Put | Delete]) -> None:
+        """On a cluster: each partition's writes in order, partitions concurrently."""
+        groups: dict[str, list[Put | Delete]] = {}
+        for write in writes:
+            groups.setdefault(self.layout.base(write.key), []).append(write)
+
+        async def run(group: list[Put | Delete]) -> None:
+            for write in group:
+                try:
+                    await send(self, write)
+                except StaleWriteError as exc:
+                    self._report_stale(exc, write.key)
+
+        await asyncio.gather(*(run(group) for group in groups.values()))
+
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        """Every live memory of the namespace, partition by partition, oldest write first.
+
+        Keys come from each partition's live index (exact names: a key may contain any
+        text, ``}:v:`` included), a page at a time; a page's values and TTLs are read in the
+        same call, under the timeout. If Redis fails part-way, ``IncompleteOperationError``
+        says how many memories were read. A memory rewritten while the listing runs moves to
+        the end of its partition's order, so it may be listed twice (the newer value last).
+        """
+        await self.connection.ready()
+        done = 0
+        try:
+            for base in self.layout.bases:
+                after = "-inf"
+                while after:
+                    page = await self.connection.call(partial(items_page, base=base, after=after))
+                    after = page[0]
+                    for key, payload, pttl in page[1]:
+                        done += 1
+                        yield key, payload, None if pttl < 0 else pttl / 1000
+        except BackendUnavailableError as exc:
+            if not done:
+                raise
+            raise IncompleteOperationError(
+                f"read {done:,} memories of namespace {self.namespace!r} before Redis stopped "
+                f"answering ({exc})",
+                done=done,
+            ) from exc
+
+    async def probe(self) -> None:
+        await self.connection.call(lambda c: c.ping())
+
+    def describe(self) -> dict[str, Any]:
+        connection = self.connection
+        return {
+            "url": redact_url(connection.url),
+            "namespace": self.namespace,
+            "partitions": self.partitions,
+            "topology": connection.topology or "unknown (not connected yet)",
+            **({"nodes": connection.nodes} if connection.cluster else {}),
+        }
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+
+def _put_args(
+    base: str, key: str, payload: Any, ttl: float | None, version: str, extra: Sequence[Any]
+) -> list[Any]:
+    ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+    return [base, key, payload, ttl_ms, version, *extra]
+
+
+def _stale(key: str, reply: str) -> StaleWriteError:
+    """The error for a script's ``stale <newer version>`` reply about ``key``."""
+    newer = reply[len("stale") :].strip()
+    return StaleWriteError(
+        f"a newer change of key {key!r} stands in Redis (another process's write or clear); "
+        "this one was not applied",
+        newer=newer,
+    )

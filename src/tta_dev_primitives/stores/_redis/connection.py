@@ -1,0 +1,381 @@
+"""The connection to one Redis (or Redis Cluster): every line that touches redis-py's or asyncio's
+machinery, so that the backend above it only says what to read and write.
+
+A Redis Cluster is detected on first connect (``INFO cluster``) and then served by redis-py's
+cluster client; the owner hears of it (``on_cluster``) and spreads its keys wider. Every call
+is bounded by ``timeout``, which measures the server round trip (``deadline``): waiting for
+one of the ``MAX_IN_FLIGHT`` call slots of the loop (one pooled connection each) happens before
+the timer starts, so a burst of calls queues instead of timing out. Failures are translated at
+this seam (``errors``), with the URL's password scrubbed from the message. A pooled connection
+found dead (a server restart, ``CLIENT KILL``) is retried once on a fresh connection before
+the call counts as failed; on a cluster a failed call drops the client, so the next one
+rediscovers the slot map. Scripts are registered per client (redis-py's ``Script`` sends
+EVALSHA and falls back to EVAL when the server lost its script cache).
+
+A client belongs to one event loop, so there is one per loop the connection is used from (sync
+adapters run on a portal loop); ``aclose()`` closes all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores._redis import errors
+from tta_dev_primitives.stores._redis.deadline import AnswerWithin
+from tta_dev_primitives.stores._redis.sockets import close_client, drop_sockets
+from tta_dev_primitives.stores._urls import redact_url, scrub
+
+__all__ = [
+    "MAX_CONNECTIONS",
+    "MAX_IN_FLIGHT",
+    "Connection",
+    "mget",
+    "pipeline",
+    "text_of",
+    "values_and_ttls",
+]
+
+R = TypeVar("R")
+
+log = logging.getLogger("tta_dev_primitives.memory")
+
+MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients is 10000
+# Calls in flight per event loop, each on its own pooled connection; more wait for a slot
+# (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
+MAX_IN_FLIGHT = 64
+
+
+def text_of(value: bytes | str) -> str:
+    """A Redis reply's string, whether the client decoded it or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _LoopClient:
+    """The client of one event loop, its scripts, and the slots that bound its calls."""
+
+    __slots__ = ("client", "connecting", "failures", "scripts", "slots")
+
+    def __init__(self) -> None:
+        self.client: Any = None  # aioredis.Redis or RedisCluster
+        self.scripts: dict[str, Any] = {}
+        self.connecting = asyncio.Lock()  # one connect at a time
+        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.failures = 0  # unavailable errors so far: a waiting call seeing one gives up
+
+
+class Connection:
+    """Clients (one per event loop) to the Redis at ``url``, and the bounded call over them.
+
+    ``scripts`` are the Lua scripts by name; ``own_keys`` names the owner's keys and their types
+    (a WRONGTYPE refusal warns about those that hold another); ``on_cluster`` is called once,
+    when the server is first found to be a cluster node.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        *,
+        scripts: Mapping[str, str],
+        own_keys: Callable[[], Mapping[str, str]],
+        on_cluster: Callable[[], None],
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.topology: str | None = None  # "standalone" or "cluster", known after connecting
+        self.nodes = 0  # a cluster's primaries
+        self._sources = dict(scripts)
+        self._own_keys = own_keys
+        self._on_cluster = on_cluster
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._warned_types: set[str] = set()
+        self._policy_checked = False  # maxmemory-policy is checked on the first connect
+
+    @property
+    def cluster(self) -> bool:
+        return self.topology == "cluster"
+
+    def _state(self) -> _LoopClient:
+        """The running loop's client state, made on first use there."""
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            for old in [old for old in self._loops if old.is_closed()]:
+                drop_sockets(self._loops.pop(old).client)  # its loop can no longer close it
+            state = self._loops[loop] = _LoopClient()
+        return state
+
+    def script(self, name: str) -> Any:
+        """The running loop's registered script ``name`` (a script is bound to its client)."""
+        return self._state().scripts[name]
+
+    @property
+    def connected(self) -> bool:
+        """True if the running loop has a client (the topology is known)."""
+        state = self._loops.get(asyncio.get_running_loop())
+        return state is not None and state.client is not None
+
+    async def ready(self) -> None:
+        """Connect (learning the topology) if the running loop has no client yet."""
+        if not self.connected:
+            await self.call(_connected)
+
+    async def _connect(self, state: _LoopClient) -> Any:
+        """The client for the running loop, made on first use."""
+        async with state.connecting:
+            if state.client is None:
+                client = await self._new_client()
+                state.scripts = {name: client.register_script(source)
+                                 for name, source in self._sources.items()}  # fmt: skip
+                state.client = client
+        return state.client
+
+    async def _new_client(self) -> Any:
+        """A standalone client, swapped for redis-py's cluster client if the server says it is
+        a cluster node."""
+        common: dict[str, Any] = {
+            # One bound per call, ours (AnswerWithin in call), not a second per read or
+            # connect: redis-py's would count time this loop spends elsewhere (a burst).
+            "socket_timeout": None,
+            "socket_connect_timeout": None,
+            "retry": Retry(NoBackoff(), 0),
+            "health_check_interval": 0,
+        }
+        # redis-py's default cap (100) fails the 101st concurrent call as if Redis were down;
+        # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
+        pool = aioredis.ConnectionPool.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
+        client: Any = aioredis.Redis(connection_pool=pool)
+        if self.topology is None or self.topology == "cluster":
+            info = await client.info("cluster")
+            if info.get("cluster_enabled"):
+                await client.aclose(close_connection_pool=True)
+                client = RedisCluster.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
+                await client.initialize()
+                self.nodes = len(client.get_primaries())
+                first, self.topology = self.topology is None, "cluster"
+                if first:
+                    self._on_cluster()
+            else:
+                self.topology = "standalone"
+        if not self._policy_checked:
+            self._policy_checked = True
+            await self._check_eviction(client)
+        return client
+
+    async def _check_eviction(self, client: Any) -> None:
+        """Warn once if Redis may evict any key (``allkeys-*``): it would evict this library's
+        own keys too (the feed, versions, partition facts), and search, size, get and the
+        ordering of writes would then disagree. ``noeviction`` or ``volatile-*`` is required."""
+        try:
+            info = await client.info("memory")
+        except rexc.ResponseError:
+            return  # INFO refused (an ACL without +info): nothing to check
+        policy = text_of(info.get("maxmemory_policy", b"") or b"")
+        if policy.startswith("allkeys"):
+            log.warning(
+                "Redis at %s has maxmemory-policy %s: it may evict this library's own keys, "
+                "and then search, size and get disagree and ordering is lost. Set "
+                "maxmemory-policy to noeviction (or a volatile-* policy) for this database "
+                "(see 'Memory limits' in docs/production.md)",
+                redact_url(self.url), policy,
+            )  # fmt: skip
+
+    async def call(
+        self, work: Callable[[aioredis.Redis], Awaitable[R]], *, bounded: bool = True
+    ) -> R:
+        """Run ``work`` within the timeout, translating Redis failures at the seam.
+
+        The timeout starts once the call has a slot: waiting for one is not a server failure.
+        A call that waited while another failed for availability gives up without trying.
+        ``bounded=False`` leaves the bound to the caller (a replica's load has its own budget).
+        """
+        state = self._state()
+        seen = state.failures
+        async with state.slots:
+            if state.failures != seen:
+                raise BackendUnavailableError(
+                    f"Redis at {redact_url(self.url)} unavailable: failed while this call waited"
+                )
+            client = None
+            try:
+                async with AnswerWithin(self.timeout if bounded else None) as timer:
+                    client = state.client
+                    if client is None:
+                        client = await self._connect(state)
+                    try:
+                        return await work(client)
+                    except rexc.ConnectionError:
+                        if timer.expired or not await self._drop_dead_connections(client):
+                            raise
+                        return await work(client)  # once, on a fresh connection
+            except errors.REFUSED as exc:  # first: ResponseError subclasses
+                raise await self._refused(client, exc) from None
+            except errors.UNAVAILABLE as exc:
+                state.failures += 1
+                await self._forget_topology(state, client)
+                message = scrub(str(exc) or type(exc).__name__, self.url)
+                raise BackendUnavailableError(
+                    f"Redis at {redact_url(self.url)} unavailable: {message}"
+                ) from None
+            except rexc.ResponseError as exc:
+                message = scrub(str(exc), self.url)
+                if errors.refused(message):
+                    raise await self._refused(client, exc) from None
+                if message.upper().startswith(errors.UNAVAILABLE_REPLIES):
+                    state.failures += 1
+                    await self._forget_topology(state, client)
+                    raise BackendUnavailableError(f"Redis refused: {message}") from None
+                raise BackendError(f"Redis error: {message}") from None
+            except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
+                raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+
+    async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One call of the script ``name``, under the timeout."""
+        return await self.call(lambda c: self.script(name)(keys=keys, args=args))
+
+    async def _refused(self, client: Any, exc: Exception) -> Exception:
+        refusal = errors.refusal(exc, self.url)
+        if "WRONGTYPE" in str(refusal).upper() and client is not None:
+            await self._warn_wrong_types(client)
+        return refusal
+
+    async def _drop_dead_connections(self, client: Any) -> bool:
+        """After a connection error on a standalone client, drop its idle pooled connections
+        (a restart or ``CLIENT KILL`` left them all dead); True if a retry is worth it."""
+        if self.cluster or not isinstance(client, aioredis.Redis):
+            return False  # the cluster client retries and rediscovers on its own terms
+        with contextlib.suppress(Exception):
+            await client.connection_pool.disconnect(inuse_connections=False)
+        return True
+
+    async def _warn_wrong_types(self, client: Any) -> None:
+        """Name the owner's keys that hold the wrong type (someone else wrote them)."""
+        wanted = dict(self._own_keys())
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                types = [await client.type(name) for name in wanted]
+            for (name, want), found in zip(wanted.items(), types, strict=True):
+                if text_of(found) not in (want, "none") and name not in self._warned_types:
+                    self._warned_types.add(name)
+                    log.warning(
+                        "Redis key %r holds a %s, not the %s this namespace keeps there: "
+                        "serving in-process until it is fixed (delete the key, or clear())",
+                        name, text_of(found), want,
+                    )  # fmt: skip
+
+    async def _forget_topology(self, state: _LoopClient, failed: Any) -> None:
+        """On a cluster, drop the client after a failure: the next call rediscovers the slots.
+
+        redis-py's cluster client keeps routing to a dead master after its replica took over;
+        a fresh client asks a live node for the current slot map.
+        """
+        if not self.cluster or failed is None or state.client is not failed:
+            return  # not a cluster, or another call already replaced the failed client
+        state.client = None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await failed.aclose()
+
+    async def replicated(self, client: Any, name: str) -> None:
+        """On a cluster whose master for ``name`` has replicas, wait until one has the write.
+
+        Cluster replication is asynchronous: a write the master acknowledged but had not yet sent
+        to a replica dies with it in a failover. ``WAIT 1`` closes that window; if no replica
+        confirms within the timeout the write counts as failed (the hybrid journals it and
+        replays it later, idempotently).
+        """
+        if not self.cluster:
+            return
+        slot_nodes = client.nodes_manager.slots_cache.get(client.keyslot(name), [])
+        if len(slot_nodes) < 2:
+            return  # no replica to wait for
+        wait_ms = max(1, int(self.timeout * 1000 * 0.8))
+        acked = await client.execute_command("WAIT", 1, wait_ms, target_nodes=slot_nodes[0])
+        if int(acked) < 1:
+            raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
+
+    async def scan(self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]) -> None:
+        """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN
+        step and ``each`` of its keys per call under the timeout."""
+        cursors: dict[Any, int] | None = None  # node name (or None standalone) -> cursor
+
+        async def step(client: Any) -> dict[Any, int]:
+            if not self.cluster:
+                cursor, keys = await client.scan(
+                    cursor=0 if cursors is None else cursors[None], match=pattern, count=1000
+                )
+                found = {None: int(cursor)}
+            elif cursors is None:  # the first step asks every primary at once
+                found, keys = await client.scan(cursor=0, match=pattern, count=1000)
+            else:
+                name = next(iter(cursors))
+                node = client.get_node(node_name=name)
+                if node is None:
+                    raise rexc.ClusterError(f"node {name} left the cluster during a scan")
+                cur, keys = await client.scan(
+                    cursor=cursors[name], match=pattern, count=1000, target_nodes=node
+                )
+                found = {**cursors, name: int(cur[name])}
+            if keys:
+                await each(client, list(keys))
+            return {name: int(cursor) for name, cursor in found.items() if int(cursor) != 0}
+
+        while cursors is None or cursors:
+            cursors = await self.call(step)
+
+    async def aclose(self) -> None:
+        """Close every loop's client: this loop's here, a running loop's on that loop, and a
+        closed loop's sockets directly (nothing else could close them)."""
+        loops, self._loops = self._loops, {}
+        running = asyncio.get_running_loop()
+        for loop, state in loops.items():
+            client = state.client
+            if client is None:
+                continue
+            if loop is running:
+                await close_client(client)
+            elif loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + 1)
+            else:
+                drop_sockets(client)
+
+
+async def _connected(client: Any) -> None:
+    """Nothing to do: ``call`` has connected by the time it runs this."""
+
+
+async def mget(client: Any, names: list[str]) -> list[Any]:
+    """GET of many keys in one round trip (one per shard on a cluster)."""
+    if isinstance(client, RedisCluster):
+        return list(await client.mget_nonatomic(names))
+    return list(await client.mget(names))
+
+
+def pipeline(client: Any) -> Any:
+    """A pipeline of plain commands (on a cluster, of keys in one slot)."""
+    if isinstance(client, RedisCluster):
+        return client.pipeline()
+    return client.pipeline(transaction=False)
+
+
+async def values_and_ttls(client: Any, names: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(value, PTTL ms) per name, in one pipeline (on a cluster too: all in one slot)."""
+    pipe = pipeline(client)
+    for name in names:
+        pipe.get(name)
+        pipe.pttl(name)
+    flat = await pipe.execute()
+    return list(zip(flat[::2], flat[1::2], strict=True))

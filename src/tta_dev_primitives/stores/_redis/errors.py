@@ -1,0 +1,83 @@
+"""Which redis-py errors mean "Redis cannot serve now" and which an operator must fix.
+
+Anything that means "Redis cannot serve now" becomes ``BackendUnavailableError`` (the hybrid
+falls back and probes): connection and timeout errors, replies that are not RESP (another
+service on the port). A refusal that retrying cannot change until an operator acts becomes
+``BackendRefusedError``, raised to the caller and never journalled: ACL denials (``NOPERM``, in
+scripts too), ``OOM`` under ``maxmemory``, and WRONGTYPE from our own keys.
+"""
+
+from __future__ import annotations
+
+from redis import exceptions as rexc
+
+from tta_dev_primitives.exceptions import BackendRefusedError
+from tta_dev_primitives.stores._urls import redact_url, scrub
+
+__all__ = [
+    "REFUSED",
+    "REFUSED_INSIDE",
+    "REFUSED_REPLIES",
+    "UNAVAILABLE",
+    "UNAVAILABLE_REPLIES",
+    "refusal",
+    "refused",
+]
+
+# Errors after which Redis may well serve again (the hybrid falls back and probes).
+UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.AuthenticationError,
+    rexc.AuthorizationError,
+    rexc.BusyLoadingError,
+    rexc.ReadOnlyError,
+    rexc.MasterDownError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.ClusterError,
+    rexc.RedisClusterException,
+    rexc.SlotNotCoveredError,
+    rexc.MaxConnectionsError,
+    rexc.InvalidResponse,  # not a Redis on the port (an HTTP server, say)
+    OSError,
+    TimeoutError,
+)
+UNAVAILABLE_REPLIES = (
+    "NOAUTH", "WRONGPASS", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+    "MISCONF", "BUSY",
+)  # fmt: skip
+# Refusals that retrying will not change until an operator acts (an ACL, maxmemory, a key of
+# the wrong type): raised to the caller as BackendRefusedError, never journalled as an outage.
+REFUSED = (rexc.NoPermissionError, rexc.OutOfMemoryError)
+REFUSED_REPLIES = ("NOPERM", "OOM", "WRONGTYPE")
+# The same refusals as they read inside a script's error (redis-py strips a reply's prefix).
+REFUSED_INSIDE = (
+    "CAN'T RUN THIS COMMAND", "CAN'T ACCESS", "NO PERMISSIONS", "NOPERM", "WRONGTYPE",
+    "NOT ALLOWED WHEN USED MEMORY",
+)  # fmt: skip
+
+
+def refused(message: str) -> bool:
+    """True if a ``ResponseError``'s (scrubbed) message is a refusal (see ``REFUSED``)."""
+    upper = message.upper()
+    return upper.startswith(REFUSED_REPLIES) or any(reply in upper for reply in REFUSED_INSIDE)
+
+
+def refusal(exc: Exception, url: str) -> BackendRefusedError:
+    """The error for a refusal no retry will change (see ``REFUSED``), naming the fix."""
+    message = scrub(str(exc), url)
+    if isinstance(exc, rexc.NoPermissionError):
+        message = "NOPERM " + message
+    elif isinstance(exc, rexc.OutOfMemoryError):
+        message = "OOM " + message
+    upper = message.upper()
+    if "MEMORY" in upper:
+        hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
+    elif "WRONGTYPE" in upper:
+        hint = "a key of this namespace holds another type (delete it, or clear())"
+    else:
+        hint = "the Redis user lacks a permission (see the ACL in docs/production.md)"
+    return BackendRefusedError(
+        f"Redis at {redact_url(url)} refused: {message} ({hint}); nothing was stored"
+    )

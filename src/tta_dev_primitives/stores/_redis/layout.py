@@ -1,0 +1,214 @@
+"""Where a namespace's data lives in Redis: every key name and partition fact, spelled once.
+
+A namespace is split into ``partitions`` hash slots by each key's first two ``:`` segments
+(``user:session``), so a session's memories and their feed share a slot (Lua needs that on a
+cluster) while a namespace spreads over shards. Keys of a partition start with its ``base``,
+``<namespace>:{<namespace>#<p>}:``, followed by one of the suffixes below. The Lua scripts
+(``lua``) get these names formatted into them from the same constants, so Python and Lua
+cannot disagree:
+
+- ``v:<key>``  the memory's JSON (string, with PX expiry for a TTL)
+- ``r``        live keys by write sequence (zset): recency, and the feed of writes to replicate
+- ``x``        expiry deadlines in ms (zset), swept by writes
+- ``g``        deleted or expired keys by sequence (zset): tombstones for replicas and for
+               versions, the newest ``TOMBSTONES`` kept; ``n.gcut`` is the newest one dropped
+- ``w``        each live or tombstoned key's version (hash; see ``stores._versions``)
+- ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
+               memory was written with an embedder: search scores vectors in the replica)
+- ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
+               partition is created or cleared), ``cv`` the newest clear's version, ``mv`` the
+               newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
+               ``segs`` (set when the partition was created with the per-segment feeds below);
+               ``ft`` is '1' once the namespace has a Query Engine index (``query_engine``),
+               ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
+               its backfill of older memories got
+- ``h``        the partition's last sequence again (string): its head, which a replica reads
+               for every partition in one ``MGET`` per node to skip those that did not change
+- ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
+               feed a replica of one scope reads, so it never reads other users' memories
+- ``g:<seg>``  that segment's tombstones (zset), trimmed with ``g``
+- ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
+               Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
+               sequence, ``e`` its first vector, ``nv`` how many vectors it has), expiring with
+               the value
+- ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
+
+A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
+or the whole key: the scope prefix ``search._scopes`` matches first.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Final
+
+__all__ = [
+    "CLUSTER_PARTITIONS",
+    "DOC",
+    "DOC_VECTOR",
+    "EXPIRY",
+    "FACTS",
+    "FACT_CLEARED",
+    "FACT_ENGINE",
+    "FACT_ENGINE_CURSOR",
+    "FACT_ENGINE_DIMS",
+    "FACT_ENGINE_DONE",
+    "FACT_EPOCH",
+    "FACT_NEWEST",
+    "FACT_SEGMENTS",
+    "FACT_SEQ",
+    "FACT_TRIMMED",
+    "HEAD",
+    "LIVE",
+    "OWN_TYPES",
+    "TOMBS",
+    "VALUE",
+    "VECTORS",
+    "VERSIONS",
+    "Layout",
+    "partition_key",
+]
+
+# -- a partition's keys (each after the partition's base) -----------------------------------
+VALUE: Final = "v:"  # + key: the memory's value
+LIVE: Final = "r"  # live keys by sequence; LIVE + ":" + seg: one segment's
+EXPIRY: Final = "x"
+TOMBS: Final = "g"  # tombstones by sequence; TOMBS + ":" + seg: one segment's
+VERSIONS: Final = "w"
+VECTORS: Final = "e"
+FACTS: Final = "n"
+HEAD: Final = "h"
+DOC: Final = "f:"  # + key: the Query Engine document
+DOC_VECTOR: Final = "fv:"  # + i + ":" + key: a further vector's document
+
+# -- fields of the partition's facts hash (FACTS) ------------------------------------------
+FACT_SEQ: Final = "seq"
+FACT_EPOCH: Final = "epoch"
+FACT_CLEARED: Final = "cv"
+FACT_NEWEST: Final = "mv"
+FACT_SEGMENTS: Final = "segs"
+FACT_TRIMMED: Final = "gcut"
+FACT_ENGINE: Final = "ft"
+FACT_ENGINE_DIMS: Final = "ftdims"
+FACT_ENGINE_CURSOR: Final = "ftcur"
+FACT_ENGINE_DONE: Final = "ftok"
+
+#: The type each of a partition's own keys must have.
+OWN_TYPES: Final = {
+    FACTS: "hash", VERSIONS: "hash", VECTORS: "hash", LIVE: "zset", EXPIRY: "zset", TOMBS: "zset",
+}  # fmt: skip
+# Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
+_CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
+
+#: Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number
+#: of shards. Every process must use the same number, so it is a constant, not a setting.
+CLUSTER_PARTITIONS: Final = 64
+
+
+def partition_key(key: str) -> str:
+    """The part of a key (or scope) that picks its partition: up to its second ``:``, if any.
+
+    A one-segment scope (``"u1"``) names no single partition: its keys spread over all of them.
+    """
+    first = key.find(":")
+    if first == -1:
+        return key
+    second = key.find(":", first + 1)
+    return key if second == -1 else key[:second]
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so a namespace matches only itself."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+class Layout:
+    """One namespace's key names over ``partitions`` partitions (a cluster may raise them)."""
+
+    __slots__ = ("bases", "namespace", "partitions")
+
+    def __init__(self, namespace: str, partitions: int = 1) -> None:
+        self.namespace = namespace
+        self.partitions = partitions
+        self.bases = self._make_bases(partitions)
+
+    def _make_bases(self, partitions: int) -> list[str]:
+        ns = self.namespace
+        return [f"{ns}:{{{ns}#{p}}}:" for p in range(partitions)]
+
+    def repartition(self, partitions: int) -> None:
+        """Use ``partitions`` partitions (a new ``bases`` list, so holders see the change)."""
+        self.partitions = partitions
+        self.bases = self._make_bases(partitions)
+
+    def base(self, key: str) -> str:
+        """The base of the partition that holds ``key``."""
+        if self.partitions == 1:
+            return self.bases[0]
+        return self.bases[zlib.crc32(partition_key(key).encode()) % self.partitions]
+
+    def value(self, key: str) -> str:
+        """The name of ``key``'s value."""
+        return self.base(key) + VALUE + key
+
+    @staticmethod
+    def value_in(base: str, key: str) -> str:
+        """The name of ``key``'s value, its partition's base known."""
+        return base + VALUE + key
+
+    @staticmethod
+    def facts(base: str) -> str:
+        """The name of a partition's facts hash."""
+        return base + FACTS
+
+    @staticmethod
+    def head(base: str) -> str:
+        """The name of a partition's head."""
+        return base + HEAD
+
+    @staticmethod
+    def live(base: str) -> str:
+        """The name of a partition's live keys by sequence."""
+        return base + LIVE
+
+    @staticmethod
+    def vectors(base: str) -> str:
+        """The name of a partition's embeddings hash."""
+        return base + VECTORS
+
+    def own_keys(self) -> dict[str, str]:
+        """Each partition's own keys, with the type each must have (to name a WRONGTYPE)."""
+        return {base + suffix: OWN_TYPES[suffix] for base in self.bases for suffix in _CHECKED}
+
+    def scan_pattern(self) -> str:
+        """A SCAN glob that matches this namespace's keys and no other's."""
+        return _glob_escape(self.namespace) + ":{" + _glob_escape(self.namespace) + "#*"
+
+    @staticmethod
+    def partition_of_name(name: bytes) -> bytes:
+        """The partition part (up to its ``}``) of a key name this namespace owns."""
+        return name[: name.index(b"}") + 1]
+
+    @staticmethod
+    def index_name(namespace: str) -> str:
+        """The name of a namespace's Query Engine index."""
+        return f"{namespace}:idx"
+
+    @staticmethod
+    def master_index_name(namespace: str, n: int) -> str:
+        """The ``n``-th candidate name of a cluster master's index: its hash tag picks the slot
+        (``query_engine`` takes the first whose slot the master owns)."""
+        return f"{namespace}:idx:{{{n}}}"
+
+    @staticmethod
+    def document_prefixes(bases: list[str]) -> list[str]:
+        """The prefixes of the partitions' Query Engine documents (``FT.CREATE ... PREFIX``)."""
+        return [base + kind for base in bases for kind in (DOC, DOC_VECTOR)]
+
+    @staticmethod
+    def key_of_document(doc_id: str) -> str:
+        """The memory key of a document id ``<base>f:<key>`` or ``<base>fv:<i>:<key>``."""
+        rest = doc_id[doc_id.index("}:") + 2 :]
+        if rest.startswith(DOC):
+            return rest[len(DOC) :]
+        return rest[rest.index(":", len(DOC_VECTOR)) + 1 :]

@@ -1,0 +1,265 @@
+"""Lua for the Redis layout (``layout``); every script works inside one partition (hash slot).
+
+Redis holds the memories and a change feed; search runs in the Query Engine or in each process
+over a replica of the index (``replica``), so no script ever scores. Each script begins with
+the layout's names as Lua locals and shared helpers (``lua_common``): a key is spelled once.
+
+Partitions made before the per-segment feeds existed have no ``segs`` fact; CHANGES then
+filters the partition's own feed by segment (reading every key name of the partition, but
+sending only the scope's memories).
+
+A versioned write is applied only if it is newer than the key's version and the last clear's;
+otherwise the script returns without touching anything ('stale'). Checks come first, so a
+rejected write changes nothing.
+
+A sequence is the server's time in microseconds, bumped to stay strictly increasing within the
+partition, so recency compares across partitions and processes. Every script is bounded: a
+write touches a handful of keys, a sweep at most 16, a page of changes at most ``count`` keys
+and about ``max_bytes`` of keys and payload.
+"""
+
+from __future__ import annotations
+
+from tta_dev_primitives.stores._redis.lua_common import COMMON, MAY_RUN_FULL
+
+__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "INDEX_PAGE", "PUT", "SIZE"]
+
+# KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
+# vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags and vector
+# dims (the Query Engine document, written only if the namespace has that index).
+# Returns the write sequence (server time, microseconds), or 'stale <newer version>'.
+PUT = (
+    COMMON
+    + r"""
+local base, key, payload, ttl, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local vector = ARGV[6] or ''
+local bad = check_layout(base, key)
+if bad then return bad end
+local newer = stale(base, key, version)
+if newer then return 'stale ' .. newer end
+sweep(base, 16)
+local seq, text = next_seq(base)
+if ttl > 0 then
+  redis.call('SET', KEYS[1], payload, 'PX', ttl)
+  redis.call('ZADD', base .. EXPIRY, string.format('%d', math.floor(seq / 1000) + ttl), key)
+else
+  redis.call('SET', KEYS[1], payload)
+  redis.call('ZREM', base .. EXPIRY, key)
+end
+zadd2(base, LIVE, text, key)
+zrem2(base, TOMBS, key)
+if vector ~= '' then
+  redis.call('HSET', base .. VECTORS, key, vector)
+else
+  redis.call('HDEL', base .. VECTORS, key)
+end
+if version ~= '' then
+  redis.call('HSET', base .. VERSIONS, key, version)
+  seen_version(base, version)
+else
+  redis.call('HDEL', base .. VERSIONS, key)
+end
+if ARGV[7] then
+  index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]))
+end
+return text
+"""
+)
+
+# KEYS[1] value key; ARGV: base, key, version ('' = none). Returns 1 if a live memory was
+# removed, 0 if there was none, or 'stale <newer version>'. It may run under OOM: it frees.
+DELETE = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, key, version = ARGV[1], ARGV[2], ARGV[3]
+local bad = check_layout(base, key)
+if bad then return bad end
+local newer = stale(base, key, version)
+if newer then return 'stale ' .. newer end
+sweep(base, 16)
+local removed = redis.call('DEL', KEYS[1])
+local was = zrem2(base, LIVE, key)
+unindex(base, key)
+redis.call('HDEL', base .. VECTORS, key)
+redis.call('ZREM', base .. EXPIRY, key)
+if version ~= '' then
+  -- Even for a key that is not there: an older write replayed later must not bring it back.
+  redis.call('HSET', base .. VERSIONS, key, version)
+  seen_version(base, version)
+  tombstone(base, key)
+elseif was == 1 then
+  redis.call('HDEL', base .. VERSIONS, key)
+  tombstone(base, key)
+end
+return removed
+"""
+)
+
+# ARGV: base, version. Starts a clear: later writes older than `version` are stale, and
+# replicas reload (a new epoch; CLEAR_PAGE then removes what is older, page by page). It may
+# run under OOM, like CLEAR_PAGE.
+CLEAR_MARK = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, version = ARGV[1], ARGV[2]
+local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
+if version ~= '' and (not cv or cv < version) then
+  redis.call('HSET', base .. FACTS, FACT_CLEARED, version)
+end
+local _, text = next_seq(base)
+redis.call('HSET', base .. FACTS, FACT_EPOCH, text)
+return 1
+"""
+)
+
+# ARGV: base, version ('' = everything), zset ('r' live keys or 'g' tombstones), after (a
+# sequence; '-inf' to start), count. Removes, among the next `count` entries of the zset after
+# `after`, those older than `version`. Returns {the last sequence looked at, or '' if done,
+# how many were removed}.
+CLEAR_PAGE = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, version, zset, after = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local count = tonumber(ARGV[5])
+local from = after
+if after ~= '-inf' then from = '(' .. after end
+local rows = redis.call('ZRANGEBYSCORE', base .. zset, from, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, count)
+local removed = 0
+for i = 1, #rows, 2 do
+  local key = rows[i]
+  local cur = redis.call('HGET', base .. VERSIONS, key)
+  if version == '' or not cur or cur < version then
+    if zset == LIVE then
+      unindex(base, key)
+      redis.call('DEL', base .. VALUE .. key)
+      redis.call('ZREM', base .. EXPIRY, key)
+      redis.call('HDEL', base .. VECTORS, key)
+    end
+    zrem2(base, zset, key)
+    redis.call('HDEL', base .. VERSIONS, key)
+    removed = removed + 1
+  end
+end
+local last = ''
+if #rows >= 2 * count then last = rows[#rows] end
+return {last, removed}
+"""
+)
+
+# ARGV: base, then per memory: key, sequence, terms, tags, vector dims (0: none of this
+# process's embedder's size). The backfill of a namespace's
+# Query Engine index: writes the documents of memories still holding that write (a newer write
+# or a delete has done its own) that lack them, and moves n.ftcur to the page's last sequence.
+INDEX_PAGE = (
+    COMMON
+    + r"""
+local base = ARGV[1]
+local done = 0
+for i = 2, #ARGV, 5 do
+  local key, seq = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('ZSCORE', base .. LIVE, key)
+  if cur and tonumber(cur) == tonumber(seq) then
+    local ttl = redis.call('PTTL', base .. VALUE .. key)
+    local vector = redis.call('HGET', base .. VECTORS, key) or ''
+    -- A document this write already keeps (with its vectors, if it has any) is left alone:
+    -- rewriting it would leave a deleted entry in the engine's statistics until its GC runs.
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv')
+    local kept = doc[1] and tonumber(doc[1]) == tonumber(seq)
+                 and (vector == '' or tonumber(doc[2] or '0') > 0)
+    if ttl ~= -2 and not kept then
+      if ttl < 0 then ttl = 0 end
+      index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]))
+      done = done + 1
+    end
+  end
+  local at = tonumber(redis.call('HGET', base .. FACTS, FACT_ENGINE_CURSOR) or '0')
+  if tonumber(seq) > at then redis.call('HSET', base .. FACTS, FACT_ENGINE_CURSOR, seq) end
+end
+return done
+"""
+)
+
+# ARGV: base. Live memories in the partition (those past their deadline are not counted).
+SIZE = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base = ARGV[1]
+local now_ms = math.floor(now_us() / 1000)
+return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, '-inf', now_ms)
+"""
+)
+
+# ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes,
+# seg ('' = the whole partition; else only keys of that first segment).
+# Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more,
+# the last write seq looked at (or since), the partition's last seq or '0'}:
+# the writes after `since` in sequence order (a page), and the deletes after `since_del` as
+# {key, seq, ...}. Writes come as ONE string, a record per write: a header line
+# "<key bytes> <payload bytes or -1> <seq> <deadline ms or -> <vector bytes>\n", then the key,
+# the payload and the vector. (Thousands of separate reply elements cost the client ~10 us each
+# to parse; one string, ~1.) A page stops after `count` keys or `max_bytes` of keys and
+# payloads, whichever comes first: long keys count too.
+CHANGES = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
+local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local seg = ARGV[6] or ''
+sweep(base, 16)
+local facts = redis.call('HMGET', base .. FACTS, FACT_EPOCH, FACT_TRIMMED, FACT_SEGMENTS,
+                         FACT_SEQ)
+-- A partition never written (or written before heads existed) gets its head now, so that the
+-- replica can skip it next time.
+redis.call('SET', base .. HEAD, facts[4] or '0', 'NX')
+local feed, tombs, only = base .. LIVE, base .. TOMBS, nil
+if seg ~= '' then
+  if facts[3] then
+    feed, tombs = base .. LIVE .. ':' .. seg, base .. TOMBS .. ':' .. seg
+  else
+    only = seg  -- made before per-segment feeds: filter the partition's own
+  end
+end
+local newest = redis.call('ZREVRANGE', base .. TOMBS, 0, 0, 'WITHSCORES')
+local puts, bytes, more, last = {}, 0, 0, since
+local rows = redis.call('ZRANGEBYSCORE', feed, '(' .. since, '+inf', 'WITHSCORES',
+                        'LIMIT', 0, count)
+for i = 1, #rows, 2 do
+  local key = rows[i]
+  last = rows[i + 1]
+  bytes = bytes + #key
+  if only == nil or seg_of(key) == only then
+    local payload = redis.call('GET', base .. VALUE .. key)
+    local deadline = redis.call('ZSCORE', base .. EXPIRY, key)
+    local size, vector = -1, ''
+    if payload then
+      size = #payload
+      vector = redis.call('HGET', base .. VECTORS, key) or ''
+      bytes = bytes + size + #vector
+    else
+      payload = ''
+    end
+    puts[#puts + 1] = string.format('%d %d %s %s %d\n', #key, size, rows[i + 1],
+                                    deadline or '-', #vector)
+    puts[#puts + 1] = key
+    puts[#puts + 1] = payload
+    puts[#puts + 1] = vector
+  end
+  if bytes >= max_bytes and i + 1 < #rows then more = 1; break end
+end
+if #rows >= 2 * count then more = 1 end
+local dels = {}
+if since_del ~= '-' then
+  dels = redis.call('ZRANGEBYSCORE', tombs, '(' .. since_del, '+inf', 'WITHSCORES',
+                    'LIMIT', 0, count)
+  if #dels >= 2 * count then more = 1 end
+end
+return {facts[1] or '', facts[2] or '0', string.format('%d', math.floor(now_us() / 1000)),
+        newest[2] or '0', table.concat(puts), dels, more, last, facts[4] or '0'}
+"""
+)

@@ -1,0 +1,198 @@
+"""The Lua every script begins with: the layout's names as Lua locals, and shared helpers.
+
+Each script starts with the layout's key suffixes and fact names as Lua locals of the same
+names (``FACTS``, ``VALUE``, ``FACT_SEQ``...), formatted from ``layout``'s constants, so a key
+is spelled once; then helpers that every script may call (sequences, segments, the layout check,
+versions, tombstones, Query Engine documents, the expiry sweep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tta_dev_primitives.stores._redis import layout
+from tta_dev_primitives.stores._redis.layout import OWN_TYPES
+
+__all__ = ["COMMON", "MAY_RUN_FULL", "TOMBSTONES"]
+
+#: Tombstones kept per partition; a replica further behind than this reloads the partition.
+TOMBSTONES = 100_000
+
+# Scripts that only free memory, or read (their expiry sweep frees), run even when Redis is
+# full (``maxmemory`` with ``noeviction``): deletes and clears must be able to make room, and
+# reads keep working. A write (PUT) gets OOM and the caller a ``BackendRefusedError``.
+MAY_RUN_FULL = "#!lua flags=allow-oom\n"
+
+
+def _lua_string(text: str) -> str:
+    """A Lua string literal of ``text`` (the layout's names: letters and ``:`` only)."""
+    return "'" + text + "'"
+
+
+def _lua_table(types: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in types.items()) + "}"
+
+
+# The layout's names as Lua locals (``local FACTS = 'n'``...), so scripts never spell a key.
+_NAMES = "".join(
+    f"local {name} = {_lua_string(getattr(layout, name))}\n"
+    for name in layout.__all__
+    if name.isupper() and isinstance(getattr(layout, name), str)
+)
+
+# Shared helpers, prepended to each script.
+COMMON = (
+    _NAMES
+    + r"""
+local TOMBSTONES = """
+    + str(TOMBSTONES)
+    + r"""
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- The next write sequence of the partition (strictly increasing); creates the epoch. A new
+-- partition keeps per-segment feeds from its first write (the ``segs`` fact says so).
+local function next_seq(base)
+  local seq = now_us()
+  local last = tonumber(redis.call('HGET', base .. FACTS, FACT_SEQ) or '0')
+  if seq <= last then seq = last + 1 end
+  local s = string.format('%d', seq)
+  if last == 0 and not redis.call('HGET', base .. FACTS, FACT_EPOCH) then
+    redis.call('HSET', base .. FACTS, FACT_SEGMENTS, '1')
+  end
+  redis.call('HSET', base .. FACTS, FACT_SEQ, s)
+  redis.call('HSETNX', base .. FACTS, FACT_EPOCH, s)
+  redis.call('SET', base .. HEAD, s)
+  return seq, s
+end
+
+-- A key's first segment: up to its first ':' after the first character, or the whole key.
+local function seg_of(key)
+  local at = string.find(key, ':', 2, true)
+  if at then return string.sub(key, 1, at - 1) end
+  return key
+end
+
+-- Refuse to touch a partition whose own keys (and the key's segment feeds) hold the wrong
+-- type, before any change, so that no write is half-applied (the client reads WRONGTYPE as
+-- "Redis cannot serve now").
+local LAYOUT = """
+    + _lua_table(OWN_TYPES)
+    + r"""
+local function check_layout(base, key)
+  local seg = seg_of(key)
+  local wanted = {[LIVE .. ':' .. seg] = 'zset', [TOMBS .. ':' .. seg] = 'zset'}
+  for suffix, want in pairs(LAYOUT) do wanted[suffix] = want end
+  for suffix, want in pairs(wanted) do
+    local got = redis.call('TYPE', base .. suffix)['ok']
+    if got ~= want and got ~= 'none' then
+      return redis.error_reply('WRONGTYPE ' .. base .. suffix .. ' holds a ' .. got)
+    end
+  end
+  return nil
+end
+
+-- Add or remove a key in a zset and in its segment's copy of it (``r``/``r:<seg>``, ``g``...).
+local function zadd2(base, zset, score, key)
+  redis.call('ZADD', base .. zset, score, key)
+  redis.call('ZADD', base .. zset .. ':' .. seg_of(key), score, key)
+end
+local function zrem2(base, zset, key)
+  local was = redis.call('ZREM', base .. zset, key)
+  redis.call('ZREM', base .. zset .. ':' .. seg_of(key), key)
+  return was
+end
+
+-- If a write of `version` must not be applied, the newer version that stands (the key's, or a
+-- clear's); else false. The key's own version again is not stale: a write retried after a lost
+-- reply applies once more, unchanged.
+local function stale(base, key, version)
+  if version == '' then return false end
+  local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
+  if cv and cv >= version then return cv end
+  local cur = redis.call('HGET', base .. VERSIONS, key)
+  if cur and cur > version then return cur end
+  return false
+end
+
+-- Keep the partition's newest version (`n.mv`): a clear older than it is refused as stale.
+local function seen_version(base, version)
+  if version == '' then return end
+  local mv = redis.call('HGET', base .. FACTS, FACT_NEWEST)
+  if not mv or mv < version then redis.call('HSET', base .. FACTS, FACT_NEWEST, version) end
+end
+
+-- A tombstone for `key` (keeping its version), trimming the oldest past TOMBSTONES.
+local function tombstone(base, key)
+  local _, text = next_seq(base)
+  zadd2(base, TOMBS, text, key)
+  local extra = redis.call('ZCARD', base .. TOMBS) - TOMBSTONES
+  if extra > 0 then
+    if extra > 64 then extra = 64 end
+    local old = redis.call('ZRANGE', base .. TOMBS, 0, extra - 1, 'WITHSCORES')
+    for i = 1, #old, 2 do
+      redis.call('HDEL', base .. VERSIONS, old[i])
+      redis.call('ZREM', base .. TOMBS .. ':' .. seg_of(old[i]), old[i])
+    end
+    redis.call('HSET', base .. FACTS, FACT_TRIMMED, old[#old])
+    redis.call('ZREMRANGEBYRANK', base .. TOMBS, 0, extra - 1)
+  end
+end
+
+-- Remove `key`'s Query Engine documents (its f: hash and the h: hashes of further vectors).
+local function unindex(base, key)
+  local f = base .. DOC .. key
+  local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
+  for i = 1, nv - 1 do redis.call('DEL', base .. DOC_VECTOR .. i .. ':' .. key) end
+  redis.call('DEL', f)
+end
+
+-- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
+-- tags and sequence, and its vectors of `dims` floats each, if the index's vector field has
+-- that size (n.ftdims): another embedder's vectors would make the engine skip the document.
+local function index(base, key, seq, ttl, terms, tags, vector, dims)
+  local facts = redis.call('HMGET', base .. FACTS, FACT_ENGINE, FACT_ENGINE_DIMS)
+  if facts[1] ~= '1' then return end
+  unindex(base, key)
+  local f = base .. DOC .. key
+  local width = dims * 4
+  local nv = 0
+  if width > 0 and tonumber(facts[2] or '0') == dims and #vector % width == 0 then
+    nv = #vector / width
+  end
+  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv)
+  if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
+  if ttl > 0 then redis.call('PEXPIRE', f, ttl) end
+  for i = 1, nv - 1 do
+    local h = base .. DOC_VECTOR .. i .. ':' .. key
+    local row = string.sub(vector, i * width + 1, (i + 1) * width)
+    redis.call('HSET', h, 's', tags, 'q', seq, 'e', row)
+    if ttl > 0 then redis.call('PEXPIRE', h, ttl) end
+  end
+end
+
+-- Forget up to `most` keys whose TTL has passed (their values are gone already).
+local function sweep(base, most)
+  local now_ms = math.floor(now_us() / 1000)
+  local due = redis.call('ZRANGEBYSCORE', base .. EXPIRY, '-inf', now_ms, 'LIMIT', 0, most)
+  for _, key in ipairs(due) do
+    -- Redis sets the value's own expiry a moment after the deadline here was taken, so a due
+    -- key may still be there for a millisecond: then it keeps its place, at Redis's deadline.
+    local left = redis.call('PTTL', base .. VALUE .. key)
+    if left == -2 then
+      zrem2(base, LIVE, key)
+      redis.call('HDEL', base .. VECTORS, key)
+      tombstone(base, key)
+      redis.call('ZREM', base .. EXPIRY, key)
+    elseif left == -1 then
+      redis.call('ZREM', base .. EXPIRY, key)
+    else
+      redis.call('ZADD', base .. EXPIRY, now_ms + left, key)
+    end
+  end
+end
+"""
+)
