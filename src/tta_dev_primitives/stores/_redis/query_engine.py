@@ -48,16 +48,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import BackendError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._indexing import Indexing
-from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+from tta_dev_primitives.search._scopes import normalize_scope
+from tta_dev_primitives.stores._redis import queries
+from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text, vector_field
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
@@ -65,89 +66,25 @@ from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_DONE,
     Layout,
 )
+from tta_dev_primitives.stores._redis.queries import top
+from tta_dev_primitives.stores._redis.shards import (
+    Call,
+    Shard,
+    facts,
+    has_vectors,
+    index_info,
+    mark,
+    master_index,
+    still_owned,
+    unmark,
+)
 
-__all__ = [
-    "ENGINES",
-    "QueryEngine",
-    "SearchEngine",
-    "encode_term",
-    "in_scope",
-    "prefix_tokens",
-    "scope_tag",
-    "scope_tags",
-    "terms_text",
-]
+__all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
-
-#: Query terms sent to the engine (a pasted page of text stays a bounded query).
-MAX_QUERY_TOKENS: Final = 64
-#: How often one term is repeated in ``t``: BM25 has long saturated by then.
-MAX_TF: Final = 255
-#: Extra hits read past ``limit`` so that equal scores can be ordered newest first here.
-TIE_MARGIN: Final = 20
-#: Matches past which ties are left in the engine's order (oldest first) rather than sorted
-#: by sequence with FT.AGGREGATE, whose cost grows with the matches (~3 us each here).
-MAX_TIE_SORT: Final = 20_000
-#: HNSW candidate list per vector query (the engine's default, 10, found ~57% of the true top
-#: 10 on 100k MiniLM vectors; 128 found ~95%: benchmarks/results/vectors.md).
-EF_RUNTIME: Final = 200
-_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-
-Call = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
-#: Names tried per master for an index whose slot it owns (a master owns at least one slot in
-#: 16,384, so this many tries find one for any master but a one-slot one with odds below e^-6).
-_MAX_TAG_TRIES: Final = 100_000
-
-
-class Shard(NamedTuple):
-    """Where one index lives: a cluster master (None on a single server) and its name there."""
-
-    node: Any
-    name: str
-
-    async def run(self, client: Any, *args: Any) -> Any:
-        """A command on this index's server (the index name is the caller's to place)."""
-        if self.node is None:
-            return await client.execute_command(*args)
-        return await client.execute_command(*args, target_nodes=self.node)
-
-
-def encode_term(term: str) -> str:
-    """A term as the engine's tokenizer keeps it whole: plain ``[a-z0-9]`` as is, else hex."""
-    if term and _PLAIN.issuperset(term):
-        return term
-    return "_" + term.encode().hex()
-
-
-def prefix_tokens(prefix: str) -> list[str]:
-    """The engine's prefix queries that match every term starting with ``prefix``: a plain
-    prefix may also begin an encoded term (``caf`` of ``café``)."""
-    hexed = "_" + prefix.encode().hex() + "*"
-    return [prefix + "*", hexed] if _PLAIN.issuperset(prefix) else [hexed]
-
-
-def terms_text(terms: Mapping[str, int]) -> str:
-    """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
-    return " ".join(" ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items())
-
-
-def scope_tag(scope: str) -> str:
-    """The TAG of one scope: 16 hex digits of its hash (no escaping, any length)."""
-    return hashlib.blake2b(scope.encode(), digest_size=8).hexdigest()
-
-
-def scope_tags(key: str) -> str:
-    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included."""
-    return ",".join(scope_tag(s) for s in [*scope_prefixes(key), key])
-
-
-def in_scope(key: str, scope: str | None) -> bool:
-    """True if ``key`` belongs to ``scope`` (whole segments, or the key itself)."""
-    return scope is None or key == scope or key.startswith(scope + ":")
 
 
 class QueryEngine:
@@ -255,7 +192,7 @@ class QueryEngine:
             # Documents written before this index (an index dropped by hand, slots moved to a
             # master without one) are indexed by the engine's own scan: wait for it to end.
             self._await_scan = any(
-                f == "1" for f in await call(lambda c: _facts(c, bases, FACT_ENGINE))
+                f == "1" for f in await call(lambda c: facts(c, bases, FACT_ENGINE))
             )
             refused: BackendError | None = None
             size = info.get("dims") or dims  # a new master's index matches the others'
@@ -275,9 +212,9 @@ class QueryEngine:
         # Only now (the index exists, so every document is indexed as it is written) do writes
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
-        await call(lambda c: _mark(c, bases, FACT_ENGINE, "1"))
+        await call(lambda c: mark(c, bases, FACT_ENGINE, "1"))
         if self.dims:
-            await call(lambda c: _mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
+            await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
 
     async def _create(self, client: Any, bases: list[str], dims: int | None) -> None:
@@ -302,14 +239,14 @@ class QueryEngine:
             "t", "TEXT", "NOSTEM",
             "s", "TAG",
             "q", "NUMERIC", "SORTABLE",
-            *([] if not dims else _vector_field(dims)),
+            *([] if not dims else vector_field(dims)),
         ]  # fmt: skip
 
     async def _infos(self, client: Any) -> dict[str, Any] | None:
         """The index on every server (each master of a cluster), as one: ``{"exists": all
         have it, "dims": the vector size all have (None if one lacks the field), "indexing":
         one is still indexing documents it found}``; None without an engine (or not for us)."""
-        infos = [await _info(client, shard) for shard in self.shards(client, fresh=True)]
+        infos = [await index_info(client, shard) for shard in self.shards(client, fresh=True)]
         if any(info is None for info in infos):
             return None
         found = [info for info in infos if info is not None and info["exists"]]
@@ -331,25 +268,16 @@ class QueryEngine:
         if not self.cluster:
             return [Shard(None, self.name)]
         layout = self._layout
-        if layout is not None and not fresh and _still_owned(client, layout):
+        if layout is not None and not fresh and still_owned(client, layout):
             return layout[1]
         masters = sorted(client.get_primaries(), key=lambda node: node.name)
-        shards = [Shard(node, self._name_on(client, node)) for node in masters]
+        shards = [Shard(node, master_index(client, self.namespace, node)) for node in masters]
         self._layout = (tuple(node.name for node in masters), shards)
         return shards
 
     async def _same_layout(self, client: Any) -> bool:
         layout = self._layout
-        return layout is not None and _still_owned(client, layout)
-
-    def _name_on(self, client: Any, node: Any) -> str:
-        """The first ``<ns>:idx:{<n>}`` whose slot ``node`` owns: every process finds the same."""
-        for n in range(_MAX_TAG_TRIES):
-            name = Layout.master_index_name(self.namespace, n)
-            owner = client.get_node_from_key(name)
-            if owner is not None and owner.name == node.name:
-                return name
-        raise BackendError(f"found no index name whose slot cluster node {node.name} owns")
+        return layout is not None and still_owned(client, layout)
 
     async def _check_ready(
         self,
@@ -365,12 +293,12 @@ class QueryEngine:
         ready straight away); a larger one goes on in the background. A process that does not
         know its vectors' size leaves a namespace with vectors to one that does.
         """
-        flags = await call(lambda c: _facts(c, bases, FACT_ENGINE_DONE))
+        flags = await call(lambda c: facts(c, bases, FACT_ENGINE_DONE))
         if not all(flag == "1" for flag in flags):
             task = self._backfill
             if task is not None and not task.done():
                 return
-            if dims is None and self.dims is None and await call(lambda c: _has_vectors(c, bases)):
+            if dims is None and self.dims is None and await call(lambda c: has_vectors(c, bases)):
                 return
             if not await backfill(1):
                 self._backfill = asyncio.get_running_loop().create_task(self._finish(backfill))
@@ -409,9 +337,9 @@ class QueryEngine:
                 self.name, self.dims, dims,
             )  # fmt: skip
             return
-        await call(lambda c: _mark(c, bases, FACT_ENGINE_DIMS, str(dims)))
+        await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(dims)))
         if added:
-            await call(lambda c: _unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
+            await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
             self.state = "building"
 
     async def _alter(self, client: Any, dims: int) -> bool:
@@ -422,7 +350,7 @@ class QueryEngine:
         for shard in self.shards(client):
             try:
                 await shard.run(client, "FT.ALTER", shard.name, "SCHEMA", "ADD",
-                                *_vector_field(dims))  # fmt: skip
+                                *vector_field(dims))  # fmt: skip
                 added = True
             except rexc.ResponseError:  # another process added it first
                 pass
@@ -462,20 +390,20 @@ class QueryEngine:
             return None  # the index holds no vectors of this size: the replica's do
         if mode == "keyword":
             if query.blank:
-                return _top(await self._fan(call, base, self._recent, limit, scope), limit)
-            return _top(await self._keyword_only(call, query, limit, scope, base), limit)
+                return top(await self._fan(call, base, queries.recent, limit, scope), limit)
+            return top(await self._keyword_only(call, query, limit, scope, base), limit)
         if mode == "semantic":
-            return _top(await self._fan(call, base, self._semantic, query, limit, scope), limit)
+            return top(await self._fan(call, base, queries.semantic, query, limit, scope), limit)
         depth = max(limit, CANDIDATE_DEPTH)
         keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope, base)
-        semantic = _top(await self._fan(call, base, self._semantic, query, depth, scope), depth)
+        semantic = top(await self._fan(call, base, queries.semantic, query, depth, scope), depth)
         seqs = {key: seq for key, _, seq in keyword}
         seqs.update((key, seq) for key, _, seq in semantic)
         fused = fuse(
             [(k, s) for k, s, _ in keyword], [(k, s) for k, s, _ in semantic],
             query.weight, query.fusion,
         )  # fmt: skip
-        return _top(((key, score, seqs[key]) for key, score in fused.items()), limit)
+        return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
 
     async def _fan(
         self,
@@ -490,7 +418,7 @@ class QueryEngine:
         async def run(client: Any) -> list[tuple[str, float, int]]:
             shards = self.shards(client)
             if base is not None and len(shards) > 1:
-                owner = client.get_node_from_key(base + "n")
+                owner = client.get_node_from_key(Layout.facts(base))
                 shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
             if len(shards) == 1:
                 return await work(client, shards[0], *args)
@@ -505,77 +433,7 @@ class QueryEngine:
     ) -> list[tuple[str, float, int]]:
         if not query.terms:
             return []
-        return _top(await self._fan(call, base, self._keyword, query, limit, scope), limit)
-
-    async def _keyword(
-        self, client: Any, shard: Shard, query: Query, limit: int, scope: str | None
-    ) -> list[tuple[str, float, int]]:
-        terms = query.terms[:MAX_QUERY_TOKENS]
-        tokens = [encode_term(t) for t in terms]
-        if query.prefix_last and len(terms) == len(query.terms):
-            tokens[-1:] = prefix_tokens(terms[-1])
-        text = "@t:(" + "|".join(tokens) + ")" + _scope_filter(scope, " ")
-        window = limit + TIE_MARGIN
-        reply = await shard.run(
-            client, "FT.SEARCH", shard.name, text, "SCORER", "BM25STD", "WITHSCORES",
-            "RETURN", 1, "q", "LIMIT", 0, window, "DIALECT", 2,
-        )  # fmt: skip
-        rows = _rows(reply, scores=True)
-        ties = len(rows) == window and rows[limit - 1][1] == rows[-1][1]
-        if ties and shard.node is None and _total(reply) <= MAX_TIE_SORT:
-            # Equal scores run past the window: the engine orders them oldest first, so ask
-            # it to sort by score, then sequence (slower: only when ties need it, and only
-            # over a bounded number of matches). Not on a cluster: there the engine loads
-            # ``__key`` only for documents in its index name's slot.
-            reply = await shard.run(
-                client, "FT.AGGREGATE", shard.name, text, "ADDSCORES", "SCORER", "BM25STD",
-                "LOAD", 2, "@__key", "@q", "SORTBY", 4, "@__score", "DESC", "@q", "DESC",
-                "MAX", window, "DIALECT", 2,
-            )  # fmt: skip
-            rows = _aggregate_rows(reply)
-        return [
-            (key, score, seq)
-            for key, score, fields in rows
-            if (seq := _seq(fields)) is not None and in_scope(key, scope)
-        ]
-
-    async def _semantic(
-        self, client: Any, shard: Shard, query: Query, limit: int, scope: str | None
-    ) -> list[tuple[str, float, int]]:
-        from tta_dev_primitives.embeddings._vectors import encode_vector
-
-        k = limit + TIE_MARGIN
-        ef = max(EF_RUNTIME, k)
-        where = _scope_filter(scope, "") or "*"
-        text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
-        reply = await shard.run(
-            client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
-            "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, "DIALECT", 2,
-        )  # fmt: skip
-        best: dict[str, tuple[float, int]] = {}
-        for key, _, fields in _rows(reply, scores=False):
-            seq = _seq(fields)
-            distance = fields.get("d")
-            if seq is None or distance is None or not in_scope(key, scope):
-                continue
-            sim = 1.0 - float(distance)
-            if key not in best or sim > best[key][0]:
-                best[key] = (sim, seq)
-        return [(key, sim, seq) for key, (sim, seq) in best.items()]
-
-    async def _recent(
-        self, client: Any, shard: Shard, limit: int, scope: str | None
-    ) -> list[tuple[str, float, int]]:
-        text = _scope_filter(scope, "") or "*"
-        reply = await shard.run(
-            client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
-            "LIMIT", 0, limit + TIE_MARGIN, "DIALECT", 2,
-        )  # fmt: skip
-        return [
-            (key, 0.0, seq)
-            for key, _, fields in _rows(reply, scores=False)
-            if (seq := _seq(fields)) is not None and in_scope(key, scope)
-        ]
+        return top(await self._fan(call, base, queries.keyword, query, limit, scope), limit)
 
     # -- the backfill --------------------------------------------------------------------------
 
@@ -588,146 +446,3 @@ class QueryEngine:
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
             args += [key, str(seq), terms_text(terms), scope_tags(key), width]
         return args
-
-
-async def _info(client: Any, shard: Shard) -> dict[str, Any] | None:
-    """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
-    (or not one this user may use)."""
-    from redis import exceptions as rexc
-
-    try:
-        reply = await shard.run(client, "FT.INFO", shard.name)
-    except rexc.ResponseError as exc:
-        text = str(exc).lower()
-        if "unknown index" in text or "no such index" in text:
-            return {"exists": False, "dims": None, "indexing": False}
-        if "unknown command" in text or "noperm" in text or "permission" in text:
-            return None
-        raise
-    fields = _as_dict(reply)
-    dims = None
-    for attribute in fields.get("attributes", []):
-        attr = _as_dict(attribute)
-        if _text(attr.get("identifier", "")) == "e":
-            dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
-    indexing = int(float(_text(fields.get("indexing", 0)) or 0)) != 0
-    return {"exists": True, "dims": dims, "indexing": indexing}
-
-
-def _still_owned(client: Any, layout: tuple[tuple[str, ...], list[Shard]]) -> bool:
-    """True while the cluster has the same masters, each owning its index's slot."""
-    masters = tuple(sorted(node.name for node in client.get_primaries()))
-    if masters != layout[0]:
-        return False
-    for shard in layout[1]:
-        owner = client.get_node_from_key(shard.name)
-        if owner is None or owner.name != shard.node.name:
-            return False
-    return True
-
-
-def _scope_filter(scope: str | None, sep: str) -> str:
-    return "" if scope is None else f"{sep}@s:{{{scope_tag(scope)}}}"
-
-
-def _top(found: Iterable[tuple[str, float, int]], limit: int) -> list[tuple[str, float, int]]:
-    """Best score first, then the newest write."""
-    return sorted(found, key=lambda row: (-row[1], -row[2]))[:limit]
-
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _as_dict(reply: Any) -> dict[str, Any]:
-    """A RESP3 map or a RESP2 flat list of pairs, with text keys."""
-    if isinstance(reply, dict):
-        return {_text(k): v for k, v in reply.items()}
-    items = list(reply)
-    return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
-
-
-def _key_of(doc_id: str) -> str:
-    """The memory key of a document id (see ``layout``)."""
-    return Layout.key_of_document(doc_id)
-
-
-def _rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]:
-    """``(key, score, fields)`` of an FT.SEARCH reply, RESP3 or RESP2."""
-    rows = []
-    if isinstance(reply, dict) or (
-        isinstance(reply, list) and reply and isinstance(reply[0], dict)
-    ):
-        body = _as_dict(reply)
-        for result in body.get("results", []):
-            item = _as_dict(result)
-            fields = _as_dict(item.get("extra_attributes", {}))
-            score = float(item.get("score", 0.0) or 0.0)
-            rows.append(
-                (_key_of(_text(item["id"])), score, {k: _text(v) for k, v in fields.items()})
-            )
-        return rows
-    items = list(reply)[1:]
-    step = 3 if scores else 2
-    for i in range(0, len(items) - step + 1, step):
-        doc_id = _text(items[i])
-        score = float(_text(items[i + 1])) if scores else 0.0
-        fields = _as_dict(items[i + step - 1] or [])
-        rows.append((_key_of(doc_id), score, {k: _text(v) for k, v in fields.items()}))
-    return rows
-
-
-def _aggregate_rows(reply: Any) -> list[tuple[str, float, dict[str, str]]]:
-    """``(key, score, fields)`` of an FT.AGGREGATE reply that loaded ``__key`` and ``q`` with
-    ``ADDSCORES``, RESP3 or RESP2."""
-    if isinstance(reply, dict):
-        items = [_as_dict(r).get("extra_attributes", {}) for r in _as_dict(reply)["results"]]
-    else:
-        items = list(reply)[1:]
-    rows = []
-    for item in items:
-        fields = {k: _text(v) for k, v in _as_dict(item).items()}
-        rows.append((_key_of(fields["__key"]), float(fields.get("__score", 0.0)), fields))
-    return rows
-
-
-def _total(reply: Any) -> int:
-    """``total_results`` of an FT.SEARCH reply, RESP3 or RESP2."""
-    if isinstance(reply, dict):
-        return int(_as_dict(reply).get("total_results", 0))
-    return int(reply[0])
-
-
-def _seq(fields: Mapping[str, str]) -> int | None:
-    value = fields.get("q")
-    return None if value is None else int(float(value))
-
-
-async def _mark(client: Any, bases: list[str], field: str, value: str) -> None:
-    """Set a fact in every partition's ``n`` hash."""
-    for base in bases:
-        await client.hset(Layout.facts(base), field, value)
-
-
-async def _unmark(client: Any, bases: list[str], *fields: str) -> None:
-    """Remove facts from every partition's ``n`` hash."""
-    for base in bases:
-        await client.hdel(Layout.facts(base), *fields)
-
-
-def _vector_field(dims: int) -> list[Any]:
-    return ["e", "VECTOR", "HNSW", 6, "TYPE", "FLOAT32", "DIM", dims, "DISTANCE_METRIC", "COSINE"]
-
-
-async def _facts(client: Any, bases: list[str], field: str) -> list[str | None]:
-    """One fact of every partition."""
-    values = [await client.hget(Layout.facts(base), field) for base in bases]
-    return [None if v is None else _text(v) for v in values]
-
-
-async def _has_vectors(client: Any, bases: list[str]) -> bool:
-    """True if any partition stores embeddings."""
-    for base in bases:
-        if await client.hlen(Layout.vectors(base)):
-            return True
-    return False

@@ -39,13 +39,9 @@ from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
+from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text
 from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_CURSOR, FACT_ENGINE_DONE, Layout
-from tta_dev_primitives.stores._redis.query_engine import (
-    QueryEngine,
-    SearchEngine,
-    scope_tags,
-    terms_text,
-)
+from tta_dev_primitives.stores._redis.query_engine import QueryEngine, SearchEngine
 from tta_dev_primitives.stores._redis.replica import (
     PAGE_BYTES,
     PAGE_COUNT,

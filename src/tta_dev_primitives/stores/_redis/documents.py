@@ -1,0 +1,73 @@
+"""The search document a memory gets in the Query Engine, and the query text that finds it.
+
+A memory's ``f:<key>`` hash (written by the PUT script) holds ``t``, its analysed terms each
+repeated as often as they occur; ``s``, a tag per scope it belongs to; ``q``, its write
+sequence; ``e``, its first vector (further ones in ``fv:<i>:<key>``). Terms that are not plain
+``[a-z0-9]`` are hex-encoded, so the engine's tokenizer never splits them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any, Final
+
+from tta_dev_primitives.search._scopes import scope_prefixes
+
+__all__ = [
+    "MAX_TF",
+    "encode_term",
+    "in_scope",
+    "prefix_tokens",
+    "scope_filter",
+    "scope_tag",
+    "scope_tags",
+    "terms_text",
+    "vector_field",
+]
+
+#: How often one term is repeated in ``t``: BM25 has long saturated by then.
+MAX_TF: Final = 255
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def encode_term(term: str) -> str:
+    """A term as the engine's tokenizer keeps it whole: plain ``[a-z0-9]`` as is, else hex."""
+    if term and _PLAIN.issuperset(term):
+        return term
+    return "_" + term.encode().hex()
+
+
+def prefix_tokens(prefix: str) -> list[str]:
+    """The engine's prefix queries that match every term starting with ``prefix``: a plain
+    prefix may also begin an encoded term (``caf`` of ``café``)."""
+    hexed = "_" + prefix.encode().hex() + "*"
+    return [prefix + "*", hexed] if _PLAIN.issuperset(prefix) else [hexed]
+
+
+def terms_text(terms: Mapping[str, int]) -> str:
+    """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
+    return " ".join(" ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items())
+
+
+def scope_tag(scope: str) -> str:
+    """The TAG of one scope: 16 hex digits of its hash (no escaping, any length)."""
+    return hashlib.blake2b(scope.encode(), digest_size=8).hexdigest()
+
+
+def scope_tags(key: str) -> str:
+    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included."""
+    return ",".join(scope_tag(s) for s in [*scope_prefixes(key), key])
+
+
+def in_scope(key: str, scope: str | None) -> bool:
+    """True if ``key`` belongs to ``scope`` (whole segments, or the key itself)."""
+    return scope is None or key == scope or key.startswith(scope + ":")
+
+
+def scope_filter(scope: str | None, sep: str) -> str:
+    return "" if scope is None else f"{sep}@s:{{{scope_tag(scope)}}}"
+
+
+def vector_field(dims: int) -> list[Any]:
+    return ["e", "VECTOR", "HNSW", 6, "TYPE", "FLOAT32", "DIM", dims, "DISTANCE_METRIC", "COSINE"]

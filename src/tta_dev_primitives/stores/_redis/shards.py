@@ -1,0 +1,118 @@
+"""Where a namespace's Query Engine index lives: one server, or each master of a cluster.
+
+Without a coordinator the engine refuses (MOVED) an index whose name's slot another master
+owns, so each master's index is named into a slot it owns (``Layout.master_index_name``). Also
+the partitions' facts the engine keeps in their ``n`` hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, NamedTuple
+
+from tta_dev_primitives.exceptions import BackendError
+from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.replies import as_dict, text
+
+__all__ = [
+    "Call",
+    "Shard",
+    "facts",
+    "has_vectors",
+    "index_info",
+    "mark",
+    "master_index",
+    "still_owned",
+    "unmark",
+]
+
+Call = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+#: Names tried per master for an index whose slot it owns (a master owns at least one slot in
+#: 16,384, so this many tries find one for any master but a one-slot one with odds below e^-6).
+MAX_TAG_TRIES: Final = 100_000
+
+
+class Shard(NamedTuple):
+    """Where one index lives: a cluster master (None on a single server) and its name there."""
+
+    node: Any
+    name: str
+
+    async def run(self, client: Any, *args: Any) -> Any:
+        """A command on this index's server (the index name is the caller's to place)."""
+        if self.node is None:
+            return await client.execute_command(*args)
+        return await client.execute_command(*args, target_nodes=self.node)
+
+
+def master_index(client: Any, namespace: str, node: Any) -> str:
+    """The first ``Layout.master_index_name`` whose slot ``node`` owns: every process finds
+    the same one."""
+    for n in range(MAX_TAG_TRIES):
+        name = Layout.master_index_name(namespace, n)
+        owner = client.get_node_from_key(name)
+        if owner is not None and owner.name == node.name:
+            return name
+    raise BackendError(f"found no index name whose slot cluster node {node.name} owns")
+
+
+async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
+    """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
+    (or not one this user may use)."""
+    from redis import exceptions as rexc
+
+    try:
+        reply = await shard.run(client, "FT.INFO", shard.name)
+    except rexc.ResponseError as exc:
+        message = str(exc).lower()
+        if "unknown index" in message or "no such index" in message:
+            return {"exists": False, "dims": None, "indexing": False}
+        if "unknown command" in message or "noperm" in message or "permission" in message:
+            return None
+        raise
+    fields = as_dict(reply)
+    dims = None
+    for attribute in fields.get("attributes", []):
+        attr = as_dict(attribute)
+        if text(attr.get("identifier", "")) == "e":
+            dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
+    indexing = int(float(text(fields.get("indexing", 0)) or 0)) != 0
+    return {"exists": True, "dims": dims, "indexing": indexing}
+
+
+def still_owned(client: Any, layout: tuple[tuple[str, ...], list[Shard]]) -> bool:
+    """True while the cluster has the same masters, each owning its index's slot."""
+    masters = tuple(sorted(node.name for node in client.get_primaries()))
+    if masters != layout[0]:
+        return False
+    for shard in layout[1]:
+        owner = client.get_node_from_key(shard.name)
+        if owner is None or owner.name != shard.node.name:
+            return False
+    return True
+
+
+async def mark(client: Any, bases: list[str], field: str, value: str) -> None:
+    """Set a fact in every partition's ``n`` hash."""
+    for base in bases:
+        await client.hset(Layout.facts(base), field, value)
+
+
+async def unmark(client: Any, bases: list[str], *fields: str) -> None:
+    """Remove facts from every partition's ``n`` hash."""
+    for base in bases:
+        await client.hdel(Layout.facts(base), *fields)
+
+
+async def facts(client: Any, bases: list[str], field: str) -> list[str | None]:
+    """One fact of every partition."""
+    values = [await client.hget(Layout.facts(base), field) for base in bases]
+    return [None if v is None else text(v) for v in values]
+
+
+async def has_vectors(client: Any, bases: list[str]) -> bool:
+    """True if any partition stores embeddings."""
+    for base in bases:
+        if await client.hlen(Layout.vectors(base)):
+            return True
+    return False
