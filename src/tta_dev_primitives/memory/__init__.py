@@ -6,6 +6,7 @@ original library, so code migrating from it keeps working.
 
 from tta_dev_primitives.memory._inmemory_store import InMemoryStore
 from tta_dev_primitives.memory._keys import create_memory_key, turn_key
+from tta_dev_primitives.memory._lifecycle import MemoryPage
 from tta_dev_primitives.memory._ops import (
     AddMemory,
     ClearMemory,
@@ -23,6 +24,7 @@ __all__ = [
     "GetMemory",
     "InMemoryStore",
     "MemoryOperation",
+    "MemoryPage",
     "MemoryPrimitive",
     "ScoredMemory",
     "SearchMemory",

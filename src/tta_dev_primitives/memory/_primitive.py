@@ -28,6 +28,8 @@ from tta_dev_primitives._checks import (
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.memory import _lifecycle as lifecycle
+from tta_dev_primitives.memory._lifecycle import MemoryPage
 from tta_dev_primitives.memory._numpy import numpy_imported
 from tta_dev_primitives.memory._ops import (
     AddMemory,
@@ -41,6 +43,7 @@ from tta_dev_primitives.memory._ops import (
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
+from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._factory import backend_from_url
@@ -367,6 +370,40 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             served = await self._store.size()
             op.report(served)
             return served.value
+
+    async def list_memories(
+        self, scope: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> MemoryPage:
+        """A page of the memories in ``scope`` (None: all), newest write first.
+
+        Pass the page's ``cursor`` back for the next page, until it is None; a page may be
+        shorter than ``limit`` and still have one after it (memories expire). On Redis it reads
+        the scope's user's feed, not the namespace, and a cursor works in any process.
+        """
+        scope, limit = check_scope(scope), check_limit(limit)
+        scope = None if scope is None else normalize_scope(scope)
+        with MemoryOp("list", self._namespace) as op:
+            rows, following, served = await lifecycle.page(self._store, scope, limit, cursor)
+            op.report(served)
+            items = [(key, v) for key, p in rows if (v := self._decode(p)) is not None]
+            op.attributes["memory.result_count"] = len(items)
+            return MemoryPage(items, following)
+
+    async def forget(self, scope: str) -> int:
+        """Delete every memory in ``scope`` ("forget this user": ``"u1"``; a session:
+        ``"u1:s1"``); return how many there were.
+
+        It deletes in pages of 500, each a versioned delete, so other processes' replicas and
+        in-process copies drop them too. With Redis it needs Redis: if Redis fails part-way it
+        raises ``IncompleteOperationError`` saying how many were deleted (run it again).
+        """
+        checked = check_scope(scope)
+        if checked is None:
+            raise InvalidArgumentError("forget needs a scope; clear() removes every memory")
+        with MemoryOp("forget", self._namespace) as op:
+            removed = await lifecycle.forget(self._store, normalize_scope(checked))
+            op.attributes["memory.result_count"] = removed
+            return removed
 
     # -- backend state -------------------------------------------------------------------------
 

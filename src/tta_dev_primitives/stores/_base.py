@@ -110,6 +110,14 @@ class StorageBackend(ABC):
     def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live ``(key, payload, seconds left or None)``, in no particular order."""
 
+    async def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:
+        """Up to ``limit`` live ``(key, payload, sequence)`` of ``scope`` (None: all), newest
+        write first, strictly after the position ``after`` (``(sequence, key)``); and the
+        position to go on from, None when done. A page may be short and still go on."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list memories by scope")
+
     async def apply(self, writes: Sequence[Write]) -> None:
         """Apply writes in order (a server backend batches them into few round trips)."""
         for write in writes:

@@ -244,6 +244,19 @@ class HybridStore(Generic[B]):
     async def size(self) -> Served[int]:
         return await self._read(lambda b: b.size())
 
+    async def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> Served[tuple[list[tuple[str, Any, int]], tuple[int, str] | None]]:
+        """A page of ``scope``'s memories, newest first (see ``StorageBackend.scope_page``)."""
+        return await self._read(lambda b: b.scope_page(scope, after, limit))
+
+    async def forget_local(self, scope: str) -> int:
+        """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
+        rows, _ = await self.local.scope_page(scope, None, 1 << 62)
+        for key, _, _ in rows:
+            await self.local.delete(key)
+        return len(rows)
+
     # -- the one decision ----------------------------------------------------------------------
 
     async def _read(self, call: Callable[[B], Awaitable[R]]) -> Served[R]:

@@ -52,6 +52,11 @@ class InProcessBackend(StorageBackend):
         for item in self.store.items():
             yield item
 
+    async def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:
+        return self.store.scope_page(scope, after, limit)
+
     def describe(self) -> dict[str, Any]:
         return {"max_size": self.store.max_size}
 

@@ -199,6 +199,23 @@ class LocalStore:
                 for key, entry in ordered
             ]
 
+    def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, object, int]], tuple[int, str] | None]:
+        """Live ``(key, payload, write number)`` of ``scope``, newest write first, after the
+        position ``after``: ``limit`` of them, and the position to go on from (None: done)."""
+        with self._lock:
+            self._expire()
+            rows = [
+                (entry[_VERSION], key, entry[_PAYLOAD])
+                for key, entry in self._entries.items()
+                if (scope is None or key == scope or key.startswith(scope + ":"))
+                and (after is None or (entry[_VERSION], key) < after)
+            ]
+        rows = heapq.nlargest(limit + 1, rows, key=lambda row: row[0])
+        following = (rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None
+        return [(key, payload, version) for version, key, payload in rows[:limit]], following
+
     def keys(self) -> list[str]:
         """Keys from oldest to newest write (eviction order differs: reads refresh recency)."""
         with self._lock:

@@ -45,6 +45,7 @@ from tta_dev_primitives.stores._redis.bulk import (
 )
 from tta_dev_primitives.stores._redis.connection import Connection, pipeline, text_of
 from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
+from tta_dev_primitives.stores._redis.listing import scope_page
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -83,6 +84,7 @@ class RedisBackend(StorageBackend):
         self.namespace = check_namespace(namespace)
         self.timeout = check_seconds("timeout", timeout)
         self.layout = Layout(self.namespace, check_count("partitions", partitions))
+        self._segmented: set[str] = set()  # partitions known to keep per-user feeds
         self.connection = Connection(
             url, self.timeout,
             scripts={name: getattr(lua, name) for name in _SCRIPTS},
@@ -191,6 +193,12 @@ class RedisBackend(StorageBackend):
         if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
             raise _stale(key, text_of(removed))
         return bool(removed)
+
+    async def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:
+        await self.connection.ready()
+        return await scope_page(self.connection, self.layout, self._segmented, scope, after, limit)
 
     async def size(self) -> int:
         await self.connection.ready()

@@ -1,0 +1,98 @@
+"""A scope's memories as a whole: listing them newest first, and forgetting them.
+
+Both walk the scope in pages through the store's ``scope_page`` (on Redis: the user's feed,
+never the whole namespace; see ``stores._redis.listing``). A page's position is an opaque
+cursor string that names the backend it came from, so a listing begun on Redis is never
+silently continued on the in-process copy during an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final, NamedTuple
+
+from tta_dev_primitives.exceptions import IncompleteOperationError, InvalidArgumentError
+from tta_dev_primitives.stores._hybrid import SearchableHybrid
+
+__all__ = ["FORGET_PAGE", "MemoryPage", "decode_cursor", "encode_cursor", "forget", "page"]
+
+#: Memories ``forget`` deletes per page (their deletes run concurrently).
+FORGET_PAGE: Final = 500
+
+Position = tuple[int, str]
+
+
+class MemoryPage(NamedTuple):
+    """A page of ``list_memories``: ``(key, value)`` pairs, newest write first, and the cursor
+    of the next page (None when this was the last)."""
+
+    items: list[tuple[str, dict[str, Any]]]
+    cursor: str | None
+
+
+def encode_cursor(backend: str, position: Position | None) -> str | None:
+    """``<backend>|<sequence>|<key>``, or None at the end."""
+    return None if position is None else f"{backend}|{position[0]}|{position[1]}"
+
+
+def decode_cursor(cursor: Any) -> tuple[str, Position] | None:
+    """The backend and position a cursor names; a clear error for anything else."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str):
+        raise InvalidArgumentError(
+            f"cursor must be a str from list_memories or None, got {cursor!r}"
+        )
+    parts = cursor.split("|", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise InvalidArgumentError(f"cursor {cursor[:80]!r} did not come from list_memories")
+    return parts[0], (int(parts[1]), parts[2])
+
+
+async def page(
+    store: SearchableHybrid, scope: str | None, limit: int, cursor: str | None
+) -> tuple[list[tuple[str, Any]], str | None, Any]:
+    """One page: ``(key, payload)`` pairs, the next cursor, and the ``Served`` it came from."""
+    start = decode_cursor(cursor)
+    served = await store.scope_page(scope, None if start is None else start[1], limit)
+    if start is not None and start[0] != served.backend:
+        raise InvalidArgumentError(
+            f"this cursor continues a listing from {start[0]!r}, but the memory is served by "
+            f"{served.backend!r} now (Redis failed or came back): list again from the start"
+        )
+    rows, following = served.value
+    return (
+        [(key, payload) for key, payload, _ in rows],
+        encode_cursor(served.backend, following),
+        served,
+    )
+
+
+async def forget(store: SearchableHybrid, scope: str) -> int:
+    """Delete every memory in ``scope``, page by page; how many there were.
+
+    With Redis it needs Redis: if Redis fails part-way it raises ``IncompleteOperationError``
+    with the count so far (the deletes already sent stand, or replay from the journal).
+    """
+    removed, after = 0, None
+    while True:
+        served = await store.scope_page(scope, after, FORGET_PAGE)
+        if served.fallback:
+            raise IncompleteOperationError(
+                f"forget({scope!r}) deleted {removed:,} memories, then Redis stopped answering: "
+                "the rest are still there; run it again once Redis is back",
+                done=removed,
+            )
+        rows, after = served.value
+        results = await asyncio.gather(*(store.delete(key) for key, _, _ in rows))
+        removed += sum(bool(result.value) for result in results)
+        if any(result.fallback for result in results):
+            raise IncompleteOperationError(
+                f"forget({scope!r}) deleted {removed:,} memories, then Redis stopped answering: "
+                "this page's deletes replay when Redis is back; run it again for the rest",
+                done=removed,
+            )
+        if after is None:
+            break
+    await store.forget_local(scope)  # the stand-by copy may hold keys Redis no longer has
+    return removed

@@ -1,0 +1,141 @@
+"""A scope's memories as a whole, on every backend: listing newest first, and forgetting them.
+
+What is promised (docs/memory-lifecycle.md): ``list_memories`` pages through a scope newest write
+first with a cursor, and ``forget(scope)`` deletes exactly that scope's memories, in pages, so
+that no process reads or finds them afterwards and nothing else is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.memory import MemoryPage
+
+
+async def all_pages(memory: MemoryPrimitive, scope: str | None, limit: int) -> list[str]:
+    """Every key a listing of ``scope`` returns, page after page."""
+    keys: list[str] = []
+    cursor = None
+    for _ in range(1000):
+        page = await memory.list_memories(scope, limit=limit, cursor=cursor)
+        assert isinstance(page, MemoryPage)
+        assert len(page.items) <= limit
+        keys += [key for key, _ in page.items]
+        if page.cursor is None:
+            return keys
+        cursor = page.cursor
+    raise AssertionError("the listing never ended")
+
+
+async def test_listing_pages_through_a_scope_newest_first(memory: Any) -> None:
+    """Every memory of the scope once, newest write first, in pages of 7; no other user's."""
+    for i in range(30):
+        await memory.add(f"u1:s{i % 3}:t{i}", {"content": f"turn {i}"})
+        await memory.add(f"u10:s1:t{i}", {"content": f"other {i}"})
+    await memory.add("u1:s2:t5", {"content": "turn 5, rewritten"})  # now u1's newest
+    want = ["u1:s2:t5", *(f"u1:s{i % 3}:t{i}" for i in range(29, -1, -1) if i != 5)]
+    assert await all_pages(memory, "u1", 7) == want
+    assert await all_pages(memory, "u1:s1", 4) == [k for k in want if k.startswith("u1:s1:")]
+    assert len(await all_pages(memory, None, 25)) == 60
+    first = await memory.list_memories("u1", limit=2)
+    assert first.items == [("u1:s2:t5", {"content": "turn 5, rewritten"}),
+                           ("u1:s2:t29", {"content": "turn 29"})]  # fmt: skip
+    assert (await memory.list_memories("nobody")).items == []
+
+
+async def test_forget_deletes_one_users_memories_and_nothing_else(memory: Any) -> None:
+    """forget("u1") deletes u1's 1,100 memories (more than two pages); u10's and u2's stay."""
+    for i in range(1100):
+        await memory.add(f"u1:s{i % 4}:t{i}", {"content": f"my address is street {i}"})
+    for i in range(20):
+        await memory.add(f"u10:s1:t{i}", {"content": f"street {i}"})
+        await memory.add(f"u2:s1:t{i}", {"content": f"street {i}"})
+    assert await memory.forget("u1") == 1100
+    assert await memory.get("u1:s3:t7") is None
+    assert await memory.search("address street", limit=50, scope="u1") == []
+    assert all(not k.startswith("u1:") for k, _ in await memory.search_items("street", 100))
+    assert await all_pages(memory, "u1", 100) == []
+    assert await memory.size() == 40
+    assert await memory.forget("u1") == 0
+
+
+async def test_forget_a_session_keeps_the_users_other_sessions(memory: Any) -> None:
+    """forget("u1:s1") deletes that session only."""
+    for i in range(12):
+        await memory.add(f"u1:s{i % 2}:t{i}", {"content": f"turn {i}"})
+    assert await memory.forget("u1:s1") == 6
+    assert sorted(await all_pages(memory, "u1", 50)) == sorted(
+        f"u1:s0:t{i}" for i in range(0, 12, 2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda m: m.forget(None), "forget needs a scope"),
+        (lambda m: m.forget(":"), "non-empty key prefix"),
+        (lambda m: m.list_memories(limit=0), "limit must be at least 1"),
+        (lambda m: m.list_memories(cursor="not one"), "did not come from list_memories"),
+    ],
+)
+async def test_bad_arguments_are_named(call: Any, match: str) -> None:
+    """A missing scope, a bad limit or a made-up cursor raise a clear error; nothing changes."""
+    memory = MemoryPrimitive()
+    await memory.add("u1:s1:t1", {"content": "kept"})
+    with pytest.raises(InvalidArgumentError, match=match):
+        await call(memory)
+    assert await memory.size() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("fixture", "engine"), [("redis_server", "replica"),
+                                                 ("redis_query_engine", "redis")])  # fmt: skip
+async def test_after_forget_no_other_process_reads_or_finds_them(
+    request: pytest.FixtureRequest, fixture: str, engine: str
+) -> None:
+    """A reader that searched (and so holds the scope's replica) finds none of a forgotten
+    user's memories afterwards, and another user's are untouched."""
+    from conftest import namespace
+
+    server = request.getfixturevalue(fixture)
+    ns = namespace()
+    writer = MemoryPrimitive(server.url, namespace=ns, search_engine=engine)
+    reader = MemoryPrimitive(server.url, namespace=ns, search_engine=engine)
+    for i in range(600):
+        await writer.add(f"u{i % 3}:s{i % 5}:t{i}", {"content": f"my card number {i}"})
+    assert len(await reader.search("card number", limit=500, scope="u1")) == 200
+    assert await writer.forget("u1") == 200
+    assert await reader.search("card number", limit=500, scope="u1") == []
+    assert not [k for k, _ in await reader.search_items("card", 600) if k.startswith("u1:")]
+    assert await reader.get("u1:s1:t1") is None
+    assert len(await reader.search("card number", limit=500, scope="u2")) == 200
+    await writer.clear()
+    for m in (writer, reader):
+        await m.aclose()
+
+
+@pytest.mark.redis
+async def test_forget_while_redis_is_down_raises_and_deletes_nothing(
+    redis_server_factory: Any,
+) -> None:
+    """Redis killed: forget raises IncompleteOperationError (0 done); the memories come back
+    with Redis, none lost and none half-forgotten."""
+    from tta_dev_primitives.exceptions import IncompleteOperationError
+
+    server = redis_server_factory(appendonly=True)
+    memory = MemoryPrimitive(server.url, redis_timeout=5)  # a refused connection is at once
+    for i in range(50):
+        await memory.add(f"u1:s1:t{i}", {"content": f"turn {i}"})
+    server.kill()
+    with pytest.raises(IncompleteOperationError, match="deleted 0 memories") as raised:
+        await memory.forget("u1")
+    assert raised.value.done == 0
+    server.start()
+    fresh = MemoryPrimitive(server.url)
+    assert len(await all_pages(fresh, "u1", 100)) == 50
+    for m in (memory, fresh):
+        await m.aclose()
