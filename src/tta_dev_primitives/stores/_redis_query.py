@@ -48,6 +48,7 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+from tta_dev_primitives.search._topk import top_items
 
 __all__ = [
     "ENGINES",
@@ -371,9 +372,9 @@ class QueryEngine:
                     lambda c: self._recent(c, limit, scope)
                 )
                 return recent
-            return _top(await self._keyword_only(call, query, limit, scope), limit)
+            return top_items(await self._keyword_only(call, query, limit, scope), limit)
         if mode == "semantic":
-            return _top(await call(lambda c: self._semantic(c, query, limit, scope)), limit)
+            return top_items(await call(lambda c: self._semantic(c, query, limit, scope)), limit)
         depth = max(limit, CANDIDATE_DEPTH)
         keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope)
         semantic = await call(lambda c: self._semantic(c, query, depth, scope))
@@ -383,7 +384,7 @@ class QueryEngine:
             [(k, s) for k, s, _ in keyword], [(k, s) for k, s, _ in semantic],
             query.weight, query.fusion,
         )  # fmt: skip
-        return _top(((key, score, seqs[key]) for key, score in fused.items()), limit)
+        return top_items(((key, score, seqs[key]) for key, score in fused.items()), limit)
 
     async def _keyword_only(
         self, call: Call, query: Query, limit: int, scope: str | None
@@ -463,7 +464,7 @@ class QueryEngine:
             for key, _, fields in _rows(reply, scores=False)
             if (seq := _seq(fields)) is not None and in_scope(key, scope)
         ]
-        return _top(found, limit)
+        return top_items(found, limit)
 
     # -- the backfill --------------------------------------------------------------------------
 
@@ -480,11 +481,6 @@ class QueryEngine:
 
 def _scope_filter(scope: str | None, sep: str) -> str:
     return "" if scope is None else f"{sep}@s:{{{scope_tag(scope)}}}"
-
-
-def _top(found: Iterable[tuple[str, float, int]], limit: int) -> list[tuple[str, float, int]]:
-    """Best score first, then the newest write."""
-    return sorted(found, key=lambda row: (-row[1], -row[2]))[:limit]
 
 
 def _text(value: Any) -> Any:
