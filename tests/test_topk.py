@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tta_dev_primitives.search._topk import most_recent, top_items, top_k
 
 # Few distinct scores, so ties are common; recencies distinct, as write sequences are.
+# (Equal recencies are possible when callers pass them: ``most_recent`` is tested with them.)
 items = st.lists(
     st.tuples(st.sampled_from([-1.5, 0.0, 0.25, 0.5, 2.0]), st.integers(0, 10**6)),
     unique_by=lambda item: item[1],
@@ -43,4 +44,13 @@ def test_most_recent_is_newest_first(found: list[tuple[float, int]], limit: int)
     recency = np.array([seq for _, seq in found], dtype=np.int64)
     rows = np.arange(len(found), dtype=np.intp)
     want = sorted(rows.tolist(), key=lambda r: -found[r][1])[:limit]
+    assert most_recent(np, rows, recency, limit).tolist() == want
+
+
+@given(seen=st.lists(st.integers(0, 5), max_size=40), limit=limits)
+def test_equal_recencies_keep_the_rows_order(seen: list[int], limit: int) -> None:
+    """Among equal recencies, the earlier row comes first, exactly as a stable sort."""
+    recency = np.array(seen, dtype=np.int64)
+    rows = np.arange(len(seen), dtype=np.intp)
+    want = sorted(range(len(seen)), key=lambda r: -seen[r])[:limit]
     assert most_recent(np, rows, recency, limit).tolist() == want

@@ -13,7 +13,6 @@ itself. Not thread-safe: callers hold a lock or stay on one event loop.
 
 from __future__ import annotations
 
-import heapq
 from array import array
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
@@ -185,13 +184,12 @@ class SearchIndex:
                     break
                 keys.append(docs[docno][_KEY])
             return keys
-        if scope is None:
-            best = heapq.nlargest(limit, docs, key=lambda d: docs[d][_RECENCY])
-            return [docs[d][_KEY] for d in best]
         np = numpy()
         view = self._view(scope)
-        assert view is not None
-        rows = np.flatnonzero(view.mask[: self._next])
+        if view is None:
+            rows = np.fromiter(docs, dtype=np.intp, count=len(docs))
+        else:
+            rows = np.flatnonzero(view.mask[: self._next])
         return [docs[d][_KEY] for d in most_recent(np, rows, self._recency, limit).tolist()]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:

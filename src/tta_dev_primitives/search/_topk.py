@@ -30,14 +30,15 @@ def top_k(np: Any, rows: Any, scores: Any, recency: Any, limit: int) -> tuple[An
 
 
 def most_recent(np: Any, rows: Any, recency: Any, limit: int) -> Any:
-    """The ``limit`` of ``rows`` with the highest ``recency[row]``, newest first."""
+    """The ``limit`` of ``rows`` with the highest ``recency[row]``, newest first (equal
+    recencies in the order of ``rows``)."""
     if limit <= 0 or not len(rows):
         return rows[:0]
     seen = gather(np, recency, np.int64, rows)
     if len(rows) > limit:
-        top = np.argpartition(seen, len(rows) - limit)[len(rows) - limit :]
-        rows, seen = rows[top], seen[top]
-    return rows[np.argsort(-seen, kind="stable")]
+        keep = seen >= np.partition(seen, len(rows) - limit)[len(rows) - limit]
+        rows, seen = rows[keep], seen[keep]
+    return rows[np.argsort(-seen, kind="stable")[:limit]]
 
 
 def top_items(found: Iterable[tuple[Id, float, int]], limit: int) -> list[tuple[Id, float, int]]:
