@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tta_dev_primitives.search._topk import most_recent, top_items, top_k
@@ -18,6 +18,7 @@ items = st.lists(
 limits = st.integers(0, 70)
 
 
+@settings(deadline=None)
 @given(found=items, limit=limits)
 def test_top_items_equal_a_full_sort(found: list[tuple[float, int]], limit: int) -> None:
     """Cutting ranked items gives exactly a full sort by score, then recency, descending."""
@@ -26,6 +27,7 @@ def test_top_items_equal_a_full_sort(found: list[tuple[float, int]], limit: int)
     assert top_items(rows, limit) == want
 
 
+@settings(deadline=None)
 @given(found=items, limit=limits, size=st.integers(0, 10))
 def test_top_k_reads_recency_by_row(found: list[tuple[float, int]], limit: int, size: int) -> None:
     """Rows are looked up in the recency buffer: the answer is the full sort of (score, recency)."""
@@ -38,6 +40,7 @@ def test_top_k_reads_recency_by_row(found: list[tuple[float, int]], limit: int, 
     assert got_scores.tolist() == [found[r][0] for r in want]
 
 
+@settings(deadline=None)
 @given(found=items, limit=limits)
 def test_most_recent_is_newest_first(found: list[tuple[float, int]], limit: int) -> None:
     """By recency alone: the ``limit`` highest, highest first."""
@@ -47,6 +50,7 @@ def test_most_recent_is_newest_first(found: list[tuple[float, int]], limit: int)
     assert most_recent(np, rows, recency, limit).tolist() == want
 
 
+@settings(deadline=None)
 @given(seen=st.lists(st.integers(0, 5), max_size=40), limit=limits)
 def test_equal_recencies_keep_the_rows_order(seen: list[int], limit: int) -> None:
     """Among equal recencies, the earlier row comes first, exactly as a stable sort."""
