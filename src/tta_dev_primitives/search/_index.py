@@ -32,7 +32,6 @@ __all__ = ["ANN_THRESHOLD", "MAX_PREFIX_TERMS", "IndexStats", "SearchIndex"]
 _Doc = tuple[str, tuple[str, ...], bytes | tuple[int, ...], int, int]
 _KEY: Final = 0
 _TERMS: Final = 1
-_TFS: Final = 2
 _LEN: Final = 3
 _RECENCY: Final = 4
 #: Numbers in use past which, when more than half belong to removed documents, the index
@@ -41,7 +40,7 @@ RENUMBER_FROM: Final = 4096
 
 
 class IndexStats(NamedTuple):
-    """What an index holds, for benchmarks and health checks."""
+    """What an index holds: its size, and whether the graph is built (benchmarks report it)."""
 
     documents: int
     numbers: int  # document numbers in use, removed documents' included (until renumbering)
