@@ -185,7 +185,7 @@ def bench_index(data: dict[str, Any], truth: list[list[int]], threshold: int) ->
                 "longest_add_ms": worst_add * 1e3, "longest_add_at": worst_add_at,
                 "longest_search_while_filling_ms": worst_search * 1e3,
                 "longest_search_at": worst_search_at, "search_after_fill_ms": first_search_ms,
-                "ann_threshold": threshold, "graph": index._ann is not None})  # fmt: skip
+                "ann_threshold": threshold, "graph": index.stats().graph is not None})  # fmt: skip
     del index
     gc.collect()
     return out

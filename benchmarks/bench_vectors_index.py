@@ -71,7 +71,7 @@ def main() -> None:
     ann = SearchIndex(ann_threshold=1)  # always the graph, to compare it with exact
     add_s = fill(ann, x)
     start = time.perf_counter()
-    graph = ann._graph()  # built lazily at the first large search; time it on its own
+    graph = ann.build_graph()  # built lazily at the first large search; time it on its own
     build_s = time.perf_counter() - start
     if graph is None:
         print("usearch is not installed (pip install 'tta-dev-primitives[vectors]'): exact only")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +11,7 @@ from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer
 from tta_dev_primitives.search._analyzer import Query, words
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._scope_index import CACHED_SCOPE, MAX_MASKS
+from tta_dev_primitives.search._term_index import TermIndex
 
 ANALYZER = Analyzer()
 
@@ -168,58 +167,48 @@ def test_more_large_scopes_than_masks_kept_stay_exact() -> None:
         )  # +new, -:0
 
 
-class CountingDict(dict[Any, Any]):
-    """A dict that counts reads, to see how many documents a search touches."""
-
-    reads = 0
-
-    def __contains__(self, key: object) -> bool:
-        CountingDict.reads += 1
-        return super().__contains__(key)
-
-    def __getitem__(self, key: Any) -> Any:
-        CountingDict.reads += 1
-        return super().__getitem__(key)
-
-
-def build_index(n: int) -> SearchIndex:
-    index = SearchIndex()
+def build_terms(n: int) -> tuple[SearchIndex, TermIndex]:
+    """The same ``n`` turns in a whole index and in a bare term index (numbered alike)."""
+    index, terms = SearchIndex(), TermIndex()
     for i in range(n):
         rare = f" zebra{i % 500}" if i % 100 == 0 else ""
         text = f"the user asked about topic {i % 50} and the answer was long{rare}"
         index.add(f"u{i % 200}:s{i % 7}:{i}", ANALYZER.term_counts([text]))
-    return index
+        terms.add(i, f"u{i % 200}:s{i % 7}:{i}", ANALYZER.term_counts([text]))
+    return index, terms
 
 
-def reads_for(index: SearchIndex, query: str, limit: int = 5, scope: str | None = None) -> int:
-    index._docs = CountingDict(index._docs)
-    CountingDict.reads = 0
-    index.search(ANALYZER.query(query), limit, scope)
-    return CountingDict.reads
+def scored_for(terms: TermIndex, query: str, scope: str | None = None) -> int:
+    """How many documents a keyword search scores: the work it does."""
+    view = None if scope is None else terms.view(scope, None, 0)
+    plan = terms.plan(ANALYZER.query(query), view)
+    return 0 if plan is None else len(terms.score(plan)[0])
 
 
-def test_rare_term_search_touches_only_its_postings() -> None:
-    """A rare term's search reads a handful of documents out of 20,000."""
-    index = build_index(20_000)
-    assert reads_for(index, "zebra0?") < 100
+def test_rare_term_search_scores_only_its_postings() -> None:
+    """A rare term's search scores a handful of documents out of 20,000."""
+    _, terms = build_terms(20_000)
+    assert 0 < scored_for(terms, "zebra0?") < 100
 
 
-def test_a_question_reads_only_the_documents_it_returns() -> None:
-    """Stop words never reach the index; scoring reads postings, documents only for the top."""
-    index = build_index(20_000)
-    assert reads_for(index, "What was the answer about zebra100?", limit=2) < 50
-    assert reads_for(index, "What was the answer?", limit=2) < 50  # 20,000 equal scores
+def test_a_question_scores_only_its_content_words() -> None:
+    """Stop words never reach the postings, and 20,000 equal scores still rank newest first."""
+    index, terms = build_terms(20_000)
+    question = "What was the answer about zebra100?"
+    assert scored_for(terms, question) == scored_for(terms, "answer zebra100")
+    newest = [f"u{i % 200}:s{i % 7}:{i}" for i in (19_999, 19_998)]
+    assert index.search(ANALYZER.query("What was the answer?"), 2) == newest
 
 
-def test_small_scope_reads_only_its_own_documents() -> None:
-    """A scoped search for a common term reads the scope's documents, not the global postings."""
-    index = build_index(20_000)
-    assert reads_for(index, "answer?", scope="u3:s3") < 200
+def test_small_scope_scores_only_its_own_documents() -> None:
+    """A scoped search for a common term scores the scope's documents, not the global postings."""
+    _, terms = build_terms(20_000)
+    assert 0 < scored_for(terms, "answer?", scope="u3:s3") < 200
 
 
 def test_a_query_of_stop_words_searches_them() -> None:
     """'what is it' has only stop words: it searches them, never the most recent memories."""
-    index = build_index(100)
+    index, _ = build_terms(100)
     query = ANALYZER.query("What is it?")
     assert query.terms == ("'what", "'is", "'it")
     assert not query.blank
@@ -246,8 +235,9 @@ def test_deleted_documents_postings_are_compacted() -> None:
         index.add(f"k{i}", {"common": 1, f"own{i}": 1})
     for i in range(990):
         index.remove(f"k{i}")
-    assert len(index._postings["common"]) < 50
-    assert "own0" not in index._postings
+    stats = index.stats()
+    assert stats.terms == 11  # "common" and the ten live "own" terms: no "own0"
+    assert stats.postings < 50 + 10
     assert index.search(Query(("common",)), 100) == [f"k{i}" for i in range(999, 989, -1)]
 
 
@@ -258,7 +248,7 @@ def test_updates_renumber_instead_of_growing_forever() -> None:
         for i in range(500):
             index.add(f"k{i}", {"common": 1 + (i + round_) % 3, f"own{i}": 1})
     assert len(index) == 500
-    assert index._next < 2 * 500 + 4096
+    assert index.stats().numbers < 2 * 500 + 4096
     assert index.search(Query(("own7",)), 5) == ["k7"]
     top = index.search(Query(("common",)), 3)
     assert top == ["k499", "k496", "k493"]  # tf 3 at round 49 ((i + 49) % 3 == 2), newest first
@@ -271,7 +261,13 @@ def test_vocabulary_forgets_terms_of_deleted_documents() -> None:
     index.add("b", {"reddish": 1})
     assert index.search(Query(("red",), prefix_last=True), 5) == ["b", "a"]
     index.remove("b")
-    assert index._expand("red") == ["redis"]
+    assert index.search(Query(("red",), prefix_last=True), 5) == ["a"]
+    terms = TermIndex()
+    terms.add(0, "a", {"redis": 1})
+    terms.add(1, "b", {"reddish": 1})
+    assert terms.expand("red") == ["reddish", "redis"]
+    terms.remove(1, "b", ("reddish",), 1)
+    assert terms.expand("red") == ["redis"]
 
 
 @given(st.text())
@@ -290,7 +286,10 @@ def test_huge_documents_saturate_instead_of_corrupting_postings() -> None:
     index.add("huge", {"word": 10_000, **{f"t{i}": 1 for i in range(1_100_000)}})
     index.add("capped", {"word": 4_095, **{f"t{i}": 1 for i in range(1_100_000)}})
     index.add("small", {"word": 1, "other": 1})
-    assert [p >> 32 for p in index._postings["word"]] == [0, 1, 2]
+    # Saturated counts never spill into the document numbers: each key keeps its own terms.
+    assert index.search(Query(("other",)), 3) == ["small"]
     # "huge" and "capped" now score the same, so the newer comes first; both beat "small".
-    assert index.search(Query(("word",)), 3) == ["capped", "huge", "small"]
+    found = index.search_scored(Query(("word",)), 3)
+    assert [key for key, _ in found] == ["capped", "huge", "small"]
+    assert found[0][1] == found[1][1] > found[2][1]
     assert index.search(Query(("t7",)), 3) == ["capped", "huge"]

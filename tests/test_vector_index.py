@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.search._vector_index import ANN_BATCH, VECTOR_BLOCK
 
 DIM = 8
 KEYS = [f"u{u}:s{s}:{k}" for u in (1, 2, 10) for s in (1, 2) for k in "abc"] + ["u1:s1", "solo"]
@@ -52,6 +54,7 @@ def semantic(q: Any, **kw: Any) -> Query:
 
 
 def test_dims_mismatch_names_both() -> None:
+    """A vector or query of another dimension is refused with both sizes named, and not stored."""
     index = SearchIndex()
     index.add("a", {"x": 1}, vector=np.ones(4, dtype=np.float32))
     with pytest.raises(InvalidArgumentError, match=r"3 dimensions.*4-dimensional"):
@@ -63,6 +66,7 @@ def test_dims_mismatch_names_both() -> None:
 
 @pytest.mark.parametrize("bad", [np.zeros(4), np.array([1.0, np.nan, 0, 0]), np.ones((2, 2))])
 def test_bad_vectors_refused(bad: Any) -> None:
+    """Zero, NaN and misshapen vectors are refused; a refused update keeps the old entry."""
     index = SearchIndex()
     index.add("a", {"x": 1}, vector=np.ones(4, dtype=np.float32))
     with pytest.raises(InvalidArgumentError):
@@ -73,6 +77,7 @@ def test_bad_vectors_refused(bad: Any) -> None:
 
 
 def test_unnormalised_vectors_are_normalised() -> None:
+    """A vector is stored as its unit vector, so its cosine to a parallel query is 1."""
     index = SearchIndex()
     index.add("a", {}, vector=np.array([3.0, 4.0], dtype=np.float32))
     assert np.allclose(index.vector("a"), [0.6, 0.8])
@@ -82,6 +87,7 @@ def test_unnormalised_vectors_are_normalised() -> None:
 
 
 def test_query_validation() -> None:
+    """A semantic query needs a vector, and a hybrid weight must lie in 0..1."""
     with pytest.raises(InvalidArgumentError):
         Query(("x",), mode="semantic")
     with pytest.raises(InvalidArgumentError):
@@ -89,6 +95,7 @@ def test_query_validation() -> None:
 
 
 def test_documents_without_vectors_are_keyword_only() -> None:
+    """A document added without a vector is found by keyword and never by meaning."""
     index = SearchIndex()
     index.add("plain", {"alpha": 1})
     index.add("vec", {"beta": 1}, vector=np.ones(2, dtype=np.float32))
@@ -97,6 +104,7 @@ def test_documents_without_vectors_are_keyword_only() -> None:
 
 
 def test_pure_keyword_and_pure_semantic_match_both_surface_in_hybrid() -> None:
+    """Hybrid keeps a keyword-only match and a meaning-only match, with either fusion."""
     index = SearchIndex()
     index.add("words", {"alpha": 2})  # keyword only
     index.add("meaning", {"zeta": 1}, vector=np.array([1.0, 0.0], dtype=np.float32))
@@ -137,6 +145,7 @@ def apply(ops: list[Any]) -> tuple[SearchIndex, dict[str, tuple[int, Any]]]:
 def test_semantic_equals_brute_force_cosine(
     ops: list[Any], q: list[int], scope: str | None, limit: int
 ) -> None:
+    """Semantic search ranks like brute-force cosine through adds, updates and removals."""
     index, model = apply(ops)
     got = index.search_scored(semantic(q), limit, scope)
     want = brute(model, q, limit, scope)
@@ -153,6 +162,7 @@ def test_semantic_equals_brute_force_cosine(
 
 
 def test_identical_vectors_tie_newest_first() -> None:
+    """Equal cosines rank the newest document first, scoped or not."""
     index = SearchIndex()
     v = np.array([0.3, -1.0, 2.0], np.float32)
     for i, key in enumerate(["u1:a", "u1:b", "u2:c"]):
@@ -173,6 +183,7 @@ def test_identical_vectors_tie_newest_first() -> None:
 def test_hybrid_weight_ends_are_keyword_and_semantic(
     ops: list[Any], q: list[int], word: str, scope: str | None, limit: int, fusion: Any
 ) -> None:
+    """Weight 0 is exactly keyword and 1 exactly semantic; between, only their candidates."""
     index, model = apply(ops)
     v = np.array(q, np.float32)
     keyword = index.search_scored(Query((word,)), limit, scope)
@@ -188,6 +199,7 @@ def test_hybrid_weight_ends_are_keyword_and_semantic(
 
 
 def test_vectors_stay_aligned_through_renumbering() -> None:
+    """After the index renumbers, every key keeps its own vector and ranks like brute force."""
     index = SearchIndex()
     rng = np.random.default_rng(7)
     live: dict[str, Any] = {}
@@ -197,7 +209,7 @@ def test_vectors_stay_aligned_through_renumbering() -> None:
             v = rng.standard_normal(16).astype(np.float32)
             index.add(key, {f"w{i % 7}": 1}, vector=v if (i + round_) % 4 else None)
             live[key] = None if (i + round_) % 4 == 0 else unit(v)
-    assert index._next < 2 * 4500 + 4096  # it did renumber
+    assert index.stats().numbers < 2 * 4500 + 4096  # it did renumber
     for key, v in live.items():
         got = index.vector(key)
         assert (got is None) == (v is None)
@@ -210,6 +222,7 @@ def test_vectors_stay_aligned_through_renumbering() -> None:
 
 
 def test_clear_forgets_vectors_and_dimension() -> None:
+    """clear() forgets the vectors and their dimension: another size is accepted after it."""
     index = SearchIndex()
     index.add("a", {}, vector=np.ones(3, np.float32))
     index.clear()
@@ -230,6 +243,7 @@ def clustered(n: int, dim: int, seed: int) -> Any:
 
 @pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
 def test_ann_recall_against_exact() -> None:
+    """The graph finds 95% of the exact top 10, scoped or not, after removals."""
     n, dim = 20_000, 64
     x = clustered(n, dim, 1)
     ann, exact = SearchIndex(ann_threshold=1000), SearchIndex(ann_threshold=10**9)
@@ -248,15 +262,13 @@ def test_ann_recall_against_exact() -> None:
             got = ann.search(semantic(q), 10, scope)
             assert all(in_scope(k, scope) for k in got)
             hits += len(set(want) & set(got))
-        assert ann._ann is not None  # the graph answered
+        assert ann.stats().graph is not None  # the graph answered
         assert hits / (10 * len(queries)) >= 0.95, scope
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
 def test_graph_grows_in_batches_and_new_rows_are_found_at_once() -> None:
     """No bulk build: the graph takes rows in batches, and rows it lacks are still searched."""
-    from tta_dev_primitives.search._index import ANN_BATCH
-
     x = clustered(3000, 32, 8)
     index = SearchIndex(ann_threshold=800)
     for i, v in enumerate(x):
@@ -265,18 +277,18 @@ def test_graph_grows_in_batches_and_new_rows_are_found_at_once() -> None:
             assert index.search(semantic(v), 1) == [f"u{i % 4}:{i}"]
             assert index.search(semantic(v), 1, "u" + str(i % 4)) == [f"u{i % 4}:{i}"]
         if i == 800:
-            assert index._ann is not None
-            assert len(index._ann) >= 800 - 2 * ANN_BATCH
-    assert index._ann is not None
-    assert len(index._ann) + 2 * ANN_BATCH >= len(x)  # caught up, a batch or two behind
+            graph = index.stats().graph
+            assert graph is not None
+            assert graph >= 800 - 2 * ANN_BATCH
+    graph = index.stats().graph
+    assert graph is not None
+    assert graph + 2 * ANN_BATCH >= len(x)  # caught up, a batch or two behind
     index.remove("u1:2001")  # in the graph: removed from it too
     assert "u1:2001" not in index.search(semantic(x[2001]), 5)
 
 
 def test_vectors_across_blocks_match_brute_force() -> None:
     """Vectors spill over several storage blocks (and a gap of keyword-only documents)."""
-    from tta_dev_primitives.search._index import VECTOR_BLOCK
-
     n = 2 * VECTOR_BLOCK + 100
     x = clustered(n, 8, 9)
     index = SearchIndex(ann_threshold=10**9)
@@ -293,9 +305,9 @@ def test_vectors_across_blocks_match_brute_force() -> None:
 
 
 def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tta_dev_primitives.search import _index
-
-    monkeypatch.setattr(_index, "_usearch", False)  # as if the import had failed
+    """Without usearch installed, a large index searches exactly and never starts a graph."""
+    monkeypatch.setitem(sys.modules, "usearch", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "usearch.index", None)
     x = clustered(300, 16, 5)
     index, exact = SearchIndex(ann_threshold=1), SearchIndex(ann_threshold=10**9)
     for i, v in enumerate(x):
@@ -306,7 +318,7 @@ def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> 
             assert index.search_scored(semantic(q), 10, scope) == exact.search_scored(
                 semantic(q), 10, scope
             )
-    assert index._ann is None
+    assert index.stats().graph is None
 
 
 # -- several vectors per document (one per field, as LangGraph indexes) ---------------------------

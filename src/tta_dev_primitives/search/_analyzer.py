@@ -40,6 +40,7 @@ __all__ = [
     "STOP_MARK",
     "Analyzer",
     "Query",
+    "identifier_parts",
     "words",
 ]
 
@@ -105,7 +106,7 @@ def _dotted(token: str) -> list[str]:
     return [piece for piece in re.split(r"\.\.+", token.strip(".")) if piece]
 
 
-def _parts(token: str) -> list[str]:
+def identifier_parts(token: str) -> list[str]:
     """The parts of an identifier (casefolded), or ``[]`` for a plain word."""
     pieces = [p for p in re.split(r"[._]", token) if p]
     if not pieces:  # underscores alone: the whole is the only term
@@ -272,7 +273,7 @@ class Analyzer:
                 terms = (STOP_MARK + whole,) if _capitalised(token) else ()
             else:
                 stops = self.stop_words
-                parts = _parts(token) if self.identifiers else []
+                parts = identifier_parts(token) if self.identifiers else []
                 terms = (self._one(whole), *(self._one(p) for p in parts if p not in stops))
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
@@ -352,7 +353,7 @@ class Analyzer:
             and (text[-1].isalnum() or text[-1] == "_")
         ):
             token = tokens[-1][1]
-            parts = _parts(token) if self.identifiers else []
+            parts = identifier_parts(token) if self.identifiers else []
             last = parts[-1] if parts else token.casefold()
             if len(last) >= MIN_PREFIX and last not in self.stop_words:
                 # The unfinished word, as typed (its stem may be shorter than what was typed,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._topk import top_items
 from tta_dev_primitives.stores._redis import replies
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
@@ -114,5 +115,5 @@ async def recent(
 
 
 def top(found: Iterable[tuple[str, float, int]], limit: int) -> list[tuple[str, float, int]]:
-    """Best score first, then the newest write."""
-    return sorted(found, key=lambda row: (-row[1], -row[2]))[:limit]
+    """Best score first, then the newest write: the order every search answers in."""
+    return top_items(found, limit)
