@@ -220,3 +220,31 @@ def test_an_unreachable_redis_prints_only_the_error() -> None:
         assert result.stdout == "", (action, result.stdout)
         assert "(no match)" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.redis
+def test_list_pages_a_scope_and_clear_and_export_take_a_scope(redis_server: RedisServer) -> None:
+    """list pages newest first with a cursor; clear --scope forgets one user; export --scope
+    writes only that scope."""
+    where = ["--redis-url", redis_server.url, "--namespace", f"cli:{uuid4().hex[:8]}"]
+    assert cli("memory", *where, "import", "-", stdin=jsonl(ROWS)).returncode == 0
+    first = json.loads(
+        cli("memory", *where, "--json", "list", "--scope", "u1", "--limit", "1").stdout
+    )
+    assert [row["key"] for row in first["items"]] == ["u1:s1:b"]  # the last imported
+    text = cli("memory", *where, "list", "--scope", "u1", "--limit", "1")
+    assert text.stdout.split()[0] == "u1:s1:b"
+    assert "more: --cursor" in text.stderr
+    rest = json.loads(cli("memory", *where, "--json", "list", "--scope", "u1",
+                          "--cursor", first["cursor"]).stdout)  # fmt: skip
+    assert [row["key"] for row in rest["items"]] == ["u1:s1:a"]
+    assert rest["cursor"] is None
+    exported = cli("memory", *where, "export", "--scope", "u10").stdout.splitlines()
+    assert [json.loads(line)["key"] for line in exported] == ["u10:s1:c"]
+    unconfirmed = cli("memory", *where, "clear", "--scope", "u1")
+    assert unconfirmed.returncode == 2
+    forgot = json.loads(cli("memory", *where, "--json", "clear", "--scope", "u1", "--yes").stdout)
+    assert forgot == {"forgotten": 2, "scope": "u1"}
+    left = json.loads(cli("memory", *where, "--json", "list").stdout)
+    assert [row["key"] for row in left["items"]] == ["u10:s1:c"]
+    assert cli("memory", *where, "clear", "--yes").returncode == 0

@@ -121,9 +121,22 @@ def add_parser(sub: Any) -> None:
     search.add_argument(
         "--limit", type=int, default=5, help="at most this many results (default: %(default)s)"
     )
+    listing = action("list", "one page of memories, newest write first: key and value per line")
+    listing.add_argument(
+        "--scope", help="only keys in this scope, e.g. u1 or u1:s1 (default: every memory)"
+    )
+    listing.add_argument(
+        "--limit", type=int, default=20, help="at most this many per page (default: %(default)s)"
+    )
+    listing.add_argument(
+        "--cursor", help="go on from this cursor, printed after the previous page (default: start)"
+    )
     delete = action("delete", "remove one memory (status 1 if there is none)")
     delete.add_argument("key", help="the memory's key")
-    clear = action("clear", "remove every memory of the namespace")
+    clear = action("clear", "remove every memory of the namespace, or of one scope")
+    clear.add_argument(
+        "--scope", help="only this user's or session's memories, e.g. u1 (default: all)"
+    )
     clear.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (default: ask)"
     )
@@ -131,6 +144,7 @@ def add_parser(sub: Any) -> None:
     export.add_argument(
         "output", nargs="?", default="-", help="a path, or - for stdout (default: %(default)s)"
     )
+    export.add_argument("--scope", help="only keys in this scope, e.g. u1 (default: every memory)")
     load = action("import", "add memories from JSONL")
     load.add_argument("input", help="a path, or - for stdin")
 
@@ -158,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.redis_url and args.file is None:
             raise CommandError("say where the memory is: --redis-url URL or --file PATH", 2)
         if args.action == "clear" and not args.yes:
-            confirm_clear(args.namespace)
+            confirm_clear(args.namespace, args.scope)
         if args.action == "import":
             args.rows = read_import(args.input)  # all of it checked before anything is stored
             if args.file is not None:
@@ -175,6 +189,19 @@ def run(args: argparse.Namespace) -> int:
     except (TTAError, ValueError, TypeError, OSError, RecursionError) as exc:
         print(f"tta-primitives memory: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def in_scope(key: str, scope: str) -> bool:
+    """True if ``key`` is in ``scope`` (whole ``:`` segments, as search's ``scope=``)."""
+    scope = scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
+    return key == scope or key.startswith(scope + ":")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one shell word."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -277,14 +304,29 @@ async def delete(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
 
 
 async def clear(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
+    if args.scope is not None:
+        removed = await memory.forget(args.scope)
+        text = f"forgot {removed:,} memories in scope {args.scope!r}"
+        return Output({"forgotten": removed, "scope": args.scope}, text, changed=True)
     await memory.clear()
     return Output({"cleared": True}, "cleared", changed=True)
+
+
+async def list_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
+    page = await memory.list_memories(args.scope, limit=args.limit, cursor=args.cursor)
+    rows = [{"key": key, "value": value} for key, value in page.items]
+    text = "\n".join(f"{key}  {json.dumps(value, ensure_ascii=False)}" for key, value in page.items)
+    note = None if page.cursor is None else f"more: --cursor {_quoted(page.cursor)}"
+    data = {"items": rows, "cursor": page.cursor}
+    return Output(data, text or "(none)", note=None if args.json else note)
 
 
 async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     expired = 0
     with open_output(args.output) as out, Progress("exported") as progress:
         async for key, value, ttl in memory.items():
+            if args.scope is not None and not in_scope(key, args.scope):
+                continue
             left = _ms(ttl)
             if left is not None and left <= 0:
                 expired += 1  # it expired while being read: a ttl of 0 would not import
@@ -404,8 +446,8 @@ def _row(row: Any, *, new: bool = True) -> tuple[str, dict[str, Any], float | No
     return key, row["value"], check_ttl(ttl)
 
 
-ACTIONS = {"stats": stats, "get": get, "search": search, "delete": delete, "clear": clear,
-           "export": export, "import": import_}  # fmt: skip
+ACTIONS = {"stats": stats, "get": get, "search": search, "list": list_, "delete": delete,
+           "clear": clear, "export": export, "import": import_}  # fmt: skip
 
 
 class Progress:
@@ -525,10 +567,11 @@ def _ms(ttl: float | None) -> float | None:
     return None if ttl is None else round(ttl, 3)
 
 
-def confirm_clear(namespace: str) -> None:
+def confirm_clear(namespace: str, scope: str | None) -> None:
     if not sys.stdin.isatty():
         raise CommandError("clear asks for confirmation: run it in a terminal or add --yes", 2)
-    answer = input(f"Remove every memory in namespace {namespace!r}? [y/N] ")
+    which = "every memory" if scope is None else f"every memory in scope {scope!r}"
+    answer = input(f"Remove {which} in namespace {namespace!r}? [y/N] ")
     if answer.strip().lower() not in {"y", "yes"}:
         raise CommandError("not cleared", 1)
 
