@@ -139,3 +139,17 @@ async def test_forget_while_redis_is_down_raises_and_deletes_nothing(
     assert len(await all_pages(fresh, "u1", 100)) == 50
     for m in (memory, fresh):
         await m.aclose()
+
+
+async def test_min_score_leaves_out_weaker_matches(memory: Any) -> None:
+    """min_score keeps the hits scoring at least that: a cut of the same ranking, every backend."""
+    for i, text in enumerate(["garden roses garden", "garden", "roses in a pot", "tea"]):
+        await memory.add(f"u1:s1:t{i}", {"content": text})
+    ranked = await memory.search_scored("garden roses", limit=10)
+    assert len(ranked) == 3
+    floor = ranked[1].score
+    cut = await memory.search_scored("garden roses", limit=10, min_score=floor)
+    assert [h.key for h in cut] == [h.key for h in ranked if h.score >= floor]
+    assert await memory.search("garden roses", min_score=ranked[0].score + 1) == []
+    with pytest.raises(InvalidArgumentError, match="min_score"):
+        await memory.search("garden", min_score=float("nan"))

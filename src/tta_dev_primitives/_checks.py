@@ -28,6 +28,7 @@ __all__ = [
     "check_key",
     "check_limit",
     "check_max_size",
+    "check_min_score",
     "check_mode",
     "check_namespace",
     "check_new_key",
@@ -130,6 +131,15 @@ def check_fraction(name: str, value: Any) -> float:
     if not 0.0 <= share <= 1.0:
         raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
     return share
+
+
+def check_min_score(value: Any) -> float | None:
+    """A search's ``min_score``: None or a finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"min_score must be a finite number or None, got {value!r}")
+    return float(value)
 
 
 SEARCH_MODES = ("keyword", "semantic", "hybrid")

@@ -15,6 +15,7 @@ from tta_dev_primitives._checks import (
     check_key,
     check_limit,
     check_max_size,
+    check_min_score,
     check_mode,
     check_namespace,
     check_new_key,
@@ -233,7 +234,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             return value
 
     async def search(
-        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
+        self,
+        query: str,
+        limit: int = 5,
+        *,
+        scope: str | None = None,
+        mode: Mode | None = None,
+        min_score: float | None = None,
     ) -> list[dict[str, Any]]:
         """Memories whose text matches ``query``, best first.
 
@@ -246,27 +253,42 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         ``mode`` is ``"keyword"`` (the above), ``"semantic"`` (by meaning: cosine similarity of
         the query's embedding to each memory's) or ``"hybrid"`` (both, fused with
         ``hybrid_weight``); the default is hybrid with an embedder, else keyword.
+        ``min_score`` leaves out matches that score lower (see ``search_scored`` for scales).
         """
-        found = await self.search_scored(query, limit, scope=scope, mode=mode)
+        found = await self.search_scored(query, limit, scope=scope, mode=mode, min_score=min_score)
         return [hit.value for hit in found]
 
     async def search_items(
-        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
+        self,
+        query: str,
+        limit: int = 5,
+        *,
+        scope: str | None = None,
+        mode: Mode | None = None,
+        min_score: float | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
-        found = await self.search_scored(query, limit, scope=scope, mode=mode)
+        found = await self.search_scored(query, limit, scope=scope, mode=mode, min_score=min_score)
         return [(hit.key, hit.value) for hit in found]
 
     async def search_scored(
-        self, query: str, limit: int = 5, *, scope: str | None = None, mode: Mode | None = None
+        self,
+        query: str,
+        limit: int = 5,
+        *,
+        scope: str | None = None,
+        mode: Mode | None = None,
+        min_score: float | None = None,
     ) -> list[ScoredMemory]:
         """``search``, with keys and scores: ``ScoredMemory(key, value, score)``, best first.
 
         Scores order one result list; their scale depends on the mode: BM25 for keyword,
         cosine similarity (-1 to 1) for semantic, the fused 0-to-1 score for hybrid, and 0 for
-        the most recent memories a blank query lists.
+        the most recent memories a blank query lists. ``min_score`` keeps only hits scoring at
+        least that (the same as asking for all and cutting: scores come best first).
         """
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
+        floor = check_min_score(min_score)
         analysed = self._indexing.query(text)
         chosen = self._mode(check_mode(mode))
         await numpy_imported()  # the index needs it: never imported on the loop
@@ -284,7 +306,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 op.attributes["memory.search_engine"] = self._engine_of(served.backend)
                 results = [
                     ScoredMemory(k, v, s) for k, p, s in served.value
-                    if (v := self._decode(p)) is not None
+                    if (floor is None or s >= floor) and (v := self._decode(p)) is not None
                 ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
             return results
