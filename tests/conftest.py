@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, settings
 
 from redis_server import LocalCluster, RedisServer, find_redis_server
 
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from tta_dev_primitives import MemoryPrimitive
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# No example may fail for being slow: the suite must pass on a busy 2-core machine, where one
+# example can take seconds. Tests that set their own settings keep them.
+settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
