@@ -161,3 +161,28 @@ async def test_partitions_written_before_segment_feeds_are_searched_by_user(
         await raw.aclose()
         await writer.clear()
         await writer.aclose()
+
+
+async def test_memory_primitive_takes_the_replica_caps_and_load_budget(
+    redis_server: RedisServer,
+) -> None:
+    """MemoryPrimitive(max_scopes=, scope_budget=, load_timeout=) reach the Redis backend; a
+    bad value is named at construction, with or without Redis."""
+    from tta_dev_primitives import MemoryPrimitive
+    from tta_dev_primitives.exceptions import InvalidArgumentError
+
+    memory = MemoryPrimitive(
+        redis_server.url, namespace=namespace(), search_engine="replica",
+        max_scopes=1, scope_budget=500, load_timeout=30,
+    )  # fmt: skip
+    for user in ("u0", "u1"):
+        await memory.add(f"{user}:s1:t", {"content": "trip"})
+        assert len(await memory.search("trip", scope=user)) == 1
+    remote = memory._store.remote
+    assert list(held(remote)) == ["u1"]  # max_scopes=1: u0's replica went
+    assert remote.index.load_timeout == 30  # type: ignore[union-attr]
+    await memory.clear()
+    await memory.aclose()
+    for bad in ({"max_scopes": 0}, {"scope_budget": -1}, {"load_timeout": 0}):
+        with pytest.raises(InvalidArgumentError):
+            MemoryPrimitive(**bad)  # type: ignore[arg-type]

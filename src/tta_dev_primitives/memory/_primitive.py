@@ -132,6 +132,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         embed_timeout: seconds one embedding model call may take before the ``add`` or search
             waiting on it raises ``EmbeddingError`` (an ``Embedder`` passed as ``embed`` keeps
             its own).
+        load_timeout: on Redis, seconds a search waits for each page of its replica's load
+            before it raises ``SearchNotReadyError`` (default 10, at least ``redis_timeout``).
+        max_scopes: on plain Redis, most per-user replicas a process keeps (default 256).
+        scope_budget: on plain Redis, most memories all per-user replicas hold together
+            (default 100,000, about 70 MB); past either cap the least recently searched go.
     """
 
     def __init__(
@@ -154,6 +159,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         hybrid_weight: float = HYBRID_WEIGHT,
         search_engine: SearchEngine = "auto",
         embed_timeout: float = DEFAULT_EMBED_TIMEOUT,
+        load_timeout: float | None = None,
+        max_scopes: int | None = None,
+        scope_budget: int | None = None,
     ) -> None:
         max_size = check_max_size(max_size)
         self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
@@ -172,6 +180,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         max_journal_bytes = check_count("max_journal_bytes", max_journal_bytes)
         redis_url = check_optional_url("redis_url", redis_url)
         search_engine = check_search_engine(search_engine)
+        # Their defaults live with the Redis backend, which is imported only with Redis.
+        search_options: dict[str, Any] = {
+            "load_timeout": None
+            if load_timeout is None
+            else check_seconds("load_timeout", load_timeout),
+            "max_scopes": None if max_scopes is None else check_count("max_scopes", max_scopes),
+            "scope_budget": None
+            if scope_budget is None
+            else check_count("scope_budget", scope_budget),
+        }
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -186,6 +204,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 timeout=redis_timeout,
                 indexing=self._indexing,
                 search_engine=search_engine,
+                **{name: value for name, value in search_options.items() if value is not None},
             )
         self._store = SearchableHybrid(
             local,

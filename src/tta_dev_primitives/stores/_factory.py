@@ -7,7 +7,7 @@ that never configures Redis never imports it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from tta_dev_primitives.stores._urls import check_redis_url
 
@@ -22,7 +22,13 @@ __all__ = ["backend_from_url"]
 def backend_from_url(url: str, *, namespace: str, timeout: float) -> StorageBackend: ...
 @overload
 def backend_from_url(
-    url: str, *, namespace: str, timeout: float, indexing: Indexing, search_engine: str = "auto"
+    url: str,
+    *,
+    namespace: str,
+    timeout: float,
+    indexing: Indexing,
+    search_engine: str = "auto",
+    **search_options: Any,
 ) -> SearchableBackend: ...
 def backend_from_url(
     url: str,
@@ -31,9 +37,10 @@ def backend_from_url(
     timeout: float,
     indexing: Indexing | None = None,
     search_engine: str = "auto",
+    **search_options: Any,
 ) -> StorageBackend:
     """The backend ``url`` names: searchable (indexing memories with ``indexing``, searched by
-    ``search_engine``) if given.
+    ``search_engine``, with ``search_options`` such as ``load_timeout``) if given.
 
     Raises ``InvalidArgumentError`` naming the problem (password hidden) for a malformed URL.
     """
@@ -45,5 +52,6 @@ def backend_from_url(
     from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
     return RedisSearchBackend(
-        url, namespace=namespace, timeout=timeout, indexing=indexing, search_engine=search_engine
-    )
+        url, namespace=namespace, timeout=timeout, indexing=indexing, search_engine=search_engine,
+        **search_options,
+    )  # fmt: skip
