@@ -153,3 +153,68 @@ async def test_min_score_leaves_out_weaker_matches(memory: Any) -> None:
     assert await memory.search("garden roses", min_score=ranked[0].score + 1) == []
     with pytest.raises(InvalidArgumentError, match="min_score"):
         await memory.search("garden", min_score=float("nan"))
+
+
+async def test_touch_restarts_a_memorys_clock(memory: Any) -> None:
+    """touch gives a new deadline (or none) and keeps the value; an absent key is False."""
+    await memory.add("u1:s1:t1", {"content": "my passport number"}, ttl=30)
+    assert await memory.touch("u1:s1:t1", 3600) is True
+    left = {key: ttl async for key, _, ttl in memory.items()}
+    assert 3000 < left["u1:s1:t1"] <= 3600
+    assert await memory.touch("u1:s1:t1", None) is True
+    assert {key: ttl async for key, _, ttl in memory.items()}["u1:s1:t1"] is None
+    assert await memory.get("u1:s1:t1") == {"content": "my passport number"}
+    assert await memory.touch("u1:s1:nothing", 60) is False
+    await memory.add("u1:s1:t2", {"content": "newer"})
+    await memory.touch("u1:s1:t1", 60)  # a touch counts as a write: first in the listing
+    assert [k for k, _ in (await memory.list_memories("u1")).items] == ["u1:s1:t1", "u1:s1:t2"]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("fixture", "engine"), [("redis_server", "replica"),
+                                                 ("redis_query_engine", "redis")])  # fmt: skip
+async def test_a_touched_memory_outlives_its_first_deadline_in_every_process(
+    request: pytest.FixtureRequest, fixture: str, engine: str
+) -> None:
+    """Past the deadline it was written with, a touched memory is still read and found by a
+    reader that held it in its replica (the feed carried the new deadline) or in the engine."""
+    import asyncio
+    import time
+
+    from conftest import namespace
+
+    server = request.getfixturevalue(fixture)
+    ns = namespace()
+    writer = MemoryPrimitive(server.url, namespace=ns, search_engine=engine, redis_timeout=10)
+    reader = MemoryPrimitive(server.url, namespace=ns, search_engine=engine, redis_timeout=10)
+    for attempt in range(3):  # a machine stalled past 3 s between add and touch: go again
+        key = f"u1:s1:t{attempt}"
+        written = time.monotonic()
+        await writer.add(key, {"content": "remember the gate code"}, ttl=3)
+        assert len(await reader.search("gate code", scope="u1")) == 1
+        if await writer.touch(key, 600):
+            break
+    else:
+        raise AssertionError("touch never found the memory it had just written")
+    await asyncio.sleep(max(0.0, written + 3.5 - time.monotonic()))
+    assert await reader.get(key) == {"content": "remember the gate code"}
+    assert [k for k, _ in await reader.search_items("gate code", scope="u1")] == [key]
+    await writer.clear()
+    for m in (writer, reader):
+        await m.aclose()
+
+
+@pytest.mark.redis
+async def test_touch_while_redis_is_down_raises(redis_server_factory: Any) -> None:
+    """Redis killed: touch raises BackendUnavailableError instead of pretending."""
+    from tta_dev_primitives.exceptions import BackendUnavailableError
+
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, redis_timeout=5)
+    await memory.add("u1:s1:t1", {"content": "x"}, ttl=60)
+    server.kill()
+    with pytest.raises(BackendUnavailableError):
+        await memory.touch("u1:s1:t1", 600)
+    with pytest.raises(BackendUnavailableError, match="needs Redis"):
+        await memory.touch("u1:s1:t1", 600)  # now degraded: named without a call
+    await memory.aclose()

@@ -412,6 +412,19 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             op.report(served)
             return served.value
 
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        """Restart the memory's clock: it now expires ``ttl`` seconds from now (None: never).
+
+        The value is unchanged; False if there is no memory under ``key``. It counts as a write
+        (the memory moves to the front of ``list_memories``). On Redis it needs Redis: during an
+        outage it raises ``BackendUnavailableError`` rather than leave Redis's deadline behind.
+        """
+        key, ttl = check_key(key), check_ttl(ttl)
+        with MemoryOp("touch", self._namespace) as op:
+            served = await self._store.touch(key, ttl)
+            op.report(served)
+            return served.value
+
     async def list_memories(
         self, scope: str | None = None, *, limit: int = 100, cursor: str | None = None
     ) -> MemoryPage:

@@ -110,6 +110,11 @@ class StorageBackend(ABC):
     def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live ``(key, payload, seconds left or None)``, in no particular order."""
 
+    async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
+        """Restart ``key``'s clock: it expires ``ttl`` seconds from now (None: never); False
+        if there is no such key. The payload is unchanged."""
+        raise NotImplementedError(f"{type(self).__name__} cannot refresh a TTL")
+
     async def scope_page(
         self, scope: str | None, after: tuple[int, str] | None, limit: int
     ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:

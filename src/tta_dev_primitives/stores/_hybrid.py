@@ -250,6 +250,29 @@ class HybridStore(Generic[B]):
         """A page of ``scope``'s memories, newest first (see ``StorageBackend.scope_page``)."""
         return await self._read(lambda b: b.scope_page(scope, after, limit))
 
+    async def touch(self, key: str, ttl: float | None) -> Served[bool]:
+        """Restart ``key``'s clock in Redis and in the in-process copy.
+
+        Not journalled: while Redis is away it raises ``BackendUnavailableError`` (the deadline
+        in Redis is unchanged, so the caller must know), leaving the in-process copy as it was.
+        """
+        remote = self.remote
+        if remote is None:
+            return Served(await self.local.touch(key, ttl), self.local.kind)
+        if self._degraded:
+            self._maybe_recover()
+            raise BackendUnavailableError(
+                f"touch({key!r}) needs Redis, which is not answering: its expiry is unchanged"
+            )
+        try:
+            had = await remote.touch(key, ttl, version=self.versions.next())
+        except BackendUnavailableError as exc:
+            self._fail(exc)
+            raise
+        self._succeed()
+        await self.local.touch(key, ttl)
+        return Served(had, remote.kind)
+
     async def forget_local(self, scope: str) -> int:
         """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
         rows, _ = await self.local.scope_page(scope, None, 1 << 62)

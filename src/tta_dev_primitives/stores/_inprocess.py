@@ -52,6 +52,9 @@ class InProcessBackend(StorageBackend):
         for item in self.store.items():
             yield item
 
+    async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
+        return self.store.touch(key, ttl)
+
     async def scope_page(
         self, scope: str | None, after: tuple[int, str] | None, limit: int
     ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:

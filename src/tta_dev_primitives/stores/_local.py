@@ -152,6 +152,24 @@ class LocalStore:
                 return None
             return max(entry[_DEADLINE] - self._clock(), 0.0)
 
+    def touch(self, key: str, ttl: float | None) -> bool:
+        """Give ``key`` a new deadline ``ttl`` seconds from now (None: none); False if absent."""
+        with self._lock:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            if entry[_DEADLINE] is not None:
+                self._timed -= 1  # its heap entry is stale now
+            self._version += 1
+            deadline = None if ttl is None else self._clock() + ttl
+            self._entries[key] = (entry[_PAYLOAD], deadline, self._version)
+            if deadline is not None:
+                self._timed += 1
+                heapq.heappush(self._expiries, (deadline, self._version, key))
+                self._compact()
+            return True
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; False if it was not there."""
         with self._lock:

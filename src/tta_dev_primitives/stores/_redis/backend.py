@@ -53,7 +53,7 @@ __all__ = ["Indexer", "RedisBackend"]
 
 _REPLAY_CHUNK = 200
 _REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)
-_SCRIPTS = ("PUT", "DELETE", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE")
+_SCRIPTS = ("PUT", "DELETE", "TOUCH", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE")
 
 
 class Indexer(Protocol):
@@ -193,6 +193,25 @@ class RedisBackend(StorageBackend):
         if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
             raise _stale(key, text_of(removed))
         return bool(removed)
+
+    async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
+        connection = self.connection
+        await connection.ready()
+        base = self.layout.base(key)
+        name = Layout.value_in(base, key)
+        args = [base, key, 0 if ttl is None else max(1, round(ttl * 1000)), version]
+
+        async def write(client: Any) -> Any:
+            reply = await connection.script("TOUCH")(keys=[name], args=args)
+            await connection.replicated(client, name)
+            return reply
+
+        reply = text_of(await connection.call(write))
+        if reply.startswith("stale"):
+            raise _stale(key, reply)
+        if reply:
+            self.versions.observe(int(reply))
+        return bool(reply)
 
     async def scope_page(
         self, scope: str | None, after: tuple[int, str] | None, limit: int

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from tta_dev_primitives.stores._redis.lua_common import COMMON, MAY_RUN_FULL
 
-__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "INDEX_PAGE", "PUT", "SIZE"]
+__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "INDEX_PAGE", "PUT", "SIZE", "TOUCH"]
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
 # vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags and vector
@@ -61,6 +61,47 @@ else
 end
 if ARGV[7] then
   index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]))
+end
+return text
+"""
+)
+
+# KEYS[1] value key; ARGV: base, key, ttl_ms (0 = none), version ('' = none). Restarts the
+# memory's clock: it expires ttl_ms from now (never, for 0), its search documents with it. A new
+# sequence puts it back on the feed, so replicas learn its deadline. Returns that sequence, ''
+# if there is no memory under key, or 'stale <newer version>'.
+TOUCH = (
+    COMMON
+    + r"""
+local base, key, ttl, version = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local bad = check_layout(base, key)
+if bad then return bad end
+local newer = stale(base, key, version)
+if newer then return 'stale ' .. newer end
+sweep(base, 16)
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+local seq, text = next_seq(base)
+local docs = {}
+local f = base .. DOC .. key
+if redis.call('EXISTS', f) == 1 then
+  docs[1] = f
+  local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
+  for i = 1, nv - 1 do docs[#docs + 1] = base .. DOC_VECTOR .. i .. ':' .. key end
+end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZADD', base .. EXPIRY, string.format('%d', math.floor(seq / 1000) + ttl), key)
+  for _, d in ipairs(docs) do redis.call('PEXPIRE', d, ttl) end
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZREM', base .. EXPIRY, key)
+  for _, d in ipairs(docs) do redis.call('PERSIST', d) end
+end
+for _, d in ipairs(docs) do redis.call('HSET', d, 'q', text) end
+zadd2(base, LIVE, text, key)
+if version ~= '' then
+  redis.call('HSET', base .. VERSIONS, key, version)
+  seen_version(base, version)
 end
 return text
 """
