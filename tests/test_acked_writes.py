@@ -61,6 +61,12 @@ async def test_the_documented_acl_runs_the_full_workload_on_database_1(
     assert await memory.delete("u1:s1:b") is True
     assert await memory.size() == 1
     assert [key async for key, _, _ in memory.items()] == ["u1:s1:a"]
+    assert await memory.touch("u1:s1:a", 600) is True
+    assert await memory.touch("u1:s1:a", None) is True
+    assert [k for k, _ in (await memory.list_memories("u1")).items] == ["u1:s1:a"]
+    assert await memory.search("privilege", min_score=0.0) == [{"content": "least privilege"}]
+    await memory.add("u2:s1:a", {"content": "another user"})
+    assert await memory.forget("u2") == 1
     await memory.clear()
     assert await memory.size() == 0
     assert memory.using_redis
