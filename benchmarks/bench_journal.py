@@ -14,6 +14,7 @@ new process replays the file once Redis is back.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -78,9 +79,7 @@ async def run(args: Any) -> dict[str, Any]:
         await fresh.aclose()
     finally:
         server.stop()
-        for file in directory.iterdir():
-            file.unlink()
-        directory.rmdir()
+        shutil.rmtree(directory, ignore_errors=True)
     return figures
 
 
