@@ -477,3 +477,38 @@ async def test_concurrent_outage_writes_share_fsyncs_and_all_land(
     again = fast_recovery(server.url, ns, journal_path=journal)
     memories.append(again)
     assert await again.size() == 499  # Redis restarted empty: the 500 adds but k7
+
+
+async def test_the_file_is_not_touched_while_redis_serves(
+    redis_server: RedisServer, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Live writes never reach the file: it keeps only its header while Redis serves."""
+    memory = fast_recovery(redis_server.url, journal_path=journal)
+    memories.append(memory)
+    for i in range(50):
+        await memory.add(f"k{i}", {"content": f"v{i}"})
+    await memory.delete("k1")
+    assert memory.using_redis
+    assert len(lines_of(journal)) == 1
+
+
+async def test_a_new_process_with_redis_still_down_serves_the_file_then_replays_it(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Restarted while Redis is still down, a process serves the journalled writes in-process,
+    and replays them in the background once Redis is back; a TTL that ran out is not replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    first = fast_recovery(server.url, ns, journal_path=journal)
+    await first.add("brief", {"content": "expires before Redis returns"}, ttl=0.5)
+    await first.aclose()
+    await asyncio.sleep(1.0)  # the TTL runs out while no process runs
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    assert await memory.get("k1") == {"content": "v1"}
+    assert await memory.get("brief") is None
+    assert not memory.using_redis
+    server.start()
+    await replayed(memory)
+    assert set(await stored(server, ns)) == {"k0", "k1", "k2"}

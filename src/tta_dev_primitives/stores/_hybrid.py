@@ -26,6 +26,10 @@ With no remote backend every operation is served in-process. With one:
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
 - ``flush()`` (and ``aclose()``) replay on demand: they await the recovery task. Nothing written
   during an outage is lost while the process lives and the journal is within its caps.
+- With a durable ``JournalFile`` (``journal_path``), a write joins the journal only once its
+  record is fsynced, so a write that returns survives the process too. The first operation of
+  the next store on that path loads the file and replays it before returning (if the remote
+  answers). ``aclose()`` leaves unsent writes in the file instead of reporting them lost.
 
 Each operation returns ``Served``: its result and which backend served it. What happens to the
 store itself (a fallback, dropped journal entries, dead letters, a recovery) is told to a

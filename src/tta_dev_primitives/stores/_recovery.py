@@ -9,6 +9,10 @@
   newest writes are the ones most likely to be read back, and the in-process copy still holds
   what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
 
+With a durable file (``stores._journal_file``), each entry carries its record's sequence; the
+sequences of entries that leave the journal (sent, replaced, dropped) are ``released`` and the
+replay marks them done in the file after each batch, so a new process never replays them.
+
 ``Replay``: one run of the recovery, as a background task. It probes the remote, then sends the
 journal in batches of ``batch`` entries until the journal is empty (writes made meanwhile join
 the end and are sent too). Writers in the process are faster than a round trip, so the journal
