@@ -512,3 +512,43 @@ async def test_a_new_process_with_redis_still_down_serves_the_file_then_replays_
     server.start()
     await replayed(memory)
     assert set(await stored(server, ns)) == {"k0", "k1", "k2"}
+
+
+async def test_a_batch_replayed_again_after_a_crash_changes_nothing(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A crash after a batch landed but before its done marker replays it again: a no-op, and a
+    newer write made meanwhile by another process stands."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    before = lines_of(journal)  # the file as a crash before the done markers would leave it
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    assert await memory.get("k0") == {"content": "v0"}
+    await memory.aclose()
+    other = fast_recovery(server.url, ns)
+    await other.add("k1", {"content": "newer, from another process"})
+    await other.aclose()
+    write_bytes(journal, b"\n".join(before) + b"\n")
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("k1") == {"content": "newer, from another process"}
+    assert again.get_backend_info()["journal_restored"] == 3
+    assert await stored(server, ns) == {
+        "k0": {"content": "v0"},
+        "k1": {"content": "newer, from another process"},
+        "k2": {"content": "v2"},
+    }
+
+
+async def test_a_header_cut_short_when_the_file_was_made_is_started_afresh(
+    redis_server: RedisServer, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A crash while the file's header was being written leaves no records: the file is
+    started again rather than refused."""
+    write_bytes(journal, b'{"tta_journal":1,"names')
+    memory = fast_recovery(redis_server.url, journal_path=journal)
+    memories.append(memory)
+    await memory.add("k", {"content": "v"})
+    assert json.loads(lines_of(journal)[0])["tta_journal"] == 1

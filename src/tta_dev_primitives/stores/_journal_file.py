@@ -406,13 +406,17 @@ def _header(namespace: str) -> bytes:
 def _check_header(fd: int, path: str, namespace: str) -> int:
     """Write the header into an empty file, or check an existing one; the file's size."""
     size = os.fstat(fd).st_size
+    start = os.pread(fd, 4096, 0)
+    if 0 < size < 4096 and b"\n" not in start and start.startswith(b'{"tta_journal"'):
+        os.ftruncate(fd, 0)  # a header cut short by a crash as the file was made: no records
+        size = 0
     if size == 0:
         header = _header(namespace)
         os.write(fd, header)
         os.fsync(fd)
         _fsync_dir(path)
         return len(header)
-    first = os.pread(fd, 4096, 0).split(b"\n", 1)[0]
+    first = start.split(b"\n", 1)[0]
     try:
         header = json.loads(first)
         version = header["tta_journal"]
