@@ -552,3 +552,10 @@ async def test_a_header_cut_short_when_the_file_was_made_is_started_afresh(
     memories.append(memory)
     await memory.add("k", {"content": "v"})
     assert json.loads(lines_of(journal)[0])["tta_journal"] == 1
+
+
+def test_journal_path_is_ignored_when_redis_is_switched_off(journal: Path) -> None:
+    """With enable_redis=False there is no outage to journal: no file is made, none reported."""
+    memory = MemoryPrimitive("redis://127.0.0.1:1/0", enable_redis=False, journal_path=journal)
+    assert memory.get_backend_info()["journal_path"] is None
+    assert not journal.exists()
