@@ -258,11 +258,12 @@ class JournalFile:
                 os.unlink(tmp)
             raise
         os.close(fd)
+        fresh = os.open(tmp, os.O_RDWR | os.O_APPEND)  # before the rename: appends follow it
         os.replace(tmp, self.path)
-        _fsync_dir(self.path)
-        old, self._fd = self._fd, os.open(self.path, os.O_RDWR | os.O_APPEND)
+        old, self._fd = self._fd, fresh
         os.close(old)
         self.size = len(data)
+        _fsync_dir(self.path)
 
     def _close(self) -> None:
         os.close(self._fd)
@@ -351,15 +352,20 @@ class JournalFile:
                         future.set_exception(error)
                 continue
             for line, seq, then, future in batch:
-                if then is not None:
-                    then(seq, len(line))
+                try:
+                    if then is not None:
+                        then(seq, len(line))
+                except Exception as exc:  # never leave a writer waiting on a dead drain
+                    if not future.done():
+                        future.set_exception(exc)
+                    continue
                 if not future.done():
                     future.set_result(None)
 
     async def _do_rewrite(self, item: _Rewrite) -> None:
         try:
             await self._run(self._rewrite, item.snapshot())
-        except OSError as exc:
+        except Exception as exc:
             # The old file is intact (the rename never happened): appends go on there.
             log.warning("memory journal %s: compaction failed, kept as is: %s", self.path, exc)
         if not item.future.done():
