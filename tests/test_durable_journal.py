@@ -559,3 +559,41 @@ def test_journal_path_is_ignored_when_redis_is_switched_off(journal: Path) -> No
     memory = MemoryPrimitive("redis://127.0.0.1:1/0", enable_redis=False, journal_path=journal)
     assert memory.get_backend_info()["journal_path"] is None
     assert not journal.exists()
+
+
+async def test_a_partial_line_that_could_not_be_cut_is_cut_before_the_next_append(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    full_disk: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the disk is full and cutting the partial line fails too, the next append cuts it
+    first: the write after it is readable and replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    file = memory._store.journal_file
+    assert file is not None
+    real_ftruncate = os.ftruncate
+
+    def ftruncate(fd: int, length: int) -> None:
+        if fd in full_disk:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_ftruncate(fd, length)
+
+    monkeypatch.setattr(_journal_file.os, "ftruncate", ftruncate)
+    full_disk.append(file._fd)
+    with pytest.raises(JournalError):
+        await memory.add("lost", {"content": "never acknowledged"})
+    full_disk.clear()
+    await memory.add("after", {"content": "space freed"})
+    assert all(json.loads(line) for line in lines_of(journal))
+    await memory.aclose()
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("after") == {"content": "space freed"}
+    assert again.get_backend_info()["journal_corrupt"] == 0

@@ -190,12 +190,16 @@ class JournalFile:
         self._writer: asyncio.Task[None] | None = None
         self._seq = 0
         self._closed = False
+        self._torn = False  # a failed append left bytes past ``size``
 
     # -- the worker thread's side ---------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         """Append ``data`` and fsync; on failure, cut the file back and raise ``OSError``."""
         start = self.size
+        if self._torn:  # an earlier failure could not cut its partial line: do it first
+            os.ftruncate(self._fd, start)
+            self._torn = False
         try:
             view = memoryview(data)
             while view:
@@ -203,8 +207,10 @@ class JournalFile:
                 view = view[written:]
             os.fsync(self._fd)
         except OSError:
-            with contextlib.suppress(OSError):
+            try:
                 os.ftruncate(self._fd, start)
+            except OSError:
+                self._torn = True
             raise
         self.size = start + len(data)
 
@@ -263,6 +269,7 @@ class JournalFile:
         old, self._fd = self._fd, fresh
         os.close(old)
         self.size = len(data)
+        self._torn = False
         _fsync_dir(self.path)
 
     def _close(self) -> None:
