@@ -597,3 +597,20 @@ async def test_a_partial_line_that_could_not_be_cut_is_cut_before_the_next_appen
     memories.append(again)
     assert await again.get("after") == {"content": "space freed"}
     assert again.get_backend_info()["journal_corrupt"] == 0
+
+
+async def test_flush_as_a_first_call_replays_what_an_earlier_process_left(
+    redis_server_factory: Factory, journal: Path
+) -> None:
+    """A process that only opens the journal and flushes (or closes) replays the file."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 2)
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    try:
+        assert await memory.flush()
+    finally:
+        await memory.aclose()
+    assert set(await stored(server, ns)) == {"k0", "k1"}
+    assert len(lines_of(journal)) == 1

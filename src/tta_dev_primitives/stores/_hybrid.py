@@ -556,6 +556,8 @@ class HybridStore(Generic[B]):
 
         Served by the remote if it serves afterwards, else in-process.
         """
+        if not self._loaded:
+            await self._load()
         done = await self._replay_now()
         serving = self.remote if self.remote is not None and self.using_remote else self.local
         return Served(done, serving.kind)
@@ -575,6 +577,8 @@ class HybridStore(Generic[B]):
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every memory, from the remote if there is one (its errors propagate), else local."""
+        if not self._loaded:
+            await self._load()
         async for item in (self.remote or self.local).items():
             yield item
 
