@@ -33,6 +33,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
                      "fallbacks during the run: 0", marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
         pytest.param("bench_outage.py", ["--quick"], "outage replay done", marks=pytest.mark.redis),
+        pytest.param("bench_journal.py", ["--quick"], "journal benchmark done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_vectors.py", ["--quick"], "vectors done", marks=pytest.mark.redis),
         pytest.param("bench_scaleout.py", ["--quick"], "scaleout done", marks=pytest.mark.redis),
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after", marks=pytest.mark.redis),

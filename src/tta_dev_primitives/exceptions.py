@@ -17,6 +17,9 @@
         ├── SearchNotReadyError                     a search's index could not be brought up to
         │                                           date within its load budget (no partial answer)
         ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
+        ├── JournalError                            the durable outage journal (journal_path) is
+        │                                           locked by another process, unwritable (disk
+        │                                           full) or not a journal this version reads
         └── StaleWriteError                         a newer write by another process stands
 
 The rule:
@@ -49,6 +52,7 @@ __all__ = [
     "InvalidArgumentTypeError",
     "InvalidMemoryKeyError",
     "InvalidMemoryValueError",
+    "JournalError",
     "RouteNotFoundError",
     "SearchNotReadyError",
     "StaleWriteError",
@@ -140,6 +144,13 @@ class BackendRefusedError(BackendError):
 
     It is not a ``BackendUnavailableError``: nothing falls back or is journalled, and the
     in-process copy drops what the write changed, so nothing is kept that the backend lacks.
+    """
+
+
+class JournalError(BackendError):
+    """The durable outage journal (``journal_path=``) cannot be used: another live process holds
+    its lock, an append failed (a full disk: that write was not acknowledged, and nothing of it
+    was kept), or the file is not a journal this version can read (it is left untouched).
     """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -50,6 +51,7 @@ from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import SearchableHybrid
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
+from tta_dev_primitives.stores._journal_file import JournalFile
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
 from tta_dev_primitives.stores._redis.query_engine import SearchEngine
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry, embed_span
@@ -137,6 +139,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         max_scopes: on plain Redis, most per-user replicas a process keeps (default 256).
         scope_budget: on plain Redis, most memories all per-user replicas hold together
             (default 100,000, about 70 MB); past either cap the least recently searched go.
+        journal_path: a file for a durable outage journal: writes acknowledged during an outage
+            are appended and fsynced there before the call returns, and survive a crash or a
+            restart; the next ``MemoryPrimitive`` on the same path replays them (before its first
+            operation returns, if Redis answers). One live instance per path: a second raises
+            ``JournalError``. Needs ``redis_url``; ignored with ``enable_redis=False``. See
+            "The durable journal" in the production guide.
     """
 
     def __init__(
@@ -162,6 +170,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         load_timeout: float | None = None,
         max_scopes: int | None = None,
         scope_budget: int | None = None,
+        journal_path: str | os.PathLike[str] | None = None,
     ) -> None:
         max_size = check_max_size(max_size)
         self._hybrid_weight = check_fraction("hybrid_weight", hybrid_weight)
@@ -190,6 +199,18 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             if scope_budget is None
             else check_count("scope_budget", scope_budget),
         }
+        if journal_path is not None:
+            if not isinstance(journal_path, str | os.PathLike):
+                raise InvalidArgumentTypeError(
+                    f"journal_path must be a str or a path, got {type(journal_path).__name__}"
+                )
+            if not os.fspath(journal_path):
+                raise InvalidArgumentError("journal_path must not be empty")
+            if redis_url is None:
+                raise InvalidArgumentError(
+                    "journal_path keeps the outage journal of a Redis-backed memory: pass "
+                    "redis_url with it"
+                )
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -206,6 +227,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 search_engine=search_engine,
                 **{name: value for name, value in search_options.items() if value is not None},
             )
+        journal = None
+        if remote is not None and journal_path is not None:
+            journal = JournalFile(journal_path, namespace)
         self._store = SearchableHybrid(
             local,
             remote,
@@ -215,6 +239,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             namespace=namespace,
             max_journal=max_journal,
             max_journal_bytes=max_journal_bytes,
+            journal_file=journal,
         )
 
     # -- the seed's API ------------------------------------------------------------------------
@@ -478,6 +503,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     def get_backend_info(self) -> dict[str, Any]:
         """Which backend serves, whether Redis is configured, journal size; never a password."""
         remote = self._store.remote
+        journal = self._store.journal_file
         info: dict[str, Any] = {
             "backend": "redis" if self._store.using_remote else "in-memory",
             "fallback_available": True,
@@ -489,6 +515,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "journal_size": self._store.journal_size,
             "journal_bytes": self._store.journal_bytes,
             "journal_dropped": self._store.journal_dropped,
+            "journal_path": None if journal is None else journal.path,
+            "journal_restored": self._store.journal_restored,
+            "journal_corrupt": self._store.journal_corrupt,
             "evicted": self._local.evicted,
             "recovering": self._store.recovering,
             "dead_letters": self._store.dead_letter_count,
@@ -526,7 +555,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             return served.value
 
     async def aclose(self) -> None:
-        """Replay any journalled writes if Redis is back, then close connections."""
+        """Replay any journalled writes if Redis is back, then close connections.
+
+        Writes still journalled because Redis is down are logged as lost with the process and
+        counted in ``journal_dropped``; with ``journal_path`` they stay in the file instead.
+        """
         await self.flush()
         await self._store.aclose()
         if self._embedder is not None:

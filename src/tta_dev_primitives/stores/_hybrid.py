@@ -26,6 +26,10 @@ With no remote backend every operation is served in-process. With one:
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
 - ``flush()`` (and ``aclose()``) replay on demand: they await the recovery task. Nothing written
   during an outage is lost while the process lives and the journal is within its caps.
+- With a durable ``JournalFile`` (``journal_path``), a write joins the journal only once its
+  record is fsynced, so a write that returns survives the process too. The first operation of
+  the next store on that path loads the file and replays it before returning (if the remote
+  answers). ``aclose()`` leaves unsent writes in the file instead of reporting them lost.
 
 Each operation returns ``Served``: its result and which backend served it. What happens to the
 store itself (a fallback, dropped journal entries, dead letters, a recovery) is told to a
@@ -47,6 +51,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     BackendUnavailableError,
+    JournalError,
     StaleWriteError,
 )
 from tta_dev_primitives.search._analyzer import Query
@@ -61,6 +66,7 @@ from tta_dev_primitives.stores._base import (
     Write,
     send,
 )
+from tta_dev_primitives.stores._journal_file import COMPACT_FLOOR, JournalFile, Record, encode
 from tta_dev_primitives.stores._recovery import (
     DEFAULT_MAX_JOURNAL,
     DEFAULT_MAX_JOURNAL_BYTES,
@@ -147,6 +153,7 @@ class HybridStore(Generic[B]):
         max_journal: int = DEFAULT_MAX_JOURNAL,
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
         report_unsent: bool = True,
+        journal_file: JournalFile | None = None,
     ) -> None:
         self.local = local
         self.namespace = namespace
@@ -161,6 +168,15 @@ class HybridStore(Generic[B]):
         self._failures = 0
         self._next_probe = 0.0
         self._journal = Journal(max_journal, max_journal_bytes)
+        # The durable journal, if any: what it holds from an earlier process is loaded (and
+        # replayed) by the first operation; ``_loaded`` is set once that is done.
+        self.journal_file = journal_file
+        self._loaded = journal_file is None
+        self._loading: asyncio.Lock | None = None
+        self._restored = False
+        self.journal_restored = 0  # writes found in the durable journal at start
+        self.journal_corrupt = 0  # its lines dropped as unreadable (a torn last line included)
+        self._compaction: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
@@ -210,6 +226,8 @@ class HybridStore(Generic[B]):
     async def put(
         self, key: str, payload: Any, ttl: float | None, document: Document | None = None
     ) -> Served[None]:
+        if not self._loaded:
+            await self._load()
         await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
             return Served(None, self.local.kind)
@@ -217,17 +235,23 @@ class HybridStore(Generic[B]):
         return Served(None, served.backend, served.fallback)
 
     async def delete(self, key: str) -> Served[bool]:
+        if not self._loaded:
+            await self._load()
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
         return Served(had, served.backend, served.fallback)
 
     async def clear(self) -> Served[None]:
+        if not self._loaded:
+            await self._load()
         await self.local.clear()
         served = await self._write(Clear(self.versions.next()))
         return Served(None, served.backend, served.fallback)
 
     async def get(self, key: str) -> Served[Any | None]:
+        if not self._loaded:
+            await self._load()
         if self._journal and not self._degraded and self._journal.has_key(key):
             # its last batch is still on its way
             return Served(await self.local.get(key), self.local.kind, fallback=True)
@@ -283,6 +307,8 @@ class HybridStore(Generic[B]):
     # -- the one decision ----------------------------------------------------------------------
 
     async def _read(self, call: Callable[[B], Awaitable[R]]) -> Served[R]:
+        if not self._loaded:
+            await self._load()
         remote = self.remote
         if remote is not None and not self._degraded:
             try:
@@ -315,14 +341,14 @@ class HybridStore(Generic[B]):
                 # pile up behind it. Raise, as a live write would be, and keep nothing.
                 await self.local.delete(write.key)
                 raise BackendRefusedError(str(refusal))
-            self._journal_write(write)
+            await self._journal_write(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
             self._fail(exc)
-            self._journal_write(write)
+            await self._journal_write(write)
             return Served(None, self.local.kind, fallback=True)
         except (BackendRefusedError, StaleWriteError):
             # Not stored: the in-process copy must not hold what Redis lacks.
@@ -399,11 +425,93 @@ class HybridStore(Generic[B]):
         self._recovery = task
         return task
 
-    def _journal_write(self, write: Write) -> None:
+    async def _journal_write(self, write: Write) -> None:
+        """Journal a write; with a durable file, only once it is on disk (in call order).
+
+        If the file cannot take it (a full disk), ``JournalError`` is raised and nothing of the
+        write is kept: a put's in-process copy is dropped too.
+        """
         ttl = write.ttl if isinstance(write, Put) else None
         deadline = None if ttl is None else self._clock() + ttl
+        file = self.journal_file
+        if file is None:
+            self._journal_add(write, deadline, 0, 0)
+            return
+        wall = None if ttl is None else time.time() + ttl
+        try:
+            await file.append(
+                write, wall, lambda seq, disk: self._journal_add(write, deadline, seq, disk)
+            )
+        except JournalError:
+            if isinstance(write, Put):
+                await self.local.delete(write.key)
+            raise
+        if (
+            file.size > COMPACT_FLOOR
+            and file.size > 2 * self._journal.disk_bytes
+            and (self._compaction is None or self._compaction.done())
+        ):
+            self._compaction = asyncio.get_running_loop().create_task(
+                file.rewrite(self._snapshot), name="tta-journal-compaction"
+            )
+
+    async def _load(self) -> None:
+        """Before this store's first operation: take in what an earlier process left in the
+        durable journal (into the journal and the in-process copy), and replay it now if the
+        remote answers, so that no read of this process goes back before those writes."""
+        if self._loading is None:
+            self._loading = asyncio.Lock()
+        async with self._loading:
+            if self._loaded:
+                return
+            file = self.journal_file
+            assert file is not None
+            if not self._restored:
+                await self._restore(file)
+                self._restored = True
+            if self._journal and self.remote is not None:
+                log.warning(
+                    "memory journal %s holds %d writes an earlier process journalled during an "
+                    "outage; replaying them", file.path, len(self._journal),
+                )  # fmt: skip
+                self._degraded = True
+                self._failures = 0
+                self._next_probe = 0.0
+                await self._replay_now()  # if the remote is still down: as in any outage
+            self._loaded = True
+
+    async def _restore(self, file: JournalFile) -> None:
+        loaded = await file.load()
+        now, wall = self._clock(), time.time()
+        for record in loaded.records:
+            write = record.write
+            left = None if record.deadline is None else record.deadline - wall
+            self.versions.observe_version(write.version)  # new writes must be newer
+            self._journal_add(write, None if left is None else now + left, record.seq,
+                              len(encode(record)))  # fmt: skip
+            if isinstance(write, Put):
+                if left is None or left > 0:
+                    await self.local.put(write.key, write.payload, left)
+                else:
+                    await self.local.delete(write.key)
+            else:
+                await send(self.local, write)
+        self.journal_restored = len(self._journal)
+        self.journal_corrupt = loaded.corrupt + int(loaded.torn)
+        await file.rewrite(self._snapshot)  # compact: done, torn and unreadable lines go
+
+    def _snapshot(self) -> list[Record]:
+        """The journal as records for a rewrite of its file (what was released is gone)."""
+        now, wall = self._clock(), time.time()
+        self._journal.take_released()
+        return [
+            Record(e.seq, e.write, None if e.deadline is None else wall + e.deadline - now)
+            for e in self._journal.entries()
+        ]
+
+    def _journal_add(self, write: Write, deadline: float | None, seq: int, disk: int) -> None:
         before = self._journal.dropped
-        dropped = self._journal.add(write, deadline)
+        dropped = self._journal.add(write, deadline, seq, disk)
         if dropped:
             self.events.journal_dropped(dropped)
             if before == 0 or before // 10_000 != self._journal.dropped // 10_000:
@@ -434,7 +542,8 @@ class HybridStore(Generic[B]):
         remote = self.remote
         assert remote is not None
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
-                        dead_letters=self.dead_letters, on_final=self._leave_degraded)  # fmt: skip
+                        dead_letters=self.dead_letters, on_final=self._leave_degraded,
+                        file=self.journal_file)  # fmt: skip
         token = self.events.recovery_started()
         outcome: Served[int | None] = Served(None, self.local.kind, fallback=True)
         try:
@@ -461,6 +570,8 @@ class HybridStore(Generic[B]):
             self._count_dead(replay.dead)
             outcome = Served(replayed, remote.kind)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
+            if self.journal_file is not None:
+                await self.journal_file.rewrite(self._snapshot)  # empty: back to its header
             if self._outdated:
                 await self._drop_outdated()
             return True
@@ -481,6 +592,8 @@ class HybridStore(Generic[B]):
 
         Served by the remote if it serves afterwards, else in-process.
         """
+        if not self._loaded:
+            await self._load()
         done = await self._replay_now()
         serving = self.remote if self.remote is not None and self.using_remote else self.local
         return Served(done, serving.kind)
@@ -500,6 +613,8 @@ class HybridStore(Generic[B]):
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every memory, from the remote if there is one (its errors propagate), else local."""
+        if not self._loaded:
+            await self._load()
         async for item in (self.remote or self.local).items():
             yield item
 
@@ -516,7 +631,15 @@ class HybridStore(Generic[B]):
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
-        if unsent and self.report_unsent:
+        if self.journal_file is not None:
+            await self.journal_file.aclose()
+            if unsent:
+                log.warning(
+                    "memory closed with %d writes journalled during an outage; they stay in %s "
+                    "and the next MemoryPrimitive with that journal_path replays them",
+                    unsent, self.journal_file.path,
+                )  # fmt: skip
+        elif unsent and self.report_unsent:
             # Never silently: counted as dropped journal entries, and an error in the log.
             self._journal.dropped += unsent
             self.events.journal_dropped(unsent)

@@ -9,6 +9,10 @@
   newest writes are the ones most likely to be read back, and the in-process copy still holds
   what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
 
+With a durable file (``stores._journal_file``), each entry carries its record's sequence; the
+sequences of entries that leave the journal (sent, replaced, dropped) are ``released`` and the
+replay marks them done in the file after each batch, so a new process never replays them.
+
 ``Replay``: one run of the recovery, as a background task. It probes the remote, then sends the
 journal in batches of ``batch`` entries until the journal is empty (writes made meanwhile join
 the end and are sent too). Writers in the process are faster than a round trip, so the journal
@@ -28,6 +32,7 @@ copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -37,6 +42,7 @@ from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
     BackendUnavailableError,
+    JournalError,
 )
 from tta_dev_primitives.stores._base import (
     Clear,
@@ -46,6 +52,7 @@ from tta_dev_primitives.stores._base import (
     StorageBackend,
     Write,
 )
+from tta_dev_primitives.stores._journal_file import JournalFile
 
 __all__ = ["DEFAULT_MAX_JOURNAL", "DEFAULT_MAX_JOURNAL_BYTES", "Journal", "Journalled", "Replay"]
 
@@ -79,18 +86,28 @@ def _size(write: Write) -> int:
 
 
 class Journalled:
-    """A journalled write, with its TTL as a deadline so replay keeps only the remainder."""
+    """A journalled write, with its TTL as a deadline so replay keeps only the remainder.
 
-    __slots__ = ("deadline", "size", "write")
+    ``seq`` and ``disk`` are its record's sequence and size in a durable journal file (0 if none).
+    """
 
-    def __init__(self, write: Write, deadline: float | None) -> None:
+    __slots__ = ("deadline", "disk", "seq", "size", "write")
+
+    def __init__(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> None:
         self.write = write
         self.deadline = deadline
         self.size = _size(write)
+        self.seq = seq
+        self.disk = disk
 
 
 class Journal:
-    """Writes waiting for the remote, coalesced per key, capped in entries and bytes."""
+    """Writes waiting for the remote, coalesced per key, capped in entries and bytes.
+
+    With a durable file, ``released`` collects the sequences of records that no longer need
+    replaying (sent, replaced by a newer write of the key, or dropped), for the file's ``done``
+    markers; ``disk_bytes`` is what the live records take in the file.
+    """
 
     def __init__(
         self, max_entries: int = DEFAULT_MAX_JOURNAL, max_bytes: int = DEFAULT_MAX_JOURNAL_BYTES
@@ -99,7 +116,9 @@ class Journal:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, ...], Journalled] = OrderedDict()
         self.bytes = 0
+        self.disk_bytes = 0
         self.dropped = 0  # writes dropped because the journal was full, since the start
+        self.released: list[int] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -107,30 +126,47 @@ class Journal:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
-    def add(self, write: Write, deadline: float | None) -> int:
+    def entries(self) -> list[Journalled]:
+        """The journalled writes, oldest first."""
+        return list(self._entries.values())
+
+    def add(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> int:
         """Journal ``write``; return how many old entries were dropped to make room."""
-        entry = Journalled(write, deadline)
+        entry = Journalled(write, deadline, seq, disk)
         token: tuple[str, ...]
         if isinstance(write, Clear):
-            self._entries.clear()  # a clear supersedes every earlier change
-            self.bytes = 0
+            for earlier in self._entries.values():  # a clear supersedes every earlier change
+                self._forget(earlier)
+            self._entries.clear()
             token = _CLEAR
         else:
             token = ("k", write.key)
             old = self._entries.pop(token, None)
             if old is not None:
-                self.bytes -= old.size
+                self._forget(old)
         self._entries[token] = entry
         self.bytes += entry.size
+        self.disk_bytes += entry.disk
         dropped = 0
         while len(self._entries) > 1 and (
             len(self._entries) > self.max_entries or self.bytes > self.max_bytes
         ):
             _, oldest = self._entries.popitem(last=False)
-            self.bytes -= oldest.size
+            self._forget(oldest)
             dropped += 1
         self.dropped += dropped
         return dropped
+
+    def _forget(self, entry: Journalled) -> None:
+        self.bytes -= entry.size
+        self.disk_bytes -= entry.disk
+        if entry.seq:
+            self.released.append(entry.seq)
+
+    def take_released(self) -> list[int]:
+        """The sequences released since the last call."""
+        released, self.released = self.released, []
+        return released
 
     def head(self, count: int) -> list[tuple[tuple[str, ...], Journalled]]:
         """The oldest ``count`` entries, left in place until ``done``."""
@@ -146,7 +182,7 @@ class Journal:
         for token, entry in sent:
             if self._entries.get(token) is entry:
                 del self._entries[token]
-                self.bytes -= entry.size
+                self._forget(entry)
 
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
@@ -164,8 +200,10 @@ class Replay:
         batch: int = 500,
         dead_letters: deque[dict[str, Any]] | None = None,
         on_final: Callable[[], None] | None = None,
+        file: JournalFile | None = None,
     ) -> None:
         self.on_final = on_final
+        self.file = file
         self.remote = remote
         self.journal = journal
         self.clock = clock
@@ -184,7 +222,13 @@ class Replay:
         """
         await self.remote.probe()
         journal = self.journal
-        while journal:
+        while journal or (self.file is not None and self.file.busy):
+            if not journal:
+                # A write made while degraded is still being appended to the file: it joins
+                # the journal once on disk, and is replayed too.
+                assert self.file is not None
+                await self.file.settle()
+                continue
             batch = journal.head(self.batch)
             if len(batch) == len(journal) and self.on_final is not None:
                 # The replica (if any) reads the replayed writes now, not in a caller's search.
@@ -200,6 +244,9 @@ class Replay:
                 await self._one_by_one(writes)
             journal.done(batch)
             self.replayed += len(batch)
+            if self.file is not None:
+                with contextlib.suppress(JournalError):  # a lost marker: a no-op replay later
+                    await self.file.release(journal.take_released())
             if journal:
                 log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
         return self.replayed

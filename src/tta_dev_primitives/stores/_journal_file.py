@@ -1,0 +1,469 @@
+"""``JournalFile``: the outage journal on disk (``journal_path=``), so that writes acknowledged
+during an outage survive a crash or a restart of the process and are replayed by the next one.
+
+Format (version 1): UTF-8 JSON lines, appended. The first line is the header
+``{"tta_journal": 1, "namespace": ...}``; each other line is one record:
+
+- ``{"s": seq, "op": "put", "k": key, "p": payload, "v": version, "x": deadline, "t": terms,
+  "e": vector}``: ``x`` a wall-clock deadline (Unix seconds) or null, ``t`` the indexed term
+  counts, ``e`` null or ``{"shape": [...], "f4": base64}`` (little-endian float32);
+- ``{"s": seq, "op": "del", "k": key, "v": version}`` and ``{"s": seq, "op": "clear", "v": ...}``;
+- ``{"done": [seq, ...]}``: those records reached Redis (or a full journal dropped them).
+
+Payloads are the memory's JSON text as it is sent to Redis: nothing is pickled.
+
+Durability: an append returns only once its line is written and ``fsync``-ed. Appends made
+while one is being written wait and share the next write and ``fsync`` (group commit), so
+concurrent writers pay one ``fsync`` per batch, not per write. All file IO runs on one worker
+thread (FIFO, so lines land in call order), never on the event loop. A failed append (a full
+disk) truncates the file back to where it was, so no partial line is left behind, and raises
+``JournalError``: the write is not acknowledged.
+
+Ownership: ``path + ".lock"`` is held with ``flock`` for the life of the journal. A second
+journal on the same path, in this process or another, raises ``JournalError`` at once (two
+writers would interleave lines and replay each other's writes twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from tta_dev_primitives.exceptions import JournalError
+from tta_dev_primitives.stores._base import Clear, Delete, Document, Put, Write
+
+__all__ = ["FORMAT_VERSION", "JournalFile", "Loaded", "Record"]
+
+log = logging.getLogger("tta_dev_primitives.memory")
+
+FORMAT_VERSION = 1
+#: The file is rewritten with only its live records once it is past this size and twice the
+#: live records' bytes (overwrites of one key and replayed records accumulate otherwise).
+COMPACT_FLOOR = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A journalled write as the file holds it: its sequence and its wall-clock deadline."""
+
+    seq: int
+    write: Write
+    deadline: float | None  # Unix seconds, for a put with a TTL
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What ``load`` found: the live records in order, and what it had to skip."""
+
+    records: list[Record]
+    torn: bool  # the last line was cut short (a crash mid-append): dropped
+    corrupt: int  # other unreadable lines, skipped (the file was kept as ``path.corrupt``)
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def encode(record: Record) -> bytes:
+    """One record as a JSON line."""
+    write = record.write
+    if isinstance(write, Clear):
+        data: dict[str, Any] = {"s": record.seq, "op": "clear", "v": write.version}
+    elif isinstance(write, Delete):
+        data = {"s": record.seq, "op": "del", "k": write.key, "v": write.version}
+    else:
+        if not isinstance(write.payload, str):
+            raise JournalError(
+                f"a payload of type {type(write.payload).__name__} cannot be journalled (str only)"
+            )
+        document = write.document
+        data = {
+            "s": record.seq, "op": "put", "k": write.key, "p": write.payload,
+            "v": write.version, "x": record.deadline,
+            "t": None if document is None else dict(document.terms),
+            "e": None if document is None else _encode_vector(document.vector),
+        }  # fmt: skip
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _encode_vector(vector: Any) -> dict[str, Any] | None:
+    if vector is None:
+        return None
+    raw = vector.astype("<f4", copy=False).tobytes()
+    return {"shape": list(vector.shape), "f4": base64.b64encode(raw).decode("ascii")}
+
+
+def _decode_vector(data: Any) -> Any:
+    if data is None:
+        return None
+    import numpy as np
+
+    raw = base64.b64decode(data["f4"], validate=True)
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(data["shape"])
+
+
+def decode(data: dict[str, Any]) -> Record:
+    """A record from its parsed JSON line; raises ``KeyError``/``ValueError``/``TypeError``."""
+    seq, op, version = int(data["s"]), data["op"], str(data["v"])
+    write: Write
+    if op == "clear":
+        write = Clear(version)
+    elif op == "del":
+        write = Delete(_str(data["k"]), version)
+    elif op == "put":
+        terms = data["t"]
+        document = None
+        if terms is not None:
+            if not isinstance(terms, dict):
+                raise TypeError("terms")
+            document = Document({str(t): int(n) for t, n in terms.items()},
+                                _decode_vector(data["e"]))  # fmt: skip
+        deadline = data["x"]
+        write = Put(_str(data["k"]), _str(data["p"]), None, document, version)
+        return Record(seq, write, None if deadline is None else float(deadline))
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    return Record(seq, write, None)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def done_line(seqs: Sequence[int]) -> bytes:
+    return json.dumps({"done": list(seqs)}, separators=(",", ":")).encode() + b"\n"
+
+
+# -- the file ------------------------------------------------------------------------------------
+
+_Then = Callable[[int, int], None]  # called with (seq, line bytes) once the line is durable
+
+
+class _Rewrite:
+    """A queued rewrite: its records are taken when its turn comes (after earlier appends)."""
+
+    __slots__ = ("future", "snapshot")
+
+    def __init__(self, snapshot: Callable[[], list[Record]], future: asyncio.Future[None]) -> None:
+        self.snapshot = snapshot
+        self.future = future
+
+
+_Item = tuple[bytes, int, "_Then | None", "asyncio.Future[None]"] | _Rewrite
+
+
+class JournalFile:
+    """The durable outage journal at ``path`` for ``namespace``; see the module docstring.
+
+    Opening locks the path and checks the header (small, non-blocking system calls); reading
+    the records (``load``) and every write run on this journal's own worker thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], namespace: str) -> None:
+        self.path = os.fspath(path)
+        self.namespace = namespace
+        self._lock_fd = _lock(self.path + ".lock")
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self.size = _check_header(self._fd, self.path, namespace)
+            except BaseException:
+                os.close(self._fd)
+                raise
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tta-journal")
+        self._queue: list[_Item] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._closed = False
+        self._torn = False  # a failed append left bytes past ``size``
+
+    # -- the worker thread's side ---------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` and fsync; on failure, cut the file back and raise ``OSError``."""
+        start = self.size
+        if self._torn:  # an earlier failure could not cut its partial line: do it first
+            os.ftruncate(self._fd, start)
+            self._torn = False
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                self._torn = True
+            raise
+        self.size = start + len(data)
+
+    def _read(self) -> Loaded:
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(self._fd, 1 << 20):
+            chunks.append(chunk)
+        lines = b"".join(chunks).split(b"\n")
+        torn = lines[-1] != b""  # the last line has no newline: an append cut short
+        body = lines[1:-1]
+        records: dict[int, Record] = {}
+        corrupt = 0
+        top = 0
+        for number, line in enumerate(body, start=2):
+            try:
+                data = json.loads(line)
+                if "done" in data:
+                    for seq in data["done"]:
+                        records.pop(int(seq), None)
+                        top = max(top, int(seq))
+                    continue
+                record = decode(data)
+                top = max(top, record.seq)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                corrupt += 1
+                log.warning("memory journal %s: line %d is unreadable; skipped", self.path, number)
+                continue
+            records[record.seq] = record
+        if corrupt:
+            with open(self.path + ".corrupt", "wb") as copy:
+                copy.write(b"\n".join(lines))
+                copy.flush()
+                os.fsync(copy.fileno())
+        self._seq = top  # new records never reuse a sequence a done marker names
+        return Loaded(sorted(records.values(), key=lambda r: r.seq), torn, corrupt)
+
+    def _rewrite(self, records: list[Record]) -> None:
+        """Replace the file with a header and ``records``, atomically (temporary file, rename)."""
+        tmp = self.path + ".tmp"
+        data = _header(self.namespace) + b"".join(encode(r) for r in records)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
+        fresh = os.open(tmp, os.O_RDWR | os.O_APPEND)  # before the rename: appends follow it
+        os.replace(tmp, self.path)
+        old, self._fd = self._fd, fresh
+        os.close(old)
+        self.size = len(data)
+        self._torn = False
+        _fsync_dir(self.path)
+
+    def _close(self) -> None:
+        os.close(self._fd)
+        os.close(self._lock_fd)  # releases the flock
+
+    # -- the event loop's side ------------------------------------------------------------------
+
+    async def load(self) -> Loaded:
+        """Read the records a previous process left (in order, replayed ones removed)."""
+        loaded: Loaded = await self._run(self._read)
+        if loaded.torn:
+            log.warning(
+                "memory journal %s: its last line was cut short (a crash while appending: that "
+                "write was never acknowledged); dropped", self.path,
+            )  # fmt: skip
+        if loaded.corrupt:
+            log.warning(
+                "memory journal %s: %d unreadable lines skipped; the file as found is kept in "
+                "%s.corrupt", self.path, loaded.corrupt, self.path,
+            )  # fmt: skip
+        return loaded
+
+    async def append(self, write: Write, deadline: float | None, then: _Then) -> None:
+        """Append ``write`` durably; ``then(seq, size)`` runs (in order) once it is on disk.
+
+        Raises ``JournalError`` if it could not be written; ``then`` is not called.
+        """
+        self._seq += 1
+        line = encode(Record(self._seq, write, deadline))
+        await self._enqueue(line, self._seq, then)
+
+    async def release(self, seqs: Sequence[int]) -> None:
+        """Mark records as no longer to be replayed (Redis has them, or they were dropped)."""
+        if seqs:
+            await self._enqueue(done_line(seqs), 0, None)
+
+    async def rewrite(self, snapshot: Callable[[], list[Record]]) -> None:
+        """Compact: rewrite the file with ``snapshot()``, taken after every earlier append."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Rewrite(snapshot, future))
+        self._start()
+        await future
+
+    @property
+    def busy(self) -> bool:
+        """True while appends are queued or being written."""
+        return bool(self._queue) or (self._writer is not None and not self._writer.done())
+
+    async def settle(self) -> None:
+        """Wait until every queued append is written (or has failed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _enqueue(self, line: bytes, seq: int, then: _Then | None) -> None:
+        if self._closed:
+            raise JournalError(f"memory journal {self.path} is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((line, seq, then, future))
+        self._start()
+        await future
+
+    def _start(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(), name="tta-journal-writer"
+            )
+
+    async def _drain(self) -> None:
+        """Write queued lines in batches (one write and fsync each), and run queued rewrites."""
+        while self._queue:
+            cut = next((i for i, item in enumerate(self._queue) if isinstance(item, _Rewrite)),
+                       len(self._queue))  # fmt: skip
+            if cut == 0:
+                item = self._queue.pop(0)
+                assert isinstance(item, _Rewrite)
+                await self._do_rewrite(item)
+                continue
+            batch = [item for item in self._queue[:cut] if not isinstance(item, _Rewrite)]
+            del self._queue[:cut]
+            try:
+                await self._run(self._write, b"".join(line for line, _, _, _ in batch))
+            except OSError as exc:
+                error = _write_error(self.path, exc)
+                for _, _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for line, seq, then, future in batch:
+                try:
+                    if then is not None:
+                        then(seq, len(line))
+                except Exception as exc:  # never leave a writer waiting on a dead drain
+                    if not future.done():
+                        future.set_exception(exc)
+                    continue
+                if not future.done():
+                    future.set_result(None)
+
+    async def _do_rewrite(self, item: _Rewrite) -> None:
+        try:
+            await self._run(self._rewrite, item.snapshot())
+        except Exception as exc:
+            # The old file is intact (the rename never happened): appends go on there.
+            log.warning("memory journal %s: compaction failed, kept as is: %s", self.path, exc)
+        if not item.future.done():
+            item.future.set_result(None)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def aclose(self) -> None:
+        """Finish queued appends, close the file and release the lock (the file stays)."""
+        if self._closed:
+            return
+        await self.settle()
+        self._closed = True
+        await self._run(self._close)
+        self._executor.shutdown(wait=False)
+
+
+def _lock(path: str) -> int:
+    """Open and ``flock`` the lock file; ``JournalError`` naming the holder if it is taken."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise JournalError(f"cannot open the memory journal's lock file {path}: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalError(
+            f"memory journal {path[:-5]} is in use by another MemoryPrimitive (pid {holder}); "
+            "give each live process its own journal_path"
+        ) from exc
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _header(namespace: str) -> bytes:
+    header = {"tta_journal": FORMAT_VERSION, "namespace": namespace, "created": time.time()}
+    return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _check_header(fd: int, path: str, namespace: str) -> int:
+    """Write the header into an empty file, or check an existing one; the file's size."""
+    size = os.fstat(fd).st_size
+    start = os.pread(fd, 4096, 0)
+    if 0 < size < 4096 and b"\n" not in start and start.startswith(b'{"tta_journal"'):
+        os.ftruncate(fd, 0)  # a header cut short by a crash as the file was made: no records
+        size = 0
+    if size == 0:
+        header = _header(namespace)
+        os.write(fd, header)
+        os.fsync(fd)
+        _fsync_dir(path)
+        return len(header)
+    first = start.split(b"\n", 1)[0]
+    try:
+        header = json.loads(first)
+        version = header["tta_journal"]
+    except (ValueError, KeyError, TypeError):
+        raise JournalError(
+            f"{path} is not a memory journal (its first line is not a journal header); "
+            "it was left untouched"
+        ) from None
+    if version != FORMAT_VERSION:
+        raise JournalError(
+            f"memory journal {path} has format version {version!r}; this version of "
+            f"tta-dev-primitives reads version {FORMAT_VERSION} only; it was left untouched"
+        )
+    if header.get("namespace") != namespace:
+        raise JournalError(
+            f"memory journal {path} belongs to namespace {header.get('namespace')!r}, not "
+            f"{namespace!r}: replaying it here would write into the wrong namespace"
+        )
+    return size
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_error(path: str, exc: OSError) -> JournalError:
+    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
+    error = JournalError(
+        f"could not append to the memory journal {path} ({reason}): the write was not "
+        "acknowledged, and nothing was journalled"
+    )
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,616 @@
+"""Issue 19, the durable journal (``journal_path=``), on real redis-server processes: writes
+acknowledged during an outage survive a SIGKILL of their process and are replayed by the next
+one; a torn or corrupt file, a second process on the path and a full disk are handled."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import Factory, eventually, fast_recovery, namespace, replayed
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    JournalError,
+)
+from tta_dev_primitives.stores import _journal_file
+from tta_dev_primitives.stores._base import Clear, Delete, Document, Put
+from tta_dev_primitives.stores._journal_file import Record, decode, encode
+
+pytestmark = pytest.mark.redis
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    """A journal path of its own for one test."""
+    return tmp_path / "memory.journal"
+
+
+@pytest.fixture
+async def memories() -> AsyncIterator[list[MemoryPrimitive]]:
+    """Memories a test makes, closed at the end even if an assert fails."""
+    made: list[MemoryPrimitive] = []
+    yield made
+    for memory in made:
+        await memory.aclose()
+
+
+async def stored(server: RedisServer, ns: str) -> dict[str, Any]:
+    """What Redis holds for ``ns``, read by a memory of its own with no journal."""
+    reader = fast_recovery(server.url, ns)
+    try:
+        return {key: value async for key, value, _ in reader.items()}
+    finally:
+        await reader.aclose()
+
+
+def spawn(code: str, **values: str) -> subprocess.Popen[str]:
+    """Start ``code`` (formatted with ``values``) in a new interpreter; its stdout is piped."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code).format(src=SRC, **values)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+def append_bytes(path: Path, data: bytes) -> None:
+    with path.open("ab") as f:
+        f.write(data)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def lines_of(path: Path) -> list[bytes]:
+    """The file's lines, header first."""
+    return path.read_bytes().splitlines()
+
+
+# -- the done-when test: SIGKILL during an outage ------------------------------------------------
+
+WRITER = """
+import asyncio, sys
+sys.path.insert(0, {src!r})
+from tta_dev_primitives import MemoryPrimitive
+
+async def main():
+    memory = MemoryPrimitive({url!r}, namespace={ns!r}, journal_path={path!r},
+                             redis_timeout=0.5, recovery_interval=30.0, max_size=10)
+    await memory.delete("gone")  # journalled: Redis is down
+    print("ack del gone", flush=True)
+    i = 0
+    while True:
+        await memory.add(f"k{{i % 300}}", {{"content": f"write {{i}}"}})
+        print(f"ack put k{{i % 300}} {{i}}", flush=True)
+        i += 1
+
+asyncio.run(main())
+"""
+
+
+async def test_a_sigkilled_process_s_acknowledged_outage_writes_are_replayed_by_the_next(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A process SIGKILLed while journalling loses nothing it acknowledged: a new process on the
+    same journal_path replays every acknowledged write once Redis is back."""
+    server = redis_server_factory()
+    ns = namespace()
+    seed = fast_recovery(server.url, ns)
+    await seed.add("gone", {"content": "deleted during the outage"})
+    await seed.add("kept", {"content": "untouched"})
+    await seed.aclose()
+    server.kill()
+    child = spawn(WRITER, url=server.url, ns=ns, path=str(journal))
+    acked: dict[str, str] = {}
+    assert child.stdout is not None
+    try:
+        for line in child.stdout:  # until 1,000 writes are acknowledged (a hang guard below)
+            words = line.split()
+            if words[:2] == ["ack", "put"]:
+                acked[words[2]] = f"write {words[3]}"
+                if int(words[3]) >= 1_000:
+                    break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    server.start()  # an empty Redis (no persistence): only the journal can bring them back
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    assert await memory.get("k0") == {"content": acked["k0"]}
+    assert memory.using_redis
+    assert memory.get_backend_info()["journal_restored"] >= len(acked)
+    held = await stored(server, ns)
+    for key, content in acked.items():
+        # a later write of the key may have reached the file before the kill, never an older one
+        assert int(held[key]["content"].split()[1]) >= int(content.split()[1]), key
+    assert "gone" not in held
+    assert len(held) == len(acked) == 300
+
+
+# -- the file: replay empties it, TTLs and vectors survive, aclose keeps it ---------------------
+
+
+async def test_a_replayed_journal_is_emptied_and_never_replayed_again(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Once Redis has the journalled writes, the file holds only its header: the next process
+    on the path restores nothing, so a delete made after the replay stays."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("a", {"content": "journalled"})
+    server.start()
+    await replayed(memory)
+    await eventually(lambda: len(lines_of(journal)) == 1)
+    await memory.delete("a")
+    await memory.aclose()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("a") is None
+    assert again.get_backend_info()["journal_restored"] == 0
+
+
+async def test_aclose_keeps_unsent_writes_in_the_file_instead_of_dropping_them(
+    redis_server_factory: Factory, journal: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aclose() during an outage leaves the journalled writes on disk, says where, and does not
+    count them as dropped."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("a", {"content": "journalled"})
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.memory"):
+        await memory.aclose()
+    assert memory.get_backend_info()["journal_dropped"] == 0
+    assert any(str(journal) in r.getMessage() and "replays them" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    records = [json.loads(line) for line in lines_of(journal)[1:]]
+    assert [(r["op"], r["k"]) for r in records] == [("put", "a")]
+
+
+async def test_ttls_and_vectors_cross_the_restart(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A journalled write's TTL keeps only what is left of it, and its vector is replayed as is."""
+    server = redis_server_factory()
+    ns = namespace()
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, float(len(t)), 0.5] for t in texts]
+
+    memory = fast_recovery(server.url, ns, journal_path=journal, embed=embed,
+                           search_engine="replica")  # fmt: skip
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("short", {"content": "lives an hour"}, ttl=3600)
+    await memory.add("vec", {"content": "a vector of its own"})
+    await memory.aclose()
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal, embed=embed,
+                          search_engine="replica")  # fmt: skip
+    memories.append(again)
+    assert await again.get("short") == {"content": "lives an hour"}
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{ns}:*short*")]
+        ttls = [await client.pttl(k) for k in keys]
+    finally:
+        await client.aclose()
+    assert any(0 < ttl <= 3_600_000 for ttl in ttls), ttls
+    hits = await again.search_items("a vector of its own", 1, mode="semantic")
+    assert [key for key, _ in hits] == ["vec"]
+
+
+def test_records_round_trip_through_json_lines() -> None:
+    """Puts (with terms, a TTL deadline and a 2-D vector), deletes and clears decode as written."""
+    import numpy as np
+
+    vector = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    put = Put("u:s:1", '{"content":"ünïcode"}', None, Document({"unicod": 1}, vector), "v1")
+    for record in (Record(1, put, 1e9), Record(2, Delete("k", "v2"), None),
+                   Record(3, Clear("v3"), None)):  # fmt: skip
+        line = encode(record)
+        assert line.count(b"\n") == 1
+        assert line.endswith(b"\n")
+        back = decode(json.loads(line))
+        assert (back.seq, back.write, back.deadline) == (record.seq, record.write, record.deadline)
+    back_put = decode(json.loads(encode(Record(1, put, None)))).write
+    assert isinstance(back_put, Put)
+    assert back_put.document is not None
+    assert np.array_equal(back_put.document.vector, vector)
+
+
+# -- a damaged file ------------------------------------------------------------------------------
+
+
+async def _journalled(server: RedisServer, ns: str, journal: Path, count: int) -> None:
+    """Journal ``count`` adds (k0, k1, ...) during an outage, then close, keeping the file."""
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    for i in range(count):
+        await memory.add(f"k{i}", {"content": f"v{i}"})
+    await memory.aclose()
+
+
+async def test_a_torn_last_line_is_dropped_with_a_warning(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A last line cut short by a crash mid-append (never acknowledged) is dropped with a
+    warning; every complete line is replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    append_bytes(journal, b'{"s":4,"op":"put","k":"torn","p":"{\\"conte')
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.memory"):
+        assert await memory.get("k2") == {"content": "v2"}
+    assert any("cut short" in r.getMessage() for r in caplog.records)
+    assert memory.get_backend_info()["journal_corrupt"] == 1
+    assert set(await stored(server, ns)) == {"k0", "k1", "k2"}
+    assert b"torn" not in b"".join(lines_of(journal))  # rewritten without it
+
+
+async def test_an_unreadable_line_inside_the_file_is_skipped_and_the_file_kept_aside(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A corrupt line in the middle is skipped with a warning naming it, the rest is replayed,
+    and the file as found is kept as ``.corrupt``."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    lines = lines_of(journal)
+    lines.insert(2, b"\x00\xffgarbage that is not json")
+    write_bytes(journal, b"\n".join(lines) + b"\n")
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.memory"):
+        assert await memory.get("k0") == {"content": "v0"}
+    assert any("line 3 is unreadable" in r.getMessage() for r in caplog.records)
+    assert set(await stored(server, ns)) == {"k0", "k1", "k2"}
+    assert b"garbage" in b"".join(lines_of(Path(f"{journal}.corrupt")))
+    assert b"garbage" not in b"".join(lines_of(journal))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"just some notes\n", "not a memory journal"),
+        (b'{"tta_journal": 2, "namespace": "x"}\n', "format version 2"),
+    ],
+)
+def test_a_file_that_is_not_a_readable_journal_is_refused_and_left_untouched(
+    journal: Path, content: bytes, message: str
+) -> None:
+    """A file that is not a journal, or one of a newer format, raises JournalError naming why,
+    at construction, and is not modified."""
+    journal.write_bytes(content)
+    with pytest.raises(JournalError, match=message):
+        MemoryPrimitive("redis://127.0.0.1:1/0", journal_path=journal)
+    assert journal.read_bytes() == content
+
+
+async def test_a_journal_of_another_namespace_is_refused(
+    redis_server: RedisServer, journal: Path
+) -> None:
+    """Replaying a journal into another namespace would misplace its writes: JournalError."""
+    memory = MemoryPrimitive(redis_server.url, namespace="tta:one", journal_path=journal)
+    await memory.aclose()
+    with pytest.raises(JournalError, match="belongs to namespace 'tta:one'"):
+        MemoryPrimitive(redis_server.url, namespace="tta:two", journal_path=journal)
+
+
+# -- one live process per path -------------------------------------------------------------------
+
+HOLDER = """
+import asyncio, sys, time
+sys.path.insert(0, {src!r})
+from tta_dev_primitives import MemoryPrimitive
+
+memory = MemoryPrimitive({url!r}, journal_path={path!r})
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+async def test_a_second_process_on_the_same_path_is_refused(
+    redis_server: RedisServer, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """While one process holds a journal, another (or a second instance in this process) gets
+    JournalError naming the holder's pid; once the holder is gone the path is free."""
+    child = spawn(HOLDER, url=redis_server.url, path=str(journal))
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "holding"
+        with pytest.raises(JournalError, match=f"pid {child.pid}"):
+            MemoryPrimitive(redis_server.url, journal_path=journal)
+    finally:
+        child.kill()
+        child.wait(timeout=60)
+        assert child.stdout is not None
+        child.stdout.close()
+    first = MemoryPrimitive(redis_server.url, journal_path=journal)  # a SIGKILL frees the lock
+    memories.append(first)
+    with pytest.raises(JournalError, match="in use"):
+        MemoryPrimitive(redis_server.url, journal_path=journal)
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``os.write`` to the fds listed fails with ENOSPC after writing a few bytes (a disk that
+    fills mid-append); other fds are untouched."""
+    real = os.write
+    full: list[int] = []
+
+    def write(fd: int, data: Any) -> int:
+        if fd in full:
+            written = real(fd, bytes(data)[:5]) if len(data) > 5 else 0
+            if written:
+                return written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(_journal_file.os, "write", write)
+    return full
+
+
+async def test_a_full_disk_fails_the_write_and_keeps_nothing_of_it(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    full_disk: list[int],
+) -> None:
+    """When the journal cannot be appended (ENOSPC), the outage write raises JournalError and is
+    neither served nor replayed; the file holds no partial line, and writes after space is freed
+    are journalled and replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("before", {"content": "on disk"})
+    file = memory._store.journal_file
+    assert file is not None
+    full_disk.append(file._fd)
+    with pytest.raises(JournalError, match="disk is full"):
+        await memory.add("lost", {"content": "never acknowledged"})
+    assert await memory.get("lost") is None
+    assert all(json.loads(line) for line in lines_of(journal))  # no partial line
+    full_disk.clear()
+    await memory.add("after", {"content": "space freed"})
+    await memory.aclose()
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("after") == {"content": "space freed"}
+    assert set(await stored(server, ns)) == {"before", "after"}  # Redis restarted empty
+
+
+# -- caps: the file is compacted -----------------------------------------------------------------
+
+
+async def test_the_file_is_compacted_while_one_key_is_rewritten_during_a_long_outage(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Overwrites of a few keys do not grow the file without bound: it is rewritten with the live
+    records once past 1 MiB and twice their size, and the newest write of each key survives."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    body = "x" * 1000
+    for i in range(4000):  # about 4 MB of records, 10 live keys
+        await memory.add(f"k{i % 10}", {"content": f"{body} {i}"})
+    await memory.aclose()
+    assert sum(len(line) + 1 for line in lines_of(journal)) < 2 * 1024 * 1024
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("k9") == {"content": f"{body} 3999"}
+
+
+# -- arguments -----------------------------------------------------------------------------------
+
+
+def test_journal_path_needs_a_redis_url_and_a_path() -> None:
+    """journal_path without redis_url, empty, or of the wrong type raises a typed error."""
+    with pytest.raises(InvalidArgumentError, match="redis_url"):
+        MemoryPrimitive(journal_path="/tmp/never-created.journal")
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        MemoryPrimitive("redis://127.0.0.1:1/0", journal_path="")
+    with pytest.raises(InvalidArgumentTypeError, match="journal_path"):
+        MemoryPrimitive("redis://127.0.0.1:1/0", journal_path=3)  # type: ignore[arg-type]
+
+
+async def test_concurrent_outage_writes_share_fsyncs_and_all_land(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Concurrent adds during an outage are all journalled in call order (group commit) and
+    replayed by the next process."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await asyncio.gather(*(memory.add(f"k{i}", {"content": f"v{i}"}) for i in range(500)))
+    await memory.delete("k7")
+    await memory.aclose()
+    seqs = [json.loads(line)["s"] for line in lines_of(journal)[1:]]
+    assert len(seqs) == 501
+    assert seqs == sorted(seqs)
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.size() == 499  # Redis restarted empty: the 500 adds but k7
+
+
+async def test_the_file_is_not_touched_while_redis_serves(
+    redis_server: RedisServer, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Live writes never reach the file: it keeps only its header while Redis serves."""
+    memory = fast_recovery(redis_server.url, journal_path=journal)
+    memories.append(memory)
+    for i in range(50):
+        await memory.add(f"k{i}", {"content": f"v{i}"})
+    await memory.delete("k1")
+    assert memory.using_redis
+    assert len(lines_of(journal)) == 1
+
+
+async def test_a_new_process_with_redis_still_down_serves_the_file_then_replays_it(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Restarted while Redis is still down, a process serves the journalled writes in-process,
+    and replays them in the background once Redis is back; a TTL that ran out is not replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    first = fast_recovery(server.url, ns, journal_path=journal)
+    await first.add("brief", {"content": "expires before Redis returns"}, ttl=0.5)
+    await first.aclose()
+    await asyncio.sleep(1.0)  # the TTL runs out while no process runs
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    assert await memory.get("k1") == {"content": "v1"}
+    assert await memory.get("brief") is None
+    assert not memory.using_redis
+    server.start()
+    await replayed(memory)
+    assert set(await stored(server, ns)) == {"k0", "k1", "k2"}
+
+
+async def test_a_batch_replayed_again_after_a_crash_changes_nothing(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A crash after a batch landed but before its done marker replays it again: a no-op, and a
+    newer write made meanwhile by another process stands."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    before = lines_of(journal)  # the file as a crash before the done markers would leave it
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    assert await memory.get("k0") == {"content": "v0"}
+    await memory.aclose()
+    other = fast_recovery(server.url, ns)
+    await other.add("k1", {"content": "newer, from another process"})
+    await other.aclose()
+    write_bytes(journal, b"\n".join(before) + b"\n")
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("k1") == {"content": "newer, from another process"}
+    assert again.get_backend_info()["journal_restored"] == 3
+    assert await stored(server, ns) == {
+        "k0": {"content": "v0"},
+        "k1": {"content": "newer, from another process"},
+        "k2": {"content": "v2"},
+    }
+
+
+async def test_a_header_cut_short_when_the_file_was_made_is_started_afresh(
+    redis_server: RedisServer, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """A crash while the file's header was being written leaves no records: the file is
+    started again rather than refused."""
+    write_bytes(journal, b'{"tta_journal":1,"names')
+    memory = fast_recovery(redis_server.url, journal_path=journal)
+    memories.append(memory)
+    await memory.add("k", {"content": "v"})
+    assert json.loads(lines_of(journal)[0])["tta_journal"] == 1
+
+
+def test_journal_path_is_ignored_when_redis_is_switched_off(journal: Path) -> None:
+    """With enable_redis=False there is no outage to journal: no file is made, none reported."""
+    memory = MemoryPrimitive("redis://127.0.0.1:1/0", enable_redis=False, journal_path=journal)
+    assert memory.get_backend_info()["journal_path"] is None
+    assert not journal.exists()
+
+
+async def test_a_partial_line_that_could_not_be_cut_is_cut_before_the_next_append(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    full_disk: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If the disk is full and cutting the partial line fails too, the next append cuts it
+    first: the write after it is readable and replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    file = memory._store.journal_file
+    assert file is not None
+    real_ftruncate = os.ftruncate
+
+    def ftruncate(fd: int, length: int) -> None:
+        if fd in full_disk:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_ftruncate(fd, length)
+
+    monkeypatch.setattr(_journal_file.os, "ftruncate", ftruncate)
+    full_disk.append(file._fd)
+    with pytest.raises(JournalError):
+        await memory.add("lost", {"content": "never acknowledged"})
+    full_disk.clear()
+    await memory.add("after", {"content": "space freed"})
+    assert all(json.loads(line) for line in lines_of(journal))
+    await memory.aclose()
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("after") == {"content": "space freed"}
+    assert again.get_backend_info()["journal_corrupt"] == 0
+
+
+async def test_flush_as_a_first_call_replays_what_an_earlier_process_left(
+    redis_server_factory: Factory, journal: Path
+) -> None:
+    """A process that only opens the journal and flushes (or closes) replays the file."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 2)
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    try:
+        assert await memory.flush()
+    finally:
+        await memory.aclose()
+    assert set(await stored(server, ns)) == {"k0", "k1"}
+    assert len(lines_of(journal)) == 1
