@@ -14,7 +14,7 @@ PERFORMANCE = {
     "CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key", "turn_key",
 }  # fmt: skip
 OPERATIONS = {
-    "ScoredMemory", "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory",
+    "ScoredMemory", "MemoryPage", "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory",
     "MemoryOperation",
 }  # fmt: skip
 PUBLIC = {
