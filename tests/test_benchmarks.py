@@ -37,7 +37,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
                      marks=pytest.mark.redis),
         pytest.param("bench_vectors.py", ["--quick"], "vectors done", marks=pytest.mark.redis),
         pytest.param("bench_scaleout.py", ["--quick"], "scaleout done", marks=pytest.mark.redis),
-        pytest.param("bench_forget.py", ["--quick"], "fresh_process_after", marks=pytest.mark.redis),
+        pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
+                     marks=pytest.mark.redis),
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
     ],
 )  # fmt: skip

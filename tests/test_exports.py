@@ -14,8 +14,8 @@ PERFORMANCE = {
     "CachePrimitive", "MemoryPrimitive", "InMemoryStore", "create_memory_key", "turn_key",
 }  # fmt: skip
 OPERATIONS = {
-    "ScoredMemory", "MemoryPage", "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory", "ClearMemory",
-    "MemoryOperation",
+    "ScoredMemory", "MemoryPage", "AddMemory", "GetMemory", "SearchMemory", "DeleteMemory",
+    "ClearMemory", "MemoryOperation",
 }  # fmt: skip
 PUBLIC = {
     "tta_dev_primitives": CORE | PERFORMANCE | {"__version__"},
