@@ -20,7 +20,9 @@ function every backend calls):
 - *keyword k1/b*: our ``SearchIndex`` (default ``Indexing``) with BM25's ``K1``/``B`` set to
   each pair of ``KEYWORD_PARAMS``; scoped searches use the scope's statistics, as in-process
   search does. *engine-like* is what the Redis Query Engine computes: BM25STD (k1 1.2, b 0.75)
-  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms.
+  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms. An
+  emulation: the engine's own length and tf counting may differ a little
+  (``bench_relevance.py --query-engine`` measures the real engine).
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
 - *hybrid k1/b w*: ``fuse(keyword, semantic, w)`` (weighted min-max); *rrf* the same lists by
   weighted reciprocal rank, for reference.
