@@ -19,10 +19,10 @@ function every backend calls):
 
 - *keyword k1/b*: our ``SearchIndex`` (default ``Indexing``) with BM25's ``K1``/``B`` set to
   each pair of ``KEYWORD_PARAMS``; scoped searches use the scope's statistics, as in-process
-  search does. *engine-like* is what the Redis Query Engine computes: BM25STD (k1 1.2, b 0.75)
-  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms. An
-  emulation: the engine's own length and tf counting may differ a little
-  (``bench_relevance.py --query-engine`` measures the real engine).
+  search does. *engine-like* approximates the Redis Query Engine: BM25STD's k1 1.2, b 0.75,
+  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms. Only
+  an approximation: the engine counts lengths itself, and ``bench_engine_parity.py`` finds
+  the real engine closest to our b 0.5.
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
 - *hybrid k1/b w*: ``fuse(keyword, semantic, w)`` (weighted min-max); *rrf* the same lists by
   weighted reciprocal rank, for reference.
@@ -223,8 +223,8 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
             best = max((kw_name, sem_name), key=lambda s, m=m: means[s][m])
             lo, hi = paired_ci(scores[name][m], scores[best][m])
             vs_better[name][m] = (means[name][m] - means[best][m], lo, hi)
-    # Each keyword setting against the shipped one (paired), and its top 10 against the Query
-    # Engine's (keyword alone, and hybrid at w=0.5 where both fuse the same semantic list).
+    # Each keyword setting against the shipped one (paired), and its top 10 against
+    # engine-like's (keyword alone, and hybrid at w=0.5 where both fuse the same semantic list).
     vs_default = {
         label: {m: paired_ci(scores[f"keyword {label}"][m], scores[f"keyword {DEFAULT}"][m])
                 for m in ("nDCG@10", "R@10", "R@100")}
@@ -298,8 +298,8 @@ def report(figures: dict[str, Any]) -> None:
         rows.append(row)
     print(table(headers, rows))
     print(
-        "\ntop-10 overlap with the Query Engine's ranking (BM25STD k1 1.2 b 0.75, namespace "
-        "statistics): keyword alone / hybrid w=0.5"
+        "\ntop-10 overlap with engine-like (OUR BM25 at k1 1.2 b 0.75, namespace statistics: "
+        "not the real engine, see bench_engine_parity.py): keyword alone / hybrid w=0.5"
     )
     for n in names:
         print(
