@@ -64,7 +64,8 @@ __all__ = ["HYBRID_WEIGHT", "MemoryPrimitive", "Mode", "ScoredMemory"]
 
 Mode = Literal["keyword", "semantic", "hybrid"]
 
-#: The default semantic share of a hybrid ranking (``benchmarks/bench_fusion.py``).
+#: The default semantic share of a hybrid ranking: the least loss across the sets measured by
+#: ``benchmarks/bench_hybrid.py`` (no fixed weight wins on all; see docs/semantic-memory.md).
 HYBRID_WEIGHT = 0.5
 #: Most vectors one memory may have (``add(..., vector_text=[...])``).
 MAX_VECTORS = 256

@@ -1,0 +1,317 @@
+"""Hybrid never below its better side? The weight and BM25's k1 and b, on three sets (issue 21).
+
+Run: ``.venv/bin/python benchmarks/bench_hybrid.py`` (``--quick``: 40 questions a set;
+``--json PATH`` saves the figures). Needs the ``bench`` extra and the offline embedder
+(``benchmarks/_embed.py``; install notes in ``pyproject.toml``).
+
+Sets (judged, scored with ``bench_relevance``'s metric code; nDCG@10 graded, recall at 10 and
+100, averaged over questions with a relevant document):
+
+- *cranfield*: 1,400 abstracts, 225 questions, graded human judgments.
+- *chitchat-qa*: ``bench_fusion.chitchat_qa``: 6,392 turns of 400 conversations, 200
+  questions, each judged by the reply that followed it; unscoped.
+- *chitchat-sessions*: ``_chat_sessions``: 24 users' 545 sessions (14,669 turns), 288
+  questions, each ONE search scoped to its user (all of that user's sessions), judged by the
+  reply.
+
+Rankings, 100 deep a side (``CANDIDATE_DEPTH``), fused with the library's own ``fuse`` (the
+function every backend calls):
+
+- *keyword k1/b*: our ``SearchIndex`` (default ``Indexing``) with BM25's ``K1``/``B`` set to
+  each pair of ``KEYWORD_PARAMS``; scoped searches use the scope's statistics, as in-process
+  search does. *engine-like* approximates the Redis Query Engine: BM25STD's k1 1.2, b 0.75,
+  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms. Only
+  an approximation: the engine counts lengths itself, and ``bench_engine_bm25.py`` finds
+  the real engine closest to our b 0.5.
+- *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
+- *hybrid k1/b w*: ``fuse(keyword, semantic, w)`` (weighted min-max); *rrf* the same lists by
+  weighted reciprocal rank, for reference.
+- peers *bm25s* and *tantivy* (``bench_relevance``'s engines; one index per scope on the
+  scoped set, so they score with the scope's statistics too).
+
+The paired bootstrap (2,000 resamples of the questions) gives the 95% interval of a hybrid's
+per-question metric minus that of the better side alone (keyword with the same k1/b, or
+semantic, whichever has the higher mean on that set and metric).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import bench_fusion as bf
+from _chat_sessions import build, describe, raw_conversations
+from _embed import Embedder
+from _timing import bench_main, table
+from bench_relevance import bm25s_engine, gain, ndcg, tantivy_engine
+from tta_dev_primitives.search import _bm25, _fusion
+from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.search._indexing import Indexing
+
+KEYWORD_PARAMS = ((1.5, 0.75), (1.2, 0.75), (1.5, 0.5), (1.2, 0.5))
+DEFAULT = "k1=1.5 b=0.75"  # the shipped K1/B, against which the others are compared
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
+DEPTH = _fusion.CANDIDATE_DEPTH
+QUICK = 40
+BOOTSTRAP = 2000
+
+Scored = list[tuple[str, float]]
+Runs = dict[int, list[str]]
+
+
+class ScopedSet(bf.Dataset):
+    def __init__(self, name: str, docs: list[tuple[str, str]], queries: list[tuple[int, str]],
+                 qrels: dict[int, dict[str, int]], exclude: dict[int, str],
+                 scopes: dict[int, str]) -> None:  # fmt: skip
+        super().__init__(name, docs, queries, qrels, exclude)
+        self.scopes = scopes  # question -> the scope its one search is limited to
+
+
+def datasets() -> list[bf.Dataset]:
+    raw_ids = sorted(raw_conversations())
+    skip = set(random.Random(bf.SEED).sample(raw_ids, bf.CHAT_CONVERSATIONS))
+    docs, queries, qrels, own, scopes = build(skip)
+    sessions = ScopedSet("chitchat-sessions", docs, queries, qrels, own, scopes)
+    return [bf.cranfield(), bf.chitchat_qa(), sessions]
+
+
+def scope_of(ds: bf.Dataset, qid: int) -> str | None:
+    return ds.scopes.get(qid) if isinstance(ds, ScopedSet) else None
+
+
+def in_scope(key: str, scope: str | None) -> bool:
+    return scope is None or key.startswith(scope + ":")
+
+
+# -- rankings --------------------------------------------------------------------------------
+
+
+def keyword_runs(ds: bf.Dataset, index: SearchIndex, k1: float, b: float,
+                 namespace_stats: bool = False) -> dict[int, Scored]:  # fmt: skip
+    """Our BM25 with ``k1``/``b``; ``namespace_stats``: a scoped question ranked with the
+    namespace's statistics (unscoped, then filtered), as the Query Engine ranks it."""
+    indexing = Indexing()
+    saved = _bm25.K1, _bm25.B
+    _bm25.K1, _bm25.B = k1, b
+    try:
+        runs = {}
+        for qid, text in ds.queries:
+            scope = scope_of(ds, qid)
+            query = indexing.query(text)
+            if namespace_stats and scope is not None:
+                scored = index.search_scored(query, len(ds.docs))
+                scored = [(d, s) for d, s in scored if in_scope(d, scope)]
+            else:
+                scored = index.search_scored(query, DEPTH + 1, scope)
+            runs[qid] = [(d, s) for d, s in scored if d != ds.exclude.get(qid)][:DEPTH]
+        return runs
+    finally:
+        _bm25.K1, _bm25.B = saved
+
+
+def semantic_runs(ds: bf.Dataset, embedder: Embedder) -> dict[int, Scored]:
+    matrix = embedder.embed([text for _, text in ds.docs])
+    questions = embedder.embed([text for _, text in ds.queries])
+    ids = np.array([docid for docid, _ in ds.docs], dtype=object)
+    rows: dict[str | None, Any] = {None: np.arange(len(ids))}
+    runs = {}
+    for (qid, _), q in zip(ds.queries, questions, strict=True):
+        scope = scope_of(ds, qid)
+        if scope not in rows:
+            rows[scope] = np.array([i for i, d in enumerate(ids) if in_scope(d, scope)])
+        members = rows[scope]
+        sims = matrix[members] @ q
+        top = np.argsort(-sims, kind="stable")[: DEPTH + 1]
+        scored = [(ids[members[i]], float(sims[i])) for i in top]
+        runs[qid] = [(d, s) for d, s in scored if d != ds.exclude.get(qid)][:DEPTH]
+    return runs
+
+
+def peer_runs(ds: bf.Dataset, make: Callable[[list[tuple[str, str]]], Any]) -> Runs:
+    """A peer's rankings; one index per scope on a scoped set (the scope's statistics)."""
+    engines: dict[str | None, Any] = {}
+    runs = {}
+    for qid, text in ds.queries:
+        scope = scope_of(ds, qid)
+        if scope not in engines:
+            engines[scope] = make([(d, t) for d, t in ds.docs if in_scope(d, scope)])
+        runs[qid] = [d for d in engines[scope](text) if d != ds.exclude.get(qid)]
+    return runs
+
+
+# -- fusion ----------------------------------------------------------------------------------
+
+
+def fused(kw: Scored, sem: Scored, weight: float, method: str = "weighted") -> list[str]:
+    """The library's own fusion of the two lists, best first (ties by id: deterministic)."""
+    scores = _fusion.fuse(kw, sem, weight, "rrf" if method == "rrf" else "weighted")
+    return sorted(scores, key=lambda d: (-scores[d], d))[:DEPTH]
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def recall_at(ranked: list[str], judged: dict[str, int], k: int) -> float:
+    relevant = {d for d, rel in judged.items() if gain(rel) > 0}
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+METRICS: dict[str, Callable[[list[str], dict[str, int]], float]] = {
+    "nDCG@10": lambda r, j: ndcg(r, j),
+    "R@10": lambda r, j: recall_at(r, j, 10),
+    "R@100": lambda r, j: recall_at(r, j, 100),
+}
+
+
+def per_question(runs: Runs, ds: bf.Dataset) -> dict[str, list[float]]:
+    qids = [q for q, _ in ds.queries if any(gain(r) > 0 for r in ds.qrels[q].values())]
+    return {m: [f(runs[q], ds.qrels[q]) for q in qids] for m, f in METRICS.items()}
+
+
+def paired_ci(a: list[float], b: list[float]) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of mean(a - b), questions resampled in pairs."""
+    diff = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(bf.SEED)
+    means = diff[rng.integers(0, len(diff), (BOOTSTRAP, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def top10_overlap(a: Runs, b: Runs) -> float:
+    """Mean share of the top 10 two systems have in common (issue 18's parity measure)."""
+    return statistics.fmean(
+        len(set(a[q][:10]) & set(b[q][:10])) / max(1, min(10, len(a[q]), len(b[q])))
+        for q in a
+        if a[q] or b[q]
+    )
+
+
+def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
+    index = SearchIndex()
+    indexing = Indexing()
+    for docid, text in ds.docs:
+        index.add(docid, indexing.terms({"content": text}))
+    sem = semantic_runs(ds, embedder)
+    systems: dict[str, Runs] = {"semantic": {q: [d for d, _ in r] for q, r in sem.items()}}
+    sides: dict[str, tuple[str, str]] = {}  # hybrid -> (its keyword side, semantic)
+    kw_sets = {f"k1={k1} b={b}": keyword_runs(ds, index, k1, b) for k1, b in KEYWORD_PARAMS}
+    if isinstance(ds, ScopedSet):
+        kw_sets["engine-like"] = keyword_runs(ds, index, 1.2, 0.75, namespace_stats=True)
+    for label, kw in kw_sets.items():
+        systems[f"keyword {label}"] = {q: [d for d, _ in r] for q, r in kw.items()}
+        for w in WEIGHTS:
+            systems[f"hybrid {label} w={w}"] = {q: fused(kw[q], sem[q], w) for q, _ in ds.queries}
+            sides[f"hybrid {label} w={w}"] = (f"keyword {label}", "semantic")
+        if label == DEFAULT:
+            systems[f"rrf {label} w=0.5"] = {
+                q: fused(kw[q], sem[q], 0.5, "rrf") for q, _ in ds.queries
+            }
+            sides[f"rrf {label} w=0.5"] = (f"keyword {label}", "semantic")
+    systems["bm25s"] = peer_runs(ds, bm25s_engine)
+    systems["tantivy"] = peer_runs(ds, tantivy_engine)
+    scores = {name: per_question(runs, ds) for name, runs in systems.items()}
+    means = {name: {m: statistics.fmean(v) for m, v in s.items()} for name, s in scores.items()}
+    vs_better: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for name, (kw_name, sem_name) in sides.items():
+        vs_better[name] = {}
+        for m in ("nDCG@10", "R@10"):
+            best = max((kw_name, sem_name), key=lambda s, m=m: means[s][m])
+            lo, hi = paired_ci(scores[name][m], scores[best][m])
+            vs_better[name][m] = (means[name][m] - means[best][m], lo, hi)
+    # Each keyword setting against the shipped one (paired), and its top 10 against
+    # engine-like's (keyword alone, and hybrid at w=0.5 where both fuse the same semantic list).
+    vs_default = {
+        label: {m: paired_ci(scores[f"keyword {label}"][m], scores[f"keyword {DEFAULT}"][m])
+                for m in ("nDCG@10", "R@10", "R@100")}
+        for label in kw_sets
+    }  # fmt: skip
+    engine = "engine-like" if "engine-like" in kw_sets else "k1=1.2 b=0.75"
+    parity = {
+        label: (top10_overlap(systems[f"keyword {label}"], systems[f"keyword {engine}"]),
+                top10_overlap(systems[f"hybrid {label} w=0.5"], systems[f"hybrid {engine} w=0.5"]))
+        for label in kw_sets
+    }  # fmt: skip
+    info = {"documents": len(ds.docs), "questions": len(ds.queries)}
+    if isinstance(ds, ScopedSet):
+        info |= describe(ds.docs, ds.scopes)
+    return {"info": info, "means": means, "vs_better": vs_better, "vs_default": vs_default,
+            "parity": parity}  # fmt: skip
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    embedder = Embedder()
+    out: dict[str, Any] = {"quick": args.quick, "sets": {}}
+    for ds in datasets():
+        if args.quick:
+            ds.queries = ds.queries[:QUICK]
+        out["sets"][ds.name] = run_set(ds, embedder)
+    return out
+
+
+def report(figures: dict[str, Any]) -> None:
+    sets = figures["sets"]
+    for name, s in sets.items():
+        print(f"{name}: {s['info']}")
+    names = list(sets)
+    systems = list(sets[names[-1]]["means"])
+    headers = ["system"]
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10"]
+    headers += ["cran R@100"]
+    rows = []
+    for system in systems:
+        row: list[object] = [system]
+        for n in names:
+            m = sets[n]["means"].get(system)
+            row += [m["nDCG@10"], m["R@10"]] if m else ["-", "-"]
+        m = sets[names[0]]["means"].get(system)
+        row.append(m["R@100"] if m else "-")
+        rows.append(row)
+    print(table(headers, rows))
+    print("\nhybrid minus its better side: mean [95% paired bootstrap interval]")
+    headers, rows = ["hybrid"], []
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10"]
+    for system in sets[names[-1]]["vs_better"]:
+        row = [system]
+        for n in names:
+            v = sets[n]["vs_better"].get(system)
+            row += (
+                [f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in v.values()] if v else ["-"] * 2
+            )
+        rows.append(row)
+    print(table(headers, rows))
+    print(f"\nkeyword setting minus the shipped {DEFAULT}: 95% paired bootstrap interval")
+    headers, rows = ["keyword"], []
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10", f"{n} R@100"]
+    for label in sets[names[-1]]["vs_default"]:
+        row = [label]
+        for n in names:
+            v = sets[n]["vs_default"].get(label)
+            row += [f"{lo:+.3f}..{hi:+.3f}" for lo, hi in v.values()] if v else ["-"] * 3
+        rows.append(row)
+    print(table(headers, rows))
+    print(
+        "\ntop-10 overlap with engine-like (OUR BM25 at k1 1.2 b 0.75, namespace statistics: "
+        "not the real engine, see bench_engine_bm25.py): keyword alone / hybrid w=0.5"
+    )
+    for n in names:
+        print(
+            f"  {n}: "
+            + ", ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in sets[n]["parity"].items())
+        )
+    print("\nhybrid done")
+
+
+def main() -> None:
+    bench_main(__doc__ or "", main_async, report)
+
+
+if __name__ == "__main__":
+    main()
