@@ -534,7 +534,7 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
                            "notes": notes, "bulk_path": "backend.apply(Put + Document), "
                            f"{LOAD_CHUNK:,} a call; raw: pipelined HSET"}  # fmt: skip
     try:
-        raw = aioredis.Redis.from_url(url)
+        raw = aioredis.Redis.from_url(url, socket_timeout=3600)  # SAVE of 1M takes minutes
         loaded = dict(cached)
         if any(layout(m) != cached[m] for m in cached if m != "raw"):
             await drop_ours(raw)  # stored by another version of the library: load it again
