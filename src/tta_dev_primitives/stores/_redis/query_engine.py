@@ -17,8 +17,8 @@ index per namespace covers:
 - ``e``: the first vector (HNSW, cosine); a memory's further vectors are ``fv:<i>:<key>``
   documents with the same tags, and a memory scores by its best.
 
-Keyword search is the engine's BM25 (``BM25STD``: k1 1.2 where ours is 1.5, the same idf and
-length norm, statistics of the whole namespace), so rankings are close to in-process, not
+Keyword search is the engine's BM25 (``BM25STD``: k1 1.2 and b 0.5 where ours are 1.5 and 0.75,
+the same idf, statistics of the whole namespace), so rankings are close to in-process, not
 identical (``benchmarks/bench_relevance.py`` measures both). Semantic search is the engine's
 KNN with the scope as a pre-filter. Hybrid fuses the two candidate lists with the same
 ``_fusion`` as in-process. Ties go to the newest write in every mode, except equal keyword
