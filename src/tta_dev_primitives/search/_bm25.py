@@ -5,8 +5,8 @@ exactly, so a document scored from the postings (vectorised) and from its own te
 scope) gets the same float, bit for bit.
 
 k1 and b were measured against k1 1.2 and b 0.5 on documents and conversation turns
-(``benchmarks/bench_hybrid.py``): b 0.5 helps short turns but costs documents and the top-10
-overlap with the Redis Query Engine, whose BM25STD keeps b 0.75; k1 1.2 costs documents.
+(``benchmarks/bench_hybrid.py``): b 0.5 helps short turns and the top-10 overlap with the Redis
+Query Engine (whose BM25STD has k1 1.2, b 0.5), but costs documents; so does k1 1.2.
 """
 
 from __future__ import annotations
