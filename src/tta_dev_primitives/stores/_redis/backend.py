@@ -146,22 +146,27 @@ class RedisBackend(StorageBackend):
     ) -> int:
         """Run the PUT script; the write's sequence number (Redis's time, observed by the
         version clock). Raises ``StaleWriteError`` if a newer write of the key stands."""
-        connection = self.connection
-        await connection.ready()  # partitions depend on the topology
+        await self.connection.ready()  # partitions depend on the topology
         base = self.layout.base(key)
-        name = Layout.value_in(base, key)
         args = _put_args(base, key, payload, ttl, version, self._extra(key, document))
-
-        async def write(client: Any) -> Any:
-            seq = await connection.script("PUT")(keys=[name], args=args)
-            await connection.replicated(client, name)
-            return seq
-
-        seq = text_of(await connection.call(write))
+        seq = text_of(await self._write("PUT", base, key, args))
         if seq.startswith("stale"):
             raise _stale(key, seq)
         self.versions.observe(int(seq))
         return int(seq)
+
+    async def _write(self, script: str, base: str, key: str, args: list[Any]) -> Any:
+        """Run one of the write scripts on ``key`` (in partition ``base``), then, on a cluster,
+        wait for a replica to have it (``Connection.replicated``); the script's reply."""
+        connection = self.connection
+        name = Layout.value_in(base, key)
+
+        async def write(client: Any) -> Any:
+            reply = await connection.script(script)(keys=[name], args=args)
+            await connection.replicated(client, name)
+            return reply
+
+        return await connection.call(write)
 
     async def get(self, key: str) -> Any | None:
         await self.connection.ready()
@@ -178,35 +183,18 @@ class RedisBackend(StorageBackend):
         return await self.connection.call(fetch)
 
     async def delete(self, key: str, *, version: str = "") -> bool:
-        connection = self.connection
-        await connection.ready()
+        await self.connection.ready()
         base = self.layout.base(key)
-        name = Layout.value_in(base, key)
-        args = [base, key, version]
-
-        async def write(client: Any) -> Any:
-            removed = await connection.script("DELETE")(keys=[name], args=args)
-            await connection.replicated(client, name)
-            return removed
-
-        removed = await connection.call(write)
+        removed = await self._write("DELETE", base, key, [base, key, version])
         if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
             raise _stale(key, text_of(removed))
         return bool(removed)
 
     async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
-        connection = self.connection
-        await connection.ready()
+        await self.connection.ready()
         base = self.layout.base(key)
-        name = Layout.value_in(base, key)
-        args = [base, key, 0 if ttl is None else max(1, round(ttl * 1000)), version]
-
-        async def write(client: Any) -> Any:
-            reply = await connection.script("TOUCH")(keys=[name], args=args)
-            await connection.replicated(client, name)
-            return reply
-
-        reply = text_of(await connection.call(write))
+        args = [base, key, _ttl_ms(ttl), version]
+        reply = text_of(await self._write("TOUCH", base, key, args))
         if reply.startswith("stale"):
             raise _stale(key, reply)
         if reply:
@@ -408,8 +396,12 @@ class RedisBackend(StorageBackend):
 def _put_args(
     base: str, key: str, payload: Any, ttl: float | None, version: str, extra: Sequence[Any]
 ) -> list[Any]:
-    ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
-    return [base, key, payload, ttl_ms, version, *extra]
+    return [base, key, payload, _ttl_ms(ttl), version, *extra]
+
+
+def _ttl_ms(ttl: float | None) -> int:
+    """A TTL as the scripts take it: whole milliseconds, at least 1; 0 for none."""
+    return 0 if ttl is None else max(1, round(ttl * 1000))
 
 
 def _stale(key: str, reply: str) -> StaleWriteError:
