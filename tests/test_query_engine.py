@@ -23,9 +23,9 @@ from conftest import eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
+from tta_dev_primitives.search._scopes import in_scope
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
-    in_scope,
     prefix_tokens,
     scope_tags,
     terms_text,

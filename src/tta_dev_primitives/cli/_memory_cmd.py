@@ -37,6 +37,7 @@ from tta_dev_primitives._checks import check_key, check_new_key, check_ttl
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.memory._primitive import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
+from tta_dev_primitives.search._scopes import in_scope, normalize_scope
 
 DEFAULT_NAMESPACE = "tta:memory"
 GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")
@@ -191,12 +192,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def in_scope(key: str, scope: str) -> bool:
-    """True if ``key`` is in ``scope`` (whole ``:`` segments, as search's ``scope=``)."""
-    scope = scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
-    return key == scope or key.startswith(scope + ":")
-
-
 def _quoted(text: str) -> str:
     """``text`` as one shell word."""
     import shlex
@@ -325,7 +320,7 @@ async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     expired = 0
     with open_output(args.output) as out, Progress("exported") as progress:
         async for key, value, ttl in memory.items():
-            if args.scope is not None and not in_scope(key, args.scope):
+            if args.scope is not None and not in_scope(key, normalize_scope(args.scope)):
                 continue
             left = _ms(ttl)
             if left is not None and left <= 0:

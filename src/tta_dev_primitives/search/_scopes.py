@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["first_segment", "normalize_scope", "scope_prefixes"]
+__all__ = ["first_segment", "in_scope", "normalize_scope", "scope_prefixes"]
 
 
 def scope_prefixes(key: str) -> list[str]:
@@ -17,6 +17,11 @@ def scope_prefixes(key: str) -> list[str]:
         prefixes.append(key[:i])
         i = key.find(":", i + 1)
     return prefixes
+
+
+def in_scope(key: str, scope: str | None) -> bool:
+    """True if ``key`` belongs to ``scope`` (None: every key): whole segments, or the key itself."""
+    return scope is None or key == scope or key.startswith(scope + ":")
 
 
 def normalize_scope(scope: str) -> str:

@@ -16,6 +16,7 @@ from typing import Final
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
+from tta_dev_primitives.search._scopes import in_scope
 from tta_dev_primitives.stores._base import Document
 
 __all__ = ["Clock", "LocalStore"]
@@ -227,8 +228,7 @@ class LocalStore:
             rows = [
                 (entry[_VERSION], key, entry[_PAYLOAD])
                 for key, entry in self._entries.items()
-                if (scope is None or key == scope or key.startswith(scope + ":"))
-                and (after is None or (entry[_VERSION], key) < after)
+                if in_scope(key, scope) and (after is None or (entry[_VERSION], key) < after)
             ]
         rows = heapq.nlargest(limit + 1, rows, key=lambda row: row[0])
         following = (rows[limit - 1][0], rows[limit - 1][1]) if len(rows) > limit else None

@@ -17,7 +17,6 @@ from tta_dev_primitives.search._scopes import scope_prefixes
 __all__ = [
     "MAX_TF",
     "encode_term",
-    "in_scope",
     "prefix_tokens",
     "scope_filter",
     "scope_tag",
@@ -58,11 +57,6 @@ def scope_tag(scope: str) -> str:
 def scope_tags(key: str) -> str:
     """The ``s`` field: the tags of every scope ``key`` belongs to, itself included."""
     return ",".join(scope_tag(s) for s in [*scope_prefixes(key), key])
-
-
-def in_scope(key: str, scope: str | None) -> bool:
-    """True if ``key`` belongs to ``scope`` (whole segments, or the key itself)."""
-    return scope is None or key == scope or key.startswith(scope + ":")
 
 
 def scope_filter(scope: str | None, sep: str) -> str:

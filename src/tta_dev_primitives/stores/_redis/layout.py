@@ -147,6 +147,13 @@ class Layout:
             return self.bases[0]
         return self.bases[zlib.crc32(partition_key(key).encode()) % self.partitions]
 
+    def scope_base(self, scope: str | None) -> str | None:
+        """The partition every key of ``scope`` lies in, if the scope names one (``user:session``
+        and deeper); None for a one-segment scope or none, whose keys spread over all."""
+        if scope is None or scope.find(":", 1) == -1:
+            return None
+        return self.base(scope)
+
     def value(self, key: str) -> str:
         """The name of ``key``'s value."""
         return self.base(key) + VALUE + key

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from tta_dev_primitives.search._scopes import scope_prefixes
+from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.layout import FACT_SEGMENTS, LIVE, Layout
 
@@ -26,17 +26,6 @@ READ: Final = 500
 MAX_READS: Final = 20
 
 Position = tuple[int, str]
-
-
-def first_segment(key: str) -> str:
-    """What picks a key's per-user feed: its text up to the first ``:`` after its first
-    character, or all of it (``_redis.lua``'s rule)."""
-    cut = key.find(":", 1)
-    return key if cut == -1 else key[:cut]
-
-
-def _in_scope(key: str, scope: str | None) -> bool:
-    return scope is None or key == scope or key.startswith(scope + ":")
 
 
 async def scope_page(
@@ -54,10 +43,8 @@ async def scope_page(
 
     ``segmented`` remembers the partitions known to keep per-user feeds (they keep them).
     """
-    if scope is not None and scope_prefixes(scope):
-        bases = [layout.base(scope)]  # "user:session" and deeper: one partition holds it all
-    else:
-        bases = list(layout.bases)
+    one = layout.scope_base(scope)  # "user:session" and deeper: one partition holds it all
+    bases = list(layout.bases) if one is None else [one]
     if scope is not None:
         unknown = [base for base in bases if base not in segmented]
         if unknown:
@@ -120,7 +107,7 @@ async def _rows(
             last = (seq, key)
             if after is not None and last >= after:
                 continue  # at or before the position (sequences are unique within a feed)
-            if _in_scope(key, scope):
+            if in_scope(key, scope):
                 found.append((key, seq))
         if len(rows) < READ or last is None:
             return found, None

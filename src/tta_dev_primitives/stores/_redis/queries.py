@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._scopes import in_scope
 from tta_dev_primitives.search._topk import top_items
 from tta_dev_primitives.stores._redis import replies
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
-    in_scope,
     prefix_tokens,
     scope_filter,
 )

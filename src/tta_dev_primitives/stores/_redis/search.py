@@ -225,7 +225,7 @@ class RedisIndex:
         await self.prepare(patient=True)
         scope = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
-            base = self._scope_base(scope)
+            base = self.layout.scope_base(scope)
             first = await self.engine.search(self.connection.call, query, limit, scope, base)
             if first is not None:
 
@@ -249,12 +249,8 @@ class RedisIndex:
     async def _engine_rank(
         self, query: Query, want: int, scope: str | None
     ) -> list[tuple[str, float, int]]:
-        base = self._scope_base(scope)
+        base = self.layout.scope_base(scope)
         return await self.engine.search(self.connection.call, query, want, scope, base) or []
-
-    def _scope_base(self, scope: str | None) -> str | None:
-        """The partition every key of ``scope`` lies in, if it names one (two segments or more)."""
-        return self.layout.base(scope) if scope is not None and ":" in scope else None
 
     async def _resolve(
         self,
