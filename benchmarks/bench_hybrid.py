@@ -24,8 +24,10 @@ function every backend calls):
   an approximation: the engine counts lengths itself, and ``bench_engine_bm25.py`` finds
   the real engine closest to our b 0.5.
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
-- *hybrid k1/b w*: ``fuse(keyword, semantic, w)`` (weighted min-max); *rrf* the same lists by
-  weighted reciprocal rank, for reference.
+- *hybrid k1/b w*: ``fuse(keyword, semantic, w, ceiling)``, the shipped fixed scale: BM25 as
+  a share of the query's ``_bm25.ceiling``, cosine as it is; *min-max w*: the same lists each
+  rescaled to 0..1 over the candidates (the fusion before, kept here for comparison); *rrf*
+  the same lists by weighted reciprocal rank, for reference.
 - peers *bm25s* and *tantivy* (``bench_relevance``'s engines; one index per scope on the
   scoped set, so they score with the scope's statistics too).
 
@@ -62,6 +64,7 @@ BOOTSTRAP = 2000
 
 Scored = list[tuple[str, float]]
 Runs = dict[int, list[str]]
+Ceilings = dict[int, float]
 
 
 class ScopedSet(bf.Dataset):
@@ -92,24 +95,27 @@ def in_scope(key: str, scope: str | None) -> bool:
 
 
 def keyword_runs(ds: bf.Dataset, index: SearchIndex, k1: float, b: float,
-                 namespace_stats: bool = False) -> dict[int, Scored]:  # fmt: skip
-    """Our BM25 with ``k1``/``b``; ``namespace_stats``: a scoped question ranked with the
-    namespace's statistics (unscoped, then filtered), as the Query Engine ranks it."""
+                 namespace_stats: bool = False) -> tuple[dict[int, Scored], Ceilings]:  # fmt: skip
+    """Our BM25 with ``k1``/``b``, and each question's ``_bm25.ceiling`` (hybrid's keyword
+    scale); ``namespace_stats``: a scoped question ranked with the namespace's statistics
+    (unscoped, then filtered), as the Query Engine ranks it."""
     indexing = Indexing()
     saved = _bm25.K1, _bm25.B
     _bm25.K1, _bm25.B = k1, b
     try:
-        runs = {}
+        runs, ceilings = {}, {}
         for qid, text in ds.queries:
             scope = scope_of(ds, qid)
             query = indexing.query(text)
             if namespace_stats and scope is not None:
                 scored = index.search_scored(query, len(ds.docs))
                 scored = [(d, s) for d, s in scored if in_scope(d, scope)]
+                scope = None
             else:
                 scored = index.search_scored(query, DEPTH + 1, scope)
             runs[qid] = [(d, s) for d, s in scored if d != ds.exclude.get(qid)][:DEPTH]
-        return runs
+            ceilings[qid] = index.keyword_ceiling(query, scope)
+        return runs, ceilings
     finally:
         _bm25.K1, _bm25.B = saved
 
@@ -147,10 +153,26 @@ def peer_runs(ds: bf.Dataset, make: Callable[[list[tuple[str, str]]], Any]) -> R
 # -- fusion ----------------------------------------------------------------------------------
 
 
-def fused(kw: Scored, sem: Scored, weight: float, method: str = "weighted") -> list[str]:
-    """The library's own fusion of the two lists, best first (ties by id: deterministic)."""
-    scores = _fusion.fuse(kw, sem, weight, "rrf" if method == "rrf" else "weighted")
+def fused(kw: Scored, sem: Scored, weight: float, ceiling: float,
+          method: str = "weighted") -> list[str]:  # fmt: skip
+    """The library's own fusion of the two lists, best first (ties by id: deterministic);
+    ``method="min-max"``: the fusion before, each side rescaled over its candidates."""
+    if method == "min-max":
+        kw_n, sem_n = min_max(kw), min_max(sem)
+        scores = {d: (1.0 - weight) * s for d, s in kw_n.items()}
+        for d, s in sem_n.items():
+            scores[d] = scores.get(d, 0.0) + weight * s
+    else:
+        scores = _fusion.fuse(kw, sem, weight, ceiling, "rrf" if method == "rrf" else "weighted")
     return sorted(scores, key=lambda d: (-scores[d], d))[:DEPTH]
+
+
+def min_max(scored: Scored) -> dict[str, float]:
+    """Scores rescaled to 0..1 over the list (all 1.0 when equal)."""
+    if not scored:
+        return {}
+    low, high = min(s for _, s in scored), max(s for _, s in scored)
+    return {d: 1.0 if high <= low else (s - low) / (high - low) for d, s in scored}
 
 
 # -- metrics ---------------------------------------------------------------------------------
@@ -202,16 +224,20 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
     kw_sets = {f"k1={k1} b={b}": keyword_runs(ds, index, k1, b) for k1, b in KEYWORD_PARAMS}
     if isinstance(ds, ScopedSet):
         kw_sets["engine-like"] = keyword_runs(ds, index, 1.2, 0.75, namespace_stats=True)
-    for label, kw in kw_sets.items():
+    for label, (kw, top) in kw_sets.items():
         systems[f"keyword {label}"] = {q: [d for d, _ in r] for q, r in kw.items()}
         for w in WEIGHTS:
-            systems[f"hybrid {label} w={w}"] = {q: fused(kw[q], sem[q], w) for q, _ in ds.queries}
+            systems[f"hybrid {label} w={w}"] = {
+                q: fused(kw[q], sem[q], w, top[q]) for q, _ in ds.queries
+            }
             sides[f"hybrid {label} w={w}"] = (f"keyword {label}", "semantic")
         if label == DEFAULT:
-            systems[f"rrf {label} w=0.5"] = {
-                q: fused(kw[q], sem[q], 0.5, "rrf") for q, _ in ds.queries
-            }
-            sides[f"rrf {label} w=0.5"] = (f"keyword {label}", "semantic")
+            for method, weights in (("min-max", WEIGHTS), ("rrf", (0.5,))):
+                for w in weights:
+                    systems[f"{method} {label} w={w}"] = {
+                        q: fused(kw[q], sem[q], w, top[q], method) for q, _ in ds.queries
+                    }
+                    sides[f"{method} {label} w={w}"] = (f"keyword {label}", "semantic")
     systems["bm25s"] = peer_runs(ds, bm25s_engine)
     systems["tantivy"] = peer_runs(ds, tantivy_engine)
     scores = {name: per_question(runs, ds) for name, runs in systems.items()}
@@ -236,11 +262,19 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
                 top10_overlap(systems[f"hybrid {label} w=0.5"], systems[f"hybrid {engine} w=0.5"]))
         for label in kw_sets
     }  # fmt: skip
+    # The fixed scale against the min-max fusion it replaced, weight for weight (paired).
+    vs_minmax = {
+        f"w={w}": {m: (means[f"hybrid {DEFAULT} w={w}"][m] - means[f"min-max {DEFAULT} w={w}"][m],
+                       *paired_ci(scores[f"hybrid {DEFAULT} w={w}"][m],
+                                  scores[f"min-max {DEFAULT} w={w}"][m]))
+                   for m in ("nDCG@10", "R@10")}
+        for w in WEIGHTS
+    }  # fmt: skip
     info = {"documents": len(ds.docs), "questions": len(ds.queries)}
     if isinstance(ds, ScopedSet):
         info |= describe(ds.docs, ds.scopes)
     return {"info": info, "means": means, "vs_better": vs_better, "vs_default": vs_default,
-            "parity": parity}  # fmt: skip
+            "vs_minmax": vs_minmax, "parity": parity}  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -284,6 +318,18 @@ def report(figures: dict[str, Any]) -> None:
             row += (
                 [f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in v.values()] if v else ["-"] * 2
             )
+        rows.append(row)
+    print(table(headers, rows))
+    print("\nfixed-scale hybrid minus min-max at the same weight: mean [95% interval]")
+    headers, rows = ["weight"], []
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10"]
+    for w in sets[names[-1]]["vs_minmax"]:
+        row = [w]
+        for n in names:
+            row += [
+                f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n]["vs_minmax"][w].values()
+            ]
         rows.append(row)
     print(table(headers, rows))
     print(f"\nkeyword setting minus the shipped {DEFAULT}: 95% paired bootstrap interval")

@@ -11,6 +11,7 @@ in an error for ``"redis"`` and served by the replica for ``"auto"``.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +52,9 @@ async def embed(texts: list[str]) -> list[list[float]]:
 
 
 def engine_memory(url: str, ns: str | None = None, **options: Any) -> MemoryPrimitive:
+    """A memory on the engine; a timeout that a loaded machine cannot run out (none of these
+    tests is about timeouts, and a fallback would answer from the in-process copy)."""
+    options.setdefault("redis_timeout", 10.0)
     return MemoryPrimitive(url, namespace=ns or namespace(), search_engine="redis", **options)
 
 
@@ -168,6 +172,33 @@ async def test_ties_rank_the_newest_write_first(redis_query_engine: RedisServer)
     await memory.aclose()
 
 
+@pytest.mark.parametrize("scope", [None, "u1"])
+async def test_hybrid_in_the_engine_scores_on_the_fixed_scale(
+    redis_query_engine: RedisServer, scope: str | None
+) -> None:
+    """Each hybrid hit scores (1 - w) * BM25 / ceiling + w * max(cosine, 0), with the engine's
+    own two scores and the ceiling of the scope's (or namespace's) counts, as in-process."""
+    memory = engine_memory(redis_query_engine.url, embed=embed, hybrid_weight=0.3)
+    texts = ["car brakes on tuesday", "tuesday hike", "snack time", "brakes again", "a trail"]
+    for i, text in enumerate(texts):
+        await memory.add(f"u{i % 2}:s1:{i}", {"content": text})
+    question = "tuesday brakes"
+    members = [t for i, t in enumerate(texts) if scope is None or f"u{i % 2}" == scope]
+    dfs = [sum(w in t for t in members) for w in ("tuesday", "brakes")]
+    top = 2.5 * sum(math.log(1 + (len(members) - df + 0.5) / (df + 0.5)) for df in dfs if df)
+    kw = {h.key: h.score for h in await memory.search_scored(question, 10, scope=scope,
+                                                             mode="keyword")}  # fmt: skip
+    sem = {h.key: h.score for h in await memory.search_scored(question, 10, scope=scope,
+                                                              mode="semantic")}  # fmt: skip
+    hybrid = await memory.search_scored(question, limit=10, scope=scope)
+    assert {h.key for h in hybrid} == set(kw) | set(sem)
+    for hit in hybrid:
+        want = 0.7 * kw.get(hit.key, 0.0) / top + 0.3 * max(sem.get(hit.key, 0.0), 0.0)
+        assert hit.score == pytest.approx(want, rel=1e-6)
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_further_vectors_score_a_memory_by_its_best(redis_query_engine: RedisServer) -> None:
     """A memory with several vectors is found by any of them, once, and they go with it."""
     memory = engine_memory(redis_query_engine.url, embed=embed)
@@ -225,7 +256,9 @@ async def test_a_namespace_written_before_the_index_is_backfilled_without_missin
     for the engine; until that is done its searches (by the replica) miss nothing, after it
     they run in the engine; a replica process still sees the engine process's writes."""
     ns = namespace()
-    old = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="replica")
+    old = MemoryPrimitive(
+        redis_query_engine.url, namespace=ns, search_engine="replica", redis_timeout=10.0
+    )
     for start in range(0, 2500, 500):
         await asyncio.gather(*(
             old.add(f"u{i % 7}:s1:{i}", {"content": f"note {i} about the garden"})
@@ -336,7 +369,7 @@ async def test_eight_processes_starting_at_once_all_answer_in_full(
 
         async def main():
             m = MemoryPrimitive({redis_query_engine.url!r}, namespace={ns!r},
-                                search_engine="redis")
+                                search_engine="redis", redis_timeout=10.0)
             a = await m.search_scored("what about my garden?", limit=10)
             b = await m.search_scored("garden tea", limit=10, scope="u2")
             info = m.get_backend_info()
@@ -377,7 +410,7 @@ async def test_a_user_who_may_not_create_the_index_searches_with_a_replica(
     )  # fmt: skip
     await admin.aclose()
     url = f"redis://tta:tta-secret@127.0.0.1:{engine_server.port}/0"
-    auto = MemoryPrimitive(url, namespace="tta:acl")
+    auto = MemoryPrimitive(url, namespace="tta:acl", redis_timeout=10.0)
     await auto.add("u1:s1:a", {"content": "least privilege"})
     assert len(await auto.search("privilege")) == 1
     assert auto.get_backend_info()["search_engine"] == "replica"

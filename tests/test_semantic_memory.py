@@ -11,6 +11,7 @@ so replay never re-embeds) and parity (Redis ranks and scores exactly as in-proc
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -173,6 +174,37 @@ async def test_a_pure_keyword_match_and_a_pure_semantic_match_both_surface() -> 
     found = set(keys(await memory.search_scored("Tuesday snack", limit=3)))
     assert "u1:s1:1" in found  # by meaning only: no shared word
     assert found & {"u1:s1:2", "u2:s1:1"}  # by word
+
+
+def hybrid_law(keyword: float, cosine: float, ceiling: float, weight: float) -> float:
+    """The documented hybrid score: BM25 as a share of its ceiling, cosine as it is."""
+    return (1 - weight) * keyword / ceiling + weight * max(cosine, 0.0)
+
+
+def ceiling_of(dfs: Sequence[int], n_docs: int) -> float:
+    """BM25's ceiling for query terms with these document frequencies (``(k1 + 1) * sum idf``)."""
+    return 2.5 * sum(math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) for df in dfs)
+
+
+async def test_a_hybrid_score_is_on_a_fixed_scale() -> None:
+    """Each hit's hybrid score is (1 - w) * BM25 / ceiling + w * max(cosine, 0), from its own two
+    scores and the query's statistics alone: not rescaled by the other hits, so the best hit
+    does not always score the same and min_score is a real threshold."""
+    memory = await filled(MemoryPrimitive(embed=async_embed, hybrid_weight=0.4))
+    question = "Tuesday brakes"  # tuesday in 2 of 4 memories, brake in 1
+    top = ceiling_of([2, 1], 4)
+    kw = {h.key: h.score for h in await memory.search_scored(question, 10, mode="keyword")}
+    sem = {h.key: h.score for h in await memory.search_scored(question, 10, mode="semantic")}
+    hybrid = await memory.search_scored(question, limit=10)
+    assert {h.key for h in hybrid} == set(kw) | set(sem)
+    for hit in hybrid:
+        want = hybrid_law(kw.get(hit.key, 0.0), sem.get(hit.key, 0.0), top, 0.4)
+        assert hit.score == pytest.approx(want, rel=1e-9, abs=1e-12)
+        assert 0.0 <= hit.score <= 1.0
+    # Min-max gave every query's best hit 1 - w + w = 1 (or 0.5 with one side); not any more.
+    bests = {(await memory.search_scored(q, limit=1))[0].score for q in ("Tuesday", question)}
+    assert len(bests) == 2
+    assert max(bests) < 1.0
 
 
 @settings(max_examples=40, deadline=None)

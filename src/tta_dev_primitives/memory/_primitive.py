@@ -328,7 +328,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """``search``, with keys and scores: ``ScoredMemory(key, value, score)``, best first.
 
         Scores order one result list; their scale depends on the mode: BM25 for keyword,
-        cosine similarity (-1 to 1) for semantic, the fused 0-to-1 score for hybrid, and 0 for
+        cosine similarity (-1 to 1) for semantic, for hybrid ``(1 - w) * BM25 / its ceiling +
+        w * max(cosine, 0)`` (0 to 1, whatever the other hits), and 0 for
         the most recent memories a blank query lists. ``min_score`` keeps only hits scoring at
         least that (the same as asking for all and cutting: scores come best first).
         """

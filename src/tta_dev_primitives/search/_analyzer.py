@@ -158,7 +158,7 @@ class Query:
     mode: Literal["keyword", "semantic", "hybrid"] = "keyword"
     #: The semantic share of a hybrid score, 0..1: 0 ranks exactly as keyword, 1 as semantic.
     weight: float = 0.5
-    #: How hybrid fuses the two lists: min-max-normalised weighted sum, or reciprocal rank.
+    #: How hybrid fuses the two lists: a weighted sum on a fixed scale, or reciprocal rank.
     fusion: Literal["weighted", "rrf"] = "weighted"
 
     def __post_init__(self) -> None:

@@ -12,9 +12,10 @@ Query Engine (whose BM25STD has k1 1.2, b 0.5), but costs documents; so does k1 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["K1", "B", "bm25", "idf", "token_order"]
+__all__ = ["K1", "B", "bm25", "ceiling", "idf", "token_order"]
 
 K1 = 1.5
 B = 0.75
@@ -30,6 +31,12 @@ def bm25(tf: Any, doc_len: Any, avg_len: float, token_idf: float) -> Any:
     """One term's contribution; works on floats and on numpy arrays alike."""
     norm = K1 * (1.0 - B + B * doc_len / avg_len) if avg_len > 0 else K1
     return token_idf * tf * (K1 + 1.0) / (tf + norm)
+
+
+def ceiling(idfs: Sequence[float]) -> float:
+    """The BM25 no document reaches for a query with these term idfs: each term's share tends
+    to ``idf * (K1 + 1)`` as its frequency grows, whatever the length. Hybrid's keyword scale."""
+    return (K1 + 1.0) * math.fsum(idfs)
 
 
 def token_order(idfs: list[float]) -> list[int]:

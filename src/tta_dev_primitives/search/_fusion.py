@@ -3,6 +3,10 @@
 Both inputs are best-first ``(id, score)`` lists. A document found by one side only gets 0
 (or no reciprocal-rank term) from the other, so a pure keyword match and a pure semantic
 match both stay in the running.
+
+The weighted fusion puts both sides on a fixed 0..1 scale that no other hit moves: BM25 as a
+share of the query's ceiling (``_bm25.ceiling``), cosine similarity as it is (below 0 is 0).
+So a hybrid score means the same on every query, and ``min_score`` is a threshold, not a rank.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Final, Literal, TypeVar
 
-__all__ = ["CANDIDATE_DEPTH", "RRF_K", "fuse", "min_max", "rrf", "weighted_sum"]
+__all__ = ["CANDIDATE_DEPTH", "RRF_K", "fuse", "rrf", "weighted_sum"]
 
 #: Candidates taken from each side before fusing: ``max(limit, CANDIDATE_DEPTH)``. Deep enough
 #: that a document ranked moderately on both sides is not cut before it is summed.
@@ -21,26 +25,19 @@ RRF_K: Final = 60
 Id = TypeVar("Id", bound=Hashable)
 
 
-def min_max(scored: Sequence[tuple[Id, float]]) -> dict[Id, float]:
-    """Scores rescaled to 0..1 (all 1.0 when they are equal), so two scales can be added."""
-    if not scored:
-        return {}
-    values = [s for _, s in scored]
-    low, high = min(values), max(values)
-    if high <= low:
-        return {i: 1.0 for i, _ in scored}
-    span = high - low
-    return {i: (s - low) / span for i, s in scored}
-
-
 def weighted_sum(
-    keyword: Sequence[tuple[Id, float]], semantic: Sequence[tuple[Id, float]], weight: float
+    keyword: Sequence[tuple[Id, float]],
+    semantic: Sequence[tuple[Id, float]],
+    weight: float,
+    ceiling: float,
 ) -> dict[Id, float]:
-    """``(1 - weight) * keyword + weight * semantic``, each min-max normalised; absent is 0."""
-    kw, sem = min_max(keyword), min_max(semantic)
-    fused = {i: (1.0 - weight) * s for i, s in kw.items()}
-    for i, s in sem.items():
-        fused[i] = fused.get(i, 0.0) + weight * s
+    """``(1 - weight) * bm25 / ceiling + weight * max(cosine, 0)``, each side in 0..1; absent
+    is 0. ``ceiling`` is the BM25 no document of this query reaches (0: no keyword side)."""
+    fused: dict[Id, float] = {}
+    if ceiling > 0.0:
+        fused = {i: (1.0 - weight) * min(max(s / ceiling, 0.0), 1.0) for i, s in keyword}
+    for i, s in semantic:
+        fused[i] = fused.get(i, 0.0) + weight * min(max(s, 0.0), 1.0)
     return fused
 
 
@@ -63,9 +60,13 @@ def fuse(
     keyword: Sequence[tuple[Id, float]],
     semantic: Sequence[tuple[Id, float]],
     weight: float,
+    ceiling: float,
     method: Literal["weighted", "rrf"] = "weighted",
 ) -> dict[Id, float]:
-    """The fused score of every candidate, by ``method``; the caller orders and breaks ties."""
+    """The fused score of every candidate, by ``method``; the caller orders and breaks ties.
+
+    ``ceiling``: the keyword side's ``_bm25.ceiling`` for this query (the weighted method's
+    scale)."""
     if method == "rrf":
         return rrf(keyword, semantic, weight)
-    return weighted_sum(keyword, semantic, weight)
+    return weighted_sum(keyword, semantic, weight, ceiling)

@@ -19,6 +19,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._arrays import numpy
+from tta_dev_primitives.search._bm25 import ceiling
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scope_index import ScopeView
 from tta_dev_primitives.search._scopes import normalize_scope
@@ -221,13 +222,21 @@ class SearchIndex:
             scored = self._semantic(q, limit, view)
         else:
             depth = max(limit, CANDIDATE_DEPTH)
-            keyword = [] if query.blank else self._keyword(query, depth, view)
-            fused = fuse(keyword, self._semantic(q, depth, view), weight, query.fusion)
+            plan = None if query.blank else self._terms.plan(query, view)
+            keyword = [] if plan is None else self._top(*self._terms.score(plan), depth)
+            top_of = 0.0 if plan is None else ceiling(plan.idfs)
+            fused = fuse(keyword, self._semantic(q, depth, view), weight, top_of, query.fusion)
             np = numpy()
             rows = np.fromiter(fused.keys(), dtype=np.intp, count=len(fused))
             scored = self._top(rows, np.fromiter(fused.values(), np.float64, len(fused)), limit)
         docs = self._docs
         return [(docs[docno][_KEY], score) for docno, score in scored]
+
+    def keyword_ceiling(self, query: Query, scope: str | None = None) -> float:
+        """The BM25 no document reaches for ``query`` here (``_bm25.ceiling``; 0 if nothing
+        matches): hybrid's keyword scale, the scope's statistics if scoped."""
+        plan = None if query.blank else self._terms.plan(query, self._view(scope))
+        return 0.0 if plan is None else ceiling(plan.idfs)
 
     def _keyword(self, query: Query, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """BM25 over the query's terms (the scope's statistics, if scoped): the best ``limit``."""

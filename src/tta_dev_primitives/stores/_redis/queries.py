@@ -7,6 +7,7 @@ leak one).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -21,7 +22,16 @@ from tta_dev_primitives.stores._redis.documents import (
 )
 from tta_dev_primitives.stores._redis.shards import Shard
 
-__all__ = ["EF_RUNTIME", "MAX_QUERY_TOKENS", "TIE_MARGIN", "keyword", "recent", "semantic", "top"]
+__all__ = [
+    "EF_RUNTIME",
+    "MAX_QUERY_TOKENS",
+    "TIE_MARGIN",
+    "keyword",
+    "recent",
+    "semantic",
+    "term_counts",
+    "top",
+]
 
 #: Query terms sent to the engine (a pasted page of text stays a bounded query).
 MAX_QUERY_TOKENS: Final = 64
@@ -38,14 +48,20 @@ MAX_TIE_SORT: Final = 20_000
 EF_RUNTIME: Final = 200
 
 
+def _tokens(query: Query) -> list[list[str]]:
+    """Per query term, the engine tokens that match it (the last as a prefix if typed so)."""
+    terms = query.terms[:MAX_QUERY_TOKENS]
+    tokens = [[encode_term(t)] for t in terms]
+    if query.prefix_last and len(terms) == len(query.terms):
+        tokens[-1] = prefix_tokens(terms[-1])
+    return tokens
+
+
 async def keyword(
     client: Any, shard: Shard, query: Query, limit: int, scope: str | None
 ) -> list[tuple[str, float, int]]:
     """BM25 (the engine's ``BM25STD``) over the query's terms, the last as a prefix if typed so."""
-    terms = query.terms[:MAX_QUERY_TOKENS]
-    tokens = [encode_term(t) for t in terms]
-    if query.prefix_last and len(terms) == len(query.terms):
-        tokens[-1:] = prefix_tokens(terms[-1])
+    tokens = [token for term in _tokens(query) for token in term]
     text = "@t:(" + "|".join(tokens) + ")" + scope_filter(scope, " ")
     window = limit + TIE_MARGIN
     reply = await shard.run(
@@ -70,6 +86,23 @@ async def keyword(
         for key, score, fields in rows
         if (seq := replies.seq(fields)) is not None and in_scope(key, scope)
     ]
+
+
+async def term_counts(
+    client: Any, shard: Shard, query: Query, scope: str | None
+) -> tuple[int, list[int]]:
+    """Documents in the scope (or index), and how many hold each query term: the statistics
+    of hybrid's keyword scale (``_bm25.ceiling``). Counts, at once; a scope tag collision can
+    only add a document."""
+    where = scope_filter(scope, " ")
+    texts = [scope_filter(scope, "") or "*"]
+    texts += ["@t:(" + "|".join(term) + ")" + where for term in _tokens(query)]
+    replies_ = await asyncio.gather(*(
+        shard.run(client, "FT.SEARCH", shard.name, text, "LIMIT", 0, 0, "DIALECT", 2)
+        for text in texts
+    ))  # fmt: skip
+    counts = [replies.total(reply) for reply in replies_]
+    return counts[0], counts[1:]
 
 
 async def semantic(

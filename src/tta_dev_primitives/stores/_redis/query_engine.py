@@ -50,10 +50,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from tta_dev_primitives.exceptions import BackendError
-from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
+from tta_dev_primitives.search._bm25 import ceiling, idf
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
@@ -80,6 +81,8 @@ from tta_dev_primitives.stores._redis.shards import (
 )
 
 __all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
+
+_Row = TypeVar("_Row")
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -397,11 +400,12 @@ class QueryEngine:
         depth = max(limit, CANDIDATE_DEPTH)
         keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope, base)
         semantic = top(await self._fan(call, base, queries.semantic, query, depth, scope), depth)
+        scale = await self._ceiling(call, query, scope, base) if keyword else 0.0
         seqs = {key: seq for key, _, seq in keyword}
         seqs.update((key, seq) for key, _, seq in semantic)
         fused = fuse(
             [(k, s) for k, s, _ in keyword], [(k, s) for k, s, _ in semantic],
-            query.weight, query.fusion,
+            query.weight, scale, query.fusion,
         )  # fmt: skip
         return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
 
@@ -409,13 +413,13 @@ class QueryEngine:
         self,
         call: Call,
         base: str | None,
-        work: Callable[..., Awaitable[list[tuple[str, float, int]]]],
+        work: Callable[..., Awaitable[list[_Row]]],
         *args: Any,
-    ) -> list[tuple[str, float, int]]:
+    ) -> list[_Row]:
         """``work(client, shard, *args)`` on every server holding the index (at once), or only
         on the master of ``base``; their rows together, unsorted."""
 
-        async def run(client: Any) -> list[tuple[str, float, int]]:
+        async def run(client: Any) -> list[_Row]:
             shards = self.shards(client)
             if base is not None and len(shards) > 1:
                 owner = client.get_node_from_key(Layout.facts(base))
@@ -425,8 +429,23 @@ class QueryEngine:
             parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
             return [row for part in parts for row in part]
 
-        found: list[tuple[str, float, int]] = await call(run)
+        found: list[_Row] = await call(run)
         return found
+
+    async def _ceiling(
+        self, call: Call, query: Query, scope: str | None, base: str | None
+    ) -> float:
+        """``_bm25.ceiling`` from the engine's counts, summed over masters: hybrid's keyword
+        scale, as in-process (the scope's statistics; the terms it holds, the rarest kept)."""
+
+        async def counts(client: Any, shard: Shard) -> list[tuple[int, list[int]]]:
+            return [await queries.term_counts(client, shard, query, scope)]
+
+        parts = await self._fan(call, base, counts)
+        n_docs = sum(n for n, _ in parts)
+        dfs = [sum(column) for column in zip(*(d for _, d in parts), strict=True)]
+        idfs = sorted((idf(df, n_docs) for df in dfs if df), reverse=True)
+        return ceiling(idfs[:MAX_QUERY_TERMS]) if n_docs else 0.0
 
     async def _keyword_only(
         self, call: Call, query: Query, limit: int, scope: str | None, base: str | None
