@@ -26,8 +26,10 @@ from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     StaleWriteError,
+    UnsentWritesError,
 )
 from tta_dev_primitives.stores import _versions
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -177,18 +179,46 @@ async def test_a_full_redis_refuses_adds_while_reads_deletes_and_clears_run(
 async def test_aclose_says_how_many_writes_are_unsent(
     redis_server_factory: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Closed during an outage with 3 journalled writes: an error says 3, and they are counted
-    as dropped (never silently)."""
+    """Closed during an outage with 3 journalled writes: UnsentWritesError says 3 (after closing
+    everything), the log says it too, and they are counted as dropped (never silently)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("warm", {"v": 0})
     server.kill()
     for i in range(3):
         await memory.add(f"k{i}", {"v": i})
-    await memory.aclose()
+    with pytest.raises(UnsentWritesError, match="3 writes") as caught:
+        await memory.aclose()
+    assert caught.value.unsent == 3
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    assert remote.connection._loops == {}  # closed before raising: nothing leaks
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("3 writes" in message and "unsent" in message for message in errors)
     assert memory.get_backend_info()["journal_dropped"] == 3
+
+
+async def test_leaving_async_with_on_an_error_keeps_that_error(
+    redis_server_factory: Factory,
+) -> None:
+    """An exception that ends an ``async with`` during an outage is the one raised; the unsent
+    writes are still logged and counted. Leaving it normally raises UnsentWritesError."""
+    server = redis_server_factory()
+    server.kill()
+    memories: list[MemoryPrimitive] = []
+
+    async def session(error: Exception | None) -> None:
+        async with fast_recovery(server.url) as memory:
+            memories.append(memory)
+            await memory.add("k", {"v": 1})
+            if error is not None:
+                raise error
+
+    with pytest.raises(KeyError, match="boom"):
+        await session(KeyError("boom"))
+    assert memories[0].get_backend_info()["journal_dropped"] == 1
+    with pytest.raises(UnsentWritesError, match="1 write journalled"):
+        await session(None)
 
 
 # -- item 1: clock skew cannot swallow writes ----------------------------------------------------
@@ -237,6 +267,7 @@ import asyncio, json, random, sys, time
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import StaleWriteError
 from tta_dev_primitives.stores import _versions
+from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 url, ns, name, skew, seed = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 real = _versions.wall_ns

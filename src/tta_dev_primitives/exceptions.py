@@ -20,7 +20,9 @@
         ├── JournalError                            the durable outage journal (journal_path) is
         │                                           locked by another process, unwritable (disk
         │                                           full) or not a journal this version reads
-        └── StaleWriteError                         a newer write by another process stands
+        ├── StaleWriteError                         a newer write by another process stands
+        └── UnsentWritesError                       closed during an outage with writes still
+                                                    journalled and no journal_path: they are lost
 
 The rule:
 
@@ -57,6 +59,7 @@ __all__ = [
     "SearchNotReadyError",
     "StaleWriteError",
     "TTAError",
+    "UnsentWritesError",
     "UsageError",
 ]
 
@@ -165,3 +168,18 @@ class StaleWriteError(BackendError):
     def __init__(self, message: str, *, newer: str = "") -> None:
         super().__init__(message)
         self.newer = newer
+
+
+class UnsentWritesError(BackendError):
+    """``aclose()`` ran during an outage with writes still journalled, and no ``journal_path``
+    to keep them: those writes never reached the backend and are lost with the process.
+
+    Raised after everything is closed (nothing leaks); ``unsent`` holds the count, which is also
+    added to ``journal_dropped``. With ``journal_path=`` they stay in the file instead and
+    ``aclose()`` does not raise. Leaving ``async with`` because of another exception does not
+    replace that exception: this one is then only logged.
+    """
+
+    def __init__(self, message: str, *, unsent: int) -> None:
+        super().__init__(message)
+        self.unsent = unsent

@@ -29,7 +29,11 @@ from tta_dev_primitives._checks import (
 )
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
-from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    UnsentWritesError,
+)
 from tta_dev_primitives.memory import _lifecycle as lifecycle
 from tta_dev_primitives.memory._lifecycle import MemoryPage
 from tta_dev_primitives.memory._numpy import numpy_imported
@@ -559,13 +563,18 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def aclose(self) -> None:
         """Replay any journalled writes if Redis is back, then close connections.
 
-        Writes still journalled because Redis is down are logged as lost with the process and
-        counted in ``journal_dropped``; with ``journal_path`` they stay in the file instead.
+        Writes still journalled because Redis is down are lost with the process: after closing
+        everything, ``UnsentWritesError`` says how many (also counted in ``journal_dropped``).
+        With ``journal_path`` they stay in the file instead, for the next process to replay.
         """
-        await self.flush()
-        await self._store.aclose()
-        if self._embedder is not None:
-            await self._embedder.aclose()
+        try:
+            await self.flush()
+        finally:
+            try:
+                await self._store.aclose()
+            finally:
+                if self._embedder is not None:
+                    await self._embedder.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -576,7 +585,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        except UnsentWritesError:
+            if exc is None:
+                raise  # else the error that ended the block goes on; this one is in the log
 
     def _decode(self, payload: Any) -> dict[str, Any] | None:
         value = decode_value(payload)

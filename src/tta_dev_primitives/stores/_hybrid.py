@@ -53,6 +53,7 @@ from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
     JournalError,
     StaleWriteError,
+    UnsentWritesError,
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._backoff import Backoff
@@ -640,14 +641,17 @@ class HybridStore(Generic[B]):
                     unsent, self.journal_file.path,
                 )  # fmt: skip
         elif unsent and self.report_unsent:
-            # Never silently: counted as dropped journal entries, and an error in the log.
+            # Never silently: counted as dropped journal entries, logged, and raised.
             self._journal.dropped += unsent
             self.events.journal_dropped(unsent)
-            log.error(
-                "memory closed with %d writes journalled during an outage still unsent to the "
-                "backend (%s); they are lost with this store",
-                unsent, self.last_error,
-            )  # fmt: skip
+            message = (
+                f"memory closed with {unsent} write{'s' if unsent != 1 else ''} journalled "
+                "during an outage still unsent "
+                f"to the backend ({self.last_error}); they are lost with this store (with "
+                "journal_path= they would be replayed by the next process)"
+            )
+            log.error("%s", message)
+            raise UnsentWritesError(message, unsent=unsent)
 
 
 _ANY = object()  # in ``_outdated``: drop the in-process copy whatever it holds
