@@ -47,6 +47,26 @@ async def count_keys(url: str, namespace: str) -> int:
     return found
 
 
+#: Per-call timeout for the 200k tests: generous, so that load alone cannot fail them; that the
+#: pages are bounded is checked by counting the calls instead (``counted``).
+TIMEOUT = 10.0
+#: Memories a page may hold for these tests to pass: many fewer than MANY.
+PAGE_BOUND = 1_000
+
+
+def counted(backend: RedisBackend) -> list[int]:
+    """Count ``backend``'s calls to Redis: ``[calls]``, updated in place."""
+    original: Callable[..., Awaitable[Any]] = backend.connection.call
+    made = [0]
+
+    async def call(work: Any) -> Any:
+        made[0] += 1
+        return await original(work)
+
+    backend.connection.call = call  # type: ignore[method-assign]
+    return made
+
+
 def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
     """Make the server die just before ``backend``'s ``calls``-th call to Redis."""
     original: Callable[..., Awaitable[Any]] = backend.connection.call
@@ -64,30 +84,40 @@ def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
 
 @pytest.mark.parametrize("versioned", [False, True])
 async def test_clear_of_200k_memories_completes(redis_server: RedisServer, versioned: bool) -> None:
-    """clear() of 200,000 memories removes them all, each page within a short timeout."""
+    """clear() of 200,000 memories removes them all, in bounded pages (one call each)."""
     namespace = f"bulk{uuid4().hex[:8]}"
     await load(redis_server.url, namespace, MANY)
-    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=0.5)
-    async with asyncio.timeout(120):
-        assert await backend.size() == MANY
-        await backend.clear(version="0000000000000001-zz" if versioned else "")
-        assert await backend.size() == 0
-    await backend.aclose()
+    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=TIMEOUT)
+    calls = counted(backend)
+    try:
+        async with asyncio.timeout(300):
+            assert await backend.size() == MANY
+            await backend.clear(version="0000000000000001-zz" if versioned else "")
+            assert await backend.size() == 0
+    finally:
+        await backend.aclose()
+    assert calls[0] >= MANY // PAGE_BOUND
     leftover = await count_keys(redis_server.url, namespace)
     # A versioned clear keeps the partition's facts (its clear mark) and head; no memory is left.
     assert leftover == (2 if versioned else 0)
 
 
 async def test_clear_through_memory_primitive_completes(redis_server: RedisServer) -> None:
-    """MemoryPrimitive.clear() on 200,000 memories in Redis: none left, no fallback."""
+    """MemoryPrimitive.clear() on 200,000 memories in Redis: none left, no fallback, in bounded
+    pages."""
     namespace = f"bulk{uuid4().hex[:8]}"
     await load(redis_server.url, namespace, MANY)
-    memory = MemoryPrimitive(redis_server.url, namespace=namespace, redis_timeout=0.5)
-    async with asyncio.timeout(120):
-        await memory.clear()
-        assert memory.using_redis
-        assert await memory.size() == 0
-    await memory.aclose()
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace, redis_timeout=TIMEOUT)
+    assert isinstance(memory._store.remote, RedisBackend)
+    calls = counted(memory._store.remote)
+    try:
+        async with asyncio.timeout(300):
+            await memory.clear()
+            assert memory.using_redis
+            assert await memory.size() == 0
+    finally:
+        await memory.aclose()
+    assert calls[0] >= MANY // PAGE_BOUND
     client = aioredis.Redis.from_url(redis_server.url)
     values = [k async for k in client.scan_iter(match=f"{namespace}:*:v:*", count=5000)]
     await client.aclose()
@@ -148,19 +178,24 @@ async def test_memory_clear_interrupted_part_way_raises_to_the_caller(
 
 
 async def test_items_reads_every_memory_in_pages(redis_server: RedisServer) -> None:
-    """items() (export) lists all of 200,000 memories under a short per-call timeout."""
+    """items() (export) lists all of 200,000 memories, in bounded pages (one call each)."""
     namespace = f"bulk{uuid4().hex[:8]}"
     await load(redis_server.url, namespace, MANY)
-    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=0.5)
+    backend = RedisBackend(redis_server.url, namespace=namespace, timeout=TIMEOUT)
+    calls = counted(backend)
     seen = 0
-    async with asyncio.timeout(120):
-        async for key, payload, ttl in backend.items():
-            assert json.loads(payload) == {"n": key}
-            assert ttl is None
-            seen += 1
-        await backend.clear()
+    try:
+        async with asyncio.timeout(300):
+            async for key, payload, ttl in backend.items():
+                assert json.loads(payload) == {"n": key}
+                assert ttl is None
+                seen += 1
+            listed = calls[0]
+            await backend.clear()
+    finally:
+        await backend.aclose()
     assert seen == MANY
-    await backend.aclose()
+    assert listed >= MANY // PAGE_BOUND
 
 
 async def test_interrupted_items_raise_saying_how_many_were_read(

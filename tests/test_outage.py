@@ -295,7 +295,9 @@ async def test_langgraph_large_concurrent_batches_stay_on_redis(
     from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
 
     server = redis_server_factory()
-    memory = MemoryPrimitive(server.url, namespace=namespace())
+    # Generous: load alone must not fail it (test_a_burst_behind_a_blocked_loop_is_not_an_outage
+    # is the deterministic check that a busy loop does not count against the timeout).
+    memory = MemoryPrimitive(server.url, namespace=namespace(), redis_timeout=10.0)
     store = MemoryPrimitiveStore(memory)
     n = 3000
     async with asyncio.timeout(120):  # hang guard
