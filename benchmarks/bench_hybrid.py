@@ -19,10 +19,10 @@ function every backend calls):
 
 - *keyword k1/b*: our ``SearchIndex`` (default ``Indexing``) with BM25's ``K1``/``B`` set to
   each pair of ``KEYWORD_PARAMS``; scoped searches use the scope's statistics, as in-process
-  search does. *engine-like* approximates the Redis Query Engine: BM25STD's k1 1.2, b 0.75,
-  with the namespace's statistics (an unscoped ranking filtered to the scope), our terms. Only
-  an approximation: the engine counts lengths itself, and ``bench_engine_bm25.py`` finds
-  the real engine closest to our b 0.5.
+  search does. *engine-like* is our BM25 at k1 1.2, b 0.75 with the namespace's statistics (an
+  unscoped ranking filtered to the scope), our terms: what the Redis Query Engine was first
+  taken to do. Only an approximation: its BM25STD is k1 1.2, b 0.5 (its EXPLAINSCORE says so),
+  and ``bench_engine_bm25.py`` measures the real engine.
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
 - *hybrid k1/b w*: ``fuse(keyword, semantic, w, ceiling)``, the shipped fixed scale: BM25 as
   a share of the query's ``_bm25.ceiling``, cosine as it is; *min-max w*: the same lists each

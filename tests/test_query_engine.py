@@ -313,7 +313,7 @@ async def test_writes_journalled_during_an_outage_are_searchable_in_the_engine_a
 
 
 #: What a user needs beyond the plain-Redis ACL (docs/production.md) to search in the engine.
-ENGINE_ACL = "+pexpire +hlen +ft.info +ft.create +ft.alter +ft.search +ft.aggregate"
+ENGINE_ACL = "+hlen +ft.info +ft.create +ft.alter +ft.search +ft.aggregate"
 
 
 async def test_the_documented_acl_is_enough_for_the_engine(

@@ -9,7 +9,8 @@ forward to it, so nothing here needs to know whether an SDK is configured. Names
 - ``tta.memory.fallbacks``: switches from Redis to the in-process fallback.
 - ``tta.memory.recoveries``: returns to Redis after an outage.
 - ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
-- ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full.
+- ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full, or
+  still unsent when ``aclose()`` ran during an outage.
 - ``tta.memory.dead_letters``: journalled writes the backend refused for their data on replay.
 - ``tta.memory.stale_writes``: writes Redis rejected as stale (a newer change of the key stood):
   a live write after its one retry (the caller got ``StaleWriteError``), or a replayed one.
@@ -66,7 +67,9 @@ class Instruments:
             "tta.memory.replayed_writes", unit="{write}", description="Writes replayed on recovery"
         )
         self.journal_dropped: Counter = meter.create_counter(
-            "tta.memory.journal_dropped", unit="{write}", description="Writes dropped, journal full"
+            "tta.memory.journal_dropped",
+            unit="{write}",
+            description="Journalled writes dropped: journal full, or unsent at close",
         )
         self.dead_letters: Counter = meter.create_counter(
             "tta.memory.dead_letters", unit="{write}", description="Replayed writes refused"
