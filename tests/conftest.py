@@ -205,6 +205,23 @@ def run_python(code: str) -> str:
 Factory = Callable[..., RedisServer]  # the redis_server_factory fixture's type
 
 
+def documented_acl(engine: bool = False) -> list[str]:
+    """The commands docs/production.md grants the library's Redis user (``+get`` ...), and with
+    ``engine`` also those it adds for the Query Engine: tests grant exactly what the docs say."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "production.md").read_text()
+    block = re.search(r"```text\nACL SETUSER tta (.*?)```", text, re.S)
+    assert block is not None, "the ACL block is missing from docs/production.md"
+    commands = [w for w in block.group(1).split() if w.startswith("+")]
+    if engine:
+        extra = re.search(r"With the Query Engine .*?also\s+`([^`]*)`", text, re.S)
+        assert extra is not None, "the Query Engine's ACL line is missing from docs/production.md"
+        commands += extra.group(1).split()
+    return commands
+
+
 def namespace() -> str:
     """A namespace of its own for one test."""
     from uuid import uuid4

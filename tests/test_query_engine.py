@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import eventually, fast_recovery, namespace, replayed
+from conftest import documented_acl, eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
@@ -312,8 +312,8 @@ async def test_writes_journalled_during_an_outage_are_searchable_in_the_engine_a
         await m.aclose()
 
 
-#: What a user needs beyond the plain-Redis ACL (docs/production.md) to search in the engine.
-ENGINE_ACL = "+hlen +ft.info +ft.create +ft.alter +ft.search +ft.aggregate"
+#: What a user needs beyond the plain-Redis ACL to search in the engine: docs/production.md's.
+ENGINE_ACL = " ".join(documented_acl(engine=True)[len(documented_acl()) :])
 
 
 async def test_the_documented_acl_is_enough_for_the_engine(

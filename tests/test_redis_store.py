@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import eventually
+from conftest import documented_acl, eventually
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError, BackendUnavailableError
@@ -366,11 +366,7 @@ def test_bad_urls_are_value_errors_with_the_password_hidden(url: str, match: str
     assert "pw" not in str(info.value)
 
 
-ACL_COMMANDS = (
-    "+get +mget +evalsha +eval +script|load +script|exists +ping +scan +unlink +info +select "
-    "+set +del +exists +hset +hget +hdel +hsetnx +hmget +zadd +zrem +zcard +zcount +zrange "
-    "+zrevrange +zrangebyscore +zremrangebyrank +zscore +time +pttl +type"
-)
+ACL_COMMANDS = " ".join(documented_acl())  # exactly docs/production.md's
 
 
 async def acl_user(server: RedisServer, keys: str) -> str:
