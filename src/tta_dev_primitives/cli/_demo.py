@@ -19,6 +19,7 @@ from tta_dev_primitives import (
     WorkflowContext,
     turn_key,
 )
+from tta_dev_primitives.exceptions import UnsentWritesError
 
 TURNS = [
     "What is a primitive?",
@@ -132,7 +133,11 @@ async def converse(redis_url: str | None, user: str) -> int:
     print("\nspan tree of the last turn:")
     print(tracing.tree())
     await memory.clear()
-    await memory.aclose()
+    try:
+        await memory.aclose()
+    except UnsentWritesError as lost:  # Redis never came back: say what that cost
+        print(f"\nclosed during the outage: {lost.unsent} journalled writes were never sent "
+              "(journal_path= keeps them for the next run)")  # fmt: skip
     return 0
 
 
