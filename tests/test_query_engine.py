@@ -30,6 +30,7 @@ from tta_dev_primitives.stores._redis.documents import (
     scope_tags,
     terms_text,
 )
+from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -403,7 +404,7 @@ async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
     assert len(await first.search("garden", limit=500)) == 300
     await first.aclose()
     admin = aioredis.Redis.from_url(redis_query_engine.url)
-    await admin.execute_command("FT.DROPINDEX", f"{ns}:idx")
+    await admin.execute_command("FT.DROPINDEX", Layout.index_name(ns))
     await admin.aclose()
     again = engine_memory(redis_query_engine.url, ns)
     assert len(await again.search("garden", limit=500)) == 300

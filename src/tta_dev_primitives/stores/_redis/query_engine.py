@@ -57,8 +57,13 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
-from tta_dev_primitives.stores._redis import queries
-from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text, vector_field
+from tta_dev_primitives.stores._redis import keywords, queries
+from tta_dev_primitives.stores._redis.documents import (
+    doc_length,
+    scope_tags,
+    terms_text,
+    vector_field,
+)
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
@@ -66,7 +71,7 @@ from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_DONE,
     Layout,
 )
-from tta_dev_primitives.stores._redis.queries import top
+from tta_dev_primitives.stores._redis.queries import TIE_MARGIN, top
 from tta_dev_primitives.stores._redis.shards import (
     Call,
     Shard,
@@ -101,6 +106,7 @@ class QueryEngine:
         #: The masters' layout the shards were found for, and the shards (see ``shards``).
         self._layout: tuple[tuple[str, ...], list[Shard]] | None = None
         self.indexing = indexing
+        self._bases: list[str] = []  # the partitions' bases, as the last ``prepare`` had them
         #: unknown (not asked yet), absent (no engine, or not ours to use), building, ready
         self.state = "unknown"
         self.dims: int | None = None  # of the index's vector field, once it has one
@@ -147,6 +153,7 @@ class QueryEngine:
         before a search, backfilling it; a process that chose ``"replica"`` only learns what the
         index holds. A write needs only the first two: while a backfill runs it costs nothing."""
         self.cluster = cluster
+        self._bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
             self._stale = not await call(self._same_layout)  # masters or slots moved
         vectors_known = dims is None or bool(self.dims)
@@ -239,6 +246,7 @@ class QueryEngine:
             "t", "TEXT", "NOSTEM",
             "s", "TAG",
             "q", "NUMERIC", "SORTABLE",
+            "n", "NUMERIC", "SORTABLE",
             *([] if not dims else vector_field(dims)),
         ]  # fmt: skip
 
@@ -405,6 +413,14 @@ class QueryEngine:
         )  # fmt: skip
         return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
 
+    def _shards_for(self, client: Any, base: str | None) -> list[Shard]:
+        """Every server holding the index, or only the master of ``base`` (a scope's partition)."""
+        shards = self.shards(client)
+        if base is not None and len(shards) > 1:
+            owner = client.get_node_from_key(Layout.facts(base))
+            shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
+        return shards
+
     async def _fan(
         self,
         call: Call,
@@ -416,10 +432,7 @@ class QueryEngine:
         on the master of ``base``; their rows together, unsorted."""
 
         async def run(client: Any) -> list[tuple[str, float, int]]:
-            shards = self.shards(client)
-            if base is not None and len(shards) > 1:
-                owner = client.get_node_from_key(Layout.facts(base))
-                shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
+            shards = self._shards_for(client, base)
             if len(shards) == 1:
                 return await work(client, shards[0], *args)
             parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
@@ -431,9 +444,35 @@ class QueryEngine:
     async def _keyword_only(
         self, call: Call, query: Query, limit: int, scope: str | None, base: str | None
     ) -> list[tuple[str, float, int]]:
+        """The engine's candidates, rescored with our BM25 and statistics (see ``keywords``)."""
         if not query.terms:
             return []
-        return top(await self._fan(call, base, queries.keyword, query, limit, scope), limit)
+        terms = keywords.terms_of(query)
+        window = keywords.candidates(limit) + TIE_MARGIN
+        bases = self._bases
+
+        async def run(client: Any) -> list[tuple[str, float, int]]:
+            shards = self._shards_for(client, base)
+            if len(shards) == 1 and shards[0].node is None:  # one round trip
+                answer = await keywords.ask(client, shards[0], terms, window, scope, bases)
+                return keywords.rescore(answer.rows, terms, answer.stats)
+            asks = [keywords.ask(client, shard, terms, window, scope) for shard in shards]
+            if scope is None:
+                answers, (docs, length) = await asyncio.gather(
+                    asyncio.gather(*asks), keywords.namespace_stats(client, bases)
+                )
+                stats = keywords.Stats(docs, length, [0] * len(terms))
+            else:
+                answers = await asyncio.gather(*asks)
+                stats = keywords.Stats(0, 0, [0] * len(terms))
+            rows = []
+            for answer in answers:
+                rows += answer.rows
+                stats += answer.stats
+            return keywords.rescore(rows, terms, stats)
+
+        found: list[tuple[str, float, int]] = await call(run)
+        return top(found, limit)
 
     # -- the backfill --------------------------------------------------------------------------
 
@@ -444,5 +483,5 @@ class QueryEngine:
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
-            args += [key, str(seq), terms_text(terms), scope_tags(key), width]
+            args += [key, str(seq), terms_text(terms), scope_tags(key), width, doc_length(terms)]
         return args
