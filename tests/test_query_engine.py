@@ -128,7 +128,8 @@ def test_the_engine_finds_what_in_process_search_finds(
     redis_query_engine: RedisServer, texts: list[str], questions: list[str], scoped: bool
 ) -> None:
     """The same memories and questions: the engine returns the same keys as in-process in every
-    mode, semantic scores equal, and the same most-recent listing for a blank query."""
+    mode, keyword ones in the same order with equal scores, semantic scores equal, and the same
+    most-recent listing for a blank query."""
 
     async def run() -> None:
         local = MemoryPrimitive(embed=embed)
@@ -144,6 +145,9 @@ def test_the_engine_finds_what_in_process_search_finds(
                 want = await local.search_scored(question, limit=many, scope=scope, mode=mode)
                 got = await remote.search_scored(question, limit=many, scope=scope, mode=mode)
                 assert sorted(h.key for h in got) == sorted(h.key for h in want), mode
+                if mode == "keyword":  # our BM25 on the engine's candidates: the same ranking
+                    assert [h.key for h in got] == [h.key for h in want]
+                    assert all(abs(g.score - w.score) <= 1e-9 for g, w in zip(got, want))
                 if mode == "semantic":
                     scores = {h.key: h.score for h in want}
                     assert all(abs(h.score - scores[h.key]) < 1e-5 for h in got)

@@ -220,9 +220,14 @@ class Layout:
         return f"{namespace}:idx2:{{{n}}}"
 
     @staticmethod
-    def old_index_names(namespace: str) -> list[str]:
-        """Names of the index before version 2 (one server's; a master's is found by tag)."""
-        return [f"{namespace}:idx"]
+    def old_index_name(namespace: str) -> str:
+        """The name of a namespace's index before version 2 (documents without ``n``)."""
+        return f"{namespace}:idx"
+
+    @staticmethod
+    def old_master_index_name(namespace: str, n: int) -> str:
+        """``master_index_name`` before version 2."""
+        return f"{namespace}:idx:{{{n}}}"
 
     @staticmethod
     def document_prefixes(bases: list[str]) -> list[str]:

@@ -237,6 +237,19 @@ class QueryEngine:
             except rexc.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
+            await self._drop_old(client, shard)
+
+    async def _drop_old(self, client: Any, shard: Shard) -> None:
+        """Drop the index an older version made (its documents stay: the new index covers
+        them, and the backfill gives each its length ``n``), so the engine keeps one."""
+        from redis import exceptions as rexc
+
+        if shard.node is None:
+            old = Layout.old_index_name(self.namespace)
+        else:
+            old = master_index(client, self.namespace, shard.node, Layout.old_master_index_name)
+        with contextlib.suppress(rexc.ResponseError):  # none there, or not ours to drop
+            await shard.run(client, "FT.DROPINDEX", old)
 
     def _create_args(self, name: str, bases: list[str], dims: int | None) -> list[Any]:
         prefixes = Layout.document_prefixes(bases)
