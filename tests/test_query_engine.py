@@ -147,7 +147,8 @@ def test_the_engine_finds_what_in_process_search_finds(
                 assert sorted(h.key for h in got) == sorted(h.key for h in want), mode
                 if mode == "keyword":  # our BM25 on the engine's candidates: the same ranking
                     assert [h.key for h in got] == [h.key for h in want]
-                    assert all(abs(g.score - w.score) <= 1e-9 for g, w in zip(got, want))
+                    pairs = zip(got, want, strict=True)
+                    assert all(abs(g.score - w.score) <= 1e-9 for g, w in pairs)
                 if mode == "semantic":
                     scores = {h.key: h.score for h in want}
                     assert all(abs(h.score - scores[h.key]) < 1e-5 for h in got)
