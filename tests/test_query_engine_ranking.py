@@ -228,3 +228,31 @@ async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
+
+
+async def test_the_engine_does_not_stem_query_words_again(redis_query_engine: Any) -> None:
+    """A word whose engine stem is another of our terms (``dimension`` / ``dimens``) counts
+    only the documents holding it, so scores still equal in-process's."""
+    texts = [
+        "the dimension of the wing",
+        "wing dimensions measured twice",
+        "dimensions of dimensions and more dimensions",
+        "a three dimensional dimension problem",
+        "the wing and the tail",
+    ]
+    local = MemoryPrimitive(max_size=100)
+    remote = MemoryPrimitive(
+        redis_query_engine.url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    for i, text in enumerate(texts):
+        for memory in (local, remote):
+            await memory.add(f"u1:s1:{i}", {"content": text})
+    for question in ("dimension wing?", "dimensions?", "dimensional tail?"):
+        want = await local.search_scored(question, limit=10, mode="keyword")
+        got = await remote.search_scored(question, limit=10, mode="keyword")
+        assert [(h.key, round(h.score, 9)) for h in got] == [
+            (h.key, round(h.score, 9)) for h in want
+        ], question
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()

@@ -120,12 +120,14 @@ def _commands(shard: Shard, terms: Sequence[Term], window: int, scope: str | Non
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
     # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
     fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
+    # VERBATIM: the engine would otherwise stem each query term and match that stem as a
+    # word too ("dimension" finding documents of "dimens"), miscounting frequencies.
     commands: list[Any] = [(
-        "FT.SEARCH", shard.name, text, "SCORER", "BM25STD", "WITHSCORES",
+        "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
         "RETURN", len(fields), *fields, "LIMIT", 0, window, "DIALECT", 2,
     )]  # fmt: skip
     commands += [
-        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "LIMIT", 0, 0, "DIALECT", 2)
+        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0, "DIALECT", 2)
         for t in terms
     ]
     if scope is not None:
@@ -174,7 +176,7 @@ async def ask(
         # over a bounded number of matches). Not on a cluster: there the engine loads
         # ``__key`` only for documents in its index name's slot.
         reply = await shard.run(
-            client, "FT.AGGREGATE", shard.name, commands[0][2], "ADDSCORES", "SCORER",
+            client, "FT.AGGREGATE", shard.name, commands[0][2], "VERBATIM", "ADDSCORES", "SCORER",
             "BM25STD", "LOAD", 4, "@__key", "@q", "@n", "@t",
             "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, "DIALECT", 2,
         )  # fmt: skip
