@@ -256,3 +256,19 @@ async def test_the_engine_does_not_stem_query_words_again(redis_query_engine: An
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
+
+
+async def test_ties_past_the_candidates_still_rank_the_newest_first(
+    redis_query_engine: Any,
+) -> None:
+    """More equal matches than the engine proposes: the newest still come first."""
+    memory = MemoryPrimitive(
+        redis_query_engine.url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    for i in range(200):
+        await memory.add(f"u1:s1:{i:03d}", {"content": f"tea time {i}"})
+    found = await memory.search("tea time?", limit=5)
+    assert [v["content"] for v in found] == [f"tea time {i}" for i in (199, 198, 197, 196, 195)]
+    assert memory.get_backend_info()["search_engine"] == "redis"
+    await memory.clear()
+    await memory.aclose()
