@@ -272,3 +272,31 @@ async def test_ties_past_the_candidates_still_rank_the_newest_first(
     assert memory.get_backend_info()["search_engine"] == "redis"
     await memory.clear()
     await memory.aclose()
+
+
+@pytest.mark.parametrize("backend", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_scope_with_more_matches_than_candidates_ranks_alike(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A scope whose matches outnumber the candidates (its counts then come from the engine)
+    ranks as in-process, as does a small one (counted among the candidates)."""
+    server = request.getfixturevalue(backend)
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    docs = corpus()
+    for i in range(300):
+        key, text = f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]
+        for memory in (local, remote):
+            await memory.add(key, {"content": text})
+    for scope in ("u1", "u1:s0"):
+        for question in QUESTIONS:
+            want = await local.search_scored(question, limit=5, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=5, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()

@@ -3,9 +3,11 @@
 The engine's ``BM25STD`` has k1 1.2 and b 0.5 where ours are 1.5 and 0.75, and scores a scoped
 search with the whole index's statistics where in-process search uses the scope's. So the
 engine only proposes candidates (its own top ``candidates(limit)``), and they are scored here
-with our formula and our statistics, fetched in the same round trip (one pipeline per server):
+with our formula and our statistics, fetched in the same round trip (one pipeline per server;
+a scope with more matches than candidates takes one more, for its counts):
 
-- each query term's document frequency: an ``FT.SEARCH ... LIMIT 0 0`` count, in the scope;
+- each query term's document frequency: an ``FT.SEARCH ... LIMIT 0 0`` count; in a scope
+  whose matches all came back as candidates (the usual case for one user), counted in them;
 - the number of documents and their total length: for a scope, an ``FT.AGGREGATE`` sum of the
   documents' length field ``n``; for the namespace, the running totals the write scripts keep
   in each partition's facts (``ftdocs``, ``ftlen``), summed over partitions;
@@ -114,6 +116,15 @@ class Answer(NamedTuple):
     stats: Stats
 
 
+def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
+    """A count of the documents holding each term (``LIMIT 0 0``), within ``where``."""
+    return [
+        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0,
+         "DIALECT", 2)
+        for t in terms
+    ]  # fmt: skip
+
+
 def _commands(shard: Shard, terms: Sequence[Term], window: int, scope: str | None) -> list[Any]:
     where = scope_filter(scope, " ")
     text = "@t:(" + "|".join(t.syntax for t in terms) + ")" + where
@@ -126,11 +137,9 @@ def _commands(shard: Shard, terms: Sequence[Term], window: int, scope: str | Non
         "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
         "RETURN", len(fields), *fields, "LIMIT", 0, window, "DIALECT", 2,
     )]  # fmt: skip
-    commands += [
-        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0, "DIALECT", 2)
-        for t in terms
-    ]
-    if scope is not None:
+    if scope is None:  # many matches: count each term's documents in the same round trip
+        commands += _counts(shard, terms, where)
+    else:
         commands.append((
             "FT.AGGREGATE", shard.name, f"@s:{{{scope_tag(scope)}}} @n:[-inf +inf]",
             "GROUPBY", 0, "REDUCE", "COUNT", 0, "AS", "c", "REDUCE", "SUM", 1, "@n", "AS", "l",
@@ -166,9 +175,10 @@ async def ask(
     scoped, else ``bases``' running totals (on one server, read in the same pipeline)."""
     commands = _commands(shard, terms, window, scope)
     got = await _run_all(client, shard, commands, bases if scope is None else ())
-    reply, counts = got[0], got[1 : 1 + len(terms)]
-    dfs = [replies.total(count) for count in counts]
+    reply = got[0]
+    dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
+    every_match = replies.total(reply) <= len(rows)
     ties = len(rows) == window and window > TIE_MARGIN and rows[-1 - TIE_MARGIN][1] == rows[-1][1]
     if ties and shard.node is None and replies.total(reply) <= MAX_TIE_SORT:
         # Equal engine scores run past the window: the engine orders them oldest first, so
@@ -191,6 +201,13 @@ async def ask(
         for key, _, fields in rows
     ]
     if scope is not None:
+        if every_match:  # a scope's matches are often all candidates: count them here
+            held = [Counter(text.split()) for _, _, _, text in found]
+            dfs = [sum(1 for counts in held if term.tf(counts)) for term in terms]
+        else:  # one more round trip
+            where = scope_filter(scope, " ")
+            counts = await _run_all(client, shard, _counts(shard, terms, where), ())
+            dfs = [replies.total(count) for count in counts]
         groups = replies.aggregate_fields(got[-1])
         group = groups[0] if groups else {}
         stats = Stats(_number(group.get("c")), _number(group.get("l")), dfs)
