@@ -20,7 +20,7 @@ cannot disagree:
                newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
                ``segs`` (set when the partition was created with the per-segment feeds below);
                ``ft`` is '1' once the namespace has a Query Engine index (``query_engine``),
-               ``ftdims`` the size of that index's vectors, ``ftcur2`` / ``ftok2`` how far
+               ``ftdims`` the size of that index's vectors, ``ftnext`` / ``ftdone`` how far
                its backfill of older memories got, ``ftdocs`` / ``ftlen`` how many documents
                with a length ``n`` the partition holds and their total length (BM25's
                statistics, kept by the scripts)
@@ -98,9 +98,10 @@ FACT_SEGMENTS: Final = "segs"
 FACT_TRIMMED: Final = "gcut"
 FACT_ENGINE: Final = "ft"
 FACT_ENGINE_DIMS: Final = "ftdims"
-# Version 2 of the index (a length field ``n``): its backfill rewrites every document again.
-FACT_ENGINE_CURSOR: Final = "ftcur2"
-FACT_ENGINE_DONE: Final = "ftok2"
+# Version 2 of the index (a length field ``n``): new names (version 1 had ``ftcur``, ``ftok``),
+# so its backfill rewrites every document again.
+FACT_ENGINE_CURSOR: Final = "ftnext"
+FACT_ENGINE_DONE: Final = "ftdone"
 FACT_ENGINE_DOCS: Final = "ftdocs"
 FACT_ENGINE_LENGTH: Final = "ftlen"
 

@@ -32,7 +32,7 @@ The index is made once per namespace by the first process that wants it: it crea
 (``<ns>:idx2``; it drops an older version's ``<ns>:idx``, whose documents lack ``n``), then sets
 ``n.ft`` in every partition (from then on every write keeps its document, indexed as it is
 written), then backfills documents for memories written before, in bounded pages, each
-idempotent, recording its progress in Redis (``n.ftcur2``, ``n.ftok2``) so that another process
+idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
 resumes a backfill that stopped. The first embedder's size becomes the index's vector field
 (``n.ftdims``; adding it backfills again, so older vectors are in it). Until the index is whole,
 searches go to the replica, so no answer ever misses a memory.
