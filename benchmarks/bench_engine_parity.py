@@ -11,8 +11,10 @@ Query Engine) and ``replica``; each 8-12-word question (``_corpus.questions``) i
 unscoped and scoped to one user (the user of the turn it was drawn near), ``limit=10``.
 Reported per mode and scope: the mean top-10 overlap with in-process (|A ∩ B| / |B|, B the
 in-process top 10) and the share of questions whose top 10 is identical in order. Nothing is
-asserted: ``replica`` is held to identical rankings by the test suite, this measures how far
-the engine's own BM25 (``BM25STD``: k1 1.2, b 0.5, the whole namespace's statistics) strays.
+asserted here (the test suite holds both modes to in-process rankings on small corpora): this
+measures it on real turns. Before keyword search in the engine was rescored with our BM25
+(``stores/_redis/keywords.py``), the engine's own ``BM25STD`` (k1 1.2, b 0.5, the whole
+namespace's statistics) gave .785 unscoped and .905 scoped; since, 1.000 and 1.000.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from tta_dev_primitives.stores._redis.documents import (
     scope_tags,
     terms_text,
 )
+from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -131,7 +132,8 @@ def test_the_engine_finds_what_in_process_search_finds(
     redis_query_engine: RedisServer, texts: list[str], questions: list[str], scoped: bool
 ) -> None:
     """The same memories and questions: the engine returns the same keys as in-process in every
-    mode, semantic scores equal, and the same most-recent listing for a blank query."""
+    mode, keyword ones in the same order with equal scores, semantic scores equal, and the same
+    most-recent listing for a blank query."""
 
     async def run() -> None:
         local = MemoryPrimitive(embed=embed)
@@ -147,6 +149,10 @@ def test_the_engine_finds_what_in_process_search_finds(
                 want = await local.search_scored(question, limit=many, scope=scope, mode=mode)
                 got = await remote.search_scored(question, limit=many, scope=scope, mode=mode)
                 assert sorted(h.key for h in got) == sorted(h.key for h in want), mode
+                if mode == "keyword":  # our BM25 on the engine's candidates: the same ranking
+                    assert [h.key for h in got] == [h.key for h in want]
+                    pairs = zip(got, want, strict=True)
+                    assert all(abs(g.score - w.score) <= 1e-9 for g, w in pairs)
                 if mode == "semantic":
                     scores = {h.key: h.score for h in want}
                     assert all(abs(h.score - scores[h.key]) < 1e-5 for h in got)
@@ -436,7 +442,7 @@ async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
     assert len(await first.search("garden", limit=500)) == 300
     await first.aclose()
     admin = aioredis.Redis.from_url(redis_query_engine.url)
-    await admin.execute_command("FT.DROPINDEX", f"{ns}:idx")
+    await admin.execute_command("FT.DROPINDEX", Layout.index_name(ns))
     await admin.aclose()
     again = engine_memory(redis_query_engine.url, ns)
     assert len(await again.search("garden", limit=500)) == 300

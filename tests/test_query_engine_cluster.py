@@ -41,7 +41,7 @@ async def test_every_master_has_an_index_and_a_search_merges_them(
     assert memory.get_backend_info()["search_engine"] == "redis"
     for node in redis_query_engine_cluster.master_nodes():
         names = redis.Redis(port=node.port).execute_command("FT._LIST")
-        assert any(name.decode().startswith(memory.namespace + ":idx:{") for name in names)
+        assert any(name.decode().startswith(memory.namespace + ":idx2:{") for name in names)
     await memory.clear()
     await memory.aclose()
 
@@ -49,7 +49,7 @@ async def test_every_master_has_an_index_and_a_search_merges_them(
 async def test_a_scope_in_one_partition_asks_only_its_master(
     redis_query_engine_cluster: LocalCluster,
 ) -> None:
-    """A session's search is one FT.SEARCH on one master; a user's (all partitions) asks all."""
+    """A session's search asks one master; a user's (all partitions) asks all."""
     memory = MemoryPrimitive(
         redis_query_engine_cluster.url, namespace=namespace(), search_engine="redis"
     )
@@ -59,6 +59,7 @@ async def test_a_scope_in_one_partition_asks_only_its_master(
     before = _ft_searches(redis_query_engine_cluster)
     assert [h.key for h in await memory.search_scored("tea", scope="u1:s3")] == ["u1:s3:t1"]
     after = _ft_searches(redis_query_engine_cluster)
+    # One FT.SEARCH on that master: the candidates (all its matches, so counted among them).
     assert sorted(after[p] - before[p] for p in after) == [0, 0, 1]
     assert len(await memory.search("tea", limit=20, scope="u1")) == 12
     again = _ft_searches(redis_query_engine_cluster)

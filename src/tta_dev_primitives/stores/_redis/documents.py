@@ -2,7 +2,8 @@
 
 A memory's ``f:<key>`` hash (written by the PUT script) holds ``t``, its analysed terms each
 repeated as often as they occur; ``s``, a tag per scope it belongs to; ``q``, its write
-sequence; ``e``, its first vector (further ones in ``fv:<i>:<key>``). Terms that are not plain
+sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
+``fv:<i>:<key>``). Terms that are not plain
 ``[a-z0-9]`` are hex-encoded, so the engine's tokenizer never splits them.
 """
 
@@ -12,10 +13,13 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tta_dev_primitives.search._analyzer import STOP_MARK
 from tta_dev_primitives.search._scopes import scope_prefixes
+from tta_dev_primitives.search._term_index import LEN_MAX
 
 __all__ = [
     "MAX_TF",
+    "doc_length",
     "encode_term",
     "prefix_tokens",
     "scope_filter",
@@ -47,6 +51,13 @@ def prefix_tokens(prefix: str) -> list[str]:
 def terms_text(terms: Mapping[str, int]) -> str:
     """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
     return " ".join(" ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items())
+
+
+def doc_length(terms: Mapping[str, int]) -> int:
+    """The ``n`` field: the memory's length as in-process BM25 counts it (``TermIndex.add``:
+    stop words left out, capped at ``LEN_MAX``), so both normalise by the same length."""
+    length = sum(tf for t, tf in terms.items() if not t.startswith(STOP_MARK))
+    return min(length, LEN_MAX)
 
 
 def scope_tag(scope: str) -> str:

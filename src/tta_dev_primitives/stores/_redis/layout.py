@@ -20,8 +20,10 @@ cannot disagree:
                newest write version seen (a live clear must be newer: ``RedisBackend.clear``),
                ``segs`` (set when the partition was created with the per-segment feeds below);
                ``ft`` is '1' once the namespace has a Query Engine index (``query_engine``),
-               ``ftdims`` the size of that index's vectors, and ``ftcur`` / ``ftok`` how far
-               its backfill of older memories got
+               ``ftdims`` the size of that index's vectors, ``ftnext`` / ``ftdone`` how far
+               its backfill of older memories got, ``ftdocs`` / ``ftlen`` how many documents
+               with a length ``n`` the partition holds and their total length (BM25's
+               statistics, kept by the scripts)
 - ``h``        the partition's last sequence again (string): its head, which a replica reads
                for every partition in one ``MGET`` per node to skip those that did not change
 - ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
@@ -29,8 +31,10 @@ cannot disagree:
 - ``g:<seg>``  that segment's tombstones (zset), trimmed with ``g``
 - ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
                Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
-               sequence, ``e`` its first vector, ``nv`` how many vectors it has), expiring with
-               the value
+               sequence, ``n`` its length in terms, ``e`` its first vector, ``nv`` how many
+               vectors it has), expiring with the value
+- ``fl``       the length ``n`` of each document that expires (hash), so that the expiry
+               sweep can take it off ``ftdocs`` / ``ftlen`` once the document is gone
 - ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
 
 A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
@@ -45,6 +49,7 @@ from typing import Final
 __all__ = [
     "CLUSTER_PARTITIONS",
     "DOC",
+    "DOC_LENGTHS",
     "DOC_VECTOR",
     "EXPIRY",
     "FACTS",
@@ -52,7 +57,9 @@ __all__ = [
     "FACT_ENGINE",
     "FACT_ENGINE_CURSOR",
     "FACT_ENGINE_DIMS",
+    "FACT_ENGINE_DOCS",
     "FACT_ENGINE_DONE",
+    "FACT_ENGINE_LENGTH",
     "FACT_EPOCH",
     "FACT_NEWEST",
     "FACT_SEGMENTS",
@@ -80,6 +87,7 @@ FACTS: Final = "n"
 HEAD: Final = "h"
 DOC: Final = "f:"  # + key: the Query Engine document
 DOC_VECTOR: Final = "fv:"  # + i + ":" + key: a further vector's document
+DOC_LENGTHS: Final = "fl"  # the lengths of documents that expire (key -> n)
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
 FACT_SEQ: Final = "seq"
@@ -90,12 +98,17 @@ FACT_SEGMENTS: Final = "segs"
 FACT_TRIMMED: Final = "gcut"
 FACT_ENGINE: Final = "ft"
 FACT_ENGINE_DIMS: Final = "ftdims"
-FACT_ENGINE_CURSOR: Final = "ftcur"
-FACT_ENGINE_DONE: Final = "ftok"
+# Version 2 of the index (a length field ``n``): new names (version 1 had ``ftcur``, ``ftok``),
+# so its backfill rewrites every document again.
+FACT_ENGINE_CURSOR: Final = "ftnext"
+FACT_ENGINE_DONE: Final = "ftdone"
+FACT_ENGINE_DOCS: Final = "ftdocs"
+FACT_ENGINE_LENGTH: Final = "ftlen"
 
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {
     FACTS: "hash", VERSIONS: "hash", VECTORS: "hash", LIVE: "zset", EXPIRY: "zset", TOMBS: "zset",
+    DOC_LENGTHS: "hash",
 }  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
@@ -199,12 +212,22 @@ class Layout:
     @staticmethod
     def index_name(namespace: str) -> str:
         """The name of a namespace's Query Engine index."""
-        return f"{namespace}:idx"
+        return f"{namespace}:idx2"
 
     @staticmethod
     def master_index_name(namespace: str, n: int) -> str:
         """The ``n``-th candidate name of a cluster master's index: its hash tag picks the slot
         (``query_engine`` takes the first whose slot the master owns)."""
+        return f"{namespace}:idx2:{{{n}}}"
+
+    @staticmethod
+    def old_index_name(namespace: str) -> str:
+        """The name of a namespace's index before version 2 (documents without ``n``)."""
+        return f"{namespace}:idx"
+
+    @staticmethod
+    def old_master_index_name(namespace: str, n: int) -> str:
+        """``master_index_name`` before version 2."""
         return f"{namespace}:idx:{{{n}}}"
 
     @staticmethod

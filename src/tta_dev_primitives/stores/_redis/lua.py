@@ -25,8 +25,9 @@ from tta_dev_primitives.stores._redis.lua_common import COMMON, MAY_RUN_FULL
 __all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "INDEX_PAGE", "PUT", "SIZE", "TOUCH"]
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
-# vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags and vector
-# dims (the Query Engine document, written only if the namespace has that index).
+# vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags, vector
+# dims and length in terms (the Query Engine document, written only if the namespace has that
+# index).
 # Returns the write sequence (server time, microseconds), or 'stale <newer version>'.
 PUT = (
     COMMON
@@ -60,7 +61,8 @@ else
   redis.call('HDEL', base .. VERSIONS, key)
 end
 if ARGV[7] then
-  index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]))
+  index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]),
+        tonumber(ARGV[10] or '0'))
 end
 return text
 """
@@ -92,6 +94,8 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', base .. EXPIRY, string.format('%d', math.floor(seq / 1000) + ttl), key)
   for _, d in ipairs(docs) do redis.call('PEXPIRE', d, ttl) end
+  local n = docs[1] and redis.call('HGET', docs[1], 'n')
+  if n then redis.call('HSET', base .. DOC_LENGTHS, key, n) end
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('ZREM', base .. EXPIRY, key)
@@ -192,7 +196,7 @@ return {last, removed}
 )
 
 # ARGV: base, then per memory: key, sequence, terms, tags, vector dims (0: none of this
-# process's embedder's size). The backfill of a namespace's
+# process's embedder's size), length in terms. The backfill of a namespace's
 # Query Engine index: writes the documents of memories still holding that write (a newer write
 # or a delete has done its own) that lack them, and moves n.ftcur to the page's last sequence.
 INDEX_PAGE = (
@@ -200,7 +204,7 @@ INDEX_PAGE = (
     + r"""
 local base = ARGV[1]
 local done = 0
-for i = 2, #ARGV, 5 do
+for i = 2, #ARGV, 6 do
   local key, seq = ARGV[i], ARGV[i + 1]
   local cur = redis.call('ZSCORE', base .. LIVE, key)
   if cur and tonumber(cur) == tonumber(seq) then
@@ -208,12 +212,13 @@ for i = 2, #ARGV, 5 do
     local vector = redis.call('HGET', base .. VECTORS, key) or ''
     -- A document this write already keeps (with its vectors, if it has any) is left alone:
     -- rewriting it would leave a deleted entry in the engine's statistics until its GC runs.
-    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv')
-    local kept = doc[1] and tonumber(doc[1]) == tonumber(seq)
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n')
+    local kept = doc[1] and tonumber(doc[1]) == tonumber(seq) and doc[3]
                  and (vector == '' or tonumber(doc[2] or '0') > 0)
     if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
-      index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]))
+      index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]),
+            tonumber(ARGV[i + 5]))
       done = done + 1
     end
   end

@@ -142,18 +142,38 @@ local function tombstone(base, key)
   end
 end
 
+-- Take `key`'s document off the partition's BM25 statistics (n.ftdocs, n.ftlen), by its
+-- length: the document's own `n`, or the one kept in DOC_LENGTHS once an expired one is gone.
+-- Documents without `n` (written before version 2) were never counted. (HGET and HSET, not
+-- HINCRBY: the documented ACL stays as it was.)
+local function bump(base, field, delta)
+  local now = tonumber(redis.call('HGET', base .. FACTS, field) or '0') + delta
+  redis.call('HSET', base .. FACTS, field, string.format('%d', now))
+end
+local function uncount(base, key)
+  local n = redis.call('HGET', base .. DOC .. key, 'n')
+  if not n then n = redis.call('HGET', base .. DOC_LENGTHS, key) end
+  redis.call('HDEL', base .. DOC_LENGTHS, key)
+  if n then
+    bump(base, FACT_ENGINE_DOCS, -1)
+    bump(base, FACT_ENGINE_LENGTH, -tonumber(n))
+  end
+end
+
 -- Remove `key`'s Query Engine documents (its f: hash and the h: hashes of further vectors).
 local function unindex(base, key)
   local f = base .. DOC .. key
+  uncount(base, key)
   local nv = tonumber(redis.call('HGET', f, 'nv') or '0')
   for i = 1, nv - 1 do redis.call('DEL', base .. DOC_VECTOR .. i .. ':' .. key) end
   redis.call('DEL', f)
 end
 
 -- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
--- tags and sequence, and its vectors of `dims` floats each, if the index's vector field has
--- that size (n.ftdims): another embedder's vectors would make the engine skip the document.
-local function index(base, key, seq, ttl, terms, tags, vector, dims)
+-- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen), and its vectors of `dims`
+-- floats each, if the index's vector field has that size (n.ftdims): another embedder's
+-- vectors would make the engine skip the document.
+local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
   local facts = redis.call('HMGET', base .. FACTS, FACT_ENGINE, FACT_ENGINE_DIMS)
   if facts[1] ~= '1' then return end
   unindex(base, key)
@@ -163,9 +183,14 @@ local function index(base, key, seq, ttl, terms, tags, vector, dims)
   if width > 0 and tonumber(facts[2] or '0') == dims and #vector % width == 0 then
     nv = #vector / width
   end
-  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv)
+  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n)
+  bump(base, FACT_ENGINE_DOCS, 1)
+  bump(base, FACT_ENGINE_LENGTH, n)
   if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
-  if ttl > 0 then redis.call('PEXPIRE', f, ttl) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', f, ttl)
+    redis.call('HSET', base .. DOC_LENGTHS, key, n)
+  end
   for i = 1, nv - 1 do
     local h = base .. DOC_VECTOR .. i .. ':' .. key
     local row = string.sub(vector, i * width + 1, (i + 1) * width)
@@ -183,6 +208,7 @@ local function sweep(base, most)
     -- key may still be there for a millisecond: then it keeps its place, at Redis's deadline.
     local left = redis.call('PTTL', base .. VALUE .. key)
     if left == -2 then
+      uncount(base, key)
       zrem2(base, LIVE, key)
       redis.call('HDEL', base .. VECTORS, key)
       tombstone(base, key)

@@ -1,4 +1,4 @@
-"""The Query Engine's queries on one index: BM25 keyword search, KNN by meaning, most recent.
+"""The Query Engine's queries on one index: KNN by meaning, most recent (keywords: ``keywords``).
 
 Each reads ``TIE_MARGIN`` rows past ``limit`` so equal scores can be ordered newest first by
 the caller (``top``), and drops rows outside the scope (a tag collision can cost a row, never
@@ -7,7 +7,6 @@ leak one).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -15,94 +14,17 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._scopes import in_scope
 from tta_dev_primitives.search._topk import top_items
 from tta_dev_primitives.stores._redis import replies
-from tta_dev_primitives.stores._redis.documents import (
-    encode_term,
-    prefix_tokens,
-    scope_filter,
-)
+from tta_dev_primitives.stores._redis.documents import scope_filter
 from tta_dev_primitives.stores._redis.shards import Shard
 
-__all__ = [
-    "EF_RUNTIME",
-    "MAX_QUERY_TOKENS",
-    "TIE_MARGIN",
-    "keyword",
-    "recent",
-    "semantic",
-    "term_counts",
-    "top",
-]
-
-#: Query terms sent to the engine (a pasted page of text stays a bounded query).
-MAX_QUERY_TOKENS: Final = 64
+__all__ = ["EF_RUNTIME", "TIE_MARGIN", "recent", "semantic", "top"]
 
 #: Extra hits read past ``limit`` so that equal scores can be ordered newest first here.
 TIE_MARGIN: Final = 20
 
-#: Matches past which ties are left in the engine's order (oldest first) rather than sorted
-#: by sequence with FT.AGGREGATE, whose cost grows with the matches (~3 us each here).
-MAX_TIE_SORT: Final = 20_000
-
 #: HNSW candidate list per vector query (the engine's default, 10, found ~57% of the true top
 #: 10 on 100k MiniLM vectors; 128 found ~95%: benchmarks/results/vectors.md).
 EF_RUNTIME: Final = 200
-
-
-def _tokens(query: Query) -> list[list[str]]:
-    """Per query term, the engine tokens that match it (the last as a prefix if typed so)."""
-    terms = query.terms[:MAX_QUERY_TOKENS]
-    tokens = [[encode_term(t)] for t in terms]
-    if query.prefix_last and len(terms) == len(query.terms):
-        tokens[-1] = prefix_tokens(terms[-1])
-    return tokens
-
-
-async def keyword(
-    client: Any, shard: Shard, query: Query, limit: int, scope: str | None
-) -> list[tuple[str, float, int]]:
-    """BM25 (the engine's ``BM25STD``) over the query's terms, the last as a prefix if typed so."""
-    tokens = [token for term in _tokens(query) for token in term]
-    text = "@t:(" + "|".join(tokens) + ")" + scope_filter(scope, " ")
-    window = limit + TIE_MARGIN
-    reply = await shard.run(
-        client, "FT.SEARCH", shard.name, text, "SCORER", "BM25STD", "WITHSCORES",
-        "RETURN", 1, "q", "LIMIT", 0, window, "DIALECT", 2,
-    )  # fmt: skip
-    rows = replies.rows(reply, scores=True)
-    ties = len(rows) == window and rows[limit - 1][1] == rows[-1][1]
-    if ties and shard.node is None and replies.total(reply) <= MAX_TIE_SORT:
-        # Equal scores run past the window: the engine orders them oldest first, so ask
-        # it to sort by score, then sequence (slower: only when ties need it, and only
-        # over a bounded number of matches). Not on a cluster: there the engine loads
-        # ``__key`` only for documents in its index name's slot.
-        reply = await shard.run(
-            client, "FT.AGGREGATE", shard.name, text, "ADDSCORES", "SCORER", "BM25STD",
-            "LOAD", 2, "@__key", "@q", "SORTBY", 4, "@__score", "DESC", "@q", "DESC",
-            "MAX", window, "DIALECT", 2,
-        )  # fmt: skip
-        rows = replies.aggregate_rows(reply)
-    return [
-        (key, score, seq)
-        for key, score, fields in rows
-        if (seq := replies.seq(fields)) is not None and in_scope(key, scope)
-    ]
-
-
-async def term_counts(
-    client: Any, shard: Shard, query: Query, scope: str | None
-) -> tuple[int, list[int]]:
-    """Documents in the scope (or index), and how many hold each query term: the statistics
-    of hybrid's keyword scale (``_bm25.ceiling``). Counts, at once; a scope tag collision can
-    only add a document."""
-    where = scope_filter(scope, " ")
-    texts = [scope_filter(scope, "") or "*"]
-    texts += ["@t:(" + "|".join(term) + ")" + where for term in _tokens(query)]
-    replies_ = await asyncio.gather(*(
-        shard.run(client, "FT.SEARCH", shard.name, text, "LIMIT", 0, 0, "DIALECT", 2)
-        for text in texts
-    ))  # fmt: skip
-    counts = [replies.total(reply) for reply in replies_]
-    return counts[0], counts[1:]
 
 
 async def semantic(

@@ -16,33 +16,37 @@ index per namespace covers:
 - ``q``: the write sequence, for newest-first ties and "most recent" listings.
 - ``e``: the first vector (HNSW, cosine); a memory's further vectors are ``fv:<i>:<key>``
   documents with the same tags, and a memory scores by its best.
+- ``n``: the memory's length as our BM25 counts it (stop words left out); the write scripts
+  keep each partition's document count and total length beside it (``n.ftdocs``, ``n.ftlen``).
 
-Keyword search is the engine's BM25 (``BM25STD``: k1 1.2 and b 0.5 where ours are 1.5 and 0.75,
-the same idf, statistics of the whole namespace), so rankings are close to in-process, not
-identical (``benchmarks/bench_relevance.py`` measures both). Semantic search is the engine's
-KNN with the scope as a pre-filter. Hybrid fuses the two candidate lists with the same
-``_fusion`` as in-process. Ties go to the newest write in every mode, except equal keyword
-scores among more than ``MAX_TIE_SORT`` matches, which keep the engine's order (sorting them
-would cost a scan of every match).
+Keyword search ranks with the library's own BM25: the engine proposes candidates (its own
+``BM25STD`` top few hundred) and ``keywords`` scores them with ``search._bm25``'s formula and
+statistics fetched in the same round trip, the scope's when scoped, so keys, order and scores
+are in-process's. Semantic search is the engine's KNN with the scope as a pre-filter. Hybrid
+fuses the two candidate lists with the same ``_fusion`` as in-process (``engine_search``).
+Ties go to the newest write in every mode, except equal keyword scores among more than
+``MAX_TIE_SORT`` matches, which keep the engine's order (sorting them would cost a scan of
+every match).
 
-The index is made once per namespace by the first process that wants it: it creates the
-index, then sets ``n.ft`` in every partition (from then on every write keeps its document,
-indexed as it is written), then backfills documents for memories written before, in bounded
-pages, each idempotent, recording its progress in Redis (``n.ftcur``, ``n.ftok``) so that
-another process resumes a backfill that stopped. The first embedder's size becomes the
-index's vector field (``n.ftdims``; adding it backfills again, so older vectors are in it).
-Until the index is whole, searches go to the replica, so no answer ever misses a memory.
+The index is made once per namespace by the first process that wants it: it creates the index
+(``<ns>:idx2``; it drops an older version's ``<ns>:idx``, whose documents lack ``n``), then sets
+``n.ft`` in every partition (from then on every write keeps its document, indexed as it is
+written), then backfills documents for memories written before, in bounded pages, each
+idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
+resumes a backfill that stopped. The first embedder's size becomes the index's vector field
+(``n.ftdims``; adding it backfills again, so older vectors are in it). Until the index is whole,
+searches go to the replica, so no answer ever misses a memory.
 
 On a Redis Cluster whose servers have the engine but no coordinator (RediSearch without
 ``RSCoordinator``, as the module loads by itself), each master indexes its own documents: its
-index is ``<ns>:idx:{<tag>}``, the tag chosen so that the name's slot is that master's (the
-engine refuses, with MOVED, an index whose name another master owns). A search asks every
-master at once and merges their best hits, or only the master of the scope's partition when the
-scope names one (``user:session``). Keyword scores there use each master's statistics, which
-differ little once partitions spread over shards. When masters change (a failover, resharding,
-a new master), the next search finds the new layout and makes the indexes it lacks; the engine
-indexes the documents already on a master before searches use it.
-"""
+index is ``<ns>:idx2:{<tag>}``, the tag chosen so that the name's slot is that master's (the
+engine refuses, with MOVED, an index whose name another master owns). A search asks every master
+at once and merges their best hits, or only the master of the scope's partition when the scope
+names one (``user:session``). Keyword statistics are summed over the masters asked (the
+namespace's over every partition), so scores are the whole namespace's, as on one server. When
+masters change (a failover, resharding, a new master), the next search finds the new layout and
+makes the indexes it lacks; the engine indexes the documents already on a master before searches
+use it."""
 
 from __future__ import annotations
 
@@ -50,16 +54,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import BackendError
-from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
-from tta_dev_primitives.search._bm25 import ceiling, idf
-from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
+from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
-from tta_dev_primitives.search._scopes import normalize_scope
-from tta_dev_primitives.stores._redis import queries
-from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text, vector_field
+from tta_dev_primitives.stores._redis import engine_search
+from tta_dev_primitives.stores._redis.documents import (
+    doc_length,
+    scope_tags,
+    terms_text,
+    vector_field,
+)
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
@@ -67,7 +73,6 @@ from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_DONE,
     Layout,
 )
-from tta_dev_primitives.stores._redis.queries import top
 from tta_dev_primitives.stores._redis.shards import (
     Call,
     Shard,
@@ -81,8 +86,6 @@ from tta_dev_primitives.stores._redis.shards import (
 )
 
 __all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
-
-_Row = TypeVar("_Row")
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -104,6 +107,8 @@ class QueryEngine:
         #: The masters' layout the shards were found for, and the shards (see ``shards``).
         self._layout: tuple[tuple[str, ...], list[Shard]] | None = None
         self.indexing = indexing
+        #: The partitions' key prefixes, as the last ``prepare`` had them.
+        self.bases: list[str] = []
         #: unknown (not asked yet), absent (no engine, or not ours to use), building, ready
         self.state = "unknown"
         self.dims: int | None = None  # of the index's vector field, once it has one
@@ -150,6 +155,7 @@ class QueryEngine:
         before a search, backfilling it; a process that chose ``"replica"`` only learns what the
         index holds. A write needs only the first two: while a backfill runs it costs nothing."""
         self.cluster = cluster
+        self.bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
             self._stale = not await call(self._same_layout)  # masters or slots moved
         vectors_known = dims is None or bool(self.dims)
@@ -233,6 +239,19 @@ class QueryEngine:
             except rexc.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
+            await self._drop_old(client, shard)
+
+    async def _drop_old(self, client: Any, shard: Shard) -> None:
+        """Drop the index an older version made (its documents stay: the new index covers
+        them, and the backfill gives each its length ``n``), so the engine keeps one."""
+        from redis import exceptions as rexc
+
+        if shard.node is None:
+            old = Layout.old_index_name(self.namespace)
+        else:
+            old = master_index(client, self.namespace, shard.node, Layout.old_master_index_name)
+        with contextlib.suppress(rexc.ResponseError):  # none there, or not ours to drop
+            await shard.run(client, "FT.DROPINDEX", old)
 
     def _create_args(self, name: str, bases: list[str], dims: int | None) -> list[Any]:
         prefixes = Layout.document_prefixes(bases)
@@ -242,6 +261,7 @@ class QueryEngine:
             "t", "TEXT", "NOSTEM",
             "s", "TAG",
             "q", "NUMERIC", "SORTABLE",
+            "n", "NUMERIC", "SORTABLE",
             *([] if not dims else vector_field(dims)),
         ]  # fmt: skip
 
@@ -377,82 +397,11 @@ class QueryEngine:
     async def search(
         self, call: Call, query: Query, limit: int, scope: str | None, base: str | None = None
     ) -> list[tuple[str, float, int]] | None:
-        """``(key, score, sequence)`` best first, ties newest first (on a cluster, past
-        ``TIE_MARGIN`` equal keyword scores keep the engine's order); None if the engine
-        cannot answer this query (vectors of another size): the caller uses the replica.
-
-        ``base`` is the partition of a scope that lies in one (on a cluster only its master is
-        asked)."""
-        scope = None if scope is None else normalize_scope(scope)
-        mode, weight = query.mode, query.weight
-        if mode == "hybrid" and weight == 0.0:
-            mode = "keyword"
-        elif mode == "hybrid" and weight == 1.0:
-            mode = "semantic"
-        if mode != "keyword" and (self.dims is None or len(query.vector) != self.dims):
-            return None  # the index holds no vectors of this size: the replica's do
-        if mode == "keyword":
-            if query.blank:
-                return top(await self._fan(call, base, queries.recent, limit, scope), limit)
-            return top(await self._keyword_only(call, query, limit, scope, base), limit)
-        if mode == "semantic":
-            return top(await self._fan(call, base, queries.semantic, query, limit, scope), limit)
-        depth = max(limit, CANDIDATE_DEPTH)
-        keyword = [] if query.blank else await self._keyword_only(call, query, depth, scope, base)
-        semantic = top(await self._fan(call, base, queries.semantic, query, depth, scope), depth)
-        scale = await self._ceiling(call, query, scope, base) if keyword else 0.0
-        seqs = {key: seq for key, _, seq in keyword}
-        seqs.update((key, seq) for key, _, seq in semantic)
-        fused = fuse(
-            [(k, s) for k, s, _ in keyword], [(k, s) for k, s, _ in semantic],
-            query.weight, scale, query.fusion,
-        )  # fmt: skip
-        return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
-
-    async def _fan(
-        self,
-        call: Call,
-        base: str | None,
-        work: Callable[..., Awaitable[list[_Row]]],
-        *args: Any,
-    ) -> list[_Row]:
-        """``work(client, shard, *args)`` on every server holding the index (at once), or only
-        on the master of ``base``; their rows together, unsorted."""
-
-        async def run(client: Any) -> list[_Row]:
-            shards = self.shards(client)
-            if base is not None and len(shards) > 1:
-                owner = client.get_node_from_key(Layout.facts(base))
-                shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
-            if len(shards) == 1:
-                return await work(client, shards[0], *args)
-            parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
-            return [row for part in parts for row in part]
-
-        found: list[_Row] = await call(run)
-        return found
-
-    async def _ceiling(
-        self, call: Call, query: Query, scope: str | None, base: str | None
-    ) -> float:
-        """``_bm25.ceiling`` from the engine's counts, summed over masters: hybrid's keyword
-        scale, as in-process (the scope's statistics; the terms it holds, the rarest kept)."""
-
-        async def counts(client: Any, shard: Shard) -> list[tuple[int, list[int]]]:
-            return [await queries.term_counts(client, shard, query, scope)]
-
-        parts = await self._fan(call, base, counts)
-        n_docs = sum(n for n, _ in parts)
-        dfs = [sum(column) for column in zip(*(d for _, d in parts), strict=True)]
-        idfs = sorted((idf(df, n_docs) for df in dfs if df), reverse=True)
-        return ceiling(idfs[:MAX_QUERY_TERMS]) if n_docs else 0.0
-
-    async def _keyword_only(
-        self, call: Call, query: Query, limit: int, scope: str | None, base: str | None
-    ) -> list[tuple[str, float, int]]:
-        if not query.terms:
-            return []
-        return top(await self._fan(call, base, queries.keyword, query, limit, scope), limit)
+        """``(key, score, sequence)`` best first, ties newest first; None if the engine cannot
+        answer this query (vectors of another size): the caller uses the replica. ``base`` is
+        the partition of a scope that lies in one (on a cluster only its master is asked).
+        See ``engine_search``."""
+        return await engine_search.search(self, call, query, limit, scope, base)
 
     # -- the backfill --------------------------------------------------------------------------
 
@@ -463,5 +412,5 @@ class QueryEngine:
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
-            args += [key, str(seq), terms_text(terms), scope_tags(key), width]
+            args += [key, str(seq), terms_text(terms), scope_tags(key), width, doc_length(terms)]
         return args

@@ -7,7 +7,11 @@ from typing import Any
 
 from tta_dev_primitives.stores._redis.layout import Layout
 
-__all__ = ["aggregate_rows", "as_dict", "rows", "seq", "text", "total"]
+__all__ = ["ID", "aggregate_fields", "aggregate_rows", "as_dict", "rows", "seq", "text", "total"]
+
+
+#: The field ``rows`` puts a document's name under (no document field starts with ``__``).
+ID = "__id"
 
 
 def text(value: Any) -> Any:
@@ -28,7 +32,8 @@ def _key_of(doc_id: str) -> str:
 
 
 def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]:
-    """``(key, score, fields)`` of an FT.SEARCH reply, RESP3 or RESP2."""
+    """``(key, score, fields)`` of an FT.SEARCH reply, RESP3 or RESP2; ``fields[ID]`` is the
+    document's own name."""
     rows = []
     if isinstance(reply, dict) or (
         isinstance(reply, list) and reply and isinstance(reply[0], dict)
@@ -38,7 +43,9 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
             item = as_dict(result)
             fields = as_dict(item.get("extra_attributes", {}))
             score = float(item.get("score", 0.0) or 0.0)
-            rows.append((_key_of(text(item["id"])), score, {k: text(v) for k, v in fields.items()}))
+            doc_id = text(item["id"])
+            found = {ID: doc_id} | {k: text(v) for k, v in fields.items()}
+            rows.append((_key_of(doc_id), score, found))
         return rows
     items = list(reply)[1:]
     step = 3 if scores else 2
@@ -46,22 +53,27 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
         doc_id = text(items[i])
         score = float(text(items[i + 1])) if scores else 0.0
         fields = as_dict(items[i + step - 1] or [])
-        rows.append((_key_of(doc_id), score, {k: text(v) for k, v in fields.items()}))
+        found = {ID: doc_id} | {k: text(v) for k, v in fields.items()}
+        rows.append((_key_of(doc_id), score, found))
     return rows
+
+
+def aggregate_fields(reply: Any) -> list[dict[str, str]]:
+    """Each row of an FT.AGGREGATE reply as ``{field: text}``, RESP3 or RESP2."""
+    if isinstance(reply, dict):
+        items = [as_dict(r).get("extra_attributes", {}) for r in as_dict(reply)["results"]]
+    else:
+        items = list(reply)[1:]
+    return [{text(k): text(v) for k, v in as_dict(item).items()} for item in items]
 
 
 def aggregate_rows(reply: Any) -> list[tuple[str, float, dict[str, str]]]:
     """``(key, score, fields)`` of an FT.AGGREGATE reply that loaded ``__key`` and ``q`` with
     ``ADDSCORES``, RESP3 or RESP2."""
-    if isinstance(reply, dict):
-        items = [as_dict(r).get("extra_attributes", {}) for r in as_dict(reply)["results"]]
-    else:
-        items = list(reply)[1:]
-    rows = []
-    for item in items:
-        fields = {k: text(v) for k, v in as_dict(item).items()}
-        rows.append((_key_of(fields["__key"]), float(fields.get("__score", 0.0)), fields))
-    return rows
+    return [
+        (_key_of(fields["__key"]), float(fields.get("__score", 0.0)), fields)
+        for fields in aggregate_fields(reply)
+    ]
 
 
 def total(reply: Any) -> int:

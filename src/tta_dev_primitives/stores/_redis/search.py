@@ -39,7 +39,7 @@ from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
-from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text
+from tta_dev_primitives.stores._redis.documents import doc_length, scope_tags, terms_text
 from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_CURSOR, FACT_ENGINE_DONE, Layout
 from tta_dev_primitives.stores._redis.query_engine import QueryEngine, SearchEngine
 from tta_dev_primitives.stores._redis.replica import (
@@ -194,8 +194,9 @@ class RedisIndex:
         if not self.engine.writes_documents:
             return [vector]
         terms = terms_text(document.terms) if document is not None else ""
+        length = doc_length(document.terms) if document is not None else 0
         dims = 0 if document is None or document.vector is None else document.vector.shape[-1]
-        return [vector, terms, scope_tags(key), int(dims)]
+        return [vector, terms, scope_tags(key), int(dims), length]
 
     def cleared(self) -> None:
         if self.replicas is not None:

@@ -45,11 +45,14 @@ class Shard(NamedTuple):
         return await client.execute_command(*args, target_nodes=self.node)
 
 
-def master_index(client: Any, namespace: str, node: Any) -> str:
-    """The first ``Layout.master_index_name`` whose slot ``node`` owns: every process finds
-    the same one."""
+def master_index(
+    client: Any, namespace: str, node: Any, naming: Callable[[str, int], str] | None = None
+) -> str:
+    """The first ``Layout.master_index_name`` (or ``naming``) whose slot ``node`` owns: every
+    process finds the same one."""
+    naming = naming or Layout.master_index_name
     for n in range(MAX_TAG_TRIES):
-        name = Layout.master_index_name(namespace, n)
+        name = naming(namespace, n)
         owner = client.get_node_from_key(name)
         if owner is not None and owner.name == node.name:
             return name

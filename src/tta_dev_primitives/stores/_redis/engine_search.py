@@ -1,0 +1,132 @@
+"""Searches on a namespace's Query Engine index (``query_engine``), on one server or a cluster.
+
+Keyword search ranks with the library's own BM25 (``keywords``: the engine proposes, we
+score); semantic search is the engine's KNN with the scope as a pre-filter; hybrid fuses the
+two candidate lists with the same ``fuse`` as in-process; a blank query lists the newest.
+Every answer is cut by ``top``: best score first, ties to the newest write. On a cluster each
+master is asked at once (or only the master of a scope's partition) and the rows merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
+from tta_dev_primitives.search._scopes import normalize_scope
+from tta_dev_primitives.stores._redis import keywords, queries
+from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.queries import TIE_MARGIN, top
+from tta_dev_primitives.stores._redis.shards import Call, Shard
+
+if TYPE_CHECKING:
+    from tta_dev_primitives.stores._redis.query_engine import QueryEngine
+
+__all__ = ["search"]
+
+Rows = list[tuple[str, float, int]]
+
+
+async def search(
+    engine: QueryEngine, call: Call, query: Query, limit: int, scope: str | None,
+    base: str | None,
+) -> Rows | None:  # fmt: skip
+    """``(key, score, sequence)`` best first, ties newest first (on a cluster, equal keyword
+    scores past the candidates keep the engine's order); None if the engine cannot answer
+    this query (vectors of another size): the caller uses the replica."""
+    scope = None if scope is None else normalize_scope(scope)
+    mode, weight = query.mode, query.weight
+    if mode == "hybrid" and weight == 0.0:
+        mode = "keyword"
+    elif mode == "hybrid" and weight == 1.0:
+        mode = "semantic"
+    if mode != "keyword" and (engine.dims is None or len(query.vector) != engine.dims):
+        return None  # the index holds no vectors of this size: the replica's do
+    if mode == "keyword":
+        if query.blank:
+            return top(await _fan(engine, call, base, queries.recent, limit, scope), limit)
+        return (await _keyword(engine, call, query, limit, scope, base))[0]
+    if mode == "semantic":
+        found = await _fan(engine, call, base, queries.semantic, query, limit, scope)
+        return top(found, limit)
+    depth = max(limit, CANDIDATE_DEPTH)
+    keyword: Rows = []
+    scale = 0.0
+    if not query.blank:
+        keyword, scale = await _keyword(engine, call, query, depth, scope, base)
+    semantic = top(await _fan(engine, call, base, queries.semantic, query, depth, scope), depth)
+    seqs = {key: seq for key, _, seq in keyword}
+    seqs.update((key, seq) for key, _, seq in semantic)
+    fused = fuse(
+        [(k, s) for k, s, _ in keyword], [(k, s) for k, s, _ in semantic],
+        query.weight, scale, query.fusion,
+    )  # fmt: skip
+    return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
+
+
+def _shards_for(engine: QueryEngine, client: Any, base: str | None) -> list[Shard]:
+    """Every server holding the index, or only the master of ``base`` (a scope's partition)."""
+    shards = engine.shards(client)
+    if base is not None and len(shards) > 1:
+        owner = client.get_node_from_key(Layout.facts(base))
+        shards = [s for s in shards if owner is None or s.node.name == owner.name] or shards
+    return shards
+
+
+async def _fan(
+    engine: QueryEngine,
+    call: Call,
+    base: str | None,
+    work: Callable[..., Awaitable[Rows]],
+    *args: Any,
+) -> Rows:
+    """``work(client, shard, *args)`` on every server holding the index (at once), or only on
+    the master of ``base``; their rows together, unsorted."""
+
+    async def run(client: Any) -> Rows:
+        shards = _shards_for(engine, client, base)
+        if len(shards) == 1:
+            return await work(client, shards[0], *args)
+        parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
+        return [row for part in parts for row in part]
+
+    found: Rows = await call(run)
+    return found
+
+
+async def _keyword(
+    engine: QueryEngine, call: Call, query: Query, limit: int, scope: str | None,
+    base: str | None,
+) -> tuple[Rows, float]:  # fmt: skip
+    """The engine's candidates, rescored with our BM25 and statistics summed over every
+    server asked (see ``keywords``): the best ``limit``, and the query's BM25 ceiling."""
+    if not query.terms:
+        return [], 0.0
+    terms = keywords.terms_of(query)
+    window = keywords.candidates(limit) + TIE_MARGIN
+    bases = engine.bases
+
+    async def run(client: Any) -> tuple[Rows, float]:
+        shards = _shards_for(engine, client, base)
+        if len(shards) == 1 and shards[0].node is None:  # one server: one round trip
+            answer = await keywords.ask(client, shards[0], terms, window, scope, bases)
+            return keywords.rescore(answer.rows, terms, answer.stats)
+        asks = [keywords.ask(client, shard, terms, window, scope) for shard in shards]
+        stats = keywords.Stats(0, 0, [0] * len(terms))
+        if scope is None:  # the namespace's totals, from every partition
+            answers, (docs, length) = await asyncio.gather(
+                asyncio.gather(*asks), keywords.namespace_stats(client, bases)
+            )
+            stats = keywords.Stats(docs, length, stats.dfs)
+        else:  # the scope's, as each master counts it
+            answers = await asyncio.gather(*asks)
+        rows = []
+        for answer in answers:
+            rows += answer.rows
+            stats += answer.stats
+        return keywords.rescore(rows, terms, stats)
+
+    found: tuple[Rows, float] = await call(run)
+    return top(found[0], limit), found[1]

@@ -1,0 +1,266 @@
+"""Keyword search in the Query Engine, ranked by the library's own BM25 (``search._bm25``).
+
+The engine's ``BM25STD`` has k1 1.2 and b 0.5 where ours are 1.5 and 0.75, and scores a scoped
+search with the whole index's statistics where in-process search uses the scope's. So the
+engine only proposes candidates (its own top ``candidates(limit)``), and they are scored here
+with our formula and our statistics, fetched in the same round trip (one pipeline per server;
+a scope with more matches than candidates takes one more, for its counts):
+
+- each query term's document frequency: an ``FT.SEARCH ... LIMIT 0 0`` count; in a scope
+  whose matches all came back as candidates (the usual case for one user), counted in them;
+- the number of documents and their total length: for a scope, an ``FT.AGGREGATE`` sum of the
+  documents' length field ``n``; for the namespace, the running totals the write scripts keep
+  in each partition's facts (``ftdocs``, ``ftlen``), summed over partitions;
+- each candidate's term frequencies, from its ``t`` field (our terms, repeated).
+
+On a cluster every master's counts are added up, so scores use the whole namespace's (or the
+whole scope's) statistics, as in-process. Scores then equal in-process ones: same arithmetic
+in the same order. One approximation remains: an unfinished last word's document frequency is
+the count of documents holding any of its completions, where in-process adds up each
+completion's (they differ only for a document holding two completions of the same prefix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Final, NamedTuple
+
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
+from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
+from tta_dev_primitives.search._scopes import in_scope
+from tta_dev_primitives.stores._redis import replies
+from tta_dev_primitives.stores._redis.documents import (
+    encode_term,
+    prefix_tokens,
+    scope_filter,
+    scope_tag,
+)
+from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH, Layout
+from tta_dev_primitives.stores._redis.queries import TIE_MARGIN
+from tta_dev_primitives.stores._redis.shards import Shard
+
+__all__ = [
+    "MAX_QUERY_TOKENS",
+    "MAX_TIE_SORT",
+    "Stats",
+    "Term",
+    "ask",
+    "candidates",
+    "namespace_stats",
+    "rescore",
+    "terms_of",
+]
+
+#: Query terms sent to the engine (a pasted page of text stays a bounded query).
+MAX_QUERY_TOKENS: Final = 64
+
+#: Matches past which ties are left in the engine's order (oldest first) rather than sorted
+#: by sequence with FT.AGGREGATE, whose cost grows with the matches (~3 us each here).
+MAX_TIE_SORT: Final = 20_000
+
+#: Candidates the engine proposes per search, at least; ``CANDIDATE_FACTOR`` x ``limit`` past it.
+MIN_CANDIDATES: Final = 100
+CANDIDATE_FACTOR: Final = 4
+
+
+def candidates(limit: int) -> int:
+    """How many of the engine's best matches are rescored for a search of ``limit`` hits."""
+    return max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
+
+
+class Term(NamedTuple):
+    """A query term as the engine matches it (``syntax``) and as a document's tokens do: one
+    token, or (an unfinished word) every token starting with one of ``prefixes``."""
+
+    syntax: str
+    token: str | None
+    prefixes: tuple[str, ...]
+
+    def tf(self, counts: Counter[str]) -> int:
+        """This term's frequency in a document whose tokens are ``counts``."""
+        if self.token is not None:
+            return counts.get(self.token, 0)
+        return sum(c for t, c in counts.items() if t.startswith(self.prefixes))
+
+
+def terms_of(query: Query) -> list[Term]:
+    """The query's terms (at most ``MAX_QUERY_TOKENS``), the last a prefix if typed so."""
+    terms = query.terms[:MAX_QUERY_TOKENS]
+    found = [Term(encode_term(t), encode_term(t), ()) for t in terms]
+    if query.prefix_last and len(terms) == len(query.terms):
+        tokens = prefix_tokens(terms[-1])
+        found[-1] = Term("(" + "|".join(tokens) + ")", None, tuple(t[:-1] for t in tokens))
+    return found
+
+
+class Stats(NamedTuple):
+    """BM25's statistics over what a search covers: documents, their total length, and each
+    query term's document frequency."""
+
+    docs: int
+    length: int
+    dfs: list[int]
+
+    def __add__(self, other: object) -> Stats:
+        assert isinstance(other, Stats)
+        dfs = [a + b for a, b in zip(self.dfs, other.dfs, strict=True)]
+        return Stats(self.docs + other.docs, self.length + other.length, dfs)
+
+
+class Answer(NamedTuple):
+    """One server's candidates ``(key, seq, length, t)`` and its statistics."""
+
+    rows: list[tuple[str, int, int, str]]
+    stats: Stats
+
+
+def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
+    """A count of the documents holding each term (``LIMIT 0 0``), within ``where``."""
+    return [
+        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0,
+         "DIALECT", 2)
+        for t in terms
+    ]  # fmt: skip
+
+
+def _commands(shard: Shard, terms: Sequence[Term], window: int, scope: str | None) -> list[Any]:
+    where = scope_filter(scope, " ")
+    text = "@t:(" + "|".join(t.syntax for t in terms) + ")" + where
+    # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
+    # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
+    fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
+    # VERBATIM: the engine would otherwise stem each query term and match that stem as a
+    # word too ("dimension" finding documents of "dimens"), miscounting frequencies.
+    commands: list[Any] = [(
+        "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
+        "RETURN", len(fields), *fields, "LIMIT", 0, window, "DIALECT", 2,
+    )]  # fmt: skip
+    if scope is None:  # many matches: count each term's documents in the same round trip
+        commands += _counts(shard, terms, where)
+    else:
+        commands.append((
+            "FT.AGGREGATE", shard.name, f"@s:{{{scope_tag(scope)}}} @n:[-inf +inf]",
+            "GROUPBY", 0, "REDUCE", "COUNT", 0, "AS", "c", "REDUCE", "SUM", 1, "@n", "AS", "l",
+            "DIALECT", 2,
+        ))  # fmt: skip
+    return commands
+
+
+async def _run_all(
+    client: Any, shard: Shard, commands: list[Any], bases: Sequence[str]
+) -> list[Any]:
+    """The commands on the shard's server, one round trip: a pipeline on one server (with the
+    partitions' facts when ``bases`` are given), all at once on a cluster master."""
+    if shard.node is None:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        for base in bases:
+            pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
+        return list(await pipe.execute())
+    return list(await asyncio.gather(*(shard.run(client, *command) for command in commands)))
+
+
+def _number(value: Any) -> int:
+    return 0 if value is None else int(float(replies.text(value)))
+
+
+async def ask(
+    client: Any, shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
+    bases: Sequence[str] = (),
+) -> Answer:  # fmt: skip
+    """One server's candidates and statistics: the scope's (counted by the engine) when
+    scoped, else ``bases``' running totals (on one server, read in the same pipeline)."""
+    commands = _commands(shard, terms, window, scope)
+    got = await _run_all(client, shard, commands, bases if scope is None else ())
+    reply = got[0]
+    dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
+    rows = replies.rows(reply, scores=True)
+    every_match = replies.total(reply) <= len(rows)
+    ties = len(rows) == window and window > TIE_MARGIN and rows[-1 - TIE_MARGIN][1] == rows[-1][1]
+    if ties and shard.node is None and replies.total(reply) <= MAX_TIE_SORT:
+        # Equal engine scores run past the window: the engine orders them oldest first, so
+        # ask it to sort by score, then sequence (slower: only when ties need it, and only
+        # over a bounded number of matches). Not on a cluster: there the engine loads
+        # ``__key`` only for documents in its index name's slot.
+        reply = await shard.run(
+            client, "FT.AGGREGATE", shard.name, commands[0][2], "VERBATIM", "ADDSCORES", "SCORER",
+            "BM25STD", "LOAD", 4, "@__key", "@q", "@n", "@t",
+            "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, "DIALECT", 2,
+        )  # fmt: skip
+        rows = replies.aggregate_rows(reply)
+    rows = [row for row in rows if replies.seq(row[2]) is not None and in_scope(row[0], scope)]
+    if shard.node is not None and rows:
+        texts = await _texts(client, [fields[replies.ID] for _, _, fields in rows])
+        for (_, _, fields), t in zip(rows, texts, strict=True):
+            fields["t"] = t
+    found = [
+        (key, replies.seq(fields) or 0, _number(fields.get("n")), fields.get("t", ""))
+        for key, _, fields in rows
+    ]
+    if scope is not None:
+        if every_match:  # a scope's matches are often all candidates: count them here
+            held = [Counter(text.split()) for _, _, _, text in found]
+            dfs = [sum(1 for counts in held if term.tf(counts)) for term in terms]
+        else:  # one more round trip
+            where = scope_filter(scope, " ")
+            counts = await _run_all(client, shard, _counts(shard, terms, where), ())
+            dfs = [replies.total(count) for count in counts]
+        groups = replies.aggregate_fields(got[-1])
+        group = groups[0] if groups else {}
+        stats = Stats(_number(group.get("c")), _number(group.get("l")), dfs)
+    else:
+        totals = got[len(commands) :]
+        docs = sum(_number(v[0]) for v in totals)
+        stats = Stats(docs, sum(_number(v[1]) for v in totals), dfs)
+    return Answer(found, stats)
+
+
+async def _texts(client: Any, names: Sequence[str]) -> list[str]:
+    """The ``t`` field of these documents, by name (one pipeline: each master once)."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hget(name, "t")
+    return [replies.text(t) or "" for t in await pipe.execute()]
+
+
+async def namespace_stats(client: Any, bases: Sequence[str]) -> tuple[int, int]:
+    """The namespace's documents and total length: every partition's running totals (on a
+    cluster, one pipeline that reaches each master once)."""
+    pipe = client.pipeline(transaction=False)
+    for base in bases:
+        pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
+    totals = await pipe.execute()
+    return sum(_number(v[0]) for v in totals), sum(_number(v[1]) for v in totals)
+
+
+def rescore(
+    rows: Sequence[tuple[str, int, int, str]], terms: Sequence[Term], stats: Stats
+) -> tuple[list[tuple[str, float, int]], float]:
+    """``(key, score, seq)`` of the candidates, scored as ``TermIndex`` scores in-process: the
+    terms held by some document (the ``MAX_QUERY_TERMS`` rarest of them), added rarest first;
+    and those terms' ``_bm25.ceiling`` (hybrid's keyword scale, as in-process)."""
+    docs, length, dfs = stats
+    if docs <= 0:
+        return [], 0.0
+    kept = [i for i, df in enumerate(dfs) if df > 0]
+    idfs = [idf(dfs[i], docs) for i in kept]
+    if len(kept) > MAX_QUERY_TERMS:
+        cut = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
+        kept, idfs = [kept[j] for j in cut], [idfs[j] for j in cut]
+    order = token_order(idfs)
+    avg_len = length / docs
+    scored = []
+    for key, seq, n, text in rows:
+        counts = Counter(text.split())
+        tfs = [terms[i].tf(counts) for i in kept]
+        if not any(tfs):
+            continue
+        score = 0.0
+        for j in order:
+            if tfs[j]:
+                score += bm25(float(tfs[j]), float(n), avg_len, idfs[j])
+        scored.append((key, score, seq))
+    return scored, ceiling(idfs)

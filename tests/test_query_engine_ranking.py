@@ -1,0 +1,302 @@
+"""Keyword ranking in the Redis Query Engine is the library's own BM25: the same keys in the
+same order with the same scores as in-process, scoped and unscoped, on one server and on a
+cluster, on a corpus where the engine's own BM25STD (k1 1.2, b 0.5) orders differently."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from conftest import eventually
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._redis.layout import Layout
+
+pytestmark = pytest.mark.redis
+
+WORDS = ["apple", "pear", "river", "stone", "cloud", "train", "lamp", "garden", "violin", "bread"]
+FILLER = ["north", "south", "east", "west", "morning", "evening", "yellow", "green", "blue"]
+QUESTIONS = [
+    "apple river?",
+    "pear stone cloud?",
+    "train lamp?",
+    "garden violin bread?",
+    "apple apple pear?",
+    "river cloud violin north?",
+    "Where is the bread and the lamp?",
+]
+SCOPES = [None, "u1", "u2:s1"]
+
+
+def corpus() -> list[tuple[str, str]]:
+    """Keys over three users and two sessions; lengths from 2 to 40 terms and repeated words,
+    so k1 and b (and the scope's statistics) decide the order."""
+    rng = random.Random(18)
+    docs = []
+    for i in range(90):
+        words = rng.sample(WORDS, rng.randint(1, 3))
+        text = []
+        for word in words:
+            text += [word] * rng.choice([1, 1, 2, 3, 6])
+        text += rng.choices(FILLER, k=rng.choice([0, 2, 5, 15, 35]))
+        rng.shuffle(text)
+        docs.append((f"u{i % 3}:s{i % 2}:{i}", " ".join(text)))
+    return docs
+
+
+@pytest.fixture(params=["redis_query_engine", "redis_query_engine_cluster"])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MemoryPrimitive, Any]]:
+    """The corpus in process and in the engine (one server, or a cluster)."""
+    server = request.getfixturevalue(request.param)
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    for key, text in corpus():
+        await local.add(key, {"content": text})
+        await remote.add(key, {"content": text})
+    yield local, remote
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+async def test_keyword_hits_scores_and_order_equal_in_process(
+    pair: tuple[MemoryPrimitive, MemoryPrimitive], scope: str | None
+) -> None:
+    """Every question: the engine's keys, in order, and scores (to 1e-9) are in-process's."""
+    local, remote = pair
+    for question in QUESTIONS:
+        for limit in (5, 30):
+            want = await local.search_scored(question, limit=limit, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=limit, scope=scope, mode="keyword")
+            assert [h.key for h in got] == [h.key for h in want], (question, scope, limit)
+            for g, w in zip(got, want, strict=True):
+                assert abs(g.score - w.score) <= 1e-9, (question, scope, g.key)
+    assert remote.get_backend_info()["search_engine"] == "redis"
+
+
+async def test_the_engines_own_bm25_orders_this_corpus_differently(redis_query_engine: Any) -> None:
+    """The corpus can tell: raw FT.SEARCH with BM25STD ranks some question unlike in-process."""
+    import redis.asyncio as aioredis
+
+    local = MemoryPrimitive(max_size=10_000)
+    ns = f"rank:{uuid4().hex[:10]}"
+    remote = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    for key, text in corpus():
+        await local.add(key, {"content": text})
+        await remote.add(key, {"content": text})
+    await remote.search("apple")  # the index is made and whole
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    differs = 0
+    for question in QUESTIONS[:4]:
+        words = question.rstrip("?").split()
+        reply = await admin.execute_command(
+            "FT.SEARCH", Layout.index_name(ns), "@t:(" + "|".join(words) + ")",
+            "SCORER", "BM25STD", "NOCONTENT", "LIMIT", 0, 10, "DIALECT", 2,
+        )  # fmt: skip
+        ids = reply["results"] if isinstance(reply, dict) else reply[1:]
+        raw = [Layout.key_of_document(i["id"] if isinstance(i, dict) else i) for i in ids]
+        want = [h.key for h in await local.search_scored(question, limit=10, mode="keyword")]
+        differs += raw != want
+    assert differs >= 1
+    await admin.aclose()
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()
+
+
+async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_alike(
+    redis_query_engine: Any,
+) -> None:
+    """A namespace as version 1 left it (index ``<ns>:idx``, documents without a length, its
+    backfill done) gets the new index, rebuilt documents, the old index dropped, and then
+    in-process's ranking."""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.stores._redis import layout as names
+
+    local = MemoryPrimitive(max_size=10_000)
+    ns = f"rank:{uuid4().hex[:10]}"
+    first = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    for key, text in corpus():
+        await local.add(key, {"content": text})
+        await first.add(key, {"content": text})
+    await first.search("apple")
+    await first.aclose()
+    # Turn it into what version 1 wrote: its index and facts, and documents without ``n``.
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    await admin.execute_command("FT.DROPINDEX", Layout.index_name(ns))
+    bases = Layout(ns).bases
+    await admin.execute_command(
+        "FT.CREATE", Layout.old_index_name(ns), "ON", "HASH",
+        "PREFIX", 2, *Layout.document_prefixes(bases), "STOPWORDS", 0, "SCHEMA",
+        "t", "TEXT", "NOSTEM", "s", "TAG", "q", "NUMERIC", "SORTABLE",
+    )  # fmt: skip
+    async for doc in admin.scan_iter(match=f"{bases[0]}{names.DOC}*"):
+        await admin.hdel(doc, "n")
+    facts = Layout.facts(bases[0])
+    await admin.hdel(facts, names.FACT_ENGINE_DONE, names.FACT_ENGINE_CURSOR)
+    await admin.hdel(facts, names.FACT_ENGINE_DOCS, names.FACT_ENGINE_LENGTH)
+    await admin.hset(facts, mapping={"ftok": "1", "ftcur": "1"})
+
+    again = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+
+    async def in_engine() -> bool:
+        await again.search("apple")
+        return bool(again.get_backend_info()["search_engine"] == "redis")
+
+    await eventually(in_engine, within=30)
+    for question in QUESTIONS:
+        for scope in SCOPES:
+            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
+            got = await again.search_scored(question, limit=10, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+    assert again.get_backend_info()["search_engine"] == "redis"
+    assert Layout.old_index_name(ns) not in await admin.execute_command("FT._LIST")
+    await admin.aclose()
+    await again.clear()
+    for memory in (local, again):
+        await memory.aclose()
+
+
+async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
+    redis_query_engine: Any,
+) -> None:
+    """The scripts' running totals (``ftdocs``, ``ftlen``) always equal the documents' count
+    and summed lengths, through overwrites, deletes, a TTL set by touch, expiry and forget,
+    and keyword scores still equal in-process's."""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.stores._redis import layout as names
+
+    ns = f"rank:{uuid4().hex[:10]}"
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    base = Layout(ns).bases[0]
+
+    async def totals_match() -> bool:
+        docs, length = 0, 0
+        async for doc in admin.scan_iter(match=f"{base}{names.DOC}*"):
+            n = await admin.hget(doc, "n")
+            docs, length = docs + 1, length + int(n or 0)
+        kept = await admin.hmget(
+            Layout.facts(base), names.FACT_ENGINE_DOCS, names.FACT_ENGINE_LENGTH
+        )
+        return [int(v or 0) for v in kept] == [docs, length]
+
+    docs = corpus()[:30]
+    for key, text in docs:
+        for memory in (local, remote):
+            await memory.add(key, {"content": text})
+    await remote.search("apple")  # the index is made: from here every write keeps its document
+    for key, text in docs[:10]:  # overwrites, with other lengths
+        for memory in (local, remote):
+            await memory.add(key, {"content": text + " apple apple"})
+    for key, _ in docs[10:15]:
+        for memory in (local, remote):
+            await memory.delete(key)
+    for key, _ in docs[15:18]:
+        await remote.touch(key, 0.5)  # then expire
+        await local.delete(key)
+    await remote.add("u9:s0:late", {"content": "short-lived apple"}, ttl=0.5)
+    assert await totals_match()
+
+    async def swept() -> bool:
+        await remote.add("u9:s0:tick", {"content": "tick"})  # a write sweeps what expired
+        await remote.delete("u9:s0:tick")
+        return await remote.size() == await local.size() and await totals_match()
+
+    await eventually(swept, within=30)
+    await remote.forget("u2")
+    await local.forget("u2")
+    assert await totals_match()
+    for question in QUESTIONS:
+        want = await local.search_scored(question, limit=20, mode="keyword")
+        got = await remote.search_scored(question, limit=20, mode="keyword")
+        assert [(h.key, round(h.score, 9)) for h in got] == [
+            (h.key, round(h.score, 9)) for h in want
+        ], question
+    await admin.aclose()
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()
+
+
+async def test_the_engine_does_not_stem_query_words_again(redis_query_engine: Any) -> None:
+    """A word whose engine stem is another of our terms (``dimension`` / ``dimens``) counts
+    only the documents holding it, so scores still equal in-process's."""
+    texts = [
+        "the dimension of the wing",
+        "wing dimensions measured twice",
+        "dimensions of dimensions and more dimensions",
+        "a three dimensional dimension problem",
+        "the wing and the tail",
+    ]
+    local = MemoryPrimitive(max_size=100)
+    remote = MemoryPrimitive(
+        redis_query_engine.url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    for i, text in enumerate(texts):
+        for memory in (local, remote):
+            await memory.add(f"u1:s1:{i}", {"content": text})
+    for question in ("dimension wing?", "dimensions?", "dimensional tail?"):
+        want = await local.search_scored(question, limit=10, mode="keyword")
+        got = await remote.search_scored(question, limit=10, mode="keyword")
+        assert [(h.key, round(h.score, 9)) for h in got] == [
+            (h.key, round(h.score, 9)) for h in want
+        ], question
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()
+
+
+async def test_ties_past_the_candidates_still_rank_the_newest_first(
+    redis_query_engine: Any,
+) -> None:
+    """More equal matches than the engine proposes: the newest still come first."""
+    memory = MemoryPrimitive(
+        redis_query_engine.url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    for i in range(200):
+        await memory.add(f"u1:s1:{i:03d}", {"content": f"tea time {i}"})
+    found = await memory.search("tea time?", limit=5)
+    assert [v["content"] for v in found] == [f"tea time {i}" for i in (199, 198, 197, 196, 195)]
+    assert memory.get_backend_info()["search_engine"] == "redis"
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("backend", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_scope_with_more_matches_than_candidates_ranks_alike(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A scope whose matches outnumber the candidates (its counts then come from the engine)
+    ranks as in-process, as does a small one (counted among the candidates)."""
+    server = request.getfixturevalue(backend)
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    docs = corpus()
+    for i in range(300):
+        key, text = f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]
+        for memory in (local, remote):
+            await memory.add(key, {"content": text})
+    for scope in ("u1", "u1:s0"):
+        for question in QUESTIONS:
+            want = await local.search_scored(question, limit=5, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=5, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()
