@@ -15,6 +15,7 @@ import pytest
 from conftest import Factory, eventually, fast_recovery, namespace, run_python
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import UnsentWritesError
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -123,7 +124,8 @@ async def test_unreachable_redis_is_served_in_process() -> None:
     assert add.attributes["memory.backend"] == "in_memory"
     assert [e.name for e in add.events] == ["memory.fallback"]
     assert all(s.attributes.get("memory.fallback") for s in spans)
-    await memory.aclose()
+    with pytest.raises(UnsentWritesError, match="1 write"):  # Redis never came: said on close
+        await memory.aclose()
 
 
 # -- kill, restart, stall ----------------------------------------------------------------------
@@ -294,7 +296,9 @@ async def test_wrong_password_falls_back_with_one_clear_warning(
     assert "unavailable" in warnings[0].getMessage()
     assert "wrong-password" not in caplog.text
     assert memory.using_redis is False
-    await memory.aclose()
+    with pytest.raises(UnsentWritesError) as lost:
+        await memory.aclose()
+    assert "wrong-password" not in str(lost.value)
     assert "wrong-password" not in caplog.text  # nor in the unsent-writes error it logs
 
 

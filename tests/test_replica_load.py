@@ -16,7 +16,7 @@ import pytest
 from conftest import Factory, namespace
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import SearchNotReadyError
+from tta_dev_primitives.exceptions import SearchNotReadyError, UnsentWritesError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
@@ -160,4 +160,5 @@ async def test_a_cold_search_on_a_redis_that_is_down_falls_back(
         await memory.add("u1:s1:a", {"content": "dinner in paris"})
         assert [hit.key for hit in await memory.search_scored("paris")] == ["u1:s1:a"]
     finally:
-        await memory.aclose()
+        with pytest.raises(UnsentWritesError):  # the add never reached Redis
+            await memory.aclose()

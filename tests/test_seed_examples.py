@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tta_dev_primitives.exceptions import UnsentWritesError
+
 
 async def llm_generate(user_input: str, context: list[dict[str, Any]]) -> str:
     """A deterministic stand-in LLM that says how much context it was given."""
@@ -130,7 +132,8 @@ async def test_redis_enhancement_example_falls_back_when_redis_is_absent() -> No
     assert result == {"data": "value"}
     assert memory.using_redis is False
     assert memory.get_backend_info()["backend"] == "in-memory"
-    await memory.aclose()
+    with pytest.raises(UnsentWritesError):  # (not the seed's code) closing says what was lost
+        await memory.aclose()
 
 
 async def test_redis_enhancement_example_uses_redis_when_present(redis_server: Any) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import TTAError
+from tta_dev_primitives.exceptions import TTAError, UnsentWritesError
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url, scrub
 from tta_dev_primitives.testing import capture_spans
@@ -115,8 +115,9 @@ async def test_connection_errors_logs_and_spans_hide_the_password(
                 await memory.add("u:s:k", {"v": 1})
                 assert await memory.get("u:s:k") == {"v": 1}  # served in-process
             info = memory.get_backend_info()
-            await memory.aclose()
-        texts = [str(info), repr(memory), caplog.text]
+            with pytest.raises(UnsentWritesError) as lost:
+                await memory.aclose()
+        texts = [str(info), repr(memory), caplog.text, str(lost.value)]
         for span in spans:
             texts.append(str(dict(span.attributes or {})))
             texts += [str(dict(event.attributes or {})) for event in span.events]
