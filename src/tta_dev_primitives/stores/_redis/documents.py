@@ -1,9 +1,10 @@
 """The search document a memory gets in the Query Engine, and the query text that finds it.
 
 A memory's ``f:<key>`` hash (written by the PUT script) holds ``t``, its analysed terms each
-repeated as often as they occur; ``s``, a tag per scope it belongs to; ``q``, its write
-sequence; ``e``, its first vector (further ones in ``fv:<i>:<key>``). Terms that are not plain
-``[a-z0-9]`` are hex-encoded, so the engine's tokenizer never splits them.
+repeated as often as they occur; ``s``, a tag per scope it belongs to and per field value it
+holds (its facets, ``search._facets``: 16 hex digits each, hashed apart from scope tags); ``q``,
+its write sequence; ``e``, its first vector (further ones in ``fv:<i>:<key>``). Terms that are
+not plain ``[a-z0-9]`` are hex-encoded, so the engine's tokenizer never splits them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tta_dev_primitives.search._facets import FACET_MARK, is_facet
 from tta_dev_primitives.search._scopes import scope_prefixes
 
 __all__ = [
@@ -46,7 +48,9 @@ def prefix_tokens(prefix: str) -> list[str]:
 
 def terms_text(terms: Mapping[str, int]) -> str:
     """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
-    return " ".join(" ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items())
+    return " ".join(
+        " ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items() if not is_facet(t)
+    )
 
 
 def scope_tag(scope: str) -> str:
@@ -54,13 +58,20 @@ def scope_tag(scope: str) -> str:
     return hashlib.blake2b(scope.encode(), digest_size=8).hexdigest()
 
 
-def scope_tags(key: str) -> str:
-    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included."""
-    return ",".join(scope_tag(s) for s in [*scope_prefixes(key), key])
+def scope_tags(key: str, terms: Mapping[str, int] | None = None) -> str:
+    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included, and of
+    the facets among its ``terms`` (a facet's tag is its hex digits)."""
+    tags = [scope_tag(s) for s in [*scope_prefixes(key), key]]
+    if terms:
+        tags += [t[len(FACET_MARK) :] for t in terms if is_facet(t)]
+    return ",".join(tags)
 
 
-def scope_filter(scope: str | None, sep: str) -> str:
-    return "" if scope is None else f"{sep}@s:{{{scope_tag(scope)}}}"
+def scope_filter(scope: str | None, sep: str, wanted: tuple[str, ...] = ()) -> str:
+    """The query's clauses for a scope and a filter's facets (every one), each after ``sep``;
+    "" for neither."""
+    tags = ([] if scope is None else [scope_tag(scope)]) + [t[len(FACET_MARK) :] for t in wanted]
+    return "".join(f"{sep}@s:{{{tag}}}" for tag in tags)
 
 
 def vector_field(dims: int) -> list[Any]:

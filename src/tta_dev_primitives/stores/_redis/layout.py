@@ -46,12 +46,14 @@ __all__ = [
     "CLUSTER_PARTITIONS",
     "DOC",
     "DOC_VECTOR",
+    "ENGINE_DOCUMENTS",
     "EXPIRY",
     "FACTS",
     "FACT_CLEARED",
     "FACT_ENGINE",
     "FACT_ENGINE_CURSOR",
     "FACT_ENGINE_DIMS",
+    "FACT_ENGINE_DOCS",
     "FACT_ENGINE_DONE",
     "FACT_EPOCH",
     "FACT_NEWEST",
@@ -92,6 +94,10 @@ FACT_ENGINE: Final = "ft"
 FACT_ENGINE_DIMS: Final = "ftdims"
 FACT_ENGINE_CURSOR: Final = "ftcur"
 FACT_ENGINE_DONE: Final = "ftok"
+#: Which form the partition's Query Engine documents have (``ENGINE_DOCUMENTS``, once all do).
+FACT_ENGINE_DOCS: Final = "ftdoc"
+#: The documents' form: 2 since their ``s`` tags hold the memory's facets (field filters).
+ENGINE_DOCUMENTS: Final = "2"
 
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {

@@ -29,7 +29,9 @@ The index is made once per namespace by the first process that wants it: it crea
 index, then sets ``n.ft`` in every partition (from then on every write keeps its document,
 indexed as it is written), then backfills documents for memories written before, in bounded
 pages, each idempotent, recording its progress in Redis (``n.ftcur``, ``n.ftok``) so that
-another process resumes a backfill that stopped. The first embedder's size becomes the
+another process resumes a backfill that stopped. ``n.ftdoc`` names the documents' form: a
+namespace whose documents predate facets (field filters) is backfilled again from the start,
+rewriting each document whose tags differ. The first embedder's size becomes the
 index's vector field (``n.ftdims``; adding it backfills again, so older vectors are in it).
 Until the index is whole, searches go to the replica, so no answer ever misses a memory.
 
@@ -60,9 +62,11 @@ from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._redis import queries
 from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text, vector_field
 from tta_dev_primitives.stores._redis.layout import (
+    ENGINE_DOCUMENTS,
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DIMS,
+    FACT_ENGINE_DOCS,
     FACT_ENGINE_DONE,
     Layout,
 )
@@ -213,6 +217,12 @@ class QueryEngine:
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
         await call(lambda c: mark(c, bases, FACT_ENGINE, "1"))
+        forms = await call(lambda c: facts(c, bases, FACT_ENGINE_DOCS))
+        if any(form != ENGINE_DOCUMENTS for form in forms):
+            # Documents kept in an older form (without facets) are written again by a backfill
+            # from the start; until it is done, searches use the replica.
+            await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
+            await call(lambda c: mark(c, bases, FACT_ENGINE_DOCS, ENGINE_DOCUMENTS))
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
@@ -390,7 +400,8 @@ class QueryEngine:
             return None  # the index holds no vectors of this size: the replica's do
         if mode == "keyword":
             if query.blank:
-                return top(await self._fan(call, base, queries.recent, limit, scope), limit)
+                found = await self._fan(call, base, queries.recent, limit, scope, query.filter)
+                return top(found, limit)
             return top(await self._keyword_only(call, query, limit, scope, base), limit)
         if mode == "semantic":
             return top(await self._fan(call, base, queries.semantic, query, limit, scope), limit)
@@ -444,5 +455,5 @@ class QueryEngine:
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
-            args += [key, str(seq), terms_text(terms), scope_tags(key), width]
+            args += [key, str(seq), terms_text(terms), scope_tags(key, terms), width]
         return args

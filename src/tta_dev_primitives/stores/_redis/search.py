@@ -195,7 +195,8 @@ class RedisIndex:
             return [vector]
         terms = terms_text(document.terms) if document is not None else ""
         dims = 0 if document is None or document.vector is None else document.vector.shape[-1]
-        return [vector, terms, scope_tags(key), int(dims)]
+        tags = scope_tags(key, None if document is None else document.terms)
+        return [vector, terms, tags, int(dims)]
 
     def cleared(self) -> None:
         if self.replicas is not None:
