@@ -323,3 +323,34 @@ async def test_engine_documents_written_before_filters_are_rewritten_and_none_is
     await first.clear()
     for m in (first, later):
         await m.aclose()
+
+
+# -- the LangGraph store --------------------------------------------------------------------------
+
+
+async def test_the_langgraph_store_asks_the_index_for_equality_filters() -> None:
+    """An equality filter reaches the memory's index: the store asks for ``limit`` items once
+    and gets the 3 rare ones among 300; an operator beside it is still checked per item."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    memory = MemoryPrimitive(max_size=1_000)
+    store = MemoryPrimitiveStore(memory)
+    for i in range(300):
+        role = "user" if i < 3 else "assistant"
+        await store.aput(("chat", "u1"), f"t{i}", {"role": role, "text": "garden", "n": i})
+    asked: list[int] = []
+    search = memory.search
+
+    async def counted(*args: Any, **options: Any) -> list[dict[str, Any]]:
+        asked.append(options["limit"])
+        return await search(*args, **options)
+
+    memory.search = counted  # type: ignore[method-assign]
+    found = await store.asearch(("chat",), query="garden", filter={"role": "user"}, limit=3)
+    assert sorted(item.key for item in found) == ["t0", "t1", "t2"]
+    assert asked == [3]
+    found = await store.asearch(("chat",), filter={"role": "user", "n": {"$gt": 0}}, limit=3)
+    assert sorted(item.key for item in found) == ["t1", "t2"]
+    found = await store.asearch(("chat",), filter={"n": True}, limit=3)  # LangGraph: True == 1
+    assert [item.key for item in found] == ["t1"]
+    await memory.aclose()
