@@ -140,7 +140,8 @@ class TermIndex:
             plist = get(term)
             if plist is None:
                 postings[term] = array("Q", (base | tf << 20,))
-                self._pending.append(term)
+                if not term.startswith(FACET_MARK):  # facets are never a prefix's expansion
+                    self._pending.append(term)
             else:
                 plist.append(base | tf << 20)
         self._scopes.add(key, docno, length)
@@ -158,7 +159,7 @@ class TermIndex:
             if left == 0:
                 del postings[term]
                 stale.pop(term, None)
-                self._stale_vocab += 1
+                self._stale_vocab += not term.startswith(FACET_MARK)
             elif dead > left and dead > 8:
                 self._compact(term)
             else:
