@@ -218,8 +218,8 @@ class SearchIndex:
         keyword: BM25 (a blank query lists the most recent, scored 0). semantic: cosine
         similarity over documents with vectors. hybrid: the two fused (``_fusion``); weight 0
         and 1 are exactly keyword and semantic. A filter (``query.filter``) narrows the
-        candidates before the top ``limit`` is taken, and never changes a score: BM25 keeps the
-        scope's statistics.
+        candidates before the top ``limit`` is taken; keyword and semantic scores stay as they
+        are (BM25 keeps the scope's statistics), hybrid fuses the candidates the filter keeps.
         """
         mode, weight = query.mode, query.weight
         if mode == "hybrid" and weight == 0.0:
