@@ -46,7 +46,6 @@ __all__ = [
     "CLUSTER_PARTITIONS",
     "DOC",
     "DOC_VECTOR",
-    "ENGINE_DOCUMENTS",
     "EXPIRY",
     "FACTS",
     "FACT_CLEARED",
@@ -94,10 +93,8 @@ FACT_ENGINE: Final = "ft"
 FACT_ENGINE_DIMS: Final = "ftdims"
 FACT_ENGINE_CURSOR: Final = "ftcur"
 FACT_ENGINE_DONE: Final = "ftok"
-#: Which form the partition's Query Engine documents have (``ENGINE_DOCUMENTS``, once all do).
+#: Which form the partition's Query Engine documents have (``query_engine.DOCUMENTS``).
 FACT_ENGINE_DOCS: Final = "ftdoc"
-#: The documents' form: 2 since their ``s`` tags hold the memory's facets (field filters).
-ENGINE_DOCUMENTS: Final = "2"
 
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {

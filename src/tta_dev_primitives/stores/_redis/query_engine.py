@@ -62,7 +62,6 @@ from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._redis import queries
 from tta_dev_primitives.stores._redis.documents import scope_tags, terms_text, vector_field
 from tta_dev_primitives.stores._redis.layout import (
-    ENGINE_DOCUMENTS,
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DIMS,
@@ -86,6 +85,10 @@ from tta_dev_primitives.stores._redis.shards import (
 __all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
+
+#: The form of the documents this version writes (``n.ftdoc``): 2 since their ``s`` tags hold
+#: the memory's facets (field filters). A namespace in another form is backfilled again.
+DOCUMENTS: Final = "2"
 
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
@@ -218,11 +221,11 @@ class QueryEngine:
         self.dims = info.get("dims")
         await call(lambda c: mark(c, bases, FACT_ENGINE, "1"))
         forms = await call(lambda c: facts(c, bases, FACT_ENGINE_DOCS))
-        if any(form != ENGINE_DOCUMENTS for form in forms):
+        if any(form != DOCUMENTS for form in forms):
             # Documents kept in an older form (without facets) are written again by a backfill
             # from the start; until it is done, searches use the replica.
             await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
-            await call(lambda c: mark(c, bases, FACT_ENGINE_DOCS, ENGINE_DOCUMENTS))
+            await call(lambda c: mark(c, bases, FACT_ENGINE_DOCS, DOCUMENTS))
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
