@@ -9,6 +9,7 @@ Memory *values* are checked where they are encoded (``memory._values``), in the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from tta_dev_primitives.exceptions import (
@@ -16,6 +17,7 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
     InvalidMemoryKeyError,
 )
+from tta_dev_primitives.search._facets import facet, filter_facets
 
 __all__ = [
     "DEFAULT_EMBED_TIMEOUT",
@@ -24,6 +26,7 @@ __all__ = [
     "SEARCH_ENGINES",
     "SEARCH_MODES",
     "check_count",
+    "check_filter",
     "check_fraction",
     "check_key",
     "check_limit",
@@ -203,6 +206,29 @@ def check_scope(scope: Any) -> str | None:
             "scope must be a non-empty key prefix such as 'user_id:session_id'"
         )
     return scope
+
+
+def check_filter(pairs: Any) -> tuple[str, ...]:
+    """A search filter is None or a mapping of field names to scalars (str, int, float, bool,
+    None); it comes back as the facets it asks for (``search._facets``), none for no filter."""
+    if pairs is None:
+        return ()
+    if not isinstance(pairs, Mapping):
+        raise InvalidArgumentTypeError(
+            f"filter must be a mapping of field names to values, got {type(pairs).__name__}"
+        )
+    for name, value in pairs.items():
+        if not isinstance(name, str):
+            raise InvalidArgumentTypeError(f"filter field names must be str, got {name!r:.80}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgumentError(f"filter[{name!r}] must be a finite number, got {value!r}")
+        if facet(name, value) is None:
+            raise InvalidArgumentTypeError(
+                f"filter[{name!r}] must be a str, int, float, bool or None, got "
+                f"{type(value).__name__} (a filter compares one value; a list field matches "
+                "each of its items)"
+            )
+    return filter_facets(pairs)
 
 
 def check_namespace(namespace: Any) -> str:

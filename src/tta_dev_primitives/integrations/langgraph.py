@@ -44,6 +44,7 @@ from langgraph.store.base import (
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.memory import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
+from tta_dev_primitives.search._facets import Scalar
 
 from ._portal import run_sync
 
@@ -192,6 +193,21 @@ def _matches(value: Any, wanted: Any) -> bool:
             and all(_matches(v, w) for v, w in zip(value, wanted, strict=True))
         )
     return bool(value == wanted)
+
+
+def _pushed(wanted: Mapping[str, Any] | None) -> dict[str, Scalar]:
+    """The pairs of a LangGraph filter that the memory's index can apply, as its filter on the
+    record (the item's value is its ``"value"``): a str, or a number other than 0 and 1, that
+    every match must hold. ``None``, booleans, 0 and 1 stay here (LangGraph compares with
+    ``==``: ``True == 1``, and a missing field equals ``None``), as do operators and nesting."""
+    pushed: dict[str, Scalar] = {}
+    for name, value in (wanted or {}).items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(name, str) and (
+            isinstance(value, str) or (number and math.isfinite(value) and value not in (0, 1))
+        ):
+            pushed[f"value.{name}"] = value
+    return pushed
 
 
 def _compare(value: Any, operator: str, operand: Any) -> bool:
@@ -437,13 +453,19 @@ class MemoryPrimitiveStore(BaseStore):
                 _matches(record["value"].get(k), v) for k, v in (op.filter or {}).items()
             )
 
+        # Equality on a field's value is applied by the memory's index (before its top-k); what
+        # it cannot apply (operators, nested values) is checked here, on every record kept.
+        pushed = _pushed(op.filter)
         page: list[tuple[dict[str, Any], float | None]]
         if self.index_config is not None and query:
-            page = await self._semantic(query, scope, wanted, keep)
+            page = await self._semantic(query, scope, wanted, keep, pushed)
         else:
-            fetch = wanted if not op.filter else 4 * wanted
+            exact = len(pushed) == len(op.filter or {})
+            fetch = wanted if exact else 4 * wanted
             while True:
-                found = await self.memory.search(query, limit=fetch, scope=scope, mode="keyword")
+                found = await self.memory.search(
+                    query, limit=fetch, scope=scope, mode="keyword", filter=pushed
+                )
                 page = [(r, None) for r in found if keep(r)]
                 if len(page) >= wanted or len(found) < fetch:
                     break
@@ -455,7 +477,12 @@ class MemoryPrimitiveStore(BaseStore):
         return [SearchItem(**self._fields(record), score=score) for record, score in page]
 
     async def _semantic(
-        self, query: str, scope: str | None, wanted: int, keep: Callable[[dict[str, Any]], bool]
+        self,
+        query: str,
+        scope: str | None,
+        wanted: int,
+        keep: Callable[[dict[str, Any]], bool],
+        pushed: dict[str, Scalar],
     ) -> list[tuple[dict[str, Any], float | None]]:
         """The best ``wanted`` kept items by cosine similarity to ``query``, with their scores.
 
@@ -464,7 +491,9 @@ class MemoryPrimitiveStore(BaseStore):
         """
         fetch = 2 * wanted
         while True:
-            scored = await self.memory.search_scored(query, fetch, scope=scope, mode="semantic")
+            scored = await self.memory.search_scored(
+                query, fetch, scope=scope, mode="semantic", filter=pushed
+            )
             page: list[tuple[dict[str, Any], float | None]] = [
                 (hit.value, hit.score) for hit in scored if keep(hit.value)
             ]
@@ -477,7 +506,9 @@ class MemoryPrimitiveStore(BaseStore):
         have = {hit.key for hit in scored}
         fetch = len(scored) + wanted
         while True:
-            listed = await self.memory.search_items("", limit=fetch, scope=scope, mode="keyword")
+            listed = await self.memory.search_items(
+                "", limit=fetch, scope=scope, mode="keyword", filter=pushed
+            )
             rest = [value for key, value in listed if key not in have and keep(value)]
             if len(page) + len(rest) >= wanted or len(listed) < fetch:
                 break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
 from tta_dev_primitives._checks import (
     DEFAULT_EMBED_TIMEOUT,
     check_count,
+    check_filter,
     check_fraction,
     check_key,
     check_limit,
@@ -48,6 +49,7 @@ from tta_dev_primitives.memory._ops import (
 )
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
+from tta_dev_primitives.search._facets import Scalar, matches
 from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._backoff import Backoff
@@ -290,6 +292,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         scope: str | None = None,
         mode: Mode | None = None,
         min_score: float | None = None,
+        filter: Mapping[str, Scalar] | None = None,
     ) -> list[dict[str, Any]]:
         """Memories whose text matches ``query``, best first.
 
@@ -303,8 +306,14 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         the query's embedding to each memory's) or ``"hybrid"`` (both, fused with
         ``hybrid_weight``); the default is hybrid with an embedder, else keyword.
         ``min_score`` leaves out matches that score lower (see ``search_scored`` for scales).
+        ``filter={"role": "user", "tags": "work"}`` keeps memories whose top-level field holds
+        that value (or a list holding it), every pair; ``"a.b"`` names field ``b`` of object
+        ``a``. Types count (``1``, ``True``, ``"1"`` differ). The index applies it before the
+        top ``limit``, in every mode, so the ``limit`` best matching memories come back.
         """
-        found = await self.search_scored(query, limit, scope=scope, mode=mode, min_score=min_score)
+        found = await self.search_scored(
+            query, limit, scope=scope, mode=mode, min_score=min_score, filter=filter
+        )
         return [hit.value for hit in found]
 
     async def search_items(
@@ -315,9 +324,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         scope: str | None = None,
         mode: Mode | None = None,
         min_score: float | None = None,
+        filter: Mapping[str, Scalar] | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
-        found = await self.search_scored(query, limit, scope=scope, mode=mode, min_score=min_score)
+        found = await self.search_scored(
+            query, limit, scope=scope, mode=mode, min_score=min_score, filter=filter
+        )
         return [(hit.key, hit.value) for hit in found]
 
     async def search_scored(
@@ -328,6 +340,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         scope: str | None = None,
         mode: Mode | None = None,
         min_score: float | None = None,
+        filter: Mapping[str, Scalar] | None = None,
     ) -> list[ScoredMemory]:
         """``search``, with keys and scores: ``ScoredMemory(key, value, score)``, best first.
 
@@ -338,8 +351,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         least that (the same as asking for all and cutting: scores come best first).
         """
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
-        floor = check_min_score(min_score)
+        floor, wanted = check_min_score(min_score), check_filter(filter)
         analysed = self._indexing.query(text)
+        if wanted:
+            analysed = replace(analysed, filter=wanted)
         chosen = self._mode(check_mode(mode))
         await numpy_imported()  # the index needs it: never imported on the loop
         with MemoryOp("search", self._namespace) as op:
@@ -357,6 +372,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 results = [
                     ScoredMemory(k, v, s) for k, p, s in served.value
                     if (floor is None or s >= floor) and (v := self._decode(p)) is not None
+                    and matches(v, wanted)  # the index's facets are hashes: never let one slip
                 ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
             return results

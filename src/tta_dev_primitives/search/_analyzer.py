@@ -160,6 +160,8 @@ class Query:
     weight: float = 0.5
     #: How hybrid fuses the two lists: a weighted sum on a fixed scale, or reciprocal rank.
     fusion: Literal["weighted", "rrf"] = "weighted"
+    #: Facet terms (``_facets``) a match must hold, every one: a field filter.
+    filter: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a mode without the vector it needs, or a weight outside 0..1."""

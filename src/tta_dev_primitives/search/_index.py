@@ -174,10 +174,23 @@ class SearchIndex:
         exact_len = 0 if exact is None else self._docs[exact][_LEN]
         return self._terms.view(scope, exact, exact_len)
 
-    def recent(self, limit: int, scope: str | None = None) -> list[str]:
-        """Keys of the ``limit`` most recently written documents, newest first."""
+    def _within(self, view: ScopeView | None, wanted: tuple[str, ...]) -> ScopeView | None:
+        """The documents a search may return: the scope's (``view``), narrowed to those
+        holding every facet ``wanted`` (a filter); its total length is the scope's."""
+        if not wanted:
+            return view
+        mask = self._terms.having(wanted)
+        if view is not None:
+            mask &= view.mask[: len(mask)]
+        return ScopeView(mask, int(mask.sum()), 0 if view is None else view.total_len)
+
+    def recent(
+        self, limit: int, scope: str | None = None, wanted: tuple[str, ...] = ()
+    ) -> list[str]:
+        """Keys of the ``limit`` most recently written documents (holding the facets
+        ``wanted``), newest first."""
         docs = self._docs
-        if scope is None and self._ordered:
+        if scope is None and not wanted and self._ordered:
             keys: list[str] = []
             for docno in reversed(docs):
                 if len(keys) >= limit:
@@ -185,7 +198,7 @@ class SearchIndex:
                 keys.append(docs[docno][_KEY])
             return keys
         np = numpy()
-        view = self._view(scope)
+        view = self._within(self._view(scope), wanted)
         if view is None:
             rows = np.fromiter(docs, dtype=np.intp, count=len(docs))
         else:
@@ -195,7 +208,7 @@ class SearchIndex:
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
         """Keys of the best ``limit`` matches, by the query's mode, ties newest first."""
         if query.mode == "keyword" and query.blank:
-            return self.recent(limit, scope)
+            return self.recent(limit, scope, query.filter)
         return [key for key, _ in self.search_scored(query, limit, scope)]
 
     def search_scored(
@@ -205,7 +218,9 @@ class SearchIndex:
 
         keyword: BM25 (a blank query lists the most recent, scored 0). semantic: cosine
         similarity over documents with vectors. hybrid: the two fused (``_fusion``); weight 0
-        and 1 are exactly keyword and semantic.
+        and 1 are exactly keyword and semantic. A filter (``query.filter``) narrows the
+        candidates before the top ``limit`` is taken; keyword and semantic scores stay as they
+        are (BM25 keeps the scope's statistics), hybrid fuses the candidates the filter keeps.
         """
         mode, weight = query.mode, query.weight
         if mode == "hybrid" and weight == 0.0:
@@ -213,19 +228,21 @@ class SearchIndex:
         elif mode == "hybrid" and weight == 1.0:
             mode = "semantic"
         if mode == "keyword" and query.blank:
-            return [(key, 0.0) for key in self.recent(limit, scope)]
+            return [(key, 0.0) for key in self.recent(limit, scope, query.filter)]
         q = None if mode == "keyword" else self._vectors.query(query.vector)
         view = self._view(scope)
+        within = self._within(view, query.filter)
         if mode == "keyword":
-            scored = self._keyword(query, limit, view)
+            scored = self._keyword(query, limit, view, within)[0]
         elif mode == "semantic":
-            scored = self._semantic(q, limit, view)
+            scored = self._semantic(q, limit, within)
         else:
             depth = max(limit, CANDIDATE_DEPTH)
-            plan = None if query.blank else self._terms.plan(query, view)
-            keyword = [] if plan is None else self._top(*self._terms.score(plan), depth)
-            top_of = 0.0 if plan is None else ceiling(plan.idfs)
-            fused = fuse(keyword, self._semantic(q, depth, view), weight, top_of, query.fusion)
+            keyword: list[tuple[int, float]] = []
+            top_of = 0.0
+            if not query.blank:
+                keyword, top_of = self._keyword(query, depth, view, within)
+            fused = fuse(keyword, self._semantic(q, depth, within), weight, top_of, query.fusion)
             np = numpy()
             rows = np.fromiter(fused.keys(), dtype=np.intp, count=len(fused))
             scored = self._top(rows, np.fromiter(fused.values(), np.float64, len(fused)), limit)
@@ -238,12 +255,22 @@ class SearchIndex:
         plan = None if query.blank else self._terms.plan(query, self._view(scope))
         return 0.0 if plan is None else ceiling(plan.idfs)
 
-    def _keyword(self, query: Query, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
-        """BM25 over the query's terms (the scope's statistics, if scoped): the best ``limit``."""
+    def _keyword(
+        self, query: Query, limit: int, view: ScopeView | None, within: ScopeView | None
+    ) -> tuple[list[tuple[int, float]], float]:
+        """BM25 over the query's terms (the scope's statistics, if scoped): the best ``limit``
+        of the documents ``within`` (the scope, or those of it a filter keeps), and the
+        query's ceiling (``_bm25.ceiling``, hybrid's keyword scale)."""
+        if within is not None and not within.members:
+            return [], 0.0
         plan = self._terms.plan(query, view)
         if plan is None:
-            return []
-        return self._top(*self._terms.score(plan), limit)
+            return [], 0.0
+        rows, scores = self._terms.score(plan)
+        if within is not None and within is not view:  # a filter
+            kept = within.mask[rows]
+            rows, scores = rows[kept], scores[kept]
+        return self._top(rows, scores, limit), ceiling(plan.idfs)
 
     def _semantic(self, q: Any, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """Cosine similarity to the unit query ``q``: the best ``limit``."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Analyzer, Query
+from tta_dev_primitives.search._facets import facets
 from tta_dev_primitives.search._fields import check_text_fields, searchable_strings
 
 __all__ = ["MAX_EMBED_CHARS", "Indexing", "default_analyzer"]
@@ -41,8 +42,10 @@ class Indexing:
         self.text_fields = check_text_fields(text_fields)
 
     def terms(self, value: Any) -> dict[str, int]:
-        """Term counts of a (validated or decoded) value."""
-        return self.analyzer.term_counts(searchable_strings(value, self.text_fields))
+        """Term counts of a (validated or decoded) value, and its facets (``_facets``)."""
+        counts = self.analyzer.term_counts(searchable_strings(value, self.text_fields))
+        counts.update(dict.fromkeys(facets(value), 1))
+        return counts
 
     def text(self, value: Any) -> str:
         """The searched strings of a value, one per line, cut at ``MAX_EMBED_CHARS``: what is

@@ -25,6 +25,7 @@ from typing import Any, Final, NamedTuple
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import bm25, idf, token_order
+from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
 
 __all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_MAX", "Plan", "TermIndex"]
@@ -35,6 +36,7 @@ MAX_PREFIX_TERMS: Final = 256
 # (BM25 barely moves past a few occurrences; a million-word memory is normalised as one).
 TF_MAX: Final = (1 << 12) - 1
 LEN_MAX: Final = (1 << 20) - 1
+_NOT_WORDS: Final = (STOP_MARK, FACET_MARK)
 
 
 class Matches(NamedTuple):
@@ -121,7 +123,8 @@ class TermIndex:
         values = tuple(counts.values())
         length = sum(values)
         # Stop words (indexed for queries made only of them) do not make a memory longer.
-        length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(STOP_MARK))
+        # Nor do facets (``_facets``): they are fields' values, not words.
+        length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(_NOT_WORDS))
         try:
             tfs: bytes | tuple[int, ...] = bytes(values)
         except ValueError:  # a term occurs 256 times or more
@@ -137,7 +140,8 @@ class TermIndex:
             plist = get(term)
             if plist is None:
                 postings[term] = array("Q", (base | tf << 20,))
-                self._pending.append(term)
+                if not term.startswith(FACET_MARK):  # facets are never a prefix's expansion
+                    self._pending.append(term)
             else:
                 plist.append(base | tf << 20)
         self._scopes.add(key, docno, length)
@@ -155,7 +159,7 @@ class TermIndex:
             if left == 0:
                 del postings[term]
                 stale.pop(term, None)
-                self._stale_vocab += 1
+                self._stale_vocab += not term.startswith(FACET_MARK)
             elif dead > left and dead > 8:
                 self._compact(term)
             else:
@@ -173,6 +177,24 @@ class TermIndex:
         ``exact``/``exact_len``: the docno and length of a document whose key is the scope.
         """
         return self._scopes.view(numpy(), scope, exact, exact_len, len(self._live))
+
+    def having(self, terms: Sequence[str]) -> Any:
+        """A mask over every docno: True where a live document holds every one of ``terms``
+        (a filter's facets), found from their postings alone."""
+        np = numpy()
+        size = len(self._live)
+        mask = gather(np, self._live, np.bool_, slice(0, size)).copy()
+        postings = self._postings
+        for term in sorted(terms, key=lambda t: len(postings.get(t, ()))):  # rarest first
+            plist = postings.get(term)
+            if plist is None:
+                mask[:] = False
+                break
+            d = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
+            held = np.zeros(size, dtype=np.bool_)
+            held[d] = True
+            mask &= held
+        return mask
 
     def expand(self, token: str) -> list[str]:
         """Live terms equal to or starting with ``token``, found by bisecting the vocabulary."""

@@ -1,10 +1,11 @@
 """The search document a memory gets in the Query Engine, and the query text that finds it.
 
 A memory's ``f:<key>`` hash (written by the PUT script) holds ``t``, its analysed terms each
-repeated as often as they occur; ``s``, a tag per scope it belongs to; ``q``, its write
-sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
-``fv:<i>:<key>``). Terms that are not plain
-``[a-z0-9]`` are hex-encoded, so the engine's tokenizer never splits them.
+repeated as often as they occur; ``s``, a tag per scope it belongs to and per field value it
+holds (its facets, ``search._facets``: 16 hex digits each, hashed apart from scope tags); ``q``,
+its write sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
+``fv:<i>:<key>``). Terms that are not plain ``[a-z0-9]`` are hex-encoded, so the engine's
+tokenizer never splits them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from tta_dev_primitives.search._analyzer import STOP_MARK
+from tta_dev_primitives.search._facets import FACET_MARK, is_facet
 from tta_dev_primitives.search._scopes import scope_prefixes
 from tta_dev_primitives.search._term_index import LEN_MAX
 
@@ -50,13 +52,16 @@ def prefix_tokens(prefix: str) -> list[str]:
 
 def terms_text(terms: Mapping[str, int]) -> str:
     """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
-    return " ".join(" ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items())
+    return " ".join(
+        " ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items() if not is_facet(t)
+    )
 
 
 def doc_length(terms: Mapping[str, int]) -> int:
     """The ``n`` field: the memory's length as in-process BM25 counts it (``TermIndex.add``:
-    stop words left out, capped at ``LEN_MAX``), so both normalise by the same length."""
-    length = sum(tf for t, tf in terms.items() if not t.startswith(STOP_MARK))
+    stop words and facets left out, capped at ``LEN_MAX``), so both normalise by the same
+    length."""
+    length = sum(tf for t, tf in terms.items() if not t.startswith((STOP_MARK, FACET_MARK)))
     return min(length, LEN_MAX)
 
 
@@ -65,13 +70,20 @@ def scope_tag(scope: str) -> str:
     return hashlib.blake2b(scope.encode(), digest_size=8).hexdigest()
 
 
-def scope_tags(key: str) -> str:
-    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included."""
-    return ",".join(scope_tag(s) for s in [*scope_prefixes(key), key])
+def scope_tags(key: str, terms: Mapping[str, int] | None = None) -> str:
+    """The ``s`` field: the tags of every scope ``key`` belongs to, itself included, and of
+    the facets among its ``terms`` (a facet's tag is its hex digits)."""
+    tags = [scope_tag(s) for s in [*scope_prefixes(key), key]]
+    if terms:
+        tags += [t[len(FACET_MARK) :] for t in terms if is_facet(t)]
+    return ",".join(tags)
 
 
-def scope_filter(scope: str | None, sep: str) -> str:
-    return "" if scope is None else f"{sep}@s:{{{scope_tag(scope)}}}"
+def scope_filter(scope: str | None, sep: str, wanted: tuple[str, ...] = ()) -> str:
+    """The query's clauses for a scope and a filter's facets (every one), each after ``sep``;
+    "" for neither."""
+    tags = ([] if scope is None else [scope_tag(scope)]) + [t[len(FACET_MARK) :] for t in wanted]
+    return "".join(f"{sep}@s:{{{tag}}}" for tag in tags)
 
 
 def vector_field(dims: int) -> list[Any]:

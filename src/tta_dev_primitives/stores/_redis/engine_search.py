@@ -46,7 +46,8 @@ async def search(
         return None  # the index holds no vectors of this size: the replica's do
     if mode == "keyword":
         if query.blank:
-            return top(await _fan(engine, call, base, queries.recent, limit, scope), limit)
+            found = await _fan(engine, call, base, queries.recent, limit, scope, query.filter)
+            return top(found, limit)
         return (await _keyword(engine, call, query, limit, scope, base))[0]
     if mode == "semantic":
         found = await _fan(engine, call, base, queries.semantic, query, limit, scope)
@@ -111,9 +112,13 @@ async def _keyword(
     async def run(client: Any) -> tuple[Rows, float]:
         shards = _shards_for(engine, client, base)
         if len(shards) == 1 and shards[0].node is None:  # one server: one round trip
-            answer = await keywords.ask(client, shards[0], terms, window, scope, bases)
+            answer = await keywords.ask(
+                client, shards[0], terms, window, scope, bases, query.filter
+            )
             return keywords.rescore(answer.rows, terms, answer.stats)
-        asks = [keywords.ask(client, shard, terms, window, scope) for shard in shards]
+        asks = [
+            keywords.ask(client, shard, terms, window, scope, (), query.filter) for shard in shards
+        ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
         if scope is None:  # the namespace's totals, from every partition
             answers, (docs, length) = await asyncio.gather(

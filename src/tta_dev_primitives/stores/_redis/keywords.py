@@ -125,9 +125,13 @@ def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
     ]  # fmt: skip
 
 
-def _commands(shard: Shard, terms: Sequence[Term], window: int, scope: str | None) -> list[Any]:
+def _commands(
+    shard: Shard, terms: Sequence[Term], window: int, scope: str | None, wanted: tuple[str, ...]
+) -> list[Any]:
+    """The candidates (within the scope and the filter's facets ``wanted``) and the
+    statistics (the scope's, as in-process: a filter chooses documents, not how they score)."""
     where = scope_filter(scope, " ")
-    text = "@t:(" + "|".join(t.syntax for t in terms) + ")" + where
+    text = "@t:(" + "|".join(t.syntax for t in terms) + ")" + scope_filter(scope, " ", wanted)
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
     # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
     fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
@@ -169,16 +173,17 @@ def _number(value: Any) -> int:
 
 async def ask(
     client: Any, shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
-    bases: Sequence[str] = (),
+    bases: Sequence[str] = (), wanted: tuple[str, ...] = (),
 ) -> Answer:  # fmt: skip
-    """One server's candidates and statistics: the scope's (counted by the engine) when
-    scoped, else ``bases``' running totals (on one server, read in the same pipeline)."""
-    commands = _commands(shard, terms, window, scope)
+    """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
+    scope's (counted by the engine) when scoped, else ``bases``' running totals (on one server,
+    read in the same pipeline)."""
+    commands = _commands(shard, terms, window, scope, wanted)
     got = await _run_all(client, shard, commands, bases if scope is None else ())
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
-    every_match = replies.total(reply) <= len(rows)
+    every_match = not wanted and replies.total(reply) <= len(rows)
     ties = len(rows) == window and window > TIE_MARGIN and rows[-1 - TIE_MARGIN][1] == rows[-1][1]
     if ties and shard.node is None and replies.total(reply) <= MAX_TIE_SORT:
         # Equal engine scores run past the window: the engine orders them oldest first, so

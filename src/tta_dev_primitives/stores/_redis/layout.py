@@ -59,6 +59,7 @@ __all__ = [
     "FACT_ENGINE_DIMS",
     "FACT_ENGINE_DOCS",
     "FACT_ENGINE_DONE",
+    "FACT_ENGINE_FORM",
     "FACT_ENGINE_LENGTH",
     "FACT_EPOCH",
     "FACT_NEWEST",
@@ -104,6 +105,8 @@ FACT_ENGINE_CURSOR: Final = "ftnext"
 FACT_ENGINE_DONE: Final = "ftdone"
 FACT_ENGINE_DOCS: Final = "ftdocs"
 FACT_ENGINE_LENGTH: Final = "ftlen"
+#: Which form the partition's Query Engine documents have (``query_engine.DOCUMENTS``).
+FACT_ENGINE_FORM: Final = "ftform"
 
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {

@@ -210,11 +210,12 @@ for i = 2, #ARGV, 6 do
   if cur and tonumber(cur) == tonumber(seq) then
     local ttl = redis.call('PTTL', base .. VALUE .. key)
     local vector = redis.call('HGET', base .. VECTORS, key) or ''
-    -- A document this write already keeps (with its vectors, if it has any) is left alone:
-    -- rewriting it would leave a deleted entry in the engine's statistics until its GC runs.
-    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n')
+    -- A document this write already keeps (with its vectors, if it has any, its length and
+    -- these tags: an older form lacks them) is left alone: rewriting it would leave a deleted
+    -- entry in the engine's statistics until its GC runs.
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's')
     local kept = doc[1] and tonumber(doc[1]) == tonumber(seq) and doc[3]
-                 and (vector == '' or tonumber(doc[2] or '0') > 0)
+                 and (vector == '' or tonumber(doc[2] or '0') > 0) and doc[4] == ARGV[i + 3]
     if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
       index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]),

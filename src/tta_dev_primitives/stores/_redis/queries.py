@@ -2,7 +2,8 @@
 
 Each reads ``TIE_MARGIN`` rows past ``limit`` so equal scores can be ordered newest first by
 the caller (``top``), and drops rows outside the scope (a tag collision can cost a row, never
-leak one).
+leak one). A filter's facets are TAG clauses beside the scope's, so the engine applies them
+before its top ``limit`` (and as the KNN pre-filter).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ async def semantic(
 
     k = limit + TIE_MARGIN
     ef = max(EF_RUNTIME, k)
-    where = scope_filter(scope, "") or "*"
+    where = scope_filter(scope, " ", query.filter).strip() or "*"
     text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
@@ -54,10 +55,10 @@ async def semantic(
 
 
 async def recent(
-    client: Any, shard: Shard, limit: int, scope: str | None
+    client: Any, shard: Shard, limit: int, scope: str | None, wanted: tuple[str, ...] = ()
 ) -> list[tuple[str, float, int]]:
-    """The newest writes in the scope (a blank query)."""
-    text = scope_filter(scope, "") or "*"
+    """The newest writes in the scope holding the facets ``wanted`` (a blank query)."""
+    text = scope_filter(scope, " ", wanted).strip() or "*"
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
         "LIMIT", 0, limit + TIE_MARGIN, "DIALECT", 2,

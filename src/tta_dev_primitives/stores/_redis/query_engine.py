@@ -33,7 +33,9 @@ The index is made once per namespace by the first process that wants it: it crea
 ``n.ft`` in every partition (from then on every write keeps its document, indexed as it is
 written), then backfills documents for memories written before, in bounded pages, each
 idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
-resumes a backfill that stopped. The first embedder's size becomes the index's vector field
+resumes a backfill that stopped. ``n.ftform`` names the documents' form: a namespace whose
+documents predate facets (field filters) is backfilled again from the start, rewriting each
+document whose tags differ. The first embedder's size becomes the index's vector field
 (``n.ftdims``; adding it backfills again, so older vectors are in it). Until the index is whole,
 searches go to the replica, so no answer ever misses a memory.
 
@@ -71,6 +73,7 @@ from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DIMS,
     FACT_ENGINE_DONE,
+    FACT_ENGINE_FORM,
     Layout,
 )
 from tta_dev_primitives.stores._redis.shards import (
@@ -88,6 +91,10 @@ from tta_dev_primitives.stores._redis.shards import (
 __all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
+
+#: The form of the documents this version writes (``n.ftform``): 2 since their ``s`` tags hold
+#: the memory's facets (field filters). A namespace in another form is backfilled again.
+DOCUMENTS: Final = "2"
 
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
@@ -222,6 +229,12 @@ class QueryEngine:
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
         await call(lambda c: mark(c, bases, FACT_ENGINE, "1"))
+        forms = await call(lambda c: facts(c, bases, FACT_ENGINE_FORM))
+        if any(form != DOCUMENTS for form in forms):
+            # Documents kept in an older form (without facets) are written again by a backfill
+            # from the start; until it is done, searches use the replica.
+            await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
+            await call(lambda c: mark(c, bases, FACT_ENGINE_FORM, DOCUMENTS))
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
@@ -412,5 +425,6 @@ class QueryEngine:
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
-            args += [key, str(seq), terms_text(terms), scope_tags(key), width, doc_length(terms)]
+            args += [key, str(seq), terms_text(terms), scope_tags(key, terms), width,
+                     doc_length(terms)]  # fmt: skip
         return args

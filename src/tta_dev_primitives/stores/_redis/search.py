@@ -196,7 +196,8 @@ class RedisIndex:
         terms = terms_text(document.terms) if document is not None else ""
         length = doc_length(document.terms) if document is not None else 0
         dims = 0 if document is None or document.vector is None else document.vector.shape[-1]
-        return [vector, terms, scope_tags(key), int(dims), length]
+        tags = scope_tags(key, None if document is None else document.terms)
+        return [vector, terms, tags, int(dims), length]
 
     def cleared(self) -> None:
         if self.replicas is not None:
