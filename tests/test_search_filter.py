@@ -29,7 +29,7 @@ from search_model import MemoryModel
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Query
-from tta_dev_primitives.search._facets import facet
+from tta_dev_primitives.search._facets import MAX_FACET_CHARS, MAX_FACET_ITEMS, facet
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.stores._redis.documents import scope_tags
 from tta_dev_primitives.stores._redis.layout import DOC, FACT_ENGINE_FORM, Layout
@@ -166,6 +166,21 @@ async def test_lists_nested_fields_and_types_match_as_documented(memory: MemoryP
     await memory.delete("u1:b")
     assert await keys(tags="work") == []
     assert await keys(tags="play") == ["u1:a"]
+
+
+async def test_long_strings_and_long_lists_are_not_filter_values() -> None:
+    """Strings up to MAX_FACET_CHARS and lists up to MAX_FACET_ITEMS match; a longer string in
+    a filter is refused (it is text: search its words), a longer list's items are not indexed."""
+    memory = MemoryPrimitive()
+    edge = "x" * MAX_FACET_CHARS
+    await memory.add("u1:a", {"content": "garden", "code": edge, "tags": ["t"] * MAX_FACET_ITEMS})
+    await memory.add("u1:b", {"content": "garden", "tags": [f"t{i}" for i in range(65)]})
+    assert [k for k, _ in await memory.search_items("", 5, filter={"code": edge})] == ["u1:a"]
+    assert [k for k, _ in await memory.search_items("", 5, filter={"tags": "t"})] == ["u1:a"]
+    assert await memory.search("", filter={"tags": "t0"}) == []  # 65 items: not indexed
+    with pytest.raises(InvalidArgumentError, match=f"up to {MAX_FACET_CHARS}"):
+        await memory.search("garden", filter={"code": edge + "x"})
+    await memory.aclose()
 
 
 @pytest.mark.parametrize(

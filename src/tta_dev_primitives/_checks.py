@@ -17,7 +17,7 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
     InvalidMemoryKeyError,
 )
-from tta_dev_primitives.search._facets import facet, filter_facets
+from tta_dev_primitives.search._facets import MAX_FACET_CHARS, facet, filter_facets
 
 __all__ = [
     "DEFAULT_EMBED_TIMEOUT",
@@ -222,6 +222,11 @@ def check_filter(pairs: Any) -> tuple[str, ...]:
             raise InvalidArgumentTypeError(f"filter field names must be str, got {name!r:.80}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgumentError(f"filter[{name!r}] must be a finite number, got {value!r}")
+        if isinstance(value, str) and len(value) > MAX_FACET_CHARS:
+            raise InvalidArgumentError(
+                f"filter[{name!r}] is a string of {len(value):,} characters; filters match "
+                f"values of up to {MAX_FACET_CHARS} (search a longer text by its words)"
+            )
         if facet(name, value) is None:
             raise InvalidArgumentTypeError(
                 f"filter[{name!r}] must be a str, int, float, bool or None, got "

@@ -5,10 +5,14 @@ top-level field ``role``, or in a list there (tags). A dotted name reaches one l
 object field (``"meta.lang"``). Values are compared with their type: ``1``, ``True`` and ``"1"``
 are three values (``1`` and ``1.0`` are one number, as in JSON).
 
-Each ``(field, value)`` a memory holds becomes one facet: ``FACET_MARK`` and 16 hex digits of a
-hash of the field and the typed value. Facets travel with a memory's term counts (count 1, never
-part of its length, never matched by a query's words: the analyzer makes no term with the mark),
-so every index that holds terms (in-process, the Redis replica, the journal) holds them too, and
+Only values a filter would name are indexed: strings up to ``MAX_FACET_CHARS`` characters and
+lists of up to ``MAX_FACET_ITEMS`` items (a whole text, or a list of numbers such as a vector,
+would cost a posting per memory and is never filtered on; ``check_filter`` refuses such a
+value rather than find nothing). Each ``(field, value)`` a memory holds becomes one facet:
+``FACET_MARK`` and 16 hex digits of a hash of the field and the typed value. Facets travel
+with a memory's term counts (count 1, never part of its length, never matched by a query's
+words: the analyzer makes no term with the mark), so every index that holds terms (in-process,
+the Redis replica, the journal) holds them too, and
 the Query Engine writes them as TAGs beside the scope tags. A hash collision could let a memory
 through: the caller checks its results with ``matches``.
 """
@@ -20,10 +24,25 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-__all__ = ["FACET_MARK", "Scalar", "facet", "facets", "filter_facets", "is_facet", "matches"]
+__all__ = [
+    "FACET_MARK",
+    "MAX_FACET_CHARS",
+    "MAX_FACET_ITEMS",
+    "Scalar",
+    "facet",
+    "facets",
+    "filter_facets",
+    "is_facet",
+    "matches",
+]
 
 #: Starts every facet term (a control character: no analysed word begins with it).
 FACET_MARK: Final = "\x1f"
+
+#: The longest string a filter can match (a longer one is text, searched by its words).
+MAX_FACET_CHARS: Final = 64
+#: The most items of a list field whose items a filter can match (tags, not vectors).
+MAX_FACET_ITEMS: Final = 64
 
 Scalar = str | int | float | bool | None
 
@@ -41,7 +60,7 @@ def _typed(value: Any) -> str | None:
             return None
         return f"n{int(value)}" if value.is_integer() else f"n{value!r}"
     if isinstance(value, str):
-        return "s" + value
+        return "s" + value if len(value) <= MAX_FACET_CHARS else None
     return None
 
 
@@ -61,6 +80,8 @@ def is_facet(term: str) -> bool:
 
 def _add(out: dict[str, None], field: str, value: Any) -> None:
     items: Iterable[Any] = value if isinstance(value, list | tuple) else (value,)
+    if isinstance(value, list | tuple) and len(value) > MAX_FACET_ITEMS:
+        return
     for item in items:
         term = facet(field, item)
         if term is not None:
