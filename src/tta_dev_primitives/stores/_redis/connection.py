@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
-from tta_dev_primitives.stores._redis.sockets import close_client, drop_sockets
+from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
 from tta_dev_primitives.stores._urls import redact_url, scrub
 
 __all__ = [
@@ -156,21 +156,35 @@ class Connection:
         # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
         pool = aioredis.ConnectionPool.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
         client: Any = aioredis.Redis(connection_pool=pool)
+        try:
+            client = await self._discover(client, common)
+            if not self._policy_checked:
+                self._policy_checked = True
+                await self._check_eviction(client)
+            return client
+        except BaseException:
+            abandon(client)  # the call's timeout cancelled the connect: no socket outlives it
+            raise
+
+    async def _discover(self, client: Any, common: dict[str, Any]) -> Any:
+        """``client``, or the cluster client that replaces it if the server is a cluster node."""
         if self.topology is None or self.topology == "cluster":
             info = await client.info("cluster")
             if info.get("cluster_enabled"):
                 await client.aclose(close_connection_pool=True)
-                client = RedisCluster.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
-                await client.initialize()
+                cluster = RedisCluster.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
+                try:
+                    await cluster.initialize()
+                except BaseException:
+                    abandon(cluster)
+                    raise
+                client = cluster
                 self.nodes = len(client.get_primaries())
                 first, self.topology = self.topology is None, "cluster"
                 if first:
                     self._on_cluster()
             else:
                 self.topology = "standalone"
-        if not self._policy_checked:
-            self._policy_checked = True
-            await self._check_eviction(client)
         return client
 
     async def _check_eviction(self, client: Any) -> None:
@@ -283,9 +297,11 @@ class Connection:
         if not self.cluster or failed is None or state.client is not failed:
             return  # not a cluster, or another call already replaced the failed client
         state.client = None
-        with contextlib.suppress(Exception):
+        try:
             async with asyncio.timeout(self.timeout):
-                await failed.aclose()
+                await close_client(failed)
+        except Exception:
+            abandon(failed)  # a stalled node: its sockets are closed without its answer
 
     async def replicated(self, client: Any, name: str) -> None:
         """On a cluster whose master for ``name`` has replicas, wait until one has the write.

@@ -1,4 +1,4 @@
-"""Closing a client's connections, also when the event loop it belongs to is gone."""
+"""Closing a client's connections: politely, at once without waiting, or without its loop."""
 
 from __future__ import annotations
 
@@ -10,18 +10,56 @@ from redis.asyncio.cluster import RedisCluster
 
 from tta_dev_primitives.stores._redis.errors import UNAVAILABLE
 
-__all__ = ["close_client", "drop_sockets"]
+__all__ = ["abandon", "close_client", "drop_sockets"]
 
 
 async def close_client(client: Any) -> None:
-    """Close ``client`` and its pool on the running loop (its own)."""
+    """Close ``client`` and its pool on the running loop (its own); if that fails part-way,
+    what is left is abandoned, so no socket outlives the client."""
     try:
         if isinstance(client, RedisCluster):
             await client.aclose()
         else:
             await client.aclose(close_connection_pool=True)
     except (*UNAVAILABLE, rexc.RedisError):
-        pass  # closing a dead connection: nothing left to release
+        abandon(client)  # closing a dead connection: release what is left at once
+    except BaseException:
+        abandon(client)  # cancelled or timed out while closing
+        raise
+
+
+def _connections(client: Any) -> list[Any]:
+    """Every connection ``client`` holds, a cluster's startup nodes included."""
+    if isinstance(client, RedisCluster):
+        manager = client.nodes_manager
+        nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+        return [c for node in nodes for c in getattr(node, "_connections", [])]
+    pool = client.connection_pool
+    return [*pool._available_connections, *pool._in_use_connections]
+
+
+def _closed(client: Any) -> None:
+    """Mark ``client`` closed, so redis-py's finaliser does not warn about it."""
+    if isinstance(client, RedisCluster):
+        client.nodes_manager.default_node = None  # type: ignore[assignment]
+
+
+def abandon(client: Any) -> None:
+    """Close ``client``'s connections now, on its own running loop, without waiting for Redis.
+
+    For a client dropped mid-connect (the call's timeout cancelled it) or one whose close
+    timed out: its transports are aborted, which the loop finishes on its next turn.
+    """
+    if client is None:
+        return
+    for connection in _connections(client):
+        writer = getattr(connection, "_writer", None)
+        with contextlib.suppress(Exception):
+            transport: Any = getattr(writer, "transport", None)
+            if transport is not None:
+                transport.abort()
+        connection._reader = connection._writer = None
+    _closed(client)
 
 
 def drop_sockets(client: Any) -> None:
@@ -32,13 +70,7 @@ def drop_sockets(client: Any) -> None:
     """
     if client is None:
         return
-    if isinstance(client, RedisCluster):
-        nodes = client.get_nodes()
-        connections = [c for node in nodes for c in getattr(node, "_connections", [])]
-    else:
-        pool = client.connection_pool
-        connections = [*pool._available_connections, *pool._in_use_connections]
-    for connection in connections:
+    for connection in _connections(client):
         writer = getattr(connection, "_writer", None)
         transport: Any = getattr(writer, "transport", None)
         with contextlib.suppress(Exception):
@@ -49,3 +81,4 @@ def drop_sockets(client: Any) -> None:
             if transport is not None:
                 transport._closing = True
         connection._reader = connection._writer = None
+    _closed(client)

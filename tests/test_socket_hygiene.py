@@ -1,0 +1,45 @@
+"""No socket outlives its client: calls cut off by the timeout, mid-connect or mid-close, on one
+server or a cluster, leave no unclosed connection, transport or cluster client behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import warnings
+
+import pytest
+
+from conftest import fast_recovery
+from redis_server import LocalCluster, RedisServer
+from tta_dev_primitives.exceptions import UnsentWritesError
+
+pytestmark = pytest.mark.redis
+
+
+async def _timed_out_rounds(url: str) -> list[str]:
+    """Calls whose timeout (2 ms) cuts off connects, cluster discovery and closes; the
+    ResourceWarnings raised once the memory is closed and collected."""
+    memory = fast_recovery(url, redis_timeout=0.002, recovery_interval=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for round_ in range(12):
+            await asyncio.gather(
+                *(memory.add(f"u{i}:s1:{round_}", {"content": f"note {i}"}) for i in range(40))
+            )
+            await memory.get("u1:s1:0")
+            await asyncio.sleep(0.02)  # a recovery probe reconnects, and is cut off again
+        with contextlib.suppress(UnsentWritesError):  # whatever the outage left unsent
+            await memory.aclose()
+        del memory
+        await asyncio.sleep(0.05)  # aborted transports finish closing on the loop's next turns
+        gc.collect()
+    return [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+async def test_timed_out_calls_leave_no_socket_on_one_server(redis_server: RedisServer) -> None:
+    assert await _timed_out_rounds(redis_server.url) == []
+
+
+async def test_timed_out_calls_leave_no_socket_on_a_cluster(redis_cluster: LocalCluster) -> None:
+    assert await _timed_out_rounds(redis_cluster.url) == []
