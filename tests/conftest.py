@@ -155,6 +155,9 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
             max_size=10_000,
             namespace=f"test:{uuid4().hex[:12]}",
             search_engine=engine,  # type: ignore[arg-type]
+            # These tests are about behaviour, not timeouts: a busy machine (a cluster's first
+            # call discovers its slots) must not turn a slow reply into an outage.
+            redis_timeout=10.0,
         )
     yield mem
     await mem.clear()

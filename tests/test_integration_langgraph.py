@@ -132,7 +132,7 @@ async def test_list_namespaces_with_conditions(store: MemoryPrimitiveStore) -> N
 
 
 async def test_items_expire_after_their_ttl_in_minutes(store: MemoryPrimitiveStore) -> None:
-    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.005)  # 0.3 s
+    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.02)  # 1.2 s: time to read it once
     assert await store.aget(("tmp",), "k", refresh_ttl=False) is not None
 
     async def gone() -> bool:
@@ -142,9 +142,9 @@ async def test_items_expire_after_their_ttl_in_minutes(store: MemoryPrimitiveSto
 
 
 async def test_reading_refreshes_the_ttl(store: MemoryPrimitiveStore) -> None:
-    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.01)  # 0.6 s
-    for _ in range(6):  # 1.2 s of reads, each restarting the clock
-        await asyncio.sleep(0.2)
+    await store.aput(("tmp",), "k", {"v": 1}, ttl=0.03)  # 1.8 s
+    for _ in range(5):  # 2.5 s of reads, each restarting the clock; 1.3 s of slack per gap
+        await asyncio.sleep(0.5)
         assert await store.aget(("tmp",), "k") is not None
 
 

@@ -94,7 +94,7 @@ async def test_a_searching_process_keeps_no_replica_and_sees_other_processes_at_
     writer = engine_memory(redis_query_engine.url, ns)
     reader = engine_memory(redis_query_engine.url, ns)
     await writer.add("u1:s1:1", {"content": "we hiked the mountain trail"})
-    await writer.add("u1:s1:2", {"content": "the trail was muddy"}, ttl=0.3)
+    await writer.add("u1:s1:2", {"content": "the trail was muddy"}, ttl=600)
     await writer.add("u10:s1:1", {"content": "another user's trail"})
     with capture_spans() as spans:
         found = await reader.search_scored("which trail?", scope="u1")
@@ -105,7 +105,8 @@ async def test_a_searching_process_keeps_no_replica_and_sees_other_processes_at_
     assert reader.get_backend_info()["search_engine"] == "redis"
     assert reader._store.remote.index.replicas is None  # type: ignore[union-attr]
     await writer.delete("u1:s1:1")
-    await asyncio.sleep(0.5)  # past the second memory's TTL
+    await writer.touch("u1:s1:2", 0.3)  # a TTL that starts now: load can't expire it early
+    await asyncio.sleep(0.5)  # past it
     assert await reader.search("trail", scope="u1") == []
     assert [h.key for h in await reader.search_scored("trail")] == ["u10:s1:1"]
     await writer.clear()
