@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, fast_recovery, namespace, replayed
+from conftest import Factory, eventually, fast_recovery, namespace, replayed
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
@@ -421,6 +421,115 @@ async def test_what_another_process_deleted_or_overwrote_is_not_served_in_an_out
         server.resume()
     await replayed(a)
     await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+async def _copy_dropped(memory: MemoryPrimitive, key: str) -> None:
+    """Wait until ``memory``'s background check has dropped its in-process copy of ``key``
+    (each call Redis answers may start one, at most every second)."""
+
+    async def dropped() -> bool:
+        await memory.size()  # a call Redis answers
+        return await memory._store.local.get(key) is None  # type: ignore[attr-defined]
+
+    await eventually(dropped, within=30)
+
+
+@pytest.mark.parametrize("search", ["never", "one user"])
+async def test_a_process_that_follows_no_feed_drops_what_others_changed(
+    redis_server_factory: Factory, search: str
+) -> None:
+    """A process whose replica does not cover a key (it never searches, or searches one user)
+    still learns, from Redis's versions, that another process deleted or overwrote it: its next
+    outage serves neither the deleted memory nor the old value."""
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await a.add("u1:s1:addr", {"content": "my address is 1 Main Street"})
+    await a.add("u1:s1:pet", {"content": "my pet is a cat"})
+    await a.add("u1:s1:kept", {"content": "my name is Ann"})
+    if search == "one user":
+        assert await a.search("name", scope="u2") == []  # a replica of another user only
+    await b.delete("u1:s1:addr")
+    await b.add("u1:s1:pet", {"content": "my pet is a dog"})
+    await _copy_dropped(a, "u1:s1:addr")
+    await _copy_dropped(a, "u1:s1:pet")
+    server.stall()
+    try:
+        assert await a.get("u1:s1:addr") is None
+        assert await a.search("address") == []
+        assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
+        assert await a.get("u1:s1:kept") == {"content": "my name is Ann"}  # its own, unchanged
+    finally:
+        server.resume()
+    await replayed(a)
+    await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_the_check_never_drops_what_this_process_is_writing(
+    redis_server_factory: Factory,
+) -> None:
+    """Rewrites racing the background checks (for 2.5 s, several checks) keep this process's
+    newest value of every key in its copy: an outage read finds each one."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_size=5_000)
+    latest: dict[str, int] = {}
+    deadline = time.monotonic() + 2.5
+    round_ = 0
+    while time.monotonic() < deadline:
+        round_ += 1
+        await asyncio.gather(*(memory.add(f"u{i % 7}:s1:{i}", {"v": round_}) for i in range(300)))
+        latest.update({f"u{i % 7}:s1:{i}": round_ for i in range(300)})
+    assert memory._store.copies.checked > 0  # type: ignore[attr-defined]
+    assert memory._store.copies.dropped == 0  # type: ignore[attr-defined]
+    server.stall()
+    try:
+        for key, value in latest.items():
+            assert await memory.get(key) == {"v": value}, key
+    finally:
+        server.resume()
+    await replayed(memory)
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_cache_drops_an_entry_another_process_cleared(
+    redis_server_factory: Factory,
+) -> None:
+    """CachePrimitive shares the check: during an outage it does not serve an output another
+    process's clear() removed from Redis."""
+    from tta_dev_primitives import CachePrimitive, WorkflowContext
+
+    server = redis_server_factory()
+    ns = namespace()
+    calls: list[str] = []
+
+    async def answer(text: str, ctx: WorkflowContext) -> str:
+        calls.append(text)
+        return f"answer {len(calls)}"
+
+    a = CachePrimitive(answer, lambda text, ctx: text, backend=server.url, namespace=ns,
+                       redis_timeout=0.5)  # fmt: skip
+    b = CachePrimitive(answer, lambda text, ctx: text, backend=server.url, namespace=ns)
+    ctx = WorkflowContext()
+    assert await a.execute("q", ctx) == "answer 1"
+    await b.clear()
+    store = a._store  # type: ignore[attr-defined]
+
+    async def dropped() -> bool:
+        await store.size()  # a call Redis answers
+        return await store.local.get("q") is None
+
+    await eventually(dropped, within=30)
+    server.stall()
+    try:
+        assert await a.execute("q", ctx) == "answer 2"  # recomputed, not the cleared output
+    finally:
+        server.resume()
     await a.aclose()
     await b.aclose()
 

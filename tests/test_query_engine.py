@@ -319,6 +319,41 @@ async def test_writes_journalled_during_an_outage_are_searchable_in_the_engine_a
         await m.aclose()
 
 
+async def test_what_another_process_deleted_is_not_served_in_an_outage_with_the_engine(
+    engine_server: RedisServer,
+) -> None:
+    """With the engine no replica follows the feed; the in-process copy is checked against
+    Redis's versions instead, so the next outage serves neither a memory another process
+    deleted ("forget my address") nor one it overwrote."""
+    server = engine_server
+    ns = namespace()
+    a = fast_recovery(server.url, ns, search_engine="redis")
+    b = engine_memory(server.url, ns)
+    await a.add("u1:s1:addr", {"content": "my address is 1 Main Street"})
+    await a.add("u1:s1:pet", {"content": "my pet is a cat"})
+    assert len(await a.search("address pet", scope="u1")) == 2
+    await b.delete("u1:s1:addr")
+    await b.add("u1:s1:pet", {"content": "my pet is a dog"})
+
+    async def dropped() -> bool:
+        await a.size()  # a call Redis answers starts a check, at most every second
+        local = a._store.local  # type: ignore[attr-defined]
+        return await local.get("u1:s1:addr") is None and await local.get("u1:s1:pet") is None
+
+    await eventually(dropped, within=30)
+    server.stall()
+    try:
+        assert await a.get("u1:s1:addr") is None
+        assert await a.search("address") == []
+        assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
+    finally:
+        server.resume()
+    await replayed(a)
+    await b.clear()
+    for m in (a, b):
+        await m.aclose()
+
+
 #: What a user needs beyond the plain-Redis ACL to search in the engine: docs/production.md's.
 ENGINE_ACL = " ".join(documented_acl(engine=True)[len(documented_acl()) :])
 

@@ -123,6 +123,16 @@ class StorageBackend(ABC):
         position to go on from, None when done. A page may be short and still go on."""
         raise NotImplementedError(f"{type(self).__name__} cannot list memories by scope")
 
+    async def key_slice(self, start: int, count: int) -> list[str]:
+        """Up to ``count`` of this backend's keys from position ``start`` in an order of its own
+        (an in-process copy walked in turns by the hybrid's check); none for a server."""
+        return []
+
+    async def current_versions(self, keys: Sequence[str]) -> list[str | None] | None:
+        """The version each of ``keys`` holds now (a deleted key's, while its tombstone lasts;
+        None if none), or None if this backend keeps no versions (in-process ones)."""
+        return None
+
     async def apply(self, writes: Sequence[Write]) -> None:
         """Apply writes in order (a server backend batches them into few round trips)."""
         for write in writes:

@@ -67,6 +67,7 @@ from tta_dev_primitives.stores._base import (
     Write,
     send,
 )
+from tta_dev_primitives.stores._copies import CopyCheck
 from tta_dev_primitives.stores._journal_file import COMPACT_FLOOR, JournalFile, Record, encode
 from tta_dev_primitives.stores._recovery import (
     DEFAULT_MAX_JOURNAL,
@@ -187,6 +188,10 @@ class HybridStore(Generic[B]):
         # another process's change seen in the feed): dropped before the next operation ends.
         self._outdated: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
         self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
+        # The in-process copy checked against Redis's versions (``_copies``), in the background.
+        self.copies = CopyCheck(clock)
+        self._checking: asyncio.Task[None] | None = None
+        self._sending: dict[str, int] = {}  # keys with a live write on its way to the remote
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
 
@@ -229,6 +234,7 @@ class HybridStore(Generic[B]):
     ) -> Served[None]:
         if not self._loaded:
             await self._load()
+        self.copies.wrote(key)
         await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
             return Served(None, self.local.kind)
@@ -238,6 +244,7 @@ class HybridStore(Generic[B]):
     async def delete(self, key: str) -> Served[bool]:
         if not self._loaded:
             await self._load()
+        self.copies.wrote(key)
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
@@ -294,6 +301,7 @@ class HybridStore(Generic[B]):
         except BackendUnavailableError as exc:
             self._fail(exc)
             raise
+        self.copies.wrote(key)
         self._succeed()
         await self.local.touch(key, ttl)
         return Served(had, remote.kind)
@@ -345,6 +353,9 @@ class HybridStore(Generic[B]):
             await self._journal_write(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
+        key = write.key if isinstance(write, Put | Delete) else None
+        if key is not None:
+            self._sending[key] = self._sending.get(key, 0) + 1
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
@@ -356,6 +367,11 @@ class HybridStore(Generic[B]):
             if isinstance(write, Put):
                 await self.local.delete(write.key)
             raise
+        finally:
+            if key is not None:
+                left = self._sending.pop(key) - 1
+                if left:
+                    self._sending[key] = left
         self._succeed()
         if self._outdated:
             await self._drop_outdated()
@@ -524,6 +540,23 @@ class HybridStore(Generic[B]):
 
     def _succeed(self) -> None:
         self._remote_ok = True
+        if self.copies.due() and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.get_running_loop().create_task(self._check_copies())
+
+    async def _check_copies(self) -> None:
+        """Drop in-process copies another process has changed in Redis since (``_copies``)."""
+        remote = self.remote
+        assert remote is not None
+        try:
+            outdated = await self.copies.outdated(
+                self.local, remote, self.versions.issued, list(self._sending)
+            )
+        except Exception as exc:
+            log.debug("in-process copy check failed: %s", exc)
+            return
+        for key in outdated:
+            if not self._journal.has_key(key):
+                self.copies.dropped += await self.local.delete(key)
 
     def _fail(self, exc: BaseException) -> None:
         self._remote_ok = False
@@ -620,8 +653,11 @@ class HybridStore(Generic[B]):
             yield item
 
     async def aclose(self) -> None:
-        task, self._recovery = self._recovery, None
-        if task is not None and not task.done():
+        tasks = (self._recovery, self._checking)
+        self._recovery = self._checking = None
+        for task in tasks:
+            if task is None or task.done():
+                continue
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

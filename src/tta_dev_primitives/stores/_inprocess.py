@@ -60,6 +60,9 @@ class InProcessBackend(StorageBackend):
     ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:
         return self.store.scope_page(scope, after, limit)
 
+    async def key_slice(self, start: int, count: int) -> list[str]:
+        return self.store.key_slice(start, count)
+
     def describe(self) -> dict[str, Any]:
         return {"max_size": self.store.max_size}
 

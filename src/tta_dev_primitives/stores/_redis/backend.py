@@ -201,6 +201,25 @@ class RedisBackend(StorageBackend):
             self.versions.observe(int(reply))
         return bool(reply)
 
+    async def current_versions(self, keys: Sequence[str]) -> list[str | None] | None:
+        """Each key's version in its partition's ``w`` (one ``HMGET`` per partition)."""
+        await self.connection.ready()
+        by_base: dict[str, list[str]] = {}
+        for key in keys:
+            by_base.setdefault(self.layout.base(key), []).append(key)
+
+        async def read(client: Any, base: str, names: list[str]) -> list[Any]:
+            return list(await client.hmget(Layout.versions(base), names))
+
+        groups = list(by_base.items())
+        replies = await asyncio.gather(*(self.connection.call(partial(read, base=b, names=n))
+                                         for b, n in groups))  # fmt: skip
+        found: dict[str, str | None] = {}
+        for (_, names), reply in zip(groups, replies, strict=True):
+            for key, version in zip(names, reply, strict=True):
+                found[key] = None if version is None else text_of(version)
+        return [found[key] for key in keys]
+
     async def scope_page(
         self, scope: str | None, after: tuple[int, str] | None, limit: int
     ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:

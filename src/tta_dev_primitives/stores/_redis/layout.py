@@ -195,6 +195,11 @@ class Layout:
         return base + LIVE
 
     @staticmethod
+    def versions(base: str) -> str:
+        """The name of a partition's versions hash."""
+        return base + VERSIONS
+
+    @staticmethod
     def vectors(base: str) -> str:
         """The name of a partition's embeddings hash."""
         return base + VECTORS

@@ -1,0 +1,76 @@
+"""Checking the in-process copy against the server's versions, so that an outage never serves a
+memory another process has since overwritten or deleted.
+
+A search replica that follows the whole namespace hears of such changes from the feed; nothing
+else does (the Query Engine, a replica of one user, a cache, a process that only writes). So,
+at most every ``CHECK_INTERVAL`` seconds after a call Redis answered, a background check reads
+the version Redis holds for the next ``CHECK_PAGE`` keys of the in-process copy (one ``HMGET``
+per partition). A key whose version there is not one this process issued was changed elsewhere:
+its copy is dropped. Keys written by this process while the check runs, or still on their way
+to Redis, are left alone (their newer value is this process's own).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tta_dev_primitives.stores._base import StorageBackend
+
+__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "CopyCheck"]
+
+#: Seconds between checks (each one page of the in-process copy).
+CHECK_INTERVAL = 1.0
+#: Keys checked per call: a copy of up to this many is checked whole every interval.
+CHECK_PAGE = 2000
+
+
+class CopyCheck:
+    """When the next check is due, where the last one stopped, and the keys written meanwhile."""
+
+    __slots__ = ("_clock", "_next", "_start", "checked", "dropped", "enabled", "touched")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next = 0.0
+        self._start = 0  # where in the copy the next page starts
+        self.enabled = True  # False once the remote says it keeps no versions
+        self.touched: set[str] | None = None  # while a check runs: keys this process wrote
+        self.checked = 0  # keys checked, since creation
+        self.dropped = 0  # copies dropped as changed elsewhere, since creation
+
+    def due(self) -> bool:
+        return self.enabled and self.touched is None and self._clock() >= self._next
+
+    def wrote(self, key: str) -> None:
+        """This process is writing ``key``: a running check must not judge its copy."""
+        if self.touched is not None:
+            self.touched.add(key)
+
+    async def outdated(
+        self,
+        local: StorageBackend,
+        remote: StorageBackend,
+        ours: Callable[[str], bool],
+        in_flight: Iterable[str],
+    ) -> list[str]:
+        """The keys of the next page of ``local`` whose version in ``remote`` is not ``ours``
+        (None: the key is gone there, or was cleared)."""
+        self.touched = set(in_flight)
+        try:
+            keys = await local.key_slice(self._start, CHECK_PAGE)
+            self._start = 0 if len(keys) < CHECK_PAGE else self._start + len(keys)
+            if not keys:
+                return []
+            found: list[Any] | None = await remote.current_versions(keys)
+            if found is None:
+                self.enabled = False
+                return []
+            self.checked += len(keys)
+            touched = self.touched
+            return [key for key, version in zip(keys, found, strict=True)
+                    if key not in touched and (version is None or not ours(version))]  # fmt: skip
+        finally:
+            self.touched = None
+            self._next = self._clock() + CHECK_INTERVAL
