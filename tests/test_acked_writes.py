@@ -456,6 +456,7 @@ async def test_a_process_that_follows_no_feed_drops_what_others_changed(
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
     await _copy_dropped(a, "u1:s1:addr")
     await _copy_dropped(a, "u1:s1:pet")
+    assert a.get_backend_info()["copies_dropped"] == 2
     server.stall()
     try:
         assert await a.get("u1:s1:addr") is None

@@ -545,6 +545,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "dead_letters": self._store.dead_letter_count,
             "dead_letter_log": list(self._store.dead_letters),
             "stale_writes": self._store.stale_count,
+            "copies_dropped": self._store.copies.dropped,  # changed elsewhere (``_copies``)
             "last_error": self._store.last_error,
             "search_mode": self._mode(None),
             "search_engine": "in-process",

@@ -554,6 +554,7 @@ class HybridStore(Generic[B]):
         except Exception as exc:
             log.debug("in-process copy check failed: %s", exc)
             return
+        # No await below suspends (the copy is in-process): no write can come in between.
         for key in outdated:
             if not self._journal.has_key(key):
                 self.copies.dropped += await self.local.delete(key)
