@@ -3,11 +3,11 @@ memory another process has since overwritten or deleted.
 
 A search replica that follows the whole namespace hears of such changes from the feed; nothing
 else does (the Query Engine, a replica of one user, a cache, a process that only writes). So,
-at most every ``CHECK_INTERVAL`` seconds after a call Redis answered, a background check reads
-the version Redis holds for the next ``CHECK_PAGE`` keys of the in-process copy (one ``HMGET``
-per partition). A key whose version there is not one this process issued was changed elsewhere:
-its copy is dropped. Keys written by this process while the check runs, or still on their way
-to Redis, are left alone (their newer value is this process's own).
+at most every ``CHECK_INTERVAL`` seconds, the call Redis answered that finds a check due then
+reads the version Redis holds for the next ``CHECK_PAGE`` keys of the in-process copy (one
+``HMGET`` per partition). A key whose version there is not one this process issued was
+changed elsewhere: its copy is dropped. Keys written by this process while the check runs, or
+still on their way to Redis, are left alone (their newer value is this process's own).
 """
 
 from __future__ import annotations

@@ -188,9 +188,8 @@ class HybridStore(Generic[B]):
         # another process's change seen in the feed): dropped before the next operation ends.
         self._outdated: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
         self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
-        # The in-process copy checked against Redis's versions (``_copies``), in the background.
+        # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
-        self._checking: asyncio.Task[None] | None = None
         self._sending: dict[str, int] = {}  # keys with a live write on its way to the remote
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
@@ -328,6 +327,7 @@ class HybridStore(Generic[B]):
                 self._succeed()
                 if self._outdated:
                     await self._drop_outdated()
+                await self._check_copies()
                 return Served(result, remote.kind)
         if remote is None:
             return Served(await call(self.local), self.local.kind)
@@ -375,6 +375,7 @@ class HybridStore(Generic[B]):
         self._succeed()
         if self._outdated:
             await self._drop_outdated()
+        await self._check_copies()
         return Served(result, remote.kind)
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
@@ -540,13 +541,14 @@ class HybridStore(Generic[B]):
 
     def _succeed(self) -> None:
         self._remote_ok = True
-        if self.copies.due() and (self._checking is None or self._checking.done()):
-            self._checking = asyncio.get_running_loop().create_task(self._check_copies())
 
     async def _check_copies(self) -> None:
-        """Drop in-process copies another process has changed in Redis since (``_copies``)."""
+        """If a check is due, drop in-process copies another process has changed in Redis since
+        (``_copies``). Run by the call that finds it due, after its own work: no task to track,
+        and no second connection beside the call's."""
         remote = self.remote
-        assert remote is not None
+        if remote is None or not self.copies.due():
+            return
         try:
             outdated = await self.copies.outdated(
                 self.local, remote, self.versions.issued, list(self._sending)
@@ -654,11 +656,8 @@ class HybridStore(Generic[B]):
             yield item
 
     async def aclose(self) -> None:
-        tasks = (self._recovery, self._checking)
-        self._recovery = self._checking = None
-        for task in tasks:
-            if task is None or task.done():
-                continue
+        task, self._recovery = self._recovery, None
+        if task is not None and not task.done():
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
