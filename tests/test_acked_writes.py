@@ -498,6 +498,64 @@ async def test_the_check_never_drops_what_this_process_is_writing(
     await memory.aclose()
 
 
+async def test_a_touch_after_another_process_overwrote_drops_the_old_copy(
+    redis_server_factory: Factory,
+) -> None:
+    """A's touch gives the key A's version without changing B's newer value: A's copy of its
+    older value goes at once (its check would now think it current)."""
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    b = MemoryPrimitive(server.url, namespace=ns)
+    await a.add("k", {"v": "old"})
+    await b.add("k", {"v": "theirs"})
+    assert await a.touch("k", 600) is True
+    server.stall()
+    try:
+        assert await a.get("k") != {"v": "old"}
+    finally:
+        server.resume()
+    await replayed(a)
+    assert await a.get("k") == {"v": "theirs"}
+    await b.clear()
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_gets_during_a_replay_never_drop_the_replayed_copies(
+    redis_server_factory: Factory,
+) -> None:
+    """Checks are not run while a replay lands this process's journalled writes (a check could
+    read a key's version just before its write lands): every outage write stays in the copy."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_size=5_000)
+    await memory.add("warm", {"v": 0})
+    server.stall()
+    try:
+        for i in range(600):
+            await memory.add(f"u{i % 5}:s1:{i}", {"v": i})
+    finally:
+        server.resume()
+
+    async def done() -> bool:
+        await asyncio.gather(*(memory.get(f"u{i % 5}:s1:{i}") for i in range(0, 600, 7)))
+        return await memory.flush() and memory.using_redis
+
+    await eventually(done, within=60)
+    await asyncio.sleep(1.1)
+    await memory.size()  # a check after the replay: every key is this process's
+    assert memory.get_backend_info()["copies_dropped"] == 0
+    server.stall()
+    try:
+        for i in range(600):
+            assert await memory.get(f"u{i % 5}:s1:{i}") == {"v": i}
+    finally:
+        server.resume()
+    await replayed(memory)
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_a_cache_drops_an_entry_another_process_cleared(
     redis_server_factory: Factory,
 ) -> None:

@@ -255,6 +255,34 @@ async def _journalled(server: RedisServer, ns: str, journal: Path, count: int) -
     await memory.aclose()
 
 
+async def test_replayed_writes_of_an_earlier_process_stay_in_the_copy(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Writes restored from the file keep the earlier process's versions; once replayed, Redis
+    holds them as this process's own, so the copy check keeps them for the next outage."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 3)
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    await replayed(memory)
+
+    async def checked() -> bool:
+        await memory.size()  # a call Redis answers runs a due check
+        return memory._store.copies.checked >= 3  # type: ignore[attr-defined,no-any-return]
+
+    await eventually(checked, within=30)
+    assert memory.get_backend_info()["copies_dropped"] == 0
+    server.stall()
+    try:
+        assert [await memory.get(f"k{i}") for i in range(3)] == [
+            {"content": f"v{i}"} for i in range(3)
+        ]
+    finally:
+        server.resume()
+
+
 async def test_a_torn_last_line_is_dropped_with_a_warning(
     redis_server_factory: Factory,
     journal: Path,

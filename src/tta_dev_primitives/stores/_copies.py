@@ -60,13 +60,15 @@ class CopyCheck:
         self.touched = set(in_flight)
         try:
             keys = await local.key_slice(self._start, CHECK_PAGE)
-            self._start = 0 if len(keys) < CHECK_PAGE else self._start + len(keys)
             if not keys:
+                self._start = 0
                 return []
             found: list[Any] | None = await remote.current_versions(keys)
             if found is None:
                 self.enabled = False
                 return []
+            # The next page, once this one is read (a failed read checks it again).
+            self._start = 0 if len(keys) < CHECK_PAGE else self._start + len(keys)
             self.checked += len(keys)
             touched = self.touched
             return [key for key, version in zip(keys, found, strict=True)

@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -191,6 +192,8 @@ class HybridStore(Generic[B]):
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
         self._sending: dict[str, int] = {}  # keys with a live write on its way to the remote
+        self._sending_lock = threading.Lock()  # the store may serve two loops' threads
+        self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
 
@@ -302,6 +305,8 @@ class HybridStore(Generic[B]):
             raise
         self.copies.wrote(key)
         self._succeed()
+        if self._outdated:
+            await self._drop_outdated()
         await self.local.touch(key, ttl)
         return Served(had, remote.kind)
 
@@ -355,7 +360,8 @@ class HybridStore(Generic[B]):
             return Served(None, self.local.kind, fallback=True)
         key = write.key if isinstance(write, Put | Delete) else None
         if key is not None:
-            self._sending[key] = self._sending.get(key, 0) + 1
+            with self._sending_lock:
+                self._sending[key] = self._sending.get(key, 0) + 1
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
@@ -369,9 +375,10 @@ class HybridStore(Generic[B]):
             raise
         finally:
             if key is not None:
-                left = self._sending.pop(key) - 1
-                if left:
-                    self._sending[key] = left
+                with self._sending_lock:
+                    left = self._sending.pop(key, 1) - 1
+                    if left > 0:
+                        self._sending[key] = left
         self._succeed()
         if self._outdated:
             await self._drop_outdated()
@@ -449,6 +456,8 @@ class HybridStore(Generic[B]):
         If the file cannot take it (a full disk), ``JournalError`` is raised and nothing of the
         write is kept: a put's in-process copy is dropped too.
         """
+        if isinstance(write, Put | Delete):
+            self.copies.wrote(write.key)  # a check running now must not judge it
         ttl = write.ttl if isinstance(write, Put) else None
         deadline = None if ttl is None else self._clock() + ttl
         file = self.journal_file
@@ -505,6 +514,7 @@ class HybridStore(Generic[B]):
             write = record.write
             left = None if record.deadline is None else record.deadline - wall
             self.versions.observe_version(write.version)  # new writes must be newer
+            self._adopted.add(write.version)  # replayed, Redis holds it as this store's
             self._journal_add(write, None if left is None else now + left, record.seq,
                               len(encode(record)))  # fmt: skip
             if isinstance(write, Put):
@@ -542,20 +552,26 @@ class HybridStore(Generic[B]):
     def _succeed(self) -> None:
         self._remote_ok = True
 
+    def _ours(self, version: str) -> bool:
+        """True if ``version`` is this store's: issued here, or restored from its journal."""
+        return self.versions.issued(version) or version in self._adopted
+
     async def _check_copies(self) -> None:
         """If a check is due, drop in-process copies another process has changed in Redis since
         (``_copies``). Run by the call that finds it due, after its own work: no task to track,
         and no second connection beside the call's."""
         remote = self.remote
-        if remote is None or not self.copies.due():
-            return
+        if remote is None or not self.copies.due() or self._journal or self.recovering:
+            return  # a replay lands writes a check could read before they do: after it
+        with self._sending_lock:
+            in_flight = list(self._sending)
         try:
-            outdated = await self.copies.outdated(
-                self.local, remote, self.versions.issued, list(self._sending)
-            )
+            outdated = await self.copies.outdated(self.local, remote, self._ours, in_flight)
         except Exception as exc:
             log.debug("in-process copy check failed: %s", exc)
             return
+        if self._degraded or self._journal or self.recovering:
+            return  # an outage began meanwhile: what the check read may be overtaken
         # No await below suspends (the copy is in-process): no write can come in between.
         for key in outdated:
             if not self._journal.has_key(key):

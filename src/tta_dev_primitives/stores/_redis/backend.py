@@ -197,23 +197,34 @@ class RedisBackend(StorageBackend):
         reply = text_of(await self._write("TOUCH", base, key, args))
         if reply.startswith("stale"):
             raise _stale(key, reply)
-        if reply:
-            self.versions.observe(int(reply))
-        return bool(reply)
+        if not reply:
+            return False
+        seq, _, replaced = reply.partition(" ")
+        self.versions.observe(int(seq))
+        if replaced and not self.versions.issued(replaced) and self.on_changed is not None:
+            # Another process wrote the memory after this one: the touch takes the version,
+            # so this process's copy must go now (its check would think it current).
+            self.on_changed(key, None)
+        return True
 
     async def current_versions(self, keys: Sequence[str]) -> list[str | None] | None:
-        """Each key's version in its partition's ``w`` (one ``HMGET`` per partition)."""
+        """Each key's version in its partition's ``w`` (one ``HMGET`` per partition, pipelined)."""
         await self.connection.ready()
         by_base: dict[str, list[str]] = {}
         for key in keys:
             by_base.setdefault(self.layout.base(key), []).append(key)
 
-        async def read(client: Any, base: str, names: list[str]) -> list[Any]:
-            return list(await client.hmget(Layout.versions(base), names))
-
         groups = list(by_base.items())
-        replies = await asyncio.gather(*(self.connection.call(partial(read, base=b, names=n))
-                                         for b, n in groups))  # fmt: skip
+
+        async def read(client: Any) -> list[Any]:
+            # One call (one slot, one timeout) whatever the partitions: on a cluster the
+            # pipeline sends each node its partitions' HMGETs at once.
+            pipe = pipeline(client)
+            for base, names in groups:
+                pipe.hmget(Layout.versions(base), names)
+            return list(await pipe.execute())
+
+        replies = await self.connection.call(read)
         found: dict[str, str | None] = {}
         for (_, names), reply in zip(groups, replies, strict=True):
             for key, version in zip(names, reply, strict=True):

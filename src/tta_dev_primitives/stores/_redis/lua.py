@@ -70,8 +70,9 @@ return text
 
 # KEYS[1] value key; ARGV: base, key, ttl_ms (0 = none), version ('' = none). Restarts the
 # memory's clock: it expires ttl_ms from now (never, for 0), its search documents with it. A new
-# sequence puts it back on the feed, so replicas learn its deadline. Returns that sequence, ''
-# if there is no memory under key, or 'stale <newer version>'.
+# sequence puts it back on the feed, so replicas learn its deadline. Returns that sequence and
+# the version it replaced ('<seq> <version or nothing>'), '' if there is no memory under key, or
+# 'stale <newer version>'.
 TOUCH = (
     COMMON
     + r"""
@@ -103,11 +104,12 @@ else
 end
 for _, d in ipairs(docs) do redis.call('HSET', d, 'q', text) end
 zadd2(base, LIVE, text, key)
+local replaced = redis.call('HGET', base .. VERSIONS, key) or ''
 if version ~= '' then
   redis.call('HSET', base .. VERSIONS, key, version)
   seen_version(base, version)
 end
-return text
+return text .. ' ' .. replaced
 """
 )
 
