@@ -13,7 +13,6 @@ must act: an ACL, maxmemory, a key of the wrong type), as ``connection`` transla
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar, Protocol
@@ -22,6 +21,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from tta_dev_primitives._checks import check_count, check_namespace, check_seconds
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
     IncompleteOperationError,
@@ -239,7 +239,7 @@ class RedisBackend(StorageBackend):
 
     async def size(self) -> int:
         await self.connection.ready()
-        counts = await asyncio.gather(*(self._size_in(base) for base in self.layout.bases))
+        counts = await gather_all(*(self._size_in(base) for base in self.layout.bases))
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
@@ -283,7 +283,7 @@ class RedisBackend(StorageBackend):
         async def newest(client: Any, base: str) -> Any:
             return await client.hget(Layout.facts(base), FACT_NEWEST)
 
-        found = await asyncio.gather(*(self.connection.call(partial(newest, base=base))
+        found = await gather_all(*(self.connection.call(partial(newest, base=base))
                                        for base in self.layout.bases))  # fmt: skip
         newer = max((text_of(v) for v in found if v is not None), default="")
         if newer > version:
@@ -375,7 +375,7 @@ class RedisBackend(StorageBackend):
                 except StaleWriteError as exc:
                     self._report_stale(exc, write.key)
 
-        await asyncio.gather(*(run(group) for group in groups.values()))
+        await gather_all(*(run(group) for group in groups.values()))
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live memory of the namespace, partition by partition, oldest write first.

@@ -9,10 +9,10 @@ master is asked at once (or only the master of a scope's partition) and the rows
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scopes import normalize_scope
@@ -90,7 +90,7 @@ async def _fan(
         shards = _shards_for(engine, client, base)
         if len(shards) == 1:
             return await work(client, shards[0], *args)
-        parts = await asyncio.gather(*(work(client, shard, *args) for shard in shards))
+        parts = await gather_all(*(work(client, shard, *args) for shard in shards))
         return [row for part in parts for row in part]
 
     found: Rows = await call(run)
@@ -121,12 +121,12 @@ async def _keyword(
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
         if scope is None:  # the namespace's totals, from every partition
-            answers, (docs, length) = await asyncio.gather(
-                asyncio.gather(*asks), keywords.namespace_stats(client, bases)
-            )
+            totals = keywords.namespace_stats(client, bases)
+            both: list[Any] = await gather_all(gather_all(*asks), totals)
+            answers, (docs, length) = both
             stats = keywords.Stats(docs, length, stats.dfs)
         else:  # the scope's, as each master counts it
-            answers = await asyncio.gather(*asks)
+            answers = await gather_all(*asks)
         rows = []
         for answer in answers:
             rows += answer.rows

@@ -22,11 +22,11 @@ completion's (they differ only for a document holding two completions of the sam
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
 from tta_dev_primitives.search._scopes import in_scope
@@ -164,7 +164,7 @@ async def _run_all(
         for base in bases:
             pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
         return list(await pipe.execute())
-    return list(await asyncio.gather(*(shard.run(client, *command) for command in commands)))
+    return await gather_all(*(shard.run(client, *command) for command in commands))
 
 
 def _number(value: Any) -> int:

@@ -9,9 +9,9 @@ last ``(sequence, key)`` returned, so a listing resumes in any process.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Final
 
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.layout import FACT_SEGMENTS, LIVE, Layout
@@ -62,7 +62,7 @@ async def scope_page(
         if stop is not None:
             stops.append(stop)
 
-    await asyncio.gather(*(read(base) for base in bases))
+    await gather_all(*(read(base) for base in bases))
     found.sort(reverse=True)
     # A partition that stopped early may hold more above older rows of the others: only rows
     # up to the newest stop (each partition read everything newer than its own stop) are

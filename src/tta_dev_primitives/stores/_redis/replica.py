@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
@@ -150,7 +151,7 @@ class Replica:
             for start in range(0, len(moved), _CONCURRENT):
                 # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
                 batch = moved[start : start + _CONCURRENT]
-                await asyncio.gather(*(self._catch_up(base, head, fetch) for base, head in batch))
+                await gather_all(*(self._catch_up(base, head, fetch) for base, head in batch))
             self._done = number
             self._expire()
 
