@@ -191,6 +191,18 @@ async def replayed(memory: MemoryPrimitive) -> None:
     await eventually(done, within=60)
 
 
+async def copies_dropped(memory: MemoryPrimitive, *keys: str) -> None:
+    """Wait until ``memory`` has dropped its in-process copies of ``keys`` as changed elsewhere
+    (a call Redis answers runs the copy check, at most once a second)."""
+
+    async def dropped() -> bool:
+        await memory.size()  # a call Redis answers
+        local = memory._store.local  # type: ignore[attr-defined]
+        return all([await local.get(key) is None for key in keys])
+
+    await eventually(dropped, within=30)
+
+
 def run_python(code: str) -> str:
     """Run ``code`` in a fresh interpreter (another process); its stdout, stripped."""
     import subprocess

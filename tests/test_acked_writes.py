@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, eventually, fast_recovery, namespace, replayed
+from conftest import Factory, copies_dropped, eventually, fast_recovery, namespace, replayed
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
@@ -425,17 +425,6 @@ async def test_what_another_process_deleted_or_overwrote_is_not_served_in_an_out
     await b.aclose()
 
 
-async def _copy_dropped(memory: MemoryPrimitive, key: str) -> None:
-    """Wait until ``memory``'s background check has dropped its in-process copy of ``key``
-    (each call Redis answers may start one, at most every second)."""
-
-    async def dropped() -> bool:
-        await memory.size()  # a call Redis answers
-        return await memory._store.local.get(key) is None  # type: ignore[attr-defined]
-
-    await eventually(dropped, within=30)
-
-
 @pytest.mark.parametrize("search", ["never", "one user"])
 async def test_a_process_that_follows_no_feed_drops_what_others_changed(
     redis_server_factory: Factory, search: str
@@ -454,8 +443,7 @@ async def test_a_process_that_follows_no_feed_drops_what_others_changed(
         assert await a.search("name", scope="u2") == []  # a replica of another user only
     await b.delete("u1:s1:addr")
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
-    await _copy_dropped(a, "u1:s1:addr")
-    await _copy_dropped(a, "u1:s1:pet")
+    await copies_dropped(a, "u1:s1:addr", "u1:s1:pet")
     assert a.get_backend_info()["copies_dropped"] == 2
     server.stall()
     try:

@@ -20,7 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import documented_acl, eventually, fast_recovery, namespace, replayed
+from conftest import (
+    copies_dropped,
+    documented_acl,
+    eventually,
+    fast_recovery,
+    namespace,
+    replayed,
+)
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
@@ -335,12 +342,7 @@ async def test_what_another_process_deleted_is_not_served_in_an_outage_with_the_
     await b.delete("u1:s1:addr")
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
 
-    async def dropped() -> bool:
-        await a.size()  # a call Redis answers starts a check, at most every second
-        local = a._store.local  # type: ignore[attr-defined]
-        return await local.get("u1:s1:addr") is None and await local.get("u1:s1:pet") is None
-
-    await eventually(dropped, within=30)
+    await copies_dropped(a, "u1:s1:addr", "u1:s1:pet")
     server.stall()
     try:
         assert await a.get("u1:s1:addr") is None

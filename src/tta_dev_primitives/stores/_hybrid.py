@@ -236,7 +236,6 @@ class HybridStore(Generic[B]):
     ) -> Served[None]:
         if not self._loaded:
             await self._load()
-        self.copies.wrote(key)
         await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
             return Served(None, self.local.kind)
@@ -246,7 +245,6 @@ class HybridStore(Generic[B]):
     async def delete(self, key: str) -> Served[bool]:
         if not self._loaded:
             await self._load()
-        self.copies.wrote(key)
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
@@ -348,6 +346,11 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
+        key = write.key if isinstance(write, Put | Delete) else None
+        if key is not None:
+            # A copy check running now must not judge the key: its value is this store's own
+            # (on its way to Redis, or journalled). No await since the in-process write.
+            self.copies.wrote(key)
         if self._degraded:
             refusal = self._refusal
             if refusal is not None and isinstance(write, Put):
@@ -358,7 +361,6 @@ class HybridStore(Generic[B]):
             await self._journal_write(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
-        key = write.key if isinstance(write, Put | Delete) else None
         if key is not None:
             with self._sending_lock:
                 self._sending[key] = self._sending.get(key, 0) + 1
@@ -456,8 +458,6 @@ class HybridStore(Generic[B]):
         If the file cannot take it (a full disk), ``JournalError`` is raised and nothing of the
         write is kept: a put's in-process copy is dropped too.
         """
-        if isinstance(write, Put | Delete):
-            self.copies.wrote(write.key)  # a check running now must not judge it
         ttl = write.ttl if isinstance(write, Put) else None
         deadline = None if ttl is None else self._clock() + ttl
         file = self.journal_file
