@@ -43,3 +43,39 @@ async def test_timed_out_calls_leave_no_socket_on_one_server(redis_server: Redis
 
 async def test_timed_out_calls_leave_no_socket_on_a_cluster(redis_cluster: LocalCluster) -> None:
     assert await _timed_out_rounds(redis_cluster.url) == []
+
+
+def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """Each master's index is remembered across calls; a later client (another event loop, or
+    one made after an outage) must reach the masters through its own connections, not those of
+    the client that found the index, which nothing would close."""
+    from tta_dev_primitives import MemoryPrimitive
+
+    held = [MemoryPrimitive(
+        redis_query_engine_cluster.url, namespace="hygiene:engine", search_engine="redis",
+        redis_timeout=10,
+    )]  # fmt: skip
+
+    async def first() -> None:
+        memory = held[0]
+        await memory.clear()
+        await memory.add("u1:s1:1", {"content": "the lighthouse keeper paints the door"})
+        assert [hit.key for hit in await memory.search_scored("lighthouse door")] == ["u1:s1:1"]
+
+    async def second() -> list[str]:
+        memory = held[0]
+        found = [hit.key for hit in await memory.search_scored("lighthouse door")]
+        await memory.clear()
+        await memory.aclose()
+        await asyncio.sleep(0.05)
+        return found
+
+    asyncio.run(first())  # its loop closes with its client's sockets still open
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert asyncio.run(second()) == ["u1:s1:1"]
+        held.clear()  # what is left of the memory is collected: a ResourceWarning if open
+        gc.collect()
+    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -305,7 +305,14 @@ class QueryEngine:
             return [Shard(None, self.name)]
         layout = self._layout
         if layout is not None and not fresh and still_owned(client, layout):
-            return layout[1]
+            shards = layout[1]
+            if any(client.get_node(node_name=s.node.name) is not s.node for s in shards):
+                # Another client (another event loop's, or one made after an outage): the
+                # same masters, reached through its own nodes, or through sockets that the
+                # client which found them no longer closes.
+                shards = [Shard(client.get_node(node_name=s.node.name), s.name) for s in shards]
+                self._layout = (layout[0], shards)
+            return shards
         masters = sorted(client.get_primaries(), key=lambda node: node.name)
         shards = [Shard(node, master_index(client, self.namespace, node)) for node in masters]
         self._layout = (tuple(node.name for node in masters), shards)
