@@ -639,7 +639,8 @@ def markdown(f: dict[str, Any]) -> str:
     """One size's section: rows per mode, ratios against raw FT.SEARCH in brackets."""
     modes = f["modes"]
     raw = modes.get("raw")
-    lines = [f"## {f['size']:,} memories", "",
+    plain = " on plain Redis (no modules)" if "no modules" in f["server"] else ""
+    lines = [f"## {f['size']:,} memories{plain}", "",
              f"Server: {f['server']}. Corpus: {f['corpus']} ({'; '.join(f['corpus_notes'])}). "
              f"{f['questions']} questions, limit {LIMIT}. Bulk load: {f['bulk_path']}. "
              "In brackets: the ratio to raw `FT.SEARCH`.", ""]  # fmt: skip
@@ -717,22 +718,30 @@ measured in the same run, on the same server.
 """
 
 
-def write_markdown(path: Path, sections: dict[int, str]) -> None:
-    """Replace this run's sizes' sections, keep the others, sizes in order."""
-    kept: dict[int, str] = {}
+def write_markdown(path: Path, sections: dict[str, str]) -> None:
+    """Replace this run's sections (by heading: size, and plain Redis or not), keep the others:
+    sizes in order, then any section written by hand (no size in its heading)."""
+    kept: dict[str, str] = {}
     if path.is_file():
         for part in path.read_text().split("\n## ")[1:]:
-            size = int(part.split(" ", 1)[0].replace(",", ""))
-            kept[size] = "## " + part.rstrip() + "\n"
+            kept[part.split("\n", 1)[0]] = "## " + part.rstrip() + "\n"
     kept.update(sections)
-    body = "\n".join(kept[size] for size in sorted(kept))
+
+    def order(heading: str) -> tuple[int, int, str]:
+        first = heading.split(" ", 1)[0].replace(",", "")
+        return (0, int(first), heading) if first.isdigit() else (1, 0, "")
+
+    body = "\n".join(kept[heading] for heading in sorted(kept, key=order))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + "\n" + body)
 
 
 def report(figures: dict[str, Any]) -> None:
     """Print each size's markdown, and write it to the results file unless quick."""
-    sections = {f["size"]: markdown(f) for f in figures["sizes"]}
+    sections = {}
+    for f in figures["sizes"]:
+        text = markdown(f)
+        sections[text.split("\n", 1)[0].removeprefix("## ")] = text
     for text in sections.values():
         print(text)
     for note in figures["notes"]:
