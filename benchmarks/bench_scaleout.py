@@ -390,7 +390,8 @@ class Server:
             extra = ("--loadmodule", self.module, "TIMEOUT", "0")
         self.binary = binary
         self.server = RedisServer(binary, extra=extra)
-        self.cache = Path(args.cache_dir) / f"scaleout-{size}.rdb"
+        plain = "-plain" if self.module is None else ""  # each server keeps its own RDB
+        self.cache = Path(args.cache_dir) / f"scaleout-{size}{plain}.rdb"
         self.manifest = self.cache.with_suffix(".json")
 
     def cached_modes(self, size: int, reuse: bool) -> dict[str, str]:

@@ -115,7 +115,7 @@ async def _keyword(
             answer = await keywords.ask(
                 client, shards[0], terms, window, scope, bases, query.filter
             )
-            return keywords.rescore(answer.rows, terms, answer.stats)
+            return keywords.rescore(answer.rows, answer.stats)
         asks = [
             keywords.ask(client, shard, terms, window, scope, (), query.filter) for shard in shards
         ]
@@ -131,7 +131,7 @@ async def _keyword(
         for answer in answers:
             rows += answer.rows
             stats += answer.stats
-        return keywords.rescore(rows, terms, stats)
+        return keywords.rescore(rows, stats)
 
     found: tuple[Rows, float] = await call(run)
     return top(found[0], limit), found[1]

@@ -109,11 +109,22 @@ class Stats(NamedTuple):
         return Stats(self.docs + other.docs, self.length + other.length, dfs)
 
 
-class Answer(NamedTuple):
-    """One server's candidates ``(key, seq, length, t)`` and its statistics."""
+#: A candidate: ``(key, seq, length, tfs)``, ``tfs`` each query term's frequency in it.
+Row = tuple[str, int, int, list[int]]
 
-    rows: list[tuple[str, int, int, str]]
+
+class Answer(NamedTuple):
+    """One server's candidates and its statistics."""
+
+    rows: list[Row]
     stats: Stats
+
+
+def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
+    """A candidate, its ``t`` (our terms, repeated) parsed once, into each term's frequency."""
+    counts = Counter(fields.get("t", "").split())
+    tfs = [term.tf(counts) for term in terms]
+    return (key, replies.seq(fields) or 0, _number(fields.get("n")), tfs)
 
 
 def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
@@ -201,14 +212,10 @@ async def ask(
         texts = await _texts(client, [fields[replies.ID] for _, _, fields in rows])
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
-    found = [
-        (key, replies.seq(fields) or 0, _number(fields.get("n")), fields.get("t", ""))
-        for key, _, fields in rows
-    ]
+    found = [_row(key, fields, terms) for key, _, fields in rows]
     if scope is not None:
         if every_match:  # a scope's matches are often all candidates: count them here
-            held = [Counter(text.split()) for _, _, _, text in found]
-            dfs = [sum(1 for counts in held if term.tf(counts)) for term in terms]
+            dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
             where = scope_filter(scope, " ")
             counts = await _run_all(client, shard, _counts(shard, terms, where), ())
@@ -241,9 +248,7 @@ async def namespace_stats(client: Any, bases: Sequence[str]) -> tuple[int, int]:
     return sum(_number(v[0]) for v in totals), sum(_number(v[1]) for v in totals)
 
 
-def rescore(
-    rows: Sequence[tuple[str, int, int, str]], terms: Sequence[Term], stats: Stats
-) -> tuple[list[tuple[str, float, int]], float]:
+def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, int]], float]:
     """``(key, score, seq)`` of the candidates, scored as ``TermIndex`` scores in-process: the
     terms held by some document (the ``MAX_QUERY_TERMS`` rarest of them), added rarest first;
     and those terms' ``_bm25.ceiling`` (hybrid's keyword scale, as in-process)."""
@@ -258,9 +263,8 @@ def rescore(
     order = token_order(idfs)
     avg_len = length / docs
     scored = []
-    for key, seq, n, text in rows:
-        counts = Counter(text.split())
-        tfs = [terms[i].tf(counts) for i in kept]
+    for key, seq, n, row_tfs in rows:
+        tfs = [row_tfs[i] for i in kept]
         if not any(tfs):
             continue
         score = 0.0
