@@ -155,9 +155,14 @@ def _commands(
     if scope is None:  # many matches: count each term's documents in the same round trip
         commands += _counts(shard, terms, where)
     else:
+        # The scope's documents with a length (a further vector's document has none): counted
+        # by ``exists``, not by a ``@n:[-inf +inf]`` clause, which intersects the whole
+        # namespace's numeric index (5.7 ms against 0.8 ms per search at 1M memories once
+        # Redis had reloaded its RDB).
         commands.append((
-            "FT.AGGREGATE", shard.name, f"@s:{{{scope_tag(scope)}}} @n:[-inf +inf]",
-            "GROUPBY", 0, "REDUCE", "COUNT", 0, "AS", "c", "REDUCE", "SUM", 1, "@n", "AS", "l",
+            "FT.AGGREGATE", shard.name, f"@s:{{{scope_tag(scope)}}}",
+            "APPLY", "exists(@n)", "AS", "h",
+            "GROUPBY", 0, "REDUCE", "SUM", 1, "@h", "AS", "c", "REDUCE", "SUM", 1, "@n", "AS", "l",
             "DIALECT", 2,
         ))  # fmt: skip
     return commands
