@@ -5,6 +5,7 @@ Real servers, real signals: tests kill (SIGKILL), stall (SIGSTOP/SIGCONT) and re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["LocalCluster", "RedisServer", "find_redis_server", "free_cluster_port", "free_port"]
@@ -129,6 +131,16 @@ class RedisServer:
         """SIGCONT after ``stall``."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Stalled (``stall``) for the block, resumed however it ends: a failed assertion
+        inside must not leave the server stopped for the tests after it."""
+        self.stall()
+        try:
+            yield
+        finally:
+            self.resume()
 
     def restart(self) -> RedisServer:
         """Kill and start again on the same port and directory (AOF data survives)."""

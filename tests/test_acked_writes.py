@@ -103,11 +103,8 @@ async def test_an_acl_without_one_command_raises_and_journals_nothing(
     info = memory.get_backend_info()
     assert (info["degraded"], info["journal_size"]) == (False, 0)
     # Nothing kept in-process either: an outage read must not find what Redis never stored.
-    server.stall()
-    try:
+    with server.stalled():
         assert await memory.get("u1:s1:k") is None
-    finally:
-        server.resume()
     assert await admin.dbsize() == 0
     await admin.aclose()
     await memory.aclose()
@@ -385,11 +382,8 @@ async def test_a_replayed_stale_write_is_reported_and_never_read_back(
     assert a.get_backend_info()["stale_writes"] == 1
     recover = [s for s in spans if s.name == "memory.recover" and s.attributes]
     assert any(s.attributes.get("memory.stale") is True for s in recover if s.attributes)
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("k") is None  # not A2, which Redis rejected
-    finally:
-        server.resume()
     await replayed(a)
     assert await a.get("k") == {"v": "B"}
     await b.clear()
@@ -412,13 +406,10 @@ async def test_what_another_process_deleted_or_overwrote_is_not_served_in_an_out
     await b.delete("u1:s1:addr")
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
     assert await a.search("address") == []
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("u1:s1:addr") is None
         assert await a.search("address") == []
         assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
-    finally:
-        server.resume()
     await replayed(a)
     await b.clear()
     await a.aclose()
@@ -445,14 +436,11 @@ async def test_a_process_that_follows_no_feed_drops_what_others_changed(
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
     await copies_dropped(a, "u1:s1:addr", "u1:s1:pet")
     assert a.get_backend_info()["copies_dropped"] == 2
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("u1:s1:addr") is None
         assert await a.search("address") == []
         assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
         assert await a.get("u1:s1:kept") == {"content": "my name is Ann"}  # its own, unchanged
-    finally:
-        server.resume()
     await replayed(a)
     await b.clear()
     await a.aclose()
@@ -475,12 +463,9 @@ async def test_the_check_never_drops_what_this_process_is_writing(
         latest.update({f"u{i % 7}:s1:{i}": round_ for i in range(300)})
     assert memory._store.copies.checked > 0  # type: ignore[attr-defined]
     assert memory._store.copies.dropped == 0  # type: ignore[attr-defined]
-    server.stall()
-    try:
+    with server.stalled():
         for key, value in latest.items():
             assert await memory.get(key) == {"v": value}, key
-    finally:
-        server.resume()
     await replayed(memory)
     await memory.clear()
     await memory.aclose()
@@ -498,11 +483,8 @@ async def test_a_touch_after_another_process_overwrote_drops_the_old_copy(
     await a.add("k", {"v": "old"})
     await b.add("k", {"v": "theirs"})
     assert await a.touch("k", 600) is True
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("k") != {"v": "old"}
-    finally:
-        server.resume()
     await replayed(a)
     assert await a.get("k") == {"v": "theirs"}
     await b.clear()
@@ -518,12 +500,9 @@ async def test_gets_during_a_replay_never_drop_the_replayed_copies(
     server = redis_server_factory()
     memory = fast_recovery(server.url, max_size=5_000)
     await memory.add("warm", {"v": 0})
-    server.stall()
-    try:
+    with server.stalled():
         for i in range(600):
             await memory.add(f"u{i % 5}:s1:{i}", {"v": i})
-    finally:
-        server.resume()
 
     async def done() -> bool:
         await asyncio.gather(*(memory.get(f"u{i % 5}:s1:{i}") for i in range(0, 600, 7)))
@@ -533,12 +512,9 @@ async def test_gets_during_a_replay_never_drop_the_replayed_copies(
     await asyncio.sleep(1.1)
     await memory.size()  # a check after the replay: every key is this process's
     assert memory.get_backend_info()["copies_dropped"] == 0
-    server.stall()
-    try:
+    with server.stalled():
         for i in range(600):
             assert await memory.get(f"u{i % 5}:s1:{i}") == {"v": i}
-    finally:
-        server.resume()
     await replayed(memory)
     await memory.clear()
     await memory.aclose()
@@ -572,11 +548,8 @@ async def test_a_cache_drops_an_entry_another_process_cleared(
         return await store.local.get("q") is None
 
     await eventually(dropped, within=30)
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.execute("q", ctx) == "answer 2"  # recomputed, not the cleared output
-    finally:
-        server.resume()
     await a.aclose()
     await b.aclose()
 
@@ -592,11 +565,8 @@ async def test_a_get_from_redis_replaces_what_this_process_had(
     await a.add("k", {"v": "old"})
     await b.add("k", {"v": "new"})
     assert await a.get("k") == {"v": "new"}
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("k") != {"v": "old"}
-    finally:
-        server.resume()
     await replayed(a)
     await b.clear()
     await a.aclose()

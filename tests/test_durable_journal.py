@@ -274,13 +274,10 @@ async def test_replayed_writes_of_an_earlier_process_stay_in_the_copy(
 
     await eventually(checked, within=30)
     assert memory.get_backend_info()["copies_dropped"] == 0
-    server.stall()
-    try:
+    with server.stalled():
         assert [await memory.get(f"k{i}") for i in range(3)] == [
             {"content": f"v{i}"} for i in range(3)
         ]
-    finally:
-        server.resume()
 
 
 async def test_a_torn_last_line_is_dropped_with_a_warning(

@@ -265,12 +265,9 @@ async def _one_round(
         await b.add(key, {"by": "B0"})
     async with ProcessA(PROCESS_A_OPS, server.url, ns) as a:
         assert await a.hear() == ["ready"]
-        server.stall()
-        try:
+        with server.stalled():
             await a.say(json.dumps(a_ops))
             assert await a.hear() == ["journalled"]
-        finally:
-            server.resume()
         for op, key in b_ops:
             if op == "put":
                 await b.add(key, {"by": "B"})

@@ -343,13 +343,10 @@ async def test_what_another_process_deleted_is_not_served_in_an_outage_with_the_
     await b.add("u1:s1:pet", {"content": "my pet is a dog"})
 
     await copies_dropped(a, "u1:s1:addr", "u1:s1:pet")
-    server.stall()
-    try:
+    with server.stalled():
         assert await a.get("u1:s1:addr") is None
         assert await a.search("address") == []
         assert await a.get("u1:s1:pet") != {"content": "my pet is a cat"}
-    finally:
-        server.resume()
     await replayed(a)
     await b.clear()
     for m in (a, b):

@@ -131,12 +131,8 @@ async def test_a_search_that_gets_no_page_raises_and_the_next_one_answers_in_ful
     query = indexing.query("dinner in paris")
     try:
         await backend.size()  # connected
-        server.stall()
-        try:
-            with pytest.raises(SearchNotReadyError, match="load_timeout"):
-                await backend.search(query, 5, None)
-        finally:
-            server.resume()
+        with server.stalled(), pytest.raises(SearchNotReadyError, match="load_timeout"):
+            await backend.search(query, 5, None)
         found = await backend.search(query, 3000, None)
         matching = [
             i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())
