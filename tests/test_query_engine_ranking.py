@@ -138,10 +138,12 @@ async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_
         "t", "TEXT", "NOSTEM", "s", "TAG", "q", "NUMERIC", "SORTABLE",
     )  # fmt: skip
     async for doc in admin.scan_iter(match=f"{bases[0]}{names.DOC}*"):
-        await admin.hdel(doc, "n")
+        await admin.hdel(doc, "n", "c")
+    await admin.delete(Layout.segment_totals(bases[0]))
     facts = Layout.facts(bases[0])
     await admin.hdel(facts, names.FACT_ENGINE_DONE, names.FACT_ENGINE_CURSOR)
     await admin.hdel(facts, names.FACT_ENGINE_DOCS, names.FACT_ENGINE_LENGTH)
+    await admin.hdel(facts, names.FACT_ENGINE_FORM)
     await admin.hset(facts, mapping={"ftok": "1", "ftcur": "1"})
 
     again = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
@@ -166,15 +168,34 @@ async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_
         await memory.aclose()
 
 
+async def _totals_match(admin: Any, base: str) -> bool:
+    """The scripts' running totals, the namespace's (``ftdocs``, ``ftlen``) and each first
+    segment's (``fs``), equal the documents' count and summed lengths."""
+    from tta_dev_primitives.search._scopes import first_segment
+    from tta_dev_primitives.stores._redis import layout as names
+
+    docs, length = 0, 0
+    segments: dict[str, list[int]] = {}
+    async for doc in admin.scan_iter(match=f"{base}{names.DOC}*"):
+        n = int(await admin.hget(doc, "n") or 0)
+        docs, length = docs + 1, length + n
+        seg = segments.setdefault(first_segment(Layout.key_of_document(doc)), [0, 0])
+        seg[0], seg[1] = seg[0] + 1, seg[1] + n
+    kept = await admin.hmget(Layout.facts(base), names.FACT_ENGINE_DOCS, names.FACT_ENGINE_LENGTH)
+    counted = {
+        seg: [int(v) for v in pair.split()]
+        for seg, pair in (await admin.hgetall(Layout.segment_totals(base))).items()
+    }
+    return [int(v or 0) for v in kept] == [docs, length] and counted == segments
+
+
 async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
     redis_query_engine: Any,
 ) -> None:
-    """The scripts' running totals (``ftdocs``, ``ftlen``) always equal the documents' count
-    and summed lengths, through overwrites, deletes, a TTL set by touch, expiry and forget,
-    and keyword scores still equal in-process's."""
+    """The scripts' running totals (``ftdocs``, ``ftlen``, and each user's) always equal the
+    documents' count and summed lengths, through overwrites, deletes, a TTL set by touch,
+    expiry and forget, and keyword scores still equal in-process's, scoped too."""
     import redis.asyncio as aioredis
-
-    from tta_dev_primitives.stores._redis import layout as names
 
     ns = f"rank:{uuid4().hex[:10]}"
     local = MemoryPrimitive(max_size=10_000)
@@ -183,14 +204,7 @@ async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
     base = Layout(ns).bases[0]
 
     async def totals_match() -> bool:
-        docs, length = 0, 0
-        async for doc in admin.scan_iter(match=f"{base}{names.DOC}*"):
-            n = await admin.hget(doc, "n")
-            docs, length = docs + 1, length + int(n or 0)
-        kept = await admin.hmget(
-            Layout.facts(base), names.FACT_ENGINE_DOCS, names.FACT_ENGINE_LENGTH
-        )
-        return [int(v or 0) for v in kept] == [docs, length]
+        return await _totals_match(admin, base)
 
     docs = corpus()[:30]
     for key, text in docs:
@@ -219,11 +233,12 @@ async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
     await local.forget("u2")
     assert await totals_match()
     for question in QUESTIONS:
-        want = await local.search_scored(question, limit=20, mode="keyword")
-        got = await remote.search_scored(question, limit=20, mode="keyword")
-        assert [(h.key, round(h.score, 9)) for h in got] == [
-            (h.key, round(h.score, 9)) for h in want
-        ], question
+        for scope in (None, "u0", "u1", "u9"):
+            want = await local.search_scored(question, limit=20, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=20, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
     await admin.aclose()
     await remote.clear()
     for memory in (local, remote):
@@ -299,4 +314,73 @@ async def test_a_scope_with_more_matches_than_candidates_ranks_alike(
             ], (question, scope)
     await remote.clear()
     for memory in (local, remote):
+        await memory.aclose()
+
+
+async def test_documents_written_before_user_totals_are_counted_by_a_backfill(
+    redis_query_engine: Any,
+) -> None:
+    """A namespace whose documents predate each user's running totals (form 2: no ``c``, no
+    ``fs``, expiring lengths in ``fl``) is backfilled: deletes and expiry during and after it
+    leave every user's totals equal to their documents, and scoped scores equal in-process's."""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.stores._redis import layout as names
+
+    ns = f"rank:{uuid4().hex[:10]}"
+    local = MemoryPrimitive(max_size=10_000)
+    first = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    docs = corpus()
+    for key, text in docs:
+        await local.add(key, {"content": text})
+        await first.add(key, {"content": text})
+    await first.add("u1:s9:brief", {"content": "apple for a moment"}, ttl=1.0)
+    await first.search("apple")
+    await first.aclose()
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    base = Layout(ns).bases[0]
+    async for doc in admin.scan_iter(match=f"{base}{names.DOC}*"):
+        await admin.hdel(doc, "c")
+    lengths = await admin.hgetall(base + names.DOC_COUNTED)
+    assert lengths  # the memory with a TTL
+    await admin.hset(base + names.DOC_LENGTHS, mapping=lengths)
+    await admin.delete(base + names.DOC_COUNTED, Layout.segment_totals(base))
+    await admin.hset(Layout.facts(base), names.FACT_ENGINE_FORM, "2")
+
+    async def expired() -> bool:  # before the backfill: only ``fl`` knows its length
+        return not await admin.exists(Layout(ns).value("u1:s9:brief"))
+
+    await eventually(expired, within=30)
+    again = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    for key, _ in docs[:6]:  # deleted before the backfill reaches them: never counted per user
+        for memory in (local, again):
+            await memory.delete(key)
+
+    async def in_engine() -> bool:
+        await again.search("apple")
+        return bool(again.get_backend_info()["search_engine"] == "redis")
+
+    await eventually(in_engine, within=30)
+
+    async def swept() -> bool:
+        await again.add("u9:s0:tick", {"content": "tick"})  # a write sweeps what expired
+        await again.delete("u9:s0:tick")
+        return await again.size() == await local.size() and await _totals_match(admin, base)
+
+    await eventually(swept, within=30)
+    for key, _ in docs[6:12]:
+        for memory in (local, again):
+            await memory.delete(key)
+    assert await _totals_match(admin, base)
+    for question in QUESTIONS:
+        for scope in ("u0", "u1", "u2"):
+            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
+            got = await again.search_scored(question, limit=10, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+    assert again.get_backend_info()["search_engine"] == "redis"
+    await admin.aclose()
+    await again.clear()
+    for memory in (local, again):
         await memory.aclose()

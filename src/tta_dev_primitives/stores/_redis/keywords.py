@@ -8,9 +8,10 @@ a scope with more matches than candidates takes one more, for its counts):
 
 - each query term's document frequency: an ``FT.SEARCH ... LIMIT 0 0`` count; in a scope
   whose matches all came back as candidates (the usual case for one user), counted in them;
-- the number of documents and their total length: for a scope, an ``FT.AGGREGATE`` sum of the
-  documents' length field ``n``; for the namespace, the running totals the write scripts keep
-  in each partition's facts (``ftdocs``, ``ftlen``), summed over partitions;
+- the number of documents and their total length: running totals the write scripts keep, for
+  the namespace in each partition's facts (``ftdocs``, ``ftlen``) and for one first key segment
+  (a user: the usual scope) in each partition's ``fs``, summed over partitions; for a deeper
+  scope (``user:session``), an ``FT.AGGREGATE`` sum of its documents' length field ``n``;
 - each candidate's term frequencies, from its ``t`` field (our terms, repeated).
 
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
@@ -29,7 +30,7 @@ from typing import Any, Final, NamedTuple
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
-from tta_dev_primitives.search._scopes import in_scope
+from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis import replies
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
@@ -47,10 +48,11 @@ __all__ = [
     "Stats",
     "Term",
     "ask",
+    "by_totals",
     "candidates",
-    "namespace_stats",
     "rescore",
     "terms_of",
+    "totals",
 ]
 
 #: Query terms sent to the engine (a pasted page of text stays a bounded query).
@@ -127,6 +129,40 @@ def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
     return (key, replies.seq(fields) or 0, _number(fields.get("n")), tfs)
 
 
+def by_totals(scope: str | None) -> bool:
+    """True if the scripts' running totals hold the documents and length a search of ``scope``
+    scores with: the namespace's, or one first segment's; a deeper scope's are counted."""
+    return scope is None or first_segment(scope) == scope
+
+
+def _read_totals(pipe: Any, bases: Sequence[str], scope: str | None) -> None:
+    """Queue the reads of ``bases``' running totals for ``scope`` (see ``by_totals``)."""
+    for base in bases:
+        if scope is None:
+            pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
+        else:
+            pipe.hget(Layout.segment_totals(base), scope)
+
+
+def _sum_totals(values: Sequence[Any], scope: str | None) -> tuple[int, int]:
+    """The documents and length in the replies of ``_read_totals``, summed over partitions."""
+    docs = length = 0
+    for value in values:
+        # a facts pair, or "<documents> <length>" (nothing for a segment with none)
+        pair = value if scope is None else (replies.text(value) or "0 0").split()
+        docs, length = docs + _number(pair[0]), length + _number(pair[1])
+    return docs, length
+
+
+async def totals(client: Any, bases: Sequence[str], scope: str | None) -> tuple[int, int]:
+    """The documents and total length of the namespace (``scope`` None) or of one first
+    segment: every partition's running totals (on a cluster, one pipeline that reaches each
+    master once)."""
+    pipe = client.pipeline(transaction=False)
+    _read_totals(pipe, bases, scope)
+    return _sum_totals(await pipe.execute(), scope)
+
+
 def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
     """A count of the documents holding each term (``LIMIT 0 0``), within ``where``."""
     return [
@@ -154,7 +190,7 @@ def _commands(
     )]  # fmt: skip
     if scope is None:  # many matches: count each term's documents in the same round trip
         commands += _counts(shard, terms, where)
-    else:
+    elif not by_totals(scope):
         # The scope's documents with a length (a further vector's document has none): counted
         # by ``exists``, not by a ``@n:[-inf +inf]`` clause, which intersects the whole
         # namespace's numeric index (5.7 ms against 0.8 ms per search at 1M memories once
@@ -169,16 +205,15 @@ def _commands(
 
 
 async def _run_all(
-    client: Any, shard: Shard, commands: list[Any], bases: Sequence[str]
+    client: Any, shard: Shard, commands: list[Any], bases: Sequence[str], scope: str | None
 ) -> list[Any]:
     """The commands on the shard's server, one round trip: a pipeline on one server (with the
-    partitions' facts when ``bases`` are given), all at once on a cluster master."""
+    running totals of ``bases`` for ``scope``, if any), all at once on a cluster master."""
     if shard.node is None:
         pipe = client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        for base in bases:
-            pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
+        _read_totals(pipe, bases, scope)
         return list(await pipe.execute())
     return await gather_all(*(shard.run(client, *command) for command in commands))
 
@@ -192,10 +227,10 @@ async def ask(
     bases: Sequence[str] = (), wanted: tuple[str, ...] = (),
 ) -> Answer:  # fmt: skip
     """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
-    scope's (counted by the engine) when scoped, else ``bases``' running totals (on one server,
-    read in the same pipeline)."""
+    running totals of ``bases`` (on one server, read in the same pipeline; none: the caller
+    reads them) or, for a scope deeper than one segment, the engine's count of it."""
     commands = _commands(shard, terms, window, scope, wanted)
-    got = await _run_all(client, shard, commands, bases if scope is None else ())
+    got = await _run_all(client, shard, commands, bases if by_totals(scope) else (), scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
@@ -223,16 +258,15 @@ async def ask(
             dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
             where = scope_filter(scope, " ")
-            counts = await _run_all(client, shard, _counts(shard, terms, where), ())
+            counts = await _run_all(client, shard, _counts(shard, terms, where), (), scope)
             dfs = [replies.total(count) for count in counts]
-        groups = replies.aggregate_fields(got[-1])
-        group = groups[0] if groups else {}
-        stats = Stats(_number(group.get("c")), _number(group.get("l")), dfs)
+    if by_totals(scope):
+        docs, length = _sum_totals(got[len(commands) :], scope)
     else:
-        totals = got[len(commands) :]
-        docs = sum(_number(v[0]) for v in totals)
-        stats = Stats(docs, sum(_number(v[1]) for v in totals), dfs)
-    return Answer(found, stats)
+        groups = replies.aggregate_fields(got[len(commands) - 1])
+        group = groups[0] if groups else {}
+        docs, length = _number(group.get("c")), _number(group.get("l"))
+    return Answer(found, Stats(docs, length, dfs))
 
 
 async def _texts(client: Any, names: Sequence[str]) -> list[str]:
@@ -241,16 +275,6 @@ async def _texts(client: Any, names: Sequence[str]) -> list[str]:
     for name in names:
         pipe.hget(name, "t")
     return [replies.text(t) or "" for t in await pipe.execute()]
-
-
-async def namespace_stats(client: Any, bases: Sequence[str]) -> tuple[int, int]:
-    """The namespace's documents and total length: every partition's running totals (on a
-    cluster, one pipeline that reaches each master once)."""
-    pipe = client.pipeline(transaction=False)
-    for base in bases:
-        pipe.hmget(Layout.facts(base), FACT_ENGINE_DOCS, FACT_ENGINE_LENGTH)
-    totals = await pipe.execute()
-    return sum(_number(v[0]) for v in totals), sum(_number(v[1]) for v in totals)
 
 
 def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, int]], float]:

@@ -32,9 +32,13 @@ cannot disagree:
 - ``f:<key>``  only while ``n.ft`` is set: the memory's search document for the Redis Query
                Engine (hash: ``t`` its analysed terms, ``s`` its scope tags, ``q`` its write
                sequence, ``n`` its length in terms, ``e`` its first vector, ``nv`` how many
-               vectors it has), expiring with the value
+               vectors it has, ``c`` '1' when counted in ``fs``), expiring with the value
 - ``fl``       the length ``n`` of each document that expires (hash), so that the expiry
                sweep can take it off ``ftdocs`` / ``ftlen`` once the document is gone
+- ``fc``       the same for documents counted in their segment's totals (``c`` set: form 3)
+- ``fs``       each first key segment's documents and their total length (hash, seg ->
+               ``"<docs> <length>"``): a one-user search's BM25 statistics, kept by the scripts
+               for documents of form 3 (their ``c`` field says they are counted)
 - ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
 
 A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
@@ -49,6 +53,7 @@ from typing import Final
 __all__ = [
     "CLUSTER_PARTITIONS",
     "DOC",
+    "DOC_COUNTED",
     "DOC_LENGTHS",
     "DOC_VECTOR",
     "EXPIRY",
@@ -69,6 +74,7 @@ __all__ = [
     "HEAD",
     "LIVE",
     "OWN_TYPES",
+    "SEGMENT_TOTALS",
     "TOMBS",
     "VALUE",
     "VECTORS",
@@ -89,6 +95,8 @@ HEAD: Final = "h"
 DOC: Final = "f:"  # + key: the Query Engine document
 DOC_VECTOR: Final = "fv:"  # + i + ":" + key: a further vector's document
 DOC_LENGTHS: Final = "fl"  # the lengths of documents that expire (key -> n)
+DOC_COUNTED: Final = "fc"  # the same, for documents counted in SEGMENT_TOTALS
+SEGMENT_TOTALS: Final = "fs"  # first segment -> "<documents> <total length>"
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
 FACT_SEQ: Final = "seq"
@@ -111,7 +119,7 @@ FACT_ENGINE_FORM: Final = "ftform"
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {
     FACTS: "hash", VERSIONS: "hash", VECTORS: "hash", LIVE: "zset", EXPIRY: "zset", TOMBS: "zset",
-    DOC_LENGTHS: "hash",
+    DOC_LENGTHS: "hash", DOC_COUNTED: "hash", SEGMENT_TOTALS: "hash",
 }  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
@@ -183,6 +191,11 @@ class Layout:
     def facts(base: str) -> str:
         """The name of a partition's facts hash."""
         return base + FACTS
+
+    @staticmethod
+    def segment_totals(base: str) -> str:
+        """The name of a partition's per-segment document counts and lengths."""
+        return base + SEGMENT_TOTALS
 
     @staticmethod
     def head(base: str) -> str:

@@ -95,8 +95,12 @@ if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', base .. EXPIRY, string.format('%d', math.floor(seq / 1000) + ttl), key)
   for _, d in ipairs(docs) do redis.call('PEXPIRE', d, ttl) end
-  local n = docs[1] and redis.call('HGET', docs[1], 'n')
-  if n then redis.call('HSET', base .. DOC_LENGTHS, key, n) end
+  local doc = docs[1] and redis.call('HMGET', docs[1], 'n', 'c')
+  if doc and doc[1] then
+    local lengths = DOC_LENGTHS
+    if doc[2] == '1' then lengths = DOC_COUNTED end
+    redis.call('HSET', base .. lengths, key, doc[1])
+  end
 else
   redis.call('PERSIST', KEYS[1])
   redis.call('ZREM', base .. EXPIRY, key)
@@ -212,12 +216,14 @@ for i = 2, #ARGV, 6 do
   if cur and tonumber(cur) == tonumber(seq) then
     local ttl = redis.call('PTTL', base .. VALUE .. key)
     local vector = redis.call('HGET', base .. VECTORS, key) or ''
-    -- A document this write already keeps (with its vectors, if it has any, its length and
-    -- these tags: an older form lacks them) is left alone: rewriting it would leave a deleted
-    -- entry in the engine's statistics until its GC runs.
-    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's')
+    -- A document this write already keeps (with its vectors, if it has any, its length,
+    -- these tags, and counted in its segment's totals: an older form lacks them) is left
+    -- alone: rewriting it would leave a deleted entry in the engine's statistics until its GC
+    -- runs.
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's', 'c')
     local kept = doc[1] and tonumber(doc[1]) == tonumber(seq) and doc[3]
                  and (vector == '' or tonumber(doc[2] or '0') > 0) and doc[4] == ARGV[i + 3]
+                 and doc[5] == '1'
     if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
       index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]),

@@ -142,22 +142,48 @@ local function tombstone(base, key)
   end
 end
 
--- Take `key`'s document off the partition's BM25 statistics (n.ftdocs, n.ftlen), by its
--- length: the document's own `n`, or the one kept in DOC_LENGTHS once an expired one is gone.
--- Documents without `n` (written before version 2) were never counted. (HGET and HSET, not
--- HINCRBY: the documented ACL stays as it was.)
+-- Add to or take from a partition's BM25 statistics: the namespace's (n.ftdocs, n.ftlen) and,
+-- for a document of form 3 (`counted`), its first segment's (SEGMENT_TOTALS: one user's, read
+-- by a search scoped to that user). HGET and HSET, not HINCRBY: the documented ACL stays as
+-- it was. A segment left with no documents loses its field, so forgotten users take no room.
 local function bump(base, field, delta)
   local now = tonumber(redis.call('HGET', base .. FACTS, field) or '0') + delta
   redis.call('HSET', base .. FACTS, field, string.format('%d', now))
 end
-local function uncount(base, key)
-  local n = redis.call('HGET', base .. DOC .. key, 'n')
-  if not n then n = redis.call('HGET', base .. DOC_LENGTHS, key) end
-  redis.call('HDEL', base .. DOC_LENGTHS, key)
-  if n then
-    bump(base, FACT_ENGINE_DOCS, -1)
-    bump(base, FACT_ENGINE_LENGTH, -tonumber(n))
+local function count(base, key, docs, length, counted)
+  bump(base, FACT_ENGINE_DOCS, docs)
+  bump(base, FACT_ENGINE_LENGTH, length)
+  if not counted then return end
+  local seg = seg_of(key)
+  local was = redis.call('HGET', base .. SEGMENT_TOTALS, seg)
+  local d, l = 0, 0
+  if was then
+    local a, b = string.match(was, '^(%-?%d+) (%-?%d+)$')
+    d, l = tonumber(a), tonumber(b)
   end
+  d, l = d + docs, l + length
+  if d == 0 and l == 0 then
+    redis.call('HDEL', base .. SEGMENT_TOTALS, seg)
+  else
+    redis.call('HSET', base .. SEGMENT_TOTALS, seg, string.format('%d %d', d, l))
+  end
+end
+
+-- Take `key`'s document off the statistics, by its length: the document's own `n`, or the
+-- one kept in DOC_COUNTED / DOC_LENGTHS once an expired one is gone. Documents without `n`
+-- (written before version 2) were never counted; those without `c` (before form 3) were
+-- counted in the namespace's totals only.
+local function uncount(base, key)
+  local doc = redis.call('HMGET', base .. DOC .. key, 'n', 'c')
+  local n, counted = doc[1], doc[2] == '1'
+  if not n then
+    n = redis.call('HGET', base .. DOC_COUNTED, key)
+    counted = n ~= false
+    if not n then n = redis.call('HGET', base .. DOC_LENGTHS, key) end
+  end
+  redis.call('HDEL', base .. DOC_LENGTHS, key)
+  redis.call('HDEL', base .. DOC_COUNTED, key)
+  if n then count(base, key, -1, -tonumber(n), counted) end
 end
 
 -- Remove `key`'s Query Engine documents (its f: hash and the h: hashes of further vectors).
@@ -170,7 +196,8 @@ local function unindex(base, key)
 end
 
 -- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
--- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen), and its vectors of `dims`
+-- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen and its segment's totals:
+-- `c`), and its vectors of `dims`
 -- floats each, if the index's vector field has that size (n.ftdims): another embedder's
 -- vectors would make the engine skip the document.
 local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
@@ -183,13 +210,12 @@ local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
   if width > 0 and tonumber(facts[2] or '0') == dims and #vector % width == 0 then
     nv = #vector / width
   end
-  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n)
-  bump(base, FACT_ENGINE_DOCS, 1)
-  bump(base, FACT_ENGINE_LENGTH, n)
+  redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n, 'c', '1')
+  count(base, key, 1, n, true)
   if nv > 0 then redis.call('HSET', f, 'e', string.sub(vector, 1, width)) end
   if ttl > 0 then
     redis.call('PEXPIRE', f, ttl)
-    redis.call('HSET', base .. DOC_LENGTHS, key, n)
+    redis.call('HSET', base .. DOC_COUNTED, key, n)
   end
   for i = 1, nv - 1 do
     local h = base .. DOC_VECTOR .. i .. ':' .. key

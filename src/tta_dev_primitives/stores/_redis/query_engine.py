@@ -17,7 +17,8 @@ index per namespace covers:
 - ``e``: the first vector (HNSW, cosine); a memory's further vectors are ``fv:<i>:<key>``
   documents with the same tags, and a memory scores by its best.
 - ``n``: the memory's length as our BM25 counts it (stop words left out); the write scripts
-  keep each partition's document count and total length beside it (``n.ftdocs``, ``n.ftlen``).
+  keep each partition's document count and total length beside it (``n.ftdocs``, ``n.ftlen``),
+  and each first key segment's (``fs``: one user's, for a search scoped to that user).
 
 Keyword search ranks with the library's own BM25: the engine proposes candidates (its own
 ``BM25STD`` top few hundred) and ``keywords`` scores them with ``search._bm25``'s formula and
@@ -34,10 +35,11 @@ The index is made once per namespace by the first process that wants it: it crea
 written), then backfills documents for memories written before, in bounded pages, each
 idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
 resumes a backfill that stopped. ``n.ftform`` names the documents' form: a namespace whose
-documents predate facets (field filters) is backfilled again from the start, rewriting each
-document whose tags differ. The first embedder's size becomes the index's vector field
-(``n.ftdims``; adding it backfills again, so older vectors are in it). Until the index is whole,
-searches go to the replica, so no answer ever misses a memory.
+documents predate facets (field filters) or segment totals is backfilled again from the start,
+rewriting each document whose tags differ or that its segment's totals do not count. The first
+embedder's size becomes the index's vector field (``n.ftdims``; adding it backfills again, so
+older vectors are in it). Until the index is whole, searches go to the replica, so no answer
+ever misses a memory.
 
 On a Redis Cluster whose servers have the engine but no coordinator (RediSearch without
 ``RSCoordinator``, as the module loads by itself), each master indexes its own documents: its
@@ -93,8 +95,9 @@ __all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
 log = logging.getLogger("tta_dev_primitives.memory")
 
 #: The form of the documents this version writes (``n.ftform``): 2 since their ``s`` tags hold
-#: the memory's facets (field filters). A namespace in another form is backfilled again.
-DOCUMENTS: Final = "2"
+#: the memory's facets (field filters); 3 since each is counted in its first segment's totals
+#: (``c``, ``Layout.segment_totals``). A namespace in another form is backfilled again.
+DOCUMENTS: Final = "3"
 
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
