@@ -24,7 +24,12 @@ raw peer through pipelined ``HSET``; then ``SAVE``, and the RDB is kept in ``--c
 
 Per mode and size (every timed search is ``limit=10``):
 
-- **warm**: one process, searches after its first: p50/p99, unscoped and scoped to one user;
+- **warm**: one process, searches after its first: p50/p99, unscoped and scoped to one user.
+  Every mode's searcher is in that process and they take turns question by question (the
+  order rotating), ``WARM_ROUNDS`` times over the questions, so that each meets the server in
+  the same state: run one after another, a mode measured just after a bulk load (while the
+  engine still settles its new index) and another minutes later, after other phases' writes,
+  differed by up to 2x from one run to the next;
 - **cold**: a fresh process's first search, unscoped and (another process) scoped: wall ms,
   CPU ms, RSS growth, bytes the server sent (``INFO stats total_net_output_bytes`` delta);
 - **burst**: 8 processes (``--burst``) search at once (the library's default
@@ -436,6 +441,41 @@ async def sent_bytes(raw: Any) -> int:
     return int((await raw.info("stats"))["total_net_output_bytes"])
 
 
+#: Times the warm phase asks each question, per mode.
+WARM_ROUNDS = 3
+
+
+async def warm_side_by_side(
+    url: str, modes: list[str], qs: list[str], users: list[str], rounds: int = WARM_ROUNDS
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every mode's warm p50/p99 (and first round's answers), unscoped and scoped to a user,
+    the modes taking turns question by question in one process; and the engine each used."""
+    searchers = {mode: searcher(url, mode, SLOW_TIMEOUT) for mode in modes}
+    try:
+        for s in searchers.values():
+            await s.search(qs[0], None)
+        out: dict[str, dict[str, Any]] = {mode: {} for mode in modes}
+        for scope, scoped in (("unscoped", [None] * len(qs)), ("user", users)):
+            ms: dict[str, list[float]] = {mode: [] for mode in modes}
+            answers: dict[str, list[list[str]]] = {mode: [] for mode in modes}
+            for r in range(rounds):
+                for i, (q, u) in enumerate(zip(qs, scoped, strict=True)):
+                    k = (i + r) % len(modes)
+                    for mode in modes[k:] + modes[:k]:
+                        t0 = time.perf_counter()
+                        found = await searchers[mode].search(q, u)
+                        ms[mode].append((time.perf_counter() - t0) * 1e3)
+                        if r == 0:
+                            answers[mode].append(found)
+            for mode in modes:
+                p50, p99 = percentiles(ms[mode])
+                out[mode][scope] = {"p50_ms": p50, "p99_ms": p99, "answers": answers[mode]}
+        return out, {mode: s.engine() for mode, s in searchers.items()}
+    finally:
+        for s in searchers.values():
+            await s.aclose()
+
+
 async def warm(s: Ours | Raw, qs: list[str], users: list[str]) -> dict[str, Any]:
     """After one search: p50/p99 and the answers, unscoped and scoped to a user."""
     await s.search(qs[0], None)
@@ -554,9 +594,13 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
             loaded[mode] = layout(mode)
         if loaded != cached and not args.quick:
             await server.save(raw, size, loaded)
+        print(f"[{size:,}] warm, side by side ...", file=sys.stderr, flush=True)
+        warmed, engines = await warm_side_by_side(url, modes, qs, users)
         for mode in modes:
             print(f"[{size:,}] {mode} ...", file=sys.stderr, flush=True)
-            out["modes"][mode] = await run_mode(raw, server, url, mode, qs, users, texts, args)
+            out["modes"][mode] = await run_mode(
+                raw, server, url, mode, qs, users, texts, warmed[mode], engines[mode], args
+            )
         await raw.aclose()
     finally:
         server.server.stop()
@@ -566,12 +610,9 @@ async def run_size(size: int, modes: list[str], args: argparse.Namespace) -> dic
 
 
 async def run_mode(raw: Any, server: Server, url: str, mode: str, qs: list[str],
-                   users: list[str], texts: list[str], args: argparse.Namespace
-                   ) -> dict[str, Any]:  # fmt: skip
-    s = searcher(url, mode, SLOW_TIMEOUT)
-    w = await warm(s, qs, users)
-    engine = s.engine()
-    await s.aclose()
+                   users: list[str], texts: list[str], w: dict[str, Any], engine: str,
+                   args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    """The phases of one mode after the warm one (``w``): cold, burst, steady."""
     reference = w["unscoped"]["answers"][: args.burst_questions]
     out = {"engine": engine, "warm": {k: {"p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"]}
                                       for k, v in w.items()}}  # fmt: skip

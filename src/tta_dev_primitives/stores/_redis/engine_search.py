@@ -120,12 +120,12 @@ async def _keyword(
             keywords.ask(client, shard, terms, window, scope, (), query.filter) for shard in shards
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
-        if keywords.by_totals(scope):  # the namespace's or a user's totals, from every partition
-            totals = keywords.totals(client, bases, scope)
+        if scope is None:  # the namespace's totals, from every partition
+            totals = keywords.totals(client, bases, None)
             both: list[Any] = await gather_all(gather_all(*asks), totals)
             answers, (docs, length) = both
             stats = keywords.Stats(docs, length, stats.dfs)
-        else:  # a deeper scope's, as each master counts it
+        else:  # the scope's, as each master counts it (``keywords.engine_counts``)
             answers = await gather_all(*asks)
         rows = []
         for answer in answers:

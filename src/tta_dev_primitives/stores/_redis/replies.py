@@ -51,9 +51,10 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
     step = 3 if scores else 2
     for i in range(0, len(items) - step + 1, step):
         doc_id = text(items[i])
-        score = float(text(items[i + 1])) if scores else 0.0
-        fields = as_dict(items[i + step - 1] or [])
-        found = {ID: doc_id} | {k: text(v) for k, v in fields.items()}
+        score = float(items[i + 1]) if scores else 0.0  # float() reads bytes and str alike
+        flat = items[i + step - 1] or []
+        found = {ID: doc_id}
+        found.update(zip(map(text, flat[::2]), map(text, flat[1::2]), strict=True))
         rows.append((_key_of(doc_id), score, found))
     return rows
 
