@@ -31,7 +31,7 @@ from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
 from tta_dev_primitives.search._scopes import first_segment, in_scope
-from tta_dev_primitives.stores._redis import replies
+from tta_dev_primitives.stores._redis import lua, replies
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
     prefix_tokens,
@@ -254,7 +254,7 @@ async def ask(
         rows = replies.aggregate_rows(reply)
     rows = [row for row in rows if replies.seq(row[2]) is not None and in_scope(row[0], scope)]
     if shard.node is not None and rows:
-        texts = await _texts(client, [fields[replies.ID] for _, _, fields in rows])
+        texts = await _texts(client, shard, [fields[replies.ID] for _, _, fields in rows])
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
     found = [_row(key, fields, terms) for key, _, fields in rows]
@@ -274,12 +274,20 @@ async def ask(
     return Answer(found, Stats(docs, length, dfs))
 
 
-async def _texts(client: Any, names: Sequence[str]) -> list[str]:
-    """The ``t`` field of these documents, by name (one pipeline: each master once)."""
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hget(name, "t")
-    return [replies.text(t) or "" for t in await pipe.execute()]
+async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:
+    """The ``t`` field of these documents of a cluster master, by name: one script there
+    (``lua.TEXTS``), or, if a document has moved to another master since it was found (a
+    resharding), one pipeline that follows it."""
+    from redis import exceptions as rexc
+
+    try:
+        found = await shard.run(client, "EVAL", lua.TEXTS, 0, *names)
+    except rexc.ResponseError:
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(name, "t")
+        found = await pipe.execute()
+    return [replies.text(t) or "" for t in found]
 
 
 def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, int]], float]:

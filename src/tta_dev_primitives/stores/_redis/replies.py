@@ -41,10 +41,14 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
         body = as_dict(reply)
         for result in body.get("results", []):
             item = as_dict(result)
-            fields = as_dict(item.get("extra_attributes", {}))
+            fields = item.get("extra_attributes") or {}
             score = float(item.get("score", 0.0) or 0.0)
             doc_id = text(item["id"])
-            found = {ID: doc_id} | {k: text(v) for k, v in fields.items()}
+            found = {ID: doc_id}
+            if isinstance(fields, dict):
+                found.update(zip(map(text, fields), map(text, fields.values()), strict=True))
+            else:  # a flat list of pairs
+                found.update(zip(map(text, fields[::2]), map(text, fields[1::2]), strict=True))
             rows.append((_key_of(doc_id), score, found))
         return rows
     items = list(reply)[1:]
