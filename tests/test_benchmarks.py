@@ -28,6 +28,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("bench_scopes.py", ["--quick", "--rounds", "2"], "p50 / unscoped"),
         ("bench_languages.py", [], "hit@5 by kind"),
         ("bench_filter.py", ["--quick"], "filter benchmark done"),
+        ("bench_fusion_rules.py", ["--quick"], "fusion rules done"),
         pytest.param("bench_redis.py", ["--quick", "--question-size", "0"],
                      "replay after an outage", marks=pytest.mark.redis),
         pytest.param("bench_redis.py", ["--quick", "--questions-only"],
