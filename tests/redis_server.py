@@ -239,6 +239,33 @@ class LocalCluster:
             time.sleep(0.1)
         raise RuntimeError(f"no failover of 127.0.0.1:{victim.port} within {timeout}s")
 
+    def move_slot(self, slot: int, to: RedisServer) -> None:
+        """Reshard: move one hash slot, with its keys, to master ``to`` (as ``redis-cli
+        --cluster reshard`` does: IMPORTING / MIGRATING, MIGRATE, then SETSLOT NODE on every
+        master). Clients learn of it from the next MOVED."""
+        import redis
+
+        masters = {n.port: redis.Redis(port=n.port) for n in self.master_nodes()}
+        try:
+            ids = {port: c.execute_command("CLUSTER", "MYID") for port, c in masters.items()}
+            owner = None
+            any_master = next(iter(masters.values()))
+            for lo, hi, first, *_ in any_master.execute_command("CLUSTER", "SLOTS"):
+                if lo <= slot <= hi:
+                    owner = int(first[1])
+            if owner is None or owner == to.port:
+                raise RuntimeError(f"slot {slot} is owned by {owner}, not moved to {to.port}")
+            src, dst = masters[owner], masters[to.port]
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[owner])
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to.port])
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 10_000, "KEYS", *keys)
+            for c in masters.values():
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to.port])
+        finally:
+            for c in masters.values():
+                c.close()
+
     def master_nodes(self) -> list[RedisServer]:
         """The nodes that are masters right now."""
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None

@@ -97,3 +97,47 @@ def test_after_a_failover_searches_find_every_memory_in_the_engine() -> None:
     assert report["before"] == 40
     assert report["after"] == 40, report
     assert report["engine"] == "redis"
+
+
+async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """A resharding moves a partition (its memories, documents and running totals) to another
+    master under a client that still maps it to the old one: the per-master scripts there
+    refuse its keys, the search reads them through the cluster client, and keys and scores stay
+    in-process's, unscoped and for one user."""
+    from redis.crc import key_slot
+
+    from test_query_engine_ranking import QUESTIONS, corpus
+    from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, Layout
+
+    cluster = redis_query_engine_cluster
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(cluster.url, namespace=namespace(), search_engine="redis")
+    for key, text in corpus():
+        for memory in (local, remote):
+            await memory.add(key, {"content": text})
+
+    async def same(scope: str | None) -> None:
+        for question in QUESTIONS:
+            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=10, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+
+    await same("u1")  # the client learns the layout before the move
+    base = Layout(remote.namespace, CLUSTER_PARTITIONS).base("u1:s1:0")
+    slot = key_slot(Layout.facts(base).encode())
+    holders = [
+        n for n in cluster.master_nodes()
+        if redis.Redis(port=n.port).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+    ]  # fmt: skip
+    assert len(holders) == 1
+    cluster.move_slot(slot, next(n for n in cluster.master_nodes() if n is not holders[0]))
+    for scope in ("u1", None):
+        await same(scope)
+    assert remote.get_backend_info()["search_engine"] == "redis"
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()

@@ -120,12 +120,12 @@ async def _keyword(
             keywords.ask(client, shard, terms, window, scope, (), query.filter) for shard in shards
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
-        if scope is None:  # the namespace's totals, from every partition
-            totals = keywords.totals(client, bases, None)
+        if not keywords.engine_counts(scope):  # the namespace's or a user's running totals
+            totals = keywords.totals(client, shards, bases, scope)
             both: list[Any] = await gather_all(gather_all(*asks), totals)
             answers, (docs, length) = both
             stats = keywords.Stats(docs, length, stats.dfs)
-        else:  # the scope's, as each master counts it (``keywords.engine_counts``)
+        else:  # a deeper scope's, as each master counts it
             answers = await gather_all(*asks)
         rows = []
         for answer in answers:

@@ -8,11 +8,11 @@ a scope with more matches than candidates takes one more, for its counts):
 
 - each query term's document frequency: an ``FT.SEARCH ... LIMIT 0 0`` count; in a scope
   whose matches all came back as candidates (the usual case for one user), counted in them;
-- the number of documents and their total length: running totals the write scripts keep, for
-  the namespace in each partition's facts (``ftdocs``, ``ftlen``, summed over partitions) and,
-  on one server, for one first key segment (a user: the usual scope) in ``fs``; for a deeper
-  scope (``user:session``), or any scope on a cluster, an ``FT.AGGREGATE`` sum of its
-  documents' length field ``n`` (see ``engine_counts``);
+- the number of documents and their total length: running totals the write scripts keep in
+  each partition, for the namespace in its facts (``ftdocs``, ``ftlen``) and for each first key
+  segment (a user: the usual scope) in ``fs``, summed over partitions (on a cluster by one
+  script per master); for a deeper scope (``user:session``), an ``FT.AGGREGATE`` sum of its
+  documents' length field ``n`` (``engine_counts``);
 - each candidate's term frequencies, from its ``t`` field (our terms, repeated).
 
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
@@ -31,7 +31,7 @@ from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
 from tta_dev_primitives.search._scopes import first_segment, in_scope
-from tta_dev_primitives.stores._redis import lua, replies
+from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
     encode_term,
     prefix_tokens,
@@ -129,13 +129,10 @@ def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
     return (key, replies.seq(fields) or 0, _number(fields.get("n")), tfs)
 
 
-def engine_counts(scope: str | None, bases: Sequence[str]) -> bool:
+def engine_counts(scope: str | None) -> bool:
     """True if the engine counts the documents and length a search of ``scope`` scores with
-    (``FT.AGGREGATE``), rather than the scripts' running totals in ``bases`` giving them: a
-    scope deeper than one segment, whose totals are not kept; or a scope on a cluster (no
-    ``bases``), where a user's totals are spread over every partition, one ``HGET`` each, which
-    costs more than each master's count (2.7 against 2.1 ms a search at 20,000 memories)."""
-    return scope is not None and (not bases or first_segment(scope) != scope)
+    (``FT.AGGREGATE``): a scope deeper than one segment, whose running totals are not kept."""
+    return scope is not None and first_segment(scope) != scope
 
 
 def _read_totals(pipe: Any, bases: Sequence[str], scope: str | None) -> None:
@@ -157,13 +154,35 @@ def _sum_totals(values: Sequence[Any], scope: str | None) -> tuple[int, int]:
     return docs, length
 
 
-async def totals(client: Any, bases: Sequence[str], scope: str | None) -> tuple[int, int]:
+async def totals(
+    client: Any, shards: Sequence[Shard], bases: Sequence[str], scope: str | None
+) -> tuple[int, int]:
     """The documents and total length of the namespace (``scope`` None) or of one first
-    segment: every partition's running totals (on a cluster, one pipeline that reaches each
-    master once)."""
-    pipe = client.pipeline(transaction=False)
-    _read_totals(pipe, bases, scope)
-    return _sum_totals(await pipe.execute(), scope)
+    segment, on a cluster: the running totals of the partitions each master of ``shards``
+    owns, summed there by one script (``master_scripts.TOTALS``), all masters at once; read
+    through the cluster client for partitions no shard owns, or if a script is refused (a
+    partition moved)."""
+    from redis import exceptions as rexc
+
+    owned: dict[str, list[str]] = {shard.node.name: [] for shard in shards}
+    elsewhere: list[str] = []
+    for base in bases:
+        node = client.get_node_from_key(Layout.facts(base))
+        (owned[node.name] if node is not None and node.name in owned else elsewhere).append(base)
+    try:
+        parts = await gather_all(*(
+            shard.script(client, master_scripts.TOTALS, scope or "", *owned[shard.node.name])
+            for shard in shards if owned[shard.node.name]
+        ))  # fmt: skip
+    except rexc.ResponseError:
+        elsewhere, parts = list(bases), []
+    docs, length = sum(_number(p[0]) for p in parts), sum(_number(p[1]) for p in parts)
+    if elsewhere:
+        pipe = client.pipeline(transaction=False)
+        _read_totals(pipe, elsewhere, scope)
+        more = _sum_totals(await pipe.execute(), scope)
+        docs, length = docs + more[0], length + more[1]
+    return docs, length
 
 
 def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
@@ -233,7 +252,7 @@ async def ask(
     """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
     running totals of ``bases`` (on one server, read in the same pipeline; none: the caller
     reads the namespace's) or the engine's count of the scope (``engine_counts``)."""
-    counted = engine_counts(scope, bases)
+    counted = engine_counts(scope)
     commands = _commands(shard, terms, window, scope, wanted, counted)
     got = await _run_all(client, shard, commands, () if counted else bases, scope)
     reply = got[0]
@@ -276,12 +295,12 @@ async def ask(
 
 async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:
     """The ``t`` field of these documents of a cluster master, by name: one script there
-    (``lua.TEXTS``), or, if a document has moved to another master since it was found (a
+    (``master_scripts.TEXTS``), or, if a document has moved to another master since it was found (a
     resharding), one pipeline that follows it."""
     from redis import exceptions as rexc
 
     try:
-        found = await shard.run(client, "EVAL", lua.TEXTS, 0, *names)
+        found = await shard.script(client, master_scripts.TEXTS, *names)
     except rexc.ResponseError:
         pipe = client.pipeline(transaction=False)
         for name in names:

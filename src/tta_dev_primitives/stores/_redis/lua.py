@@ -238,17 +238,6 @@ return done
 """
 )
 
-# ARGV: names of Query Engine documents on one cluster master, in any of its slots (as ARGV,
-# not KEYS: declared keys must share a slot). Each one's terms ``t`` ('' if it is gone), in
-# order; an error if one is not on this master. On a cluster the engine returns only SORTABLE
-# fields of documents outside its index name's slot, and reading ``t`` with one HGET per
-# document cost ~20 us of client time each (360 for an unscoped search on 3 masters: 8 ms).
-TEXTS = r"""#!lua flags=no-writes,allow-cross-slot-keys
-local out = {}
-for i, name in ipairs(ARGV) do out[i] = redis.call('HGET', name, 't') or '' end
-return out
-"""
-
 # ARGV: base. Live memories in the partition (those past their deadline are not counted).
 SIZE = (
     MAY_RUN_FULL

@@ -7,6 +7,8 @@ the partitions' facts the engine keeps in their ``n`` hashes.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, NamedTuple
 
@@ -43,6 +45,21 @@ class Shard(NamedTuple):
         if self.node is None:
             return await client.execute_command(*args)
         return await client.execute_command(*args, target_nodes=self.node)
+
+    async def script(self, client: Any, source: str, *args: Any) -> Any:
+        """A keyless script (``master_scripts``) on this index's server: by its SHA1, sent
+        whole only when the server has not got it."""
+        from redis import exceptions as rexc
+
+        try:
+            return await self.run(client, "EVALSHA", _sha1(source), 0, *args)
+        except rexc.NoScriptError:
+            return await self.run(client, "EVAL", source, 0, *args)
+
+
+@functools.cache
+def _sha1(source: str) -> str:
+    return hashlib.sha1(source.encode()).hexdigest()
 
 
 def master_index(
