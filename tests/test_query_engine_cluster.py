@@ -141,3 +141,39 @@ async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
+
+
+async def test_a_user_without_scripts_searches_each_master_command_by_command(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """A searching user that may not run scripts (an ACL without ``EVAL``) still searches in
+    the engine: each master's commands one by one, the terms and totals through the cluster
+    client, with in-process's keys and scores."""
+    from test_query_engine_ranking import QUESTIONS, SCOPES, corpus
+
+    cluster = redis_query_engine_cluster
+    for node in cluster.master_nodes():
+        redis.Redis(port=node.port).execute_command(
+            "ACL", "SETUSER", "noscripts", "on", ">noscripts-pw", "~*", "+@all",
+            "-eval", "-evalsha", "-eval_ro", "-evalsha_ro",
+        )  # fmt: skip
+    ns = namespace()
+    local = MemoryPrimitive(max_size=10_000)
+    writer = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    for key, text in corpus():
+        for memory in (local, writer):
+            await memory.add(key, {"content": text})
+    await writer.search("apple")  # the index is whole
+    url = cluster.url.replace("redis://", "redis://noscripts:noscripts-pw@")
+    reader = MemoryPrimitive(url, namespace=ns, search_engine="redis")
+    for question in QUESTIONS:
+        for scope in SCOPES:
+            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
+            got = await reader.search_scored(question, limit=10, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
+    assert reader.get_backend_info()["search_engine"] == "redis"
+    await writer.clear()
+    for memory in (local, writer, reader):
+        await memory.aclose()

@@ -229,16 +229,25 @@ def _commands(
 
 async def _run_all(
     client: Any, shard: Shard, commands: list[Any], bases: Sequence[str], scope: str | None
-) -> list[Any]:
+) -> tuple[list[Any], bool]:
     """The commands on the shard's server, one round trip: a pipeline on one server (with the
-    running totals of ``bases`` for ``scope``, if any), all at once on a cluster master."""
+    running totals of ``bases`` for ``scope``, if any); on a cluster master one script
+    (``master_scripts.SEARCH``, which also reads the first reply's documents' ``t``: then
+    True), or, if the server refuses the engine's commands in a script, each command at once."""
+    from redis import exceptions as rexc
+
     if shard.node is None:
         pipe = client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
         _read_totals(pipe, bases, scope)
-        return list(await pipe.execute())
-    return await gather_all(*(shard.run(client, *command) for command in commands))
+        return list(await pipe.execute()), False
+    try:
+        got = await shard.script(client, master_scripts.SEARCH, *master_scripts.flatten(commands))
+        return list(got), True
+    except rexc.ResponseError:
+        pass
+    return await gather_all(*(shard.run(client, *command) for command in commands)), False
 
 
 def _number(value: Any) -> int:
@@ -254,7 +263,7 @@ async def ask(
     reads the namespace's) or the engine's count of the scope (``engine_counts``)."""
     counted = engine_counts(scope)
     commands = _commands(shard, terms, window, scope, wanted, counted)
-    got = await _run_all(client, shard, commands, () if counted else bases, scope)
+    got, with_texts = await _run_all(client, shard, commands, () if counted else bases, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
@@ -272,7 +281,7 @@ async def ask(
         )  # fmt: skip
         rows = replies.aggregate_rows(reply)
     rows = [row for row in rows if replies.seq(row[2]) is not None and in_scope(row[0], scope)]
-    if shard.node is not None and rows:
+    if shard.node is not None and rows and not with_texts:
         texts = await _texts(client, shard, [fields[replies.ID] for _, _, fields in rows])
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
@@ -282,7 +291,7 @@ async def ask(
             dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
             where = scope_filter(scope, " ")
-            counts = await _run_all(client, shard, _counts(shard, terms, where), (), scope)
+            counts, _ = await _run_all(client, shard, _counts(shard, terms, where), (), scope)
             dfs = [replies.total(count) for count in counts]
     if counted:
         groups = replies.aggregate_fields(got[len(commands) - 1])

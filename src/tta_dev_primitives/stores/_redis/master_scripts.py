@@ -8,7 +8,8 @@ moved it) is an error, and the caller then reads through the cluster client inst
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_DOCS,
@@ -17,7 +18,7 @@ from tta_dev_primitives.stores._redis.layout import (
     SEGMENT_TOTALS,
 )
 
-__all__ = ["TEXTS", "TOTALS"]
+__all__ = ["SEARCH", "TEXTS", "TOTALS", "flatten"]
 
 _FLAGS = "#!lua flags=no-writes,allow-cross-slot-keys\n"
 
@@ -56,3 +57,39 @@ end
 return {string.format('%d', docs), string.format('%d', length)}
 """
 )
+
+#: ARGV: how many commands, then each command as its number of words and its words (Query
+#: Engine reads: ``FT.SEARCH``, ``FT.AGGREGATE``). Their replies, in order; each result of the
+#: first (an ``FT.SEARCH ... WITHSCORES``) gets its document's ``t`` appended to its fields, as
+#: ``TEXTS`` reads it. So a master answers a search in one command, not one per term count and
+#: then one per candidate.
+SEARCH: Final = (
+    _FLAGS
+    + r"""
+local replies, at = {}, 2
+for c = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[at])
+  replies[c] = redis.call(unpack(ARGV, at + 1, at + n))
+  at = at + n + 1
+end
+local first = replies[1]
+for i = 2, #first, 3 do
+  local fields = first[i + 2]
+  if type(fields) ~= 'table' then
+    fields = {}
+    first[i + 2] = fields
+  end
+  fields[#fields + 1] = 't'
+  fields[#fields + 1] = redis.call('HGET', first[i], 't') or ''
+end
+return replies
+"""
+)
+
+
+def flatten(commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """``SEARCH``'s ARGV for these commands."""
+    words: list[Any] = [len(commands)]
+    for command in commands:
+        words += [len(command), *command]
+    return words
