@@ -196,10 +196,9 @@ local function unindex(base, key)
 end
 
 -- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
--- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen and its segment's totals:
--- `c`), and its vectors of `dims`
--- floats each, if the index's vector field has that size (n.ftdims): another embedder's
--- vectors would make the engine skip the document.
+-- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen and in its segment's totals:
+-- `c`), and its vectors of `dims` floats each, if the index's vector field has that size
+-- (n.ftdims): another embedder's vectors would make the engine skip the document.
 local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
   local facts = redis.call('HMGET', base .. FACTS, FACT_ENGINE, FACT_ENGINE_DIMS)
   if facts[1] ~= '1' then return end
