@@ -108,7 +108,7 @@ async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
     in-process's, unscoped and for one user."""
     from redis.crc import key_slot
 
-    from test_query_engine_ranking import QUESTIONS, corpus
+    from test_query_engine_ranking import assert_ranks_alike, corpus
     from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, Layout
 
     cluster = redis_query_engine_cluster
@@ -117,16 +117,7 @@ async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
     for key, text in corpus():
         for memory in (local, remote):
             await memory.add(key, {"content": text})
-
-    async def same(scope: str | None) -> None:
-        for question in QUESTIONS:
-            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
-            got = await remote.search_scored(question, limit=10, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
-
-    await same("u1")  # the client learns the layout before the move
+    await assert_ranks_alike(local, remote, ["u1"])  # the client learns the layout first
     base = Layout(remote.namespace, CLUSTER_PARTITIONS).base("u1:s1:0")
     slot = key_slot(Layout.facts(base).encode())
     holders = [
@@ -135,8 +126,7 @@ async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
     ]  # fmt: skip
     assert len(holders) == 1
     cluster.move_slot(slot, next(n for n in cluster.master_nodes() if n is not holders[0]))
-    for scope in ("u1", None):
-        await same(scope)
+    await assert_ranks_alike(local, remote, ("u1", None))
     assert remote.get_backend_info()["search_engine"] == "redis"
     await remote.clear()
     for memory in (local, remote):
@@ -149,7 +139,7 @@ async def test_a_user_without_scripts_searches_each_master_command_by_command(
     """A searching user that may not run scripts (an ACL without ``EVAL``) still searches in
     the engine: each master's commands one by one, the terms and totals through the cluster
     client, with in-process's keys and scores."""
-    from test_query_engine_ranking import QUESTIONS, SCOPES, corpus
+    from test_query_engine_ranking import assert_ranks_alike, corpus
 
     cluster = redis_query_engine_cluster
     for node in cluster.master_nodes():
@@ -166,13 +156,7 @@ async def test_a_user_without_scripts_searches_each_master_command_by_command(
     await writer.search("apple")  # the index is whole
     url = cluster.url.replace("redis://", "redis://noscripts:noscripts-pw@")
     reader = MemoryPrimitive(url, namespace=ns, search_engine="redis")
-    for question in QUESTIONS:
-        for scope in SCOPES:
-            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
-            got = await reader.search_scored(question, limit=10, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
+    await assert_ranks_alike(local, reader)
     assert reader.get_backend_info()["search_engine"] == "redis"
     await writer.clear()
     for memory in (local, writer, reader):

@@ -5,7 +5,7 @@ cluster, on a corpus where the engine's own BM25STD (k1 1.2, b 0.5) orders diffe
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -45,6 +45,24 @@ def corpus() -> list[tuple[str, str]]:
         rng.shuffle(text)
         docs.append((f"u{i % 3}:s{i % 2}:{i}", " ".join(text)))
     return docs
+
+
+async def assert_ranks_alike(
+    local: MemoryPrimitive,
+    remote: MemoryPrimitive,
+    scopes: Sequence[str | None] = SCOPES,
+    limit: int = 10,
+    questions: Sequence[str] = QUESTIONS,
+) -> None:
+    """Every question in every scope: a keyword search in ``remote`` gives ``local``'s
+    (in-process) keys, in order, with its scores to 9 places."""
+    for question in questions:
+        for scope in scopes:
+            want = await local.search_scored(question, limit=limit, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=limit, scope=scope, mode="keyword")
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], (question, scope)
 
 
 @pytest.fixture(params=["redis_query_engine", "redis_query_engine_cluster"])
@@ -153,13 +171,7 @@ async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_
         return bool(again.get_backend_info()["search_engine"] == "redis")
 
     await eventually(in_engine, within=30)
-    for question in QUESTIONS:
-        for scope in SCOPES:
-            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
-            got = await again.search_scored(question, limit=10, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
+    await assert_ranks_alike(local, again)
     assert again.get_backend_info()["search_engine"] == "redis"
     assert Layout.old_index_name(ns) not in await admin.execute_command("FT._LIST")
     await admin.aclose()
@@ -232,13 +244,7 @@ async def test_the_length_totals_follow_overwrites_deletes_touches_and_expiry(
     await remote.forget("u2")
     await local.forget("u2")
     assert await totals_match()
-    for question in QUESTIONS:
-        for scope in (None, "u0", "u1", "u9"):
-            want = await local.search_scored(question, limit=20, scope=scope, mode="keyword")
-            got = await remote.search_scored(question, limit=20, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
+    await assert_ranks_alike(local, remote, (None, "u0", "u1", "u9"), limit=20)
     await admin.aclose()
     await remote.clear()
     for memory in (local, remote):
@@ -262,12 +268,8 @@ async def test_the_engine_does_not_stem_query_words_again(redis_query_engine: An
     for i, text in enumerate(texts):
         for memory in (local, remote):
             await memory.add(f"u1:s1:{i}", {"content": text})
-    for question in ("dimension wing?", "dimensions?", "dimensional tail?"):
-        want = await local.search_scored(question, limit=10, mode="keyword")
-        got = await remote.search_scored(question, limit=10, mode="keyword")
-        assert [(h.key, round(h.score, 9)) for h in got] == [
-            (h.key, round(h.score, 9)) for h in want
-        ], question
+    questions = ("dimension wing?", "dimensions?", "dimensional tail?")
+    await assert_ranks_alike(local, remote, [None], questions=questions)
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
@@ -305,13 +307,7 @@ async def test_a_scope_with_more_matches_than_candidates_ranks_alike(
         key, text = f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]
         for memory in (local, remote):
             await memory.add(key, {"content": text})
-    for scope in ("u1", "u1:s0"):
-        for question in QUESTIONS:
-            want = await local.search_scored(question, limit=5, scope=scope, mode="keyword")
-            got = await remote.search_scored(question, limit=5, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
+    await assert_ranks_alike(local, remote, ("u1", "u1:s0"), limit=5)
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
@@ -372,13 +368,7 @@ async def test_documents_written_before_user_totals_are_counted_by_a_backfill(
         for memory in (local, again):
             await memory.delete(key)
     assert await _totals_match(admin, base)
-    for question in QUESTIONS:
-        for scope in ("u0", "u1", "u2"):
-            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
-            got = await again.search_scored(question, limit=10, scope=scope, mode="keyword")
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], (question, scope)
+    await assert_ranks_alike(local, again, ("u0", "u1", "u2"))
     assert again.get_backend_info()["search_engine"] == "redis"
     await admin.aclose()
     await again.clear()
