@@ -7,12 +7,15 @@ import asyncio
 import contextlib
 import gc
 import warnings
+from typing import Any
 
 import pytest
+from redis import exceptions as rexc
 
 from conftest import fast_recovery
 from redis_server import LocalCluster, RedisServer
-from tta_dev_primitives.exceptions import UnsentWritesError
+from tta_dev_primitives.exceptions import BackendUnavailableError, UnsentWritesError
+from tta_dev_primitives.stores._redis.connection import Connection
 
 pytestmark = pytest.mark.redis
 
@@ -43,6 +46,41 @@ async def test_timed_out_calls_leave_no_socket_on_one_server(redis_server: Redis
 
 async def test_timed_out_calls_leave_no_socket_on_a_cluster(redis_cluster: LocalCluster) -> None:
     assert await _timed_out_rounds(redis_cluster.url) == []
+
+
+async def test_a_call_still_running_on_a_dropped_cluster_client_leaves_no_socket(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A failed call drops the cluster client while another still runs on it; what that call
+    opens after the drop (redis-py rediscovers a closed cluster client) is closed when it ends.
+    Under load this raced in the timed-out rounds above; here the order is fixed."""
+    connection = Connection(
+        redis_cluster.url, 5, scripts={}, own_keys=dict, on_cluster=lambda: None
+    )
+    await connection.ready()
+    started, dropped = asyncio.Event(), asyncio.Event()
+
+    async def still_running(client: Any) -> Any:
+        started.set()
+        await dropped.wait()
+        return await client.ping(target_nodes=client.get_primaries())  # reconnects every master
+
+    async def failing(client: Any) -> None:
+        raise rexc.ConnectionError("the master went away")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        running = asyncio.create_task(connection.call(still_running))
+        await started.wait()
+        with pytest.raises(BackendUnavailableError):
+            await connection.call(failing)
+        dropped.set()
+        assert await running
+        await connection.aclose()
+        del running, connection
+        await asyncio.sleep(0.05)
+        gc.collect()
+    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(

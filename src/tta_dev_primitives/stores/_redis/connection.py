@@ -62,9 +62,14 @@ def text_of(value: bytes | str) -> str:
 
 
 class _LoopClient:
-    """The client of one event loop, its scripts, and the slots that bound its calls."""
+    """The client of one event loop, its scripts, and the slots that bound its calls.
 
-    __slots__ = ("client", "connecting", "failures", "scripts", "slots")
+    A cluster client dropped after a failure may still serve calls that started on it, and
+    those can open connections after it was closed; it is kept in ``retired`` until the last
+    of them ends, which closes what they opened (``leave``).
+    """
+
+    __slots__ = ("client", "connecting", "failures", "retired", "scripts", "slots", "users")
 
     def __init__(self) -> None:
         self.client: Any = None  # aioredis.Redis or RedisCluster
@@ -72,6 +77,30 @@ class _LoopClient:
         self.connecting = asyncio.Lock()  # one connect at a time
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.failures = 0  # unavailable errors so far: a waiting call seeing one gives up
+        self.users: dict[int, int] = {}  # id(client) -> calls running on it
+        self.retired: dict[int, Any] = {}  # id(client) -> a dropped client calls still run on
+
+    def enter(self, client: Any) -> None:
+        """A call starts running on ``client``."""
+        key = id(client)
+        self.users[key] = self.users.get(key, 0) + 1
+
+    def leave(self, client: Any) -> None:
+        """A call on ``client`` ended; the last one on a dropped client closes its sockets."""
+        key = id(client)
+        left = self.users[key] - 1
+        if left:
+            self.users[key] = left
+            return
+        del self.users[key]
+        retired = self.retired.pop(key, None)
+        if retired is not None:
+            abandon(retired)
+
+    def retire(self, client: Any) -> None:
+        """``client`` is dropped: if calls still run on it, the last of them closes it."""
+        if id(client) in self.users:
+            self.retired[id(client)] = client
 
 
 class Connection:
@@ -227,12 +256,15 @@ class Connection:
                     client = state.client
                     if client is None:
                         client = await self._connect(state)
+                    state.enter(client)
                     try:
                         return await work(client)
                     except rexc.ConnectionError:
                         if timer.expired or not await self._drop_dead_connections(client):
                             raise
                         return await work(client)  # once, on a fresh connection
+                    finally:
+                        state.leave(client)
             except errors.REFUSED as exc:  # first: ResponseError subclasses
                 raise await self._refused(client, exc) from None
             except errors.UNAVAILABLE as exc:
@@ -297,6 +329,7 @@ class Connection:
         if not self.cluster or failed is None or state.client is not failed:
             return  # not a cluster, or another call already replaced the failed client
         state.client = None
+        state.retire(failed)  # calls still running on it may open connections after the close
         try:
             async with asyncio.timeout(self.timeout):
                 await close_client(failed)
@@ -356,6 +389,13 @@ class Connection:
         loops, self._loops = self._loops, {}
         running = asyncio.get_running_loop()
         for loop, state in loops.items():
+            for retired in state.retired.values():  # calls still on them are cut off
+                if loop is running:
+                    abandon(retired)
+                elif loop.is_running():
+                    loop.call_soon_threadsafe(abandon, retired)
+                else:
+                    drop_sockets(retired)
             client = state.client
             if client is None:
                 continue
