@@ -23,6 +23,9 @@ function every backend calls):
   unscoped ranking filtered to the scope), our terms: what the Redis Query Engine was first
   taken to do. Only an approximation: its BM25STD is k1 1.2, b 0.5 (its EXPLAINSCORE says so),
   and ``bench_engine_bm25.py`` measures the real engine.
+- *keyword stop words ...*: the shipped k1/b with another stop-word list (``STOP_VARIANTS``):
+  Lucene's 33 English words (bm25s's ``"en"``), or none (tantivy's default): conversations
+  are made of the words the shipped list sets aside ("where", "been", "you").
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
 - *hybrid k1/b w*: ``fuse(keyword, semantic, w, ceiling)``, the shipped fixed scale: BM25 as
   a share of the query's ``_bm25.ceiling``, cosine as it is; *min-max w*: the same lists each
@@ -52,11 +55,23 @@ from _embed import Embedder
 from _timing import bench_main, table
 from bench_relevance import bm25s_engine, gain, ndcg, tantivy_engine
 from tta_dev_primitives.search import _bm25, _fusion
+from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 
 KEYWORD_PARAMS = ((1.5, 0.75), (1.2, 0.75), (1.5, 0.5), (1.2, 0.5))
+SHIPPED = (1.5, 0.75)
 DEFAULT = "k1=1.5 b=0.75"  # the shipped K1/B, against which the others are compared
+# Lucene's English stop words (bm25s's "en" list), and none at all (tantivy's default).
+LUCENE_STOP = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+    "these", "they", "this", "to", "was", "will", "with",
+))  # fmt: skip
+STOP_VARIANTS: dict[str, frozenset[str] | None] = {
+    "stop words lucene33": LUCENE_STOP,
+    "stop words none": None,
+}
 WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
 DEPTH = _fusion.CANDIDATE_DEPTH
 QUICK = 40
@@ -94,12 +109,15 @@ def in_scope(key: str, scope: str | None) -> bool:
 # -- rankings --------------------------------------------------------------------------------
 
 
-def keyword_runs(ds: bf.Dataset, index: SearchIndex, k1: float, b: float,
-                 namespace_stats: bool = False) -> tuple[dict[int, Scored], Ceilings]:  # fmt: skip
+def keyword_runs(
+    ds: bf.Dataset, index: SearchIndex, k1: float, b: float, namespace_stats: bool = False,
+    indexing: Indexing | None = None,
+) -> tuple[dict[int, Scored], Ceilings]:  # fmt: skip
     """Our BM25 with ``k1``/``b``, and each question's ``_bm25.ceiling`` (hybrid's keyword
     scale); ``namespace_stats``: a scoped question ranked with the namespace's statistics
-    (unscoped, then filtered), as the Query Engine ranks it."""
-    indexing = Indexing()
+    (unscoped, then filtered), as the Query Engine ranks it; ``indexing``: the one ``index``
+    was built with (the default analyzer if None)."""
+    indexing = indexing or Indexing()
     saved = _bm25.K1, _bm25.B
     _bm25.K1, _bm25.B = k1, b
     try:
@@ -213,15 +231,22 @@ def top10_overlap(a: Runs, b: Runs) -> float:
     )
 
 
-def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
+def indexed(ds: bf.Dataset, indexing: Indexing) -> SearchIndex:
     index = SearchIndex()
-    indexing = Indexing()
     for docid, text in ds.docs:
         index.add(docid, indexing.terms({"content": text}))
+    return index
+
+
+def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
+    index = indexed(ds, Indexing())
     sem = semantic_runs(ds, embedder)
     systems: dict[str, Runs] = {"semantic": {q: [d for d, _ in r] for q, r in sem.items()}}
     sides: dict[str, tuple[str, str]] = {}  # hybrid -> (its keyword side, semantic)
     kw_sets = {f"k1={k1} b={b}": keyword_runs(ds, index, k1, b) for k1, b in KEYWORD_PARAMS}
+    for label, stop in STOP_VARIANTS.items():
+        indexing = Indexing(Analyzer(stop_words=stop))
+        kw_sets[label] = keyword_runs(ds, indexed(ds, indexing), *SHIPPED, indexing=indexing)
     if isinstance(ds, ScopedSet):
         kw_sets["engine-like"] = keyword_runs(ds, index, 1.2, 0.75, namespace_stats=True)
     for label, (kw, top) in kw_sets.items():
