@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from tta_dev_primitives._checks import (
     DEFAULT_EMBED_TIMEOUT,
@@ -47,6 +47,7 @@ from tta_dev_primitives.memory._ops import (
     SearchMemory,
     parse_operation,
 )
+from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, TextOrFn
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._facets import Scalar, matches
@@ -83,11 +84,6 @@ class ScoredMemory(NamedTuple):
     key: str
     value: dict[str, Any]
     score: float
-
-
-T = TypeVar("T")
-
-TextOrFn = str | Callable[[Any, WorkflowContext], str]
 
 
 class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
@@ -675,70 +671,3 @@ def _log_invalid() -> None:
     logging.getLogger("tta_dev_primitives.memory").warning(
         "ignored a stored memory that is not a JSON object (content not logged)"
     )
-
-
-def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
-    value = text(data, context) if callable(text) else text
-    if not isinstance(value, str):
-        raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
-    return value
-
-
-class MemoryRecall(WorkflowPrimitive[T, T]):
-    """Search memory into ``context.state``; pass the input through."""
-
-    def __init__(
-        self,
-        memory: MemoryPrimitive,
-        query: TextOrFn,
-        limit: int,
-        scope: TextOrFn | None,
-        into: str,
-        mode: Mode | None = None,
-    ) -> None:
-        self._memory, self._query, self._limit = memory, query, limit
-        self._scope, self._into, self._mode = scope, into, mode
-
-    @property
-    def name(self) -> str:
-        return "memory.recall"
-
-    def __repr__(self) -> str:
-        return f"memory.recall(into={self._into!r})"
-
-    async def execute(self, input_data: T, context: WorkflowContext) -> T:
-        query = _resolve(self._query, input_data, context, "recall query")
-        scope = (
-            None
-            if self._scope is None
-            else _resolve(self._scope, input_data, context, "recall scope")
-        )
-        context.state[self._into] = await self._memory.search(
-            query, self._limit, scope=scope, mode=self._mode
-        )
-        return input_data
-
-
-class MemoryRemember(WorkflowPrimitive[T, T]):
-    """Store a memory derived from the output; pass it through."""
-
-    def __init__(
-        self,
-        memory: MemoryPrimitive,
-        key: TextOrFn,
-        value: Callable[[Any, WorkflowContext], dict[str, Any]],
-        ttl: float | None,
-    ) -> None:
-        self._memory, self._key, self._value, self._ttl = memory, key, value, ttl
-
-    @property
-    def name(self) -> str:
-        return "memory.remember"
-
-    def __repr__(self) -> str:
-        return "memory.remember()"
-
-    async def execute(self, input_data: T, context: WorkflowContext) -> T:
-        key = _resolve(self._key, input_data, context, "remember key")
-        await self._memory.add(key, self._value(input_data, context), self._ttl)
-        return input_data

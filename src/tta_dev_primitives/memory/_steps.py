@@ -1,0 +1,88 @@
+"""The workflow steps of a memory: ``memory.recall(...)`` searches into ``context.state``,
+``memory.remember(...)`` stores what a step produced; both pass their input through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tta_dev_primitives.core._base import WorkflowPrimitive
+from tta_dev_primitives.core._context import WorkflowContext
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
+
+if TYPE_CHECKING:
+    from tta_dev_primitives.memory._primitive import MemoryPrimitive, Mode
+
+__all__ = ["MemoryRecall", "MemoryRemember", "TextOrFn"]
+
+T = TypeVar("T")
+
+#: A step's text: fixed, or made from the step's input and context.
+TextOrFn = str | Callable[[Any, WorkflowContext], str]
+
+
+def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
+    value = text(data, context) if callable(text) else text
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
+    return value
+
+
+class MemoryRecall(WorkflowPrimitive[T, T]):
+    """Search memory into ``context.state``; pass the input through."""
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        query: TextOrFn,
+        limit: int,
+        scope: TextOrFn | None,
+        into: str,
+        mode: Mode | None = None,
+    ) -> None:
+        self._memory, self._query, self._limit = memory, query, limit
+        self._scope, self._into, self._mode = scope, into, mode
+
+    @property
+    def name(self) -> str:
+        return "memory.recall"
+
+    def __repr__(self) -> str:
+        return f"memory.recall(into={self._into!r})"
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> T:
+        query = _resolve(self._query, input_data, context, "recall query")
+        scope = (
+            None
+            if self._scope is None
+            else _resolve(self._scope, input_data, context, "recall scope")
+        )
+        context.state[self._into] = await self._memory.search(
+            query, self._limit, scope=scope, mode=self._mode
+        )
+        return input_data
+
+
+class MemoryRemember(WorkflowPrimitive[T, T]):
+    """Store a memory derived from the output; pass it through."""
+
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        key: TextOrFn,
+        value: Callable[[Any, WorkflowContext], dict[str, Any]],
+        ttl: float | None,
+    ) -> None:
+        self._memory, self._key, self._value, self._ttl = memory, key, value, ttl
+
+    @property
+    def name(self) -> str:
+        return "memory.remember"
+
+    def __repr__(self) -> str:
+        return "memory.remember()"
+
+    async def execute(self, input_data: T, context: WorkflowContext) -> T:
+        key = _resolve(self._key, input_data, context, "remember key")
+        await self._memory.add(key, self._value(input_data, context), self._ttl)
+        return input_data
