@@ -180,6 +180,62 @@ async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_
         await memory.aclose()
 
 
+async def test_a_namespace_a_later_version_keeps_is_left_in_its_form(
+    redis_query_engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In a rolling upgrade a later version may already keep the documents in a newer form:
+    this version must not mark them its own form again (that restarts both versions' backfills
+    for as long as both run). It leaves every fact as it is, says so once, and searches with its
+    replica; search_engine="redis" names the problem instead."""
+    import logging
+
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.exceptions import BackendError
+    from tta_dev_primitives.stores._redis import layout as names
+
+    ns = f"rank:{uuid4().hex[:10]}"
+    local = MemoryPrimitive(max_size=10_000)
+    first = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    for key, text in corpus():
+        await local.add(key, {"content": text})
+        await first.add(key, {"content": text})
+    await first.search("apple")
+    assert first.get_backend_info()["search_engine"] == "redis"
+    await first.aclose()
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    bases = Layout(ns).bases
+    for base in bases:
+        await admin.hset(Layout.facts(base), names.FACT_ENGINE_FORM, "99")
+    before = [await admin.hgetall(Layout.facts(base)) for base in bases]
+
+    caplog.set_level(logging.WARNING, logger="tta_dev_primitives.memory")
+    older = MemoryPrimitive(redis_query_engine.url, namespace=ns)
+    await assert_ranks_alike(local, older)
+    await older.add("u1:s1:new", {"content": "apple written by the older process"})
+    await local.add("u1:s1:new", {"content": "apple written by the older process"})
+    await assert_ranks_alike(local, older)
+    assert older.get_backend_info()["search_engine"] == "replica"
+    warned = [r.getMessage() for r in caplog.records if "form 99" in r.getMessage()]
+    assert len(warned) == 1
+    assert "newer than this version's" in warned[0]
+    after = [await admin.hgetall(Layout.facts(base)) for base in bases]
+    assert [f[names.FACT_ENGINE_FORM] for f in after] == ["99"] * len(bases)
+    assert [f.get(names.FACT_ENGINE_DONE) for f in after] == [
+        f.get(names.FACT_ENGINE_DONE) for f in before
+    ]  # no backfill restarted
+
+    strict = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
+    with pytest.raises(BackendError, match="form 99, newer than this version's"):
+        await strict.search("apple")
+    for memory in (local, older, strict):
+        await memory.aclose()
+    cleaner = MemoryPrimitive(redis_query_engine.url, namespace=ns)
+    await cleaner.clear()
+    await cleaner.aclose()
+    await admin.aclose()
+
+
 async def _totals_match(admin: Any, base: str) -> bool:
     """The scripts' running totals, the namespace's (``ftdocs``, ``ftlen``) and each first
     segment's (``fs``), equal the documents' count and summed lengths."""

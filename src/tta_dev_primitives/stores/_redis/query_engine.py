@@ -36,7 +36,9 @@ written), then backfills documents for memories written before, in bounded pages
 idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
 resumes a backfill that stopped. ``n.ftform`` names the documents' form: a namespace whose
 documents predate facets (field filters) or segment totals is backfilled again from the start,
-rewriting each document whose tags differ or that its segment's totals do not count. The first
+rewriting each document whose tags differ or that its segment's totals do not count; a form
+newer than this version's (a later version got there first, in a rolling upgrade) is left as it
+is, and this process searches with its replica until it is upgraded. The first
 embedder's size becomes the index's vector field (``n.ftdims``; adding it backfills again, so
 older vectors are in it). Until the index is whole, searches go to the replica, so no answer
 ever misses a memory.
@@ -98,6 +100,12 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: the memory's facets (field filters); 3 since each is counted in its first segment's totals
 #: (``c``, ``Layout.segment_totals``). A namespace in another form is backfilled again.
 DOCUMENTS: Final = "3"
+
+
+def _newer_form(form: str | None) -> bool:
+    """True for a documents' form a later version wrote (a number above ``DOCUMENTS``)."""
+    return form is not None and form.isascii() and form.isdigit() and int(form) > int(DOCUMENTS)
+
 
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
@@ -233,6 +241,10 @@ class QueryEngine:
         self.dims = info.get("dims")
         await call(lambda c: mark(c, bases, FACT_ENGINE, "1"))
         forms = await call(lambda c: facts(c, bases, FACT_ENGINE_FORM))
+        newer = max((f for f in forms if _newer_form(f)), key=int, default=None)
+        if newer is not None:
+            self._leave_newer_form(newer)
+            return
         if any(form != DOCUMENTS for form in forms):
             # Documents kept in an older form (without facets) are written again by a backfill
             # from the start; until it is done, searches use the replica.
@@ -241,6 +253,23 @@ class QueryEngine:
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
         self.state = "building"
+
+    def _leave_newer_form(self, form: str) -> None:
+        """A later version keeps this namespace's documents in ``form``: marking them this
+        version's form again would restart its backfill, and the later version's after it, for
+        as long as both run. Its documents are left alone; searches use the replica."""
+        message = (
+            f"the Query Engine documents of namespace {self.namespace!r} are in form {form}, "
+            f"newer than this version's ({DOCUMENTS}): a later version of tta-dev-primitives "
+            "keeps them"
+        )
+        if self.mode == "redis":
+            raise BackendError(
+                f"search_engine='redis': {message}; upgrade this process, or use "
+                "search_engine='auto' to search with a replica until then"
+            )
+        log.warning("%s; this process searches with a replica until it is upgraded", message)
+        self.state = "absent"
 
     async def _create(self, client: Any, bases: list[str], dims: int | None) -> None:
         """Make the index on every server that lacks it (another process may be making it too).
