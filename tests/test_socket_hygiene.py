@@ -83,6 +83,35 @@ async def test_a_call_still_running_on_a_dropped_cluster_client_leaves_no_socket
     assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
+@pytest.mark.parametrize("server", ["redis_server", "redis_cluster"])
+async def test_a_call_still_running_when_the_memory_closes_leaves_no_socket(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """``aclose()`` while a call is still running: what that call opens afterwards is closed
+    when it ends, on one server and on a cluster."""
+    url = request.getfixturevalue(server).url
+    connection = Connection(url, 5, scripts={}, own_keys=dict, on_cluster=lambda: None)
+    await connection.ready()
+    started, closed = asyncio.Event(), asyncio.Event()
+
+    async def still_running(client: Any) -> Any:
+        started.set()
+        await closed.wait()
+        return await client.ping()  # a new connection: the close took the old ones
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        running = asyncio.create_task(connection.call(still_running))
+        await started.wait()
+        await connection.aclose()
+        closed.set()
+        assert await running
+        del running, connection
+        await asyncio.sleep(0.05)
+        gc.collect()
+    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(
     redis_query_engine_cluster: LocalCluster,
 ) -> None:

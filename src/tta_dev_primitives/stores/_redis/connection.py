@@ -400,6 +400,7 @@ class Connection:
             if client is None:
                 continue
             if loop is running:
+                state.retire(client)  # a call still running on it closes what it reopens
                 await close_client(client)
             elif loop.is_running():
                 future = asyncio.run_coroutine_threadsafe(close_client(client), loop)
