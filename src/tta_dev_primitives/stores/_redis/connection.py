@@ -141,7 +141,9 @@ class Connection:
         state = self._loops.get(loop)
         if state is None:
             for old in [old for old in self._loops if old.is_closed()]:
-                drop_sockets(self._loops.pop(old).client)  # its loop can no longer close it
+                gone = self._loops.pop(old)  # its loop can no longer close its clients
+                for client in (gone.client, *gone.retired.values()):
+                    drop_sockets(client)
             state = self._loops[loop] = _LoopClient()
         return state
 
