@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["LocalCluster", "RedisServer", "find_redis_server", "free_cluster_port", "free_port"]
@@ -24,11 +24,32 @@ def find_redis_server() -> str | None:
     return os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
 
 
+# Ports the servers listen on lie below Linux's ephemeral range (32768-60999 by default), from
+# which the kernel picks the local port of every outgoing connection: a port chosen there could
+# be taken by one of the test's own client sockets before the server binds it.
+_SERVER_PORTS = (10_000, 19_999)
+_CLUSTER_PORTS = (20_000, 22_767)  # and each one's bus port, 10000 above: 30000-32767
+
+
+def _bindable(*ports: int) -> bool:
+    try:
+        for port in ports:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing is listening on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    import random
+
+    for _ in range(200):
+        port = random.randint(*_SERVER_PORTS)
+        if _bindable(port):
+            return port
+    raise RuntimeError("no free port for a server")
 
 
 def free_cluster_port() -> int:
@@ -36,15 +57,14 @@ def free_cluster_port() -> int:
     import random
 
     for _ in range(200):
-        port = random.randint(20_000, 55_000)
-        try:
-            for candidate in (port, port + 10_000):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
+        port = random.randint(*_CLUSTER_PORTS)
+        if _bindable(port, port + 10_000):
+            return port
     raise RuntimeError("no free port pair for a cluster node")
+
+
+class _PortTaken(RuntimeError):
+    """Another process bound the chosen port first."""
 
 
 class RedisServer:
@@ -55,12 +75,15 @@ class RedisServer:
         binary: str,
         *,
         port: int | None = None,
+        pick_port: Callable[[], int] = free_port,
         password: str | None = None,
         appendonly: bool = False,
         extra: tuple[str, ...] = (),
     ) -> None:
         self.binary = binary
-        self.port = port or free_port()
+        # A port we chose is chosen again if another process takes it before the first start.
+        self._pick_port = None if port else pick_port
+        self.port = port or pick_port()
         self.password = password
         self.appendonly = appendonly
         self.extra = extra
@@ -92,6 +115,19 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
+        for _ in range(5):
+            try:
+                started = self._start(timeout)
+            except _PortTaken:
+                assert self._pick_port is not None
+                (self.dir / "redis.log").unlink(missing_ok=True)
+                self.port = self._pick_port()
+                continue
+            self._pick_port = None  # restarts keep the port (a cluster node's config names it)
+            return started
+        raise RuntimeError("redis-server found its port taken five times")
+
+    def _start(self, timeout: float) -> RedisServer:
         self.proc = subprocess.Popen(
             self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -99,6 +135,8 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                if "Address already in use" in log and self._pick_port is not None:
+                    raise _PortTaken(log)
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{log}")
             if self.ping():
                 return self
@@ -171,7 +209,7 @@ class LocalCluster:
         extra = ("--cluster-enabled", "yes", "--cluster-node-timeout", "1500",
                  "--repl-diskless-sync-delay", "0")  # fmt: skip
         self.nodes = [
-            RedisServer(binary, port=free_cluster_port(), appendonly=True, extra=extra)
+            RedisServer(binary, pick_port=free_cluster_port, appendonly=True, extra=extra)
             for _ in range(masters * (1 + replicas))
         ]
         for node in self.nodes:

@@ -1,0 +1,33 @@
+"""The test servers themselves: a port another process takes between choosing it and binding
+it (the suite's own client sockets draw from the kernel's ephemeral ports) costs a retry on
+another port, not a failed test."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from redis_server import RedisServer, free_port
+
+pytestmark = pytest.mark.redis
+
+
+def test_a_server_whose_port_is_taken_before_it_binds_starts_on_another(
+    redis_binary: str,
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports = iter([taken, free_port()])
+        server = RedisServer(redis_binary, pick_port=lambda: next(ports))
+        assert server.port == taken
+        server.start()
+        try:
+            assert server.port != taken
+            assert server.ping()
+            server.restart()  # a restart keeps the port it started on
+            assert server.ping()
+        finally:
+            server.stop()
