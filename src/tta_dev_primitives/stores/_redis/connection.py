@@ -64,9 +64,9 @@ def text_of(value: bytes | str) -> str:
 class _LoopClient:
     """The client of one event loop, its scripts, and the slots that bound its calls.
 
-    A cluster client dropped after a failure may still serve calls that started on it, and
-    those can open connections after it was closed; it is kept in ``retired`` until the last
-    of them ends, which closes what they opened (``leave``).
+    A client dropped (a cluster client after a failure, any client at ``aclose``) may still
+    serve calls that started on it, and those can open connections after it was closed; it is
+    kept in ``retired`` until the last of them ends, which closes what they opened (``leave``).
     """
 
     __slots__ = ("client", "connecting", "failures", "retired", "scripts", "slots", "users")
