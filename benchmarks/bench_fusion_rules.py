@@ -16,6 +16,9 @@ words (at most 2% of its user's turns, drawn by idf) plus 2 words from another t
 session, in a question frame; the target is the one relevant memory; scoped to its user.
 A rule that wins the reply-finding sets by dropping the keyword side shows here.
 
+*Union rules* (``UNION_RULES``) see more: every candidate of either list scored on both sides
+(its true cosine and BM25), so a rule can weigh a keyword match by how close it is in meaning.
+
 Last, per user of chitchat-sessions, the fixed weight with the best nDCG@10 on its reply
 questions and on its known-item ones: a calibration on a memory's own data gives one weight.
 """
@@ -51,6 +54,10 @@ USER_WEIGHTS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 Scored = bh.Scored
 Rule = Callable[[Scored, Scored, float], "dict[str, float] | list[str]"]
+#: A rule over both lists, the question's ceiling, and every candidate's cosine and BM25.
+UnionRule = Callable[
+    [Scored, Scored, float, "dict[str, float]", "dict[str, float]"], "dict[str, float]"
+]
 
 
 # -- the guard set ---------------------------------------------------------------------------
@@ -192,7 +199,72 @@ RULES: dict[str, Rule] = {
 }
 
 
+def times_share(a: float) -> UnionRule:
+    """The cosine, raised by ``a`` x the keyword share: a keyword match counts only as far as
+    the memory is close in meaning."""
+    return lambda kw, sem, c, cos, bm: {d: max(v, 0.0) * (1 + a * share(bm[d], c))
+                                        for d, v in cos.items()}  # fmt: skip
+
+
+def cosine_gated(w: float, p: float) -> UnionRule:
+    """The shipped sum, its keyword share scaled by (cosine / the best cosine) ** p."""
+
+    def rule(kw: Scored, sem: Scored, c: float, cos: dict[str, float],
+             bm: dict[str, float]) -> dict[str, float]:  # fmt: skip
+        best = max(max(cos.values()), 1e-9)
+        return {d: w * max(v, 0.0) + (1 - w) * share(bm[d], c) * (max(v, 0.0) / best) ** p
+                for d, v in cos.items()}  # fmt: skip
+
+    return rule
+
+
+def share_above(w: float, floor: float) -> UnionRule:
+    """The shipped sum, counting a keyword share only above ``floor`` (a strong match)."""
+    return lambda kw, sem, c, cos, bm: {
+        d: w * max(v, 0.0) + (1 - w) * (x if (x := share(bm[d], c)) > floor else 0.0)
+        for d, v in cos.items()
+    }
+
+
+def min_max_union(w: float) -> UnionRule:
+    """Each side rescaled to 0..1 over the union, every candidate scored on both."""
+
+    def rule(kw: Scored, sem: Scored, c: float, cos: dict[str, float],
+             bm: dict[str, float]) -> dict[str, float]:  # fmt: skip
+        top, low, high = max(bm.values()) or 1.0, min(cos.values()), max(cos.values())
+        return {d: (1 - w) * bm[d] / top + w * ((v - low) / (high - low) if high > low else 1.0)
+                for d, v in cos.items()}  # fmt: skip
+
+    return rule
+
+
+UNION_RULES: dict[str, UnionRule] = {
+    "cosine x (1 + 0.5 share)": times_share(0.5),
+    "cosine x (1 + 4 share)": times_share(4.0),
+    "keyword gated by cosine^2 (w=0.5)": cosine_gated(0.5, 2.0),
+    "keyword share above 0.2 only (w=0.7)": share_above(0.7, 0.2),
+    "min-max over both lists (w=0.5)": min_max_union(0.5),
+}
+
+
 # -- measuring -------------------------------------------------------------------------------
+
+
+def both_sides(ds: bf.Dataset, index: SearchIndex, indexing: Indexing, embedder: Embedder,
+               kw: dict[int, Scored], sem: dict[int, Scored],
+               ) -> dict[int, tuple[dict[str, float], dict[str, float]]]:  # fmt: skip
+    """Per question, every candidate's cosine and BM25 (zero where it matches no term)."""
+    matrix = embedder.embed([text for _, text in ds.docs])
+    vectors = embedder.embed([text for _, text in ds.queries])
+    row = {docid: i for i, (docid, _) in enumerate(ds.docs)}
+    out = {}
+    for (qid, text), vector in zip(ds.queries, vectors, strict=True):
+        union = {d for d, _ in kw[qid]} | {d for d, _ in sem[qid]}
+        scored = dict(index.search_scored(indexing.query(text), len(ds.docs),
+                                          bh.scope_of(ds, qid)))  # fmt: skip
+        out[qid] = ({d: float(matrix[row[d]] @ vector) for d in union},
+                    {d: scored.get(d, 0.0) for d in union})  # fmt: skip
+    return out
 
 
 def ranked(scores: dict[str, float] | list[str]) -> list[str]:
@@ -212,10 +284,16 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
                "semantic": {q: [d for d, _ in sem[q]] for q in qs}}  # fmt: skip
     for name, rule in RULES.items():
         systems[name] = {q: ranked(rule(kw[q], sem[q], ceilings[q])) for q in qs}
+    union = both_sides(ds, index, indexing, embedder, kw, sem)
+    for name, union_rule in UNION_RULES.items():
+        systems[name] = {
+            q: ranked(union_rule(kw[q], sem[q], ceilings[q], *union[q]) if union[q][0] else {})
+            for q in qs
+        }
     scores = {name: bh.per_question(runs, ds) for name, runs in systems.items()}
     means = {n: {m: statistics.fmean(v) for m, v in s.items()} for n, s in scores.items()}
     vs_better: dict[str, dict[str, list[float]]] = {}
-    for name in RULES:
+    for name in [*RULES, *UNION_RULES]:
         vs_better[name] = {}
         for m in ("nDCG@10", "R@10"):
             best = "keyword" if means["keyword"][m] >= means["semantic"][m] else "semantic"
@@ -266,7 +344,7 @@ def report(figures: dict[str, Any]) -> None:
     head = [f"{n} {m}" for n in judged for m in ("nDCG@10", "R@10")]
     print("| rule | " + " | ".join(head) + " | known-item | at or above everywhere |")
     print("|---" * (len(head) + 3) + "|")
-    for rule in RULES:
+    for rule in [*RULES, *UNION_RULES]:
         diffs = [sets[n]["vs_better"][rule][m] for n in judged for m in ("nDCG@10", "R@10")]
         meets = "yes" if all(d[0] >= 0 for d in diffs) else "no"
         g = guard[rule]
