@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class _Served(Protocol):
-    """What ``stores._hybrid.Served`` tells: the backend that served a call, and if it fell back."""
+    """What ``stores._events.Served`` tells: the backend that served a call, and if it fell back."""
 
     @property
     def backend(self) -> str: ...
@@ -143,7 +143,7 @@ def _current_span_attribute(name: str, value: Any) -> None:
 class StoreTelemetry:
     """Turns a hybrid store's events into counters, span events and a ``memory.recover`` span.
 
-    It implements ``stores._hybrid.StoreEvents``. An event raised inside an operation lands on
+    It implements ``stores._events.StoreEvents``. An event raised inside an operation lands on
     that operation's span (it is the current span); recovery runs in a background task and
     gets a span of its own.
     """
