@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +21,23 @@ from tta_dev_primitives.stores._redis.connection import Connection
 pytestmark = pytest.mark.redis
 
 
+@contextlib.contextmanager
+def _resource_warnings() -> Iterator[list[str]]:
+    """The ResourceWarnings raised in the block, and by what a collection at its end finds
+    still open (their messages, cut to 120 characters), filled in once the block ends."""
+    leaked: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield leaked
+        gc.collect()
+    leaked += [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)]
+
+
 async def _timed_out_rounds(url: str) -> list[str]:
     """Calls whose timeout (2 ms) cuts off connects, cluster discovery and closes; the
     ResourceWarnings raised once the memory is closed and collected."""
     memory = fast_recovery(url, redis_timeout=0.002, recovery_interval=0.01)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with _resource_warnings() as leaked:
         for round_ in range(12):
             await asyncio.gather(
                 *(memory.add(f"u{i}:s1:{round_}", {"content": f"note {i}"}) for i in range(40))
@@ -36,8 +48,7 @@ async def _timed_out_rounds(url: str) -> list[str]:
             await memory.aclose()
         del memory
         await asyncio.sleep(0.05)  # aborted transports finish closing on the loop's next turns
-        gc.collect()
-    return [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)]
+    return leaked
 
 
 async def test_timed_out_calls_leave_no_socket_on_one_server(redis_server: RedisServer) -> None:
@@ -68,8 +79,7 @@ async def test_a_call_still_running_on_a_dropped_cluster_client_leaves_no_socket
     async def failing(client: Any) -> None:
         raise rexc.ConnectionError("the master went away")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with _resource_warnings() as leaked:
         running = asyncio.create_task(connection.call(still_running))
         await started.wait()
         with pytest.raises(BackendUnavailableError):
@@ -79,8 +89,7 @@ async def test_a_call_still_running_on_a_dropped_cluster_client_leaves_no_socket
         await connection.aclose()
         del running, connection
         await asyncio.sleep(0.05)
-        gc.collect()
-    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert leaked == []
 
 
 @pytest.mark.parametrize("server", ["redis_server", "redis_cluster"])
@@ -99,8 +108,7 @@ async def test_a_call_still_running_when_the_memory_closes_leaves_no_socket(
         await closed.wait()
         return await client.ping()  # a new connection: the close took the old ones
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with _resource_warnings() as leaked:
         running = asyncio.create_task(connection.call(still_running))
         await started.wait()
         await connection.aclose()
@@ -108,8 +116,7 @@ async def test_a_call_still_running_when_the_memory_closes_leaves_no_socket(
         assert await running
         del running, connection
         await asyncio.sleep(0.05)
-        gc.collect()
-    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert leaked == []
 
 
 def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(
@@ -140,9 +147,7 @@ def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(
         return found
 
     asyncio.run(first())  # its loop closes with its client's sockets still open
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
+    with _resource_warnings() as leaked:
         assert asyncio.run(second()) == ["u1:s1:1"]
         held.clear()  # what is left of the memory is collected: a ResourceWarning if open
-        gc.collect()
-    assert [str(w.message)[:120] for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert leaked == []
