@@ -26,6 +26,14 @@ def as_dict(reply: Any) -> dict[str, Any]:
     return {text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
+def _text_fields(fields: Any) -> dict[str, str]:
+    """A document's returned fields as text: a RESP3 map, or a flat list of pairs (RESP2, and
+    RESP3's ``extra_attributes`` from a script)."""
+    if isinstance(fields, dict):
+        return dict(zip(map(text, fields), map(text, fields.values()), strict=True))
+    return dict(zip(map(text, fields[::2]), map(text, fields[1::2]), strict=True))
+
+
 def _key_of(doc_id: str) -> str:
     """The memory key of a document id (see ``layout``)."""
     return Layout.key_of_document(doc_id)
@@ -44,11 +52,7 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
             fields = item.get("extra_attributes") or {}
             score = float(item.get("score", 0.0) or 0.0)
             doc_id = text(item["id"])
-            found = {ID: doc_id}
-            if isinstance(fields, dict):
-                found.update(zip(map(text, fields), map(text, fields.values()), strict=True))
-            else:  # a flat list of pairs
-                found.update(zip(map(text, fields[::2]), map(text, fields[1::2]), strict=True))
+            found = {ID: doc_id} | _text_fields(fields)
             rows.append((_key_of(doc_id), score, found))
         return rows
     items = list(reply)[1:]
@@ -56,9 +60,7 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
     for i in range(0, len(items) - step + 1, step):
         doc_id = text(items[i])
         score = float(items[i + 1]) if scores else 0.0  # float() reads bytes and str alike
-        flat = items[i + step - 1] or []
-        found = {ID: doc_id}
-        found.update(zip(map(text, flat[::2]), map(text, flat[1::2]), strict=True))
+        found = {ID: doc_id} | _text_fields(items[i + step - 1] or [])
         rows.append((_key_of(doc_id), score, found))
     return rows
 
