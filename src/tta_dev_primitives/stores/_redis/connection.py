@@ -129,7 +129,7 @@ class Connection:
         self._on_cluster = on_cluster
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         self._warned_types: set[str] = set()
-        self._policy_checked = False  # maxmemory-policy is checked on the first connect
+        self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
 
     @property
     def cluster(self) -> bool:
@@ -190,7 +190,6 @@ class Connection:
         try:
             client = await self._discover(client, common)
             if not self._policy_checked:
-                self._policy_checked = True
                 await self._check_eviction(client)
             return client
         except BaseException:
@@ -225,7 +224,12 @@ class Connection:
         try:
             info = await client.info("memory")
         except rexc.ResponseError:
-            return  # INFO refused (an ACL without +info): nothing to check
+            info = {}  # INFO refused (an ACL without +info): nothing to check
+        # Checked once an answer came: a connect that failed before it checks on the next one.
+        # Two loops' first connects may both get here; the flag makes the warning one.
+        if self._policy_checked:
+            return
+        self._policy_checked = True
         policy = text_of(info.get("maxmemory_policy", b"") or b"")
         if policy.startswith("allkeys"):
             log.warning(
