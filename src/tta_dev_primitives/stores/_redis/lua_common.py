@@ -40,9 +40,22 @@ _NAMES = "".join(
     if name.isupper() and isinstance(getattr(layout, name), str)
 )
 
+# A segment's running totals, "<documents> <length>" in one field, as two numbers (0, 0 for
+# one with none): the one reader of that field in Lua (``keywords._sum_totals`` in Python).
+# Needs SEGMENT_TOTALS defined before it.
+SEGMENT_PAIR = r"""
+local function segment_pair(base, seg)
+  local was = redis.call('HGET', base .. SEGMENT_TOTALS, seg)
+  if not was then return 0, 0 end
+  local d, l = string.match(was, '^(%-?%d+) (%-?%d+)$')
+  return tonumber(d), tonumber(l)
+end
+"""
+
 # Shared helpers, prepended to each script.
 COMMON = (
     _NAMES
+    + SEGMENT_PAIR
     + r"""
 local TOMBSTONES = """
     + str(TOMBSTONES)
@@ -155,12 +168,7 @@ local function count(base, key, docs, length, counted)
   bump(base, FACT_ENGINE_LENGTH, length)
   if not counted then return end
   local seg = seg_of(key)
-  local was = redis.call('HGET', base .. SEGMENT_TOTALS, seg)
-  local d, l = 0, 0
-  if was then
-    local a, b = string.match(was, '^(%-?%d+) (%-?%d+)$')
-    d, l = tonumber(a), tonumber(b)
-  end
+  local d, l = segment_pair(base, seg)
   d, l = d + docs, l + length
   if d == 0 and l == 0 then
     redis.call('HDEL', base .. SEGMENT_TOTALS, seg)

@@ -17,6 +17,7 @@ from tta_dev_primitives.stores._redis.layout import (
     FACTS,
     SEGMENT_TOTALS,
 )
+from tta_dev_primitives.stores._redis.lua_common import SEGMENT_PAIR
 
 __all__ = ["SEARCH", "TEXTS", "TOTALS", "flatten"]
 
@@ -41,6 +42,7 @@ TOTALS: Final = (
     _FLAGS
     + f"local FACTS, SEGMENT_TOTALS = '{FACTS}', '{SEGMENT_TOTALS}'\n"
     + f"local DOCS, LENGTH = '{FACT_ENGINE_DOCS}', '{FACT_ENGINE_LENGTH}'\n"
+    + SEGMENT_PAIR
     + r"""
 local seg, docs, length = ARGV[1], 0, 0
 for i = 2, #ARGV do
@@ -49,8 +51,7 @@ for i = 2, #ARGV do
     local v = redis.call('HMGET', ARGV[i] .. FACTS, DOCS, LENGTH)
     d, l = v[1], v[2]
   else
-    local v = redis.call('HGET', ARGV[i] .. SEGMENT_TOTALS, seg)
-    if v then d, l = string.match(v, '^(%-?%d+) (%-?%d+)$') end
+    d, l = segment_pair(ARGV[i], seg)
   end
   docs, length = docs + tonumber(d or '0'), length + tonumber(l or '0')
 end
