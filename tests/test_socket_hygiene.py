@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -150,4 +151,55 @@ def test_a_new_client_searches_the_engine_on_a_cluster_through_its_own_nodes(
     with _resource_warnings() as leaked:
         assert asyncio.run(second()) == ["u1:s1:1"]
         held.clear()  # what is left of the memory is collected: a ResourceWarning if open
+    assert leaked == []
+
+
+async def test_aclose_while_a_call_is_connecting_leaves_no_socket(
+    redis_server: RedisServer,
+) -> None:
+    """aclose() while the first call is still connecting: the client that connect makes is
+    closed by that call when it ends (it had been left on a dropped state, open)."""
+    connection = Connection(redis_server.url, 5, scripts={}, own_keys=dict, on_cluster=lambda: None)
+
+    async def work(client: Any) -> Any:
+        return await client.ping()
+
+    with _resource_warnings() as leaked:
+        running = asyncio.create_task(connection.call(work))
+        await asyncio.sleep(0)  # the call is inside _connect (INFO cluster)
+        await connection.aclose()
+        assert await running
+        del running, connection
+        await asyncio.sleep(0.05)
+    assert leaked == []
+
+
+async def test_aclose_from_another_loop_while_a_call_runs_there_leaves_no_socket(
+    redis_server: RedisServer,
+) -> None:
+    """A sync adapter's portal loop runs a call while aclose() runs on the main loop: that loop
+    closes its own clients, and what the running call reopens is closed when it ends."""
+    connection = Connection(redis_server.url, 5, scripts={}, own_keys=dict, on_cluster=lambda: None)
+    portal = asyncio.new_event_loop()
+    thread = threading.Thread(target=portal.run_forever, daemon=True)
+    thread.start()
+    started, closed = threading.Event(), threading.Event()
+
+    async def still_running(client: Any) -> Any:
+        started.set()
+        await asyncio.to_thread(closed.wait, 5)
+        return await client.ping()  # a new connection: the close took the old ones
+
+    with _resource_warnings() as leaked:
+        asyncio.run_coroutine_threadsafe(connection.ready(), portal).result(5)
+        running = asyncio.run_coroutine_threadsafe(connection.call(still_running), portal)
+        await asyncio.to_thread(started.wait, 5)
+        await connection.aclose()
+        closed.set()
+        assert await asyncio.wrap_future(running)
+        portal.call_soon_threadsafe(portal.stop)
+        await asyncio.to_thread(thread.join, 5)
+        portal.close()
+        del running, connection
+        await asyncio.sleep(0.05)
     assert leaked == []

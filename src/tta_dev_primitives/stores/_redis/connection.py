@@ -69,7 +69,9 @@ class _LoopClient:
     kept in ``retired`` until the last of them ends, which closes what they opened (``leave``).
     """
 
-    __slots__ = ("client", "connecting", "failures", "retired", "scripts", "slots", "users")
+    __slots__ = (
+        "client", "closed", "connecting", "failures", "retired", "scripts", "slots", "users",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.client: Any = None  # aioredis.Redis or RedisCluster
@@ -79,6 +81,7 @@ class _LoopClient:
         self.failures = 0  # unavailable errors so far: a waiting call seeing one gives up
         self.users: dict[int, int] = {}  # id(client) -> calls running on it
         self.retired: dict[int, Any] = {}  # id(client) -> a dropped client calls still run on
+        self.closed = False  # aclose() dropped this state: every call's last user closes its client
 
     def enter(self, client: Any) -> None:
         """A call starts running on ``client``."""
@@ -96,6 +99,8 @@ class _LoopClient:
         retired = self.retired.pop(key, None)
         if retired is not None:
             abandon(retired)
+        elif self.closed:  # a call that connected, or got its slot, after aclose()
+            abandon(client)
 
     def retire(self, client: Any) -> None:
         """``client`` is dropped: if calls still run on it, the last of them closes it."""
@@ -395,25 +400,27 @@ class Connection:
         loops, self._loops = self._loops, {}
         running = asyncio.get_running_loop()
         for loop, state in loops.items():
-            for retired in state.retired.values():  # calls still on them are cut off
-                if loop is running:
-                    abandon(retired)
-                elif loop.is_running():
-                    loop.call_soon_threadsafe(abandon, retired)
-                else:
-                    drop_sockets(retired)
-            client = state.client
-            if client is None:
-                continue
+            state.closed = True  # calls still running (or connecting) close what they open
             if loop is running:
-                state.retire(client)  # a call still running on it closes what it reopens
-                await close_client(client)
-            elif loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(close_client(client), loop)
+                await _close_state(state)
+            elif loop.is_running():  # its own loop touches its state (another thread)
+                future = asyncio.run_coroutine_threadsafe(_close_state(state), loop)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + 1)
             else:
-                drop_sockets(client)
+                for client in (state.client, *state.retired.values()):
+                    drop_sockets(client)
+
+
+async def _close_state(state: _LoopClient) -> None:
+    """Close a dropped state's clients on their own loop: retired ones at once (calls still on
+    them are cut off), the current one politely; a call still on it closes what it reopens."""
+    for retired in list(state.retired.values()):
+        abandon(retired)
+    client = state.client
+    if client is not None:
+        state.retire(client)
+        await close_client(client)
 
 
 async def _connected(client: Any) -> None:
