@@ -138,7 +138,7 @@ class RedisServer:
                 if "Address already in use" in log and self._pick_port is not None:
                     raise _PortTaken(log)
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{log}")
-            if self.ping():
+            if self.ping() and self._answers_as_ours():
                 return self
             time.sleep(0.02)
         self.kill()
@@ -153,6 +153,29 @@ class RedisServer:
         except OSError:
             return False
         return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def _answers_as_ours(self) -> bool:
+        """True if the server on our port is our process, not another suite's that bound it
+        first (ours then exits with 'Address already in use', but may not have yet)."""
+        assert self.proc is not None
+        request = b"INFO server\r\n"
+        if self.password:
+            request = f"AUTH {self.password}\r\n".encode() + request
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(request)
+                reply = b""
+                while b"process_id:" not in reply or not reply.split(b"process_id:", 1)[1].count(
+                    b"\r\n"
+                ):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        return False
+                    reply += chunk
+        except OSError:
+            return False
+        pid = reply.split(b"process_id:", 1)[1].split(b"\r\n", 1)[0]
+        return pid.strip() == str(self.proc.pid).encode()
 
     def kill(self) -> None:
         """SIGKILL the server and reap it (the port becomes free)."""

@@ -31,3 +31,21 @@ def test_a_server_whose_port_is_taken_before_it_binds_starts_on_another(
             assert server.ping()
         finally:
             server.stop()
+
+
+def test_a_server_whose_port_another_redis_holds_starts_on_another(redis_binary: str) -> None:
+    """Another suite's redis-server on the chosen port answers PING before ours exits with
+    'Address already in use': start() must not take it for ours."""
+    foreign = RedisServer(redis_binary).start()
+    try:
+        ports = iter([foreign.port, free_port()])
+        server = RedisServer(redis_binary, pick_port=lambda: next(ports))
+        server.start()
+        try:
+            assert server.port != foreign.port
+            assert server.proc is not None
+            assert server.proc.poll() is None
+        finally:
+            server.stop()
+    finally:
+        foreign.stop()
