@@ -277,7 +277,7 @@ class Connection:
                     finally:
                         state.leave(client)
             except errors.REFUSED as exc:  # first: ResponseError subclasses
-                raise await self._refused(client, exc) from None
+                raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
                 state.failures += 1
                 await self._forget_topology(state, client)
@@ -288,7 +288,7 @@ class Connection:
             except rexc.ResponseError as exc:
                 message = scrub(str(exc), self.url)
                 if errors.refused(message):
-                    raise await self._refused(client, exc) from None
+                    raise await self._refused(state, client, exc) from None
                 if message.upper().startswith(errors.UNAVAILABLE_REPLIES):
                     state.failures += 1
                     await self._forget_topology(state, client)
@@ -301,10 +301,17 @@ class Connection:
         """One call of the script ``name``, under the timeout."""
         return await self.call(lambda c: self.script(name)(keys=keys, args=args))
 
-    async def _refused(self, client: Any, exc: Exception) -> Exception:
+    async def _refused(self, state: _LoopClient, client: Any, exc: Exception) -> Exception:
         refusal = errors.refusal(exc, self.url)
-        if "WRONGTYPE" in str(refusal).upper() and client is not None:
-            await self._warn_wrong_types(client)
+        # Only on the current client, held while it asks: a dropped or closed one would reopen
+        # connections nothing closes.
+        current = client is not None and client is state.client and not state.closed
+        if current and "WRONGTYPE" in str(refusal).upper():
+            state.enter(client)
+            try:
+                await self._warn_wrong_types(client)
+            finally:
+                state.leave(client)
         return refusal
 
     async def _drop_dead_connections(self, client: Any) -> bool:
