@@ -40,6 +40,7 @@ import bench_fusion as bf
 import bench_hybrid as bh
 from _embed import Embedder
 from _timing import bench_main
+from tta_dev_primitives.memory._primitive import HYBRID_WEIGHT
 from tta_dev_primitives.search import _bm25, _fusion
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
@@ -187,7 +188,10 @@ def rerank_semantic(w: float, n: int) -> Rule:
 
 
 RULES: dict[str, Rule] = {
-    "shipped w=0.5": fixed(0.5),
+    f"shipped w={HYBRID_WEIGHT}": fixed(HYBRID_WEIGHT),
+    "w=0.3": fixed(0.3),
+    "w=0.4": fixed(0.4),
+    "w=0.5 (shipped before)": fixed(0.5),
     "w=0.8": fixed(0.8),
     "w=0.9": fixed(0.9),
     "w=0.98": fixed(0.98),

@@ -72,7 +72,7 @@ STOP_VARIANTS: dict[str, frozenset[str] | None] = {
     "stop words lucene33": LUCENE_STOP,
     "stop words none": None,
 }
-WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
+WEIGHTS = (0.2, 0.3, 0.35, 0.4, 0.5, 0.6)
 DEPTH = _fusion.CANDIDATE_DEPTH
 QUICK = 40
 BOOTSTRAP = 2000
