@@ -18,7 +18,7 @@ from typing import Any
 
 from tta_dev_primitives.stores._base import StorageBackend
 
-__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "CopyCheck"]
+__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "CopyCheck", "Outdated", "same"]
 
 #: Seconds between checks (each one page of the in-process copy).
 CHECK_INTERVAL = 1.0
@@ -76,3 +76,45 @@ class CopyCheck:
         finally:
             self.touched = None
             self._next = self._clock() + CHECK_INTERVAL
+
+
+_ANY = object()  # in ``Outdated``: drop the in-process copy whatever it holds
+
+
+class Outdated:
+    """Keys whose in-process copy may be older than what Redis holds (a stale replayed write,
+    another process's change seen in the feed or by a read), dropped before the next
+    operation ends."""
+
+    __slots__ = ("_changes",)
+
+    def __init__(self) -> None:
+        self._changes: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
+
+    def __bool__(self) -> bool:
+        return bool(self._changes)
+
+    def mark(self, key: str, payload: Any = _ANY) -> None:
+        """Redis holds ``payload`` for ``key`` (None: deleted; left out: something else)."""
+        self._changes.append((key, payload))
+
+    async def drop(self, local: StorageBackend, keep: Callable[[str], bool]) -> None:
+        """Drop the marked copies that differ from Redis's; a key ``keep`` names stays (this
+        process's newer write, still on its way)."""
+        changes, self._changes = self._changes, []
+        for key, payload in changes:
+            if keep(key):
+                continue
+            if payload is _ANY or payload is None:
+                await local.delete(key)
+                continue
+            mine = await local.get(key)
+            if mine is not None and not same(mine, payload):
+                await local.delete(key)
+
+
+def same(mine: Any, theirs: Any) -> bool:
+    """True if an in-process payload equals the remote's (text in one, bytes in the other)."""
+    if isinstance(mine, str) and isinstance(theirs, bytes):
+        return mine.encode() == theirs
+    return bool(mine == theirs)

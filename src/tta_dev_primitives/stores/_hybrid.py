@@ -26,10 +26,11 @@ With no remote backend every operation is served in-process. With one:
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
 - ``flush()`` (and ``aclose()``) replay on demand: they await the recovery task. Nothing written
   during an outage is lost while the process lives and the journal is within its caps.
-- With a durable ``JournalFile`` (``journal_path``), a write joins the journal only once its
-  record is fsynced, so a write that returns survives the process too. The first operation of
-  the next store on that path loads the file and replays it before returning (if the remote
-  answers). ``aclose()`` leaves unsent writes in the file instead of reporting them lost.
+- With a durable ``JournalFile`` (``journal_path``; both kept by ``_outbox``), a write joins
+  the journal only once its record is fsynced, so a write that returns survives the process
+  too. The first operation of the next store on that path loads the file and replays it
+  before returning (if the remote answers). ``aclose()`` leaves unsent writes in the file
+  instead of reporting them lost.
 
 Each operation returns ``Served``: its result and which backend served it. What happens to the
 store itself (a fallback, dropped journal entries, dead letters, a recovery) is told to a
@@ -68,9 +69,10 @@ from tta_dev_primitives.stores._base import (
     Write,
     send,
 )
-from tta_dev_primitives.stores._copies import CopyCheck
+from tta_dev_primitives.stores._copies import CopyCheck, Outdated, same
 from tta_dev_primitives.stores._events import NoEvents, Served, StoreEvents
-from tta_dev_primitives.stores._journal_file import COMPACT_FLOOR, JournalFile, Record, encode
+from tta_dev_primitives.stores._journal_file import JournalFile
+from tta_dev_primitives.stores._outbox import Outbox
 from tta_dev_primitives.stores._recovery import (
     DEFAULT_MAX_JOURNAL,
     DEFAULT_MAX_JOURNAL_BYTES,
@@ -119,24 +121,22 @@ class HybridStore(Generic[B]):
         self._degraded = False
         self._failures = 0
         self._next_probe = 0.0
-        self._journal = Journal(max_journal, max_journal_bytes)
-        # The durable journal, if any: what it holds from an earlier process is loaded (and
-        # replayed) by the first operation; ``_loaded`` is set once that is done.
+        # Writes waiting for the remote, and their durable file if any: what it holds from an
+        # earlier process is loaded (and replayed) by the first operation; ``_loaded`` is set
+        # once that is done.
+        self._outbox = Outbox(Journal(max_journal, max_journal_bytes), journal_file,
+                              self.events, clock)  # fmt: skip
+        self._journal = self._outbox.journal
         self.journal_file = journal_file
         self._loaded = journal_file is None
         self._loading: asyncio.Lock | None = None
         self._restored = False
-        self.journal_restored = 0  # writes found in the durable journal at start
-        self.journal_corrupt = 0  # its lines dropped as unreadable (a torn last line included)
-        self._compaction: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
         self.stale_count = 0  # writes the remote rejected as stale (a newer change stood)
         self.last_error: str | None = None  # the latest remote failure, already password-free
-        # Keys whose in-process copy may be older than what Redis holds (a stale replayed write,
-        # another process's change seen in the feed): dropped before the next operation ends.
-        self._outdated: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
+        self._outdated = Outdated()  # in-process copies older than Redis's, to drop
         self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
@@ -157,6 +157,16 @@ class HybridStore(Generic[B]):
     def degraded(self) -> bool:
         """True while the remote is failing and writes are being journalled."""
         return self._degraded
+
+    @property
+    def journal_restored(self) -> int:
+        """Writes found in the durable journal at start."""
+        return self._outbox.restored
+
+    @property
+    def journal_corrupt(self) -> int:
+        """Lines of the durable journal dropped as unreadable (a torn last line included)."""
+        return self._outbox.corrupt
 
     @property
     def journal_size(self) -> int:
@@ -217,8 +227,8 @@ class HybridStore(Generic[B]):
             # Redis's answer is the newest this process has seen: an outage read must not
             # return an older in-process copy (another process overwrote or deleted it).
             mine = await self.local.get(key)
-            if mine is not None and not _same(mine, served.value):
-                self._outdated.append((key, _ANY))
+            if mine is not None and not same(mine, served.value):
+                self._outdated.mark(key)
                 await self._drop_outdated()
         return served
 
@@ -370,25 +380,15 @@ class HybridStore(Generic[B]):
         self.versions.observe_version(exc.newer)
         self._count_stale(1)
         if key is not None:
-            self._outdated.append((key, _ANY))
+            self._outdated.mark(key)
 
     def _changed_elsewhere(self, key: str, payload: Any) -> None:
         """The remote's feed shows ``key`` now holds ``payload`` (None: deleted)."""
-        self._outdated.append((key, payload))
+        self._outdated.mark(key, payload)
 
     async def _drop_outdated(self) -> None:
-        """Drop in-process copies that differ from what Redis holds (see ``_outdated``); a key
-        with a journalled write keeps it (this process's newer write, still on its way)."""
-        changes, self._outdated = self._outdated, []
-        for key, payload in changes:
-            if self._journal.has_key(key):
-                continue
-            if payload is _ANY or payload is None:
-                await self.local.delete(key)
-                continue
-            mine = await self.local.get(key)
-            if mine is not None and not _same(mine, payload):
-                await self.local.delete(key)
+        """Drop in-process copies older than Redis's; a key with a journalled write keeps it."""
+        await self._outdated.drop(self.local, self._journal.has_key)
 
     def _maybe_recover(self) -> None:
         """Start the background recovery if a probe is due and none is running."""
@@ -402,34 +402,15 @@ class HybridStore(Generic[B]):
         return task
 
     async def _journal_write(self, write: Write) -> None:
-        """Journal a write; with a durable file, only once it is on disk (in call order).
-
-        If the file cannot take it (a full disk), ``JournalError`` is raised and nothing of the
-        write is kept: a put's in-process copy is dropped too.
-        """
-        ttl = write.ttl if isinstance(write, Put) else None
-        deadline = None if ttl is None else self._clock() + ttl
-        file = self.journal_file
-        if file is None:
-            self._journal_add(write, deadline, 0, 0)
-            return
-        wall = None if ttl is None else time.time() + ttl
+        """Journal a write (``Outbox.add``). If the durable file cannot take it (a full disk),
+        ``JournalError`` is raised and nothing of the write is kept: a put's in-process copy is
+        dropped too."""
         try:
-            await file.append(
-                write, wall, lambda seq, disk: self._journal_add(write, deadline, seq, disk)
-            )
+            await self._outbox.add(write)
         except JournalError:
             if isinstance(write, Put):
                 await self.local.delete(write.key)
             raise
-        if (
-            file.size > COMPACT_FLOOR
-            and file.size > 2 * self._journal.disk_bytes
-            and (self._compaction is None or self._compaction.done())
-        ):
-            self._compaction = asyncio.get_running_loop().create_task(
-                file.rewrite(self._snapshot), name="tta-journal-compaction"
-            )
 
     async def _load(self) -> None:
         """Before this store's first operation: take in what an earlier process left in the
@@ -443,7 +424,7 @@ class HybridStore(Generic[B]):
             file = self.journal_file
             assert file is not None
             if not self._restored:
-                await self._restore(file)
+                await self._restore()
                 self._restored = True
             if self._journal and self.remote is not None:
                 log.warning(
@@ -456,16 +437,12 @@ class HybridStore(Generic[B]):
                 await self._replay_now()  # if the remote is still down: as in any outage
             self._loaded = True
 
-    async def _restore(self, file: JournalFile) -> None:
-        loaded = await file.load()
-        now, wall = self._clock(), time.time()
-        for record in loaded.records:
-            write = record.write
-            left = None if record.deadline is None else record.deadline - wall
+    async def _restore(self) -> None:
+        """Take in the durable journal's writes: journalled again, applied in-process, and
+        their versions this store's own (Redis holds them as such once replayed)."""
+        for write, left in await self._outbox.restore():
             self.versions.observe_version(write.version)  # new writes must be newer
-            self._adopted.add(write.version)  # replayed, Redis holds it as this store's
-            self._journal_add(write, None if left is None else now + left, record.seq,
-                              len(encode(record)))  # fmt: skip
+            self._adopted.add(write.version)
             if isinstance(write, Put):
                 if left is None or left > 0:
                     await self.local.put(write.key, write.payload, left)
@@ -473,30 +450,6 @@ class HybridStore(Generic[B]):
                     await self.local.delete(write.key)
             else:
                 await send(self.local, write)
-        self.journal_restored = len(self._journal)
-        self.journal_corrupt = loaded.corrupt + int(loaded.torn)
-        await file.rewrite(self._snapshot)  # compact: done, torn and unreadable lines go
-
-    def _snapshot(self) -> list[Record]:
-        """The journal as records for a rewrite of its file (what was released is gone)."""
-        now, wall = self._clock(), time.time()
-        self._journal.take_released()
-        return [
-            Record(e.seq, e.write, None if e.deadline is None else wall + e.deadline - now)
-            for e in self._journal.entries()
-        ]
-
-    def _journal_add(self, write: Write, deadline: float | None, seq: int, disk: int) -> None:
-        before = self._journal.dropped
-        dropped = self._journal.add(write, deadline, seq, disk)
-        if dropped:
-            self.events.journal_dropped(dropped)
-            if before == 0 or before // 10_000 != self._journal.dropped // 10_000:
-                log.warning(
-                    "memory journal full (%d writes or %d bytes): dropped the oldest journalled "
-                    "writes, %d so far; they will not reach the remote backend",
-                    self._journal.max_entries, self._journal.max_bytes, self._journal.dropped,
-                )  # fmt: skip
 
     def _succeed(self) -> None:
         self._remote_ok = True
@@ -572,8 +525,7 @@ class HybridStore(Generic[B]):
             self._count_dead(replay.dead)
             outcome = Served(replayed, remote.kind)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
-            if self.journal_file is not None:
-                await self.journal_file.rewrite(self._snapshot)  # empty: back to its header
+            await self._outbox.compact()  # empty: the file back to its header
             if self._outdated:
                 await self._drop_outdated()
             return True
@@ -633,8 +585,8 @@ class HybridStore(Generic[B]):
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
+        await self._outbox.aclose()
         if self.journal_file is not None:
-            await self.journal_file.aclose()
             if unsent:
                 log.warning(
                     "memory closed with %d writes journalled during an outage; they stay in %s "
@@ -653,16 +605,6 @@ class HybridStore(Generic[B]):
             )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=unsent)
-
-
-_ANY = object()  # in ``_outdated``: drop the in-process copy whatever it holds
-
-
-def _same(mine: Any, theirs: Any) -> bool:
-    """True if an in-process payload equals the remote's (text in one, bytes in the other)."""
-    if isinstance(mine, str) and isinstance(theirs, bytes):
-        return mine.encode() == theirs
-    return bool(mine == theirs)
 
 
 class SearchableHybrid(HybridStore[SearchableBackend]):

@@ -1,0 +1,117 @@
+"""The writes an outage keeps for the remote: the bounded journal and, with ``journal_path``, the
+durable file behind it.
+
+A write joins the journal only once its record is on disk (when there is a file), so a write
+that returns survives the process; the file is compacted when it grows to twice what the
+journal still holds; what an earlier process left in it is read back by ``restore``. Which
+writes to journal, and when to replay them, is the hybrid's decision (``_hybrid``); this is
+only where they wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from tta_dev_primitives.stores._base import Put, Write
+from tta_dev_primitives.stores._events import StoreEvents
+from tta_dev_primitives.stores._journal_file import COMPACT_FLOOR, JournalFile, Record, encode
+from tta_dev_primitives.stores._recovery import Journal
+
+__all__ = ["Outbox", "Restored"]
+
+log = logging.getLogger("tta_dev_primitives.memory")
+
+#: A write restored from the durable file, and the seconds its memory has left (None: no TTL).
+Restored = tuple[Write, float | None]
+
+
+class Outbox:
+    """The journal of unsent writes, and its durable file if any."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        file: JournalFile | None,
+        events: StoreEvents,
+        clock: Callable[[], float],
+    ) -> None:
+        self.journal = journal
+        self.file = file
+        self._events = events
+        self._clock = clock
+        self._compaction: asyncio.Task[None] | None = None
+        self.restored = 0  # writes found in the durable file at start
+        self.corrupt = 0  # its lines dropped as unreadable (a torn last line included)
+
+    async def add(self, write: Write) -> None:
+        """Journal a write; with a file, only once it is on disk (in call order).
+
+        Raises ``JournalError`` if the file cannot take it (a full disk); nothing is kept then.
+        """
+        ttl = write.ttl if isinstance(write, Put) else None
+        deadline = None if ttl is None else self._clock() + ttl
+        file = self.file
+        if file is None:
+            self._add(write, deadline, 0, 0)
+            return
+        wall = None if ttl is None else time.time() + ttl
+        await file.append(write, wall, lambda seq, disk: self._add(write, deadline, seq, disk))
+        if (
+            file.size > COMPACT_FLOOR
+            and file.size > 2 * self.journal.disk_bytes
+            and (self._compaction is None or self._compaction.done())
+        ):
+            self._compaction = asyncio.get_running_loop().create_task(
+                file.rewrite(self.snapshot), name="tta-journal-compaction"
+            )
+
+    async def restore(self) -> list[Restored]:
+        """Read back what an earlier process left in the file into the journal, then compact
+        the file (done, torn and unreadable lines go). The writes, oldest first."""
+        file = self.file
+        assert file is not None
+        loaded = await file.load()
+        now, wall = self._clock(), time.time()
+        writes: list[Restored] = []
+        for record in loaded.records:
+            left = None if record.deadline is None else record.deadline - wall
+            self._add(record.write, None if left is None else now + left, record.seq,
+                      len(encode(record)))  # fmt: skip
+            writes.append((record.write, left))
+        self.restored = len(self.journal)
+        self.corrupt = loaded.corrupt + int(loaded.torn)
+        await file.rewrite(self.snapshot)
+        return writes
+
+    async def compact(self) -> None:
+        """Rewrite the file to what the journal still holds (after a replay: its header)."""
+        if self.file is not None:
+            await self.file.rewrite(self.snapshot)
+
+    def snapshot(self) -> list[Record]:
+        """The journal as records for a rewrite of its file (what was released is gone)."""
+        now, wall = self._clock(), time.time()
+        self.journal.take_released()
+        return [
+            Record(e.seq, e.write, None if e.deadline is None else wall + e.deadline - now)
+            for e in self.journal.entries()
+        ]
+
+    async def aclose(self) -> None:
+        if self.file is not None:
+            await self.file.aclose()
+
+    def _add(self, write: Write, deadline: float | None, seq: int, disk: int) -> None:
+        before = self.journal.dropped
+        dropped = self.journal.add(write, deadline, seq, disk)
+        if dropped:
+            self._events.journal_dropped(dropped)
+            if before == 0 or before // 10_000 != self.journal.dropped // 10_000:
+                log.warning(
+                    "memory journal full (%d writes or %d bytes): dropped the oldest journalled "
+                    "writes, %d so far; they will not reach the remote backend",
+                    self.journal.max_entries, self.journal.max_bytes, self.journal.dropped,
+                )  # fmt: skip
