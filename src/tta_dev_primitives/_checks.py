@@ -9,6 +9,7 @@ Memory *values* are checked where they are encoded (``memory._values``), in the 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -250,3 +251,21 @@ def check_optional_url(name: str, url: Any) -> str | None:
     if url is not None and not isinstance(url, str):
         raise InvalidArgumentTypeError(f"{name} must be str or None, got {type(url).__name__}")
     return url
+
+
+def check_journal_path(path: Any, redis_url: str | None) -> str | os.PathLike[str] | None:
+    """``journal_path``: a non-empty str or path, and only beside a ``redis_url`` (it keeps the
+    outage journal of a Redis-backed memory)."""
+    if path is None:
+        return None
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidArgumentTypeError(
+            f"journal_path must be a str or a path, got {type(path).__name__}"
+        )
+    if not os.fspath(path):
+        raise InvalidArgumentError("journal_path must not be empty")
+    if redis_url is None:
+        raise InvalidArgumentError(
+            "journal_path keeps the outage journal of a Redis-backed memory: pass redis_url with it"
+        )
+    return path

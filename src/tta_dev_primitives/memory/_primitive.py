@@ -7,13 +7,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from tta_dev_primitives._checks import (
     DEFAULT_EMBED_TIMEOUT,
     check_count,
     check_filter,
     check_fraction,
+    check_journal_path,
     check_key,
     check_limit,
     check_max_size,
@@ -49,6 +50,7 @@ from tta_dev_primitives.memory._ops import (
 )
 from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, TextOrFn
 from tta_dev_primitives.memory._values import decode_value, encode_value
+from tta_dev_primitives.memory._vectors import Mode, memory_vector, search_mode
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._facets import Scalar, matches
 from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
@@ -69,15 +71,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HYBRID_WEIGHT", "MemoryPrimitive", "Mode", "ScoredMemory"]
 
-Mode = Literal["keyword", "semantic", "hybrid"]
-
 #: The default semantic share of a hybrid ranking. No fixed weight is at or above its better
 #: side on every set measured; 0.35 loses least on the worst of them (reply-finding and
 #: known-item questions pull opposite ways; ``benchmarks/bench_fusion_rules.py``, see
 #: docs/semantic-memory.md).
 HYBRID_WEIGHT = 0.35
-#: Most vectors one memory may have (``add(..., vector_text=[...])``).
-MAX_VECTORS = 256
 
 
 class ScoredMemory(NamedTuple):
@@ -204,18 +202,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             if scope_budget is None
             else check_count("scope_budget", scope_budget),
         }
-        if journal_path is not None:
-            if not isinstance(journal_path, str | os.PathLike):
-                raise InvalidArgumentTypeError(
-                    f"journal_path must be a str or a path, got {type(journal_path).__name__}"
-                )
-            if not os.fspath(journal_path):
-                raise InvalidArgumentError("journal_path must not be empty")
-            if redis_url is None:
-                raise InvalidArgumentError(
-                    "journal_path keeps the outage journal of a Redis-backed memory: pass "
-                    "redis_url with it"
-                )
+        journal_path = check_journal_path(journal_path, redis_url)
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
@@ -267,7 +254,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         key, ttl = check_new_key(key), check_ttl(ttl)
         payload = encode_value(value)
         with MemoryOp("add", self._namespace) as op:
-            vector = await self._vector(value, vector_text)
+            vector = await memory_vector(self._embedder, self._indexing, value, vector_text)
             document = Document(self._indexing.terms(value), vector)
             op.report(await self._store.put(key, payload, ttl, document))
 
@@ -353,7 +340,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         analysed = self._indexing.query(text)
         if wanted:
             analysed = replace(analysed, filter=wanted)
-        chosen = self._mode(check_mode(mode))
+        chosen = search_mode(self._embedder, check_mode(mode))
         await numpy_imported()  # the index needs it: never imported on the loop
         with MemoryOp("search", self._namespace) as op:
             if chosen != "keyword" and not analysed.blank:
@@ -381,51 +368,6 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if remote is None or backend != remote.kind:
             return "in-process"
         return str(getattr(remote, "search_engine", backend))
-
-    def _mode(self, mode: str | None) -> Mode:
-        if mode is None:
-            return "keyword" if self._embedder is None else "hybrid"
-        if mode != "keyword" and self._embedder is None:
-            raise InvalidArgumentError(
-                f"mode={mode!r} searches by meaning and needs an embedder: "
-                "MemoryPrimitive(embed=...)"
-            )
-        return mode  # type: ignore[return-value]
-
-    async def _vector(self, value: dict[str, Any], vector_text: str | Sequence[str] | None) -> Any:
-        """The embedding of what is searched in ``value`` (or of ``vector_text``), or None.
-
-        Several texts give a 2-D array, one row each (the index scores the best row).
-        """
-        if vector_text is None:
-            texts = None
-        elif isinstance(vector_text, str):
-            texts = [vector_text]
-        elif isinstance(vector_text, Sequence) and all(isinstance(t, str) for t in vector_text):
-            texts = list(vector_text)
-        else:
-            raise InvalidArgumentTypeError(
-                f"vector_text must be a str, a list of str or None, got {vector_text!r:.80}"
-            )
-        if self._embedder is None:
-            if texts and any(texts):
-                raise InvalidArgumentError(
-                    "vector_text needs an embedder: MemoryPrimitive(embed=...)"
-                )
-            return None
-        if texts is None:  # the searched text; blank when the value has none
-            texts = [text] if (text := self._indexing.text(value)).strip() else []
-        texts = [t[:MAX_EMBED_CHARS] for t in texts if t]  # as given, whitespace included
-        if len(texts) > MAX_VECTORS:
-            raise InvalidArgumentError(
-                f"vector_text holds {len(texts):,} texts; a memory has at most {MAX_VECTORS} "
-                "vectors (each costs a model call's share and every search's time)"
-            )
-        if not texts:
-            return None  # nothing to embed: found by keyword (or recency) only
-        with embed_span(self._embedder.model_id, len(texts)):
-            vectors = await self._embedder.embed_documents(texts)
-        return vectors[0] if len(texts) == 1 else vectors
 
     @property
     def embedder(self) -> Embedder | None:
@@ -545,7 +487,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "stale_writes": self._store.stale_count,
             "copies_dropped": self._store.copies.dropped,  # changed elsewhere (``_copies``)
             "last_error": self._store.last_error,
-            "search_mode": self._mode(None),
+            "search_mode": search_mode(self._embedder, None),
             "search_engine": "in-process",
         }
         if self._embedder is not None:
@@ -645,7 +587,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         hands the LLM its input.
         """
         check_limit(limit)
-        self._mode(check_mode(mode))
+        search_mode(self._embedder, check_mode(mode))
         if not isinstance(into, str) or not into:
             raise InvalidArgumentError("into must be a non-empty str (the context.state key)")
         return MemoryRecall(self, query, limit, scope, into, mode)
