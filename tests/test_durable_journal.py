@@ -639,3 +639,43 @@ async def test_flush_as_a_first_call_replays_what_an_earlier_process_left(
         await memory.aclose()
     assert set(await stored(server, ns)) == {"k0", "k1"}
     assert len(lines_of(journal)) == 1
+
+
+async def test_a_start_cut_off_while_compacting_has_already_restored_the_copy(
+    tmp_path: Path,
+) -> None:
+    """The first operation's restore is cancelled while it compacts the file (a slow disk, the
+    caller's timeout): the restored write is already in the journal and the in-process copy."""
+    from test_seam import Flaky
+    from tta_dev_primitives.stores import InProcessBackend
+    from tta_dev_primitives.stores._backoff import Backoff
+    from tta_dev_primitives.stores._hybrid import HybridStore
+    from tta_dev_primitives.stores._journal_file import JournalFile
+
+    path = tmp_path / "journal"
+    remote = Flaky()
+    remote.up = False
+    first = HybridStore(InProcessBackend(), remote, backoff=Backoff(60, 60),
+                        journal_file=JournalFile(path, "ns"), report_unsent=False)  # fmt: skip
+    await first.put("k", "v", None)  # journalled, fsynced
+    await first.aclose()
+
+    file = JournalFile(path, "ns")
+    second = HybridStore(InProcessBackend(), remote, backoff=Backoff(60, 60),
+                         journal_file=file, report_unsent=False)  # fmt: skip
+    started, never = asyncio.Event(), asyncio.Event()
+    real = file.rewrite
+
+    async def stuck(snapshot: Any) -> None:
+        started.set()
+        await never.wait()
+
+    file.rewrite = stuck  # type: ignore[method-assign]
+    task = asyncio.create_task(second.get("k"))
+    await started.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    file.rewrite = real  # type: ignore[method-assign]
+    assert second.journal_size == 1
+    assert await second.local.get("k") == "v"
+    await second.aclose()

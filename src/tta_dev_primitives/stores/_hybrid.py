@@ -438,8 +438,8 @@ class HybridStore(Generic[B]):
             self._loaded = True
 
     async def _restore(self) -> None:
-        """Take in the durable journal's writes: journalled again, applied in-process, and
-        their versions this store's own (Redis holds them as such once replayed)."""
+        """Take in the durable journal's writes: journalled again, applied in-process, their
+        versions this store's own (Redis holds them as such once replayed); then compact it."""
         for write, left in await self._outbox.restore():
             self.versions.observe_version(write.version)  # new writes must be newer
             self._adopted.add(write.version)
@@ -450,6 +450,7 @@ class HybridStore(Generic[B]):
                     await self.local.delete(write.key)
             else:
                 await send(self.local, write)
+        await self._outbox.compact()  # after: a cut-off start restores all of it again
 
     def _succeed(self) -> None:
         self._remote_ok = True

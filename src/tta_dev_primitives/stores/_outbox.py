@@ -69,8 +69,8 @@ class Outbox:
             )
 
     async def restore(self) -> list[Restored]:
-        """Read back what an earlier process left in the file into the journal, then compact
-        the file (done, torn and unreadable lines go). The writes, oldest first."""
+        """Read back what an earlier process left in the file into the journal. The writes,
+        oldest first; the caller applies them, then ``compact``s the file."""
         file = self.file
         assert file is not None
         loaded = await file.load()
@@ -83,11 +83,11 @@ class Outbox:
             writes.append((record.write, left))
         self.restored = len(self.journal)
         self.corrupt = loaded.corrupt + int(loaded.torn)
-        await file.rewrite(self.snapshot)
         return writes
 
     async def compact(self) -> None:
-        """Rewrite the file to what the journal still holds (after a replay: its header)."""
+        """Rewrite the file to what the journal still holds: done, torn and unreadable lines
+        go (after a replay: back to its header)."""
         if self.file is not None:
             await self.file.rewrite(self.snapshot)
 
