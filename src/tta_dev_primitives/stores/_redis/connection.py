@@ -107,6 +107,20 @@ class _LoopClient:
         if id(client) in self.users:
             self.retired[id(client)] = client
 
+    async def close(self) -> None:
+        """On this state's own loop: retired clients at once (calls still on them are cut
+        off), the current one politely; a call still on it closes what it reopens."""
+        for retired in list(self.retired.values()):
+            abandon(retired)
+        if self.client is not None:
+            self.retire(self.client)
+            await close_client(self.client)
+
+    def drop_sockets(self) -> None:
+        """Its loop is closed and can no longer close its clients: their sockets go now."""
+        for client in (self.client, *self.retired.values()):
+            drop_sockets(client)
+
 
 class Connection:
     """Clients (one per event loop) to the Redis at ``url``, and the bounded call over them.
@@ -146,9 +160,7 @@ class Connection:
         state = self._loops.get(loop)
         if state is None:
             for old in [old for old in self._loops if old.is_closed()]:
-                gone = self._loops.pop(old)  # its loop can no longer close its clients
-                for client in (gone.client, *gone.retired.values()):
-                    drop_sockets(client)
+                self._loops.pop(old).drop_sockets()
             state = self._loops[loop] = _LoopClient()
         return state
 
@@ -409,25 +421,13 @@ class Connection:
         for loop, state in loops.items():
             state.closed = True  # calls still running (or connecting) close what they open
             if loop is running:
-                await _close_state(state)
+                await state.close()
             elif loop.is_running():  # its own loop touches its state (another thread)
-                future = asyncio.run_coroutine_threadsafe(_close_state(state), loop)
+                future = asyncio.run_coroutine_threadsafe(state.close(), loop)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + 1)
             else:
-                for client in (state.client, *state.retired.values()):
-                    drop_sockets(client)
-
-
-async def _close_state(state: _LoopClient) -> None:
-    """Close a dropped state's clients on their own loop: retired ones at once (calls still on
-    them are cut off), the current one politely; a call still on it closes what it reopens."""
-    for retired in list(state.retired.values()):
-        abandon(retired)
-    client = state.client
-    if client is not None:
-        state.retire(client)
-        await close_client(client)
+                state.drop_sockets()
 
 
 async def _connected(client: Any) -> None:
