@@ -127,7 +127,6 @@ class HybridStore(Generic[B]):
         self._outbox = Outbox(Journal(max_journal, max_journal_bytes), journal_file,
                               self.events, clock)  # fmt: skip
         self._journal = self._outbox.journal
-        self.journal_file = journal_file
         self._loaded = journal_file is None
         self._loading: asyncio.Lock | None = None
         self._restored = False
@@ -157,6 +156,11 @@ class HybridStore(Generic[B]):
     def degraded(self) -> bool:
         """True while the remote is failing and writes are being journalled."""
         return self._degraded
+
+    @property
+    def journal_file(self) -> JournalFile | None:
+        """The durable journal, if ``journal_path`` was given (the outbox's file)."""
+        return self._outbox.file
 
     @property
     def journal_restored(self) -> int:
