@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -138,7 +139,7 @@ class RedisServer:
                 if "Address already in use" in log and self._pick_port is not None:
                     raise _PortTaken(log)
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}:\n{log}")
-            if self.ping() and self._answers_as_ours():
+            if self._answers_as_ours():  # it answers, and it is ours
                 return self
             time.sleep(0.02)
         self.kill()
@@ -164,18 +165,16 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(request)
-                reply = b""
-                while b"process_id:" not in reply or not reply.split(b"process_id:", 1)[1].count(
-                    b"\r\n"
-                ):
+                reply, found = b"", None
+                while found is None:
                     chunk = sock.recv(4096)
                     if not chunk:
                         return False
                     reply += chunk
+                    found = re.search(rb"process_id:(\d+)\r\n", reply)
         except OSError:
             return False
-        pid = reply.split(b"process_id:", 1)[1].split(b"\r\n", 1)[0]
-        return pid.strip() == str(self.proc.pid).encode()
+        return int(found[1]) == self.proc.pid
 
     def kill(self) -> None:
         """SIGKILL the server and reap it (the port becomes free)."""
