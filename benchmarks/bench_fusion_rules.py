@@ -4,11 +4,12 @@ Run: ``.venv/bin/python benchmarks/bench_fusion_rules.py`` (``--quick``: 20 ques
 a slice of the memories, a smoke run; ``--json PATH`` saves the figures). Needs the ``bench``
 extra and the offline embedder; reads ``bench_hybrid``'s embedding cache when it is there.
 
-The three sets of ``bench_hybrid`` (cranfield, chitchat-qa, chitchat-sessions), ranked as
-there: our BM25 at the shipped k1/b and MiniLM, 100 candidates a side. Each rule turns a
-question's two lists (and its ``_bm25.ceiling``) into one ranking. Reported: hybrid minus its
-better side alone (keyword or semantic, whichever has the higher mean on that set and metric),
-nDCG@10 and recall@10, with ``bench_hybrid``'s 95% paired bootstrap interval (fixed seed).
+The sets of ``bench_hybrid`` (cranfield, chitchat-qa, chitchat-sessions, friendsqa by episode
+and by season), ranked as there: our BM25 at the shipped k1/b and MiniLM, 100 candidates a
+side. Each rule turns a question's two lists (and its ``_bm25.ceiling``) into one ranking.
+Reported: hybrid minus its better side alone (keyword or semantic, whichever has the higher
+mean on that set and metric), nDCG@10 and recall@10, with ``bench_hybrid``'s 95% paired
+bootstrap interval (fixed seed).
 
 *known-item* is a keyword-leaning guard, not tuned on: simulated known-item questions on the
 chitchat-sessions memories (Azzopardi-style). For a target turn of 8-40 words, 1-2 of its rare
@@ -46,7 +47,7 @@ from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 
 QUICK = 20
-QUICK_USERS = 1  # --quick: the first user of chitchat-sessions only
+QUICK_USERS = 1  # --quick: a scoped set's first scope (in sorted order) only
 QUICK_DOCS = 300  # --quick: the unscoped sets' first documents (plus the judged ones)
 GUARD_SEED = 777
 GUARD_TARGETS, GUARD_NOISE = (1, 2), 2
@@ -119,8 +120,8 @@ def shrink(ds: bf.Dataset) -> None:
     """--quick: 20 questions on a slice of the memories (a few users, or the first documents
     plus the judged ones), so an empty embedding cache costs seconds."""
     if isinstance(ds, bh.ScopedSet):
-        users = sorted(set(ds.scopes.values()), key=lambda u: int(u[1:]))[:QUICK_USERS]
-        ds.docs = [(d, t) for d, t in ds.docs if d.split(":")[0] in users]
+        users = sorted(set(ds.scopes.values()))[:QUICK_USERS]
+        ds.docs = [(d, t) for d, t in ds.docs if any(bh.in_scope(d, u) for u in users)]
         ds.queries = [(q, t) for q, t in ds.queries if ds.scopes[q] in users][:QUICK]
     else:
         ds.queries = ds.queries[:QUICK]
@@ -321,7 +322,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         for ds in sets:
             shrink(ds)
-    sessions = sets[-1]
+    (sessions,) = (ds for ds in sets if ds.name == "chitchat-sessions")
     assert isinstance(sessions, bh.ScopedSet)
     sets.append(known_item(sessions))
     if args.quick:

@@ -1,4 +1,4 @@
-"""Hybrid never below its better side? The weight and BM25's k1 and b, on three sets (issue 21).
+"""Hybrid never below its better side? The weight and BM25's k1 and b, on five sets (issue 21).
 
 Run: ``.venv/bin/python benchmarks/bench_hybrid.py`` (``--quick``: 40 questions a set;
 ``--json PATH`` saves the figures). Needs the ``bench`` extra and the offline embedder
@@ -13,6 +13,9 @@ Sets (judged, scored with ``bench_relevance``'s metric code; nDCG@10 graded, rec
 - *chitchat-sessions*: ``_chat_sessions``: 24 users' 545 sessions (14,669 turns), 288
   questions, each ONE search scoped to its user (all of that user's sessions), judged by the
   reply.
+- *friendsqa-episode* and *friendsqa-season*: ``_friendsqa``: 5,183 turns of 249 scenes of
+  *Friends*, 2,383 questions written by people, each judged by the turns holding its answer;
+  each ONE search scoped to its episode (211-588 turns) or its season (1,004-1,566).
 
 Rankings, 100 deep a side (``CANDIDATE_DEPTH``), fused with the library's own ``fuse`` (the
 function every backend calls):
@@ -49,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+import _friendsqa
 import bench_fusion as bf
 from _chat_sessions import build, describe, raw_conversations
 from _embed import Embedder
@@ -95,7 +99,13 @@ def datasets() -> list[bf.Dataset]:
     skip = set(random.Random(bf.SEED).sample(raw_ids, bf.CHAT_CONVERSATIONS))
     docs, queries, qrels, own, scopes = build(skip)
     sessions = ScopedSet("chitchat-sessions", docs, queries, qrels, own, scopes)
-    return [bf.cranfield(), bf.chitchat_qa(), sessions]
+    friends = [friendsqa(by) for by in (_friendsqa.EPISODE, _friendsqa.SEASON)]
+    return [bf.cranfield(), bf.chitchat_qa(), sessions, *friends]
+
+
+def friendsqa(scope_by: str) -> ScopedSet:
+    docs, queries, qrels, scopes = _friendsqa.build(scope_by)
+    return ScopedSet(f"friendsqa-{scope_by}", docs, queries, qrels, {}, scopes)
 
 
 def scope_of(ds: bf.Dataset, qid: int) -> str | None:
@@ -296,8 +306,11 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
         for w in WEIGHTS
     }  # fmt: skip
     info = {"documents": len(ds.docs), "questions": len(ds.queries)}
-    if isinstance(ds, ScopedSet):
+    if ds.name == "chitchat-sessions":
         info |= describe(ds.docs, ds.scopes)
+    elif isinstance(ds, ScopedSet):
+        sizes = sorted(sum(in_scope(d, sc) for d, _ in ds.docs) for sc in set(ds.scopes.values()))
+        info |= {"scopes": len(sizes), "scope_min": sizes[0], "scope_max": sizes[-1]}
     return {"info": info, "means": means, "vs_better": vs_better, "vs_default": vs_default,
             "vs_minmax": vs_minmax, "parity": parity}  # fmt: skip
 

@@ -8,6 +8,8 @@ SQLite FTS5 and ours and notes the skipped peers.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import importlib.util
 import subprocess
 import sys
@@ -60,3 +62,30 @@ def test_benchmark_runs(script: str, args: list[str], expect: str, redis_binary:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert expect in result.stdout
+
+
+def test_vendored_friendsqa_is_the_published_data() -> None:
+    """The FriendsQA files are the repository's bytes, and the set built from them is whole:
+    every question has a scope and at least one judged turn, and every judged turn is a
+    memory in that scope."""
+    sys.path.insert(0, str(BENCH))
+    import _friendsqa
+
+    expected = {
+        "dev": "3a85d3fcb175589ffd050fb4bf431da77a6e12589c8ec03f1d54060ce33ec703",
+        "tst": "a98f24d4b04ac9f8d9468088febf304bd90eada134537277c1a425e31c0372bc",
+    }
+    for split, digest in expected.items():
+        raw = gzip.decompress((_friendsqa.DATA / f"friendsqa_{split}.json.gz").read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == digest, split
+    for scope_by, n_scopes in ((_friendsqa.EPISODE, 17), (_friendsqa.SEASON, 4)):
+        docs, queries, qrels, scopes = _friendsqa.build(scope_by)
+        keys = {key for key, _ in docs}
+        assert (len(docs), len(keys), len(queries)) == (5183, 5183, 2383)
+        assert len(set(scopes.values())) == n_scopes
+        for qid, _ in queries:
+            assert qrels[qid]
+            assert all(k in keys and k.startswith(scopes[qid] + ":") for k in qrels[qid])
+    assert ("s01:e23:c06:0", "Ross Geller: Breathe.") in docs
+    typed = _friendsqa.detokenise("I do n't know , I 'm gon na go .")
+    assert typed == "I don't know, I'm gonna go."
