@@ -1,0 +1,93 @@
+"""observability.md's promises about an outage, each checked on a real redis-server.
+
+The fallback event names the error's type; the return to Redis is a ``memory.recover`` span with
+a ``memory.recovered`` event; the fallback, recovery and replay counters count them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from conftest import Factory, eventually, fast_recovery
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.telemetry._metrics import Instruments
+from tta_dev_primitives.testing import capture_spans
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
+    """The library's counters on a real SDK meter with an in-memory reader, for this test."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    made = Instruments(provider.get_meter("tta_dev_primitives"))
+    monkeypatch.setattr("tta_dev_primitives.telemetry._memory_ops.instruments", lambda: made)
+    yield reader
+    provider.shutdown()
+
+
+def totals(reader: InMemoryMetricReader) -> dict[str, int]:
+    """Each counter's total over its attributes."""
+    found: dict[str, int] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    found[metric.name] = found.get(metric.name, 0) + int(point.value)
+    return found
+
+
+async def recovered(memory: MemoryPrimitive) -> None:
+    """Drive probes until the journal is replayed and Redis serves again."""
+
+    async def done() -> bool:
+        return await memory.flush() and await memory.get("__probe__") is None and memory.using_redis
+
+    await eventually(done, within=15)
+
+
+async def test_outage_spans_events_and_counters(
+    redis_server_factory: Factory, counters: InMemoryMetricReader
+) -> None:
+    """Kill Redis, write twice, bring it back: every documented span, event and counter shows."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:before", {"content": "written to Redis"})
+    assert memory.using_redis
+    server.kill()
+    with capture_spans() as spans:
+        await memory.add("u1:s1:a", {"content": "written during the outage"})
+        await memory.add("u1:s1:b", {"content": "also during the outage"})
+        server.start()
+        await recovered(memory)
+
+    first = spans.named("memory.add")[0]
+    assert first.attributes["memory.fallback"] is True
+    assert first.attributes["memory.backend"] == "in_memory"
+    (event,) = [e for e in first.events if e.name == "memory.fallback"]
+    error = event.attributes["memory.error"]
+    assert isinstance(error, str) and error.endswith("Error"), error  # the error's type name
+
+    recover = spans.named("memory.recover")
+    assert recover, spans.names()
+    events = [e for s in recover for e in s.events if e.name == "memory.recovered"]
+    assert [e.attributes["memory.replayed_writes"] for e in events] == [2]
+    assert all(s.attributes["memory.namespace"] == memory.namespace for s in recover)
+
+    counted = totals(counters)
+    assert counted.get("tta.memory.fallbacks") == 1, counted
+    assert counted.get("tta.memory.recoveries") == 1, counted
+    assert counted.get("tta.memory.replayed_writes") == 2, counted
+
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.get("u1:s1:a") == {"content": "written during the outage"}
+    assert await other.get("u1:s1:b") == {"content": "also during the outage"}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
