@@ -72,7 +72,8 @@ async def test_outage_spans_events_and_counters(
     assert first.attributes["memory.backend"] == "in_memory"
     (event,) = [e for e in first.events if e.name == "memory.fallback"]
     error = event.attributes["memory.error"]
-    assert isinstance(error, str) and error.endswith("Error"), error  # the error's type name
+    assert isinstance(error, str)
+    assert error.endswith("Error"), error  # the error's type name
 
     recover = spans.named("memory.recover")
     assert recover, spans.names()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +207,102 @@ def test_create_memory_key_example() -> None:
     digest = hashlib.md5(json.dumps({"task": "coding"}, sort_keys=True).encode()).hexdigest()[:8]
     assert key == f"user_123:session_abc:{digest}"
     assert create_memory_key("user_123", "session_abc") == "user_123:session_abc"
+
+
+# -- the same examples, read from the document itself ------------------------------------------
+# tests/seed/MemoryPrimitive.md is a copy of the design document. Each of its blocks that imports
+# the package runs unchanged in a fresh interpreter, with top-level await allowed (as in an
+# async REPL) and ``llm_generate`` supplied; the one substitution is the Redis URL, pointed at a
+# test server (or at a closed port) instead of localhost:6379.
+
+SEED = Path(__file__).resolve().parent / "seed" / "MemoryPrimitive.md"
+SEED_URL = "redis://localhost:6379"
+
+RUNNER = """
+import ast, asyncio, json, sys
+
+async def llm_generate(user_input, context):
+    return f"Answer to {user_input!r} using {len(context)} memories"
+
+code = compile(sys.stdin.read(), "<seed>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+scope = {"__name__": "__main__", "llm_generate": llm_generate}
+
+async def main():
+    done = eval(code, scope)
+    if done is not None:
+        await done
+    names = ("result", "results", "r1", "r2", "key")
+    print(json.dumps({n: scope[n] for n in names if n in scope}, sort_keys=True))
+
+asyncio.run(main())
+"""
+
+
+def seed_examples() -> list[str]:
+    """The document's Python blocks that use the package (not its signature listings)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", SEED.read_text(), re.DOTALL | re.MULTILINE)
+    return [block for block in blocks if "from tta_dev_primitives" in block]
+
+
+def run_seed(block: str) -> tuple[dict[str, Any], list[str]]:
+    """Run one block as written; what it bound, and the lines it printed before that."""
+    result = subprocess.run(
+        [sys.executable, "-c", RUNNER], input=block, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    *printed, bound = result.stdout.splitlines()
+    return json.loads(bound), printed
+
+
+def seed_block(marker: str) -> str:
+    (block,) = [b for b in seed_examples() if marker in b]
+    return block
+
+
+def test_seed_document_has_the_five_examples() -> None:
+    """Helper, zero-setup, conversation, Redis and InMemoryStore: each is run below."""
+    assert len(seed_examples()) == 5
+
+
+def test_seed_helper_block_as_written() -> None:
+    bound, _ = run_seed(seed_block('user_id="user_123"'))
+    digest = hashlib.md5(json.dumps({"task": "coding"}, sort_keys=True).encode()).hexdigest()
+    assert bound["key"] == f"user_123:session_abc:{digest[:8]}"
+
+
+def test_seed_zero_setup_block_as_written() -> None:
+    bound, _ = run_seed(seed_block("MemoryPrimitive(max_size=100)"))
+    assert bound["result"]["content"] == "What is a primitive?"
+    assert {r["role"] for r in bound["results"]} == {"user", "assistant"}
+
+
+def test_seed_conversation_block_as_written() -> None:
+    """Whether or not both turns fall in one second, each search finds the turn just stored."""
+    bound, _ = run_seed(seed_block("def handle_conversation("))
+    assert bound["r1"] == "Answer to 'What is a primitive?' using 1 memories"
+    assert bound["r2"] == "Answer to 'Give me an example' using 1 memories"
+
+
+def test_seed_redis_block_falls_back_as_written() -> None:
+    from redis_server import free_port
+
+    block = seed_block("redis_url=")
+    assert SEED_URL in block
+    bound, printed = run_seed(block.replace(SEED_URL, f"redis://localhost:{free_port()}"))
+    assert bound["result"] == {"data": "value"}
+    assert printed == ["Using in-memory fallback"]
+
+
+@pytest.mark.redis
+def test_seed_redis_block_uses_redis_as_written(redis_server: Any) -> None:
+    block = seed_block("redis_url=")
+    bound, printed = run_seed(block.replace(SEED_URL, redis_server.url))
+    assert bound["result"] == {"data": "value"}
+    assert printed == ["Using Redis backend"]
+
+
+def test_seed_inmemorystore_block_as_written() -> None:
+    """It prints what its comments say: 2, then the two keys oldest first."""
+    bound, printed = run_seed(seed_block("InMemoryStore(max_size=500)"))
+    assert bound["result"] == {"data": "value1"}
+    assert printed == ["2", "['key1', 'key2']"]
