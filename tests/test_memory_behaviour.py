@@ -329,6 +329,15 @@ def test_bad_constructor_arguments_are_refused(kwargs: dict[str, Any]) -> None:
         MemoryPrimitive(**kwargs)
 
 
+@pytest.mark.parametrize("url", ["", " ", "localhost:6379", "http://localhost:6379"])
+def test_bad_redis_urls_are_refused_not_ignored(url: str) -> None:
+    """A URL that is not a Redis URL, an empty one included, is an error naming redis_url:
+    never a silent in-process memory the caller believes is on Redis (None is the way to ask
+    for in-process)."""
+    with pytest.raises(ValueError, match="redis_url"):
+        MemoryPrimitive(url)
+
+
 # -- composition -------------------------------------------------------------------------------
 
 

@@ -207,10 +207,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
-        standby = bool(redis_url and enable_redis)  # with Redis, evictions lose nothing
+        standby = redis_url is not None and bool(enable_redis)  # with Redis, evictions lose nothing
         self._local = local = InProcessSearchBackend(max_size, clock=clock, standby=standby)
         remote: SearchableBackend | None = None
-        if redis_url and enable_redis:
+        if redis_url is not None and enable_redis:  # "" is refused there, not ignored
             remote = backend_from_url(
                 redis_url,
                 namespace=namespace,
