@@ -1,7 +1,8 @@
-"""observability.md's promises about an outage, each checked on a real redis-server.
+"""observability.md's promises: outage telemetry on a real redis-server, and the cache counter.
 
 The fallback event names the error's type; the return to Redis is a ``memory.recover`` span with
-a ``memory.recovered`` event; the fallback, recovery and replay counters count them.
+a ``memory.recovered`` event; the fallback, recovery and replay counters count them;
+``tta.cache.requests`` counts cache lookups by ``cache.hit``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from conftest import Factory, eventually, fast_recovery
-from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives import CachePrimitive, MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.telemetry._metrics import Instruments
 from tta_dev_primitives.testing import capture_spans
-
-pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
@@ -26,7 +25,8 @@ def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     made = Instruments(provider.get_meter("tta_dev_primitives"))
-    monkeypatch.setattr("tta_dev_primitives.telemetry._memory_ops.instruments", lambda: made)
+    for where in ("telemetry._memory_ops", "caching._primitive"):
+        monkeypatch.setattr(f"tta_dev_primitives.{where}.instruments", lambda: made)
     yield reader
     provider.shutdown()
 
@@ -52,6 +52,7 @@ async def recovered(memory: MemoryPrimitive) -> None:
     await eventually(done, within=15)
 
 
+@pytest.mark.redis
 async def test_outage_spans_events_and_counters(
     redis_server_factory: Factory, counters: InMemoryMetricReader
 ) -> None:
@@ -92,3 +93,20 @@ async def test_outage_spans_events_and_counters(
     await other.aclose()
     await memory.clear()
     await memory.aclose()
+
+
+async def test_cache_requests_are_counted_by_hit(counters: InMemoryMetricReader) -> None:
+    """Two misses and a hit: ``tta.cache.requests`` {cache.hit=false} 2, {cache.hit=true} 1."""
+    cached = CachePrimitive(lambda x, ctx: x * 2, lambda x, ctx: str(x))
+    for x in (1, 1, 2):
+        await cached.execute(x, WorkflowContext())
+    by_hit: dict[object, int] = {}
+    data = counters.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "tta.cache.requests":
+                    for point in metric.data.data_points:
+                        by_hit[point.attributes["cache.hit"]] = int(point.value)
+    assert by_hit == {False: 2, True: 1}
+    assert cached.stats()["hits"] == 1
