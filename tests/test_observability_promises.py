@@ -2,7 +2,8 @@
 
 The fallback event names the error's type; the return to Redis is a ``memory.recover`` span with
 a ``memory.recovered`` event; the fallback, recovery and replay counters count them;
-``tta.cache.requests`` counts cache lookups by ``cache.hit``.
+``tta.cache.requests`` counts cache lookups by ``cache.hit``; ``tta.memory.invalid_values`` a
+stored value that is not a JSON object.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     made = Instruments(provider.get_meter("tta_dev_primitives"))
-    for where in ("telemetry._memory_ops", "caching._primitive"):
+    for where in ("telemetry._memory_ops", "caching._primitive", "memory._primitive"):
         monkeypatch.setattr(f"tta_dev_primitives.{where}.instruments", lambda: made)
     yield reader
     provider.shutdown()
@@ -110,3 +111,25 @@ async def test_cache_requests_are_counted_by_hit(counters: InMemoryMetricReader)
                         by_hit[point.attributes["cache.hit"]] = int(point.value)
     assert by_hit == {False: 2, True: 1}
     assert cached.stats()["hits"] == 1
+
+
+@pytest.mark.redis
+async def test_a_stored_value_that_is_not_json_is_counted(
+    redis_server_factory: Factory, counters: InMemoryMetricReader
+) -> None:
+    """A value overwritten in Redis with non-JSON: get misses; tta.memory.invalid_values counts."""
+    import redis.asyncio as aioredis
+
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:a", {"content": "hello"})
+    raw = aioredis.Redis.from_url(server.url)
+    (value_key,) = [k async for k in raw.scan_iter(match=f"{memory.namespace}:*:v:u1:s1:a")]
+    await raw.set(value_key, b"not json {")
+    await raw.aclose()
+    reader = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await reader.get("u1:s1:a") is None
+    assert totals(counters).get("tta.memory.invalid_values") == 1
+    await reader.aclose()
+    await memory.clear()
+    await memory.aclose()
