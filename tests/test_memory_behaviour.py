@@ -330,6 +330,13 @@ def test_bad_constructor_arguments_are_refused(kwargs: dict[str, Any]) -> None:
         MemoryPrimitive(**kwargs)
 
 
+@pytest.mark.parametrize("flag", ["false", "no", 0, None])
+def test_enable_redis_must_be_a_bool(flag: Any) -> None:
+    """A string from an environment variable ("false") is truthy: refused, not read as True."""
+    with pytest.raises(TypeError, match="enable_redis must be a bool"):
+        MemoryPrimitive("redis://localhost:6379", enable_redis=flag)
+
+
 @pytest.mark.parametrize("url", ["", " ", "localhost:6379", "http://localhost:6379"])
 def test_bad_redis_urls_are_refused_not_ignored(url: str) -> None:
     """A URL that is not a Redis URL, an empty one included, is an error naming redis_url:

@@ -191,6 +191,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         max_journal = check_count("max_journal", max_journal)
         max_journal_bytes = check_count("max_journal_bytes", max_journal_bytes)
         redis_url = check_optional_url("redis_url", redis_url)
+        if not isinstance(enable_redis, bool):  # "false" from an env var would mean True
+            raise InvalidArgumentTypeError(
+                f"enable_redis must be a bool, got {type(enable_redis).__name__}"
+            )
         search_engine = check_search_engine(search_engine)
         # Their defaults live with the Redis backend, which is imported only with Redis.
         search_options: dict[str, Any] = {
@@ -207,7 +211,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         self._indexing = Indexing(analyzer, text_fields)
         self._namespace = namespace
         self._max_size = max_size
-        standby = redis_url is not None and bool(enable_redis)  # with Redis, evictions lose nothing
+        standby = redis_url is not None and enable_redis  # with Redis, evictions lose nothing
         self._local = local = InProcessSearchBackend(max_size, clock=clock, standby=standby)
         remote: SearchableBackend | None = None
         if redis_url is not None and enable_redis:  # "" is refused there, not ignored
