@@ -207,10 +207,16 @@ async def test_an_entry_redis_refuses_becomes_a_dead_letter(redis_server_factory
     memory._store._journal.add(Put("bad", '{"v":2}', 1e15, None, "0"), None)
     await memory.add("b", {"v": 3})
     server.start()
-    async with asyncio.timeout(30):
-        await replayed(memory)
-        assert await memory.get("a") == {"v": 1}
-        assert await memory.get("b") == {"v": 3}
+    with capture_spans() as spans:
+        async with asyncio.timeout(30):
+            await replayed(memory)
+            assert await memory.get("a") == {"v": 1}
+            assert await memory.get("b") == {"v": 3}
+    # observability.md: a memory.dead_letters event (with the count) on the memory.recover span.
+    events = [e for s in spans.named("memory.recover") for e in s.events]
+    assert [
+        e.attributes["memory.dead_letters"] for e in events if e.name == "memory.dead_letters"
+    ] == [1]
     info = memory.get_backend_info()
     assert info["dead_letters"] == 1
     assert info["dead_letter_log"][0]["key"] == "bad"
