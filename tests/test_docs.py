@@ -6,6 +6,7 @@ in order, in a scratch directory, against a real redis-server whose URL replaces
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -46,13 +47,38 @@ def test_readme_has_examples() -> None:
     assert BLOCKS
 
 
+PRINTED = re.compile(r"^\s*print\(.*\)\s+#\s*(.+)$")
+
+
+def promised_output(code: str) -> list[str]:
+    """What ``print(...)  # <a Python literal>`` lines say they print (prose comments aside)."""
+    found = []
+    for line in code.splitlines():
+        match = PRINTED.match(line)
+        if match:
+            try:
+                found.append(str(ast.literal_eval(match.group(1))))
+            except (ValueError, SyntaxError):
+                continue
+    return found
+
+
 @pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[w for w, _ in BLOCKS])
 def test_readme_block_runs(where: str, code: str) -> None:
-    """The block exits 0 (its own asserts and prints included)."""
+    """The block exits 0 (its own asserts and prints included), and a print whose comment is a
+    literal prints that value."""
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert result.returncode == 0, f"{where} failed:\n{result.stderr}"
+    printed = result.stdout.splitlines()
+    for value in promised_output(code):
+        assert value in printed, f"{where}: the comment says {value!r}, it printed {printed}"
+
+
+def test_printed_comments_are_checked() -> None:
+    """The docs' literal print comments are found (so the check above checks something)."""
+    assert sum(len(promised_output(code)) for _, code in BLOCKS) >= 2
 
 
 def cli_lines(path: Path) -> list[tuple[str, str]]:
