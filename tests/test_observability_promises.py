@@ -133,3 +133,41 @@ async def test_a_stored_value_that_is_not_json_is_counted(
     await reader.aclose()
     await memory.clear()
     await memory.aclose()
+
+
+async def test_user_ids_and_contents_never_reach_spans() -> None:
+    """observability.md: "User ids and memory contents are never put on spans", memory spans
+    included (keys hold the user id), on every operation, in attributes and events alike."""
+    from tta_dev_primitives import turn_key
+
+    user, content = "userQZXJ", "contentQZXJ words"
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, float(len(text) % 7) + 1.0] for text in texts]
+
+    memory = MemoryPrimitive(embed=embed, dims=2)
+    workflow = (
+        memory.recall(lambda q, ctx: q, scope=lambda q, ctx: ctx.user_id or "")
+        >> (lambda q, ctx: f"{content} {q}")
+        >> memory.remember(
+            lambda out, ctx: turn_key(ctx.user_id or "", ctx.session_id or ""),
+            lambda out, ctx: {"role": "assistant", "content": out},
+        )
+    )
+    with capture_spans() as spans:
+        for _ in range(2):
+            await workflow.execute("contentQZXJ?", WorkflowContext(user_id=user, session_id="s1"))
+        key = (await memory.list_memories(user)).items[0][0]
+        await memory.get(key)
+        await memory.search_scored(content, scope=user)
+        await memory.touch(key, 60)
+        await memory.delete(key)
+        await memory.forget(user)
+    assert {"memory.add", "memory.search", "memory.embed", "memory.forget"} <= set(spans.names())
+    for span in spans:
+        shown = [
+            *span.attributes.values(),
+            *(v for e in span.events for v in e.attributes.values()),
+        ]
+        assert not [v for v in shown if "QZXJ" in str(v)], (span.name, shown)
+    await memory.aclose()
