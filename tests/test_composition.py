@@ -184,6 +184,16 @@ def test_empty_composites_are_refused(cls: type) -> None:
         cls([])
 
 
+@pytest.mark.parametrize("cls", [SequentialPrimitive, ParallelPrimitive])
+def test_a_step_where_a_list_belongs_is_named(cls: type) -> None:
+    """One step (or function) instead of a list of them: a TypeError saying a list is wanted,
+    not "object is not iterable"."""
+    step = LambdaPrimitive(lambda x, ctx: x)
+    for wrong in (step, lambda x, ctx: x, "step"):
+        with pytest.raises(TypeError, match=f"{cls.__name__} takes a list of"):
+            cls(wrong)
+
+
 async def test_sequential_steps_share_the_callers_context() -> None:
     """Every sequential step sees the same context object the caller passed."""
     seen: list[WorkflowContext] = []

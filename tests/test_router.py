@@ -62,6 +62,12 @@ def test_default_must_be_a_known_route() -> None:
         RouterPrimitive(ROUTES, const("fast"), default="missing")
 
 
+def test_routes_must_be_a_mapping() -> None:
+    """A list of steps where the routes by name belong is a TypeError naming routes."""
+    with pytest.raises(TypeError, match="routes must be a mapping"):
+        RouterPrimitive(list(ROUTES.values()), const("fast"))  # type: ignore[arg-type]
+
+
 def test_empty_routes_are_refused() -> None:
     """A router with no routes is a ValueError."""
     with pytest.raises(ValueError, match="at least one route"):

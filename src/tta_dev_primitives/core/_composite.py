@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self, TypeVar
 
-from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 
 from ._base import StepFunction, WorkflowPrimitive, as_primitive
 
@@ -26,6 +26,11 @@ class Composite(WorkflowPrimitive[T, U]):
     part: ClassVar[str]
 
     def __init__(self, primitives: Iterable[WorkflowPrimitive[Any, Any] | StepFunction]) -> None:
+        if isinstance(primitives, WorkflowPrimitive | str) or not isinstance(primitives, Iterable):
+            raise InvalidArgumentTypeError(
+                f"{type(self).__name__} takes a list of {self.part}s, got "
+                f"{type(primitives).__name__}"
+            )
         steps = tuple(as_primitive(p) for p in primitives)
         if not steps:
             raise InvalidArgumentError(f"{type(self).__name__} needs at least one {self.part}")

@@ -38,6 +38,10 @@ class RouterPrimitive(WorkflowPrimitive[T, Any]):
         router_fn: RouterFunction[T],
         default: str | None = None,
     ) -> None:
+        if not isinstance(routes, Mapping):
+            raise InvalidArgumentTypeError(
+                f"routes must be a mapping of route names to steps, got {type(routes).__name__}"
+            )
         if not routes:
             raise InvalidArgumentError("RouterPrimitive needs at least one route")
         if not callable(router_fn):
