@@ -264,6 +264,14 @@ def test_seed_document_has_the_five_examples() -> None:
     assert len(seed_examples()) == 5
 
 
+def test_seed_copy_is_the_design_document() -> None:
+    """The copy has not drifted from the design document, where a checkout sits beside it."""
+    original = SEED.parents[2].parent / "shared" / "seed" / "MemoryPrimitive.md"
+    if not original.exists():
+        pytest.skip("the design document is not beside this checkout (a clean clone in CI)")
+    assert SEED.read_bytes() == original.read_bytes()
+
+
 def test_seed_helper_block_as_written() -> None:
     bound, _ = run_seed(seed_block('user_id="user_123"'))
     digest = hashlib.md5(json.dumps({"task": "coding"}, sort_keys=True).encode()).hexdigest()
