@@ -33,7 +33,7 @@ def one(k1: float, b: float, json_path: str) -> None:
     """In this process: set K1/B, then run bench_relevance against the Query Engine."""
     from tta_dev_primitives.search import _bm25
 
-    _bm25.K1, _bm25.B = k1, b
+    _bm25.K1, _bm25.B, _bm25.SHORT_B = k1, b, b  # one b whatever the length
     import bench_relevance
 
     sys.argv = ["bench_relevance.py", "--query-engine", "--variant", "ours", "--json", json_path]

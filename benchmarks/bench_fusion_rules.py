@@ -42,7 +42,7 @@ import bench_hybrid as bh
 from _embed import Embedder
 from _timing import bench_main
 from tta_dev_primitives.memory._primitive import HYBRID_WEIGHT
-from tta_dev_primitives.search import _bm25, _fusion
+from tta_dev_primitives.search import _fusion
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 
@@ -282,7 +282,7 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
     index, indexing = SearchIndex(), Indexing()
     for docid, text in ds.docs:
         index.add(docid, indexing.terms({"content": text}))
-    kw, ceilings = bh.keyword_runs(ds, index, _bm25.K1, _bm25.B)
+    kw, ceilings = bh.keyword_runs(ds, index, *bh.SHIPPED)
     sem = bh.semantic_runs(ds, embedder)
     qs = [q for q, _ in ds.queries]
     systems = {"keyword": {q: [d for d, _ in kw[q]] for q in qs},

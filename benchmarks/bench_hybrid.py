@@ -21,7 +21,8 @@ Rankings, 100 deep a side (``CANDIDATE_DEPTH``), fused with the library's own ``
 function every backend calls):
 
 - *keyword k1/b*: our ``SearchIndex`` (default ``Indexing``) with BM25's ``K1``/``B`` set to
-  each pair of ``KEYWORD_PARAMS``; scoped searches use the scope's statistics, as in-process
+  each pair of ``KEYWORD_PARAMS`` (*b=by length* is the shipped b: 0.5 for short texts, 0.75
+  for long ones, ``_bm25.length_b``); scoped searches use the scope's statistics, as in-process
   search does. *engine-like* is our BM25 at k1 1.2, b 0.75 with the namespace's statistics (an
   unscoped ranking filtered to the scope), our terms: what the Redis Query Engine was first
   taken to do. Only an approximation: its BM25STD is k1 1.2, b 0.5 (its EXPLAINSCORE says so),
@@ -63,9 +64,12 @@ from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
 
-KEYWORD_PARAMS = ((1.5, 0.75), (1.2, 0.75), (1.5, 0.5), (1.2, 0.5))
-SHIPPED = (1.5, 0.75)
-DEFAULT = "k1=1.5 b=0.75"  # the shipped K1/B, against which the others are compared
+#: (k1, b); b None is the shipped b, which follows the texts' average length (``_bm25.length_b``).
+KEYWORD_PARAMS: tuple[tuple[float, float | None], ...] = (
+    (1.5, None), (1.5, 0.75), (1.2, 0.75), (1.5, 0.5), (1.2, 0.5),
+)  # fmt: skip
+SHIPPED: tuple[float, float | None] = (1.5, None)
+DEFAULT = "k1=1.5 b=by length"  # the shipped K1/b, against which the others are compared
 # Lucene's English stop words (bm25s's "en" list), and none at all (tantivy's default).
 LUCENE_STOP = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
@@ -120,16 +124,20 @@ def in_scope(key: str, scope: str | None) -> bool:
 
 
 def keyword_runs(
-    ds: bf.Dataset, index: SearchIndex, k1: float, b: float, namespace_stats: bool = False,
+    ds: bf.Dataset, index: SearchIndex, k1: float, b: float | None,
+    namespace_stats: bool = False,
     indexing: Indexing | None = None,
 ) -> tuple[dict[int, Scored], Ceilings]:  # fmt: skip
-    """Our BM25 with ``k1``/``b``, and each question's ``_bm25.ceiling`` (hybrid's keyword
-    scale); ``namespace_stats``: a scoped question ranked with the namespace's statistics
-    (unscoped, then filtered), as the Query Engine ranks it; ``indexing``: the one ``index``
-    was built with (the default analyzer if None)."""
+    """Our BM25 with ``k1``/``b`` (b None: the shipped, by length), and each question's
+    ``_bm25.ceiling`` (hybrid's keyword scale); ``namespace_stats``: a scoped question
+    ranked with the namespace's statistics (unscoped, then filtered), as the Query Engine
+    ranks it; ``indexing``: the one ``index`` was built with (the default analyzer if
+    None)."""
     indexing = indexing or Indexing()
-    saved = _bm25.K1, _bm25.B
-    _bm25.K1, _bm25.B = k1, b
+    saved = _bm25.K1, _bm25.B, _bm25.SHORT_B
+    _bm25.K1 = k1
+    if b is not None:  # one b whatever the length
+        _bm25.B = _bm25.SHORT_B = b
     try:
         runs, ceilings = {}, {}
         for qid, text in ds.queries:
@@ -145,7 +153,7 @@ def keyword_runs(
             ceilings[qid] = index.keyword_ceiling(query, scope)
         return runs, ceilings
     finally:
-        _bm25.K1, _bm25.B = saved
+        _bm25.K1, _bm25.B, _bm25.SHORT_B = saved
 
 
 def semantic_runs(ds: bf.Dataset, embedder: Embedder) -> dict[int, Scored]:
@@ -253,7 +261,10 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
     sem = semantic_runs(ds, embedder)
     systems: dict[str, Runs] = {"semantic": {q: [d for d, _ in r] for q, r in sem.items()}}
     sides: dict[str, tuple[str, str]] = {}  # hybrid -> (its keyword side, semantic)
-    kw_sets = {f"k1={k1} b={b}": keyword_runs(ds, index, k1, b) for k1, b in KEYWORD_PARAMS}
+    kw_sets = {
+        f"k1={k1} b={'by length' if b is None else b}": keyword_runs(ds, index, k1, b)
+        for k1, b in KEYWORD_PARAMS
+    }
     for label, stop in STOP_VARIANTS.items():
         indexing = Indexing(Analyzer(stop_words=stop))
         kw_sets[label] = keyword_runs(ds, indexed(ds, indexing), *SHIPPED, indexing=indexing)

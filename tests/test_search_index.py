@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search_model import MemoryModel
-from tta_dev_primitives import InMemoryStore
+from tta_dev_primitives import InMemoryStore, MemoryPrimitive
 from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer
 from tta_dev_primitives.search._analyzer import Query, words
+from tta_dev_primitives.search._bm25 import LONG_TEXT, SHORT_TEXT, length_b
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._scope_index import CACHED_SCOPE, MAX_MASKS
 from tta_dev_primitives.search._term_index import TermIndex
@@ -293,3 +297,41 @@ def test_huge_documents_saturate_instead_of_corrupting_postings() -> None:
     assert [key for key, _ in found] == ["capped", "huge", "small"]
     assert found[0][1] == found[1][1] > found[2][1]
     assert index.search(Query(("t7",)), 3) == ["capped", "huge"]
+
+
+def _bm25_by_hand(tf: int, length: int, avg: float, df: int, n: int, b: float) -> float:
+    """BM25 with k1 1.5 and Lucene's idf, written out here rather than taken from the library."""
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf * tf * 2.5 / (tf + 1.5 * (1 - b + b * length / avg))
+
+
+async def test_short_texts_weigh_length_less_than_long_ones() -> None:
+    """Turns (a few words) are scored with b 0.5, long texts with b 0.75, in every mode that
+    ranks by BM25: a 3-word turn against a 1-word one says little about verbosity."""
+    short = MemoryPrimitive()
+    await short.add("t1", {"content": "apple"})
+    await short.add("t2", {"content": "apple banana cherry"})
+    found = {m.key: m.score for m in await short.search_scored("apple", 2)}
+    # "apple" is in both; lengths 1 and 3, average 2.
+    assert found["t1"] == pytest.approx(_bm25_by_hand(1, 1, 2, 2, 2, b=0.5))
+    assert found["t2"] == pytest.approx(_bm25_by_hand(1, 3, 2, 2, 2, b=0.5))
+
+    long = MemoryPrimitive()
+    filler = [f"filler{i}" for i in range(60)]
+    await long.add("d1", {"content": " ".join(["apple", *filler[:39]])})
+    await long.add("d2", {"content": " ".join(["apple", *filler[:59]])})
+    found = {m.key: m.score for m in await long.search_scored("apple", 2)}
+    assert found["d1"] == pytest.approx(_bm25_by_hand(1, 40, 50, 2, 2, b=0.75))
+    assert found["d2"] == pytest.approx(_bm25_by_hand(1, 60, 50, 2, 2, b=0.75))
+
+
+@given(st.floats(0.01, 500), st.floats(0.01, 500))
+def test_length_weight_moves_smoothly_from_short_to_long(a: float, b: float) -> None:
+    """b is 0.5 for short texts, 0.75 for long ones, never decreasing and with no jump between:
+    a memory growing past the threshold re-ranks gradually."""
+    lo, hi = sorted((a, b))
+    assert 0.5 <= length_b(lo) <= length_b(hi) <= 0.75
+    assert length_b(SHORT_TEXT) == 0.5
+    assert length_b(LONG_TEXT) == 0.75
+    step = (0.75 - 0.5) / (LONG_TEXT - SHORT_TEXT)
+    assert length_b(hi) - length_b(lo) <= step * (hi - lo) + 1e-12

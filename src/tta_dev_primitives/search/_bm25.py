@@ -1,12 +1,19 @@
-"""BM25 (k1=1.5, b=0.75, Lucene's idf): the one scoring rule every backend uses.
+"""BM25 (k1=1.5, Lucene's idf, b by text length): the one scoring rule every backend uses.
 
 The arithmetic is written once here, in an order that numpy's element-wise evaluation repeats
 exactly, so a document scored from the postings (vectorised) and from its own terms (a small
 scope) gets the same float, bit for bit.
 
-k1 and b were measured against k1 1.2 and b 0.5 on documents and conversation turns
-(``benchmarks/bench_hybrid.py``): b 0.5 helps short turns and the top-10 overlap with the Redis
-Query Engine (whose BM25STD has k1 1.2, b 0.5), but costs documents; so does k1 1.2.
+k1 and b were measured on documents and on conversation turns (``benchmarks/bench_hybrid.py``).
+b 0.5 helps short turns: +.016 to +.022 nDCG@10 on the three scoped conversation sets, level
+on the unscoped one. But it costs documents .004 (Cranfield), where b 0.75 is best. So b
+follows the average length of what is searched (the scope's when scoped):
+
+- 0.5 for texts of ``SHORT_TEXT`` terms or fewer on average (turns, notes: 6-11 in the sets);
+- 0.75 from ``LONG_TEXT`` on (Cranfield's abstracts: 103);
+- linear in between.
+
+k1 1.2 costs documents as well.
 """
 
 from __future__ import annotations
@@ -15,10 +22,23 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["K1", "B", "bm25", "ceiling", "idf", "token_order"]
+__all__ = [
+    "K1",
+    "LONG_TEXT",
+    "SHORT_B",
+    "SHORT_TEXT",
+    "B",
+    "bm25",
+    "ceiling",
+    "idf",
+    "length_b",
+    "token_order",
+]
 
 K1 = 1.5
-B = 0.75
+B = 0.75  #: b for long texts: ``LONG_TEXT`` terms or more on average
+SHORT_B = 0.5  #: b for short texts: ``SHORT_TEXT`` terms or fewer on average
+SHORT_TEXT, LONG_TEXT = 16.0, 32.0
 
 
 def idf(df: int, n_docs: int) -> float:
@@ -27,9 +47,26 @@ def idf(df: int, n_docs: int) -> float:
     return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
+def length_b(avg_len: float) -> float:
+    """BM25's b where texts average ``avg_len`` terms: how much a text's length counts.
+
+    A turn of 3 terms against one of 12 says little about verbosity, so short texts get a
+    weaker length normalisation than long ones.
+    """
+    if avg_len <= SHORT_TEXT:
+        return SHORT_B
+    if avg_len >= LONG_TEXT:
+        return B
+    return SHORT_B + (B - SHORT_B) * (avg_len - SHORT_TEXT) / (LONG_TEXT - SHORT_TEXT)
+
+
 def bm25(tf: Any, doc_len: Any, avg_len: float, token_idf: float) -> Any:
     """One term's contribution; works on floats and on numpy arrays alike."""
-    norm = K1 * (1.0 - B + B * doc_len / avg_len) if avg_len > 0 else K1
+    if avg_len > 0:
+        b = length_b(avg_len)
+        norm = K1 * (1.0 - b + b * doc_len / avg_len)
+    else:
+        norm = K1
     return token_idf * tf * (K1 + 1.0) / (tf + norm)
 
 
