@@ -1,6 +1,7 @@
 """Keyword search in the Query Engine, ranked by the library's own BM25 (``search._bm25``).
 
-The engine's ``BM25STD`` has k1 1.2 and b 0.5 where ours are 1.5 and 0.75, and scores a scoped
+The engine's ``BM25STD`` has k1 1.2 and b 0.5 where ours are 1.5 and 0.5-0.75 (by the texts'
+average length, ``_bm25.length_b``), and scores a scoped
 search with the whole index's statistics where in-process search uses the scope's. So the
 engine only proposes candidates (its own top ``candidates(limit)``), and they are scored here
 with our formula and our statistics, fetched in the same round trip (one pipeline per server;
