@@ -208,7 +208,8 @@ class RedisBackend(StorageBackend):
         return True
 
     async def current_versions(self, keys: Sequence[str]) -> list[str | None] | None:
-        """Each key's version in its partition's ``w`` (one ``HMGET`` per partition, pipelined)."""
+        """Each key's version: the newer of its partition's ``w`` and ``t`` (a touch's), one
+        ``HMGET`` of each per partition, pipelined."""
         await self.connection.ready()
         by_base: dict[str, list[str]] = {}
         for key in keys:
@@ -222,13 +223,16 @@ class RedisBackend(StorageBackend):
             pipe = pipeline(client)
             for base, names in groups:
                 pipe.hmget(Layout.versions(base), names)
+                pipe.hmget(Layout.touches(base), names)
             return list(await pipe.execute())
 
         replies = await self.connection.call(read)
         found: dict[str, str | None] = {}
-        for (_, names), reply in zip(groups, replies, strict=True):
-            for key, version in zip(names, reply, strict=True):
-                found[key] = None if version is None else text_of(version)
+        for i, (_, names) in enumerate(groups):
+            written, touched = replies[2 * i], replies[2 * i + 1]
+            for key, version, touch in zip(names, written, touched, strict=True):
+                newest = max((text_of(v) for v in (version, touch) if v is not None), default=None)
+                found[key] = newest
         return [found[key] for key in keys]
 
     async def scope_page(

@@ -12,7 +12,12 @@ cannot disagree:
 - ``x``        expiry deadlines in ms (zset), swept by writes
 - ``g``        deleted or expired keys by sequence (zset): tombstones for replicas and for
                versions, the newest ``TOMBSTONES`` kept; ``n.gcut`` is the newest one dropped
-- ``w``        each live or tombstoned key's version (hash; see ``stores._versions``)
+- ``w``        each live or tombstoned key's version (hash; see ``stores._versions``): that of
+               the write that stored or deleted its value, which a later write must be newer
+               than
+- ``t``        each touched key's newest touch version (hash; until its next write): a touch
+               changes no value, so a write older than the touch but newer than ``w`` still
+               applies; the copy check reads the newer of the two
 - ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
                memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the
@@ -76,6 +81,7 @@ __all__ = [
     "OWN_TYPES",
     "SEGMENT_TOTALS",
     "TOMBS",
+    "TOUCHES",
     "VALUE",
     "VECTORS",
     "VERSIONS",
@@ -89,6 +95,7 @@ LIVE: Final = "r"  # live keys by sequence; LIVE + ":" + seg: one segment's
 EXPIRY: Final = "x"
 TOMBS: Final = "g"  # tombstones by sequence; TOMBS + ":" + seg: one segment's
 VERSIONS: Final = "w"
+TOUCHES: Final = "t"  # a touched key's touch version (a touch is no write of its value)
 VECTORS: Final = "e"
 FACTS: Final = "n"
 HEAD: Final = "h"
@@ -119,7 +126,7 @@ FACT_ENGINE_FORM: Final = "ftform"
 #: The type each of a partition's own keys must have.
 OWN_TYPES: Final = {
     FACTS: "hash", VERSIONS: "hash", VECTORS: "hash", LIVE: "zset", EXPIRY: "zset", TOMBS: "zset",
-    DOC_LENGTHS: "hash", DOC_COUNTED: "hash", SEGMENT_TOTALS: "hash",
+    DOC_LENGTHS: "hash", DOC_COUNTED: "hash", SEGMENT_TOTALS: "hash", TOUCHES: "hash",
 }  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
@@ -211,6 +218,11 @@ class Layout:
     def versions(base: str) -> str:
         """The name of a partition's versions hash."""
         return base + VERSIONS
+
+    @staticmethod
+    def touches(base: str) -> str:
+        """The name of a partition's touch versions hash."""
+        return base + TOUCHES
 
     @staticmethod
     def vectors(base: str) -> str:

@@ -49,6 +49,7 @@ else
 end
 zadd2(base, LIVE, text, key)
 zrem2(base, TOMBS, key)
+redis.call('HDEL', base .. TOUCHES, key)
 if vector ~= '' then
   redis.call('HSET', base .. VECTORS, key, vector)
 else
@@ -70,9 +71,9 @@ return text
 
 # KEYS[1] value key; ARGV: base, key, ttl_ms (0 = none), version ('' = none). Restarts the
 # memory's clock: it expires ttl_ms from now (never, for 0), its search documents with it. A new
-# sequence puts it back on the feed, so replicas learn its deadline. Returns that sequence and
-# the version it replaced ('<seq> <version or nothing>'), '' if there is no memory under key, or
-# 'stale <newer version>'.
+# sequence puts it back on the feed, so replicas learn its deadline. Its version goes to ``t``,
+# not ``w``: it changes no value. Returns that sequence and the newest version it replaced
+# ('<seq> <version or nothing>'), '' if there is no memory under key, or 'stale <newer version>'.
 TOUCH = (
     COMMON
     + r"""
@@ -80,6 +81,8 @@ local base, key, ttl, version = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local bad = check_layout(base, key)
 if bad then return bad end
 local newer = stale(base, key, version)
+local touched = redis.call('HGET', base .. TOUCHES, key)
+if not newer and version ~= '' and touched and touched > version then newer = touched end
 if newer then return 'stale ' .. newer end
 sweep(base, 16)
 if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
@@ -109,8 +112,12 @@ end
 for _, d in ipairs(docs) do redis.call('HSET', d, 'q', text) end
 zadd2(base, LIVE, text, key)
 local replaced = redis.call('HGET', base .. VERSIONS, key) or ''
+touched = redis.call('HGET', base .. TOUCHES, key)
+if touched and touched > replaced then replaced = touched end
 if version ~= '' then
-  redis.call('HSET', base .. VERSIONS, key, version)
+  -- Not the value's version (``w``): a write older than this touch is still newer than the
+  -- value it touched, and must apply (a replayed outage write, one overtaken on the way).
+  redis.call('HSET', base .. TOUCHES, key, version)
   seen_version(base, version)
 end
 return text .. ' ' .. replaced
@@ -131,6 +138,7 @@ if newer then return 'stale ' .. newer end
 sweep(base, 16)
 local removed = redis.call('DEL', KEYS[1])
 local was = zrem2(base, LIVE, key)
+redis.call('HDEL', base .. TOUCHES, key)
 unindex(base, key)
 redis.call('HDEL', base .. VECTORS, key)
 redis.call('ZREM', base .. EXPIRY, key)
@@ -192,6 +200,7 @@ for i = 1, #rows, 2 do
     end
     zrem2(base, zset, key)
     redis.call('HDEL', base .. VERSIONS, key)
+    redis.call('HDEL', base .. TOUCHES, key)
     removed = removed + 1
   end
 end

@@ -244,6 +244,7 @@ local function sweep(base, most)
       uncount(base, key)
       zrem2(base, LIVE, key)
       redis.call('HDEL', base .. VECTORS, key)
+      redis.call('HDEL', base .. TOUCHES, key)
       tombstone(base, key)
       redis.call('ZREM', base .. EXPIRY, key)
     elseif left == -1 then

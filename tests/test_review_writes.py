@@ -1,0 +1,113 @@
+"""Writes that meet a ``touch`` or a ``forget``: on their way to Redis, in the replay's last
+batch, or in a durable journal across a restart. A write that returns normally must be stored
+(a touch included), and nothing deleted, cleared or forgotten may stay.
+
+A call's way to Redis is held at a gate (an ``asyncio.Event``) so that another call overtakes
+it deterministically, as a delayed packet on another pooled connection would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from conftest import fast_recovery, replayed
+from tta_dev_primitives.stores._redis.backend import RedisBackend
+
+pytestmark = pytest.mark.redis
+
+
+def gate(obj: Any, name: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the next call of ``obj.name`` until ``release`` is set; ``entered`` says it is held."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    real: Callable[..., Awaitable[Any]] = getattr(obj, name)
+    used = False
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        nonlocal used
+        if not used:
+            used = True
+            entered.set()
+            await release.wait()
+        return await real(*args, **kwargs)
+
+    setattr(obj, name, held)
+    return entered, release
+
+
+async def test_a_put_overtaken_by_a_touch_is_stored(redis_server: Any) -> None:
+    """put(k, new) is on its way when touch(k) overtakes it: the put returns normally, so Redis
+    must hold the new value (before: the touch's newer version made Redis reject the put as
+    stale, the hybrid took it for its own later change, and the old value stayed)."""
+    memory = fast_recovery(redis_server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "put")
+    put = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
+    await entered.wait()
+    assert await memory.touch("u1:s1:k", 600) is True
+    release.set()
+    await put  # returned normally: stored
+    other = fast_recovery(redis_server.url, memory.namespace)
+    assert await other.get("u1:s1:k") == {"v": "new"}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_delete_overtaken_by_a_touch_deletes(redis_server: Any) -> None:
+    """delete(k) is on its way when touch(k) overtakes it: the delete returns normally, so the
+    memory must be gone from Redis (before: it stayed)."""
+    memory = fast_recovery(redis_server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "delete")
+    delete = asyncio.create_task(memory.delete("u1:s1:k"))
+    await entered.wait()
+    await memory.touch("u1:s1:k", 600)
+    release.set()
+    assert await delete is True
+    other = fast_recovery(redis_server.url, memory.namespace)
+    assert await other.get("u1:s1:k") is None
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("op", ["add", "delete", "clear"])
+async def test_another_process_s_touch_does_not_undo_a_replayed_outage_write(
+    redis_server_factory: Any, tmp_path: Any, op: str
+) -> None:
+    """A process journals an add, a delete or a clear durably during an outage and ends; Redis
+    comes back holding the old value, and another process touches it (a touch changes no
+    value). The next process on the path replays the write: it must take effect (before: the
+    touch's version made Redis reject the replayed write as stale, so the add was lost and
+    the deleted or cleared memory stayed)."""
+    server = redis_server_factory(appendonly=True)
+    journal = tmp_path / "memory.journal"
+    memory = fast_recovery(server.url, journal_path=journal)
+    await memory.add("u1:s1:k", {"v": "old"})
+    server.kill()
+    if op == "add":
+        await memory.add("u1:s1:k", {"v": "written in the outage"})
+    elif op == "delete":
+        await memory.delete("u1:s1:k")
+    else:
+        await memory.clear()
+    await memory.aclose()  # the write stays in the file
+    server.start()
+    other = fast_recovery(server.url, memory.namespace)
+    assert await other.touch("u1:s1:k", 600) is True
+    again = fast_recovery(server.url, memory.namespace, journal_path=journal)
+    await replayed(again)
+    expected = {"v": "written in the outage"} if op == "add" else None
+    assert await other.get("u1:s1:k") == expected
+    assert again.get_backend_info()["stale_writes"] == 0
+    await again.clear()
+    await again.aclose()
+    await other.aclose()
