@@ -79,6 +79,69 @@ async def test_a_delete_overtaken_by_a_touch_deletes(redis_server: Any) -> None:
     await memory.aclose()
 
 
+async def test_a_touch_during_the_last_replay_batch_keeps_the_outage_write(
+    redis_server_factory: Any,
+) -> None:
+    """An add journalled during an outage is in the replay's last batch when touch(k) runs
+    (the store serves Redis again by then), and Redis came back holding the old value: both
+    must take effect, the add's value with the touch's deadline (before: the touch restarted
+    the old value's clock, and the add then replaced it with no deadline, or was dropped as
+    stale against the touch's version)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "written in the outage"})
+    assert memory.get_backend_info()["journal_size"] == 1
+    server.start()
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "apply")
+    flush = asyncio.create_task(memory.flush())
+    await entered.wait()  # the last batch is on its way; new calls go to Redis
+    assert not memory.get_backend_info()["degraded"]
+    touch = asyncio.create_task(memory.touch("u1:s1:k", 600))
+    for _ in range(50):  # let the touch run as far as it can without the batch
+        await asyncio.sleep(0)
+    release.set()
+    assert await touch is True
+    await flush
+    await replayed(memory)
+    other = fast_recovery(server.url, memory.namespace)
+    assert await other.get("u1:s1:k") == {"v": "written in the outage"}
+    assert [ttl is not None async for key, _, ttl in other.items() if key == "u1:s1:k"] == [True]
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_touch_as_the_first_call_after_a_restart_keeps_the_durable_journal(
+    redis_server_factory: Any, tmp_path: Any
+) -> None:
+    """A process journals add(k, new) durably during an outage and ends; Redis comes back
+    holding the old value. The next process on the path calls touch(k) first: the journalled
+    add must reach Redis, with the touch's deadline (before: touch ran before the file was
+    loaded and restarted the old value's clock; the replayed add then replaced it with no
+    deadline, or was dropped as stale against the touch's version)."""
+    server = redis_server_factory(appendonly=True)
+    journal = tmp_path / "memory.journal"
+    memory = fast_recovery(server.url, journal_path=journal)
+    await memory.add("u1:s1:k", {"v": "old"})
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "written in the outage"})
+    await memory.aclose()  # the write stays in the file
+    server.start()
+    again = fast_recovery(server.url, memory.namespace, journal_path=journal)
+    assert await again.touch("u1:s1:k", 600) is True
+    await replayed(again)
+    other = fast_recovery(server.url, memory.namespace)
+    assert await other.get("u1:s1:k") == {"v": "written in the outage"}
+    assert [ttl is not None async for key, _, ttl in other.items() if key == "u1:s1:k"] == [True]
+    await other.aclose()
+    await again.clear()
+    await again.aclose()
+
+
 @pytest.mark.parametrize("op", ["add", "delete", "clear"])
 async def test_another_process_s_touch_does_not_undo_a_replayed_outage_write(
     redis_server_factory: Any, tmp_path: Any, op: str

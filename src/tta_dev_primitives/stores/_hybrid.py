@@ -251,9 +251,16 @@ class HybridStore(Generic[B]):
         Not journalled: while Redis is away it raises ``BackendUnavailableError`` (the deadline
         in Redis is unchanged, so the caller must know), leaving the in-process copy as it was.
         """
+        if not self._loaded:
+            await self._load()  # a journalled write of the key must land before it
         remote = self.remote
         if remote is None:
             return Served(await self.local.touch(key, ttl), self.local.kind)
+        if not self._degraded and self._journal.has_key(key):
+            # The key's journalled write is in the replay's last batch: touched before it
+            # lands, Redis's older value would take the deadline (or there is none: False),
+            # and the write would then replace it with its own.
+            await self._replay_now()
         if self._degraded:
             self._maybe_recover()
             raise BackendUnavailableError(
