@@ -115,6 +115,39 @@ async def test_a_touch_during_the_last_replay_batch_keeps_the_outage_write(
     await memory.aclose()
 
 
+async def test_forget_during_the_last_replay_batch_forgets_the_outage_write(
+    redis_server_factory: Any,
+) -> None:
+    """An add of user u1 journalled during an outage is in the replay's last batch when
+    forget("u1") runs: forget returns normally, so no memory of u1 may be left in Redis
+    (before: forget listed Redis, which did not hold it yet, and the batch landed after)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:a", {"v": "before"})
+    server.kill()
+    await memory.add("u1:s1:b", {"v": "written in the outage"})
+    server.start()
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "apply")
+    flush = asyncio.create_task(memory.flush())
+    await entered.wait()
+    assert not memory.get_backend_info()["degraded"]
+    forget = asyncio.create_task(memory.forget("u1"))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    release.set()
+    await forget
+    await flush
+    await replayed(memory)
+    other = fast_recovery(server.url, memory.namespace)
+    assert [k for k, _ in (await other.list_memories("u1")).items] == []
+    assert await other.get("u1:s1:b") is None
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_touch_as_the_first_call_after_a_restart_keeps_the_durable_journal(
     redis_server_factory: Any, tmp_path: Any
 ) -> None:

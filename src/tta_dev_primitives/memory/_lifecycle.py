@@ -76,6 +76,10 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
     """
     removed, after = 0, None
     while True:
+        if store.journal_size and not store.degraded:
+            # The replay's last batch is on its way: Redis lists the scope only once it has
+            # landed (a memory in it would otherwise be missed, and stay once it lands).
+            await store.flush()
         served = await store.scope_page(scope, after, FORGET_PAGE)
         if served.fallback:
             raise IncompleteOperationError(
