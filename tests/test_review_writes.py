@@ -207,3 +207,35 @@ async def test_another_process_s_touch_does_not_undo_a_replayed_outage_write(
     await again.clear()
     await again.aclose()
     await other.aclose()
+
+
+async def test_delete_during_the_last_replay_batch_says_the_memory_was_there(
+    redis_server_factory: Any,
+) -> None:
+    """An add journalled during an outage is in the replay's last batch when delete(k) runs:
+    the memory was there, so delete returns True (before: it asked Redis, which did not hold
+    it yet, and returned False), and it stays deleted."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "written in the outage"})
+    server.start()
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "apply")
+    flush = asyncio.create_task(memory.flush())
+    await entered.wait()
+    assert not memory.get_backend_info()["degraded"]
+    delete = asyncio.create_task(memory.delete("u1:s1:k"))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    release.set()
+    assert await delete is True
+    await flush
+    await replayed(memory)
+    other = fast_recovery(server.url, memory.namespace)
+    assert await other.get("u1:s1:k") is None
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()

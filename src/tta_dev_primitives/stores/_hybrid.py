@@ -208,6 +208,10 @@ class HybridStore(Generic[B]):
     async def delete(self, key: str) -> Served[bool]:
         if not self._loaded:
             await self._load()
+        if self.remote is not None and not self._degraded and self._journal.has_key(key):
+            # Its journalled write is in the replay's last batch: Redis says whether the key
+            # was there only once that has landed.
+            await self._replay_now()
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
