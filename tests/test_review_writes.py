@@ -239,3 +239,26 @@ async def test_delete_during_the_last_replay_batch_says_the_memory_was_there(
     await other.aclose()
     await memory.clear()
     await memory.aclose()
+
+
+async def test_an_add_cancelled_on_its_way_is_not_served_in_the_next_outage(
+    redis_server_factory: Any,
+) -> None:
+    """An add cancelled by the caller's timeout while Redis is stalled raises, and Redis never
+    stores it (killed while stalled). In the outage that follows, the in-process copy must not
+    serve that value, which Redis never held (before: it did, until Redis came back with the
+    old value; a refused add already drops its copy for the same reason)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url, redis_timeout=60.0)
+    await memory.add("u1:s1:k", {"v": "old"})
+    with server.stalled():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(memory.add("u1:s1:k", {"v": "never stored"}), 0.2)
+        server.kill()  # still stopped: the add it was sent never runs
+    assert await memory.get("u1:s1:k") != {"v": "never stored"}
+    assert memory.get_backend_info()["degraded"]
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "old"}
+    await memory.clear()
+    await memory.aclose()

@@ -349,6 +349,12 @@ class HybridStore(Generic[B]):
             if isinstance(write, Put):
                 await self.local.delete(write.key)
             raise
+        except asyncio.CancelledError:
+            # Cancelled on its way (a caller's timeout): Redis may never have stored it, so an
+            # outage must not serve it from the copy (a miss instead, as for an evicted copy).
+            if isinstance(write, Put):
+                await self.local.delete(write.key)
+            raise
         finally:
             if key is not None:
                 with self._sending_lock:
