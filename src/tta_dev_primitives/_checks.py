@@ -206,6 +206,12 @@ def check_scope(scope: Any) -> str | None:
         raise InvalidArgumentError(
             "scope must be a non-empty key prefix such as 'user_id:session_id'"
         )
+    if not scope.isascii() and is_unencodable(scope):
+        # No key holds one (``check_key``), and Redis could not be sent it.
+        raise InvalidArgumentError(
+            f"scope {scope[:80]!r} contains a lone surrogate, which UTF-8 (and so Redis) cannot "
+            "store"
+        )
     return scope
 
 

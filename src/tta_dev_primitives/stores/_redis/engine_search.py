@@ -10,10 +10,11 @@ master is asked at once (or only the master of a scope's partition) and the rows
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tta_dev_primitives._gather import gather_all
-from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._redis import keywords, queries
@@ -103,10 +104,12 @@ async def _keyword(
 ) -> tuple[Rows, float]:  # fmt: skip
     """The engine's candidates, rescored with our BM25 and statistics summed over every
     server asked (see ``keywords``): the best ``limit``, and the query's BM25 ceiling."""
+    if len(query.terms) > keywords.MAX_QUERY_TOKENS:
+        query = await _rarest(engine, call, query, scope, base)
     if not query.terms:
         return [], 0.0
     terms = keywords.terms_of(query)
-    window = keywords.candidates(limit) + TIE_MARGIN
+    window = queries.rows_for(keywords.candidates(limit) + TIE_MARGIN)
     bases = engine.bases
 
     async def run(client: Any) -> tuple[Rows, float]:
@@ -135,3 +138,29 @@ async def _keyword(
 
     found: tuple[Rows, float] = await call(run)
     return top(found[0], limit), found[1]
+
+
+async def _rarest(
+    engine: QueryEngine, call: Call, query: Query, scope: str | None, base: str | None
+) -> Query:
+    """A query of more terms than the engine is sent (``MAX_QUERY_TOKENS``), cut to the terms
+    in-process BM25 scores (``TermIndex.plan``): the ``MAX_QUERY_TERMS`` rarest of those some
+    document in ``scope`` holds, in query order. Sending the first ones instead would miss a
+    memory that only a later, rarer word finds. Costs one round trip of counts per server."""
+    terms = keywords.terms_of(query, len(query.terms))
+
+    async def run(client: Any) -> list[int]:
+        shards = _shards_for(engine, client, base)
+        parts = await gather_all(*(keywords.counts(client, s, terms, scope) for s in shards))
+        return [sum(column) for column in zip(*parts, strict=True)]
+
+    dfs: list[int] = await call(run)
+    held = [i for i, df in enumerate(dfs) if df > 0]
+    # Rarest first (idf falls as df grows), ties in query order, as ``token_order`` has them.
+    kept = sorted(sorted(held, key=lambda i: dfs[i])[:MAX_QUERY_TERMS])
+    last = len(query.terms) - 1
+    return replace(
+        query,
+        terms=tuple(query.terms[i] for i in kept),
+        prefix_last=query.prefix_last and last in kept,
+    )

@@ -50,6 +50,7 @@ __all__ = [
     "Term",
     "ask",
     "candidates",
+    "counts",
     "engine_counts",
     "rescore",
     "terms_of",
@@ -88,9 +89,9 @@ class Term(NamedTuple):
         return sum(1 for t in tokens if t.startswith(self.prefixes))
 
 
-def terms_of(query: Query) -> list[Term]:
-    """The query's terms (at most ``MAX_QUERY_TOKENS``), the last a prefix if typed so."""
-    terms = query.terms[:MAX_QUERY_TOKENS]
+def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
+    """The query's terms (at most ``most``), the last a prefix if typed so."""
+    terms = query.terms[:most]
     found = [Term(encode_term(t), encode_term(t), ()) for t in terms]
     if query.prefix_last and len(terms) == len(query.terms):
         tokens = prefix_tokens(terms[-1])
@@ -249,6 +250,14 @@ async def _run_all(
     except rexc.ResponseError:
         pass
     return await gather_all(*(shard.run(client, *command) for command in commands)), False
+
+
+async def counts(client: Any, shard: Shard, terms: Sequence[Term], scope: str | None) -> list[int]:
+    """Each term's document frequency in ``scope`` (None: the whole index) on one server, in
+    one round trip."""
+    commands = _counts(shard, terms, scope_filter(scope, " "))
+    got, _ = await _run_all(client, shard, commands, (), scope)
+    return [replies.total(count) for count in got]
 
 
 def _number(value: Any) -> int:

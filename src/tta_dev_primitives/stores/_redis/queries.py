@@ -18,10 +18,21 @@ from tta_dev_primitives.stores._redis import replies
 from tta_dev_primitives.stores._redis.documents import scope_filter
 from tta_dev_primitives.stores._redis.shards import Shard
 
-__all__ = ["EF_RUNTIME", "TIE_MARGIN", "recent", "semantic", "top"]
+__all__ = ["EF_RUNTIME", "MAX_RESULTS", "TIE_MARGIN", "recent", "rows_for", "semantic", "top"]
 
 #: Extra hits read past ``limit`` so that equal scores can be ordered newest first here.
 TIE_MARGIN: Final = 20
+
+#: The most rows one engine query may ask for: the engine refuses a ``LIMIT`` past its
+#: ``MAXSEARCHRESULTS`` (1,000,000 by default) with an error, so a search with a larger
+#: ``limit`` asks each query for this many rows instead (as many as the engine gives).
+MAX_RESULTS: Final = 1_000_000
+
+
+def rows_for(wanted: int) -> int:
+    """The rows an engine query asks for when ``wanted`` are wanted: at most ``MAX_RESULTS``."""
+    return min(wanted, MAX_RESULTS)
+
 
 #: HNSW candidate list per vector query (the engine's default, 10, found ~57% of the true top
 #: 10 on 100k MiniLM vectors; 128 found ~95%: benchmarks/results/vectors.md).
@@ -34,7 +45,7 @@ async def semantic(
     """The nearest vectors (cosine, HNSW) within the scope; a memory scores by its best."""
     from tta_dev_primitives.embeddings._vectors import encode_vector
 
-    k = limit + TIE_MARGIN
+    k = rows_for(limit + TIE_MARGIN)
     ef = max(EF_RUNTIME, k)
     where = scope_filter(scope, " ", query.filter).strip() or "*"
     text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
@@ -61,7 +72,7 @@ async def recent(
     text = scope_filter(scope, " ", wanted).strip() or "*"
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
-        "LIMIT", 0, limit + TIE_MARGIN, "DIALECT", 2,
+        "LIMIT", 0, rows_for(limit + TIE_MARGIN), "DIALECT", 2,
     )  # fmt: skip
     return [
         (key, 0.0, seq)
