@@ -106,3 +106,21 @@ async def test_a_huge_limit_searches_by_meaning_in_the_engine(
         await memory.clear()
         await memory.aclose()
         await reference.aclose()
+
+
+async def test_a_scope_ending_in_two_colons_is_not_widened(memory: Any) -> None:
+    """``"u1::"`` names scope ``"u1:"`` (keys ``u1:`` and ``u1::...``), as in-process. Redis
+    normalized it twice, to ``"u1"``, and returned the user's other sessions."""
+    reference = MemoryPrimitive()
+    keys = ["u1:", "u1::a", "u1:s1:b", "u1", "u10::c", "{u1}::d", "u1:s1"]
+    for mem in (memory, reference):
+        for key in keys:
+            await mem.add(key, {"content": f"shared words {key}"})
+    try:
+        for scope in ("u1::", "u1:", "u1", "{u1}::", "u1:s1:", "u1:::"):
+            for query in ("shared", "", "shar", "words?"):
+                got = await _same(memory, reference, query, 20, scope=scope)
+                if scope == "u1::":
+                    assert sorted(key for key, _ in got) == ["u1:", "u1::a"]
+    finally:
+        await reference.aclose()

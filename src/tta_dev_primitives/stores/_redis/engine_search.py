@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
-from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._redis import keywords, queries
 from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.stores._redis.queries import TIE_MARGIN, top
@@ -36,8 +35,8 @@ async def search(
 ) -> Rows | None:  # fmt: skip
     """``(key, score, sequence)`` best first, ties newest first (on a cluster, equal keyword
     scores past the candidates keep the engine's order); None if the engine cannot answer
-    this query (vectors of another size): the caller uses the replica."""
-    scope = None if scope is None else normalize_scope(scope)
+    this query (vectors of another size): the caller uses the replica. ``scope`` is
+    normalized (``normalize_scope``) by the caller, once."""
     mode, weight = query.mode, query.weight
     if mode == "hybrid" and weight == 0.0:
         mode = "keyword"

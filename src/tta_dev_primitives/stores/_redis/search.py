@@ -225,21 +225,23 @@ class RedisIndex:
         if query.vector is not None and self.dims is None:
             self.dims = len(query.vector)
         await self.prepare(patient=True)
-        scope = None if scope is None else normalize_scope(scope)
+        # Normalized once: "u1::" is scope "u1:", and normalizing that again would widen it to
+        # "u1" (the replica's index normalizes the scope it is given itself).
+        normal = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
-            base = self.layout.scope_base(scope)
-            first = await self.engine.search(self.connection.call, query, limit, scope, base)
+            base = self.layout.scope_base(normal)
+            first = await self.engine.search(self.connection.call, query, limit, normal, base)
             if first is not None:
 
                 async def rank(want: int) -> Ranked:
-                    found = first if want == limit else await self._engine_rank(query, want, scope)
+                    found = first if want == limit else await self._engine_rank(query, want, normal)
                     return [(key, score) for key, score, _ in found]
 
                 return await self._resolve(rank, limit, lambda key: None)
         replicas = self._replicas_for_topology()
         if query.vector is not None:
             replicas.expect_dims(len(query.vector))
-        replica = replicas.for_scope(scope)
+        replica = replicas.for_scope(normal)
         await replica.sync(self._patient_changes, self._heads(patient=True))
         replicas.trim()
 
