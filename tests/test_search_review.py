@@ -4,6 +4,9 @@
   rarest terms some memory holds, as in-process does, wherever they are in the query.
 - A scope holding a lone surrogate is refused by name (no key can hold one), on every backend.
 - A ``limit`` past the engine's own maximum returns every match, as in-process does.
+- A scope is normalized once (``"u1::"`` is ``"u1:"``, never ``"u1"``).
+- Term frequencies count up to the same cap in-process and in the engine, and survive a
+  renumbering of the in-process index.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import pytest
 from test_query_engine import embed, engine_memory
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._index import RENUMBER_FROM, SearchIndex
 from tta_dev_primitives.stores._redis.keywords import MAX_QUERY_TOKENS
 
 
@@ -124,3 +129,33 @@ async def test_a_scope_ending_in_two_colons_is_not_widened(memory: Any) -> None:
                     assert sorted(key for key, _ in got) == ["u1:", "u1::a"]
     finally:
         await reference.aclose()
+
+
+async def test_a_word_said_hundreds_of_times_scores_alike_everywhere(memory: Any) -> None:
+    """The engine's documents repeat a term at most 255 times; in-process counted up to
+    4,095, so a memory repeating a word more scored differently in the Query Engine."""
+    reference = MemoryPrimitive()
+    for mem in (memory, reference):
+        await mem.add("u1:a", {"content": "spam " * 300 + "eggs " * 300})
+        await mem.add("u1:b", {"content": "spam " * 256})
+        await mem.add("u1:c", {"content": "ham eggs spam"})
+    try:
+        for query in ("spam", "spa", "eggs spam", "eggs?"):
+            await _same(memory, reference, query, 10)
+            await _same(memory, reference, query, 10, scope="u1")
+    finally:
+        await reference.aclose()
+
+
+def test_a_renumbered_index_keeps_each_documents_length() -> None:
+    """The index renumbers its documents once most numbers belong to deleted ones; it re-added
+    each with its capped frequencies as its length, so a memory repeating a word past the cap
+    became shorter, and scored higher, after unrelated deletes."""
+    index = SearchIndex()
+    index.add("big", {"spam": 5_000, "eggs": 1})
+    index.add("small", {"eggs": 1, "ham": 1})
+    before = index.search_scored(Query(("eggs",)), 5)
+    for i in range(RENUMBER_FROM + 10):  # others come and go: the index renumbers
+        index.add(f"other{i}", {"ham": 1})
+        index.remove(f"other{i}")
+    assert index.search_scored(Query(("eggs",)), 5) == before

@@ -126,6 +126,17 @@ class SearchIndex:
         searchable; without one, the document is found by keyword only. A 2-D array gives it
         several vectors (one per field, say), and it scores by the best of them.
         """
+        self._add(key, counts, recency, vector, None)
+
+    def _add(
+        self,
+        key: str,
+        counts: Mapping[str, int],
+        recency: int | None,
+        vector: Any,
+        length: int | None,
+    ) -> None:
+        """``add``; ``length`` is the document's as first indexed, for a re-add (``_renumber``)."""
         rows = None if vector is None else self._vectors.rows(vector)  # refused: nothing changes
         if key in self._by_key:
             self.remove(key)
@@ -138,7 +149,7 @@ class SearchIndex:
         self._next += 1
         self._recency.append(recency)
         self._vectors.add(docno, rows)
-        terms, tfs, length = self._terms.add(docno, key, counts)
+        terms, tfs, length = self._terms.add(docno, key, counts, length)
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
 
@@ -162,8 +173,8 @@ class SearchIndex:
         self._vectors.clear(keep_dim=True)  # the graph's keys are docnos: rebuilt when needed
         self._terms.clear()
         self._reset()
-        for (key, terms, tfs, _, recency), vec in zip(docs, vectors, strict=True):
-            self.add(key, dict(zip(terms, tfs, strict=True)), recency, vec)
+        for (key, terms, tfs, length, recency), vec in zip(docs, vectors, strict=True):
+            self._add(key, dict(zip(terms, tfs, strict=True)), recency, vec, length)
         self._seq = seq
 
     def _view(self, scope: str | None) -> ScopeView | None:

@@ -28,14 +28,18 @@ from tta_dev_primitives.search._bm25 import bm25, idf, token_order
 from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
 
-__all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_MAX", "Plan", "TermIndex"]
+__all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_CAP", "TF_MAX", "Plan", "TermIndex"]
 
 #: Terms an unfinished last word may expand to (the first ones in dictionary order).
 MAX_PREFIX_TERMS: Final = 256
-# Postings pack a term frequency in 12 bits and a document length in 20: both saturate there
-# (BM25 barely moves past a few occurrences; a million-word memory is normalised as one).
+# Postings pack a term frequency in 12 bits (it counts up to ``TF_CAP``) and a document length
+# in 20: both saturate there (BM25 barely moves past a few occurrences; a million-word memory is
+# normalised as one).
 TF_MAX: Final = (1 << 12) - 1
 LEN_MAX: Final = (1 << 20) - 1
+#: A term's frequency counts up to this (BM25 has long saturated): the Query Engine's documents
+#: repeat a term at most this often (``documents.MAX_TF``), and both must score alike.
+TF_CAP: Final = 255
 _NOT_WORDS: Final = (STOP_MARK, FACET_MARK)
 
 
@@ -111,25 +115,27 @@ class TermIndex:
         return sum(map(len, self._postings.values()))
 
     def add(
-        self, docno: int, key: str, counts: Mapping[str, int]
+        self, docno: int, key: str, counts: Mapping[str, int], length: int | None = None
     ) -> tuple[tuple[str, ...], bytes | tuple[int, ...], int]:
         """Index document ``docno`` (the next number) of key ``key`` with these term counts.
 
-        Returns what ``remove`` and a re-add need: its terms, their frequencies (``bytes``
-        when all are below 256, nearly always: a byte each instead of a pointer) and length.
+        Returns what ``remove`` and a re-add need: its terms, their frequencies (capped at
+        ``TF_CAP``: ``bytes``, a byte each instead of a pointer) and length. A re-add passes
+        that ``length`` back: the capped frequencies no longer add up to it.
         """
         # Interned, every document shares one string per distinct word.
         terms = tuple(map(sys.intern, counts))
         values = tuple(counts.values())
-        length = sum(values)
-        # Stop words (indexed for queries made only of them) do not make a memory longer.
-        # Nor do facets (``_facets``): they are fields' values, not words.
-        length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(_NOT_WORDS))
+        if length is None:
+            length = sum(values)
+            # Stop words (indexed for queries made only of them) do not make a memory longer.
+            # Nor do facets (``_facets``): they are fields' values, not words.
+            length -= sum(v for t, v in zip(terms, values, strict=True) if t.startswith(_NOT_WORDS))
         try:
             tfs: bytes | tuple[int, ...] = bytes(values)
-        except ValueError:  # a term occurs 256 times or more
-            values = tuple(min(v, TF_MAX) for v in values)
-            tfs = values
+        except ValueError:  # a term occurs more than TF_CAP times
+            values = tuple(min(v, TF_CAP) for v in values)
+            tfs = bytes(values)
         length = min(length, LEN_MAX)
         self._live.append(1)
         self._count += 1

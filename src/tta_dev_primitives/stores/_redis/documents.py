@@ -17,7 +17,7 @@ from typing import Any, Final
 from tta_dev_primitives.search._analyzer import STOP_MARK
 from tta_dev_primitives.search._facets import FACET_MARK, is_facet
 from tta_dev_primitives.search._scopes import scope_prefixes
-from tta_dev_primitives.search._term_index import LEN_MAX
+from tta_dev_primitives.search._term_index import LEN_MAX, TF_CAP
 
 __all__ = [
     "MAX_TF",
@@ -31,8 +31,9 @@ __all__ = [
     "vector_field",
 ]
 
-#: How often one term is repeated in ``t``: BM25 has long saturated by then.
-MAX_TF: Final = 255
+#: How often one term is repeated in ``t``: BM25 has long saturated by then (in-process
+#: counts a term's frequency up to the same cap).
+MAX_TF: Final = TF_CAP
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
