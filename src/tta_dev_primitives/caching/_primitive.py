@@ -34,8 +34,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     are (no copy). Pass ``backend="redis://..."`` (or a ``StorageBackend``) to share a cache
     between processes: outputs are then stored as JSON and must be JSON-compatible, and Redis
     failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. Concurrent
-    misses on one key run ``primitive`` once; an exception is not cached and reaches every
-    caller waiting on that key. ``ttl_seconds=None`` caches until evicted.
+    misses on one key (on one event loop) run ``primitive`` once; an exception is not cached and
+    reaches every caller waiting on that key. ``ttl_seconds=None`` caches until evicted.
     """
 
     @overload
@@ -82,7 +82,9 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._store = cache_store(backend, namespace, redis_timeout, max_size)
         remote = self._store.remote
         self._serialize = remote is not None and remote.serializes
-        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        # In-flight misses by (event loop, key): a future belongs to its loop, so a caller on
+        # another loop (thread) computes on its own rather than await a foreign future.
+        self._inflight: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
         self._hits = 0
         self._misses = 0
 
@@ -122,25 +124,28 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     async def execute(self, input_data: T, context: WorkflowContext) -> U:
         """Return the cached output for this input's key, computing it once on a miss."""
         key = self._key(input_data, context)
+        loop = asyncio.get_running_loop()
+        flight = (loop, key)
         while True:
             value = await self._lookup(key)
             if value is not _MISSING:
                 self._record(hit=True)
                 return value  # type: ignore[no-any-return]
-            pending = self._inflight.get(key)
+            pending = self._inflight.get(flight)
             if pending is None:
                 break
             try:
                 result = await asyncio.shield(pending)
             except asyncio.CancelledError:
-                if pending.cancelled():
+                task = asyncio.current_task()
+                if pending.cancelled() and (task is None or not task.cancelling()):
                     continue  # the leader was cancelled, not us: try again
-                raise
+                raise  # we were cancelled (perhaps with the leader): so we stay
             self._record(hit=True)
             return result  # type: ignore[no-any-return]
 
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        future: asyncio.Future[Any] = loop.create_future()
+        self._inflight[flight] = future
         self._record(hit=False)
         try:
             result = await self._primitive.execute(input_data, context)
@@ -156,7 +161,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             future.set_result(result)
             return result
         finally:
-            del self._inflight[key]
+            del self._inflight[flight]
 
     async def _lookup(self, key: str) -> Any:
         payload = (await self._store.get(key)).value
