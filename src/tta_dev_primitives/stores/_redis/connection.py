@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -147,6 +148,9 @@ class Connection:
         self._own_keys = own_keys
         self._on_cluster = on_cluster
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        # Threads (each with its loop) change the table together: held for each change and for
+        # aclose()'s swap, never across an await or a loop's is_closed().
+        self._table = threading.Lock()
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
 
@@ -159,10 +163,24 @@ class Connection:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
-            for old in [old for old in self._loops if old.is_closed()]:
-                self._loops.pop(old).drop_sockets()
-            state = self._loops[loop] = _LoopClient()
+            self._drop_closed_loops()
+            with self._table:
+                state = self._loops.get(loop)
+                if state is None:
+                    state = self._loops[loop] = _LoopClient()
         return state
+
+    def _drop_closed_loops(self) -> None:
+        """Forget the states of closed loops, closing their sockets (nothing else could). Another
+        thread may be doing the same: each state is dropped by the one that takes it out."""
+        with self._table:
+            loops = list(self._loops)
+        for old in loops:
+            if old.is_closed():
+                with self._table:
+                    state = self._loops.pop(old, None)
+                if state is not None:
+                    state.drop_sockets()
 
     def script(self, name: str) -> Any:
         """The running loop's registered script ``name`` (a script is bound to its client)."""
@@ -416,7 +434,8 @@ class Connection:
     async def aclose(self) -> None:
         """Close every loop's client: this loop's here, a running loop's on that loop, and a
         closed loop's sockets directly (nothing else could close them)."""
-        loops, self._loops = self._loops, {}
+        with self._table:
+            loops, self._loops = self._loops, {}
         running = asyncio.get_running_loop()
         for loop, state in loops.items():
             state.closed = True  # calls still running (or connecting) close what they open
