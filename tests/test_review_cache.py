@@ -16,20 +16,20 @@ def by_input(x: Any, ctx: WorkflowContext) -> str:
 async def test_a_waiter_cancelled_with_its_leader_stays_cancelled() -> None:
     """Leader and waiter on one key are cancelled together (a Parallel of two cached branches
     cancelled by its caller): the waiter must end cancelled, not take over the computation."""
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
     calls = 0
 
     async def step(x: Any, ctx: WorkflowContext) -> Any:
         nonlocal calls
         calls += 1
+        entered.set()
         if calls == 1:
             await gate.wait()  # the leader's computation never ends on its own
         return calls
 
     cache = CachePrimitive(step, by_input)
     leader = asyncio.create_task(cache.execute("q", WorkflowContext()))
-    while calls == 0:
-        await asyncio.sleep(0)
+    await entered.wait()
     waiter = asyncio.create_task(cache.execute("q", WorkflowContext()))
     for _ in range(3):
         await asyncio.sleep(0)  # the waiter awaits the leader's future
@@ -42,20 +42,20 @@ async def test_a_waiter_cancelled_with_its_leader_stays_cancelled() -> None:
 
 async def test_cancelling_a_parallel_of_one_cached_key_cancels_both_branches() -> None:
     """The same through ParallelPrimitive: cancelling it must not leave a branch computing."""
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
     calls = 0
 
     async def step(x: Any, ctx: WorkflowContext) -> Any:
         nonlocal calls
         calls += 1
+        entered.set()
         await gate.wait()
         return calls
 
     cache = CachePrimitive(step, by_input)
     both = ParallelPrimitive([cache, cache])
     run = asyncio.create_task(both.execute("q", WorkflowContext()))
-    while calls == 0:
-        await asyncio.sleep(0)
+    await entered.wait()
     for _ in range(3):
         await asyncio.sleep(0)
     run.cancel()

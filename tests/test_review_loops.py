@@ -42,7 +42,7 @@ def test_two_threads_first_use_while_a_closed_loop_is_pruned(redis_server: Redis
         try:
             asyncio.run(connection.ready())
             outcome[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 (the outcome is what the test reports)
+        except Exception as exc:  # the outcome is what the test reports
             outcome[name] = f"{type(exc).__name__}: {exc}"
 
     first = threading.Thread(target=use, args=("first",))

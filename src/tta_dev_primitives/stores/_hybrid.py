@@ -41,7 +41,6 @@ store itself (a fallback, dropped journal entries, dead letters, a recovery) is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -599,8 +598,9 @@ class HybridStore(Generic[B]):
         if task is not None and not task.done():
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Its end, not its CancelledError: that would hide our caller's cancellation
+                # (which asyncio.wait raises; the recovery is cancelled either way).
+                await asyncio.wait([task])
             else:
                 task.get_loop().call_soon_threadsafe(task.cancel)
         unsent = len(self._journal)
