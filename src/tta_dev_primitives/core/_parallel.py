@@ -34,17 +34,21 @@ class ParallelPrimitive(Composite[T, list[U]]):
             for i, step in enumerate(self._steps)
         ]
         try:
-            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         except BaseException:
             # We were cancelled (or interrupted): take every branch down with us.
             await _cancel_and_wait(tasks)
             raise
+        # The failures that ended the wait, lowest index first: what a sibling raises while
+        # being cancelled because of them is a consequence, not the failure.
+        failures = [t.exception() for t in tasks if t in done and not t.cancelled()]
         if pending:
             await _cancel_and_wait(pending)
-        # Read every finished branch's exception (so asyncio never reports one as unretrieved),
-        # then raise the lowest-index failure.
-        errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
-        failure = next((exc for exc in errors if exc is not None), None)
+        # Read every finished branch's exception (so asyncio never reports one as unretrieved).
+        for task in tasks:
+            if not task.cancelled():
+                task.exception()
+        failure = next((exc for exc in failures if exc is not None), None)
         if failure is not None:
             raise failure
         return [task.result() for task in tasks]
