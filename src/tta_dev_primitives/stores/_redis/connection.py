@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -437,16 +438,46 @@ class Connection:
         with self._table:
             loops, self._loops = self._loops, {}
         running = asyncio.get_running_loop()
+        elsewhere: dict[asyncio.Future[None], tuple[asyncio.AbstractEventLoop, _LoopClient]] = {}
         for loop, state in loops.items():
             state.closed = True  # calls still running (or connecting) close what they open
             if loop is running:
                 await state.close()
             elif loop.is_running():  # its own loop touches its state (another thread)
-                future = asyncio.run_coroutine_threadsafe(state.close(), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(future), self.timeout + 1)
+                try:
+                    closing = _close_on(loop, state)
+                except RuntimeError:  # it closed meanwhile
+                    state.drop_sockets()
+                else:
+                    elsewhere[asyncio.wrap_future(closing)] = (loop, state)
             else:
                 state.drop_sockets()
+        if elsewhere:
+            # One bound for them all. A close not yet run is not withdrawn: a loop blocked now
+            # closes its client when it runs again. One that closed first never will: its
+            # sockets are closed here.
+            await asyncio.wait(elsewhere, timeout=self.timeout + 1)
+            for future, (loop, state) in elsewhere.items():
+                if not future.done() and loop.is_closed():
+                    state.drop_sockets()
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, state: _LoopClient) -> Future[None]:
+    """Have ``loop`` (running in another thread) close ``state``; done when it has. Nothing is
+    made before that loop runs the request, so one that never does leaves nothing behind."""
+    done: Future[None] = Future()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            task.exception()  # read, not raised: close_client abandoned what it could not close
+        if not done.done():
+            done.set_result(None)
+
+    def start() -> None:
+        loop.create_task(state.close()).add_done_callback(finished)
+
+    loop.call_soon_threadsafe(start)
+    return done
 
 
 async def _connected(client: Any) -> None:
