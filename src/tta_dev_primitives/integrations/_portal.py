@@ -17,10 +17,12 @@ always raises.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from tta_dev_primitives._blocked import blocked_loop
 from tta_dev_primitives.exceptions import UsageError
 
 T = TypeVar("T")
@@ -65,4 +67,11 @@ def run_sync(coro: Coroutine[Any, Any, T], *, instead: str, in_loop: bool = Fals
             "called synchronously inside a running event loop, which it would block; "
             f"await {instead} instead"
         )
-    return asyncio.run_coroutine_threadsafe(coro, portal).result()
+    if running is None:
+        return asyncio.run_coroutine_threadsafe(coro, portal).result()
+    # The work runs in a copy of this context (the portal's task copies it) that names the
+    # loop it blocks: what it closes there is closed when the loop runs again, unawaited.
+    context = contextvars.copy_context()
+    context.run(blocked_loop.set, running)
+    future = context.run(asyncio.run_coroutine_threadsafe, coro, portal)
+    return future.result()

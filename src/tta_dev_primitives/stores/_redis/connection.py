@@ -32,6 +32,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from tta_dev_primitives._blocked import blocked_loop
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
@@ -438,6 +439,7 @@ class Connection:
         with self._table:
             loops, self._loops = self._loops, {}
         running = asyncio.get_running_loop()
+        blocked = blocked_loop.get()  # a loop waiting for this very call (a sync close in it)
         elsewhere: dict[asyncio.Future[None], tuple[asyncio.AbstractEventLoop, _LoopClient]] = {}
         for loop, state in loops.items():
             state.closed = True  # calls still running (or connecting) close what they open
@@ -449,7 +451,8 @@ class Connection:
                 except RuntimeError:  # it closed meanwhile
                     state.drop_sockets()
                 else:
-                    elsewhere[asyncio.wrap_future(closing)] = (loop, state)
+                    if loop is not blocked:  # that one closes its client once we return
+                        elsewhere[asyncio.wrap_future(closing)] = (loop, state)
             else:
                 state.drop_sockets()
         if elsewhere:
