@@ -20,6 +20,7 @@ class Stalling(InProcessBackend):
     def __init__(self) -> None:
         super().__init__()
         self.up = False
+        self.stalls = True
         self.probing = asyncio.Event()
 
     async def put(
@@ -30,6 +31,8 @@ class Stalling(InProcessBackend):
         await super().put(key, payload, ttl, version=version)
 
     async def probe(self) -> None:
+        if not self.stalls:
+            return
         self.probing.set()
         try:
             await asyncio.Event().wait()  # no answer
@@ -53,3 +56,28 @@ async def test_cancelling_aclose_while_it_waits_for_the_recovery_is_not_swallowe
     closer.cancel()  # and now its caller cancels it (a shutdown, a timeout)
     (outcome,) = await asyncio.gather(closer, return_exceptions=True)
     assert isinstance(outcome, asyncio.CancelledError), outcome
+
+
+def test_a_recovery_left_on_a_closed_loop_does_not_block_recovery_forever() -> None:
+    """The background replay started on a loop that was then closed (a thread's own loop, run
+    with run_until_complete and closed) can never finish. Another loop must start its own once
+    the remote is back, not count the dead one as running: else nothing is ever replayed and
+    aclose() fails."""
+    remote = Stalling()
+    store = HybridStore(InProcessBackend(), remote, backoff=Backoff(60, 60))
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(store.put("a", "1", None))  # journalled: the remote is down
+        flushing = first.create_task(store.flush())  # starts the recovery: it stalls
+        first.run_until_complete(remote.probing.wait())
+    finally:
+        first.close()  # with the recovery (and the flush waiting on it) still pending
+    del flushing
+
+    async def later() -> tuple[bool, bool]:
+        remote.up, remote.stalls = True, False
+        replayed = await store.flush()
+        await store.aclose()
+        return replayed.value, await remote.get("a") == "1"
+
+    assert asyncio.run(later()) == (True, True)

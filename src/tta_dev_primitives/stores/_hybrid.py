@@ -41,6 +41,7 @@ store itself (a fallback, dropped journal entries, dead letters, a recovery) is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -189,7 +190,7 @@ class HybridStore(Generic[B]):
     @property
     def recovering(self) -> bool:
         """True while a background replay runs."""
-        return self._recovery is not None and not self._recovery.done()
+        return _alive(self._recovery)
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -577,7 +578,7 @@ class HybridStore(Generic[B]):
         if self.remote is None:
             return True
         task = self._recovery
-        if task is None or task.done():
+        if task is None or not _alive(task):
             if not self._degraded:
                 return True
             task = self._start_recovery()
@@ -595,14 +596,15 @@ class HybridStore(Generic[B]):
 
     async def aclose(self) -> None:
         task, self._recovery = self._recovery, None
-        if task is not None and not task.done():
+        if task is not None and _alive(task):
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 # Its end, not its CancelledError: that would hide our caller's cancellation
                 # (which asyncio.wait raises; the recovery is cancelled either way).
                 await asyncio.wait([task])
             else:
-                task.get_loop().call_soon_threadsafe(task.cancel)
+                with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                    task.get_loop().call_soon_threadsafe(task.cancel)
         unsent = len(self._journal)
         await self.local.aclose()
         if self.remote is not None:
@@ -627,6 +629,12 @@ class HybridStore(Generic[B]):
             )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=unsent)
+
+
+def _alive(task: asyncio.Task[Any] | None) -> bool:
+    """True if ``task`` runs, or will: not done, and its loop not closed (a loop closed with it
+    pending never finishes it)."""
+    return task is not None and not task.done() and not task.get_loop().is_closed()
 
 
 class SearchableHybrid(HybridStore[SearchableBackend]):
