@@ -1,4 +1,6 @@
-"""A caller's cancellation of ``aclose()`` is not swallowed by the recovery's own."""
+"""aclose() and the background tasks it ends: the recovery (HybridStore) and the backfill
+(QueryEngine). A caller's cancellation is not swallowed by the task's own, and a task left
+pending on a closed loop neither counts as running nor makes aclose() fail."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import asyncio
 from typing import Any
 
 from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._hybrid import HybridStore
 from tta_dev_primitives.stores._inprocess import InProcessBackend
+from tta_dev_primitives.stores._redis.query_engine import QueryEngine
 
 
 class Stalling(InProcessBackend):
@@ -81,3 +85,48 @@ def test_a_recovery_left_on_a_closed_loop_does_not_block_recovery_forever() -> N
         return replayed.value, await remote.get("a") == "1"
 
     assert asyncio.run(later()) == (True, True)
+
+
+def _engine_with_backfill(backfill: Any) -> QueryEngine:
+    """A query engine whose background backfill is ``backfill`` (a task)."""
+    engine = QueryEngine("review", "redis", Indexing())
+    engine._backfill = backfill
+    return engine
+
+
+async def _slow_to_cancel() -> None:
+    try:
+        await asyncio.Event().wait()  # a backfill page waiting on Redis
+    except asyncio.CancelledError:
+        for _ in range(3):
+            await asyncio.sleep(0)  # letting go of its connection
+        raise
+
+
+async def test_cancelling_the_query_engines_aclose_is_not_swallowed() -> None:
+    """The same for the Redis Query Engine's backfill: aclose() cancelled while it waits for
+    the backfill to end must end cancelled."""
+    backfill = asyncio.create_task(_slow_to_cancel())
+    await asyncio.sleep(0)
+    engine = _engine_with_backfill(backfill)
+    closer = asyncio.create_task(engine.aclose())
+    await asyncio.sleep(0)  # aclose cancelled the backfill and waits for it
+    closer.cancel()
+    (outcome,) = await asyncio.gather(closer, return_exceptions=True)
+    assert isinstance(outcome, asyncio.CancelledError), outcome
+    await asyncio.wait([backfill])  # it was cancelled all the same, and ends in its own time
+    assert backfill.cancelled()
+
+
+def test_the_query_engines_aclose_with_a_backfill_left_on_a_closed_loop() -> None:
+    """A backfill left pending on a loop since closed: aclose() on another loop must close,
+    not fail touching the closed loop."""
+    first = asyncio.new_event_loop()
+    try:
+        backfill = first.create_task(_slow_to_cancel())
+        first.run_until_complete(asyncio.sleep(0))
+    finally:
+        first.close()
+    engine = _engine_with_backfill(backfill)
+    asyncio.run(engine.aclose())
+    del backfill

@@ -439,10 +439,18 @@ class QueryEngine:
 
     async def aclose(self) -> None:
         task, self._backfill = self._backfill, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if task is None or task.done() or task.get_loop().is_closed():
+            return  # (a loop closed with it pending never runs it again)
+        if task.get_loop() is not asyncio.get_running_loop():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            return
+        task.cancel()
+        # Its end, not its CancelledError: that would hide our caller's cancellation
+        # (which asyncio.wait raises). Its error, if any, is read, not raised.
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()
 
     # -- searching -----------------------------------------------------------------------------
 
