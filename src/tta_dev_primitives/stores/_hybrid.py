@@ -227,6 +227,7 @@ class HybridStore(Generic[B]):
     async def get(self, key: str) -> Served[Any | None]:
         if not self._loaded:
             await self._load()
+        self._resume_stranded()
         if self._journal and not self._degraded and self._journal.has_key(key):
             # its last batch is still on its way
             return Served(await self.local.get(key), self.local.kind, fallback=True)
@@ -295,6 +296,8 @@ class HybridStore(Generic[B]):
         if not self._loaded:
             await self._load()
         remote = self.remote
+        if remote is not None:
+            self._resume_stranded()
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
@@ -538,6 +541,14 @@ class HybridStore(Generic[B]):
                 log.debug("memory backend still unavailable (%s); next probe in %.1fs", exc,
                           self._next_probe - self._clock())  # fmt: skip
             return False
+        except asyncio.CancelledError:
+            # Cancelled (its loop ending, aclose) perhaps in the last batch, after
+            # _leave_degraded: what is left must be replayed by a later recovery, which only a
+            # degraded store starts (else flush says True and touch/delete go on without it).
+            if self._journal:
+                self._degraded = True
+                self._remote_ok = False
+            raise
         else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
             self._refusal = None
@@ -553,6 +564,14 @@ class HybridStore(Generic[B]):
             return True
         finally:
             self.events.recovery_ended(token, outcome)
+
+    def _resume_stranded(self) -> None:
+        """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing
+        it, its loop closed with it pending, left the store serving Redis with writes still
+        journalled, which no recovery would ever replay: degraded again, the next one does."""
+        if not self._degraded and self._journal and not _alive(self._recovery):
+            self._degraded = True
+            self._remote_ok = False
 
     def _leave_degraded(self) -> None:
         """Before the last batch: new writes go to the remote, reads of its keys stay local."""
@@ -577,6 +596,7 @@ class HybridStore(Generic[B]):
     async def _replay_now(self) -> bool:
         if self.remote is None:
             return True
+        self._resume_stranded()
         task = self._recovery
         if task is None or not _alive(task):
             if not self._degraded:
