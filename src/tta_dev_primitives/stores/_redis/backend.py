@@ -208,8 +208,9 @@ class RedisBackend(StorageBackend):
         return True
 
     async def current_versions(self, keys: Sequence[str]) -> list[str | None] | None:
-        """Each key's version: the newer of its partition's ``w`` and ``t`` (a touch's), one
-        ``HMGET`` of each per partition, pipelined."""
+        """Each key's version: the newer of its partition's ``w`` and ``t`` (a touch's, while
+        the ``w`` it was made over is still there), one ``HMGET`` of each per partition,
+        pipelined."""
         await self.connection.ready()
         by_base: dict[str, list[str]] = {}
         for key in keys:
@@ -231,8 +232,10 @@ class RedisBackend(StorageBackend):
         for i, (_, names) in enumerate(groups):
             written, touched = replies[2 * i], replies[2 * i + 1]
             for key, version, touch in zip(names, written, touched, strict=True):
-                newest = max((text_of(v) for v in (version, touch) if v is not None), default=None)
-                found[key] = newest
+                found[key] = _newest(
+                    None if version is None else text_of(version),
+                    None if touch is None else text_of(touch),
+                )
         return [found[key] for key in keys]
 
     async def scope_page(
@@ -446,3 +449,14 @@ def _stale(key: str, reply: str) -> StaleWriteError:
         "this one was not applied",
         newer=newer,
     )
+
+
+def _newest(written: str | None, touched: str | None) -> str | None:
+    """A key's version from ``w`` and ``t``: the touch's (``'<version> <w then>'``) counts only
+    while ``w`` is the one it was made over; a process of the version before writes ``w``
+    without clearing ``t``."""
+    if touched is not None:
+        version, _, over = touched.partition(" ")
+        if over == (written or "") and (written is None or version > written):
+            return version
+    return written

@@ -15,9 +15,11 @@ cannot disagree:
 - ``w``        each live or tombstoned key's version (hash; see ``stores._versions``): that of
                the write that stored or deleted its value, which a later write must be newer
                than
-- ``t``        each touched key's newest touch version (hash; until its next write): a touch
-               changes no value, so a write older than the touch but newer than ``w`` still
-               applies; the copy check reads the newer of the two
+- ``t``        each touched key's newest touch version and the ``w`` it was made over,
+               ``'<version> <w>'`` (hash; until its next write): a touch changes no value, so a
+               write older than the touch but newer than ``w`` still applies; the copy check
+               reads the newer of the two, the touch only while ``w`` is unchanged (a process
+               of the version before writes ``w`` without clearing ``t``)
 - ``e``        each live key's embedding, float32 little-endian bytes (hash; only when the
                memory was written with an embedder: search scores vectors in the replica)
 - ``n``        partition facts (hash): ``seq`` last sequence, ``epoch`` (changes when the

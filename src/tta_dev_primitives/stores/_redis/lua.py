@@ -72,7 +72,9 @@ return text
 # KEYS[1] value key; ARGV: base, key, ttl_ms (0 = none), version ('' = none). Restarts the
 # memory's clock: it expires ttl_ms from now (never, for 0), its search documents with it. A new
 # sequence puts it back on the feed, so replicas learn its deadline. Its version goes to ``t``,
-# not ``w``: it changes no value. Returns that sequence and the newest version it replaced
+# not ``w``: it changes no value. ``t`` holds '<touch version> <w then>', and counts only while
+# ``w`` is unchanged: a process that knows nothing of ``t`` (the version before) writes ``w``
+# without clearing it. Returns that sequence and the newest version it replaced
 # ('<seq> <version or nothing>'), '' if there is no memory under key, or 'stale <newer version>'.
 TOUCH = (
     COMMON
@@ -80,8 +82,13 @@ TOUCH = (
 local base, key, ttl, version = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local bad = check_layout(base, key)
 if bad then return bad end
-local newer = stale(base, key, version)
+local written = redis.call('HGET', base .. VERSIONS, key) or ''
 local touched = redis.call('HGET', base .. TOUCHES, key)
+if touched then
+  local tv, tw = string.match(touched, '^(%S+) ?(%S*)$')
+  if tw == written then touched = tv else touched = nil end
+end
+local newer = stale(base, key, version)
 if not newer and version ~= '' and touched and touched > version then newer = touched end
 if newer then return 'stale ' .. newer end
 sweep(base, 16)
@@ -111,13 +118,12 @@ else
 end
 for _, d in ipairs(docs) do redis.call('HSET', d, 'q', text) end
 zadd2(base, LIVE, text, key)
-local replaced = redis.call('HGET', base .. VERSIONS, key) or ''
-touched = redis.call('HGET', base .. TOUCHES, key)
+local replaced = written
 if touched and touched > replaced then replaced = touched end
 if version ~= '' then
   -- Not the value's version (``w``): a write older than this touch is still newer than the
   -- value it touched, and must apply (a replayed outage write, one overtaken on the way).
-  redis.call('HSET', base .. TOUCHES, key, version)
+  redis.call('HSET', base .. TOUCHES, key, version .. ' ' .. written)
   seen_version(base, version)
 end
 return text .. ' ' .. replaced
