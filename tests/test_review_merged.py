@@ -126,3 +126,32 @@ def test_a_recovery_left_on_a_closed_loop_in_its_last_batch_is_replayed_later(
             await memory.aclose()
 
     asyncio.run(second())
+
+
+@pytest.mark.redis
+async def test_a_touch_overtaken_by_its_own_put_does_not_raise(redis_server: Any) -> None:
+    """touch(k) is on its way when this process's add(k) overtakes it: the value's newer
+    version makes the touch stale there. That change is this process's own and its call came
+    later, so it stands with its own deadline, and the touch reports the memory there instead
+    of failing with StaleWriteError (which touch never documents)."""
+    memory = fast_recovery(redis_server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "touch")
+    touch = asyncio.create_task(memory.touch("u1:s1:k", 600))
+    await entered.wait()
+    await memory.add("u1:s1:k", {"v": "new"})  # no ttl: it stands
+    release.set()
+    try:
+        assert await touch is True
+        other = fast_recovery(redis_server.url, memory.namespace)
+        try:
+            assert [(k, v, ttl) async for k, v, ttl in other.items()] == [
+                ("u1:s1:k", {"v": "new"}, None)
+            ]
+        finally:
+            await other.aclose()
+    finally:
+        await memory.clear()
+        await memory.aclose()

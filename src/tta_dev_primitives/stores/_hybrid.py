@@ -272,7 +272,7 @@ class HybridStore(Generic[B]):
                 f"touch({key!r}) needs Redis, which is not answering: its expiry is unchanged"
             )
         try:
-            had = await remote.touch(key, ttl, version=self.versions.next())
+            had = await self._touch_live(remote, key, ttl)
         except BackendUnavailableError as exc:
             self._fail(exc)
             raise
@@ -280,8 +280,28 @@ class HybridStore(Generic[B]):
         self._succeed()
         if self._outdated:
             await self._drop_outdated()
+        if had is None:
+            # This process's own later write of the key arrived first: it stands (its call
+            # came after), with its own deadline; the memory is there if that write put it.
+            return Served(await self.local.get(key) is not None, remote.kind)
         await self.local.touch(key, ttl)
         return Served(had, remote.kind)
+
+    async def _touch_live(self, remote: B, key: str, ttl: float | None) -> bool | None:
+        """Send a touch, as ``_send_live`` sends a write: a newer version of this process's own
+        stands (None); another process's is observed, and the touch retried once."""
+        try:
+            return await remote.touch(key, ttl, version=self.versions.next())
+        except StaleWriteError as exc:
+            if self.versions.issued(exc.newer):
+                return None
+            self.versions.observe_version(exc.newer)
+        try:
+            return await remote.touch(key, ttl, version=self.versions.next())
+        except StaleWriteError as exc:
+            self.versions.observe_version(exc.newer)
+            self._count_stale(1)
+            raise
 
     async def forget_local(self, scope: str) -> int:
         """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
