@@ -208,10 +208,7 @@ class HybridStore(Generic[B]):
     async def delete(self, key: str) -> Served[bool]:
         if not self._loaded:
             await self._load()
-        if self.remote is not None and not self._degraded and self._journal.has_key(key):
-            # Its journalled write is in the replay's last batch: Redis says whether the key
-            # was there only once that has landed.
-            await self._replay_now()
+        await self._after_last_batch(key)  # Redis says whether the key was there once it lands
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
@@ -228,8 +225,7 @@ class HybridStore(Generic[B]):
         if not self._loaded:
             await self._load()
         self._resume_stranded()
-        if self._journal and not self._degraded and self._journal.has_key(key):
-            # its last batch is still on its way
+        if self._in_last_batch(key):
             return Served(await self.local.get(key), self.local.kind, fallback=True)
         served = await self._read(lambda b: b.get(key))
         if not served.fallback and self.remote is not None:
@@ -261,18 +257,17 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(await self.local.touch(key, ttl), self.local.kind)
-        if not self._degraded and self._journal.has_key(key):
-            # The key's journalled write is in the replay's last batch: touched before it
-            # lands, Redis's older value would take the deadline (or there is none: False),
-            # and the write would then replace it with its own.
-            await self._replay_now()
+        # Touched before its journalled write lands, Redis's older value would take the
+        # deadline (or there is none: False), and the write would then replace it with its own.
+        await self._after_last_batch(key)
         if self._degraded:
             self._maybe_recover()
             raise BackendUnavailableError(
                 f"touch({key!r}) needs Redis, which is not answering: its expiry is unchanged"
             )
+        version = self.versions.next()
         try:
-            had = await self._touch_live(remote, key, ttl)
+            had = await self._newest_wins(lambda v: remote.touch(key, ttl, version=v or version))
         except BackendUnavailableError as exc:
             self._fail(exc)
             raise
@@ -287,21 +282,15 @@ class HybridStore(Generic[B]):
         await self.local.touch(key, ttl)
         return Served(had, remote.kind)
 
-    async def _touch_live(self, remote: B, key: str, ttl: float | None) -> bool | None:
-        """Send a touch, as ``_send_live`` sends a write: a newer version of this process's own
-        stands (None); another process's is observed, and the touch retried once."""
-        try:
-            return await remote.touch(key, ttl, version=self.versions.next())
-        except StaleWriteError as exc:
-            if self.versions.issued(exc.newer):
-                return None
-            self.versions.observe_version(exc.newer)
-        try:
-            return await remote.touch(key, ttl, version=self.versions.next())
-        except StaleWriteError as exc:
-            self.versions.observe_version(exc.newer)
-            self._count_stale(1)
-            raise
+    def _in_last_batch(self, key: str) -> bool:
+        """The replay's last batch, on its way, holds a write of ``key``: the store already
+        serves Redis (``_leave_degraded``), which does not have it yet."""
+        return bool(self._journal) and not self._degraded and self._journal.has_key(key)
+
+    async def _after_last_batch(self, key: str) -> None:
+        """Wait for the replay's last batch if it holds a write of ``key``."""
+        if self._in_last_batch(key):
+            await self._replay_now()
 
     async def forget_local(self, scope: str) -> int:
         """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
@@ -391,22 +380,40 @@ class HybridStore(Generic[B]):
         return Served(result, remote.kind)
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
-        """Send a caller's write; if Redis holds a newer version from another process (a writer
-        whose clock runs ahead, a clear from one), observe it and retry once with a newer
-        version: among live writes, the last one Redis acknowledges wins. A second rejection is
-        reported. A newer version of this process's own stands: its calls' order decides."""
+        """Send a caller's write (``_newest_wins``). A clear still removes what is older than it
+        when a newer change of this process's own stands."""
+
+        async def stands() -> None:
+            if isinstance(write, Clear):
+                await remote.apply([write])
+
+        return await self._newest_wins(
+            lambda v: send(remote, write if v is None else dataclasses.replace(write, version=v)),
+            stands,
+        )
+
+    async def _newest_wins(
+        self,
+        attempt: Callable[[str | None], Awaitable[R]],
+        stands: Callable[[], Awaitable[None]] | None = None,
+    ) -> R | None:
+        """Run ``attempt(None)`` (a write or touch with the version it was issued); if Redis
+        holds a newer version from another process (a writer whose clock runs ahead, a clear
+        from one), observe it and retry once with a newer version: among live writes, the last
+        one Redis acknowledges wins. A second rejection is reported. A newer version of this
+        process's own stands (None, after ``stands``): its calls' order decides."""
         try:
-            return await send(remote, write)
+            return await attempt(None)
         except StaleWriteError as exc:
             if self.versions.issued(exc.newer):
                 # This process's own later change arrived first (concurrent calls): it stands,
-                # as the order of the calls says. A clear still removes what is older than it.
-                if isinstance(write, Clear):
-                    await remote.apply([write])
+                # as the order of the calls says.
+                if stands is not None:
+                    await stands()
                 return None
             self.versions.observe_version(exc.newer)
         try:
-            return await send(remote, dataclasses.replace(write, version=self.versions.next()))
+            return await attempt(self.versions.next())
         except StaleWriteError as exc:
             self.versions.observe_version(exc.newer)
             self._count_stale(1)
