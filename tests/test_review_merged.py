@@ -9,9 +9,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import fast_recovery, replayed
-from test_review_writes import gate
+from test_review_writes import gate, hold_last_replay_batch
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.layout import Layout
+
+#: The value Redis holds, then the write journalled during the outage.
+OUTAGE_WRITE = (("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"}))
 
 
 @pytest.mark.redis
@@ -26,17 +29,8 @@ def test_a_recovery_cancelled_in_its_last_batch_is_replayed_later(
     memory = fast_recovery(server.url)
 
     async def first() -> None:
-        await memory.add("u1:s1:k", {"v": "old"})
-        server.kill()
-        await memory.add("u1:s1:k", {"v": "written in the outage"})
-        assert memory.get_backend_info()["journal_size"] == 1
-        server.start()
-        remote = memory._store.remote
-        assert isinstance(remote, RedisBackend)
-        entered, _ = gate(remote, "apply")
-        asyncio.get_running_loop().create_task(memory.flush())
-        await entered.wait()  # the last batch is on its way; the loop now ends
-        assert not memory.get_backend_info()["degraded"]
+        # The last batch is on its way; the loop now ends.
+        await hold_last_replay_batch(memory, server, *OUTAGE_WRITE)
 
     asyncio.run(first())
 
@@ -97,16 +91,7 @@ def test_a_recovery_left_on_a_closed_loop_in_its_last_batch_is_replayed_later(
     memory = fast_recovery(server.url)
 
     async def first() -> None:
-        await memory.add("u1:s1:k", {"v": "old"})
-        server.kill()
-        await memory.add("u1:s1:k", {"v": "written in the outage"})
-        server.start()
-        remote = memory._store.remote
-        assert isinstance(remote, RedisBackend)
-        entered, _ = gate(remote, "apply")
-        asyncio.get_running_loop().create_task(memory.flush())
-        await entered.wait()
-        assert not memory.get_backend_info()["degraded"]
+        await hold_last_replay_batch(memory, server, *OUTAGE_WRITE)
 
     loop = asyncio.new_event_loop()
     loop.run_until_complete(first())

@@ -38,6 +38,26 @@ def gate(obj: Any, name: str) -> tuple[asyncio.Event, asyncio.Event]:
     return entered, release
 
 
+async def hold_last_replay_batch(
+    memory: Any, server: Any, before: tuple[str, Any], outage: tuple[str, Any]
+) -> tuple[asyncio.Task[bool], asyncio.Event]:
+    """``before`` written to Redis, Redis killed, ``outage`` journalled, Redis back, and the
+    replay held in its last batch (the store already serves Redis, which lacks ``outage``).
+    The flush replaying it, and the event that lets the batch go."""
+    await memory.add(*before)
+    server.kill()
+    await memory.add(*outage)
+    assert memory.get_backend_info()["journal_size"] == 1
+    server.start()
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "apply")
+    flush = asyncio.create_task(memory.flush())
+    await entered.wait()  # the last batch is on its way; new calls go to Redis
+    assert not memory.get_backend_info()["degraded"]
+    return flush, release
+
+
 async def test_a_put_overtaken_by_a_touch_is_stored(redis_server: Any) -> None:
     """put(k, new) is on its way when touch(k) overtakes it: the put returns normally, so Redis
     must hold the new value (before: the touch's newer version made Redis reject the put as
@@ -89,17 +109,9 @@ async def test_a_touch_during_the_last_replay_batch_keeps_the_outage_write(
     stale against the touch's version)."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    server.kill()
-    await memory.add("u1:s1:k", {"v": "written in the outage"})
-    assert memory.get_backend_info()["journal_size"] == 1
-    server.start()
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
-    entered, release = gate(remote, "apply")
-    flush = asyncio.create_task(memory.flush())
-    await entered.wait()  # the last batch is on its way; new calls go to Redis
-    assert not memory.get_backend_info()["degraded"]
+    flush, release = await hold_last_replay_batch(
+        memory, server, ("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
+    )
     touch = asyncio.create_task(memory.touch("u1:s1:k", 600))
     for _ in range(50):  # let the touch run as far as it can without the batch
         await asyncio.sleep(0)
@@ -123,16 +135,9 @@ async def test_forget_during_the_last_replay_batch_forgets_the_outage_write(
     (before: forget listed Redis, which did not hold it yet, and the batch landed after)."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:a", {"v": "before"})
-    server.kill()
-    await memory.add("u1:s1:b", {"v": "written in the outage"})
-    server.start()
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
-    entered, release = gate(remote, "apply")
-    flush = asyncio.create_task(memory.flush())
-    await entered.wait()
-    assert not memory.get_backend_info()["degraded"]
+    flush, release = await hold_last_replay_batch(
+        memory, server, ("u1:s1:a", {"v": "before"}), ("u1:s1:b", {"v": "written in the outage"})
+    )
     forget = asyncio.create_task(memory.forget("u1"))
     for _ in range(50):
         await asyncio.sleep(0)
@@ -217,16 +222,9 @@ async def test_delete_during_the_last_replay_batch_says_the_memory_was_there(
     it yet, and returned False), and it stays deleted."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
-    await memory.add("warm", {"v": 0})
-    server.kill()
-    await memory.add("u1:s1:k", {"v": "written in the outage"})
-    server.start()
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
-    entered, release = gate(remote, "apply")
-    flush = asyncio.create_task(memory.flush())
-    await entered.wait()
-    assert not memory.get_backend_info()["degraded"]
+    flush, release = await hold_last_replay_batch(
+        memory, server, ("warm", {"v": 0}), ("u1:s1:k", {"v": "written in the outage"})
+    )
     delete = asyncio.create_task(memory.delete("u1:s1:k"))
     for _ in range(50):
         await asyncio.sleep(0)
