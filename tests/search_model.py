@@ -15,7 +15,7 @@ from typing import Any
 
 from tta_dev_primitives.search import Analyzer
 from tta_dev_primitives.search._analyzer import STOP_MARK
-from tta_dev_primitives.search._bm25 import bm25, idf
+from tta_dev_primitives.search._bm25 import bm25, idf, length_b
 
 ANALYZER = Analyzer()
 METADATA = {"role", "type", "kind", "id", "status", "timestamp"}
@@ -142,7 +142,7 @@ class MemoryModel:
             for i in order:
                 tf = sum(v for t, v in c.items() if t in matched[i])
                 if tf:
-                    score += bm25(float(tf), float(lengths[key]), avg, idfs[i])
+                    score += bm25(float(tf), float(lengths[key]), avg, idfs[i], length_b(avg))
                     hit = True
             if hit:
                 scored.append((score, live[key].seq, key))

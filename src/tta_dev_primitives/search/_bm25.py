@@ -60,13 +60,10 @@ def length_b(avg_len: float) -> float:
     return SHORT_B + (B - SHORT_B) * (avg_len - SHORT_TEXT) / (LONG_TEXT - SHORT_TEXT)
 
 
-def bm25(tf: Any, doc_len: Any, avg_len: float, token_idf: float) -> Any:
-    """One term's contribution; works on floats and on numpy arrays alike."""
-    if avg_len > 0:
-        b = length_b(avg_len)
-        norm = K1 * (1.0 - b + b * doc_len / avg_len)
-    else:
-        norm = K1
+def bm25(tf: Any, doc_len: Any, avg_len: float, token_idf: float, b: float) -> Any:
+    """One term's contribution; works on floats and on numpy arrays alike. ``b`` is
+    ``length_b(avg_len)``, taken once per search rather than once per document and term."""
+    norm = K1 * (1.0 - b + b * doc_len / avg_len) if avg_len > 0 else K1
     return token_idf * tf * (K1 + 1.0) / (tf + norm)
 
 

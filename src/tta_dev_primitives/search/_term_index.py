@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._arrays import gather, numpy
-from tta_dev_primitives.search._bm25 import bm25, idf, token_order
+from tta_dev_primitives.search._bm25 import bm25, idf, length_b, token_order
 from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
 
@@ -300,9 +300,10 @@ class TermIndex:
         size = len(self._live)
         acc = np.zeros(size, dtype=np.float64)
         touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
+        b = length_b(avg_len)
         for i in order:
             m = self._read(expansions[i], None) if matches is None else matches[i]
-            acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i])
+            acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i], b)
             touched[m.d] = True
         candidates = np.flatnonzero(touched)
         if matches is None:  # read whole: drop the stale postings' documents

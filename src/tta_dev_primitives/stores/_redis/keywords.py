@@ -30,7 +30,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
-from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, token_order
+from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, length_b, token_order
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
@@ -342,6 +342,7 @@ def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, i
         kept, idfs = [kept[j] for j in cut], [idfs[j] for j in cut]
     order = token_order(idfs)
     avg_len = length / docs
+    b = length_b(avg_len)
     scored = []
     for key, seq, n, row_tfs in rows:
         tfs = [row_tfs[i] for i in kept]
@@ -350,6 +351,6 @@ def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, i
         score = 0.0
         for j in order:
             if tfs[j]:
-                score += bm25(float(tfs[j]), float(n), avg_len, idfs[j])
+                score += bm25(float(tfs[j]), float(n), avg_len, idfs[j], b)
         scored.append((key, score, seq))
     return scored, ceiling(idfs)
