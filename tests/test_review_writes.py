@@ -260,3 +260,81 @@ async def test_an_add_cancelled_on_its_way_is_not_served_in_the_next_outage(
     assert await memory.get("u1:s1:k") == {"v": "old"}
     await memory.clear()
     await memory.aclose()
+
+
+async def test_a_get_racing_an_add_keeps_the_add_s_copy_for_the_outage(
+    redis_server_factory: Any,
+) -> None:
+    """add(k, new) is on its way when get(k) reads Redis's older value. The get must not drop
+    the add's in-process copy as outdated: the add then meets the outage and is journalled, and
+    reads during that outage must find it (before: a miss until the replay)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "put")
+    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
+    await entered.wait()
+    assert await memory.get("u1:s1:k") == {"v": "old"}  # Redis has not got it yet
+    server.kill()
+    release.set()
+    await add  # journalled: returned normally
+    assert memory.get_backend_info()["degraded"]
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    assert [r["v"] for r in await memory.search("new")] == ["new"]
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_cancelled_add_leaves_a_later_journalled_add_s_copy(
+    redis_server_factory: Any,
+) -> None:
+    """add(k, first) is held on its way; Redis dies and add(k, second) is journalled; then the
+    first is cancelled. Its cancellation must not drop the in-process copy, which now holds the
+    second add's value: the outage still serves it (before: a miss until the replay)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, _release = gate(remote, "put")
+    first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
+    await entered.wait()
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "second"})
+    assert memory.get_backend_info()["journal_size"] == 1
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await memory.get("u1:s1:k") == {"v": "second"}
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "second"}
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_cancelled_add_leaves_a_later_live_add_s_copy(redis_server: Any) -> None:
+    """Two adds of one key on their way, the later one first to land; the earlier is then
+    cancelled. The in-process copy must keep the later value, which Redis holds: an outage right
+    after still serves it (before: the cancellation dropped it)."""
+    memory = fast_recovery(redis_server.url)
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    await memory.add("u1:s1:k", {"v": "old"})
+    entered, _release = gate(remote, "put")
+    first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
+    await entered.wait()
+    await memory.add("u1:s1:k", {"v": "second"})
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    local = memory._store.local
+    assert await local.get("u1:s1:k") is not None
+    assert await memory.get("u1:s1:k") == {"v": "second"}
+    await memory.clear()
+    await memory.aclose()

@@ -44,7 +44,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,6 +70,7 @@ from tta_dev_primitives.stores._base import (
 )
 from tta_dev_primitives.stores._copies import CopyCheck, Outdated, same
 from tta_dev_primitives.stores._events import NoEvents, Served, StoreEvents
+from tta_dev_primitives.stores._in_flight import InFlight
 from tta_dev_primitives.stores._journal_file import JournalFile
 from tta_dev_primitives.stores._outbox import Outbox
 from tta_dev_primitives.stores._recovery import (
@@ -139,8 +139,7 @@ class HybridStore(Generic[B]):
         self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
-        self._sending: dict[str, int] = {}  # keys with a live write on its way to the remote
-        self._sending_lock = threading.Lock()  # the store may serve two loops' threads
+        self._in_flight = InFlight()  # keys with a write on its way: their copies are ours
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
@@ -332,47 +331,43 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
-        key = write.key if isinstance(write, Put | Delete) else None
-        if key is not None:
-            # A copy check running now must not judge the key: its value is this store's own
-            # (on its way to Redis, or journalled). No await since the in-process write.
-            self.copies.wrote(key)
+        if not isinstance(write, Put | Delete):
+            return await self._deliver(remote, write)  # a clear
+        # A copy check, or a read that finds Redis's older value, must not judge the key while
+        # this write is on its way: its copy is this store's own. No await since the in-process
+        # write, so nothing comes in between.
+        self.copies.wrote(write.key)
+        with self._in_flight.sending(write.key, write.version):
+            try:
+                return await self._deliver(remote, write)
+            except (BackendRefusedError, StaleWriteError, JournalError):
+                # Not stored (refused, or the journal's file could not take it): the copy
+                # must not hold what Redis lacks.
+                await self._drop_unstored(write)
+                raise
+
+    async def _deliver(self, remote: B, write: Write) -> Served[bool | None]:
+        """Journal ``write`` while degraded, else send it (journalled if the remote is gone)."""
         if self._degraded:
-            refusal = self._refusal
-            if refusal is not None and isinstance(write, Put):
+            if self._refusal is not None and isinstance(write, Put):
                 # The replay found Redis refusing (full, or an ACL): a new write would only
                 # pile up behind it. Raise, as a live write would be, and keep nothing.
-                await self.local.delete(write.key)
-                raise BackendRefusedError(str(refusal))
-            await self._journal_write(write)
+                raise BackendRefusedError(str(self._refusal))
+            await self._outbox.add(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
-        if key is not None:
-            with self._sending_lock:
-                self._sending[key] = self._sending.get(key, 0) + 1
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
             self._fail(exc)
-            await self._journal_write(write)
+            await self._outbox.add(write)
             return Served(None, self.local.kind, fallback=True)
-        except (BackendRefusedError, StaleWriteError):
-            # Not stored: the in-process copy must not hold what Redis lacks.
-            if isinstance(write, Put):
-                await self.local.delete(write.key)
-            raise
         except asyncio.CancelledError:
             # Cancelled on its way (a caller's timeout): Redis may never have stored it, so an
-            # outage must not serve it from the copy (a miss instead, as for an evicted copy).
-            if isinstance(write, Put):
-                await self.local.delete(write.key)
+            # outage must not serve it from the copy. (Once queued for the journal's file a
+            # write is journalled even if its caller is cancelled: that copy stays.)
+            await self._drop_unstored(write)
             raise
-        finally:
-            if key is not None:
-                with self._sending_lock:
-                    left = self._sending.pop(key, 1) - 1
-                    if left > 0:
-                        self._sending[key] = left
         self._succeed()
         if self._outdated:
             await self._drop_outdated()
@@ -439,7 +434,7 @@ class HybridStore(Generic[B]):
 
     async def _drop_outdated(self) -> None:
         """Drop in-process copies older than Redis's; a key with a journalled write keeps it."""
-        await self._outdated.drop(self.local, self._journal.has_key)
+        await self._outdated.drop(self.local, self._keeps_copy)
 
     def _maybe_recover(self) -> None:
         """Start the background recovery if a probe is due and none is running."""
@@ -452,16 +447,20 @@ class HybridStore(Generic[B]):
         self._recovery = task
         return task
 
-    async def _journal_write(self, write: Write) -> None:
-        """Journal a write (``Outbox.add``). If the durable file cannot take it (a full disk),
-        ``JournalError`` is raised and nothing of the write is kept: a put's in-process copy is
-        dropped too."""
-        try:
-            await self._outbox.add(write)
-        except JournalError:
-            if isinstance(write, Put):
-                await self.local.delete(write.key)
-            raise
+    def _keeps_copy(self, key: str) -> bool:
+        """A write of ``key`` is journalled or on its way: its in-process copy is this
+        process's own, newer than what Redis answered meanwhile."""
+        return key in self._in_flight or self._journal.has_key(key)
+
+    async def _drop_unstored(self, write: Write) -> None:
+        """A put that will not be stored drops its in-process copy, unless a later write of
+        the key (journalled, or on its way) has put its own value there since."""
+        if not isinstance(write, Put):
+            return
+        newest = self._in_flight.newest(write.key)
+        journalled = self._journal.version_of(write.key)
+        if newest in (None, write.version) and (journalled is None or journalled < write.version):
+            await self.local.delete(write.key)
 
     async def _load(self) -> None:
         """Before this store's first operation: take in what an earlier process left in the
@@ -517,8 +516,7 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None or not self.copies.due() or self._journal or self.recovering:
             return  # a replay lands writes a check could read before they do: after it
-        with self._sending_lock:
-            in_flight = list(self._sending)
+        in_flight = self._in_flight.keys()
         try:
             outdated = await self.copies.outdated(self.local, remote, self._ours, in_flight)
         except Exception as exc:

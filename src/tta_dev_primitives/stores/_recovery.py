@@ -187,6 +187,11 @@ class Journal:
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
 
+    def version_of(self, key: str) -> str | None:
+        """The version of ``key``'s journalled write, if it has one."""
+        entry = self._entries.get(("k", key))
+        return None if entry is None else entry.write.version
+
 
 class Replay:
     """Probe the remote and drain a journal into it; see the module docstring."""
