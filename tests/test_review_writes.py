@@ -9,7 +9,9 @@ it deterministically, as a delayed packet on another pooled connection would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -338,3 +340,55 @@ async def test_a_cancelled_add_leaves_a_later_live_add_s_copy(redis_server: Any)
     assert await memory.get("u1:s1:k") == {"v": "second"}
     await memory.clear()
     await memory.aclose()
+
+
+@contextmanager
+def loop_in_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """Another event loop, running in its own thread (as a sync adapter's portal does)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Awaitable[Any]:
+    return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
+async def test_a_touch_waits_for_a_last_replay_batch_on_another_thread_s_loop(
+    redis_server_factory: Any,
+) -> None:
+    """As above, but the replay runs on another thread's loop (the recovery was started by a
+    call made there). The touch must still wait for the batch holding the key's outage write:
+    else it restarts the old value's clock and the replayed add drops the deadline."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    with loop_in_thread() as elsewhere:
+        flush, release = await on(elsewhere, hold_last_replay_batch(
+            memory, server, ("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
+        ))  # fmt: skip
+        touch = asyncio.create_task(memory.touch("u1:s1:k", 600))
+        # Waiting for the batch (before: it went straight to Redis and returned; a slow
+        # machine only makes this weaker, never wrong).
+        await asyncio.wait([touch], timeout=1.0)
+        assert not touch.done()
+        elsewhere.call_soon_threadsafe(release.set)
+        assert await touch is True
+
+        async def finish() -> None:
+            await flush
+            await replayed(memory)
+
+        await on(elsewhere, finish())
+        other = fast_recovery(server.url, memory.namespace)
+        assert await other.get("u1:s1:k") == {"v": "written in the outage"}
+        deadlines = [ttl async for key, _, ttl in other.items() if key == "u1:s1:k"]
+        assert len(deadlines) == 1
+        assert deadlines[0] is not None
+        await other.aclose()
+        await on(elsewhere, memory.aclose())

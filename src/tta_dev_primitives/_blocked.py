@@ -1,17 +1,52 @@
-"""The event loop a sync call blocks while its work runs on the sync portal's loop.
+"""Event loops of other threads: the one a sync call blocks, and waiting for a task of another.
 
-Set (in the work's context) by ``integrations._portal.run_sync`` when called inside a running
-loop: closing a connection there must not wait for that loop to close its own client, which it
-can only do once the sync call returns.
+``blocked_loop`` is set (in the work's context) by ``integrations._portal.run_sync`` when called
+inside a running loop: closing a connection there must not wait for that loop to close its own
+client, which it can only do once the sync call returns. For the same reason ``finished_elsewhere``
+never waits for a task of that loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["blocked_loop"]
+__all__ = ["blocked_loop", "finished_elsewhere"]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "tta_blocked_loop", default=None
 )
+
+_CHECK = 0.05  # seconds between checks that the task's loop still runs
+
+
+async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
+    """Wait for ``task``, which belongs to another thread's running loop; True once it is done.
+    False at once if that loop is closed or blocked waiting for this very call, and as soon as
+    it stops running: it would never finish the task then."""
+    loop = task.get_loop()
+    if loop is blocked_loop.get() or loop.is_closed():
+        return False
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def finished(_: object) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # given up on
+            done.set_result(None)
+
+    try:
+        loop.call_soon_threadsafe(task.add_done_callback, finished)  # on its own thread
+    except RuntimeError:  # closed meanwhile
+        return False
+    waiting = asyncio.wrap_future(done)
+    try:
+        while True:
+            finished_now, _ = await asyncio.wait([waiting], timeout=_CHECK)
+            if finished_now:
+                return True
+            if loop.is_closed() or not loop.is_running():
+                return False
+    finally:
+        waiting.cancel()

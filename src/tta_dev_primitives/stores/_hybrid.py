@@ -49,6 +49,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from tta_dev_primitives._blocked import finished_elsewhere
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     BackendUnavailableError,
@@ -628,7 +629,9 @@ class HybridStore(Generic[B]):
                 return True
             task = self._start_recovery()
         elif task.get_loop() is not asyncio.get_running_loop():
-            return False  # replaying on another event loop: it cannot be awaited from here
+            # Replaying on another thread's loop: waited for from here, unless that loop
+            # cannot finish it (closed, stopped, or blocked waiting for this call).
+            return await finished_elsewhere(task) and not self._degraded
         await asyncio.shield(task)
         return not self._degraded
 
