@@ -130,3 +130,33 @@ def test_the_query_engines_aclose_with_a_backfill_left_on_a_closed_loop() -> Non
     engine = _engine_with_backfill(backfill)
     asyncio.run(engine.aclose())
     del backfill
+
+
+def test_a_backfill_left_on_a_closed_loop_is_started_again() -> None:
+    """A backfill left pending on a loop since closed never finishes. The next search that
+    prepares the engine must start one again, not take the dead one for running: else the
+    index stays "building" and searches never use the engine."""
+    first = asyncio.new_event_loop()
+    try:
+        dead = first.create_task(_slow_to_cancel())
+        first.run_until_complete(asyncio.sleep(0))
+    finally:
+        first.close()
+    engine = _engine_with_backfill(dead)
+    engine.state, engine.dims = "building", 4
+    pages: list[int | None] = []
+
+    async def call(_: Any) -> list[str]:
+        return ["0"]  # no partition is backfilled yet
+
+    async def backfill(most: int | None) -> bool:
+        pages.append(most)
+        return most is None  # the first page leaves more; the rest, in the background, ends
+
+    async def prepare() -> None:
+        await engine.prepare(call, ["p0"], False, backfill, 4, searching=True)
+        await engine.wait_backfill()
+
+    asyncio.run(prepare())
+    assert pages == [1, None]
+    del dead

@@ -1,4 +1,5 @@
-"""Event loops of other threads: the one a sync call blocks, and waiting for a task of another.
+"""Event loops of other threads: the one a sync call blocks, tasks left on a closed one, and
+waiting for a task of another.
 
 ``blocked_loop`` is set (in the work's context) by ``integrations._portal.run_sync`` when called
 inside a running loop: closing a connection there must not wait for that loop to close its own
@@ -12,15 +13,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
-__all__ = ["blocked_loop", "finished_elsewhere"]
+T = TypeVar("T")
+
+__all__ = ["alive", "blocked_loop", "finished_elsewhere"]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "tta_blocked_loop", default=None
 )
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
+
+
+def alive(task: asyncio.Task[T] | None) -> TypeGuard[asyncio.Task[T]]:
+    """True if ``task`` runs, or will: not done, and its loop not closed (a loop closed with it
+    pending never finishes it)."""
+    return task is not None and not task.done() and not task.get_loop().is_closed()
 
 
 async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:

@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from tta_dev_primitives._blocked import finished_elsewhere
+from tta_dev_primitives._blocked import alive, finished_elsewhere
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     BackendUnavailableError,
@@ -190,7 +190,7 @@ class HybridStore(Generic[B]):
     @property
     def recovering(self) -> bool:
         """True while a background replay runs."""
-        return _alive(self._recovery)
+        return alive(self._recovery)
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -595,7 +595,7 @@ class HybridStore(Generic[B]):
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing
         it, its loop closed with it pending, left the store serving Redis with writes still
         journalled, which no recovery would ever replay: degraded again, the next one does."""
-        if not self._degraded and self._journal and not _alive(self._recovery):
+        if not self._degraded and self._journal and not alive(self._recovery):
             self._degraded = True
             self._remote_ok = False
 
@@ -624,7 +624,7 @@ class HybridStore(Generic[B]):
             return True
         self._resume_stranded()
         task = self._recovery
-        if task is None or not _alive(task):
+        if not alive(task):
             if not self._degraded:
                 return True
             task = self._start_recovery()
@@ -644,7 +644,7 @@ class HybridStore(Generic[B]):
 
     async def aclose(self) -> None:
         task, self._recovery = self._recovery, None
-        if task is not None and _alive(task):
+        if alive(task):
             if task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 # Its end, not its CancelledError: that would hide our caller's cancellation
@@ -677,12 +677,6 @@ class HybridStore(Generic[B]):
             )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=unsent)
-
-
-def _alive(task: asyncio.Task[Any] | None) -> bool:
-    """True if ``task`` runs, or will: not done, and its loop not closed (a loop closed with it
-    pending never finishes it)."""
-    return task is not None and not task.done() and not task.get_loop().is_closed()
 
 
 class SearchableHybrid(HybridStore[SearchableBackend]):

@@ -62,6 +62,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Literal
 
+from tta_dev_primitives._blocked import alive
 from tta_dev_primitives.exceptions import BackendError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
@@ -197,7 +198,7 @@ class QueryEngine:
 
     @property
     def _backfilling(self) -> bool:
-        return self._backfill is not None and not self._backfill.done()
+        return alive(self._backfill)  # one left on a closed loop never finishes: start anew
 
     async def _discover(
         self, call: Call, bases: list[str], cluster: bool, dims: int | None
@@ -370,8 +371,7 @@ class QueryEngine:
         """
         flags = await call(lambda c: facts(c, bases, FACT_ENGINE_DONE))
         if not all(flag == "1" for flag in flags):
-            task = self._backfill
-            if task is not None and not task.done():
+            if self._backfilling:
                 return
             if dims is None and self.dims is None and await call(lambda c: has_vectors(c, bases)):
                 return
@@ -393,7 +393,7 @@ class QueryEngine:
 
     async def wait_backfill(self) -> None:
         """Await a backfill under way (tests; a migration script)."""
-        if self._backfill is not None:
+        if alive(self._backfill):
             await asyncio.shield(self._backfill)
 
     async def _add_vectors(self, call: Call, bases: list[str], dims: int) -> None:
