@@ -430,3 +430,33 @@ async def test_documents_written_before_user_totals_are_counted_by_a_backfill(
     await again.clear()
     for memory in (local, again):
         await memory.aclose()
+
+
+async def _letters(texts: list[str]) -> list[list[float]]:
+    """A small deterministic embedder: letter counts of a to h."""
+    return [[float(t.count(c)) + 0.5 for c in "abcdefgh"] for t in texts]
+
+
+async def test_a_memory_with_a_vector_is_indexed_once_per_write(redis_query_engine: Any) -> None:
+    """A memory's document, vector included, is written in one go, so the engine indexes it
+    once per write. Written field by field, it was indexed twice in a row, and RediSearch's
+    statistics drifted (average length doubled, some terms' idf far too high): BM25STD then
+    proposed the wrong candidates, and on Cranfield the engine's hybrid ranked .418 nDCG@10
+    against .433 in-process (benchmarks/bench_relevance.py --query-engine)."""
+    import redis.asyncio as aioredis
+
+    ns = f"rank:{uuid4().hex[:10]}"
+    remote = MemoryPrimitive(
+        redis_query_engine.url, namespace=ns, search_engine="redis", embed=_letters
+    )
+    docs = corpus()
+    for key, text in docs:
+        await remote.add(key, {"content": text})
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    info = await admin.execute_command("FT.INFO", Layout.index_name(ns))
+    fields = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2], strict=True))
+    assert int(fields["num_docs"]) == len(docs)
+    assert int(fields["max_doc_id"]) == len(docs)  # one indexing per write
+    await admin.aclose()
+    await remote.clear()
+    await remote.aclose()
