@@ -6,7 +6,9 @@ extra and the offline embedder; reads ``bench_hybrid``'s embedding cache when it
 
 The sets of ``bench_hybrid`` (cranfield, chitchat-qa, chitchat-sessions, friendsqa by episode
 and by season), ranked as there: our BM25 at the shipped k1/b and MiniLM, 100 candidates a
-side. Each rule turns a question's two lists (and its ``_bm25.ceiling``) into one ranking.
+side. Each rule turns a question's two lists (and its ``_bm25.ceiling``) into one ranking;
+the *keyword feedback* rows (``FEEDBACK_RULES``, the shipped hybrid) fuse the semantic list
+searched with the question's vector moved toward its best keyword matches (``_fusion.feedback``).
 Reported: hybrid minus its better side alone (keyword or semantic, whichever has the higher
 mean on that set and metric), nDCG@10 and recall@10, with ``bench_hybrid``'s 95% paired
 bootstrap interval (fixed seed).
@@ -188,8 +190,16 @@ def rerank_semantic(w: float, n: int) -> Rule:
     return rule
 
 
+#: Fixed weights over the semantic side searched with keyword feedback (``_fusion.feedback``):
+#: what every backend's hybrid does since 2026-12-05.
+FEEDBACK_RULES: dict[str, Rule] = {
+    f"shipped: keyword feedback, w={HYBRID_WEIGHT}": fixed(HYBRID_WEIGHT),
+    "keyword feedback, w=0.35": fixed(0.35),
+    "keyword feedback, w=0.5": fixed(0.5),
+    "keyword feedback, w=0.6": fixed(0.6),
+}
 RULES: dict[str, Rule] = {
-    f"shipped w={HYBRID_WEIGHT}": fixed(HYBRID_WEIGHT),
+    "w=0.35 (shipped until 2026-12-05)": fixed(0.35),
     "w=0.3": fixed(0.3),
     "w=0.4": fixed(0.4),
     "w=0.5 (shipped before)": fixed(0.5),
@@ -289,6 +299,9 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
                "semantic": {q: [d for d, _ in sem[q]] for q in qs}}  # fmt: skip
     for name, rule in RULES.items():
         systems[name] = {q: ranked(rule(kw[q], sem[q], ceilings[q])) for q in qs}
+    near = bh.semantic_runs(ds, embedder, kw)
+    for name, rule in FEEDBACK_RULES.items():
+        systems[name] = {q: ranked(rule(kw[q], near[q], ceilings[q])) for q in qs}
     union = both_sides(ds, index, indexing, embedder, kw, sem)
     for name, union_rule in UNION_RULES.items():
         systems[name] = {
@@ -298,7 +311,7 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
     scores = {name: bh.per_question(runs, ds) for name, runs in systems.items()}
     means = {n: {m: statistics.fmean(v) for m, v in s.items()} for n, s in scores.items()}
     vs_better: dict[str, dict[str, list[float]]] = {}
-    for name in [*RULES, *UNION_RULES]:
+    for name in [*FEEDBACK_RULES, *RULES, *UNION_RULES]:
         vs_better[name] = {}
         for m in ("nDCG@10", "R@10"):
             best = "keyword" if means["keyword"][m] >= means["semantic"][m] else "semantic"
@@ -349,7 +362,7 @@ def report(figures: dict[str, Any]) -> None:
     head = [f"{n} {m}" for n in judged for m in ("nDCG@10", "R@10")]
     print("| rule | " + " | ".join(head) + " | known-item | at or above everywhere |")
     print("|---" * (len(head) + 3) + "|")
-    for rule in [*RULES, *UNION_RULES]:
+    for rule in [*FEEDBACK_RULES, *RULES, *UNION_RULES]:
         diffs = [sets[n]["vs_better"][rule][m] for n in judged for m in ("nDCG@10", "R@10")]
         meets = "yes" if all(d[0] >= 0 for d in diffs) else "no"
         g = guard[rule]

@@ -31,10 +31,13 @@ function every backend calls):
   Lucene's 33 English words (bm25s's ``"en"``), or none (tantivy's default): conversations
   are made of the words the shipped list sets aside ("where", "been", "you").
 - *semantic*: all-MiniLM-L6-v2 cosine, exact, within the scope.
-- *hybrid k1/b w*: ``fuse(keyword, semantic, w, ceiling)``, the shipped fixed scale: BM25 as
-  a share of the query's ``_bm25.ceiling``, cosine as it is; *min-max w*: the same lists each
-  rescaled to 0..1 over the candidates (the fusion before, kept here for comparison); *rrf*
-  the same lists by weighted reciprocal rank, for reference.
+- *hybrid k1/b w*: the shipped hybrid. The question's vector takes keyword feedback from that
+  keyword side (``_fusion.feedback``: moved 0.3 of the way toward its two best matches'
+  vectors), the semantic side is searched with it, and ``fuse(keyword, semantic, w,
+  ceiling)`` sums the fixed scale: BM25 as a share of the query's ``_bm25.ceiling``, cosine
+  as it is. *... no feedback*: the same without the feedback (shipped until 2026-12-05).
+  *min-max w*: the plain lists each rescaled to 0..1 over the candidates (the fusion before);
+  *rrf* the plain lists by weighted reciprocal rank, for reference.
 - peers *bm25s* and *tantivy* (``bench_relevance``'s engines; one index per scope on the
   scoped set, so they score with the scope's statistics too).
 
@@ -63,6 +66,7 @@ from tta_dev_primitives.search import _bm25, _fusion
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._vector_index import as_unit_vector
 
 #: (k1, b); b None is the shipped b, which follows the texts' average length (``_bm25.length_b``).
 KEYWORD_PARAMS: tuple[tuple[float, float | None], ...] = (
@@ -156,13 +160,36 @@ def keyword_runs(
         _bm25.K1, _bm25.B, _bm25.SHORT_B = saved
 
 
-def semantic_runs(ds: bf.Dataset, embedder: Embedder) -> dict[int, Scored]:
-    matrix = embedder.embed([text for _, text in ds.docs])
-    questions = embedder.embed([text for _, text in ds.queries])
+_VECTORS: dict[int, tuple[Any, Any]] = {}
+
+
+def vectors_of(ds: bf.Dataset, embedder: Embedder) -> tuple[Any, Any]:
+    """The documents' and the questions' unit vectors (once per set)."""
+    if id(ds) not in _VECTORS:
+        docs = embedder.embed([text for _, text in ds.docs])
+        questions = embedder.embed([text for _, text in ds.queries])
+        _VECTORS[id(ds)] = (
+            np.stack([as_unit_vector(v) for v in docs]),
+            np.stack([as_unit_vector(v) for v in questions]),
+        )
+    return _VECTORS[id(ds)]
+
+
+def semantic_runs(
+    ds: bf.Dataset, embedder: Embedder, keyword: dict[int, Scored] | None = None
+) -> dict[int, Scored]:
+    """Cosine within each question's scope; with ``keyword`` (a hybrid's keyword side), the
+    question's vector first takes keyword feedback from it, as every backend's hybrid does
+    (``_fusion.feedback``: moved toward its best keyword matches' vectors)."""
+    matrix, questions = vectors_of(ds, embedder)
     ids = np.array([docid for docid, _ in ds.docs], dtype=object)
+    row = {docid: i for i, (docid, _) in enumerate(ds.docs)}
     rows: dict[str | None, Any] = {None: np.arange(len(ids))}
     runs = {}
     for (qid, _), q in zip(ds.queries, questions, strict=True):
+        if keyword is not None:
+            best = keyword[qid][: _fusion.FEEDBACK_DOCS]
+            q = _fusion.feedback(q, [matrix[row[d]] for d, _ in best])
         scope = scope_of(ds, qid)
         if scope not in rows:
             rows[scope] = np.array([i for i, d in enumerate(ids) if in_scope(d, scope)])
@@ -272,12 +299,17 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
         kw_sets["engine-like"] = keyword_runs(ds, index, 1.2, 0.75, namespace_stats=True)
     for label, (kw, top) in kw_sets.items():
         systems[f"keyword {label}"] = {q: [d for d, _ in r] for q, r in kw.items()}
+        near = semantic_runs(ds, embedder, kw)  # with this keyword side's feedback
         for w in WEIGHTS:
             systems[f"hybrid {label} w={w}"] = {
-                q: fused(kw[q], sem[q], w, top[q]) for q, _ in ds.queries
+                q: fused(kw[q], near[q], w, top[q]) for q, _ in ds.queries
             }
             sides[f"hybrid {label} w={w}"] = (f"keyword {label}", "semantic")
         if label == DEFAULT:
+            for w in WEIGHTS:
+                name = f"hybrid {label} w={w} no feedback"
+                systems[name] = {q: fused(kw[q], sem[q], w, top[q]) for q, _ in ds.queries}
+                sides[name] = (f"keyword {label}", "semantic")
             for method, weights in (("min-max", WEIGHTS), ("rrf", (0.5,))):
                 for w in weights:
                     systems[f"{method} {label} w={w}"] = {
@@ -316,6 +348,15 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
                    for m in ("nDCG@10", "R@10")}
         for w in WEIGHTS
     }  # fmt: skip
+    # Keyword feedback against none, weight for weight (paired).
+    vs_plain = {
+        f"w={w}": {m: (means[f"hybrid {DEFAULT} w={w}"][m]
+                       - means[f"hybrid {DEFAULT} w={w} no feedback"][m],
+                       *paired_ci(scores[f"hybrid {DEFAULT} w={w}"][m],
+                                  scores[f"hybrid {DEFAULT} w={w} no feedback"][m]))
+                   for m in ("nDCG@10", "R@10")}
+        for w in WEIGHTS
+    }  # fmt: skip
     info = {"documents": len(ds.docs), "questions": len(ds.queries)}
     if ds.name == "chitchat-sessions":
         info |= describe(ds.docs, ds.scopes)
@@ -323,7 +364,7 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
         sizes = sorted(sum(in_scope(d, sc) for d, _ in ds.docs) for sc in set(ds.scopes.values()))
         info |= {"scopes": len(sizes), "scope_min": sizes[0], "scope_max": sizes[-1]}
     return {"info": info, "means": means, "vs_better": vs_better, "vs_default": vs_default,
-            "vs_minmax": vs_minmax, "parity": parity}  # fmt: skip
+            "vs_minmax": vs_minmax, "vs_plain": vs_plain, "parity": parity}  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -378,6 +419,18 @@ def report(figures: dict[str, Any]) -> None:
         for n in names:
             row += [
                 f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n]["vs_minmax"][w].values()
+            ]
+        rows.append(row)
+    print(table(headers, rows))
+    print("\nhybrid with keyword feedback minus without, at the same weight: mean [95% interval]")
+    headers, rows = ["weight"], []
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10"]
+    for w in sets[names[-1]]["vs_plain"]:
+        row = [w]
+        for n in names:
+            row += [
+                f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n]["vs_plain"][w].values()
             ]
         rows.append(row)
     print(table(headers, rows))

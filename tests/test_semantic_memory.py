@@ -186,25 +186,71 @@ def ceiling_of(dfs: Sequence[int], n_docs: int) -> float:
     return 2.5 * sum(math.log(1 + (n_docs - df + 0.5) / (df + 0.5)) for df in dfs)
 
 
+def unit(v: Sequence[float]) -> Any:
+    a = np.asarray(v, dtype=np.float64)
+    return a / np.linalg.norm(a)
+
+
+def with_feedback(question: str, matches: Sequence[str]) -> Any:
+    """The question's vector moved 0.3 of the way toward the mean of its two best keyword
+    matches' vectors (``matches``: their embedded texts, best first), unit again."""
+    q = unit(vector(question))
+    if not matches:
+        return q
+    moved = 0.7 * q + 0.3 * np.mean([unit(vector(t)) for t in matches[:2]], axis=0)
+    return moved / np.linalg.norm(moved)
+
+
 async def test_a_hybrid_score_is_on_a_fixed_scale() -> None:
     """Each hit's hybrid score is (1 - w) * BM25 / ceiling + w * max(cosine, 0), from its own two
     scores and the query's statistics alone: not rescaled by the other hits, so the best hit
-    does not always score the same and min_score is a real threshold."""
-    memory = await filled(MemoryPrimitive(embed=async_embed, hybrid_weight=0.4))
+    does not always score the same and min_score is a real threshold. The cosine is to the
+    question's vector with keyword feedback (moved toward its two best keyword matches)."""
+    embedded: list[str] = []
+
+    async def recording(texts: list[str]) -> list[list[float]]:
+        embedded.extend(texts)
+        return await async_embed(texts)
+
+    memory = await filled(MemoryPrimitive(embed=recording, hybrid_weight=0.4))
+    text_of = dict(zip(MEMORIES, embedded, strict=True))  # one text per add, in order
     question = "Tuesday brakes"  # tuesday in 2 of 4 memories, brake in 1
     top = ceiling_of([2, 1], 4)
     kw = {h.key: h.score for h in await memory.search_scored(question, 10, mode="keyword")}
-    sem = {h.key: h.score for h in await memory.search_scored(question, 10, mode="semantic")}
+    q = with_feedback(question, [text_of[k] for k in kw])  # kw: best first
     hybrid = await memory.search_scored(question, limit=10)
-    assert {h.key for h in hybrid} == set(kw) | set(sem)
+    assert set(kw) <= {h.key for h in hybrid}
     for hit in hybrid:
-        want = hybrid_law(kw.get(hit.key, 0.0), sem.get(hit.key, 0.0), top, 0.4)
-        assert hit.score == pytest.approx(want, rel=1e-9, abs=1e-12)
+        cosine = float(unit(vector(text_of[hit.key])) @ q)
+        want = hybrid_law(kw.get(hit.key, 0.0), cosine, top, 0.4)
+        assert hit.score == pytest.approx(want, rel=1e-5, abs=1e-6)
         assert 0.0 <= hit.score <= 1.0
     # Min-max gave every query's best hit 1 - w + w = 1 (or 0.5 with one side); not any more.
     bests = {(await memory.search_scored(q, limit=1))[0].score for q in ("Tuesday", question)}
     assert len(bests) == 2
     assert max(bests) < 1.0
+
+
+async def test_keyword_feedback_moves_the_semantic_side_toward_the_keyword_matches() -> None:
+    """A question whose words find a memory lifts, by meaning, memories like that one: "Tuesday
+    peanuts" finds the garage memory by word ("Tuesday"), and the feedback from it brings the
+    mechanic memory closer on the semantic side than the trail one; a question that matches no
+    word is searched as it is (hybrid's semantic part equals semantic search)."""
+    memory = MemoryPrimitive(embed=async_embed, hybrid_weight=1.0 - 1e-9)
+    await memory.add("u1:s1:1", {"content": "Tuesday the garage called"})
+    await memory.add("u1:s1:2", {"content": "brakes and a mechanic"})
+    await memory.add("u1:s1:3", {"content": "a trail walk"})
+    plain = await memory.search_scored("snack", 3, mode="semantic")
+    fused = await memory.search_scored("snack", 3, mode="hybrid")
+    assert [(h.key, pytest.approx(h.score, rel=1e-6)) for h in fused] == [
+        (h.key, h.score * (1.0 - 1e-9)) for h in plain
+    ]
+    semantic = await memory.search_scored("Tuesday peanuts", 3, mode="semantic")
+    hybrid = await memory.search_scored("Tuesday peanuts", 3, mode="hybrid")
+    cos = {h.key: h.score for h in semantic}
+    moved = {h.key: h.score for h in hybrid}
+    # the keyword match's neighbour in meaning gains, relative to an unrelated memory
+    assert moved["u1:s1:2"] - moved["u1:s1:3"] > cos["u1:s1:2"] - cos["u1:s1:3"]
 
 
 @settings(max_examples=40, deadline=None)

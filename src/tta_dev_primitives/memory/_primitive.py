@@ -71,11 +71,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HYBRID_WEIGHT", "MemoryPrimitive", "Mode", "ScoredMemory"]
 
-#: The default semantic share of a hybrid ranking. No fixed weight is at or above its better
-#: side on every set measured; 0.35 loses least on the worst of them (reply-finding and
-#: known-item questions pull opposite ways; ``benchmarks/bench_fusion_rules.py``, see
-#: docs/semantic-memory.md).
-HYBRID_WEIGHT = 0.35
+#: The default semantic share of a hybrid ranking (whose semantic side takes keyword feedback,
+#: ``search._fusion.feedback``). No weight is at or above its better side on every set
+#: measured; 0.4 loses least on the worst of them (reply-finding and known-item questions pull
+#: opposite ways; ``benchmarks/bench_fusion_rules.py``, see docs/semantic-memory.md).
+HYBRID_WEIGHT = 0.4
 
 
 class ScoredMemory(NamedTuple):
@@ -335,9 +335,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
         Scores order one result list; their scale depends on the mode: BM25 for keyword,
         cosine similarity (-1 to 1) for semantic, for hybrid ``(1 - w) * BM25 / its ceiling +
-        w * max(cosine, 0)`` (0 to 1, whatever the other hits), and 0 for
-        the most recent memories a blank query lists. ``min_score`` keeps only hits scoring at
-        least that (the same as asking for all and cutting: scores come best first).
+        w * max(cosine, 0)`` (0 to 1, whatever the other hits; the cosine to the question's
+        vector with keyword feedback), and 0 for the most recent memories a blank query lists.
+        ``min_score`` keeps only hits scoring at least that (the same as asking for all and
+        cutting: scores come best first).
         """
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
         floor, wanted = check_min_score(min_score), check_filter(filter)

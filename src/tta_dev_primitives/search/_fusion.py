@@ -7,20 +7,41 @@ match both stay in the running.
 The weighted fusion puts both sides on a fixed 0..1 scale that no other hit moves: BM25 as a
 share of the query's ceiling (``_bm25.ceiling``), cosine similarity as it is (below 0 is 0).
 So a hybrid score means the same on every query, and ``min_score`` is a threshold, not a rank.
+
+Before the semantic side is searched, the question's vector takes keyword feedback
+(``feedback``): it moves part of the way toward the vectors of its best keyword matches
+(Rocchio's relevance feedback, keyword's best taken as relevant). A question's words then
+steer the semantic side too, and a question that shares no word with anything is searched as
+it is. Measured in ``benchmarks/results/fusion.md`` ("Keyword feedback").
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
-__all__ = ["CANDIDATE_DEPTH", "RRF_K", "fuse", "rrf", "weighted_sum"]
+from tta_dev_primitives.search._arrays import numpy
+
+__all__ = [
+    "CANDIDATE_DEPTH",
+    "FEEDBACK_DOCS",
+    "FEEDBACK_SHARE",
+    "RRF_K",
+    "feedback",
+    "fuse",
+    "rrf",
+    "weighted_sum",
+]
 
 #: Candidates taken from each side before fusing: ``max(limit, CANDIDATE_DEPTH)``. Deep enough
 #: that a document ranked moderately on both sides is not cut before it is summed.
 CANDIDATE_DEPTH: Final = 100
 #: The reciprocal-rank constant (Cormack et al.): damps the gap between the very first ranks.
 RRF_K: Final = 60
+#: Keyword feedback: how many of the keyword side's best matches move the question's vector,
+#: and how far toward their mean (0: not at all).
+FEEDBACK_DOCS: Final = 2
+FEEDBACK_SHARE: Final = 0.3
 
 Id = TypeVar("Id", bound=Hashable)
 
@@ -70,3 +91,20 @@ def fuse(
     if method == "rrf":
         return rrf(keyword, semantic, weight)
     return weighted_sum(keyword, semantic, weight, ceiling)
+
+
+def feedback(q: Any, matches: Sequence[Any]) -> Any:
+    """The unit question vector ``q`` moved ``FEEDBACK_SHARE`` of the way toward the mean of
+    ``matches`` (the unit vectors of its best keyword matches, best first; those past
+    ``FEEDBACK_DOCS`` are not used), as a unit float32 vector; ``q`` itself if there are none.
+    Every backend computes it here, from the same float32 vectors."""
+    np = numpy()
+    used = list(matches[:FEEDBACK_DOCS])
+    if not used:
+        return q
+    centre = np.mean(np.stack(used).astype(np.float32), axis=0)
+    moved = np.float32(1.0 - FEEDBACK_SHARE) * q + np.float32(FEEDBACK_SHARE) * centre
+    norm = float(np.linalg.norm(moved))
+    if norm == 0.0:  # a match pointing exactly away: keep the question as it is
+        return q
+    return np.ascontiguousarray(moved / np.float32(norm), dtype=np.float32)

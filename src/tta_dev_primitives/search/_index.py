@@ -20,7 +20,7 @@ from typing import Any, Final, NamedTuple
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._arrays import numpy
 from tta_dev_primitives.search._bm25 import ceiling
-from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
 from tta_dev_primitives.search._scope_index import ScopeView
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.search._term_index import MAX_PREFIX_TERMS, TermIndex
@@ -253,6 +253,7 @@ class SearchIndex:
             top_of = 0.0
             if not query.blank:
                 keyword, top_of = self._keyword(query, depth, view, within)
+            q = feedback(q, self._first_vectors(keyword[:FEEDBACK_DOCS]))
             fused = fuse(keyword, self._semantic(q, depth, within), weight, top_of, query.fusion)
             np = numpy()
             rows = np.fromiter(fused.keys(), dtype=np.intp, count=len(fused))
@@ -282,6 +283,11 @@ class SearchIndex:
             kept = within.mask[rows]
             rows, scores = rows[kept], scores[kept]
         return self._top(rows, scores, limit), ceiling(plan.idfs)
+
+    def _first_vectors(self, scored: list[tuple[int, float]]) -> list[Any]:
+        """The first vector of each of these documents that has one (keyword feedback)."""
+        found = (self._vectors.vectors(docno) for docno, _ in scored)
+        return [rows[0] for rows in found if rows is not None]
 
     def _semantic(self, q: Any, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """Cosine similarity to the unit query ``q``: the best ``limit``."""

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
-from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, fuse
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
+from tta_dev_primitives.search._vector_index import as_unit_vector
 from tta_dev_primitives.stores._redis import keywords, queries
-from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.layout import DOC, Layout, base_among
 from tta_dev_primitives.stores._redis.queries import TIE_MARGIN, top
 from tta_dev_primitives.stores._redis.shards import Call, Shard
 
@@ -55,9 +56,12 @@ async def search(
     depth = max(limit, CANDIDATE_DEPTH)
     keyword: Rows = []
     scale = 0.0
+    near = query
     if not query.blank:
         keyword, scale = await _keyword(engine, call, query, depth, scope, base)
-    semantic = top(await _fan(engine, call, base, queries.semantic, query, depth, scope), depth)
+        if keyword:
+            near = replace(query, vector=await _feedback(engine, call, query, keyword))
+    semantic = top(await _fan(engine, call, base, queries.semantic, near, depth, scope), depth)
     seqs = {key: seq for key, _, seq in keyword}
     seqs.update((key, seq) for key, _, seq in semantic)
     fused = fuse(
@@ -65,6 +69,24 @@ async def search(
         query.weight, scale, query.fusion,
     )  # fmt: skip
     return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
+
+
+async def _feedback(engine: QueryEngine, call: Call, query: Query, keyword: Rows) -> Any:
+    """The question's vector with keyword feedback (``_fusion.feedback``), from the first
+    vectors of its best keyword matches as their documents hold them: one round trip."""
+    from tta_dev_primitives.embeddings._vectors import decode_vector  # numpy: only when used
+
+    dims = engine.dims
+    assert dims is not None  # (checked by the caller: the index holds vectors of this size)
+    bases = engine.bases
+    names = [base_among(bases, key) + DOC + key for key, _, _ in keyword[:FEEDBACK_DOCS]]
+
+    async def run(client: Any) -> list[Any]:
+        return await gather_all(*(client.hget(name, "e") for name in names))
+
+    found: list[Any] = await call(run)
+    matches = [as_unit_vector(decode_vector(raw, dims)) for raw in found if raw is not None]
+    return feedback(as_unit_vector(query.vector, "query vector"), matches)
 
 
 def _shards_for(engine: QueryEngine, client: Any, base: str | None) -> list[Shard]:

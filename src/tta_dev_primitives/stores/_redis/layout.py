@@ -88,6 +88,7 @@ __all__ = [
     "VECTORS",
     "VERSIONS",
     "Layout",
+    "base_among",
     "partition_key",
 ]
 
@@ -150,6 +151,13 @@ def partition_key(key: str) -> str:
     return key if second == -1 else key[:second]
 
 
+def base_among(bases: list[str], key: str) -> str:
+    """The base, among a namespace's partition ``bases``, of the partition that holds ``key``."""
+    if len(bases) == 1:
+        return bases[0]
+    return bases[zlib.crc32(partition_key(key).encode()) % len(bases)]
+
+
 def _glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so a namespace matches only itself."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
@@ -176,9 +184,7 @@ class Layout:
 
     def base(self, key: str) -> str:
         """The base of the partition that holds ``key``."""
-        if self.partitions == 1:
-            return self.bases[0]
-        return self.bases[zlib.crc32(partition_key(key).encode()) % self.partitions]
+        return base_among(self.bases, key)
 
     def scope_base(self, scope: str | None) -> str | None:
         """The partition every key of ``scope`` lies in, if the scope names one (``user:session``
