@@ -99,12 +99,15 @@ def feedback(q: Any, matches: Sequence[Any]) -> Any:
     ``FEEDBACK_DOCS`` are not used), as a unit float32 vector; ``q`` itself if there are none.
     Every backend computes it here, from the same float32 vectors."""
     np = numpy()
-    used = list(matches[:FEEDBACK_DOCS])
-    if not used:
+    used = matches[:FEEDBACK_DOCS]
+    if not len(used):
         return q
-    centre = np.mean(np.stack(used).astype(np.float32), axis=0)
-    moved = np.float32(1.0 - FEEDBACK_SHARE) * q + np.float32(FEEDBACK_SHARE) * centre
-    norm = float(np.linalg.norm(moved))
+    total = used[0].astype(np.float32)  # a copy: the matches are views of the index's rows
+    for row in used[1:]:
+        total += row
+    moved = np.float32(1.0 - FEEDBACK_SHARE) * q + np.float32(FEEDBACK_SHARE / len(used)) * total
+    norm = float(np.sqrt(moved @ moved))
     if norm == 0.0:  # a match pointing exactly away: keep the question as it is
         return q
-    return np.ascontiguousarray(moved / np.float32(norm), dtype=np.float32)
+    moved *= np.float32(1.0 / norm)
+    return moved

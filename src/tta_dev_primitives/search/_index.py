@@ -286,8 +286,8 @@ class SearchIndex:
 
     def _first_vectors(self, scored: list[tuple[int, float]]) -> list[Any]:
         """The first vector of each of these documents that has one (keyword feedback)."""
-        found = (self._vectors.vectors(docno) for docno, _ in scored)
-        return [rows[0] for rows in found if rows is not None]
+        found = (self._vectors.first(docno) for docno, _ in scored)
+        return [row for row in found if row is not None]
 
     def _semantic(self, q: Any, limit: int, view: ScopeView | None) -> list[tuple[int, float]]:
         """Cosine similarity to the unit query ``q``: the best ``limit``."""

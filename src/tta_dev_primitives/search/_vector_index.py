@@ -171,12 +171,18 @@ class VectorIndex:
             if self._ann is not None:
                 self._ann.remove(EXTRA_KEY + row)
 
+    def first(self, docno: int) -> Any:
+        """Document ``docno``'s first vector (a row view), or None."""
+        if not self._has_vec[docno]:
+            return None
+        return self._vecs[docno >> VECTOR_BLOCK_BITS][docno & (VECTOR_BLOCK - 1)]
+
     def vectors(self, docno: int) -> Any:
         """Every vector of document ``docno``, one row each (2-D, first as added), or None."""
         if not self._has_vec[docno]:
             return None
         np = numpy()
-        first = self._vecs[docno >> VECTOR_BLOCK_BITS][docno & (VECTOR_BLOCK - 1)]
+        first = self.first(docno)
         rows = self._xrows.get(docno, [])
         return np.vstack([first[None, :], *(self._xvecs[r][None, :] for r in rows)])
 
