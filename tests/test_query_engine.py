@@ -39,7 +39,7 @@ from tta_dev_primitives.stores._redis.documents import (
     scope_tags,
     terms_text,
 )
-from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.layout import DOC, Layout
 from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
@@ -220,6 +220,31 @@ async def test_hybrid_in_the_engine_scores_on_the_fixed_scale(
         cosine = float(_unit(text_of[hit.key]) @ moved)
         want = 0.7 * kw.get(hit.key, 0.0) / top + 0.3 * max(cosine, 0.0)
         assert hit.score == pytest.approx(want, rel=1e-5, abs=1e-6)
+    await memory.clear()
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("stored", [np.full(DIMS, np.nan), np.zeros(DIMS)], ids=["nan", "zero"])
+async def test_a_match_whose_stored_vector_is_not_one_gives_no_keyword_feedback(
+    redis_query_engine: RedisServer, stored: Any
+) -> None:
+    """A keyword match whose document holds bytes that are no vector (NaN, zero: the engine
+    indexes them) is taken as a match without one by the keyword feedback: the hybrid search
+    answers, as the replica would, instead of failing on the engine's data."""
+    import redis.asyncio as aioredis
+
+    ns = namespace()
+    memory = engine_memory(redis_query_engine.url, ns, embed=embed)
+    await memory.add("u1:s1:1", {"content": "brakes brakes"})
+    await memory.add("u1:s1:2", {"content": "car brakes tuesday"})
+    admin = aioredis.Redis.from_url(redis_query_engine.url)
+    doc = Layout(ns).base("u1:s1:1") + DOC + "u1:s1:1"
+    await admin.hset(doc, "e", np.asarray(stored, dtype="<f4").tobytes())
+    await admin.aclose()
+    keyword = await memory.search_scored("brakes", mode="keyword")
+    assert keyword[0].key == "u1:s1:1"
+    found = await memory.search_scored("brakes", mode="hybrid")
+    assert {h.key for h in found} == {"u1:s1:1", "u1:s1:2"}
     await memory.clear()
     await memory.aclose()
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tta_dev_primitives._gather import gather_all
+from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
 from tta_dev_primitives.search._vector_index import as_unit_vector
@@ -85,7 +86,14 @@ async def _feedback(engine: QueryEngine, call: Call, query: Query, keyword: Rows
         return await gather_all(*(client.hget(name, "e") for name in names))
 
     found: list[Any] = await call(run)
-    matches = [as_unit_vector(decode_vector(raw, dims)) for raw in found if raw is not None]
+    matches = []
+    for raw in found:
+        if raw is None:
+            continue
+        try:
+            matches.append(as_unit_vector(decode_vector(raw, dims)))
+        except InvalidArgumentError:  # not a vector (short, NaN, zero): as a match without one
+            continue
     return feedback(as_unit_vector(query.vector, "query vector"), matches)
 
 
