@@ -392,3 +392,35 @@ async def test_a_touch_waits_for_a_last_replay_batch_on_another_thread_s_loop(
         assert deadlines[0] is not None
         await other.aclose()
         await on(elsewhere, memory.aclose())
+
+
+async def test_a_clear_in_the_last_replay_batch_hides_what_it_cleared(
+    redis_server_factory: Any,
+) -> None:
+    """A clear journalled during an outage is in the replay's last batch when get(k) and
+    touch(k) run (the store serves Redis again, which still holds k). The clear returned, so
+    neither may find k (before: the get read Redis's value the clear removed, and the touch
+    said the memory was there)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    server.kill()
+    await memory.clear()
+    assert memory.get_backend_info()["journal_size"] == 1
+    server.start()
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "apply")
+    flush = asyncio.create_task(memory.flush())
+    await entered.wait()  # the last batch (the clear) is on its way; new calls go to Redis
+    assert not memory.get_backend_info()["degraded"]
+    assert await memory.get("u1:s1:k") is None
+    touch = asyncio.create_task(memory.touch("u1:s1:k", 600))
+    for _ in range(50):  # let the touch run as far as it can without the batch
+        await asyncio.sleep(0)
+    release.set()
+    assert await touch is False
+    await flush
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") is None
+    await memory.aclose()

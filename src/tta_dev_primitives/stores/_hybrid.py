@@ -19,8 +19,8 @@ With no remote backend every operation is served in-process. With one:
   other processes wrote meanwhile resume when the journal is empty.) One exception keeps the
   replay finite while writers run: as the *last* batch is sent, the store leaves the degraded
   state; new writes go to the remote (their versions win over the older entries in flight),
-  and a ``get`` of a key still in that batch is served in-process until it lands. A search
-  in that one round trip may see a key's previous value.
+  and a ``get`` of a key still in that batch (its write, or a clear) is served in-process
+  until it lands. A search in that one round trip may see a key's previous value.
 - The journal is bounded (``Journal``: newest write per key kept, then the oldest dropped and
   counted). A journalled write the remote refuses for its data becomes a dead letter (counted,
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
@@ -283,9 +283,9 @@ class HybridStore(Generic[B]):
         return Served(had, remote.kind)
 
     def _in_last_batch(self, key: str) -> bool:
-        """The replay's last batch, on its way, holds a write of ``key``: the store already
-        serves Redis (``_leave_degraded``), which does not have it yet."""
-        return bool(self._journal) and not self._degraded and self._journal.has_key(key)
+        """The replay's last batch, on its way, holds a write of ``key`` or a clear: the store
+        already serves Redis (``_leave_degraded``), which does not have it yet."""
+        return bool(self._journal) and not self._degraded and self._journal.changes(key)
 
     async def _after_last_batch(self, key: str) -> None:
         """Wait for the replay's last batch if it holds a write of ``key``."""

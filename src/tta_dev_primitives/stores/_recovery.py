@@ -187,6 +187,10 @@ class Journal:
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
 
+    def changes(self, key: str) -> bool:
+        """True if a journalled write changes ``key``: its own, or a clear."""
+        return ("k", key) in self._entries or _CLEAR in self._entries
+
     def version_of(self, key: str) -> str | None:
         """The version of ``key``'s journalled write, if it has one."""
         entry = self._entries.get(("k", key))
