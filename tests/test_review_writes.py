@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import fast_recovery, replayed
+from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis
@@ -424,3 +425,48 @@ async def test_a_clear_in_the_last_replay_batch_hides_what_it_cleared(
     await replayed(memory)
     assert await memory.get("u1:s1:k") is None
     await memory.aclose()
+
+
+async def test_a_touch_is_refused_while_another_stopped_loop_holds_the_last_batch(
+    redis_server_factory: Any,
+) -> None:
+    """As above, but the other thread's loop stops (``run_until_complete`` returned) with the
+    replay in its last batch. The touch cannot wait for it, so it must raise, leaving the expiry
+    unchanged (before: it restarted the old value's clock and returned True, and the replayed
+    add, once that loop ran again, left the memory with no deadline)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    elsewhere = asyncio.new_event_loop()
+    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+    thread.start()
+    flush, release = await on(elsewhere, hold_last_replay_batch(
+        memory, server, ("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
+    ))  # fmt: skip
+    elsewhere.call_soon_threadsafe(elsewhere.stop)
+    thread.join(10)
+    try:
+        with pytest.raises(BackendUnavailableError):
+            await memory.touch("u1:s1:k", 600)
+    finally:
+        thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+        thread.start()
+    try:
+        elsewhere.call_soon_threadsafe(release.set)
+
+        async def finish() -> None:
+            await flush
+            await replayed(memory)
+
+        await on(elsewhere, finish())
+        assert await memory.touch("u1:s1:k", 600) is True
+        other = fast_recovery(server.url, memory.namespace)
+        assert await other.get("u1:s1:k") == {"v": "written in the outage"}
+        deadlines = [ttl async for key, _, ttl in other.items() if key == "u1:s1:k"]
+        assert len(deadlines) == 1
+        assert deadlines[0] is not None
+        await other.aclose()
+        await on(elsewhere, memory.aclose())
+    finally:
+        elsewhere.call_soon_threadsafe(elsewhere.stop)
+        thread.join(10)
+        elsewhere.close()

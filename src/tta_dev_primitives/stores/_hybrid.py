@@ -265,6 +265,12 @@ class HybridStore(Generic[B]):
             raise BackendUnavailableError(
                 f"touch({key!r}) needs Redis, which is not answering: its expiry is unchanged"
             )
+        if self._in_last_batch(key):
+            # The batch's loop cannot finish it now (stopped, or blocked waiting for this call).
+            raise BackendUnavailableError(
+                f"touch({key!r}) must wait for the replay of its outage write, which another "
+                "event loop holds and cannot finish now: its expiry is unchanged"
+            )
         version = self.versions.next()
         try:
             had = await self._newest_wins(lambda v: remote.touch(key, ttl, version=v or version))
