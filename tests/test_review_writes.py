@@ -470,3 +470,65 @@ async def test_a_touch_is_refused_while_another_stopped_loop_holds_the_last_batc
         elsewhere.call_soon_threadsafe(elsewhere.stop)
         thread.join(10)
         elsewhere.close()
+
+
+async def test_an_add_journalled_after_a_later_add_of_the_key_does_not_replace_it(
+    redis_server_factory: Any,
+) -> None:
+    """add(k, first) is held on its way; Redis dies and add(k, second) is journalled; then the
+    first fails too and is journalled after it. The second add returned normally and is the
+    newer: the replay must store it (before: the first replaced it in the journal, and Redis
+    ended with the older value while the in-process copy held the newer one)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "put")
+    first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
+    await entered.wait()
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "second"})
+    assert memory.get_backend_info()["journal_size"] == 1
+    release.set()
+    await first
+    assert await memory.get("u1:s1:k") == {"v": "second"}  # the outage serves the newer
+    server.start()
+    await replayed(memory)
+    other = fast_recovery(server.url, memory.namespace)
+    got = await other.get("u1:s1:k")
+    await other.aclose()
+    assert await memory.get("u1:s1:k") == {"v": "second"}
+    await memory.clear()
+    await memory.aclose()
+    assert got == {"v": "second"}
+
+
+async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
+    redis_server_factory: Any,
+) -> None:
+    """clear() is held on its way; Redis dies and add(k, second) is journalled; then the clear
+    fails too and is journalled after it. The add came after the clear: the replay must store
+    it (before: the clear wiped it from the journal, and it never reached Redis)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "clear")
+    first = asyncio.create_task(memory.clear())
+    await entered.wait()
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "second"})
+    assert memory.get_backend_info()["journal_size"] == 1
+    release.set()
+    await first
+    assert await memory.get("u1:s1:k") == {"v": "second"}
+    server.start()
+    await replayed(memory)
+    other = fast_recovery(server.url, memory.namespace)
+    got = await other.get("u1:s1:k")
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+    assert got == {"v": "second"}

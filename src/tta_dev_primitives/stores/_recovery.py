@@ -4,7 +4,9 @@
 
 - A write to a key replaces that key's older journalled write (only the newest change of a key
   matters once replayed; the survivor keeps its own place in the order). A ``Clear`` replaces
-  everything before it. So a journal holds at most one entry per key, plus one clear.
+  everything before it. So a journal holds at most one entry per key, plus one clear. Older is
+  by version: a write journalled after a newer change of its key (it was on its way to the
+  remote meanwhile) is dropped, and what is newer than a clear stays, after it.
 - If it is still over a cap, the *oldest* entries are dropped and counted (``dropped``): the
   newest writes are the ones most likely to be read back, and the in-process copy still holds
   what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
@@ -70,6 +72,11 @@ _VECTOR_OVERHEAD = 112  # a numpy array's header
 _CLEAR = ("clear",)
 
 
+def _newer(journalled: Write, write: Write) -> bool:
+    """True if ``journalled`` is a newer change than ``write`` (both versioned)."""
+    return bool(journalled.version and write.version) and journalled.version > write.version
+
+
 def _size(write: Write) -> int:
     """An estimate of the memory a journalled write holds (its strings dominate)."""
     if isinstance(write, Clear):
@@ -133,15 +140,26 @@ class Journal:
     def add(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> int:
         """Journal ``write``; return how many old entries were dropped to make room."""
         entry = Journalled(write, deadline, seq, disk)
-        token: tuple[str, ...]
+        token: tuple[str, ...] = _CLEAR if isinstance(write, Clear) else ("k", write.key)
+        old = self._entries.get(token)
+        if old is not None and _newer(old.write, write):
+            # A write that was on its way to the remote while a newer change of its key (or a
+            # newer clear) was journalled, journalled after it: the newer change stands, as
+            # Redis would refuse this one as stale.
+            if seq:
+                self.released.append(seq)
+            return 0
         if isinstance(write, Clear):
-            for earlier in self._entries.values():  # a clear supersedes every earlier change
-                self._forget(earlier)
-            self._entries.clear()
-            token = _CLEAR
+            # A clear supersedes every older change; a newer one (journalled while the clear
+            # was on its way) stays, and is replayed after it.
+            for token_, earlier in list(self._entries.items()):
+                if _newer(earlier.write, write):
+                    self._entries.move_to_end(token_)
+                else:
+                    del self._entries[token_]
+                    self._forget(earlier)
         else:
-            token = ("k", write.key)
-            old = self._entries.pop(token, None)
+            self._entries.pop(token, None)
             if old is not None:
                 self._forget(old)
         self._entries[token] = entry
