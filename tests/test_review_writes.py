@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import fast_recovery, replayed
-from tta_dev_primitives.exceptions import BackendUnavailableError
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis
@@ -532,3 +532,34 @@ async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
     await memory.clear()
     await memory.aclose()
     assert got == {"v": "second"}
+
+
+async def test_an_add_redis_answers_with_an_error_is_not_served_in_the_next_outage(
+    redis_server_factory: Any,
+) -> None:
+    """Redis answers add(k, new) with an error that is neither an outage nor a refusal (a
+    script or protocol error: ``BackendError``). The add raises, and Redis never stored it: the
+    outage that follows must not serve it from the in-process copy (before: it did, while a
+    ``BackendRefusedError`` already dropped the copy)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    real = remote.put
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        remote.put = real  # type: ignore[method-assign]
+        raise BackendError("Redis error: ERR something Redis could not do with this write")
+
+    remote.put = failing  # type: ignore[method-assign]
+    with pytest.raises(BackendError):
+        await memory.add("u1:s1:k", {"v": "never stored"})
+    server.kill()
+    assert await memory.get("u1:s1:k") != {"v": "never stored"}
+    assert memory.get_backend_info()["degraded"]
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "old"}
+    await memory.clear()
+    await memory.aclose()

@@ -51,9 +51,9 @@ from typing import Any, Generic, TypeVar
 
 from tta_dev_primitives._blocked import alive, finished_elsewhere
 from tta_dev_primitives.exceptions import (
+    BackendError,
     BackendRefusedError,
     BackendUnavailableError,
-    JournalError,
     StaleWriteError,
     UnsentWritesError,
 )
@@ -347,9 +347,10 @@ class HybridStore(Generic[B]):
         with self._in_flight.sending(write.key, write.version):
             try:
                 return await self._deliver(remote, write)
-            except (BackendRefusedError, StaleWriteError, JournalError):
-                # Not stored (refused, or the journal's file could not take it): the copy
-                # must not hold what Redis lacks.
+            except BackendError:
+                # Not stored (refused, stale, an error Redis answered with, or the journal's
+                # file could not take it; an outage was journalled): the copy must not hold
+                # what Redis lacks.
                 await self._drop_unstored(write)
                 raise
 
