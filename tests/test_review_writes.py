@@ -563,3 +563,33 @@ async def test_an_add_redis_answers_with_an_error_is_not_served_in_the_next_outa
     assert await memory.get("u1:s1:k") == {"v": "old"}
     await memory.clear()
     await memory.aclose()
+
+
+async def test_an_add_made_while_a_get_checks_copies_keeps_its_copy(
+    redis_server_factory: Any,
+) -> None:
+    """get(k) reads Redis's value, then runs the due copy check, held on its way; add(k, new)
+    is made and stored meanwhile. The get must judge the copy by what it held when Redis
+    answered, not drop the add's newer copy as outdated: an outage right after must serve it
+    (before: a miss until the replay)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    store = memory._store
+    remote = store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "current_versions")
+    store.copies._next = 0.0  # a check is due: the get runs it
+    get = asyncio.create_task(memory.get("u1:s1:k"))
+    await entered.wait()
+    await memory.add("u1:s1:k", {"v": "new"})
+    release.set()
+    assert await get == {"v": "old"}  # it began before the add
+    server.kill()
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    assert memory.get_backend_info()["degraded"]
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    await memory.clear()
+    await memory.aclose()

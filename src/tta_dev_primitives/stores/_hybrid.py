@@ -227,15 +227,17 @@ class HybridStore(Generic[B]):
         self._resume_stranded()
         if self._in_last_batch(key):
             return Served(await self.local.get(key), self.local.kind, fallback=True)
-        served = await self._read(lambda b: b.get(key))
-        if not served.fallback and self.remote is not None:
+
+        async def judge(value: Any | None) -> None:
             # Redis's answer is the newest this process has seen: an outage read must not
-            # return an older in-process copy (another process overwrote or deleted it).
+            # return an older in-process copy (another process overwrote or deleted it). Judged
+            # as Redis answers: a write of the key made later (while this call checks copies)
+            # holds a newer copy of this process's own.
             mine = await self.local.get(key)
-            if mine is not None and not same(mine, served.value):
+            if mine is not None and not same(mine, value):
                 self._outdated.mark(key)
-                await self._drop_outdated()
-        return served
+
+        return await self._read(lambda b: b.get(key), judge)
 
     async def size(self) -> Served[int]:
         return await self._read(lambda b: b.size())
@@ -307,7 +309,12 @@ class HybridStore(Generic[B]):
 
     # -- the one decision ----------------------------------------------------------------------
 
-    async def _read(self, call: Callable[[B], Awaitable[R]]) -> Served[R]:
+    async def _read(
+        self,
+        call: Callable[[B], Awaitable[R]],
+        judge: Callable[[R], Awaitable[None]] | None = None,
+    ) -> Served[R]:
+        """Serve ``call``; ``judge`` sees the remote's answer before anything else awaits."""
         if not self._loaded:
             await self._load()
         remote = self.remote
@@ -320,6 +327,8 @@ class HybridStore(Generic[B]):
                 self._fail(exc)
             else:
                 self._succeed()
+                if judge is not None:
+                    await judge(result)
                 if self._outdated:
                     await self._drop_outdated()
                 await self._check_copies()
