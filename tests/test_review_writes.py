@@ -593,3 +593,42 @@ async def test_an_add_made_while_a_get_checks_copies_keeps_its_copy(
     assert await memory.get("u1:s1:k") == {"v": "new"}
     await memory.clear()
     await memory.aclose()
+
+
+async def test_a_delete_says_the_memory_was_there_while_a_stopped_loop_holds_the_last_batch(
+    redis_server_factory: Any,
+) -> None:
+    """As above, with delete(k): it cannot wait for the batch, but the memory exists (its add
+    was journalled during the outage), so it must return True and the memory must be gone once
+    the batch lands (before: Redis, which lacked the add, made it return False)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    elsewhere = asyncio.new_event_loop()
+    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+    thread.start()
+    flush, release = await on(elsewhere, hold_last_replay_batch(
+        memory, server, ("u1:s1:other", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
+    ))  # fmt: skip
+    elsewhere.call_soon_threadsafe(elsewhere.stop)
+    thread.join(10)
+    try:
+        assert await memory.delete("u1:s1:k") is True
+    finally:
+        thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+        thread.start()
+    try:
+        elsewhere.call_soon_threadsafe(release.set)
+
+        async def finish() -> None:
+            await flush
+            await replayed(memory)
+
+        await on(elsewhere, finish())
+        other = fast_recovery(server.url, memory.namespace)
+        assert await other.get("u1:s1:k") is None
+        await other.aclose()
+        await on(elsewhere, memory.aclose())
+    finally:
+        elsewhere.call_soon_threadsafe(elsewhere.stop)
+        thread.join(10)
+        elsewhere.close()

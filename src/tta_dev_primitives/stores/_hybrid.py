@@ -209,9 +209,13 @@ class HybridStore(Generic[B]):
         if not self._loaded:
             await self._load()
         await self._after_last_batch(key)  # Redis says whether the key was there once it lands
+        # Unless that batch's loop cannot finish it now: then the journal says.
+        pending = self._journal.pending(key) if self._in_last_batch(key) else None
         local_had = await self.local.delete(key)
         served = await self._write(Delete(key, self.versions.next()))
         had = local_had if served.value is None else served.value
+        if pending is not None:
+            had = isinstance(pending, Put)
         return Served(had, served.backend, served.fallback)
 
     async def clear(self) -> Served[None]:

@@ -205,6 +205,11 @@ class Journal:
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
 
+    def pending(self, key: str) -> Write | None:
+        """The journalled change of ``key`` the remote will get: its own write, else a clear."""
+        entry = self._entries.get(("k", key)) or self._entries.get(_CLEAR)
+        return None if entry is None else entry.write
+
     def changes(self, key: str) -> bool:
         """True if a journalled write changes ``key``: its own, or a clear."""
         return ("k", key) in self._entries or _CLEAR in self._entries
