@@ -6,7 +6,8 @@
   matters once replayed; the survivor keeps its own place in the order). A ``Clear`` replaces
   everything before it. So a journal holds at most one entry per key, plus one clear. Older is
   by version: a write journalled after a newer change of its key (it was on its way to the
-  remote meanwhile) is dropped, and what is newer than a clear stays, after it.
+  remote meanwhile) is dropped, and what is newer than a clear stays (a versioned clear spares
+  it).
 - If it is still over a cap, the *oldest* entries are dropped and counted (``dropped``): the
   newest writes are the ones most likely to be read back, and the in-process copy still holds
   what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
@@ -151,7 +152,8 @@ class Journal:
             return 0
         if isinstance(write, Clear):
             # A clear supersedes every older change; a newer one (journalled while the clear
-            # was on its way) stays, and is replayed after it.
+            # was on its way) stays. It is replayed before the clear, which spares it: a
+            # versioned clear removes only what is older than it.
             for token_, earlier in list(self._entries.items()):
                 if _newer(earlier.write, write):
                     self._entries.move_to_end(token_)
