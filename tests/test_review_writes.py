@@ -632,3 +632,43 @@ async def test_a_delete_says_the_memory_was_there_while_a_stopped_loop_holds_the
         elsewhere.call_soon_threadsafe(elsewhere.stop)
         thread.join(10)
         elsewhere.close()
+
+
+async def test_a_newer_value_seen_while_an_add_lands_is_not_undercut_in_the_next_outage(
+    redis_server_factory: Any,
+) -> None:
+    """add(k, mine) has landed in Redis but not yet returned when another process overwrites
+    k and this process's get reads that newer value. Once the add returns, the in-process copy
+    must not serve "mine" in an outage: this process has seen newer (before: the get's mark
+    was used up while the add was on its way, and the copy stayed)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    landed, release = asyncio.Event(), asyncio.Event()
+    real = remote.put
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        result = await real(*args, **kwargs)
+        landed.set()
+        await release.wait()  # stored in Redis; the reply not yet back
+        return result
+
+    remote.put = held  # type: ignore[method-assign]
+    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "mine"}))
+    await landed.wait()
+    remote.put = real  # type: ignore[method-assign]
+    other = fast_recovery(server.url, memory.namespace)
+    await other.add("u1:s1:k", {"v": "theirs"})
+    await other.aclose()
+    assert await memory.get("u1:s1:k") == {"v": "theirs"}
+    release.set()
+    await add
+    server.kill()
+    assert await memory.get("u1:s1:k") in (None, {"v": "theirs"})  # a miss, or the newer
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "theirs"}
+    await memory.clear()
+    await memory.aclose()

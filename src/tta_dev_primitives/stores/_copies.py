@@ -98,12 +98,21 @@ class Outdated:
         """Redis holds ``payload`` for ``key`` (None: deleted; left out: something else)."""
         self._changes.append((key, payload))
 
-    async def drop(self, local: StorageBackend, keep: Callable[[str], bool]) -> None:
-        """Drop the marked copies that differ from Redis's; a key ``keep`` names stays (this
-        process's newer write, still on its way)."""
+    async def drop(
+        self,
+        local: StorageBackend,
+        keep: Callable[[str], bool],
+        later: Callable[[str], bool] = lambda key: False,
+    ) -> None:
+        """Drop the marked copies that differ from Redis's. A key ``keep`` names stays (this
+        process's newer write is journalled); one ``later`` names stays marked until the write
+        of it on its way lands (which of the two is newer is known only then)."""
         changes, self._changes = self._changes, []
         for key, payload in changes:
             if keep(key):
+                continue
+            if later(key):
+                self._changes.append((key, payload))
                 continue
             if payload is _ANY or payload is None:
                 await local.delete(key)

@@ -359,13 +359,16 @@ class HybridStore(Generic[B]):
         self.copies.wrote(write.key)
         with self._in_flight.sending(write.key, write.version):
             try:
-                return await self._deliver(remote, write)
+                served = await self._deliver(remote, write)
             except BackendError:
                 # Not stored (refused, stale, an error Redis answered with, or the journal's
                 # file could not take it; an outage was journalled): the copy must not hold
                 # what Redis lacks.
                 await self._drop_unstored(write)
                 raise
+        if self._outdated:
+            await self._drop_outdated()  # what was seen of the key while this write was on its way
+        return served
 
     async def _deliver(self, remote: B, write: Write) -> Served[bool | None]:
         """Journal ``write`` while degraded, else send it (journalled if the remote is gone)."""
@@ -454,8 +457,9 @@ class HybridStore(Generic[B]):
         self._outdated.mark(key, payload)
 
     async def _drop_outdated(self) -> None:
-        """Drop in-process copies older than Redis's; a key with a journalled write keeps it."""
-        await self._outdated.drop(self.local, self._keeps_copy)
+        """Drop in-process copies older than Redis's; a key with a journalled write keeps it,
+        and one with a write on its way is judged once that write is done (``_write``)."""
+        await self._outdated.drop(self.local, self._journal.has_key, self._in_flight.__contains__)
 
     def _maybe_recover(self) -> None:
         """Start the background recovery if a probe is due and none is running."""
@@ -467,11 +471,6 @@ class HybridStore(Generic[B]):
         task = asyncio.get_running_loop().create_task(self._recover(), name="tta-memory-recovery")
         self._recovery = task
         return task
-
-    def _keeps_copy(self, key: str) -> bool:
-        """A write of ``key`` is journalled or on its way: its in-process copy is this
-        process's own, newer than what Redis answered meanwhile."""
-        return key in self._in_flight or self._journal.has_key(key)
 
     async def _drop_unstored(self, write: Write) -> None:
         """A put that will not be stored drops its in-process copy, unless a later write of
