@@ -37,8 +37,8 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
     False at once if that loop is closed or blocked waiting for this very call, and as soon as
     it stops running: it would never finish the task then."""
     loop = task.get_loop()
-    if loop is blocked_loop.get() or loop.is_closed():
-        return False
+    if loop is blocked_loop.get() or loop.is_closed() or not loop.is_running():
+        return False  # (a stopped loop would also pile up the requests sent to it)
     done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def finished(_: object) -> None:
@@ -56,6 +56,8 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
             if finished_now:
                 return True
             if loop.is_closed() or not loop.is_running():
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(task.remove_done_callback, finished)
                 return False
     finally:
         waiting.cancel()
