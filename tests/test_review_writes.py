@@ -672,3 +672,31 @@ async def test_a_newer_value_seen_while_an_add_lands_is_not_undercut_in_the_next
     assert await memory.get("u1:s1:k") == {"v": "theirs"}
     await memory.clear()
     await memory.aclose()
+
+
+async def test_a_get_reading_the_older_value_while_an_add_lands_keeps_the_add_s_copy(
+    redis_server_factory: Any,
+) -> None:
+    """get(k) reads Redis's older value while add(k, new) is on its way; the add then lands
+    and returns normally, and Redis dies. The outage must still serve the add's value, which
+    Redis holds and this process wrote last (before: the get's mark, kept until the add was
+    done, then dropped the add's copy: a miss until the replay)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "put")
+    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
+    await entered.wait()
+    assert await memory.get("u1:s1:k") == {"v": "old"}  # Redis has not got it yet
+    release.set()
+    await add  # stored in Redis
+    assert not memory.get_backend_info()["degraded"]
+    server.kill()
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    await memory.clear()
+    await memory.aclose()

@@ -98,6 +98,16 @@ class Outdated:
         """Redis holds ``payload`` for ``key`` (None: deleted; left out: something else)."""
         self._changes.append((key, payload))
 
+    def take(self, key: str) -> list[tuple[str, Any]]:
+        """Remove and return the marks of ``key`` (``put_back`` restores them)."""
+        taken = [change for change in self._changes if change[0] == key]
+        if taken:
+            self._changes = [change for change in self._changes if change[0] != key]
+        return taken
+
+    def put_back(self, changes: list[tuple[str, Any]]) -> None:
+        self._changes.extend(changes)
+
     async def drop(
         self,
         local: StorageBackend,

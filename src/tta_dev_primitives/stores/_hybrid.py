@@ -367,8 +367,26 @@ class HybridStore(Generic[B]):
                 await self._drop_unstored(write)
                 raise
         if self._outdated:
+            if not served.fallback and write.key not in self._in_flight:
+                await self._judge_after_landing(remote, write.key)
             await self._drop_outdated()  # what was seen of the key while this write was on its way
         return served
+
+    async def _judge_after_landing(self, remote: B, key: str) -> None:
+        """Marks of ``key`` seen while this process's write of it was on its way: the write has
+        landed, so Redis's version says which is newer. Still this process's own: what was seen
+        was older (a read before it landed), and the copy stays. Else (or unknown) they drop it."""
+        marks = self._outdated.take(key)
+        if not marks:
+            return
+        found: list[str | None] | None = None
+        try:
+            found = await remote.current_versions([key])
+        except Exception as exc:
+            log.debug("version check after a write failed: %s", exc)
+        finally:  # (cancelled too: the marks stay)
+            if found is None or found[0] is None or not self._ours(found[0]):
+                self._outdated.put_back(marks)  # marks made meanwhile stay queued too
 
     async def _deliver(self, remote: B, write: Write) -> Served[bool | None]:
         """Journal ``write`` while degraded, else send it (journalled if the remote is gone)."""
