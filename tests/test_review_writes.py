@@ -700,3 +700,24 @@ async def test_a_get_reading_the_older_value_while_an_add_lands_keeps_the_add_s_
     assert await memory.get("u1:s1:k") == {"v": "new"}
     await memory.clear()
     await memory.aclose()
+
+
+async def test_marks_of_a_key_on_its_way_do_not_pile_up(redis_server: Any) -> None:
+    """While add(k) is on its way every get reads Redis's older value and marks k; the marks
+    wait for the add. One is enough: they must not grow with the reads (before: one per read,
+    each re-queued by every call, without bound while writes of k keep it on its way)."""
+    memory = fast_recovery(redis_server.url)
+    await memory.add("u1:s1:k", {"v": "old"})
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    entered, release = gate(remote, "put")
+    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
+    await entered.wait()
+    for _ in range(50):
+        assert await memory.get("u1:s1:k") == {"v": "old"}
+    assert len(memory._store._outdated._changes) <= 1
+    release.set()
+    await add
+    assert await memory.get("u1:s1:k") == {"v": "new"}
+    await memory.clear()
+    await memory.aclose()

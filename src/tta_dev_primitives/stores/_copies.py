@@ -89,24 +89,30 @@ class Outdated:
     __slots__ = ("_changes",)
 
     def __init__(self) -> None:
-        self._changes: list[tuple[str, Any]] = []  # (key, Redis's payload, None, or _ANY)
+        # key -> Redis's payload, None, or _ANY. One mark a key: marks of a key kept while its
+        # writes are on its way (``drop``'s ``later``) do not pile up, however many are seen.
+        self._changes: dict[str, Any] = {}
 
     def __bool__(self) -> bool:
         return bool(self._changes)
 
     def mark(self, key: str, payload: Any = _ANY) -> None:
         """Redis holds ``payload`` for ``key`` (None: deleted; left out: something else)."""
-        self._changes.append((key, payload))
+        if key in self._changes:
+            before = self._changes[key]
+            if before is _ANY or payload is _ANY or not _equal(before, payload):
+                payload = _ANY  # two different answers: no copy equals both, it goes either way
+        self._changes[key] = payload
 
     def take(self, key: str) -> list[tuple[str, Any]]:
         """Remove and return the marks of ``key`` (``put_back`` restores them)."""
-        taken = [change for change in self._changes if change[0] == key]
-        if taken:
-            self._changes = [change for change in self._changes if change[0] != key]
-        return taken
+        if key not in self._changes:
+            return []
+        return [(key, self._changes.pop(key))]
 
     def put_back(self, changes: list[tuple[str, Any]]) -> None:
-        self._changes.extend(changes)
+        for key, payload in changes:
+            self.mark(key, payload)
 
     async def drop(
         self,
@@ -117,12 +123,12 @@ class Outdated:
         """Drop the marked copies that differ from Redis's. A key ``keep`` names stays (this
         process's newer write is journalled); one ``later`` names stays marked until the write
         of it on its way lands (which of the two is newer is known only then)."""
-        changes, self._changes = self._changes, []
-        for key, payload in changes:
+        changes, self._changes = self._changes, {}
+        for key, payload in changes.items():
             if keep(key):
                 continue
             if later(key):
-                self._changes.append((key, payload))
+                self.mark(key, payload)
                 continue
             if payload is _ANY or payload is None:
                 await local.delete(key)
@@ -130,6 +136,12 @@ class Outdated:
             mine = await local.get(key)
             if mine is not None and not same(mine, payload):
                 await local.delete(key)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return same(a, b) or same(b, a)
 
 
 def same(mine: Any, theirs: Any) -> bool:
