@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -41,6 +41,36 @@ def gate(obj: Any, name: str) -> tuple[asyncio.Event, asyncio.Event]:
     return entered, release
 
 
+def redis_of(memory: Any) -> RedisBackend:
+    """The memory's Redis backend, to hold its calls at a gate."""
+    remote = memory._store.remote
+    assert isinstance(remote, RedisBackend)
+    return remote
+
+
+class Seen(NamedTuple):
+    """What a fresh process reads of a key: its value, and for each listing of it whether it
+    has a deadline."""
+
+    value: Any
+    deadlines: list[bool]
+
+
+async def seen_elsewhere(url: str, memory: Any, key: str = "u1:s1:k") -> Seen:
+    other = fast_recovery(url, memory.namespace)
+    try:
+        value = await other.get(key)
+        return Seen(value, [ttl is not None async for k, _, ttl in other.items() if k == key])
+    finally:
+        await other.aclose()
+
+
+async def replay_done(flush: Awaitable[Any], memory: Any) -> None:
+    """The held flush, then every replay after it (run on the replay's own loop)."""
+    await flush
+    await replayed(memory)
+
+
 async def hold_last_replay_batch(
     memory: Any, server: Any, before: tuple[str, Any], outage: tuple[str, Any]
 ) -> tuple[asyncio.Task[bool], asyncio.Event]:
@@ -52,8 +82,7 @@ async def hold_last_replay_batch(
     await memory.add(*outage)
     assert memory.get_backend_info()["journal_size"] == 1
     server.start()
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "apply")
     flush = asyncio.create_task(memory.flush())
     await entered.wait()  # the last batch is on its way; new calls go to Redis
@@ -67,17 +96,14 @@ async def test_a_put_overtaken_by_a_touch_is_stored(redis_server: Any) -> None:
     stale, the hybrid took it for its own later change, and the old value stayed)."""
     memory = fast_recovery(redis_server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "put")
     put = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
     await entered.wait()
     assert await memory.touch("u1:s1:k", 600) is True
     release.set()
     await put  # returned normally: stored
-    other = fast_recovery(redis_server.url, memory.namespace)
-    assert await other.get("u1:s1:k") == {"v": "new"}
-    await other.aclose()
+    assert (await seen_elsewhere(redis_server.url, memory)).value == {"v": "new"}
     await memory.clear()
     await memory.aclose()
 
@@ -87,17 +113,14 @@ async def test_a_delete_overtaken_by_a_touch_deletes(redis_server: Any) -> None:
     memory must be gone from Redis (before: it stayed)."""
     memory = fast_recovery(redis_server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "delete")
     delete = asyncio.create_task(memory.delete("u1:s1:k"))
     await entered.wait()
     await memory.touch("u1:s1:k", 600)
     release.set()
     assert await delete is True
-    other = fast_recovery(redis_server.url, memory.namespace)
-    assert await other.get("u1:s1:k") is None
-    await other.aclose()
+    assert (await seen_elsewhere(redis_server.url, memory)).value is None
     await memory.clear()
     await memory.aclose()
 
@@ -122,10 +145,10 @@ async def test_a_touch_during_the_last_replay_batch_keeps_the_outage_write(
     assert await touch is True
     await flush
     await replayed(memory)
-    other = fast_recovery(server.url, memory.namespace)
-    assert await other.get("u1:s1:k") == {"v": "written in the outage"}
-    assert [ttl is not None async for key, _, ttl in other.items() if key == "u1:s1:k"] == [True]
-    await other.aclose()
+    assert await seen_elsewhere(server.url, memory) == (
+        {"v": "written in the outage"},
+        [True],
+    )
     await memory.clear()
     await memory.aclose()
 
@@ -175,10 +198,10 @@ async def test_touch_as_the_first_call_after_a_restart_keeps_the_durable_journal
     again = fast_recovery(server.url, memory.namespace, journal_path=journal)
     assert await again.touch("u1:s1:k", 600) is True
     await replayed(again)
-    other = fast_recovery(server.url, memory.namespace)
-    assert await other.get("u1:s1:k") == {"v": "written in the outage"}
-    assert [ttl is not None async for key, _, ttl in other.items() if key == "u1:s1:k"] == [True]
-    await other.aclose()
+    assert await seen_elsewhere(server.url, memory) == (
+        {"v": "written in the outage"},
+        [True],
+    )
     await again.clear()
     await again.aclose()
 
@@ -235,9 +258,7 @@ async def test_delete_during_the_last_replay_batch_says_the_memory_was_there(
     assert await delete is True
     await flush
     await replayed(memory)
-    other = fast_recovery(server.url, memory.namespace)
-    assert await other.get("u1:s1:k") is None
-    await other.aclose()
+    assert (await seen_elsewhere(server.url, memory)).value is None
     await memory.clear()
     await memory.aclose()
 
@@ -274,8 +295,7 @@ async def test_a_get_racing_an_add_keeps_the_add_s_copy_for_the_outage(
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "put")
     add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
     await entered.wait()
@@ -302,8 +322,7 @@ async def test_a_cancelled_add_leaves_a_later_journalled_add_s_copy(
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, _release = gate(remote, "put")
     first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
     await entered.wait()
@@ -326,8 +345,7 @@ async def test_a_cancelled_add_leaves_a_later_live_add_s_copy(redis_server: Any)
     cancelled. The in-process copy must keep the later value, which Redis holds: an outage right
     after still serves it (before: the cancellation dropped it)."""
     memory = fast_recovery(redis_server.url)
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     await memory.add("u1:s1:k", {"v": "old"})
     entered, _release = gate(remote, "put")
     first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
@@ -381,17 +399,11 @@ async def test_a_touch_waits_for_a_last_replay_batch_on_another_thread_s_loop(
         elsewhere.call_soon_threadsafe(release.set)
         assert await touch is True
 
-        async def finish() -> None:
-            await flush
-            await replayed(memory)
-
-        await on(elsewhere, finish())
-        other = fast_recovery(server.url, memory.namespace)
-        assert await other.get("u1:s1:k") == {"v": "written in the outage"}
-        deadlines = [ttl async for key, _, ttl in other.items() if key == "u1:s1:k"]
-        assert len(deadlines) == 1
-        assert deadlines[0] is not None
-        await other.aclose()
+        await on(elsewhere, replay_done(flush, memory))
+        assert await seen_elsewhere(server.url, memory) == (
+            {"v": "written in the outage"},
+            [True],
+        )
         await on(elsewhere, memory.aclose())
 
 
@@ -409,8 +421,7 @@ async def test_a_clear_in_the_last_replay_batch_hides_what_it_cleared(
     await memory.clear()
     assert memory.get_backend_info()["journal_size"] == 1
     server.start()
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "apply")
     flush = asyncio.create_task(memory.flush())
     await entered.wait()  # the last batch (the clear) is on its way; new calls go to Redis
@@ -453,18 +464,12 @@ async def test_a_touch_is_refused_while_another_stopped_loop_holds_the_last_batc
     try:
         elsewhere.call_soon_threadsafe(release.set)
 
-        async def finish() -> None:
-            await flush
-            await replayed(memory)
-
-        await on(elsewhere, finish())
+        await on(elsewhere, replay_done(flush, memory))
         assert await memory.touch("u1:s1:k", 600) is True
-        other = fast_recovery(server.url, memory.namespace)
-        assert await other.get("u1:s1:k") == {"v": "written in the outage"}
-        deadlines = [ttl async for key, _, ttl in other.items() if key == "u1:s1:k"]
-        assert len(deadlines) == 1
-        assert deadlines[0] is not None
-        await other.aclose()
+        assert await seen_elsewhere(server.url, memory) == (
+            {"v": "written in the outage"},
+            [True],
+        )
         await on(elsewhere, memory.aclose())
     finally:
         elsewhere.call_soon_threadsafe(elsewhere.stop)
@@ -482,8 +487,7 @@ async def test_an_add_journalled_after_a_later_add_of_the_key_does_not_replace_i
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "put")
     first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
     await entered.wait()
@@ -495,9 +499,7 @@ async def test_an_add_journalled_after_a_later_add_of_the_key_does_not_replace_i
     assert await memory.get("u1:s1:k") == {"v": "second"}  # the outage serves the newer
     server.start()
     await replayed(memory)
-    other = fast_recovery(server.url, memory.namespace)
-    got = await other.get("u1:s1:k")
-    await other.aclose()
+    got = (await seen_elsewhere(server.url, memory)).value
     assert await memory.get("u1:s1:k") == {"v": "second"}
     await memory.clear()
     await memory.aclose()
@@ -513,8 +515,7 @@ async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "clear")
     first = asyncio.create_task(memory.clear())
     await entered.wait()
@@ -526,9 +527,7 @@ async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
     assert await memory.get("u1:s1:k") == {"v": "second"}
     server.start()
     await replayed(memory)
-    other = fast_recovery(server.url, memory.namespace)
-    got = await other.get("u1:s1:k")
-    await other.aclose()
+    got = (await seen_elsewhere(server.url, memory)).value
     await memory.clear()
     await memory.aclose()
     assert got == {"v": "second"}
@@ -544,8 +543,7 @@ async def test_an_add_redis_answers_with_an_error_is_not_served_in_the_next_outa
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     real = remote.put
 
     async def failing(*args: Any, **kwargs: Any) -> Any:
@@ -619,14 +617,8 @@ async def test_a_delete_says_the_memory_was_there_while_a_stopped_loop_holds_the
     try:
         elsewhere.call_soon_threadsafe(release.set)
 
-        async def finish() -> None:
-            await flush
-            await replayed(memory)
-
-        await on(elsewhere, finish())
-        other = fast_recovery(server.url, memory.namespace)
-        assert await other.get("u1:s1:k") is None
-        await other.aclose()
+        await on(elsewhere, replay_done(flush, memory))
+        assert (await seen_elsewhere(server.url, memory)).value is None
         await on(elsewhere, memory.aclose())
     finally:
         elsewhere.call_soon_threadsafe(elsewhere.stop)
@@ -644,8 +636,7 @@ async def test_a_newer_value_seen_while_an_add_lands_is_not_undercut_in_the_next
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     landed, release = asyncio.Event(), asyncio.Event()
     real = remote.put
 
@@ -684,8 +675,7 @@ async def test_a_get_reading_the_older_value_while_an_add_lands_keeps_the_add_s_
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "put")
     add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
     await entered.wait()
@@ -708,8 +698,7 @@ async def test_marks_of_a_key_on_its_way_do_not_pile_up(redis_server: Any) -> No
     each re-queued by every call, without bound while writes of k keep it on its way)."""
     memory = fast_recovery(redis_server.url)
     await memory.add("u1:s1:k", {"v": "old"})
-    remote = memory._store.remote
-    assert isinstance(remote, RedisBackend)
+    remote = redis_of(memory)
     entered, release = gate(remote, "put")
     add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
     await entered.wait()
