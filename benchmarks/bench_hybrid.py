@@ -340,23 +340,22 @@ def run_set(ds: bf.Dataset, embedder: Embedder) -> dict[str, Any]:
                 top10_overlap(systems[f"hybrid {label} w=0.5"], systems[f"hybrid {engine} w=0.5"]))
         for label in kw_sets
     }  # fmt: skip
-    # The fixed scale against the min-max fusion it replaced, weight for weight (paired).
-    vs_minmax = {
-        f"w={w}": {m: (means[f"hybrid {DEFAULT} w={w}"][m] - means[f"min-max {DEFAULT} w={w}"][m],
-                       *paired_ci(scores[f"hybrid {DEFAULT} w={w}"][m],
-                                  scores[f"min-max {DEFAULT} w={w}"][m]))
-                   for m in ("nDCG@10", "R@10")}
-        for w in WEIGHTS
-    }  # fmt: skip
-    # Keyword feedback against none, weight for weight (paired).
-    vs_plain = {
-        f"w={w}": {m: (means[f"hybrid {DEFAULT} w={w}"][m]
-                       - means[f"hybrid {DEFAULT} w={w} no feedback"][m],
-                       *paired_ci(scores[f"hybrid {DEFAULT} w={w}"][m],
-                                  scores[f"hybrid {DEFAULT} w={w} no feedback"][m]))
-                   for m in ("nDCG@10", "R@10")}
-        for w in WEIGHTS
-    }  # fmt: skip
+
+    def shipped_minus(other: str) -> dict[str, dict[str, tuple[float, float, float]]]:
+        """The shipped hybrid minus ``other`` (a system name with ``{w}``), weight for weight:
+        mean and 95% paired interval."""
+        out = {}
+        for w in WEIGHTS:
+            a, b = f"hybrid {DEFAULT} w={w}", other.format(w=w)
+            out[f"w={w}"] = {
+                m: (means[a][m] - means[b][m], *paired_ci(scores[a][m], scores[b][m]))
+                for m in ("nDCG@10", "R@10")
+            }
+        return out
+
+    # The fixed scale against the min-max fusion it replaced; keyword feedback against none.
+    vs_minmax = shipped_minus(f"min-max {DEFAULT} w={{w}}")
+    vs_plain = shipped_minus(f"hybrid {DEFAULT} w={{w}} no feedback")
     info = {"documents": len(ds.docs), "questions": len(ds.queries)}
     if ds.name == "chitchat-sessions":
         info |= describe(ds.docs, ds.scopes)
@@ -410,30 +409,8 @@ def report(figures: dict[str, Any]) -> None:
             )
         rows.append(row)
     print(table(headers, rows))
-    print("\nfixed-scale hybrid minus min-max at the same weight: mean [95% interval]")
-    headers, rows = ["weight"], []
-    for n in names:
-        headers += [f"{n} nDCG@10", f"{n} R@10"]
-    for w in sets[names[-1]]["vs_minmax"]:
-        row = [w]
-        for n in names:
-            row += [
-                f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n]["vs_minmax"][w].values()
-            ]
-        rows.append(row)
-    print(table(headers, rows))
-    print("\nhybrid with keyword feedback minus without, at the same weight: mean [95% interval]")
-    headers, rows = ["weight"], []
-    for n in names:
-        headers += [f"{n} nDCG@10", f"{n} R@10"]
-    for w in sets[names[-1]]["vs_plain"]:
-        row = [w]
-        for n in names:
-            row += [
-                f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n]["vs_plain"][w].values()
-            ]
-        rows.append(row)
-    print(table(headers, rows))
+    by_weight(sets, "vs_minmax", "fixed-scale hybrid minus min-max")
+    by_weight(sets, "vs_plain", "hybrid with keyword feedback minus without")
     print(f"\nkeyword setting minus the shipped {DEFAULT}: 95% paired bootstrap interval")
     headers, rows = ["keyword"], []
     for n in names:
@@ -455,6 +432,21 @@ def report(figures: dict[str, Any]) -> None:
             + ", ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in sets[n]["parity"].items())
         )
     print("\nhybrid done")
+
+
+def by_weight(sets: dict[str, Any], key: str, title: str) -> None:
+    """A table of ``run_set``'s ``key`` (``shipped_minus``'s) for every set."""
+    names = list(sets)
+    print(f"\n{title}, at the same weight: mean [95% interval]")
+    headers, rows = ["weight"], []
+    for n in names:
+        headers += [f"{n} nDCG@10", f"{n} R@10"]
+    for w in sets[names[-1]][key]:
+        row = [w]
+        for n in names:
+            row += [f"{d:+.3f} [{lo:+.3f}..{hi:+.3f}]" for d, lo, hi in sets[n][key][w].values()]
+        rows.append(row)
+    print(table(headers, rows))
 
 
 def main() -> None:
