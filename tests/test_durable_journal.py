@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -443,6 +444,55 @@ async def test_a_full_disk_fails_the_write_and_keeps_nothing_of_it(
     memories.append(again)
     assert await again.get("after") == {"content": "space freed"}
     assert set(await stored(server, ns)) == {"before", "after"}  # Redis restarted empty
+
+
+async def test_an_add_cancelled_while_its_record_is_written_is_not_served_if_the_disk_fails(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller cancelled (its own timeout) while its outage write's record is on its way to the
+    disk does not stop the record. If the disk then refuses it, the write is stored nowhere, so
+    no read may serve it from the in-process copy; the writes around it are kept."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    await memory.add("lost", {"content": "stored before"})
+    server.kill()
+    await memory.add("before", {"content": "on disk"})
+    file = memory._store.journal_file
+    assert file is not None
+    entered, release, failing = threading.Event(), threading.Event(), [True]
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd == file._fd and failing[0]:
+            entered.set()
+            release.wait(30)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(_journal_file.os, "write", write)
+    adding = asyncio.create_task(memory.add("lost", {"content": "stored nowhere"}))
+    assert await asyncio.to_thread(entered.wait, 30)
+    adding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    failing[0] = False
+    release.set()
+    await file.settle()
+    assert await memory.get("lost") is None  # not the value that never reached the disk
+    assert await memory.search("stored nowhere") == []
+    assert await memory.get("before") == {"content": "on disk"}
+    await memory.add("after", {"content": "space freed"})
+    server.start()
+    assert await memory.flush()
+    assert await stored(server, ns) == {
+        "before": {"content": "on disk"},
+        "after": {"content": "space freed"},
+    }
 
 
 # -- caps: the file is compacted -----------------------------------------------------------------

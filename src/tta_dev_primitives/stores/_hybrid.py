@@ -141,6 +141,7 @@ class HybridStore(Generic[B]):
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
         self._in_flight = InFlight()  # keys with a write on its way: their copies are ours
+        self._unstored: list[Put] = []  # cancelled puts the durable file refused: copies to drop
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
@@ -230,6 +231,8 @@ class HybridStore(Generic[B]):
             await self._load()
         self._resume_stranded()
         if self._in_last_batch(key):
+            if self._unstored:
+                await self._drop_unjournalled()
             return Served(await self.local.get(key), self.local.kind, fallback=True)
 
         async def judge(value: Any | None) -> None:
@@ -340,6 +343,8 @@ class HybridStore(Generic[B]):
         if remote is None:
             return Served(await call(self.local), self.local.kind)
         self._maybe_recover()
+        if self._unstored:
+            await self._drop_unjournalled()
         return Served(await call(self.local), self.local.kind, fallback=True)
 
     async def _write(self, write: Write) -> Served[bool | None]:
@@ -395,14 +400,14 @@ class HybridStore(Generic[B]):
                 # The replay found Redis refusing (full, or an ACL): a new write would only
                 # pile up behind it. Raise, as a live write would be, and keep nothing.
                 raise BackendRefusedError(str(self._refusal))
-            await self._outbox.add(write)
+            await self._journal_write(write)
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
             self._fail(exc)
-            await self._outbox.add(write)
+            await self._journal_write(write)
             return Served(None, self.local.kind, fallback=True)
         except asyncio.CancelledError:
             # Cancelled on its way (a caller's timeout): Redis may never have stored it, so an
@@ -415,6 +420,33 @@ class HybridStore(Generic[B]):
             await self._drop_outdated()
         await self._check_copies()
         return Served(result, remote.kind)
+
+    async def _journal_write(self, write: Write) -> None:
+        """Journal ``write``. A put's record on its way to the durable file is written even if
+        its caller is cancelled meanwhile; should the file then refuse it, it was stored nowhere,
+        and the next in-process read drops its copy (``_drop_unjournalled``)."""
+        if self._outbox.file is None or not isinstance(write, Put):
+            await self._outbox.add(write)
+            return
+        adding = asyncio.ensure_future(self._outbox.add(write))
+        try:
+            await asyncio.shield(adding)
+        except asyncio.CancelledError:
+            put = write
+            adding.add_done_callback(lambda done: self._unjournalled(done, put))
+            raise
+
+    def _unjournalled(self, adding: asyncio.Future[None], write: Put) -> None:
+        if not adding.cancelled() and adding.exception() is not None:
+            self._unstored.append(write)
+
+    async def _drop_unjournalled(self) -> None:
+        """Drop the copies of cancelled puts whose records the durable file refused (unless a
+        later write of the key has put its own value there since)."""
+        while self._unstored:
+            write = self._unstored.pop()
+            if same(await self.local.get(write.key), write.payload):
+                await self._drop_unstored(write)
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
         """Send a caller's write (``_newest_wins``). A clear still removes what is older than it
