@@ -69,6 +69,11 @@ MIN_CANDIDATES: Final = 100
 CANDIDATE_FACTOR: Final = 4
 
 
+#: The weight of the terms' clause in a scoped or filtered search: the engine scores a TAG
+#: clause too (see ``_matching``), and this keeps its share below the terms' smallest steps.
+TERMS_WEIGHT: Final = 1_000_000
+
+
 def candidates(limit: int) -> int:
     """How many of the engine's best matches are rescored for a search of ``limit`` hits."""
     return max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
@@ -203,7 +208,8 @@ def _commands(
     """The candidates (within the scope and the filter's facets ``wanted``) and the
     statistics (the scope's, as in-process: a filter chooses documents, not how they score)."""
     where = scope_filter(scope, " ")
-    text = "@t:(" + "|".join(t.syntax for t in terms) + ")" + scope_filter(scope, " ", wanted)
+    tags = scope_filter(scope, " ", wanted)
+    text = _matching(terms, weighted=bool(tags)) + tags
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
     # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
     fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
@@ -227,6 +233,21 @@ def _commands(
             "DIALECT", 2,
         ))  # fmt: skip
     return commands
+
+
+def _matching(terms: Sequence[Term], weighted: bool) -> str:
+    """The clause matching any of ``terms``. Beside a scope's or a filter's TAG clause it is
+    ``weighted``: the engine's BM25STD scores a TAG as a term of its own, with an IDF that
+    favours short documents (high for a small scope in a large namespace, and far too high
+    once documents were indexed again, until the engine's garbage collector runs: seen at 38),
+    so it, not the words, would choose the candidates. A lone term takes no weight in the
+    engine; a union of it twice does, and orders alike."""
+    alternatives = [t.syntax for t in terms]
+    if not weighted:
+        return "@t:(" + "|".join(alternatives) + ")"
+    if len(alternatives) == 1:
+        alternatives *= 2
+    return "@t:(" + "|".join(alternatives) + ")=>{$weight:" + str(TERMS_WEIGHT) + "}"
 
 
 async def _run_all(

@@ -30,7 +30,8 @@ Ties go to the newest write in every mode, except equal keyword scores among mor
 every match).
 
 The index is made once per namespace by the first process that wants it: it creates the index
-(``<ns>:idx2``; it drops an older version's ``<ns>:idx``, whose documents lack ``n``), then sets
+(``<ns>:idx2``, with no scan of the server's keys when the namespace has no documents yet; it
+drops an older version's ``<ns>:idx``, whose documents lack ``n``), then sets
 ``n.ft`` in every partition (from then on every write keeps its document, indexed as it is
 written), then backfills documents for memories written before, in bounded pages, each
 idempotent, recording its progress in Redis (``n.ftnext``, ``n.ftdone``) so that another process
@@ -225,7 +226,7 @@ class QueryEngine:
             refused: BackendError | None = None
             size = info.get("dims") or dims  # a new master's index matches the others'
             try:
-                await call(lambda c: self._create(c, bases, size))
+                await call(lambda c: self._create(c, bases, size, scan=self._await_scan))
             except BackendError as exc:  # we may not (ACL)
                 refused = exc
             info = await call(self._infos) or {}
@@ -272,16 +273,19 @@ class QueryEngine:
         log.warning("%s; this process searches with a replica until it is upgraded", message)
         self.state = "absent"
 
-    async def _create(self, client: Any, bases: list[str], dims: int | None) -> None:
+    async def _create(self, client: Any, bases: list[str], dims: int | None, scan: bool) -> None:
         """Make the index on every server that lacks it (another process may be making it too).
 
         Every master's index lists every partition's prefix: a partition may move to any of them.
+        Without documents to find (``scan`` False) the engine skips its scan of the keyspace: a
+        document written while it ran was indexed twice, and the engine counts the old copy in
+        its statistics until its garbage collector runs, which waits for 100 of them.
         """
         from redis import exceptions as rexc
 
         for shard in self.shards(client):
             try:
-                await shard.run(client, *self._create_args(shard.name, bases, dims))
+                await shard.run(client, *self._create_args(shard.name, bases, dims, scan))
             except rexc.ResponseError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
@@ -299,11 +303,11 @@ class QueryEngine:
         with contextlib.suppress(rexc.ResponseError):  # none there, or not ours to drop
             await shard.run(client, "FT.DROPINDEX", old)
 
-    def _create_args(self, name: str, bases: list[str], dims: int | None) -> list[Any]:
+    def _create_args(self, name: str, bases: list[str], dims: int | None, scan: bool) -> list[Any]:
         prefixes = Layout.document_prefixes(bases)
         return [
             "FT.CREATE", name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
-            "STOPWORDS", 0, "SCHEMA",
+            "STOPWORDS", 0, *([] if scan else ["SKIPINITIALSCAN"]), "SCHEMA",
             "t", "TEXT", "NOSTEM",
             "s", "TAG",
             "q", "NUMERIC", "SORTABLE",
