@@ -80,11 +80,16 @@ def scope_tags(key: str, terms: Mapping[str, int] | None = None) -> str:
     return ",".join(tags)
 
 
-def scope_filter(scope: str | None, sep: str, wanted: tuple[str, ...] = ()) -> str:
+def scope_filter(
+    scope: str | None, sep: str, wanted: tuple[str, ...] = (), weight: float | None = None
+) -> str:
     """The query's clauses for a scope and a filter's facets (every one), each after ``sep``;
-    "" for neither."""
+    "" for neither. With ``weight``, each clause weighs that much in the engine's score (a
+    lone tag takes no weight there; a union of it twice does, and matches alike)."""
     tags = ([] if scope is None else [scope_tag(scope)]) + [t[len(FACET_MARK) :] for t in wanted]
-    return "".join(f"{sep}@s:{{{tag}}}" for tag in tags)
+    if weight is None:
+        return "".join(f"{sep}@s:{{{tag}}}" for tag in tags)
+    return "".join(f"{sep}@s:{{{tag}|{tag}}}=>{{$weight:{weight}}}" for tag in tags)
 
 
 def vector_field(dims: int) -> list[Any]:

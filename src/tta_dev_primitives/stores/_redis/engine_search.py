@@ -141,15 +141,15 @@ async def _keyword(
     window = queries.rows_for(keywords.candidates(limit) + TIE_MARGIN)
     bases = engine.bases
 
-    async def run(client: Any) -> tuple[Rows, float]:
+    async def run(client: Any, faint: tuple[int, ...] = ()) -> keywords.Answer:
         shards = _shards_for(engine, client, base)
         if len(shards) == 1 and shards[0].node is None:  # one server: one round trip
-            answer = await keywords.ask(
-                client, shards[0], terms, window, scope, bases, query.filter
+            return await keywords.ask(
+                client, shards[0], terms, window, scope, bases, query.filter, faint
             )
-            return keywords.rescore(answer.rows, answer.stats)
         asks = [
-            keywords.ask(client, shard, terms, window, scope, (), query.filter) for shard in shards
+            keywords.ask(client, shard, terms, window, scope, (), query.filter, faint)
+            for shard in shards
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
         if not keywords.engine_counts(scope):  # the namespace's or a user's running totals
@@ -163,9 +163,17 @@ async def _keyword(
         for answer in answers:
             rows += answer.rows
             stats += answer.stats
-        return keywords.rescore(rows, stats)
+        return keywords.Answer(rows, stats, all(answer.complete for answer in answers))
 
-    found: tuple[Rows, float] = await call(run)
+    answer: keywords.Answer = await call(run)
+    if faint := keywords.common(answer.stats, answer.complete):
+        # A term in most documents may weigh far too much in the engine: ask again, one more
+        # round trip, with it weighing next to nothing (the statistics are the same).
+        again: keywords.Answer = await call(lambda client: run(client, faint))
+        seen = {row[0] for row in again.rows}
+        rows = again.rows + [row for row in answer.rows if row[0] not in seen]
+        answer = keywords.Answer(rows, answer.stats, again.complete)
+    found = keywords.rescore(answer.rows, answer.stats)
     return top(found[0], limit), found[1]
 
 

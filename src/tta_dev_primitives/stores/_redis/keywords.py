@@ -50,6 +50,7 @@ __all__ = [
     "Term",
     "ask",
     "candidates",
+    "common",
     "counts",
     "engine_counts",
     "rescore",
@@ -69,9 +70,13 @@ MIN_CANDIDATES: Final = 100
 CANDIDATE_FACTOR: Final = 4
 
 
-#: The weight of the terms' clause in a scoped or filtered search: the engine scores a TAG
-#: clause too (see ``_matching``), and this keeps its share below the terms' smallest steps.
-TERMS_WEIGHT: Final = 1_000_000
+#: The weight of a scope's or a filter's TAG clause in the engine's score of a candidate, and
+#: of a term in over half the documents searched when candidates are asked again (``common``):
+#: next to nothing, a tie-break among the other terms' matches. The engine's BM25STD scores a
+#: TAG as a term of its own, with an IDF that favours short documents (high for a small scope
+#: in a large namespace, and far too high once documents were indexed again, until the
+#: engine's garbage collector runs: seen at 38), so it, not the words, chose the candidates.
+FAINT: Final = 1e-6
 
 
 def candidates(limit: int) -> int:
@@ -123,10 +128,25 @@ Row = tuple[str, int, int, list[int]]
 
 
 class Answer(NamedTuple):
-    """One server's candidates and its statistics."""
+    """One server's candidates and its statistics; ``complete``: every match is a candidate."""
 
     rows: list[Row]
     stats: Stats
+    complete: bool
+
+
+def common(stats: Stats, complete: bool) -> tuple[int, ...]:
+    """The terms in over half the documents searched, if candidates are to be asked again with
+    them weighing next to nothing; () if not (every match was a candidate, no term is that
+    common, or every term is). Such a term weighs little in our BM25, but in the engine's a
+    term counting more documents than the index holds (a rewritten document's old copy counts
+    until the garbage collector runs, after 100 of them) takes an IDF of about 38 and chooses
+    the candidates alone: with a name in every memory, 5 rewrites were enough."""
+    if complete or stats.docs <= 0:
+        return ()
+    held = [i for i, df in enumerate(stats.dfs) if df > 0]
+    found = tuple(i for i in held if 2 * stats.dfs[i] > stats.docs)
+    return found if len(found) < len(held) else ()
 
 
 def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
@@ -203,13 +223,13 @@ def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
 
 def _commands(
     shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
-    wanted: tuple[str, ...], count_scope: bool,
+    wanted: tuple[str, ...], count_scope: bool, faint: tuple[int, ...] = (),
 ) -> list[Any]:  # fmt: skip
     """The candidates (within the scope and the filter's facets ``wanted``) and the
     statistics (the scope's, as in-process: a filter chooses documents, not how they score)."""
     where = scope_filter(scope, " ")
-    tags = scope_filter(scope, " ", wanted)
-    text = _matching(terms, weighted=bool(tags)) + tags
+    tags = scope_filter(scope, " ", wanted, FAINT)
+    text = _matching(terms, faint, scoped=bool(tags)) + tags
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
     # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
     fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
@@ -235,19 +255,22 @@ def _commands(
     return commands
 
 
-def _matching(terms: Sequence[Term], weighted: bool) -> str:
-    """The clause matching any of ``terms``. Beside a scope's or a filter's TAG clause it is
-    ``weighted``: the engine's BM25STD scores a TAG as a term of its own, with an IDF that
-    favours short documents (high for a small scope in a large namespace, and far too high
-    once documents were indexed again, until the engine's garbage collector runs: seen at 38),
-    so it, not the words, would choose the candidates. A lone term takes no weight in the
-    engine; a union of it twice does, and orders alike."""
-    alternatives = [t.syntax for t in terms]
-    if not weighted:
-        return "@t:(" + "|".join(alternatives) + ")"
-    if len(alternatives) == 1:
-        alternatives *= 2
-    return "@t:(" + "|".join(alternatives) + ")=>{$weight:" + str(TERMS_WEIGHT) + "}"
+def _matching(terms: Sequence[Term], faint: tuple[int, ...] = (), scoped: bool = False) -> str:
+    """The clause matching any of ``terms``; when candidates are asked again (``common``), the
+    terms ``faint`` weigh next to nothing. Unscoped, they are written twice (a lone term takes
+    no weight in the engine, nor a union of one when the others have no documents on a
+    server). In a scope, the other terms are optional clauses beside the scope's and the faint
+    ones are left out: the engine's union of terms inside a scope under-counts the terms of
+    about one match in ten (RediSearch 2.10), which the common term's weight used to hide, and
+    an optional clause loses its weight. The first candidates, kept, hold the best matches of
+    the faint terms alone."""
+    if not faint:
+        return "@t:(" + "|".join(t.syntax for t in terms) + ")"
+    strong = [t.syntax for i, t in enumerate(terms) if i not in faint]
+    if scoped:
+        return " ".join(f"~@t:{syntax}" for syntax in strong)
+    weak = "|".join(t.syntax for i, t in enumerate(terms) if i in faint)
+    return f"(@t:({'|'.join(strong)})|@t:({weak}|{weak})=>{{$weight:{FAINT}}})"
 
 
 async def _run_all(
@@ -287,18 +310,20 @@ def _number(value: Any) -> int:
 
 async def ask(
     client: Any, shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
-    bases: Sequence[str] = (), wanted: tuple[str, ...] = (),
+    bases: Sequence[str] = (), wanted: tuple[str, ...] = (), faint: tuple[int, ...] = (),
 ) -> Answer:  # fmt: skip
     """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
     running totals of ``bases`` (on one server, read in the same pipeline; none: the caller
-    reads the namespace's) or the engine's count of the scope (``engine_counts``)."""
+    reads the namespace's) or the engine's count of the scope (``engine_counts``). The terms
+    ``faint`` weigh next to nothing in choosing the candidates (``common``)."""
     counted = engine_counts(scope)
-    commands = _commands(shard, terms, window, scope, wanted, counted)
+    commands = _commands(shard, terms, window, scope, wanted, counted, faint)
     got, with_texts = await _run_all(client, shard, commands, () if counted else bases, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
-    every_match = not wanted and replies.total(reply) <= len(rows)
+    complete = replies.total(reply) <= len(rows)
+    every_match = not wanted and complete
     ties = len(rows) == window and window > TIE_MARGIN and rows[-1 - TIE_MARGIN][1] == rows[-1][1]
     if ties and shard.node is None and replies.total(reply) <= MAX_TIE_SORT:
         # Equal engine scores run past the window: the engine orders them oldest first, so
@@ -317,7 +342,9 @@ async def ask(
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
     found = [_row(key, fields, terms) for key, _, fields in rows]
-    if scope is not None:
+    if scope is not None and faint:  # candidates asked again: the caller has the counts
+        dfs = [0] * len(terms)
+    elif scope is not None:
         if every_match:  # a scope's matches are often all candidates: count them here
             dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
@@ -330,7 +357,7 @@ async def ask(
         docs, length = _number(group.get("c")), _number(group.get("l"))
     else:
         docs, length = _sum_totals(got[len(commands) :], scope)
-    return Answer(found, Stats(docs, length, dfs))
+    return Answer(found, Stats(docs, length, dfs), complete)
 
 
 async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:
