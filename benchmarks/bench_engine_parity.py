@@ -10,7 +10,8 @@ The same turns (``_corpus.load_turns``, keys ``user:session:turn``) go into an i
 Query Engine) and ``replica``; each 8-12-word question (``_corpus.questions``) is asked
 unscoped and scoped to one user (the user of the turn it was drawn near), ``limit=10``.
 Reported per mode and scope: the mean top-10 overlap with in-process (|A ∩ B| / |B|, B the
-in-process top 10) and the share of questions whose top 10 is identical in order. Nothing is
+in-process top 10), the share of questions whose top 10 is identical in order, and the p50 of
+a search (one process, one at a time: a latency, not a throughput). Nothing is
 asserted here (the test suite holds both modes to in-process rankings on small corpora): this
 measures it on real turns. Before keyword search in the engine was rescored with our BM25
 (``stores/_redis/keywords.py``), the engine's own ``BM25STD`` (k1 1.2, b 0.5, the whole
@@ -72,16 +73,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             loaded = time.perf_counter() - start
             row: dict[str, Any] = {"load_s": round(loaded, 1)}
             for scope in ("unscoped", "user"):
-                got = [
-                    [h.key for h in await memory.search_scored(
-                        q, LIMIT, scope=None if scope == "unscoped" else u)]
-                    for q, u in zip(qs, users, strict=True)
-                ]  # fmt: skip
+                got, took = [], []
+                for q, u in zip(qs, users, strict=True):
+                    start = time.perf_counter()
+                    hits = await memory.search_scored(
+                        q, LIMIT, scope=None if scope == "unscoped" else u
+                    )
+                    took.append(time.perf_counter() - start)
+                    got.append([h.key for h in hits])
                 pairs = [(g, w) for g, w in zip(got, want[scope], strict=True) if w]
                 row[scope] = {
                     "overlap": round(overlap(pairs), 3),
                     "identical": round(sum(g == w for g, w in pairs) / len(pairs), 3),
                     "asked": len(pairs),
+                    "p50_ms": round(statistics.median(took) * 1000, 2),
                 }
             row["engine"] = memory.get_backend_info()["search_engine"]
             out["modes"][mode] = row
@@ -99,12 +104,14 @@ def overlap(pairs: list[tuple[list[str], list[str]]]) -> float:
 
 def report(f: dict[str, Any]) -> None:
     print(f"{f['size']:,} turns ({f['corpus']}), {f['questions']} questions; {f['server']}")
-    print("| mode | unscoped overlap | identical | user overlap | identical | searched by |")
-    print("|---|---|---|---|---|---|")
+    print("| mode | unscoped overlap | identical | p50 ms | user overlap | identical | p50 ms "
+          "| searched by |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for mode, row in f["modes"].items():
         u, s = row["unscoped"], row["user"]
-        print(f"| {mode} | {u['overlap']:.3f} | {u['identical']:.3f} | {s['overlap']:.3f} | "
-              f"{s['identical']:.3f} | {row['engine']} |")  # fmt: skip
+        print(f"| {mode} | {u['overlap']:.3f} | {u['identical']:.3f} | {u['p50_ms']:.2f} | "
+              f"{s['overlap']:.3f} | {s['identical']:.3f} | {s['p50_ms']:.2f} | "
+              f"{row['engine']} |")  # fmt: skip
 
 
 def main() -> None:
