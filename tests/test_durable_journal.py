@@ -495,6 +495,51 @@ async def test_an_add_cancelled_while_its_record_is_written_is_not_served_if_the
     }
 
 
+async def test_a_retried_add_stored_after_a_cancelled_one_was_refused_stays_in_the_copy(
+    redis_server_factory: Factory,
+    journal: Path,
+    memories: list[MemoryPrimitive],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller whose add was cancelled (and whose record the disk then refused) retries the
+    same add once Redis is back: Redis stores it, and so does the copy. A later outage's reads
+    must serve it: the refused record's note must not drop a copy a later write stored."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    await memory.add("k", {"content": "first"})
+    server.kill()
+    await memory.add("before", {"content": "on disk"})
+    file = memory._store.journal_file
+    assert file is not None
+    entered, release, failing = threading.Event(), threading.Event(), [True]
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd == file._fd and failing[0]:
+            entered.set()
+            release.wait(30)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(_journal_file.os, "write", write)
+    adding = asyncio.create_task(memory.add("k", {"content": "retried"}))
+    assert await asyncio.to_thread(entered.wait, 30)
+    adding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    failing[0] = False
+    release.set()
+    await file.settle()
+    server.start()
+    assert await memory.flush()
+    await memory.add("k", {"content": "retried"})  # the retry: stored in Redis, live
+    assert await stored(server, ns) == {"k": {"content": "retried"}, "before": {"content": "on disk"}}
+    server.kill()
+    assert await memory.get("k") == {"content": "retried"}  # the copy of a stored write
+
+
 # -- caps: the file is compacted -----------------------------------------------------------------
 
 
