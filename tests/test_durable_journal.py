@@ -535,7 +535,10 @@ async def test_a_retried_add_stored_after_a_cancelled_one_was_refused_stays_in_t
     server.start()
     assert await memory.flush()
     await memory.add("k", {"content": "retried"})  # the retry: stored in Redis, live
-    assert await stored(server, ns) == {"k": {"content": "retried"}, "before": {"content": "on disk"}}
+    assert await stored(server, ns) == {
+        "k": {"content": "retried"},
+        "before": {"content": "on disk"},
+    }
     server.kill()
     assert await memory.get("k") == {"content": "retried"}  # the copy of a stored write
 

@@ -445,7 +445,7 @@ async def test_a_large_scope_s_best_matches_are_among_the_candidates(
     )
     rng = random.Random(3)
     for i in range(1500):
-        text = rng.choices(WORDS + ["cafe", "creme"] + FILLER, k=rng.choice([1, 2, 3, 5, 8, 20]))
+        text = rng.choices([*WORDS, "cafe", "creme", *FILLER], k=rng.choice([1, 2, 3, 5, 8, 20]))
         rng.shuffle(text)
         for memory in (local, remote):
             await memory.add(f"u{i % 2}:s{i % 3}:{i}", {"content": " ".join(text)})

@@ -141,7 +141,10 @@ class HybridStore(Generic[B]):
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
         self._in_flight = InFlight()  # keys with a write on its way: their copies are ours
-        self._unstored: list[Put] = []  # cancelled puts the durable file refused: copies to drop
+        # Cancelled puts whose records are on their way to the durable file (key: version), and
+        # those the file refused: copies to drop, unless a later write of the key was made.
+        self._cancelled: dict[str, str] = {}
+        self._unstored: list[Put] = []
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
@@ -356,6 +359,8 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
+        if self._cancelled or self._unstored:
+            self._supersede(write)
         if not isinstance(write, Put | Delete):
             return await self._deliver(remote, write)  # a clear
         # A copy check, or a read that finds Redis's older value, must not judge the key while
@@ -423,8 +428,9 @@ class HybridStore(Generic[B]):
 
     async def _journal_write(self, write: Write) -> None:
         """Journal ``write``. A put's record on its way to the durable file is written even if
-        its caller is cancelled meanwhile; should the file then refuse it, it was stored nowhere,
-        and the next in-process read drops its copy (``_drop_unjournalled``)."""
+        its caller is cancelled meanwhile; should the file then refuse it, it was stored
+        nowhere, and the next in-process read drops its copy (``_drop_unjournalled``) unless a
+        later write of the key was made since (``_supersede``)."""
         if self._outbox.file is None or not isinstance(write, Put):
             await self._outbox.add(write)
             return
@@ -433,20 +439,32 @@ class HybridStore(Generic[B]):
             await asyncio.shield(adding)
         except asyncio.CancelledError:
             put = write
+            self._cancelled[put.key] = put.version
             adding.add_done_callback(lambda done: self._unjournalled(done, put))
             raise
 
     def _unjournalled(self, adding: asyncio.Future[None], write: Put) -> None:
-        if not adding.cancelled() and adding.exception() is not None:
+        refused = not adding.cancelled() and adding.exception() is not None
+        if self._cancelled.get(write.key) != write.version:
+            return  # a later write of the key was made: its copy stands
+        del self._cancelled[write.key]
+        if refused:
             self._unstored.append(write)
 
+    def _supersede(self, write: Write) -> None:
+        """A write (issued now) of a key whose cancelled put's record is pending or refused:
+        the copy is this write's from now on, so that record must not drop it."""
+        if isinstance(write, Put | Delete):
+            self._cancelled.pop(write.key, None)
+            self._unstored = [w for w in self._unstored if w.key != write.key]
+        else:  # a clear: the copy holds none of them
+            self._cancelled.clear()
+            self._unstored.clear()
+
     async def _drop_unjournalled(self) -> None:
-        """Drop the copies of cancelled puts whose records the durable file refused (unless a
-        later write of the key has put its own value there since)."""
+        """Drop the copies of cancelled puts whose records the durable file refused."""
         while self._unstored:
-            write = self._unstored.pop()
-            if same(await self.local.get(write.key), write.payload):
-                await self._drop_unstored(write)
+            await self._drop_unstored(self._unstored.pop())
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
         """Send a caller's write (``_newest_wins``). A clear still removes what is older than it
