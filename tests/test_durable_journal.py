@@ -446,6 +446,34 @@ async def test_a_full_disk_fails_the_write_and_keeps_nothing_of_it(
     assert set(await stored(server, ns)) == {"before", "after"}  # Redis restarted empty
 
 
+async def cancelled_and_refused(
+    memory: MemoryPrimitive, key: str, value: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage ``add`` cancelled (its caller's timeout) while its record is being written to
+    the journal file, which then fails with ENOSPC; returns once the file has settled."""
+    file = memory._store.journal_file
+    assert file is not None
+    entered, release, failing = threading.Event(), threading.Event(), [True]
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd == file._fd and failing[0]:
+            entered.set()
+            release.wait(30)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(_journal_file.os, "write", write)
+    adding = asyncio.create_task(memory.add(key, value))
+    assert await asyncio.to_thread(entered.wait, 30)
+    adding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await adding
+    failing[0] = False
+    release.set()
+    await file.settle()
+
+
 async def test_an_add_cancelled_while_its_record_is_written_is_not_served_if_the_disk_fails(
     redis_server_factory: Factory,
     journal: Path,
@@ -462,27 +490,7 @@ async def test_an_add_cancelled_while_its_record_is_written_is_not_served_if_the
     await memory.add("lost", {"content": "stored before"})
     server.kill()
     await memory.add("before", {"content": "on disk"})
-    file = memory._store.journal_file
-    assert file is not None
-    entered, release, failing = threading.Event(), threading.Event(), [True]
-    real = os.write
-
-    def write(fd: int, data: Any) -> int:
-        if fd == file._fd and failing[0]:
-            entered.set()
-            release.wait(30)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(_journal_file.os, "write", write)
-    adding = asyncio.create_task(memory.add("lost", {"content": "stored nowhere"}))
-    assert await asyncio.to_thread(entered.wait, 30)
-    adding.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await adding
-    failing[0] = False
-    release.set()
-    await file.settle()
+    await cancelled_and_refused(memory, "lost", {"content": "stored nowhere"}, monkeypatch)
     assert await memory.get("lost") is None  # not the value that never reached the disk
     assert await memory.search("stored nowhere") == []
     assert await memory.get("before") == {"content": "on disk"}
@@ -511,27 +519,7 @@ async def test_a_retried_add_stored_after_a_cancelled_one_was_refused_stays_in_t
     await memory.add("k", {"content": "first"})
     server.kill()
     await memory.add("before", {"content": "on disk"})
-    file = memory._store.journal_file
-    assert file is not None
-    entered, release, failing = threading.Event(), threading.Event(), [True]
-    real = os.write
-
-    def write(fd: int, data: Any) -> int:
-        if fd == file._fd and failing[0]:
-            entered.set()
-            release.wait(30)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(_journal_file.os, "write", write)
-    adding = asyncio.create_task(memory.add("k", {"content": "retried"}))
-    assert await asyncio.to_thread(entered.wait, 30)
-    adding.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await adding
-    failing[0] = False
-    release.set()
-    await file.settle()
+    await cancelled_and_refused(memory, "k", {"content": "retried"}, monkeypatch)
     server.start()
     assert await memory.flush()
     await memory.add("k", {"content": "retried"})  # the retry: stored in Redis, live

@@ -4,6 +4,7 @@ cluster, on a corpus where the engine's own BM25STD (k1 1.2, b 0.5) orders diffe
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -63,6 +64,28 @@ async def assert_ranks_alike(
             assert [(h.key, round(h.score, 9)) for h in got] == [
                 (h.key, round(h.score, 9)) for h in want
             ], (question, scope)
+
+
+@contextlib.asynccontextmanager
+async def side_by_side(
+    url: str, docs: Sequence[tuple[str, str]]
+) -> AsyncIterator[tuple[MemoryPrimitive, MemoryPrimitive]]:
+    """``docs`` in process and in the engine at ``url``, written in the same order; cleared and
+    closed after, even when an assert fails (a memory left open leaks its connections into the
+    tests after it)."""
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    try:
+        for key, text in docs:
+            for memory in (local, remote):
+                await memory.add(key, {"content": text})
+        yield local, remote
+    finally:
+        await remote.clear()
+        for memory in (local, remote):
+            await memory.aclose()
 
 
 @pytest.fixture(params=["redis_query_engine", "redis_query_engine_cluster"])
@@ -353,20 +376,10 @@ async def test_a_scope_with_more_matches_than_candidates_ranks_alike(
 ) -> None:
     """A scope whose matches outnumber the candidates (its counts then come from the engine)
     ranks as in-process, as does a small one (counted among the candidates)."""
-    server = request.getfixturevalue(backend)
-    local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(
-        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
     docs = corpus()
-    for i in range(300):
-        key, text = f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]
-        for memory in (local, remote):
-            await memory.add(key, {"content": text})
-    await assert_ranks_alike(local, remote, ("u1", "u1:s0"), limit=5)
-    await remote.clear()
-    for memory in (local, remote):
-        await memory.aclose()
+    written = [(f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]) for i in range(300)]
+    async with side_by_side(request.getfixturevalue(backend).url, written) as (local, remote):
+        await assert_ranks_alike(local, remote, ("u1", "u1:s0"), limit=5)
 
 
 @pytest.mark.parametrize("backend", ["redis_query_engine", "redis_query_engine_cluster"])
@@ -379,23 +392,13 @@ async def test_a_scope_whose_documents_were_indexed_again_ranks_alike(
     counted, the TAG's document count passes the namespace's and its IDF jumps to ~38, so
     short documents crowded out the best matches (u1:s1:237 was missed here). The TAG clause
     now weighs next to nothing."""
-    server = request.getfixturevalue(backend)
-    local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(
-        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
     docs = corpus()
-    for i in range(300):
-        key, text = f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]
-        for memory in (local, remote):
-            await memory.add(key, {"content": text})
-    for i in range(0, 300, 10):  # 30 rewrites: fewer than the collector waits for
-        await remote.add(f"u1:s{i % 2}:{i}", {"content": docs[i % len(docs)][1]})
-    await assert_ranks_alike(local, remote, ("u1", "u1:s0"), limit=5)
-    await assert_ranks_alike(local, remote, ("u1",), limit=1)
-    await remote.clear()
-    for memory in (local, remote):
-        await memory.aclose()
+    written = [(f"u1:s{i % 2}:{i}", docs[i % len(docs)][1]) for i in range(300)]
+    async with side_by_side(request.getfixturevalue(backend).url, written) as (local, remote):
+        for key, text in written[::10]:  # 30 rewrites: fewer than the collector waits for
+            await remote.add(key, {"content": text})
+        await assert_ranks_alike(local, remote, ("u1", "u1:s0"), limit=5)
+        await assert_ranks_alike(local, remote, ("u1",), limit=1)
 
 
 @pytest.mark.parametrize("backend", ["redis_query_engine", "redis_query_engine_cluster"])
@@ -407,25 +410,17 @@ async def test_a_word_in_every_memory_does_not_choose_the_candidates_after_rewri
     38, and proposed the shortest memories holding the name, not the best matches of the other
     words; unscoped and scoped alike. Such a term is now asked again weighing next to nothing
     (in a scope, the other words as optional clauses: the engine's union there under-counts)."""
-    server = request.getfixturevalue(backend)
-    local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(
-        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
     rng = random.Random(3)
     docs = []
     for i in range(400):
         text = ["alice", *rng.choices(WORDS + FILLER, k=rng.choice([1, 3, 8, 20]))]
         rng.shuffle(text)
         docs.append((f"u1:s{i % 3}:{i}", " ".join(text)))
-    for key, text in docs + docs[:5]:  # the first 5 written twice
-        for memory in (local, remote):
-            await memory.add(key, {"content": text})
-    questions = ["what does alice say about the garden?", "alice violin stone?", "alice?"]
-    await assert_ranks_alike(local, remote, (None, "u1", "u1:s0"), limit=5, questions=questions)
-    await remote.clear()
-    for memory in (local, remote):
-        await memory.aclose()
+    written = docs + docs[:5]  # the first 5 written twice
+    async with side_by_side(request.getfixturevalue(backend).url, written) as (local, remote):
+        questions = ["what does alice say about the garden?", "alice violin stone?", "alice?"]
+        scopes = (None, "u1", "u1:s0")
+        await assert_ranks_alike(local, remote, scopes, limit=5, questions=questions)
 
 
 @pytest.mark.parametrize("backend", ["redis_query_engine", "redis_query_engine_cluster"])
@@ -438,21 +433,15 @@ async def test_a_large_scope_s_best_matches_are_among_the_candidates(
     river x5) scores 4.62 unscoped but 1.43 scoped, 259th, past the ~104 candidates, so the
     in-process top 5 is missed. Written as optional clauses (``~@t:appl ~@t:pear ~@t:river``
     beside the union weighing ~0) it scores 4.62 in the scope too."""
-    server = request.getfixturevalue(backend)
-    local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(
-        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
     rng = random.Random(3)
+    written = []
     for i in range(1500):
         text = rng.choices([*WORDS, "cafe", "creme", *FILLER], k=rng.choice([1, 2, 3, 5, 8, 20]))
         rng.shuffle(text)
-        for memory in (local, remote):
-            await memory.add(f"u{i % 2}:s{i % 3}:{i}", {"content": " ".join(text)})
-    await assert_ranks_alike(local, remote, (None, "u1"), limit=5, questions=["apple pear river?"])
-    await remote.clear()
-    for memory in (local, remote):
-        await memory.aclose()
+        written.append((f"u{i % 2}:s{i % 3}:{i}", " ".join(text)))
+    async with side_by_side(request.getfixturevalue(backend).url, written) as (local, remote):
+        questions = ["apple pear river?"]
+        await assert_ranks_alike(local, remote, (None, "u1"), limit=5, questions=questions)
 
 
 async def test_documents_written_before_user_totals_are_counted_by_a_backfill(
