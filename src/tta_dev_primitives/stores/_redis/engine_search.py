@@ -152,7 +152,8 @@ async def _keyword(
             for shard in shards
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
-        if not keywords.engine_counts(scope):  # the namespace's or a user's running totals
+        if not keywords.engine_counts(scope) and not faint:
+            # The namespace's or a user's running totals (asked again: the caller has them).
             totals = keywords.totals(client, shards, bases, scope)
             both: list[Any] = await gather_all(gather_all(*asks), totals)
             answers, (docs, length) = both
@@ -167,8 +168,9 @@ async def _keyword(
 
     answer: keywords.Answer = await call(run)
     if faint := keywords.common(answer.stats, answer.complete):
-        # A term in most documents may weigh far too much in the engine: ask again, one more
-        # round trip, with it weighing next to nothing (the statistics are the same).
+        # A term in most documents may weigh far too much in the engine: ask again by the
+        # other terms, one more round trip, and rescore both asks' candidates (the
+        # statistics are the same).
         again: keywords.Answer = await call(lambda client: run(client, faint))
         seen = {row[0] for row in again.rows}
         rows = again.rows + [row for row in answer.rows if row[0] not in seen]

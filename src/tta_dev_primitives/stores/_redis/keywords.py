@@ -70,12 +70,12 @@ MIN_CANDIDATES: Final = 100
 CANDIDATE_FACTOR: Final = 4
 
 
-#: The weight of a scope's or a filter's TAG clause in the engine's score of a candidate, and
-#: of a term in over half the documents searched when candidates are asked again (``common``):
-#: next to nothing, a tie-break among the other terms' matches. The engine's BM25STD scores a
-#: TAG as a term of its own, with an IDF that favours short documents (high for a small scope
-#: in a large namespace, and far too high once documents were indexed again, until the
-#: engine's garbage collector runs: seen at 38), so it, not the words, chose the candidates.
+#: The weight, next to nothing, of a clause that chooses matches without scoring them: a
+#: scope's or a filter's TAG, and a scoped search's union of terms (see ``_matching``). The
+#: engine's BM25STD scores a TAG as a term of its own, with an IDF that favours short documents
+#: (high for a small scope in a large namespace, and far too high once documents were indexed
+#: again, until the engine's garbage collector runs: seen at 38), so it, not the words, chose
+#: the candidates.
 FAINT: Final = 1e-6
 
 
@@ -136,12 +136,13 @@ class Answer(NamedTuple):
 
 
 def common(stats: Stats, complete: bool) -> tuple[int, ...]:
-    """The terms in over half the documents searched, if candidates are to be asked again with
-    them weighing next to nothing; () if not (every match was a candidate, no term is that
-    common, or every term is). Such a term weighs little in our BM25, but in the engine's a
-    term counting more documents than the index holds (a rewritten document's old copy counts
-    until the garbage collector runs, after 100 of them) takes an IDF of about 38 and chooses
-    the candidates alone: with a name in every memory, 5 rewrites were enough."""
+    """The terms in over half the documents searched, if candidates are to be asked again by
+    the other terms alone; () if not (every match was a candidate, no term is that common, or
+    every term is). Such a term weighs little in our BM25, but in the engine's a term counting
+    more documents than the index holds (a rewritten document's old copy counts until the
+    garbage collector runs, after 100 of them) takes an IDF of about 38 and chooses the
+    candidates alone: with a name in every memory, 5 rewrites were enough. The first ask's
+    candidates, kept beside the second's, hold the best matches of the common terms alone."""
     if complete or stats.docs <= 0:
         return ()
     held = [i for i, df in enumerate(stats.dfs) if df > 0]
@@ -229,7 +230,7 @@ def _commands(
     statistics (the scope's, as in-process: a filter chooses documents, not how they score)."""
     where = scope_filter(scope, " ")
     tags = scope_filter(scope, " ", wanted, FAINT)
-    text = _matching(terms, faint, scoped=bool(tags)) + tags
+    text = _matching([t for i, t in enumerate(terms) if i not in faint], bool(tags)) + tags
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
     # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
     fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
@@ -239,6 +240,8 @@ def _commands(
         "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
         "RETURN", len(fields), *fields, "LIMIT", 0, window, "DIALECT", 2,
     )]  # fmt: skip
+    if faint:  # candidates asked again (``common``): the caller has the statistics
+        return commands
     if scope is None:  # many matches: count each term's documents in the same round trip
         commands += _counts(shard, terms, where)
     elif count_scope:
@@ -255,28 +258,17 @@ def _commands(
     return commands
 
 
-def _matching(terms: Sequence[Term], faint: tuple[int, ...] = (), scoped: bool = False) -> str:
-    """The clause matching any of ``terms`` and scoring them; when candidates are asked again
-    (``common``), the terms ``faint`` weigh next to nothing.
-
-    Beside a scope's or a filter's clause, the engine's union of terms under-counts the terms
-    of about one match in ten (RediSearch 2.10: one in six searches over a 750-memory scope
-    missed a best match). There the union only chooses the matches, weighing next to nothing,
-    and each term scores as an optional clause. Where faint terms leave the union, it is
-    written twice: a union of one (the others without documents on a server) is a lone term,
-    which takes no weight in the engine; and an optional clause loses its weight, so faint
-    terms have none."""
+def _matching(terms: Sequence[Term], scoped: bool) -> str:
+    """The clause matching any of ``terms`` and scoring them. Beside a scope's or a filter's
+    clause, the engine's union of terms under-counts the terms of about one match in ten
+    (RediSearch 2.10: one in six searches over a 750-memory scope missed a best match), so
+    there the union only chooses the matches, weighing next to nothing, and each term scores
+    as an optional clause of its own."""
     union = "|".join(t.syntax for t in terms)
-    strong = [t.syntax for i, t in enumerate(terms) if i not in faint]
-    if not scoped:
-        if not faint:
-            return f"@t:({union})"
-        weak = "|".join(t.syntax for i, t in enumerate(terms) if i in faint)
-        return f"(@t:({'|'.join(strong)})|@t:({weak}|{weak})=>{{$weight:{FAINT}}})"
-    if len(terms) == 1:
-        return f"@t:({union})"  # no union to under-count
-    matching = f"@t:({union}|{union})" if faint else f"@t:({union})"
-    return f"{matching}=>{{$weight:{FAINT}}} " + " ".join(f"~@t:{syntax}" for syntax in strong)
+    if not scoped or len(terms) == 1:
+        return f"@t:({union})"
+    optional = " ".join(f"~@t:{t.syntax}" for t in terms)
+    return f"@t:({union})=>{{$weight:{FAINT}}} {optional}"
 
 
 async def _run_all(
@@ -321,10 +313,11 @@ async def ask(
     """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
     running totals of ``bases`` (on one server, read in the same pipeline; none: the caller
     reads the namespace's) or the engine's count of the scope (``engine_counts``). The terms
-    ``faint`` weigh next to nothing in choosing the candidates (``common``)."""
+    ``faint`` (``common``) are left out of the query, not out of the rows' frequencies."""
     counted = engine_counts(scope)
     commands = _commands(shard, terms, window, scope, wanted, counted, faint)
-    got, with_texts = await _run_all(client, shard, commands, () if counted else bases, scope)
+    totals = () if counted or faint else bases
+    got, with_texts = await _run_all(client, shard, commands, totals, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
     rows = replies.rows(reply, scores=True)
@@ -348,9 +341,9 @@ async def ask(
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
     found = [_row(key, fields, terms) for key, _, fields in rows]
-    if scope is not None and faint:  # candidates asked again: the caller has the counts
-        dfs = [0] * len(terms)
-    elif scope is not None:
+    if faint:  # candidates asked again: the caller has the statistics
+        return Answer(found, Stats(0, 0, [0] * len(terms)), complete)
+    if scope is not None:
         if every_match:  # a scope's matches are often all candidates: count them here
             dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
