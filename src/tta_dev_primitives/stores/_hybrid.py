@@ -69,6 +69,7 @@ from tta_dev_primitives.stores._base import (
     Write,
     send,
 )
+from tta_dev_primitives.stores._cancelled import CancelledPuts
 from tta_dev_primitives.stores._copies import CopyCheck, Outdated, same
 from tta_dev_primitives.stores._events import NoEvents, Served, StoreEvents
 from tta_dev_primitives.stores._in_flight import InFlight
@@ -141,10 +142,7 @@ class HybridStore(Generic[B]):
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
         self._in_flight = InFlight()  # keys with a write on its way: their copies are ours
-        # Cancelled puts whose records are on their way to the durable file (key: version), and
-        # those the file refused: copies to drop, unless a later write of the key was made.
-        self._cancelled: dict[str, str] = {}
-        self._unstored: list[Put] = []
+        self._cancelled = CancelledPuts()  # journalled by a cancelled caller: refused copies go
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
@@ -234,7 +232,7 @@ class HybridStore(Generic[B]):
             await self._load()
         self._resume_stranded()
         if self._in_last_batch(key):
-            if self._unstored:
+            if self._cancelled:
                 await self._drop_unjournalled()
             return Served(await self.local.get(key), self.local.kind, fallback=True)
 
@@ -346,7 +344,7 @@ class HybridStore(Generic[B]):
         if remote is None:
             return Served(await call(self.local), self.local.kind)
         self._maybe_recover()
-        if self._unstored:
+        if self._cancelled:
             await self._drop_unjournalled()
         return Served(await call(self.local), self.local.kind, fallback=True)
 
@@ -359,8 +357,8 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
-        if self._cancelled or self._unstored:
-            self._supersede(write)
+        if self._cancelled:
+            self._cancelled.supersede(write)
         if not isinstance(write, Put | Delete):
             return await self._deliver(remote, write)  # a clear
         # A copy check, or a read that finds Redis's older value, must not judge the key while
@@ -429,8 +427,7 @@ class HybridStore(Generic[B]):
     async def _journal_write(self, write: Write) -> None:
         """Journal ``write``. A put's record on its way to the durable file is written even if
         its caller is cancelled meanwhile; should the file then refuse it, it was stored
-        nowhere, and the next in-process read drops its copy (``_drop_unjournalled``) unless a
-        later write of the key was made since (``_supersede``)."""
+        nowhere, and the next in-process read drops its copy (``CancelledPuts``)."""
         if self._outbox.file is None or not isinstance(write, Put):
             await self._outbox.add(write)
             return
@@ -438,33 +435,13 @@ class HybridStore(Generic[B]):
         try:
             await asyncio.shield(adding)
         except asyncio.CancelledError:
-            put = write
-            self._cancelled[put.key] = put.version
-            adding.add_done_callback(lambda done: self._unjournalled(done, put))
+            self._cancelled.watch(adding, write)
             raise
-
-    def _unjournalled(self, adding: asyncio.Future[None], write: Put) -> None:
-        refused = not adding.cancelled() and adding.exception() is not None
-        if self._cancelled.get(write.key) != write.version:
-            return  # a later write of the key was made: its copy stands
-        del self._cancelled[write.key]
-        if refused:
-            self._unstored.append(write)
-
-    def _supersede(self, write: Write) -> None:
-        """A write (issued now) of a key whose cancelled put's record is pending or refused:
-        the copy is this write's from now on, so that record must not drop it."""
-        if isinstance(write, Put | Delete):
-            self._cancelled.pop(write.key, None)
-            self._unstored = [w for w in self._unstored if w.key != write.key]
-        else:  # a clear: the copy holds none of them
-            self._cancelled.clear()
-            self._unstored.clear()
 
     async def _drop_unjournalled(self) -> None:
         """Drop the copies of cancelled puts whose records the durable file refused."""
-        while self._unstored:
-            await self._drop_unstored(self._unstored.pop())
+        for put in self._cancelled.refused():
+            await self._drop_unstored(put)
 
     async def _send_live(self, remote: B, write: Write) -> bool | None:
         """Send a caller's write (``_newest_wins``). A clear still removes what is older than it
