@@ -52,6 +52,8 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
                      marks=pytest.mark.redis),
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
+        pytest.param("bench_engine_rewrites.py", ["--quick"], "| name |",
+                     marks=pytest.mark.redis),
     ],
 )  # fmt: skip
 def test_benchmark_runs(script: str, args: list[str], expect: str, redis_binary: str) -> None:
