@@ -103,6 +103,17 @@ async def _slow_to_cancel() -> None:
         raise
 
 
+def _left_on_a_closed_loop() -> asyncio.Task[None]:
+    """A backfill started on a loop that was then closed with it pending: it never finishes."""
+    first = asyncio.new_event_loop()
+    try:
+        task = first.create_task(_slow_to_cancel())
+        first.run_until_complete(asyncio.sleep(0))
+    finally:
+        first.close()
+    return task
+
+
 async def test_cancelling_the_query_engines_aclose_is_not_swallowed() -> None:
     """The same for the Redis Query Engine's backfill: aclose() cancelled while it waits for
     the backfill to end must end cancelled."""
@@ -121,12 +132,7 @@ async def test_cancelling_the_query_engines_aclose_is_not_swallowed() -> None:
 def test_the_query_engines_aclose_with_a_backfill_left_on_a_closed_loop() -> None:
     """A backfill left pending on a loop since closed: aclose() on another loop must close,
     not fail touching the closed loop."""
-    first = asyncio.new_event_loop()
-    try:
-        backfill = first.create_task(_slow_to_cancel())
-        first.run_until_complete(asyncio.sleep(0))
-    finally:
-        first.close()
+    backfill = _left_on_a_closed_loop()
     engine = _engine_with_backfill(backfill)
     asyncio.run(engine.aclose())
     del backfill
@@ -136,12 +142,7 @@ def test_a_backfill_left_on_a_closed_loop_is_started_again() -> None:
     """A backfill left pending on a loop since closed never finishes. The next search that
     prepares the engine must start one again, not take the dead one for running: else the
     index stays "building" and searches never use the engine."""
-    first = asyncio.new_event_loop()
-    try:
-        dead = first.create_task(_slow_to_cancel())
-        first.run_until_complete(asyncio.sleep(0))
-    finally:
-        first.close()
+    dead = _left_on_a_closed_loop()
     engine = _engine_with_backfill(dead)
     engine.state, engine.dims = "building", 4
     pages: list[int | None] = []

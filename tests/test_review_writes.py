@@ -71,6 +71,42 @@ async def replay_done(flush: Awaitable[Any], memory: Any) -> None:
     await replayed(memory)
 
 
+async def overtaken_in_the_outage(
+    memory: Any, server: Any, held: str, call: Callable[[], Awaitable[Any]]
+) -> tuple[asyncio.Task[Any], asyncio.Event]:
+    """``u1:s1:k`` holds "old"; ``call`` (a memory call reaching the backend's ``held``) is held
+    on its way, Redis dies, and add(k, second) is journalled. The held call, and its release."""
+    await memory.add("u1:s1:k", {"v": "old"})
+    entered, release = gate(redis_of(memory), held)
+    first = asyncio.create_task(call())
+    await entered.wait()
+    server.kill()
+    await memory.add("u1:s1:k", {"v": "second"})
+    assert memory.get_backend_info()["journal_size"] == 1
+    return first, release
+
+
+async def add_held_while_get_reads_old(memory: Any) -> tuple[asyncio.Task[Any], asyncio.Event]:
+    """``u1:s1:k`` holds "old"; add(k, new) is held on its way while get(k) reads Redis's "old".
+    The held add, and its release."""
+    await memory.add("u1:s1:k", {"v": "old"})
+    entered, release = gate(redis_of(memory), "put")
+    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
+    await entered.wait()
+    assert await memory.get("u1:s1:k") == {"v": "old"}  # Redis has not got it yet
+    return add, release
+
+
+async def replayed_holds(memory: Any, server: Any, value: Any) -> None:
+    """Redis back and the journal replayed, ``u1:s1:k`` holds ``value``; then the memory is
+    cleared and closed."""
+    server.start()
+    await replayed(memory)
+    assert await memory.get("u1:s1:k") == value
+    await memory.clear()
+    await memory.aclose()
+
+
 async def hold_last_replay_batch(
     memory: Any, server: Any, before: tuple[str, Any], outage: tuple[str, Any]
 ) -> tuple[asyncio.Task[bool], asyncio.Event]:
@@ -279,11 +315,7 @@ async def test_an_add_cancelled_on_its_way_is_not_served_in_the_next_outage(
         server.kill()  # still stopped: the add it was sent never runs
     assert await memory.get("u1:s1:k") != {"v": "never stored"}
     assert memory.get_backend_info()["degraded"]
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "old"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "old"})
 
 
 async def test_a_get_racing_an_add_keeps_the_add_s_copy_for_the_outage(
@@ -294,23 +326,14 @@ async def test_a_get_racing_an_add_keeps_the_add_s_copy_for_the_outage(
     reads during that outage must find it (before: a miss until the replay)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    remote = redis_of(memory)
-    entered, release = gate(remote, "put")
-    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
-    await entered.wait()
-    assert await memory.get("u1:s1:k") == {"v": "old"}  # Redis has not got it yet
+    add, release = await add_held_while_get_reads_old(memory)
     server.kill()
     release.set()
     await add  # journalled: returned normally
     assert memory.get_backend_info()["degraded"]
     assert await memory.get("u1:s1:k") == {"v": "new"}
     assert [r["v"] for r in await memory.search("new")] == ["new"]
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "new"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "new"})
 
 
 async def test_a_cancelled_add_leaves_a_later_journalled_add_s_copy(
@@ -321,23 +344,14 @@ async def test_a_cancelled_add_leaves_a_later_journalled_add_s_copy(
     second add's value: the outage still serves it (before: a miss until the replay)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    remote = redis_of(memory)
-    entered, _release = gate(remote, "put")
-    first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
-    await entered.wait()
-    server.kill()
-    await memory.add("u1:s1:k", {"v": "second"})
-    assert memory.get_backend_info()["journal_size"] == 1
+    first, _release = await overtaken_in_the_outage(
+        memory, server, "put", lambda: memory.add("u1:s1:k", {"v": "first"})
+    )
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
     assert await memory.get("u1:s1:k") == {"v": "second"}
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "second"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "second"})
 
 
 async def test_a_cancelled_add_leaves_a_later_live_add_s_copy(redis_server: Any) -> None:
@@ -361,18 +375,36 @@ async def test_a_cancelled_add_leaves_a_later_live_add_s_copy(redis_server: Any)
     await memory.aclose()
 
 
+class LoopThread:
+    """Another event loop, running in its own thread (as a sync adapter's portal does).
+    ``pause`` stops it (its ``run_forever`` returns, as ``run_until_complete`` would),
+    ``resume`` runs it again."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.resume()
+
+    def resume(self) -> None:
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def close(self) -> None:
+        self.pause()
+        self.loop.close()
+
+
 @contextmanager
 def loop_in_thread() -> Iterator[asyncio.AbstractEventLoop]:
-    """Another event loop, running in its own thread (as a sync adapter's portal does)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    """Another event loop, running in its own thread, closed after."""
+    running = LoopThread()
     try:
-        yield loop
+        yield running.loop
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        running.close()
 
 
 def on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Awaitable[Any]:
@@ -447,33 +479,26 @@ async def test_a_touch_is_refused_while_another_stopped_loop_holds_the_last_batc
     add, once that loop ran again, left the memory with no deadline)."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
-    elsewhere = asyncio.new_event_loop()
-    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
-    thread.start()
-    flush, release = await on(elsewhere, hold_last_replay_batch(
+    elsewhere = LoopThread()
+    flush, release = await on(elsewhere.loop, hold_last_replay_batch(
         memory, server, ("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
     ))  # fmt: skip
-    elsewhere.call_soon_threadsafe(elsewhere.stop)
-    thread.join(10)
+    elsewhere.pause()
     try:
         with pytest.raises(BackendUnavailableError):
             await memory.touch("u1:s1:k", 600)
     finally:
-        thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
-        thread.start()
+        elsewhere.resume()
     try:
-        elsewhere.call_soon_threadsafe(release.set)
-
-        await on(elsewhere, replay_done(flush, memory))
+        elsewhere.loop.call_soon_threadsafe(release.set)
+        await on(elsewhere.loop, replay_done(flush, memory))
         assert await memory.touch("u1:s1:k", 600) is True
         assert await seen_elsewhere(server.url, memory) == (
             {"v": "written in the outage"},
             [True],
         )
-        await on(elsewhere, memory.aclose())
+        await on(elsewhere.loop, memory.aclose())
     finally:
-        elsewhere.call_soon_threadsafe(elsewhere.stop)
-        thread.join(10)
         elsewhere.close()
 
 
@@ -486,14 +511,9 @@ async def test_an_add_journalled_after_a_later_add_of_the_key_does_not_replace_i
     ended with the older value while the in-process copy held the newer one)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    remote = redis_of(memory)
-    entered, release = gate(remote, "put")
-    first = asyncio.create_task(memory.add("u1:s1:k", {"v": "first"}))
-    await entered.wait()
-    server.kill()
-    await memory.add("u1:s1:k", {"v": "second"})
-    assert memory.get_backend_info()["journal_size"] == 1
+    first, release = await overtaken_in_the_outage(
+        memory, server, "put", lambda: memory.add("u1:s1:k", {"v": "first"})
+    )
     release.set()
     await first
     assert await memory.get("u1:s1:k") == {"v": "second"}  # the outage serves the newer
@@ -514,14 +534,7 @@ async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
     it (before: the clear wiped it from the journal, and it never reached Redis)."""
     server = redis_server_factory()
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    remote = redis_of(memory)
-    entered, release = gate(remote, "clear")
-    first = asyncio.create_task(memory.clear())
-    await entered.wait()
-    server.kill()
-    await memory.add("u1:s1:k", {"v": "second"})
-    assert memory.get_backend_info()["journal_size"] == 1
+    first, release = await overtaken_in_the_outage(memory, server, "clear", lambda: memory.clear())
     release.set()
     await first
     assert await memory.get("u1:s1:k") == {"v": "second"}
@@ -556,11 +569,7 @@ async def test_an_add_redis_answers_with_an_error_is_not_served_in_the_next_outa
     server.kill()
     assert await memory.get("u1:s1:k") != {"v": "never stored"}
     assert memory.get_backend_info()["degraded"]
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "old"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "old"})
 
 
 async def test_an_add_made_while_a_get_checks_copies_keeps_its_copy(
@@ -586,11 +595,7 @@ async def test_an_add_made_while_a_get_checks_copies_keeps_its_copy(
     server.kill()
     assert await memory.get("u1:s1:k") == {"v": "new"}
     assert memory.get_backend_info()["degraded"]
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "new"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "new"})
 
 
 async def test_a_delete_says_the_memory_was_there_while_a_stopped_loop_holds_the_last_batch(
@@ -601,28 +606,21 @@ async def test_a_delete_says_the_memory_was_there_while_a_stopped_loop_holds_the
     the batch lands (before: Redis, which lacked the add, made it return False)."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
-    elsewhere = asyncio.new_event_loop()
-    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
-    thread.start()
-    flush, release = await on(elsewhere, hold_last_replay_batch(
+    elsewhere = LoopThread()
+    flush, release = await on(elsewhere.loop, hold_last_replay_batch(
         memory, server, ("u1:s1:other", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})
     ))  # fmt: skip
-    elsewhere.call_soon_threadsafe(elsewhere.stop)
-    thread.join(10)
+    elsewhere.pause()
     try:
         assert await memory.delete("u1:s1:k") is True
     finally:
-        thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
-        thread.start()
+        elsewhere.resume()
     try:
-        elsewhere.call_soon_threadsafe(release.set)
-
-        await on(elsewhere, replay_done(flush, memory))
+        elsewhere.loop.call_soon_threadsafe(release.set)
+        await on(elsewhere.loop, replay_done(flush, memory))
         assert (await seen_elsewhere(server.url, memory)).value is None
-        await on(elsewhere, memory.aclose())
+        await on(elsewhere.loop, memory.aclose())
     finally:
-        elsewhere.call_soon_threadsafe(elsewhere.stop)
-        thread.join(10)
         elsewhere.close()
 
 
@@ -658,11 +656,7 @@ async def test_a_newer_value_seen_while_an_add_lands_is_not_undercut_in_the_next
     await add
     server.kill()
     assert await memory.get("u1:s1:k") in (None, {"v": "theirs"})  # a miss, or the newer
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "theirs"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "theirs"})
 
 
 async def test_a_get_reading_the_older_value_while_an_add_lands_keeps_the_add_s_copy(
@@ -674,22 +668,13 @@ async def test_a_get_reading_the_older_value_while_an_add_lands_keeps_the_add_s_
     done, then dropped the add's copy: a miss until the replay)."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
-    await memory.add("u1:s1:k", {"v": "old"})
-    remote = redis_of(memory)
-    entered, release = gate(remote, "put")
-    add = asyncio.create_task(memory.add("u1:s1:k", {"v": "new"}))
-    await entered.wait()
-    assert await memory.get("u1:s1:k") == {"v": "old"}  # Redis has not got it yet
+    add, release = await add_held_while_get_reads_old(memory)
     release.set()
     await add  # stored in Redis
     assert not memory.get_backend_info()["degraded"]
     server.kill()
     assert await memory.get("u1:s1:k") == {"v": "new"}
-    server.start()
-    await replayed(memory)
-    assert await memory.get("u1:s1:k") == {"v": "new"}
-    await memory.clear()
-    await memory.aclose()
+    await replayed_holds(memory, server, {"v": "new"})
 
 
 async def test_marks_of_a_key_on_its_way_do_not_pile_up(redis_server: Any) -> None:
