@@ -214,7 +214,7 @@ class Journal:
 
     def changes(self, key: str) -> bool:
         """True if a journalled write changes ``key``: its own, or a clear."""
-        return ("k", key) in self._entries or _CLEAR in self._entries
+        return self.pending(key) is not None
 
     def version_of(self, key: str) -> str | None:
         """The version of ``key``'s journalled write, if it has one."""
