@@ -192,15 +192,18 @@ async def test_ties_rank_the_newest_write_first(redis_query_engine: RedisServer)
     await memory.aclose()
 
 
+@pytest.mark.parametrize("per_call", [False, True], ids=["memory_weight", "search_weight"])
 @pytest.mark.parametrize("scope", [None, "u1"])
 async def test_hybrid_in_the_engine_scores_on_the_fixed_scale(
-    redis_query_engine: RedisServer, scope: str | None
+    redis_query_engine: RedisServer, scope: str | None, per_call: bool
 ) -> None:
     """Each hybrid hit scores (1 - w) * BM25 / ceiling + w * max(cosine, 0), with the engine's
     own BM25, the ceiling of the scope's (or namespace's) counts and the engine's cosine to the
     question's vector with keyword feedback (0.3 of the way to its two best keyword matches'),
-    as in-process."""
-    memory = engine_memory(redis_query_engine.url, embed=embed, hybrid_weight=0.3)
+    as in-process; w the memory's, or the search's own."""
+    made = {} if per_call else {"hybrid_weight": 0.3}
+    asked = {"hybrid_weight": 0.3} if per_call else {}
+    memory = engine_memory(redis_query_engine.url, embed=embed, **made)
     texts = ["car brakes on tuesday", "tuesday hike", "snack time", "brakes again", "a trail"]
     for i, text in enumerate(texts):
         await memory.add(f"u{i % 2}:s1:{i}", {"content": text})
@@ -214,7 +217,7 @@ async def test_hybrid_in_the_engine_scores_on_the_fixed_scale(
     best_two = [_unit(text_of[k]) for k in kw][:2]  # kw: best first
     moved = 0.7 * _unit(question) + 0.3 * np.mean(best_two, axis=0)
     moved /= np.linalg.norm(moved)
-    hybrid = await memory.search_scored(question, limit=10, scope=scope)
+    hybrid = await memory.search_scored(question, limit=10, scope=scope, **asked)
     assert set(kw) <= {h.key for h in hybrid}
     for hit in hybrid:
         cosine = float(_unit(text_of[hit.key]) @ moved)

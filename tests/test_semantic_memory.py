@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from conftest import Factory, fast_recovery, namespace, replayed
 from redis_server import RedisServer
-from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives import MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import EmbeddingError, InvalidArgumentError
 
 CONCEPTS = {
@@ -275,6 +275,61 @@ def test_a_weight_of_zero_is_keyword_search(texts: list[str], question: str) -> 
         assert hybrid == keyword
 
     asyncio.run(run())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    texts=st.lists(
+        st.lists(st.sampled_from([*CONCEPTS, "tuesday", "day", "walked", "fixed"]), min_size=1,
+                 max_size=6).map(" ".join),
+        min_size=1, max_size=12,
+    ),
+    question=st.lists(st.sampled_from([*CONCEPTS, "tuesday", "which"]), min_size=1,
+                      max_size=4).map(" ".join),
+    weight=st.sampled_from([0.0, 0.2, 0.4, 0.75, 1.0]),
+)  # fmt: skip
+def test_a_search_s_hybrid_weight_ranks_as_a_memory_made_with_it(
+    texts: list[str], question: str, weight: float
+) -> None:
+    """``search_scored(..., hybrid_weight=w)`` ranks and scores exactly as a memory made with
+    ``hybrid_weight=w``, and leaves the memory's own weight for the next search."""
+
+    async def run() -> None:
+        default = MemoryPrimitive(embed=async_embed)
+        made = MemoryPrimitive(embed=async_embed, hybrid_weight=weight)
+        for i, text in enumerate(texts):
+            for memory in (default, made):
+                await memory.add(f"u1:s1:{i}", {"content": text})
+        before = await default.search_scored(question, limit=10)
+        per_call = await default.search_scored(question, limit=10, hybrid_weight=weight)
+        assert per_call == await made.search_scored(question, limit=10)
+        assert await default.search_scored(question, limit=10) == before
+        items = await default.search_items(question, limit=10, hybrid_weight=weight)
+        assert items == [(hit.key, hit.value) for hit in per_call]
+
+    asyncio.run(run())
+
+
+async def test_a_search_s_hybrid_weight_is_checked_and_a_recall_step_uses_it() -> None:
+    """A bad per-search weight, or one given to a keyword or semantic search, is named before
+    anything is searched; ``memory.recall(..., hybrid_weight=w)`` searches with it."""
+    memory = await filled(MemoryPrimitive(embed=async_embed))
+    for bad in (1.5, -0.1, "0.5", True):
+        with pytest.raises(InvalidArgumentError, match="hybrid_weight"):
+            await memory.search("snack", hybrid_weight=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="hybrid_weight"):
+            memory.recall("snack", hybrid_weight=bad)  # type: ignore[arg-type]
+    for mode in ("keyword", "semantic"):
+        with pytest.raises(InvalidArgumentError, match=f"hybrid_weight.*{mode}"):
+            await memory.search("snack", mode=mode, hybrid_weight=0.5)  # type: ignore[arg-type]
+    question = "Tuesday snack"  # "Tuesday" by word, "snack" by meaning only
+    step = memory.recall(question, into="found", limit=4, hybrid_weight=0.9)
+    context = WorkflowContext()
+    await step.execute("input", context)
+    assert context.state["found"] == await memory.search(question, 4, hybrid_weight=0.9)
+    assert keys(await memory.search_scored(question, 4, hybrid_weight=0.9)) != keys(
+        await memory.search_scored(question, 4, hybrid_weight=0.1)
+    )  # the weight reached the ranking
 
 
 # -- Redis: outages and parity --------------------------------------------------------------------

@@ -282,6 +282,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         mode: Mode | None = None,
         min_score: float | None = None,
         filter: Mapping[str, Scalar] | None = None,
+        hybrid_weight: float | None = None,
     ) -> list[dict[str, Any]]:
         """Memories whose text matches ``query``, best first.
 
@@ -299,9 +300,18 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         that value (or a list holding it), every pair; ``"a.b"`` names field ``b`` of object
         ``a``. Types count (``1``, ``True``, ``"1"`` differ). The index applies it before the
         top ``limit``, in every mode, so the ``limit`` best matching memories come back.
+        ``hybrid_weight`` overrides the memory's for this search (a hybrid one): higher when
+        the answer is likely worded unlike the question (a reply), lower when the question
+        names what it looks for.
         """
         found = await self.search_scored(
-            query, limit, scope=scope, mode=mode, min_score=min_score, filter=filter
+            query,
+            limit,
+            scope=scope,
+            mode=mode,
+            min_score=min_score,
+            filter=filter,
+            hybrid_weight=hybrid_weight,
         )
         return [hit.value for hit in found]
 
@@ -314,10 +324,17 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         mode: Mode | None = None,
         min_score: float | None = None,
         filter: Mapping[str, Scalar] | None = None,
+        hybrid_weight: float | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """``search``, with each memory's key: ``(key, value)`` pairs, best first."""
         found = await self.search_scored(
-            query, limit, scope=scope, mode=mode, min_score=min_score, filter=filter
+            query,
+            limit,
+            scope=scope,
+            mode=mode,
+            min_score=min_score,
+            filter=filter,
+            hybrid_weight=hybrid_weight,
         )
         return [(hit.key, hit.value) for hit in found]
 
@@ -330,6 +347,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         mode: Mode | None = None,
         min_score: float | None = None,
         filter: Mapping[str, Scalar] | None = None,
+        hybrid_weight: float | None = None,
     ) -> list[ScoredMemory]:
         """``search``, with keys and scores: ``ScoredMemory(key, value, score)``, best first.
 
@@ -342,17 +360,19 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
         floor, wanted = check_min_score(min_score), check_filter(filter)
+        asked = check_mode(mode)
+        weight = self._weight(asked, hybrid_weight)
         analysed = self._indexing.query(text)
         if wanted:
             analysed = replace(analysed, filter=wanted)
-        chosen = search_mode(self._embedder, check_mode(mode))
+        chosen = search_mode(self._embedder, asked)
         await numpy_imported()  # the index needs it: never imported on the loop
         with MemoryOp("search", self._namespace) as op:
             if chosen != "keyword" and not analysed.blank:
                 assert self._embedder is not None
                 with embed_span(self._embedder.model_id, 1):
                     vector = await self._embedder.embed_query(text[:MAX_EMBED_CHARS])
-                analysed = replace(analysed, vector=vector, mode=chosen, weight=self._hybrid_weight)
+                analysed = replace(analysed, vector=vector, mode=chosen, weight=weight)
             op.attributes["memory.search_mode"] = analysed.mode
             results: list[ScoredMemory] = []
             if analysed.terms or analysed.blank or analysed.mode != "keyword":
@@ -366,6 +386,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
             return results
+
+    def _weight(self, mode: str | None, hybrid_weight: Any) -> float:
+        """A search's hybrid weight: the memory's, or the call's (only for a hybrid search)."""
+        if hybrid_weight is None:
+            return self._hybrid_weight
+        if mode is not None and mode != "hybrid":
+            raise InvalidArgumentError(
+                f"hybrid_weight applies to a hybrid search, not to mode={mode!r}"
+            )
+        return check_fraction("hybrid_weight", hybrid_weight)
 
     def _engine_of(self, backend: str) -> str:
         """Which search engine a backend's search ran on (``memory.search_engine``)."""
@@ -584,18 +614,20 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         scope: TextOrFn | None = None,
         into: str = "memories",
         mode: Mode | None = None,
+        hybrid_weight: float | None = None,
     ) -> WorkflowPrimitive[Any, Any]:
         """A step that searches and puts the results in ``context.state[into]``.
 
-        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``; ``mode`` as
-        in ``search``. The input passes through unchanged, so ``memory.recall(...) >> llm``
-        hands the LLM its input.
+        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``; ``mode`` and
+        ``hybrid_weight`` as in ``search``. The input passes through unchanged, so
+        ``memory.recall(...) >> llm`` hands the LLM its input.
         """
         check_limit(limit)
         search_mode(self._embedder, check_mode(mode))
+        self._weight(mode, hybrid_weight)
         if not isinstance(into, str) or not into:
             raise InvalidArgumentError("into must be a non-empty str (the context.state key)")
-        return MemoryRecall(self, query, limit, scope, into, mode)
+        return MemoryRecall(self, query, limit, scope, into, mode, hybrid_weight)
 
     def remember(
         self,

@@ -39,9 +39,11 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
         scope: TextOrFn | None,
         into: str,
         mode: Mode | None = None,
+        hybrid_weight: float | None = None,
     ) -> None:
         self._memory, self._query, self._limit = memory, query, limit
         self._scope, self._into, self._mode = scope, into, mode
+        self._weight = hybrid_weight
 
     @property
     def name(self) -> str:
@@ -58,7 +60,7 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
             else _resolve(self._scope, input_data, context, "recall scope")
         )
         context.state[self._into] = await self._memory.search(
-            query, self._limit, scope=scope, mode=self._mode
+            query, self._limit, scope=scope, mode=self._mode, hybrid_weight=self._weight
         )
         return input_data
 
