@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -47,6 +48,19 @@ _turn_last = 0
 _process_tag = os.urandom(3).hex()
 
 
+def _forked() -> None:
+    """In a forked child (gunicorn and uvicorn workers, multiprocessing on Linux): a new process
+    needs its own tag, or every worker's keys repeat the parent's and one turn overwrites
+    another; and a lock that no thread of this process holds."""
+    global _process_tag, _turn_lock
+    _process_tag = os.urandom(3).hex()
+    _turn_lock = threading.Lock()
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)
+
+
 def turn_key(user_id: str, session_id: str) -> str:
     """A new key ``"user_id:session_id:<unique suffix>"`` for one turn of a conversation.
 
@@ -55,8 +69,8 @@ def turn_key(user_id: str, session_id: str) -> str:
     first), every call returns a different key. The suffix is 13 hex digits of microseconds since
     the epoch, kept strictly increasing within the process, then a per-process random tag and a
     counter, so keys sort by creation time within a process and never repeat across threads or
-    processes by accident. Ids are checked as in ``create_memory_key``: empty ids and ids
-    containing ``":"`` raise ``ValueError``.
+    processes by accident (a forked worker draws its own tag). Ids are checked as in
+    ``create_memory_key``: empty ids and ids containing ``":"`` raise ``ValueError``.
     """
     global _turn_last
     base = f"{_check_id('user_id', user_id)}:{_check_id('session_id', session_id)}"

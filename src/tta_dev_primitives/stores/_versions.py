@@ -18,9 +18,12 @@ replayed later are ordered by the version they were given when called.
 
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 import threading
 import time
+import weakref
 
 __all__ = ["VersionClock", "micros_of"]
 
@@ -31,10 +34,18 @@ wall_ns = time.time_ns
 class VersionClock:
     """Issues strictly increasing versions for this process (thread-safe)."""
 
-    __slots__ = ("_last", "_lock", "_tag")
+    __slots__ = ("__weakref__", "_last", "_lock", "_tag")
 
     def __init__(self) -> None:
         self._last = 0
+        self._tag = f"{secrets.randbits(32):08x}"
+        self._lock = threading.Lock()
+        _clocks.add(self)
+
+    def _forked(self) -> None:
+        """A forked child is another process: its own tag, so that its versions never tie with
+        its siblings' and theirs are never taken for its own (a memory made before the workers
+        fork, as with ``gunicorn --preload``)."""
         self._tag = f"{secrets.randbits(32):08x}"
         self._lock = threading.Lock()
 
@@ -66,3 +77,15 @@ def micros_of(version: str) -> int | None:
         return int(version[:16], 16)
     except ValueError:
         return None
+
+
+_clocks: weakref.WeakSet[VersionClock] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    for clock in list(_clocks):
+        clock._forked()
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)

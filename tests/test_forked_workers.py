@@ -1,0 +1,141 @@
+"""Workers forked after import (gunicorn, uvicorn, multiprocessing on Linux) are processes of
+their own: their turn keys never repeat one another's, and a memory made before the fork (as
+with ``gunicorn --preload``) tells one worker's writes from another's.
+
+Each scenario runs in a fresh interpreter (``run_python``) that forks with ``os.fork`` before
+any thread starts, as a server's master does; the test process itself never forks.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import namespace, run_python
+from redis_server import RedisServer
+
+# Children wait for the parent's go, so that they run at once; each reports on its own pipe.
+FORK = """
+import json, os
+
+def fork(work):
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w); os.close(out_r)
+        os.read(go_r, 1)
+        try:
+            result = work()
+        except BaseException as exc:
+            result = repr(exc)
+        with os.fdopen(out_w, "w") as out:
+            json.dump(result, out)
+        os._exit(0)
+    os.close(go_r); os.close(out_w)
+    return pid, go_w, out_r
+
+def start(child):
+    os.write(child[1], b"g")
+
+def result(child):
+    pid, _, out_r = child
+    with os.fdopen(out_r) as out:
+        data = json.load(out)
+    os.waitpid(pid, 0)
+    return data
+"""
+
+
+def test_forked_workers_never_make_the_same_turn_key() -> None:
+    """Three workers forked from a process that already made keys each make 5,000 at once:
+    no key repeats, and each process's keys carry a tag of its own."""
+    code = (
+        FORK
+        + """
+from tta_dev_primitives import turn_key
+
+mine = [turn_key("u1", "s1") for _ in range(10)]
+children = [fork(lambda: [turn_key("u1", "s1") for _ in range(5000)]) for _ in range(3)]
+for child in children:
+    start(child)
+theirs = [result(child) for child in children]
+every = mine + [key for keys in theirs for key in keys]
+tags = [sorted({key.split(":")[2][13:19] for key in keys}) for keys in [mine, *theirs]]
+print(json.dumps({"keys": len(every), "distinct": len(set(every)), "tags": tags}))
+"""
+    )
+    report = json.loads(run_python(code))
+    assert report["keys"] == 15_010
+    assert report["distinct"] == report["keys"]
+    tags = [tag for process in report["tags"] for tag in process]
+    assert len(tags) == 4  # one tag a process
+    assert len(set(tags)) == 4, tags
+
+
+@pytest.mark.redis
+def test_a_memory_made_before_the_fork_drops_what_a_sibling_worker_overwrote(
+    redis_server: RedisServer,
+) -> None:
+    """``memory`` is made at import, before the workers fork. Worker A stores a memory; worker
+    B overwrites it. A's copy check must see B's write as another process's and drop A's old
+    copy, so that A's next outage never serves it (were their write versions the parent's,
+    B's would pass for A's own and the old copy would stay)."""
+    ns = namespace()
+    code = (
+        FORK
+        + f"""
+import asyncio, time
+from tta_dev_primitives import MemoryPrimitive
+
+memory = MemoryPrimitive({redis_server.url!r}, namespace={ns!r}, redis_timeout=10.0)
+
+def worker_a():
+    async def run():
+        await memory.add("u1:s1:pet", {{"content": "my pet is a cat"}})
+        os.write(ready_w, b"r")
+        os.read(overwritten_r, 1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await memory.size()  # a call Redis answers runs the copy check (once a second)
+            if memory.get_backend_info()["copies_dropped"]:
+                break
+            await asyncio.sleep(0.05)
+        info = memory.get_backend_info()
+        await memory.aclose()
+        return info["copies_dropped"]
+    return asyncio.run(run())
+
+def worker_b():
+    async def run():
+        await memory.add("u1:s1:pet", {{"content": "my pet is a dog"}})
+        await memory.aclose()
+        return "overwrote"
+    return asyncio.run(run())
+
+ready_r, ready_w = os.pipe()
+overwritten_r, overwritten_w = os.pipe()
+a = fork(worker_a)
+start(a)
+os.read(ready_r, 1)
+b = fork(worker_b)
+start(b)
+wrote = result(b)
+os.write(overwritten_w, b"o")
+dropped = result(a)
+
+async def check():
+    reader = MemoryPrimitive({redis_server.url!r}, namespace={ns!r})
+    value = await reader.get("u1:s1:pet")
+    await reader.clear()
+    await reader.aclose()
+    return value
+
+print(json.dumps({{"b": wrote, "dropped": dropped, "stored": asyncio.run(check())}}))
+"""
+    )
+    report = json.loads(run_python(code))
+    assert report["b"] == "overwrote"
+    assert report["stored"] == {"content": "my pet is a dog"}
+    assert report["dropped"] == 1
