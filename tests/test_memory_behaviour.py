@@ -9,7 +9,12 @@ import pytest
 
 from conftest import eventually
 from tta_dev_primitives import MemoryPrimitive, WorkflowContext, create_memory_key
-from tta_dev_primitives.exceptions import InvalidMemoryKeyError, InvalidMemoryValueError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidMemoryKeyError,
+    InvalidMemoryValueError,
+)
 from tta_dev_primitives.performance import AddMemory, GetMemory, SearchMemory
 
 
@@ -384,6 +389,28 @@ async def test_recall_passes_input_through_and_fills_state(memory: MemoryPrimiti
     step = memory.recall("fact", into="facts", limit=1)
     assert await step.execute({"x": 1}, ctx) == {"x": 1}
     assert ctx.state["facts"] == [{"content": "stored fact"}]
+
+
+async def test_recall_filters_and_cuts_as_search_does(memory: MemoryPrimitive) -> None:
+    """recall's filter= and min_score= reach its search (the bot's own replies left out, weak
+    matches cut), and a bad one is named when the step is made, before any run."""
+    await memory.add("u1:s1:1", {"role": "user", "content": "my sister lives in Paris"})
+    await memory.add(
+        "u1:s1:2", {"role": "assistant", "content": "Paris is lovely, your sister is lucky"}
+    )
+    await memory.add("u1:s1:3", {"role": "user", "content": "I like tea"})
+    ctx = WorkflowContext()
+    await memory.recall("sister paris", into="users", filter={"role": "user"}).execute("q", ctx)
+    assert ctx.state["users"] == [{"role": "user", "content": "my sister lives in Paris"}]
+    best, second = await memory.search_scored("sister paris", limit=2)
+    assert best.score > second.score
+    cut = (best.score + second.score) / 2
+    await memory.recall("sister paris", into="best", min_score=cut).execute("q", ctx)
+    assert ctx.state["best"] == [best.value]
+    with pytest.raises(InvalidArgumentTypeError, match="filter"):
+        memory.recall("q", filter=["role"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="min_score"):
+        memory.recall("q", min_score=math.nan)
 
 
 async def test_execute_runs_typed_operations(memory: MemoryPrimitive) -> None:

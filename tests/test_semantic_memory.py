@@ -311,8 +311,9 @@ def test_a_search_s_hybrid_weight_ranks_as_a_memory_made_with_it(
 
 
 async def test_a_search_s_hybrid_weight_is_checked_and_a_recall_step_uses_it() -> None:
-    """A bad per-search weight, or one given to a keyword or semantic search, is named before
-    anything is searched; ``memory.recall(..., hybrid_weight=w)`` searches with it."""
+    """A bad per-search weight, or one given to a keyword or semantic search (or to a memory
+    with no embedder), is named before anything is searched; ``memory.recall(...,
+    hybrid_weight=w)`` searches with it."""
     memory = await filled(MemoryPrimitive(embed=async_embed))
     for bad in (1.5, -0.1, "0.5", True):
         with pytest.raises(InvalidArgumentError, match="hybrid_weight"):
@@ -322,6 +323,11 @@ async def test_a_search_s_hybrid_weight_is_checked_and_a_recall_step_uses_it() -
     for mode in ("keyword", "semantic"):
         with pytest.raises(InvalidArgumentError, match=f"hybrid_weight.*{mode}"):
             await memory.search("snack", mode=mode, hybrid_weight=0.5)  # type: ignore[arg-type]
+    plain = MemoryPrimitive()  # no embedder: its searches are keyword searches
+    with pytest.raises(InvalidArgumentError, match="hybrid_weight needs an embedder"):
+        await plain.search("snack", hybrid_weight=0.5)
+    with pytest.raises(InvalidArgumentError, match="hybrid_weight needs an embedder"):
+        plain.recall("snack", hybrid_weight=0.5)
     question = "Tuesday snack"  # "Tuesday" by word, "snack" by meaning only
     step = memory.recall(question, into="found", limit=4, hybrid_weight=0.9)
     context = WorkflowContext()

@@ -48,7 +48,7 @@ from tta_dev_primitives.memory._ops import (
     SearchMemory,
     parse_operation,
 )
-from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, TextOrFn
+from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, SearchOptions, TextOrFn
 from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.memory._vectors import Mode, memory_vector, search_mode
 from tta_dev_primitives.search._analyzer import Analyzer
@@ -395,6 +395,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             raise InvalidArgumentError(
                 f"hybrid_weight applies to a hybrid search, not to mode={mode!r}"
             )
+        if self._embedder is None:
+            raise InvalidArgumentError(
+                "hybrid_weight needs an embedder: this memory searches by keyword only "
+                "(MemoryPrimitive(embed=...))"
+            )
         return check_fraction("hybrid_weight", hybrid_weight)
 
     def _engine_of(self, backend: str) -> str:
@@ -615,19 +620,26 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         into: str = "memories",
         mode: Mode | None = None,
         hybrid_weight: float | None = None,
+        min_score: float | None = None,
+        filter: Mapping[str, Scalar] | None = None,
     ) -> WorkflowPrimitive[Any, Any]:
         """A step that searches and puts the results in ``context.state[into]``.
 
-        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``; ``mode`` and
-        ``hybrid_weight`` as in ``search``. The input passes through unchanged, so
-        ``memory.recall(...) >> llm`` hands the LLM its input.
+        ``query`` and ``scope`` are strings or functions ``(input, ctx) -> str``; ``mode``,
+        ``hybrid_weight``, ``min_score`` and ``filter`` as in ``search``, checked here. The
+        input passes through unchanged, so ``memory.recall(...) >> llm`` hands the LLM its
+        input.
         """
         check_limit(limit)
         search_mode(self._embedder, check_mode(mode))
         self._weight(mode, hybrid_weight)
+        check_min_score(min_score)
+        check_filter(filter)
         if not isinstance(into, str) or not into:
             raise InvalidArgumentError("into must be a non-empty str (the context.state key)")
-        return MemoryRecall(self, query, limit, scope, into, mode, hybrid_weight)
+        options = SearchOptions(mode=mode, hybrid_weight=hybrid_weight, min_score=min_score,
+                                filter=None if filter is None else dict(filter))  # fmt: skip
+        return MemoryRecall(self, query, limit, scope, into, options)
 
     def remember(
         self,

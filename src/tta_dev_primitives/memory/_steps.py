@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from tta_dev_primitives.core._base import WorkflowPrimitive
 from tta_dev_primitives.core._context import WorkflowContext
@@ -12,8 +12,19 @@ from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 
 if TYPE_CHECKING:
     from tta_dev_primitives.memory._primitive import MemoryPrimitive, Mode
+    from tta_dev_primitives.search._facets import Scalar
 
-__all__ = ["MemoryRecall", "MemoryRemember", "TextOrFn"]
+__all__ = ["MemoryRecall", "MemoryRemember", "SearchOptions", "TextOrFn"]
+
+
+class SearchOptions(TypedDict, total=False):
+    """What a recall step passes to ``search`` beside its query, limit and scope."""
+
+    mode: Mode | None
+    hybrid_weight: float | None
+    min_score: float | None
+    filter: Mapping[str, Scalar] | None
+
 
 T = TypeVar("T")
 
@@ -38,12 +49,10 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
         limit: int,
         scope: TextOrFn | None,
         into: str,
-        mode: Mode | None = None,
-        hybrid_weight: float | None = None,
+        options: SearchOptions,
     ) -> None:
         self._memory, self._query, self._limit = memory, query, limit
-        self._scope, self._into, self._mode = scope, into, mode
-        self._weight = hybrid_weight
+        self._scope, self._into, self._options = scope, into, options
 
     @property
     def name(self) -> str:
@@ -60,7 +69,7 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
             else _resolve(self._scope, input_data, context, "recall scope")
         )
         context.state[self._into] = await self._memory.search(
-            query, self._limit, scope=scope, mode=self._mode, hybrid_weight=self._weight
+            query, self._limit, scope=scope, **self._options
         )
         return input_data
 
