@@ -205,6 +205,9 @@ def test_export_and_import_report_a_total_and_a_rate_on_stderr(tmp_path: Path) -
     to_file = cli("memory", "--file", store, "--json", "export", str(tmp_path / "out.jsonl"))
     assert re.fullmatch(rf"exported 3 memories to \S+out.jsonl {rate}\n", to_file.stderr)
     assert json.loads(to_file.stdout)["exported"] == 3
+    quiet = cli("memory", "--file", store, "export", str(tmp_path / "quiet.jsonl"))
+    assert re.fullmatch(rf"exported 3 memories to \S+quiet.jsonl {rate}\n", quiet.stderr)
+    assert quiet.stdout == ""  # no --json: nothing to say on stdout (it printed "None")
     again = cli("memory", "--file", store, "import", str(tmp_path / "out.jsonl"), "--json")
     assert json.loads(again.stdout)["imported"] == 3
 

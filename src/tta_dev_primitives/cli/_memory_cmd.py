@@ -258,8 +258,10 @@ class Output:
         self.data, self.text, self.note, self.changed = data, text, note, changed
 
     def show(self, args: argparse.Namespace) -> None:
-        if self.text is not None or self.data is not None:
-            print(json.dumps(self.data, ensure_ascii=False) if args.json else self.text)
+        if args.json and (self.text is not None or self.data is not None):
+            print(json.dumps(self.data, ensure_ascii=False))
+        elif not args.json and self.text is not None:
+            print(self.text)
         if self.note is not None:
             print(self.note, file=sys.stderr)
 

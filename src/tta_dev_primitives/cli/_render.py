@@ -44,5 +44,5 @@ class Tracing:
 
     def tree(self) -> str:
         if self._spans is None:
-            return "  (install opentelemetry-sdk, e.g. pip install 'tta-dev-primitives[dev]')"
+            return "  (install opentelemetry-sdk to see it: the package's demo extra has it)"
         return "\n".join("  " + line for line in self._spans.tree(ATTRIBUTES).splitlines())
