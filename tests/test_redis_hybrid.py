@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 
-from conftest import Factory, eventually, fast_recovery, namespace, run_python
+from conftest import Factory, eventually, fast_recovery, namespace, replayed, run_python
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import UnsentWritesError
@@ -293,10 +293,36 @@ async def test_wrong_password_falls_back_with_one_clear_warning(
     assert "unavailable" in warnings[0].getMessage()
     assert "wrong-password" not in caplog.text
     assert memory.using_redis is False
+    assert "invalid username-password pair" in memory.get_backend_info()["last_error"]
     with pytest.raises(UnsentWritesError) as lost:
         await memory.aclose()
     assert "wrong-password" not in str(lost.value)
     assert "wrong-password" not in caplog.text  # nor in the unsent-writes error it logs
+
+
+async def test_a_password_put_right_on_the_server_heals_and_replays(
+    redis_server_factory: Factory,
+) -> None:
+    """Credentials being rotated: while Redis refuses the memory's password, writes are served
+    in-process and journalled; once the server takes it, they replay and nothing is lost."""
+    import redis.asyncio as redis_asyncio
+
+    server = redis_server_factory(password="old-password")
+    ns = namespace()
+    memory = fast_recovery(f"redis://:new-password@127.0.0.1:{server.port}/0", ns)
+    for i in range(5):
+        await memory.add(f"u1:s1:{i}", {"content": f"turn {i}"})
+    assert memory.using_redis is False
+    admin = redis_asyncio.Redis(port=server.port, password="old-password")
+    await admin.config_set("requirepass", "new-password")
+    await admin.aclose()
+    await replayed(memory)
+    reader = MemoryPrimitive(f"redis://:new-password@127.0.0.1:{server.port}/0", namespace=ns)
+    for i in range(5):
+        assert await reader.get(f"u1:s1:{i}") == {"content": f"turn {i}"}
+    await reader.clear()
+    await reader.aclose()
+    await memory.aclose()
 
 
 async def test_password_never_appears_in_logs_spans_errors_or_info(
