@@ -15,7 +15,7 @@ from typing import Any
 
 from tta_dev_primitives.search import Analyzer
 from tta_dev_primitives.search._analyzer import STOP_MARK
-from tta_dev_primitives.search._bm25 import bm25, idf, length_b
+from tta_dev_primitives.search._bm25 import COMPLETION_TF, bm25, idf, length_b
 
 ANALYZER = Analyzer()
 METADATA = {"role", "type", "kind", "id", "status", "timestamp"}
@@ -132,15 +132,20 @@ class MemoryModel:
                 return term.startswith(terms[i])
             return term == terms[i]
 
-        matched = [[t for t in df if matches(i, t)] for i in range(len(terms))]
-        matched = [m for m in matched if m]
+        # An unfinished word's completions count COMPLETION_TF an occurrence; the word itself 1.
+        weighs = [
+            {t: 1.0 if t == terms[i] or not prefix or i < len(terms) - 1 else COMPLETION_TF
+             for t in df if matches(i, t)}
+            for i in range(len(terms))
+        ]  # fmt: skip
+        matched = [w for w in weighs if w]
         idfs = [idf(sum(df[t] for t in m), n) for m in matched]
         order = sorted(range(len(idfs)), key=lambda i: -idfs[i])
         scored = []
         for key, c in counts.items():
             score, hit = 0.0, False
             for i in order:
-                tf = sum(v for t, v in c.items() if t in matched[i])
+                tf = sum(v * matched[i][t] for t, v in c.items() if t in matched[i])
                 if tf:
                     score += bm25(float(tf), float(lengths[key]), avg, idfs[i], length_b(avg))
                     hit = True

@@ -129,6 +129,27 @@ async def test_search_is_case_insensitive_on_whole_words_and_prefixes(
     assert await memory.search("rimitive") == []
 
 
+async def test_an_unfinished_last_word_ranks_the_word_itself_above_its_completions(
+    memory: MemoryPrimitive,
+) -> None:
+    """A message passed whole ends inside its last word, which then matches its completions
+    too; the word itself still ranks first, however new the completion ("cat" before
+    "category", order "108" before "1085"), and a word still being typed finds them all."""
+    await seed(memory, {
+        "u1:s1:1": {"content": "my cat is called Miso"},
+        "u1:s1:2": {"content": "category theory is fun"},
+        "u1:s1:3": {"content": "order 108 shipped"},
+        "u1:s1:4": {"content": "order 1085 shipped"},
+    })  # fmt: skip
+    for scope in (None, "u1"):
+        cat = await memory.search_items("tell me about my cat", 2, scope=scope)
+        assert [key for key, _ in cat] == ["u1:s1:1", "u1:s1:2"]
+        order = await memory.search_items("order 108", 2, scope=scope)
+        assert [key for key, _ in order] == ["u1:s1:3", "u1:s1:4"]
+        typing = await memory.search_items("where is order 10", 2, scope=scope)
+        assert [key for key, _ in typing] == ["u1:s1:4", "u1:s1:3"]  # both completions: newest
+
+
 async def test_search_reads_string_contents_not_field_names(memory: MemoryPrimitive) -> None:
     """Field names are not searchable; nested string values are."""
     await seed(memory, {"a": {"content": "x", "deep": {"list": ["needle here"]}}})

@@ -14,6 +14,10 @@ follows the average length of what is searched (the scope's when scoped):
 - linear in between.
 
 k1 1.2 costs documents as well.
+
+An unfinished last word matches its completions too, each occurrence counting
+``COMPLETION_TF`` of one of the word itself: "my cat" ranks "cat" above "category", and "acci"
+still finds "accident" (a power of two, so sums stay exact in any order, on every backend).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "COMPLETION_TF",
     "K1",
     "LONG_TEXT",
     "SHORT_B",
@@ -36,6 +41,7 @@ __all__ = [
 ]
 
 K1 = 1.5
+COMPLETION_TF = 0.5  #: what an occurrence of an unfinished word's completion counts
 B = 0.75  #: b for long texts: ``LONG_TEXT`` terms or more on average
 SHORT_B = 0.5  #: b for short texts: ``SHORT_TEXT`` terms or fewer on average
 SHORT_TEXT, LONG_TEXT = 16.0, 32.0

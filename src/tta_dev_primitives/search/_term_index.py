@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._arrays import gather, numpy
-from tta_dev_primitives.search._bm25 import bm25, idf, length_b, token_order
+from tta_dev_primitives.search._bm25 import COMPLETION_TF, bm25, idf, length_b, token_order
 from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
 
@@ -60,6 +60,7 @@ class Plan(NamedTuple):
     idfs: list[float]
     avg_len: float
     matches: list[Matches] | None  # postings already read through a scope's mask, or None
+    typed: list[str | None]  # per query term, the unfinished word its expansions complete
 
 
 def _unpack(np: Any, p: Any) -> tuple[Any, Any, Any]:
@@ -230,13 +231,13 @@ class TermIndex:
         postings = self._postings
         last = len(query.terms) - 1
         expansions: list[list[str]] = []
+        typed: list[str | None] = []
         for i, term in enumerate(query.terms):
-            if query.prefix_last and i == last:
-                terms = self.expand(term)
-            else:
-                terms = [term] if term in postings else []
+            completed = query.prefix_last and i == last
+            terms = self.expand(term) if completed else [term] if term in postings else []
             if terms:
                 expansions.append(terms)
+                typed.append(term if completed else None)
         if not expansions:
             return None
         matches: list[Matches] | None = None
@@ -248,9 +249,9 @@ class TermIndex:
             if not n_docs:
                 return None
             # Reading a term's postings through the mask gives its frequency in the scope.
-            found = [self._read(terms, view.mask) for terms in expansions]
+            found = [self._read(t, view.mask, w) for t, w in zip(expansions, typed, strict=True)]
             kept = [i for i, m in enumerate(found) if m.df]
-            expansions = [expansions[i] for i in kept]
+            expansions, typed = [expansions[i] for i in kept], [typed[i] for i in kept]
             matches = [found[i] for i in kept]
             dfs = [m.df for m in matches]
             if not expansions:
@@ -260,25 +261,32 @@ class TermIndex:
             # The most informative terms of a very long query; the rest would add little.
             cut = sorted(token_order(idfs)[:MAX_QUERY_TERMS])
             expansions = [expansions[i] for i in cut]
-            idfs = [idfs[i] for i in cut]
+            idfs, typed = [idfs[i] for i in cut], [typed[i] for i in cut]
             if matches is not None:
                 matches = [matches[i] for i in cut]
-        return Plan(expansions, token_order(idfs), idfs, total_len / n_docs, matches)
+        return Plan(expansions, token_order(idfs), idfs, total_len / n_docs, matches, typed)
 
     def _df(self, term: str) -> int:
         return len(self._postings[term]) - self._stale.get(term, 0)
 
-    def _read(self, terms: Sequence[str], mask: Any) -> Matches:
+    def _read(self, terms: Sequence[str], mask: Any, typed: str | None = None) -> Matches:
         """The postings of ``terms`` (a prefix's several are summed per document), through
-        ``mask`` if given: docnos, term frequencies, lengths and the document frequency."""
+        ``mask`` if given: docnos, term frequencies, lengths and the document frequency. The
+        completions of an unfinished word ``typed`` count ``COMPLETION_TF`` an occurrence."""
         np = numpy()
-        if len(terms) == 1:
-            p = np.frombuffer(self._postings[terms[0]], dtype=np.uint64).copy()
-        else:
-            p = np.concatenate([np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms])
+        parts = [np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms]
+        p = parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
+        weights = None
+        if typed is not None:
+            each = [1.0 if t == typed else COMPLETION_TF for t in terms]
+            weights = np.repeat(np.asarray(each), [len(part) for part in parts])
         if mask is not None:
-            p = p[mask[(p >> np.uint64(32)).astype(np.intp)]]
+            kept = mask[(p >> np.uint64(32)).astype(np.intp)]
+            p = p[kept]
+            weights = None if weights is None else weights[kept]
         d, tf, length = _unpack(np, p)
+        if weights is not None:
+            tf = tf * weights
         df = len(d)
         if len(terms) > 1:
             # A prefix: a document's tf is the sum over the terms it matched.
@@ -295,14 +303,14 @@ class TermIndex:
 
         Vectorised: each term's postings become a score vector added into an accumulator.
         """
-        expansions, order, idfs, avg_len, matches = plan
+        expansions, order, idfs, avg_len, matches, typed = plan
         np = numpy()
         size = len(self._live)
         acc = np.zeros(size, dtype=np.float64)
         touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
         b = length_b(avg_len)
         for i in order:
-            m = self._read(expansions[i], None) if matches is None else matches[i]
+            m = self._read(expansions[i], None, typed[i]) if matches is None else matches[i]
             acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i], b)
             touched[m.d] = True
         candidates = np.flatnonzero(touched)

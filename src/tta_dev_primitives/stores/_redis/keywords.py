@@ -30,7 +30,14 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
-from tta_dev_primitives.search._bm25 import bm25, ceiling, idf, length_b, token_order
+from tta_dev_primitives.search._bm25 import (
+    COMPLETION_TF,
+    bm25,
+    ceiling,
+    idf,
+    length_b,
+    token_order,
+)
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
@@ -86,26 +93,30 @@ def candidates(limit: int) -> int:
 
 class Term(NamedTuple):
     """A query term as the engine matches it (``syntax``) and as a document's tokens do: one
-    token, or (an unfinished word) every token starting with one of ``prefixes``."""
+    ``token``, or (an unfinished word, ``prefixes`` set) every token starting with one of
+    ``prefixes``, ``token`` itself counting one and any other ``COMPLETION_TF``."""
 
     syntax: str
-    token: str | None
-    prefixes: tuple[str, ...]
+    token: str
+    prefixes: tuple[str, ...] = ()
 
-    def tf(self, tokens: list[str]) -> int:
+    def tf(self, tokens: list[str]) -> float:
         """This term's frequency in a document of these tokens (a few dozen: counted in C)."""
-        if self.token is not None:
-            return tokens.count(self.token)
-        return sum(1 for t in tokens if t.startswith(self.prefixes))
+        whole = tokens.count(self.token)
+        if not self.prefixes:
+            return whole
+        completions = sum(1 for t in tokens if t.startswith(self.prefixes)) - whole
+        return whole + COMPLETION_TF * completions
 
 
 def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
     """The query's terms (at most ``most``), the last a prefix if typed so."""
     terms = query.terms[:most]
-    found = [Term(encode_term(t), encode_term(t), ()) for t in terms]
+    found = [Term(encode_term(t), encode_term(t)) for t in terms]
     if query.prefix_last and len(terms) == len(query.terms):
         tokens = prefix_tokens(terms[-1])
-        found[-1] = Term("(" + "|".join(tokens) + ")", None, tuple(t[:-1] for t in tokens))
+        syntax = "(" + "|".join(tokens) + ")"
+        found[-1] = Term(syntax, encode_term(terms[-1]), tuple(t[:-1] for t in tokens))
     return found
 
 
@@ -124,7 +135,7 @@ class Stats(NamedTuple):
 
 
 #: A candidate: ``(key, seq, length, tfs)``, ``tfs`` each query term's frequency in it.
-Row = tuple[str, int, int, list[int]]
+Row = tuple[str, int, int, list[float]]
 
 
 class Answer(NamedTuple):
