@@ -338,6 +338,20 @@ async def test_a_search_s_hybrid_weight_is_checked_and_a_recall_step_uses_it() -
     )  # the weight reached the ranking
 
 
+async def test_numpy_numbers_are_numbers() -> None:
+    """A limit, weight, score or ttl computed with numpy (``np.int64``, ``np.float32``) is taken
+    as the number it is; a numpy bool is not a number, as a bool is not."""
+    memory = await filled(MemoryPrimitive(embed=async_embed))
+    await memory.add("u1:s1:9", {"content": "peanut butter"}, ttl=np.float32(60))
+    found = await memory.search_scored(
+        "peanuts", np.int64(2), hybrid_weight=np.float32(0.5), min_score=np.float64(0.0)
+    )  # type: ignore[arg-type]
+    assert found == await memory.search_scored("peanuts", 2, hybrid_weight=0.5, min_score=0.0)
+    assert len(found) == 2
+    with pytest.raises(InvalidArgumentError, match="hybrid_weight"):
+        await memory.search("peanuts", hybrid_weight=np.bool_(True))  # type: ignore[arg-type]
+
+
 # -- Redis: outages and parity --------------------------------------------------------------------
 
 
