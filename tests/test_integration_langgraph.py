@@ -167,7 +167,7 @@ async def test_a_default_ttl_comes_from_the_config(memory: MemoryPrimitive) -> N
         (("a.b",), "k", {"v": 1}, InvalidNamespaceError, "without '.'"),
         ((), "k", {"v": 1}, InvalidNamespaceError, "must not be empty"),
         (("a", ""), "k", {"v": 1}, InvalidNamespaceError, "non-empty"),
-        (("a",), "", {"v": 1}, ValueError, "item keys"),
+        (("a",), 5, {"v": 1}, TypeError, "item keys"),
         (("a",), "k", ["not", "a", "dict"], TypeError, "values must be dict"),
         (("a",), "k", {"v": float("nan")}, InvalidMemoryValueError, r"value\['v'\] is nan"),
         (("a",), "k", {"v": {1, 2}}, InvalidMemoryValueError, "set"),
@@ -184,6 +184,25 @@ async def test_bad_puts_are_named_and_store_nothing(
     with pytest.raises(error, match=match):
         await store.abatch([PutOp(namespace, key, value)])
     assert await store.memory.size() == 0
+
+
+async def test_an_empty_item_key_is_a_key_as_in_langgraph_s_stores(
+    store: MemoryPrimitiveStore,
+) -> None:
+    """LangGraph's InMemoryStore takes ``""`` as an item key; so does this one, apart from every
+    other key ("%" included)."""
+    await store.aput(("a",), "", {"text": "empty key"})
+    await store.aput(("a",), "%", {"text": "percent key"})
+    empty, percent = await store.aget(("a",), ""), await store.aget(("a",), "%")
+    assert empty is not None
+    assert (empty.key, empty.value) == ("", {"text": "empty key"})
+    assert percent is not None
+    assert percent.value == {"text": "percent key"}
+    found = await store.asearch(("a",), query="key")
+    assert sorted(item.key for item in found) == ["", "%"]
+    await store.adelete(("a",), "")
+    assert await store.aget(("a",), "") is None
+    assert await store.aget(("a",), "%") is not None
 
 
 async def test_a_bad_ttl_is_named(store: MemoryPrimitiveStore) -> None:

@@ -83,9 +83,11 @@ def _check_namespace(namespace: tuple[str, ...], *, allow_empty: bool = False) -
 
 
 def _memory_key(namespace: tuple[str, ...], key: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidArgumentError(f"item keys must be non-empty str, got {key!r}")
-    return ":".join(_escape(part) for part in (*namespace, key))
+    """The memory key of an item. An empty item key (LangGraph's stores take one) is ``%``,
+    which no escaped key is."""
+    if not isinstance(key, str):
+        raise InvalidArgumentTypeError(f"item keys must be str, got {key!r}")
+    return ":".join([*map(_escape, namespace), _escape(key) if key else "%"])
 
 
 def _scope(prefix: tuple[str, ...]) -> str | None:
