@@ -398,6 +398,19 @@ async def test_the_documented_acl_is_enough(redis_server_factory: Any) -> None:
     await memory.aclose()
 
 
+async def test_a_database_the_server_lacks_is_refused(redis_server: Any) -> None:
+    """A URL's database number past the server's ``databases`` (16 by default) is a refusal
+    naming it, not an outage and not a bare error; nothing is kept or journalled."""
+    memory = MemoryPrimitive(f"redis://127.0.0.1:{redis_server.port}/99", namespace="tta")
+    with pytest.raises(BackendRefusedError, match="database number"):
+        await memory.add("k", {"content": "refused"})
+    with pytest.raises(BackendRefusedError, match="database number"):
+        await memory.search("refused")
+    info = memory.get_backend_info()
+    assert (info["degraded"], info["journal_size"]) == (False, 0)
+    await memory.aclose()
+
+
 async def test_a_user_without_the_namespace_keys_is_refused(redis_server_factory: Any) -> None:
     """NOPERM (keys outside the ACL) is no outage: the add raises, nothing is kept or journalled."""
     url = await acl_user(redis_server_factory(), "~other:*")

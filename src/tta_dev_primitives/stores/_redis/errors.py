@@ -4,7 +4,8 @@ Anything that means "Redis cannot serve now" becomes ``BackendUnavailableError``
 falls back and probes): connection and timeout errors, replies that are not RESP (another
 service on the port). A refusal that retrying cannot change until an operator acts becomes
 ``BackendRefusedError``, raised to the caller and never journalled: ACL denials (``NOPERM``, in
-scripts too), ``OOM`` under ``maxmemory``, and WRONGTYPE from our own keys.
+scripts too), ``OOM`` under ``maxmemory``, WRONGTYPE from our own keys, and a database number
+the server lacks (``/99``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ REFUSED_REPLIES = ("NOPERM", "OOM", "WRONGTYPE")
 # The same refusals as they read inside a script's error (redis-py strips a reply's prefix).
 REFUSED_INSIDE = (
     "CAN'T RUN THIS COMMAND", "CAN'T ACCESS", "NO PERMISSIONS", "NOPERM", "WRONGTYPE",
-    "NOT ALLOWED WHEN USED MEMORY",
+    "NOT ALLOWED WHEN USED MEMORY", "DB INDEX IS OUT OF RANGE",
 )  # fmt: skip
 
 
@@ -76,6 +77,8 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
         hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
     elif "WRONGTYPE" in upper:
         hint = "a key of this namespace holds another type (delete it, or clear())"
+    elif "DB INDEX" in upper:
+        hint = "the URL's database number is past the server's 'databases' setting"
     else:
         hint = "the Redis user lacks a permission (see the ACL in docs/production.md)"
     return BackendRefusedError(
