@@ -288,9 +288,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
         Words are compared after casefolding, dropping stop words and stemming ("hiking" finds
         "hike"); an unfinished last word also matches as a prefix (a completion counting half
-        the word itself). Matches rank by BM25, ties
-        most recent first. A blank query returns the most recent ``limit``. Only the fields
-        chosen by ``text_fields`` are searched (by default all but metadata such as ``role``).
+        the word itself). Matches rank by BM25, ties most recent first. A blank query returns
+        the most recent ``limit``. Only the fields chosen by ``text_fields`` are searched (by
+        default all but metadata such as ``role``).
         ``scope="u1:s1"`` keeps to keys ``u1:s1`` and ``u1:s1:...`` (whole segments only).
 
         ``mode`` is ``"keyword"`` (the above), ``"semantic"`` (by meaning: cosine similarity of
