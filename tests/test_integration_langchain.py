@@ -27,7 +27,7 @@ from langchain_core.runnables.history import RunnableWithMessageHistory
 from conftest import eventually
 from redis_server import RedisServer
 from tta_dev_primitives import LambdaPrimitive, MemoryPrimitive, WorkflowContext
-from tta_dev_primitives.exceptions import InvalidMemoryKeyError
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError, InvalidMemoryKeyError
 from tta_dev_primitives.integrations._portal import run_sync
 from tta_dev_primitives.integrations.langchain import (
     MemoryChatMessageHistory,
@@ -103,6 +103,22 @@ async def test_the_context_comes_from_the_run_config() -> None:
     assert (seen[0].session_id, seen[0].user_id, seen[0].metadata["team"]) == ("s1", "u1", "a")
     assert seen[1].session_id is None
     assert seen[0].correlation_id != seen[1].correlation_id  # a fresh context per run
+
+
+async def test_int_and_uuid_ids_are_kept_and_other_types_are_refused() -> None:
+    """LangGraph takes an int ``thread_id``; an int or UUID ``user_id`` reaches the context as
+    its str (two users' runs never share "None:None" scopes), and any other type is refused
+    before the run rather than dropped."""
+    seen: list[WorkflowContext] = []
+    runnable = as_runnable(LambdaPrimitive(lambda x, ctx: seen.append(ctx) or x))
+    user = uuid4()
+    await runnable.ainvoke("x", {"configurable": {"user_id": 1001, "session_id": 1}})
+    await runnable.ainvoke("x", {"configurable": {"user_id": user, "session_id": "s"}})
+    assert [(c.user_id, c.session_id) for c in seen] == [("1001", "1"), (str(user), "s")]
+    for bad in (1.5, True, ["u1"]):
+        with pytest.raises(InvalidArgumentTypeError, match="configurable\\['user_id'\\]"):
+            await runnable.ainvoke("x", {"configurable": {"user_id": bad}})
+    assert len(seen) == 2
 
 
 async def test_a_given_context_is_the_parent_of_each_run() -> None:

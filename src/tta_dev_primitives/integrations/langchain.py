@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
+from uuid import UUID
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
@@ -41,9 +42,23 @@ _CONTEXT_IDS = ("session_id", "user_id", "workflow_id")
 
 
 def _context_from_config(config: RunnableConfig) -> WorkflowContext:
-    """A context whose ids come from ``configurable`` and whose metadata is the run's."""
+    """A context whose ids come from ``configurable`` and whose metadata is the run's. An int
+    or UUID id (LangGraph takes an int ``thread_id``) becomes its ``str``; any other type is
+    an error, never a run without the id: scopes made from it would mix users."""
     configurable = config.get("configurable") or {}
-    ids = {k: v for k in _CONTEXT_IDS if isinstance(v := configurable.get(k), str)}
+    ids: dict[str, str] = {}
+    for name in _CONTEXT_IDS:
+        value = configurable.get(name)
+        if value is None or isinstance(value, str):
+            if value is not None:
+                ids[name] = value
+        elif isinstance(value, int | UUID) and not isinstance(value, bool):
+            ids[name] = str(value)
+        else:
+            raise InvalidArgumentTypeError(
+                f"configurable[{name!r}] must be a str, an int or a UUID, got "
+                f"{type(value).__name__}"
+            )
     return WorkflowContext.model_validate({**ids, "metadata": dict(config.get("metadata") or {})})
 
 
