@@ -18,7 +18,8 @@ cached = CachePrimitive(
     expensive_llm,
     cache_key_fn=lambda prompt, ctx: " ".join(prompt.lower().split()),
     ttl_seconds=600,
-    # backend="redis://localhost:6379" shares the cache between processes, with fallback.
+    # backend="redis://localhost:6379", namespace="tta:cache:answers" shares the cache between
+    # processes, with fallback (each cache on Redis needs a namespace of its own).
 )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
+from conftest import namespace
 from tta_dev_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
-from tta_dev_primitives.exceptions import CacheKeyError
+from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentError
 from tta_dev_primitives.testing import capture_spans
 
 
@@ -205,7 +207,7 @@ async def test_redis_cache_falls_back_in_process_when_redis_is_down(
     """With Redis killed, the cache keeps working in-process; calls never fail."""
     server = redis_server_factory()
     step = Counting()
-    cache = CachePrimitive(step, by_input, backend=server.url, redis_timeout=0.3)
+    cache = CachePrimitive(step, by_input, backend=server.url, redis_timeout=0.3, namespace="c1")
     first = await cache.execute("q", WorkflowContext())
     server.kill()
     assert await cache.execute("q", WorkflowContext()) == first  # the in-process copy
@@ -215,13 +217,62 @@ async def test_redis_cache_falls_back_in_process_when_redis_is_down(
 
 
 @pytest.mark.redis
-async def test_redis_cache_refuses_outputs_it_cannot_share(redis_server: Any) -> None:
-    """A shared cache stores JSON: an output that is not JSON-compatible is a clear TypeError."""
+async def test_an_output_a_shared_cache_cannot_store_is_returned_uncached(
+    redis_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shared cache stores JSON: an output that is not JSON (a set, a model's message object)
+    still reaches the caller, whose step has run (and been paid for); it is only not cached,
+    with one warning naming why, however often it happens."""
+    calls = 0
 
     def make_set(x: Any, ctx: WorkflowContext) -> set[int]:
+        nonlocal calls
+        calls += 1
         return {1, 2}
 
-    cache = CachePrimitive(make_set, by_input, backend=redis_server.url)
-    with pytest.raises(TypeError, match="JSON"):
-        await cache.execute("q", WorkflowContext())
+    cache = CachePrimitive(make_set, by_input, backend=redis_server.url, namespace=namespace())
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.cache"):
+        assert await cache.execute("q", WorkflowContext()) == {1, 2}
+        assert await cache.execute("q", WorkflowContext()) == {1, 2}
+    assert (calls, cache.misses, cache.hits) == (2, 2, 0)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "JSON" in warned[0]
     await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_a_full_redis_cache_still_returns_what_the_step_computed(
+    redis_server_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under maxmemory + noeviction the store is refused (OOM) after the step ran: the caller
+    gets the output, uncached, with one warning; entries stored before are still hits."""
+    server = redis_server_factory(extra=("--maxmemory", "3mb", "--maxmemory-policy", "noeviction"))
+    pad = "x" * 4000
+    cache = CachePrimitive(
+        LambdaPrimitive(lambda x, ctx: {"answer": x, "pad": pad}), by_input,
+        ttl_seconds=None, backend=server.url, namespace=namespace(),
+    )  # fmt: skip
+    answered = 0
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.cache"):
+        for i in range(2_000):  # bounded: 8 MB would be well past the limit
+            assert (await cache.execute(f"q{i}", WorkflowContext()))["answer"] == f"q{i}"
+            answered += 1
+            if caplog.records:
+                break
+    assert caplog.records, "Redis never filled up"
+    assert "full" in caplog.records[0].getMessage()
+    assert await cache.execute(f"q{answered}", WorkflowContext()) is not None  # again: no raise
+    assert len(caplog.records) == 1
+    hits = cache.hits
+    assert (await cache.execute("q0", WorkflowContext()))["answer"] == "q0"
+    assert cache.hits == hits + 1  # stored before Redis filled
+    await cache.clear()
+    await cache.aclose()
+
+
+def test_a_cache_shared_on_redis_needs_a_namespace_of_its_own() -> None:
+    """Two caches of different steps in one Redis namespace would answer with each other's
+    outputs; so a Redis URL without namespace= is refused, naming it."""
+    with pytest.raises(InvalidArgumentError, match="namespace="):
+        CachePrimitive(lambda x, ctx: x, by_input, backend="redis://127.0.0.1:1/0")

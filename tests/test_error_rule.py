@@ -49,6 +49,7 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("composing a non-callable", lambda: STEP >> 5, TypeError),  # type: ignore[operator]
     ("router with no routes", lambda: RouterPrimitive({}, lambda i, c: "a"), ValueError),
     ("router_fn not callable", lambda: RouterPrimitive({"a": STEP}, 5), TypeError),  # type: ignore[arg-type]
+    ("router route not a str", lambda: RouterPrimitive({1: STEP}, lambda i, c: 1), TypeError),  # type: ignore[dict-item]
     ("router default unknown", lambda: RouterPrimitive({"a": STEP}, lambda i, c: "a", "b"),
      ValueError),
     ("cache_key_fn not callable", lambda: CachePrimitive(STEP, 5), TypeError),  # type: ignore[arg-type]

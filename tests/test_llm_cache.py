@@ -183,3 +183,34 @@ def test_sync_methods_work(cache_url: str | None) -> None:
     cache.clear()
     assert cache.lookup("p", "m") is None
     cache.close()
+
+
+@pytest.mark.redis
+async def test_a_full_redis_never_fails_the_model_call(
+    redis_server_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LangChain stores an answer after the model has run: on a full Redis (maxmemory +
+    noeviction) the store is refused, and the call still returns the answer, uncached, with one
+    warning however often it happens; answers stored before are still found."""
+    import logging
+
+    server = redis_server_factory(extra=("--maxmemory", "3mb", "--maxmemory-policy", "noeviction"))
+    cache = LLMCache(server.url, namespace=namespace())
+    pad = "x" * 4000
+    with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.cache"):
+        stored = 0
+        for i in range(2_000):  # bounded: 8 MB would be well past the limit
+            await cache.aupdate(f"prompt {i}", "model", [Generation(text=f"answer {i} {pad}")])
+            if caplog.records:
+                break
+            stored += 1
+        assert caplog.records, "Redis never filled up"
+        await cache.aupdate("one more", "model", [Generation(text=pad)])  # no raise
+    assert len(caplog.records) == 1
+    assert "full" in caplog.records[0].getMessage()
+    found = await cache.alookup("prompt 0", "model")
+    assert found is not None
+    assert found[0].text.startswith("answer 0 ")
+    assert await cache.alookup(f"prompt {stored}", "model") is None
+    await cache.aclear()
+    await cache.aclose()

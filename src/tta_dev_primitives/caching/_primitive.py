@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
 from tta_dev_primitives._checks import check_max_size, check_namespace, check_seconds, check_ttl
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
-from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentTypeError
+from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
+    CacheKeyError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import HybridStore
@@ -20,6 +26,11 @@ from tta_dev_primitives.telemetry._metrics import instruments
 from tta_dev_primitives.telemetry._tracing import get_tracer
 
 __all__ = ["CachePrimitive"]
+
+log = logging.getLogger("tta_dev_primitives.cache")
+
+#: The namespace of a cache whose backend is in-process or a ``StorageBackend`` object.
+DEFAULT_NAMESPACE = "tta:cache"
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -31,11 +42,14 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     """Runs ``primitive`` once per ``cache_key_fn(input, ctx)`` and reuses the output.
 
     The default backend is in-process, LRU-bounded by ``max_size``, and keeps outputs as they
-    are (no copy). Pass ``backend="redis://..."`` (or a ``StorageBackend``) to share a cache
-    between processes: outputs are then stored as JSON and must be JSON-compatible, and Redis
-    failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. Concurrent
-    misses on one key (on one event loop) run ``primitive`` once; an exception is not cached and
-    reaches every caller waiting on that key. ``ttl_seconds=None`` caches until evicted.
+    are (no copy). Pass ``backend="redis://..."`` with a ``namespace`` of this cache's own (two
+    caches of different steps in one namespace would answer with each other's outputs), or a
+    ``StorageBackend``, to share a cache between processes: outputs are then stored as JSON, and
+    Redis failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. An
+    output the backend cannot store (not JSON, or Redis refusing: full) is still returned, only
+    not cached, with a warning. Concurrent misses on one key (on one event loop) run
+    ``primitive`` once; an exception is not cached and reaches every caller waiting on that key.
+    ``ttl_seconds=None`` caches until evicted.
     """
 
     @overload
@@ -47,7 +61,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         backend: StorageBackend | str | None = None,
         *,
         max_size: int = 1000,
-        namespace: str = "tta:cache",
+        namespace: str | None = None,
         redis_timeout: float = 1.0,
     ) -> None: ...
     @overload
@@ -59,7 +73,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         backend: StorageBackend | str | None = None,
         *,
         max_size: int = 1000,
-        namespace: str = "tta:cache",
+        namespace: str | None = None,
         redis_timeout: float = 1.0,
     ) -> None: ...
     def __init__(
@@ -70,7 +84,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         backend: StorageBackend | str | None = None,
         *,
         max_size: int = 1000,
-        namespace: str = "tta:cache",
+        namespace: str | None = None,
         redis_timeout: float = 1.0,
     ) -> None:
         if not callable(cache_key_fn):
@@ -78,8 +92,15 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._primitive = as_primitive(primitive)
         self._key_fn = cache_key_fn
         self._ttl = check_ttl(ttl_seconds)
-        self._namespace = namespace
-        self._store = cache_store(backend, namespace, redis_timeout, max_size)
+        if namespace is None and isinstance(backend, str):
+            raise InvalidArgumentError(
+                "a cache shared on Redis needs namespace= of its own (e.g. "
+                "namespace='tta:cache:summaries'): caches of different steps in one namespace "
+                "would answer with each other's outputs"
+            )
+        self._namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+        self._store = cache_store(backend, self._namespace, redis_timeout, max_size)
+        self._unstored: set[str] = set()  # why outputs could not be stored, each warned once
         remote = self._store.remote
         self._serialize = remote is not None and remote.serializes
         # In-flight misses by (event loop, key): a future belongs to its loop, so a caller on
@@ -149,7 +170,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._record(hit=False)
         try:
             result = await self._primitive.execute(input_data, context)
-            await self._save(key, result)
+            await self._save_or_warn(key, result)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
@@ -174,6 +195,24 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         except (ValueError, KeyError, TypeError):
             instruments().invalid_values.add(1)
             return _MISSING
+
+    async def _save_or_warn(self, key: str, result: Any) -> None:
+        """Store ``result``; if it cannot be (not JSON, or the backend refusing it), the caller
+        still gets it: an unstored output is only a later miss. Warned once per reason."""
+        try:
+            await self._save(key, result)
+        except (InvalidArgumentTypeError, BackendRefusedError) as exc:
+            reason = type(exc).__name__ if isinstance(exc, BackendRefusedError) else "encode"
+            if reason not in self._unstored:
+                self._unstored.add(reason)
+                log.warning("%r could not store an output, returned uncached: %s", self, exc)
+            if get_tracer() is not None:
+                from opentelemetry import trace
+
+                span = trace.get_current_span()
+                if span.is_recording():
+                    span.set_attribute("cache.stored", False)
+                    span.add_event("cache.store_failed", {"error": str(exc)[:200]})
 
     async def _save(self, key: str, result: Any) -> None:
         if self._serialize:

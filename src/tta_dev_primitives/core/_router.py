@@ -44,6 +44,12 @@ class RouterPrimitive(WorkflowPrimitive[T, Any]):
             )
         if not routes:
             raise InvalidArgumentError("RouterPrimitive needs at least one route")
+        for name in routes:
+            if not isinstance(name, str):
+                raise InvalidArgumentTypeError(
+                    f"route names must be str (router_fn returns one), got {name!r} "
+                    f"({type(name).__name__}); for an Enum, key by its .value"
+                )
         if not callable(router_fn):
             raise InvalidArgumentTypeError(
                 "router_fn must be a function (input, context) -> route name"

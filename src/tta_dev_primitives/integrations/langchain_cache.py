@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,11 +34,13 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generati
 
 from tta_dev_primitives._checks import check_namespace, check_ttl
 from tta_dev_primitives.caching._primitive import cache_store
-from tta_dev_primitives.exceptions import InvalidArgumentTypeError
+from tta_dev_primitives.exceptions import BackendRefusedError, InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.telemetry._metrics import instruments
 
 from ._portal import run_sync
+
+log = logging.getLogger("tta_dev_primitives.cache")
 
 __all__ = ["LLMCache"]
 
@@ -86,6 +89,7 @@ class LLMCache(BaseCache):
         self._ttl = check_ttl(ttl_seconds)
         self._namespace = namespace = check_namespace(namespace)
         self._store = cache_store(backend, namespace, redis_timeout, max_size)
+        self._refused = False  # a refused store was warned of
 
     @staticmethod
     def _key(prompt: str, llm_string: str) -> str:
@@ -135,7 +139,14 @@ class LLMCache(BaseCache):
             payload = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
-        await self._store.put(self._key(prompt, llm_string), payload, self._ttl)
+        try:
+            await self._store.put(self._key(prompt, llm_string), payload, self._ttl)
+        except BackendRefusedError as exc:
+            # Redis full (or an ACL): the model has answered, and LangChain calls this after;
+            # an answer not cached is only a later miss, so the caller still gets it.
+            if not self._refused:
+                self._refused = True
+                log.warning("%r could not store an answer, returned uncached: %s", self, exc)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Forget every cached answer (this namespace only, on Redis)."""
