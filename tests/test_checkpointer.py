@@ -179,6 +179,27 @@ asyncio.run(main())
 
 
 @pytest.mark.redis
+async def test_a_thread_resumes_while_redis_is_stalled(redis_server_factory: Factory) -> None:
+    """A stalled Redis (SIGSTOP: connections open, no replies) is an outage too: the graph
+    reads its thread from the in-process copy and goes on, where the blank search the saver
+    lists with would raise ``SearchNotReadyError`` (it never answers from part of an index)."""
+    server = redis_server_factory(appendonly=True)
+    saver = MemoryCheckpointSaver.from_url(server.url, namespace=namespace(), redis_timeout=0.5)
+    graph = chat_graph(saver)
+    config = {"configurable": {"thread_id": "t"}}
+    await graph.ainvoke({"turns": ["before"]}, config)
+    with server.stalled():
+        state = await graph.aget_state(config)
+        assert state.values["turns"] == ["before", "reply 1"]
+        out = await graph.ainvoke({"turns": [*state.values["turns"], "during"]}, config)
+        assert out["turns"] == ["before", "reply 1", "during", "reply 3"]
+        assert not saver.memory.using_redis
+    await replayed(saver.memory)
+    assert (await graph.aget_state(config)).values["turns"] == out["turns"]
+    await saver.memory.clear()
+    await saver.aclose()
+
+
 async def test_a_checkpoint_written_during_an_outage_is_replayed(
     redis_server_factory: Factory,
 ) -> None:

@@ -40,7 +40,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    SearchNotReadyError,
+)
 from tta_dev_primitives.memory import MemoryPrimitive
 
 from ._portal import run_sync
@@ -131,6 +135,9 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         Close it with ``await saver.aclose()`` (which replays anything journalled first).
         """
         memory_options.setdefault("text_fields", NOT_INDEXED)
+        # A stalled Redis is found within 2 s (not the default 10) and read in-process
+        # (``_newest``); a replica's load goes on as long as pages keep arriving.
+        memory_options.setdefault("load_timeout", 2.0)
         memory = MemoryPrimitive(redis_url, max_size, namespace=namespace, **memory_options)
         return cls(memory, serde=serde)
 
@@ -154,10 +161,30 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         """Every record under ``scope``, read in pages that grow until the scope is exhausted."""
         limit = _FIRST_PAGE
         while True:
-            found = await self.memory.search_items("", limit=limit, scope=scope, mode="keyword")
+            found = await self._newest(scope, limit)
             if len(found) < limit:
                 return found
             limit *= 4
+
+    async def _newest(self, scope: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The ``limit`` newest records under ``scope``: a blank search (the index's listing of
+        one scope). A search that cannot bring its index up to date (a stalled Redis:
+        ``SearchNotReadyError``) raises rather than answer from part of it; a thread must
+        resume during an outage, so this then lists the scope's records instead, which a
+        Redis that does not answer serves from the in-process copy."""
+        try:
+            return await self.memory.search_items("", limit=limit, scope=scope, mode="keyword")
+        except SearchNotReadyError:
+            found: list[tuple[str, dict[str, Any]]] = []
+            cursor: str | None = None
+            while len(found) < limit:
+                page = await self.memory.list_memories(
+                    scope, limit=min(500, limit - len(found)), cursor=cursor
+                )
+                found += page.items
+                if (cursor := page.cursor) is None:
+                    break
+            return found
 
     async def _headers(self, thread_id: str, ns: str | None) -> list[tuple[str, dict[str, Any]]]:
         """``(checkpoint_id, record)`` of a thread's checkpoints (in ``ns``, or all), newest
@@ -326,9 +353,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
     async def _delete_scope(self, scope: str, keep: frozenset[str] = frozenset()) -> None:
         """Delete every record under ``scope`` except the keys in ``keep``."""
         while True:
-            found = await self.memory.search_items(
-                "", limit=500 + len(keep), scope=scope, mode="keyword"
-            )
+            found = await self._newest(scope, 500 + len(keep))
             doomed = [key for key, _ in found if key not in keep]
             for key in doomed:
                 await self.memory.delete(key)
