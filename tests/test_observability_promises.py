@@ -82,6 +82,8 @@ async def test_outage_spans_events_and_counters(
     events = [e for s in recover for e in s.events if e.name == "memory.recovered"]
     assert [e.attributes["memory.replayed_writes"] for e in events] == [2]
     assert all(s.attributes["memory.namespace"] == memory.namespace for s in recover)
+    # A trace of its own: started by some call's probe, it is no part of that call's request.
+    assert all(s.parent is None for s in recover), [s.parent for s in recover]
 
     counted = totals(counters)
     assert counted.get("tta.memory.fallbacks") == 1, counted

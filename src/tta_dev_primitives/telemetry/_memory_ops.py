@@ -46,7 +46,9 @@ class MemoryOp:
 
     __slots__ = ("_scope", "attributes", "backend", "fallback", "name", "outcome", "span")
 
-    def __init__(self, name: str, namespace: str, *, traced: bool = True) -> None:
+    def __init__(
+        self, name: str, namespace: str, *, traced: bool = True, root: bool = False
+    ) -> None:
         self.name = name
         self.backend = "in_memory"
         self.fallback = False
@@ -58,9 +60,13 @@ class MemoryOp:
             self._scope: Any = None
         else:
             # Only reached with a tracer, so the tracing API is already imported.
+            from opentelemetry.context import Context
             from opentelemetry.trace import SpanKind, use_span
 
-            self.span = tracer.start_span(f"memory.{name}", kind=SpanKind.INTERNAL)
+            # ``root``: a trace of its own, not a child of whichever request's span was current
+            # (the background recovery outlives the call that started it).
+            parent = Context() if root else None
+            self.span = tracer.start_span(f"memory.{name}", context=parent, kind=SpanKind.INTERNAL)
             if self.span.is_recording():
                 self.span.set_attribute("memory.namespace", namespace)
             self._scope = use_span(self.span, end_on_exit=False)
@@ -170,7 +176,7 @@ class StoreTelemetry:
         _current_span_attribute("memory.stale", True)
 
     def recovery_started(self) -> object:
-        return MemoryOp("recover", self.namespace).__enter__()
+        return MemoryOp("recover", self.namespace, root=True).__enter__()
 
     def recovery_ended(self, token: object, served: Any) -> None:
         assert isinstance(token, MemoryOp)
