@@ -7,6 +7,7 @@ through a Redis outage.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 from uuid import uuid4
 
@@ -20,6 +21,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.outputs import Generation
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
@@ -35,6 +37,7 @@ from tta_dev_primitives.integrations.langchain import (
     as_runnable,
     from_runnable,
 )
+from tta_dev_primitives.integrations.langchain_cache import LLMCache
 from tta_dev_primitives.testing import capture_spans
 
 # RunnableWithMessageHistory still works in langchain-core 1.x but warns that it is deprecated.
@@ -83,6 +86,40 @@ def test_a_primitive_runnable_is_callable_from_sync_code() -> None:
     double = as_runnable(LambdaPrimitive(lambda x, ctx: x * 2))
     assert double.invoke(21) == 42
     assert double.batch([1, 2]) == [2, 4]
+
+
+def test_a_slow_sync_step_never_holds_up_another_thread_s_sync_call() -> None:
+    """Every thread's sync calls share the library's one event loop; a sync step run there
+    (``invoke``) runs in a worker thread. So while one thread's step waits (here: until the
+    other thread's call has returned), another thread's ``invoke`` completes. Before, it
+    waited behind the step: here, for ever (the 30 s bounds are hang guards)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+    slow = as_runnable(LambdaPrimitive(lambda x, ctx: release.wait(30) and x))
+    quick = as_runnable(LambdaPrimitive(lambda x, ctx: x * 2))
+    with ThreadPoolExecutor(2) as pool:
+        waiting = pool.submit(slow.invoke, "slow")
+        assert pool.submit(quick.invoke, 21).result(timeout=30) == 42
+        release.set()
+        assert waiting.result(timeout=30) == "slow"
+
+
+def test_a_sync_step_can_make_a_sync_call_of_its_own() -> None:
+    """A sync step whose LangChain model reads ``LLMCache`` synchronously, run through
+    ``as_runnable(...).invoke``: its sync call finds the library's loop free (the step is in a
+    worker thread), where it used to raise UsageError (the loop would wait for itself)."""
+    cache = LLMCache()
+    cache.update("prompt", "model", [Generation(text="cached answer")])
+
+    def step(x: str, ctx: WorkflowContext) -> str:
+        found = cache.lookup(x, "model")
+        assert found is not None
+        return found[0].text
+
+    assert as_runnable(LambdaPrimitive(step)).invoke("prompt") == "cached answer"
+    assert as_runnable(LambdaPrimitive(step)).batch(["prompt", "prompt"]) == ["cached answer"] * 2
+    cache.close()
 
 
 async def test_sync_invoke_inside_a_running_loop_says_to_await() -> None:

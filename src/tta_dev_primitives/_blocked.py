@@ -17,11 +17,15 @@ from typing import Any, TypeGuard, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["alive", "blocked_loop", "finished_elsewhere"]
+__all__ = ["alive", "blocked_loop", "finished_elsewhere", "on_portal"]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "tta_blocked_loop", default=None
 )
+
+#: True in work that a sync call runs on the library's own event loop (``_portal``): a sync
+#: step there runs in a worker thread, since that loop serves every thread's sync calls.
+on_portal: ContextVar[bool] = ContextVar("tta_on_portal", default=False)
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
 

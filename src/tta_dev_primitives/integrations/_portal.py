@@ -1,7 +1,11 @@
 """Run this library's coroutines from synchronous framework methods (LangChain's ``invoke``).
 
 The coroutine runs on one private event loop in a daemon thread (the portal), so a memory used only
-through sync calls keeps one Redis connection pool instead of one per call.
+through sync calls keeps one Redis connection pool instead of one per call. Every thread's sync
+calls share that loop, so a sync step run there (``as_runnable(...).invoke``) runs in a worker
+thread (``LambdaPrimitive``, ``_blocked.on_portal``): a slow one never holds up another thread's
+calls, sync steps of a ``batch`` overlap, and one that makes a sync call of its own (a LangChain
+model reading ``LLMCache``) finds the portal free rather than waiting for itself.
 
 Called from inside a running event loop, a sync method would block that loop. By default that
 raises, naming the async method to await. With ``in_loop=True`` (LangGraph's store: its own
@@ -22,7 +26,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from tta_dev_primitives._blocked import blocked_loop
+from tta_dev_primitives._blocked import blocked_loop, on_portal
 from tta_dev_primitives.exceptions import UsageError
 
 T = TypeVar("T")
@@ -67,11 +71,16 @@ def run_sync(coro: Coroutine[Any, Any, T], *, instead: str, in_loop: bool = Fals
             "called synchronously inside a running event loop, which it would block; "
             f"await {instead} instead"
         )
-    if running is None:
-        return asyncio.run_coroutine_threadsafe(coro, portal).result()
-    # The work runs in a copy of this context (the portal's task copies it) that names the
-    # loop it blocks: what it closes there is closed when the loop runs again, unawaited.
+    # The work runs in a copy of this context (the portal's task copies it) that says so
+    # (``on_portal``: sync steps go to a worker thread) and names the loop it blocks, if any:
+    # what it closes there is closed when the loop runs again, unawaited.
     context = contextvars.copy_context()
-    context.run(blocked_loop.set, running)
+    context.run(on_portal.set, True)
+    if running is not None:
+        context.run(blocked_loop.set, running)
     future = context.run(asyncio.run_coroutine_threadsafe, coro, portal)
-    return future.result()
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # interrupted (Ctrl-C): the work stops too, not just the wait
+        raise
