@@ -20,7 +20,9 @@ class ParallelPrimitive(Composite[T, list[U]]):
 
     Each branch gets ``context.child(...)``. When a branch raises, its siblings are cancelled and
     awaited, and that branch's own exception propagates (not an ``ExceptionGroup``). If several
-    fail together, the one with the lowest branch index wins.
+    fail together, the one with the lowest branch index wins. A branch that ends cancelled
+    without the group being cancelled (it awaited something another task cancelled) ends the
+    group too: its siblings are cancelled, and ``CancelledError`` propagates, as from ``gather``.
     """
 
     __slots__ = ()
@@ -33,24 +35,32 @@ class ParallelPrimitive(Composite[T, list[U]]):
             asyncio.create_task(step.execute(input_data, context.child(f"{self.name}[{i}]")))
             for i, step in enumerate(self._steps)
         ]
+        pending: set[asyncio.Task[Any]] = set(tasks)
         try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            # Until a branch fails or ends cancelled (not by us: it awaited something another
+            # task cancelled), which ends the group as a failure does.
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if any(t.cancelled() or t.exception() is not None for t in done):
+                    break
         except BaseException:
             # We were cancelled (or interrupted): take every branch down with us.
             await _cancel_and_wait(tasks)
             raise
-        # The failures that ended the wait, lowest index first: what a sibling raises while
+        # The branches that ended the wait, lowest index first: what a sibling raises while
         # being cancelled because of them is a consequence, not the failure.
-        failures = [t.exception() for t in tasks if t in done and not t.cancelled()]
+        ended = [t for t in tasks if t.done() and (t.cancelled() or t.exception() is not None)]
         if pending:
             await _cancel_and_wait(pending)
         # Read every finished branch's exception (so asyncio never reports one as unretrieved).
         for task in tasks:
             if not task.cancelled():
                 task.exception()
-        failure = next((exc for exc in failures if exc is not None), None)
+        failure = next((t.exception() for t in ended if not t.cancelled()), None)
         if failure is not None:
             raise failure
+        if ended:
+            raise asyncio.CancelledError(f"{self.name}: a branch ended cancelled")
         return [task.result() for task in tasks]
 
 
