@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 from tta_dev_primitives import (
+    CachePrimitive,
     LambdaPrimitive,
     ParallelPrimitive,
     RouterPrimitive,
@@ -45,6 +46,27 @@ async def test_span_tree_matches_nested_composition() -> None:
     inner_span = next(s for s in children if s.name == "SequentialPrimitive")
     assert [s.name for s in spans.children(inner_span)] == ["inner_a", "inner_b"]
     assert len({s.context.trace_id for s in spans}) == 1
+
+
+async def test_a_subclass_calling_super_execute_is_one_span() -> None:
+    """A subclass whose ``execute`` adds to its parent class's and calls ``super().execute()``
+    is one run: one span (with the subclass's attributes), its step a child of it, not a span
+    of the same name inside another. The same primitive run twice in a row is two spans."""
+
+    class Logged(CachePrimitive[object, object]):
+        async def execute(self, input_data: object, context: WorkflowContext) -> object:
+            return await super().execute(input_data, context)
+
+    cached = Logged(named("model"), lambda x, ctx: str(x))
+    with capture_spans() as spans:
+        await cached.execute(1, WorkflowContext())
+        await (cached >> named("after")).execute(2, WorkflowContext())
+    logged = spans.named("Logged")
+    assert len(logged) == 2
+    assert all(s.parent is None or s.parent.span_id not in {x.context.span_id for x in logged}
+               for s in logged)  # fmt: skip
+    assert [spans.children(s)[0].name for s in logged] == ["model", "model"]
+    assert all(s.attributes["tta.primitive.type"] == "Logged" for s in logged)
 
 
 async def test_spans_carry_context_ids_and_primitive_type() -> None:

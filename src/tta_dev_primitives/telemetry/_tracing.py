@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,14 +80,25 @@ def context_attributes(context: WorkflowContext | None) -> dict[str, str]:
     return attrs
 
 
+#: The primitive whose run's span is current: a subclass's ``execute`` that calls
+#: ``super().execute(...)`` runs inside its own span, not a second one of the same name.
+_running: ContextVar[object | None] = ContextVar("tta_traced_primitive", default=None)
+
+
 async def _run_in_span(
     tracer: Tracer,
-    name: str,
+    owner: object,
     attributes: Mapping[str, Any],
     call: Awaitable[_U],
 ) -> _U:
-    with tracer.start_as_current_span(name, kind=_INTERNAL, attributes=attributes):
-        return await call
+    token = _running.set(owner)
+    try:
+        with tracer.start_as_current_span(
+            getattr(owner, "name", type(owner).__name__), kind=_INTERNAL, attributes=attributes
+        ):
+            return await call
+    finally:
+        _running.reset(token)
 
 
 def traced_execute(
@@ -99,10 +111,10 @@ def traced_execute(
 
     def execute(self: Any, input_data: _T, context: WorkflowContext) -> Awaitable[_U]:
         tracer = _tracer if _tracer is not None else get_tracer()
-        if tracer is None:
+        if tracer is None or _running.get() is self:
             return impl(self, input_data, context)
         attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
-        return _run_in_span(tracer, self.name, attributes, impl(self, input_data, context))
+        return _run_in_span(tracer, self, attributes, impl(self, input_data, context))
 
     execute.__wrapped__ = impl  # type: ignore[attr-defined]
     execute.__name__ = impl.__name__
