@@ -271,6 +271,24 @@ async def test_a_full_redis_cache_still_returns_what_the_step_computed(
     await cache.aclose()
 
 
+@pytest.mark.redis
+async def test_a_shared_cache_returns_on_a_miss_what_it_returns_on_a_hit(
+    redis_server: Any,
+) -> None:
+    """A shared cache keeps JSON, so a hit gives a tuple back as a list and an int key as a
+    str; the miss that stored it gives the same, so code that works once works every time."""
+    cache = CachePrimitive(
+        lambda x, ctx: {"pair": (1, 2), "by_id": {7: "seven"}}, by_input,
+        backend=redis_server.url, namespace=namespace(),
+    )  # fmt: skip
+    first = await cache.execute("q", WorkflowContext())
+    again = await cache.execute("q", WorkflowContext())
+    assert first == again == {"pair": [1, 2], "by_id": {"7": "seven"}}
+    assert (cache.misses, cache.hits) == (1, 1)
+    await cache.clear()
+    await cache.aclose()
+
+
 def test_a_cache_shared_on_redis_needs_a_namespace_of_its_own() -> None:
     """Two caches of different steps in one Redis namespace would answer with each other's
     outputs; so a Redis URL without namespace= is refused, naming it."""

@@ -44,8 +44,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     The default backend is in-process, LRU-bounded by ``max_size``, and keeps outputs as they
     are (no copy). Pass ``backend="redis://..."`` with a ``namespace`` of this cache's own (two
     caches of different steps in one namespace would answer with each other's outputs), or a
-    ``StorageBackend``, to share a cache between processes: outputs are then stored as JSON, and
-    Redis failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. An
+    ``StorageBackend``, to share a cache between processes: outputs are then stored as JSON (and
+    returned as JSON gives them back, on a miss as on a hit), and Redis failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. An
     output the backend cannot store (not JSON, or Redis refusing: full) is still returned, only
     not cached, with a warning. Concurrent misses on one key (on one event loop) run
     ``primitive`` once; an exception is not cached and reaches every caller waiting on that key.
@@ -169,8 +169,9 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._inflight[flight] = future
         self._record(hit=False)
         try:
-            result = await self._primitive.execute(input_data, context)
-            await self._save_or_warn(key, result)
+            result = await self._save_or_warn(
+                key, await self._primitive.execute(input_data, context)
+            )
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
@@ -180,7 +181,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             raise
         else:
             future.set_result(result)
-            return result
+            return result  # type: ignore[no-any-return]
         finally:
             del self._inflight[flight]
 
@@ -196,11 +197,13 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             instruments().invalid_values.add(1)
             return _MISSING
 
-    async def _save_or_warn(self, key: str, result: Any) -> None:
-        """Store ``result``; if it cannot be (not JSON, or the backend refusing it), the caller
-        still gets it: an unstored output is only a later miss. Warned once per reason."""
+    async def _save_or_warn(self, key: str, result: Any) -> Any:
+        """Store ``result`` and return what a hit will return: on a shared cache its JSON copy
+        (a tuple comes back a list, an int key a str: the same on the miss as on every hit). If
+        it cannot be stored (not JSON, or the backend refusing it), the caller still gets it as
+        it is: an unstored output is only a later miss. Warned once per reason."""
         try:
-            await self._save(key, result)
+            return await self._save(key, result)
         except (InvalidArgumentTypeError, BackendRefusedError) as exc:
             reason = type(exc).__name__ if isinstance(exc, BackendRefusedError) else "encode"
             if reason not in self._unstored:
@@ -213,19 +216,22 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 if span.is_recording():
                     span.set_attribute("cache.stored", False)
                     span.add_event("cache.store_failed", {"error": str(exc)[:200]})
+            return result
 
-    async def _save(self, key: str, result: Any) -> None:
-        if self._serialize:
-            try:
-                payload: Any = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgumentTypeError(
-                    f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
-                    f"cannot be cached: {exc}"
-                ) from exc
-        else:
-            payload = _Boxed(result)
+    async def _save(self, key: str, result: Any) -> Any:
+        """Store ``result``; return it as a hit will (its JSON copy on a shared cache)."""
+        if not self._serialize:
+            await self._store.put(key, _Boxed(result), self._ttl)
+            return result
+        try:
+            payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentTypeError(
+                f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
+                f"cannot be cached: {exc}"
+            ) from exc
         await self._store.put(key, payload, self._ttl)
+        return json.loads(payload)["v"]
 
     def _record(self, *, hit: bool) -> None:
         if hit:
