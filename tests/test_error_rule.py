@@ -30,7 +30,12 @@ async def echo(value: Any, ctx: WorkflowContext) -> Any:
 
 STEP = LambdaPrimitive(echo)
 
+
 # (bad input, the built-in its error must also be)
+async def _async_key(x: object, ctx: object) -> str:
+    return "k"
+
+
 CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("max_size 0", lambda: MemoryPrimitive(max_size=0), ValueError),
     ("empty namespace", lambda: MemoryPrimitive(namespace=""), ValueError),
@@ -46,6 +51,8 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("empty SequentialPrimitive", lambda: SequentialPrimitive([]), ValueError),
     ("empty ParallelPrimitive", lambda: ParallelPrimitive([]), ValueError),
     ("LambdaPrimitive of a non-callable", lambda: LambdaPrimitive(5), TypeError),  # type: ignore[arg-type]
+    ("a step of one argument", lambda: LambdaPrimitive(lambda x: x), TypeError),  # type: ignore[arg-type,misc]
+    ("composing a one-argument function", lambda: STEP >> (lambda x: x), TypeError),  # type: ignore[operator,misc]
     ("composing a non-callable", lambda: STEP >> 5, TypeError),  # type: ignore[operator]
     ("router with no routes", lambda: RouterPrimitive({}, lambda i, c: "a"), ValueError),
     ("router_fn not callable", lambda: RouterPrimitive({"a": STEP}, 5), TypeError),  # type: ignore[arg-type]
@@ -53,6 +60,7 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("router default unknown", lambda: RouterPrimitive({"a": STEP}, lambda i, c: "a", "b"),
      ValueError),
     ("cache_key_fn not callable", lambda: CachePrimitive(STEP, 5), TypeError),  # type: ignore[arg-type]
+    ("cache_key_fn async", lambda: CachePrimitive(STEP, _async_key), TypeError),  # type: ignore[arg-type]
     ("InMemoryStore max_size 0", lambda: InMemoryStore(max_size=0), ValueError),
     ("recall into ''", lambda: MemoryPrimitive().recall("q", into=""), ValueError),
     ("remember value not callable", lambda: MemoryPrimitive().remember("k", 5), TypeError),  # type: ignore[arg-type]

@@ -122,6 +122,13 @@ def test_a_sync_step_can_make_a_sync_call_of_its_own() -> None:
     cache.close()
 
 
+def test_composing_a_runnable_directly_names_from_runnable() -> None:
+    """``step >> RunnableLambda(...)`` cannot work (LCEL's Runnable is no primitive); the error
+    says what does."""
+    with pytest.raises(InvalidArgumentTypeError, match="from_runnable"):
+        _ = LambdaPrimitive(lambda x, ctx: x) >> RunnableLambda(lambda x: x)  # type: ignore[operator]
+
+
 async def test_sync_invoke_inside_a_running_loop_says_to_await() -> None:
     double = as_runnable(LambdaPrimitive(lambda x, ctx: x * 2))
     with pytest.raises(RuntimeError, match=r"await ainvoke\(\)"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -45,11 +46,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     are (no copy). Pass ``backend="redis://..."`` with a ``namespace`` of this cache's own (two
     caches of different steps in one namespace would answer with each other's outputs), or a
     ``StorageBackend``, to share a cache between processes: outputs are then stored as JSON (and
-    returned as JSON gives them back, on a miss as on a hit), and Redis failures fall back to the in-process cache exactly as ``MemoryPrimitive`` does. An
-    output the backend cannot store (not JSON, or Redis refusing: full) is still returned, only
-    not cached, with a warning. Concurrent misses on one key (on one event loop) run
-    ``primitive`` once; an exception is not cached and reaches every caller waiting on that key.
-    ``ttl_seconds=None`` caches until evicted.
+    returned as JSON gives them back, on a miss as on a hit), and Redis failures fall back to
+    the in-process cache exactly as ``MemoryPrimitive`` does. An output the backend cannot
+    store (not JSON, or Redis refusing: full) is still returned, only not cached, with a
+    warning. Concurrent misses on one key (on one event loop) run ``primitive`` once; an
+    exception is not cached and reaches every caller waiting on that key. ``ttl_seconds=None``
+    caches until evicted.
     """
 
     @overload
@@ -89,6 +91,11 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     ) -> None:
         if not callable(cache_key_fn):
             raise InvalidArgumentTypeError("cache_key_fn must be a function (input, ctx) -> str")
+        if inspect.iscoroutinefunction(cache_key_fn):
+            raise InvalidArgumentTypeError(
+                "cache_key_fn must be a plain (sync) function (input, ctx) -> str: the key is "
+                "needed before anything is awaited"
+            )
         self._primitive = as_primitive(primitive)
         self._key_fn = cache_key_fn
         self._ttl = check_ttl(ttl_seconds)

@@ -132,6 +132,15 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
         self._name = name or getattr(func, "__name__", None) or type(func).__name__
+        try:
+            inspect.signature(func).bind(None, None)
+        except TypeError:
+            raise InvalidArgumentTypeError(
+                f"step {self._name!r} must take two arguments, (input, context), as every step "
+                f"does: its signature is {inspect.signature(func)}"
+            ) from None
+        except ValueError:  # no signature to read (some builtins): it is called as it is
+            pass
 
     @property
     def name(self) -> str:
@@ -161,6 +170,11 @@ def as_primitive(obj: WorkflowPrimitive[T, U] | StepFunction) -> WorkflowPrimiti
     """Return ``obj`` if it is a primitive, else wrap a callable in a ``LambdaPrimitive``."""
     if isinstance(obj, WorkflowPrimitive):
         return obj
+    if hasattr(obj, "ainvoke") and hasattr(obj, "invoke"):  # a LangChain Runnable
+        raise InvalidArgumentTypeError(
+            f"cannot compose {type(obj).__name__!r} directly: wrap a LangChain runnable with "
+            "tta_dev_primitives.integrations.langchain.from_runnable(...)"
+        )
     if callable(obj):
         return LambdaPrimitive(obj)
     raise InvalidArgumentTypeError(
