@@ -31,11 +31,11 @@ async def echo(value: Any, ctx: WorkflowContext) -> Any:
 STEP = LambdaPrimitive(echo)
 
 
-# (bad input, the built-in its error must also be)
 async def _async_key(x: object, ctx: object) -> str:
     return "k"
 
 
+# (bad input, the built-in its error must also be)
 CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("max_size 0", lambda: MemoryPrimitive(max_size=0), ValueError),
     ("empty namespace", lambda: MemoryPrimitive(namespace=""), ValueError),
