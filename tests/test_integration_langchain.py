@@ -122,6 +122,41 @@ def test_a_sync_step_can_make_a_sync_call_of_its_own() -> None:
     cache.close()
 
 
+def test_sync_steps_making_nested_sync_calls_never_run_out_of_threads() -> None:
+    """Eight sync steps of a batch, all running at once (a barrier), each making a nested sync
+    call whose own sync step needs a thread too: each step gets a thread of its own, so none
+    waits for a pool thread the others hold. (On the loop's default pool, 6 threads here, the
+    barrier broke; without it the batch hung.) The 60 s is a hang guard only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    width = 8
+    together = threading.Barrier(width, timeout=30)
+    inner = as_runnable(LambdaPrimitive(lambda x, ctx: x + 1))
+
+    def outer_step(x: int, ctx: WorkflowContext) -> int:
+        together.wait()
+        return inner.invoke(x)
+
+    outer = as_runnable(LambdaPrimitive(outer_step))
+    with ThreadPoolExecutor(1) as pool:
+        done = pool.submit(outer.batch, list(range(width)), {"max_concurrency": width})
+        assert done.result(timeout=60) == [x + 1 for x in range(width)]
+
+
+def test_a_sync_step_under_invoke_runs_with_no_event_loop_as_under_lcel() -> None:
+    """As a sync ``RunnableLambda`` under LCEL's ``invoke``: the step's thread has no running
+    loop (it is not the library's loop, which other threads' calls share)."""
+
+    def step(x: int, ctx: WorkflowContext) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    assert as_runnable(LambdaPrimitive(step)).invoke(1) is True
+
+
 def test_composing_a_runnable_directly_names_from_runnable() -> None:
     """``step >> RunnableLambda(...)`` cannot work (LCEL's Runnable is no primitive); the error
     says what does."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeGuard, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["alive", "blocked_loop", "finished_elsewhere", "on_portal"]
+__all__ = ["alive", "blocked_loop", "finished_elsewhere", "in_own_thread", "on_portal"]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "tta_blocked_loop", default=None
@@ -65,3 +68,32 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
                 return False
     finally:
         waiting.cancel()
+
+
+async def in_own_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a daemon thread of its own, in a copy of this context. Not a pool's:
+    work it waits for (a nested sync call, a DNS lookup on the loop's default executor) may
+    need a pool thread, which steps holding them all would never free; and a call that never
+    returns does not keep the process from exiting."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not done.done():  # (cancelled meanwhile: the thread's outcome goes nowhere)
+            if ok:
+                done.set_result(value)
+            else:
+                done.set_exception(value)
+
+    def run() -> None:
+        outcome: tuple[bool, Any]
+        try:
+            outcome = (True, context.run(func, *args))
+        except BaseException as exc:  # handed to the awaiting caller
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="tta-sync-step", daemon=True).start()
+    return await done

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast, overload
 
-from tta_dev_primitives._blocked import on_portal
+from tta_dev_primitives._blocked import in_own_thread, on_portal
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.telemetry._tracing import traced_execute
 
@@ -111,7 +110,8 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
     """Adapts a plain function ``(input, context) -> output``, sync or async, into a primitive.
 
     A sync function runs on the event loop: keep it quick, or make it async. (Run from a sync
-    call, ``as_runnable(...).invoke``, on the library's own loop, it runs in a worker thread.)
+    call, ``as_runnable(...).invoke``, on the library's own loop, it runs in a thread of its
+    own, with no event loop, as a sync ``RunnableLambda`` runs under LCEL's ``invoke``.)
     """
 
     __slots__ = ("_func", "_is_async", "_name")
@@ -155,7 +155,7 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
     async def execute(self, input_data: T, context: WorkflowContext) -> U:
         """Call the function; await its result if it is awaitable."""
         if not self._is_async and on_portal.get():
-            result = await asyncio.to_thread(self._func, input_data, context)
+            result = await in_own_thread(self._func, input_data, context)
         else:
             result = self._func(input_data, context)
         if self._is_async or inspect.isawaitable(result):
