@@ -9,6 +9,7 @@ any thread starts, as a server's master does; the test process itself never fork
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,50 @@ print(json.dumps({{"b": wrote, "dropped": dropped, "stored": asyncio.run(check()
     assert report["b"] == "overwrote"
     assert report["stored"] == {"content": "my pet is a dog"}
     assert report["dropped"] == 1
+
+
+def test_a_journal_opened_before_the_fork_is_refused_in_the_workers(tmp_path: Path) -> None:
+    """A memory with ``journal_path`` made before the workers fork: the journal (its lock, its
+    file) belongs to the process that opened it. Two workers appending to it would overwrite
+    each other's acknowledged writes, so in a worker its first use raises ``JournalError``
+    saying to make the memory after the fork; the parent's journal keeps working."""
+    path = tmp_path / "journal.jsonl"
+    code = (
+        FORK
+        + f"""
+import asyncio
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import JournalError
+
+# Redis unreachable: every add is journalled.
+memory = MemoryPrimitive("redis://127.0.0.1:1/0", namespace="fork", redis_timeout=0.2,
+                         journal_path={str(path)!r})
+
+def worker():
+    async def run():
+        try:
+            await memory.add("u1:s1:child", {{"content": "from a worker"}})
+        except JournalError as exc:
+            return "JournalError: " + str(exc)
+        return "stored"
+    return asyncio.run(run())
+
+children = [fork(worker) for _ in range(2)]
+for child in children:
+    start(child)
+said = [result(child) for child in children]
+
+async def parent():
+    await memory.add("u1:s1:parent", {{"content": "from the parent"}})
+    await memory.aclose()
+
+asyncio.run(parent())
+print(json.dumps({{"children": said, "journal": open({str(path)!r}).read()}}))
+"""
+    )
+    report = json.loads(run_python(code))
+    for said in report["children"]:
+        assert said.startswith("JournalError: "), said
+        assert "after the fork" in said
+    assert "u1:s1:parent" in report["journal"]
+    assert "u1:s1:child" not in report["journal"]

@@ -186,6 +186,7 @@ class JournalFile:
             os.close(self._lock_fd)
             raise
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tta-journal")
+        self._pid = os.getpid()  # the lock's process: a forked child must not write here
         self._queue: list[_Item] = []
         self._writer: asyncio.Task[None] | None = None
         self._seq = 0
@@ -278,8 +279,19 @@ class JournalFile:
 
     # -- the event loop's side ------------------------------------------------------------------
 
+    def _check_process(self) -> None:
+        """A worker forked after the journal was opened shares its lock and file with its
+        siblings: their appends would overwrite one another's. It must open its own."""
+        if os.getpid() != self._pid:
+            raise JournalError(
+                f"memory journal {self.path} was opened by process {self._pid}, which this one "
+                "was forked from: a journal belongs to one process. Make the MemoryPrimitive "
+                "with journal_path in each worker, after the fork, each with its own path"
+            )
+
     async def load(self) -> Loaded:
         """Read the records a previous process left (in order, replayed ones removed)."""
+        self._check_process()
         loaded: Loaded = await self._run(self._read)
         if loaded.torn:
             log.warning(
@@ -309,6 +321,7 @@ class JournalFile:
 
     async def rewrite(self, snapshot: Callable[[], list[Record]]) -> None:
         """Compact: rewrite the file with ``snapshot()``, taken after every earlier append."""
+        self._check_process()
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Rewrite(snapshot, future))
         self._start()
@@ -325,6 +338,7 @@ class JournalFile:
             await asyncio.shield(self._writer)
 
     async def _enqueue(self, line: bytes, seq: int, then: _Then | None) -> None:
+        self._check_process()
         if self._closed:
             raise JournalError(f"memory journal {self.path} is closed")
         future = asyncio.get_running_loop().create_future()
