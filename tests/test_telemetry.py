@@ -14,6 +14,7 @@ from tta_dev_primitives import (
     RouterPrimitive,
     SequentialPrimitive,
     WorkflowContext,
+    WorkflowPrimitive,
 )
 from tta_dev_primitives.testing import capture_spans
 
@@ -67,6 +68,21 @@ async def test_a_subclass_calling_super_execute_is_one_span() -> None:
                for s in logged)  # fmt: skip
     assert [spans.children(s)[0].name for s in logged] == ["model", "model"]
     assert all(s.attributes["tta.primitive.type"] == "Logged" for s in logged)
+
+
+async def test_a_primitive_running_itself_again_is_a_span_each_time() -> None:
+    """Recursion (a primitive whose ``execute`` runs ``self.execute`` on a smaller input) is a
+    run each time: nested spans, one per level, unlike ``super().execute`` above."""
+
+    class Countdown(WorkflowPrimitive[int, int]):
+        async def execute(self, input_data: int, context: WorkflowContext) -> int:
+            return 0 if input_data == 0 else await self.execute(input_data - 1, context)
+
+    with capture_spans() as spans:
+        await Countdown().execute(3, WorkflowContext())
+    runs = spans.named("Countdown")
+    assert len(runs) == 4
+    assert len(spans.roots()) == 1
 
 
 async def test_spans_carry_context_ids_and_primitive_type() -> None:

@@ -80,18 +80,20 @@ def context_attributes(context: WorkflowContext | None) -> dict[str, str]:
     return attrs
 
 
-#: The primitive whose run's span is current: a subclass's ``execute`` that calls
-#: ``super().execute(...)`` runs inside its own span, not a second one of the same name.
-_running: ContextVar[object | None] = ContextVar("tta_traced_primitive", default=None)
+#: The primitive whose run's span is current, and the ``execute`` it ran: a subclass's
+#: ``execute`` calling ``super().execute(...)`` (another class's) runs inside its own span, not
+#: a second one of the same name; a primitive running itself again (recursion) gets one.
+_running: ContextVar[tuple[object, object] | None] = ContextVar("tta_traced_run", default=None)
 
 
 async def _run_in_span(
     tracer: Tracer,
     owner: object,
+    impl: object,
     attributes: Mapping[str, Any],
     call: Awaitable[_U],
 ) -> _U:
-    token = _running.set(owner)
+    token = _running.set((owner, impl))
     try:
         with tracer.start_as_current_span(
             getattr(owner, "name", type(owner).__name__), kind=_INTERNAL, attributes=attributes
@@ -111,10 +113,13 @@ def traced_execute(
 
     def execute(self: Any, input_data: _T, context: WorkflowContext) -> Awaitable[_U]:
         tracer = _tracer if _tracer is not None else get_tracer()
-        if tracer is None or _running.get() is self:
+        if tracer is None:
             return impl(self, input_data, context)
+        running = _running.get()
+        if running is not None and running[0] is self and running[1] is not impl:
+            return impl(self, input_data, context)  # super().execute inside this run's span
         attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
-        return _run_in_span(tracer, self, attributes, impl(self, input_data, context))
+        return _run_in_span(tracer, self, impl, attributes, impl(self, input_data, context))
 
     execute.__wrapped__ = impl  # type: ignore[attr-defined]
     execute.__name__ = impl.__name__
