@@ -33,6 +33,30 @@ def store(memory: MemoryPrimitive) -> MemoryPrimitiveStore:
     return MemoryPrimitiveStore(memory)
 
 
+async def test_numpy_numbers_are_numbers_for_the_integrations(
+    store: MemoryPrimitiveStore,
+) -> None:
+    """A ttl, a limit or a cap computed with numpy is the number it is: the store's ttl, the
+    checkpointer's ``list`` limit, the chat history's ``max_messages`` and ``ttl``."""
+    import numpy as np
+
+    from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+    from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
+
+    await store.aput(("a",), "k", {"v": 1}, ttl=np.int64(5))
+    item = await store.aget(("a",), "k")
+    assert item is not None
+    assert item.value == {"v": 1}
+    saver = MemoryCheckpointSaver.from_url(None)
+    thread = {"configurable": {"thread_id": "t"}}
+    assert [t async for t in saver.alist(thread, limit=np.int64(2))] == []  # type: ignore[arg-type]
+    history = MemoryChatMessageHistory(
+        store.memory, "u1:s1", max_messages=np.int64(2), ttl=np.float32(60)
+    )
+    assert history.max_messages == 2
+    await saver.aclose()
+
+
 async def test_put_get_update_delete(store: MemoryPrimitiveStore) -> None:
     await store.aput(("users", "u1"), "prefs", {"food": "pizza"})
     first = await store.aget(("users", "u1"), "prefs")

@@ -96,12 +96,12 @@ def check_new_key(key: object) -> str:
     return key
 
 
-def _real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
     """A real number, not a bool: ``int``, ``float`` or a numpy scalar (``np.float32(0.5)``)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
     """An integer, not a bool: ``int`` or a numpy one (``np.int64(3)``, a computed limit)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -110,7 +110,7 @@ def check_ttl(ttl: Any) -> float | None:
     """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool)."""
     if ttl is None:
         return None
-    if not _real(ttl):
+    if not is_real(ttl):
         raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
     try:
         seconds = float(ttl)
@@ -130,7 +130,7 @@ def check_ttl(ttl: Any) -> float | None:
 
 def check_seconds(name: str, value: Any) -> float:
     """A duration such as ``redis_timeout``: a positive, finite number of seconds."""
-    if not _real(value):
+    if not is_real(value):
         raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
     seconds = float(value)
     if not (math.isfinite(seconds) and seconds > 0):
@@ -140,7 +140,7 @@ def check_seconds(name: str, value: Any) -> float:
 
 def check_fraction(name: str, value: Any) -> float:
     """A share such as ``hybrid_weight``: a number from 0 to 1."""
-    if not _real(value):
+    if not is_real(value):
         raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
     share = float(value)
     if not 0.0 <= share <= 1.0:
@@ -152,7 +152,7 @@ def check_min_score(value: Any) -> float | None:
     """A search's ``min_score``: None or a finite number."""
     if value is None:
         return None
-    if not _real(value) or not math.isfinite(value):
+    if not is_real(value) or not math.isfinite(value):
         raise InvalidArgumentError(f"min_score must be a finite number or None, got {value!r}")
     return float(value)
 
@@ -181,7 +181,7 @@ def check_mode(mode: Any) -> str | None:
 
 def check_count(name: str, value: Any) -> int:
     """A size or cap such as ``max_journal``: an int (not a bool) of at least 1."""
-    if not _integer(value) or value < 1:
+    if not is_integer(value) or value < 1:
         raise InvalidArgumentError(f"{name} must be an int of at least 1, got {value!r}")
     return int(value)
 
@@ -193,7 +193,7 @@ def check_max_size(max_size: Any) -> int:
 
 def check_limit(limit: Any) -> int:
     """A search limit is an int of at least 1."""
-    if not _integer(limit):
+    if not is_integer(limit):
         raise InvalidArgumentTypeError(f"limit must be an int, got {type(limit).__name__}")
     if limit < 1:
         raise InvalidArgumentError(f"limit must be at least 1, got {limit}")

@@ -23,7 +23,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from tta_dev_primitives._checks import check_ttl
+from tta_dev_primitives._checks import check_ttl, is_integer, is_real
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
 from tta_dev_primitives.exceptions import (
     InvalidArgumentError,
@@ -183,21 +183,17 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
             raise InvalidMemoryKeyError(
                 f"session_id {session_id!r} must be non-empty ':'-separated segments"
             )
-        if max_messages is not None and (
-            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
-        ):
+        if max_messages is not None and (not is_integer(max_messages) or max_messages < 1):
             raise InvalidArgumentError(
                 f"max_messages must be a positive int or None, got {max_messages!r}"
             )
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0
-        ):
+        if ttl is not None and (not is_real(ttl) or ttl <= 0):
             raise InvalidArgumentError(
                 f"ttl must be a positive number of seconds or None, got {ttl!r}"
             )
         self.memory = memory
         self.session_id = session_id
-        self.max_messages = max_messages
+        self.max_messages = None if max_messages is None else int(max_messages)
         self.ttl = check_ttl(ttl)
         self._scope = f"{session_id}:messages"
 

@@ -41,6 +41,7 @@ from langgraph.store.base import (
     get_text_at_path,
 )
 
+from tta_dev_primitives._checks import is_real
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.memory import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
@@ -402,12 +403,12 @@ class MemoryPrimitiveStore(BaseStore):
             )
         encode_value(op.value)  # names the bad part as the caller wrote it: value['tags'][2]
         ttl = op.ttl
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
-        ):
+        if ttl is not None and (not is_real(ttl) or not ttl > 0):
             raise InvalidArgumentError(
                 f"ttl must be a positive number of minutes or None, got {ttl!r}"
             )
+        if ttl is not None and not isinstance(ttl, int | float):
+            ttl = float(ttl)  # a numpy number: stored as JSON
         if ttl is not None and not math.isfinite(ttl):
             raise InvalidArgumentError(f"ttl must be finite, got {ttl!r}")
         chosen = op.index

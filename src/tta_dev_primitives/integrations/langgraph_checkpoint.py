@@ -40,6 +40,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from tta_dev_primitives._checks import is_integer
 from tta_dev_primitives.exceptions import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -255,7 +256,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
 
         ``config=None`` lists every thread's checkpoints (reads every checkpoint record).
         """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        if limit is not None and not is_integer(limit):
             raise InvalidArgumentTypeError(f"limit must be an int or None, got {limit!r}")
         if filter is not None and not isinstance(filter, dict):
             raise InvalidArgumentTypeError(f"filter must be a dict or None, got {filter!r}")
