@@ -18,9 +18,15 @@ a scope with more matches than candidates takes one more, for its counts):
 
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
 whole scope's) statistics, as in-process. Scores then equal in-process ones: same arithmetic
-in the same order. One approximation remains: an unfinished last word's document frequency is
-the count of documents holding any of its completions, where in-process adds up each
-completion's (they differ only for a document holding two completions of the same prefix).
+in the same order. Two approximations remain, both about an unfinished last word:
+- its document frequency is the count of documents holding any of its completions, where
+  in-process adds up each completion's (they differ only for a document holding two
+  completions of the same prefix);
+- the engine chooses the candidates scoring each completion at full weight with its own idf,
+  where ours counts a completion half the word itself (``COMPLETION_TF``): with more matches
+  than candidates, and the word itself common while many rare completions outnumber the
+  window, the documents of the word itself can miss the candidates (a review built such a
+  case: 200 "cat", 150 distinct "cat..." words; a mix of real words kept the top 10 equal).
 """
 
 from __future__ import annotations
