@@ -22,9 +22,12 @@ from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import HybridStore
 from tta_dev_primitives.stores._inprocess import InProcessBackend
-from tta_dev_primitives.telemetry._memory_ops import StoreTelemetry
+from tta_dev_primitives.telemetry._memory_ops import (
+    StoreTelemetry,
+    current_span_attribute,
+    current_span_event,
+)
 from tta_dev_primitives.telemetry._metrics import instruments
-from tta_dev_primitives.telemetry._tracing import get_tracer
 
 __all__ = ["CachePrimitive"]
 
@@ -216,13 +219,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             if reason not in self._unstored:
                 self._unstored.add(reason)
                 log.warning("%r could not store an output, returned uncached: %s", self, exc)
-            if get_tracer() is not None:
-                from opentelemetry import trace
-
-                span = trace.get_current_span()
-                if span.is_recording():
-                    span.set_attribute("cache.stored", False)
-                    span.add_event("cache.store_failed", {"error": str(exc)[:200]})
+            current_span_attribute("cache.stored", False)
+            current_span_event("cache.store_failed", {"error": str(exc)[:200]})
             return result
 
     async def _save(self, key: str, result: Any) -> Any:
@@ -246,12 +244,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         else:
             self._misses += 1
         instruments().cache_requests.add(1, {"cache.hit": hit})
-        if get_tracer() is not None:
-            from opentelemetry import trace
-
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.set_attribute("cache.hit", hit)
+        current_span_attribute("cache.hit", hit)
 
     async def clear(self) -> None:
         """Drop every cached output (this namespace only, on Redis)."""

@@ -38,7 +38,13 @@ class _Served(Protocol):
     def fallback(self) -> bool: ...
 
 
-__all__ = ["MemoryOp", "StoreTelemetry", "embed_span"]
+__all__ = [
+    "MemoryOp",
+    "StoreTelemetry",
+    "current_span_attribute",
+    "current_span_event",
+    "embed_span",
+]
 
 
 class MemoryOp:
@@ -124,7 +130,7 @@ def _attributes(operation: str, backend: str, outcome: str) -> dict[str, str]:
     return {"memory.operation": operation, "memory.backend": backend, "memory.outcome": outcome}
 
 
-def _current_span_event(name: str, attributes: dict[str, Any]) -> None:
+def current_span_event(name: str, attributes: dict[str, Any]) -> None:
     """Add an event to the current span, if anyone collects spans (else costs nothing)."""
     if get_tracer() is None:
         return
@@ -135,7 +141,7 @@ def _current_span_event(name: str, attributes: dict[str, Any]) -> None:
         span.add_event(name, attributes)
 
 
-def _current_span_attribute(name: str, value: Any) -> None:
+def current_span_attribute(name: str, value: Any) -> None:
     """Set an attribute on the current span, if anyone collects spans (else costs nothing)."""
     if get_tracer() is None:
         return
@@ -161,19 +167,19 @@ class StoreTelemetry:
 
     def fallback(self, error: BaseException) -> None:
         instruments().fallbacks.add(1)
-        _current_span_event("memory.fallback", {"memory.error": type(error).__name__})
+        current_span_event("memory.fallback", {"memory.error": type(error).__name__})
 
     def journal_dropped(self, dropped: int) -> None:
         instruments().journal_dropped.add(dropped)
-        _current_span_event("memory.journal_dropped", {"memory.dropped_writes": dropped})
+        current_span_event("memory.journal_dropped", {"memory.dropped_writes": dropped})
 
     def dead_letters(self, count: int) -> None:
         instruments().dead_letters.add(count)
-        _current_span_event("memory.dead_letters", {"memory.dead_letters": count})
+        current_span_event("memory.dead_letters", {"memory.dead_letters": count})
 
     def stale(self, count: int) -> None:
         instruments().stale_writes.add(count)
-        _current_span_attribute("memory.stale", True)
+        current_span_attribute("memory.stale", True)
 
     def recovery_started(self) -> object:
         return MemoryOp("recover", self.namespace, root=True).__enter__()
