@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import threading
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeGuard, TypeVar
@@ -29,6 +29,8 @@ blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
 #: True in work that a sync call runs on the library's own event loop (``_portal``): a sync
 #: step there runs in a worker thread, since that loop serves every thread's sync calls.
 on_portal: ContextVar[bool] = ContextVar("tta_on_portal", default=False)
+
+_own_threads: concurrent.futures.Executor | None = None  # ``in_own_thread``'s daemon threads
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
 
@@ -71,29 +73,15 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
 
 
 async def in_own_thread(func: Callable[..., T], *args: Any) -> T:
-    """``func(*args)`` in a daemon thread of its own, in a copy of this context. Not a pool's:
-    work it waits for (a nested sync call, a DNS lookup on the loop's default executor) may
-    need a pool thread, which steps holding them all would never free; and a call that never
-    returns does not keep the process from exiting."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
+    """``func(*args)`` on a daemon thread, in a copy of this context: an idle one or a new one,
+    never one a busy call holds (``embeddings._threads.DaemonExecutor``, unbounded here). Not
+    the loop's default pool: work the call waits for (a nested sync call, a DNS lookup on that
+    pool) may need a thread of it, which calls holding them all would never free; and a call
+    that never returns does not keep the process from exiting."""
+    global _own_threads
+    if _own_threads is None:  # imported at the first such call, not with the package
+        from tta_dev_primitives.embeddings._threads import DaemonExecutor
+
+        _own_threads = DaemonExecutor("tta-sync-step", max_busy=sys.maxsize)
     context = contextvars.copy_context()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not done.done():  # (cancelled meanwhile: the thread's outcome goes nowhere)
-            if ok:
-                done.set_result(value)
-            else:
-                done.set_exception(value)
-
-    def run() -> None:
-        outcome: tuple[bool, Any]
-        try:
-            outcome = (True, context.run(func, *args))
-        except BaseException as exc:  # handed to the awaiting caller
-            outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=run, name="tta-sync-step", daemon=True).start()
-    return await done
+    return await asyncio.get_running_loop().run_in_executor(_own_threads, context.run, func, *args)

@@ -2,9 +2,10 @@
 
 The coroutine runs on one private event loop in a daemon thread (the portal), so a memory used only
 through sync calls keeps one Redis connection pool instead of one per call. Every thread's sync
-calls share that loop, so a sync step run there (``as_runnable(...).invoke``) runs in a thread of
-its own (``LambdaPrimitive``, ``_blocked.in_own_thread``; not a pool's, which steps could fill
-while the work they wait for needs a thread of it): a slow one never holds up another thread's
+calls share that loop, so a sync step run there (``as_runnable(...).invoke``) runs on a daemon
+thread no other call holds (``LambdaPrimitive``, ``_blocked.in_own_thread``; not a bounded pool,
+which steps could fill while the work they wait for needs a thread of it): a slow one never
+holds up another thread's
 calls, sync steps of a ``batch`` overlap, and one that makes a sync call of its own (a LangChain
 model reading ``LLMCache``) finds the portal free rather than waiting for itself.
 
