@@ -253,15 +253,20 @@ async def test_keyword_feedback_moves_the_semantic_side_toward_the_keyword_match
     assert moved["u1:s1:2"] - moved["u1:s1:3"] > cos["u1:s1:2"] - cos["u1:s1:3"]
 
 
+#: Memories and questions of concept words and others, for the hybrid laws.
+MEMORY_TEXTS = st.lists(
+    st.lists(st.sampled_from([*CONCEPTS, "tuesday", "day", "walked", "fixed"]), min_size=1,
+             max_size=6).map(" ".join),
+    min_size=1, max_size=12,
+)  # fmt: skip
+QUESTIONS = st.lists(st.sampled_from([*CONCEPTS, "tuesday", "which"]), min_size=1,
+                     max_size=4).map(" ".join)  # fmt: skip
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    texts=st.lists(
-        st.lists(st.sampled_from([*CONCEPTS, "tuesday", "day", "walked", "fixed"]), min_size=1,
-                 max_size=6).map(" ".join),
-        min_size=1, max_size=12,
-    ),
-    question=st.lists(st.sampled_from([*CONCEPTS, "tuesday", "which"]), min_size=1,
-                      max_size=4).map(" ".join),
+    texts=MEMORY_TEXTS,
+    question=QUESTIONS,
 )  # fmt: skip
 def test_a_weight_of_zero_is_keyword_search(texts: list[str], question: str) -> None:
     """hybrid_weight=0 ranks exactly as keyword search, scores included."""
@@ -279,13 +284,8 @@ def test_a_weight_of_zero_is_keyword_search(texts: list[str], question: str) -> 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    texts=st.lists(
-        st.lists(st.sampled_from([*CONCEPTS, "tuesday", "day", "walked", "fixed"]), min_size=1,
-                 max_size=6).map(" ".join),
-        min_size=1, max_size=12,
-    ),
-    question=st.lists(st.sampled_from([*CONCEPTS, "tuesday", "which"]), min_size=1,
-                      max_size=4).map(" ".join),
+    texts=MEMORY_TEXTS,
+    question=QUESTIONS,
     weight=st.sampled_from([0.0, 0.2, 0.4, 0.75, 1.0]),
 )  # fmt: skip
 def test_a_search_s_hybrid_weight_ranks_as_a_memory_made_with_it(
