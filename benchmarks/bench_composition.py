@@ -53,7 +53,7 @@ async def measure(quick: bool) -> dict[str, Any]:
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise SystemExit("install the bench extra: pip install -e '.[bench]'") from exc
 
-    n = 2_000 if quick else 20_000
+    n = 1_000 if quick else 20_000
     ctx = WorkflowContext()
     chain, fan_out = chain_of(STEPS), fan_out_of(WIDTH)
 
@@ -110,7 +110,7 @@ async def measure(quick: bool) -> dict[str, Any]:
     out["ours_sdk_fanout_us"] = await per_call_us(lambda: fan_out.execute(0, ctx), sdk_n)
     exporter.clear()
 
-    runs = 5 if quick else 15
+    runs = 2 if quick else 15
     out["import_python_ms"] = process_ms("pass", runs)
     out["import_ours_ms"] = process_ms("import tta_dev_primitives", runs)
     out["import_ours_used_ms"] = process_ms(

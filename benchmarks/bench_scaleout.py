@@ -1,7 +1,7 @@
 """Search that scales out (issue 18): each engine mode, and raw RediSearch, in separate processes.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_scaleout.py --size 100000`` (``--size`` may
-be repeated; ``--quick``: 2,000 turns and a few seconds a phase; ``--modes replica,redis,raw``;
+be repeated; ``--quick``: 2,000 turns and a second or two a phase; ``--modes replica,redis,raw``;
 ``--reuse`` loads the cached RDB instead of loading again). Needs the ``bench`` extra for the
 real corpus and for RediSearch (``_redis_stack.py``); without RediSearch only ``replica`` runs.
 ``--plain`` runs on the system's ``redis-server`` (Debian's Redis 7, no modules) even where the
@@ -808,7 +808,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "(main before issue 18's engine); replica is today's per-process replica"
         )
     if args.quick:
-        args.duration, args.burst_questions = min(args.duration, 3.0), 2
+        args.duration, args.burst_questions = min(args.duration, 1.0), 2
         args.burst, args.readers, args.writers = 3, 2, 2
         args.cluster_size = args.cluster_size and 2_000
     sizes = [2_000] if args.quick else (args.size or [100_000])

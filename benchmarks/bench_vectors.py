@@ -1,7 +1,7 @@
 """Semantic search at 100k and 1M vectors (384-d): ours in-process and on Redis, and peers.
 
 Run: ``.venv/bin/python benchmarks/bench_vectors.py [--n 100000] [--json PATH]``; ``--quick``
-is 5k vectors and 50 questions (the test suite runs it). Peers run in the same process, on the
+is 3k vectors and 20 questions (the test suite runs it). Peers run in the same process, on the
 same vectors and questions:
 
 - vectors: MiniLM (all-MiniLM-L6-v2, offline, ``_embed.py``) embeddings of the first ``--real``
@@ -463,8 +463,8 @@ async def bench_langgraph(data: dict[str, Any], truth: list[list[int]], nq: int
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    n = 5_000 if args.quick else args.n
-    nq = 50 if args.quick else args.queries
+    n = 3_000 if args.quick else args.n
+    nq = 20 if args.quick else args.queries
     data = dataset(n, args.real, nq, args.random)
     t0 = time.perf_counter()
     truth = exact_top(data["x"], data["q"])
