@@ -141,6 +141,43 @@ async def test_forget_while_redis_is_down_raises_and_deletes_nothing(
         await m.aclose()
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize("scope", ["u1", "u1:s1"])
+async def test_an_outage_write_replayed_after_a_forget_does_not_come_back(
+    redis_server_factory: Any, scope: str
+) -> None:
+    """Worker A writes u1:s1:t2 during an outage (journalled, acknowledged); once Redis is back,
+    worker B forgets the scope before A replays. A's replay must not bring the memory back:
+    it was written before the forget. A write made after the forget stays."""
+    import asyncio
+
+    server = redis_server_factory(appendonly=True)
+    options: dict[str, Any] = {"redis_timeout": 5, "recovery_interval": 0.05}
+    worker_a = MemoryPrimitive(server.url, **options)
+    worker_b = MemoryPrimitive(server.url, **options)
+    await worker_a.add("u1:s1:t1", {"content": "my address is 1 Main St"})
+    await worker_a.add("u2:s1:t1", {"content": "another user"})
+    assert await worker_b.size() == 2
+    server.kill()
+    await worker_a.add("u1:s1:t2", {"content": "my phone is 555-0100"})  # journalled
+    assert not worker_a.using_redis
+    server.start()
+    assert await worker_b.forget(scope) == 1
+    await asyncio.sleep(0.1)  # A's probe is due: its replay comes after the forget
+    assert await worker_a.flush()
+    assert worker_a.get_backend_info()["stale_writes"] == 1  # refused, and counted
+    fresh = MemoryPrimitive(server.url)
+    assert await fresh.get("u1:s1:t2") is None
+    assert await all_pages(fresh, scope, 100) == []
+    assert await fresh.search("phone address", scope="u1") == []
+    assert await worker_a.get("u1:s1:t2") is None  # its in-process copy went too
+    await worker_a.add("u1:s1:t3", {"content": "a new turn after the forget"})
+    assert await all_pages(fresh, "u1", 100) == ["u1:s1:t3"]
+    assert await fresh.get("u2:s1:t1") == {"content": "another user"}
+    for m in (worker_a, worker_b, fresh):
+        await m.aclose()
+
+
 async def test_min_score_leaves_out_weaker_matches(memory: Any) -> None:
     """min_score keeps the hits scoring at least that: a cut of the same ranking, every backend."""
     for i, text in enumerate(["garden roses garden", "garden", "roses in a pot", "tea"]):

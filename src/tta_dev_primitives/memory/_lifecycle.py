@@ -75,6 +75,16 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
     with the count so far (the deletes already sent stand, or replay from the journal).
     """
     removed, after = 0, None
+    # First, writes of the scope made before now become stale in Redis: one journalled by
+    # another process during an outage, and replayed after this forget, must not come back.
+    if store.journal_size and not store.degraded:
+        await store.flush()  # this process's own journalled writes of the scope land first
+    if (await store.mark_forgotten(scope)).fallback:
+        raise IncompleteOperationError(
+            f"forget({scope!r}) deleted 0 memories: Redis is not answering; run it again once "
+            "Redis is back",
+            done=0,
+        )
     while True:
         if store.journal_size and not store.degraded:
             # The replay's last batch is on its way: Redis lists the scope only once it has

@@ -149,6 +149,10 @@ class StorageBackend(ABC):
         whose payload changed (the new payload, None if deleted) as the server's feed shows
         them, so that its in-process copy never serves the past."""
 
+    async def forget_mark(self, scope: str, version: str) -> None:  # noqa: B027 (optional hook)
+        """Before a forget of ``scope``: make writes in it older than ``version`` stale (a
+        server backend, where other processes may replay older writes); in-process, nothing."""
+
     async def probe(self) -> None:  # noqa: B027 (optional hook: in-process needs no check)
         """Check that the backend can serve (a server backend sends PING); raise if not."""
 

@@ -308,6 +308,26 @@ class HybridStore(Generic[B]):
         if self._in_last_batch(key):
             await self._replay_now()
 
+    async def mark_forgotten(self, scope: str) -> Served[None]:
+        """Before a forget deletes ``scope``'s memories: tell the remote that writes in it older
+        than now are stale, so that another process's outage write of the scope, replayed
+        after the forget, does not bring a memory back. Needs the remote: served in-process
+        (``fallback``) when it is away, and then nothing is marked."""
+        remote = self.remote
+        if remote is None:
+            return Served(None, self.local.kind)
+        self._resume_stranded()
+        if self._degraded:
+            self._maybe_recover()
+            return Served(None, self.local.kind, fallback=True)
+        try:
+            await remote.forget_mark(scope, self.versions.next())
+        except BackendUnavailableError as exc:
+            self._fail(exc)
+            return Served(None, self.local.kind, fallback=True)
+        self._succeed()
+        return Served(None, remote.kind)
+
     async def forget_local(self, scope: str) -> int:
         """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
         rows, _ = await self.local.scope_page(scope, None, 1 << 62)

@@ -53,7 +53,8 @@ __all__ = ["Indexer", "RedisBackend"]
 
 _REPLAY_CHUNK = 200
 _REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)
-_SCRIPTS = ("PUT", "DELETE", "TOUCH", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE")
+_SCRIPTS = ("PUT", "DELETE", "TOUCH", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE",
+            "FORGET_MARK")  # fmt: skip
 
 
 class Indexer(Protocol):
@@ -280,6 +281,18 @@ class RedisBackend(StorageBackend):
                 f"before Redis stopped answering; the rest are still there ({exc})",
                 done=progress.done,
             ) from exc
+
+    async def forget_mark(self, scope: str, version: str) -> None:
+        """Before a forget of ``scope`` deletes its memories: in every partition, writes of keys
+        in ``scope`` older than ``version`` become stale, so an outage write of one that another
+        process replays after the forget is not applied (it would bring the memory back)."""
+        await self.connection.ready()
+
+        async def mark(base: str) -> None:
+            # (The script's key only routes it to the partition's slot, as every name there.)
+            await self._write("FORGET_MARK", base, scope, [base, scope, version])
+
+        await gather_all(*(mark(base) for base in self.layout.bases))
 
     async def _check_newest(self, version: str) -> None:
         """Before a live clear: raise ``StaleWriteError`` if a write newer than ``version``

@@ -78,6 +78,8 @@ __all__ = [
     "FACT_SEGMENTS",
     "FACT_SEQ",
     "FACT_TRIMMED",
+    "FORGOTTEN",
+    "FORGOTTEN_ORDER",
     "HEAD",
     "LIVE",
     "OWN_TYPES",
@@ -107,6 +109,8 @@ DOC_VECTOR: Final = "fv:"  # + i + ":" + key: a further vector's document
 DOC_LENGTHS: Final = "fl"  # the lengths of documents that expire (key -> n)
 DOC_COUNTED: Final = "fc"  # the same, for documents counted in SEGMENT_TOTALS
 SEGMENT_TOTALS: Final = "fs"  # first segment -> "<documents> <total length>"
+FORGOTTEN: Final = "o"  # scope -> the version of its newest forget (older writes in it are stale)
+FORGOTTEN_ORDER: Final = "oz"  # the same scopes by their forget's time, to keep the newest only
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
 FACT_SEQ: Final = "seq"
@@ -130,6 +134,7 @@ FACT_ENGINE_FORM: Final = "ftform"
 OWN_TYPES: Final = {
     FACTS: "hash", VERSIONS: "hash", VECTORS: "hash", LIVE: "zset", EXPIRY: "zset", TOMBS: "zset",
     DOC_LENGTHS: "hash", DOC_COUNTED: "hash", SEGMENT_TOTALS: "hash", TOUCHES: "hash",
+    FORGOTTEN: "hash", FORGOTTEN_ORDER: "zset",
 }  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)

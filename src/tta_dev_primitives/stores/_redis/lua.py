@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from tta_dev_primitives.stores._redis.lua_common import COMMON, MAY_RUN_FULL
 
-__all__ = ["CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "INDEX_PAGE", "PUT", "SIZE", "TOUCH"]
+__all__ = [
+    "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "FORGET_MARK", "INDEX_PAGE", "PUT", "SIZE",
+    "TOUCH",
+]  # fmt: skip
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
 # vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags, vector
@@ -175,6 +178,32 @@ if version ~= '' and (not cv or cv < version) then
 end
 local _, text = next_seq(base)
 redis.call('HSET', base .. FACTS, FACT_EPOCH, text)
+return 1
+"""
+)
+
+# ARGV: base, scope, version. Starts a forget of `scope`: a write of a key in it that is older
+# than `version` (an outage write another process replays later) is stale from now on, as after
+# a clear. Keeps the newest version per scope, for the newest TOMBSTONES scopes (as tombstones:
+# a journal replayed after more forgets than that may bring back a memory of an older one). It
+# may run under OOM: it is for freeing.
+FORGET_MARK = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, scope, version = ARGV[1], ARGV[2], ARGV[3]
+local fv = redis.call('HGET', base .. FORGOTTEN, scope)
+if not fv or fv < version then
+  redis.call('HSET', base .. FORGOTTEN, scope, version)
+  redis.call('ZADD', base .. FORGOTTEN_ORDER, tonumber(string.sub(version, 1, 16), 16), scope)
+end
+local extra = redis.call('ZCARD', base .. FORGOTTEN_ORDER) - TOMBSTONES
+if extra > 0 then
+  if extra > 64 then extra = 64 end
+  local old = redis.call('ZRANGE', base .. FORGOTTEN_ORDER, 0, extra - 1)
+  redis.call('HDEL', base .. FORGOTTEN, unpack(old))
+  redis.call('ZREMRANGEBYRANK', base .. FORGOTTEN_ORDER, 0, extra - 1)
+end
 return 1
 """
 )

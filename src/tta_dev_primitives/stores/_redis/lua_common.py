@@ -119,13 +119,32 @@ local function zrem2(base, zset, key)
   return was
 end
 
--- If a write of `version` must not be applied, the newer version that stands (the key's, or a
--- clear's); else false. The key's own version again is not stale: a write retried after a lost
--- reply applies once more, unchanged.
+-- The version of the newest forget of a scope `key` belongs to (each prefix of it that ends
+-- just before a ':', and the key itself), or false.
+local function forgotten(base, key)
+  local scopes = {}
+  local at = string.find(key, ':', 2, true)
+  while at do
+    scopes[#scopes + 1] = string.sub(key, 1, at - 1)
+    at = string.find(key, ':', at + 1, true)
+  end
+  scopes[#scopes + 1] = key
+  local newest = false
+  for _, v in ipairs(redis.call('HMGET', base .. FORGOTTEN, unpack(scopes))) do
+    if v and (not newest or v > newest) then newest = v end
+  end
+  return newest
+end
+
+-- If a write of `version` must not be applied, the newer version that stands (the key's, a
+-- clear's, or a forget's of a scope the key is in); else false. The key's own version again
+-- is not stale: a write retried after a lost reply applies once more, unchanged.
 local function stale(base, key, version)
   if version == '' then return false end
   local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
   if cv and cv >= version then return cv end
+  local fv = forgotten(base, key)
+  if fv and fv >= version then return fv end
   local cur = redis.call('HGET', base .. VERSIONS, key)
   if cur and cur > version then return cur end
   return false
