@@ -1,12 +1,13 @@
 """A scope's memories as a whole, on every backend: listing newest first, and forgetting them.
 
-What is promised (docs/memory-lifecycle.md): ``list_memories`` pages through a scope newest write
+What is promised (docs/memory.md): ``list_memories`` pages through a scope newest write
 first with a cursor, and ``forget(scope)`` deletes exactly that scope's memories, in pages, so
 that no process reads or finds them afterwards and nothing else is touched.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -149,8 +150,6 @@ async def test_an_outage_write_replayed_after_a_forget_does_not_come_back(
     """Worker A writes u1:s1:t2 during an outage (journalled, acknowledged); once Redis is back,
     worker B forgets the scope before A replays. A's replay must not bring the memory back:
     it was written before the forget. A write made after the forget stays."""
-    import asyncio
-
     server = redis_server_factory(appendonly=True)
     options: dict[str, Any] = {"redis_timeout": 5, "recovery_interval": 0.05}
     worker_a = MemoryPrimitive(server.url, **options)
