@@ -120,6 +120,34 @@ async def test_aclose_replays_what_is_left(redis_server_factory: Factory) -> Non
     await other.aclose()
 
 
+async def test_a_worker_that_gets_no_more_calls_still_replays(
+    redis_server_factory: Factory,
+) -> None:
+    """A worker that wrote during an outage and then gets no request replays anyway once Redis
+    is back (its probe comes on a timer, again after each failed one), so another process
+    reads its writes without waiting for that worker's next call."""
+    server = redis_server_factory()
+    idle = fast_recovery(server.url)
+    await idle.add("warm", {"v": 0})
+    server.kill()
+    await idle.add("u1:s1:t1", {"content": "said during the outage"})
+    await idle.delete("warm")
+    assert not idle.using_redis
+    await asyncio.sleep(0.5)  # several probes come due and fail while Redis is still down
+    server.start()
+    other = MemoryPrimitive(server.url, namespace=idle.namespace)
+
+    async def seen() -> bool:
+        return await other.get("u1:s1:t1") == {"content": "said during the outage"}
+
+    await eventually(seen, within=60)  # no call on `idle` meanwhile
+    await eventually(lambda: idle.using_redis, within=60)
+    assert await other.size() == 1
+    await other.clear()
+    for m in (idle, other):
+        await m.aclose()
+
+
 # -- item 4: the journal is bounded -------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ With no remote backend every operation is served in-process. With one:
 - While degraded, the remote is probed at most every ``backoff.delay(failures)`` seconds. The
   operation that finds a probe due does not wait for it: it starts the recovery (``_recovery``)
   as a background task, which this store keeps (``aclose`` cancels it) and is served
-  in-process itself. The task probes, then replays the journal in batches; writes made during
+  in-process itself. With writes journalled, a timer starts it too when no operation comes
+  (``_arm_wakeup``). The task probes, then replays the journal in batches; writes made during
   the replay join the journal and are replayed too. Only an empty journal flips the store back
   to the remote, so no caller ever pays for a replay.
 - Reads while degraded, replay included, are all served in-process: the in-process copy holds
@@ -133,6 +134,8 @@ class HybridStore(Generic[B]):
         self._loading: asyncio.Lock | None = None
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
+        # The timer of the next probe while writes are journalled, and its loop.
+        self._wakeup: tuple[asyncio.TimerHandle, asyncio.AbstractEventLoop] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
         self.stale_count = 0  # writes the remote rejected as stale (a newer change stood)
@@ -425,12 +428,14 @@ class HybridStore(Generic[B]):
                 raise BackendRefusedError(str(self._refusal))
             await self._journal_write(write)
             self._maybe_recover()
+            self._arm_wakeup()
             return Served(None, self.local.kind, fallback=True)
         try:
             result = await self._send_live(remote, write)
         except BackendUnavailableError as exc:
             self._fail(exc)
             await self._journal_write(write)
+            self._arm_wakeup()
             return Served(None, self.local.kind, fallback=True)
         except asyncio.CancelledError:
             # Cancelled on its way (a caller's timeout): Redis may never have stored it, so an
@@ -531,6 +536,29 @@ class HybridStore(Generic[B]):
         if self.recovering or self._clock() < self._next_probe:
             return
         self._start_recovery()
+
+    def _arm_wakeup(self) -> None:
+        """With writes journalled, make sure a probe comes when due even if no call does: a
+        worker that gets no more requests after an outage still replays, so other processes
+        see its writes once Redis is back."""
+        loop = asyncio.get_running_loop()
+        if self._wakeup is not None:
+            handle, on = self._wakeup
+            if not handle.cancelled() and on.is_running() and handle.when() >= loop.time():
+                return  # one is set, on a loop that will run it
+            handle.cancel()
+        delay = max(0.0, self._next_probe - self._clock())
+        self._wakeup = (loop.call_later(delay, self._wake), loop)
+
+    def _wake(self) -> None:
+        """The timer of ``_arm_wakeup``: start the recovery if still due (it re-arms the timer
+        if the probe fails)."""
+        self._wakeup = None
+        if self._degraded and self._journal and not self.recovering:
+            if self._clock() < self._next_probe:
+                self._arm_wakeup()
+            else:
+                self._start_recovery()
 
     def _start_recovery(self) -> asyncio.Task[bool]:
         task = asyncio.get_running_loop().create_task(self._recover(), name="tta-memory-recovery")
@@ -645,6 +673,8 @@ class HybridStore(Generic[B]):
             self._count_dead(replay.dead)
             self._failures += 1
             self._next_probe = self._clock() + self.backoff.delay(self._failures)
+            if self._journal:
+                self._arm_wakeup()
             if not isinstance(exc, BackendUnavailableError):
                 log.warning("memory recovery failed; will retry: %r", exc)
             else:
@@ -727,6 +757,9 @@ class HybridStore(Generic[B]):
             yield item
 
     async def aclose(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup[0].cancel()  # (thread-safe enough: it only marks the handle)
+            self._wakeup = None
         task, self._recovery = self._recovery, None
         if alive(task):
             if task.get_loop() is asyncio.get_running_loop():
