@@ -565,3 +565,29 @@ async def test_a_memory_with_a_vector_is_indexed_once_per_write(redis_query_engi
     await admin.aclose()
     await remote.clear()
     await remote.aclose()
+
+
+@pytest.mark.parametrize(
+    ("server", "ties"),
+    # On a cluster, ties past the candidates keep the engine's order (production.md).
+    [("redis_query_engine", 1), ("redis_query_engine", 140), ("redis_query_engine_cluster", 1)],
+)
+async def test_a_key_holding_a_nul_byte_is_found_and_scored_as_in_process(
+    request: pytest.FixtureRequest, server: str, ties: int
+) -> None:
+    """RediSearch loads a document's ``t`` by its name as a C string: for a key holding a NUL
+    byte it returned the candidate without fields, and the search dropped it; past the
+    candidate window (``ties``: equal scores, re-sorted with FT.AGGREGATE) the search raised
+    TypeError."""
+    docs = [(f"u1:s1:{i}", "kiwi smoothie") for i in range(ties - 1)]
+    docs += [("u1:s1:turn\x00a", "kiwi smoothie recipe"), ("u2:s1:b\x00", "kiwi")]
+    url = request.getfixturevalue(server).url
+    async with side_by_side(url, docs) as (local, remote):
+        for scope in (None, "u1", "u1:s1"):
+            for question in ("what was my kiwi smoothie recipe?", "recipe", "kiwi"):
+                want = await local.search_scored(question, limit=5, scope=scope)
+                got = await remote.search_scored(question, limit=5, scope=scope)
+                assert [(h.key, round(h.score, 9)) for h in got] == [
+                    (h.key, round(h.score, 9)) for h in want
+                ], (question, scope)
+                assert want, (question, scope)

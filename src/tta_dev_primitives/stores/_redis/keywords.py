@@ -351,7 +351,15 @@ async def ask(
             "BM25STD", "LOAD", 4, "@__key", "@q", "@n", "@t",
             "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, "DIALECT", 2,
         )  # fmt: skip
-        rows = replies.aggregate_rows(reply)
+        ordered = replies.aggregate_rows(reply)
+        if len(ordered) < len(replies.aggregate_fields(reply)):
+            # Rows the engine could not load (a key holding a NUL byte: ``_load_unloaded``)
+            # come back nameless here: keep those the first reply named.
+            named = {row[0] for row in ordered}
+            ordered += [row for row in rows if row[0] not in named]
+        rows = ordered
+    if shard.node is None:
+        await _load_unloaded(client, rows)
     rows = [row for row in rows if replies.seq(row[2]) is not None and in_scope(row[0], scope)]
     if shard.node is not None and rows and not with_texts:
         texts = await _texts(client, shard, [fields[replies.ID] for _, _, fields in rows])
@@ -374,6 +382,28 @@ async def ask(
     else:
         docs, length = _sum_totals(got[len(commands) :], scope)
     return Answer(found, Stats(docs, length, dfs), complete)
+
+
+async def _load_unloaded(client: Any, rows: Sequence[tuple[str, float, dict[str, Any]]]) -> None:
+    """Read, by name, the fields the engine did not load for some candidates: it loads a
+    field that is not SORTABLE (``t``) by the document's name as a C string, so for a key
+    holding a NUL byte it finds no hash and returns the row without any field. One more round
+    trip, only when that happened."""
+    missing = [
+        (fields, name)
+        for _, _, fields in rows
+        if ("q" not in fields or "t" not in fields)
+        and (name := fields.get(replies.ID) or fields.get("__key")) is not None
+    ]
+    if not missing:
+        return
+    pipe = client.pipeline(transaction=False)
+    for _, name in missing:
+        pipe.hmget(name, "q", "n", "t")
+    for (fields, _), values in zip(missing, await pipe.execute(), strict=True):
+        for name, value in zip(("q", "n", "t"), values, strict=True):
+            if value is not None:
+                fields[name] = replies.text(value)
 
 
 async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:

@@ -66,20 +66,24 @@ def rows(reply: Any, *, scores: bool) -> list[tuple[str, float, dict[str, str]]]
 
 
 def aggregate_fields(reply: Any) -> list[dict[str, str]]:
-    """Each row of an FT.AGGREGATE reply as ``{field: text}``, RESP3 or RESP2."""
+    """Each row of an FT.AGGREGATE reply as ``{field: text}``, RESP3 or RESP2; ``{}`` for a
+    row the engine could not load (a document whose name holds a NUL byte, when it loads a
+    field by name)."""
     if isinstance(reply, dict):
-        items = [as_dict(r).get("extra_attributes", {}) for r in as_dict(reply)["results"]]
+        items = [as_dict(r).get("extra_attributes") for r in as_dict(reply)["results"]]
     else:
         items = list(reply)[1:]
-    return [{text(k): text(v) for k, v in as_dict(item).items()} for item in items]
+    return [{text(k): text(v) for k, v in as_dict(item or {}).items()} for item in items]
 
 
 def aggregate_rows(reply: Any) -> list[tuple[str, float, dict[str, str]]]:
     """``(key, score, fields)`` of an FT.AGGREGATE reply that loaded ``__key`` and ``q`` with
-    ``ADDSCORES``, RESP3 or RESP2."""
+    ``ADDSCORES``, RESP3 or RESP2; rows the engine could not load (``aggregate_fields``) are
+    left out."""
     return [
         (_key_of(fields["__key"]), float(fields.get("__score", 0.0)), fields)
         for fields in aggregate_fields(reply)
+        if "__key" in fields
     ]
 
 
