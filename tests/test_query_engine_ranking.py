@@ -591,3 +591,31 @@ async def test_a_key_holding_a_nul_byte_is_found_and_scored_as_in_process(
                     (h.key, round(h.score, 9)) for h in want
                 ], (question, scope)
                 assert want, (question, scope)
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_terms_longer_than_the_engine_matches_are_found_as_in_process(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """RediSearch never matches a token over 128 bytes, and a term that is not plain [a-z0-9]
+    is hex-encoded (twice as long): a 64-character identifier or an 80-byte word was counted
+    as held by no memory, and ranked below a paraphrase. Such terms are digests now."""
+    ident = "test_user_can_reset_password_after_the_reset_link_has_expired_twice"
+    word = "превысокомногорассмотрительствующий" * 2  # 70 letters, 140 bytes
+    plain = "a" * 140
+    docs = [
+        ("u1:s1:a", f"the failing test is {ident}"),
+        ("u1:s1:b", "can the user reset the password after the link expired twice?"),
+        ("u1:s1:c", f"{word} {plain}"),
+        ("u2:s1:d", f"{ident} again"),
+    ]
+    url = request.getfixturevalue(server).url
+    async with side_by_side(url, docs) as (local, remote):
+        for scope in (None, "u1"):
+            for question in (ident, f"which test is {ident}?", word, plain, ident[:60]):
+                want = await local.search_scored(question, limit=5, scope=scope)
+                got = await remote.search_scored(question, limit=5, scope=scope)
+                assert [(h.key, round(h.score, 9)) for h in got] == [
+                    (h.key, round(h.score, 9)) for h in want
+                ], (question, scope)
+                assert want, (question, scope)

@@ -5,7 +5,8 @@ repeated as often as they occur; ``s``, a tag per scope it belongs to and per fi
 holds (its facets, ``search._facets``: 16 hex digits each, hashed apart from scope tags); ``q``,
 its write sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
 ``fv:<i>:<key>``). Terms that are not plain ``[a-z0-9]`` are hex-encoded, so the engine's
-tokenizer never splits them.
+tokenizer never splits them; a term longer than the engine matches (``MAX_TOKEN``, encoded) is
+kept as a digest, in documents and queries alike.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tta_dev_primitives.search._term_index import LEN_MAX, TF_CAP
 
 __all__ = [
     "MAX_TF",
+    "MAX_TOKEN",
+    "digested",
     "doc_length",
     "encode_term",
     "prefix_tokens",
@@ -37,11 +40,23 @@ MAX_TF: Final = TF_CAP
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
+#: The longest token the engine matches (RediSearch 2.10: a longer one is stored but never
+#: found, so a 64-character identifier or a 65-byte word, hex-encoded, was invisible to it).
+MAX_TOKEN: Final = 128
+
+
 def encode_term(term: str) -> str:
-    """A term as the engine's tokenizer keeps it whole: plain ``[a-z0-9]`` as is, else hex."""
-    if term and _PLAIN.issuperset(term):
-        return term
-    return "_" + term.encode().hex()
+    """A term as the engine's tokenizer keeps it whole: plain ``[a-z0-9]`` as is, else hex;
+    past ``MAX_TOKEN`` a 34-character digest (``_z`` is no hex encoding's start)."""
+    encoded = term if term and _PLAIN.issuperset(term) else "_" + term.encode().hex()
+    if len(encoded) <= MAX_TOKEN:
+        return encoded
+    return "_z" + hashlib.blake2b(term.encode(), digest_size=16).hexdigest()
+
+
+def digested(token: str) -> bool:
+    """True if ``token`` (an ``encode_term``) is a long term's digest."""
+    return token.startswith("_z")
 
 
 def prefix_tokens(prefix: str) -> list[str]:

@@ -47,6 +47,7 @@ from tta_dev_primitives.search._bm25 import (
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
+    digested,
     encode_term,
     prefix_tokens,
     scope_filter,
@@ -119,7 +120,9 @@ def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
     """The query's terms (at most ``most``), the last a prefix if typed so."""
     terms = query.terms[:most]
     found = [Term(encode_term(t), encode_term(t)) for t in terms]
-    if query.prefix_last and len(terms) == len(query.terms):
+    # (A word too long for the engine to match, kept as a digest, is matched whole: its
+    # completions, longer still, are digests too.)
+    if query.prefix_last and len(terms) == len(query.terms) and not digested(found[-1].token):
         tokens = prefix_tokens(terms[-1])
         syntax = "(" + "|".join(tokens) + ")"
         found[-1] = Term(syntax, encode_term(terms[-1]), tuple(t[:-1] for t in tokens))
