@@ -619,3 +619,41 @@ async def test_terms_longer_than_the_engine_matches_are_found_as_in_process(
                     (h.key, round(h.score, 9)) for h in want
                 ], (question, scope)
                 assert want, (question, scope)
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_expired_memories_leave_the_statistics_without_a_write(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """500 memories expire and nothing is written after: the running totals the engine's
+    ranking reads counted them until writes swept them (16 each), while the engine's own
+    counts of each word did not, so a word in every memory weighed as a rare one. A search
+    sweeps them first."""
+    import asyncio
+
+    url = request.getfixturevalue(server).url
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
+    )
+    live = [("u1:s1:x", "alice and bob, alice and bob, alice and bob"), ("u1:s1:y", "the tomato")]
+    live += [(f"u1:s1:f{i}", f"alice met bob about note {i}") for i in range(8)]
+    try:
+        for memory in (local, remote):
+            for key, text in live:
+                await memory.add(key, {"content": text})
+            for i in range(500):
+                await memory.add(f"u1:s0:{i}", {"content": f"weather chat {i}"}, ttl=0.5)
+        await asyncio.sleep(1.0)  # every ttl'd memory has expired; nothing is written after
+        question = "what did alice and bob say about the tomato?"
+        for scope in (None, "u1", "u1:s1"):
+            want = await local.search_scored(question, limit=5, scope=scope)
+            got = await remote.search_scored(question, limit=5, scope=scope)
+            assert [(h.key, round(h.score, 9)) for h in got] == [
+                (h.key, round(h.score, 9)) for h in want
+            ], scope
+            assert want[0].key == "u1:s1:y"
+    finally:
+        await remote.clear()
+        for memory in (local, remote):
+            await memory.aclose()

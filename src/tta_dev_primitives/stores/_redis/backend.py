@@ -54,7 +54,7 @@ __all__ = ["Indexer", "RedisBackend"]
 _REPLAY_CHUNK = 200
 _REPLAY_BYTES = 1 << 20  # payload bytes per pipelined chunk (a 1 MB value goes alone)
 _SCRIPTS = ("PUT", "DELETE", "TOUCH", "SIZE", "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "INDEX_PAGE",
-            "FORGET_MARK")  # fmt: skip
+            "FORGET_MARK", "SWEEP")  # fmt: skip
 
 
 class Indexer(Protocol):

@@ -24,7 +24,7 @@ from tta_dev_primitives.stores._redis.lua_common import COMMON, MAY_RUN_FULL
 
 __all__ = [
     "CHANGES", "CLEAR_MARK", "CLEAR_PAGE", "DELETE", "FORGET_MARK", "INDEX_PAGE", "PUT", "SIZE",
-    "TOUCH",
+    "SWEEP", "TOUCH",
 ]  # fmt: skip
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
@@ -205,6 +205,22 @@ if extra > 0 then
   redis.call('ZREMRANGEBYRANK', base .. FORGOTTEN_ORDER, 0, extra - 1)
 end
 return 1
+"""
+)
+
+# ARGV: base, most. Forgets up to `most` memories whose TTL has passed (as every write does for
+# 16): the Query Engine's running totals (n.ftdocs, n.ftlen, fs) count them until then. Returns
+# 1 if more are due, else 0. It may run under OOM: it frees.
+SWEEP = (
+    MAY_RUN_FULL
+    + COMMON
+    + r"""
+local base, most = ARGV[1], tonumber(ARGV[2])
+sweep(base, most)
+local now_ms = math.floor(now_us() / 1000)
+local left = redis.call('ZRANGEBYSCORE', base .. EXPIRY, '-inf', now_ms, 'LIMIT', 0, 1)
+if #left > 0 then return 1 end
+return 0
 """
 )
 

@@ -27,12 +27,20 @@ in-process and the memory degrades.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
-from tta_dev_primitives.exceptions import SearchNotReadyError, StaleWriteError
+from tta_dev_primitives._gather import gather_all
+from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
+    SearchNotReadyError,
+    StaleWriteError,
+)
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
@@ -59,6 +67,15 @@ from tta_dev_primitives.stores._versions import VersionClock
 __all__ = ["LOAD_TIMEOUT", "RedisIndex", "RedisSearchBackend"]
 
 R = TypeVar("R")
+
+log = logging.getLogger("tta_dev_primitives.memory")
+
+#: Seconds between a process's sweeps of expired memories before searching in the engine; the
+#: most one call sweeps in a partition (a few ms of Redis time), and the calls per partition
+#: one search makes at most (see ``_sweep_expired``).
+SWEEP_EVERY: Final = 5.0
+SWEEP_MOST: Final = 256
+SWEEP_ROUNDS: Final = 8
 Ranked = list[tuple[str, float]]
 
 #: Seconds a search waits for each page of its replica's load or catch-up (and for the other
@@ -165,6 +182,7 @@ class RedisIndex:
         self.engine = QueryEngine(layout.namespace, search_engine, indexing)
         self.dims: int | None = None  # this process's embedder's, once a vector was seen
         self.on_changed: Callable[[str, Any], None] | None = None  # told of others' changes
+        self._next_sweep = 0.0  # (monotonic) when a search in the engine sweeps again
 
     @property
     def search_engine(self) -> str:
@@ -229,6 +247,7 @@ class RedisIndex:
         # "u1" (the replica's index normalizes the scope it is given itself).
         normal = None if scope is None else normalize_scope(scope)
         if self.engine.in_use:
+            await self._sweep_expired()
             base = self.layout.scope_base(normal)
             first = await self.engine.search(self.connection.call, query, limit, normal, base)
             if first is not None:
@@ -249,6 +268,41 @@ class RedisIndex:
             return replica.index.search_scored(query, want, scope)
 
         return await self._resolve(rank_replica, limit, replica.forget)
+
+    async def _sweep_expired(self) -> None:
+        """Before a search in the engine, at most every ``SWEEP_EVERY`` seconds (each search
+        while more are due): forget memories whose TTL has passed, up to ``SWEEP_ROUNDS`` x
+        ``SWEEP_MOST`` a partition.
+        Writes sweep 16 each, but after a quiet night of expiries the running totals the
+        ranking reads would still count them while the engine's own counts of each word do not,
+        and a word in every memory (a user's name) would weigh as a rare one."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_EVERY
+        sweep = self.connection.script("SWEEP")
+
+        async def run(base: str) -> bool:
+            """Sweep one partition, a call per ``SWEEP_MOST`` (Redis serves others between
+            them); True if more are due after ``SWEEP_ROUNDS``."""
+            for _ in range(SWEEP_ROUNDS):
+                more = await self.connection.call(
+                    lambda client: sweep(keys=[Layout.facts(base)], args=[base, SWEEP_MOST])
+                )
+                if not int(text_of(more)):
+                    return False
+            return True
+
+        try:
+            more = await gather_all(*(run(base) for base in self.layout.bases))
+        except BackendRefusedError as exc:
+            # A user that may only search (no scripts: it writes nothing either) leaves the
+            # sweeps to the writers.
+            log.debug("not sweeping expired memories before searching: %s", exc)
+            self._next_sweep = math.inf
+            return
+        if any(more):
+            self._next_sweep = now  # more are due: the next search sweeps on
 
     async def _engine_rank(
         self, query: Query, want: int, scope: str | None
