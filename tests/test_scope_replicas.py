@@ -186,3 +186,35 @@ async def test_memory_primitive_takes_the_replica_caps_and_load_budget(
     for bad in ({"max_scopes": 0}, {"scope_budget": -1}, {"load_timeout": 0}):
         with pytest.raises(InvalidArgumentError):
             MemoryPrimitive(**bad)  # type: ignore[arg-type]
+
+
+async def test_an_unfinished_word_completes_from_the_scope_s_own_words(
+    redis_server: RedisServer,
+) -> None:
+    """Another user's 300 words starting "pro" (more than an unfinished word expands to) do
+    not hide this user's "projector": in-process, in a replica of the user, and in the whole
+    namespace's replica, before and after an unscoped search made it."""
+    from tta_dev_primitives import MemoryPrimitive
+
+    ns = namespace()
+    local = MemoryPrimitive(max_size=1_000)
+    shared = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
+    memories = [(f"u2:s1:{i}", f"pro{1000 + i} is a part number") for i in range(300)]
+    memories.append(("u1:s1:a", "I bought a projector"))
+    for memory in (local, shared):
+        for key, text in memories:
+            await memory.add(key, {"content": text})
+    reader = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
+    try:
+        found = await local.search_scored("where is my pro", scope="u1")
+        want = [(h.key, round(h.score, 9)) for h in found]
+        assert [key for key, _ in want] == ["u1:s1:a"]
+        for unscoped_first in (False, True):
+            if unscoped_first:
+                await reader.search("where is my pro")  # the whole namespace's replica
+            got = await reader.search_scored("where is my pro", scope="u1")
+            assert [(h.key, round(h.score, 9)) for h in got] == want
+    finally:
+        await shared.clear()
+        for memory in (local, shared, reader):
+            await memory.aclose()

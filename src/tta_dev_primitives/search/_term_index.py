@@ -32,6 +32,8 @@ __all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_CAP", "TF_MAX", "Plan", "TermIndex
 
 #: Terms an unfinished last word may expand to (the first ones in dictionary order).
 MAX_PREFIX_TERMS: Final = 256
+#: Vocabulary terms a scoped search looks at for an unfinished word's completions, at most.
+MAX_PREFIX_SCAN: Final = 16 * MAX_PREFIX_TERMS
 # Postings pack a term frequency in 12 bits (it counts up to ``TF_CAP``) and a document length
 # in 20: both saturate there (BM25 barely moves past a few occurrences; a million-word memory is
 # normalised as one).
@@ -203,8 +205,11 @@ class TermIndex:
             mask &= held
         return mask
 
-    def expand(self, token: str) -> list[str]:
-        """Live terms equal to or starting with ``token``, found by bisecting the vocabulary."""
+    def expand(self, token: str, mask: Any = None) -> list[str]:
+        """Live terms equal to or starting with ``token`` (held by a member of the scope whose
+        ``mask`` is given), the first ``MAX_PREFIX_TERMS`` in order, found by bisecting the
+        vocabulary. Scoped, a scope's completions do not depend on other scopes' words (a
+        replica of one user holds only that user's); at most ``MAX_PREFIX_SCAN`` are looked at."""
         if self._pending or self._stale_vocab > len(self._vocab) // 2:
             live = self._postings
             self._vocab = sorted(t for t in dict.fromkeys(self._vocab + self._pending) if t in live)
@@ -212,13 +217,22 @@ class TermIndex:
             self._stale_vocab = 0
         vocab, live = self._vocab, self._postings
         terms: list[str] = []
-        for i in range(bisect_left(vocab, token), len(vocab)):
+        start = bisect_left(vocab, token)
+        for i in range(start, min(len(vocab), start + MAX_PREFIX_SCAN)):
             term = vocab[i]
             if not term.startswith(token) or len(terms) == MAX_PREFIX_TERMS:
                 break
-            if term in live:
+            plist = live.get(term)
+            if plist is not None and (mask is None or self._held_in(plist, mask)):
                 terms.append(term)
         return terms
+
+    @staticmethod
+    def _held_in(plist: Any, mask: Any) -> bool:
+        """True if a member of the scope whose ``mask`` is given holds these postings."""
+        np = numpy()
+        docs = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
+        return bool(mask[docs].any())
 
     def plan(self, query: Query, view: ScopeView | None) -> Plan | None:
         """What BM25 scores for ``query``; None if nothing can match.
@@ -234,7 +248,10 @@ class TermIndex:
         typed: list[str | None] = []
         for i, term in enumerate(query.terms):
             completed = query.prefix_last and i == last
-            terms = self.expand(term) if completed else [term] if term in postings else []
+            if completed:
+                terms = self.expand(term, None if view is None else view.mask)
+            else:
+                terms = [term] if term in postings else []
             if terms:
                 expansions.append(terms)
                 typed.append(term if completed else None)
