@@ -2,9 +2,10 @@
 
 Run: ``.venv/bin/python benchmarks/bench_languages.py`` (``--json PATH`` to save the figures).
 
-The set (``benchmarks/data/multilingual/``, see its README): 108 short memories and 50
-questions in Chinese, Japanese, Korean and German, code identifiers, emoji and names made of
-stop words, each judged to one memory. hit@5: the judged memory is among the first five.
+The set (``benchmarks/data/multilingual/``, see its README): 117 short memories and 55
+questions in Chinese, Japanese, Korean, German, Hindi, Hebrew and Arabic (words with combining
+marks), code identifiers, emoji and names made of stop words, each judged to one memory.
+hit@5: the judged memory is among the first five.
 
 Engines, each indexing every memory and answering each question as typed, keyword only:
 

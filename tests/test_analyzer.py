@@ -109,6 +109,30 @@ def test_cjk_runs_become_character_grams() -> None:
     assert Analyzer(cjk="runs").terms("我喜欢吃苹果") == ["我喜欢吃苹果"]
 
 
+def test_words_keep_their_combining_marks() -> None:
+    """Python's \\w leaves out combining marks: Hindi words split at their vowel signs ("दुनिया"
+    became three letters). Indic words stay whole (a danda still ends one); an accent typed as
+    its own character is the accented letter; Hebrew and Arabic points, mostly left out when
+    people type, are dropped, so a pointed word finds the same word unpointed."""
+    assert ANALYZER.terms("नमस्ते दुनिया। किताब पढ़ना") == ["नमस्ते", "दुनिया", "किताब", "पढ़ना"]
+    assert ANALYZER.terms("বাংলা ভাষা தமிழ்") == ["বাংলা", "ভাষা", "தமிழ்"]
+    assert ANALYZER.terms("cafe\u0301") == ANALYZER.terms("café") == ["café"]
+    assert ANALYZER.terms("שָׁלוֹם") == ANALYZER.terms("שלום") == ["שלום"]
+    assert ANALYZER.terms("مُحَمَّد") == ANALYZER.terms("محمد") == ["محمد"]
+    assert ANALYZER.query("मेरी किताब कहाँ").terms == ("मेरी", "किताब", "कहाँ")
+    assert ANALYZER.query("मेरी किताब कहाँ").prefix_last  # still being typed
+
+
+async def test_hindi_and_pointed_hebrew_are_found_by_their_words() -> None:
+    """A Hindi memory is found by one of its words, and a pointed Hebrew one unpointed."""
+    memory = MemoryPrimitive()
+    await memory.add("a", {"content": "मैंने कल एक नई किताब खरीदी"})
+    await memory.add("b", {"content": "מָה שְׁלוֹמְךָ הַיּוֹם"})
+    await memory.add("c", {"content": "a book about Paris"})
+    assert await memory.search("नई किताब?", 1) == [{"content": "मैंने कल एक नई किताब खरीदी"}]
+    assert await memory.search("שלומך?", 1) == [{"content": "מָה שְׁלוֹמְךָ הַיּוֹם"}]
+
+
 def test_an_emoji_is_a_term() -> None:
     """Emoji are terms of their own; skin tones and joiners are not."""
     assert ANALYZER.term_counts(["party 🎉🎉 👍🏽"]) == {"parti": 1, "🎉": 2, "👍": 1}

@@ -276,10 +276,14 @@ def test_vocabulary_forgets_terms_of_deleted_documents() -> None:
 
 @given(st.text())
 def test_fast_tokenizer_matches_the_word_regex(text: str) -> None:
-    """words() gives exactly the casefolded \\w+ runs, on ASCII and non-ASCII text alike."""
+    """words() gives exactly the casefolded \\w+ runs (NFC-composed), on ASCII and non-ASCII
+    text alike, where no combining mark is involved (those join their word: test_analyzer)."""
     import re
+    import unicodedata
 
-    assert words(text) == re.findall(r"\w+", text.casefold())
+    folded = unicodedata.normalize("NFC", text.casefold())
+    if not any(unicodedata.category(c).startswith("M") for c in folded):
+        assert words(text) == re.findall(r"\w+", folded)
     ascii_text = text.encode("ascii", "replace").decode("ascii")
     assert words(ascii_text) == re.findall(r"\w+", ascii_text.casefold())
 

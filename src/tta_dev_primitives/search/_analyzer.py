@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -53,7 +54,30 @@ MAX_DOC_TERMS: Final = 10_000
 #: A word still being typed matches as a prefix only from this many characters on.
 MIN_PREFIX: Final = 3
 
-_WORD = re.compile(r"\w+")
+# Combining marks that belong to the word they follow: Python's \w leaves them out, so
+# "नमस्ते" split at its vowel signs into "नमस" and "त" and "दुनिया" into single letters.
+# Those of the combining blocks and of the Indic scripts (Devanagari to Sinhala: written with
+# spaces) join their word; those of Hebrew and Arabic (points and harakat, mostly left out when
+# people type) are dropped (``_DROP``). Scripts written without spaces (Thai, Lao, Khmer,
+# Myanmar) are left as \w splits them: joining would make a sentence one word.
+_JOIN_BLOCKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x0900, 0x0DFF), (0x1AB0, 0x1AFF),
+                (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))  # fmt: skip
+_DROP_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670),
+                (0x06D6, 0x06ED), (0x08D3, 0x08FF))  # fmt: skip
+
+
+def _marks(blocks: tuple[tuple[int, int], ...]) -> str:
+    """The combining marks (Unicode category M*) of ``blocks``, as characters."""
+    return "".join(
+        chr(c) for lo, hi in blocks for c in range(lo, hi + 1)
+        if unicodedata.category(chr(c)).startswith("M")
+    )  # fmt: skip
+
+
+_JOIN_MARKS: Final = frozenset(_marks(_JOIN_BLOCKS))
+_JOIN = re.escape("".join(sorted(_JOIN_MARKS)))
+_DROP: Final = dict.fromkeys(map(ord, _marks(_DROP_BLOCKS)))
+_WORD = re.compile(f"(?:\\w|[{_JOIN}])+")
 # For ASCII text, \w is [A-Za-z0-9_]: mapping every other byte to a space and splitting gives the
 # same words as the regex, about twice as fast (this is on the path of every add).
 _ASCII_WORD_BYTES = bytes(
@@ -72,8 +96,9 @@ _CJK = (
 )
 # Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
 _EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
+_WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_JOIN}])"
 _TOKEN = re.compile(
-    f"(?P<word>[^\\W{_CJK}]+(?:\\.[^\\W{_CJK}]+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
+    f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
 )
 # ASCII text: every byte that is neither a word character nor a dot becomes a space.
 _ASCII_TOKEN_BYTES = bytes(
@@ -95,10 +120,18 @@ def _tokens(text: str) -> list[tuple[int, str]]:
                 out.append((0, token))
         return out
     found: list[tuple[int, str]] = []
-    for match in _TOKEN.finditer(text):
+    for match in _TOKEN.finditer(_normal(text)):
         kind = match.lastindex or 1
         found.append((kind - 1, match.group(kind)))
     return found
+
+
+def _normal(text: str) -> str:
+    """Non-ASCII text composed (NFC: "é" typed as "e" and a combining accent is "é") and
+    without Hebrew and Arabic points (``_DROP``)."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text.translate(_DROP)
 
 
 def _dotted(token: str) -> list[str]:
@@ -138,7 +171,7 @@ def words(text: str) -> list[str]:
     text = text.casefold()
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
-    return _WORD.findall(text)
+    return _WORD.findall(_normal(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +385,7 @@ class Analyzer:
             and tokens
             and tokens[-1][0] == 0
             and not truncated
-            and (text[-1].isalnum() or text[-1] == "_")
+            and (text[-1].isalnum() or text[-1] == "_" or text[-1] in _JOIN_MARKS)
         ):
             token = tokens[-1][1]
             parts = identifier_parts(token) if self.identifiers else []
