@@ -133,6 +133,37 @@ async def test_hindi_and_pointed_hebrew_are_found_by_their_words() -> None:
     assert await memory.search("שלומך?", 1) == [{"content": "מָה שְׁלוֹמְךָ הַיּוֹם"}]
 
 
+# Text mixing letters with combining marks that join their word (Latin accents, Devanagari
+# signs), Hebrew and Arabic points that are dropped, Thai (left as \\w splits it), CJK, dots.
+_MARKED = st.text(
+    alphabet=st.sampled_from(
+        list("ab .\u00e9e_1") + ["\u0301", "\u0308", "\u0915", "\u093f", "\u094d", "\u05e9",
+        "\u05b8", "\u05c1", "\u0645", "\u064f", "\u0e01", "\u0e34", "\u6211", "\u0130"]
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300)
+@given(st.one_of(_MARKED, st.text()))
+def test_text_without_marks_splits_as_text_with_them_would(text: str) -> None:
+    """The tokenizers skip their mark-handling passes for text that holds no mark (the
+    alternation of the marks' regex and a translation of every character doubled the cost of
+    non-ASCII memories): what they return is what the full passes give, for any text."""
+    import unicodedata
+
+    from tta_dev_primitives.search._analyzer import _DROP, _TOKEN, _WORD, _normal, _tokens, words
+
+    normal = unicodedata.normalize("NFC", text).translate(_DROP)
+    assert _normal(text) == normal
+    if not text.isascii():
+        want = [(m.lastindex - 1, m.group(m.lastindex)) for m in _TOKEN.finditer(normal)]
+        assert _tokens(text) == want
+    folded = text.casefold()
+    if not folded.isascii():
+        assert words(text) == _WORD.findall(unicodedata.normalize("NFC", folded).translate(_DROP))
+
+
 def test_an_emoji_is_a_term() -> None:
     """Emoji are terms of their own; skin tones and joiners are not."""
     assert ANALYZER.term_counts(["party 🎉🎉 👍🏽"]) == {"parti": 1, "🎉": 2, "👍": 1}

@@ -100,6 +100,14 @@ _WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_JOIN}])"
 _TOKEN = re.compile(
     f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
 )
+# The same without the joining marks: text that holds none (most text) is split by a single
+# character class, about twice as fast as the alternation, with the same tokens.
+_PLAIN_TOKEN = re.compile(
+    f"(?P<word>[^\\W{_CJK}]+(?:\\.[^\\W{_CJK}]+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
+)
+_PLAIN_WORD = re.compile(r"\w+")
+_HAS_JOIN = re.compile(f"[{_JOIN}]")
+_HAS_DROP = re.compile("[" + re.escape("".join(map(chr, sorted(_DROP)))) + "]")
 # ASCII text: every byte that is neither a word character nor a dot becomes a space.
 _ASCII_TOKEN_BYTES = bytes(
     b if (b < 128 and chr(b).isalnum()) or b in b"_." else ord(" ") for b in range(256)
@@ -120,7 +128,8 @@ def _tokens(text: str) -> list[tuple[int, str]]:
                 out.append((0, token))
         return out
     found: list[tuple[int, str]] = []
-    for match in _TOKEN.finditer(_normal(text)):
+    text = _normal(text)
+    for match in (_TOKEN if _HAS_JOIN.search(text) else _PLAIN_TOKEN).finditer(text):
         kind = match.lastindex or 1
         found.append((kind - 1, match.group(kind)))
     return found
@@ -131,7 +140,9 @@ def _normal(text: str) -> str:
     without Hebrew and Arabic points (``_DROP``)."""
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
-    return text.translate(_DROP)
+    # (Searched first: translating every character through a dict doubled the cost of text
+    # that holds no point, nearly all of it.)
+    return _HAS_DROP.sub("", text) if _HAS_DROP.search(text) else text
 
 
 def _dotted(token: str) -> list[str]:
@@ -171,7 +182,8 @@ def words(text: str) -> list[str]:
     text = text.casefold()
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
-    return _WORD.findall(_normal(text))
+    text = _normal(text)
+    return (_WORD if _HAS_JOIN.search(text) else _PLAIN_WORD).findall(text)
 
 
 @dataclass(frozen=True, slots=True)
