@@ -280,10 +280,11 @@ for i = 2, #ARGV, 6 do
     -- these tags, and counted in its segment's totals: an older form lacks them) is left
     -- alone: rewriting it would leave a deleted entry in the engine's statistics until its GC
     -- runs.
-    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's', 'c')
+    -- Its terms too: a version whose analyzer splits words otherwise (form 4) rewrites those.
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's', 'c', 't')
     local kept = doc[1] and tonumber(doc[1]) == tonumber(seq) and doc[3]
                  and (vector == '' or tonumber(doc[2] or '0') > 0) and doc[4] == ARGV[i + 3]
-                 and doc[5] == '1'
+                 and doc[5] == '1' and doc[6] == ARGV[i + 2]
     if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
       index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]),

@@ -100,8 +100,10 @@ log = logging.getLogger("tta_dev_primitives.memory")
 
 #: The form of the documents this version writes (``n.ftform``): 2 since their ``s`` tags hold
 #: the memory's facets (field filters); 3 since each is counted in its first segment's totals
-#: (``c``, ``Layout.segment_totals``). A namespace in another form is backfilled again.
-DOCUMENTS: Final = "3"
+#: (``c``, ``Layout.segment_totals``); 4 since words keep their combining marks (``_analyzer``:
+#: Hindi, pointed Hebrew and Arabic, decomposed accents) and a term past ``MAX_TOKEN`` is a
+#: digest. A namespace in another form is backfilled again (documents whose terms differ).
+DOCUMENTS: Final = "4"
 
 
 def _newer_form(form: str | None) -> bool:
