@@ -339,3 +339,49 @@ def test_length_weight_moves_smoothly_from_short_to_long(a: float, b: float) -> 
     assert length_b(LONG_TEXT) == 0.75
     step = (0.75 - 0.5) / (LONG_TEXT - SHORT_TEXT)
     assert length_b(hi) - length_b(lo) <= step * (hi - lo) + 1e-12
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["u1:s1:", "u1:s2:", "u2:s1:", "u3:"]),
+            st.lists(st.sampled_from(["pro", "proa", "prob", "proc", "prz", "pa"]), max_size=4),
+        ),
+        max_size=80,
+    ),
+    st.sampled_from(["u1", "u1:s1", "u2", "u3"]),
+    st.sets(st.integers(0, 79)),
+)
+def test_a_scoped_expansion_is_the_scope_s_own_words(
+    docs: list[tuple[str, list[str]]], scope: str, deleted: set[int]
+) -> None:
+    """expand(token, mask) gives the live terms starting with ``token`` that a live member of
+    the scope holds, in order: read from the mask one by one for short postings, with numpy
+    for long ones (a term many memories hold), alike."""
+    from tta_dev_primitives.search import _term_index
+    from tta_dev_primitives.search._scopes import in_scope
+
+    terms = TermIndex()
+    held: dict[int, tuple[str, list[str]]] = {}
+    for docno, (prefix, words_) in enumerate(docs):
+        key = f"{prefix}{docno}"
+        counts = dict.fromkeys(words_ or ["pa"], 1)
+        terms.add(docno, key, counts)
+        held[docno] = (key, list(counts))
+    for docno in sorted(deleted & set(held)):
+        key, ts = held.pop(docno)
+        terms.remove(docno, key, ts, len(ts))
+    view = terms.view(scope, None, 0)
+    want = sorted(
+        {t for key, ts in held.values() if in_scope(key, scope) for t in ts if t.startswith("pro")}
+    )
+    short = _term_index._Held.SHORT
+    try:
+        for each in (short, 0):  # postings read one by one, then all with numpy
+            setattr(_term_index._Held, "SHORT", each)  # noqa: B010
+            assert terms.expand("pro", view.mask) == want
+    finally:
+        setattr(_term_index._Held, "SHORT", short)  # noqa: B010
+    every = {t for _, ts in held.values() for t in ts if t.startswith("pro")}
+    assert terms.expand("pro") == sorted(every)

@@ -73,6 +73,35 @@ def _unpack(np: Any, p: Any) -> tuple[Any, Any, Any]:
     return d, tf, length
 
 
+class _Held:
+    """A scope's mask, asked whether a member holds a term's postings: most terms of a large
+    vocabulary have a few postings, read one by one from the mask's bytes (a numpy call per
+    term cost 5 us: a scoped 3-letter prefix looked at thousands of terms, 20 ms a search)."""
+
+    __slots__ = ("_bytes", "_mask")
+
+    #: Postings up to this many are read one by one; longer ones with numpy.
+    SHORT: Final = 32
+
+    def __init__(self, mask: Any) -> None:
+        self._mask = mask
+        self._bytes: bytes | None = None
+
+    def any_of(self, plist: Any) -> bool:
+        """True if a member of the scope holds one of these postings."""
+        n = len(plist)
+        if n <= self.SHORT:
+            if self._bytes is None:
+                self._bytes = self._mask.tobytes()
+            held = self._bytes
+            if n == 1:  # (most: a word one memory holds)
+                return held[plist[0] >> 32] != 0
+            return any(held[p >> 32] for p in plist)
+        np = numpy()
+        docs = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
+        return bool(self._mask[docs].any())
+
+
 class TermIndex:
     """Postings per term, BM25 statistics and scope membership, by document number."""
 
@@ -218,21 +247,15 @@ class TermIndex:
         vocab, live = self._vocab, self._postings
         terms: list[str] = []
         start = bisect_left(vocab, token)
+        held = None if mask is None else _Held(mask)
         for i in range(start, min(len(vocab), start + MAX_PREFIX_SCAN)):
             term = vocab[i]
             if not term.startswith(token) or len(terms) == MAX_PREFIX_TERMS:
                 break
             plist = live.get(term)
-            if plist is not None and (mask is None or self._held_in(plist, mask)):
+            if plist is not None and (held is None or held.any_of(plist)):
                 terms.append(term)
         return terms
-
-    @staticmethod
-    def _held_in(plist: Any, mask: Any) -> bool:
-        """True if a member of the scope whose ``mask`` is given holds these postings."""
-        np = numpy()
-        docs = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
-        return bool(mask[docs].any())
 
     def plan(self, query: Query, view: ScopeView | None) -> Plan | None:
         """What BM25 scores for ``query``; None if nothing can match.
