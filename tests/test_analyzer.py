@@ -121,6 +121,9 @@ def test_words_keep_their_combining_marks() -> None:
     assert ANALYZER.terms("مُحَمَّد") == ANALYZER.terms("محمد") == ["محمد"]
     assert ANALYZER.query("मेरी किताब कहाँ").terms == ("मेरी", "किताब", "कहाँ")
     assert ANALYZER.query("मेरी किताब कहाँ").prefix_last  # still being typed
+    # A pointed unfinished word is unfinished as unpointed: its last point is not its end.
+    assert ANALYZER.query("שָׁלוֹ") == ANALYZER.query("שלו")
+    assert ANALYZER.query("שָׁלוֹ").prefix_last
 
 
 async def test_hindi_and_pointed_hebrew_are_found_by_their_words() -> None:

@@ -107,7 +107,8 @@ _PLAIN_TOKEN = re.compile(
 )
 _PLAIN_WORD = re.compile(r"\w+")
 _HAS_JOIN = re.compile(f"[{_JOIN}]")
-_HAS_DROP = re.compile("[" + re.escape("".join(map(chr, sorted(_DROP)))) + "]")
+_DROP_CHARS: Final = "".join(map(chr, sorted(_DROP)))
+_HAS_DROP = re.compile("[" + re.escape(_DROP_CHARS) + "]")
 # ASCII text: every byte that is neither a word character nor a dot becomes a space.
 _ASCII_TOKEN_BYTES = bytes(
     b if (b < 128 and chr(b).isalnum()) or b in b"_." else ord(" ") for b in range(256)
@@ -397,7 +398,9 @@ class Analyzer:
             and tokens
             and tokens[-1][0] == 0
             and not truncated
-            and (text[-1].isalnum() or text[-1] == "_" or text[-1] in _JOIN_MARKS)
+            # (A point after the last letter is dropped: "שָׁלוֹ" is unfinished, as "שלו" is.)
+            and (end := text.rstrip(_DROP_CHARS)[-1:])
+            and (end.isalnum() or end == "_" or end in _JOIN_MARKS)
         ):
             token = tokens[-1][1]
             parts = identifier_parts(token) if self.identifiers else []
