@@ -91,9 +91,9 @@ class _Held:
         """True if a member of the scope holds one of these postings."""
         n = len(plist)
         if n <= self.SHORT:
-            if self._bytes is None:
-                self._bytes = self._mask.tobytes()
             held = self._bytes
+            if held is None:
+                held = self._bytes = bytes(self._mask.tobytes())
             if n == 1:  # (most: a word one memory holds)
                 return held[plist[0] >> 32] != 0
             return any(held[p >> 32] for p in plist)
