@@ -95,7 +95,7 @@ class _Held:
             if held is None:
                 held = self._bytes = bytes(self._mask.tobytes())
             if n == 1:  # (most: a word one memory holds)
-                return held[plist[0] >> 32] != 0
+                return bool(held[plist[0] >> 32])
             return any(held[p >> 32] for p in plist)
         np = numpy()
         docs = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
