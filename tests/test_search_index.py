@@ -358,7 +358,7 @@ def test_a_scoped_expansion_is_the_scope_s_own_words(
 ) -> None:
     """expand(token, mask) gives the live terms starting with ``token`` that a live member of
     the scope holds, in order: read from the mask one by one for short postings, with numpy
-    for long ones (a term many memories hold), alike."""
+    for long ones (a term many memories hold), or from the members' own terms, alike."""
     from tta_dev_primitives.search import _term_index
     from tta_dev_primitives.search._scopes import in_scope
 
@@ -383,5 +383,22 @@ def test_a_scoped_expansion_is_the_scope_s_own_words(
             assert terms.expand("pro", view.mask) == want
     finally:
         setattr(_term_index._Held, "SHORT", short)  # noqa: B010
+    # A scope smaller than the prefix's range reads its members' own terms: alike.
+    assert terms.expand("pro", view.mask, lambda d: held[d][1], 0) == want
     every = {t for _, ts in held.values() for t in ts if t.startswith("pro")}
     assert terms.expand("pro") == sorted(every)
+
+
+async def test_a_scoped_unfinished_word_completes_past_many_words_of_other_scopes() -> None:
+    """5,000 words of another user sort before this user's 'projector' (more than a scan of
+    the vocabulary looked at): the scoped search still completes 'pro' to it, as a memory
+    holding only this user's memories does (a per-user replica)."""
+    shared, own = MemoryPrimitive(max_size=10_000), MemoryPrimitive()
+    for i in range(5000):
+        await shared.add(f"u2:s1:{i}", {"content": f"pro{10000 + i} is a part number"})
+    for memory in (shared, own):
+        await memory.add("u1:s1:a", {"content": "I bought a projector"})
+    want = [(h.key, round(h.score, 9)) for h in await own.search_scored("my pro", scope="u1")]
+    got = [(h.key, round(h.score, 9)) for h in await shared.search_scored("my pro", scope="u1")]
+    assert want == [("u1:s1:a", want[0][1])]
+    assert got == want

@@ -14,7 +14,7 @@ itself. Not thread-safe: callers hold a lock or stay on one event loop.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import Query
@@ -177,6 +177,10 @@ class SearchIndex:
             self._add(key, dict(zip(terms, tfs, strict=True)), recency, vec, length)
         self._seq = seq
 
+    def _terms_of(self, docno: int) -> Sequence[str]:
+        """The terms of document ``docno`` (a scope's own words, for ``TermIndex.expand``)."""
+        return self._docs[docno][_TERMS]
+
     def _view(self, scope: str | None) -> ScopeView | None:
         """The scope's live members as a mask over every docno, their count and total length."""
         if scope is None:
@@ -264,7 +268,7 @@ class SearchIndex:
     def keyword_ceiling(self, query: Query, scope: str | None = None) -> float:
         """The BM25 no document reaches for ``query`` here (``_bm25.ceiling``; 0 if nothing
         matches): hybrid's keyword scale, the scope's statistics if scoped."""
-        plan = None if query.blank else self._terms.plan(query, self._view(scope))
+        plan = None if query.blank else self._terms.plan(query, self._view(scope), self._terms_of)
         return 0.0 if plan is None else ceiling(plan.idfs)
 
     def _keyword(
@@ -275,7 +279,7 @@ class SearchIndex:
         query's ceiling (``_bm25.ceiling``, hybrid's keyword scale)."""
         if within is not None and not within.members:
             return [], 0.0
-        plan = self._terms.plan(query, view)
+        plan = self._terms.plan(query, view, self._terms_of)
         if plan is None:
             return [], 0.0
         rows, scores = self._terms.score(plan)
