@@ -48,7 +48,9 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         pytest.param("bench_journal.py", ["--quick"], "journal benchmark done",
                      marks=pytest.mark.redis),
         pytest.param("bench_vectors.py", ["--quick"], "vectors done", marks=pytest.mark.redis),
-        pytest.param("bench_scaleout.py", ["--quick"], "scaleout done", marks=pytest.mark.redis),
+        # (Its cluster comparison is bench_cluster.py's smoke run's, above: not twice.)
+        pytest.param("bench_scaleout.py", ["--quick", "--cluster-size", "0"], "scaleout done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
                      marks=pytest.mark.redis),
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
