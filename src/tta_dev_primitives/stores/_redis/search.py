@@ -272,22 +272,25 @@ class RedisIndex:
     async def _sweep_expired(self) -> None:
         """Before a search in the engine, at most every ``SWEEP_EVERY`` seconds (each search
         while more are due): forget memories whose TTL has passed, up to ``SWEEP_ROUNDS`` x
-        ``SWEEP_MOST`` a partition.
-        Writes sweep 16 each, but after a quiet night of expiries the running totals the
-        ranking reads would still count them while the engine's own counts of each word do not,
-        and a word in every memory (a user's name) would weigh as a rare one."""
+        ``SWEEP_MOST`` a partition. Writes sweep 16 each, but after a quiet night of expiries
+        the running totals the ranking reads would still count them while the engine's own
+        counts of each word do not, and a word in every memory (a user's name) would weigh as
+        a rare one."""
         now = time.monotonic()
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY
-        sweep = self.connection.script("SWEEP")
+        connection = self.connection
 
         async def run(base: str) -> bool:
             """Sweep one partition, a call per ``SWEEP_MOST`` (Redis serves others between
             them); True if more are due after ``SWEEP_ROUNDS``."""
             for _ in range(SWEEP_ROUNDS):
-                more = await self.connection.call(
-                    lambda client: sweep(keys=[Layout.facts(base)], args=[base, SWEEP_MOST])
+                more = await connection.call(
+                    # (The script of the client the call runs on: it may have reconnected.)
+                    lambda client: connection.script("SWEEP")(
+                        keys=[Layout.facts(base)], args=[base, SWEEP_MOST]
+                    )
                 )
                 if not int(text_of(more)):
                     return False
