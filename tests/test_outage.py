@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Factory, eventually, fast_recovery, namespace, replayed
 from redis_server import RedisServer
-from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives import MemoryPrimitive, turn_key
 from tta_dev_primitives.exceptions import UnsentWritesError
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.testing import capture_spans
@@ -146,6 +146,37 @@ async def test_a_worker_that_gets_no_more_calls_still_replays(
     await other.clear()
     for m in (idle, other):
         await m.aclose()
+
+
+async def test_a_write_made_while_the_last_batch_is_on_its_way_lists_after_it(
+    redis_server_factory: Factory,
+) -> None:
+    """As the replay's last batch goes out, the store serves Redis again; a write this process
+    makes then waits for that batch (one round trip) instead of landing before it, so a
+    conversation lists newest first in the order this process wrote it."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    turns = [turn_key("u1", "s1") for _ in range(100)]
+    for key in turns:  # 10 MB: one batch, long enough on its way to write during it
+        await memory.add(key, {"content": "x" * 100_000})
+    server.start()
+    flushing = asyncio.ensure_future(memory.flush())
+    deadline = time.monotonic() + 60
+    while True:  # until the last batch is on its way: Redis serves, the journal holds it
+        info = memory.get_backend_info()
+        if not info["degraded"] and info["journal_size"]:
+            break
+        assert time.monotonic() < deadline, "the replay's last batch was never seen on its way"
+        await asyncio.sleep(0)
+    newest = turn_key("u1", "s1")
+    await memory.add(newest, {"content": "the newest turn"})
+    assert await flushing
+    page = await memory.list_memories("u1", limit=2)
+    assert [key for key, _ in page.items] == [newest, turns[-1]]
+    await memory.clear()
+    await memory.aclose()
 
 
 # -- item 4: the journal is bounded -------------------------------------------------------------

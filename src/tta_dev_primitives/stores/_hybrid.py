@@ -375,7 +375,9 @@ class HybridStore(Generic[B]):
         """Send a write (already applied locally) to the remote, or journal it.
 
         While degraded the write joins the journal (a running replay picks it up), and may start
-        the background recovery; the call itself never waits for a replay.
+        the background recovery; the call itself never waits for a replay, but for its last
+        batch when that is on its way (one round trip: the write then lands after the writes
+        this process made before it, in listing order too).
         """
         remote = self.remote
         if remote is None:
@@ -390,6 +392,8 @@ class HybridStore(Generic[B]):
         self.copies.wrote(write.key)
         with self._in_flight.sending(write.key, write.version):
             try:
+                if self._journal and not self._degraded and self.recovering:
+                    await self._replay_now()  # the last batch (``_leave_degraded``) lands first
                 served = await self._deliver(remote, write)
             except BackendError:
                 # Not stored (refused, stale, an error Redis answered with, or the journal's
