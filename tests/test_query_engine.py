@@ -528,3 +528,34 @@ async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
     await eventually(in_engine, within=30)
     await again.clear()
     await again.aclose()
+
+
+async def test_a_search_after_the_server_lost_its_index_makes_it_again(
+    redis_query_engine: RedisServer,
+) -> None:
+    """A Redis restarted without its data (no persistence, or flushed) has no index: this
+    process's next search makes it again and answers, in every mode, instead of raising
+    'no such index' until some other process happens to make it."""
+    server = RedisServer(redis_query_engine.binary, extra=redis_query_engine.extra).start()
+    try:
+        memory = fast_recovery(server.url, search_engine="redis", embed=embed, dims=DIMS)
+        await memory.add("u1:s1:1", {"content": "the garage fixed the brakes"})
+        found = await memory.search_scored("car", mode="semantic", scope="u1")
+        assert [h.key for h in found] == ["u1:s1:1"]
+        server.kill()
+        server.start()  # empty: no AOF, no RDB
+        await memory.add("u1:s1:2", {"content": "a peanut snack"})
+        await replayed(memory)
+        for mode in ("semantic", "hybrid", "keyword"):
+            found = await memory.search_scored("peanut", mode=mode, scope="u1")
+            assert [h.key for h in found][:1] == ["u1:s1:2"], mode
+
+        async def in_engine() -> bool:
+            found = await memory.search_scored("peanut", mode="hybrid", scope="u1")
+            engine = memory.get_backend_info()["search_engine"]
+            return [h.key for h in found][:1] == ["u1:s1:2"] and engine == "redis"
+
+        await eventually(in_engine, within=30)
+        await memory.aclose()
+    finally:
+        server.stop()

@@ -37,6 +37,7 @@ from typing import Any, Final, TypeVar
 from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
+    BackendError,
     BackendRefusedError,
     SearchNotReadyError,
     StaleWriteError,
@@ -246,17 +247,19 @@ class RedisIndex:
         # Normalized once: "u1::" is scope "u1:", and normalizing that again would widen it to
         # "u1" (the replica's index normalizes the scope it is given itself).
         normal = None if scope is None else normalize_scope(scope)
-        if self.engine.in_use:
-            await self._sweep_expired()
-            base = self.layout.scope_base(normal)
-            first = await self.engine.search(self.connection.call, query, limit, normal, base)
-            if first is not None:
-
-                async def rank(want: int) -> Ranked:
-                    found = first if want == limit else await self._engine_rank(query, want, normal)
-                    return [(key, score) for key, score, _ in found]
-
-                return await self._resolve(rank, limit, lambda key: None)
+        try:
+            answer = await self._engine_search(query, limit, normal)
+        except BackendError as exc:
+            if not _index_missing(exc):
+                raise
+            # The index is gone with the data (a Redis restarted without persistence, a
+            # FLUSHALL): find out again what the namespace holds, which makes the index anew
+            # and backfills it (searching with the replica until that is done), once.
+            self.engine.cleared()
+            await self.prepare(patient=True)
+            answer = await self._engine_search(query, limit, normal)
+        if answer is not None:
+            return answer
         replicas = self._replicas_for_topology()
         if query.vector is not None:
             replicas.expect_dims(len(query.vector))
@@ -268,6 +271,25 @@ class RedisIndex:
             return replica.index.search_scored(query, want, scope)
 
         return await self._resolve(rank_replica, limit, replica.forget)
+
+    async def _engine_search(
+        self, query: Query, limit: int, normal: str | None
+    ) -> list[tuple[str, Any, float]] | None:
+        """The answer from the Query Engine, or None when it is not in use or cannot answer
+        this query (the caller searches the replica)."""
+        if not self.engine.in_use:
+            return None
+        await self._sweep_expired()
+        base = self.layout.scope_base(normal)
+        first = await self.engine.search(self.connection.call, query, limit, normal, base)
+        if first is None:
+            return None
+
+        async def rank(want: int) -> Ranked:
+            found = first if want == limit else await self._engine_rank(query, want, normal)
+            return [(key, score) for key, score, _ in found]
+
+        return await self._resolve(rank, limit, lambda key: None)
 
     async def _sweep_expired(self) -> None:
         """Before a search in the engine, at most every ``SWEEP_EVERY`` seconds (each search
@@ -437,6 +459,12 @@ class RedisIndex:
             return []
         names = [self.layout.value(key) for key in keys]
         return await self._patient(partial(mget, names=names))
+
+
+def _index_missing(exc: BackendError) -> bool:
+    """True for the engine's reply to a search of an index that does not exist."""
+    message = str(exc).lower()
+    return "no such index" in message or "unknown index" in message
 
 
 async def _connect(client: Any) -> None:
