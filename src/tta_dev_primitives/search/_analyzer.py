@@ -58,7 +58,7 @@ MIN_PREFIX: Final = 3
 # "नमस्ते" split at its vowel signs into "नमस" and "त" and "दुनिया" into single letters.
 # Those of the combining blocks and of the Indic scripts (Devanagari to Sinhala: written with
 # spaces) join their word; those of Hebrew and Arabic (points and harakat, mostly left out when
-# people type) are dropped (``_DROP``). Scripts written without spaces (Thai, Lao, Khmer,
+# people type) are dropped (``_DROP_CHARS``). Scripts written without spaces (Thai, Lao, Khmer,
 # Myanmar) are left as \w splits them: joining would make a sentence one word.
 _JOIN_BLOCKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x0900, 0x0DFF), (0x1AB0, 0x1AFF),
                 (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))  # fmt: skip
@@ -76,7 +76,6 @@ def _marks(blocks: tuple[tuple[int, int], ...]) -> str:
 
 _JOIN_MARKS: Final = frozenset(_marks(_JOIN_BLOCKS))
 _JOIN = re.escape("".join(sorted(_JOIN_MARKS)))
-_DROP: Final = dict.fromkeys(map(ord, _marks(_DROP_BLOCKS)))
 _WORD = re.compile(f"(?:\\w|[{_JOIN}])+")
 # For ASCII text, \w is [A-Za-z0-9_]: mapping every other byte to a space and splitting gives the
 # same words as the regex, about twice as fast (this is on the path of every add).
@@ -107,7 +106,7 @@ _PLAIN_TOKEN = re.compile(
 )
 _PLAIN_WORD = re.compile(r"\w+")
 _HAS_JOIN = re.compile(f"[{_JOIN}]")
-_DROP_CHARS: Final = "".join(map(chr, sorted(_DROP)))
+_DROP_CHARS: Final = _marks(_DROP_BLOCKS)
 _HAS_DROP = re.compile("[" + re.escape(_DROP_CHARS) + "]")
 # ASCII text: every byte that is neither a word character nor a dot becomes a space.
 _ASCII_TOKEN_BYTES = bytes(
@@ -138,7 +137,7 @@ def _tokens(text: str) -> list[tuple[int, str]]:
 
 def _normal(text: str) -> str:
     """Non-ASCII text composed (NFC: "é" typed as "e" and a combining accent is "é") and
-    without Hebrew and Arabic points (``_DROP``)."""
+    without Hebrew and Arabic points (``_DROP_CHARS``)."""
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     # (Searched first: translating every character through a dict doubled the cost of text
