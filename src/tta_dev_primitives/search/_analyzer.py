@@ -135,6 +135,13 @@ def _tokens(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def _fold(text: str) -> str:
+    """``text`` casefolded, Turkish "İ" as "i" (casefolding gives "i" and a combining dot
+    above, which would keep "İstanbul" from finding "istanbul")."""
+    folded = text.casefold()
+    return folded.replace("i\u0307", "i") if "\u0307" in folded else folded
+
+
 def _normal(text: str) -> str:
     """Non-ASCII text composed (NFC: "é" typed as "e" and a combining accent is "é") and
     without Hebrew and Arabic points (``_DROP_CHARS``)."""
@@ -163,8 +170,8 @@ def identifier_parts(token: str) -> list[str]:
             parts.extend(_PART.findall(piece) or [piece])
         else:
             parts.append(piece)
-    parts = [p.casefold() for p in parts]
-    return parts if len(parts) > 1 or parts[0] != token.casefold() else []
+    parts = [_fold(p) for p in parts]
+    return parts if len(parts) > 1 or parts[0] != _fold(token) else []
 
 
 def _capitalised(token: str) -> bool:
@@ -179,7 +186,7 @@ def _grams(run: str) -> tuple[str, ...]:
 
 def words(text: str) -> list[str]:
     r"""The casefolded runs of word characters (``\w+``) in ``text``, in order."""
-    text = text.casefold()
+    text = _fold(text)
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
     text = _normal(text)
@@ -315,7 +322,7 @@ class Analyzer:
         """
         terms = self._cache.get(token)
         if terms is None:
-            whole = token.casefold()
+            whole = _fold(token)
             if whole in self.stop_words:
                 terms = (STOP_MARK + whole,) if _capitalised(token) else ()
             else:
@@ -385,7 +392,7 @@ class Analyzer:
         terms: dict[str, None] = {}
         stops: dict[str, None] = {}
         for i, (kind, token) in enumerate(tokens):
-            if kind == 0 and (word := token.casefold()) in self.stop_words:
+            if kind == 0 and (word := _fold(token)) in self.stop_words:
                 # Searched when the query has nothing else, or when it reads like a name.
                 (terms if i and _capitalised(token) else stops)[STOP_MARK + word] = None
                 continue
@@ -403,7 +410,7 @@ class Analyzer:
         ):
             token = tokens[-1][1]
             parts = identifier_parts(token) if self.identifiers else []
-            last = parts[-1] if parts else token.casefold()
+            last = parts[-1] if parts else _fold(token)
             if len(last) >= MIN_PREFIX and last not in self.stop_words:
                 # The unfinished word, as typed (its stem may be shorter than what was typed,
                 # and a prefix of the stem would match too much): last, so the index knows.
