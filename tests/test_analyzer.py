@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
-from tta_dev_primitives.search._analyzer import STOP_MARK, identifier_parts
+from tta_dev_primitives.search._analyzer import STOP_MARK
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH
+from tta_dev_primitives.search._tokens import identifier_parts
 
 ANALYZER = Analyzer()
 words = st.one_of(
@@ -152,18 +153,25 @@ def test_text_without_marks_splits_as_text_with_them_would(text: str) -> None:
     non-ASCII memories): what they return is what the full passes give, for any text."""
     import unicodedata
 
-    from tta_dev_primitives.search import _analyzer
-    from tta_dev_primitives.search._analyzer import _TOKEN, _WORD, _normal, _tokens, words
+    from tta_dev_primitives.search._tokens import (
+        DROP_CHARS,
+        TOKEN,
+        WORD,
+        fold,
+        normal,
+        tokens_of,
+        words,
+    )
 
-    drop = dict.fromkeys(map(ord, _analyzer._DROP_CHARS))  # every point, translated away
-    normal = unicodedata.normalize("NFC", text).translate(drop)
-    assert _normal(text) == normal
+    drop = dict.fromkeys(map(ord, DROP_CHARS))  # every point, translated away
+    composed = unicodedata.normalize("NFC", text).translate(drop)
+    assert normal(text) == composed
     if not text.isascii():
-        want = [(m.lastindex - 1, m.group(m.lastindex)) for m in _TOKEN.finditer(normal)]
-        assert _tokens(text) == want
-    folded = _analyzer._fold(text)
+        want = [(m.lastindex - 1, m.group(m.lastindex)) for m in TOKEN.finditer(composed)]
+        assert tokens_of(text) == want
+    folded = fold(text)
     if not folded.isascii():
-        assert words(text) == _WORD.findall(unicodedata.normalize("NFC", folded).translate(drop))
+        assert words(text) == WORD.findall(unicodedata.normalize("NFC", folded).translate(drop))
 
 
 def test_an_emoji_is_a_term() -> None:

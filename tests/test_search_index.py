@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from search_model import MemoryModel
 from tta_dev_primitives import InMemoryStore, MemoryPrimitive
 from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer
-from tta_dev_primitives.search._analyzer import Query, words
+from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._bm25 import LONG_TEXT, SHORT_TEXT, length_b
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._scope_index import CACHED_SCOPE, MAX_MASKS
 from tta_dev_primitives.search._term_index import TermIndex
+from tta_dev_primitives.search._tokens import words
 
 ANALYZER = Analyzer()
 

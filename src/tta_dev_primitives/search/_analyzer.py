@@ -2,7 +2,7 @@
 
 Text is split into words (runs of word characters), casefolded; stop words are set aside and
 the rest are stemmed with Snowball (PyStemmer), so "hiking" finds "hike" and "cars" finds
-"car". What people type is more than words (``_tokens``):
+"car". What people type is more than words (``_tokens.tokens_of``):
 
 - an identifier (``snake_case``, ``camelCase``, ``os.path.join``) is a term whole and each of
   its parts a term too, so "get user name" finds ``getUserName``;
@@ -24,15 +24,25 @@ bound either.
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._stopwords import ENGLISH
+from tta_dev_primitives.search._tokens import (
+    ASCII_TOKEN_BYTES,
+    DROP_CHARS,
+    JOIN_MARKS,
+    capitalised,
+    dotted,
+    fold,
+    grams,
+    identifier_parts,
+    tokens_of,
+    words,
+)
 
 __all__ = [
     "MAX_DOC_TERMS",
@@ -41,8 +51,6 @@ __all__ = [
     "STOP_MARK",
     "Analyzer",
     "Query",
-    "identifier_parts",
-    "words",
 ]
 
 #: Characters of a query that are analysed; the rest is ignored.
@@ -54,143 +62,10 @@ MAX_DOC_TERMS: Final = 10_000
 #: A word still being typed matches as a prefix only from this many characters on.
 MIN_PREFIX: Final = 3
 
-# Combining marks that belong to the word they follow: Python's \w leaves them out, so
-# "नमस्ते" split at its vowel signs into "नमस" and "त" and "दुनिया" into single letters.
-# Those of the combining blocks and of the Indic scripts (Devanagari to Sinhala: written with
-# spaces) join their word; those of Hebrew and Arabic (points and harakat, mostly left out when
-# people type) are dropped (``_DROP_CHARS``). Scripts written without spaces (Thai, Lao, Khmer,
-# Myanmar) are left as \w splits them: joining would make a sentence one word.
-_JOIN_BLOCKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x0900, 0x0DFF), (0x1AB0, 0x1AFF),
-                (0x1DC0, 0x1DFF), (0x20D0, 0x20FF), (0xFE20, 0xFE2F))  # fmt: skip
-_DROP_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0x0670),
-                (0x06D6, 0x06ED), (0x08D3, 0x08FF))  # fmt: skip
-
-
-def _marks(blocks: tuple[tuple[int, int], ...]) -> str:
-    """The combining marks (Unicode category M*) of ``blocks``, as characters."""
-    return "".join(
-        chr(c) for lo, hi in blocks for c in range(lo, hi + 1)
-        if unicodedata.category(chr(c)).startswith("M")
-    )  # fmt: skip
-
-
-_JOIN_MARKS: Final = frozenset(_marks(_JOIN_BLOCKS))
-_JOIN = re.escape("".join(sorted(_JOIN_MARKS)))
-_WORD = re.compile(f"(?:\\w|[{_JOIN}])+")
-# For ASCII text, \w is [A-Za-z0-9_]: mapping every other byte to a space and splitting gives the
-# same words as the regex, about twice as fast (this is on the path of every add).
-_ASCII_WORD_BYTES = bytes(
-    b if (b < 128 and chr(b).isalnum()) or b == ord("_") else ord(" ") for b in range(256)
-)
 _CACHE_SIZE = 200_000
 _STOP: Final = object()  # the cache's mark for a stop word
 #: The first character of a stop word's term: no word, identifier, CJK or emoji term has it.
 STOP_MARK: Final = "'"
-
-# Scripts written without spaces between words (and Hangul, whose words are long compounds).
-_CJK = (
-    "\u1100-\u11ff\u3005-\u3007\u3041-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3131-\u318e"
-    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\uff66-\uff9f"
-    "\U00020000-\U0003134f"
-)
-# Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
-_EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
-_WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_JOIN}])"
-_TOKEN = re.compile(
-    f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
-)
-# The same without the joining marks: text that holds none (most text) is split by a single
-# character class, about twice as fast as the alternation, with the same tokens.
-_PLAIN_TOKEN = re.compile(
-    f"(?P<word>[^\\W{_CJK}]+(?:\\.[^\\W{_CJK}]+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
-)
-_PLAIN_WORD = re.compile(r"\w+")
-_HAS_JOIN = re.compile(f"[{_JOIN}]")
-_DROP_CHARS: Final = _marks(_DROP_BLOCKS)
-_HAS_DROP = re.compile("[" + re.escape(_DROP_CHARS) + "]")
-# ASCII text: every byte that is neither a word character nor a dot becomes a space.
-_ASCII_TOKEN_BYTES = bytes(
-    b if (b < 128 and chr(b).isalnum()) or b in b"_." else ord(" ") for b in range(256)
-)
-# Where an identifier splits: underscores, and camelCase / HTTPServer case changes.
-_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[^\W_a-zA-Z]+")
-
-
-def _tokens(text: str) -> list[tuple[int, str]]:
-    """``(kind, token)`` pairs of raw (not casefolded) text: 0 a word or identifier (dots
-    inside), 1 a CJK run, 2 an emoji."""
-    if text.isascii():
-        out: list[tuple[int, str]] = []
-        for token in text.translate(_ASCII_TOKEN_BYTES).split():
-            if "." in token:
-                out.extend((0, t) for t in _dotted(token))
-            else:
-                out.append((0, token))
-        return out
-    found: list[tuple[int, str]] = []
-    text = _normal(text)
-    for match in (_TOKEN if _HAS_JOIN.search(text) else _PLAIN_TOKEN).finditer(text):
-        kind = match.lastindex or 1
-        found.append((kind - 1, match.group(kind)))
-    return found
-
-
-def _fold(text: str) -> str:
-    """``text`` casefolded, Turkish "İ" as "i" (casefolding gives "i" and a combining dot
-    above, which would keep "İstanbul" from finding "istanbul")."""
-    folded = text.casefold()
-    return folded.replace("i\u0307", "i") if "\u0307" in folded else folded
-
-
-def _normal(text: str) -> str:
-    """Non-ASCII text composed (NFC: "é" typed as "e" and a combining accent is "é") and
-    without Hebrew and Arabic points (``_DROP_CHARS``)."""
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    # (Searched first: translating every character through a dict doubled the cost of text
-    # that holds no point, nearly all of it.)
-    return _HAS_DROP.sub("", text) if _HAS_DROP.search(text) else text
-
-
-def _dotted(token: str) -> list[str]:
-    """Word characters and dots, as ``_TOKEN`` finds them: single dots inside a token only."""
-    return [piece for piece in re.split(r"\.\.+", token.strip(".")) if piece]
-
-
-def identifier_parts(token: str) -> list[str]:
-    """The parts of an identifier (casefolded), or ``[]`` for a plain word."""
-    pieces = [p for p in re.split(r"[._]", token) if p]
-    if not pieces:  # underscores alone: the whole is the only term
-        return []
-    if len(pieces) == 1 and (token.islower() or token.isupper() or token.istitle()):
-        return []
-    parts = []
-    for piece in pieces:
-        if piece.isascii():
-            parts.extend(_PART.findall(piece) or [piece])
-        else:
-            parts.append(piece)
-    parts = [_fold(p) for p in parts]
-    return parts if len(parts) > 1 or parts[0] != _fold(token) else []
-
-
-def _capitalised(token: str) -> bool:
-    """A word written like a name ("Will", "WHO"), not "I" or "A"."""
-    return len(token) > 1 and token[0].isupper()
-
-
-def _grams(run: str) -> tuple[str, ...]:
-    """Characters and pairs of neighbouring characters of a CJK run."""
-    return (*run, *(run[i : i + 2] for i in range(len(run) - 1)))
-
-
-def words(text: str) -> list[str]:
-    r"""The casefolded runs of word characters (``\w+``) in ``text``, in order."""
-    text = _fold(text)
-    if text.isascii():
-        return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
-    text = _normal(text)
-    return (_WORD if _HAS_JOIN.search(text) else _PLAIN_WORD).findall(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,9 +197,9 @@ class Analyzer:
         """
         terms = self._cache.get(token)
         if terms is None:
-            whole = _fold(token)
+            whole = fold(token)
             if whole in self.stop_words:
-                terms = (STOP_MARK + whole,) if _capitalised(token) else ()
+                terms = (STOP_MARK + whole,) if capitalised(token) else ()
             else:
                 stops = self.stop_words
                 parts = identifier_parts(token) if self.identifiers else []
@@ -340,22 +215,22 @@ class Analyzer:
             return self._word(token)
         terms = self._cache.get(token)
         if terms is None:
-            terms = tuple(t for piece in _dotted(token) for t in self._word(piece))
+            terms = tuple(t for piece in dotted(token) for t in self._word(piece))
             self._cache[token] = terms
         return terms
 
     def _terms_of(self, kind: int, token: str) -> tuple[str, ...]:
-        """The terms of one token of ``_tokens``."""
+        """The terms of one token of ``tokens``."""
         if kind == 0:
             return self._word(token)
         if kind == 1:
-            return _grams(token) if self.cjk == "grams" else (token,)
+            return grams(token) if self.cjk == "grams" else (token,)
         return (token,)
 
     def terms(self, text: str) -> list[str]:
         """Every term of ``text`` as a memory indexes it, in order, repeats included."""
         out: list[str] = []
-        for kind, token in _tokens(text):
+        for kind, token in tokens_of(text):
             out.extend(self._terms_of(kind, token))
         return out
 
@@ -365,14 +240,14 @@ class Analyzer:
         get, cache = counts.get, self._cache
         text = "\n".join(strings)
         if text.isascii():  # the common case, without the general tokenizer's tuples
-            for token in text.translate(_ASCII_TOKEN_BYTES).split():
+            for token in text.translate(ASCII_TOKEN_BYTES).split():
                 terms = cache.get(token)
                 if terms is None:
                     terms = self._ascii(token)
                 for term in terms:
                     counts[term] = get(term, 0) + 1
         else:
-            for kind, token in _tokens(text):
+            for kind, token in tokens_of(text):
                 for term in self._terms_of(kind, token):
                     counts[term] = get(term, 0) + 1
         if len(counts) > MAX_DOC_TERMS:
@@ -388,13 +263,13 @@ class Analyzer:
             return Query((), blank=True)
         truncated = len(text) > MAX_QUERY_CHARS
         text = text[:MAX_QUERY_CHARS]
-        tokens = _tokens(text)
+        tokens = tokens_of(text)
         terms: dict[str, None] = {}
         stops: dict[str, None] = {}
         for i, (kind, token) in enumerate(tokens):
-            if kind == 0 and (word := _fold(token)) in self.stop_words:
+            if kind == 0 and (word := fold(token)) in self.stop_words:
                 # Searched when the query has nothing else, or when it reads like a name.
-                (terms if i and _capitalised(token) else stops)[STOP_MARK + word] = None
+                (terms if i and capitalised(token) else stops)[STOP_MARK + word] = None
                 continue
             for term in self._terms_of(kind, token):
                 terms[term] = None
@@ -405,12 +280,12 @@ class Analyzer:
             and tokens[-1][0] == 0
             and not truncated
             # (A point after the last letter is dropped: "שָׁלוֹ" is unfinished, as "שלו" is.)
-            and (end := text.rstrip(_DROP_CHARS)[-1:])
-            and (end.isalnum() or end == "_" or end in _JOIN_MARKS)
+            and (end := text.rstrip(DROP_CHARS)[-1:])
+            and (end.isalnum() or end == "_" or end in JOIN_MARKS)
         ):
             token = tokens[-1][1]
             parts = identifier_parts(token) if self.identifiers else []
-            last = parts[-1] if parts else _fold(token)
+            last = parts[-1] if parts else fold(token)
             if len(last) >= MIN_PREFIX and last not in self.stop_words:
                 # The unfinished word, as typed (its stem may be shorter than what was typed,
                 # and a prefix of the stem would match too much): last, so the index knows.
