@@ -118,7 +118,7 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_the_demo(
 def test_search_modules_stay_small() -> None:
     """The search package is split by job (analyzer, tokens, term index, vector index, scope
     index, the facade that fuses them): no module of it grows past 400 lines."""
-    package = Path(__file__).resolve().parent.parent / "src" / "tta_dev_primitives" / "search"
+    package = ROOT / "src" / "tta_dev_primitives" / "search"
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in package.glob("*.py")}
     assert len(sizes) > 5
     assert {name: n for name, n in sizes.items() if n > 400} == {}
