@@ -399,7 +399,9 @@ async def test_a_namespace_written_with_another_embedder_stays_searchable_by_key
     await new.add("u1:s1:2", {"content": "cashew"})
     assert keys(await new.search_scored("peanuts", mode="keyword")) == ["u1:s1:1"]
     assert keys(await new.search_scored("snack", mode="semantic")) == ["u1:s1:2"]
-    assert any("could not be indexed" in r.getMessage() for r in caplog.records)
+    warned = [r.getMessage() for r in caplog.records if "could not be indexed" in r.getMessage()]
+    assert warned
+    assert all("key 'u1:s1:" in message for message in warned)  # it names the memory
     assert new.using_redis
     await new.clear()
     for m in (old, new):
@@ -508,3 +510,24 @@ async def test_too_many_texts_for_one_memory_are_refused_before_any_model_call()
     assert await memory.size() == 0
     await memory.add("k", {"content": "x"}, vector_text=["peanuts", "mountain trail"])
     assert keys(await memory.search_scored("hike", mode="semantic")) == ["k"]
+
+
+@pytest.mark.redis
+async def test_a_stored_vector_another_size_cannot_split_into_is_named_when_skipped(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 3-number vector read by a process embedding in 2 is skipped with a warning naming the
+    memory, and the memory stays found by keyword."""
+    ns = namespace()
+    writer = MemoryPrimitive(
+        redis_server.url, namespace=ns, embed=lambda t: [[1.0, 2.0, 3.0]] * len(t)
+    )
+    await writer.add("u7:s1:odd", {"content": "pistachio"})
+    reader = MemoryPrimitive(redis_server.url, namespace=ns, embed=lambda t: [[1.0, 0.5]] * len(t))
+    assert keys(await reader.search_scored("pistachio", mode="keyword")) == ["u7:s1:odd"]
+    assert keys(await reader.search_scored("a nut", mode="semantic")) == []
+    warned = [r.getMessage() for r in caplog.records if "could not be indexed" in r.getMessage()]
+    assert any("key 'u7:s1:odd'" in message for message in warned), warned
+    await writer.clear()
+    for m in (writer, reader):
+        await m.aclose()

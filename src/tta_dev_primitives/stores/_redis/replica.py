@@ -198,7 +198,7 @@ class Replica:
                 if self._on_changed is not None:
                     self._on_changed(key, payload)
                 terms = self.indexing.payload_terms(payload)
-                self._index(key, terms, seq, None if vector is None else self._decode(vector))
+                self._index(key, terms, seq, None if vector is None else self._decode(key, vector))
             keys.add(key)
             if deadline is not None:
                 self._add_deadline(now + (deadline - now_ms) / 1000, seq, key)
@@ -251,8 +251,9 @@ class Replica:
         if self.index.dim is not None and self.index.dim != dims:
             self.cleared()
 
-    def _decode(self, data: bytes) -> Any:
-        """A stored embedding's array, or None (with a warning) for bytes that are not one."""
+    def _decode(self, key: str, data: bytes) -> Any:
+        """``key``'s stored embedding as an array, or None (with a warning naming the key) for
+        bytes that are not one."""
         from tta_dev_primitives.embeddings._vectors import decode_vector
 
         try:
@@ -266,7 +267,7 @@ class Replica:
             rows = flat.reshape(-1, self.dims)
             return rows[0] if rows.shape[0] == 1 else rows
         except InvalidArgumentError as exc:
-            self._warn_vector("?", exc)
+            self._warn_vector(key, exc)
             return None
 
     def _warn_vector(self, key: str, exc: Exception) -> None:
