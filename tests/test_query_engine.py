@@ -283,6 +283,38 @@ async def test_another_embedders_vectors_stay_found_by_keyword(
         await m.aclose()
 
 
+@pytest.mark.parametrize("server", ["redis_server", "redis_query_engine"])
+async def test_another_model_s_vector_twice_this_size_is_not_read_as_two(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """A memory may hold several vectors, stored end to end without their count, so another
+    model's vector of twice this embedder's size (768 beside 384) divides into two of it, and
+    was scored by meaning, by its halves. Only unit rows are read as vectors of this size; a
+    memory with several vectors of this size still is."""
+    url = request.getfixturevalue(server).url
+    engine = "replica" if server == "redis_server" else "redis"
+    ns = namespace()
+
+    def small(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 2.0, 3.0, float(len(t))] for t in texts]
+
+    def big(texts: list[str]) -> list[list[float]]:
+        return [[1.0 + i + len(t) % 3 for i in range(8)] for t in texts]
+
+    a = MemoryPrimitive(url, namespace=ns, embed=small, search_engine=engine)
+    await a.add("u1:s1:a", {"content": "the garage fixed the brakes"})
+    b = MemoryPrimitive(url, namespace=ns, embed=big, search_engine=engine)
+    await b.add("u1:s1:b", {"content": "I am allergic to peanuts"})
+    await a.add("u1:s1:c", {"content": "notes"}, vector_text=["a title", "a longer body"])
+    found = await a.search_scored("what did the garage say", 5, scope="u1", mode="semantic")
+    assert sorted(h.key for h in found) == ["u1:s1:a", "u1:s1:c"]
+    by_word = await a.search_scored("peanuts", scope="u1", mode="keyword")
+    assert [h.key for h in by_word] == ["u1:s1:b"]
+    await a.clear()
+    for m in (a, b):
+        await m.aclose()
+
+
 # -- choosing the engine, and moving a namespace between them -------------------------------------
 
 

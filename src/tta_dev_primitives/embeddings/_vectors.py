@@ -24,6 +24,7 @@ __all__ = [
     "encode_vector",
     "normalised_rows",
     "rows_or_errors",
+    "stored_rows",
 ]
 
 Vectors = npt.NDArray[np.float32]
@@ -162,3 +163,27 @@ def decode_vector(data: bytes | bytearray | memoryview, dims: int) -> Vectors:
     if not np.isfinite(vector).all():
         raise InvalidArgumentError("vector bytes decode to NaN or infinity")
     return vector
+
+
+#: How far from 1 the norm of a stored row may be: every vector is stored unit-norm (float32
+#: rounding leaves about 1e-7), while a piece of a longer vector is well short of 1.
+UNIT_TOLERANCE = 1e-3
+
+
+def stored_rows(flat: Vectors, dims: int) -> Vectors:
+    """A memory's stored vectors (``flat``: its rows end to end) as rows of ``dims``; raises
+    ``InvalidArgumentError`` if they are not: a length that does not divide, or several rows
+    that are not unit vectors. A memory may hold several vectors, stored without their count,
+    so another model's vector of twice the size (768 against 384) divides evenly too; its
+    halves are not unit vectors, and it is not read as two of this size."""
+    if flat.shape[0] % dims:
+        raise InvalidArgumentError(f"{flat.shape[0]} numbers are not whole {dims}-dim vectors")
+    rows = flat.reshape(-1, dims)
+    if rows.shape[0] > 1:
+        norms = np.linalg.norm(rows.astype(np.float64), axis=1)
+        if np.any(np.abs(norms - 1.0) > UNIT_TOLERANCE):
+            raise InvalidArgumentError(
+                f"{flat.shape[0]} numbers are not {rows.shape[0]} unit {dims}-dim vectors "
+                "(another embedder's vector?)"
+            )
+    return rows

@@ -64,7 +64,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Literal
 
 from tta_dev_primitives._blocked import alive
-from tta_dev_primitives.exceptions import BackendError
+from tta_dev_primitives.exceptions import BackendError, InvalidArgumentError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._redis import engine_search
@@ -104,6 +104,18 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: Hindi, pointed Hebrew and Arabic, decomposed accents) and a term past ``MAX_TOKEN`` is a
 #: digest. A namespace in another form is backfilled again (documents whose terms differ).
 DOCUMENTS: Final = "4"
+
+
+def _holds_rows(vector: bytes, dims: int) -> bool:
+    """True if a memory's stored vector bytes are whole unit vectors of ``dims`` (not another
+    model's vector whose size is a multiple of it: ``stored_rows``)."""
+    from tta_dev_primitives.embeddings._vectors import decode_vector, stored_rows
+
+    try:
+        stored_rows(decode_vector(vector, max(len(vector) // 4, 1)), dims)
+    except InvalidArgumentError:
+        return False
+    return True
 
 
 def _newer_form(form: str | None) -> bool:
@@ -477,7 +489,7 @@ class QueryEngine:
         args: list[Any] = [base]
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
-            width = 0 if not dims or vector is None or len(vector) % (dims * 4) else dims
+            width = dims if dims and vector is not None and _holds_rows(vector, dims) else 0
             args += [key, str(seq), terms_text(terms), scope_tags(key, terms), width,
                      doc_length(terms)]  # fmt: skip
         return args

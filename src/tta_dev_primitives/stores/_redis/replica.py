@@ -254,17 +254,13 @@ class Replica:
     def _decode(self, key: str, data: bytes) -> Any:
         """``key``'s stored embedding as an array, or None (with a warning naming the key) for
         bytes that are not one."""
-        from tta_dev_primitives.embeddings._vectors import decode_vector
+        from tta_dev_primitives.embeddings._vectors import decode_vector, stored_rows
 
         try:
             flat = decode_vector(data, max(len(data) // 4, 1))
             if self.dims is None:
                 return flat
-            if flat.shape[0] % self.dims:
-                raise InvalidArgumentError(
-                    f"{flat.shape[0]} numbers are not whole {self.dims}-dim vectors"
-                )
-            rows = flat.reshape(-1, self.dims)
+            rows = stored_rows(flat, self.dims)
             return rows[0] if rows.shape[0] == 1 else rows
         except InvalidArgumentError as exc:
             self._warn_vector(key, exc)
