@@ -6,7 +6,8 @@ holds (its facets, ``search._facets``: 16 hex digits each, hashed apart from sco
 its write sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
 ``fv:<i>:<key>``). Terms that are not plain ``[a-z0-9]`` are hex-encoded, so the engine's
 tokenizer never splits them; a term longer than the engine matches (``MAX_TOKEN``, encoded) is
-kept as a digest, in documents and queries alike.
+kept as a digest, in documents and queries alike, with its first ``MAX_TOKEN`` characters beside
+it in documents for an unfinished word's prefix.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from tta_dev_primitives.search._term_index import LEN_MAX, TF_CAP
 __all__ = [
     "MAX_TF",
     "MAX_TOKEN",
-    "digested",
     "doc_length",
     "encode_term",
+    "encoded_forms",
     "prefix_tokens",
     "scope_filter",
     "scope_tag",
@@ -48,15 +49,17 @@ MAX_TOKEN: Final = 128
 def encode_term(term: str) -> str:
     """A term as the engine's tokenizer keeps it whole: plain ``[a-z0-9]`` as is, else hex;
     past ``MAX_TOKEN`` a 34-character digest (``_z`` is no hex encoding's start)."""
+    return encoded_forms(term)[0]
+
+
+def encoded_forms(term: str) -> tuple[str, ...]:
+    """The tokens ``t`` holds for ``term``: ``encode_term``'s, and for a digest also the first
+    ``MAX_TOKEN`` characters of its encoding, which an unfinished word's prefix query still
+    matches (a completion, as in-process)."""
     encoded = term if term and _PLAIN.issuperset(term) else "_" + term.encode().hex()
     if len(encoded) <= MAX_TOKEN:
-        return encoded
-    return "_z" + hashlib.blake2b(term.encode(), digest_size=16).hexdigest()
-
-
-def digested(token: str) -> bool:
-    """True if ``token`` (an ``encode_term``) is a long term's digest."""
-    return token.startswith("_z")
+        return (encoded,)
+    return "_z" + hashlib.blake2b(term.encode(), digest_size=16).hexdigest(), encoded[:MAX_TOKEN]
 
 
 def prefix_tokens(prefix: str) -> list[str]:
@@ -67,9 +70,13 @@ def prefix_tokens(prefix: str) -> list[str]:
 
 
 def terms_text(terms: Mapping[str, int]) -> str:
-    """The ``t`` field: each term, encoded, as often as it occurs (up to ``MAX_TF``)."""
+    """The ``t`` field: each term's tokens (``encoded_forms``), as often as it occurs (up to
+    ``MAX_TF``)."""
     return " ".join(
-        " ".join([encode_term(t)] * min(tf, MAX_TF)) for t, tf in terms.items() if not is_facet(t)
+        " ".join([form] * min(tf, MAX_TF))
+        for t, tf in terms.items()
+        if not is_facet(t)
+        for form in encoded_forms(t)
     )
 
 

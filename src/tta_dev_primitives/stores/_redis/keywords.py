@@ -47,7 +47,7 @@ from tta_dev_primitives.search._bm25 import (
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
-    digested,
+    MAX_TOKEN,
     encode_term,
     prefix_tokens,
     scope_filter,
@@ -112,6 +112,8 @@ class Term(NamedTuple):
         whole = tokens.count(self.token)
         if not self.prefixes:
             return whole
+        # (Less the word itself: its token, or for a long word the first characters of its
+        # encoding kept beside its digest, starts with the prefix.)
         completions = sum(1 for t in tokens if t.startswith(self.prefixes)) - whole
         return whole + COMPLETION_TF * completions
 
@@ -120,12 +122,12 @@ def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
     """The query's terms (at most ``most``), the last a prefix if typed so."""
     terms = query.terms[:most]
     found = [Term(encode_term(t), encode_term(t)) for t in terms]
-    # (A word too long for the engine to match, kept as a digest, is matched whole: its
-    # completions, longer still, are digests too.)
-    if query.prefix_last and len(terms) == len(query.terms) and not digested(found[-1].token):
-        tokens = prefix_tokens(terms[-1])
-        syntax = "(" + "|".join(tokens) + ")"
-        found[-1] = Term(syntax, encode_term(terms[-1]), tuple(t[:-1] for t in tokens))
+    if query.prefix_last and len(terms) == len(query.terms):
+        # A word longer than the engine matches is a digest, with its first ``MAX_TOKEN``
+        # characters beside it (``encoded_forms``): a longer prefix is cut to those.
+        prefixes = [t[:-1][:MAX_TOKEN] for t in prefix_tokens(terms[-1])]
+        syntax = "(" + "|".join(f"{p}*" for p in prefixes) + ")"
+        found[-1] = Term(syntax, encode_term(terms[-1]), tuple(prefixes))
     return found
 
 
