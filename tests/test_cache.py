@@ -294,3 +294,30 @@ def test_a_cache_shared_on_redis_needs_a_namespace_of_its_own() -> None:
     outputs; so a Redis URL without namespace= is refused, naming it."""
     with pytest.raises(InvalidArgumentError, match="namespace="):
         CachePrimitive(lambda x, ctx: x, by_input, backend="redis://127.0.0.1:1/0")
+
+
+@pytest.mark.redis
+async def test_a_store_that_loses_to_newer_changes_returns_the_output(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other processes change the key after this one's output was issued, before its store and
+    before its retry (Redis says: a newer change stands, ``StaleWriteError``): the step's output
+    is still returned, uncached, as for any store that fails."""
+    ns = namespace()
+    cache = CachePrimitive(lambda x, ctx: f"out {x}", lambda x, ctx: x, backend=redis_server.url,
+                           namespace=ns)  # fmt: skip
+    other = CachePrimitive(lambda x, ctx: "other", lambda x, ctx: x, backend=redis_server.url,
+                           namespace=ns)  # fmt: skip
+    remote = cache._store.remote  # type: ignore[attr-defined]
+    real_put = remote.put
+
+    async def put_after_another_change(*args: Any, **kwargs: Any) -> Any:
+        await other.clear()  # another process's newer change lands first, every time
+        return await real_put(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "put", put_after_another_change)
+    try:
+        assert await cache.execute("q", WorkflowContext()) == "out q"
+    finally:
+        await cache.aclose()
+        await other.aclose()

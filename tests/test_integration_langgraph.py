@@ -814,3 +814,65 @@ async def test_the_store_exposes_its_embeddings_as_langgraphs_stores_do() -> Non
     assert plain.embeddings is None
     for s in (store, wrapped, plain):
         await s.memory.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("read", ["get", "search"])
+async def test_a_refreshing_read_never_undoes_a_put_made_meanwhile(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """A read that restarts a TTL must not write back what it read: another process's put,
+    landing between that read and its refresh, was acknowledged and must stand."""
+    from conftest import namespace
+
+    ns = namespace()
+    reader = MemoryPrimitiveStore(MemoryPrimitive(redis_server.url, namespace=ns))
+    writer = MemoryPrimitiveStore(MemoryPrimitive(redis_server.url, namespace=ns))
+    try:
+        await writer.aput(("u1",), "prefs", {"n": 1}, ttl=10)
+        real = getattr(reader.memory, read)
+
+        async def read_then_other_put(*args: Any, **kwargs: Any) -> Any:
+            seen = await real(*args, **kwargs)
+            await writer.aput(("u1",), "prefs", {"n": 2}, ttl=10)  # "another process"
+            return seen
+
+        monkeypatch.setattr(reader.memory, read, read_then_other_put)
+        if read == "get":
+            item = await reader.aget(("u1",), "prefs")
+            assert item is not None
+            assert item.value == {"n": 1}  # what it read
+        else:
+            assert [i.value for i in await reader.asearch(("u1",))] == [{"n": 1}]
+        monkeypatch.undo()
+        for store in (writer, reader):
+            item = await store.aget(("u1",), "prefs", refresh_ttl=False)
+            assert item is not None
+            assert item.value == {"n": 2}
+    finally:
+        await reader.memory.aclose()
+        await writer.memory.aclose()
+
+
+@pytest.mark.redis
+async def test_a_refreshing_read_during_an_outage_answers(redis_server_factory: Any) -> None:
+    """Redis away: the refresh (a touch, which needs Redis) is skipped, the read answers."""
+    from conftest import fast_recovery, replayed
+
+    server = redis_server_factory(appendonly=True)  # the item survives the restart
+    store = MemoryPrimitiveStore(fast_recovery(server.url))
+    try:
+        await store.aput(("u1",), "prefs", {"n": 1}, ttl=10)
+        server.kill()
+        item = await store.aget(("u1",), "prefs")  # refresh_ttl defaults to True
+        assert item is not None
+        assert item.value == {"n": 1}
+        assert [i.value for i in await store.asearch(("u1",))] == [{"n": 1}]
+        assert not store.memory.using_redis
+        server.start()
+        await replayed(store.memory)
+        item = await store.aget(("u1",), "prefs")
+        assert item is not None
+        assert item.value == {"n": 1}
+    finally:
+        await store.memory.aclose()

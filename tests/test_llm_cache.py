@@ -214,3 +214,27 @@ async def test_a_full_redis_never_fails_the_model_call(
     assert await cache.alookup(f"prompt {stored}", "model") is None
     await cache.aclear()
     await cache.aclose()
+
+
+@pytest.mark.redis
+async def test_an_update_that_loses_to_newer_changes_does_not_raise(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process changes the entry after this answer was issued, before its store and its
+    retry (``StaleWriteError`` from Redis): the model has answered, the update does not raise."""
+    ns = namespace()
+    cache = LLMCache(redis_server.url, namespace=ns)
+    other = LLMCache(redis_server.url, namespace=ns)
+    remote = cache._store.remote  # type: ignore[attr-defined]
+    real_put = remote.put
+
+    async def put_after_another_change(*args: object, **kwargs: object) -> object:
+        await other.aclear()  # another process's newer change lands first, every time
+        return await real_put(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "put", put_after_another_change)
+    try:
+        await cache.aupdate("prompt", "llm", [Generation(text="answer")])
+    finally:
+        await cache.aclose()
+        await other.aclose()

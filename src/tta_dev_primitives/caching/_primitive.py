@@ -17,6 +17,7 @@ from tta_dev_primitives.exceptions import (
     CacheKeyError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    StaleWriteError,
 )
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._factory import backend_from_url
@@ -226,7 +227,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
     async def _save(self, key: str, result: Any) -> Any:
         """Store ``result``; return it as a hit will (its JSON copy on a shared cache)."""
         if not self._serialize:
-            await self._store.put(key, _Boxed(result), self._ttl)
+            await put_unless_newer(self._store, key, _Boxed(result), self._ttl)
             return result
         try:
             payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
@@ -235,7 +236,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
                 f"cannot be cached: {exc}"
             ) from exc
-        await self._store.put(key, payload, self._ttl)
+        await put_unless_newer(self._store, key, payload, self._ttl)
         return json.loads(payload)["v"]
 
     def _record(self, *, hit: bool) -> None:
@@ -265,6 +266,19 @@ class _Boxed(Generic[U]):
 
     def __init__(self, value: U) -> None:
         self.value = value
+
+
+async def put_unless_newer(
+    store: HybridStore[StorageBackend], key: str, payload: Any, ttl: float | None
+) -> None:
+    """Store a cache entry; if Redis rejects it because other processes stored or cleared the
+    key after it was issued, even on the retry (``StaleWriteError``), their newer change stands.
+    The caller has its output either way: a cache's store never raises for that."""
+    try:
+        await store.put(key, payload, ttl)
+    except StaleWriteError:
+        current_span_attribute("cache.stored", False)
+        current_span_event("cache.store_stale", {"key": key[:200]})
 
 
 def cache_store(

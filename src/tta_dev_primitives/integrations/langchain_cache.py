@@ -33,7 +33,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 from tta_dev_primitives._checks import check_namespace, check_ttl
-from tta_dev_primitives.caching._primitive import cache_store
+from tta_dev_primitives.caching._primitive import cache_store, put_unless_newer
 from tta_dev_primitives.exceptions import BackendRefusedError, InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.telemetry._metrics import instruments
@@ -140,7 +140,7 @@ class LLMCache(BaseCache):
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
         try:
-            await self._store.put(self._key(prompt, llm_string), payload, self._ttl)
+            await put_unless_newer(self._store, self._key(prompt, llm_string), payload, self._ttl)
         except BackendRefusedError as exc:
             # Redis full (or an ACL): the model has answered, and LangChain calls this after;
             # an answer not cached is only a later miss, so the caller still gets it.

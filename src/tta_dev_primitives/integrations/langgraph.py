@@ -15,6 +15,7 @@ similarity and sets ``SearchItem.score``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -42,7 +43,12 @@ from langgraph.store.base import (
 )
 
 from tta_dev_primitives._checks import is_real
-from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from tta_dev_primitives.exceptions import (
+    BackendUnavailableError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    StaleWriteError,
+)
 from tta_dev_primitives.memory import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._facets import Scalar
@@ -255,7 +261,7 @@ class MemoryPrimitiveStore(BaseStore):
     is semantic search: the memory must embed with ``index["embed"]`` at ``index["dims"]``, so
     build both at once with ``MemoryPrimitiveStore.from_url(url, index=...)``, or pass a memory
     made with ``MemoryPrimitive(url, embed=..., dims=...)``. TTLs are in minutes as in
-    LangGraph; ``refresh_ttl`` rewrites the item to restart its clock. Ops in a batch run in
+    LangGraph; ``refresh_ttl`` restarts an item's clock (``memory.touch``). Ops in a batch run in
     order.
     """
 
@@ -359,13 +365,19 @@ class MemoryPrimitiveStore(BaseStore):
         return bool((self.ttl_config or {}).get("refresh_on_read", True))
 
     async def _touch(self, record: dict[str, Any]) -> None:
-        """Restart a TTL'd item's clock by writing it again (with the same text embedded)."""
+        """Restart a TTL'd item's clock (``memory.touch``: the value is left as it stands).
+
+        Never by writing ``record`` again: it is what this read saw, and a put made since (by
+        another process, or another task) would be replaced by it. While Redis is away the
+        item keeps its deadline (``touch`` is not journalled), and the read still answers.
+        """
         ttl = record.get("ttl")
         if isinstance(ttl, int | float) and ttl > 0:
             key = _memory_key(tuple(record["namespace"]), record["key"])
-            await self.memory.add(
-                key, record, ttl=ttl * 60, vector_text=self._embedded_text(record)
-            )
+            # Redis away: its deadline is unchanged. Stale: a newer change of the item stands,
+            # with its own TTL.
+            with contextlib.suppress(BackendUnavailableError, StaleWriteError):
+                await self.memory.touch(key, ttl * 60)
 
     def _embedded_text(self, record: dict[str, Any]) -> list[str] | None:
         """What ``memory.add`` embeds for ``record``: ``None`` leaves it to the memory.
