@@ -456,3 +456,36 @@ async def test_history_survives_redis_dying_and_lands_in_redis_after(
         await eventually(replayed, within=15)
     async with MemoryPrimitive(server.url, namespace=ns) as reader:
         assert await MemoryChatMessageHistory(reader, "u1:s1").aget_messages() == conversation()
+
+
+@pytest.mark.redis
+async def test_max_messages_after_an_outage_returns_the_latest_said(
+    redis_server_factory: Any,
+) -> None:
+    """A message journalled in an outage lands at its replay, after newer messages other
+    processes added meanwhile: ``max_messages`` still returns the latest said, not the latest
+    Redis applied."""
+    from conftest import fast_recovery, namespace, replayed
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    a = fast_recovery(server.url, ns, recovery_interval=3600, max_recovery_interval=3600)
+    b = fast_recovery(server.url, ns)  # "another process"
+    try:
+        await a.size()
+        await b.size()
+        server.kill()
+        await MemoryChatMessageHistory(a, "u1:s1").aadd_messages([HumanMessage("old")])
+        server.start()
+        await replayed(b)
+        later = MemoryChatMessageHistory(b, "u1:s1")
+        for text in ("one", "two", "three"):
+            await later.aadd_messages([HumanMessage(text)])
+        await replayed(a)  # "old" lands now, after "three"
+        history = MemoryChatMessageHistory(b, "u1:s1", max_messages=3)
+        assert [m.content for m in await history.aget_messages()] == ["one", "two", "three"]
+        everything = await MemoryChatMessageHistory(b, "u1:s1").aget_messages()
+        assert [m.content for m in everything] == ["old", "one", "two", "three"]
+    finally:
+        await a.aclose()
+        await b.aclose()

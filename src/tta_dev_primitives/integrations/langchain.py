@@ -159,7 +159,8 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
     Messages of ``session_id`` live under ``{session_id}:messages:{stamp}`` (``stamp`` is the
     write time in nanoseconds, which orders them), so ``memory.search(q, scope=session_id)``
     finds past turns, ``memory.clear()`` forgets them, and Redis outages fall back as for any
-    memory. ``max_messages`` returns only the latest that many; ``ttl`` (seconds) expires each
+    memory. ``max_messages`` returns only the latest that many (by when they were added; the
+    session is read whole to find them); ``ttl`` (seconds) expires each
     message after that long. Async methods are native; sync ones run on a private loop.
     """
 
@@ -198,13 +199,21 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         self._scope = f"{session_id}:messages"
 
     async def _stored(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(key, message)`` pairs, oldest first (at most ``max_messages``: the latest)."""
-        limit = self.max_messages or max(1, await self.memory.size())
+        """``(key, message)`` pairs, oldest first (at most ``max_messages``: the latest).
+
+        The whole session is read, then the latest are chosen by their stamps: a blank search
+        lists by the order Redis applied the writes, and a message journalled during an outage
+        is applied at its replay, after newer messages of other processes, so its ``limit``
+        newest are not always the latest said.
+        """
+        limit = max(1, await self.memory.size())
         found = await self.memory.search_items("", limit=limit, scope=self._scope)
         stored = [
             (k, v) for k, v in found if isinstance(v.get("at"), int) and "type" in v and "data" in v
         ]
         stored.sort(key=lambda item: cast(int, item[1]["at"]))
+        if self.max_messages is not None:
+            stored = stored[-self.max_messages :]
         return stored
 
     async def aget_messages(self) -> list[BaseMessage]:
