@@ -54,9 +54,11 @@ async def assert_ranks_alike(
     scopes: Sequence[str | None] = SCOPES,
     limit: int = 10,
     questions: Sequence[str] = QUESTIONS,
+    *,
+    found: bool = False,
 ) -> None:
     """Every question in every scope: a keyword search in ``remote`` gives ``local``'s
-    (in-process) keys, in order, with its scores to 9 places."""
+    (in-process) keys, in order, with its scores to 9 places (and, ``found``, some)."""
     for question in questions:
         for scope in scopes:
             want = await local.search_scored(question, limit=limit, scope=scope, mode="keyword")
@@ -64,6 +66,7 @@ async def assert_ranks_alike(
             assert [(h.key, round(h.score, 9)) for h in got] == [
                 (h.key, round(h.score, 9)) for h in want
             ], (question, scope)
+            assert want or not found, (question, scope)
 
 
 @contextlib.asynccontextmanager
@@ -582,15 +585,9 @@ async def test_a_key_holding_a_nul_byte_is_found_and_scored_as_in_process(
     docs = [(f"u1:s1:{i}", "kiwi smoothie") for i in range(ties - 1)]
     docs += [("u1:s1:turn\x00a", "kiwi smoothie recipe"), ("u2:s1:b\x00", "kiwi")]
     url = request.getfixturevalue(server).url
+    questions = ("what was my kiwi smoothie recipe?", "recipe", "kiwi")
     async with side_by_side(url, docs) as (local, remote):
-        for scope in (None, "u1", "u1:s1"):
-            for question in ("what was my kiwi smoothie recipe?", "recipe", "kiwi"):
-                want = await local.search_scored(question, limit=5, scope=scope)
-                got = await remote.search_scored(question, limit=5, scope=scope)
-                assert [(h.key, round(h.score, 9)) for h in got] == [
-                    (h.key, round(h.score, 9)) for h in want
-                ], (question, scope)
-                assert want, (question, scope)
+        await assert_ranks_alike(local, remote, (None, "u1", "u1:s1"), 5, questions, found=True)
 
 
 @pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
@@ -611,17 +608,11 @@ async def test_terms_longer_than_the_engine_matches_are_found_as_in_process(
         ("u2:s1:d", f"{ident} again"),
     ]
     url = request.getfixturevalue(server).url
+    # (Unfinished: a fragment of a long word completes to it, counted half.)
+    unfinished = (ident[:60], word[:12], plain[:20], f"is it {word[:40]}")
+    questions = (ident, f"which test is {ident}?", word, plain, *unfinished)
     async with side_by_side(url, docs) as (local, remote):
-        for scope in (None, "u1"):
-            # (Unfinished: a fragment of a long word completes to it, counted half.)
-            unfinished = (ident[:60], word[:12], plain[:20], f"is it {word[:40]}")
-            for question in (ident, f"which test is {ident}?", word, plain, *unfinished):
-                want = await local.search_scored(question, limit=5, scope=scope)
-                got = await remote.search_scored(question, limit=5, scope=scope)
-                assert [(h.key, round(h.score, 9)) for h in got] == [
-                    (h.key, round(h.score, 9)) for h in want
-                ], (question, scope)
-                assert want, (question, scope)
+        await assert_ranks_alike(local, remote, (None, "u1"), 5, questions, found=True)
 
 
 @pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
@@ -635,31 +626,18 @@ async def test_expired_memories_leave_the_statistics_without_a_write(
     import asyncio
 
     url = request.getfixturevalue(server).url
-    local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(
-        url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
     live = [("u1:s1:x", "alice and bob, alice and bob, alice and bob"), ("u1:s1:y", "the tomato")]
     live += [(f"u1:s1:f{i}", f"alice met bob about note {i}") for i in range(8)]
-    try:
+    question = "what did alice and bob say about the tomato?"
+    async with side_by_side(url, live) as (local, remote):
         for memory in (local, remote):
-            for key, text in live:
-                await memory.add(key, {"content": text})
             for i in range(500):
                 await memory.add(f"u1:s0:{i}", {"content": f"weather chat {i}"}, ttl=0.5)
         await asyncio.sleep(1.0)  # every ttl'd memory has expired; nothing is written after
-        question = "what did alice and bob say about the tomato?"
-        for scope in (None, "u1", "u1:s1"):
-            want = await local.search_scored(question, limit=5, scope=scope)
-            got = await remote.search_scored(question, limit=5, scope=scope)
-            assert [(h.key, round(h.score, 9)) for h in got] == [
-                (h.key, round(h.score, 9)) for h in want
-            ], scope
-            assert want[0].key == "u1:s1:y"
-    finally:
-        await remote.clear()
-        for memory in (local, remote):
-            await memory.aclose()
+        scopes = (None, "u1", "u1:s1")
+        await assert_ranks_alike(local, remote, scopes, 5, (question,), found=True)
+        for scope in scopes:
+            assert (await local.search_scored(question, limit=1, scope=scope))[0].key == "u1:s1:y"
 
 
 async def test_documents_a_previous_analyzer_wrote_are_written_again(
