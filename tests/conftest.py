@@ -7,7 +7,7 @@ with a message saying how to install it.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -257,3 +257,16 @@ def fast_recovery(url: str, ns: str | None = None, **kwargs: Any) -> MemoryPrimi
     }
     options.update(kwargs)
     return MemoryPrimitive(url, **options)
+
+
+def every_store_loses(cache: Any, change: Callable[[], Awaitable[Any]], monkeypatch: Any) -> None:
+    """Make another process's newer change of ``cache``'s entry (``change()``) land before each
+    of its Redis stores, the retry too: Redis then rejects each store as stale."""
+    remote = cache._store.remote
+    real_put = remote.put
+
+    async def put_after_another_change(*args: Any, **kwargs: Any) -> Any:
+        await change()  # another process's newer change lands first, every time
+        return await real_put(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "put", put_after_another_change)

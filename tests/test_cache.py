@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import namespace
+from conftest import every_store_loses, namespace
 from tta_dev_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import CacheKeyError, InvalidArgumentError
 from tta_dev_primitives.testing import capture_spans
@@ -308,14 +308,7 @@ async def test_a_store_that_loses_to_newer_changes_returns_the_output(
                            namespace=ns)  # fmt: skip
     other = CachePrimitive(lambda x, ctx: "other", lambda x, ctx: x, backend=redis_server.url,
                            namespace=ns)  # fmt: skip
-    remote = cache._store.remote  # type: ignore[attr-defined]
-    real_put = remote.put
-
-    async def put_after_another_change(*args: Any, **kwargs: Any) -> Any:
-        await other.clear()  # another process's newer change lands first, every time
-        return await real_put(*args, **kwargs)
-
-    monkeypatch.setattr(remote, "put", put_after_another_change)
+    every_store_loses(cache, other.clear, monkeypatch)
     try:
         assert await cache.execute("q", WorkflowContext()) == "out q"
     finally:

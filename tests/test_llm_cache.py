@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 from langchain_tests.integration_tests.cache import AsyncCacheTestSuite, SyncCacheTestSuite
 
-from conftest import Factory, namespace, run_python
+from conftest import Factory, every_store_loses, namespace, run_python
 from redis_server import RedisServer
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.integrations.langchain_cache import LLMCache
@@ -225,14 +225,7 @@ async def test_an_update_that_loses_to_newer_changes_does_not_raise(
     ns = namespace()
     cache = LLMCache(redis_server.url, namespace=ns)
     other = LLMCache(redis_server.url, namespace=ns)
-    remote = cache._store.remote  # type: ignore[attr-defined]
-    real_put = remote.put
-
-    async def put_after_another_change(*args: object, **kwargs: object) -> object:
-        await other.aclear()  # another process's newer change lands first, every time
-        return await real_put(*args, **kwargs)
-
-    monkeypatch.setattr(remote, "put", put_after_another_change)
+    every_store_loses(cache, other.aclear, monkeypatch)
     try:
         await cache.aupdate("prompt", "llm", [Generation(text="answer")])
     finally:
