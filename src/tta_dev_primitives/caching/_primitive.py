@@ -111,7 +111,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             )
         self._namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         self._store = cache_store(backend, self._namespace, redis_timeout, max_size)
-        self._unstored: set[str] = set()  # why outputs could not be stored, each warned once
+        self._failures = StoreFailures(self)
         remote = self._store.remote
         self._serialize = remote is not None and remote.serializes
         # In-flight misses by (event loop, key): a future belongs to its loop, so a caller on
@@ -212,32 +212,24 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         """Store ``result`` and return what a hit will return: on a shared cache its JSON copy
         (a tuple comes back a list, an int key a str: the same on the miss as on every hit). If
         it cannot be stored (not JSON, or the backend refusing it), the caller still gets it as
-        it is: an unstored output is only a later miss. Warned once per reason."""
-        try:
-            return await self._save(key, result)
-        except (InvalidArgumentTypeError, BackendRefusedError) as exc:
-            reason = type(exc).__name__ if isinstance(exc, BackendRefusedError) else "encode"
-            if reason not in self._unstored:
-                self._unstored.add(reason)
-                log.warning("%r could not store an output, returned uncached: %s", self, exc)
-            current_span_attribute("cache.stored", False)
-            current_span_event("cache.store_failed", {"error": str(exc)[:200]})
-            return result
-
-    async def _save(self, key: str, result: Any) -> Any:
-        """Store ``result``; return it as a hit will (its JSON copy on a shared cache)."""
+        it is: an unstored output is only a later miss (``StoreFailures``)."""
         if not self._serialize:
-            await put_unless_newer(self._store, key, _Boxed(result), self._ttl)
+            await self._failures.put(self._store, key, _Boxed(result), self._ttl)
             return result
         try:
             payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise InvalidArgumentTypeError(
-                f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
-                f"cannot be cached: {exc}"
-            ) from exc
-        await put_unless_newer(self._store, key, payload, self._ttl)
-        return json.loads(payload)["v"]
+            self._failures.failed(
+                "encode",
+                InvalidArgumentTypeError(
+                    f"a shared (Redis) cache stores JSON; {type(result).__name__} output "
+                    f"cannot be cached: {exc}"
+                ),
+            )
+            return result
+        if await self._failures.put(self._store, key, payload, self._ttl):
+            return json.loads(payload)["v"]
+        return result
 
     def _record(self, *, hit: bool) -> None:
         if hit:
@@ -268,17 +260,41 @@ class _Boxed(Generic[U]):
         self.value = value
 
 
-async def put_unless_newer(
-    store: HybridStore[StorageBackend], key: str, payload: Any, ttl: float | None
-) -> None:
-    """Store a cache entry; if Redis rejects it because other processes stored or cleared the
-    key after it was issued, even on the retry (``StaleWriteError``), their newer change stands.
-    The caller has its output either way: a cache's store never raises for that."""
-    try:
-        await store.put(key, payload, ttl)
-    except StaleWriteError:
+class StoreFailures:
+    """A cache's stores never raise once its caller has an output (the step, or the model, has
+    run): one that loses to newer changes of other processes (``StaleWriteError``, even on
+    the retry) leaves theirs standing; one that cannot be stored (Redis refusing it: full, or
+    an ACL; or not JSON) is only a later miss, warned once per reason. Both are marked on the
+    current span. Shared by ``CachePrimitive`` and ``LLMCache``."""
+
+    __slots__ = ("_owner", "_warned")
+
+    def __init__(self, owner: object) -> None:
+        self._owner = owner
+        self._warned: set[str] = set()
+
+    async def put(
+        self, store: HybridStore[StorageBackend], key: str, payload: Any, ttl: float | None
+    ) -> bool:
+        """Store an entry; True if the cache holds one for ``key`` after (this one, or a newer
+        one of another process), False if it was refused."""
+        try:
+            await store.put(key, payload, ttl)
+        except StaleWriteError:
+            current_span_attribute("cache.stored", False)
+            current_span_event("cache.store_stale", {"key": key[:200]})
+        except BackendRefusedError as exc:
+            self.failed(type(exc).__name__, exc)
+            return False
+        return True
+
+    def failed(self, reason: str, exc: Exception) -> None:
+        """An entry could not be stored, for ``reason``: warned once per reason."""
+        if reason not in self._warned:
+            self._warned.add(reason)
+            log.warning("%r could not store an entry, returned uncached: %s", self._owner, exc)
         current_span_attribute("cache.stored", False)
-        current_span_event("cache.store_stale", {"key": key[:200]})
+        current_span_event("cache.store_failed", {"error": str(exc)[:200]})
 
 
 def cache_store(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,14 +32,12 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 from tta_dev_primitives._checks import check_namespace, check_ttl
-from tta_dev_primitives.caching._primitive import cache_store, put_unless_newer
-from tta_dev_primitives.exceptions import BackendRefusedError, InvalidArgumentTypeError
+from tta_dev_primitives.caching._primitive import StoreFailures, cache_store
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.telemetry._metrics import instruments
 
 from ._portal import run_sync
-
-log = logging.getLogger("tta_dev_primitives.cache")
 
 __all__ = ["LLMCache"]
 
@@ -89,7 +86,7 @@ class LLMCache(BaseCache):
         self._ttl = check_ttl(ttl_seconds)
         self._namespace = namespace = check_namespace(namespace)
         self._store = cache_store(backend, namespace, redis_timeout, max_size)
-        self._refused = False  # a refused store was warned of
+        self._failures = StoreFailures(self)
 
     @staticmethod
     def _key(prompt: str, llm_string: str) -> str:
@@ -139,14 +136,9 @@ class LLMCache(BaseCache):
             payload = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
-        try:
-            await put_unless_newer(self._store, self._key(prompt, llm_string), payload, self._ttl)
-        except BackendRefusedError as exc:
-            # Redis full (or an ACL): the model has answered, and LangChain calls this after;
-            # an answer not cached is only a later miss, so the caller still gets it.
-            if not self._refused:
-                self._refused = True
-                log.warning("%r could not store an answer, returned uncached: %s", self, exc)
+        # The model has answered, and LangChain calls this after: a store that fails (Redis
+        # full, or newer changes standing) never raises (``StoreFailures``).
+        await self._failures.put(self._store, self._key(prompt, llm_string), payload, self._ttl)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Forget every cached answer (this namespace only, on Redis)."""
