@@ -63,9 +63,14 @@ class Plan(NamedTuple):
     typed: list[str | None]  # per query term, the unfinished word its expansions complete
 
 
+def _docnos(np: Any, p: Any) -> Any:
+    """The document numbers of packed postings (a uint64 array)."""
+    return (p >> np.uint64(32)).astype(np.intp)
+
+
 def _unpack(np: Any, p: Any) -> tuple[Any, Any, Any]:
     """Document numbers, term frequencies and lengths (as floats) of packed postings."""
-    d = (p >> np.uint64(32)).astype(np.intp)
+    d = _docnos(np, p)
     tf = ((p >> np.uint64(20)) & np.uint64(TF_MAX)).astype(np.float64)
     length = (p & np.uint64(LEN_MAX)).astype(np.float64)
     return d, tf, length
@@ -96,7 +101,7 @@ class _Held:
                 return bool(held[plist[0] >> 32])
             return any(held[p >> 32] for p in plist)
         np = numpy()
-        docs = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
+        docs = _docnos(np, np.frombuffer(plist, dtype=np.uint64))
         return bool(self._mask[docs].any())
 
 
@@ -226,7 +231,7 @@ class TermIndex:
             if plist is None:
                 mask[:] = False
                 break
-            d = (np.frombuffer(plist, dtype=np.uint64) >> np.uint64(32)).astype(np.intp)
+            d = _docnos(np, np.frombuffer(plist, dtype=np.uint64))
             held = np.zeros(size, dtype=np.bool_)
             held[d] = True
             mask &= held
@@ -349,7 +354,7 @@ class TermIndex:
             each = [1.0 if t == typed else COMPLETION_TF for t in terms]
             weights = np.repeat(np.asarray(each), [len(part) for part in parts])
         if mask is not None:
-            kept = mask[(p >> np.uint64(32)).astype(np.intp)]
+            kept = mask[_docnos(np, p)]
             p = p[kept]
             weights = None if weights is None else weights[kept]
         d, tf, length = _unpack(np, p)
