@@ -2,10 +2,11 @@
 
 Run: ``.venv/bin/python benchmarks/bench_languages.py`` (``--json PATH`` to save the figures).
 
-The set (``benchmarks/data/multilingual/``, see its README): 117 short memories and 55
+The set (``benchmarks/data/multilingual/``, see its README): 138 short memories and 69
 questions in Chinese, Japanese, Korean, German, Hindi, Hebrew and Arabic (words with combining
-marks), code identifiers, emoji and names made of stop words, each judged to one memory.
-hit@5: the judged memory is among the first five.
+marks), Thai, Lao, Khmer and Myanmar (written without spaces), code identifiers, emoji and
+names made of stop words, each judged to one memory.
+hit@5: the judged memory is among the first five; MRR@5: one over its rank there (0 if not).
 
 Engines, each indexing every memory and answering each question as typed, keyword only:
 
@@ -102,14 +103,19 @@ def tantivy_engine(docs: list[dict[str, str]], tokenizer: str) -> Search | None:
     return search
 
 
-def hits(search: Search, questions: list[dict[str, Any]]) -> dict[str, float]:
-    """hit@K per kind and overall."""
-    found: dict[str, list[int]] = defaultdict(list)
+def hits(search: Search, questions: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """hit@K and the mean reciprocal rank within the first K (0 when missed), per kind and
+    overall: hit@K says whether it is found, MRR@K how near the top."""
+    found: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for q in questions:
-        hit = int(bool(set(search(q["q"], q["kind"])[:K]) & set(q["relevant"])))
-        found[q["kind"]].append(hit)
-        found["all"].append(hit)
-    return {kind: sum(v) / len(v) for kind, v in found.items()}
+        ranked = search(q["q"], q["kind"])[:K]
+        rank = next((i for i, key in enumerate(ranked, 1) if key in q["relevant"]), 0)
+        for kind in (q["kind"], "all"):
+            found[kind].append((int(rank > 0), 1 / rank if rank else 0.0))
+    return {
+        "hit": {kind: sum(h for h, _ in v) / len(v) for kind, v in found.items()},
+        "mrr": {kind: sum(r for _, r in v) / len(v) for kind, v in found.items()},
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             notes.append(f"{name}: tantivy is not installed (pip install -e '.[bench]')")
         else:
             engines[name] = peer
-    rows = {name: hits(search, questions) for name, search in engines.items()}
+    measured = {name: hits(search, questions) for name, search in engines.items()}
     counts: dict[str, int] = defaultdict(int)
     for q in questions:
         counts[q["kind"]] += 1
@@ -136,17 +142,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     misses = {name: [q["q"] for q in questions
                      if not set(search(q["q"], q["kind"])[:K]) & set(q["relevant"])]
               for name, search in engines.items() if name.startswith("ours")}  # fmt: skip
-    return {"memories": len(docs), "counts": dict(counts), "hit_at_5": rows, "notes": notes,
-            "ours_misses": misses}  # fmt: skip
+    return {"memories": len(docs), "counts": dict(counts),
+            "hit_at_5": {name: m["hit"] for name, m in measured.items()},
+            "mrr_at_5": {name: m["mrr"] for name, m in measured.items()},
+            "notes": notes, "ours_misses": misses}  # fmt: skip
 
 
 def report(figures: dict[str, Any]) -> None:
     counts = figures["counts"]
     kinds = [k for k in counts if k != "all"] + ["all"]
-    print(f"{figures['memories']} memories; hit@{K} by kind (questions per kind in brackets)")
     headers = ["engine", *(f"{k} ({counts[k]})" for k in kinds)]
-    cells = [[name, *(row.get(k, 0.0) for k in kinds)] for name, row in figures["hit_at_5"].items()]
-    print(table(headers, cells))
+    for measure, name in (("hit_at_5", f"hit@{K}"), ("mrr_at_5", f"MRR@{K}")):
+        print(f"{figures['memories']} memories; {name} by kind (questions per kind in brackets)")
+        rows = figures.get(measure, {}).items()
+        print(table(headers, [[engine, *(row.get(k, 0.0) for k in kinds)] for engine, row in rows]))
     for note in figures["notes"]:
         print(note)
     for name, missed in figures["ours_misses"].items():
