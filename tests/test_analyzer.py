@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import unicodedata
 from typing import Any
 
 import pytest
@@ -110,6 +111,34 @@ def test_cjk_runs_become_character_grams() -> None:
     assert Analyzer(cjk="runs").terms("我喜欢吃苹果") == ["我喜欢吃苹果"]
 
 
+def test_scripts_written_without_spaces_become_cluster_grams() -> None:
+    """Thai, Lao, Khmer and Myanmar: \\w split them at every vowel sign and tone mark, so
+    "หมอฟัน" (dentist) was "หมอฟ" + "น" and inside a sentence "ไปหาหมอฟ" + "น", and the word
+    never found the sentence. A run is cut like a CJK run, into clusters (a letter with the
+    marks written on it) and pairs of neighbouring clusters; no term is a mark alone."""
+    assert ANALYZER.terms("หมอฟัน") == ["ห", "ม", "อ", "ฟั", "น", "หม", "มอ", "อฟั", "ฟัน"]
+    assert ANALYZER.terms("ที่ดี") == ["ที่", "ดี", "ที่ดี"]
+    pairs = [("พรุ่งนี้ต้องไปหาหมอฟันที่คลินิก", "หมอฟัน"), ("ຂ້ອຍມັກກິນເຂົ້າໜຽວ", "ເຂົ້າໜຽວ"),
+             ("ខ្ញុំចូលចិត្តផឹកកាហ្វេ", "កាហ្វេ"), ("နောက်အပတ် ရန်ကုန်ကို သွားမယ်", "ရန်ကုန်")]  # fmt: skip
+    for memory, question in pairs:
+        assert set(ANALYZER.query(question).terms) <= set(ANALYZER.term_counts([memory]))
+        terms = ANALYZER.terms(memory)
+        assert not [t for t in terms if unicodedata.category(t[0]).startswith("M")], memory
+    # Beside other scripts and digits each keeps its own way; cjk="runs" keeps a run whole.
+    assert ANALYZER.terms("iPhone รุ่น 15") == ["iphon", "phone", "รุ่", "น", "รุ่น", "15"]
+    assert Analyzer(cjk="runs").terms("ผมชอบกินข้าว ok") == ["ผมชอบกินข้าว", "ok"]
+
+
+async def test_a_thai_memory_is_found_by_a_word_inside_it() -> None:
+    """A Thai question finds the memory holding its words, not one sharing letters."""
+    memory = MemoryPrimitive()
+    await memory.add("a", {"content": "พรุ่งนี้บ่ายสามโมงต้องไปหาหมอฟันที่คลินิก"})
+    await memory.add("b", {"content": "คุณหมอบอกให้พักผ่อนและดื่มน้ำเยอะๆ"})
+    await memory.add("c", {"content": "วันนี้อากาศร้อนมาก ฝนไม่ตกเลยทั้งวัน"})
+    found = await memory.search("นัดหมอฟันวันไหน", 2)
+    assert found[0] == {"content": "พรุ่งนี้บ่ายสามโมงต้องไปหาหมอฟันที่คลินิก"}
+
+
 def test_words_keep_their_combining_marks() -> None:
     """Python's \\w leaves out combining marks: Hindi words split at their vowel signs ("दुनिया"
     became three letters). Indic words stay whole (a danda still ends one); an accent typed as
@@ -140,7 +169,7 @@ async def test_hindi_and_pointed_hebrew_are_found_by_their_words() -> None:
 
 
 # Text mixing letters with combining marks that join their word (Latin accents, Devanagari
-# signs), Hebrew and Arabic points that are dropped, Thai (left as \\w splits it), CJK, dots.
+# signs), Hebrew and Arabic points that are dropped, Thai (cut into clusters), CJK, dots.
 _MARKS = "\u0301\u0308\u0915\u093f\u094d\u05e9\u05b8\u05c1\u0645\u064f\u0e01\u0e34\u6211\u0130"
 _MARKED = st.text(alphabet=st.sampled_from("ab .\u00e9e_1" + _MARKS), max_size=30)
 
@@ -151,8 +180,6 @@ def test_text_without_marks_splits_as_text_with_them_would(text: str) -> None:
     """The tokenizers skip their mark-handling passes for text that holds no mark (the
     alternation of the marks' regex and a translation of every character doubled the cost of
     non-ASCII memories): what they return is what the full passes give, for any text."""
-    import unicodedata
-
     from tta_dev_primitives.search._tokens import (
         DROP_CHARS,
         TOKEN,

@@ -640,13 +640,27 @@ async def test_expired_memories_leave_the_statistics_without_a_write(
             assert (await local.search_scored(question, limit=1, scope=scope))[0].key == "u1:s1:y"
 
 
+# (text, question, its terms as an earlier analyzer wrote them, the form that version wrote)
+_EARLIER_FORMS = [
+    # Form 3 split Hindi words at their vowel signs ("किताब" was "क", "त", "ब").
+    ("मैंने कल एक नई किताब खरीदी", "नई किताब?",
+     {"म": 1, "न": 1, "कल": 1, "एक": 1, "नई": 1, "क": 1, "त": 1, "ब": 1, "ख": 1, "र": 1}, "3"),
+    # Form 4 split Thai at its vowel signs and tone marks, across words ("ไปหาหมอฟ", "น").
+    ("พรุ่งนี้ไปหาหมอฟัน", "หมอฟัน",
+     {"พร": 1, "งน": 1, "ไปหาหมอฟ": 1, "น": 1}, "4"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "old", "form"), _EARLIER_FORMS, ids=["hindi-form-3", "thai-form-4"]
+)
 async def test_documents_a_previous_analyzer_wrote_are_written_again(
-    redis_query_engine: Any,
+    redis_query_engine: Any, text: str, question: str, old: dict[str, int], form: str
 ) -> None:
-    """Form 3 documents hold the terms of an analyzer that split Hindi words at their vowel
-    signs ("किताब" was "क", "त", "ब"): after the upgrade the engine looked for "किताब" in them and
-    found nothing, while a replica, analysing the text again, found it. A namespace in an older
-    form is backfilled, and a document whose terms differ is written again."""
+    """Documents of an earlier form hold the terms of an earlier analyzer: after the upgrade
+    the engine looked for the new terms in them and found nothing, while a replica, analysing
+    the text again, found it. A namespace in an older form is backfilled, and a document whose
+    terms differ is written again."""
     import redis.asyncio as aioredis
 
     from tta_dev_primitives.stores._redis import layout as names
@@ -655,28 +669,27 @@ async def test_documents_a_previous_analyzer_wrote_are_written_again(
     ns = f"rank:{uuid4().hex[:10]}"
     local = MemoryPrimitive(max_size=10_000)
     first = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
-    docs = [("u1:s1:a", "मैंने कल एक नई किताब खरीदी"), ("u1:s1:b", "a book about Paris")]
-    for key, text in docs:
-        await local.add(key, {"content": text})
-        await first.add(key, {"content": text})
+    docs = [("u1:s1:a", text), ("u1:s1:b", "a book about Paris")]
+    for key, each in docs:
+        await local.add(key, {"content": each})
+        await first.add(key, {"content": each})
     await first.search("book")
     assert first.get_backend_info()["search_engine"] == "redis"
     await first.aclose()
-    # As the previous version left it: form 3, the Hindi memory's words split at their signs.
+    # As the earlier version left it: its form, the memory's terms as it cut them.
     admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
     base = Layout(ns).base("u1:s1:a")
-    old = {"म": 1, "न": 1, "कल": 1, "एक": 1, "नई": 1, "क": 1, "त": 1, "ब": 1, "ख": 1, "र": 1}
     await admin.hset(base + names.DOC + "u1:s1:a", "t", terms_text(old))
     for each in Layout(ns).bases:
-        await admin.hset(Layout.facts(each), names.FACT_ENGINE_FORM, "3")
+        await admin.hset(Layout.facts(each), names.FACT_ENGINE_FORM, form)
 
     again = MemoryPrimitive(redis_query_engine.url, namespace=ns, search_engine="redis")
     try:
-        for question in ("किताब?", "नई किताब?", "book"):
-            want = [(h.key, round(h.score, 9)) for h in await local.search_scored(question)]
-            got = [(h.key, round(h.score, 9)) for h in await again.search_scored(question)]
-            assert got == want, question
-            assert want, question
+        for asked in (question, "book"):
+            want = [(h.key, round(h.score, 9)) for h in await local.search_scored(asked)]
+            got = [(h.key, round(h.score, 9)) for h in await again.search_scored(asked)]
+            assert got == want, asked
+            assert want, asked
         assert again.get_backend_info()["search_engine"] == "redis"
     finally:
         await admin.aclose()

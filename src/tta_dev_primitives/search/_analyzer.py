@@ -6,8 +6,9 @@ the rest are stemmed with Snowball (PyStemmer), so "hiking" finds "hike" and "ca
 
 - an identifier (``snake_case``, ``camelCase``, ``os.path.join``) is a term whole and each of
   its parts a term too, so "get user name" finds ``getUserName``;
-- a run of Chinese, Japanese or Korean script becomes its characters and each pair of
-  neighbours (1+2-grams: no dictionary, and "东京" finds "我在东京工作");
+- a run of a script written without spaces becomes its characters and each pair of neighbours
+  (1+2-grams: no dictionary, and "东京" finds "我在东京工作"): Chinese, Japanese, Korean, and
+  Thai, Lao, Khmer and Myanmar, where a character is a letter with the marks written on it;
 - an emoji is a term.
 
 A stop word is indexed only where it is capitalised, as a name is ("Will", "The Who"), and
@@ -36,6 +37,7 @@ from tta_dev_primitives.search._tokens import (
     DROP_CHARS,
     JOIN_MARKS,
     capitalised,
+    cluster_grams,
     dotted,
     fold,
     grams,
@@ -109,8 +111,9 @@ class Analyzer:
     ``stop_words`` is ``"english"`` (the built-in list), your own words, or ``None`` for none.
     ``stemming=False`` keeps words whole. ``prefix="last"`` lets a query's unfinished last word
     match as a prefix; ``"none"`` matches whole terms only. ``identifiers=False`` keeps
-    ``snake_case`` and ``camelCase`` whole only. ``cjk="runs"`` keeps a CJK run one term (for
-    text already split into words, say); ``"grams"`` (the default) makes it 1+2-grams.
+    ``snake_case`` and ``camelCase`` whole only. ``cjk="runs"`` keeps a run of CJK (or Thai, Lao,
+    Khmer, Myanmar) one term (for text already split into words, say); ``"grams"`` (the
+    default) makes it 1+2-grams.
     """
 
     __slots__ = (
@@ -223,9 +226,9 @@ class Analyzer:
         """The terms of one token of ``tokens``."""
         if kind == 0:
             return self._word(token)
-        if kind == 1:
-            return grams(token) if self.cjk == "grams" else (token,)
-        return (token,)
+        if self.cjk == "runs" or kind == 2:
+            return (token,)
+        return grams(token) if kind == 1 else cluster_grams(token)
 
     def terms(self, text: str) -> list[str]:
         """Every term of ``text`` as a memory indexes it, in order, repeats included."""

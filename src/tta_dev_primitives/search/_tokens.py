@@ -2,7 +2,8 @@
 
 Runs of word characters, with the combining marks Python's ``\\w`` leaves out joined to their
 word (Indic vowel signs) or dropped (Hebrew and Arabic points), NFC-composed; identifiers with
-dots inside; runs of Chinese, Japanese or Korean script; emoji. ASCII text, nearly all of it,
+dots inside; runs of the scripts written without spaces (Chinese, Japanese, Korean; Thai, Lao,
+Khmer, Myanmar); emoji. ASCII text, nearly all of it,
 takes a byte translation instead of a regex.
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "TOKEN",
     "WORD",
     "capitalised",
+    "cluster_grams",
     "dotted",
     "fold",
     "grams",
@@ -40,11 +42,12 @@ _DROP_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F), (0x0670, 0
                 (0x06D6, 0x06ED), (0x08D3, 0x08FF))  # fmt: skip
 
 
-def _marks(blocks: tuple[tuple[int, int], ...]) -> str:
-    """The combining marks (Unicode category M*) of ``blocks``, as characters."""
+def _marks(blocks: tuple[tuple[int, int], ...], categories: str = "M") -> str:
+    """The characters of ``blocks`` whose Unicode category starts with one of ``categories``
+    (by default the combining marks, M*)."""
     return "".join(
         chr(c) for lo, hi in blocks for c in range(lo, hi + 1)
-        if unicodedata.category(chr(c)).startswith("M")
+        if unicodedata.category(chr(c))[0] in categories
     )  # fmt: skip
 
 
@@ -62,17 +65,25 @@ _CJK = (
     "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff\uff66-\uff9f"
     "\U00020000-\U0003134f"
 )
+# The other scripts written without spaces between words (Unicode's line-breaking class SA):
+# Thai, Lao, Myanmar, Khmer, Tai Le, New Tai Lue, Tai Tham, Tai Viet. \w split them at every
+# vowel sign and tone mark, so "หมอฟัน" (dentist) was "หมอฟ" and "น" and never matched the same
+# word inside a sentence. Their letters, marks and digits make a run cut as CJK's is, into
+# clusters (a letter with the marks on it: ``grams``).
+_SPACELESS_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x1950, 0x19FF),
+                     (0x1A20, 0x1AAF), (0xA9E0, 0xA9FF), (0xAA60, 0xAADF))  # fmt: skip
+_SPACELESS_MARKS = _marks(_SPACELESS_BLOCKS)
+_SPACELESS = re.escape(_marks(_SPACELESS_BLOCKS, "LMN"))
+_CLUSTER = re.compile(f"(?s:.)[{re.escape(_SPACELESS_MARKS)}]*")
 # Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
 _EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
-_WORD_CHAR = f"(?:[^\\W{_CJK}]|[{_JOIN}])"
-TOKEN = re.compile(
-    f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
-)
+_RUNS = f"(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])|(?P<spaceless>[{_SPACELESS}]+)"
+_WORD_CHAR = f"(?:[^\\W{_CJK}{_SPACELESS}]|[{_JOIN}])"
+TOKEN = re.compile(f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|{_RUNS}")
 # The same without the joining marks: text that holds none (most text) is split by a single
 # character class, about twice as fast as the alternation, with the same tokens.
-_PLAIN_TOKEN = re.compile(
-    f"(?P<word>[^\\W{_CJK}]+(?:\\.[^\\W{_CJK}]+)*)|(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])"
-)
+_PLAIN = f"[^\\W{_CJK}{_SPACELESS}]"
+_PLAIN_TOKEN = re.compile(f"(?P<word>{_PLAIN}+(?:\\.{_PLAIN}+)*)|{_RUNS}")
 _PLAIN_WORD = re.compile(r"\w+")
 _HAS_JOIN = re.compile(f"[{_JOIN}]")
 DROP_CHARS: Final = _marks(_DROP_BLOCKS)
@@ -87,7 +98,7 @@ _PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[^\W_a-zA-Z]+")
 
 def tokens_of(text: str) -> list[tuple[int, str]]:
     """``(kind, token)`` pairs of raw (not casefolded) text: 0 a word or identifier (dots
-    inside), 1 a CJK run, 2 an emoji."""
+    inside), 1 a CJK run, 2 an emoji, 3 a run of Thai, Lao, Khmer or Myanmar."""
     if text.isascii():
         out: list[tuple[int, str]] = []
         for token in text.translate(ASCII_TOKEN_BYTES).split():
@@ -151,6 +162,13 @@ def capitalised(token: str) -> bool:
 def grams(run: str) -> tuple[str, ...]:
     """Characters and pairs of neighbouring characters of a CJK run."""
     return (*run, *(run[i : i + 2] for i in range(len(run) - 1)))
+
+
+def cluster_grams(run: str) -> tuple[str, ...]:
+    """``grams`` of a Thai, Lao, Khmer or Myanmar run, whose characters are clusters: a letter
+    with the vowel signs and tone marks written on it ("ที่" is one), so no term is a mark."""
+    units = _CLUSTER.findall(run)
+    return (*units, *(units[i] + units[i + 1] for i in range(len(units) - 1)))
 
 
 def words(text: str) -> list[str]:

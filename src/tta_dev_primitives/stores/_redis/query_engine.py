@@ -102,8 +102,9 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: the memory's facets (field filters); 3 since each is counted in its first segment's totals
 #: (``c``, ``Layout.segment_totals``); 4 since words keep their combining marks (``_analyzer``:
 #: Hindi, pointed Hebrew and Arabic, decomposed accents) and a term past ``MAX_TOKEN`` is a
-#: digest. A namespace in another form is backfilled again (documents whose terms differ).
-DOCUMENTS: Final = "4"
+#: digest; 5 since Thai, Lao, Khmer and Myanmar are cut into cluster grams, as CJK is. A
+#: namespace in another form is backfilled again (documents whose terms differ).
+DOCUMENTS: Final = "5"
 
 
 def _holds_rows(vector: bytes, dims: int) -> bool:
