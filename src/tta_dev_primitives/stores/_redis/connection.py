@@ -318,7 +318,7 @@ class Connection:
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
                 ) from None
             except rexc.ResponseError as exc:
-                message = scrub(str(exc), self.url)
+                message = scrub(errors.reply(str(exc)), self.url)
                 if errors.refused(message):
                     raise await self._refused(state, client, exc) from None
                 if message.upper().startswith(errors.UNAVAILABLE_REPLIES):

@@ -6,9 +6,14 @@ service on the port). A refusal that retrying cannot change until an operator ac
 ``BackendRefusedError``, raised to the caller and never journalled: ACL denials (``NOPERM``, in
 scripts too), ``OOM`` under ``maxmemory``, WRONGTYPE from our own keys, and a database number
 the server lacks (``/99``).
+
+A reply is judged by what Redis said, also when a pipeline's command got it: redis-py puts
+``Command # N (<the command>) of pipeline caused error:`` before it (``reply``).
 """
 
 from __future__ import annotations
+
+import re
 
 from redis import exceptions as rexc
 
@@ -23,6 +28,7 @@ __all__ = [
     "UNAVAILABLE_REPLIES",
     "refusal",
     "refused",
+    "reply",
 ]
 
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
@@ -40,13 +46,16 @@ UNAVAILABLE = (
     rexc.RedisClusterException,
     rexc.SlotNotCoveredError,
     rexc.MaxConnectionsError,
+    # Scripts flushed again before redis-py's reload ran them (or under a pipeline): loaded
+    # again by the next call or replay.
+    rexc.NoScriptError,
     rexc.InvalidResponse,  # not a Redis on the port (an HTTP server, say)
     OSError,
     TimeoutError,
 )
 UNAVAILABLE_REPLIES = (
     "NOAUTH", "WRONGPASS", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
-    "MISCONF", "BUSY",
+    "MISCONF", "BUSY", "NOREPLICAS",
 )  # fmt: skip
 # Refusals that retrying will not change until an operator acts (an ACL, maxmemory, a key of
 # the wrong type): raised to the caller as BackendRefusedError, never journalled as an outage.
@@ -59,6 +68,17 @@ REFUSED_INSIDE = (
 )  # fmt: skip
 
 
+# What redis-py puts before the error of a pipeline's command; the command's text (at most 100
+# characters) may hold a key or a value, never judged as Redis's reply.
+_IN_PIPELINE = re.compile(r"Command # \d+ \(.{0,100}?\) of pipeline caused error: ", re.S)
+
+
+def reply(message: str) -> str:
+    """A ``ResponseError``'s message as Redis sent it: without redis-py's pipeline prefix."""
+    found = _IN_PIPELINE.match(message)
+    return message[found.end() :] if found else message
+
+
 def refused(message: str) -> bool:
     """True if a ``ResponseError``'s (scrubbed) message is a refusal (see ``REFUSED``)."""
     upper = message.upper()
@@ -67,7 +87,7 @@ def refused(message: str) -> bool:
 
 def refusal(exc: Exception, url: str) -> BackendRefusedError:
     """The error for a refusal no retry will change (see ``REFUSED``), naming the fix."""
-    message = scrub(str(exc), url)
+    message = scrub(reply(str(exc)), url)
     if isinstance(exc, rexc.NoPermissionError):
         message = "NOPERM " + message
     elif isinstance(exc, rexc.OutOfMemoryError):
