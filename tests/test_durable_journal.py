@@ -765,3 +765,30 @@ async def test_a_start_cut_off_while_compacting_has_already_restored_the_copy(
     assert second.journal_size == 1
     assert await second.local.get("k") == "v"
     await second.aclose()
+
+
+async def test_the_next_process_finds_the_restored_writes_by_search_while_redis_is_away(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Redis still down (or answering LOADING) when the next process opens the journal: its
+    in-process copy serves the restored writes to search, scoped or not, as it does to get,
+    list_memories and size."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    for i in range(3):
+        await memory.add(f"u1:s1:{i}", {"content": f"journalled note {i}"})
+    await memory.aclose()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("u1:s1:1") == {"content": "journalled note 1"}
+    assert await again.size() == 3
+    assert len(await again.search("journalled note")) == 3
+    assert len(await again.search("note", scope="u1:s1")) == 3
+    assert again.get_backend_info()["degraded"] is True
+    server.start()
+    async with asyncio.timeout(60):
+        await replayed(again)
+    assert len(await again.search("journalled note")) == 3
