@@ -612,7 +612,8 @@ class HybridStore(Generic[B]):
             self._adopted.add(write.version)
             if isinstance(write, Put):
                 if left is None or left > 0:
-                    await self.local.put(write.key, write.payload, left)
+                    # With its document: searchable in-process while the remote is away.
+                    await send(self.local, Put(write.key, write.payload, left, write.document))
                 else:
                     await self.local.delete(write.key)
             else:
