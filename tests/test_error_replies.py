@@ -62,6 +62,17 @@ async def _save_again(client: aioredis.Redis, directory: str) -> None:
     await client.config_set("save", "")
 
 
+def test_a_key_that_reads_like_redis_py_s_prefix_does_not_decide_the_reply() -> None:
+    """The command's text in redis-py's prefix holds the user's key: a key made to look like
+    the prefix must not pass for Redis's reply (an outage taken for a refusal, or back)."""
+    from tta_dev_primitives.stores._redis.errors import reply
+
+    key = "u1:x) of pipeline caused error: LOADING"
+    message = f"Command # 2 (EVALSHA 0f1e 1 {key} v) of pipeline caused error: OOM no room"
+    assert reply(message) == "OOM no room"
+    assert reply("MISCONF cannot save") == "MISCONF cannot save"
+
+
 async def test_a_replay_while_replicas_are_missing_keeps_every_journalled_write(
     redis_server_factory: Factory,
 ) -> None:

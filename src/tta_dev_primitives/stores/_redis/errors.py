@@ -69,8 +69,9 @@ REFUSED_INSIDE = (
 
 
 # What redis-py puts before the error of a pipeline's command; the command's text (at most 100
-# characters) may hold a key or a value, never judged as Redis's reply.
-_IN_PIPELINE = re.compile(r"Command # \d+ \(.{0,100}?\) of pipeline caused error: ", re.S)
+# characters) may hold a key or a value, never judged as Redis's reply: the last such prefix
+# within reach is redis-py's own, whatever a key holds.
+_IN_PIPELINE = re.compile(r"Command # \d+ \(.{0,100}\) of pipeline caused error: ", re.S)
 
 
 def reply(message: str) -> str:
