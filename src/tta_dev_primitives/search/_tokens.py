@@ -3,8 +3,8 @@
 Runs of word characters, with the combining marks Python's ``\\w`` leaves out joined to their
 word (Indic vowel signs) or dropped (Hebrew and Arabic points), NFC-composed; identifiers with
 dots inside; runs of the scripts written without spaces (Chinese, Japanese, Korean; Thai, Lao,
-Khmer, Myanmar); emoji. ASCII text, nearly all of it,
-takes a byte translation instead of a regex.
+Khmer, Myanmar); emoji. ASCII text, nearly all of it, takes a byte translation instead of a
+regex.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ _CJK = (
 # Thai, Lao, Myanmar, Khmer, Tai Le, New Tai Lue, Tai Tham, Tai Viet. \w split them at every
 # vowel sign and tone mark, so "หมอฟัน" (dentist) was "หมอฟ" and "น" and never matched the same
 # word inside a sentence. Their letters, marks and digits make a run cut as CJK's is, into
-# clusters (a letter with the marks on it: ``grams``).
+# clusters (a letter with the marks on it: ``cluster_grams``).
 _SPACELESS_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x1950, 0x19FF),
                      (0x1A20, 0x1AAF), (0xA9E0, 0xA9FF), (0xAA60, 0xAADF))  # fmt: skip
 _SPACELESS_MARKS = _marks(_SPACELESS_BLOCKS)
