@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["LocalCluster", "RedisServer", "find_redis_server", "free_cluster_port", "free_port"]
+__all__ = [
+    "LocalCluster",
+    "RedisServer",
+    "SlotMove",
+    "find_redis_server",
+    "free_cluster_port",
+    "free_port",
+]
 
 
 def find_redis_server() -> str | None:
@@ -303,28 +310,20 @@ class LocalCluster:
         """Reshard: move one hash slot, with its keys, to master ``to`` (as ``redis-cli
         --cluster reshard`` does: IMPORTING / MIGRATING, MIGRATE, then SETSLOT NODE on every
         master). Clients learn of it from the next MOVED."""
-        import redis
+        with self.migrating(slot, to) as move:
+            move.finish()
 
-        masters = {n.port: redis.Redis(port=n.port) for n in self.master_nodes()}
+    @contextlib.contextmanager
+    def migrating(self, slot: int, to: RedisServer) -> Iterator[SlotMove]:
+        """A resharding of ``slot`` to master ``to`` left half-done for the block: the slot is
+        MIGRATING on its owner and IMPORTING on ``to``; the block moves keys (``move``) and
+        calls ``finish``. However the block ends the slot is finalised on ``to`` (with REPLACE
+        for what a failed test left behind), so the cluster stays whole for the next test."""
+        move = SlotMove(self, slot, to)
         try:
-            ids = {port: c.execute_command("CLUSTER", "MYID") for port, c in masters.items()}
-            owner = None
-            any_master = next(iter(masters.values()))
-            for lo, hi, first, *_ in any_master.execute_command("CLUSTER", "SLOTS"):
-                if lo <= slot <= hi:
-                    owner = int(first[1])
-            if owner is None or owner == to.port:
-                raise RuntimeError(f"slot {slot} is owned by {owner}, not moved to {to.port}")
-            src, dst = masters[owner], masters[to.port]
-            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[owner])
-            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to.port])
-            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
-                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 10_000, "KEYS", *keys)
-            for c in masters.values():
-                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to.port])
+            yield move
         finally:
-            for c in masters.values():
-                c.close()
+            move.close()
 
     def master_nodes(self) -> list[RedisServer]:
         """The nodes that are masters right now."""
@@ -334,3 +333,56 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class SlotMove:
+    """One slot on its way between two masters (``LocalCluster.migrating``)."""
+
+    def __init__(self, cluster: LocalCluster, slot: int, to: RedisServer) -> None:
+        import redis
+
+        self.slot = slot
+        self.masters = {n.port: redis.Redis(port=n.port) for n in cluster.master_nodes()}
+        self.ids = {port: c.execute_command("CLUSTER", "MYID") for port, c in self.masters.items()}
+        owner = None
+        any_master = next(iter(self.masters.values()))
+        for lo, hi, first, *_ in any_master.execute_command("CLUSTER", "SLOTS"):
+            if lo <= slot <= hi:
+                owner = int(first[1])
+        if owner is None or owner == to.port:
+            self.close()
+            raise RuntimeError(f"slot {slot} is owned by {owner}, not moved to {to.port}")
+        self.to = to.port
+        self.src, self.dst = self.masters[owner], self.masters[to.port]
+        self.finished = False
+        self.dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.ids[owner])
+        self.src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.ids[to.port])
+
+    def keys_left(self) -> list[bytes]:
+        """The slot's keys still on its old owner (at most 1,000)."""
+        return list(self.src.execute_command("CLUSTER", "GETKEYSINSLOT", self.slot, 1000))
+
+    def move(self, keys: list[bytes] | list[str], *, replace: bool = False) -> None:
+        """MIGRATE ``keys`` (of the slot, still on the old owner) to the new one; BUSYKEY (a key
+        of that name there already) raises unless ``replace``."""
+        if keys:
+            extra = ("REPLACE",) if replace else ()
+            self.src.execute_command(
+                "MIGRATE", "127.0.0.1", self.to, "", 0, 10_000, *extra, "KEYS", *keys
+            )
+
+    def finish(self, *, replace: bool = False) -> None:
+        """Move the rest of the slot's keys, then give the slot to the new owner everywhere."""
+        while keys := self.keys_left():
+            self.move(keys, replace=replace)
+        for c in self.masters.values():
+            c.execute_command("CLUSTER", "SETSLOT", self.slot, "NODE", self.ids[self.to])
+        self.finished = True
+
+    def close(self) -> None:
+        try:
+            if not self.finished and hasattr(self, "to"):
+                self.finish(replace=True)
+        finally:
+            for c in self.masters.values():
+                c.close()

@@ -99,3 +99,97 @@ def test_cluster_info_before_connecting_says_unknown(redis_cluster: LocalCluster
     """Before the first call nothing is known about the server; nothing is claimed."""
     memory = MemoryPrimitive(redis_cluster.url)
     assert memory.get_backend_info()["topology"].startswith("unknown")
+
+
+def _partition_slot(cluster: LocalCluster, ns: str, key: str) -> tuple[int, str, Any]:
+    """The slot of ``key``'s partition, its base, and a master that does not own it."""
+    import redis
+    from redis.crc import key_slot
+
+    from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, Layout
+
+    base = Layout(ns, CLUSTER_PARTITIONS).base(key)
+    slot = key_slot(Layout.facts(base).encode())
+    others = [
+        n for n in cluster.master_nodes()
+        if not redis.Redis(port=n.port).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+    ]  # fmt: skip
+    return slot, base, others[0]
+
+
+async def _ten_turns(cluster: LocalCluster, ns: str) -> tuple[MemoryPrimitive, int, Any, str]:
+    """Ten turns of ``u1:s1``; the memory, their partition's slot, a master that does not own
+    it, and the partition's base."""
+    memory = MemoryPrimitive(cluster.url, namespace=ns)
+    for i in range(10):
+        await memory.add(f"u1:s1:{i}", {"content": f"turn {i} about tea"})
+    slot, base, target = _partition_slot(cluster, ns, "u1:s1:0")
+    return memory, slot, target, base
+
+
+def _first_half(base: str) -> list[str]:
+    """A resharding stopped halfway: the partition's facts and feeds moved, its values not."""
+    from tta_dev_primitives.stores._redis.layout import FACTS, HEAD, LIVE
+
+    return [base + FACTS, base + HEAD, base + LIVE, base + LIVE + ":u1"]
+
+
+async def _assert_whole(cluster: LocalCluster, ns: str, expected: dict[str, str]) -> None:
+    """A fresh process finds exactly ``expected`` (key -> content): by get, size, listing and
+    search, with nothing journalled."""
+    fresh = MemoryPrimitive(cluster.url, namespace=ns)
+    for key, content in expected.items():
+        assert await fresh.get(key) == {"content": content}, key
+    assert await fresh.size() == len(expected)
+    listed = (await fresh.list_memories("u1", limit=100)).items
+    assert sorted(k for k, _ in listed) == sorted(expected)
+    coffee = sorted(k for k, c in expected.items() if "coffee" in c)
+    assert sorted(h.key for h in await fresh.search_scored("coffee", scope="u1")) == coffee
+    info = fresh.get_backend_info()
+    assert (info["journal_size"], info["dead_letters"]) == (0, 0)
+    await fresh.clear()
+    await fresh.aclose()
+
+
+async def test_a_new_turn_during_a_half_done_resharding_does_not_split_its_partition(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A resharding (``redis-cli --cluster reshard``) moves a partition's keys a batch at a
+    time while turns are added. A new turn halfway returns normally; the move then completes
+    without finding keys of the same name on the new master (BUSYKEY: the write made the
+    partition's facts and feeds anew there, beside the ones still on their way), and a fresh
+    process finds the turn, with size, listing and search agreeing."""
+    from conftest import namespace
+
+    ns = namespace()
+    memory, slot, target, base = await _ten_turns(redis_cluster, ns)
+    with redis_cluster.migrating(slot, target) as move:
+        move.move(_first_half(base))
+        await memory.add("u1:s1:new", {"content": "coffee during the move"})
+        move.finish()  # BUSYKEY if the write made the partition's keys anew on the new master
+    assert await memory.flush()
+    await memory.aclose()
+    expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10)}
+    await _assert_whole(redis_cluster, ns, {**expected, "u1:s1:new": "coffee during the move"})
+
+
+async def test_a_delete_and_an_update_during_a_half_done_resharding_return_normally(
+    redis_cluster: LocalCluster,
+) -> None:
+    """Halfway through the move of a partition, deleting one of its memories and rewriting
+    another (their values still on the old master, the partition's facts on the new one) is
+    not an error for the caller: Redis cannot serve that slot's scripts until the move ends,
+    an outage like TRYAGAIN; both are served in-process and land once the move is done."""
+    from conftest import namespace
+
+    ns = namespace()
+    memory, slot, target, base = await _ten_turns(redis_cluster, ns)
+    with redis_cluster.migrating(slot, target) as move:
+        move.move(_first_half(base))
+        await memory.delete("u1:s1:3")
+        await memory.add("u1:s1:4", {"content": "coffee instead of tea"})
+        move.finish()
+    assert await memory.flush()
+    await memory.aclose()
+    expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10) if i != 3}
+    await _assert_whole(redis_cluster, ns, {**expected, "u1:s1:4": "coffee instead of tea"})
