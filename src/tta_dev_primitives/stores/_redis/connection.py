@@ -321,7 +321,7 @@ class Connection:
                 message = scrub(errors.reply(str(exc)), self.url)
                 if errors.refused(message):
                     raise await self._refused(state, client, exc) from None
-                if message.upper().startswith(errors.UNAVAILABLE_REPLIES):
+                if errors.unavailable(message):
                     state.failures += 1
                     await self._forget_topology(state, client)
                     raise BackendUnavailableError(f"Redis refused: {message}") from None

@@ -25,10 +25,12 @@ __all__ = [
     "REFUSED_INSIDE",
     "REFUSED_REPLIES",
     "UNAVAILABLE",
+    "UNAVAILABLE_INSIDE",
     "UNAVAILABLE_REPLIES",
     "refusal",
     "refused",
     "reply",
+    "unavailable",
 ]
 
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
@@ -56,7 +58,14 @@ UNAVAILABLE = (
 UNAVAILABLE_REPLIES = (
     "NOAUTH", "WRONGPASS", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
     "MISCONF", "BUSY", "NOREPLICAS",
+    # A script that reached a key of a slot being resharded on the other master (a memory's
+    # value a page or sweep reads: every other key is declared, ``Layout.declared``). Redis
+    # stopped it at that command; a write is journalled and replayed once the move ends (what
+    # it changed before that is written again, as for a write whose reply was lost).
+    "SCRIPT ATTEMPTED TO ACCESS A NON LOCAL KEY",
 )  # fmt: skip
+# The same within a reply (Redis names the script's command before it).
+UNAVAILABLE_INSIDE = ("UNDECLARED KEYS WERE ACCESSED DURING REHASHING",)
 # Refusals that retrying will not change until an operator acts (an ACL, maxmemory, a key of
 # the wrong type): raised to the caller as BackendRefusedError, never journalled as an outage.
 REFUSED = (rexc.NoPermissionError, rexc.OutOfMemoryError)
@@ -78,6 +87,12 @@ def reply(message: str) -> str:
     """A ``ResponseError``'s message as Redis sent it: without redis-py's pipeline prefix."""
     found = _IN_PIPELINE.match(message)
     return message[found.end() :] if found else message
+
+
+def unavailable(message: str) -> bool:
+    """True if a ``ResponseError``'s (scrubbed) message means Redis cannot serve it now."""
+    upper = message.upper()
+    return upper.startswith(UNAVAILABLE_REPLIES) or any(r in upper for r in UNAVAILABLE_INSIDE)
 
 
 def refused(message: str) -> bool:

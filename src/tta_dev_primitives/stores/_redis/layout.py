@@ -57,6 +57,8 @@ from __future__ import annotations
 import zlib
 from typing import Final
 
+from tta_dev_primitives.search._scopes import first_segment
+
 __all__ = [
     "CLUSTER_PARTITIONS",
     "DOC",
@@ -136,6 +138,12 @@ OWN_TYPES: Final = {
     DOC_LENGTHS: "hash", DOC_COUNTED: "hash", SEGMENT_TOTALS: "hash", TOUCHES: "hash",
     FORGOTTEN: "hash", FORGOTTEN_ORDER: "zset",
 }  # fmt: skip
+#: A partition's own keys that scripts touch, whatever the memory: each script declares them
+#: (``Layout.declared``), with the memory's own and its segment's, on a cluster.
+_SCRIPT_KEYS = (
+    FACTS, HEAD, LIVE, TOMBS, EXPIRY, VERSIONS, TOUCHES, VECTORS, DOC_LENGTHS, DOC_COUNTED,
+    SEGMENT_TOTALS, FORGOTTEN, FORGOTTEN_ORDER,
+)  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
 
@@ -197,6 +205,25 @@ class Layout:
         if scope is None or scope.find(":", 1) == -1:
             return None
         return self.base(scope)
+
+    @staticmethod
+    def declared(base: str, key: str | None = None, seg: str | None = None) -> list[str]:
+        """The keys a script on partition ``base`` names to Redis: ``key``'s value first (the
+        write scripts' ``KEYS[1]``), its document and its segment's feeds (or ``seg``'s), then
+        the partition's own keys.
+
+        Redis routes a script, and checks a slot being resharded, by these alone: while a slot
+        moves between masters it runs the script only where all of them are (else ASK or
+        TRYAGAIN), so a script never makes a partition's keys anew on the new master beside
+        those still on their way (the move then stops at BUSYKEY) nor reads half of them.
+        """
+        names = []
+        if key is not None:
+            names += [base + VALUE + key, base + DOC + key]
+            seg = first_segment(key)  # the scripts' seg_of
+        if seg:
+            names += [base + LIVE + ":" + seg, base + TOMBS + ":" + seg]
+        return names + [base + suffix for suffix in _SCRIPT_KEYS]
 
     def value(self, key: str) -> str:
         """The name of ``key``'s value."""
