@@ -161,3 +161,47 @@ async def test_a_user_without_scripts_searches_each_master_command_by_command(
     await writer.clear()
     for memory in (local, writer, reader):
         await memory.aclose()
+
+
+async def test_writes_during_a_half_done_resharding_rank_as_in_process_once_it_ends(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """A resharding moves a partition's keys a batch at a time while it is written to: halfway
+    (its facts, feeds and per-user totals on the new master, its values and documents not), a
+    new memory and a delete return normally; the move completes (no BUSYKEY: nothing was made
+    anew on the new master), and a fresh process's engine search ranks as in-process, with the
+    partition's running totals whole."""
+    from redis.crc import key_slot
+
+    from test_query_engine_ranking import assert_ranks_alike, corpus
+    from tta_dev_primitives.stores._redis import layout
+
+    cluster = redis_query_engine_cluster
+    ns = namespace()
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    for key, text in corpus():
+        for memory in (local, remote):
+            await memory.add(key, {"content": text})
+    await assert_ranks_alike(local, remote, ["u1"])  # the index is whole
+    base = layout.Layout(ns, layout.CLUSTER_PARTITIONS).base("u1:s1:1")
+    slot = key_slot(layout.Layout.facts(base).encode())
+    target = next(
+        n for n in cluster.master_nodes()
+        if not redis.Redis(port=n.port).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+    )  # fmt: skip
+    with cluster.migrating(slot, target) as move:
+        halfway = (layout.FACTS, layout.HEAD, layout.LIVE, "r:u1", layout.SEGMENT_TOTALS)
+        move.move([base + name for name in halfway])
+        for memory in (local, remote):
+            await memory.add("u1:s1:new", {"content": "apple river apple during the move"})
+            await memory.delete("u1:s1:1")
+        move.finish()  # BUSYKEY if a write made the partition's keys anew on the new master
+    assert await remote.flush()
+    await remote.aclose()
+    fresh = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    await assert_ranks_alike(local, fresh, (None, "u1", "u1:s1"))
+    assert fresh.get_backend_info()["search_engine"] == "redis"
+    await fresh.clear()
+    for memory in (local, fresh):
+        await memory.aclose()
