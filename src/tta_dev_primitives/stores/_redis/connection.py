@@ -313,6 +313,8 @@ class Connection:
             except errors.UNAVAILABLE as exc:
                 state.failures += 1
                 await self._forget_topology(state, client)
+                if isinstance(exc, rexc.ReadOnlyError):
+                    await self._leave_replica(client)
                 message = scrub(str(exc) or type(exc).__name__, self.url)
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
@@ -324,6 +326,8 @@ class Connection:
                 if errors.unavailable(message):
                     state.failures += 1
                     await self._forget_topology(state, client)
+                    if message.upper().startswith("READONLY"):
+                        await self._leave_replica(client)
                     raise BackendUnavailableError(f"Redis refused: {message}") from None
                 raise BackendError(f"Redis error: {message}") from None
             except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
@@ -345,6 +349,13 @@ class Connection:
             finally:
                 state.leave(client)
         return refusal
+
+    async def _leave_replica(self, client: Any) -> None:
+        """After READONLY: a failover behind a fixed address (a managed endpoint's name, a
+        floating IP) left the connections opened before it on the old primary, a replica now.
+        Dropped, so that the next ones reach the new primary."""
+        if client is not None:
+            await self._drop_dead_connections(client)
 
     async def _drop_dead_connections(self, client: Any) -> bool:
         """After a connection error on a standalone client, drop its idle pooled connections
