@@ -195,8 +195,8 @@ async def worker() -> None:
     s = searcher(spec["url"], spec["mode"], spec["timeout"])
     role = spec["role"]
     qs, users = spec["questions"], spec["users"]
-    if role == "reader":
-        await s.search(qs[0], None)  # this process's first search is not a steady-state one
+    if role == "reader":  # this process's first search is not a steady-state one
+        await s.search(qs[0], users[0] if users else None)
     say("ready")
     go = json.loads(await line())
     out: dict[str, Any]
@@ -205,7 +205,8 @@ async def worker() -> None:
         answers = [await s.search(q, u) for q, u in zip(qs, users, strict=True)]
         wall = time.perf_counter() - t0
         out = {"wall_ms": wall * 1e3, "cpu_ms": (time.process_time() - cpu0) * 1e3,
-               "rss_growth_mb": rss_mb() - rss0, "answers": answers}  # fmt: skip
+               "rss_growth_mb": rss_mb() - rss0, "rss_mb": rss_mb(),
+               "answers": answers}  # fmt: skip
     elif role == "reader":
         out = await read_steadily(s, spec, go)
     else:
@@ -218,23 +219,26 @@ async def worker() -> None:
 async def read_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any]) -> dict[str, Any]:
     """Questions until the deadline; between two, a probe for one of its writer's adds."""
     qs, start, rate = spec["questions"], go["start"], go["rate"]
+    users = spec["users"] or [None]  # scoped readers ask each question in one user's scope
     writer = spec["number"] % spec["writers"]
     ms, found, i, target = [], {}, 0, None
     cpu0 = time.process_time()
     probes = 0
     while time.time() < start + go["duration"]:
         t0 = time.perf_counter()
-        await s.search(qs[i % len(qs)], None)
+        await s.search(qs[i % len(qs)], users[i % len(users)])
         ms.append((time.perf_counter() - t0) * 1e3)
         i += 1
         if target is None:  # chase the add due last (maybe not made yet) until it is found
             target = max(0, int((time.time() - start) * rate))
         probes += 1
-        keys = await s.search(token(writer, target), None)
+        # Scoped readers probe the writer's own scope (an unscoped probe would make a replica
+        # reader load the whole namespace).
+        keys = await s.search(token(writer, target), f"writer{writer}" if spec["users"] else None)
         if f"writer{writer}:s0:{target}" in keys:
             found[target], target = time.time(), None
     return {"ms": ms, "found": found, "writer": writer, "searches": len(ms) + probes,
-            "cpu_s": time.process_time() - cpu0}  # fmt: skip
+            "cpu_s": time.process_time() - cpu0, "rss_mb": rss_mb()}  # fmt: skip
 
 
 async def write_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any]
@@ -502,13 +506,14 @@ async def cold(raw: Any, url: str, mode: str, q: str, user: str | None) -> dict[
 
 
 async def burst(port: int, url: str, mode: str, qs: list[str], reference: list[list[str]],
-                count: int) -> dict[str, Any]:  # fmt: skip
+                count: int, users: list[str | None] | None = None) -> dict[str, Any]:  # fmt: skip
     """``count`` fresh processes search at once, the library's default timeout; a bystander."""
     from bench_redis import Bystander
 
     bystander = Bystander(port)
     try:
-        specs = [spec(url, mode, "burst", qs, [None] * len(qs), DEFAULT_TIMEOUT)] * count
+        scopes = users if users is not None else [None] * len(qs)
+        specs = [spec(url, mode, "burst", qs, scopes, DEFAULT_TIMEOUT)] * count
         results = await asyncio.to_thread(lambda: children(specs, {}))
     finally:
         got = bystander.stop()
@@ -519,6 +524,7 @@ async def burst(port: int, url: str, mode: str, qs: list[str], reference: list[l
             "fallbacks": sum(int(r["fallbacks"]) for r in results),
             "fallen_back_processes": sum(int(r["fallbacks"]) > 0 for r in results),
             "wall_ms_max": max(r["wall_ms"] for r in results),
+            "rss_mb_max": max(r["rss_mb"] for r in results),
             "bystander_p99_ms": got["p99_ms"], "bystander_max_ms": got["max_ms"]}  # fmt: skip
 
 
@@ -528,7 +534,9 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
     from bench_redis import cpu_s
 
     n = args.readers
-    specs = [spec(url, mode, "reader", qs, [], number=i, writers=args.writers) for i in range(n)]
+    scoped = list(getattr(args, "reader_users", None) or [])
+    specs = [spec(url, mode, "reader", qs, scoped, number=i, writers=args.writers)
+             for i in range(n)]  # fmt: skip
     specs += [spec(url, mode, "writer", [], [], number=w, texts=texts)
               for w in range(args.writers)]  # fmt: skip
     started = await asyncio.to_thread(lambda: [Child(s) for s in specs])
@@ -553,6 +561,7 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
             "adds": sum(len(w["done"]) for w in writers),
             "reader_cpu_ms_per_search": sum(r["cpu_s"] for r in readers) * 1e3 / searches,
             "redis_cpu_ms_per_search": (cpu1 - cpu0) * 1e3 / searches,
+            "reader_rss_mb_max": max(r["rss_mb"] for r in readers),
             "fallbacks": sum(int(r["fallbacks"]) for r in results)}  # fmt: skip
 
 
