@@ -363,6 +363,37 @@ async def test_a_namespace_written_before_the_index_is_backfilled_without_missin
         await m.aclose()
 
 
+async def test_a_namespace_filled_by_writes_alone_needs_no_backfill_before_its_first_search(
+    redis_query_engine: RedisServer,
+) -> None:
+    """An import (writes, no search) into a new namespace: every memory kept its document as
+    it was written, so the first search in another process is the engine's, with no backfill
+    (which read the whole change feed again while searches used a replica, in every process
+    that searched)."""
+    import redis.asyncio as aioredis
+
+    ns = namespace()
+    loader = engine_memory(redis_query_engine.url, ns)
+    for start in range(0, 1500, 500):  # more than one backfill page (PAGE_COUNT)
+        await asyncio.gather(*(
+            loader.add(f"u{i % 7}:s1:{i}", {"content": f"note {i} about the garden"})
+            for i in range(start, start + 500)
+        ))  # fmt: skip
+    worker = engine_memory(redis_query_engine.url, ns)
+    found = await worker.search("garden", limit=2000, scope="u3")
+    assert len(found) == len([i for i in range(1500) if i % 7 == 3])
+    assert worker.get_backend_info()["search_engine"] == "redis"
+    client = aioredis.Redis.from_url(redis_query_engine.url)
+    for base in loader._store.remote.layout.bases:  # type: ignore[union-attr]
+        facts = await client.hgetall(Layout.facts(base))
+        assert facts.get(b"ftdone") == b"1"
+        assert b"ftnext" not in facts  # no backfill page ran
+    await client.aclose()
+    await loader.clear()
+    for m in (loader, worker):
+        await m.aclose()
+
+
 @pytest.fixture
 def engine_server(redis_query_engine: RedisServer) -> Iterator[RedisServer]:
     """A Query Engine server of the test's own, to kill and restart with its data (AOF)."""

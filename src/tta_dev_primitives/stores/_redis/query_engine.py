@@ -80,6 +80,7 @@ from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_DIMS,
     FACT_ENGINE_DONE,
     FACT_ENGINE_FORM,
+    TOMBS,
     Layout,
 )
 from tta_dev_primitives.stores._redis.shards import (
@@ -117,6 +118,15 @@ def _holds_rows(vector: bytes, dims: int) -> bool:
     except InvalidArgumentError:
         return False
     return True
+
+
+async def _empty(client: Any, bases: list[str]) -> list[str]:
+    """The partitions that hold no memory and no tombstone (nothing a backfill would read)."""
+    return [
+        base
+        for base in bases
+        if not (await client.zcard(Layout.live(base)) or await client.zcard(base + TOMBS))
+    ]
 
 
 def _newer_form(form: str | None) -> bool:
@@ -269,6 +279,13 @@ class QueryEngine:
             await call(lambda c: mark(c, bases, FACT_ENGINE_FORM, DOCUMENTS))
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
+        # A partition that holds no memory now that every write keeps its document has nothing
+        # to backfill: done at once. Otherwise a namespace filled by writes alone (an import, a
+        # loader that never searches) was backfilled at its first search, its whole change feed
+        # read and analysed again in every searching process, while searches used the replica.
+        empty = await call(lambda c: _empty(c, bases))
+        if empty:
+            await call(lambda c: mark(c, empty, FACT_ENGINE_DONE, "1"))
         self.state = "building"
 
     def _leave_newer_form(self, form: str) -> None:
