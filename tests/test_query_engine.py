@@ -394,6 +394,42 @@ async def test_a_namespace_filled_by_writes_alone_needs_no_backfill_before_its_f
         await m.aclose()
 
 
+async def test_a_backfill_another_process_has_under_way_is_not_done_again(
+    redis_query_engine: RedisServer,
+) -> None:
+    """While another process holds a partition's backfill lease, a process's search leaves
+    the backfill to it (no page of its own) and answers in full with its replica; once the
+    lease is gone, it takes the backfill over where it stands."""
+    import redis.asyncio as aioredis
+
+    ns = namespace()
+    old = MemoryPrimitive(
+        redis_query_engine.url, namespace=ns, search_engine="replica", redis_timeout=10.0
+    )
+    await asyncio.gather(*(
+        old.add(f"u{i % 7}:s1:{i}", {"content": f"note {i} about the garden"})
+        for i in range(300)
+    ))  # fmt: skip
+    bases = old._store.remote.layout.bases  # type: ignore[union-attr]
+    client = aioredis.Redis.from_url(redis_query_engine.url)
+    for base in bases:
+        await client.set(Layout.backfill_lease(base), "another process", px=60_000)
+    worker = engine_memory(redis_query_engine.url, ns)
+    assert len(await worker.search("garden", limit=500)) == 300
+    assert worker.get_backend_info()["search_engine"] != "redis"
+    for base in bases:
+        assert await client.hget(Layout.facts(base), "ftnext") is None  # no page of its own
+        await client.delete(Layout.backfill_lease(base))  # that process is gone
+    assert len(await worker.search("garden", limit=500)) == 300
+    await worker._store.remote.index.engine.wait_backfill()  # type: ignore[union-attr]
+    assert len(await worker.search("garden", limit=500, scope="u3")) == 43
+    assert worker.get_backend_info()["search_engine"] == "redis"
+    await client.aclose()
+    await old.clear()
+    for m in (old, worker):
+        await m.aclose()
+
+
 @pytest.fixture
 def engine_server(redis_query_engine: RedisServer) -> Iterator[RedisServer]:
     """A Query Engine server of the test's own, to kill and restart with its data (AOF)."""

@@ -60,6 +60,7 @@ from typing import Final
 from tta_dev_primitives.search._scopes import first_segment
 
 __all__ = [
+    "BACKFILL_LEASE",
     "CLUSTER_PARTITIONS",
     "DOC",
     "DOC_COUNTED",
@@ -113,6 +114,7 @@ DOC_COUNTED: Final = "fc"  # the same, for documents counted in SEGMENT_TOTALS
 SEGMENT_TOTALS: Final = "fs"  # first segment -> "<documents> <total length>"
 FORGOTTEN: Final = "o"  # scope -> the version of its newest forget (older writes in it are stale)
 FORGOTTEN_ORDER: Final = "oz"  # the same scopes by their forget's time, to keep the newest only
+BACKFILL_LEASE: Final = "fb"  # the process backfilling the partition's documents (expires)
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
 FACT_SEQ: Final = "seq"
@@ -248,6 +250,11 @@ class Layout:
     def head(base: str) -> str:
         """The name of a partition's head."""
         return base + HEAD
+
+    @staticmethod
+    def backfill_lease(base: str) -> str:
+        """The name of a partition's backfill lease: which process backfills it now."""
+        return base + BACKFILL_LEASE
 
     @staticmethod
     def live(base: str) -> str:

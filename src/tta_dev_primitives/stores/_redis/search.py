@@ -30,6 +30,7 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -184,6 +185,7 @@ class RedisIndex:
         self.dims: int | None = None  # this process's embedder's, once a vector was seen
         self.on_changed: Callable[[str, Any], None] | None = None  # told of others' changes
         self._next_sweep = 0.0  # (monotonic) when a search in the engine sweeps again
+        self._lease = uuid.uuid4().hex  # this index's name on a backfill lease
 
     @property
     def search_engine(self) -> str:
@@ -428,6 +430,13 @@ class RedisIndex:
             facts = await call(partial(_hmget, name=facts_name, fields=fields))
             if facts[0] == "1":
                 continue
+            # One process at a time backfills a partition: each read and analysed the whole
+            # feed, so N workers starting at once did the work N times over (4 workers: 4x the
+            # CPU, Redis's too). The others search with their replicas until it is done.
+            lease = partial(_lease, name=Layout.backfill_lease(base), token=self._lease)
+            if not await call(lease):
+                done = False
+                continue
             since, left = facts[1] or "0", pages
             while True:
                 reply = await self._changes(base, since, "-", "")
@@ -438,6 +447,11 @@ class RedisIndex:
                     since = str(records[-1][1])
                 if not int(reply[6]):
                     await call(partial(_hset, name=facts_name, field=FACT_ENGINE_DONE, value="1"))
+                    await call(partial(_release, name=Layout.backfill_lease(base),
+                                       token=self._lease))  # fmt: skip
+                    break
+                if not await call(lease):  # it ran out and another process took it over
+                    done = False
                     break
                 if left is not None:
                     left -= 1
@@ -473,6 +487,28 @@ async def _connect(client: Any) -> None:
 
 async def _hset(client: Any, name: str, field: str, value: str) -> None:
     await client.hset(name, field, value)
+
+
+#: How long a backfill lease lasts unless renewed (it is, after every page): a process that
+#: stops backfilling (it ended, or lost Redis) leaves the partition to another after this.
+LEASE_MS = 30_000
+
+
+async def _lease(client: Any, name: str, token: str) -> bool:
+    """Take or renew a backfill lease; False while another process holds it."""
+    if await client.set(name, token, nx=True, px=LEASE_MS):
+        return True
+    if text_of(await client.get(name) or b"") != token:
+        return False
+    await client.pexpire(name, LEASE_MS)
+    return True
+
+
+async def _release(client: Any, name: str, token: str) -> None:
+    """Give a backfill lease up (a later backfill, after an embedder's first vectors, need not
+    wait for it to run out)."""
+    if text_of(await client.get(name) or b"") == token:
+        await client.delete(name)
 
 
 async def _hmget(client: Any, name: str, fields: Sequence[str]) -> list[str | None]:
