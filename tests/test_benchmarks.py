@@ -56,6 +56,13 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
         pytest.param("bench_engine_rewrites.py", ["--quick"], "| name |",
                      marks=pytest.mark.redis),
+        pytest.param("bench_backfill_workers.py", ["--size", "2000", "--workers", "2"],
+                     '"workers": 2', marks=pytest.mark.redis),
+        pytest.param("bench_engine_timeout.py", ["--size", "2000", "--questions", "5"],
+                     "ON_TIMEOUT FAIL, user", marks=pytest.mark.redis),
+        pytest.param("bench_million.py", ["--size", "3000", "--questions", "5", "--burst", "2",
+                     "--burst-questions", "1", "--readers", "1", "--duration", "0.5",
+                     "--concurrency", "16"], '"phase": "end"', marks=pytest.mark.redis),
     ],
 )  # fmt: skip
 def test_benchmark_runs(script: str, args: list[str], expect: str, redis_binary: str) -> None:
