@@ -205,6 +205,9 @@ async def main(args: argparse.Namespace) -> None:
         await raw.config_set("slowlog-log-slower-than", 10_000)  # 10 ms
         await raw.config_set("slowlog-max-len", 1024)
         await raw.config_set("latency-monitor-threshold", 10)
+        if args.listpack_value:  # a tuning production.md suggests for short memories
+            await raw.config_set("hash-max-listpack-value", args.listpack_value)
+            emit("config", hash_max_listpack_value=args.listpack_value)
         corpus = load_turns(args.size)
         emit("corpus", source=corpus.source, users=corpus.users, notes=corpus.notes)
         qs = questions(corpus, args.questions, sample=min(args.size, 100_000))
@@ -286,4 +289,10 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--write-rate", type=float, default=10.0)
     parser.add_argument("--skip-unscoped-replica", action="store_true")
+    parser.add_argument(
+        "--listpack-value",
+        type=int,
+        default=0,
+        help="set the server's hash-max-listpack-value first (0: leave it)",
+    )
     asyncio.run(main(parser.parse_args()))
