@@ -6,7 +6,10 @@ The benchmarks and tests start RediSearch with ``TIMEOUT 0`` (no limit); a serve
 has ``TIMEOUT 500`` (ms) and an ``ON_TIMEOUT`` policy (``RETURN``: the results found so far,
 as if complete; ``FAIL``: an error). This loads ``--size`` chitchat turns (the benchmarks'
 bulk path), takes each question's answer with no limit, then sets the engine's ``TIMEOUT``
-low enough to be hit and counts, per policy, answers that differ, raise, or fall back.
+low enough to be hit and counts, per policy, answers that differ, raise, or fall back. Each
+query the library sends names its own ``TIMEOUT``, past the client's (``Shard.tail``), so none
+should: before that, with the limit at 2 ms and 100,000 memories, 8 of 50 unscoped answers
+differed under ``RETURN`` (nothing said so) and 18 of 50 raised under ``FAIL``.
 """
 
 from __future__ import annotations

@@ -658,3 +658,50 @@ async def test_a_search_after_the_server_lost_its_index_makes_it_again(
         await memory.aclose()
     finally:
         server.stop()
+
+
+async def test_every_engine_query_carries_a_time_limit_past_the_client_s(
+    redis_query_engine: Any,
+) -> None:
+    """A Query Engine as shipped cuts a query off at 500 ms and, with ``ON_TIMEOUT RETURN``,
+    answers with what it found so far as if that were all: at 100,000 memories with the limit
+    at 2 ms, 8 of 50 unscoped searches ranked differently, and nothing said so. Every query the
+    library sends names its own ``TIMEOUT``, longer than the client waits for it, so a query is
+    answered whole or not waited for. (Seen on the server with ``MONITOR``: no timing here.)"""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.stores._redis.query_engine import query_timeout_ms
+
+    memory = engine_memory(redis_query_engine.url, redis_timeout=2.0, embed=embed)
+    for i, text in enumerate(["peanut snack on tuesday", "fixed the car brakes", "hike trail"]):
+        await memory.add(f"u1:s{i}:t", {"content": text})
+    await memory.search("warm")  # the index is made and ready before the watch
+    admin = aioredis.Redis.from_url(redis_query_engine.url, decode_responses=True)
+    seen: list[str] = []
+    async with admin.monitor() as watch:
+
+        async def listen() -> None:
+            async for command in watch.listen():
+                seen.append(command["command"])
+
+        listening = asyncio.create_task(listen())
+        await memory.search("peanut snack", mode="keyword")
+        await memory.search("peanut snack", mode="keyword", scope="u1")
+        await memory.search("car brakes", mode="semantic")
+        await memory.search("hike", mode="hybrid", scope="u1:s2")
+        await memory.search("", limit=2)
+        marker = aioredis.Redis.from_url(redis_query_engine.url)
+        await marker.echo("watched")
+        await eventually(lambda: any("watched" in c for c in seen), within=30)
+        listening.cancel()
+        await marker.aclose()
+    queries = [c for c in seen if c.split(" ", 1)[0].strip('"').upper().startswith("FT.")]
+    queries = [c for c in queries if "FT.SEARCH" in c.upper() or "FT.AGGREGATE" in c.upper()]
+    assert len(queries) >= 5
+    # (MONITOR's line cuts a long argument short with "...": the limit ends each line.)
+    limit = f"{query_timeout_ms(2.0)} DIALECT 2"
+    assert all(c.endswith(limit) for c in queries), [c for c in queries if limit not in c][:3]
+    assert query_timeout_ms(2.0) > 2000
+    await admin.aclose()
+    await memory.clear()
+    await memory.aclose()

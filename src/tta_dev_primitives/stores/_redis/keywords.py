@@ -239,7 +239,7 @@ def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
     """A count of the documents holding each term (``LIMIT 0 0``), within ``where``."""
     return [
         ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0,
-         "DIALECT", 2)
+         *shard.tail)
         for t in terms
     ]  # fmt: skip
 
@@ -260,7 +260,7 @@ def _commands(
     # word too ("dimension" finding documents of "dimens"), miscounting frequencies.
     commands: list[Any] = [(
         "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
-        "RETURN", len(fields), *fields, "LIMIT", 0, window, "DIALECT", 2,
+        "RETURN", len(fields), *fields, "LIMIT", 0, window, *shard.tail,
     )]  # fmt: skip
     if faint:  # candidates asked again (``common``): the caller has the statistics
         return commands
@@ -275,7 +275,7 @@ def _commands(
             "FT.AGGREGATE", shard.name, f"@s:{{{scope_tag(scope)}}}",
             "APPLY", "exists(@n)", "AS", "h",
             "GROUPBY", 0, "REDUCE", "SUM", 1, "@h", "AS", "c", "REDUCE", "SUM", 1, "@n", "AS", "l",
-            "DIALECT", 2,
+            *shard.tail,
         ))  # fmt: skip
     return commands
 
@@ -354,7 +354,7 @@ async def ask(
         reply = await shard.run(
             client, "FT.AGGREGATE", shard.name, commands[0][2], "VERBATIM", "ADDSCORES", "SCORER",
             "BM25STD", "LOAD", 4, "@__key", "@q", "@n", "@t",
-            "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, "DIALECT", 2,
+            "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, *shard.tail,
         )  # fmt: skip
         ordered = replies.aggregate_rows(reply)
         if len(ordered) < len(replies.aggregate_fields(reply)):

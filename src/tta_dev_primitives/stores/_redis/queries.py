@@ -51,7 +51,7 @@ async def semantic(
     text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
-        "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, "DIALECT", 2,
+        "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, *shard.tail,
     )  # fmt: skip
     best: dict[str, tuple[float, int]] = {}
     for key, _, fields in replies.rows(reply, scores=False):
@@ -72,7 +72,7 @@ async def recent(
     text = scope_filter(scope, " ", wanted).strip() or "*"
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
-        "LIMIT", 0, rows_for(limit + TIE_MARGIN), "DIALECT", 2,
+        "LIMIT", 0, rows_for(limit + TIE_MARGIN), *shard.tail,
     )  # fmt: skip
     return [
         (key, 0.0, seq)

@@ -60,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Literal
 
@@ -95,7 +96,7 @@ from tta_dev_primitives.stores._redis.shards import (
     unmark,
 )
 
-__all__ = ["ENGINES", "QueryEngine", "SearchEngine"]
+__all__ = ["ENGINES", "QueryEngine", "SearchEngine", "query_timeout_ms"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -129,6 +130,13 @@ async def _empty(client: Any, bases: list[str]) -> list[str]:
     ]
 
 
+def query_timeout_ms(timeout: float) -> int:
+    """Each engine query's ``TIMEOUT`` when the client waits ``timeout`` seconds for it: half
+    as long again and 100 ms more, so the client gives up before the engine would cut a query
+    short (what the engine sends then is never read)."""
+    return math.ceil(timeout * 1500) + 100
+
+
 def _newer_form(form: str | None) -> bool:
     """True for a documents' form a later version wrote (a number above ``DOCUMENTS``)."""
     return form is not None and form.isascii() and form.isdigit() and int(form) > int(DOCUMENTS)
@@ -157,6 +165,9 @@ class QueryEngine:
         #: unknown (not asked yet), absent (no engine, or not ours to use), building, ready
         self.state = "unknown"
         self.dims: int | None = None  # of the index's vector field, once it has one
+        #: Each query's ``TIMEOUT`` (ms): past the client's own, so the engine never cuts a
+        #: query short and answers part of it while the client still waits (``Shard.tail``).
+        self.timeout_ms = 0
         self._no_engine = False
         self._stale = False  # cleared here: check the index's facts again
         self._await_scan = False  # the engine scans documents that predate its index
@@ -371,7 +382,7 @@ class QueryEngine:
         (``fresh`` forces it, for a discovery).
         """
         if not self.cluster:
-            return [Shard(None, self.name)]
+            return [Shard(None, self.name, self.timeout_ms)]
         layout = self._layout
         if layout is not None and not fresh and still_owned(client, layout):
             shards = layout[1]
@@ -379,11 +390,13 @@ class QueryEngine:
                 # Another client (another event loop's, or one made after an outage): the
                 # same masters, reached through its own nodes, or through sockets that the
                 # client which found them no longer closes.
-                shards = [Shard(client.get_node(node_name=s.node.name), s.name) for s in shards]
+                shards = [Shard(client.get_node(node_name=s.node.name), s.name, s.timeout_ms)
+                          for s in shards]  # fmt: skip
                 self._layout = (layout[0], shards)
             return shards
         masters = sorted(client.get_primaries(), key=lambda node: node.name)
-        shards = [Shard(node, master_index(client, self.namespace, node)) for node in masters]
+        shards = [Shard(node, master_index(client, self.namespace, node), self.timeout_ms)
+                  for node in masters]  # fmt: skip
         self._layout = (tuple(node.name for node in masters), shards)
         return shards
 

@@ -51,7 +51,11 @@ from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.documents import doc_length, scope_tags, terms_text
 from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_CURSOR, FACT_ENGINE_DONE, Layout
-from tta_dev_primitives.stores._redis.query_engine import QueryEngine, SearchEngine
+from tta_dev_primitives.stores._redis.query_engine import (
+    QueryEngine,
+    SearchEngine,
+    query_timeout_ms,
+)
 from tta_dev_primitives.stores._redis.replica import (
     PAGE_BYTES,
     PAGE_COUNT,
@@ -182,6 +186,7 @@ class RedisIndex:
         # Made by the first search, once partitions are known (see ``replicas``).
         self.replicas: Replicas | None = None
         self.engine = QueryEngine(layout.namespace, search_engine, indexing)
+        self.engine.timeout_ms = query_timeout_ms(connection.timeout)
         self.dims: int | None = None  # this process's embedder's, once a vector was seen
         self.on_changed: Callable[[str, Any], None] | None = None  # told of others' changes
         self._next_sweep = 0.0  # (monotonic) when a search in the engine sweeps again

@@ -35,10 +35,25 @@ MAX_TAG_TRIES: Final = 100_000
 
 
 class Shard(NamedTuple):
-    """Where one index lives: a cluster master (None on a single server) and its name there."""
+    """Where one index lives: a cluster master (None on a single server) and its name there,
+    and each query's time limit there (``QueryEngine.timeout_ms``)."""
 
     node: Any
     name: str
+    timeout_ms: int = 0
+
+    @property
+    def tail(self) -> tuple[Any, ...]:
+        """How every query on this index ends: its ``TIMEOUT`` (0: the server's own), then the
+        dialect.
+
+        A server's own limit (500 ms as shipped) with ``ON_TIMEOUT RETURN`` hands back what
+        was found so far as if it were all, and the ranking silently differs; a limit past the
+        client's own timeout means a query is either answered whole or not waited for.
+        """
+        if self.timeout_ms:
+            return ("TIMEOUT", self.timeout_ms, "DIALECT", 2)
+        return ("DIALECT", 2)
 
     async def run(self, client: Any, *args: Any) -> Any:
         """A command on this index's server (the index name is the caller's to place)."""
