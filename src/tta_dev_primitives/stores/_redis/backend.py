@@ -161,9 +161,7 @@ class RedisBackend(StorageBackend):
         wait for a replica to have it (``Connection.replicated``); the script's reply."""
         connection = self.connection
         name = Layout.value_in(base, key)
-        # On a cluster every key the script may touch (``Layout.declared``): a slot being
-        # resharded must not run it where only some of them are.
-        keys = Layout.declared(base, key) if connection.cluster else [name]
+        keys = connection.declared(base, key)
 
         async def write(client: Any) -> Any:
             reply = await connection.script(script)(keys=keys, args=args)
@@ -254,7 +252,7 @@ class RedisBackend(StorageBackend):
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
-        return int(await self.connection.run_script("SIZE", Layout.declared(base), [base]))
+        return int(await self.connection.run_script("SIZE", self.connection.declared(base), [base]))
 
     async def clear(self, *, version: str = "") -> None:
         """Remove the namespace's memories older than ``version`` (all of them if unversioned).

@@ -36,7 +36,7 @@ async def clear_partitions(
 async def _clear_partition(
     connection: Connection, base: str, version: str, progress: Progress
 ) -> None:
-    facts = Layout.declared(base)  # every key the scripts touch but the values of a page
+    facts = connection.declared(base)  # on a cluster, every key the scripts touch but values
     await connection.run_script("CLEAR_MARK", facts, [base, version])
     for zset in (LIVE, TOMBS):
         after = "-inf"

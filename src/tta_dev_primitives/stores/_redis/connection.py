@@ -36,6 +36,7 @@ from tta_dev_primitives._blocked import blocked_loop
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
+from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
 from tta_dev_primitives.stores._urls import redact_url, scrub
 
@@ -332,6 +333,15 @@ class Connection:
                 raise BackendError(f"Redis error: {message}") from None
             except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
                 raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+
+    def declared(self, base: str, key: str | None = None, seg: str | None = None) -> list[str]:
+        """The keys a script on partition ``base`` names to Redis: on a cluster every one it
+        may touch (``Layout.declared``: a slot being resharded must not run it where only some
+        are); on one server, where nothing moves, only the first (``key``'s value, or the
+        partition's facts), as every name is one more argument per call."""
+        if self.cluster:
+            return Layout.declared(base, key, seg)
+        return [Layout.value_in(base, key)] if key is not None else [Layout.facts(base)]
 
     async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One call of the script ``name``, under the timeout."""

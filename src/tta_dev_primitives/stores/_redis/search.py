@@ -318,7 +318,7 @@ class RedisIndex:
                 more = await connection.call(
                     # (The script of the client the call runs on: it may have reconnected.)
                     lambda client: connection.script("SWEEP")(
-                        keys=Layout.declared(base), args=[base, SWEEP_MOST]
+                        keys=connection.declared(base), args=[base, SWEEP_MOST]
                     )
                 )
                 if not int(text_of(more)):
@@ -405,7 +405,7 @@ class RedisIndex:
         self, base: str, since: str, since_del: str, seg: str
     ) -> Callable[[Any], Any]:
         args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg]
-        keys = Layout.declared(base, seg=seg)
+        keys = self.connection.declared(base, seg=seg)
         return lambda c: self.connection.script("CHANGES")(keys=keys, args=args)
 
     async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
@@ -448,7 +448,9 @@ class RedisIndex:
                 records = list(_records(reply[4]))
                 if records:
                     args = self.engine.page_args(base, records, self.dims)
-                    await self.connection.run_script("INDEX_PAGE", Layout.declared(base), args)
+                    await self.connection.run_script(
+                        "INDEX_PAGE", self.connection.declared(base), args
+                    )
                     since = str(records[-1][1])
                 if not int(reply[6]):
                     await call(partial(_hset, name=facts_name, field=FACT_ENGINE_DONE, value="1"))
