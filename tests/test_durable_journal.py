@@ -79,6 +79,13 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def block_compaction(path: Path, blocked: bool) -> None:
+    """A directory where a compaction makes its temporary file: the rewrite fails, as on a
+    nearly full disk (no room for a second copy), while appends still succeed."""
+    tmp = Path(f"{path}.tmp")
+    tmp.mkdir() if blocked else tmp.rmdir()
+
+
 def lines_of(path: Path) -> list[bytes]:
     """The file's lines, header first."""
     return path.read_bytes().splitlines()
@@ -302,6 +309,28 @@ async def test_a_torn_last_line_is_dropped_with_a_warning(
     assert memory.get_backend_info()["journal_corrupt"] == 1
     assert set(await stored(server, ns)) == {"k0", "k1", "k2"}
     assert b"torn" not in b"".join(lines_of(journal))  # rewritten without it
+
+
+async def test_a_write_after_a_torn_last_line_survives_when_compaction_cannot_run(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """The start's compaction fails (here its temporary file cannot be made; a nearly full
+    disk does the same): the next acknowledged write must not be glued onto the torn last line
+    a crash left, or the process after it skips that line as unreadable and loses the write."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 1)
+    append_bytes(journal, b'{"s":2,"op":"put","k":"torn","p":"{\\"conte')
+    block_compaction(journal, True)
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("after", {"content": "acknowledged after the restart"})
+    await memory.aclose()
+    block_compaction(journal, False)
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.get("after") == {"content": "acknowledged after the restart"}
+    assert set(await stored(server, ns)) == {"k0", "after"}
 
 
 async def test_an_unreadable_line_inside_the_file_is_skipped_and_the_file_kept_aside(
