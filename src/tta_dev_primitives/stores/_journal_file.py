@@ -220,8 +220,14 @@ class JournalFile:
         chunks = []
         while chunk := os.read(self._fd, 1 << 20):
             chunks.append(chunk)
-        lines = b"".join(chunks).split(b"\n")
+        data = b"".join(chunks)
+        lines = data.split(b"\n")
         torn = lines[-1] != b""  # the last line has no newline: an append cut short
+        if torn:
+            # Cut it before the next append (``_write``), or that record would be glued onto
+            # it and unreadable, should the compaction after this load fail (a full disk).
+            self.size = len(data) - len(lines[-1])
+            self._torn = True
         body = lines[1:-1]
         records: dict[int, Record] = {}
         corrupt = 0
