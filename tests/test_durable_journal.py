@@ -86,6 +86,10 @@ def block_compaction(path: Path, blocked: bool) -> None:
     tmp.mkdir() if blocked else tmp.rmdir()
 
 
+def delete_file(path: Path) -> None:
+    path.unlink()
+
+
 def lines_of(path: Path) -> list[bytes]:
     """The file's lines, header first."""
     return path.read_bytes().splitlines()
@@ -473,6 +477,35 @@ async def test_a_full_disk_fails_the_write_and_keeps_nothing_of_it(
     memories.append(again)
     assert await again.get("after") == {"content": "space freed"}
     assert set(await stored(server, ns)) == {"before", "after"}  # Redis restarted empty
+
+
+async def test_writes_acknowledged_after_the_file_was_deleted_while_open_survive(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """The journal file is deleted while a memory has it open (a /tmp cleaner, an operator):
+    no outage write is acknowledged into the deleted file, where no later process can find it.
+    Every add that returns normally, before or after, is replayed by the next process."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("before", {"content": "journalled"})
+    delete_file(journal)
+    acknowledged = ["before"]
+    for i in range(3):
+        try:
+            await memory.add(f"after{i}", {"content": f"written after the deletion {i}"})
+        except JournalError:
+            continue  # told: not acknowledged
+        acknowledged.append(f"after{i}")
+    await memory.aclose()
+    assert "after2" in acknowledged  # the outage's writes go on
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.flush()
+    assert set(await stored(server, ns)) == set(acknowledged)  # Redis restarted empty
 
 
 async def cancelled_and_refused(
