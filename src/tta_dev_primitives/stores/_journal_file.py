@@ -192,6 +192,9 @@ class JournalFile:
         self._seq = 0
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
+        self.deleted = False  # an append found the file unlinked; a rewrite makes it anew
+        # (A file system that counts no links for a file it has cannot tell: no check there.)
+        self._links = os.fstat(self._fd).st_nlink > 0
 
     # -- the worker thread's side ---------------------------------------------------------------
 
@@ -207,6 +210,11 @@ class JournalFile:
                 written = os.write(self._fd, view)
                 view = view[written:]
             os.fsync(self._fd)
+            if self._links and os.fstat(self._fd).st_nlink == 0:
+                # Deleted while open (a /tmp cleaner, an operator): no later process would
+                # find this record. Failed, as a full disk; ``deleted`` until a rewrite.
+                self.deleted = True
+                raise FileNotFoundError(errno.ENOENT, "the file was deleted while open")
         except OSError:
             try:
                 os.ftruncate(self._fd, start)
@@ -257,6 +265,9 @@ class JournalFile:
 
     def _rewrite(self, records: list[Record]) -> None:
         """Replace the file with a header and ``records``, atomically (temporary file, rename)."""
+        if self.deleted and os.path.lexists(self.path):
+            # Made anew by another memory meanwhile (its lock was free): not to be replaced.
+            raise FileExistsError(errno.EEXIST, "another journal file is at the path", self.path)
         tmp = self.path + ".tmp"
         data = _header(self.namespace) + b"".join(encode(r) for r in records)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -277,6 +288,7 @@ class JournalFile:
         os.close(old)
         self.size = len(data)
         self._torn = False
+        self.deleted = False
         _fsync_dir(self.path)
 
     def _close(self) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Put, Write
 from tta_dev_primitives.stores._events import StoreEvents
 from tta_dev_primitives.stores._journal_file import COMPACT_FLOOR, JournalFile, Record, encode
@@ -43,6 +44,7 @@ class Outbox:
         self._events = events
         self._clock = clock
         self._compaction: asyncio.Task[None] | None = None
+        self._recreation: asyncio.Future[None] | None = None
         self.restored = 0  # writes found in the durable file at start
         self.corrupt = 0  # its lines dropped as unreadable (a torn last line included)
 
@@ -58,7 +60,20 @@ class Outbox:
             self._add(write, deadline, 0, 0)
             return
         wall = None if ttl is None else time.time() + ttl
-        await file.append(write, wall, lambda seq, disk: self._add(write, deadline, seq, disk))
+        try:
+            await file.append(write, wall, lambda seq, disk: self._add(write, deadline, seq, disk))
+        except JournalError:
+            if file.deleted:
+                # The file was deleted while open: make it anew with what the journal holds
+                # (if its directory is still there), so later writes and this journal's
+                # earlier ones are on disk again (once, for the writers that found it so).
+                # This write was not acknowledged.
+                if self._recreation is None or self._recreation.done():
+                    log.warning("memory journal %s was deleted while open; writing it anew",
+                                file.path)  # fmt: skip
+                    self._recreation = asyncio.ensure_future(file.rewrite(self.snapshot))
+                await asyncio.shield(self._recreation)
+            raise
         if (
             file.size > COMPACT_FLOOR
             and file.size > 2 * self.journal.disk_bytes
