@@ -5,6 +5,7 @@ one; a torn or corrupt file, a second process on the path and a full disk are ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -426,6 +427,53 @@ async def test_a_second_process_on_the_same_path_is_refused(
 
 
 # -- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compacting", [True, False])
+async def test_a_deleted_lock_file_does_not_let_two_memories_journal_on_one_path(
+    redis_server_factory: Factory, journal: Path, compacting: bool
+) -> None:
+    """The lock file is deleted while a memory holds it (a /tmp cleaner): a second memory on
+    the path is then not refused, and each rewrote the file from its own journal over the
+    other's acknowledged writes (or, with no compaction, both appended to one file with the
+    same sequences, and one hid the other's). Every add that returns normally is replayed."""
+    server = redis_server_factory()
+    ns = namespace()
+    first = fast_recovery(server.url, ns, journal_path=journal)
+    await first.add("warm", {"content": "warm"})
+    server.kill()
+    await first.add("first0", {"content": "before the lock file went"})
+    delete_file(Path(f"{journal}.lock"))
+    if not compacting:
+        block_compaction(journal, True)
+    acknowledged = {"first0"}
+    opened = [first]
+    with contextlib.suppress(JournalError):  # refused: fine
+        second = fast_recovery(server.url, ns, journal_path=journal)
+        opened.append(second)
+    try:
+        for i in range(3):
+            for name, memory in zip(("first", "second"), opened, strict=False):
+                try:
+                    await memory.add(f"{name}{i + 1}", {"content": f"{name} write {i}"})
+                except JournalError:
+                    continue  # told: not acknowledged
+                acknowledged.add(f"{name}{i + 1}")
+        with contextlib.suppress(JournalError):  # the first writes last, and is closed last
+            await first.add("first_last", {"content": "last"})
+            acknowledged.add("first_last")
+    finally:
+        for memory in reversed(opened):
+            await memory.aclose()
+    if not compacting:
+        block_compaction(journal, False)
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    try:
+        assert await again.flush()
+    finally:
+        await again.aclose()
+    assert acknowledged <= set(await stored(server, ns))
 
 
 @pytest.fixture
