@@ -198,8 +198,26 @@ class JournalFile:
 
     # -- the worker thread's side ---------------------------------------------------------------
 
+    def _own_lock(self) -> None:
+        """Check that this journal still holds the path's lock before it writes: a lock file
+        deleted while held (a /tmp cleaner) lets another memory lock a new one. Taken again if
+        no one has; else ``OSError`` (EBUSY), and this journal writes nothing more there."""
+        lock = self.path + ".lock"
+        held = os.fstat(self._lock_fd)
+        with contextlib.suppress(FileNotFoundError):
+            found = os.stat(lock)
+            if (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino):
+                return
+        try:
+            fd = _lock(lock)
+        except JournalError as exc:
+            raise OSError(errno.EBUSY, str(exc)) from exc
+        os.close(self._lock_fd)
+        self._lock_fd = fd
+
     def _write(self, data: bytes) -> None:
         """Append ``data`` and fsync; on failure, cut the file back and raise ``OSError``."""
+        self._own_lock()
         start = self.size
         if self._torn:  # an earlier failure could not cut its partial line: do it first
             os.ftruncate(self._fd, start)
@@ -265,6 +283,7 @@ class JournalFile:
 
     def _rewrite(self, records: list[Record]) -> None:
         """Replace the file with a header and ``records``, atomically (temporary file, rename)."""
+        self._own_lock()
         if self.deleted and os.path.lexists(self.path):
             # Made anew by another memory meanwhile (its lock was free): not to be replaced.
             raise FileExistsError(errno.EEXIST, "another journal file is at the path", self.path)
