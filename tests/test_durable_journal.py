@@ -381,6 +381,15 @@ def test_a_file_that_is_not_a_readable_journal_is_refused_and_left_untouched(
     assert journal.read_bytes() == content
 
 
+def test_a_journal_path_that_cannot_be_opened_raises_journal_error(journal: Path) -> None:
+    """A path the journal file cannot be opened at (here a directory; a read-only file does
+    the same for a user who cannot write it) raises JournalError naming it, as a lock file that
+    cannot be opened does, not a bare OSError."""
+    journal.mkdir()
+    with pytest.raises(JournalError, match="memory journal"):
+        MemoryPrimitive("redis://127.0.0.1:1/0", journal_path=journal)
+
+
 async def test_a_journal_of_another_namespace_is_refused(
     redis_server: RedisServer, journal: Path
 ) -> None:
