@@ -176,9 +176,15 @@ class JournalFile:
         self.namespace = namespace
         self._lock_fd = _lock(self.path + ".lock")
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:
+                raise JournalError(f"cannot open the memory journal {self.path}: {exc}") from exc
             try:
                 self.size = _check_header(self._fd, self.path, namespace)
+            except OSError as exc:  # its header could not be written (a full disk)
+                os.close(self._fd)
+                raise JournalError(f"cannot start the memory journal {self.path}: {exc}") from exc
             except BaseException:
                 os.close(self._fd)
                 raise
@@ -476,7 +482,9 @@ def _check_header(fd: int, path: str, namespace: str) -> int:
         size = 0
     if size == 0:
         header = _header(namespace)
-        os.write(fd, header)
+        view = memoryview(header)
+        while view:  # a short write (a full disk) is tried again, and then raises
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
         _fsync_dir(path)
         return len(header)
