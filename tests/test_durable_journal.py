@@ -565,6 +565,51 @@ async def test_writes_acknowledged_after_the_file_was_deleted_while_open_survive
     assert set(await stored(server, ns)) == set(acknowledged)  # Redis restarted empty
 
 
+FILLER = """
+import asyncio, resource, sys
+sys.path.insert(0, {src!r})
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import JournalError
+
+async def main():
+    # The journal's disk has 200 KB left (a file size limit here, a full disk alike).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    memory = MemoryPrimitive({url!r}, namespace={ns!r}, journal_path={path!r},
+                             redis_timeout=0.5, recovery_interval=30.0)
+    for i in range(300):  # one memory rewritten: the file fills with superseded records
+        try:
+            await memory.add("note", {{"content": f"version {{i}} " + "x" * 5000}})
+        except JournalError:
+            continue
+        print(f"ack {{i}}", flush=True)
+    await memory.aclose()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_journal_that_fills_its_disk_with_superseded_records_makes_room(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """Less than the compaction's 1 MiB floor left on the disk: one memory rewritten during an
+    outage filled it with superseded records, and every later outage write raised JournalError
+    (its live record is 5 KB). A full append compacts the file, so later writes fit again."""
+    server = redis_server_factory()
+    ns = namespace()
+    server.kill()
+    child = spawn(FILLER, url=server.url, ns=ns, path=str(journal))
+    output, _ = await asyncio.to_thread(child.communicate, timeout=120)
+    assert child.returncode == 0
+    acknowledged = [int(line.split()[1]) for line in output.splitlines()]
+    assert len(acknowledged) >= 250, f"only {len(acknowledged)} of 300 outage writes fitted"
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(memory)
+    value = await memory.get("note")
+    assert value is not None
+    assert value["content"].startswith(f"version {acknowledged[-1]} ")
+
+
 async def cancelled_and_refused(
     memory: MemoryPrimitive, key: str, value: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
