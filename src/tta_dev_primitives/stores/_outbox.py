@@ -11,6 +11,7 @@ only where they wait.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +25,11 @@ from tta_dev_primitives.stores._recovery import Journal
 __all__ = ["Outbox", "Restored"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
+
+#: The errors of a full disk (EFBIG: past a file size limit).
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: Room for the header: a file not larger than its live records and this has nothing to drop.
+_HEADER_ROOM = 4096
 
 #: A write restored from the durable file, and the seconds its memory has left (None: no TTL).
 Restored = tuple[Write, float | None]
@@ -44,7 +50,8 @@ class Outbox:
         self._events = events
         self._clock = clock
         self._compaction: asyncio.Task[None] | None = None
-        self._recreation: asyncio.Future[None] | None = None
+        self._remake: asyncio.Future[None] | None = None  # a rewrite after a failed append
+        self._full_at: int | None = None  # the file's size after that rewrite, on a full disk
         self.restored = 0  # writes found in the durable file at start
         self.corrupt = 0  # its lines dropped as unreadable (a torn last line included)
 
@@ -62,17 +69,24 @@ class Outbox:
         wall = None if ttl is None else time.time() + ttl
         try:
             await file.append(write, wall, lambda seq, disk: self._add(write, deadline, seq, disk))
-        except JournalError:
-            if file.deleted:
-                # The file was deleted while open: make it anew with what the journal holds
-                # (if its directory is still there), so later writes and this journal's
-                # earlier ones are on disk again (once, for the writers that found it so).
-                # This write was not acknowledged.
-                if self._recreation is None or self._recreation.done():
-                    log.warning("memory journal %s was deleted while open; writing it anew",
-                                file.path)  # fmt: skip
-                    self._recreation = asyncio.ensure_future(file.rewrite(self.snapshot))
-                await asyncio.shield(self._recreation)
+        except JournalError as exc:
+            # This write was not acknowledged; make the file fit for later ones (once, for the
+            # writers that failed together):
+            # - deleted while open: made anew with what the journal holds (if its directory is
+            #   still there), so later writes and the journal's earlier ones are on disk again;
+            # - a full disk: compacted if superseded or replayed records take room (the file
+            #   is compacted past COMPACT_FLOOR only otherwise: a nearly full disk stayed full).
+            #   (Not again while the file stays as a failed compaction left it.)
+            full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in _FULL
+            roomy = file.size > self.journal.disk_bytes + _HEADER_ROOM
+            if file.deleted or (full and roomy and file.size != self._full_at):
+                if self._remake is None or self._remake.done():
+                    if file.deleted:
+                        log.warning("memory journal %s was deleted while open; writing it anew",
+                                    file.path)  # fmt: skip
+                    self._remake = asyncio.ensure_future(file.rewrite(self.snapshot))
+                await asyncio.shield(self._remake)
+                self._full_at = file.size if full else None
             raise
         if (
             file.size > COMPACT_FLOOR
