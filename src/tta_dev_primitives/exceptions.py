@@ -152,8 +152,9 @@ class BackendRefusedError(BackendError):
 
 class JournalError(BackendError):
     """The durable outage journal (``journal_path=``) cannot be used: another live process holds
-    its lock, an append failed (a full disk: that write was not acknowledged, and nothing of it
-    was kept), or the file is not a journal this version can read (it is left untouched).
+    its lock, an append failed (a full disk: that write was not acknowledged and not journalled;
+    one sent to Redis before a timeout may still be applied there, as any write whose reply was
+    lost), or the file is not a journal this version can read (it is left untouched).
     """
 
 

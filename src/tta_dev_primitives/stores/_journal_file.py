@@ -522,7 +522,8 @@ def _write_error(path: str, exc: OSError) -> JournalError:
     reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
     error = JournalError(
         f"could not append to the memory journal {path} ({reason}): the write was not "
-        "acknowledged, and nothing was journalled"
+        "acknowledged and not journalled (if it had reached Redis before a timeout, Redis may "
+        "still apply it)"
     )
     error.__cause__ = exc
     return error
