@@ -261,16 +261,20 @@ return {last, removed}
 """
 )
 
-# ARGV: base, then per memory: key, sequence, terms, tags, vector dims (0: none of this
-# process's embedder's size), length in terms. The backfill of a namespace's
+# ARGV: base, the backfill's lease token ('': none checked), then per memory: key, sequence,
+# terms, tags, vector dims (0: none of this process's embedder's size), length in terms.
+# Returns -1, writing nothing, if the lease is another's or none. The backfill of a namespace's
 # Query Engine index: writes the documents of memories still holding that write (a newer write
 # or a delete has done its own) that lack them, and moves n.ftcur to the page's last sequence.
 INDEX_PAGE = (
     COMMON
     + r"""
-local base = ARGV[1]
+local base, lease = ARGV[1], ARGV[2]
+-- Only while this backfill holds the partition's lease: one restarted meanwhile
+-- (``restart_backfill``) must not see its cursor moved by the old one.
+if lease ~= '' and redis.call('GET', base .. BACKFILL_LEASE) ~= lease then return -1 end
 local done = 0
-for i = 2, #ARGV, 6 do
+for i = 3, #ARGV, 6 do
   local key, seq = ARGV[i], ARGV[i + 1]
   local cur = redis.call('ZSCORE', base .. LIVE, key)
   if cur and tonumber(cur) == tonumber(seq) then

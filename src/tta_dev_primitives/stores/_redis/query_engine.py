@@ -93,10 +93,9 @@ from tta_dev_primitives.stores._redis.shards import (
     mark,
     master_index,
     still_owned,
-    unmark,
 )
 
-__all__ = ["ENGINES", "QueryEngine", "SearchEngine", "query_timeout_ms"]
+__all__ = ["ENGINES", "QueryEngine", "SearchEngine", "query_timeout_ms", "restart_backfill"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -128,6 +127,24 @@ async def _empty(client: Any, bases: list[str]) -> list[str]:
         for base in bases
         if not (await client.zcard(Layout.live(base)) or await client.zcard(base + TOMBS))
     ]
+
+
+#: Restart a partition's backfill: forget its progress and end the lease of any process
+#: backfilling it now, in one step. That process writes no page more (``INDEX_PAGE`` checks
+#: the lease) and cannot mark the partition done from its own, older, progress: one without
+#: this process's embedder, say, would leave the vectors of the new vector field unwritten.
+_RESTART = """
+redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
+async def restart_backfill(client: Any, bases: list[str]) -> None:
+    """Make every partition's backfill start again from the first memory (``_RESTART``)."""
+    for base in bases:
+        keys = (Layout.facts(base), Layout.backfill_lease(base))
+        await client.eval(_RESTART, 2, *keys, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR)
 
 
 def query_timeout_ms(timeout: float) -> int:
@@ -286,7 +303,7 @@ class QueryEngine:
         if any(form != DOCUMENTS for form in forms):
             # Documents kept in an older form (without facets) are written again by a backfill
             # from the start; until it is done, searches use the replica.
-            await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
+            await call(lambda c: restart_backfill(c, bases))
             await call(lambda c: mark(c, bases, FACT_ENGINE_FORM, DOCUMENTS))
         if self.dims:
             await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(self.dims)))
@@ -463,7 +480,7 @@ class QueryEngine:
             return
         await call(lambda c: mark(c, bases, FACT_ENGINE_DIMS, str(dims)))
         if added:
-            await call(lambda c: unmark(c, bases, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR))
+            await call(lambda c: restart_backfill(c, bases))
             self.state = "building"
 
     async def _alter(self, client: Any, dims: int) -> bool:
@@ -515,9 +532,10 @@ class QueryEngine:
     # -- the backfill --------------------------------------------------------------------------
 
     def page_args(self, base: str, records: Iterable[tuple[str, int, Any, Any, Any]],
-                  dims: int | None) -> list[Any]:  # fmt: skip
-        """INDEX_PAGE's arguments for a page of CHANGES records (key, seq, payload, _, vector)."""
-        args: list[Any] = [base]
+                  dims: int | None, lease: str = "") -> list[Any]:  # fmt: skip
+        """INDEX_PAGE's arguments for a page of CHANGES records (key, seq, payload, _, vector),
+        written only while ``lease`` holds the partition's backfill lease ("": always)."""
+        args: list[Any] = [base, lease]
         for key, seq, payload, _, vector in records:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = dims if dims and vector is not None and _holds_rows(vector, dims) else 0

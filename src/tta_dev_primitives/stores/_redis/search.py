@@ -438,27 +438,35 @@ class RedisIndex:
             # One process at a time backfills a partition: each read and analysed the whole
             # feed, so N workers starting at once did the work N times over (4 workers: 4x the
             # CPU, Redis's too). The others search with their replicas until it is done.
-            lease = partial(_lease, name=Layout.backfill_lease(base), token=self._lease)
-            if not await call(lease):
+            lease_name = Layout.backfill_lease(base)
+            if not await call(partial(_lease, name=lease_name, token=self._lease)):
                 done = False
+                continue
+            # Read again under the lease: a process that restarts the backfill (a new vector
+            # field, another documents' form) resets these and ends any lease in one step
+            # (``query_engine.restart_backfill``), so the cursor is never an older one.
+            facts = await call(partial(_hmget, name=facts_name, fields=fields))
+            if facts[0] == "1":
+                await call(partial(_finish, base=base, token=self._lease, mark=False))
                 continue
             since, left = facts[1] or "0", pages
             while True:
                 reply = await self._changes(base, since, "-", "")
                 records = list(_records(reply[4]))
                 if records:
-                    args = self.engine.page_args(base, records, self.dims)
-                    await self.connection.run_script(
-                        "INDEX_PAGE", self.connection.declared(base), args
-                    )
+                    args = self.engine.page_args(base, records, self.dims, self._lease)
+                    keys = [*self.connection.declared(base), lease_name]
+                    if int(await self.connection.run_script("INDEX_PAGE", keys, args)) < 0:
+                        done = False  # the lease was lost (the backfill restarted, or ran out)
+                        break
                     since = str(records[-1][1])
                 if not int(reply[6]):
-                    await call(partial(_hset, name=facts_name, field=FACT_ENGINE_DONE, value="1"))
-                    await call(partial(_release, name=Layout.backfill_lease(base),
-                                       token=self._lease))  # fmt: skip
+                    # Done only while the lease is still this process's (one step).
+                    if not await call(partial(_finish, base=base, token=self._lease)):
+                        done = False
                     break
-                if not await call(lease):  # it ran out and another process took it over
-                    done = False
+                if not await call(partial(_renew, name=lease_name, token=self._lease)):
+                    done = False  # it ran out, or the backfill restarted: not taken again
                     break
                 if left is not None:
                     left -= 1
@@ -492,30 +500,48 @@ async def _connect(client: Any) -> None:
     """Nothing to do: the call connects before it runs this."""
 
 
-async def _hset(client: Any, name: str, field: str, value: str) -> None:
-    await client.hset(name, field, value)
-
-
 #: How long a backfill lease lasts unless renewed (it is, after every page): a process that
 #: stops backfilling (it ended, or lost Redis) leaves the partition to another after this.
 LEASE_MS = 30_000
 
 
 async def _lease(client: Any, name: str, token: str) -> bool:
-    """Take or renew a backfill lease; False while another process holds it."""
+    """Take a backfill lease, or renew it if it is already ours; False while another process
+    holds it."""
     if await client.set(name, token, nx=True, px=LEASE_MS):
         return True
-    if text_of(await client.get(name) or b"") != token:
-        return False
-    await client.pexpire(name, LEASE_MS)
-    return True
+    return await _renew(client, name, token)
 
 
-async def _release(client: Any, name: str, token: str) -> None:
-    """Give a backfill lease up (a later backfill, after an embedder's first vectors, need not
-    wait for it to run out)."""
-    if text_of(await client.get(name) or b"") == token:
-        await client.delete(name)
+#: Renew a lease still ``ARGV[1]``'s: one that ran out or was ended is not taken again.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+async def _renew(client: Any, name: str, token: str) -> bool:
+    """Renew a backfill lease of ours mid-backfill; False if it is not ours any more."""
+    return bool(int(await client.eval(_RENEW, 1, name, token, LEASE_MS)))
+
+
+#: Mark a partition backfilled (``ARGV[3]`` "1") and give its lease up (a later backfill
+#: need not wait for it to run out), if the lease is still ``ARGV[1]``'s; in one step, so that
+#: no other process's lease is deleted, nor a restarted backfill marked done.
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], '1') end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+async def _finish(client: Any, base: str, token: str, mark: bool = True) -> bool:
+    """End a backfill of partition ``base`` (``_FINISH``); False if the lease was lost."""
+    keys = (Layout.backfill_lease(base), Layout.facts(base))
+    args = (token, FACT_ENGINE_DONE, "1" if mark else "0")
+    return bool(int(await client.eval(_FINISH, 2, *keys, *args)))
 
 
 async def _hmget(client: Any, name: str, fields: Sequence[str]) -> list[str | None]:
