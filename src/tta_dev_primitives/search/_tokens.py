@@ -72,12 +72,17 @@ _CJK = (
 # clusters (a letter with the marks on it: ``cluster_grams``).
 _SPACELESS_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x1950, 0x19FF),
                      (0x1A20, 0x1AAF), (0xA9E0, 0xA9FF), (0xAA60, 0xAADF))  # fmt: skip
-_SPACELESS_MARKS = _marks(_SPACELESS_BLOCKS)
+# A cluster's marks: the scripts' own and the joining ones (an accent typed on a letter). A
+# mark that opens a run (typed after a Latin letter, a digit, a space) has no letter to be on:
+# it is no term.
+_CLUSTER_MARKS = re.escape(_marks(_SPACELESS_BLOCKS) + "".join(sorted(JOIN_MARKS)))
 _SPACELESS = re.escape(_marks(_SPACELESS_BLOCKS, "LMN"))
-_CLUSTER = re.compile(f"(?s:.)[{re.escape(_SPACELESS_MARKS)}]*")
+_CLUSTER = re.compile(f"[^{_CLUSTER_MARKS}][{_CLUSTER_MARKS}]*")
 # Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
 _EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
-_RUNS = f"(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])|(?P<spaceless>[{_SPACELESS}]+)"
+_RUNS = (
+    f"(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])|(?P<spaceless>[{_SPACELESS}][{_SPACELESS}{_JOIN}]*)"
+)
 _WORD_CHAR = f"(?:[^\\W{_CJK}{_SPACELESS}]|[{_JOIN}])"
 TOKEN = re.compile(f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|{_RUNS}")
 # The same without the joining marks: text that holds none (most text) is split by a single
