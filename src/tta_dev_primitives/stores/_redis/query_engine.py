@@ -147,11 +147,16 @@ async def restart_backfill(client: Any, bases: list[str]) -> None:
         await client.eval(_RESTART, 2, *keys, FACT_ENGINE_DONE, FACT_ENGINE_CURSOR)
 
 
+#: The longest ``TIMEOUT`` the engine takes as given (ms, about 24.8 days): RediSearch 2.10
+#: keeps it in 32 bits, so 2**31 timed every query out at once and 2**32 + 100 allowed 100 ms.
+MAX_QUERY_TIMEOUT_MS: Final = 2**31 - 1
+
+
 def query_timeout_ms(timeout: float) -> int:
     """Each engine query's ``TIMEOUT`` when the client waits ``timeout`` seconds for it: half
     as long again and 100 ms more, so the client gives up before the engine would cut a query
-    short (what the engine sends then is never read)."""
-    return math.ceil(timeout * 1500) + 100
+    short (what the engine sends then is never read); at most ``MAX_QUERY_TIMEOUT_MS``."""
+    return min(math.ceil(timeout * 1500) + 100, MAX_QUERY_TIMEOUT_MS)
 
 
 def _newer_form(form: str | None) -> bool:
