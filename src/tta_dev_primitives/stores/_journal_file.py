@@ -207,13 +207,24 @@ class JournalFile:
     def _own_lock(self) -> None:
         """Check that this journal still holds the path's lock before it writes: a lock file
         deleted while held (a /tmp cleaner) lets another memory lock a new one. Taken again if
-        no one has; else ``OSError`` (EBUSY), and this journal writes nothing more there."""
+        no lock file is there; else ``OSError`` (EBUSY), and this journal writes nothing more
+        there. A new lock file means another memory locked it, even one since closed: it may
+        have journalled writes into this very file (its start compaction failed), which a
+        rewrite from this journal would drop."""
         lock = self.path + ".lock"
         held = os.fstat(self._lock_fd)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             found = os.stat(lock)
+        except FileNotFoundError:
+            pass
+        else:
             if (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino):
                 return
+            raise OSError(
+                errno.EBUSY,
+                f"the lock file {lock} was made anew by another memory: this journal no longer "
+                "writes to the path",
+            )
         try:
             fd = _lock(lock)
         except JournalError as exc:
