@@ -10,6 +10,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
     JournalError,
+    UnsentWritesError,
 )
 from tta_dev_primitives.stores import _journal_file
 from tta_dev_primitives.stores._base import Clear, Delete, Document, Put
@@ -956,3 +958,46 @@ async def test_the_next_process_finds_the_restored_writes_by_search_while_redis_
     async with asyncio.timeout(60):
         await replayed(again)
     assert len(await again.search("journalled note")) == 3
+
+
+async def test_a_file_deleted_after_the_last_write_still_holds_the_writes_at_close(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """The journal file is deleted after the outage's last write (a /tmp cleaner), so no
+    append finds it gone. ``aclose`` said the writes "stay in" the path, where nothing was: it
+    now writes the file anew from the journal first, and the next process replays them."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, journal_path=journal)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    for i in range(3):
+        await memory.add(f"outage{i}", {"content": f"journalled {i}"})
+    delete_file(journal)
+    await memory.aclose()
+    server.start()
+    again = fast_recovery(server.url, ns, journal_path=journal)
+    memories.append(again)
+    assert await again.flush()
+    assert set(await stored(server, ns)) == {"outage0", "outage1", "outage2"}
+
+
+async def test_a_close_that_cannot_keep_the_writes_says_they_are_lost(
+    redis_server_factory: Factory, tmp_path: Path
+) -> None:
+    """The journal's directory is gone too by the time the memory closes during an outage:
+    the writes cannot be written anew, so ``aclose`` raises ``UnsentWritesError`` (as a memory
+    without a journal file does) rather than saying they stay in a file that is not there."""
+    server = redis_server_factory()
+    folder = tmp_path / "journals"
+    folder.mkdir()
+    path = folder / "memory.journal"
+    memory = fast_recovery(server.url, namespace(), journal_path=path)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    await memory.add("outage", {"content": "journalled"})
+    shutil.rmtree(folder)
+    with pytest.raises(UnsentWritesError) as raised:
+        await memory.aclose()
+    assert raised.value.unsent == 1
+    assert str(path) in str(raised.value)

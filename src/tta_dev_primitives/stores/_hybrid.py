@@ -776,26 +776,33 @@ class HybridStore(Generic[B]):
                 with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                     task.get_loop().call_soon_threadsafe(task.cancel)
         unsent = len(self._journal)
+        # With a durable file: is it still there to replay them from (not deleted since)?
+        file = self.journal_file
+        kept = file is not None and (not unsent or await self._outbox.keep())
         await self.local.aclose()
         if self.remote is not None:
             await self.remote.aclose()
         await self._outbox.aclose()
-        if self.journal_file is not None:
+        if kept and file is not None:
             if unsent:
                 log.warning(
                     "memory closed with %d writes journalled during an outage; they stay in %s "
                     "and the next MemoryPrimitive with that journal_path replays them",
-                    unsent, self.journal_file.path,
+                    unsent, file.path,
                 )  # fmt: skip
-        elif unsent and self.report_unsent:
+        elif unsent and (self.report_unsent or file is not None):
             # Never silently: counted as dropped journal entries, logged, and raised.
             self._journal.dropped += unsent
             self.events.journal_dropped(unsent)
+            where = (
+                "with journal_path= they would be replayed by the next process" if file is None
+                else f"the journal file {file.path} no longer holds them (deleted, or another "
+                "memory took the path)"
+            )  # fmt: skip
             message = (
                 f"memory closed with {unsent} write{'s' if unsent != 1 else ''} journalled "
                 "during an outage still unsent "
-                f"to the backend ({self.last_error}); they are lost with this store (with "
-                "journal_path= they would be replayed by the next process)"
+                f"to the backend ({self.last_error}); they are lost with this store ({where})"
             )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=unsent)

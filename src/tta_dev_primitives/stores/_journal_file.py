@@ -449,6 +449,30 @@ class JournalFile:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def _holds(self) -> bool:
+        """True if the file at the path is this journal's open file."""
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._fd)
+        return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+
+    async def keep(self, snapshot: Callable[[], list[Record]]) -> bool:
+        """Before closing with writes unsent: True if a file at the path holds them for the
+        next process. One deleted since its last append (a /tmp cleaner; no append found it
+        gone) is written anew from ``snapshot()`` first; False if that cannot be done (its
+        directory is gone, or another memory holds the lock). A file another memory has put
+        at the path (it took the path, and restored this one's writes) is left to it."""
+        if self._closed:
+            return False
+        await self.settle()
+        if await self._run(os.path.lexists, self.path):
+            return True
+        self.deleted = True
+        await self.rewrite(snapshot)  # (a failure is logged; the check below says so)
+        return bool(await self._run(self._holds))
+
     async def aclose(self) -> None:
         """Finish queued appends, close the file and release the lock (the file stays)."""
         if self._closed:

@@ -129,6 +129,11 @@ class Outbox:
             for e in self.journal.entries()
         ]
 
+    async def keep(self) -> bool:
+        """Closing with writes unsent: True if the durable file holds them for the next
+        process (``JournalFile.keep``)."""
+        return self.file is not None and await self.file.keep(self.snapshot)
+
     async def aclose(self) -> None:
         if self.file is not None:
             await self.file.aclose()
