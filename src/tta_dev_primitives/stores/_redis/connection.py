@@ -312,10 +312,7 @@ class Connection:
             except errors.REFUSED as exc:  # first: ResponseError subclasses
                 raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
-                state.failures += 1
-                await self._forget_topology(state, client)
-                if isinstance(exc, rexc.ReadOnlyError):
-                    await self._leave_replica(client)
+                await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
                 message = scrub(str(exc) or type(exc).__name__, self.url)
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
@@ -325,10 +322,7 @@ class Connection:
                 if errors.refused(message):
                     raise await self._refused(state, client, exc) from None
                 if errors.unavailable(message):
-                    state.failures += 1
-                    await self._forget_topology(state, client)
-                    if message.upper().startswith("READONLY"):
-                        await self._leave_replica(client)
+                    await self._unavailable(state, client, message.upper().startswith("READONLY"))
                     raise BackendUnavailableError(f"Redis refused: {message}") from None
                 raise BackendError(f"Redis error: {message}") from None
             except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
@@ -360,11 +354,15 @@ class Connection:
                 state.leave(client)
         return refusal
 
-    async def _leave_replica(self, client: Any) -> None:
-        """After READONLY: a failover behind a fixed address (a managed endpoint's name, a
-        floating IP) left the connections opened before it on the old primary, a replica now.
-        Dropped, so that the next ones reach the new primary."""
-        if client is not None:
+    async def _unavailable(self, state: _LoopClient, client: Any, replica: bool) -> None:
+        """After a failure of availability: counted (calls that waited for a slot give up), a
+        cluster's slot map forgotten, and after READONLY (``replica``) the pooled connections
+        dropped: behind a fixed address (a managed endpoint's name, a floating IP) those opened
+        before a failover still reach the old primary, a replica now; new ones reach the new
+        primary."""
+        state.failures += 1
+        await self._forget_topology(state, client)
+        if replica and client is not None:
             await self._drop_dead_connections(client)
 
     async def _drop_dead_connections(self, client: Any) -> bool:
