@@ -6,6 +6,8 @@ with a message saying how to install it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -270,3 +272,44 @@ def every_store_loses(cache: Any, change: Callable[[], Awaitable[Any]], monkeypa
         return await real_put(*args, **kwargs)
 
     monkeypatch.setattr(remote, "put", put_after_another_change)
+
+
+@contextlib.asynccontextmanager
+async def tcp_relay(
+    port: Callable[[], int], cut: Callable[[bytes], bool] | None = None
+) -> AsyncIterator[str]:
+    """A TCP relay on a free loopback port to the Redis on ``port()``, asked at each new
+    connection (a test moves it, as a DNS name moves in a failover); yields its URL. A chunk a
+    client sends for which ``cut`` says True ends that connection there, unsent. Every relayed
+    connection is closed on exit."""
+    relays: set[asyncio.Future[Any]] = set()
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inbound: bool
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if inbound and cut is not None and cut(chunk):
+                    break
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port())
+        both = asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        relays.add(both)
+        await both
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    finally:
+        server.close()
+        for both in relays:
+            both.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+        await server.wait_closed()

@@ -21,7 +21,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, copies_dropped, eventually, fast_recovery, namespace, replayed
+from conftest import (
+    Factory,
+    copies_dropped,
+    eventually,
+    fast_recovery,
+    namespace,
+    replayed,
+    tcp_relay,
+)
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendRefusedError,
@@ -661,52 +669,31 @@ async def test_a_policy_check_cut_off_is_made_again_on_the_next_connect(
     )
     cut = asyncio.Event()  # set once the first INFO memory has been cut off
 
-    async def pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inbound: bool
-    ) -> None:
-        try:
-            while chunk := await reader.read(65536):
-                if inbound and not cut.is_set() and b"memory" in chunk.lower() and b"INFO" in chunk:
-                    cut.set()
-                    break
-                writer.write(chunk)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    def first_info_memory(chunk: bytes) -> bool:
+        if not cut.is_set() and b"memory" in chunk.lower() and b"INFO" in chunk:
+            cut.set()
+            return True
+        return False
 
-    relays: set[asyncio.Task[Any]] = set()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", server.port)
-        both = asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
-        relays.add(both)
-        await both
-
-    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
-    url = f"redis://127.0.0.1:{proxy.sockets[0].getsockname()[1]}/0"
     caplog.set_level(logging.WARNING, logger="tta_dev_primitives.memory")
-    memory = fast_recovery(url)
-    try:
-        async with asyncio.timeout(30):
-            await memory.add("k0", {"v": 0})
-            assert cut.is_set()
-            await replayed(memory)
-            for i in range(1, 4):
-                await memory.add(f"k{i}", {"v": i})
-            assert memory.get_backend_info()["backend"] == "redis"
-        warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
-        assert len(warnings) == 1
-        assert "allkeys-lru" in warnings[0]
-        await memory.clear()
-    finally:
-        await memory.aclose()
-        proxy.close()
-        for both in relays:
-            both.cancel()
-        await asyncio.gather(*relays, return_exceptions=True)
-        await proxy.wait_closed()
+    async with tcp_relay(lambda: server.port, first_info_memory) as url:
+        memory = fast_recovery(url)
+        try:
+            async with asyncio.timeout(30):
+                await memory.add("k0", {"v": 0})
+                assert cut.is_set()
+                await replayed(memory)
+                for i in range(1, 4):
+                    await memory.add(f"k{i}", {"v": i})
+                assert memory.get_backend_info()["backend"] == "redis"
+            warnings = [
+                r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()
+            ]
+            assert len(warnings) == 1
+            assert "allkeys-lru" in warnings[0]
+            await memory.clear()
+        finally:
+            await memory.aclose()
 
 
 async def test_a_live_write_that_loses_after_its_retry_raises_stale(redis_server: Any) -> None:

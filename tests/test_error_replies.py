@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-from conftest import Factory, eventually, fast_recovery, namespace, replayed
+from conftest import Factory, eventually, fast_recovery, namespace, replayed, tcp_relay
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.stores._base import Write
@@ -219,59 +219,35 @@ async def test_a_failover_behind_a_fixed_address_reaches_the_new_primary(
     old = redis_server_factory()
     new = redis_server_factory(extra=("--replicaof", "127.0.0.1", str(old.port)))
     target = [old.port]
-    relays: set[asyncio.Task[Any]] = set()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async with tcp_relay(lambda: target[0]) as url:
+        memory = fast_recovery(url)
+        old_admin = aioredis.Redis.from_url(old.url)
+        new_admin = aioredis.Redis.from_url(new.url)
         try:
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        except ConnectionError:
-            pass
+            for i in range(3):
+                await memory.add(f"u1:s1:{i}", {"content": f"before the failover {i}"})
+            assert len(await memory.search("failover")) == 3
+
+            async def in_sync() -> bool:
+                return int(await new_admin.dbsize()) == int(await old_admin.dbsize())
+
+            await eventually(in_sync, within=30)
+            # The failover: the replica is promoted, the old primary follows it, and the
+            # address now leads to the new one.
+            await new_admin.execute_command("REPLICAOF", "NO", "ONE")
+            await old_admin.execute_command("REPLICAOF", "127.0.0.1", str(new.port))
+            target[0] = new.port
+            for i in range(3, 6):
+                await memory.add(f"u1:s1:{i}", {"content": f"after the failover {i}"})
+            async with asyncio.timeout(60):
+                await replayed(memory)
+            reader = MemoryPrimitive(new.url, namespace=memory.get_backend_info()["namespace"])
+            for i in range(6):
+                assert await reader.get(f"u1:s1:{i}") is not None, i
+            assert len(await reader.search("failover", limit=10)) == 6
+            await reader.aclose()
+            await memory.clear()
         finally:
-            writer.close()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target[0])
-        both = asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        relays.add(both)
-        await both
-
-    endpoint = await asyncio.start_server(relay, "127.0.0.1", 0)
-    url = f"redis://127.0.0.1:{endpoint.sockets[0].getsockname()[1]}/0"
-    memory = fast_recovery(url)
-    old_admin = aioredis.Redis.from_url(old.url)
-    new_admin = aioredis.Redis.from_url(new.url)
-    try:
-        for i in range(3):
-            await memory.add(f"u1:s1:{i}", {"content": f"before the failover {i}"})
-        assert len(await memory.search("failover")) == 3
-
-        async def in_sync() -> bool:
-            return int(await new_admin.dbsize()) == int(await old_admin.dbsize())
-
-        await eventually(in_sync, within=30)
-        # The failover: the replica is promoted, the old primary follows it, and the address
-        # now leads to the new one.
-        await new_admin.execute_command("REPLICAOF", "NO", "ONE")
-        await old_admin.execute_command("REPLICAOF", "127.0.0.1", str(new.port))
-        target[0] = new.port
-        for i in range(3, 6):
-            await memory.add(f"u1:s1:{i}", {"content": f"after the failover {i}"})
-        async with asyncio.timeout(60):
-            await replayed(memory)
-        reader = MemoryPrimitive(new.url, namespace=memory.get_backend_info()["namespace"])
-        for i in range(6):
-            assert await reader.get(f"u1:s1:{i}") is not None, i
-        assert len(await reader.search("failover", limit=10)) == 6
-        await reader.aclose()
-        await memory.clear()
-    finally:
-        await memory.aclose()
-        await old_admin.aclose()
-        await new_admin.aclose()
-        endpoint.close()
-        for both in relays:
-            both.cancel()
-        await asyncio.gather(*relays, return_exceptions=True)
-        await endpoint.wait_closed()
+            await memory.aclose()
+            await old_admin.aclose()
+            await new_admin.aclose()
