@@ -65,6 +65,17 @@ async def stored(server: RedisServer, ns: str) -> dict[str, Any]:
         await reader.aclose()
 
 
+async def in_outage(
+    server: RedisServer, ns: str, journal: Path | str, **options: Any
+) -> MemoryPrimitive:
+    """A memory on ``journal`` that reached Redis once, then Redis killed: what it writes next
+    is journalled."""
+    memory = fast_recovery(server.url, ns, journal_path=journal, **options)
+    await memory.add("warm", {"content": "warm"})
+    server.kill()
+    return memory
+
+
 def spawn(code: str, **values: str) -> subprocess.Popen[str]:
     """Start ``code`` (formatted with ``values``) in a new interpreter; its stdout is piped."""
     return subprocess.Popen(
@@ -171,9 +182,7 @@ async def test_a_replayed_journal_is_emptied_and_never_replayed_again(
     on the path restores nothing, so a delete made after the replay stays."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     await memory.add("a", {"content": "journalled"})
     server.start()
     await replayed(memory)
@@ -192,9 +201,7 @@ async def test_aclose_keeps_unsent_writes_in_the_file_instead_of_dropping_them(
     """aclose() during an outage leaves the journalled writes on disk, says where, and does not
     count them as dropped."""
     server = redis_server_factory()
-    memory = fast_recovery(server.url, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, namespace(), journal)
     await memory.add("a", {"content": "journalled"})
     with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.memory"):
         await memory.aclose()
@@ -215,10 +222,7 @@ async def test_ttls_and_vectors_cross_the_restart(
     def embed(texts: list[str]) -> list[list[float]]:
         return [[1.0, float(len(t)), 0.5] for t in texts]
 
-    memory = fast_recovery(server.url, ns, journal_path=journal, embed=embed,
-                           search_engine="replica")  # fmt: skip
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal, embed=embed, search_engine="replica")
     await memory.add("short", {"content": "lives an hour"}, ttl=3600)
     await memory.add("vec", {"content": "a vector of its own"})
     await memory.aclose()
@@ -262,9 +266,7 @@ def test_records_round_trip_through_json_lines() -> None:
 
 async def _journalled(server: RedisServer, ns: str, journal: Path, count: int) -> None:
     """Journal ``count`` adds (k0, k1, ...) during an outage, then close, keeping the file."""
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     for i in range(count):
         await memory.add(f"k{i}", {"content": f"v{i}"})
     await memory.aclose()
@@ -450,9 +452,7 @@ async def test_a_deleted_lock_file_does_not_let_two_memories_journal_on_one_path
     same sequences, and one hid the other's). Every add that returns normally is replayed."""
     server = redis_server_factory()
     ns = namespace()
-    first = fast_recovery(server.url, ns, journal_path=journal)
-    await first.add("warm", {"content": "warm"})
-    server.kill()
+    first = await in_outage(server, ns, journal)
     await first.add("first0", {"content": "before the lock file went"})
     delete_file(Path(f"{journal}.lock"))
     if not compacting:
@@ -517,9 +517,7 @@ async def test_a_full_disk_fails_the_write_and_keeps_nothing_of_it(
     are journalled and replayed."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     await memory.add("before", {"content": "on disk"})
     file = memory._store.journal_file
     assert file is not None
@@ -546,9 +544,7 @@ async def test_writes_acknowledged_after_the_file_was_deleted_while_open_survive
     Every add that returns normally, before or after, is replayed by the next process."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     await memory.add("before", {"content": "journalled"})
     delete_file(journal)
     acknowledged = ["before"]
@@ -707,9 +703,7 @@ async def test_the_file_is_compacted_while_one_key_is_rewritten_during_a_long_ou
     records once past 1 MiB and twice their size, and the newest write of each key survives."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     body = "x" * 1000
     for i in range(4000):  # about 4 MB of records, 10 live keys
         await memory.add(f"k{i % 10}", {"content": f"{body} {i}"})
@@ -741,9 +735,7 @@ async def test_concurrent_outage_writes_share_fsyncs_and_all_land(
     replayed by the next process."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     await asyncio.gather(*(memory.add(f"k{i}", {"content": f"v{i}"}) for i in range(500)))
     await memory.delete("k7")
     await memory.aclose()
@@ -849,9 +841,7 @@ async def test_a_partial_line_that_could_not_be_cut_is_cut_before_the_next_appen
     first: the write after it is readable and replayed."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     file = memory._store.journal_file
     assert file is not None
     real_ftruncate = os.ftruncate
@@ -941,9 +931,7 @@ async def test_the_next_process_finds_the_restored_writes_by_search_while_redis_
     list_memories and size."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     for i in range(3):
         await memory.add(f"u1:s1:{i}", {"content": f"journalled note {i}"})
     await memory.aclose()
@@ -968,9 +956,7 @@ async def test_a_file_deleted_after_the_last_write_still_holds_the_writes_at_clo
     now writes the file anew from the journal first, and the next process replays them."""
     server = redis_server_factory()
     ns = namespace()
-    memory = fast_recovery(server.url, ns, journal_path=journal)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, ns, journal)
     for i in range(3):
         await memory.add(f"outage{i}", {"content": f"journalled {i}"})
     delete_file(journal)
@@ -992,12 +978,44 @@ async def test_a_close_that_cannot_keep_the_writes_says_they_are_lost(
     folder = tmp_path / "journals"
     folder.mkdir()
     path = folder / "memory.journal"
-    memory = fast_recovery(server.url, namespace(), journal_path=path)
-    await memory.add("warm", {"content": "warm"})
-    server.kill()
+    memory = await in_outage(server, namespace(), path)
     await memory.add("outage", {"content": "journalled"})
     shutil.rmtree(folder)
     with pytest.raises(UnsentWritesError) as raised:
         await memory.aclose()
     assert raised.value.unsent == 1
     assert str(path) in str(raised.value)
+
+
+async def test_a_retaken_lock_does_not_compact_away_another_memorys_writes(
+    redis_server_factory: Factory, journal: Path
+) -> None:
+    """The lock file is deleted while a memory holds it (a /tmp cleaner), and it is taken
+    again when no one holds it. But a second memory may have locked a new lock file meanwhile,
+    journalled outage writes into the file (acknowledged), and closed before Redis came back
+    (its start compaction failed, a nearly full disk, so both had one file open). The first
+    memory then replayed its own journal and compacted the file to what *it* held: the
+    second's acknowledged writes were gone from the file, and no process replayed them."""
+    server = redis_server_factory()
+    ns = namespace()
+    first = await in_outage(server, ns, str(journal))
+    await first.add("first", {"content": "the first memory's outage write"})
+    delete_file(Path(f"{journal}.lock"))  # a /tmp cleaner
+    # The second's start compaction fails (a nearly full disk: no room for a second copy), so
+    # it appends to the file the first has open.
+    block_compaction(journal, True)
+    second = fast_recovery(server.url, ns, journal_path=str(journal))
+    await second.add("second", {"content": "the second memory's outage write"})  # acknowledged
+    await second.aclose()  # Redis still away: its write waits in the file
+    block_compaction(journal, False)
+    server.start()
+
+    assert await first.flush()  # the first replays its journal, then compacts the file
+
+    await first.aclose()
+    again = fast_recovery(server.url, ns, journal_path=str(journal))
+    try:
+        assert await again.flush()
+    finally:
+        await again.aclose()
+    assert {"first", "second"} <= set(await stored(server, ns))
