@@ -25,7 +25,6 @@ __all__ = [
     "mark",
     "master_index",
     "still_owned",
-    "unmark",
 ]
 
 Call = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
@@ -131,12 +130,6 @@ async def mark(client: Any, bases: list[str], field: str, value: str) -> None:
     """Set a fact in every partition's ``n`` hash."""
     for base in bases:
         await client.hset(Layout.facts(base), field, value)
-
-
-async def unmark(client: Any, bases: list[str], *fields: str) -> None:
-    """Remove facts from every partition's ``n`` hash."""
-    for base in bases:
-        await client.hdel(Layout.facts(base), *fields)
 
 
 async def facts(client: Any, bases: list[str], field: str) -> list[str | None]:
