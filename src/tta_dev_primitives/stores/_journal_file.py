@@ -212,14 +212,10 @@ class JournalFile:
         have journalled writes into this very file (its start compaction failed), which a
         rewrite from this journal would drop."""
         lock = self.path + ".lock"
-        held = os.fstat(self._lock_fd)
-        try:
-            found = os.stat(lock)
-        except FileNotFoundError:
-            pass
-        else:
-            if (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino):
-                return
+        found = _open_at(lock, self._lock_fd)
+        if found:
+            return
+        if found is False:
             raise OSError(
                 errno.EBUSY,
                 f"the lock file {lock} was made anew by another memory: this journal no longer "
@@ -451,12 +447,7 @@ class JournalFile:
 
     def _holds(self) -> bool:
         """True if the file at the path is this journal's open file."""
-        try:
-            found = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(self._fd)
-        return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+        return bool(_open_at(self.path, self._fd))
 
     async def keep(self, snapshot: Callable[[], list[Record]]) -> bool:
         """Before closing with writes unsent: True if a file at the path holds them for the
@@ -481,6 +472,17 @@ class JournalFile:
         self._closed = True
         await self._run(self._close)
         self._executor.shutdown(wait=False)
+
+
+def _open_at(path: str, fd: int) -> bool | None:
+    """True if the file at ``path`` is the one open as ``fd``, False if another is there (made
+    anew since), None if none is."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    mine = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _lock(path: str) -> int:
