@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import re
 import string
 import unicodedata
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
-from tta_dev_primitives.search._analyzer import STOP_MARK
+from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, STOP_MARK
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH
 from tta_dev_primitives.search._tokens import identifier_parts
@@ -137,6 +139,37 @@ async def test_a_thai_memory_is_found_by_a_word_inside_it() -> None:
     await memory.add("c", {"content": "วันนี้อากาศร้อนมาก ฝนไม่ตกเลยทั้งวัน"})
     found = await memory.search("นัดหมอฟันวันไหน", 2)
     assert found[0] == {"content": "พรุ่งนี้บ่ายสามโมงต้องไปหาหมอฟันที่คลินิก"}
+
+
+def test_a_run_of_any_length_gives_every_character_and_pair() -> None:
+    """A run longer than a page of text (a pasted book without punctuation) is cut the same
+    way: every character, then every neighbouring pair, in order."""
+    for run in ("我们在花园里种了番茄" * 1000, "東京" * 4097 + "に"):
+        chars = list(run)
+        assert ANALYZER.terms(run) == chars + [a + b for a, b in itertools.pairwise(chars)]
+    thai = "ที่ดีหมอฟัน" * 1500  # 7 clusters each time
+    units = ["ที่", "ดี", "ห", "ม", "อ", "ฟั", "น"] * 1500
+    assert ANALYZER.terms(thai) == units + [a + b for a, b in itertools.pairwise(units)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32), st.integers(0, 3))
+def test_a_memory_keeps_its_most_frequent_terms_stop_words_last(seed: int, mix: int) -> None:
+    """Past MAX_DOC_TERMS distinct terms, a memory keeps what a stable sort by (stop word, most
+    frequent first) puts first: ties in order of first appearance."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}x" for i in range(MAX_DOC_TERMS + rng.randint(500, 3000))]
+    if mix & 1:  # names that are stop words: kept last
+        vocabulary += ["Will", "The", "Who", "May"]
+    if mix & 2:  # Chinese: its characters and pairs
+        vocabulary += ["花园番茄罗勒", "我们在东京工作"]
+    text = " ".join(rng.choice(vocabulary) for _ in range(4 * len(vocabulary)))
+    counts: dict[str, int] = {}
+    for term in ANALYZER.terms(text):
+        counts[term] = counts.get(term, 0) + 1
+    assert len(counts) > MAX_DOC_TERMS  # (below it, every term is kept, in order)
+    ranked = sorted(counts.items(), key=lambda kv: (kv[0].startswith(STOP_MARK), -kv[1]))
+    assert list(ANALYZER.term_counts([text]).items()) == ranked[:MAX_DOC_TERMS]
 
 
 def test_words_keep_their_combining_marks() -> None:

@@ -26,8 +26,10 @@ bound either.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
@@ -222,7 +224,7 @@ class Analyzer:
             self._cache[token] = terms
         return terms
 
-    def _terms_of(self, kind: int, token: str) -> tuple[str, ...]:
+    def _terms_of(self, kind: int, token: str) -> Iterable[str]:
         """The terms of one token of ``tokens``."""
         if kind == 0:
             return self._word(token)
@@ -249,15 +251,12 @@ class Analyzer:
                     terms = self._ascii(token)
                 for term in terms:
                     counts[term] = get(term, 0) + 1
-        else:
-            for kind, token in tokens_of(text):
-                for term in self._terms_of(kind, token):
-                    counts[term] = get(term, 0) + 1
+        else:  # (counted in C: a CJK memory has a term per character and per pair)
+            terms_of = self._terms_of
+            counts = dict(Counter(chain.from_iterable(terms_of(*kt) for kt in tokens_of(text))))
         if len(counts) > MAX_DOC_TERMS:
-            # A memory's index entry has a bounded cost: keep its most frequent terms, stop
-            # words last (ties in order of first appearance: the sort is stable).
-            ranked = sorted(counts.items(), key=lambda kv: (kv[0][0] == STOP_MARK, -kv[1]))
-            counts = dict(ranked[:MAX_DOC_TERMS])
+            # A memory's index entry has a bounded cost: keep its most frequent terms.
+            counts = most_frequent(counts, MAX_DOC_TERMS)
         return counts
 
     def query(self, text: str) -> Query:
@@ -299,3 +298,34 @@ class Analyzer:
                 prefix_last = True
         # Only stop words ("Who is Will?"): search them rather than nothing.
         return Query(tuple(terms or stops), prefix_last=prefix_last)
+
+
+def most_frequent(counts: dict[str, int], n: int) -> dict[str, int]:
+    """The ``n`` most frequent terms of ``counts``, stop words last, ties in order of first
+    appearance, most frequent first: a stable sort by (stop word, -count), cut at ``n``. Only the
+    terms kept are sorted, so the loop can serve other tasks meanwhile (a sort of all of a large
+    memory's million terms is one C call that holds the GIL for half a second)."""
+    stops = {t: c for t, c in counts.items() if t[0] == STOP_MARK}
+    words = {t: c for t, c in counts.items() if t[0] != STOP_MARK} if stops else counts
+    kept: list[str] = []
+    for group in (words, stops):
+        room = n - len(kept)
+        if room <= 0:
+            break
+        if len(group) <= room:
+            kept += sorted(group, key=group.__getitem__, reverse=True)  # stable, reversed too
+            continue
+        # The lowest count kept: every term above it, and the first ones at it.
+        by_count: Counter[int] = Counter()
+        values = list(group.values())
+        for start in range(0, len(values), 65536):  # (short C calls: see above)
+            by_count.update(values[start : start + 65536])
+        above = 0
+        for floor in sorted(by_count, reverse=True):
+            if above + by_count[floor] >= room:
+                break
+            above += by_count[floor]
+        top = [t for t, c in group.items() if c > floor]
+        kept += sorted(top, key=group.__getitem__, reverse=True)
+        kept += islice((t for t, c in group.items() if c == floor), room - above)
+    return {t: counts[t] for t in kept}

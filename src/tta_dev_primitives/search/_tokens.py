@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Final
 
 __all__ = [
@@ -77,6 +79,8 @@ _SPACELESS_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x19
 # it is no term.
 _CLUSTER_MARKS = re.escape(_marks(_SPACELESS_BLOCKS) + "".join(sorted(JOIN_MARKS)))
 _SPACELESS = re.escape(_marks(_SPACELESS_BLOCKS, "LMN"))
+#: A run of a script written without spaces longer than this makes its terms a piece at a time.
+_LONG_RUN: Final = 4096
 _CLUSTER = re.compile(f"[^{_CLUSTER_MARKS}][{_CLUSTER_MARKS}]*")
 # Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
 _EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
@@ -164,16 +168,30 @@ def capitalised(token: str) -> bool:
     return len(token) > 1 and token[0].isupper()
 
 
-def grams(run: str) -> tuple[str, ...]:
+def grams(run: str) -> Iterable[str]:
     """Characters and pairs of neighbouring characters of a CJK run."""
-    return (*run, *(run[i : i + 2] for i in range(len(run) - 1)))
+    if len(run) > _LONG_RUN:
+        return chain.from_iterable(_gram_pieces(run))
+    return (*run, *map(str.__add__, run, run[1:]))
 
 
-def cluster_grams(run: str) -> tuple[str, ...]:
+def cluster_grams(run: str) -> Iterable[str]:
     """``grams`` of a Thai, Lao, Khmer or Myanmar run, whose characters are clusters: a letter
     with the vowel signs and tone marks written on it ("ที่" is one), so no term is a mark."""
+    if len(run) > _LONG_RUN:
+        return chain.from_iterable(_gram_pieces([m.group() for m in _CLUSTER.finditer(run)]))
     units = _CLUSTER.findall(run)
-    return (*units, *(units[i] + units[i + 1] for i in range(len(units) - 1)))
+    return (*units, *map(str.__add__, units, units[1:]))
+
+
+def _gram_pieces(units: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``grams`` of a long run a piece at a time, in the same order: a run of millions of
+    characters (a pasted book without punctuation) made at once is one C call that keeps the
+    GIL, and so the event loop, for half a second."""
+    for i in range(0, len(units), _LONG_RUN):
+        yield units[i : i + _LONG_RUN]
+    for i in range(0, len(units) - 1, _LONG_RUN):
+        yield tuple(map(str.__add__, units[i : i + _LONG_RUN], units[i + 1 : i + _LONG_RUN + 1]))
 
 
 def words(text: str) -> list[str]:
