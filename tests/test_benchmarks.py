@@ -58,6 +58,8 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
                      marks=pytest.mark.redis),
         pytest.param("bench_backfill_workers.py", ["--size", "2000", "--workers", "2"],
                      '"workers": 2', marks=pytest.mark.redis),
+        pytest.param("bench_large_values.py", ["--quick", "--redis"], "large values done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_engine_timeout.py", ["--size", "2000", "--questions", "5"],
                      "ON_TIMEOUT FAIL, user", marks=pytest.mark.redis),
         pytest.param("bench_million.py", ["--size", "3000", "--questions", "5", "--burst", "2",

@@ -13,14 +13,23 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import os
 import sys
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeGuard, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["alive", "blocked_loop", "finished_elsewhere", "in_own_thread", "on_portal"]
+__all__ = [
+    "alive",
+    "blocked_loop",
+    "finished_elsewhere",
+    "heavy_in_own_thread",
+    "in_own_thread",
+    "on_portal",
+]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
     "tta_blocked_loop", default=None
@@ -31,6 +40,10 @@ blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
 on_portal: ContextVar[bool] = ContextVar("tta_on_portal", default=False)
 
 _own_threads: concurrent.futures.Executor | None = None  # ``in_own_thread``'s daemon threads
+#: Large memories analysed at once (``heavy_in_own_thread``): each holds up to a few hundred MB
+#: while it runs, and the GIL runs one at a time anyway.
+_HEAVY = 2
+_heavy = threading.BoundedSemaphore(_HEAVY)
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
 
@@ -85,3 +98,24 @@ async def in_own_thread(func: Callable[..., T], *args: Any) -> T:
         _own_threads = DaemonExecutor("tta-sync-step", max_busy=sys.maxsize)
     context = contextvars.copy_context()
     return await asyncio.get_running_loop().run_in_executor(_own_threads, context.run, func, *args)
+
+
+async def heavy_in_own_thread(func: Callable[..., T], *args: Any) -> T:
+    """``in_own_thread`` for work that holds much memory while it runs (analysing an 8 MiB
+    memory): at most ``_HEAVY`` at once, so a burst of them does not hold it all together;
+    the others wait in their threads, never on the event loop."""
+
+    def run() -> T:
+        with _heavy:
+            return func(*args)
+
+    return await in_own_thread(run)
+
+
+def _forked() -> None:
+    global _heavy
+    _heavy = threading.BoundedSemaphore(_HEAVY)  # (a parent's thread may have held it)
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)

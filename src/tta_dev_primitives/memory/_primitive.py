@@ -48,8 +48,9 @@ from tta_dev_primitives.memory._ops import (
     SearchMemory,
     parse_operation,
 )
+from tta_dev_primitives.memory._prepared import is_small, prepare_now, prepare_off_loop
 from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, SearchOptions, TextOrFn
-from tta_dev_primitives.memory._values import decode_value, encode_value
+from tta_dev_primitives.memory._values import decode_value
 from tta_dev_primitives.memory._vectors import Mode, memory_vector, search_mode
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._facets import Scalar, matches
@@ -256,11 +257,14 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         nothing is stored: a memory is never half-written.
         """
         key, ttl = check_new_key(key), check_ttl(ttl)
-        payload = encode_value(value)
+        embedded = self._embedder is not None and vector_text is None
+        if is_small(value):
+            payload, terms, text = prepare_now(self._indexing, value, text=embedded)
+        else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
+            payload, terms, text = await prepare_off_loop(self._indexing, value, text=embedded)
         with MemoryOp("add", self._namespace) as op:
-            vector = await memory_vector(self._embedder, self._indexing, value, vector_text)
-            document = Document(self._indexing.terms(value), vector)
-            op.report(await self._store.put(key, payload, ttl, document))
+            vector = await memory_vector(self._embedder, text, vector_text)
+            op.report(await self._store.put(key, payload, ttl, Document(terms, vector)))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""

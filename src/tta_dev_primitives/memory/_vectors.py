@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
-from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
+from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS
 from tta_dev_primitives.telemetry._memory_ops import embed_span
 
 if TYPE_CHECKING:
@@ -35,11 +35,10 @@ def search_mode(embedder: Embedder | None, mode: str | None) -> Mode:
 
 async def memory_vector(
     embedder: Embedder | None,
-    indexing: Indexing,
-    value: dict[str, Any],
+    text: str,
     vector_text: str | Sequence[str] | None,
 ) -> Any:
-    """The embedding of what is searched in ``value`` (or of ``vector_text``), or None.
+    """The embedding of ``text``, what is searched in the value (or of ``vector_text``), or None.
 
     Several texts give a 2-D array, one row each (the index scores the best row).
     """
@@ -58,7 +57,7 @@ async def memory_vector(
             raise InvalidArgumentError("vector_text needs an embedder: MemoryPrimitive(embed=...)")
         return None
     if texts is None:  # the searched text; blank when the value has none
-        texts = [text] if (text := indexing.text(value)).strip() else []
+        texts = [text] if text.strip() else []
     texts = [t[:MAX_EMBED_CHARS] for t in texts if t]  # as given, whitespace included
     if len(texts) > MAX_VECTORS:
         raise InvalidArgumentError(

@@ -26,14 +26,15 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
-from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.stores._base import Document
 from tta_dev_primitives.stores._redis.connection import text_of
 
@@ -92,6 +93,18 @@ def _records(packed: bytes | str) -> Iterator[_Record]:
             None if deadline == b"-" else int(float(deadline)),
             buf[payload_end:pos] if pos > payload_end else None,
         )
+
+
+def _outdated(cursor: _Cursor, reply: list[Any]) -> bool:
+    """True if a CHANGES page says the partition must be read again from the start."""
+    if not (cursor.since > 0 or cursor.since_del is not None):
+        return False  # not started
+    epoch, gcut, last = text_of(reply[0]), int(float(reply[1])), int(float(reply[8]))
+    return (
+        epoch != (cursor.epoch or "")
+        or (cursor.since_del is not None and gcut > cursor.since_del)
+        or last < max(cursor.since, cursor.since_del or 0)
+    )
 
 
 class Replica:
@@ -161,32 +174,47 @@ class Replica:
         while True:
             since_del = "-" if cursor.since_del is None else str(cursor.since_del)
             reply = await fetch(base, str(cursor.since), since_del, self.seg)
-            if not self._apply(cursor, reply):
+            if _outdated(cursor, reply):
+                # Cleared, recreated, deletes we never saw were trimmed, or the partition is
+                # behind what we read (an older snapshot, a lagging replica): reload it.
+                self._reset(cursor)
+                continue
+            records: Iterable[_Record] = _records(reply[4])
+            analysed: Mapping[tuple[str, int], dict[str, int]] = {}
+            if len(reply[4]) > OFF_LOOP_BYTES:
+                records, analysed = await heavy_in_own_thread(self._analyse, reply[4])
+            if not self._apply(cursor, reply, records, analysed):
                 cursor.head = head
                 return
 
-    def _apply(self, cursor: _Cursor, reply: list[Any]) -> bool:
-        """Apply one page; True if there is more to read."""
-        epoch, gcut, now_ms = text_of(reply[0]), int(float(reply[1])), int(reply[2])
+    def _analyse(
+        self, puts: bytes | str
+    ) -> tuple[list[_Record], dict[tuple[str, int], dict[str, int]]]:
+        """A page's records, and the terms of those ``_apply`` would analyse, by (key, seq)."""
+        records = list(_records(puts))
+        own, terms = self._own, self.indexing.payload_terms
+        return records, {(key, seq): terms(payload) for key, seq, payload, _, _ in records
+                         if payload is not None and own.get(key, (None,))[0] != seq}  # fmt: skip
+
+    def _apply(
+        self,
+        cursor: _Cursor,
+        reply: list[Any],
+        records: Iterable[_Record],
+        analysed: Mapping[tuple[str, int], dict[str, int]],
+    ) -> bool:
+        """Apply one page that is not ``_outdated``: its ``records`` (their terms in
+        ``analysed`` if worked out already); True if there is more to read."""
+        epoch, now_ms = text_of(reply[0]), int(reply[2])
         newest_del = int(float(reply[3]))
-        puts, dels, more = reply[4], reply[5], bool(int(reply[6]))
-        looked, last = int(float(reply[7])), int(float(reply[8]))
-        started = cursor.since > 0 or cursor.since_del is not None
-        if started and (
-            epoch != (cursor.epoch or "")
-            or (cursor.since_del is not None and gcut > cursor.since_del)
-            or last < max(cursor.since, cursor.since_del or 0)
-        ):
-            # Cleared, recreated, deletes we never saw were trimmed, or the partition is behind
-            # what we read (an older snapshot, a lagging replica): reload the partition.
-            self._reset(cursor)
-            return True
+        dels, more = reply[5], bool(int(reply[6]))
+        looked = int(float(reply[7]))
         cursor.epoch = epoch or None
         if cursor.since_del is None:
             cursor.since_del = newest_del
         keys, own = cursor.keys, self._own
         now = self._clock()
-        for key, seq, payload, deadline, vector in _records(puts):
+        for key, seq, payload, deadline, vector in records:
             cursor.since = max(cursor.since, seq)
             if payload is None:  # expired or deleted since the page was listed
                 self._drop(key, keys)
@@ -197,7 +225,9 @@ class Replica:
             else:
                 if self._on_changed is not None:
                     self._on_changed(key, payload)
-                terms = self.indexing.payload_terms(payload)
+                terms = analysed.get((key, seq))
+                if terms is None:
+                    terms = self.indexing.payload_terms(payload)
                 self._index(key, terms, seq, None if vector is None else self._decode(key, vector))
             keys.add(key)
             if deadline is not None:

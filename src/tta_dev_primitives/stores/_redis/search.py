@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
@@ -44,7 +45,7 @@ from tta_dev_primitives.exceptions import (
     StaleWriteError,
 )
 from tta_dev_primitives.search._analyzer import Query
-from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
@@ -454,7 +455,9 @@ class RedisIndex:
                 reply = await self._changes(base, since, "-", "")
                 records = list(_records(reply[4]))
                 if records:
-                    args = self.engine.page_args(base, records, self.dims, self._lease)
+                    page = partial(self.engine.page_args, base, records, self.dims, self._lease)
+                    small = len(reply[4]) <= OFF_LOOP_BYTES  # (else analysed off the loop)
+                    args = page() if small else await heavy_in_own_thread(page)
                     keys = [*self.connection.declared(base), lease_name]
                     if int(await self.connection.run_script("INDEX_PAGE", keys, args)) < 0:
                         done = False  # the lease was lost (the backfill restarted, or ran out)
