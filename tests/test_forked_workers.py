@@ -75,6 +75,37 @@ print(json.dumps({"keys": len(every), "distinct": len(set(every)), "tags": tags}
     assert len(set(tags)) == 4, tags
 
 
+def test_workers_forked_after_a_large_memory_analyse_their_own() -> None:
+    """A master that added a large memory (analysed on a worker thread) before forking: each
+    worker's own large memories are analysed too. Its copy of the thread pool counted the
+    master's idle thread, which a fork does not copy, so every such add waited forever."""
+    code = (
+        FORK
+        + """
+import asyncio, signal
+from tta_dev_primitives import MemoryPrimitive
+
+LARGE = {"content": "garden " * 2000}
+
+async def add_and_search(key):
+    memory = MemoryPrimitive()
+    await memory.add(key, LARGE)
+    return len(await memory.search("garden"))
+
+def worker():
+    signal.alarm(60)  # a hung add ends the worker, and the parent reads no result
+    return asyncio.run(add_and_search("u:s:worker"))
+
+asyncio.run(add_and_search("u:s:master"))
+children = [fork(worker) for _ in range(2)]
+for child in children:
+    start(child)
+print(json.dumps([result(child) for child in children]))
+"""
+    )
+    assert json.loads(run_python(code)) == [1, 1]
+
+
 @pytest.mark.redis
 def test_a_memory_made_before_the_fork_drops_what_a_sibling_worker_overwrote(
     redis_server: RedisServer,

@@ -9,8 +9,11 @@ one, so a hung call holds only its own thread; idle threads beyond ``max_idle`` 
 
 from __future__ import annotations
 
+import os
 import queue
+import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -34,11 +37,17 @@ class DaemonExecutor(Executor):
 
     def __init__(self, name: str, *, max_idle: int = 4, max_busy: int = 32) -> None:
         self._name, self._max_idle, self._max_busy = name, max_idle, max_busy
+        self._closed = False
+        self._forked()
+        _executors.add(self)
+
+    def _forked(self) -> None:
+        """No threads yet: at first, and in a forked child, where the parent's are gone (its
+        calls would otherwise wait forever for an idle thread that exists only in the parent)."""
         self._work: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._threads = 0
-        self._closed = False
 
     @property
     def busy(self) -> int:
@@ -94,3 +103,15 @@ class DaemonExecutor(Executor):
             idle, self._idle = self._idle, 0
         for _ in range(idle):
             self._work.put(None)
+
+
+_executors: weakref.WeakSet[DaemonExecutor] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    for executor in list(_executors):
+        executor._forked()
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)
