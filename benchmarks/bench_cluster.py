@@ -61,11 +61,31 @@ async def measure(url: str, node_urls: list[str], n: int, quick: bool) -> dict[s
                 samples.append((time.perf_counter() - start) * 1e3)
             p50, p99 = percentiles(samples)
             search.append({"query": qtype, "scope": scope_name, "p50_ms": p50, "p99_ms": p99})
+    history_us = await history_read_us(memory, 20 if quick else 100)
     info = memory.get_backend_info()
     await memory.clear()
     await memory.aclose()
     return {"topology": info["topology"], "add_us": add_us, "get_us": get_us,
-            "redis_bytes_per_memory": bytes_per_memory, "search": search}  # fmt: skip
+            "history_us": history_us, "redis_bytes_per_memory": bytes_per_memory,
+            "search": search}  # fmt: skip
+
+
+async def history_read_us(memory: MemoryPrimitive, reads: int) -> float:
+    """Median microseconds to read a LangChain chat history's latest 10 of 40 messages, as an
+    agent does before each turn."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+    history = MemoryChatMessageHistory(memory, "u17:chat", max_messages=10)
+    for i in range(20):
+        await history.aadd_messages([HumanMessage(f"question {i}"), AIMessage(f"answer {i}")])
+    samples = []
+    for _ in range(reads):
+        start = time.perf_counter()
+        await history.aget_messages()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return percentiles(samples)[0]
 
 
 async def spread(cluster: LocalCluster, n_keys: int, sessions: int) -> list[int]:
@@ -107,6 +127,8 @@ def report(f: dict[str, Any]) -> None:
     print(table(["", "standalone", "cluster", "x"], [
         ["add", s["add_us"], c["add_us"], c["add_us"] / s["add_us"]],
         ["get", s["get_us"], c["get_us"], c["get_us"] / s["get_us"]],
+        ["chat history, latest 10 of 40 (p50)", s["history_us"], c["history_us"],
+         c["history_us"] / s["history_us"]],
         ["Redis bytes per memory", s["redis_bytes_per_memory"], c["redis_bytes_per_memory"],
          c["redis_bytes_per_memory"] / s["redis_bytes_per_memory"]],
     ]))  # fmt: skip

@@ -30,6 +30,7 @@ from conftest import eventually
 from redis_server import RedisServer
 from tta_dev_primitives import LambdaPrimitive, MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError, InvalidMemoryKeyError
+from tta_dev_primitives.integrations import langchain as langchain_integration
 from tta_dev_primitives.integrations._portal import run_sync
 from tta_dev_primitives.integrations.langchain import (
     MemoryChatMessageHistory,
@@ -296,6 +297,23 @@ async def test_max_messages_returns_the_latest(memory: MemoryPrimitive) -> None:
     assert [m.content for m in await history.aget_messages()] == ["3", "4"]
     await history.aclear()  # clears all five, not only the window
     assert await MemoryChatMessageHistory(memory, "u1:s1").aget_messages() == []
+
+
+async def test_a_history_longer_than_a_page_is_read_whole(
+    memory: MemoryPrimitive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session is listed a page at a time (pages of 3 here): every message, in order, and
+    the latest ones for ``max_messages``; other sessions' messages never join in."""
+    monkeypatch.setattr(langchain_integration, "_PAGE", 3)
+    history = MemoryChatMessageHistory(memory, "u1:s1")
+    await history.aadd_messages([HumanMessage(str(i)) for i in range(10)])
+    await MemoryChatMessageHistory(memory, "u1:s10").aadd_messages([HumanMessage("other")])
+    assert [m.content for m in await history.aget_messages()] == [str(i) for i in range(10)]
+    latest = MemoryChatMessageHistory(memory, "u1:s1", max_messages=4)
+    assert [m.content for m in await latest.aget_messages()] == ["6", "7", "8", "9"]
+    await history.aclear()
+    assert await history.aget_messages() == []
+    assert len(await MemoryChatMessageHistory(memory, "u1:s10").aget_messages()) == 1
 
 
 async def test_clear_keeps_other_memories_of_the_session(memory: MemoryPrimitive) -> None:
