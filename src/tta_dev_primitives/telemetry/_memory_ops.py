@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tta_dev_primitives.telemetry._metrics import instruments
-from tta_dev_primitives.telemetry._tracing import get_tracer
+from tta_dev_primitives.telemetry._tracing import get_tracer, record_failure
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -75,7 +75,10 @@ class MemoryOp:
             self.span = tracer.start_span(f"memory.{name}", context=parent, kind=SpanKind.INTERNAL)
             if self.span.is_recording():
                 self.span.set_attribute("memory.namespace", namespace)
-            self._scope = use_span(self.span, end_on_exit=False)
+            # The failure is recorded by __exit__, without its message (it names keys).
+            self._scope = use_span(
+                self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+            )
 
     def served(self, backend: str, *, fallback: bool = False) -> None:
         """Record which backend served the operation, and whether it was a fallback."""
@@ -116,10 +119,7 @@ class MemoryOp:
             if self.attributes:
                 span.set_attributes(self.attributes)
             if exc is not None:
-                from opentelemetry.trace import Status, StatusCode
-
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}"))
+                record_failure(span, exc, message=False)
         self._scope.__exit__(exc_type, exc, tb)
         span.end()
 
@@ -205,6 +205,14 @@ def embed_span(model: str, texts: int) -> Iterator[None]:
 
     attributes: dict[str, str | int] = {"embed.model": model, "embed.texts": texts}
     with tracer.start_as_current_span(
-        "memory.embed", kind=SpanKind.INTERNAL, attributes=attributes
-    ):
-        yield
+        "memory.embed",
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield
+        except Exception as exc:
+            record_failure(span, exc, message=False)  # an embedder's error may quote the text
+            raise

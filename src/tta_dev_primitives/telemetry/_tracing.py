@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
     from tta_dev_primitives.core._context import WorkflowContext
 
-__all__ = ["TRACER_NAME", "context_attributes", "get_tracer", "traced_execute"]
+__all__ = [
+    "TRACER_NAME",
+    "context_attributes",
+    "get_tracer",
+    "record_failure",
+    "traced_execute",
+]
 
 TRACER_NAME = "tta_dev_primitives"
 
@@ -80,6 +86,34 @@ def context_attributes(context: WorkflowContext | None) -> dict[str, str]:
     return attrs
 
 
+def record_failure(span: Any, exc: BaseException, *, message: bool) -> None:
+    """Mark ``span`` failed by ``exc``: an ``exception`` event and an ERROR status.
+
+    With ``message`` the event is OpenTelemetry's own (type, message, traceback). Without it,
+    only the exception's type: this library's errors name the keys and scopes they were about
+    (``forget('u1')``, ``touch('u1:s1:...')``), an embedder's may quote the text, and user ids
+    and memory contents never go on spans. The caller still gets the exception whole.
+    """
+    if not span.is_recording():
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    kind = type(exc)
+    if message:
+        span.record_exception(exc)
+    else:
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        span.add_event("exception", {"exception.type": name, "exception.escaped": "False"})
+    span.set_status(Status(StatusCode.ERROR, kind.__name__))
+
+
+def _own_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of this library's errors (whose messages name keys and scopes)."""
+    from tta_dev_primitives.exceptions import TTAError
+
+    return isinstance(exc, TTAError)
+
+
 #: The primitive whose run's span is current, and the ``execute`` it ran: a subclass's
 #: ``execute`` calling ``super().execute(...)`` (another class's) runs inside its own span, not
 #: a second one of the same name; a primitive running itself again (recursion) gets one.
@@ -96,9 +130,18 @@ async def _run_in_span(
     token = _running.set((owner, impl))
     try:
         with tracer.start_as_current_span(
-            getattr(owner, "name", type(owner).__name__), kind=_INTERNAL, attributes=attributes
-        ):
-            return await call
+            getattr(owner, "name", type(owner).__name__),
+            kind=_INTERNAL,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                return await call
+            except Exception as exc:
+                # The caller's own errors in full; the library's without their message.
+                record_failure(span, exc, message=not _own_error(exc))
+                raise
     finally:
         _running.reset(token)
 
