@@ -173,3 +173,71 @@ async def test_user_ids_and_contents_never_reach_spans() -> None:
         ]
         assert not [v for v in shown if "QZXJ" in str(v)], (span.name, shown)
     await memory.aclose()
+
+
+@pytest.mark.redis
+async def test_dropped_journal_writes_are_counted_on_overflow_and_on_close(
+    redis_server_factory: Factory, counters: InMemoryMetricReader
+) -> None:
+    """``tta.memory.journal_dropped`` counts the writes a full journal dropped, and those still
+    unsent when ``aclose()`` ran during the outage, each with a ``memory.journal_dropped``
+    event: the close's on its own ``memory.close`` span (aclose had none, and the event was
+    lost unless the caller happened to have a span open)."""
+    from tta_dev_primitives.exceptions import UnsentWritesError
+
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=3)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    with capture_spans() as spans:
+        for i in range(5):
+            await memory.add(f"k{i}", {"v": i})
+        assert totals(counters).get("tta.memory.journal_dropped") == 2
+        with pytest.raises(UnsentWritesError):
+            await memory.aclose()
+    assert totals(counters).get("tta.memory.journal_dropped") == 5
+    events = [e for s in spans for e in s.events if e.name == "memory.journal_dropped"]
+    assert sorted(int(e.attributes["memory.dropped_writes"]) for e in events) == [1, 1, 3]  # type: ignore[arg-type]
+    close = spans.one("memory.close")
+    assert [e.attributes["memory.dropped_writes"] for e in close.events] == [3]
+    assert close.status.status_code.name == "ERROR"  # UnsentWritesError
+    assert [s.name for s in spans.children(close)] == ["memory.flush"]
+
+
+async def test_size_is_a_span_as_documented() -> None:
+    """observability.md lists ``memory.size`` among the memory spans: it was never made."""
+    memory = MemoryPrimitive()
+    await memory.add("k", {"v": 1})
+    with capture_spans() as spans:
+        assert await memory.size() == 1
+    assert spans.one("memory.size").attributes["memory.backend"] == "in_memory"
+
+
+@pytest.mark.redis
+async def test_dead_letters_and_stale_writes_are_counted(
+    redis_server_factory: Factory, counters: InMemoryMetricReader
+) -> None:
+    """A replayed write Redis refuses for its data counts in ``tta.memory.dead_letters``; one a
+    newer change beat counts in ``tta.memory.stale_writes``."""
+    from tta_dev_primitives.stores._base import Put
+
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("k", {"v": "before"})
+    server.stall()
+    await memory.add("k", {"v": "journalled"})  # times out: journalled
+    # What an older version let into the journal: a ttl Redis refuses (validation stops it now).
+    memory._store._journal.add(Put("bad", '{"v":2}', 1e15, None, "0"), None)
+    server.resume()
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    await other.add("k", {"v": "newer"})  # newer than the journalled write
+    await recovered(memory)
+    info = memory.get_backend_info()
+    assert (info["dead_letters"], info["stale_writes"]) == (1, 1)
+    counted = totals(counters)
+    assert counted.get("tta.memory.dead_letters") == 1, counted
+    assert counted.get("tta.memory.stale_writes") == 1, counted
+    assert await other.get("k") == {"v": "newer"}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
