@@ -439,7 +439,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
     async def size(self) -> int:
         """How many memories this namespace holds (in-process only while degraded)."""
-        with MemoryOp("size", self._namespace, traced=False) as op:
+        with MemoryOp("size", self._namespace) as op:
             served = await self._store.size()
             op.report(served)
             return served.value
@@ -569,14 +569,18 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         everything, ``UnsentWritesError`` says how many (also counted in ``journal_dropped``).
         With ``journal_path`` they stay in the file instead, for the next process to replay.
         """
-        try:
-            await self.flush()
-        finally:
+        # A span of its own: the writes lost with the close are its memory.journal_dropped
+        # event, and its UnsentWritesError marks it failed.
+        with MemoryOp("close", self._namespace) as op:
+            op.served("redis" if self._store.using_remote else "in_memory")
             try:
-                await self._store.aclose()
+                await self.flush()
             finally:
-                if self._embedder is not None:
-                    await self._embedder.aclose()
+                try:
+                    await self._store.aclose()
+                finally:
+                    if self._embedder is not None:
+                        await self._embedder.aclose()
 
     async def __aenter__(self) -> Self:
         return self

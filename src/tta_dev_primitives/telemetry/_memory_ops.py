@@ -1,7 +1,7 @@
 """One memory operation's span and counter, so the primitives don't repeat telemetry code.
 
-Span names are ``memory.<op>`` (add, get, search, delete, clear, flush, and recover for the
-background replay after an outage);
+Span names are ``memory.<op>`` (add, get, search, delete, clear, size, touch, list, forget,
+flush, close for ``aclose()``, and recover for the background replay after an outage);
 attributes ``memory.backend`` (``redis`` or ``in_memory``),
 ``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
 in-process), ``memory.hit`` (get), ``memory.result_count`` and ``memory.search_mode``
