@@ -231,7 +231,7 @@ async def main():
     done = eval(code, scope)
     if done is not None:
         await done
-    names = ("result", "results", "r1", "r2", "key")
+    names = ("result", "results", "r1", "r2", "key", "kept")
     print(json.dumps({n: scope[n] for n in names if n in scope}, sort_keys=True))
 
 asyncio.run(main())
@@ -314,3 +314,14 @@ def test_seed_inmemorystore_block_as_written() -> None:
     bound, printed = run_seed(seed_block("InMemoryStore(max_size=500)"))
     assert bound["result"] == {"data": "value1"}
     assert printed == ["2", "['key1', 'key2']"]
+
+
+def test_seed_conversation_block_loses_a_turn_within_one_second() -> None:
+    """migration.md warns that the original's conversation example keys each turn by the
+    whole second: run as written, with both turns in one second (a clock that stands still,
+    as two requests of one session at once see it), the second turn's memories replace the
+    first's, 2 of 4 kept."""
+    block = seed_block("def handle_conversation(")
+    frozen = "import time\ntime.time = lambda: 1_700_000_000.5\n"
+    bound, _ = run_seed(frozen + block + "\nkept = await memory.size()\n")
+    assert bound["kept"] == 2
