@@ -30,7 +30,7 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
     InvalidMemoryKeyError,
 )
-from tta_dev_primitives.memory import MemoryPrimitive
+from tta_dev_primitives.memory import MemoryPrimitive, _keys
 
 from ._portal import run_sync
 
@@ -160,12 +160,14 @@ _PAGE = 1000
 class MemoryChatMessageHistory(BaseChatMessageHistory):
     """A LangChain chat history kept in a ``MemoryPrimitive``, one memory per message.
 
-    Messages of ``session_id`` live under ``{session_id}:messages:{stamp}`` (``stamp`` is the
-    write time in nanoseconds, which orders them), so ``memory.search(q, scope=session_id)``
-    finds past turns, ``memory.clear()`` forgets them, and Redis outages fall back as for any
-    memory. ``max_messages`` returns only the latest that many (by when they were added; the
-    session is read whole to find them); ``ttl`` (seconds) expires each
-    message after that long. Async methods are native; sync ones run on a private loop.
+    Messages of ``session_id`` live under ``{session_id}:messages:{stamp}{tag}`` (``stamp`` is
+    the write time in nanoseconds, which orders them; ``tag`` is this process's own, so two
+    processes writing within one tick of a coarse clock never share a key), so
+    ``memory.search(q, scope=session_id)`` finds past turns, ``memory.clear()`` forgets them,
+    and Redis outages fall back as for any memory. ``max_messages`` returns only the latest
+    that many (by when they were added; the session is read whole to find them); ``ttl``
+    (seconds) expires each message after that long. Async methods are native; sync ones run
+    on a private loop.
     """
 
     def __init__(
@@ -223,7 +225,7 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
             for k, v in found.items()
             if isinstance(v.get("at"), int) and "type" in v and "data" in v
         ]
-        stored.sort(key=lambda item: cast(int, item[1]["at"]))
+        stored.sort(key=lambda item: (cast(int, item[1]["at"]), item[0]))
         if self.max_messages is not None:
             stored = stored[-self.max_messages :]
         return stored
@@ -242,7 +244,10 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         for message in messages:
             stamp = _clock.next()
             value = {**message_to_dict(message), "at": stamp}
-            await self.memory.add(f"{self._scope}:{stamp:020d}", value, ttl=self.ttl)
+            # The process's tag (drawn anew in a forked worker), as turn_key's: the stamp is
+            # unique within the process only.
+            key = f"{self._scope}:{stamp:020d}{_keys._process_tag}"
+            await self.memory.add(key, value, ttl=self.ttl)
 
     async def aclear(self) -> None:
         """Forget this session's messages (other memories under ``session_id`` stay)."""
