@@ -40,7 +40,7 @@ from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._scopes import in_scope, normalize_scope
 
 DEFAULT_NAMESPACE = "tta:memory"
-GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json")
+GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json", "text_fields")
 
 
 class CommandError(Exception):
@@ -81,6 +81,14 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=argparse.SUPPRESS,
         help="machine-readable output on stdout (default: text)",
+    )
+    parser.add_argument(
+        "--text-fields",
+        default=argparse.SUPPRESS,
+        metavar="FIELDS",
+        help="the fields your application's memory searches, comma-separated, as its "
+        "text_fields: an import indexes those only, and search reads them (default: every "
+        "string but metadata)",
     )
 
 
@@ -162,6 +170,13 @@ def resolve_globals(args: argparse.Namespace) -> None:
         args.namespace = DEFAULT_NAMESPACE
     if "json" not in args:
         args.json = False
+    if "text_fields" not in args or args.text_fields is None:
+        args.text_fields = None
+    else:
+        fields = tuple(f.strip() for f in args.text_fields.split(","))
+        if not all(fields):
+            raise CommandError(f"--text-fields {args.text_fields!r} names an empty field", 2)
+        args.text_fields = fields
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,12 +238,14 @@ async def dispatch(
     checks Redis first as well.
     """
     if args.file is not None:
-        memory = MemoryPrimitive(max_size=10_000_000, namespace=args.namespace)
+        memory = MemoryPrimitive(
+            max_size=10_000_000, namespace=args.namespace, text_fields=args.text_fields
+        )
         for row in rows:
             await memory.add(row["key"], row["value"], row.get("ttl"))
     else:
         memory = MemoryPrimitive(args.redis_url, namespace=args.namespace, redis_timeout=2.0,
-                                 max_size=1)  # fmt: skip
+                                 max_size=1, text_fields=args.text_fields)  # fmt: skip
     try:
         if args.file is None:
             await memory.size()  # connects
