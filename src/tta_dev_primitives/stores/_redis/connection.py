@@ -59,6 +59,11 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
 MAX_IN_FLIGHT = 64
 
+#: How often, at most, a write to a master the slot map shows without a replica reads the slot
+#: map again: Redis lists a replica only once it has replicated something, so a map read at
+#: connect (a new cluster, a replica that just attached) may lack replicas that exist.
+REPLICA_RECHECK = 1.0
+
 
 def text_of(value: bytes | str) -> str:
     """A Redis reply's string, whether the client decoded it or not."""
@@ -156,6 +161,7 @@ class Connection:
         self._table = threading.Lock()
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
+        self._replicas_checked = 0.0  # when a write last read the slot map for replicas
 
     @property
     def cluster(self) -> bool:
@@ -415,13 +421,34 @@ class Connection:
         """
         if not self.cluster:
             return
-        slot_nodes = client.nodes_manager.slots_cache.get(client.keyslot(name), [])
+        slot = client.keyslot(name)
+        slot_nodes = client.nodes_manager.slots_cache.get(slot, [])
+        if len(slot_nodes) < 2 and await self._recheck_replicas(client):
+            slot_nodes = client.nodes_manager.slots_cache.get(slot, [])
         if len(slot_nodes) < 2:
             return  # no replica to wait for
         wait_ms = max(1, int(self.timeout * 1000 * 0.8))
         acked = await client.execute_command("WAIT", 1, wait_ms, target_nodes=slot_nodes[0])
         if int(acked) < 1:
             raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
+
+    async def _recheck_replicas(self, client: Any) -> bool:
+        """Read the slot map again, at most every ``REPLICA_RECHECK`` seconds; True if read.
+
+        redis-py reads it at connect and after a failure only, and Redis leaves a replica out
+        of it until the replica has replicated something: without this a process that
+        connected to a new cluster, or before a failed master came back as the new master's
+        replica, never waited for that replica. A failed read leaves the map as it was.
+        """
+        now = asyncio.get_running_loop().time()
+        if now - self._replicas_checked < REPLICA_RECHECK:
+            return False
+        self._replicas_checked = now
+        try:
+            await client.nodes_manager.initialize()
+        except (rexc.RedisError, OSError):
+            return False
+        return True
 
     async def scan(self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]) -> None:
         """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN
