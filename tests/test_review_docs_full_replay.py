@@ -1,0 +1,55 @@
+"""production.md, "Memory limits": "If Redis fills while an outage journal is being replayed,
+the replay stops and keeps the journal, and new adds raise until the replay succeeds"."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from conftest import Factory, eventually, fast_recovery
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendRefusedError
+
+pytestmark = pytest.mark.redis
+
+
+async def test_a_replay_into_a_full_redis_keeps_the_journal_and_refuses_new_adds(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory(extra=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction"))
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    pad = "x" * 2000
+    for i in range(3000):  # about 6 MB: more than the 4 MB Redis will take
+        await memory.add(f"u1:s1:{i}", {"content": f"note {i}", "pad": pad})
+    server.start()
+
+    async def stuck() -> bool:
+        await memory.flush()
+        info = memory.get_backend_info()
+        return 0 < info["journal_size"] < 3000  # replayed in part, then refused
+
+    await eventually(stuck, within=15)
+    assert not await memory.flush()  # the replay does not get further while Redis is full
+    info = memory.get_backend_info()
+    assert (info["dead_letters"], info["journal_dropped"]) == (0, 0)  # kept, not dropped
+    with pytest.raises(BackendRefusedError, match="full"):
+        await memory.add("u1:s1:new", {"content": "while the replay is stuck"})
+    assert await memory.get("u1:s1:2999") == {"content": "note 2999", "pad": pad}
+
+    admin = aioredis.Redis(port=server.port)
+    await admin.config_set("maxmemory", "0")  # room again: the replay finishes
+    await admin.aclose()
+
+    async def replayed() -> bool:
+        return await memory.flush() and memory.using_redis
+
+    await eventually(replayed, within=15)
+    reader = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await reader.size() == 3000  # every outage write ("warm" went with the restart)
+    assert await reader.get("u1:s1:new") is None  # the refused add left nothing
+    await reader.aclose()
+    await memory.add("u1:s1:new", {"content": "now it fits"})
+    await memory.clear()
+    await memory.aclose()
