@@ -77,3 +77,45 @@ async def test_the_documented_acl_runs_every_operation_on_a_cluster(cluster: Loc
         assert await memory.size() == 0
     finally:
         await memory.aclose()
+
+
+@pytest.mark.redis
+async def test_the_documented_engine_acl_runs_on_a_query_engine_cluster() -> None:
+    """The Query Engine's rights beside the cluster's, on every node of a cluster whose nodes
+    have RediSearch: keyword, filtered and semantic searches answer in the engine."""
+    from query_engine_server import start_redis_stack_cluster
+
+    started = start_redis_stack_cluster()
+    if isinstance(started, str):
+        pytest.skip(started)
+    engine_cluster, _ = started
+    rules = ["on", ">tta-secret", "resetkeys", "~tta:memory:*", "-@all",
+             *documented_acl(engine=True), *cluster_rights()]  # fmt: skip
+    try:
+        for node in engine_cluster.nodes:
+            admin = redis_sync.Redis(port=node.port)
+            admin.execute_command("ACL", "SETUSER", "tta", *rules)
+            admin.close()
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            return [[1.0, float(len(t) % 5) + 1.0] for t in texts]
+
+        url = f"redis://tta:tta-secret@127.0.0.1:{engine_cluster.nodes[0].port}/0"
+        memory = MemoryPrimitive(url, namespace="tta:memory", search_engine="redis",
+                                 redis_timeout=5, embed=embed, dims=2)  # fmt: skip
+        try:
+            await memory.add("u1:s1:a", {"content": "least privilege", "role": "user"})
+            await memory.add("u1:s2:b", {"content": "privilege two"})
+            assert len(await memory.search("privilege", mode="keyword")) == 2
+            found = await memory.search("privilege", scope="u1", filter={"role": "user"})
+            assert found == [{"content": "least privilege", "role": "user"}]
+            assert len(await memory.search("privilege", mode="semantic")) == 2
+            assert memory.get_backend_info()["search_engine"] == "redis"
+            assert await memory.touch("u1:s1:a", 600) is True
+            assert await memory.forget("u1") == 2
+            assert memory.using_redis
+        finally:
+            await memory.clear()
+            await memory.aclose()
+    finally:
+        engine_cluster.stop()
