@@ -15,6 +15,7 @@ from conftest import documented_acl, eventually
 from redis_server import LocalCluster
 from test_review_docs_cluster_wait import replicas_listed, waits_served
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendRefusedError
 
 pytestmark = pytest.mark.redis
 
@@ -77,6 +78,41 @@ async def test_the_documented_acl_runs_every_operation_on_a_cluster(cluster: Loc
         assert await memory.size() == 0
     finally:
         await memory.aclose()
+
+
+async def test_a_user_without_wait_is_told_the_write_reached_the_master(
+    redis_binary: str,
+) -> None:
+    """Refused WAIT after a cluster write: the error says the master has the write (it does)
+    and how to grant the right; it used to say that nothing was stored."""
+    cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
+    try:
+        rules = ["on", ">tta-secret", "resetkeys", "~tta:memory:*", "-@all", *documented_acl(),
+                 *(r for r in cluster_rights() if r != "+wait")]  # fmt: skip
+        for node in cluster.nodes:
+            admin = redis_sync.Redis(port=node.port)
+            admin.execute_command("ACL", "SETUSER", "tta", *rules)
+            admin.close()
+        writer = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+        for i in range(30):
+            writer.set(f"warm:{i}", "x")
+        writer.close()
+        await eventually(lambda: replicas_listed(cluster) == 3, within=30)
+        url = f"redis://tta:tta-secret@127.0.0.1:{cluster.nodes[0].port}/0"
+        memory = MemoryPrimitive(url, namespace="tta:memory", redis_timeout=5)
+        with pytest.raises(BackendRefusedError) as refused:
+            await memory.add("u1:s1:a", {"content": "least privilege"})
+        message = str(refused.value)
+        assert "+wait" in message
+        assert "reached the master" in message
+        assert "nothing was stored" not in message
+        await memory.aclose()
+        admin_url = f"redis://127.0.0.1:{cluster.nodes[0].port}/0"
+        reader = MemoryPrimitive(admin_url, namespace="tta:memory")
+        assert await reader.get("u1:s1:a") == {"content": "least privilege"}
+        await reader.aclose()
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.redis

@@ -109,6 +109,13 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
     elif isinstance(exc, rexc.OutOfMemoryError):
         message = "OOM " + message
     upper = message.upper()
+    if "'WAIT' COMMAND" in upper:
+        # WAIT follows a cluster write (``Connection.replicated``): the master has it already.
+        return BackendRefusedError(
+            f"Redis at {redact_url(url)} refused: {message} (the Redis user lacks +wait, see "
+            "the ACL in docs/production.md); the write reached the master, but no replica "
+            "was asked to confirm it, so a failover may still lose it"
+        )
     if "MEMORY" in upper:
         hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
     elif "WRONGTYPE" in upper:
