@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any
 
 from tta_dev_primitives._checks import is_unencodable
@@ -24,8 +23,6 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 64
-#: Ints longer than this are checked for ``str``'s digit limit (4,300 digits by default).
-_LONG_INT_BITS = 14_000
 #: The largest memory, as JSON: 8 MiB. Every process that searches Redis reads and analyses each
 #: memory, so a bigger one would stall them all (and Redis, sending it), for little to find.
 MAX_VALUE_BYTES = 8 * 1024 * 1024
@@ -43,17 +40,7 @@ class _Bad(Exception):
 
 
 def _walk(obj: Any, depth: int) -> None:
-    if obj is None or isinstance(obj, str | bool):
-        return
-    if isinstance(obj, int):
-        if obj.bit_length() > _LONG_INT_BITS:
-            try:
-                str(obj)
-            except ValueError:  # past sys.get_int_max_str_digits(): JSON cannot be written
-                raise _Bad(
-                    f"is an int of more than {sys.get_int_max_str_digits():,} digits, which "
-                    "Python will not write as JSON (store it as a str)"
-                ) from None
+    if obj is None or isinstance(obj, str | bool | int):
         return
     if isinstance(obj, float):
         if not math.isfinite(obj):
