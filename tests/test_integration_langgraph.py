@@ -124,6 +124,16 @@ async def test_search_filters_and_pages(store: MemoryPrimitiveStore) -> None:
     assert await store.asearch(("docs",), filter={"n": {"$gt": "x"}}) == []
 
 
+async def test_a_filter_on_a_long_string_compares_it(store: MemoryPrimitiveStore) -> None:
+    """A filter naming a string longer than the memory's index keeps for filters (a title, a
+    URL) matches as in LangGraph's stores, rather than raise the index's InvalidArgumentError."""
+    title = "How to configure the Redis Query Engine for a multi-tenant agent memory"
+    await store.aput(("docs",), "a", {"title": title})
+    await store.aput(("docs",), "b", {"title": title + "!"})
+    found = await store.asearch(("docs",), filter={"title": title})
+    assert [item.key for item in found] == ["a"]
+
+
 async def test_a_bad_filter_operator_is_named(store: MemoryPrimitiveStore) -> None:
     await store.aput(("docs",), "d", {"n": 1})
     with pytest.raises(ValueError, match=r"unsupported filter operator '\$near'"):

@@ -51,7 +51,7 @@ from tta_dev_primitives.exceptions import (
 )
 from tta_dev_primitives.memory import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
-from tta_dev_primitives.search._facets import Scalar
+from tta_dev_primitives.search._facets import MAX_FACET_CHARS, Scalar
 
 from ._portal import run_sync
 
@@ -208,12 +208,14 @@ def _pushed(wanted: Mapping[str, Any] | None) -> dict[str, Scalar]:
     """The pairs of a LangGraph filter that the memory's index can apply, as its filter on the
     record (the item's value is its ``"value"``): a str, or a number other than 0 and 1, that
     every match must hold. ``None``, booleans, 0 and 1 stay here (LangGraph compares with
-    ``==``: ``True == 1``, and a missing field equals ``None``), as do operators and nesting."""
+    ``==``: ``True == 1``, and a missing field equals ``None``), as do operators, nesting and
+    strings longer than the index keeps for filters (``MAX_FACET_CHARS``: it refuses them)."""
     pushed: dict[str, Scalar] = {}
     for name, value in (wanted or {}).items():
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if isinstance(name, str) and (
-            isinstance(value, str) or (number and math.isfinite(value) and value not in (0, 1))
+            (isinstance(value, str) and len(value) <= MAX_FACET_CHARS)
+            or (number and math.isfinite(value) and value not in (0, 1))
         ):
             pushed[f"value.{name}"] = value
     return pushed
