@@ -53,3 +53,30 @@ async def test_a_value_over_the_size_limit_is_refused_and_nothing_is_stored(
     with pytest.raises(InvalidMemoryValueError, match="bytes as JSON"):
         await memory.add("k2", non_ascii)
     assert await memory.get("k2") is None
+
+
+async def test_an_int_too_long_to_read_back_is_refused_by_name(memory: MemoryPrimitive) -> None:
+    """An int of more than 4,300 digits: Python's JSON reader refuses it by default, so the
+    value and a filter naming it get the library's typed errors, naming the place, rather than
+    a bare ValueError from ``str()``; nothing is stored. A process that raised its own limit
+    (``sys.set_int_max_str_digits``) is refused too: its write would be unreadable in others."""
+    import sys
+
+    from tta_dev_primitives.exceptions import InvalidArgumentError
+
+    huge = 10**4300  # 4,301 digits
+    await memory.add("k", {"n": 10**4300 - 1})  # 4,300 digits: readable everywhere
+    with pytest.raises(InvalidMemoryValueError, match=r"value\['tags'\]\[1\] is an int of more"):
+        await memory.add("k", {"tags": [1, -huge]})
+    with pytest.raises(InvalidArgumentError, match=r"filter\['n'\] is an int of more"):
+        await memory.search("", filter={"n": huge})
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        with pytest.raises(InvalidMemoryValueError, match=r"value\['n'\] is an int of more"):
+            await memory.add("k2", {"n": huge})
+    finally:
+        sys.set_int_max_str_digits(previous)
+    assert await memory.get("k") == {"n": 10**4300 - 1}
+    assert await memory.get("k2") is None
+    assert await memory.size() == 1

@@ -43,6 +43,7 @@ __all__ = [
     "check_search_engine",
     "check_seconds",
     "check_ttl",
+    "is_huge_int",
     "is_unencodable",
 ]
 
@@ -57,6 +58,19 @@ DEFAULT_EMBED_TIMEOUT = 30.0
 #: The longest memory key, in bytes of UTF-8: every search and feed page on Redis carries keys,
 #: so a megabyte key would make each of them slow for every process sharing the namespace.
 MAX_KEY_BYTES = 1024
+
+
+#: The most digits an int in a memory or a filter may have: what Python reads by default
+#: (``sys.int_info.default_max_str_digits``). Past it, ``str()`` and ``json`` raise a bare
+#: ValueError, and a value written by a process that raised its own limit is unreadable (so
+#: lost) in every process that did not.
+MAX_INT_DIGITS = 4300
+_HUGE = 10**MAX_INT_DIGITS
+
+
+def is_huge_int(value: int) -> bool:
+    """True if ``value`` has more than ``MAX_INT_DIGITS`` digits."""
+    return value.bit_length() > 14_000 and abs(value) >= _HUGE  # (10**4300 has 14,285 bits)
 
 
 def is_unencodable(text: str) -> bool:
@@ -240,6 +254,11 @@ def check_filter(pairs: Any) -> tuple[str, ...]:
             raise InvalidArgumentTypeError(f"filter field names must be str, got {name!r:.80}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgumentError(f"filter[{name!r}] must be a finite number, got {value!r}")
+        if isinstance(value, int) and is_huge_int(value):
+            raise InvalidArgumentError(
+                f"filter[{name!r}] is an int of more than {MAX_INT_DIGITS:,} digits, which no "
+                "memory holds"
+            )
         if isinstance(value, str) and len(value) > MAX_FACET_CHARS:
             raise InvalidArgumentError(
                 f"filter[{name!r}] is a string of {len(value):,} characters; filters match "

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from tta_dev_primitives._checks import is_unencodable
+from tta_dev_primitives._checks import MAX_INT_DIGITS, is_huge_int, is_unencodable
 from tta_dev_primitives.exceptions import InvalidMemoryValueError
 
 __all__ = [
@@ -40,9 +40,14 @@ class _Bad(Exception):
 
 
 def _walk(obj: Any, depth: int) -> None:
-    if obj is None or isinstance(obj, str | bool | int):
+    if obj is None or isinstance(obj, str | bool):
         return
-    if isinstance(obj, float):
+    if isinstance(obj, int):
+        if is_huge_int(obj):
+            raise _Bad(
+                f"is an int of more than {MAX_INT_DIGITS:,} digits, which JSON readers refuse"
+            )
+    elif isinstance(obj, float):
         if not math.isfinite(obj):
             raise _Bad(f"is {obj!r}, which JSON cannot represent")
     elif depth >= _MAX_DEPTH:
