@@ -169,6 +169,25 @@ async def test_lists_nested_fields_and_types_match_as_documented(memory: MemoryP
     assert await keys(tags="play") == ["u1:a"]
 
 
+async def test_numpy_floats_match_the_numbers_they_are(memory: MemoryPrimitive) -> None:
+    """numpy's float64 is a float, so a value may hold one (stored as the JSON number), and a
+    filter may name one: both match by number on every backend. The facet was spelled from its
+    repr, "np.float64(1.5)", so where the index reads the caller's value (in-process, the Query
+    Engine) a filter on 1.5 found nothing, and a filter on np.float64(1.5) found nothing
+    anywhere."""
+    value = {"content": "x", "n": np.float64(1.5), "tags": [np.float64(0.25)]}
+    await memory.add("u1:a", {**value, "meta": {"w": np.float64(3.5)}})
+    await memory.add("u1:b", {"content": "x", "n": 2.5})
+    await settled(memory)
+
+    async def keys(**pairs: Any) -> list[str]:
+        return sorted(k for k, _ in await memory.search_items("", 10, filter=pairs))
+
+    assert await keys(n=1.5) == await keys(n=np.float64(1.5)) == ["u1:a"]
+    assert await keys(tags=0.25) == await keys(**{"meta.w": 3.5}) == ["u1:a"]
+    assert await keys(n=np.float64(2.5)) == ["u1:b"]
+
+
 async def test_long_strings_and_long_lists_are_not_filter_values() -> None:
     """Strings up to MAX_FACET_CHARS and lists up to MAX_FACET_ITEMS match; a longer string in
     a filter is refused (it is text: search its words), a longer list's items are not indexed."""

@@ -53,12 +53,14 @@ def _typed(value: Any) -> str | None:
         return "z"
     if isinstance(value, bool):
         return "b1" if value else "b0"
+    # (Spelled by int's and float's own methods: a subclass's repr is not the number's, e.g.
+    # numpy's float64 is a float whose repr is "np.float64(1.5)", and JSON stores 1.5.)
     if isinstance(value, int):
-        return f"n{value}"
+        return "n" + int.__repr__(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        return f"n{int(value)}" if value.is_integer() else f"n{value!r}"
+        return "n" + (int.__repr__(int(value)) if value.is_integer() else float.__repr__(value))
     if isinstance(value, str):
         return "s" + value if len(value) <= MAX_FACET_CHARS else None
     return None
