@@ -149,6 +149,48 @@ async def test_bad_cache_keys_are_clear_errors(key_fn: Any, match: str) -> None:
     assert step.calls == 0
 
 
+@pytest.fixture(
+    params=[
+        "in-process",
+        pytest.param("redis_server", marks=pytest.mark.redis),
+        pytest.param("redis_cluster", marks=pytest.mark.redis),
+    ]
+)
+def cache_backend(request: pytest.FixtureRequest) -> str | None:
+    """None (in-process), or the URL of a Redis server or cluster."""
+    if request.param == "in-process":
+        return None
+    url: str = request.getfixturevalue(request.param).url
+    return url
+
+
+async def test_lone_surrogates_in_keys_and_outputs_are_alike_on_every_backend(
+    cache_backend: str | None,
+) -> None:
+    """A key holding a lone surrogate (text cut inside a pair) is CacheKeyError on every
+    backend, before the step runs; an output holding one is cached and returned as it is. On
+    Redis the key reached the server's encoder (BackendError, or on a cluster a bare
+    UnicodeEncodeError) and the output failed the call with BackendError after the step ran,
+    where in-process both worked."""
+    step = Counting()
+    cache = CachePrimitive(step, by_input, backend=cache_backend, namespace=namespace())
+    with pytest.raises(CacheKeyError, match="lone surrogate"):
+        await cache.execute("cut \ud83d", WorkflowContext())
+    assert step.calls == 0
+    cut = CachePrimitive(
+        LambdaPrimitive(lambda x, ctx: {"text": x + " \ude00"}),
+        by_input,
+        backend=cache_backend,
+        namespace=namespace(),
+    )
+    assert await cut.execute("half", WorkflowContext()) == {"text": "half \ude00"}
+    assert await cut.execute("half", WorkflowContext()) == {"text": "half \ude00"}
+    assert cut.stats()["hits"] == 1
+    for made in (cache, cut):
+        await made.clear()
+        await made.aclose()
+
+
 @pytest.mark.parametrize("ttl", [0, -5, float("nan"), True])
 def test_bad_ttl_is_refused(ttl: Any) -> None:
     """ttl_seconds must be positive (or None for no expiry)."""

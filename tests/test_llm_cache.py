@@ -76,6 +76,18 @@ async def test_chat_generations_round_trip(cache_url: str | None) -> None:
     await cache.aclose()
 
 
+async def test_a_lone_surrogate_in_a_prompt_or_an_answer_is_cached(cache_url: str | None) -> None:
+    """Text cut inside a surrogate pair (a JSON body's "\\ud83d" escape) is text a model
+    answers: the cache looks it up and stores it as any other, rather than fail the call with
+    UnicodeEncodeError (the key's hash) or Redis's BackendError (the entry)."""
+    cache = LLMCache(cache_url, namespace=namespace())
+    assert await cache.alookup("cut \ud83d", "model=m") is None
+    await cache.aupdate("cut \ud83d", "model=m", [Generation(text="half \ude00")])
+    assert await cache.alookup("cut \ud83d", "model=m") == [Generation(text="half \ude00")]
+    assert await cache.alookup("cut \ud83e", "model=m") is None
+    await cache.aclose()
+
+
 async def test_keyed_on_the_prompt_and_the_model_settings(cache_url: str | None) -> None:
     """Another prompt, model or parameter misses: only the exact pair hits."""
     cache = LLMCache(cache_url, namespace=namespace())

@@ -9,7 +9,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
-from tta_dev_primitives._checks import check_max_size, check_namespace, check_seconds, check_ttl
+from tta_dev_primitives._checks import (
+    check_max_size,
+    check_namespace,
+    check_seconds,
+    check_ttl,
+    is_unencodable,
+)
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import (
@@ -151,6 +157,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             raise CacheKeyError(f"cache_key_fn raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(key, str) or not key:
             raise CacheKeyError(f"cache_key_fn must return a non-empty str, got {key!r}")
+        if not key.isascii() and is_unencodable(key):
+            # (Refused on every backend alike: Redis could not be sent it.)
+            raise CacheKeyError(
+                f"cache_key_fn returned {key[:80]!r}, which holds a lone surrogate: UTF-8 (and "
+                "so Redis) cannot store it"
+            )
         return key
 
     async def execute(self, input_data: T, context: WorkflowContext) -> U:
@@ -227,6 +239,9 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 ),
             )
             return result
+        if not payload.isascii() and is_unencodable(payload):
+            # A lone surrogate (text cut inside a pair) stays an escape that UTF-8 can carry.
+            payload = json.dumps({"v": result}, allow_nan=False)
         if await self._failures.put(self._store, key, payload, self._ttl):
             return json.loads(payload)["v"]
         return result

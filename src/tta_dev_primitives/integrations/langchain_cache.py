@@ -31,7 +31,7 @@ from langchain_core.messages import (
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
-from tta_dev_primitives._checks import check_namespace, check_ttl
+from tta_dev_primitives._checks import check_namespace, check_ttl, is_unencodable
 from tta_dev_primitives.caching._primitive import StoreFailures, cache_store
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
@@ -92,7 +92,8 @@ class LLMCache(BaseCache):
     def _key(prompt: str, llm_string: str) -> str:
         """A fixed-length key over both texts (unambiguous: JSON keeps them apart)."""
         both = json.dumps([prompt, llm_string], ensure_ascii=False)
-        return "llm:" + hashlib.sha256(both.encode("utf-8")).hexdigest()
+        # (A lone surrogate in a prompt is hashed as it is; other text as UTF-8, as always.)
+        return "llm:" + hashlib.sha256(both.encode("utf-8", "surrogatepass")).hexdigest()
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """The cached generations for this prompt and model settings, or None."""
@@ -136,6 +137,9 @@ class LLMCache(BaseCache):
             payload = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
+        if not payload.isascii() and is_unencodable(payload):
+            # A lone surrogate (a prompt cut inside a pair) stays an escape UTF-8 can carry.
+            payload = json.dumps(entry, allow_nan=False)
         # The model has answered, and LangChain calls this after: a store that fails (Redis
         # full, or newer changes standing) never raises (``StoreFailures``).
         await self._failures.put(self._store, self._key(prompt, llm_string), payload, self._ttl)
