@@ -54,3 +54,19 @@ def test_an_import_line_with_a_long_key_imports_nothing(tmp_path: Path) -> None:
     assert "1,024 bytes" in result.stderr
     stats = json.loads(cli("memory", "--file", str(store), "--json", "stats").stdout)
     assert stats["count"] == 1
+
+
+async def test_forget_refuses_a_scope_longer_than_any_key(memory: MemoryPrimitive) -> None:
+    """A forget's scope past MAX_KEY_BYTES names no memory; on Redis it was stored in every
+    partition's forget marks, even at maxmemory (2 MB scopes took a 3-master cluster 2.5 s
+    each). Refused on every backend before anything is sent; the memories stay."""
+    from tta_dev_primitives.exceptions import InvalidArgumentError
+
+    await memory.add("u1:s1:a", {"content": "kept"})
+    with pytest.raises(InvalidArgumentError, match="MAX_KEY_BYTES"):
+        await memory.forget("u1:" + "s" * MAX_KEY_BYTES)
+    with pytest.raises(InvalidArgumentError, match="1,026 bytes"):
+        await memory.forget("€" * 342)
+    assert await memory.forget("u1:s1:" + "a" * (MAX_KEY_BYTES - 6)) == 0  # as long as a key
+    assert await memory.get("u1:s1:a") == {"content": "kept"}
+    assert await memory.forget("u1") == 1

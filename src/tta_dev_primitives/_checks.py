@@ -29,6 +29,7 @@ __all__ = [
     "SEARCH_MODES",
     "check_count",
     "check_filter",
+    "check_forget_scope",
     "check_fraction",
     "check_key",
     "check_limit",
@@ -238,6 +239,26 @@ def check_scope(scope: Any) -> str | None:
             "store"
         )
     return scope
+
+
+def check_forget_scope(scope: Any) -> str:
+    """``forget``'s scope: ``check_scope``'s, and at most ``MAX_KEY_BYTES`` of UTF-8.
+
+    No key written can be longer, and a forget stores its scope in every partition on Redis,
+    even at ``maxmemory`` (it is for freeing), for the newest 100,000 forgets: an unbounded one
+    (a user id taken from a request) would let a caller fill Redis past its limit.
+    """
+    checked = check_scope(scope)
+    if checked is None:
+        raise InvalidArgumentError("forget needs a scope; clear() removes every memory")
+    size = len(checked) if checked.isascii() else len(checked.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise InvalidArgumentError(
+            f"forget's scope is {size:,} bytes of UTF-8; no key is longer than {MAX_KEY_BYTES:,} "
+            f"(MAX_KEY_BYTES), so none is in it (starting {checked[:40]!r}); delete() removes "
+            "one key stored before that limit"
+        )
+    return checked
 
 
 def check_filter(pairs: Any) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from tta_dev_primitives._checks import (
     DEFAULT_EMBED_TIMEOUT,
     check_count,
     check_filter,
+    check_forget_scope,
     check_fraction,
     check_journal_path,
     check_key,
@@ -483,9 +484,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         in-process copies drop them too. With Redis it needs Redis: if Redis fails part-way it
         raises ``IncompleteOperationError`` saying how many were deleted (run it again).
         """
-        checked = check_scope(scope)
-        if checked is None:
-            raise InvalidArgumentError("forget needs a scope; clear() removes every memory")
+        checked = check_forget_scope(scope)
         with MemoryOp("forget", self._namespace) as op:
             removed = await lifecycle.forget(self._store, normalize_scope(checked))
             op.attributes["memory.result_count"] = removed
