@@ -134,6 +134,17 @@ async def test_a_filter_on_a_long_string_compares_it(store: MemoryPrimitiveStore
     assert [item.key for item in found] == ["a"]
 
 
+async def test_a_filter_on_an_int_past_a_float_s_range_compares_it(
+    store: MemoryPrimitiveStore,
+) -> None:
+    """An int filter value too large for a float (an id, a hash as a number) matches as in
+    LangGraph's stores: it raised OverflowError from ``math.isfinite`` before any search."""
+    big = 10**400
+    await store.aput(("docs",), "a", {"n": big})
+    await store.aput(("docs",), "b", {"n": big + 1})
+    assert [item.key for item in await store.asearch(("docs",), filter={"n": big})] == ["a"]
+
+
 async def test_a_bad_filter_operator_is_named(store: MemoryPrimitiveStore) -> None:
     await store.aput(("docs",), "d", {"n": 1})
     with pytest.raises(ValueError, match=r"unsupported filter operator '\$near'"):

@@ -42,7 +42,7 @@ from langgraph.store.base import (
     get_text_at_path,
 )
 
-from tta_dev_primitives._checks import is_real
+from tta_dev_primitives._checks import is_huge_int, is_real
 from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
     InvalidArgumentError,
@@ -209,13 +209,20 @@ def _pushed(wanted: Mapping[str, Any] | None) -> dict[str, Scalar]:
     record (the item's value is its ``"value"``): a str, or a number other than 0 and 1, that
     every match must hold. ``None``, booleans, 0 and 1 stay here (LangGraph compares with
     ``==``: ``True == 1``, and a missing field equals ``None``), as do operators, nesting and
-    strings longer than the index keeps for filters (``MAX_FACET_CHARS``: it refuses them)."""
+    strings longer than the index keeps for filters (``MAX_FACET_CHARS``: it refuses them) and
+    ints too long for it (``is_huge_int``; ``math.isfinite`` raises OverflowError past a
+    float's range, so an int is finite by its type)."""
     pushed: dict[str, Scalar] = {}
     for name, value in (wanted or {}).items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(value, bool):
+            number = False
+        elif isinstance(value, int):
+            number = not is_huge_int(value)
+        else:
+            number = isinstance(value, float) and math.isfinite(value)
         if isinstance(name, str) and (
             (isinstance(value, str) and len(value) <= MAX_FACET_CHARS)
-            or (number and math.isfinite(value) and value not in (0, 1))
+            or (number and value not in (0, 1))
         ):
             pushed[f"value.{name}"] = value
     return pushed
