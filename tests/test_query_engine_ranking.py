@@ -616,6 +616,34 @@ async def test_terms_longer_than_the_engine_matches_are_found_as_in_process(
 
 
 @pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_long_words_that_begin_alike_are_told_apart_as_in_process(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """The engine matches a long word by the first 128 characters of its encoding (a 64-byte
+    word that is not plain [a-z0-9] is hex, 129 characters), so an unfinished long word found
+    every long word beginning alike, and a finished word of exactly 128 plain characters
+    (the token kept beside each longer word) found the longer ones: memories in-process
+    search does not find, and scores off. Those terms are counted from the memories' own."""
+    base = "y" * 130
+    word = "превысокомногорассмотрительствующий" * 2  # 70 letters, 140 bytes
+    docs = [
+        ("u1:s1:a", f"{base}a"),
+        ("u1:s1:b", f"{base}b and more"),
+        ("u1:s1:c", f"{word}ть"),
+        ("u1:s1:d", f"{word}ся {'x' * 150}"),
+        ("u1:s1:e", f"{'x' * 128} and {'x' * 128}"),
+        ("u2:s1:f", f"{base}a again"),
+    ]
+    url = request.getfixturevalue(server).url
+    questions = (
+        f"{base}a", f"{base}b", base[:125], f"{word}ть", f"{word[:40]}", "x" * 128 + "?",
+        "x" * 128, "x" * 140, f"and {base}a", f"{base}b and",
+    )  # fmt: skip
+    async with side_by_side(url, docs) as (local, remote):
+        await assert_ranks_alike(local, remote, (None, "u1", "u1:s1"), 5, questions)
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
 async def test_expired_memories_leave_the_statistics_without_a_write(
     request: pytest.FixtureRequest, server: str
 ) -> None:

@@ -167,16 +167,56 @@ async def _keyword(
         return keywords.Answer(rows, stats, all(answer.complete for answer in answers))
 
     answer: keywords.Answer = await call(run)
+    if unsure := keywords.ambiguous(query):
+        answer = await _exact(engine, call, query, unsure, answer)
     if faint := keywords.common(answer.stats, answer.complete):
         # A term in most documents may weigh far too much in the engine: ask again by the
         # other terms, one more round trip, and rescore both asks' candidates (the
         # statistics are the same).
         again: keywords.Answer = await call(lambda client: run(client, faint))
+        if unsure:
+            again = await _exact(engine, call, query, unsure, again)
         seen = {row[0] for row in again.rows}
         rows = again.rows + [row for row in answer.rows if row[0] not in seen]
         answer = keywords.Answer(rows, answer.stats, again.complete)
     found = keywords.rescore(answer.rows, answer.stats)
     return top(found[0], limit), found[1]
+
+
+async def _exact(
+    engine: QueryEngine, call: Call, query: Query, unsure: list[int], answer: keywords.Answer
+) -> keywords.Answer:
+    """The candidates, with the frequency of each query term the engine cannot match exactly
+    (``keywords.ambiguous``: long words, which it matched by their first ``MAX_TOKEN``
+    characters, so other long words that begin alike were proposed too) counted from each
+    memory's own terms. One more round trip (the candidates' values), only for such a query.
+    A candidate left holding no query term is dropped; when every match was a candidate, those
+    terms' document frequencies are recounted from them."""
+    if not answer.rows:
+        return answer
+    last = len(query.terms) - 1
+    bases = engine.bases
+    names = [Layout.value_in(base_among(bases, row[0]), row[0]) for row in answer.rows]
+
+    async def run(client: Any) -> list[Any]:
+        return await gather_all(*(client.get(name) for name in names))
+
+    payloads: list[Any] = await call(run)
+    rows = []
+    for (key, seq, length, tfs), payload in zip(answer.rows, payloads, strict=True):
+        held = {} if payload is None else engine.indexing.payload_terms(payload)
+        exact = list(tfs)
+        for i in unsure:
+            exact[i] = keywords.exact_tf(query.terms[i], held, query.prefix_last and i == last)
+        if any(exact):
+            rows.append((key, seq, length, exact))
+    stats = answer.stats
+    if answer.complete and stats.dfs:
+        dfs = list(stats.dfs)
+        for i in unsure:
+            dfs[i] = sum(1 for row in rows if row[3][i])
+        stats = keywords.Stats(stats.docs, stats.length, dfs)
+    return keywords.Answer(rows, stats, answer.complete)
 
 
 async def _rarest(

@@ -16,6 +16,10 @@ a scope with more matches than candidates takes one more, for its counts):
   documents' length field ``n`` (``engine_counts``);
 - each candidate's term frequencies, from its ``t`` field (our terms, repeated).
 
+- the frequency of a term the engine cannot match exactly (``ambiguous``: an unfinished word
+  longer than the ``MAX_TOKEN`` characters of a term it keeps, or a whole word of exactly that
+  many), from the candidates' own values, one more round trip for such a query only.
+
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
 whole scope's) statistics, as in-process. Scores then equal in-process ones: same arithmetic
 in the same order. Two approximations remain, both about an unfinished last word:
@@ -31,7 +35,7 @@ in the same order. Two approximations remain, both about an unfinished last word
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives._gather import gather_all
@@ -44,7 +48,9 @@ from tta_dev_primitives.search._bm25 import (
     length_b,
     token_order,
 )
+from tta_dev_primitives.search._facets import is_facet
 from tta_dev_primitives.search._scopes import first_segment, in_scope
+from tta_dev_primitives.search._term_index import TF_CAP
 from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
     MAX_TOKEN,
@@ -62,11 +68,13 @@ __all__ = [
     "MAX_TIE_SORT",
     "Stats",
     "Term",
+    "ambiguous",
     "ask",
     "candidates",
     "common",
     "counts",
     "engine_counts",
+    "exact_tf",
     "rescore",
     "terms_of",
     "totals",
@@ -116,6 +124,39 @@ class Term(NamedTuple):
         # encoding kept beside its digest, starts with the prefix.)
         completions = sum(1 for t in tokens if t.startswith(self.prefixes)) - whole
         return whole + COMPLETION_TF * completions
+
+
+def ambiguous(query: Query) -> list[int]:
+    """The query terms the engine cannot match exactly, by index: it keeps a term longer than
+    ``MAX_TOKEN`` (encoded) as a digest with its first ``MAX_TOKEN`` characters beside it, so
+    an unfinished last word longer than that is sent cut to them (other long words begin
+    alike), and a whole word of exactly ``MAX_TOKEN`` plain characters is the very token kept
+    beside every longer word it begins. ``engine_search._exact`` counts these from each
+    memory's own terms."""
+    found = [
+        i
+        for i, term in enumerate(query.terms)
+        if len(term) == MAX_TOKEN and encode_term(term) == term
+    ]
+    if query.prefix_last and query.terms:
+        last = len(query.terms) - 1
+        if any(len(token) - 1 > MAX_TOKEN for token in prefix_tokens(query.terms[last])):
+            found = [i for i in found if i != last] + [last]
+    return found
+
+
+def exact_tf(term: str, held: Mapping[str, int], prefix: bool) -> float:
+    """A query term's frequency in a memory holding the term counts ``held``, as ``TermIndex``
+    counts it (each count capped at ``TF_CAP``, as postings keep it): for an unfinished word
+    (``prefix``), the word itself and ``COMPLETION_TF`` for each occurrence of another term
+    starting with it."""
+    if not prefix:
+        return float(min(held.get(term, 0), TF_CAP))
+    tf = 0.0
+    for other, count in held.items():
+        if other.startswith(term) and not is_facet(other):
+            tf += min(count, TF_CAP) * (1.0 if other == term else COMPLETION_TF)
+    return tf
 
 
 def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
