@@ -205,6 +205,39 @@ async def test_touch_restarts_a_memorys_clock(memory: Any) -> None:
     assert [k for k, _ in (await memory.list_memories("u1")).items] == ["u1:s1:t1", "u1:s1:t2"]
 
 
+async def test_a_touch_is_the_newest_write_for_search_too(memory: Any) -> None:
+    """A touch counts as a write for search as it does for the listing: equal scores and a
+    blank query's newest put the touched memory first, on every backend. In-process search
+    kept its first write's place (Redis, its replicas and the Query Engine did not), so the
+    same calls answered differently in-process."""
+    for i in range(3):
+        await memory.add(f"u1:s1:{i}", {"content": "the same words"})
+    await memory.touch("u1:s1:0", 60)
+    assert [key for key, _ in await memory.search_items("same words", 2)] == ["u1:s1:0", "u1:s1:2"]
+    assert [key for key, _ in await memory.search_items("", 1, scope="u1")] == ["u1:s1:0"]
+    assert await memory.get("u1:s1:0") == {"content": "the same words"}
+
+
+async def test_a_touch_keeps_a_memorys_vectors_and_words() -> None:
+    """In-process, a touch re-files the memory as the newest with what it held: its words
+    and its vectors (every mode's scores unchanged)."""
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, float(len(t) % 3), 0.5] for t in texts]
+
+    memory = MemoryPrimitive(embed=embed, dims=3)
+    await memory.add("u1:s1:a", {"content": "tomatoes grow in summer"})
+    await memory.add("u1:s1:b", {"content": "a different note"})
+    before = {mode: await memory.search_scored("tomatoes", 2, mode=mode) for mode in
+              ("keyword", "semantic", "hybrid")}  # fmt: skip
+    await memory.touch("u1:s1:a", None)
+    assert [key for key, _ in await memory.search_items("", 1)] == ["u1:s1:a"]
+    for mode, hits in before.items():
+        after = await memory.search_scored("tomatoes", 2, mode=mode)
+        assert {h.key: h.score for h in after} == {h.key: h.score for h in hits}, mode
+    await memory.aclose()
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize(("fixture", "engine"), [("redis_server", "replica"),
                                                  ("redis_query_engine", "redis")])  # fmt: skip

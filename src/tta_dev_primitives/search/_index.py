@@ -153,6 +153,17 @@ class SearchIndex:
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
 
+    def touch(self, key: str) -> bool:
+        """Make ``key`` the newest document, holding what it held (a touch counts as a write,
+        on every backend: ties and a blank query's newest put it first); False if absent."""
+        docno = self._by_key.get(key)
+        if docno is None:
+            return False
+        _, terms, tfs, length, _ = self._docs[docno]
+        vectors = self.vectors(key)
+        self._add(key, dict(zip(terms, tfs, strict=True)), None, vectors, length)
+        return True
+
     def remove(self, key: str) -> bool:
         """Drop ``key`` from the index; False if it was not indexed."""
         docno = self._by_key.pop(key, None)

@@ -170,6 +170,8 @@ class LocalStore:
                 self._timed += 1
                 heapq.heappush(self._expiries, (deadline, self._version, key))
                 self._compact()
+            if self._index is not None:
+                self._index.touch(key)
             return True
 
     def delete(self, key: str) -> bool:
