@@ -616,6 +616,27 @@ async def test_terms_longer_than_the_engine_matches_are_found_as_in_process(
 
 
 @pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_memory_holding_two_completions_scores_as_in_process(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """``camelCase`` is indexed as ``camelcase`` and ``camel``: both complete ``cam``, and
+    in-process counts the memory once for each in the word's document frequency, where the
+    engine counted memories (one memory, "cam": 0.14 in-process, 0.53 in the engine). With
+    every match a candidate (a user's scope, a small namespace) it is counted alike now."""
+    docs = [
+        ("u1:s1:a", "rename it to camelCase"),
+        ("u1:s1:b", "the camera and the camel"),
+        ("u1:s1:c", "a camel"),
+        ("u1:s2:d", "os.path.join joins paths"),
+        ("u2:s1:e", "camelCase again"),
+    ]
+    url = request.getfixturevalue(server).url
+    questions = ("cam", "came", "camel", "rename cam", "the os.pa", "os.pa")
+    async with side_by_side(url, docs) as (local, remote):
+        await assert_ranks_alike(local, remote, (None, "u1", "u1:s1"), 5, questions)
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
 async def test_long_words_that_begin_alike_are_told_apart_as_in_process(
     request: pytest.FixtureRequest, server: str
 ) -> None:

@@ -203,18 +203,24 @@ async def _exact(
 
     payloads: list[Any] = await call(run)
     rows = []
+    words = dict.fromkeys(unsure, 0)
     for (key, seq, length, tfs), payload in zip(answer.rows, payloads, strict=True):
         held = {} if payload is None else engine.indexing.payload_terms(payload)
         exact = list(tfs)
+        counted = {}
         for i in unsure:
-            exact[i] = keywords.exact_tf(query.terms[i], held, query.prefix_last and i == last)
+            exact[i], counted[i] = keywords.exact_tf(
+                query.terms[i], held, query.prefix_last and i == last
+            )
         if any(exact):
             rows.append((key, seq, length, exact))
+            for i, n in counted.items():
+                words[i] += n
     stats = answer.stats
     if answer.complete and stats.dfs:
         dfs = list(stats.dfs)
         for i in unsure:
-            dfs[i] = sum(1 for row in rows if row[3][i])
+            dfs[i] = words[i]  # (``Term.held``: an unfinished word's completions, each)
         stats = keywords.Stats(stats.docs, stats.length, dfs)
     return keywords.Answer(rows, stats, answer.complete)
 

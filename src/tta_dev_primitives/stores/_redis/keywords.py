@@ -23,9 +23,11 @@ a scope with more matches than candidates takes one more, for its counts):
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
 whole scope's) statistics, as in-process. Scores then equal in-process ones: same arithmetic
 in the same order. Two approximations remain, both about an unfinished last word:
-- its document frequency is the count of documents holding any of its completions, where
-  in-process adds up each completion's (they differ only for a document holding two
-  completions of the same prefix);
+- when some matches are not candidates, its document frequency is the engine's count of
+  documents holding any of its completions, where in-process adds up each completion's (they
+  differ only for a document holding two completions of the same prefix, such as ``camel``
+  and ``camelcase`` of ``camelCase``); when every match is a candidate, it is counted from
+  them as in-process counts it (``Term.held``);
 - the engine chooses the candidates scoring each completion at full weight with its own idf,
   where ours counts a completion half the word itself (``COMPLETION_TF``): with more matches
   than candidates, and the word itself common while many rare completions outnumber the
@@ -125,6 +127,14 @@ class Term(NamedTuple):
         completions = sum(1 for t in tokens if t.startswith(self.prefixes)) - whole
         return whole + COMPLETION_TF * completions
 
+    def held(self, tokens: list[str]) -> int:
+        """How many of the terms this one matches a document of these tokens holds: 0 or 1,
+        or for an unfinished word the distinct words it completes to (in-process counts a
+        completion's documents for each word, so a document holding two counts twice)."""
+        if not self.prefixes:
+            return int(self.token in tokens)
+        return len({t for t in tokens if t.startswith(self.prefixes)})
+
 
 def ambiguous(query: Query) -> list[int]:
     """The query terms the engine cannot match exactly, by index: it keeps a term longer than
@@ -145,18 +155,20 @@ def ambiguous(query: Query) -> list[int]:
     return found
 
 
-def exact_tf(term: str, held: Mapping[str, int], prefix: bool) -> float:
+def exact_tf(term: str, held: Mapping[str, int], prefix: bool) -> tuple[float, int]:
     """A query term's frequency in a memory holding the term counts ``held``, as ``TermIndex``
     counts it (each count capped at ``TF_CAP``, as postings keep it): for an unfinished word
     (``prefix``), the word itself and ``COMPLETION_TF`` for each occurrence of another term
-    starting with it."""
+    starting with it; and how many of those words the memory holds (``Term.held``)."""
     if not prefix:
-        return float(min(held.get(term, 0), TF_CAP))
-    tf = 0.0
+        count = min(held.get(term, 0), TF_CAP)
+        return float(count), int(count > 0)
+    tf, words = 0.0, 0
     for other, count in held.items():
         if other.startswith(term) and not is_facet(other):
             tf += min(count, TF_CAP) * (1.0 if other == term else COMPLETION_TF)
-    return tf
+            words += 1
+    return tf, words
 
 
 def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
@@ -421,6 +433,10 @@ async def ask(
             where = scope_filter(scope, " ")
             counts, _ = await _run_all(client, shard, _counts(shard, terms, where), (), scope)
             dfs = [replies.total(count) for count in counts]
+    if every_match and terms and terms[-1].prefixes:
+        # Every match is here: an unfinished word's frequency as in-process has it, a
+        # document counted once per word it holds that the prefix completes to.
+        dfs[-1] = sum(terms[-1].held(fields.get("t", "").split()) for _, _, fields in rows)
     if counted:
         groups = replies.aggregate_fields(got[len(commands) - 1])
         group = groups[0] if groups else {}
