@@ -291,6 +291,20 @@ async def test_sessions_are_kept_apart(memory: MemoryPrimitive) -> None:
     assert await ten.aget_messages() == []
 
 
+async def test_a_session_named_inside_another_is_kept_apart(memory: MemoryPrimitive) -> None:
+    """Session "u1:s1:messages" keeps its messages under "u1:s1:messages:messages:...", inside
+    the scope session "u1:s1" reads ("u1:s1:messages"): "u1:s1" listed them as its own, and
+    its clear deleted them."""
+    outer = MemoryChatMessageHistory(memory, "u1:s1")
+    inner = MemoryChatMessageHistory(memory, "u1:s1:messages")
+    await outer.aadd_messages([HumanMessage("outer")])
+    await inner.aadd_messages([HumanMessage("inner")])
+    assert [m.content for m in await outer.aget_messages()] == ["outer"]
+    await outer.aclear()
+    assert await outer.aget_messages() == []
+    assert [m.content for m in await inner.aget_messages()] == ["inner"]
+
+
 async def test_max_messages_returns_the_latest(memory: MemoryPrimitive) -> None:
     history = MemoryChatMessageHistory(memory, "u1:s1", max_messages=2)
     await history.aadd_messages([HumanMessage(str(i)) for i in range(5)])

@@ -220,10 +220,13 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
             found.update(page.items)
             if (cursor := page.cursor) is None:
                 break
+        # Only this session's own keys, ``<scope>:<stamp>``: session "u1:s1:messages" keeps
+        # its messages inside scope "u1:s1:messages", which is this scope of session "u1:s1".
+        start = len(self._scope) + 1
         stored = [
             (k, v)
             for k, v in found.items()
-            if isinstance(v.get("at"), int) and "type" in v and "data" in v
+            if ":" not in k[start:] and isinstance(v.get("at"), int) and "type" in v and "data" in v
         ]
         stored.sort(key=lambda item: (cast(int, item[1]["at"]), item[0]))
         if self.max_messages is not None:
