@@ -189,22 +189,28 @@ async def _exact(
     """The candidates, with the frequency of each query term the engine cannot match exactly
     (``keywords.ambiguous``: long words, which it matched by their first ``MAX_TOKEN``
     characters, so other long words that begin alike were proposed too) counted from each
-    memory's own terms. One more round trip (the candidates' values), only for such a query.
-    A candidate left holding no query term is dropped; when every match was a candidate, those
+    memory's own terms. One more round trip, only for such a query, reading the values of the
+    candidates the engine counted such a term in (a candidate it did not holds none). A
+    candidate left holding no query term is dropped; when every match was a candidate, those
     terms' document frequencies are recounted from them."""
-    if not answer.rows:
-        return answer
     last = len(query.terms) - 1
     bases = engine.bases
-    names = [Layout.value_in(base_among(bases, row[0]), row[0]) for row in answer.rows]
+    check = [row for row in answer.rows if any(row[3][i] for i in unsure)]
+    if not check:
+        return answer
+    names = [Layout.value_in(base_among(bases, row[0]), row[0]) for row in check]
 
     async def run(client: Any) -> list[Any]:
         return await gather_all(*(client.get(name) for name in names))
 
-    payloads: list[Any] = await call(run)
+    payloads: dict[str, Any] = dict(zip((row[0] for row in check), await call(run), strict=True))
     rows = []
     words = dict.fromkeys(unsure, 0)
-    for (key, seq, length, tfs), payload in zip(answer.rows, payloads, strict=True):
+    for key, seq, length, tfs in answer.rows:
+        if key not in payloads:  # the engine counted none of these terms in it
+            rows.append((key, seq, length, tfs))
+            continue
+        payload = payloads[key]
         held = {} if payload is None else engine.indexing.payload_terms(payload)
         exact = list(tfs)
         counted = {}
