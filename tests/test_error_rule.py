@@ -46,6 +46,11 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("URL port", lambda: MemoryPrimitive("redis://:pw@h:99999"), ValueError),
     ("raw '/' in a password", lambda: MemoryPrimitive("redis://:a/b@h"), ValueError),
     ("braces in namespace", lambda: MemoryPrimitive("redis://h", namespace="a{b}"), ValueError),
+    ("lone surrogate in namespace", lambda: MemoryPrimitive("redis://h", namespace="a\ud800"),
+     ValueError),
+    ("lone surrogate in a cache's namespace",
+     lambda: CachePrimitive(STEP, lambda x, c: "k", backend="redis://h", namespace="c\udc00"),
+     ValueError),
     ("memory key with ':' in id", lambda: create_memory_key("u:1", "s"), ValueError),
     ("memory key id not str", lambda: create_memory_key(1, "s"), TypeError),  # type: ignore[arg-type]
     ("empty SequentialPrimitive", lambda: SequentialPrimitive([]), ValueError),

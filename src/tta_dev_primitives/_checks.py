@@ -300,6 +300,12 @@ def check_namespace(namespace: Any) -> str:
         raise InvalidArgumentError(
             f"namespace must be a non-empty str without braces, got {namespace!r}"
         )
+    if not namespace.isascii() and is_unencodable(namespace):
+        # (Every Redis key starts with it: each operation would be refused.)
+        raise InvalidArgumentError(
+            f"namespace {namespace[:80]!r} contains a lone surrogate, which UTF-8 (and so "
+            "Redis) cannot store"
+        )
     return namespace
 
 
