@@ -218,3 +218,40 @@ print(json.dumps({{"children": said, "journal": open({str(path)!r}).read()}}))
         assert "after the fork" in said
     assert "u1:s1:parent" in report["journal"]
     assert "u1:s1:child" not in report["journal"]
+
+
+def test_workers_forked_after_a_sync_call_make_sync_calls_of_their_own() -> None:
+    """A master that used a sync adapter (a LangChain chat history) before forking, as an app
+    loaded with ``gunicorn --preload`` may: each worker's sync calls run too. Its copy of the
+    portal's event loop looked alive, but the thread that ran it exists only in the master, so
+    every sync call waited forever on a loop no thread runs."""
+    pytest.importorskip("langchain_core")
+    code = (
+        FORK
+        + """
+import signal
+from langchain_core.messages import HumanMessage
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+history = MemoryChatMessageHistory(MemoryPrimitive(), "master")
+history.add_messages([HumanMessage("from the master")])
+
+def worker():
+    signal.alarm(60)  # a hung call ends the worker, and the parent reads no result
+    mine = MemoryChatMessageHistory(MemoryPrimitive(), "worker")
+    mine.add_messages([HumanMessage("from a worker")])
+    return [message.content for message in mine.messages]
+
+children = [fork(worker) for _ in range(2)]
+for child in children:
+    start(child)
+said = [result(child) for child in children]
+history.add_messages([HumanMessage("again")])  # the master's portal still runs
+print(json.dumps({"workers": said, "master": [m.content for m in history.messages]}))
+"""
+    )
+    assert json.loads(run_python(code)) == {
+        "workers": [["from a worker"], ["from a worker"]],
+        "master": ["from the master", "again"],
+    }
