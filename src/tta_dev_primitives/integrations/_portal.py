@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -48,6 +50,20 @@ def _portal_loop() -> asyncio.AbstractEventLoop:
             thread.start()
             _loop = loop
         return _loop
+
+
+def _forked() -> None:
+    """A forked child (a server's worker) starts its own portal at its first sync call. The
+    parent's loop looks alive in the child, but its thread exists only in the parent: a call
+    sent to it would wait forever. It is dropped, never closed (closing it here would take the
+    parent's self-pipe out of the epoll set they share); the lock, which the parent's thread
+    may have held, is new."""
+    global _lock, _loop
+    _lock, _loop = threading.Lock(), None
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)
 
 
 def run_sync(coro: Coroutine[Any, Any, T], *, instead: str, in_loop: bool = False) -> T:
