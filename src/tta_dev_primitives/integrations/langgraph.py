@@ -42,6 +42,7 @@ from langgraph.store.base import (
     get_text_at_path,
 )
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._checks import is_huge_int, is_real
 from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
@@ -50,6 +51,7 @@ from tta_dev_primitives.exceptions import (
     StaleWriteError,
 )
 from tta_dev_primitives.memory import MemoryPrimitive
+from tta_dev_primitives.memory._prepared import is_small
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._facets import MAX_FACET_CHARS, Scalar
 
@@ -422,7 +424,12 @@ class MemoryPrimitiveStore(BaseStore):
             raise InvalidArgumentTypeError(
                 f"item values must be dict, got {type(op.value).__name__}"
             )
-        encode_value(op.value)  # names the bad part as the caller wrote it: value['tags'][2]
+        # Names the bad part as the caller wrote it (value['tags'][2]); a large value is
+        # checked on a worker thread, as ``add`` checks it: not seconds of Python on the loop.
+        if is_small(op.value):
+            encode_value(op.value)
+        else:
+            await heavy_in_own_thread(encode_value, op.value)
         ttl = op.ttl
         if ttl is not None and (not is_real(ttl) or not ttl > 0):
             raise InvalidArgumentError(
