@@ -3,12 +3,16 @@ Python on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import pytest
 
-from tta_dev_primitives import MemoryPrimitive
+from conftest import eventually
+from tta_dev_primitives import MemoryPrimitive, _blocked
+from tta_dev_primitives.search import Analyzer
 
 
 class Probe(dict[str, Any]):
@@ -43,3 +47,43 @@ async def test_the_langgraph_store_checks_a_large_value_off_the_loop() -> None:
     Probe.walked.clear()
     await store.aput(("docs",), "small", {"content": "a note", "meta": Probe(lang="en")})
     assert threading.get_ident() in Probe.walked
+
+
+class Gate(Analyzer):
+    """The default analyzer, holding each large memory's analysis until ``opened`` is set, and
+    noting the first character of each one it analysed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+        self.started: list[str] = []
+
+    def term_counts(self, strings: Iterable[str]) -> dict[str, int]:
+        strings = list(strings)
+        if sum(map(len, strings)) > 10_000:
+            self.started.append(strings[0][:1])
+            self.opened.wait(60)
+        return super().term_counts(strings)
+
+
+async def test_a_large_add_cancelled_while_it_waits_for_its_turn_is_never_analysed() -> None:
+    """Two large memories are analysed at a time; a third waits its turn on its thread. Its
+    add cancelled meanwhile (a request timed out), its analysis still ran later: seconds of
+    CPU and of the GIL, under the very load that makes requests time out, for nothing."""
+    analyzer = Gate()
+    memory = MemoryPrimitive(analyzer=analyzer)
+    running = [asyncio.create_task(memory.add(f"u:s:{c}", {"content": c * 20_000})) for c in "ab"]
+    await eventually(lambda: len(analyzer.started) == 2)  # both turns taken
+    waiting = asyncio.create_task(memory.add("u:s:c", {"content": "c" * 20_000}))
+    threads = _blocked._own_threads
+    assert threads is not None
+    await eventually(lambda: threads.busy == 3)  # (DaemonExecutor) its thread waits its turn
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    analyzer.opened.set()
+    await asyncio.gather(*running)
+    await eventually(lambda: threads.busy == 0)  # every thread has finished its call
+    assert sorted(analyzer.started) == ["a", "b"]
+    assert await memory.get("u:s:c") is None
+    assert await memory.size() == 2
