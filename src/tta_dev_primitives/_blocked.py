@@ -103,13 +103,21 @@ async def in_own_thread(func: Callable[..., T], *args: Any) -> T:
 async def heavy_in_own_thread(func: Callable[..., T], *args: Any) -> T:
     """``in_own_thread`` for work that holds much memory while it runs (analysing an 8 MiB
     memory): at most ``_HEAVY`` at once, so a burst of them does not hold it all together;
-    the others wait in their threads, never on the event loop."""
+    the others wait in their threads, never on the event loop. One whose caller was cancelled
+    meanwhile (a request that timed out) never runs: its turn would go to work no one awaits."""
+    given_up = threading.Event()
 
     def run() -> T:
         with _heavy:
+            if given_up.is_set():
+                raise concurrent.futures.CancelledError
             return func(*args)
 
-    return await in_own_thread(run)
+    try:
+        return await in_own_thread(run)
+    except asyncio.CancelledError:
+        given_up.set()
+        raise
 
 
 def _forked() -> None:
