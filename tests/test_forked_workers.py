@@ -255,3 +255,55 @@ print(json.dumps({"workers": said, "master": [m.content for m in history.message
         "workers": [["from a worker"], ["from a worker"]],
         "master": ["from the master", "again"],
     }
+
+
+@pytest.mark.redis
+def test_a_worker_closes_a_memory_the_master_used_through_a_sync_call(
+    redis_server: RedisServer,
+) -> None:
+    """The master used a Redis memory through a sync adapter (on its portal loop) before the
+    workers forked. A worker's ``aclose`` asked the master's portal loop, which no thread runs
+    in the worker, to close that loop's client (writing to the self-pipe the two processes
+    share), and waited ``redis_timeout`` + 1 s for an answer that never came: a worker's
+    shutdown outlasted a server's grace period."""
+    pytest.importorskip("langchain_core")
+    ns = namespace()
+    code = (
+        FORK
+        + f"""
+import asyncio, signal
+from langchain_core.messages import HumanMessage
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+memory = MemoryPrimitive({redis_server.url!r}, namespace={ns!r}, redis_timeout=600.0)
+history = MemoryChatMessageHistory(memory, "master")
+history.add_messages([HumanMessage("from the master")])
+
+def worker():
+    signal.alarm(60)  # a hung close ends the worker, and the parent reads no result
+    mine = MemoryChatMessageHistory(memory, "worker" + str(os.getpid()))
+    mine.add_messages([HumanMessage("from a worker")])
+    said = [message.content for message in mine.messages]
+    asyncio.run(memory.aclose())
+    return said
+
+children = [fork(worker) for _ in range(2)]
+for child in children:
+    start(child)
+said = [result(child) for child in children]
+history.add_messages([HumanMessage("again")])
+master = [message.content for message in history.messages]
+
+async def done():
+    await memory.clear()
+    await memory.aclose()
+
+asyncio.run(done())
+print(json.dumps({{"workers": said, "master": master}}))
+"""
+    )
+    assert json.loads(run_python(code)) == {
+        "workers": [["from a worker"], ["from a worker"]],
+        "master": ["from the master", "again"],
+    }
