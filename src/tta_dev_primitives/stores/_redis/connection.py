@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -64,6 +66,19 @@ MAX_IN_FLIGHT = 64
 #: connect (a new cluster, a replica that just attached) may lack replicas that exist.
 REPLICA_RECHECK = 1.0
 
+#: Forks this process is away from the one that imported the module (a server's worker is 1):
+#: a loop's client made before the fork belongs to the parent (see ``_LoopClient.fork``).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)
+
 
 def text_of(value: bytes | str) -> str:
     """A Redis reply's string, whether the client decoded it or not."""
@@ -79,10 +94,15 @@ class _LoopClient:
     """
 
     __slots__ = (
-        "client", "closed", "connecting", "failures", "retired", "scripts", "slots", "users",
+        "client", "closed", "connecting", "failures", "fork", "retired", "scripts", "slots",
+        "users",
     )  # fmt: skip
 
     def __init__(self) -> None:
+        # The process it was made in: in a forked child (a server's worker) its loop is the
+        # parent's, which no thread of the child runs (the sync portal's), and its sockets are
+        # the parent's connections. The child makes its own; these it only closes its copy of.
+        self.fork = _forks
         self.client: Any = None  # aioredis.Redis or RedisCluster
         self.scripts: dict[str, Any] = {}
         self.connecting = asyncio.Lock()  # one connect at a time
@@ -171,25 +191,27 @@ class Connection:
         """The running loop's client state, made on first use there."""
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
-        if state is None:
+        if state is None or state.fork != _forks:
             self._drop_closed_loops()
             with self._table:
                 state = self._loops.get(loop)
-                if state is None:
+                if state is None or state.fork != _forks:
                     state = self._loops[loop] = _LoopClient()
         return state
 
     def _drop_closed_loops(self) -> None:
-        """Forget the states of closed loops, closing their sockets (nothing else could). Another
-        thread may be doing the same: each state is dropped by the one that takes it out."""
+        """Forget the states of closed loops, and those a parent process made (``_LoopClient``),
+        closing their sockets (nothing else could). Another thread may be doing the same: each
+        state is dropped by the one that takes it out."""
         with self._table:
-            loops = list(self._loops)
-        for old in loops:
-            if old.is_closed():
+            loops = list(self._loops.items())
+        for old, state in loops:
+            if old.is_closed() or state.fork != _forks:
                 with self._table:
-                    state = self._loops.pop(old, None)
-                if state is not None:
-                    state.drop_sockets()
+                    if self._loops.get(old) is not state:
+                        continue  # (taken out, or replaced, by another thread)
+                    del self._loops[old]
+                state.drop_sockets()
 
     def script(self, name: str) -> Any:
         """The running loop's registered script ``name`` (a script is bound to its client)."""
@@ -199,7 +221,7 @@ class Connection:
     def connected(self) -> bool:
         """True if the running loop has a client (the topology is known)."""
         state = self._loops.get(asyncio.get_running_loop())
-        return state is not None and state.client is not None
+        return state is not None and state.client is not None and state.fork == _forks
 
     async def ready(self) -> None:
         """Connect (learning the topology) if the running loop has no client yet."""
@@ -489,7 +511,9 @@ class Connection:
         elsewhere: dict[asyncio.Future[None], tuple[asyncio.AbstractEventLoop, _LoopClient]] = {}
         for loop, state in loops.items():
             state.closed = True  # calls still running (or connecting) close what they open
-            if loop is running:
+            if state.fork != _forks:  # the parent's: its loop never runs here
+                state.drop_sockets()
+            elif loop is running:
                 await state.close()
             elif loop.is_running():  # its own loop touches its state (another thread)
                 try:
