@@ -307,3 +307,43 @@ print(json.dumps({{"workers": said, "master": master}}))
         "workers": [["from a worker"], ["from a worker"]],
         "master": ["from the master", "again"],
     }
+
+
+def test_a_worker_closes_a_journalled_memory_the_master_used(tmp_path: Path) -> None:
+    """The master journalled a write (Redis down) before the workers forked. A worker's
+    ``aclose`` ran its file checks on the journal's thread pool, whose copy in the worker
+    counted the master's idle thread, which a fork does not copy: it waited forever. The
+    master's journal keeps its write for the next process either way."""
+    path = tmp_path / "journal.jsonl"
+    code = (
+        FORK
+        + f"""
+import asyncio, signal
+from tta_dev_primitives import MemoryPrimitive
+
+memory = MemoryPrimitive("redis://127.0.0.1:1/0", namespace="fork", redis_timeout=0.2,
+                         journal_path={str(path)!r})
+asyncio.run(memory.add("u1:s1:parent", {{"content": "from the parent"}}))
+
+def worker():
+    signal.alarm(60)  # a hung close ends the worker, and the parent reads no result
+    asyncio.run(memory.aclose())
+    return "closed"
+
+children = [fork(worker) for _ in range(2)]
+for child in children:
+    start(child)
+said = [result(child) for child in children]
+
+async def parent():
+    await memory.add("u1:s1:later", {{"content": "after the fork"}})
+    await memory.aclose()
+
+asyncio.run(parent())
+print(json.dumps({{"children": said, "journal": open({str(path)!r}).read()}}))
+"""
+    )
+    report = json.loads(run_python(code))
+    assert report["children"] == ["closed", "closed"]
+    assert "u1:s1:parent" in report["journal"]
+    assert "u1:s1:later" in report["journal"]
