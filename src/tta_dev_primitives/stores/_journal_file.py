@@ -193,6 +193,7 @@ class JournalFile:
             raise
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tta-journal")
         self._pid = os.getpid()  # the lock's process: a forked child must not write here
+        self._executor_pid = self._pid  # the process whose thread runs ``_executor``'s calls
         self._queue: list[_Item] = []
         self._writer: asyncio.Task[None] | None = None
         self._seq = 0
@@ -443,6 +444,12 @@ class JournalFile:
             item.future.set_result(None)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if (pid := os.getpid()) != self._executor_pid:
+            # A forked child (closing a memory made before the fork): the pool's thread exists
+            # only in the parent, and its copy here, counting that thread idle, would never
+            # run the call. The child's own thread closes the child's copies of the files.
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="tta-journal")
+            self._executor_pid = pid
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _holds(self) -> bool:
