@@ -5,19 +5,31 @@ event loop and every other request it serves."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 
 from tta_dev_primitives._blocked import heavy_in_own_thread
-from tta_dev_primitives.memory._values import encode_value
+from tta_dev_primitives.memory._values import decode_value, encode_value
 from tta_dev_primitives.search._indexing import Indexing
 
-__all__ = ["Prepared", "is_small", "prepare_now", "prepare_off_loop"]
+__all__ = [
+    "Prepared",
+    "decode_off_loop",
+    "decoded_here",
+    "is_small",
+    "prepare_now",
+    "prepare_off_loop",
+]
 
 #: A value is analysed on the event loop while it has at most this many parts (strings,
 #: numbers, lists, fields) and characters of text: about 0.3 ms of analysis for English, 4 ms
 #: for Chinese. Anything larger goes to a thread, whose hop costs about 0.1 ms.
 SMALL_PARTS: Final = 256
 SMALL_CHARS: Final = 4096
+#: Stored memories read back (``get``, a page of ``search`` or ``list_memories``) are decoded
+#: on a worker thread past this many bytes of JSON in all: 64 KiB is at most a few ms of
+#: decoding, 8 MiB of small objects a few hundred.
+DECODE_BYTES: Final = 64 * 1024
 
 
 #: What ``add`` stores: the JSON, the term counts, and the text to embed ("" unless asked for).
@@ -83,3 +95,18 @@ def _prepare_large(indexing: Indexing, value: Any, text: bool) -> Prepared:
 async def prepare_off_loop(indexing: Indexing, value: Any, *, text: bool) -> Prepared:
     """``prepare_now`` for a value that is not ``is_small``, on a worker thread."""
     return await heavy_in_own_thread(_prepare_large, indexing, value, text)
+
+
+def decoded_here(payloads: Sequence[Any]) -> bool:
+    """True if ``payloads`` are small enough to decode on the event loop (``DECODE_BYTES``)."""
+    return sum(len(p) for p in payloads if isinstance(p, str | bytes)) <= DECODE_BYTES
+
+
+def _decode_each(payloads: Sequence[Any]) -> list[dict[str, Any] | None]:
+    return [decode_value(p) for p in payloads]
+
+
+async def decode_off_loop(payloads: Sequence[Any]) -> list[dict[str, Any] | None]:
+    """``decode_value`` of each stored payload, in order, on a worker thread: reading a large
+    memory (8 MiB of small objects is a few hundred ms of decoding) never stalls the loop."""
+    return await heavy_in_own_thread(_decode_each, payloads)

@@ -49,7 +49,14 @@ from tta_dev_primitives.memory._ops import (
     SearchMemory,
     parse_operation,
 )
-from tta_dev_primitives.memory._prepared import is_small, prepare_now, prepare_off_loop
+from tta_dev_primitives.memory._prepared import (
+    DECODE_BYTES,
+    decode_off_loop,
+    decoded_here,
+    is_small,
+    prepare_now,
+    prepare_off_loop,
+)
 from tta_dev_primitives.memory._steps import MemoryRecall, MemoryRemember, SearchOptions, TextOrFn
 from tta_dev_primitives.memory._values import decode_value
 from tta_dev_primitives.memory._vectors import Mode, memory_vector, search_mode
@@ -273,7 +280,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         with MemoryOp("get", self._namespace) as op:
             served = await self._store.get(key)
             op.report(served)
-            value = None if served.value is None else self._decode(served.value)
+            payload = served.value
+            if payload is None:
+                value = None
+            elif len(payload) > DECODE_BYTES:  # (a str or bytes of JSON)
+                value = (await self._decoded([payload]))[0]
+            else:
+                value = self._decode(payload)
             op.outcome = "miss" if value is None else "hit"
             op.attributes["memory.hit"] = value is not None
             return value
@@ -385,9 +398,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 served = await self._store.search(analysed, limit, scope)
                 op.report(served)
                 op.attributes["memory.search_engine"] = self._engine_of(served.backend)
+                kept = [(k, p, s) for k, p, s in served.value if floor is None or s >= floor]
+                values = await self._decoded([p for _, p, _ in kept])
                 results = [
-                    ScoredMemory(k, v, s) for k, p, s in served.value
-                    if (floor is None or s >= floor) and (v := self._decode(p)) is not None
+                    ScoredMemory(k, v, s) for (k, _, s), v in zip(kept, values, strict=True)
+                    if v is not None
                     and matches(v, wanted)  # the index's facets are hashes: never let one slip
                 ]  # fmt: skip
             op.attributes["memory.result_count"] = len(results)
@@ -472,7 +487,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         with MemoryOp("list", self._namespace) as op:
             rows, following, served = await lifecycle.page(self._store, scope, limit, cursor)
             op.report(served)
-            items = [(key, v) for key, p in rows if (v := self._decode(p)) is not None]
+            values = await self._decoded([p for _, p in rows])
+            items = [(key, v) for (key, _), v in zip(rows, values, strict=True) if v is not None]
             op.attributes["memory.result_count"] = len(items)
             return MemoryPage(items, following)
 
@@ -550,7 +566,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         values are skipped.
         """
         async for key, payload, ttl in self._store.items():
-            value = self._decode(payload)
+            value = (await self._decoded([payload]))[0]
             if value is not None:
                 yield key, value, ttl
 
@@ -602,6 +618,17 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             instruments().invalid_values.add(1)
             _log_invalid()
         return value
+
+    async def _decoded(self, payloads: Sequence[Any]) -> list[dict[str, Any] | None]:
+        """``_decode`` of each stored payload: on a worker thread when they are large."""
+        if decoded_here(payloads):
+            return [self._decode(p) for p in payloads]
+        values = await decode_off_loop(payloads)
+        for value in values:
+            if value is None:
+                instruments().invalid_values.add(1)
+                _log_invalid()
+        return values
 
     # -- composition ---------------------------------------------------------------------------
 
