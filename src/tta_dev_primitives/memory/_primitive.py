@@ -262,7 +262,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         With an embedder, the value's searched text (or ``vector_text``, if given; ``""`` for
         no vector; a list of texts for one vector each, the memory scoring by its best) is
         embedded first. If the embedder fails, ``EmbeddingError`` is raised and
-        nothing is stored: a memory is never half-written.
+        nothing is stored: a memory is never half-written. The value is read while ``add``
+        runs (a large one on a worker thread): do not change it until ``add`` returns.
         """
         key, ttl = check_new_key(key), check_ttl(ttl)
         embedded = self._embedder is not None and vector_text is None

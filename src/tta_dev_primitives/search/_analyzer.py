@@ -251,6 +251,10 @@ class Analyzer:
                     terms = self._ascii(token)
                 for term in terms:
                     counts[term] = get(term, 0) + 1
+        elif len(text) <= 4096:  # (a loop costs less than a Counter's set-up on short text)
+            for kind, token in tokens_of(text):
+                for term in self._terms_of(kind, token):
+                    counts[term] = get(term, 0) + 1
         else:  # (counted in C: a CJK memory has a term per character and per pair)
             terms_of = self._terms_of
             counts = dict(Counter(chain.from_iterable(terms_of(*kt) for kt in tokens_of(text))))
