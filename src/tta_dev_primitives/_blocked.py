@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import os
 import sys
-import threading
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeGuard, TypeVar
@@ -40,10 +40,12 @@ blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
 on_portal: ContextVar[bool] = ContextVar("tta_on_portal", default=False)
 
 _own_threads: concurrent.futures.Executor | None = None  # ``in_own_thread``'s daemon threads
-#: Large memories analysed at once (``heavy_in_own_thread``): each holds up to a few hundred MB
-#: while it runs, and the GIL runs one at a time anyway.
+#: Large memories analysed at once on a loop (``heavy_in_own_thread``): each holds up to a few
+#: hundred MB while it runs, and the GIL runs one at a time anyway.
 _HEAVY = 2
-_heavy = threading.BoundedSemaphore(_HEAVY)
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
 
@@ -85,45 +87,50 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
         waiting.cancel()
 
 
+def _threads() -> concurrent.futures.Executor:
+    """``in_own_thread``'s daemon threads (``embeddings._threads.DaemonExecutor``, unbounded)."""
+    global _own_threads
+    if _own_threads is None:  # imported at the first such call, not with the package
+        from tta_dev_primitives.embeddings._threads import DaemonExecutor
+
+        _own_threads = DaemonExecutor("tta-sync-step", max_busy=sys.maxsize)
+    return _own_threads
+
+
 async def in_own_thread(func: Callable[..., T], *args: Any) -> T:
     """``func(*args)`` on a daemon thread, in a copy of this context: an idle one or a new one,
     never one a busy call holds (``embeddings._threads.DaemonExecutor``, unbounded here). Not
     the loop's default pool: work the call waits for (a nested sync call, a DNS lookup on that
     pool) may need a thread of it, which calls holding them all would never free; and a call
     that never returns does not keep the process from exiting."""
-    global _own_threads
-    if _own_threads is None:  # imported at the first such call, not with the package
-        from tta_dev_primitives.embeddings._threads import DaemonExecutor
-
-        _own_threads = DaemonExecutor("tta-sync-step", max_busy=sys.maxsize)
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_own_threads, context.run, func, *args)
+    return await asyncio.get_running_loop().run_in_executor(_threads(), context.run, func, *args)
 
 
 async def heavy_in_own_thread(func: Callable[..., T], *args: Any) -> T:
     """``in_own_thread`` for work that holds much memory while it runs (analysing an 8 MiB
-    memory): at most ``_HEAVY`` at once, so a burst of them does not hold it all together;
-    the others wait in their threads, never on the event loop. One whose caller was cancelled
-    meanwhile (a request that timed out) never runs: its turn would go to work no one awaits."""
-    given_up = threading.Event()
+    memory): at most ``_HEAVY`` at once on an event loop, so a burst of them does not hold it
+    all together. The others wait their turn on the loop, holding no thread (a burst of 60
+    held 60), and one whose caller was cancelled meanwhile (a request that timed out) never
+    runs. A turn ends when the work does, even if its caller stopped waiting."""
+    loop = asyncio.get_running_loop()
+    turns = _turns.get(loop)
+    if turns is None:
+        turns = _turns[loop] = asyncio.Semaphore(_HEAVY)
+    await turns.acquire()
 
-    def run() -> T:
-        with _heavy:
-            if given_up.is_set():
-                raise concurrent.futures.CancelledError
-            return func(*args)
+    def done(_: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(turns.release)
 
     try:
-        return await in_own_thread(run)
-    except asyncio.CancelledError:
-        given_up.set()
+        work = _threads().submit(contextvars.copy_context().run, func, *args)
+    except BaseException:
+        turns.release()
         raise
+    work.add_done_callback(done)
+    return await asyncio.wrap_future(work)
 
 
-def _forked() -> None:
-    global _heavy
-    _heavy = threading.BoundedSemaphore(_HEAVY)  # (a parent's thread may have held it)
-
-
-if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_forked)
+if sys.platform != "win32":  # (a loop forked mid-run keeps no turns its parent's threads held)
+    os.register_at_fork(after_in_child=_turns.clear)
