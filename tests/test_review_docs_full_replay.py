@@ -34,6 +34,7 @@ async def test_a_replay_into_a_full_redis_keeps_the_journal_and_refuses_new_adds
     assert not await memory.flush()  # the replay does not get further while Redis is full
     info = memory.get_backend_info()
     assert (info["dead_letters"], info["journal_dropped"]) == (0, 0)  # kept, not dropped
+    assert "full" in info["last_error"]  # why the replay stopped, not the outage before it
     with pytest.raises(BackendRefusedError, match="full"):
         await memory.add("u1:s1:new", {"content": "while the replay is stuck"})
     assert await memory.get("u1:s1:2999") == {"content": "note 2999", "pad": pad}

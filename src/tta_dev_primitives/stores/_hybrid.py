@@ -673,6 +673,7 @@ class HybridStore(Generic[B]):
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
             self._refusal = exc if isinstance(exc, BackendRefusedError) else None
+            self.last_error = str(exc)  # (why the replay stopped: "full", not the old outage)
             self._degraded = True  # (if the last batch failed after _leave_degraded)
             self._remote_ok = False
             self._count_dead(replay.dead)
