@@ -280,7 +280,8 @@ class StoreFailures:
     run): one that loses to newer changes of other processes (``StaleWriteError``, even on
     the retry) leaves theirs standing; one that cannot be stored (Redis refusing it: full, or
     an ACL; or not JSON) is only a later miss, warned once per reason. Both are marked on the
-    current span. Shared by ``CachePrimitive`` and ``LLMCache``."""
+    current span, the error by its type only: a key holds a user id or the prompt, and a
+    refusal's message may quote it. Shared by ``CachePrimitive`` and ``LLMCache``."""
 
     __slots__ = ("_owner", "_warned")
 
@@ -297,7 +298,7 @@ class StoreFailures:
             await store.put(key, payload, ttl)
         except StaleWriteError:
             current_span_attribute("cache.stored", False)
-            current_span_event("cache.store_stale", {"key": key[:200]})
+            current_span_event("cache.store_stale", {})
         except BackendRefusedError as exc:
             self.failed(type(exc).__name__, exc)
             return False
@@ -309,7 +310,7 @@ class StoreFailures:
             self._warned.add(reason)
             log.warning("%r could not store an entry, returned uncached: %s", self._owner, exc)
         current_span_attribute("cache.stored", False)
-        current_span_event("cache.store_failed", {"error": str(exc)[:200]})
+        current_span_event("cache.store_failed", {"cache.error": type(exc).__name__})
 
 
 def cache_store(

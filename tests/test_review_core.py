@@ -1,0 +1,74 @@
+"""Review of the composition core, CachePrimitive and their telemetry, through the public API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tta_dev_primitives import CachePrimitive, WorkflowContext
+from tta_dev_primitives.exceptions import BackendRefusedError, StaleWriteError
+from tta_dev_primitives.stores import StorageBackend
+from tta_dev_primitives.testing import capture_spans
+
+
+class RefusingBackend(StorageBackend):
+    """A shared store (your own service) that answers every read with a miss and refuses every
+    write with ``error``: as Redis does when full, or when another process's change stands."""
+
+    kind = "refusing"
+    serializes = True
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def put(
+        self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
+    ) -> None:
+        raise self.error
+
+    async def get(self, key: str) -> Any | None:
+        return None
+
+    async def delete(self, key: str, *, version: str = "") -> bool:
+        return False
+
+    async def clear(self, *, version: str = "") -> None:
+        pass
+
+    async def size(self) -> int:
+        return 0
+
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        for item in ():
+            yield item
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        StaleWriteError("a newer change of user7QZXJ:s1:prompt stands"),
+        BackendRefusedError("refused to store user7QZXJ:s1:prompt"),
+    ],
+    ids=["stale", "refused"],
+)
+async def test_a_cache_store_that_fails_puts_no_key_on_the_span(error: Exception) -> None:
+    """observability.md: user ids and contents never go on spans, and the library's errors are
+    recorded by their type only, since they name keys. A cache whose store was refused (or lost
+    to a newer change) put its key (``{user}:{session}:...``, or the prompt itself, as the docs'
+    own keys are) on a ``cache.store_stale`` event, and the refusal's message on a
+    ``cache.store_failed`` event."""
+    cache = CachePrimitive(
+        lambda prompt, ctx: f"answer to {prompt}",
+        lambda prompt, ctx: f"{ctx.user_id}:{ctx.session_id}:{prompt}",
+        backend=RefusingBackend(error),
+    )
+    ctx = WorkflowContext(user_id="user7QZXJ", session_id="s1")
+    with capture_spans() as spans:
+        assert await cache.execute("prompt", ctx) == "answer to prompt"
+    span = spans.one("CachePrimitive")
+    assert span.attributes["cache.stored"] is False
+    assert span.events  # the failed store is still marked
+    shown = [*span.attributes.values(), *(v for e in span.events for v in e.attributes.values())]
+    assert not [v for v in shown if "QZXJ" in str(v)], shown
