@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -104,3 +105,57 @@ coro.close()
         """
     )
     assert out.split("\n") == ["1 True", "LambdaPrimitive.execute"]
+
+
+class DictBackend(StorageBackend):
+    """A shared dict standing in for your key/value service, as in concepts.md."""
+
+    kind = "dict"
+    serializes = True
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    async def put(
+        self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
+    ) -> None:
+        self.data[key] = payload
+
+    async def get(self, key: str) -> Any | None:
+        return self.data.get(key)
+
+    async def delete(self, key: str, *, version: str = "") -> bool:
+        return self.data.pop(key, None) is not None
+
+    async def clear(self, *, version: str = "") -> None:
+        self.data.clear()
+
+    async def size(self) -> int:
+        return len(self.data)
+
+    async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
+        for key, payload in list(self.data.items()):
+            yield key, payload, None
+
+
+async def test_callers_sharing_a_miss_of_a_shared_cache_get_outputs_of_their_own() -> None:
+    """A shared cache returns each hit its own JSON copy, so one caller changing its output
+    never changes another's. Callers waiting on one miss all got the leader's very object:
+    one caller's change showed in the others' outputs."""
+    gate = asyncio.Event()
+
+    async def step(question: str, ctx: WorkflowContext) -> dict[str, Any]:
+        await gate.wait()
+        return {"sources": ["doc1"]}
+
+    cache = CachePrimitive(step, lambda q, ctx: q, backend=DictBackend())
+    calls = [asyncio.create_task(cache.execute("q", WorkflowContext())) for _ in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # the leader runs the step, the others wait on it
+    gate.set()
+    outputs = await asyncio.gather(*calls)
+    assert cache.stats()["misses"] == 1  # one run, shared
+    outputs[0]["sources"].append("added by the first caller")
+    assert outputs[1] == outputs[2] == {"sources": ["doc1"]}
+    hit = await cache.execute("q", WorkflowContext())
+    assert hit == {"sources": ["doc1"]}

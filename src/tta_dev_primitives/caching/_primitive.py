@@ -122,7 +122,10 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._serialize = remote is not None and remote.serializes
         # In-flight misses by (event loop, key): a future belongs to its loop, so a caller on
         # another loop (thread) computes on its own rather than await a foreign future.
-        self._inflight: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Any]] = {}
+        # Each holds the output and, on a shared cache, the JSON it was decoded from.
+        self._inflight: dict[
+            tuple[asyncio.AbstractEventLoop, str], asyncio.Future[tuple[Any, str | None]]
+        ] = {}
         self._hits = 0
         self._misses = 0
 
@@ -179,20 +182,22 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             if pending is None:
                 break
             try:
-                result = await asyncio.shield(pending)
+                result, payload = await asyncio.shield(pending)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if pending.cancelled() and (task is None or not task.cancelling()):
                     continue  # the leader was cancelled, not us: try again
                 raise  # we were cancelled (perhaps with the leader): so we stay
             self._record(hit=True)
+            if payload is not None:  # a copy of its own, as every hit of a shared cache gets
+                return json.loads(payload)["v"]  # type: ignore[no-any-return]
             return result  # type: ignore[no-any-return]
 
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[tuple[Any, str | None]] = loop.create_future()
         self._inflight[flight] = future
         self._record(hit=False)
         try:
-            result = await self._save_or_warn(
+            result, payload = await self._save_or_warn(
                 key, await self._primitive.execute(input_data, context)
             )
         except BaseException as exc:
@@ -203,7 +208,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 future.exception()  # mark retrieved: waiters may be none
             raise
         else:
-            future.set_result(result)
+            future.set_result((result, payload))
             return result  # type: ignore[no-any-return]
         finally:
             del self._inflight[flight]
@@ -220,14 +225,16 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             instruments().invalid_values.add(1)
             return _MISSING
 
-    async def _save_or_warn(self, key: str, result: Any) -> Any:
+    async def _save_or_warn(self, key: str, result: Any) -> tuple[Any, str | None]:
         """Store ``result`` and return what a hit will return: on a shared cache its JSON copy
-        (a tuple comes back a list, an int key a str: the same on the miss as on every hit). If
-        it cannot be stored (not JSON, or the backend refusing it), the caller still gets it as
-        it is: an unstored output is only a later miss (``StoreFailures``)."""
+        (a tuple comes back a list, an int key a str: the same on the miss as on every hit),
+        with the JSON it was decoded from, for each caller waiting on this miss to decode a
+        copy of its own (a caller changing its output must not change another's, as on hits).
+        If it cannot be stored (not JSON, or the backend refusing it), the caller still gets it
+        as it is, and no JSON: an unstored output is only a later miss (``StoreFailures``)."""
         if not self._serialize:
             await self._failures.put(self._store, key, _Boxed(result), self._ttl)
-            return result
+            return result, None
         try:
             payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -238,13 +245,13 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                     f"cannot be cached: {exc}"
                 ),
             )
-            return result
+            return result, None
         if not payload.isascii() and is_unencodable(payload):
             # A lone surrogate (text cut inside a pair) stays an escape that UTF-8 can carry.
             payload = json.dumps({"v": result}, allow_nan=False)
         if await self._failures.put(self._store, key, payload, self._ttl):
-            return json.loads(payload)["v"]
-        return result
+            return json.loads(payload)["v"], payload
+        return result, None
 
     def _record(self, *, hit: bool) -> None:
         if hit:
