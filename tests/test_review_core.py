@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from conftest import run_python
-from tta_dev_primitives import CachePrimitive, WorkflowContext
+from tta_dev_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import BackendRefusedError, StaleWriteError
 from tta_dev_primitives.stores import StorageBackend
 from tta_dev_primitives.testing import capture_spans
@@ -159,3 +161,21 @@ async def test_callers_sharing_a_miss_of_a_shared_cache_get_outputs_of_their_own
     assert outputs[1] == outputs[2] == {"sources": ["doc1"]}
     hit = await cache.execute("q", WorkflowContext())
     assert hit == {"sources": ["doc1"]}
+
+
+async def test_a_traced_run_cancelled_before_it_starts_leaves_no_unawaited_coroutine() -> None:
+    """With an SDK, a run cancelled before its first step (a task cancelled at once, a timeout
+    already due, a sibling in a TaskGroup failing first) made Python warn "coroutine
+    'SequentialPrimitive.execute' was never awaited": the span wrapper made the step's
+    coroutine before its own had started, and a cancelled wrapper never awaits it. Under
+    ``-W error`` (or pytest's ``filterwarnings = error``) that warning is an error."""
+    workflow = LambdaPrimitive(lambda x, ctx: x) >> (lambda x, ctx: x)
+    with capture_spans(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(workflow.execute(1, WorkflowContext()))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        del task
+        gc.collect()
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []

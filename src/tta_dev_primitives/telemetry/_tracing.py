@@ -133,10 +133,14 @@ _running: ContextVar[tuple[object, object] | None] = ContextVar("tta_traced_run"
 async def _run_in_span(
     tracer: Tracer,
     owner: object,
-    impl: object,
+    impl: Callable[[Any, _T, WorkflowContext], Awaitable[_U]],
     attributes: Mapping[str, Any],
-    call: Awaitable[_U],
+    input_data: _T,
+    context: WorkflowContext,
 ) -> _U:
+    # ``impl``'s coroutine is made here, not by the caller: a run cancelled before it starts
+    # (its task cancelled at once) closes this coroutine unstarted, and one made beforehand
+    # would be left never awaited (a RuntimeWarning, an error under -W error).
     token = _running.set((owner, impl))
     try:
         with tracer.start_as_current_span(
@@ -147,7 +151,7 @@ async def _run_in_span(
             set_status_on_exception=False,
         ) as span:
             try:
-                return await call
+                return await impl(owner, input_data, context)
             except Exception as exc:
                 # The caller's own errors in full; the library's without their message.
                 record_failure(span, exc, message=not _own_error(exc))
@@ -172,7 +176,7 @@ def traced_execute(
         if running is not None and running[0] is self and running[1] is not impl:
             return impl(self, input_data, context)  # super().execute inside this run's span
         attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
-        return _run_in_span(tracer, self, impl, attributes, impl(self, input_data, context))
+        return _run_in_span(tracer, self, impl, attributes, input_data, context)
 
     execute.__wrapped__ = impl  # type: ignore[attr-defined]
     execute.__name__ = impl.__name__
