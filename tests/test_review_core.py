@@ -179,3 +179,27 @@ async def test_a_traced_run_cancelled_before_it_starts_leaves_no_unawaited_corou
         del task
         gc.collect()
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+class UnprintableError(Exception):
+    """An error whose message cannot be made (a broken ``__str__``, as some libraries' are
+    when built without the arguments they expect)."""
+
+    def __str__(self) -> str:
+        raise AttributeError("no message")
+
+
+async def test_a_step_error_that_cannot_be_printed_reaches_the_caller_as_raised() -> None:
+    """concepts.md: a step's exception reaches the caller as it was raised. With an SDK, the
+    span recorded the error's message, and an error whose ``str()`` raises reached the caller
+    as that other error (``AttributeError``) instead: tracing changed what the code sees."""
+
+    def step(x: int, ctx: WorkflowContext) -> int:
+        raise UnprintableError
+
+    workflow = LambdaPrimitive(step) >> (lambda x, ctx: x)
+    with capture_spans() as spans, pytest.raises(UnprintableError):
+        await workflow.execute(1, WorkflowContext())
+    span = spans.one("step")
+    assert span.status.status_code.name == "ERROR"
+    assert [e.attributes["exception.type"] for e in span.events] == [f"{__name__}.UnprintableError"]

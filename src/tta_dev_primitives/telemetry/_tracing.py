@@ -109,9 +109,14 @@ def record_failure(span: Any, exc: BaseException, *, message: bool) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     kind = type(exc)
+    recorded = False
     if message:
-        span.record_exception(exc)
-    else:
+        try:
+            span.record_exception(exc)
+            recorded = True
+        except Exception:  # its str() raised: tracing must not replace the caller's error
+            pass
+    if not recorded:
         name = f"{kind.__module__}.{kind.__qualname__}"
         span.add_event("exception", {"exception.type": name, "exception.escaped": "False"})
     span.set_status(Status(StatusCode.ERROR, kind.__name__))
