@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from conftest import run_python
-from tta_dev_primitives import CachePrimitive, LambdaPrimitive, WorkflowContext
+from conftest import namespace, run_python
+from tta_dev_primitives import CachePrimitive, LambdaPrimitive, MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import BackendRefusedError, StaleWriteError
 from tta_dev_primitives.stores import StorageBackend
 from tta_dev_primitives.testing import capture_spans
@@ -203,3 +204,31 @@ async def test_a_step_error_that_cannot_be_printed_reaches_the_caller_as_raised(
     span = spans.one("step")
     assert span.status.status_code.name == "ERROR"
     assert [e.attributes["exception.type"] for e in span.events] == [f"{__name__}.UnprintableError"]
+
+
+@pytest.mark.redis
+async def test_an_operation_redis_refused_is_redis_s_on_its_span(redis_server: Any) -> None:
+    """observability.md: each memory span says which backend served it (``memory.backend``,
+    which the ``tta.memory.operations`` counter is labelled with too). An add that Redis
+    refused (here WRONGTYPE: a key of the namespace holds another type) said ``in_memory``:
+    a dashboard counted Redis's refusals as operations served in-process."""
+    ns = namespace()
+    memory = MemoryPrimitive(redis_server.url, namespace=ns)
+    client = aioredis.Redis.from_url(redis_server.url)
+    facts = f"{ns}:{{{ns}#0}}:n"  # the namespace's facts hash (stores._redis.layout)
+    try:
+        await memory.add("u1:s1:a", {"content": "first"})
+        assert memory.using_redis
+        assert await client.exists(facts)
+        await client.delete(facts)
+        await client.set(facts, "another type")
+        with capture_spans() as spans, pytest.raises(BackendRefusedError):
+            await memory.add("u1:s1:b", {"content": "second"})
+        add = spans.one("memory.add")
+        assert add.attributes["memory.backend"] == "redis"
+        assert "memory.fallback" not in add.attributes
+        assert add.status.status_code.name == "ERROR"
+    finally:
+        await client.delete(facts)
+        await client.aclose()
+        await memory.aclose()

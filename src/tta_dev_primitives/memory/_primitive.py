@@ -271,14 +271,14 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             payload, terms, text = prepare_now(self._indexing, value, text=embedded)
         else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
             payload, terms, text = await prepare_off_loop(self._indexing, value, text=embedded)
-        with MemoryOp("add", self._namespace) as op:
+        with self._op("add") as op:
             vector = await memory_vector(self._embedder, text, vector_text)
             op.report(await self._store.put(key, payload, ttl, Document(terms, vector)))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""
         key = check_key(key)
-        with MemoryOp("get", self._namespace) as op:
+        with self._op("get") as op:
             served = await self._store.get(key)
             op.report(served)
             payload = served.value
@@ -387,7 +387,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             analysed = replace(analysed, filter=wanted)
         chosen = search_mode(self._embedder, asked)
         await numpy_imported()  # the index needs it: never imported on the loop
-        with MemoryOp("search", self._namespace) as op:
+        with self._op("search") as op:
             if chosen != "keyword" and not analysed.blank:
                 assert self._embedder is not None
                 with embed_span(self._embedder.model_id, 1):
@@ -424,6 +424,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             )
         return check_fraction("hybrid_weight", hybrid_weight)
 
+    def _op(self, name: str) -> MemoryOp:
+        """One operation's span and count; an error the remote answered with is its."""
+        remote = self._store.remote
+        return MemoryOp(name, self._namespace, remote=None if remote is None else remote.kind)
+
     def _engine_of(self, backend: str) -> str:
         """Which search engine a backend's search ran on (``memory.search_engine``)."""
         remote = self._store.remote
@@ -439,7 +444,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""
         key = check_key(key)
-        with MemoryOp("delete", self._namespace) as op:
+        with self._op("delete") as op:
             served = await self._store.delete(key)
             op.report(served)
             return served.value
@@ -451,12 +456,12 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         page, the clear is journalled like any write; if it fails part-way, it raises
         ``IncompleteOperationError`` saying how many were removed (run it again).
         """
-        with MemoryOp("clear", self._namespace) as op:
+        with self._op("clear") as op:
             op.report(await self._store.clear())
 
     async def size(self) -> int:
         """How many memories this namespace holds (in-process only while degraded)."""
-        with MemoryOp("size", self._namespace) as op:
+        with self._op("size") as op:
             served = await self._store.size()
             op.report(served)
             return served.value
@@ -469,7 +474,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         outage it raises ``BackendUnavailableError`` rather than leave Redis's deadline behind.
         """
         key, ttl = check_key(key), check_ttl(ttl)
-        with MemoryOp("touch", self._namespace) as op:
+        with self._op("touch") as op:
             served = await self._store.touch(key, ttl)
             op.report(served)
             return served.value
@@ -485,7 +490,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         scope, limit = check_scope(scope), check_limit(limit)
         scope = None if scope is None else normalize_scope(scope)
-        with MemoryOp("list", self._namespace) as op:
+        with self._op("list") as op:
             rows, following, served = await lifecycle.page(self._store, scope, limit, cursor)
             op.report(served)
             values = await self._decoded([p for _, p in rows])
@@ -502,7 +507,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         raises ``IncompleteOperationError`` saying how many were deleted (run it again).
         """
         checked = check_forget_scope(scope)
-        with MemoryOp("forget", self._namespace) as op:
+        with self._op("forget") as op:
             removed = await lifecycle.forget(self._store, normalize_scope(checked))
             op.attributes["memory.result_count"] = removed
             return removed
@@ -573,7 +578,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
     async def flush(self) -> bool:
         """Try to replay writes journalled during an outage now; True if none are left."""
-        with MemoryOp("flush", self._namespace) as op:
+        with self._op("flush") as op:
             served = await self._store.flush()
             op.report(served)
             return served.value
@@ -587,7 +592,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         # A span of its own: the writes lost with the close are its memory.journal_dropped
         # event, and its UnsentWritesError marks it failed.
-        with MemoryOp("close", self._namespace) as op:
+        with self._op("close") as op:
             op.served("redis" if self._store.using_remote else "in_memory")
             try:
                 await self.flush()

@@ -50,13 +50,33 @@ __all__ = [
 class MemoryOp:
     """Context manager around one memory operation: a current span (if tracing) and a count."""
 
-    __slots__ = ("_scope", "attributes", "backend", "fallback", "name", "outcome", "span")
+    __slots__ = (
+        "_reported",
+        "_scope",
+        "attributes",
+        "backend",
+        "fallback",
+        "name",
+        "outcome",
+        "remote",
+        "span",
+    )
 
     def __init__(
-        self, name: str, namespace: str, *, traced: bool = True, root: bool = False
+        self,
+        name: str,
+        namespace: str,
+        *,
+        traced: bool = True,
+        root: bool = False,
+        remote: str | None = None,
     ) -> None:
         self.name = name
         self.backend = "in_memory"
+        # The remote backend's kind, if any: an operation it answered with an error (a refusal,
+        # a stale write) was its, though no ``Served`` came back to say so.
+        self.remote = remote
+        self._reported = False
         self.fallback = False
         self.outcome = "ok"
         self.attributes: dict[str, Any] = {}
@@ -84,11 +104,13 @@ class MemoryOp:
         """Record which backend served the operation, and whether it was a fallback."""
         self.backend = backend
         self.fallback = fallback
+        self._reported = True
 
     def report(self, served: _Served) -> None:
         """Record a hybrid store's ``Served`` result."""
         self.backend = served.backend
         self.fallback = served.fallback
+        self._reported = True
 
     def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
         """Add a span event (fallback, recovery) if tracing."""
@@ -108,6 +130,8 @@ class MemoryOp:
     ) -> None:
         if exc is not None:
             self.outcome = "error"
+            if not self._reported and self.remote is not None and _from_remote(exc):
+                self.backend = self.remote
         instruments().memory_operations.add(1, _attributes(self.name, self.backend, self.outcome))
         span = self.span
         if span is None:
@@ -122,6 +146,15 @@ class MemoryOp:
                 record_failure(span, exc, message=False)
         self._scope.__exit__(exc_type, exc, tb)
         span.end()
+
+
+def _from_remote(exc: BaseException) -> bool:
+    """Whether ``exc`` is the remote backend's answer (it refused, a newer write stood, it
+    could not be read in time, it failed part-way or was away for a call that needs it), not
+    the journal's file or a cancellation."""
+    from tta_dev_primitives.exceptions import BackendError, JournalError, UnsentWritesError
+
+    return isinstance(exc, BackendError) and not isinstance(exc, JournalError | UnsentWritesError)
 
 
 @cache
