@@ -232,3 +232,44 @@ async def test_an_operation_redis_refused_is_redis_s_on_its_span(redis_server: A
         await client.delete(facts)
         await client.aclose()
         await memory.aclose()
+
+
+def test_a_model_answer_the_llm_cache_cannot_store_is_still_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """llm-cache.md / README: a cache returns what the model computed, uncached, with one
+    warning per cause. An answer whose metadata held an infinity or NaN (a logprob of -inf, as
+    OpenAI-compatible servers send for masked tokens) is not JSON, and LLMCache raised from
+    ``update``, after the model had answered: every such model call failed."""
+    pytest.importorskip("langchain_core")
+    from langchain_core.globals import set_llm_cache
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from tta_dev_primitives.integrations.langchain_cache import LLMCache
+
+    class Model(BaseChatModel):
+        calls: int = 0
+
+        @property
+        def _llm_type(self) -> str:
+            return "review"
+
+        def _generate(
+            self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> ChatResult:
+            self.calls += 1
+            message = AIMessage("Lisbon.", response_metadata={"logprobs": [float("-inf"), -0.1]})
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    model = Model()
+    set_llm_cache(LLMCache())
+    try:
+        assert model.invoke("Where does Ana live?").content == "Lisbon."
+        assert model.invoke("Where does Ana live?").content == "Lisbon."
+    finally:
+        set_llm_cache(None)
+    assert model.calls == 2  # not cached: each call asked the model
+    warned = [r for r in caplog.records if "could not store" in r.getMessage()]
+    assert len(warned) == 1

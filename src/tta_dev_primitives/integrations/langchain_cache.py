@@ -133,15 +133,21 @@ class LLMCache(BaseCache):
             "llm_string": llm_string,
             "generations": [dumpd(g) for g in return_val],
         }
+        # The model has answered, and LangChain calls this after: an answer that cannot be
+        # stored (not JSON: a logprob of -inf in its metadata; Redis full; newer changes
+        # standing) is only a later miss, warned once per reason, never an error
+        # (``StoreFailures``).
         try:
             payload = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}") from exc
+            self._failures.failed(
+                "encode",
+                InvalidArgumentTypeError(f"generations are not JSON-serializable: {exc}"),
+            )
+            return
         if not payload.isascii() and is_unencodable(payload):
             # A lone surrogate (a prompt cut inside a pair) stays an escape UTF-8 can carry.
             payload = json.dumps(entry, allow_nan=False)
-        # The model has answered, and LangChain calls this after: a store that fails (Redis
-        # full, or newer changes standing) never raises (``StoreFailures``).
         await self._failures.put(self._store, self._key(prompt, llm_string), payload, self._ttl)
 
     async def aclear(self, **kwargs: Any) -> None:
