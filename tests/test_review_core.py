@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
 from collections.abc import AsyncIterator
@@ -12,7 +13,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import namespace, run_python
-from tta_dev_primitives import CachePrimitive, LambdaPrimitive, MemoryPrimitive, WorkflowContext
+from tta_dev_primitives import (
+    CachePrimitive,
+    LambdaPrimitive,
+    MemoryPrimitive,
+    WorkflowContext,
+    WorkflowPrimitive,
+)
 from tta_dev_primitives.exceptions import BackendRefusedError, StaleWriteError
 from tta_dev_primitives.stores import StorageBackend
 from tta_dev_primitives.testing import capture_spans
@@ -273,3 +280,29 @@ def test_a_model_answer_the_llm_cache_cannot_store_is_still_answered(
     assert model.calls == 2  # not cached: each call asked the model
     warned = [r for r in caplog.records if "could not store" in r.getMessage()]
     assert len(warned) == 1
+
+
+class Scaled(WorkflowPrimitive[int, int]):
+    """A primitive whose ``execute`` takes an option of its own past (input, context)."""
+
+    async def execute(
+        self, input_data: int, context: WorkflowContext, scale: int = 2, *, offset: int = 0
+    ) -> int:
+        return input_data * scale + offset
+
+
+@pytest.mark.parametrize("traced", [False, True])
+async def test_a_subclass_execute_with_options_of_its_own_takes_them(traced: bool) -> None:
+    """concepts.md: subclass WorkflowPrimitive and implement execute; every subclass is traced
+    "without further work". The tracing wrapper took exactly (input, context), so a subclass's
+    own options raised ``TypeError: Scaled.execute() got an unexpected keyword argument``,
+    with or without an SDK."""
+    step = Scaled()
+    with contextlib.ExitStack() as stack:
+        spans = stack.enter_context(capture_spans()) if traced else None
+        assert await step.execute(1, WorkflowContext()) == 2
+        assert await step.execute(1, WorkflowContext(), 3) == 3
+        assert await step.execute(1, WorkflowContext(), scale=3, offset=1) == 4
+        assert await (step >> (lambda x, ctx: x + 1)).execute(1, WorkflowContext()) == 3
+    if spans is not None:
+        assert spans.names().count("Scaled") == 4

@@ -11,6 +11,7 @@ answers "no" (the environment variable that auto-loads a provider makes us impor
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -138,10 +139,12 @@ _running: ContextVar[tuple[object, object] | None] = ContextVar("tta_traced_run"
 async def _run_in_span(
     tracer: Tracer,
     owner: object,
-    impl: Callable[[Any, _T, WorkflowContext], Awaitable[_U]],
+    impl: Callable[..., Awaitable[_U]],
     attributes: Mapping[str, Any],
     input_data: _T,
     context: WorkflowContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> _U:
     # ``impl``'s coroutine is made here, not by the caller: a run cancelled before it starts
     # (its task cancelled at once) closes this coroutine unstarted, and one made beforehand
@@ -156,7 +159,7 @@ async def _run_in_span(
             set_status_on_exception=False,
         ) as span:
             try:
-                return await impl(owner, input_data, context)
+                return await impl(owner, input_data, context, *args, **kwargs)
             except Exception as exc:
                 # The caller's own errors in full; the library's without their message.
                 record_failure(span, exc, message=not _own_error(exc))
@@ -165,12 +168,24 @@ async def _run_in_span(
         _running.reset(token)
 
 
+def _takes_more_than_three(impl: Callable[..., Any]) -> bool:
+    """Whether ``impl`` takes arguments past ``(self, input_data, context)``."""
+    try:
+        parameters = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: pass everything through
+        return True
+    return len(parameters) != 3 or any(
+        p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters
+    )
+
+
 def traced_execute(
-    impl: Callable[[Any, _T, WorkflowContext], Awaitable[_U]],
-) -> Callable[[Any, _T, WorkflowContext], Awaitable[_U]]:
+    impl: Callable[..., Awaitable[_U]],
+) -> Callable[..., Awaitable[_U]]:
     """Wrap a primitive's ``execute`` so each run is a span, made current so that spans nest.
 
     With no provider the wrapper returns ``impl``'s coroutine itself: no extra frame, one check.
+    Arguments past ``(input_data, context)`` (a subclass's own options) pass through.
     """
 
     def execute(self: Any, input_data: _T, context: WorkflowContext) -> Awaitable[_U]:
@@ -181,7 +196,24 @@ def traced_execute(
         if running is not None and running[0] is self and running[1] is not impl:
             return impl(self, input_data, context)  # super().execute inside this run's span
         attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
-        return _run_in_span(tracer, self, impl, attributes, input_data, context)
+        return _run_in_span(tracer, self, impl, attributes, input_data, context, (), {})
+
+    def execute_with_options(
+        self: Any, input_data: _T, context: WorkflowContext, *args: Any, **kwargs: Any
+    ) -> Awaitable[_U]:
+        tracer = _tracer if _tracer is not None else get_tracer()
+        if tracer is None:
+            return impl(self, input_data, context, *args, **kwargs)
+        running = _running.get()
+        if running is not None and running[0] is self and running[1] is not impl:
+            return impl(self, input_data, context, *args, **kwargs)
+        attributes = {"tta.primitive.type": type(self).__name__, **context_attributes(context)}
+        return _run_in_span(tracer, self, impl, attributes, input_data, context, args, kwargs)
+
+    # The common ``execute(self, input_data, context)`` gets the wrapper without ``*args``: it
+    # is every step's hot path, and packing arguments would cost it ~0.1 us with no SDK.
+    if _takes_more_than_three(impl):
+        execute = execute_with_options
 
     execute.__wrapped__ = impl  # type: ignore[attr-defined]
     execute.__name__ = impl.__name__
