@@ -98,6 +98,43 @@ async def test_outage_spans_events_and_counters(
     await memory.aclose()
 
 
+async def test_a_cancelled_operation_is_counted_apart_and_not_marked_failed(
+    counters: InMemoryMetricReader,
+) -> None:
+    """An add whose request timed out while its embedder ran: ``memory.outcome`` is
+    "cancelled" and its span carries no error (it counted as an error, its span failed)."""
+    import asyncio
+
+    from opentelemetry.trace import StatusCode
+
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        started.set()
+        await gate.wait()
+        return [[1.0, 0.0] for _ in texts]
+
+    memory = MemoryPrimitive(embed=embed)
+    with capture_spans() as spans:
+        task = asyncio.create_task(memory.add("u1:s1:a", {"content": "never mind"}))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    outcomes: dict[object, int] = {}
+    data = counters.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "tta.memory.operations":
+                    for point in metric.data.data_points:
+                        outcomes[point.attributes["memory.outcome"]] = int(point.value)
+    assert outcomes == {"cancelled": 1}
+    (span,) = spans.named("memory.add")
+    assert span.status.status_code is not StatusCode.ERROR
+    assert await memory.get("u1:s1:a") is None
+
+
 async def test_cache_requests_are_counted_by_hit(counters: InMemoryMetricReader) -> None:
     """Two misses and a hit: ``tta.cache.requests`` {cache.hit=false} 2, {cache.hit=true} 1."""
     cached = CachePrimitive(lambda x, ctx: x * 2, lambda x, ctx: str(x))

@@ -16,6 +16,7 @@ data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Red
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -128,7 +129,12 @@ class MemoryOp:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None:
+        # A cancelled operation (its request timed out, its client went away) did not fail:
+        # counted as "cancelled" and its span left unmarked, as composition spans are.
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if cancelled:
+            self.outcome = "cancelled"
+        elif exc is not None:
             self.outcome = "error"
             if not self._reported and self.remote is not None and _from_remote(exc):
                 self.backend = self.remote
@@ -142,7 +148,7 @@ class MemoryOp:
                 span.set_attribute("memory.fallback", True)
             if self.attributes:
                 span.set_attributes(self.attributes)
-            if exc is not None:
+            if exc is not None and not cancelled:
                 record_failure(span, exc, message=False)
         self._scope.__exit__(exc_type, exc, tb)
         span.end()
