@@ -356,3 +356,37 @@ async def test_a_store_that_loses_to_newer_changes_returns_the_output(
     finally:
         await cache.aclose()
         await other.aclose()
+
+
+@pytest.mark.parametrize("on_redis", [False, True])
+async def test_an_output_computed_across_a_clear_is_not_cached(
+    on_redis: bool, request: pytest.FixtureRequest
+) -> None:
+    """clear() while a miss runs (the model was just upgraded, say): the caller gets that
+    output, but the cache does not keep it, and a call after the clear computes anew instead
+    of joining the run begun before it. The old output was stored after the clear and served
+    as if cached since."""
+    backend = request.getfixturevalue("redis_server").url if on_redis else None
+    version = "old"
+    started, gate = asyncio.Event(), asyncio.Event()
+
+    async def answer(x: int, ctx: WorkflowContext) -> str:
+        made = f"{version} {x}"
+        started.set()
+        await gate.wait()
+        return made
+
+    cache = CachePrimitive(LambdaPrimitive(answer), by_input, backend=backend,
+                           namespace=namespace())  # fmt: skip
+    ctx = WorkflowContext()
+    before = asyncio.create_task(cache.execute(1, ctx))
+    await started.wait()
+    await cache.clear()
+    version = "new"
+    after = asyncio.create_task(cache.execute(1, ctx))  # runs anew, not joining the old run
+    gate.set()
+    assert await before == "old 1"
+    assert await after == "new 1"
+    assert await cache.execute(1, ctx) == "new 1"  # the cache holds the new output only
+    await cache.clear()
+    await cache.aclose()

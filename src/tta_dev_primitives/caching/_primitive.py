@@ -128,6 +128,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         ] = {}
         self._hits = 0
         self._misses = 0
+        self._clears = 0  # clear() calls so far: an output computed across one is not stored
 
     @property
     def hits(self) -> int:
@@ -196,10 +197,16 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         future: asyncio.Future[tuple[Any, str | None]] = loop.create_future()
         self._inflight[flight] = future
         self._record(hit=False)
+        clears = self._clears
         try:
-            result, payload = await self._save_or_warn(
-                key, await self._primitive.execute(input_data, context)
-            )
+            result = await self._primitive.execute(input_data, context)
+            if self._clears != clears:
+                # Computed before a clear (a new model, new data): the caller gets it, the
+                # cache does not, or it would serve what the clear was meant to drop.
+                current_span_attribute("cache.stored", False)
+                payload = None
+            else:
+                result, payload = await self._save_or_warn(key, result)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
@@ -211,7 +218,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             future.set_result((result, payload))
             return result  # type: ignore[no-any-return]
         finally:
-            del self._inflight[flight]
+            if self._inflight.get(flight) is future:  # (a clear let later calls run anew)
+                del self._inflight[flight]
 
     async def _lookup(self, key: str) -> Any:
         payload = (await self._store.get(key)).value
@@ -262,7 +270,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         current_span_attribute("cache.hit", hit)
 
     async def clear(self) -> None:
-        """Drop every cached output (this namespace only, on Redis)."""
+        """Drop every cached output (this namespace only, on Redis). An output this cache is
+        computing meanwhile goes to its callers but is not stored, and a call after the clear
+        computes anew rather than wait for it. (Another process's, on a shared cache, may
+        still be stored after the clear.)"""
+        self._clears += 1
+        self._inflight.clear()
         await self._store.clear()
 
     async def aclose(self) -> None:
