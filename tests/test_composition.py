@@ -357,3 +357,29 @@ async def test_every_failed_branch_exception_is_retrieved() -> None:
     finally:
         loop.set_exception_handler(previous)
     assert reported == []
+
+
+def test_a_chain_built_a_step_at_a_time_converts_each_step_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``wf = wf >> step`` in a loop (a pipeline built from config): each ``>>`` used to pass
+    every step so far through the constructor's conversion again, quadratic in Python (5,000
+    steps: 2 s). Counted, not timed: the conversions grow with the steps, not their square."""
+    from tta_dev_primitives.core import _composite
+
+    converted = 0
+    real = _composite.as_primitive
+
+    def counting(step: Any) -> Any:
+        nonlocal converted
+        converted += 1
+        return real(step)
+
+    monkeypatch.setattr(_composite, "as_primitive", counting)
+    step = LambdaPrimitive(lambda x, ctx: x + 1)
+    wf: Any = step
+    for _ in range(200):
+        wf = wf >> step
+    assert len(wf.primitives) == 201
+    assert converted <= 201
+    assert asyncio.run(wf.execute(0, WorkflowContext())) == 201

@@ -47,7 +47,11 @@ class Composite(WorkflowPrimitive[T, U]):
                 steps.extend(side._steps)
             else:
                 steps.append(side)
-        return cls(steps)
+        # Both sides are primitives already: not through __init__, which converts each step,
+        # so that building ``wf = wf >> step`` a step at a time is not quadratic in Python.
+        chained = cls.__new__(cls)
+        chained._steps = tuple(steps)
+        return chained
 
     @property
     def primitives(self) -> list[WorkflowPrimitive[Any, Any]]:
