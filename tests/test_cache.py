@@ -250,11 +250,17 @@ async def test_redis_cache_falls_back_in_process_when_redis_is_down(
     server = redis_server_factory()
     step = Counting()
     cache = CachePrimitive(step, by_input, backend=server.url, redis_timeout=0.3, namespace="c1")
-    first = await cache.execute("q", WorkflowContext())
-    server.kill()
-    assert await cache.execute("q", WorkflowContext()) == first  # the in-process copy
-    await cache.execute("other", WorkflowContext())
+    with capture_spans() as spans:
+        first = await cache.execute("q", WorkflowContext())
+        server.kill()
+        assert await cache.execute("q", WorkflowContext()) == first  # the in-process copy
+        await cache.execute("other", WorkflowContext())
     assert step.calls == 2
+    # Each call's span says which store answered its lookup: Redis, then in-process, every
+    # call of the outage, not only the one that saw Redis fail.
+    served = [(s.attributes.get("cache.backend"), s.attributes.get("cache.fallback"))
+              for s in spans.named("CachePrimitive")]  # fmt: skip
+    assert served == [("redis", None), ("in_memory", True), ("in_memory", True)]
     await cache.aclose()
 
 

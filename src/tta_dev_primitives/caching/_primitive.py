@@ -222,7 +222,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 del self._inflight[flight]
 
     async def _lookup(self, key: str) -> Any:
-        payload = (await self._store.get(key)).value
+        served = await self._store.get(key)
+        if self._store.remote is not None:  # which store answered, as memory spans say
+            current_span_attribute("cache.backend", served.backend)
+            if served.fallback:
+                current_span_attribute("cache.fallback", True)
+        payload = served.value
         if payload is None:
             return _MISSING
         if not self._serialize:
