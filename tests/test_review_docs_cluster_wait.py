@@ -62,9 +62,9 @@ async def test_a_replica_listed_after_the_process_connected_is_waited_for(
         await memory.aclose()
 
 
-async def written_while_replicas_appear(cluster: LocalCluster, memory: MemoryPrimitive) -> None:
-    await memory.add("u0:s0:first", {"content": "connected"})  # the slot map: no replica yet
-    # Writes on every master (30 keys over 3 masters): their replicas replicate, and get listed.
+async def replicas_appear(cluster: LocalCluster) -> None:
+    """Write on every master (30 keys over 3 masters), as an admin, until Redis lists each
+    master's replica in the slot map (it lists one only once it has replicated something)."""
     client = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
     for i in range(30):
         client.set(f"warm:{i}", "x")
@@ -74,6 +74,11 @@ async def written_while_replicas_appear(cluster: LocalCluster, memory: MemoryPri
         return replicas_listed(cluster) == 3
 
     await eventually(listed, within=30)
+
+
+async def written_while_replicas_appear(cluster: LocalCluster, memory: MemoryPrimitive) -> None:
+    await memory.add("u0:s0:first", {"content": "connected"})  # the slot map: no replica yet
+    await replicas_appear(cluster)
     written = 0
 
     async def waited() -> bool:
