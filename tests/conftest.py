@@ -184,13 +184,13 @@ async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def replayed(memory: MemoryPrimitive) -> None:
+async def replayed(memory: MemoryPrimitive, within: float = 60) -> None:
     """Await the replay (flush) until the journal is empty and Redis serves."""
 
     async def done() -> bool:
         return await memory.flush() and memory.using_redis
 
-    await eventually(done, within=60)
+    await eventually(done, within=within)
 
 
 async def copies_dropped(memory: MemoryPrimitive, *keys: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, eventually, fast_recovery
+from conftest import Factory, eventually, fast_recovery, replayed
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError
 
@@ -43,10 +43,7 @@ async def test_a_replay_into_a_full_redis_keeps_the_journal_and_refuses_new_adds
     await admin.config_set("maxmemory", "0")  # room again: the replay finishes
     await admin.aclose()
 
-    async def replayed() -> bool:
-        return await memory.flush() and memory.using_redis
-
-    await eventually(replayed, within=15)
+    await replayed(memory, within=15)
     reader = MemoryPrimitive(server.url, namespace=memory.namespace)
     assert await reader.size() == 3000  # every outage write ("warm" went with the restart)
     assert await reader.get("u1:s1:new") is None  # the refused add left nothing

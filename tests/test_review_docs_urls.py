@@ -12,9 +12,22 @@ from urllib.parse import quote
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import eventually, fast_recovery
+from conftest import fast_recovery, replayed
 from redis_server import RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
+
+
+async def through_an_outage(memory: MemoryPrimitive, server: RedisServer, first: str) -> None:
+    """``first`` added while Redis serves (the URL's password never shown), one memory written
+    while the server is down, then the replay once it is back."""
+    await memory.add("u1:s1:a", {"content": first})
+    assert memory.using_redis
+    assert "QZX" not in str(memory.get_backend_info())
+    server.kill()
+    await memory.add("u1:s1:b", {"content": "written during the outage"})
+    assert not memory.using_redis
+    server.start()
+    await replayed(memory, within=15)
 
 
 @pytest.mark.redis
@@ -29,18 +42,7 @@ async def test_a_unix_socket_url_serves_falls_back_and_replays(redis_binary: str
     try:
         url = f"unix://:pw%3AQZX@{sock}?db=1"
         memory = fast_recovery(url)
-        await memory.add("u1:s1:a", {"content": "hello over a socket"})
-        assert memory.using_redis
-        assert "QZX" not in str(memory.get_backend_info())
-        server.kill()
-        await memory.add("u1:s1:b", {"content": "written during the outage"})
-        assert not memory.using_redis
-        server.start()
-
-        async def replayed() -> bool:
-            return await memory.flush() and memory.using_redis
-
-        await eventually(replayed, within=15)
+        await through_an_outage(memory, server, "hello over a socket")
         other = MemoryPrimitive(url, namespace=memory.namespace)
         assert await other.get("u1:s1:b") == {"content": "written during the outage"}
         assert [m["content"] for m in await other.search("socket outage", limit=5)] == [
@@ -87,18 +89,7 @@ async def test_a_rediss_url_serves_over_tls_and_replays_an_outage(redis_binary: 
     try:
         url = f"rediss://:QZXtls@127.0.0.1:{tls_port}/0?ssl_ca_certs={quote(str(cert))}"
         memory = fast_recovery(url)
-        await memory.add("u1:s1:a", {"content": "hello over tls"})
-        assert memory.using_redis
-        assert "QZX" not in str(memory.get_backend_info())
-        server.kill()
-        await memory.add("u1:s1:b", {"content": "written during the outage"})
-        assert not memory.using_redis
-        server.start()
-
-        async def replayed() -> bool:
-            return await memory.flush() and memory.using_redis
-
-        await eventually(replayed, within=15)
+        await through_an_outage(memory, server, "hello over tls")
         other = MemoryPrimitive(url, namespace=memory.namespace)
         assert await other.get("u1:s1:a") == {"content": "hello over tls"}
         assert await other.get("u1:s1:b") == {"content": "written during the outage"}
