@@ -46,6 +46,13 @@ def result(child):
         data = json.load(out)
     os.waitpid(pid, 0)
     return data
+
+def workers(work, n=2):
+    # Fork n workers, let them run work at once, and return what each reported.
+    children = [fork(work) for _ in range(n)]
+    for child in children:
+        start(child)
+    return [result(child) for child in children]
 """
 
 
@@ -58,10 +65,7 @@ def test_forked_workers_never_make_the_same_turn_key() -> None:
 from tta_dev_primitives import turn_key
 
 mine = [turn_key("u1", "s1") for _ in range(10)]
-children = [fork(lambda: [turn_key("u1", "s1") for _ in range(5000)]) for _ in range(3)]
-for child in children:
-    start(child)
-theirs = [result(child) for child in children]
+theirs = workers(lambda: [turn_key("u1", "s1") for _ in range(5000)], 3)
 every = mine + [key for keys in theirs for key in keys]
 tags = [sorted({key.split(":")[2][13:19] for key in keys}) for keys in [mine, *theirs]]
 print(json.dumps({"keys": len(every), "distinct": len(set(every)), "tags": tags}))
@@ -97,10 +101,7 @@ def worker():
     return asyncio.run(add_and_search("u:s:worker"))
 
 asyncio.run(add_and_search("u:s:master"))
-children = [fork(worker) for _ in range(2)]
-for child in children:
-    start(child)
-print(json.dumps([result(child) for child in children]))
+print(json.dumps(workers(worker)))
 """
     )
     assert json.loads(run_python(code)) == [1, 1]
@@ -199,10 +200,7 @@ def worker():
         return "stored"
     return asyncio.run(run())
 
-children = [fork(worker) for _ in range(2)]
-for child in children:
-    start(child)
-said = [result(child) for child in children]
+said = workers(worker)
 
 async def parent():
     await memory.add("u1:s1:parent", {{"content": "from the parent"}})
@@ -243,10 +241,7 @@ def worker():
     mine.add_messages([HumanMessage("from a worker")])
     return [message.content for message in mine.messages]
 
-children = [fork(worker) for _ in range(2)]
-for child in children:
-    start(child)
-said = [result(child) for child in children]
+said = workers(worker)
 history.add_messages([HumanMessage("again")])  # the master's portal still runs
 print(json.dumps({"workers": said, "master": [m.content for m in history.messages]}))
 """
@@ -288,10 +283,7 @@ def worker():
     asyncio.run(memory.aclose())
     return said
 
-children = [fork(worker) for _ in range(2)]
-for child in children:
-    start(child)
-said = [result(child) for child in children]
+said = workers(worker)
 history.add_messages([HumanMessage("again")])
 master = [message.content for message in history.messages]
 
@@ -330,10 +322,7 @@ def worker():
     asyncio.run(memory.aclose())
     return "closed"
 
-children = [fork(worker) for _ in range(2)]
-for child in children:
-    start(child)
-said = [result(child) for child in children]
+said = workers(worker)
 
 async def parent():
     await memory.add("u1:s1:later", {{"content": "after the fork"}})
