@@ -619,22 +619,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 raise  # else the error that ended the block goes on; this one is in the log
 
     def _decode(self, payload: Any) -> dict[str, Any] | None:
-        value = decode_value(payload)
-        if value is None:
-            instruments().invalid_values.add(1)
-            _log_invalid()
-        return value
+        return _counted(decode_value(payload))
 
     async def _decoded(self, payloads: Sequence[Any]) -> list[dict[str, Any] | None]:
         """``_decode`` of each stored payload: on a worker thread when they are large."""
         if decoded_here(payloads):
             return [self._decode(p) for p in payloads]
-        values = await decode_off_loop(payloads)
-        for value in values:
-            if value is None:
-                instruments().invalid_values.add(1)
-                _log_invalid()
-        return values
+        return [_counted(value) for value in await decode_off_loop(payloads)]
 
     # -- composition ---------------------------------------------------------------------------
 
@@ -705,3 +696,11 @@ def _log_invalid() -> None:
     logging.getLogger("tta_dev_primitives.memory").warning(
         "ignored a stored memory that is not a JSON object (content not logged)"
     )
+
+
+def _counted(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A decoded stored memory; one that was not a JSON object (None) is counted and logged."""
+    if value is None:
+        instruments().invalid_values.add(1)
+        _log_invalid()
+    return value
