@@ -9,6 +9,7 @@ stored value that is not a JSON object.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -32,16 +33,27 @@ def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     provider.shutdown()
 
 
-def totals(reader: InMemoryMetricReader) -> dict[str, int]:
-    """Each counter's total over its attributes."""
-    found: dict[str, int] = {}
+def points(reader: InMemoryMetricReader) -> Iterator[tuple[str, Any, int]]:
+    """Every counter's data points: (counter name, the point's attributes, its value)."""
     data = reader.get_metrics_data()
     for resource in data.resource_metrics if data else []:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
-                    found[metric.name] = found.get(metric.name, 0) + int(point.value)
+                    yield metric.name, point.attributes, int(point.value)
+
+
+def totals(reader: InMemoryMetricReader) -> dict[str, int]:
+    """Each counter's total over its attributes."""
+    found: dict[str, int] = {}
+    for name, _, value in points(reader):
+        found[name] = found.get(name, 0) + value
     return found
+
+
+def by_attribute(reader: InMemoryMetricReader, counter: str, attribute: str) -> dict[Any, int]:
+    """One counter's values by one of its attributes."""
+    return {attrs[attribute]: value for name, attrs, value in points(reader) if name == counter}
 
 
 async def recovered(memory: MemoryPrimitive) -> None:
@@ -121,15 +133,7 @@ async def test_a_cancelled_operation_is_counted_apart_and_not_marked_failed(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    outcomes: dict[object, int] = {}
-    data = counters.get_metrics_data()
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == "tta.memory.operations":
-                    for point in metric.data.data_points:
-                        outcomes[point.attributes["memory.outcome"]] = int(point.value)
-    assert outcomes == {"cancelled": 1}
+    assert by_attribute(counters, "tta.memory.operations", "memory.outcome") == {"cancelled": 1}
     (span,) = spans.named("memory.add")
     assert span.status.status_code is not StatusCode.ERROR
     assert await memory.get("u1:s1:a") is None
@@ -140,15 +144,7 @@ async def test_cache_requests_are_counted_by_hit(counters: InMemoryMetricReader)
     cached = CachePrimitive(lambda x, ctx: x * 2, lambda x, ctx: str(x))
     for x in (1, 1, 2):
         await cached.execute(x, WorkflowContext())
-    by_hit: dict[object, int] = {}
-    data = counters.get_metrics_data()
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == "tta.cache.requests":
-                    for point in metric.data.data_points:
-                        by_hit[point.attributes["cache.hit"]] = int(point.value)
-    assert by_hit == {False: 2, True: 1}
+    assert by_attribute(counters, "tta.cache.requests", "cache.hit") == {False: 2, True: 1}
     assert cached.stats()["hits"] == 1
 
 
