@@ -23,6 +23,7 @@ from typing import Any, TypeGuard, TypeVar
 T = TypeVar("T")
 
 __all__ = [
+    "LoopLock",
     "alive",
     "blocked_loop",
     "finished_elsewhere",
@@ -130,6 +131,27 @@ async def heavy_in_own_thread(func: Callable[..., T], *args: Any) -> T:
         raise
     work.add_done_callback(done)
     return await asyncio.wrap_future(work)
+
+
+class LoopLock:
+    """An ``asyncio.Lock`` for each event loop that uses it. A plain lock that two calls
+    waited on belongs to their loop and raises on any other: an object kept across loops (a
+    module-level memory used by one ``asyncio.run`` after another, as a serverless handler
+    does, or by a sync call's portal loop) takes its lock from here: ``async with lock():``."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
 
 if sys.platform != "win32":  # (a loop forked mid-run keeps no turns its parent's threads held)

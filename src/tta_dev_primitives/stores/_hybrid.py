@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from tta_dev_primitives._blocked import alive, finished_elsewhere
+from tta_dev_primitives._blocked import LoopLock, alive, finished_elsewhere
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -131,7 +131,7 @@ class HybridStore(Generic[B]):
                               self.events, clock)  # fmt: skip
         self._journal = self._outbox.journal
         self._loaded = journal_file is None
-        self._loading: asyncio.Lock | None = None
+        self._loading = LoopLock()
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         # The timer of the next probe while writes are journalled, and its loop.
@@ -583,9 +583,7 @@ class HybridStore(Generic[B]):
         """Before this store's first operation: take in what an earlier process left in the
         durable journal (into the journal and the in-process copy), and replay it now if the
         remote answers, so that no read of this process goes back before those writes."""
-        if self._loading is None:
-            self._loading = asyncio.Lock()
-        async with self._loading:
+        async with self._loading():
             if self._loaded:
                 return
             file = self.journal_file

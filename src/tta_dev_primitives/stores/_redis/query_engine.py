@@ -64,7 +64,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, Literal
 
-from tta_dev_primitives._blocked import alive
+from tta_dev_primitives._blocked import LoopLock, alive
 from tta_dev_primitives.exceptions import BackendError, InvalidArgumentError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
@@ -194,7 +194,7 @@ class QueryEngine:
         self._stale = False  # cleared here: check the index's facts again
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock = LoopLock()
 
     @property
     def in_use(self) -> bool:
@@ -244,9 +244,7 @@ class QueryEngine:
             or (self.state == "building" and vectors_known and self._backfilling)
         ):
             return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._lock():
             if self.state == "unknown" or self._stale:
                 self._stale = False
                 await self._discover(call, bases, cluster, dims)

@@ -22,7 +22,6 @@ partitions whose head moved for their changes.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import time
@@ -30,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tta_dev_primitives._blocked import heavy_in_own_thread
+from tta_dev_primitives._blocked import LoopLock, heavy_in_own_thread
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
@@ -135,8 +134,7 @@ class Replica:
         self.dims: int | None = None  # this process's embedder's, once known
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
-        self._lock: asyncio.Lock | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = LoopLock()
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -146,11 +144,8 @@ class Replica:
         A write that completed before this call began is in the index when it returns. With
         ``heads``, partitions whose head has not moved since their last catch-up are skipped.
         """
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._loop is not loop:
-            self._lock, self._loop = asyncio.Lock(), loop
         ticket = self._started
-        async with self._lock:
+        async with self._lock():
             if self._done > ticket:
                 return  # a sync that began after this call did has completed: it saw our writes
             self._started += 1
