@@ -29,6 +29,8 @@ async def echo(value: Any, ctx: WorkflowContext) -> Any:
 
 
 STEP = LambdaPrimitive(echo)
+_CYCLE: dict[str, Any] = {}
+_CYCLE["self"] = _CYCLE
 
 
 async def _async_key(x: object, ctx: object) -> str:
@@ -53,6 +55,9 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
      ValueError),
     ("memory key with ':' in id", lambda: create_memory_key("u:1", "s"), ValueError),
     ("memory key id not str", lambda: create_memory_key(1, "s"), TypeError),  # type: ignore[arg-type]
+    ("memory key context of mixed keys", lambda: create_memory_key("u", "s", {1: 0, "a": 0}),
+     TypeError),
+    ("memory key context with a cycle", lambda: create_memory_key("u", "s", _CYCLE), ValueError),
     ("empty SequentialPrimitive", lambda: SequentialPrimitive([]), ValueError),
     ("empty ParallelPrimitive", lambda: ParallelPrimitive([]), ValueError),
     ("LambdaPrimitive of a non-callable", lambda: LambdaPrimitive(5), TypeError),  # type: ignore[arg-type]

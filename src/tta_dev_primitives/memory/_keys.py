@@ -11,7 +11,11 @@ import threading
 import time
 from typing import Any
 
-from tta_dev_primitives.exceptions import InvalidArgumentTypeError, InvalidMemoryKeyError
+from tta_dev_primitives.exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidMemoryKeyError,
+)
 
 __all__ = ["create_memory_key", "turn_key"]
 
@@ -31,13 +35,19 @@ def _check_id(name: str, value: Any) -> str:
 def create_memory_key(user_id: str, session_id: str, context: dict[str, Any] | None = None) -> str:
     """``"user_id:session_id"``, plus ``":" + md5(context JSON)[:8]`` when a context is given.
 
+    The context is hashed as JSON with sorted keys (a value JSON cannot hold as its ``str``).
     Ids may not be empty or contain ``":"``: ``("a:b", "c")`` and ``("a", "b:c")`` would make
     the same key, and a scope ``"a"`` must never reach another user's memories.
     """
     base = f"{_check_id('user_id', user_id)}:{_check_id('session_id', session_id)}"
     if not context:
         return base
-    text = json.dumps(context, sort_keys=True, default=str)
+    try:
+        text = json.dumps(context, sort_keys=True, default=str)
+    except TypeError as exc:  # keys of two types, which cannot be sorted
+        raise InvalidArgumentTypeError(f"context's keys must be of one type: {exc}") from exc
+    except ValueError as exc:  # a cycle
+        raise InvalidArgumentError(f"context cannot be made JSON: {exc}") from exc
     digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:8]
     return f"{base}:{digest}"
 
