@@ -6,11 +6,12 @@ inside each. Nothing the memory keeps to order its own calls may belong to the f
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import namespace
+from conftest import fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 
@@ -66,3 +67,37 @@ def test_engine_memory_serves_one_event_loop_after_another(
             journal_path=tmp_path / "journal",
         )
     )
+
+
+@pytest.mark.redis
+def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Writes journalled while Redis is away, in one ``asyncio.run``, reach Redis in a later
+    one: its loop is gone with the first recovery's timer, so the next invocation replays."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url, journal_path=tmp_path / "journal")
+
+    async def write(number: int) -> None:
+        await asyncio.gather(
+            *(memory.add(f"u1:s{number}:{i}", {"text": f"turn {i} about hiking"}) for i in range(4))
+        )
+
+    async def stored() -> int:
+        await replayed(memory)
+        reader = fast_recovery(server.url, memory.namespace)
+        try:
+            return await reader.size()
+        finally:
+            await reader.aclose()
+
+    try:
+        asyncio.run(write(0))
+        server.kill()
+        asyncio.run(write(1))  # journalled: Redis is away
+        assert memory.get_backend_info()["journal_size"] == 4
+        server.start()
+        asyncio.run(write(2))
+        assert asyncio.run(stored()) == 12
+    finally:
+        asyncio.run(memory.aclose())
