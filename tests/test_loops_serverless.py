@@ -6,6 +6,8 @@ inside each. Nothing the memory keeps to order its own calls may belong to the f
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,3 +103,111 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
         assert asyncio.run(stored()) == 12
     finally:
         asyncio.run(memory.aclose())
+
+
+def _threads_each_with_a_loop(memory: MemoryPrimitive, threads: int, turns: int) -> list[str]:
+    """``threads`` threads, each running ``asyncio.run`` twice over the same memory: writes,
+    a search every third turn, a delete every seventh. The errors they raised."""
+    errors: list[str] = []
+
+    async def work(thread: int) -> None:
+        for i in range(turns):
+            await memory.add(f"u{thread % 2}:s{thread}:{i}", {"text": f"turn {i} about hiking"})
+            if i % 3 == 0:
+                await memory.search("what about hiking", limit=5, scope=f"u{thread % 2}")
+            if i % 7 == 6:
+                await memory.delete(f"u{thread % 2}:s{thread}:{i - 1}")
+
+    def run(thread: int) -> None:
+        for _ in range(2):
+            try:
+                asyncio.run(work(thread))
+            except Exception as exc:  # the outcome is what the test reports
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, as on a busy server
+    try:
+        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)  # hang guard only
+    finally:
+        sys.setswitchinterval(switch)
+    return errors
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("engine", ["replica", "redis"])
+def test_threads_each_with_its_own_event_loop_share_one_memory(
+    redis_query_engine: RedisServer, engine: str
+) -> None:
+    """A threaded web server whose views call ``asyncio.run``: one module-level memory serves
+    every thread's loop at once. No call fails, and every write that returned is there."""
+    memory = MemoryPrimitive(
+        redis_query_engine.url, namespace=namespace(), search_engine=engine, redis_timeout=30
+    )
+    turns = 120
+    assert _threads_each_with_a_loop(memory, 4, turns) == []
+    deleted = {i - 1 for i in range(turns) if i % 7 == 6}
+    expected = {f"u{t % 2}:s{t}:{i}" for t in range(4) for i in range(turns) if i not in deleted}
+
+    async def stored() -> set[str]:
+        keys: set[str] = set()
+        for user in ("u0", "u1"):
+            page = await memory.list_memories(user, limit=1000)
+            assert page.cursor is None
+            keys |= {key for key, _ in page.items}
+        await memory.aclose()
+        return keys
+
+    assert asyncio.run(stored()) == expected
+
+
+@pytest.mark.redis
+def test_threads_journal_one_outage_to_one_file(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """Threads, each with its own loop, write through an outage to one durable journal at
+    once: each write returns (none waits on another loop's writer for ever), and every one
+    reaches Redis once it is back."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url, journal_path=tmp_path / "journal")
+    turns = 40
+
+    def phase(number: int) -> None:
+        async def work(thread: int) -> None:
+            for i in range(turns):
+                await memory.add(f"u{thread}:s{number}:{i}", {"text": f"turn {i} about hiking"})
+
+        workers = [
+            threading.Thread(target=asyncio.run, args=(work(t),), daemon=True) for t in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)  # hang guard only
+        assert not any(worker.is_alive() for worker in workers), "a write never returned"
+
+    async def stored() -> int:
+        await replayed(memory)
+        reader = fast_recovery(server.url, memory.namespace)
+        try:
+            return await reader.size()
+        finally:
+            await reader.aclose()
+            await memory.aclose()
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        phase(0)
+        server.kill()
+        phase(1)  # journalled, by four loops at once
+        assert memory.get_backend_info()["journal_size"] == 4 * turns
+        server.start()
+        phase(2)
+    finally:
+        sys.setswitchinterval(switch)
+    assert asyncio.run(stored()) == 3 * 4 * turns

@@ -34,12 +34,14 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from tta_dev_primitives._blocked import alive, finished_elsewhere
 from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Clear, Delete, Document, Put, Write
 
@@ -196,6 +198,9 @@ class JournalFile:
         self._executor_pid = self._pid  # the process whose thread runs ``_executor``'s calls
         self._queue: list[_Item] = []
         self._writer: asyncio.Task[None] | None = None
+        # One memory may serve threads each with its own event loop: the queue has one writer
+        # at a time, which a loop takes (under this lock) only while no other loop's runs.
+        self._handoff = threading.Lock()
         self._seq = 0
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
@@ -374,8 +379,7 @@ class JournalFile:
         """Compact: rewrite the file with ``snapshot()``, taken after every earlier append."""
         self._check_process()
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Rewrite(snapshot, future))
-        self._start()
+        await self._join(_Rewrite(snapshot, future))
         await future
 
     @property
@@ -385,23 +389,38 @@ class JournalFile:
 
     async def settle(self) -> None:
         """Wait until every queued append is written (or has failed)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        while alive(writer := self._writer):
+            if writer.get_loop() is asyncio.get_running_loop():
+                await asyncio.shield(writer)
+            elif not await finished_elsewhere(writer):
+                return  # its loop stopped: it writes the rest when that loop runs again
 
     async def _enqueue(self, line: bytes, seq: int, then: _Then | None) -> None:
         self._check_process()
         if self._closed:
             raise JournalError(f"memory journal {self.path} is closed")
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((line, seq, then, future))
-        self._start()
+        await self._join((line, seq, then, future))
         await future
 
-    def _start(self) -> None:
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(
-                self._drain(), name="tta-journal-writer"
-            )
+    async def _join(self, item: _Item) -> None:
+        """Queue ``item``, starting this loop's writer if none runs. While another thread's
+        loop writes, wait for it to finish first: each item is then written, and its future
+        set, by its own loop (another loop's call would not wake it)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._handoff:
+                writer = self._writer
+                mine = alive(writer) and writer.get_loop() is loop
+                if mine or not (alive(writer) and writer.get_loop().is_running()):
+                    # (One pending on a stopped loop is taken over: its items' futures are
+                    # set thread-safely, ``_settle``.)
+                    self._queue.append(item)
+                    if not mine:
+                        self._writer = loop.create_task(self._drain(), name="tta-journal-writer")
+                    return
+            if not await finished_elsewhere(writer):
+                await asyncio.sleep(0.001)
 
     async def _drain(self) -> None:
         """Write queued lines in batches (one write and fsync each), and run queued rewrites."""
@@ -420,19 +439,16 @@ class JournalFile:
             except OSError as exc:
                 error = _write_error(self.path, exc)
                 for _, _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                    _settle(future, error)
                 continue
             for line, seq, then, future in batch:
                 try:
                     if then is not None:
                         then(seq, len(line))
                 except Exception as exc:  # never leave a writer waiting on a dead drain
-                    if not future.done():
-                        future.set_exception(exc)
+                    _settle(future, exc)
                     continue
-                if not future.done():
-                    future.set_result(None)
+                _settle(future, None)
 
     async def _do_rewrite(self, item: _Rewrite) -> None:
         try:
@@ -440,8 +456,7 @@ class JournalFile:
         except Exception as exc:
             # The old file is intact (the rename never happened): appends go on there.
             log.warning("memory journal %s: compaction failed, kept as is: %s", self.path, exc)
-        if not item.future.done():
-            item.future.set_result(None)
+        _settle(item.future, None)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if (pid := os.getpid()) != self._executor_pid:
@@ -479,6 +494,30 @@ class JournalFile:
         self._closed = True
         await self._run(self._close)
         self._executor.shutdown(wait=False)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Set ``future`` (to ``error`` if one) unless it is done, from any thread: a future of
+    another thread's loop is set on that loop (``_join``); one of a closed loop is left."""
+    loop = future.get_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        _set(future, error)
+    elif not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(_set, future, error)
+
+
+def _set(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _open_at(path: str, fd: int) -> bool | None:

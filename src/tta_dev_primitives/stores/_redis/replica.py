@@ -18,12 +18,17 @@ A replica may hold one first key segment only (``seg``, a user): it then reads t
 own feed in each partition and nothing else. With several partitions (a cluster), a sync first
 reads every partition's head (its last sequence) in one ``MGET`` per node and asks only the
 partitions whose head moved for their changes.
+
+One memory may serve several threads, each with its own event loop (``asyncio.run`` per request
+in a threaded web server): every change to the replica's state and every search of its index
+holds ``guard``, a thread lock never held across an ``await``.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +140,9 @@ class Replica:
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
         self._lock = LoopLock()
+        #: Held by each change of the state above and each search of ``index`` (see the module
+        #: docstring): without it, a search on another thread read documents a page removed.
+        self.guard = threading.RLock()
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -161,7 +169,8 @@ class Replica:
                 batch = moved[start : start + _CONCURRENT]
                 await gather_all(*(self._catch_up(base, head, fetch) for base, head in batch))
             self._done = number
-            self._expire()
+            with self.guard:
+                self._expire()
 
     async def _catch_up(self, base: str, head: Any, fetch: Fetch) -> None:
         cursor = self._cursors[base]
@@ -172,13 +181,16 @@ class Replica:
             if _outdated(cursor, reply):
                 # Cleared, recreated, deletes we never saw were trimmed, or the partition is
                 # behind what we read (an older snapshot, a lagging replica): reload it.
-                self._reset(cursor)
+                with self.guard:
+                    self._reset(cursor)
                 continue
             records: Iterable[_Record] = _records(reply[4])
             analysed: Mapping[tuple[str, int], dict[str, int]] = {}
             if len(reply[4]) > OFF_LOOP_BYTES:
                 records, analysed = await heavy_in_own_thread(self._analyse, reply[4])
-            if not self._apply(cursor, reply, records, analysed):
+            with self.guard:
+                more = self._apply(cursor, reply, records, analysed)
+            if not more:
                 cursor.head = head
                 return
 
@@ -270,11 +282,12 @@ class Replica:
         Until it is known the first vector read sets the index's size; if that turns out to be
         another embedder's, the replica starts over, keeping this process's vectors.
         """
-        if dims == self.dims:
-            return
-        self.dims = dims
-        if self.index.dim is not None and self.index.dim != dims:
-            self.cleared()
+        with self.guard:
+            if dims == self.dims:
+                return
+            self.dims = dims
+            if self.index.dim is not None and self.index.dim != dims:
+                self.cleared()
 
     def _decode(self, key: str, data: bytes) -> Any:
         """``key``'s stored embedding as an array, or None (with a warning naming the key) for
@@ -324,22 +337,25 @@ class Replica:
 
     def wrote(self, key: str, seq: int, document: Document) -> None:
         """This process wrote ``key`` at ``seq``: reuse its document when the feed returns it."""
-        if len(self._own) >= _OWN_MAX:
-            self._own.clear()
-        self._own[key] = (seq, document)
+        with self.guard:
+            if len(self._own) >= _OWN_MAX:
+                self._own.clear()
+            self._own[key] = (seq, document)
 
     def forget(self, key: str) -> None:
         """A result's value is gone from Redis: drop it now rather than at the next sync."""
-        self._drop(key, self._cursors[self._partition_of(key)].keys)
+        with self.guard:
+            self._drop(key, self._cursors[self._partition_of(key)].keys)
 
     def cleared(self) -> None:
         """This process cleared the namespace: start over."""
-        for cursor in self._cursors.values():
-            self._reset(cursor)
-        self.index.clear()
-        self._deadlines.clear()
-        self._deadline_of.clear()
-        self._own.clear()
+        with self.guard:
+            for cursor in self._cursors.values():
+                self._reset(cursor)
+            self.index.clear()
+            self._deadlines.clear()
+            self._deadline_of.clear()
+            self._own.clear()
 
     @property
     def deadlines(self) -> int:

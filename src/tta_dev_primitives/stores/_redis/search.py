@@ -276,7 +276,8 @@ class RedisIndex:
         replicas.trim()
 
         async def rank_replica(want: int) -> Ranked:
-            return replica.index.search_scored(query, want, scope)
+            with replica.guard:
+                return replica.index.search_scored(query, want, scope)
 
         return await self._resolve(rank_replica, limit, replica.forget)
 
