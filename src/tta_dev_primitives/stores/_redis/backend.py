@@ -43,7 +43,13 @@ from tta_dev_primitives.stores._redis.bulk import (
     items_page,
     unlink_namespace,
 )
-from tta_dev_primitives.stores._redis.connection import Connection, pipeline, text_of
+from tta_dev_primitives.stores._redis.connection import (
+    Connection,
+    pipeline,
+    reply_text,
+    text_of,
+    unreadable,
+)
 from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
 from tta_dev_primitives.stores._redis.listing import scope_page
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url
@@ -150,11 +156,12 @@ class RedisBackend(StorageBackend):
         await self.connection.ready()  # partitions depend on the topology
         base = self.layout.base(key)
         args = _put_args(base, key, payload, ttl, version, self._extra(key, document))
-        seq = text_of(await self._write("PUT", base, key, args))
-        if seq.startswith("stale"):
-            raise _stale(key, seq)
-        self.versions.observe(int(seq))
-        return int(seq)
+        reply = await self._write("PUT", base, key, args)
+        if reply_text(reply).startswith("stale"):
+            raise _stale(key, reply_text(reply))
+        seq = _sequence(reply)
+        self.versions.observe(seq)
+        return seq
 
     async def _write(self, script: str, base: str, key: str, args: list[Any]) -> Any:
         """Run one of the write scripts on ``key`` (in partition ``base``), then, on a cluster,
@@ -182,7 +189,10 @@ class RedisBackend(StorageBackend):
                     return b""  # not ours or corrupt: the layer above reads it as a miss
                 raise
 
-        return await self.connection.call(fetch)
+        value = await self.connection.call(fetch)
+        if value is not None and not isinstance(value, bytes | str):
+            raise unreadable(value)
+        return value
 
     async def delete(self, key: str, *, version: str = "") -> bool:
         await self.connection.ready()
@@ -190,19 +200,21 @@ class RedisBackend(StorageBackend):
         removed = await self._write("DELETE", base, key, [base, key, version])
         if isinstance(removed, bytes | str) and text_of(removed).startswith("stale"):
             raise _stale(key, text_of(removed))
+        if removed not in (0, 1) or isinstance(removed, bool):
+            raise unreadable(removed)
         return bool(removed)
 
     async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
         await self.connection.ready()
         base = self.layout.base(key)
         args = [base, key, _ttl_ms(ttl), version]
-        reply = text_of(await self._write("TOUCH", base, key, args))
+        reply = reply_text(await self._write("TOUCH", base, key, args))
         if reply.startswith("stale"):
             raise _stale(key, reply)
         if not reply:
             return False
         seq, _, replaced = reply.partition(" ")
-        self.versions.observe(int(seq))
+        self.versions.observe(_sequence(seq))
         if replaced and not self.versions.issued(replaced) and self.on_changed is not None:
             # Another process wrote the memory after this one: the touch takes the version,
             # so this process's copy must go now (its check would think it current).
@@ -252,7 +264,10 @@ class RedisBackend(StorageBackend):
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
-        return int(await self.connection.run_script("SIZE", self.connection.declared(base), [base]))
+        reply = await self.connection.run_script("SIZE", self.connection.declared(base), [base])
+        if not isinstance(reply, int) or isinstance(reply, bool) or reply < 0:
+            raise unreadable(reply)
+        return reply
 
     async def clear(self, *, version: str = "") -> None:
         """Remove the namespace's memories older than ``version`` (all of them if unversioned).
@@ -381,7 +396,7 @@ class RedisBackend(StorageBackend):
             if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
                 self._report_stale(_stale(write.key, text_of(reply)), write.key)
             elif isinstance(write, Put):
-                self.versions.observe(int(reply))
+                self.versions.observe(_sequence(reply))
 
     async def _apply_per_partition(self, writes: Sequence[Put | Delete]) -> None:
         """On a cluster: each partition's writes in order, partitions concurrently."""
@@ -453,6 +468,14 @@ def _put_args(
 def _ttl_ms(ttl: float | None) -> int:
     """A TTL as the scripts take it: whole milliseconds, at least 1; 0 for none."""
     return 0 if ttl is None else max(1, round(ttl * 1000))
+
+
+def _sequence(reply: object) -> int:
+    """A write script's sequence number (digits), or ``unreadable``."""
+    text = reply_text(reply)
+    if not (text.isascii() and text.isdigit()):
+        raise unreadable(reply)
+    return int(text)
 
 
 def _stale(key: str, reply: str) -> StaleWriteError:

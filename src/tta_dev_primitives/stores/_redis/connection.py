@@ -48,7 +48,9 @@ __all__ = [
     "Connection",
     "mget",
     "pipeline",
+    "reply_text",
     "text_of",
+    "unreadable",
     "values_and_ttls",
 ]
 
@@ -83,6 +85,28 @@ if sys.platform != "win32":
 def text_of(value: bytes | str) -> str:
     """A Redis reply's string, whether the client decoded it or not."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def reply_text(value: object) -> str:
+    """``text_of`` a reply that must be a string: ``unreadable`` if it is not one."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise unreadable(value) from None
+    raise unreadable(value)
+
+
+def unreadable(reply: object) -> BackendError:
+    """The error for a reply of a shape no Redis sends to the command (a proxy or a server that
+    only claims to be Redis garbled it): typed, instead of whatever parsing it would raise, and
+    not an outage. Whether the command took effect is unknown, as for a lost reply."""
+    return BackendError(
+        f"Redis sent a reply this library cannot read (of type {type(reply).__name__}, not "
+        "what Redis sends to that command): is something between it and Redis changing replies?"
+    )
 
 
 class _LoopClient:

@@ -1,0 +1,133 @@
+"""Fault-path review: replies garbled on the way, and faults hitting several writer processes.
+
+The garbling relay is the one stand-in: a TCP relay to a real ``redis-server`` that, while told
+to, replaces each reply with one of a form Redis never sends to that command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from conftest import fast_recovery, replayed
+from redis_server import RedisServer
+from tta_dev_primitives.exceptions import BackendError, TTAError
+
+pytestmark = pytest.mark.redis
+
+
+class Garbler:
+    """A relay to Redis; ``reply`` (if set) replaces every reply chunk; ``down`` closes every
+    connection at once (an outage)."""
+
+    def __init__(self) -> None:
+        self.reply: bytes | None = None
+        self.down = False
+
+
+@contextlib.asynccontextmanager
+async def garbling_relay(port: int) -> AsyncIterator[tuple[str, Garbler]]:
+    garbler = Garbler()
+    tasks: set[asyncio.Future[Any]] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, down: bool) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if garbler.down:
+                    break
+                if down and garbler.reply is not None:
+                    chunk = garbler.reply
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if garbler.down:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        both = asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+        tasks.add(both)
+        await both
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0", garbler
+    finally:
+        server.close()
+        for both in tasks:
+            both.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+# Replies of a form Redis never sends to the write scripts or GET: an integer where a sequence
+# number (a string of digits) is due, a status, an array, a nil, a double, a non-number.
+GARBLED = [
+    b":7\r\n", b"+OK\r\n", b"*2\r\n:1\r\n:2\r\n", b"$-1\r\n", b",1.5\r\n", b"$5\r\n12abc\r\n"
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("reply", GARBLED)
+async def test_a_garbled_reply_to_a_write_raises_a_typed_error(
+    redis_server: RedisServer, reply: bytes
+) -> None:
+    """add, delete and touch answered with a reply of the wrong form raise ``BackendError``
+    naming it (not ``AttributeError``, ``ValueError``...: every error of the library is a
+    ``TTAError``), and the memory goes on once replies are whole again."""
+    async with garbling_relay(redis_server.port) as (url, garbler):
+        memory = fast_recovery(url)
+        try:
+            await memory.add("u1:s1:a", {"content": "before"})
+            garbler.reply = reply
+            calls = {
+                "add": lambda: memory.add("u1:s1:b", {"content": "garbled"}),
+                "delete": lambda: memory.delete("u1:s1:a"),
+                "touch": lambda: memory.touch("u1:s1:a", 3600),
+            }
+            if not reply.startswith((b"$", b"+")):  # (a string reads as a stored value)
+                calls["get"] = lambda: memory.get("u1:s1:a")
+            for name, call in calls.items():
+                with pytest.raises(TTAError) as info:
+                    await asyncio.wait_for(call(), 30)  # a hang guard
+                assert isinstance(info.value, BackendError), (name, info.value)
+                assert "cannot read" in str(info.value), (name, info.value)
+            garbler.reply = None
+            await memory.add("u1:s1:c", {"content": "after"})
+            assert await memory.get("u1:s1:c") == {"content": "after"}
+        finally:
+            garbler.reply = None
+            await memory.clear()
+            await memory.aclose()
+
+
+async def test_a_replay_answered_with_garbled_replies_keeps_the_journal(
+    redis_server: RedisServer,
+) -> None:
+    """Writes journalled in an outage, then replayed while replies are garbled: the replay
+    stops and keeps them; once replies are whole, every one lands."""
+    async with garbling_relay(redis_server.port) as (url, garbler):
+        memory = fast_recovery(url)
+        try:
+            await memory.add("u1:s1:0", {"content": "live"})
+            garbler.down = True
+            for i in range(20):
+                await memory.add(f"u1:s1:{i}", {"content": f"journalled {i}"})
+            assert not memory.using_redis
+            garbler.reply, garbler.down = b":7\r\n", False
+            assert not await asyncio.wait_for(memory.flush(), 30)
+            garbler.reply = None
+            await replayed(memory)
+            for i in range(20):
+                assert await memory.get(f"u1:s1:{i}") == {"content": f"journalled {i}"}
+        finally:
+            garbler.reply, garbler.down = None, False
+            await memory.clear()
+            await memory.aclose()
