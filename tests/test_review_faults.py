@@ -131,3 +131,35 @@ async def test_a_replay_answered_with_garbled_replies_keeps_the_journal(
             garbler.reply, garbler.down = None, False
             await memory.clear()
             await memory.aclose()
+
+
+def test_a_process_ending_without_aclose_says_its_journalled_writes_are_lost(
+    redis_server_factory: Any,
+) -> None:
+    """A worker that ends (or drops its memory) during an outage without ``aclose()`` loses the
+    writes still journalled, as a crash would: it says so in the log instead of in silence."""
+    import subprocess
+    import sys
+    import textwrap
+
+    server = redis_server_factory()
+    server.kill()
+    code = f"""
+        import asyncio
+        from tta_dev_primitives import MemoryPrimitive
+
+        async def main():
+            memory = MemoryPrimitive({server.url!r}, namespace="exit", redis_timeout=0.5)
+            for i in range(3):
+                await memory.add(f"u1:s1:{{i}}", {{"content": "acknowledged"}})
+            print(memory.get_backend_info()["journal_size"])
+
+        asyncio.run(main())  # no aclose()
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+    assert "never closed: 3 writes journalled during an outage" in result.stderr, result.stderr

@@ -46,6 +46,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -149,6 +150,11 @@ class HybridStore(Generic[B]):
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
         if remote is not None:
             remote.bind(self.versions, self._replayed_stale, self._changed_elsewhere)
+        # Never silently, also when the process ends (or the store is dropped) without
+        # ``aclose()``: what is still journalled then is logged as lost. (A durable file keeps it.)
+        self._unclosed: weakref.finalize[..., Any] | None = None
+        if remote is not None and report_unsent and journal_file is None:
+            self._unclosed = weakref.finalize(self, _lost_unclosed, self._journal, namespace)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -774,6 +780,8 @@ class HybridStore(Generic[B]):
             else:
                 with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                     task.get_loop().call_soon_threadsafe(task.cancel)
+        if self._unclosed is not None:
+            self._unclosed.detach()  # closed: what is unsent is reported below
         unsent = len(self._journal)
         # With a durable file: is it still there to replay them from (not deleted since)?
         file = self.journal_file
@@ -805,6 +813,19 @@ class HybridStore(Generic[B]):
             )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=unsent)
+
+
+def _lost_unclosed(journal: Journal, namespace: str) -> None:
+    """At exit (or when collected), a store never closed: log its journalled writes as lost."""
+    unsent = len(journal)
+    if unsent:
+        journal.dropped += unsent
+        log.error(
+            "memory (namespace %r) was never closed: %d write%s journalled during an outage "
+            "still unsent are lost with it (await aclose() raises UnsentWritesError for them; "
+            "with journal_path= the next process would replay them)",
+            namespace, unsent, "s" if unsent != 1 else "",
+        )  # fmt: skip
 
 
 class SearchableHybrid(HybridStore[SearchableBackend]):
