@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from conftest import fast_recovery, replayed
+from conftest import fast_recovery, namespace, replayed, run_python
 from redis_server import RedisServer
-from tta_dev_primitives.exceptions import BackendError, TTAError
+from tta_dev_primitives.exceptions import BackendError, IncompleteOperationError, TTAError
 
 pytestmark = pytest.mark.redis
 
@@ -163,3 +163,44 @@ def test_a_process_ending_without_aclose_says_its_journalled_writes_are_lost(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
     assert "never closed: 3 writes journalled during an outage" in result.stderr, result.stderr
+
+
+async def test_deleting_a_thread_in_an_outage_is_refused_not_done_from_the_copy(
+    redis_server_factory: Any,
+) -> None:
+    """Another process wrote a thread's checkpoints; this one, which never read them, deletes
+    the thread while Redis is down. Its in-process copy holds none of them: the delete must
+    say it could not run, not return normally and leave the thread whole in Redis."""
+    from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    written = run_python(f"""
+        import asyncio
+        from langgraph.checkpoint.base import empty_checkpoint
+        from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
+
+        async def main():
+            saver = MemoryCheckpointSaver.from_url({server.url!r}, namespace={ns!r})
+            config = {{"configurable": {{"thread_id": "t1", "checkpoint_ns": ""}}}}
+            for step in range(3):
+                config = await saver.aput(config, empty_checkpoint(), {{"step": step}}, {{}})
+            print(len([c async for c in saver.alist({{"configurable": {{"thread_id": "t1"}}}})]))
+            await saver.aclose()
+
+        asyncio.run(main())
+    """)
+    assert written == "3"
+    thread = {"configurable": {"thread_id": "t1"}}
+    saver = MemoryCheckpointSaver(fast_recovery(server.url, ns))
+    try:
+        server.kill()
+        with pytest.raises(IncompleteOperationError):
+            await asyncio.wait_for(saver.adelete_thread("t1"), 30)  # a hang guard
+        server.start()
+        await replayed(saver.memory)
+        assert len([c async for c in saver.alist(thread)]) == 3  # nothing was half-deleted
+        await saver.adelete_thread("t1")
+        assert [c async for c in saver.alist(thread)] == []
+    finally:
+        await saver.aclose()

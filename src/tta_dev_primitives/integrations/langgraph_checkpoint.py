@@ -362,10 +362,15 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
                 return
 
     async def adelete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint, channel value and pending write of ``thread_id``."""
+        """Delete every checkpoint, channel value and pending write of ``thread_id``.
+
+        A ``forget`` of each of its scopes: on Redis it needs Redis (during an outage it raises
+        rather than delete only what this process's copy holds), and a write of the thread
+        older than it, replayed later by another process, does not bring it back.
+        """
         thread_id = _thread_id({"thread_id": thread_id})
         for kind in ("c", "w", "b"):
-            await self._delete_scope(_key(kind, thread_id))
+            await self.memory.forget(_key(kind, thread_id))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every record of one thread to another (the target's own records stay)."""
