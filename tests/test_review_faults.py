@@ -204,3 +204,43 @@ async def test_deleting_a_thread_in_an_outage_is_refused_not_done_from_the_copy(
         assert [c async for c in saver.alist(thread)] == []
     finally:
         await saver.aclose()
+
+
+async def test_clearing_a_chat_session_in_an_outage_is_refused_not_done_from_the_copy(
+    redis_server_factory: Any,
+) -> None:
+    """Another process wrote a session's messages; this one, which never read them, clears
+    the session while Redis is down: it must say it could not, not return normally and leave
+    every message in Redis."""
+    from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    written = run_python(f"""
+        import asyncio
+        from langchain_core.messages import HumanMessage
+        from tta_dev_primitives import MemoryPrimitive
+        from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+        async def main():
+            async with MemoryPrimitive({server.url!r}, namespace={ns!r}) as memory:
+                history = MemoryChatMessageHistory(memory, "u1:s1")
+                await history.aadd_messages([HumanMessage(f"turn {{i}}") for i in range(3)])
+                print(len(await history.aget_messages()))
+
+        asyncio.run(main())
+    """)
+    assert written == "3"
+    memory = fast_recovery(server.url, ns)
+    history = MemoryChatMessageHistory(memory, "u1:s1")
+    try:
+        server.kill()
+        with pytest.raises(IncompleteOperationError):
+            await asyncio.wait_for(history.aclear(), 30)  # a hang guard
+        server.start()
+        await replayed(memory)
+        assert len(await history.aget_messages()) == 3  # nothing was half-cleared
+        await history.aclear()
+        assert await history.aget_messages() == []
+    finally:
+        await memory.aclose()

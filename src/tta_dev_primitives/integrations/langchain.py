@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from tta_dev_primitives._checks import check_ttl, is_integer, is_real
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
 from tta_dev_primitives.exceptions import (
+    IncompleteOperationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     InvalidMemoryKeyError,
@@ -253,12 +254,31 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
             await self.memory.add(key, value, ttl=self.ttl)
 
     async def aclear(self) -> None:
-        """Forget this session's messages (other memories under ``session_id`` stay)."""
-        while stored := await self._stored():
+        """Forget this session's messages (other memories under ``session_id`` stay).
+
+        On Redis it needs Redis, as ``forget`` does: during an outage the listing would be this
+        process's in-process copy, which need not hold other processes' messages, so it raises
+        ``IncompleteOperationError`` (run it again) rather than clear only part of them.
+        """
+        deleted = 0
+        while True:
+            stored = await self._stored()
+            if self.memory.get_backend_info()["redis_configured"] and not self.memory.using_redis:
+                await self.memory.flush()  # a replay still on its way lands first
+                stored = await self._stored()
+                if not self.memory.using_redis:
+                    raise IncompleteOperationError(
+                        f"clearing session {self.session_id!r} deleted {deleted:,} messages: "
+                        "Redis is not answering; run it again once Redis is back",
+                        done=deleted,
+                    )
+            if not stored:
+                return
             for key, _ in stored:
                 await self.memory.delete(key)
+                deleted += 1
             if self.max_messages is None:
-                break
+                return
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
