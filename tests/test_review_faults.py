@@ -108,6 +108,35 @@ async def test_a_garbled_reply_to_a_write_raises_a_typed_error(
             await memory.aclose()
 
 
+@pytest.mark.parametrize("reply", [b":7\r\n", b"+OK\r\n", b"$-1\r\n", b",1.5\r\n"])
+async def test_a_garbled_reply_to_a_listing_or_search_raises_a_typed_error(
+    redis_server: RedisServer, reply: bytes
+) -> None:
+    """forget, list_memories and search answered with replies of the wrong form raise
+    ``BackendError`` (a ``TTAError``), not ``TypeError``/``IndexError``; the memory stays."""
+    async with garbling_relay(redis_server.port) as (url, garbler):
+        memory = fast_recovery(url)
+        try:
+            await memory.add("u1:s1:a", {"content": "garden notes"})
+            assert await memory.search("garden")  # the search replica is loaded
+            garbler.reply = reply
+            calls = {
+                "forget": lambda: memory.forget("u1"),
+                "list": lambda: memory.list_memories("u1"),
+                "search": lambda: memory.search("garden"),
+            }
+            for name, call in calls.items():
+                with pytest.raises(TTAError) as info:
+                    await asyncio.wait_for(call(), 30)  # a hang guard
+                assert isinstance(info.value, BackendError), (name, info.value)
+            garbler.reply = None
+            assert await memory.get("u1:s1:a") == {"content": "garden notes"}
+        finally:
+            garbler.reply = None
+            await memory.clear()
+            await memory.aclose()
+
+
 async def test_a_replay_answered_with_garbled_replies_keeps_the_journal(
     redis_server: RedisServer,
 ) -> None:

@@ -57,6 +57,7 @@ from tta_dev_primitives.exceptions import (
     BackendRefusedError,
     BackendUnavailableError,
     StaleWriteError,
+    TTAError,
     UnsentWritesError,
 )
 from tta_dev_primitives.search._analyzer import Query
@@ -362,6 +363,17 @@ class HybridStore(Generic[B]):
                 result = await call(remote)
             except BackendUnavailableError as exc:
                 self._fail(exc)
+            except TTAError:
+                raise  # (an invalid argument is a ValueError too: it stays what it is)
+            except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+                # A reply of a form the backend never sends to that command (a proxy or a
+                # server that only claims to be Redis garbled it) failed to parse: say so, as a
+                # BackendError, not as a builtin error from deep in the parsing.
+                raise BackendError(
+                    f"the {remote.kind} backend sent a reply this library cannot read "
+                    f"({type(exc).__name__} parsing it): is something between it and the "
+                    "server changing replies?"
+                ) from None
             else:
                 self._succeed()
                 if judge is not None:
