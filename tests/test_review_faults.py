@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -273,3 +274,124 @@ async def test_clearing_a_chat_session_in_an_outage_is_refused_not_done_from_the
         assert await history.aget_messages() == []
     finally:
         await memory.aclose()
+
+
+WORKER = """
+import asyncio, json, os, random, sys, time
+from tta_dev_primitives import MemoryPrimitive
+
+url, ns, wid, signals = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+def wait_for(name):
+    while not os.path.exists(os.path.join(signals, name)):
+        time.sleep(0.02)
+
+def signal(name):
+    open(os.path.join(signals, f"{name}.{wid}"), "w").close()
+
+async def main():
+    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=0.5, recovery_interval=0.05,
+                             max_recovery_interval=0.2, max_size=100_000)
+    rnd, log, j = random.Random(wid), [], 0
+    for phase in ("up", "killed", "restarted"):
+        for _ in range(60):
+            j += 1
+            r = rnd.random()
+            key = f"w{wid}:s:{j % 15}" if r < 0.8 else f"shared:s:{j % 3}"
+            op = "delete" if r < 0.25 else "add"
+            if op == "add":
+                await memory.add(key, {"content": f"v {wid} {j}", "w": wid, "j": j})
+            else:
+                await memory.delete(key)
+            log.append([op, key, wid, j, time.time()])
+            if r > 0.97 and wid == 0:
+                began = time.time()
+                try:
+                    await memory.forget("shared")
+                    log.append(["forget", "shared", wid, j, began])
+                except Exception:
+                    log.append(["forget-failed", "shared", wid, j, time.time()])
+        signal(phase)
+        if phase != "restarted":
+            wait_for(f"go-{phase}")
+    while not (await memory.flush() and memory.using_redis):
+        await asyncio.sleep(0.05)
+    await memory.aclose()
+    print(json.dumps(log))
+
+asyncio.run(main())
+"""
+
+
+def test_writers_in_several_processes_keep_every_acknowledged_write_through_a_kill(
+    redis_server_factory: Any, tmp_path: Any
+) -> None:
+    """Three processes add and delete (and one forgets) before, during and after Redis is
+    SIGKILLed and restarted from its AOF: once all have replayed, each key holds what its last
+    acknowledged write left, and no write acknowledged before a forget of its scope began is
+    back."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, server.url, ns, str(w), str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        )
+        for w in range(3)
+    ]  # fmt: skip
+
+    def all_signalled(phase: str) -> None:
+        deadline = time.monotonic() + 120  # a hang guard
+        while not all((tmp_path / f"{phase}.{w}").exists() for w in range(3)):
+            assert all(p.poll() is None for p in workers), "a worker died"
+            assert time.monotonic() < deadline, f"the workers did not finish phase {phase!r}"
+            time.sleep(0.05)
+
+    try:
+        all_signalled("up")
+        server.kill()
+        (tmp_path / "go-up").touch()
+        all_signalled("killed")
+        server.start()
+        (tmp_path / "go-killed").touch()
+        logs = []
+        for worker in workers:
+            out, _ = worker.communicate(timeout=180)
+            assert worker.returncode == 0
+            logs.append(json.loads(out))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    entries = sorted((e for log in logs for e in log), key=lambda e: e[4])
+    assert len([e for e in entries if e[0] in ("add", "delete")]) == 3 * 180
+    forgets = [e[4] for e in entries if e[0] == "forget"]
+    last: dict[str, list[Any]] = {}
+    for entry in entries:
+        if entry[0] in ("add", "delete"):
+            last[entry[1]] = entry
+
+    async def check() -> None:
+        from tta_dev_primitives import MemoryPrimitive
+
+        async with MemoryPrimitive(server.url, namespace=ns, redis_timeout=5.0) as memory:
+            for key, (op, _, w, j, _) in last.items():
+                value = await memory.get(key)
+                if key.startswith("w"):  # one writer: its last acknowledged write stands
+                    expected = {"content": f"v {w} {j}", "w": w, "j": j}
+                    assert value == (None if op == "delete" else expected), key
+                elif value is not None:  # shared: none acknowledged before a forget began
+                    written = next(
+                        e
+                        for e in entries
+                        if e[1] == key and (e[2], e[3]) == (value["w"], value["j"])
+                    )
+                    assert not [f for f in forgets if f > written[4]], (key, value)
+
+    asyncio.run(check())
