@@ -227,9 +227,13 @@ async def test_deleting_a_thread_in_an_outage_is_refused_not_done_from_the_copy(
         server.kill()
         with pytest.raises(IncompleteOperationError):
             await asyncio.wait_for(saver.adelete_thread("t1"), 30)  # a hang guard
+        with pytest.raises(IncompleteOperationError):  # nor pruned by what the copy holds
+            await asyncio.wait_for(saver.aprune(["t1"]), 30)
         server.start()
         await replayed(saver.memory)
         assert len([c async for c in saver.alist(thread)]) == 3  # nothing was half-deleted
+        await saver.aprune(["t1"])
+        assert len([c async for c in saver.alist(thread)]) == 1
         await saver.adelete_thread("t1")
         assert [c async for c in saver.alist(thread)] == []
     finally:

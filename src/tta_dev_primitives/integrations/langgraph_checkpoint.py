@@ -42,6 +42,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from tta_dev_primitives._checks import is_integer
 from tta_dev_primitives.exceptions import (
+    IncompleteOperationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     SearchNotReadyError,
@@ -351,6 +352,12 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
                 continue
             await self.memory.add(key, record)
 
+    def _listed_in_process(self) -> bool:
+        """True if the memory has Redis but the last listing was served in-process (an
+        outage): it shows this process's copy, not every record."""
+        info = self.memory.get_backend_info()
+        return bool(info["redis_configured"]) and not self.memory.using_redis
+
     async def _delete_scope(self, scope: str, keep: frozenset[str] = frozenset()) -> None:
         """Delete every record under ``scope`` except the keys in ``keep``."""
         while True:
@@ -398,7 +405,19 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
                 continue
             thread_id = _thread_id({"thread_id": thread_id})
             latest: dict[str, dict[str, Any]] = {}
-            for checkpoint_id, record in await self._headers(thread_id, None):
+            headers = await self._headers(thread_id, None)
+            if self._listed_in_process():
+                await self.memory.flush()  # a replay still on its way lands first
+                headers = await self._headers(thread_id, None)
+            if self._listed_in_process():
+                # The copy need not hold the thread's newest checkpoint (another process's):
+                # pruning by it would keep the wrong one. Like forget, this needs Redis.
+                raise IncompleteOperationError(
+                    f"prune of thread {thread_id!r} needs Redis, which is not answering; run "
+                    "it again once Redis is back",
+                    done=0,
+                )
+            for checkpoint_id, record in headers:
                 ns = record["checkpoint_ns"]
                 if ns in latest:
                     await self._delete_scope(_key("w", thread_id, ns, checkpoint_id))
