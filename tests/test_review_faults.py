@@ -399,3 +399,31 @@ def test_writers_in_several_processes_keep_every_acknowledged_write_through_a_ki
                     assert not [f for f in forgets if f > written[4]], (key, value)
 
     asyncio.run(check())
+
+
+async def test_a_cache_closed_with_an_unsent_clear_says_so(
+    redis_server_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shared cache cleared during an outage (a new model: every output must go) and closed
+    before Redis is back: its entries are only later misses, but the clear never reached
+    Redis, where other processes still read what it was to remove. That is logged as an error,
+    not dropped in silence."""
+    from tta_dev_primitives import CachePrimitive
+
+    server = redis_server_factory()
+
+    async def step(text: str, context: Any) -> str:
+        return text.upper()
+
+    cache: Any = CachePrimitive(
+        step, lambda text, context: text, backend=server.url, namespace=namespace(),
+        redis_timeout=0.5,
+    )  # fmt: skip
+    from tta_dev_primitives.core import WorkflowContext
+
+    await cache.execute("a", WorkflowContext())  # stored on Redis
+    server.kill()
+    await cache.clear()  # returns normally: journalled
+    with caplog.at_level("ERROR"):
+        await cache.aclose()
+    assert any("clear made during an outage still unsent" in r.message for r in caplog.records)

@@ -795,6 +795,18 @@ class HybridStore(Generic[B]):
         if self._unclosed is not None:
             self._unclosed.detach()  # closed: what is unsent is reported below
         unsent = len(self._journal)
+        # A cache's unsent entry is only a later miss; its unsent clear is not: Redis still
+        # holds, and other processes still serve, what the clear was to remove.
+        if (
+            unsent
+            and not self.report_unsent
+            and any(isinstance(entry.write, Clear) for entry in self._journal.entries())
+        ):
+            log.error(
+                "closed with a clear made during an outage still unsent (%s): Redis still "
+                "holds what it was to remove; clear again once Redis is back",
+                self.last_error,
+            )
         # With a durable file: is it still there to replay them from (not deleted since)?
         file = self.journal_file
         kept = file is not None and (not unsent or await self._outbox.keep())
