@@ -373,7 +373,7 @@ class HybridStore(Generic[B]):
                     f"the {remote.kind} backend sent a reply this library cannot read "
                     f"({type(exc).__name__} parsing it): is something between it and the "
                     "server changing replies?"
-                ) from None
+                ) from exc  # (the parse error stays readable: it may be ours)
             else:
                 self._succeed()
                 if judge is not None:
