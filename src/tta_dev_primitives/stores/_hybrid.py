@@ -77,7 +77,7 @@ from tta_dev_primitives.stores._copies import CopyCheck, Outdated, same
 from tta_dev_primitives.stores._events import NoEvents, Served, StoreEvents
 from tta_dev_primitives.stores._in_flight import InFlight
 from tta_dev_primitives.stores._journal_file import JournalFile
-from tta_dev_primitives.stores._outbox import Outbox
+from tta_dev_primitives.stores._outbox import RESTORE_SLICE, Outbox
 from tta_dev_primitives.stores._recovery import (
     DEFAULT_MAX_JOURNAL,
     DEFAULT_MAX_JOURNAL_BYTES,
@@ -623,7 +623,9 @@ class HybridStore(Generic[B]):
     async def _restore(self) -> None:
         """Take in the durable journal's writes: journalled again, applied in-process, their
         versions this store's own (Redis holds them as such once replayed); then compact it."""
-        for write, left in await self._outbox.restore():
+        for done, (write, left) in enumerate(await self._outbox.restore(), 1):
+            if done % RESTORE_SLICE == 0:
+                await asyncio.sleep(0)  # other requests' turn (this store's wait for the load)
             self.versions.observe_version(write.version)  # new writes must be newer
             self._adopted.add(write.version)
             if isinstance(write, Put):

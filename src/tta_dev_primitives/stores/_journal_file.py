@@ -144,6 +144,10 @@ def _str(value: Any) -> str:
     return value
 
 
+def _sizes(records: Sequence[Record]) -> list[int]:
+    return [len(encode(record)) for record in records]
+
+
 def done_line(seqs: Sequence[int]) -> bytes:
     return json.dumps({"done": list(seqs)}, separators=(",", ":")).encode() + b"\n"
 
@@ -360,6 +364,10 @@ class JournalFile:
                 "%s.corrupt", self.path, loaded.corrupt, self.path,
             )  # fmt: skip
         return loaded
+
+    async def sizes(self, records: Sequence[Record]) -> list[int]:
+        """Each record's size as a line of the file, worked out on the file's thread."""
+        return await self._run(_sizes, records) if records else []
 
     async def append(self, write: Write, deadline: float | None, then: _Then) -> None:
         """Append ``write`` durably; ``then(seq, size)`` runs (in order) once it is on disk.

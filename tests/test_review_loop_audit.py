@@ -1,0 +1,84 @@
+"""Work that held the event loop for long at hostile but realistic sizes, now done on a worker
+thread or in slices (the loop-lag figures are in the commits that fixed each). Asserted by where
+the work runs, never by timing: a task on the same loop gets turns while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores import _journal_file, _outbox
+from tta_dev_primitives.stores._base import Document, Put
+from tta_dev_primitives.stores._local import LocalStore
+
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens: the journal's writes stay in it
+
+
+class Ticker:
+    """A task on the loop noting, at each turn it gets, how far ``progress()`` has come."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.seen: list[int] = []
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.seen.append(self.progress())
+            await asyncio.sleep(0)
+
+    def stop(self) -> list[int]:
+        self.task.cancel()
+        return self.seen
+
+
+async def test_a_large_restored_journal_is_taken_in_slices_and_encoded_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 journalled writes left by a crashed process held the loop 2.8 s at the next
+    process's first call: each record encoded again for its size, then applied, in one go."""
+    count = 1000  # a few slices
+    path = tmp_path / "memory.journal"
+    lines = [_journal_file._header("ns")]
+    for i in range(count):
+        put = Put(f"u1:s1:{i}", f'{{"content":"note {i}"}}', None, Document({"note": 1}, None),
+                  f"{1000 + i:020d}-0")  # fmt: skip
+        lines.append(_journal_file.encode(_journal_file.Record(i + 1, put, None)))
+    path.write_bytes(b"".join(lines))
+    loop_thread = threading.get_ident()
+    encoded_on_loop: list[bool] = []
+    encode = _journal_file.encode
+
+    def recording(record: _journal_file.Record) -> bytes:
+        encoded_on_loop.append(threading.get_ident() == loop_thread)
+        return encode(record)
+
+    monkeypatch.setattr(_journal_file, "encode", recording)
+    monkeypatch.setattr(_outbox, "encode", recording, raising=False)  # (where it was used)
+    applied = 0
+    put = LocalStore.put
+
+    def counting(self: LocalStore, *args: Any, **kwargs: Any) -> list[str]:
+        nonlocal applied
+        applied += 1
+        return put(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalStore, "put", counting)
+    memory = MemoryPrimitive(DOWN, namespace="ns", journal_path=str(path), max_size=10_000,
+                             redis_timeout=0.5)  # fmt: skip
+    try:
+        ticker = Ticker(lambda: applied)
+        assert await memory.get(f"u1:s1:{count - 1}") == {"content": f"note {count - 1}"}
+        seen = ticker.stop()
+    finally:
+        await memory.aclose()
+    assert applied == count
+    assert encoded_on_loop
+    assert not any(encoded_on_loop)
+    # The loop served other tasks while the writes were applied, not only before and after.
+    assert any(0 < n < count for n in seen), seen
