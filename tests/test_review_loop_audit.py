@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from conftest import namespace
+from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.stores import _journal_file, _outbox
 from tta_dev_primitives.stores._base import Document, Put
 from tta_dev_primitives.stores._local import LocalStore
@@ -82,3 +85,37 @@ async def test_a_large_restored_journal_is_taken_in_slices_and_encoded_off_the_l
     assert not any(encoded_on_loop)
     # The loop served other tasks while the writes were applied, not only before and after.
     assert any(0 < n < count for n in seen), seen
+
+
+@pytest.mark.redis
+async def test_a_replica_that_starts_over_clears_its_index_at_once(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cleared namespace (by this process or another) made each replica take its memories
+    out of the index one by one, renumbering it on the way: 1.5 s on the loop at 50,000."""
+    ns = namespace()
+    writer = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
+    reader = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
+    removed = 0
+    remove = SearchIndex.remove
+
+    def counting(self: SearchIndex, key: str) -> bool:
+        nonlocal removed
+        removed += 1
+        return remove(self, key)
+
+    try:
+        await asyncio.gather(*(writer.add(f"u1:s1:{i}", {"content": f"note {i}"})
+                               for i in range(300)))  # fmt: skip
+        assert len(await reader.search("note", limit=500)) == 300
+        assert len(await writer.search("note", limit=500)) == 300
+        monkeypatch.setattr(SearchIndex, "remove", counting)
+        await writer.clear()  # the writer's own replica: cleared()
+        await writer.add("u1:s1:new", {"content": "note new"})
+        # the reader's: another process cleared, its next sync starts the partition over
+        assert await reader.search("note", limit=500) == [{"content": "note new"}]
+        assert await writer.search("note", limit=500) == [{"content": "note new"}]
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+    assert removed < 10

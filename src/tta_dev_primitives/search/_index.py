@@ -70,9 +70,9 @@ class SearchIndex:
         self._seq = 0
         self._ordered = True  # documents were added in recency order
 
-    def clear(self) -> None:
-        """Forget everything, embeddings and their dimension included."""
-        self._vectors.clear()
+    def clear(self, *, keep_dim: bool = False) -> None:
+        """Forget everything, embeddings and their dimension (unless ``keep_dim``) included."""
+        self._vectors.clear(keep_dim=keep_dim)
         self._terms.clear()
         self._reset()
 
