@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._checks import (
     check_max_size,
     check_namespace,
@@ -25,6 +26,7 @@ from tta_dev_primitives.exceptions import (
     InvalidArgumentTypeError,
     StaleWriteError,
 )
+from tta_dev_primitives.memory._prepared import DECODE_BYTES, is_small
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.stores._factory import backend_from_url
 from tta_dev_primitives.stores._hybrid import HybridStore
@@ -47,6 +49,27 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 _MISSING = object()
+
+
+def _encode(result: Any) -> str:
+    """The JSON a shared cache stores for ``result``; ``TypeError``/``ValueError`` if none."""
+    payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
+    if not payload.isascii() and is_unencodable(payload):
+        # A lone surrogate (text cut inside a pair) stays an escape that UTF-8 can carry.
+        payload = json.dumps({"v": result}, allow_nan=False)
+    return payload
+
+
+def _value_of(payload: str | bytes) -> Any:
+    return json.loads(payload)["v"]
+
+
+async def _decoded(payload: str | bytes) -> Any:
+    """The output a stored ``payload`` holds: decoded on a worker thread past ``DECODE_BYTES``
+    (a multi-MB output is tens of ms of JSON, which on the loop delays every other request)."""
+    if len(payload) <= DECODE_BYTES:
+        return _value_of(payload)
+    return await heavy_in_own_thread(_value_of, payload)
 
 
 class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
@@ -191,7 +214,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 raise  # we were cancelled (perhaps with the leader): so we stay
             self._record(hit=True)
             if payload is not None:  # a copy of its own, as every hit of a shared cache gets
-                return json.loads(payload)["v"]  # type: ignore[no-any-return]
+                return await _decoded(payload)  # type: ignore[no-any-return]
             return result  # type: ignore[no-any-return]
 
         future: asyncio.Future[tuple[Any, str | None]] = loop.create_future()
@@ -233,7 +256,7 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         if not self._serialize:
             return payload.value  # boxed so a cached None is a hit
         try:
-            return json.loads(payload)["v"]
+            return await _decoded(payload)
         except (ValueError, KeyError, TypeError):
             instruments().invalid_values.add(1)
             return _MISSING
@@ -249,7 +272,9 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             await self._failures.put(self._store, key, _Boxed(result), self._ttl)
             return result, None
         try:
-            payload = json.dumps({"v": result}, ensure_ascii=False, allow_nan=False)
+            payload = (
+                _encode(result) if is_small(result) else await heavy_in_own_thread(_encode, result)
+            )
         except (TypeError, ValueError) as exc:
             self._failures.failed(
                 "encode",
@@ -259,11 +284,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
                 ),
             )
             return result, None
-        if not payload.isascii() and is_unencodable(payload):
-            # A lone surrogate (text cut inside a pair) stays an escape that UTF-8 can carry.
-            payload = json.dumps({"v": result}, allow_nan=False)
         if await self._failures.put(self._store, key, payload, self._ttl):
-            return json.loads(payload)["v"], payload
+            return await _decoded(payload), payload
         return result, None
 
     def _record(self, *, hit: bool) -> None:
