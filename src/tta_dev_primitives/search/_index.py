@@ -135,8 +135,11 @@ class SearchIndex:
         recency: int | None,
         vector: Any,
         length: int | None,
+        *,
+        graph: bool = True,
     ) -> None:
-        """``add``; ``length`` is the document's as first indexed, for a re-add (``_renumber``)."""
+        """``add``; ``length`` is the document's as first indexed, for a re-add (``_renumber``,
+        which also leaves the graph to catch up later: ``graph``)."""
         rows = None if vector is None else self._vectors.rows(vector)  # refused: nothing changes
         if key in self._by_key:
             self.remove(key)
@@ -148,7 +151,7 @@ class SearchIndex:
         docno = self._next
         self._next += 1
         self._recency.append(recency)
-        self._vectors.add(docno, rows)
+        self._vectors.add(docno, rows, graph=graph)
         terms, tfs, length = self._terms.add(docno, key, counts, length)
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
@@ -177,7 +180,10 @@ class SearchIndex:
         return True
 
     def _renumber(self) -> None:
-        """Rebuild with dense numbers, in recency order, once most numbers belong to the dead."""
+        """Rebuild with dense numbers, in recency order, once most numbers belong to the dead.
+
+        The HNSW graph starts over empty and catches up as vectors are added
+        (``VectorIndex._ann_step``); until then searches rescore the rows it lacks exactly."""
         docs = sorted(self._docs.values(), key=lambda doc: doc[_RECENCY])
         vectors = [self.vectors(doc[_KEY]) for doc in docs]
         seq = self._seq
@@ -185,7 +191,7 @@ class SearchIndex:
         self._terms.clear()
         self._reset()
         for (key, terms, tfs, length, recency), vec in zip(docs, vectors, strict=True):
-            self._add(key, dict(zip(terms, tfs, strict=True)), recency, vec, length)
+            self._add(key, dict(zip(terms, tfs, strict=True)), recency, vec, length, graph=False)
         self._seq = seq
 
     def _terms_of(self, docno: int) -> Sequence[str]:
