@@ -20,6 +20,7 @@ from tta_dev_primitives.core import WorkflowContext
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import RENUMBER_FROM, SearchIndex
 from tta_dev_primitives.stores import _journal_file, _outbox
+from tta_dev_primitives.stores import _local as local_module
 from tta_dev_primitives.stores._base import Document, Put
 from tta_dev_primitives.stores._local import LocalStore
 
@@ -232,3 +233,35 @@ async def test_a_large_checkpoint_value_is_decoded_off_the_loop() -> None:
     assert large == [False]
     assert any(on_loop for size, on_loop in seen if size < 1000)  # small ones stay on the loop
     await saver.aclose()
+
+
+async def test_a_scope_is_listed_from_its_own_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In-process, each page of list_memories (and of forget) walked every memory in the store:
+    54-70 ms of the loop per page at 100,000, and forgetting a user with 10,000 of them held
+    the loop up to 307 ms (20 pages)."""
+    memory = MemoryPrimitive(max_size=100_000)
+    for i in range(1200):
+        await memory.add(f"u1:s{i % 3}:{i}", {"content": f"note {i}"})
+    for i in range(300):
+        await memory.add(f"u2:s1:{i}", {"content": f"other {i}"})
+    walked = 0
+    in_scope = local_module.in_scope
+
+    def counting(key: str, scope: str | None) -> bool:
+        nonlocal walked
+        walked += 1
+        return in_scope(key, scope)
+
+    monkeypatch.setattr(local_module, "in_scope", counting)
+    page = await memory.list_memories("u2", limit=10)
+    assert [value for _, value in page.items] == [{"content": f"other {i}"}
+                                                  for i in range(299, 289, -1)]  # fmt: skip
+    assert (await memory.list_memories("u1:s1:4", limit=10)).items == [
+        ("u1:s1:4", {"content": "note 4"})
+    ]
+    assert walked == 0  # no memory outside the scope examined
+    assert await memory.forget("u1") == 1200
+    assert walked == 0
+    assert await memory.size() == 300

@@ -87,6 +87,16 @@ class SearchIndex:
             vectors.graph_size,
         )  # fmt: skip
 
+    def scope_keys(self, scope: str) -> list[str]:
+        """The keys in ``scope`` (not empty): those inside it, and one equal to it. Read from the
+        scope's bucket, so it costs the scope's size, not the index's."""
+        docs = self._docs
+        keys = [docs[docno][_KEY] for docno in self._terms.members(scope)]
+        scope = normalize_scope(scope)
+        if scope in self._by_key:
+            keys.append(scope)
+        return keys
+
     def recency(self, key: str) -> int | None:
         """The recency ``key`` was indexed with, or None if it is not indexed."""
         docno = self._by_key.get(key)

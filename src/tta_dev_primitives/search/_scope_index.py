@@ -90,6 +90,10 @@ class ScopeIndex:
                     if docno < len(cached.bits):
                         cached.bits[docno] = False
 
+    def members(self, scope: str) -> list[int]:
+        """The docnos of ``scope``'s members (keys inside it, not a key equal to it)."""
+        return list(self._buckets.get(normalize_scope(scope), ()))
+
     def view(self, np: Any, scope: str, exact: int | None, exact_len: int, size: int) -> ScopeView:
         """The scope's mask (docnos below ``size``), member count and total length.
 

@@ -212,6 +212,10 @@ class TermIndex:
         self._postings[term] = array("Q", [p for p in self._postings[term] if live[p >> 32]])
         self._stale.pop(term, None)
 
+    def members(self, scope: str) -> list[int]:
+        """The docnos of ``scope``'s members (``ScopeIndex.members``)."""
+        return self._scopes.members(scope)
+
     def view(self, scope: str, exact: int | None, exact_len: int) -> ScopeView:
         """The scope's live members as a mask over every docno, their count and total length.
 
