@@ -265,3 +265,32 @@ async def test_a_scope_is_listed_from_its_own_keys(
     assert await memory.forget("u1") == 1200
     assert walked == 0
     assert await memory.size() == 300
+
+
+async def test_a_long_chat_history_is_rebuilt_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """5,000 messages are 30-110 ms of pydantic validation; a short history stays on the loop."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from tta_dev_primitives.integrations import langchain as langchain_module
+    from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+    loop_thread = threading.get_ident()
+    built: list[tuple[int, bool]] = []  # (messages, on the loop's thread)
+    rebuild = langchain_module.messages_from_dict
+
+    def recording(messages: Any) -> Any:
+        built.append((len(messages), threading.get_ident() == loop_thread))
+        return rebuild(messages)
+
+    monkeypatch.setattr(langchain_module, "messages_from_dict", recording)
+    memory = MemoryPrimitive(max_size=10_000)
+    long, short = (
+        MemoryChatMessageHistory(memory, "u1:s1"),
+        MemoryChatMessageHistory(memory, "u1:s2"),
+    )
+    said = [(HumanMessage if i % 2 else AIMessage)(content=f"turn {i}") for i in range(600)]
+    await long.aadd_messages(said)
+    await short.aadd_messages(said[:3])
+    assert await long.aget_messages() == said
+    assert await short.aget_messages() == said[:3]
+    assert built == [(600, False), (3, True)]

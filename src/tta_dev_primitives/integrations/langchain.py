@@ -23,6 +23,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._checks import check_ttl, is_integer, is_real
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
 from tta_dev_primitives.exceptions import (
@@ -156,6 +157,8 @@ _clock = _Clock()
 
 #: Messages listed per call when a history is read.
 _PAGE = 1000
+#: Messages rebuilt on the event loop at most (about 1.5 ms); more go to a worker thread.
+_BUILT_HERE = 256
 
 
 class MemoryChatMessageHistory(BaseChatMessageHistory):
@@ -235,8 +238,13 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
         return stored
 
     async def aget_messages(self) -> list[BaseMessage]:
-        """The conversation so far, oldest first."""
-        return messages_from_dict([message for _, message in await self._stored()])
+        """The conversation so far, oldest first (a long one rebuilt on a worker thread: 5,000
+        messages are 30-110 ms of pydantic validation, which on the loop delays every other
+        request)."""
+        stored = [message for _, message in await self._stored()]
+        if len(stored) <= _BUILT_HERE:
+            return messages_from_dict(stored)
+        return await heavy_in_own_thread(messages_from_dict, stored)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store ``messages`` in order (checked first: on a bad one nothing is stored)."""
