@@ -314,3 +314,18 @@ def test_a_new_word_joins_the_prefix_vocabulary_without_rebuilding_it() -> None:
     assert terms.expand("order199") == after
     assert terms._vocab is vocabulary  # updated in place, not rebuilt from every term
     assert terms._vocab == sorted(set(terms._vocab))
+
+
+async def test_reading_every_in_process_memory_gives_the_loop_turns() -> None:
+    """items() in process never waited: an export or LangGraph's list_namespaces of 50,000
+    memories held the loop for the whole walk (230-300 ms)."""
+    memory = MemoryPrimitive(max_size=10_000)
+    for i in range(2000):
+        await memory.add(f"u{i % 7}:s1:{i}", {"content": f"note {i}"})
+    read = 0
+    ticker = Ticker(lambda: read)
+    async for _ in memory.items():
+        read += 1
+    seen = ticker.stop()
+    assert read == 2000
+    assert any(0 < n < 2000 for n in seen), seen
