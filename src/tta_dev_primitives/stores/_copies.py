@@ -12,13 +12,14 @@ still on their way to Redis, are left alone (their newer value is this process's
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tta_dev_primitives.stores._base import StorageBackend
 
-__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "CopyCheck", "Outdated", "same"]
+__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "DROP_SLICE", "CopyCheck", "Outdated", "same"]
 
 #: Seconds between checks (each one page of the in-process copy).
 CHECK_INTERVAL = 1.0
@@ -78,6 +79,8 @@ class CopyCheck:
             self._next = self._clock() + CHECK_INTERVAL
 
 
+#: Marked copies ``Outdated.drop`` judges per turn of the event loop.
+DROP_SLICE = 512
 _ANY = object()  # in ``Outdated``: drop the in-process copy whatever it holds
 
 
@@ -124,7 +127,11 @@ class Outdated:
         process's newer write is journalled); one ``later`` names stays marked until the write
         of it on its way lands (which of the two is newer is known only then)."""
         changes, self._changes = self._changes, {}
-        for key, payload in changes.items():
+        for done, (key, payload) in enumerate(changes.items(), 1):
+            if done % DROP_SLICE == 0:
+                # A replica's first load marks every memory of the namespace: judging 50,000
+                # in one step held the loop 340 ms. (A copy dropped meanwhile is only a miss.)
+                await asyncio.sleep(0)
             if keep(key):
                 continue
             if later(key):
