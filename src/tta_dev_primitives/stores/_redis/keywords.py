@@ -38,8 +38,10 @@ in the same order. Two approximations remain, both about an unfinished last word
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Final, NamedTuple
 
+from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
 from tta_dev_primitives.search._bm25 import (
@@ -101,6 +103,9 @@ CANDIDATE_FACTOR: Final = 4
 #: again, until the engine's garbage collector runs: seen at 38), so it, not the words, chose
 #: the candidates.
 FAINT: Final = 1e-6
+#: Engine rows decoded on the event loop at most (a few ms of Python); more, on a worker thread:
+#: 40,000 rows (a search of limit 10,000) held the loop 370 ms.
+ROWS_HERE: Final = 1000
 
 
 def candidates(limit: int) -> int:
@@ -223,6 +228,10 @@ def common(stats: Stats, complete: bool) -> tuple[int, ...]:
     held = [i for i, df in enumerate(stats.dfs) if df > 0]
     found = tuple(i for i in held if 2 * stats.dfs[i] > stats.docs)
     return found if len(found) < len(held) else ()
+
+
+def _rows(rows: Sequence[tuple[str, float, dict[str, Any]]], terms: Sequence[Term]) -> list[Row]:
+    return [_row(key, fields, terms) for key, _, fields in rows]
 
 
 def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
@@ -395,7 +404,10 @@ async def ask(
     got, with_texts = await _run_all(client, shard, commands, totals, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
-    rows = replies.rows(reply, scores=True)
+    if window > ROWS_HERE:  # as many rows may come back
+        rows = await heavy_in_own_thread(partial(replies.rows, scores=True), reply)
+    else:
+        rows = replies.rows(reply, scores=True)
     complete = replies.total(reply) <= len(rows)
     every_match = not wanted and complete
     ties = len(rows) == window and window > TIE_MARGIN and rows[-1 - TIE_MARGIN][1] == rows[-1][1]
@@ -423,7 +435,10 @@ async def ask(
         texts = await _texts(client, shard, [fields[replies.ID] for _, _, fields in rows])
         for (_, _, fields), t in zip(rows, texts, strict=True):
             fields["t"] = t
-    found = [_row(key, fields, terms) for key, _, fields in rows]
+    if len(rows) > ROWS_HERE:
+        found = await heavy_in_own_thread(_rows, rows, terms)
+    else:
+        found = _rows(rows, terms)
     if faint:  # candidates asked again: the caller has the statistics
         return Answer(found, Stats(0, 0, [0] * len(terms)), complete)
     if scope is not None:
