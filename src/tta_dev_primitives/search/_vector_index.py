@@ -42,9 +42,10 @@ ANN_EXPANSION_SEARCH: Final = 256
 ANN_DTYPE: Final = "f16"
 #: Graph keys from here on are rows of documents' further vectors, not document numbers.
 EXTRA_KEY: Final = 1 << 40
-#: Rows handed to the graph at once (usearch inserts a batch on all cores): the longest pause
-#: the graph adds to an ``add`` is one batch: ~10-40 ms at 384 dims on 2 busy shared cores.
-ANN_BATCH: Final = 64
+#: Rows handed to the graph at once (one ``add`` in 16 carries a batch): the longest pause the
+#: graph adds to an ``add`` is one batch. At 384 dims on 2 busy shared cores a batch of 64 took
+#: 43 ms (median) to 96 ms once the graph held 80k vectors; 32 halves that, at the same rate.
+ANN_BATCH: Final = 32
 #: Vectors live in blocks of this many rows (a power of two): growing the store allocates a
 #: block and never copies the rows before it (doubling one matrix copied 800 MB in one ~2 s
 #: ``add`` at 512k vectors). The first block alone grows by doubling, up to this size.
