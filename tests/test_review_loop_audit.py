@@ -298,22 +298,25 @@ async def test_a_long_chat_history_is_rebuilt_off_the_loop(monkeypatch: pytest.M
 
 def test_a_new_word_joins_the_prefix_vocabulary_without_rebuilding_it() -> None:
     """A prefix search after any add bringing a new word (an id, a name: most chat turns)
-    rebuilt the sorted vocabulary from every term: 35-56 ms per search at 50,000 memories."""
+    rebuilt the sorted vocabulary from every term: 35-56 ms per search at 50,000 memories. New
+    words are inserted in place now (many of them still rebuild it); the completions stay
+    exact through both, a removal and a re-add. (Through public methods only: that it is
+    not rebuilt is a cost, measured in the commit, not asserted.)"""
     from tta_dev_primitives.search import _term_index
 
     terms = _term_index.TermIndex()
     for docno in range(2000):
         terms.add(docno, f"u1:s1:{docno}", {f"order{docno}": 1, "garden": 1})
     assert terms.expand("order199") == ["order199", *(f"order199{i}" for i in range(10))]
-    vocabulary = terms._vocab
     terms.add(2000, "u1:s1:2000", {"order1995x": 1, "garden": 1})
     terms.remove(1994, "u1:s1:1994", ("order1994", "garden"), 2)
     terms.add(2001, "u1:s1:2001", {"order1994": 1})  # removed, then back
     after = ["order199", *(f"order199{i}" for i in range(6)), "order1995x",
              *(f"order199{i}" for i in range(6, 10))]  # fmt: skip
     assert terms.expand("order199") == after
-    assert terms._vocab is vocabulary  # updated in place, not rebuilt from every term
-    assert terms._vocab == sorted(set(terms._vocab))
+    for docno in range(2002, 2002 + 300):  # more new words than are inserted in place
+        terms.add(docno, f"u1:s1:{docno}", {f"order1993y{docno}": 1})
+    assert terms.expand("order1993y") == sorted(f"order1993y{d}" for d in range(2002, 2302))[:256]
 
 
 async def test_reading_every_in_process_memory_gives_the_loop_turns() -> None:

@@ -9,10 +9,9 @@ postings of the words asked about, never a per-document rescan. A scoped search 
 same postings through the scope's mask and scores with the scope's own statistics (see
 ``_scope_index``).
 
-Document numbers are given by the caller, in increasing order. A removed document leaves stale
-postings behind, skipped by a liveness mask and compacted once a term has more stale than live
-entries. Ranking (the top ``k`` and its ties) is the caller's: this index scores.
-"""
+Document numbers are given by the caller, in increasing order. A removed document's stale
+postings are skipped by a liveness mask and compacted once a term has more stale than live.
+Ranking (the top ``k`` and its ties) is the caller's: this index scores."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ __all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_CAP", "TF_MAX", "Plan", "TermIndex
 
 #: Terms an unfinished last word may expand to (the first ones in dictionary order).
 MAX_PREFIX_TERMS: Final = 256
-#: New terms inserted into the sorted vocabulary one by one at most (each insert moves the list
-#: once: 256 of them are ~10 ms at 100,000 terms); more rebuild it (~50 ms at 100,000).
+#: New terms inserted into the sorted vocabulary in place at most (~10 ms at 100k terms).
 _MERGE_IN_PLACE: Final = 256
 # Postings pack a term frequency in 12 bits (it counts up to ``TF_CAP``) and a document length
 # in 20: both saturate there (BM25 barely moves past a few occurrences; a million-word memory is
@@ -216,14 +214,11 @@ class TermIndex:
         self._stale.pop(term, None)
 
     def members(self, scope: str) -> list[int]:
-        """The docnos of ``scope``'s members (``ScopeIndex.members``)."""
-        return self._scopes.members(scope)
+        return self._scopes.members(scope)  # (``ScopeIndex.members``)
 
     def view(self, scope: str, exact: int | None, exact_len: int) -> ScopeView:
-        """The scope's live members as a mask over every docno, their count and total length.
-
-        ``exact``/``exact_len``: the docno and length of a document whose key is the scope.
-        """
+        """The scope's live members as a mask over every docno, their count and total length
+        (``exact``/``exact_len``: the docno and length of a document whose key is the scope)."""
         return self._scopes.view(numpy(), scope, exact, exact_len, len(self._live))
 
     def having(self, terms: Sequence[str]) -> Any:
@@ -245,11 +240,8 @@ class TermIndex:
         return mask
 
     def _merge_pending(self) -> None:
-        """Bring the sorted vocabulary up to date: a few new terms are inserted in place (a
-        chat's every turn brings some: rebuilding it for them walked every term, 35-56 ms at
-        50,000 memories of ids and names, at each prefix search after an add); many, or a
-        vocabulary mostly of removed terms, rebuild it. Removed terms stay until then:
-        readers skip terms without postings."""
+        """The sorted vocabulary brought up to date: a few new terms inserted in place (a
+        rebuild took 35-56 ms at 50k memories), many rebuild it; removed terms wait for that."""
         pending, vocab, live = self._pending, self._vocab, self._postings
         if self._stale_vocab > len(vocab) // 2 or len(pending) > _MERGE_IN_PLACE:
             self._vocab = sorted(t for t in dict.fromkeys(vocab + pending) if t in live)
@@ -280,8 +272,7 @@ class TermIndex:
         if mask is not None and terms_of is not None:
             last = bisect_left(vocab, token + "\U0010ffff", start)
             if size < last - start:
-                # (Another scope holds many words of this prefix: 4,096 looked at for a user
-                # holding none cost 20 ms, and a cap on them missed the user's own.)
+                # (Another scope's many words of this prefix: 4,096 looked at cost 20 ms.)
                 np = numpy()
                 own = {
                     t
@@ -307,12 +298,9 @@ class TermIndex:
         view: ScopeView | None,
         terms_of: Callable[[int], Sequence[str]] | None = None,
     ) -> Plan | None:
-        """What BM25 scores for ``query``; None if nothing can match (``terms_of``: a
-        document's terms, for a scoped unfinished word: ``expand``).
-
-        Unscoped, with the index's statistics; scoped (``view``), with the scope's own (its
-        member count, their average length, each term's document frequency among them).
-        """
+        """What BM25 scores for ``query``, None if nothing can match (``terms_of``: see
+        ``expand``): unscoped with the index's statistics, scoped (``view``) with the scope's
+        own (its member count, their average length, each term's document frequency there)."""
         if not self._count or not query.terms:
             return None
         postings = self._postings

@@ -42,9 +42,8 @@ ANN_EXPANSION_SEARCH: Final = 256
 ANN_DTYPE: Final = "f16"
 #: Graph keys from here on are rows of documents' further vectors, not document numbers.
 EXTRA_KEY: Final = 1 << 40
-#: Rows handed to the graph at once (one ``add`` in 16 carries a batch): the longest pause the
-#: graph adds to an ``add`` is one batch. At 384 dims on 2 busy shared cores a batch of 64 took
-#: 43 ms (median) to 96 ms once the graph held 80k vectors; 32 halves that, at the same rate.
+#: Rows handed to the graph at once (one ``add`` in 16 carries a batch: its longest pause). At
+#: 384 dims on 2 busy cores 64 took 43-96 ms once the graph held 80k vectors; 32 halves that.
 ANN_BATCH: Final = 32
 #: Vectors live in blocks of this many rows (a power of two): growing the store allocates a
 #: block and never copies the rows before it (doubling one matrix copied 800 MB in one ~2 s
@@ -152,9 +151,8 @@ class VectorIndex:
             )
 
     def add(self, docno: int, rows: list[Any] | None, *, graph: bool = True) -> None:
-        """Document ``docno`` (the next number) with these unit ``rows`` (from ``rows``), or
-        none. Without ``graph``, the HNSW graph gets no batch now (a renumbering re-adds every
-        document: feeding the graph as it goes rebuilt it in one go, 38 s at 33k vectors)."""
+        """Document ``docno`` (the next number) with these unit ``rows``, or none. Without
+        ``graph`` the HNSW graph gets no batch now (a renumbering re-adding every document)."""
         self._has_vec.append(0)
         if rows:
             self._store_vector(docno, rows[0], graph)
@@ -395,8 +393,7 @@ class VectorIndex:
         return self._ann
 
     def build_graph(self) -> Any:
-        """The graph, holding every vector now, built in one go (benchmarks time a bulk build
-        with it; searches never wait for it); None without usearch."""
+        """The graph holding every vector now, built in one go (benchmarks); None without it."""
         if self._ann is None and self._new_graph() is None:
             return None
         self._ann_extend(len(self._has_vec))
