@@ -42,27 +42,39 @@ EF_RUNTIME: Final = 200
 async def semantic(
     client: Any, shard: Shard, query: Query, limit: int, scope: str | None
 ) -> list[tuple[str, float, int]]:
-    """The nearest vectors (cosine, HNSW) within the scope; a memory scores by its best."""
+    """The nearest vectors (cosine, HNSW) within the scope; a memory scores by its best.
+
+    The engine counts vectors, not memories: a memory's further vectors (``fv:<i>:<key>``)
+    near the question could fill all ``k`` rows, leaving fewer than ``limit`` memories (one
+    memory with 30 vectors answered a search for 3 alone). So while the rows were all the
+    engine was asked for and hold fewer than ``limit + TIE_MARGIN`` memories, ask again for
+    more (at most ``MAX_VECTORS`` rows a memory: a few more round trips at worst)."""
     from tta_dev_primitives.embeddings._vectors import encode_vector
 
-    k = rows_for(limit + TIE_MARGIN)
-    ef = max(EF_RUNTIME, k)
+    wanted = rows_for(limit + TIE_MARGIN)
+    k = wanted
     where = scope_filter(scope, " ", query.filter).strip() or "*"
-    text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
-    reply = await shard.run(
-        client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", encode_vector(query.vector),
-        "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, *shard.tail,
-    )  # fmt: skip
-    best: dict[str, tuple[float, int]] = {}
-    for key, _, fields in replies.rows(reply, scores=False):
-        seq = replies.seq(fields)
-        distance = fields.get("d")
-        if seq is None or distance is None or not in_scope(key, scope):
-            continue
-        sim = 1.0 - float(distance)
-        if key not in best or sim > best[key][0]:
-            best[key] = (sim, seq)
-    return [(key, sim, seq) for key, (sim, seq) in best.items()]
+    vector = encode_vector(query.vector)
+    while True:
+        ef = max(EF_RUNTIME, k)
+        text = f"({where})=>[KNN {k} @e $v EF_RUNTIME {ef} AS d]"
+        reply = await shard.run(
+            client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", vector,
+            "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, *shard.tail,
+        )  # fmt: skip
+        found = replies.rows(reply, scores=False)
+        best: dict[str, tuple[float, int]] = {}
+        for key, _, fields in found:
+            seq = replies.seq(fields)
+            distance = fields.get("d")
+            if seq is None or distance is None or not in_scope(key, scope):
+                continue
+            sim = 1.0 - float(distance)
+            if key not in best or sim > best[key][0]:
+                best[key] = (sim, seq)
+        if len(found) < k or len(best) >= wanted or k >= MAX_RESULTS:
+            return [(key, sim, seq) for key, (sim, seq) in best.items()]
+        k = rows_for(2 * k)
 
 
 async def recent(

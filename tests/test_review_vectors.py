@@ -1,0 +1,90 @@
+"""Adversarial review of semantic and hybrid search under churn and across backends: each
+test runs the same writes in-process, on Redis with a replica and in the Query Engine, and
+asks for the same answers (keys, order, scores)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from conftest import namespace
+from tta_dev_primitives import MemoryPrimitive
+
+pytestmark = pytest.mark.redis
+
+Fill = Callable[[MemoryPrimitive], Awaitable[None]]
+Ask = Callable[[MemoryPrimitive], Awaitable[Any]]
+ENGINES = {"redis_server": "replica", "redis_query_engine": "redis"}
+
+
+def _embed(texts: list[str]) -> list[list[float]]:
+    """Texts "near <i>": just off the question's direction; "far...": further off, by length;
+    anything else: the question's direction."""
+    out = []
+    for t in texts:
+        if t.startswith("near "):
+            out.append([1.0, 0.001 * int(t.split()[1]), 0.0])
+        elif t.startswith("far"):
+            out.append([1.0, 0.5, 0.5 + 0.1 * len(t)])
+        else:
+            out.append([1.0, 0.0, 0.0])
+    return out
+
+
+async def _answers(
+    request: pytest.FixtureRequest, fill: Fill, ask: Ask, **options: Any
+) -> dict[str, Any]:
+    """``ask``'s answer after ``fill``, in-process and on each Redis backend."""
+    answers = {}
+    for backend in ("in_memory", *ENGINES):
+        if backend == "in_memory":
+            memory = MemoryPrimitive(**options)
+        else:
+            memory = MemoryPrimitive(
+                request.getfixturevalue(backend).url, namespace=namespace(),
+                search_engine=ENGINES[backend], redis_timeout=10.0, **options,  # type: ignore[arg-type]
+            )  # fmt: skip
+        try:
+            await fill(memory)
+            answers[backend] = await ask(memory)
+        finally:
+            await memory.clear()
+            await memory.aclose()
+    return answers
+
+
+def _same(answers: dict[str, Any]) -> None:
+    expected = answers["in_memory"]
+    for backend, answer in answers.items():
+        assert answer == expected, (backend, answer, expected)
+
+
+async def _scored(memory: MemoryPrimitive, question: str, **kwargs: Any) -> list[tuple[str, float]]:
+    return [(h.key, round(h.score, 5)) for h in await memory.search_scored(question, **kwargs)]
+
+
+@pytest.mark.parametrize("vectors", [30, 130])
+async def test_a_memory_with_many_vectors_does_not_crowd_out_the_others(
+    request: pytest.FixtureRequest, vectors: int
+) -> None:
+    """The Query Engine's KNN counts vectors, not memories: one memory whose further vectors
+    filled the ``limit + 20`` rows asked for was the whole answer (semantic: 30 vectors, a
+    search for 3; hybrid: 130, past its 100 candidates), where in-process found 3."""
+
+    async def fill(memory: MemoryPrimitive) -> None:
+        texts = [f"near {i}" for i in range(vectors)]
+        await memory.add("u:a", {"content": "alpha"}, vector_text=texts)
+        await memory.add("u:b", {"content": "beta"}, vector_text="far")
+        await memory.add("u:c", {"content": "gamma"}, vector_text="far x")
+
+    async def ask(memory: MemoryPrimitive) -> Any:
+        return [
+            await _scored(memory, "question alpha", limit=3, mode=mode)
+            for mode in ("semantic", "hybrid")
+        ]
+
+    answers = await _answers(request, fill, ask, embed=_embed)
+    assert [key for key, _ in answers["in_memory"][0]] == ["u:a", "u:b", "u:c"]
+    _same(answers)
