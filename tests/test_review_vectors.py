@@ -88,3 +88,31 @@ async def test_a_memory_with_many_vectors_does_not_crowd_out_the_others(
     answers = await _answers(request, fill, ask, embed=_embed)
     assert [key for key, _ in answers["in_memory"][0]] == ["u:a", "u:b", "u:c"]
     _same(answers)
+
+
+@pytest.mark.parametrize("server", list(ENGINES))
+async def test_two_vectors_of_another_embedder_are_not_read_as_one_of_this_one(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """A memory may hold several vectors, stored end to end without their count, and only
+    unit rows were checked when there were several: an old 4-dim embedder's two vectors are
+    one 8-dim row, which an 8-dim embedder's process read as its own (scored 1.0 by meaning,
+    through the replica) instead of leaving the memory to keyword search."""
+    url = request.getfixturevalue(server).url
+    ns = namespace()
+
+    def small(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0, 0.0, 0.0] if "x" in t else [0.0, 1.0, 0.0, 0.0] for t in texts]
+
+    def big(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] for t in texts]
+
+    a = MemoryPrimitive(url, namespace=ns, embed=small, search_engine=ENGINES[server])
+    await a.add("u1:s1:a", {"content": "old notes"}, vector_text=["x", "y"])
+    b = MemoryPrimitive(url, namespace=ns, embed=big, search_engine=ENGINES[server])
+    await b.add("u1:s1:b", {"content": "new notes"})
+    found = await b.search_scored("anything", 5, mode="semantic")
+    assert [h.key for h in found] == ["u1:s1:b"]
+    await a.clear()
+    for m in (a, b):
+        await m.aclose()

@@ -175,15 +175,17 @@ def stored_rows(flat: Vectors, dims: int) -> Vectors:
     ``InvalidArgumentError`` if they are not: a length that does not divide, or several rows
     that are not unit vectors. A memory may hold several vectors, stored without their count,
     so another model's vector of twice the size (768 against 384) divides evenly too; its
-    halves are not unit vectors, and it is not read as two of this size."""
+    halves are not unit vectors, and it is not read as two of this size. Nor are another
+    model's several vectors read as one (their concatenation is not a unit vector)."""
     if flat.shape[0] % dims:
         raise InvalidArgumentError(f"{flat.shape[0]} numbers are not whole {dims}-dim vectors")
     rows = flat.reshape(-1, dims)
-    if rows.shape[0] > 1:
-        norms = np.linalg.norm(rows.astype(np.float64), axis=1)
-        if np.any(np.abs(norms - 1.0) > UNIT_TOLERANCE):
-            raise InvalidArgumentError(
-                f"{flat.shape[0]} numbers are not {rows.shape[0]} unit {dims}-dim vectors "
-                "(another embedder's vector?)"
-            )
+    # One row is checked too: another model's several vectors of half this size, end to end
+    # (two 4-dim ones beside an 8-dim embedder), are one row of this size, but not a unit one.
+    norms = np.linalg.norm(rows.astype(np.float64), axis=1)
+    if np.any(np.abs(norms - 1.0) > UNIT_TOLERANCE):
+        raise InvalidArgumentError(
+            f"{flat.shape[0]} numbers are not {rows.shape[0]} unit {dims}-dim vectors "
+            "(another embedder's vectors?)"
+        )
     return rows
