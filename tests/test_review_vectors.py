@@ -116,3 +116,29 @@ async def test_two_vectors_of_another_embedder_are_not_read_as_one_of_this_one(
     await a.clear()
     for m in (a, b):
         await m.aclose()
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["writer", "another-process"])
+async def test_a_keyword_search_first_does_not_leave_several_vectors_unread(
+    request: pytest.FixtureRequest, fresh: bool
+) -> None:
+    """A replica that does not know the embedder's size yet read a memory's several vectors
+    (end to end) as one long vector, which its index refused: the first search was by
+    keyword, and the memory stayed out of every later search by meaning."""
+    url = request.getfixturevalue("redis_server").url
+    ns = namespace()
+
+    def make() -> MemoryPrimitive:
+        return MemoryPrimitive(url, namespace=ns, embed=_embed, search_engine="replica")
+
+    writer = make()
+    await writer.add("u:b", {"content": "beta"}, vector_text="far")
+    await writer.add("u:a", {"content": "alpha"}, vector_text=["near 1", "near 2"])
+    reader = make() if fresh else writer
+    assert [h.key for h in await reader.search_scored("alpha", mode="keyword")] == ["u:a"]
+    found = await reader.search_scored("question", 5, mode="semantic")
+    assert [h.key for h in found] == ["u:a", "u:b"]
+    await writer.clear()
+    await writer.aclose()
+    if fresh:
+        await reader.aclose()

@@ -142,6 +142,9 @@ class Replica:
         self._own: dict[str, tuple[int, Document]] = {}
         self._warned_vectors = False
         self.dims: int | None = None  # this process's embedder's, once known
+        # A vector was refused before ``dims`` was known: perhaps a memory's several vectors,
+        # read end to end as one; read again once ``dims`` is known (``expect_dims``).
+        self._refused_unsized = False
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
         self._lock = LoopLock()
@@ -296,19 +299,21 @@ class Replica:
             self.index.add(key, terms, recency=seq, vector=vector)
         except InvalidArgumentError as exc:  # another embedder's dimension, or garbage bytes
             self.index.add(key, terms, recency=seq)
+            self._refused_unsized |= self.dims is None
             self._warn_vector(key, exc)
 
     def expect_dims(self, dims: int) -> None:
         """This process embeds with ``dims``: index only vectors of that size.
 
-        Until it is known the first vector read sets the index's size; if that turns out to be
-        another embedder's, the replica starts over, keeping this process's vectors.
+        Until it is known the first vector read sets the index's size, and a memory's several
+        vectors, stored end to end, read as one longer vector; if the size turns out to be
+        another, or a vector was refused meanwhile, the replica starts over.
         """
         with self.guard:
             if dims == self.dims:
                 return
             self.dims = dims
-            if self.index.dim is not None and self.index.dim != dims:
+            if (self.index.dim is not None and self.index.dim != dims) or self._refused_unsized:
                 self.cleared()
 
     def _decode(self, key: str, data: bytes) -> Any:
@@ -399,6 +404,7 @@ class Replica:
             for cursor in self._cursors.values():
                 self._reset(cursor)  # (each key's own removal wasted: the index is cleared next)
             self.index.clear()
+            self._refused_unsized = False
             self._deadlines.clear()
             self._deadline_of.clear()
             self._own.clear()

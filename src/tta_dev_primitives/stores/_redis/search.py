@@ -380,6 +380,8 @@ class RedisIndex:
                 max_scopes=self.max_scopes, scope_budget=self.scope_budget,
                 scope_replicas=self.scope_replicas, on_changed=self.on_changed,
             )  # fmt: skip
+            if self.dims is not None:  # this process embedded already: read vectors by it
+                replicas.expect_dims(self.dims)
             self.replicas = replicas
         return replicas
 
