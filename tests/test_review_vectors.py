@@ -142,3 +142,26 @@ async def test_a_keyword_search_first_does_not_leave_several_vectors_unread(
     await writer.aclose()
     if fresh:
         await reader.aclose()
+
+
+@pytest.mark.parametrize("copies", [60, 130])
+async def test_equal_vectors_rank_newest_first_in_every_mode(
+    request: pytest.FixtureRequest, copies: int
+) -> None:
+    """The same text written many times ("ok thanks") has one vector. The Query Engine orders
+    equal distances oldest first, and its KNN read ``limit + 20`` rows: a search by meaning
+    answered with the oldest copies, and hybrid (130 copies, past its 100 candidates) fused
+    the keyword side's newest with the semantic side's oldest, scoring every hit 0.4 where
+    in-process scored the newest 0.64."""
+
+    async def fill(memory: MemoryPrimitive) -> None:
+        for i in range(copies):
+            await memory.add(f"u:{i:03d}", {"content": "ok thanks"}, vector_text="ok")
+
+    async def ask(memory: MemoryPrimitive) -> Any:
+        return [await _scored(memory, "ok", limit=3, mode=mode) for mode in ("semantic", "hybrid")]
+
+    answers = await _answers(request, fill, ask, embed=_embed)
+    newest = [f"u:{i:03d}" for i in range(copies - 1, copies - 4, -1)]
+    assert [key for key, _ in answers["in_memory"][1]] == newest
+    _same(answers)

@@ -18,7 +18,16 @@ from tta_dev_primitives.stores._redis import replies
 from tta_dev_primitives.stores._redis.documents import scope_filter
 from tta_dev_primitives.stores._redis.shards import Shard
 
-__all__ = ["EF_RUNTIME", "MAX_RESULTS", "TIE_MARGIN", "recent", "rows_for", "semantic", "top"]
+__all__ = [
+    "EF_RUNTIME",
+    "MAX_RESULTS",
+    "MAX_TIE_ROWS",
+    "TIE_MARGIN",
+    "recent",
+    "rows_for",
+    "semantic",
+    "top",
+]
 
 #: Extra hits read past ``limit`` so that equal scores can be ordered newest first here.
 TIE_MARGIN: Final = 20
@@ -34,6 +43,10 @@ def rows_for(wanted: int) -> int:
     return min(wanted, MAX_RESULTS)
 
 
+#: KNN rows past which a search asks for no more to order equal distances newest first (as
+#: ``keywords.MAX_TIE_SORT`` for equal keyword scores).
+MAX_TIE_ROWS: Final = 20_000
+
 #: HNSW candidate list per vector query (the engine's default, 10, found ~57% of the true top
 #: 10 on 100k MiniLM vectors; 128 found ~95%: benchmarks/results/vectors.md).
 EF_RUNTIME: Final = 200
@@ -44,11 +57,14 @@ async def semantic(
 ) -> list[tuple[str, float, int]]:
     """The nearest vectors (cosine, HNSW) within the scope; a memory scores by its best.
 
-    The engine counts vectors, not memories: a memory's further vectors (``fv:<i>:<key>``)
-    near the question could fill all ``k`` rows, leaving fewer than ``limit`` memories (one
-    memory with 30 vectors answered a search for 3 alone). So while the rows were all the
-    engine was asked for and hold fewer than ``limit + TIE_MARGIN`` memories, ask again for
-    more (at most ``MAX_VECTORS`` rows a memory: a few more round trips at worst)."""
+    The engine counts vectors, not memories, and orders equal distances oldest first. So the
+    KNN asks again for twice the rows while its rows were all it was asked for and either
+    hold fewer than ``limit + TIE_MARGIN`` memories (a memory's further vectors,
+    ``fv:<i>:<key>``, near the question filled them: one memory with 30 vectors answered a
+    search for 3 alone) or end on the score of the ``limit``-th memory (equal vectors, the
+    same text written many times, ran past them: the oldest were returned, not the newest,
+    and hybrid's two sides fused different ones). Past ``MAX_TIE_ROWS`` rows, equal distances
+    keep the engine's order."""
     from tta_dev_primitives.embeddings._vectors import encode_vector
 
     wanted = rows_for(limit + TIE_MARGIN)
@@ -62,18 +78,26 @@ async def semantic(
             client, "FT.SEARCH", shard.name, text, "PARAMS", 2, "v", vector,
             "SORTBY", "d", "RETURN", 2, "d", "q", "LIMIT", 0, k, *shard.tail,
         )  # fmt: skip
-        found = replies.rows(reply, scores=False)
         best: dict[str, tuple[float, int]] = {}
-        for key, _, fields in found:
+        last = None  # the distance of the farthest row
+        rows = replies.rows(reply, scores=False)
+        for key, _, fields in rows:
             seq = replies.seq(fields)
             distance = fields.get("d")
+            if distance is not None:
+                last = float(distance)
             if seq is None or distance is None or not in_scope(key, scope):
                 continue
             sim = 1.0 - float(distance)
             if key not in best or sim > best[key][0]:
                 best[key] = (sim, seq)
-        if len(found) < k or len(best) >= wanted or k >= MAX_RESULTS:
-            return [(key, sim, seq) for key, (sim, seq) in best.items()]
+        found = [(key, sim, seq) for key, (sim, seq) in best.items()]
+        if len(rows) < k or k >= MAX_RESULTS:
+            return found
+        if len(found) >= wanted:
+            cut = sorted((sim for _, sim, _ in found), reverse=True)[limit - 1]
+            if last is None or 1.0 - last < cut or k >= MAX_TIE_ROWS:
+                return found
         k = rows_for(2 * k)
 
 
