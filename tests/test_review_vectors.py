@@ -4,13 +4,17 @@ asks for the same answers (keys, order, scores)."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from conftest import namespace
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._index import SearchIndex
 
 pytestmark = pytest.mark.redis
 
@@ -165,3 +169,23 @@ async def test_equal_vectors_rank_newest_first_in_every_mode(
     newest = [f"u:{i:03d}" for i in range(copies - 1, copies - 4, -1)]
     assert [key for key, _ in answers["in_memory"][1]] == newest
     _same(answers)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="needs usearch")
+@pytest.mark.parametrize("scope", [None, "u1"])
+@pytest.mark.parametrize("limit", [3, 10, 40])
+def test_equal_vectors_rank_newest_first_through_the_graph(scope: str | None, limit: int) -> None:
+    """Past the graph's threshold (20,000 vectors in use) the graph proposed ``2 * limit``
+    (at least 32) of the documents that share the question's vector, chosen by the graph, and
+    the newest of those won: not the newest of all, which the exact scan returns."""
+    rng = np.random.default_rng(0)
+    graph, exact = SearchIndex(ann_threshold=200), SearchIndex(ann_threshold=10**9)
+    same = rng.normal(size=16).astype(np.float32)
+    for i in range(1000):  # the equal ones among the oldest: all in the graph
+        vector = same if i % 3 == 0 and i < 700 else rng.normal(size=16).astype(np.float32)
+        for index in (graph, exact):
+            index.add(f"u{i % 2}:{i}", {}, i, vector)
+    assert graph.stats().graph is not None
+    question = Query(terms=(), prefix_last=False, blank=False, mode="semantic", vector=same)
+    want = exact.search_scored(question, limit, scope)
+    assert graph.search_scored(question, limit, scope) == want

@@ -316,7 +316,17 @@ class VectorIndex:
                 return None
         elif len(rows) < min(limit, n):
             return None
-        return rows, self._best(np, q, rows, self._rows(np, rows) @ q)
+        sims = self._best(np, q, rows, self._rows(np, rows) @ q)
+        if len(sims) > 1:
+            # Equal vectors (the same text written many times) tie, and ties go to the newest;
+            # but the graph finds some of many equal vectors, not all (HNSW links a node to one
+            # of its duplicates and prunes the rest), and not the newest. So when the best
+            # ``limit + 1`` candidates hold equal scores, the exact scan answers.
+            best = min(limit + 1, len(sims))
+            top = np.partition(sims, len(sims) - best)[len(sims) - best :]
+            if len(np.unique(top)) < best:
+                return None
+        return rows, sims
 
     def _rows(self, np: Any, rows: Any) -> Any:
         """The vectors of docnos ``rows`` (each must have one), in that order."""
