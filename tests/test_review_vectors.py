@@ -21,6 +21,9 @@ pytestmark = pytest.mark.redis
 Fill = Callable[[MemoryPrimitive], Awaitable[None]]
 Ask = Callable[[MemoryPrimitive], Awaitable[Any]]
 ENGINES = {"redis_server": "replica", "redis_query_engine": "redis"}
+#: Where ``_answers`` asks besides in-process: the replica and the engine, each on one server
+#: and on a cluster.
+EVERYWHERE = {**ENGINES, "redis_cluster": "replica", "redis_query_engine_cluster": "redis"}
 
 
 def _embed(texts: list[str]) -> list[list[float]]:
@@ -42,13 +45,13 @@ async def _answers(
 ) -> dict[str, Any]:
     """``ask``'s answer after ``fill``, in-process and on each Redis backend."""
     answers = {}
-    for backend in ("in_memory", *ENGINES):
+    for backend in ("in_memory", *EVERYWHERE):
         if backend == "in_memory":
             memory = MemoryPrimitive(**options)
         else:
             memory = MemoryPrimitive(
                 request.getfixturevalue(backend).url, namespace=namespace(),
-                search_engine=ENGINES[backend], redis_timeout=10.0, **options,  # type: ignore[arg-type]
+                search_engine=EVERYWHERE[backend], redis_timeout=10.0, **options,  # type: ignore[arg-type]
             )  # fmt: skip
         try:
             await fill(memory)
