@@ -5,6 +5,7 @@ asks for the same answers (keys, order, scores)."""
 from __future__ import annotations
 
 import importlib.util
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -192,3 +193,91 @@ def test_equal_vectors_rank_newest_first_through_the_graph(scope: str | None, li
     question = Query(terms=(), prefix_last=False, blank=False, mode="semantic", vector=same)
     want = exact.search_scored(question, limit, scope)
     assert graph.search_scored(question, limit, scope) == want
+
+
+WORDS = ["peanut", "snack", "car", "brakes", "hike", "trail", "tuesday", "garage", "apple", "river"]
+KEYS = [f"u{u}:s{s}:{t}" for u in range(2) for s in range(2) for t in range(3)]
+
+
+def _topics(texts: list[str]) -> list[list[float]]:
+    """Six topics, words weighted by length: few ties, but some."""
+    out = []
+    for text in texts:
+        v = [0.0] * 6
+        for word in text.split():
+            if word in WORDS:
+                v[WORDS.index(word) % 5] += 1.0 + (len(word) % 3) * 0.25
+        out.append(v if any(v) else [0.0] * 5 + [1.0])
+    return out
+
+
+def _churn(seed: int) -> tuple[list[tuple[Any, ...]], list[tuple[str, dict[str, Any]]]]:
+    """Writes, updates (new text, new vectors, several, none), deletes, touches, forgets and
+    clears of a few keys, with searches between; and the searches asked."""
+    rng = random.Random(seed)
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(n))
+
+    ops: list[tuple[Any, ...]] = []
+    for _ in range(40):
+        r, key = rng.random(), rng.choice(KEYS)
+        if r < 0.55:
+            vector_text = rng.choice([None, None, None, "", [text(2) for _ in range(3)]])
+            value = {"role": rng.choice(["user", "assistant"]), "content": text(3)}
+            ops.append(("add", key, value, vector_text))
+        elif r < 0.7:
+            ops.append(("delete", key))
+        elif r < 0.8:
+            ops.append(("touch", key))
+        elif r < 0.84:
+            ops.append(("forget", rng.choice(["u0", "u1:s1", "u0:s0"])))
+        elif r < 0.85:
+            ops.append(("clear",))
+        else:
+            ops.append(("search",))
+    ops.append(("search",))
+    asks = []
+    for _ in range(4):
+        mode = rng.choice(["keyword", "semantic", "hybrid", "hybrid"])
+        kwargs: dict[str, Any] = {
+            "limit": rng.choice([1, 3, 20]),
+            "scope": rng.choice([None, "u0", "u1", "u0:s1"]),
+            "mode": mode,
+        }
+        if rng.random() < 0.3:
+            kwargs["filter"] = {"role": rng.choice(["user", "assistant"])}
+        if mode == "hybrid" and rng.random() < 0.4:
+            kwargs["hybrid_weight"] = rng.choice([0.3, 0.8])
+        asks.append((text(rng.randint(1, 2)), kwargs))
+    return ops, asks
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_churn_answers_alike_everywhere(request: pytest.FixtureRequest, seed: int) -> None:
+    """Random churn of a few keys, searched between the changes in every mode: the same keys
+    in the same order with the same scores in-process, with replicas and in the engine."""
+    ops, asks = _churn(seed)
+
+    async def fill(memory: MemoryPrimitive) -> None:
+        pass
+
+    async def ask(memory: MemoryPrimitive) -> Any:
+        answers = []
+        for op in ops:
+            if op[0] == "add":
+                await memory.add(op[1], op[2], vector_text=op[3])
+            elif op[0] == "delete":
+                await memory.delete(op[1])
+            elif op[0] == "touch":
+                await memory.touch(op[1], None)
+            elif op[0] == "forget":
+                await memory.forget(op[1])
+            elif op[0] == "clear":
+                await memory.clear()
+            else:
+                for question, kwargs in asks:
+                    answers.append(await _scored(memory, question, **kwargs))
+        return answers
+
+    _same(await _answers(request, fill, ask, embed=_topics))
