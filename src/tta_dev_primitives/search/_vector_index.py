@@ -74,20 +74,8 @@ def as_unit_vector(vector: Any, what: str = "vector") -> Any:
 class VectorIndex:
     """Unit vectors by document number (and further ones per document), exact or by graph."""
 
-    __slots__ = (
-        "_ann",
-        "_ann_credit",
-        "_ann_cursor",
-        "_ann_threshold",
-        "_dim",
-        "_has_vec",
-        "_n_vecs",
-        "_no_usearch",
-        "_vecs",
-        "_xdoc",
-        "_xrows",
-        "_xvecs",
-    )
+    __slots__ = ("_ann", "_ann_credit", "_ann_cursor", "_ann_threshold", "_dim", "_has_vec",
+                 "_n_vecs", "_no_usearch", "_vecs", "_xdoc", "_xrows", "_xvecs")  # fmt: skip
 
     def __init__(self, ann_threshold: int = ANN_THRESHOLD) -> None:
         """``ann_threshold``: vectors from which semantic search uses the HNSW graph."""
@@ -318,10 +306,8 @@ class VectorIndex:
             return None
         sims = self._best(np, q, rows, self._rows(np, rows) @ q)
         if len(sims) > 1:
-            # Equal vectors (the same text written many times) tie, and ties go to the newest;
-            # but the graph finds some of many equal vectors, not all (HNSW links a node to one
-            # of its duplicates and prunes the rest), and not the newest. So when the best
-            # ``limit + 1`` candidates hold equal scores, the exact scan answers.
+            # Ties go to the newest, but of many equal vectors (one text written many times)
+            # the graph finds some, not the newest: when the best limit + 1 tie, scan exactly.
             best = min(limit + 1, len(sims))
             top = np.partition(sims, len(sims) - best)[len(sims) - best :]
             if len(np.unique(top)) < best:
