@@ -77,6 +77,9 @@ class _Cursor:
     since_del: int | None = None  # None: not started (tombstones before the load don't matter)
     keys: set[str] = field(default_factory=set)
     head: Any = None  # the partition's head when it was last caught up (None: unknown)
+    # Bumped by each slice of a page applied and each reset: a page read before another
+    # thread's sync applied (its own lock is per loop) is read again, not applied over it.
+    turn: int = 0
 
 
 _Record = tuple[str, int, bytes | None, int | None, bytes | None]
@@ -185,9 +188,15 @@ class Replica:
         cursor = self._cursors[base]
         cursor.head = None  # unknown until this catch-up completes
         while True:
-            since_del = "-" if cursor.since_del is None else str(cursor.since_del)
-            reply = await fetch(base, str(cursor.since), since_del, self.seg)
-            if _outdated(cursor, reply):
+            with self.guard:
+                turn, since = cursor.turn, str(cursor.since)
+                since_del = "-" if cursor.since_del is None else str(cursor.since_del)
+            reply = await fetch(base, since, since_del, self.seg)
+            with self.guard:
+                if cursor.turn != turn:
+                    continue  # another thread's sync moved the partition on: read from there
+                outdated = _outdated(cursor, reply)
+            if outdated:
                 # Cleared, recreated, deletes we never saw were trimmed, or the partition is
                 # behind what we read (an older snapshot, a lagging replica): reload it.
                 await self._reset_in_turns(cursor)
@@ -196,7 +205,7 @@ class Replica:
             analysed: Mapping[tuple[str, int], dict[str, int]] = {}
             if len(reply[4]) > OFF_LOOP_BYTES:
                 records, analysed = await heavy_in_own_thread(self._analyse, reply[4])
-            if not await self._apply(cursor, reply, records, analysed):
+            if not await self._apply(cursor, reply, records, analysed, turn):
                 cursor.head = head
                 return
 
@@ -215,16 +224,21 @@ class Replica:
         reply: list[Any],
         records: Iterable[_Record],
         analysed: Mapping[tuple[str, int], dict[str, int]],
+        turn: int,
     ) -> bool:
         """Apply one page that is not ``_outdated``: its ``records`` (their terms in
         ``analysed`` if worked out already); True if there is more to read.
 
         A turn of the event loop every ``_APPLY_SLICE`` records: indexing a page of 1,000
         held the loop 50-116 ms on a busy machine. If the partition starts over meanwhile
-        (``cleared``), the rest of the page is left: True, so it is read again from there."""
+        (``cleared``), or another thread's sync applies to it (``turn``, as read before the
+        page was), the rest of the page is left: True, so it is read again from there."""
         guard = self.guard
         guard.acquire()
         try:
+            if cursor.turn != turn:
+                return True
+            cursor.turn = turn = turn + 1
             epoch, now_ms = text_of(reply[0]), int(reply[2])
             newest_del = int(float(reply[3]))
             dels, more = reply[5], bool(int(reply[6]))
@@ -242,7 +256,7 @@ class Replica:
                         await asyncio.sleep(0)
                     finally:
                         guard.acquire()
-                    if self._resets != resets:
+                    if self._resets != resets or cursor.turn != turn:
                         return True
                 cursor.since = max(cursor.since, seq)
                 if payload is None:  # expired or deleted since the page was listed
@@ -346,6 +360,7 @@ class Replica:
         cleared at once, as it is when it holds only this partition's memories: removing 50,000
         one by one held the event loop for 1.5 s, renumbering the index on the way)."""
         self._resets += 1
+        cursor.turn += 1
         keys, cursor.keys = cursor.keys, set()
         cursor.epoch, cursor.since, cursor.since_del, cursor.head = None, 0, None, None
         deadline_of = self._deadline_of
@@ -356,8 +371,10 @@ class Replica:
             return []
         return list(keys)
 
-    def _take_out(self, keys: list[str]) -> None:
+    def _take_out(self, keys: list[str], cursor: _Cursor) -> None:
         for key in keys:
+            if key in cursor.keys:
+                continue  # read anew meanwhile (another thread's sync): not the old memory
             self.index.remove(key)
             self._deadline_of.pop(key, None)
 
@@ -368,7 +385,7 @@ class Replica:
             keys = self._reset(cursor)
         for start in range(0, len(keys), _RESET_SLICE):
             with self.guard:
-                self._take_out(keys[start : start + _RESET_SLICE])
+                self._take_out(keys[start : start + _RESET_SLICE], cursor)
             if start + _RESET_SLICE < len(keys):
                 await asyncio.sleep(0)
 

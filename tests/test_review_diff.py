@@ -1,0 +1,85 @@
+"""Review of the merged branches: where a thread lock, a loop lock and pages applied across
+turns of the event loop meet."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from conftest import namespace
+from redis_server import RedisServer
+from tta_dev_primitives import MemoryPrimitive
+
+
+@pytest.mark.redis
+def test_a_page_left_half_applied_is_not_finished_over_another_threads_newer_one(
+    redis_server: RedisServer,
+) -> None:
+    """Two threads, each with its own event loop, sync one replica at once (its lock is one
+    per loop). Thread A applies the first slice of a page whose last record holds 'bravo' for
+    a key and yields its loop; the key is rewritten 'charlie' and thread B reads and applies
+    the changes from where A got to; then A finishes its page. The replica must not index the
+    key by 'bravo' again: nothing would ever read it anew."""
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace(), search_engine="replica")
+    key = "u1:s1:k"
+    paused, go = threading.Event(), threading.Event()
+
+    async def start() -> Any:
+        assert await memory.search_scored("anything", limit=3) == []  # (the replica exists)
+        for i in range(300):
+            await memory.add(f"u1:s0:{i}", {"text": f"filler {i}"})
+        await memory.add(key, {"text": "bravo"})
+        return memory._store.remote.index  # type: ignore[union-attr]
+
+    index = asyncio.run(start())
+    replica = index.replicas.full
+    cursor = replica._cursors[replica.bases[0]]
+    loaded = cursor.since
+
+    async def pause_mid_page() -> None:
+        while True:  # until A's page is partly applied (at a turn its loop is given)
+            if cursor.since != loaded:
+                break
+            await asyncio.sleep(0)
+        paused.set()
+        go.wait(30)  # (blocks thread A's loop, with the page half applied)
+
+    errors: list[BaseException] = []
+
+    def thread_a() -> None:
+        async def run() -> None:
+            await asyncio.gather(replica.sync(index._patient_changes), pause_mid_page())
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    a = threading.Thread(target=thread_a, daemon=True)
+    a.start()
+    try:
+        assert paused.wait(30)
+        asyncio.run(memory.add(key, {"text": "charlie"}))
+        b = threading.Thread(
+            target=asyncio.run, args=(replica.sync(index._patient_changes),), daemon=True
+        )
+        b.start()
+        b.join(30)
+    finally:
+        go.set()
+        a.join(30)
+    assert not errors
+
+    async def searched() -> tuple[list[str], list[str]]:
+        try:
+            new = [h.key for h in await memory.search_scored("charlie", limit=3)]
+            old = [h.key for h in await memory.search_scored("bravo", limit=3)]
+            return new, old
+        finally:
+            await memory.clear()
+            await memory.aclose()
+
+    assert asyncio.run(searched()) == ([key], [])
