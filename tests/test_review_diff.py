@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import namespace
+from conftest import fast_recovery, namespace
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives._blocked import alive
 
 
 @pytest.mark.redis
@@ -83,3 +86,45 @@ def test_a_page_left_half_applied_is_not_finished_over_another_threads_newer_one
             await memory.aclose()
 
     assert asyncio.run(searched()) == ([key], [])
+
+
+@pytest.mark.redis
+def test_a_sync_call_inside_a_loop_whose_journal_writer_is_busy_returns(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """During an outage with a durable journal, a loop's write has started its journal writer
+    when a sync call (LangGraph's store allows one inside a running loop) writes too: it runs
+    on the portal loop while the first loop waits for it. Its append must not wait for the
+    first loop's writer, which cannot finish until the sync call returns."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, journal_path=tmp_path / "journal")
+    store = MemoryPrimitiveStore(memory)
+
+    async def main() -> None:
+        await memory.add("u1:s1:0", {"text": "before"})
+        server.kill()
+        await memory.add("u1:s1:1", {"text": "journalled"})  # (the outage found)
+        file = memory._store.journal_file
+        assert file is not None
+        task = asyncio.create_task(memory.add("u1:s1:2", {"text": "journalled too"}))
+        while True:  # until this loop's writer has started
+            if alive(file._writer):
+                break
+            await asyncio.sleep(0)
+        store.put(("u1", "s2"), "k", {"text": "a sync write"})  # blocks this loop meanwhile
+        await task
+
+    done = threading.Event()
+
+    def run() -> None:
+        asyncio.run(main())
+        done.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)  # hang guard only
+    assert done.is_set(), "the sync write never returned"
+    assert memory.get_backend_info()["journal_size"] == 3
+    asyncio.run(memory.aclose())

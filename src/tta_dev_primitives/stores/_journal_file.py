@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tta_dev_primitives._blocked import alive, finished_elsewhere
+from tta_dev_primitives._blocked import alive, blocked_loop, finished_elsewhere
 from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Clear, Delete, Document, Put, Write
 
@@ -419,14 +419,17 @@ class JournalFile:
         while True:
             with self._handoff:
                 writer = self._writer
-                mine = alive(writer) and writer.get_loop() is loop
-                if mine or not (alive(writer) and writer.get_loop().is_running()):
-                    # (One pending on a stopped loop is taken over: its items' futures are
-                    # set thread-safely, ``_settle``.)
+                other = writer.get_loop() if alive(writer) else None
+                mine = other is loop
+                if mine or other is None or not other.is_running() or other is blocked_loop.get():
+                    # (One pending on a stopped loop is taken over, as is one on the loop this
+                    # sync call blocks, which runs it only once this returns: their items'
+                    # futures are set thread-safely, ``_settle``.)
                     self._queue.append(item)
                     if not mine:
                         self._writer = loop.create_task(self._drain(), name="tta-journal-writer")
                     return
+            assert writer is not None  # (alive, on ``other``)
             if not await finished_elsewhere(writer):
                 await asyncio.sleep(0.001)
 
