@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,94 @@ def test_a_sync_call_inside_a_loop_whose_journal_writer_is_busy_returns(
     assert done.is_set(), "the sync write never returned"
     assert memory.get_backend_info()["journal_size"] == 3
     asyncio.run(memory.aclose())
+
+
+@pytest.mark.redis
+def test_a_journal_restored_by_another_threads_loop_meanwhile_does_not_undo_a_later_write(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """A process starts on a durable journal an earlier one left, Redis still away, and two
+    threads (each its own loop) make its first calls at once. Each loop's load lock is its
+    own: thread B restores the journal in slices; thread A restores it too, writes a newer
+    value of a restored key, and only then does B finish. The newer value must stay."""
+    server = redis_server_factory()
+    path = tmp_path / "journal"
+    first = fast_recovery(server.url, journal_path=path)
+    ns = first.namespace
+
+    async def leave_a_journal() -> None:
+        await first.add("u1:s1:start", {"text": "connected"})
+        server.kill()
+        for i in range(600):
+            await first.add(f"u1:s1:{i}", {"text": f"old {i}"})
+        await first.aclose()  # (the file keeps them for the next process)
+
+    asyncio.run(leave_a_journal())
+    memory = fast_recovery(server.url, ns, journal_path=path)
+    store = memory._store
+    paused, go = threading.Event(), threading.Event()
+
+    async def pause_mid_restore() -> None:
+        while True:  # until B's restore has taken in a slice (at a turn it gives its loop)
+            if len(store._journal) >= 256 and not store._loaded:
+                break
+            await asyncio.sleep(0)
+        paused.set()
+        go.wait(60)  # (blocks thread B's loop, its restore half done)
+
+    errors: list[BaseException] = []
+
+    def thread_b() -> None:
+        async def run() -> None:
+            await asyncio.gather(memory.get("u1:s1:0"), pause_mid_restore())
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    b = threading.Thread(target=thread_b, daemon=True)
+    b.start()
+
+    async def newer() -> None:
+        assert (await memory.get("u1:s1:5")) == {"text": "old 5"}
+        await memory.add("u1:s1:5", {"text": "new"})
+
+    wrote = threading.Event()
+
+    def thread_a() -> None:
+        try:
+            asyncio.run(newer())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        wrote.set()
+
+    def a_waits_for_b() -> bool:
+        """A's loop holds its load lock while B's load (a task of B's loop) runs."""
+        if getattr(store, "_load_task", None) is None:
+            return False  # (no load of one loop to wait for: A restores on its own)
+        return sum(lock.locked() for lock in list(store._loading._locks.values())) == 2
+
+    a = threading.Thread(target=thread_a, daemon=True)
+    try:
+        assert paused.wait(60)
+        a.start()
+        # A either writes at once (its own restore) or waits for B's load (its loop's load
+        # lock held); B goes on only then.
+        for _ in range(60_000):  # hang guard only
+            if wrote.is_set() or a_waits_for_b():
+                break
+            time.sleep(0.001)
+    finally:
+        go.set()
+        b.join(60)
+        a.join(60)
+    assert not errors
+
+    async def read() -> Any:
+        try:
+            return await memory.get("u1:s1:5")
+        finally:
+            await memory.aclose()
+
+    assert asyncio.run(read()) == {"text": "new"}

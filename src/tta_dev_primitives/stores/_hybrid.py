@@ -45,13 +45,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from tta_dev_primitives._blocked import LoopLock, alive, finished_elsewhere
+from tta_dev_primitives._blocked import LoopLock, alive, blocked_loop, finished_elsewhere
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -134,6 +135,11 @@ class HybridStore(Generic[B]):
         self._journal = self._outbox.journal
         self._loaded = journal_file is None
         self._loading = LoopLock()
+        # The load, as a task of the loop that began it: a loop's lock is its own, so another
+        # thread's loop waits for that task rather than restore the journal a second time
+        # (whose old values would then overwrite this process's newer writes in-process).
+        self._load_task: asyncio.Task[None] | None = None
+        self._load_claim = threading.Lock()
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         # The timer of the next probe while writes are journalled, and its loop.
@@ -601,9 +607,25 @@ class HybridStore(Generic[B]):
         """Before this store's first operation: take in what an earlier process left in the
         durable journal (into the journal and the in-process copy), and replay it now if the
         remote answers, so that no read of this process goes back before those writes."""
+        loop = asyncio.get_running_loop()
         async with self._loading():
-            if self._loaded:
-                return
+            while not self._loaded:
+                with self._load_claim:
+                    task = self._load_task
+                    other = task.get_loop() if alive(task) else None
+                    if other is None or (
+                        other is not loop
+                        and (not other.is_running() or other is blocked_loop.get())
+                    ):  # (a stopped loop, or the one this sync call blocks: it cannot finish)
+                        task = self._load_task = loop.create_task(self._load_once())
+                assert task is not None
+                if task.get_loop() is loop:
+                    await asyncio.shield(task)
+                elif not await finished_elsewhere(task):
+                    await asyncio.sleep(0.001)
+
+    async def _load_once(self) -> None:
+        if not self._loaded:
             file = self.journal_file
             assert file is not None
             if not self._restored:
