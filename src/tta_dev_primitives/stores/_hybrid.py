@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import threading
 import time
 import weakref
@@ -139,6 +140,7 @@ class HybridStore(Generic[B]):
         # thread's loop waits for that task rather than restore the journal a second time
         # (whose old values would then overwrite this process's newer writes in-process).
         self._load_task: asyncio.Task[None] | None = None
+        self._load_pid = 0  # the process that began it (a forked child never waits for it)
         self._load_claim = threading.Lock()
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
@@ -613,11 +615,16 @@ class HybridStore(Generic[B]):
                 with self._load_claim:
                     task = self._load_task
                     other = task.get_loop() if alive(task) else None
-                    if other is None or (
-                        other is not loop
-                        and (not other.is_running() or other is blocked_loop.get())
+                    if (
+                        other is None
+                        or self._load_pid != os.getpid()
+                        or (
+                            other is not loop
+                            and (not other.is_running() or other is blocked_loop.get())
+                        )
                     ):  # (a stopped loop, or the one this sync call blocks: it cannot finish)
                         task = self._load_task = loop.create_task(self._load_once())
+                        self._load_pid = os.getpid()
                 assert task is not None
                 if task.get_loop() is loop:
                     await asyncio.shield(task)
