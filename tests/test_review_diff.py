@@ -4,6 +4,7 @@ turns of the event loop meet."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -220,3 +221,35 @@ def test_a_journal_restored_by_another_threads_loop_meanwhile_does_not_undo_a_la
             await memory.aclose()
 
     assert asyncio.run(read()) == {"text": "new"}
+
+
+def test_threads_searching_scopes_at_once_never_see_the_replica_list_change_under_them() -> None:
+    """The replicas of a memory searched by threads each with its own loop: one search's
+    trim (or a clear's walk over them) while another's scope adds or moves a replica."""
+    from tta_dev_primitives.search._indexing import Indexing
+    from tta_dev_primitives.stores._redis.replicas import Replicas
+
+    replicas = Replicas(Indexing(), ["b"], lambda key: "b", max_scopes=8)
+    errors: list[str] = []
+
+    def churn(thread: int) -> None:
+        try:
+            for i in range(5_000):
+                replicas.for_scope(f"u{thread}-{i % 50}")
+                replicas.trim()
+                for _ in replicas:
+                    pass
+        except Exception as exc:  # the outcome is what the test reports
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often, as on a busy server
+    try:
+        workers = [threading.Thread(target=churn, args=(t,)) for t in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)  # hang guard only
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []

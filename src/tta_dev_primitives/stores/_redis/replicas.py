@@ -11,6 +11,7 @@ are more than ``max_scopes`` of them or they hold more than ``scope_budget`` mem
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,9 +57,17 @@ class Replicas:
         self.full: Replica | None = None
         self.scoped: OrderedDict[str, Replica] = OrderedDict()
         self.dims: int | None = None
+        # Threads each with its own event loop search at once: a search's trim (or a clear's
+        # walk) iterating ``scoped`` while another's ``for_scope`` moved or added one raised
+        # "OrderedDict mutated during iteration".
+        self._lock = threading.Lock()
 
     def for_scope(self, scope: str | None) -> Replica:
         """The replica that answers a search in ``scope`` (a normalized scope, or None)."""
+        with self._lock:
+            return self._for_scope(scope)
+
+    def _for_scope(self, scope: str | None) -> Replica:
         if scope is None or self.full is not None or not self.scope_replicas:
             if self.full is None:
                 self.full = self._new("")
@@ -74,11 +83,12 @@ class Replicas:
     def trim(self) -> None:
         """Drop the least recently used segment replicas beyond the count and memory caps."""
         scoped = self.scoped
-        while len(scoped) > 1 and (
-            len(scoped) > self.max_scopes
-            or sum(len(r.index) for r in scoped.values()) > self.scope_budget
-        ):
-            scoped.popitem(last=False)
+        with self._lock:
+            while len(scoped) > 1 and (
+                len(scoped) > self.max_scopes
+                or sum(len(r.index) for r in scoped.values()) > self.scope_budget
+            ):
+                scoped.popitem(last=False)
 
     def _new(self, seg: str) -> Replica:
         replica = Replica(
@@ -89,9 +99,9 @@ class Replicas:
         return replica
 
     def __iter__(self) -> Iterator[Replica]:
-        if self.full is not None:
-            yield self.full
-        yield from self.scoped.values()
+        with self._lock:
+            replicas = [*([] if self.full is None else [self.full]), *self.scoped.values()]
+        yield from replicas
 
     def expect_dims(self, dims: int) -> None:
         """This process embeds with ``dims`` (see ``Replica.expect_dims``)."""
