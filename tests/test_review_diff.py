@@ -253,3 +253,43 @@ def test_threads_searching_scopes_at_once_never_see_the_replica_list_change_unde
     finally:
         sys.setswitchinterval(switch)
     assert errors == []
+
+
+def test_a_replay_reads_its_batch_while_another_thread_journals_a_write() -> None:
+    """During an outage's replay (on the loop that runs it), threads each with its own loop
+    journal writes: the replay's batch is read while the journal changes."""
+    from tta_dev_primitives.stores._base import Put
+    from tta_dev_primitives.stores._recovery import Journal
+
+    journal = Journal(100_000, 1 << 40)
+    for i in range(1_000):
+        journal.add(Put(f"u1:s1:{i}", "v"), None)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def replay() -> None:
+        try:
+            for _ in range(2_000):
+                assert len(journal.head(500)) == 500
+        except Exception as exc:  # the outcome is what the test reports
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            stop.set()
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            journal.add(Put(f"u1:s1:{i % 1_000}", "w"), None)  # moves the key to the end
+            i += 1
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often, as on a busy server
+    try:
+        workers = [threading.Thread(target=replay), threading.Thread(target=write)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)  # hang guard only
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []

@@ -36,6 +36,7 @@ copy.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
@@ -190,12 +191,14 @@ class Journal:
 
     def head(self, count: int) -> list[tuple[tuple[str, ...], Journalled]]:
         """The oldest ``count`` entries, left in place until ``done``."""
-        batch = []
-        for item in self._entries.items():
-            batch.append(item)
-            if len(batch) >= count:
-                break
-        return batch
+        while True:
+            try:
+                return list(itertools.islice(self._entries.items(), count))
+            except RuntimeError:
+                # 'OrderedDict mutated during iteration': another thread's loop journalled a
+                # write between the iterator's making and its reading (a replay reads its
+                # batch while other threads write): read again.
+                continue
 
     def done(self, sent: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
         """Remove sent entries, unless a newer write to the same key replaced them meanwhile."""
