@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -264,24 +265,41 @@ async def test_redis_cache_falls_back_in_process_when_redis_is_down(
     await cache.aclose()
 
 
-@pytest.mark.redis
-async def test_an_output_a_shared_cache_cannot_store_is_returned_uncached(
-    redis_server: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A shared cache stores JSON: an output that is not JSON (a set, a model's message object)
-    still reaches the caller, whose step has run (and been paid for); it is only not cached,
-    with one warning naming why, however often it happens."""
-    calls = 0
+def _nested(depth: int) -> list[Any]:
+    out: list[Any] = []
+    for _ in range(depth):
+        out = [out]
+    return out
 
-    def make_set(x: Any, ctx: WorkflowContext) -> set[int]:
+
+UNSTORABLE = {
+    "a set": lambda: {1, 2},
+    # json raises RecursionError (a RuntimeError) past Python's recursion limit
+    "nested past json's recursion limit": lambda: _nested(100_000),
+}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("make", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+async def test_an_output_a_shared_cache_cannot_store_is_returned_uncached(
+    redis_server: Any, caplog: pytest.LogCaptureFixture, make: Callable[[], Any]
+) -> None:
+    """A shared cache stores JSON: an output that is not JSON (a set, a model's message object,
+    a structure nested deeper than json can encode) still reaches the caller, whose step has
+    run (and been paid for); it is only not cached, with one warning naming why, however often
+    it happens."""
+    calls = 0
+    output = make()
+
+    def make_output(x: Any, ctx: WorkflowContext) -> Any:
         nonlocal calls
         calls += 1
-        return {1, 2}
+        return output
 
-    cache = CachePrimitive(make_set, by_input, backend=redis_server.url, namespace=namespace())
+    cache = CachePrimitive(make_output, by_input, backend=redis_server.url, namespace=namespace())
     with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.cache"):
-        assert await cache.execute("q", WorkflowContext()) == {1, 2}
-        assert await cache.execute("q", WorkflowContext()) == {1, 2}
+        assert await cache.execute("q", WorkflowContext()) is output
+        assert await cache.execute("q", WorkflowContext()) is output
     assert (calls, cache.misses, cache.hits) == (2, 2, 0)
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1

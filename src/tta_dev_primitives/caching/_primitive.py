@@ -275,7 +275,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             payload = (
                 _encode(result) if is_small(result) else await heavy_in_own_thread(_encode, result)
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:
+            # (RuntimeError: nested past json's recursion limit, or changed while encoded.)
             self._failures.failed(
                 "encode",
                 InvalidArgumentTypeError(
