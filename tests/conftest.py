@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -244,6 +246,26 @@ def namespace() -> str:
     from uuid import uuid4
 
     return f"test:{uuid4().hex[:12]}"
+
+
+def threads_at_once(
+    targets: list[Callable[[], object]], *, switch: float = 1e-5, within: float = 120
+) -> list[threading.Thread]:
+    """Run each target on a daemon thread of its own, all at once, the interpreter switching
+    between them every ``switch`` seconds (as on a busy server: a race shows on every run, not
+    once in a while), restored however it ends; each joined (``within`` seconds: a hang guard
+    only). The threads still alive after that: a call that never returned."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(switch)
+    try:
+        workers = [threading.Thread(target=target, daemon=True) for target in targets]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(within)
+    finally:
+        sys.setswitchinterval(previous)
+    return [worker for worker in workers if worker.is_alive()]
 
 
 def fast_recovery(url: str, ns: str | None = None, **kwargs: Any) -> MemoryPrimitive:

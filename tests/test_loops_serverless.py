@@ -6,14 +6,13 @@ inside each. Nothing the memory keeps to order its own calls may belong to the f
 from __future__ import annotations
 
 import asyncio
-import sys
-import threading
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import fast_recovery, namespace, replayed
+from conftest import fast_recovery, namespace, replayed, threads_at_once
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 
@@ -44,29 +43,16 @@ def test_in_process_memory_serves_one_event_loop_after_another() -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize(
+    ("server", "engine"), [("redis_server", "replica"), ("redis_query_engine", "redis")]
+)
 def test_redis_memory_serves_one_event_loop_after_another(
-    redis_server: RedisServer, tmp_path: Path
+    request: pytest.FixtureRequest, server: str, engine: str, tmp_path: Path
 ) -> None:
+    url = request.getfixturevalue(server).url
     _serve_three_invocations(
         MemoryPrimitive(
-            redis_server.url,
-            namespace=namespace(),
-            search_engine="replica",
-            journal_path=tmp_path / "journal",
-        )
-    )
-
-
-@pytest.mark.redis
-def test_engine_memory_serves_one_event_loop_after_another(
-    redis_query_engine: RedisServer, tmp_path: Path
-) -> None:
-    _serve_three_invocations(
-        MemoryPrimitive(
-            redis_query_engine.url,
-            namespace=namespace(),
-            search_engine="redis",
-            journal_path=tmp_path / "journal",
+            url, namespace=namespace(), search_engine=engine, journal_path=tmp_path / "journal"
         )
     )
 
@@ -125,16 +111,7 @@ def _threads_each_with_a_loop(memory: MemoryPrimitive, threads: int, turns: int)
             except Exception as exc:  # the outcome is what the test reports
                 errors.append(f"{type(exc).__name__}: {exc}")
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # threads take turns often, as on a busy server
-    try:
-        workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(120)  # hang guard only
-    finally:
-        sys.setswitchinterval(switch)
+    threads_at_once([functools.partial(run, t) for t in range(threads)])
     return errors
 
 
@@ -181,14 +158,10 @@ def test_threads_journal_one_outage_to_one_file(
             for i in range(turns):
                 await memory.add(f"u{thread}:s{number}:{i}", {"text": f"turn {i} about hiking"})
 
-        workers = [
-            threading.Thread(target=asyncio.run, args=(work(t),), daemon=True) for t in range(4)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)  # hang guard only
-        assert not any(worker.is_alive() for worker in workers), "a write never returned"
+        hung = threads_at_once(
+            [functools.partial(asyncio.run, work(t)) for t in range(4)], within=60
+        )
+        assert not hung, "a write never returned"
 
     async def stored() -> int:
         await replayed(memory)
@@ -199,15 +172,10 @@ def test_threads_journal_one_outage_to_one_file(
             await reader.aclose()
             await memory.aclose()
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        phase(0)
-        server.kill()
-        phase(1)  # journalled, by four loops at once
-        assert memory.get_backend_info()["journal_size"] == 4 * turns
-        server.start()
-        phase(2)
-    finally:
-        sys.setswitchinterval(switch)
+    phase(0)
+    server.kill()
+    phase(1)  # journalled, by four loops at once
+    assert memory.get_backend_info()["journal_size"] == 4 * turns
+    server.start()
+    phase(2)
     assert asyncio.run(stored()) == 3 * 4 * turns

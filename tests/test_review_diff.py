@@ -4,7 +4,7 @@ turns of the event loop meet."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import fast_recovery, namespace
+from conftest import fast_recovery, namespace, threads_at_once
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives._blocked import alive
@@ -242,16 +242,7 @@ def test_threads_searching_scopes_at_once_never_see_the_replica_list_change_unde
         except Exception as exc:  # the outcome is what the test reports
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads take turns often, as on a busy server
-    try:
-        workers = [threading.Thread(target=churn, args=(t,)) for t in range(4)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(120)  # hang guard only
-    finally:
-        sys.setswitchinterval(switch)
+    threads_at_once([functools.partial(churn, t) for t in range(4)], switch=1e-6)
     assert errors == []
 
 
@@ -282,14 +273,5 @@ def test_a_replay_reads_its_batch_while_another_thread_journals_a_write() -> Non
             journal.add(Put(f"u1:s1:{i % 1_000}", "w"), None)  # moves the key to the end
             i += 1
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads take turns often, as on a busy server
-    try:
-        workers = [threading.Thread(target=replay), threading.Thread(target=write)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(120)  # hang guard only
-    finally:
-        sys.setswitchinterval(switch)
+    threads_at_once([replay, write], switch=1e-6)
     assert errors == []
