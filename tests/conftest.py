@@ -298,11 +298,17 @@ def every_store_loses(cache: Any, change: Callable[[], Awaitable[Any]], monkeypa
 
 @contextlib.asynccontextmanager
 async def tcp_relay(
-    port: Callable[[], int], cut: Callable[[bytes], bool] | None = None
+    port: Callable[[], int],
+    cut: Callable[[bytes], bool] | None = None,
+    *,
+    down: Callable[[], bool] | None = None,
+    reply: Callable[[bytes], bytes] | None = None,
 ) -> AsyncIterator[str]:
     """A TCP relay on a free loopback port to the Redis on ``port()``, asked at each new
     connection (a test moves it, as a DNS name moves in a failover); yields its URL. A chunk a
-    client sends for which ``cut`` says True ends that connection there, unsent. Every relayed
+    client sends for which ``cut`` says True ends that connection there, unsent. While
+    ``down()`` says True (an outage), new connections are closed at once and open ones end at
+    their next chunk either way. ``reply`` rewrites each chunk the server sends. Every relayed
     connection is closed on exit."""
     relays: set[asyncio.Future[Any]] = set()
 
@@ -311,8 +317,12 @@ async def tcp_relay(
     ) -> None:
         try:
             while chunk := await reader.read(65536):
+                if down is not None and down():
+                    break
                 if inbound and cut is not None and cut(chunk):
                     break
+                if not inbound and reply is not None:
+                    chunk = reply(chunk)
                 writer.write(chunk)
                 await writer.drain()
         except ConnectionError:
@@ -321,6 +331,9 @@ async def tcp_relay(
             writer.close()
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if down is not None and down():
+            writer.close()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port())
         both = asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
         relays.add(both)

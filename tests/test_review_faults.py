@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import fast_recovery, namespace, replayed, run_python
+from conftest import fast_recovery, namespace, replayed, run_python, tcp_relay
 from redis_server import RedisServer
 from tta_dev_primitives.exceptions import BackendError, IncompleteOperationError, TTAError
 
@@ -33,40 +33,12 @@ class Garbler:
 @contextlib.asynccontextmanager
 async def garbling_relay(port: int) -> AsyncIterator[tuple[str, Garbler]]:
     garbler = Garbler()
-    tasks: set[asyncio.Future[Any]] = set()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, down: bool) -> None:
-        try:
-            while chunk := await reader.read(65536):
-                if garbler.down:
-                    break
-                if down and garbler.reply is not None:
-                    chunk = garbler.reply
-                writer.write(chunk)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if garbler.down:
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
-        both = asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
-        tasks.add(both)
-        await both
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0)
-    try:
-        yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0", garbler
-    finally:
-        server.close()
-        for both in tasks:
-            both.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+    async with tcp_relay(
+        lambda: port,
+        down=lambda: garbler.down,
+        reply=lambda chunk: chunk if garbler.reply is None else garbler.reply,
+    ) as url:
+        yield url, garbler
 
 
 # Replies of a form Redis never sends to the write scripts or GET: an integer where a sequence
