@@ -30,6 +30,7 @@ __all__ = [
     "heavy_in_own_thread",
     "in_own_thread",
     "on_portal",
+    "stranded",
 ]
 
 blocked_loop: ContextVar[asyncio.AbstractEventLoop | None] = ContextVar(
@@ -57,12 +58,19 @@ def alive(task: asyncio.Task[T] | None) -> TypeGuard[asyncio.Task[T]]:
     return task is not None and not task.done() and not task.get_loop().is_closed()
 
 
+def stranded(loop: asyncio.AbstractEventLoop) -> bool:
+    """True if a task of ``loop``, another thread's, will not finish while this call waits for
+    it: the loop is closed or stopped, or it is the loop this very sync call blocks. Such a task
+    is taken over (run anew on the caller's loop), not waited for."""
+    return loop is blocked_loop.get() or loop.is_closed() or not loop.is_running()
+
+
 async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
     """Wait for ``task``, which belongs to another thread's running loop; True once it is done.
     False at once if that loop is closed or blocked waiting for this very call, and as soon as
     it stops running: it would never finish the task then."""
     loop = task.get_loop()
-    if loop is blocked_loop.get() or loop.is_closed() or not loop.is_running():
+    if stranded(loop):
         return False  # (a stopped loop would also pile up the requests sent to it)
     done: concurrent.futures.Future[None] = concurrent.futures.Future()
 

@@ -53,7 +53,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from tta_dev_primitives._blocked import LoopLock, alive, blocked_loop, finished_elsewhere
+from tta_dev_primitives._blocked import LoopLock, alive, finished_elsewhere, stranded
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -618,11 +618,8 @@ class HybridStore(Generic[B]):
                     if (
                         other is None
                         or self._load_pid != os.getpid()
-                        or (
-                            other is not loop
-                            and (not other.is_running() or other is blocked_loop.get())
-                        )
-                    ):  # (a stopped loop, or the one this sync call blocks: it cannot finish)
+                        or (other is not loop and stranded(other))
+                    ):
                         task = self._load_task = loop.create_task(self._load_once())
                         self._load_pid = os.getpid()
                 assert task is not None

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tta_dev_primitives._blocked import alive, blocked_loop, finished_elsewhere
+from tta_dev_primitives._blocked import alive, finished_elsewhere, stranded
 from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Clear, Delete, Document, Put, Write
 
@@ -421,9 +421,8 @@ class JournalFile:
                 writer = self._writer
                 other = writer.get_loop() if alive(writer) else None
                 mine = other is loop
-                if mine or other is None or not other.is_running() or other is blocked_loop.get():
-                    # (One pending on a stopped loop is taken over, as is one on the loop this
-                    # sync call blocks, which runs it only once this returns: their items'
+                if mine or other is None or stranded(other):
+                    # (One that loop will not finish meanwhile is taken over: its items'
                     # futures are set thread-safely, ``_settle``.)
                     self._queue.append(item)
                     if not mine:
