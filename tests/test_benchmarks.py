@@ -37,6 +37,7 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         ("bench_scopes.py", ["--quick", "--rounds", "2"], "p50 / unscoped"),
         ("bench_languages.py", [], "hit@5 by kind"),
         ("bench_filter.py", ["--quick"], "filter benchmark done"),
+        ("bench_churn.py", ["--quick", "--size", "3000"], "churn done"),
         pytest.param("bench_fusion_rules.py", ["--quick"], "fusion rules done",
                      marks=NEEDS_EMBEDDER),
         pytest.param("bench_redis.py", ["--quick", "--question-size", "0"],

@@ -360,7 +360,7 @@ def test_a_scoped_expansion_is_the_scope_s_own_words(
     """expand(token, mask) gives the live terms starting with ``token`` that a live member of
     the scope holds, in order: read from the mask one by one for short postings, with numpy
     for long ones (a term many memories hold), or from the members' own terms, alike."""
-    from tta_dev_primitives.search import _term_index
+    from tta_dev_primitives.search import _postings
     from tta_dev_primitives.search._scopes import in_scope
 
     terms = TermIndex()
@@ -377,13 +377,13 @@ def test_a_scoped_expansion_is_the_scope_s_own_words(
     want = sorted(
         {t for key, ts in held.values() if in_scope(key, scope) for t in ts if t.startswith("pro")}
     )
-    short = _term_index._Held.SHORT
+    short = _postings.Held.SHORT
     try:
         for each in (short, 0):  # postings read one by one, then all with numpy
-            setattr(_term_index._Held, "SHORT", each)  # noqa: B010
+            setattr(_postings.Held, "SHORT", each)  # noqa: B010
             assert terms.expand("pro", view.mask) == want
     finally:
-        setattr(_term_index._Held, "SHORT", short)  # noqa: B010
+        setattr(_postings.Held, "SHORT", short)  # noqa: B010
     # A scope smaller than the prefix's range reads its members' own terms: alike.
     assert terms.expand("pro", view.mask, lambda d: held[d][1], 0) == want
     every = {t for _, ts in held.values() for t in ts if t.startswith("pro")}

@@ -410,3 +410,27 @@ def test_further_vectors_added_before_the_graph_starts_join_it() -> None:
         assert [k for k, _ in got] == [k for k, _ in want]
     graph.remove("k7")
     assert all(k != "k7" for k, _ in graph.search_scored(semantic(rows[7][1]), 5))
+
+
+def test_further_vectors_join_a_starting_graph_a_batch_at_a_time() -> None:
+    """When the graph started, every further vector held so far joined it in the one add that
+    started it: 5,000 memories of three vectors each, 2.6 s in one call on the event loop.
+    They join in batches now, after the documents' first vectors; no add hands the graph more
+    than a batch beside its own vectors, and searches meanwhile rank as exact ones do."""
+    pytest.importorskip("usearch")
+    rng = np.random.default_rng(11)
+    graph, exact = SearchIndex(ann_threshold=400), SearchIndex(ann_threshold=10**9)
+    rows = rng.normal(size=(700, 3, DIM)).astype(np.float32)
+    queries = rng.normal(size=(5, DIM))
+    grew = []
+    for i, triple in enumerate(rows):
+        before = graph.stats().graph or 0
+        for index in (graph, exact):
+            index.add(f"k{i}", {}, vector=triple)
+        grew.append((graph.stats().graph or 0) - before)
+        if i % 50 == 49:  # the graph still catching up, or caught up
+            for q in queries:
+                want = exact.search_scored(semantic(q), 5)
+                assert [k for k, _ in graph.search_scored(semantic(q), 5)] == [k for k, _ in want]
+    assert max(grew) <= ANN_BATCH + 3, max(grew)
+    assert graph.stats().graph >= 3 * 700 - ANN_BATCH  # all but a batch still filling

@@ -1,10 +1,13 @@
-"""numpy, imported when first needed, and a safe read of a growable buffer through it."""
+"""numpy, imported when first needed; a safe read of a growable buffer through it; unit vectors
+checked as the index takes them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["gather", "numpy"]
+from tta_dev_primitives.exceptions import InvalidArgumentError
+
+__all__ = ["as_unit_vector", "gather", "numpy"]
 
 _np: Any = None
 
@@ -29,3 +32,24 @@ def gather(np: Any, buffer: Any, dtype: Any, at: Any) -> Any:
         return view[at]
     finally:
         del view
+
+
+def as_unit_vector(vector: Any, what: str = "vector", dim: int | None = None) -> Any:
+    """``vector`` as a 1-D float32 numpy array of length 1; zero, NaN or infinity are refused,
+    and so is a length other than ``dim`` (the index's), if given."""
+    np = numpy()
+    v = np.asarray(vector, dtype=np.float32)
+    if v.ndim != 1 or v.size == 0:
+        raise InvalidArgumentError(f"{what} must be a non-empty 1-D array, got shape {v.shape}")
+    if dim is not None and v.shape[0] != dim:
+        raise InvalidArgumentError(
+            f"{what} has {v.shape[0]} dimensions but the index holds {dim}-dimensional vectors"
+        )
+    if not np.isfinite(v).all():
+        raise InvalidArgumentError(f"{what} holds NaN or infinity")
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0 or not np.isfinite(norm):
+        raise InvalidArgumentError(f"{what} is a zero vector: it has no direction to compare")
+    if abs(norm - 1.0) > 1e-4:
+        v = v / np.float32(norm)
+    return np.ascontiguousarray(v, dtype=np.float32)

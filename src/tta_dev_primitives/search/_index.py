@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._analyzer import Query
-from tta_dev_primitives.search._arrays import numpy
+from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import ceiling
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
 from tta_dev_primitives.search._scope_index import ScopeView
@@ -145,11 +145,8 @@ class SearchIndex:
         recency: int | None,
         vector: Any,
         length: int | None,
-        *,
-        graph: bool = True,
     ) -> None:
-        """``add``; ``length`` is the document's as first indexed, for a re-add (``_renumber``,
-        which also leaves the graph to catch up later: ``graph``)."""
+        """``add``; ``length`` is the document's as first indexed, for a re-add (``touch``)."""
         rows = None if vector is None else self._vectors.rows(vector)  # refused: nothing changes
         if key in self._by_key:
             self.remove(key)
@@ -161,7 +158,7 @@ class SearchIndex:
         docno = self._next
         self._next += 1
         self._recency.append(recency)
-        self._vectors.add(docno, rows, graph=graph)
+        self._vectors.add(docno, rows)
         terms, tfs, length = self._terms.add(docno, key, counts, length)
         self._docs[docno] = (key, terms, tfs, length, recency)
         self._by_key[key] = docno
@@ -190,19 +187,24 @@ class SearchIndex:
         return True
 
     def _renumber(self) -> None:
-        """Rebuild with dense numbers, in recency order, once most numbers belong to the dead.
-
-        The HNSW graph starts over empty and catches up as vectors are added
-        (``VectorIndex._ann_step``); until then searches rescore the rows it lacks exactly."""
-        docs = sorted(self._docs.values(), key=lambda doc: doc[_RECENCY])
-        vectors = [self.vectors(doc[_KEY]) for doc in docs]
-        seq = self._seq
-        self._vectors.clear(keep_dim=True)  # the graph's keys are docnos: rebuilt when needed
-        self._terms.clear()
-        self._reset()
-        for (key, terms, tfs, length, recency), vec in zip(docs, vectors, strict=True):
-            self._add(key, dict(zip(terms, tfs, strict=True)), recency, vec, length, graph=False)
-        self._seq = seq
+        """Give the live documents dense numbers, in recency order, once most numbers belong to
+        the removed: every structure indexed by number is remapped in numpy (re-adding each
+        document stalled the event loop for seconds at 100k); the HNSW graph keeps its vectors
+        (``VectorIndex.renumber``)."""
+        np = numpy()
+        docs = self._docs
+        old = np.fromiter(docs, dtype=np.intp, count=len(docs))  # increasing: dict order
+        recency = gather(np, self._recency, np.int64, old)
+        order = old if self._ordered else old[np.argsort(recency, kind="stable")]
+        new_of = np.full(self._next, -1, dtype=np.int64)
+        new_of[order] = np.arange(len(order), dtype=np.int64)
+        self._terms.renumber(new_of, len(order))
+        self._vectors.renumber(new_of, order)
+        self._docs = {new: docs[docno] for new, docno in enumerate(order.tolist())}
+        self._by_key = {doc[_KEY]: new for new, doc in self._docs.items()}
+        self._recency = array("q", np.sort(recency, kind="stable").astype(np.int64).tobytes())
+        self._next = len(order)
+        self._ordered = True
 
     def _terms_of(self, docno: int) -> Sequence[str]:
         """The terms of document ``docno`` (a scope's own words, for ``TermIndex.expand``)."""

@@ -90,6 +90,14 @@ class ScopeIndex:
                     if docno < len(cached.bits):
                         cached.bits[docno] = False
 
+    def renumber(self, np: Any, new_of: Any) -> None:
+        """Rename member ``d`` to ``new_of[d]`` in every scope (each member must be live); the
+        cached masks are dropped (the next search of a scope builds its mask again)."""
+        for scope, bucket in self._buckets.items():
+            old = np.fromiter(bucket, dtype=np.intp, count=len(bucket))
+            self._buckets[scope] = set(new_of[old].tolist())
+        self._masks.clear()
+
     def members(self, scope: str) -> list[int]:
         """The docnos of ``scope``'s members (keys inside it, not a key equal to it)."""
         return list(self._buckets.get(normalize_scope(scope), ()))

@@ -25,6 +25,15 @@ from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Quer
 from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import COMPLETION_TF, bm25, idf, length_b, token_order
 from tta_dev_primitives.search._facets import FACET_MARK
+from tta_dev_primitives.search._postings import (
+    LEN_MAX,
+    TF_MAX,
+    Held,
+    Matches,
+    docnos,
+    renumbered,
+    unpack,
+)
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
 
 __all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_CAP", "TF_MAX", "Plan", "TermIndex"]
@@ -33,24 +42,10 @@ __all__ = ["LEN_MAX", "MAX_PREFIX_TERMS", "TF_CAP", "TF_MAX", "Plan", "TermIndex
 MAX_PREFIX_TERMS: Final = 256
 #: New terms inserted into the sorted vocabulary in place at most (~10 ms at 100k terms).
 _MERGE_IN_PLACE: Final = 256
-# Postings pack a term frequency in 12 bits (it counts up to ``TF_CAP``) and a document length
-# in 20: both saturate there (BM25 barely moves past a few occurrences; a million-word memory is
-# normalised as one).
-TF_MAX: Final = (1 << 12) - 1
-LEN_MAX: Final = (1 << 20) - 1
 #: A term's frequency counts up to this (BM25 has long saturated): the Query Engine's documents
 #: repeat a term at most this often (``documents.MAX_TF``), and both must score alike.
 TF_CAP: Final = 255
 _NOT_WORDS: Final = (STOP_MARK, FACET_MARK)
-
-
-class Matches(NamedTuple):
-    """A query term's postings as numpy arrays, and how many documents hold it."""
-
-    d: Any  # docnos
-    tf: Any  # term frequencies, as floats
-    length: Any  # document lengths, as floats
-    df: int
 
 
 class Plan(NamedTuple):
@@ -62,48 +57,6 @@ class Plan(NamedTuple):
     avg_len: float
     matches: list[Matches] | None  # postings already read through a scope's mask, or None
     typed: list[str | None]  # per query term, the unfinished word its expansions complete
-
-
-def _docnos(np: Any, p: Any) -> Any:
-    """The document numbers of packed postings (a uint64 array)."""
-    return (p >> np.uint64(32)).astype(np.intp)
-
-
-def _unpack(np: Any, p: Any) -> tuple[Any, Any, Any]:
-    """Document numbers, term frequencies and lengths (as floats) of packed postings."""
-    d = _docnos(np, p)
-    tf = ((p >> np.uint64(20)) & np.uint64(TF_MAX)).astype(np.float64)
-    length = (p & np.uint64(LEN_MAX)).astype(np.float64)
-    return d, tf, length
-
-
-class _Held:
-    """A scope's mask, asked whether a member holds a term's postings: most terms of a large
-    vocabulary have a few postings, read one by one from the mask's bytes (a numpy call per
-    term cost 5 us: a scoped 3-letter prefix looked at thousands of terms, 20 ms a search)."""
-
-    __slots__ = ("_bytes", "_mask")
-
-    #: Postings up to this many are read one by one; longer ones with numpy.
-    SHORT: Final = 32
-
-    def __init__(self, mask: Any) -> None:
-        self._mask = mask
-        self._bytes: bytes | None = None
-
-    def any_of(self, plist: Any) -> bool:
-        """True if a member of the scope holds one of these postings."""
-        n = len(plist)
-        if n <= self.SHORT:
-            held = self._bytes
-            if held is None:
-                held = self._bytes = bytes(self._mask.tobytes())
-            if n == 1:  # (most: a word one memory holds)
-                return bool(held[plist[0] >> 32])
-            return any(held[p >> 32] for p in plist)
-        np = numpy()
-        docs = _docnos(np, np.frombuffer(plist, dtype=np.uint64))
-        return bool(self._mask[docs].any())
 
 
 class TermIndex:
@@ -213,6 +166,14 @@ class TermIndex:
         self._postings[term] = array("Q", [p for p in self._postings[term] if live[p >> 32]])
         self._stale.pop(term, None)
 
+    def renumber(self, new_of: Any, count: int) -> None:
+        """Rename document ``d`` to ``new_of[d]`` everywhere (-1: removed), the live ones now
+        ``0..count-1``: stale postings go, statistics stay (``SearchIndex`` renumbering)."""
+        self._postings = renumbered(self._postings, new_of)
+        self._stale.clear()
+        self._live = bytearray(b"\x01") * count
+        self._scopes.renumber(numpy(), new_of)
+
     def members(self, scope: str) -> list[int]:
         return self._scopes.members(scope)  # (``ScopeIndex.members``)
 
@@ -233,7 +194,7 @@ class TermIndex:
             if plist is None:
                 mask[:] = False
                 break
-            d = _docnos(np, np.frombuffer(plist, dtype=np.uint64))
+            d = docnos(np, np.frombuffer(plist, dtype=np.uint64))
             held = np.zeros(size, dtype=np.bool_)
             held[d] = True
             mask &= held
@@ -281,7 +242,7 @@ class TermIndex:
                     if t.startswith(token) and t in live
                 }
                 return sorted(own)[:MAX_PREFIX_TERMS]
-        held = None if mask is None else _Held(mask)
+        held = None if mask is None else Held(mask)
         terms: list[str] = []
         for i in range(start, len(vocab)):
             term = vocab[i]
@@ -362,10 +323,10 @@ class TermIndex:
             each = [1.0 if t == typed else COMPLETION_TF for t in terms]
             weights = np.repeat(np.asarray(each), [len(part) for part in parts])
         if mask is not None:
-            kept = mask[_docnos(np, p)]
+            kept = mask[docnos(np, p)]
             p = p[kept]
             weights = None if weights is None else weights[kept]
-        d, tf, length = _unpack(np, p)
+        d, tf, length = unpack(np, p)
         if weights is not None:
             tf = tf * weights
         df = len(d)
