@@ -171,6 +171,35 @@ def test_identical_vectors_tie_newest_first() -> None:
     assert index.search(semantic(v), 3, "u1") == ["u1:b", "u1:a"]
 
 
+@pytest.mark.parametrize("dim", [4, 384])
+@pytest.mark.parametrize("count", [37, 122, 123])
+def test_copies_of_one_vector_tie_newest_first_wherever_they_sit(dim: int, count: int) -> None:
+    """One text written many times (an agent's "ok", "thanks") is one vector at many rows. BLAS's
+    matrix-vector product rounds a row by its position in the matrix, so the copies scored a
+    float32 step apart and ranked by where they sat, not newest first; scoped, unscoped and
+    hybrid alike (the fused score carries the cosine)."""
+    rng = np.random.default_rng(5)
+    index = SearchIndex()
+    copy = rng.standard_normal(dim).astype(np.float32)
+    copies = []
+    for i in range(count):
+        key = f"u{i % 2}:s:{i}"
+        if i % 4 == 1 or i % 7 == 2:
+            index.add(key, {"ok": 1}, vector=copy)
+            copies.append(key)
+        else:  # pointing away: never above a copy
+            other = rng.standard_normal(dim).astype(np.float32) - 3 * copy
+            index.add(key, {"other": 1}, vector=other)
+    q = (copy + 0.2 * rng.standard_normal(dim)).astype(np.float32)
+    for scope in (None, "u1"):
+        want = [key for key in reversed(copies) if scope is None or key.startswith("u1:")]
+        found = index.search_scored(semantic(q), len(want), scope)
+        assert [key for key, _ in found] == want, scope
+        assert len({score for _, score in found}) == 1
+        mixed = Query(("ok",), vector=q, mode="hybrid", weight=0.4)
+        assert index.search(mixed, len(want), scope) == want, scope
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     ops=model_ops(),

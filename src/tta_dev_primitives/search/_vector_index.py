@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 from typing import Any, Final
 
-from tta_dev_primitives.search._arrays import as_unit_vector, gather, numpy
+from tta_dev_primitives.search._arrays import as_unit_vector, dots, gather, numpy
 from tta_dev_primitives.search._blocks import VECTOR_BLOCK, Blocks
 from tta_dev_primitives.search._graph import hnsw, rename
 from tta_dev_primitives.search._scope_index import ScopeView
@@ -225,7 +225,21 @@ class VectorIndex:
         else:
             rows = np.flatnonzero(view.mask[:size] & has_vec)
             sims = self._vecs.take(np, rows) @ q
-        return rows, self._best(np, q, rows, sims)
+        return rows, self._settle(np, q, rows, self._best(np, q, rows, sims), limit)
+
+    def _settle(self, np: Any, q: Any, rows: Any, sims: Any, k: int) -> Any:
+        """``sims`` with every row that may rank in the top ``k`` scored again by ``dots``,
+        which rounds a row alike wherever it sits: those below the ``k``-th by more than the
+        matrix product's error cannot reach it, so they keep its faster estimate."""
+        if not len(sims) or k <= 0:
+            return sims
+        k = min(k, len(sims))
+        kth = np.partition(sims, len(sims) - k)[len(sims) - k]
+        near = np.flatnonzero(sims >= kth - q.shape[0] * 2.0**-21)  # 4x the worst error
+        exact = self._best(np, q, rows[near], dots(np, self._vecs.take(np, rows[near]), q))
+        settled = sims.astype(np.float32, copy=True)
+        settled[near] = exact
+        return settled
 
     def _xdoc_array(self, np: Any) -> Any:
         """A copy of the further vectors' docnos (-1: removed), as int64."""
@@ -246,7 +260,7 @@ class VectorIndex:
         if not mine.any():
             return sims
         best = sims.astype(np.float32, copy=True)
-        np.maximum.at(best, at[mine], self._xvecs[:count][mine] @ q)
+        np.maximum.at(best, at[mine], dots(np, self._xvecs[:count][mine], q))
         return best
 
     def _ann_search(self, q: Any, limit: int, view: ScopeView | None) -> tuple[Any, Any] | None:
@@ -293,6 +307,7 @@ class VectorIndex:
         elif len(rows) < min(limit, n):
             return None
         sims = self._best(np, q, rows, self._vecs.take(np, rows) @ q)
+        sims = self._settle(np, q, rows, sims, limit + 1)
         if len(sims) > 1:
             # Ties go to the newest, but of many equal vectors (one text written many times)
             # the graph finds some, not the newest: when the best limit + 1 tie, scan exactly.
