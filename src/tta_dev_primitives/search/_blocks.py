@@ -1,4 +1,4 @@
-"""Vectors stored as float32 rows by document number, in blocks that never move.
+"""Vectors stored as float32 rows by document number, in blocks.
 
 Growing the store allocates a block and never copies the rows before it (doubling one matrix
 copied 800 MB in one ~2 s ``add`` at 512k vectors); only the first block grows by doubling, up
@@ -30,10 +30,6 @@ class Blocks:
 
     def __init__(self) -> None:
         self._blocks: list[Any] = []
-
-    def clear(self) -> None:
-        """Forget every row."""
-        self._blocks = []
 
     def put(self, np: Any, docno: int, vec: Any) -> None:
         """Store ``vec`` as row ``docno``, allocating (or growing the first) block if need be."""
