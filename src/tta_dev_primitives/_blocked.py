@@ -15,21 +15,25 @@ import contextlib
 import contextvars
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeGuard, TypeVar
 
 T = TypeVar("T")
+L = TypeVar("L", threading.Lock, threading.RLock)
 
 __all__ = [
     "LoopLock",
     "alive",
     "blocked_loop",
     "finished_elsewhere",
+    "fork_safe",
     "heavy_in_own_thread",
     "in_own_thread",
     "on_portal",
+    "running_loop",
     "stranded",
 ]
 
@@ -50,19 +54,44 @@ _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 )
 
 _CHECK = 0.05  # seconds between checks that the task's loop still runs
+#: The process each loop whose tasks other threads may wait for ran in (``running_loop``). A
+#: process forked while another thread ran such a loop has a copy of it that looks running (not
+#: closed, and it says it runs), but no thread of the child runs it: only the forking thread's
+#: own loop goes on there. (In one process a stopped loop may run again, on any thread.)
+_homes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+def running_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.get_running_loop()``, noting the process it runs in: for a task that another
+    thread's loop may wait for (``finished_elsewhere``), so that a forked child never does."""
+    loop = asyncio.get_running_loop()
+    _homes[loop] = os.getpid()
+    return loop
+
+
+def _orphaned(loop: asyncio.AbstractEventLoop) -> bool:
+    """True if ``loop`` is a forked child's copy of a loop its parent ran on another thread."""
+    home = _homes.get(loop)
+    return home is not None and home != os.getpid() and loop is not asyncio._get_running_loop()
 
 
 def alive(task: asyncio.Task[T] | None) -> TypeGuard[asyncio.Task[T]]:
     """True if ``task`` runs, or will: not done, and its loop not closed (a loop closed with it
-    pending never finishes it)."""
-    return task is not None and not task.done() and not task.get_loop().is_closed()
+    pending never finishes it) nor one no thread of this process runs (a forked child's copy)."""
+    if task is None or task.done():
+        return False
+    loop = task.get_loop()
+    return not loop.is_closed() and not _orphaned(loop)
 
 
 def stranded(loop: asyncio.AbstractEventLoop) -> bool:
     """True if a task of ``loop``, another thread's, will not finish while this call waits for
-    it: the loop is closed or stopped, or it is the loop this very sync call blocks. Such a task
-    is taken over (run anew on the caller's loop), not waited for."""
-    return loop is blocked_loop.get() or loop.is_closed() or not loop.is_running()
+    it: the loop is closed or stopped, no thread of this process runs it (a forked child's copy
+    of its parent's), or it is the loop this very sync call blocks. Such a task is taken over
+    (run anew on the caller's loop), not waited for."""
+    return (
+        loop is blocked_loop.get() or loop.is_closed() or not loop.is_running() or _orphaned(loop)
+    )
 
 
 async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
@@ -88,7 +117,7 @@ async def finished_elsewhere(task: asyncio.Task[Any]) -> bool:
             finished_now, _ = await asyncio.wait([waiting], timeout=_CHECK)
             if finished_now:
                 return True
-            if loop.is_closed() or not loop.is_running():
+            if stranded(loop):
                 with contextlib.suppress(RuntimeError):  # closed meanwhile
                     loop.call_soon_threadsafe(task.remove_done_callback, finished)
                 return False
@@ -162,5 +191,24 @@ class LoopLock:
         return lock
 
 
-if sys.platform != "win32":  # (a loop forked mid-run keeps no turns its parent's threads held)
-    os.register_at_fork(after_in_child=_turns.clear)
+#: Thread locks made free again in a forked child (``fork_safe``).
+_fork_safe: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def fork_safe(lock: L) -> L:
+    """``lock``, made free again in a process forked while another thread held it (a search
+    ranking, a page being applied): no thread of the child would ever release it, and the
+    child's first call taking it would wait forever. For locks never held across a call that
+    could fork."""
+    _fork_safe.add(lock)
+    return lock
+
+
+def _forked() -> None:
+    _turns.clear()  # (a loop forked mid-run keeps no turns its parent's threads held)
+    for lock in list(_fork_safe):
+        lock._at_fork_reinit()  # (as the standard library's own locks are, in a child)
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forked)

@@ -53,7 +53,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from tta_dev_primitives._blocked import LoopLock, alive, finished_elsewhere, stranded
+from tta_dev_primitives._blocked import (
+    LoopLock,
+    alive,
+    finished_elsewhere,
+    fork_safe,
+    running_loop,
+    stranded,
+)
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -141,7 +148,7 @@ class HybridStore(Generic[B]):
         # (whose old values would then overwrite this process's newer writes in-process).
         self._load_task: asyncio.Task[None] | None = None
         self._load_pid = 0  # the process that began it (a forked child never waits for it)
-        self._load_claim = threading.Lock()
+        self._load_claim = fork_safe(threading.Lock())
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         # The timer of the next probe while writes are journalled, and its loop.
@@ -591,7 +598,7 @@ class HybridStore(Generic[B]):
                 self._start_recovery()
 
     def _start_recovery(self) -> asyncio.Task[bool]:
-        task = asyncio.get_running_loop().create_task(self._recover(), name="tta-memory-recovery")
+        task = running_loop().create_task(self._recover(), name="tta-memory-recovery")
         self._recovery = task
         return task
 
@@ -609,7 +616,7 @@ class HybridStore(Generic[B]):
         """Before this store's first operation: take in what an earlier process left in the
         durable journal (into the journal and the in-process copy), and replay it now if the
         remote answers, so that no read of this process goes back before those writes."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         async with self._loading():
             while not self._loaded:
                 with self._load_claim:

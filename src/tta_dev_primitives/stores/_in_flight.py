@@ -11,6 +11,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tta_dev_primitives._blocked import fork_safe
+
 __all__ = ["InFlight"]
 
 
@@ -22,7 +24,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self._keys: dict[str, tuple[int, str]] = {}
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
 
     @contextmanager
     def sending(self, key: str, version: str) -> Iterator[None]:

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tta_dev_primitives._blocked import alive, finished_elsewhere, stranded
+from tta_dev_primitives._blocked import alive, finished_elsewhere, fork_safe, running_loop, stranded
 from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Clear, Delete, Document, Put, Write
 
@@ -204,7 +204,7 @@ class JournalFile:
         self._writer: asyncio.Task[None] | None = None
         # One memory may serve threads each with its own event loop: the queue has one writer
         # at a time, which a loop takes (under this lock) only while no other loop's runs.
-        self._handoff = threading.Lock()
+        self._handoff = fork_safe(threading.Lock())
         self._seq = 0
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
@@ -415,7 +415,7 @@ class JournalFile:
         """Queue ``item``, starting this loop's writer if none runs. While another thread's
         loop writes, wait for it to finish first: each item is then written, and its future
         set, by its own loop (another loop's call would not wake it)."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         while True:
             with self._handoff:
                 writer = self._writer

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
+from tta_dev_primitives._blocked import fork_safe
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
@@ -58,7 +59,7 @@ class LocalStore:
         self._timed = 0  # live entries with a deadline: the heap's other entries are stale
         self._version = 0
         self.evicted = 0  # entries dropped to stay within max_size, since creation
-        self._lock = threading.Lock()  # no method re-enters another
+        self._lock = fork_safe(threading.Lock())  # no method re-enters another
 
     def _expire(self) -> None:
         """Drop entries whose deadline has passed (amortised: each deadline is popped once)."""

@@ -34,7 +34,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tta_dev_primitives._blocked import blocked_loop
+from tta_dev_primitives._blocked import blocked_loop, fork_safe
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
@@ -202,7 +202,7 @@ class Connection:
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
         # Threads (each with its loop) change the table together: held for each change and for
         # aclose()'s swap, never across an await or a loop's is_closed().
-        self._table = threading.Lock()
+        self._table = fork_safe(threading.Lock())
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
         self._replicas_checked = 0.0  # when a write last read the slot map for replicas

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tta_dev_primitives._blocked import LoopLock, heavy_in_own_thread
+from tta_dev_primitives._blocked import LoopLock, fork_safe, heavy_in_own_thread
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
@@ -153,7 +153,7 @@ class Replica:
         self._lock = LoopLock()
         #: Held by each change of the state above and each search of ``index`` (see the module
         #: docstring): without it, a search on another thread read documents a page removed.
-        self.guard = threading.RLock()
+        self.guard = fork_safe(threading.RLock())
         self._resets = 0  # partitions started over (a page being applied then stops)
 
     # -- sync ----------------------------------------------------------------------------------

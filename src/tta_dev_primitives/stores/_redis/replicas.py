@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tta_dev_primitives._blocked import fork_safe
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._scopes import first_segment
 from tta_dev_primitives.stores._base import Document
@@ -60,7 +61,7 @@ class Replicas:
         # Threads each with its own event loop search at once: a search's trim (or a clear's
         # walk) iterating ``scoped`` while another's ``for_scope`` moved or added one raised
         # "OrderedDict mutated during iteration".
-        self._lock = threading.Lock()
+        self._lock = fork_safe(threading.Lock())
 
     def for_scope(self, scope: str | None) -> Replica:
         """The replica that answers a search in ``scope`` (a normalized scope, or None)."""

@@ -1,0 +1,128 @@
+"""Review of the thread leftovers: a memory shared by threads that each run their own event
+loop, forked while one of them writes, or journalling with two journal writers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import namespace, run_python
+from redis_server import RedisServer
+from test_forked_workers import FORK
+
+
+def test_a_worker_forked_while_a_threads_journal_writer_runs_closes_the_memory(
+    tmp_path: Path,
+) -> None:
+    """The master journals (Redis down) from a thread with its own event loop, and forks while
+    that thread's journal writer waits for its disk write. In a worker, that loop's copy looks
+    running, but no thread runs it there: a worker's ``aclose`` waited for its writer forever.
+    The master's journal keeps both writes either way."""
+    path = tmp_path / "journal.jsonl"
+    code = (
+        FORK
+        + f"""
+import asyncio, signal, threading
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives._blocked import alive
+
+memory = MemoryPrimitive("redis://127.0.0.1:1/0", namespace="fork", redis_timeout=0.2,
+                         journal_path={str(path)!r})
+asyncio.run(memory.add("u1:s1:first", {{"content": "before the thread"}}))
+file = memory._store.journal_file
+release, started = threading.Event(), threading.Event()
+file._executor.submit(release.wait)  # the journal's thread busy: the next append waits for it
+
+def thread():
+    async def run():
+        adding = asyncio.ensure_future(memory.add("u1:s1:thread", {{"content": "a thread's"}}))
+        while not alive(file._writer):
+            await asyncio.sleep(0)
+        started.set()
+        await adding
+    asyncio.run(run())
+
+writer = threading.Thread(target=thread, daemon=True)
+writer.start()
+assert started.wait(30)
+
+def worker():
+    signal.alarm(30)  # a hung close ends the worker, and the parent reads no result
+    asyncio.run(memory.aclose())
+    return "closed"
+
+try:
+    said = workers(worker)
+finally:
+    release.set()
+writer.join(30)
+asyncio.run(memory.aclose())
+print(json.dumps({{"children": said, "journal": open({str(path)!r}).read()}}))
+"""
+    )
+    report = json.loads(run_python(code))
+    assert report["children"] == ["closed", "closed"]
+    assert "u1:s1:first" in report["journal"]
+    assert "u1:s1:thread" in report["journal"]
+
+
+@pytest.mark.redis
+def test_a_worker_forked_while_a_thread_held_a_memorys_locks_searches(
+    redis_server: RedisServer,
+) -> None:
+    """The master forks while another of its threads searches: it holds the in-process copy's
+    lock and the search replica's guard, thread locks no child thread will ever release. A
+    worker's first search with either memory waited for them forever."""
+    ns = namespace()
+    code = (
+        FORK
+        + f"""
+import asyncio, signal, threading
+from tta_dev_primitives import MemoryPrimitive
+
+local = MemoryPrimitive()
+remote = MemoryPrimitive({redis_server.url!r}, namespace={ns!r}, search_engine="replica")
+
+async def fill():
+    await local.add("u1:s1:pet", {{"content": "my pet is a cat"}})
+    await remote.add("u1:s1:pet", {{"content": "my pet is a cat"}})
+    assert len(await remote.search("cat")) == 1  # (the replica exists)
+
+asyncio.run(fill())
+replica = remote._store.remote.index.replicas.full
+held, release = threading.Event(), threading.Event()
+
+def searching():  # the locks a search holds while it ranks, held at the fork
+    with local._store.local.store._lock, replica.guard:
+        held.set()
+        release.wait(60)
+
+thread = threading.Thread(target=searching, daemon=True)
+thread.start()
+assert held.wait(30)
+
+def worker():
+    signal.alarm(30)  # a hung search ends the worker, and the parent reads no result
+    async def run():
+        found = [len(await local.search("cat")), len(await remote.search("cat"))]
+        await remote.aclose()
+        return found
+    return asyncio.run(run())
+
+try:
+    said = workers(worker)
+finally:
+    release.set()
+thread.join(30)
+
+async def done():
+    await remote.clear()
+    await remote.aclose()
+
+asyncio.run(done())
+print(json.dumps(said))
+"""
+    )
+    assert json.loads(run_python(code)) == [[1, 1], [1, 1]]
