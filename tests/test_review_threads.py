@@ -3,14 +3,18 @@ loop, forked while one of them writes, or journalling with two journal writers."
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import namespace, run_python
+from conftest import namespace, run_python, threads_at_once
 from redis_server import RedisServer
 from test_forked_workers import FORK
+from tta_dev_primitives.stores._base import Put
+from tta_dev_primitives.stores._recovery import Journal
 
 
 def test_a_worker_forked_while_a_threads_journal_writer_runs_closes_the_memory(
@@ -126,3 +130,34 @@ print(json.dumps(said))
 """
     )
     assert json.loads(run_python(code)) == [[1, 1], [1, 1]]
+
+
+def test_threads_journalling_the_same_keys_at_once_keep_the_journals_counts() -> None:
+    """Threads each with its own event loop journal writes of the same keys at once (without a
+    file each loop journals its own; with one, each loop's journal writer, and a writer that
+    took over from a stopped loop's, add what they wrote) while a replay on another loop sends
+    and removes entries. A write replacing its key's older one took that one out of the
+    counts: two at once took it out twice, and the second took the first one's new entry out
+    of the journal, its record never released. ``journal_bytes`` and the caps it enforces
+    drifted for good, and the next process replayed records long replaced."""
+    journal = Journal()
+    sequences = itertools.count(1)
+    made: list[int] = []
+
+    def writer(thread: int) -> None:
+        for i in range(5000):
+            seq = next(sequences)
+            made.append(seq)
+            payload = "x" * (thread * 10 + i % 7)
+            journal.add(Put(f"u1:s1:{i % 3}", payload, None, None, f"{seq:012d}"), None, seq, seq)
+
+    def replay() -> None:
+        for _ in range(5000):
+            journal.done(journal.head(2))
+
+    assert threads_at_once([functools.partial(writer, t) for t in range(3)] + [replay]) == []
+    live = journal.entries()
+    assert journal.bytes == sum(entry.size for entry in live)
+    assert journal.disk_bytes == sum(entry.disk for entry in live)
+    released = journal.take_released()
+    assert sorted(released + [entry.seq for entry in live]) == sorted(made)

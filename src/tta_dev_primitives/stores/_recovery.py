@@ -38,10 +38,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tta_dev_primitives._blocked import fork_safe
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -116,6 +118,10 @@ class Journal:
     With a durable file, ``released`` collects the sequences of records that no longer need
     replaying (sent, replaced by a newer write of the key, or dropped), for the file's ``done``
     markers; ``disk_bytes`` is what the live records take in the file.
+
+    Thread-safe: threads each with its own event loop journal writes at once, and a replay on
+    one loop removes entries while another loop's journal writer adds them (a write replacing
+    an older one of its key takes that one out of the counts: two at once took it out twice).
     """
 
     def __init__(
@@ -128,6 +134,7 @@ class Journal:
         self.disk_bytes = 0
         self.dropped = 0  # writes dropped because the journal was full, since the start
         self.released: list[int] = []
+        self._lock = fork_safe(threading.Lock())  # held by each change, never across an await
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -137,11 +144,17 @@ class Journal:
 
     def entries(self) -> list[Journalled]:
         """The journalled writes, oldest first."""
-        return list(self._entries.values())
+        with self._lock:
+            return list(self._entries.values())
 
     def add(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> int:
         """Journal ``write``; return how many old entries were dropped to make room."""
         entry = Journalled(write, deadline, seq, disk)
+        with self._lock:
+            return self._add(entry)
+
+    def _add(self, entry: Journalled) -> int:
+        write, seq = entry.write, entry.seq
         token: tuple[str, ...] = _CLEAR if isinstance(write, Clear) else ("k", write.key)
         old = self._entries.get(token)
         if old is not None and _newer(old.write, write):
@@ -186,26 +199,22 @@ class Journal:
 
     def take_released(self) -> list[int]:
         """The sequences released since the last call."""
-        released, self.released = self.released, []
+        with self._lock:
+            released, self.released = self.released, []
         return released
 
     def head(self, count: int) -> list[tuple[tuple[str, ...], Journalled]]:
         """The oldest ``count`` entries, left in place until ``done``."""
-        while True:
-            try:
-                return list(itertools.islice(self._entries.items(), count))
-            except RuntimeError:
-                # 'OrderedDict mutated during iteration': another thread's loop journalled a
-                # write between the iterator's making and its reading (a replay reads its
-                # batch while other threads write): read again.
-                continue
+        with self._lock:  # (another thread's loop may journal a write meanwhile)
+            return list(itertools.islice(self._entries.items(), count))
 
     def done(self, sent: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
         """Remove sent entries, unless a newer write to the same key replaced them meanwhile."""
-        for token, entry in sent:
-            if self._entries.get(token) is entry:
-                del self._entries[token]
-                self._forget(entry)
+        with self._lock:
+            for token, entry in sent:
+                if self._entries.get(token) is entry:
+                    del self._entries[token]
+                    self._forget(entry)
 
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
