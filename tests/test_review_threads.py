@@ -3,17 +3,24 @@ loop, forked while one of them writes, or journalling with two journal writers."
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import namespace, run_python, threads_at_once
 from redis_server import RedisServer
 from test_forked_workers import FORK
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives._blocked import alive
 from tta_dev_primitives.stores._base import Put
+from tta_dev_primitives.stores._journal_file import JournalFile
 from tta_dev_primitives.stores._recovery import Journal
 
 
@@ -161,3 +168,62 @@ def test_threads_journalling_the_same_keys_at_once_keep_the_journals_counts() ->
     assert journal.disk_bytes == sum(entry.disk for entry in live)
     released = journal.take_released()
     assert sorted(released + [entry.seq for entry in live]) == sorted(made)
+
+
+def test_a_compaction_right_after_a_writer_takeover_keeps_the_old_writers_last_batch(
+    tmp_path: Path,
+) -> None:
+    """During an outage with ``journal_path``, loop A's journal writer has a batch on its way
+    to the disk when A stops (``run_until_complete`` returned). Another thread's loop then
+    compacts the file (as after a replay or a restore): it takes over as the writer, and its
+    rewrite runs after A's batch reached the disk, but before A's loop ran again to take that
+    batch into the journal, from which the rewrite is made. A's add then returned: a write
+    acknowledged as journalled, no longer on disk, lost to a crash (until a later rewrite)."""
+    path = tmp_path / "journal"
+    ns = namespace()
+    memory = MemoryPrimitive(
+        "redis://127.0.0.1:1/0", namespace=ns, redis_timeout=0.2, journal_path=path
+    )
+    store: Any = memory._store
+    loop_a = asyncio.new_event_loop()
+    release = threading.Event()
+    try:
+        loop_a.run_until_complete(memory.add("u1:s1:first", {"content": "first"}))
+        file = store.journal_file
+        file._executor.submit(release.wait)  # the journal's thread busy: A's batch waits
+
+        async def start() -> asyncio.Future[Any]:
+            adding = asyncio.ensure_future(memory.add("u1:s1:a", {"content": "A's"}))
+            while True:  # until A's writer has started
+                if alive(file._writer):
+                    return adding
+                await asyncio.sleep(0)
+
+        adding = loop_a.run_until_complete(start())  # A stops, its batch on its way
+        a_writer = file._writer
+        compaction = threading.Thread(
+            target=asyncio.run, args=(store._outbox.compact(),), daemon=True
+        )
+        compaction.start()
+        deadline = time.monotonic() + 30  # a hang guard only
+        while (file._writer is a_writer or file._queue) and time.monotonic() < deadline:
+            time.sleep(0.001)  # until the compaction took over and sent its rewrite
+        assert file._writer is not a_writer
+        release.set()
+        compaction.join(30)
+        assert not compaction.is_alive()
+        loop_a.run_until_complete(adding)  # acknowledged
+        assert memory.get_backend_info()["journal_size"] == 2
+        loop_a.run_until_complete(memory.aclose())
+    finally:
+        release.set()
+        loop_a.close()
+
+    async def on_disk() -> set[str]:
+        reader = JournalFile(path, ns)
+        try:
+            return {record.write.key for record in (await reader.load()).records}  # type: ignore[union-attr]
+        finally:
+            await reader.aclose()
+
+    assert asyncio.run(on_disk()) == {"u1:s1:first", "u1:s1:a"}

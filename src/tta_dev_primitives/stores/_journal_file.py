@@ -205,6 +205,9 @@ class JournalFile:
         # One memory may serve threads each with its own event loop: the queue has one writer
         # at a time, which a loop takes (under this lock) only while no other loop's runs.
         self._handoff = fork_safe(threading.Lock())
+        # Appends on disk whose ``then`` has not run yet (their writer's loop has not run since
+        # the write): a rewrite keeps them, or one by another loop's writer would drop them.
+        self._on_disk: dict[int, tuple[bytes, asyncio.AbstractEventLoop]] = {}
         self._seq = 0
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
@@ -304,14 +307,36 @@ class JournalFile:
         self._seq = top  # new records never reuse a sequence a done marker names
         return Loaded(sorted(records.values(), key=lambda r: r.seq), torn, corrupt)
 
-    def _rewrite(self, records: list[Record]) -> None:
-        """Replace the file with a header and ``records``, atomically (temporary file, rename)."""
+    def _write_batch(self, batch: list[tuple[bytes, int]], loop: asyncio.AbstractEventLoop) -> None:
+        """``_write`` a batch of lines; once on disk, each append's is kept until its ``then``
+        ran (``_on_disk``)."""
+        self._write(b"".join(line for line, _ in batch))
+        self._on_disk.update((seq, (line, loop)) for line, seq in batch if seq)
+
+    def _rewrite_from(self, snapshot: Callable[[], list[Record]]) -> None:
+        """``_rewrite`` with ``snapshot()``, taken here (after every earlier append is on disk)
+        and the appends on disk it does not hold yet: those of a writer whose loop has not run
+        since (another loop's writer took over), which its ``then`` will take in."""
+        on_disk = dict(self._on_disk)  # (before the snapshot: a ``then`` may run in between)
+        records = snapshot()
+        taken = {record.seq for record in records}
+        lines = []
+        for seq, (line, loop) in sorted(on_disk.items()):
+            if loop.is_closed():  # its ``then`` never runs: never acknowledged
+                self._on_disk.pop(seq, None)
+            elif seq not in taken:
+                lines.append(line)
+        self._rewrite(records, lines)
+
+    def _rewrite(self, records: list[Record], lines: Sequence[bytes] = ()) -> None:
+        """Replace the file with a header, ``records`` and ``lines`` (records already encoded),
+        atomically (temporary file, rename)."""
         self._own_lock()
         if self.deleted and os.path.lexists(self.path):
             # Made anew by another memory meanwhile (its lock was free): not to be replaced.
             raise FileExistsError(errno.EEXIST, "another journal file is at the path", self.path)
         tmp = self.path + ".tmp"
-        data = _header(self.namespace) + b"".join(encode(r) for r in records)
+        data = _header(self.namespace) + b"".join(encode(r) for r in records) + b"".join(lines)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(data)
@@ -384,7 +409,8 @@ class JournalFile:
             await self._enqueue(done_line(seqs), 0, None)
 
     async def rewrite(self, snapshot: Callable[[], list[Record]]) -> None:
-        """Compact: rewrite the file with ``snapshot()``, taken after every earlier append."""
+        """Compact: rewrite the file with ``snapshot()``, taken after every earlier append (on
+        the file's thread: it must be thread-safe)."""
         self._check_process()
         future = asyncio.get_running_loop().create_future()
         await self._join(_Rewrite(snapshot, future))
@@ -445,7 +471,8 @@ class JournalFile:
             batch = [item for item in self._queue[:cut] if not isinstance(item, _Rewrite)]
             del self._queue[:cut]
             try:
-                await self._run(self._write, b"".join(line for line, _, _, _ in batch))
+                await self._run(self._write_batch, [(line, seq) for line, seq, _, _ in batch],
+                                asyncio.get_running_loop())  # fmt: skip
             except OSError as exc:
                 error = _write_error(self.path, exc)
                 for _, _, _, future in batch:
@@ -458,11 +485,13 @@ class JournalFile:
                 except Exception as exc:  # never leave a writer waiting on a dead drain
                     _settle(future, exc)
                     continue
+                finally:
+                    self._on_disk.pop(seq, None)
                 _settle(future, None)
 
     async def _do_rewrite(self, item: _Rewrite) -> None:
         try:
-            await self._run(self._rewrite, item.snapshot())
+            await self._run(self._rewrite_from, item.snapshot)
         except Exception as exc:
             # The old file is intact (the rename never happened): appends go on there.
             log.warning("memory journal %s: compaction failed, kept as is: %s", self.path, exc)

@@ -128,7 +128,8 @@ class Outbox:
             await self.file.rewrite(self.snapshot)
 
     def snapshot(self) -> list[Record]:
-        """The journal as records for a rewrite of its file (what was released is gone)."""
+        """The journal as records for a rewrite of its file (what was released is gone). Taken
+        on the file's thread, when the rewrite's turn comes (``Journal`` is thread-safe)."""
         now, wall = self._clock(), time.time()
         self.journal.take_released()
         return [
