@@ -7,8 +7,10 @@ import asyncio
 import functools
 import itertools
 import json
+import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from redis_server import RedisServer
 from test_forked_workers import FORK
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives._blocked import alive
+from tta_dev_primitives.exceptions import JournalError, UnsentWritesError
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.stores._journal_file import JournalFile
 from tta_dev_primitives.stores._recovery import Journal
@@ -38,6 +41,7 @@ def test_a_worker_forked_while_a_threads_journal_writer_runs_closes_the_memory(
 import asyncio, signal, threading
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives._blocked import alive
+from tta_dev_primitives.exceptions import JournalError, UnsentWritesError
 
 memory = MemoryPrimitive("redis://127.0.0.1:1/0", namespace="fork", redis_timeout=0.2,
                          journal_path={str(path)!r})
@@ -227,3 +231,97 @@ def test_a_compaction_right_after_a_writer_takeover_keeps_the_old_writers_last_b
             await reader.aclose()
 
     assert asyncio.run(on_disk()) == {"u1:s1:first", "u1:s1:a"}
+
+
+def _outage_memory(path: Path) -> tuple[MemoryPrimitive, Any]:
+    """A memory journalling to ``path`` (Redis unreachable: every write is journalled), and its
+    store."""
+    memory = MemoryPrimitive(
+        "redis://127.0.0.1:1/0", namespace=namespace(), redis_timeout=0.2, journal_path=path
+    )
+    return memory, memory._store
+
+
+def test_an_append_failing_while_a_stopped_loops_remake_is_pending_raises_journal_error(
+    tmp_path: Path,
+) -> None:
+    """Loop A's append finds the journal file deleted (a /tmp cleaner): A starts writing it
+    anew, and stops (``run_until_complete`` returned) before that is done; then the directory
+    goes too. Another thread's append fails as well and must say so (``JournalError``: the
+    write is not acknowledged). It awaited A's rewrite, a task of A's loop: ``RuntimeError``
+    (a future attached to a different loop)."""
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    path = folder / "journal.jsonl"
+    memory, store = _outage_memory(path)
+    loop_a = asyncio.new_event_loop()
+    first, second = threading.Event(), threading.Event()
+    said: list[BaseException | None] = []
+    try:
+        loop_a.run_until_complete(memory.add("u1:s1:first", {"content": "first"}))
+        file = store.journal_file
+        file._executor.submit(first.wait)  # the journal's thread busy: A's append waits
+
+        async def until(done: Callable[[], bool]) -> None:
+            while True:
+                if done():
+                    return
+                await asyncio.sleep(0)
+
+        adding = loop_a.create_task(memory.add("u1:s1:a", {"content": "A's"}))
+        # A's line on its way to the journal's thread (its writer started, its queue empty):
+        loop_a.run_until_complete(until(lambda: alive(file._writer) and not file._queue))
+        path.unlink()
+        file._executor.submit(second.wait)  # A's rewrite will wait too
+        first.set()  # A's append fails: the file is deleted
+        loop_a.run_until_complete(until(lambda: store._outbox._remake is not None))
+        shutil.rmtree(folder)  # (A's rewrite will fail: its directory is gone)
+        second.set()
+
+        def thread_b() -> None:
+            try:
+                asyncio.run(memory.add("u1:s1:b", {"content": "B's"}))
+                said.append(None)
+            except BaseException as exc:  # reported below
+                said.append(exc)
+
+        assert threads_at_once([thread_b], within=30) == []
+        with pytest.raises(JournalError):
+            loop_a.run_until_complete(adding)
+        with pytest.raises(UnsentWritesError):  # ("first": its file is gone)
+            loop_a.run_until_complete(memory.aclose())
+    finally:
+        first.set()
+        second.set()
+        loop_a.close()
+    assert len(said) == 1
+    assert isinstance(said[0], JournalError), repr(said[0])
+
+
+def test_the_journal_is_compacted_after_a_loop_closed_with_its_compaction_pending(
+    tmp_path: Path,
+) -> None:
+    """An outage's overwrites of one key grow the journal file past 1 MiB: the add that finds
+    it so starts a compaction as a task of its loop, which closes with it pending (the loop of
+    a request, closed after it, without cancelling what is left). Later loops never compacted
+    the file again (that task was never done), and it grew without bound."""
+    path = tmp_path / "journal.jsonl"
+    memory, store = _outage_memory(path)
+    body = "x" * 1000
+    loop_a = asyncio.new_event_loop()
+    try:
+        for i in range(2000):
+            loop_a.run_until_complete(memory.add("u1:s1:k", {"content": f"{body} {i}"}))
+            if store._outbox._compaction is not None:
+                break
+        assert store._outbox._compaction is not None
+    finally:
+        loop_a.close()  # (its compaction pending)
+
+    async def overwrite() -> None:
+        for i in range(3000):  # about 3 MB of records, one live key
+            await memory.add("u1:s1:k", {"content": f"{body} {i}"})
+        await memory.aclose()
+
+    asyncio.run(overwrite())
+    assert path.stat().st_size < 2 * 1024 * 1024

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from tta_dev_primitives._blocked import alive, finished_elsewhere, running_loop, stranded
 from tta_dev_primitives.exceptions import JournalError
 from tta_dev_primitives.stores._base import Put, Write
 from tta_dev_primitives.stores._events import StoreEvents
@@ -53,7 +54,7 @@ class Outbox:
         self._events = events
         self._clock = clock
         self._compaction: asyncio.Task[None] | None = None
-        self._remake: asyncio.Future[None] | None = None  # a rewrite after a failed append
+        self._remake: asyncio.Task[None] | None = None  # a rewrite after a failed append
         self._full_at: int | None = None  # the file's size after that rewrite, on a full disk
         self.restored = 0  # writes found in the durable file at start
         self.corrupt = 0  # its lines dropped as unreadable (a torn last line included)
@@ -83,22 +84,31 @@ class Outbox:
             full = isinstance(exc.__cause__, OSError) and exc.__cause__.errno in _FULL
             roomy = file.size > self.journal.disk_bytes + _HEADER_ROOM
             if file.deleted or (full and roomy and file.size != self._full_at):
-                if self._remake is None or self._remake.done():
-                    if file.deleted:
-                        log.warning("memory journal %s was deleted while open; writing it anew",
-                                    file.path)  # fmt: skip
-                    self._remake = asyncio.ensure_future(file.rewrite(self.snapshot))
-                await asyncio.shield(self._remake)
+                await self._remade(file)
                 self._full_at = file.size if full else None
             raise
         if (
             file.size > COMPACT_FLOOR
             and file.size > 2 * self.journal.disk_bytes
-            and (self._compaction is None or self._compaction.done())
+            and not alive(self._compaction)  # (one of a loop closed with it pending never ends)
         ):
             self._compaction = asyncio.get_running_loop().create_task(
                 file.rewrite(self.snapshot), name="tta-journal-compaction"
             )
+
+    async def _remade(self, file: JournalFile) -> None:
+        """Rewrite the file after a failed append, once for the writers that failed together:
+        one loop's rewrite, which another thread's loop waits for while that loop runs it."""
+        loop = running_loop()
+        remake = self._remake
+        if not alive(remake) or (remake.get_loop() is not loop and stranded(remake.get_loop())):
+            if file.deleted:
+                log.warning("memory journal %s was deleted while open; writing it anew", file.path)
+            remake = self._remake = loop.create_task(file.rewrite(self.snapshot))
+        if remake.get_loop() is loop:
+            await asyncio.shield(remake)
+        else:  # (a task of another loop cannot be awaited here)
+            await finished_elsewhere(remake)
 
     async def restore(self) -> list[Restored]:
         """Read back what an earlier process left in the file into the journal. The writes,
