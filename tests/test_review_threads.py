@@ -325,3 +325,39 @@ def test_the_journal_is_compacted_after_a_loop_closed_with_its_compaction_pendin
 
     asyncio.run(overwrite())
     assert path.stat().st_size < 2 * 1024 * 1024
+
+
+def _sets_made_at_once(index: Any, threads: int) -> int:
+    """How many replica sets ``threads`` threads' first searches found, started together."""
+    ready = threading.Barrier(threads)
+    found: list[Any] = []
+
+    def first_search() -> None:
+        ready.wait(30)
+        found.append(index._replicas_for_topology())
+
+    assert threads_at_once([first_search] * threads, switch=1e-6) == []
+    return len({id(replicas) for replicas in found})
+
+
+@pytest.mark.redis
+def test_threads_first_searches_at_once_share_one_replica_set(redis_server: RedisServer) -> None:
+    """Threads each with its own event loop make a memory's first searches at once (a threaded
+    server's first requests): each made a replica set of its own for the namespace, read the
+    whole namespace into it, and all but the last one made were thrown away, a full load each
+    (about a second per 50,000 memories). They must make one, which all of them search."""
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace(), search_engine="replica")
+
+    async def start() -> Any:
+        await memory.add("u1:s1:pet", {"content": "my pet is a cat"})
+        assert len(await memory.search("cat")) == 1  # (the partitions are known)
+        return memory._store.remote.index  # type: ignore[union-attr]
+
+    index = asyncio.run(start())
+    made: list[int] = []
+    for _ in range(1000):  # (each round: the first searches after a topology change)
+        index.replicas = None
+        made.append(_sets_made_at_once(index, 8))
+    asyncio.run(memory.clear())
+    asyncio.run(memory.aclose())
+    assert sum(count > 1 for count in made) == 0

@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from tta_dev_primitives._blocked import heavy_in_own_thread
+from tta_dev_primitives._blocked import fork_safe, heavy_in_own_thread
 from tta_dev_primitives._checks import check_count, check_search_engine, check_seconds
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
@@ -186,6 +187,8 @@ class RedisIndex:
         self.scope_replicas = scope_replicas
         # Made by the first search, once partitions are known (see ``replicas``).
         self.replicas: Replicas | None = None
+        # Threads each with its own loop make their first searches at once: one makes the set.
+        self._making = fork_safe(threading.Lock())
         self.engine = QueryEngine(layout.namespace, search_engine, indexing)
         self.engine.timeout_ms = query_timeout_ms(connection.timeout)
         self.dims: int | None = None  # this process's embedder's, once a vector was seen
@@ -373,6 +376,10 @@ class RedisIndex:
                 await replica.sync(self._changes, self._heads(patient=False))
 
     def _replicas_for_topology(self) -> Replicas:
+        with self._making:  # (else each thread made its own set, and loaded it in full)
+            return self._replicas_made()
+
+    def _replicas_made(self) -> Replicas:
         replicas = self.replicas
         if replicas is None or replicas.bases is not self.layout.bases:
             replicas = Replicas(
