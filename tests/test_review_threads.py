@@ -361,3 +361,51 @@ def test_threads_first_searches_at_once_share_one_replica_set(redis_server: Redi
     asyncio.run(memory.clear())
     asyncio.run(memory.aclose())
     assert sum(count > 1 for count in made) == 0
+
+
+def _calls(url: str, command: str) -> int:
+    """How many times the server at ``url`` ran ``command`` (INFO commandstats)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+    finally:
+        client.close()
+    return int(stats.get("calls", 0))
+
+
+def _indexes_made_at_once(url: str, threads: int = 4) -> int:
+    """How many times ``threads`` threads' first searches of a new namespace at once made its
+    Query Engine index."""
+    memory = MemoryPrimitive(url, namespace=namespace(), search_engine="redis")
+    ready = threading.Barrier(threads)
+    found: list[int] = []
+
+    def first_search() -> None:
+        ready.wait(30)
+        found.append(len(asyncio.run(memory.search("cat"))))
+
+    before = _calls(url, "FT.CREATE")
+    assert threads_at_once([first_search] * threads) == []
+    made = _calls(url, "FT.CREATE") - before
+
+    async def done() -> None:
+        await memory.clear()
+        await memory.aclose()
+
+    asyncio.run(done())
+    assert found == [0] * threads
+    return made
+
+
+@pytest.mark.redis
+def test_threads_first_searches_at_once_make_the_query_engine_index_once(
+    redis_query_engine: RedisServer,
+) -> None:
+    """Threads each with its own event loop make a memory's first searches at once, on a
+    namespace whose Query Engine index does not exist yet. Each loop's lock let each of them
+    find the index missing and make it (and then backfill it, each as much as the others):
+    the work of one process, done once per thread."""
+    made = [_indexes_made_at_once(redis_query_engine.url) for _ in range(8)]
+    assert made == [1] * 8

@@ -61,10 +61,18 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Final, Literal
 
-from tta_dev_primitives._blocked import LoopLock, alive
+from tta_dev_primitives._blocked import (
+    LoopLock,
+    alive,
+    finished_elsewhere,
+    fork_safe,
+    running_loop,
+    stranded,
+)
 from tta_dev_primitives.exceptions import BackendError, InvalidArgumentError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
@@ -195,6 +203,10 @@ class QueryEngine:
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
         self._lock = LoopLock()
+        # Threads each with its own loop (a loop lock each): one loop's setting up at a time,
+        # which the others wait for (else each made the index and backfilled it).
+        self._setting_up: asyncio.Task[None] | None = None
+        self._claim = fork_safe(threading.Lock())  # held to read or start ``_setting_up``
 
     @property
     def in_use(self) -> bool:
@@ -245,13 +257,45 @@ class QueryEngine:
         ):
             return
         async with self._lock():
-            if self.state == "unknown" or self._stale:
-                self._stale = False
-                await self._discover(call, bases, cluster, dims)
-            if self.state in ("building", "ready") and dims is not None and self.dims is None:
-                await self._add_vectors(call, bases, dims)
-            if self.state == "building" and searching:
-                await self._check_ready(call, bases, backfill, dims)
+            await self._after_other_loops(
+                lambda: self._set_up(call, bases, cluster, backfill, dims, searching)
+            )
+
+    async def _after_other_loops(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``set_up()`` (as a task of this loop) once no other thread's loop is setting up
+        this engine: one that is is waited for (what it did, ours then need not do again),
+        unless that loop will not finish it meanwhile (stopped, closed)."""
+        loop = running_loop()
+        while True:
+            with self._claim:
+                task = self._setting_up
+                other = task.get_loop() if alive(task) else None
+                if other is None or (other is not loop and stranded(other)):
+                    task = self._setting_up = loop.create_task(set_up())
+                    break
+            assert task is not None  # (alive, on ``other``)
+            if other is loop:  # (a cancelled caller's, still under way)
+                await asyncio.wait([task])
+            elif not await finished_elsewhere(task):
+                await asyncio.sleep(0.001)
+        await task
+
+    async def _set_up(
+        self,
+        call: Call,
+        bases: list[str],
+        cluster: bool,
+        backfill: Callable[[int | None], Awaitable[bool]],
+        dims: int | None,
+        searching: bool,
+    ) -> None:
+        if self.state == "unknown" or self._stale:
+            self._stale = False
+            await self._discover(call, bases, cluster, dims)
+        if self.state in ("building", "ready") and dims is not None and self.dims is None:
+            await self._add_vectors(call, bases, dims)
+        if self.state == "building" and searching:
+            await self._check_ready(call, bases, backfill, dims)
 
     @property
     def _backfilling(self) -> bool:
