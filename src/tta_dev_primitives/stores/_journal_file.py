@@ -459,17 +459,30 @@ class JournalFile:
                 await asyncio.sleep(0.001)
 
     async def _drain(self) -> None:
-        """Write queued lines in batches (one write and fsync each), and run queued rewrites."""
-        while self._queue:
-            cut = next((i for i, item in enumerate(self._queue) if isinstance(item, _Rewrite)),
-                       len(self._queue))  # fmt: skip
-            if cut == 0:
-                item = self._queue.pop(0)
-                assert isinstance(item, _Rewrite)
-                await self._do_rewrite(item)
+        """Write queued lines in batches (one write and fsync each), and run queued rewrites.
+
+        A batch is taken, and the writer ends, under the hand-off lock: a writer taken over
+        while its loop was stopped resumes when that loop runs again, beside its successor on
+        another thread; both cutting the queue at once could write an item twice or never, and
+        a writer ending just as another thread queued an item left that item unwritten."""
+        me = asyncio.current_task()
+        while True:
+            with self._handoff:
+                if self._writer is not me:
+                    return  # taken over: the new writer drains the queue
+                if not self._queue:
+                    self._writer = None  # (the next item starts a writer)
+                    return
+                queue = self._queue
+                cut = next(
+                    (i for i, it in enumerate(queue) if isinstance(it, _Rewrite)), len(queue)
+                )
+                rewrite = queue.pop(0) if cut == 0 else None
+                batch = [item for item in queue[:cut] if not isinstance(item, _Rewrite)]
+                del queue[:cut]
+            if isinstance(rewrite, _Rewrite):
+                await self._do_rewrite(rewrite)
                 continue
-            batch = [item for item in self._queue[:cut] if not isinstance(item, _Rewrite)]
-            del self._queue[:cut]
             try:
                 await self._run(self._write_batch, [(line, seq) for line, seq, _, _ in batch],
                                 asyncio.get_running_loop())  # fmt: skip
