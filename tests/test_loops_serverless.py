@@ -30,6 +30,19 @@ async def _invocation(memory: MemoryPrimitive, number: int) -> list[int]:
     return [len(hits) for hits in found]
 
 
+async def _size_once_replayed(memory: MemoryPrimitive, url: str, *, close: bool = False) -> int:
+    """How many memories Redis holds once ``memory``'s journal was replayed (read by another
+    client); ``close`` closes ``memory`` too, on this loop."""
+    await replayed(memory)
+    reader = fast_recovery(url, memory.namespace)
+    try:
+        return await reader.size()
+    finally:
+        await reader.aclose()
+        if close:
+            await memory.aclose()
+
+
 def _serve_three_invocations(memory: MemoryPrimitive) -> None:
     try:
         for number in range(3):
@@ -71,14 +84,6 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
             *(memory.add(f"u1:s{number}:{i}", {"text": f"turn {i} about hiking"}) for i in range(4))
         )
 
-    async def stored() -> int:
-        await replayed(memory)
-        reader = fast_recovery(server.url, memory.namespace)
-        try:
-            return await reader.size()
-        finally:
-            await reader.aclose()
-
     try:
         asyncio.run(write(0))
         server.kill()
@@ -86,7 +91,7 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
         assert memory.get_backend_info()["journal_size"] == 4
         server.start()
         asyncio.run(write(2))
-        assert asyncio.run(stored()) == 12
+        assert asyncio.run(_size_once_replayed(memory, server.url)) == 12
     finally:
         asyncio.run(memory.aclose())
 
@@ -163,19 +168,10 @@ def test_threads_journal_one_outage_to_one_file(
         )
         assert not hung, "a write never returned"
 
-    async def stored() -> int:
-        await replayed(memory)
-        reader = fast_recovery(server.url, memory.namespace)
-        try:
-            return await reader.size()
-        finally:
-            await reader.aclose()
-            await memory.aclose()
-
     phase(0)
     server.kill()
     phase(1)  # journalled, by four loops at once
     assert memory.get_backend_info()["journal_size"] == 4 * turns
     server.start()
     phase(2)
-    assert asyncio.run(stored()) == 3 * 4 * turns
+    assert asyncio.run(_size_once_replayed(memory, server.url, close=True)) == 3 * 4 * turns
