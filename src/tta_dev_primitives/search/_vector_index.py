@@ -294,7 +294,7 @@ class VectorIndex:
         pending = np.arange(self._ann_cursor, size, dtype=np.intp)
         rows = np.concatenate((rows, pending))
         if self._xcursor < len(self._xdoc):  # documents of further vectors not in it yet
-            waiting = self._xdoc_array(np)[self._xcursor :]
+            waiting = gather(np, self._xdoc, np.int64, slice(self._xcursor, None))
             rows = np.concatenate((rows, waiting[waiting >= 0].astype(np.intp)))
         if self._xrows:  # a document found by two of its vectors counts once
             _, first = np.unique(rows, return_index=True)
@@ -340,7 +340,7 @@ class VectorIndex:
         np = numpy()
         start, stop = self._xcursor, min(stop, len(self._xdoc))
         rows = np.arange(start, stop)
-        rows = rows[self._xdoc_array(np)[start:stop] >= 0]
+        rows = rows[gather(np, self._xdoc, np.int64, slice(start, stop)) >= 0]
         if len(rows):
             self._ann.add((rows + EXTRA_KEY).astype(np.uint64), self._xvecs[rows], threads=1)
         self._xcursor = max(start, stop)
