@@ -403,3 +403,27 @@ async def test_a_scoped_unfinished_word_completes_past_many_words_of_other_scope
     got = [(h.key, round(h.score, 9)) for h in await shared.search_scored("my pro", scope="u1")]
     assert want == [("u1:s1:a", want[0][1])]
     assert got == want
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    recencies=st.lists(st.integers(0, 3), min_size=1, max_size=12),
+    limit=st.integers(1, 14),
+)
+def test_newest_first_orders_equal_recencies_alike_scoped_or_not(
+    recencies: list[int], limit: int
+) -> None:
+    """A blank search's newest first reads the index in order when it can and through a scope's
+    mask otherwise: equal recencies (a replica's partitions can share one) come out in the same
+    order both ways, the latest indexed first."""
+    index = SearchIndex()
+    seq = 0
+    for i, recency in enumerate(recencies):
+        seq = max(seq, recency)  # in recency order: the unscoped answer reads the index in order
+        index.add(f"u:{i}", {"w": 1}, recency=seq)
+    whole = index.recent(limit)
+    assert index.recent(limit, "u") == whole
+    assert index.recent(limit, wanted=()) == whole
+    indexed = [index.recency(f"u:{i}") or 0 for i in range(len(recencies))]
+    latest_first = sorted(range(len(recencies)), key=lambda i: (-indexed[i], -i))
+    assert whole == [f"u:{i}" for i in latest_first][:limit]

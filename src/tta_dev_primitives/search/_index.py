@@ -243,10 +243,12 @@ class SearchIndex:
             return keys
         np = numpy()
         view = self._within(self._view(scope), wanted)
+        # Latest indexed first, so that equal recencies (a replica's partitions may share one)
+        # keep the fast path's order: ``most_recent`` keeps the rows' order among equals.
         if view is None:
-            rows = np.fromiter(docs, dtype=np.intp, count=len(docs))
+            rows = np.fromiter(reversed(docs), dtype=np.intp, count=len(docs))
         else:
-            rows = np.flatnonzero(view.mask[: self._next])
+            rows = np.flatnonzero(view.mask[: self._next])[::-1]
         return [docs[d][_KEY] for d in most_recent(np, rows, self._recency, limit).tolist()]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
