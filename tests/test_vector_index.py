@@ -403,6 +403,40 @@ def test_several_vectors_rank_by_the_best_cosine(
     assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
 
 
+@pytest.mark.parametrize("threshold", [10**9, 64], ids=["exact", "graph"])
+def test_a_scope_scores_further_vectors_exactly_as_the_whole_index(threshold: int) -> None:
+    """A scope (or the graph's few candidates) looks its members' further vectors up by
+    document; the whole index reads them in one pass: the same scores to the bit, by the best
+    vector of each, and the same order."""
+    if threshold == 64 and importlib.util.find_spec("usearch") is None:
+        pytest.skip("the graph needs the 'vectors' extra (usearch)")
+    rng = np.random.default_rng(11)
+    index = SearchIndex(ann_threshold=threshold)
+    rows = {}
+    for i in range(600):
+        key = f"u{i // 25}:{i}"
+        rows[key] = rng.standard_normal((1 + i % 3, DIM)).astype(np.float32)
+        index.add(key, {}, vector=rows[key] if i % 3 else rows[key][0])
+    for key in [f"u{u}:{u * 25 + 1}" for u in range(0, 24, 3)]:
+        index.remove(key)
+        del rows[key]
+    for q in rng.standard_normal((8, DIM)).astype(np.float32):
+        whole = dict(index.search_scored(semantic(q), len(rows)))
+        if threshold == 64:  # the graph proposes candidates: score what it found, exactly
+            assert len(whole) >= 10
+        for user in (0, 3, 7, 23):
+            found = index.search_scored(semantic(q), 30, f"u{user}")
+            want = {k: v for k, v in rows.items() if k.startswith(f"u{user}:")}
+            assert {k for k, _ in found} == set(want)
+            qn = unit(q)
+            for key, score in found:
+                best = max(float(unit(r) @ qn) for r in want[key])
+                assert score == pytest.approx(best, abs=1e-5)
+                if key in whole:
+                    assert score == whole[key]
+            assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
 def test_several_vectors_survive_renumbering() -> None:
     """Past 4,096 numbers, mostly dead, the index renumbers: every vector stays with its key."""
     rng = np.random.default_rng(7)

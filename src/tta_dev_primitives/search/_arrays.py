@@ -7,7 +7,7 @@ from typing import Any
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 
-__all__ = ["as_unit_vector", "dots", "gather", "numpy"]
+__all__ = ["as_unit_vector", "dots", "gather", "numpy", "product"]
 
 _np: Any = None
 
@@ -60,3 +60,9 @@ def dots(np: Any, rows: Any, q: Any) -> Any:
     matrix-vector product rounds a row by its position in the matrix: equal vectors (one text
     written twice) scored a float32 step apart, so their tie went by position, not recency."""
     return np.einsum("ij,j->i", rows, q)
+
+
+def product(np: Any, rows: Any, q: Any) -> Any:
+    """Each row of ``rows`` dotted with ``q`` by BLAS: ~10x ``dots``'s speed, rounded by
+    position (scores that may decide a tie are computed again by ``dots``)."""
+    return rows @ q
