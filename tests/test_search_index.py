@@ -427,3 +427,35 @@ def test_newest_first_orders_equal_recencies_alike_scoped_or_not(
     indexed = [index.recency(f"u:{i}") or 0 for i in range(len(recencies))]
     latest_first = sorted(range(len(recencies)), key=lambda i: (-indexed[i], -i))
     assert whole == [f"u:{i}" for i in latest_first][:limit]
+
+
+_VOCAB = ["alpha", "alps", "alpine", "beta", "bet", "gamma", "delta", "del"]
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    docs=st.lists(
+        st.dictionaries(st.sampled_from(_VOCAB), st.integers(1, 4), min_size=1, max_size=4),
+        min_size=1,
+        max_size=30,
+    ),
+    terms=st.lists(st.sampled_from(_VOCAB), min_size=1, max_size=4, unique=True),
+    prefix=st.booleans(),
+    filler=st.integers(0, 3),
+)
+def test_a_scope_scores_alike_however_large_the_index_around_it(
+    docs: list[dict[str, int]], terms: list[str], prefix: bool, filler: int
+) -> None:
+    """A scope ranks by its own statistics, so memories outside it with none of its words
+    change nothing: the same keys and the same scores to the bit, whether its matches are most
+    of the index (summed into one array the index's size) or a sliver of it (summed sparsely)."""
+    query = Query(tuple(terms), prefix_last=prefix)
+    small, large = SearchIndex(), SearchIndex()
+    for i, counts in enumerate(docs):
+        for index in (small, large):
+            index.add(f"in:{i}", counts)
+        for j in range(filler * 40):  # other users' memories, other words, in between
+            large.add(f"out{j % 5}:{i}:{j}", {f"zz{j % 11}": 1 + j % 3})
+    assert large.search_scored(query, 50, "in") == small.search_scored(query, 50, "in")
+    keyword = small.search_scored(query, 50)
+    assert [key for key, _ in keyword] == [key for key, _ in small.search_scored(query, 50, "in")]

@@ -46,6 +46,8 @@ _MERGE_IN_PLACE: Final = 256
 #: repeat a term at most this often (``documents.MAX_TF``), and both must score alike.
 TF_CAP: Final = 255
 _NOT_WORDS: Final = (STOP_MARK, FACET_MARK)
+#: Matches under 1/this of the index are scored sparsely (``score``), not into a dense array.
+_SPARSE: Final = 8
 
 
 class Plan(NamedTuple):
@@ -331,13 +333,14 @@ class TermIndex:
             tf = tf * weights
         df = len(d)
         if len(terms) > 1:
-            # A prefix: a document's tf is the sum over the terms it matched.
-            size = len(self._live)
-            tf_dense = np.bincount(d, weights=tf, minlength=size)
-            len_dense = np.zeros(size, dtype=np.float64)
-            len_dense[d] = length
-            d = np.flatnonzero(tf_dense)
-            tf, length = tf_dense[d], len_dense[d]
+            # A prefix: a document's tf is the sum over the terms it matched (in the order of
+            # the postings, as a dense bincount would add them: the same floats).
+            d, at = np.unique(d, return_inverse=True)
+            length_of = np.empty(len(d), dtype=np.float64)
+            length_of[at] = length
+            tf = np.bincount(at, weights=tf, minlength=len(d))
+            kept = tf != 0
+            d, tf, length = d[kept], tf[kept], length_of[kept]
         return Matches(d, tf, length, df)
 
     def score(self, plan: Plan) -> tuple[Any, Any]:
@@ -348,11 +351,25 @@ class TermIndex:
         expansions, order, idfs, avg_len, matches, typed = plan
         np = numpy()
         size = len(self._live)
+        b = length_b(avg_len)
+        read = [self._read(expansions[i], None, typed[i]) if matches is None else matches[i]
+                for i in order]  # fmt: skip
+        if sum(len(m.d) for m in read) * _SPARSE < size:
+            # Few matches (a scope, rare words): summed per document without an accumulator
+            # the index's size (8 MB a search at 1M memories). bincount adds each document's
+            # terms in this order, as the dense sum does: the same floats either way.
+            found, at = np.unique(np.concatenate([m.d for m in read]), return_inverse=True)
+            parts = [
+                bm25(m.tf, m.length, avg_len, idfs[i], b) for i, m in zip(order, read, strict=True)
+            ]
+            acc = np.bincount(at, weights=np.concatenate(parts), minlength=len(found))
+            if matches is None:  # read whole: drop the stale postings' documents
+                live = gather(np, self._live, np.bool_, found)
+                found, acc = found[live], acc[live]
+            return found, acc
         acc = np.zeros(size, dtype=np.float64)
         touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
-        b = length_b(avg_len)
-        for i in order:
-            m = self._read(expansions[i], None, typed[i]) if matches is None else matches[i]
+        for i, m in zip(order, read, strict=True):
             acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i], b)
             touched[m.d] = True
         candidates = np.flatnonzero(touched)
