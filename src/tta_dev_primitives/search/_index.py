@@ -248,7 +248,9 @@ class SearchIndex:
         if view is None:
             rows = np.fromiter(reversed(docs), dtype=np.intp, count=len(docs))
         else:
-            rows = np.flatnonzero(view.mask[: self._next])[::-1]
+            rows = (np.flatnonzero(view.mask[: self._next]) if view.rows is None else view.rows)[
+                ::-1
+            ]
         return [docs[d][_KEY] for d in most_recent(np, rows, self._recency, limit).tolist()]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:

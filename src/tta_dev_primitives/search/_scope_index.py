@@ -32,6 +32,9 @@ class ScopeView(NamedTuple):
     mask: Any  # numpy bool array; True at the docnos of live members, at least ``size`` long
     members: int
     total_len: int
+    #: A small scope's member docnos, ascending (None for a large one): a semantic search or a
+    #: newest-first listing reads them instead of scanning a mask the index's size.
+    rows: Any = None
 
 
 class _Mask:
@@ -115,12 +118,12 @@ class ScopeIndex:
         cached = masks.pop(scope, None)
         if cached is None:
             bits = np.zeros(size, dtype=np.bool_)
-            if bucket:
-                bits[np.fromiter(bucket, dtype=np.intp, count=len(bucket))] = True
+            rows = np.fromiter(bucket or (), dtype=np.intp, count=len(bucket or ()))
             if exact is not None:
-                bits[exact] = True
+                rows = np.append(rows, exact)
+            bits[rows] = True
             if count < CACHED_SCOPE:
-                return ScopeView(bits, count, total)
+                return ScopeView(bits, count, total, np.sort(rows))
             cached = _Mask(bits)
             while len(masks) >= MAX_MASKS:
                 del masks[next(iter(masks))]  # the least recently searched

@@ -217,16 +217,17 @@ class VectorIndex:
         """Brute force: one matrix-vector product over all rows, or over the scope's rows."""
         np = numpy()
         size = len(self._has_vec)
-        has_vec = gather(np, self._has_vec, np.bool_, slice(0, size)).copy()
         if view is None:
-            rows = np.flatnonzero(has_vec)
+            rows = np.flatnonzero(gather(np, self._has_vec, np.bool_, slice(0, size)).copy())
             # Mostly live rows: multiply them all, then pick (no copy of the rows first).
             dense = len(rows) * 2 >= size
             sims = (
                 self._vecs.sims_below(np, q, size)[rows] if dense else self._vecs.take(np, rows) @ q
             )
         else:
-            rows = np.flatnonzero(view.mask[:size] & has_vec)
+            # A small scope's members as they are, not a scan of a mask the index's size.
+            rows = np.flatnonzero(view.mask[:size]) if view.rows is None else view.rows
+            rows = rows[gather(np, self._has_vec, np.bool_, rows)]
             sims = self._vecs.take(np, rows) @ q
         return rows, self._settle(np, q, rows, self._best(np, q, rows, sims), limit)
 
