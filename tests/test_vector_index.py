@@ -333,6 +333,26 @@ def test_vectors_across_blocks_match_brute_force() -> None:
         assert index.search(semantic(q), 10, "u1") == [f"u1:{i}" for i in scoped]
 
 
+def test_scopes_read_their_rows_from_many_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 64 rows: a user's few rows spread over every block are read one by one, a large
+    scope's block by block; both answer as brute force does."""
+    from tta_dev_primitives.search import _blocks
+
+    monkeypatch.setattr(_blocks, "VECTOR_BLOCK_BITS", 6)
+    monkeypatch.setattr(_blocks, "VECTOR_BLOCK", 64)
+    n = 640
+    x = clustered(n, 8, 12)
+    index = SearchIndex(ann_threshold=10**9)
+    for i in range(n):
+        index.add(f"g{i % 2}:u{i % 40}:{i}", {"w": 1}, i, x[i])
+    for q in clustered(6, 8, 13):
+        sims = x @ q
+        for scope, member in (("g0", lambda i: i % 2 == 0), ("g1:u7", lambda i: i % 40 == 7)):
+            ranked = [i for i in np.argsort(-sims, kind="stable") if member(i)][:10]
+            want = [f"g{i % 2}:u{i % 40}:{i}" for i in ranked]
+            assert index.search(semantic(q), 10, scope) == want
+
+
 def test_without_usearch_search_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without usearch installed, a large index searches exactly and never starts a graph."""
     monkeypatch.setitem(sys.modules, "usearch", None)  # as if it were not installed

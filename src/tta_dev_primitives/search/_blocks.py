@@ -59,10 +59,19 @@ class Blocks:
         if len(blocks) == 1:
             return blocks[0][rows]
         out = np.empty((len(rows), blocks[0].shape[1]), dtype=np.float32)
+        if len(rows) < 8 * len(blocks):
+            # A few rows a block (a user's memories, written over months): one copy each; a
+            # numpy call per block cost 0.8 ms for 500 rows over 244 blocks (1M memories).
+            for i, docno in enumerate(rows.tolist()):
+                out[i] = blocks[docno >> VECTOR_BLOCK_BITS][docno & (VECTOR_BLOCK - 1)]
+            return out
         which = rows >> VECTOR_BLOCK_BITS
-        for block in np.unique(which).tolist():
-            at = which == block
-            out[at] = blocks[block][rows[at] & (VECTOR_BLOCK - 1)]
+        order = np.argsort(which, kind="stable")
+        which = which[order]
+        cuts = (np.flatnonzero(which[1:] != which[:-1]) + 1).tolist()
+        for start, end in zip([0, *cuts], [*cuts, len(which)], strict=True):
+            at = order[start:end]
+            out[at] = blocks[int(which[start])][rows[at] & (VECTOR_BLOCK - 1)]
         return out
 
     def sims_below(self, np: Any, q: Any, size: int) -> Any:
