@@ -247,10 +247,10 @@ class SearchIndex:
         # keep the fast path's order: ``most_recent`` keeps the rows' order among equals.
         if view is None:
             rows = np.fromiter(reversed(docs), dtype=np.intp, count=len(docs))
+        elif view.rows is not None:  # a small scope's members, not a scan of its mask
+            rows = view.rows[::-1]
         else:
-            rows = (np.flatnonzero(view.mask[: self._next]) if view.rows is None else view.rows)[
-                ::-1
-            ]
+            rows = np.flatnonzero(view.mask[: self._next])[::-1]
         return [docs[d][_KEY] for d in most_recent(np, rows, self._recency, limit).tolist()]
 
     def search(self, query: Query, limit: int, scope: str | None = None) -> list[str]:
