@@ -8,7 +8,7 @@ import contextlib
 import gc
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from redis import exceptions as rexc
 from conftest import fast_recovery
 from redis_server import LocalCluster, RedisServer
 from tta_dev_primitives.exceptions import BackendUnavailableError, UnsentWritesError
+from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.stores._redis.connection import Connection
 
 pytestmark = pytest.mark.redis
@@ -201,5 +202,31 @@ async def test_aclose_from_another_loop_while_a_call_runs_there_leaves_no_socket
         await asyncio.to_thread(thread.join, 5)
         portal.close()
         del running, connection
+        await asyncio.sleep(0.05)
+    assert leaked == []
+
+
+async def test_a_replay_cut_off_checking_its_scripts_returns_its_connection(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """A replayed chunk is one pipeline of PUT scripts; redis-py checks the scripts
+    (``SCRIPT EXISTS``) on the pipeline's connection before its ``execute`` would reset it
+    however it ends. Cut off there by the timeout (a stalled server), the pipeline kept that
+    connection: never back in the pool, closed only when collected (a ResourceWarning, seen
+    under load in the timed-out rounds above), and after ``MAX_CONNECTIONS`` such cut-offs
+    the pool had none left to give: every call failed until the process restarted."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, redis_timeout=0.3)
+    await memory.add("warm", {"v": 0})  # a pooled connection, connected: the cut-off is later
+    backend = memory._store.remote  # type: ignore[attr-defined]
+    client = backend.connection._state().client
+    with _resource_warnings() as leaked:
+        with server.stalled():
+            for i in range(3):
+                with pytest.raises(BackendUnavailableError):
+                    await backend.apply([Put(f"k{i}", '{"v": 1}')])
+        assert list(client.connection_pool._in_use_connections) == []
+        await memory.aclose()
+        del memory, backend, client
         await asyncio.sleep(0.05)
     assert leaked == []

@@ -376,20 +376,24 @@ class RedisBackend(StorageBackend):
             return
 
         async def run(client: aioredis.Redis) -> list[Any]:
-            pipe = pipeline(client)
-            for write in writes:
-                base = self.layout.base(write.key)
-                name = Layout.value_in(base, write.key)
-                if isinstance(write, Put):
-                    args = _put_args(base, write.key, write.payload, write.ttl, write.version,
-                                     self._extra(write.key, write.document))  # fmt: skip
-                    # Awaiting only queues the call: the pipeline sends it on execute().
-                    await connection.script("PUT")(keys=[name], args=args, client=pipe)
-                else:
-                    await connection.script("DELETE")(
-                        keys=[name], args=[base, write.key, write.version], client=pipe
-                    )
-            return list(await pipe.execute())
+            # Reset on the way out, however it ends: execute() checks the scripts (SCRIPT
+            # EXISTS) on the pipeline's connection before the part of it that resets the
+            # pipeline, so a timeout there left that connection out of the pool for good.
+            async with pipeline(client) as pipe:
+                for write in writes:
+                    base = self.layout.base(write.key)
+                    name = Layout.value_in(base, write.key)
+                    if isinstance(write, Put):
+                        extra = self._extra(write.key, write.document)
+                        args = _put_args(base, write.key, write.payload, write.ttl,
+                                         write.version, extra)  # fmt: skip
+                        # Awaiting only queues the call: the pipeline sends it on execute().
+                        await connection.script("PUT")(keys=[name], args=args, client=pipe)
+                    else:
+                        await connection.script("DELETE")(
+                            keys=[name], args=[base, write.key, write.version], client=pipe
+                        )
+                return list(await pipe.execute())
 
         replies = await connection.call(run)
         for write, reply in zip(writes, replies, strict=True):
