@@ -367,8 +367,14 @@ async def test_a_replica_s_first_load_gives_the_loop_turns_within_a_page(
     """A replica's first load of 50,000 memories held the loop 50-190 ms per page of 1,000
     (indexing them), then 340 ms judging the in-process copies of all 50,000 in one step."""
     ns = namespace()
-    writer = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
-    reader = MemoryPrimitive(redis_server.url, namespace=ns, search_engine="replica")
+    # About turns, not timeouts: on a busy machine a 1 s default cut off a reply of the burst
+    # below, the writer journalled it, and the reader read Redis before the replay landed.
+    writer = MemoryPrimitive(
+        redis_server.url, namespace=ns, search_engine="replica", redis_timeout=10
+    )
+    reader = MemoryPrimitive(
+        redis_server.url, namespace=ns, search_engine="replica", redis_timeout=10
+    )
     count = 900  # one page (PAGE_COUNT), past a slice of each
     indexed = judged = 0
     add, get = SearchIndex.add, LocalStore.get
@@ -386,6 +392,7 @@ async def test_a_replica_s_first_load_gives_the_loop_turns_within_a_page(
     try:
         await asyncio.gather(*(writer.add(f"u1:s1:{i}", {"content": f"note {i}"})
                                for i in range(count)))  # fmt: skip
+        assert await writer.flush()  # all in Redis (replayed, had the burst met an outage)
         monkeypatch.setattr(SearchIndex, "add", indexing)
         monkeypatch.setattr(LocalStore, "get", judging)
         ticker = Ticker(lambda: (indexed, judged))
