@@ -78,8 +78,9 @@ async def side_by_side(
     tests after it)."""
     local = MemoryPrimitive(max_size=10_000)
     remote = MemoryPrimitive(
-        url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
+        url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis",
+        redis_timeout=10,  # ranking, not timeouts: a busy machine's slow reply is no outage
+    )  # fmt: skip
     try:
         for key, text in docs:
             for memory in (local, remote):
@@ -97,8 +98,9 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[MemoryPrim
     server = request.getfixturevalue(request.param)
     local = MemoryPrimitive(max_size=10_000)
     remote = MemoryPrimitive(
-        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis"
-    )
+        server.url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis",
+        redis_timeout=10,  # ranking, not timeouts: a busy machine's slow reply is no outage
+    )  # fmt: skip
     for key, text in corpus():
         await local.add(key, {"content": text})
         await remote.add(key, {"content": text})

@@ -429,10 +429,15 @@ async def test_a_large_query_engine_reply_is_decoded_off_the_loop(
         assert rows_of is not None
         return rows_of(found, terms)
 
-    memory = MemoryPrimitive(redis_query_engine.url, namespace=namespace(), search_engine="redis")
+    # About where a reply is decoded, not timeouts: on a busy machine a 1 s default cut off a
+    # reply of the burst below, and the search ran on the in-process copy (1,000 of 1,200).
+    memory = MemoryPrimitive(
+        redis_query_engine.url, namespace=namespace(), search_engine="redis", redis_timeout=10
+    )
     try:
         await asyncio.gather(*(memory.add(f"u1:s1:{i}", {"content": f"note {i}"})
                                for i in range(1200)))  # fmt: skip
+        assert await memory.flush()  # all in Redis (replayed, had the burst met an outage)
         monkeypatch.setattr(replies, "rows", recording)
         monkeypatch.setattr(keywords, "_rows", recording_rows, raising=False)
         assert len(await memory.search("note", limit=10)) == 10
