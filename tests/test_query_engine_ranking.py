@@ -198,14 +198,16 @@ async def test_a_namespace_indexed_by_the_previous_version_is_rebuilt_and_ranks_
         await again.search("apple")
         return bool(again.get_backend_info()["search_engine"] == "redis")
 
-    await eventually(in_engine, within=30)
-    await assert_ranks_alike(local, again)
-    assert again.get_backend_info()["search_engine"] == "redis"
-    assert Layout.old_index_name(ns) not in await admin.execute_command("FT._LIST")
-    await admin.aclose()
-    await again.clear()
-    for memory in (local, again):
-        await memory.aclose()
+    try:
+        await eventually(in_engine, within=30)
+        await assert_ranks_alike(local, again)
+        assert again.get_backend_info()["search_engine"] == "redis"
+        assert Layout.old_index_name(ns) not in await admin.execute_command("FT._LIST")
+    finally:  # even when an assert fails: a memory left open fails the next test (its sockets)
+        await admin.aclose()
+        await again.clear()
+        for memory in (local, again):
+            await memory.aclose()
 
 
 async def test_a_namespace_a_later_version_keeps_is_left_in_its_form(
