@@ -213,8 +213,8 @@ async def test_a_replay_cut_off_checking_its_scripts_returns_its_connection(
     (``SCRIPT EXISTS``) on the pipeline's connection before its ``execute`` would reset it
     however it ends. Cut off there by the timeout (a stalled server), the pipeline kept that
     connection: never back in the pool, closed only when collected (a ResourceWarning, seen
-    under load in the timed-out rounds above), and after ``MAX_CONNECTIONS`` such cut-offs
-    the pool had none left to give: every call failed until the process restarted."""
+    under load in the timed-out rounds above), and counted in use for good: after
+    ``MAX_CONNECTIONS`` such cut-offs a call that needed a new connection was refused."""
     server = redis_server_factory()
     memory = fast_recovery(server.url, redis_timeout=0.3)
     await memory.add("warm", {"v": 0})  # a pooled connection, connected: the cut-off is later
