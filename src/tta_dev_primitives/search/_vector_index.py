@@ -240,10 +240,10 @@ class VectorIndex:
         k = min(k, len(sims))
         kth = np.partition(sims, len(sims) - k)[len(sims) - k]
         near = np.flatnonzero(sims >= kth - q.shape[0] * 2.0**-21)  # 4x the worst error
-        firsts = dots(np, self._vecs.take(np, rows[near]), q)
-        exact = self._best(np, q, rows[near], firsts, settled=True)
+        candidates = rows[near]
+        firsts = dots(np, self._vecs.take(np, candidates), q)
         settled = sims.astype(np.float32, copy=True)
-        settled[near] = exact
+        settled[near] = self._best(np, q, candidates, firsts, settled=True)
         return settled
 
     def _xdoc_array(self, np: Any) -> Any:
@@ -253,38 +253,39 @@ class VectorIndex:
     def _best(self, np: Any, q: Any, rows: Any, sims: Any, *, settled: bool = False) -> Any:
         """``sims`` of ``rows`` raised to each document's best further vector, if it has any:
         a matrix product's estimate, or ``settled`` by ``dots`` (einsum is 10x slower)."""
-        score = dots if settled else product
         if not self._xrows:
             return sims
+        score = dots if settled else product
         count = len(self._xdoc)
         if len(rows) * _LOOKUP_SHARE < count + len(self._has_vec):  # a scope, the graph's
-            owners: list[int] = []
+            owned: list[int] = []
             further: list[int] = []
             for i, docno in enumerate(rows.tolist()):
                 theirs = self._xrows.get(docno)
                 if theirs:
-                    owners.extend([i] * len(theirs))
+                    owned.extend([i] * len(theirs))
                     further.extend(theirs)
-            if not further:
-                return sims
-            best = sims.astype(np.float32, copy=True)
-            np.maximum.at(best, np.array(owners, dtype=np.intp), score(np, self._xvecs[further], q))
-            return best
-        xdoc = self._xdoc_array(np)
-        pos = np.full(len(self._has_vec), -1, dtype=np.intp)
-        pos[rows] = np.arange(len(rows))
-        live = xdoc >= 0
-        at = np.full(count, -1, dtype=np.intp)
-        at[live] = pos[xdoc[live]]
-        mine = at >= 0
-        if not mine.any():
+            owners = np.array(owned, dtype=np.intp)
+            scores = score(np, self._xvecs[further], q) if further else None
+        else:  # most rows: one pass over every further vector's owner
+            xdoc = self._xdoc_array(np)
+            pos = np.full(len(self._has_vec), -1, dtype=np.intp)
+            pos[rows] = np.arange(len(rows))
+            live = xdoc >= 0
+            at = np.full(count, -1, dtype=np.intp)
+            at[live] = pos[xdoc[live]]
+            mine = at >= 0
+            owners, xvecs = at[mine], self._xvecs[:count]
+            if not len(owners):
+                scores = None
+            elif 4 * len(owners) >= count:  # most of them: no copy of the rows (10x a product)
+                scores = score(np, xvecs, q)[mine]
+            else:
+                scores = score(np, xvecs[mine], q)
+        if scores is None:
             return sims
         best = sims.astype(np.float32, copy=True)
-        xvecs = self._xvecs[:count]
-        if 4 * int(np.count_nonzero(mine)) >= count:  # most: no copy of the rows (10x a product)
-            np.maximum.at(best, at[mine], score(np, xvecs, q)[mine])
-        else:
-            np.maximum.at(best, at[mine], score(np, xvecs[mine], q))
+        np.maximum.at(best, owners, scores)
         return best
 
     def _ann_search(self, q: Any, limit: int, view: ScopeView | None) -> tuple[Any, Any] | None:
