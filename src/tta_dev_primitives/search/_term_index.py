@@ -357,25 +357,24 @@ class TermIndex:
         b = length_b(avg_len)
         read = [self._read(expansions[i], None, typed[i]) if matches is None else matches[i]
                 for i in order]  # fmt: skip
+        parts = [
+            bm25(m.tf, m.length, avg_len, idfs[i], b) for i, m in zip(order, read, strict=True)
+        ]
         if sum(len(m.d) for m in read) * _SPARSE < size:
             # Few matches (a scope, rare words): summed per document without an accumulator
             # the index's size (8 MB a search at 1M memories). bincount adds each document's
             # terms in this order, as the dense sum does: the same floats either way.
             found, at = np.unique(np.concatenate([m.d for m in read]), return_inverse=True)
-            parts = [
-                bm25(m.tf, m.length, avg_len, idfs[i], b) for i, m in zip(order, read, strict=True)
-            ]
             acc = np.bincount(at, weights=np.concatenate(parts), minlength=len(found))
-            if matches is None:  # read whole: drop the stale postings' documents
-                live = gather(np, self._live, np.bool_, found)
-                found, acc = found[live], acc[live]
-            return found, acc
-        acc = np.zeros(size, dtype=np.float64)
-        touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan than acc
-        for i, m in zip(order, read, strict=True):
-            acc[m.d] += bm25(m.tf, m.length, avg_len, idfs[i], b)
-            touched[m.d] = True
-        candidates = np.flatnonzero(touched)
+        else:
+            dense = np.zeros(size, dtype=np.float64)
+            touched = np.zeros(size, dtype=np.bool_)  # a byte a document: 8x cheaper to scan
+            for m, part in zip(read, parts, strict=True):
+                dense[m.d] += part
+                touched[m.d] = True
+            found = np.flatnonzero(touched)
+            acc = dense[found]
         if matches is None:  # read whole: drop the stale postings' documents
-            candidates = candidates[gather(np, self._live, np.bool_, candidates)]
-        return candidates, acc[candidates]
+            live = gather(np, self._live, np.bool_, found)
+            found, acc = found[live], acc[live]
+        return found, acc
