@@ -459,3 +459,53 @@ def test_a_scope_scores_alike_however_large_the_index_around_it(
     assert large.search_scored(query, 50, "in") == small.search_scored(query, 50, "in")
     keyword = small.search_scored(query, 50)
     assert [key for key, _ in keyword] == [key for key, _ in small.search_scored(query, 50, "in")]
+
+
+_scope_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.sampled_from(KEYS), st.sampled_from(VOCAB[:4]), st.booleans()),
+        st.tuples(st.just("remove"), st.sampled_from(KEYS), st.just(""), st.just(False)),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(_scope_ops, st.sampled_from([0, 8]))
+def test_scopes_answer_as_an_index_built_afresh_between_any_writes(
+    ops: list[tuple[str, str, str, bool]], compact_from: int
+) -> None:
+    """Scoped searches between writes, with masks kept from two members on and for at most two
+    scopes, members dropped once removed ones outnumber them (or past 8) and renumbering from
+    four numbers, writes sharing recencies or out of recency order (renumbering then reorders
+    the members): every answer equals that of an index built afresh from the live documents,
+    in the order the whole index lists them. A cached mask must take members numbered since
+    it was made, and forget removed ones; equal recencies keep one order, scoped or not."""
+    from unittest import mock
+
+    from tta_dev_primitives.search import _index, _scope_index
+
+    live: dict[str, str] = {}
+    with (
+        mock.patch.object(_scope_index, "CACHED_SCOPE", 2),
+        mock.patch.object(_scope_index, "MAX_MASKS", 2),
+        mock.patch.object(_scope_index, "COMPACT_FROM", compact_from),
+        mock.patch.object(_index, "RENUMBER_FROM", 4),
+    ):
+        index = SearchIndex()
+        for clock, (op, key, word, early) in enumerate(ops):
+            if op == "add":
+                index.add(key, {word: 1, "common": 1}, clock // 2 - 3 * early)
+                live[key] = word
+            else:
+                index.remove(key)
+                live.pop(key, None)
+            fresh = SearchIndex()
+            for k in reversed(index.recent(len(live) + 1)):
+                fresh.add(k, {live[k]: 1, "common": 1}, index.recency(k))
+            for scope in ("u1", "u1:s1", "u2", "u1:s1:a"):
+                assert sorted(index.scope_keys(scope)) == sorted(fresh.scope_keys(scope))
+                for q in (Query(("common",)), Query(("alpha", "al"), prefix_last=True)):
+                    assert index.search_scored(q, 50, scope) == fresh.search_scored(q, 50, scope)
+                assert index.recent(50, scope) == fresh.recent(50, scope)

@@ -162,7 +162,7 @@ class TermIndex:
                 self._compact(term)
             else:
                 stale[term] = dead
-        self._scopes.remove(key, docno, length)
+        self._scopes.remove(key, docno, length, self._live)
 
     def _compact(self, term: str) -> None:
         live = self._live
@@ -178,12 +178,12 @@ class TermIndex:
         self._scopes.renumber(numpy(), new_of)
 
     def members(self, scope: str) -> list[int]:
-        return self._scopes.members(scope)  # (``ScopeIndex.members``)
+        return self._scopes.members(scope, self._live)  # (``ScopeIndex.members``)
 
     def view(self, scope: str, exact: int | None, exact_len: int) -> ScopeView:
         """The scope's live members as a mask over every docno, their count and total length
         (``exact``/``exact_len``: the docno and length of a document whose key is the scope)."""
-        return self._scopes.view(numpy(), scope, exact, exact_len, len(self._live))
+        return self._scopes.view(numpy(), scope, exact, exact_len, self._live)
 
     def having(self, terms: Sequence[str]) -> Any:
         """A mask over every docno: True where a live document holds every one of ``terms``
