@@ -142,12 +142,13 @@ class ScopeIndex:
         scope = normalize_scope(scope)
         bucket = self._buckets.get(scope)
         size = len(live)
-        count = self._counts.get(scope, 0) + (exact is not None)
+        inside = self._counts.get(scope, 0)  # members inside it; a key equal to it is not
+        count = inside + (exact is not None)
         total = self._lengths.get(scope, 0) + (exact_len if exact is not None else 0)
         masks = self._masks
         cached = masks.pop(scope, None)
         if cached is None:
-            rows = self._live_rows(np, bucket, 0, live, len(bucket or ()) == count)
+            rows = self._live_rows(np, bucket, 0, live, len(bucket or ()) == inside)
             if exact is not None:
                 rows = np.insert(rows, np.searchsorted(rows, exact), exact)
             bits = np.zeros(size, dtype=np.bool_)
