@@ -314,10 +314,14 @@ async def bench_questions(n: int, count: int, long_bytes: int) -> dict[str, Any]
     }  # fmt: skip
     if long_bytes:
         text = long_query(corpus, long_bytes)
-        start = time.perf_counter()
-        await memory.search(text, limit=10)
+        calls = []
+        for _ in range(5):  # the first call, then four more (one call's figure varied 2x)
+            start = time.perf_counter()
+            await memory.search(text, limit=10)
+            calls.append((time.perf_counter() - start) * 1e3)
         result["long_query"] = {"bytes": len(text.encode()), "words": text.count(" ") + 1,
-                                "ours_ms": (time.perf_counter() - start) * 1e3}  # fmt: skip
+                                "ours_ms": calls[0],
+                                "ours_p50_ms": statistics.median(calls)}  # fmt: skip
     await memory.clear()
     return result
 
@@ -343,7 +347,8 @@ def report_questions(results: list[dict[str, Any]]) -> None:
         if "long_query" in r:
             lq = r["long_query"]
             print(f"one {lq['bytes']:,}-byte query ({lq['words']:,} random words) against "
-                  f"{r['memories']:,}: ours {lq['ours_ms']:,.1f} ms")  # fmt: skip
+                  f"{r['memories']:,}: ours {lq['ours_ms']:,.1f} ms the first call, "
+                  f"p50 of five {lq['ours_p50_ms']:,.1f} ms")  # fmt: skip
 
 
 async def main_async(

@@ -14,6 +14,11 @@ scope's p50 as a ratio of the unscoped p50 measured in the same run. Search goes
 Then the index alone (``SearchIndex``, the same turns, analysed alike), unscoped and in the user
 scope, each question asked twice in turn: as now, and summing every match into arrays the
 index's size, as every version before did (``DenseTerms``); their answers are checked equal.
+
+Last, many users: the same turns in users of 2,000 (at least 33 users), each question asked
+unscoped, in the user searched just before (its mask cached) and in the next user in turn (a
+user not searched since more than ``MAX_MASKS`` others were: its members read afresh), as a
+process serving many users searches them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import bm25, length_b
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.search._scope_index import MAX_MASKS
 from tta_dev_primitives.search._term_index import Plan, TermIndex
 
 
@@ -84,6 +90,30 @@ def dense_against_sparse(turns: list[Any], qs: list[str], n: int, rounds: int) -
     return rows
 
 
+def many_users(turns: list[Any], qs: list[str], rounds: int) -> dict[str, Any]:
+    """p50 ms of the index alone, unscoped, in the user searched last and in a user not
+    searched lately, the three asked in turn question by question."""
+    users = max(MAX_MASKS + 1, len(turns) // 2000)
+    analyse = Indexing()
+    index = SearchIndex()
+    for i, (_, value) in enumerate(turns):
+        index.add(f"m{i % users}:s{i % 7}:{i}", analyse.analyzer.term_counts([value["content"]]))
+    queries = [analyse.analyzer.query(text) for text in qs]
+    times: dict[str, list[float]] = {"unscoped": [], "lately": [], "not lately": []}
+    turn = 0
+    for round_ in range(rounds):
+        for query in queries:
+            turn += 1
+            for name, scope in (("unscoped", None), ("not lately", f"m{turn % users}"),
+                                ("lately", f"m{turn % users}")):  # fmt: skip
+                start = time.perf_counter()
+                index.search_scored(query, 10, scope)
+                if round_ or rounds == 1:
+                    times[name].append((time.perf_counter() - start) * 1e3)
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    return {"users": users, "members": len(turns) // users, "p50": p50}
+
+
 #: Each scope by its level in the key (0: unscoped), and its share of the memories.
 LEVELS = {"unscoped": (0, 1), "session": (3, 200), "user": (2, 20), "org": (1, 2)}
 
@@ -130,8 +160,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append({"scope": name, "p50_ms": p50, "p95_ms": p95, "vs_unscoped": p50 / base,
                      "mean_hits": hits[name] / len(values)})  # fmt: skip
     dense = dense_against_sparse(corpus.turns, qs, n, args.rounds)
+    users = many_users(corpus.turns, qs, args.rounds)
     return {"memories": n, "questions": len(qs), "source": corpus.source, "rows": rows,
-            "index_alone": dense}  # fmt: skip
+            "index_alone": dense, "many_users": users}  # fmt: skip
 
 
 def report(figures: dict[str, Any]) -> None:
@@ -143,6 +174,12 @@ def report(figures: dict[str, Any]) -> None:
     print(table(headers, cells))
     print("\nthe index alone, p50 ms: summing into arrays the index's size (before) and now")
     print(table(["scope", "before", "now", "now / before"], figures["index_alone"]))
+    many = figures["many_users"]
+    p50 = many["p50"]
+    print(f"\nthe index alone, {many['users']} users of {many['members']:,}, p50 ms: a user "
+          "searched just before, and one not searched lately (read afresh)")  # fmt: skip
+    cells = [[name, value, value / p50["unscoped"]] for name, value in p50.items()]
+    print(table(["search", "p50 ms", "p50 / unscoped"], cells))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
