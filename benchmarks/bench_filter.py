@@ -10,6 +10,8 @@ In one run, on one index, for the same keyword query and ``limit=10``:
 - *post-filter*: what a caller without it does (the LangGraph adapter did): ask for 40, keep the
   matches, ask for 4x more until 10 are kept or the matches run out.
 - *unfiltered*: ``search(query, 10)``, the cost a filter adds to.
+- *scoped*: in one user's memories (one of 500 users), with ``filter={"role": "user"}``
+  (half of every user's turns: the agent recall that leaves out its own replies) and without.
 
 Reported: p50 per search and the ratios post-filter / filter and filter / unfiltered; and the
 bytes per memory with facets indexed against the same memories without them (tracemalloc).
@@ -110,10 +112,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for query, topic in asks[:5]:  # the same answers either way
         assert await with_filter(query, topic) == await post(query, topic)
     filtered, posted, plain = [await p50_ms(f, asks) for f in (with_filter, post, without)]
+    users = [(query, f"u{i % 500}") for i, (query, _) in enumerate(asks)]
+
+    async def scoped_role(query: str, user: str) -> Any:
+        return await memory.search(query, 10, scope=user, filter={"role": "user"})
+
+    async def scoped(query: str, user: str) -> Any:
+        return await memory.search(query, 10, scope=user)
+
+    scoped_filtered, scoped_plain = [await p50_ms(f, users) for f in (scoped_role, scoped)]
     await memory.aclose()
     return {
         "memories": size, "filter_ms": filtered, "post_filter_ms": posted, "unfiltered_ms": plain,
         "bytes_per_memory": bytes_used / size, "bytes_per_memory_without_facets": bare_bytes / size,
+        "scoped_filter_ms": scoped_filtered, "scoped_ms": scoped_plain,
     }  # fmt: skip
 
 
@@ -126,6 +138,9 @@ def report(r: dict[str, Any]) -> None:
           f"{r['post_filter_ms'] / r['filter_ms']:.1f}x",
           f"{r['filter_ms'] / r['unfiltered_ms']:.2f}x"]],
     ))  # fmt: skip
+    print(f"in one user's {r['memories'] // 500:,} memories: role filter p50 "
+          f"{r['scoped_filter_ms']:.3f} ms, unfiltered {r['scoped_ms']:.3f} ms "
+          f"({r['scoped_filter_ms'] / r['scoped_ms']:.2f}x)")  # fmt: skip
     print(f"bytes per memory: {r['bytes_per_memory']:,.0f} with facets, "
           f"{r['bytes_per_memory_without_facets']:,.0f} without")  # fmt: skip
     print("filter benchmark done")

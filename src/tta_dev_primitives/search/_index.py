@@ -223,6 +223,12 @@ class SearchIndex:
         holding every facet ``wanted`` (a filter); its total length is the scope's."""
         if not wanted:
             return view
+        if view is not None and view.rows is not None:  # a small scope: its members, not the
+            rows = self._terms.holding(wanted, view.rows)  # postings of the filter's facets
+            np = numpy()
+            mask = np.zeros(len(view.mask), dtype=np.bool_)
+            mask[rows] = True
+            return ScopeView(mask, len(rows), view.total_len, rows)
         mask = self._terms.having(wanted)
         if view is not None:
             mask &= view.mask[: len(mask)]

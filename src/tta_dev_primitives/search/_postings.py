@@ -73,7 +73,8 @@ class Held:
 
 def renumbered(postings: dict[str, array[int]], new_of: Any) -> dict[str, array[int]]:
     """Every term's postings with document ``d`` renamed ``new_of[d]`` (dropped where it is
-    -1), and terms left with none dropped. A list keeps its order, which scoring never reads.
+    -1), and terms left with none dropped. A list stays in increasing docno order (a filter
+    bisects it: ``TermIndex.holding``): sorted again when the new numbers reorder documents.
 
     One numpy pass over all the postings at once: a term at a time cost a numpy call each
     (5 us: half a second for a large vocabulary), and re-adding every document cost 20-35 us a
@@ -88,7 +89,13 @@ def renumbered(postings: dict[str, array[int]], new_of: Any) -> dict[str, array[
     kept = d >= 0
     packed = ((d.astype(np.uint64) << np.uint64(32)) | (packed & np.uint64(0xFFFFFFFF)))[kept]
     starts = np.cumsum(sizes) - sizes  # every term has a posting: no empty range
-    ends = np.cumsum(np.add.reduceat(kept, starts, dtype=np.intp)).tolist() if len(lists) else []
+    counts = np.add.reduceat(kept, starts, dtype=np.intp) if len(lists) else sizes
+    ends = np.cumsum(counts).tolist()
+    moved = new_of[new_of >= 0]
+    if len(moved) > 1 and not bool((moved[1:] > moved[:-1]).all()):
+        # (Only when documents were written out of recency order: a replica's partitions.)
+        owner = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
+        packed = packed[np.argsort(owner << 32 | (packed >> np.uint64(32)).astype(np.int64))]
     data = memoryview(packed.tobytes())
     out: dict[str, array[int]] = {}
     start = 0
