@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from search_model import MemoryModel
 from tta_dev_primitives import InMemoryStore, MemoryPrimitive
-from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer, _index, _scope_index
+from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer, _facet_filter, _index, _scope_index
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._bm25 import LONG_TEXT, SHORT_TEXT, length_b
+from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._scope_index import CACHED_SCOPE, MAX_MASKS
 from tta_dev_primitives.search._term_index import TermIndex
@@ -462,6 +463,17 @@ def test_a_scope_scores_alike_however_large_the_index_around_it(
     assert [key for key, _ in keyword] == [key for key, _ in small.search_scored(query, 50, "in")]
 
 
+EVEN = FACET_MARK + "even"
+
+
+def _scoped_counts(word: str) -> dict[str, int]:
+    """A document's counts: its word, one all share, and a facet half the words hold."""
+    counts = {word: 1, "common": 1}
+    if VOCAB.index(word) % 2 == 0:
+        counts[EVEN] = 1
+    return counts
+
+
 # Few keys, so that keys are often rewritten: two scopes' members, keys equal to a scope.
 _FEW_KEYS = ["u1:s1:a", "u1:s1:b", "u1:s1", "u1:s2:a", "u1", "u2:s1:a", "u2:s1:b"]
 _scope_ops = st.lists(
@@ -477,9 +489,14 @@ _scope_ops = st.lists(
 
 
 @settings(max_examples=120, deadline=None)
-@given(_scope_ops, st.sampled_from([0, 8]), st.sampled_from([(2, 1), (2, 2), (1000, 2)]))
+@given(
+    _scope_ops,
+    st.sampled_from([0, 8]),
+    st.sampled_from([(2, 1), (2, 2), (1000, 2)]),
+    st.sampled_from([0, 24]),
+)
 def test_scopes_answer_as_an_index_built_afresh_between_any_writes(
-    ops: list[tuple[str, str, str, bool]], compact_from: int, masks: tuple[int, int]
+    ops: list[tuple[str, str, str, bool]], compact_from: int, masks: tuple[int, int], bisect: int
 ) -> None:
     """Scoped searches between writes: masks kept from two members on (or never), for at most
     one or two scopes (so they are dropped and made again); removed members dropped once they
@@ -487,27 +504,34 @@ def test_scopes_answer_as_an_index_built_afresh_between_any_writes(
     recencies or out of recency order (renumbering then reorders the members). Every answer
     equals that of an index built afresh from the live documents, in the order the whole index
     lists them: a cached mask takes members numbered since it was made and forgets removed
-    ones, and equal recencies keep one order, scoped or not."""
+    ones, and equal recencies keep one order, scoped or not. A filter looks a scope's members
+    up in its postings always, or when that costs less."""
     live: dict[str, str] = {}
     with (
         mock.patch.object(_scope_index, "CACHED_SCOPE", masks[0]),
         mock.patch.object(_scope_index, "MAX_MASKS", masks[1]),
         mock.patch.object(_scope_index, "COMPACT_FROM", compact_from),
         mock.patch.object(_index, "RENUMBER_FROM", 4),
+        mock.patch.object(_facet_filter, "_BISECT_COST", bisect),
     ):
         index = SearchIndex()
         for clock, (op, key, word, early) in enumerate(ops):
             if op == "add":
-                index.add(key, {word: 1, "common": 1}, clock // 2 - 3 * early)
                 live[key] = word
+                index.add(key, _scoped_counts(word), clock // 2 - 3 * early)
             else:
                 index.remove(key)
                 live.pop(key, None)
             fresh = SearchIndex()
             for k in reversed(index.recent(len(live) + 1)):
-                fresh.add(k, {live[k]: 1, "common": 1}, index.recency(k))
+                fresh.add(k, _scoped_counts(live[k]), index.recency(k))
             for scope in ("u1", "u1:s1", "u2:s1", "u1:s1:a"):
                 assert sorted(index.scope_keys(scope)) == sorted(fresh.scope_keys(scope))
-                for q in (Query(("common",)), Query(("alpha", "al"), prefix_last=True)):
+                for q in (
+                    Query(("common",)),
+                    Query(("alpha", "al"), prefix_last=True),
+                    Query(("common",), filter=(EVEN,)),
+                ):
                     assert index.search_scored(q, 50, scope) == fresh.search_scored(q, 50, scope)
-                assert index.recent(50, scope) == fresh.recent(50, scope)
+                for wanted in ((), (EVEN,), (EVEN, FACET_MARK + "none")):
+                    assert index.recent(50, scope, wanted) == fresh.recent(50, scope, wanted)

@@ -218,21 +218,15 @@ class SearchIndex:
         exact_len = 0 if exact is None else self._docs[exact][_LEN]
         return self._terms.view(scope, exact, exact_len)
 
-    def _within(self, view: ScopeView | None, wanted: tuple[str, ...]) -> ScopeView | None:
+    def _within(
+        self, scope: str | None, view: ScopeView | None, wanted: tuple[str, ...]
+    ) -> ScopeView | None:
         """The documents a search may return: the scope's (``view``), narrowed to those
         holding every facet ``wanted`` (a filter); its total length is the scope's."""
         if not wanted:
             return view
-        if view is not None and view.rows is not None:  # a small scope: its members, not the
-            rows = self._terms.holding(wanted, view.rows)  # postings of the filter's facets
-            np = numpy()
-            mask = np.zeros(len(view.mask), dtype=np.bool_)
-            mask[rows] = True
-            return ScopeView(mask, len(rows), view.total_len, rows)
-        mask = self._terms.having(wanted)
-        if view is not None:
-            mask &= view.mask[: len(mask)]
-        return ScopeView(mask, int(mask.sum()), 0 if view is None else view.total_len)
+        exact = None if scope is None else self._by_key.get(normalize_scope(scope))
+        return self._terms.within(wanted, view, scope, exact)
 
     def recent(
         self, limit: int, scope: str | None = None, wanted: tuple[str, ...] = ()
@@ -248,7 +242,7 @@ class SearchIndex:
                 keys.append(docs[docno][_KEY])
             return keys
         np = numpy()
-        view = self._within(self._view(scope), wanted)
+        view = self._within(scope, self._view(scope), wanted)
         # Latest indexed first, so that equal recencies (a replica's partitions may share one)
         # keep the fast path's order: ``most_recent`` keeps the rows' order among equals.
         if view is None:
@@ -285,7 +279,7 @@ class SearchIndex:
             return [(key, 0.0) for key in self.recent(limit, scope, query.filter)]
         q = None if mode == "keyword" else self._vectors.query(query.vector)
         view = self._view(scope)
-        within = self._within(view, query.filter)
+        within = self._within(scope, view, query.filter)
         if mode == "keyword":
             scored = self._keyword(query, limit, view, within)[0]
         elif mode == "semantic":

@@ -148,9 +148,7 @@ class ScopeIndex:
         masks = self._masks
         cached = masks.pop(scope, None)
         if cached is None:
-            rows = self._live_rows(np, bucket, 0, live, len(bucket or ()) == inside)
-            if exact is not None:
-                rows = np.insert(rows, np.searchsorted(rows, exact), exact)
+            rows = self._rows(np, scope, exact, live)
             bits = np.zeros(size, dtype=np.bool_)
             bits[rows] = True
             if count < CACHED_SCOPE:
@@ -172,6 +170,19 @@ class ScopeIndex:
                 bits[exact] = True
         masks[scope] = cached  # most recently searched last
         return ScopeView(cached.bits, count, total)
+
+    def rows(self, np: Any, scope: str, exact: int | None, live: bytearray) -> Any:
+        """The docnos of ``scope``'s live members and of a key equal to it (``exact``), ascending:
+        a new array."""
+        return self._rows(np, normalize_scope(scope), exact, live)
+
+    def _rows(self, np: Any, scope: str, exact: int | None, live: bytearray) -> Any:
+        bucket = self._buckets.get(scope)
+        every = len(bucket or ()) == self._counts.get(scope, 0)  # none removed since compacted
+        rows = self._live_rows(np, bucket, 0, live, every)
+        if exact is not None:
+            rows = np.insert(rows, np.searchsorted(rows, exact), exact)
+        return rows
 
     @staticmethod
     def _live_rows(

@@ -24,6 +24,7 @@ from typing import Any, Final, NamedTuple
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, STOP_MARK, Query
 from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import COMPLETION_TF, bm25, idf, length_b, token_order
+from tta_dev_primitives.search._facet_filter import bisecting_pays, having, holding
 from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._postings import (
     LEN_MAX,
@@ -185,41 +186,31 @@ class TermIndex:
         (``exact``/``exact_len``: the docno and length of a document whose key is the scope)."""
         return self._scopes.view(numpy(), scope, exact, exact_len, self._live)
 
-    def having(self, terms: Sequence[str]) -> Any:
-        """A mask over every docno: True where a live document holds every one of ``terms``
-        (a filter's facets), found from their postings alone."""
-        np = numpy()
-        size = len(self._live)
-        mask = gather(np, self._live, np.bool_, slice(0, size)).copy()
-        postings = self._postings
-        for term in sorted(terms, key=lambda t: len(postings.get(t, ()))):  # rarest first
-            plist = postings.get(term)
-            if plist is None:
-                mask[:] = False
-                break
-            d = docnos(np, np.frombuffer(plist, dtype=np.uint64))
-            held = np.zeros(size, dtype=np.bool_)
-            held[d] = True
-            mask &= held
-        return mask
-
-    def holding(self, terms: Sequence[str], rows: Any) -> Any:
-        """Those of ``rows`` (live docnos, ascending) holding every one of ``terms`` (a filter's
-        facets), found by bisecting each term's postings, which are in docno order: a scope's
-        few members cost what they are, not the postings of a facet half the index holds."""
-        np = numpy()
-        for term in terms:
-            plist = self._postings.get(term)
-            if plist is None or not len(rows):
-                return rows[:0]
-            p = np.frombuffer(plist, dtype=np.uint64)
-            try:
-                at = np.searchsorted(p, rows.astype(np.uint64) << np.uint64(32))
-                found = docnos(np, p[np.minimum(at, len(p) - 1)])
-            finally:
-                del p  # (a view kept would stop the postings from growing)
-            rows = rows[found == rows]
-        return rows
+    def within(
+        self, terms: Sequence[str], view: ScopeView | None, scope: str | None, exact: int | None
+    ) -> ScopeView:
+        """The documents of ``view`` (None: every one) holding every one of ``terms`` (a
+        filter's facets): a scope's members looked up in the facets' postings when that costs
+        less than marking the postings (``_facet_filter``). ``scope``/``exact``: the view's."""
+        np, postings = numpy(), self._postings
+        if view is None:
+            mask = having(np, postings, self._live, terms)
+            return ScopeView(mask, int(mask.sum()), 0)
+        rows = view.rows
+        if (
+            rows is None
+            and scope is not None
+            and bisecting_pays(view.members, terms, postings, len(self._live))
+        ):
+            rows = self._scopes.rows(np, scope, exact, self._live)
+        if rows is None:
+            mask = having(np, postings, self._live, terms)
+            mask &= view.mask[: len(mask)]
+            return ScopeView(mask, int(mask.sum()), view.total_len)
+        rows = holding(np, postings, terms, rows)
+        mask = np.zeros(len(view.mask), dtype=np.bool_)
+        mask[rows] = True
+        return ScopeView(mask, len(rows), view.total_len, rows)
 
     def _merge_pending(self) -> None:
         """The sorted vocabulary brought up to date: a few new terms inserted in place (a
