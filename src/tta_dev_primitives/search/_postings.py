@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._arrays import numpy
 
-__all__ = ["LEN_MAX", "TF_MAX", "Held", "Matches", "docnos", "renumbered", "unpack"]
+__all__ = ["LEN_MAX", "TF_MAX", "Held", "Matches", "docnos", "renumbered", "reorders", "unpack"]
 
 # A term frequency is packed in 12 bits and a document length in 20: both saturate there (BM25
 # barely moves past a few occurrences; a million-word memory is normalised as one).
@@ -71,10 +71,18 @@ class Held:
         return bool(self._mask[docs].any())
 
 
-def renumbered(postings: dict[str, array[int]], new_of: Any) -> dict[str, array[int]]:
+def reorders(np: Any, new_of: Any) -> bool:
+    """Whether renaming document ``d`` to ``new_of[d]`` (-1: dropped) changes their order."""
+    moved = new_of[new_of >= 0]
+    return len(moved) > 1 and not bool((moved[1:] > moved[:-1]).all())
+
+
+def renumbered(
+    postings: dict[str, array[int]], new_of: Any, reordered: bool
+) -> dict[str, array[int]]:
     """Every term's postings with document ``d`` renamed ``new_of[d]`` (dropped where it is
     -1), and terms left with none dropped. A list stays in increasing docno order (a filter
-    bisects it: ``TermIndex.holding``): sorted again when the new numbers reorder documents.
+    bisects it: ``_facet_filter.holding``): sorted again if the new numbers are ``reordered``.
 
     One numpy pass over all the postings at once: a term at a time cost a numpy call each
     (5 us: half a second for a large vocabulary), and re-adding every document cost 20-35 us a
@@ -91,9 +99,7 @@ def renumbered(postings: dict[str, array[int]], new_of: Any) -> dict[str, array[
     starts = np.cumsum(sizes) - sizes  # every term has a posting: no empty range
     counts = np.add.reduceat(kept, starts, dtype=np.intp) if len(lists) else sizes
     ends = np.cumsum(counts).tolist()
-    moved = new_of[new_of >= 0]
-    if len(moved) > 1 and not bool((moved[1:] > moved[:-1]).all()):
-        # (Only when documents were written out of recency order: a replica's partitions.)
+    if reordered:  # (documents written out of recency order: a replica's partitions)
         owner = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
         packed = packed[np.argsort(owner << 32 | (packed >> np.uint64(32)).astype(np.int64))]
     data = memoryview(packed.tobytes())

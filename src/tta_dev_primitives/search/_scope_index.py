@@ -104,11 +104,12 @@ class ScopeIndex:
                 if cached is not None and docno < len(cached.bits):
                     cached.bits[docno] = False
 
-    def renumber(self, np: Any, new_of: Any) -> None:
+    def renumber(self, np: Any, new_of: Any, reordered: bool) -> None:
         """Rename member ``d`` to ``new_of[d]`` in every scope (dropped where it is -1); the
         cached masks are dropped (the next search of a scope builds its mask again).
 
-        One numpy pass over every scope's members at once: each sorted by (scope, new docno)."""
+        One numpy pass over every scope's members at once, sorted again by (scope, new docno)
+        if the new numbers are ``reordered`` (not increasing with the old)."""
         self._masks.clear()
         scopes = list(self._buckets)
         if not scopes:
@@ -118,7 +119,9 @@ class ScopeIndex:
         new = new_of[np.frombuffer(b"".join(buckets), dtype=np.int64)]
         owner = np.repeat(np.arange(len(buckets), dtype=np.int64), sizes)
         kept = new >= 0
-        ordered = np.sort(owner[kept] << 32 | new[kept])
+        ordered = owner[kept] << 32 | new[kept]
+        if reordered:
+            ordered.sort()
         ends = np.cumsum(np.bincount(owner[kept], minlength=len(buckets))).tolist()
         data = memoryview((ordered & 0xFFFFFFFF).tobytes())
         start = 0

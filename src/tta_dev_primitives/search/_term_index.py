@@ -33,6 +33,7 @@ from tta_dev_primitives.search._postings import (
     Matches,
     docnos,
     renumbered,
+    reorders,
     unpack,
 )
 from tta_dev_primitives.search._scope_index import ScopeIndex, ScopeView
@@ -173,10 +174,12 @@ class TermIndex:
     def renumber(self, new_of: Any, count: int) -> None:
         """Rename document ``d`` to ``new_of[d]`` everywhere (-1: removed), the live ones now
         ``0..count-1``: stale postings go, statistics stay (``SearchIndex`` renumbering)."""
-        self._postings = renumbered(self._postings, new_of)
+        np = numpy()
+        reordered = reorders(np, new_of)
+        self._postings = renumbered(self._postings, new_of, reordered)
         self._stale.clear()
         self._live = bytearray(b"\x01") * count
-        self._scopes.renumber(numpy(), new_of)
+        self._scopes.renumber(np, new_of, reordered)
 
     def members(self, scope: str) -> list[int]:
         return self._scopes.members(scope, self._live)  # (``ScopeIndex.members``)
