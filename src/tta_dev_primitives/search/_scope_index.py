@@ -150,7 +150,7 @@ class ScopeIndex:
         total = self._lengths.get(scope, 0) + (exact_len if exact is not None else 0)
         masks = self._masks
         cached = masks.pop(scope, None)
-        if cached is None:
+        if cached is None or count < CACHED_SCOPE:  # (a large scope that shrank: no longer kept)
             rows = self._rows(np, scope, exact, live)
             bits = np.zeros(size, dtype=np.bool_)
             bits[rows] = True
