@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from search_model import MemoryModel
 from tta_dev_primitives import InMemoryStore, MemoryPrimitive
-from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer, _facet_filter, _index, _scope_index
+from tta_dev_primitives.search import MAX_QUERY_TERMS, Analyzer, _index, _postings, _scope_index
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._bm25 import LONG_TEXT, SHORT_TEXT, length_b
 from tta_dev_primitives.search._facets import FACET_MARK
@@ -504,15 +504,16 @@ def test_scopes_answer_as_an_index_built_afresh_between_any_writes(
     recencies or out of recency order (renumbering then reorders the members). Every answer
     equals that of an index built afresh from the live documents, in the order the whole index
     lists them: a cached mask takes members numbered since it was made and forgets removed
-    ones, and equal recencies keep one order, scoped or not. A filter looks a scope's members
-    up in its postings always, or when that costs less."""
+    ones, and equal recencies keep one order, scoped or not. A scope's members are looked up
+    in the postings (of the query's words, of a filter's facets) always, or when that costs
+    less than reading the postings through the scope's mask."""
     live: dict[str, str] = {}
     with (
         mock.patch.object(_scope_index, "CACHED_SCOPE", masks[0]),
         mock.patch.object(_scope_index, "MAX_MASKS", masks[1]),
         mock.patch.object(_scope_index, "COMPACT_FROM", compact_from),
         mock.patch.object(_index, "RENUMBER_FROM", 4),
-        mock.patch.object(_facet_filter, "_BISECT_COST", bisect),
+        mock.patch.object(_postings, "_BISECT_COST", bisect),
     ):
         index = SearchIndex()
         for clock, (op, key, word, early) in enumerate(ops):

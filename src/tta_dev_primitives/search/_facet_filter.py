@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from tta_dev_primitives.search._arrays import gather
-from tta_dev_primitives.search._postings import docnos
+from tta_dev_primitives.search._postings import bisects, docnos, lookup
 
 __all__ = ["bisecting_pays", "having", "holding"]
-
-#: Postings marked in the time one member is bisected in them (measured at 1M documents: a
-#: scope of 50,000 bisected in a facet of 500,000 postings took as long as marking it).
-_BISECT_COST: Final = 24
 
 
 def bisecting_pays(
@@ -30,7 +26,7 @@ def bisecting_pays(
     """Whether looking ``members`` up in the postings of ``terms`` costs less than marking
     those postings in a mask of ``size`` documents."""
     marked = size + sum(len(postings.get(term, ())) for term in terms)
-    return members * _BISECT_COST * len(terms) < marked
+    return bisects(members * len(terms), marked)
 
 
 def having(
@@ -58,9 +54,7 @@ def holding(np: Any, postings: Mapping[str, array[int]], terms: Sequence[str], r
             return rows[:0]
         p = np.frombuffer(plist, dtype=np.uint64)
         try:
-            at = np.searchsorted(p, rows.astype(np.uint64) << np.uint64(32))
-            found = docnos(np, p[np.minimum(at, len(p) - 1)])
+            rows = rows[lookup(np, p, rows)[1]]
         finally:
             del p  # (a view kept would stop the postings from growing)
-        rows = rows[found == rows]
     return rows

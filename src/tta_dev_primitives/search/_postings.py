@@ -12,12 +12,25 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._arrays import numpy
 
-__all__ = ["LEN_MAX", "TF_MAX", "Held", "Matches", "docnos", "renumbered", "reorders", "unpack"]
+__all__ = [
+    "LEN_MAX",
+    "TF_MAX",
+    "Held",
+    "Matches",
+    "docnos",
+    "lookup",
+    "renumbered",
+    "reorders",
+    "unpack",
+]
 
 # A term frequency is packed in 12 bits and a document length in 20: both saturate there (BM25
 # barely moves past a few occurrences; a million-word memory is normalised as one).
 TF_MAX: Final = (1 << 12) - 1
 LEN_MAX: Final = (1 << 20) - 1
+#: Postings read (or marked) in the time one member is bisected in them: at 1M documents a
+#: scope of 50,000 bisected in a facet of 500,000 postings took as long as marking it.
+_BISECT_COST: Final = 24
 
 
 class Matches(NamedTuple):
@@ -69,6 +82,30 @@ class Held:
         np = numpy()
         docs = docnos(np, np.frombuffer(plist, dtype=np.uint64))
         return bool(self._mask[docs].any())
+
+
+def bisects(members: int, postings: int) -> bool:
+    """Whether looking ``members`` up in ``postings`` by bisection (``lookup``) costs less
+    than reading or marking every posting."""
+    return members * _BISECT_COST < postings
+
+
+def members_of(np: Any, p: Any, mask: Any, rows: Any) -> Any:
+    """The packed postings ``p`` of a scope's members (``mask`` over every docno; ``rows``: a
+    small scope's, ascending, or None), in the same order either way: few members bisected
+    in many postings, else every posting read through the mask."""
+    if rows is not None and bisects(len(rows), len(p)):
+        found, held = lookup(np, p, rows)
+        return found[held]
+    return p[mask[docnos(np, p)]]
+
+
+def lookup(np: Any, p: Any, rows: Any) -> tuple[Any, Any]:
+    """Each of ``rows`` (docnos) looked up in the packed postings ``p`` (not empty, in docno
+    order) by bisection: the posting at or after it, and whether that posting is its own."""
+    at = np.searchsorted(p, rows.astype(np.uint64) << np.uint64(32))
+    found = p[np.minimum(at, len(p) - 1)]
+    return found, docnos(np, found) == rows
 
 
 def reorders(np: Any, new_of: Any) -> bool:

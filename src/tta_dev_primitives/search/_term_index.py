@@ -31,7 +31,7 @@ from tta_dev_primitives.search._postings import (
     TF_MAX,
     Held,
     Matches,
-    docnos,
+    members_of,
     renumbered,
     reorders,
     unpack,
@@ -306,7 +306,7 @@ class TermIndex:
             if not n_docs:
                 return None
             # Reading a term's postings through the mask gives its frequency in the scope.
-            found = [self._read(t, view.mask, w) for t, w in zip(expansions, typed, strict=True)]
+            found = [self._read(t, view, w) for t, w in zip(expansions, typed, strict=True)]
             kept = [i for i, m in enumerate(found) if m.df]
             expansions, typed = [expansions[i] for i in kept], [typed[i] for i in kept]
             matches = [found[i] for i in kept]
@@ -326,21 +326,22 @@ class TermIndex:
     def _df(self, term: str) -> int:
         return len(self._postings[term]) - self._stale.get(term, 0)
 
-    def _read(self, terms: Sequence[str], mask: Any, typed: str | None = None) -> Matches:
-        """The postings of ``terms`` (a prefix's several are summed per document), through
-        ``mask`` if given: docnos, term frequencies, lengths and the document frequency. The
-        completions of an unfinished word ``typed`` count ``COMPLETION_TF`` an occurrence."""
+    def _read(
+        self, terms: Sequence[str], view: ScopeView | None, typed: str | None = None
+    ) -> Matches:
+        """The postings of ``terms`` (a prefix's several are summed per document), only those of
+        the scope's members if ``view`` is given: docnos, term frequencies, lengths and the
+        document frequency. The completions of an unfinished word ``typed`` count
+        ``COMPLETION_TF`` an occurrence."""
         np = numpy()
         parts = [np.frombuffer(self._postings[t], dtype=np.uint64) for t in terms]
+        if view is not None:
+            parts = [members_of(np, part, view.mask, view.rows) for part in parts]
         p = parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
         weights = None
         if typed is not None:
             each = [1.0 if t == typed else COMPLETION_TF for t in terms]
             weights = np.repeat(np.asarray(each), [len(part) for part in parts])
-        if mask is not None:
-            kept = mask[docnos(np, p)]
-            p = p[kept]
-            weights = None if weights is None else weights[kept]
         d, tf, length = unpack(np, p)
         if weights is not None:
             tf = tf * weights
