@@ -17,10 +17,13 @@ __all__ = [
     "TF_MAX",
     "Held",
     "Matches",
+    "bisects",
     "docnos",
     "lookup",
+    "members_of",
     "renumbered",
     "reorders",
+    "split",
     "unpack",
 ]
 
@@ -139,13 +142,20 @@ def renumbered(
     if reordered:  # (documents written out of recency order: a replica's partitions)
         owner = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
         packed = packed[np.argsort(owner << 32 | (packed >> np.uint64(32)).astype(np.int64))]
-    data = memoryview(packed.tobytes())
-    out: dict[str, array[int]] = {}
+    return {
+        term: plist for term, plist in zip(terms, split(packed, ends, "Q"), strict=True) if plist
+    }
+
+
+def split(values: Any, ends: list[int], typecode: str) -> list[array[int]]:
+    """``values`` (a numpy array of 8-byte ints) cut before each of ``ends`` into ``array``s of
+    ``typecode``: what a renumbering's one numpy pass gives back, list by list."""
+    data = memoryview(values.tobytes())
+    out = []
     start = 0
-    for term, end in zip(terms, ends, strict=True):
-        if end > start:
-            plist = array("Q")
-            plist.frombytes(data[8 * start : 8 * end])
-            out[term] = plist
+    for end in ends:
+        part = array(typecode)
+        part.frombytes(data[8 * start : 8 * end])
+        out.append(part)
         start = end
     return out

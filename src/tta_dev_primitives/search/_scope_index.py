@@ -24,6 +24,8 @@ from array import array
 from bisect import bisect_left
 from typing import Any, Final, NamedTuple
 
+from tta_dev_primitives.search._arrays import gather
+from tta_dev_primitives.search._postings import split
 from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
 
 __all__ = ["CACHED_SCOPE", "COMPACT_FROM", "MAX_MASKS", "ScopeIndex", "ScopeView"]
@@ -123,13 +125,7 @@ class ScopeIndex:
         if reordered:
             ordered.sort()
         ends = np.cumsum(np.bincount(owner[kept], minlength=len(buckets))).tolist()
-        data = memoryview((ordered & 0xFFFFFFFF).tobytes())
-        start = 0
-        for scope, end in zip(scopes, ends, strict=True):
-            bucket = array("q")
-            bucket.frombytes(data[8 * start : 8 * end])
-            self._buckets[scope] = bucket
-            start = end
+        self._buckets = dict(zip(scopes, split(ordered & 0xFFFFFFFF, ends, "q"), strict=True))
 
     def members(self, scope: str, live: bytearray) -> list[int]:
         """The docnos of ``scope``'s live members (keys inside it, not a key equal to it)."""
@@ -195,18 +191,10 @@ class ScopeIndex:
         array (a view kept would stop the bucket from growing)."""
         if bucket is None or start >= len(bucket):
             return np.zeros(0, dtype=np.intp)
-        view = np.frombuffer(bucket, dtype=np.int64)
-        try:
-            rows = view[start:].astype(np.intp)
-        finally:
-            del view
+        rows = gather(np, bucket, np.int64, slice(start, None)).astype(np.intp)
         if all_live:
             return rows
-        alive = np.frombuffer(live, dtype=np.bool_)
-        try:
-            kept = alive[rows]
-        finally:
-            del alive
+        kept = gather(np, live, np.bool_, rows)
         return rows if kept.all() else rows[kept]
 
     def clear(self) -> None:
