@@ -4,11 +4,14 @@ nothing"; production.md: "every add and delete also waits (WAIT 1 ...) until a r
 redis-py learns a cluster's replicas from its slot map, read when the process connects, and
 Redis leaves a replica out of CLUSTER SLOTS until it has replicated something (a new cluster,
 a replica just attached; a failed master coming back as the new master's replica is the common
-case). A process that connected then never waited for any replica, for as long as it ran.
+case). A process that connected then never waited for any replica, for as long as it ran; and
+one that read the map again still skipped the wait for the first writes of a new cluster, which
+a master killed then lost (``test_master_failover_loses_no_writes``, once in a full run).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from uuid import uuid4
 
@@ -18,6 +21,7 @@ import redis as redis_sync
 from conftest import eventually
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._redis.replication import replicas_in_sync
 
 pytestmark = pytest.mark.redis
 
@@ -51,15 +55,61 @@ def waits_served(cluster: LocalCluster) -> int:
     return total
 
 
-async def test_a_replica_listed_after_the_process_connected_is_waited_for(
+async def test_every_write_waits_for_a_replica_from_the_first(
     cluster_with_replicas: LocalCluster,
 ) -> None:
+    """On a new cluster the slot map lists no replica (none has replicated anything yet), but
+    each master has one in sync: the first write, and each after it, waits for it."""
     cluster = cluster_with_replicas
     memory = MemoryPrimitive(cluster.url, namespace=f"test:{uuid4().hex[:8]}", redis_timeout=5)
     try:
-        await written_while_replicas_appear(cluster, memory)
+        for i in range(12):  # keys over every master
+            before = waits_served(cluster)
+            await memory.add(f"u{i}:s0:turn", {"content": f"turn {i}"})
+            assert waits_served(cluster) == before + 1, f"write {i} returned without WAIT"
+        assert memory.using_redis
+        await memory.clear()
     finally:
         await memory.aclose()
+
+
+async def test_without_role_a_replica_listed_after_the_process_connected_is_waited_for(
+    cluster_with_replicas: LocalCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis user without ``+role`` (production.md's cluster ACL before it named it): writes
+    still work, a warning says what is missing, and the slot map, read again, finds replicas."""
+    cluster = cluster_with_replicas
+    for node in cluster.nodes:  # ACL users are per node
+        admin = redis_sync.Redis(port=node.port)
+        admin.execute_command("ACL", "SETUSER", "norole", "on", ">pw", "~*", "+@all", "-role")
+        admin.close()
+    url = f"redis://norole:pw@127.0.0.1:{cluster.nodes[0].port}/0"
+    memory = MemoryPrimitive(url, namespace=f"test:{uuid4().hex[:8]}", redis_timeout=5)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tta_dev_primitives.memory"):
+            await written_while_replicas_appear(cluster, memory)
+        assert "refused ROLE" in caplog.text
+        assert "pw@" not in caplog.text
+    finally:
+        await memory.aclose()
+
+
+@pytest.mark.parametrize(
+    ("reply", "replicas"),
+    [
+        ([b"master", 0, [[b"127.0.0.1", b"7001", b"0"]]], 1),
+        (["master", 5, [["h", "1", "5"], ["h", "2", "5"]]], 2),
+        ([b"master", 0, []], 0),
+        ([b"slave", b"127.0.0.1", 7000, b"connected", 0], 0),
+        (b"garbage", 0),
+        (None, 0),
+        ([b"master", 0], 0),
+        ([b"master", 0, b"x"], 0),
+    ],
+)
+def test_a_role_reply_counts_only_a_masters_replicas(reply: object, replicas: int) -> None:
+    """A reply of another shape (a proxy's, a replica's) means no replica to wait for."""
+    assert replicas_in_sync(reply) == replicas
 
 
 async def replicas_appear(cluster: LocalCluster) -> None:

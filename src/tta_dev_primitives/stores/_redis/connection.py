@@ -39,6 +39,7 @@ from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
 from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.replication import ReplicaWait
 from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
 from tta_dev_primitives.stores._urls import redact_url, scrub
 
@@ -62,11 +63,6 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # Calls in flight per event loop, each on its own pooled connection; more wait for a slot
 # (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
 MAX_IN_FLIGHT = 64
-
-#: How often, at most, a write to a master the slot map shows without a replica reads the slot
-#: map again: Redis lists a replica only once it has replicated something, so a map read at
-#: connect (a new cluster, a replica that just attached) may lack replicas that exist.
-REPLICA_RECHECK = 1.0
 
 #: Forks this process is away from the one that imported the module (a server's worker is 1):
 #: a loop's client made before the fork belongs to the parent (see ``_LoopClient.fork``).
@@ -205,7 +201,7 @@ class Connection:
         self._table = fork_safe(threading.Lock())
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
-        self._replicas_checked = 0.0  # when a write last read the slot map for replicas
+        self._replicas = ReplicaWait(timeout)  # WAIT 1 after cluster writes
 
     @property
     def cluster(self) -> bool:
@@ -458,43 +454,12 @@ class Connection:
             abandon(failed)  # a stalled node: its sockets are closed without its answer
 
     async def replicated(self, client: Any, name: str) -> None:
-        """On a cluster whose master for ``name`` has replicas, wait until one has the write.
-
-        Cluster replication is asynchronous: a write the master acknowledged but had not yet sent
-        to a replica dies with it in a failover. ``WAIT 1`` closes that window; if no replica
+        """On a cluster, after a write to ``name``: wait until a replica has it, if its master
+        has one (``replication``), so that a failover cannot lose a write that returned; if none
         confirms within the timeout the write counts as failed (the hybrid journals it and
-        replays it later, idempotently).
-        """
-        if not self.cluster:
-            return
-        slot = client.keyslot(name)
-        slot_nodes = client.nodes_manager.slots_cache.get(slot, [])
-        if len(slot_nodes) < 2 and await self._recheck_replicas(client):
-            slot_nodes = client.nodes_manager.slots_cache.get(slot, [])
-        if len(slot_nodes) < 2:
-            return  # no replica to wait for
-        wait_ms = max(1, int(self.timeout * 1000 * 0.8))
-        acked = await client.execute_command("WAIT", 1, wait_ms, target_nodes=slot_nodes[0])
-        if int(acked) < 1:
-            raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
-
-    async def _recheck_replicas(self, client: Any) -> bool:
-        """Read the slot map again, at most every ``REPLICA_RECHECK`` seconds; True if read.
-
-        redis-py reads it at connect and after a failure only, and Redis leaves a replica out
-        of it until the replica has replicated something: without this a process that
-        connected to a new cluster, or before a failed master came back as the new master's
-        replica, never waited for that replica. A failed read leaves the map as it was.
-        """
-        now = asyncio.get_running_loop().time()
-        if now - self._replicas_checked < REPLICA_RECHECK:
-            return False
-        self._replicas_checked = now
-        try:
-            await client.nodes_manager.initialize()
-        except (rexc.RedisError, OSError):
-            return False
-        return True
+        replays it later, idempotently)."""
+        if self.cluster:
+            await self._replicas.after_write(client, name)
 
     async def scan(self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]) -> None:
         """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN
