@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
@@ -151,8 +152,26 @@ async def _assert_whole(cluster: LocalCluster, ns: str, expected: dict[str, str]
     await fresh.aclose()
 
 
+@pytest.fixture(scope="module")
+def replicated_cluster(redis_binary: str) -> Iterator[LocalCluster]:
+    """A cluster whose masters have a replica each: its writes are pipelined with WAIT 1, and
+    a redirection (MOVED, ASK) comes back to the library instead of redis-py following it."""
+    cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["masters alone", "masters with replicas"])
+def resharded(request: pytest.FixtureRequest) -> LocalCluster:
+    alone = request.param == "masters alone"
+    cluster: LocalCluster = request.getfixturevalue(
+        "redis_cluster" if alone else "replicated_cluster"
+    )
+    return cluster
+
+
 async def test_a_new_turn_during_a_half_done_resharding_does_not_split_its_partition(
-    redis_cluster: LocalCluster,
+    resharded: LocalCluster,
 ) -> None:
     """A resharding (``redis-cli --cluster reshard``) moves a partition's keys a batch at a
     time while turns are added. A new turn halfway returns normally; the move then completes
@@ -162,19 +181,19 @@ async def test_a_new_turn_during_a_half_done_resharding_does_not_split_its_parti
     from conftest import namespace
 
     ns = namespace()
-    memory, slot, target, base = await _ten_turns(redis_cluster, ns)
-    with redis_cluster.migrating(slot, target) as move:
+    memory, slot, target, base = await _ten_turns(resharded, ns)
+    with resharded.migrating(slot, target) as move:
         move.move(_first_half(base))
         await memory.add("u1:s1:new", {"content": "coffee during the move"})
         move.finish()  # BUSYKEY if the write made the partition's keys anew on the new master
     assert await memory.flush()
     await memory.aclose()
     expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10)}
-    await _assert_whole(redis_cluster, ns, {**expected, "u1:s1:new": "coffee during the move"})
+    await _assert_whole(resharded, ns, {**expected, "u1:s1:new": "coffee during the move"})
 
 
 async def test_a_delete_and_an_update_during_a_half_done_resharding_return_normally(
-    redis_cluster: LocalCluster,
+    resharded: LocalCluster,
 ) -> None:
     """Halfway through the move of a partition, deleting one of its memories and rewriting
     another (their values still on the old master, the partition's facts on the new one) is
@@ -183,8 +202,8 @@ async def test_a_delete_and_an_update_during_a_half_done_resharding_return_norma
     from conftest import namespace
 
     ns = namespace()
-    memory, slot, target, base = await _ten_turns(redis_cluster, ns)
-    with redis_cluster.migrating(slot, target) as move:
+    memory, slot, target, base = await _ten_turns(resharded, ns)
+    with resharded.migrating(slot, target) as move:
         move.move(_first_half(base))
         await memory.delete("u1:s1:3")
         await memory.add("u1:s1:4", {"content": "coffee instead of tea"})
@@ -192,4 +211,25 @@ async def test_a_delete_and_an_update_during_a_half_done_resharding_return_norma
     assert await memory.flush()
     await memory.aclose()
     expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10) if i != 3}
-    await _assert_whole(redis_cluster, ns, {**expected, "u1:s1:4": "coffee instead of tea"})
+    await _assert_whole(resharded, ns, {**expected, "u1:s1:4": "coffee instead of tea"})
+
+
+async def test_a_write_after_a_resharding_it_did_not_see_lands_on_the_new_owner(
+    resharded: LocalCluster,
+) -> None:
+    """Another process moved the partition's slot while this one was idle: its slot map still
+    names the old owner, whose MOVED reply sends the write on (on masters with replicas, the
+    library follows it itself: the write and its WAIT go in one pipeline). The write returns
+    normally, from Redis, and a fresh process finds it."""
+    from conftest import namespace
+
+    ns = namespace()
+    memory, slot, target, _ = await _ten_turns(resharded, ns)
+    with resharded.migrating(slot, target) as move:
+        move.finish()
+    await memory.add("u1:s1:moved", {"content": "coffee after the move"})
+    assert memory.using_redis
+    assert memory.get_backend_info()["journal_size"] == 0
+    await memory.aclose()
+    expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10)}
+    await _assert_whole(resharded, ns, {**expected, "u1:s1:moved": "coffee after the move"})

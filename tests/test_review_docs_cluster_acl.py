@@ -82,8 +82,8 @@ async def test_a_user_without_wait_is_told_the_write_reached_the_master(
     and how to grant the right; it used to say that nothing was stored."""
     cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
     try:
-        rules = ["on", ">tta-secret", "resetkeys", "~tta:memory:*", "-@all", *documented_acl(),
-                 *(r for r in cluster_rights() if r != "+wait")]  # fmt: skip
+        rules = ["on", ">tta-secret", "resetkeys", "~tta:memory:*", "-@all",
+                 *(r for r in [*documented_acl(), *cluster_rights()] if r != "+wait")]  # fmt: skip
         for node in cluster.nodes:
             admin = redis_sync.Redis(port=node.port)
             admin.execute_command("ACL", "SETUSER", "tta", *rules)

@@ -21,7 +21,7 @@ import redis as redis_sync
 from conftest import eventually
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.stores._redis.replication import replicas_in_sync
+from tta_dev_primitives.stores._redis.replication import confirm, replicas_in_sync
 
 pytestmark = pytest.mark.redis
 
@@ -63,6 +63,8 @@ async def test_every_write_waits_for_a_replica_from_the_first(
     cluster = cluster_with_replicas
     memory = MemoryPrimitive(cluster.url, namespace=f"test:{uuid4().hex[:8]}", redis_timeout=5)
     try:
+        await memory.add("u0:s0:first", {"content": "first"})
+        assert waits_served(cluster) > 0  # (it may have loaded the script first: two)
         for i in range(12):  # keys over every master
             before = waits_served(cluster)
             await memory.add(f"u{i}:s0:turn", {"content": f"turn {i}"})
@@ -140,3 +142,13 @@ async def written_while_replicas_appear(cluster: LocalCluster, memory: MemoryPri
     await eventually(waited, within=15)
     assert memory.using_redis
     await memory.clear()
+
+
+@pytest.mark.parametrize("acked", [0, b"0", b"OK", None, "x" * 100, [1]])
+def test_a_wait_reply_that_confirms_nothing_fails_the_write(acked: object) -> None:
+    """0 (no replica in time) is a timeout; anything else not a count (a proxy's answer) is
+    not Redis's: both count as an outage, so the hybrid journals the write."""
+    with pytest.raises((redis_sync.exceptions.TimeoutError, redis_sync.exceptions.InvalidResponse)):
+        confirm(acked)
+    confirm(1)
+    confirm(b"2")

@@ -3,7 +3,7 @@
 - ``connection``: clients per event loop, cluster detection, the timed call (``deadline``),
   error translation (``errors``), dead-connection retry, rediscovery, scripts, SCAN; every
   line that touches redis-py's or asyncio's machinery (and ``sockets`` to close them), and
-  ``replication`` to wait for a replica after a cluster write (``WAIT 1``).
+  ``replication`` to send a write with ``WAIT 1`` when its primary has a replica.
 - ``layout``: where a namespace's data lives: every key name and partition fact, spelled once
   and formatted into the Lua (``lua_common``, ``lua``).
 - ``backend``: ``RedisBackend``, the operations of the storage seam over a connection

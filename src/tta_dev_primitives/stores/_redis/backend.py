@@ -52,6 +52,7 @@ from tta_dev_primitives.stores._redis.connection import (
 )
 from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
 from tta_dev_primitives.stores._redis.listing import scope_page
+from tta_dev_primitives.stores._redis.replication import confirm
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -164,18 +165,9 @@ class RedisBackend(StorageBackend):
         return seq
 
     async def _write(self, script: str, base: str, key: str, args: list[Any]) -> Any:
-        """Run one of the write scripts on ``key`` (in partition ``base``), then, on a cluster,
-        wait for a replica to have it (``Connection.replicated``); the script's reply."""
-        connection = self.connection
-        name = Layout.value_in(base, key)
-        keys = connection.declared(base, key)
-
-        async def write(client: Any) -> Any:
-            reply = await connection.script(script)(keys=keys, args=args)
-            await connection.replicated(client, name)
-            return reply
-
-        return await connection.call(write)
+        """Run one of the write scripts on ``key`` (in partition ``base``), returning once a
+        replica has it if its master has one (``Connection.write``); the script's reply."""
+        return await self.connection.write(script, self.connection.declared(base, key), args)
 
     async def get(self, key: str) -> Any | None:
         await self.connection.ready()
@@ -376,6 +368,7 @@ class RedisBackend(StorageBackend):
             return
 
         async def run(client: aioredis.Redis) -> list[Any]:
+            master = await connection.replicas.master_with_replica(client, "")
             # Reset on the way out, however it ends: execute() checks the scripts (SCRIPT
             # EXISTS) on the pipeline's connection before the part of it that resets the
             # pipeline, so a timeout there left that connection out of the pool for good.
@@ -393,7 +386,12 @@ class RedisBackend(StorageBackend):
                         await connection.script("DELETE")(
                             keys=[name], args=[base, write.key, write.version], client=pipe
                         )
-                return list(await pipe.execute())
+                if master is not None:  # after the writes, on their connection
+                    connection.replicas.queue_wait(pipe, master)
+                replies = list(await pipe.execute())
+            if master is not None:
+                confirm(replies.pop())
+            return replies
 
         replies = await connection.call(run)
         for write, reply in zip(writes, replies, strict=True):

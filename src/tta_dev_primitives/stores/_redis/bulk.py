@@ -46,7 +46,8 @@ async def _clear_partition(
             after = text_of(reply[0])
             if zset == LIVE:
                 progress.done += int(reply[1])
-    await connection.run_script("CLEAR_MARK", facts, [base, version])
+    # Written last, so once a replica has it (WAIT), it has every page before it as well.
+    await connection.write("CLEAR_MARK", facts, [base, version])
 
 
 async def unlink_namespace(connection: Connection, layout: Layout, progress: Progress) -> None:

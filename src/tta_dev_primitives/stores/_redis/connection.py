@@ -201,7 +201,7 @@ class Connection:
         self._table = fork_safe(threading.Lock())
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
-        self._replicas = ReplicaWait(timeout)  # WAIT 1 after cluster writes
+        self.replicas = ReplicaWait(timeout)  # WAIT 1 after writes to a master with a replica
 
     @property
     def cluster(self) -> bool:
@@ -453,13 +453,11 @@ class Connection:
         except Exception:
             abandon(failed)  # a stalled node: its sockets are closed without its answer
 
-    async def replicated(self, client: Any, name: str) -> None:
-        """On a cluster, after a write to ``name``: wait until a replica has it, if its master
-        has one (``replication``), so that a failover cannot lose a write that returned; if none
-        confirms within the timeout the write counts as failed (the hybrid journals it and
-        replays it later, idempotently)."""
-        if self.cluster:
-            await self._replicas.after_write(client, name)
+    async def write(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """One call of the write script ``name``, under the timeout; when its master has a
+        replica in sync, it returns only once one has the write (``replication``), so that a
+        failover cannot lose a write that returned."""
+        return await self.call(lambda c: self.replicas.write(c, self.script(name), keys, args))
 
     async def scan(self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]) -> None:
         """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN

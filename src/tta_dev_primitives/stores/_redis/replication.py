@@ -1,12 +1,17 @@
-"""After a cluster write, wait until a replica has it (``WAIT 1``) when the master has one.
+"""A write that returns has reached a replica, when its master has one (``WAIT 1``).
 
-Cluster replication is asynchronous: a write the master acknowledged but had not yet sent to a
-replica dies with it in a failover. Which masters have a replica is read from redis-py's slot
-map when it lists one; but Redis lists a replica there only once it has replicated something,
-so on a new cluster (or a new shard) the first writes would skip the wait. For a master the map
-shows alone, the master itself is asked (``ROLE``, which lists only replicas in sync), at most
-every ``REPLICA_RECHECK`` seconds. A Redis user without ``+role`` makes this fall back to
-reading the slot map again, with a warning once.
+Replication is asynchronous: a write the master acknowledged but had not yet sent to a replica
+dies with it in a failover (a cluster's, or a managed primary's). So a write script whose
+master has a replica in sync is sent with ``WAIT 1`` after it, in one pipeline: WAIT counts
+the writes of its own connection, and redis-py's pools hand out connections in turn, so a WAIT
+sent apart could return at once for another connection's older write.
+
+Which masters have a replica: on a cluster, redis-py's slot map when it lists one; but Redis
+lists a replica there only once it has replicated something (a new cluster, a new shard), so a
+master the map shows alone, like a standalone server, is asked (``ROLE``, which lists only the
+replicas in sync) at most every ``REPLICA_RECHECK`` seconds. A Redis user without ``+role``
+makes a cluster read its slot map again instead, and a standalone server write without waiting,
+with a warning once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from typing import Any
 
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -32,54 +38,116 @@ def replicas_in_sync(role: Any) -> int:
     return len(role[2]) if kind == "master" else 0
 
 
+def confirm(acked: Any) -> None:
+    """Raise unless ``WAIT 1`` answered that a replica has the writes before it."""
+    if isinstance(acked, Exception):
+        raise acked
+    try:
+        count = int(acked)
+    except (TypeError, ValueError):  # not Redis's answer (a proxy's): nothing is confirmed
+        raise rexc.InvalidResponse(f"WAIT answered {str(acked)[:40]!r}") from None
+    if count < 1:
+        raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
+
+
 class ReplicaWait:
-    """``WAIT 1`` after each cluster write to a master with a replica; see the module."""
+    """Write scripts followed by ``WAIT 1`` when their master has a replica; see the module."""
 
     __slots__ = ("_known", "_map_read", "_role_refused", "_timeout")
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._known: dict[str, tuple[float, bool]] = {}  # master -> (when asked, has replica)
-        self._role_refused = False  # the Redis user lacks +role: read the slot map instead
+        self._role_refused = False  # the Redis user lacks +role
         self._map_read = -REPLICA_RECHECK  # when the slot map was last read again for replicas
 
-    async def after_write(self, client: Any, name: str) -> None:
-        """Wait until a replica of ``name``'s master has the write, if the master has one;
-        raise ``TimeoutError`` if none confirms within 80% of the timeout."""
+    async def write(self, client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run the registered ``script`` on ``keys``; if its master has a replica, return only
+        once one confirms the write, and raise ``TimeoutError`` if none does within 80% of the
+        timeout (the write then counts as failed: the hybrid journals it and replays it,
+        idempotently)."""
+        for attempt in (1, 2):
+            master = await self.master_with_replica(client, keys[0])
+            if master is None:
+                return await script(keys=keys, args=args)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                self.queue_wait(pipe, master)
+                if isinstance(client, RedisCluster):  # a redirection is handled below
+                    replies = await pipe.execute(raise_on_error=False, allow_redirections=False)
+                else:
+                    replies = await pipe.execute(raise_on_error=False)
+            reply, acked = replies
+            if isinstance(reply, (rexc.NoScriptError, rexc.AskError)) and attempt == 1:
+                # Nothing ran. NOSCRIPT: the server lost its script cache (a restart, SCRIPT
+                # FLUSH). MOVED or ASK: the slot moved (a failover, a resharding) since the
+                # slot map was read.
+                if isinstance(reply, rexc.NoScriptError):
+                    await client.script_load(script.script)
+                else:
+                    await client.nodes_manager.initialize()
+                continue
+            if isinstance(reply, rexc.AskError):  # still moving (resharding): an outage
+                raise rexc.TryAgainError(f"the slot of {keys[0]!r} is moving ({reply})")
+            if isinstance(reply, Exception):
+                raise reply
+            confirm(acked)
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def queue_wait(self, pipe: Any, master: Any) -> None:
+        """Queue ``WAIT 1`` on ``pipe``, after its writes to ``master`` (see ``confirm``)."""
+        wait_ms = max(1, int(self._timeout * 1000 * 0.8))
+        if master is True:
+            pipe.execute_command("WAIT", 1, wait_ms)
+        else:
+            pipe.execute_command("WAIT", 1, wait_ms, target_nodes=master)
+
+    async def master_with_replica(self, client: Any, name: str) -> Any:
+        """The master of key ``name`` if it has a replica in sync (a cluster node, or True on
+        a standalone server), else None."""
+        if not isinstance(client, RedisCluster):
+            return True if await self._has_replica(client, None, 0) else None
         slot = client.keyslot(name)
         nodes = client.nodes_manager.slots_cache.get(slot, [])
         if not nodes:
-            return
-        if len(nodes) < 2 and not await self._has_replica(client, slot, nodes[0]):
-            return
-        wait_ms = max(1, int(self._timeout * 1000 * 0.8))
-        acked = await client.execute_command("WAIT", 1, wait_ms, target_nodes=nodes[0])
-        if int(acked) < 1:
-            raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
+            return None
+        if len(nodes) < 2 and not await self._has_replica(client, nodes[0], slot):
+            return None
+        return nodes[0]
 
-    async def _has_replica(self, client: Any, slot: int, master: Any) -> bool:
-        """Whether ``master``, which the slot map shows alone, has a replica in sync."""
+    async def _has_replica(self, client: Any, node: Any, slot: int) -> bool:
+        """Whether a cluster ``node`` the slot map shows alone for ``slot`` (or, for None, a
+        standalone server) has a replica in sync, by ``ROLE``, kept ``REPLICA_RECHECK`` s."""
         now = time.monotonic()
-        known = self._known.get(master.name)
+        name = "" if node is None else node.name
+        known = self._known.get(name)
         if known is not None and now - known[0] < REPLICA_RECHECK:
             return known[1]
         if self._role_refused:
-            return await self._listed_after_rereading(client, slot)
+            return node is not None and await self._listed_after_rereading(client, slot)
         try:
-            role = await client.execute_command("ROLE", target_nodes=master)
+            if node is None:
+                role = await client.execute_command("ROLE")
+            else:
+                role = await client.execute_command("ROLE", target_nodes=node)
         except rexc.ResponseError as exc:  # NOPERM, or a proxy that renamed or hid ROLE
             if not isinstance(exc, rexc.NoPermissionError) and "unknown command" not in str(exc):
                 raise
             self._role_refused = True
+            instead = "they do not wait" if node is None else (
+                "they wait only for the replicas the slot map lists, and it lists one only "
+                "once it has replicated something"
+            )  # fmt: skip
             log.warning(
-                "Redis refused ROLE (%s): writes wait (WAIT 1) only for the replicas the "
-                "cluster's slot map lists, and it lists one only once it has replicated "
-                "something; grant +role (docs/production.md, ACL)",
-                type(exc).__name__,
-            )
-            return await self._listed_after_rereading(client, slot)
+                "Redis refused ROLE (%s), which tells writes whether a master has a replica to "
+                "wait for (WAIT 1): %s, so a failover may lose the last ones; grant +role "
+                "(docs/production.md, ACL)",
+                type(exc).__name__, instead,
+            )  # fmt: skip
+            return node is not None and await self._listed_after_rereading(client, slot)
         found = replicas_in_sync(role) > 0
-        self._known[master.name] = (now, found)
+        self._known[name] = (now, found)
         return found
 
     async def _listed_after_rereading(self, client: Any, slot: int) -> bool:
