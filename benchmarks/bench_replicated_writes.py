@@ -127,6 +127,7 @@ def report(figures: dict[str, Any]) -> None:
             )
     print(table(["primary", "tasks", "ours add", "raw SET", "raw SET+WAIT",
                  "ours / raw (SET+WAIT with a replica)"], rows))  # fmt: skip
+    print("replicated writes done")
 
 
 if __name__ == "__main__":

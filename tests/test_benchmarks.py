@@ -46,6 +46,8 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
                      "fallbacks during the run: 0", marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
         pytest.param("bench_outage.py", ["--quick"], "outage replay done", marks=pytest.mark.redis),
+        pytest.param("bench_replicated_writes.py", ["--quick"], "replicated writes done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_journal.py", ["--quick"], "journal benchmark done",
                      marks=pytest.mark.redis),
         pytest.param("bench_vectors.py", ["--quick"], "vectors done", marks=pytest.mark.redis),
