@@ -96,7 +96,7 @@ async def run(args: Any) -> dict[str, Any]:
         raise SystemExit("redis-server is not installed")
     n = 1_000 if args.quick else 10_000
     alone = RedisServer(binary).start()
-    primary = RedisServer(binary).start()
+    primary = RedisServer(binary, extra=("--repl-diskless-sync-delay", "0")).start()
     replica = RedisServer(binary, extra=("--replicaof", "127.0.0.1", str(primary.port))).start()
     try:
         await in_sync(primary.port)

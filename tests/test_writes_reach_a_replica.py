@@ -1,18 +1,23 @@
 """A write that returns has reached a replica, when its master has one: a failover (a cluster's,
 or a managed primary's) cannot lose it.
 
-WAIT counts the writes of the connection it is sent on, and redis-py's pools hand connections
-out in turn: after a burst has opened several, a WAIT sent apart from its write went out on
-another connection and returned at once, whatever the replica had. These tests stall the
-replica (SIGSTOP) after such a burst: a write must then fail (and the hybrid journal it), not
-return as stored.
+WAIT counts the writes of the connection it is sent on, and redis-py's cluster pools hand
+connections out in turn: after a burst had opened several, a WAIT sent apart from its write
+went out on another connection and returned at once, whatever the replica had (the cluster
+test below). A standalone primary never waited at all (the standalone tests; its pool hands
+the last connection back, so they show that it waits, not where). And the write and its WAIT
+must reach the same master when the slot map is stale (the routing tests, from a review). Each
+stalls a replica (SIGSTOP): a write must then fail (and the hybrid journal it), not return.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -25,6 +30,7 @@ from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.stores._base import Put
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.layout import Layout
+from tta_dev_primitives.stores._redis.replication import REPLICA_RECHECK
 
 pytestmark = pytest.mark.redis
 
@@ -72,7 +78,8 @@ async def caught_up(primary: RedisServer) -> None:
 def primary_and_replica(
     redis_server_factory: Callable[..., RedisServer],
 ) -> Iterator[tuple[RedisServer, RedisServer]]:
-    primary = redis_server_factory()
+    # No diskless-sync delay (5 s by default): the replica is in sync at once.
+    primary = redis_server_factory(extra=("--repl-diskless-sync-delay", "0"))
     replica = replica_of(primary, redis_server_factory)
     yield primary, replica
     replica.resume()
@@ -242,4 +249,154 @@ async def test_on_a_cluster_a_write_returns_only_once_the_replica_has_it(
         )  # fmt: skip
         await burst_then_stalled_write(backend, replica, "u0:s:y")
     finally:
+        await backend.aclose()
+
+
+def replica_of_master(cluster: LocalCluster, port: int) -> RedisServer:
+    """The live replica of the cluster's master on ``port``."""
+    for node in cluster.nodes:
+        if node.proc is None or node.proc.poll() is not None:
+            continue
+        client = redis_sync.Redis(port=node.port)
+        try:
+            role = client.execute_command("ROLE")
+        finally:
+            client.close()
+        if role[0] == b"slave" and role[2] == port:
+            return node
+    raise AssertionError(f"master {port} has no live replica")
+
+
+def slots_of(backend: RedisBackend, admin: redis_sync.RedisCluster, keys: list[str]) -> list[Any]:
+    """(key, slot, master port) of each key's value."""
+    found = []
+    for key in keys:
+        name = Layout.value_in(backend.layout.base(key), key)
+        found.append((key, admin.keyslot(name), admin.get_node_from_key(name).port))
+    return found
+
+
+async def test_a_write_after_a_due_slot_map_refresh_waits_where_it_landed(
+    cluster_with_replicas: LocalCluster,
+) -> None:
+    """Another process resharded 6 slots from master X to Y. Reads of 5 of them get MOVED,
+    and the fifth makes redis-py refresh its slot map before its next command: the write to
+    the sixth, whose WAIT was decided for X, was then routed to Y by the new map, and the
+    WAIT on X counted nothing. With Y's replica stalled it returned normally (found by a
+    review); it must fail."""
+    cluster = cluster_with_replicas
+    backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
+    admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    stalled: RedisServer | None = None
+    try:
+        await backend.put("u0:s0:k", b'"connect"')
+        placed = slots_of(backend, admin, [f"u{i}:s{i}:k" for i in range(400)])
+        x_port = placed[0][2]
+        keys = list({slot: key for key, slot, port in placed if port == x_port}.values())[:6]
+        assert len(keys) == 6
+        for key in keys:
+            await backend.put(key, b'"before"')
+        y = next(n for n in cluster.master_nodes() if n.port != x_port)
+        for _, slot, _ in slots_of(backend, admin, keys):
+            cluster.move_slot(slot, y)
+        stalled = replica_of_master(cluster, y.port)
+        stalled.stall()
+        for key in keys[:5]:
+            assert await backend.get(key) == b'"before"'
+        await asyncio.sleep(1.5)  # redis-py's refresh is due (at most once a second)
+        with pytest.raises(BackendUnavailableError):
+            await backend.put(keys[5], b'"after"')
+    finally:
+        if stalled is not None:
+            stalled.resume()
+        admin.close()
+        await backend.aclose()
+
+
+async def test_a_write_moved_from_a_master_alone_to_one_with_a_replica_waits(
+    cluster_with_replicas: LocalCluster,
+) -> None:
+    """Master X lost its replica (the process wrote there without waiting), then X's slot
+    moved to Y, which has one. The next write is answered MOVED: redis-py used to follow it to
+    Y silently, without a WAIT. With Y's replica stalled it must fail (found by a review)."""
+    cluster = cluster_with_replicas
+    admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+    ns = f"t:{uuid4().hex[:8]}"
+    backend = RedisBackend(cluster.url, namespace=ns, timeout=2.0)
+    stalled: RedisServer | None = None
+    try:
+        await backend.put("u0:s0:k", b'"x"')
+        ((_, slot, x_port),) = slots_of(backend, admin, ["u0:s0:k"])
+        await backend.aclose()
+        replica_of_master(cluster, x_port).kill()
+
+        def alone() -> bool:  # the slot map leaves a failed replica out
+            client = redis_sync.Redis(port=x_port)
+            try:
+                rows = client.execute_command("CLUSTER", "SLOTS")
+            finally:
+                client.close()
+            return all(len(row) == 3 for row in rows if row[0] <= slot <= row[1])
+
+        await eventually(alone, within=30)
+        backend = RedisBackend(cluster.url, namespace=ns, timeout=2.0)  # a fresh slot map
+        await backend.put("u0:s0:k", b'"alone"')  # ROLE on X: no replica, no WAIT
+        y = next(n for n in cluster.master_nodes() if n.port != x_port)
+        cluster.move_slot(slot, y)
+        stalled = replica_of_master(cluster, y.port)
+        stalled.stall()
+        with pytest.raises(BackendUnavailableError):
+            await backend.put("u0:s0:k", b'"on y"')
+    finally:
+        if stalled is not None:
+            stalled.resume()
+        admin.close()
+        await backend.aclose()
+
+
+def refused_role(chunk: bytes) -> bytes:
+    """A proxy's answer to ROLE (Envoy's, say) in place of a master's reply."""
+    return re.sub(
+        rb"^\*3\r\n\$6\r\nmaster\r\n:\d+\r\n\*0\r\n",
+        b"-ERR unsupported command 'role'\r\n", chunk,
+    )  # fmt: skip
+
+
+async def test_a_proxy_that_refuses_role_leaves_writes_working(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only NOPERM and "unknown command" were taken as ROLE refused; any other refusal was
+    raised, and failed every write (found by a review). Now writes go on, without waiting,
+    and a warning says why."""
+    caplog.set_level(logging.WARNING, logger="tta_dev_primitives.memory")
+    async with tcp_relay(lambda: redis_server.port, reply=refused_role) as url:
+        backend = RedisBackend(url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
+        try:
+            await backend.put("u0:s0:a", b'"x"')
+            await backend.put("u0:s0:b", b'"y"')
+            assert await backend.get("u0:s0:a") == b'"x"'
+            await backend.clear()
+        finally:
+            await backend.aclose()
+    assert "refused ROLE" in caplog.text
+
+
+async def test_a_primary_alone_is_asked_for_replicas_about_once_a_second(
+    redis_server: RedisServer,
+) -> None:
+    """ROLE's answer is kept ``REPLICA_RECHECK`` seconds: writes do not pay a round trip each
+    to learn that there is nothing to wait for."""
+    admin = redis_sync.Redis(port=redis_server.port)
+    backend = RedisBackend(redis_server.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
+    try:
+        before = int(admin.info("commandstats").get("cmdstat_role", {}).get("calls", 0))
+        began = time.monotonic()
+        for i in range(300):
+            await backend.put(f"u0:s0:{i}", b'"x"')
+        elapsed = time.monotonic() - began
+        asked = int(admin.info("commandstats")["cmdstat_role"]["calls"]) - before
+        assert 1 <= asked <= elapsed / REPLICA_RECHECK + 2
+        await backend.clear()
+    finally:
+        admin.close()
         await backend.aclose()

@@ -110,7 +110,7 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
         message = "OOM " + message
     upper = message.upper()
     if "'WAIT' COMMAND" in upper:
-        # WAIT follows a cluster write (``Connection.replicated``): the master has it already.
+        # WAIT rides with a write (``replication.ReplicaWait``): the master has it already.
         return BackendRefusedError(
             f"Redis at {redact_url(url)} refused: {message} (the Redis user lacks +wait, see "
             "the ACL in docs/production.md); the write reached the master, but no replica "
