@@ -22,6 +22,7 @@ from uuid import uuid4
 
 import pytest
 import redis as redis_sync
+from redis.asyncio.cluster import RedisCluster
 
 from conftest import eventually, fast_recovery, replayed, tcp_relay
 from redis_server import LocalCluster, RedisServer
@@ -399,4 +400,22 @@ async def test_a_primary_alone_is_asked_for_replicas_about_once_a_second(
         await backend.clear()
     finally:
         admin.close()
+        await backend.aclose()
+
+
+async def test_the_cluster_client_never_resends_a_pipeline(redis_cluster: LocalCluster) -> None:
+    """A write and its WAIT stay together only if redis-py never resends a pipeline itself: a
+    resend routes each command anew (the script by its key, WAIT to any master, which answers
+    at once). A second review reproduced that with one retry; this pins zero."""
+    backend = RedisBackend(redis_cluster.url, namespace=f"t:{uuid4().hex[:8]}")
+    try:
+        await backend.put("u0:s0:a", b'"x"')
+
+        async def client_of(client: Any) -> Any:
+            return client
+
+        client = await backend.connection.call(client_of)
+        assert isinstance(client, RedisCluster)
+        assert client.retry.get_retries() == 0
+    finally:
         await backend.aclose()

@@ -266,6 +266,9 @@ class Connection:
             # connect: redis-py's would count time this loop spends elsewhere (a burst).
             "socket_timeout": None,
             "socket_connect_timeout": None,
+            # No retries of redis-py's own: ours is one, on a fresh connection (``call``);
+            # and a retried cluster pipeline would route a write and its WAIT apart
+            # (``replication``).
             "retry": Retry(NoBackoff(), 0),
             "health_check_interval": 0,
         }

@@ -77,7 +77,10 @@ class ReplicaWait:
             # On a cluster the script goes to the node this decision was about, not where
             # redis-py's routing says by then (a refresh due, a MOVED it would follow): there
             # the WAIT would count nothing, or a master with a replica would not be waited on.
-            if target is None:  # standalone without a replica, or a slot the map lacks
+            if target is None and isinstance(client, RedisCluster):  # (a refresh keeps every
+                # slot covered, so not seen): a plain call would follow MOVED, unwaited for
+                raise rexc.SlotNotCoveredError(f"no master in the slot map for {keys[0]!r}")
+            if target is None:  # standalone without a replica
                 return await script(keys=keys, args=args)
             replies = await self._send(client, script, keys, args, target, master)
             reply = replies[0]
@@ -90,6 +93,8 @@ class ReplicaWait:
                 else:
                     await client.nodes_manager.initialize()
                 continue
+            if isinstance(reply, rexc.MovedError):  # the map read again was still stale
+                raise rexc.TryAgainError(f"the slot of {keys[0]!r} moved again ({reply})")
             if isinstance(reply, rexc.AskError):  # a slot on its way (resharding): an outage
                 raise rexc.TryAgainError(f"the slot of {keys[0]!r} is moving ({reply})")
             if isinstance(reply, Exception):
@@ -112,7 +117,9 @@ class ReplicaWait:
                 return list(await pipe.execute(raise_on_error=False))
         # A cluster's pipeline, even of the script alone: a plain call with ``target_nodes``
         # still follows MOVED (to a master with a replica, unwaited for). 5-8% more per add
-        # on a cluster without replicas than a plain call.
+        # on a cluster without replicas than a plain call. It relies on the client making no
+        # retries (``Connection``): a retried send routes each command anew, the script by its
+        # key and WAIT to any master (test_the_cluster_client_never_resends_a_pipeline).
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command(*command, target_nodes=target)
             if master is not None:
