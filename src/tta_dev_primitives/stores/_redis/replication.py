@@ -109,21 +109,18 @@ class ReplicaWait:
     ) -> list[Any]:
         """The script's reply (an error as a value), and WAIT's when ``master`` is given: one
         pipeline on one connection of ``target`` (True: a standalone server)."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        if target is True:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.execute_command(*command)
-                self.queue_wait(pipe, master)
-                return list(await pipe.execute(raise_on_error=False))
-        # A cluster's pipeline, even of the script alone: a plain call with ``target_nodes``
+        # On a cluster, a pipeline even of the script alone: a plain call with ``target_nodes``
         # still follows MOVED (to a master with a replica, unwaited for). 5-8% more per add
         # on a cluster without replicas than a plain call. It relies on the client making no
         # retries (``Connection``): a retried send routes each command anew, the script by its
         # key and WAIT to any master (test_the_cluster_client_never_resends_a_pipeline).
+        where = {} if target is True else {"target_nodes": target}
         async with client.pipeline(transaction=False) as pipe:
-            pipe.execute_command(*command, target_nodes=target)
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **where)
             if master is not None:
                 self.queue_wait(pipe, master)
+            if target is True:
+                return list(await pipe.execute(raise_on_error=False))
             return list(await pipe.execute(raise_on_error=False, allow_redirections=False))
 
     def queue_wait(self, pipe: Any, master: Any) -> None:
