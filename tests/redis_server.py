@@ -209,6 +209,17 @@ class RedisServer:
         finally:
             self.resume()
 
+    def calls(self, command: str) -> int:
+        """How many times the server has run ``command`` (INFO commandstats, lower case)."""
+        import redis
+
+        client = redis.Redis(port=self.port, password=self.password)
+        try:
+            stats = client.info("commandstats").get(f"cmdstat_{command}", {})
+        finally:
+            client.close()
+        return int(stats.get("calls", 0))
+
     def restart(self) -> RedisServer:
         """Kill and start again on the same port and directory (AOF data survives)."""
         self.kill()

@@ -36,15 +36,6 @@ from tta_dev_primitives.stores._redis.replication import REPLICA_RECHECK
 pytestmark = pytest.mark.redis
 
 
-def waits(server: RedisServer) -> int:
-    """WAIT calls ``server`` has served."""
-    client = redis_sync.Redis(port=server.port)
-    try:
-        return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
-    finally:
-        client.close()
-
-
 def replica_of(primary: RedisServer, make: Callable[..., RedisServer]) -> RedisServer:
     """A replica of ``primary`` (standalone), once it is in sync."""
     replica = make(extra=("--replicaof", "127.0.0.1", str(primary.port)))
@@ -90,14 +81,11 @@ async def burst_then_stalled_write(backend: RedisBackend, replica: RedisServer, 
     """40 writes at once (the pool opens connections), then one more with the replica stalled:
     it must raise, not return."""
     await asyncio.gather(*(backend.put(f"u{i}:s:{i}", b'"x"') for i in range(40)))
-    replica.stall()
-    try:
+    with replica.stalled():
         with pytest.raises(BackendUnavailableError, match=r"WAIT|replica|timed out"):
             await backend.put(key, b'"y"')
         with pytest.raises(BackendUnavailableError):
             await backend.delete(key)
-    finally:
-        replica.resume()
 
 
 async def test_a_write_returns_only_once_the_replica_has_it(
@@ -106,12 +94,12 @@ async def test_a_write_returns_only_once_the_replica_has_it(
     primary, replica = primary_and_replica
     backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
     try:
-        before = waits(primary)
+        before = primary.calls("wait")
         await backend.put("u0:s0:a", b'"first"')
-        assert waits(primary) > before  # from the first (which may load the script first)
-        before = waits(primary)
+        assert primary.calls("wait") > before  # from the first (which may load the script first)
+        before = primary.calls("wait")
         await backend.put("u0:s0:a", b'"second"')
-        assert waits(primary) == before + 1  # one WAIT a write
+        assert primary.calls("wait") == before + 1  # one WAIT a write
         await burst_then_stalled_write(backend, replica, "u0:s0:b")
         await caught_up(primary)
         await backend.put("u0:s0:c", b'"after"')  # the replica is back: writes return again
@@ -130,16 +118,12 @@ async def test_a_replayed_chunk_returns_only_once_the_replica_has_it(
     try:
         await asyncio.gather(*(backend.put(f"u{i}:s:{i}", b'"x"') for i in range(40)))
         writes = [Put(f"u0:s:{i}", b'"r"') for i in range(5)]
-        replica.stall()
-        try:
-            with pytest.raises(BackendUnavailableError):
-                await backend.apply(writes)
-        finally:
-            replica.resume()
+        with replica.stalled(), pytest.raises(BackendUnavailableError):
+            await backend.apply(writes)
         await caught_up(primary)
-        before = waits(primary)
+        before = primary.calls("wait")
         await backend.apply(writes)
-        assert waits(primary) == before + 1  # one WAIT after the chunk's writes
+        assert primary.calls("wait") == before + 1  # one WAIT after the chunk's writes
         await backend.clear()
     finally:
         await backend.aclose()
@@ -220,39 +204,6 @@ async def test_a_managed_primary_killed_mid_burst_loses_no_write(
         await reader.aclose()
 
 
-@pytest.fixture
-def cluster_with_replicas(redis_binary: str) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
-    yield cluster
-    for node in cluster.nodes:
-        node.resume()
-    cluster.stop()
-
-
-async def test_on_a_cluster_a_write_returns_only_once_the_replica_has_it(
-    cluster_with_replicas: LocalCluster,
-) -> None:
-    cluster = cluster_with_replicas
-    backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
-    try:
-        await backend.put("u0:s:y", b'"first"')  # connects: the slot map is known
-        admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
-        try:
-            master = admin.get_node_from_key(
-                Layout.value_in(backend.layout.base("u0:s:y"), "u0:s:y")
-            )
-        finally:
-            admin.close()
-        replica = next(
-            node for node in cluster.nodes
-            if (role := redis_sync.Redis(port=node.port).execute_command("ROLE"))[0] == b"slave"
-            and role[2] == master.port
-        )  # fmt: skip
-        await burst_then_stalled_write(backend, replica, "u0:s:y")
-    finally:
-        await backend.aclose()
-
-
 def replica_of_master(cluster: LocalCluster, port: int) -> RedisServer:
     """The live replica of the cluster's master on ``port``."""
     for node in cluster.nodes:
@@ -277,6 +228,32 @@ def slots_of(backend: RedisBackend, admin: redis_sync.RedisCluster, keys: list[s
     return found
 
 
+@pytest.fixture
+def cluster_with_replicas(redis_binary: str) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
+    yield cluster
+    for node in cluster.nodes:
+        node.resume()
+    cluster.stop()
+
+
+async def test_on_a_cluster_a_write_returns_only_once_the_replica_has_it(
+    cluster_with_replicas: LocalCluster,
+) -> None:
+    cluster = cluster_with_replicas
+    backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
+    try:
+        await backend.put("u0:s:y", b'"first"')  # connects: the slot map is known
+        admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
+        try:
+            ((_, _, master_port),) = slots_of(backend, admin, ["u0:s:y"])
+        finally:
+            admin.close()
+        await burst_then_stalled_write(backend, replica_of_master(cluster, master_port), "u0:s:y")
+    finally:
+        await backend.aclose()
+
+
 async def test_a_write_after_a_due_slot_map_refresh_waits_where_it_landed(
     cluster_with_replicas: LocalCluster,
 ) -> None:
@@ -288,7 +265,6 @@ async def test_a_write_after_a_due_slot_map_refresh_waits_where_it_landed(
     cluster = cluster_with_replicas
     backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
     admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
-    stalled: RedisServer | None = None
     try:
         await backend.put("u0:s0:k", b'"connect"')
         placed = slots_of(backend, admin, [f"u{i}:s{i}:k" for i in range(400)])
@@ -300,16 +276,13 @@ async def test_a_write_after_a_due_slot_map_refresh_waits_where_it_landed(
         y = next(n for n in cluster.master_nodes() if n.port != x_port)
         for _, slot, _ in slots_of(backend, admin, keys):
             cluster.move_slot(slot, y)
-        stalled = replica_of_master(cluster, y.port)
-        stalled.stall()
-        for key in keys[:5]:
-            assert await backend.get(key) == b'"before"'
-        await asyncio.sleep(1.5)  # redis-py's refresh is due (at most once a second)
-        with pytest.raises(BackendUnavailableError):
-            await backend.put(keys[5], b'"after"')
+        with replica_of_master(cluster, y.port).stalled():
+            for key in keys[:5]:
+                assert await backend.get(key) == b'"before"'
+            await asyncio.sleep(1.5)  # redis-py's refresh is due (at most once a second)
+            with pytest.raises(BackendUnavailableError):
+                await backend.put(keys[5], b'"after"')
     finally:
-        if stalled is not None:
-            stalled.resume()
         admin.close()
         await backend.aclose()
 
@@ -324,7 +297,6 @@ async def test_a_write_moved_from_a_master_alone_to_one_with_a_replica_waits(
     admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
     ns = f"t:{uuid4().hex[:8]}"
     backend = RedisBackend(cluster.url, namespace=ns, timeout=2.0)
-    stalled: RedisServer | None = None
     try:
         await backend.put("u0:s0:k", b'"x"')
         ((_, slot, x_port),) = slots_of(backend, admin, ["u0:s0:k"])
@@ -344,13 +316,9 @@ async def test_a_write_moved_from_a_master_alone_to_one_with_a_replica_waits(
         await backend.put("u0:s0:k", b'"alone"')  # ROLE on X: no replica, no WAIT
         y = next(n for n in cluster.master_nodes() if n.port != x_port)
         cluster.move_slot(slot, y)
-        stalled = replica_of_master(cluster, y.port)
-        stalled.stall()
-        with pytest.raises(BackendUnavailableError):
+        with replica_of_master(cluster, y.port).stalled(), pytest.raises(BackendUnavailableError):
             await backend.put("u0:s0:k", b'"on y"')
     finally:
-        if stalled is not None:
-            stalled.resume()
         admin.close()
         await backend.aclose()
 
@@ -387,19 +355,17 @@ async def test_a_primary_alone_is_asked_for_replicas_about_once_a_second(
 ) -> None:
     """ROLE's answer is kept ``REPLICA_RECHECK`` seconds: writes do not pay a round trip each
     to learn that there is nothing to wait for."""
-    admin = redis_sync.Redis(port=redis_server.port)
     backend = RedisBackend(redis_server.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
     try:
-        before = int(admin.info("commandstats").get("cmdstat_role", {}).get("calls", 0))
+        before = redis_server.calls("role")
         began = time.monotonic()
         for i in range(300):
             await backend.put(f"u0:s0:{i}", b'"x"')
         elapsed = time.monotonic() - began
-        asked = int(admin.info("commandstats")["cmdstat_role"]["calls"]) - before
+        asked = redis_server.calls("role") - before
         assert 1 <= asked <= elapsed / REPLICA_RECHECK + 2
         await backend.clear()
     finally:
-        admin.close()
         await backend.aclose()
 
 
