@@ -92,7 +92,7 @@ async def test_a_write_returns_only_once_the_replica_has_it(
     primary_and_replica: tuple[RedisServer, RedisServer],
 ) -> None:
     primary, replica = primary_and_replica
-    backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
+    backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
     try:
         before = primary.calls("wait")
         await backend.put("u0:s0:a", b'"first"')
@@ -114,7 +114,7 @@ async def test_a_replayed_chunk_returns_only_once_the_replica_has_it(
 ) -> None:
     """The journal's replay (one pipeline per chunk) drops what it replayed once it returns."""
     primary, replica = primary_and_replica
-    backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
+    backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
     try:
         await asyncio.gather(*(backend.put(f"u{i}:s:{i}", b'"x"') for i in range(40)))
         writes = [Put(f"u0:s:{i}", b'"r"') for i in range(5)]
@@ -136,7 +136,7 @@ async def test_a_memory_journals_a_write_no_replica_confirmed_and_replays_it(
     answers again, nothing lost."""
     primary, replica = primary_and_replica
     ns = f"t:{uuid4().hex[:8]}"
-    memory = MemoryPrimitive(primary.url, namespace=ns, redis_timeout=1.0,
+    memory = MemoryPrimitive(primary.url, namespace=ns, redis_timeout=2.0,
                              recovery_interval=0.1, max_recovery_interval=0.5)  # fmt: skip
     try:
         await asyncio.gather(*(memory.add(f"u{i}:s:{i}", {"v": i}) for i in range(40)))
@@ -241,7 +241,7 @@ async def test_on_a_cluster_a_write_returns_only_once_the_replica_has_it(
     cluster_with_replicas: LocalCluster,
 ) -> None:
     cluster = cluster_with_replicas
-    backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=1.0)
+    backend = RedisBackend(cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
     try:
         await backend.put("u0:s:y", b'"first"')  # connects: the slot map is known
         admin = redis_sync.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
