@@ -19,6 +19,7 @@ from pathlib import Path
 
 __all__ = [
     "LocalCluster",
+    "LocalSentinel",
     "RedisServer",
     "SlotMove",
     "find_redis_server",
@@ -235,6 +236,102 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LocalSentinel(RedisServer):
+    """One Redis Sentinel (``redis-server <config> --sentinel``) watching ``primary`` as
+    ``service``, alone (quorum 1), quick to act: a primary silent for ``down_after_ms`` is
+    down, and its replica is promoted."""
+
+    def __init__(
+        self,
+        binary: str,
+        primary: RedisServer,
+        *,
+        service: str = "mymaster",
+        down_after_ms: int = 400,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(binary, password=password)
+        self.primary = primary
+        self.service = service
+        self.down_after_ms = down_after_ms
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://`` URL of the service, with the primary's password if it has one."""
+        auth = f":{self.primary.password}@" if self.primary.password else ""
+        query = f"?sentinel_password={self.password}" if self.password else ""
+        return f"redis+sentinel://{auth}127.0.0.1:{self.port}/{self.service}/0{query}"
+
+    def args(self) -> list[str]:
+        config = self.dir / "sentinel.conf"  # Sentinel rewrites its config: one of its own
+        service, auth = self.service, self.primary.password
+        lines = [
+            f"sentinel monitor {service} 127.0.0.1 {self.primary.port} 1",
+            f"sentinel down-after-milliseconds {service} {self.down_after_ms}",
+            f"sentinel failover-timeout {service} 2000",
+            *([f"sentinel auth-pass {service} {auth}"] if auth else []),
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        args = [
+            self.binary, str(config), "--sentinel",
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--daemonize", "no",
+            "--logfile", str(self.dir / "redis.log"),
+        ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
+        return args
+
+    def _answers_as_ours(self) -> bool:
+        assert self.proc is not None
+        return self.proc.poll() is None and self.ping()
+
+    def primary_port(self) -> int:
+        """The port of the primary this sentinel names now."""
+        import redis
+
+        client = redis.Redis(port=self.port, password=self.password)
+        try:
+            _, port = client.sentinel_get_master_addr_by_name(self.service)
+        finally:
+            client.close()
+        return int(port)
+
+    def wait_replica_known(self, timeout: float = 30.0) -> None:
+        """Wait until the sentinel has found the primary's replica (from the primary's INFO) and
+        sees it up: before that it has none to promote."""
+        import redis
+
+        client = redis.Redis(port=self.port, password=self.password)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                replicas = client.sentinel_slaves(self.service)
+                if any(
+                    not (r["is_sdown"] or r["is_odown"])
+                    and r.get("master-link-status") == "ok"
+                    and int(r.get("info-refresh", 10**9)) < 5000
+                    for r in replicas
+                ):
+                    return
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise AssertionError(f"the sentinel found no replica within {timeout}s")
+
+    def wait_promoted(self, old: int, timeout: float = 30.0) -> int:
+        """Wait until the sentinel names a primary other than port ``old``; its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            port = self.primary_port()
+            if port != old:
+                return port
+            time.sleep(0.05)
+        raise AssertionError(f"Sentinel promoted no replica within {timeout}s")
 
 
 class LocalCluster:

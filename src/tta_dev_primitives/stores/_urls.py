@@ -6,9 +6,9 @@ characters it holds:
 - the authority runs to the first ``/``, ``?`` or ``#``, and the user info to its last ``@``
   (a password may hold ``@``, ``:``, ``%`` or text such as ``;password=``: all of it is user
   info); a bare ``redis://secret@host`` is read as a password;
-- a ``password=`` query argument (which redis-py honours), looked for only after the authority,
-  hides everything after it, to the end of the URL (a raw ``&``, ``#`` or ``@`` in it could
-  otherwise show its tail);
+- a ``password=`` query argument (which redis-py honours; ``sentinel_password=`` for Redis
+  Sentinel), looked for only after the authority, hides everything after it, to the end of
+  the URL (a raw ``&``, ``#`` or ``@`` in it could otherwise show its tail);
 - an ``@`` after the authority means a raw ``/``, ``?`` or ``#`` in the user info, or an ``@``
   in the path or query: where a password ends is unknown, and everything after the scheme is
   hidden.
@@ -21,16 +21,23 @@ redacted URL.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 
-__all__ = ["check_redis_url", "redact_url", "scrub"]
+__all__ = ["SENTINEL_SCHEME", "SentinelTarget", "check_redis_url", "redact_url", "scrub",
+           "sentinel_target"]  # fmt: skip
 
-SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEME = "redis+sentinel"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_QUERY_SECRET = re.compile(r"(?i)[?&;]password=")
+_QUERY_SECRET = re.compile(r"(?i)[?&;](?:sentinel_)?password=")
+#: Sentinel's own port, when a sentinel's address names none.
+SENTINEL_PORT = 26379
+#: What a ``redis+sentinel://`` URL's query may set: how to authenticate to the sentinels.
+_SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 HIDDEN = "***"
 _PLACEHOLDER = "x"  # stands in for a password while the URL's shape is checked
 
@@ -131,6 +138,9 @@ def check_redis_url(url: object) -> str:
         raise invalid("an '@' follows the host, so a user name or password holds a raw '/', "
                       "'?' or '#' (or the path or query an '@'); percent-encode them "
                       "(%2F, %3F, %23, %40)")  # fmt: skip
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        _sentinel_target(url, invalid)
+        return url
     safe = parts.scheme
     if parts.userinfo is not None:
         user, _ = _user_and_password(parts.userinfo)
@@ -162,3 +172,83 @@ def check_redis_url(url: object) -> str:
         except ValueError as exc:
             raise invalid(str(exc)) from None
     return url
+
+
+class SentinelTarget(NamedTuple):
+    """What a ``redis+sentinel://`` URL names: the sentinels to ask, the primary's service name
+    and database, and the credentials for Redis and for the sentinels."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_username: str | None
+    sentinel_password: str | None
+
+
+def sentinel_target(url: str) -> SentinelTarget:
+    """The parts of a ``redis+sentinel://`` URL that ``check_redis_url`` accepted."""
+
+    def invalid(problem: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"invalid redis_url {redact_url(url)!r}: {scrub(problem, url)}")
+
+    return _sentinel_target(url, invalid)
+
+
+def _sentinel_target(url: str, invalid: Callable[[str], InvalidArgumentError]) -> SentinelTarget:
+    """``redis+sentinel://[user:password@]host[:port][,host[:port]...]/service[/db]``, with
+    ``sentinel_username``/``sentinel_password`` in the query for sentinels that require a
+    password. A problem's message names no part of the user info or of the query's values."""
+    rest = url[len(SENTINEL_SCHEME) + 3 :]
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    authority, _, path = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    username = password = None
+    if at:
+        user, sep, secret = userinfo.partition(":")
+        username, password = (
+            (unquote(user) or None, unquote(secret)) if sep else (None, unquote(user))
+        )
+    sentinels = [_sentinel_address(address, invalid) for address in hosts.split(",")]
+    service, _, db = path.partition("/")
+    service = unquote(service)
+    if not service:
+        raise invalid("no service name: write the primary's name as Sentinel knows it after "
+                      "the sentinels, as in 'redis+sentinel://host:26379/mymaster'")  # fmt: skip
+    db = db.strip("/")
+    if db and not db.isdigit():
+        raise invalid(f"database must be a number, got {db!r}")
+    options: dict[str, str] = {}
+    for pair in filter(None, re.split(r"[&;]", query)):
+        name, _, value = pair.partition("=")
+        if name not in _SENTINEL_OPTIONS:
+            shown = name if name.isidentifier() else "an option"
+            raise invalid(f"{shown} is not an option of a redis+sentinel:// URL (only "
+                          f"{' and '.join(_SENTINEL_OPTIONS)})")  # fmt: skip
+        options[name] = unquote(value)
+    if fragment:
+        raise invalid("a redis+sentinel:// URL takes no '#' part")
+    return SentinelTarget(
+        sentinels, service, int(db or 0), username, password,
+        options.get("sentinel_username") or None, options.get("sentinel_password") or None,
+    )  # fmt: skip
+
+
+def _sentinel_address(
+    address: str, invalid: Callable[[str], InvalidArgumentError]
+) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` of one sentinel (port 26379 by default)."""
+    if address.startswith("["):
+        host, _, tail = address[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else ("" if not tail else None)
+    else:
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            host, port = address, ""
+    if not host or port is None:
+        raise invalid(f"a sentinel's address must be host[:port], got {address!r}")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise invalid(f"a sentinel's port must be 1-65535, got {port!r}")
+    return host, int(port) if port else SENTINEL_PORT

@@ -40,8 +40,9 @@ from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
 from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.stores._redis.replication import ReplicaWait
+from tta_dev_primitives.stores._redis.sentinel import follow_primary, reason, sentinel_client
 from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
-from tta_dev_primitives.stores._urls import redact_url, scrub
+from tta_dev_primitives.stores._urls import SENTINEL_SCHEME, redact_url, scrub
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -274,8 +275,14 @@ class Connection:
         }
         # redis-py's default cap (100) fails the 101st concurrent call as if Redis were down;
         # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
-        pool = aioredis.ConnectionPool.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
-        client: Any = aioredis.Redis(connection_pool=pool)
+        client: Any
+        if self.url.startswith(f"{SENTINEL_SCHEME}://"):
+            client = sentinel_client(self.url, self.timeout, MAX_CONNECTIONS, common)
+        else:
+            pool = aioredis.ConnectionPool.from_url(
+                self.url, max_connections=MAX_CONNECTIONS, **common
+            )
+            client = aioredis.Redis(connection_pool=pool)
         try:
             client = await self._discover(client, common)
             if not self._policy_checked:
@@ -364,7 +371,7 @@ class Connection:
                 raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
                 await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
-                message = scrub(str(exc) or type(exc).__name__, self.url)
+                message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
                 ) from None
@@ -415,6 +422,8 @@ class Connection:
         await self._forget_topology(state, client)
         if replica and client is not None:
             await self._drop_dead_connections(client)
+        if client is not None:
+            await follow_primary(client)  # (Sentinel's: the primary may have moved)
 
     async def _drop_dead_connections(self, client: Any) -> bool:
         """After a connection error on a standalone client, drop its idle pooled connections

@@ -9,6 +9,7 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
 from tta_dev_primitives.stores._redis.errors import UNAVAILABLE
+from tta_dev_primitives.stores._redis.sentinel import sentinels_of
 
 __all__ = ["abandon", "close_client", "drop_sockets"]
 
@@ -21,6 +22,8 @@ async def close_client(client: Any) -> None:
             await client.aclose()
         else:
             await client.aclose(close_connection_pool=True)
+            for sentinel in sentinels_of(client):
+                await sentinel.aclose(close_connection_pool=True)
     except (*UNAVAILABLE, rexc.RedisError):
         abandon(client)  # closing a dead connection: release what is left at once
     except BaseException:
@@ -29,13 +32,14 @@ async def close_client(client: Any) -> None:
 
 
 def _connections(client: Any) -> list[Any]:
-    """Every connection ``client`` holds, a cluster's startup nodes included."""
+    """Every connection ``client`` holds, a cluster's startup nodes and the sentinels it asks
+    included."""
     if isinstance(client, RedisCluster):
         manager = client.nodes_manager
         nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
         return [c for node in nodes for c in getattr(node, "_connections", [])]
-    pool = client.connection_pool
-    return [*pool._available_connections, *pool._in_use_connections]
+    pools = [client.connection_pool, *(s.connection_pool for s in sentinels_of(client))]
+    return [c for pool in pools for c in (*pool._available_connections, *pool._in_use_connections)]
 
 
 def _closed(client: Any) -> None:
