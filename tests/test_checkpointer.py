@@ -181,8 +181,8 @@ asyncio.run(main())
 @pytest.mark.redis
 async def test_a_thread_resumes_while_redis_is_stalled(redis_server_factory: Factory) -> None:
     """A stalled Redis (SIGSTOP: connections open, no replies) is an outage too: the graph
-    reads its thread from the in-process copy and goes on, where the blank search the saver
-    lists with would raise ``SearchNotReadyError`` (it never answers from part of an index)."""
+    reads its thread from the in-process copy (the blank search the saver lists with is served
+    there) and goes on."""
     server = redis_server_factory(appendonly=True)
     saver = MemoryCheckpointSaver.from_url(server.url, namespace=namespace(), redis_timeout=0.5)
     graph = chat_graph(saver)

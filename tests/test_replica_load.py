@@ -5,6 +5,7 @@ Real ``redis-server`` processes; cold searchers are real OS processes started at
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,14 +14,19 @@ from typing import Any
 
 import pytest
 
-from conftest import Factory, namespace
+from conftest import Factory, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import SearchNotReadyError, UnsentWritesError
+from tta_dev_primitives.exceptions import (
+    BackendUnavailableError,
+    SearchNotReadyError,
+    UnsentWritesError,
+)
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
 from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.replica import Replica
 from tta_dev_primitives.stores._redis.search import RedisSearchBackend
 
 pytestmark = pytest.mark.redis
@@ -73,7 +79,7 @@ SEARCHER = """
 
     async def main():
         url, ns, questions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-        memory = MemoryPrimitive(url, namespace=ns, redis_timeout=0.1)
+        memory = MemoryPrimitive(url, namespace=ns, redis_timeout=1.0)
         answers = []
         for question, scope in questions:
             found = await memory.search_scored(question, 10, scope=scope)
@@ -88,7 +94,9 @@ SEARCHER = """
 async def test_eight_cold_processes_started_at_once_all_answer_in_full(
     redis_server: RedisServer,
 ) -> None:
-    """8 processes search a 20,000-memory namespace at once: each gives the in-process answer."""
+    """8 processes search a 20,000-memory namespace at once: each gives the in-process answer.
+    (The first page of each load must come within ``redis_timeout``, 1 s, as any call must;
+    the pages after it wait on the load budget.)"""
     ns, count = namespace(), 20_000
     await load(redis_server.url, ns, count)
     try:
@@ -117,22 +125,74 @@ async def test_eight_cold_processes_started_at_once_all_answer_in_full(
         await cleaner.aclose()
 
 
-async def test_a_search_that_gets_no_page_raises_and_the_next_one_answers_in_full(
-    redis_server_factory: Factory,
+@pytest.mark.parametrize("before", ["nothing", "an add", "a search"])
+async def test_a_search_on_a_stalled_redis_is_served_in_process(
+    redis_server_factory: Factory, before: str
 ) -> None:
-    """A stalled load raises SearchNotReadyError, never a partial answer; resumed, it answers."""
+    """A stalled Redis (SIGSTOP: connections open, no reply) is an outage for a search as for
+    every call, whether the replica was never loaded, or is loaded and only catching up: served
+    in-process within ``redis_timeout``, returning normally, however long ``load_timeout`` is
+    (a day here: a search that waited on it would hit the hang guard). Resumed, it answers in
+    full."""
     server = redis_server_factory()
     ns = namespace()
     await load(server.url, ns, 3000)
+    memory = fast_recovery(server.url, ns, redis_timeout=0.3, load_timeout=86_400)
+    if before == "an add":
+        await memory.add("u1:s1:mine", {"content": "dinner in paris, written here"})
+    elif before == "a search":
+        assert len(await memory.search("dinner in paris", limit=3000)) > 100
+    try:
+        with server.stalled():
+            async with asyncio.timeout(30):  # a hang guard, far above the 0.3 s bound
+                found = await memory.search("dinner in paris", limit=3000)
+            assert not memory.using_redis
+        # This process's own copies answered: the memory it added, if any.
+        assert found == (
+            [{"content": "dinner in paris, written here"}] if before == "an add" else []
+        )
+        await replayed(memory)
+        matching = [
+            i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())
+        ]
+        mine = ["u1:s1:mine"] if before == "an add" else []
+        found_keys = {hit.key for hit in await memory.search_scored("dinner in paris", 3000)}
+        assert found_keys == {key(i) for i in matching} | set(mine)
+    finally:
+        await memory.clear()
+        await memory.aclose()
+
+
+async def test_a_load_that_stops_midway_raises_and_the_next_search_answers_in_full(
+    redis_server_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis stalls after the first page of a load: the next page is waited for up to
+    ``load_timeout`` (a busy Redis), then the backend raises ``SearchNotReadyError``, an
+    outage, never a partial answer; resumed, the next search answers in full."""
+    server = redis_server_factory()
+    ns = namespace()
+    await load(server.url, ns, 3000)  # three pages of 1,000
     indexing = Indexing()
     backend = RedisSearchBackend(
         server.url, namespace=ns, timeout=0.2, load_timeout=0.5, indexing=indexing
     )
     query = indexing.query("dinner in paris")
+    applied = Replica._apply
+
+    async def stall_after_the_first_page(self: Replica, *args: Any) -> Any:
+        server.stall()
+        return await applied(self, *args)
+
     try:
         await backend.size()  # connected
-        with server.stalled(), pytest.raises(SearchNotReadyError, match="load_timeout"):
-            await backend.search(query, 5, None)
+        monkeypatch.setattr(Replica, "_apply", stall_after_the_first_page)
+        try:
+            with pytest.raises(SearchNotReadyError, match="load_timeout"):
+                await backend.search(query, 5, None)
+        finally:
+            server.resume()
+        monkeypatch.setattr(Replica, "_apply", applied)
+        assert issubclass(SearchNotReadyError, BackendUnavailableError)
         found = await backend.search(query, 3000, None)
         matching = [
             i for i in range(3000) if {"dinner", "paris"} & set(value(i)["content"].split())

@@ -56,7 +56,7 @@ def test_a_page_left_half_applied_is_not_finished_over_another_threads_newer_one
 
     def thread_a() -> None:
         async def run() -> None:
-            await asyncio.gather(replica.sync(index._patient_changes), pause_mid_page())
+            await asyncio.gather(replica.sync(index._pages()), pause_mid_page())
 
         try:
             asyncio.run(run())
@@ -68,9 +68,7 @@ def test_a_page_left_half_applied_is_not_finished_over_another_threads_newer_one
     try:
         assert paused.wait(30)
         asyncio.run(memory.add(key, {"text": "charlie"}))
-        b = threading.Thread(
-            target=asyncio.run, args=(replica.sync(index._patient_changes),), daemon=True
-        )
+        b = threading.Thread(target=asyncio.run, args=(replica.sync(index._pages()),), daemon=True)
         b.start()
         b.join(30)
     finally:

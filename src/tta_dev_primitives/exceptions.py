@@ -13,9 +13,9 @@
     │                                               returned unusable vectors (count, dims, NaN, 0)
     └── BackendError                                a storage backend failed (translated at seams)
         ├── BackendUnavailableError                 it could not be reached, timed out or refused us
+        │   └── SearchNotReadyError                 a search's index load stopped part-way: no
+        │                                           page within its load budget
         ├── IncompleteOperationError                a bulk clear or export stopped part-way
-        ├── SearchNotReadyError                     a search's index could not be brought up to
-        │                                           date within its load budget (no partial answer)
         ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
         ├── JournalError                            the durable outage journal (journal_path) is
         │                                           locked by another process, unwritable (disk
@@ -129,14 +129,15 @@ class IncompleteOperationError(BackendError):
         self.done = done
 
 
-class SearchNotReadyError(BackendError):
+class SearchNotReadyError(BackendUnavailableError):
     """A search on Redis could not bring its replica of the index up to date in time.
 
-    Raised by ``search`` when Redis answers (it is not down) but no page of the replica's
-    load or catch-up arrived within the load budget (``load_timeout``, reset by every page
-    that arrives): rather than rank over part of the namespace and return fewer hits, the
-    search stops. What was read is kept, so the next search resumes where this one stopped.
-    Not a ``BackendUnavailableError``: nothing falls back, Redis keeps serving other calls.
+    Raised by a Redis search backend when a page of the replica's load arrived but no next one
+    within the load budget (``load_timeout``, reset by every page that arrives): rather than
+    rank over part of the namespace, the search stops. What was read is kept, so the next
+    search resumes where this one stopped. An outage, like the first call of a search that
+    Redis does not answer within ``redis_timeout``: ``MemoryPrimitive`` serves the search
+    in-process and degrades.
     """
 
 

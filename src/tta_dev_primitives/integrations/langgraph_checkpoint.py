@@ -46,7 +46,6 @@ from tta_dev_primitives.exceptions import (
     IncompleteOperationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
-    SearchNotReadyError,
 )
 from tta_dev_primitives.memory import MemoryPrimitive
 
@@ -180,23 +179,9 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def _newest(self, scope: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """The ``limit`` newest records under ``scope``: a blank search (the index's listing of
-        one scope). A search that cannot bring its index up to date (a stalled Redis:
-        ``SearchNotReadyError``) raises rather than answer from part of it; a thread must
-        resume during an outage, so this then lists the scope's records instead, which a
-        Redis that does not answer serves from the in-process copy."""
-        try:
-            return await self.memory.search_items("", limit=limit, scope=scope, mode="keyword")
-        except SearchNotReadyError:
-            found: list[tuple[str, dict[str, Any]]] = []
-            cursor: str | None = None
-            while len(found) < limit:
-                page = await self.memory.list_memories(
-                    scope, limit=min(500, limit - len(found)), cursor=cursor
-                )
-                found += page.items
-                if (cursor := page.cursor) is None:
-                    break
-            return found
+        one scope), which a Redis that does not answer serves from the in-process copy, so a
+        thread resumes during an outage."""
+        return await self.memory.search_items("", limit=limit, scope=scope, mode="keyword")
 
     async def _headers(self, thread_id: str, ns: str | None) -> list[tuple[str, dict[str, Any]]]:
         """``(checkpoint_id, record)`` of a thread's checkpoints (in ``ns``, or all), newest

@@ -15,13 +15,13 @@ and hears of clears; ``RedisSearchBackend`` only chooses it and hands it searche
 ``"redis"`` insists on it, ``"replica"`` never uses it. Either way the winners' values are read
 in one round trip, so a search never holds Redis for long, whatever the namespace's size.
 
-A search never answers from a replica it could not bring up to date. Its calls to Redis are not
-bounded by the per-call ``timeout`` but by ``load_timeout``, a budget of progress: each page of
-the load that arrives starts it again, so a cold process loading a large namespace from a busy
-Redis waits as long as pages keep coming. If none comes within ``load_timeout`` the search
-raises ``SearchNotReadyError`` (what was read is kept for the next search). A Redis that is down
-(connection refused or reset) is an outage as for every other call: the search is served
-in-process and the memory degrades.
+A search never answers from a replica it could not bring up to date. Each of its calls is
+bounded by the per-call ``timeout``, as every call is: a Redis down or stalled is an outage, and
+the search is served in-process (the memory degrades). Only once a page of the replica's load
+has arrived do the pages after it wait longer, up to ``load_timeout`` each (a budget of
+progress), so a cold process loading a large namespace from a busy Redis waits as long as pages
+keep coming. If none comes within ``load_timeout`` the search raises ``SearchNotReadyError``,
+an outage too (what was read is kept for the next search).
 """
 
 from __future__ import annotations
@@ -234,27 +234,26 @@ class RedisIndex:
             self.replicas.cleared()
         self.engine.cleared()
 
-    async def prepare(self, *, patient: bool = False) -> None:
-        """Connect, and learn (once) which engine searches here; a search (``patient``: it waits
-        on the load budget, like its other calls) also checks that the index is whole."""
+    async def prepare(self, *, searching: bool = False) -> None:
+        """Connect, and learn (once) which engine searches here; a search (``searching``) also
+        checks that the index is whole."""
         await self.connection.ready()
-        call: Any = self._patient if patient else self.connection.call
         await self.engine.prepare(
-            call, self.layout.bases, self.connection.cluster, self._backfill, self.dims,
-            searching=patient,
+            self.connection.call, self.layout.bases, self.connection.cluster, self._backfill,
+            self.dims, searching=searching,
         )  # fmt: skip
 
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
         """Rank in the Query Engine when it is in use (each call within the per-call timeout),
-        else in the caught-up replica (its calls wait up to ``load_timeout``, see the module
-        docstring); then read the winners' values."""
+        else in the caught-up replica (the pages of its load after the first wait up to
+        ``load_timeout``, see the module docstring); then read the winners' values."""
         if not self.connection.connected:
-            await self._patient(_connect)  # connect (learning the topology) first
+            await self.connection.call(_connect)  # connect (learning the topology) first
         if query.vector is not None and self.dims is None:
             self.dims = len(query.vector)
-        await self.prepare(patient=True)
+        await self.prepare(searching=True)
         # Normalized once: "u1::" is scope "u1:", and normalizing that again would widen it to
         # "u1" (the replica's index normalizes the scope it is given itself).
         normal = None if scope is None else normalize_scope(scope)
@@ -267,7 +266,7 @@ class RedisIndex:
             # FLUSHALL): find out again what the namespace holds, which makes the index anew
             # and backfills it (searching with the replica until that is done), once.
             self.engine.cleared()
-            await self.prepare(patient=True)
+            await self.prepare(searching=True)
             answer = await self._engine_search(query, limit, normal)
         if answer is not None:
             return answer
@@ -275,7 +274,7 @@ class RedisIndex:
         if query.vector is not None:
             replicas.expect_dims(len(query.vector))
         replica = replicas.for_scope(normal)
-        await replica.sync(self._patient_changes, self._heads(patient=True))
+        await replica.sync(self._pages(), self._heads())
         replicas.trim()
 
         async def rank_replica(want: int) -> Ranked:
@@ -373,7 +372,7 @@ class RedisIndex:
         if self.replicas is not None:
             await self.connection.ready()
             for replica in list(self._replicas_for_topology()):
-                await replica.sync(self._changes, self._heads(patient=False))
+                await replica.sync(self._changes, self._heads())
 
     def _replicas_for_topology(self) -> Replicas:
         with self._making:  # (else each thread made its own set, and loaded it in full)
@@ -392,7 +391,7 @@ class RedisIndex:
             self.replicas = replicas
         return replicas
 
-    def _heads(self, *, patient: bool) -> Heads | None:
+    def _heads(self) -> Heads | None:
         """Reads every partition's head in one MGET per node; none with one partition (there
         the changes call itself is the one round trip)."""
         if len(self.layout.bases) < 2:
@@ -400,7 +399,7 @@ class RedisIndex:
 
         async def heads(bases: list[str]) -> list[Any]:
             read = partial(mget, names=[Layout.head(base) for base in bases])
-            return await (self._patient(read) if patient else self.connection.call(read))
+            return await self.connection.call(read)
 
         return heads
 
@@ -408,9 +407,20 @@ class RedisIndex:
         """A page of changes within the per-call timeout (a replay's catch-up)."""
         return await self.connection.call(self._changes_call(base, since, since_del, seg))
 
-    async def _patient_changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
-        """A page of changes within the load budget (a search's load or catch-up)."""
-        return await self._patient(self._changes_call(base, since, since_del, seg))
+    def _pages(self) -> Callable[[str, str, str, str], Awaitable[Any]]:
+        """One search's reader of change pages: until a page has arrived, within the per-call
+        timeout (a stalled Redis is an outage, served in-process); after, within the load
+        budget (a busy Redis, a large load in progress)."""
+        arrived = False
+
+        async def page(base: str, since: str, since_del: str, seg: str) -> Any:
+            nonlocal arrived
+            call = self._changes_call(base, since, since_del, seg)
+            reply = await (self._patient(call) if arrived else self.connection.call(call))
+            arrived = True
+            return reply
+
+        return page
 
     def _changes_call(
         self, base: str, since: str, since_del: str, seg: str
@@ -420,11 +430,9 @@ class RedisIndex:
         return lambda c: self.connection.script("CHANGES")(keys=keys, args=args)
 
     async def _patient(self, work: Callable[[Any], Awaitable[R]]) -> R:
-        """Run ``work`` within ``load_timeout`` instead of the per-call timeout.
-
-        Waiting that long is not an outage (nothing falls back): Redis is up but busy, so the
-        search raises ``SearchNotReadyError`` rather than answer from a partial index.
-        """
+        """Run ``work`` (a page of a load in progress) within ``load_timeout`` instead of the
+        per-call timeout; ``SearchNotReadyError`` (an outage) rather than rank over a partial
+        index if nothing comes."""
         try:
             async with asyncio.timeout(self.load_timeout):
                 return await self.connection.call(work, bounded=False)
@@ -500,7 +508,7 @@ class RedisIndex:
         if not keys:
             return []
         names = [self.layout.value(key) for key in keys]
-        return await self._patient(partial(mget, names=names))
+        return await self.connection.call(partial(mget, names=names))
 
 
 def _index_missing(exc: BackendError) -> bool:
