@@ -187,6 +187,45 @@ async def test_a_memory_journals_a_write_no_replica_confirmed_and_replays_it(
         await memory.aclose()
 
 
+@pytest.mark.parametrize(("written", "touched"), [(None, 60.0), (60.0, None)])
+async def test_a_replayed_write_that_had_landed_keeps_a_later_touch(
+    primary_and_replica: tuple[RedisServer, RedisServer],
+    written: float | None,
+    touched: float | None,
+) -> None:
+    """A write that reached the primary but no replica in time returns journalled; another
+    process then touches the memory (a new deadline, or none), and the touch returns True.
+    The replay of the write, which had landed, must not undo that touch: it changes nothing
+    (it used to set the write's own deadline again, deleting a memory the touch had kept)."""
+    primary, replica = primary_and_replica
+    ns = f"t:{uuid4().hex[:8]}"
+    writer = fast_recovery(
+        primary.url, ns, redis_timeout=1.0, recovery_interval=3600, max_recovery_interval=3600
+    )  # replays when flushed, not before
+    other = MemoryPrimitive(primary.url, namespace=ns, redis_timeout=2.0)
+    raw = redis_sync.Redis(port=primary.port)
+    try:
+        await writer.add("u1:s1:warm", {"content": "connected, scripts loaded"})
+        with replica.stalled():
+            await writer.add("u1:s1:k", {"content": "kept"}, ttl=written)
+            assert not writer.using_redis  # journalled: no replica confirmed it
+        await caught_up(primary)
+        assert await other.touch("u1:s1:k", touched)
+        (name,) = [k for k in raw.keys(f"*{ns}*u1:s1:k") if b":v:" in k]
+        deadline = raw.pttl(name)
+        await replayed(writer)  # the write again
+        assert await other.get("u1:s1:k") == {"content": "kept"}
+        if touched is None:
+            assert deadline == raw.pttl(name) == -1  # kept for good, as the touch said
+        else:
+            assert 0 < raw.pttl(name) <= deadline  # the touch's deadline, not none
+    finally:
+        raw.close()
+        await other.clear()
+        await other.aclose()
+        await writer.aclose()
+
+
 async def test_a_managed_primary_killed_mid_burst_loses_no_write(
     primary_and_replica: tuple[RedisServer, RedisServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,7 +31,10 @@ __all__ = [
 # vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags, vector
 # dims and length in terms (the Query Engine document, written only if the namespace has that
 # index).
-# Returns the write sequence (server time, microseconds), or 'stale <newer version>'.
+# Returns the write sequence (server time, microseconds), or 'stale <newer version>'. The same
+# versioned write again (its reply was lost, or it was journalled and is replayed) changes
+# nothing: it was applied, and what happened to the memory since (a touch's deadline, or its
+# expiry) stands; it returns the memory's current sequence.
 PUT = (
     COMMON
     + r"""
@@ -41,6 +44,12 @@ local bad = check_layout(base, key)
 if bad then return bad end
 local newer = stale(base, key, version)
 if newer then return 'stale ' .. newer end
+if version ~= '' and redis.call('HGET', base .. VERSIONS, key) == version then
+  local live = redis.call('ZSCORE', base .. LIVE, key)
+  if live then return string.format('%d', tonumber(live)) end
+  local _, now = next_seq(base)
+  return now
+end
 sweep(base, 16)
 local seq, text = next_seq(base)
 if ttl > 0 then

@@ -138,7 +138,7 @@ end
 
 -- If a write of `version` must not be applied, the newer version that stands (the key's, a
 -- clear's, or a forget's of a scope the key is in); else false. The key's own version again
--- is not stale: a write retried after a lost reply applies once more, unchanged.
+-- is not stale: a write retried after a lost reply succeeds (PUT then changes nothing).
 local function stale(base, key, version)
   if version == '' then return false end
   local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
