@@ -228,3 +228,53 @@ async def test_a_checkpoint_written_during_an_outage_is_replayed(
     assert read["turns"] == out["turns"]
     assert read["ids"] == during
     await saver.aclose()
+
+
+@pytest.mark.redis
+async def test_a_prune_keeps_the_values_of_a_checkpoint_written_while_it_runs(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One saver prunes a thread (keep the latest) while another writes a newer checkpoint,
+    after the prune listed the thread's checkpoints: the new checkpoint, whose ``aput``
+    returned, keeps its channel values (the prune deleted every value the checkpoint it had
+    listed did not name); older values of the kept channel are still pruned."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    ns = namespace()
+    writer = MemoryCheckpointSaver.from_url(redis_server.url, namespace=ns)
+    pruner = MemoryCheckpointSaver.from_url(redis_server.url, namespace=ns)
+    config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    version = None
+
+    async def put(turn: str) -> Any:
+        nonlocal version
+        version = writer.get_next_version(version, None)
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [turn]}
+        checkpoint["channel_versions"] = {"messages": version}
+        return await writer.aput(config, checkpoint, {}, {"messages": version})
+
+    first = await put("first")
+    second = await put("second")
+    listed = pruner._headers
+    written: list[Any] = []
+
+    async def then_a_checkpoint_is_written(*args: Any) -> Any:
+        found = await listed(*args)
+        written.append(await put("written during the prune"))
+        return found
+
+    monkeypatch.setattr(pruner, "_headers", then_a_checkpoint_is_written)
+    await pruner.aprune(["t"], strategy="keep_latest")
+    latest = await writer.aget_tuple(written[0])
+    assert latest is not None
+    assert latest.checkpoint["channel_values"] == {"messages": ["written during the prune"]}
+    assert await writer.aget_tuple(first) is None  # pruned, with its value
+    kept = await writer.aget_tuple(second)  # the newest the prune listed, kept whole
+    assert kept is not None
+    assert kept.checkpoint["channel_values"] == {"messages": ["second"]}
+    values = await writer.memory.list_memories("b:t", limit=10)
+    assert len(values.items) == 2  # the first's value is gone
+    await writer.adelete_thread("t")
+    await writer.aclose()
+    await pruner.aclose()

@@ -71,6 +71,13 @@ def _key(*parts: str) -> str:
     return ":".join(_label(part) for part in parts)
 
 
+def _version_order(version: str) -> tuple[int, str]:
+    """How channel versions sort: by their leading number (``get_next_version``'s padded
+    counter, or an int's text), then as text."""
+    head = version.split(".", 1)[0]
+    return (int(head) if head.isdigit() else -1, version)
+
+
 def _configurable(config: RunnableConfig | None) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("configurable"), dict):
         raise InvalidArgumentTypeError("config must be a dict with a 'configurable' dict")
@@ -421,11 +428,29 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
                     latest[ns] = record
             for ns, record in latest.items():
                 versions = self._load(record["checkpoint"])["channel_versions"]
-                keep = frozenset(
-                    _key("b", thread_id, ns, channel, str(version))
-                    for channel, version in versions.items()
-                )
-                await self._delete_scope(_key("b", thread_id, ns), keep)
+                await self._prune_values(thread_id, ns, versions)
+
+    async def _prune_values(self, thread_id: str, ns: str, versions: dict[str, Any]) -> None:
+        """Delete the channel values older than the versions the kept checkpoint names. Not
+        those it does not name, nor newer ones: a checkpoint being written now (by another
+        process, or task) writes its values before its record, so pruning by what was listed
+        would delete values of a checkpoint that returned (found by a review: 31 of 3,003)."""
+        kept = {_key("b", thread_id, ns, channel): _version_order(str(version))
+                for channel, version in versions.items()}  # fmt: skip
+        doomed = []
+        cursor: str | None = None
+        while True:
+            page = await self.memory.list_memories(
+                _key("b", thread_id, ns), limit=500, cursor=cursor
+            )
+            for key, _ in page.items:
+                channel, _, version = key.rpartition(":")
+                if channel in kept and _version_order(version) < kept[channel]:
+                    doomed.append(key)
+            if (cursor := page.cursor) is None:
+                break
+        for key in doomed:
+            await self.memory.delete(key)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Versions that sort as strings: a zero-padded counter and a random tie-breaker."""
