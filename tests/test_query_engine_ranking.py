@@ -774,3 +774,34 @@ async def test_documents_a_previous_analyzer_wrote_are_written_again(
         await again.clear()
         for memory in (local, again):
             await memory.aclose()
+
+
+async def test_scores_equal_in_process_as_soon_as_memories_expire(redis_query_engine: Any) -> None:
+    """Memories this process wrote with a TTL expire between two searches: the next search
+    sweeps them first (it used to wait up to ``SWEEP_EVERY``, 5 s, while the running totals
+    still counted them and every score differed from in-process's)."""
+    import asyncio
+
+    local = MemoryPrimitive()
+    remote = MemoryPrimitive(
+        redis_query_engine.url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis",
+        redis_timeout=PATIENT,
+    )  # fmt: skip
+    question = "alice roses?"
+    for memory in (local, remote):
+        await memory.add("u1:s1:x", {"content": "alice alice alice garden"})
+        for j in range(20):
+            await memory.add(f"u1:s1:a{j}", {"content": f"alice said thing {j}"})
+            await memory.add(f"u1:s1:r{j}", {"content": f"roses bloom number {j} today"})
+        await memory.search(question, scope="u1")  # (the engine's searches sweep from here)
+        for j in range(200):
+            await memory.add(f"u1:s2:t{j}", {"content": "a temporary note"}, ttl=0.3)
+    await asyncio.sleep(0.6)  # all 200 have expired; nothing was written since
+    for scope in ("u1", None):
+        want = await local.search_scored(question, limit=5, scope=scope)
+        got = await remote.search_scored(question, limit=5, scope=scope)
+        assert [h.key for h in got] == [h.key for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-9)
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()

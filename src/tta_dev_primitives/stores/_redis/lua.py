@@ -219,7 +219,8 @@ return 1
 
 # ARGV: base, most. Forgets up to `most` memories whose TTL has passed (as every write does for
 # 16): the Query Engine's running totals (n.ftdocs, n.ftlen, fs) count them until then. Returns
-# 1 if more are due, else 0. It may run under OOM: it frees.
+# 0 if more are due now, else the milliseconds until the next one is (-1: none has a TTL). It
+# may run under OOM: it frees.
 SWEEP = (
     MAY_RUN_FULL
     + COMMON
@@ -227,9 +228,11 @@ SWEEP = (
 local base, most = ARGV[1], tonumber(ARGV[2])
 sweep(base, most)
 local now_ms = math.floor(now_us() / 1000)
-local left = redis.call('ZRANGEBYSCORE', base .. EXPIRY, '-inf', now_ms, 'LIMIT', 0, 1)
-if #left > 0 then return 1 end
-return 0
+local next = redis.call('ZRANGE', base .. EXPIRY, 0, 0, 'WITHSCORES')
+if #next == 0 then return -1 end
+local due = tonumber(next[2]) - now_ms
+if due <= 0 then return 0 end
+return due
 """
 )
 

@@ -82,6 +82,9 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: most one call sweeps in a partition (a few ms of Redis time), and the calls per partition
 #: one search makes at most (see ``_sweep_expired``).
 SWEEP_EVERY: Final = 5.0
+#: A partition whose next memory expires sooner is swept again once it has (not before this
+#: many seconds: a namespace of memories expiring every few ms is swept at most this often).
+SWEEP_SOONEST: Final = 0.05
 SWEEP_MOST: Final = 256
 SWEEP_ROUNDS: Final = 8
 Ranked = list[tuple[str, float]]
@@ -146,6 +149,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         await index.prepare()
         seq = await self._put(key, payload, ttl, version, document)
         index.wrote(key, seq, document, dims)
+        if ttl is not None:
+            index.expires(key, ttl)
 
     async def search(
         self, query: Query, limit: int, scope: str | None
@@ -193,7 +198,8 @@ class RedisIndex:
         self.engine.timeout_ms = query_timeout_ms(connection.timeout)
         self.dims: int | None = None  # this process's embedder's, once a vector was seen
         self.on_changed: Callable[[str, Any], None] | None = None  # told of others' changes
-        self._next_sweep = 0.0  # (monotonic) when a search in the engine sweeps again
+        # (monotonic) when a search in the engine sweeps a partition again, by partition
+        self._next_sweep: dict[str, float] = {}
         self._lease = uuid.uuid4().hex  # this index's name on a backfill lease
 
     @property
@@ -207,6 +213,13 @@ class RedisIndex:
         if dims is not None:
             self.dims = int(dims)
         return None if dims is None else int(dims)
+
+    def expires(self, key: str, ttl: float) -> None:
+        """A memory this process wrote expires in ``ttl`` seconds: its partition is swept once
+        it has (another process's are, at the latest, ``SWEEP_EVERY`` seconds after)."""
+        base = self.layout.base(key)
+        due = time.monotonic() + max(ttl, SWEEP_SOONEST)
+        self._next_sweep[base] = min(self._next_sweep.get(base, due), due)
 
     def wrote(self, key: str, seq: int, document: Document | None, dims: int | None) -> None:
         """After a write: the feed will bring it back, so replicas reuse its document instead
@@ -303,42 +316,47 @@ class RedisIndex:
         return await self._resolve(rank, limit, lambda key: None)
 
     async def _sweep_expired(self) -> None:
-        """Before a search in the engine, at most every ``SWEEP_EVERY`` seconds (each search
-        while more are due): forget memories whose TTL has passed, up to ``SWEEP_ROUNDS`` x
-        ``SWEEP_MOST`` a partition. Writes sweep 16 each, but after a quiet night of expiries
-        the running totals the ranking reads would still count them while the engine's own
-        counts of each word do not, and a word in every memory (a user's name) would weigh as
-        a rare one."""
+        """Before a search in the engine, forget the memories whose TTL has passed, in each
+        partition where one has since its last sweep (or ``SWEEP_EVERY`` seconds ago), up to
+        ``SWEEP_ROUNDS`` x ``SWEEP_MOST`` (more at the next search). Writes sweep 16 each, but
+        until a memory is swept the running totals the ranking reads count it while the
+        engine's own counts of each word do not: scores would differ from in-process, and a
+        word in every memory (a user's name) would weigh as a rare one."""
         now = time.monotonic()
-        if now < self._next_sweep:
+        due = [base for base in self.layout.bases if self._next_sweep.get(base, 0.0) <= now]
+        if not due:
             return
-        self._next_sweep = now + SWEEP_EVERY
         connection = self.connection
 
-        async def run(base: str) -> bool:
+        async def run(base: str) -> float:
             """Sweep one partition, a call per ``SWEEP_MOST`` (Redis serves others between
-            them); True if more are due after ``SWEEP_ROUNDS``."""
+            them); the seconds until it is due again."""
             for _ in range(SWEEP_ROUNDS):
-                more = await connection.call(
-                    # (The script of the client the call runs on: it may have reconnected.)
-                    lambda client: connection.script("SWEEP")(
-                        keys=connection.declared(base), args=[base, SWEEP_MOST]
+                left = int(
+                    text_of(
+                        await connection.call(
+                            # (The script of the client the call runs on: it may have
+                            # reconnected.)
+                            lambda client: connection.script("SWEEP")(
+                                keys=connection.declared(base), args=[base, SWEEP_MOST]
+                            )
+                        )
                     )
                 )
-                if not int(text_of(more)):
-                    return False
-            return True
+                if left:
+                    return SWEEP_EVERY if left < 0 else min(SWEEP_EVERY, left / 1000)
+            return 0.0  # more are due: the next search sweeps on
 
         try:
-            more = await gather_all(*(run(base) for base in self.layout.bases))
+            after = await gather_all(*(run(base) for base in due))
         except BackendRefusedError as exc:
             # A user that may only search (no scripts: it writes nothing either) leaves the
             # sweeps to the writers.
             log.debug("not sweeping expired memories before searching: %s", exc)
-            self._next_sweep = math.inf
+            self._next_sweep = dict.fromkeys(self.layout.bases, math.inf)
             return
-        if any(more):
-            self._next_sweep = now  # more are due: the next search sweeps on
+        for base, wait in zip(due, after, strict=True):
+            self._next_sweep[base] = now + (max(wait, SWEEP_SOONEST) if wait else 0.0)
 
     async def _engine_rank(
         self, query: Query, want: int, scope: str | None
