@@ -219,7 +219,9 @@ class RedisIndex:
         it has (another process's are, at the latest, ``SWEEP_EVERY`` seconds after)."""
         base = self.layout.base(key)
         due = time.monotonic() + max(ttl, SWEEP_SOONEST)
-        self._next_sweep[base] = min(self._next_sweep.get(base, due), due)
+        current = self._next_sweep.get(base, due)
+        if current != math.inf:  # (inf: this Redis user may not sweep)
+            self._next_sweep[base] = min(current, due)
 
     def wrote(self, key: str, seq: int, document: Document | None, dims: int | None) -> None:
         """After a write: the feed will bring it back, so replicas reuse its document instead
@@ -332,17 +334,13 @@ class RedisIndex:
             """Sweep one partition, a call per ``SWEEP_MOST`` (Redis serves others between
             them); the seconds until it is due again."""
             for _ in range(SWEEP_ROUNDS):
-                left = int(
-                    text_of(
-                        await connection.call(
-                            # (The script of the client the call runs on: it may have
-                            # reconnected.)
-                            lambda client: connection.script("SWEEP")(
-                                keys=connection.declared(base), args=[base, SWEEP_MOST]
-                            )
-                        )
+                reply = await connection.call(
+                    # (The script of the client the call runs on: it may have reconnected.)
+                    lambda client: connection.script("SWEEP")(
+                        keys=connection.declared(base), args=[base, SWEEP_MOST]
                     )
                 )
+                left = int(text_of(reply))  # ms until the next is due; 0: more now; -1: none
                 if left:
                     return SWEEP_EVERY if left < 0 else min(SWEEP_EVERY, left / 1000)
             return 0.0  # more are due: the next search sweeps on
