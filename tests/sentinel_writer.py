@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.stores._redis import replication
 
 
 async def write(url: str, ns: str, worker: str, signals: Path) -> dict[str, object]:
@@ -48,8 +47,7 @@ async def write(url: str, ns: str, worker: str, signals: Path) -> dict[str, obje
 
 
 def main() -> None:
-    url, ns, worker, signals, grace = sys.argv[1:6]
-    replication.REPLICA_GONE_GRACE = float(grace)  # (30 s: a slow test)
+    url, ns, worker, signals = sys.argv[1:5]
     print(json.dumps(asyncio.run(write(url, ns, worker, Path(signals)))))
 
 

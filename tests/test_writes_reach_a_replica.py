@@ -29,7 +29,6 @@ from redis_server import LocalCluster, RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.stores._base import Put
-from tta_dev_primitives.stores._redis import replication
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.stores._redis.replication import REPLICA_RECHECK
@@ -106,36 +105,6 @@ async def test_a_write_returns_only_once_the_replica_has_it(
         await backend.put("u0:s0:c", b'"after"')  # the replica is back: writes return again
         assert await backend.get("u0:s0:c") == b'"after"'
         await backend.clear()
-    finally:
-        await backend.aclose()
-
-
-async def test_a_primary_that_lost_its_replica_is_waited_on_for_a_grace(
-    primary_and_replica: tuple[RedisServer, RedisServer],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A primary whose replica is gone may be one whose replica was promoted (a failover): its
-    writes would be lost at its demotion. So they fail for ``REPLICA_GONE_GRACE``, then return
-    without waiting (the replica is gone for good), with a warning at each step; a primary
-    that never had one never waits."""
-    monkeypatch.setattr(replication, "REPLICA_GONE_GRACE", REPLICA_RECHECK + 1.0)
-    primary, replica = primary_and_replica
-    backend = RedisBackend(primary.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
-    try:
-        await backend.put("u0:s0:a", b'"with its replica"')
-        replica.kill()  # (its primary sees the link close: ROLE lists none at once)
-        await asyncio.sleep(REPLICA_RECHECK)  # the kept answer ("it has one") is out of date
-        with caplog.at_level(logging.WARNING, "tta_dev_primitives.memory"):
-            with pytest.raises(BackendUnavailableError, match="WAIT"):
-                await backend.put("u0:s0:b", b'"just after"')
-            assert "had a replica and has none now" in caplog.text
-            await asyncio.sleep(replication.REPLICA_GONE_GRACE)
-            await backend.put("u0:s0:c", b'"long after"')  # returns: no replica to wait for
-            assert "writes to it return without waiting" in caplog.text
-        before = primary.calls("wait")
-        await backend.put("u0:s0:d", b'"alone"')
-        assert primary.calls("wait") == before
     finally:
         await backend.aclose()
 
@@ -227,16 +196,14 @@ async def test_a_replayed_write_that_had_landed_keeps_a_later_touch(
 
 
 async def test_a_managed_primary_killed_mid_burst_loses_no_write(
-    primary_and_replica: tuple[RedisServer, RedisServer], monkeypatch: pytest.MonkeyPatch
+    primary_and_replica: tuple[RedisServer, RedisServer],
 ) -> None:
     """A managed endpoint's crash failover: 20 writers, the primary SIGKILLed 30 ms in, its
     replica promoted and the address moved to it. Every add returned (the hybrid journals what
     Redis did not take); afterwards the new primary holds every one of them. A write the old
     primary acknowledged and never sent on would be missing. (On loopback a replica is rarely
     behind when the kill lands, so without the wait this passed 4 runs of 4: the README's
-    promise end to end. The stalled-replica tests above are the ones that fail without it.)
-    The new primary has no replica: writes to it wait ``REPLICA_GONE_GRACE``, 3 s here."""
-    monkeypatch.setattr(replication, "REPLICA_GONE_GRACE", 3.0)  # (30 s: a slow test)
+    promise end to end. The stalled-replica tests above are the ones that fail without it.)"""
     old, new = primary_and_replica
     target = [old.port]
     async with tcp_relay(lambda: target[0]) as url:

@@ -15,12 +15,6 @@ master the map shows alone, like a standalone server, is asked (``ROLE``, which 
 replicas in sync) at most every ``REPLICA_RECHECK`` seconds. A Redis user without ``+role``
 makes a cluster read its slot map again instead, and a standalone server write without waiting,
 with a warning once.
-
-A master that had a replica and has none now may be a primary whose replica was just promoted
-(Sentinel's failover, a managed service's, a network split): it takes writes until it is
-demoted, and the new primary never sees them. So it is still waited on (each write fails and
-is journalled) for ``REPLICA_GONE_GRACE`` seconds; a master still without a replica then has
-lost it for good, and writes to it go on without waiting, with a warning.
 """
 
 from __future__ import annotations
@@ -39,9 +33,6 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: How long, at most, an answer to "has this master a replica?" is kept (``ROLE``, or the slot
 #: map read again when ``ROLE`` is refused) before a write asks again.
 REPLICA_RECHECK = 1.0
-#: How long a master that had a replica is waited on after it has none (see the module): a
-#: failover demotes the old primary within it.
-REPLICA_GONE_GRACE = 30.0
 
 
 def replicas_in_sync(role: Any) -> int:
@@ -67,13 +58,11 @@ def confirm(acked: Any) -> None:
 class ReplicaWait:
     """Write scripts followed by ``WAIT 1`` when their master has a replica; see the module."""
 
-    __slots__ = ("_gone", "_known", "_map_read", "_role_refused", "_seen", "_timeout")
+    __slots__ = ("_known", "_map_read", "_role_refused", "_timeout")
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._known: dict[str, tuple[float, bool]] = {}  # master -> (when asked, has replica)
-        self._seen: dict[str, float] = {}  # master -> when it last had a replica ("": standalone)
-        self._gone: set[str] = set()  # masters warned about: had a replica, have none now
         self._role_refused = False  # the Redis user lacks +role
         self._map_read = -REPLICA_RECHECK  # when the slot map was last read again for replicas
 
@@ -159,9 +148,7 @@ class ReplicaWait:
         nodes = client.nodes_manager.slots_cache.get(slot, [])
         if not nodes:
             return None, False
-        if len(nodes) > 1:
-            self._seen[nodes[0].name] = time.monotonic()
-        elif not await self._has_replica(client, nodes[0], slot):
+        if len(nodes) < 2 and not await self._has_replica(client, nodes[0], slot):
             return nodes[0], False
         return nodes[0], True
 
@@ -198,38 +185,8 @@ class ReplicaWait:
             )  # fmt: skip
             return node is not None and await self._listed_after_rereading(client, slot)
         found = replicas_in_sync(role) > 0
-        if found:
-            self._seen[name] = now
-            self._gone.discard(name)
-        elif name in self._seen:
-            found = self._lately(name, now)
         self._known[name] = (now, found)
         return found
-
-    def _lately(self, name: str, now: float) -> bool:
-        """Whether master ``name``, found without a replica, had one within
-        ``REPLICA_GONE_GRACE`` (it is then still waited on: see the module); a warning when it
-        is first found so, and when the grace ends."""
-        shown = name or "the primary"
-        since = now - self._seen[name]
-        if since < REPLICA_GONE_GRACE:
-            if name not in self._gone:
-                self._gone.add(name)
-                log.warning(
-                    "%s had a replica and has none now: a failover in progress would lose what "
-                    "it takes until it is demoted, so writes to it fail and are journalled for "
-                    "up to %.0f s, until a replica is back",
-                    shown, REPLICA_GONE_GRACE,
-                )  # fmt: skip
-            return True
-        del self._seen[name]
-        self._gone.discard(name)
-        log.warning(
-            "%s has had no replica for %.0f s: writes to it return without waiting for one, "
-            "so a failover may lose the last ones until a replica is back",
-            shown, since,
-        )  # fmt: skip
-        return False
 
     async def _listed_after_rereading(self, client: Any, slot: int) -> bool:
         """Read the slot map again (at most every ``REPLICA_RECHECK`` seconds); whether it now
