@@ -805,3 +805,39 @@ async def test_scores_equal_in_process_as_soon_as_memories_expire(redis_query_en
     await remote.clear()
     for memory in (local, remote):
         await memory.aclose()
+
+
+async def test_a_write_with_a_long_ttl_does_not_postpone_the_first_sweep(
+    redis_query_engine: Any,
+) -> None:
+    """A process whose first act is a write with a long TTL still sweeps before its first
+    search, so the memories another process wrote, which expired since, are not counted (the
+    write used to schedule that partition's first sweep an hour ahead)."""
+    import asyncio
+
+    ns = f"rank:{uuid4().hex[:10]}"
+    local = MemoryPrimitive()
+    other = MemoryPrimitive(
+        redis_query_engine.url, namespace=ns, search_engine="redis", redis_timeout=PATIENT
+    )
+    late = MemoryPrimitive(
+        redis_query_engine.url, namespace=ns, search_engine="redis", redis_timeout=PATIENT
+    )
+    question = "alice roses?"
+    for memory in (local, other):
+        await memory.add("u1:s1:x", {"content": "alice alice alice garden"})
+        for j in range(20):
+            await memory.add(f"u1:s1:a{j}", {"content": f"alice said thing {j}"})
+            await memory.add(f"u1:s1:r{j}", {"content": f"roses bloom number {j} today"})
+    for j in range(200):
+        await other.add(f"u1:s2:t{j}", {"content": "a temporary note"}, ttl=0.3)
+    for memory in (local, late):
+        await memory.add("u1:s3:kept", {"content": "a note for the day"}, ttl=3600)
+    await asyncio.sleep(0.6)  # the 200 have expired; nothing was written since
+    want = await local.search_scored(question, limit=5, scope="u1")
+    got = await late.search_scored(question, limit=5, scope="u1")
+    assert [h.key for h in got] == [h.key for h in want]
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-9)
+    await other.clear()
+    for memory in (local, other, late):
+        await memory.aclose()

@@ -219,7 +219,7 @@ class RedisIndex:
         it has (another process's are, at the latest, ``SWEEP_EVERY`` seconds after)."""
         base = self.layout.base(key)
         due = time.monotonic() + max(ttl, SWEEP_SOONEST)
-        current = self._next_sweep.get(base, due)
+        current = self._next_sweep.get(base, 0.0)  # (never swept here: due now)
         if current != math.inf:  # (inf: this Redis user may not sweep)
             self._next_sweep[base] = min(current, due)
 
