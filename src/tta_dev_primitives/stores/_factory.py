@@ -1,8 +1,8 @@
 """One place that turns a URL into a backend, for memory, the cache and the CLI alike.
 
-Only Redis URLs (``redis://``, ``rediss://``, ``unix://``; a Cluster is detected on connect)
-name a remote backend today. The Redis client is imported here, on first use, so a program
-that never configures Redis never imports it.
+Only Redis URLs (``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``; a Cluster is
+detected on connect) name a remote backend today. The Redis client is imported here, on first
+use, so a program that never configures Redis never imports it.
 """
 
 from __future__ import annotations
