@@ -168,19 +168,21 @@ async def test_a_replayed_write_that_had_landed_keeps_a_later_touch(
     (it used to set the write's own deadline again, deleting a memory the touch had kept)."""
     primary, replica = primary_and_replica
     ns = f"t:{uuid4().hex[:8]}"
+    # 2 s timeouts, as the file's others: in a parallel run the warm write's WAIT missed 0.8 s.
     writer = fast_recovery(
-        primary.url, ns, redis_timeout=1.0, recovery_interval=3600, max_recovery_interval=3600
+        primary.url, ns, redis_timeout=2.0, recovery_interval=3600, max_recovery_interval=3600
     )  # replays when flushed, not before
     other = MemoryPrimitive(primary.url, namespace=ns, redis_timeout=2.0)
     raw = redis_sync.Redis(port=primary.port)
     try:
         await writer.add("u1:s1:warm", {"content": "connected, scripts loaded"})
+        assert writer.using_redis
         with replica.stalled():
             await writer.add("u1:s1:k", {"content": "kept"}, ttl=written)
             assert not writer.using_redis  # journalled: no replica confirmed it
+        (name,) = [k for k in raw.keys(f"*{ns}*u1:s1:k") if b":v:" in k]  # it reached Redis
         await caught_up(primary)
         assert await other.touch("u1:s1:k", touched)
-        (name,) = [k for k in raw.keys(f"*{ns}*u1:s1:k") if b":v:" in k]
         deadline = raw.pttl(name)
         await replayed(writer)  # the write again
         assert await other.get("u1:s1:k") == {"content": "kept"}
