@@ -776,6 +776,14 @@ async def test_documents_a_previous_analyzer_wrote_are_written_again(
             await memory.aclose()
 
 
+async def alice_and_roses(memory: MemoryPrimitive) -> None:
+    """41 memories of user u1 where "alice" is common and "roses" rarer (the expiry tests)."""
+    await memory.add("u1:s1:x", {"content": "alice alice alice garden"})
+    for j in range(20):
+        await memory.add(f"u1:s1:a{j}", {"content": f"alice said thing {j}"})
+        await memory.add(f"u1:s1:r{j}", {"content": f"roses bloom number {j} today"})
+
+
 async def test_scores_equal_in_process_as_soon_as_memories_expire(redis_query_engine: Any) -> None:
     """Memories this process wrote with a TTL expire between two searches: the next search
     sweeps them first (it used to wait up to ``SWEEP_EVERY``, 5 s, while the running totals
@@ -789,10 +797,7 @@ async def test_scores_equal_in_process_as_soon_as_memories_expire(redis_query_en
     )  # fmt: skip
     question = "alice roses?"
     for memory in (local, remote):
-        await memory.add("u1:s1:x", {"content": "alice alice alice garden"})
-        for j in range(20):
-            await memory.add(f"u1:s1:a{j}", {"content": f"alice said thing {j}"})
-            await memory.add(f"u1:s1:r{j}", {"content": f"roses bloom number {j} today"})
+        await alice_and_roses(memory)
         await memory.search(question, scope="u1")  # (the engine's searches sweep from here)
         for j in range(200):
             await memory.add(f"u1:s2:t{j}", {"content": "a temporary note"}, ttl=0.3)
@@ -825,10 +830,7 @@ async def test_a_write_with_a_long_ttl_does_not_postpone_the_first_sweep(
     )
     question = "alice roses?"
     for memory in (local, other):
-        await memory.add("u1:s1:x", {"content": "alice alice alice garden"})
-        for j in range(20):
-            await memory.add(f"u1:s1:a{j}", {"content": f"alice said thing {j}"})
-            await memory.add(f"u1:s1:r{j}", {"content": f"roses bloom number {j} today"})
+        await alice_and_roses(memory)
     for j in range(200):
         await other.add(f"u1:s2:t{j}", {"content": "a temporary note"}, ttl=0.3)
     for memory in (local, late):
