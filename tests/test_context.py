@@ -26,6 +26,11 @@ def test_empty_context_is_valid_with_a_generated_correlation_id() -> None:
     [
         {"user_id": 123},
         {"session_id": ["s"]},
+        {"session_id": b"s"},  # (pydantic's lax mode took bytes for a str)
+        {"workflow_id": bytearray(b"w")},
+        {"correlation_id": b"c"},
+        {"tags": {b"k": "v"}},
+        {"tags": {"k": b"v"}},
         {"metadata": "not a dict"},
         {"tags": {"k": 1}},
         {"state": 5},

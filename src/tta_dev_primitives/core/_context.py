@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 __all__ = ["WorkflowContext"]
 
@@ -25,14 +25,16 @@ class WorkflowContext(BaseModel):
     # 30 ms, mostly pydantic scanning installed plugins), which keeps importing cheap.
     model_config = ConfigDict(validate_assignment=True, extra="forbid", defer_build=True)
 
-    workflow_id: str | None = None
-    session_id: str | None = None
-    user_id: str | None = None
-    correlation_id: str = Field(default_factory=_new_correlation_id, min_length=1)
+    # Strict: pydantic would otherwise take bytes for a str (b"u1" as "u1"), a wrong type that
+    # API.md says is refused.
+    workflow_id: StrictStr | None = None
+    session_id: StrictStr | None = None
+    user_id: StrictStr | None = None
+    correlation_id: StrictStr = Field(default_factory=_new_correlation_id, min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
     state: dict[str, Any] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
-    path: tuple[str, ...] = Field(
+    tags: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    path: tuple[StrictStr, ...] = Field(
         default=(), description="Names of the child contexts leading from the root to this one."
     )
 
