@@ -74,6 +74,13 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("InMemoryStore max_size 0", lambda: InMemoryStore(max_size=0), ValueError),
     ("recall into ''", lambda: MemoryPrimitive().recall("q", into=""), ValueError),
     ("remember value not callable", lambda: MemoryPrimitive().remember("k", 5), TypeError),  # type: ignore[arg-type]
+    # A fixed query, scope or key is checked when the step is made, as search and add would.
+    ("recall query None", lambda: MemoryPrimitive().recall(None), TypeError),  # type: ignore[arg-type]
+    ("recall query not str", lambda: MemoryPrimitive().recall(5), TypeError),  # type: ignore[arg-type]
+    ("recall scope ':'", lambda: MemoryPrimitive().recall("q", scope=":"), ValueError),
+    ("recall scope not str", lambda: MemoryPrimitive().recall("q", scope=5), TypeError),  # type: ignore[arg-type]
+    ("remember key ''", lambda: MemoryPrimitive().remember("", lambda o, c: {}), ValueError),
+    ("remember key None", lambda: MemoryPrimitive().remember(None, lambda o, c: {}), TypeError),  # type: ignore[arg-type]
     ("embedder dims 0", lambda: as_embedder(lambda texts: texts, dims=0), ValueError),
     ("embed not a model", lambda: as_embedder(5), TypeError),
     ("embed model string", lambda: as_embedder("no-provider"), ValueError),

@@ -663,6 +663,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         input passes through unchanged, so ``memory.recall(...) >> llm`` hands the LLM its
         input.
         """
+        if not callable(query):
+            check_query(query)
+        if scope is not None and not callable(scope):
+            check_scope(scope)
         check_limit(limit)
         search_mode(self._embedder, check_mode(mode))
         self._weight(mode, hybrid_weight)
@@ -681,7 +685,11 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         *,
         ttl: float | None = None,
     ) -> WorkflowPrimitive[Any, Any]:
-        """A step that stores ``value(output, ctx)`` under ``key(output, ctx)``; passes through."""
+        """A step that stores ``value(output, ctx)`` under ``key(output, ctx)`` (or ``key``
+        itself, a str); passes through. A fixed key or a fixed query and scope of ``recall``
+        is checked here, as ``add`` and ``search`` would check it."""
+        if not callable(key):
+            check_new_key(key)
         if not callable(value):
             raise InvalidArgumentTypeError("value must be a function (output, ctx) -> dict")
         return MemoryRemember(self, key, value, check_ttl(ttl))
