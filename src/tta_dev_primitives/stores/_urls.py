@@ -115,6 +115,17 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+def _invalid(url: str) -> Callable[[str], InvalidArgumentError]:
+    """The error for a problem with ``url``: it quotes the URL redacted, and the problem with the
+    URL's passwords scrubbed."""
+    shown = redact_url(url)
+
+    def invalid(problem: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
+
+    return invalid
+
+
 def check_redis_url(url: object) -> str:
     """Validate a Redis URL's shape; ``InvalidArgumentError`` (a ``ValueError``) naming the problem.
 
@@ -125,11 +136,7 @@ def check_redis_url(url: object) -> str:
         raise InvalidArgumentError(
             "redis_url must be a non-empty str such as 'redis://localhost:6379/0'"
         )
-    shown = redact_url(url)
-
-    def invalid(problem: str) -> InvalidArgumentError:
-        return InvalidArgumentError(f"invalid redis_url {shown!r}: {scrub(problem, url)}")
-
+    invalid = _invalid(url)
     # redis-py accepts the scheme in lower case only.
     if not url.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
         raise invalid(f"scheme must be one of {', '.join(f'{s}://' for s in SCHEMES)}")
@@ -189,11 +196,7 @@ class SentinelTarget(NamedTuple):
 
 def sentinel_target(url: str) -> SentinelTarget:
     """The parts of a ``redis+sentinel://`` URL that ``check_redis_url`` accepted."""
-
-    def invalid(problem: str) -> InvalidArgumentError:
-        return InvalidArgumentError(f"invalid redis_url {redact_url(url)!r}: {scrub(problem, url)}")
-
-    return _sentinel_target(url, invalid)
+    return _sentinel_target(url, _invalid(url))
 
 
 def _sentinel_target(url: str, invalid: Callable[[str], InvalidArgumentError]) -> SentinelTarget:
@@ -207,10 +210,8 @@ def _sentinel_target(url: str, invalid: Callable[[str], InvalidArgumentError]) -
     userinfo, at, hosts = authority.rpartition("@")
     username = password = None
     if at:
-        user, sep, secret = userinfo.partition(":")
-        username, password = (
-            (unquote(user) or None, unquote(secret)) if sep else (None, unquote(user))
-        )
+        user, secret = _user_and_password(userinfo)
+        username, password = unquote(user or "") or None, unquote(secret)
     sentinels = [_sentinel_address(address, invalid) for address in hosts.split(",")]
     service, _, db = path.partition("/")
     service = unquote(service)
