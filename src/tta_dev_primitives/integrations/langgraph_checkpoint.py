@@ -360,14 +360,13 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         info = self.memory.get_backend_info()
         return bool(info["redis_configured"]) and not self.memory.using_redis
 
-    async def _delete_scope(self, scope: str, keep: frozenset[str] = frozenset()) -> None:
-        """Delete every record under ``scope`` except the keys in ``keep``."""
+    async def _delete_scope(self, scope: str) -> None:
+        """Delete every record under ``scope``."""
         while True:
-            found = await self._newest(scope, 500 + len(keep))
-            doomed = [key for key, _ in found if key not in keep]
-            for key in doomed:
+            found = await self._newest(scope, 500)
+            for key, _ in found:
                 await self.memory.delete(key)
-            if len(found) < 500 + len(keep):
+            if len(found) < 500:
                 return
 
     async def adelete_thread(self, thread_id: str) -> None:
