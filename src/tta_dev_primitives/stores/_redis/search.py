@@ -420,7 +420,7 @@ class RedisIndex:
         return heads
 
     async def _changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
-        """A page of changes within the per-call timeout (a replay's catch-up)."""
+        """A page of changes within the per-call timeout (a replay's catch-up, a search's first)."""
         return await self.connection.call(self._changes_call(base, since, since_del, seg))
 
     def _pages(self) -> Callable[[str, str, str, str], Awaitable[Any]]:
@@ -431,8 +431,9 @@ class RedisIndex:
 
         async def page(base: str, since: str, since_del: str, seg: str) -> Any:
             nonlocal arrived
-            call = self._changes_call(base, since, since_del, seg)
-            reply = await (self._patient(call) if arrived else self.connection.call(call))
+            if arrived:
+                return await self._patient(self._changes_call(base, since, since_del, seg))
+            reply = await self._changes(base, since, since_del, seg)
             arrived = True
             return reply
 
