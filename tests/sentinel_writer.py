@@ -7,9 +7,39 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tta_dev_primitives import MemoryPrimitive
+
+
+async def keep_writing(
+    memory: MemoryPrimitive,
+    prefix: str,
+    stopped: Callable[[], bool],
+    written: list[str],
+    errors: list[str],
+    started: Callable[[], None] = lambda: None,
+) -> None:
+    """Eight writers adding until ``stopped()``: the keys whose add returned go to ``written``,
+    any exception a call raised to ``errors`` (each is a failure of the library); ``started``
+    once the first add returned."""
+
+    async def writer(task: int) -> None:
+        i = 0
+        while not stopped():
+            key = f"{prefix}u{task}:s{i % 3}:{i}"
+            try:
+                await memory.add(key, {"content": f"turn {i} of {prefix}/{task}"})
+                written.append(key)
+            except Exception as exc:  # any exception is a failure of the library
+                errors.append(repr(exc))
+            if i == 0 and task == 0:
+                started()
+            i += 1
+            await asyncio.sleep(0.002)
+
+    await asyncio.gather(*(writer(task) for task in range(8)))
 
 
 async def write(url: str, ns: str, worker: str, signals: Path) -> dict[str, object]:
@@ -20,22 +50,8 @@ async def write(url: str, ns: str, worker: str, signals: Path) -> dict[str, obje
     written: list[str] = []
     errors: list[str] = []
     stop = signals / "stop"
-
-    async def writer(task: int) -> None:
-        i = 0
-        while not stop.exists():
-            key = f"{worker}u{task}:s{i % 3}:{i}"
-            try:
-                await memory.add(key, {"content": f"turn {i} of {worker}/{task}"})
-                written.append(key)
-            except Exception as exc:  # any exception is a failure of the library
-                errors.append(repr(exc))
-            if i == 0 and task == 0:
-                (signals / f"ready-{worker}").touch()
-            i += 1
-            await asyncio.sleep(0.002)
-
-    await asyncio.gather(*(writer(task) for task in range(8)))
+    ready = signals / f"ready-{worker}"
+    await keep_writing(memory, worker, stop.exists, written, errors, ready.touch)
     for _ in range(900):  # the replay, bounded: about 90 s
         if await memory.flush() and memory.using_redis:
             break

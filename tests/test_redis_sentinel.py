@@ -18,6 +18,7 @@ import redis as redis_sync
 
 from conftest import eventually, fast_recovery, namespace, replayed
 from redis_server import LocalSentinel, RedisServer
+from sentinel_writer import keep_writing
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError, InvalidArgumentError
 from tta_dev_primitives.stores._redis.backend import RedisBackend
@@ -195,20 +196,7 @@ async def test_a_demoted_primary_sends_writes_to_the_new_one(
     written: list[str] = []
     errors: list[str] = []
     stop = asyncio.Event()
-
-    async def writer(task: int) -> None:
-        i = 0
-        while not stop.is_set():
-            key = f"u{task}:s:{i}"
-            try:
-                await memory.add(key, {"content": f"turn {i}"})
-                written.append(key)
-            except Exception as exc:  # any exception is a failure of the library
-                errors.append(repr(exc))
-            i += 1
-            await asyncio.sleep(0.002)
-
-    tasks = [asyncio.create_task(writer(task)) for task in range(8)]
+    writers = asyncio.create_task(keep_writing(memory, "", stop.is_set, written, errors))
     await eventually(lambda: len(written) >= 50, within=30)
     client = redis_sync.Redis(port=sentinel.port)
     assert client.execute_command("SENTINEL", "FAILOVER", sentinel.service)
@@ -218,7 +206,7 @@ async def test_a_demoted_primary_sends_writes_to_the_new_one(
     count = len(written)
     await eventually(lambda: len(written) >= count + 50, within=30)  # writes after it
     stop.set()
-    await asyncio.gather(*tasks)
+    await writers
     await replayed(memory)
     assert errors == []
     assert await stored_on(new, ns, written) == []
