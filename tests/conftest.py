@@ -303,13 +303,15 @@ async def tcp_relay(
     *,
     down: Callable[[], bool] | None = None,
     reply: Callable[[bytes], bytes] | None = None,
+    rate: float | None = None,
 ) -> AsyncIterator[str]:
     """A TCP relay on a free loopback port to the Redis on ``port()``, asked at each new
     connection (a test moves it, as a DNS name moves in a failover); yields its URL. A chunk a
     client sends for which ``cut`` says True ends that connection there, unsent. While
     ``down()`` says True (an outage), new connections are closed at once and open ones end at
-    their next chunk either way. ``reply`` rewrites each chunk the server sends. Every relayed
-    connection is closed on exit."""
+    their next chunk either way. ``reply`` rewrites each chunk the server sends. ``rate``:
+    bytes a second the client's requests cross at (a slow link). Every relayed connection is
+    closed on exit."""
     relays: set[asyncio.Future[Any]] = set()
 
     async def pipe(
@@ -325,6 +327,8 @@ async def tcp_relay(
                     chunk = reply(chunk)
                 writer.write(chunk)
                 await writer.drain()
+                if inbound and rate is not None:
+                    await asyncio.sleep(len(chunk) / rate)
         except ConnectionError:
             pass
         finally:

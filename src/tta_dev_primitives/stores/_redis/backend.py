@@ -53,6 +53,7 @@ from tta_dev_primitives.stores._redis.connection import (
 from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
 from tta_dev_primitives.stores._redis.listing import scope_page
 from tta_dev_primitives.stores._redis.replication import confirm
+from tta_dev_primitives.stores._redis.sizes import size_of
 from tta_dev_primitives.stores._urls import check_redis_url, redact_url
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -367,33 +368,35 @@ class RedisBackend(StorageBackend):
             await self._apply_per_partition(writes)
             return
 
+        calls: list[tuple[str, str, list[Any]]] = []  # (script, key's value, arguments)
+        for write in writes:
+            base = self.layout.base(write.key)
+            name = Layout.value_in(base, write.key)
+            if isinstance(write, Put):
+                extra = self._extra(write.key, write.document)
+                args = _put_args(base, write.key, write.payload, write.ttl, write.version, extra)
+                calls.append(("PUT", name, args))
+            else:
+                calls.append(("DELETE", name, [base, write.key, write.version]))
+        sending = sum(size_of(args) for _, _, args in calls)
+
         async def run(client: aioredis.Redis) -> list[Any]:
             master = await connection.replicas.master_with_replica(client, "")
             # Reset on the way out, however it ends: execute() checks the scripts (SCRIPT
             # EXISTS) on the pipeline's connection before the part of it that resets the
             # pipeline, so a timeout there left that connection out of the pool for good.
             async with pipeline(client) as pipe:
-                for write in writes:
-                    base = self.layout.base(write.key)
-                    name = Layout.value_in(base, write.key)
-                    if isinstance(write, Put):
-                        extra = self._extra(write.key, write.document)
-                        args = _put_args(base, write.key, write.payload, write.ttl,
-                                         write.version, extra)  # fmt: skip
-                        # Awaiting only queues the call: the pipeline sends it on execute().
-                        await connection.script("PUT")(keys=[name], args=args, client=pipe)
-                    else:
-                        await connection.script("DELETE")(
-                            keys=[name], args=[base, write.key, write.version], client=pipe
-                        )
+                for script, name, args in calls:
+                    # Awaiting only queues the call: the pipeline sends it on execute().
+                    await connection.script(script)(keys=[name], args=args, client=pipe)
                 if master is not None:  # after the writes, on their connection
-                    connection.replicas.queue_wait(pipe, master)
+                    connection.replicas.queue_wait(pipe, master, connection.budget(sending))
                 replies = list(await pipe.execute())
             if master is not None:
                 confirm(replies.pop())
             return replies
 
-        replies = await connection.call(run)
+        replies = await connection.call(run, sending=sending)
         for write, reply in zip(writes, replies, strict=True):
             if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
                 self._report_stale(_stale(write.key, text_of(reply)), write.key)

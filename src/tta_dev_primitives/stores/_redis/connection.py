@@ -41,6 +41,13 @@ from tta_dev_primitives.stores._redis.deadline import AnswerWithin
 from tta_dev_primitives.stores._redis.layout import Layout
 from tta_dev_primitives.stores._redis.replication import ReplicaWait
 from tta_dev_primitives.stores._redis.sentinel import follow_primary, reason, sentinel_client
+from tta_dev_primitives.stores._redis.sizes import (
+    PROBE_FROM,
+    budget,
+    in_transit,
+    refused_for_size,
+    size_of,
+)
 from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
 from tta_dev_primitives.stores._urls import SENTINEL_SCHEME, redact_url, scrub
 
@@ -202,7 +209,7 @@ class Connection:
         self._table = fork_safe(threading.Lock())
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
-        self.replicas = ReplicaWait(timeout)  # WAIT 1 after writes to a master with a replica
+        self.replicas = ReplicaWait()  # WAIT 1 after writes to a master with a replica
 
     @property
     def cluster(self) -> bool:
@@ -337,16 +344,23 @@ class Connection:
             )  # fmt: skip
 
     async def call(
-        self, work: Callable[[aioredis.Redis], Awaitable[R]], *, bounded: bool = True
+        self,
+        work: Callable[[aioredis.Redis], Awaitable[R]],
+        *,
+        bounded: bool = True,
+        sending: int = 0,
     ) -> R:
         """Run ``work`` within the timeout, translating Redis failures at the seam.
 
         The timeout starts once the call has a slot: waiting for one is not a server failure.
         A call that waited while another failed for availability gives up without trying.
         ``bounded=False`` leaves the bound to the caller (a replica's load has its own budget).
+        ``sending``: the bytes of a write, given time to cross the link and told apart from an
+        outage when they do not (``sizes``).
         """
         state = self._state()
         seen = state.failures
+        seconds = self.budget(sending)
         async with state.slots:
             if state.failures != seen:
                 raise BackendUnavailableError(
@@ -354,7 +368,7 @@ class Connection:
                 )
             client = None
             try:
-                async with AnswerWithin(self.timeout if bounded else None) as timer:
+                async with AnswerWithin(seconds if bounded else None) as timer:
                     client = state.client
                     if client is None:
                         client = await self._connect(state)
@@ -370,8 +384,11 @@ class Connection:
             except errors.REFUSED as exc:  # first: ResponseError subclasses
                 raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
-                await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
                 message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
+                if sending >= PROBE_FROM and in_transit(exc) and await self._answers(state):
+                    where = redact_url(self.url)
+                    raise refused_for_size(where, sending, seconds, message) from None
+                await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
                 ) from None
@@ -466,10 +483,35 @@ class Connection:
             abandon(failed)  # a stalled node: its sockets are closed without its answer
 
     async def write(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """One call of the write script ``name``, under the timeout; when its master has a
-        replica in sync, it returns only once one has the write (``replication``), so that a
-        failover cannot lose a write that returned."""
-        return await self.call(lambda c: self.replicas.write(c, self.script(name), keys, args))
+        """One call of the write script ``name``, under the timeout (longer for a large write,
+        ``sizes``); when its master has a replica in sync, it returns only once one has the
+        write (``replication``), so that a failover cannot lose a write that returned."""
+        sending = size_of(args)
+        seconds = self.budget(sending)
+        return await self.call(
+            lambda c: self.replicas.write(c, self.script(name), keys, args, seconds),
+            sending=sending,
+        )
+
+    def budget(self, sending: int) -> float:
+        """The time a call sending ``sending`` bytes is given (``sizes.budget``)."""
+        return budget(self.timeout, sending)
+
+    async def _answers(self, state: _LoopClient) -> bool:
+        """Whether the server answers a ``PING`` within the timeout (every node, on a cluster):
+        then a large write that just failed in transit was refused for its size (``sizes``)."""
+        client = state.client
+        if client is None or state.closed:
+            return False
+        state.enter(client)
+        try:
+            async with AnswerWithin(self.timeout):
+                await client.ping()
+        except Exception:
+            return False
+        finally:
+            state.leave(client)
+        return True
 
     async def scan(self, pattern: str, each: Callable[[Any, list[bytes]], Awaitable[None]]) -> None:
         """SCAN ``pattern`` over the whole keyspace (every primary on a cluster), one SCAN

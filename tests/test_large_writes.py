@@ -1,0 +1,187 @@
+"""A large memory is stored over a slow link, or the caller is told; it never holds the process's
+later writes back.
+
+A write is given a second more per MiB it sends (``stores._redis.sizes``). One that Redis, still
+answering, does not take (a ``client-query-buffer-limit`` below its size closes the connection;
+so does a proxy's limit) raises ``BackendError`` and nothing is stored; journalled during an
+outage, it becomes a dead letter on replay and the rest of the journal lands. Before this, such
+a write was journalled as an outage, failed on every replay, and every later write of the
+process stayed in-process behind it (found by reproduction, 2026-12-06).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_sync
+from redis import exceptions as rexc
+
+from conftest import Factory, fast_recovery, replayed, tcp_relay
+from redis_server import LocalCluster
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores._redis.sizes import NotReplicated, budget, in_transit, size_of
+
+pytestmark = pytest.mark.redis
+
+MIB = 1 << 20
+#: Under Redis's least client-query-buffer-limit (1 MiB) a large memory cannot be refused.
+LIMITED = ("--client-query-buffer-limit", "1mb")
+
+
+def big(mib: float, tag: str = "") -> dict[str, str]:
+    """A memory of about ``mib`` MiB of JSON, of words a search can find."""
+    return {"content": f"{tag} " + "lorem ipsum " * int(mib * MIB / 12)}
+
+
+async def test_a_large_memory_crosses_a_slow_link_and_is_stored(
+    redis_server_factory: Factory,
+) -> None:
+    """2.5 MiB at 2 MiB/s takes 1.25 s, past the 0.5 s timeout: it is given the time, stored in
+    Redis, and nothing falls back."""
+    server = redis_server_factory()
+    async with tcp_relay(lambda: server.port, rate=2 * MIB) as url:
+        memory = fast_recovery(url)
+        await memory.add("small", {"content": "hello"})
+        value = big(2.5, "slow")
+        await memory.add("big", value)
+        assert memory.using_redis
+        info = memory.get_backend_info()
+        assert (info["degraded"], info["last_error"]) == (False, None)
+        direct = MemoryPrimitive(server.url, namespace=memory.namespace)
+        assert await direct.get("big") == value
+        await direct.aclose()
+        await memory.aclose()
+
+
+async def test_a_write_over_the_servers_request_limit_is_refused_and_later_ones_land(
+    redis_server_factory: Factory,
+) -> None:
+    """Redis closes the connection on a request past its query buffer limit: the write raises
+    ``BackendError`` naming the limit, the key keeps what it held, and the next writes reach
+    Redis, where another process reads them."""
+    server = redis_server_factory(extra=LIMITED)
+    memory = fast_recovery(server.url)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    await memory.add("k", {"content": "before"})
+    with pytest.raises(BackendError, match="client-query-buffer-limit") as info:
+        await memory.add("k", big(2))
+    assert not isinstance(info.value, BackendUnavailableError)
+    assert "not stored" in str(info.value)
+    assert await memory.get("k") == {"content": "before"}
+    await memory.add("after", {"content": "later write"})
+    assert memory.using_redis
+    assert await other.get("after") == {"content": "later write"}
+    assert await other.get("k") == {"content": "before"}
+    assert await other.search("later write") == [{"content": "later write"}]
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+@contextlib.contextmanager
+def limited(cluster: LocalCluster) -> Iterator[None]:
+    """The cluster's masters refuse requests over 1 MiB while this lasts."""
+    masters = [redis_sync.Redis(port=node.port) for node in cluster.master_nodes()]
+    before = [client.config_get("client-query-buffer-limit") for client in masters]
+    try:
+        for client in masters:
+            client.config_set("client-query-buffer-limit", "1mb")
+        yield
+    finally:
+        for client, was in zip(masters, before, strict=True):
+            client.config_set("client-query-buffer-limit", was["client-query-buffer-limit"])
+            client.close()
+
+
+async def test_on_a_cluster_a_write_over_the_limit_is_refused_and_later_ones_land(
+    redis_cluster: LocalCluster,
+) -> None:
+    """The same on a cluster, where the PING asks every node."""
+    memory = fast_recovery(redis_cluster.url)
+    with limited(redis_cluster):
+        await memory.add("k", {"content": "before"})
+        with pytest.raises(BackendError, match="not stored") as info:
+            await memory.add("k", big(2))
+        assert not isinstance(info.value, BackendUnavailableError)
+        await memory.add("after", {"content": "later write"})
+        assert memory.using_redis
+    other = MemoryPrimitive(redis_cluster.url, namespace=memory.namespace)
+    assert await other.get("after") == {"content": "later write"}
+    assert await other.get("k") == {"content": "before"}
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_journalled_write_over_the_limit_is_a_dead_letter_and_the_rest_lands(
+    redis_server_factory: Factory,
+) -> None:
+    """Writes journalled in an outage, one of them over the server's request limit: the replay
+    keeps that one as a dead letter and lands the others, so the process is back on Redis."""
+    server = redis_server_factory(extra=LIMITED)
+    down = [False]
+    async with tcp_relay(lambda: server.port, down=lambda: down[0]) as url:
+        memory = fast_recovery(url)
+        await memory.add("first", {"content": "before the outage"})
+        down[0] = True
+        await memory.add("a", {"content": "journalled before"})
+        await memory.add("big", big(2))
+        await memory.add("b", {"content": "journalled after"})
+        assert not memory.using_redis
+        assert memory.get_backend_info()["journal_size"] == 3
+        down[0] = False
+        await replayed(memory, within=30)
+        info = memory.get_backend_info()
+        assert info["dead_letters"] == 1
+        assert [letter["key"] for letter in info["dead_letter_log"]] == ["big"]
+        other = MemoryPrimitive(server.url, namespace=memory.namespace)
+        assert await other.get("a") == {"content": "journalled before"}
+        assert await other.get("b") == {"content": "journalled after"}
+        assert await other.get("big") is None
+        await other.aclose()
+        await memory.clear()
+        await memory.aclose()
+
+
+async def test_a_large_write_to_a_stalled_server_is_an_outage_not_a_refusal(
+    redis_server_factory: Factory,
+) -> None:
+    """The PING that tells a refusal apart gets no answer from a stalled server either: the
+    large write is journalled like any other, and replayed once the server is back."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, redis_timeout=0.3)
+    await memory.add("warm", {"content": "x"})
+    value = big(1.5, "stalled")
+    with server.stalled():
+        await memory.add("big", value)  # returns: journalled
+        assert not memory.using_redis
+    await replayed(memory, within=30)
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.get("big") == value
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+def test_only_failures_in_transit_are_told_apart() -> None:
+    """A reset or a timeout may be the write's size; a missing replica, a login or a full
+    pool is not, whatever a PING says."""
+    assert in_transit(rexc.ConnectionError("reset"))
+    assert in_transit(rexc.TimeoutError("timed out"))
+    assert in_transit(TimeoutError("no reply"))
+    assert in_transit(ConnectionResetError())
+    assert not in_transit(NotReplicated("no replica confirmed the write (WAIT)"))
+    assert not in_transit(rexc.AuthenticationError("invalid password"))
+    assert not in_transit(rexc.BusyLoadingError("loading"))
+    assert not in_transit(rexc.MaxConnectionsError("too many"))
+    assert not in_transit(rexc.ResponseError("ERR"))
+
+
+def test_a_write_is_given_a_second_more_per_mib() -> None:
+    """``budget``: the timeout plus a second per MiB of string arguments."""
+    assert budget(1.0, 0) == 1.0
+    assert budget(0.5, 8 * MIB) == 8.5
+    assert size_of(["base", b"x" * MIB, 12, None]) == MIB + 4
