@@ -310,7 +310,7 @@ async def tcp_relay(
     client sends for which ``cut`` says True ends that connection there, unsent. While
     ``down()`` says True (an outage), new connections are closed at once and open ones end at
     their next chunk either way. ``reply`` rewrites each chunk the server sends. ``rate``:
-    bytes a second each way crosses at (a slow link). Every relayed connection is
+    bytes a second the client's requests cross at (a slow link). Every relayed connection is
     closed on exit."""
     relays: set[asyncio.Future[Any]] = set()
 
@@ -327,7 +327,7 @@ async def tcp_relay(
                     chunk = reply(chunk)
                 writer.write(chunk)
                 await writer.drain()
-                if rate is not None:
+                if inbound and rate is not None:
                     await asyncio.sleep(len(chunk) / rate)
         except ConnectionError:
             pass

@@ -26,7 +26,6 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
-from functools import partial
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -46,7 +45,6 @@ from tta_dev_primitives.stores._redis.sizes import (
     PROBE_FROM,
     budget,
     in_transit,
-    late_read,
     refused_for_size,
     size_of,
 )
@@ -370,12 +368,7 @@ class Connection:
                 )
             client = None
             try:
-                # A read (nothing sent worth the name) late while Redis answers others is
-                # given time for a large reply on a slow link (``sizes``).
-                alive = None if sending else partial(self._answers, state, self.timeout / 4)
-                async with AnswerWithin(
-                    seconds if bounded else None, alive=alive, extra=late_read()
-                ) as timer:
+                async with AnswerWithin(seconds if bounded else None) as timer:
                     client = state.client
                     if client is None:
                         client = await self._connect(state)
@@ -392,11 +385,7 @@ class Connection:
                 raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
                 message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
-                if (
-                    sending >= PROBE_FROM
-                    and in_transit(exc)
-                    and await self._answers(state, self.timeout)
-                ):
+                if sending >= PROBE_FROM and in_transit(exc) and await self._answers(state):
                     where = redact_url(self.url)
                     raise refused_for_size(where, sending, seconds, message) from None
                 await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
@@ -508,16 +497,15 @@ class Connection:
         """The time a call sending ``sending`` bytes is given (``sizes.budget``)."""
         return budget(self.timeout, sending)
 
-    async def _answers(self, state: _LoopClient, within: float) -> bool:
-        """Whether the server answers a ``PING`` ``within`` seconds (every node, on a cluster):
-        then a large write that failed in transit was refused for its size, and a read late
-        at its deadline is receiving a large reply (``sizes``)."""
+    async def _answers(self, state: _LoopClient) -> bool:
+        """Whether the server answers a ``PING`` within the timeout (every node, on a cluster):
+        then a large write that just failed in transit was refused for its size (``sizes``)."""
         client = state.client
         if client is None or state.closed:
             return False
         state.enter(client)
         try:
-            async with AnswerWithin(within):
+            async with AnswerWithin(self.timeout):
                 await client.ping()
         except Exception:
             return False

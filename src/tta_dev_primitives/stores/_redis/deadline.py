@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = ["AnswerWithin"]
@@ -26,29 +25,12 @@ class AnswerWithin:
     stalled server is still given up on). A timer on time cancels the call after
     ``_GRACE_TURNS`` more turns, so a reply already received is delivered first. So the timeout
     measures the server's answer; on an idle loop this costs what ``asyncio.timeout`` does.
-
-    ``alive`` (optional): asked once, when the deadline comes, whether the server still answers
-    others (a ``PING``, bounded by the caller); while it asks, the call goes on. If it does,
-    the deadline moves on by ``extra`` seconds: a reply is still on its way, a large one on a
-    slow link (``sizes``). If not, the call is cancelled as above.
     """
 
-    __slots__ = (
-        "_alive", "_asking", "_credit", "_extra", "_handle", "_loop", "_seconds", "_task",
-        "_turns", "_when", "expired",
-    )  # fmt: skip
+    __slots__ = ("_credit", "_handle", "_loop", "_seconds", "_task", "_turns", "_when", "expired")
 
-    def __init__(
-        self,
-        seconds: float | None,
-        *,
-        alive: Callable[[], Coroutine[Any, Any, bool]] | None = None,
-        extra: float = 0.0,
-    ) -> None:
+    def __init__(self, seconds: float | None) -> None:
         self._seconds = seconds or 0.0  # None or 0: no deadline (the caller bounds the call)
-        self._alive = alive
-        self._extra = extra
-        self._asking: asyncio.Task[bool] | None = None
         self.expired = False
 
     async def __aenter__(self) -> AnswerWithin:
@@ -71,19 +53,6 @@ class AnswerWithin:
             self._credit += late  # the loop was busy elsewhere: give that time back
             self._when = now + late
             self._handle = self._loop.call_at(self._when, self._deadline)
-        elif self._alive is not None:
-            self._asking = self._loop.create_task(self._alive())
-            self._asking.add_done_callback(self._answered)
-            self._alive = None  # once
-        else:
-            self._turn()
-
-    def _answered(self, asking: asyncio.Task[bool]) -> None:
-        if self._handle is None:  # the call ended meanwhile
-            return
-        if not asking.cancelled() and asking.exception() is None and asking.result():
-            self._when = self._loop.time() + self._extra
-            self._handle = self._loop.call_at(self._when, self._deadline)
         else:
             self._turn()
 
@@ -98,8 +67,5 @@ class AnswerWithin:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: Any, tb: Any) -> None:
         if self._handle is not None:
             self._handle.cancel()
-            self._handle = None
-        if self._asking is not None and not self._asking.done():
-            self._asking.cancel()
         if self.expired and self._task.uncancel() == 0 and exc_type is asyncio.CancelledError:
             raise TimeoutError(f"no reply within {self._seconds}s") from None

@@ -1,20 +1,15 @@
-"""Large memories on a slow link: the time a call is given to send or read them, and a write
-refused for its size told apart from an outage.
+"""Large writes: the time a call is given to send its bytes, and a write refused for its size
+told apart from an outage.
 
 A call's timeout measures the server's answer (``deadline``). A write of many bytes also needs
 the time to send them, so it gets a second more per MiB it sends (``budget``): an 8 MiB
-memory crosses an 8 Mbit/s link in time. A read's reply size is not known in advance: one
-still unanswered at its deadline while the server answers a ``PING`` (within a quarter of the
-timeout, asked while the read goes on) is given the time to read ``LATE_REPLY`` bytes more.
-Otherwise a process on a slow link could never read a large memory, nor load a search replica
-holding one: each try would time out as an outage.
-
-A write of a MiB or more that still fails in transit (its connection reset or timed out) while
-the server answers a ``PING`` was refused for its size, not lost to an outage: Redis closes a
-client whose request passes ``client-query-buffer-limit``, a proxy may reset large requests, a
-slower link times them out. Journalled as an outage, such a write would fail on every replay,
-and every later write of the process would wait behind it in the journal. So the caller is
-told (``refused_for_size``, a ``BackendError``), and a replay keeps it as a dead letter.
+memory crosses an 8 Mbit/s link in time. A write of a MiB or more that still fails in transit
+(its connection reset or timed out) while the server answers a ``PING`` was refused for its
+size, not lost to an outage: Redis closes a client whose request passes
+``client-query-buffer-limit``, a proxy may reset large requests, a slower link times them out.
+Journalled as an outage, such a write would fail on every replay, and every later write of the
+process would wait behind it in the journal. So the caller is told (``refused_for_size``, a
+``BackendError``), and a replay keeps it as a dead letter.
 """
 
 from __future__ import annotations
@@ -26,27 +21,13 @@ from redis import exceptions as rexc
 
 from tta_dev_primitives.exceptions import BackendError
 
-__all__ = [
-    "LATE_REPLY",
-    "PROBE_FROM",
-    "SEND_RATE",
-    "NotReplicated",
-    "budget",
-    "in_transit",
-    "late_read",
-    "refused_for_size",
-    "size_of",
-]
+__all__ = ["PROBE_FROM", "SEND_RATE", "budget", "in_transit", "refused_for_size", "size_of"]
 
 #: Bytes a second the slowest link is given to send a write: ``budget`` adds ``n / SEND_RATE``.
 SEND_RATE: Final = 1 << 20
 #: Writes this large or larger are checked with a ``PING`` when they fail in transit. Redis
 #: refuses nothing smaller for its size (the least ``client-query-buffer-limit`` is 1 MiB).
 PROBE_FROM: Final = 1 << 20
-
-#: The reply a late read is given time for (``late_read``): two of the largest memories
-#: (``memory._values.MAX_VALUE_BYTES``, 8 MiB), at ``SEND_RATE``.
-LATE_REPLY: Final = 16 << 20
 
 #: Failures in transit that a PING can tell apart: not a refusal, a login, or a missing replica.
 _NOT_TRANSIT = (
@@ -65,12 +46,6 @@ class NotReplicated(rexc.TimeoutError):
 def budget(timeout: float, sending: int) -> float:
     """The time a call that sends ``sending`` bytes is given: the timeout plus their sending."""
     return timeout + sending / SEND_RATE
-
-
-def late_read() -> float:
-    """The seconds more a read still unanswered at its deadline gets while the server answers:
-    enough for ``LATE_REPLY`` bytes at ``SEND_RATE``."""
-    return LATE_REPLY / SEND_RATE
 
 
 def size_of(args: Iterable[Any]) -> int:
