@@ -1,12 +1,13 @@
 """A large memory is stored over a slow link, or the caller is told; it never holds the process's
 later writes back.
 
-A write is given a second more per MiB it sends (``stores._redis.sizes``). One that Redis, still
-answering, does not take (a ``client-query-buffer-limit`` below its size closes the connection;
-so does a proxy's limit) raises ``BackendError`` and nothing is stored; journalled during an
+A write is given a second more per MiB it sends (``stores._redis.sizes``). One whose connection
+Redis closes while it takes other writes (a ``client-query-buffer-limit`` below its size; so
+does a proxy's limit) raises ``BackendError`` and nothing is stored; journalled during an
 outage, it becomes a dead letter on replay and the rest of the journal lands. Before this, such
 a write was journalled as an outage, failed on every replay, and every later write of the
-process stayed in-process behind it (found by reproduction, 2026-12-06).
+process stayed in-process behind it (found by reproduction, 2026-12-06). A stall, a pause or a
+dead server stays an outage: the write is journalled and replayed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from conftest import Factory, fast_recovery, replayed, tcp_relay
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
-from tta_dev_primitives.stores._redis.sizes import NotReplicated, budget, in_transit, size_of
+from tta_dev_primitives.stores._redis.sizes import budget, closed_by_server, size_of
 
 pytestmark = pytest.mark.redis
 
@@ -146,6 +147,27 @@ async def test_a_journalled_write_over_the_limit_is_a_dead_letter_and_the_rest_l
         await memory.aclose()
 
 
+async def test_a_paused_server_is_an_outage_even_when_it_closes_the_connection(
+    redis_server_factory: Factory,
+) -> None:
+    """Under ``CLIENT PAUSE WRITE`` (a failover's switch) Redis still closes the connection on
+    a request over its limit, and still answers a PING, but runs no write: the large write is
+    journalled as in any outage, not refused, and the replay after the pause finds it over
+    the limit (a dead letter)."""
+    server = redis_server_factory(extra=LIMITED)
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"content": "x"})
+    admin = redis_sync.Redis(port=server.port)
+    admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+    await memory.add("big", big(2))  # returns: journalled
+    assert not memory.using_redis
+    await replayed(memory, within=30)
+    assert memory.get_backend_info()["dead_letters"] == 1
+    admin.close()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_a_large_write_to_a_stalled_server_is_an_outage_not_a_refusal(
     redis_server_factory: Factory,
 ) -> None:
@@ -166,18 +188,18 @@ async def test_a_large_write_to_a_stalled_server_is_an_outage_not_a_refusal(
     await memory.aclose()
 
 
-def test_only_failures_in_transit_are_told_apart() -> None:
-    """A reset or a timeout may be the write's size; a missing replica, a login or a full
-    pool is not, whatever a PING says."""
-    assert in_transit(rexc.ConnectionError("reset"))
-    assert in_transit(rexc.TimeoutError("timed out"))
-    assert in_transit(TimeoutError("no reply"))
-    assert in_transit(ConnectionResetError())
-    assert not in_transit(NotReplicated("no replica confirmed the write (WAIT)"))
-    assert not in_transit(rexc.AuthenticationError("invalid password"))
-    assert not in_transit(rexc.BusyLoadingError("loading"))
-    assert not in_transit(rexc.MaxConnectionsError("too many"))
-    assert not in_transit(rexc.ResponseError("ERR"))
+def test_only_a_connection_closed_under_the_write_is_checked() -> None:
+    """A reset or a closed connection may be the write's size; a timeout never is (a stalled
+    server may still run a request it received whole), nor a login or a full pool."""
+    assert closed_by_server(rexc.ConnectionError("Connection closed by server."))
+    assert closed_by_server(ConnectionResetError())
+    assert closed_by_server(BrokenPipeError())
+    assert not closed_by_server(rexc.TimeoutError("timed out"))
+    assert not closed_by_server(TimeoutError("no reply within 0.5s"))
+    assert not closed_by_server(rexc.AuthenticationError("invalid password"))
+    assert not closed_by_server(rexc.BusyLoadingError("loading"))
+    assert not closed_by_server(rexc.MaxConnectionsError("too many"))
+    assert not closed_by_server(rexc.ResponseError("ERR"))
 
 
 def test_a_write_is_given_a_second_more_per_mib() -> None:

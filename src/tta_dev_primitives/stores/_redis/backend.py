@@ -390,13 +390,13 @@ class RedisBackend(StorageBackend):
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await connection.script(script)(keys=[name], args=args, client=pipe)
                 if master is not None:  # after the writes, on their connection
-                    connection.replicas.queue_wait(pipe, master, connection.budget(sending))
+                    connection.replicas.queue_wait(pipe, master)
                 replies = list(await pipe.execute())
             if master is not None:
                 confirm(replies.pop())
             return replies
 
-        replies = await connection.call(run, sending=sending)
+        replies = await connection.call(run, sending=sending, key=calls[0][1])
         for write, reply in zip(writes, replies, strict=True):
             if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
                 self._report_stale(_stale(write.key, text_of(reply)), write.key)

@@ -43,8 +43,9 @@ from tta_dev_primitives.stores._redis.replication import ReplicaWait
 from tta_dev_primitives.stores._redis.sentinel import follow_primary, reason, sentinel_client
 from tta_dev_primitives.stores._redis.sizes import (
     PROBE_FROM,
+    TAKES_WRITES,
     budget,
-    in_transit,
+    closed_by_server,
     refused_for_size,
     size_of,
 )
@@ -71,6 +72,9 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # Calls in flight per event loop, each on its own pooled connection; more wait for a slot
 # (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
 MAX_IN_FLIGHT = 64
+
+#: The name ``sizes.TAKES_WRITES`` is registered under, with the owner's scripts.
+_TAKES_WRITES = "TAKES_WRITES"
 
 #: Forks this process is away from the one that imported the module (a server's worker is 1):
 #: a loop's client made before the fork belongs to the parent (see ``_LoopClient.fork``).
@@ -200,7 +204,7 @@ class Connection:
         self.timeout = timeout
         self.topology: str | None = None  # "standalone" or "cluster", known after connecting
         self.nodes = 0  # a cluster's primaries
-        self._sources = dict(scripts)
+        self._sources = {**scripts, _TAKES_WRITES: TAKES_WRITES}
         self._own_keys = own_keys
         self._on_cluster = on_cluster
         self._loops: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
@@ -209,7 +213,7 @@ class Connection:
         self._table = fork_safe(threading.Lock())
         self._warned_types: set[str] = set()
         self._policy_checked = False  # maxmemory-policy: checked on the first connect it answers
-        self.replicas = ReplicaWait()  # WAIT 1 after writes to a master with a replica
+        self.replicas = ReplicaWait(timeout)  # WAIT 1 after writes to a master with a replica
 
     @property
     def cluster(self) -> bool:
@@ -349,18 +353,20 @@ class Connection:
         *,
         bounded: bool = True,
         sending: int = 0,
+        key: str = "",
     ) -> R:
         """Run ``work`` within the timeout, translating Redis failures at the seam.
 
         The timeout starts once the call has a slot: waiting for one is not a server failure.
         A call that waited while another failed for availability gives up without trying.
         ``bounded=False`` leaves the bound to the caller (a replica's load has its own budget).
-        ``sending``: the bytes of a write, given time to cross the link and told apart from an
-        outage when they do not (``sizes``).
+        ``sending``: the bytes of a write (``key``: the first key it names), given time to
+        cross the link, and told apart from an outage when Redis closes the connection on
+        them (``sizes``).
         """
         state = self._state()
         seen = state.failures
-        seconds = self.budget(sending)
+        seconds = budget(self.timeout, sending)
         async with state.slots:
             if state.failures != seen:
                 raise BackendUnavailableError(
@@ -385,9 +391,12 @@ class Connection:
                 raise await self._refused(state, client, exc) from None
             except errors.UNAVAILABLE as exc:
                 message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
-                if sending >= PROBE_FROM and in_transit(exc) and await self._answers(state):
-                    where = redact_url(self.url)
-                    raise refused_for_size(where, sending, seconds, message) from None
+                if (
+                    sending >= PROBE_FROM
+                    and closed_by_server(exc)
+                    and await self._takes_writes(state, key)
+                ):
+                    raise refused_for_size(redact_url(self.url), sending, message) from None
                 await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: {message}"
@@ -486,27 +495,23 @@ class Connection:
         """One call of the write script ``name``, under the timeout (longer for a large write,
         ``sizes``); when its master has a replica in sync, it returns only once one has the
         write (``replication``), so that a failover cannot lose a write that returned."""
-        sending = size_of(args)
-        seconds = self.budget(sending)
         return await self.call(
-            lambda c: self.replicas.write(c, self.script(name), keys, args, seconds),
-            sending=sending,
+            lambda c: self.replicas.write(c, self.script(name), keys, args),
+            sending=size_of(args),
+            key=keys[0],
         )
 
-    def budget(self, sending: int) -> float:
-        """The time a call sending ``sending`` bytes is given (``sizes.budget``)."""
-        return budget(self.timeout, sending)
-
-    async def _answers(self, state: _LoopClient) -> bool:
-        """Whether the server answers a ``PING`` within the timeout (every node, on a cluster):
-        then a large write that just failed in transit was refused for its size (``sizes``)."""
+    async def _takes_writes(self, state: _LoopClient, key: str) -> bool:
+        """Whether the server holding ``key`` runs a write script within the timeout
+        (``sizes.TAKES_WRITES``): then a large write it closed the connection on, just now,
+        was refused for its size."""
         client = state.client
-        if client is None or state.closed:
+        if not key or client is None or state.closed:
             return False
         state.enter(client)
         try:
             async with AnswerWithin(self.timeout):
-                await client.ping()
+                await self.script(_TAKES_WRITES)(keys=[key], args=[])
         except Exception:
             return False
         finally:

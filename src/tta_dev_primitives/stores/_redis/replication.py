@@ -27,7 +27,6 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
 from tta_dev_primitives.stores._redis import errors
-from tta_dev_primitives.stores._redis.sizes import NotReplicated
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -53,26 +52,25 @@ def confirm(acked: Any) -> None:
     except (TypeError, ValueError):  # not Redis's answer (a proxy's): nothing is confirmed
         raise rexc.InvalidResponse(f"WAIT answered {str(acked)[:40]!r}") from None
     if count < 1:
-        raise NotReplicated("no replica confirmed the write (WAIT)")
+        raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
 
 
 class ReplicaWait:
     """Write scripts followed by ``WAIT 1`` when their master has a replica; see the module."""
 
-    __slots__ = ("_known", "_map_read", "_role_refused")
+    __slots__ = ("_known", "_map_read", "_role_refused", "_timeout")
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
         self._known: dict[str, tuple[float, bool]] = {}  # master -> (when asked, has replica)
         self._role_refused = False  # the Redis user lacks +role
         self._map_read = -REPLICA_RECHECK  # when the slot map was last read again for replicas
 
-    async def write(
-        self, client: Any, script: Any, keys: list[str], args: list[Any], seconds: float
-    ) -> Any:
+    async def write(self, client: Any, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run the registered ``script`` on ``keys``; if its master has a replica, return only
-        once one confirms the write, and raise ``NotReplicated`` if none does within 80% of
-        ``seconds``, the call's time (the write then counts as failed: the hybrid journals it
-        and replays it, idempotently)."""
+        once one confirms the write, and raise ``TimeoutError`` if none does within 80% of the
+        timeout (the write then counts as failed: the hybrid journals it and replays it,
+        idempotently)."""
         for attempt in (1, 2):
             target, wait = await self._decide(client, keys[0])
             master = target if wait else None
@@ -84,7 +82,7 @@ class ReplicaWait:
                 raise rexc.SlotNotCoveredError(f"no master in the slot map for {keys[0]!r}")
             if target is None:  # standalone without a replica
                 return await script(keys=keys, args=args)
-            replies = await self._send(client, script, keys, args, target, master, seconds)
+            replies = await self._send(client, script, keys, args, target, master)
             reply = replies[0]
             if isinstance(reply, (rexc.NoScriptError, rexc.MovedError)) and attempt == 1:
                 # Nothing ran. NOSCRIPT: the server lost its script cache (a restart, SCRIPT
@@ -107,14 +105,7 @@ class ReplicaWait:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(
-        self,
-        client: Any,
-        script: Any,
-        keys: list[str],
-        args: list[Any],
-        target: Any,
-        master: Any,
-        seconds: float,
+        self, client: Any, script: Any, keys: list[str], args: list[Any], target: Any, master: Any
     ) -> list[Any]:
         """The script's reply (an error as a value), and WAIT's when ``master`` is given: one
         pipeline on one connection of ``target`` (True: a standalone server)."""
@@ -127,16 +118,14 @@ class ReplicaWait:
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **where)
             if master is not None:
-                self.queue_wait(pipe, master, seconds)
+                self.queue_wait(pipe, master)
             if target is True:
                 return list(await pipe.execute(raise_on_error=False))
             return list(await pipe.execute(raise_on_error=False, allow_redirections=False))
 
-    def queue_wait(self, pipe: Any, master: Any, seconds: float) -> None:
-        """Queue ``WAIT 1`` on ``pipe``, after its writes to ``master`` (see ``confirm``), for
-        80% of ``seconds``, the call's time (``sizes.budget``: a large write takes longer to
-        reach the replica too)."""
-        wait_ms = max(1, int(seconds * 1000 * 0.8))
+    def queue_wait(self, pipe: Any, master: Any) -> None:
+        """Queue ``WAIT 1`` on ``pipe``, after its writes to ``master`` (see ``confirm``)."""
+        wait_ms = max(1, int(self._timeout * 1000 * 0.8))
         if master is True:
             pipe.execute_command("WAIT", 1, wait_ms)
         else:

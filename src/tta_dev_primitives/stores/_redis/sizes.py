@@ -1,15 +1,19 @@
-"""Large writes: the time a call is given to send its bytes, and a write refused for its size
-told apart from an outage.
+"""Large writes: the time a call is given to send its bytes, and a write Redis closed the
+connection on for its size told apart from an outage.
 
 A call's timeout measures the server's answer (``deadline``). A write of many bytes also needs
 the time to send them, so it gets a second more per MiB it sends (``budget``): an 8 MiB
-memory crosses an 8 Mbit/s link in time. A write of a MiB or more that still fails in transit
-(its connection reset or timed out) while the server answers a ``PING`` was refused for its
-size, not lost to an outage: Redis closes a client whose request passes
-``client-query-buffer-limit``, a proxy may reset large requests, a slower link times them out.
-Journalled as an outage, such a write would fail on every replay, and every later write of the
-process would wait behind it in the journal. So the caller is told (``refused_for_size``, a
-``BackendError``), and a replay keeps it as a dead letter.
+memory crosses an 8 Mbit/s link in time.
+
+Redis closes the connection of a client whose request passes ``client-query-buffer-limit``
+(a proxy may reset large requests too). Journalled as an outage, such a write failed on every
+replay, and every later write of the process waited behind it in the journal while each call
+returned normally. So a write of a MiB or more whose connection the server closed
+(``closed_by_server``) is checked: if the server that holds its key runs a write script at once
+(``TAKES_WRITES``: not stopped, paused, read-only or gone), the write was refused for its
+size, and the caller is told (``refused_for_size``, a ``BackendError``; a replay keeps it as a
+dead letter). A timeout is never taken for that: a stalled server may still run a request it
+received whole, so a write that timed out is journalled, as before.
 """
 
 from __future__ import annotations
@@ -21,26 +25,34 @@ from redis import exceptions as rexc
 
 from tta_dev_primitives.exceptions import BackendError
 
-__all__ = ["PROBE_FROM", "SEND_RATE", "budget", "in_transit", "refused_for_size", "size_of"]
+__all__ = [
+    "PROBE_FROM",
+    "SEND_RATE",
+    "TAKES_WRITES",
+    "budget",
+    "closed_by_server",
+    "refused_for_size",
+    "size_of",
+]
 
 #: Bytes a second the slowest link is given to send a write: ``budget`` adds ``n / SEND_RATE``.
 SEND_RATE: Final = 1 << 20
-#: Writes this large or larger are checked with a ``PING`` when they fail in transit. Redis
+#: Writes this large or larger are checked when their connection is closed under them. Redis
 #: refuses nothing smaller for its size (the least ``client-query-buffer-limit`` is 1 MiB).
 PROBE_FROM: Final = 1 << 20
+#: A script that writes nothing but is declared as one that may (a shebang without
+#: ``no-writes``): Redis runs it only where a write would run now, on the master of its key,
+#: not paused (``CLIENT PAUSE WRITE``, ``FAILOVER``), not read-only.
+TAKES_WRITES: Final = "#!lua\nreturn 1\n"
 
-#: Failures in transit that a PING can tell apart: not a refusal, a login, or a missing replica.
-_NOT_TRANSIT = (
+#: Connection errors a large request's size cannot cause: a login refused, a server loading,
+#: the client's own pool full.
+_NOT_SIZE = (
     rexc.AuthenticationError,
     rexc.AuthorizationError,
     rexc.BusyLoadingError,
     rexc.MaxConnectionsError,
 )
-
-
-class NotReplicated(rexc.TimeoutError):
-    """``WAIT 1`` answered that no replica has the write yet: the server answered, so a write
-    that fails so is an outage of the replica, never refused for its size."""
 
 
 def budget(timeout: float, sending: int) -> float:
@@ -53,20 +65,20 @@ def size_of(args: Iterable[Any]) -> int:
     return sum(len(arg) for arg in args if isinstance(arg, bytes | str))
 
 
-def in_transit(exc: BaseException) -> bool:
-    """Whether ``exc`` is a failure of the request's transport: a reset, a closed connection or
-    a timeout, not something the server answered."""
-    if isinstance(exc, (NotReplicated, *_NOT_TRANSIT)):
+def closed_by_server(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection was closed or reset under the request, which a
+    request over the server's limit causes; never a timeout (see the module)."""
+    if isinstance(exc, _NOT_SIZE):
         return False
-    return isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | TimeoutError | OSError)
+    return isinstance(exc, rexc.ConnectionError | ConnectionResetError | BrokenPipeError)
 
 
-def refused_for_size(where: str, sending: int, seconds: float, message: str) -> BackendError:
-    """The error for a write the server, answering, did not take (see the module)."""
+def refused_for_size(where: str, sending: int, message: str) -> BackendError:
+    """The error for a large write whose connection the server closed while it takes others."""
     return BackendError(
-        f"Redis at {where} answers, but did not take this write of {sending / (1 << 20):.1f} "
-        f"MiB within {seconds:.1f}s ({message}): it is not stored. Something between holds "
-        "requests this large back: client-query-buffer-limit (or proto-max-bulk-len) below its "
-        "size, a proxy's request limit, or a link slower than 1 MiB/s. Store less in one "
+        f"Redis at {where} closed the connection on this write of "
+        f"{sending / (1 << 20):.1f} MiB while it takes other writes ({message}): it is not "
+        "stored. Requests this large are refused on the way: client-query-buffer-limit (or "
+        "proto-max-bulk-len) below its size, or a proxy's request limit. Store less in one "
         "memory, or raise the limit"
     )
