@@ -59,9 +59,9 @@ def counted(backend: RedisBackend) -> list[int]:
     original: Callable[..., Awaitable[Any]] = backend.connection.call
     made = [0]
 
-    async def call(work: Any) -> Any:
+    async def call(work: Any, **options: Any) -> Any:
         made[0] += 1
-        return await original(work)
+        return await original(work, **options)
 
     backend.connection.call = call  # type: ignore[method-assign]
     return made
@@ -72,12 +72,12 @@ def kill_after(backend: RedisBackend, server: RedisServer, calls: int) -> None:
     original: Callable[..., Awaitable[Any]] = backend.connection.call
     made = 0
 
-    async def call(work: Any) -> Any:
+    async def call(work: Any, **options: Any) -> Any:
         nonlocal made
         made += 1
         if made == calls:
             server.kill()
-        return await original(work)
+        return await original(work, **options)
 
     backend.connection.call = call  # type: ignore[method-assign]
 
