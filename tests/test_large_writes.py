@@ -117,6 +117,31 @@ async def test_on_a_cluster_a_write_over_the_limit_is_refused_and_later_ones_lan
     await memory.aclose()
 
 
+async def test_on_a_cluster_large_writes_on_connections_killed_while_idle_are_stored(
+    redis_cluster: LocalCluster,
+) -> None:
+    """``CLIENT KILL`` (or Redis's idle ``timeout``, or a load balancer) closes the pooled
+    connections before each large write, which finds its connection closed while the master
+    takes writes. That is no refusal: sent again, it is stored (a review found a quarter of
+    them lost before the second send)."""
+    memory = fast_recovery(redis_cluster.url)
+    for i in range(12):  # a pooled connection to every master
+        await memory.add(f"warm{i}", {"content": "x"})
+    values = {f"big{i}": big(1.5, str(i)) for i in range(12)}
+    for key, value in values.items():
+        for node in redis_cluster.master_nodes():
+            with redis_sync.Redis(port=node.port) as admin:
+                admin.client_kill_filter(_type="normal", skipme=True)
+        await memory.add(key, value)  # never "not stored"
+    await replayed(memory, within=30)
+    other = MemoryPrimitive(redis_cluster.url, namespace=memory.namespace)
+    for key, value in values.items():
+        assert await other.get(key) == value, key
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_a_journalled_write_over_the_limit_is_a_dead_letter_and_the_rest_lands(
     redis_server_factory: Factory,
 ) -> None:
@@ -190,7 +215,7 @@ async def test_a_large_write_to_a_stalled_server_is_an_outage_not_a_refusal(
 
 def test_only_a_connection_closed_under_the_write_is_checked() -> None:
     """A reset or a closed connection may be the write's size; a timeout never is (a stalled
-    server may still run a request it received whole), nor a login or a full pool."""
+    server may still run a request it received whole), nor a login or a server or pool full."""
     assert closed_by_server(rexc.ConnectionError("Connection closed by server."))
     assert closed_by_server(ConnectionResetError())
     assert closed_by_server(BrokenPipeError())
@@ -199,6 +224,7 @@ def test_only_a_connection_closed_under_the_write_is_checked() -> None:
     assert not closed_by_server(rexc.AuthenticationError("invalid password"))
     assert not closed_by_server(rexc.BusyLoadingError("loading"))
     assert not closed_by_server(rexc.MaxConnectionsError("too many"))
+    assert not closed_by_server(rexc.MaxClientsReachedError("max number of clients reached"))
     assert not closed_by_server(rexc.ResponseError("ERR"))
 
 

@@ -372,45 +372,55 @@ class Connection:
                 raise BackendUnavailableError(
                     f"Redis at {redact_url(self.url)} unavailable: failed while this call waited"
                 )
-            client = None
-            try:
-                async with AnswerWithin(seconds if bounded else None) as timer:
-                    client = state.client
-                    if client is None:
-                        client = await self._connect(state)
-                    state.enter(client)
-                    try:
-                        return await work(client)
-                    except rexc.ConnectionError:
-                        if timer.expired or not await self._drop_dead_connections(client):
-                            raise
-                        return await work(client)  # once, on a fresh connection
-                    finally:
-                        state.leave(client)
-            except errors.REFUSED as exc:  # first: ResponseError subclasses
-                raise await self._refused(state, client, exc) from None
-            except errors.UNAVAILABLE as exc:
-                message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
-                if (
-                    sending >= PROBE_FROM
-                    and closed_by_server(exc)
-                    and await self._takes_writes(state, key)
-                ):
-                    raise refused_for_size(redact_url(self.url), sending, message) from None
-                await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
-                raise BackendUnavailableError(
-                    f"Redis at {redact_url(self.url)} unavailable: {message}"
-                ) from None
-            except rexc.ResponseError as exc:
-                message = scrub(errors.reply(str(exc)), self.url)
-                if errors.refused(message):
+            resent = False
+            while True:
+                client = None
+                try:
+                    async with AnswerWithin(seconds if bounded else None) as timer:
+                        client = state.client
+                        if client is None:
+                            client = await self._connect(state)
+                        state.enter(client)
+                        try:
+                            return await work(client)
+                        except rexc.ConnectionError:
+                            if timer.expired or not await self._drop_dead_connections(client):
+                                raise
+                            return await work(client)  # once, on a fresh connection
+                        finally:
+                            state.leave(client)
+                except errors.REFUSED as exc:  # first: ResponseError subclasses
                     raise await self._refused(state, client, exc) from None
-                if errors.unavailable(message):
-                    await self._unavailable(state, client, message.upper().startswith("READONLY"))
-                    raise BackendUnavailableError(f"Redis refused: {message}") from None
-                raise BackendError(f"Redis error: {message}") from None
-            except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
-                raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+                except errors.UNAVAILABLE as exc:
+                    message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
+                    if (
+                        sending >= PROBE_FROM
+                        and closed_by_server(exc)
+                        and await self._takes_writes(state, key)
+                    ):
+                        # Closed while its master takes writes: its size, or an idle connection
+                        # reset (a cluster's are not retried above) or a restart in between.
+                        # Sent again; closed again, it is its size.
+                        if resent:
+                            where = redact_url(self.url)
+                            raise refused_for_size(where, sending, message) from None
+                        resent = True
+                        continue
+                    await self._unavailable(state, client, isinstance(exc, rexc.ReadOnlyError))
+                    raise BackendUnavailableError(
+                        f"Redis at {redact_url(self.url)} unavailable: {message}"
+                    ) from None
+                except rexc.ResponseError as exc:
+                    message = scrub(errors.reply(str(exc)), self.url)
+                    if errors.refused(message):
+                        raise await self._refused(state, client, exc) from None
+                    if errors.unavailable(message):
+                        readonly = message.upper().startswith("READONLY")
+                        await self._unavailable(state, client, readonly)
+                        raise BackendUnavailableError(f"Redis refused: {message}") from None
+                    raise BackendError(f"Redis error: {message}") from None
+                except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
+                    raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
 
     def declared(self, base: str, key: str | None = None, seg: str | None = None) -> list[str]:
         """The keys a script on partition ``base`` names to Redis: on a cluster every one it

@@ -10,10 +10,11 @@ Redis closes the connection of a client whose request passes ``client-query-buff
 replay, and every later write of the process waited behind it in the journal while each call
 returned normally. So a write of a MiB or more whose connection the server closed
 (``closed_by_server``) is checked: if the server that holds its key runs a write script at once
-(``TAKES_WRITES``: not stopped, paused, read-only or gone), the write was refused for its
-size, and the caller is told (``refused_for_size``, a ``BackendError``; a replay keeps it as a
-dead letter). A timeout is never taken for that: a stalled server may still run a request it
-received whole, so a write that timed out is journalled, as before.
+(``TAKES_WRITES``: not stopped, paused, read-only or gone), the write is sent once more (an
+idle connection reset, a restart in between), and if its connection is closed again it was
+refused for its size: the caller is told (``refused_for_size``, a ``BackendError``; a replay
+keeps it as a dead letter). A timeout is never taken for that: a stalled server may still run
+a request it received whole, so a write that timed out is journalled, as before.
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ PROBE_FROM: Final = 1 << 20
 #: not paused (``CLIENT PAUSE WRITE``, ``FAILOVER``), not read-only.
 TAKES_WRITES: Final = "#!lua\nreturn 1\n"
 
-#: Connection errors a large request's size cannot cause: a login refused, a server loading,
-#: the client's own pool full.
+#: Connection errors a large request's size cannot cause: a login refused, a server loading
+#: or full of clients, the client's own pool full.
 _NOT_SIZE = (
     rexc.AuthenticationError,
     rexc.AuthorizationError,
     rexc.BusyLoadingError,
+    rexc.MaxClientsReachedError,
     rexc.MaxConnectionsError,
 )
 
