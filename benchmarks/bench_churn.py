@@ -15,7 +15,7 @@ longest write (the loop's stall), the write p99, and semantic and keyword search
 after the renumbering (natural-language questions, ``_corpus.questions``), where the peer's
 graph has to catch up.
 
-    nice -n 5 .venv/bin/python benchmarks/bench_churn.py [--quick] [--size N]
+    nice -n 5 .venv/bin/python benchmarks/bench_churn.py [--quick] [--size N] [--keyword-only]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def measure(
     keys = [f"u{i // 500}:s{(i // 50) % 10}:{i % 50}" for i in range(n)]
     start = time.perf_counter()
     for i in range(n):
-        index.add(keys[i], counts[i], vector=vectors[i])
+        index.add(keys[i], counts[i], vector=None if vectors is None else vectors[i])
     fill_s = time.perf_counter() - start
     rng = random.Random(seed)
     writes: list[float] = []
@@ -77,7 +77,8 @@ def measure(
         i = rng.randrange(n)
         before = index._next  # (stats() sums every term's postings: seconds over a run)
         start = time.perf_counter()
-        index.add(keys[i], counts[i], vector=vectors[(i + len(writes) + 1) % n])
+        vector = None if vectors is None else vectors[(i + len(writes) + 1) % n]
+        index.add(keys[i], counts[i], vector=vector)
         writes.append(time.perf_counter() - start)
         renumbered += index._next < before
     analyse = Indexing()
@@ -85,9 +86,10 @@ def measure(
     qvecs = np.random.default_rng(seed + 1).standard_normal((len(qs), DIM)).astype(np.float32)
     semantic, keyword = [], []
     for query, qv in zip(queries, qvecs, strict=True):
-        start = time.perf_counter()
-        index.search(replace(query, terms=(), vector=qv, mode="semantic"), 10)
-        semantic.append(time.perf_counter() - start)
+        if vectors is not None:
+            start = time.perf_counter()
+            index.search(replace(query, terms=(), vector=qv, mode="semantic"), 10)
+            semantic.append(time.perf_counter() - start)
         start = time.perf_counter()
         index.search(query, 10)
         keyword.append(time.perf_counter() - start)
@@ -98,7 +100,7 @@ def measure(
         "longest_write_ms": max(writes) * 1e3,
         "write_p50_ms": p50 * 1e3,
         "write_p99_ms": p99 * 1e3,
-        "semantic_p50_ms": statistics.median(semantic) * 1e3,
+        "semantic_p50_ms": statistics.median(semantic) * 1e3 if semantic else float("nan"),
         "keyword_p50_ms": statistics.median(keyword) * 1e3,
         "graph": index.stats().graph,
     }
@@ -111,9 +113,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     analyse = Indexing()
     counts = [analyse.analyzer.term_counts([text]) for text in texts]
     qs = questions(corpus, 50 if args.quick else 200)
-    rng = np.random.default_rng(20261205)
-    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = None
+    if not args.keyword_only:
+        rng = np.random.default_rng(20261205)
+        vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     figures: dict[str, Any] = {"memories": n, "source": corpus.source}
     for name, kind in (("ours", SearchIndex), ("re-add (before)", ReaddIndex)):
         figures[name] = measure(kind, texts, counts, qs, vectors, seed=7)
@@ -138,6 +142,9 @@ def report(figures: dict[str, Any]) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=0, help="memories (default 100,000)")
+    parser.add_argument(
+        "--keyword-only", action="store_true", help="no vectors (the renumbering of terms alone)"
+    )
 
 
 if __name__ == "__main__":

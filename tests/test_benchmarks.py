@@ -38,6 +38,7 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         ("bench_languages.py", [], "hit@5 by kind"),
         ("bench_filter.py", ["--quick"], "filter benchmark done"),
         ("bench_churn.py", ["--quick", "--size", "3000"], "churn done"),
+        ("bench_churn.py", ["--quick", "--size", "3000", "--keyword-only"], "churn done"),
         pytest.param("bench_fusion_rules.py", ["--quick"], "fusion rules done",
                      marks=NEEDS_EMBEDDER),
         pytest.param("bench_redis.py", ["--quick", "--question-size", "0"],
