@@ -2,12 +2,13 @@
 later writes back.
 
 A write is given a second more per MiB it sends (``stores._redis.sizes``). One whose connection
-Redis closes while it takes other writes (a ``client-query-buffer-limit`` below its size; so
-does a proxy's limit) raises ``BackendError`` and nothing is stored; journalled during an
+Redis closes twice while it takes other writes (a ``client-query-buffer-limit`` below its size;
+so does a proxy's limit) raises ``BackendError`` and nothing is stored; journalled during an
 outage, it becomes a dead letter on replay and the rest of the journal lands. Before this, such
 a write was journalled as an outage, failed on every replay, and every later write of the
-process stayed in-process behind it (found by reproduction, 2026-12-06). A stall, a pause or a
-dead server stays an outage: the write is journalled and replayed.
+process stayed in-process behind it (found by reproduction, 2026-12-06). A stall, a pause, a
+dead server or a connection closed while idle stays what it was: the write is journalled and
+replayed, or sent again.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from tta_dev_primitives.stores._redis.sizes import budget, closed_by_server, siz
 pytestmark = pytest.mark.redis
 
 MIB = 1 << 20
-#: Under Redis's least client-query-buffer-limit (1 MiB) a large memory cannot be refused.
+#: A server that closes the connection of any request over 1 MiB (the least
+#: client-query-buffer-limit Redis takes), as a proxy's request limit would.
 LIMITED = ("--client-query-buffer-limit", "1mb")
 
 
