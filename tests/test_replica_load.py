@@ -163,6 +163,39 @@ async def test_a_search_on_a_stalled_redis_is_served_in_process(
         await memory.aclose()
 
 
+@pytest.mark.parametrize("scope", [None, "u7"])
+async def test_searches_queued_on_a_stalled_redis_wait_one_timeout_not_one_each(
+    redis_server_factory: Factory, scope: str | None
+) -> None:
+    """Twelve searches at once on one warm replica (one user's, or the namespace's) when Redis
+    stalls: they queue for the replica's catch-up, and each used to try Redis again once the
+    one before it had timed out, the twelfth after twelve timeouts (24 s here). They now
+    share the first one's outage: all are served in-process within about one ``redis_timeout``
+    (2 s; the hang guard is 12 s, far below 24 and far above 2)."""
+    server = redis_server_factory()
+    ns = namespace()
+    await load(server.url, ns, 2000)
+    memory = fast_recovery(server.url, ns, redis_timeout=2)
+    try:
+        assert await memory.search("dinner in paris", limit=5, scope=scope)  # warm
+        await memory.add("u7:s1:mine", {"content": "dinner in paris, written here"})
+        with server.stalled():
+            async with asyncio.timeout(12):  # a hang guard
+                found = await asyncio.gather(
+                    *(memory.search("dinner in paris", limit=5, scope=scope) for _ in range(12))
+                )
+            assert not memory.using_redis
+        # Served in-process: this process's own copy, the memory it added.
+        assert found == [[{"content": "dinner in paris, written here"}]] * 12
+        await replayed(memory)
+        assert {"content": "dinner in paris, written here"} in await memory.search(
+            "dinner in paris written here", limit=5, scope=scope
+        )
+    finally:
+        await memory.clear()
+        await memory.aclose()
+
+
 async def test_a_load_that_stops_midway_raises_and_the_next_search_answers_in_full(
     redis_server_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from tta_dev_primitives._blocked import LoopLock, fork_safe, heavy_in_own_thread
 from tta_dev_primitives._gather import gather_all
-from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.exceptions import BackendUnavailableError, InvalidArgumentError
 from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.stores._base import Document
@@ -150,6 +150,8 @@ class Replica:
         self._refused_unsized = False
         self._started = 0  # syncs begun
         self._done = 0  # the number of the last sync that completed
+        self._failures = 0  # syncs that found Redis unavailable
+        self._failure = ""  # what the last one was told
         self._lock = LoopLock()
         #: Held by each change of the state above and each search of ``index`` (see the module
         #: docstring): without it, a search on another thread read documents a page removed.
@@ -163,26 +165,40 @@ class Replica:
 
         A write that completed before this call began is in the index when it returns. With
         ``heads``, partitions whose head has not moved since their last catch-up are skipped.
+        A caller that waited while another sync found Redis unavailable gives up at once, as
+        a call that waited for a connection slot does: ``n`` searches queued on a stalled
+        Redis wait one timeout, not ``n``.
         """
-        ticket = self._started
+        ticket, failures = self._started, self._failures
         async with self._lock():
             if self._done > ticket:
                 return  # a sync that began after this call did has completed: it saw our writes
+            if self._failures != failures:
+                raise BackendUnavailableError(f"{self._failure} (failed while this call waited)")
             self._started += 1
             number = self._started
-            moved = [(base, None) for base in self.bases]
-            if heads is not None:
-                # Read before catching up: a write after this read moves the head again.
-                now = await heads(self.bases)
-                moved = [(base, head) for base, head in zip(self.bases, now, strict=True)
-                         if head is None or head != self._cursors[base].head]  # fmt: skip
-            for start in range(0, len(moved), _CONCURRENT):
-                # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
-                batch = moved[start : start + _CONCURRENT]
-                await gather_all(*(self._catch_up(base, head, fetch) for base, head in batch))
-            self._done = number
-            with self.guard:
-                self._expire()
+            try:
+                await self._sync(number, fetch, heads)
+            except BackendUnavailableError as exc:
+                self._failures += 1
+                self._failure = str(exc)
+                raise
+
+    async def _sync(self, number: int, fetch: Fetch, heads: Heads | None) -> None:
+        """``sync``'s catch-up, as sync ``number``, under its lock."""
+        moved = [(base, None) for base in self.bases]
+        if heads is not None:
+            # Read before catching up: a write after this read moves the head again.
+            now = await heads(self.bases)
+            moved = [(base, head) for base, head in zip(self.bases, now, strict=True)
+                     if head is None or head != self._cursors[base].head]  # fmt: skip
+        for start in range(0, len(moved), _CONCURRENT):
+            # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
+            batch = moved[start : start + _CONCURRENT]
+            await gather_all(*(self._catch_up(base, head, fetch) for base, head in batch))
+        self._done = number
+        with self.guard:
+            self._expire()
 
     async def _catch_up(self, base: str, head: Any, fetch: Fetch) -> None:
         cursor = self._cursors[base]
