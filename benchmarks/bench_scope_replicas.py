@@ -7,12 +7,18 @@ The namespace holds ``--size`` short memories (default 100,000) of 200 users (``
 Each row is a fresh process-like backend's first search scoped to one user (~500 memories):
 wall time, bytes Redis sent (``INFO stats`` ``total_net_output_bytes``) and memories the
 replica keeps. ``namespace replica`` is the previous behaviour (``scope_replicas=False``).
+
+Then the memory a process's per-user replicas take at their cap (100,000 memories): one
+backend searches every user of a second namespace of ``--size`` chitchat turns (``_corpus``,
+~550 a user), and what that allocates (``tracemalloc``) is reported per memory held.
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +67,35 @@ async def cold_scoped(url: str, ns: str, per_user: bool, users: int) -> dict[str
     return {"ms": times[len(times) // 2] * 1000, "bytes": sent[len(sent) // 2], "held": max(held)}
 
 
+async def at_the_cap(url: str, size: int) -> dict[str, Any]:
+    """Per-user replicas of every user of ``size`` chitchat turns, in one backend: the memory
+    allocated per memory they hold (numpy and the scripts loaded before measuring)."""
+    from _corpus import load_turns
+
+    corpus = load_turns(size)
+    ns = "bench:scopes:chat"
+    loader = RedisBackend(url, namespace=ns, timeout=60)
+    for start in range(0, size, 2000):
+        await loader.apply([Put(k, encode_value(v)) for k, v in corpus.turns[start : start + 2000]])
+    await loader.aclose()
+    query = Indexing().query("what do you like to do on the weekends?")
+    backend = RedisSearchBackend(url, namespace=ns, timeout=30, scope_replicas=True)
+    await backend.search(query, 5, "u0")
+    gc.collect()
+    tracemalloc.start()  # what Python and numpy allocate: not blurred by memory freed before
+    before = tracemalloc.get_traced_memory()[0]
+    for user in range(1, corpus.users):
+        await backend.search(query, 5, f"u{user}")
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    replicas = backend.index.replicas
+    assert replicas is not None
+    held = sum(len(r.index) for r in replicas)
+    await backend.aclose()
+    return {"users": corpus.users - 1, "held": held, "bytes_per_memory": grown / max(held, 1)}
+
+
 async def run(args: Any) -> dict[str, Any]:
     size = 4_000 if args.quick else args.size
     binary = find_redis_server()
@@ -89,6 +124,7 @@ async def run(args: Any) -> dict[str, Any]:
             "size": size,
             "per_user": await cold_scoped(server.url, ns, True, tries),
             "namespace": await cold_scoped(server.url, ns, False, tries),
+            "cap": await at_the_cap(server.url, size),
         }
     finally:
         server.stop()
@@ -103,6 +139,11 @@ def report(figures: dict[str, Any]) -> None:
     ]
     print(table(["replica", "ms", "KB from Redis", "memories held"], rows))
     print(f"per-user / namespace time: {per['ms'] / whole['ms']:.3f}x")
+    cap = figures["cap"]
+    print(
+        f"per-user replicas of {cap['users']} users' chitchat turns, {cap['held']:,} memories "
+        f"held: {cap['bytes_per_memory'] / 1024:.2f} KB of process memory per memory"
+    )
     print("scope replicas done")
 
 

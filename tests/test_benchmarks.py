@@ -55,6 +55,8 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         # (Its cluster comparison is bench_cluster.py's smoke run's, above: not twice.)
         pytest.param("bench_scaleout.py", ["--quick", "--cluster-size", "0"], "scaleout done",
                      marks=pytest.mark.redis),
+        pytest.param("bench_scope_replicas.py", ["--quick"], "scope replicas done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
                      marks=pytest.mark.redis),
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
