@@ -44,6 +44,9 @@ def query_terms(query: str) -> tuple[list[str], bool]:
 
 
 def in_scope(key: str, scope: str | None) -> bool:
+    """docs/memory.md: scope ``S`` holds key ``S`` and keys ``S:...`` (whole segments), one
+    trailing ``:`` of ``S`` dropped first (``"u1:s1:"`` is ``"u1:s1"``; ``"u1::"`` is
+    ``"u1:"``, whose keys are ``u1:`` and ``u1::...``). Scopes of only ``:`` are refused."""
     if scope is None:
         return True
     scope = scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
@@ -102,6 +105,19 @@ class MemoryModel:
             return False
         self.drop(key)
         return True
+
+    def list(self, scope: str | None) -> list[str]:
+        """The keys ``list_memories(scope)`` pages through: newest write first."""
+        self.expire()
+        live = self.items
+        return sorted((k for k in live if in_scope(k, scope)), key=lambda k: -live[k].seq)
+
+    def forget(self, scope: str) -> int:
+        """Drop the scope's memories; how many there were."""
+        gone = self.list(scope)
+        for key in gone:
+            self.drop(key)
+        return len(gone)
 
     def search(self, query: str, limit: int, scope: str | None = None) -> list[dict[str, Any]]:
         self.expire()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import fast_recovery, replayed
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.memory import MemoryPage
@@ -77,7 +78,7 @@ async def test_forget_a_session_keeps_the_users_other_sessions(memory: Any) -> N
     ("call", "match"),
     [
         (lambda m: m.forget(None), "forget needs a scope"),
-        (lambda m: m.forget(":"), "non-empty key prefix"),
+        (lambda m: m.forget(":"), "scope ':' is not a key prefix"),
         (lambda m: m.list_memories(limit=0), "limit must be at least 1"),
         (lambda m: m.list_memories(cursor="not one"), "did not come from list_memories"),
     ],
@@ -139,6 +140,45 @@ async def test_forget_while_redis_is_down_raises_and_deletes_nothing(
     assert len(await all_pages(fresh, "u1", 100)) == 50
     for m in (memory, fresh):
         await m.aclose()
+
+
+@pytest.mark.redis
+async def test_the_stand_by_copy_keeps_to_an_odd_scope_during_an_outage(
+    redis_server_factory: Any,
+) -> None:
+    """Scope "u1::" is "u1:" (keys u1: and u1::...) in the in-process stand-by copy as in Redis.
+    The copy normalized the scope a second time, to "u1": forget("u1::") deleted 2 memories in
+    Redis but dropped all five of u1 from the copy, so a stalled Redis then left get() without
+    memories Redis still held; and listing "u1::" from the copy listed all of u1."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    keys = ["u1", "u1:", "u1::x", "u1:s1", "u1:s1:a", "u2:s1:a"]
+    for key in keys:
+        await memory.add(key, {"content": f"apple {key}"})
+    scope_keys = ["u1::x", "u1:"]  # newest write first
+    with server.stalled():  # served by the stand-by copy
+        assert await all_pages(memory, "u1::", 2) == scope_keys
+        assert not memory.using_redis
+        assert sorted(k for k, _ in await memory.search_items("apple", 10, scope="u1::")) == [
+            "u1:", "u1::x",
+        ]  # fmt: skip
+        assert [k for k, _ in await memory.search_items("", 10, scope="u1::")] == scope_keys
+        assert await all_pages(memory, "u1:", 10) == ["u1:s1:a", "u1:s1", "u1::x", "u1:", "u1"]
+    await replayed(memory)
+    assert await memory.forget("u1::") == 2
+    kept = ["u1", "u1:s1", "u1:s1:a", "u2:s1:a"]
+    with server.stalled():
+        for key in kept:
+            assert await memory.get(key) == {"content": f"apple {key}"}, key
+        assert not memory.using_redis
+        assert await memory.get("u1:") is None
+        assert await memory.get("u1::x") is None
+        assert await all_pages(memory, "u1", 10) == ["u1:s1:a", "u1:s1", "u1"]
+        assert await all_pages(memory, "u1::", 10) == []
+        assert await memory.search_items("apple", 10, scope="u1::") == []
+    await replayed(memory)
+    assert sorted(await all_pages(memory, None, 10)) == kept  # Redis agrees
+    await memory.aclose()
 
 
 @pytest.mark.redis

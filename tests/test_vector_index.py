@@ -31,10 +31,9 @@ def unit(v: Any) -> Any:
 
 
 def in_scope(key: str, scope: str | None) -> bool:
-    if scope is None:
-        return True
-    scope = scope.rstrip(":") or scope
-    return key == scope or key.startswith(scope + ":")
+    """The index takes a scope normalized already (``check_scope``) and matches it as it is:
+    ``"u1:s1:"`` here is the scope of keys ``u1:s1:`` and ``u1:s1::...``, not ``"u1:s1"``."""
+    return scope is None or key == scope or key.startswith(scope + ":")
 
 
 def brute(model: dict[str, tuple[int, Any]], q: Any, limit: int, scope: str | None) -> list[str]:

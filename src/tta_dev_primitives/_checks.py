@@ -20,6 +20,7 @@ from tta_dev_primitives.exceptions import (
     InvalidMemoryKeyError,
 )
 from tta_dev_primitives.search._facets import MAX_FACET_CHARS, facet, filter_facets
+from tta_dev_primitives.search._scopes import normalize_scope
 
 __all__ = [
     "DEFAULT_EMBED_TIMEOUT",
@@ -223,14 +224,21 @@ def check_query(query: Any) -> str:
 
 
 def check_scope(scope: Any) -> str | None:
-    """A scope is None or a non-empty key prefix, matched at ``:`` boundaries."""
+    """A scope is None or a non-empty key prefix, matched at ``:`` boundaries; returned
+    normalized (``normalize_scope``: ``"u1:s1:"`` is ``"u1:s1"``, ``"u1::"`` is ``"u1:"``).
+
+    Every public method that takes a scope passes it through here once, and hands the result
+    down as it is: nothing below normalizes it again (that would widen ``"u1::"`` to ``"u1"``).
+    A scope of nothing but ``:`` (or empty) names no key prefix and is refused by name.
+    """
     if scope is None:
         return None
     if not isinstance(scope, str):
         raise InvalidArgumentTypeError(f"scope must be str or None, got {type(scope).__name__}")
     if not scope.strip(":"):
         raise InvalidArgumentError(
-            "scope must be a non-empty key prefix such as 'user_id:session_id'"
+            f"scope {scope[:80]!r} is not a key prefix: a scope must hold more than ':', "
+            "such as 'user_id' or 'user_id:session_id'"
         )
     if not scope.isascii() and is_unencodable(scope):
         # No key holds one (``check_key``), and Redis could not be sent it.
@@ -238,7 +246,7 @@ def check_scope(scope: Any) -> str | None:
             f"scope {scope[:80]!r} contains a lone surrogate, which UTF-8 (and so Redis) cannot "
             "store"
         )
-    return scope
+    return normalize_scope(scope)
 
 
 def check_forget_scope(scope: Any) -> str:

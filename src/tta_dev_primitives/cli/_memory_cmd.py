@@ -33,11 +33,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tta_dev_primitives._checks import check_key, check_new_key, check_ttl
+from tta_dev_primitives._checks import check_key, check_new_key, check_scope, check_ttl
 from tta_dev_primitives.exceptions import TTAError
 from tta_dev_primitives.memory._primitive import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
-from tta_dev_primitives.search._scopes import in_scope, normalize_scope
+from tta_dev_primitives.search._scopes import in_scope
 
 DEFAULT_NAMESPACE = "tta:memory"
 GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json", "text_fields")
@@ -337,9 +337,10 @@ async def list_(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
 
 async def export(memory: MemoryPrimitive, args: argparse.Namespace) -> Output:
     expired = 0
+    scope = check_scope(args.scope)  # as list --scope takes it, before any file is made
     with open_output(args.output) as out, Progress("exported") as progress:
         async for key, value, ttl in memory.items():
-            if args.scope is not None and not in_scope(key, normalize_scope(args.scope)):
+            if not in_scope(key, scope):
                 continue
             left = _ms(ttl)
             if left is not None and left <= 0:

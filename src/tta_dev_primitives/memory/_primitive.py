@@ -63,7 +63,6 @@ from tta_dev_primitives.memory._vectors import Mode, memory_vector, search_mode
 from tta_dev_primitives.search._analyzer import Analyzer
 from tta_dev_primitives.search._facets import Scalar, matches
 from tta_dev_primitives.search._indexing import MAX_EMBED_CHARS, Indexing
-from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._factory import backend_from_url
@@ -489,8 +488,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         shorter than ``limit`` and still have one after it (memories expire). On Redis it reads
         the scope's user's feed, not the namespace, and a cursor works in any process.
         """
-        scope, limit = check_scope(scope), check_limit(limit)
-        scope = None if scope is None else normalize_scope(scope)
+        scope, limit = check_scope(scope), check_limit(limit)  # normalized, once
         with self._op("list") as op:
             rows, following, served = await lifecycle.page(self._store, scope, limit, cursor)
             op.report(served)
@@ -507,9 +505,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         in-process copies drop them too. With Redis it needs Redis: if Redis fails part-way it
         raises ``IncompleteOperationError`` saying how many were deleted (run it again).
         """
-        checked = check_forget_scope(scope)
+        checked = check_forget_scope(scope)  # normalized, once
         with self._op("forget") as op:
-            removed = await lifecycle.forget(self._store, normalize_scope(checked))
+            removed = await lifecycle.forget(self._store, checked)
             op.attributes["memory.result_count"] = removed
             return removed
 

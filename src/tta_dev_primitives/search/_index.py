@@ -24,7 +24,6 @@ from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import ceiling
 from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
 from tta_dev_primitives.search._scope_index import ScopeView
-from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.search._term_index import MAX_PREFIX_TERMS, TermIndex
 from tta_dev_primitives.search._topk import most_recent, top_k
 from tta_dev_primitives.search._vector_index import ANN_THRESHOLD, VectorIndex
@@ -102,11 +101,10 @@ class SearchIndex:
         )  # fmt: skip
 
     def scope_keys(self, scope: str) -> list[str]:
-        """The keys in ``scope`` (not empty): those inside it, and one equal to it. Read from the
-        scope's bucket, so it costs the scope's size, not the index's."""
+        """The keys in ``scope`` (normalized, not empty): those inside it, and one equal to it.
+        Read from the scope's bucket, so it costs the scope's size, not the index's."""
         docs = self._docs
         keys = [docs[docno][_KEY] for docno in self._terms.members(scope)]
-        scope = normalize_scope(scope)
         if scope in self._by_key:
             keys.append(scope)
         return keys
@@ -234,7 +232,7 @@ class SearchIndex:
         """The scope's live members as a mask over every docno, their count and total length."""
         if scope is None:
             return None
-        exact = self._by_key.get(normalize_scope(scope))
+        exact = self._by_key.get(scope)
         exact_len = 0 if exact is None else self._docs[exact][_LEN]
         return self._terms.view(scope, exact, exact_len)
 
@@ -245,7 +243,7 @@ class SearchIndex:
         holding every facet ``wanted`` (a filter); its total length is the scope's."""
         if not wanted:
             return view
-        exact = None if scope is None else self._by_key.get(normalize_scope(scope))
+        exact = None if scope is None else self._by_key.get(scope)
         return self._terms.within(wanted, view, scope, exact)
 
     def recent(
@@ -289,6 +287,7 @@ class SearchIndex:
         and 1 are exactly keyword and semantic. A filter (``query.filter``) narrows the
         candidates before the top ``limit`` is taken; keyword and semantic scores stay as they
         are (BM25 keeps the scope's statistics), hybrid fuses the candidates the filter keeps.
+        ``scope`` is normalized already (``check_scope``): it is matched as it is.
         """
         mode, weight = query.mode, query.weight
         if mode == "hybrid" and weight == 0.0:

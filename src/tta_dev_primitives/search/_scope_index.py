@@ -26,7 +26,7 @@ from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._arrays import gather
 from tta_dev_primitives.search._postings import split
-from tta_dev_primitives.search._scopes import normalize_scope, scope_prefixes
+from tta_dev_primitives.search._scopes import scope_prefixes
 
 __all__ = ["CACHED_SCOPE", "COMPACT_FROM", "MAX_MASKS", "ScopeIndex", "ScopeView"]
 
@@ -60,7 +60,10 @@ class _Mask:
 
 
 class ScopeIndex:
-    """Which documents each scope holds (every prefix of a key ending before a ``:``)."""
+    """Which documents each scope holds (every prefix of a key ending before a ``:``).
+
+    A scope asked about is normalized already (``check_scope``) and looked up as it is.
+    """
 
     __slots__ = ("_buckets", "_counts", "_lengths", "_masks")
 
@@ -129,7 +132,7 @@ class ScopeIndex:
 
     def members(self, scope: str, live: bytearray) -> list[int]:
         """The docnos of ``scope``'s live members (keys inside it, not a key equal to it)."""
-        return [d for d in self._buckets.get(normalize_scope(scope), ()) if live[d]]
+        return [d for d in self._buckets.get(scope, ()) if live[d]]
 
     def view(
         self, np: Any, scope: str, exact: int | None, exact_len: int, live: bytearray
@@ -138,7 +141,6 @@ class ScopeIndex:
 
         ``exact``/``exact_len``: the docno and length of a key equal to the scope, if any.
         """
-        scope = normalize_scope(scope)
         bucket = self._buckets.get(scope)
         size = len(live)
         inside = self._counts.get(scope, 0)  # members inside it; a key equal to it is not
@@ -173,7 +175,7 @@ class ScopeIndex:
     def rows(self, np: Any, scope: str, exact: int | None, live: bytearray) -> Any:
         """The docnos of ``scope``'s live members and of a key equal to it (``exact``), ascending:
         a new array."""
-        return self._rows(np, normalize_scope(scope), exact, live)
+        return self._rows(np, scope, exact, live)
 
     def _rows(self, np: Any, scope: str, exact: int | None, live: bytearray) -> Any:
         bucket = self._buckets.get(scope)

@@ -25,7 +25,14 @@ def in_scope(key: str, scope: str | None) -> bool:
 
 
 def normalize_scope(scope: str) -> str:
-    """``"u1:s1:"`` and ``"u1:s1"`` name the same scope."""
+    """``"u1:s1:"`` and ``"u1:s1"`` name the same scope: one trailing ``:`` is dropped.
+
+    Applied once, where a scope comes in (``_checks.check_scope``), never to a scope already
+    normalized: it is not idempotent. ``"u1::"`` is scope ``"u1:"`` (keys ``u1:`` and
+    ``u1::...``); normalized again it would become ``"u1"`` and take in every key of ``u1``.
+    So everything below the public methods (the search indexes, the stores, the Redis listing
+    and forget) takes a normalized scope as it is and matches it with ``in_scope``.
+    """
     return scope[:-1] if scope.endswith(":") and len(scope) > 1 else scope
 
 

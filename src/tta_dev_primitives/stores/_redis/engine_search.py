@@ -37,8 +37,8 @@ async def search(
 ) -> Rows | None:  # fmt: skip
     """``(key, score, sequence)`` best first, ties newest first (on a cluster, equal keyword
     scores past the candidates keep the engine's order); None if the engine cannot answer
-    this query (vectors of another size): the caller uses the replica. ``scope`` is
-    normalized (``normalize_scope``) by the caller, once."""
+    this query (vectors of another size): the caller uses the replica. ``scope`` was
+    normalized once, by ``check_scope``, and is used as it is."""
     mode, weight = query.mode, query.weight
     if mode == "hybrid" and weight == 0.0:
         mode = "keyword"

@@ -47,7 +47,6 @@ from tta_dev_primitives.exceptions import (
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
-from tta_dev_primitives.search._scopes import normalize_scope
 from tta_dev_primitives.stores._base import Document, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
@@ -269,11 +268,10 @@ class RedisIndex:
         if query.vector is not None and self.dims is None:
             self.dims = len(query.vector)
         await self.prepare(searching=True)
-        # Normalized once: "u1::" is scope "u1:", and normalizing that again would widen it to
-        # "u1" (the replica's index normalizes the scope it is given itself).
-        normal = None if scope is None else normalize_scope(scope)
+        # ``scope`` comes normalized (``check_scope``) and is used as it is: "u1::" arrives as
+        # "u1:", and normalizing that again would widen it to "u1".
         try:
-            answer = await self._engine_search(query, limit, normal)
+            answer = await self._engine_search(query, limit, scope)
         except BackendError as exc:
             if not _index_missing(exc):
                 raise
@@ -282,13 +280,13 @@ class RedisIndex:
             # and backfills it (searching with the replica until that is done), once.
             self.engine.cleared()
             await self.prepare(searching=True)
-            answer = await self._engine_search(query, limit, normal)
+            answer = await self._engine_search(query, limit, scope)
         if answer is not None:
             return answer
         replicas = self._replicas_for_topology()
         if query.vector is not None:
             replicas.expect_dims(len(query.vector))
-        replica = replicas.for_scope(normal)
+        replica = replicas.for_scope(scope)
         await replica.sync(self._pages(), self._heads())
         replicas.trim()
 
@@ -299,20 +297,20 @@ class RedisIndex:
         return await self._resolve(rank_replica, limit, replica.forget)
 
     async def _engine_search(
-        self, query: Query, limit: int, normal: str | None
+        self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]] | None:
         """The answer from the Query Engine, or None when it is not in use or cannot answer
         this query (the caller searches the replica)."""
         if not self.engine.in_use:
             return None
         await self._sweep_expired()
-        base = self.layout.scope_base(normal)
-        first = await self.engine.search(self.connection.call, query, limit, normal, base)
+        base = self.layout.scope_base(scope)
+        first = await self.engine.search(self.connection.call, query, limit, scope, base)
         if first is None:
             return None
 
         async def rank(want: int) -> Ranked:
-            found = first if want == limit else await self._engine_rank(query, want, normal)
+            found = first if want == limit else await self._engine_rank(query, want, scope)
             return [(key, score) for key, score, _ in found]
 
         return await self._resolve(rank, limit, lambda key: None)
