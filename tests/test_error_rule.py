@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -81,6 +82,24 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("recall scope not str", lambda: MemoryPrimitive().recall("q", scope=5), TypeError),  # type: ignore[arg-type]
     ("remember key ''", lambda: MemoryPrimitive().remember("", lambda o, c: {}), ValueError),
     ("remember key None", lambda: MemoryPrimitive().remember(None, lambda o, c: {}), TypeError),  # type: ignore[arg-type]
+    # A number past the largest float is out of range, not an OverflowError from float().
+    ("400-digit hybrid_weight", lambda: MemoryPrimitive(hybrid_weight=10**400), ValueError),
+    ("Fraction hybrid_weight past a float",
+     lambda: MemoryPrimitive(hybrid_weight=Fraction(10**400, 3)), ValueError),
+    ("400-digit redis_timeout", lambda: MemoryPrimitive(redis_timeout=10**400), ValueError),
+    ("400-digit recovery_interval", lambda: MemoryPrimitive(recovery_interval=10**400),
+     ValueError),
+    ("400-digit max_recovery_interval", lambda: MemoryPrimitive(max_recovery_interval=10**400),
+     ValueError),
+    ("400-digit load_timeout", lambda: MemoryPrimitive("redis://h", load_timeout=10**400),
+     ValueError),
+    ("400-digit cache redis_timeout",
+     lambda: CachePrimitive(STEP, lambda x, c: "k", backend="redis://h", namespace="c",
+                            redis_timeout=10**400), ValueError),
+    ("400-digit recall min_score", lambda: MemoryPrimitive().recall("q", min_score=10**400),
+     ValueError),
+    ("5000-digit max_size", lambda: MemoryPrimitive(max_size=-(10**5000)), ValueError),
+    ("5000-digit mode", lambda: MemoryPrimitive().recall("q", mode=10**5000), ValueError),  # type: ignore[arg-type]
     ("embedder dims 0", lambda: as_embedder(lambda texts: texts, dims=0), ValueError),
     ("embed not a model", lambda: as_embedder(5), TypeError),
     ("embed model string", lambda: as_embedder("no-provider"), ValueError),
@@ -114,6 +133,28 @@ MEMORY_CALLS: list[tuple[str, Callable[[MemoryPrimitive], Any], type[Exception]]
     ("limit not int", lambda m: m.search("q", limit="5"), TypeError),
     ("scope not str", lambda m: m.search("q", scope=5), TypeError),
     ("empty scope", lambda m: m.search("q", scope=":"), ValueError),
+    ("400-digit min_score", lambda m: m.search("q", min_score=10**400), ValueError),
+    (
+        "Fraction min_score past a float",
+        lambda m: m.search("q", min_score=Fraction(10**400)),  # type: ignore[arg-type]
+        ValueError,
+    ),
+    ("5000-digit ttl", lambda m: m.add("k", {"v": 1}, ttl=10**5000), ValueError),
+    ("5000-digit limit", lambda m: m.search("q", limit=-(10**5000)), ValueError),
+    ("400-digit touch ttl", lambda m: m.touch("k", 10**400), ValueError),
+    # A cursor's sequence is ASCII digits: "²" passes str.isdigit and int() refuses it; "١٢"
+    # int() reads as 12; 5,000 digits int() refuses.
+    ("cursor of '²'", lambda m: m.list_memories("u1", cursor="in_memory|²|u1:s1:a"), ValueError),
+    (
+        "cursor of Arabic-Indic digits",
+        lambda m: m.list_memories("u1", cursor="in_memory|١٢|u1:s1:a"),
+        ValueError,
+    ),
+    (
+        "cursor of 5000 digits",
+        lambda m: m.list_memories("u1", cursor="in_memory|" + "9" * 5000 + "|u1:s1:a"),
+        ValueError,
+    ),
 ]
 MEMORY_CALL_IDS = [case[0] for case in MEMORY_CALLS]
 

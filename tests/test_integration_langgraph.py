@@ -24,7 +24,11 @@ from conftest import eventually
 from langgraph_embed_test_utils import CharacterEmbeddings
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
-from tta_dev_primitives.exceptions import EmbeddingError, InvalidMemoryValueError
+from tta_dev_primitives.exceptions import (
+    EmbeddingError,
+    InvalidArgumentError,
+    InvalidMemoryValueError,
+)
 from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
 
 
@@ -251,8 +255,12 @@ async def test_an_empty_item_key_is_a_key_as_in_langgraph_s_stores(
 
 
 async def test_a_bad_ttl_is_named(store: MemoryPrimitiveStore) -> None:
-    for ttl in (-1, 0, float("inf"), "5"):
-        with pytest.raises(ValueError, match="ttl"):
+    """A number past the largest float (10**400 minutes) is refused as out of range, not an
+    OverflowError from ``math.isfinite``."""
+    from fractions import Fraction
+
+    for ttl in (-1, 0, float("inf"), "5", 10**400, Fraction(10**400, 3), -(10**5000)):
+        with pytest.raises(InvalidArgumentError, match="ttl"):
             await store.abatch([PutOp(("a",), "k", {"v": 1}, ttl=ttl)])  # type: ignore[arg-type]
     assert await store.memory.size() == 0
 

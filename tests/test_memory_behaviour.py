@@ -459,3 +459,58 @@ async def test_invalid_operations_raise_validation_errors(memory: MemoryPrimitiv
 
     with pytest.raises(pydantic.ValidationError):
         await memory.execute(op, WorkflowContext())
+
+
+@pytest.mark.parametrize(
+    ("op", "direct"),
+    [({"op": "add", "key": "k", "value": {"v": "x"}, "ttl": True},
+      lambda m: m.add("k", {"v": "x"}, True)),
+     ({"op": "add", "key": "k", "value": {"v": "x"}, "ttl": "5"},
+      lambda m: m.add("k", {"v": "x"}, "5")),
+     ({"op": "add", "key": "k", "value": {"v": "x"}, "ttl": 10**400},
+      lambda m: m.add("k", {"v": "x"}, 10**400)),
+     ({"op": "add", "key": b"k", "value": {"v": "x"}}, lambda m: m.add(b"k", {"v": "x"})),
+     ({"op": "search", "query": "x", "limit": True}, lambda m: m.search("x", True)),
+     ({"op": "search", "query": "x", "limit": "2"}, lambda m: m.search("x", "2")),
+     ({"op": "search", "query": "x", "limit": 2.0}, lambda m: m.search("x", 2.0)),
+     ({"op": "search", "query": b"x"}, lambda m: m.search(b"x"))],
+    ids=["ttl True", "ttl '5'", "ttl 10**400", "key bytes", "limit True", "limit '2'",
+         "limit 2.0", "query bytes"],
+)  # fmt: skip
+async def test_a_typed_operation_refuses_what_its_method_refuses(
+    memory: MemoryPrimitive, op: dict[str, Any], direct: Any
+) -> None:
+    """A dict operation is never coerced into what the method would refuse (True is not a TTL of
+    1 s, "2" not a limit of 2): it is a ValidationError naming the field, and nothing is
+    stored, where the method itself raises its typed error."""
+    import pydantic
+
+    await memory.add("x1", {"v": "x"})
+    await memory.add("x2", {"v": "x"})
+    with pytest.raises((InvalidArgumentError, InvalidArgumentTypeError)):
+        await direct(memory)
+    field = next(name for name in ("ttl", "limit", "key", "query") if name in op)
+    with pytest.raises(pydantic.ValidationError, match=field):
+        await memory.execute(op, WorkflowContext())
+    assert await memory.get("k") is None
+    assert await memory.size() == 2
+
+
+async def test_a_typed_operation_takes_what_its_method_takes(memory: MemoryPrimitive) -> None:
+    """What add and search accept, a dict operation accepts alike: a numpy or Fraction TTL, a
+    numpy int limit."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    ctx = WorkflowContext()
+    await memory.execute({"op": "add", "key": "a", "value": {"v": "x"}, "ttl": Fraction(7, 2)}, ctx)
+    await memory.execute({"op": "add", "key": "b", "value": {"v": "x"}, "ttl": np.float32(60)}, ctx)
+    await memory.execute({"op": "add", "key": "c", "value": {"v": "x"}, "ttl": 60}, ctx)
+    left = {key: ttl or 0.0 async for key, _, ttl in memory.items()}  # (None: no TTL)
+    assert left.keys() == {"a", "b", "c"}
+    assert 0 < left["a"] <= 3.5
+    assert 3.5 < left["b"] <= 60
+    assert 3.5 < left["c"] <= 60
+    found = await memory.execute({"op": "search", "query": "x", "limit": np.int64(2)}, ctx)
+    assert len(found) == 2

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_TTL",
     "SEARCH_ENGINES",
     "SEARCH_MODES",
+    "as_float",
     "check_count",
     "check_filter",
     "check_forget_scope",
@@ -47,6 +48,7 @@ __all__ = [
     "check_ttl",
     "is_huge_int",
     "is_unencodable",
+    "shown",
 ]
 
 # 100 years in seconds: far beyond any sensible memory, far below what Redis refuses as an
@@ -122,45 +124,57 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def as_float(value: Any) -> float:
+    """``float(value)`` of an ``is_real`` number; ``inf`` or ``-inf`` for one past the largest
+    float (``10**400``, ``Fraction(10**400)``), where ``float()`` raises OverflowError: every
+    range check below then refuses it with its own typed error."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, at most about 80 characters: ``repr`` of an int past
+    ``MAX_INT_DIGITS`` digits raises ValueError, and a 400-digit one helps no reader."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a number of more than {MAX_INT_DIGITS:,} digits"
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+
+
 def check_ttl(ttl: Any) -> float | None:
     """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool)."""
     if ttl is None:
         return None
-    if not is_real(ttl):
-        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
-    try:
-        seconds = float(ttl)
-    except OverflowError:  # an int beyond any float: a clear error, not a traceback
-        digits = len(str(abs(ttl)))
-        raise InvalidArgumentError(
-            f"ttl must be a positive number of seconds or None, got a {digits}-digit number"
-        ) from None
+    seconds = as_float(ttl) if is_real(ttl) else math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidArgumentError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        raise InvalidArgumentError(
+            f"ttl must be a positive number of seconds or None, got {shown(ttl)}"
+        )
     if seconds > MAX_TTL:
         raise InvalidArgumentError(
-            f"ttl must be at most {MAX_TTL} seconds (100 years), got {ttl!r}"
+            f"ttl must be at most {MAX_TTL} seconds (100 years), got {shown(ttl)}"
         )
     return seconds
 
 
 def check_seconds(name: str, value: Any) -> float:
     """A duration such as ``redis_timeout``: a positive, finite number of seconds."""
-    if not is_real(value):
-        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
-    seconds = float(value)
+    seconds = as_float(value) if is_real(value) else math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise InvalidArgumentError(
+            f"{name} must be a positive number of seconds, got {shown(value)}"
+        )
     return seconds
 
 
 def check_fraction(name: str, value: Any) -> float:
     """A share such as ``hybrid_weight``: a number from 0 to 1."""
-    if not is_real(value):
-        raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
-    share = float(value)
+    share = as_float(value) if is_real(value) else math.nan
     if not 0.0 <= share <= 1.0:
-        raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be a number from 0 to 1, got {shown(value)}")
     return share
 
 
@@ -168,9 +182,10 @@ def check_min_score(value: Any) -> float | None:
     """A search's ``min_score``: None or a finite number."""
     if value is None:
         return None
-    if not is_real(value) or not math.isfinite(value):
-        raise InvalidArgumentError(f"min_score must be a finite number or None, got {value!r}")
-    return float(value)
+    floor = as_float(value) if is_real(value) else math.nan
+    if not math.isfinite(floor):
+        raise InvalidArgumentError(f"min_score must be a finite number or None, got {shown(value)}")
+    return floor
 
 
 SEARCH_MODES = ("keyword", "semantic", "hybrid")
@@ -181,7 +196,7 @@ def check_search_engine(engine: Any) -> Literal["auto", "redis", "replica"]:
     """Where a Redis namespace is searched: "auto", "redis" (Query Engine) or "replica"."""
     if engine not in SEARCH_ENGINES:
         raise InvalidArgumentError(
-            f"search_engine must be 'auto', 'redis' or 'replica', got {engine!r}"
+            f"search_engine must be 'auto', 'redis' or 'replica', got {shown(engine)}"
         )
     return engine  # type: ignore[no-any-return]
 
@@ -190,7 +205,7 @@ def check_mode(mode: Any) -> str | None:
     """A search mode: None (the memory's default), "keyword", "semantic" or "hybrid"."""
     if mode is not None and mode not in SEARCH_MODES:
         raise InvalidArgumentError(
-            f"mode must be None, 'keyword', 'semantic' or 'hybrid', got {mode!r}"
+            f"mode must be None, 'keyword', 'semantic' or 'hybrid', got {shown(mode)}"
         )
     return mode  # type: ignore[no-any-return]
 
@@ -198,7 +213,7 @@ def check_mode(mode: Any) -> str | None:
 def check_count(name: str, value: Any) -> int:
     """A size or cap such as ``max_journal``: an int (not a bool) of at least 1."""
     if not is_integer(value) or value < 1:
-        raise InvalidArgumentError(f"{name} must be an int of at least 1, got {value!r}")
+        raise InvalidArgumentError(f"{name} must be an int of at least 1, got {shown(value)}")
     return int(value)
 
 
@@ -212,7 +227,7 @@ def check_limit(limit: Any) -> int:
     if not is_integer(limit):
         raise InvalidArgumentTypeError(f"limit must be an int, got {type(limit).__name__}")
     if limit < 1:
-        raise InvalidArgumentError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(f"limit must be at least 1, got {shown(limit)}")
     return int(limit)
 
 
@@ -306,7 +321,7 @@ def check_namespace(namespace: Any) -> str:
     """A namespace is a non-empty str without braces (Redis Cluster hash tags use them)."""
     if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
         raise InvalidArgumentError(
-            f"namespace must be a non-empty str without braces, got {namespace!r}"
+            f"namespace must be a non-empty str without braces, got {shown(namespace)}"
         )
     if not namespace.isascii() and is_unencodable(namespace):
         # (Every Redis key starts with it: each operation would be refused.)

@@ -43,7 +43,7 @@ from langgraph.store.base import (
 )
 
 from tta_dev_primitives._blocked import heavy_in_own_thread
-from tta_dev_primitives._checks import is_huge_int, is_real
+from tta_dev_primitives._checks import as_float, is_huge_int, is_real, shown
 from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
     InvalidArgumentError,
@@ -431,14 +431,14 @@ class MemoryPrimitiveStore(BaseStore):
         else:
             await heavy_in_own_thread(encode_value, op.value)
         ttl = op.ttl
-        if ttl is not None and (not is_real(ttl) or not ttl > 0):
-            raise InvalidArgumentError(
-                f"ttl must be a positive number of minutes or None, got {ttl!r}"
-            )
-        if ttl is not None and not isinstance(ttl, int | float):
-            ttl = float(ttl)  # a numpy number: stored as JSON
-        if ttl is not None and not math.isfinite(ttl):
-            raise InvalidArgumentError(f"ttl must be finite, got {ttl!r}")
+        if ttl is not None:
+            minutes = as_float(ttl) if is_real(ttl) else math.nan  # (10**400: inf, refused)
+            if not (math.isfinite(minutes) and minutes > 0):
+                raise InvalidArgumentError(
+                    f"ttl must be a positive, finite number of minutes or None, got {shown(ttl)}"
+                )
+            if not isinstance(ttl, int | float):
+                ttl = minutes  # a numpy number: stored as JSON
         chosen = op.index
         if chosen is not None and chosen is not False:
             chosen = _check_paths(chosen, "index")

@@ -20,6 +20,7 @@ __all__ = ["FORGET_PAGE", "MemoryPage", "decode_cursor", "encode_cursor", "forge
 FORGET_PAGE: Final = 500
 
 Position = tuple[int, str]
+_SEQUENCE_DIGITS: Final = 20
 
 
 class MemoryPage(NamedTuple):
@@ -44,7 +45,10 @@ def decode_cursor(cursor: Any) -> tuple[str, Position] | None:
             f"cursor must be a str from list_memories or None, got {cursor!r}"
         )
     parts = cursor.split("|", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
+    # ASCII digits only: ``isdigit`` also takes "²" (which ``int`` refuses) and "١٢" (which it
+    # reads as 12). No store numbers its writes past 20 digits (Redis's: microseconds, 16).
+    sequence = parts[1] if len(parts) == 3 else ""
+    if not (sequence.isascii() and sequence.isdigit() and len(sequence) <= _SEQUENCE_DIGITS):
         raise InvalidArgumentError(f"cursor {cursor[:80]!r} did not come from list_memories")
     return parts[0], (int(parts[1]), parts[2])
 

@@ -1,15 +1,21 @@
 """Typed memory operations, for running ``MemoryPrimitive`` as a workflow step.
 
 ``await memory.execute(AddMemory(key="k", value={...}), ctx)``; a plain dict with an ``op``
-field (``{"op": "get", "key": "k"}``) is validated into the matching model.
+field (``{"op": "get", "key": "k"}``) is validated into the matching model, strictly: a field
+takes what the method it stands for takes (``ttl`` and ``limit`` by that method's own check),
+never a value coerced from another type (``True`` is not a TTL of 1 s, ``"5"`` not a limit of 5).
+Anything else is a ``pydantic.ValidationError`` naming the field and the problem.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+from tta_dev_primitives._checks import check_limit, check_ttl
 
 __all__ = [
     "AddMemory",
@@ -20,6 +26,20 @@ __all__ = [
     "SearchMemory",
     "parse_operation",
 ]
+
+
+def _checked(check: Callable[[Any], Any]) -> BeforeValidator:
+    """Validate a field with the method's own argument check, so an operation accepts exactly
+    what the method does (a numpy int limit, a Fraction TTL) and nothing it refuses. The check's
+    message becomes the ValidationError's (pydantic reports a ValueError, not a TypeError)."""
+
+    def validate(value: Any) -> Any:
+        try:
+            return check(value)
+        except TypeError as exc:  # an InvalidArgumentTypeError
+            raise ValueError(str(exc)) from exc
+
+    return BeforeValidator(validate)
 
 
 class _Op(BaseModel):
@@ -33,7 +53,7 @@ class AddMemory(_Op):
     op: Literal["add"] = "add"
     key: str = Field(min_length=1)
     value: dict[str, Any]
-    ttl: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    ttl: Annotated[float | None, _checked(check_ttl)] = Field(default=None, gt=0)
 
 
 class GetMemory(_Op):
@@ -48,7 +68,7 @@ class SearchMemory(_Op):
 
     op: Literal["search"] = "search"
     query: str = ""
-    limit: int = Field(default=5, ge=1)
+    limit: Annotated[int, _checked(check_limit)] = Field(default=5, ge=1)
     scope: str | None = None
     mode: Literal["keyword", "semantic", "hybrid"] | None = None
 
@@ -81,4 +101,4 @@ def parse_operation(data: Any) -> AddMemory | GetMemory | SearchMemory | DeleteM
     """An operation model from a model or a dict; ``pydantic.ValidationError`` otherwise."""
     if isinstance(data, AddMemory | GetMemory | SearchMemory | DeleteMemory | ClearMemory):
         return data
-    return _adapter().validate_python(data, strict=False)
+    return _adapter().validate_python(data)  # strict, as the models are: nothing coerced
