@@ -75,15 +75,20 @@ async def page(
 async def forget(store: SearchableHybrid, scope: str) -> int:
     """Delete every memory in ``scope``, page by page; how many there were.
 
+    Only what was written before the call goes: a memory this process writes after it (an
+    ``add`` called while the forget runs: a newer version) stays and is not counted, in Redis
+    and in the in-process copy alike, as a clear keeps what is written while it runs.
+
     With Redis it needs Redis: if Redis fails part-way it raises ``IncompleteOperationError``
     with the count so far (the deletes already sent stand, or replay from the journal).
     """
+    forgetting = await store.begin_forget()  # its version, as called: before any other await
     removed, after = 0, None
     # First, writes of the scope made before now become stale in Redis: one journalled by
     # another process during an outage, and replayed after this forget, must not come back.
     if store.journal_size and not store.degraded:
         await store.flush()  # this process's own journalled writes of the scope land first
-    if (await store.mark_forgotten(scope)).fallback:
+    if (await store.mark_forgotten(scope, forgetting)).fallback:
         raise IncompleteOperationError(
             f"forget({scope!r}) deleted 0 memories: Redis is not answering; run it again once "
             "Redis is back",
@@ -102,7 +107,7 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
                 done=removed,
             )
         rows, after = served.value
-        results = await asyncio.gather(*(store.delete(key) for key, _, _ in rows))
+        results = await asyncio.gather(*(store.forget_key(key, forgetting) for key, _, _ in rows))
         removed += sum(bool(result.value) for result in results)
         if any(result.fallback for result in results):
             raise IncompleteOperationError(
@@ -112,5 +117,5 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
             )
         if after is None:
             break
-    await store.forget_local(scope)  # the stand-by copy may hold keys Redis no longer has
+    await store.forget_local(scope, forgetting)  # the copy may hold keys Redis no longer has
     return removed

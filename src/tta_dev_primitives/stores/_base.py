@@ -110,6 +110,16 @@ class StorageBackend(ABC):
     def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live ``(key, payload, seconds left or None)``, in no particular order."""
 
+    def write_mark(self) -> int:
+        """A mark of the writes applied so far, for ``delete_older`` (an in-process backend,
+        where one process's calls are the order; a server's writes carry versions instead)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no write marks")
+
+    async def delete_older(self, key: str, mark: int) -> bool:
+        """Remove ``key`` if its value was written before ``mark`` (``write_mark``) was taken;
+        True if it was removed (a forget's delete: a value written after the forget stays)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no write marks")
+
     async def touch(self, key: str, ttl: float | None, *, version: str = "") -> bool:
         """Restart ``key``'s clock: it expires ``ttl`` seconds from now (None: never); False
         if there is no such key. The payload is unchanged."""

@@ -41,10 +41,15 @@ class CancelledPuts:
             self._refused.append(put)
 
     def supersede(self, write: Write) -> None:
-        """``write`` (issued now) makes the copy of its key its own: no record may drop it."""
+        """``write`` (issued now) makes the copy of its key its own: no record may drop it.
+        Unless it is older than the cancelled put (a forget's delete carries the version the
+        forget was called with, and leaves a newer copy alone)."""
         if isinstance(write, Put | Delete):
-            self._pending.pop(write.key, None)
-            self._refused = [put for put in self._refused if put.key != write.key]
+            if self._pending.get(write.key, "") < write.version:
+                self._pending.pop(write.key, None)
+            self._refused = [
+                put for put in self._refused if put.key != write.key or put.version > write.version
+            ]
         elif isinstance(write, Clear):  # the copy holds none of them
             self._pending.clear()
             self._refused.clear()

@@ -51,7 +51,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from tta_dev_primitives._blocked import (
     LoopLock,
@@ -70,6 +70,7 @@ from tta_dev_primitives.exceptions import (
     UnsentWritesError,
 )
 from tta_dev_primitives.search._analyzer import Query
+from tta_dev_primitives.search._scopes import in_scope
 from tta_dev_primitives.stores._backoff import Backoff
 from tta_dev_primitives.stores._base import (
     Clear,
@@ -96,7 +97,7 @@ from tta_dev_primitives.stores._recovery import (
 )
 from tta_dev_primitives.stores._versions import VersionClock
 
-__all__ = ["HybridStore", "NoEvents", "SearchableHybrid", "Served", "StoreEvents"]
+__all__ = ["Forgetting", "HybridStore", "NoEvents", "SearchableHybrid", "Served", "StoreEvents"]
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -104,6 +105,18 @@ R = TypeVar("R")
 B = TypeVar("B", bound=StorageBackend)
 
 REPLAY_BATCH = 500
+#: At most this many seconds a forget waits for the writes of its scope called before it.
+FORGET_SETTLE = 10.0
+
+
+class Forgetting(NamedTuple):
+    """A ``forget`` as it was called (``HybridStore.begin_forget``): its ``version`` (Redis
+    removes, and from then on refuses, writes of the scope older than it) and the in-process
+    copy's write ``mark`` then (``StorageBackend.write_mark``): what this process writes after
+    the call is newer by both, so it survives the forget and is not counted."""
+
+    version: str
+    mark: int
 
 
 class HybridStore(Generic[B]):
@@ -333,11 +346,19 @@ class HybridStore(Generic[B]):
         if self._in_last_batch(key):
             await self._replay_now()
 
-    async def mark_forgotten(self, scope: str) -> Served[None]:
+    async def begin_forget(self) -> Forgetting:
+        """A forget as it is called: its version, and the in-process copy's write mark. Taken
+        with no await after the load of a durable journal (as a write's version is), so that
+        what this process writes after the forget was called is newer, and survives it."""
+        if not self._loaded:
+            await self._load()
+        return Forgetting(self.versions.next(), self.local.write_mark())
+
+    async def mark_forgotten(self, scope: str, forgetting: Forgetting) -> Served[None]:
         """Before a forget deletes ``scope``'s memories: tell the remote that writes in it older
-        than now are stale, so that another process's outage write of the scope, replayed
-        after the forget, does not bring a memory back. Needs the remote: served in-process
-        (``fallback``) when it is away, and then nothing is marked."""
+        than the forget are stale, so that another process's outage write of the scope,
+        replayed after the forget, does not bring a memory back. Needs the remote: served
+        in-process (``fallback``) when it is away, and then nothing is marked."""
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
@@ -345,20 +366,56 @@ class HybridStore(Generic[B]):
         if self._degraded:
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
+        await self._sent_before(scope, forgetting.version)
         try:
-            await remote.forget_mark(scope, self.versions.next())
+            await remote.forget_mark(scope, forgetting.version)
         except BackendUnavailableError as exc:
             self._fail(exc)
             return Served(None, self.local.kind, fallback=True)
         self._succeed()
         return Served(None, remote.kind)
 
-    async def forget_local(self, scope: str) -> int:
-        """Drop the in-process copy's memories in ``scope`` (after Redis forgot them)."""
+    async def _sent_before(self, scope: str, version: str) -> None:
+        """Wait until this process's writes of ``scope`` called before the forget of
+        ``version`` are no longer on their way (landed, journalled, or failed): one the mark
+        overtook would be refused as stale, gone but not counted. Usually one round trip; at
+        most ``FORGET_SETTLE`` seconds (a write of a loop that stopped never finishes)."""
+        deadline = time.monotonic() + FORGET_SETTLE
+        while self._in_flight.older(lambda key: in_scope(key, scope), version):
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.001)
+
+    async def forget_key(self, key: str, forgetting: Forgetting) -> Served[bool]:
+        """A forget's delete of ``key``: only a value written before the forget was called goes,
+        and True says one did. In Redis the delete carries the forget's version, so a newer
+        write of this process's own (an ``add`` called after the forget) stands, as it does for
+        a clear; another process's newer write is ordered as any live change is
+        (``_newest_wins``: the delete is retried past it). The in-process copy follows the same
+        rule (``delete_older``)."""
+        if not self._loaded:
+            await self._load()
+        await self._after_last_batch(key)  # as ``delete``: Redis says once that batch lands
+        pending = self._journal.pending(key) if self._in_last_batch(key) else None
+        local_had = await self.local.delete_older(key, forgetting.mark)
+        if self.remote is None:
+            return Served(local_had, self.local.kind)
+        served = await self._write(Delete(key, forgetting.version))
+        # None from Redis: a newer write of this process's own stands (not removed, not counted).
+        had = local_had if served.fallback else bool(served.value)
+        if pending is not None:
+            had = isinstance(pending, Put) and pending.version < forgetting.version
+        return Served(had, served.backend, served.fallback)
+
+    async def forget_local(self, scope: str, forgetting: Forgetting) -> int:
+        """Drop the in-process copy's memories in ``scope`` written before the forget was
+        called (after Redis forgot them: the copy may hold keys Redis no longer has); those
+        written since stay, as they do in Redis. How many were dropped."""
         rows, _ = await self.local.scope_page(scope, None, 1 << 62)
+        removed = 0
         for key, _, _ in rows:
-            await self.local.delete(key)
-        return len(rows)
+            removed += await self.local.delete_older(key, forgetting.mark)
+        return removed
 
     # -- the one decision ----------------------------------------------------------------------
 

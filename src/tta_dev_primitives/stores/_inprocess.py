@@ -49,6 +49,12 @@ class InProcessBackend(StorageBackend):
     async def clear(self, *, version: str = "") -> None:
         self.store.clear()
 
+    def write_mark(self) -> int:
+        return self.store.write_mark()
+
+    async def delete_older(self, key: str, mark: int) -> bool:
+        return self.store.delete_older(key, mark)
+
     async def size(self) -> int:
         return self.store.size()
 

@@ -26,11 +26,14 @@ __all__ = ["Clock", "LocalStore"]
 Clock = Callable[[], float]
 
 
-# (payload, deadline, version): a tuple, so the garbage collector can untrack it.
-_Entry = tuple[object, float | None, int]
+# (payload, deadline, version, written): a tuple, so the garbage collector can untrack it.
+# ``version`` is the store's count at the entry's last put or touch (listing order, deadlines);
+# ``written`` its count at the last put only: a touch changes no value (``delete_older``).
+_Entry = tuple[object, float | None, int, int]
 _PAYLOAD: Final = 0
 _DEADLINE: Final = 1
 _VERSION: Final = 2
+_WRITTEN: Final = 3
 
 
 class LocalStore:
@@ -117,7 +120,7 @@ class LocalStore:
             old = entries.get(key)
             if old is not None and old[_DEADLINE] is not None:
                 self._timed -= 1  # its heap entry is stale now
-            entries[key] = (payload, deadline, self._version)
+            entries[key] = (payload, deadline, self._version, self._version)
             entries.move_to_end(key)
             if deadline is not None:
                 self._timed += 1
@@ -166,7 +169,7 @@ class LocalStore:
                 self._timed -= 1  # its heap entry is stale now
             self._version += 1
             deadline = None if ttl is None else self._clock() + ttl
-            self._entries[key] = (entry[_PAYLOAD], deadline, self._version)
+            self._entries[key] = (entry[_PAYLOAD], deadline, self._version, entry[_WRITTEN])
             if deadline is not None:
                 self._timed += 1
                 heapq.heappush(self._expiries, (deadline, self._version, key))
@@ -180,6 +183,23 @@ class LocalStore:
         with self._lock:
             self._expire()
             if key not in self._entries:
+                return False
+            self._drop(key)
+            self._compact()
+            return True
+
+    def write_mark(self) -> int:
+        """A mark of the puts and touches made so far, for ``delete_older``."""
+        with self._lock:
+            return self._version
+
+    def delete_older(self, key: str, mark: int) -> bool:
+        """Remove ``key`` if its value was put before ``mark`` was taken (``write_mark``): a
+        value put since stays, even if it was touched since. False if nothing was removed."""
+        with self._lock:
+            self._expire()
+            entry = self._entries.get(key)
+            if entry is None or entry[_WRITTEN] > mark:
                 return False
             self._drop(key)
             self._compact()

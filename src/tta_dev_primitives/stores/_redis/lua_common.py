@@ -138,13 +138,15 @@ end
 
 -- If a write of `version` must not be applied, the newer version that stands (the key's, a
 -- clear's, or a forget's of a scope the key is in); else false. The key's own version again
--- is not stale: a write retried after a lost reply succeeds (PUT then changes nothing).
+-- is not stale: a write retried after a lost reply succeeds (PUT then changes nothing). Nor is
+-- a forget's own: its deletes carry its version, so that they remove only what is older (a
+-- newer write of the key stands), and no other write has it (versions are unique).
 local function stale(base, key, version)
   if version == '' then return false end
   local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
   if cv and cv >= version then return cv end
   local fv = forgotten(base, key)
-  if fv and fv >= version then return fv end
+  if fv and fv > version then return fv end
   local cur = redis.call('HGET', base .. VERSIONS, key)
   if cur and cur > version then return cur end
   return false

@@ -1,0 +1,138 @@
+"""A forget and adds of its scope at once, on every backend: the call order decides.
+
+What is promised (docs/production.md, "Ordering"; docs/memory.md): every ``add`` and ``forget``
+gets a version when it is called. A forget removes, and counts, the memories of its scope
+written before it was called; an ``add`` called after it (a newer version) stays and is not
+counted, as a clear keeps what is written while it runs. The same in-process, in Redis (plain,
+Cluster, Query Engine) and in the in-process stand-by copy that serves reads during an outage.
+In ``asyncio.gather(a(), b())`` ``a`` is called first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from conftest import Factory, namespace
+from tta_dev_primitives import MemoryPrimitive
+
+OLD = {"content": "said before the forget"}
+NEW = {"content": "said after the forget"}
+
+
+async def keys_of(memory: MemoryPrimitive, scope: str) -> list[str]:
+    page = await memory.list_memories(scope, limit=100)
+    assert page.cursor is None
+    return sorted(key for key, _ in page.items)
+
+
+async def standby(memory: MemoryPrimitive, key: str) -> Any:
+    """The in-process copy of ``key`` (the store itself when there is no Redis)."""
+    return await memory._store.local.get(key)  # type: ignore[attr-defined]
+
+
+async def prepare(memory: MemoryPrimitive, older: bool) -> None:
+    """Another user's memory (never touched), and with ``older`` one of u1's."""
+    await memory.add("u2:s1:b", {"content": "another user"})
+    if older:
+        await memory.add("u1:s1:old", OLD)
+    await memory.size()
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["u1-empty", "u1-holds-one"])
+async def test_an_add_called_after_forget_stays_and_is_not_counted(
+    memory: Any, older: bool
+) -> None:
+    """gather(forget, add): the add returns normally and its memory is there, in Redis and in
+    the stand-by copy; the forget counts only what was there before it."""
+    await prepare(memory, older)
+    forgot, added = await asyncio.gather(memory.forget("u1"), memory.add("u1:s1:a", NEW))
+    assert added is None
+    assert forgot == (1 if older else 0)
+    assert await memory.get("u1:s1:a") == NEW
+    assert await memory.get("u1:s1:old") is None
+    assert await keys_of(memory, "u1") == ["u1:s1:a"]
+    assert [k for k, _ in await memory.search_items("forget", 10, scope="u1")] == ["u1:s1:a"]
+    assert await memory.size() == 2
+    assert await standby(memory, "u1:s1:a") is not None
+    assert await standby(memory, "u1:s1:old") is None
+    assert await memory.get("u2:s1:b") == {"content": "another user"}
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["u1-empty", "u1-holds-one"])
+async def test_an_add_called_before_forget_is_forgotten_and_counted(
+    memory: Any, older: bool
+) -> None:
+    """gather(add, forget): the add was called first, so the forget removes it and counts it.
+    The namespace's first write (u1 empty) takes longer on the Query Engine (its index is made
+    first): the forget waits for it, not to overtake it (it would be gone but not counted)."""
+    if older:
+        await memory.add("u1:s1:old", OLD)
+    await memory.size()
+    added, forgot = await asyncio.gather(memory.add("u1:s1:a", NEW), memory.forget("u1"))
+    assert added is None
+    assert forgot == (2 if older else 1)
+    assert await memory.get("u1:s1:a") is None
+    assert await keys_of(memory, "u1") == []
+    assert await memory.size() == 0
+    assert await standby(memory, "u1:s1:a") is None
+
+
+async def test_adds_on_both_sides_of_a_forget(memory: Any) -> None:
+    """Adds called before the forget go (counted), those called after it stay (not counted),
+    however their writes interleave with the forget's pages."""
+    await prepare(memory, older=True)
+    before = [memory.add(f"u1:s{i % 2}:before{i}", OLD) for i in range(5)]
+    after = [memory.add(f"u1:s{i % 2}:after{i}", NEW) for i in range(5)]
+    results = await asyncio.gather(*before, memory.forget("u1"), *after)
+    assert results[5] == 6  # u1:s1:old and the five before
+    assert await keys_of(memory, "u1") == sorted(f"u1:s{i % 2}:after{i}" for i in range(5))
+    for i in range(5):
+        assert await memory.get(f"u1:s{i % 2}:after{i}") == NEW
+        assert await standby(memory, f"u1:s{i % 2}:after{i}") is not None
+        assert await standby(memory, f"u1:s{i % 2}:before{i}") is None
+    assert await memory.size() == 6
+
+
+async def test_a_memory_touched_after_forget_is_still_forgotten(memory: Any) -> None:
+    """A touch changes no value: a memory written before the forget goes even if touched after
+    it was called (its deadline is not a newer write), in-process as in Redis."""
+    await prepare(memory, older=True)
+    forgot, touched = await asyncio.gather(memory.forget("u1"), memory.touch("u1:s1:old", 60))
+    assert forgot == 1
+    assert isinstance(touched, bool)
+    assert await memory.get("u1:s1:old") is None
+    assert await standby(memory, "u1:s1:old") is None
+    assert await memory.size() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("ticks", [0, 1, 2, 6])
+@pytest.mark.parametrize("older", [False, True], ids=["u1-empty", "u1-holds-one"])
+async def test_the_standby_copy_keeps_an_add_called_after_forget(
+    redis_server_factory: Factory, ticks: int, older: bool
+) -> None:
+    """Plain Redis: an add called after the forget (a few turns of the loop later, so that it
+    lands in each step of the forget) is served by the stand-by copy once Redis stops
+    answering; what the forget removed is not."""
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url, namespace=namespace(), redis_timeout=0.5)
+    await prepare(memory, older)
+
+    async def later() -> None:
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        await memory.add("u1:s1:a", NEW)
+
+    forgot, _ = await asyncio.gather(memory.forget("u1"), later())
+    assert forgot == (1 if older else 0)
+    assert await memory.get("u1:s1:a") == NEW
+    assert await memory.size() == 2
+    with server.stalled():
+        assert await memory.get("u1:s1:a") == NEW  # the stand-by copy
+        assert not memory.using_redis
+        assert await memory.get("u1:s1:old") is None
+        assert await memory.get("u2:s1:b") == {"content": "another user"}
+    await memory.aclose()
