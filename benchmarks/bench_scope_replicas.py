@@ -10,7 +10,10 @@ replica keeps. ``namespace replica`` is the previous behaviour (``scope_replicas
 
 Then the memory a process's per-user replicas take at their cap (100,000 memories): one
 backend searches every user of a second namespace of ``--size`` chitchat turns (``_corpus``,
-~550 a user), and what that allocates (``tracemalloc``) is reported per memory held.
+~550 a user), and what that allocates (``tracemalloc``) is reported per memory held; with what
+Python's garbage collector sees of it: the objects it tracks per memory held, the full
+collections while the replicas fill (each scans every tracked object: the pauses a search
+waits out) and one full collection at the cap.
 """
 
 from __future__ import annotations
@@ -82,18 +85,48 @@ async def at_the_cap(url: str, size: int) -> dict[str, Any]:
     backend = RedisSearchBackend(url, namespace=ns, timeout=30, scope_replicas=True)
     await backend.search(query, 5, "u0")
     gc.collect()
+    tracked = len(gc.get_objects())
+    pauses: list[float] = []
+    gc.callbacks.append(_full_collections(pauses))
     tracemalloc.start()  # what Python and numpy allocate: not blurred by memory freed before
     before = tracemalloc.get_traced_memory()[0]
     for user in range(1, corpus.users):
         await backend.search(query, 5, f"u{user}")
+    gc.callbacks.pop()
     gc.collect()
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
+    tracked = len(gc.get_objects()) - tracked
+    start = time.perf_counter()
+    gc.collect()
+    full = time.perf_counter() - start
     replicas = backend.index.replicas
     assert replicas is not None
     held = sum(len(r.index) for r in replicas)
     await backend.aclose()
-    return {"users": corpus.users - 1, "held": held, "bytes_per_memory": grown / max(held, 1)}
+    return {
+        "users": corpus.users - 1,
+        "held": held,
+        "bytes_per_memory": grown / max(held, 1),
+        "tracked_per_memory": tracked / max(held, 1),
+        "full_collections": len(pauses),
+        "longest_collection_ms": max(pauses, default=0.0) * 1000,
+        "full_collection_ms": full * 1000,
+    }
+
+
+def _full_collections(pauses: list[float]) -> Any:
+    """A ``gc.callbacks`` entry appending each full (generation 2) collection's duration."""
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                pauses.append(time.perf_counter() - started[0])
+
+    return timed
 
 
 async def run(args: Any) -> dict[str, Any]:
@@ -143,6 +176,11 @@ def report(figures: dict[str, Any]) -> None:
     print(
         f"per-user replicas of {cap['users']} users' chitchat turns, {cap['held']:,} memories "
         f"held: {cap['bytes_per_memory'] / 1024:.2f} KB of process memory per memory"
+    )
+    print(
+        f"garbage collector: {cap['tracked_per_memory']:.2f} tracked objects per memory held; "
+        f"{cap['full_collections']} full collections while filling, the longest "
+        f"{cap['longest_collection_ms']:.0f} ms; one at the cap {cap['full_collection_ms']:.0f} ms"
     )
     print("scope replicas done")
 

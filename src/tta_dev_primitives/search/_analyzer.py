@@ -187,6 +187,9 @@ class Analyzer:
                 raise InvalidArgumentError(
                     f"no Snowball stemmer for language {self.language!r}; known: {known}"
                 ) from None
+            # Its own cache (a list per word, each tracked by the garbage collector) would
+            # repeat ``_cache``'s, which every word passes first.
+            stemmer.maxCacheSize = 0
             self._local.stemmer = stemmer
         return stemmer
 

@@ -10,32 +10,29 @@ says which is cheaper.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tta_dev_primitives.search._arrays import gather
-from tta_dev_primitives.search._postings import bisects, docnos, lookup
+from tta_dev_primitives.search._postings import Postings, bisects, count, docnos, lookup
 
 __all__ = ["bisecting_pays", "having", "holding"]
 
 
 def bisecting_pays(
-    members: int, terms: Sequence[str], postings: Mapping[str, array[int]], size: int
+    members: int, terms: Sequence[str], postings: Mapping[str, Postings], size: int
 ) -> bool:
     """Whether looking ``members`` up in the postings of ``terms`` costs less than marking
     those postings in a mask of ``size`` documents."""
-    marked = size + sum(len(postings.get(term, ())) for term in terms)
+    marked = size + sum(count(postings.get(term, Postings())) for term in terms)
     return bisects(members * len(terms), marked)
 
 
-def having(
-    np: Any, postings: Mapping[str, array[int]], live: bytearray, terms: Sequence[str]
-) -> Any:
+def having(np: Any, postings: Mapping[str, Postings], live: bytearray, terms: Sequence[str]) -> Any:
     """A mask over every docno: True where a live document holds every one of ``terms``."""
     size = len(live)
     mask = gather(np, live, np.bool_, slice(0, size)).copy()
-    for term in sorted(terms, key=lambda t: len(postings.get(t, ()))):  # rarest first
+    for term in sorted(terms, key=lambda t: len(postings.get(t, b""))):  # rarest first
         plist = postings.get(term)
         if plist is None:
             mask[:] = False
@@ -46,7 +43,7 @@ def having(
     return mask
 
 
-def holding(np: Any, postings: Mapping[str, array[int]], terms: Sequence[str], rows: Any) -> Any:
+def holding(np: Any, postings: Mapping[str, Postings], terms: Sequence[str], rows: Any) -> Any:
     """Those of ``rows`` (live docnos, ascending) holding every one of ``terms``."""
     for term in terms:
         plist = postings.get(term)

@@ -1,24 +1,32 @@
 """Packed postings: a document number, term frequency and length in one 64-bit entry.
 
-A term's postings are an append-only ``array("Q")`` of ``docno << 32 | tf << 20 | length``, so
-scoring never looks a document up. This module reads them as numpy arrays, asks a scope's mask
-about them, and renumbers every term's postings at once when the index renumbers.
+A term's postings are an append-only ``bytearray`` of native uint64 entries, each
+``docno << 32 | tf << 20 | length``, so scoring never looks a document up. A ``bytearray``, not
+an ``array("Q")``: the garbage collector tracks every ``array`` and none of the bytearrays, and
+an index holds about three lists a memory (1M of them made each full collection 112 ms longer).
+This module makes and reads them, asks a scope's mask about them, and renumbers every term's
+postings at once when the index renumbers.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 from tta_dev_primitives.search._arrays import numpy
 
 __all__ = [
     "LEN_MAX",
+    "PACK",
     "TF_MAX",
     "Held",
     "Matches",
+    "Postings",
     "bisects",
+    "count",
     "docnos",
     "lookup",
     "members_of",
@@ -27,6 +35,18 @@ __all__ = [
     "split",
     "unpack",
 ]
+
+#: A term's postings: native uint64 entries, 8 bytes each.
+Postings = bytearray
+#: One entry's 8 bytes, to append to a term's postings (``plist += PACK(entry)``).
+PACK: Final[Callable[[int], bytes]] = struct.Struct("=Q").pack
+_ENTRIES: Final = 8
+
+
+def count(plist: Postings) -> int:
+    """How many entries ``plist`` holds."""
+    return len(plist) // _ENTRIES
+
 
 #: Packed postings keep the document number in the high 32 bits of each uint64: on a
 #: little-endian machine, the second uint32 of the eight bytes (``_high``).
@@ -85,16 +105,17 @@ class Held:
         self._mask = mask
         self._bytes: bytes | None = None
 
-    def any_of(self, plist: Any) -> bool:
+    def any_of(self, plist: Postings) -> bool:
         """True if a member of the scope holds one of these postings."""
-        n = len(plist)
+        n = count(plist)
         if n <= self.SHORT:
             held = self._bytes
             if held is None:
                 held = self._bytes = bytes(self._mask.tobytes())
             if n == 1:  # (most: a word one memory holds)
-                return bool(held[plist[0] >> 32])
-            return any(held[p >> 32] for p in plist)
+                return bool(held[int.from_bytes(plist, sys.byteorder) >> 32])
+            with memoryview(plist).cast("Q") as entries:  # (released: the list may grow)
+                return any(held[p >> 32] for p in entries)
         np = numpy()
         docs = docnos(np, np.frombuffer(plist, dtype=np.uint64))
         return bool(self._mask[docs].any())
@@ -130,9 +151,7 @@ def reorders(np: Any, new_of: Any) -> bool:
     return len(moved) > 1 and not bool((moved[1:] > moved[:-1]).all())
 
 
-def renumbered(
-    postings: dict[str, array[int]], new_of: Any, reordered: bool
-) -> dict[str, array[int]]:
+def renumbered(postings: dict[str, Postings], new_of: Any, reordered: bool) -> dict[str, Postings]:
     """Every term's postings with document ``d`` renamed ``new_of[d]`` (dropped where it is
     -1), and terms left with none dropped. A list stays in increasing docno order (a filter
     bisects it: ``_facet_filter.holding``): sorted again if the new numbers are ``reordered``.
@@ -146,7 +165,7 @@ def renumbered(
     np = numpy()
     terms = list(postings)
     lists = list(postings.values())
-    sizes = np.fromiter(map(len, lists), dtype=np.intp, count=len(lists))
+    sizes = np.fromiter(map(count, lists), dtype=np.intp, count=len(lists))
     packed = np.frombuffer(b"".join(lists), dtype=np.uint64)
     d = new_of[_high(np, packed)]
     kept = d >= 0
@@ -161,20 +180,23 @@ def renumbered(
     if reordered:  # (documents written out of recency order: a replica's partitions)
         owner = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
         packed = packed[np.argsort(owner << 32 | (packed >> np.uint64(32)).astype(np.int64))]
-    return {
-        term: plist for term, plist in zip(terms, split(packed, ends, "Q"), strict=True) if plist
-    }
+    return {term: plist for term, plist in zip(terms, split(packed, ends), strict=True) if plist}
 
 
-def split(values: Any, ends: list[int], typecode: str) -> list[array[int]]:
-    """``values`` (a numpy array of 8-byte ints) cut before each of ``ends`` into ``array``s of
-    ``typecode``: what a renumbering's one numpy pass gives back, list by list."""
+def split(values: Any, ends: list[int], typecode: str | None = None) -> list[Any]:
+    """``values`` (a numpy array of 8-byte ints) cut before each of ``ends``: what a
+    renumbering's one numpy pass gives back, list by list, as ``Postings`` or, given a
+    ``typecode``, as ``array``s of it."""
     data = memoryview(values.tobytes())
-    out = []
+    out: list[Any] = []
     start = 0
     for end in ends:
-        part = array(typecode)
-        part.frombytes(data[8 * start : 8 * end])
-        out.append(part)
+        chunk = data[_ENTRIES * start : _ENTRIES * end]
+        if typecode is None:
+            out.append(Postings(chunk))
+        else:
+            part = array(typecode)
+            part.frombytes(chunk)
+            out.append(part)
         start = end
     return out

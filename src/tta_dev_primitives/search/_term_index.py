@@ -1,13 +1,13 @@
 """The keyword half of an index: term postings, BM25 statistics and scope masks, in numpy.
 
-Postings are one append-only ``array`` of 64-bit entries per term, each a document number,
-its term frequency and its length (``docno << 32 | tf << 20 | length``), so a query never looks
-a document up while scoring: 8 bytes a posting, one append per term of an add. A query reads
-the postings of its terms only (stop words never reach it), turns each into a vector of scores
-in one numpy expression and adds it into a dense accumulator: cost in proportion to the
-postings of the words asked about, never a per-document rescan. A scoped search filters the
-same postings through the scope's mask and scores with the scope's own statistics (see
-``_scope_index``).
+Postings are one append-only list of 64-bit entries per term (``_postings``), each a
+document number, its term frequency and its length (``docno << 32 | tf << 20 | length``), so a
+query never looks a document up while scoring: 8 bytes a posting, one append per term of an
+add. A query reads the postings of its terms only (stop words never reach it), turns each
+into a vector of scores in one numpy expression and adds it into a dense accumulator: cost in
+proportion to the postings of the words asked about, never a per-document rescan. A scoped
+search filters the same postings through the scope's mask and scores with the scope's own
+statistics (see ``_scope_index``).
 
 Document numbers are given by the caller, in increasing order. A removed document's stale
 postings are skipped by a liveness mask and compacted once a term has more stale than live.
@@ -16,7 +16,6 @@ Ranking (the top ``k`` and its ties) is the caller's: this index scores."""
 from __future__ import annotations
 
 import sys
-from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
@@ -28,9 +27,12 @@ from tta_dev_primitives.search._facet_filter import bisecting_pays, having, hold
 from tta_dev_primitives.search._facets import FACET_MARK
 from tta_dev_primitives.search._postings import (
     LEN_MAX,
+    PACK,
     TF_MAX,
     Held,
     Matches,
+    Postings,
+    count,
     members_of,
     renumbered,
     reorders,
@@ -85,7 +87,7 @@ class TermIndex:
     def clear(self) -> None:
         """Forget every document and term."""
         # term -> postings (docno << 32 | tf << 20 | length); df is len - stale[term].
-        self._postings: dict[str, array[int]] = {}
+        self._postings: dict[str, Postings] = {}
         self._stale: dict[str, int] = {}
         self._scopes = ScopeIndex()
         self._live = bytearray()  # docno -> 1 while that document is indexed
@@ -106,7 +108,7 @@ class TermIndex:
     @property
     def entries(self) -> int:
         """Postings stored, stale ones not yet compacted included."""
-        return sum(map(len, self._postings.values()))
+        return sum(map(count, self._postings.values()))
 
     def add(
         self, docno: int, key: str, counts: Mapping[str, int], length: int | None = None
@@ -134,16 +136,16 @@ class TermIndex:
         self._live.append(1)
         self._count += 1
         self._total_len += length
-        postings, get = self._postings, self._postings.get
+        postings, get, pack = self._postings, self._postings.get, PACK
         base = docno << 32 | length
         for term, tf in zip(terms, values, strict=True):
             plist = get(term)
             if plist is None:
-                postings[term] = array("Q", (base | tf << 20,))
+                postings[term] = Postings(pack(base | tf << 20))
                 if not term.startswith(FACET_MARK):  # facets are never a prefix's expansion
                     self._pending.append(term)
             else:
-                plist.append(base | tf << 20)
+                plist += pack(base | tf << 20)
         self._scopes.add(key, docno, length)
         return terms, tfs, length
 
@@ -155,7 +157,7 @@ class TermIndex:
         postings, stale = self._postings, self._stale
         for term in terms:
             dead = stale.get(term, 0) + 1
-            left = len(postings[term]) - dead
+            left = count(postings[term]) - dead
             if left == 0:
                 del postings[term]
                 stale.pop(term, None)
@@ -168,7 +170,9 @@ class TermIndex:
 
     def _compact(self, term: str) -> None:
         live = self._live
-        self._postings[term] = array("Q", [p for p in self._postings[term] if live[p >> 32]])
+        with memoryview(self._postings[term]).cast("Q") as entries:
+            kept = Postings().join(PACK(p) for p in entries if live[p >> 32])
+        self._postings[term] = kept
         self._stale.pop(term, None)
 
     def renumber(self, new_of: Any, count: int) -> None:
@@ -324,7 +328,7 @@ class TermIndex:
         return Plan(expansions, token_order(idfs), idfs, total_len / n_docs, matches, typed)
 
     def _df(self, term: str) -> int:
-        return len(self._postings[term]) - self._stale.get(term, 0)
+        return count(self._postings[term]) - self._stale.get(term, 0)
 
     def _read(
         self, terms: Sequence[str], view: ScopeView | None, typed: str | None = None
