@@ -1,4 +1,5 @@
-"""How a replica keeps up: only partitions that moved, reloads when Redis went back in time,
+"""How a replica keeps up: only partitions that moved, reloads when Redis went back in time
+(also once written to again after), never when a restart lost nothing,
 pages bounded by key bytes too, and an expiry heap with one live entry per key.
 
 All against real ``redis-server`` processes (a 3-master cluster for the partition count).
@@ -6,14 +7,16 @@ All against real ``redis-server`` processes (a 3-master cluster for the partitio
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, eventually, namespace
+from conftest import Factory, eventually, namespace, replayed
 from redis_server import LocalCluster, RedisServer
+from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
@@ -113,6 +116,100 @@ async def test_a_partition_behind_the_replica_is_reloaded(redis_server_factory: 
     finally:
         await raw.aclose()
         await backend.aclose()
+
+
+@pytest.mark.parametrize("scope", [None, "u1"])
+@pytest.mark.parametrize("writer", ["another process", "the searching process"])
+async def test_a_write_after_a_restart_from_an_older_snapshot_reloads_the_replica(
+    redis_server_factory: Factory, scope: str | None, writer: str
+) -> None:
+    """Restarted from an older snapshot and then written to, the partition's last sequence is
+    past what the replica read, and its epoch is the snapshot's: search still finds what
+    Redis holds again, and not what it lost (a review found 15 of 21 and a stale rewrite)."""
+    server = redis_server_factory()
+    ns = namespace()
+    raw = aioredis.Redis.from_url(server.url)
+    memory = MemoryPrimitive(server.url, namespace=ns, search_engine="replica", redis_timeout=10)
+    other = MemoryPrimitive(server.url, namespace=ns, search_engine="replica", redis_timeout=10)
+    try:
+        for i in range(20):
+            await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
+        await raw.save()
+        snapshot = server.dir / "snapshot.rdb"
+        shutil.copy(server.dir / "dump.rdb", snapshot)
+        for i in range(20, 30):
+            await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
+        for i in range(5):
+            assert await memory.delete(f"u1:s1:k{i:02}")
+        await memory.add("u1:s1:k05", {"content": "rewritten beta"})
+        assert len(await memory.search("alpha note", limit=100, scope=scope)) == 24
+        server.kill()
+        shutil.copy(snapshot, server.dir / "dump.rdb")
+        server.start()
+        await raw.aclose()
+        raw = aioredis.Redis.from_url(server.url)
+        assert await raw.exists(f"{ns}:doesnotexist") == 0  # the server answers
+
+        writing = other if writer == "another process" else memory
+        await writing.add("u1:s2:fresh", {"content": "alpha fresh"})
+        await replayed(writing)  # (the write may have met a dead pooled connection: an outage)
+        await replayed(memory)
+
+        found = await memory.search("alpha", limit=100, scope=scope)
+        expected = sorted([f"u1:s1:k{i:02}" for i in range(20)] + ["u1:s2:fresh"])
+        assert sorted(found_key(m) for m in found) == expected
+        assert {"content": "alpha note 5"} in found  # the rewrite was lost with the snapshot
+        assert await memory.search("beta", limit=10, scope=scope) == []
+    finally:
+        await raw.aclose()
+        await other.aclose()
+        await memory.aclose()
+
+
+async def test_a_restart_that_lost_nothing_is_not_reloaded(redis_server_factory: Factory) -> None:
+    """On a server of another run that holds everything the replica read (a restart from a
+    full snapshot; a failover or a resharding alike), a write and a search read that write
+    only, not the namespace again."""
+    server = redis_server_factory()
+    ns = namespace()
+    memory = MemoryPrimitive(server.url, namespace=ns, search_engine="replica", redis_timeout=10)
+    other = MemoryPrimitive(server.url, namespace=ns, search_engine="replica", redis_timeout=10)
+    raw = aioredis.Redis.from_url(server.url)
+    try:
+        for i in range(0, 2000, 200):
+            adds = [
+                other.add(f"u{j % 5}:s{j % 50}:{j}", {"content": f"note {j} about garage"})
+                for j in range(i, i + 200)
+            ]
+            await asyncio.gather(*adds)
+        assert await other.delete("u2:s7:7")
+        assert len(await memory.search("garage", limit=3000)) == 1999
+        await raw.save()
+        server.kill()
+        server.start()
+        await raw.aclose()
+        raw = aioredis.Redis.from_url(server.url)
+        await other.add("u1:s2:fresh", {"content": "fresh garage"})
+        await replayed(other)
+        await replayed(memory)
+        sent: dict[str, Any] = await raw.info("stats")
+        assert await memory.search("fresh garage", limit=1) == [{"content": "fresh garage"}]
+        after: dict[str, Any] = await raw.info("stats")
+        assert len(await memory.search("garage", limit=3000)) == 2000
+        read = after["total_net_output_bytes"] - sent["total_net_output_bytes"]
+        assert read < 20_000, f"{read} bytes read: the replica loaded the namespace again"
+    finally:
+        await raw.aclose()
+        await other.aclose()
+        await memory.aclose()
+
+
+def found_key(value: dict[str, Any]) -> str:
+    """The key a test memory of the restart test was written under, from its content."""
+    content = value["content"]
+    if content == "alpha fresh":
+        return "u1:s2:fresh"
+    return f"u1:s1:k{int(content.rsplit(' ', 1)[1]):02}"
 
 
 async def test_a_page_of_changes_counts_key_bytes(redis_server_factory: Factory) -> None:

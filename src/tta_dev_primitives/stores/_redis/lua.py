@@ -327,15 +327,23 @@ return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, 
 )
 
 # ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes,
-# seg ('' = the whole partition; else only keys of that first segment).
+# seg ('' = the whole partition; else only keys of that first segment), then optionally the
+# server run the caller last read the partition on ('' = none) and witnesses: key, seq pairs of
+# the newest writes and deletes it read.
 # Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more,
-# the last write seq looked at (or since), the partition's last seq or '0'}:
+# the last write seq looked at (or since), the partition's last seq or '0', this server's run
+# id ('' if INFO is refused), '1' if a witness is gone (else '0')}:
 # the writes after `since` in sequence order (a page), and the deletes after `since_del` as
 # {key, seq, ...}. Writes come as ONE string, a record per write: a header line
 # "<key bytes> <payload bytes or -1> <seq> <deadline ms or -> <vector bytes>\n", then the key,
 # the payload and the vector. (Thousands of separate reply elements cost the client ~10 us each
 # to parse; one string, ~1.) A page stops after `count` keys or `max_bytes` of keys and
 # payloads, whichever comes first: long keys count too.
+# A server that restarted from an older snapshot, or a replica promoted while it lagged, keeps the
+# partition's epoch; once written to again, its last seq passes what the caller read. So on
+# another run than the caller's, each witness must still be there at its seq or a later one
+# (rewritten, or deleted since): one that is not was lost, and the caller reads the partition
+# again.
 CHANGES = (
     MAY_RUN_FULL
     + COMMON
@@ -343,6 +351,20 @@ CHANGES = (
 local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seg = ARGV[6] or ''
+local run, lost = '', '0'
+local info = redis.pcall('INFO', 'server')
+if type(info) == 'string' then run = string.match(info, 'run_id:(%x+)') or '' end
+local was = ARGV[7] or ''
+if was ~= '' and run ~= '' and was ~= run then
+  for i = 8, #ARGV - 1, 2 do
+    local key, seq = ARGV[i], tonumber(ARGV[i + 1])
+    local at = tonumber(redis.call('ZSCORE', base .. LIVE, key) or '-1')
+    if at < seq then
+      at = tonumber(redis.call('ZSCORE', base .. TOMBS, key) or '-1')
+      if at < seq then lost = '1'; break end
+    end
+  end
+end
 sweep(base, 16)
 local facts = redis.call('HMGET', base .. FACTS, FACT_EPOCH, FACT_TRIMMED, FACT_SEGMENTS,
                          FACT_SEQ)
@@ -392,6 +414,6 @@ if since_del ~= '-' then
   if #dels >= 2 * count then more = 1 end
 end
 return {facts[1] or '', facts[2] or '0', string.format('%d', math.floor(now_us() / 1000)),
-        newest[2] or '0', table.concat(puts), dels, more, last, facts[4] or '0'}
+        newest[2] or '0', table.concat(puts), dels, more, last, facts[4] or '0', run, lost}
 """
 )

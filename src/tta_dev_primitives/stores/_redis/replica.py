@@ -12,7 +12,11 @@ The first search in a process reads the whole namespace in pages (about a second
 memories here); later ones read only what changed. A replica that finds its partition cleared
 (a new epoch), its tombstones trimmed away, or the partition behind what it has read (same
 epoch, a lower last sequence: Redis restarted from an older snapshot or failed over to a
-lagging replica) reloads that partition.
+lagging replica) reloads that partition. Once such a partition is written to again its last
+sequence passes the replica's, so the replica also sends the server run it read on, and the
+newest writes and deletes it read (``_WITNESSES`` of each): on another run (a restart, a
+failover, a resharding), a witness no longer at its sequence or a later one was lost, and the
+partition is reloaded.
 
 A replica may hold one first key segment only (``seg``, a user): it then reads that segment's
 own feed in each partition and nothing else. With several partitions (a cluster), a sync first
@@ -31,6 +35,7 @@ import heapq
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +66,13 @@ _CONCURRENT = 8  # partitions caught up at once
 _RESET_SLICE = 1000
 #: Records of a page indexed per turn of the event loop (a few ms of work).
 _APPLY_SLICE = 128
+#: The newest writes, and deletes, read from a partition that a server of another run is asked
+#: to still hold (``_outdated``): all of them rewritten since a restart that lost them is
+#: needed to miss one.
+_WITNESSES = 8
 
-Fetch = Callable[[str, str, str, str], Awaitable[Any]]  # base, since, since_del, seg
+#: base, since, since_del, seg, then the run read on and the witnesses (``_Cursor.check``)
+Fetch = Callable[[str, str, str, str, list[str]], Awaitable[Any]]
 Heads = Callable[[list[str]], Awaitable[list[Any]]]  # bases -> each partition's head or None
 # Stale deadline entries allowed in the expiry heap before it is compacted (beyond 1 per key).
 _HEAP_SLACK = 64
@@ -80,6 +90,16 @@ class _Cursor:
     # Bumped by each slice of a page applied and each reset: a page read before another
     # thread's sync applied (its own lock is per loop) is read again, not applied over it.
     turn: int = 0
+    run: str = ""  # the run id of the server last read from ('': unknown)
+    # The newest (key, seq) written and deleted that were read (``_WITNESSES`` each).
+    puts: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=_WITNESSES))
+    dels: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=_WITNESSES))
+
+    def check(self) -> list[str]:
+        """CHANGES's last arguments: the run read on and the witnesses (``_outdated``)."""
+        if not self.run:
+            return []
+        return [self.run, *(str(x) for pair in (*self.puts, *self.dels) for x in pair)]
 
 
 _Record = tuple[str, int, bytes | None, int | None, bytes | None]
@@ -116,6 +136,7 @@ def _outdated(cursor: _Cursor, reply: list[Any]) -> bool:
         epoch != (cursor.epoch or "")
         or (cursor.since_del is not None and gcut > cursor.since_del)
         or last < max(cursor.since, cursor.since_del or 0)
+        or (len(reply) > 10 and text_of(reply[10]) == "1")  # a witness lost (another run)
     )
 
 
@@ -207,7 +228,8 @@ class Replica:
             with self.guard:
                 turn, since = cursor.turn, str(cursor.since)
                 since_del = "-" if cursor.since_del is None else str(cursor.since_del)
-            reply = await fetch(base, since, since_del, self.seg)
+                check = cursor.check()
+            reply = await fetch(base, since, since_del, self.seg, check)
             with self.guard:
                 if cursor.turn != turn:
                     continue  # another thread's sync moved the partition on: read from there
@@ -260,6 +282,8 @@ class Replica:
             dels, more = reply[5], bool(int(reply[6]))
             looked = int(float(reply[7]))
             cursor.epoch = epoch or None
+            if len(reply) > 9:
+                cursor.run = text_of(reply[9])
             if cursor.since_del is None:
                 cursor.since_del = newest_del
             keys, own = cursor.keys, self._own
@@ -278,6 +302,7 @@ class Replica:
                 if payload is None:  # expired or deleted since the page was listed
                     self._drop(key, keys)
                     continue
+                cursor.puts.append((key, seq))
                 mine = own.pop(key, None)
                 if mine is not None and mine[0] == seq:
                     self._index(key, mine[1].terms, seq, mine[1].vector)
@@ -297,7 +322,9 @@ class Replica:
             cursor.since = max(cursor.since, looked)
             for i in range(0, len(dels), 2):
                 key = text_of(dels[i])
-                cursor.since_del = max(cursor.since_del, int(float(dels[i + 1])))
+                deleted = int(float(dels[i + 1]))
+                cursor.since_del = max(cursor.since_del, deleted)
+                cursor.dels.append((key, deleted))
                 if key in keys:
                     self._drop(key, keys)
                 if self._on_changed is not None:
@@ -379,6 +406,9 @@ class Replica:
         cursor.turn += 1
         keys, cursor.keys = cursor.keys, set()
         cursor.epoch, cursor.since, cursor.since_del, cursor.head = None, 0, None, None
+        cursor.run = ""
+        cursor.puts.clear()
+        cursor.dels.clear()
         deadline_of = self._deadline_of
         if all(not other.keys for other in self._cursors.values()):
             self.index.clear(keep_dim=True)

@@ -417,30 +417,34 @@ class RedisIndex:
 
         return heads
 
-    async def _changes(self, base: str, since: str, since_del: str, seg: str) -> Any:
-        """A page of changes within the per-call timeout (a replay's catch-up, a search's first)."""
-        return await self.connection.call(self._changes_call(base, since, since_del, seg))
+    async def _changes(
+        self, base: str, since: str, since_del: str, seg: str, check: Sequence[str] = ()
+    ) -> Any:
+        """A page of changes within the per-call timeout (a replay's catch-up, a search's first;
+        ``check``: see ``Replica``)."""
+        return await self.connection.call(self._changes_call(base, since, since_del, seg, check))
 
-    def _pages(self) -> Callable[[str, str, str, str], Awaitable[Any]]:
+    def _pages(self) -> Callable[[str, str, str, str, list[str]], Awaitable[Any]]:
         """One search's reader of change pages: until a page has arrived, within the per-call
         timeout (a stalled Redis is an outage, served in-process); after, within the load
         budget (a busy Redis, a large load in progress)."""
         arrived = False
 
-        async def page(base: str, since: str, since_del: str, seg: str) -> Any:
+        async def page(base: str, since: str, since_del: str, seg: str, check: list[str]) -> Any:
             nonlocal arrived
             if arrived:
-                return await self._patient(self._changes_call(base, since, since_del, seg))
-            reply = await self._changes(base, since, since_del, seg)
+                call = self._changes_call(base, since, since_del, seg, check)
+                return await self._patient(call)
+            reply = await self._changes(base, since, since_del, seg, check)
             arrived = True
             return reply
 
         return page
 
     def _changes_call(
-        self, base: str, since: str, since_del: str, seg: str
+        self, base: str, since: str, since_del: str, seg: str, check: Sequence[str] = ()
     ) -> Callable[[Any], Any]:
-        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg]
+        args = [base, since, since_del, PAGE_COUNT, PAGE_BYTES, seg, *check]
         keys = self.connection.declared(base, seg=seg)
         return lambda c: self.connection.script("CHANGES")(keys=keys, args=args)
 
