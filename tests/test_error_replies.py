@@ -125,8 +125,8 @@ async def test_writes_refused_mid_replay_stay_journalled_until_redis_takes_them(
     real_apply = remote.apply
     directory: list[str] = []
 
-    async def apply_then_fail_a_save(writes: Sequence[Write]) -> None:
-        await real_apply(writes)
+    async def apply_then_fail_a_save(writes: Sequence[Write], **options: Any) -> None:
+        await real_apply(writes, **options)
         if not directory:  # after the first batch has landed
             directory.append(await _refuse_writes_for_a_failed_save(admin))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
 
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
-from tta_dev_primitives.stores._base import Clear, Delete, Put, Write
+from tta_dev_primitives.stores._base import ApplyProgress, Clear, Delete, Put, Write
 from tta_dev_primitives.stores._inprocess import InProcessBackend
 from tta_dev_primitives.stores._recovery import Journal, Replay
 
@@ -58,10 +59,12 @@ def test_an_entry_replaced_while_in_flight_stays() -> None:
 class Refusing(InProcessBackend):
     """An in-process backend that refuses one key's writes for their data."""
 
-    async def apply(self, writes: Sequence[Write]) -> None:
+    async def apply(
+        self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
+    ) -> None:
         if any(getattr(w, "key", None) == "bad" for w in writes):
             raise BackendError("ERR refused")
-        await super().apply(writes)
+        await super().apply(writes, progress=progress)
 
     async def put(self, key: str, payload: object, ttl: float | None = None, *,
                   version: str = "") -> None:  # fmt: skip
@@ -96,3 +99,66 @@ async def test_an_availability_error_keeps_the_journal() -> None:
     with pytest.raises(BackendUnavailableError):
         await Replay(Down(10), journal, lambda: 0.0).run()
     assert len(journal) == 1
+
+
+class Hanging(InProcessBackend):
+    """Applies the first ``applied`` writes of a batch one by one (confirmed), then sends the
+    next one and never sees its reply: a replay cancelled (its loop ending) mid-batch."""
+
+    def __init__(self, applied: int) -> None:
+        super().__init__(100)
+        self.applied = applied
+        self.hung = asyncio.Event()
+
+    async def apply(
+        self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
+    ) -> None:
+        assert progress is not None
+        await super().apply(writes[: self.applied], progress=progress)
+        progress(self.applied + 1, self.applied)
+        await super().apply(writes[self.applied : self.applied + 1])  # it lands; no reply
+        self.hung.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_replay_cancelled_mid_batch_keeps_only_what_it_did_not_see_applied() -> None:
+    """Writes the remote confirmed leave the journal at once, not at the end of the batch; the
+    one sent without a reply stays, marked sent; ``lose`` tells it from the never-sent ones."""
+    remote = Hanging(applied=2)
+    journal = Journal()
+    for key in "abcde":
+        journal.add(Put(key, "{}"), None)
+    run = asyncio.create_task(Replay(remote, journal, lambda: 0.0).run())
+    await remote.hung.wait()
+    run.cancel()
+    await asyncio.wait([run])
+    assert keys(journal) == ["c", "d", "e"]
+    assert [e.sent for e in journal.entries()] == [True, False, False]
+    assert await remote.get("c") == "{}"  # (it did land)
+    assert journal.lose() == (2, 1)
+    assert (journal.dropped, journal.unconfirmed) == (2, 1)
+
+
+async def test_writes_sent_one_by_one_leave_the_journal_as_each_is_answered() -> None:
+    """After a refusal for its data, the batch is sent write by write: each answered write
+    leaves the journal, so a run cancelled meanwhile does not count them as unsent."""
+
+    class RefusingThenHanging(Refusing):
+        async def put(self, key: str, payload: object, ttl: float | None = None, *,
+                      version: str = "") -> None:  # fmt: skip
+            if key == "d":
+                self.hung.set()
+                await asyncio.Event().wait()
+            await super().put(key, payload, ttl)
+
+    remote = RefusingThenHanging(100)
+    remote.hung = asyncio.Event()
+    journal = Journal()
+    for key in ("a", "bad", "c", "d", "e"):
+        journal.add(Put(key, "{}"), None)
+    run = asyncio.create_task(Replay(remote, journal, lambda: 0.0).run())
+    await remote.hung.wait()
+    run.cancel()
+    await asyncio.wait([run])
+    assert keys(journal) == ["d", "e"]
+    assert journal.lose() == (1, 1)

@@ -177,11 +177,15 @@ class UnsentWritesError(BackendError):
     to keep them: those writes never reached the backend and are lost with the process.
 
     Raised after everything is closed (nothing leaks); ``unsent`` holds the count, which is also
-    added to ``journal_dropped``. With ``journal_path=`` they stay in the file instead and
-    ``aclose()`` does not raise. Leaving ``async with`` because of another exception does not
-    replace that exception: this one is then only logged.
+    added to ``journal_dropped``. ``unconfirmed`` counts the writes still journalled that a
+    replay had already sent, with no reply seen (it was cancelled, or Redis failed as it
+    answered): Redis may or may not hold them (also added to ``journal_unconfirmed``). With
+    ``journal_path=`` they stay in the file instead and ``aclose()`` does not raise. Leaving
+    ``async with`` because of another exception does not replace that exception: this one is
+    then only logged.
     """
 
-    def __init__(self, message: str, *, unsent: int) -> None:
+    def __init__(self, message: str, *, unsent: int, unconfirmed: int = 0) -> None:
         super().__init__(message)
         self.unsent = unsent
+        self.unconfirmed = unconfirmed

@@ -542,6 +542,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             "journal_size": self._store.journal_size,
             "journal_bytes": self._store.journal_bytes,
             "journal_dropped": self._store.journal_dropped,
+            "journal_unconfirmed": self._store.journal_unconfirmed,
             "journal_path": None if journal is None else journal.path,
             "journal_restored": self._store.journal_restored,
             "journal_corrupt": self._store.journal_corrupt,
@@ -586,7 +587,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """Replay any journalled writes if Redis is back, then close connections.
 
         Writes still journalled because Redis is down are lost with the process: after closing
-        everything, ``UnsentWritesError`` says how many (also counted in ``journal_dropped``).
+        everything, ``UnsentWritesError`` says how many (also counted in ``journal_dropped``),
+        and apart from them how many a replay had sent without seeing the reply, which Redis
+        may hold (``.unconfirmed``, counted in ``journal_unconfirmed``).
         With ``journal_path`` they stay in the file instead, for the next process to replay.
         """
         # A span of its own: the writes lost with the close are its memory.journal_dropped

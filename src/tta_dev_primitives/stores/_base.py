@@ -20,6 +20,7 @@ from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._versions import VersionClock
 
 __all__ = [
+    "ApplyProgress",
     "Clear",
     "Delete",
     "Document",
@@ -29,6 +30,12 @@ __all__ = [
     "Write",
     "send",
 ]
+
+
+#: ``apply``'s report of how far it got: ``(sent, applied)``, the first ``sent`` of its writes
+#: handed to the server (or about to be), the first ``applied`` of them confirmed by its reply.
+#: A caller cancelled (or failed) in between knows which writes' fate is unknown.
+ApplyProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +150,17 @@ class StorageBackend(ABC):
         None if none), or None if this backend keeps no versions (in-process ones)."""
         return None
 
-    async def apply(self, writes: Sequence[Write]) -> None:
-        """Apply writes in order (a server backend batches them into few round trips)."""
-        for write in writes:
+    async def apply(
+        self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
+    ) -> None:
+        """Apply writes in order (a server backend batches them into few round trips), telling
+        ``progress`` what it sends and what the server confirmed, as it goes."""
+        for done, write in enumerate(writes):
+            if progress is not None:
+                progress(done + 1, done)
             await send(self, write)
+            if progress is not None:
+                progress(done + 1, done + 1)
 
     def bind(  # noqa: B027 (optional hook: in-process backends keep no versions)
         self,

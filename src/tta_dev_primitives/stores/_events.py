@@ -25,7 +25,12 @@ class StoreEvents(Protocol):
         """The remote failed; operations are now served in-process."""
 
     def journal_dropped(self, dropped: int) -> None:
-        """A full journal dropped its ``dropped`` oldest writes."""
+        """A full journal dropped its ``dropped`` oldest writes (or the store closed during an
+        outage with them never sent)."""
+
+    def journal_unconfirmed(self, count: int) -> None:
+        """The store closed during an outage with ``count`` journalled writes that a replay had
+        sent with no reply seen: Redis may or may not hold them."""
 
     def dead_letters(self, count: int) -> None:
         """The remote refused ``count`` replayed writes for their data."""
@@ -47,6 +52,9 @@ class NoEvents:
         pass
 
     def journal_dropped(self, dropped: int) -> None:
+        pass
+
+    def journal_unconfirmed(self, count: int) -> None:
         pass
 
     def dead_letters(self, count: int) -> None:

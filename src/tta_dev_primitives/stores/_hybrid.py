@@ -228,6 +228,12 @@ class HybridStore(Generic[B]):
         return self._journal.dropped
 
     @property
+    def journal_unconfirmed(self) -> int:
+        """Writes still journalled when this store was closed during an outage that a replay had
+        sent with no reply seen: maybe stored, maybe lost (the rest is in ``journal_dropped``)."""
+        return self._journal.unconfirmed
+
+    @property
     def recovering(self) -> bool:
         """True while a background replay runs."""
         return alive(self._recovery)
@@ -914,33 +920,51 @@ class HybridStore(Generic[B]):
                     unsent, file.path,
                 )  # fmt: skip
         elif unsent and (self.report_unsent or file is not None):
-            # Never silently: counted as dropped journal entries, logged, and raised.
-            self._journal.dropped += unsent
-            self.events.journal_dropped(unsent)
+            # Never silently: counted, logged, and raised. Writes a replay sent whose reply it
+            # never saw (it was cancelled, or Redis failed) are told apart: Redis may hold them.
+            lost, unconfirmed = self._journal.lose()
+            if lost:
+                self.events.journal_dropped(lost)
+            if unconfirmed:
+                self.events.journal_unconfirmed(unconfirmed)
             where = (
                 "with journal_path= they would be replayed by the next process" if file is None
                 else f"the journal file {file.path} no longer holds them (deleted, or another "
                 "memory took the path)"
             )  # fmt: skip
             message = (
-                f"memory closed with {unsent} write{'s' if unsent != 1 else ''} journalled "
-                "during an outage still unsent "
-                f"to the backend ({self.last_error}); they are lost with this store ({where})"
+                f"memory closed with {_unsent(lost)} to the backend ({self.last_error}); they "
+                f"are lost with this store ({where}){_unconfirmed(unconfirmed)}"
             )
             log.error("%s", message)
-            raise UnsentWritesError(message, unsent=unsent)
+            raise UnsentWritesError(message, unsent=lost, unconfirmed=unconfirmed)
+
+
+def _unsent(lost: int) -> str:
+    return f"{lost} write{'s' if lost != 1 else ''} journalled during an outage still unsent"
+
+
+def _unconfirmed(count: int) -> str:
+    """What the close says of writes a replay sent without seeing their reply."""
+    if not count:
+        return ""
+    return (
+        f"; {count} more {'were' if count != 1 else 'was'} sent by a replay that ended before "
+        "the reply came (cancelled with its event loop, or Redis failed): they may or may not "
+        "be stored"
+    )
 
 
 def _lost_unclosed(journal: Journal, namespace: str) -> None:
-    """At exit (or when collected), a store never closed: log its journalled writes as lost."""
-    unsent = len(journal)
-    if unsent:
-        journal.dropped += unsent
+    """At exit (or when collected), a store never closed: log its journalled writes as lost,
+    apart from those a replay sent without seeing the reply (maybe stored)."""
+    if len(journal):
+        lost, unconfirmed = journal.lose()
         log.error(
-            "memory (namespace %r) was never closed: %d write%s journalled during an outage "
-            "still unsent are lost with it (await aclose() raises UnsentWritesError for them; "
-            "with journal_path= the next process would replay them)",
-            namespace, unsent, "s" if unsent != 1 else "",
+            "memory (namespace %r) was never closed: %s are lost with it%s (await aclose() "
+            "raises UnsentWritesError for them; with journal_path= the next process would "
+            "replay them)",
+            namespace, _unsent(lost), _unconfirmed(unconfirmed),
         )  # fmt: skip
 
 

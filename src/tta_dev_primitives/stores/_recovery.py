@@ -31,6 +31,12 @@ about the data (``BackendRefusedError``: OOM, an ACL), stops the run: the journa
 not sent, and the hybrid probes again later. A replayed write older than what Redis holds is
 not applied; the remote reports it (``bind``) and the hybrid counts it and drops its in-process
 copy.
+
+The remote reports each chunk of a batch as sent and as applied (``ApplyProgress``): an entry
+leaves the journal as soon as its chunk's reply is in, and an entry whose chunk was sent with no
+reply seen (the run cancelled with its event loop, or failed) is marked ``sent`` until a later
+run confirms it. So what a store closed (or never closed) then still holds splits honestly into
+writes never sent, lost, and writes whose fate is unknown (``Journal.lose``).
 """
 
 from __future__ import annotations
@@ -100,9 +106,11 @@ class Journalled:
     """A journalled write, with its TTL as a deadline so replay keeps only the remainder.
 
     ``seq`` and ``disk`` are its record's sequence and size in a durable journal file (0 if none).
+    ``sent``: a replay handed it to the remote and saw no reply (cancelled, or failed): the
+    remote may hold it already.
     """
 
-    __slots__ = ("deadline", "disk", "seq", "size", "write")
+    __slots__ = ("deadline", "disk", "sent", "seq", "size", "write")
 
     def __init__(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> None:
         self.write = write
@@ -110,6 +118,7 @@ class Journalled:
         self.size = _size(write)
         self.seq = seq
         self.disk = disk
+        self.sent = False
 
 
 class Journal:
@@ -133,6 +142,9 @@ class Journal:
         self.bytes = 0
         self.disk_bytes = 0
         self.dropped = 0  # writes dropped because the journal was full, since the start
+        # Writes still journalled when their store closed (or was collected) during an outage
+        # that were sent with no reply seen: maybe stored, maybe lost (``lose``).
+        self.unconfirmed = 0
         self.released: list[int] = []
         self._lock = fork_safe(threading.Lock())  # held by each change, never across an await
 
@@ -197,6 +209,17 @@ class Journal:
         if entry.seq:
             self.released.append(entry.seq)
 
+    def lose(self) -> tuple[int, int]:
+        """A store closed with writes still journalled: how many were never sent (lost; counted
+        in ``dropped``) and how many were sent with no reply seen (maybe stored; counted in
+        ``unconfirmed``)."""
+        with self._lock:
+            unconfirmed = sum(entry.sent for entry in self._entries.values())
+            unsent = len(self._entries) - unconfirmed
+            self.dropped += unsent
+            self.unconfirmed += unconfirmed
+        return unsent, unconfirmed
+
     def take_released(self) -> list[int]:
         """The sequences released since the last call."""
         with self._lock:
@@ -232,6 +255,26 @@ class Journal:
         """The version of ``key``'s journalled write, if it has one."""
         entry = self._entries.get(("k", key))
         return None if entry is None else entry.write.version
+
+
+class _Sending:
+    """A batch on its way (``ApplyProgress``): its entries are marked ``sent`` as the remote
+    sends them, and leave the journal as soon as it confirms them, so a run cancelled later in
+    the batch (its loop ending) does not leave applied writes there, to be reported lost."""
+
+    __slots__ = ("batch", "confirmed", "journal")
+
+    def __init__(self, journal: Journal, batch: Sequence[tuple[tuple[str, ...], Journalled]]):
+        self.journal = journal
+        self.batch = batch
+        self.confirmed = 0
+
+    def __call__(self, sent: int, applied: int) -> None:
+        for _, entry in self.batch[self.confirmed : sent]:
+            entry.sent = True
+        if applied > self.confirmed:
+            self.journal.done(self.batch[self.confirmed : applied])
+            self.confirmed = applied
 
 
 class Replay:
@@ -282,12 +325,14 @@ class Replay:
                     await self.remote.catch_up()
                 self.on_final()
             writes = self._replayable([entry for _, entry in batch])
+            sending = _Sending(journal, batch)
             try:
-                await self.remote.apply(writes)
+                await self.remote.apply(writes, progress=sending)
             except (BackendUnavailableError, BackendRefusedError):
-                raise  # the journal keeps it all: a full or locked Redis is retried later
+                raise  # the journal keeps the rest: a full or locked Redis is retried later
             except BackendError:
-                await self._one_by_one(writes)
+                done = sending.confirmed
+                await self._one_by_one(batch[done:], writes[done:])
             journal.done(batch)
             self.replayed += len(batch)
             if self.file is not None:
@@ -297,9 +342,12 @@ class Replay:
                 log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
         return self.replayed
 
-    async def _one_by_one(self, writes: Sequence[Write]) -> None:
+    async def _one_by_one(
+        self, batch: Sequence[tuple[tuple[str, ...], Journalled]], writes: Sequence[Write]
+    ) -> None:
         """Send each write alone; the ones refused for their data become dead letters."""
-        for write in writes:
+        for entry, write in zip(batch, writes, strict=True):
+            entry[1].sent = True
             try:
                 await self.remote.apply([write])  # a stale write is reported, not raised
             except (BackendUnavailableError, BackendRefusedError):
@@ -315,6 +363,7 @@ class Replay:
                     "letter (see get_backend_info()['dead_letters']): %s",
                     type(write).__name__.lower(), getattr(write, "key", None), exc,
                 )  # fmt: skip
+            self.journal.done([entry])  # answered: applied, reported stale, or refused
 
     def _replayable(self, batch: Sequence[Journalled]) -> list[Write]:
         """Writes with TTLs shortened by the time spent in the journal; expired puts delete."""

@@ -8,8 +8,10 @@ in-process), ``memory.hit`` (get), ``memory.result_count`` and ``memory.search_m
 (search). With an embedder, ``memory.embed`` spans (``embed.model``, ``embed.texts``) time each
 call to it, under the add or search that made it. Events: ``memory.fallback``
 on a switch to the in-process store, ``memory.journal_dropped`` (``memory.dropped_writes``) when a
-full journal drops writes, ``memory.dead_letters`` when Redis refuses replayed writes for their
-data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Redis.
+full journal drops writes (or a close during an outage leaves them unsent),
+``memory.journal_unconfirmed`` (``memory.unconfirmed_writes``) when that close leaves writes a
+replay sent without seeing the reply, ``memory.dead_letters`` when Redis refuses replayed writes
+for their data, and ``memory.recovered`` (``memory.replayed_writes``) on the return to Redis.
 ``memory.stale=True`` marks an add, delete or clear that Redis rejected as stale (it raised
 ``StaleWriteError``), or the recovery whose replay found writes older than what Redis holds.
 """
@@ -211,6 +213,10 @@ class StoreTelemetry:
     def journal_dropped(self, dropped: int) -> None:
         instruments().journal_dropped.add(dropped)
         current_span_event("memory.journal_dropped", {"memory.dropped_writes": dropped})
+
+    def journal_unconfirmed(self, count: int) -> None:
+        instruments().journal_unconfirmed.add(count)
+        current_span_event("memory.journal_unconfirmed", {"memory.unconfirmed_writes": count})
 
     def dead_letters(self, count: int) -> None:
         instruments().dead_letters.add(count)

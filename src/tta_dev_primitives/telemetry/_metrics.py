@@ -11,6 +11,8 @@ forward to it, so nothing here needs to know whether an SDK is configured. Names
 - ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
 - ``tta.memory.journal_dropped``: journalled writes dropped because the journal was full, or
   still unsent when ``aclose()`` ran during an outage.
+- ``tta.memory.journal_unconfirmed``: journalled writes still waiting when ``aclose()`` ran
+  during an outage that a replay had sent without seeing the reply (maybe stored, maybe lost).
 - ``tta.memory.dead_letters``: journalled writes the backend refused for their data on replay.
 - ``tta.memory.stale_writes``: writes Redis rejected as stale (a newer change of the key stood):
   a live write after its one retry (the caller got ``StaleWriteError``), or a replayed one.
@@ -47,6 +49,7 @@ class Instruments:
         "fallbacks",
         "invalid_values",
         "journal_dropped",
+        "journal_unconfirmed",
         "memory_operations",
         "recoveries",
         "replayed_writes",
@@ -70,6 +73,11 @@ class Instruments:
             "tta.memory.journal_dropped",
             unit="{write}",
             description="Journalled writes dropped: journal full, or unsent at close",
+        )
+        self.journal_unconfirmed: Counter = meter.create_counter(
+            "tta.memory.journal_unconfirmed",
+            unit="{write}",
+            description="Journalled writes sent without a reply seen, still waiting at close",
         )
         self.dead_letters: Counter = meter.create_counter(
             "tta.memory.dead_letters", unit="{write}", description="Replayed writes refused"

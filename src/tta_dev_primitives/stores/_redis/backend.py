@@ -28,6 +28,7 @@ from tta_dev_primitives.exceptions import (
     StaleWriteError,
 )
 from tta_dev_primitives.stores._base import (
+    ApplyProgress,
     Clear,
     Delete,
     Document,
@@ -335,30 +336,48 @@ class RedisBackend(StorageBackend):
             if self.index is not None:
                 self.index.cleared()
 
-    async def apply(self, writes: Sequence[Write]) -> None:
+    async def apply(
+        self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
+    ) -> None:
         """Replay writes in order, pipelined in chunks; a Clear splits the pipeline.
 
         A chunk (one call under the timeout) holds at most ``_REPLAY_CHUNK`` writes and about
         ``_REPLAY_BYTES`` of payload, so large values do not make one call too long.
+        ``progress`` hears of each chunk as it is sent and once its replies are in: a replay
+        cancelled (or failed) in between knows that only that chunk's fate is unknown.
         """
+        report = progress or _no_progress
         await self.connection.ready()
         chunk: list[Put | Delete] = []
         size = 0
-        for write in writes:
+        start = 0  # the position in ``writes`` of the chunk's first write
+        for position, write in enumerate(writes):
             if isinstance(write, Clear):
-                await self._pipeline(chunk)
-                chunk, size = [], 0
+                await self._chunk(chunk, start, report)
                 # A replayed clear that stops part-way stays unavailable (not incomplete): the
                 # journal keeps it and the next replay finishes it (a versioned clear is
                 # idempotent).
+                report(position + 1, position)
                 await self._clear_pages(write.version, Progress())
+                report(position + 1, position + 1)
+                chunk, size, start = [], 0, position + 1
             else:
                 chunk.append(write)
                 size += len(write.payload) if isinstance(write, Put) else 0
                 if len(chunk) >= _REPLAY_CHUNK or size >= _REPLAY_BYTES:
-                    await self._pipeline(chunk)
-                    chunk, size = [], 0
-        await self._pipeline(chunk)
+                    await self._chunk(chunk, start, report)
+                    chunk, size, start = [], 0, position + 1
+        await self._chunk(chunk, start, report)
+
+    async def _chunk(
+        self, chunk: Sequence[Put | Delete], start: int, report: ApplyProgress
+    ) -> None:
+        """One chunk of ``apply``, at ``start`` in its writes, reported sent, then applied."""
+        if chunk:
+            end = start + len(chunk)
+            report(end, start)
+            await self._pipeline(chunk)
+            report(end, end)
 
     async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
         if not writes:
@@ -462,6 +481,10 @@ class RedisBackend(StorageBackend):
 
     async def aclose(self) -> None:
         await self.connection.aclose()
+
+
+def _no_progress(sent: int, applied: int) -> None:
+    """``apply``'s report when nobody asked for one."""
 
 
 def _put_args(
