@@ -87,6 +87,27 @@ async def test_refused_entries_become_dead_letters_and_the_rest_lands() -> None:
     assert await remote.get("b") == "{}"
 
 
+async def test_a_backend_whose_apply_predates_progress_is_still_replayed() -> None:
+    """A user's backend overriding ``apply(writes)`` without ``progress=`` (the signature the
+    seam had before) gets its batch whole, and the journal drains."""
+
+    class Batching(InProcessBackend):
+        batches: list[int] = []  # noqa: RUF012 (one test's record)
+
+        async def apply(self, writes: Sequence[Write]) -> None:  # type: ignore[override]
+            self.batches.append(len(writes))
+            for write in writes:
+                await super().apply([write])
+
+    remote = Batching(100)
+    journal = Journal()
+    for key in ("a", "b", "c"):
+        journal.add(Put(key, "{}"), None)
+    assert await Replay(remote, journal, lambda: 0.0).run() == 3
+    assert (len(journal), remote.batches) == (0, [3])
+    assert await remote.get("c") == "{}"
+
+
 async def test_an_availability_error_keeps_the_journal() -> None:
     """A remote that fails for availability stops the replay; nothing leaves the journal."""
 

@@ -42,6 +42,7 @@ writes never sent, lost, and writes whose fate is unknown (``Journal.lose``).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import logging
 import threading
@@ -277,6 +278,16 @@ class _Sending:
             self.confirmed = applied
 
 
+def _reports_progress(remote: StorageBackend) -> bool:
+    """Whether ``remote.apply`` takes ``progress=`` (a user's backend overriding ``apply`` with
+    the signature it had before may not: its batch is then sent and confirmed whole). Asked
+    once a batch: ~10 us against a batch's round trips."""
+    try:
+        return "progress" in inspect.signature(remote.apply).parameters
+    except (TypeError, ValueError):  # (no signature to read: a C or wrapped callable)
+        return False
+
+
 class Replay:
     """Probe the remote and drain a journal into it; see the module docstring."""
 
@@ -327,7 +338,12 @@ class Replay:
             writes = self._replayable([entry for _, entry in batch])
             sending = _Sending(journal, batch)
             try:
-                await self.remote.apply(writes, progress=sending)
+                if _reports_progress(self.remote):
+                    await self.remote.apply(writes, progress=sending)
+                else:  # a backend of the user's, whose apply predates ``progress``
+                    sending(len(writes), 0)
+                    await self.remote.apply(writes)
+                    sending(len(writes), len(writes))
             except (BackendUnavailableError, BackendRefusedError):
                 raise  # the journal keeps the rest: a full or locked Redis is retried later
             except BackendError:
