@@ -25,7 +25,7 @@ import redis as redis_sync
 from redis.asyncio.cluster import RedisCluster
 
 from conftest import eventually, fast_recovery, replayed, tcp_relay
-from redis_server import LocalCluster, RedisServer
+from redis_server import LocalCluster, RedisServer, free_port
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendUnavailableError
 from tta_dev_primitives.stores._base import Put
@@ -153,6 +153,45 @@ async def test_a_memory_journals_a_write_no_replica_confirmed_and_replays_it(
         assert await memory.get("u0:s:late") == {"content": "kept"}
         await memory.clear()
     finally:
+        await memory.aclose()
+
+
+async def test_a_write_waiting_on_a_master_demoted_under_it_is_journalled(
+    primary_and_replica: tuple[RedisServer, RedisServer],
+) -> None:
+    """A master demoted while a write waits there for its replica (WAIT 1) answers the WAIT
+    ``UNBLOCKED ... (master -> replica?)``, as in a cluster's ``CLUSTER FAILOVER TAKEOVER``:
+    an outage, so the write returns journalled and is replayed once a master serves (a review
+    found it raised ``BackendError``, though the docs promise a failover falls back)."""
+    primary, replica = primary_and_replica
+    ns = f"t:{uuid4().hex[:8]}"
+    # A long timeout: the write is still waiting on its replica when the master is demoted.
+    memory = MemoryPrimitive(primary.url, namespace=ns, redis_timeout=30.0,
+                             recovery_interval=0.1, max_recovery_interval=0.5)  # fmt: skip
+    admin = redis_sync.Redis(port=primary.port)
+    try:
+        await memory.add("u0:s:first", {"content": "stored"})
+        assert memory.using_redis
+        with replica.stalled():
+            add = asyncio.create_task(memory.add("u0:s:late", {"content": "kept"}))
+
+            def waiting() -> bool:
+                return any(c.get("cmd") == "wait" for c in admin.client_list())
+
+            await eventually(waiting, within=20)
+            # Demoted: a replica of a server that is not there (it stays one until told).
+            admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+            async with asyncio.timeout(60):  # a hang guard
+                await add  # returns: journalled, not raised
+            assert not memory.using_redis
+            assert memory.get_backend_info()["journal_size"] == 1
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+        await replayed(memory)
+        await eventually(lambda: any(b"late" in k for k in admin.keys(f"*{ns}*")), 10)
+        assert await memory.get("u0:s:late") == {"content": "kept"}
+        await memory.clear()
+    finally:
+        admin.close()
         await memory.aclose()
 
 

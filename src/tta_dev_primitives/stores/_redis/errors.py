@@ -58,6 +58,10 @@ UNAVAILABLE = (
 UNAVAILABLE_REPLIES = (
     "NOAUTH", "WRONGPASS", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
     "MISCONF", "BUSY", "NOREPLICAS",
+    # A master demoted (a cluster's CLUSTER FAILOVER [TAKEOVER], REPLICAOF) while a call waited
+    # there, in the WAIT after a write: whether a replica has the write is unknown, so it is
+    # journalled and replayed on the new master, as for a write whose reply was lost.
+    "UNBLOCKED",
     # A script that reached a key of a slot being resharded on the other master (a memory's
     # value a page or sweep reads: every other key is declared, ``Layout.declared``). Redis
     # stopped it at that command; a write is journalled and replayed once the move ends (what
