@@ -96,6 +96,74 @@ def test_master_failover_loses_no_writes(redis_binary: str) -> None:
     assert report["size"] == report["written"]
 
 
+def test_the_master_the_url_names_can_die(redis_binary: str) -> None:
+    """Kill the master whose address is the URL, and keep it down: once its replica took over,
+    a memory made before recovers from the other nodes it knew (its journal replayed, later
+    writes on Redis), nothing lost; a fresh memory that knows only the dead node serves
+    in-process (an outage, said at aclose), and one told of a live node too serves from Redis.
+
+    A review found every process degraded until the dead node came back (a new client always
+    began at the URL's node). Own process: see ``test_master_failover_loses_no_writes``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("cluster_seed_failover.py")
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", str(script), redis_binary],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["failed_over"] is True
+    assert report["recovered"] is True, report
+    assert (report["journal_after"], report["unsent"]) == (0, 0), report
+    assert report["written"] == 90
+    assert report["missing"] == 0
+    assert (report["alone_using_redis"], report["alone_backend"]) == (False, "in-memory")
+    assert report["alone_close"] == "UnsentWritesError(1)"
+    assert report["listed_using_redis"] is True
+    assert report["listed_topology"] == "cluster"
+    assert report["listed_found"] is True
+    assert report["listed_reads_old"] is True
+
+
+def test_a_url_may_name_several_nodes_of_a_cluster() -> None:
+    """``redis://h1:p1,h2:p2/0``: every node is known, the rest of the URL is each one's, the
+    password is hidden, and a malformed node is refused at construction."""
+    from tta_dev_primitives.exceptions import InvalidArgumentError
+    from tta_dev_primitives.stores._urls import check_redis_url, cluster_nodes, redact_url
+
+    url = "rediss://app:s3cretQZ@h1:7000,[::1]:7001,h3/0?ssl_cert_reqs=none"
+    assert check_redis_url(url) == url
+    assert cluster_nodes(url) == (
+        "rediss://app:s3cretQZ@h1:7000/0?ssl_cert_reqs=none",
+        [("h1", 7000), ("::1", 7001), ("h3", 6379)],
+    )
+    assert redact_url(url) == "rediss://app:***@h1:7000,[::1]:7001,h3/0?ssl_cert_reqs=none"
+    assert cluster_nodes("redis://h1:7000/0") == ("redis://h1:7000/0", [])
+    for bad in ("redis://h1:7000,h2:x/0", "redis://h1:7000,,h2/0", "redis://h1:7000,h2:0/0"):
+        with pytest.raises(InvalidArgumentError, match="cluster node"):
+            check_redis_url(bad)
+    assert MemoryPrimitive(url).get_backend_info()["url"] == redact_url(url)
+
+
+async def test_several_nodes_that_are_not_a_cluster_are_refused(
+    redis_server_factory: Any,
+) -> None:
+    """A URL naming several standalone servers is wrong, not down: the call raises
+    ``BackendRefusedError`` and nothing is journalled as if it would reach Redis later."""
+    from tta_dev_primitives.exceptions import BackendRefusedError
+
+    a, b = redis_server_factory(), redis_server_factory()
+    memory = MemoryPrimitive(f"redis://127.0.0.1:{a.port},127.0.0.1:{b.port}/0")
+    with pytest.raises(BackendRefusedError, match="several nodes"):
+        await memory.add("u1:s1:a", {"content": "nowhere"})
+    assert memory.get_backend_info()["journal_size"] == 0
+    await memory.aclose()
+
+
 def test_cluster_info_before_connecting_says_unknown(redis_cluster: LocalCluster) -> Any:
     """Before the first call nothing is known about the server; nothing is claimed."""
     memory = MemoryPrimitive(redis_cluster.url)

@@ -40,6 +40,9 @@ TEMPLATES = [
     "redis://:{pw}@localhost:6379/abc",
     "redis://:{pw}@:6379/0",
     "redis://:{pw}@localhost:port/0",
+    "redis://user:{pw}@h1:7000,h2:7001/0",
+    "redis://:{pw}@h1:7000,h2:port/0",
+    "redis://h1:7000,h2/0?password={pw}",
     "redis://:{pw}@localhost/0?socket_timeout=abc",
     "http://:{pw}@localhost/0",
 ]

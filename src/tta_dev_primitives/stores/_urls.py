@@ -27,8 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 
-__all__ = ["SENTINEL_SCHEME", "SentinelTarget", "check_redis_url", "redact_url", "scrub",
-           "sentinel_target"]  # fmt: skip
+__all__ = ["SENTINEL_SCHEME", "SentinelTarget", "check_redis_url", "cluster_nodes", "redact_url",
+           "scrub", "sentinel_target"]  # fmt: skip
 
 SENTINEL_SCHEME = "redis+sentinel"
 SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
@@ -36,6 +36,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _QUERY_SECRET = re.compile(r"(?i)[?&;](?:sentinel_)?password=")
 #: Sentinel's own port, when a sentinel's address names none.
 SENTINEL_PORT = 26379
+#: Redis's port, when a cluster node's address in a list of them names none.
+REDIS_PORT = 6379
 #: What a ``redis+sentinel://`` URL's query may set: how to authenticate to the sentinels.
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 HIDDEN = "***"
@@ -148,6 +150,8 @@ def check_redis_url(url: object) -> str:
     if url.startswith(f"{SENTINEL_SCHEME}://"):
         _sentinel_target(url, invalid)
         return url
+    first, _ = _cluster_nodes(url, invalid)
+    parts = _split(first)  # a list of cluster nodes: the rest is checked with the first
     safe = parts.scheme
     if parts.userinfo is not None:
         user, _ = _user_and_password(parts.userinfo)
@@ -237,10 +241,42 @@ def _sentinel_target(url: str, invalid: Callable[[str], InvalidArgumentError]) -
     )  # fmt: skip
 
 
+def cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """For a ``redis://`` or ``rediss://`` URL naming several nodes of one Redis Cluster
+    (``host[:port],host[:port]...``, as ``check_redis_url`` accepted it): the same URL naming
+    only the first, and every node's (host, port); for any other URL: itself and ``[]``."""
+    return _cluster_nodes(url, _invalid(url))
+
+
+def _cluster_nodes(
+    url: str, invalid: Callable[[str], InvalidArgumentError]
+) -> tuple[str, list[tuple[str, int]]]:
+    if not url.startswith(("redis://", "rediss://")):
+        return url, []
+    parts = _split(url)
+    found = _AUTHORITY_END.search(parts.rest)
+    end = len(parts.rest) if found is None else found.start()
+    hosts = parts.rest[:end]
+    if "," not in hosts:
+        return url, []
+    addresses = hosts.split(",")
+    nodes = [_address(a, invalid, REDIS_PORT, "a cluster node") for a in addresses]
+    head = parts.scheme + ("" if parts.userinfo is None else parts.userinfo + "@")
+    tail = parts.rest[end:] + ("" if parts.query_secret is None else parts.query_secret)
+    return head + addresses[0] + tail, nodes
+
+
 def _sentinel_address(
     address: str, invalid: Callable[[str], InvalidArgumentError]
 ) -> tuple[str, int]:
     """``host``, ``host:port`` or ``[ipv6]:port`` of one sentinel (port 26379 by default)."""
+    return _address(address, invalid, SENTINEL_PORT, "a sentinel")
+
+
+def _address(
+    address: str, invalid: Callable[[str], InvalidArgumentError], default: int, what: str
+) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` of ``what`` (port ``default`` if none)."""
     if address.startswith("["):
         host, _, tail = address[1:].partition("]")
         port = tail[1:] if tail.startswith(":") else ("" if not tail else None)
@@ -249,7 +285,7 @@ def _sentinel_address(
         if not sep:
             host, port = address, ""
     if not host or port is None:
-        raise invalid(f"a sentinel's address must be host[:port], got {address!r}")
+        raise invalid(f"{what}'s address must be host[:port], got {address!r}")
     if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise invalid(f"a sentinel's port must be 1-65535, got {port!r}")
-    return host, int(port) if port else SENTINEL_PORT
+        raise invalid(f"{what}'s port must be 1-65535, got {port!r}")
+    return host, int(port) if port else default

@@ -2,7 +2,10 @@
 machinery, so that the backend above it only says what to read and write.
 
 A Redis Cluster is detected on first connect (``INFO cluster``) and then served by redis-py's
-cluster client; the owner hears of it (``on_cluster``) and spreads its keys wider. Every call
+cluster client; the owner hears of it (``on_cluster``) and spreads its keys wider. A later
+client (after a failure, or on another loop) is made from every node the last slot map named,
+not from the URL's node alone, which may be the master that died; a URL may also name several
+nodes of a cluster (``redis://h1:7000,h2:7000``), any of which serves to discover it. Every call
 is bounded by ``timeout``, which measures the server round trip (``deadline``): waiting for
 one of the ``MAX_IN_FLIGHT`` call slots of the loop (one pooled connection each) happens before
 the timer starts, so a burst of calls queues instead of timing out. Failures are translated at
@@ -30,12 +33,16 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tta_dev_primitives._blocked import blocked_loop, fork_safe
-from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.exceptions import (
+    BackendError,
+    BackendRefusedError,
+    BackendUnavailableError,
+)
 from tta_dev_primitives.stores._redis import errors
 from tta_dev_primitives.stores._redis.deadline import AnswerWithin
 from tta_dev_primitives.stores._redis.layout import Layout
@@ -50,7 +57,7 @@ from tta_dev_primitives.stores._redis.sizes import (
     size_of,
 )
 from tta_dev_primitives.stores._redis.sockets import abandon, close_client, drop_sockets
-from tta_dev_primitives.stores._urls import SENTINEL_SCHEME, redact_url, scrub
+from tta_dev_primitives.stores._urls import SENTINEL_SCHEME, cluster_nodes, redact_url, scrub
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -200,10 +207,17 @@ class Connection:
         own_keys: Callable[[], Mapping[str, str]],
         on_cluster: Callable[[], None],
     ) -> None:
-        self.url = url
+        self.url = url  # as given (shown redacted)
+        # A URL may name several nodes of one cluster (``host:port,host:port``): clients are
+        # made from the first's URL (the credentials and options are the same for all).
+        self._url, self._seeds = cluster_nodes(url)
         self.timeout = timeout
         self.topology: str | None = None  # "standalone" or "cluster", known after connecting
         self.nodes = 0  # a cluster's primaries
+        # Every node (masters and replicas) of the last slot map a cluster client read: a new
+        # client (after a failure, on another loop) discovers the cluster through any of them,
+        # so the URL's node may be the master that died.
+        self.known: list[tuple[str, int]] = []
         self._sources = {**scripts, _TAKES_WRITES: TAKES_WRITES}
         self._own_keys = own_keys
         self._on_cluster = on_cluster
@@ -272,7 +286,8 @@ class Connection:
 
     async def _new_client(self) -> Any:
         """A standalone client, swapped for redis-py's cluster client if the server says it is
-        a cluster node."""
+        a cluster node; a cluster client at once if a cluster was seen (from any node it knew
+        of: ``_cluster_client``) or the URL names several nodes."""
         common: dict[str, Any] = {
             # One bound per call, ours (AnswerWithin in call), not a second per read or
             # connect: redis-py's would count time this loop spends elsewhere (a burst).
@@ -287,11 +302,13 @@ class Connection:
         # redis-py's default cap (100) fails the 101st concurrent call as if Redis were down;
         # a blocking pool avoids that but costs ~10 us a call, so: a plain pool, high cap.
         client: Any
-        if self.url.startswith(f"{SENTINEL_SCHEME}://"):
+        if self._seeds or (self.cluster and self.known):
+            client = await self._cluster_client(common)
+        elif self.url.startswith(f"{SENTINEL_SCHEME}://"):
             client = sentinel_client(self.url, self.timeout, MAX_CONNECTIONS, common)
         else:
             pool = aioredis.ConnectionPool.from_url(
-                self.url, max_connections=MAX_CONNECTIONS, **common
+                self._url, max_connections=MAX_CONNECTIONS, **common
             )
             client = aioredis.Redis(connection_pool=pool)
         try:
@@ -305,24 +322,55 @@ class Connection:
 
     async def _discover(self, client: Any, common: dict[str, Any]) -> Any:
         """``client``, or the cluster client that replaces it if the server is a cluster node."""
+        if isinstance(client, RedisCluster):
+            return client  # (made from the nodes known: the topology is known)
         if self.topology is None or self.topology == "cluster":
             info = await client.info("cluster")
             if info.get("cluster_enabled"):
                 await client.aclose(close_connection_pool=True)
-                cluster = RedisCluster.from_url(self.url, max_connections=MAX_CONNECTIONS, **common)
-                try:
-                    await cluster.initialize()
-                except BaseException:
-                    abandon(cluster)
-                    raise
-                client = cluster
-                self.nodes = len(client.get_primaries())
-                first, self.topology = self.topology is None, "cluster"
-                if first:
-                    self._on_cluster()
+                client = await self._cluster_client(common)
             else:
                 self.topology = "standalone"
         return client
+
+    async def _cluster_client(self, common: dict[str, Any]) -> Any:
+        """redis-py's cluster client, its slot map read from the first node that answers (in
+        an order redis-py varies) of those the last slot map named, the URL's and those a list
+        in the URL names: once a cluster was seen, the URL's node may be down (the master that
+        died) and the client is still made, from the others. A URL naming several nodes is a
+        cluster's: one that answers as a standalone server is a refusal (the URL is wrong)."""
+        named = dict.fromkeys([*self.known, *self._seeds])
+        nodes = [ClusterNode(host, port) for host, port in named]
+        cluster = RedisCluster.from_url(
+            self._url, startup_nodes=nodes, max_connections=MAX_CONNECTIONS, **common
+        )
+        try:
+            await cluster.initialize()
+        except rexc.RedisClusterException as exc:
+            abandon(cluster)
+            if not self._seeds or self.topology is not None or "not enabled" not in str(exc):
+                raise
+            raise BackendRefusedError(
+                f"Redis at {redact_url(self.url)} refused: the URL names several nodes, as for "
+                "a Redis Cluster, and none of those that answered took CLUSTER SLOTS (a server "
+                "without cluster mode, to be named alone, or a Redis user without "
+                "+cluster|slots); nothing was stored"
+            ) from None
+        except BaseException:
+            abandon(cluster)
+            raise
+        self._remember_nodes(cluster)
+        self.nodes = len(cluster.get_primaries())
+        first, self.topology = self.topology is None, "cluster"
+        if first:
+            self._on_cluster()
+        return cluster
+
+    def _remember_nodes(self, cluster: Any) -> None:
+        """Keep the nodes of ``cluster``'s slot map (the last one it read), if it has one."""
+        found = [(node.host, int(node.port)) for node in cluster.nodes_manager.nodes_cache.values()]
+        if found:
+            self.known = found
 
     async def _check_eviction(self, client: Any) -> None:
         """Warn once if Redis may evict any key (``allkeys-*``): it would evict this library's
@@ -493,6 +541,7 @@ class Connection:
         """
         if not self.cluster or failed is None or state.client is not failed:
             return  # not a cluster, or another call already replaced the failed client
+        self._remember_nodes(failed)  # its slot map may be newer than the one it began with
         state.client = None
         state.retire(failed)  # calls still running on it may open connections after the close
         try:
