@@ -433,6 +433,33 @@ class LocalCluster:
         finally:
             move.close()
 
+    def add_master(self, timeout: float = 30.0) -> RedisServer:
+        """Start one more node (as the others are: same binary, modules and options) and meet
+        it into the cluster as an empty master, as ``redis-cli --cluster add-node`` does; return
+        once every node knows it. It owns no slot, so a client's slot map (``CLUSTER SLOTS``)
+        does not name it until a slot is given to it. Stopped with the cluster."""
+        import redis
+
+        extra = list(self.nodes[0].extra)
+        at = extra.index("--cluster-config-file") + 1
+        node = RedisServer(self.binary, pick_port=free_cluster_port, appendonly=True)
+        node.extra = (*extra[:at], str(node.dir / "nodes.conf"), *extra[at + 1 :])
+        self.nodes.append(node)
+        node.start()
+        with redis.Redis(port=self.nodes[0].port) as first:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # Every node (the new one too) lists every other, none still in handshake.
+            views = [self.info(n, "cluster", "nodes") for n in self.nodes if n.proc is not None]
+            if all(
+                len(view.splitlines()) == len(views) and "handshake" not in view for view in views
+            ):
+                self.wait_ok(max(0.1, deadline - time.monotonic()))  # it knows every slot too
+                return node
+            time.sleep(0.1)
+        raise RuntimeError(f"127.0.0.1:{node.port} did not join the cluster within {timeout}s")
+
     def master_nodes(self) -> list[RedisServer]:
         """The nodes that are masters right now."""
         return [n for n in self.nodes if n.proc is not None and n.proc.poll() is None

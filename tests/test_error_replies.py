@@ -73,6 +73,38 @@ def test_a_key_that_reads_like_redis_py_s_prefix_does_not_decide_the_reply() -> 
     assert reply("MISCONF cannot save") == "MISCONF cannot save"
 
 
+def _raised(code: str, filename: str) -> AttributeError:
+    """The ``AttributeError`` that ``code`` raises when run as the code of ``filename``."""
+    try:
+        exec(compile(code, filename, "exec"), {})
+    except AttributeError as exc:
+        return exc
+    raise AssertionError(f"{code!r} raised nothing")
+
+
+def test_only_redis_py_s_cluster_routing_failing_on_a_missing_node_is_an_outage() -> None:
+    """An ``AttributeError`` on ``None`` raised in redis-py's cluster module is its routing
+    failing on a node its slot map lacks (an ASK to a master added since): an outage. The same
+    error raised anywhere else (parsing a garbled reply, in this library or in redis-py's
+    parsers), or on another object, is not: it stays a ``BackendError`` saying the reply
+    could not be read."""
+    import redis._parsers.helpers
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    from tta_dev_primitives.stores._redis.errors import unknown_node
+
+    for routing in (redis.asyncio.cluster.__file__, redis.cluster.__file__):
+        assert routing is not None
+        assert unknown_node(_raised("None.execute_command('ASKING')", routing))
+        assert not unknown_node(_raised("(7).execute_command('ASKING')", routing))
+    elsewhere = (redis._parsers.helpers.__file__, __file__)
+    for file in elsewhere:
+        assert file is not None
+        assert not unknown_node(_raised("None.decode()", file))
+    assert not unknown_node(ValueError("not an AttributeError"))
+
+
 async def test_a_replay_while_replicas_are_missing_keeps_every_journalled_write(
     redis_server_factory: Factory,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -9,6 +10,7 @@ from uuid import uuid4
 import pytest
 import redis.asyncio as aioredis
 
+from conftest import IN_CI, fast_recovery, namespace, replayed
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
 
@@ -310,3 +312,71 @@ async def test_a_write_after_a_resharding_it_did_not_see_lands_on_the_new_owner(
     await memory.aclose()
     expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10)}
     await _assert_whole(resharded, ns, {**expected, "u1:s1:moved": "coffee after the move"})
+
+
+def _cluster_for(engine: str, redis_binary: str) -> LocalCluster:
+    """A cluster of its own (a master is added to it): plain Redis for the replica engine, the
+    Query Engine on every node for ``"redis"`` (skipped without it, failed under CI=true)."""
+    if engine == "replica":
+        return LocalCluster(redis_binary, masters=3).start()
+    from query_engine_server import start_redis_stack_cluster
+
+    started = start_redis_stack_cluster()
+    if isinstance(started, str):
+        if IN_CI:
+            pytest.fail(f"CI=true: no Redis Cluster with the Query Engine: {started}")
+        pytest.skip(started)
+    return started[0]
+
+
+@pytest.mark.parametrize("engine", ["replica", "redis"])
+async def test_a_slot_moving_to_a_master_added_since_the_slot_map_is_an_outage(
+    redis_binary: str, engine: str
+) -> None:
+    """A master is added to the cluster (``redis-cli --cluster add-node``) and a partition's
+    slot begins moving to it. The old owner answers the partition's commands with ASK, naming
+    a node this client's slot map does not have (it owns no slot yet), and redis-py failed on
+    it inside its routing (``AttributeError`` on ``None``): a get and a search, scoped or not,
+    raised ``BackendError`` ("a reply this library cannot read"). Now it is an outage, as
+    ``TRYAGAIN`` is: each returns normally, served in-process (a memory each, so that each
+    meets Redis, not an outage another call found); a write then is journalled, and once the
+    slot is the new master's it is replayed and a fresh process finds everything there."""
+    cluster = _cluster_for(engine, redis_binary)
+    try:
+        ns = namespace()
+        calls = ("get", "search", "scoped")
+        memories = {
+            call: fast_recovery(cluster.url, ns, search_engine=engine, redis_timeout=2)
+            for call in calls
+        }
+        tea = sorted(f"u1:s1:{i}" for i in range(10))
+        for memory in memories.values():  # each holds its own copies: its in-process answers
+            for i in range(10):
+                await memory.add(f"u1:s1:{i}", {"content": f"turn {i} about tea"})
+            found = await memory.search_scored("tea", 20, scope="u1")  # warm
+            assert sorted(h.key for h in found) == tea
+            assert memory.get_backend_info()["search_engine"].startswith(engine)
+        slot, _, _ = _partition_slot(cluster, ns, "u1:s1:0")
+        new = cluster.add_master()
+        with cluster.migrating(slot, new) as move:
+            move.move(move.keys_left())  # every key there: the old owner answers ASK
+            assert move.keys_left() == []
+            async with asyncio.timeout(60):  # a hang guard
+                got = await memories["get"].get("u1:s1:3")
+                scoped = await memories["scoped"].search_scored("tea", 20, scope="u1")
+                unscoped = await memories["search"].search_scored("tea", 20)
+                await memories["get"].add("u1:s1:new", {"content": "coffee during the move"})
+            assert got == {"content": "turn 3 about tea"}
+            assert sorted(h.key for h in scoped) == sorted(h.key for h in unscoped) == tea
+            for call, memory in memories.items():
+                assert not memory.using_redis, call
+                assert "does not know" in memory.get_backend_info()["last_error"], call
+            move.finish()
+        for memory in memories.values():
+            await replayed(memory)
+            assert await memory.get("u1:s1:new") == {"content": "coffee during the move"}
+            await memory.aclose()
+        expected = {f"u1:s1:{i}": f"turn {i} about tea" for i in range(10)}
+        await _assert_whole(cluster, ns, {**expected, "u1:s1:new": "coffee during the move"})
+    finally:
+        cluster.stop()

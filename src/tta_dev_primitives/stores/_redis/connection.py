@@ -469,6 +469,17 @@ class Connection:
                     raise BackendError(f"Redis error: {message}") from None
                 except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
                     raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
+                except AttributeError as exc:
+                    if not errors.unknown_node(exc):
+                        raise
+                    # An ASK to a master added since the slot map was read: the slots are
+                    # moving (``errors.unknown_node``). The map is read again at the next probe.
+                    await self._unavailable(state, client, False)
+                    raise BackendUnavailableError(
+                        f"Redis at {redact_url(self.url)} unavailable: the cluster sent a "
+                        "command to a node this client does not know yet (a slot moving to a "
+                        "master added since the slot map was read)"
+                    ) from None
 
     def declared(self, base: str, key: str | None = None, seg: str | None = None) -> list[str]:
         """The keys a script on partition ``base`` names to Redis: on a cluster every one it

@@ -2,10 +2,11 @@
 
 Anything that means "Redis cannot serve now" becomes ``BackendUnavailableError`` (the hybrid
 falls back and probes): connection and timeout errors, replies that are not RESP (another
-service on the port). A refusal that retrying cannot change until an operator acts becomes
-``BackendRefusedError``, raised to the caller and never journalled: ACL denials (``NOPERM``, in
-scripts too), ``OOM`` under ``maxmemory``, WRONGTYPE from our own keys, and a database number
-the server lacks (``/99``).
+service on the port), and redis-py's cluster client failing on a node its slot map lacks (a
+slot moving to a master added since, ``unknown_node``). A refusal that retrying cannot change
+until an operator acts becomes ``BackendRefusedError``, raised to the caller and never
+journalled: ACL denials (``NOPERM``, in scripts too), ``OOM`` under ``maxmemory``, WRONGTYPE
+from our own keys, and a database number the server lacks (``/99``).
 
 A reply is judged by what Redis said, also when a pipeline's command got it: redis-py puts
 ``Command # N (<the command>) of pipeline caused error:`` before it (``reply``).
@@ -14,7 +15,10 @@ A reply is judged by what Redis said, also when a pipeline's command got it: red
 from __future__ import annotations
 
 import re
+from types import TracebackType
 
+import redis.asyncio.cluster
+import redis.cluster
 from redis import exceptions as rexc
 
 from tta_dev_primitives.exceptions import BackendRefusedError
@@ -31,6 +35,7 @@ __all__ = [
     "refused",
     "reply",
     "unavailable",
+    "unknown_node",
 ]
 
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
@@ -103,6 +108,31 @@ def refused(message: str) -> bool:
     """True if a ``ResponseError``'s (scrubbed) message is a refusal (see ``REFUSED``)."""
     upper = message.upper()
     return upper.startswith(REFUSED_REPLIES) or any(reply in upper for reply in REFUSED_INSIDE)
+
+
+# redis-py's cluster routing: where it follows a redirection (MOVED, ASK) to a node.
+_CLUSTER_ROUTING = frozenset(filter(None, (redis.asyncio.cluster.__file__, redis.cluster.__file__)))
+
+
+def unknown_node(exc: BaseException) -> bool:
+    """True if ``exc`` is redis-py's cluster client failing on a node its slot map lacks: an
+    ``ASK`` to a master added since the map was read (it owns no slot yet, so no map names
+    it) makes redis-py look the node up, find ``None`` and call a method on it, inside its
+    routing. The cluster's slots are moving, as with ``TRYAGAIN``: an outage, not a garbled
+    reply. Recognised by the ``AttributeError`` on ``None`` raised in redis-py's cluster module
+    itself; one raised while reading a reply elsewhere stays what it is."""
+    if not isinstance(exc, AttributeError) or exc.obj is not None:
+        return False
+    return _raised_in(exc.__traceback__, _CLUSTER_ROUTING)
+
+
+def _raised_in(tb: TracebackType | None, files: frozenset[str]) -> bool:
+    """True if the innermost frame of ``tb`` runs code of one of ``files``."""
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename in files
 
 
 def refusal(exc: Exception, url: str) -> BackendRefusedError:
