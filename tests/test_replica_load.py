@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import Factory, fast_recovery, namespace, replayed
-from redis_server import RedisServer
+from redis_server import LocalCluster, RedisServer
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import (
     BackendUnavailableError,
@@ -25,6 +25,7 @@ from tta_dev_primitives.exceptions import (
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Put
+from tta_dev_primitives.stores._redis import replica as replica_module
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.replica import Replica
 from tta_dev_primitives.stores._redis.search import RedisSearchBackend
@@ -251,3 +252,58 @@ async def test_a_cold_search_on_a_redis_that_is_down_falls_back(
     finally:
         with pytest.raises(UnsentWritesError):  # the add never reached Redis
             await memory.aclose()
+
+
+async def test_a_warm_search_with_one_master_of_a_cluster_stalled_is_served_in_process(
+    redis_binary: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm replica catches up a few writes in most of a cluster's partitions, and one master
+    stalls (SIGSTOP) once the first of those partitions has answered. The stalled master's
+    partitions waited ``load_timeout`` each (30 s here), because a page of another partition
+    had arrived: 10 s a search with the defaults, in a reviewer's run. The first page of each
+    partition now waits ``redis_timeout`` (1 s), as any call does: the search is served
+    in-process and returns normally (the hang guard, 15 s, is far above 1 and below 30).
+    Resumed, the next searches answer from Redis in full."""
+    cluster = LocalCluster(redis_binary, masters=3).start()
+    memory = fast_recovery(
+        cluster.url, namespace(), search_engine="replica", redis_timeout=1, load_timeout=30
+    )
+    matching = {
+        key(i) for i in range(400) if {"dinner", "paris"} & set(value(i)["content"].split())
+    }
+    victim = cluster.nodes[1]
+    try:
+        for i in range(300):
+            await memory.add(key(i), value(i))
+        assert len(await memory.search("dinner in paris", limit=400)) > 50  # warm
+        for i in range(300, 400):
+            await memory.add(key(i), value(i))  # a few writes in most partitions
+        # One partition at a time, so that nothing is on its way to the victim when it stalls.
+        monkeypatch.setattr(replica_module, "_CONCURRENT", 1)
+        applied = Replica._apply
+        stalled: list[bool] = []
+
+        async def stall_after_a_first_page(self: Replica, *args: Any) -> Any:
+            if not stalled:
+                victim.stall()
+                stalled.append(True)
+            return await applied(self, *args)
+
+        monkeypatch.setattr(Replica, "_apply", stall_after_a_first_page)
+        try:
+            async with asyncio.timeout(15):  # a hang guard
+                found = await memory.search_scored("dinner in paris", 400)
+        finally:
+            victim.resume()
+        monkeypatch.setattr(Replica, "_apply", applied)
+        assert not memory.using_redis
+        assert {hit.key for hit in found} == matching  # this process's copies answered
+        await replayed(memory)
+        found = await memory.search_scored("dinner in paris", 400)
+        assert memory.using_redis
+        assert {hit.key for hit in found} == matching
+    finally:
+        victim.resume()
+        await memory.clear()
+        await memory.aclose()
+        cluster.stop()

@@ -132,12 +132,12 @@ class IncompleteOperationError(BackendError):
 class SearchNotReadyError(BackendUnavailableError):
     """A search on Redis could not bring its replica of the index up to date in time.
 
-    Raised by a Redis search backend when a page of the replica's load arrived but no next one
-    within the load budget (``load_timeout``, reset by every page that arrives): rather than
-    rank over part of the namespace, the search stops. What was read is kept, so the next
-    search resumes where this one stopped. An outage, like the first call of a search that
-    Redis does not answer within ``redis_timeout``: ``MemoryPrimitive`` serves the search
-    in-process and degrades.
+    Raised by a Redis search backend when a page of the replica's load said more was to come
+    but no next one arrived within the load budget (``load_timeout``, reset by every page that
+    arrives): rather than rank over part of the namespace, the search stops. What was read is
+    kept, so the next search resumes where this one stopped. An outage, like any other call of
+    a search (the first page of each partition included) that Redis does not answer within
+    ``redis_timeout``: ``MemoryPrimitive`` serves the search in-process and degrades.
     """
 
 

@@ -146,8 +146,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             waiting on it raises ``EmbeddingError`` (an ``Embedder`` passed as ``embed`` keeps
             its own).
         load_timeout: on Redis, seconds a search waits for each page of its replica's load
-            once the first has arrived (default 10, at least ``redis_timeout``); past it, the
-            search is served in-process, as in an outage.
+            after one that said more is to come (default 10, at least ``redis_timeout``; the
+            first page of each partition waits ``redis_timeout``); past it, the search is
+            served in-process, as in an outage.
         max_scopes: on plain Redis, most per-user replicas a process keeps (default 256).
         scope_budget: on plain Redis, most memories all per-user replicas hold together
             (default 100,000, about 70 MB); past either cap the least recently searched go.

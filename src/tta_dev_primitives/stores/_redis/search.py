@@ -17,11 +17,13 @@ in one round trip, so a search never holds Redis for long, whatever the namespac
 
 A search never answers from a replica it could not bring up to date. Each of its calls is
 bounded by the per-call ``timeout``, as every call is: a Redis down or stalled is an outage, and
-the search is served in-process (the memory degrades). Only once a page of the replica's load
-has arrived do the pages after it wait longer, up to ``load_timeout`` each (a budget of
-progress), so a cold process loading a large namespace from a busy Redis waits as long as pages
-keep coming. If none comes within ``load_timeout`` the search raises ``SearchNotReadyError``,
-an outage too (what was read is kept for the next search).
+the search is served in-process (the memory degrades). Only a partition in the middle of a load
+(its previous page said more is to come) waits longer for its next page, up to
+``load_timeout`` (a budget of progress), so a cold process loading a large namespace from a
+busy Redis waits as long as pages keep coming; the first page of each partition (all that a
+warm replica catching up a few writes reads) is a call like any other. If no next page comes
+within ``load_timeout`` the search raises ``SearchNotReadyError``, an outage too (what was read
+is kept for the next search).
 """
 
 from __future__ import annotations
@@ -261,8 +263,9 @@ class RedisIndex:
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
         """Rank in the Query Engine when it is in use (each call within the per-call timeout),
-        else in the caught-up replica (the pages of its load after the first wait up to
-        ``load_timeout``, see the module docstring); then read the winners' values."""
+        else in the caught-up replica (a partition's pages after one that said more is to
+        come wait up to ``load_timeout``, see the module docstring); then read the winners'
+        values."""
         if not self.connection.connected:
             await self.connection.call(_connect)  # connect (learning the topology) first
         if query.vector is not None and self.dims is None:
@@ -425,18 +428,24 @@ class RedisIndex:
         return await self.connection.call(self._changes_call(base, since, since_del, seg, check))
 
     def _pages(self) -> Callable[[str, str, str, str, list[str]], Awaitable[Any]]:
-        """One search's reader of change pages: until a page has arrived, within the per-call
-        timeout (a stalled Redis is an outage, served in-process); after, within the load
-        budget (a busy Redis, a large load in progress)."""
-        arrived = False
+        """One search's reader of change pages. A partition's page waits up to ``load_timeout``
+        only when this search's previous page of that partition said more is to come: the
+        partition is in the middle of a load (a cold one, or a large catch-up), and a busy
+        Redis is given time. Any other page (the first of each partition, however many pages
+        of other partitions have arrived) waits the per-call timeout: a master that stalls is
+        an outage, served in-process, whatever the other masters of a cluster answer."""
+        loading: set[str] = set()  # partitions whose last page said more is to come
 
         async def page(base: str, since: str, since_del: str, seg: str, check: list[str]) -> Any:
-            nonlocal arrived
-            if arrived:
+            if base in loading:
                 call = self._changes_call(base, since, since_del, seg, check)
-                return await self._patient(call)
-            reply = await self._changes(base, since, since_del, seg, check)
-            arrived = True
+                reply = await self._patient(call)
+            else:
+                reply = await self._changes(base, since, since_del, seg, check)
+            if _more(reply):
+                loading.add(base)
+            else:
+                loading.discard(base)
             return reply
 
         return page
@@ -528,6 +537,15 @@ class RedisIndex:
             return []
         names = [self.layout.value(key) for key in keys]
         return await self.connection.call(partial(mget, names=names))
+
+
+def _more(reply: Any) -> bool:
+    """True if a CHANGES page says its partition has more to read (``Replica`` reads it too,
+    and says so if the reply is not a page)."""
+    try:
+        return bool(int(reply[6]))
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False
 
 
 def _index_missing(exc: BackendError) -> bool:
