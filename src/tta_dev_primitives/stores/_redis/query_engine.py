@@ -53,15 +53,21 @@ names one (``user:session``). Keyword statistics are summed over the masters ask
 namespace's over every partition), so scores are the whole namespace's, as on one server. When
 masters change (a failover, resharding, a new master), the next search finds the new layout and
 makes the indexes it lacks; the engine indexes the documents already on a master before searches
-use it."""
+use it. Each name is checked against the slots its master says it serves (``_check_names``): a
+client's slot map that lags a failover makes an outage, never a second index or a verdict that
+the engine is absent; a master holding more than one of the namespace's indexes keeps the one
+named for it (``_drop_extra``); and a cluster's "absent" verdict is made again later."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
+import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Final, Literal
 
@@ -73,7 +79,11 @@ from tta_dev_primitives._blocked import (
     running_loop,
     stranded,
 )
-from tta_dev_primitives.exceptions import BackendError, InvalidArgumentError
+from tta_dev_primitives.exceptions import (
+    BackendError,
+    BackendUnavailableError,
+    InvalidArgumentError,
+)
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._redis import engine_search
@@ -92,14 +102,19 @@ from tta_dev_primitives.stores._redis.layout import (
     TOMBS,
     Layout,
 )
+from tta_dev_primitives.stores._redis.replies import text
 from tta_dev_primitives.stores._redis.shards import (
     Call,
     Shard,
+    canonical_index,
     facts,
     has_vectors,
     index_info,
     mark,
     master_index,
+    own_slots,
+    owns,
+    redirected,
     still_owned,
 )
 
@@ -172,6 +187,30 @@ def _newer_form(form: str | None) -> bool:
     return form is not None and form.isascii() and form.isdigit() and int(form) > int(DOCUMENTS)
 
 
+#: Times a discovery makes a cluster's missing indexes and finds them still missing with no
+#: refusal (the masters or their slots moved in between) before it gives up as an outage.
+MAKE_TRIES: Final = 3
+#: Seconds after which a cluster's "absent" verdict (no engine on some master, or the index
+#: refused) is checked again, if no change of masters or slots had it checked before.
+RECHECK_ABSENT: Final = 60.0
+#: Seconds for which a master's own word on its slots may disagree with the client's slot map
+#: (each discovery then an outage, after which the map is asked for again) before the map is
+#: taken as it is: a failover's map settles within seconds; a node that says otherwise for
+#: good (a proxy's view, say) must not stop the engine.
+TRUST_MAP_AFTER: Final = 120.0
+
+
+async def _layout_moved(client: Any) -> None:
+    """Raised in a call (``connection.call``): an outage, after which the connection asks the
+    cluster for its slot map again."""
+    from redis import exceptions as rexc
+
+    raise rexc.ClusterError(
+        "the Query Engine index was missing again right after it was made (the cluster's "
+        "masters or slots moved meanwhile, or another client dropped it)"
+    )
+
+
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
 
@@ -199,6 +238,13 @@ class QueryEngine:
         #: query short and answers part of it while the client still waits (``Shard.tail``).
         self.timeout_ms = 0
         self._no_engine = False
+        #: (monotonic) when a cluster's "absent" verdict is checked again; None: never
+        self._recheck_at: float | None = None
+        #: Each master's slots as it said itself in the last discovery (``own_slots``).
+        self._owned: dict[str, list[tuple[int, int]]] = {}
+        #: (monotonic) since when a master's own slots disagree with the slot map, if they do
+        self._disagree_since: float | None = None
+        self._trusting_map = False  # warned: they disagreed for longer than TRUST_MAP_AFTER
         self._stale = False  # cleared here: check the index's facts again
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
@@ -248,6 +294,17 @@ class QueryEngine:
         self.bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
             self._stale = not await call(self._same_layout)  # masters or slots moved
+        elif (
+            cluster
+            and self.state == "absent"
+            and self._recheck_at is not None
+            and not self._stale
+            and (time.monotonic() >= self._recheck_at or await call(self._moved))
+        ):
+            # A verdict of "absent" holds for this layout: once masters or slots moved (a new
+            # master may have the engine; a refusal may have been lifted), or after a while,
+            # it is made again.
+            self._stale = True
         vectors_known = dims is None or bool(self.dims)
         if not self._stale and (
             self.state == "absent"
@@ -291,7 +348,11 @@ class QueryEngine:
     ) -> None:
         if self.state == "unknown" or self._stale:
             self._stale = False
-            await self._discover(call, bases, cluster, dims)
+            try:
+                await self._discover(call, bases, cluster, dims)
+            except BaseException:
+                self._stale = True  # (an outage, say): the next operation discovers again
+                raise
         if self.state in ("building", "ready") and dims is not None and self.dims is None:
             await self._add_vectors(call, bases, dims)
         if self.state == "building" and searching:
@@ -304,20 +365,30 @@ class QueryEngine:
     async def _discover(
         self, call: Call, bases: list[str], cluster: bool, dims: int | None
     ) -> None:
+        self._recheck_at = None
         info = await call(self._infos)
-        if info is None:  # no Query Engine, or we may not use it
-            if self.mode == "redis":
-                raise BackendError(
-                    "search_engine='redis' needs the Redis Query Engine (FT.* commands: Redis "
-                    "8, Redis Stack or a managed Redis with search), which this server does "
-                    "not offer; use search_engine='auto' to search with a replica instead"
-                )
-            self._no_engine, self.state = True, "absent"
-            return
-        if self.mode == "replica":
-            self.dims, self.state = info.get("dims"), "absent"
-            return
-        if not info.get("exists"):
+        tries = 0
+        while True:
+            if info is None:  # no Query Engine, or we may not use it
+                if self.mode == "redis":
+                    raise BackendError(
+                        "search_engine='redis' needs the Redis Query Engine (FT.* commands: "
+                        "Redis 8, Redis Stack or a managed Redis with search), which this "
+                        "server does not offer; use search_engine='auto' to search with a "
+                        "replica instead"
+                    )
+                self._no_engine = True
+                self._absent(cluster)
+                return
+            self._no_engine = False
+            if self.mode == "replica":
+                self.dims, self.state = info.get("dims"), "absent"
+                return
+            if info.get("exists"):
+                break
+            if tries == MAKE_TRIES:
+                await call(_layout_moved)  # (raises: an outage; the slot map is asked again)
+            tries += 1
             # Documents written before this index (an index dropped by hand, slots moved to a
             # master without one) are indexed by the engine's own scan: wait for it to end.
             self._await_scan = any(
@@ -326,18 +397,27 @@ class QueryEngine:
             refused: BackendError | None = None
             size = info.get("dims") or dims  # a new master's index matches the others'
             try:
-                await call(lambda c: self._create(c, bases, size, scan=self._await_scan))
+                scan = self._await_scan
+                await call(functools.partial(self._create, bases=bases, dims=size, scan=scan))
+            except BackendUnavailableError:
+                raise  # an outage, or the layout moved under the create: not a verdict
             except BackendError as exc:  # we may not (ACL)
                 refused = exc
-            info = await call(self._infos) or {}
-            if not info.get("exists"):  # we may not create it (ACL): search with a replica
+            info = await call(self._infos)
+            if info is not None and not info.get("exists") and refused is not None:
+                # We may not create it (ACL): search with a replica.
                 if self.mode == "redis":
                     raise BackendError(
                         f"search_engine='redis': the Query Engine index {self.name!r} does not "
                         f"exist and could not be created ({refused})"
                     )
-                self.state = "absent"
+                self._absent(cluster)
                 return
+            # Made without a refusal, and still missing: the masters or their slots moved
+            # between the create and the check (or another process dropped it). Again, with
+            # the layout there is now.
+        if cluster:
+            await call(self._drop_extra)
         # Only now (the index exists, so every document is indexed as it is written) do writes
         # start keeping documents; again after an unversioned clear dropped the flag.
         self.dims = info.get("dims")
@@ -362,6 +442,17 @@ class QueryEngine:
         if empty:
             await call(lambda c: mark(c, empty, FACT_ENGINE_DONE, "1"))
         self.state = "building"
+
+    def _absent(self, cluster: bool) -> None:
+        """Search with a replica; on a cluster, until the layout changes or ``RECHECK_ABSENT``
+        passes (``prepare`` then discovers again)."""
+        self.state = "absent"
+        self._recheck_at = time.monotonic() + RECHECK_ABSENT if cluster else None
+
+    async def _moved(self, client: Any) -> bool:
+        """True if the cluster's masters or slots changed since the last discovery."""
+        layout = self._layout
+        return layout is not None and not still_owned(client, layout)
 
     def _leave_newer_form(self, form: str) -> None:
         """A later version keeps this namespace's documents in ``form``: marking them this
@@ -391,12 +482,56 @@ class QueryEngine:
         from redis import exceptions as rexc
 
         for shard in self.shards(client):
+            args = self._create_args(shard.name, bases, dims, scan)
             try:
-                await shard.run(client, *self._create_args(shard.name, bases, dims, scan))
+                if shard.node is None:
+                    await client.execute_command(*args)
+                else:
+                    # On that master itself, never redirected: a master that no longer owns
+                    # the name's slot answers MOVED, and the one that does now must not get
+                    # an index named for another (it would keep two: ``_drop_extra``).
+                    await shard.node.execute_command(*args)
             except rexc.ResponseError as exc:
+                if redirected(exc):
+                    raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
                 if "already exists" not in str(exc).lower():
                     raise
             await self._drop_old(client, shard)
+
+    async def _drop_extra(self, client: Any) -> None:
+        """Keep one of this namespace's indexes per master: the one named for it now.
+
+        A master can end up with two or more (each indexing every document it holds: every
+        write there indexed as often, and the index memory paid as often): a failover hands a
+        replica its master's index while a process that still had the old slot map made one
+        under another name, or a master's old index comes back with it. Each other index whose
+        name's slot the master owns (by its own word: ``own_slots``) is dropped, its documents
+        kept; another process searching one of them finds it missing and discovers the layout
+        again (``search``), which names the kept one. Several processes may do this at once:
+        a drop that finds the index gone is nothing. A master that does not say its slots
+        keeps what it has."""
+        from redis import exceptions as rexc
+
+        layout = self._layout
+        if layout is None:
+            return
+        pattern = re.compile(re.escape(Layout.index_name(self.namespace) + ":") + r"\{\d+\}")
+        for shard in layout[1]:
+            owned = self._owned.get(shard.node.name)
+            if not owned or canonical_index(self.namespace, owned) != shard.name:
+                continue  # (it did not say, or the layout moved since: the next discovery)
+            try:
+                listed = await shard.node.execute_command("FT._LIST")
+            except rexc.ResponseError:  # (an ACL without +ft._list: extras stay)
+                return
+            names = [text(name) for name in listed]
+            for name in names:
+                if name == shard.name or not pattern.fullmatch(name) or not owns(owned, name):
+                    continue
+                with contextlib.suppress(rexc.ResponseError):  # gone already, or moved away
+                    await shard.node.execute_command("FT.DROPINDEX", name)
+                    log.info("dropped the extra Query Engine index %r on %s (kept %r)",
+                             name, shard.node.name, shard.name)  # fmt: skip
 
     async def _drop_old(self, client: Any, shard: Shard) -> None:
         """Drop the index an older version made (its documents stay: the new index covers
@@ -426,9 +561,12 @@ class QueryEngine:
         """The index on every server (each master of a cluster), as one: ``{"exists": all
         have it, "dims": the vector size all have (None if one lacks the field), "indexing":
         one is still indexing documents it found}``; None without an engine (or not for us)."""
-        infos = [await index_info(client, shard) for shard in self.shards(client, fresh=True)]
+        shards = self.shards(client, fresh=True)
+        infos = [await index_info(client, shard) for shard in shards]
         if any(info is None for info in infos):
             return None
+        if self.cluster:
+            await self._check_names(shards)
         found = [info for info in infos if info is not None and info["exists"]]
         sizes = {info["dims"] for info in found}
         return {
@@ -436,6 +574,39 @@ class QueryEngine:
             "dims": None if not found or None in sizes else min(sizes),
             "indexing": any(info["indexing"] for info in found),
         }
+
+    async def _check_names(self, shards: list[Shard]) -> None:
+        """Raise (an outage: the connection asks for the slot map again) unless each master
+        itself says it owns the slots the client's map gives it, as far as its index's name
+        goes: a map that lags a failover names an index that is not the master's, which the
+        master would not find (an "absent" verdict), or would make beside its own."""
+        from redis import exceptions as rexc
+
+        self._owned = {}
+        for shard in shards:
+            owned = await own_slots(shard.node)
+            if owned is None:  # it will not say: the client's map is all there is
+                continue
+            self._owned[shard.node.name] = owned
+            if canonical_index(self.namespace, owned) == shard.name:
+                continue
+            now = time.monotonic()
+            if self._disagree_since is None:
+                self._disagree_since = now
+            if now - self._disagree_since < TRUST_MAP_AFTER:
+                raise rexc.ClusterError(
+                    f"the cluster's slots moved: {shard.node.name} no longer serves the "
+                    f"slots this client's map gives it"
+                )
+            if not self._trusting_map:  # a deployment whose nodes say otherwise for good
+                self._trusting_map = True
+                log.warning(
+                    "cluster node %s keeps reporting other slots than the cluster's slot map "
+                    "gives it; the Query Engine indexes are named by the slot map",
+                    shard.node.name,
+                )
+            return
+        self._disagree_since = None
 
     # -- where the index lives -----------------------------------------------------------------
 

@@ -19,11 +19,15 @@ from tta_dev_primitives.stores._redis.replies import as_dict, text
 __all__ = [
     "Call",
     "Shard",
+    "canonical_index",
     "facts",
     "has_vectors",
     "index_info",
     "mark",
     "master_index",
+    "own_slots",
+    "owns",
+    "redirected",
     "still_owned",
 ]
 
@@ -90,6 +94,61 @@ def master_index(
     raise BackendError(f"found no index name whose slot cluster node {node.name} owns")
 
 
+def redirected(exc: Exception) -> bool:
+    """True for a MOVED or ASK reply: the key's slot is another master's now."""
+    from redis import exceptions as rexc
+
+    return isinstance(exc, rexc.AskError) or str(exc).upper().startswith(("MOVED", "ASK"))
+
+
+async def own_slots(node: Any) -> list[tuple[int, int]] | None:
+    """The slot ranges ``node`` itself says it serves as a master (its ``CLUSTER NODES``
+    line for itself; none if it is a replica now), asked of it alone, not through the
+    client's slot map, which lags a failover; None if the server will not say."""
+    from redis import exceptions as rexc
+
+    try:
+        reply = await node.execute_command("CLUSTER", "NODES")
+    except rexc.NoPermissionError:  # (an ACL without +cluster|nodes)
+        return None
+    except rexc.ResponseError as exc:
+        if "unknown command" in str(exc).lower():  # (a managed cluster may rename it)
+            return None
+        raise
+    for line in text(reply).splitlines():
+        fields = line.split()
+        if len(fields) < 8 or "myself" not in fields[2].split(","):
+            continue
+        if "master" not in fields[2].split(","):
+            return []
+        ranges = []
+        for part in fields[8:]:
+            if part.startswith("["):  # a slot being imported or migrated: not (yet) its own
+                continue
+            low, _, high = part.partition("-")
+            ranges.append((int(low), int(high or low)))
+        return ranges
+    return None
+
+
+def owns(ranges: list[tuple[int, int]], name: str) -> bool:
+    """True if the slot of key ``name`` lies in ``ranges``."""
+    from redis.crc import key_slot
+
+    slot = key_slot(name.encode())
+    return any(low <= slot <= high for low, high in ranges)
+
+
+def canonical_index(namespace: str, ranges: list[tuple[int, int]]) -> str | None:
+    """``master_index`` as the master owning ``ranges`` sees it: the name every process that
+    knows the current slot map uses for its index."""
+    for n in range(MAX_TAG_TRIES):
+        name = Layout.master_index_name(namespace, n)
+        if owns(ranges, name):
+            return name
+    return None
+
+
 async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
     """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
     (or not one this user may use)."""
@@ -98,6 +157,8 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
     try:
         reply = await shard.run(client, "FT.INFO", shard.name)
     except rexc.ResponseError as exc:
+        if redirected(exc):  # the name's slot moved to another master: the layout changed
+            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
         message = str(exc).lower()
         if "unknown index" in message or "no such index" in message:
             return {"exists": False, "dims": None, "indexing": False}

@@ -1,0 +1,234 @@
+"""The Query Engine's set-up on a Redis Cluster whose layout changes under it.
+
+What is promised (docs/production.md, "On a Redis Cluster"): a failover, resharding or a new
+master is found by the next search, which makes the indexes it lacks; each master has its own
+index, ``<namespace>:idx2:{<n>}``. So a set-up that meets a layout change is an outage (the
+caller falls back, the next operation tries again), never a verdict that the engine is absent;
+a verdict of "absent" on a cluster is made again later; and a master keeps one index of the
+namespace, not one more per layout change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from conftest import eventually, namespace
+from redis_server import LocalCluster
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.stores._redis import query_engine
+from tta_dev_primitives.stores._redis.layout import Layout
+
+pytestmark = pytest.mark.redis
+
+
+def _indexes(cluster: LocalCluster, ns: str) -> dict[int, list[str]]:
+    """The namespace's per-master indexes on each live master (``FT._LIST``)."""
+    found = {}
+    for node in cluster.master_nodes():
+        names = redis.Redis(port=node.port).execute_command("FT._LIST")
+        found[node.port] = sorted(
+            n.decode() for n in names if n.decode().startswith(Layout.index_name(ns) + ":{")
+        )
+    return found
+
+
+def _engine(memory: MemoryPrimitive) -> Any:
+    return memory._store.remote.index.engine  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["redis", "auto"])
+async def test_a_slot_moved_between_making_the_index_and_checking_it_is_no_verdict(
+    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Right after the first set-up made the indexes, the slot of one master's index name
+    moves to another master (a failover or resharding in between). The check then finds that
+    index missing: not "the engine is absent" (which with "auto" kept the process on a replica
+    for good) nor an error with "redis", but an outage; the next operations find the new
+    layout and search in the engine, every memory found."""
+    cluster = redis_query_engine_cluster
+    ns = namespace()
+    made = query_engine.QueryEngine._create
+    moved: list[tuple[int, Any]] = []
+
+    async def create_then_move(self: Any, client: Any, *args: Any, **kwargs: Any) -> None:
+        await made(self, client, *args, **kwargs)
+        if not moved:
+            shard = self.shards(client)[0]
+            slot = key_slot(shard.name.encode())
+            owner = next(n for n in cluster.master_nodes() if n.port == shard.node.port)
+            other = next(n for n in cluster.master_nodes() if n is not owner)
+            cluster.move_slot(slot, other)
+            moved.append((slot, owner))
+
+    monkeypatch.setattr(query_engine.QueryEngine, "_create", create_then_move)
+    memory = MemoryPrimitive(
+        cluster.url, namespace=ns, search_engine=mode,  # type: ignore[arg-type]
+        redis_timeout=10, recovery_interval=0.1, max_recovery_interval=0.5,
+    )  # fmt: skip
+    try:
+        for user in range(12):  # (the first add sets the engine up)
+            await memory.add(f"u{user}:s1:t1", {"content": f"user {user} bought apples"})
+        assert moved
+        assert _engine(memory).state != "absent"
+
+        async def in_engine() -> bool:
+            found = await memory.search("apples", limit=50)
+            return len(found) == 12 and memory.get_backend_info()["search_engine"] == "redis"
+
+        await eventually(in_engine, within=30)
+        assert all(len(names) >= 1 for names in _indexes(cluster, ns).values())
+        await memory.clear()
+    finally:
+        await memory.aclose()
+        if moved:
+            cluster.move_slot(*moved[0])
+
+
+async def test_an_absent_verdict_on_a_cluster_is_made_again(
+    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that may not create the index (an ACL without FT.CREATE) searches with a
+    replica; once it may (the ACL changed), a later set-up check finds that out and it
+    searches in the engine, instead of keeping the replica until it restarts. (The check is
+    due after ``RECHECK_ABSENT`` seconds, or at once after a change of masters or slots.)"""
+    cluster = redis_query_engine_cluster
+    for node in cluster.master_nodes():
+        redis.Redis(port=node.port).execute_command(
+            "ACL", "SETUSER", "nocreate", "reset", "on", ">nocreate-pw", "~*", "&*", "+@all",
+            "-ft.create",
+        )  # fmt: skip
+    url = cluster.url.replace("redis://", "redis://nocreate:nocreate-pw@")
+    # Checked again at every set-up check (not after a minute): no test waits for a clock.
+    monkeypatch.setattr(query_engine, "RECHECK_ABSENT", 0.0, raising=False)
+    memory = MemoryPrimitive(url, namespace=namespace(), search_engine="auto", redis_timeout=10)
+    try:
+        for user in range(6):
+            await memory.add(f"u{user}:s1:t1", {"content": f"user {user} sold pears"})
+        assert len(await memory.search("pears", limit=50)) == 6
+        assert memory.get_backend_info()["search_engine"] == "replica"
+        assert _engine(memory).state == "absent"
+        for node in cluster.master_nodes():
+            redis.Redis(port=node.port).execute_command("ACL", "SETUSER", "nocreate", "+ft.create")
+
+        async def in_engine() -> bool:
+            found = await memory.search("pears", limit=50)
+            return len(found) == 6 and memory.get_backend_info()["search_engine"] == "redis"
+
+        await eventually(in_engine, within=30)
+        await memory.clear()
+    finally:
+        await memory.aclose()
+        for node in cluster.master_nodes():
+            redis.Redis(port=node.port).execute_command("ACL", "DELUSER", "nocreate")
+
+
+async def test_a_master_keeps_one_index_and_a_process_on_a_dropped_one_finds_it(
+    redis_query_engine_cluster: LocalCluster,
+) -> None:
+    """A master holding a second index of the namespace (one a process with an older slot
+    map named for it, say) keeps one after the next process's set-up: the one named for it
+    now. A process that searched the dropped one finds the kept one at its next search, with
+    every memory, in the engine."""
+    from tta_dev_primitives.stores._redis.shards import Shard
+
+    cluster = redis_query_engine_cluster
+    ns = namespace()
+    first = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=10)
+    second = None
+    try:
+        for user in range(30):
+            await first.add(f"u{user}:s1:t1", {"content": f"user {user} planted tulips"})
+        assert len(await first.search("tulips", limit=50)) == 30
+        engine = _engine(first)
+        masters, shards = engine._layout
+        kept = shards[0]
+        node = redis.Redis(port=kept.node.port)
+        # Another name whose slot that master owns, made with the same schema (and scan).
+        slots = _slots_of(node)
+        extra = next(
+            name
+            for n in range(10_000)
+            if (name := Layout.master_index_name(ns, n)) != kept.name
+            and key_slot(name.encode()) in slots
+        )
+        node.execute_command(*engine._create_args(extra, engine.bases, engine.dims, True))
+        await eventually(lambda: _done_indexing(node, extra), within=30)
+        assert len(_indexes(cluster, ns)[kept.node.port]) == 2
+        # ``first`` searches the extra one from now on (as the process that made it would).
+        engine._layout = (masters, [Shard(kept.node, extra, kept.timeout_ms), *shards[1:]])
+        assert len(await first.search("tulips", limit=50)) == 30
+        second = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+        assert len(await second.search("tulips", limit=50)) == 30
+        assert all(len(names) == 1 for names in _indexes(cluster, ns).values())
+        assert _indexes(cluster, ns)[kept.node.port] == [kept.name]
+        assert len(await first.search("tulips", limit=50)) == 30
+        assert first.get_backend_info()["search_engine"] == "redis"
+        assert engine._layout[1][0].name == kept.name
+        await first.clear()
+    finally:
+        await first.aclose()
+        if second is not None:
+            await second.aclose()
+
+
+def _slots_of(node: redis.Redis) -> set[int]:
+    """The slots a master serves, by its own word."""
+    for line in node.execute_command("CLUSTER", "NODES").decode().splitlines():
+        fields = line.split()
+        if "myself" in fields[2]:
+            slots: set[int] = set()
+            for part in fields[8:]:
+                if not part.startswith("["):
+                    low, _, high = part.partition("-")
+                    slots.update(range(int(low), int(high or low) + 1))
+            return slots
+    return set()
+
+
+def _done_indexing(node: redis.Redis, name: str) -> bool:
+    info = node.execute_command("FT.INFO", name)
+    if not isinstance(info, dict):
+        info = dict(zip(info[::2], info[1::2], strict=True))
+    value = info.get("indexing", info.get(b"indexing"))
+    return int(float(value)) == 0
+
+
+def test_after_a_failover_the_promoted_master_keeps_one_index() -> None:
+    """A master holding two indexes of the namespace is killed; its replica, promoted, holds
+    both (every document indexed twice). A process that was searching before finds the new
+    layout at its next search, which leaves one index on every master; it and a process
+    started then search in the engine and find all 40 memories.
+
+    Runs in its own process (``engine_cluster_failover_indexes.py``), as the other failover
+    tests do."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import IN_CI
+    from query_engine_server import find_redis_stack
+
+    found = find_redis_stack()
+    if isinstance(found, str):
+        if IN_CI:
+            pytest.fail(f"CI=true: no Redis with the Query Engine: {found}", pytrace=False)
+        pytest.skip(found)
+    script = Path(__file__).with_name("engine_cluster_failover_indexes.py")
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", str(script)],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["before"] == 40
+    assert report["on_promoted_before"] == sorted([report["kept"], report["extra"]])
+    assert report["after"] == 40, report
+    assert report["engine"] == "redis"
+    assert all(len(names) == 1 for names in report["per_master_after"].values()), report
+    assert [report["kept"]] in report["per_master_after"].values(), report
+    assert (report["fresh"], report["fresh_engine"]) == (40, "redis")
