@@ -10,15 +10,18 @@ namespace, not one more per layout change.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from conftest import eventually, namespace
 from redis_server import LocalCluster
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendRefusedError
 from tta_dev_primitives.stores._redis import query_engine
 from tta_dev_primitives.stores._redis.layout import Layout
 
@@ -232,3 +235,30 @@ def test_after_a_failover_the_promoted_master_keeps_one_index() -> None:
     assert all(len(names) == 1 for names in report["per_master_after"].values()), report
     assert [report["kept"]] in report["per_master_after"].values(), report
     assert (report["fresh"], report["fresh_engine"]) == (40, "redis")
+
+
+async def test_an_index_refused_for_memory_is_a_refusal_not_a_failure() -> None:
+    """search_engine='redis' on a full server (noeviction) where the index is not made yet:
+    the search raises BackendRefusedError (OOM: an operator must act), as an add does."""
+    from query_engine_server import start_redis_stack
+
+    started = start_redis_stack()
+    if isinstance(started, str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: no Redis with the Query Engine: {started}", pytrace=False)
+        pytest.skip(started)
+    server, _ = started
+    raw = aioredis.Redis.from_url(server.url)
+    memory = MemoryPrimitive(server.url, search_engine="redis", redis_timeout=10)
+    try:
+        await raw.set("filler", "x" * 100_000)
+        used = (await raw.info("memory"))["used_memory"]
+        await raw.config_set("maxmemory-policy", "noeviction")
+        await raw.config_set("maxmemory", used - 10_000)
+        with pytest.raises(BackendRefusedError, match="could not be created"):
+            await memory.search("garden", limit=5)
+    finally:
+        await raw.config_set("maxmemory", 0)
+        await raw.aclose()
+        await memory.aclose()
+        server.stop()

@@ -81,6 +81,7 @@ from tta_dev_primitives._blocked import (
 )
 from tta_dev_primitives.exceptions import (
     BackendError,
+    BackendRefusedError,
     BackendUnavailableError,
     InvalidArgumentError,
 )
@@ -407,7 +408,13 @@ class QueryEngine:
             if info is not None and not info.get("exists") and refused is not None:
                 # We may not create it (ACL): search with a replica.
                 if self.mode == "redis":
-                    raise BackendError(
+                    # (Refused as the data or the user is: OOM, an ACL. The caller sees which.)
+                    kind = (
+                        BackendRefusedError
+                        if isinstance(refused, BackendRefusedError)
+                        else (BackendError)
+                    )
+                    raise kind(
                         f"search_engine='redis': the Query Engine index {self.name!r} does not "
                         f"exist and could not be created ({refused})"
                     )
