@@ -327,12 +327,13 @@ return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, 
 )
 
 # ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes,
-# seg ('' = the whole partition; else only keys of that first segment), then optionally the
-# server run the caller last read the partition on ('' = none) and witnesses: key, seq pairs of
-# the newest writes and deletes it read.
+# seg ('' = the whole partition; else only keys of that first segment), then optionally '?' (to
+# be told this server's run), or the server run the caller last read the partition on followed
+# by witnesses: key, seq pairs of writes and deletes it read (``witnesses``).
 # Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more,
 # the last write seq looked at (or since), the partition's last seq or '0', this server's run
-# id ('' if INFO is refused), '1' if a witness is gone (else '0')}:
+# ('<run_id>:<master_replid>'; '' if not asked, or INFO is refused), '1' if a witness is gone
+# (else '0')}:
 # the writes after `since` in sequence order (a page), and the deletes after `since_del` as
 # {key, seq, ...}. Writes come as ONE string, a record per write: a header line
 # "<key bytes> <payload bytes or -1> <seq> <deadline ms or -> <vector bytes>\n", then the key,
@@ -343,7 +344,8 @@ return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, 
 # partition's epoch; once written to again, its last seq passes what the caller read. So on
 # another run than the caller's, each witness must still be there at its seq or a later one
 # (rewritten, or deleted since): one that is not was lost, and the caller reads the partition
-# again.
+# again. A run is the server's run_id (a restart) and its replication id (a promotion, or a
+# full resync from another master, changes it while run_id stays).
 CHANGES = (
     MAY_RUN_FULL
     + COMMON
@@ -351,11 +353,20 @@ CHANGES = (
 local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seg = ARGV[6] or ''
-local run, lost = '', '0'
-local info = redis.pcall('INFO', 'server')
-if type(info) == 'string' then run = string.match(info, 'run_id:(%x+)') or '' end
-local was = ARGV[7] or ''
-if was ~= '' and run ~= '' and was ~= run then
+local run, lost, was = '', '0', ARGV[7] or ''
+if was ~= '' then  -- (INFO costs ~15 us: the caller asks once a second)
+  local info = redis.pcall('INFO', 'server', 'replication')
+  if type(info) ~= 'string' then  -- (Redis 6 takes one section)
+    local repl = redis.pcall('INFO', 'replication')
+    info = redis.pcall('INFO', 'server')
+    if type(info) == 'string' and type(repl) == 'string' then info = info .. repl end
+  end
+  if type(info) == 'string' then
+    local id = string.match(info, 'run_id:(%x+)')
+    if id then run = id .. ':' .. (string.match(info, 'master_replid:(%x+)') or '') end
+  end
+end
+if was ~= '' and was ~= '?' and run ~= '' and was ~= run then
   for i = 8, #ARGV - 1, 2 do
     local key, seq = ARGV[i], tonumber(ARGV[i + 1])
     local at = tonumber(redis.call('ZSCORE', base .. LIVE, key) or '-1')

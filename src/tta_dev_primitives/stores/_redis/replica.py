@@ -13,10 +13,11 @@ memories here); later ones read only what changed. A replica that finds its part
 (a new epoch), its tombstones trimmed away, or the partition behind what it has read (same
 epoch, a lower last sequence: Redis restarted from an older snapshot or failed over to a
 lagging replica) reloads that partition. Once such a partition is written to again its last
-sequence passes the replica's, so the replica also sends the server run it read on, and the
-newest writes and deletes it read (``_WITNESSES`` of each): on another run (a restart, a
-failover, a resharding), a witness no longer at its sequence or a later one was lost, and the
-partition is reloaded.
+sequence passes the replica's, so the replica also asks, at most once a second, which run of
+the server (its ``run_id`` and replication id) it reads: on another run than before (a
+restart, a failover, a resharding, a master that resynced from another) it asks again with
+witnesses of what it read (``witnesses``), and one no longer at its sequence or a later one
+was lost: the partition is reloaded.
 
 A replica may hold one first key segment only (``seg``, a user): it then reads that segment's
 own feed in each partition and nothing else. With several partitions (a cluster), a sync first
@@ -35,7 +36,6 @@ import heapq
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,7 @@ from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.stores._base import Document
 from tta_dev_primitives.stores._redis.connection import text_of
+from tta_dev_primitives.stores._redis.witnesses import Witnesses
 
 __all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica"]
 
@@ -66,12 +67,12 @@ _CONCURRENT = 8  # partitions caught up at once
 _RESET_SLICE = 1000
 #: Records of a page indexed per turn of the event loop (a few ms of work).
 _APPLY_SLICE = 128
-#: The newest writes, and deletes, read from a partition that a server of another run is asked
-#: to still hold (``_outdated``): all of them rewritten since a restart that lost them is
-#: needed to miss one.
-_WITNESSES = 8
+#: Seconds between asking a partition's server which run it is (``_Cursor.run``): INFO costs
+#: the changes script ~15 us of Redis time, and a restart is seen within this long.
+_ASK_RUN = 1.0
 
-#: base, since, since_del, seg, then the run read on and the witnesses (``_Cursor.check``)
+#: base, since, since_del, seg, then ['?'] to be told the server's run, or (on another run than
+#: the one read on) that run and the witnesses (``witnesses``)
 Fetch = Callable[[str, str, str, str, list[str]], Awaitable[Any]]
 Heads = Callable[[list[str]], Awaitable[list[Any]]]  # bases -> each partition's head or None
 # Stale deadline entries allowed in the expiry heap before it is compacted (beyond 1 per key).
@@ -90,16 +91,9 @@ class _Cursor:
     # Bumped by each slice of a page applied and each reset: a page read before another
     # thread's sync applied (its own lock is per loop) is read again, not applied over it.
     turn: int = 0
-    run: str = ""  # the run id of the server last read from ('': unknown)
-    # The newest (key, seq) written and deleted that were read (``_WITNESSES`` each).
-    puts: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=_WITNESSES))
-    dels: deque[tuple[str, int]] = field(default_factory=lambda: deque(maxlen=_WITNESSES))
-
-    def check(self) -> list[str]:
-        """CHANGES's last arguments: the run read on and the witnesses (``_outdated``)."""
-        if not self.run:
-            return []
-        return [self.run, *(str(x) for pair in (*self.puts, *self.dels) for x in pair)]
+    run: str = ""  # the run of the server last read from ('': unknown, or not told)
+    asked: float = -_ASK_RUN  # (``clock``) when this cursor last asked for the run
+    witnesses: Witnesses = field(default_factory=Witnesses)
 
 
 _Record = tuple[str, int, bytes | None, int | None, bytes | None]
@@ -138,6 +132,11 @@ def _outdated(cursor: _Cursor, reply: list[Any]) -> bool:
         or last < max(cursor.since, cursor.since_del or 0)
         or (len(reply) > 10 and text_of(reply[10]) == "1")  # a witness lost (another run)
     )
+
+
+def _another_run(cursor: _Cursor, reply: list[Any]) -> bool:
+    """True if a CHANGES page came from another run than the cursor read on (unchecked)."""
+    return bool(cursor.run) and len(reply) > 9 and text_of(reply[9]) not in ("", cursor.run)
 
 
 class Replica:
@@ -228,11 +227,20 @@ class Replica:
             with self.guard:
                 turn, since = cursor.turn, str(cursor.since)
                 since_del = "-" if cursor.since_del is None else str(cursor.since_del)
-                check = cursor.check()
-            reply = await fetch(base, since, since_del, self.seg, check)
+                now = self._clock()
+                ask = ["?"] if now - cursor.asked >= _ASK_RUN else []
+            reply = await fetch(base, since, since_del, self.seg, ask)
             with self.guard:
                 if cursor.turn != turn:
                     continue  # another thread's sync moved the partition on: read from there
+                check = []
+                if _another_run(cursor, reply):
+                    check = [cursor.run, *cursor.witnesses.args()]
+            if check:  # (a restart, a failover: rare) asked again, with the witnesses
+                reply = await fetch(base, since, since_del, self.seg, check)
+            with self.guard:
+                if cursor.turn != turn:
+                    continue
                 outdated = _outdated(cursor, reply)
             if outdated:
                 # Cleared, recreated, deletes we never saw were trimmed, or the partition is
@@ -282,8 +290,8 @@ class Replica:
             dels, more = reply[5], bool(int(reply[6]))
             looked = int(float(reply[7]))
             cursor.epoch = epoch or None
-            if len(reply) > 9:
-                cursor.run = text_of(reply[9])
+            if len(reply) > 9 and text_of(reply[9]):
+                cursor.run, cursor.asked = text_of(reply[9]), self._clock()
             if cursor.since_del is None:
                 cursor.since_del = newest_del
             keys, own = cursor.keys, self._own
@@ -302,7 +310,7 @@ class Replica:
                 if payload is None:  # expired or deleted since the page was listed
                     self._drop(key, keys)
                     continue
-                cursor.puts.append((key, seq))
+                cursor.witnesses.put(key, seq)
                 mine = own.pop(key, None)
                 if mine is not None and mine[0] == seq:
                     self._index(key, mine[1].terms, seq, mine[1].vector)
@@ -324,7 +332,7 @@ class Replica:
                 key = text_of(dels[i])
                 deleted = int(float(dels[i + 1]))
                 cursor.since_del = max(cursor.since_del, deleted)
-                cursor.dels.append((key, deleted))
+                cursor.witnesses.delete(key, deleted)
                 if key in keys:
                     self._drop(key, keys)
                 if self._on_changed is not None:
@@ -406,9 +414,8 @@ class Replica:
         cursor.turn += 1
         keys, cursor.keys = cursor.keys, set()
         cursor.epoch, cursor.since, cursor.since_del, cursor.head = None, 0, None, None
-        cursor.run = ""
-        cursor.puts.clear()
-        cursor.dels.clear()
+        cursor.run, cursor.asked = "", -_ASK_RUN
+        cursor.witnesses.clear()
         deadline_of = self._deadline_of
         if all(not other.keys for other in self._cursors.values()):
             self.index.clear(keep_dim=True)
