@@ -71,7 +71,8 @@ class ReplicaWait:
         once one confirms the write, and raise ``TimeoutError`` if none does within 80% of the
         timeout (the write then counts as failed: the hybrid journals it and replays it,
         idempotently)."""
-        for attempt in (1, 2):
+        loaded = remapped = False  # each cure once: a failover can need both, in turn
+        while True:
             target, wait = await self._decide(client, keys[0])
             master = target if wait else None
             # On a cluster the script goes to the node this decision was about, not where
@@ -84,14 +85,17 @@ class ReplicaWait:
                 return await script(keys=keys, args=args)
             replies = await self._send(client, script, keys, args, target, master)
             reply = replies[0]
-            if isinstance(reply, (rexc.NoScriptError, rexc.MovedError)) and attempt == 1:
-                # Nothing ran. NOSCRIPT: the server lost its script cache (a restart, SCRIPT
-                # FLUSH). MOVED: the slot has a new owner (a failover, a finished resharding)
-                # since the slot map was read.
-                if isinstance(reply, rexc.NoScriptError):
-                    await client.script_load(script.script)
-                else:
-                    await client.nodes_manager.initialize()
+            # Nothing ran. NOSCRIPT: the server lost its script cache (a restart, SCRIPT FLUSH,
+            # or a replica just promoted: scripts are not replicated). MOVED: the slot has a new
+            # owner (a failover, a finished resharding) since the slot map was read. After a
+            # failover the write meets MOVED, then NOSCRIPT on the new owner.
+            if isinstance(reply, rexc.NoScriptError) and not loaded:
+                await client.script_load(script.script)
+                loaded = True
+                continue
+            if isinstance(reply, rexc.MovedError) and not remapped:
+                await client.nodes_manager.initialize()
+                remapped = True
                 continue
             if isinstance(reply, rexc.MovedError):  # the map read again was still stale
                 raise rexc.TryAgainError(f"the slot of {keys[0]!r} moved again ({reply})")
@@ -102,7 +106,6 @@ class ReplicaWait:
             if master is not None:
                 confirm(replies[1])
             return reply
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(
         self, client: Any, script: Any, keys: list[str], args: list[Any], target: Any, master: Any
