@@ -327,13 +327,12 @@ return redis.call('ZCARD', base .. LIVE) - redis.call('ZCOUNT', base .. EXPIRY, 
 )
 
 # ARGV: base, since (write seq), since_del (delete seq; '-' = start from now), count, max_bytes,
-# seg ('' = the whole partition; else only keys of that first segment), then optionally '?' (to
-# be told this server's run), or the server run the caller last read the partition on followed
-# by witnesses: key, seq pairs of writes and deletes it read (``witnesses``).
+# seg ('' = the whole partition; else only keys of that first segment), then optionally the
+# server run the caller last read the partition on followed by witnesses: key, seq pairs of
+# writes and deletes it read (``witnesses``).
 # Returns {epoch or '', gcut or '0', now_ms, newest tombstone seq or '0', writes, deletes, more,
 # the last write seq looked at (or since), the partition's last seq or '0', this server's run
-# ('<run_id>:<master_replid>'; '' if not asked, or INFO is refused), '1' if a witness is gone
-# (else '0')}:
+# ('<run_id>:<master_replid>'; '' if INFO is refused), '1' if a witness is gone (else '0')}:
 # the writes after `since` in sequence order (a page), and the deletes after `since_del` as
 # {key, seq, ...}. Writes come as ONE string, a record per write: a header line
 # "<key bytes> <payload bytes or -1> <seq> <deadline ms or -> <vector bytes>\n", then the key,
@@ -354,25 +353,25 @@ local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seg = ARGV[6] or ''
 local run, lost, was = '', '0', ARGV[7] or ''
-if was ~= '' then  -- (INFO costs ~15 us: the caller asks once a second)
-  local info = redis.pcall('INFO', 'server', 'replication')
-  if type(info) ~= 'string' then  -- (Redis 6 takes one section)
-    local repl = redis.pcall('INFO', 'replication')
-    info = redis.pcall('INFO', 'server')
-    if type(info) == 'string' and type(repl) == 'string' then info = info .. repl end
-  end
-  if type(info) == 'string' then
-    local id = string.match(info, 'run_id:(%x+)')
-    if id then run = id .. ':' .. (string.match(info, 'master_replid:(%x+)') or '') end
-  end
+local info = redis.pcall('INFO', 'server', 'replication')  -- (~10 us)
+if type(info) ~= 'string' then  -- (Redis 6 takes one section)
+  local repl = redis.pcall('INFO', 'replication')
+  info = redis.pcall('INFO', 'server')
+  if type(info) == 'string' and type(repl) == 'string' then info = info .. repl end
 end
-if was ~= '' and was ~= '?' and run ~= '' and was ~= run then
+if type(info) == 'string' then
+  local id = string.match(info, 'run_id:(%x+)')
+  if id then run = id .. ':' .. (string.match(info, 'master_replid:(%x+)') or '') end
+end
+if was ~= '' and run ~= '' and was ~= run then
+  -- A witness deleted later whose tombstone was trimmed since (``gcut``) proves nothing.
+  local cut = tonumber(redis.call('HGET', base .. FACTS, FACT_TRIMMED) or '0')
   for i = 8, #ARGV - 1, 2 do
     local key, seq = ARGV[i], tonumber(ARGV[i + 1])
     local at = tonumber(redis.call('ZSCORE', base .. LIVE, key) or '-1')
     if at < seq then
       at = tonumber(redis.call('ZSCORE', base .. TOMBS, key) or '-1')
-      if at < seq then lost = '1'; break end
+      if at < seq and cut < seq then lost = '1'; break end
     end
   end
 end

@@ -13,11 +13,11 @@ memories here); later ones read only what changed. A replica that finds its part
 (a new epoch), its tombstones trimmed away, or the partition behind what it has read (same
 epoch, a lower last sequence: Redis restarted from an older snapshot or failed over to a
 lagging replica) reloads that partition. Once such a partition is written to again its last
-sequence passes the replica's, so the replica also asks, at most once a second, which run of
-the server (its ``run_id`` and replication id) it reads: on another run than before (a
-restart, a failover, a resharding, a master that resynced from another) it asks again with
-witnesses of what it read (``witnesses``), and one no longer at its sequence or a later one
-was lost: the partition is reloaded.
+sequence passes the replica's, so each page also says which run of the server (its ``run_id``
+and replication id) it was read on: on another run than before (a restart, a failover, a
+resharding, a master that resynced from another) the replica asks again with witnesses of what
+it read (``witnesses``), and one no longer at its sequence or a later one was lost: the
+partition is reloaded.
 
 A replica may hold one first key segment only (``seg``, a user): it then reads that segment's
 own feed in each partition and nothing else. With several partitions (a cluster), a sync first
@@ -67,12 +67,8 @@ _CONCURRENT = 8  # partitions caught up at once
 _RESET_SLICE = 1000
 #: Records of a page indexed per turn of the event loop (a few ms of work).
 _APPLY_SLICE = 128
-#: Seconds between asking a partition's server which run it is (``_Cursor.run``): INFO costs
-#: the changes script ~15 us of Redis time, and a restart is seen within this long.
-_ASK_RUN = 1.0
-
-#: base, since, since_del, seg, then ['?'] to be told the server's run, or (on another run than
-#: the one read on) that run and the witnesses (``witnesses``)
+#: base, since, since_del, seg, then (on another run than the one read on) that run and the
+#: witnesses (``witnesses``)
 Fetch = Callable[[str, str, str, str, list[str]], Awaitable[Any]]
 Heads = Callable[[list[str]], Awaitable[list[Any]]]  # bases -> each partition's head or None
 # Stale deadline entries allowed in the expiry heap before it is compacted (beyond 1 per key).
@@ -92,7 +88,6 @@ class _Cursor:
     # thread's sync applied (its own lock is per loop) is read again, not applied over it.
     turn: int = 0
     run: str = ""  # the run of the server last read from ('': unknown, or not told)
-    asked: float = -_ASK_RUN  # (``clock``) when this cursor last asked for the run
     witnesses: Witnesses = field(default_factory=Witnesses)
 
 
@@ -227,9 +222,7 @@ class Replica:
             with self.guard:
                 turn, since = cursor.turn, str(cursor.since)
                 since_del = "-" if cursor.since_del is None else str(cursor.since_del)
-                now = self._clock()
-                ask = ["?"] if now - cursor.asked >= _ASK_RUN else []
-            reply = await fetch(base, since, since_del, self.seg, ask)
+            reply = await fetch(base, since, since_del, self.seg, [])
             with self.guard:
                 if cursor.turn != turn:
                     continue  # another thread's sync moved the partition on: read from there
@@ -291,7 +284,7 @@ class Replica:
             looked = int(float(reply[7]))
             cursor.epoch = epoch or None
             if len(reply) > 9 and text_of(reply[9]):
-                cursor.run, cursor.asked = text_of(reply[9]), self._clock()
+                cursor.run = text_of(reply[9])
             if cursor.since_del is None:
                 cursor.since_del = newest_del
             keys, own = cursor.keys, self._own
@@ -414,7 +407,7 @@ class Replica:
         cursor.turn += 1
         keys, cursor.keys = cursor.keys, set()
         cursor.epoch, cursor.since, cursor.since_del, cursor.head = None, 0, None, None
-        cursor.run, cursor.asked = "", -_ASK_RUN
+        cursor.run = ""
         cursor.witnesses.clear()
         deadline_of = self._deadline_of
         if all(not other.keys for other in self._cursors.values()):

@@ -4,10 +4,13 @@ A partition restored from an older snapshot (or a replica promoted while it lagg
 epoch, and once written to again its last sequence passes what the replica read: only the
 records the replica read can tell. Each witness must still be in the partition at its sequence
 or a later one (rewritten or deleted since); one that is not was lost, and the replica reloads
-the partition. Witnesses are distinct keys, so a few hot keys written again after the restart
-cannot stand for all of them: the newest ``NEWEST`` keys written and deleted, and one record
-of every ``2**j`` read (``j`` in ``SPREAD``), each within the last ``2**j`` records, so that a
-rollback that lost older records is seen even when the newest keys were all written again.
+the partition.
+
+Every page says which run it was read on, so the check comes before any record of the new run
+is read. Witnesses are samples, so keys written again after the restart (before the check)
+pass. To make that unlikely, each kind (writes, deletes) keeps distinct keys: the newest
+``NEWEST``, and one of every ``2**j`` records read (``j`` in ``SPREAD``, each within the last
+``2**j``) whose key is not a witness already.
 """
 
 from __future__ import annotations
@@ -17,51 +20,67 @@ from typing import Final
 
 __all__ = ["NEWEST", "SPREAD", "Witnesses"]
 
-NEWEST: Final = 8
-SPREAD: Final = range(3, 11)
+NEWEST: Final = 16
+SPREAD: Final = range(3, 13)
+
+
+class _Sample:
+    """One kind of record's witnesses: the newest distinct keys, and older ones spread."""
+
+    __slots__ = ("newest", "read", "spread")
+
+    def __init__(self) -> None:
+        self.newest: OrderedDict[str, int] = OrderedDict()
+        self.spread: dict[int, tuple[str, int]] = {}
+        self.read = 0
+
+    def note(self, key: str, seq: int) -> None:
+        newest = self.newest
+        if key not in newest:
+            # A key leaving the newest may stay on as a spread witness: every 2**j-th record
+            # read, if its key is not a witness yet (hot keys do not fill every slot).
+            self.read = read = self.read + 1
+            zeros = (read & -read).bit_length() - 1  # the largest j with 2**j dividing read
+            if zeros >= SPREAD[0]:
+                held = {key for key, _ in self.spread.values()}
+                for j in SPREAD:
+                    if j > zeros:
+                        break
+                    if key not in held:
+                        self.spread[j] = (key, seq)
+        newest[key] = seq
+        newest.move_to_end(key)
+        if len(newest) > NEWEST:
+            newest.popitem(last=False)
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [*self.spread.values(), *self.newest.items()]
 
 
 class Witnesses:
     """The records of one partition a replica has read, kept as witnesses (see the module)."""
 
-    __slots__ = ("_dels", "_puts", "_read", "_spread")
+    __slots__ = ("_dels", "_puts")
 
     def __init__(self) -> None:
-        self._puts: OrderedDict[str, int] = OrderedDict()
-        self._dels: OrderedDict[str, int] = OrderedDict()
-        self._spread: dict[int, tuple[str, int]] = {}
-        self._read = 0
+        self._puts = _Sample()
+        self._dels = _Sample()
 
     def clear(self) -> None:
-        self._puts.clear()
-        self._dels.clear()
-        self._spread.clear()
-        self._read = 0
+        self._puts = _Sample()
+        self._dels = _Sample()
 
     def put(self, key: str, seq: int) -> None:
         """``key`` was read as written at ``seq``."""
-        _newest(self._puts, key, seq)
-        self._read = read = self._read + 1
-        zeros = (read & -read).bit_length() - 1  # the largest j with 2**j dividing ``read``
-        for j in SPREAD:
-            if j > zeros:
-                break
-            self._spread[j] = (key, seq)
+        self._puts.note(key, seq)
 
     def delete(self, key: str, seq: int) -> None:
         """``key`` was read as deleted at ``seq``."""
-        _newest(self._dels, key, seq)
+        self._dels.note(key, seq)
 
     def args(self) -> list[str]:
         """Key, sequence pairs for CHANGES: each key once, at the newest sequence read."""
         newest: dict[str, int] = {}
-        for key, seq in (*self._spread.values(), *self._puts.items(), *self._dels.items()):
+        for key, seq in (*self._puts.pairs(), *self._dels.pairs()):
             newest[key] = max(seq, newest.get(key, seq))
         return [part for key, seq in newest.items() for part in (key, str(seq))]
-
-
-def _newest(kept: OrderedDict[str, int], key: str, seq: int) -> None:
-    kept[key] = seq
-    kept.move_to_end(key)
-    if len(kept) > NEWEST:
-        kept.popitem(last=False)
