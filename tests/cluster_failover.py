@@ -7,11 +7,10 @@ keys were written, how many a fresh reader cannot find, and the namespace's size
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from uuid import uuid4
 
-from redis_server import LocalCluster
+from redis_server import LocalCluster, print_report
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 
@@ -63,12 +62,7 @@ async def scenario(cluster: LocalCluster) -> dict[str, object]:
 
 
 def main() -> None:
-    cluster = LocalCluster(sys.argv[1], masters=3, replicas=1).start()
-    try:
-        report = asyncio.run(scenario(cluster))
-    finally:
-        cluster.stop()
-    print(json.dumps(report))
+    print_report(LocalCluster(sys.argv[1], masters=3, replicas=1).start(), scenario)
 
 
 if __name__ == "__main__":

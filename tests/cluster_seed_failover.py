@@ -9,11 +9,10 @@ and whether one given the dead node and a live one (``redis://dead,live``) serve
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from uuid import uuid4
 
-from redis_server import LocalCluster
+from redis_server import LocalCluster, print_report
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import UnsentWritesError
 from tta_dev_primitives.stores._redis.backend import RedisBackend
@@ -90,12 +89,7 @@ async def scenario(cluster: LocalCluster) -> dict[str, object]:
 
 
 def main() -> None:
-    cluster = LocalCluster(sys.argv[1], masters=3, replicas=1).start()
-    try:
-        report = asyncio.run(scenario(cluster))
-    finally:
-        cluster.stop()
-    print(json.dumps(report))
+    print_report(LocalCluster(sys.argv[1], masters=3, replicas=1).start(), scenario)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ replica took over, and which engine served the last search.
 from __future__ import annotations
 
 import asyncio
-import json
 from uuid import uuid4
 
 import redis
 
 from query_engine_server import start_redis_stack_cluster
-from redis_server import LocalCluster
+from redis_server import LocalCluster, print_report
 from tta_dev_primitives import MemoryPrimitive
 
 
@@ -50,12 +49,7 @@ def main() -> None:
     started = start_redis_stack_cluster(replicas=1)
     if isinstance(started, str):
         raise SystemExit(started)
-    cluster, _ = started
-    try:
-        report = asyncio.run(scenario(cluster))
-    finally:
-        cluster.stop()
-    print(json.dumps(report))
+    print_report(started[0], scenario)
 
 
 if __name__ == "__main__":

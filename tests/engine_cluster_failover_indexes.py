@@ -11,7 +11,6 @@ next set-up, on every master after it, and what searches found.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from uuid import uuid4
 
@@ -19,7 +18,7 @@ import redis
 from redis.crc import key_slot
 
 from query_engine_server import start_redis_stack_cluster
-from redis_server import LocalCluster
+from redis_server import LocalCluster, print_report
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.stores._redis.layout import Layout
 
@@ -111,12 +110,7 @@ def main() -> None:
     started = start_redis_stack_cluster(replicas=1)
     if isinstance(started, str):
         raise SystemExit(started)
-    cluster, _ = started
-    try:
-        report = asyncio.run(scenario(cluster))
-    finally:
-        cluster.stop()
-    print(json.dumps(report))
+    print_report(started[0], scenario)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Real servers, real signals: tests kill (SIGKILL), stall (SIGSTOP/SIGCONT) and re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -14,8 +16,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "LocalCluster",
@@ -521,3 +524,32 @@ class SlotMove:
         finally:
             for c in self.masters.values():
                 c.close()
+
+
+def print_report(
+    cluster: LocalCluster, scenario: Callable[[LocalCluster], Coroutine[Any, Any, Any]]
+) -> None:
+    """The child side of a test run in a process of its own (a failover kills servers):
+    ``scenario`` on the started ``cluster`` in a new event loop, the cluster stopped however
+    it ends, and its report printed as JSON for the parent to read."""
+    try:
+        report = asyncio.run(scenario(cluster))
+    finally:
+        cluster.stop()
+    print(json.dumps(report))
+
+
+def run_report(script: str, *args: str, timeout: float = 180) -> dict[str, Any]:
+    """The parent side of ``print_report``: the test script ``script`` (beside this file) run
+    with ``args`` in a fresh interpreter, and the report it printed last."""
+    import subprocess
+    import sys
+
+    path = Path(__file__).with_name(script)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore::ResourceWarning", str(path), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report

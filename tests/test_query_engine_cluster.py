@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conftest import IN_CI, namespace
-from redis_server import LocalCluster
+from redis_server import LocalCluster, run_report
 from tta_dev_primitives import MemoryPrimitive
 
 pytestmark = pytest.mark.redis
@@ -75,10 +75,6 @@ def test_after_a_failover_searches_find_every_memory_in_the_engine() -> None:
     Runs in its own process (``engine_cluster_failover.py``), as the plain cluster's failover
     test does, so the dead node's sockets are not collected inside another test.
     """
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from query_engine_server import find_redis_stack
 
@@ -87,13 +83,7 @@ def test_after_a_failover_searches_find_every_memory_in_the_engine() -> None:
         if IN_CI:
             pytest.fail(f"CI=true: no Redis with the Query Engine: {found}", pytrace=False)
         pytest.skip(found)
-    script = Path(__file__).with_name("engine_cluster_failover.py")
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore::ResourceWarning", str(script)],
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_report("engine_cluster_failover.py", timeout=240)
     assert report["before"] == 40
     assert report["after"] == 40, report
     assert report["engine"] == "redis"

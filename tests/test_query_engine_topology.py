@@ -10,7 +10,6 @@ namespace, not one more per layout change.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -18,8 +17,8 @@ import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from conftest import eventually, namespace
-from redis_server import LocalCluster
+from conftest import IN_CI, eventually, namespace
+from redis_server import LocalCluster, run_report
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError
 from tta_dev_primitives.stores._redis import query_engine
@@ -208,12 +207,6 @@ def test_after_a_failover_the_promoted_master_keeps_one_index() -> None:
 
     Runs in its own process (``engine_cluster_failover_indexes.py``), as the other failover
     tests do."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from conftest import IN_CI
     from query_engine_server import find_redis_stack
 
     found = find_redis_stack()
@@ -221,13 +214,7 @@ def test_after_a_failover_the_promoted_master_keeps_one_index() -> None:
         if IN_CI:
             pytest.fail(f"CI=true: no Redis with the Query Engine: {found}", pytrace=False)
         pytest.skip(found)
-    script = Path(__file__).with_name("engine_cluster_failover_indexes.py")
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore::ResourceWarning", str(script)],
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_report("engine_cluster_failover_indexes.py", timeout=240)
     assert report["before"] == 40
     assert report["on_promoted_before"] == sorted([report["kept"], report["extra"]])
     assert report["after"] == 40, report
@@ -244,7 +231,7 @@ async def test_an_index_refused_for_memory_is_a_refusal_not_a_failure() -> None:
 
     started = start_redis_stack()
     if isinstance(started, str):
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             pytest.fail(f"CI=true: no Redis with the Query Engine: {started}", pytrace=False)
         pytest.skip(started)
     server, _ = started

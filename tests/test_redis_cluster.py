@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from conftest import IN_CI, eventually, fast_recovery, namespace, replayed
-from redis_server import LocalCluster
+from redis_server import LocalCluster, run_report
 from tta_dev_primitives import MemoryPrimitive
 
 pytestmark = pytest.mark.redis
@@ -89,18 +89,8 @@ def test_master_failover_loses_no_writes(redis_binary: str) -> None:
     Runs in its own process (``cluster_failover.py``): redis-py's cluster client drops a dead
     node without closing its sockets, and their collection must not surface in other tests.
     """
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).with_name("cluster_failover.py")
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore::ResourceWarning", str(script), redis_binary],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_report("cluster_failover.py", redis_binary)
     assert report["errors"] == []
     assert report["failed_over"] is True
     assert report["written"] >= 700
@@ -116,18 +106,8 @@ def test_the_master_the_url_names_can_die(redis_binary: str) -> None:
 
     A review found every process degraded until the dead node came back (a new client always
     began at the URL's node). Own process: see ``test_master_failover_loses_no_writes``."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    script = Path(__file__).with_name("cluster_seed_failover.py")
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore::ResourceWarning", str(script), redis_binary],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_report("cluster_seed_failover.py", redis_binary)
     assert report["failed_over"] is True
     assert report["recovered"] is True, report
     assert (report["journal_after"], report["unsent"]) == (0, 0), report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,27 @@ async def script_calls(nodes: list[RedisServer]) -> int:
             stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval")
         )
     return total
+
+
+async def saved(server: RedisServer, raw: aioredis.Redis) -> Path:
+    """A copy of what ``SAVE`` writes now: the older snapshot a later restart goes back to."""
+    await raw.save()
+    snapshot = server.dir / "snapshot.rdb"
+    shutil.copy(server.dir / "dump.rdb", snapshot)
+    return snapshot
+
+
+async def restarted(
+    server: RedisServer, raw: aioredis.Redis, snapshot: Path | None = None
+) -> aioredis.Redis:
+    """``server`` killed and started again (from ``snapshot``, if given, as after a crash with
+    only an older RDB); ``raw`` closed (its pooled connections are dead) for a new client."""
+    server.kill()
+    if snapshot is not None:
+        shutil.copy(snapshot, server.dir / "dump.rdb")
+    server.start()
+    await raw.aclose()
+    return aioredis.Redis.from_url(server.url)
 
 
 def memory(i: int) -> Put:
@@ -91,16 +113,12 @@ async def test_a_partition_behind_the_replica_is_reloaded(redis_server_factory: 
     query = INDEXING.query("garage")
     try:
         await backend.apply([memory(i) for i in range(100)])
-        await raw.save()
-        snapshot = server.dir / "snapshot.rdb"
-        shutil.copy(server.dir / "dump.rdb", snapshot)
+        snapshot = await saved(server, raw)
         for i in range(100):
             await backend.delete(memory(i).key)
         await backend.apply([memory(100)])
         assert [hit[0] for hit in await backend.search(query, 1000, None)] == [memory(100).key]
-        server.kill()
-        shutil.copy(snapshot, server.dir / "dump.rdb")
-        server.start()
+        raw = await restarted(server, raw, snapshot)
 
         async def reconnected() -> bool:  # pooled connections to the old process are dead
             try:
@@ -134,20 +152,14 @@ async def test_a_write_after_a_restart_from_an_older_snapshot_reloads_the_replic
     try:
         for i in range(20):
             await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
-        await raw.save()
-        snapshot = server.dir / "snapshot.rdb"
-        shutil.copy(server.dir / "dump.rdb", snapshot)
+        snapshot = await saved(server, raw)
         for i in range(20, 30):
             await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
         for i in range(5):
             assert await memory.delete(f"u1:s1:k{i:02}")
         await memory.add("u1:s1:k05", {"content": "rewritten beta"})
         assert len(await memory.search("alpha note", limit=100, scope=scope)) == 24
-        server.kill()
-        shutil.copy(snapshot, server.dir / "dump.rdb")
-        server.start()
-        await raw.aclose()
-        raw = aioredis.Redis.from_url(server.url)
+        raw = await restarted(server, raw, snapshot)
         assert await raw.exists(f"{ns}:doesnotexist") == 0  # the server answers
 
         writing = other if writer == "another process" else memory
@@ -179,20 +191,14 @@ async def test_hot_keys_written_again_after_an_older_snapshot_do_not_hide_it(
     try:
         for i in range(20):
             await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
-        await raw.save()
-        snapshot = server.dir / "snapshot.rdb"
-        shutil.copy(server.dir / "dump.rdb", snapshot)
+        snapshot = await saved(server, raw)
         for i in range(20, 30):
             await memory.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
         await memory.add("u1:s1:k05", {"content": "rewritten beta"})
         for turn in range(8):
             await memory.add("u1:state", {"content": f"state {turn}"})
             await memory.search("alpha note", limit=100, scope=scope)
-        server.kill()
-        shutil.copy(snapshot, server.dir / "dump.rdb")
-        server.start()
-        await raw.aclose()
-        raw = aioredis.Redis.from_url(server.url)
+        raw = await restarted(server, raw, snapshot)
         await memory.add("u1:state", {"content": "state after"})
         await replayed(memory)
         await finds(memory, "alpha note", scope, [f"u1:s1:k{i:02}" for i in range(20)])
@@ -219,17 +225,11 @@ async def test_records_written_right_after_a_restart_do_not_hide_what_it_lost(
         for i in range(20):
             await other.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
         assert len(await memory.search("alpha note", limit=100, scope=scope)) == 20
-        await raw.save()
-        snapshot = server.dir / "snapshot.rdb"
-        shutil.copy(server.dir / "dump.rdb", snapshot)
+        snapshot = await saved(server, raw)
         for i in range(11):
             await other.add(f"u1:s1:k{i:02}", {"content": f"rewritten beta {i}"})
         assert len(await memory.search("rewritten beta", limit=100, scope=scope)) == 11
-        server.kill()
-        shutil.copy(snapshot, server.dir / "dump.rdb")
-        server.start()
-        await raw.aclose()
-        raw = aioredis.Redis.from_url(server.url)
+        raw = await restarted(server, raw, snapshot)
         await other.add("u1:s2:fresh", {"content": "alpha fresh"})
         await replayed(other)
         await asyncio.gather(
@@ -312,10 +312,7 @@ async def test_a_restart_that_lost_nothing_is_not_reloaded(redis_server_factory:
         assert await other.delete("u2:s7:7")
         assert len(await memory.search("garage", limit=3000)) == 1999
         await raw.save()
-        server.kill()
-        server.start()
-        await raw.aclose()
-        raw = aioredis.Redis.from_url(server.url)
+        raw = await restarted(server, raw)
         await other.add("u1:s2:fresh", {"content": "fresh garage"})
         await replayed(other)
         await replayed(memory)
