@@ -208,6 +208,35 @@ async def test_user_ids_and_contents_never_reach_spans() -> None:
     await memory.aclose()
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "add", "key": "userQZXJ:s1:1", "value": "contentQZXJ not a dict"},
+        {"op": "get", "key": ["userQZXJ"]},
+        {"op": "forgetQZXJ", "key": "userQZXJ:s1:1"},
+        {"op": "search", "query": ["contentQZXJ"]},
+    ],
+)
+async def test_a_malformed_typed_operation_reaches_spans_by_its_type_only(
+    operation: dict[str, Any],
+) -> None:
+    """A typed operation is validated by the library, and pydantic's message quotes the input
+    (a key with its user, a memory's text): like the library's own errors, the span records its
+    type alone, while the caller still gets the message whole."""
+    import pydantic
+
+    memory = MemoryPrimitive()
+    with capture_spans() as spans, pytest.raises(pydantic.ValidationError) as raised:
+        await memory.execute(operation, WorkflowContext())
+    assert "QZXJ" in str(raised.value)  # the caller is told what was wrong
+    failed = [e for span in spans for e in span.events if e.name == "exception"]
+    assert failed, "the span records the failure"
+    for event in failed:
+        assert event.attributes["exception.type"] == "pydantic_core._pydantic_core.ValidationError"
+        assert not [v for v in event.attributes.values() if "QZXJ" in str(v)], event.attributes
+    await memory.aclose()
+
+
 @pytest.mark.redis
 async def test_dropped_journal_writes_are_counted_on_overflow_and_on_close(
     redis_server_factory: Factory, counters: InMemoryMetricReader

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from tta_dev_primitives._checks import check_limit, check_ttl
+from tta_dev_primitives.telemetry._tracing import mark_own
 
 __all__ = [
     "AddMemory",
@@ -101,4 +102,9 @@ def parse_operation(data: Any) -> AddMemory | GetMemory | SearchMemory | DeleteM
     """An operation model from a model or a dict; ``pydantic.ValidationError`` otherwise."""
     if isinstance(data, AddMemory | GetMemory | SearchMemory | DeleteMemory | ClearMemory):
         return data
-    return _adapter().validate_python(data)  # strict, as the models are: nothing coerced
+    try:
+        return _adapter().validate_python(data)  # strict, as the models are: nothing coerced
+    except ValidationError as exc:
+        # Its message quotes the input (a key, a memory's text): spans record its type only.
+        mark_own(exc)
+        raise

@@ -15,9 +15,10 @@ import inspect
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from contextvars import ContextVar
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tta_dev_primitives._version import __version__
 
@@ -30,6 +31,7 @@ __all__ = [
     "TRACER_NAME",
     "context_attributes",
     "get_tracer",
+    "mark_own",
     "record_failure",
     "traced_execute",
 ]
@@ -123,11 +125,22 @@ def record_failure(span: Any, exc: BaseException, *, message: bool) -> None:
     span.set_status(Status(StatusCode.ERROR, kind.__name__))
 
 
+#: Set on an error of another type that the library raised about its caller's data (a
+#: ``pydantic.ValidationError`` of a typed memory operation quotes the key and value).
+_OWN_MARK: Final = "_tta_dev_primitives_own"
+
+
+def mark_own(exc: BaseException) -> None:
+    """Make spans record ``exc`` by its type only, as this library's own errors are."""
+    with suppress(AttributeError, TypeError):  # (a type without attributes: none known)
+        setattr(exc, _OWN_MARK, True)
+
+
 def _own_error(exc: BaseException) -> bool:
     """Whether ``exc`` is one of this library's errors (whose messages name keys and scopes)."""
     from tta_dev_primitives.exceptions import TTAError
 
-    return isinstance(exc, TTAError)
+    return isinstance(exc, TTAError) or getattr(exc, _OWN_MARK, False) is True
 
 
 #: The primitive whose run's span is current, and the ``execute`` it ran: a subclass's
