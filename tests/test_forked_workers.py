@@ -301,6 +301,51 @@ print(json.dumps({{"workers": said, "master": master}}))
     }
 
 
+def test_a_worker_forked_while_a_thread_stamped_a_message_stores_its_own() -> None:
+    """The master forks while another of its threads is inside the chat history's message
+    clock (holding its lock, as a thread pre-empted there would). No thread of a worker ever
+    releases that lock: its first ``add_messages`` waited forever (``turn_key``'s lock was
+    already made free again in a child)."""
+    pytest.importorskip("langchain_core")
+    code = (
+        FORK
+        + """
+import asyncio, signal, threading
+from langchain_core.messages import HumanMessage
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.integrations import langchain
+from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
+
+held, release = threading.Event(), threading.Event()
+
+def stamping():  # the clock's lock, held at the fork
+    with langchain._clock._lock:
+        held.set()
+        release.wait(60)
+
+thread = threading.Thread(target=stamping, daemon=True)
+thread.start()
+assert held.wait(30)
+
+def worker():
+    signal.alarm(30)  # a hung write ends the worker, and the parent reads no result
+    async def run():
+        history = MemoryChatMessageHistory(MemoryPrimitive(), "u1:s1")
+        await history.aadd_messages([HumanMessage("from a worker")])
+        return [message.content for message in await history.aget_messages()]
+    return asyncio.run(run())
+
+try:
+    said = workers(worker)
+finally:
+    release.set()
+thread.join(30)
+print(json.dumps(said))
+"""
+    )
+    assert json.loads(run_python(code)) == [["from a worker"], ["from a worker"]]
+
+
 def test_a_worker_closes_a_journalled_memory_the_master_used(tmp_path: Path) -> None:
     """The master journalled a write (Redis down) before the workers forked. A worker's
     ``aclose`` ran its file checks on the journal's thread pool, whose copy in the worker

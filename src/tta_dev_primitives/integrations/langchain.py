@@ -23,7 +23,7 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
-from tta_dev_primitives._blocked import heavy_in_own_thread
+from tta_dev_primitives._blocked import fork_safe, heavy_in_own_thread
 from tta_dev_primitives._checks import check_ttl, is_integer, is_real
 from tta_dev_primitives.core import WorkflowContext, WorkflowPrimitive
 from tta_dev_primitives.exceptions import (
@@ -143,7 +143,8 @@ class _Clock:
     """Nanosecond stamps that never repeat or go backwards within this process."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Free again in a forked worker, had another thread held it at the fork.
+        self._lock = fork_safe(threading.Lock())
         self._last = 0
 
     def next(self) -> int:
