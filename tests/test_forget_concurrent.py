@@ -136,3 +136,68 @@ async def test_the_standby_copy_keeps_an_add_called_after_forget(
         assert await memory.get("u1:s1:old") is None
         assert await memory.get("u2:s1:b") == {"content": "another user"}
     await memory.aclose()
+
+
+#: Read on a worker thread before its write (over 4,000 characters): the add reaches the store
+#: after changes called later than it would, were they not ordered by their calls.
+BIG = {"content": "a kayak trip said before the forget " + "paddle " * 800}
+
+
+@pytest.mark.parametrize("later", ["forget", "delete", "clear", "touch", "add"])
+async def test_a_change_called_after_an_add_of_a_large_value_comes_after_it(
+    memory: Any, later: str
+) -> None:
+    """gather(add(a large value), X): the add was called first, so X applies to its memory:
+    forget, delete and clear remove it (and say so), touch finds it, and a second add's value
+    stands. The add read its value on a worker thread meanwhile: X overtook it, and the
+    memory outlived a "forget me" that counted 0."""
+    key = "u1:s1:big"
+    changes = {
+        "forget": lambda: memory.forget("u1"),
+        "delete": lambda: memory.delete(key),
+        "clear": lambda: memory.clear(),
+        "touch": lambda: memory.touch(key, 3600),
+        "add": lambda: memory.add(key, NEW),
+    }
+    added, said = await asyncio.gather(memory.add(key, BIG), changes[later]())
+    assert added is None
+    if later == "forget":
+        assert said == 1
+    elif later in ("delete", "touch"):
+        assert said is True
+    kept = await memory.get(key)
+    assert kept == {"touch": BIG, "add": NEW}.get(later)
+    assert (await standby(memory, key) is None) == (kept is None)
+    found = [k for k, _ in await memory.search_items("kayak forget", 10, scope="u1")]
+    assert found == ([key] if later == "touch" or later == "add" else [])
+    assert await memory.size() == (0 if kept is None else 1)
+
+
+def slow_embed() -> Any:
+    """An embedder that takes a while, as a remote one does: every add waits for it."""
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        await asyncio.sleep(0.05)
+        return [[1.0, float(len(text) % 5) + 1.0] for text in texts]
+
+    return embed
+
+
+@pytest.mark.parametrize("backend", ["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_an_add_still_being_embedded_is_not_overtaken(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """With an embedder every add awaits it before its write: a forget, delete or clear called
+    while it embeds still removes its memory, and the forget counts it."""
+    url = request.getfixturevalue("redis_server").url if backend == "redis" else None
+    memory = MemoryPrimitive(url, namespace=namespace(), embed=slow_embed(), dims=2)
+    _, forgot = await asyncio.gather(memory.add("u1:s1:a", OLD), memory.forget("u1"))
+    assert forgot == 1
+    assert await memory.get("u1:s1:a") is None
+    assert await memory.search("said before", scope="u1", mode="semantic") == []
+    _, deleted = await asyncio.gather(memory.add("u1:s1:b", OLD), memory.delete("u1:s1:b"))
+    assert deleted is True
+    await asyncio.gather(memory.add("u1:s1:c", OLD), memory.clear())
+    assert await memory.size() == 0
+    await memory.clear()
+    await memory.aclose()

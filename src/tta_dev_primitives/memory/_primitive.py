@@ -38,6 +38,7 @@ from tta_dev_primitives.exceptions import (
     UnsentWritesError,
 )
 from tta_dev_primitives.memory import _lifecycle as lifecycle
+from tta_dev_primitives.memory._call_order import CallOrder
 from tta_dev_primitives.memory._lifecycle import MemoryPage
 from tta_dev_primitives.memory._numpy import numpy_imported
 from tta_dev_primitives.memory._ops import (
@@ -219,6 +220,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         journal_path = check_journal_path(journal_path, redis_url)
         clock = clock or time.monotonic
         self._indexing = Indexing(analyzer, text_fields)
+        self._order = CallOrder()  # changes take effect in the order they were called
         self._namespace = namespace
         self._max_size = max_size
         standby = redis_url is not None and enable_redis  # with Redis, evictions lose nothing
@@ -268,13 +270,17 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         key, ttl = check_new_key(key), check_ttl(ttl)
         embedded = self._embedder is not None and vector_text is None
-        if is_small(value):
-            payload, terms, text = prepare_now(self._indexing, value, text=embedded)
-        else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
-            payload, terms, text = await prepare_off_loop(self._indexing, value, text=embedded)
-        with self._op("add") as op:
-            vector = await memory_vector(self._embedder, text, vector_text)
-            op.report(await self._store.put(key, payload, ttl, Document(terms, vector)))
+        # Ordered from its call: a delete, forget or clear of its key called while it reads and
+        # embeds its value waits for it (``_call_order``).
+        with self._order.change(key) as ticket:
+            if is_small(value):
+                payload, terms, text = prepare_now(self._indexing, value, text=embedded)
+            else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
+                payload, terms, text = await prepare_off_loop(self._indexing, value, text=embedded)
+            with self._op("add") as op:
+                vector = await memory_vector(self._embedder, text, vector_text)
+                await self._order.turn(ticket)
+                op.report(await self._store.put(key, payload, ttl, Document(terms, vector)))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""
@@ -445,7 +451,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     async def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""
         key = check_key(key)
-        with self._op("delete") as op:
+        with self._order.change(key) as ticket, self._op("delete") as op:
+            await self._order.turn(ticket)
             served = await self._store.delete(key)
             op.report(served)
             return served.value
@@ -457,7 +464,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         page, the clear is journalled like any write; if it fails part-way, it raises
         ``IncompleteOperationError`` saying how many were removed (run it again).
         """
-        with self._op("clear") as op:
+        with self._order.change(None) as ticket, self._op("clear") as op:
+            await self._order.turn(ticket)
             op.report(await self._store.clear())
 
     async def size(self) -> int:
@@ -475,7 +483,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         outage it raises ``BackendUnavailableError`` rather than leave Redis's deadline behind.
         """
         key, ttl = check_key(key), check_ttl(ttl)
-        with self._op("touch") as op:
+        with self._order.change(key) as ticket, self._op("touch") as op:
+            await self._order.turn(ticket)
             served = await self._store.touch(key, ttl)
             op.report(served)
             return served.value
@@ -507,7 +516,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         raises ``IncompleteOperationError`` saying how many were deleted (run it again).
         """
         checked = check_forget_scope(scope)  # normalized, once
-        with self._op("forget") as op:
+        with self._order.change(checked, scope=True) as ticket, self._op("forget") as op:
+            await self._order.turn(ticket)
             removed = await lifecycle.forget(self._store, checked)
             op.attributes["memory.result_count"] = removed
             return removed
