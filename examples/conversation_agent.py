@@ -5,7 +5,11 @@ import time
 
 from tta_dev_primitives import MemoryPrimitive, turn_key
 
-memory = MemoryPrimitive(max_size=1000)
+# One memory for every user of this process. In-process it keeps the most recent max_size
+# memories of all of them and drops older ones (counted, with a warning): size it for
+# your users, or give it a Redis URL (MemoryPrimitive("redis://...")), where every turn
+# is kept.
+memory = MemoryPrimitive(max_size=100_000)
 
 
 async def llm_generate(user_input: str, context: list[dict[str, str]]) -> str:

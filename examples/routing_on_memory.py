@@ -19,7 +19,8 @@ def choose(question: str, ctx: WorkflowContext) -> str:
     return "memory" if ctx.state["facts"] else "model"
 
 
-answer = memory.recall(lambda q, ctx: q, into="facts", limit=1) >> RouterPrimitive(
+# Only the facts ("fact:..." keys): memories of users kept in the same memory stay out.
+answer = memory.recall(lambda q, ctx: q, scope="fact", into="facts", limit=1) >> RouterPrimitive(
     {"memory": from_memory, "model": ask_model}, choose
 )
 

@@ -19,7 +19,7 @@ def session(prompt: str, ctx: WorkflowContext) -> str:
     return f"{ctx.user_id}:{ctx.session_id}"
 
 
-def next_key(reply: str, ctx: WorkflowContext) -> str:
+def next_key(text: str, ctx: WorkflowContext) -> str:
     assert ctx.user_id is not None
     assert ctx.session_id is not None
     return turn_key(ctx.user_id, ctx.session_id)  # a new key for every turn
@@ -27,6 +27,7 @@ def next_key(reply: str, ctx: WorkflowContext) -> str:
 
 chat = (
     memory.recall(lambda prompt, ctx: prompt, scope=session, limit=3)
+    >> memory.remember(next_key, lambda prompt, ctx: {"role": "user", "content": prompt})
     >> llm
     >> memory.remember(next_key, lambda reply, ctx: {"role": "assistant", "content": reply})
 )
@@ -36,6 +37,7 @@ async def main() -> None:
     for prompt in ["tell me about primitives", "more about primitives please"]:
         ctx = WorkflowContext(user_id="ada", session_id="s1")  # one context per turn
         print(await chat.execute(prompt, ctx))
+    await memory.aclose()
 
 
 if __name__ == "__main__":

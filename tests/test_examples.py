@@ -17,7 +17,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 EXPECTED = {
     "zero_setup.py": "backend: in-memory",
     "conversation_agent.py": "'Give me a primitive example' with 3 remembered turns",
-    "wrap_llm_call.py": "remembering [\"Answer to 'tell me about primitives'",
+    "wrap_llm_call.py": "remembering ['tell me about primitives', \"Answer to 'tell me",
     "routing_on_memory.py": "(model) I don't know yet: Peru capital city?",
     "caching_llm_responses.py": "model calls: 2, cache hits: 2, misses: 2",
     "redis_with_fallback.py": "backend: in-memory",
