@@ -308,3 +308,25 @@ def test_cli_clear_interrupted_part_way_reports_how_far_it_got(
     assert out == ""
     assert "before Redis stopped answering" in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_items_lists_a_memory_rewritten_while_it_walks(memory: Any) -> None:
+    """memory.md: ``items()`` lists every memory there from its start to its end, where a
+    ``list_memories`` loop misses one rewritten while it pages. 600 memories (two pages of a
+    Redis partition's walk on one server); after the first is read, one not yet read is
+    rewritten and another touched: both still come, the rewrite with its new value last."""
+    for i in range(600):
+        await memory.add(f"u1:s1:{i:03d}", {"content": f"turn {i}"})
+    seen: list[tuple[str, Any]] = []
+    async for key, value, _ in memory.items():
+        if not seen:
+            await memory.add("u1:s1:300", {"content": "rewritten"})
+            await memory.touch("u1:s1:301", 3600)
+        seen.append((key, value))
+    keys = {key for key, _ in seen}
+    assert keys == {f"u1:s1:{i:03d}" for i in range(600)}
+    last = [v for k, v in seen if k == "u1:s1:300"][-1]
+    # On Redis the walk meets the rewrite again; in-process it read a snapshot.
+    on_redis = memory.get_backend_info()["redis_configured"]
+    assert last == ({"content": "rewritten"} if on_redis else {"content": "turn 300"})
+    assert await memory.get("u1:s1:300") == {"content": "rewritten"}
