@@ -8,6 +8,7 @@ performance assertions; the measured figures are in ``benchmarks/bench_outage.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -512,6 +513,48 @@ async def test_an_http_server_on_the_port_falls_back() -> None:
             assert await memory.search("") == [{"v": 1}]
         info = memory.get_backend_info()
         assert (info["backend"], info["degraded"]) == ("in-memory", True)
+        with pytest.raises(UnsentWritesError, match="1 write journalled"):
+            await memory.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("reply", [b"$-1\r\n", b"+OK\r\n", b":1\r\n", b"*0\r\n"])
+@pytest.mark.parametrize("first", ["add", "get", "search"])
+async def test_a_service_answering_the_handshake_wrongly_falls_back(
+    reply: bytes, first: str
+) -> None:
+    """Something on the port that answers every command with one valid RESP reply (a nil, an
+    OK, a number: a proxy that rewrites replies, a service that only claims to be Redis):
+    redis-py's handshake failed reading its answer to HELLO with a builtin error (an
+    ``AttributeError`` on ``None``), which a write raised as it was. It is not Redis: served
+    in-process and journalled, whichever call meets it first."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                writer.write(reply)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    calls = {
+        "add": lambda: memory.add("u1:s1:k", {"content": "kept here"}),
+        "get": lambda: memory.get("u1:s1:k"),
+        "search": lambda: memory.search("kept", scope="u1"),
+    }
+    try:
+        memory = fast_recovery(f"redis://127.0.0.1:{port}/0")
+        async with asyncio.timeout(10):
+            await calls[first]()
+            await calls["add"]()
+            assert await memory.get("u1:s1:k") == {"content": "kept here"}
+            assert await memory.search("kept", scope="u1") == [{"content": "kept here"}]
+        assert not memory.using_redis
+        info = memory.get_backend_info()
+        assert (info["degraded"], info["search_engine"]) == (True, "in-process")
         with pytest.raises(UnsentWritesError, match="1 write journalled"):
             await memory.aclose()
     finally:

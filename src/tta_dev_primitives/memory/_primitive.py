@@ -572,6 +572,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if remote is not None:
             info.update(remote.describe())
             info["namespace"] = self._namespace
+            if info["degraded"]:  # searches are served in-process until Redis is back
+                info["search_engine"] = "in-process"
         return info
 
     async def items(self) -> AsyncIterator[tuple[str, dict[str, Any], float | None]]:

@@ -469,7 +469,14 @@ class Connection:
                     raise BackendError(f"Redis error: {message}") from None
                 except (rexc.DataError, UnicodeError) as exc:  # a value the client cannot send
                     raise BackendError(f"Redis refused the data: {type(exc).__name__}") from None
-                except AttributeError as exc:
+                except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+                    if errors.not_redis(exc):
+                        await self._unavailable(state, client, False)
+                        raise BackendUnavailableError(
+                            f"Redis at {redact_url(self.url)} unavailable: what answers there "
+                            f"does not speak Redis ({type(exc).__name__} reading its reply to "
+                            "a new connection's handshake)"
+                        ) from None
                     if not errors.unknown_node(exc):
                         raise
                     # An ASK to a master added since the slot map was read: the slots are

@@ -18,7 +18,9 @@ import re
 from types import TracebackType
 
 import redis.asyncio.cluster
+import redis.asyncio.connection
 import redis.cluster
+import redis.connection
 from redis import exceptions as rexc
 
 from tta_dev_primitives.exceptions import BackendRefusedError
@@ -124,6 +126,30 @@ def unknown_node(exc: BaseException) -> bool:
     if not isinstance(exc, AttributeError) or exc.obj is not None:
         return False
     return _raised_in(exc.__traceback__, _CLUSTER_ROUTING)
+
+
+# redis-py's connections: where a new one says hello (``on_connect``: AUTH, HELLO, SELECT).
+_CONNECTIONS = frozenset(
+    filter(None, (redis.asyncio.connection.__file__, redis.connection.__file__))
+)
+_HANDSHAKE = frozenset({"on_connect", "on_connect_check_health"})
+
+
+def not_redis(exc: BaseException) -> bool:
+    """True if ``exc`` is redis-py failing to read what the server answered to a new
+    connection's handshake (``AUTH``, ``HELLO``, ``SELECT``): a reply of a shape no Redis
+    sends there (``$-1`` to ``HELLO``: an ``AttributeError`` on ``None``) means whatever
+    listens on the port does not speak Redis, which is an outage ("Not Redis" in
+    production.md), not a garbled reply to one command."""
+    if not isinstance(exc, AttributeError | TypeError | KeyError | IndexError | ValueError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in _HANDSHAKE and code.co_filename in _CONNECTIONS:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _raised_in(tb: TracebackType | None, files: frozenset[str]) -> bool:
