@@ -431,6 +431,33 @@ async def test_a_burst_on_a_stalled_server_is_bounded_by_one_timeout(
     await memory.aclose()
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize("connected", [True, False], ids=["searched-before", "cold"])
+async def test_the_search_engine_label_says_in_process_during_an_outage(
+    redis_server_factory: Factory, connected: bool
+) -> None:
+    """production.md: ``get_backend_info()["search_engine"]`` says which engine answers, and
+    "in-process" during an outage, as each search's span does. It said "replica" (or, for a
+    process that never reached Redis, "unknown (not connected yet)") while searches were
+    served in-process."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, namespace=namespace(), redis_timeout=0.3)
+    if connected:
+        await memory.add("u1:s1:a", {"content": "kept in redis"})
+        assert await memory.search("kept", scope="u1") == [{"content": "kept in redis"}]
+        assert memory.get_backend_info()["search_engine"] == "replica"
+    with server.stalled(), capture_spans() as spans:
+        await memory.search("kept", scope="u1")
+        assert memory.get_backend_info()["search_engine"] == "in-process"
+    [span] = [s for s in spans if s.name == "memory.search"]
+    assert span.attributes["memory.search_engine"] == "in-process"
+    await replayed(memory)
+    await memory.search("kept", scope="u1")
+    assert memory.get_backend_info()["search_engine"] == "replica"
+    await memory.clear()
+    await memory.aclose()
+
+
 # -- item 14: one client per event loop, all closed ---------------------------------------------
 
 
