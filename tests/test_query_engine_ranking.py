@@ -888,3 +888,42 @@ async def test_a_filtered_search_ending_in_an_unfinished_word_scores_as_in_proce
         await remote.clear()
         for memory in (local, remote):
             await memory.aclose()
+
+
+@pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_name_common_in_the_scope_does_not_crowd_out_its_best_matches(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """A user's partner's name: in 110 of the user's memories, 110 of the namespace's 830. The
+    engine weighs words by the whole index, where the name is rare and "big" common, so the
+    name's matches took 110 of the 120 candidates and the user's "big" memories, which the
+    scope's statistics rank first, were not proposed: another top 10 altogether. A word that
+    fills a quarter of a scope's candidates is asked without again (one more round trip)."""
+    rng = random.Random(21)
+    fill = [
+        "coffee",
+        "garden",
+        "weather",
+        "movie",
+        "music",
+        "dinner",
+        "school",
+        "weekend",
+        "travel",
+        "book",
+        "phone",
+    ]
+
+    def filler(n: int) -> str:
+        return " ".join(rng.choice(fill) for _ in range(n))
+
+    docs = [(f"u{2 + i % 20}:s1:{i}", f"that was a big {filler(6)}") for i in range(600)]
+    docs += [(f"u1:s1:{i}", f"Andrew: {filler(6)}") for i in range(110)]
+    docs += [(f"u1:s2:{i}", f"the big {filler(5)}") for i in range(20)]
+    docs += [(f"u1:s3:{i}", filler(7)) for i in range(100)]
+    url = request.getfixturevalue(server).url
+    async with side_by_side(url, docs) as (local, remote):
+        question = "Can you remind me what Andrew said about the big?"
+        want = await local.search_scored(question, 10, scope="u1")
+        assert all(hit.key.startswith("u1:s2:") for hit in want)  # the case: "big" ranks first
+        await assert_ranks_alike(local, remote, ("u1",), 10, (question, "andrew big", "big"))

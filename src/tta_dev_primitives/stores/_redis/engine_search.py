@@ -30,6 +30,11 @@ __all__ = ["search"]
 
 Rows = list[tuple[str, float, int]]
 
+#: In a scope, a word matching at least 1/this of the candidates is asked without again
+#: (``keywords.common``): the engine weighs it by the namespace, where a user's partner's name
+#: is rare, and its matches took every place of the words ours weighs more in the scope.
+CROWD_SHARE = 4
+
 
 async def search(
     engine: QueryEngine, call: Call, query: Query, limit: int, scope: str | None,
@@ -169,16 +174,33 @@ async def _keyword(
     answer: keywords.Answer = await call(run)
     if unsure := keywords.ambiguous(query):
         answer = await _exact(engine, call, query, unsure, answer)
-    if faint := keywords.common(answer.stats, answer.complete):
-        # A term in most documents may weigh far too much in the engine: ask again by the
-        # other terms, one more round trip, and rescore both asks' candidates (the
-        # statistics are the same).
-        again: keywords.Answer = await call(lambda client: run(client, faint))
-        if unsure:
-            again = await _exact(engine, call, query, unsure, again)
-        seen = {row[0] for row in again.rows}
-        rows = again.rows + [row for row in answer.rows if row[0] not in seen]
-        answer = keywords.Answer(rows, answer.stats, again.complete)
+    # Unscoped, the engine weighs words by the statistics ours uses; in a scope, a word whose
+    # matches would fill a quarter of the candidates may crowd out the rest.
+    crowd = 0 if scope is None else max(1, window // CROWD_SHARE)
+    faint, alone = keywords.common(answer.stats, answer.complete, crowd)
+    if faint or alone:
+        # A term in most documents (or, in a scope, enough to fill a share of the
+        # candidates) may weigh far too much in the engine: ask again without such terms,
+        # and in a scope by each of them alone (the engine may weigh one far above another
+        # that ours weighs more), all in one more round trip, and rescore every ask's
+        # candidates (the statistics are the same).
+        others = [tuple(i for i in range(len(terms)) if i != own) for own in alone]
+        asked = [faint, *others] if faint else others
+
+        async def again_all(client: Any) -> list[keywords.Answer]:
+            return list(await gather_all(*(run(client, f) for f in asked)))
+
+        agains: list[keywords.Answer] = await call(again_all)
+        rows: list[keywords.Row] = []
+        seen: set[str] = set()
+        for again in agains:
+            if unsure:
+                again = await _exact(engine, call, query, unsure, again)
+            rows += [row for row in again.rows if row[0] not in seen]
+            seen.update(row[0] for row in again.rows)
+        rows += [row for row in answer.rows if row[0] not in seen]
+        complete = agains[0].complete if faint else answer.complete
+        answer = keywords.Answer(rows, answer.stats, complete)
     found = keywords.rescore(answer.rows, answer.stats)
     return top(found[0], limit), found[1]
 

@@ -216,19 +216,31 @@ class Answer(NamedTuple):
     complete: bool
 
 
-def common(stats: Stats, complete: bool) -> tuple[int, ...]:
-    """The terms in over half the documents searched, if candidates are to be asked again by
-    the other terms alone; () if not (every match was a candidate, no term is that common, or
-    every term is). Such a term weighs little in our BM25, but in the engine's a term counting
-    more documents than the index holds (a rewritten document's old copy counts until the
-    garbage collector runs, after 100 of them) takes an IDF of about 38 and chooses the
-    candidates alone: with a name in every memory, 5 rewrites were enough. The first ask's
-    candidates, kept beside the second's, hold the best matches of the common terms alone."""
+def common(stats: Stats, complete: bool, crowd: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Which asks again would find the candidates the first one missed: the terms to ask
+    without (the others alone; () if none, or if it would be every term), and (``crowd``, a
+    scoped search's candidates) the terms to ask by, each alone. Nothing when every match was
+    a candidate.
+
+    A term in over half the documents searched weighs little in our BM25, but in the engine's
+    a term counting more documents than the index holds (a rewritten document's old copy
+    counts until the garbage collector runs, after 100 of them) takes an IDF of about 38 and
+    chooses the candidates alone: with a name in every memory, 5 rewrites were enough. In a
+    scope, the engine still weighs words by the whole index: a word rare there but in a fifth
+    of the user's memories (a partner's name) filled every candidate, and the memories of the
+    question's other words, which the scope's statistics weigh more, were never proposed; two
+    such words, one weighed far above the other, left out the other's best matches. The first
+    ask's candidates, kept beside the others', hold the best matches of the common terms."""
     if complete or stats.docs <= 0:
-        return ()
+        return (), ()
     held = [i for i, df in enumerate(stats.dfs) if df > 0]
-    found = tuple(i for i in held if 2 * stats.dfs[i] > stats.docs)
-    return found if len(found) < len(held) else ()
+    most = [i for i in held if 2 * stats.dfs[i] > stats.docs]
+    crowding = [i for i in held if crowd and stats.dfs[i] >= crowd and i not in most]
+    without = tuple(i for i in held if i in most or i in crowding)
+    if len(without) == len(held):
+        without = tuple(most) if len(most) < len(held) else ()
+    alone = tuple(crowding) if len(held) > 1 else ()
+    return without, alone
 
 
 def _rows(rows: Sequence[tuple[str, float, dict[str, Any]]], terms: Sequence[Term]) -> list[Row]:
