@@ -156,12 +156,12 @@ def cli_demo() -> tuple[MemoryPrimitive, Turn]:
 
 
 PATTERNS = [
-    Pattern("README", 1, readme),
+    Pattern("README", 2, readme),
     Pattern("getting-started", 2, getting_started),
-    Pattern("examples/wrap_llm_call", 1, wrap_llm_call),
+    Pattern("examples/wrap_llm_call", 2, wrap_llm_call),
     Pattern("examples/conversation_agent", 2, conversation_agent),
     Pattern("langgraph-guide", 2, langgraph_guide),
-    Pattern("comparison-lcel-inside", 1, comparison_lcel_inside),
+    Pattern("comparison-lcel-inside", 2, comparison_lcel_inside),
     Pattern("comparison-message-history", 2, comparison_message_history),
     Pattern("comparison-store", 1, comparison_store),
     Pattern("cli-demo", 2, cli_demo),
