@@ -201,3 +201,35 @@ async def test_an_add_still_being_embedded_is_not_overtaken(
     assert await memory.size() == 0
     await memory.clear()
     await memory.aclose()
+
+
+async def test_a_sync_call_never_waits_for_a_change_of_the_loop_it_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LangGraph's sync store methods may be called inside a running loop: the call blocks that
+    loop while its work runs on the library's own. An ``aput`` of the same item on the blocked
+    loop, still embedding, cannot return before the sync call does: a sync ``delete`` that
+    waited for it held the whole loop for the 10 s bound. It is not waited for (not ordered:
+    the put lands after the delete, as it did before calls were ordered)."""
+    from tta_dev_primitives.integrations.langgraph import MemoryPrimitiveStore
+    from tta_dev_primitives.memory import _call_order
+
+    waited: list[int] = []
+    ahead = _call_order.CallOrder._ahead
+
+    def watched(self: Any, ticket: int) -> bool:
+        found: bool = ahead(self, ticket)
+        if found:
+            waited.append(ticket)
+        return found
+
+    monkeypatch.setattr(_call_order.CallOrder, "_ahead", watched)
+    memory = MemoryPrimitive(embed=slow_embed(), dims=2)
+    store = MemoryPrimitiveStore(memory)
+    put = asyncio.create_task(store.aput(("users", "u1"), "prefs", {"text": "likes tea"}))
+    await asyncio.sleep(0.01)  # its add now waits for the embedder, on this loop
+    store.delete(("users", "u1"), "prefs")  # sync: blocks this loop while it runs
+    assert waited == []
+    await put
+    assert (await store.aget(("users", "u1"), "prefs")) is not None
+    await memory.aclose()
