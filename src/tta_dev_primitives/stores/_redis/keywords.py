@@ -216,6 +216,10 @@ class Answer(NamedTuple):
     complete: bool
 
 
+#: Words a scoped search asks by alone at most (``common``).
+MAX_ALONE: Final = 2
+
+
 def common(stats: Stats, complete: bool, crowd: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Which asks again would find the candidates the first one missed: the terms to ask
     without (the others alone; () if none, or if it would be every term), and (``crowd``, a
@@ -239,7 +243,9 @@ def common(stats: Stats, complete: bool, crowd: int = 0) -> tuple[tuple[int, ...
     without = tuple(i for i in held if i in most or i in crowding)
     if len(without) == len(held):
         without = tuple(most) if len(most) < len(held) else ()
-    alone = tuple(crowding) if len(held) > 1 else ()
+    # (Each alone is one more query, on a connection of its own: a question of many such
+    # words, as uniform text makes them, asks without them only.)
+    alone = tuple(crowding) if len(held) > 1 and len(crowding) <= MAX_ALONE else ()
     return without, alone
 
 
