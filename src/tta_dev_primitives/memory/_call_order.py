@@ -90,6 +90,12 @@ class CallOrder:
         self._lock = threading.Lock()
         self._reset()
 
+    @property
+    def busy(self) -> bool:
+        """Whether any change is pending (an add that awaits nothing before the store need
+        not take a ticket when none is: nothing can overtake it, and it waits for nothing)."""
+        return bool(self._pending)
+
     def change(self, name: str | None, *, scope: bool = False) -> _Held:
         """A change of key ``name`` (``scope``: of the keys in scope ``name``; None: of every
         key), running for a ``with`` block that starts at its call and gives its ticket."""

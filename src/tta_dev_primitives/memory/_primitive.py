@@ -270,6 +270,17 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         """
         key, ttl = check_new_key(key), check_ttl(ttl)
         embedded = self._embedder is not None and vector_text is None
+        if (
+            self._embedder is None
+            and vector_text is None
+            and not self._order.busy
+            and is_small(value)
+        ):
+            # Nothing to wait for, and nothing awaited before the store orders it: no ticket.
+            payload, terms, _ = prepare_now(self._indexing, value, text=False)
+            with self._op("add") as op:
+                op.report(await self._store.put(key, payload, ttl, Document(terms, None)))
+            return
         # Ordered from its call: a delete, forget or clear of its key called while it reads and
         # embeds its value waits for it (``_call_order``).
         with self._order.change(key) as ticket:
