@@ -115,7 +115,8 @@ class CallOrder:
 
     def _done(self, ticket: int, entry: _Change) -> None:
         with self._lock:
-            del self._pending[ticket]
+            if self._pending.pop(ticket, None) is None:
+                return  # (forgotten since it began: a forked child's copy of a parent's call)
             if not self._waiting:  # (the usual case: nobody to wake)
                 if entry.scope:
                     del self._wide[ticket]
