@@ -76,11 +76,11 @@ async def assert_ranks_alike(
 
 @contextlib.asynccontextmanager
 async def side_by_side(
-    url: str, docs: Sequence[tuple[str, str]]
+    url: str, docs: Sequence[tuple[str, str | dict[str, Any]]]
 ) -> AsyncIterator[tuple[MemoryPrimitive, MemoryPrimitive]]:
-    """``docs`` in process and in the engine at ``url``, written in the same order; cleared and
-    closed after, even when an assert fails (a memory left open leaks its connections into the
-    tests after it)."""
+    """``docs`` (a key and its text, or its whole value) in process and in the engine at
+    ``url``, written in the same order; cleared and closed after, even when an assert fails (a
+    memory left open leaks its connections into the tests after it)."""
     local = MemoryPrimitive(max_size=10_000)
     remote = MemoryPrimitive(
         url, max_size=10_000, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis",
@@ -88,8 +88,9 @@ async def side_by_side(
     )  # fmt: skip
     try:
         for key, text in docs:
+            value = text if isinstance(text, dict) else {"content": text}
             for memory in (local, remote):
-                await memory.add(key, {"content": text})
+                await memory.add(key, value)
         yield local, remote
     finally:
         await remote.clear()
@@ -864,14 +865,8 @@ async def test_a_filtered_search_ending_in_an_unfinished_word_scores_as_in_proce
         ("u2:s1:g", "going to the park", "assistant"),
     ]
     url = request.getfixturevalue(server).url
-    local = MemoryPrimitive(max_size=100)
-    remote = MemoryPrimitive(
-        url, namespace=f"rank:{uuid4().hex[:10]}", search_engine="redis", redis_timeout=10
-    )
-    try:
-        for key, text, role in docs:
-            for memory in (local, remote):
-                await memory.add(key, {"content": text, "role": role})
+    values = [(key, {"content": text, "role": role}) for key, text, role in docs]
+    async with side_by_side(url, values) as (local, remote):
         for question in ("cam", "rename cam", "park go", "the came"):
             for scope in (None, "u1", "u2"):
                 for role in ("user", "assistant"):
@@ -884,10 +879,6 @@ async def test_a_filtered_search_ending_in_an_unfinished_word_scores_as_in_proce
                     unfiltered = await local.search_scored(question, 10, scope=scope)
                     kept = {key for key, text, r in docs if r == role}
                     assert want == [(h.key, round(h.score, 9)) for h in unfiltered if h.key in kept]
-    finally:
-        await remote.clear()
-        for memory in (local, remote):
-            await memory.aclose()
 
 
 @pytest.mark.parametrize("server", ["redis_query_engine", "redis_query_engine_cluster"])
