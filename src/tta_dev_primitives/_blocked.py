@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, Protocol, TypeGuard, TypeVar
 
 T = TypeVar("T")
 L = TypeVar("L", threading.Lock, threading.RLock)
@@ -33,6 +33,7 @@ __all__ = [
     "heavy_in_own_thread",
     "in_own_thread",
     "on_portal",
+    "reset_at_fork",
     "running_loop",
     "stranded",
 ]
@@ -204,10 +205,27 @@ def fork_safe(lock: L) -> L:
     return lock
 
 
+class _Forkable(Protocol):
+    def _forked(self) -> None: ...
+
+
+_F = TypeVar("_F", bound=_Forkable)
+_reset: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def reset_at_fork(instance: _F) -> _F:
+    """``instance``, whose ``_forked()`` runs in a forked child (a new process: its own tag,
+    no parent's pending call, no parent's idle thread), for as long as it lives."""
+    _reset.add(instance)
+    return instance
+
+
 def _forked() -> None:
     _turns.clear()  # (a loop forked mid-run keeps no turns its parent's threads held)
     for lock in list(_fork_safe):
         lock._at_fork_reinit()  # (as the standard library's own locks are, in a child)
+    for instance in list(_reset):
+        instance._forked()
 
 
 if sys.platform != "win32":

@@ -9,15 +9,13 @@ one, so a hung call holds only its own thread; idle threads beyond ``max_idle`` 
 
 from __future__ import annotations
 
-import os
 import queue
-import sys
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+from tta_dev_primitives._blocked import reset_at_fork
 from tta_dev_primitives.exceptions import EmbeddingError
 
 __all__ = ["DaemonExecutor"]
@@ -39,7 +37,7 @@ class DaemonExecutor(Executor):
         self._name, self._max_idle, self._max_busy = name, max_idle, max_busy
         self._closed = False
         self._forked()
-        _executors.add(self)
+        reset_at_fork(self)
 
     def _forked(self) -> None:
         """No threads yet: at first, and in a forked child, where the parent's are gone (its
@@ -103,15 +101,3 @@ class DaemonExecutor(Executor):
             idle, self._idle = self._idle, 0
         for _ in range(idle):
             self._work.put(None)
-
-
-_executors: weakref.WeakSet[DaemonExecutor] = weakref.WeakSet()
-
-
-def _forked() -> None:
-    for executor in list(_executors):
-        executor._forked()
-
-
-if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_forked)

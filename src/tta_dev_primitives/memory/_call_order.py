@@ -20,14 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import sys
 import threading
 import time
-import weakref
 from typing import Final, NamedTuple
 
-from tta_dev_primitives._blocked import blocked_loop, stranded
+from tta_dev_primitives._blocked import blocked_loop, reset_at_fork, stranded
 from tta_dev_primitives.search._scopes import in_scope
 
 __all__ = ["SETTLE", "CallOrder"]
@@ -77,7 +74,7 @@ class CallOrder:
         self._lock = threading.Lock()
         self._tickets = itertools.count()
         self._reset()
-        _orders.add(self)
+        reset_at_fork(self)
 
     def _reset(self) -> None:
         self._pending: dict[int, _Change] = {}
@@ -210,15 +207,3 @@ def _wake(future: asyncio.Future[None]) -> None:
 
     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
         future.get_loop().call_soon_threadsafe(done)
-
-
-_orders: weakref.WeakSet[CallOrder] = weakref.WeakSet()
-
-
-def _forked() -> None:
-    for order in list(_orders):
-        order._forked()
-
-
-if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_forked)

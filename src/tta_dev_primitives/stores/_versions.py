@@ -18,12 +18,11 @@ replayed later are ordered by the version they were given when called.
 
 from __future__ import annotations
 
-import os
 import secrets
-import sys
 import threading
 import time
-import weakref
+
+from tta_dev_primitives._blocked import reset_at_fork
 
 __all__ = ["VersionClock", "micros_of"]
 
@@ -40,7 +39,7 @@ class VersionClock:
         self._last = 0
         self._tag = f"{secrets.randbits(32):08x}"
         self._lock = threading.Lock()
-        _clocks.add(self)
+        reset_at_fork(self)
 
     def _forked(self) -> None:
         """A forked child is another process: its own tag, so that its versions never tie with
@@ -77,15 +76,3 @@ def micros_of(version: str) -> int | None:
         return int(version[:16], 16)
     except ValueError:
         return None
-
-
-_clocks: weakref.WeakSet[VersionClock] = weakref.WeakSet()
-
-
-def _forked() -> None:
-    for clock in list(_clocks):
-        clock._forked()
-
-
-if sys.platform != "win32":
-    os.register_at_fork(after_in_child=_forked)
