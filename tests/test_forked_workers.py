@@ -53,6 +53,26 @@ def workers(work, n=2):
     for child in children:
         start(child)
     return [result(child) for child in children]
+
+def workers_while_held(work, *locks, n=2):
+    # workers(work, n), forked while another thread holds these locks (as a thread pre-empted
+    # inside a call would): no thread of a worker ever releases them.
+    import contextlib, threading
+    held, release = threading.Event(), threading.Event()
+    def holding():
+        with contextlib.ExitStack() as stack:
+            for lock in locks:
+                stack.enter_context(lock)
+            held.set()
+            release.wait(60)
+    thread = threading.Thread(target=holding, daemon=True)
+    thread.start()
+    assert held.wait(30)
+    try:
+        return workers(work, n)
+    finally:
+        release.set()
+        thread.join(30)
 """
 
 
@@ -310,22 +330,11 @@ def test_a_worker_forked_while_a_thread_stamped_a_message_stores_its_own() -> No
     code = (
         FORK
         + """
-import asyncio, signal, threading
+import asyncio, signal
 from langchain_core.messages import HumanMessage
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.integrations import langchain
 from tta_dev_primitives.integrations.langchain import MemoryChatMessageHistory
-
-held, release = threading.Event(), threading.Event()
-
-def stamping():  # the clock's lock, held at the fork
-    with langchain._clock._lock:
-        held.set()
-        release.wait(60)
-
-thread = threading.Thread(target=stamping, daemon=True)
-thread.start()
-assert held.wait(30)
 
 def worker():
     signal.alarm(30)  # a hung write ends the worker, and the parent reads no result
@@ -335,11 +344,7 @@ def worker():
         return [message.content for message in await history.aget_messages()]
     return asyncio.run(run())
 
-try:
-    said = workers(worker)
-finally:
-    release.set()
-thread.join(30)
+said = workers_while_held(worker, langchain._clock._lock)  # the message clock's
 print(json.dumps(said))
 """
     )

@@ -94,7 +94,7 @@ def test_a_worker_forked_while_a_thread_held_a_memorys_locks_searches(
     code = (
         FORK
         + f"""
-import asyncio, signal, threading
+import asyncio, signal
 from tta_dev_primitives import MemoryPrimitive
 
 local = MemoryPrimitive()
@@ -107,17 +107,6 @@ async def fill():
 
 asyncio.run(fill())
 replica = remote._store.remote.index.replicas.full
-held, release = threading.Event(), threading.Event()
-
-def searching():  # the locks a search holds while it ranks, held at the fork
-    with local._store.local.store._lock, replica.guard:
-        held.set()
-        release.wait(60)
-
-thread = threading.Thread(target=searching, daemon=True)
-thread.start()
-assert held.wait(30)
-
 def worker():
     signal.alarm(30)  # a hung search ends the worker, and the parent reads no result
     async def run():
@@ -126,11 +115,8 @@ def worker():
         return found
     return asyncio.run(run())
 
-try:
-    said = workers(worker)
-finally:
-    release.set()
-thread.join(30)
+# The locks a search holds while it ranks, held at the fork.
+said = workers_while_held(worker, local._store.local.store._lock, replica.guard)
 
 async def done():
     await remote.clear()
