@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,6 +93,48 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
         server.start()
         asyncio.run(write(2))
         assert asyncio.run(_size_once_replayed(memory, server.url)) == 12
+    finally:
+        asyncio.run(memory.aclose())
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("work", ["read", "write"])
+def test_short_invocations_after_an_outage_replay_its_journal(
+    redis_server_factory: Callable[..., RedisServer], work: str
+) -> None:
+    """A handler that returns at once (one ``get``, or one ``add``): each ``asyncio.run``
+    ends by cancelling the recovery its call started before that recovery could connect, so
+    no invocation ever replayed, and the writes of the outage, and every later one, stayed in
+    this process (300 invocations, 0 replayed). A recovery so cut short is resumed by the next
+    call, which waits for it up to ``redis_timeout``."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+
+    async def outage_write(number: int) -> None:
+        await memory.add(f"u1:s0:{number}", {"text": f"turn {number} about hiking"})
+
+    async def handler(number: int) -> None:
+        if work == "read":
+            await memory.get(f"u1:s0:{number}")
+        else:
+            await memory.add(f"u1:s1:{number}", {"text": f"later turn {number}"})
+
+    try:
+        asyncio.run(outage_write(-1))  # (connected: the outage below is one, not a refusal)
+        server.kill()
+        for number in range(20):
+            asyncio.run(outage_write(number))
+        assert memory.get_backend_info()["journal_size"] == 20
+        server.start()
+        invocations = 0
+        while memory.get_backend_info()["journal_size"] and invocations < 40:
+            time.sleep(0.25)  # (between requests: a probe is due at each, as in production)
+            asyncio.run(handler(invocations))
+            invocations += 1
+        assert memory.get_backend_info()["journal_size"] == 0, f"after {invocations} calls"
+        # Another process reads every write of the outage, and those of the invocations.
+        want = 21 + (invocations if work == "write" else 0)
+        assert asyncio.run(_size_once_replayed(memory, server.url)) == want
     finally:
         asyncio.run(memory.aclose())
 

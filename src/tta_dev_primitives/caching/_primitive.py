@@ -381,4 +381,7 @@ def cache_store(
             f"backend must be None, a Redis URL or a StorageBackend, got {type(backend).__name__}"
         )
     local = InProcessBackend(check_max_size(max_size))
-    return HybridStore(local, remote, events=StoreTelemetry(namespace), report_unsent=False)
+    return HybridStore(
+        local, remote, events=StoreTelemetry(namespace), report_unsent=False,
+        patience=check_seconds("redis_timeout", redis_timeout),
+    )  # fmt: skip

@@ -248,6 +248,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
             max_journal=max_journal,
             max_journal_bytes=max_journal_bytes,
             journal_file=journal,
+            patience=redis_timeout,
         )
 
     # -- the seed's API ------------------------------------------------------------------------

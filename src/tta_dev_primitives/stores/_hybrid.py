@@ -135,8 +135,11 @@ class HybridStore(Generic[B]):
         max_journal_bytes: int = DEFAULT_MAX_JOURNAL_BYTES,
         report_unsent: bool = True,
         journal_file: JournalFile | None = None,
+        patience: float = 1.0,
     ) -> None:
         self.local = local
+        #: Seconds a call waits for a recovery that resumes one its event loop cut short.
+        self.patience = patience
         self.namespace = namespace
         self.report_unsent = report_unsent  # aclose() logs and counts unsent writes (memory)
         self.remote = remote
@@ -245,6 +248,7 @@ class HybridStore(Generic[B]):
     ) -> Served[None]:
         if not self._loaded:
             await self._load()
+        await self._resume_cut_short()
         await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
             return Served(None, self.local.kind)
@@ -254,6 +258,7 @@ class HybridStore(Generic[B]):
     async def delete(self, key: str) -> Served[bool]:
         if not self._loaded:
             await self._load()
+        await self._resume_cut_short()
         await self._after_last_batch(key)  # Redis says whether the key was there once it lands
         # Unless that batch's loop cannot finish it now: then the journal says.
         pending = self._journal.pending(key) if self._in_last_batch(key) else None
@@ -267,6 +272,7 @@ class HybridStore(Generic[B]):
     async def clear(self) -> Served[None]:
         if not self._loaded:
             await self._load()
+        await self._resume_cut_short()
         await self.local.clear()
         served = await self._write(Clear(self.versions.next()))
         return Served(None, served.backend, served.fallback)
@@ -435,7 +441,7 @@ class HybridStore(Generic[B]):
             await self._load()
         remote = self.remote
         if remote is not None:
-            self._resume_stranded()
+            await self._resume_cut_short()
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
@@ -631,11 +637,29 @@ class HybridStore(Generic[B]):
         and one with a write on its way is judged once that write is done (``_write``)."""
         await self._outdated.drop(self.local, self._journal.has_key, self._in_flight.__contains__)
 
-    def _maybe_recover(self) -> None:
-        """Start the background recovery if a probe is due and none is running."""
+    def _maybe_recover(self) -> asyncio.Task[bool] | None:
+        """Start the background recovery if a probe is due and none is running (the task)."""
         if self.recovering or self._clock() < self._next_probe:
+            return None
+        return self._start_recovery()
+
+    async def _resume_cut_short(self) -> None:
+        """If the last recovery was cut short (cancelled, or left pending, by the end of its
+        event loop: an ``asyncio.run()`` per request whose requests end before a replay gets
+        anywhere), start the next one now, if due, and wait for it up to ``patience``
+        seconds: short requests still move the replay on, and this one may find Redis back.
+        A recovery that ran its course (Redis still down) is not waited for."""
+        if self.remote is None:
             return
-        self._start_recovery()
+        self._resume_stranded()
+        last = self._recovery
+        if not self._degraded or last is None or alive(last):
+            return
+        if last.done() and not last.cancelled():
+            return
+        task = self._maybe_recover()
+        if task is not None:
+            await asyncio.wait({task}, timeout=self.patience)
 
     def _arm_wakeup(self) -> None:
         """With writes journalled, make sure a probe comes when due even if no call does: a
