@@ -36,7 +36,7 @@ from tta_dev_primitives.exceptions import (
     StaleWriteError,
     UnsentWritesError,
 )
-from tta_dev_primitives.stores import _versions
+from tta_dev_primitives.stores import _copies, _versions
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.testing import capture_spans
 
@@ -271,7 +271,7 @@ WRITER = """
 import asyncio, json, random, sys, time
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import StaleWriteError
-from tta_dev_primitives.stores import _versions
+from tta_dev_primitives.stores import _copies, _versions
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 url, ns, name, skew, seed = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
@@ -422,6 +422,39 @@ async def test_what_another_process_deleted_or_overwrote_is_not_served_in_an_out
     await b.clear()
     await a.aclose()
     await b.aclose()
+
+
+async def test_an_idle_process_serves_nothing_another_forgot_in_a_later_outage(
+    redis_server_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writes a user's memories and searches them, then makes no call (an idle worker, a
+    serverless instance between requests); B forgets the user; then Redis stalls. A's copy
+    was last checked before the forget, so A served all 20 forgotten memories for the whole
+    outage. A copy not checked within ``VOUCHED_FOR`` seconds of the outage is not served."""
+    monkeypatch.setattr(_copies, "VOUCHED_FOR", 0.5)  # (3 s as shipped)
+    server = redis_server_factory()
+    ns = namespace()
+    a = fast_recovery(server.url, ns)
+    b = MemoryPrimitive(server.url, namespace=ns)
+    try:
+        for i in range(20):
+            await a.add(f"u7:s1:{i}", {"content": f"my home address is {i} Elm Street"})
+        assert len(await a.search("address Elm Street", limit=20, scope="u7")) == 20
+        await asyncio.sleep(0.8)  # no call (or a frozen process: nothing runs either way)
+        assert await b.forget("u7") == 20
+        with server.stalled():
+            assert await a.get("u7:s1:3") is None
+            assert await a.search("address Elm Street", limit=20, scope="u7") == []
+            assert a.get_backend_info()["degraded"]
+            await a.add("u7:s2:0", {"content": "a new turn, in the outage"})  # kept: its own
+            assert await a.search("new turn", scope="u7") == [
+                {"content": "a new turn, in the outage"}
+            ]
+        await replayed(a)
+    finally:
+        await b.clear()
+        await a.aclose()
+        await b.aclose()
 
 
 @pytest.mark.parametrize("search", ["never", "one user"])

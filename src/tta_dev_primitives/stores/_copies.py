@@ -19,18 +19,25 @@ from typing import Any
 
 from tta_dev_primitives.stores._base import StorageBackend
 
-__all__ = ["CHECK_INTERVAL", "CHECK_PAGE", "DROP_SLICE", "CopyCheck", "Outdated", "same"]
+__all__ = [
+    "CHECK_INTERVAL", "CHECK_PAGE", "DROP_SLICE", "VOUCHED_FOR", "CopyCheck", "Outdated", "same",
+]  # fmt: skip
 
 #: Seconds between checks (each one page of the in-process copy).
 CHECK_INTERVAL = 1.0
 #: Keys checked per call: a copy of up to this many is checked whole every interval.
 CHECK_PAGE = 2000
+#: Seconds after its last check that the copy is still vouched for when an outage begins;
+#: past it (an idle worker, a serverless instance between requests) it is not served.
+VOUCHED_FOR = 3 * CHECK_INTERVAL
 
 
 class CopyCheck:
     """When the next check is due, where the last one stopped, and the keys written meanwhile."""
 
-    __slots__ = ("_clock", "_next", "_start", "checked", "dropped", "enabled", "touched")
+    __slots__ = (
+        "_clock", "_next", "_start", "checked", "checked_at", "dropped", "enabled", "touched",
+    )  # fmt: skip
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -40,9 +47,17 @@ class CopyCheck:
         self.touched: set[str] | None = None  # while a check runs: keys this process wrote
         self.checked = 0  # keys checked, since creation
         self.dropped = 0  # copies dropped as changed elsewhere, since creation
+        #: When Redis's versions were last read for a page of the copy (at first: when the
+        #: copy, then empty, was made).
+        self.checked_at = clock()
 
     def due(self) -> bool:
         return self.enabled and self.touched is None and self._clock() >= self._next
+
+    def vouched(self) -> bool:
+        """True if the copy may be served in an outage beginning now: checked within
+        ``VOUCHED_FOR`` seconds (or never checkable: a remote that keeps no versions)."""
+        return not self.enabled or self._clock() - self.checked_at <= VOUCHED_FOR
 
     def wrote(self, key: str) -> None:
         """This process is writing ``key``: a running check must not judge its copy."""
@@ -60,14 +75,17 @@ class CopyCheck:
         (None: the key is gone there, or was cleared)."""
         self.touched = set(in_flight)
         try:
+            read_at = self._clock()
             keys = await local.key_slice(self._start, CHECK_PAGE)
             if not keys:
                 self._start = 0
+                self.checked_at = read_at
                 return []
             found: list[Any] | None = await remote.current_versions(keys)
             if found is None:
                 self.enabled = False
                 return []
+            self.checked_at = read_at
             # The next page, once this one is read (a failed read checks it again).
             self._start = 0 if len(keys) < CHECK_PAGE else self._start + len(keys)
             self.checked += len(keys)

@@ -177,6 +177,8 @@ class HybridStore(Generic[B]):
         self._refusal: BackendRefusedError | None = None  # why the last replay stopped, if so
         # The in-process copy checked against Redis's versions (``_copies``).
         self.copies = CopyCheck(clock)
+        # The outage began with the copy unchecked for too long: not served (``_fail``).
+        self._unvouched = False
         self._in_flight = InFlight()  # keys with a write on its way: their copies are ours
         self._cancelled = CancelledPuts()  # journalled by a cancelled caller: refused copies go
         self._adopted: set[str] = set()  # versions of writes restored from a durable journal
@@ -471,6 +473,8 @@ class HybridStore(Generic[B]):
         self._maybe_recover()
         if self._cancelled:
             await self._drop_unjournalled()
+        if self._unvouched:
+            await self._drop_unvouched()
         return Served(await call(self.local), self.local.kind, fallback=True)
 
     async def _write(self, write: Write) -> Served[bool | None]:
@@ -785,6 +789,24 @@ class HybridStore(Generic[B]):
             if not self._journal.has_key(key):
                 self.copies.dropped += await self.local.delete(key)
 
+    async def _drop_unvouched(self) -> None:
+        """The outage began with the copy last checked against Redis too long before (an idle
+        worker, a serverless instance between requests): another process may have deleted any
+        of it meanwhile ("forget my address"), so none of it is served, but this process's own
+        writes journalled or on their way. In-process calls: nothing suspends in between."""
+        self._unvouched = False
+        local, journal, in_flight = self.local, self._journal, self._in_flight
+        size = await local.size()
+        keys = await local.key_slice(0, size) if journal or in_flight.keys() else []
+        kept = [key for key in keys if journal.has_key(key) or key in in_flight]
+        if not kept:
+            await local.clear()
+        else:
+            for key in keys:
+                if not (journal.has_key(key) or key in in_flight):
+                    await local.delete(key)
+        self.copies.dropped += size - len(kept)
+
     def _fail(self, exc: BaseException) -> None:
         self._remote_ok = False
         self.last_error = str(exc)
@@ -793,6 +815,7 @@ class HybridStore(Generic[B]):
         self._degraded = True
         self._failures = 1
         self._next_probe = self._clock() + self.backoff.delay(1)
+        self._unvouched = not self.copies.vouched()
         self.events.fallback(exc)
         log.warning(
             "memory backend unavailable, serving in-process and journalling writes: %s", exc
