@@ -191,11 +191,13 @@ async def _keyword(
             return list(await gather_all(*(run(client, f) for f in asked)))
 
         agains: list[keywords.Answer] = await call(again_all)
+        if unsure:  # each ask's long words counted at once, not one ask after another
+            agains = list(
+                await gather_all(*(_exact(engine, call, query, unsure, a) for a in agains))
+            )
         rows: list[keywords.Row] = []
         seen: set[str] = set()
         for again in agains:
-            if unsure:
-                again = await _exact(engine, call, query, unsure, again)
             rows += [row for row in again.rows if row[0] not in seen]
             seen.update(row[0] for row in again.rows)
         rows += [row for row in answer.rows if row[0] not in seen]
