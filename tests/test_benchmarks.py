@@ -26,6 +26,20 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
 )
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+#: bench_langgraph_redis.py's peer, LangGraph's RedisStore, comes only with the bench extra.
+NEEDS_REDISSTORE = pytest.mark.skipif(
+    not _importable("langgraph.store.redis"),
+    reason="needs the bench extra (langgraph-checkpoint-redis)",
+)
+
+
 @pytest.mark.parametrize(
     ("script", "args", "expect"),
     [
@@ -55,6 +69,9 @@ NEEDS_EMBEDDER = pytest.mark.skipif(
         # (Its cluster comparison is bench_cluster.py's smoke run's, above: not twice.)
         pytest.param("bench_scaleout.py", ["--quick", "--cluster-size", "0"], "scaleout done",
                      marks=pytest.mark.redis),
+        pytest.param("bench_langgraph_redis.py", ["--quick"],
+                     "langgraph redis store comparison done",
+                     marks=[pytest.mark.redis, NEEDS_REDISSTORE]),
         pytest.param("bench_scope_replicas.py", ["--quick"], "scope replicas done",
                      marks=pytest.mark.redis),
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
