@@ -80,7 +80,8 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
     and in the in-process copy alike, as a clear keeps what is written while it runs.
 
     With Redis it needs Redis: if Redis fails part-way it raises ``IncompleteOperationError``
-    with the count so far (the deletes already sent stand, or replay from the journal).
+    with the count so far: the deletes already sent stand, and those journalled, counted too,
+    replay when Redis is back.
     """
     forgetting = await store.begin_forget()  # its version, as called: before any other await
     removed, after = 0, None
@@ -108,12 +109,16 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
             )
         rows, after = served.value
         results = await asyncio.gather(*(store.forget_key(key, forgetting) for key, _, _ in rows))
-        removed += sum(bool(result.value) for result in results)
-        if any(result.fallback for result in results):
+        # A delete journalled (Redis failed on the way) still removes the memory Redis listed,
+        # when it replays: counted now, as the run after the replay will not find it.
+        journalled = sum(result.fallback for result in results)
+        removed += sum(bool(result.value) and not result.fallback for result in results)
+        if journalled:
             raise IncompleteOperationError(
-                f"forget({scope!r}) deleted {removed:,} memories, then Redis stopped answering: "
-                "this page's deletes replay when Redis is back; run it again for the rest",
-                done=removed,
+                f"forget({scope!r}) deleted {removed + journalled:,} memories, {journalled:,} "
+                "of them when Redis is back (Redis stopped answering: their deletes are "
+                "journalled); run it again for the rest",
+                done=removed + journalled,
             )
         if after is None:
             break
