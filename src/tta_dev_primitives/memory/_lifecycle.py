@@ -91,8 +91,9 @@ async def forget(store: SearchableHybrid, scope: str) -> int:
         await store.flush()  # this process's own journalled writes of the scope land first
     if (await store.mark_forgotten(scope, forgetting)).fallback:
         raise IncompleteOperationError(
-            f"forget({scope!r}) deleted 0 memories: Redis is not answering; run it again once "
-            "Redis is back",
+            f"forget({scope!r}) deleted 0 memories: this process is serving in-process (Redis "
+            "failed, or on a cluster a slot it needs is moving, and its recovery has not yet "
+            "replayed); run it again once Redis is back",
             done=0,
         )
     while True:
