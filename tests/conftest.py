@@ -352,3 +352,13 @@ async def tcp_relay(
             both.cancel()
         await asyncio.gather(*relays, return_exceptions=True)
         await server.wait_closed()
+
+
+@pytest.fixture
+def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change waits for an earlier one of its keys at most 0.3 s (``SETTLE``, 10 s as
+    shipped): for tests that hold a change on its way while a later call overtakes it, which
+    the call order allows only once that wait runs out."""
+    from tta_dev_primitives.memory import _call_order
+
+    monkeypatch.setattr(_call_order, "SETTLE", 0.3)

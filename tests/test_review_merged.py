@@ -114,6 +114,7 @@ def test_a_recovery_left_on_a_closed_loop_in_its_last_batch_is_replayed_later(
 
 
 @pytest.mark.redis
+@pytest.mark.usefixtures("quick_settle")
 async def test_a_touch_overtaken_by_its_own_put_does_not_raise(redis_server: Any) -> None:
     """touch(k) is on its way when this process's add(k) overtakes it: the value's newer
     version makes the touch stale there. That change is this process's own and its call came

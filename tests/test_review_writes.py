@@ -144,6 +144,7 @@ async def test_a_put_overtaken_by_a_touch_is_stored(redis_server: Any) -> None:
     await memory.aclose()
 
 
+@pytest.mark.usefixtures("quick_settle")
 async def test_a_delete_overtaken_by_a_touch_deletes(redis_server: Any) -> None:
     """delete(k) is on its way when touch(k) overtakes it: the delete returns normally, so the
     memory must be gone from Redis (before: it stayed)."""
@@ -526,6 +527,7 @@ async def test_an_add_journalled_after_a_later_add_of_the_key_does_not_replace_i
     assert got == {"v": "second"}
 
 
+@pytest.mark.usefixtures("quick_settle")
 async def test_a_clear_journalled_after_a_later_add_does_not_remove_it(
     redis_server_factory: Any,
 ) -> None:
