@@ -58,16 +58,15 @@ import logging
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from _children import Child
 from _timing import bench_main, percentiles, table
 
 SEED = 20261206
@@ -226,12 +225,7 @@ async def worker() -> None:
     await agent_loop(store, spec, go["start"] + go["duration"], log)
     info: dict[str, Any] = {"fallbacks": fallbacks.count}
     if side == "ours":  # let the journal replay before reporting (the outage phase)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            backend = store.memory.get_backend_info()
-            if store.memory.using_redis and not backend.get("journal_size"):
-                break
-            await asyncio.sleep(0.2)
+        await replayed(store.memory, 20)
         backend = store.memory.get_backend_info()
         info.update({k: backend.get(k) for k in ("journal_size", "journal_dropped", "degraded")})
         info["using_redis"] = store.memory.using_redis
@@ -239,31 +233,9 @@ async def worker() -> None:
     say({"turns": log, "backend": info})
 
 
-class Child:
-    """A worker process: started with its job, ready once it has said so."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-W", "ignore", str(Path(__file__)), "--worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(spec) + "\n")
-        self.proc.stdin.flush()
-        if spec["role"] == "cold":
-            return
-        if json.loads(self.proc.stdout.readline() or '"died"') != "ready":
-            raise RuntimeError(f"worker {spec['role']} {spec['side']} did not start")
-
-    def go(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-
-    def result(self) -> dict[str, Any]:
-        out, _ = self.proc.communicate(timeout=600)
-        return dict(json.loads(out.strip().splitlines()[-1]))
+def spawn(spec: dict[str, Any]) -> Child:
+    """A worker of this script; a cold one is timed from its start, so it says nothing first."""
+    return Child(__file__, spec, ready=spec["role"] != "cold", timeout=600)
 
 
 # -- the phases ---------------------------------------------------------------------------------
@@ -280,19 +252,23 @@ class FallbackCounter(logging.Handler):
         self.count += "in-process" in record.getMessage()
 
 
+async def replayed(memory: Any, wait: float) -> float:
+    """Seconds until ``memory`` serves from Redis with its journal empty (at most ``wait``)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < wait:
+        if memory.using_redis and not memory.get_backend_info().get("journal_size"):
+            break
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - start
+
+
 async def drained(store: Any, n: int, seconds: float, wait: float = 600.0) -> dict[str, Any]:
     """Ours after its load: the journal left, and how long until it is in Redis again (every
     call is served in-process, from the stand-by copy, until then)."""
     memory = store.memory
     left = memory.get_backend_info().get("journal_size") or 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < wait:
-        info = memory.get_backend_info()
-        if memory.using_redis and not info.get("journal_size"):
-            break
-        await asyncio.sleep(0.2)
+    drain = await replayed(memory, wait)
     info = memory.get_backend_info()
-    drain = time.perf_counter() - start
     return {"journal_at_end": left, "drain_s": drain, "journal_dropped": info["journal_dropped"],
             "stored_per_s": n / (seconds + drain)}  # fmt: skip
 
@@ -390,7 +366,7 @@ async def agents(side: str, url: str, qs: list[str], users: list[str], replies: 
                  processes: int, duration: float) -> dict[str, Any]:  # fmt: skip
     """``processes`` agent processes of ``side`` for ``duration`` s, then the read-back."""
     per = max(1, len(users) // processes)
-    children = [Child(spec(side, "agent", url, p, qs,
+    children = [spawn(spec(side, "agent", url, p, qs,
                            users[p * per:(p + 1) * per] or users[:1], replies))
                 for p in range(processes)]  # fmt: skip
     go = {"start": time.time() + 0.5, "duration": duration}
@@ -417,7 +393,7 @@ async def agents(side: str, url: str, qs: list[str], users: list[str], replies: 
 async def outage(server: Any, url: str, qs: list[str], users: list[str], replies: list[str],
                  before: float, stop: float, after: float) -> dict[str, Any]:  # fmt: skip
     """One agent process per side, both at once; the server SIGSTOPped for ``stop`` s."""
-    children = {side: Child(spec(side, "agent", url, 100 + n, qs, users[:2], replies))
+    children = {side: spawn(spec(side, "agent", url, 100 + n, qs, users[:2], replies))
                 for n, side in enumerate(SIDES)}  # fmt: skip
     start = time.time() + 0.5
     for child in children.values():
@@ -455,7 +431,7 @@ async def cold(url: str, qs: list[str], users: list[str], runs: int) -> dict[str
     for side in SIDES:
         rows = []
         for r in range(runs):
-            child = Child(spec(side, "cold", url, r, qs[r : r + 2], users[r : r + 1], []))
+            child = spawn(spec(side, "cold", url, r, qs[r : r + 2], users[r : r + 1], []))
             rows.append(await asyncio.to_thread(child.result))
         keys = ("import_ms", "open_ms", "first_ms", "second_ms", "hits")
         out[side] = {k: statistics.median(row[k] for row in rows) for k in keys}

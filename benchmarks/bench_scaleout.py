@@ -63,6 +63,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _children import Child
 from _timing import bench_main, percentiles
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
@@ -255,34 +256,9 @@ async def write_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any]
     return {"done": done}
 
 
-class Child:
-    """A worker process: started with its job, ready once it has said so."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-W", "ignore", str(Path(__file__)), "--worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(spec) + "\n")
-        self.proc.stdin.flush()
-        if json.loads(self.proc.stdout.readline() or '"died"') != "ready":
-            raise RuntimeError(f"worker {spec['role']} did not start")
-
-    def go(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-
-    def result(self) -> dict[str, Any]:
-        out, _ = self.proc.communicate(timeout=3600)
-        return dict(json.loads(out.strip().splitlines()[-1]))
-
-
 def children(specs: list[dict[str, Any]], message: dict[str, Any]) -> list[dict[str, Any]]:
     """Start every child, then say go to all at once, then collect."""
-    started = [Child(spec) for spec in specs]
+    started = [Child(__file__, spec) for spec in specs]
     for child in started:
         child.go(message)
     return [child.result() for child in started]
@@ -539,7 +515,7 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
              for i in range(n)]  # fmt: skip
     specs += [spec(url, mode, "writer", [], [], number=w, texts=texts)
               for w in range(args.writers)]  # fmt: skip
-    started = await asyncio.to_thread(lambda: [Child(s) for s in specs])
+    started = await asyncio.to_thread(lambda: [Child(__file__, s) for s in specs])
     cpu0 = await cpu_s(raw)
     message = {"start": time.time() + 0.5, "duration": args.duration, "rate": args.write_rate}
     for child in started:
