@@ -443,10 +443,11 @@ async def test_an_idle_process_serves_nothing_another_forgot_in_a_later_outage(
         await asyncio.sleep(0.8)  # no call (or a frozen process: nothing runs either way)
         assert await b.forget("u7") == 20
         with server.stalled():
+            # The outage's first call, a write: journalled, and kept when the copy is dropped.
+            await a.add("u7:s2:0", {"content": "a new turn, in the outage"})
+            assert a.get_backend_info()["degraded"]
             assert await a.get("u7:s1:3") is None
             assert await a.search("address Elm Street", limit=20, scope="u7") == []
-            assert a.get_backend_info()["degraded"]
-            await a.add("u7:s2:0", {"content": "a new turn, in the outage"})  # kept: its own
             assert await a.search("new turn", scope="u7") == [
                 {"content": "a new turn, in the outage"}
             ]

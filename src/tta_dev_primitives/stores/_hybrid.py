@@ -798,12 +798,12 @@ class HybridStore(Generic[B]):
         local, journal, in_flight = self.local, self._journal, self._in_flight
         size = await local.size()
         keys = await local.key_slice(0, size) if journal or in_flight.keys() else []
-        kept = [key for key in keys if journal.has_key(key) or key in in_flight]
+        kept = {key for key in keys if journal.has_key(key) or key in in_flight}
         if not kept:
             await local.clear()
         else:
             for key in keys:
-                if not (journal.has_key(key) or key in in_flight):
+                if key not in kept:
                     await local.delete(key)
         self.copies.dropped += size - len(kept)
 
