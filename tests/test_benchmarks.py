@@ -61,6 +61,8 @@ NEEDS_REDISSTORE = pytest.mark.skipif(
                      "fallbacks during the run: 0", marks=pytest.mark.redis),
         pytest.param("bench_cluster.py", ["--quick"], "per master", marks=pytest.mark.redis),
         pytest.param("bench_outage.py", ["--quick"], "outage replay done", marks=pytest.mark.redis),
+        pytest.param("bench_reshard.py", ["--quick"], "reshard benchmark done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_replicated_writes.py", ["--quick"], "replicated writes done",
                      marks=pytest.mark.redis),
         pytest.param("bench_journal.py", ["--quick"], "journal benchmark done",

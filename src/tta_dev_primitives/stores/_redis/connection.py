@@ -12,7 +12,8 @@ the timer starts, so a burst of calls queues instead of timing out. Failures are
 this seam (``errors``), with the URL's password scrubbed from the message. A pooled connection
 found dead (a server restart, ``CLIENT KILL``) is retried once on a fresh connection before
 the call counts as failed; on a cluster a failed call drops the client, so the next one
-rediscovers the slot map. Scripts are registered per client (redis-py's ``Script`` sends
+rediscovers the slot map. A call refused because a slot it needs is being resharded is sent
+again while its deadline leaves room (``_patiently``): the move ends in milliseconds. Scripts are registered per client (redis-py's ``Script`` sends
 EVALSHA and falls back to EVAL when the server lost its script cache).
 
 A client belongs to one event loop, so there is one per loop the connection is used from (sync
@@ -79,6 +80,10 @@ MAX_CONNECTIONS = 1000  # per process and event loop; Redis's default maxclients
 # Calls in flight per event loop, each on its own pooled connection; more wait for a slot
 # (outside the timeout). 64 keeps a localhost Redis busy; a burst of thousands queues.
 MAX_IN_FLIGHT = 64
+
+#: A call that meets a slot being resharded is sent again after these pauses (doubling), as
+#: long as its deadline leaves room for the pause twice and ``_ROOM`` more (``_patiently``).
+_FIRST_PAUSE, _LONGEST_PAUSE, _ROOM = 0.005, 0.1, 0.05
 
 #: The name ``sizes.TAKES_WRITES`` is registered under, with the owner's scripts.
 _TAKES_WRITES = "TAKES_WRITES"
@@ -430,7 +435,7 @@ class Connection:
                             client = await self._connect(state)
                         state.enter(client)
                         try:
-                            return await work(client)
+                            return await self._patiently(work, client, timer)
                         except rexc.ConnectionError:
                             if timer.expired or not await self._drop_dead_connections(client):
                                 raise
@@ -487,6 +492,33 @@ class Connection:
                         "command to a node this client does not know yet (a slot moving to a "
                         "master added since the slot map was read)"
                     ) from None
+
+    async def _patiently(
+        self, work: Callable[[Any], Awaitable[R]], client: Any, timer: AnswerWithin
+    ) -> R:
+        """``work``, sent again while a slot it needs is being resharded and the call's deadline
+        leaves room (``errors.slot_moving``; a call without one waits at most the timeout): a
+        slot moves in milliseconds, and a failed call would serve the whole process
+        in-process until its recovery replays, answering ``None`` for what others wrote."""
+        pause, until = _FIRST_PAUSE, None
+        while True:
+            try:
+                return await work(client)
+            except Exception as exc:
+                if not (self.cluster and errors.slot_moving(exc)):
+                    raise
+                left = timer.remaining()
+                if left is None:
+                    now = asyncio.get_running_loop().time()
+                    until = until or now + self.timeout
+                    left = until - now
+                if left < 2 * pause + _ROOM:
+                    raise
+                if errors.unknown_node(exc):  # a master added since the map was read
+                    await client.nodes_manager.initialize()
+            log.debug("a slot is being resharded; sending again in %.3fs", pause)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, _LONGEST_PAUSE)
 
     def declared(self, base: str, key: str | None = None, seg: str | None = None) -> list[str]:
         """The keys a script on partition ``base`` names to Redis: on a cluster every one it

@@ -46,6 +46,10 @@ class AnswerWithin:
             self._handle = loop.call_at(self._when, self._deadline)
         return self
 
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (None: no deadline)."""
+        return self._when - self._loop.time() if self._seconds else None
+
     def _deadline(self) -> None:
         now = self._loop.time()
         late = now - self._when

@@ -36,6 +36,7 @@ __all__ = [
     "refusal",
     "refused",
     "reply",
+    "slot_moving",
     "unavailable",
     "unknown_node",
 ]
@@ -126,6 +127,26 @@ def unknown_node(exc: BaseException) -> bool:
     if not isinstance(exc, AttributeError) or exc.obj is not None:
         return False
     return _raised_in(exc.__traceback__, _CLUSTER_ROUTING)
+
+
+# What Redis answers a command on a slot being resharded, that it runs once the move is done.
+# (redis-py's cluster client gives up with "TTL exhausted" after 16 redirections and TRYAGAINs.)
+_MOVING_REPLIES = ("TRYAGAIN", "MULTIPLE KEYS REQUEST DURING REHASHING", "ASK ", "TTL EXHAUSTED")
+_MOVING_INSIDE = ("SCRIPT ATTEMPTED TO ACCESS A NON LOCAL KEY", "DURING REHASHING")
+
+
+def slot_moving(exc: BaseException) -> bool:
+    """True if ``exc`` says a slot the call needs is being resharded: ``TRYAGAIN`` (its keys
+    are split between the two masters), an ``ASK`` not followed, redirections that did not
+    settle, a script stopped at a key already moved, or an ``ASK`` to a master the slot map
+    lacks (``unknown_node``). A slot moves in milliseconds: the call is worth sending again,
+    not an outage yet."""
+    if isinstance(exc, rexc.TryAgainError | rexc.AskError) or unknown_node(exc):
+        return True
+    if not isinstance(exc, rexc.ResponseError | rexc.ClusterError):
+        return False
+    upper = reply(str(exc)).upper()
+    return upper.startswith(_MOVING_REPLIES) or any(r in upper for r in _MOVING_INSIDE)
 
 
 # redis-py's connections: where a new one says hello (``on_connect``: AUTH, HELLO, SELECT).
