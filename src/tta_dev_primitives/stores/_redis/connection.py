@@ -13,8 +13,9 @@ this seam (``errors``), with the URL's password scrubbed from the message. A poo
 found dead (a server restart, ``CLIENT KILL``) is retried once on a fresh connection before
 the call counts as failed; on a cluster a failed call drops the client, so the next one
 rediscovers the slot map. A call refused because a slot it needs is being resharded is sent
-again while its deadline leaves room (``_patiently``): the move ends in milliseconds. Scripts are registered per client (redis-py's ``Script`` sends
-EVALSHA and falls back to EVAL when the server lost its script cache).
+again while its deadline leaves room (``_patiently``): the move ends in milliseconds. Scripts
+are registered per client (redis-py's ``Script`` sends EVALSHA and falls back to EVAL when the
+server lost its script cache).
 
 A client belongs to one event loop, so there is one per loop the connection is used from (sync
 adapters run on a portal loop); ``aclose()`` closes all of them.
