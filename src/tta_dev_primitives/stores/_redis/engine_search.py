@@ -1,7 +1,8 @@
 """Searches on a namespace's Query Engine index (``query_engine``), on one server or a cluster.
 
 Keyword search ranks with the library's own BM25 (``keywords``: the engine proposes, we
-score); semantic search is the engine's KNN with the scope as a pre-filter; hybrid fuses the
+score); semantic search is the engine's KNN with the scope as a pre-filter (exact in an index
+below ``queries.EXACT_BELOW`` documents: ``_semantic``); hybrid fuses the
 two candidate lists with the same ``fuse`` as in-process; a blank query lists the newest.
 Every answer is cut by ``top``: best score first, ties to the newest write. On a cluster each
 master is asked at once (or only the master of a scope's partition) and the rows merged.
@@ -57,7 +58,7 @@ async def search(
             return top(found, limit)
         return (await _keyword(engine, call, query, limit, scope, base))[0]
     if mode == "semantic":
-        found = await _fan(engine, call, base, queries.semantic, query, limit, scope)
+        found = await _fan(engine, call, base, _semantic, engine, query, limit, scope)
         return top(found, limit)
     depth = max(limit, CANDIDATE_DEPTH)
     keyword: Rows = []
@@ -67,7 +68,7 @@ async def search(
         keyword, scale = await _keyword(engine, call, query, depth, scope, base)
         if keyword:
             near = replace(query, vector=await _feedback(engine, call, query, keyword))
-    semantic = top(await _fan(engine, call, base, queries.semantic, near, depth, scope), depth)
+    semantic = top(await _fan(engine, call, base, _semantic, engine, near, depth, scope), depth)
     seqs = {key: seq for key, _, seq in keyword}
     seqs.update((key, seq) for key, _, seq in semantic)
     fused = fuse(
@@ -75,6 +76,16 @@ async def search(
         query.weight, scale, query.fusion,
     )  # fmt: skip
     return top(((key, score, seqs[key]) for key, score in fused.items()), limit)
+
+
+async def _semantic(
+    client: Any, shard: Shard, engine: QueryEngine, query: Query, limit: int, scope: str | None
+) -> Rows:
+    """``queries.semantic`` on one server: exact below ``queries.EXACT_BELOW`` documents, and
+    asked again exactly when the graph's answer ties below ``queries.EXACT_TIES_BELOW``."""
+    count = await engine.count(client, shard)
+    exact, ties = count < queries.EXACT_BELOW, count < queries.EXACT_TIES_BELOW
+    return await queries.semantic(client, shard, query, limit, scope, exact, ties)
 
 
 async def _feedback(engine: QueryEngine, call: Call, query: Query, keyword: Rows) -> Any:

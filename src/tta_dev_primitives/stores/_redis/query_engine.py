@@ -23,7 +23,9 @@ index per namespace covers:
 Keyword search ranks with the library's own BM25: the engine proposes candidates (its own
 ``BM25STD`` top few hundred) and ``keywords`` scores them with ``search._bm25``'s formula and
 statistics fetched in the same round trip, the scope's when scoped, so keys, order and scores
-are in-process's. Semantic search is the engine's KNN with the scope as a pre-filter. Hybrid
+are in-process's. Semantic search is the engine's KNN with the scope as a pre-filter: exact (every
+vector compared) on a server whose index holds fewer than ``queries.EXACT_BELOW`` documents, as
+in-process below its own threshold; past it, HNSW (``queries.semantic``). Hybrid
 fuses the two candidate lists with the same ``_fusion`` as in-process (``engine_search``).
 Ties go to the newest write in every mode, except equal keyword scores among more than
 ``MAX_TIE_SORT`` matches, which keep the engine's order (sorting them would cost a scan of
@@ -110,6 +112,7 @@ from tta_dev_primitives.stores._redis.shards import (
     canonical_index,
     facts,
     has_vectors,
+    index_docs,
     index_info,
     mark,
     master_index,
@@ -212,6 +215,10 @@ async def _layout_moved(client: Any) -> None:
     )
 
 
+#: Seconds for which a server's document count (``queries.EXACT_BELOW``) is taken as last read.
+COUNT_EVERY: Final = 10.0
+
+
 SearchEngine = Literal["auto", "redis", "replica"]
 ENGINES: Final = ("auto", "redis", "replica")
 
@@ -249,6 +256,8 @@ class QueryEngine:
         self._stale = False  # cleared here: check the index's facts again
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
+        #: Each index's document count (by its name) and when it was read (monotonic).
+        self._counts: dict[str, tuple[float, int]] = {}
         self._lock = LoopLock()
         # Threads each with its own loop (a loop lock each): one loop's setting up at a time,
         # which the others wait for (else each made the index and backfilled it).
@@ -753,6 +762,16 @@ class QueryEngine:
         the partition of a scope that lies in one (on a cluster only its master is asked).
         See ``engine_search``."""
         return await engine_search.search(self, call, query, limit, scope, base)
+
+    async def count(self, client: Any, shard: Shard) -> int:
+        """The documents ``shard``'s index holds, as counted at most ``COUNT_EVERY`` seconds
+        ago (``queries.semantic`` searches a small index exactly)."""
+        now = time.monotonic()
+        known = self._counts.get(shard.name)
+        if known is None or now - known[0] >= COUNT_EVERY:
+            known = (now, await index_docs(client, shard))
+            self._counts[shard.name] = known
+        return known[1]
 
     # -- the backfill --------------------------------------------------------------------------
 

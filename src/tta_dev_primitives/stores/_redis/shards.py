@@ -22,6 +22,7 @@ __all__ = [
     "canonical_index",
     "facts",
     "has_vectors",
+    "index_docs",
     "index_info",
     "mark",
     "master_index",
@@ -173,6 +174,20 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
             dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
     indexing = int(float(text(fields.get("indexing", 0)) or 0)) != 0
     return {"exists": True, "dims": dims, "indexing": indexing}
+
+
+async def index_docs(client: Any, shard: Shard) -> int:
+    """The documents one server's index holds (``FT.INFO``'s ``num_docs``)."""
+    from redis import exceptions as rexc
+
+    try:
+        reply = await shard.run(client, "FT.INFO", shard.name)
+    except rexc.ResponseError as exc:
+        if redirected(exc):  # the name's slot moved to another master: the layout changed
+            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
+        raise
+    fields = as_dict(reply)
+    return int(float(text(fields.get("num_docs", 0)) or 0))
 
 
 def still_owned(client: Any, layout: tuple[tuple[str, ...], list[Shard]]) -> bool:
