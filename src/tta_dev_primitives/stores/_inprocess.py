@@ -17,6 +17,8 @@ __all__ = ["ITEMS_SLICE", "InProcessBackend", "InProcessSearchBackend"]
 
 #: Memories ``items`` yields between two turns of the event loop (about 1-3 ms of reading).
 ITEMS_SLICE = 512
+#: Pending documents a search indexes between two turns of the event loop (a few ms).
+INDEX_SLICE = 128
 
 log = logging.getLogger("tta_dev_primitives.memory")
 
@@ -126,4 +128,20 @@ class InProcessSearchBackend(InProcessBackend, SearchableBackend):
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
+        await self._index_pending()
         return self.store.search(query, limit, scope)
+
+    async def scope_page(
+        self, scope: str | None, after: tuple[int, str] | None, limit: int
+    ) -> tuple[list[tuple[str, Any, int]], tuple[int, str] | None]:
+        if scope:
+            await self._index_pending()
+        return await super().scope_page(scope, after, limit)
+
+    async def _index_pending(self) -> None:
+        """Index the documents put since the index was last read, ``INDEX_SLICE`` a loop turn:
+        the first search of an outage (up to 1,000 of them) does not hold the loop."""
+        waiting = self.store.index_some(INDEX_SLICE)
+        while waiting:  # (a put meanwhile joins the queue: it is indexed in turn)
+            await asyncio.sleep(0)
+            waiting = self.store.index_some(INDEX_SLICE)

@@ -35,6 +35,11 @@ _PAYLOAD: Final = 0
 _DEADLINE: Final = 1
 _VERSION: Final = 2
 _WRITTEN: Final = 3
+#: The largest searchable store that defers indexing (``LocalStore._pending``): Redis's
+#: stand-by copy (1,000 memories by default, searched only in an outage) then never indexes a
+#: memory evicted before its index is read. A larger store indexes each put at once, as before:
+#: its pending documents would be indexed before they were evicted anyway.
+PENDING_MAX: Final = 1024
 
 
 class LocalStore:
@@ -42,10 +47,12 @@ class LocalStore:
 
     __slots__ = (
         "_clock",
+        "_defer",
         "_entries",
         "_expiries",
         "_index",
         "_lock",
+        "_pending",
         "_timed",
         "_version",
         "evicted",
@@ -59,6 +66,12 @@ class LocalStore:
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._index = SearchIndex() if searchable else None
+        # Keys put since the index was last read, with their documents, in put order: indexed
+        # (``_index_pending``) before anything reads the index, so a key evicted before then
+        # costs its index nothing (half a write's CPU in Redis's stand-by copy: the copy keeps
+        # the newest 1,000 memories, and is searched only in an outage).
+        self._pending: dict[str, Document | None] = {}
+        self._defer = searchable and max_size <= PENDING_MAX  # (so _pending holds at most that)
         self._expiries: list[tuple[float, int, str]] = []
         self._timed = 0  # live entries with a deadline: the heap's other entries are stale
         self._version = 0
@@ -81,7 +94,51 @@ class LocalStore:
         if self._entries.pop(key)[_DEADLINE] is not None:
             self._timed -= 1
         if self._index is not None:
-            self._index.remove(key)
+            self._pending.pop(key, None)
+            self._index.remove(key)  # (an older document of it may be indexed)
+
+    def _index_pending(self) -> None:
+        """Index the documents put since the index was last read, oldest put first (the order
+        ``SearchIndex`` takes for recency, as if each had been indexed when put)."""
+        index, pending = self._index, self._pending
+        if index is None or not pending:
+            return
+        self._pending = {}
+        for key, document in pending.items():
+            if document is None:
+                index.add(key, {})
+            else:
+                index.add(key, document.terms)
+
+    def index_some(self, count: int) -> bool:
+        """Index up to ``count`` of the oldest pending documents; True if some still wait (an
+        async reader indexes them a slice a loop turn: ``InProcessSearchBackend``)."""
+        with self._lock:
+            index, pending = self._index, self._pending
+            if index is None:
+                return False
+            for key in list(itertools.islice(pending, count)):
+                document = pending.pop(key)
+                index.add(key, {} if document is None else document.terms)
+            return bool(pending)
+
+    def _index_later(self, key: str, document: Document | None) -> None:
+        """Keep ``key``'s document to index once the index is read (``_pending``). A vector is
+        checked as it is indexed, so a document with one is indexed now (after those before it,
+        in order): a refused vector raises from ``put``, as before."""
+        index = self._index
+        if index is None:
+            return
+        if not self._defer or (document is not None and document.vector is not None):
+            self._index_pending()
+            if document is None:
+                index.add(key, {})
+            else:
+                index.add(key, document.terms, vector=document.vector)
+            return
+        pending = self._pending
+        pending.pop(key, None)  # its place is its latest put's
+        pending[key] = document
 
     def _compact(self) -> None:
         """Rebuild the TTL heap from the live deadlines once stale ones outnumber them.
@@ -127,11 +184,7 @@ class LocalStore:
                 self._timed += 1
                 heapq.heappush(self._expiries, (deadline, self._version, key))
                 self._compact()
-            if self._index is not None:
-                if document is None:
-                    self._index.add(key, {})
-                else:
-                    self._index.add(key, document.terms, vector=document.vector)
+            self._index_later(key, document)
             evicted = []
             while len(entries) > self.max_size:
                 oldest = next(iter(entries))
@@ -175,7 +228,10 @@ class LocalStore:
                 self._timed += 1
                 heapq.heappush(self._expiries, (deadline, self._version, key))
                 self._compact()
-            if self._index is not None:
+            if key in self._pending:  # (indexed later than every document before it)
+                self._pending[key] = self._pending.pop(key)
+            elif self._index is not None:
+                self._index_pending()  # a touch makes it newer than every put before it
                 self._index.touch(key)
             return True
 
@@ -208,6 +264,7 @@ class LocalStore:
             raise InvalidArgumentTypeError("this store was created without a search index")
         with self._lock:
             self._expire()
+            self._index_pending()
             found = self._index.search_scored(query, limit, scope)
             return [(key, self._entries[key][_PAYLOAD], score) for key, score in found]
 
@@ -218,6 +275,7 @@ class LocalStore:
             self._expiries.clear()
             self._timed = 0
             if self._index is not None:
+                self._pending.clear()
                 self._index.clear()
 
     def size(self) -> int:
@@ -246,6 +304,7 @@ class LocalStore:
             self._expire()
             entries = self._entries
             if scope and self._index is not None:
+                self._index_pending()
                 # The scope's own keys, from the index (every entry is indexed): a page of one
                 # user's memories no longer walks the whole store (80 ms at 100,000).
                 found = ((key, entries.get(key)) for key in self._index.scope_keys(scope))
