@@ -258,6 +258,10 @@ async def test_a_master_that_resynced_from_a_lagging_replica_is_reloaded(
     kw: dict[str, Any] = {"namespace": ns, "search_engine": "replica", "redis_timeout": 10}
     memory, writer = MemoryPrimitive(a.url, **kw), MemoryPrimitive(a.url, **kw)
     try:
+        # The second sync (a from b) starts at once: a diskless sync waits 5 s by default. The
+        # first (b from a) keeps a's 5 s: by then the writer's answer to "has a a replica?"
+        # (cached 1 s) is stale, so its writes after b leaves wait for no replica (WAIT 1).
+        await rb.config_set("repl-diskless-sync-delay", 0)
         await rb.replicaof("127.0.0.1", a.port)
         for i in range(20):
             await writer.add(f"u1:s1:k{i:02}", {"content": f"alpha note {i}"})
@@ -265,7 +269,7 @@ async def test_a_master_that_resynced_from_a_lagging_replica_is_reloaded(
         async def linked(client: aioredis.Redis) -> bool:
             return (await client.info("replication")).get("master_link_status") == "up"
 
-        await eventually(lambda: linked(rb), within=60)  # (a diskless sync waits 5 s first)
+        await eventually(lambda: linked(rb), within=60)  # (after a's 5 s)
         await ra.execute_command("WAIT", 1, 5000)
         assert len(await memory.search("alpha note", limit=100, scope=scope)) == 20
         await rb.replicaof("no", "one")  # b lags from here on
