@@ -30,18 +30,22 @@ def document(analyzer: Analyzer, text: str, vector: Any = None) -> Document:
     return Document(analyzer.term_counts([text]), vector)
 
 
-def test_a_memory_evicted_before_the_index_is_read_is_never_indexed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    analyzer = Analyzer()
-    indexed: list[str] = []
+@pytest.fixture
+def indexed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys every ``SearchIndex`` indexes from now on, in order."""
+    keys: list[str] = []
     add = SearchIndex.add
 
     def counting(self: SearchIndex, key: str, *args: Any, **kwargs: Any) -> None:
-        indexed.append(key)
+        keys.append(key)
         add(self, key, *args, **kwargs)
 
     monkeypatch.setattr(SearchIndex, "add", counting)
+    return keys
+
+
+def test_a_memory_evicted_before_the_index_is_read_is_never_indexed(indexed: list[str]) -> None:
+    analyzer = Analyzer()
     store = LocalStore(100, searchable=True)
     for i in range(1000):
         store.put(f"u{i % 7}:s1:{i}", f"p{i}", None, document(analyzer, f"trip number w{i}"))
@@ -65,20 +69,12 @@ def test_a_store_larger_than_pending_max_indexes_each_put_at_once(
     assert [key for key, _, _ in store.search(analyzer.query("w43"), 3)] == ["k43"]
 
 
-def test_a_touch_of_a_pending_memory_indexes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_touch_of_a_pending_memory_indexes_nothing(indexed: list[str]) -> None:
     """A touch makes a memory the newest: a pending one just moves to the end of the queue."""
     analyzer = Analyzer()
     store = LocalStore(100, searchable=True)
     for key in ["a", "b", "c"]:
         store.put(key, key, 60.0, document(analyzer, "tea"))
-    indexed: list[str] = []
-    add = SearchIndex.add
-
-    def counting(self: SearchIndex, key: str, *args: Any, **kwargs: Any) -> None:
-        indexed.append(key)
-        add(self, key, *args, **kwargs)
-
-    monkeypatch.setattr(SearchIndex, "add", counting)
     assert store.touch("a", 120.0)
     assert indexed == []
     assert [key for key, _, _ in store.search(analyzer.query("tea"), 5)] == ["a", "c", "b"]
