@@ -6,6 +6,7 @@ inside each. Nothing the memory keeps to order its own calls may belong to the f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 from conftest import fast_recovery, namespace, replayed, threads_at_once
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import BackendUnavailableError, IncompleteOperationError
 
 
 async def _invocation(memory: MemoryPrimitive, number: int) -> list[int]:
@@ -98,15 +100,17 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("work", ["read", "write"])
+@pytest.mark.parametrize("work", ["read", "write", "touch", "forget"])
 def test_short_invocations_after_an_outage_replay_its_journal(
     redis_server_factory: Callable[..., RedisServer], work: str
 ) -> None:
-    """A handler that returns at once (one ``get``, or one ``add``): each ``asyncio.run``
-    ends by cancelling the recovery its call started before that recovery could connect, so
-    no invocation ever replayed, and the writes of the outage, and every later one, stayed in
-    this process (300 invocations, 0 replayed). A recovery so cut short is resumed by the next
-    call, which waits for it up to ``redis_timeout``."""
+    """A handler that returns at once (one ``get``, ``add``, ``touch`` or ``forget``): each
+    ``asyncio.run`` ends by cancelling the recovery its call started before that recovery
+    could connect, so no invocation ever replayed, and the writes of the outage, and every
+    later one, stayed in this process (300 invocations, 0 replayed). A recovery so cut short
+    is resumed by the next call, which waits for it up to ``redis_timeout``. (A touch or a
+    forget that finds Redis still away says so: ``BackendUnavailableError``,
+    ``IncompleteOperationError``.)"""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
 
@@ -116,8 +120,14 @@ def test_short_invocations_after_an_outage_replay_its_journal(
     async def handler(number: int) -> None:
         if work == "read":
             await memory.get(f"u1:s0:{number}")
-        else:
+        elif work == "write":
             await memory.add(f"u1:s1:{number}", {"text": f"later turn {number}"})
+        else:
+            with contextlib.suppress(BackendUnavailableError, IncompleteOperationError):
+                if work == "touch":
+                    await memory.touch(f"u1:s0:{number}", None)
+                else:
+                    await memory.forget(f"u9:s{number}")  # (a scope with nothing in it)
 
     try:
         asyncio.run(outage_write(-1))  # (connected: the outage below is one, not a refusal)

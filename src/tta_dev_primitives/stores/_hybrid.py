@@ -319,6 +319,7 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(await self.local.touch(key, ttl), self.local.kind)
+        await self._resume_cut_short()
         # Touched before its journalled write lands, Redis's older value would take the
         # deadline (or there is none: False), and the write would then replace it with its own.
         await self._after_last_batch(key)
@@ -376,7 +377,7 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(None, self.local.kind)
-        self._resume_stranded()
+        await self._resume_cut_short()
         if self._degraded:
             self._maybe_recover()
             return Served(None, self.local.kind, fallback=True)
