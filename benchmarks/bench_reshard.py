@@ -15,7 +15,9 @@ plain keys loaded beside ours, the same rate of readers, counting what raises.
 
 Per phase: calls, ``get``s answered ``None`` for a memory that exists, calls served in-process
 (the process had fallen back), ``get`` p50/p99, errors raised into the caller; afterwards each
-worker flushes and reads back every turn it wrote. Nothing is asserted.
+worker flushes (its dead letters, stale writes and last fallback's error are reported) and a
+fresh process counts the namespace's memories against those loaded and written. Nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -128,9 +130,11 @@ async def worker() -> None:
         await client.aclose()
     else:
         result["flushed"] = await memory.flush()
+        info = memory.get_backend_info()
+        result.update({name: info[name] for name in ("dead_letters", "stale_writes")})
+        result["last_error"] = info["last_error"]
         result["written"] = len(written)
-        result["missing"] = sum([await memory.get(k) is None for k in written])
-        result["degraded_at_end"] = memory.get_backend_info()["degraded"]
+        result["degraded_at_end"] = info["degraded"]
         await memory.aclose()
     print(json.dumps(result), flush=True)
 
@@ -185,6 +189,7 @@ def reshard(cluster: Any, slots: int, to_new: bool) -> tuple[float, str]:
 
 async def run(args: Any) -> dict[str, Any]:
     from redis_server import LocalCluster, find_redis_server
+    from tta_dev_primitives import MemoryPrimitive
 
     if args.quick:
         args.size, args.slots, args.processes, args.before = 1_000, 200, 2, 1.0
@@ -211,11 +216,16 @@ async def run(args: Any) -> dict[str, Any]:
         for child in children:
             child.go({"phase": "stop"})
         results = [await asyncio.to_thread(child.result) for child in children]
+        # Every turn written, read back by a fresh process (a count from Redis itself).
+        fresh = MemoryPrimitive(cluster.url, namespace=ns, redis_timeout=10)
+        stored = await fresh.size()
+        await fresh.aclose()
     finally:
         cluster.stop()
     return {
         "size": args.size, "slots": args.slots, "processes": args.processes,
         "replicas": args.replicas, "target": target, "reshard_s": took, "results": results,
+        "stored": stored,
     }  # fmt: skip
 
 
@@ -247,11 +257,16 @@ def report(figures: dict[str, Any]) -> None:
                "served in-process", "get p50 ms", "get p99 ms", "errors raised"]  # fmt: skip
     print(table(headers, rows))
     ours = [r for r in figures["results"] if "written" in r]
+    written = sum(r["written"] for r in ours)
     print(
-        f"afterwards: {sum(r['written'] for r in ours):,} turns written, "
-        f"{sum(r['missing'] for r in ours)} missing, flushed {all(r['flushed'] for r in ours)}, "
+        f"afterwards: {written:,} turns written, {figures['stored'] - figures['size']:,} found "
+        f"by a fresh process ({figures['size'] + written - figures['stored']:,} missing); "
+        f"flushed {all(r['flushed'] for r in ours)}; dead letters "
+        f"{sum(r['dead_letters'] for r in ours)}, stale {sum(r['stale_writes'] for r in ours)}; "
         f"degraded at the end: {sum(r['degraded_at_end'] for r in ours)} processes"
     )
+    for error in sorted({r["last_error"] for r in ours if r["last_error"]}):
+        print(f"  a process's last fallback: {error}")
     print("reshard benchmark done")
 
 
