@@ -319,10 +319,10 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is None:
             return Served(await self.local.touch(key, ttl), self.local.kind)
-        await self._resume_cut_short()
         # Touched before its journalled write lands, Redis's older value would take the
         # deadline (or there is none: False), and the write would then replace it with its own.
         await self._after_last_batch(key)
+        await self._resume_cut_short()  # (after: a last batch holding the key is replayed now)
         if self._degraded:
             self._maybe_recover()
             raise BackendUnavailableError(
