@@ -98,29 +98,25 @@ class LocalStore:
             self._index.remove(key)  # (an older document of it may be indexed)
 
     def _index_pending(self) -> None:
-        """Index the documents put since the index was last read, oldest put first (the order
-        ``SearchIndex`` takes for recency, as if each had been indexed when put)."""
-        index, pending = self._index, self._pending
-        if index is None or not pending:
-            return
-        self._pending = {}
-        for key, document in pending.items():
-            if document is None:
-                index.add(key, {})
-            else:
-                index.add(key, document.terms)
+        """Index every document put since the index was last read (``_index_oldest``)."""
+        self._index_oldest(len(self._pending))
 
     def index_some(self, count: int) -> bool:
         """Index up to ``count`` of the oldest pending documents; True if some still wait (an
         async reader indexes them a slice a loop turn: ``InProcessSearchBackend``)."""
         with self._lock:
-            index, pending = self._index, self._pending
-            if index is None:
-                return False
-            for key in list(itertools.islice(pending, count)):
-                document = pending.pop(key)
-                index.add(key, {} if document is None else document.terms)
-            return bool(pending)
+            return self._index_oldest(count)
+
+    def _index_oldest(self, count: int) -> bool:
+        """Index up to ``count`` pending documents, oldest put first (the order ``SearchIndex``
+        takes for recency, as if each had been indexed when put); True if some still wait."""
+        index, pending = self._index, self._pending
+        if index is None:
+            return False
+        for key in list(itertools.islice(pending, count)):
+            document = pending.pop(key)
+            index.add(key, {} if document is None else document.terms)
+        return bool(pending)
 
     def _index_later(self, key: str, document: Document | None) -> None:
         """Keep ``key``'s document to index once the index is read (``_pending``). A vector is
