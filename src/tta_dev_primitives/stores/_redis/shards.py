@@ -150,23 +150,34 @@ def canonical_index(namespace: str, ranges: list[tuple[int, int]]) -> str | None
     return None
 
 
+async def _ft_info(client: Any, shard: Shard) -> dict[str, Any]:
+    """``FT.INFO`` of one server's index, as a dict; a redirection (the index name's slot moved
+    to another master: the layout changed) is raised as ``ClusterError``."""
+    from redis import exceptions as rexc
+
+    try:
+        reply = await shard.run(client, "FT.INFO", shard.name)
+    except rexc.ResponseError as exc:
+        if redirected(exc):
+            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
+        raise
+    return as_dict(reply)
+
+
 async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
     """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
     (or not one this user may use)."""
     from redis import exceptions as rexc
 
     try:
-        reply = await shard.run(client, "FT.INFO", shard.name)
+        fields = await _ft_info(client, shard)
     except rexc.ResponseError as exc:
-        if redirected(exc):  # the name's slot moved to another master: the layout changed
-            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
         message = str(exc).lower()
         if "unknown index" in message or "no such index" in message:
             return {"exists": False, "dims": None, "indexing": False}
         if "unknown command" in message or "noperm" in message or "permission" in message:
             return None
         raise
-    fields = as_dict(reply)
     dims = None
     for attribute in fields.get("attributes", []):
         attr = as_dict(attribute)
@@ -178,15 +189,7 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
 
 async def index_docs(client: Any, shard: Shard) -> int:
     """The documents one server's index holds (``FT.INFO``'s ``num_docs``)."""
-    from redis import exceptions as rexc
-
-    try:
-        reply = await shard.run(client, "FT.INFO", shard.name)
-    except rexc.ResponseError as exc:
-        if redirected(exc):  # the name's slot moved to another master: the layout changed
-            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
-        raise
-    fields = as_dict(reply)
+    fields = await _ft_info(client, shard)
     return int(float(text(fields.get("num_docs", 0)) or 0))
 
 
