@@ -53,7 +53,7 @@ async def worker() -> None:
         client: Any = RedisCluster.from_url(spec["url"])
         await client.get(keys[0])
     else:
-        memory = MemoryPrimitive(spec["url"], namespace=spec["ns"])
+        memory = MemoryPrimitive(spec["url"], namespace=spec["ns"], search_engine=spec["engine"])
         await memory.get(keys[0])
     phase = "before"
     stats: dict[str, dict[str, Any]] = {}
@@ -61,6 +61,11 @@ async def worker() -> None:
     def count(name: str, n: int = 1) -> None:
         row = stats.setdefault(phase, {"get_ms": []})
         row[name] = row.get(name, 0) + n
+
+    def took(start: float) -> None:
+        """The longest call of the phase it ended in (ms)."""
+        row = stats.setdefault(phase, {"get_ms": []})
+        row["longest_ms"] = max(row.get("longest_ms", 0.0), (time.perf_counter() - start) * 1000)
 
     async def reads(n: int) -> None:
         i = n * 7919
@@ -74,6 +79,7 @@ async def worker() -> None:
                 count("errors")
                 await asyncio.sleep(0.01)
                 continue
+            took(start)
             stats.setdefault(phase, {"get_ms": []})["get_ms"].append(
                 (time.perf_counter() - start) * 1000
             )
@@ -89,11 +95,13 @@ async def worker() -> None:
         while phase != "stop":
             i += 1
             key = f"u{(spec['index'] * 31 + n * 7 + i) % spec['users']}:w{spec['index']}:{n}-{i}"
+            start = time.perf_counter()
             try:
                 await memory.add(key, {"role": "user", "content": f"new turn {i} about coffee"})
             except Exception:
                 count("errors")
                 continue
+            took(start)
             written.append(key)
             count("adds")
             count("in_process", not memory.using_redis)
@@ -103,12 +111,14 @@ async def worker() -> None:
         i = n
         while phase != "stop":
             i += 1
+            start = time.perf_counter()
             try:
                 await memory.search(spec["questions"][i % len(spec["questions"])],
                                     scope=f"u{i % spec['users']}")  # fmt: skip
             except Exception:
                 count("errors")
                 continue
+            took(start)
             count("searches")
             count("in_process", not memory.using_redis)
             await asyncio.sleep(0)
@@ -139,15 +149,16 @@ async def worker() -> None:
     print(json.dumps(result), flush=True)
 
 
-async def load(url: str, ns: str, size: int) -> tuple[list[str], list[str], int]:
-    """``size`` chat turns into ``ns``, plain copies for the raw peer: keys, questions, users."""
+async def load(url: str, ns: str, size: int, engine: str) -> tuple[list[str], list[str], int]:
+    """``size`` chat turns into ``ns``, plain copies for the raw peer: keys, questions, users.
+    With the Query Engine, searched until its index is whole."""
     from redis.asyncio.cluster import RedisCluster
 
     from _corpus import load_turns, questions
     from tta_dev_primitives import MemoryPrimitive
 
     corpus = load_turns(size)
-    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=10)
+    memory = MemoryPrimitive(url, namespace=ns, redis_timeout=10, search_engine=engine)
     gate = asyncio.Semaphore(LOAD_AT_ONCE)
 
     async def put(key: str, value: dict[str, Any]) -> None:
@@ -155,6 +166,11 @@ async def load(url: str, ns: str, size: int) -> tuple[list[str], list[str], int]
             await memory.add(key, value)
 
     await asyncio.gather(*(put(k, v) for k, v in corpus.turns))
+    while engine == "redis":
+        await memory.search("coffee")
+        if memory.get_backend_info()["search_engine"] == "redis":
+            break
+        await asyncio.sleep(0.5)  # the engine's backfill is under way
     await memory.aclose()
     raw = RedisCluster.from_url(url)
     for start in range(0, size, 1000):
@@ -193,14 +209,23 @@ async def run(args: Any) -> dict[str, Any]:
 
     if args.quick:
         args.size, args.slots, args.processes, args.before = 1_000, 200, 2, 1.0
-    binary = find_redis_server()
-    if binary is None:
-        raise SystemExit("no redis-server: install Debian's redis-server package")
-    cluster = LocalCluster(binary, masters=3, replicas=args.replicas).start()
+    if args.search_engine == "redis":
+        from query_engine_server import start_redis_stack_cluster
+
+        started = start_redis_stack_cluster(3, args.replicas)
+        if isinstance(started, str):
+            raise SystemExit(f"no Redis with the Query Engine: {started}")
+        cluster = started[0]
+    else:
+        binary = find_redis_server()
+        if binary is None:
+            raise SystemExit("no redis-server: install Debian's redis-server package")
+        cluster = LocalCluster(binary, masters=3, replicas=args.replicas).start()
     try:
         ns = "reshard"
-        keys, questions, users = await load(cluster.url, ns, args.size)
-        spec = {"url": cluster.url, "ns": ns, "questions": questions, "users": users}
+        keys, questions, users = await load(cluster.url, ns, args.size, args.search_engine)
+        spec = {"url": cluster.url, "ns": ns, "questions": questions, "users": users,
+                "engine": args.search_engine}  # fmt: skip
         children = [
             Child(__file__, {**spec, "kind": "ours", "index": i, "keys": keys})
             for i in range(args.processes)
@@ -225,7 +250,7 @@ async def run(args: Any) -> dict[str, Any]:
     return {
         "size": args.size, "slots": args.slots, "processes": args.processes,
         "replicas": args.replicas, "target": target, "reshard_s": took, "results": results,
-        "stored": stored,
+        "stored": stored, "search_engine": args.search_engine,
     }  # fmt: skip
 
 
@@ -235,6 +260,7 @@ def report(figures: dict[str, Any]) -> None:
         f"in {figures['reshard_s']:.1f} s; {figures['processes']} processes of ours "
         f"({READERS} readers, {WRITERS} writers, {SEARCHERS} searchers each) and one raw "
         f"redis-py process ({READERS} readers); masters with {figures['replicas']} replica(s)"
+        + ("; searched in the Query Engine" if figures.get("search_engine") == "redis" else "")
     )
     rows = []
     for phase in ("before", "during"):
@@ -251,10 +277,12 @@ def report(figures: dict[str, Any]) -> None:
                 f"{sum(p.get('in_process', 0) for p in runs) / max(calls, 1):.1%}",
                 max((p.get("get_p50", 0.0) for p in runs), default=0.0),
                 max((p.get("get_p99", 0.0) for p in runs), default=0.0),
+                max((p.get("longest_ms", 0.0) for p in runs), default=0.0),
                 sum(p.get("errors", 0) for p in runs),
             ])  # fmt: skip
     headers = ["phase", "side", "gets", "None of existing", "adds", "searches",
-               "served in-process", "get p50 ms", "get p99 ms", "errors raised"]  # fmt: skip
+               "served in-process", "get p50 ms", "get p99 ms", "longest call ms",
+               "errors raised"]  # fmt: skip
     print(table(headers, rows))
     ours = [r for r in figures["results"] if "written" in r]
     written = sum(r["written"] for r in ours)
@@ -281,8 +309,11 @@ def main() -> None:
         parser.add_argument("--processes", type=int, default=4, help="worker processes of ours")
         parser.add_argument("--replicas", type=int, default=0, help="replicas per master")
         parser.add_argument("--before", type=float, default=3.0, help="seconds before the move")
-        parser.add_argument("--new-master", action="store_true",
-                            help="move the slots to a master added just before")  # fmt: skip
+        parser.add_argument(
+            "--new-master", action="store_true", help="move the slots to a master added just before"
+        )
+        parser.add_argument("--search-engine", choices=("auto", "redis"), default="auto",
+                            help="redis: search in the Query Engine")  # fmt: skip
 
     bench_main(__doc__ or "", run, report, arguments)
 
