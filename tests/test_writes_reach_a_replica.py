@@ -465,3 +465,34 @@ async def test_the_cluster_client_never_resends_a_pipeline(redis_cluster: LocalC
         assert client.retry.get_retries() == 0
     finally:
         await backend.aclose()
+
+
+async def test_a_replica_the_slot_map_lists_before_it_is_in_sync_does_not_fail_writes(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A reshard that moved all of a master's slots made it, as Redis does
+    (``cluster-allow-replica-migration``), a replica of the master that took its last slot;
+    the slot map listed it at once, during its full sync (``bench_reshard.py --slots 5461
+    --search-engine redis``). Writes there went by the map's count, sent ``WAIT 1``, got 0 and
+    failed as an outage, replays too: the process closed degraded with tens of thousands of
+    writes unsent. The master's ``ROLE`` lists only replicas in sync; here the map lists one
+    that ROLE does not."""
+    backend = RedisBackend(redis_cluster.url, namespace=f"t:{uuid4().hex[:8]}", timeout=2.0)
+    admin = redis_sync.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port)
+    try:
+        await backend.put("u0:s0:k", b'"connect"')
+        ((_, slot, port),) = slots_of(backend, admin, ["u0:s0:k"])
+
+        async def client_of(client: Any) -> Any:
+            return client
+
+        client = await backend.connection.call(client_of)
+        owner, other = sorted(client.get_primaries(), key=lambda node: node.port != port)[:2]
+        assert owner.port == port
+        client.nodes_manager.slots_cache[slot] = [owner, other]  # as redis-py left it
+        await asyncio.sleep(REPLICA_RECHECK + 0.1)  # the last ROLE answer has gone stale
+        await backend.put("u0:s0:k", b'"after"')
+        assert await backend.get("u0:s0:k") == b'"after"'
+    finally:
+        admin.close()
+        await backend.aclose()

@@ -9,12 +9,12 @@ write script goes to the master the decision was about, in a pipeline that does 
 redirections (a MOVED reads the slot map again and sends the write once more), so that it
 cannot land on another master, unwaited for.
 
-Which masters have a replica: on a cluster, redis-py's slot map when it lists one; but Redis
-lists a replica there only once it has replicated something (a new cluster, a new shard), so a
-master the map shows alone, like a standalone server, is asked (``ROLE``, which lists only the
-replicas in sync) at most every ``REPLICA_RECHECK`` seconds. A Redis user without ``+role``
-makes a cluster read its slot map again instead, and a standalone server write without waiting,
-with a warning once.
+Which masters have a replica: each is asked (``ROLE``, which lists only the replicas in sync)
+at most every ``REPLICA_RECHECK`` seconds. Not redis-py's slot map: Redis lists a replica there
+only once it has replicated something (a new cluster, a new shard), and it lists one still in
+its full sync, which WAIT does not count. A Redis user without ``+role`` makes a cluster
+go by the map (read again for a master it shows alone), and a standalone server write without
+waiting, with a warning once.
 """
 
 from __future__ import annotations
@@ -151,9 +151,12 @@ class ReplicaWait:
         nodes = client.nodes_manager.slots_cache.get(slot, [])
         if not nodes:
             return None, False
-        if len(nodes) < 2 and not await self._has_replica(client, nodes[0], slot):
-            return nodes[0], False
-        return nodes[0], True
+        if len(nodes) > 1 and self._role_refused:
+            return nodes[0], True  # the map is all a Redis user without +role has to go by
+        # ROLE, not the map's count: the map lists a replica as soon as it is one, still in
+        # its full sync (a master a reshard emptied becomes the replica of the one that took
+        # its last slot), and every write there, replays too, failed on WAIT until it synced.
+        return nodes[0], await self._has_replica(client, nodes[0], slot)
 
     async def _has_replica(self, client: Any, node: Any, slot: int) -> bool:
         """Whether a cluster ``node`` the slot map shows alone for ``slot`` (or, for None, a
