@@ -515,8 +515,8 @@ class Connection:
                     left = until - now
                 if left < 2 * pause + _ROOM:
                     raise
-                if errors.unknown_node(exc):  # a master added since the map was read
-                    await client.nodes_manager.initialize()
+                if errors.unknown_node(exc) or isinstance(exc, errors.SlotsMoved):
+                    await client.nodes_manager.initialize()  # the map lags: read it again
             log.debug("a slot is being resharded; sending again in %.3fs", pause)
             await asyncio.sleep(pause)
             pause = min(2 * pause, _LONGEST_PAUSE)

@@ -33,6 +33,7 @@ __all__ = [
     "UNAVAILABLE",
     "UNAVAILABLE_INSIDE",
     "UNAVAILABLE_REPLIES",
+    "SlotsMoved",
     "refusal",
     "refused",
     "reply",
@@ -113,6 +114,13 @@ def refused(message: str) -> bool:
     return upper.startswith(REFUSED_REPLIES) or any(reply in upper for reply in REFUSED_INSIDE)
 
 
+class SlotsMoved(rexc.ClusterError):
+    """The slot map this client routes by lags the cluster's: a master answered MOVED for a
+    Query Engine index's name, or says itself that it serves other slots than the map gives
+    it. During a reshard the map lags by a slot or two at every moment: the map is read again
+    and the call sent again (``slot_moving``); an outage only once the call's time is up."""
+
+
 # redis-py's cluster routing: where it follows a redirection (MOVED, ASK) to a node.
 _CLUSTER_ROUTING = frozenset(filter(None, (redis.asyncio.cluster.__file__, redis.cluster.__file__)))
 
@@ -138,10 +146,10 @@ _MOVING_INSIDE = ("SCRIPT ATTEMPTED TO ACCESS A NON LOCAL KEY", "DURING REHASHIN
 def slot_moving(exc: BaseException) -> bool:
     """True if ``exc`` says a slot the call needs is being resharded: ``TRYAGAIN`` (its keys
     are split between the two masters), an ``ASK`` not followed, redirections that did not
-    settle, a script stopped at a key already moved, or an ``ASK`` to a master the slot map
-    lacks (``unknown_node``). A slot moves in milliseconds: the call is worth sending again,
-    not an outage yet."""
-    if isinstance(exc, rexc.TryAgainError | rexc.AskError) or unknown_node(exc):
+    settle, a script stopped at a key already moved, an ``ASK`` to a master the slot map
+    lacks (``unknown_node``), or a map found lagging the masters' own word (``SlotsMoved``).
+    A slot moves in milliseconds: the call is worth sending again, not an outage yet."""
+    if isinstance(exc, rexc.TryAgainError | rexc.AskError | SlotsMoved) or unknown_node(exc):
         return True
     if not isinstance(exc, rexc.ResponseError | rexc.ClusterError):
         return False

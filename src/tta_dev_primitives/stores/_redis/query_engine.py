@@ -497,6 +497,8 @@ class QueryEngine:
         """
         from redis import exceptions as rexc
 
+        from tta_dev_primitives.stores._redis.errors import SlotsMoved
+
         for shard in self.shards(client):
             args = self._create_args(shard.name, bases, dims, scan)
             try:
@@ -509,7 +511,7 @@ class QueryEngine:
                     await shard.node.execute_command(*args)
             except rexc.ResponseError as exc:
                 if redirected(exc):
-                    raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
+                    raise SlotsMoved(f"the cluster's slots moved: {exc}") from None
                 if "already exists" not in str(exc).lower():
                     raise
             await self._drop_old(client, shard)
@@ -596,7 +598,7 @@ class QueryEngine:
         itself says it owns the slots the client's map gives it, as far as its index's name
         goes: a map that lags a failover names an index that is not the master's, which the
         master would not find (an "absent" verdict), or would make beside its own."""
-        from redis import exceptions as rexc
+        from tta_dev_primitives.stores._redis.errors import SlotsMoved
 
         self._owned = {}
         for shard in shards:
@@ -610,7 +612,7 @@ class QueryEngine:
             if self._disagree_since is None:
                 self._disagree_since = now
             if now - self._disagree_since < TRUST_MAP_AFTER:
-                raise rexc.ClusterError(
+                raise SlotsMoved(
                     f"the cluster's slots moved: {shard.node.name} no longer serves the "
                     f"slots this client's map gives it"
                 )

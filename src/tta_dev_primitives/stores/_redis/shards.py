@@ -152,14 +152,16 @@ def canonical_index(namespace: str, ranges: list[tuple[int, int]]) -> str | None
 
 async def _ft_info(client: Any, shard: Shard) -> dict[str, Any]:
     """``FT.INFO`` of one server's index, as a dict; a redirection (the index name's slot moved
-    to another master: the layout changed) is raised as ``ClusterError``."""
+    to another master: the layout changed) is raised as ``SlotsMoved``."""
     from redis import exceptions as rexc
+
+    from tta_dev_primitives.stores._redis.errors import SlotsMoved
 
     try:
         reply = await shard.run(client, "FT.INFO", shard.name)
     except rexc.ResponseError as exc:
         if redirected(exc):
-            raise rexc.ClusterError(f"the cluster's slots moved: {exc}") from None
+            raise SlotsMoved(f"the cluster's slots moved: {exc}") from None
         raise
     return as_dict(reply)
 
