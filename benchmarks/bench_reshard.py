@@ -3,18 +3,20 @@
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_reshard.py`` (``--quick`` for a smoke run;
 ``--size``, ``--slots``, ``--processes``; ``--replicas 1`` for masters with a replica each;
 ``--new-master`` to move the slots to a master added just before, as ``redis-cli --cluster
-add-node`` then ``reshard`` do).
+add-node`` then ``reshard`` do; ``--search-engine redis`` for masters with the Query Engine,
+searched in it; ``--pipeline`` keys a ``MIGRATE``, 10 by default as in redis-cli).
 
 A 3-master cluster on loopback (the system's ``redis-server``), ``--size`` chat turns loaded
 into one namespace, then ``--processes`` worker processes each run 4 readers (``get`` of a
 loaded memory: another process wrote it, so an in-process answer is ``None``), 2 writers
 (``add`` of new turns) and 2 searchers (a question scoped to one user), for ``--before``
-seconds, then while ``redis-cli --cluster reshard`` moves ``--slots`` slots (its defaults:
-10 keys a ``MIGRATE``). The peer is raw redis-py: one process whose cluster client ``GET``s
-plain keys loaded beside ours, the same rate of readers, counting what raises.
+seconds, then while ``redis-cli --cluster reshard`` moves ``--slots`` slots. The peer is raw
+redis-py: one process whose cluster client ``GET``s plain keys loaded beside ours, the same
+rate of readers, counting what raises.
 
 Per phase: calls, ``get``s answered ``None`` for a memory that exists, calls served in-process
-(the process had fallen back), ``get`` p50/p99, errors raised into the caller; afterwards each
+(the process had fallen back), ``get`` p50/p99, the longest call, errors raised into the
+caller; afterwards each
 worker flushes (its dead letters, stale writes and last fallback's error are reported) and a
 fresh process counts the namespace's memories against those loaded and written. Nothing is
 asserted.
@@ -182,8 +184,9 @@ async def load(url: str, ns: str, size: int, engine: str) -> tuple[list[str], li
     return [k for k, _ in corpus.turns], questions(corpus, 50), corpus.users
 
 
-def reshard(cluster: Any, slots: int, to_new: bool) -> tuple[float, str]:
-    """Move ``slots`` slots from the first master to another (a new one if ``to_new``)."""
+def reshard(cluster: Any, slots: int, to_new: bool, pipeline: int) -> tuple[float, str]:
+    """Move ``slots`` slots from the first master to another (a new one if ``to_new``),
+    ``pipeline`` keys a ``MIGRATE``."""
     import redis
 
     masters = cluster.master_nodes()
@@ -197,7 +200,7 @@ def reshard(cluster: Any, slots: int, to_new: bool) -> tuple[float, str]:
     subprocess.run(
         [cluster.cli, "--cluster", "reshard", f"127.0.0.1:{source.port}",
          "--cluster-from", ids[source.port], "--cluster-to", ids[target.port],
-         "--cluster-slots", str(slots), "--cluster-yes"],
+         "--cluster-slots", str(slots), "--cluster-pipeline", str(pipeline), "--cluster-yes"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900,
     )  # fmt: skip
     return time.monotonic() - start, f"127.0.0.1:{target.port}" + (" (added)" if to_new else "")
@@ -237,7 +240,9 @@ async def run(args: Any) -> dict[str, Any]:
         await asyncio.sleep(args.before)
         for child in children:
             child.go({"phase": "during"})
-        took, target = await asyncio.to_thread(reshard, cluster, args.slots, args.new_master)
+        took, target = await asyncio.to_thread(
+            reshard, cluster, args.slots, args.new_master, args.pipeline
+        )
         for child in children:
             child.go({"phase": "stop"})
         results = [await asyncio.to_thread(child.result) for child in children]
@@ -250,14 +255,15 @@ async def run(args: Any) -> dict[str, Any]:
     return {
         "size": args.size, "slots": args.slots, "processes": args.processes,
         "replicas": args.replicas, "target": target, "reshard_s": took, "results": results,
-        "stored": stored, "search_engine": args.search_engine,
+        "stored": stored, "search_engine": args.search_engine, "pipeline": args.pipeline,
     }  # fmt: skip
 
 
 def report(figures: dict[str, Any]) -> None:
     print(
         f"{figures['size']:,} memories, {figures['slots']:,} slots moved to {figures['target']} "
-        f"in {figures['reshard_s']:.1f} s; {figures['processes']} processes of ours "
+        f"({figures.get('pipeline', 10)} keys a MIGRATE) in {figures['reshard_s']:.1f} s; "
+        f"{figures['processes']} processes of ours "
         f"({READERS} readers, {WRITERS} writers, {SEARCHERS} searchers each) and one raw "
         f"redis-py process ({READERS} readers); masters with {figures['replicas']} replica(s)"
         + ("; searched in the Query Engine" if figures.get("search_engine") == "redis" else "")
@@ -311,6 +317,12 @@ def main() -> None:
         parser.add_argument("--before", type=float, default=3.0, help="seconds before the move")
         parser.add_argument(
             "--new-master", action="store_true", help="move the slots to a master added just before"
+        )
+        parser.add_argument(
+            "--pipeline",
+            type=int,
+            default=10,
+            help="keys a MIGRATE (redis-cli's --cluster-pipeline)",
         )
         parser.add_argument("--search-engine", choices=("auto", "redis"), default="auto",
                             help="redis: search in the Query Engine")  # fmt: skip
