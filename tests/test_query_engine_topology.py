@@ -137,6 +137,78 @@ async def test_a_slot_map_that_lags_the_masters_is_read_again_not_an_outage(
             cluster.move_slot(*moved)
 
 
+async def test_a_set_up_on_a_new_layout_holds_no_write_and_a_search_only_its_timeout(
+    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the engine is set up, a change of masters or slots sets it up again on the new
+    layout. That set-up (making the indexes the new layout lacks, waiting for their scan) had
+    no bound: during a large reshard every add and search in flight waited on it, 12-40 s
+    with ``redis_timeout=1`` (a review). Here it is held: an add goes on without it, served
+    by Redis; a search waits at most its timeout, then is served in-process; once the set-up
+    ends, searches run in the engine again, every memory found."""
+    import asyncio
+
+    cluster = redis_query_engine_cluster
+    ns = namespace()
+    memory = MemoryPrimitive(
+        cluster.url, namespace=ns, search_engine="redis", redis_timeout=1.0,
+        recovery_interval=0.1, max_recovery_interval=0.5,
+    )  # fmt: skip
+    held = asyncio.Event()
+    discover = query_engine.QueryEngine._discover
+    moved: tuple[int, Any] | None = None
+
+    async def discover_when_released(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.state != "unknown":  # (a discovery again, on a new layout)
+            await held.wait()
+        await discover(self, *args, **kwargs)
+
+    try:
+        for user in range(6):
+            await memory.add(f"u{user}:s1:t1", {"content": f"user {user} grew figs"})
+        assert len(await memory.search("figs", limit=50)) == 6
+        assert memory.get_backend_info()["search_engine"] == "redis"
+        monkeypatch.setattr(query_engine.QueryEngine, "_discover", discover_when_released)
+        shard = _engine(memory)._layout[1][0]
+        slot = key_slot(shard.name.encode())
+        owner = next(n for n in cluster.master_nodes() if n.port == shard.node.port)
+        cluster.move_slot(slot, next(n for n in cluster.master_nodes() if n is not owner))
+        moved = (slot, owner)
+        remote = memory._store.remote  # type: ignore[union-attr]
+        await remote.connection.call(lambda client: client.nodes_manager.initialize())
+
+        add = asyncio.ensure_future(memory.add("u9:s1:t1", {"content": "user 9 grew figs"}))
+        await asyncio.wait([add], timeout=30)  # (it waited for the release before)
+        assert add.done()
+        assert add.exception() is None
+        assert not held.is_set()
+        assert memory.get_backend_info()["degraded"] is False
+
+        search = asyncio.ensure_future(memory.search("figs", limit=50))
+        await asyncio.wait([search], timeout=30)
+        assert search.done()
+        assert search.exception() is None
+        assert not held.is_set()
+        info = memory.get_backend_info()
+        assert info["degraded"] is True  # served in-process: an outage, for that long
+        assert "being set up again" in (info["last_error"] or "")
+
+        held.set()
+
+        async def in_engine() -> bool:
+            found = await memory.search("figs", limit=50)
+            return len(found) == 7 and memory.get_backend_info()["search_engine"] == "redis"
+
+        await eventually(in_engine, within=30)
+        assert memory.get_backend_info()["degraded"] is False
+        await memory.clear()
+    finally:
+        held.set()
+        await memory.aclose()
+        if moved is not None:
+            cluster.move_slot(*moved)
+
+
 async def test_an_absent_verdict_on_a_cluster_is_made_again(
     redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

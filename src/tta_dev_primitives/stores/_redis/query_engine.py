@@ -204,6 +204,13 @@ RECHECK_ABSENT: Final = 60.0
 TRUST_MAP_AFTER: Final = 120.0
 
 
+def _read_outcome(task: asyncio.Task[None]) -> None:
+    """A set-up's end, read so that a failure no caller waited for is not reported as never
+    retrieved (it left the engine stale: the next operation sets it up again)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("setting up the Redis Query Engine stopped: %s", exc)
+
+
 async def _layout_moved(client: Any) -> None:
     """Raised in a call (``connection.call``): an outage, after which the connection asks the
     cluster for its slot map again."""
@@ -254,6 +261,7 @@ class QueryEngine:
         self._disagree_since: float | None = None
         self._trusting_map = False  # warned: they disagreed for longer than TRUST_MAP_AFTER
         self._stale = False  # cleared here: check the index's facts again
+        self._relayout = False  # stale only because the masters or their slots moved
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
         #: Each index's document count (by its name) and when it was read (monotonic).
@@ -295,15 +303,21 @@ class QueryEngine:
         dims: int | None,
         *,
         searching: bool = False,
+        wait_at_most: float | None = None,
     ) -> None:
         """Learn (once) whether this namespace searches in the engine, making the index if it
         is not there, giving it a vector field of ``dims`` (this process's embedder's size) and,
         before a search, backfilling it; a process that chose ``"replica"`` only learns what the
-        index holds. A write needs only the first two: while a backfill runs it costs nothing."""
+        index holds. A write needs only the first two: while a backfill runs it costs nothing.
+
+        Once the engine is set up, a change of masters or slots sets it up again on the new
+        layout (``_relayout``): a write does not wait for that (its documents are indexed wherever
+        they land, or scanned once a new master's index is made), and a search waits at most
+        ``wait_at_most`` seconds (an outage past them), while the set-up goes on."""
         self.cluster = cluster
         self.bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
-            self._stale = not await call(self._same_layout)  # masters or slots moved
+            self._relayout = self._stale = not await call(self._same_layout)  # masters/slots moved
         elif (
             cluster
             and self.state == "absent"
@@ -323,15 +337,42 @@ class QueryEngine:
             or (self.state == "building" and vectors_known and self._backfilling)
         ):
             return
-        async with self._lock():
-            await self._after_other_loops(
-                lambda: self._set_up(call, bases, cluster, backfill, dims, searching)
-            )
+        set_up = functools.partial(self._set_up, call, bases, cluster, backfill, dims, searching)
+        if not (self._relayout and self._stale and self.state in ("building", "ready")):
+            async with self._lock():
+                await self._after_other_loops(set_up)
+            return
+        if not searching:
+            self._in_background(set_up)
+            return
+        try:
+            async with asyncio.timeout(wait_at_most):
+                async with self._lock():
+                    await self._after_other_loops(set_up)
+        except TimeoutError:
+            raise BackendUnavailableError(
+                f"the Redis Query Engine is being set up again for namespace "
+                f"{self.namespace!r} on the cluster's new layout (its masters or slots moved), "
+                f"not done within {wait_at_most:g}s; it goes on meanwhile"
+            ) from None
+
+    def _in_background(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start ``set_up()`` as a task of this loop unless a set-up runs already (this loop's
+        or another's), without waiting for it; its failure leaves the engine stale, so the
+        next operation starts it again."""
+        loop = running_loop()
+        with self._claim:
+            task = self._setting_up
+            if alive(task) and (task.get_loop() is loop or not stranded(task.get_loop())):
+                return
+            self._setting_up = task = loop.create_task(set_up())
+        task.add_done_callback(_read_outcome)
 
     async def _after_other_loops(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``set_up()`` (as a task of this loop) once no other thread's loop is setting up
         this engine: one that is is waited for (what it did, ours then need not do again),
-        unless that loop will not finish it meanwhile (stopped, closed)."""
+        unless that loop will not finish it meanwhile (stopped, closed). A caller that stops
+        waiting (cancelled, or past its time) leaves the set-up running."""
         loop = running_loop()
         while True:
             with self._claim:
@@ -339,13 +380,14 @@ class QueryEngine:
                 other = task.get_loop() if alive(task) else None
                 if other is None or (other is not loop and stranded(other)):
                     task = self._setting_up = loop.create_task(set_up())
+                    task.add_done_callback(_read_outcome)
                     break
             assert task is not None  # (alive, on ``other``)
-            if other is loop:  # (a cancelled caller's, still under way)
+            if other is loop:  # (one a caller left running, or started in the background)
                 await asyncio.wait([task])
             elif not await finished_elsewhere(task):
                 await asyncio.sleep(0.001)
-        await task
+        await asyncio.shield(task)
 
     async def _set_up(
         self,
@@ -357,11 +399,12 @@ class QueryEngine:
         searching: bool,
     ) -> None:
         if self.state == "unknown" or self._stale:
-            self._stale = False
+            relayout, self._stale, self._relayout = self._relayout, False, False
             try:
                 await self._discover(call, bases, cluster, dims)
             except BaseException:
-                self._stale = True  # (an outage, say): the next operation discovers again
+                # (An outage, say): the next operation discovers again, as it would have.
+                self._stale, self._relayout = True, relayout
                 raise
         if self.state in ("building", "ready") and dims is not None and self.dims is None:
             await self._add_vectors(call, bases, dims)
@@ -740,6 +783,11 @@ class QueryEngine:
             self._stale = True
 
     async def aclose(self) -> None:
+        with self._claim:
+            setting_up = self._setting_up
+        if alive(setting_up) and setting_up.get_loop() is asyncio.get_running_loop():
+            setting_up.cancel()  # (one left running by a caller that stopped waiting)
+            await asyncio.wait([setting_up])
         task, self._backfill = self._backfill, None
         if task is None or task.done() or task.get_loop().is_closed():
             return  # (a loop closed with it pending never runs it again)

@@ -256,7 +256,7 @@ class RedisIndex:
         await self.connection.ready()
         await self.engine.prepare(
             self.connection.call, self.layout.bases, self.connection.cluster, self._backfill,
-            self.dims, searching=searching,
+            self.dims, searching=searching, wait_at_most=self.connection.timeout,
         )  # fmt: skip
 
     async def search(
