@@ -313,6 +313,44 @@ async def test_calls_during_a_short_slot_move_wait_for_it_instead_of_falling_bac
     await _assert_whole(resharded, ns, {**expected, "u1:s1:new": "coffee during the move"})
 
 
+async def test_a_slot_move_that_outlasts_a_call_fails_that_call_alone(
+    resharded: LocalCluster,
+) -> None:
+    """A write whose slot stays half-moved past its timeout is an outage for that call. Its
+    failure used to drop the connection's cluster client, closing it under every other call
+    in flight: their replies were lost ("Connection closed by server") and they failed too,
+    through ``bench_reshard.py --search-engine redis``. The client is sound (its nodes
+    serve): a call in flight on another slot now gets its answer."""
+    from redis.crc import key_slot
+
+    from tta_dev_primitives.exceptions import BackendUnavailableError
+    from tta_dev_primitives.stores._redis.backend import RedisBackend
+
+    ns = namespace()
+    writer, slot, target, base = await _ten_turns(resharded, ns)
+    await writer.aclose()
+    backend = RedisBackend(resharded.url, namespace=ns, timeout=0.5)
+    admin = aioredis.RedisCluster.from_url(resharded.url)
+    try:
+        assert await backend.get("u1:s1:0") is not None  # connected
+        queue = next(q for i in range(200) if key_slot((q := f"t:q{i}").encode()) != slot)
+
+        async def in_flight(client: Any) -> Any:  # a reply that waits on the server
+            return await client.blpop([queue], timeout=20)
+
+        flight = asyncio.ensure_future(backend.connection.call(in_flight, bounded=False))
+        with resharded.migrating(slot, target) as move:
+            move.move(_first_half(base))
+            with pytest.raises(BackendUnavailableError, match="still being resharded"):
+                await backend.put("u1:s1:new", b'"during the move"')
+            await admin.lpush(queue, "answer")
+            assert list(await flight) == [queue.encode(), b"answer"]
+            move.finish()
+    finally:
+        await admin.aclose()
+        await backend.aclose()
+
+
 async def test_a_write_after_a_resharding_it_did_not_see_lands_on_the_new_owner(
     resharded: LocalCluster,
 ) -> None:

@@ -446,6 +446,8 @@ class Connection:
                 except errors.REFUSED as exc:  # first: ResponseError subclasses
                     raise await self._refused(state, client, exc) from None
                 except errors.UNAVAILABLE as exc:
+                    if self.cluster and errors.slot_moving(exc):
+                        raise self._still_moving(exc) from None
                     message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
                     if (
                         sending >= PROBE_FROM
@@ -465,6 +467,8 @@ class Connection:
                         f"Redis at {redact_url(self.url)} unavailable: {message}"
                     ) from None
                 except rexc.ResponseError as exc:
+                    if self.cluster and errors.slot_moving(exc):
+                        raise self._still_moving(exc) from None
                     message = scrub(errors.reply(str(exc)), self.url)
                     if errors.refused(message):
                         raise await self._refused(state, client, exc) from None
@@ -493,6 +497,17 @@ class Connection:
                         "command to a node this client does not know yet (a slot moving to a "
                         "master added since the slot map was read)"
                     ) from None
+
+    def _still_moving(self, exc: Exception) -> BackendUnavailableError:
+        """A call whose slot was still moving when its time ran out (``_patiently``): an outage
+        for the caller, but not the connection's. Its nodes serve and its client is sound, so
+        the client is kept: dropping it (``_unavailable``) closed it under every other call in
+        flight, which then failed too ("Connection closed by server")."""
+        message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
+        return BackendUnavailableError(
+            f"Redis at {redact_url(self.url)} unavailable: a slot this call needs was still "
+            f"being resharded when its time ran out ({message})"
+        )
 
     async def _patiently(
         self, work: Callable[[Any], Awaitable[R]], client: Any, timer: AnswerWithin
