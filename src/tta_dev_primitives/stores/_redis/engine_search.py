@@ -85,7 +85,7 @@ async def _semantic(
     asked again exactly when the graph's answer ties below ``queries.EXACT_TIES_BELOW``."""
     count = await engine.count(client, shard)
     exact, ties = count < queries.EXACT_BELOW, count < queries.EXACT_TIES_BELOW
-    return await queries.semantic(client, shard, query, limit, scope, exact, ties)
+    return await queries.semantic(client, shard, query, limit, scope, exact, ties, count)
 
 
 async def _feedback(engine: QueryEngine, call: Call, query: Query, keyword: Rows) -> Any:
