@@ -110,6 +110,7 @@ from tta_dev_primitives.stores._redis.shards import (
     Call,
     Shard,
     canonical_index,
+    each_partition,
     facts,
     has_vectors,
     index_docs,
@@ -149,11 +150,9 @@ def _holds_rows(vector: bytes, dims: int) -> bool:
 
 async def _empty(client: Any, bases: list[str]) -> list[str]:
     """The partitions that hold no memory and no tombstone (nothing a backfill would read)."""
-    return [
-        base
-        for base in bases
-        if not (await client.zcard(Layout.live(base)) or await client.zcard(base + TOMBS))
-    ]
+    live = await each_partition(client, bases, lambda base: ("ZCARD", Layout.live(base)))
+    tombs = await each_partition(client, bases, lambda base: ("ZCARD", base + TOMBS))
+    return [base for base, n, t in zip(bases, live, tombs, strict=True) if not (n or t)]
 
 
 #: Restart a partition's backfill: forget its progress and end the lease of any process

@@ -20,6 +20,7 @@ __all__ = [
     "Call",
     "Shard",
     "canonical_index",
+    "each_partition",
     "facts",
     "has_vectors",
     "index_docs",
@@ -207,21 +208,29 @@ def still_owned(client: Any, layout: tuple[tuple[str, ...], list[Shard]]) -> boo
     return True
 
 
+async def each_partition(
+    client: Any, bases: list[str], command: Callable[[str], tuple[Any, ...]]
+) -> list[Any]:
+    """``command(base)`` for every partition, in one pipeline: a round trip per server, not
+    per partition. A set-up sent 64 in a row for each fact it read or wrote; on a busy cluster
+    being resharded that took it past a second."""
+    async with client.pipeline(transaction=False) as pipe:
+        for base in bases:
+            pipe.execute_command(*command(base))
+        return list(await pipe.execute())
+
+
 async def mark(client: Any, bases: list[str], field: str, value: str) -> None:
     """Set a fact in every partition's ``n`` hash."""
-    for base in bases:
-        await client.hset(Layout.facts(base), field, value)
+    await each_partition(client, bases, lambda base: ("HSET", Layout.facts(base), field, value))
 
 
 async def facts(client: Any, bases: list[str], field: str) -> list[str | None]:
     """One fact of every partition."""
-    values = [await client.hget(Layout.facts(base), field) for base in bases]
+    values = await each_partition(client, bases, lambda base: ("HGET", Layout.facts(base), field))
     return [None if v is None else text(v) for v in values]
 
 
 async def has_vectors(client: Any, bases: list[str]) -> bool:
     """True if any partition stores embeddings."""
-    for base in bases:
-        if await client.hlen(Layout.vectors(base)):
-            return True
-    return False
+    return any(await each_partition(client, bases, lambda base: ("HLEN", Layout.vectors(base))))
