@@ -88,6 +88,36 @@ async def test_without_role_a_replica_listed_after_the_process_connected_is_wait
         await memory.aclose()
 
 
+async def test_without_role_concurrent_first_writes_each_wait_for_a_listed_replica(
+    cluster_with_replicas: LocalCluster,
+) -> None:
+    """Once the slot map lists each master's replica, a fresh process without ``+role`` sends
+    40 writes at once: each waits. When ROLE came first (to catch a replica the map lists
+    during its full sync), the writes in flight as it was refused read the map once between
+    them, and those after the first read skipped their WAIT: 3-15 of 40 in a review."""
+    import asyncio
+
+    cluster = cluster_with_replicas
+    for node in cluster.nodes:
+        admin = redis_sync.Redis(port=node.port)
+        admin.execute_command("ACL", "SETUSER", "norole", "on", ">pw", "~*", "+@all", "-role")
+        admin.close()
+    await replicas_appear(cluster)
+    warm = MemoryPrimitive(cluster.url, namespace=f"test:{uuid4().hex[:8]}", redis_timeout=5)
+    for i in range(30):  # the write script loaded on every master (NOSCRIPT resends: more WAITs)
+        await warm.add(f"u{i}:s0:t", {"content": f"{i}"})
+    await warm.aclose()
+    url = f"redis://norole:pw@127.0.0.1:{cluster.nodes[0].port}/0"
+    memory = MemoryPrimitive(url, namespace=f"test:{uuid4().hex[:8]}", redis_timeout=5)
+    try:
+        before = waits_served(cluster)
+        await asyncio.gather(*(memory.add(f"u{i}:s0:t", {"content": f"{i}"}) for i in range(40)))
+        assert waits_served(cluster) - before == 40
+        assert memory.using_redis
+    finally:
+        await memory.aclose()
+
+
 @pytest.mark.parametrize(
     ("reply", "replicas"),
     [

@@ -151,8 +151,6 @@ class ReplicaWait:
         nodes = client.nodes_manager.slots_cache.get(slot, [])
         if not nodes:
             return None, False
-        if len(nodes) > 1 and self._role_refused:
-            return nodes[0], True  # the map is all a Redis user without +role has to go by
         # ROLE, not the map's count: the map lists a replica as soon as it is one, still in
         # its full sync (a master a reshard emptied becomes the replica of the one that took
         # its last slot), and every write there, replays too, failed on WAIT until it synced.
@@ -167,7 +165,7 @@ class ReplicaWait:
         if known is not None and now - known[0] < REPLICA_RECHECK:
             return known[1]
         if self._role_refused:
-            return node is not None and await self._listed_after_rereading(client, slot)
+            return node is not None and await self._by_map(client, slot)
         try:
             if node is None:
                 role = await client.execute_command("ROLE")
@@ -178,6 +176,8 @@ class ReplicaWait:
             # other refusal of ROLE (a proxy's "unsupported command") must not fail every write.
             if not isinstance(exc, rexc.NoPermissionError) and errors.unavailable(str(exc)):
                 raise
+            if self._role_refused:  # (writes in flight asked at once: warned already)
+                return node is not None and await self._by_map(client, slot)
             self._role_refused = True
             instead = "they do not wait" if node is None else (
                 "they wait only for the replicas the slot map lists, and it lists one only "
@@ -189,10 +189,19 @@ class ReplicaWait:
                 "(docs/production.md, ACL)",
                 type(exc).__name__, instead,
             )  # fmt: skip
-            return node is not None and await self._listed_after_rereading(client, slot)
+            return node is not None and await self._by_map(client, slot)
         found = replicas_in_sync(role) > 0
         self._known[name] = (now, found)
         return found
+
+    async def _by_map(self, client: Any, slot: int) -> bool:
+        """Without ``ROLE``: whether the slot map lists a replica for ``slot``, read again (at
+        most every ``REPLICA_RECHECK`` seconds) if it lists none. Writes in flight when ROLE
+        was first refused each came here; those after the first read skipped their WAIT,
+        however many replicas the map listed (a review)."""
+        if len(client.nodes_manager.slots_cache.get(slot, [])) > 1:
+            return True
+        return await self._listed_after_rereading(client, slot)
 
     async def _listed_after_rereading(self, client: Any, slot: int) -> bool:
         """Read the slot map again (at most every ``REPLICA_RECHECK`` seconds); whether it now
