@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from tta_dev_primitives.exceptions import StaleWriteError
+from tta_dev_primitives.exceptions import BackendUnavailableError, StaleWriteError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -24,6 +24,7 @@ __all__ = [
     "Clear",
     "Delete",
     "Document",
+    "NotServedNow",
     "Put",
     "SearchableBackend",
     "StorageBackend",
@@ -36,6 +37,12 @@ __all__ = [
 #: handed to the server (or about to be), the first ``applied`` of them confirmed by its reply.
 #: A caller cancelled (or failed) in between knows which writes' fate is unknown.
 ApplyProgress = Callable[[int, int], None]
+
+
+class NotServedNow(BackendUnavailableError):
+    """The remote is up but cannot answer this one read now (its search engine is being set
+    up again on a cluster's new layout): the read is served in-process, and the store stays
+    on the remote, its other operations too. Not an outage."""
 
 
 @dataclass(frozen=True, slots=True)

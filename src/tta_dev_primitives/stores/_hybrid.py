@@ -76,6 +76,7 @@ from tta_dev_primitives.stores._base import (
     Clear,
     Delete,
     Document,
+    NotServedNow,
     Put,
     SearchableBackend,
     StorageBackend,
@@ -448,6 +449,8 @@ class HybridStore(Generic[B]):
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
+            except NotServedNow:
+                return Served(await call(self.local), self.local.kind, fallback=True)
             except BackendUnavailableError as exc:
                 self._fail(exc)
             except TTAError:

@@ -89,6 +89,7 @@ from tta_dev_primitives.exceptions import (
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import Indexing
+from tta_dev_primitives.stores._base import NotServedNow
 from tta_dev_primitives.stores._redis import engine_search
 from tta_dev_primitives.stores._redis.documents import (
     doc_length,
@@ -312,7 +313,8 @@ class QueryEngine:
         Once the engine is set up, a change of masters or slots sets it up again on the new
         layout (``_relayout``): a write does not wait for that (its documents are indexed wherever
         they land, or scanned once a new master's index is made), and a search waits at most
-        ``wait_at_most`` seconds (an outage past them), while the set-up goes on."""
+        ``wait_at_most`` seconds, then is served in-process (``NotServedNow``: this search
+        alone, the store stays on Redis), while the set-up goes on."""
         self.cluster = cluster
         self.bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
@@ -349,7 +351,7 @@ class QueryEngine:
                 async with self._lock():
                     await self._after_other_loops(set_up)
         except TimeoutError:
-            raise BackendUnavailableError(
+            raise NotServedNow(
                 f"the Redis Query Engine is being set up again for namespace "
                 f"{self.namespace!r} on the cluster's new layout (its masters or slots moved), "
                 f"not done within {wait_at_most:g}s; it goes on meanwhile"
@@ -724,7 +726,13 @@ class QueryEngine:
                 return
         if self._await_scan:
             info = await call(self._infos)
-            if info is None or not info["exists"] or info["indexing"]:
+            if info is not None and not info["exists"]:
+                # Dropped while the engine scanned (by hand, another process, a layout
+                # change): found out again at the next operation. It waited on the replica
+                # for good.
+                self._stale = True
+                return
+            if info is None or info["indexing"]:
                 return  # the engine is still indexing documents it found
             self._await_scan = False
         self.state = "ready"

@@ -49,7 +49,7 @@ from tta_dev_primitives.exceptions import (
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
-from tta_dev_primitives.stores._base import Document, SearchableBackend
+from tta_dev_primitives.stores._base import Document, NotServedNow, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.documents import doc_length, scope_tags, terms_text
@@ -283,7 +283,18 @@ class RedisIndex:
             # and backfills it (searching with the replica until that is done), once.
             self.engine.cleared()
             await self.prepare(searching=True)
-            answer = await self._engine_search(query, limit, scope)
+            try:
+                answer = await self._engine_search(query, limit, scope)
+            except BackendError as again:
+                if not _index_missing(again):
+                    raise
+                # Missing again right after a set-up: a cluster's layout moving under it
+                # (another loop's set-up on an older slot map, say). This search is served
+                # in-process; the next one sets up again. It was raised to the caller.
+                raise NotServedNow(
+                    f"search in namespace {self.layout.namespace!r}: the Redis Query Engine "
+                    f"index was missing again right after it was set up ({again})"
+                ) from None
         if answer is not None:
             return answer
         replicas = self._replicas_for_topology()
