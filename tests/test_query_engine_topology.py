@@ -290,6 +290,55 @@ async def test_an_index_missing_again_right_after_its_set_up_serves_that_search_
         await memory.aclose()
 
 
+def test_a_set_up_uses_its_own_loops_nodes_when_another_loop_rebound_the_layout(
+    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One memory serves every event loop (a serverless handler's ``asyncio.run()`` each
+    request): a search on one loop rebinds the engine's layout to its client's nodes. One that
+    did so while another loop's set-up ran made that set-up's drop of extra indexes use the
+    first loop's connections: ``RuntimeError: ... attached to a different loop`` raised into
+    an add or a search (R9, 1 of 4 runs while slots moved). The interleaving is made here."""
+    import asyncio
+    import threading
+
+    cluster = redis_query_engine_cluster
+    memory = MemoryPrimitive(cluster.url, namespace=namespace(), search_engine="redis")
+
+    async def first() -> Any:
+        for user in range(6):
+            await memory.add(f"u{user}:s1:t1", {"content": f"user {user} fed ducks"})
+        assert len(await memory.search("ducks", limit=50)) == 6
+        return _engine(memory)._layout
+
+    loop = asyncio.new_event_loop()  # another thread's, running throughout
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    others = asyncio.run_coroutine_threadsafe(first(), loop).result(timeout=60)
+    infos = query_engine.QueryEngine._infos
+
+    async def infos_then_rebound(self: Any, client: Any) -> Any:
+        found = await infos(self, client)
+        self._layout = others  # a search on the other loop rebinds it meanwhile
+        return found
+
+    async def second() -> None:
+        _engine(memory).cleared()  # (found again by the next operation)
+        monkeypatch.setattr(query_engine.QueryEngine, "_infos", infos_then_rebound)
+        await memory.add("u7:s1:t1", {"content": "user 7 fed ducks"})
+        monkeypatch.undo()
+        assert len(await memory.search("ducks", limit=50)) == 7
+        assert memory.get_backend_info()["last_error"] is None
+        await memory.clear()
+
+    try:
+        asyncio.run(second())
+    finally:
+        asyncio.run_coroutine_threadsafe(memory.aclose(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
 async def test_an_absent_verdict_on_a_cluster_is_made_again(
     redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -574,11 +574,12 @@ class QueryEngine:
         keeps what it has."""
         from redis import exceptions as rexc
 
-        layout = self._layout
-        if layout is None:
+        if self._layout is None:
             return
         pattern = re.compile(re.escape(Layout.index_name(self.namespace) + ":") + r"\{\d+\}")
-        for shard in layout[1]:
+        # Through ``shards``: the layout's nodes may be another event loop's client's, whose
+        # connections this loop cannot use (a RuntimeError raised into an add, R9).
+        for shard in self.shards(client):
             owned = self._owned.get(shard.node.name)
             if not owned or canonical_index(self.namespace, owned) != shard.name:
                 continue  # (it did not say, or the layout moved since: the next discovery)
