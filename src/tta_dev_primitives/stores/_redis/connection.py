@@ -446,8 +446,6 @@ class Connection:
                 except errors.REFUSED as exc:  # first: ResponseError subclasses
                     raise await self._refused(state, client, exc) from None
                 except errors.UNAVAILABLE as exc:
-                    if self.cluster and errors.slot_moving(exc):
-                        raise self._still_moving(exc) from None
                     message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
                     if (
                         sending >= PROBE_FROM
@@ -467,8 +465,6 @@ class Connection:
                         f"Redis at {redact_url(self.url)} unavailable: {message}"
                     ) from None
                 except rexc.ResponseError as exc:
-                    if self.cluster and errors.slot_moving(exc):
-                        raise self._still_moving(exc) from None
                     message = scrub(errors.reply(str(exc)), self.url)
                     if errors.refused(message):
                         raise await self._refused(state, client, exc) from None
@@ -499,10 +495,11 @@ class Connection:
                     ) from None
 
     def _still_moving(self, exc: Exception) -> BackendUnavailableError:
-        """A call whose slot was still moving when its time ran out (``_patiently``): an outage
-        for the caller, but not the connection's. Its nodes serve and its client is sound, so
-        the client is kept: dropping it (``_unavailable``) closed it under every other call in
-        flight, which then failed too ("Connection closed by server")."""
+        """A call whose slot was still moving when its time ran out (``_patiently`` gives up):
+        an outage for the caller, but not the connection's, so it passes ``call``'s handling of
+        Redis's errors. Its nodes serve and its client is sound, so the client is kept:
+        dropping it (``_unavailable``) closed it under every other call in flight, which then
+        failed too ("Connection closed by server")."""
         message = scrub(reason(exc) or str(exc) or type(exc).__name__, self.url)
         return BackendUnavailableError(
             f"Redis at {redact_url(self.url)} unavailable: a slot this call needs was still "
@@ -515,7 +512,8 @@ class Connection:
         """``work``, sent again while a slot it needs is being resharded and the call's deadline
         leaves room (``errors.slot_moving``; a call without one waits at most the timeout): a
         slot moves in milliseconds, and a failed call would serve the whole process
-        in-process until its recovery replays, answering ``None`` for what others wrote."""
+        in-process until its recovery replays, answering ``None`` for what others wrote. Once
+        the room is gone, ``_still_moving``."""
         pause, until = _FIRST_PAUSE, None
         while True:
             try:
@@ -529,7 +527,9 @@ class Connection:
                     until = until or now + self.timeout
                     left = until - now
                 if left < 2 * pause + _ROOM:
-                    raise
+                    if errors.unknown_node(exc):
+                        raise  # (``call`` drops the client: its map lacks a master)
+                    raise self._still_moving(exc) from None
                 if errors.unknown_node(exc) or isinstance(exc, errors.SlotsMoved):
                     await client.nodes_manager.initialize()  # the map lags: read it again
             log.debug("a slot is being resharded; sending again in %.3fs", pause)
@@ -736,7 +736,8 @@ async def mget(client: Any, names: list[str]) -> list[Any]:
 
 
 def pipeline(client: Any) -> Any:
-    """A pipeline of plain commands (on a cluster, of keys in one slot)."""
+    """A pipeline of plain commands (on a cluster, sent to each key's master: one round trip
+    per master)."""
     if isinstance(client, RedisCluster):
         return client.pipeline()
     return client.pipeline(transaction=False)
