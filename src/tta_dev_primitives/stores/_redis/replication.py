@@ -157,8 +157,9 @@ class ReplicaWait:
         return nodes[0], await self._has_replica(client, nodes[0], slot)
 
     async def _has_replica(self, client: Any, node: Any, slot: int) -> bool:
-        """Whether a cluster ``node`` the slot map shows alone for ``slot`` (or, for None, a
-        standalone server) has a replica in sync, by ``ROLE``, kept ``REPLICA_RECHECK`` s."""
+        """Whether cluster ``node``, the master of ``slot`` (or, for None, a standalone
+        server), has a replica in sync, by ``ROLE``, kept ``REPLICA_RECHECK`` s; where ROLE is
+        refused, by the slot map (``_by_map``)."""
         now = time.monotonic()
         name = "" if node is None else node.name
         known = self._known.get(name)
@@ -176,19 +177,18 @@ class ReplicaWait:
             # other refusal of ROLE (a proxy's "unsupported command") must not fail every write.
             if not isinstance(exc, rexc.NoPermissionError) and errors.unavailable(str(exc)):
                 raise
-            if self._role_refused:  # (writes in flight asked at once: warned already)
-                return node is not None and await self._by_map(client, slot)
-            self._role_refused = True
-            instead = "they do not wait" if node is None else (
-                "they wait only for the replicas the slot map lists, and it lists one only "
-                "once it has replicated something"
-            )  # fmt: skip
-            log.warning(
-                "Redis refused ROLE (%s), which tells writes whether a master has a replica to "
-                "wait for (WAIT 1): %s, so a failover may lose the last ones; grant +role "
-                "(docs/production.md, ACL)",
-                type(exc).__name__, instead,
-            )  # fmt: skip
+            if not self._role_refused:  # (writes in flight asked at once: warned once)
+                self._role_refused = True
+                instead = "they do not wait" if node is None else (
+                    "they wait only for the replicas the slot map lists, and it lists one only "
+                    "once it has replicated something"
+                )  # fmt: skip
+                log.warning(
+                    "Redis refused ROLE (%s), which tells writes whether a master has a replica "
+                    "to wait for (WAIT 1): %s, so a failover may lose the last ones; grant +role "
+                    "(docs/production.md, ACL)",
+                    type(exc).__name__, instead,
+                )  # fmt: skip
             return node is not None and await self._by_map(client, slot)
         found = replicas_in_sync(role) > 0
         self._known[name] = (now, found)
