@@ -366,8 +366,15 @@ class QueryEngine:
             task = self._setting_up
             if alive(task) and (task.get_loop() is loop or not stranded(task.get_loop())):
                 return
-            self._setting_up = task = loop.create_task(set_up())
+            self._start(loop, set_up)
+
+    def _start(
+        self, loop: asyncio.AbstractEventLoop, set_up: Callable[[], Coroutine[Any, Any, None]]
+    ) -> asyncio.Task[None]:
+        """``set_up()`` as the set-up under way, a task of ``loop`` (under ``_claim``)."""
+        task = self._setting_up = loop.create_task(set_up())
         task.add_done_callback(_read_outcome)
+        return task
 
     async def _after_other_loops(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``set_up()`` (as a task of this loop) once no other thread's loop is setting up
@@ -380,8 +387,7 @@ class QueryEngine:
                 task = self._setting_up
                 other = task.get_loop() if alive(task) else None
                 if other is None or (other is not loop and stranded(other)):
-                    task = self._setting_up = loop.create_task(set_up())
-                    task.add_done_callback(_read_outcome)
+                    task = self._start(loop, set_up)
                     break
             assert task is not None  # (alive, on ``other``)
             if other is loop:  # (one a caller left running, or started in the background)
