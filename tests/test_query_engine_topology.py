@@ -137,8 +137,9 @@ async def test_a_slot_map_that_lags_the_masters_is_read_again_not_an_outage(
             cluster.move_slot(*moved)
 
 
+@pytest.mark.parametrize("held_at", ["its start", "the new layout read"])
 async def test_a_set_up_on_a_new_layout_holds_no_write_and_a_search_only_its_timeout(
-    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+    redis_query_engine_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch, held_at: str
 ) -> None:
     """Once the engine is set up, a change of masters or slots sets it up again on the new
     layout. That set-up (making the indexes the new layout lacks, waiting for their scan) had
@@ -147,7 +148,10 @@ async def test_a_set_up_on_a_new_layout_holds_no_write_and_a_search_only_its_tim
     by Redis; a search waits at most its timeout, then is served in-process, that search
     alone (a failover of the whole process had every process serve in-process through a
     reshard: R9); once the set-up ends, searches run in the engine again, every memory
-    found."""
+    found. Held once it has read the new layout, before it makes the indexes that layout
+    names: a search then used those names as if they were whole (a master's new index still
+    scanning answers part of its memories), or found one missing and waited for the set-up
+    without a bound."""
     import asyncio
 
     cluster = redis_query_engine_cluster
@@ -160,10 +164,20 @@ async def test_a_set_up_on_a_new_layout_holds_no_write_and_a_search_only_its_tim
     discover = query_engine.QueryEngine._discover
     moved: tuple[int, Any] | None = None
 
-    async def discover_when_released(self: Any, *args: Any, **kwargs: Any) -> None:
-        if self.state != "unknown":  # (a discovery again, on a new layout)
+    async def discover_when_released(self: Any, call: Any, *args: Any, **kwargs: Any) -> None:
+        if self.state == "unknown":  # (the first discovery)
+            return await discover(self, call, *args, **kwargs)
+        if held_at == "its start":
             await held.wait()
-        await discover(self, *args, **kwargs)
+            return await discover(self, call, *args, **kwargs)
+
+        async def held_once_read(work: Any) -> Any:
+            answer = await call(work)
+            if getattr(work, "__func__", None) is query_engine.QueryEngine._infos:
+                await held.wait()  # (``shards`` name the new layout's indexes now)
+            return answer
+
+        return await discover(self, held_once_read, *args, **kwargs)
 
     try:
         for user in range(6):

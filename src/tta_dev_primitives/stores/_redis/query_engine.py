@@ -262,6 +262,9 @@ class QueryEngine:
         self._trusting_map = False  # warned: they disagreed for longer than TRUST_MAP_AFTER
         self._stale = False  # cleared here: check the index's facts again
         self._relayout = False  # stale only because the masters or their slots moved
+        #: A set-up on a new layout is discovering it: once it has read the new masters,
+        #: ``shards`` name indexes it may not have made or scanned yet; no search uses them.
+        self._moving = False
         self._await_scan = False  # the engine scans documents that predate its index
         self._backfill: asyncio.Task[None] | None = None
         #: Each index's document count (by its name) and when it was read (monotonic).
@@ -314,7 +317,9 @@ class QueryEngine:
         layout (``_relayout``): a write does not wait for that (its documents are indexed wherever
         they land, or scanned once a new master's index is made), and a search waits at most
         ``wait_at_most`` seconds, then is served in-process (``NotServedNow``: this search
-        alone, the store stays on Redis), while the set-up goes on."""
+        alone, the store stays on Redis), while the set-up goes on: also once that set-up has
+        read the new layout (``_moving``), as the indexes it names may not be made or scanned
+        yet (a search there found too little, or one missing and waited for the set-up)."""
         self.cluster = cluster
         self.bases = bases
         if cluster and self.state in ("building", "ready") and not self._stale:
@@ -331,7 +336,8 @@ class QueryEngine:
             # it is made again.
             self._stale = True
         vectors_known = dims is None or bool(self.dims)
-        if not self._stale and (
+        moving = searching and self._moving
+        if not (self._stale or moving) and (
             self.state == "absent"
             or (self.state == "ready" and vectors_known)
             or (self.state == "building" and vectors_known and not searching)
@@ -339,7 +345,7 @@ class QueryEngine:
         ):
             return
         set_up = functools.partial(self._set_up, call, bases, cluster, backfill, dims, searching)
-        if not (self._relayout and self._stale and self.state in ("building", "ready")):
+        if not ((self._relayout or moving) and self.state in ("building", "ready")):
             async with self._lock():
                 await self._after_other_loops(set_up)
             return
@@ -407,12 +413,15 @@ class QueryEngine:
     ) -> None:
         if self.state == "unknown" or self._stale:
             relayout, self._stale, self._relayout = self._relayout, False, False
+            self._moving = relayout
             try:
                 await self._discover(call, bases, cluster, dims)
             except BaseException:
                 # (An outage, say): the next operation discovers again, as it would have.
                 self._stale, self._relayout = True, relayout
                 raise
+            finally:
+                self._moving = False
         if self.state in ("building", "ready") and dims is not None and self.dims is None:
             await self._add_vectors(call, bases, dims)
         if self.state == "building" and searching:
