@@ -418,7 +418,11 @@ class MemoryPrimitiveStore(BaseStore):
         _check_namespace(op.namespace)
         key = _memory_key(op.namespace, op.key)
         if op.value is None:
-            await self.memory.delete(key)
+            # A newer change of the item stands (another process's put or delete, landed
+            # after ours was issued: StaleWriteError): ours came first and is overwritten,
+            # which is what a later put does to it anyway. LangGraph's stores never raise here.
+            with contextlib.suppress(StaleWriteError):
+                await self.memory.delete(key)
             return
         if not isinstance(op.value, dict):
             raise InvalidArgumentTypeError(
@@ -458,12 +462,13 @@ class MemoryPrimitiveStore(BaseStore):
         for name in self._text_fields:
             if name in op.value:
                 record[name] = op.value[name]
-        await self.memory.add(
-            key,
-            record,
-            ttl=None if ttl is None else ttl * 60,
-            vector_text=self._embedded_text(record),
-        )
+        with contextlib.suppress(StaleWriteError):  # a newer change stands (see above)
+            await self.memory.add(
+                key,
+                record,
+                ttl=None if ttl is None else ttl * 60,
+                vector_text=self._embedded_text(record),
+            )
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         # A list prefix (``search(["docs"])``) is read as the tuple it spells, as LangGraph's
