@@ -3,6 +3,7 @@ and checkpoints written during an outage replayed like any other write."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any, TypedDict
@@ -228,6 +229,76 @@ async def test_a_checkpoint_written_during_an_outage_is_replayed(
     assert read["turns"] == out["turns"]
     assert read["ids"] == during
     await saver.aclose()
+
+
+class Profiled(TypedDict, total=False):
+    turns: list[str]
+    profile: str
+
+
+def profiled_graph(saver: MemoryCheckpointSaver) -> Any:
+    """A graph whose ``profile`` channel is written by the first turn only: later checkpoints
+    name the value that turn stored."""
+
+    def reply(state: Profiled) -> dict[str, Any]:
+        update: dict[str, Any] = {"turns": [*state["turns"], f"reply {len(state['turns'])}"]}
+        if "profile" not in state:
+            update["profile"] = "lives in Lisbon"
+        return update
+
+    builder = StateGraph(Profiled)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("case", ["another process's thread", "an idle process", "a value"])
+async def test_an_outage_turn_the_copy_cannot_resume_fails_instead_of_forking_the_thread(
+    redis_server_factory: Factory, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """During an outage a thread resumes from this process's copy only if the copy holds its
+    latest checkpoint and the values that checkpoint names. A worker that never wrote the
+    thread, or one idle before the outage (its copy is not served), found no checkpoint and
+    started the thread again from nothing: an interrupted graph re-ran its nodes, and after
+    the outage the thread's latest checkpoint was that new root (R11). A checkpoint whose
+    channel value another process stored came back without that channel. Each such turn
+    now raises ``BackendUnavailableError`` (the graph's turn fails, nothing is written);
+    once Redis is back the same turn resumes the whole thread."""
+    from tta_dev_primitives.exceptions import BackendUnavailableError
+    from tta_dev_primitives.stores import _copies
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    first = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    second = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    config = {"configurable": {"thread_id": "t"}}
+    await profiled_graph(first).ainvoke({"turns": ["I live in Lisbon"]}, config)
+    resumer = first
+    if case == "an idle process":
+        monkeypatch.setattr(_copies, "VOUCHED_FOR", 0.2)  # (3 s as shipped)
+        await asyncio.sleep(0.5)  # no call meanwhile: the copy is not vouched for
+    else:
+        resumer = second
+        if case == "a value":  # the second writes the latest checkpoint, naming first's profile
+            state = await profiled_graph(second).aget_state(config)
+            await profiled_graph(second).ainvoke({"turns": [*state.values["turns"], "hi"]}, config)
+    graph = profiled_graph(resumer)
+    before = (await graph.aget_state(config)).values
+    server.kill()
+    with pytest.raises(BackendUnavailableError, match="thread 't'"):
+        await graph.ainvoke({"turns": [*before["turns"], "during"]}, config)
+    assert not resumer.memory.using_redis
+
+    server.start()
+    await replayed(resumer.memory)
+    assert (await graph.aget_state(config)).values == before  # nothing forked the thread
+    out = await graph.ainvoke({"turns": [*before["turns"], "after"]}, config)
+    assert out["profile"] == "lives in Lisbon"
+    assert out["turns"][: len(before["turns"])] == before["turns"]
+    await first.memory.clear()
+    for saver in (first, second):
+        await saver.aclose()
 
 
 @pytest.mark.redis

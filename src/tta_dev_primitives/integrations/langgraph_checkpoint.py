@@ -10,7 +10,11 @@ Records, one memory each (labels escaped: ``%`` as ``%25``, ``:`` as ``%3A``, ``
 - ``c:{thread}:{ns}:{checkpoint_id}``: the checkpoint without its channel values, its metadata
   and its parent's id;
 - ``b:{thread}:{ns}:{channel}:{version}``: one channel value, stored once per version;
-- ``w:{thread}:{ns}:{checkpoint_id}:{task_id}:{idx}``: one pending write.
+- ``w:{thread}:{ns}:{checkpoint_id}:{task_id}:{idx}``: one pending write;
+- ``h:{thread}:{ns}``: the id of the thread's latest checkpoint in ``ns``, rewritten by each
+  ``put``. Redis's listing needs none; during an outage it says whether this process's copy
+  holds the latest checkpoint (the copy drops a key another process changed since this one
+  wrote it), so a thread resumes from it only then, and never forks from an older one.
 
 Listing a thread reads that thread's checkpoint records only (the memory's scoped listing of
 ``c:{thread}``), never other threads'. Values are serialized with the saver's ``serde``
@@ -43,6 +47,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from tta_dev_primitives._blocked import heavy_in_own_thread
 from tta_dev_primitives._checks import is_integer
 from tta_dev_primitives.exceptions import (
+    BackendUnavailableError,
     IncompleteOperationError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -210,6 +215,10 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         blobs = await asyncio.gather(
             *(self.memory.get(_key("b", thread_id, ns, c, str(v))) for c, v in versions.items())
         )
+        if None in blobs and self._listed_in_process():
+            # A value an earlier checkpoint stored (another process's, or read from Redis
+            # only): without it the state would lack that channel.
+            raise self._not_held(thread_id, f"a channel value of checkpoint {checkpoint_id!r}")
         values = {
             channel: await self._loaded(blob["value"])
             for channel, blob in zip(versions, blobs, strict=True)
@@ -240,12 +249,29 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         checkpoint_id = get_checkpoint_id(config)
         if checkpoint_id:
             record = await self.memory.get(_key("c", thread_id, ns, checkpoint_id))
+            if record is None and self._listed_in_process():
+                raise self._not_held(thread_id, f"checkpoint {checkpoint_id!r}")
         else:
             headers = await self._headers(thread_id, ns)
+            if self._listed_in_process():
+                head = await self.memory.get(_key("h", thread_id, ns))
+                newest = headers[0][0] if headers else None
+                if not isinstance(head, dict) or head.get("checkpoint_id") != newest:
+                    raise self._not_held(thread_id, "the latest checkpoint")
             record = headers[0][1] if headers else None
         if record is None:
             return None
         return await self._tuple(record)
+
+    def _not_held(self, thread_id: str, what: str) -> BackendUnavailableError:
+        """During an outage, ``what`` of a thread is not in this process's copy: answering
+        without it (no checkpoint, an older one, a state missing a channel) would start the
+        thread again or fork it, and re-run its nodes, so the call fails instead."""
+        return BackendUnavailableError(
+            f"thread {thread_id!r}: {what} is not in this process's copy and Redis is not "
+            "answering (another process wrote it, or this one was idle before the outage); "
+            "run the turn again once Redis is back"
+        )
 
     async def alist(
         self,
@@ -322,6 +348,8 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         for key, blob in blobs.items():
             await self.memory.add(key, blob)
         await self.memory.add(_key("c", thread_id, ns, checkpoint["id"]), record)
+        head = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
+        await self.memory.add(_key("h", thread_id, ns), head)
         return _checkpoint_config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
@@ -377,19 +405,19 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         older than it, replayed later by another process, does not bring it back.
         """
         thread_id = _thread_id({"thread_id": thread_id})
-        for kind in ("c", "w", "b"):
+        for kind in ("h", "c", "w", "b"):
             await self.memory.forget(_key(kind, thread_id))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every record of one thread to another (the target's own records stay)."""
         source = _thread_id({"thread_id": source_thread_id})
         target = _thread_id({"thread_id": target_thread_id})
-        for kind in ("b", "w", "c"):  # checkpoints last: a reader never sees one half-copied
+        for kind in ("b", "w", "c", "h"):  # checkpoints last: none is seen half-copied
             prefix = _key(kind, source) + ":"
             for key, record in await self._scoped(_key(kind, source)):
                 if not key.startswith(prefix):
                     continue
-                if kind == "c":
+                if kind in ("c", "h"):
                     record = {**record, "thread_id": target}
                 await self.memory.add(_key(kind, target) + ":" + key[len(prefix) :], record)
 
