@@ -84,6 +84,57 @@ async def test_no_call_waits_for_the_replay_of_a_long_journal(
     await memory.aclose()
 
 
+async def test_writes_made_while_the_replica_catches_up_end_the_replay_in_one_catch_up(
+    redis_server_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the last batch of a replay the replica reads what was replayed (``catch_up``);
+    writes made meanwhile joined the journal, so that batch was not the last: the replay ran a
+    second catch-up (every per-user replica again: 0.8-1.5 s with 200 of them on a cluster),
+    and every write made once the store had left its outage waited for it too, 3-6x
+    ``redis_timeout`` (R10, 8-16 processes). Here a second catch-up would never end: the writes
+    made during the first are replayed, and a write after the replay returns."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("warm", {"content": "warm"})
+    assert len(await memory.search("warm", limit=5)) == 1  # (a replica to catch up)
+    remote = memory._store.remote  # type: ignore[attr-defined]
+    real_catch_up = remote.catch_up
+    entered, release, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def held_catch_up() -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            await never.wait()
+        entered.set()
+        await release.wait()
+        await real_catch_up()
+
+    monkeypatch.setattr(remote, "catch_up", held_catch_up)
+    server.kill()
+    await memory.add("down:0", {"content": "written while Redis was down"})
+    assert memory.get_backend_info()["degraded"]
+    server.start()
+    async with asyncio.timeout(60):  # hang guard
+        while not entered.is_set():
+            await memory.get("warm")  # a call starts the recovery once its probe is due
+            await asyncio.sleep(0.05)
+        for i in range(1, 4):  # during the catch-up: still journalled
+            await memory.add(f"down:{i}", {"content": f"written during the catch-up {i}"})
+        release.set()
+        await eventually(lambda: not memory.get_backend_info()["degraded"], within=30)
+        await memory.add("after", {"content": "written once the outage ended"})
+        assert await memory.flush()
+    assert calls == 1
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    for key in ("down:0", "down:1", "down:3", "after"):
+        assert await other.get(key) is not None, key
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_the_replay_ends_while_writers_never_pause(redis_server_factory: Factory) -> None:
     """Writers faster than a round trip cannot keep the store degraded; their writes all land."""
     server = redis_server_factory()
