@@ -633,6 +633,41 @@ async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
     await again.aclose()
 
 
+async def test_an_index_dropped_with_its_documents_is_filled_again(
+    redis_query_engine: RedisServer,
+) -> None:
+    """FT.DROPINDEX ... DD deletes the documents too. The next search made the index again
+    over none, and as the namespace's backfill was marked done nothing wrote them again: every
+    memory from before the drop stayed unfindable by search, in this process and every new one,
+    while get and size still saw them (R10). A set-up now counts the engine's documents against
+    the memories before it trusts the index, and writes them again: searches answer in full
+    meanwhile (from a replica), then in the engine."""
+    import redis.asyncio as aioredis
+
+    ns = namespace()
+    first = engine_memory(redis_query_engine.url, ns)
+    for i in range(300):
+        await first.add(f"u{i % 3}:s1:{i}", {"content": f"turn {i} about the garden"})
+    assert len(await first.search("garden", limit=500)) == 300
+    admin = aioredis.Redis.from_url(redis_query_engine.url)
+    await admin.execute_command("FT.DROPINDEX", Layout.index_name(ns), "DD")
+    await admin.aclose()
+    assert len(await first.search("garden", limit=500)) == 300
+    again = engine_memory(redis_query_engine.url, ns)
+
+    async def in_engine() -> bool:
+        for memory in (first, again):
+            found = await memory.search("garden", limit=500)
+            if len(found) != 300 or memory.get_backend_info()["search_engine"] != "redis":
+                return False
+        return True
+
+    await eventually(in_engine, within=60)
+    await again.clear()
+    for memory in (first, again):
+        await memory.aclose()
+
+
 async def test_a_search_after_the_server_lost_its_index_makes_it_again(
     redis_query_engine: RedisServer,
 ) -> None:

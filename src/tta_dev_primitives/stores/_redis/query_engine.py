@@ -98,6 +98,7 @@ from tta_dev_primitives.stores._redis.documents import (
     vector_field,
 )
 from tta_dev_primitives.stores._redis.layout import (
+    EXPIRY,
     FACT_ENGINE,
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DIMS,
@@ -165,6 +166,22 @@ redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2])
 redis.call('DEL', KEYS[2])
 return 1
 """
+
+
+#: Documents the engine may lack, against the namespace's live memories, before they count as
+#: lost (at least this many, or a hundredth of the memories): the two are read a moment apart,
+#: and a memory deleted in between is counted by one and not the other.
+LOST_SLACK: Final = 10
+
+
+async def _memories(client: Any, bases: list[str]) -> int:
+    """The namespace's live memories, as ``size`` counts them (expired ones left out)."""
+    now_ms = int(time.time() * 1000)
+    live = await each_partition(client, bases, lambda base: ("ZCARD", Layout.live(base)))
+    gone = await each_partition(
+        client, bases, lambda base: ("ZCOUNT", base + EXPIRY, "-inf", now_ms)
+    )
+    return sum(int(n) for n in live) - sum(int(n) for n in gone)
 
 
 async def restart_backfill(client: Any, bases: list[str]) -> None:
@@ -491,6 +508,8 @@ class QueryEngine:
             # Made without a refusal, and still missing: the masters or their slots moved
             # between the create and the check (or another process dropped it). Again, with
             # the layout there is now.
+        if info.get("indexing"):  # made by another process, which it still scans: wait too
+            self._await_scan = True
         if cluster:
             await call(self._drop_extra)
         # Only now (the index exists, so every document is indexed as it is written) do writes
@@ -751,7 +770,30 @@ class QueryEngine:
             if info is None or info["indexing"]:
                 return  # the engine is still indexing documents it found
             self._await_scan = False
+        if await call(lambda c: self._documents_lost(c, bases)):
+            # Gone with an index dropped by hand with its documents (FT.DROPINDEX ... DD):
+            # its backfill was done, so nothing wrote them again, and every memory from before
+            # the drop stayed unfindable in the engine. Written again; the replica serves
+            # meanwhile.
+            log.warning(
+                "the Redis Query Engine index of namespace %r holds fewer documents than the "
+                "namespace has memories (dropped with their index?): indexing them again",
+                self.namespace,
+            )
+            await call(lambda c: restart_backfill(c, bases))
+            return
         self.state = "ready"
+
+    async def _documents_lost(self, client: Any, bases: list[str]) -> bool:
+        """True if the engine holds clearly fewer documents than there are live memories (a
+        deleted memory's document may still count until the engine's collector runs, so never
+        more memories than documents otherwise). The memories are counted first: a write in
+        between adds a document to both or only to the documents."""
+        memories = await _memories(client, bases)
+        documents = 0
+        for shard in self.shards(client):
+            documents += await index_docs(client, shard)
+        return documents + max(LOST_SLACK, memories // 100) < memories
 
     async def _finish(self, backfill: Callable[[int | None], Awaitable[bool]]) -> None:
         try:
