@@ -668,6 +668,45 @@ async def test_an_index_dropped_with_its_documents_is_filled_again(
         await memory.aclose()
 
 
+async def test_a_process_that_finds_the_index_still_scanning_waits_for_the_scan(
+    redis_query_engine: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index another process made again over kept documents (an FT.DROPINDEX by hand, a new
+    master) answers part of them until the engine's scan ends. A process that found it so
+    (``FT.INFO``'s ``indexing``) searched it at once, missing memories (R10: 85 of 100 at
+    100,000 memories); it now searches its replica until the scan ends, as the process that
+    made it does. RediSearch 2.10 scans a few hundred documents in milliseconds and cannot be
+    paused, so the scan is drawn out here by its report: ``indexing`` stays 1 while held."""
+    from tta_dev_primitives.stores._redis import query_engine
+
+    ns = namespace()
+    first = engine_memory(redis_query_engine.url, ns)
+    for i in range(50):
+        await first.add(f"u{i % 2}:s1:{i}", {"content": f"turn {i} about the garden"})
+    assert len(await first.search("garden", limit=100)) == 50
+    scanning = True
+    real_info = query_engine.index_info
+
+    async def still_scanning(client: Any, shard: Any) -> Any:
+        info = await real_info(client, shard)
+        return {**info, "indexing": True} if info and info["exists"] and scanning else info
+
+    monkeypatch.setattr(query_engine, "index_info", still_scanning)
+    fresh = engine_memory(redis_query_engine.url, ns)
+    assert len(await fresh.search("garden", limit=100)) == 50
+    assert fresh.get_backend_info()["search_engine"] != "redis"  # its replica answered
+    scanning = False
+
+    async def in_engine() -> bool:
+        found = await fresh.search("garden", limit=100)
+        return len(found) == 50 and fresh.get_backend_info()["search_engine"] == "redis"
+
+    await eventually(in_engine, within=30)
+    await first.clear()
+    for memory in (first, fresh):
+        await memory.aclose()
+
+
 async def test_a_search_after_the_server_lost_its_index_makes_it_again(
     redis_query_engine: RedisServer,
 ) -> None:
