@@ -76,6 +76,8 @@ NEEDS_REDISSTORE = pytest.mark.skipif(
                      marks=[pytest.mark.redis, NEEDS_REDISSTORE]),
         pytest.param("bench_scope_replicas.py", ["--quick"], "scope replicas done",
                      marks=pytest.mark.redis),
+        pytest.param("bench_scoped_writes.py", ["--quick"], "scoped writes done",
+                     marks=pytest.mark.redis),
         pytest.param("bench_forget.py", ["--quick"], "fresh_process_after",
                      marks=pytest.mark.redis),
         pytest.param("bench_engine_parity.py", ["--quick"], "| redis |", marks=pytest.mark.redis),
