@@ -668,6 +668,50 @@ async def test_an_index_dropped_with_its_documents_is_filled_again(
         await memory.aclose()
 
 
+async def test_an_index_dropped_while_a_set_up_counts_its_documents_is_no_error(
+    redis_query_engine: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count of the engine's documents (after FT.DROPINDEX ... DD, above) reads each
+    index's FT.INFO: an index dropped just before (by hand, a layout change) raised "Unknown
+    index name" to the search as a BackendError. It is found out again instead: that search
+    answers from the replica, and a later one in the engine."""
+    import redis.asyncio as aioredis
+
+    from tta_dev_primitives.stores._redis import query_engine
+
+    ns = namespace()
+    writer = engine_memory(redis_query_engine.url, ns)
+    for i in range(30):
+        await writer.add(f"u{i % 2}:s1:{i}", {"content": f"turn {i} about the garden"})
+    assert len(await writer.search("garden", limit=100)) == 30
+    real_memories = query_engine._memories
+    dropped = False
+
+    async def memories_then_drop(client: Any, bases: list[str]) -> int:
+        nonlocal dropped
+        counted = await real_memories(client, bases)
+        if not dropped:
+            dropped = True
+            admin = aioredis.Redis.from_url(redis_query_engine.url)
+            await admin.execute_command("FT.DROPINDEX", Layout.index_name(ns))
+            await admin.aclose()
+        return counted
+
+    monkeypatch.setattr(query_engine, "_memories", memories_then_drop)
+    fresh = engine_memory(redis_query_engine.url, ns)
+    assert len(await fresh.search("garden", limit=100)) == 30
+    assert dropped
+
+    async def in_engine() -> bool:
+        found = await fresh.search("garden", limit=100)
+        return len(found) == 30 and fresh.get_backend_info()["search_engine"] == "redis"
+
+    await eventually(in_engine, within=30)
+    await writer.clear()
+    for memory in (writer, fresh):
+        await memory.aclose()
+
+
 async def test_a_process_that_finds_the_index_still_scanning_waits_for_the_scan(
     redis_query_engine: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -770,7 +770,11 @@ class QueryEngine:
             if info is None or info["indexing"]:
                 return  # the engine is still indexing documents it found
             self._await_scan = False
-        if await call(lambda c: self._documents_lost(c, bases)):
+        lost = await call(lambda c: self._documents_lost(c, bases))
+        if lost is None:  # an index went missing meanwhile (by hand, a layout change)
+            self._stale = True  # found out again at the next operation
+            return
+        if lost:
             # Gone with an index dropped by hand with its documents (FT.DROPINDEX ... DD):
             # its backfill was done, so nothing wrote them again, and every memory from before
             # the drop stayed unfindable in the engine. Written again; the replica serves
@@ -784,15 +788,19 @@ class QueryEngine:
             return
         self.state = "ready"
 
-    async def _documents_lost(self, client: Any, bases: list[str]) -> bool:
+    async def _documents_lost(self, client: Any, bases: list[str]) -> bool | None:
         """True if the engine holds clearly fewer documents than there are live memories (a
         deleted memory's document may still count until the engine's collector runs, so never
-        more memories than documents otherwise). The memories are counted first: a write in
-        between adds a document to both or only to the documents."""
+        more memories than documents otherwise); None if an index is missing. The memories
+        are counted first: a write in between adds a document to both or only to the
+        documents."""
         memories = await _memories(client, bases)
         documents = 0
         for shard in self.shards(client):
-            documents += await index_docs(client, shard)
+            info = await index_info(client, shard)
+            if info is None or not info["exists"]:
+                return None
+            documents += info["docs"]
         return documents + max(LOST_SLACK, memories // 100) < memories
 
     async def _finish(self, backfill: Callable[[int | None], Awaitable[bool]]) -> None:

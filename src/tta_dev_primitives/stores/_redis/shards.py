@@ -168,8 +168,8 @@ async def _ft_info(client: Any, shard: Shard) -> dict[str, Any]:
 
 
 async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
-    """One server's index: ``{"exists", "dims", "indexing"}``; None without an engine there
-    (or not one this user may use)."""
+    """One server's index: ``{"exists", "dims", "indexing", "docs"}`` (``docs``: ``num_docs``);
+    None without an engine there (or not one this user may use)."""
     from redis import exceptions as rexc
 
     try:
@@ -177,7 +177,7 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
     except rexc.ResponseError as exc:
         message = str(exc).lower()
         if "unknown index" in message or "no such index" in message:
-            return {"exists": False, "dims": None, "indexing": False}
+            return {"exists": False, "dims": None, "indexing": False, "docs": 0}
         if "unknown command" in message or "noperm" in message or "permission" in message:
             return None
         raise
@@ -187,7 +187,8 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
         if text(attr.get("identifier", "")) == "e":
             dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
     indexing = int(float(text(fields.get("indexing", 0)) or 0)) != 0
-    return {"exists": True, "dims": dims, "indexing": indexing}
+    docs = int(float(text(fields.get("num_docs", 0)) or 0))
+    return {"exists": True, "dims": dims, "indexing": indexing, "docs": docs}
 
 
 async def index_docs(client: Any, shard: Shard) -> int:
