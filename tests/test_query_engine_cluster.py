@@ -16,6 +16,10 @@ from tta_dev_primitives import MemoryPrimitive
 
 pytestmark = pytest.mark.redis
 
+#: Seconds a call may take: none of these tests is about timeouts, and on a machine loaded by
+#: other work a clear's page past 1 s failed one (``IncompleteOperationError``).
+LOADED = 10.0
+
 
 def _ft_searches(cluster: LocalCluster) -> dict[int, int]:
     """``FT.SEARCH`` calls each live master has served so far."""
@@ -31,7 +35,10 @@ async def test_every_master_has_an_index_and_a_search_merges_them(
 ) -> None:
     """Memories of 60 users spread over all masters; one unscoped search finds every match."""
     memory = MemoryPrimitive(
-        redis_query_engine_cluster.url, namespace=namespace(), search_engine="redis"
+        redis_query_engine_cluster.url,
+        namespace=namespace(),
+        search_engine="redis",
+        redis_timeout=LOADED,
     )
     for user in range(60):
         await memory.add(f"u{user}:s1:t1", {"content": f"user {user} parked the car"})
@@ -51,7 +58,10 @@ async def test_a_scope_in_one_partition_asks_only_its_master(
 ) -> None:
     """A session's search asks one master; a user's (all partitions) asks all."""
     memory = MemoryPrimitive(
-        redis_query_engine_cluster.url, namespace=namespace(), search_engine="redis"
+        redis_query_engine_cluster.url,
+        namespace=namespace(),
+        search_engine="redis",
+        redis_timeout=LOADED,
     )
     for session in range(12):
         await memory.add(f"u1:s{session}:t1", {"content": f"session {session} about tea"})
@@ -103,7 +113,9 @@ async def test_a_partition_moved_to_another_master_still_ranks_as_in_process(
 
     cluster = redis_query_engine_cluster
     local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(cluster.url, namespace=namespace(), search_engine="redis")
+    remote = MemoryPrimitive(
+        cluster.url, namespace=namespace(), search_engine="redis", redis_timeout=LOADED
+    )
     for key, text in corpus():
         for memory in (local, remote):
             await memory.add(key, {"content": text})
@@ -139,13 +151,13 @@ async def test_a_user_without_scripts_searches_each_master_command_by_command(
         )  # fmt: skip
     ns = namespace()
     local = MemoryPrimitive(max_size=10_000)
-    writer = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    writer = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=LOADED)
     for key, text in corpus():
         for memory in (local, writer):
             await memory.add(key, {"content": text})
     await writer.search("apple")  # the index is whole
     url = cluster.url.replace("redis://", "redis://noscripts:noscripts-pw@")
-    reader = MemoryPrimitive(url, namespace=ns, search_engine="redis")
+    reader = MemoryPrimitive(url, namespace=ns, search_engine="redis", redis_timeout=LOADED)
     await assert_ranks_alike(local, reader)
     assert reader.get_backend_info()["search_engine"] == "redis"
     await writer.clear()
@@ -169,7 +181,7 @@ async def test_writes_during_a_half_done_resharding_rank_as_in_process_once_it_e
     cluster = redis_query_engine_cluster
     ns = namespace()
     local = MemoryPrimitive(max_size=10_000)
-    remote = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    remote = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=LOADED)
     for key, text in corpus():
         for memory in (local, remote):
             await memory.add(key, {"content": text})
@@ -189,7 +201,7 @@ async def test_writes_during_a_half_done_resharding_rank_as_in_process_once_it_e
         move.finish()  # BUSYKEY if a write made the partition's keys anew on the new master
     assert await remote.flush()
     await remote.aclose()
-    fresh = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis")
+    fresh = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=LOADED)
     await assert_ranks_alike(local, fresh, (None, "u1", "u1:s1"))
     assert fresh.get_backend_info()["search_engine"] == "redis"
     await fresh.clear()
