@@ -187,13 +187,16 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
         if text(attr.get("identifier", "")) == "e":
             dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
     indexing = int(float(text(fields.get("indexing", 0)) or 0)) != 0
-    docs = int(float(text(fields.get("num_docs", 0)) or 0))
-    return {"exists": True, "dims": dims, "indexing": indexing, "docs": docs}
+    return {"exists": True, "dims": dims, "indexing": indexing, "docs": _num_docs(fields)}
 
 
 async def index_docs(client: Any, shard: Shard) -> int:
     """The documents one server's index holds (``FT.INFO``'s ``num_docs``)."""
-    fields = await _ft_info(client, shard)
+    return _num_docs(await _ft_info(client, shard))
+
+
+def _num_docs(fields: dict[str, Any]) -> int:
+    """``num_docs`` of an ``FT.INFO`` reply, as an int (read through ``float``, as sent)."""
     return int(float(text(fields.get("num_docs", 0)) or 0))
 
 
