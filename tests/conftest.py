@@ -168,6 +168,13 @@ async def memory(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     await mem.aclose()
 
 
+async def found_in_engine(memory: Any, query: str, count: int, limit: int = 500) -> bool:
+    """True if ``memory``'s search for ``query`` finds ``count`` memories and the Query Engine
+    served it (for ``eventually``: the engine set up again after a change)."""
+    found = await memory.search(query, limit=limit)
+    return len(found) == count and memory.get_backend_info()["search_engine"] == "redis"
+
+
 async def eventually(check: Callable[[], Any], within: float = 5.0) -> None:
     """Poll an async or sync predicate until it is true (a correctness wait, not a timing test)."""
     import asyncio

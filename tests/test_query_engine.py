@@ -26,6 +26,7 @@ from conftest import (
     documented_acl,
     eventually,
     fast_recovery,
+    found_in_engine,
     namespace,
     replayed,
 )
@@ -624,11 +625,7 @@ async def test_an_index_dropped_by_hand_is_made_again_and_answers_in_full(
     again = engine_memory(redis_query_engine.url, ns)
     assert len(await again.search("garden", limit=500)) == 300
 
-    async def in_engine() -> bool:
-        found = await again.search("garden", limit=500)
-        return len(found) == 300 and again.get_backend_info()["search_engine"] == "redis"
-
-    await eventually(in_engine, within=30)
+    await eventually(lambda: found_in_engine(again, "garden", 300), within=30)
     await again.clear()
     await again.aclose()
 
@@ -656,11 +653,7 @@ async def test_an_index_dropped_with_its_documents_is_filled_again(
     again = engine_memory(redis_query_engine.url, ns)
 
     async def in_engine() -> bool:
-        for memory in (first, again):
-            found = await memory.search("garden", limit=500)
-            if len(found) != 300 or memory.get_backend_info()["search_engine"] != "redis":
-                return False
-        return True
+        return all([await found_in_engine(m, "garden", 300) for m in (first, again)])
 
     await eventually(in_engine, within=60)
     await again.clear()
@@ -702,11 +695,7 @@ async def test_an_index_dropped_while_a_set_up_counts_its_documents_is_no_error(
     assert len(await fresh.search("garden", limit=100)) == 30
     assert dropped
 
-    async def in_engine() -> bool:
-        found = await fresh.search("garden", limit=100)
-        return len(found) == 30 and fresh.get_backend_info()["search_engine"] == "redis"
-
-    await eventually(in_engine, within=30)
+    await eventually(lambda: found_in_engine(fresh, "garden", 30, limit=100), within=30)
     await writer.clear()
     for memory in (writer, fresh):
         await memory.aclose()
@@ -741,11 +730,7 @@ async def test_a_process_that_finds_the_index_still_scanning_waits_for_the_scan(
     assert fresh.get_backend_info()["search_engine"] != "redis"  # its replica answered
     scanning = False
 
-    async def in_engine() -> bool:
-        found = await fresh.search("garden", limit=100)
-        return len(found) == 50 and fresh.get_backend_info()["search_engine"] == "redis"
-
-    await eventually(in_engine, within=30)
+    await eventually(lambda: found_in_engine(fresh, "garden", 50, limit=100), within=30)
     await first.clear()
     for memory in (first, fresh):
         await memory.aclose()

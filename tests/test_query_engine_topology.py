@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
-from conftest import IN_CI, eventually, namespace
+from conftest import IN_CI, eventually, found_in_engine, namespace
 from redis_server import LocalCluster, run_report
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError
@@ -79,11 +79,7 @@ async def test_a_slot_moved_between_making_the_index_and_checking_it_is_no_verdi
         assert moved
         assert _engine(memory).state != "absent"
 
-        async def in_engine() -> bool:
-            found = await memory.search("apples", limit=50)
-            return len(found) == 12 and memory.get_backend_info()["search_engine"] == "redis"
-
-        await eventually(in_engine, within=30)
+        await eventually(lambda: found_in_engine(memory, "apples", 12, limit=50), within=30)
         assert all(len(names) >= 1 for names in _indexes(cluster, ns).values())
         await memory.clear()
     finally:
@@ -123,11 +119,7 @@ async def test_a_slot_map_that_lags_the_masters_is_read_again_not_an_outage(
         assert memory.get_backend_info()["degraded"] is False
         assert memory.get_backend_info()["last_error"] is None
 
-        async def in_engine() -> bool:
-            found = await memory.search("plums", limit=50)
-            return len(found) == 12 and memory.get_backend_info()["search_engine"] == "redis"
-
-        await eventually(in_engine, within=30)
+        await eventually(lambda: found_in_engine(memory, "plums", 12, limit=50), within=30)
         assert memory.get_backend_info()["last_error"] is None
         await memory.clear()
     finally:
@@ -214,11 +206,7 @@ async def test_a_set_up_on_a_new_layout_holds_no_write_and_a_search_only_its_tim
 
         held.set()
 
-        async def in_engine() -> bool:
-            found = await memory.search("figs", limit=50)
-            return len(found) == 7 and memory.get_backend_info()["search_engine"] == "redis"
-
-        await eventually(in_engine, within=30)
+        await eventually(lambda: found_in_engine(memory, "figs", 7, limit=50), within=30)
         assert memory.get_backend_info()["degraded"] is False
         await memory.clear()
     finally:
