@@ -7,9 +7,10 @@ redis-server and a 3-master cluster; ``--quick`` for a smoke run, ``--json PATH`
 process (``search_engine="replica"``, the only engine on Redis without modules) has searched
 every user once, so it keeps a per-user replica of each. Then, ``--rounds`` times: another
 process writes ``W`` memories of random users, and the first searches one random user with
-a natural question. A per-user replica reads every partition whose head moved since its last
-search (production.md, "On a cluster"), and other users' writes move them: with 64
-partitions on a cluster, most of them. Reported: that search's p50 and p90 for each ``W``.
+a natural question. A per-user replica reads each partition where its own user's head moved
+since its last search (production.md, "On a cluster"); before user heads it read every
+partition whose head moved, and other users' writes moved most of a cluster's 64. Reported:
+that search's p50 and p90 for each ``W``.
 """
 
 from __future__ import annotations

@@ -112,9 +112,10 @@ def test_redis_answers_exactly_like_in_process(redis_server: RedisServer, partit
 
 
 def bookkeeping(name: bytes) -> bool:
-    """A partition's facts, head or tombstones (``n``, ``h``, ``g`` or a segment's ``g:<seg>``)."""
+    """A partition's facts, heads or tombstones (``n``, ``h``, ``hm``, ``g``, or a segment's
+    ``g:<seg>`` and its head ``h:<seg>``, which goes with the segment's last tombstone)."""
     own = name.rsplit(b"}:", 1)[1]
-    return own in (b"n", b"h", b"g") or own.startswith(b"g:")
+    return own in (b"n", b"h", b"hm", b"g") or own.startswith((b"g:", b"h:"))
 
 
 def test_no_index_entries_survive_deleting_everything(redis_server: RedisServer) -> None:

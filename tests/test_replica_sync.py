@@ -24,6 +24,7 @@ from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores import Document, Put
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.search import RedisSearchBackend
+from tta_dev_primitives.stores._versions import VersionClock
 
 pytestmark = pytest.mark.redis
 
@@ -100,6 +101,130 @@ async def test_a_warm_cluster_search_asks_only_the_partition_that_changed(
         assert len(found) == 501
         assert "u1:s1:new" in {hit[0] for hit in found}
     finally:
+        await backend.clear()
+        await backend.aclose()
+
+
+# A write as the version before per-segment heads made it: it moves the partition's sequence,
+# head and the segment's feed, and no segment head (what a rolling upgrade leaves running).
+OLDER_VERSION_PUT = """
+local base, key, payload, seg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local t = redis.call('TIME')
+local seq = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('HGET', base .. 'n', 'seq') or '0')
+if seq <= last then seq = last + 1 end
+local s = string.format('%d', seq)
+redis.call('HSET', base .. 'n', 'seq', s)
+redis.call('SET', base .. 'h', s)
+redis.call('SET', base .. 'v:' .. key, payload)
+redis.call('ZADD', base .. 'r', s, key)
+redis.call('ZADD', base .. 'r:' .. seg, s, key)
+return s
+"""
+
+
+async def test_a_warm_scoped_cluster_search_skips_partitions_only_other_users_wrote(
+    redis_cluster: LocalCluster,
+) -> None:
+    """One user's warm replica reads no partition after other users' writes, even where that
+    user's memories live (it read each one they touched: 21-25 ms a search on a cluster while
+    20-100 others wrote), and exactly the one partition of its own user's write or delete."""
+    ns = namespace()
+    backend = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+    masters = redis_cluster.master_nodes()
+    query = INDEXING.query("garage")
+    try:
+        await backend.apply([memory(i) for i in range(500)])  # u0-u4 over 50 sessions
+        mine = sorted(memory(i).key for i in range(500) if i % 5 == 1)
+        for _ in range(2):  # loaded, then warm
+            assert sorted(hit[0] for hit in await backend.search(query, 1000, "u1")) == mine
+        # Others write in 200 sessions: nearly every partition, those of u1's sessions too.
+        others = [
+            Put(f"u{2 + n % 3}:s{n}:x", encode_value({"content": f"garage {n}"}))
+            for n in range(200)
+        ]
+        await backend.apply(others)
+        await backend.delete(memory(2).key)
+        before = await script_calls(masters)
+        assert sorted(hit[0] for hit in await backend.search(query, 1000, "u1")) == mine
+        assert await script_calls(masters) == before  # heads only
+
+        value = {"content": "one more garage"}
+        await backend.put(
+            "u1:s6:new", encode_value(value), None, document=Document(INDEXING.terms(value))
+        )
+        before = await script_calls(masters)
+        found = {hit[0] for hit in await backend.search(query, 1000, "u1")}
+        assert await script_calls(masters) == before + 1
+        assert found == {*mine, "u1:s6:new"}
+
+        assert await backend.delete(memory(1).key)
+        before = await script_calls(masters)
+        found = {hit[0] for hit in await backend.search(query, 1000, "u1")}
+        assert await script_calls(masters) == before + 1
+        assert found == {*mine, "u1:s6:new"} - {memory(1).key}
+    finally:
+        await backend.clear()
+        await backend.aclose()
+
+
+async def test_a_scoped_replica_reads_what_an_older_version_wrote(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A writer of the version before moves no segment's head: a warm replica of one user
+    still finds its writes, also when a newer version's writer wrote in the partition after
+    it, and after a clear what the older one wrote is gone from its search too."""
+    ns = namespace()
+    backend = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+    raw = aioredis.RedisCluster.from_url(redis_cluster.url)
+    query = INDEXING.query("garage")
+
+    async def older_put(key: str, text: str) -> None:
+        base = backend.layout.base(key)
+        await raw.eval(
+            OLDER_VERSION_PUT, 1, base + "n", base, key, encode_value({"content": text}), "u1"
+        )
+
+    async def found() -> set[str]:
+        return {hit[0] for hit in await backend.search(query, 1000, "u1")}
+
+    try:
+        await backend.apply([memory(i) for i in range(500)])
+        mine = {memory(i).key for i in range(500) if i % 5 == 1}
+        assert await found() == mine
+        # An older write, then a newer writer's (another user's session that shares the
+        # partition) before the replica looks again: the newer one must not hide the older.
+        layout = backend.layout
+        taken = {layout.base(key) for key in mine}
+        # A session of u1's in a partition where u1 has no other memory, and another user's
+        # session that shares that partition.
+        session = next(
+            f"u1:s{n}" for n in range(100, 10_000) if layout.base(f"u1:s{n}:a") not in taken
+        )
+        base = layout.base(f"{session}:a")
+        other = next(f"u2:s{n}:y" for n in range(10_000) if layout.base(f"u2:s{n}:y") == base)
+        await older_put(f"{session}:old", "an older garage")
+        await backend.apply([Put(other, encode_value({"content": "garage"}))])
+        assert await found() == {*mine, f"{session}:old"}
+        await older_put(f"{session}:old2", "another older garage")  # the last write, an older one
+        assert await found() == {*mine, f"{session}:old", f"{session}:old2"}
+        # The replica last read the partition after a newer write: a clear must still send it
+        # there, though the older writes moved no head of u1's that the clear could remove.
+        await backend.apply([Put(other, encode_value({"content": "garage again"}))])
+        assert await found() == {*mine, f"{session}:old", f"{session}:old2"}
+        fresh = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+        try:  # (another process clears: the clearing one's own replicas start over anyway)
+            await fresh.clear(version=VersionClock().next())
+            await fresh.apply([memory(i) for i in range(1, 50, 5)])  # u1 again, elsewhere
+            # Ranked as a process that never saw the clear ranks: no memory the clear removed
+            # stays in the replica's statistics (results leave deleted memories out anyway).
+            warm = await backend.search(query, 1000, "u1")
+            assert warm == await fresh.search(query, 1000, "u1")
+            assert {hit[0] for hit in warm} == {memory(i).key for i in range(1, 50, 5)}
+        finally:
+            await fresh.aclose()
+    finally:
+        await raw.aclose()
         await backend.clear()
         await backend.aclose()
 

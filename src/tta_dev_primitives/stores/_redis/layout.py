@@ -33,6 +33,13 @@ cannot disagree:
                statistics, kept by the scripts)
 - ``h``        the partition's last sequence again (string): its head, which a replica reads
                for every partition in one ``MGET`` per node to skip those that did not change
+- ``h:<seg>``  the sequence of the last change to one first key segment's feeds below (string,
+               gone with them): a replica of that one segment skips a partition where only
+               other users wrote, as long as ``hg`` and ``hm`` say nothing else moved
+- ``hm``       ``h`` as this version's writers last set it: ``h`` differs once a writer of an
+               older version (which moves no ``h:<seg>``) wrote since
+- ``hg``       moved by a clear, and by a write that finds ``h`` and ``hm`` differ: every
+               segment's replica reads the partition again
 - ``r:<seg>``  the live keys of one first key segment (a user), by write sequence (zset): the
                feed a replica of one scope reads, so it never reads other users' memories
 - ``g:<seg>``  that segment's tombstones (zset), trimmed with ``g``
@@ -84,8 +91,11 @@ __all__ = [
     "FORGOTTEN",
     "FORGOTTEN_ORDER",
     "HEAD",
+    "HEAD_EPOCH",
+    "HEAD_MARK",
     "LIVE",
     "OWN_TYPES",
+    "SEGMENT_HEAD",
     "SEGMENT_TOTALS",
     "TOMBS",
     "TOUCHES",
@@ -107,6 +117,9 @@ TOUCHES: Final = "t"  # a touched key's touch version (a touch is no write of it
 VECTORS: Final = "e"
 FACTS: Final = "n"
 HEAD: Final = "h"
+SEGMENT_HEAD: Final = "h:"  # + seg: the last change to that segment's feeds
+HEAD_MARK: Final = "hm"  # HEAD as this version's writers last set it
+HEAD_EPOCH: Final = "hg"  # moved when every segment's replica must read the partition again
 DOC: Final = "f:"  # + key: the Query Engine document
 DOC_VECTOR: Final = "fv:"  # + i + ":" + key: a further vector's document
 DOC_LENGTHS: Final = "fl"  # the lengths of documents that expire (key -> n)
@@ -143,8 +156,8 @@ OWN_TYPES: Final = {
 #: A partition's own keys that scripts touch, whatever the memory: each script declares them
 #: (``Layout.declared``), with the memory's own and its segment's, on a cluster.
 _SCRIPT_KEYS = (
-    FACTS, HEAD, LIVE, TOMBS, EXPIRY, VERSIONS, TOUCHES, VECTORS, DOC_LENGTHS, DOC_COUNTED,
-    SEGMENT_TOTALS, FORGOTTEN, FORGOTTEN_ORDER,
+    FACTS, HEAD, HEAD_MARK, HEAD_EPOCH, LIVE, TOMBS, EXPIRY, VERSIONS, TOUCHES, VECTORS,
+    DOC_LENGTHS, DOC_COUNTED, SEGMENT_TOTALS, FORGOTTEN, FORGOTTEN_ORDER,
 )  # fmt: skip
 # Those a WRONGTYPE refusal names in a warning (``e`` is created only with an embedder).
 _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
@@ -225,6 +238,7 @@ class Layout:
             seg = first_segment(key)  # the scripts' seg_of
         if seg:
             names += [base + LIVE + ":" + seg, base + TOMBS + ":" + seg]
+            names.append(base + SEGMENT_HEAD + seg)
         return names + [base + suffix for suffix in _SCRIPT_KEYS]
 
     def value(self, key: str) -> str:
@@ -250,6 +264,12 @@ class Layout:
     def head(base: str) -> str:
         """The name of a partition's head."""
         return base + HEAD
+
+    @staticmethod
+    def segment_heads(base: str, seg: str) -> list[str]:
+        """The names a replica of segment ``seg`` reads to tell whether the partition changed
+        for it: the partition's head, its mark, its epoch of heads and the segment's head."""
+        return [base + HEAD, base + HEAD_MARK, base + HEAD_EPOCH, base + SEGMENT_HEAD + seg]
 
     @staticmethod
     def backfill_lease(base: str) -> str:

@@ -187,6 +187,7 @@ if version ~= '' and (not cv or cv < version) then
 end
 local _, text = next_seq(base)
 redis.call('HSET', base .. FACTS, FACT_EPOCH, text)
+redis.call('SET', base .. HEAD_EPOCH, text)  -- every segment's replica reads it again
 return 1
 """
 )
@@ -262,6 +263,7 @@ for i = 1, #rows, 2 do
       redis.call('HDEL', base .. VECTORS, key)
     end
     zrem2(base, zset, key)
+    drop_empty_head(base, seg_of(key))
     redis.call('HDEL', base .. VERSIONS, key)
     redis.call('HDEL', base .. TOUCHES, key)
     removed = removed + 1
@@ -380,7 +382,9 @@ local facts = redis.call('HMGET', base .. FACTS, FACT_EPOCH, FACT_TRIMMED, FACT_
                          FACT_SEQ)
 -- A partition never written (or written before heads existed) gets its head now, so that the
 -- replica can skip it next time.
-redis.call('SET', base .. HEAD, facts[4] or '0', 'NX')
+if redis.call('SET', base .. HEAD, facts[4] or '0', 'NX') then
+  redis.call('SET', base .. HEAD_MARK, facts[4] or '0')
+end
 local feed, tombs, only = base .. LIVE, base .. TOMBS, nil
 if seg ~= '' then
   if facts[3] then

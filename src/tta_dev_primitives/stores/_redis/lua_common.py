@@ -78,7 +78,12 @@ local function next_seq(base)
   end
   redis.call('HSET', base .. FACTS, FACT_SEQ, s)
   redis.call('HSETNX', base .. FACTS, FACT_EPOCH, s)
+  -- A head this version did not set: a writer of an older version (which moves no segment's
+  -- head) wrote since, so every segment's replica must read the partition again.
+  local heads = redis.call('MGET', base .. HEAD, base .. HEAD_MARK)
+  if heads[1] and heads[1] ~= heads[2] then redis.call('SET', base .. HEAD_EPOCH, s) end
   redis.call('SET', base .. HEAD, s)
+  redis.call('SET', base .. HEAD_MARK, s)
   return seq, s
 end
 
@@ -109,14 +114,24 @@ local function check_layout(base, key)
 end
 
 -- Add or remove a key in a zset and in its segment's copy of it (``r``/``r:<seg>``, ``g``...).
+-- An add (a write, a touch, a tombstone: `score` is a new sequence) moves the segment's head;
+-- a remove comes with an add, but in a clear, whose marks move every head (``hg``).
 local function zadd2(base, zset, score, key)
+  local seg = seg_of(key)
   redis.call('ZADD', base .. zset, score, key)
-  redis.call('ZADD', base .. zset .. ':' .. seg_of(key), score, key)
+  redis.call('ZADD', base .. zset .. ':' .. seg, score, key)
+  redis.call('SET', base .. SEGMENT_HEAD .. seg, score)
 end
 local function zrem2(base, zset, key)
   local was = redis.call('ZREM', base .. zset, key)
   redis.call('ZREM', base .. zset .. ':' .. seg_of(key), key)
   return was
+end
+-- A segment's head goes with the last of its feeds, so that users who left take no room.
+local function drop_empty_head(base, seg)
+  if redis.call('EXISTS', base .. LIVE .. ':' .. seg, base .. TOMBS .. ':' .. seg) == 0 then
+    redis.call('DEL', base .. SEGMENT_HEAD .. seg)
+  end
 end
 
 -- The version of the newest forget of a scope `key` belongs to (each prefix of it that ends
@@ -170,6 +185,7 @@ local function tombstone(base, key)
     for i = 1, #old, 2 do
       redis.call('HDEL', base .. VERSIONS, old[i])
       redis.call('ZREM', base .. TOMBS .. ':' .. seg_of(old[i]), old[i])
+      drop_empty_head(base, seg_of(old[i]))
     end
     redis.call('HSET', base .. FACTS, FACT_TRIMMED, old[#old])
     redis.call('ZREMRANGEBYRANK', base .. TOMBS, 0, extra - 1)

@@ -22,7 +22,10 @@ partition is reloaded.
 A replica may hold one first key segment only (``seg``, a user): it then reads that segment's
 own feed in each partition and nothing else. With several partitions (a cluster), a sync first
 reads every partition's head (its last sequence) in one ``MGET`` per node and asks only the
-partitions whose head moved for their changes.
+partitions whose head moved for their changes. A segment's replica reads that segment's head
+instead (with what says a clear or an older version's writer moved the partition), so that
+other users' writes do not send it to every partition they touched: on a cluster where 20
+other users wrote between two searches, that was 64 partitions read for nothing.
 
 One memory may serve several threads, each with its own event loop (``asyncio.run`` per request
 in a threaded web server): every change to the replica's state and every search of its index
@@ -70,7 +73,9 @@ _APPLY_SLICE = 128
 #: base, since, since_del, seg, then (on another run than the one read on) that run and the
 #: witnesses (``witnesses``)
 Fetch = Callable[[str, str, str, str, list[str]], Awaitable[Any]]
-Heads = Callable[[list[str]], Awaitable[list[Any]]]  # bases -> each partition's head or None
+#: (bases, seg) -> what says whether each partition changed: its head, or for a segment's
+#: replica what says whether that segment's feeds did (``Layout.segment_heads``)
+Heads = Callable[[list[str], str], Awaitable[list[Any]]]
 # Stale deadline entries allowed in the expiry heap before it is compacted (beyond 1 per key).
 _HEAP_SLACK = 64
 
@@ -204,7 +209,7 @@ class Replica:
         moved = [(base, None) for base in self.bases]
         if heads is not None:
             # Read before catching up: a write after this read moves the head again.
-            now = await heads(self.bases)
+            now = await heads(self.bases, self.seg)
             moved = [(base, head) for base, head in zip(self.bases, now, strict=True)
                      if head is None or head != self._cursors[base].head]  # fmt: skip
         for start in range(0, len(moved), _CONCURRENT):

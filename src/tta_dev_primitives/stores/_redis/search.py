@@ -421,13 +421,21 @@ class RedisIndex:
 
     def _heads(self) -> Heads | None:
         """Reads every partition's head in one MGET per node; none with one partition (there
-        the changes call itself is the one round trip)."""
+        the changes call itself is the one round trip). For a segment's replica, per partition,
+        the segment's head and the partition's epoch of heads, and the partition's head only
+        while it was last set by a writer of an older version (``Layout.segment_heads``)."""
         if len(self.layout.bases) < 2:
             return None
 
-        async def heads(bases: list[str]) -> list[Any]:
-            read = partial(mget, names=[Layout.head(base) for base in bases])
-            return await self.connection.call(read)
+        async def heads(bases: list[str], seg: str) -> list[Any]:
+            if not seg:
+                read = partial(mget, names=[Layout.head(base) for base in bases])
+                return await self.connection.call(read)
+            names = [name for base in bases for name in Layout.segment_heads(base, seg)]
+            got = await self.connection.call(partial(mget, names=names))
+            # (head, mark, epoch, the segment's head) per partition -> what the replica compares
+            return [(got[i + 3], got[i + 2], None if got[i] == got[i + 1] else got[i])
+                    for i in range(0, len(got), 4)]  # fmt: skip
 
         return heads
 
