@@ -98,8 +98,9 @@ async def test_clear_of_200k_memories_completes(redis_server: RedisServer, versi
         await backend.aclose()
     assert calls[0] >= MANY // PAGE_BOUND
     leftover = await count_keys(redis_server.url, namespace)
-    # A versioned clear keeps the partition's facts (its clear mark) and head; no memory is left.
-    assert leftover == (2 if versioned else 0)
+    # A versioned clear keeps the partition's facts (its clear mark), its head, the head's mark
+    # and epoch (``h``, ``hm``, ``hg``); no memory is left, nor any user's head.
+    assert leftover == (4 if versioned else 0)
 
 
 async def test_clear_through_memory_primitive_completes(redis_server: RedisServer) -> None:
