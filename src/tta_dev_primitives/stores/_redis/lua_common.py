@@ -127,11 +127,14 @@ local function zrem2(base, zset, key)
   redis.call('ZREM', base .. zset .. ':' .. seg_of(key), key)
   return was
 end
--- A segment's head goes with the last of its feeds, so that users who left take no room.
+-- A segment's head goes with the last of its feeds, so that users who left take no room; true
+-- if it went. Its replicas must then read the partition again (a head gone may have been gone
+-- when they last looked): a clear's mark, or the caller, moves ``hg``.
 local function drop_empty_head(base, seg)
-  if redis.call('EXISTS', base .. LIVE .. ':' .. seg, base .. TOMBS .. ':' .. seg) == 0 then
-    redis.call('DEL', base .. SEGMENT_HEAD .. seg)
+  if redis.call('EXISTS', base .. LIVE .. ':' .. seg, base .. TOMBS .. ':' .. seg) > 0 then
+    return false
   end
+  return redis.call('DEL', base .. SEGMENT_HEAD .. seg) == 1
 end
 
 -- The version of the newest forget of a scope `key` belongs to (each prefix of it that ends
@@ -182,11 +185,13 @@ local function tombstone(base, key)
   if extra > 0 then
     if extra > 64 then extra = 64 end
     local old = redis.call('ZRANGE', base .. TOMBS, 0, extra - 1, 'WITHSCORES')
+    local dropped = false
     for i = 1, #old, 2 do
       redis.call('HDEL', base .. VERSIONS, old[i])
       redis.call('ZREM', base .. TOMBS .. ':' .. seg_of(old[i]), old[i])
-      drop_empty_head(base, seg_of(old[i]))
+      if drop_empty_head(base, seg_of(old[i])) then dropped = true end
     end
+    if dropped then redis.call('SET', base .. HEAD_EPOCH, text) end
     redis.call('HSET', base .. FACTS, FACT_TRIMMED, old[#old])
     redis.call('ZREMRANGEBYRANK', base .. TOMBS, 0, extra - 1)
   end
