@@ -3,11 +3,14 @@
 The fallback event names the error's type; the return to Redis is a ``memory.recover`` span with
 a ``memory.recovered`` event; the fallback, recovery and replay counters count them;
 ``tta.cache.requests`` counts cache lookups by ``cache.hit``; ``tta.memory.invalid_values`` a
-stored value that is not a JSON object.
+stored value that is not a JSON object; a call no backend answered is not counted as served
+in-process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +18,10 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from conftest import Factory, eventually, fast_recovery
+from conftest import Factory, eventually, fast_recovery, namespace
+from redis_server import RedisServer
 from tta_dev_primitives import CachePrimitive, MemoryPrimitive, WorkflowContext
+from tta_dev_primitives.exceptions import EmbeddingError
 from tta_dev_primitives.telemetry._metrics import Instruments
 from tta_dev_primitives.testing import capture_spans
 
@@ -304,3 +309,39 @@ async def test_dead_letters_and_stale_writes_are_counted(
     await other.aclose()
     await memory.clear()
     await memory.aclose()
+
+
+@pytest.mark.redis
+async def test_a_call_no_backend_answered_is_not_counted_as_served_in_process(
+    redis_server: RedisServer, counters: InMemoryMetricReader
+) -> None:
+    """On a Redis memory, a call cancelled while Redis had not answered, and one whose embedder
+    failed before either backend saw it, are ``memory.backend="none"``: counted as served
+    in-process, they showed a quarter of a healthy Redis's calls as fallbacks (a review)."""
+
+    async def broken(texts: list[str]) -> list[list[float]]:
+        raise RuntimeError("the model is down")
+
+    memory = MemoryPrimitive(redis_server.url, namespace=namespace(), redis_timeout=5)
+    embedding = MemoryPrimitive(redis_server.url, namespace=namespace(), embed=broken, dims=4)
+    try:
+        await memory.add("u1:s1:a", {"content": "olives"})  # connected
+        with capture_spans() as spans:
+            with redis_server.stalled():
+                for call in (memory.add("u1:s1:b", {"content": "x"}), memory.get("u1:s1:a"),
+                             memory.search("olives")):  # fmt: skip
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(call, 0.1)
+            with pytest.raises(EmbeddingError):
+                await embedding.add("u1:s1:c", {"content": "capers"})
+        backends = [(span.name, span.attributes["memory.backend"]) for span in spans
+                    if span.name != "memory.embed"]  # fmt: skip
+        assert sorted(backends) == [("memory.add", "none"), ("memory.add", "none"),
+                                    ("memory.get", "none"), ("memory.search", "none")]  # fmt: skip
+        assert memory.using_redis
+        served = {point["memory.backend"] for name, point, _ in points(counters)
+                  if name == "tta.memory.operations"}  # fmt: skip
+        assert served == {"redis", "none"}  # the first add, then the four
+    finally:
+        await memory.aclose()
+        await embedding.aclose()

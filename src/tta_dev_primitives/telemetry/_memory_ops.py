@@ -2,7 +2,7 @@
 
 Span names are ``memory.<op>`` (add, get, search, delete, clear, size, touch, list, forget,
 flush, close for ``aclose()``, and recover for the background replay after an outage);
-attributes ``memory.backend`` (``redis`` or ``in_memory``),
+attributes ``memory.backend`` (``redis`` or ``in_memory``; ``none`` when no backend answered),
 ``memory.namespace``, ``memory.fallback`` (only when Redis failed and the operation was served
 in-process), ``memory.hit`` (get), ``memory.result_count`` and ``memory.search_mode``
 (search). With an embedder, ``memory.embed`` spans (``embed.model``, ``embed.texts``) time each
@@ -42,12 +42,18 @@ class _Served(Protocol):
 
 
 __all__ = [
+    "NOT_SERVED",
     "MemoryOp",
     "StoreTelemetry",
     "current_span_attribute",
     "current_span_event",
     "embed_span",
 ]
+
+
+#: ``memory.backend`` of a call no backend answered: cancelled, or refused before it reached
+#: one (bad input, the embedder failed), on a memory with a remote backend.
+NOT_SERVED = "none"
 
 
 class MemoryOp:
@@ -138,8 +144,11 @@ class MemoryOp:
             self.outcome = "cancelled"
         elif exc is not None:
             self.outcome = "error"
-            if not self._reported and self.remote is not None and _from_remote(exc):
-                self.backend = self.remote
+        if exc is not None and not self._reported and self.remote is not None:
+            # No backend said it served the call. Its refusal is the remote's; anything else
+            # (a cancellation, bad input, the embedder) ended it before either answered, and
+            # must not count as served in-process (a dashboard's fallback share).
+            self.backend = self.remote if not cancelled and _from_remote(exc) else NOT_SERVED
         instruments().memory_operations.add(1, _attributes(self.name, self.backend, self.outcome))
         span = self.span
         if span is None:

@@ -4,8 +4,9 @@ Instruments from the API's proxy meter are no-ops until a meter provider is inst
 forward to it, so nothing here needs to know whether an SDK is configured. Names:
 
 - ``tta.memory.operations`` (unit ``{operation}``): attributes ``memory.operation``
-  (add, get, search, delete, clear, size, flush, recover), ``memory.backend`` (redis, in_memory),
-  ``memory.outcome`` (ok, hit, miss, error).
+  (add, get, search, delete, clear, size, flush, recover), ``memory.backend`` (redis, in_memory,
+  none: no backend answered),
+  ``memory.outcome`` (ok, hit, miss, error, cancelled).
 - ``tta.memory.fallbacks``: switches from Redis to the in-process fallback.
 - ``tta.memory.recoveries``: returns to Redis after an outage.
 - ``tta.memory.replayed_writes``: journalled writes replayed into Redis on recovery.
