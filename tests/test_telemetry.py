@@ -111,6 +111,21 @@ async def test_router_span_carries_the_route() -> None:
     assert [s.name for s in spans.children(span)] == ["route_b"]
 
 
+async def test_a_classifier_s_whole_reply_is_not_put_on_the_router_span() -> None:
+    """A router_fn that answers with a sentence quoting the user (an LLM classifier) puts only
+    its type and length on the span: a review found a 1 MB attribute with an email in it."""
+    reply = "I think this is about billing, since you wrote: my email is a@b.example " * 1000
+    router = RouterPrimitive({"billing": named("billing")}, lambda x, ctx: reply, default="billing")
+    with capture_spans() as spans:
+        await router.execute(0, WorkflowContext())
+    requested = spans.one("RouterPrimitive").attributes["router.requested"]
+    assert requested == f"(str of {len(reply):,} characters)"
+    router = RouterPrimitive({"billing": named("billing")}, lambda x, ctx: 7, default="billing")
+    with capture_spans() as spans:
+        await router.execute(0, WorkflowContext())
+    assert spans.one("RouterPrimitive").attributes["router.requested"] == "(int)"
+
+
 async def test_failing_step_marks_its_span_as_error() -> None:
     """An exception in a step is recorded on that step's span and its parents'."""
 

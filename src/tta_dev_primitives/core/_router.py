@@ -94,4 +94,19 @@ def _annotate_route(route: str, chosen: Any) -> None:
     if span.is_recording():
         span.set_attribute("router.route", route)
         if chosen != route:
-            span.set_attribute("router.requested", str(chosen))
+            span.set_attribute("router.requested", _requested(chosen))
+
+
+#: The longest ``router_fn`` answer put on a span as it is: a route name mistyped ("Billing."),
+#: not a classifier's whole reply, which may quote what the user wrote.
+REQUESTED_SHOWN = 40
+
+
+def _requested(chosen: Any) -> str:
+    """What the span says ``router_fn`` asked for: the text itself if it is short, else only
+    its type and length."""
+    if isinstance(chosen, str) and len(chosen) <= REQUESTED_SHOWN:
+        return chosen
+    if isinstance(chosen, str):
+        return f"(str of {len(chosen):,} characters)"
+    return f"({type(chosen).__name__})"
