@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,3 +230,39 @@ def test_threads_journal_one_outage_to_one_file(
     server.start()
     phase(2)
     assert asyncio.run(_size_once_replayed(memory, server.url, close=True)) == 3 * 4 * turns
+
+
+@pytest.mark.redis
+def test_a_probe_timer_due_while_asyncio_run_closes_its_loop_starts_no_recovery(
+    redis_server_factory: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe timer an outage write arms can fire while ``asyncio.run`` closes its loop
+    (the loop runs on until its default executor has shut down, here a thread's last second):
+    a recovery started then was abandoned half-way with the loop, and asyncio logged "Task was
+    destroyed but it is pending!" and "coroutine ... was never awaited" (a loaded test run
+    found it). It starts with the next call instead."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)  # (a probe every 0.05-0.2 s, each waiting up to 0.5 s)
+
+    async def write(number: int, lingering: bool = False) -> None:
+        await memory.add(f"u1:s0:{number}", {"text": f"turn {number}"})
+        if lingering:  # the loop's close waits for this thread, running its timers meanwhile
+            asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            asyncio.run(write(0))
+            with server.stalled():  # (each probe waits its timeout: one under way at the end)
+                asyncio.run(write(1, lingering=True))
+            # No recovery was started (and left half-way) while the loop closed.
+            left = memory._store._recovery
+            assert left is None or left.done()
+            assert memory.get_backend_info()["journal_size"] == 1
+            asyncio.run(write(2))
+            assert asyncio.run(_size_once_replayed(memory, server.url)) == 3
+        finally:
+            asyncio.run(memory.aclose())
+        gc.collect()  # (an abandoned recovery is reported when it is collected)
+    assert not [w for w in seen if "never awaited" in str(w.message)]
+    assert "destroyed but it is pending" not in caplog.text

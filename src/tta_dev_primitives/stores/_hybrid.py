@@ -10,8 +10,8 @@ With no remote backend every operation is served in-process. With one:
 - While degraded, the remote is probed at most every ``backoff.delay(failures)`` seconds. The
   operation that finds a probe due does not wait for it: it starts the recovery (``_recovery``)
   as a background task, which this store keeps (``aclose`` cancels it) and is served
-  in-process itself. With writes journalled, a timer starts it too when no operation comes
-  (``_arm_wakeup``). The task probes, then replays the journal in batches; writes made during
+  in-process itself. With writes journalled, a wakeup task starts it too when no operation
+  comes (``_arm_wakeup``). The task probes, then replays the journal in batches; writes made during
   the replay join the journal and are replayed too. Only an empty journal flips the store back
   to the remote, so no caller ever pays for a replay.
 - Reads while degraded, replay included, are all served in-process: the in-process copy holds
@@ -169,7 +169,7 @@ class HybridStore(Generic[B]):
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
         # The timer of the next probe while writes are journalled, and its loop.
-        self._wakeup: tuple[asyncio.TimerHandle, asyncio.AbstractEventLoop] | None = None
+        self._wakeup: tuple[asyncio.Task[None], asyncio.AbstractEventLoop] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
         self.stale_count = 0  # writes the remote rejected as stale (a newer change stood)
@@ -672,20 +672,37 @@ class HybridStore(Generic[B]):
     def _arm_wakeup(self) -> None:
         """With writes journalled, make sure a probe comes when due even if no call does: a
         worker that gets no more requests after an outage still replays, so other processes
-        see its writes once Redis is back."""
+        see its writes once Redis is back.
+
+        A task, not a timer: ``asyncio.run`` cancels tasks when its coroutine returns, but runs
+        timers on while it closes the loop (until its default executor has shut down), and a
+        recovery a timer started then was abandoned half-way with the loop ("Task was
+        destroyed but it is pending!")."""
         loop = asyncio.get_running_loop()
         if self._wakeup is not None:
-            handle, on = self._wakeup
-            if not handle.cancelled() and on.is_running() and handle.when() >= loop.time():
+            task, on = self._wakeup
+            if not task.done() and on.is_running():
                 return  # one is set, on a loop that will run it
-            handle.cancel()
+            self._cancel_wakeup()
         delay = max(0.0, self._next_probe - self._clock())
-        self._wakeup = (loop.call_later(delay, self._wake), loop)
+        self._wakeup = (loop.create_task(self._wake(delay), name="tta-memory-wakeup"), loop)
 
-    def _wake(self) -> None:
-        """The timer of ``_arm_wakeup``: start the recovery if still due (it re-arms the timer
-        if the probe fails)."""
-        self._wakeup = None
+    def _cancel_wakeup(self) -> None:
+        if self._wakeup is None:
+            return
+        (task, on), self._wakeup = self._wakeup, None
+        if on is asyncio.get_running_loop():
+            task.cancel()
+        else:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                on.call_soon_threadsafe(task.cancel)
+
+    async def _wake(self, delay: float) -> None:
+        """The wakeup of ``_arm_wakeup``: after ``delay``, start the recovery if still due (it
+        arms the next wakeup if the probe fails)."""
+        await asyncio.sleep(delay)
+        if self._wakeup is not None and self._wakeup[0] is asyncio.current_task():
+            self._wakeup = None
         if self._degraded and self._journal and not self.recovering:
             if self._clock() < self._next_probe:
                 self._arm_wakeup()
@@ -928,9 +945,7 @@ class HybridStore(Generic[B]):
             yield item
 
     async def aclose(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup[0].cancel()  # (thread-safe enough: it only marks the handle)
-            self._wakeup = None
+        self._cancel_wakeup()
         task, self._recovery = self._recovery, None
         if alive(task):
             if task.get_loop() is asyncio.get_running_loop():
