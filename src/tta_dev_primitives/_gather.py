@@ -13,9 +13,18 @@ __all__ = ["gather_all"]
 T = TypeVar("T")
 
 
-async def gather_all(*calls: Awaitable[T]) -> list[T]:
+async def gather_all(*calls: Awaitable[T], at_most: int | None = None) -> list[T]:
     """The results of ``calls`` in order; on the first failure (or a cancellation) the rest are
-    cancelled and awaited, then that error is raised."""
+    cancelled and awaited, then that error is raised. With ``at_most``, no more than that many
+    run at once (the others wait their turn, their own timeouts not yet started)."""
+    if at_most is not None and len(calls) > at_most:
+        turns = asyncio.Semaphore(at_most)
+
+        async def in_turn(call: Awaitable[T]) -> T:
+            async with turns:
+                return await call
+
+        calls = tuple(in_turn(call) for call in calls)
     tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(call) for call in calls]
     try:
         return list(await asyncio.gather(*tasks))

@@ -51,7 +51,12 @@ from tta_dev_primitives.stores._redis.connection import (
     text_of,
     unreadable,
 )
-from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, FACT_NEWEST, Layout
+from tta_dev_primitives.stores._redis.layout import (
+    CLUSTER_PARTITIONS,
+    FACT_NEWEST,
+    PARTITIONS_AT_ONCE,
+    Layout,
+)
 from tta_dev_primitives.stores._redis.listing import scope_page
 from tta_dev_primitives.stores._redis.replication import confirm
 from tta_dev_primitives.stores._redis.sizes import size_of
@@ -254,7 +259,9 @@ class RedisBackend(StorageBackend):
 
     async def size(self) -> int:
         await self.connection.ready()
-        counts = await gather_all(*(self._size_in(base) for base in self.layout.bases))
+        counts = await gather_all(
+            *(self._size_in(base) for base in self.layout.bases), at_most=PARTITIONS_AT_ONCE
+        )
         return sum(counts)
 
     async def _size_in(self, base: str) -> int:
@@ -302,7 +309,7 @@ class RedisBackend(StorageBackend):
             # (The script's key only routes it to the partition's slot, as every name there.)
             await self._write("FORGET_MARK", base, scope, [base, scope, version])
 
-        await gather_all(*(mark(base) for base in self.layout.bases))
+        await gather_all(*(mark(base) for base in self.layout.bases), at_most=PARTITIONS_AT_ONCE)
 
     async def _check_newest(self, version: str) -> None:
         """Before a live clear: raise ``StaleWriteError`` if a write newer than ``version``
@@ -313,8 +320,8 @@ class RedisBackend(StorageBackend):
         async def newest(client: Any, base: str) -> Any:
             return await client.hget(Layout.facts(base), FACT_NEWEST)
 
-        found = await gather_all(*(self.connection.call(partial(newest, base=base))
-                                       for base in self.layout.bases))  # fmt: skip
+        reads = (self.connection.call(partial(newest, base=base)) for base in self.layout.bases)
+        found = await gather_all(*reads, at_most=PARTITIONS_AT_ONCE)
         newer = max((text_of(v) for v in found if v is not None), default="")
         if newer > version:
             raise StaleWriteError(

@@ -3,12 +3,11 @@ clearing (by version, or by SCAN + UNLINK) and listing."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterable
 from typing import Any
 
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.stores._redis.connection import Connection, text_of, values_and_ttls
-from tta_dev_primitives.stores._redis.layout import LIVE, TOMBS, Layout
+from tta_dev_primitives.stores._redis.layout import LIVE, PARTITIONS_AT_ONCE, TOMBS, Layout
 
 __all__ = ["Progress", "clear_partitions", "items_page", "unlink_namespace"]
 
@@ -30,7 +29,10 @@ async def clear_partitions(
     connection: Connection, layout: Layout, version: str, progress: Progress
 ) -> None:
     """Remove what is older than ``version`` from every partition, partitions concurrently."""
-    await _all(_clear_partition(connection, base, version, progress) for base in layout.bases)
+    await gather_all(
+        *(_clear_partition(connection, base, version, progress) for base in layout.bases),
+        at_most=PARTITIONS_AT_ONCE,
+    )
 
 
 async def _clear_partition(
@@ -66,18 +68,6 @@ async def unlink_namespace(connection: Connection, layout: Layout, progress: Pro
         progress.done += len(keys)
 
     await connection.scan(layout.scan_pattern(), unlink)
-
-
-async def _all(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
-    """Run ``calls`` concurrently; on the first failure cancel the rest and raise it (not a
-    group): a bulk operation stops where it failed rather than running on unseen."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for call in calls:
-                group.create_task(call)
-    except BaseExceptionGroup as failed:
-        first = failed.exceptions[0]
-        raise first from first.__cause__  # its own cause (or none), not the group
 
 
 async def items_page(client: Any, base: str, after: str) -> Any:

@@ -95,6 +95,7 @@ __all__ = [
     "HEAD_MARK",
     "LIVE",
     "OWN_TYPES",
+    "PARTITIONS_AT_ONCE",
     "SEGMENT_HEAD",
     "SEGMENT_TOTALS",
     "TOMBS",
@@ -165,6 +166,10 @@ _CHECKED = (FACTS, VERSIONS, LIVE, EXPIRY, TOMBS)
 #: Partitions of a namespace on a cluster: enough hash slots to spread over any sensible number
 #: of shards. Every process must use the same number, so it is a constant, not a setting.
 CLUSTER_PARTITIONS: Final = 64
+#: Calls of one operation (a forget's marks, a size, a clear, a replica's catch-up) in flight at
+#: once, over a cluster's partitions: 64 at once on a busy machine waited in turn for replies,
+#: the last past the timeout, and a healthy cluster was taken for down (a review: forget).
+PARTITIONS_AT_ONCE: Final = 8
 
 
 def partition_key(key: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.search._scopes import first_segment, in_scope
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
-from tta_dev_primitives.stores._redis.layout import FACT_SEGMENTS, LIVE, Layout
+from tta_dev_primitives.stores._redis.layout import FACT_SEGMENTS, LIVE, PARTITIONS_AT_ONCE, Layout
 
 __all__ = ["READ", "scope_page"]
 
@@ -62,7 +62,7 @@ async def scope_page(
         if stop is not None:
             stops.append(stop)
 
-    await gather_all(*(read(base) for base in bases))
+    await gather_all(*(read(base) for base in bases), at_most=PARTITIONS_AT_ONCE)
     found.sort(reverse=True)
     # A partition that stopped early may hold more above older rows of the others: only rows
     # up to the newest stop (each partition read everything newer than its own stop) are

@@ -50,6 +50,7 @@ from tta_dev_primitives.search._index import SearchIndex
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.stores._base import Document
 from tta_dev_primitives.stores._redis.connection import text_of
+from tta_dev_primitives.stores._redis.layout import PARTITIONS_AT_ONCE
 from tta_dev_primitives.stores._redis.witnesses import Witnesses
 
 __all__ = ["PAGE_BYTES", "PAGE_COUNT", "Replica"]
@@ -65,7 +66,6 @@ PAGE_BYTES = 1 << 18
 # Documents of this process's own recent writes, so it need not analyse them again when they come
 # back through the feed (bounded: it only bridges a write and the next sync).
 _OWN_MAX = 10_000
-_CONCURRENT = 8  # partitions caught up at once
 #: Memories a partition that starts over takes out of the index per turn of the event loop.
 _RESET_SLICE = 1000
 #: Records of a page indexed per turn of the event loop (a few ms of work).
@@ -212,10 +212,9 @@ class Replica:
             now = await heads(self.bases, self.seg)
             moved = [(base, head) for base, head in zip(self.bases, now, strict=True)
                      if head is None or head != self._cursors[base].head]  # fmt: skip
-        for start in range(0, len(moved), _CONCURRENT):
-            # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
-            batch = moved[start : start + _CONCURRENT]
-            await gather_all(*(self._catch_up(base, head, fetch) for base, head in batch))
+        # A cluster has 64 partitions: a few calls at a time, not a burst of 64.
+        await gather_all(*(self._catch_up(base, head, fetch) for base, head in moved),
+                         at_most=PARTITIONS_AT_ONCE)  # fmt: skip
         self._done = number
         with self.guard:
             self._expire()

@@ -53,7 +53,12 @@ from tta_dev_primitives.stores._base import Document, NotServedNow, SearchableBa
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.documents import doc_length, scope_tags, terms_text
-from tta_dev_primitives.stores._redis.layout import FACT_ENGINE_CURSOR, FACT_ENGINE_DONE, Layout
+from tta_dev_primitives.stores._redis.layout import (
+    FACT_ENGINE_CURSOR,
+    FACT_ENGINE_DONE,
+    PARTITIONS_AT_ONCE,
+    Layout,
+)
 from tta_dev_primitives.stores._redis.query_engine import (
     QueryEngine,
     SearchEngine,
@@ -358,7 +363,7 @@ class RedisIndex:
             return 0.0  # more are due: the next search sweeps on
 
         try:
-            after = await gather_all(*(run(base) for base in due))
+            after = await gather_all(*(run(base) for base in due), at_most=PARTITIONS_AT_ONCE)
         except BackendRefusedError as exc:
             # A user that may only search (no scripts: it writes nothing either) leaves the
             # sweeps to the writers.
