@@ -668,6 +668,30 @@ async def test_a_dead_connection_is_retried_once_not_an_outage(
     await memory.aclose()
 
 
+async def test_dead_connections_on_a_cluster_are_retried_once_not_an_outage(
+    redis_cluster: Any,
+) -> None:
+    """CLIENT KILL on every master (as a managed cluster's idle ``timeout`` does): the next
+    calls, on every node, are served by Redis on fresh connections. The cluster client was not
+    retried, and every process fell back to in-process serving (a review, 3 of 3 runs)."""
+    memory = fast_recovery(redis_cluster.url)
+    keys = [f"u{i}:s{i}:k" for i in range(40)]  # (over all three masters)
+    await asyncio.gather(*(memory.add(key, {"content": f"note {key}"}) for key in keys))
+    assert len(await memory.search("note", limit=100, scope="u1")) == 1
+    for node in redis_cluster.master_nodes():
+        admin = aioredis.Redis.from_url(node.url)
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await admin.aclose()
+    values = await asyncio.gather(*(memory.get(key) for key in keys))
+    assert values == [{"content": f"note {key}"} for key in keys]
+    await memory.add("u1:s1:more", {"content": "note more"})
+    assert len(await memory.search("note", limit=100, scope="u1")) == 2
+    info = memory.get_backend_info()
+    assert (info["backend"], info["degraded"], info["journal_size"]) == ("redis", False, 0)
+    await memory.clear()
+    await memory.aclose()
+
+
 # -- item 3: eviction ----------------------------------------------------------------------------
 
 

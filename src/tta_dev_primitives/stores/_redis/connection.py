@@ -576,10 +576,18 @@ class Connection:
             await follow_primary(client)  # (Sentinel's: the primary may have moved)
 
     async def _drop_dead_connections(self, client: Any) -> bool:
-        """After a connection error on a standalone client, drop its idle pooled connections
-        (a restart or ``CLIENT KILL`` left them all dead); True if a retry is worth it."""
-        if self.cluster or not isinstance(client, aioredis.Redis):
-            return False  # the cluster client retries and rediscovers on its own terms
+        """After a connection error, drop the client's idle pooled connections (a restart,
+        ``CLIENT KILL`` or the server's idle ``timeout`` left them all dead): True if a retry,
+        on fresh connections, is worth it. On a cluster, every node's: a managed cluster that
+        closes idle clients did so on each, and the first call after a quiet spell on any node
+        was taken for an outage (a review: every process fell back after CLIENT KILL)."""
+        if isinstance(client, RedisCluster):
+            nodes = client.get_nodes()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*(node.disconnect_free_connections() for node in nodes))
+            return True
+        if not isinstance(client, aioredis.Redis):
+            return False
         with contextlib.suppress(Exception):
             await client.connection_pool.disconnect(inuse_connections=False)
         return True
