@@ -279,7 +279,7 @@ async def test_a_warm_search_with_one_master_of_a_cluster_stalled_is_served_in_p
         for i in range(300, 400):
             await memory.add(key(i), value(i))  # a few writes in most partitions
         # One partition at a time, so that nothing is on its way to the victim when it stalls.
-        monkeypatch.setattr(replica_module, "_CONCURRENT", 1)
+        monkeypatch.setattr(replica_module, "PARTITIONS_AT_ONCE", 1)
         applied = Replica._apply
         stalled: list[bool] = []
 
