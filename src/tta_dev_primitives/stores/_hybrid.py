@@ -168,7 +168,7 @@ class HybridStore(Generic[B]):
         self._load_claim = fork_safe(threading.Lock())
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
-        # The timer of the next probe while writes are journalled, and its loop.
+        # The wakeup task of the next probe while writes are journalled, and its loop.
         self._wakeup: tuple[asyncio.Task[None], asyncio.AbstractEventLoop] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
@@ -688,6 +688,7 @@ class HybridStore(Generic[B]):
         self._wakeup = (loop.create_task(self._wake(delay), name="tta-memory-wakeup"), loop)
 
     def _cancel_wakeup(self) -> None:
+        """Cancel the wakeup task, if any, from its own loop or another thread's."""
         if self._wakeup is None:
             return
         (task, on), self._wakeup = self._wakeup, None
