@@ -28,6 +28,7 @@ __all__ = [
     "LoopLock",
     "alive",
     "blocked_loop",
+    "cancel_on_its_loop",
     "finished_elsewhere",
     "fork_safe",
     "heavy_in_own_thread",
@@ -83,6 +84,19 @@ def alive(task: asyncio.Task[T] | None) -> TypeGuard[asyncio.Task[T]]:
         return False
     loop = task.get_loop()
     return not loop.is_closed() and not _orphaned(loop)
+
+
+def cancel_on_its_loop(task: asyncio.Task[Any]) -> bool:
+    """Cancel ``task`` on its own loop: at once if that is the running one (True: the caller
+    may await its end), else through that loop's thread (a loop closed meanwhile has nothing
+    left to cancel)."""
+    loop = task.get_loop()
+    if loop is asyncio._get_running_loop():
+        task.cancel()
+        return True
+    with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+        loop.call_soon_threadsafe(task.cancel)
+    return False
 
 
 def stranded(loop: asyncio.AbstractEventLoop) -> bool:

@@ -42,7 +42,6 @@ store itself (a fallback, dropped journal entries, dead letters, a recovery) is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -56,6 +55,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from tta_dev_primitives._blocked import (
     LoopLock,
     alive,
+    cancel_on_its_loop,
     finished_elsewhere,
     fork_safe,
     running_loop,
@@ -168,8 +168,8 @@ class HybridStore(Generic[B]):
         self._load_claim = fork_safe(threading.Lock())
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
-        # The wakeup task of the next probe while writes are journalled, and its loop.
-        self._wakeup: tuple[asyncio.Task[None], asyncio.AbstractEventLoop] | None = None
+        # The wakeup task of the next probe while writes are journalled.
+        self._wakeup: asyncio.Task[None] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
         self.dead_letter_count = 0
         self.stale_count = 0  # writes the remote rejected as stale (a newer change stood)
@@ -678,31 +678,27 @@ class HybridStore(Generic[B]):
         timers on while it closes the loop (until its default executor has shut down), and a
         recovery a timer started then was abandoned half-way with the loop ("Task was
         destroyed but it is pending!")."""
-        loop = asyncio.get_running_loop()
-        if self._wakeup is not None:
-            task, on = self._wakeup
-            if not task.done() and on.is_running():
+        wakeup = self._wakeup
+        if wakeup is not None:
+            if not wakeup.done() and wakeup.get_loop().is_running():
                 return  # one is set, on a loop that will run it
             self._cancel_wakeup()
         delay = max(0.0, self._next_probe - self._clock())
-        self._wakeup = (loop.create_task(self._wake(delay), name="tta-memory-wakeup"), loop)
+        self._wakeup = asyncio.get_running_loop().create_task(
+            self._wake(delay), name="tta-memory-wakeup"
+        )
 
     def _cancel_wakeup(self) -> None:
         """Cancel the wakeup task, if any, from its own loop or another thread's."""
-        if self._wakeup is None:
-            return
-        (task, on), self._wakeup = self._wakeup, None
-        if on is asyncio.get_running_loop():
-            task.cancel()
-        else:
-            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-                on.call_soon_threadsafe(task.cancel)
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            cancel_on_its_loop(wakeup)
 
     async def _wake(self, delay: float) -> None:
         """The wakeup of ``_arm_wakeup``: after ``delay``, start the recovery if still due (it
         arms the next wakeup if the probe fails)."""
         await asyncio.sleep(delay)
-        if self._wakeup is not None and self._wakeup[0] is asyncio.current_task():
+        if self._wakeup is asyncio.current_task():
             self._wakeup = None
         if self._degraded and self._journal and not self.recovering:
             if self._clock() < self._next_probe:
@@ -948,15 +944,10 @@ class HybridStore(Generic[B]):
     async def aclose(self) -> None:
         self._cancel_wakeup()
         task, self._recovery = self._recovery, None
-        if alive(task):
-            if task.get_loop() is asyncio.get_running_loop():
-                task.cancel()
-                # Its end, not its CancelledError: that would hide our caller's cancellation
-                # (which asyncio.wait raises; the recovery is cancelled either way).
-                await asyncio.wait([task])
-            else:
-                with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-                    task.get_loop().call_soon_threadsafe(task.cancel)
+        if alive(task) and cancel_on_its_loop(task):
+            # Its end, not its CancelledError: that would hide our caller's cancellation
+            # (which asyncio.wait raises; the recovery is cancelled either way).
+            await asyncio.wait([task])
         if self._unclosed is not None:
             self._unclosed.detach()  # closed: what is unsent is reported below
         unsent = len(self._journal)

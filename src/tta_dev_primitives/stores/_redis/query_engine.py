@@ -76,6 +76,7 @@ from typing import Any, Final, Literal
 from tta_dev_primitives._blocked import (
     LoopLock,
     alive,
+    cancel_on_its_loop,
     finished_elsewhere,
     fork_safe,
     running_loop,
@@ -864,11 +865,8 @@ class QueryEngine:
         task, self._backfill = self._backfill, None
         if task is None or task.done() or task.get_loop().is_closed():
             return  # (a loop closed with it pending never runs it again)
-        if task.get_loop() is not asyncio.get_running_loop():
-            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-                task.get_loop().call_soon_threadsafe(task.cancel)
+        if not cancel_on_its_loop(task):
             return
-        task.cancel()
         # Its end, not its CancelledError: that would hide our caller's cancellation
         # (which asyncio.wait raises). Its error, if any, is read, not raised.
         await asyncio.wait([task])
