@@ -730,6 +730,11 @@ class QueryEngine:
         masters = sorted(client.get_primaries(), key=lambda node: node.name)
         shards = [Shard(node, master_index(client, self.namespace, node), self.timeout_ms)
                   for node in masters]  # fmt: skip
+        if layout is not None and not fresh:
+            # Moved since the last set-up, found by a call already under way (a search whose
+            # retry read the new slot map): set up again at the next operation, as when it is
+            # found before one. Else a promoted master kept the two indexes its dead one had.
+            self._stale = self._relayout = True
         self._layout = (tuple(node.name for node in masters), shards)
         return shards
 
