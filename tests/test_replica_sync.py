@@ -1,6 +1,7 @@
 """How a replica keeps up: only partitions that moved, reloads when Redis went back in time
 (also once written to again after), never when a restart lost nothing,
-pages bounded by key bytes too, and an expiry heap with one live entry per key.
+pages bounded by key bytes too, an expiry heap with one live entry per key, and no head left
+for a user whose last tombstone in a partition was trimmed.
 
 All against real ``redis-server`` processes (a 3-master cluster for the partition count).
 """
@@ -225,6 +226,63 @@ async def test_a_scoped_replica_reads_what_an_older_version_wrote(
             await fresh.aclose()
     finally:
         await raw.aclose()
+        await backend.clear()
+        await backend.aclose()
+
+
+async def test_a_user_whose_last_tombstone_is_trimmed_leaves_no_head_and_no_stale_replica(
+    redis_cluster: LocalCluster,
+) -> None:
+    """Once a user's last tombstone in a partition is trimmed (past ``TOMBSTONES``), the user's
+    head there goes too, so users who left take no room; and a warm replica of that user, which
+    last saw the deleted memory live, neither finds it nor ranks otherwise than a fresh process.
+
+    The partition's other tombstones are made by hand (``TOMBSTONES`` of them, sorted after the
+    user's): 100,000 deletes through the library would take minutes."""
+    from tta_dev_primitives.stores._redis.layout import HEAD_EPOCH, SEGMENT_HEAD, TOMBS
+    from tta_dev_primitives.stores._redis.lua_common import TOMBSTONES
+
+    ns = namespace()
+    backend = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+    writer = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+    raw = aioredis.RedisCluster.from_url(redis_cluster.url)
+    query = INDEXING.query("garage")
+    layout = backend.layout
+    try:
+        await backend.apply([memory(i) for i in range(500)])
+        mine = {memory(i).key for i in range(500) if i % 5 == 1}
+        taken = {layout.base(key) for key in mine}
+        # u1's only memory in a partition, and another user's there.
+        gone = next(
+            f"u1:s{n}:a" for n in range(100, 10_000) if layout.base(f"u1:s{n}:a") not in taken
+        )
+        base = layout.base(gone)
+        other = next(f"u2:s{n}:y" for n in range(10_000) if layout.base(f"u2:s{n}:y") == base)
+        await backend.apply([Put(gone, encode_value({"content": "the garage roof"}))])
+        await backend.apply([Put(other, encode_value({"content": "a garage door"}))])
+        assert {hit[0] for hit in await backend.search(query, 1000, "u1")} == {*mine, gone}
+        assert await writer.delete(gone)  # another process: u1's last feed entry, a tombstone
+        score = (await raw.zrange(base + TOMBS, 0, 0, withscores=True))[0][1]
+        fillers = {f"~filler:{n}": score for n in range(TOMBSTONES)}  # (sorted after u1's)
+        for start in range(0, TOMBSTONES, 20_000):
+            chunk = dict(list(fillers.items())[start : start + 20_000])
+            await raw.zadd(base + TOMBS, chunk)  # type: ignore[arg-type]
+        epoch = await raw.get(base + HEAD_EPOCH)
+        assert await raw.exists(base + SEGMENT_HEAD + "u1")
+        assert await writer.delete(other)  # its tombstone trims the oldest: u1's
+        assert not await raw.exists(base + SEGMENT_HEAD + "u1")
+        assert not await raw.exists(base + TOMBS + ":u1")
+        assert await raw.get(base + HEAD_EPOCH) != epoch
+        warm = await backend.search(query, 1000, "u1")
+        assert {hit[0] for hit in warm} == mine
+        fresh = RedisSearchBackend(redis_cluster.url, namespace=ns, timeout=30)
+        try:
+            assert warm == await fresh.search(query, 1000, "u1")
+        finally:
+            await fresh.aclose()
+    finally:
+        await raw.aclose()
+        await writer.aclose()
         await backend.clear()
         await backend.aclose()
 
