@@ -164,6 +164,15 @@ class Ledger:
         return None if best is None else best.tok
 
 
+def landed(ledger: Ledger, op: Op) -> float | None:
+    """When ``op`` reached Redis at the latest: its end, or for a write journalled in an
+    outage the end of its writer's replay after it (None: not yet). A search that began
+    before then may read the index before the write and its value after it."""
+    if op.t1 is None or op.redis:
+        return op.t1
+    return next((t for t in ledger.recovered.get(op.p, ()) if t > op.t1), None)
+
+
 def expectation(
     ledger: Ledger, key: str, tok: str, s: float, seen_before: set[str]
 ) -> tuple[str, bool, Op, float] | None:
@@ -435,7 +444,7 @@ async def worker(args: argparse.Namespace) -> None:
             if h.get("tok_id") == tok or tok in str(h.get("content", "")):
                 continue
             racing = any(
-                op.id not in seen_before or op.t1 is None or op.t1 > s
+                op.id not in seen_before or (at := landed(ledger, op)) is None or at > s
                 for op in ledger.affecting(hkey)
             )
             stats["stale_hit_racing" if racing else "stale_hit"] += 1
@@ -461,18 +470,16 @@ async def worker(args: argparse.Namespace) -> None:
             stats["verdict:skipped_ttl_edge"] += 1
             return
         stats[f"verdict:{kind}"] += 1
-        if not op.redis and redis_before and memory.using_redis:
-            back = [t for t in ledger.recovered.get(op.p, ()) if t > (op.t1 or 0)]
-            if back and back[0] < s:
-                stats["verdict_of_a_replayed_write"] += 1
+        replayed = not op.redis and (at := landed(ledger, op)) is not None and at < s
+        if replayed and redis_before and memory.using_redis:
+            stats["verdict_of_a_replayed_write"] += 1
         if found == want:
             return
         label = f"{'missing' if want else 'found'}:{kind}:{how}"
         if not (redis_before and memory.using_redis):
             label = "fallback:" + label  # this search was served in-process
         elif not op.redis:  # the write was journalled: judged once its writer had replayed
-            back = [t for t in ledger.recovered.get(op.p, ()) if t > (op.t1 or 0)]
-            label = ("replayed:" if back and back[0] < s else "fallback:") + label
+            label = ("replayed:" if replayed else "fallback:") + label
         misses[label] += 1
         if len(all_misses) < 5000:
             all_misses.append((label, s, op.t1))
