@@ -118,23 +118,29 @@ async def test_an_acl_without_one_command_raises_and_journals_nothing(
     await memory.aclose()
 
 
-@pytest.mark.parametrize("suffix", ["n", "r", "x", "g"])
+@pytest.mark.parametrize(("suffix", "named"), [("n", ""), ("r", ""), ("x", ""), ("g", "memory:")])
 async def test_garbage_in_our_own_keys_raises_and_names_the_key(
-    redis_server_factory: Factory, suffix: str, caplog: pytest.LogCaptureFixture
+    redis_server_factory: Factory, suffix: str, named: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A metadata key of the wrong type: adds raise (not journalled), a warning names the key."""
+    """A metadata key of the wrong type: adds raise (not journalled), naming the fix (also in
+    a namespace whose name holds "memory", as the default's does: it read as Redis being
+    full), and a warning names the key and says calls are refused, not served in-process."""
     server = redis_server_factory()
-    ns = namespace()
+    ns = named + namespace()
     admin = aioredis.Redis.from_url(server.url)
     name = f"{ns}:{{{ns}#0}}:{suffix}"
     await admin.set(name, "garbage")
     memory = fast_recovery(server.url, namespace=ns)
-    with pytest.raises(BackendRefusedError, match="WRONGTYPE"):
+    with pytest.raises(BackendRefusedError, match="WRONGTYPE") as refused:
         await memory.add("u1:s1:0", {"content": "note 0"})
+    assert "holds another type" in str(refused.value)
+    assert "full" not in str(refused.value)
     info = memory.get_backend_info()
     assert (info["degraded"], info["journal_size"]) == (False, 0)
     assert await admin.exists(f"{ns}:{{{ns}#0}}:v:u1:s1:0") == 0  # refused before any change
-    assert any(name in r.getMessage() for r in caplog.records)
+    warnings = [r.getMessage() for r in caplog.records if name in r.getMessage()]
+    assert warnings
+    assert all("refused" in w and "in-process" not in w for w in warnings)
     await admin.delete(name)  # the operator fixes it: writes work again
     await admin.aclose()
     await memory.add("u1:s1:0", {"content": "note 0"})

@@ -603,7 +603,8 @@ class Connection:
                     self._warned_types.add(name)
                     log.warning(
                         "Redis key %r holds a %s, not the %s this namespace keeps there: "
-                        "serving in-process until it is fixed (delete the key, or clear())",
+                        "calls that use it are refused until it is fixed (delete the key, or "
+                        "clear())",
                         name, text_of(found), want,
                     )  # fmt: skip
 

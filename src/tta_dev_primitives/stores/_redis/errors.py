@@ -205,7 +205,8 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
             "the ACL in docs/production.md); the write reached the master, but no replica "
             "was asked to confirm it, so a failover may still lose it"
         )
-    if "MEMORY" in upper:
+    # By Redis's own words, not a word a key may hold (the default namespace's has "memory").
+    if upper.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in upper:
         hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
     elif "WRONGTYPE" in upper:
         hint = "a key of this namespace holds another type (delete it, or clear())"
