@@ -482,6 +482,45 @@ async def test_a_burst_on_a_stalled_server_is_bounded_by_one_timeout(
     await memory.aclose()
 
 
+@pytest.mark.parametrize("op", ["add", "get"])
+async def test_calls_served_in_process_let_the_loop_s_other_tasks_run(
+    redis_server_factory: Factory, op: str
+) -> None:
+    """Each call served in-process in an outage gives the event loop a turn. A loop of adds
+    or gets (an import, a history written back) held every other task of the loop, calls in
+    flight to Redis among them, past their timeout (review R14: 11-25 s at a 1 s timeout), and
+    the recovery too. Counted by the other task's turns, not timed."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url)
+    await memory.add("u1:s1:k", {"v": 1})
+    server.kill()
+    await memory.add("u1:s1:first", {"v": 0})  # finds the outage
+    assert memory.get_backend_info()["degraded"] is True
+    turns, stop = 0, False
+
+    async def other() -> None:
+        nonlocal turns
+        while not stop:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    await asyncio.sleep(0)
+    before = turns
+    for i in range(200):
+        if op == "add":
+            await memory.add(f"u1:s1:{i}", {"v": i})
+        else:
+            assert await memory.get("u1:s1:k") == {"v": 1}
+    during = turns - before
+    stop = True
+    await task
+    assert during >= 200, during
+    server.start()
+    await replayed(memory)
+    await memory.aclose()
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("connected", [True, False], ids=["searched-before", "cold"])
 async def test_the_search_engine_label_says_in_process_during_an_outage(

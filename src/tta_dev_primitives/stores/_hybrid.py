@@ -475,6 +475,7 @@ class HybridStore(Generic[B]):
         if remote is None:
             return Served(await call(self.local), self.local.kind)
         self._maybe_recover()
+        await _take_turn()
         if self._cancelled:
             await self._drop_unjournalled()
         if self._unvouched:
@@ -543,6 +544,7 @@ class HybridStore(Generic[B]):
             await self._journal_write(write)
             self._maybe_recover()
             self._arm_wakeup()
+            await _take_turn()
             return Served(None, self.local.kind, fallback=True)
         try:
             result = await self._send_live(remote, write)
@@ -1033,3 +1035,10 @@ class SearchableHybrid(HybridStore[SearchableBackend]):
         self, query: Query, limit: int, scope: str | None
     ) -> Served[list[tuple[str, Any, float]]]:
         return await self._read(lambda b: b.search(query, limit, scope))
+
+
+async def _take_turn() -> None:
+    """Give the loop's other tasks a turn. A call served in-process in an outage awaits
+    nothing else, and a loop of them (an import) held every other task of the loop, calls in
+    flight to Redis and the recovery among them, past their timeouts (review R14)."""
+    await asyncio.sleep(0)
