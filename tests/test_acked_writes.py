@@ -4,7 +4,8 @@ an outage is treated as one.
 
 Refusals (ACL, OOM, WRONGTYPE) raise; clock skew cannot swallow writes; stale replays are
 reported and their in-process copies dropped; bursts and dead connections do not fall back; an
-``allkeys-*`` eviction policy is warned about. Waits are hang guards, never timing assertions.
+``allkeys-*`` or ``volatile-*`` eviction policy is warned about. Waits are hang guards, never
+timing assertions.
 """
 
 from __future__ import annotations
@@ -701,11 +702,12 @@ async def test_dead_connections_on_a_cluster_are_retried_once_not_an_outage(
 # -- item 3: eviction ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", ["allkeys-lru", "noeviction", "volatile-lru"])
-async def test_an_allkeys_eviction_policy_is_warned_about_once(
+@pytest.mark.parametrize("policy", ["allkeys-lru", "noeviction", "volatile-lru", "volatile-ttl"])
+async def test_an_evicting_policy_is_warned_about_once(
     redis_server_factory: Factory, policy: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """maxmemory-policy allkeys-*: one warning naming the policy and the fix; others: none."""
+    """maxmemory-policy allkeys-* or volatile-* (which evicts memories added with a ttl, review
+    R14): one warning naming the policy and the fix; noeviction: none."""
     server = redis_server_factory(extra=("--maxmemory", "64mb", "--maxmemory-policy", policy))
     caplog.set_level(logging.WARNING, logger="tta_dev_primitives.memory")
     memory = MemoryPrimitive(server.url, namespace=namespace())
@@ -713,10 +715,11 @@ async def test_an_allkeys_eviction_policy_is_warned_about_once(
         await memory.add(f"k{i}", {"v": i})
         await memory.get(f"k{i}")
     warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
-    if policy.startswith("allkeys"):
+    if policy != "noeviction":
         assert len(warnings) == 1
         assert policy in warnings[0]
         assert "noeviction" in warnings[0]
+        assert ("ttl" in warnings[0]) is policy.startswith("volatile")
     else:
         assert warnings == []
     await memory.clear()

@@ -379,9 +379,11 @@ class Connection:
             self.known = found
 
     async def _check_eviction(self, client: Any) -> None:
-        """Warn once if Redis may evict any key (``allkeys-*``): it would evict this library's
-        own keys too (the feed, versions, partition facts), and search, size, get and the
-        ordering of writes would then disagree. ``noeviction`` or ``volatile-*`` is required."""
+        """Warn once if Redis may evict this library's keys. ``allkeys-*`` evicts its own keys
+        too (the feed, versions, partition facts): search, size, get and the ordering of writes
+        then disagree. ``volatile-*`` evicts keys with a TTL: memories added with ``ttl=``, gone
+        before it runs out while size and search still count them (review R14: half of 4,000
+        such adds, at once). ``noeviction`` is what the docs ask for."""
         try:
             info = await client.info("memory")
         except rexc.ResponseError:
@@ -396,7 +398,15 @@ class Connection:
             log.warning(
                 "Redis at %s has maxmemory-policy %s: it may evict this library's own keys, "
                 "and then search, size and get disagree and ordering is lost. Set "
-                "maxmemory-policy to noeviction (or a volatile-* policy) for this database "
+                "maxmemory-policy to noeviction for this database "
+                "(see 'Memory limits' in docs/production.md)",
+                redact_url(self.url), policy,
+            )  # fmt: skip
+        elif policy.startswith("volatile"):
+            log.warning(
+                "Redis at %s has maxmemory-policy %s: memories added with a ttl may be evicted "
+                "before it runs out, while size and search still count them. Set "
+                "maxmemory-policy to noeviction for this database if this namespace uses ttl "
                 "(see 'Memory limits' in docs/production.md)",
                 redact_url(self.url), policy,
             )  # fmt: skip
