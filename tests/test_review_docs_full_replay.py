@@ -51,3 +51,39 @@ async def test_a_replay_into_a_full_redis_keeps_the_journal_and_refuses_new_adds
     await memory.add("u1:s1:new", {"content": "now it fits"})
     await memory.clear()
     await memory.aclose()
+
+
+async def test_writes_a_full_redis_refused_at_their_replay_are_reported_unsent_not_in_doubt(
+    redis_server_factory: Factory,
+) -> None:
+    """Closed while the replay is refused (full, noeviction): the writes Redis refused were
+    answered, so ``UnsentWritesError`` counts them as unsent (lost with the store), not as
+    "may or may not be stored" (a review: 200 of 300 were, and none of those was stored);
+    any Redis took before it filled left the journal as replayed."""
+    from tta_dev_primitives.exceptions import UnsentWritesError
+
+    server = redis_server_factory(extra=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction"))
+    # Probed rarely: no replay is on its way when the store closes (that one is in doubt).
+    memory = fast_recovery(server.url, recovery_interval=60, max_recovery_interval=60)
+    pad = "x" * 2000
+    full = False
+    for i in range(20_000):  # bounded: 40 MB is ten times the limit
+        try:
+            await memory.add(f"fill:s0:{i}", {"content": f"filler {i}", "pad": pad})
+        except BackendRefusedError:
+            full = True
+            break
+    assert full
+    with server.stalled():
+        for i in range(300):
+            await memory.add(f"u1:s1:{i}", {"content": f"outage write {i}", "pad": "y" * 200})
+    assert memory.get_backend_info()["journal_size"] == 300
+    for _ in range(2):  # refused twice: a second run must not make the first's answer a doubt
+        assert not await memory.flush()
+    assert "full" in memory.get_backend_info()["last_error"]
+    with pytest.raises(UnsentWritesError) as closed:
+        await memory.aclose()
+    reader = MemoryPrimitive(server.url, namespace=memory.namespace)
+    stored = sum([await reader.get(f"u1:s1:{i}") is not None for i in range(300)])
+    await reader.aclose()
+    assert (closed.value.unsent, closed.value.unconfirmed) == (300 - stored, 0), str(closed.value)

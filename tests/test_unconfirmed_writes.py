@@ -43,10 +43,10 @@ def hold_the_second_chunk(remote: RedisBackend) -> asyncio.Event:
     held = asyncio.Event()
     calls = 0
 
-    async def pipeline(writes: Sequence[Any]) -> None:
+    async def pipeline(writes: Sequence[Any], *rest: Any) -> None:
         nonlocal calls
         calls += 1
-        await real(writes)
+        await real(writes, *rest)
         if calls == 2:
             held.set()
             await asyncio.Event().wait()  # the reply never seen: until cancelled
@@ -142,9 +142,9 @@ memory = MemoryPrimitive(url, namespace="exit", redis_timeout=0.5, recovery_inte
 remote = memory._store.remote
 real, calls, held = remote._pipeline, [0], []
 
-async def pipeline(writes):
+async def pipeline(writes, *rest):
     calls[0] += 1
-    await real(writes)
+    await real(writes, *rest)
     if calls[0] == 2:
         held.append(True)
         await asyncio.Event().wait()

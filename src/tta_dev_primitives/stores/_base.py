@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from tta_dev_primitives.exceptions import BackendUnavailableError, StaleWriteError
+from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
+    BackendUnavailableError,
+    StaleWriteError,
+)
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -35,7 +39,9 @@ __all__ = [
 
 #: ``apply``'s report of how far it got: ``(sent, applied)``, the first ``sent`` of its writes
 #: handed to the server (or about to be), the first ``applied`` of them confirmed by its reply.
-#: A caller cancelled (or failed) in between knows which writes' fate is unknown.
+#: A caller cancelled (or failed) in between knows which writes' fate is unknown. A report
+#: whose ``sent`` is lower than the one before, just before a refusal is raised, says the
+#: writes past it were answered with that refusal: not stored, and in no doubt.
 ApplyProgress = Callable[[int, int], None]
 
 
@@ -165,7 +171,12 @@ class StorageBackend(ABC):
         for done, write in enumerate(writes):
             if progress is not None:
                 progress(done + 1, done)
-            await send(self, write)
+            try:
+                await send(self, write)
+            except BackendRefusedError:
+                if progress is not None:
+                    progress(done, done)  # answered: refused, not stored
+                raise
             if progress is not None:
                 progress(done + 1, done + 1)
 

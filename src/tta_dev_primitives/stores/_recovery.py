@@ -263,16 +263,23 @@ class _Sending:
     sends them, and leave the journal as soon as it confirms them, so a run cancelled later in
     the batch (its loop ending) does not leave applied writes there, to be reported lost."""
 
-    __slots__ = ("batch", "confirmed", "journal")
+    __slots__ = ("batch", "confirmed", "journal", "sent", "was_sent")
 
     def __init__(self, journal: Journal, batch: Sequence[tuple[tuple[str, ...], Journalled]]):
         self.journal = journal
         self.batch = batch
         self.confirmed = 0
+        self.sent = 0
+        self.was_sent = [entry.sent for _, entry in batch]  # by an earlier run: maybe stored
 
     def __call__(self, sent: int, applied: int) -> None:
         for _, entry in self.batch[self.confirmed : sent]:
             entry.sent = True
+        # Fewer sent than reported before: the rest were refused (``ApplyProgress``), so this
+        # run leaves them as it found them (unsent, unless an earlier run's reply was lost).
+        for index in range(sent, self.sent):
+            self.batch[index][1].sent = self.was_sent[index]
+        self.sent = sent
         if applied > self.confirmed:
             self.journal.done(self.batch[self.confirmed : applied])
             self.confirmed = applied
@@ -371,10 +378,13 @@ class Replay:
     ) -> None:
         """Send each write alone; the ones refused for their data become dead letters."""
         for entry, write in zip(batch, writes, strict=True):
-            entry[1].sent = True
+            was, entry[1].sent = entry[1].sent, True
             try:
                 await self.remote.apply([write])  # a stale write is reported, not raised
-            except (BackendUnavailableError, BackendRefusedError):
+            except BackendUnavailableError:
+                raise
+            except BackendRefusedError:
+                entry[1].sent = was  # answered: not stored by this run
                 raise
             except BackendError as exc:
                 self.dead += 1

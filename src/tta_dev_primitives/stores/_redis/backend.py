@@ -37,7 +37,7 @@ from tta_dev_primitives.stores._base import (
     Write,
     send,
 )
-from tta_dev_primitives.stores._redis import lua
+from tta_dev_primitives.stores._redis import errors, lua
 from tta_dev_primitives.stores._redis.bulk import (
     Progress,
     clear_partitions,
@@ -383,10 +383,16 @@ class RedisBackend(StorageBackend):
         if chunk:
             end = start + len(chunk)
             report(end, start)
-            await self._pipeline(chunk)
+            await self._pipeline(chunk, lambda done: report(start + done, start + done))
             report(end, end)
 
-    async def _pipeline(self, writes: Sequence[Put | Delete]) -> None:
+    async def _pipeline(
+        self, writes: Sequence[Put | Delete], refused: Callable[[int], None] = lambda done: None
+    ) -> None:
+        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis
+        refused every write from one on (full, an ACL) and confirmed those before it,
+        ``refused(done)`` hears how many it applied before the refusal is raised: the rest
+        were answered, not left in doubt (``ApplyProgress``)."""
         if not writes:
             return
         connection = self.connection
@@ -417,7 +423,17 @@ class RedisBackend(StorageBackend):
                     await connection.script(script)(keys=[name], args=args, client=pipe)
                 if master is not None:  # after the writes, on their connection
                     connection.replicas.queue_wait(pipe, master)
-                replies = list(await pipe.execute())
+                replies = list(await pipe.execute(raise_on_error=False))
+            first = next((i for i, r in enumerate(replies) if isinstance(r, Exception)), None)
+            if first is not None:  # raised as execute() would, the first in order
+                answered = replies[first : len(writes)]
+                if (
+                    answered
+                    and all(_refusal(reply) for reply in answered)
+                    and (master is None or _confirms(replies[-1]))
+                ):
+                    refused(first)
+                raise replies[first]
             if master is not None:
                 confirm(replies.pop())
             return replies
@@ -532,3 +548,20 @@ def _newest(written: str | None, touched: str | None) -> str | None:
         if over == (written or "") and (written is None or version > written):
             return version
     return written
+
+
+def _refusal(reply: Any) -> bool:
+    """Whether a pipeline's reply is a refusal (full, an ACL, a key of the wrong type): the
+    write was not applied, and would not be if sent again now."""
+    if isinstance(reply, errors.REFUSED):
+        return True
+    return isinstance(reply, rexc.ResponseError) and errors.refused(errors.reply(str(reply)))
+
+
+def _confirms(waited: Any) -> bool:
+    """Whether ``WAIT``'s reply says a replica has the writes before it."""
+    try:
+        confirm(waited)
+    except Exception:  # (an error reply, or no replica in time: the writes stay in doubt)
+        return False
+    return True
