@@ -59,9 +59,11 @@ async def test_conformance_in_process() -> None:
 
 
 @pytest.mark.redis
-async def test_conformance_on_redis(redis_server: RedisServer) -> None:
-    """langgraph-checkpoint-conformance passes on a plain redis-server (no modules)."""
-    await assert_conformant(redis_server.url)
+@pytest.mark.parametrize("resume_in_outage", [True, False])
+async def test_conformance_on_redis(redis_server: RedisServer, resume_in_outage: bool) -> None:
+    """langgraph-checkpoint-conformance passes on a plain redis-server (no modules), in both
+    outage modes."""
+    await assert_conformant(redis_server.url, resume_in_outage=resume_in_outage)
 
 
 @pytest.mark.redis
@@ -299,6 +301,64 @@ async def test_an_outage_turn_the_copy_cannot_resume_fails_instead_of_forking_th
     await first.memory.clear()
     for saver in (first, second):
         await saver.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("resume_in_outage", [True, False])
+async def test_a_thread_two_workers_alternate_forks_in_an_outage_unless_it_needs_redis(
+    redis_server_factory: Factory, resume_in_outage: bool
+) -> None:
+    """docs/langgraph.md: a thread whose turns go to several workers can fork around an
+    outage: the worker that wrote its latest checkpoint resumes it from its copy, the other
+    recovers first and serves the next turn from Redis, which lacks the first's journalled
+    turn, so that answered turn drops out of the thread's state (review R15: 6 of 37 turns).
+    With ``resume_in_outage=False`` the outage turn raises instead, and every answered turn
+    stays in the thread."""
+    from tta_dev_primitives.exceptions import BackendUnavailableError
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+
+    def worker(**options: Any) -> MemoryCheckpointSaver:
+        memory = fast_recovery(server.url, ns, text_fields=("_not_indexed",), **options)
+        return MemoryCheckpointSaver(memory, resume_in_outage=resume_in_outage)
+
+    first = worker(recovery_interval=60, max_recovery_interval=60)  # recovers when flushed
+    second = worker()
+    config = {"configurable": {"thread_id": "t"}}
+    answered: list[str] = []
+
+    async def turn(saver: MemoryCheckpointSaver, text: str) -> None:
+        graph = chat_graph(saver)
+        state = await graph.aget_state(config)
+        await graph.ainvoke({"turns": [*state.values.get("turns", []), text]}, config)
+        answered.append(text)
+
+    await turn(first, "one")
+    await turn(second, "two")
+    await turn(first, "three")  # the first wrote the latest checkpoint
+    server.kill()
+    if resume_in_outage:
+        await turn(first, "during")  # resumed from its copy, journalled
+    else:
+        with pytest.raises(BackendUnavailableError, match="resume_in_outage=False"):
+            await turn(first, "during")
+        assert first.memory.get_backend_info()["journal_size"] == 0  # nothing written
+    server.start()
+    await turn(second, "after")  # from Redis, which lacks the first's outage turn
+    await replayed(first.memory)
+    reader = worker()
+    final = (await chat_graph(reader).aget_state(config)).values["turns"]
+    missing = [text for text in answered if text not in final]
+    assert missing == (["during"] if resume_in_outage else [])
+    await reader.memory.clear()
+    for saver in (first, second, reader):
+        await saver.aclose()
+
+
+def test_resume_in_outage_must_be_a_bool() -> None:
+    with pytest.raises(InvalidArgumentTypeError, match="resume_in_outage"):
+        MemoryCheckpointSaver.from_url(None, resume_in_outage="no")  # type: ignore[arg-type]
 
 
 @pytest.mark.redis

@@ -128,13 +128,26 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
     on a private loop (from inside a running loop too, blocking it while they run).
     """
 
-    def __init__(self, memory: MemoryPrimitive, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        memory: MemoryPrimitive,
+        *,
+        serde: SerializerProtocol | None = None,
+        resume_in_outage: bool = True,
+    ) -> None:
         if not isinstance(memory, MemoryPrimitive):
             raise InvalidArgumentTypeError(
                 f"memory must be a MemoryPrimitive, got {type(memory).__name__}"
             )
+        if not isinstance(resume_in_outage, bool):
+            raise InvalidArgumentTypeError(
+                f"resume_in_outage must be a bool, got {type(resume_in_outage).__name__}"
+            )
         super().__init__(serde=serde)
         self.memory = memory
+        #: False: during an outage every turn raises, none resumes from the copy (a thread
+        #: whose turns go to several workers can fork otherwise: docs/langgraph.md).
+        self.resume_in_outage = resume_in_outage
 
     @classmethod
     def from_url(
@@ -144,6 +157,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         namespace: str = "tta:checkpoints",
         max_size: int = 100_000,
         serde: SerializerProtocol | None = None,
+        resume_in_outage: bool = True,
         **memory_options: Any,
     ) -> MemoryCheckpointSaver:
         """A saver on a new ``MemoryPrimitive(redis_url, ...)`` of its own namespace.
@@ -155,7 +169,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         # (``_newest``); a replica's load goes on as long as pages keep arriving.
         memory_options.setdefault("load_timeout", 2.0)
         memory = MemoryPrimitive(redis_url, max_size, namespace=namespace, **memory_options)
-        return cls(memory, serde=serde)
+        return cls(memory, serde=serde, resume_in_outage=resume_in_outage)
 
     async def aclose(self) -> None:
         """Close the memory (replaying journalled writes first if Redis is back)."""
@@ -249,10 +263,12 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         checkpoint_id = get_checkpoint_id(config)
         if checkpoint_id:
             record = await self.memory.get(_key("c", thread_id, ns, checkpoint_id))
+            self._check_served(thread_id, f"checkpoint {checkpoint_id!r}")
             if record is None and self._listed_in_process():
                 raise self._not_held(thread_id, f"checkpoint {checkpoint_id!r}")
         else:
             headers = await self._headers(thread_id, ns)
+            self._check_served(thread_id, "the latest checkpoint")
             if self._listed_in_process():
                 head = await self.memory.get(_key("h", thread_id, ns))
                 newest = headers[0][0] if headers else None
@@ -262,6 +278,26 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         if record is None:
             return None
         return await self._tuple(record)
+
+    def _check_served(self, thread_id: str, what: str) -> None:
+        """With ``resume_in_outage=False``, raise unless Redis served the calls just made."""
+        if not self.resume_in_outage and self._listed_in_process():
+            raise self._outage(thread_id, what)
+
+    def _check_up(self, thread_id: str, what: str) -> None:
+        """With ``resume_in_outage=False``, raise before writing if Redis is known to be down:
+        a checkpoint journalled now would come back as the thread's latest once replayed,
+        after the turn that wrote it failed."""
+        if not self.resume_in_outage:
+            info = self.memory.get_backend_info()
+            if info["redis_configured"] and info["degraded"]:
+                raise self._outage(thread_id, what)
+
+    def _outage(self, thread_id: str, what: str) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"thread {thread_id!r}: {what} needs Redis (resume_in_outage=False), which is not "
+            "answering; run the turn again once Redis is back"
+        )
 
     def _not_held(self, thread_id: str, what: str) -> BackendUnavailableError:
         """During an outage, ``what`` of a thread is not in this process's copy: answering
@@ -292,6 +328,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         wanted_id: str | None = None
         if config is None:
             records = [(r["checkpoint_id"], r) for _, r in await self._scoped("c")]
+            self._check_served("*", "the checkpoints")
             records.sort(key=lambda item: item[0], reverse=True)
         else:
             configurable = _configurable(config)
@@ -299,6 +336,7 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
             if ns is not None:
                 ns = _namespace(configurable)
             records = await self._headers(_thread_id(configurable), ns)
+            self._check_served(_thread_id(configurable), "its checkpoints")
             wanted_id = get_checkpoint_id(config)
         before_id = get_checkpoint_id(before) if before else None
         left = limit
@@ -345,11 +383,15 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
             "checkpoint": self._dump(saved),
             "metadata": self._dump(get_checkpoint_metadata(config, metadata)),
         }
+        self._check_up(thread_id, "a checkpoint")
         for key, blob in blobs.items():
             await self.memory.add(key, blob)
         await self.memory.add(_key("c", thread_id, ns, checkpoint["id"]), record)
         head = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
         await self.memory.add(_key("h", thread_id, ns), head)
+        # Journalled (the outage began during the turn): raised all the same, and replayed
+        # when Redis is back, as a write whose reply was lost.
+        self._check_served(thread_id, "a checkpoint")
         return _checkpoint_config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
@@ -377,10 +419,13 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
                 "value": self._dump(value),
             }
             records.append((key, slot, record))
+        self._check_up(thread_id, "a task's writes")
         for key, slot, record in records:
             if slot >= 0 and await self.memory.get(key) is not None:
                 continue
             await self.memory.add(key, record)
+        if records:  # (calls were made: ``using_redis`` speaks of them)
+            self._check_served(thread_id, "a task's writes")
 
     def _listed_in_process(self) -> bool:
         """True if the memory has Redis but the last listing was served in-process (an
