@@ -5,8 +5,10 @@ loopback; ``--quick`` for a smoke run, ``--json PATH`` to save figures).
 
 Kills Redis, journals ``--writes`` distinct writes (100k by default), restarts Redis, then runs
 ``--callers`` concurrent loops of get/add/search/size until the background replay has drained the
-journal. Reports every call's latency (max, p50, p99) against the documented bound
-``redis_timeout + 0.2 s``, the replay's duration and rate, and the journal's bytes per write.
+journal. Reports every call's latency (max, p50, p99; the longest of each kind) against the
+documented bound ``redis_timeout + 0.2 s``, which gets, adds and sizes keep; a search waits
+besides for its replica to read what was replayed. Also the replay's duration and rate, and
+the journal's bytes per write.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ def rss_mb() -> float:
 
 
 async def caller(
-    memory: MemoryPrimitive, n: int, done: asyncio.Event, out: list[float], slow: list[Any]
+    memory: MemoryPrimitive,
+    n: int,
+    done: asyncio.Event,
+    out: list[float],
+    slow: list[Any],
+    longest: dict[str, float],
 ) -> None:
     i = 0
     while not done.is_set():
@@ -49,6 +56,7 @@ async def caller(
             await call
             took = time.perf_counter() - start
             out.append(took)
+            longest[kind] = max(longest.get(kind, 0.0), took)
             if took > 0.1:
                 slow.append((round(took * 1e3), kind, memory.get_backend_info()["journal_size"]))
         await asyncio.sleep(0)
@@ -82,8 +90,9 @@ async def run(args: Any) -> dict[str, Any]:
         done = asyncio.Event()
         latencies: list[float] = []
         slow: list[Any] = []
+        longest: dict[str, float] = {}
         callers = [
-            asyncio.create_task(caller(memory, n, done, latencies, slow))
+            asyncio.create_task(caller(memory, n, done, latencies, slow, longest))
             for _ in range(args.callers)
         ]
         start = time.perf_counter()
@@ -115,6 +124,7 @@ async def run(args: Any) -> dict[str, Any]:
         "replay_writes_per_s": n / replay_s,
         "calls": len(latencies),
         "max_ms": max(latencies) * 1e3,
+        "max_ms_by_op": {kind: round(took * 1e3, 1) for kind, took in sorted(longest.items())},
         "p50_ms": p50 * 1e3,
         "p99_ms": p99 * 1e3,
         "bound_ms": (TIMEOUT + 0.2) * 1e3,
@@ -135,8 +145,10 @@ def report(f: dict[str, Any]) -> None:
         [[f["calls"], f["max_ms"], f["p50_ms"], f["p99_ms"], f["bound_ms"]]],
     ))  # fmt: skip
     print(f"slowest calls (ms, op, journal size after): {f['slowest']}")
-    verdict = "within" if f["max_ms"] <= f["bound_ms"] else "OVER"
-    print(f"longest call {verdict} redis_timeout + 0.2 s")
+    print(f"longest of each kind (ms): {f['max_ms_by_op']}")
+    bounded = max(ms for op, ms in f["max_ms_by_op"].items() if op != "search")
+    verdict = "within" if bounded <= f["bound_ms"] else "OVER"
+    print(f"longest get, add or size {verdict} redis_timeout + 0.2 s")
     print("outage replay done")
 
 
