@@ -87,3 +87,55 @@ async def test_writes_a_full_redis_refused_at_their_replay_are_reported_unsent_n
     stored = sum([await reader.get(f"u1:s1:{i}") is not None for i in range(300)])
     await reader.aclose()
     assert (closed.value.unsent, closed.value.unconfirmed) == (300 - stored, 0), str(closed.value)
+
+
+async def test_a_stale_write_before_a_full_redis_s_refusal_in_one_chunk_is_still_reported(
+    redis_server_factory: Factory,
+) -> None:
+    """A replayed chunk whose first write loses to a newer one (another process wrote the key
+    since) and whose rest Redis refuses as full: the stale write is still reported and its
+    copy dropped, so a later outage does not serve the older value (review R16: it did)."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, recovery_interval=60, max_recovery_interval=60)
+    await memory.add("u1:s1:k0", {"v": "warm"})
+    with server.stalled():
+        await memory.add("u1:s1:k1", {"v": "old"})
+        for i in range(2, 6):
+            await memory.add(f"u1:s1:k{i}", {"v": i})
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    await other.add("u1:s1:k1", {"v": "new"})
+    await other.aclose()
+    admin = aioredis.Redis(port=server.port)
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", "1")  # every write refused: full
+    assert not await memory.flush()
+    assert "full" in memory.get_backend_info()["last_error"]
+    assert memory.get_backend_info()["stale_writes"] == 1
+    await admin.config_set("maxmemory", "0")
+    await admin.aclose()
+    await replayed(memory)
+    with server.stalled():
+        assert await memory.get("u1:s1:k1") is None  # not the older value
+    await memory.aclose()
+
+
+async def test_writes_an_acl_stops_part_way_at_their_replay_stay_in_doubt(
+    redis_server_factory: Factory,
+) -> None:
+    """An ACL refusal can stop the write script after the value was set (a user without
+    +zrem): those writes are reported as maybe stored, not as lost (review R16: a fresh
+    process read every one reported lost)."""
+    from tta_dev_primitives.exceptions import UnsentWritesError
+
+    server = redis_server_factory()
+    admin = aioredis.Redis(port=server.port)
+    await admin.execute_command("ACL", "SETUSER", "nozrem", "on", ">pw", "~*", "+@all", "-zrem")
+    await admin.aclose()
+    url = f"redis://nozrem:pw@127.0.0.1:{server.port}/0"
+    memory = fast_recovery(url, recovery_interval=60, max_recovery_interval=60)
+    with server.stalled():
+        for i in range(5):
+            await memory.add(f"u1:s1:k{i}", {"v": i})
+    with pytest.raises(UnsentWritesError) as closed:
+        await memory.aclose()  # replays: refused part-way
+    assert (closed.value.unsent, closed.value.unconfirmed) == (0, 5), str(closed.value)

@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from tta_dev_primitives.exceptions import (
-    BackendRefusedError,
-    BackendUnavailableError,
-    StaleWriteError,
-)
+from tta_dev_primitives.exceptions import BackendUnavailableError, StaleWriteError
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.stores._versions import VersionClock
 
@@ -41,7 +37,7 @@ __all__ = [
 #: handed to the server (or about to be), the first ``applied`` of them confirmed by its reply.
 #: A caller cancelled (or failed) in between knows which writes' fate is unknown. A report
 #: whose ``sent`` is lower than the one before, just before a refusal is raised, says the
-#: writes past it were answered with that refusal: not stored, and in no doubt.
+#: writes past it were answered with a refusal that left nothing behind (Redis full).
 ApplyProgress = Callable[[int, int], None]
 
 
@@ -171,12 +167,7 @@ class StorageBackend(ABC):
         for done, write in enumerate(writes):
             if progress is not None:
                 progress(done + 1, done)
-            try:
-                await send(self, write)
-            except BackendRefusedError:
-                if progress is not None:
-                    progress(done, done)  # answered: refused, not stored
-                raise
+            await send(self, write)
             if progress is not None:
                 progress(done + 1, done + 1)
 

@@ -378,13 +378,10 @@ class Replay:
     ) -> None:
         """Send each write alone; the ones refused for their data become dead letters."""
         for entry, write in zip(batch, writes, strict=True):
-            was, entry[1].sent = entry[1].sent, True
+            entry[1].sent = True
             try:
                 await self.remote.apply([write])  # a stale write is reported, not raised
-            except BackendUnavailableError:
-                raise
-            except BackendRefusedError:
-                entry[1].sent = was  # answered: not stored by this run
+            except (BackendUnavailableError, BackendRefusedError):
                 raise
             except BackendError as exc:
                 self.dead += 1

@@ -389,10 +389,10 @@ class RedisBackend(StorageBackend):
     async def _pipeline(
         self, writes: Sequence[Put | Delete], refused: Callable[[int], None] = lambda done: None
     ) -> None:
-        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis
-        refused every write from one on (full, an ACL) and confirmed those before it,
-        ``refused(done)`` hears how many it applied before the refusal is raised: the rest
-        were answered, not left in doubt (``ApplyProgress``)."""
+        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis,
+        full, refused every write from one on and confirmed those before it, ``refused(done)``
+        hears how many it applied before the refusal is raised: the rest were answered, not
+        left in doubt (``ApplyProgress``)."""
         if not writes:
             return
         connection = self.connection
@@ -429,16 +429,21 @@ class RedisBackend(StorageBackend):
                 answered = replies[first : len(writes)]
                 if (
                     answered
-                    and all(_refusal(reply) for reply in answered)
+                    and all(_full(reply) for reply in answered)
                     and (master is None or _confirms(replies[-1]))
                 ):
+                    self._settle(writes[:first], replies[:first])
                     refused(first)
                 raise replies[first]
             if master is not None:
                 confirm(replies.pop())
             return replies
 
-        replies = await connection.call(run, sending=sending, key=calls[0][1])
+        self._settle(writes, await connection.call(run, sending=sending, key=calls[0][1]))
+
+    def _settle(self, writes: Sequence[Put | Delete], replies: Sequence[Any]) -> None:
+        """Take in what Redis answered each applied write: a stale one reported (its copy then
+        dropped), a put's sequence observed."""
         for write, reply in zip(writes, replies, strict=True):
             if isinstance(reply, bytes | str) and text_of(reply).startswith("stale"):
                 self._report_stale(_stale(write.key, text_of(reply)), write.key)
@@ -550,12 +555,16 @@ def _newest(written: str | None, touched: str | None) -> str | None:
     return written
 
 
-def _refusal(reply: Any) -> bool:
-    """Whether a pipeline's reply is a refusal (full, an ACL, a key of the wrong type): the
-    write was not applied, and would not be if sent again now."""
-    if isinstance(reply, errors.REFUSED):
+def _full(reply: Any) -> bool:
+    """Whether a pipeline's reply refused its write for memory (OOM). Only that refusal leaves
+    nothing behind: Redis checks it at a script's first write, before anything changes, while
+    an ACL's or a key type's may stop the script after its value was set (review R16)."""
+    if isinstance(reply, rexc.OutOfMemoryError):
         return True
-    return isinstance(reply, rexc.ResponseError) and errors.refused(errors.reply(str(reply)))
+    if not isinstance(reply, rexc.ResponseError):
+        return False
+    message = errors.reply(str(reply)).upper()
+    return message.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in message
 
 
 def _confirms(waited: Any) -> bool:
