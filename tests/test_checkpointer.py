@@ -356,6 +356,34 @@ async def test_a_thread_two_workers_alternate_forks_in_an_outage_unless_it_needs
         await saver.aclose()
 
 
+@pytest.mark.redis
+async def test_a_thread_is_not_copied_from_the_in_process_copy_in_an_outage(
+    redis_server_factory: Factory,
+) -> None:
+    """copy_thread reads the whole thread: during an outage the copy holds only what this
+    process wrote, so it raises and copies nothing (review R16: it returned normally, and the
+    target lacked the other worker's checkpoint)."""
+    from tta_dev_primitives.exceptions import BackendUnavailableError
+
+    server = redis_server_factory(appendonly=True)
+    ns = namespace()
+    first = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    second = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    config = {"configurable": {"thread_id": "t"}}
+    await chat_graph(first).ainvoke({"turns": ["one"]}, config)
+    state = await chat_graph(second).aget_state(config)
+    await chat_graph(second).ainvoke({"turns": [*state.values["turns"], "two"]}, config)
+    with server.stalled(), pytest.raises(BackendUnavailableError, match="nothing was copied"):
+        await first.acopy_thread("t", "t2")
+    await replayed(first.memory)
+    await first.acopy_thread("t", "t2")  # Redis back: the whole thread
+    copied = await chat_graph(first).aget_state({"configurable": {"thread_id": "t2"}})
+    assert copied.values["turns"] == ["one", "reply 1", "two", "reply 3"]
+    await first.memory.clear()
+    for saver in (first, second):
+        await saver.aclose()
+
+
 def test_resume_in_outage_must_be_a_bool() -> None:
     with pytest.raises(InvalidArgumentTypeError, match="resume_in_outage"):
         MemoryCheckpointSaver.from_url(None, resume_in_outage="no")  # type: ignore[arg-type]

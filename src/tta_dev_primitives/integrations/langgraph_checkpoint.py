@@ -457,9 +457,19 @@ class MemoryCheckpointSaver(BaseCheckpointSaver[str]):
         """Copy every record of one thread to another (the target's own records stay)."""
         source = _thread_id({"thread_id": source_thread_id})
         target = _thread_id({"thread_id": target_thread_id})
+        found = []
         for kind in ("b", "w", "c", "h"):  # checkpoints last: none is seen half-copied
+            found.append((kind, await self._scoped(_key(kind, source))))
+            if self._listed_in_process():
+                # The copy holds what this process wrote, not the thread: copying it would
+                # make a thread without others' checkpoints (review R16). Nothing copied.
+                raise BackendUnavailableError(
+                    f"copy_thread({source!r}, ...) needs Redis to read the whole thread, and "
+                    "Redis is not answering; nothing was copied: copy it once Redis is back"
+                )
+        for kind, records in found:
             prefix = _key(kind, source) + ":"
-            for key, record in await self._scoped(_key(kind, source)):
+            for key, record in records:
                 if not key.startswith(prefix):
                     continue
                 if kind in ("c", "h"):
