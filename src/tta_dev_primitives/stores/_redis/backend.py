@@ -556,15 +556,12 @@ def _newest(written: str | None, touched: str | None) -> str | None:
 
 
 def _full(reply: Any) -> bool:
-    """Whether a pipeline's reply refused its write for memory (OOM). Only that refusal leaves
-    nothing behind: Redis checks it at a script's first write, before anything changes, while
-    an ACL's or a key type's may stop the script after its value was set (review R16)."""
+    """Whether a pipeline's reply refused its write for memory (``errors.full``): the only
+    refusal that leaves nothing behind; an ACL's or a key type's may stop the script after its
+    value was set (review R16)."""
     if isinstance(reply, rexc.OutOfMemoryError):
         return True
-    if not isinstance(reply, rexc.ResponseError):
-        return False
-    message = errors.reply(str(reply)).upper()
-    return message.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in message
+    return isinstance(reply, rexc.ResponseError) and errors.full(errors.reply(str(reply)))
 
 
 def _confirms(waited: Any) -> bool:

@@ -108,6 +108,14 @@ def unavailable(message: str) -> bool:
     return upper.startswith(UNAVAILABLE_REPLIES) or any(r in upper for r in UNAVAILABLE_INSIDE)
 
 
+def full(message: str) -> bool:
+    """True if a (scrubbed) refusal is Redis's for memory (maxmemory), by Redis's own words,
+    not a word a key may hold (the default namespace's has "memory"). Such a refusal leaves
+    nothing behind: Redis checks it at a script's first write, before anything changes."""
+    upper = message.upper()
+    return upper.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in upper
+
+
 def refused(message: str) -> bool:
     """True if a ``ResponseError``'s (scrubbed) message is a refusal (see ``REFUSED``)."""
     upper = message.upper()
@@ -205,8 +213,7 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
             "the ACL in docs/production.md); the write reached the master, but no replica "
             "was asked to confirm it, so a failover may still lose it"
         )
-    # By Redis's own words, not a word a key may hold (the default namespace's has "memory").
-    if upper.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in upper:
+    if full(message):
         hint = "Redis is full (maxmemory): free memory, raise maxmemory, or delete memories"
     elif "WRONGTYPE" in upper:
         hint = "a key of this namespace holds another type (delete it, or clear())"
