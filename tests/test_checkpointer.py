@@ -19,7 +19,6 @@ from langgraph.graph import START, StateGraph
 
 from conftest import Factory, fast_recovery, namespace, replayed, run_python
 from redis_server import RedisServer
-from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.integrations.langgraph_checkpoint import MemoryCheckpointSaver
 
@@ -92,6 +91,15 @@ def chat_graph(saver: MemoryCheckpointSaver) -> Any:
     builder.add_node("reply", reply)
     builder.add_edge(START, "reply")
     return builder.compile(checkpointer=saver)
+
+
+def worker(
+    server: RedisServer, ns: str, resume_in_outage: bool = True, **options: Any
+) -> MemoryCheckpointSaver:
+    """A saver as one worker process has it: its own memory of namespace ``ns`` on ``server``,
+    probing a failed Redis often (``fast_recovery``)."""
+    memory = fast_recovery(server.url, ns, text_fields=("_not_indexed",), **options)
+    return MemoryCheckpointSaver(memory, resume_in_outage=resume_in_outage)
 
 
 async def test_a_graph_resumes_its_thread_from_the_saver() -> None:
@@ -210,8 +218,8 @@ async def test_a_checkpoint_written_during_an_outage_is_replayed(
     and read by another process afterwards, with the ones written before."""
     server = redis_server_factory(appendonly=True)
     ns = namespace()
-    memory: MemoryPrimitive = fast_recovery(server.url, ns, text_fields=("_not_indexed",))
-    saver = MemoryCheckpointSaver(memory)
+    saver = worker(server, ns)
+    memory = saver.memory
     graph = chat_graph(saver)
     config = {"configurable": {"thread_id": "t"}}
     await graph.ainvoke({"turns": ["before"]}, config)
@@ -272,8 +280,7 @@ async def test_an_outage_turn_the_copy_cannot_resume_fails_instead_of_forking_th
 
     server = redis_server_factory(appendonly=True)
     ns = namespace()
-    first = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
-    second = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    first, second = worker(server, ns), worker(server, ns)
     config = {"configurable": {"thread_id": "t"}}
     await profiled_graph(first).ainvoke({"turns": ["I live in Lisbon"]}, config)
     resumer = first
@@ -319,12 +326,10 @@ async def test_a_thread_two_workers_alternate_forks_in_an_outage_unless_it_needs
     server = redis_server_factory(appendonly=True)
     ns = namespace()
 
-    def worker(**options: Any) -> MemoryCheckpointSaver:
-        memory = fast_recovery(server.url, ns, text_fields=("_not_indexed",), **options)
-        return MemoryCheckpointSaver(memory, resume_in_outage=resume_in_outage)
-
-    first = worker(recovery_interval=60, max_recovery_interval=60)  # recovers when flushed
-    second = worker()
+    first = worker(  # recovers when flushed
+        server, ns, resume_in_outage, recovery_interval=60, max_recovery_interval=60
+    )
+    second = worker(server, ns, resume_in_outage)
     config = {"configurable": {"thread_id": "t"}}
     answered: list[str] = []
 
@@ -347,7 +352,7 @@ async def test_a_thread_two_workers_alternate_forks_in_an_outage_unless_it_needs
     server.start()
     await turn(second, "after")  # from Redis, which lacks the first's outage turn
     await replayed(first.memory)
-    reader = worker()
+    reader = worker(server, ns, resume_in_outage)
     final = (await chat_graph(reader).aget_state(config)).values["turns"]
     missing = [text for text in answered if text not in final]
     assert missing == (["during"] if resume_in_outage else [])
@@ -367,8 +372,7 @@ async def test_a_thread_is_not_copied_from_the_in_process_copy_in_an_outage(
 
     server = redis_server_factory(appendonly=True)
     ns = namespace()
-    first = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
-    second = MemoryCheckpointSaver(fast_recovery(server.url, ns, text_fields=("_not_indexed",)))
+    first, second = worker(server, ns), worker(server, ns)
     config = {"configurable": {"thread_id": "t"}}
     await chat_graph(first).ainvoke({"turns": ["one"]}, config)
     state = await chat_graph(second).aget_state(config)

@@ -393,23 +393,8 @@ async def test_a_master_keeps_one_index_and_a_process_on_a_dropped_one_finds_it(
     first = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=10)
     second = None
     try:
-        for user in range(30):
-            await first.add(f"u{user}:s1:t1", {"content": f"user {user} planted tulips"})
-        assert len(await first.search("tulips", limit=50)) == 30
-        engine = _engine(first)
+        engine, kept, extra = await _with_an_extra_index(first, ns)
         masters, shards = engine._layout
-        kept = shards[0]
-        node = redis.Redis(port=kept.node.port)
-        # Another name whose slot that master owns, made with the same schema (and scan).
-        slots = _slots_of(node)
-        extra = next(
-            name
-            for n in range(10_000)
-            if (name := Layout.master_index_name(ns, n)) != kept.name
-            and key_slot(name.encode()) in slots
-        )
-        node.execute_command(*engine._create_args(extra, engine.bases, engine.dims, True))
-        await eventually(lambda: _done_indexing(node, extra), within=30)
         assert len(_indexes(cluster, ns)[kept.node.port]) == 2
         # ``first`` searches the extra one from now on (as the process that made it would).
         engine._layout = (masters, [Shard(kept.node, extra, kept.timeout_ms), *shards[1:]])
@@ -438,27 +423,12 @@ async def test_a_layout_change_a_search_finds_under_way_sets_the_engine_up_again
 
     A failover is emulated: the layout the engine last set up on names a master that is gone,
     and the check before the first search finds it unchanged (the slot map read too early)."""
-    from tta_dev_primitives.stores._redis.shards import Shard
-
     cluster = redis_query_engine_cluster
     ns = namespace()
     memory = MemoryPrimitive(cluster.url, namespace=ns, search_engine="redis", redis_timeout=10)
     try:
-        for user in range(30):
-            await memory.add(f"u{user}:s1:t1", {"content": f"user {user} planted tulips"})
-        assert len(await memory.search("tulips", limit=50)) == 30
-        engine = _engine(memory)
+        engine, kept, _ = await _with_an_extra_index(memory, ns)
         masters, shards = engine._layout
-        kept = shards[0]
-        node = redis.Redis(port=kept.node.port)
-        extra = next(
-            name
-            for n in range(10_000)
-            if (name := Layout.master_index_name(ns, n)) != kept.name
-            and key_slot(name.encode()) in _slots_of(node)
-        )
-        node.execute_command(*engine._create_args(extra, engine.bases, engine.dims, True))
-        await eventually(lambda: _done_indexing(node, extra), within=30)
         checks = 0
 
         async def too_early(client: Any) -> bool:
@@ -467,8 +437,7 @@ async def test_a_layout_change_a_search_finds_under_way_sets_the_engine_up_again
             return checks == 1 or bool(await unpatched(client))
 
         unpatched, engine._same_layout = engine._same_layout, too_early
-        gone = Shard(kept.node, kept.name, kept.timeout_ms)
-        engine._layout = (("127.0.0.1:1", *masters[1:]), [gone, *shards[1:]])
+        engine._layout = (("127.0.0.1:1", *masters[1:]), shards)
         assert len(await memory.search("tulips", limit=50)) == 30
         assert checks == 1
         assert len(await memory.search("tulips", limit=50)) == 30
@@ -477,6 +446,29 @@ async def test_a_layout_change_a_search_finds_under_way_sets_the_engine_up_again
         await memory.clear()
     finally:
         await memory.aclose()
+
+
+async def _with_an_extra_index(memory: MemoryPrimitive, ns: str) -> tuple[Any, Any, str]:
+    """30 memories found in the engine, then a second index of the namespace on the first
+    master, under another name whose slot that master owns (what a process with an older slot
+    map made there), with the same schema, scanned: the engine, the first shard (the index
+    the master keeps) and the extra index's name."""
+    for user in range(30):
+        await memory.add(f"u{user}:s1:t1", {"content": f"user {user} planted tulips"})
+    assert len(await memory.search("tulips", limit=50)) == 30
+    engine = _engine(memory)
+    kept = engine._layout[1][0]
+    node = redis.Redis(port=kept.node.port)
+    slots = _slots_of(node)
+    extra = next(
+        name
+        for n in range(10_000)
+        if (name := Layout.master_index_name(ns, n)) != kept.name
+        and key_slot(name.encode()) in slots
+    )
+    node.execute_command(*engine._create_args(extra, engine.bases, engine.dims, True))
+    await eventually(lambda: _done_indexing(node, extra), within=30)
+    return engine, kept, extra
 
 
 def _slots_of(node: redis.Redis) -> set[int]:
