@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 __all__ = ["gather_all"]
@@ -26,9 +26,7 @@ async def gather_all(*calls: Awaitable[T], at_most: int | None = None) -> list[T
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancelled(tasks)
         raise
 
 
@@ -45,11 +43,17 @@ async def _in_turns(calls: tuple[Awaitable[T], ...], at_most: int) -> list[T]:
             for task in done:
                 results[running.pop(task)] = task.result()  # (its error, raised)
     except BaseException:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await _cancelled(running)
         for _, call in waiting:  # never started: closed, so none is left "never awaited"
             if inspect.iscoroutine(call):
                 call.close()
         raise
     return results
+
+
+async def _cancelled(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and await their ends (their errors are the first failure's doing)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
