@@ -119,23 +119,49 @@ async def test_a_stale_write_before_a_full_redis_s_refusal_in_one_chunk_is_still
     await memory.aclose()
 
 
-async def test_writes_an_acl_stops_part_way_at_their_replay_stay_in_doubt(
+async def test_writes_an_acl_would_stop_part_way_are_refused_before_any_change(
     redis_server_factory: Factory,
 ) -> None:
-    """An ACL refusal can stop the write script after the value was set (a user without
-    +zrem): those writes are reported as maybe stored, not as lost (review R16: a fresh
-    process read every one reported lost)."""
+    """A user without one command a write script runs (here +zrem): Redis checks an ACL at
+    each command, so the script used to stop after it had set the value, and a fresh process
+    read writes reported as refused (review R16). The scripts now check the user's rights
+    first: the add and the replay are refused whole, reported unsent, and nothing is there."""
     from tta_dev_primitives.exceptions import UnsentWritesError
 
     server = redis_server_factory()
     admin = aioredis.Redis(port=server.port)
     await admin.execute_command("ACL", "SETUSER", "nozrem", "on", ">pw", "~*", "+@all", "-zrem")
-    await admin.aclose()
     url = f"redis://nozrem:pw@127.0.0.1:{server.port}/0"
     memory = fast_recovery(url, recovery_interval=60, max_recovery_interval=60)
+    with pytest.raises(BackendRefusedError) as refused:
+        await memory.add("u1:s1:direct", {"v": -1})
+    assert "'zrem'" in str(refused.value)
+    assert str(refused.value).endswith("nothing was stored"), str(refused.value)
     with server.stalled():
         for i in range(5):
             await memory.add(f"u1:s1:k{i}", {"v": i})
     with pytest.raises(UnsentWritesError) as closed:
-        await memory.aclose()  # replays: refused part-way
-    assert (closed.value.unsent, closed.value.unconfirmed) == (0, 5), str(closed.value)
+        await memory.aclose()  # replays: refused before any change
+    assert (closed.value.unsent, closed.value.unconfirmed) == (5, 0), str(closed.value)
+    assert await admin.keys("*") == []  # not one key: no value, no feed, no facts
+    await admin.aclose()
+
+
+async def test_a_refusal_redis_makes_inside_a_script_does_not_say_nothing_was_stored(
+    redis_server_factory: Factory,
+) -> None:
+    """A refusal Redis itself makes inside a script (here a user without +type, which the
+    scripts run before their rights check cannot) may in general come after some writes:
+    the error says how to recover instead of claiming nothing was stored."""
+    server = redis_server_factory()
+    admin = aioredis.Redis(port=server.port)
+    await admin.execute_command("ACL", "SETUSER", "notype", "on", ">pw", "~*", "+@all", "-type")
+    await admin.aclose()
+    memory = MemoryPrimitive(f"redis://notype:pw@127.0.0.1:{server.port}/0")
+    with pytest.raises(BackendRefusedError) as refused:
+        await memory.add("u1:s1:a", {"v": 1})
+    message = str(refused.value)
+    assert "can't run this command" in message
+    assert "nothing was stored" not in message
+    assert "write it again" in message
+    await memory.aclose()

@@ -389,10 +389,11 @@ class RedisBackend(StorageBackend):
     async def _pipeline(
         self, writes: Sequence[Put | Delete], refused: Callable[[int], None] = lambda done: None
     ) -> None:
-        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis,
-        full, refused every write from one on and confirmed those before it, ``refused(done)``
-        hears how many it applied before the refusal is raised: the rest were answered, not
-        left in doubt (``ApplyProgress``)."""
+        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis
+        refused every write from one on with nothing left behind (full, or refused by our
+        scripts' checks: ``_untouched``) and confirmed those before it, ``refused(done)`` hears
+        how many it applied before the refusal is raised: the rest were answered, not left in
+        doubt (``ApplyProgress``)."""
         if not writes:
             return
         connection = self.connection
@@ -429,7 +430,7 @@ class RedisBackend(StorageBackend):
                 answered = replies[first : len(writes)]
                 if (
                     answered
-                    and all(_full(reply) for reply in answered)
+                    and all(_untouched(reply) for reply in answered)
                     and (master is None or _confirms(replies[-1]))
                 ):
                     self._settle(writes[:first], replies[:first])
@@ -555,13 +556,13 @@ def _newest(written: str | None, touched: str | None) -> str | None:
     return written
 
 
-def _full(reply: Any) -> bool:
-    """Whether a pipeline's reply refused its write for memory (``errors.full``): the only
-    refusal that leaves nothing behind; an ACL's or a key type's may stop the script after its
-    value was set (review R16)."""
+def _untouched(reply: Any) -> bool:
+    """Whether a pipeline's reply refused its write with nothing left behind
+    (``errors.untouched``): for memory, or by our scripts' checks before any change. Redis's
+    own ACL refusal may stop a script after its value was set (review R16)."""
     if isinstance(reply, rexc.OutOfMemoryError):
         return True
-    return isinstance(reply, rexc.ResponseError) and errors.full(errors.reply(str(reply)))
+    return isinstance(reply, rexc.ResponseError) and errors.untouched(errors.reply(str(reply)))
 
 
 def _confirms(waited: Any) -> bool:

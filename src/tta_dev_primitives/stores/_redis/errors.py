@@ -27,6 +27,7 @@ from tta_dev_primitives.exceptions import BackendRefusedError
 from tta_dev_primitives.stores._urls import redact_url, scrub
 
 __all__ = [
+    "BEFORE_ANY_CHANGE",
     "REFUSED",
     "REFUSED_INSIDE",
     "REFUSED_REPLIES",
@@ -40,7 +41,12 @@ __all__ = [
     "slot_moving",
     "unavailable",
     "unknown_node",
+    "untouched",
 ]
+
+#: The words the write scripts end a refusal with when they refused before changing anything
+#: (``lua_common.check_layout``: the user's rights and the keys' types are checked first).
+BEFORE_ANY_CHANGE = " (refused before any change)"
 
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
 UNAVAILABLE = (
@@ -114,6 +120,13 @@ def full(message: str) -> bool:
     nothing behind: Redis checks it at a script's first write, before anything changes."""
     upper = message.upper()
     return upper.startswith("OOM") or "NOT ALLOWED WHEN USED MEMORY" in upper
+
+
+def untouched(message: str) -> bool:
+    """True if a (scrubbed) refusal of a write left nothing behind: Redis's for memory
+    (``full``), or one our scripts made before any change (``BEFORE_ANY_CHANGE``). Redis's own
+    ACL or WRONGTYPE refusal inside a script may come after some of its writes."""
+    return full(message) or BEFORE_ANY_CHANGE.strip().upper() in message.upper()
 
 
 def refused(message: str) -> bool:
@@ -221,6 +234,8 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
         hint = "the URL's database number is past the server's 'databases' setting"
     else:
         hint = "the Redis user lacks a permission (see the ACL in docs/production.md)"
-    return BackendRefusedError(
-        f"Redis at {redact_url(url)} refused: {message} ({hint}); nothing was stored"
-    )
+    if untouched(message) or "DB INDEX" in upper:
+        outcome = "nothing was stored"
+    else:  # (Redis's own refusal inside a script, or of a read: the caller cannot tell)
+        outcome = "a write it stopped may be stored in part: fix this and write it again"
+    return BackendRefusedError(f"Redis at {redact_url(url)} refused: {message} ({hint}); {outcome}")
