@@ -231,18 +231,30 @@ def run_python(code: str) -> str:
 Factory = Callable[..., RedisServer]  # the redis_server_factory fixture's type
 
 
+def _production_md() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent.parent / "docs" / "production.md").read_text()
+
+
+def documented_acl_rules(password: str) -> list[str]:
+    """docs/production.md's whole ``ACL SETUSER tta`` block as its arguments (``on``, the
+    password, the key pattern, ``-@all``, the commands), its ``>PASSWORD`` as ``password``."""
+    import re
+
+    block = re.search(r"```text\nACL SETUSER tta (.*?)```", _production_md(), re.S)
+    assert block is not None, "the ACL block is missing from docs/production.md"
+    return [">" + password if word == ">PASSWORD" else word for word in block.group(1).split()]
+
+
 def documented_acl(engine: bool = False) -> list[str]:
     """The commands docs/production.md grants the library's Redis user (``+get`` ...), and with
     ``engine`` also those it adds for the Query Engine: tests grant exactly what the docs say."""
     import re
-    from pathlib import Path
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "production.md").read_text()
-    block = re.search(r"```text\nACL SETUSER tta (.*?)```", text, re.S)
-    assert block is not None, "the ACL block is missing from docs/production.md"
-    commands = [w for w in block.group(1).split() if w.startswith("+")]
+    commands = [w for w in documented_acl_rules("") if w.startswith("+")]
     if engine:
-        extra = re.search(r"With the Query Engine .*?also\s+`([^`]*)`", text, re.S)
+        extra = re.search(r"With the Query Engine .*?also\s+`([^`]*)`", _production_md(), re.S)
         assert extra is not None, "the Query Engine's ACL line is missing from docs/production.md"
         commands += extra.group(1).split()
     return commands

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ import redis.asyncio as aioredis
 from conftest import (
     Factory,
     copies_dropped,
+    documented_acl_rules,
     eventually,
     fast_recovery,
     namespace,
@@ -43,18 +42,6 @@ from tta_dev_primitives.testing import capture_spans
 
 pytestmark = pytest.mark.redis
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "production.md"
-
-
-def documented_acl(password: str) -> list[str]:
-    """The ACL rules of docs/production.md, as ``ACL SETUSER tta`` arguments."""
-    text = DOCS.read_text()
-    block = re.search(r"```text\n(ACL SETUSER tta .*?)```", text, re.S)
-    assert block is not None, "the ACL block is missing from docs/production.md"
-    words = block.group(1).split()[3:]  # after ACL SETUSER tta
-    return [">" + password if word == ">PASSWORD" else word for word in words]
-
-
 # -- item 4: permanent refusals are not outages -------------------------------------------------
 
 
@@ -62,7 +49,7 @@ async def test_the_documented_acl_runs_the_full_workload_on_database_1(
     redis_server_factory: Factory,
 ) -> None:
     """Exactly the documented ACL, on database 1: every operation, and a replay after an outage."""
-    server = redis_server_factory(extra=("--user", "tta", *documented_acl("tta-secret")))
+    server = redis_server_factory(extra=("--user", "tta", *documented_acl_rules("tta-secret")))
     url = f"redis://tta:tta-secret@127.0.0.1:{server.port}/1"
     memory = fast_recovery(url, "tta:memory")
     await memory.add("u1:s1:a", {"content": "least privilege"}, ttl=60)
