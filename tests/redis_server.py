@@ -168,24 +168,27 @@ class RedisServer:
 
     def _answers_as_ours(self) -> bool:
         """True if the server on our port is our process, not another suite's that bound it
-        first (ours then exits with 'Address already in use', but may not have yet)."""
+        first (ours then exits with 'Address already in use', but may not have yet), and has
+        loaded its data: INFO answers while an AOF loads, other commands get LOADING (a test
+        that read right after a restart failed so on a busy machine)."""
         assert self.proc is not None
-        request = b"INFO server\r\n"
+        request = b"INFO\r\n"  # (the default sections: server, then persistence)
         if self.password:
             request = f"AUTH {self.password}\r\n".encode() + request
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(request)
-                reply, found = b"", None
-                while found is None:
+                reply, found, loading = b"", None, None
+                while found is None or loading is None:
                     chunk = sock.recv(4096)
                     if not chunk:
                         return False
                     reply += chunk
                     found = re.search(rb"process_id:(\d+)\r\n", reply)
+                    loading = re.search(rb"\nloading:(\d)\r\n", reply)
         except OSError:
             return False
-        return int(found[1]) == self.proc.pid
+        return int(found[1]) == self.proc.pid and loading[1] == b"0"
 
     def kill(self) -> None:
         """SIGKILL the server and reap it (the port becomes free)."""
