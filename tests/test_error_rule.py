@@ -51,6 +51,8 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("braces in namespace", lambda: MemoryPrimitive("redis://h", namespace="a{b}"), ValueError),
     ("lone surrogate in namespace", lambda: MemoryPrimitive("redis://h", namespace="a\ud800"),
      ValueError),
+    ("NUL in namespace (RediSearch cuts index names there)",
+     lambda: MemoryPrimitive("redis://h", namespace="a:idx2\x00"), ValueError),
     ("lone surrogate in a cache's namespace",
      lambda: CachePrimitive(STEP, lambda x, c: "k", backend="redis://h", namespace="c\udc00"),
      ValueError),

@@ -323,6 +323,13 @@ def check_namespace(namespace: Any) -> str:
         raise InvalidArgumentError(
             f"namespace must be a non-empty str without braces, got {shown(namespace)}"
         )
+    if "\x00" in namespace:
+        # RediSearch reads index names and prefixes as C strings: "a\x00b" would name the
+        # index of every key starting "a" (and could find or drop another namespace's index).
+        raise InvalidArgumentError(
+            f"namespace {namespace[:80]!r} contains NUL, which the Redis Query Engine cuts "
+            "index names at"
+        )
     if not namespace.isascii() and is_unencodable(namespace):
         # (Every Redis key starts with it: each operation would be refused.)
         raise InvalidArgumentError(
