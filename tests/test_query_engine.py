@@ -267,6 +267,22 @@ async def test_further_vectors_score_a_memory_by_its_best(redis_query_engine: Re
     await memory.aclose()
 
 
+async def test_a_blank_query_lists_a_memory_of_several_vectors_once(
+    redis_query_engine: RedisServer,
+) -> None:
+    """The newest list reads memories' own documents, not one row per further vector."""
+    memory = engine_memory(redis_query_engine.url, embed=embed)
+    await memory.add("u1:s1:old", {"content": "notes"})
+    await memory.add("u1:s1:multi", {"content": "notes"}, vector_text=["car", "hike", "snack"])
+    await memory.add("u1:s1:new", {"content": "notes"})
+    for scope in (None, "u1"):
+        listed = [key for key, _ in await memory.search_items("", 10, scope=scope)]
+        assert listed == ["u1:s1:new", "u1:s1:multi", "u1:s1:old"]
+        assert [k for k, _ in await memory.search_items("", 3, scope=scope)] == listed
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_another_embedders_vectors_stay_found_by_keyword(
     redis_query_engine: RedisServer,
 ) -> None:

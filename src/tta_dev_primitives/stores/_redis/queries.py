@@ -262,8 +262,12 @@ def tied(found: list[tuple[str, float, int]], limit: int) -> bool:
 async def recent(
     client: Any, shard: Shard, limit: int, scope: str | None, wanted: tuple[str, ...] = ()
 ) -> list[tuple[str, float, int]]:
-    """The newest writes in the scope holding the facets ``wanted`` (a blank query)."""
-    text = scope_filter(scope, " ", wanted).strip() or "*"
+    """The newest writes in the scope holding the facets ``wanted`` (a blank query).
+
+    Only memories' own documents (``f:``, the ones holding a length ``n``): a further
+    vector's document (``fv:``) holds the memory's scope and sequence too, and would list
+    the memory once per vector."""
+    text = "@n:[-inf +inf]" + scope_filter(scope, " ", wanted)
     reply = await shard.run(
         client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
         "LIMIT", 0, rows_for(limit + TIE_MARGIN), *shard.tail,
