@@ -416,3 +416,29 @@ async def test_an_output_computed_across_a_clear_is_not_cached(
     assert await cache.execute(1, ctx) == "new 1"  # the cache holds the new output only
     await cache.clear()
     await cache.aclose()
+
+
+async def test_a_step_asking_its_own_cache_for_its_own_key_does_not_wait_for_itself() -> None:
+    """A cached step that re-enters its cache with the key it is computing (directly, or from
+    a parallel branch it starts) computes it as with no cache, instead of waiting forever on
+    its own in-flight miss."""
+
+    async def answer(question: str, ctx: WorkflowContext) -> str:
+        normal = question.strip().lower()
+        if normal != question:
+            return await cached.execute(normal, ctx)
+        return f"answer to {normal}"
+
+    cached = CachePrimitive(answer, lambda q, ctx: q.strip().lower())
+    result = await asyncio.wait_for(cached.execute(" Hi ", WorkflowContext()), 5)
+    assert result == "answer to hi"
+    assert await cached.execute("hi", WorkflowContext()) == "answer to hi"  # stored
+
+    async def fan(q: str, ctx: WorkflowContext) -> Any:
+        if q.startswith("!"):
+            return q
+        branches = LambdaPrimitive(lambda q, ctx: q) | (lambda q, ctx: fanned.execute("!" + q, ctx))
+        return await branches.execute(q, ctx)
+
+    fanned = CachePrimitive(fan, lambda q, ctx: q.lstrip("!"))
+    assert await asyncio.wait_for(fanned.execute("q", WorkflowContext()), 5) == ["q", "!q"]

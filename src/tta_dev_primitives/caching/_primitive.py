@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar, overload
 
 from tta_dev_primitives._blocked import heavy_in_own_thread
@@ -49,6 +50,13 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 _MISSING = object()
+
+#: The in-flight misses this run is computing (inherited by the tasks it starts): a call that
+#: meets one of them is inside that computation (the step asked its own cache for its own key,
+#: directly or from a parallel branch), and waiting for it would wait for itself forever.
+_leading: ContextVar[frozenset[asyncio.Future[Any]]] = ContextVar(
+    "tta_cache_leading", default=frozenset()
+)
 
 
 def _encode(result: Any) -> str:
@@ -205,6 +213,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
             pending = self._inflight.get(flight)
             if pending is None:
                 break
+            if pending in _leading.get():
+                # Re-entered from inside the computation of this very key: compute it
+                # again here, as with no cache, rather than wait for ourselves.
+                self._record(hit=False)
+                output = await self._primitive.execute(input_data, context)
+                return (await self._save_or_warn(key, output))[0]  # type: ignore[no-any-return]
             try:
                 result, payload = await asyncio.shield(pending)
             except asyncio.CancelledError:
@@ -221,8 +235,12 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         self._inflight[flight] = future
         self._record(hit=False)
         clears = self._clears
+        leading = _leading.set(_leading.get() | {future})
         try:
-            result = await self._primitive.execute(input_data, context)
+            try:
+                result = await self._primitive.execute(input_data, context)
+            finally:
+                _leading.reset(leading)
             if self._clears != clears:
                 # Computed before a clear (a new model, new data): the caller gets it, the
                 # cache does not, or it would serve what the clear was meant to drop.
