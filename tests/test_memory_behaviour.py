@@ -514,3 +514,30 @@ async def test_a_typed_operation_takes_what_its_method_takes(memory: MemoryPrimi
     assert 3.5 < left["c"] <= 60
     found = await memory.execute({"op": "search", "query": "x", "limit": np.int64(2)}, ctx)
     assert len(found) == 2
+
+
+async def test_recall_and_remember_take_async_functions_as_every_step_does() -> None:
+    """An async query, scope, key or value function is awaited (an LLM-made summary as the
+    value), not refused at run time with 'got coroutine' and a never-awaited warning."""
+    from tta_dev_primitives import MemoryPrimitive, WorkflowContext
+
+    memory = MemoryPrimitive()
+    await memory.add("u1:s1:a", {"text": "likes olives"})
+
+    async def query(q: str, ctx: WorkflowContext) -> str:
+        return q
+
+    async def scope(q: str, ctx: WorkflowContext) -> str:
+        return "u1"
+
+    async def key(o: str, ctx: WorkflowContext) -> str:
+        return "u1:s1:b"
+
+    async def value(o: str, ctx: WorkflowContext) -> dict[str, str]:
+        return {"text": f"summary of {o}"}
+
+    ctx = WorkflowContext()
+    workflow = memory.recall(query, scope=scope) >> memory.remember(key, value)
+    assert await workflow.execute("olives", ctx) == "olives"
+    assert [m["text"] for m in ctx.state["memories"]] == ["likes olives"]
+    assert await memory.get("u1:s1:b") == {"text": "summary of olives"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -707,7 +707,7 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
     def remember(
         self,
         key: TextOrFn,
-        value: Callable[[Any, WorkflowContext], dict[str, Any]],
+        value: Callable[[Any, WorkflowContext], dict[str, Any] | Awaitable[dict[str, Any]]],
         *,
         ttl: float | None = None,
     ) -> WorkflowPrimitive[Any, Any]:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from tta_dev_primitives.core._base import WorkflowPrimitive
@@ -28,12 +29,15 @@ class SearchOptions(TypedDict, total=False):
 
 T = TypeVar("T")
 
-#: A step's text: fixed, or made from the step's input and context.
-TextOrFn = str | Callable[[Any, WorkflowContext], str]
+#: A step's text: fixed, or made from the step's input and context (sync or async, as every
+#: function in a workflow may be).
+TextOrFn = str | Callable[[Any, WorkflowContext], "str | Awaitable[str]"]
 
 
-def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
+async def _resolve(text: TextOrFn, data: Any, context: WorkflowContext, what: str) -> str:
     value = text(data, context) if callable(text) else text
+    if inspect.isawaitable(value):
+        value = await value
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
     return value
@@ -62,11 +66,11 @@ class MemoryRecall(WorkflowPrimitive[T, T]):
         return f"memory.recall(into={self._into!r})"
 
     async def execute(self, input_data: T, context: WorkflowContext) -> T:
-        query = _resolve(self._query, input_data, context, "recall query")
+        query = await _resolve(self._query, input_data, context, "recall query")
         scope = (
             None
             if self._scope is None
-            else _resolve(self._scope, input_data, context, "recall scope")
+            else await _resolve(self._scope, input_data, context, "recall scope")
         )
         context.state[self._into] = await self._memory.search(
             query, self._limit, scope=scope, **self._options
@@ -81,7 +85,7 @@ class MemoryRemember(WorkflowPrimitive[T, T]):
         self,
         memory: MemoryPrimitive,
         key: TextOrFn,
-        value: Callable[[Any, WorkflowContext], dict[str, Any]],
+        value: Callable[[Any, WorkflowContext], dict[str, Any] | Awaitable[dict[str, Any]]],
         ttl: float | None,
     ) -> None:
         self._memory, self._key, self._value, self._ttl = memory, key, value, ttl
@@ -94,6 +98,9 @@ class MemoryRemember(WorkflowPrimitive[T, T]):
         return "memory.remember()"
 
     async def execute(self, input_data: T, context: WorkflowContext) -> T:
-        key = _resolve(self._key, input_data, context, "remember key")
-        await self._memory.add(key, self._value(input_data, context), self._ttl)
+        key = await _resolve(self._key, input_data, context, "remember key")
+        value = self._value(input_data, context)
+        if inspect.isawaitable(value):  # an async value function (a summary by an LLM)
+            value = await value
+        await self._memory.add(key, value, self._ttl)
         return input_data
