@@ -270,10 +270,11 @@ async def test_further_vectors_score_a_memory_by_its_best(redis_query_engine: Re
 async def test_a_blank_query_lists_a_memory_of_several_vectors_once(
     redis_query_engine: RedisServer,
 ) -> None:
-    """The newest list reads memories' own documents, not one row per further vector."""
+    """The newest list names a memory once, however many further vectors it has (review R18)."""
     memory = engine_memory(redis_query_engine.url, embed=embed)
     await memory.add("u1:s1:old", {"content": "notes"})
-    await memory.add("u1:s1:multi", {"content": "notes"}, vector_text=["car", "hike", "snack"])
+    many = [f"part {i}" for i in range(60)]  # more rows than the engine is first asked for
+    await memory.add("u1:s1:multi", {"content": "notes"}, vector_text=many)
     await memory.add("u1:s1:new", {"content": "notes"})
     for scope in (None, "u1"):
         listed = [key for key, _ in await memory.search_items("", 10, scope=scope)]

@@ -264,19 +264,28 @@ async def recent(
 ) -> list[tuple[str, float, int]]:
     """The newest writes in the scope holding the facets ``wanted`` (a blank query).
 
-    Only memories' own documents (``f:``, the ones holding a length ``n``): a further
-    vector's document (``fv:``) holds the memory's scope and sequence too, and would list
-    the memory once per vector."""
-    text = "@n:[-inf +inf]" + scope_filter(scope, " ", wanted)
-    reply = await shard.run(
-        client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
-        "LIMIT", 0, rows_for(limit + TIE_MARGIN), *shard.tail,
-    )  # fmt: skip
-    return [
-        (key, 0.0, seq)
-        for key, _, fields in replies.rows(reply, scores=False)
-        if (seq := replies.seq(fields)) is not None and in_scope(key, scope)
-    ]
+    A further vector's document (``fv:``) holds its memory's scope and sequence too, so the
+    engine lists a memory once per vector (review R18): each is kept once here, and more
+    rows are read while such rows crowded the window. (A ``@n:[-inf +inf]`` clause, which
+    only memories' own documents match, would intersect the whole namespace's numeric index:
+    see ``keywords``' scope count.)"""
+    text = scope_filter(scope, " ", wanted).strip() or "*"
+    want = rows_for(limit + TIE_MARGIN)
+    rows = want
+    while True:
+        reply = await shard.run(
+            client, "FT.SEARCH", shard.name, text, "SORTBY", "q", "DESC", "RETURN", 1, "q",
+            "LIMIT", 0, rows, *shard.tail,
+        )  # fmt: skip
+        listed = replies.rows(reply, scores=False)
+        found: dict[str, tuple[str, float, int]] = {}
+        for key, _, fields in listed:
+            seq = None if key in found else replies.seq(fields)
+            if seq is not None and in_scope(key, scope):
+                found[key] = (key, 0.0, seq)
+        if len(found) >= want or len(listed) < rows or rows >= MAX_RESULTS:
+            return list(found.values())
+        rows = rows_for(2 * rows)
 
 
 def top(found: Iterable[tuple[str, float, int]], limit: int) -> list[tuple[str, float, int]]:
