@@ -473,9 +473,15 @@ async def test_invalid_operations_raise_validation_errors(memory: MemoryPrimitiv
      ({"op": "search", "query": "x", "limit": True}, lambda m: m.search("x", True)),
      ({"op": "search", "query": "x", "limit": "2"}, lambda m: m.search("x", "2")),
      ({"op": "search", "query": "x", "limit": 2.0}, lambda m: m.search("x", 2.0)),
-     ({"op": "search", "query": b"x"}, lambda m: m.search(b"x"))],
+     ({"op": "search", "query": b"x"}, lambda m: m.search(b"x")),
+     ({"op": "search", "query": "x", "min_score": math.nan},
+      lambda m: m.search("x", min_score=math.nan)),
+     ({"op": "search", "query": "x", "filter": ["role"]},
+      lambda m: m.search("x", filter=["role"])),
+     ({"op": "search", "query": "x", "hybrid_weight": 2},
+      lambda m: m.search("x", hybrid_weight=2))],
     ids=["ttl True", "ttl '5'", "ttl 10**400", "key bytes", "limit True", "limit '2'",
-         "limit 2.0", "query bytes"],
+         "limit 2.0", "query bytes", "min_score nan", "filter list", "hybrid_weight 2"],
 )  # fmt: skip
 async def test_a_typed_operation_refuses_what_its_method_refuses(
     memory: MemoryPrimitive, op: dict[str, Any], direct: Any
@@ -489,7 +495,8 @@ async def test_a_typed_operation_refuses_what_its_method_refuses(
     await memory.add("x2", {"v": "x"})
     with pytest.raises((InvalidArgumentError, InvalidArgumentTypeError)):
         await direct(memory)
-    field = next(name for name in ("ttl", "limit", "key", "query") if name in op)
+    fields = ("ttl", "limit", "key", "min_score", "filter", "hybrid_weight", "query")
+    field = next(name for name in fields if name in op)
     with pytest.raises(pydantic.ValidationError, match=field):
         await memory.execute(op, WorkflowContext())
     assert await memory.get("k") is None
@@ -514,6 +521,22 @@ async def test_a_typed_operation_takes_what_its_method_takes(memory: MemoryPrimi
     assert 3.5 < left["c"] <= 60
     found = await memory.execute({"op": "search", "query": "x", "limit": np.int64(2)}, ctx)
     assert len(found) == 2
+
+
+async def test_a_typed_search_takes_what_search_takes(memory: MemoryPrimitive) -> None:
+    """A search operation filters and keeps a score floor as ``search`` does (review R18:
+    filter and min_score were refused as unknown fields)."""
+    ctx = WorkflowContext()
+    await memory.add("u1:s1:a", {"content": "blue hiking boots", "role": "user"})
+    await memory.add("u1:s1:b", {"content": "blue hiking map", "role": "assistant"})
+    for options in ({"filter": {"role": "user"}}, {"min_score": 0.0},
+                    {"filter": {"role": "user"}, "mode": "keyword", "scope": "u1"}):  # fmt: skip
+        op = {"op": "search", "query": "blue hiking", "limit": 5, **options}
+        direct = await memory.search("blue hiking", 5, **options)  # type: ignore[arg-type]
+        assert await memory.execute(op, ctx) == direct
+        assert await memory.execute(SearchMemory(query="blue hiking", **options), ctx) == direct
+    users = await memory.execute({"op": "search", "query": "blue", "filter": {"role": "user"}}, ctx)
+    assert users == [{"content": "blue hiking boots", "role": "user"}]
 
 
 async def test_recall_and_remember_take_async_functions_as_every_step_does() -> None:

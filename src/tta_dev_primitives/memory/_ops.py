@@ -4,7 +4,10 @@
 field (``{"op": "get", "key": "k"}``) is validated into the matching model, strictly: a field
 takes what the method it stands for takes (``ttl`` and ``limit`` by that method's own check),
 never a value coerced from another type (``True`` is not a TTL of 1 s, ``"5"`` not a limit of 5).
-Anything else is a ``pydantic.ValidationError`` naming the field and the problem.
+A field of the wrong type (or a number, filter or mode the method refuses) is a
+``pydantic.ValidationError`` naming the field and the problem; a key, value or scope the
+method refuses raises the method's own error when the operation runs, before anything is
+stored.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
-from tta_dev_primitives._checks import check_limit, check_ttl
+from tta_dev_primitives._checks import (
+    check_filter,
+    check_fraction,
+    check_limit,
+    check_min_score,
+    check_ttl,
+)
 from tta_dev_primitives.telemetry._tracing import mark_own
 
 __all__ = [
@@ -64,14 +73,27 @@ class GetMemory(_Op):
     key: str = Field(min_length=1)
 
 
+def _filter(pairs: Any) -> Any:
+    check_filter(pairs)  # (its facets are the search's to make)
+    return pairs
+
+
+def _weight(share: Any) -> float | None:
+    return None if share is None else check_fraction("hybrid_weight", share)
+
+
 class SearchMemory(_Op):
-    """Search by words or word prefixes; ``scope`` restricts to keys under that prefix."""
+    """Search by words or word prefixes; ``scope`` restricts to keys under that prefix; the
+    other fields as ``MemoryPrimitive.search`` takes them."""
 
     op: Literal["search"] = "search"
     query: str = ""
     limit: Annotated[int, _checked(check_limit)] = Field(default=5, ge=1)
     scope: str | None = None
     mode: Literal["keyword", "semantic", "hybrid"] | None = None
+    min_score: Annotated[float | None, _checked(check_min_score)] = None
+    filter: Annotated[dict[str, Any] | None, _checked(_filter)] = None
+    hybrid_weight: Annotated[float | None, _checked(_weight)] = None
 
 
 class DeleteMemory(_Op):

@@ -664,7 +664,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if isinstance(op, GetMemory):
             return await self.get(op.key)
         if isinstance(op, SearchMemory):
-            return await self.search(op.query, op.limit, scope=op.scope, mode=op.mode)
+            return await self.search(
+                op.query, op.limit, scope=op.scope, mode=op.mode, min_score=op.min_score,
+                filter=op.filter, hybrid_weight=op.hybrid_weight,
+            )  # fmt: skip
         if isinstance(op, DeleteMemory):
             return await self.delete(op.key)
         assert isinstance(op, ClearMemory)
