@@ -564,3 +564,25 @@ async def test_recall_and_remember_take_async_functions_as_every_step_does() -> 
     assert await workflow.execute("olives", ctx) == "olives"
     assert [m["text"] for m in ctx.state["memories"]] == ["likes olives"]
     assert await memory.get("u1:s1:b") == {"text": "summary of olives"}
+
+
+@pytest.mark.parametrize(
+    ("ttl", "kept"),
+    [(1e-9, 0.001), (0.0004, 0.001), (0.0015, 0.002), (2.0004, 2.0), (60, 60.0)],
+)
+def test_a_ttl_is_kept_in_whole_milliseconds_as_redis_keeps_it(ttl: float, kept: float) -> None:
+    """Redis keeps a TTL in milliseconds (at least one): every backend takes it so, and a
+    ttl of 1e-9 s lives 1 ms in-process too (review R18: gone at once there, not on Redis)."""
+    from tta_dev_primitives._checks import check_ttl
+
+    assert check_ttl(ttl) == kept
+
+
+async def test_a_sub_millisecond_ttl_lives_a_millisecond_in_process() -> None:
+    """In-process, as on Redis, a memory added with ttl=1e-9 is there right after the add."""
+    memory = MemoryPrimitive()
+    found = 0
+    for i in range(20):  # (a pause of a millisecond between the two calls may expire one)
+        await memory.add(f"k{i}", {"v": i}, ttl=1e-9)
+        found += await memory.get(f"k{i}") is not None
+    assert found > 0

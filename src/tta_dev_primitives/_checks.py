@@ -145,7 +145,9 @@ def shown(value: Any) -> str:
 
 
 def check_ttl(ttl: Any) -> float | None:
-    """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool)."""
+    """A TTL is None or a positive number of seconds up to ``MAX_TTL`` (not a bool), in whole
+    milliseconds, at least one: Redis keeps a TTL in milliseconds, so both backends expire
+    alike (a ttl of 1e-9 s was gone at once in-process and lived 1 ms on Redis)."""
     if ttl is None:
         return None
     seconds = as_float(ttl) if is_real(ttl) else math.nan
@@ -157,7 +159,7 @@ def check_ttl(ttl: Any) -> float | None:
         raise InvalidArgumentError(
             f"ttl must be at most {MAX_TTL} seconds (100 years), got {shown(ttl)}"
         )
-    return seconds
+    return max(1, round(seconds * 1000)) / 1000
 
 
 def check_seconds(name: str, value: Any) -> float:
