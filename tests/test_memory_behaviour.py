@@ -269,11 +269,11 @@ class Unserializable:
 BAD_VALUES = [
     ("not a dict", InvalidMemoryValueError, "dict"),
     (["list"], InvalidMemoryValueError, "dict"),
-    ({"s": {1, 2}}, InvalidMemoryValueError, r"value\['s'\] is a set"),
+    ({"s": {1, 2}}, InvalidMemoryValueError, r"value\['s'\] is of type set"),
     ({"b": b"bytes"}, InvalidMemoryValueError, "bytes"),
     ({"nan": math.nan}, InvalidMemoryValueError, "nan"),
     ({"inf": [math.inf]}, InvalidMemoryValueError, r"value\['inf'\]\[0\]"),
-    ({1: "int key"}, InvalidMemoryValueError, "int key"),
+    ({1: "int key"}, InvalidMemoryValueError, "key of type int"),
     ({"obj": Unserializable()}, InvalidMemoryValueError, "Unserializable"),
 ]
 
@@ -586,3 +586,16 @@ async def test_a_sub_millisecond_ttl_lives_a_millisecond_in_process() -> None:
         await memory.add(f"k{i}", {"v": i}, ttl=1e-9)
         found += await memory.get(f"k{i}") is not None
     assert found > 0
+
+
+async def test_a_refused_value_names_its_type_as_the_reader_knows_it() -> None:
+    """A numpy bool is named ``numpy.bool``, not ``bool`` (which read as if a plain bool were
+    refused: review R18); a plain type keeps its bare name."""
+    import numpy as np
+
+    memory = MemoryPrimitive()
+    with pytest.raises(InvalidMemoryValueError, match=r"of type numpy\.bool_?, which"):
+        await memory.add("k", {"flag": np.bool_(True)})
+    with pytest.raises(InvalidMemoryValueError, match=r"key of type int, 1;"):
+        await memory.add("k", {"nested": {1: "x"}})
+    assert await memory.size() == 0

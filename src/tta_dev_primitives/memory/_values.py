@@ -55,7 +55,7 @@ def _walk(obj: Any, depth: int) -> None:
     elif isinstance(obj, dict):
         for key, item in obj.items():
             if not isinstance(key, str):
-                raise _Bad(f"has a {type(key).__name__} key {key!r}; JSON keys must be str")
+                raise _Bad(f"has a key of type {_type(key)}, {key!r:.80}; JSON keys must be str")
             try:
                 _walk(item, depth + 1)
             except _Bad as bad:
@@ -69,7 +69,15 @@ def _walk(obj: Any, depth: int) -> None:
                 bad.path.append(f"[{i}]")
                 raise
     else:
-        raise _Bad(f"is a {type(obj).__name__}, which is not JSON-compatible")
+        raise _Bad(f"is of type {_type(obj)}, which is not JSON-compatible")
+
+
+def _type(obj: Any) -> str:
+    """``obj``'s type as a reader finds it: ``set``, ``numpy.bool`` (whose bare name, ``bool``,
+    read as if a plain bool were refused: review R18)."""
+    kind = type(obj)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def encode_value(value: Any) -> str:
