@@ -194,6 +194,32 @@ def test_a_step_where_a_list_belongs_is_named(cls: type) -> None:
             cls(wrong)
 
 
+@pytest.mark.parametrize("cls", [SequentialPrimitive, ParallelPrimitive])
+def test_a_dict_or_a_set_of_steps_is_refused(cls: type) -> None:
+    """A dict of steps (LangChain's RunnableParallel takes one) would run its keys, and a set
+    has no order, so outputs would come in another order each run (review R17)."""
+    step = LambdaPrimitive(lambda x, ctx: x)
+    for wrong in ({"a": step}, {step}, frozenset({step})):
+        with pytest.raises(TypeError, match=r"in the order their outputs come.*list\(steps"):
+            cls(wrong)
+
+
+def test_a_generator_function_is_refused_as_a_step() -> None:
+    """A generator function's output would be the generator object, never run (review R17)."""
+
+    async def stream(x: Any, ctx: WorkflowContext) -> Any:
+        yield x
+
+    def chunks(x: Any, ctx: WorkflowContext) -> Any:
+        yield x
+
+    for func in (stream, chunks):
+        with pytest.raises(TypeError, match="generator function; a step returns its output"):
+            LambdaPrimitive(func)
+        with pytest.raises(TypeError, match="generator function"):
+            LambdaPrimitive(lambda x, ctx: x) >> func
+
+
 async def test_sequential_steps_share_the_callers_context() -> None:
     """Every sequential step sees the same context object the caller passed."""
     seen: list[WorkflowContext] = []

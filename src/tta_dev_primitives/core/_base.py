@@ -54,7 +54,8 @@ class WorkflowPrimitive(ABC, Generic[T, U]):
 
     @property
     def name(self) -> str:
-        """The span name for runs of this primitive."""
+        """The span name for runs of this primitive (a subclass overrides this property to
+        name its spans otherwise, as ``LambdaPrimitive`` does)."""
         return type(self).__name__
 
     @abstractmethod
@@ -132,6 +133,12 @@ class LambdaPrimitive(WorkflowPrimitive[T, U]):
         self._func = func
         self._is_async = inspect.iscoroutinefunction(func)
         self._name = name or getattr(func, "__name__", None) or type(func).__name__
+        if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+            # Its output would be the generator object, never run (LCEL would stream it).
+            raise InvalidArgumentTypeError(
+                f"step {self._name!r} is a generator function; a step returns its output: "
+                "collect its items into what it returns (return [x async for x in ...])"
+            )
         try:
             inspect.signature(func).bind(None, None)
         except TypeError:

