@@ -171,6 +171,22 @@ async def test_callers_sharing_a_miss_of_a_shared_cache_get_outputs_of_their_own
     assert hit == {"sources": ["doc1"]}
 
 
+class BuggyBackend(DictBackend):
+    """A backend of the user's with a bug of its own in ``get``."""
+
+    async def get(self, key: str) -> Any | None:
+        return self.data[key]  # KeyError for a miss
+
+
+async def test_a_users_backend_failing_on_its_own_is_not_blamed_on_a_proxy() -> None:
+    """A user's backend that raises a builtin error (its own bug) raises it as it is: it was
+    reported as a reply the library could not read, asking whether something between it and
+    the server changed replies (review R17)."""
+    cache = CachePrimitive(lambda q, ctx: q.upper(), lambda q, ctx: q, backend=BuggyBackend())
+    with pytest.raises(KeyError, match="q"):
+        await cache.execute("q", WorkflowContext())
+
+
 async def test_a_traced_run_cancelled_before_it_starts_leaves_no_unawaited_coroutine() -> None:
     """With an SDK, a run cancelled before its first step (a task cancelled at once, a timeout
     already due, a sibling in a TaskGroup failing first) made Python warn "coroutine
