@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from tta_dev_primitives import (
     CachePrimitive,
@@ -47,6 +50,31 @@ async def test_span_tree_matches_nested_composition() -> None:
     inner_span = next(s for s in children if s.name == "SequentialPrimitive")
     assert [s.name for s in spans.children(inner_span)] == ["inner_a", "inner_b"]
     assert len({s.context.trace_id for s in spans}) == 1
+
+
+async def test_a_branch_cancelled_by_its_siblings_failure_says_so_on_its_span() -> None:
+    """A branch cancelled because another failed ends with a ``tta.cancelled`` event and no
+    error status; it read as a short successful run (review R17)."""
+    from opentelemetry.trace import StatusCode
+
+    started = asyncio.Event()
+
+    async def slow(x: object, ctx: WorkflowContext) -> object:
+        started.set()
+        await asyncio.sleep(60)
+        return x
+
+    async def fails(x: object, ctx: WorkflowContext) -> object:
+        await started.wait()
+        raise RuntimeError("boom")
+
+    with capture_spans() as spans, pytest.raises(RuntimeError):
+        await (LambdaPrimitive(slow) | LambdaPrimitive(fails)).execute(0, WorkflowContext())
+    slow_span, failed = spans.one("slow"), spans.one("fails")
+    assert [e.name for e in slow_span.events] == ["tta.cancelled"]
+    assert slow_span.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR
+    assert "tta.cancelled" not in [e.name for e in failed.events]
 
 
 async def test_a_subclass_calling_super_execute_is_one_span() -> None:

@@ -11,6 +11,7 @@ answers "no" (the environment variable that auto-loads a provider makes us impor
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import sys
@@ -176,6 +177,11 @@ async def _run_in_span(
             except Exception as exc:
                 # The caller's own errors in full; the library's without their message.
                 record_failure(span, exc, message=not _own_error(exc))
+                raise
+            except asyncio.CancelledError:
+                # Not an error (no status), but not a success either: a branch cancelled when a
+                # sibling failed read as a short successful run (review R17).
+                span.add_event("tta.cancelled")
                 raise
     finally:
         _running.reset(token)
