@@ -287,6 +287,20 @@ def threads_at_once(
     return [worker for worker in workers if worker.is_alive()]
 
 
+async def fill_until_refused(memory: MemoryPrimitive, prefix: str) -> tuple[int, Exception]:
+    """Add 2 KB memories ``<prefix><i>`` (``{"content": f"note {i}", "pad": "x" * 2000}``)
+    until Redis, under ``maxmemory`` with ``noeviction``, refuses one: its ``i`` and the
+    ``BackendRefusedError``. Bounded at 40 MB, ten times the suite's 4 MB limit."""
+    from tta_dev_primitives.exceptions import BackendRefusedError
+
+    for i in range(20_000):
+        try:
+            await memory.add(f"{prefix}{i}", {"content": f"note {i}", "pad": "x" * 2000})
+        except BackendRefusedError as exc:
+            return i, exc
+    raise AssertionError("Redis never filled up")
+
+
 def fast_recovery(url: str, ns: str | None = None, **kwargs: Any) -> MemoryPrimitive:
     """A MemoryPrimitive that probes a failed Redis often, so tests need not wait long."""
     from tta_dev_primitives import MemoryPrimitive

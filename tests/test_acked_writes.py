@@ -26,6 +26,7 @@ from conftest import (
     documented_acl_rules,
     eventually,
     fast_recovery,
+    fill_until_refused,
     namespace,
     replayed,
     tcp_relay,
@@ -148,15 +149,7 @@ async def test_a_full_redis_refuses_adds_while_reads_deletes_and_clears_run(
     server = redis_server_factory(extra=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction"))
     memory = fast_recovery(server.url)
     filler = "x" * 2000
-    refused = None
-    for i in range(20_000):  # bounded: 40 MB would be ten times the limit
-        try:
-            await memory.add(f"u1:s1:{i}", {"content": f"note {i}", "pad": filler})
-        except BackendRefusedError as exc:
-            refused = (i, exc)
-            break
-    assert refused is not None, "Redis never filled up"
-    last, error = refused
+    last, error = await fill_until_refused(memory, "u1:s1:")
     assert "full" in str(error)
     info = memory.get_backend_info()
     assert (info["degraded"], info["journal_size"]) == (False, 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, eventually, fast_recovery, replayed
+from conftest import Factory, eventually, fast_recovery, fill_until_refused, replayed
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError
 
@@ -65,15 +65,7 @@ async def test_writes_a_full_redis_refused_at_their_replay_are_reported_unsent_n
     server = redis_server_factory(extra=("--maxmemory", "4mb", "--maxmemory-policy", "noeviction"))
     # Probed rarely: no replay is on its way when the store closes (that one is in doubt).
     memory = fast_recovery(server.url, recovery_interval=60, max_recovery_interval=60)
-    pad = "x" * 2000
-    full = False
-    for i in range(20_000):  # bounded: 40 MB is ten times the limit
-        try:
-            await memory.add(f"fill:s0:{i}", {"content": f"filler {i}", "pad": pad})
-        except BackendRefusedError:
-            full = True
-            break
-    assert full
+    await fill_until_refused(memory, "fill:s0:")
     with server.stalled():
         for i in range(300):
             await memory.add(f"u1:s1:{i}", {"content": f"outage write {i}", "pad": "y" * 200})
