@@ -46,6 +46,25 @@ def test_caps_drop_the_oldest_and_count_them() -> None:
     assert small.dropped == 10 - len(small)
 
 
+def test_caps_spare_entries_on_their_way() -> None:
+    """An entry sent (its batch on its way, or its reply lost) may be stored: a full journal
+    drops the oldest entry not sent, so that ``dropped`` counts only writes Redis cannot hold
+    (review R19: a full journal during a replay counted more than were missing)."""
+    journal = Journal(max_entries=3)
+    for i in range(3):
+        journal.add(Put(f"k{i}", "x"), None)
+    for _, entry in journal.head(2):
+        entry.sent = True  # the head of the journal is on its way
+    assert journal.add(Put("k3", "x"), None) == 1
+    assert (journal.dropped, keys(journal)) == (1, ["k0", "k1", "k3"])
+    journal.add(Put("k4", "x"), None)  # the oldest not sent, k3, goes
+    assert (journal.dropped, keys(journal)) == (2, ["k0", "k1", "k4"])
+    for _, entry in journal.head(3):
+        entry.sent = True
+    journal.add(Put("k5", "x"), None)  # every other entry on its way: the cap waits for them
+    assert (journal.dropped, keys(journal)) == (2, ["k0", "k1", "k4", "k5"])
+
+
 def test_an_entry_replaced_while_in_flight_stays() -> None:
     """done() keeps an entry whose key was written again while its batch was being sent."""
     journal = Journal()

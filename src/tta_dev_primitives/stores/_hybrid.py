@@ -106,6 +106,9 @@ R = TypeVar("R")
 B = TypeVar("B", bound=StorageBackend)
 
 REPLAY_BATCH = 500
+#: Writes a store's writers may add to the journal per batch a draining replay sends before
+#: they wait for the next (``_keep_pace``): the journal then shrinks by the rest, at least.
+PACE = REPLAY_BATCH // 2
 #: At most this many seconds a forget waits for the writes of its scope called before it.
 FORGET_SETTLE = 10.0
 
@@ -168,6 +171,11 @@ class HybridStore(Generic[B]):
         self._load_claim = fork_safe(threading.Lock())
         self._restored = False
         self._recovery: asyncio.Task[bool] | None = None  # the background replay, if running
+        # While a replay drains into a Redis that answers (``_keep_pace``): an event set at
+        # its next batch (then replaced), its hand-off or its end, None while no replay drains;
+        # and how many more writes may go on before that next batch.
+        self._pulse: asyncio.Event | None = None
+        self._pace_left = 0
         # The wakeup task of the next probe while writes are journalled.
         self._wakeup: asyncio.Task[None] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
@@ -252,6 +260,7 @@ class HybridStore(Generic[B]):
         if not self._loaded:
             await self._load()
         await self._resume_cut_short()
+        await self._keep_pace()
         await send(self.local, Put(key, payload, ttl, document))
         if self.remote is None:
             return Served(None, self.local.kind)
@@ -262,6 +271,7 @@ class HybridStore(Generic[B]):
         if not self._loaded:
             await self._load()
         await self._resume_cut_short()
+        await self._keep_pace()
         await self._after_last_batch(key)  # Redis says whether the key was there once it lands
         # Unless that batch's loop cannot finish it now: then the journal says.
         pending = self._journal.pending(key) if self._in_last_batch(key) else None
@@ -351,6 +361,50 @@ class HybridStore(Generic[B]):
             return Served(await self.local.get(key) is not None, remote.kind)
         await self.local.touch(key, ttl)
         return Served(had, remote.kind)
+
+    async def _keep_pace(self) -> None:
+        """While a replay drains into a Redis that answers, writers may make half a batch
+        (``PACE``) of writes per batch it sends; a write past that waits for the next batch,
+        up to half ``patience`` in all, before anything is done. Writers faster than the
+        replay (a loop of new keys, a bulk import) kept the journal growing, the store degraded
+        and, past ``max_journal``, dropped writes with Redis up (review R19); paced, the journal
+        shrinks by half a batch a batch at least, and the replay ends. A writer on another
+        thread's loop is not held."""
+        recovery = self._recovery
+        if self._pulse is None or recovery is None:
+            return
+        loop = asyncio.get_running_loop()
+        if recovery.get_loop() is not loop:
+            return
+        until = loop.time() + self.patience / 2
+        while (pulse := self._pulse) is not None:
+            if self._pace_left > 0:  # (taken before any await: a burst cannot overdraw it)
+                self._pace_left -= 1
+                return
+            left = until - loop.time()
+            if left <= 0:
+                return
+            try:
+                async with asyncio.timeout(left):
+                    await pulse.wait()
+            except TimeoutError:
+                return
+
+    def _paced(self) -> None:
+        """The replay answered its probe, or sent a batch: writers waiting go on (until its
+        hand-off: then new writes go to Redis)."""
+        if not self._degraded:
+            return
+        self._pace_left = PACE
+        if self._pulse is not None:
+            self._pulse.set()
+        self._pulse = asyncio.Event()
+
+    def _end_pace(self) -> None:
+        """The replay handed off, or ended: writers waiting go on, to Redis or the journal."""
+        pulse, self._pulse = self._pulse, None
+        if pulse is not None:
+            pulse.set()
 
     def _in_last_batch(self, key: str) -> bool:
         """The replay's last batch, on its way, holds a write of ``key`` or a clear: the store
@@ -488,9 +542,10 @@ class HybridStore(Generic[B]):
         """Send a write (already applied locally) to the remote, or journal it.
 
         While degraded the write joins the journal (a running replay picks it up), and may start
-        the background recovery; the call itself never waits for a replay, but for its last
-        batch when that is on its way (one round trip: the write then lands after the writes
-        this process made before it, in listing order too).
+        the background recovery; here it waits for a replay only for its last batch when that
+        is on its way (one round trip: the write then lands after the writes this process made
+        before it, in listing order too). (Before it was applied locally, it may have waited,
+        briefly, for a replay that drains: ``_keep_pace``.)
         """
         remote = self.remote
         if remote is None:
@@ -849,7 +904,7 @@ class HybridStore(Generic[B]):
         assert remote is not None
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
                         dead_letters=self.dead_letters, on_final=self._leave_degraded,
-                        file=self.journal_file)  # fmt: skip
+                        file=self.journal_file, on_progress=self._paced)  # fmt: skip
         token = self.events.recovery_started()
         outcome: Served[int | None] = Served(None, self.local.kind, fallback=True)
         try:
@@ -892,6 +947,7 @@ class HybridStore(Generic[B]):
                 await self._drop_outdated()
             return True
         finally:
+            self._end_pace()
             self.events.recovery_ended(token, outcome)
 
     def _resume_stranded(self) -> None:
@@ -905,6 +961,7 @@ class HybridStore(Generic[B]):
     def _leave_degraded(self) -> None:
         """Before the last batch: new writes go to the remote, reads of its keys stay local."""
         self._degraded = False
+        self._end_pace()
 
     def _count_dead(self, dead: int) -> None:
         if dead:
