@@ -139,6 +139,31 @@ async def test_writes_an_acl_would_stop_part_way_are_refused_before_any_change(
     await admin.aclose()
 
 
+async def test_a_clear_or_forget_an_acl_would_stop_part_way_changes_nothing(
+    redis_server_factory: Factory,
+) -> None:
+    """Without +zrem, forget wrote its mark (making older writes of the scope stale) and then
+    raised "nothing was stored"; clear deleted a value, then stopped, leaving size counting
+    it (review R20). Every write script now checks the user's rights first."""
+    server = redis_server_factory()
+    admin = aioredis.Redis(port=server.port)
+    await admin.execute_command("ACL", "SETUSER", "nozrem", "on", ">pw", "~*", "+@all", "-zrem")
+    owner = MemoryPrimitive(server.url, namespace="acl")
+    for key in ("u1:s1:a", "u2:s1:a", "u2:s1:b"):
+        await owner.add(key, {"content": key})
+    before = {key: await admin.dump(key) for key in await admin.keys("*")}
+    memory = MemoryPrimitive(f"redis://nozrem:pw@127.0.0.1:{server.port}/0", namespace="acl")
+    for call in (lambda: memory.forget("u2"), memory.clear):
+        with pytest.raises(BackendRefusedError, match="before any change") as refused:
+            await call()
+        assert str(refused.value).endswith("nothing was stored"), str(refused.value)
+        assert {key: await admin.dump(key) for key in await admin.keys("*")} == before
+    assert await owner.size() == 3
+    await memory.aclose()
+    await owner.aclose()
+    await admin.aclose()
+
+
 async def test_a_refusal_redis_makes_inside_a_script_does_not_say_nothing_was_stored(
     redis_server_factory: Factory,
 ) -> None:

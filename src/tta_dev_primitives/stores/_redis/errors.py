@@ -237,5 +237,5 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
     if untouched(message) or "DB INDEX" in upper:
         outcome = "nothing was stored"
     else:  # (Redis's own refusal inside a script, or of a read: the caller cannot tell)
-        outcome = "a write it stopped may be stored in part: fix this and write it again"
+        outcome = "if it was a write, it may be stored in part: fix this and write it again"
     return BackendRefusedError(f"Redis at {redact_url(url)} refused: {message} ({hint}); {outcome}")

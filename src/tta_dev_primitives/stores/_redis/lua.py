@@ -181,6 +181,8 @@ CLEAR_MARK = (
     + COMMON
     + r"""
 local base, version = ARGV[1], ARGV[2]
+local denied = check_rights(base)
+if denied then return denied end
 local cv = redis.call('HGET', base .. FACTS, FACT_CLEARED)
 if version ~= '' and (not cv or cv < version) then
   redis.call('HSET', base .. FACTS, FACT_CLEARED, version)
@@ -202,6 +204,8 @@ FORGET_MARK = (
     + COMMON
     + r"""
 local base, scope, version = ARGV[1], ARGV[2], ARGV[3]
+local denied = check_rights(base)
+if denied then return denied end
 local fv = redis.call('HGET', base .. FORGOTTEN, scope)
 if not fv or fv < version then
   redis.call('HSET', base .. FORGOTTEN, scope, version)
@@ -227,6 +231,8 @@ SWEEP = (
     + COMMON
     + r"""
 local base, most = ARGV[1], tonumber(ARGV[2])
+local denied = check_rights(base)
+if denied then return denied end
 sweep(base, most)
 local now_ms = math.floor(now_us() / 1000)
 local next = redis.call('ZRANGE', base .. EXPIRY, 0, 0, 'WITHSCORES')
@@ -246,6 +252,8 @@ CLEAR_PAGE = (
     + COMMON
     + r"""
 local base, version, zset, after = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local denied = check_rights(base)
+if denied then return denied end
 local count = tonumber(ARGV[5])
 local from = after
 if after ~= '-inf' then from = '(' .. after end
@@ -284,6 +292,8 @@ INDEX_PAGE = (
     COMMON
     + r"""
 local base, lease = ARGV[1], ARGV[2]
+local denied = check_rights(base)
+if denied then return denied end
 -- Only while this backfill holds the partition's lease: one restarted meanwhile
 -- (``restart_backfill``) must not see its cursor moved by the old one.
 if lease ~= '' and redis.call('GET', base .. BACKFILL_LEASE) ~= lease then return -1 end
@@ -352,6 +362,8 @@ CHANGES = (
     + COMMON
     + r"""
 local base, since, since_del = ARGV[1], ARGV[2], ARGV[3]
+local denied = check_rights(base)
+if denied then return denied end
 local count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local seg = ARGV[6] or ''
 local run, lost, was = '', '0', ARGV[7] or ''
