@@ -537,6 +537,10 @@ async def test_a_typed_search_takes_what_search_takes(memory: MemoryPrimitive) -
         assert await memory.execute(SearchMemory(query="blue hiking", **options), ctx) == direct
     users = await memory.execute({"op": "search", "query": "blue", "filter": {"role": "user"}}, ctx)
     assert users == [{"content": "blue hiking boots", "role": "user"}]
+    from types import MappingProxyType  # any mapping, as search takes (review R20)
+
+    proxy = MappingProxyType({"role": "user"})
+    assert await memory.execute({"op": "search", "query": "blue", "filter": proxy}, ctx) == users
 
 
 async def test_recall_and_remember_take_async_functions_as_every_step_does() -> None:

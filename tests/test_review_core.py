@@ -186,6 +186,13 @@ async def test_a_users_backend_failing_on_its_own_is_not_blamed_on_a_proxy() -> 
     with pytest.raises(KeyError, match="q"):
         await cache.execute("q", WorkflowContext())
 
+    class CalledRedis(BuggyBackend):  # its kind is a label, not what tells ours apart (R20)
+        kind = "redis"
+
+    cache = CachePrimitive(lambda q, ctx: q.upper(), lambda q, ctx: q, backend=CalledRedis())
+    with pytest.raises(KeyError, match="q"):
+        await cache.execute("q", WorkflowContext())
+
 
 async def test_a_traced_run_cancelled_before_it_starts_leaves_no_unawaited_coroutine() -> None:
     """With an SDK, a run cancelled before its first step (a task cancelled at once, a timeout

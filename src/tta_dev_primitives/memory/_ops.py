@@ -75,7 +75,7 @@ class GetMemory(_Op):
 
 def _filter(pairs: Any) -> Any:
     check_filter(pairs)  # (its facets are the search's to make)
-    return pairs
+    return None if pairs is None else dict(pairs)  # (any mapping, as search takes)
 
 
 def _weight(share: Any) -> float | None:

@@ -510,8 +510,8 @@ class HybridStore(Generic[B]):
             except TTAError:
                 raise  # (an invalid argument is a ValueError too: it stays what it is)
             except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
-                if remote.kind != "redis":  # a backend of the user's: its own error (R17)
-                    raise
+                if not type(remote).__module__.startswith("tta_dev_primitives."):
+                    raise  # a backend of the user's: its own error (reviews R17, R20)
                 # A reply of a form the backend never sends to that command (a proxy or a
                 # server that only claims to be Redis garbled it) failed to parse: say so, as a
                 # BackendError, not as a builtin error from deep in the parsing.
