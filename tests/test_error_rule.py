@@ -51,6 +51,10 @@ CONSTRUCTION: list[tuple[str, Callable[[], Any], type[Exception]]] = [
     ("braces in namespace", lambda: MemoryPrimitive("redis://h", namespace="a{b}"), ValueError),
     ("lone surrogate in namespace", lambda: MemoryPrimitive("redis://h", namespace="a\ud800"),
      ValueError),
+    ("a URL option no connection takes (a TypeError at the first call: review R19)",
+     lambda: MemoryPrimitive("redis://h/0?timeout=2"), ValueError),
+    ("a URL option of another client (ssl=true)",
+     lambda: MemoryPrimitive("rediss://h/0?ssl=true"), ValueError),
     ("NUL in namespace (RediSearch cuts index names there)",
      lambda: MemoryPrimitive("redis://h", namespace="a:idx2\x00"), ValueError),
     ("lone surrogate in a cache's namespace",
@@ -192,3 +196,15 @@ async def test_an_unknown_route_is_a_tta_error_and_a_value_error() -> None:
     with pytest.raises(ValueError, match="zzz") as caught:
         await router.execute(1, WorkflowContext())
     assert isinstance(caught.value, TTAError)
+
+
+async def test_url_options_redis_py_takes_are_kept(redis_server_factory: Any) -> None:
+    """Options redis-py's connections take pass the URL check and work against a server."""
+    server = redis_server_factory()
+    url = f"{server.url}?socket_keepalive=true&health_check_interval=5&max_connections=8"
+    memory = MemoryPrimitive(url)
+    await memory.add("u1:s1:a", {"content": "kept"})
+    assert await memory.get("u1:s1:a") == {"content": "kept"}
+    assert memory.using_redis
+    await memory.clear()
+    await memory.aclose()

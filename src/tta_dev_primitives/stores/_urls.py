@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tta_dev_primitives.exceptions import InvalidArgumentError
 
@@ -182,7 +182,35 @@ def check_redis_url(url: object) -> str:
             parse_url(safe)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             raise invalid(str(exc)) from None
+        unknown = _unknown_options(split.query, split.scheme)
+        if unknown:
+            # redis-py passes any option on to its connection class, which then raised a
+            # TypeError at the first call, and every later call looked like a garbled reply
+            # (review R19). Not named after a query password: what follows its '&' may be
+            # the rest of it.
+            named = "" if parts.query_secret is not None else f" {unknown[0]!r}"
+            raise invalid(f"no Redis connection takes the option{named}")
     return url
+
+
+def _unknown_options(query: str, scheme: str) -> list[str]:
+    """The names in ``query`` that no connection of ``scheme`` takes (redis-py's own
+    parameters: its pool's ``max_connections`` and its connection classes' arguments)."""
+    import inspect
+
+    from redis.asyncio import connection
+
+    classes: tuple[Callable[..., object], ...] = {
+        "unix": (connection.UnixDomainSocketConnection,),
+        "rediss": (connection.SSLConnection, connection.Connection),
+    }.get(scheme, (connection.Connection,))
+    known = {"max_connections"}
+    every: list[Callable[..., object]] = [connection.AbstractConnection.__init__, *classes]
+    for cls in every:
+        known.update(inspect.signature(cls).parameters)
+    known -= {"self", "args", "kwargs"}
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    return [name for name in names if name not in known]
 
 
 class SentinelTarget(NamedTuple):
