@@ -336,6 +336,24 @@ async def test_another_model_s_vector_twice_this_size_is_not_read_as_two(
 # -- choosing the engine, and moving a namespace between them -------------------------------------
 
 
+async def test_a_user_refused_the_engine_is_told_it_may_be_the_acl(
+    redis_query_engine: RedisServer,
+) -> None:
+    """A Redis user lacking +ft.info on a server with the engine was told the server does not
+    offer it (review R20): the error now names the ACL too."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.Redis.from_url(redis_query_engine.url)
+    await admin.execute_command("ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "+@all",
+                                "-ft.info")  # fmt: skip
+    await admin.aclose()
+    url = redis_query_engine.url.replace("redis://", "redis://noinfo:pw@", 1)
+    strict = engine_memory(url)
+    with pytest.raises(BackendError, match="or this Redis user may not use"):
+        await strict.search("hello")
+    await strict.aclose()
+
+
 async def test_redis_without_the_engine_is_an_error_and_auto_uses_the_replica(
     redis_server: RedisServer,
 ) -> None:

@@ -461,8 +461,9 @@ class QueryEngine:
                     raise BackendError(
                         "search_engine='redis' needs the Redis Query Engine (FT.* commands: "
                         "Redis 8, Redis Stack or a managed Redis with search), which this "
-                        "server does not offer; use search_engine='auto' to search with a "
-                        "replica instead"
+                        "server does not offer, or this Redis user may not use (FT.INFO was "
+                        "refused: see the Query Engine's ACL in docs/production.md); use "
+                        "search_engine='auto' to search with a replica instead"
                     )
                 self._no_engine = True
                 self._absent(cluster)
