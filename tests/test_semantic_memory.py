@@ -388,6 +388,31 @@ async def test_semantic_search_survives_an_outage_and_replay_never_re_embeds(
 
 
 @pytest.mark.redis
+async def test_a_fresh_replica_reading_several_vectors_first_does_not_warn(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fresh process whose first search is blank reads vectors before it knows their size:
+    a memory's several vectors, end to end, looked like one of another size, and a warning
+    said they could not be indexed, though the replica starts over once the size is known
+    (review R20). No warning; the memory is found by meaning."""
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.01, 0.01, 0.01] if "car" in t else [0.01, 1.0, 0.01, 0.01] for t in texts]
+
+    ns = namespace()
+    writer = MemoryPrimitive(redis_server.url, namespace=ns, embed=embed)
+    await writer.add("u1:s1:one", {"content": "single"}, vector_text="hike")
+    await writer.add("u1:s1:doc", {"content": "a note"}, vector_text=["filler"] * 255 + ["car"])
+    fresh = MemoryPrimitive(redis_server.url, namespace=ns, embed=embed)
+    assert [key for key, _ in await fresh.search_items("", 5)] == ["u1:s1:doc", "u1:s1:one"]
+    assert keys(await fresh.search_scored("car", 1, mode="semantic")) == ["u1:s1:doc"]
+    assert not [r for r in caplog.records if "could not be indexed" in r.getMessage()]
+    await writer.clear()
+    for m in (writer, fresh):
+        await m.aclose()
+
+
+@pytest.mark.redis
 async def test_a_namespace_written_with_another_embedder_stays_searchable_by_keyword(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:

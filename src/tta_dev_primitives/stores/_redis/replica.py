@@ -361,8 +361,14 @@ class Replica:
             self.index.add(key, terms, recency=seq, vector=vector)
         except InvalidArgumentError as exc:  # another embedder's dimension, or garbage bytes
             self.index.add(key, terms, recency=seq)
-            self._refused_unsized |= self.dims is None
-            self._warn_vector(key, exc)
+            if self.dims is None:
+                # Its size unknown, the index took its first vector's, perhaps a memory's
+                # several end to end: the replica starts over once the size is known
+                # (``expect_dims``), so this is not yet a vector it cannot index (review R20:
+                # a warning naming 1024 dimensions against 4).
+                self._refused_unsized = True
+            else:
+                self._warn_vector(key, exc)
 
     def expect_dims(self, dims: int) -> None:
         """This process embeds with ``dims``: index only vectors of that size.
