@@ -111,7 +111,7 @@ class Journalled:
     remote may hold it already.
     """
 
-    __slots__ = ("deadline", "disk", "sent", "seq", "size", "write")
+    __slots__ = ("deadline", "disk", "flying", "sent", "seq", "size", "write")
 
     def __init__(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> None:
         self.write = write
@@ -120,6 +120,7 @@ class Journalled:
         self.seq = seq
         self.disk = disk
         self.sent = False
+        self.flying = False  # in the batch a replay is sending now (``Replay.run``)
 
 
 class Journal:
@@ -201,7 +202,11 @@ class Journal:
             # The oldest entry not sent: one sent (a batch on its way, or one whose reply was
             # lost) may be stored, so dropping it would count as lost what Redis may hold
             # (review R19: more counted than were missing). It leaves once answered.
-            oldest = next((item for item in self._entries.items() if not item[1].sent), None)
+            oldest = next(
+                (item for item in self._entries.items()
+                 if not (item[1].sent or item[1].flying)),
+                None,
+            )
             if oldest is None or oldest[1] is entry:
                 break
             del self._entries[oldest[0]]
@@ -237,6 +242,17 @@ class Journal:
         """The oldest ``count`` entries, left in place until ``done``."""
         with self._lock:  # (another thread's loop may journal a write meanwhile)
             return list(itertools.islice(self._entries.items(), count))
+
+    def fly(
+        self, batch: Sequence[tuple[tuple[str, ...], Journalled]]
+    ) -> list[tuple[tuple[str, ...], Journalled]]:
+        """Mark ``batch``'s entries still journalled as on their way (``flying``): the cap
+        passes over them until the replay's ``finally`` clears the mark."""
+        with self._lock:
+            kept = [(token, entry) for token, entry in batch if self._entries.get(token) is entry]
+            for _, entry in kept:
+                entry.flying = True
+        return kept
 
     def done(self, sent: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
         """Remove sent entries, unless a newer write to the same key replaced them meanwhile."""
@@ -360,6 +376,9 @@ class Replay:
                     batch = journal.head(self.batch)
                 if len(batch) == len(journal):
                     self.on_final()
+            # Taken: from here the cap does not drop (and count as lost) what this batch sends;
+            # one another thread's writer dropped since ``head`` is left out.
+            batch = journal.fly(batch)
             writes = self._replayable([entry for _, entry in batch])
             sending = _Sending(journal, batch)
             try:
@@ -374,6 +393,9 @@ class Replay:
             except BackendError:
                 done = sending.confirmed
                 await self._one_by_one(batch[done:], writes[done:])
+            finally:
+                for _, entry in batch:
+                    entry.flying = False
             journal.done(batch)
             self.replayed += len(batch)
             if self.on_progress is not None:

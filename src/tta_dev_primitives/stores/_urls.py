@@ -33,7 +33,7 @@ __all__ = ["SENTINEL_SCHEME", "SentinelTarget", "check_redis_url", "cluster_node
 SENTINEL_SCHEME = "redis+sentinel"
 SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_QUERY_SECRET = re.compile(r"(?i)[?&;](?:sentinel_)?password=")
+_QUERY_SECRET = re.compile(r"(?i)[?&;](?:sentinel_|ssl_)?password=")
 #: Sentinel's own port, when a sentinel's address names none.
 SENTINEL_PORT = 26379
 #: Redis's port, when a cluster node's address in a list of them names none.
