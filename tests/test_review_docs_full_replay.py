@@ -167,18 +167,50 @@ async def test_a_clear_or_forget_an_acl_would_stop_part_way_changes_nothing(
 async def test_a_refusal_redis_makes_inside_a_script_does_not_say_nothing_was_stored(
     redis_server_factory: Factory,
 ) -> None:
-    """A refusal Redis itself makes inside a script (here a user without +type, which the
-    scripts run before their rights check cannot) may in general come after some writes:
-    the error says how to recover instead of claiming nothing was stored."""
+    """A refusal Redis itself makes inside a script (here a key pattern that leaves the
+    memories' values read-only: the rights check asks about the partition's own keys only)
+    may in general come after some writes: the error says how to recover instead of
+    claiming nothing was stored. (A missing command, read or write, is refused before any
+    change: ``test_a_user_without_a_read_command_is_refused_before_any_change``.)"""
     server = redis_server_factory()
     admin = aioredis.Redis(port=server.port)
-    await admin.execute_command("ACL", "SETUSER", "notype", "on", ">pw", "~*", "+@all", "-type")
+    await admin.execute_command(
+        "ACL", "SETUSER", "notype", "on", ">pw", "+@all",
+        "%RW~tta:memory:{*}:[^v]*", "%R~tta:memory:{*}:v:*",
+    )  # fmt: skip
     await admin.aclose()
     memory = MemoryPrimitive(f"redis://notype:pw@127.0.0.1:{server.port}/0")
     with pytest.raises(BackendRefusedError) as refused:
         await memory.add("u1:s1:a", {"v": 1})
     message = str(refused.value)
-    assert "can't run this command" in message
+    assert "NOPERM" in message
     assert "nothing was stored" not in message
     assert "write it again" in message
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("command", ["type", "exists", "time"])
+async def test_a_user_without_a_read_command_is_refused_before_any_change(
+    redis_server_factory: Factory, command: str
+) -> None:
+    """Review R21: the rights check asked about the write commands only, so a user without
+    +exists had a clear delete one memory and stop. Every command is checked now: clear and
+    add are refused whole, and say nothing was stored."""
+    server = redis_server_factory()
+    memory = MemoryPrimitive(server.url)
+    for i in range(3):
+        await memory.add(f"u1:s1:{i}", {"v": i})
+    admin = aioredis.Redis(port=server.port)
+    await admin.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@all", f"-{command}")
+    before = {key: await admin.dump(key) for key in await admin.keys("*")}
+    user = MemoryPrimitive(f"redis://reader:pw@127.0.0.1:{server.port}/0")
+    for call in (user.clear(), user.add("u1:s1:new", {"v": 9})):
+        with pytest.raises(BackendRefusedError) as refused:
+            await call
+        assert "nothing was stored" in str(refused.value)
+    assert before == {key: await admin.dump(key) for key in await admin.keys("*")}
+    assert await memory.size() == 3
+    await admin.aclose()
+    await user.aclose()
+    await memory.clear()
     await memory.aclose()

@@ -101,8 +101,11 @@ end
 -- each command a script runs, so a user without one (say -zrem) left a write half-applied,
 -- its value set and its feeds not (review R16). Redis 6 has no acl_check_cmd: there a refusal
 -- may still come part-way. ``BEFORE_ANY_CHANGE`` tells the client nothing was changed.
+-- The read commands too: a user without one (say -exists) had a clear stop part-way, one
+-- memory deleted and the rest kept (review R21).
 local WRITES = {'SET', 'DEL', 'HSET', 'HDEL', 'HSETNX', 'ZADD', 'ZREM', 'ZREMRANGEBYRANK',
-                'PEXPIRE', 'PERSIST'}
+                'PEXPIRE', 'PERSIST', 'GET', 'MGET', 'EXISTS', 'TYPE', 'TIME', 'HGET', 'HMGET',
+                'ZSCORE', 'ZCARD', 'ZCOUNT', 'ZRANGE', 'ZREVRANGE', 'ZRANGEBYSCORE', 'PTTL'}
 local function check_rights(base)
   if not redis.acl_check_cmd then return nil end
   for _, command in ipairs(WRITES) do
