@@ -202,3 +202,33 @@ async def test_writes_sent_one_by_one_leave_the_journal_as_each_is_answered() ->
     await asyncio.wait([run])
     assert keys(journal) == ["d", "e"]
     assert journal.lose() == (1, 1)
+
+
+async def test_a_full_journal_spares_a_batch_taken_but_not_yet_reported_sent() -> None:
+    """Review R21: entries were marked ``sent`` only as the remote reported them, so writers
+    running while a batch was taken but before that (another thread's loop, or writes let
+    through by the pacing) had the cap drop entries the batch still sent: they landed, yet
+    ``journal_dropped`` counted them (98,529 counted, 89,700 missing). A taken batch is
+    spared, and ``dropped`` counts exactly the writes the remote never got."""
+
+    class Slow(InProcessBackend):
+        async def apply(self, writes: Sequence[Write], progress: ApplyProgress | None = None
+                        ) -> None:  # fmt: skip
+            started.set()
+            await proceed.wait()
+            await super().apply(writes, progress=progress)
+
+    started, proceed = asyncio.Event(), asyncio.Event()
+    remote = Slow()
+    journal = Journal(max_entries=4)
+    for i in range(4):
+        journal.add(Put(f"k{i}", "{}"), None)
+    run = asyncio.create_task(Replay(remote, journal, lambda: 0.0, batch=2).run())
+    await started.wait()  # k0 and k1 taken, not yet reported sent
+    for i in range(4, 8):
+        journal.add(Put(f"k{i}", "{}"), None)  # past the cap: k2, k3, k4, k5 go
+    proceed.set()
+    await run
+    landed = {key for key in (f"k{i}" for i in range(8)) if await remote.get(key) is not None}
+    assert journal.dropped == 8 - len(landed)
+    assert {"k0", "k1", "k6", "k7"} <= landed
