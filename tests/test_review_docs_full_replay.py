@@ -201,7 +201,9 @@ async def test_a_user_without_a_read_command_is_refused_before_any_change(
     for i in range(3):
         await memory.add(f"u1:s1:{i}", {"v": i})
     admin = aioredis.Redis(port=server.port)
-    await admin.execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@all", f"-{command}")
+    await admin.execute_command(
+        "ACL", "SETUSER", "reader", "on", ">pw", "~*", "+@all", f"-{command}"
+    )
     before = {key: await admin.dump(key) for key in await admin.keys("*")}
     user = MemoryPrimitive(f"redis://reader:pw@127.0.0.1:{server.port}/0")
     for call in (user.clear(), user.add("u1:s1:new", {"v": 9})):

@@ -203,8 +203,7 @@ class Journal:
             # lost) may be stored, so dropping it would count as lost what Redis may hold
             # (review R19: more counted than were missing). It leaves once answered.
             oldest = next(
-                (item for item in self._entries.items()
-                 if not (item[1].sent or item[1].flying)),
+                (item for item in self._entries.items() if not (item[1].sent or item[1].flying)),
                 None,
             )
             if oldest is None or oldest[1] is entry:
