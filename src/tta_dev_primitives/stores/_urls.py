@@ -204,13 +204,45 @@ def _unknown_options(query: str, scheme: str) -> list[str]:
         "unix": (connection.UnixDomainSocketConnection,),
         "rediss": (connection.SSLConnection, connection.Connection),
     }.get(scheme, (connection.Connection,))
-    known = {"max_connections"}
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
+    # A URL gives each option as a str: redis-py converts the values of its parsers' options
+    # only, so an option taking an object (``retry``, ``credential_provider``...) got a str and
+    # every call raised a bare AttributeError or TypeError (review R21). Such options are
+    # refused with the unknown ones; ``decode_responses`` (a bool) the memory sets itself.
+    known = {"max_connections", "decode_responses"}
     every: list[Callable[..., object]] = [connection.AbstractConnection.__init__, *classes]
     for cls in every:
-        known.update(inspect.signature(cls).parameters)
+        for name, parameter in inspect.signature(cls).parameters.items():
+            if name in URL_QUERY_ARGUMENT_PARSERS or _takes_str(parameter.annotation):
+                known.add(name)
     known -= {"self", "args", "kwargs"}
-    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
-    return [name for name in names if name not in known]
+    options = parse_qsl(query, keep_blank_values=True)
+    unknown = [name for name, _ in options if name not in known]
+    for name, value in options:  # an unknown codec raised LookupError at every call
+        if name == "encoding" and not _codec(value):
+            unknown.append(name)
+    return unknown
+
+
+def _takes_str(annotation: object) -> bool:
+    """Whether a parameter annotated ``annotation`` takes a str (``str``, ``str | None``,
+    ``Optional[str]``, ``Union[str, ...]``...)."""
+    import typing
+
+    if annotation is str:
+        return True
+    return any(arg is str for arg in typing.get_args(annotation))
+
+
+def _codec(name: str) -> bool:
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 class SentinelTarget(NamedTuple):
