@@ -236,6 +236,84 @@ async def test_writers_of_new_keys_faster_than_the_replay_let_it_end_and_lose_no
     await memory.aclose()
 
 
+async def test_writers_on_other_threads_loops_are_paced_too(
+    redis_server_factory: Factory,
+) -> None:
+    """A threaded server: each thread's requests run on a loop of its own, which cannot await
+    the replay's event. They were never paced, so the store never left the outage and dropped
+    writes with Redis up (review R21: 121,170 lost). They poll; nothing is dropped."""
+    import threading
+
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=25_000)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(20_000):
+        await memory.add(f"old{i}", {"v": i})
+    server.start()
+    await asyncio.sleep(0.3)
+    assert await memory.get("old1") == {"v": 1}  # the recovery runs on this loop
+    stop = threading.Event()
+    written: list[str] = []
+
+    def requests(t: int) -> None:
+        async def serve() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                await memory.add(f"t{t}:{i}", {"v": i})
+                written.append(f"t{t}:{i}")
+
+        asyncio.run(serve())
+
+    threads = [threading.Thread(target=requests, args=(t,)) for t in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        await eventually(lambda: memory.using_redis, within=60)
+        await asyncio.sleep(0.5)  # and on, with the store back on Redis
+    finally:
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+    assert await memory.flush()
+    assert memory.get_backend_info()["journal_dropped"] == 0
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    found = await asyncio.gather(*(other.get(key) for key in written))
+    assert [k for k, v in zip(written, found, strict=True) if v is None] == []
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
+async def test_a_burst_wider_than_the_pacing_fills_the_journal_but_drops_nothing(
+    redis_server_factory: Factory,
+) -> None:
+    """5,000 adds gathered at once, page after page, during a replay: past half a timeout
+    each went on, the journal reached its cap and dropped writes with Redis up (review R21:
+    89,700 of 140,000). While a replay drains, a full journal drops nothing: writes wait for
+    the room each batch makes."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=25_000)
+    await memory.add("warm", {"v": 0})
+    server.kill()
+    for i in range(20_000):
+        await memory.add(f"old{i}", {"v": i})
+    server.start()
+    await asyncio.sleep(0.3)
+    assert await memory.get("old1") == {"v": 1}  # starts the recovery
+    async with asyncio.timeout(120):  # hang guard
+        for page in range(6):
+            await asyncio.gather(*(memory.add(f"p{page}:{i}", {"v": i}) for i in range(5_000)))
+        assert await memory.flush()
+    assert memory.get_backend_info()["journal_dropped"] == 0
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.size() == 20_000 + 30_000
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_aclose_replays_what_is_left(redis_server_factory: Factory) -> None:
     """aclose() awaits the background replay: the journal lands in Redis before it returns."""
     server = redis_server_factory()

@@ -109,6 +109,8 @@ REPLAY_BATCH = 500
 #: Writes a store's writers may add to the journal per batch a draining replay sends before
 #: they wait for the next (``_keep_pace``): the journal then shrinks by the rest, at least.
 PACE = REPLAY_BATCH // 2
+#: How often a writer on another thread's loop looks whether a paced replay moved on.
+_POLL = 0.002
 #: At most this many seconds a forget waits for the writes of its scope called before it.
 FORGET_SETTLE = 10.0
 
@@ -176,6 +178,7 @@ class HybridStore(Generic[B]):
         # and how many more writes may go on before that next batch.
         self._pulse: asyncio.Event | None = None
         self._pace_left = 0
+        self._pace_lock = fork_safe(threading.Lock())
         # The wakeup task of the next probe while writes are journalled.
         self._wakeup: asyncio.Task[None] | None = None
         self.dead_letters: deque[dict[str, Any]] = deque(maxlen=MAX_DEAD_LETTERS)
@@ -368,34 +371,48 @@ class HybridStore(Generic[B]):
         up to half ``patience`` in all, before anything is done. Writers faster than the
         replay (a loop of new keys, a bulk import) kept the journal growing, the store degraded
         and, past ``max_journal``, dropped writes with Redis up (review R19); paced, the journal
-        shrinks by half a batch a batch at least, and the replay ends. A writer on another
-        thread's loop is not held."""
+        shrinks by half a batch a batch at least, and the replay ends. And with the journal
+        full, a write waits for room as long as the replay goes on (each batch makes room, or
+        fails within the timeout, ending the replay): none is dropped with Redis up, however
+        many writers there are (review R21: 5,000 at once got past half a timeout's wait).
+        Writers on other threads' loops, which cannot await the replay's event, poll."""
         recovery = self._recovery
         if self._pulse is None or recovery is None:
             return
         loop = asyncio.get_running_loop()
-        if recovery.get_loop() is not loop:
-            return
+        own = recovery.get_loop() is loop
         until = loop.time() + self.patience / 2
         while (pulse := self._pulse) is not None:
-            if self._pace_left > 0:  # (taken before any await: a burst cannot overdraw it)
-                self._pace_left -= 1
+            full = self._journal.full()
+            if not full and (self._take_pace() or loop.time() >= until):
                 return
-            left = until - loop.time()
-            if left <= 0:
-                return
+            wait = self.patience if full else until - loop.time()
+            if not own:
+                await asyncio.sleep(min(_POLL, wait))
+                continue
             try:
-                async with asyncio.timeout(left):
+                async with asyncio.timeout(wait):
                     await pulse.wait()
             except TimeoutError:
-                return
+                if not full:
+                    return
+
+    def _take_pace(self) -> bool:
+        """Take one of the writes allowed before the replay's next batch, if one is left."""
+        with self._pace_lock:  # (writers on other threads' loops take them too)
+            if self._pace_left > 0:
+                self._pace_left -= 1
+                return True
+            return False
 
     def _paced(self) -> None:
         """The replay answered its probe, or sent a batch: writers waiting go on (until its
         hand-off: then new writes go to Redis)."""
         if not self._degraded:
             return
-        self._pace_left = PACE
+        with self._pace_lock:
+            self._pace_left = PACE
+        self._journal.spare = True  # (writers wait for room instead: ``_keep_pace``)
         if self._pulse is not None:
             self._pulse.set()
         self._pulse = asyncio.Event()
@@ -403,6 +420,7 @@ class HybridStore(Generic[B]):
     def _end_pace(self) -> None:
         """The replay handed off, or ended: writers waiting go on, to Redis or the journal."""
         pulse, self._pulse = self._pulse, None
+        self._journal.spare = False
         if pulse is not None:
             pulse.set()
 

@@ -144,6 +144,9 @@ class Journal:
         self.bytes = 0
         self.disk_bytes = 0
         self.dropped = 0  # writes dropped because the journal was full, since the start
+        # While a replay drains into a remote that answers, the cap drops nothing: the store
+        # holds its writers back instead, and what they had begun may pass the cap (R21).
+        self.spare = False
         # Writes still journalled when their store closed (or was collected) during an outage
         # that were sent with no reply seen: maybe stored, maybe lost (``lose``).
         self.unconfirmed = 0
@@ -155,6 +158,10 @@ class Journal:
 
     def __bool__(self) -> bool:
         return bool(self._entries)
+
+    def full(self) -> bool:
+        """Whether one more entry would drop the oldest (at ``max_entries`` or ``max_bytes``)."""
+        return len(self._entries) >= self.max_entries or self.bytes >= self.max_bytes
 
     def entries(self) -> list[Journalled]:
         """The journalled writes, oldest first."""
@@ -196,7 +203,7 @@ class Journal:
         self.bytes += entry.size
         self.disk_bytes += entry.disk
         dropped = 0
-        while len(self._entries) > 1 and (
+        while not self.spare and len(self._entries) > 1 and (
             len(self._entries) > self.max_entries or self.bytes > self.max_bytes
         ):
             # The oldest entry not sent: one sent (a batch on its way, or one whose reply was
