@@ -382,10 +382,15 @@ class HybridStore(Generic[B]):
         loop = asyncio.get_running_loop()
         own = recovery.get_loop() is loop
         until = loop.time() + self.patience / 2
+        seen, since = None, 0.0  # the batch waited for, and since when
         while (pulse := self._pulse) is not None:
             full = self._journal.full()
             if not full and (self._take_pace() or loop.time() >= until):
                 return
+            if pulse is not seen:
+                seen, since = pulse, loop.time()
+            elif loop.time() - since > self.patience:
+                return  # no batch for a timeout: the replay's loop is blocked (it never ends)
             wait = self.patience if full else until - loop.time()
             if not own:
                 await asyncio.sleep(min(_POLL, wait))

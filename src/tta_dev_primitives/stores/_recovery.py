@@ -203,8 +203,10 @@ class Journal:
         self.bytes += entry.size
         self.disk_bytes += entry.disk
         dropped = 0
-        while not self.spare and len(self._entries) > 1 and (
-            len(self._entries) > self.max_entries or self.bytes > self.max_bytes
+        while (
+            not self.spare
+            and len(self._entries) > 1
+            and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes)
         ):
             # The oldest entry not sent: one sent (a batch on its way, or one whose reply was
             # lost) may be stored, so dropping it would count as lost what Redis may hold
