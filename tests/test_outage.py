@@ -164,20 +164,33 @@ async def test_the_replay_ends_while_writers_never_pause(redis_server_factory: F
     await memory.aclose()
 
 
-async def test_a_write_waits_for_a_stalled_replay_only_so_long(
-    redis_server_factory: Factory,
-) -> None:
-    """A write paced by a draining replay waits for its hand-off at most half
-    ``redis_timeout``: with Redis stalled mid-replay (the batch on its way waits its whole
-    timeout), the write is journalled and returns while the replay is still stuck."""
-    server = redis_server_factory()
-    memory = fast_recovery(server.url, redis_timeout=4.0)
+async def journalled_20k(factory: Factory, **options: Any) -> tuple[RedisServer, MemoryPrimitive]:
+    """A memory (``fast_recovery`` with ``options``) that journalled 20,000 writes,
+    ``old<i>`` = ``{"v": i}``, while its Redis was down; Redis is up again, the probe due."""
+    server = factory()
+    memory = fast_recovery(server.url, **options)
     await memory.add("warm", {"v": 0})
     server.kill()
     for i in range(20_000):
         await memory.add(f"old{i}", {"v": i})
     server.start()
     await asyncio.sleep(0.3)
+    return server, memory
+
+
+async def missing(reader: MemoryPrimitive, keys: list[str]) -> list[str]:
+    """The ``keys`` that ``reader`` (another process's view of Redis) does not hold."""
+    found = await asyncio.gather(*(reader.get(key) for key in keys))
+    return [key for key, value in zip(keys, found, strict=True) if value is None]
+
+
+async def test_a_write_waits_for_a_stalled_replay_only_so_long(
+    redis_server_factory: Factory,
+) -> None:
+    """A write paced by a draining replay waits for its hand-off at most half
+    ``redis_timeout``: with Redis stalled mid-replay (the batch on its way waits its whole
+    timeout), the write is journalled and returns while the replay is still stuck."""
+    server, memory = await journalled_20k(redis_server_factory, redis_timeout=4.0)
     assert await memory.get("old1") == {"v": 1}  # starts the recovery
     # The replay is draining once a batch has landed (20,000 is 40 batches: many are left).
     await eventually(lambda: memory.get_backend_info()["journal_size"] < 20_000, within=60)
@@ -202,14 +215,7 @@ async def test_writers_of_new_keys_faster_than_the_replay_let_it_end_and_lose_no
     each write joined the journal, which grew with Redis up, kept the store degraded and,
     past max_journal, dropped writes (review R19: 37,600 of 169,600 lost). Paced by the
     replay, they let it end; every write lands, none is dropped."""
-    server = redis_server_factory()
-    memory = fast_recovery(server.url, max_journal=30_000)
-    await memory.add("warm", {"v": 0})
-    server.kill()
-    for i in range(20_000):
-        await memory.add(f"old{i}", {"v": i})
-    server.start()
-    await asyncio.sleep(0.3)
+    server, memory = await journalled_20k(redis_server_factory, max_journal=30_000)
     written: list[str] = []
 
     async def writer(w: int) -> None:
@@ -228,8 +234,7 @@ async def test_writers_of_new_keys_faster_than_the_replay_let_it_end_and_lose_no
         assert await memory.flush()
     assert memory.get_backend_info()["journal_dropped"] == 0
     other = MemoryPrimitive(server.url, namespace=memory.namespace)
-    found = await asyncio.gather(*(other.get(key) for key in written))
-    assert [k for k, v in zip(written, found, strict=True) if v is None] == []
+    assert await missing(other, written) == []
     assert await other.get("old19999") == {"v": 19999}
     await other.aclose()
     await memory.clear()
@@ -244,14 +249,7 @@ async def test_writers_on_other_threads_loops_are_paced_too(
     writes with Redis up (review R21: 121,170 lost). They poll; nothing is dropped."""
     import threading
 
-    server = redis_server_factory()
-    memory = fast_recovery(server.url, max_journal=25_000)
-    await memory.add("warm", {"v": 0})
-    server.kill()
-    for i in range(20_000):
-        await memory.add(f"old{i}", {"v": i})
-    server.start()
-    await asyncio.sleep(0.3)
+    server, memory = await journalled_20k(redis_server_factory, max_journal=25_000)
     assert await memory.get("old1") == {"v": 1}  # the recovery runs on this loop
     stop = threading.Event()
     written: list[str] = []
@@ -279,8 +277,7 @@ async def test_writers_on_other_threads_loops_are_paced_too(
     assert await memory.flush()
     assert memory.get_backend_info()["journal_dropped"] == 0
     other = MemoryPrimitive(server.url, namespace=memory.namespace)
-    found = await asyncio.gather(*(other.get(key) for key in written))
-    assert [k for k, v in zip(written, found, strict=True) if v is None] == []
+    assert await missing(other, written) == []
     await other.aclose()
     await memory.clear()
     await memory.aclose()
@@ -293,14 +290,7 @@ async def test_a_burst_wider_than_the_pacing_fills_the_journal_but_drops_nothing
     each went on, the journal reached its cap and dropped writes with Redis up (review R21:
     89,700 of 140,000). While a replay drains, a full journal drops nothing: writes wait for
     the room each batch makes."""
-    server = redis_server_factory()
-    memory = fast_recovery(server.url, max_journal=25_000)
-    await memory.add("warm", {"v": 0})
-    server.kill()
-    for i in range(20_000):
-        await memory.add(f"old{i}", {"v": i})
-    server.start()
-    await asyncio.sleep(0.3)
+    server, memory = await journalled_20k(redis_server_factory, max_journal=25_000)
     assert await memory.get("old1") == {"v": 1}  # starts the recovery
     async with asyncio.timeout(120):  # hang guard
         for page in range(6):
