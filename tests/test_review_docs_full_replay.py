@@ -3,10 +3,20 @@ the replay stops and keeps the journal, and new adds raise until the replay succ
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import pytest
 import redis.asyncio as aioredis
 
-from conftest import Factory, eventually, fast_recovery, fill_until_refused, replayed
+from conftest import (
+    Factory,
+    eventually,
+    fast_recovery,
+    fill_until_refused,
+    namespace,
+    replayed,
+)
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendRefusedError
 
@@ -216,3 +226,76 @@ async def test_a_user_without_a_read_command_is_refused_before_any_change(
     await user.aclose()
     await memory.clear()
     await memory.aclose()
+
+
+async def test_a_replay_redis_refused_in_part_reports_each_write_s_fate(
+    redis_server_factory: Factory,
+) -> None:
+    """A replayed pipeline whose writes to one segment are refused before any change (its feed
+    holds another type) and whose others Redis applied: the applied ones leave the journal and
+    the refused ones are counted unsent. Every write of the chunk used to count as "may or
+    may not be stored" (review R20), the ones Redis had stored too."""
+    from tta_dev_primitives.exceptions import UnsentWritesError
+
+    server = redis_server_factory()
+    ns = namespace()
+    memory = fast_recovery(server.url, ns, recovery_interval=60, max_recovery_interval=60)
+    await memory.add("u1:s1:warm", {"v": "warm"})
+    admin = aioredis.Redis(port=server.port)
+    await admin.set(f"{ns}:{{{ns}#0}}:r:u2", "garbage")  # u2's feed: every u2 write refused
+    keys = ["u1:s1:a", "u2:s1:a", "u1:s1:b", "u2:s1:b", "u1:s1:c"]
+    with server.stalled():
+        for key in keys:
+            await memory.add(key, {"content": key})
+    with pytest.raises(UnsentWritesError) as closed:
+        await memory.aclose()  # replays: u1's applied, u2's refused
+    assert (closed.value.unsent, closed.value.unconfirmed) == (2, 0), str(closed.value)
+    await admin.delete(f"{ns}:{{{ns}#0}}:r:u2")
+    await admin.aclose()
+    reader = MemoryPrimitive(server.url, namespace=ns)
+    assert {key: await reader.get(key) for key in keys} == {
+        key: {"content": key} if key.startswith("u1") else None for key in keys
+    }
+    await reader.clear()
+    await reader.aclose()
+
+
+async def test_a_cluster_replay_refused_before_any_change_reports_the_writes_unsent(
+    redis_cluster: Any,
+) -> None:
+    """On a cluster each partition's writes go on their own; a user without +zrem has every
+    one refused before any change, so the journalled writes are unsent, not "may or may not be
+    stored": the first refusal cancelled the other partitions' writes mid-flight and nothing
+    was reported (review R20)."""
+    from tta_dev_primitives.exceptions import UnsentWritesError
+
+    user = "nozrem" + namespace().rpartition(":")[2]
+    masters = redis_cluster.master_nodes()
+    for node in masters:
+        admin = aioredis.Redis(port=node.port)
+        await admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-zrem")
+        await admin.aclose()
+    port = masters[0].port
+    memory = fast_recovery(
+        f"redis://{user}:pw@127.0.0.1:{port}/0", recovery_interval=60, max_recovery_interval=60
+    )
+    keys = [f"u{i}:s{i}:k" for i in range(12)]  # (over all three masters)
+    try:
+        with pytest.raises(BackendRefusedError, match="before any change"):
+            await memory.add("u0:s0:direct", {"v": -1})
+        with contextlib.ExitStack() as stack:
+            for node in masters:
+                stack.enter_context(node.stalled())
+            for key in keys:
+                await memory.add(key, {"content": key})
+        with pytest.raises(UnsentWritesError) as closed:
+            await memory.aclose()  # replays: refused before any change, on every master
+        assert (closed.value.unsent, closed.value.unconfirmed) == (12, 0), str(closed.value)
+        reader = MemoryPrimitive(redis_cluster.url, namespace=memory.namespace)
+        assert await reader.size() == 0
+        await reader.aclose()
+    finally:
+        for node in masters:
+            admin = aioredis.Redis(port=node.port)
+            await admin.execute_command("ACL", "DELUSER", user)
+            await admin.aclose()

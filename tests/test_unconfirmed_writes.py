@@ -63,14 +63,14 @@ async def stored(url: str, ns: str) -> int:
         await reader.aclose()
 
 
-async def cancelled_mid_batch(server: Any) -> MemoryPrimitive:
-    """A memory whose replay of N outage writes was cancelled with its second chunk applied by
-    Redis and unconfirmed: Redis holds the first two chunks."""
+async def cancelled_mid_batch(server: Any, n: int = N) -> MemoryPrimitive:
+    """A memory whose replay of ``n`` outage writes was cancelled with its second chunk applied
+    by Redis and unconfirmed: Redis holds the first two chunks."""
     memory = fast_recovery(server.url)
     await memory.add("warm", {"v": 0})
     server.kill()
-    await asyncio.gather(*(memory.add(f"u1:s:{i:05d}", {"content": i}) for i in range(N)))
-    assert memory.get_backend_info()["journal_size"] == N
+    await asyncio.gather(*(memory.add(f"u1:s:{i:05d}", {"content": i}) for i in range(n)))
+    assert memory.get_backend_info()["journal_size"] == n
     server.start()
     remote = memory._store.remote  # type: ignore[attr-defined]
     assert isinstance(remote, RedisBackend)
@@ -109,6 +109,42 @@ async def test_aclose_counts_confirmed_writes_as_stored_and_unconfirmed_ones_apa
     assert (info["journal_dropped"], info["journal_unconfirmed"]) == (NEVER_SENT, UNCONFIRMED)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert message in errors
+
+
+async def test_a_close_with_only_unconfirmed_writes_left_does_not_call_them_lost(
+    redis_server_factory: Factory,
+) -> None:
+    """Every write left was sent by the cancelled replay: the close says they may or may not
+    be stored, not "closed with 0 writes still unsent ... lost" (review R20)."""
+    server = redis_server_factory()
+    memory = await cancelled_mid_batch(server, CONFIRMED + UNCONFIRMED)
+    server.kill()  # Redis gone before the close: the unconfirmed chunk stays in doubt
+    with pytest.raises(UnsentWritesError) as caught:
+        await memory.aclose()
+    assert (caught.value.unsent, caught.value.unconfirmed) == (0, UNCONFIRMED)
+    message = str(caught.value)
+    assert message.startswith(f"memory closed with {UNCONFIRMED} writes journalled during an ")
+    assert "may or may not be stored" in message
+    assert "with 0 writes" not in message
+    assert "lost" not in message
+
+
+async def test_a_memory_never_closed_with_only_unconfirmed_writes_does_not_call_them_lost(
+    redis_server_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exit log likewise, when every write left was sent by the cancelled replay."""
+    server = redis_server_factory()
+    memory = await cancelled_mid_batch(server, CONFIRMED + UNCONFIRMED)
+    caplog.set_level(logging.ERROR, logger="tta_dev_primitives.memory")
+    memory._store._unclosed()  # type: ignore[attr-defined]
+    [logged] = [r.getMessage() for r in caplog.records if "never closed" in r.getMessage()]
+    assert f"never closed: {UNCONFIRMED} writes journalled during an outage that a" in logged
+    assert "may or may not be stored" in logged
+    assert "closed: 0 writes" not in logged
+    assert "lost" not in logged
+    async with asyncio.timeout(60):
+        await memory.aclose()  # Redis is up: the rest replays
+    assert await stored(server.url, memory.namespace) == CONFIRMED + UNCONFIRMED
 
 
 async def test_a_memory_never_closed_logs_only_never_sent_writes_as_lost(

@@ -29,6 +29,7 @@ __all__ = [
     "SearchableBackend",
     "StorageBackend",
     "Write",
+    "report_outcomes",
     "send",
 ]
 
@@ -39,6 +40,22 @@ __all__ = [
 #: whose ``sent`` is lower than the one before, just before a refusal is raised, says the
 #: writes past it were answered with a refusal that left nothing behind (Redis full).
 ApplyProgress = Callable[[int, int], None]
+
+
+def report_outcomes(progress: ApplyProgress, start: int, outcomes: Sequence[bool | None]) -> None:
+    """Tell ``progress``, before a failure is raised, the fate of each write from ``start`` on:
+    True applied, False refused with nothing left behind (or never sent), None unknown. A
+    progress with a ``settle(start, outcomes)`` method (the journal's replay) hears them all:
+    on a cluster, or when Redis refused one write of a pipeline and applied the next, they are
+    no prefix. Any other hears what ``(sent, applied)`` can say: the applied prefix, and sent
+    up to the last write that may be stored."""
+    settle = getattr(progress, "settle", None)
+    if callable(settle):
+        settle(start, outcomes)
+        return
+    applied = next((i for i, o in enumerate(outcomes) if o is not True), len(outcomes))
+    sent = max((i + 1 for i, o in enumerate(outcomes) if o is not False), default=0)
+    progress(start + max(sent, applied), start + applied)
 
 
 class NotServedNow(BackendUnavailableError):

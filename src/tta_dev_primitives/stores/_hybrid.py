@@ -1074,10 +1074,17 @@ class HybridStore(Generic[B]):
                 else f"the journal file {file.path} no longer holds them (deleted, or another "
                 "memory took the path)"
             )  # fmt: skip
-            message = (
-                f"memory closed with {_unsent(lost)} to the backend ({self.last_error}); they "
-                f"are lost with this store ({where}){_unconfirmed(unconfirmed)}"
-            )
+            if lost:
+                message = (
+                    f"memory closed with {_unsent(lost)} to the backend ({self.last_error}); "
+                    f"they are lost with this store ({where}){_unconfirmed(unconfirmed)}"
+                )
+            else:  # (not "0 writes still unsent"; and a journal file would keep them)
+                message = (
+                    f"memory closed with {unconfirmed} write{'s' if unconfirmed != 1 else ''} "
+                    "journalled during an outage that a replay sent before it ended, the reply "
+                    f"not seen ({self.last_error}): they may or may not be stored ({where})"
+                )
             log.error("%s", message)
             raise UnsentWritesError(message, unsent=lost, unconfirmed=unconfirmed)
 
@@ -1102,11 +1109,17 @@ def _lost_unclosed(journal: Journal, namespace: str) -> None:
     apart from those a replay sent without seeing the reply (maybe stored)."""
     if len(journal):
         lost, unconfirmed = journal.lose()
+        fate = (
+            f"{_unsent(lost)} are lost with it{_unconfirmed(unconfirmed)}" if lost
+            else f"{unconfirmed} write{'s' if unconfirmed != 1 else ''} journalled during an "
+            "outage that a replay sent before it ended, the reply not seen, may or may not be "
+            "stored"
+        )  # fmt: skip
         log.error(
-            "memory (namespace %r) was never closed: %s are lost with it%s (await aclose() "
-            "raises UnsentWritesError for them; with journal_path= the next process would "
-            "replay them)",
-            namespace, _unsent(lost), _unconfirmed(unconfirmed),
+            "memory (namespace %r) was never closed: %s (await aclose() raises "
+            "UnsentWritesError for them; with journal_path= the next process would replay "
+            "them)",
+            namespace, fate,
         )  # fmt: skip
 
 

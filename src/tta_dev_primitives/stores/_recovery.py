@@ -314,6 +314,21 @@ class _Sending:
             self.journal.done(self.batch[self.confirmed : applied])
             self.confirmed = applied
 
+    def settle(self, start: int, outcomes: Sequence[bool | None]) -> None:
+        """Each write's fate from ``start`` on, before a failure is raised
+        (``report_outcomes``): the applied ones leave the journal, the refused ones are left as
+        this run found them, the unknown ones stay sent (maybe stored)."""
+        applied = []
+        for offset, outcome in enumerate(outcomes):
+            index = start + offset
+            if outcome is True:
+                applied.append(self.batch[index])
+            elif outcome is False:
+                self.batch[index][1].sent = self.was_sent[index]
+        self.journal.done(applied)
+        prefix = next((i for i, o in enumerate(outcomes) if o is not True), len(outcomes))
+        self.confirmed = max(self.confirmed, start + prefix)
+
 
 def _reports_progress(remote: StorageBackend) -> bool:
     """Whether ``remote.apply`` takes ``progress=`` (a user's backend overriding ``apply`` with

@@ -35,6 +35,7 @@ from tta_dev_primitives.stores._base import (
     Put,
     StorageBackend,
     Write,
+    report_outcomes,
     send,
 )
 from tta_dev_primitives.stores._redis import errors, lua
@@ -383,22 +384,24 @@ class RedisBackend(StorageBackend):
         if chunk:
             end = start + len(chunk)
             report(end, start)
-            await self._pipeline(chunk, lambda done: report(start + done, start + done))
+            await self._pipeline(chunk, partial(report_outcomes, report, start))
             report(end, end)
 
     async def _pipeline(
-        self, writes: Sequence[Put | Delete], refused: Callable[[int], None] = lambda done: None
+        self,
+        writes: Sequence[Put | Delete],
+        answered: Callable[[list[bool | None]], None] = lambda outcomes: None,
     ) -> None:
-        """Send ``writes`` in one pipeline (partition by partition on a cluster). If Redis
-        refused every write from one on with nothing left behind (full, or refused by our
-        scripts' checks: ``_untouched``) and confirmed those before it, ``refused(done)`` hears
-        how many it applied before the refusal is raised: the rest were answered, not left in
-        doubt (``ApplyProgress``)."""
+        """Send ``writes`` in one pipeline (partition by partition on a cluster). If one fails,
+        ``answered`` hears each write's fate before the first failure is raised
+        (``report_outcomes``): applied, refused with nothing left behind (Redis full, or our
+        scripts' checks: ``_untouched``), or unknown. Redis runs a pipeline's writes after a
+        refused one, so the applied ones need not come first."""
         if not writes:
             return
         connection = self.connection
         if connection.cluster:
-            await self._apply_per_partition(writes)
+            await self._apply_per_partition(writes, answered)
             return
 
         calls: list[tuple[str, str, list[Any]]] = []  # (script, key's value, arguments)
@@ -427,14 +430,18 @@ class RedisBackend(StorageBackend):
                 replies = list(await pipe.execute(raise_on_error=False))
             first = next((i for i, r in enumerate(replies) if isinstance(r, Exception)), None)
             if first is not None:  # raised as execute() would, the first in order
-                answered = replies[first : len(writes)]
-                if (
-                    answered
-                    and all(_untouched(reply) for reply in answered)
-                    and (master is None or _confirms(replies[-1]))
-                ):
-                    self._settle(writes[:first], replies[:first])
-                    refused(first)
+                mine = replies[: len(writes)]
+                done = [i for i, reply in enumerate(mine) if not isinstance(reply, Exception)]
+                self._settle([writes[i] for i in done], [mine[i] for i in done])
+                # Applied only once a replica confirms them (``replication``), if one must.
+                kept = master is None or _confirms(replies[-1])
+
+                def fate(reply: Any) -> bool | None:
+                    if isinstance(reply, Exception):
+                        return False if _untouched(reply) else None
+                    return True if kept else None
+
+                answered([fate(reply) for reply in mine])
                 raise replies[first]
             if master is not None:
                 confirm(replies.pop())
@@ -451,20 +458,36 @@ class RedisBackend(StorageBackend):
             elif isinstance(write, Put):
                 self.versions.observe(_sequence(reply))
 
-    async def _apply_per_partition(self, writes: Sequence[Put | Delete]) -> None:
-        """On a cluster: each partition's writes in order, partitions concurrently."""
-        groups: dict[str, list[Put | Delete]] = {}
-        for write in writes:
-            groups.setdefault(self.layout.base(write.key), []).append(write)
+    async def _apply_per_partition(
+        self, writes: Sequence[Put | Delete], answered: Callable[[list[bool | None]], None]
+    ) -> None:
+        """On a cluster: each partition's writes in order, partitions concurrently. A
+        partition stops at its first failure, the others go on; then ``answered`` hears each
+        write's fate (``_pipeline``) and the first failure in order is raised."""
+        groups: dict[str, list[int]] = {}
+        for position, write in enumerate(writes):
+            groups.setdefault(self.layout.base(write.key), []).append(position)
+        outcomes: list[bool | None] = [False] * len(writes)  # (never sent: nothing left)
+        failures: list[tuple[int, Exception]] = []
 
-        async def run(group: list[Put | Delete]) -> None:
-            for write in group:
+        async def run(group: list[int]) -> None:
+            for position in group:
+                write = writes[position]
+                outcomes[position] = None
                 try:
                     await send(self, write)
                 except StaleWriteError as exc:
                     self._report_stale(exc, write.key)
+                except Exception as exc:
+                    outcomes[position] = False if errors.left_nothing(exc) else None
+                    failures.append((position, exc))
+                    return
+                outcomes[position] = True
 
         await gather_all(*(run(group) for group in groups.values()))
+        if failures:
+            answered(outcomes)
+            raise min(failures, key=lambda failure: failure[0])[1]
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live memory of the namespace, partition by partition, oldest write first.

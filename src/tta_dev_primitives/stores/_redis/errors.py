@@ -28,6 +28,7 @@ from tta_dev_primitives.stores._urls import redact_url, scrub
 
 __all__ = [
     "BEFORE_ANY_CHANGE",
+    "NOTHING_STORED",
     "REFUSED",
     "REFUSED_INSIDE",
     "REFUSED_REPLIES",
@@ -35,6 +36,7 @@ __all__ = [
     "UNAVAILABLE_INSIDE",
     "UNAVAILABLE_REPLIES",
     "SlotsMoved",
+    "left_nothing",
     "refusal",
     "refused",
     "reply",
@@ -47,6 +49,8 @@ __all__ = [
 #: The words the write scripts end a refusal with when they refused before changing anything
 #: (``lua_common.check_layout``: the user's rights and the keys' types are checked first).
 BEFORE_ANY_CHANGE = " (refused before any change)"
+# How ``refusal`` ends a refusal that left nothing behind (``left_nothing`` reads it).
+NOTHING_STORED = "nothing was stored"
 
 # Errors after which Redis may well serve again (the hybrid falls back and probes).
 UNAVAILABLE = (
@@ -235,7 +239,12 @@ def refusal(exc: Exception, url: str) -> BackendRefusedError:
     else:
         hint = "the Redis user lacks a permission (see the ACL in docs/production.md)"
     if untouched(message) or "DB INDEX" in upper:
-        outcome = "nothing was stored"
+        outcome = NOTHING_STORED
     else:  # (Redis's own refusal inside a script, or of a read: the caller cannot tell)
         outcome = "if it was a write, it may be stored in part: fix this and write it again"
     return BackendRefusedError(f"Redis at {redact_url(url)} refused: {message} ({hint}); {outcome}")
+
+
+def left_nothing(exc: BaseException) -> bool:
+    """True if ``exc`` is a refusal (``refusal``) that left nothing behind."""
+    return isinstance(exc, BackendRefusedError) and str(exc).endswith(NOTHING_STORED)
