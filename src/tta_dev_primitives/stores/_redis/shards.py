@@ -34,9 +34,12 @@ __all__ = [
 ]
 
 Call = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
-#: Names tried per master for an index whose slot it owns (a master owns at least one slot in
-#: 16,384, so this many tries find one for any master but a one-slot one with odds below e^-6).
-MAX_TAG_TRIES: Final = 100_000
+#: Names tried per master for an index whose slot it owns: the first 109,758 hash tags
+#: (``{0}`` to ``{109757}``, whatever the namespace) cover all 16,384 slots, so any master,
+#: one that owns a single slot too, has one (100,000 left 112 slots without: a master given
+#: only one of those, as a reshard onto a new master does first, failed every search). A
+#: master owning ``k`` slots needs about 16,384 / k tries (~2 us each).
+MAX_TAG_TRIES: Final = 109_758
 
 
 class Shard(NamedTuple):
