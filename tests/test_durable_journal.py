@@ -242,14 +242,20 @@ async def test_ttls_and_vectors_cross_the_restart(
     assert [key for key, _ in hits] == ["vec"]
 
 
+V1, V2, V3 = (
+    f"{n:016x}0badcafe"
+    for n in (1_700_000_000_000_001, 1_700_000_000_000_002, 1_700_000_000_000_003)
+)
+
+
 def test_records_round_trip_through_json_lines() -> None:
     """Puts (with terms, a TTL deadline and a 2-D vector), deletes and clears decode as written."""
     import numpy as np
 
     vector = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
-    put = Put("u:s:1", '{"content":"ünïcode"}', None, Document({"unicod": 1}, vector), "v1")
-    for record in (Record(1, put, 1e9), Record(2, Delete("k", "v2"), None),
-                   Record(3, Clear("v3"), None)):  # fmt: skip
+    put = Put("u:s:1", '{"content":"ünïcode"}', None, Document({"unicod": 1}, vector), V1)
+    for record in (Record(1, put, 1e9), Record(2, Delete("k", V2), None),
+                   Record(3, Clear(V3), None)):  # fmt: skip
         line = encode(record)
         assert line.count(b"\n") == 1
         assert line.endswith(b"\n")
@@ -262,6 +268,60 @@ def test_records_round_trip_through_json_lines() -> None:
 
 
 # -- a damaged file ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"v": "p" + V1[1:]},
+        {"v": None},
+        {"v": 5},
+        {"v": V1.upper()},
+        {"s": "7"},
+        {"s": 0},
+        {"x": float("inf")},
+        {"x": float("nan")},
+        {"e": {"shape": [1], "f4": "AADAfw=="}},
+    ],  # (a NaN float32)
+    ids=[
+        "version-bit-flip",
+        "version-null",
+        "version-int",
+        "version-upper",
+        "seq-str",
+        "seq-0",
+        "deadline-inf",
+        "deadline-nan",
+        "vector-nan",
+    ],
+)
+def test_a_damaged_but_parseable_record_is_unreadable(change: dict[str, Any]) -> None:
+    """A line that is JSON but holds what no writer writes (a version that would beat every
+    real one for good, an infinite deadline, a NaN vector) is unreadable, not replayed."""
+    data = json.loads(encode(Record(1, Put("k", "{}", None, Document({"a": 1}, None), V1), 1e9)))
+    data.update(change)
+    with pytest.raises((ValueError, TypeError)):
+        decode(data)
+
+
+def test_a_corrupt_copy_that_cannot_be_written_does_not_stop_the_load(journal: Path) -> None:
+    """The file as found is kept in PATH.corrupt; if that cannot be written (a full disk: here
+    a directory in its way), the readable records still load."""
+    file = _journal_file.JournalFile(journal, "ns")
+    good = encode(Record(1, Put("k", "{}", None, None, V1), None))
+    with open(journal, "ab") as out:
+        out.write(b"garbage\n" + good)
+    os.mkdir(str(journal) + ".corrupt")
+
+    async def load() -> Any:
+        try:
+            return await file.load()
+        finally:
+            await file.aclose()
+
+    loaded = asyncio.run(load())
+    assert [r.write.key for r in loaded.records] == ["k"]
+    assert loaded.corrupt == 1
 
 
 async def _journalled(server: RedisServer, ns: str, journal: Path, count: int) -> None:

@@ -33,6 +33,7 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -111,12 +112,15 @@ def _decode_vector(data: Any) -> Any:
     import numpy as np
 
     raw = base64.b64decode(data["f4"], validate=True)
-    return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(data["shape"])
+    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(data["shape"])
+    if not np.isfinite(vector).all():
+        raise ValueError("vector")
+    return vector
 
 
 def decode(data: dict[str, Any]) -> Record:
     """A record from its parsed JSON line; raises ``KeyError``/``ValueError``/``TypeError``."""
-    seq, op, version = int(data["s"]), data["op"], str(data["v"])
+    seq, op, version = _seq(data["s"]), data["op"], _version(data["v"])
     write: Write
     if op == "clear":
         write = Clear(version)
@@ -132,10 +136,31 @@ def decode(data: dict[str, Any]) -> Record:
                                 _decode_vector(data["e"]))  # fmt: skip
         deadline = data["x"]
         write = Put(_str(data["k"]), _str(data["p"]), None, document, version)
-        return Record(seq, write, None if deadline is None else float(deadline))
+        if deadline is not None:
+            deadline = float(deadline)
+            if not math.isfinite(deadline):
+                raise ValueError("deadline")
+        return Record(seq, write, deadline)
     else:
         raise ValueError(f"unknown op {op!r}")
     return Record(seq, write, None)
+
+
+def _seq(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TypeError("seq")
+    return value
+
+
+def _version(value: Any) -> str:
+    """A version as ``VersionClock`` issues them (24 lowercase hex digits): anything else (a
+    damaged line) would compare newer or older than every real version, for good."""
+    if not isinstance(value, str) or len(value) != 24 or value.strip(_HEX):
+        raise ValueError("version")
+    return value
+
+
+_HEX = "0123456789abcdef"
 
 
 def _str(value: Any) -> str:
@@ -209,6 +234,7 @@ class JournalFile:
         # the write): a rewrite keeps them, or one by another loop's writer would drop them.
         self._on_disk: dict[int, tuple[bytes, asyncio.AbstractEventLoop]] = {}
         self._seq = 0
+        self._corrupt_kept = False  # ``load`` kept a damaged file as found in ``path.corrupt``
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
         self.deleted = False  # an append found the file unlinked; a rewrite makes it anew
@@ -299,11 +325,17 @@ class JournalFile:
                 log.warning("memory journal %s: line %d is unreadable; skipped", self.path, number)
                 continue
             records[record.seq] = record
+        self._corrupt_kept = False
         if corrupt:
-            with open(self.path + ".corrupt", "wb") as copy:
-                copy.write(b"\n".join(lines))
-                copy.flush()
-                os.fsync(copy.fileno())
+            try:
+                with open(self.path + ".corrupt", "wb") as copy:
+                    copy.write(b"\n".join(lines))
+                    copy.flush()
+                    os.fsync(copy.fileno())
+                self._corrupt_kept = True
+            except OSError as exc:  # a full disk: the readable records still replay
+                log.warning("memory journal %s: could not keep the file as found in %s.corrupt: %s",
+                            self.path, self.path, exc)  # fmt: skip
         self._seq = top  # new records never reuse a sequence a done marker names
         return Loaded(sorted(records.values(), key=lambda r: r.seq), torn, corrupt)
 
@@ -385,8 +417,8 @@ class JournalFile:
             )  # fmt: skip
         if loaded.corrupt:
             log.warning(
-                "memory journal %s: %d unreadable lines skipped; the file as found is kept in "
-                "%s.corrupt", self.path, loaded.corrupt, self.path,
+                "memory journal %s: %d unreadable lines skipped%s", self.path, loaded.corrupt,
+                f"; the file as found is kept in {self.path}.corrupt" if self._corrupt_kept else "",
             )  # fmt: skip
         return loaded
 
