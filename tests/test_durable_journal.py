@@ -1079,3 +1079,16 @@ async def test_a_retaken_lock_does_not_compact_away_another_memorys_writes(
     finally:
         await again.aclose()
     assert {"first", "second"} <= set(await stored(server, ns))
+
+
+def test_a_header_past_4_kib_is_read_back(journal: Path) -> None:
+    """A namespace of several KiB makes a header longer than the first read: it is read on."""
+    namespace = "n" * 5000 + "é" * 100
+
+    async def open_twice() -> None:
+        first = _journal_file.JournalFile(journal, namespace)
+        await first.aclose()
+        again = _journal_file.JournalFile(journal, namespace)
+        await again.aclose()
+
+    asyncio.run(open_twice())

@@ -54,6 +54,8 @@ FORMAT_VERSION = 1
 #: The file is rewritten with only its live records once it is past this size and twice the
 #: live records' bytes (overwrites of one key and replayed records accumulate otherwise).
 COMPACT_FLOOR = 1024 * 1024
+#: The longest header line read back (its namespace's length is not otherwise limited).
+MAX_HEADER = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,6 +657,9 @@ def _check_header(fd: int, path: str, namespace: str) -> int:
         os.fsync(fd)
         _fsync_dir(path)
         return len(header)
+    if b"\n" not in start and size > len(start):
+        # A header longer than 4 KiB (a long namespace): read on to its end of line.
+        start = os.pread(fd, min(size, MAX_HEADER), 0)
     first = start.split(b"\n", 1)[0]
     try:
         header = json.loads(first)
