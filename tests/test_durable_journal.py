@@ -357,6 +357,25 @@ async def test_replayed_writes_of_an_earlier_process_stay_in_the_copy(
         ]
 
 
+async def test_a_process_with_a_smaller_cap_still_replays_every_restored_write(
+    redis_server_factory: Factory, journal: Path, memories: list[MemoryPrimitive]
+) -> None:
+    """The next deploy lowers max_journal below what the file holds: every acknowledged write
+    is still replayed. The restore applied the new cap, dropped the oldest 40 and cut them from
+    the file with Redis up (review R24: 400 of 500 gone for good)."""
+    server = redis_server_factory()
+    ns = namespace()
+    await _journalled(server, ns, journal, 50)
+    server.start()
+    memory = fast_recovery(server.url, ns, journal_path=journal, max_journal=10)
+    memories.append(memory)
+    await replayed(memory)
+    info = memory.get_backend_info()
+    assert (info["journal_restored"], info["journal_dropped"]) == (50, 0)
+    held = await stored(server, ns)
+    assert {f"k{i}" for i in range(50)} <= set(held)
+
+
 async def test_a_torn_last_line_is_dropped_with_a_warning(
     redis_server_factory: Factory,
     journal: Path,

@@ -121,12 +121,19 @@ class Outbox:
         sizes = await file.sizes(loaded.records)
         now, wall = self._clock(), time.time()
         writes: list[Restored] = []
-        for done, (record, size) in enumerate(zip(loaded.records, sizes, strict=True), 1):
-            left = None if record.deadline is None else record.deadline - wall
-            self._add(record.write, None if left is None else now + left, record.seq, size)
-            writes.append((record.write, left))
-            if done % RESTORE_SLICE == 0:
-                await asyncio.sleep(0)  # other requests' turn (nothing else uses this journal yet)
+        # Every write an earlier process acknowledged comes back, whatever this one's caps (a
+        # smaller max_journal after a deploy dropped the excess, then cut it from the file
+        # with Redis up: R24). The caps drop only this process's own outage writes.
+        spare, self.journal.spare = self.journal.spare, True
+        try:
+            for done, (record, size) in enumerate(zip(loaded.records, sizes, strict=True), 1):
+                left = None if record.deadline is None else record.deadline - wall
+                self._add(record.write, None if left is None else now + left, record.seq, size)
+                writes.append((record.write, left))
+                if done % RESTORE_SLICE == 0:
+                    await asyncio.sleep(0)  # other requests' turn (none uses this journal yet)
+        finally:
+            self.journal.spare = spare
         self.restored = len(self.journal)
         self.corrupt = loaded.corrupt + int(loaded.torn)
         return writes
