@@ -126,6 +126,39 @@ async def hold_last_replay_batch(
     return flush, release
 
 
+@pytest.mark.parametrize("read", ["search", "size", "list"])
+async def test_a_read_of_many_keys_during_the_last_replay_batch_waits_for_it(
+    redis_server_factory: Any, read: str
+) -> None:
+    """A search, a size or a listing while the replay's last batch is on its way (the store
+    serves Redis again, which lacks the batch) waits for the batch to land, as a write does,
+    and sees the outage write. It read Redis without it: a LangGraph checkpointer took an
+    older checkpoint for a thread's latest and forked the thread, losing acknowledged turns
+    (review R23, 15 of 21 runs)."""
+    server = redis_server_factory(appendonly=True)
+    memory = fast_recovery(server.url)
+    flush, release = await hold_last_replay_batch(
+        memory, server, ("u1:s1:a", {"content": "tea before"}),
+        ("u1:s1:k", {"content": "tea in the outage"}),
+    )  # fmt: skip
+
+    async def keys() -> Any:
+        if read == "search":
+            return sorted(hit.key for hit in await memory.search_scored("tea", scope="u1"))
+        if read == "size":
+            return await memory.size()
+        return sorted(key for key, _ in (await memory.list_memories("u1")).items)
+
+    answer = asyncio.create_task(keys())
+    await asyncio.sleep(0.3)  # (Redis answers in about a millisecond)
+    assert not answer.done()  # it waits for the batch
+    release.set()
+    assert await answer == (2 if read == "size" else ["u1:s1:a", "u1:s1:k"])
+    assert await flush
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_a_put_overtaken_by_a_touch_is_stored(redis_server: Any) -> None:
     """put(k, new) is on its way when touch(k) overtakes it: the put returns normally, so Redis
     must hold the new value (before: the touch's newer version made Redis reject the put as

@@ -21,7 +21,9 @@ With no remote backend every operation is served in-process. With one:
   replay finite while writers run: as the *last* batch is sent, the store leaves the degraded
   state; new writes go to the remote (their versions win over the older entries in flight),
   and a ``get`` of a key still in that batch (its write, or a clear) is served in-process
-  until it lands. A search in that one round trip may see a key's previous value.
+  until it lands. A search, a size or a listing then waits for the batch to land (one round
+  trip, as a write does): Redis's answer cannot be patched key by key, and without the batch
+  it showed older values (a checkpointer took an older checkpoint for a thread's latest).
 - The journal is bounded (``Journal``: newest write per key kept, then the oldest dropped and
   counted). A journalled write the remote refuses for its data becomes a dead letter (counted,
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
@@ -311,7 +313,7 @@ class HybridStore(Generic[B]):
             if mine is not None and not same(mine, value):
                 self._outdated.mark(key)
 
-        return await self._read(lambda b: b.get(key), judge)
+        return await self._read(lambda b: b.get(key), judge, whole=False)
 
     async def size(self) -> Served[int]:
         return await self._read(lambda b: b.size())
@@ -516,13 +518,19 @@ class HybridStore(Generic[B]):
         self,
         call: Callable[[B], Awaitable[R]],
         judge: Callable[[R], Awaitable[None]] | None = None,
+        *,
+        whole: bool = True,
     ) -> Served[R]:
-        """Serve ``call``; ``judge`` sees the remote's answer before anything else awaits."""
+        """Serve ``call``; ``judge`` sees the remote's answer before anything else awaits. A
+        ``whole`` read (of many keys: a search, a size, a listing) waits for the replay's last
+        batch if it is on its way, so that Redis's answer holds it (see the module docstring)."""
         if not self._loaded:
             await self._load()
         remote = self.remote
         if remote is not None:
             await self._resume_cut_short()
+            if whole and self._journal and not self._degraded:
+                await self._replay_now()
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
@@ -1019,9 +1027,12 @@ class HybridStore(Generic[B]):
         return not self._degraded
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
-        """Every memory, from the remote if there is one (its errors propagate), else local."""
+        """Every memory, from the remote if there is one (its errors propagate), else local;
+        after the replay's last batch if it is on its way (``_read``)."""
         if not self._loaded:
             await self._load()
+        if self.remote is not None and self._journal and not self._degraded:
+            await self._replay_now()
         async for item in (self.remote or self.local).items():
             yield item
 
