@@ -521,3 +521,17 @@ async def test_max_messages_after_an_outage_returns_the_latest_said(
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_message_json_cannot_hold_stores_nothing_of_the_batch() -> None:
+    """R23: the answer's metadata held a datetime; the question was stored, the answer not."""
+    import datetime
+
+    from tta_dev_primitives.exceptions import InvalidMemoryValueError
+
+    async with MemoryPrimitive() as memory:
+        history = MemoryChatMessageHistory(memory, "u1:s1")
+        bad = AIMessage("hi", response_metadata={"at": datetime.datetime(2026, 1, 1)})
+        with pytest.raises(InvalidMemoryValueError, match="datetime"):
+            await history.aadd_messages([HumanMessage("hello"), bad])
+        assert await history.aget_messages() == []

@@ -243,3 +243,23 @@ async def test_an_update_that_loses_to_newer_changes_does_not_raise(
     finally:
         await cache.aclose()
         await other.aclose()
+
+
+def test_an_answer_dumpd_cannot_serialize_is_returned_uncached(cache_url: str | None) -> None:
+    """R23: a datetime in an answer's metadata became a ``not_implemented`` placeholder, and
+    every later call with that prompt raised NotImplementedError from the lookup."""
+    import datetime
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    cache = LLMCache(cache_url, namespace=namespace())
+    answer = AIMessage("Lisbon.", response_metadata={"created_at": datetime.datetime(2026, 1, 1)})
+    set_llm_cache(cache)
+    try:
+        model = GenericFakeChatModel(messages=iter([answer, answer]))
+        assert model.invoke("Where does Ana live?").content == "Lisbon."
+        assert model.invoke("Where does Ana live?").content == "Lisbon."  # a miss, not an error
+    finally:
+        set_llm_cache(None)
+        cache.clear()
+        cache.close()

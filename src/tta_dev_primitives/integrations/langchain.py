@@ -33,6 +33,7 @@ from tta_dev_primitives.exceptions import (
     InvalidMemoryKeyError,
 )
 from tta_dev_primitives.memory import MemoryPrimitive, _keys
+from tta_dev_primitives.memory._values import encode_value
 
 from ._portal import run_sync
 
@@ -254,9 +255,12 @@ class MemoryChatMessageHistory(BaseChatMessageHistory):
                 raise InvalidArgumentTypeError(
                     f"expected a langchain BaseMessage, got {type(message).__name__}"
                 )
-        for message in messages:
+        values = [message_to_dict(message) for message in messages]
+        for value in values:
+            encode_value({**value, "at": 0})  # a value JSON cannot hold: raise, nothing stored
+        for value in values:
             stamp = _clock.next()
-            value = {**message_to_dict(message), "at": stamp}
+            value = {**value, "at": stamp}
             # The process's tag (drawn anew in a forked worker), as turn_key's: the stamp is
             # unique within the process only.
             key = f"{self._scope}:{stamp:020d}{_keys._process_tag}"

@@ -61,6 +61,17 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
+def _has_placeholder(obj: Any) -> bool:
+    """True if ``dumpd`` output holds a ``not_implemented`` placeholder anywhere."""
+    if isinstance(obj, dict):
+        if obj.get("lc") == 1 and obj.get("type") == "not_implemented":
+            return True
+        return any(_has_placeholder(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_has_placeholder(v) for v in obj)
+    return False
+
+
 class LLMCache(BaseCache):
     """``set_llm_cache(LLMCache(...))``: model answers cached by prompt and model settings.
 
@@ -108,7 +119,9 @@ class LLMCache(BaseCache):
             # ``load`` is marked beta; it is how langchain-core itself reads ``dumpd`` output.
             with suppress_langchain_beta_warning():
                 generations = [load(g, allowed_objects=_ALLOWED) for g in entry["generations"]]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, NotImplementedError):
+            # NotImplementedError: a ``not_implemented`` placeholder (an entry stored by an
+            # older version for an answer holding a datetime, bytes...): a miss, never an error.
             instruments().invalid_values.add(1)
             return None
         if not all(isinstance(g, Generation) for g in generations):
@@ -133,6 +146,15 @@ class LLMCache(BaseCache):
             "llm_string": llm_string,
             "generations": [dumpd(g) for g in return_val],
         }
+        if _has_placeholder(entry["generations"]):
+            # dumpd keeps what it cannot serialize (a datetime or bytes in the metadata) as a
+            # ``not_implemented`` placeholder, which ``load`` refuses: storing it would make
+            # every later call with this prompt fail. Returned uncached instead, as for NaN.
+            self._failures.failed(
+                "encode",
+                InvalidArgumentTypeError("generations hold a value langchain cannot serialize"),
+            )
+            return
         # The model has answered, and LangChain calls this after: an answer that cannot be
         # stored (not JSON: a logprob of -inf in its metadata; Redis full; newer changes
         # standing) is only a later miss, warned once per reason, never an error
