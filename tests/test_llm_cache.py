@@ -187,6 +187,29 @@ async def test_redis_down_falls_back_in_process(redis_server_factory: Factory) -
     await cache.aclose()
 
 
+@pytest.mark.redis
+async def test_answers_cached_in_an_outage_reach_redis_when_the_cache_closes(
+    redis_server_factory: Factory,
+) -> None:
+    """Closed soon after Redis is back (a batch job ending, a worker recycled): the answers
+    cached during the outage are sent first, as a memory's aclose replays its journal. They
+    were left behind, to be computed again by every other process (review R23: 0 of 5)."""
+    server = redis_server_factory()
+    ns = namespace()
+    cache = LLMCache(server.url, namespace=ns, redis_timeout=0.5)
+    await cache.aupdate("warm", "m", [Generation(text="w")])
+    server.kill()
+    for i in range(5):
+        await cache.aupdate(f"p{i}", "m", [Generation(text=f"answer {i}")])
+    server.start()
+    await cache.aclose()
+    other = LLMCache(server.url, namespace=ns)
+    assert [await other.alookup(f"p{i}", "m") for i in range(5)] == [
+        [Generation(text=f"answer {i}")] for i in range(5)
+    ]
+    await other.aclose()
+
+
 def test_sync_methods_work(cache_url: str | None) -> None:
     """The sync methods (what LangChain's ``invoke`` calls) update, look up and clear."""
     cache = LLMCache(cache_url, namespace=namespace())

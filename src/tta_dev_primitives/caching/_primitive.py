@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -21,6 +22,7 @@ from tta_dev_primitives._checks import (
 from tta_dev_primitives.core._base import WorkflowPrimitive, as_primitive
 from tta_dev_primitives.core._context import WorkflowContext
 from tta_dev_primitives.exceptions import (
+    BackendError,
     BackendRefusedError,
     CacheKeyError,
     InvalidArgumentError,
@@ -325,8 +327,8 @@ class CachePrimitive(WorkflowPrimitive[T, U], Generic[T, U]):
         await self._store.clear()
 
     async def aclose(self) -> None:
-        """Close backend connections."""
-        await self._store.aclose()
+        """Send what was cached during an outage if Redis is back, then close connections."""
+        await close_cache_store(self._store)
 
     def __repr__(self) -> str:
         return f"CachePrimitive({self._primitive!r})"
@@ -377,6 +379,17 @@ class StoreFailures:
             log.warning("%r could not store an entry, returned uncached: %s", self._owner, exc)
         current_span_attribute("cache.stored", False)
         current_span_event("cache.store_failed", {"cache.error": type(exc).__name__})
+
+
+async def close_cache_store(store: HybridStore[StorageBackend]) -> None:
+    """Close a cache's store, as a memory's ``aclose`` does: entries cached during an outage
+    are sent first if Redis is back (closed right after an outage, a worker left them all to
+    be computed again elsewhere: review R23); if not, each is only a later miss."""
+    try:
+        with contextlib.suppress(BackendError):
+            await store.flush()
+    finally:
+        await store.aclose()
 
 
 def cache_store(

@@ -32,7 +32,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
 from tta_dev_primitives._checks import check_namespace, check_ttl, is_unencodable
-from tta_dev_primitives.caching._primitive import StoreFailures, cache_store
+from tta_dev_primitives.caching._primitive import StoreFailures, cache_store, close_cache_store
 from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.stores._base import StorageBackend
 from tta_dev_primitives.telemetry._metrics import instruments
@@ -189,8 +189,8 @@ class LLMCache(BaseCache):
         run_sync(self.aclear(), instead="aclear()", in_loop=True)
 
     async def aclose(self) -> None:
-        """Close backend connections."""
-        await self._store.aclose()
+        """Send what was cached during an outage if Redis is back, then close connections."""
+        await close_cache_store(self._store)
 
     def close(self) -> None:
         """Sync ``aclose``: for a cache used through the sync methods."""
