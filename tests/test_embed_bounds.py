@@ -74,6 +74,62 @@ async def test_a_hung_model_call_times_out_and_the_same_text_embeds_again_later(
     await memory.aclose()
 
 
+async def test_a_model_call_that_swallows_its_cancellation_does_not_wedge_later_adds() -> None:
+    """An async model that ignores the cancellation at embed_timeout (catches it and waits on):
+    its add raises at the timeout, and with every slot taken by such calls a healthy add still
+    embeds. The slot was held until the call ended, so past max_concurrency of them every later
+    add waited forever (review R25)."""
+    release = asyncio.Event()
+    swallowed = 0
+
+    async def stubborn(texts: list[str]) -> list[list[float]]:
+        nonlocal swallowed
+        if any(text.startswith("hang") for text in texts):
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                swallowed += 1
+                await release.wait()  # and on: the cancellation is swallowed
+        return [vector(text) for text in texts]
+
+    memory = MemoryPrimitive(
+        embed=Embedder(stubborn, dims=DIMS, embed_timeout=0.3, max_concurrency=2)
+    )
+    async with asyncio.timeout(60):  # a hang guard
+        for i in range(2):  # each takes a slot, and keeps its call going past its timeout
+            with pytest.raises(EmbeddingError, match=r"embed_timeout=0\.3"):
+                await memory.add(f"k{i}", {"content": "hang on"}, vector_text=f"hang {i}")
+        await memory.add("fine", {"content": "a healthy text embeds"})
+    assert await memory.get("fine") == {"content": "a healthy text embeds"}
+    assert await memory.size() == 1  # nothing of the timed-out adds
+    assert swallowed == 2
+    release.set()  # the calls left behind end
+    await asyncio.sleep(0)
+    await memory.aclose()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_model_raising_system_exit_fails_its_call_not_the_program(kind: str) -> None:
+    """A model that raises SystemExit (a library calling sys.exit on a bad input): the add
+    raises EmbeddingError naming it, and the program goes on. asyncio ended the event loop
+    with it, and the process exited (review R25)."""
+
+    def exits(texts: list[str]) -> list[list[float]]:
+        if any(text.startswith("exit") for text in texts):
+            raise SystemExit(3)
+        return [vector(text) for text in texts]
+
+    async def exits_async(texts: list[str]) -> list[list[float]]:
+        return exits(texts)
+
+    memory = MemoryPrimitive(embed=exits if kind == "sync" else exits_async, dims=DIMS)
+    with pytest.raises(EmbeddingError, match=r"SystemExit\(3\)"):
+        await memory.add("k", {"content": "bye"}, vector_text="exit now")
+    await memory.add("fine", {"content": "still running"})
+    assert await memory.size() == 1
+    await memory.aclose()
+
+
 async def test_a_cancelled_caller_frees_the_slot_and_the_in_flight_text() -> None:
     """Callers cancelled while the model hangs release it: later calls for that text run again."""
     hanger = AsyncHanger()

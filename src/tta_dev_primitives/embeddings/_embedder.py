@@ -57,18 +57,42 @@ def to_async_batch(function: BatchFunction, run_sync: SyncRunner) -> _AsyncBatch
     ):
 
         async def call_async(texts: list[str]) -> object:
-            result: object = await function(texts)
+            try:
+                result: object = await function(texts)
+            except SystemExit as exc:
+                raise _ModelExit(exc) from exc
             return result
 
         return call_async
 
     async def call_in_thread(texts: list[str]) -> object:
-        result = await run_sync(function, texts)
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            result = await run_sync(function, texts)
+            if inspect.isawaitable(result):
+                result = await result
+        except (SystemExit, KeyboardInterrupt) as exc:  # (raised by the model in its thread)
+            raise _ModelExit(exc) from exc
         return result
 
     return call_in_thread
+
+
+class _ModelExit(Exception):
+    """The model raised ``SystemExit`` (or, in its thread, ``KeyboardInterrupt``): its call
+    failed. Left as it was, asyncio ends the event loop with it, and the program (R25)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}({exc})")
+
+
+class _Overdue(Exception):
+    """The model call outlived ``embed_timeout``."""
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A model call left behind: its outcome is read, so that asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
@@ -350,22 +374,18 @@ class Embedder:
         source = f"embedder {self._model_id!r} ({side})"
         function = self._query if side == "query" else self._documents
         error: EmbeddingError | None = None
-        deadline: asyncio.Timeout | None = None
         try:
             async with state.semaphore:
                 self._model_calls += 1
-                async with asyncio.timeout(self._timeout) as deadline:
-                    raw = await function(texts)
+                raw = await self._within_timeout(function(texts))
         except EmbeddingError as exc:
             error = exc
+        except _Overdue:
+            error = EmbeddingError(f"{source} took longer than embed_timeout={self._timeout:g} s")
         except Exception as exc:
-            if deadline is not None and deadline.expired():
-                error = EmbeddingError(
-                    f"{source} took longer than embed_timeout={self._timeout:g} s"
-                )
-            else:
-                error = EmbeddingError(f"{source} raised {type(exc).__name__}: {exc}")
-                error.__cause__ = exc
+            name = "" if isinstance(exc, _ModelExit) else f"{type(exc).__name__}: "
+            error = EmbeddingError(f"{source} raised {name}{exc}")
+            error.__cause__ = exc
         except BaseException as exc:  # cancelled (no caller left, or the loop shutting down)
             self._fail(state, chunk, EmbeddingError(f"{source} was cancelled"), exc)
             raise
@@ -392,6 +412,24 @@ class Embedder:
             _forget(state, item)
             if not item.future.done():
                 item.future.set_result(kept)
+
+    async def _within_timeout(self, call: Awaitable[object]) -> object:
+        """Await the model ``call`` for at most ``embed_timeout``. Past it (or if this batch is
+        cancelled), the call is cancelled and left behind, not awaited: one that swallows its
+        cancellation held its slot for good, and past ``max_concurrency`` such calls every
+        later embedding waited forever (review R25)."""
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait([task], timeout=self._timeout)
+        except BaseException:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_retrieve)
+            raise _Overdue
+        return task.result()
 
     async def _run_sync(self, function: Callable[[list[str]], object], texts: list[str]) -> object:
         """A sync model call on this embedder's daemon threads (see ``DaemonExecutor``)."""
