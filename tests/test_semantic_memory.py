@@ -556,3 +556,25 @@ async def test_a_stored_vector_another_size_cannot_split_into_is_named_when_skip
     await writer.clear()
     for m in (writer, reader):
         await m.aclose()
+
+
+async def test_tied_best_keyword_matches_score_the_same_whatever_order_they_were_written() -> None:
+    """Three memories with one text (one keyword score) and different vectors: keyword
+    feedback takes two of them. Written in another order (Redis applies concurrent adds in its
+    own order, a cluster's replay partition by partition), every hybrid score changed (review
+    R25): the tied matches are now taken in key order, so the scores are the same."""
+    meanings = {"u1:s1:a": "peanut snack", "u1:s1:b": "mountain trail", "u1:s1:c": "garage car"}
+
+    async def scores(order: list[str]) -> dict[str, float]:
+        memory = MemoryPrimitive(embed=Counting(), dims=DIMS)
+        for key in order:
+            await memory.add(key, {"content": "my favourite note"}, vector_text=meanings[key])
+        await memory.add("u1:s1:z", {"content": "a plain note"}, vector_text="allergic avoid")
+        hits = await memory.search_scored("favourite note", limit=10, mode="hybrid")
+        await memory.aclose()
+        return {hit.key: hit.score for hit in hits}
+
+    first = await scores(["u1:s1:a", "u1:s1:b", "u1:s1:c"])
+    assert len(first) == 4
+    assert await scores(["u1:s1:c", "u1:s1:b", "u1:s1:a"]) == first
+    assert await scores(["u1:s1:b", "u1:s1:a", "u1:s1:c"]) == first

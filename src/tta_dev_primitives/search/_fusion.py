@@ -17,7 +17,7 @@ it is. Measured in ``benchmarks/results/fusion.md`` ("Keyword feedback").
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Literal, TypeVar
 
 from tta_dev_primitives.search._arrays import numpy
@@ -28,6 +28,7 @@ __all__ = [
     "FEEDBACK_SHARE",
     "RRF_K",
     "feedback",
+    "feedback_matches",
     "fuse",
     "rrf",
     "weighted_sum",
@@ -91,6 +92,23 @@ def fuse(
     if method == "rrf":
         return rrf(keyword, semantic, weight)
     return weighted_sum(keyword, semantic, weight, ceiling)
+
+
+Ranked = TypeVar("Ranked", bound=tuple[Any, ...])
+
+
+def feedback_matches(ranked: Sequence[Ranked], key_of: Callable[[Ranked], str]) -> list[Ranked]:
+    """The keyword matches ``feedback`` uses: the ``FEEDBACK_DOCS`` best of ``ranked`` (best
+    first, each ``(id, score, ...)``), equal scores in key order. The keyword side breaks ties
+    newest first, and the order in which Redis applied concurrent adds, or a cluster's
+    partitions a replay, is not the caller's: tied matches changed the question's vector, so
+    every hybrid score, from one backend or run to the next (review R25)."""
+    if len(ranked) <= FEEDBACK_DOCS:
+        return sorted(ranked, key=lambda row: (-row[1], key_of(row)))
+    last, end = ranked[FEEDBACK_DOCS - 1][1], FEEDBACK_DOCS
+    while end < len(ranked) and ranked[end][1] == last:
+        end += 1
+    return sorted(ranked[:end], key=lambda row: (-row[1], key_of(row)))[:FEEDBACK_DOCS]
 
 
 def feedback(q: Any, matches: Sequence[Any]) -> Any:

@@ -22,7 +22,7 @@ from typing import Any, Final, NamedTuple
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._arrays import gather, numpy
 from tta_dev_primitives.search._bm25 import ceiling
-from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, feedback, feedback_matches, fuse
 from tta_dev_primitives.search._scope_index import ScopeView
 from tta_dev_primitives.search._term_index import MAX_PREFIX_TERMS, TermIndex
 from tta_dev_primitives.search._topk import most_recent, top_k
@@ -309,7 +309,9 @@ class SearchIndex:
             top_of = 0.0
             if not query.blank:
                 keyword, top_of = self._keyword(query, depth, view, within)
-            q = feedback(q, self._first_vectors(keyword[:FEEDBACK_DOCS]))
+            docs = self._docs
+            best = feedback_matches(keyword, lambda row: docs[row[0]][_KEY])
+            q = feedback(q, self._first_vectors(best))
             fused = fuse(keyword, self._semantic(q, depth, within), weight, top_of, query.fusion)
             np = numpy()
             rows = np.fromiter(fused.keys(), dtype=np.intp, count=len(fused))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import InvalidArgumentError
 from tta_dev_primitives.search._analyzer import MAX_QUERY_TERMS, Query
-from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, FEEDBACK_DOCS, feedback, fuse
+from tta_dev_primitives.search._fusion import CANDIDATE_DEPTH, feedback, feedback_matches, fuse
 from tta_dev_primitives.search._vector_index import as_unit_vector
 from tta_dev_primitives.stores._redis import keywords, queries
 from tta_dev_primitives.stores._redis.layout import DOC, Layout, base_among
@@ -96,7 +96,8 @@ async def _feedback(engine: QueryEngine, call: Call, query: Query, keyword: Rows
     dims = engine.dims
     assert dims is not None  # (checked by the caller: the index holds vectors of this size)
     bases = engine.bases
-    names = [base_among(bases, key) + DOC + key for key, _, _ in keyword[:FEEDBACK_DOCS]]
+    best = feedback_matches(keyword, lambda row: row[0])
+    names = [base_among(bases, key) + DOC + key for key, _, _ in best]
 
     async def run(client: Any) -> list[Any]:
         return await gather_all(*(client.hget(name, "e") for name in names))
