@@ -330,6 +330,21 @@ async def test_learned_dims_are_fixed_after_the_first_result() -> None:
         await embedder.embed(["b"])
 
 
+async def test_one_odd_sized_row_first_in_the_first_batch_fails_only_its_own_text() -> None:
+    """Dims learned from the first batch go by the size most of its rows share: an odd row
+    first failed the four right ones of its batch, and every later text (review R25)."""
+    embedder = as_embedder(lambda ts: [[1.0] * (3 if t == "odd" else 2) for t in ts])
+    texts = ["odd", "a", "b", "c", "d"]
+    results = await asyncio.gather(
+        *(embedder.embed([text]) for text in texts), return_exceptions=True
+    )
+    assert embedder.stats()["model_calls"] == 1  # one batch
+    assert isinstance(results[0], EmbeddingError)
+    assert not any(isinstance(result, BaseException) for result in results[1:]), results
+    assert embedder.dims == 2
+    await embedder.embed(["later"])
+
+
 # --- failures ----------------------------------------------------------------------------------
 
 

@@ -106,6 +106,8 @@ def rows_or_errors(
     rows = _as_rows(raw)
     if rows is None or len(rows) != count:
         raise error
+    if dims is None:
+        dims = _most_common_size(rows)  # one odd row first must not fail all the others (R25)
     results: list[Vectors | EmbeddingError] = []
     for number, row in enumerate(rows):
         try:
@@ -119,6 +121,19 @@ def rows_or_errors(
     if all(isinstance(result, EmbeddingError) for result in results):
         raise error
     return results
+
+
+def _most_common_size(rows: list[object]) -> int | None:
+    """The length most rows share (the first to reach it on a tie), None if no row has one."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        try:
+            shape = np.shape(row)  # type: ignore[call-overload]
+        except (ValueError, TypeError):  # (ragged: not a row)
+            continue
+        if len(shape) == 1 and shape[0]:
+            counts[shape[0]] = counts.get(shape[0], 0) + 1
+    return max(counts, key=lambda size: counts[size]) if counts else None
 
 
 def _as_rows(raw: object) -> list[object] | None:
