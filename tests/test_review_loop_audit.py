@@ -56,7 +56,7 @@ async def test_a_large_restored_journal_is_taken_in_slices_and_encoded_off_the_l
     lines = [_journal_file._header("ns")]
     for i in range(count):
         put = Put(f"u1:s1:{i}", f'{{"content":"note {i}"}}', None, Document({"note": 1}, None),
-                  f"{1000 + i:020d}-0")  # fmt: skip
+                  f"{1000 + i:016x}0badcafe")  # fmt: skip
         lines.append(_journal_file.encode(_journal_file.Record(i + 1, put, None)))
     path.write_bytes(b"".join(lines))
     loop_thread = threading.get_ident()
