@@ -24,7 +24,8 @@ def _first_size(rows: int) -> int:
 
 
 class Blocks:
-    """Rows by document number: ``put`` one, read some (``take``), score all (``sims_below``)."""
+    """Rows by document number: ``put`` one, read some (``take``), score all (``sims_below``)
+    or a range (``sims_from``)."""
 
     __slots__ = ("_blocks",)
 
@@ -83,6 +84,18 @@ class Blocks:
                 break
             parts.append(matrix[: size - start] @ q)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def sims_from(self, np: Any, q: Any, start: int, stop: int) -> Any:
+        """Similarity of ``q`` to every stored row of docnos ``[start, stop)``, by docno from
+        ``start`` (shorter when the store ends before ``stop``): no copy of the rows first."""
+        parts = [np.empty(0, dtype=np.float32)]
+        for block, matrix in enumerate(self._blocks):
+            first = block << VECTOR_BLOCK_BITS
+            if first >= stop:
+                break
+            if first + len(matrix) > start:
+                parts.append(matrix[max(start - first, 0) : stop - first] @ q)
+        return parts[-1] if len(parts) == 2 else np.concatenate(parts)
 
     def renumber(self, np: Any, sources: Any, targets: Any, in_place: bool) -> None:
         """Row ``targets[i]`` becomes what row ``sources[i]`` held; every other row is dropped.

@@ -9,6 +9,10 @@ threshold and takes the rows it lacks in batches of ``ANN_BATCH``, two rows for 
 added, so it has caught up long before the threshold; rows not yet in it are scanned exactly
 beside its candidates. A document may have further vectors (one per field): it scores by its
 best; they join the graph in batches too, once the documents' first vectors are all in it.
+A removal only marks its vector deleted in the graph (usearch repairs no link through it, and
+hands its slot to a later vector): once the graph has lost half as many vectors as it holds,
+it is dropped and grown again the same way, removals earning rows as additions do, the rows
+it lacks scanned exactly meanwhile (one product over their range, no copy).
 Document numbers are given by the caller; ranking the candidates is the caller's too.
 """
 
@@ -40,6 +44,12 @@ ANN_BATCH: Final = 32
 #: Graph rows earned per vector added: the backlog of rows it starts without shrinks by
 #: ``ANN_CATCH_UP - 1`` a vector, so starting at a quarter of the threshold it is whole by half.
 ANN_CATCH_UP: Final = 2
+#: The graph starts over once the vectors removed from it number at least 1/this of those it
+#: holds. Removed vectors stay in it as waypoints and their slots go to later vectors, so links
+#: lead astray: 30k clustered 64-dim vectors each rewritten once (as many removed as it holds)
+#: left 3-13 of 300 queries with under half their true top 10 (some none), while rewrites at
+#: random up to twice the graph's size left 0 (repro/m_share.py); 2 keeps a margin of two.
+ANN_REBUILD_SHARE: Final = 2
 #: Rows scored at once below 1/this of the further vectors and documents look theirs up by
 #: docno instead of a pass over all (3 a memory made a scope of 500 at 50k 8x slower than 1).
 _LOOKUP_SHARE: Final = 16
@@ -48,8 +58,8 @@ _LOOKUP_SHARE: Final = 16
 class VectorIndex:
     """Unit vectors by document number (and further ones per document), exact or by graph."""
 
-    __slots__ = ("_ann", "_ann_credit", "_ann_cursor", "_ann_threshold", "_dim", "_has_vec",
-                 "_n_vecs", "_no_usearch", "_vecs", "_xcursor", "_xdoc", "_xrows",
+    __slots__ = ("_ann", "_ann_credit", "_ann_cursor", "_ann_removed", "_ann_threshold", "_dim",
+                 "_has_vec", "_n_vecs", "_no_usearch", "_vecs", "_xcursor", "_xdoc", "_xrows",
                  "_xvecs")  # fmt: skip
 
     def __init__(self, ann_threshold: int = ANN_THRESHOLD) -> None:
@@ -68,6 +78,7 @@ class VectorIndex:
         self._ann: Any = None  # the HNSW graph (keys are docnos), grown in batches
         self._ann_cursor = 0  # docnos below this were offered to the graph; the rest are not
         self._ann_credit = 0  # rows the graph may take now (ANN_CATCH_UP per vector added)
+        self._ann_removed = 0  # vectors removed from the graph since it was made
         # A document's further vectors (one per field, as LangGraph indexes): rows of a second
         # matrix, each naming its docno (-1 once removed); the graph holds them under
         # EXTRA_KEY + row. A document scores by its best vector.
@@ -110,16 +121,28 @@ class VectorIndex:
                 self._store_extra(docno, row)
 
     def remove(self, docno: int) -> None:
-        """Drop the vectors of document ``docno``, from the graph too."""
-        if self._has_vec[docno]:
+        """Drop the vectors of document ``docno``, from the graph too (which starts over once
+        it has lost ``1/ANN_REBUILD_SHARE`` of what it holds); a removal earns the graph rows
+        as an addition does, so churn alone grows it back."""
+        had = self._has_vec[docno]
+        graph, removed = self._ann, 0
+        if had:
             self._has_vec[docno] = 0
             self._n_vecs -= 1
-            if self._ann is not None and docno < self._ann_cursor:
-                self._ann.remove(docno)
+            if graph is not None and docno < self._ann_cursor:
+                graph.remove(docno)
+                removed += 1
         for row in self._xrows.pop(docno, ()):
             self._xdoc[row] = -1
-            if self._ann is not None and row < self._xcursor:
-                self._ann.remove(EXTRA_KEY + row)
+            if graph is not None and row < self._xcursor:
+                graph.remove(EXTRA_KEY + row)
+                removed += 1
+        if removed:
+            self._ann_removed += removed
+            if ANN_REBUILD_SHARE * self._ann_removed >= max(len(graph), ANN_BATCH):
+                self._drop_graph()
+        if had:
+            self._ann_step()
 
     def renumber(self, new_of: Any, order: Any) -> None:
         """Document ``order[i]`` becomes ``i`` (``new_of`` maps each old docno to its new one,
@@ -144,8 +167,8 @@ class VectorIndex:
                     graph.add(late.astype(np.uint64), self._vecs.take(np, late), threads=1)
                 self._ann_cursor = len(order)
         elif graph is not None:
-            self._ann = graph = None
-            self._ann_cursor = self._ann_credit = self._xcursor = 0
+            self._drop_graph()
+            graph = None
         xdoc = self._xdoc_array(np)
         kept = np.flatnonzero(xdoc >= 0)
         joined = kept[kept < self._xcursor]  # (the graph's, in order: a prefix of ``kept``)
@@ -291,8 +314,9 @@ class VectorIndex:
     def _ann_search(self, q: Any, limit: int, view: ScopeView | None) -> tuple[Any, Any] | None:
         """Graph candidates, rescored exactly; None (go exact) without usearch or if too few.
 
-        Rows the graph has not taken yet (at most a batch or two) join the candidates as they
-        are: they are rescored with the rest, so the answer never waits for the graph.
+        Rows the graph has not taken yet (a batch or two, or all of them while a new graph
+        grows) join the candidates as they are, scored by a product over their range: the
+        answer never waits for the graph.
         """
         graph = self._ann
         if graph is None:
@@ -306,31 +330,37 @@ class VectorIndex:
             want = int(want * n / view.members * 2) + limit  # over-fetch, then filter
         want = min(n, max(want, 32))
         has_vec = gather(np, self._has_vec, np.bool_, slice(0, size)).copy()
+        cursor = min(self._ann_cursor, size)
         rows = np.empty(0, dtype=np.intp)
-        if self._ann_cursor > 0 and len(graph):
+        if cursor > 0 and len(graph):
             keys = np.asarray(graph.search(q, want, exact=False).keys, dtype=np.int64)
             extra = keys >= EXTRA_KEY  # a further vector's key names its row, not a docno
-            rows = keys[~extra & (keys < self._ann_cursor)]
+            rows = keys[~extra & (keys < cursor)]
             if extra.any():
                 more = gather(np, self._xdoc, np.int64, keys[extra] - EXTRA_KEY)
                 rows = np.concatenate((rows, more[more >= 0]))
             rows = rows.astype(np.intp)
-        pending = np.arange(self._ann_cursor, size, dtype=np.intp)
-        rows = np.concatenate((rows, pending))
         if self._xcursor < len(self._xdoc):  # documents of further vectors not in it yet
             waiting = gather(np, self._xdoc, np.int64, slice(self._xcursor, None))
             rows = np.concatenate((rows, waiting[waiting >= 0].astype(np.intp)))
         if self._xrows:  # a document found by two of its vectors counts once
             _, first = np.unique(rows, return_index=True)
             rows = rows[np.sort(first)]
+        rows = rows[rows < cursor]  # (the rest are pending: scanned below)
         rows = rows[has_vec[rows]]
+        # Rows the graph has not taken yet (a batch or two; all of them while a new graph
+        # grows) are scanned exactly, by one product over their range.
+        pending = np.flatnonzero(has_vec[cursor:])
         if view is not None:
             rows = rows[view.mask[rows]]
-            if len(rows) < min(limit, view.members):
-                return None
-        elif len(rows) < min(limit, n):
+            pending = pending[view.mask[pending + cursor]]
+        if len(rows) + len(pending) < min(limit, n if view is None else view.members):
             return None
-        sims = self._best(np, q, rows, self._vecs.take(np, rows) @ q)
+        sims = self._vecs.take(np, rows) @ q
+        if len(pending):
+            sims = np.concatenate((sims, self._vecs.sims_from(np, q, cursor, size)[pending]))
+            rows = np.concatenate((rows, pending + cursor))
+        sims = self._best(np, q, rows, sims)
         sims = self._settle(np, q, rows, sims, limit + 1)
         if len(sims) > 1:
             # Ties go to the newest, but of many equal vectors (one text written many times)
@@ -388,7 +418,13 @@ class VectorIndex:
         self._ann = hnsw(self._dim)
         self._no_usearch = self._ann is None
         self._ann_cursor = self._ann_credit = self._xcursor = 0  # (all join in batches)
+        self._ann_removed = 0
         return self._ann
+
+    def _drop_graph(self) -> None:
+        """Forget the graph: a new one starts and catches up as after ``clear``."""
+        self._ann = None
+        self._ann_cursor = self._ann_credit = self._xcursor = self._ann_removed = 0
 
     def build_graph(self) -> Any:
         """The graph holding every vector now, built in one go (benchmarks); None without it."""
