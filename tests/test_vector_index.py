@@ -317,9 +317,9 @@ def test_graph_keeps_its_recall_when_every_memory_is_rewritten() -> None:
     """Review R25: usearch only marks a removed vector deleted, and a later vector takes its
     slot with the links that led to it unrepaired. Once each of 30,000 memories had been
     rewritten, 5 of 200 queries found fewer than half of their true top 10 (some none), where
-    a fresh graph missed none. The graph now starts over once it has lost half of what it
-    holds, growing back in batches as writes (removals too) earn it rows, the rows it lacks
-    scanned exactly meanwhile: searches stay right throughout, scoped or not."""
+    a fresh graph missed none. A new graph now grows once the graph has lost half of what it
+    holds, in batches as writes (removals too) earn it rows; the old one answers for the rows
+    it lacks meanwhile: searches stay right throughout, scoped or not."""
     n, dim = 30_000, 32
     centres = np.random.default_rng(0).standard_normal((200, dim))
 
@@ -341,7 +341,7 @@ def test_graph_keeps_its_recall_when_every_memory_is_rewritten() -> None:
         graph = index.stats().graph
         assert graph is not None
         smallest = min(smallest, graph)
-        if count == n // 2 + 1000:  # a new graph growing: rows it lacks are scanned exactly
+        if count == n // 2 + 1000:  # a new graph growing, the old one answering beside it
             assert graph < n // 2
             for scope in (None, "u1"):
                 recall, poor = recall_misses(index, rows, queries[:50], scope)
@@ -352,6 +352,61 @@ def test_graph_keeps_its_recall_when_every_memory_is_rewritten() -> None:
         recall, poor = recall_misses(index, rows, queries, scope)
         assert poor == 0, (scope, recall)
         assert recall >= 0.98, (scope, recall)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")
+def test_a_graph_growing_anew_answers_through_renumbering_and_removals() -> None:
+    """While a new graph grows (the old one had lost half its vectors), deletions renumber the
+    index: both graphs follow the new numbers, searches keep finding what brute force finds,
+    deleted and rewritten memories never come back, and later writes finish the new graph."""
+    rng = np.random.default_rng(5)
+    n, dim = 4000, 8
+    index = SearchIndex(ann_threshold=1000)
+    rows: dict[str, Any] = {}
+
+    def write(key: str) -> None:
+        rows[key] = unit(rng.standard_normal(dim))
+        index.add(key, {}, vector=rows[key])
+
+    def check() -> None:
+        keys = list(rows)
+        matrix = np.stack([rows[k] for k in keys])
+        for q in rng.standard_normal((20, dim)).astype(np.float32):
+            want = [keys[j] for j in np.argsort(-(matrix @ unit(q)))[:5]]
+            assert index.search(semantic(q), 5) == want
+
+    for i in range(n):
+        write(f"k{i}")
+    held = index.stats().graph
+    assert held is not None
+    for i in range(n):  # rewrites, until a new graph starts
+        write(f"k{i}")
+        if (index.stats().graph or 0) <= held // 2:
+            break
+    else:
+        raise AssertionError("the graph never started over")
+    numbers = index.stats().numbers
+    check()
+    for j in range(n - 1, n - 1200, -1):  # deletions: the index renumbers
+        index.remove(f"k{j}")
+        rows.pop(f"k{j}")
+    stats = index.stats()
+    assert stats.numbers < numbers  # renumbered, the new graph still growing
+    assert stats.graph is not None
+    assert stats.graph < stats.vectors
+    check()
+    for k in range(2000):  # more rewrites (the graph may start over again)
+        write(f"k{k}")
+    check()
+    for k in range(6000):  # new memories: the graph catches up
+        write(f"new{k}")
+        stats = index.stats()
+        assert stats.graph is not None
+        if stats.graph + 2 * ANN_BATCH >= stats.vectors:
+            break
+    else:
+        raise AssertionError(stats)
+    check()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("usearch") is None, reason="usearch not installed")

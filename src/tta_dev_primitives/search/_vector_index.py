@@ -11,8 +11,9 @@ beside its candidates. A document may have further vectors (one per field): it s
 best; they join the graph in batches too, once the documents' first vectors are all in it.
 A removal only marks its vector deleted in the graph (usearch repairs no link through it, and
 hands its slot to a later vector): once the graph has lost half as many vectors as it holds,
-it is dropped and grown again the same way, removals earning rows as additions do, the rows
-it lacks scanned exactly meanwhile (one product over their range, no copy).
+a new one is grown the same way, removals earning rows as additions do; the old graph answers
+for the rows the new one lacks until it has them all (the rest are scanned exactly, by one
+product over their range), then goes.
 Document numbers are given by the caller; ranking the candidates is the caller's too.
 """
 
@@ -59,8 +60,8 @@ class VectorIndex:
     """Unit vectors by document number (and further ones per document), exact or by graph."""
 
     __slots__ = ("_ann", "_ann_credit", "_ann_cursor", "_ann_removed", "_ann_threshold", "_dim",
-                 "_has_vec", "_n_vecs", "_no_usearch", "_vecs", "_xcursor", "_xdoc", "_xrows",
-                 "_xvecs")  # fmt: skip
+                 "_has_vec", "_n_vecs", "_no_usearch", "_old", "_old_cursor", "_old_xcursor",
+                 "_vecs", "_xcursor", "_xdoc", "_xrows", "_xvecs")  # fmt: skip
 
     def __init__(self, ann_threshold: int = ANN_THRESHOLD) -> None:
         """``ann_threshold``: vectors from which semantic search uses the HNSW graph."""
@@ -79,6 +80,10 @@ class VectorIndex:
         self._ann_cursor = 0  # docnos below this were offered to the graph; the rest are not
         self._ann_credit = 0  # rows the graph may take now (ANN_CATCH_UP per vector added)
         self._ann_removed = 0  # vectors removed from the graph since it was made
+        # The graph being replaced, while the new one grows: it answers for the docnos in
+        # [_ann_cursor, _old_cursor) and further rows in [_xcursor, _old_xcursor).
+        self._old: Any = None
+        self._old_cursor = self._old_xcursor = 0
         # A document's further vectors (one per field, as LangGraph indexes): rows of a second
         # matrix, each naming its docno (-1 once removed); the graph holds them under
         # EXTRA_KEY + row. A document scores by its best vector.
@@ -125,22 +130,30 @@ class VectorIndex:
         it has lost ``1/ANN_REBUILD_SHARE`` of what it holds); a removal earns the graph rows
         as an addition does, so churn alone grows it back."""
         had = self._has_vec[docno]
-        graph, removed = self._ann, 0
+        graph, old, removed = self._ann, self._old, 0
         if had:
             self._has_vec[docno] = 0
             self._n_vecs -= 1
             if graph is not None and docno < self._ann_cursor:
                 graph.remove(docno)
                 removed += 1
+            if old is not None and docno < self._old_cursor:
+                old.remove(docno)
         for row in self._xrows.pop(docno, ()):
             self._xdoc[row] = -1
             if graph is not None and row < self._xcursor:
                 graph.remove(EXTRA_KEY + row)
                 removed += 1
+            if old is not None and row < self._old_xcursor:
+                old.remove(EXTRA_KEY + row)
         if removed:
             self._ann_removed += removed
             if ANN_REBUILD_SHARE * self._ann_removed >= max(len(graph), ANN_BATCH):
-                self._drop_graph()
+                # A new graph grows; this one answers for the rows it lacks meanwhile (or
+                # the one before, if this one was still growing: it holds more).
+                if old is None:
+                    self._old, self._old_cursor, self._old_xcursor = graph, *self._cursors()
+                self._drop_graph(keep_old=True)
         if had:
             self._ann_step()
 
@@ -155,7 +168,14 @@ class VectorIndex:
         targets = np.flatnonzero(has)
         self._vecs.renumber(np, order[targets], targets, in_order)
         self._has_vec = bytearray(has.astype(np.uint8).tobytes())
-        graph = self._ann
+        graph, old = self._ann, self._old
+        if old is not None and in_order:  # the graph being replaced keeps answering too
+            old_offered = order < self._old_cursor
+            moved = np.flatnonzero(has & old_offered)
+            rename(np, old, order[moved], moved)
+            self._old_cursor = int(np.count_nonzero(old_offered))
+        elif old is not None:
+            old = self._old = None
         offered = order < self._ann_cursor
         late = np.flatnonzero(has & ~offered)  # rows the graph has not taken yet
         if graph is not None and (in_order or len(late) <= 2 * ANN_BATCH):
@@ -180,6 +200,10 @@ class VectorIndex:
         self._xcursor = len(joined)
         if graph is not None:
             rename(np, graph, joined + EXTRA_KEY, np.arange(len(joined)) + EXTRA_KEY)
+        if old is not None:
+            joined = kept[kept < self._old_xcursor]
+            self._old_xcursor = len(joined)
+            rename(np, old, joined + EXTRA_KEY, np.arange(len(joined)) + EXTRA_KEY)
 
     def first(self, docno: int) -> Any:
         """Document ``docno``'s first vector (a row view), or None."""
@@ -330,18 +354,15 @@ class VectorIndex:
             want = int(want * n / view.members * 2) + limit  # over-fetch, then filter
         want = min(n, max(want, 32))
         has_vec = gather(np, self._has_vec, np.bool_, slice(0, size)).copy()
-        cursor = min(self._ann_cursor, size)
-        rows = np.empty(0, dtype=np.intp)
-        if cursor > 0 and len(graph):
-            keys = np.asarray(graph.search(q, want, exact=False).keys, dtype=np.int64)
-            extra = keys >= EXTRA_KEY  # a further vector's key names its row, not a docno
-            rows = keys[~extra & (keys < cursor)]
-            if extra.any():
-                more = gather(np, self._xdoc, np.int64, keys[extra] - EXTRA_KEY)
-                rows = np.concatenate((rows, more[more >= 0]))
-            rows = rows.astype(np.intp)
-        if self._xcursor < len(self._xdoc):  # documents of further vectors not in it yet
-            waiting = gather(np, self._xdoc, np.int64, slice(self._xcursor, None))
+        cursor, xcursor = self._ann_cursor, self._xcursor
+        rows = self._graph_rows(np, graph, q, want, 0, cursor, 0)
+        if self._old is not None:  # the graph being replaced, for the rows the new one lacks
+            more = self._graph_rows(np, self._old, q, want, cursor, self._old_cursor, xcursor)
+            rows = np.concatenate((rows, more))
+            cursor, xcursor = max(cursor, self._old_cursor), max(xcursor, self._old_xcursor)
+        cursor = min(cursor, size)
+        if xcursor < len(self._xdoc):  # documents of further vectors in no graph yet
+            waiting = gather(np, self._xdoc, np.int64, slice(xcursor, None))
             rows = np.concatenate((rows, waiting[waiting >= 0].astype(np.intp)))
         if self._xrows:  # a document found by two of its vectors counts once
             _, first = np.unique(rows, return_index=True)
@@ -371,6 +392,22 @@ class VectorIndex:
                 return None
         return rows, sims
 
+    def _graph_rows(
+        self, np: Any, graph: Any, q: Any, want: int, low: int, high: int, xlow: int
+    ) -> Any:
+        """Docnos ``graph`` proposes for ``q``: of its first vectors in ``[low, high)`` and
+        its further vectors from row ``xlow`` (a document may come twice)."""
+        if high <= low or not len(graph):
+            return np.empty(0, dtype=np.intp)
+        keys = np.asarray(graph.search(q, want, exact=False).keys, dtype=np.int64)
+        extra = keys >= EXTRA_KEY  # a further vector's key names its row, not a docno
+        rows = keys[~extra & (keys >= low) & (keys < high)]
+        if extra.any():
+            xrows = keys[extra] - EXTRA_KEY
+            more = gather(np, self._xdoc, np.int64, xrows[xrows >= xlow])
+            rows = np.concatenate((rows, more[more >= 0]))
+        return rows.astype(np.intp)
+
     # -- the graph -----------------------------------------------------------------------------
 
     def _ann_step(self) -> None:
@@ -382,12 +419,25 @@ class VectorIndex:
         self._ann_credit = min(self._ann_credit + ANN_CATCH_UP, 2 * ANN_BATCH)
         if self._ann_credit < ANN_BATCH:
             return
-        if len(self._has_vec) - self._ann_cursor >= ANN_BATCH:
+        behind = self._old is not None and self._ann_cursor < self._old_cursor  # take them all
+        if len(self._has_vec) - self._ann_cursor >= ANN_BATCH or behind:
             self._ann_credit -= ANN_BATCH
             self._ann_extend(self._ann_cursor + ANN_BATCH)
         elif self._xcursor < len(self._xdoc):  # then the further vectors, as many at a time
             self._ann_credit -= ANN_BATCH
             self._extra_extend(self._xcursor + ANN_BATCH)
+        self._release_old()
+
+    def _cursors(self) -> tuple[int, int]:
+        """The graph's cursors: docnos, then further rows, below these were offered to it."""
+        return self._ann_cursor, self._xcursor
+
+    def _release_old(self) -> None:
+        """Let the graph being replaced go once the new one holds all it held."""
+        if self._old is not None and (
+            self._ann_cursor >= self._old_cursor and self._xcursor >= self._old_xcursor
+        ):
+            self._old = None
 
     def _extra_extend(self, stop: int) -> None:
         """Hand the graph the further vectors of rows ``[xcursor, stop)`` in one batch."""
@@ -421,10 +471,13 @@ class VectorIndex:
         self._ann_removed = 0
         return self._ann
 
-    def _drop_graph(self) -> None:
-        """Forget the graph: a new one starts and catches up as after ``clear``."""
+    def _drop_graph(self, *, keep_old: bool = False) -> None:
+        """Forget the graph (and the one being replaced, unless ``keep_old``): a new one
+        starts and catches up as after ``clear``."""
         self._ann = None
         self._ann_cursor = self._ann_credit = self._xcursor = self._ann_removed = 0
+        if not keep_old:
+            self._old = None
 
     def build_graph(self) -> Any:
         """The graph holding every vector now, built in one go (benchmarks); None without it."""
@@ -432,4 +485,5 @@ class VectorIndex:
             return None
         self._ann_extend(len(self._has_vec))
         self._extra_extend(len(self._xdoc))
+        self._release_old()
         return self._ann
