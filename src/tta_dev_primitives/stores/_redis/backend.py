@@ -433,8 +433,12 @@ class RedisBackend(StorageBackend):
                 mine = replies[: len(writes)]
                 done = [i for i, reply in enumerate(mine) if not isinstance(reply, Exception)]
                 self._settle([writes[i] for i in done], [mine[i] for i in done])
-                # Applied only once a replica confirms them (``replication``), if one must.
-                kept = master is None or _confirms(replies[-1])
+                # Applied only once a replica confirms them (``replication``), if one must, and
+                # only beside refusals that left nothing: after another failure (NOREPLICAS as a
+                # failover starts) they stay journalled, sent again (a no-op if they landed).
+                kept = (master is None or _confirms(replies[-1])) and all(
+                    _untouched(reply) for reply in mine if isinstance(reply, Exception)
+                )
 
                 def fate(reply: Any) -> bool | None:
                     if isinstance(reply, Exception):
@@ -486,6 +490,10 @@ class RedisBackend(StorageBackend):
 
         await gather_all(*(run(group) for group in groups.values()))
         if failures:
+            if any(outcomes[position] is None for position, _ in failures):
+                # A failure of unknown outcome: the writes applied stay journalled too, sent
+                # again (a no-op if they landed), as ``_pipeline`` keeps them.
+                outcomes = [None if outcome else outcome for outcome in outcomes]
             answered(outcomes)
             raise min(failures, key=lambda failure: failure[0])[1]
 
