@@ -431,14 +431,16 @@ class RedisBackend(StorageBackend):
             first = next((i for i, r in enumerate(replies) if isinstance(r, Exception)), None)
             if first is not None:  # raised as execute() would, the first in order
                 mine = replies[: len(writes)]
-                done = [i for i, reply in enumerate(mine) if not isinstance(reply, Exception)]
-                self._settle([writes[i] for i in done], [mine[i] for i in done])
                 # Applied only once a replica confirms them (``replication``), if one must, and
                 # only beside refusals that left nothing: after another failure (NOREPLICAS as a
-                # failover starts) they stay journalled, sent again (a no-op if they landed).
+                # failover starts) they stay journalled, sent again (a no-op if they landed),
+                # and are taken in (``_settle``: a stale one reported) then, not twice.
                 kept = (master is None or _confirms(replies[-1])) and all(
                     _untouched(reply) for reply in mine if isinstance(reply, Exception)
                 )
+                if kept:
+                    done = [i for i, reply in enumerate(mine) if not isinstance(reply, Exception)]
+                    self._settle([writes[i] for i in done], [mine[i] for i in done])
 
                 def fate(reply: Any) -> bool | None:
                     if isinstance(reply, Exception):
