@@ -419,15 +419,14 @@ class Embedder:
         cancellation held its slot for good, and past ``max_concurrency`` such calls every
         later embedding waited forever (review R25)."""
         task = asyncio.ensure_future(call)
+        done: set[asyncio.Future[object]] = set()
         try:
             done, _ = await asyncio.wait([task], timeout=self._timeout)
-        except BaseException:
-            task.cancel()
-            task.add_done_callback(_retrieve)
-            raise
+        finally:
+            if not done:  # overdue, or this batch cancelled: the call is left behind
+                task.cancel()
+                task.add_done_callback(_retrieve)
         if not done:
-            task.cancel()
-            task.add_done_callback(_retrieve)
             raise _Overdue
         return task.result()
 

@@ -103,11 +103,9 @@ def feedback_matches(ranked: Sequence[Ranked], key_of: Callable[[Ranked], str]) 
     newest first, and the order in which Redis applied concurrent adds, or a cluster's
     partitions a replay, is not the caller's: tied matches changed the question's vector, so
     every hybrid score, from one backend or run to the next (review R25)."""
-    if len(ranked) <= FEEDBACK_DOCS:
-        return sorted(ranked, key=lambda row: (-row[1], key_of(row)))
-    last, end = ranked[FEEDBACK_DOCS - 1][1], FEEDBACK_DOCS
-    while end < len(ranked) and ranked[end][1] == last:
-        end += 1
+    end = min(FEEDBACK_DOCS, len(ranked))
+    while 0 < end < len(ranked) and ranked[end][1] == ranked[end - 1][1]:
+        end += 1  # (those tied with the last one taken)
     return sorted(ranked[:end], key=lambda row: (-row[1], key_of(row)))[:FEEDBACK_DOCS]
 
 

@@ -309,8 +309,7 @@ class SearchIndex:
             top_of = 0.0
             if not query.blank:
                 keyword, top_of = self._keyword(query, depth, view, within)
-            docs = self._docs
-            best = feedback_matches(keyword, lambda row: docs[row[0]][_KEY])
+            best = feedback_matches(keyword, lambda row: self._docs[row[0]][_KEY])
             q = feedback(q, self._first_vectors(best))
             fused = fuse(keyword, self._semantic(q, depth, within), weight, top_of, query.fusion)
             np = numpy()

@@ -29,6 +29,7 @@ __all__ = [
     "SearchableBackend",
     "StorageBackend",
     "Write",
+    "applied_prefix",
     "report_outcomes",
     "send",
 ]
@@ -53,9 +54,14 @@ def report_outcomes(progress: ApplyProgress, start: int, outcomes: Sequence[bool
     if callable(settle):
         settle(start, outcomes)
         return
-    applied = next((i for i, o in enumerate(outcomes) if o is not True), len(outcomes))
+    applied = applied_prefix(outcomes)
     sent = max((i + 1 for i, o in enumerate(outcomes) if o is not False), default=0)
     progress(start + max(sent, applied), start + applied)
+
+
+def applied_prefix(outcomes: Sequence[bool | None]) -> int:
+    """How many of ``outcomes`` (``report_outcomes``) are applied before the first that is not."""
+    return next((i for i, o in enumerate(outcomes) if o is not True), len(outcomes))
 
 
 class NotServedNow(BackendUnavailableError):

@@ -431,13 +431,16 @@ class HybridStore(Generic[B]):
         if pulse is not None:
             pulse.set()
 
-    def _in_last_batch(self, key: str) -> bool:
-        """The replay's last batch, on its way, holds a write of ``key`` or a clear: the store
-        already serves Redis (``_leave_degraded``), which does not have it yet."""
-        return bool(self._journal) and not self._degraded and self._journal.changes(key)
+    def _in_last_batch(self, key: str | None = None) -> bool:
+        """The replay's last batch is on its way (and holds a write of ``key`` or a clear, if
+        one is named): the store already serves Redis (``_leave_degraded``), which does not
+        have it yet."""
+        on_its_way = bool(self._journal) and not self._degraded
+        return on_its_way and (key is None or self._journal.changes(key))
 
-    async def _after_last_batch(self, key: str) -> None:
-        """Wait for the replay's last batch if it holds a write of ``key``."""
+    async def _after_last_batch(self, key: str | None = None) -> None:
+        """Wait for the replay's last batch if it is on its way (and holds a write of ``key``,
+        if one is named)."""
         if self._in_last_batch(key):
             await self._replay_now()
 
@@ -529,8 +532,8 @@ class HybridStore(Generic[B]):
         remote = self.remote
         if remote is not None:
             await self._resume_cut_short()
-            if whole and self._journal and not self._degraded:
-                await self._replay_now()
+            if whole:
+                await self._after_last_batch()
         if remote is not None and not self._degraded:
             try:
                 result = await call(remote)
@@ -591,7 +594,7 @@ class HybridStore(Generic[B]):
         self.copies.wrote(write.key)
         with self._in_flight.sending(write.key, write.version):
             try:
-                if self._journal and not self._degraded and self.recovering:
+                if self._in_last_batch() and self.recovering:
                     await self._replay_now()  # the last batch (``_leave_degraded``) lands first
                 served = await self._deliver(remote, write)
             except BackendError:
@@ -1031,8 +1034,8 @@ class HybridStore(Generic[B]):
         after the replay's last batch if it is on its way (``_read``)."""
         if not self._loaded:
             await self._load()
-        if self.remote is not None and self._journal and not self._degraded:
-            await self._replay_now()
+        if self.remote is not None:
+            await self._after_last_batch()
         async for item in (self.remote or self.local).items():
             yield item
 

@@ -64,6 +64,7 @@ from tta_dev_primitives.stores._base import (
     SearchableBackend,
     StorageBackend,
     Write,
+    applied_prefix,
 )
 from tta_dev_primitives.stores._journal_file import JournalFile
 
@@ -326,8 +327,7 @@ class _Sending:
             elif outcome is False:
                 self.batch[index][1].sent = self.was_sent[index]
         self.journal.done(applied)
-        prefix = next((i for i, o in enumerate(outcomes) if o is not True), len(outcomes))
-        self.confirmed = max(self.confirmed, start + prefix)
+        self.confirmed = max(self.confirmed, start + applied_prefix(outcomes))
 
 
 def _reports_progress(remote: StorageBackend) -> bool:
