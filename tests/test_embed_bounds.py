@@ -286,3 +286,88 @@ def test_embed_timeout_must_be_a_positive_number(bad: Any) -> None:
     """A zero, negative, infinite or non-number embed_timeout is refused at construction."""
     with pytest.raises(ValueError, match="embed_timeout"):
         MemoryPrimitive(embed=lambda texts: [vector(t) for t in texts], embed_timeout=bad)
+
+
+async def test_a_text_the_model_refuses_fails_only_its_own_add() -> None:
+    """Twenty adds batched into one call; the model refuses the whole call for one text (as a
+    provider does for an input over its token limit): only that add fails, the 19 are stored."""
+    calls: list[list[str]] = []
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(list(texts))
+        if any("refused" in text for text in texts):
+            raise ValueError("input too long")
+        return [vector(text) for text in texts]
+
+    memory = MemoryPrimitive(embed=embed, dims=DIMS)
+    keys = [f"k{i}" for i in range(20)]
+    texts = ["refused text" if i == 13 else f"good {i}" for i in range(20)]
+    results: list[Any] = await asyncio.gather(
+        *(memory.add(k, {"content": t}) for k, t in zip(keys, texts, strict=True)),
+        return_exceptions=True,
+    )
+    assert len(calls[0]) == 20  # one batch first, so the refused text really shared it
+    failed = [k for k, r in zip(keys, results, strict=True) if isinstance(r, BaseException)]
+    assert failed == ["k13"]
+    assert isinstance(results[13], EmbeddingError)
+    assert isinstance(results[13].__cause__, ValueError)
+    assert "input too long" in str(results[13])
+    assert await memory.size() == 19
+    assert await memory.get("k13") is None
+    assert len(calls) <= 1 + 2 * 5  # halving: two calls a level, five levels for 20 texts
+    assert sum(len(batch) for batch in calls[1:]) <= 20 * 3  # no text sent one by one
+
+
+async def test_a_model_that_is_down_fails_every_text_after_three_calls() -> None:
+    """When both halves fail too, the fault is not one text's: the halving stops there, so a
+    model that is down (or rate-limiting) is not called once per text."""
+    calls: list[int] = []
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        calls.append(len(texts))
+        raise ConnectionError("model server down")
+
+    memory = MemoryPrimitive(embed=embed, dims=DIMS)
+    results = await asyncio.gather(
+        *(memory.add(f"k{i}", {"content": f"text {i}"}) for i in range(16)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, EmbeddingError) for r in results)
+    assert all("model server down" in str(r) for r in results)
+    assert sorted(calls) == [8, 8, 16]
+    assert await memory.size() == 0
+
+
+async def test_two_refused_texts_in_different_halves_fail_the_batch_they_shared() -> None:
+    """The halving finds one refused text; with two in different halves, both halves fail and
+    every text of that call fails (the documented limit), and each is embedded again later."""
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        if any("refused" in text for text in texts):
+            raise ValueError("input too long")
+        return [vector(text) for text in texts]
+
+    embedder = Embedder(embed, dims=DIMS)
+    texts = ["refused a", "b", "c", "d", "refused e", "f", "g", "h"]
+    results = await asyncio.gather(*(embedder.embed([t]) for t in texts), return_exceptions=True)
+    assert all(isinstance(r, EmbeddingError) for r in results)
+    again = await embedder.embed(["b", "c"])  # nothing was cached from the failure
+    assert again.shape == (2, DIMS)
+
+
+async def test_a_search_question_the_model_refuses_fails_only_that_search() -> None:
+    """Questions are batched too: one refused question fails its own search, not the others."""
+
+    async def embed(texts: list[str]) -> list[list[float]]:
+        if any("refused" in text for text in texts):
+            raise ValueError("input too long")
+        return [vector(text) for text in texts]
+
+    memory = MemoryPrimitive(embed=embed, dims=DIMS)
+    await memory.add("a", {"content": "apples and pears"})
+    questions = [f"apples {i}" for i in range(7)] + ["refused apples"]
+    results = await asyncio.gather(
+        *(memory.search(q, mode="semantic") for q in questions), return_exceptions=True
+    )
+    assert [isinstance(r, EmbeddingError) for r in results] == [False] * 7 + [True]
+    assert all(r == [{"content": "apples and pears"}] for r in results[:7])

@@ -144,7 +144,8 @@ class Embedder:
     - **Bounds**: a model call that takes longer than ``embed_timeout`` seconds (default 30)
       fails its texts with ``EmbeddingError`` and frees its slot, so a hung model never wedges
       later calls; a call no caller waits for any more (all cancelled) is cancelled too. A
-      vector that fails the checks fails only its own text, not the others in its batch.
+      vector that fails the checks fails only its own text, not the others in its batch; a
+      call the model raises for is sent again in halves, so one refused text fails alone.
     - **Threads**: a sync function runs on this embedder's own daemon threads, so a hung one
       never keeps the program from exiting; ``aclose()`` ends the idle ones.
 
@@ -370,36 +371,85 @@ class Embedder:
                 batch.task.add_done_callback(state.tasks.discard)
 
     async def _run_batch(self, state: _LoopState, side: Side, chunk: list[_Pending]) -> None:
-        texts = [item.text for item in chunk]
         source = f"embedder {self._model_id!r} ({side})"
+        try:
+            error, raised = await self._attempt(state, side, chunk, source)
+            if error is None:
+                return
+            if raised and len(chunk) > 1:
+                await self._isolate(state, side, chunk, source, error)
+            else:
+                self._fail(state, chunk, error, error.__cause__)
+        except BaseException as exc:  # cancelled (no caller left, or the loop shutting down)
+            self._fail(state, chunk, EmbeddingError(f"{source} was cancelled"), exc)
+            raise
+
+    async def _isolate(
+        self,
+        state: _LoopState,
+        side: Side,
+        chunk: list[_Pending],
+        source: str,
+        error: EmbeddingError,
+    ) -> None:
+        """The model raised for ``chunk``'s texts: embed each half again, and keep halving the
+        one half that still raises, so a text the model refuses (too many tokens, say) fails
+        only its own callers, not everyone batched with it in the same tick. When both halves
+        fail, as when the model is down, the search stops: three calls, not one per text."""
+        while len(chunk) > 1:
+            middle = len(chunk) // 2
+            halves = (chunk[:middle], chunk[middle:])
+            outcomes = await asyncio.gather(
+                *(self._attempt(state, side, half, source) for half in halves)
+            )
+            failed = [
+                (half, half_error, raised)
+                for half, (half_error, raised) in zip(halves, outcomes, strict=True)
+                if half_error is not None
+            ]
+            if len(failed) == 1 and failed[0][2]:  # only one half raised: the text is there
+                chunk, error, _ = failed[0]
+                continue
+            for half, half_error, _ in failed:
+                self._fail(state, half, half_error, half_error.__cause__)
+            return
+        self._fail(state, chunk, error, error.__cause__)
+
+    async def _attempt(
+        self, state: _LoopState, side: Side, chunk: list[_Pending], source: str
+    ) -> tuple[EmbeddingError | None, bool]:
+        """One model call for ``chunk``'s texts. On an answer, settle each text (a bad row fails
+        its own text only) and return ``(None, False)``; otherwise return the error, and whether
+        the model raised it (as opposed to overrunning ``embed_timeout`` or answering with
+        something unusable as a whole), leaving the texts for the caller to fail or retry."""
+        texts = [item.text for item in chunk]
         function = self._query if side == "query" else self._documents
-        error: EmbeddingError | None = None
         try:
             async with state.semaphore:
                 self._model_calls += 1
                 raw = await self._within_timeout(function(texts))
-        except EmbeddingError as exc:
-            error = exc
         except _Overdue:
-            error = EmbeddingError(f"{source} took longer than embed_timeout={self._timeout:g} s")
-        except Exception as exc:
-            name = "" if isinstance(exc, _ModelExit) else f"{type(exc).__name__}: "
-            error = EmbeddingError(f"{source} raised {name}{exc}")
+            return EmbeddingError(
+                f"{source} took longer than embed_timeout={self._timeout:g} s"
+            ), False
+        except _ModelExit as exc:
+            error = EmbeddingError(f"{source} raised {exc}")
             error.__cause__ = exc
-        except BaseException as exc:  # cancelled (no caller left, or the loop shutting down)
-            self._fail(state, chunk, EmbeddingError(f"{source} was cancelled"), exc)
-            raise
-        else:
-            try:
-                results = rows_or_errors(raw, len(texts), self._dims, source)
-            except EmbeddingError as exc:
-                error = exc
-            except Exception as exc:  # numpy on an odd object: waiters must still hear of it
-                error = EmbeddingError(f"{source} returned vectors that could not be checked")
-                error.__cause__ = exc
-        if error is not None:
-            self._fail(state, chunk, error, error.__cause__)
-            return
+            return error, False
+        except EmbeddingError as exc:
+            return exc, True
+        except Exception as exc:
+            error = EmbeddingError(f"{source} raised {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return error, True
+        try:
+            results = rows_or_errors(raw, len(texts), self._dims, source)
+        except EmbeddingError as exc:
+            return exc, False
+        except Exception as exc:  # numpy on an odd object: waiters must still hear of it
+            error = EmbeddingError(f"{source} returned vectors that could not be checked")
+            error.__cause__ = exc
+            return error, False
         for item, result in zip(chunk, results, strict=True):
             if isinstance(result, EmbeddingError):
                 self._fail(state, [item], result, None)  # a bad row fails its own text only
@@ -412,6 +462,7 @@ class Embedder:
             _forget(state, item)
             if not item.future.done():
                 item.future.set_result(kept)
+        return None, False
 
     async def _within_timeout(self, call: Awaitable[object]) -> object:
         """Await the model ``call`` for at most ``embed_timeout``. Past it (or if this batch is
