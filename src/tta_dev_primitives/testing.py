@@ -69,6 +69,7 @@ class CapturedSpans(list[Any]):
 
 
 _lock = threading.Lock()
+_install_lock = threading.Lock()
 _active: list[CapturedSpans] = []
 _installed = False
 
@@ -101,10 +102,9 @@ def _install_processor() -> None:
 @contextmanager
 def capture_spans() -> Iterator[CapturedSpans]:
     """Collect every span that ends inside the ``with`` block."""
-    with _lock:
-        needs_install = not _installed
-    if needs_install:
-        _install_processor()
+    with _install_lock:  # one processor even when threads start their first captures at once
+        if not _installed:
+            _install_processor()
     spans = CapturedSpans()
     with _lock:
         _active.append(spans)
@@ -112,4 +112,9 @@ def capture_spans() -> Iterator[CapturedSpans]:
         yield spans
     finally:
         with _lock:
-            _active.remove(spans)
+            # By identity: captures are lists, and list.remove compares contents, so two
+            # holding the same spans (both empty) would be confused.
+            for i, active in enumerate(_active):
+                if active is spans:
+                    del _active[i]
+                    break
