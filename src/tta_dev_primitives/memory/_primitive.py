@@ -531,6 +531,9 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         with self._order.change(checked, scope=True) as ticket, self._op("forget") as op:
             await self._order.turn(ticket)
             removed = await lifecycle.forget(self._store, checked)
+            # It needs the remote when there is one (and raises without it): the remote served.
+            remote = self._store.remote
+            op.served("in_memory" if remote is None else remote.kind)
             op.attributes["memory.result_count"] = removed
             return removed
 
