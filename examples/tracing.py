@@ -1,8 +1,8 @@
 """Trace a workflow: spans to the console by default, or to an OTLP collector.
 
 Console (default): python examples/tracing.py
-OTLP: pip install opentelemetry-exporter-otlp, then
-      OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 python examples/tracing.py
+OTLP: pip install opentelemetry-exporter-otlp-proto-http (as docs/observability.md), then
+      OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 python examples/tracing.py
 """
 
 import asyncio
@@ -23,7 +23,7 @@ from tta_dev_primitives import MemoryPrimitive, WorkflowContext
 
 def exporter() -> tuple[SpanExporter, bool]:
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(), True
     return ConsoleSpanExporter(formatter=lambda s: f"{s.name}  {dict(s.attributes or {})}\n"), False

@@ -186,6 +186,9 @@ def test_langchain_openai_block_runs_with_a_stand_in(tmp_path: Path) -> None:
 CHAT_EXAMPLES = {
     "README.md": "memory = MemoryPrimitive()",
     "getting-started.md": 'memory = MemoryPrimitive(text_fields=("content",))',
+    "index.md": 'memory = MemoryPrimitive(text_fields=("content",))',
+    "comparison.md": "async with MemoryPrimitive() as memory:  # MemoryPrimitive(redis_url) for",
+    "langgraph.md": "async with MemoryPrimitive() as memory:\n        before",
 }
 
 
@@ -195,8 +198,8 @@ def test_the_chat_examples_run_on_redis_again_and_again(
     redis_server_factory: Any, doc: str, made: str
 ) -> None:
     """Their comments say to pass a URL for Redis: copied so, they run (asserts included) on a
-    Redis that keeps what earlier runs wrote, three times over (a review: a second run failed
-    on `size() == 6`)."""
+    Redis that keeps what earlier runs wrote, three times over (reviews: a second run failed
+    on `size() == 6`, and in three more docs on their own asserts, R29)."""
     server: RedisServer = redis_server_factory()
     code = next(code for where, code in BLOCKS if where.startswith(doc + ":") and made in code)
     url = made.replace("MemoryPrimitive(", f"MemoryPrimitive({server.url!r}, ").replace(", )", ")")

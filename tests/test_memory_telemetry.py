@@ -47,12 +47,17 @@ async def test_memory_spans_nest_under_recall_and_remember_steps() -> None:
     assert spans.children(spans.roots()[0])[0] is recall
 
 
-async def test_invalid_value_error_is_not_a_span() -> None:
-    """Validation happens before any storage: a refused value makes no memory.add span."""
+async def test_a_refused_value_is_a_failed_span_and_nothing_is_stored() -> None:
+    """Validation happens before any storage; the refused call is still a ``memory.add`` span
+    (observability.md: every memory operation is one), marked failed by the error's type."""
     memory = MemoryPrimitive()
     with capture_spans() as spans, contextlib.suppress(TypeError):
         await memory.add("k", {"bad": {1, 2}})
-    assert spans.named("memory.add") == []
+    [span] = spans.named("memory.add")
+    assert [e.attributes["exception.type"] for e in span.events] == [
+        "tta_dev_primitives.exceptions.InvalidMemoryValueError"
+    ]
+    assert await memory.size() == 0
 
 
 def metric_points(reader: object, name: str) -> dict[tuple[tuple[str, object], ...], int]:

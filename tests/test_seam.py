@@ -97,8 +97,11 @@ class Recorder:
     def recovery_started(self) -> object:
         return "token"
 
-    def recovery_ended(self, token: object, served: Served[int | None]) -> None:
-        self.seen.append(("recovery_ended", (token, served.value, served.backend)))
+    def recovery_ended(
+        self, token: object, served: Served[int], error: BaseException | None = None
+    ) -> None:
+        stopped = None if error is None else type(error).__name__
+        self.seen.append(("recovery_ended", (token, served.value, served.backend, stopped)))
 
 
 async def test_the_hybrid_reports_who_served_and_tells_its_listener() -> None:
@@ -112,7 +115,7 @@ async def test_the_hybrid_reports_who_served_and_tells_its_listener() -> None:
     assert events.seen == [("fallback", "BackendUnavailableError")]
     remote.up = True
     assert await store.flush() == Served(True, "flaky")
-    assert events.seen[-1] == ("recovery_ended", ("token", 1, "flaky"))
+    assert events.seen[-1] == ("recovery_ended", ("token", 1, "flaky", None))
     assert remote.data == {"a": "1", "b": "2"}
     assert await store.get("b") == Served("2", "flaky")
     await store.aclose()

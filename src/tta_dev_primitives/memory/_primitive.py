@@ -269,35 +269,36 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         nothing is stored: a memory is never half-written. The value is read while ``add``
         runs (a large one on a worker thread): do not change it until ``add`` returns.
         """
-        key, ttl = check_new_key(key), check_ttl(ttl)
-        embedded = self._embedder is not None and vector_text is None
-        if (
-            self._embedder is None
-            and vector_text is None
-            and not self._order.busy
-            and is_small(value)
-        ):
-            # Nothing to wait for, and nothing awaited before the store orders it: no ticket.
-            payload, terms, _ = prepare_now(self._indexing, value, text=False)
-            with self._op("add") as op:
+        with self._op("add") as op:  # (bad input too is a span: refused, backend "none")
+            key, ttl = check_new_key(key), check_ttl(ttl)
+            embedded = self._embedder is not None and vector_text is None
+            if (
+                self._embedder is None
+                and vector_text is None
+                and not self._order.busy
+                and is_small(value)
+            ):
+                # Nothing to wait for, and nothing awaited before the store orders it: no ticket.
+                payload, terms, _ = prepare_now(self._indexing, value, text=False)
                 op.report(await self._store.put(key, payload, ttl, Document(terms, None)))
-            return
-        # Ordered from its call: a delete, forget or clear of its key called while it reads and
-        # embeds its value waits for it (``_call_order``).
-        with self._order.change(key) as ticket:
-            if is_small(value):
-                payload, terms, text = prepare_now(self._indexing, value, text=embedded)
-            else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
-                payload, terms, text = await prepare_off_loop(self._indexing, value, text=embedded)
-            with self._op("add") as op:
+                return
+            # Ordered from its call: a delete, forget or clear of its key called while it reads
+            # and embeds its value waits for it (``_call_order``).
+            with self._order.change(key) as ticket:
+                if is_small(value):
+                    payload, terms, text = prepare_now(self._indexing, value, text=embedded)
+                else:  # (an 8 MiB memory is seconds of Python: not on the event loop)
+                    payload, terms, text = await prepare_off_loop(
+                        self._indexing, value, text=embedded
+                    )
                 vector = await memory_vector(self._embedder, text, vector_text)
                 await self._order.turn(ticket)
                 op.report(await self._store.put(key, payload, ttl, Document(terms, vector)))
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """A copy of the memory under ``key``, or None."""
-        key = check_key(key)
         with self._op("get") as op:
+            key = check_key(key)
             served = await self._store.get(key)
             op.report(served)
             payload = served.value
@@ -397,16 +398,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         ``min_score`` keeps only hits scoring at least that (the same as asking for all and
         cutting: scores come best first).
         """
-        text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
-        floor, wanted = check_min_score(min_score), check_filter(filter)
-        asked = check_mode(mode)
-        weight = self._weight(asked, hybrid_weight)
-        analysed = self._indexing.query(text)
-        if wanted:
-            analysed = replace(analysed, filter=wanted)
-        chosen = search_mode(self._embedder, asked)
-        await numpy_imported()  # the index needs it: never imported on the loop
         with self._op("search") as op:
+            text, limit, scope = check_query(query), check_limit(limit), check_scope(scope)
+            floor, wanted = check_min_score(min_score), check_filter(filter)
+            asked = check_mode(mode)
+            weight = self._weight(asked, hybrid_weight)
+            analysed = self._indexing.query(text)
+            if wanted:
+                analysed = replace(analysed, filter=wanted)
+            chosen = search_mode(self._embedder, asked)
+            await numpy_imported()  # the index needs it: never imported on the loop
             if chosen != "keyword" and not analysed.blank:
                 assert self._embedder is not None
                 with embed_span(self._embedder.model_id, 1):
@@ -462,12 +463,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
 
     async def delete(self, key: str) -> bool:
         """Remove the memory under ``key``; True if there was one."""
-        key = check_key(key)
-        with self._order.change(key) as ticket, self._op("delete") as op:
-            await self._order.turn(ticket)
-            served = await self._store.delete(key)
-            op.report(served)
-            return served.value
+        with self._op("delete") as op:
+            key = check_key(key)
+            with self._order.change(key) as ticket:
+                await self._order.turn(ticket)
+                served = await self._store.delete(key)
+                op.report(served)
+                return served.value
 
     async def clear(self) -> None:
         """Remove every memory in this namespace (never anything else in Redis).
@@ -494,12 +496,13 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         (the memory moves to the front of ``list_memories``). On Redis it needs Redis: during an
         outage it raises ``BackendUnavailableError`` rather than leave Redis's deadline behind.
         """
-        key, ttl = check_key(key), check_ttl(ttl)
-        with self._order.change(key) as ticket, self._op("touch") as op:
-            await self._order.turn(ticket)
-            served = await self._store.touch(key, ttl)
-            op.report(served)
-            return served.value
+        with self._op("touch") as op:
+            key, ttl = check_key(key), check_ttl(ttl)
+            with self._order.change(key) as ticket:
+                await self._order.turn(ticket)
+                served = await self._store.touch(key, ttl)
+                op.report(served)
+                return served.value
 
     async def list_memories(
         self, scope: str | None = None, *, limit: int = 100, cursor: str | None = None
@@ -510,8 +513,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         shorter than ``limit`` and still have one after it (memories expire). On Redis it reads
         the scope's user's feed, not the namespace, and a cursor works in any process.
         """
-        scope, limit = check_scope(scope), check_limit(limit)  # normalized, once
         with self._op("list") as op:
+            scope, limit = check_scope(scope), check_limit(limit)  # normalized, once
             rows, following, served = await lifecycle.page(self._store, scope, limit, cursor)
             op.report(served)
             values = await self._decoded([p for _, p in rows])
@@ -527,15 +530,16 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         in-process copies drop them too. With Redis it needs Redis: if Redis fails part-way it
         raises ``IncompleteOperationError`` saying how many were deleted (run it again).
         """
-        checked = check_forget_scope(scope)  # normalized, once
-        with self._order.change(checked, scope=True) as ticket, self._op("forget") as op:
-            await self._order.turn(ticket)
-            removed = await lifecycle.forget(self._store, checked)
-            # It needs the remote when there is one (and raises without it): the remote served.
-            remote = self._store.remote
-            op.served("in_memory" if remote is None else remote.kind)
-            op.attributes["memory.result_count"] = removed
-            return removed
+        with self._op("forget") as op:
+            checked = check_forget_scope(scope)  # normalized, once
+            with self._order.change(checked, scope=True) as ticket:
+                await self._order.turn(ticket)
+                removed = await lifecycle.forget(self._store, checked)
+                # It needs the remote when there is one (and raises without it): it served.
+                remote = self._store.remote
+                op.served("in_memory" if remote is None else remote.kind)
+                op.attributes["memory.result_count"] = removed
+                return removed
 
     # -- backend state -------------------------------------------------------------------------
 

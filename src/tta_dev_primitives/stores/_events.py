@@ -41,8 +41,12 @@ class StoreEvents(Protocol):
     def recovery_started(self) -> object:
         """A background recovery begins; the token returned is passed to ``recovery_ended``."""
 
-    def recovery_ended(self, token: object, served: Served[int | None]) -> None:
-        """It ended: ``served.value`` writes replayed, or None if the remote is still down."""
+    def recovery_ended(
+        self, token: object, served: Served[int], error: BaseException | None = None
+    ) -> None:
+        """It ended: ``served.value`` writes replayed to ``served.backend`` (also when it
+        stopped part-way), and ``error`` why it stopped (the remote still down, a cancellation),
+        or None if the remote serves again."""
 
 
 class NoEvents:
@@ -66,5 +70,7 @@ class NoEvents:
     def recovery_started(self) -> object:
         return None
 
-    def recovery_ended(self, token: object, served: Served[int | None]) -> None:
+    def recovery_ended(
+        self, token: object, served: Served[int], error: BaseException | None = None
+    ) -> None:
         pass

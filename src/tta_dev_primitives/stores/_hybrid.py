@@ -940,10 +940,11 @@ class HybridStore(Generic[B]):
                         dead_letters=self.dead_letters, on_final=self._leave_degraded,
                         file=self.journal_file, on_progress=self._paced)  # fmt: skip
         token = self.events.recovery_started()
-        outcome: Served[int | None] = Served(None, self.local.kind, fallback=True)
+        stopped: BaseException | None = None  # why it ended with the remote not back
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
+            stopped = exc
             self._refusal = exc if isinstance(exc, BackendRefusedError) else None
             self.last_error = str(exc)  # (why the replay stopped: "full", not the old outage)
             self._degraded = True  # (if the last batch failed after _leave_degraded)
@@ -959,7 +960,8 @@ class HybridStore(Generic[B]):
                 log.debug("memory backend still unavailable (%s); next probe in %.1fs", exc,
                           self._next_probe - self._clock())  # fmt: skip
             return False
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            stopped = exc
             # Cancelled (its loop ending, aclose) perhaps in the last batch, after
             # _leave_degraded: what is left must be replayed by a later recovery, which only a
             # degraded store starts (else flush says True and touch/delete go on without it).
@@ -974,7 +976,6 @@ class HybridStore(Generic[B]):
             self._remote_ok = True
             self._failures = 0
             self._count_dead(replay.dead)
-            outcome = Served(replayed, remote.kind)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
             await self._outbox.compact()  # empty: the file back to its header
             if self._outdated:
@@ -982,7 +983,9 @@ class HybridStore(Generic[B]):
             return True
         finally:
             self._end_pace()
-            self.events.recovery_ended(token, outcome)
+            # What its batches sent counts even when it stopped part-way (a request's
+            # ``asyncio.run`` ending cancels it): the next recovery replays only the rest.
+            self.events.recovery_ended(token, Served(replay.replayed, remote.kind), stopped)
 
     def _resume_stranded(self) -> None:
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing

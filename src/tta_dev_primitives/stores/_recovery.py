@@ -294,12 +294,13 @@ class _Sending:
     sends them, and leave the journal as soon as it confirms them, so a run cancelled later in
     the batch (its loop ending) does not leave applied writes there, to be reported lost."""
 
-    __slots__ = ("batch", "confirmed", "journal", "sent", "was_sent")
+    __slots__ = ("batch", "confirmed", "journal", "left", "sent", "was_sent")
 
     def __init__(self, journal: Journal, batch: Sequence[tuple[tuple[str, ...], Journalled]]):
         self.journal = journal
         self.batch = batch
         self.confirmed = 0
+        self.left = 0  # entries it took out of the journal, applied
         self.sent = 0
         self.was_sent = [entry.sent for _, entry in batch]  # by an earlier run: maybe stored
 
@@ -313,6 +314,7 @@ class _Sending:
         self.sent = sent
         if applied > self.confirmed:
             self.journal.done(self.batch[self.confirmed : applied])
+            self.left += applied - self.confirmed
             self.confirmed = applied
 
     def settle(self, start: int, outcomes: Sequence[bool | None]) -> None:
@@ -327,6 +329,7 @@ class _Sending:
             elif outcome is False:
                 self.batch[index][1].sent = self.was_sent[index]
         self.journal.done(applied)
+        self.left += len(applied)
         self.confirmed = max(self.confirmed, start + applied_prefix(outcomes))
 
 
@@ -404,6 +407,7 @@ class Replay:
             batch = journal.fly(batch)
             writes = self._replayable([entry for _, entry in batch])
             sending = _Sending(journal, batch)
+            finished = False
             try:
                 if _reports_progress(self.remote):
                     await self.remote.apply(writes, progress=sending)
@@ -411,14 +415,18 @@ class Replay:
                     sending(len(writes), 0)
                     await self.remote.apply(writes)
                     sending(len(writes), len(writes))
+                finished = True
             except (BackendUnavailableError, BackendRefusedError):
                 raise  # the journal keeps the rest: a full or locked Redis is retried later
             except BackendError:
                 done = sending.confirmed
                 await self._one_by_one(batch[done:], writes[done:])
+                finished = True
             finally:
                 for _, entry in batch:
                     entry.flying = False
+                if not finished:  # stopped part-way (cancelled, say): count what it applied
+                    self.replayed += sending.left
             journal.done(batch)
             self.replayed += len(batch)
             if self.on_progress is not None:

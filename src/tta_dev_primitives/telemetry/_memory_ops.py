@@ -154,6 +154,8 @@ class MemoryOp:
         if span is None:
             return
         if span.is_recording():
+            if cancelled:
+                span.add_event("tta.cancelled")  # not a failure, but not a success either
             span.set_attribute("memory.backend", self.backend)
             if self.fallback:
                 span.set_attribute("memory.fallback", True)
@@ -238,14 +240,22 @@ class StoreTelemetry:
     def recovery_started(self) -> object:
         return MemoryOp("recover", self.namespace, root=True).__enter__()
 
-    def recovery_ended(self, token: object, served: Any) -> None:
+    def recovery_ended(
+        self, token: object, served: Any, error: BaseException | None = None
+    ) -> None:
         assert isinstance(token, MemoryOp)
-        token.report(served)
-        if served.value is not None:
-            instruments().recoveries.add(1)
+        if served.value:
             instruments().replayed_writes.add(served.value)
+        if error is None:
+            token.report(served)
+            instruments().recoveries.add(1)
             token.event("memory.recovered", {"memory.replayed_writes": served.value})
-        token.__exit__(None, None, None)
+            token.__exit__(None, None, None)
+            return
+        # A probe the remote did not answer, or a replay cut short: an error (or a
+        # cancellation) of the remote's recovery, not a success served in-process.
+        token.remote = served.backend
+        token.__exit__(type(error), error, error.__traceback__)
 
 
 @contextmanager

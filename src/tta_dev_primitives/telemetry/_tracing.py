@@ -113,17 +113,59 @@ def record_failure(span: Any, exc: BaseException, *, message: bool) -> None:
     from opentelemetry.trace import Status, StatusCode
 
     kind = type(exc)
+    name = f"{kind.__module__}.{kind.__qualname__}"
     recorded = False
     if message:
         try:
-            span.record_exception(exc)
+            chain = _chain(exc)
+            if any(_own_error(link) for link in chain):
+                # The caller's error wraps one of ours (``raise ... from e``, or raised while
+                # handling it): its traceback would quote ours in full, keys and all (R29).
+                attributes = {
+                    "exception.type": name,
+                    "exception.message": str(exc),
+                    "exception.stacktrace": _redacted_traceback(chain),
+                    "exception.escaped": "False",
+                }
+                span.add_event("exception", attributes)
+            else:
+                span.record_exception(exc)
             recorded = True
         except Exception:  # its str() raised: tracing must not replace the caller's error
             pass
     if not recorded:
-        name = f"{kind.__module__}.{kind.__qualname__}"
         span.add_event("exception", {"exception.type": name, "exception.escaped": "False"})
     span.set_status(Status(StatusCode.ERROR, kind.__name__))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and all(link is not seen for seen in chain):
+        chain.append(link)
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return chain
+
+
+def _redacted_traceback(chain: list[BaseException]) -> str:
+    """The chain's tracebacks as Python prints them, but this library's errors by their type
+    only (their messages name keys and scopes)."""
+    import traceback
+
+    parts: list[str] = []
+    for link in reversed(chain):
+        if parts:
+            parts.append("\nThe above exception led to the following exception:\n\n")
+        frames = "".join(traceback.format_tb(link.__traceback__))
+        if frames:
+            parts.append("Traceback (most recent call last):\n" + frames)
+        kind = type(link)
+        if _own_error(link):
+            parts.append(f"{kind.__module__}.{kind.__qualname__}\n")
+        else:
+            parts.extend(traceback.format_exception_only(link))
+    return "".join(parts)
 
 
 #: Set on an error of another type that the library raised about its caller's data (a
