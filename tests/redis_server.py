@@ -307,9 +307,9 @@ class LocalSentinel(RedisServer):
             client.close()
         return int(port)
 
-    def wait_replica_known(self, timeout: float = 30.0) -> None:
-        """Wait until the sentinel has found the primary's replica (from the primary's INFO) and
-        sees it up: before that it has none to promote."""
+    def wait_replica_known(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until the sentinel has found ``count`` of the primary's replicas (from the
+        primary's INFO) and sees them up: before that it has none to promote."""
         import redis
 
         client = redis.Redis(port=self.port, password=self.password)
@@ -317,11 +317,14 @@ class LocalSentinel(RedisServer):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 replicas = client.sentinel_slaves(self.service)
-                if any(
-                    not (r["is_sdown"] or r["is_odown"])
-                    and r.get("master-link-status") == "ok"
-                    and int(r.get("info-refresh", 10**9)) < 5000
-                    for r in replicas
+                if (
+                    sum(
+                        not (r["is_sdown"] or r["is_odown"])
+                        and r.get("master-link-status") == "ok"
+                        and int(r.get("info-refresh", 10**9)) < 5000
+                        for r in replicas
+                    )
+                    >= count
                 ):
                     return
                 time.sleep(0.05)

@@ -417,7 +417,7 @@ class RedisBackend(StorageBackend):
         sending = sum(size_of(args) for _, _, args in calls)
 
         async def run(client: aioredis.Redis) -> list[Any]:
-            master = await connection.replicas.master_with_replica(client, "")
+            master, needed = await connection.replicas.master_with_replica(client, "")
             # Reset on the way out, however it ends: execute() checks the scripts (SCRIPT
             # EXISTS) on the pipeline's connection before the part of it that resets the
             # pipeline, so a timeout there left that connection out of the pool for good.
@@ -426,7 +426,7 @@ class RedisBackend(StorageBackend):
                     # Awaiting only queues the call: the pipeline sends it on execute().
                     await connection.script(script)(keys=[name], args=args, client=pipe)
                 if master is not None:  # after the writes, on their connection
-                    connection.replicas.queue_wait(pipe, master)
+                    connection.replicas.queue_wait(pipe, master, needed)
                 replies = list(await pipe.execute(raise_on_error=False))
             first = next((i for i, r in enumerate(replies) if isinstance(r, Exception)), None)
             if first is not None:  # raised as execute() would, the first in order
@@ -435,7 +435,7 @@ class RedisBackend(StorageBackend):
                 # only beside refusals that left nothing: after another failure (NOREPLICAS as a
                 # failover starts) they stay journalled, sent again (a no-op if they landed),
                 # and are taken in (``_settle``: a stale one reported) then, not twice.
-                kept = (master is None or _confirms(replies[-1])) and all(
+                kept = (master is None or _confirms(replies[-1], needed)) and all(
                     _untouched(reply) for reply in mine if isinstance(reply, Exception)
                 )
                 if kept:
@@ -450,7 +450,7 @@ class RedisBackend(StorageBackend):
                 answered([fate(reply) for reply in mine])
                 raise replies[first]
             if master is not None:
-                confirm(replies.pop())
+                confirm(replies.pop(), needed)
             return replies
 
         self._settle(writes, await connection.call(run, sending=sending, key=calls[0][1]))
@@ -598,10 +598,10 @@ def _untouched(reply: Any) -> bool:
     return isinstance(reply, rexc.ResponseError) and errors.untouched(errors.reply(str(reply)))
 
 
-def _confirms(waited: Any) -> bool:
-    """Whether ``WAIT``'s reply says a replica has the writes before it."""
+def _confirms(waited: Any, needed: int) -> bool:
+    """Whether ``WAIT``'s reply says ``needed`` replicas have the writes before it."""
     try:
-        confirm(waited)
+        confirm(waited, needed)
     except Exception:  # (an error reply, or no replica in time: the writes stay in doubt)
         return False
     return True

@@ -1,8 +1,10 @@
-"""A write that returns has reached a replica, when its master has one (``WAIT 1``).
+"""A write that returns has reached every replica in sync, when its master has any (``WAIT n``).
 
 Replication is asynchronous: a write the master acknowledged but had not yet sent to a replica
 dies with it in a failover (a cluster's, or a managed primary's). So a write script whose
-master has a replica in sync is sent with ``WAIT 1`` after it, in one pipeline: WAIT counts
+master has replicas in sync is sent with ``WAIT n`` after it (n: how many), in one pipeline.
+Every one, not one: with two, a write only one had was lost when the other was promoted and
+the first resynced from it (review R27, ``SENTINEL FAILOVER`` under writers). WAIT counts
 the writes of its own connection, and redis-py's pools hand out connections in turn, so a WAIT
 sent apart could return at once for another connection's older write. On a cluster every
 write script goes to the master the decision was about, in a pipeline that does not follow
@@ -43,26 +45,26 @@ def replicas_in_sync(role: Any) -> int:
     return len(role[2]) if kind == "master" else 0
 
 
-def confirm(acked: Any) -> None:
-    """Raise unless ``WAIT 1`` answered that a replica has the writes before it."""
+def confirm(acked: Any, needed: int = 1) -> None:
+    """Raise unless ``WAIT`` answered that ``needed`` replicas have the writes before it."""
     if isinstance(acked, Exception):
         raise acked
     try:
         count = int(acked)
     except (TypeError, ValueError):  # not Redis's answer (a proxy's): nothing is confirmed
         raise rexc.InvalidResponse(f"WAIT answered {str(acked)[:40]!r}") from None
-    if count < 1:
-        raise rexc.TimeoutError("no replica confirmed the write (WAIT)")
+    if count < needed:
+        raise rexc.TimeoutError(f"{count} of {needed} replicas confirmed the write (WAIT)")
 
 
 class ReplicaWait:
-    """Write scripts followed by ``WAIT 1`` when their master has a replica; see the module."""
+    """Write scripts followed by ``WAIT n`` when their master has n replicas; see the module."""
 
     __slots__ = ("_known", "_map_read", "_role_refused", "_timeout")
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._known: dict[str, tuple[float, bool]] = {}  # master -> (when asked, has replica)
+        self._known: dict[str, tuple[float, int]] = {}  # master -> (when asked, replicas)
         self._role_refused = False  # the Redis user lacks +role
         self._map_read = -REPLICA_RECHECK  # when the slot map was last read again for replicas
 
@@ -73,8 +75,8 @@ class ReplicaWait:
         idempotently)."""
         loaded = remapped = False  # each cure once: a failover can need both, in turn
         while True:
-            target, wait = await self._decide(client, keys[0])
-            master = target if wait else None
+            target, needed = await self._decide(client, keys[0])
+            master = target if needed else None
             # On a cluster the script goes to the node this decision was about, not where
             # redis-py's routing says by then (a refresh due, a MOVED it would follow): there
             # the WAIT would count nothing, or a master with a replica would not be waited on.
@@ -83,7 +85,7 @@ class ReplicaWait:
                 raise rexc.SlotNotCoveredError(f"no master in the slot map for {keys[0]!r}")
             if target is None:  # standalone without a replica
                 return await script(keys=keys, args=args)
-            replies = await self._send(client, script, keys, args, target, master)
+            replies = await self._send(client, script, keys, args, target, master, needed)
             reply = replies[0]
             # Nothing ran. NOSCRIPT: the server lost its script cache (a restart, SCRIPT FLUSH,
             # or a replica just promoted: scripts are not replicated). MOVED: the slot has a new
@@ -104,11 +106,18 @@ class ReplicaWait:
             if isinstance(reply, Exception):
                 raise reply
             if master is not None:
-                confirm(replies[1])
+                confirm(replies[1], needed)
             return reply
 
     async def _send(
-        self, client: Any, script: Any, keys: list[str], args: list[Any], target: Any, master: Any
+        self,
+        client: Any,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        target: Any,
+        master: Any,
+        needed: int,
     ) -> list[Any]:
         """The script's reply (an error as a value), and WAIT's when ``master`` is given: one
         pipeline on one connection of ``target`` (True: a standalone server)."""
@@ -121,44 +130,44 @@ class ReplicaWait:
         async with client.pipeline(transaction=False) as pipe:
             pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **where)
             if master is not None:
-                self.queue_wait(pipe, master)
+                self.queue_wait(pipe, master, needed)
             if target is True:
                 return list(await pipe.execute(raise_on_error=False))
             return list(await pipe.execute(raise_on_error=False, allow_redirections=False))
 
-    def queue_wait(self, pipe: Any, master: Any) -> None:
-        """Queue ``WAIT 1`` on ``pipe``, after its writes to ``master`` (see ``confirm``)."""
+    def queue_wait(self, pipe: Any, master: Any, needed: int) -> None:
+        """Queue ``WAIT needed`` on ``pipe``, after its writes to ``master`` (see ``confirm``)."""
         wait_ms = max(1, int(self._timeout * 1000 * 0.8))
         if master is True:
-            pipe.execute_command("WAIT", 1, wait_ms)
+            pipe.execute_command("WAIT", needed, wait_ms)
         else:
-            pipe.execute_command("WAIT", 1, wait_ms, target_nodes=master)
+            pipe.execute_command("WAIT", needed, wait_ms, target_nodes=master)
 
-    async def master_with_replica(self, client: Any, name: str) -> Any:
-        """The master of key ``name`` if it has a replica in sync (a cluster node, or True on
-        a standalone server), else None."""
-        target, wait = await self._decide(client, name)
-        return target if wait else None
+    async def master_with_replica(self, client: Any, name: str) -> tuple[Any, int]:
+        """(The master of key ``name``, how many replicas it has in sync) if it has any (a
+        cluster node, or True on a standalone server), else (None, 0)."""
+        target, needed = await self._decide(client, name)
+        return (target, needed) if needed else (None, 0)
 
-    async def _decide(self, client: Any, name: str) -> tuple[Any, bool]:
-        """(Where a write of key ``name`` goes, whether it waits there): on a cluster the
-        master the slot map names (None if it names none), on a standalone server True if it
-        has a replica in sync (else None)."""
+    async def _decide(self, client: Any, name: str) -> tuple[Any, int]:
+        """(Where a write of key ``name`` goes, how many replicas it waits for there): on a
+        cluster the master the slot map names (None if it names none), on a standalone server
+        True if it has a replica in sync (else None)."""
         if not isinstance(client, RedisCluster):
-            found = await self._has_replica(client, None, 0)
-            return (True, True) if found else (None, False)
+            found = await self._replicas(client, None, 0)
+            return (True, found) if found else (None, 0)
         slot = client.keyslot(name)
         nodes = client.nodes_manager.slots_cache.get(slot, [])
         if not nodes:
-            return None, False
+            return None, 0
         # ROLE, not the map's count: the map lists a replica as soon as it is one, still in
         # its full sync (a master a reshard emptied becomes the replica of the one that took
         # its last slot), and every write there, replays too, failed on WAIT until it synced.
-        return nodes[0], await self._has_replica(client, nodes[0], slot)
+        return nodes[0], await self._replicas(client, nodes[0], slot)
 
-    async def _has_replica(self, client: Any, node: Any, slot: int) -> bool:
-        """Whether cluster ``node``, the master of ``slot`` (or, for None, a standalone
-        server), has a replica in sync, by ``ROLE``, kept ``REPLICA_RECHECK`` s; where ROLE is
+    async def _replicas(self, client: Any, node: Any, slot: int) -> int:
+        """How many replicas in sync cluster ``node``, the master of ``slot`` (or, for None, a
+        standalone server), has, by ``ROLE``, kept ``REPLICA_RECHECK`` s; where ROLE is
         refused, by the slot map (``_by_map``)."""
         now = time.monotonic()
         name = "" if node is None else node.name
@@ -166,7 +175,7 @@ class ReplicaWait:
         if known is not None and now - known[0] < REPLICA_RECHECK:
             return known[1]
         if self._role_refused:
-            return node is not None and await self._by_map(client, slot)
+            return await self._by_map(client, slot) if node is not None else 0
         try:
             if node is None:
                 role = await client.execute_command("ROLE")
@@ -189,29 +198,30 @@ class ReplicaWait:
                     "(docs/production.md, ACL)",
                     type(exc).__name__, instead,
                 )  # fmt: skip
-            return node is not None and await self._by_map(client, slot)
-        found = replicas_in_sync(role) > 0
+            return await self._by_map(client, slot) if node is not None else 0
+        found = replicas_in_sync(role)
         self._known[name] = (now, found)
         return found
 
-    async def _by_map(self, client: Any, slot: int) -> bool:
+    async def _by_map(self, client: Any, slot: int) -> int:
         """Without ``ROLE``: whether the slot map lists a replica for ``slot``, read again (at
         most every ``REPLICA_RECHECK`` seconds) if it lists none. Writes in flight when ROLE
         was first refused each came here; those after the first read skipped their WAIT,
         however many replicas the map listed (a review)."""
-        if len(client.nodes_manager.slots_cache.get(slot, [])) > 1:
-            return True
+        listed = len(client.nodes_manager.slots_cache.get(slot, [])) - 1
+        if listed > 0:
+            return listed
         return await self._listed_after_rereading(client, slot)
 
-    async def _listed_after_rereading(self, client: Any, slot: int) -> bool:
+    async def _listed_after_rereading(self, client: Any, slot: int) -> int:
         """Read the slot map again (at most every ``REPLICA_RECHECK`` seconds); whether it now
         lists a replica for ``slot``. A failed read leaves the map as it was."""
         now = time.monotonic()
         if now - self._map_read < REPLICA_RECHECK:
-            return False
+            return 0
         self._map_read = now
         try:
             await client.nodes_manager.initialize()
         except (rexc.RedisError, OSError):
-            return False
-        return len(client.nodes_manager.slots_cache.get(slot, [])) > 1
+            return 0
+        return max(len(client.nodes_manager.slots_cache.get(slot, [])) - 1, 0)
