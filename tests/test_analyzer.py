@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
-from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
+from tta_dev_primitives.search import MAX_QUERY_CHARS, MAX_QUERY_LOOKUPS, Analyzer
 from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, STOP_MARK
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH
@@ -299,6 +299,40 @@ def test_only_the_first_characters_of_a_query_count(head: str, tail: str) -> Non
     whole = Analyzer(prefix="none")
     text = (head + " ") * (MAX_QUERY_CHARS // (len(head) + 1) + 1)
     assert whole.query(text + tail).terms == whole.query(text[:MAX_QUERY_CHARS]).terms
+
+
+def test_a_long_query_reads_only_as_far_as_its_lookups() -> None:
+    """A pasted page is read only as far as it holds MAX_QUERY_LOOKUPS distinct terms (a CJK
+    run a character with the pair it ends at a time, in ``grams``' order): its terms are those
+    of that beginning, whatever follows, and its last word is no longer unfinished."""
+    chinese = "".join(chr(0x4E00 + i * 3) for i in range(10_000))
+    query = ANALYZER.query(chinese)
+    assert MAX_QUERY_LOOKUPS - 1 <= len(query.terms) <= MAX_QUERY_LOOKUPS
+    read = sum(len(t) == 1 for t in query.terms)  # distinct characters: each is read
+    assert query.terms == ANALYZER.query(chinese[:read]).terms
+    assert ANALYZER.query(chinese[:read] + "后来").terms == query.terms
+    thai = "ภาษาไทยเป็นภาษาที่มีระดับเสียง" + "".join(
+        chr(0x0E01 + i % 46) + chr(0x0E01 + (i * 7) % 46) for i in range(3_000)
+    )
+    assert len(ANALYZER.query(thai).terms) <= MAX_QUERY_LOOKUPS
+    assert ANALYZER.query(thai).terms[:3] == ANALYZER.query("ภาษาไทย").terms[:3]
+    letters = itertools.product("klmnprstvz", repeat=4)
+    words = ["zq" + "".join(w) for w in itertools.islice(letters, 2 * MAX_QUERY_LOOKUPS)]
+    typed = " ".join(words) + " garag"
+    assert not ANALYZER.query(typed).prefix_last
+    head = ANALYZER.query(" ".join(words[:MAX_QUERY_LOOKUPS]) + ".")
+    assert ANALYZER.query(typed).terms == head.terms
+    # An identifier of more parts than the room left: its first ones.
+    long = "_".join(words[-200:])
+    query = ANALYZER.query(" ".join(words[: MAX_QUERY_LOOKUPS - 50]) + " " + long)
+    assert len(query.terms) == MAX_QUERY_LOOKUPS
+    assert query.terms[-50:] == ANALYZER.query(long).terms[:50]
+
+
+@given(texts)
+def test_no_query_looks_up_more_terms_than_the_bound(text: str) -> None:
+    """However long, a query holds at most MAX_QUERY_LOOKUPS distinct terms."""
+    assert len(ANALYZER.query(text * 40).terms) <= MAX_QUERY_LOOKUPS
 
 
 @given(json_values.filter(lambda v: isinstance(v, dict)))

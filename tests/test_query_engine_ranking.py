@@ -11,9 +11,12 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+import redis
 
 from conftest import eventually
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.search._analyzer import MAX_QUERY_LOOKUPS
+from tta_dev_primitives.stores._redis.keywords import MAX_QUERY_TOKENS
 from tta_dev_primitives.stores._redis.layout import Layout
 
 pytestmark = pytest.mark.redis
@@ -923,3 +926,69 @@ async def test_a_name_common_in_the_scope_does_not_crowd_out_its_best_matches(
         assert all(hit.key.startswith("u1:s2:") for hit in want)  # the case: "big" ranks first
         questions = (question, "andrew big", "big", f"what did Andrew say of {long}, the big?")
         await assert_ranks_alike(local, remote, ("u1",), 10, questions)
+
+
+#: A pasted page of Chinese: 10,000 characters, about 20,000 distinct 1+2-gram terms.
+PASTED = "".join(chr(0x4E00 + i * 3) for i in range(10_000))
+#: A pasted page of Thai (clusters, not characters, make its grams).
+THAI = "".join(
+    chr(0x0E01 + i % 46) + ("\u0e34", "\u0e48", "")[i % 3] + chr(0x0E01 + (i * 7) % 46)
+    for i in range(3_000)
+)
+
+
+def _ft_searches(server: Any) -> tuple[int, int]:
+    """``FT.SEARCH`` calls served so far by every master of ``server``, and how many masters."""
+    nodes = server.master_nodes() if hasattr(server, "master_nodes") else [server]
+    total = 0
+    for node in nodes:
+        client = redis.Redis(port=node.port)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        total += int(stats.get("cmdstat_FT.SEARCH", {}).get("calls", 0))
+    return total, len(nodes)
+
+
+@pytest.mark.parametrize("server_name", ["redis_query_engine", "redis_query_engine_cluster"])
+async def test_a_pasted_page_of_chinese_is_looked_up_no_further_than_its_beginning(
+    request: pytest.FixtureRequest, server_name: str
+) -> None:
+    """A 10,000-character Chinese (or Thai) question reads, on every backend, only as far as it
+    holds ``MAX_QUERY_LOOKUPS`` distinct terms: the engine counts each of those once per master
+    (it counted all ~20,000, one FT.SEARCH each: 18,089 here, 54,267 on 3 masters), and finds
+    the same keys in the same order with the same scores as in-process."""
+    server = request.getfixturevalue(server_name)
+    local = MemoryPrimitive(max_size=10_000)
+    remote = MemoryPrimitive(
+        server.url, max_size=10_000, namespace=f"paste:{uuid4().hex[:10]}", search_engine="redis",
+        redis_timeout=10,  # counts, not timeouts: a busy machine's slow reply is no outage
+    )  # fmt: skip
+    # Memories from all over each page, in three users' scopes: the question's beginning finds
+    # the first few, a later piece of it the others.
+    for i in range(100):
+        for memory in (local, remote):
+            await memory.add(f"u{i % 3}:s1:{i}", {"content": PASTED[i * 90 : i * 90 + 60]})
+            await memory.add(f"u{i % 3}:s2:{i}", {"content": THAI[i * 27 : i * 27 + 18]})
+    await remote.search("warm")  # the index is made and checked before the counts start
+    questions = [PASTED, PASTED[4_000:], THAI, PASTED[:300] + THAI]
+    before, masters = _ft_searches(server)
+    for question in questions:
+        for scope in (None, "u1"):
+            want = await local.search_scored(question, limit=10, scope=scope, mode="keyword")
+            got = await remote.search_scored(question, limit=10, scope=scope, mode="keyword")
+            assert want, (question[:20], scope)
+            assert [h.key for h in got] == [h.key for h in want], (question[:20], scope)
+            for g, w in zip(got, want, strict=True):
+                assert abs(g.score - w.score) <= 1e-9, (question[:20], scope, g.key)
+    after, _ = _ft_searches(server)
+    searches = len(questions) * 2
+    # Per search and master: the lookups' counts, then the candidates' asks (a few, each of
+    # at most ``MAX_QUERY_TOKENS`` terms' counts and one query).
+    most = searches * masters * (MAX_QUERY_LOOKUPS + 4 * (MAX_QUERY_TOKENS + 1))
+    assert after - before <= most
+    assert remote.get_backend_info()["search_engine"] == "redis"
+    await remote.clear()
+    for memory in (local, remote):
+        await memory.aclose()

@@ -17,8 +17,10 @@ words only when it has nothing else ("who is will?"), or the one capitalised ins
 name ("The Who concert"); "what is the answer" searches "answer" alone. A query is analysed the
 same way; if it ends inside a word (the user is still typing), that last word also matches the
 terms it is a prefix of. Queries are bounded: only their first
-``MAX_QUERY_CHARS`` characters are read, and the index scores at most ``MAX_QUERY_TERMS``
-distinct terms (the rarest), so a pasted megabyte costs no more than a long paragraph. A memory
+``MAX_QUERY_CHARS`` characters are read, and only as far as they hold ``MAX_QUERY_LOOKUPS``
+distinct terms (a run of Chinese holds two per character: its beginning, a character with the
+pair it ends at a time), of which the index scores at most ``MAX_QUERY_TERMS`` (the rarest), so
+a pasted megabyte costs no more than a long paragraph, on every backend. A memory
 indexes at most ``MAX_DOC_TERMS`` distinct terms (its most frequent), so no add costs without
 bound either.
 """
@@ -42,6 +44,7 @@ from tta_dev_primitives.search._tokens import (
     cluster_grams,
     dotted,
     fold,
+    gram_units,
     grams,
     identifier_parts,
     tokens_of,
@@ -51,6 +54,7 @@ from tta_dev_primitives.search._tokens import (
 __all__ = [
     "MAX_DOC_TERMS",
     "MAX_QUERY_CHARS",
+    "MAX_QUERY_LOOKUPS",
     "MAX_QUERY_TERMS",
     "STOP_MARK",
     "Analyzer",
@@ -61,6 +65,11 @@ __all__ = [
 MAX_QUERY_CHARS: Final = 10_000
 #: Distinct query terms that are scored: the rarest ones, when a query has more.
 MAX_QUERY_TERMS: Final = 32
+#: Distinct terms of a query that are looked up at all (each one's document frequency read, to
+#: choose the ``MAX_QUERY_TERMS`` rarest): those of its beginning, read as far as it holds no
+#: more. On the Query Engine each is one count query per server, so the cut comes before any
+#: counting, the same on every backend.
+MAX_QUERY_LOOKUPS: Final = 512
 #: Distinct terms indexed per memory: its most frequent ones, when it has more.
 MAX_DOC_TERMS: Final = 10_000
 #: A word still being typed matches as a prefix only from this many characters on.
@@ -235,6 +244,29 @@ class Analyzer:
             return (token,)
         return grams(token) if kind == 1 else cluster_grams(token)
 
+    def _beginning(
+        self, kind: int, token: str, own: tuple[str, ...], terms: dict[str, None]
+    ) -> tuple[str, ...]:
+        """The terms of ``token`` (``own``) that its beginning adds to ``terms`` before they
+        hold ``MAX_QUERY_LOOKUPS``: a run of grams read a character (or cluster) at a time,
+        each with the pair it ends, and kept in ``grams``' order (characters, then pairs); a
+        word's terms (whole first, then its parts) in their order."""
+        room = MAX_QUERY_LOOKUPS - len(terms)
+        if kind == 0 or kind == 2 or self.cjk == "runs":
+            return tuple(t for t in own if t not in terms)[: max(room, 0)]
+        units = gram_units(token, clusters=kind == 3)
+        new: set[str] = set()
+        n = 0
+        for j, unit in enumerate(units):
+            added = {unit, units[j - 1] + unit} if j else {unit}
+            added.difference_update(terms, new)
+            if len(new) + len(added) > room:
+                break
+            new |= added
+            n = j + 1
+        head = units[:n]
+        return (*head, *map(str.__add__, head, head[1:]))
+
     def terms(self, text: str) -> list[str]:
         """Every term of ``text`` as a memory indexes it, in order, repeats included."""
         out: list[str] = []
@@ -278,10 +310,23 @@ class Analyzer:
         for i, (kind, token) in enumerate(tokens):
             if kind == 0 and (word := fold(token)) in self.stop_words:
                 # Searched when the query has nothing else, or when it reads like a name.
-                (terms if i and capitalised(token) else stops)[STOP_MARK + word] = None
+                if i and capitalised(token):
+                    if len(terms) == MAX_QUERY_LOOKUPS and STOP_MARK + word not in terms:
+                        truncated = True
+                        break
+                    terms[STOP_MARK + word] = None
+                else:
+                    stops[STOP_MARK + word] = None
                 continue
-            for term in self._terms_of(kind, token):
-                terms[term] = None
+            own = self._terms_of(kind, token)
+            if not isinstance(own, tuple):
+                own = tuple(own)
+            if len(terms) + len(own) > MAX_QUERY_LOOKUPS and not _fits(terms, own):
+                # Read no further than the beginning that holds ``MAX_QUERY_LOOKUPS`` terms.
+                terms.update(dict.fromkeys(self._beginning(kind, token, own, terms)))
+                truncated = True
+                break
+            terms.update(dict.fromkeys(own))
         prefix_last = False
         if (
             self.prefix == "last"
@@ -305,6 +350,11 @@ class Analyzer:
                 prefix_last = True
         # Only stop words ("Who is Will?"): search them rather than nothing.
         return Query(tuple(terms or stops), prefix_last=prefix_last)
+
+
+def _fits(terms: dict[str, None], own: tuple[str, ...]) -> bool:
+    """Whether ``own``'s terms not yet in ``terms`` leave them at ``MAX_QUERY_LOOKUPS`` at most."""
+    return len(terms) + len(set(own).difference(terms)) <= MAX_QUERY_LOOKUPS
 
 
 def most_frequent(counts: dict[str, int], n: int) -> dict[str, int]:

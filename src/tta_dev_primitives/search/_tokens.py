@@ -25,6 +25,7 @@ __all__ = [
     "cluster_grams",
     "dotted",
     "fold",
+    "gram_units",
     "grams",
     "identifier_parts",
     "normal",
@@ -182,6 +183,12 @@ def cluster_grams(run: str) -> Iterable[str]:
         return chain.from_iterable(_gram_pieces([m.group() for m in _CLUSTER.finditer(run)]))
     units = _CLUSTER.findall(run)
     return (*units, *map(str.__add__, units, units[1:]))
+
+
+def gram_units(run: str, clusters: bool = False) -> list[str]:
+    """The units ``grams`` (characters) or, with ``clusters``, ``cluster_grams`` (a letter with
+    its marks) makes a run's terms of: each, and each pair of neighbours."""
+    return _CLUSTER.findall(run) if clusters else list(run)
 
 
 def _gram_pieces(units: Sequence[str]) -> Iterator[Sequence[str]]:

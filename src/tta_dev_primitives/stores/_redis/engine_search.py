@@ -273,7 +273,9 @@ async def _rarest(
     """A query of more terms than the engine is sent (``MAX_QUERY_TOKENS``), cut to the terms
     in-process BM25 scores (``TermIndex.plan``): the ``MAX_QUERY_TERMS`` rarest of those some
     document in ``scope`` holds, in query order. Sending the first ones instead would miss a
-    memory that only a later, rarer word finds. Costs one round trip of counts per server."""
+    memory that only a later, rarer word finds. Costs one round trip of counts per server, one
+    ``FT.SEARCH`` a term: the analyzer read no more of the question than ``MAX_QUERY_LOOKUPS``
+    distinct terms (as in-process, which looks up the same ones), so at most that many."""
     terms = keywords.terms_of(query, len(query.terms))
 
     async def run(client: Any) -> list[int]:
