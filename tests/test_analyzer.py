@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
-from tta_dev_primitives.search import MAX_QUERY_CHARS, MAX_QUERY_LOOKUPS, Analyzer
-from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, STOP_MARK
+from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
+from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, MAX_QUERY_LOOKUPS, STOP_MARK
 from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.search._stopwords import ENGLISH
 from tta_dev_primitives.search._tokens import identifier_parts
@@ -322,6 +322,12 @@ def test_a_long_query_reads_only_as_far_as_its_lookups() -> None:
     assert not ANALYZER.query(typed).prefix_last
     head = ANALYZER.query(" ".join(words[:MAX_QUERY_LOOKUPS]) + ".")
     assert ANALYZER.query(typed).terms == head.terms
+    # An unfinished last word whose stem is no prefix of it ("happi" of "happy") is a term of
+    # its own beside the stem: with no room for it, only the stem is searched.
+    full = ANALYZER.query(" ".join(words[: MAX_QUERY_LOOKUPS - 1]) + " happy")
+    assert len(full.terms) == MAX_QUERY_LOOKUPS
+    assert full.terms[-1] == "happi"
+    assert not full.prefix_last
     # An identifier of more parts than the room left: its first ones.
     long = "_".join(words[-200:])
     query = ANALYZER.query(" ".join(words[: MAX_QUERY_LOOKUPS - 50]) + " " + long)

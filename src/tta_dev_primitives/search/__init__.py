@@ -4,11 +4,6 @@ Search runs in the process on every backend: in-process over the local store, an
 over a replica of the namespace's index kept in sync from Redis (see ``stores._redis.replica``).
 """
 
-from tta_dev_primitives.search._analyzer import (
-    MAX_QUERY_CHARS,
-    MAX_QUERY_LOOKUPS,
-    MAX_QUERY_TERMS,
-    Analyzer,
-)
+from tta_dev_primitives.search._analyzer import MAX_QUERY_CHARS, MAX_QUERY_TERMS, Analyzer
 
-__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_LOOKUPS", "MAX_QUERY_TERMS", "Analyzer"]
+__all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TERMS", "Analyzer"]

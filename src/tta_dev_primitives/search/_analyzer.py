@@ -345,9 +345,11 @@ class Analyzer:
                 # and a prefix of the stem would match too much): last, so the index knows.
                 prefix = self._one(last)
                 prefix = prefix if last.startswith(prefix) else last
-                terms.pop(prefix, None)
-                terms[prefix] = None
-                prefix_last = True
+                # (No room for it as a term of its own: the word is searched by its stem.)
+                if prefix in terms or len(terms) < MAX_QUERY_LOOKUPS:
+                    terms.pop(prefix, None)
+                    terms[prefix] = None
+                    prefix_last = True
         # Only stop words ("Who is Will?"): search them rather than nothing.
         return Query(tuple(terms or stops), prefix_last=prefix_last)
 
