@@ -123,6 +123,18 @@ def _shards_for(engine: QueryEngine, client: Any, base: str | None) -> list[Shar
     return shards
 
 
+def _once(rows: list[Any]) -> list[Any]:
+    """Each key's first row only. During a slot move a master's index still lists documents
+    of keys that moved away (RediSearch keeps them), so two masters can name one key."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            kept.append(row)
+    return kept
+
+
 async def _fan(
     engine: QueryEngine,
     call: Call,
@@ -138,7 +150,7 @@ async def _fan(
         if len(shards) == 1:
             return await work(client, shards[0], *args)
         parts = await gather_all(*(work(client, shard, *args) for shard in shards))
-        return [row for part in parts for row in part]
+        return _once([row for part in parts for row in part])
 
     found: Rows = await call(run)
     return found
@@ -181,7 +193,7 @@ async def _keyword(
         for answer in answers:
             rows += answer.rows
             stats += answer.stats
-        return keywords.Answer(rows, stats, all(answer.complete for answer in answers))
+        return keywords.Answer(_once(rows), stats, all(answer.complete for answer in answers))
 
     answer: keywords.Answer = await call(run)
     if unsure := keywords.ambiguous(query):
