@@ -76,6 +76,9 @@ MAX_DOC_TERMS: Final = 10_000
 MIN_PREFIX: Final = 3
 
 _CACHE_SIZE = 200_000
+#: Longer tokens are analysed each time, not cached: the cache is bounded by entries, and a
+#: long word (a base64 blob, a pasted hash) would otherwise stay in it at twice its size.
+_CACHE_TOKEN_CHARS = 64
 _STOP: Final = object()  # the cache's mark for a stop word
 #: The first character of a stop word's term: no word, identifier, CJK or emoji term has it.
 STOP_MARK: Final = "'"
@@ -221,10 +224,16 @@ class Analyzer:
                 stops = self.stop_words
                 parts = identifier_parts(token) if self.identifiers else []
                 terms = (self._one(whole), *(self._one(p) for p in parts if p not in stops))
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()
-            self._cache[token] = terms
+            self._remember(token, terms)
         return terms
+
+    def _remember(self, token: str, terms: tuple[str, ...]) -> None:
+        """Cache a short token's terms (a long one is not kept: see ``_CACHE_TOKEN_CHARS``)."""
+        if len(token) > _CACHE_TOKEN_CHARS:
+            return
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = terms
 
     def _ascii(self, token: str) -> tuple[str, ...]:
         """The terms of a token of ASCII text split at spaces (dots may end or double it)."""
@@ -233,7 +242,7 @@ class Analyzer:
         terms = self._cache.get(token)
         if terms is None:
             terms = tuple(t for piece in dotted(token) for t in self._word(piece))
-            self._cache[token] = terms
+            self._remember(token, terms)
         return terms
 
     def _terms_of(self, kind: int, token: str) -> Iterable[str]:
