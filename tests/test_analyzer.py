@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search import MAX_QUERY_CHARS, Analyzer
 from tta_dev_primitives.search._analyzer import MAX_DOC_TERMS, MAX_QUERY_LOOKUPS, STOP_MARK
@@ -381,3 +382,42 @@ async def test_a_memory_uses_the_analyzer_it_was_given() -> None:
     assert await exact.search("hike?") == []
     with pytest.raises(TypeError, match="analyzer must be an Analyzer"):
         MemoryPrimitive(analyzer="english")  # type: ignore[arg-type]
+
+
+def test_long_words_do_not_stay_in_memory_once_analysed() -> None:
+    """The analyzer's word cache is bounded by entries: each distinct long word (a pasted
+    hash, a base64 blob) stayed in it at twice its size, up to 200,000 of them (review R28:
+    300 one-megabyte words added and deleted kept 593 MB)."""
+    import gc
+    import tracemalloc
+
+    analyzer = Analyzer()
+    rng = random.Random(7)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(300):
+            word = "".join(rng.choices(string.ascii_lowercase, k=20_000))
+            analyzer.terms(word)
+            analyzer.query(word + " and more")
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, kept  # 300 words of 20 kB: 12 MB and more when cached
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"stop_words": 123}, "stop_words"),
+        ({"stop_words": b"the"}, "stop_words"),  # read as the words "116", "104", "101"
+        ({"stop_words": ["the", 5]}, "stop_words"),
+        ({"stemming": "no"}, "stemming"),  # read as True
+        ({"identifiers": "false"}, "identifiers"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_by_name(options: dict[str, Any], named: str) -> None:
+    """Review R28: these raised a bare TypeError, or were silently read as something else."""
+    with pytest.raises(InvalidArgumentTypeError, match=named):
+        Analyzer(**options)

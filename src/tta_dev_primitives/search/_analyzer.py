@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any, Final, Literal
 
-from tta_dev_primitives.exceptions import InvalidArgumentError
+from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
 from tta_dev_primitives.search._stopwords import ENGLISH
 from tta_dev_primitives.search._tokens import (
     ASCII_TOKEN_BYTES,
@@ -159,6 +159,9 @@ class Analyzer:
             raise InvalidArgumentError(f"prefix must be 'last' or 'none', got {prefix!r}")
         if cjk not in ("grams", "runs"):
             raise InvalidArgumentError(f"cjk must be 'grams' or 'runs', got {cjk!r}")
+        for name, flag in (("stemming", stemming), ("identifiers", identifiers)):
+            if not isinstance(flag, bool):  # "no" would have read as True
+                raise InvalidArgumentTypeError(f"{name} must be True or False, got {flag!r}")
         if stop_words == "english":
             stops = ENGLISH
         elif stop_words is None:
@@ -168,12 +171,12 @@ class Analyzer:
                 f"stop_words must be 'english', an iterable of words or None, got {stop_words!r}"
             )
         else:
-            stops = frozenset(w for s in stop_words for w in words(str(s)))
+            stops = _stop_words(stop_words)
         self.language = language
         self.stop_words: frozenset[str] = stops
-        self.stemming = bool(stemming)
+        self.stemming = stemming
         self.prefix = prefix
-        self.identifiers = bool(identifiers)
+        self.identifiers = identifiers
         self.cjk = cjk
         self._cache: dict[str, tuple[str, ...]] = {}
         self._local = threading.local()  # PyStemmer objects are not thread-safe
@@ -361,6 +364,19 @@ class Analyzer:
                     prefix_last = True
         # Only stop words ("Who is Will?"): search them rather than nothing.
         return Query(tuple(terms or stops), prefix_last=prefix_last)
+
+
+def _stop_words(given: object) -> frozenset[str]:
+    """The words of an iterable of ``str`` (bytes, or numbers, would be read as their digits)."""
+    if isinstance(given, bytes | bytearray) or not isinstance(given, Iterable):
+        raise InvalidArgumentTypeError(
+            f"stop_words must be 'english', an iterable of str or None, got {type(given).__name__}"
+        )
+    listed = list(given)
+    odd = next((w for w in listed if not isinstance(w, str)), None)
+    if odd is not None:
+        raise InvalidArgumentTypeError(f"stop_words must hold str, got {type(odd).__name__}")
+    return frozenset(w for s in listed for w in words(s))
 
 
 def _fits(terms: dict[str, None], own: tuple[str, ...]) -> bool:
