@@ -292,6 +292,11 @@ class QueryEngine:
         # which the others wait for (else each made the index and backfilled it).
         self._setting_up: asyncio.Task[None] | None = None
         self._claim = fork_safe(threading.Lock())  # held to read or start ``_setting_up``
+        #: Set-ups that failed for availability so far, and the last one's error: a caller
+        #: that waited for one meanwhile gives up at once (``_after_other_loops``), as a
+        #: ``Connection.call`` that waited for a slot does, instead of trying again.
+        self._failures = 0
+        self._last_failure = ""
 
     @property
     def in_use(self) -> bool:
@@ -329,7 +334,8 @@ class QueryEngine:
         """Learn (once) whether this namespace searches in the engine, making the index if it
         is not there, giving it a vector field of ``dims`` (this process's embedder's size) and,
         before a search, backfilling it; a process that chose ``"replica"`` only learns what the
-        index holds. A write needs only the first two: while a backfill runs it costs nothing.
+        index holds, at its first search (its writes need nothing from the engine, and ask
+        nothing). A write needs only the first two: while a backfill runs it costs nothing.
 
         Once the engine is set up, a change of masters or slots sets it up again on the new
         layout (``_relayout``): a write does not wait for that (its documents are indexed wherever
@@ -340,6 +346,13 @@ class QueryEngine:
         yet (a search there found too little, or one missing and waited for the set-up)."""
         self.cluster = cluster
         self.bases = bases
+        if self.mode == "replica" and not searching:
+            # A write needs nothing from the engine: its script keeps the memory's document
+            # only if the partition says the namespace has an index (``n.ft``), whoever made
+            # it. Discovery asks every master (FT.INFO), and with one of them stalled each
+            # write then waited the whole timeout for an answer it does not use.
+            return
+        seen = self._failures  # before waiting: a set-up that fails meanwhile ends the wait
         if cluster and self.state in ("building", "ready") and not self._stale:
             self._relayout = self._stale = not await call(self._same_layout)  # masters/slots moved
         elif (
@@ -365,7 +378,7 @@ class QueryEngine:
         set_up = functools.partial(self._set_up, call, bases, cluster, backfill, dims, searching)
         if not ((self._relayout or moving) and self.state in ("building", "ready")):
             async with self._lock():
-                await self._after_other_loops(set_up)
+                await self._after_other_loops(set_up, seen)
             return
         if not searching:
             self._in_background(set_up)
@@ -373,7 +386,7 @@ class QueryEngine:
         try:
             async with asyncio.timeout(wait_at_most):
                 async with self._lock():
-                    await self._after_other_loops(set_up)
+                    await self._after_other_loops(set_up, seen)
         except TimeoutError:
             raise NotServedNow(
                 f"the Redis Query Engine is being set up again for namespace "
@@ -400,13 +413,26 @@ class QueryEngine:
         task.add_done_callback(_read_outcome)
         return task
 
-    async def _after_other_loops(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _after_other_loops(
+        self, set_up: Callable[[], Coroutine[Any, Any, None]], seen: int
+    ) -> None:
         """Run ``set_up()`` (as a task of this loop) once no other thread's loop is setting up
         this engine: one that is is waited for (what it did, ours then need not do again),
         unless that loop will not finish it meanwhile (stopped, closed). A caller that stops
-        waiting (cancelled, or past its time) leaves the set-up running."""
+        waiting (cancelled, or past its time) leaves the set-up running.
+
+        If a set-up failed for availability since the caller began to wait (``seen``: the
+        count of such failures then), the caller gives up at once with that outage: the set-ups
+        it waited behind took their timeout each, and one more would take another (review
+        R30: writes waiting in turn on the lock took many timeouts while a master was stalled).
+        """
         loop = running_loop()
         while True:
+            if self._failures != seen:
+                raise BackendUnavailableError(
+                    f"Redis unavailable: setting up the Query Engine for namespace "
+                    f"{self.namespace!r} failed while this call waited ({self._last_failure})"
+                )
             with self._claim:
                 task = self._setting_up
                 other = task.get_loop() if alive(task) else None
@@ -421,6 +447,22 @@ class QueryEngine:
         await asyncio.shield(task)
 
     async def _set_up(
+        self,
+        call: Call,
+        bases: list[str],
+        cluster: bool,
+        backfill: Callable[[int | None], Awaitable[bool]],
+        dims: int | None,
+        searching: bool,
+    ) -> None:
+        try:
+            await self._set_up_now(call, bases, cluster, backfill, dims, searching)
+        except BackendUnavailableError as exc:
+            self._last_failure = str(exc)
+            self._failures += 1  # callers waiting meanwhile give up (``_after_other_loops``)
+            raise
+
+    async def _set_up_now(
         self,
         call: Call,
         bases: list[str],
