@@ -92,7 +92,12 @@ class ReplicaWait:
             # owner (a failover, a finished resharding) since the slot map was read. After a
             # failover the write meets MOVED, then NOSCRIPT on the new owner.
             if isinstance(reply, rexc.NoScriptError) and not loaded:
-                await client.script_load(script.script)
+                if target is True:
+                    await client.script_load(script.script)
+                else:
+                    # On that master alone: a cluster client's SCRIPT LOAD goes to every
+                    # master, and one of them stalled held this write for its whole timeout.
+                    await client.execute_command("SCRIPT LOAD", script.script, target_nodes=target)
                 loaded = True
                 continue
             if isinstance(reply, rexc.MovedError) and not remapped:
