@@ -1,0 +1,215 @@
+"""One master of a real Redis Cluster stalled (SIGSTOP, its replica too) while the others serve
+(``cluster-require-full-coverage no``): no call waits much past ``redis_timeout`` (API.md: no
+operation blocks longer than about ``redis_timeout`` on an unreachable or stalled server).
+
+Review R30 found single adds taking 4-40 s with ``redis_timeout=1``: every write set up the
+Query Engine first (FT.INFO to every master, the stalled one taking the whole timeout), the
+writes waiting on that set-up's lock each tried again in turn, and calls waited for a replay's
+last batch with no bound. Bounds here are generous (``BOUND``: three timeouts and 2 s, a busy
+machine extends a timeout by the time its loop spent elsewhere); what is asserted beside them
+is that every call returned and that nothing it wrote is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from conftest import namespace, replayed
+from redis_server import LocalCluster
+from tta_dev_primitives import MemoryPrimitive
+from tta_dev_primitives.exceptions import UnsentWritesError
+
+pytestmark = pytest.mark.redis
+
+TIMEOUT = 1.0
+#: The longest any call may take here: a multiple of the timeout, never a speed claim.
+BOUND = 3 * TIMEOUT + 2
+
+
+@pytest.fixture(scope="module")
+def partial_cluster(redis_binary: str) -> Iterator[LocalCluster]:
+    """Three masters with a replica each; a master that fails leaves the others serving."""
+    cluster = LocalCluster(redis_binary, masters=3, replicas=1).start()
+    for node in cluster.nodes:
+        cluster.info(node, "config", "set", "cluster-require-full-coverage", "no")
+    yield cluster
+    cluster.stop()
+
+
+def _nodes(cluster: LocalCluster) -> list[list[str]]:
+    """CLUSTER NODES as seen by the URL's node, one field list per node."""
+    return [
+        line.split() for line in cluster.info(cluster.nodes[0], "cluster", "nodes").splitlines()
+    ]
+
+
+def _port(fields: list[str]) -> int:
+    return int(fields[1].split("@")[0].rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def one_master_stalled(cluster: LocalCluster) -> Iterator[int]:
+    """A master the URL does not name, and its replica, stalled for the block (its port is
+    yielded); resumed however the block ends, and the cluster whole again after."""
+    url_port = cluster.nodes[0].port
+    nodes = _nodes(cluster)
+    masters = [f for f in nodes if "master" in f[2] and "fail" not in f[2] and len(f) > 8]
+    for victim in masters:
+        group = {_port(victim)} | {_port(f) for f in nodes if f[3] == victim[0]}
+        if url_port not in group:
+            break
+    else:
+        raise AssertionError("no master apart from the URL's node")
+    stalled = [node for node in cluster.nodes if node.port in group]
+    for node in stalled:
+        node.stall()
+    try:
+        yield _port(victim)
+    finally:
+        for node in stalled:
+            node.resume()
+        cluster.wait_ok(60)
+
+
+def _owner(cluster: LocalCluster, ns: str, key: str) -> int:
+    """The port of the master that serves ``key``'s partition (by the cluster's slot map)."""
+    from redis.crc import key_slot
+
+    from tta_dev_primitives.stores._redis.layout import CLUSTER_PARTITIONS, Layout
+
+    slot = key_slot(Layout.facts(Layout(ns, CLUSTER_PARTITIONS).base(key)).encode())
+    with redis.Redis(port=cluster.nodes[0].port) as client:
+        for low, high, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+            if low <= slot <= high:
+                return int(master[1])
+    raise AssertionError(f"slot {slot} has no master")
+
+
+async def _timed(call: Any) -> float:
+    """Await ``call``; the seconds it took."""
+    started = time.monotonic()
+    await call
+    return time.monotonic() - started
+
+
+async def _all_there(url: str, ns: str, expected: dict[str, str]) -> None:
+    """Another process finds every memory of ``expected`` (key -> content) in Redis."""
+    reader = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
+    try:
+        found = await asyncio.gather(*(reader.get(key) for key in expected))
+        assert [value and value["content"] for value in found] == list(expected.values())
+        assert reader.using_redis
+        await reader.clear()
+    finally:
+        await reader.aclose()
+
+
+async def test_a_replica_engine_process_writes_to_serving_masters_with_one_stalled(
+    partial_cluster: LocalCluster,
+) -> None:
+    """With ``search_engine="replica"`` a write asks nothing of the Query Engine: a fresh
+    process's write to a partition of a serving master lands in Redis while another master is
+    stalled. (It set the engine up first, FT.INFO on every master: the stalled one took the
+    whole timeout, and the write was journalled as an outage.)"""
+    ns = namespace()
+    url = partial_cluster.url
+    with one_master_stalled(partial_cluster) as victim:
+        key = next(k for k in (f"u{i}:s1:t" for i in range(100))
+                   if _owner(partial_cluster, ns, k) != victim)  # fmt: skip
+        # A long timeout: the write must not be journalled for a slow machine's sake.
+        memory = MemoryPrimitive(url, namespace=ns, search_engine="replica", redis_timeout=5.0)
+        try:
+            async with asyncio.timeout(60):  # hang guard
+                await memory.add(key, {"content": "lands"})
+            info = memory.get_backend_info()
+            assert memory.using_redis, info
+            assert info["journal_size"] == 0, info
+        finally:
+            await memory.aclose()
+    await _all_there(url, ns, {key: "lands"})
+
+
+@pytest.mark.parametrize("engine", ["auto", "replica"])
+async def test_concurrent_adds_of_a_fresh_process_each_return_within_the_timeout(
+    partial_cluster: LocalCluster, engine: str
+) -> None:
+    """A process that starts while a master is stalled: twelve adds at once, over partitions
+    of every master, each return within ``BOUND``, and all are in Redis once it is back. (They
+    waited on the Query Engine's set-up in turn, each trying it again for a whole timeout:
+    the twelfth returned after about twelve.)"""
+    ns = namespace()
+    url = partial_cluster.url
+    keys = [f"u{i}:s1:t" for i in range(12)]
+    expected = {key: f"note {key}" for key in keys}
+    with one_master_stalled(partial_cluster) as victim:
+        assert any(_owner(partial_cluster, ns, key) == victim for key in keys)
+        memory = MemoryPrimitive(url, namespace=ns, search_engine=engine, redis_timeout=TIMEOUT)
+        try:
+            async with asyncio.timeout(120):  # hang guard
+                took = await asyncio.gather(
+                    *(_timed(memory.add(key, {"content": text})) for key, text in expected.items())
+                )
+            assert len(took) == len(keys)  # every add returned
+            assert max(took) < BOUND, took
+            assert memory.get_backend_info()["journal_size"] > 0  # the stalled one's, at least
+        except BaseException:
+            with contextlib.suppress(UnsentWritesError):  # (the failure is what counts)
+                await memory.aclose()
+            raise
+    try:
+        await replayed(memory)
+    finally:
+        await memory.aclose()
+    await _all_there(url, ns, expected)
+
+
+async def test_a_busy_worker_s_calls_stay_bounded_through_replays_while_a_master_is_stalled(
+    partial_cluster: LocalCluster,
+) -> None:
+    """The review's worker: a fresh process adding to and searching many users' partitions
+    while a master is stalled, its journal replayed again and again (the replay's last batch
+    holding writes for many partitions). Each call returns within ``BOUND`` (one add took 40 s
+    with a 1 s timeout: the batch's writes each set the Query Engine up in turn, and calls
+    waited for that batch without a bound); every add is in Redis once the master is back."""
+    ns = namespace()
+    url = partial_cluster.url
+    expected: dict[str, str] = {}
+    took: list[float] = []
+    with one_master_stalled(partial_cluster):
+        memory = fast_memory(url, ns)
+        try:
+            deadline = time.monotonic() + 8 * TIMEOUT
+            n = 0
+            async with asyncio.timeout(180):  # hang guard
+                while time.monotonic() < deadline:
+                    n += 1
+                    key = f"u{n % 32}:s1:t{n}"
+                    expected[key] = f"apple banana {n}"
+                    took.append(await _timed(memory.add(key, {"content": expected[key]})))
+                    took.append(await _timed(memory.search("apple", scope=f"u{n % 32}")))
+                    await asyncio.sleep(0.02)
+            assert max(took) < BOUND, max(took)
+        except BaseException:
+            with contextlib.suppress(UnsentWritesError):  # (the failure is what counts)
+                await memory.aclose()
+            raise
+    try:
+        await replayed(memory)
+    finally:
+        await memory.aclose()
+    await _all_there(url, ns, expected)
+
+
+def fast_memory(url: str, ns: str) -> MemoryPrimitive:
+    """A memory that probes (and replays) often: many replays while the master is stalled."""
+    return MemoryPrimitive(
+        url, namespace=ns, redis_timeout=TIMEOUT, recovery_interval=0.05,
+        max_recovery_interval=0.2,
+    )  # fmt: skip
