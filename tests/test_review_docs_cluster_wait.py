@@ -60,7 +60,10 @@ async def test_every_write_waits_for_a_replica_from_the_first(
         for i in range(12):  # keys over every master
             before = waits_served(cluster)
             await memory.add(f"u{i}:s0:turn", {"content": f"turn {i}"})
-            assert waits_served(cluster) == before + 1, f"write {i} returned without WAIT"
+            # One WAIT, or two where the write's master had not run the script yet: it is
+            # loaded there alone (a stalled master elsewhere must not hold the write) and the
+            # write sent again, with its WAIT.
+            assert waits_served(cluster) in (before + 1, before + 2), f"write {i}: no WAIT"
         assert memory.using_redis
         await memory.clear()
     finally:
