@@ -452,9 +452,7 @@ async def test_a_touch_waits_for_a_last_replay_batch_on_another_thread_s_loop(
     call made there). The touch must still wait for the batch holding the key's outage write:
     else it restarts the old value's clock and the replayed add drops the deadline."""
     server = redis_server_factory(appendonly=True)
-    # A timeout past the batch's hold (a call waits for the batch at most that long, then
-    # gives up: test_outage.py's test_a_call_waits_for_a_slow_last_batch_only_so_long).
-    memory = fast_recovery(server.url, redis_timeout=10.0)
+    memory = fast_recovery(server.url)
     with loop_in_thread() as elsewhere:
         flush, release = await on(elsewhere, hold_last_replay_batch(
             memory, server, ("u1:s1:k", {"v": "old"}), ("u1:s1:k", {"v": "written in the outage"})

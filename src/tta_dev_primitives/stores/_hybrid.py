@@ -24,9 +24,6 @@ With no remote backend every operation is served in-process. With one:
   until it lands. A search, a size or a listing then waits for the batch to land (one round
   trip, as a write does): Redis's answer cannot be patched key by key, and without the batch
   it showed older values (a checkpointer took an older checkpoint for a thread's latest).
-  That wait, a write's for the batch too, lasts at most ``patience`` (``redis_timeout``): a
-  batch still on its way then is an outage for the caller (the store falls back, its writes
-  journalled behind the batch, which stays journalled until Redis answers for it).
 - The journal is bounded (``Journal``: newest write per key kept, then the oldest dropped and
   counted). A journalled write the remote refuses for its data becomes a dead letter (counted,
   kept in a short list for ``get_backend_info()``) and never blocks the rest.
@@ -441,37 +438,11 @@ class HybridStore(Generic[B]):
         on_its_way = bool(self._journal) and not self._degraded
         return on_its_way and (key is None or self._journal.changes(key))
 
-    async def _after_last_batch(self, key: str | None = None) -> bool:
+    async def _after_last_batch(self, key: str | None = None) -> None:
         """Wait for the replay's last batch if it is on its way (and holds a write of ``key``,
-        if one is named), at most ``patience`` (``_wait_for_last_batch``); False if it was
-        still on its way then (the store has fallen back)."""
+        if one is named)."""
         if self._in_last_batch(key):
-            return await self._wait_for_last_batch()
-        return True
-
-    async def _wait_for_last_batch(self) -> bool:
-        """Wait for the replay, in its last batch, at most ``patience`` (``redis_timeout``, the
-        longest a call waits for Redis); True if it ended by then.
-
-        A batch still on its way then has outlived the timeout, as a call to a stalled server
-        does, and the store falls back as after such a call (``_fail``): this call and the next
-        are served in-process, their writes journalled behind the batch, whose own writes stay
-        journalled until Redis answers for them (nothing is lost; the replay takes both on
-        when the batch ends, or the next one does). Waited for without a bound, one batch took
-        as long as its slowest partition's writes in turn: with one master of a cluster
-        stalled, many timeouts (review R30: 40 s for an add with ``redis_timeout=1``)."""
-        try:
-            async with asyncio.timeout(self.patience):
-                await self._replay_now()
-        except TimeoutError:
-            self._fail(
-                BackendUnavailableError(
-                    "the replay of writes journalled during an outage did not land its last "
-                    f"batch within {self.patience:g}s (redis_timeout)"
-                )
-            )
-            return False
-        return True
+            await self._replay_now()
 
     async def begin_forget(self) -> Forgetting:
         """A forget as it is called: its version, and the in-process copy's write mark. Taken
@@ -624,9 +595,7 @@ class HybridStore(Generic[B]):
         with self._in_flight.sending(write.key, write.version):
             try:
                 if self._in_last_batch() and self.recovering:
-                    # The last batch (``_leave_degraded``) lands first; not within the timeout,
-                    # the store falls back and this write is journalled behind it.
-                    await self._wait_for_last_batch()
+                    await self._replay_now()  # the last batch (``_leave_degraded``) lands first
                 served = await self._deliver(remote, write)
             except BackendError:
                 # Not stored (refused, stale, an error Redis answered with, or the journal's
@@ -1068,11 +1037,8 @@ class HybridStore(Generic[B]):
         after the replay's last batch if it is on its way (``_read``)."""
         if not self._loaded:
             await self._load()
-        if self.remote is not None and not await self._after_last_batch():
-            raise BackendUnavailableError(
-                "listing every memory needs the replay's last batch of journalled writes in "
-                f"Redis, which did not land within {self.patience:g}s (redis_timeout)"
-            )
+        if self.remote is not None:
+            await self._after_last_batch()
         async for item in (self.remote or self.local).items():
             yield item
 
