@@ -35,7 +35,8 @@ from itertools import chain, islice
 from typing import Any, Final, Literal
 
 from tta_dev_primitives.exceptions import InvalidArgumentError, InvalidArgumentTypeError
-from tta_dev_primitives.search._stopwords import ENGLISH
+from tta_dev_primitives.search._query_terms import MAX_QUERY_LOOKUPS, beginning, fits
+from tta_dev_primitives.search._stopwords import ENGLISH, stop_words_of
 from tta_dev_primitives.search._tokens import (
     ASCII_TOKEN_BYTES,
     DROP_CHARS,
@@ -44,11 +45,9 @@ from tta_dev_primitives.search._tokens import (
     cluster_grams,
     dotted,
     fold,
-    gram_units,
     grams,
     identifier_parts,
     tokens_of,
-    words,
 )
 
 __all__ = [
@@ -65,11 +64,6 @@ __all__ = [
 MAX_QUERY_CHARS: Final = 10_000
 #: Distinct query terms that are scored: the rarest ones, when a query has more.
 MAX_QUERY_TERMS: Final = 32
-#: Distinct terms of a query that are looked up at all (each one's document frequency read, to
-#: choose the ``MAX_QUERY_TERMS`` rarest): those of its beginning, read as far as it holds no
-#: more. On the Query Engine each is one count query per server, so the cut comes before any
-#: counting, the same on every backend.
-MAX_QUERY_LOOKUPS: Final = 512
 #: Distinct terms indexed per memory: its most frequent ones, when it has more.
 MAX_DOC_TERMS: Final = 10_000
 #: A word still being typed matches as a prefix only from this many characters on.
@@ -171,7 +165,7 @@ class Analyzer:
                 f"stop_words must be 'english', an iterable of words or None, got {stop_words!r}"
             )
         else:
-            stops = _stop_words(stop_words)
+            stops = stop_words_of(stop_words)
         self.language = language
         self.stop_words: frozenset[str] = stops
         self.stemming = stemming
@@ -256,29 +250,6 @@ class Analyzer:
             return (token,)
         return grams(token) if kind == 1 else cluster_grams(token)
 
-    def _beginning(
-        self, kind: int, token: str, own: tuple[str, ...], terms: dict[str, None]
-    ) -> tuple[str, ...]:
-        """The terms of ``token`` (``own``) that its beginning adds to ``terms`` before they
-        hold ``MAX_QUERY_LOOKUPS``: a run of grams read a character (or cluster) at a time,
-        each with the pair it ends, and kept in ``grams``' order (characters, then pairs); a
-        word's terms (whole first, then its parts) in their order."""
-        room = MAX_QUERY_LOOKUPS - len(terms)
-        if kind == 0 or kind == 2 or self.cjk == "runs":
-            return tuple(t for t in own if t not in terms)[: max(room, 0)]
-        units = gram_units(token, clusters=kind == 3)
-        new: set[str] = set()
-        n = 0
-        for j, unit in enumerate(units):
-            added = {unit, units[j - 1] + unit} if j else {unit}
-            added.difference_update(terms, new)
-            if len(new) + len(added) > room:
-                break
-            new |= added
-            n = j + 1
-        head = units[:n]
-        return (*head, *map(str.__add__, head, head[1:]))
-
     def terms(self, text: str) -> list[str]:
         """Every term of ``text`` as a memory indexes it, in order, repeats included."""
         out: list[str] = []
@@ -333,9 +304,10 @@ class Analyzer:
             own = self._terms_of(kind, token)
             if not isinstance(own, tuple):
                 own = tuple(own)
-            if len(terms) + len(own) > MAX_QUERY_LOOKUPS and not _fits(terms, own):
+            if len(terms) + len(own) > MAX_QUERY_LOOKUPS and not fits(terms, own):
                 # Read no further than the beginning that holds ``MAX_QUERY_LOOKUPS`` terms.
-                terms.update(dict.fromkeys(self._beginning(kind, token, own, terms)))
+                runs = self.cjk == "runs"
+                terms.update(dict.fromkeys(beginning(kind, token, own, terms, runs=runs)))
                 truncated = True
                 break
             terms.update(dict.fromkeys(own))
@@ -364,24 +336,6 @@ class Analyzer:
                     prefix_last = True
         # Only stop words ("Who is Will?"): search them rather than nothing.
         return Query(tuple(terms or stops), prefix_last=prefix_last)
-
-
-def _stop_words(given: object) -> frozenset[str]:
-    """The words of an iterable of ``str`` (bytes, or numbers, would be read as their digits)."""
-    if isinstance(given, bytes | bytearray) or not isinstance(given, Iterable):
-        raise InvalidArgumentTypeError(
-            f"stop_words must be 'english', an iterable of str or None, got {type(given).__name__}"
-        )
-    listed = list(given)
-    odd = next((w for w in listed if not isinstance(w, str)), None)
-    if odd is not None:
-        raise InvalidArgumentTypeError(f"stop_words must hold str, got {type(odd).__name__}")
-    return frozenset(w for s in listed for w in words(s))
-
-
-def _fits(terms: dict[str, None], own: tuple[str, ...]) -> bool:
-    """Whether ``own``'s terms not yet in ``terms`` leave them at ``MAX_QUERY_LOOKUPS`` at most."""
-    return len(terms) + len(set(own).difference(terms)) <= MAX_QUERY_LOOKUPS
 
 
 def most_frequent(counts: dict[str, int], n: int) -> dict[str, int]:

@@ -7,7 +7,12 @@ Articles, pronouns, auxiliaries, prepositions, conjunctions, question words and 
 
 from __future__ import annotations
 
-__all__ = ["ENGLISH"]
+from collections.abc import Iterable
+
+from tta_dev_primitives.exceptions import InvalidArgumentTypeError
+from tta_dev_primitives.search._tokens import words
+
+__all__ = ["ENGLISH", "stop_words_of"]
 
 # One string split into words reads better than 170 quoted items.
 ENGLISH: frozenset[str] = frozenset(
@@ -23,3 +28,16 @@ ENGLISH: frozenset[str] = frozenset(
     will with won would wouldn y you your yours yourself yourselves
     """.split()  # noqa: SIM905
 )
+
+
+def stop_words_of(given: object) -> frozenset[str]:
+    """The words of an iterable of ``str`` (bytes, or numbers, would be read as their digits)."""
+    if isinstance(given, bytes | bytearray) or not isinstance(given, Iterable):
+        raise InvalidArgumentTypeError(
+            f"stop_words must be 'english', an iterable of str or None, got {type(given).__name__}"
+        )
+    listed = list(given)
+    odd = next((w for w in listed if not isinstance(w, str)), None)
+    if odd is not None:
+        raise InvalidArgumentTypeError(f"stop_words must hold str, got {type(odd).__name__}")
+    return frozenset(w for s in listed for w in words(s))
