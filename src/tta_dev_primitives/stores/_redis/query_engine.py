@@ -409,9 +409,19 @@ class QueryEngine:
         self, loop: asyncio.AbstractEventLoop, set_up: Callable[[], Coroutine[Any, Any, None]]
     ) -> asyncio.Task[None]:
         """``set_up()`` as the set-up under way, a task of ``loop`` (under ``_claim``)."""
-        task = self._setting_up = loop.create_task(set_up())
+        task = self._setting_up = loop.create_task(self._counted(set_up()))
         task.add_done_callback(_read_outcome)
         return task
+
+    async def _counted(self, set_up: Awaitable[None]) -> None:
+        """Await ``set_up``, counting it if it fails for availability (in the task, before it
+        ends): callers waiting meanwhile give up (``_after_other_loops``)."""
+        try:
+            await set_up
+        except BackendUnavailableError as exc:
+            self._last_failure = str(exc)
+            self._failures += 1
+            raise
 
     async def _after_other_loops(
         self, set_up: Callable[[], Coroutine[Any, Any, None]], seen: int
@@ -447,22 +457,6 @@ class QueryEngine:
         await asyncio.shield(task)
 
     async def _set_up(
-        self,
-        call: Call,
-        bases: list[str],
-        cluster: bool,
-        backfill: Callable[[int | None], Awaitable[bool]],
-        dims: int | None,
-        searching: bool,
-    ) -> None:
-        try:
-            await self._set_up_now(call, bases, cluster, backfill, dims, searching)
-        except BackendUnavailableError as exc:
-            self._last_failure = str(exc)
-            self._failures += 1  # callers waiting meanwhile give up (``_after_other_loops``)
-            raise
-
-    async def _set_up_now(
         self,
         call: Call,
         bases: list[str],
