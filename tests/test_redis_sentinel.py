@@ -186,6 +186,30 @@ async def test_an_unreachable_sentinel_is_an_outage_that_shows_no_password(
     assert "***" in shown  # the outage was logged, with the URL redacted
 
 
+async def fail_over_while_writing(
+    memory: MemoryPrimitive, primary: RedisServer, sentinel: LocalSentinel, within: float
+) -> tuple[int, list[str]]:
+    """Eight writers on ``memory``; ``SENTINEL FAILOVER`` once 50 writes returned, and 50 more
+    after the promotion (each waited for at most ``within`` s, the replay at most twice that).
+    The new primary's port and the keys whose add returned; no call raised."""
+    written: list[str] = []
+    errors: list[str] = []
+    stop = asyncio.Event()
+    writers = asyncio.create_task(keep_writing(memory, "", stop.is_set, written, errors))
+    await eventually(lambda: len(written) >= 50, within=within)
+    client = redis_sync.Redis(port=sentinel.port)
+    assert client.execute_command("SENTINEL", "FAILOVER", sentinel.service)
+    client.close()
+    new = await asyncio.to_thread(sentinel.wait_promoted, primary.port)
+    count = len(written)
+    await eventually(lambda: len(written) >= count + 50, within=within)  # writes after it
+    stop.set()
+    await writers
+    await replayed(memory, within=2 * within)
+    assert errors == []
+    return new, written
+
+
 async def test_a_demoted_primary_sends_writes_to_the_new_one(
     service: Callable[..., Service],
 ) -> None:
@@ -201,22 +225,8 @@ async def test_a_demoted_primary_sends_writes_to_the_new_one(
     primary, replica, sentinel = service(primary_extra=setting, replica_extra=setting)
     ns = namespace()
     memory = fast_recovery(sentinel.url, ns, redis_timeout=1.0)
-    written: list[str] = []
-    errors: list[str] = []
-    stop = asyncio.Event()
-    writers = asyncio.create_task(keep_writing(memory, "", stop.is_set, written, errors))
-    await eventually(lambda: len(written) >= 50, within=30)
-    client = redis_sync.Redis(port=sentinel.port)
-    assert client.execute_command("SENTINEL", "FAILOVER", sentinel.service)
-    client.close()
-    new = await asyncio.to_thread(sentinel.wait_promoted, primary.port)
+    new, written = await fail_over_while_writing(memory, primary, sentinel, within=30)
     assert new == replica.port
-    count = len(written)
-    await eventually(lambda: len(written) >= count + 50, within=30)  # writes after it
-    stop.set()
-    await writers
-    await replayed(memory)
-    assert errors == []
     assert await stored_on(new, ns, written) == []
     await memory.add("u9:s:after", {"content": "after the failover"})
     assert memory.using_redis
@@ -236,21 +246,7 @@ async def test_with_two_replicas_the_setting_is_their_number(
     primary, _, sentinel = service(primary_extra=setting, replica_extra=setting, replicas=2)
     ns = namespace()
     memory = fast_recovery(sentinel.url, ns, redis_timeout=1.0)
-    written: list[str] = []
-    errors: list[str] = []
-    stop = asyncio.Event()
-    writers = asyncio.create_task(keep_writing(memory, "", stop.is_set, written, errors))
-    await eventually(lambda: len(written) >= 50, within=30)
-    client = redis_sync.Redis(port=sentinel.port)
-    assert client.execute_command("SENTINEL", "FAILOVER", sentinel.service)
-    client.close()
-    new = await asyncio.to_thread(sentinel.wait_promoted, primary.port)
-    count = len(written)
-    await eventually(lambda: len(written) >= count + 50, within=60)  # writes after it
-    stop.set()
-    await writers
-    await replayed(memory, within=120)
-    assert errors == []
+    new, written = await fail_over_while_writing(memory, primary, sentinel, within=60)
     assert await stored_on(new, ns, written) == []
     await memory.aclose()
 
