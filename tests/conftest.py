@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, settings
 from redis_server import LocalCluster, RedisServer, find_redis_server
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
     from tta_dev_primitives import MemoryPrimitive
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -395,3 +397,20 @@ def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
     from tta_dev_primitives.memory import _call_order
 
     monkeypatch.setattr(_call_order, "SETTLE", 0.3)
+
+
+@pytest.fixture
+def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
+    """The library's counters on a real SDK meter with an in-memory reader, for this test."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from tta_dev_primitives.telemetry._metrics import Instruments
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    made = Instruments(provider.get_meter("tta_dev_primitives"))
+    for where in ("telemetry._memory_ops", "caching._primitive", "memory._primitive"):
+        monkeypatch.setattr(f"tta_dev_primitives.{where}.instruments", lambda: made)
+    yield reader
+    provider.shutdown()

@@ -15,27 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from conftest import Factory, eventually, fast_recovery, namespace
 from redis_server import RedisServer
 from tta_dev_primitives import CachePrimitive, MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import EmbeddingError
-from tta_dev_primitives.telemetry._metrics import Instruments
 from tta_dev_primitives.testing import capture_spans
-
-
-@pytest.fixture
-def counters(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """The library's counters on a real SDK meter with an in-memory reader, for this test."""
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    made = Instruments(provider.get_meter("tta_dev_primitives"))
-    for where in ("telemetry._memory_ops", "caching._primitive", "memory._primitive"):
-        monkeypatch.setattr(f"tta_dev_primitives.{where}.instruments", lambda: made)
-    yield reader
-    provider.shutdown()
 
 
 def points(reader: InMemoryMetricReader) -> Iterator[tuple[str, Any, int]]:
