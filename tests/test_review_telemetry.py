@@ -159,7 +159,12 @@ def test_a_recovery_cut_short_is_not_counted_as_a_success(
     replayed = sum(v for _, v in points(counters, "tta.memory.replayed_writes"))
     # Every write reached Redis once; a batch cut after Redis applied it may be sent again.
     assert total <= replayed <= total + 1_000
-    assert sum(v for _, v in points(counters, "tta.memory.recoveries")) == 1
+    # The cut one is not a recovery: only the returns to Redis count (a busy machine can make
+    # a false outage after the first, and a second return).
+    operations = points(counters, "tta.memory.operations")
+    returned = sum(v for a, v in operations if a["memory.operation"] == "recover"
+                   and a["memory.outcome"] == "ok")  # fmt: skip
+    assert sum(v for _, v in points(counters, "tta.memory.recoveries")) == returned >= 1
 
 
 async def test_a_callers_error_wrapping_the_librarys_does_not_carry_its_message() -> None:
