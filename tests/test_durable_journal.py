@@ -324,6 +324,33 @@ def test_a_corrupt_copy_that_cannot_be_written_does_not_stop_the_load(journal: P
     assert loaded.corrupt == 1
 
 
+def test_a_second_damaged_file_is_kept_beside_the_first_not_over_it(journal: Path) -> None:
+    """Each load that finds unreadable lines keeps the file as found: a later one in
+    ``PATH.corrupt.2`` (and on), so the first copy, perhaps the only trace of the writes its
+    damaged lines held, is never overwritten."""
+    good = encode(Record(1, Put("k", "{}", None, None, V1), None))
+
+    async def load() -> Any:
+        file = _journal_file.JournalFile(journal, "ns")
+        try:
+            return await file.load()
+        finally:
+            await file.aclose()
+
+    asyncio.run(load())  # writes the header
+    with open(journal, "ab") as out:
+        out.write(b"first damage\n" + good)
+    assert asyncio.run(load()).corrupt == 1
+    first = Path(f"{journal}.corrupt").read_bytes()
+    assert b"first damage" in first
+    with open(journal, "ab") as out:
+        out.write(b"second damage\n")
+    assert asyncio.run(load()).corrupt >= 1
+    assert Path(f"{journal}.corrupt").read_bytes() == first
+    assert b"second damage" in Path(f"{journal}.corrupt.2").read_bytes()
+    assert not Path(f"{journal}.corrupt.3").exists()
+
+
 async def _journalled(server: RedisServer, ns: str, journal: Path, count: int) -> None:
     """Journal ``count`` adds (k0, k1, ...) during an outage, then close, keeping the file."""
     memory = await in_outage(server, ns, journal)

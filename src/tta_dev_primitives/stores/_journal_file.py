@@ -56,6 +56,9 @@ FORMAT_VERSION = 1
 COMPACT_FLOOR = 1024 * 1024
 #: The longest header line read back (its namespace's length is not otherwise limited).
 MAX_HEADER = 1024 * 1024
+#: Copies of damaged files kept (``path.corrupt``, ``path.corrupt.2``, ...) before the next
+#: damaged one is only logged: a bound on the disk a journal damaged over and over can take.
+MAX_CORRUPT_COPIES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +239,7 @@ class JournalFile:
         # the write): a rewrite keeps them, or one by another loop's writer would drop them.
         self._on_disk: dict[int, tuple[bytes, asyncio.AbstractEventLoop]] = {}
         self._seq = 0
-        self._corrupt_kept = False  # ``load`` kept a damaged file as found in ``path.corrupt``
+        self._corrupt_kept: str | None = None  # where ``load`` kept a damaged file as found
         self._closed = False
         self._torn = False  # a failed append left bytes past ``size``
         self.deleted = False  # an append found the file unlinked; a rewrite makes it anew
@@ -327,19 +330,38 @@ class JournalFile:
                 log.warning("memory journal %s: line %d is unreadable; skipped", self.path, number)
                 continue
             records[record.seq] = record
-        self._corrupt_kept = False
-        if corrupt:
-            try:
-                with open(self.path + ".corrupt", "wb") as copy:
-                    copy.write(b"\n".join(lines))
-                    copy.flush()
-                    os.fsync(copy.fileno())
-                self._corrupt_kept = True
-            except OSError as exc:  # a full disk: the readable records still replay
-                log.warning("memory journal %s: could not keep the file as found in %s.corrupt: %s",
-                            self.path, self.path, exc)  # fmt: skip
+        self._corrupt_kept = self._keep_as_found(b"\n".join(lines)) if corrupt else None
         self._seq = top  # new records never reuse a sequence a done marker names
         return Loaded(sorted(records.values(), key=lambda r: r.seq), torn, corrupt)
+
+    def _keep_as_found(self, data: bytes) -> str | None:
+        """Keep a damaged file as found, in ``path.corrupt`` or, if a load kept one before,
+        ``path.corrupt.2``, ``.3``...: never over an earlier copy, whose lines may be the only
+        trace of writes it held. None if no copy could be written (a full disk: the readable
+        records still replay)."""
+        for n in range(1, MAX_CORRUPT_COPIES + 1):
+            copy = f"{self.path}.corrupt" + (f".{n}" if n > 1 else "")
+            try:
+                fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                log.warning("memory journal %s: could not keep the file as found in %s: %s",
+                            self.path, copy, exc)  # fmt: skip
+                return None
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                log.warning("memory journal %s: could not keep the file as found in %s: %s",
+                            self.path, copy, exc)  # fmt: skip
+                return None
+            return copy
+        log.warning("memory journal %s: %d copies of damaged files are kept already (%s.corrupt*);"
+                    " this one is not", self.path, MAX_CORRUPT_COPIES, self.path)  # fmt: skip
+        return None
 
     def _write_batch(self, batch: list[tuple[bytes, int]], loop: asyncio.AbstractEventLoop) -> None:
         """``_write`` a batch of lines; once on disk, each append's is kept until its ``then``
@@ -418,9 +440,10 @@ class JournalFile:
                 "write was never acknowledged); dropped", self.path,
             )  # fmt: skip
         if loaded.corrupt:
+            kept = self._corrupt_kept
             log.warning(
                 "memory journal %s: %d unreadable lines skipped%s", self.path, loaded.corrupt,
-                f"; the file as found is kept in {self.path}.corrupt" if self._corrupt_kept else "",
+                f"; the file as found is kept in {kept}" if kept else "",
             )  # fmt: skip
         return loaded
 
