@@ -941,9 +941,14 @@ class HybridStore(Generic[B]):
                         file=self.journal_file, on_progress=self._paced)  # fmt: skip
         token = self.events.recovery_started()
         stopped: BaseException | None = None  # why it ended with the remote not back
+        loop = asyncio.get_running_loop()
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
+            if loop.is_closed():  # closed by the collector, whatever the closing raised: cut
+                stopped = asyncio.CancelledError()
+                self._cut_short()
+                return False
             stopped = exc
             self._refusal = exc if isinstance(exc, BackendRefusedError) else None
             self.last_error = str(exc)  # (why the replay stopped: "full", not the old outage)
@@ -960,14 +965,11 @@ class HybridStore(Generic[B]):
                 log.debug("memory backend still unavailable (%s); next probe in %.1fs", exc,
                           self._next_probe - self._clock())  # fmt: skip
             return False
-        except asyncio.CancelledError as exc:
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            # GeneratorExit: its loop was closed with it pending (a sync wrapper's
+            # run_until_complete and close) and the collector closed it: cut as by a cancel.
             stopped = exc
-            # Cancelled (its loop ending, aclose) perhaps in the last batch, after
-            # _leave_degraded: what is left must be replayed by a later recovery, which only a
-            # degraded store starts (else flush says True and touch/delete go on without it).
-            if self._journal:
-                self._degraded = True
-                self._remote_ok = False
+            self._cut_short()
             raise
         else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
@@ -986,6 +988,14 @@ class HybridStore(Generic[B]):
             # What its batches sent counts even when it stopped part-way (a request's
             # ``asyncio.run`` ending cancels it): the next recovery replays only the rest.
             self.events.recovery_ended(token, Served(replay.replayed, remote.kind), stopped)
+
+    def _cut_short(self) -> None:
+        """A recovery cancelled (its loop ending, aclose) perhaps in the last batch, after
+        ``_leave_degraded``: what is left must be replayed by a later recovery, which only a
+        degraded store starts (else flush says True and touch/delete go on without it)."""
+        if self._journal:
+            self._degraded = True
+            self._remote_ok = False
 
     def _resume_stranded(self) -> None:
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing

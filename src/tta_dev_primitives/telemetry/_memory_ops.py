@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from functools import cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,6 +52,10 @@ __all__ = [
 ]
 
 
+#: The innermost ``MemoryOp`` entered in this context: its ``__exit__`` resets it, which tells
+#: whether it runs in the context it was entered in (see ``MemoryOp.__exit__``).
+_ENTERED: ContextVar[object] = ContextVar("tta_memory_op", default=None)
+
 #: ``memory.backend`` of a call no backend answered: cancelled, or refused before it reached
 #: one (bad input, the embedder failed), on a memory with a remote backend.
 NOT_SERVED = "none"
@@ -60,8 +65,9 @@ class MemoryOp:
     """Context manager around one memory operation: a current span (if tracing) and a count."""
 
     __slots__ = (
+        "_entered",
         "_reported",
-        "_scope",
+        "_token",
         "attributes",
         "backend",
         "fallback",
@@ -89,14 +95,15 @@ class MemoryOp:
         self.fallback = False
         self.outcome = "ok"
         self.attributes: dict[str, Any] = {}
+        self._token: Token[Any] | None = None
+        self._entered: Token[object] | None = None
         tracer = get_tracer() if traced else None
         if tracer is None:
             self.span: Span | None = None
-            self._scope: Any = None
         else:
             # Only reached with a tracer, so the tracing API is already imported.
             from opentelemetry.context import Context
-            from opentelemetry.trace import SpanKind, use_span
+            from opentelemetry.trace import SpanKind
 
             # ``root``: a trace of its own, not a child of whichever request's span was current
             # (the background recovery outlives the call that started it).
@@ -104,10 +111,6 @@ class MemoryOp:
             self.span = tracer.start_span(f"memory.{name}", context=parent, kind=SpanKind.INTERNAL)
             if self.span.is_recording():
                 self.span.set_attribute("memory.namespace", namespace)
-            # The failure is recorded by __exit__, without its message (it names keys).
-            self._scope = use_span(
-                self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-            )
 
     def served(self, backend: str, *, fallback: bool = False) -> None:
         """Record which backend served the operation, and whether it was a fallback."""
@@ -127,8 +130,11 @@ class MemoryOp:
             self.span.add_event(name, attributes or {})
 
     def __enter__(self) -> MemoryOp:
-        if self._scope is not None:
-            self._scope.__enter__()
+        if self.span is not None:  # the current span until __exit__
+            from opentelemetry import context, trace
+
+            self._token = context.attach(trace.set_span_in_context(self.span))
+            self._entered = _ENTERED.set(self)
         return self
 
     def __exit__(
@@ -138,8 +144,9 @@ class MemoryOp:
         tb: TracebackType | None,
     ) -> None:
         # A cancelled operation (its request timed out, its client went away) did not fail:
-        # counted as "cancelled" and its span left unmarked, as composition spans are.
-        cancelled = isinstance(exc, asyncio.CancelledError)
+        # counted as "cancelled" and its span left unmarked, as composition spans are. So is
+        # one whose coroutine was closed (its loop closed with it pending, then collected).
+        cancelled = isinstance(exc, (asyncio.CancelledError, GeneratorExit))
         if cancelled:
             self.outcome = "cancelled"
         elif exc is not None:
@@ -162,9 +169,25 @@ class MemoryOp:
             if self.attributes:
                 span.set_attributes(self.attributes)
             if exc is not None and not cancelled:
+                # Without its message: it names keys.
                 record_failure(span, exc, message=False)
-        self._scope.__exit__(exc_type, exc, tb)
+        self._leave()
         span.end()
+
+    def _leave(self) -> None:
+        """Make the span no longer current, if this runs in the context ``__enter__`` did.
+        A coroutine closed by the garbage collector (its loop closed without cancelling it)
+        runs its exit in whatever context is current then: that context never had the span,
+        and detaching there would fail (OpenTelemetry logs it as an error)."""
+        from opentelemetry import context
+
+        if self._entered is None or self._token is None:
+            return  # never entered
+        try:
+            _ENTERED.reset(self._entered)  # ValueError in another context
+        except ValueError:
+            return
+        context.detach(self._token)
 
 
 def _from_remote(exc: BaseException) -> bool:
