@@ -7,6 +7,8 @@ layout is found by the next search, which makes the indexes it lacks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -207,3 +209,61 @@ async def test_writes_during_a_half_done_resharding_rank_as_in_process_once_it_e
     await fresh.clear()
     for memory in (local, fresh):
         await memory.aclose()
+
+
+def _vector_sizes(cluster: LocalCluster, name: str) -> list[list[int]]:
+    """The vector field's size in each master's index of namespace ``name``."""
+    sizes = []
+    for node in cluster.master_nodes():
+        client = redis.Redis(port=node.port, protocol=2)
+        for index in client.execute_command("FT._LIST"):
+            if index.decode().startswith(name + ":"):
+                info = client.execute_command("FT.INFO", index)
+                fields = dict(zip(info[::2], info[1::2], strict=True))[b"attributes"]
+                sizes.append([int(f[f.index(b"dim") + 1]) for f in fields if b"dim" in f])
+    return sizes
+
+
+@pytest.mark.parametrize("plain_first", [False, True], ids=["create", "alter"])
+async def test_two_embedders_meeting_a_new_namespace_give_every_master_one_vector_size(
+    redis_query_engine_cluster: LocalCluster, plain_first: bool
+) -> None:
+    """A rolling deploy to a model of another size: an old and a new process meet a new
+    namespace at once (or add the vector field to an index made without one at once). Each
+    master's index got the size of whichever process reached it first (R35: 1 in 5-25 tries),
+    and the other side's searches by meaning then raised the engine's "query vector blob
+    size ... does not match" for good. Now one size is agreed on first."""
+    import asyncio
+
+    def embedder(size: int) -> Any:
+        def embed(texts: list[str]) -> list[list[float]]:
+            return [[1.0 + len(t) % 3] + [0.5] * (size - 1) for t in texts]
+
+        return embed
+
+    async def one(name: str, size: int) -> list[str]:
+        memory = MemoryPrimitive(
+            redis_query_engine_cluster.url, namespace=name, redis_timeout=LOADED,
+            embed=embedder(size), dims=size,
+        )  # fmt: skip
+        await memory.add(f"u1:s:{size}", {"content": "no peanuts in my snack"})
+        found = [key for key, _ in await memory.search_items("snack", mode="semantic")]
+        await memory.aclose()
+        return found
+
+    for _ in range(20):
+        name = namespace()
+        if plain_first:
+            plain = MemoryPrimitive(redis_query_engine_cluster.url, namespace=name,
+                                    redis_timeout=LOADED)  # fmt: skip
+            await plain.add("u0:p:0", {"content": "plain"})
+            await plain.search("plain")
+            await plain.aclose()
+
+        answers = await asyncio.gather(one(name, 6), one(name, 8))
+        assert all(answers), answers
+        assert len({tuple(s) for s in _vector_sizes(redis_query_engine_cluster, name)}) == 1
+        cleanup = MemoryPrimitive(redis_query_engine_cluster.url, namespace=name,
+                                  redis_timeout=LOADED)  # fmt: skip
+        await cleanup.clear()
+        await cleanup.aclose()

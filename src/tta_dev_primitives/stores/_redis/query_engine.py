@@ -139,6 +139,27 @@ log = logging.getLogger("tta_dev_primitives.memory")
 DOCUMENTS: Final = "5"
 
 
+#: How long a claimed vector size binds the processes about to make the index or add its vector
+#: field (milliseconds): far longer than a set-up's FT.CREATE / FT.ALTER on every master takes,
+#: and short, so that an index dropped by hand is made again at the next embedder's size.
+DIMS_CLAIM_MS: Final = 60_000
+
+
+async def _claim_dims(client: Any, bases: list[str], dims: int) -> int:
+    """The vector size every process making the index (or adding its vector field) now uses:
+    the first claim's, ``dims`` if none is held. Without it two processes of different
+    embedders meeting a new namespace on a cluster each made some masters' indexes, at their
+    own size: the other side's searches by meaning then failed on those masters, and their
+    documents (whose vectors the engine refuses) were backfilled again and again."""
+    key = Layout.facts(bases[0]) + ":dims"  # partition 0's slot: one key for the namespace
+    await client.set(key, str(dims), nx=True, px=DIMS_CLAIM_MS)
+    held = await client.get(key)
+    try:
+        return int(text(held)) if held is not None else dims
+    except ValueError:
+        return dims
+
+
 def _holds_rows(vector: bytes, dims: int) -> bool:
     """True if a memory's stored vector bytes are whole unit vectors of ``dims`` (not another
     model's vector whose size is a multiple of it: ``stored_rows``)."""
@@ -520,6 +541,11 @@ class QueryEngine:
             )
             refused: BackendError | None = None
             size = info.get("dims") or dims  # a new master's index matches the others'
+            if dims and not info.get("dims"):
+                # No master has the field yet: another process, with another embedder (a
+                # rolling deploy to a new model), may be making the index right now. Agree on
+                # one size first, or each master keeps whichever create reached it first.
+                size = await call(functools.partial(_claim_dims, bases=bases, dims=dims))
             try:
                 scan = self._await_scan
                 await call(functools.partial(self._create, bases=bases, dims=size, scan=scan))
@@ -863,7 +889,16 @@ class QueryEngine:
         The process that adds it backfills again, so memories written before, vectors and all,
         are in the field before searches by meaning use it.
         """
-        added = await call(lambda c: self._alter(c, dims))
+        size = await call(lambda c: _claim_dims(c, bases, dims))
+        if size != dims:  # another embedder's process is adding its size: leave it to it
+            self.dims = (await call(self._infos) or {}).get("dims")
+            log.warning(
+                "another process is giving the Redis Query Engine index %r a vector field of "
+                "%d dims and this embedder makes %d: searches by meaning use a replica "
+                "(search_engine='replica' semantics)", self.name, size, dims,
+            )  # fmt: skip
+            return
+        added = await call(lambda c: self._alter(c, size))
         info = await call(self._infos) or {}
         self.dims = info.get("dims")
         if self.dims != dims:
