@@ -7,6 +7,7 @@ layout is found by the next search, which makes the indexes it lacks.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -233,7 +234,6 @@ async def test_two_embedders_meeting_a_new_namespace_give_every_master_one_vecto
     master's index got the size of whichever process reached it first (R35: 1 in 5-25 tries),
     and the other side's searches by meaning then raised the engine's "query vector blob
     size ... does not match" for good. Now one size is agreed on first."""
-    import asyncio
 
     def embedder(size: int) -> Any:
         def embed(texts: list[str]) -> list[list[float]]:

@@ -54,6 +54,8 @@ cannot disagree:
                ``"<docs> <length>"``): a one-user search's BM25 statistics, kept by the scripts
                for documents of form 3 (their ``c`` field says they are counted)
 - ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
+- ``n:dims``   partition 0 only, for a minute: the vector size the processes making the Query
+               Engine index (or adding its vector field) agreed on (``query_engine._claim_dims``)
 
 A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
 or the whole key: the scope prefix ``search._scopes`` matches first.
