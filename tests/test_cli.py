@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -11,8 +12,10 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+import redis
 
 from redis_server import RedisServer, free_port
+from tta_dev_primitives import MemoryPrimitive
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -251,3 +254,56 @@ def test_list_pages_a_scope_and_clear_and_export_take_a_scope(redis_server: Redi
     left = json.loads(cli("memory", *where, "--json", "list").stdout)
     assert [row["key"] for row in left["items"]] == ["u10:s1:c"]
     assert cli("memory", *where, "clear", "--yes").returncode == 0
+
+
+def _engine_indexes(server: RedisServer, name: str) -> list[str]:
+    """The Query Engine indexes of namespace ``name`` on ``server``."""
+    client = redis.Redis(port=server.port, decode_responses=True)
+    try:
+        return [i for i in client.execute_command("FT._LIST") if i.startswith(name + ":")]
+    finally:
+        client.close()
+
+
+def test_a_command_never_makes_a_query_engine_index(redis_query_engine: RedisServer) -> None:
+    """An application on ``search_engine="replica"``, on a server with the Query Engine: the
+    first ``memory search`` made an index and marked the namespace (review R35 F4), so every
+    write of the application then wrote an engine document too, and each run backfilled part
+    of it. A command uses the index only where one exists, or the one ``--search-engine``
+    names."""
+    url, name = redis_query_engine.url, f"cli-{uuid4().hex[:8]}"
+
+    async def app(engine: str, search: bool) -> None:
+        memory = MemoryPrimitive(url, namespace=name, search_engine=engine)  # type: ignore[arg-type]
+        await memory.add("u1:s1:a", {"content": "the zebra crossing"})
+        if search:
+            assert await memory.search("zebra")
+        await memory.aclose()
+
+    async def clear() -> None:
+        memory = MemoryPrimitive(url, namespace=name)
+        await memory.clear()
+        await memory.aclose()
+
+    asyncio.run(app("replica", search=True))
+    for action in (["search", "zebra"], ["import", "-"], ["stats"], ["list", "--scope", "u1"]):
+        stdin = jsonl([{"key": "u2:s1:b", "value": {"content": "zebra"}}])
+        result = cli("memory", "--redis-url", url, "--namespace", name, *action, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        if action[0] == "search":
+            assert result.stdout.split()[0] == "u1:s1:a"
+    assert _engine_indexes(redis_query_engine, name) == []
+
+    # Asked for, or once the application's own "auto" made one, the command uses it.
+    searched = redis_query_engine.calls("FT.SEARCH")
+    result = cli("memory", "--redis-url", url, "--namespace", name, "--search-engine", "auto",
+                 "search", "zebra")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert _engine_indexes(redis_query_engine, name)
+    assert redis_query_engine.calls("FT.SEARCH") > searched
+    searched = redis_query_engine.calls("FT.SEARCH")
+    result = cli("memory", "--redis-url", url, "--namespace", name, "search", "crossing")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "u1:s1:a"
+    assert redis_query_engine.calls("FT.SEARCH") > searched
+    asyncio.run(clear())

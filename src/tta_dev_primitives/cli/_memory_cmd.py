@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tta_dev_primitives._checks import check_key, check_new_key, check_scope, check_ttl
 from tta_dev_primitives.exceptions import TTAError
@@ -39,8 +39,12 @@ from tta_dev_primitives.memory._primitive import MemoryPrimitive
 from tta_dev_primitives.memory._values import encode_value
 from tta_dev_primitives.search._scopes import in_scope
 
+if TYPE_CHECKING:
+    from tta_dev_primitives.stores._redis.query_engine import SearchEngine
+
 DEFAULT_NAMESPACE = "tta:memory"
-GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json", "text_fields")
+GLOBAL_OPTIONS = ("redis_url", "file", "namespace", "json", "text_fields", "search_engine")
+SEARCH_ENGINES = ("auto", "redis", "replica")  # (query_engine.ENGINES, not imported at start)
 
 
 class CommandError(Exception):
@@ -89,6 +93,13 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         help="the fields your application's memory searches, comma-separated, as its "
         "text_fields: an import indexes those only, and search reads them (default: every "
         "string but metadata)",
+    )
+    parser.add_argument(
+        "--search-engine",
+        choices=SEARCH_ENGINES,
+        default=argparse.SUPPRESS,
+        help="your application's search_engine (default: 'auto' if the namespace has a Query "
+        "Engine index already, else 'replica': a command never makes one)",
     )
 
 
@@ -170,6 +181,8 @@ def resolve_globals(args: argparse.Namespace) -> None:
         args.namespace = DEFAULT_NAMESPACE
     if "json" not in args:
         args.json = False
+    if "search_engine" not in args:
+        args.search_engine = None  # the namespace's own: see ``open_redis``
     if "text_fields" not in args or args.text_fields is None:
         args.text_fields = None
     else:
@@ -244,12 +257,8 @@ async def dispatch(
         for row in rows:
             await memory.add(row["key"], row["value"], row.get("ttl"))
     else:
-        memory = MemoryPrimitive(args.redis_url, namespace=args.namespace, redis_timeout=2.0,
-                                 max_size=1, text_fields=args.text_fields)  # fmt: skip
+        memory = await open_redis(args)
     try:
-        if args.file is None:
-            await memory.size()  # connects
-            check_reachable(memory)
         try:
             output = await ACTIONS[args.action](memory, args)
         finally:
@@ -263,6 +272,47 @@ async def dispatch(
     finally:
         await memory.aclose()
     return saved
+
+
+async def open_redis(args: argparse.Namespace) -> MemoryPrimitive:
+    """The memory on Redis, connected. Without ``--search-engine``, the namespace decides: an
+    ``"auto"`` process makes a Query Engine index on its first search or write, and backfills
+    it, so a command run on a namespace searched by replicas would convert it (every write of
+    the application then also writes an engine document). It uses the index only where one
+    exists already."""
+    engine: SearchEngine = args.search_engine or "replica"
+    memory = _on_redis(args, engine)
+    try:
+        await memory.size()  # connects
+        check_reachable(memory)
+        if args.search_engine is None and await _has_engine_index(memory):
+            await memory.aclose()
+            memory = _on_redis(args, "auto")
+            await memory.size()
+            check_reachable(memory)
+    except BaseException:
+        await memory.aclose()
+        raise
+    return memory
+
+
+def _on_redis(args: argparse.Namespace, engine: SearchEngine) -> MemoryPrimitive:
+    return MemoryPrimitive(args.redis_url, namespace=args.namespace, redis_timeout=2.0,
+                           max_size=1, text_fields=args.text_fields,
+                           search_engine=engine)  # fmt: skip
+
+
+async def _has_engine_index(memory: MemoryPrimitive) -> bool:
+    """True if the namespace has a Query Engine index: its partitions' facts say so (the
+    index's set-up marks them, ``query_engine``), read in partition 0."""
+    from tta_dev_primitives.stores._redis.backend import RedisBackend
+    from tta_dev_primitives.stores._redis.layout import FACT_ENGINE, Layout
+
+    remote = memory._store.remote  # (the command is part of the package)
+    assert isinstance(remote, RedisBackend)
+    facts = Layout.facts(remote.layout.bases[0])
+    flag = await remote.connection.call(lambda client: client.hget(facts, FACT_ENGINE))
+    return flag in (b"1", "1")
 
 
 class Output:
