@@ -1,7 +1,10 @@
 """The search document a memory gets in the Query Engine, and the query text that finds it.
 
 A memory's ``f:<key>`` hash (written by the PUT script) holds ``t``, its analysed terms each
-repeated as often as they occur; ``s``, a tag per scope it belongs to and per field value it
+repeated as often as they occur; ``w``, its stop words written as names ("Will", "The Who":
+``STOP_MARK`` terms), repeated alike, as a TAG, apart from ``t`` so that the engine's own BM25
+leaves them out of the document's length as in-process BM25 does (it counts every token of
+every TEXT field, and no TAG); ``s``, a tag per scope it belongs to and per field value it
 holds (its facets, ``search._facets``: 16 hex digits each, hashed apart from scope tags); ``q``,
 its write sequence; ``n``, its length in terms; ``e``, its first vector (further ones in
 ``fv:<i>:<key>``). Terms that are not plain ``[a-z0-9]`` are hex-encoded, so the engine's
@@ -24,9 +27,14 @@ from tta_dev_primitives.search._term_index import LEN_MAX, TF_CAP
 __all__ = [
     "MAX_TF",
     "MAX_TOKEN",
+    "NAMES_FIELD",
+    "NAME_LEVELS",
     "doc_length",
     "encode_term",
     "encoded_forms",
+    "is_name",
+    "level_tags",
+    "names_text",
     "prefix_tokens",
     "scope_filter",
     "scope_tag",
@@ -69,15 +77,44 @@ def prefix_tokens(prefix: str) -> list[str]:
     return [prefix + "*", hexed] if _PLAIN.issuperset(prefix) else [hexed]
 
 
+def is_name(term: str) -> bool:
+    """True for a stop word written as a name (``STOP_MARK``): kept in ``w``, not ``t``."""
+    return term.startswith(STOP_MARK)
+
+
 def terms_text(terms: Mapping[str, int]) -> str:
     """The ``t`` field: each term's tokens (``encoded_forms``), as often as it occurs (up to
-    ``MAX_TF``)."""
+    ``MAX_TF``); not facets (``s``) nor names (``w``)."""
     return " ".join(
         " ".join([form] * min(tf, MAX_TF))
         for t, tf in terms.items()
-        if not is_facet(t)
+        if not is_facet(t) and not is_name(t)
         for form in encoded_forms(t)
     )
+
+
+#: How often a memory holds a name, at least, for each of its level tags (``level_tags``).
+NAME_LEVELS: Final = (2, 4, 8, 16)
+
+
+def level_tags(token: str, tf: int = TF_CAP) -> list[str]:
+    """The tags of a name's ``token`` that say it occurs at least 2, 4, 8, 16 times, those up
+    to ``tf`` (no encoded term has a ``z`` past its second character: these are no term's)."""
+    return [f"{token}z{level}" for level in NAME_LEVELS if level <= tf]
+
+
+def names_text(terms: Mapping[str, int]) -> str:
+    """The ``w`` field: each name's token (``encode_term``: a name is never a prefix, so a long
+    one needs only its digest), as often as it occurs (up to ``MAX_TF``), and its level tags,
+    apart by spaces (the TAG's separator). The engine indexes each tag once (a candidate's
+    frequency is read from the field as written), so it finds those holding a name often by
+    their level tags (``keywords.name_levels``)."""
+    out = []
+    for term, tf in terms.items():
+        if is_name(term):
+            token = encode_term(term)
+            out += [token] * min(tf, MAX_TF) + level_tags(token, tf)
+    return " ".join(out)
 
 
 def doc_length(terms: Mapping[str, int]) -> int:
@@ -112,6 +149,11 @@ def scope_filter(
     if weight is None:
         return "".join(f"{sep}@s:{{{tag}}}" for tag in tags)
     return "".join(f"{sep}@s:{{{tag}|{tag}}}=>{{$weight:{weight}}}" for tag in tags)
+
+
+#: The ``w`` field in the index's schema: a TAG of the names' tokens, apart by spaces (it
+#: never counts in a document's length).
+NAMES_FIELD: Final = ("w", "TAG", "SEPARATOR", " ")
 
 
 def vector_field(dims: int) -> list[Any]:

@@ -170,18 +170,22 @@ async def _keyword(
     window = queries.rows_for(keywords.candidates(limit) + TIE_MARGIN)
     bases = engine.bases
 
-    async def run(client: Any, faint: tuple[int, ...] = ()) -> keywords.Answer:
+    async def run(
+        client: Any, faint: tuple[int, ...] = (), asked: list[keywords.Term] | None = None
+    ) -> keywords.Answer:
         shards = _shards_for(engine, client, base)
+        again = asked is not None or bool(faint)  # candidates only: the statistics are known
+        these = terms if asked is None else asked
         if len(shards) == 1 and shards[0].node is None:  # one server: one round trip
             return await keywords.ask(
-                client, shards[0], terms, window, scope, bases, query.filter, faint
+                client, shards[0], these, window, scope, bases, query.filter, faint, again
             )
         asks = [
-            keywords.ask(client, shard, terms, window, scope, (), query.filter, faint)
+            keywords.ask(client, shard, these, window, scope, (), query.filter, faint, again)
             for shard in shards
         ]
         stats = keywords.Stats(0, 0, [0] * len(terms))
-        if not keywords.engine_counts(scope) and not faint:
+        if not keywords.engine_counts(scope) and not again:
             # The namespace's or a user's running totals (asked again: the caller has them).
             totals = keywords.totals(client, shards, bases, scope)
             both: list[Any] = await gather_all(gather_all(*asks), totals)
@@ -202,7 +206,10 @@ async def _keyword(
     # matches would fill a quarter of the candidates may crowd out the rest.
     crowd = 0 if scope is None else max(1, window // CROWD_SHARE)
     faint, alone = keywords.common(answer.stats, answer.complete, crowd)
-    if faint or alone:
+    # The engine reads a name once however often a memory holds it: with more matches than
+    # candidates, those holding it most often are asked for too (``name_levels``).
+    levels = [] if answer.complete else keywords.name_levels(terms)
+    if faint or alone or levels:
         # A term in most documents (or, in a scope, enough to fill a share of the
         # candidates) may weigh far too much in the engine: ask again without such terms,
         # and in a scope by each of them alone (the engine may weigh one far above another
@@ -212,7 +219,9 @@ async def _keyword(
         asked = [faint, *others] if faint else others
 
         async def again_all(client: Any) -> list[keywords.Answer]:
-            return list(await gather_all(*(run(client, f) for f in asked)))
+            return list(await gather_all(
+                *(run(client, f) for f in asked), *(run(client, (), each) for each in levels)
+            ))  # fmt: skip
 
         agains: list[keywords.Answer] = await call(again_all)
         if unsure:  # each ask's long words counted at once, not one ask after another

@@ -14,7 +14,8 @@ a scope with more matches than candidates takes one more, for its counts):
   segment (a user: the usual scope) in ``fs``, summed over partitions (on a cluster by one
   script per master); for a deeper scope (``user:session``), an ``FT.AGGREGATE`` sum of its
   documents' length field ``n`` (``engine_counts``);
-- each candidate's term frequencies, from its ``t`` field (our terms, repeated).
+- each candidate's term frequencies, from its ``t`` field (our terms, repeated) and its ``w``
+  (names: stop words written capitalised, asked for as TAGs, ``Term.name``).
 
 - the frequency of a term the engine cannot match exactly (``ambiguous``: an unfinished word
   longer than the ``MAX_TOKEN`` characters of a term it keeps, or a whole word of exactly that
@@ -60,6 +61,8 @@ from tta_dev_primitives.stores._redis import master_scripts, replies
 from tta_dev_primitives.stores._redis.documents import (
     MAX_TOKEN,
     encode_term,
+    is_name,
+    level_tags,
     prefix_tokens,
     scope_filter,
     scope_tag,
@@ -80,6 +83,7 @@ __all__ = [
     "counts",
     "engine_counts",
     "exact_tf",
+    "name_levels",
     "rescore",
     "terms_of",
     "totals",
@@ -117,11 +121,18 @@ def candidates(limit: int) -> int:
 class Term(NamedTuple):
     """A query term as the engine matches it (``syntax``) and as a document's tokens do: one
     ``token``, or (an unfinished word, ``prefixes`` set) every token starting with one of
-    ``prefixes``, ``token`` itself counting one and any other ``COMPLETION_TF``."""
+    ``prefixes``, ``token`` itself counting one and any other ``COMPLETION_TF``. A ``name`` (a
+    stop word written as one) is a tag of the ``w`` field, any other term a word of ``t``."""
 
     syntax: str
     token: str
     prefixes: tuple[str, ...] = ()
+    name: bool = False
+
+    @property
+    def clause(self) -> str:
+        """The query clause matching this term alone."""
+        return f"@w:{{{self.syntax}}}" if self.name else f"@t:{self.syntax}"
 
     def tf(self, tokens: list[str]) -> float:
         """This term's frequency in a document of these tokens (a few dozen: counted in C)."""
@@ -177,10 +188,24 @@ def exact_tf(term: str, held: Mapping[str, int], prefix: bool) -> tuple[float, i
     return tf, words
 
 
+def name_levels(terms: Sequence[Term]) -> list[list[Term]]:
+    """For each name among ``terms``, the terms with that name asked by its level tags
+    (``documents.level_tags``) instead: the engine reads a TAG once, however often a memory
+    holds it, so its candidates for a name are the shortest memories holding it; asked again
+    so, the candidates are those holding it most often (shortest first), which in-process
+    BM25 may rank above them."""
+    found = []
+    for i, term in enumerate(terms):
+        if term.name:
+            levels = Term("|".join(level_tags(term.token)), term.token, (), True)
+            found.append([*terms[:i], levels, *terms[i + 1 :]])
+    return found
+
+
 def terms_of(query: Query, most: int = MAX_QUERY_TOKENS) -> list[Term]:
     """The query's terms (at most ``most``), the last a prefix if typed so."""
     terms = query.terms[:most]
-    found = [Term(encode_term(t), encode_term(t)) for t in terms]
+    found = [Term(encode_term(t), encode_term(t), (), is_name(t)) for t in terms]
     if query.prefix_last and len(terms) == len(query.terms):
         # A word longer than the engine matches is a digest, with its first ``MAX_TOKEN``
         # characters beside it (``encoded_forms``): a longer prefix is cut to those.
@@ -254,8 +279,11 @@ def _rows(rows: Sequence[tuple[str, float, dict[str, Any]]], terms: Sequence[Ter
 
 
 def _row(key: str, fields: dict[str, Any], terms: Sequence[Term]) -> Row:
-    """A candidate, its ``t`` (our terms, repeated) split once, into each term's frequency."""
+    """A candidate, its ``t`` (our terms, repeated) and ``w`` (names, repeated) split once, into
+    each term's frequency (a name's token is no word's: the two never meet)."""
     tokens = fields.get("t", "").split()
+    if "w" in fields:
+        tokens += fields["w"].split()
     tfs = [term.tf(tokens) for term in terms]
     return (key, replies.seq(fields) or 0, _number(fields.get("n")), tfs)
 
@@ -322,10 +350,10 @@ def _counts(shard: Shard, terms: Sequence[Term], where: str, rows: int = 0) -> l
     (``held_count``)."""
     last = len(terms) - 1
     return [
-        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "RETURN", 1, "t",
+        ("FT.SEARCH", shard.name, f"{t.clause}{where}", "VERBATIM", "RETURN", 1, "t",
          "LIMIT", 0, rows, *shard.tail)
         if rows and i == last and t.prefixes else
-        ("FT.SEARCH", shard.name, f"@t:{t.syntax}{where}", "VERBATIM", "LIMIT", 0, 0,
+        ("FT.SEARCH", shard.name, f"{t.clause}{where}", "VERBATIM", "LIMIT", 0, 0,
          *shard.tail)
         for i, t in enumerate(terms)
     ]  # fmt: skip
@@ -346,30 +374,32 @@ async def held_count(client: Any, shard: Shard, term: Term, reply: Any, asked: i
     names = [fields[replies.ID] for _, _, fields in found if "t" not in fields]
     texts = dict(zip(names, await _texts(client, shard, names), strict=True)) if names else {}
     return sum(
-        term.held((fields["t"] if "t" in fields else texts[fields[replies.ID]]).split())
+        term.held((fields["t"] if "t" in fields else texts[fields[replies.ID]][0]).split())
         for _, _, fields in found
     )
 
 
 def _commands(
     shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
-    wanted: tuple[str, ...], count_scope: bool, faint: tuple[int, ...] = (),
+    wanted: tuple[str, ...], count_scope: bool, faint: tuple[int, ...] = (), again: bool = False,
 ) -> list[Any]:  # fmt: skip
     """The candidates (within the scope and the filter's facets ``wanted``) and the
-    statistics (the scope's, as in-process: a filter chooses documents, not how they score)."""
+    statistics (the scope's, as in-process: a filter chooses documents, not how they score);
+    the candidates alone when asked ``again`` (the caller has the statistics)."""
     where = scope_filter(scope, " ")
     tags = scope_filter(scope, " ", wanted, FAINT)
     text = _matching([t for i, t in enumerate(terms) if i not in faint], bool(tags)) + tags
     # On a cluster the engine loads only SORTABLE fields (kept in the index itself) for
-    # documents outside its index name's slot: there ``t`` is read by name (``_texts``).
-    fields = ["q", "n"] if shard.node is not None else ["q", "n", "t"]
+    # documents outside its index name's slot: there ``t`` and ``w`` are read by name
+    # (``_texts``).
+    fields = ["q", "n"] if shard.node is not None else ["q", "n", "t", "w"]
     # VERBATIM: the engine would otherwise stem each query term and match that stem as a
     # word too ("dimension" finding documents of "dimens"), miscounting frequencies.
     commands: list[Any] = [(
         "FT.SEARCH", shard.name, text, "VERBATIM", "SCORER", "BM25STD", "WITHSCORES",
         "RETURN", len(fields), *fields, "LIMIT", 0, window, *shard.tail,
     )]  # fmt: skip
-    if faint:  # candidates asked again (``common``): the caller has the statistics
+    if again:  # candidates asked again (``common``, ``name_levels``)
         return commands
     if scope is None:  # many matches: count each term's documents in the same round trip
         # (A filter's candidates are not all the matches: an unfinished word's own, if few,
@@ -394,12 +424,15 @@ def _matching(terms: Sequence[Term], scoped: bool) -> str:
     clause, the engine's union of terms under-counts the terms of about one match in ten
     (RediSearch 2.10: one in six searches over a 750-memory scope missed a best match), so
     there the union only chooses the matches, weighing next to nothing, and each term scores
-    as an optional clause of its own."""
-    union = "|".join(t.syntax for t in terms)
+    as an optional clause of its own. Words are matched in ``t``, names in ``w``."""
+    words = "|".join(t.syntax for t in terms if not t.name)
+    names = "|".join(t.syntax for t in terms if t.name)
+    parts = ([f"@t:({words})"] if words else []) + ([f"@w:{{{names}}}"] if names else [])
+    union = parts[0] if len(parts) == 1 else "(" + "|".join(parts) + ")"
     if not scoped or len(terms) == 1:
-        return f"@t:({union})"
-    optional = " ".join(f"~@t:{t.syntax}" for t in terms)
-    return f"@t:({union})=>{{$weight:{FAINT}}} {optional}"
+        return union
+    optional = " ".join(f"~{t.clause}" for t in terms)
+    return f"{union}=>{{$weight:{FAINT}}} {optional}"
 
 
 async def _run_all(
@@ -440,18 +473,21 @@ def _number(value: Any) -> int:
 async def ask(
     client: Any, shard: Shard, terms: Sequence[Term], window: int, scope: str | None,
     bases: Sequence[str] = (), wanted: tuple[str, ...] = (), faint: tuple[int, ...] = (),
+    again: bool = False,
 ) -> Answer:  # fmt: skip
     """One server's candidates (holding the facets ``wanted``, if any) and statistics: the
     running totals of ``bases`` (on one server, read in the same pipeline; none: the caller
     reads the namespace's) or the engine's count of the scope (``engine_counts``). The terms
-    ``faint`` (``common``) are left out of the query, not out of the rows' frequencies."""
+    ``faint`` (``common``) are left out of the query, not out of the rows' frequencies; with
+    them, or ``again``, the candidates come without statistics (the caller has them)."""
     counted = engine_counts(scope)
-    commands = _commands(shard, terms, window, scope, wanted, counted, faint)
-    totals = () if counted or faint else bases
+    again = again or bool(faint)
+    commands = _commands(shard, terms, window, scope, wanted, counted, faint, again)
+    totals = () if counted or again else bases
     got, with_texts = await _run_all(client, shard, commands, totals, scope)
     reply = got[0]
     dfs = [replies.total(count) for count in got[1 : 1 + len(terms)]] if scope is None else []
-    if scope is None and wanted and not faint and terms and terms[-1].prefixes:
+    if scope is None and wanted and not again and terms and terms[-1].prefixes:
         held = await held_count(client, shard, terms[-1], got[len(terms)], window)
         if held is not None:
             dfs[-1] = held
@@ -469,7 +505,7 @@ async def ask(
         # ``__key`` only for documents in its index name's slot.
         reply = await shard.run(
             client, "FT.AGGREGATE", shard.name, commands[0][2], "VERBATIM", "ADDSCORES", "SCORER",
-            "BM25STD", "LOAD", 4, "@__key", "@q", "@n", "@t",
+            "BM25STD", "LOAD", 5, "@__key", "@q", "@n", "@t", "@w",
             "SORTBY", 4, "@__score", "DESC", "@q", "DESC", "MAX", window, *shard.tail,
         )  # fmt: skip
         ordered = replies.aggregate_rows(reply)
@@ -484,13 +520,13 @@ async def ask(
     rows = [row for row in rows if replies.seq(row[2]) is not None and in_scope(row[0], scope)]
     if shard.node is not None and rows and not with_texts:
         texts = await _texts(client, shard, [fields[replies.ID] for _, _, fields in rows])
-        for (_, _, fields), t in zip(rows, texts, strict=True):
-            fields["t"] = t
+        for (_, _, fields), (t, w) in zip(rows, texts, strict=True):
+            fields["t"], fields["w"] = t, w
     if len(rows) > ROWS_HERE:
         found = await heavy_in_own_thread(_rows, rows, terms)
     else:
         found = _rows(rows, terms)
-    if faint:  # candidates asked again: the caller has the statistics
+    if again:  # candidates asked again: the caller has the statistics
         return Answer(found, Stats(0, 0, [0] * len(terms)), complete)
     if scope is not None:
         if every_match:  # a scope's matches are often all candidates: count them here
@@ -534,17 +570,17 @@ async def _load_unloaded(client: Any, rows: Sequence[tuple[str, float, dict[str,
         return
     pipe = client.pipeline(transaction=False)
     for _, name in missing:
-        pipe.hmget(name, "q", "n", "t")
+        pipe.hmget(name, "q", "n", "t", "w")
     for (fields, _), values in zip(missing, await pipe.execute(), strict=True):
-        for name, value in zip(("q", "n", "t"), values, strict=True):
+        for name, value in zip(("q", "n", "t", "w"), values, strict=True):
             if value is not None:
                 fields[name] = replies.text(value)
 
 
-async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:
-    """The ``t`` field of these documents of a cluster master, by name: one script there
-    (``master_scripts.TEXTS``), or, if a document has moved to another master since it was found (a
-    resharding), one pipeline that follows it."""
+async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``t`` and ``w`` fields of these documents of a cluster master, by name: one script
+    there (``master_scripts.TEXTS``), or, if a document has moved to another master since it was
+    found (a resharding), one pipeline that follows it."""
     from redis import exceptions as rexc
 
     try:
@@ -552,9 +588,10 @@ async def _texts(client: Any, shard: Shard, names: Sequence[str]) -> list[str]:
     except rexc.ResponseError:
         pipe = client.pipeline(transaction=False)
         for name in names:
-            pipe.hget(name, "t")
-        found = await pipe.execute()
-    return [replies.text(t) or "" for t in found]
+            pipe.hmget(name, "t", "w")
+        found = [value for pair in await pipe.execute() for value in pair]
+    values = [replies.text(v) or "" for v in found]
+    return list(zip(values[::2], values[1::2], strict=True))
 
 
 def rescore(rows: Sequence[Row], stats: Stats) -> tuple[list[tuple[str, float, int]], float]:

@@ -29,8 +29,8 @@ __all__ = [
 
 # KEYS[1] value key; ARGV: base, key, payload, ttl_ms (0 = none), version ('' = none),
 # vector bytes ('' or absent = none); for a memory also its analysed terms, scope tags, vector
-# dims and length in terms (the Query Engine document, written only if the namespace has that
-# index).
+# dims, length in terms and names (the Query Engine document, written only if the namespace has
+# that index).
 # Returns the write sequence (server time, microseconds), or 'stale <newer version>'. The same
 # versioned write again (its reply was lost, or it was journalled and is replayed) changes
 # nothing: it was applied, and what happened to the memory since (a touch's deadline, or its
@@ -75,7 +75,7 @@ else
 end
 if ARGV[7] then
   index(base, key, text, ttl, ARGV[7], ARGV[8], vector, tonumber(ARGV[9]),
-        tonumber(ARGV[10] or '0'))
+        tonumber(ARGV[10] or '0'), ARGV[11] or '')
 end
 return text
 """
@@ -284,7 +284,7 @@ return {last, removed}
 )
 
 # ARGV: base, the backfill's lease token ('': none checked), then per memory: key, sequence,
-# terms, tags, vector dims (0: none of this process's embedder's size), length in terms.
+# terms, tags, vector dims (0: none of this process's embedder's size), length in terms, names.
 # Returns -1, writing nothing, if the lease is another's or none. The backfill of a namespace's
 # Query Engine index: writes the documents of memories still holding that write (a newer write
 # or a delete has done its own) that lack them, and moves n.ftcur to the page's last sequence.
@@ -298,7 +298,7 @@ if denied then return denied end
 -- (``restart_backfill``) must not see its cursor moved by the old one.
 if lease ~= '' and redis.call('GET', base .. BACKFILL_LEASE) ~= lease then return -1 end
 local done = 0
-for i = 3, #ARGV, 6 do
+for i = 3, #ARGV, 7 do
   local key, seq = ARGV[i], ARGV[i + 1]
   local cur = redis.call('ZSCORE', base .. LIVE, key)
   if cur and tonumber(cur) == tonumber(seq) then
@@ -308,15 +308,16 @@ for i = 3, #ARGV, 6 do
     -- these tags, and counted in its segment's totals: an older form lacks them) is left
     -- alone: rewriting it would leave a deleted entry in the engine's statistics until its GC
     -- runs.
-    -- Its terms too: a version whose analyzer splits words otherwise (form 4) rewrites those.
-    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's', 'c', 't')
+    -- Its terms and names too: a version whose analyzer splits words otherwise (form 4)
+    -- rewrites those, and one that kept names in `t` (form 5) those holding names.
+    local doc = redis.call('HMGET', base .. DOC .. key, 'q', 'nv', 'n', 's', 'c', 't', 'w')
     local kept = doc[1] and tonumber(doc[1]) == tonumber(seq) and doc[3]
                  and (vector == '' or tonumber(doc[2] or '0') > 0) and doc[4] == ARGV[i + 3]
-                 and doc[5] == '1' and doc[6] == ARGV[i + 2]
+                 and doc[5] == '1' and doc[6] == ARGV[i + 2] and (doc[7] or '') == ARGV[i + 6]
     if ttl ~= -2 and not kept then
       if ttl < 0 then ttl = 0 end
       index(base, key, seq, ttl, ARGV[i + 2], ARGV[i + 3], vector, tonumber(ARGV[i + 4]),
-            tonumber(ARGV[i + 5]))
+            tonumber(ARGV[i + 5]), ARGV[i + 6])
       done = done + 1
     end
   end

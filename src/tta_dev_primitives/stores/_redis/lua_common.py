@@ -273,9 +273,10 @@ end
 
 -- Write `key`'s Query Engine documents, if the namespace has an index (n.ft): its terms, scope
 -- tags, sequence and length `n` (counted in n.ftdocs / n.ftlen and in its segment's totals:
--- `c`), and its vectors of `dims` floats each, if the index's vector field has that size
--- (n.ftdims): another embedder's vectors would make the engine skip the document.
-local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
+-- `c`), its names `w` (stop words written as names; none: no field), and its vectors of `dims`
+-- floats each, if the index's vector field has that size (n.ftdims): another embedder's vectors
+-- would make the engine skip the document.
+local function index(base, key, seq, ttl, terms, tags, vector, dims, n, names)
   local facts = redis.call('HMGET', base .. FACTS, FACT_ENGINE, FACT_ENGINE_DIMS)
   if facts[1] ~= '1' then return end
   unindex(base, key)
@@ -288,12 +289,16 @@ local function index(base, key, seq, ttl, terms, tags, vector, dims, n)
   -- One HSET: each write of the hash makes the engine index the document again, and a
   -- document indexed twice in a row left its statistics off (RediSearch 2.10: average length
   -- doubled, some terms' idf far too high), so BM25STD proposed the wrong candidates.
-  if nv > 0 then
-    redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n, 'c', '1',
-               'e', string.sub(vector, 1, width))
-  else
-    redis.call('HSET', f, 't', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n, 'c', '1')
+  local fields = {'t', terms, 's', tags, 'q', seq, 'nv', nv, 'n', n, 'c', '1'}
+  if names ~= '' then
+    fields[#fields + 1] = 'w'
+    fields[#fields + 1] = names
   end
+  if nv > 0 then
+    fields[#fields + 1] = 'e'
+    fields[#fields + 1] = string.sub(vector, 1, width)
+  end
+  redis.call('HSET', f, unpack(fields))
   count(base, key, 1, n, true)
   if ttl > 0 then
     redis.call('PEXPIRE', f, ttl)

@@ -23,14 +23,18 @@ __all__ = ["SEARCH", "TEXTS", "TOTALS", "flatten"]
 
 _FLAGS = "#!lua flags=no-writes,allow-cross-slot-keys\n"
 
-#: ARGV: names of Query Engine documents. Each one's terms ``t`` ('' if it is gone), in order.
+#: ARGV: names of Query Engine documents. Each one's terms ``t`` and names ``w`` ('' if it is
+#: gone, or has none), in order: two replies a document.
 #: (On a cluster the engine returns only SORTABLE fields of documents outside its index name's
 #: slot; one HGET each through the cluster client cost ~20 us of client time per document.)
 TEXTS: Final = (
     _FLAGS
     + r"""
 local out = {}
-for i, name in ipairs(ARGV) do out[i] = redis.call('HGET', name, 't') or '' end
+for i, name in ipairs(ARGV) do
+  local doc = redis.call('HMGET', name, 't', 'w')
+  out[2 * i - 1], out[2 * i] = doc[1] or '', doc[2] or ''
+end
 return out
 """
 )
@@ -61,9 +65,9 @@ return {string.format('%d', docs), string.format('%d', length)}
 
 #: ARGV: how many commands, then each command as its number of words and its words (Query
 #: Engine reads: ``FT.SEARCH``, ``FT.AGGREGATE``). Their replies, in order; each result of the
-#: first (an ``FT.SEARCH ... WITHSCORES``) gets its document's ``t`` appended to its fields, as
-#: ``TEXTS`` reads it. So a master answers a search in one command, not one per term count and
-#: then one per candidate.
+#: first (an ``FT.SEARCH ... WITHSCORES``) gets its document's ``t`` and ``w`` appended to its
+#: fields, as ``TEXTS`` reads them. So a master answers a search in one command, not one per
+#: term count and then one per candidate.
 SEARCH: Final = (
     _FLAGS
     + r"""
@@ -80,8 +84,11 @@ for i = 2, #first, 3 do
     fields = {}
     first[i + 2] = fields
   end
+  local doc = redis.call('HMGET', first[i], 't', 'w')
   fields[#fields + 1] = 't'
-  fields[#fields + 1] = redis.call('HGET', first[i], 't') or ''
+  fields[#fields + 1] = doc[1] or ''
+  fields[#fields + 1] = 'w'
+  fields[#fields + 1] = doc[2] or ''
 end
 return replies
 """

@@ -10,6 +10,12 @@ index per namespace covers:
   fields decide the words. A term that is not plain ``[a-z0-9]`` is written as ``_`` and its
   UTF-8 in hex, so the engine's tokenizer never splits it (hex keeps prefixes, so an
   unfinished last word still matches as a prefix).
+- ``w``: the memory's stop words written as names ("Will", "The Who"), as a TAG of their
+  tokens (encoded as in ``t``; repeated as they occur, which the engine reads once, and with
+  level tags for a name held 2, 4, 8, 16 times, ``keywords.name_levels``): the engine's own
+  BM25 counts every token of ``t`` in a document's length, and none of a TAG, and in-process
+  BM25 leaves names out of it (a memory in capitals, full of such words, looked long to the
+  engine, which then left it out of its candidates).
 - ``s``: a TAG per scope the key belongs to (each ``:`` prefix, and the key itself), as a short
   hash: no escaping, any length. Results are checked against the scope, so a hash collision
   can cost a result, never leak one.
@@ -93,7 +99,9 @@ from tta_dev_primitives.search._indexing import Indexing
 from tta_dev_primitives.stores._base import NotServedNow
 from tta_dev_primitives.stores._redis import engine_search
 from tta_dev_primitives.stores._redis.documents import (
+    NAMES_FIELD,
     doc_length,
+    names_text,
     scope_tags,
     terms_text,
     vector_field,
@@ -134,9 +142,11 @@ log = logging.getLogger("tta_dev_primitives.memory")
 #: the memory's facets (field filters); 3 since each is counted in its first segment's totals
 #: (``c``, ``Layout.segment_totals``); 4 since words keep their combining marks (``_analyzer``:
 #: Hindi, pointed Hebrew and Arabic, decomposed accents) and a term past ``MAX_TOKEN`` is a
-#: digest; 5 since Thai, Lao, Khmer and Myanmar are cut into cluster grams, as CJK is. A
-#: namespace in another form is backfilled again (documents whose terms differ).
-DOCUMENTS: Final = "5"
+#: digest; 5 since Thai, Lao, Khmer and Myanmar are cut into cluster grams, as CJK is; 6 since
+#: names (capitalised stop words) are in ``w``, out of ``t`` and so out of the engine's length
+#: (an index made before gets the field: ``_add_names``). A namespace in another form is
+#: backfilled again (documents whose terms or names differ).
+DOCUMENTS: Final = "6"
 
 
 #: How long a claimed vector size binds the processes about to make the index or add its vector
@@ -585,7 +595,16 @@ class QueryEngine:
         if newer is not None:
             self._leave_newer_form(newer)
             return
-        if any(form != DOCUMENTS for form in forms):
+        added = False
+        if not info.get("names"):
+            try:
+                added = await call(self._add_names)
+            except BackendUnavailableError:
+                raise
+            except BackendError as exc:  # we may not (an ACL without +ft.alter)
+                self._names_refused(exc, cluster)
+                return
+        if added or any(form != DOCUMENTS for form in forms):
             # Documents kept in an older form (without facets) are written again by a backfill
             # from the start; until it is done, searches use the replica.
             await call(lambda c: restart_backfill(c, bases))
@@ -600,6 +619,19 @@ class QueryEngine:
         if empty:
             await call(lambda c: mark(c, empty, FACT_ENGINE_DONE, "1"))
         self.state = "building"
+
+    def _names_refused(self, exc: BackendError, cluster: bool) -> None:
+        """The index, made by an earlier version, lacks the ``w`` field (form 6) and this user
+        may not add it: search with a replica (``search_engine="redis"``: say why)."""
+        message = (
+            f"the Query Engine index {self.name!r} was made by an earlier version and lacks "
+            f"the field 'w' (names), which could not be added ({exc})"
+        )
+        if self.mode == "redis":
+            kind = BackendRefusedError if isinstance(exc, BackendRefusedError) else BackendError
+            raise kind(f"search_engine='redis': {message}; grant +ft.alter once") from None
+        log.warning("%s; searches use a replica", message)
+        self._absent(cluster)
 
     def _absent(self, cluster: bool) -> None:
         """Search with a replica; on a cluster, until the layout changes or ``RECHECK_ABSENT``
@@ -712,6 +744,7 @@ class QueryEngine:
             "FT.CREATE", name, "ON", "HASH", "PREFIX", len(prefixes), *prefixes,
             "STOPWORDS", 0, *([] if scan else ["SKIPINITIALSCAN"]), "SCHEMA",
             "t", "TEXT", "NOSTEM",
+            *NAMES_FIELD,
             "s", "TAG",
             "q", "NUMERIC", "SORTABLE",
             "n", "NUMERIC", "SORTABLE",
@@ -734,6 +767,7 @@ class QueryEngine:
             "exists": len(found) == len(infos),
             "dims": None if not found or None in sizes else min(sizes),
             "indexing": any(info["indexing"] for info in found),
+            "names": all(info["names"] for info in found),
         }
 
     async def _check_names(self, shards: list[Shard]) -> None:
@@ -913,6 +947,27 @@ class QueryEngine:
             await call(lambda c: restart_backfill(c, bases))
             self.state = "building"
 
+    async def _add_names(self, client: Any) -> bool:
+        """Give the index made by an earlier version (or by one, mid-upgrade, on a new master)
+        its ``w`` field where it lacks it; True if this process added one. No scan: the
+        documents holding names are written again by the backfill that follows (their ``t``
+        differs), and the others hold no ``w``."""
+        from redis import exceptions as rexc
+
+        added = False
+        for shard in self.shards(client):
+            info = await index_info(client, shard)
+            if info is None or not info["exists"] or info["names"]:
+                continue
+            try:
+                await shard.run(client, "FT.ALTER", shard.name, "SKIPINITIALSCAN", "SCHEMA",
+                                "ADD", *NAMES_FIELD)  # fmt: skip
+                added = True
+            except rexc.ResponseError as exc:  # another process added it first
+                if "duplicate" not in str(exc).lower():
+                    raise
+        return added
+
     async def _alter(self, client: Any, dims: int) -> bool:
         """Add the vector field where it is missing; True if this process added one."""
         from redis import exceptions as rexc
@@ -982,5 +1037,5 @@ class QueryEngine:
             terms = {} if payload is None else self.indexing.payload_terms(payload)
             width = dims if dims and vector is not None and _holds_rows(vector, dims) else 0
             args += [key, str(seq), terms_text(terms), scope_tags(key, terms), width,
-                     doc_length(terms)]  # fmt: skip
+                     doc_length(terms), names_text(terms)]  # fmt: skip
         return args

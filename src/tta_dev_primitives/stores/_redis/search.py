@@ -52,7 +52,12 @@ from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
 from tta_dev_primitives.stores._base import Document, NotServedNow, SearchableBackend
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
-from tta_dev_primitives.stores._redis.documents import doc_length, scope_tags, terms_text
+from tta_dev_primitives.stores._redis.documents import (
+    doc_length,
+    names_text,
+    scope_tags,
+    terms_text,
+)
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DONE,
@@ -240,7 +245,8 @@ class RedisIndex:
 
     def extra(self, key: str, document: Document | None) -> list[Any]:
         """The PUT script's arguments past the value: vector bytes, and the Query Engine
-        document (terms, scope tags, vector size) unless no engine can keep it."""
+        document (terms, scope tags, vector size, length, names) unless no engine can keep
+        it."""
         vector = b"" if document is None else _vector_bytes(document)
         if not self.engine.writes_documents:
             return [vector]
@@ -248,7 +254,8 @@ class RedisIndex:
         length = doc_length(document.terms) if document is not None else 0
         dims = 0 if document is None or document.vector is None else document.vector.shape[-1]
         tags = scope_tags(key, None if document is None else document.terms)
-        return [vector, terms, tags, int(dims), length]
+        names = names_text(document.terms) if document is not None else ""
+        return [vector, terms, tags, int(dims), length, names]
 
     def cleared(self) -> None:
         if self.replicas is not None:

@@ -171,7 +171,8 @@ async def _ft_info(client: Any, shard: Shard) -> dict[str, Any]:
 
 
 async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
-    """One server's index: ``{"exists", "dims", "indexing", "docs"}`` (``docs``: ``num_docs``);
+    """One server's index: ``{"exists", "dims", "indexing", "docs", "names"}`` (``docs``:
+    ``num_docs``; ``names``: it has the ``w`` field, which indexes made before form 6 lack);
     None without an engine there (or not one this user may use)."""
     from redis import exceptions as rexc
 
@@ -180,17 +181,21 @@ async def index_info(client: Any, shard: Shard) -> dict[str, Any] | None:
     except rexc.ResponseError as exc:
         message = str(exc).lower()
         if "unknown index" in message or "no such index" in message:
-            return {"exists": False, "dims": None, "indexing": False, "docs": 0}
+            return {"exists": False, "dims": None, "indexing": False, "docs": 0, "names": False}
         if "unknown command" in message or "noperm" in message or "permission" in message:
             return None
         raise
     dims = None
+    names = False
     for attribute in fields.get("attributes", []):
         attr = as_dict(attribute)
-        if text(attr.get("identifier", "")) == "e":
+        identifier = text(attr.get("identifier", ""))
+        if identifier == "e":
             dims = int(attr.get("dim", attr.get("DIM", 0)) or 0) or None
+        names = names or identifier == "w"
     indexing = int(float(text(fields.get("indexing", 0)) or 0)) != 0
-    return {"exists": True, "dims": dims, "indexing": indexing, "docs": _num_docs(fields)}
+    docs = _num_docs(fields)
+    return {"exists": True, "dims": dims, "indexing": indexing, "docs": docs, "names": names}
 
 
 async def index_docs(client: Any, shard: Shard) -> int:
