@@ -1,13 +1,16 @@
-"""What waiting for a replica costs a write: MemoryPrimitive's add against raw redis-py's SET,
-each on a primary alone and on a primary with a replica in sync, same machine, same run.
+"""What waiting for replicas costs a write: MemoryPrimitive's add against raw redis-py's SET,
+each on a primary alone, with one replica and with two in sync, same machine, same run.
 
 Run: ``.venv/bin/python benchmarks/bench_replicated_writes.py`` (starts throwaway servers on
 loopback; ``--quick`` for a smoke run, ``--json PATH`` to save figures).
 
-On a primary with a replica every add is sent with ``WAIT 1`` in one pipeline, and returns once
-the replica has it. The peer is redis-py doing the same by hand (``SET`` then ``WAIT 1`` on one
-connection) and doing without (``SET`` alone, which a failover may lose). Writes are chat turns
-of ~200 bytes, one at a time and from 16 tasks at once.
+On a primary with replicas every add is sent with ``WAIT n`` in one pipeline (n: the replicas
+``ROLE`` lists in sync), and returns once all of them have it. The peer is redis-py doing the
+same by hand (``SET`` then ``WAIT n`` on one connection) and doing without (``SET`` alone, which
+a failover may lose). The two-replica primary runs with ``min-replicas-to-write 2``, as
+docs/production.md advises for a primary with two replicas (Sentinel), so that the figure is
+that of the configuration users are told to deploy. Writes are chat turns of ~200 bytes, one at
+a time and from 16 tasks at once.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ async def latencies(write: Callable[[int], Awaitable[object]], n: int, tasks: in
     return samples
 
 
-async def measure(url: str, n: int, replicated: bool) -> dict[str, Any]:
+async def measure(url: str, n: int, replicas: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     memory = MemoryPrimitive(url, namespace="bench:wait", max_size=10, redis_timeout=10)
     raw = aioredis.Redis.from_url(url)
@@ -59,12 +62,12 @@ async def measure(url: str, n: int, replicated: bool) -> dict[str, Any]:
     async def raw_set_wait(i: int) -> None:
         async with raw.pipeline(transaction=False) as pipe:
             pipe.set(f"raw:{i}", TEXT)
-            pipe.execute_command("WAIT", 1, 8000)
+            pipe.execute_command("WAIT", replicas, 8000)
             await pipe.execute()
 
     for tasks in (1, 16):
         peers = [("ours", ours), ("raw SET", raw_set)]
-        if replicated:  # (alone, WAIT 1 would wait its whole timeout)
+        if replicas:  # (alone, WAIT 1 would wait its whole timeout)
             peers.append(("raw SET+WAIT", raw_set_wait))
         for name, write in peers:
             await latencies(write, 200, tasks)  # warm: pools, scripts
@@ -78,15 +81,15 @@ async def measure(url: str, n: int, replicated: bool) -> dict[str, Any]:
     return figures
 
 
-async def in_sync(port: int) -> None:
-    """Wait until the primary on ``port`` lists its replica (ROLE lists replicas in sync)."""
+async def in_sync(port: int, replicas: int = 1) -> None:
+    """Wait until the primary on ``port`` lists ``replicas`` replicas (ROLE lists those in sync)."""
     check = aioredis.Redis(port=port)
     for _ in range(600):
-        if (await check.execute_command("ROLE"))[2]:
+        if len((await check.execute_command("ROLE"))[2]) >= replicas:
             break
         await asyncio.sleep(0.05)
     else:
-        raise RuntimeError("the replica did not come in sync")
+        raise RuntimeError(f"{replicas} replica(s) did not come in sync")
     await check.aclose()
 
 
@@ -98,20 +101,31 @@ async def run(args: Any) -> dict[str, Any]:
     alone = RedisServer(binary).start()
     primary = RedisServer(binary, extra=("--repl-diskless-sync-delay", "0")).start()
     replica = RedisServer(binary, extra=("--replicaof", "127.0.0.1", str(primary.port))).start()
+    primary2 = RedisServer(
+        binary, extra=("--repl-diskless-sync-delay", "0", "--min-replicas-to-write", "2")
+    ).start()
+    replicas2 = [
+        RedisServer(binary, extra=("--replicaof", "127.0.0.1", str(primary2.port))).start()
+        for _ in range(2)
+    ]
     try:
         await in_sync(primary.port)
-        return {"writes": n, "alone": await measure(alone.url, n, False),
-                "with replica": await measure(primary.url, n, True)}  # fmt: skip
+        await in_sync(primary2.port, 2)
+        return {"writes": n, "alone": await measure(alone.url, n, 0),
+                "with replica": await measure(primary.url, n, 1),
+                "with two replicas": await measure(primary2.url, n, 2)}  # fmt: skip
     finally:
-        for server in (replica, primary, alone):
+        for server in (*replicas2, primary2, replica, primary, alone):
             server.stop()
 
 
 def report(figures: dict[str, Any]) -> None:
     print(f"{figures['writes']:,} writes of ~{len(TEXT)} bytes, p50 / p99 ms")
     rows = []
-    for setup in ("alone", "with replica"):
-        got = figures[setup]
+    for setup in ("alone", "with replica", "with two replicas"):
+        got = figures.get(setup)
+        if got is None:  # (figures saved before the two-replica case)
+            continue
         for tasks in (1, 16):
             ours, bare = got[f"ours/{tasks}"], got[f"raw SET/{tasks}"]
             peer = got.get(f"raw SET+WAIT/{tasks}")
@@ -125,8 +139,14 @@ def report(figures: dict[str, Any]) -> None:
                     f"{ours[0] / (bare if peer is None else peer)[0]:.2f}x",
                 ]
             )
-    print(table(["primary", "tasks", "ours add", "raw SET", "raw SET+WAIT",
-                 "ours / raw (SET+WAIT with a replica)"], rows))  # fmt: skip
+    print(table(["primary", "tasks", "ours add", "raw SET", "raw SET+WAIT n",
+                 "ours / raw (SET+WAIT n with replicas)"], rows))  # fmt: skip
+    if "with two replicas" in figures:
+        one, two = figures["with replica"], figures["with two replicas"]
+        for tasks in (1, 16):
+            ours = two[f"ours/{tasks}"][0] / one[f"ours/{tasks}"][0]
+            raw = two[f"raw SET+WAIT/{tasks}"][0] / one[f"raw SET+WAIT/{tasks}"][0]
+            print(f"two replicas / one, p50, {tasks} task(s): ours {ours:.2f}x, raw {raw:.2f}x")
     print("replicated writes done")
 
 
