@@ -32,7 +32,7 @@ PUBLIC = {
         "InvalidMemoryValueError", "BackendError", "BackendUnavailableError",
         "IncompleteOperationError", "InvalidArgumentError", "InvalidArgumentTypeError",
         "UsageError", "EmbeddingError", "SearchNotReadyError", "BackendRefusedError",
-        "StaleWriteError", "JournalError", "UnsentWritesError",
+        "EmbedderMismatchError", "StaleWriteError", "JournalError", "UnsentWritesError",
     },
     "tta_dev_primitives.embeddings": {
         "Embedder", "as_embedder", "encode_vector", "decode_vector",

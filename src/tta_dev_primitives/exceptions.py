@@ -17,6 +17,8 @@
         │                                           page within its load budget
         ├── IncompleteOperationError                a bulk clear or export stopped part-way
         ├── BackendRefusedError                     it answered, and refused: ACL, OOM, WRONGTYPE
+        │   └── EmbedderMismatchError               the namespace's vectors are another
+        │                                           embedder's (model or dims)
         ├── JournalError                            the durable outage journal (journal_path) is
         │                                           locked by another process, unwritable (disk
         │                                           full) or not a journal this version reads
@@ -48,6 +50,7 @@ __all__ = [
     "BackendRefusedError",
     "BackendUnavailableError",
     "CacheKeyError",
+    "EmbedderMismatchError",
     "EmbeddingError",
     "IncompleteOperationError",
     "InvalidArgumentError",
@@ -149,6 +152,28 @@ class BackendRefusedError(BackendError):
     It is not a ``BackendUnavailableError``: nothing falls back or is journalled, and the
     in-process copy drops what the write changed, so nothing is kept that the backend lacks.
     """
+
+
+class EmbedderMismatchError(BackendRefusedError):
+    """The Redis namespace's vectors were made by another embedder (another ``model_id``, or
+    another size) than this process's: scoring this process's vectors against them would rank
+    by nonsense, so a write with a vector and a semantic or hybrid search refuse, and nothing
+    is stored. Keyword search, ``get``, ``delete`` and listing keep working.
+
+    Each namespace records the embedder of the first process that wrote a memory with a vector
+    in it (``get_backend_info()["embedder"]["recorded"]``). The remedies: the same embedder in
+    every process of a namespace; a new namespace for a new model; or ``clear()`` the namespace,
+    which forgets the record (see "Changing the model" in docs/semantic-memory.md).
+    ``namespace``, ``recorded`` and ``mine`` hold the namespace and the two ``(model_id, dims)``.
+    """
+
+    def __init__(
+        self, message: str, *, namespace: str, recorded: tuple[str, int], mine: tuple[str, int]
+    ) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.recorded = recorded
+        self.mine = mine
 
 
 class JournalError(BackendError):

@@ -233,6 +233,8 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
                 timeout=redis_timeout,
                 indexing=self._indexing,
                 search_engine=search_engine,
+                # Checked against the namespace's record of its embedder (``embedder_record``).
+                embedder_model=None if self._embedder is None else self._embedder.model_id,
                 **{name: value for name, value in search_options.items() if value is not None},
             )
         journal = None
@@ -591,6 +593,10 @@ class MemoryPrimitive(WorkflowPrimitive[Any, Any]):
         if remote is not None:
             info.update(remote.describe())
             info["namespace"] = self._namespace
+            # The namespace's embedder as this process last read it (only read with one).
+            recorded = info.pop("recorded_embedder", None)
+            if "embedder" in info:
+                info["embedder"]["recorded"] = recorded
             if info["degraded"]:  # searches are served in-process until Redis is back
                 info["search_engine"] = "in-process"
         return info

@@ -56,6 +56,12 @@ cannot disagree:
 - ``fv:<i>:<key>`` the same for the memory's further vectors (``s``, ``q``, ``e``), i = 1..nv-1
 - ``n:dims``   partition 0 only, for a minute: the vector size the processes making the Query
                Engine index (or adding its vector field) agreed on (``query_engine._claim_dims``)
+- ``m``        in partition 0 only (its slot, on a cluster): the namespace's facts about its
+               writers (hash). Field ``embedder``, ``'<dims> <model_id>'``, names the embedder
+               whose vectors the namespace holds: set (``HSETNX``) by the first process that
+               writes a memory with a vector, read once by every process with an embedder
+               before its first such write or semantic search (``embedder_record``), removed
+               by a clear. A namespace written before it existed has none until then.
 
 A key's first segment (``seg``) is its text up to its first ``:`` after the first character,
 or the whole key: the scope prefix ``search._scopes`` matches first.
@@ -75,6 +81,7 @@ __all__ = [
     "DOC_COUNTED",
     "DOC_LENGTHS",
     "DOC_VECTOR",
+    "EMBEDDER_RECORD",
     "EXPIRY",
     "FACTS",
     "FACT_CLEARED",
@@ -90,6 +97,7 @@ __all__ = [
     "FACT_SEGMENTS",
     "FACT_SEQ",
     "FACT_TRIMMED",
+    "FIELD_EMBEDDER",
     "FORGOTTEN",
     "FORGOTTEN_ORDER",
     "HEAD",
@@ -131,6 +139,8 @@ SEGMENT_TOTALS: Final = "fs"  # first segment -> "<documents> <total length>"
 FORGOTTEN: Final = "o"  # scope -> the version of its newest forget (older writes in it are stale)
 FORGOTTEN_ORDER: Final = "oz"  # the same scopes by their forget's time, to keep the newest only
 BACKFILL_LEASE: Final = "fb"  # the process backfilling the partition's documents (expires)
+EMBEDDER_RECORD: Final = "m"  # partition 0 only: the namespace's embedder (``FIELD_EMBEDDER``)
+FIELD_EMBEDDER: Final = "embedder"  # '<dims> <model_id>' of the namespace's vectors
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
 FACT_SEQ: Final = "seq"
@@ -277,6 +287,10 @@ class Layout:
         """The names a replica of segment ``seg`` reads to tell whether the partition changed
         for it: the partition's head, its mark, its epoch of heads and the segment's head."""
         return [base + HEAD, base + HEAD_MARK, base + HEAD_EPOCH, base + SEGMENT_HEAD + seg]
+
+    def embedder_record(self) -> str:
+        """The name of the namespace's record of its embedder (in partition 0's slot)."""
+        return self.bases[0] + EMBEDDER_RECORD
 
     @staticmethod
     def backfill_lease(base: str) -> str:

@@ -29,6 +29,7 @@ is kept for the next search).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -49,8 +50,16 @@ from tta_dev_primitives.exceptions import (
 )
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._indexing import OFF_LOOP_BYTES, Indexing
-from tta_dev_primitives.stores._base import Document, NotServedNow, SearchableBackend
+from tta_dev_primitives.stores._base import (
+    ApplyProgress,
+    Document,
+    NotServedNow,
+    Put,
+    SearchableBackend,
+    Write,
+)
 from tta_dev_primitives.stores._redis.backend import RedisBackend
+from tta_dev_primitives.stores._redis.bulk import Progress
 from tta_dev_primitives.stores._redis.connection import Connection, mget, text_of
 from tta_dev_primitives.stores._redis.documents import (
     doc_length,
@@ -58,6 +67,7 @@ from tta_dev_primitives.stores._redis.documents import (
     scope_tags,
     terms_text,
 )
+from tta_dev_primitives.stores._redis.embedder_record import EmbedderRecord
 from tta_dev_primitives.stores._redis.layout import (
     FACT_ENGINE_CURSOR,
     FACT_ENGINE_DONE,
@@ -104,6 +114,10 @@ Ranked = list[tuple[str, float]]
 #: calls it makes) before it raises ``SearchNotReadyError``; at least the per-call timeout.
 LOAD_TIMEOUT = 10.0
 
+#: Set while this task replays journalled writes (``apply``): a mismatch of the namespace's
+#: embedder is logged, not raised, for writes that were acknowledged (``embedder_record``).
+_replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("replaying", default=False)
+
 
 class RedisSearchBackend(RedisBackend, SearchableBackend):
     """``RedisBackend`` whose payloads are memories, found by ``search`` in its ``index``."""
@@ -120,9 +134,13 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         scope_budget: int = SCOPE_BUDGET,
         scope_replicas: bool = SCOPE_REPLICAS,
         search_engine: str = "auto",
+        embedder_model: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(url, **options)
+        #: The namespace's record of its embedder, checked for ``embedder_model`` (this
+        #: process's embedder's ``model_id``; None: no embedder, not checked).
+        self.record = EmbedderRecord(self.connection, self.layout, embedder_model)
         self.index = RedisIndex(
             self.connection, self.layout, indexing or Indexing(),
             load_timeout=max(check_seconds("load_timeout", load_timeout), self.timeout),
@@ -157,6 +175,8 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     ) -> None:
         index = self.index
         dims = index.saw(document)
+        if dims is not None:  # a vector: the namespace's embedder must be this process's
+            await self.record.check(dims, write=True, replaying=_replaying.get())
         await index.prepare()
         seq = await self._put(key, payload, ttl, version, document)
         index.wrote(key, seq, document, dims)
@@ -166,13 +186,41 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     async def search(
         self, query: Query, limit: int, scope: str | None
     ) -> list[tuple[str, Any, float]]:
+        if query.vector is not None:
+            await self.record.check(len(query.vector), write=False)
         return await self.index.search(query, limit, scope)
+
+    async def apply(
+        self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
+    ) -> None:
+        """Replay journalled writes (``RedisBackend.apply``); those with vectors are stored
+        even if the namespace records another embedder (logged once, ``embedder_record``)."""
+        vector = next((write.document.vector for write in writes if isinstance(write, Put)
+                       and write.document is not None and write.document.vector is not None),
+                      None)  # fmt: skip
+        if vector is not None:
+            await self.record.check(int(vector.shape[-1]), write=True, replaying=True)
+        token = _replaying.set(True)  # (a cluster's replay puts one by one: ``put``)
+        try:
+            await super().apply(writes, progress=progress)
+        finally:
+            _replaying.reset(token)
+
+    async def _clear_pages(self, version: str, progress: Progress) -> None:
+        """A clear removes the namespace's embedder record first: the namespace may take a new
+        model (a write of the old one made while the clear runs records it again)."""
+        await self.record.remove()
+        await super()._clear_pages(version, progress)
 
     async def catch_up(self) -> None:
         await self.index.catch_up()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "search_engine": self.index.describe()}
+        return {
+            **super().describe(),
+            "search_engine": self.index.describe(),
+            "recorded_embedder": self.record.describe(),
+        }
 
     async def aclose(self) -> None:
         await self.index.aclose()
