@@ -203,3 +203,27 @@ async def test_writes_journalled_before_the_check_are_replayed_and_the_mismatch_
             await new.add("u1:s1:3", {"content": "another"})
     finally:
         await new.aclose()
+
+
+async def test_a_replay_records_no_embedder(redis_server_factory: Any) -> None:
+    """A replayed journal may hold another process's writes (a ``journal_path`` file), whose
+    vectors the replaying process's embedder did not make: it records nothing."""
+    server = redis_server_factory()
+    ns = namespace()
+    server.kill()
+    memory = fast_recovery(server.url, ns, embed=embedder("model-a"))
+    try:
+        await memory.add("u1:s1:1", {"content": "written in the outage"})
+        server.start()
+        await replayed(memory)
+        client = aioredis.Redis.from_url(server.url)
+        try:
+            assert await client.get(Layout(ns).value("u1:s1:1")) is not None
+            assert await client.hget(Layout(ns).embedder_record(), FIELD_EMBEDDER) is None
+            await memory.add("u1:s1:2", {"content": "a live write"})  # records itself
+            record = await client.hget(Layout(ns).embedder_record(), FIELD_EMBEDDER)
+            assert record == f"{DIMS} model-a".encode()
+        finally:
+            await client.aclose()
+    finally:
+        await memory.aclose()

@@ -12,7 +12,9 @@ journalled, no fallback), and is read again next time (the namespace may have be
 
 A clear removes the record (a cleared namespace may take a new model). A replay of writes
 journalled during an outage is never refused for a mismatch: they were acknowledged, so they
-are stored, and one error is logged naming the mismatch (``check(..., replaying=True)``).
+are stored, and one error is logged naming the mismatch (``check(..., replaying=True)``). A
+replay records nothing either: a durable journal (``journal_path``) may hold another process's
+writes, whose vectors this process's embedder did not make (the file does not say whose).
 A process without an embedder (``model`` None) is not checked and records nothing.
 """
 
@@ -53,7 +55,8 @@ class EmbedderRecord:
     async def check(self, dims: int, *, write: bool, replaying: bool = False) -> None:
         """Before this process's write with a vector of ``dims`` (``write``: recording this
         embedder if none is) or semantic search: raise ``EmbedderMismatchError`` if the
-        namespace's vectors are another embedder's. A replay (``replaying``) logs it instead.
+        namespace's vectors are another embedder's. A replay (``replaying``) logs it instead,
+        and only reads the record (its vectors may be another process's: see above).
 
         Raises ``BackendUnavailableError`` (and the like) as any call, if Redis cannot answer.
         """
@@ -62,6 +65,7 @@ class EmbedderRecord:
         await self.connection.ready()  # (partition 0's name depends on the topology)
         name = self.layout.embedder_record()
         mine = f"{dims} {self.model}"
+        write = write and not replaying
 
         async def read(client: Any) -> Any:
             if not write:

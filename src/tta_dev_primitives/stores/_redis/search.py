@@ -194,12 +194,13 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
         self, writes: Sequence[Write], *, progress: ApplyProgress | None = None
     ) -> None:
         """Replay journalled writes (``RedisBackend.apply``); those with vectors are stored
-        even if the namespace records another embedder (logged once, ``embedder_record``)."""
+        even if the namespace records another embedder (logged once), and record none
+        (``embedder_record``)."""
         vector = next((write.document.vector for write in writes if isinstance(write, Put)
                        and write.document is not None and write.document.vector is not None),
                       None)  # fmt: skip
         if vector is not None:
-            await self.record.check(int(vector.shape[-1]), write=True, replaying=True)
+            await self.record.check(int(vector.shape[-1]), write=False, replaying=True)
         token = _replaying.set(True)  # (a cluster's replay puts one by one: ``put``)
         try:
             await super().apply(writes, progress=progress)
