@@ -42,7 +42,7 @@ def embedder(model_id: str) -> Embedder:
     return Embedder(_model(len(model_id)), model_id=model_id, dims=DIMS)
 
 
-@pytest.fixture(params=["redis", "redis_cluster", "redis_engine"])
+@pytest.fixture(params=["redis", "redis_cluster", "redis_engine", "redis_engine_cluster"])
 def make(request: pytest.FixtureRequest) -> Callable[..., MemoryPrimitive]:
     """Memories on one namespace of one backend: ``make(model_id or None)``."""
     fixture, engine = REDIS_BACKENDS[request.param]
