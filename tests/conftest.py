@@ -269,6 +269,15 @@ def namespace() -> str:
     return f"test:{uuid4().hex[:12]}"
 
 
+def before_the_embedder_record(memory: MemoryPrimitive) -> MemoryPrimitive:
+    """``memory``, as a process of a version before namespaces recorded their embedder
+    (``stores._redis.embedder_record``): it neither checks nor records one. To make a namespace
+    hold two embedders' vectors, as one written before the record may, which is now refused."""
+    remote: Any = memory._store.remote
+    remote.record.model = None
+    return memory
+
+
 def threads_at_once(
     targets: list[Callable[[], object]], *, switch: float = 1e-5, within: float = 120
 ) -> list[threading.Thread]:

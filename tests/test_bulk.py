@@ -171,7 +171,8 @@ async def test_memory_clear_interrupted_part_way_raises_to_the_caller(
     assert await memory.size() == 5_000
     remote = memory._store.remote
     assert isinstance(remote, RedisBackend)
-    kill_after(remote, server, 4)  # after the newest-version check, the mark and a page
+    # After the newest-version check, the embedder record's removal, the mark and a page.
+    kill_after(remote, server, 5)
     async with asyncio.timeout(30):
         with pytest.raises(IncompleteOperationError, match="before Redis stopped answering"):
             await memory.clear()

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import (
+    before_the_embedder_record,
     copies_dropped,
     documented_acl,
     eventually,
@@ -290,7 +291,8 @@ async def test_another_embedders_vectors_stay_found_by_keyword(
     """The index keeps the first embedder's size; memories with vectors of another size are
     still in the index by keyword, and found by meaning through the replica."""
     ns = namespace()
-    first = engine_memory(redis_query_engine.url, ns, embed=embed)
+    # (Written by a version before the embedder record: now another embedder is refused.)
+    first = before_the_embedder_record(engine_memory(redis_query_engine.url, ns, embed=embed))
     await first.add("u1:s1:1", {"content": "snack"})
     other = engine_memory(redis_query_engine.url, ns, embed=lambda t: [[1.0, 0.0]] * len(t))
     await other.add("u1:s1:2", {"content": "peanut butter"})
@@ -319,7 +321,9 @@ async def test_another_model_s_vector_twice_this_size_is_not_read_as_two(
     def big(texts: list[str]) -> list[list[float]]:
         return [[1.0 + i + len(t) % 3 for i in range(8)] for t in texts]
 
+    # (Written by a version before the embedder record: now another embedder is refused.)
     a = MemoryPrimitive(url, namespace=ns, embed=small, search_engine=engine)
+    before_the_embedder_record(a)
     await a.add("u1:s1:a", {"content": "the garage fixed the brakes"})
     b = MemoryPrimitive(url, namespace=ns, embed=big, search_engine=engine)
     await b.add("u1:s1:b", {"content": "I am allergic to peanuts"})

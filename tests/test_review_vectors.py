@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import namespace
+from conftest import before_the_embedder_record, namespace
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.search._analyzer import Query
 from tta_dev_primitives.search._index import SearchIndex
@@ -115,7 +115,9 @@ async def test_two_vectors_of_another_embedder_are_not_read_as_one_of_this_one(
     def big(texts: list[str]) -> list[list[float]]:
         return [[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0] for t in texts]
 
+    # (Written by a version before the embedder record: now another embedder is refused.)
     a = MemoryPrimitive(url, namespace=ns, embed=small, search_engine=ENGINES[server])
+    before_the_embedder_record(a)
     await a.add("u1:s1:a", {"content": "old notes"}, vector_text=["x", "y"])
     b = MemoryPrimitive(url, namespace=ns, embed=big, search_engine=ENGINES[server])
     await b.add("u1:s1:b", {"content": "new notes"})

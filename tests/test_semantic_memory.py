@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Factory, fast_recovery, namespace, replayed
+from conftest import Factory, before_the_embedder_record, fast_recovery, namespace, replayed
 from redis_server import RedisServer
 from tta_dev_primitives import MemoryPrimitive, WorkflowContext
 from tta_dev_primitives.exceptions import EmbeddingError, InvalidArgumentError
@@ -418,7 +418,9 @@ async def test_a_namespace_written_with_another_embedder_stays_searchable_by_key
 ) -> None:
     """Vectors of another dimension are skipped (with one warning), not an error."""
     ns = namespace()
+    # (Written by a version before the embedder record: now another embedder is refused.)
     old = MemoryPrimitive(redis_server.url, namespace=ns, embed=lambda t: [[1.0, 2.0]] * len(t))
+    before_the_embedder_record(old)
     await old.add("u1:s1:1", {"content": "peanuts"})
     new = MemoryPrimitive(redis_server.url, namespace=ns, embed=async_embed)
     await new.add("u1:s1:2", {"content": "cashew"})
@@ -547,6 +549,7 @@ async def test_a_stored_vector_another_size_cannot_split_into_is_named_when_skip
     writer = MemoryPrimitive(
         redis_server.url, namespace=ns, embed=lambda t: [[1.0, 2.0, 3.0]] * len(t)
     )
+    before_the_embedder_record(writer)  # (a version before the record: see the test above)
     await writer.add("u7:s1:odd", {"content": "pistachio"})
     reader = MemoryPrimitive(redis_server.url, namespace=ns, embed=lambda t: [[1.0, 0.5]] * len(t))
     assert keys(await reader.search_scored("pistachio", mode="keyword")) == ["u7:s1:odd"]
