@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from conftest import IN_CI, namespace
+from conftest import IN_CI, before_the_embedder_record, namespace
 from redis_server import LocalCluster, run_report
 from tta_dev_primitives import MemoryPrimitive
 
@@ -242,10 +242,13 @@ async def test_two_embedders_meeting_a_new_namespace_give_every_master_one_vecto
         return embed
 
     async def one(name: str, size: int) -> list[str]:
-        memory = MemoryPrimitive(
+        # (Processes of a version before the embedder record, which now refuses the second
+        # embedder at its first write: the claim still decides the index's size for them, and
+        # for a process that searches by meaning before any vector is written.)
+        memory = before_the_embedder_record(MemoryPrimitive(
             redis_query_engine_cluster.url, namespace=name, redis_timeout=LOADED,
             embed=embedder(size), dims=size,
-        )  # fmt: skip
+        ))  # fmt: skip
         await memory.add(f"u1:s:{size}", {"content": "no peanuts in my snack"})
         found = [key for key, _ in await memory.search_items("snack", mode="semantic")]
         await memory.aclose()
