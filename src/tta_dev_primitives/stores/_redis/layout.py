@@ -77,6 +77,7 @@ from tta_dev_primitives.search._scopes import first_segment
 __all__ = [
     "BACKFILL_LEASE",
     "CLUSTER_PARTITIONS",
+    "DIMS_CLAIM",
     "DOC",
     "DOC_COUNTED",
     "DOC_LENGTHS",
@@ -140,6 +141,7 @@ FORGOTTEN: Final = "o"  # scope -> the version of its newest forget (older write
 FORGOTTEN_ORDER: Final = "oz"  # the same scopes by their forget's time, to keep the newest only
 BACKFILL_LEASE: Final = "fb"  # the process backfilling the partition's documents (expires)
 EMBEDDER_RECORD: Final = "m"  # partition 0 only: the namespace's embedder (``FIELD_EMBEDDER``)
+DIMS_CLAIM: Final = "n:dims"  # partition 0 only, expiring: the engine index's agreed vector size
 FIELD_EMBEDDER: Final = "embedder"  # '<dims> <model_id>' of the namespace's vectors
 
 # -- fields of the partition's facts hash (FACTS) ------------------------------------------
@@ -291,6 +293,11 @@ class Layout:
     def embedder_record(self) -> str:
         """The name of the namespace's record of its embedder (in partition 0's slot)."""
         return self.bases[0] + EMBEDDER_RECORD
+
+    @staticmethod
+    def dims_claim(base: str) -> str:
+        """The name of the claim on the engine index's vector size (``base``: partition 0's)."""
+        return base + DIMS_CLAIM
 
     @staticmethod
     def backfill_lease(base: str) -> str:

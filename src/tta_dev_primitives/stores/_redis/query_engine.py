@@ -161,7 +161,7 @@ async def _claim_dims(client: Any, bases: list[str], dims: int) -> int:
     embedders meeting a new namespace on a cluster each made some masters' indexes, at their
     own size: the other side's searches by meaning then failed on those masters, and their
     documents (whose vectors the engine refuses) were backfilled again and again."""
-    key = Layout.facts(bases[0]) + ":dims"  # partition 0's slot: one key for the namespace
+    key = Layout.dims_claim(bases[0])  # partition 0's slot: one key for the namespace
     await client.set(key, str(dims), nx=True, px=DIMS_CLAIM_MS)
     held = await client.get(key)
     try:
