@@ -303,16 +303,17 @@ def _on_redis(args: argparse.Namespace, engine: SearchEngine) -> MemoryPrimitive
 
 
 async def _has_engine_index(memory: MemoryPrimitive) -> bool:
-    """True if the namespace has a Query Engine index: its partitions' facts say so (the
-    index's set-up marks them, ``query_engine``), read in partition 0."""
+    """True if the namespace has a Query Engine index: its partitions' facts say so, as the
+    engine's own set-up reads them (``query_engine``)."""
     from tta_dev_primitives.stores._redis.backend import RedisBackend
-    from tta_dev_primitives.stores._redis.layout import FACT_ENGINE, Layout
+    from tta_dev_primitives.stores._redis.layout import FACT_ENGINE
+    from tta_dev_primitives.stores._redis.shards import facts
 
     remote = memory._store.remote  # (the command is part of the package)
     assert isinstance(remote, RedisBackend)
-    facts = Layout.facts(remote.layout.bases[0])
-    flag = await remote.connection.call(lambda client: client.hget(facts, FACT_ENGINE))
-    return flag in (b"1", "1")
+    bases = remote.layout.bases
+    flags = await remote.connection.call(lambda client: facts(client, bases, FACT_ENGINE))
+    return any(flag == "1" for flag in flags)
 
 
 class Output:
