@@ -114,8 +114,9 @@ Ranked = list[tuple[str, float]]
 #: calls it makes) before it raises ``SearchNotReadyError``; at least the per-call timeout.
 LOAD_TIMEOUT = 10.0
 
-#: Set while this task replays journalled writes (``apply``): a mismatch of the namespace's
-#: embedder is logged, not raised, for writes that were acknowledged (``embedder_record``).
+#: Set while this task replays journalled writes (``apply``), which checks the namespace's
+#: embedder once a batch (a mismatch logged, not raised, for writes that were acknowledged:
+#: ``embedder_record``); a cluster's replay puts one by one, and ``put`` checks none of them.
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("replaying", default=False)
 
 
@@ -175,8 +176,10 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
     ) -> None:
         index = self.index
         dims = index.saw(document)
-        if dims is not None:  # a vector: the namespace's embedder must be this process's
-            await self.record.check(dims, write=True, replaying=_replaying.get())
+        if dims is not None and not _replaying.get():
+            # A vector: the namespace's embedder must be this process's (a replay's batch is
+            # checked once, by ``apply``, not put by put).
+            await self.record.check(dims, write=True)
         await index.prepare()
         seq = await self._put(key, payload, ttl, version, document)
         index.wrote(key, seq, document, dims)
@@ -201,7 +204,7 @@ class RedisSearchBackend(RedisBackend, SearchableBackend):
                       None)  # fmt: skip
         if vector is not None:
             await self.record.check(int(vector.shape[-1]), write=False, replaying=True)
-        token = _replaying.set(True)  # (a cluster's replay puts one by one: ``put``)
+        token = _replaying.set(True)
         try:
             await super().apply(writes, progress=progress)
         finally:
