@@ -170,11 +170,15 @@ def test_a_recovery_cut_short_is_not_counted_as_a_success(
             loop = asyncio.new_event_loop()
             loop.run_until_complete(short_request())
             loop.close()  # the replay still pending in it
+        later_began = time.time_ns()
         size = asyncio.run(later())
         gc.collect()
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry")]
     recoveries = [s for s in spans if s.name == "memory.recover"]  # (and any failed probe)
-    cut = [s for s in recoveries if "tta.cancelled" in [e.name for e in s.events]]
+    # The short request's cut (a busy machine can make a false outage in ``later``, and its
+    # aclose cut that recovery too: not this one).
+    cut = [s for s in recoveries if "tta.cancelled" in [e.name for e in s.events]
+           and (s.start_time or 0) < later_began]  # fmt: skip
     assert len(cut) == 1, [(s.attributes, [e.name for e in s.events]) for s in recoveries]
     assert cut[0].attributes["memory.backend"] == "none"
     assert "memory.recovered" not in [e.name for e in cut[0].events]
@@ -189,7 +193,9 @@ def test_a_recovery_cut_short_is_not_counted_as_a_success(
     assert ("in_memory", "ok") not in recovers
     replayed = sum(v for _, v in points(counters, "tta.memory.replayed_writes"))
     # Every write reached Redis once; a batch cut after Redis applied it may be sent again.
-    assert total <= replayed <= total + 1_000
+    # (A replay the collector closes may not run its own cleanup, which counts the cut batch:
+    # there only the upper bound holds. The writes themselves are all stored, above.)
+    assert (total if ending == "asyncio.run" else 0) <= replayed <= total + 1_000
     # The cut one is not a recovery: only the returns to Redis count (a busy machine can make
     # a false outage after the first, and a second return).
     operations = points(counters, "tta.memory.operations")
