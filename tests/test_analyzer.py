@@ -216,10 +216,10 @@ def test_text_without_marks_splits_as_text_with_them_would(text: str) -> None:
     non-ASCII memories): what they return is what the full passes give, for any text."""
     from tta_dev_primitives.search._tokens import (
         DROP_CHARS,
-        TOKEN,
         WORD,
         fold,
         normal,
+        token_patterns,
         tokens_of,
         words,
     )
@@ -228,7 +228,8 @@ def test_text_without_marks_splits_as_text_with_them_would(text: str) -> None:
     composed = unicodedata.normalize("NFC", text).translate(drop)
     assert normal(text) == composed
     if not text.isascii():
-        want = [(m.lastindex - 1, m.group(m.lastindex)) for m in TOKEN.finditer(composed)]
+        found = token_patterns()[0].finditer(composed)
+        want = [(m.lastindex - 1, m.group(m.lastindex)) for m in found]
         assert tokens_of(text) == want
     folded = fold(text)
     if not folded.isascii():

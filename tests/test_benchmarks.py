@@ -47,6 +47,7 @@ NEEDS_REDISSTORE = pytest.mark.skipif(
         ("bench_memory.py", ["--quick", "--sizes", ""], "ours/peer p50"),
         ("bench_composition.py", ["--quick"], "LCEL"),
         ("bench_langgraph.py", ["--quick"], "langgraph store comparison done"),
+        ("bench_cold_start.py", ["--quick"], "cold start done"),
         ("bench_relevance.py", ["--quick"], "relevance done"),
         ("bench_scopes.py", ["--quick", "--rounds", "2"], "p50 / unscoped"),
         ("bench_languages.py", [], "hit@5 by kind"),

@@ -234,3 +234,31 @@ def test_import_does_not_load_redis_or_the_sdk() -> None:
         """
     )
     assert out == "[]"
+
+
+def test_a_memory_with_no_setup_never_loads_redis() -> None:
+    """The zero-setup memory (the serverless cold start): adding, searching, reading and
+    listing in-process import no Redis client (about half the import's time went there)."""
+    out = run_python(
+        """
+        import asyncio, sys
+        from tta_dev_primitives import (
+            CachePrimitive, LambdaPrimitive, MemoryPrimitive, WorkflowContext,
+        )
+
+        async def main():
+            memory = MemoryPrimitive()
+            turn = {"content": "my sister visits in October"}
+            await memory.add("u1:t1", turn)
+            assert await memory.search("when does my sister visit?") == [turn]
+            assert await memory.get("u1:t1") == turn
+            assert [key async for key, *_ in memory.items()] == ["u1:t1"]
+            cached = CachePrimitive(LambdaPrimitive(lambda x, ctx: x * 2), lambda x, ctx: str(x))
+            assert await cached.execute(2, WorkflowContext()) == 4
+
+        asyncio.run(main())
+        print(sorted(m for m in sys.modules if m == "redis" or m.startswith("redis.")
+                     or m.startswith("tta_dev_primitives.stores._redis")))
+        """
+    )
+    assert out == "[]"

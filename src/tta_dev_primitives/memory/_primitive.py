@@ -71,12 +71,12 @@ from tta_dev_primitives.stores._hybrid import SearchableHybrid
 from tta_dev_primitives.stores._inprocess import InProcessSearchBackend
 from tta_dev_primitives.stores._journal_file import JournalFile
 from tta_dev_primitives.stores._recovery import DEFAULT_MAX_JOURNAL, DEFAULT_MAX_JOURNAL_BYTES
-from tta_dev_primitives.stores._redis.query_engine import SearchEngine
 from tta_dev_primitives.telemetry._memory_ops import MemoryOp, StoreTelemetry, embed_span
 from tta_dev_primitives.telemetry._metrics import instruments
 
 if TYPE_CHECKING:
     from tta_dev_primitives.embeddings import Embedder
+    from tta_dev_primitives.stores._redis.query_engine import SearchEngine
 
 __all__ = ["HYBRID_WEIGHT", "MemoryPrimitive", "Mode", "ScoredMemory"]
 

@@ -9,6 +9,7 @@ regex.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,7 +20,6 @@ __all__ = [
     "ASCII_TOKEN_BYTES",
     "DROP_CHARS",
     "JOIN_MARKS",
-    "TOKEN",
     "WORD",
     "capitalised",
     "cluster_grams",
@@ -29,6 +29,7 @@ __all__ = [
     "grams",
     "identifier_parts",
     "normal",
+    "token_patterns",
     "tokens_of",
     "words",
 ]
@@ -82,18 +83,13 @@ _CLUSTER_MARKS = re.escape(_marks(_SPACELESS_BLOCKS) + "".join(sorted(JOIN_MARKS
 _SPACELESS = re.escape(_marks(_SPACELESS_BLOCKS, "LMN"))
 #: A run of a script written without spaces longer than this makes its terms a piece at a time.
 _LONG_RUN: Final = 4096
-_CLUSTER = re.compile(f"[^{_CLUSTER_MARKS}][{_CLUSTER_MARKS}]*")
 # Emoji and pictographs (skin-tone modifiers, joiners and variation selectors are not terms).
 _EMOJI = "\u2300-\u23ff\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001f3fa\U0001f400-\U0001faff"
 _RUNS = (
     f"(?P<cjk>[{_CJK}]+)|(?P<emoji>[{_EMOJI}])|(?P<spaceless>[{_SPACELESS}][{_SPACELESS}{_JOIN}]*)"
 )
 _WORD_CHAR = f"(?:[^\\W{_CJK}{_SPACELESS}]|[{_JOIN}])"
-TOKEN = re.compile(f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|{_RUNS}")
-# The same without the joining marks: text that holds none (most text) is split by a single
-# character class, about twice as fast as the alternation, with the same tokens.
 _PLAIN = f"[^\\W{_CJK}{_SPACELESS}]"
-_PLAIN_TOKEN = re.compile(f"(?P<word>{_PLAIN}+(?:\\.{_PLAIN}+)*)|{_RUNS}")
 _PLAIN_WORD = re.compile(r"\w+")
 _HAS_JOIN = re.compile(f"[{_JOIN}]")
 DROP_CHARS: Final = _marks(_DROP_BLOCKS)
@@ -104,6 +100,24 @@ ASCII_TOKEN_BYTES = bytes(
 )
 # Where an identifier splits: underscores, and camelCase / HTTPServer case changes.
 _PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[^\W_a-zA-Z]+")
+
+
+@functools.cache
+def token_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The token regex, and the same without the joining marks (text that holds none, most
+    text, is split by one character class, about twice as fast, with the same tokens).
+
+    Compiled on the first non-ASCII text: their classes hold every CJK and Thai range, about
+    20 ms, which a process that only ever sees ASCII never pays at import.
+    """
+    token = re.compile(f"(?P<word>{_WORD_CHAR}+(?:\\.{_WORD_CHAR}+)*)|{_RUNS}")
+    return token, re.compile(f"(?P<word>{_PLAIN}+(?:\\.{_PLAIN}+)*)|{_RUNS}")
+
+
+@functools.cache
+def _cluster() -> re.Pattern[str]:
+    """A letter of a script written without spaces, with the marks on it (compiled on use)."""
+    return re.compile(f"[^{_CLUSTER_MARKS}][{_CLUSTER_MARKS}]*")
 
 
 def tokens_of(text: str) -> list[tuple[int, str]]:
@@ -119,7 +133,8 @@ def tokens_of(text: str) -> list[tuple[int, str]]:
         return out
     found: list[tuple[int, str]] = []
     text = normal(text)
-    for match in (TOKEN if _HAS_JOIN.search(text) else _PLAIN_TOKEN).finditer(text):
+    marked, plain = token_patterns()
+    for match in (marked if _HAS_JOIN.search(text) else plain).finditer(text):
         kind = match.lastindex or 1
         found.append((kind - 1, match.group(kind)))
     return found
@@ -143,7 +158,7 @@ def normal(text: str) -> str:
 
 
 def dotted(token: str) -> list[str]:
-    """Word characters and dots, as ``TOKEN`` finds them: single dots inside a token only."""
+    """Word characters and dots, as ``token_patterns`` find them: single dots inside a token."""
     return [piece for piece in re.split(r"\.\.+", token.strip(".")) if piece]
 
 
@@ -180,15 +195,15 @@ def cluster_grams(run: str) -> Iterable[str]:
     """``grams`` of a Thai, Lao, Khmer or Myanmar run, whose characters are clusters: a letter
     with the vowel signs and tone marks written on it ("ที่" is one), so no term is a mark."""
     if len(run) > _LONG_RUN:
-        return chain.from_iterable(_gram_pieces([m.group() for m in _CLUSTER.finditer(run)]))
-    units = _CLUSTER.findall(run)
+        return chain.from_iterable(_gram_pieces([m.group() for m in _cluster().finditer(run)]))
+    units = _cluster().findall(run)
     return (*units, *map(str.__add__, units, units[1:]))
 
 
 def gram_units(run: str, clusters: bool = False) -> list[str]:
     """The units ``grams`` (characters) or, with ``clusters``, ``cluster_grams`` (a letter with
     its marks) makes a run's terms of: each, and each pair of neighbours."""
-    return _CLUSTER.findall(run) if clusters else list(run)
+    return _cluster().findall(run) if clusters else list(run)
 
 
 def _gram_pieces(units: Sequence[str]) -> Iterator[Sequence[str]]:
