@@ -306,6 +306,40 @@ async def test_a_burst_wider_than_the_pacing_fills_the_journal_but_drops_nothing
     await memory.aclose()
 
 
+async def test_a_replay_batch_timed_out_by_a_short_stall_drops_nothing(
+    redis_server_factory: Factory,
+) -> None:
+    """A replay's batch that times out (Redis stalled a little past the timeout, as on a busy
+    machine) ends the replay as an outage does. Writers facing the full journal then went on
+    and dropped its oldest writes, with Redis answering again a moment later (seen in the full
+    suite beside other work: 3,000-17,500 of 50,000). They wait for the next probe, due
+    within half the timeout, and then for room: nothing is dropped."""
+    server, memory = await journalled_20k(redis_server_factory, max_journal=20_000)
+    assert await memory.get("old1") == {"v": 1}  # starts the recovery
+    await eventually(lambda: memory.get_backend_info()["journal_size"] < 20_000, within=60)
+
+    async def burst() -> None:
+        for page in range(5):
+            await asyncio.gather(*(memory.add(f"p{page}:{i}", {"v": i}) for i in range(2_000)))
+
+    writers = asyncio.create_task(burst())
+    for _ in range(3):  # (a busy loop's lateness is not held against a call: stall again)
+        with server.stalled():
+            await asyncio.sleep(0.7)  # the batch on its way times out (0.5 s): the replay ends
+        if "no reply within" in (memory.get_backend_info()["last_error"] or "") or writers.done():
+            break
+    async with asyncio.timeout(120):  # hang guard
+        await writers
+        assert await memory.flush()
+    info = memory.get_backend_info()
+    assert info["journal_dropped"] == 0, info
+    other = MemoryPrimitive(server.url, namespace=memory.namespace)
+    assert await other.size() == 20_000 + 10_000
+    await other.aclose()
+    await memory.clear()
+    await memory.aclose()
+
+
 async def test_aclose_replays_what_is_left(redis_server_factory: Factory) -> None:
     """aclose() awaits the background replay: the journal lands in Redis before it returns."""
     server = redis_server_factory()
