@@ -481,7 +481,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     size = args.size or (2_000 if args.quick else 100_000)
     sem_size = args.semantic_size or (1_000 if args.quick else 10_000)
-    processes, duration = (2, 3.0) if args.quick else (args.processes, args.duration)
+    processes, duration = (2, 1.0) if args.quick else (args.processes, args.duration)
     corpus = load_turns(size)
     qs = questions(corpus, 20 if args.quick else 200, sample=min(size, 100_000))
     rng = random.Random(SEED)

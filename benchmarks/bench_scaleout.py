@@ -71,7 +71,7 @@ from tta_dev_primitives.exceptions import BackendError
 BENCH = Path(__file__).resolve().parent
 MODES = ("replica", "redis", "raw")
 LIMIT = 10
-BURST, READERS, WRITERS = 8, 4, 2  # --quick: 3, 2, 2 (a smoke run on 2 busy cores)
+BURST, READERS, WRITERS = 8, 4, 2  # --quick: 2, 1, 1 (a smoke run on 2 busy cores)
 RAW_INDEX = "scaleout"
 RAW_PREFIX = "m:"
 LOAD_CHUNK = 5_000
@@ -794,7 +794,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.quick:
         args.duration, args.burst_questions = min(args.duration, 1.0), 2
-        args.burst, args.readers, args.writers = 3, 2, 2
+        args.burst, args.readers, args.writers = 2, 1, 1
         args.cluster_size = args.cluster_size and 2_000
     sizes = [2_000] if args.quick else (args.size or [100_000])
     out = (
