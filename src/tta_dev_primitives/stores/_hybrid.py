@@ -183,6 +183,8 @@ class HybridStore(Generic[B]):
         # A recovery's probe is on its way: its pulse exists for writers facing a full journal
         # to wait on (the others go on at once, as while no replay drains).
         self._probing = False
+        # The last recovery ended with the cap still lifted (``_recover``): the next may not.
+        self._spare_kept = False
         self._pace_lock = fork_safe(threading.Lock())
         # The wakeup task of the next probe while writes are journalled.
         self._wakeup: asyncio.Task[None] | None = None
@@ -977,8 +979,14 @@ class HybridStore(Generic[B]):
             # an outage that began just now. The next probe, at once, says which; until it
             # ends, what writers added past the cap while the replay drained is kept (it was
             # dropped the moment the batch failed: 7,000-8,500 of 30,000 with Redis answering
-            # again 0.2 s later).
-            spare = replay.replayed > 0 and isinstance(exc, BackendUnavailableError)
+            # again 0.2 s later). Once: twice running (a master stalled for good while the
+            # others answer) is an outage, and the cap bounds the journal again.
+            spare = (
+                not self._spare_kept
+                and replay.replayed > 0
+                and isinstance(exc, BackendUnavailableError)
+            )
+            self._spare_kept = spare
             self._failures += 1
             delay = 0.0 if spare else self.backoff.delay(self._failures)
             self._next_probe = self._clock() + delay
@@ -1001,6 +1009,7 @@ class HybridStore(Generic[B]):
             self._refusal = None
             self._degraded = False
             self._remote_ok = True
+            self._spare_kept = False
             self._failures = 0
             self._count_dead(replay.dead)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
