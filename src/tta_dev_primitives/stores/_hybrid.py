@@ -44,6 +44,7 @@ store itself (a fallback, dropped journal entries, dead letters, a recovery) is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -178,7 +179,7 @@ class HybridStore(Generic[B]):
         # While a replay drains into a Redis that answers (``_keep_pace``): an event set at
         # its next batch (then replaced), its hand-off or its end, None while no replay drains;
         # and how many more writes may go on before that next batch.
-        self._pulse: asyncio.Event | None = None
+        self._pulse: _Pulse | None = None
         self._pace_left = 0
         # A recovery's probe is on its way: its pulse exists for writers facing a full journal
         # to wait on (the others go on at once, as while no replay drains).
@@ -394,7 +395,6 @@ class HybridStore(Generic[B]):
         if self._pulse is None or recovery is None:
             return
         loop = asyncio.get_running_loop()
-        own = recovery.get_loop() is loop
         until = loop.time() + self.patience / 2
         seen, since = None, 0.0  # the batch waited for, and since when
         while (pulse := self._pulse) is not None:
@@ -408,7 +408,10 @@ class HybridStore(Generic[B]):
             elif loop.time() - since > self.patience:
                 return  # no batch for a timeout: the replay's loop is blocked (it never ends)
             wait = self.patience if full else until - loop.time()
-            if not own:
+            # Awaited only on the loop it was made on: the pulse may be a later recovery's,
+            # begun on another thread's loop since this call began (R37: "bound to a
+            # different event loop", raised out of add()).
+            if pulse.home is not loop:
                 await asyncio.sleep(min(_POLL, wait))
                 continue
             try:
@@ -436,8 +439,8 @@ class HybridStore(Generic[B]):
         self._probing = False
         self._journal.spare = True  # (writers wait for room instead: ``_keep_pace``)
         if self._pulse is not None:
-            self._pulse.set()
-        self._pulse = asyncio.Event()
+            self._pulse.wake()
+        self._pulse = _Pulse()
 
     def _end_pace(self, spare: bool = False) -> None:
         """The replay handed off, or ended: writers waiting go on, to Redis or the journal
@@ -446,7 +449,7 @@ class HybridStore(Generic[B]):
         self._probing = False
         self._journal.spare = spare
         if pulse is not None:
-            pulse.set()
+            pulse.wake()
 
     def _in_last_batch(self, key: str | None = None) -> bool:
         """The replay's last batch is on its way (and holds a write of ``key`` or a clear, if
@@ -820,7 +823,7 @@ class HybridStore(Generic[B]):
         task = running_loop().create_task(self._recover(), name="tta-memory-recovery")
         self._recovery = task
         if self._pulse is None:  # writers facing a full journal wait for the probe (_keep_pace)
-            self._pulse, self._probing = asyncio.Event(), True
+            self._pulse, self._probing = _Pulse(), True
         return task
 
     async def _drop_unstored(self, write: Write) -> None:
@@ -1191,6 +1194,22 @@ class SearchableHybrid(HybridStore[SearchableBackend]):
         self, query: Query, limit: int, scope: str | None
     ) -> Served[list[tuple[str, Any, float]]]:
         return await self._read(lambda b: b.search(query, limit, scope))
+
+
+class _Pulse(asyncio.Event):
+    """A replay's pulse (``_keep_pace``): awaited only by writers on the loop it was made on
+    (``home``), polled by the others; set on that loop, whichever thread sets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.home = asyncio.get_running_loop()
+
+    def wake(self) -> None:
+        if self.home is asyncio._get_running_loop():
+            self.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # its loop closed: no one waits on it
+                self.home.call_soon_threadsafe(self.set)
 
 
 async def _take_turn() -> None:
