@@ -186,6 +186,8 @@ class HybridStore(Generic[B]):
         self._probing = False
         # The last recovery ended with the cap still lifted (``_recover``): the next may not.
         self._spare_kept = False
+        # The last recovery found no Redis (no batch landed): writers stop waiting for probes.
+        self._probe_failed = False
         self._pace_lock = fork_safe(threading.Lock())
         # The wakeup task of the next probe while writes are journalled.
         self._wakeup: asyncio.Task[None] | None = None
@@ -387,9 +389,15 @@ class HybridStore(Generic[B]):
 
         A replay whose batch timed out after others had landed (a busy machine, most often)
         ends as an outage would, and probes again at once: with the journal full, a write
-        waits for that probe (and then for room, if it finds Redis answering) rather than
-        journal past the cap."""
-        if self._pulse is None and self._degraded and self._journal.full():
+        waits for a probe on its way up to half ``patience`` (and then for room, if it found
+        Redis answering) rather than journal past the cap. Not once a probe found no Redis:
+        in an outage writes do not wait for probes (R37: each waited its whole timeout)."""
+        if (
+            self._pulse is None
+            and self._degraded
+            and not self._probe_failed
+            and self._journal.full()
+        ):
             self._maybe_recover()  # if due: its probe's pulse is waited on below
         recovery = self._recovery
         if self._pulse is None or recovery is None:
@@ -399,7 +407,8 @@ class HybridStore(Generic[B]):
         seen, since = None, 0.0  # the batch waited for, and since when
         while (pulse := self._pulse) is not None:
             full = self._journal.full()
-            if self._probing and not full:
+            probing = self._probing  # (only a full journal waits for a probe: half patience)
+            if probing and (not full or self._probe_failed or loop.time() >= until):
                 return
             if not full and (self._take_pace() or loop.time() >= until):
                 return
@@ -407,7 +416,7 @@ class HybridStore(Generic[B]):
                 seen, since = pulse, loop.time()
             elif loop.time() - since > self.patience:
                 return  # no batch for a timeout: the replay's loop is blocked (it never ends)
-            wait = self.patience if full else until - loop.time()
+            wait = self.patience if full and not probing else until - loop.time()
             # Awaited only on the loop it was made on: the pulse may be a later recovery's,
             # begun on another thread's loop since this call began (R37: "bound to a
             # different event loop", raised out of add()).
@@ -418,7 +427,7 @@ class HybridStore(Generic[B]):
                 async with asyncio.timeout(wait):
                     await pulse.wait()
             except TimeoutError:
-                if not full:
+                if not full or probing:
                     return
 
     def _take_pace(self) -> bool:
@@ -990,6 +999,7 @@ class HybridStore(Generic[B]):
                 and isinstance(exc, BackendUnavailableError)
             )
             self._spare_kept = spare
+            self._probe_failed = replay.replayed == 0
             self._failures += 1
             delay = 0.0 if spare else self.backoff.delay(self._failures)
             self._next_probe = self._clock() + delay
@@ -1013,6 +1023,7 @@ class HybridStore(Generic[B]):
             self._degraded = False
             self._remote_ok = True
             self._spare_kept = False
+            self._probe_failed = False
             self._failures = 0
             self._count_dead(replay.dead)
             log.warning("memory backend recovered; replayed %d journalled writes", replayed)
@@ -1205,7 +1216,11 @@ class _Pulse(asyncio.Event):
         self.home = asyncio.get_running_loop()
 
     def wake(self) -> None:
-        if self.home is asyncio._get_running_loop():
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # (no loop runs in this thread)
+            running = None
+        if self.home is running:
             self.set()
         else:
             with contextlib.suppress(RuntimeError):  # its loop closed: no one waits on it
