@@ -285,6 +285,78 @@ async def test_writers_on_other_threads_loops_are_paced_too(
     await memory.aclose()
 
 
+def test_threads_loops_through_timed_out_batches_get_no_event_loop_error(
+    redis_server_factory: Factory,
+) -> None:
+    """A threaded server (each thread's requests on a loop of its own) with the journal past
+    its cap and Redis stalled a little past the timeout now and then: a batch times out after
+    others landed, and whichever thread's writer meets the full journal first starts the next
+    probe. Writers on the other loops awaited that probe's event, made on the wrong loop, and
+    ``add`` raised "bound to a different event loop" (review R37: a whole gather of 300 at a
+    time). Every write returns or is counted dropped; nothing is lost silently."""
+    import threading
+
+    cap, stop = 3_000, threading.Event()
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, redis_timeout=0.3, max_journal=cap)
+    errors: list[BaseException] = []
+    written = [0, 0, 0]
+
+    async def outage() -> None:
+        await memory.add("warm", {"v": 0})
+        server.kill()
+        for i in range(cap):
+            await memory.add(f"old{i}", {"v": i})
+
+    asyncio.run(outage())
+    server.start()
+
+    def requests(t: int) -> None:
+        async def serve() -> None:
+            i = 0
+            while not stop.is_set():
+                done = await asyncio.gather(
+                    *(memory.add(f"t{t}:{i + k}", {"v": k}) for k in range(300)),
+                    return_exceptions=True,
+                )
+                errors.extend(e for e in done if isinstance(e, BaseException))
+                i += 300
+            written[t] = i
+
+        asyncio.run(serve())
+
+    threads = [threading.Thread(target=requests, args=(t,)) for t in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(8):
+            time.sleep(0.4)
+            with server.stalled():
+                time.sleep(0.45)  # past the timeout: a batch on its way fails
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+
+    async def landed() -> tuple[int, int]:
+        for _ in range(300):  # (a probe may meet the end of a stall's timeout first)
+            if await memory.flush():
+                break
+            await asyncio.sleep(0.2)
+        other = MemoryPrimitive(server.url, namespace=memory.namespace)
+        size = await other.size()
+        await other.aclose()
+        dropped = memory.get_backend_info()["journal_dropped"]
+        await memory.clear()
+        await memory.aclose()
+        return size, dropped
+
+    size, dropped = asyncio.run(landed())
+    assert size + dropped == cap + sum(written)  # (the restarted server lost "warm")
+
+
 async def test_a_burst_wider_than_the_pacing_fills_the_journal_but_drops_nothing(
     redis_server_factory: Factory,
 ) -> None:
