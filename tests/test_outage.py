@@ -341,10 +341,7 @@ def test_threads_loops_through_timed_out_batches_get_no_event_loop_error(
     assert errors == []
 
     async def landed() -> tuple[int, int]:
-        for _ in range(300):  # (a probe may meet the end of a stall's timeout first)
-            if await memory.flush():
-                break
-            await asyncio.sleep(0.2)
+        await replayed(memory)  # (a probe may meet the end of a stall's timeout first)
         other = MemoryPrimitive(server.url, namespace=memory.namespace)
         size = await other.size()
         await other.aclose()

@@ -28,6 +28,7 @@ __all__ = [
     "LoopLock",
     "alive",
     "blocked_loop",
+    "call_on_its_loop",
     "cancel_on_its_loop",
     "finished_elsewhere",
     "fork_safe",
@@ -86,17 +87,21 @@ def alive(task: asyncio.Task[T] | None) -> TypeGuard[asyncio.Task[T]]:
     return not loop.is_closed() and not _orphaned(loop)
 
 
-def cancel_on_its_loop(task: asyncio.Task[Any]) -> bool:
-    """Cancel ``task`` on its own loop: at once if that is the running one (True: the caller
-    may await its end), else through that loop's thread (a loop closed meanwhile has nothing
-    left to cancel)."""
-    loop = task.get_loop()
+def call_on_its_loop(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> bool:
+    """Run ``callback`` on ``loop``: at once if that is the running one (True), else through
+    that loop's thread (a loop closed meanwhile has no one left to run it for)."""
     if loop is asyncio._get_running_loop():
-        task.cancel()
+        callback()
         return True
     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-        loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(callback)
     return False
+
+
+def cancel_on_its_loop(task: asyncio.Task[Any]) -> bool:
+    """Cancel ``task`` on its own loop (``call_on_its_loop``; True: the caller may await its
+    end)."""
+    return call_on_its_loop(task.get_loop(), task.cancel)
 
 
 def stranded(loop: asyncio.AbstractEventLoop) -> bool:

@@ -44,7 +44,6 @@ store itself (a fallback, dropped journal entries, dead letters, a recovery) is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -58,6 +57,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from tta_dev_primitives._blocked import (
     LoopLock,
     alive,
+    call_on_its_loop,
     cancel_on_its_loop,
     finished_elsewhere,
     fork_safe,
@@ -1216,15 +1216,7 @@ class _Pulse(asyncio.Event):
         self.home = asyncio.get_running_loop()
 
     def wake(self) -> None:
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # (no loop runs in this thread)
-            running = None
-        if self.home is running:
-            self.set()
-        else:
-            with contextlib.suppress(RuntimeError):  # its loop closed: no one waits on it
-                self.home.call_soon_threadsafe(self.set)
+        call_on_its_loop(self.home, self.set)
 
 
 async def _take_turn() -> None:
