@@ -351,8 +351,12 @@ class LocalCluster:
         self.cli = str(Path(binary).with_name("redis-cli"))
         self.masters, self.replicas = masters, replicas
         # No diskless-sync delay (5 s by default): a replica must be in sync before a test
-        # kills its master, or it has nothing to take over with.
-        extra = ("--cluster-enabled", "yes", "--cluster-node-timeout", "1500",
+        # kills its master, or it has nothing to take over with. A short node timeout makes a
+        # killed master's replica take over fast; without replicas no failover can come of it,
+        # and a node slow to answer pings on a busy machine (1.5 s) only took the whole cluster
+        # down ("The cluster is down", at a test's teardown): Redis's own default there.
+        timeout = "1500" if replicas else "15000"
+        extra = ("--cluster-enabled", "yes", "--cluster-node-timeout", timeout,
                  "--repl-diskless-sync-delay", "0")  # fmt: skip
         self.nodes = [
             RedisServer(binary, pick_port=free_cluster_port, appendonly=True, extra=extra)
