@@ -539,6 +539,42 @@ async def test_a_full_journal_drops_the_oldest_and_counts_them(
     await memory.aclose()
 
 
+async def test_writes_made_while_a_probe_of_a_stalled_redis_waits_are_capped_once_it_fails(
+    redis_server_factory: Factory,
+) -> None:
+    """While a probe is on its way the cap is lifted (whether Redis answers is not known yet:
+    a request's burst as Redis came back was dropped before its probe could answer). In an
+    outage that must not unbound the journal: Redis stalled, each probe waits the whole
+    timeout while 20 writers go on, and once a probe has failed the next write brings the
+    journal back to its cap, every write past it counted as dropped."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=100, redis_timeout=0.3)
+    written = 0
+
+    async def writer(number: int, until: float) -> None:
+        nonlocal written
+        while time.monotonic() < until:
+            written += 1
+            await memory.add(f"w{number}:{written}", {"v": written})
+            await asyncio.sleep(0.001)
+
+    await memory.add("warm", {"v": 0})
+    with server.stalled():
+        until = time.monotonic() + 2.0  # several probes of 0.3 s, and their back-off
+        async with asyncio.timeout(60):  # a hang guard
+            await asyncio.gather(*(writer(n, until) for n in range(20)))
+            assert not await memory.flush()  # a probe that found no Redis, at the end
+            await memory.add("last", {"v": -1})
+        info = memory.get_backend_info()
+    assert written > 1_000  # (the writers went on through the probes)
+    assert info["journal_size"] == 100
+    assert info["journal_dropped"] == written + 1 - 100
+    await replayed(memory)  # (resumed: the 100 newest reach Redis; and the write that
+    assert await memory.size() >= 1 + 100  # timed out as the stall began, maybe)
+    assert await memory.get("last") == {"v": -1}
+    await memory.aclose()
+
+
 async def test_the_journal_is_bounded_in_bytes(redis_server_factory: Factory) -> None:
     """max_journal_bytes caps the journal's estimated size."""
     server = redis_server_factory()

@@ -392,13 +392,10 @@ class HybridStore(Generic[B]):
         waits for a probe on its way up to half ``patience`` (and then for room, if it found
         Redis answering) rather than journal past the cap. Not once a probe found no Redis:
         in an outage writes do not wait for probes (R37: each waited its whole timeout)."""
-        if (
-            self._pulse is None
-            and self._degraded
-            and not self._probe_failed
-            and self._journal.full()
-        ):
-            self._maybe_recover()  # if due: its probe's pulse is waited on below
+        if self._pulse is None and self._degraded and self._journal.full():
+            # If due, before this write is journalled: the cap is lifted while it probes, and
+            # its pulse is waited on below (unless a probe found no Redis).
+            self._maybe_recover()
         recovery = self._recovery
         if self._pulse is None or recovery is None:
             return
@@ -833,6 +830,12 @@ class HybridStore(Generic[B]):
         self._recovery = task
         if self._pulse is None:  # writers facing a full journal wait for the probe (_keep_pace)
             self._pulse, self._probing = _Pulse(), True
+        # No cap while the probe is on its way either (as while the replay drains): whether
+        # Redis answers is not known yet, and writers facing a full journal go on after half a
+        # timeout, or at once once a probe found no Redis. Capped from here to the probe's
+        # answer, a request's 10,000 writes as Redis came back were dropped (acknowledged,
+        # Redis answering). A probe that finds no Redis brings the cap back (``_end_pace``).
+        self._journal.spare = True
         return task
 
     async def _drop_unstored(self, write: Write) -> None:
