@@ -102,25 +102,36 @@ def test_an_outage_in_one_invocation_is_replayed_in_a_later_one(
 
 
 @pytest.mark.redis
-def test_a_burst_in_the_requests_after_an_outage_with_a_full_journal_drops_nothing(
-    redis_server_factory: Callable[..., RedisServer],
+@pytest.mark.parametrize("threads", [1, 3])
+def test_bursts_in_the_requests_after_an_outage_with_a_full_journal_drop_nothing(
+    redis_server_factory: Callable[..., RedisServer], threads: int
 ) -> None:
     """Redis is back and the journal is full (an outage's writes up to ``max_journal``). Each
-    request writes 10,000 memories at once, in its own ``asyncio.run``. The last probe had
-    found no Redis, so those writers did not wait for the next one, and the cap dropped the
-    oldest journalled writes before that probe could answer: 8,400-10,000 acknowledged writes
-    a request, with Redis answering (48,999 of 62,001 in a run of six). The cap is lifted
-    while a probe is on its way, as while the replay drains: none is dropped, and Redis ends
-    with every write."""
+    request writes thousands of memories at once, in its own ``asyncio.run``: one after
+    another, or on three threads at once (a threaded server).
+
+    - The last probe had found no Redis, so those writers did not wait for the next one, and
+      the cap dropped the oldest journalled writes before that probe could answer:
+      8,400-10,000 acknowledged writes a request, Redis answering (48,999 of 62,001 in a run
+      of six requests). The due probe now starts before a write meets the full journal, and
+      no cap applies until it answers.
+    - A thread's request that ended cut its recovery short, and the cap came back while the
+      other threads wrote on: 2,000-24,000 of 26,000 dropped. The cap stays as the cut found
+      it, until the next recovery ends.
+
+    None is dropped, and Redis ends with every write."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url, max_journal=2_000, redis_timeout=1.0)
-    written = 0
+    written = [0]
 
     async def burst(count: int, session: str) -> None:
-        nonlocal written
         keys = [f"u{i % 50}:s{session}:{i}" for i in range(count)]
         await asyncio.gather(*(memory.add(k, {"text": f"turn {k} about hiking"}) for k in keys))
-        written += count
+        written.append(count)
+
+    def requests(thread: int) -> None:
+        for request in range(3 if threads == 1 else 2):
+            asyncio.run(burst(6_000 if threads == 1 else 3_000, f"t{thread}r{request}"))
 
     try:
         asyncio.run(burst(1, "before"))  # (connected: the outage below is one, not a refusal)
@@ -128,10 +139,14 @@ def test_a_burst_in_the_requests_after_an_outage_with_a_full_journal_drops_nothi
         asyncio.run(burst(2_000, "outage"))
         assert not asyncio.run(memory.flush())  # a probe found no Redis
         server.start()
-        for request in range(3):
-            asyncio.run(burst(10_000, f"r{request}"))
+        time.sleep(0.25)  # (a probe is due: until then this process knows only the outage)
+        if threads == 1:
+            requests(0)
+        else:
+            hung = threads_at_once([functools.partial(requests, t) for t in range(threads)])
+            assert not hung
         assert memory.get_backend_info()["journal_dropped"] == 0
-        assert asyncio.run(_size_once_replayed(memory, server.url)) == written
+        assert asyncio.run(_size_once_replayed(memory, server.url)) == sum(written)
     finally:
         asyncio.run(memory.aclose())
 

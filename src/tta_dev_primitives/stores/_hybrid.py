@@ -982,7 +982,7 @@ class HybridStore(Generic[B]):
         except Exception as exc:  # a background task must not die unseen
             if loop.is_closed():  # closed by the collector, whatever the closing raised: cut
                 stopped = asyncio.CancelledError()
-                self._cut_short()
+                spare = self._cut_short()
                 return False
             stopped = exc
             self._refusal = exc if isinstance(exc, BackendRefusedError) else None
@@ -1018,7 +1018,7 @@ class HybridStore(Generic[B]):
             # GeneratorExit: its loop was closed with it pending (a sync wrapper's
             # run_until_complete and close) and the collector closed it: cut as by a cancel.
             stopped = exc
-            self._cut_short()
+            spare = self._cut_short()
             raise
         else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
@@ -1040,13 +1040,19 @@ class HybridStore(Generic[B]):
             # ``asyncio.run`` ending cancels it): the next recovery replays only the rest.
             self.events.recovery_ended(token, Served(replay.replayed, remote.kind), stopped)
 
-    def _cut_short(self) -> None:
+    def _cut_short(self) -> bool:
         """A recovery cancelled (its loop ending, aclose) perhaps in the last batch, after
         ``_leave_degraded``: what is left must be replayed by a later recovery, which only a
-        degraded store starts (else flush says True and touch/delete go on without it)."""
+        degraded store starts (else flush says True and touch/delete go on without it).
+
+        True: the journal keeps what is past its cap, as the cut found it (neither Redis's
+        answer nor its absence was seen). Capped, the writers of other threads' loops, still
+        writing when one thread's ``asyncio.run`` ended with the recovery, had the oldest
+        dropped before the next call resumed it (85 of 26,000, Redis answering)."""
         if self._journal:
             self._degraded = True
             self._remote_ok = False
+        return self._journal.spare
 
     def _resume_stranded(self) -> None:
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing
