@@ -152,6 +152,87 @@ def test_bursts_in_the_requests_after_an_outage_with_a_full_journal_drop_nothing
 
 
 @pytest.mark.redis
+def test_requests_shorter_than_a_timeout_keep_a_stalled_outage_journal_capped(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Redis stalled for good; each request writes 500 memories at once under a framework's
+    request timeout (0.7 s) shorter than ``redis_timeout`` (1 s), so every request ends its
+    probe before it can answer. A cut probe keeps the cap lifted, and the journal grew without
+    bound (7,500 past a cap of 100 in 10 s: R39). Cut probes that waited a whole timeout with
+    no answer bring the cap back, as a failed probe does: what is past it is dropped, counted."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=100, redis_timeout=1.0)
+    written = [0]
+
+    async def request(number: int) -> None:
+        async def one(i: int) -> None:
+            await memory.add(f"r{number}:{i}", {"v": i})
+            written[0] += 1
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(500))), 0.7)
+
+    asyncio.run(memory.add("warm", {"v": 0}))
+    try:
+        with server.stalled():
+            asyncio.run(memory.add("first", {"v": 1}))  # its whole timeout: degraded
+            peak, until = 0, time.monotonic() + 6
+            number = 0
+            while time.monotonic() < until:
+                asyncio.run(request(number))
+                number += 1
+                peak = max(peak, memory.get_backend_info()["journal_size"])
+            info = memory.get_backend_info()
+        assert written[0] > 2_000  # (the requests went on writing)
+        assert peak < 100 + 2_000  # the cap, and what about a timeout's requests added
+        assert info["journal_dropped"] > written[0] - peak
+    finally:
+        asyncio.run(memory.aclose())
+
+
+@pytest.mark.redis
+def test_requests_shorter_than_a_timeout_are_served_while_redis_stays_stalled(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Redis stalled for good; each request writes 50 memories one after another within a
+    0.2 s budget (``redis_timeout`` 1 s). Each request's first call resumed the probe the last
+    request cut, and waited for it up to the timeout: cut in turn, no probe ever failed, and
+    no request wrote anything for as long as the stall lasted (R39). Cut probes that waited a
+    whole timeout count as a failed one: the next waits for its back-off, and requests write."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, redis_timeout=1.0)
+    served = [0, 0]  # requests that wrote all, requests in all
+
+    async def request(number: int) -> None:
+        async def work() -> None:
+            for i in range(50):
+                await memory.add(f"r{number}:{i}", {"v": i})
+
+        served[1] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(work(), 0.2)
+            served[0] += 1
+
+    asyncio.run(memory.add("warm", {"v": 0}))
+    try:
+        with server.stalled():
+            asyncio.run(memory.add("first", {"v": 1}))  # its whole timeout: degraded
+            until, number = time.monotonic() + 5, 0
+            while time.monotonic() < until:
+                asyncio.run(request(number))
+                number += 1
+            later = served[0]
+            until = time.monotonic() + 3  # (well after the first probes were cut)
+            while time.monotonic() < until:
+                asyncio.run(request(number))
+                number += 1
+        assert served[0] - later > 10
+        assert served[0] > served[1] / 2
+    finally:
+        asyncio.run(memory.aclose())
+
+
+@pytest.mark.redis
 @pytest.mark.parametrize("work", ["read", "write", "touch", "forget"])
 def test_short_invocations_after_an_outage_replay_its_journal(
     redis_server_factory: Callable[..., RedisServer], work: str

@@ -186,6 +186,11 @@ class HybridStore(Generic[B]):
         self._probing = False
         # The last recovery ended with the cap still lifted (``_recover``): the next may not.
         self._spare_kept = False
+        # How long probes cut short one after another (requests shorter than a timeout) have
+        # waited for Redis with no answer, and when the running one began waiting: once that
+        # adds up to ``patience``, they count as a failed probe (``_cut_short``).
+        self._unanswered = 0.0
+        self._probe_began: float | None = None
         # The last recovery found no Redis (no batch landed): writers stop waiting for probes.
         self._probe_failed = False
         self._pace_lock = fork_safe(threading.Lock())
@@ -443,6 +448,7 @@ class HybridStore(Generic[B]):
         with self._pace_lock:
             self._pace_left = PACE
         self._probing = False
+        self._unanswered, self._probe_began = 0.0, None  # Redis answered
         self._journal.spare = True  # (writers wait for room instead: ``_keep_pace``)
         if self._pulse is not None:
             self._pulse.wake()
@@ -977,6 +983,7 @@ class HybridStore(Generic[B]):
         stopped: BaseException | None = None  # why it ended with the remote not back
         spare = False  # the cap stays lifted until the next probe (see below)
         loop = asyncio.get_running_loop()
+        self._probe_began = self._clock()  # (running: a busy loop may start it late)
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
@@ -1002,6 +1009,7 @@ class HybridStore(Generic[B]):
                 and isinstance(exc, BackendUnavailableError)
             )
             self._spare_kept = spare
+            self._unanswered = 0.0  # (an answer: Redis gone, or a batch landed)
             self._probe_failed = replay.replayed == 0
             self._failures += 1
             delay = 0.0 if spare else self.backoff.delay(self._failures)
@@ -1052,6 +1060,22 @@ class HybridStore(Generic[B]):
         if self._journal:
             self._degraded = True
             self._remote_ok = False
+        began, self._probe_began = self._probe_began, None
+        if began is not None:  # cut while its probe waited (else it had answered: _paced)
+            self._unanswered += self._clock() - began
+        if self._unanswered >= self.patience:
+            # Probes cut short one after another (each request ended its own before it could
+            # answer) for a whole timeout, none answered: an outage, as a failed probe says.
+            # Kept lifted, the journal grew without bound (R39: 7,500 past a cap of 100 in
+            # 10 s, Redis stalled); capped, the next write drops what is past it, counted. And
+            # the next probe waits for its back-off: resumed at once, each request's first
+            # call waited for it up to ``patience`` and was cut in turn (R39: requests with a
+            # 0.2 s budget wrote nothing for as long as Redis stayed stalled).
+            self._unanswered = 0.0
+            self._probe_failed = True
+            self._failures += 1
+            self._next_probe = self._clock() + self.backoff.delay(self._failures)
+            return False
         return self._journal.spare
 
     def _resume_stranded(self) -> None:
