@@ -492,10 +492,12 @@ class RedisBackend(StorageBackend):
 
         await gather_all(*(run(group) for group in groups.values()))
         if failures:
-            if any(outcomes[position] is None for position, _ in failures):
-                # A failure of unknown outcome: the writes applied stay journalled too, sent
-                # again (a no-op if they landed), as ``_pipeline`` keeps them.
-                outcomes = [None if outcome else outcome for outcome in outcomes]
+            # Each write here went on its own, returning once a replica had it if its master
+            # has one (``Connection.write``): one applied is as safe as a write that returned,
+            # whatever failed in another partition, and leaves the journal. (Marked unknown
+            # beside a timeout, one stalled master kept every partition's writes journalled:
+            # the replay landed none while it was stalled, and past the cap the writes to the
+            # masters that answered were dropped; review R38.)
             answered(outcomes)
             raise min(failures, key=lambda failure: failure[0])[1]
 
