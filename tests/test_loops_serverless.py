@@ -130,8 +130,8 @@ def test_bursts_in_the_requests_after_an_outage_with_a_full_journal_drop_nothing
         written.append(count)
 
     def requests(thread: int) -> None:
-        for request in range(3 if threads == 1 else 2):
-            asyncio.run(burst(6_000 if threads == 1 else 3_000, f"t{thread}r{request}"))
+        for request in range(2):
+            asyncio.run(burst(5_000 if threads == 1 else 2_500, f"t{thread}r{request}"))
 
     try:
         asyncio.run(burst(1, "before"))  # (connected: the outage below is one, not a refusal)
