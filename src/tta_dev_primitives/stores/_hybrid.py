@@ -1053,10 +1053,11 @@ class HybridStore(Generic[B]):
         ``_leave_degraded``: what is left must be replayed by a later recovery, which only a
         degraded store starts (else flush says True and touch/delete go on without it).
 
-        True: the journal keeps what is past its cap, as the cut found it (neither Redis's
-        answer nor its absence was seen). Capped, the writers of other threads' loops, still
-        writing when one thread's ``asyncio.run`` ended with the recovery, had the oldest
-        dropped before the next call resumed it (85 of 26,000, Redis answering)."""
+        Whether the journal keeps what is past its cap: as the cut found it, neither Redis's
+        answer nor its absence having been seen (capped, the writers of other threads' loops,
+        writing on when one thread's ``asyncio.run`` ended with the recovery, had the oldest
+        dropped with Redis answering: up to 24,000 of 26,000). Unless the probes cut so have
+        waited a whole timeout between them with no answer: that is a failed probe."""
         if self._journal:
             self._degraded = True
             self._remote_ok = False
