@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +181,53 @@ def test_requests_shorter_than_a_timeout_keep_a_stalled_outage_journal_capped(
             number = 0
             while time.monotonic() < until:
                 asyncio.run(request(number))
+                number += 1
+                peak = max(peak, memory.get_backend_info()["journal_size"])
+            info = memory.get_backend_info()
+        assert written[0] > 2_000  # (the requests went on writing)
+        assert peak < 100 + 2_000  # the cap, and what about a timeout's requests added
+        assert info["journal_dropped"] > written[0] - peak
+    finally:
+        asyncio.run(memory.aclose())
+
+
+@pytest.mark.redis
+def test_sync_wrapper_requests_shorter_than_a_timeout_keep_a_stalled_outage_journal_capped(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """As above, each request run as a sync wrapper runs it: a new loop, ``run_until_complete``,
+    then ``close``, which leaves the recovery pending (not cancelled: ``_cut_short`` runs, if
+    ever, when the collector closes it, and by then the next recovery times its own probe).
+    Its probe's wait went uncounted, and the journal grew by each request's writes without
+    bound (R40: 4,499 past a cap of 100 in 6 s). A recovery found stranded is cut then."""
+    server = redis_server_factory()
+    memory = fast_recovery(server.url, max_journal=100, redis_timeout=1.0)
+    written = [0]
+
+    def run(coro: Any) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(coro)
+        finally:
+            loop.close()
+
+    async def request(number: int) -> None:
+        async def one(i: int) -> None:
+            await memory.add(f"r{number}:{i}", {"v": i})
+            written[0] += 1
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(500))), 0.7)
+
+    run(memory.add("warm", {"v": 0}))
+    try:
+        with server.stalled(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            run(memory.add("first", {"v": 1}))  # its whole timeout: degraded
+            peak, until = 0, time.monotonic() + 6
+            number = 0
+            while time.monotonic() < until:
+                run(request(number))
                 number += 1
                 peak = max(peak, memory.get_backend_info()["journal_size"])
             info = memory.get_backend_info()

@@ -191,6 +191,7 @@ class HybridStore(Generic[B]):
         # adds up to ``patience``, they count as a failed probe (``_cut_short``).
         self._unanswered = 0.0
         self._probe_began: float | None = None
+        self._probe_of: asyncio.Task[bool] | None = None  # the recovery ``_probe_began`` times
         # The last recovery found no Redis (no batch landed): writers stop waiting for probes.
         self._probe_failed = False
         self._pace_lock = fork_safe(threading.Lock())
@@ -448,7 +449,7 @@ class HybridStore(Generic[B]):
         with self._pace_lock:
             self._pace_left = PACE
         self._probing = False
-        self._unanswered, self._probe_began = 0.0, None  # Redis answered
+        self._unanswered, self._probe_began, self._probe_of = 0.0, None, None  # Redis answered
         self._journal.spare = True  # (writers wait for room instead: ``_keep_pace``)
         if self._pulse is not None:
             self._pulse.wake()
@@ -772,6 +773,7 @@ class HybridStore(Generic[B]):
 
     def _maybe_recover(self) -> asyncio.Task[bool] | None:
         """Start the background recovery if a probe is due and none is running (the task)."""
+        self._count_stranded()
         if self.recovering or self._clock() < self._next_probe:
             return None
         return self._start_recovery()
@@ -832,6 +834,7 @@ class HybridStore(Generic[B]):
                 self._start_recovery()
 
     def _start_recovery(self) -> asyncio.Task[bool]:
+        self._count_stranded()
         task = running_loop().create_task(self._recover(), name="tta-memory-recovery")
         self._recovery = task
         if self._pulse is None:  # writers facing a full journal wait for the probe (_keep_pace)
@@ -983,13 +986,15 @@ class HybridStore(Generic[B]):
         stopped: BaseException | None = None  # why it ended with the remote not back
         spare = False  # the cap stays lifted until the next probe (see below)
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         self._probe_began = self._clock()  # (running: a busy loop may start it late)
+        self._probe_of = me  # type: ignore[assignment]
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
             if loop.is_closed():  # closed by the collector, whatever the closing raised: cut
                 stopped = asyncio.CancelledError()
-                spare = self._cut_short()
+                spare = self._cut_short(me)
                 return False
             stopped = exc
             self._refusal = exc if isinstance(exc, BackendRefusedError) else None
@@ -1026,7 +1031,7 @@ class HybridStore(Generic[B]):
             # GeneratorExit: its loop was closed with it pending (a sync wrapper's
             # run_until_complete and close) and the collector closed it: cut as by a cancel.
             stopped = exc
-            spare = self._cut_short()
+            spare = self._cut_short(me)
             raise
         else:
             # No await since the journal was seen empty: no write can slip in unreplayed.
@@ -1043,12 +1048,13 @@ class HybridStore(Generic[B]):
                 await self._drop_outdated()
             return True
         finally:
-            self._end_pace(spare)
+            if self._recovery is me:  # (not one closed by the collector after the next began)
+                self._end_pace(spare)
             # What its batches sent counts even when it stopped part-way (a request's
             # ``asyncio.run`` ending cancels it): the next recovery replays only the rest.
             self.events.recovery_ended(token, Served(replay.replayed, remote.kind), stopped)
 
-    def _cut_short(self) -> bool:
+    def _cut_short(self, me: asyncio.Task[Any] | None) -> bool:
         """A recovery cancelled (its loop ending, aclose) perhaps in the last batch, after
         ``_leave_degraded``: what is left must be replayed by a later recovery, which only a
         degraded store starts (else flush says True and touch/delete go on without it).
@@ -1061,7 +1067,27 @@ class HybridStore(Generic[B]):
         if self._journal:
             self._degraded = True
             self._remote_ok = False
-        began, self._probe_began = self._probe_began, None
+        if self._count_cut(me):
+            return False
+        return self._journal.spare
+
+    def _count_stranded(self) -> None:
+        """The last recovery's loop was closed with it pending (a sync wrapper's
+        ``run_until_complete``, then ``close``): it is cut now, before another starts (the
+        collector closes it later, if ever, and by then ``_probe_began`` is the next one's).
+        Its probe's wait counts as ``_cut_short`` says; past ``patience`` the cap is back."""
+        last = self._recovery
+        if last is None or last.done() or alive(last) or self._probe_of is not last:
+            return
+        if self._count_cut(last):
+            self._end_pace()
+
+    def _count_cut(self, task: asyncio.Task[Any] | None) -> bool:
+        """Add the unanswered wait of ``task``'s probe, if ``_probe_began`` times it; True if
+        the cut probes have now waited ``patience`` in all: a failed probe (``_cut_short``)."""
+        if task is None or self._probe_of is not task:
+            return False  # answered, or counted already (found stranded)
+        began, self._probe_began, self._probe_of = self._probe_began, None, None
         if began is not None:  # cut while its probe waited (else it had answered: _paced)
             self._unanswered += self._clock() - began
         if self._unanswered >= self.patience:
@@ -1076,8 +1102,8 @@ class HybridStore(Generic[B]):
             self._probe_failed = True
             self._failures += 1
             self._next_probe = self._clock() + self.backoff.delay(self._failures)
-            return False
-        return self._journal.spare
+            return True
+        return False
 
     def _resume_stranded(self) -> None:
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing
