@@ -988,7 +988,7 @@ class HybridStore(Generic[B]):
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         self._probe_began = self._clock()  # (running: a busy loop may start it late)
-        self._probe_of = me  # type: ignore[assignment]
+        self._probe_of = me
         try:
             replayed = await replay.run()
         except Exception as exc:  # a background task must not die unseen
