@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -146,6 +146,30 @@ async def _all_there(url: str, ns: str, expected: dict[str, str]) -> None:
         await reader.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _closed_if_it_fails(memory: MemoryPrimitive) -> AsyncIterator[None]:
+    """If the block fails, ``memory`` is closed (its unsent writes let go): the failure is what
+    counts, not the close's ``UnsentWritesError``."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(UnsentWritesError):
+            await memory.aclose()
+        raise
+
+
+async def _replayed_and_all_there(
+    memory: MemoryPrimitive, url: str, ns: str, expected: dict[str, str]
+) -> None:
+    """Once the master is back: ``memory``'s journal replayed, ``memory`` closed, and every
+    memory of ``expected`` found in Redis by another process."""
+    try:
+        await replayed(memory)
+    finally:
+        await memory.aclose()
+    await _all_there(url, ns, expected)
+
+
 async def test_a_replica_engine_process_writes_to_serving_masters_with_one_stalled(
     partial_cluster: LocalCluster,
 ) -> None:
@@ -187,7 +211,7 @@ async def test_concurrent_adds_of_a_fresh_process_each_return_within_the_timeout
     with one_master_stalled(partial_cluster) as victim:
         assert any(_owner(partial_cluster, ns, key) == victim for key in keys)
         memory = MemoryPrimitive(url, namespace=ns, search_engine=engine, redis_timeout=TIMEOUT)
-        try:
+        async with _closed_if_it_fails(memory):
             async with asyncio.timeout(120):  # hang guard
                 await asyncio.gather(
                     *(memory.add(key, {"content": text}) for key, text in expected.items())
@@ -195,15 +219,7 @@ async def test_concurrent_adds_of_a_fresh_process_each_return_within_the_timeout
             # Every add returned, none after more than the set-up under way and its own.
             assert max(set_ups.spans, default=0) <= (0 if engine == "replica" else 2), set_ups.spans
             assert memory.get_backend_info()["journal_size"] > 0  # the stalled one's, at least
-        except BaseException:
-            with contextlib.suppress(UnsentWritesError):  # (the failure is what counts)
-                await memory.aclose()
-            raise
-    try:
-        await replayed(memory)
-    finally:
-        await memory.aclose()
-    await _all_there(url, ns, expected)
+    await _replayed_and_all_there(memory, url, ns, expected)
 
 
 async def test_a_busy_worker_s_calls_stay_bounded_through_replays_while_a_master_is_stalled(
@@ -221,7 +237,7 @@ async def test_a_busy_worker_s_calls_stay_bounded_through_replays_while_a_master
     expected: dict[str, str] = {}
     with one_master_stalled(partial_cluster):
         memory = fast_memory(url, ns)
-        try:
+        async with _closed_if_it_fails(memory):
             deadline = time.monotonic() + 8 * TIMEOUT
             n = 0
             async with asyncio.timeout(180):  # hang guard
@@ -234,15 +250,7 @@ async def test_a_busy_worker_s_calls_stay_bounded_through_replays_while_a_master
                     await asyncio.sleep(0.02)
             assert set_ups.started > 0  # (the engine was set up, and failed, meanwhile)
             assert max(set_ups.spans) <= 2, set_ups.spans
-        except BaseException:
-            with contextlib.suppress(UnsentWritesError):  # (the failure is what counts)
-                await memory.aclose()
-            raise
-    try:
-        await replayed(memory)
-    finally:
-        await memory.aclose()
-    await _all_there(url, ns, expected)
+    await _replayed_and_all_there(memory, url, ns, expected)
 
 
 def fast_memory(url: str, ns: str, **options: Any) -> MemoryPrimitive:
@@ -272,7 +280,7 @@ async def test_writes_to_the_serving_masters_are_replayed_while_another_master_i
         stalled = next(u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") == victim)
         serving = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") != victim][:40]
         expected = {f"{user}:s1:t": f"note {user}" for user in serving}
-        try:
+        async with _closed_if_it_fails(memory):
             async with asyncio.timeout(120):  # hang guard
                 await memory.add(f"{stalled}:s1:first", {"content": "on the stalled master"})
                 assert memory.get_backend_info()["degraded"]
@@ -287,12 +295,6 @@ async def test_writes_to_the_serving_masters_are_replayed_while_another_master_i
                 await reader.aclose()
             assert [value and value["content"] for value in found] == list(expected.values())
             assert memory.get_backend_info()["journal_dropped"] == 0
-        except BaseException:
-            with contextlib.suppress(UnsentWritesError):  # (the failure is what counts)
-                await memory.aclose()
-            raise
-    try:
-        await replayed(memory)
-    finally:
-        await memory.aclose()
-    await _all_there(url, ns, {**expected, f"{stalled}:s1:first": "on the stalled master"})
+    await _replayed_and_all_there(
+        memory, url, ns, {**expected, f"{stalled}:s1:first": "on the stalled master"}
+    )

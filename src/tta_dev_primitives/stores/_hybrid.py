@@ -1014,11 +1014,7 @@ class HybridStore(Generic[B]):
                 and isinstance(exc, BackendUnavailableError)
             )
             self._spare_kept = spare
-            self._unanswered = 0.0  # (an answer: Redis gone, or a batch landed)
-            self._probe_failed = replay.replayed == 0
-            self._failures += 1
-            delay = 0.0 if spare else self.backoff.delay(self._failures)
-            self._next_probe = self._clock() + delay
+            self._probe_later(found_none=replay.replayed == 0, at_once=spare)
             if self._journal:
                 self._arm_wakeup()
             if not isinstance(exc, BackendUnavailableError):
@@ -1098,12 +1094,20 @@ class HybridStore(Generic[B]):
             # the next probe waits for its back-off: resumed at once, each request's first
             # call waited for it up to ``patience`` and was cut in turn (R39: requests with a
             # 0.2 s budget wrote nothing for as long as Redis stayed stalled).
-            self._unanswered = 0.0
-            self._probe_failed = True
-            self._failures += 1
-            self._next_probe = self._clock() + self.backoff.delay(self._failures)
+            self._probe_later(found_none=True)
             return True
         return False
+
+    def _probe_later(self, *, found_none: bool, at_once: bool = False) -> None:
+        """A recovery that did not bring Redis back (it failed, or probes cut short added up to
+        a timeout): the next probe comes after the back-off, or at once with ``at_once``, and
+        the count of cut probes starts again. ``found_none``: no Redis answered (no batch
+        landed), so writers stop waiting for probes."""
+        self._unanswered = 0.0
+        self._probe_failed = found_none
+        self._failures += 1
+        delay = 0.0 if at_once else self.backoff.delay(self._failures)
+        self._next_probe = self._clock() + delay
 
     def _resume_stranded(self) -> None:
         """A recovery that ended in its last batch (after ``_leave_degraded``) without finishing
