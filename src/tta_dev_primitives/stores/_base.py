@@ -10,7 +10,7 @@ translating its client's own errors.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -25,6 +25,7 @@ __all__ = [
     "Delete",
     "Document",
     "NotServedNow",
+    "PartitionsUnavailableError",
     "Put",
     "SearchableBackend",
     "StorageBackend",
@@ -68,6 +69,20 @@ class NotServedNow(BackendUnavailableError):
     """The remote is up but cannot answer this one read now (its search engine is being set
     up again on a cluster's new layout): the read is served in-process, and the store stays
     on the remote, its other operations too. Not an outage."""
+
+
+class PartitionsUnavailableError(BackendUnavailableError):
+    """``apply`` could not reach the server of some of its writes' partitions
+    (``StorageBackend.partition_of``): those of ``partitions`` failed (their fate reported to
+    ``progress``) and the later writes of those partitions were not sent. Each write of any
+    other partition was applied (reported as such), or not sent because ``apply`` stopped.
+
+    A replay goes on with the other partitions' writes (``_recovery.Replay``): on a Redis
+    Cluster with one master stalled, those of the masters that answer still land."""
+
+    def __init__(self, message: str, *, partitions: frozenset[Hashable]) -> None:
+        super().__init__(message)
+        self.partitions = partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +208,14 @@ class StorageBackend(ABC):
             await send(self, write)
             if progress is not None:
                 progress(done + 1, done + 1)
+
+    def partition_of(self, key: str) -> Hashable | None:
+        """The partition of ``key``'s writes, for a replay: writes of different partitions are
+        independent (a server of one failing says nothing of another's, and only the order of
+        one partition's writes matters), and ``apply`` raises ``PartitionsUnavailableError``
+        naming the ones that failed. None (the default: one server, or the user's own backend):
+        every write depends on all the others, and a failure stops the replay."""
+        return None
 
     def bind(  # noqa: B027 (optional hook: in-process backends keep no versions)
         self,

@@ -47,7 +47,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from tta_dev_primitives._blocked import fork_safe
@@ -60,6 +60,7 @@ from tta_dev_primitives.exceptions import (
 from tta_dev_primitives.stores._base import (
     Clear,
     Delete,
+    PartitionsUnavailableError,
     Put,
     SearchableBackend,
     StorageBackend,
@@ -112,7 +113,7 @@ class Journalled:
     remote may hold it already.
     """
 
-    __slots__ = ("deadline", "disk", "flying", "sent", "seq", "size", "write")
+    __slots__ = ("deadline", "disk", "flying", "order", "sent", "seq", "size", "write")
 
     def __init__(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> None:
         self.write = write
@@ -122,6 +123,7 @@ class Journalled:
         self.disk = disk
         self.sent = False
         self.flying = False  # in the batch a replay is sending now (``Replay.run``)
+        self.order = 0  # when it was journalled: the journal's count of entries added
 
 
 class Journal:
@@ -152,6 +154,7 @@ class Journal:
         # that were sent with no reply seen: maybe stored, maybe lost (``lose``).
         self.unconfirmed = 0
         self.released: list[int] = []
+        self.added = 0  # entries added since the start (each entry's ``order``)
         self._lock = fork_safe(threading.Lock())  # held by each change, never across an await
 
     def __len__(self) -> int:
@@ -201,6 +204,8 @@ class Journal:
             if old is not None:
                 self._forget(old)
         self._entries[token] = entry
+        self.added += 1
+        entry.order = self.added
         self.bytes += entry.size
         self.disk_bytes += entry.disk
         dropped = 0
@@ -247,10 +252,25 @@ class Journal:
             released, self.released = self.released, []
         return released
 
-    def head(self, count: int) -> list[tuple[tuple[str, ...], Journalled]]:
-        """The oldest ``count`` entries, left in place until ``done``."""
+    def head(
+        self, count: int, passes: Callable[[Journalled], bool | None] | None = None
+    ) -> list[tuple[tuple[str, ...], Journalled]]:
+        """The oldest ``count`` entries, left in place until ``done``; with ``passes``, the
+        oldest ``count`` it lets pass (True), past those it holds back (False), up to the first
+        it stops at (None)."""
         with self._lock:  # (another thread's loop may journal a write meanwhile)
-            return list(itertools.islice(self._entries.items(), count))
+            if passes is None:
+                return list(itertools.islice(self._entries.items(), count))
+            taken: list[tuple[tuple[str, ...], Journalled]] = []
+            for item in self._entries.items():
+                verdict = passes(item[1])
+                if verdict is None:
+                    break
+                if verdict:
+                    taken.append(item)
+                    if len(taken) >= count:
+                        break
+            return taken
 
     def fly(
         self, batch: Sequence[tuple[tuple[str, ...], Journalled]]
@@ -370,18 +390,25 @@ class Replay:
         )
         self.dead = 0  # entries refused by the remote for their data, in this run
         self.replayed = 0
+        # Partitions that failed in this run (``_hold``), the first such failure, and the
+        # journal's count of entries added when it came (``_passes``).
+        self.held: set[Hashable] = set()
+        self.failure: PartitionsUnavailableError | None = None
+        self.until = 0
 
     async def run(self) -> int:
         """Replay until the journal is empty; the number of writes sent.
 
         Raises ``BackendUnavailableError`` if the remote fails meanwhile (what was not sent
-        stays in the journal).
+        stays in the journal). A failure of some partitions only (``PartitionsUnavailableError``)
+        is raised once the other partitions' writes are sent (``_hold``).
         """
         await self.remote.probe()
         if self.on_progress is not None:
             self.on_progress()  # the remote answers: the journal drains from here
         journal = self.journal
         caught_up = not isinstance(self.remote, SearchableBackend)
+        self.held, self.failure = set(), None
         while journal or (self.file is not None and self.file.busy):
             if not journal:
                 # A write made while degraded is still being appended to the file: it joins
@@ -389,47 +416,28 @@ class Replay:
                 assert self.file is not None
                 await self.file.settle()
                 continue
-            batch = journal.head(self.batch)
-            if len(batch) == len(journal) and self.on_final is not None:
-                if not caught_up:
-                    # The replica (if any) reads the replayed writes now, not in a caller's
-                    # search; once: writes made meanwhile joined the journal, so the batch is
-                    # taken again, and the replica reads those few at the next search. (A
-                    # second catch-up made every write after ``on_final`` wait for it: R10.)
-                    assert isinstance(self.remote, SearchableBackend)
-                    await self.remote.catch_up()
-                    caught_up = True
-                    batch = journal.head(self.batch)
-                if len(batch) == len(journal):
-                    self.on_final()
-            # Taken: from here the cap does not drop (and count as lost) what this batch sends;
-            # one another thread's writer dropped since ``head`` is left out.
-            batch = journal.fly(batch)
-            writes = self._replayable([entry for _, entry in batch])
-            sending = _Sending(journal, batch)
-            finished = False
-            try:
-                if _reports_progress(self.remote):
-                    await self.remote.apply(writes, progress=sending)
-                else:  # a backend of the user's, whose apply predates ``progress``
-                    sending(len(writes), 0)
-                    await self.remote.apply(writes)
-                    sending(len(writes), len(writes))
-                finished = True
-            except (BackendUnavailableError, BackendRefusedError):
-                raise  # the journal keeps the rest: a full or locked Redis is retried later
-            except BackendError:
-                done = sending.confirmed
-                await self._one_by_one(batch[done:], writes[done:])
-                finished = True
-            finally:
-                for _, entry in batch:
-                    entry.flying = False
-                if not finished:  # stopped part-way (cancelled, say): count what it applied
-                    self.replayed += sending.left
-            journal.done(batch)
-            self.replayed += len(batch)
-            if self.on_progress is not None:
+            if self.failure is not None:
+                batch = journal.head(self.batch, self._passes)
+                if not batch:  # what is left waits for a partition that failed
+                    raise self.failure
+            else:
+                batch = journal.head(self.batch)
+                if len(batch) == len(journal) and self.on_final is not None:
+                    if not caught_up:
+                        # The replica (if any) reads the replayed writes now, not in a caller's
+                        # search; once: writes made meanwhile joined the journal, so the batch
+                        # is taken again, and the replica reads those few at the next search.
+                        # (A second catch-up made every write after ``on_final`` wait for it:
+                        # R10.)
+                        assert isinstance(self.remote, SearchableBackend)
+                        await self.remote.catch_up()
+                        caught_up = True
+                        batch = journal.head(self.batch)
+                    if len(batch) == len(journal):
+                        self.on_final()
+            before = self.replayed
+            await self._send(batch)
+            if self.replayed > before and self.on_progress is not None:
                 self.on_progress()
             if self.file is not None:
                 with contextlib.suppress(JournalError):  # a lost marker: a no-op replay later
@@ -438,14 +446,85 @@ class Replay:
                 log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
         return self.replayed
 
+    async def _send(self, batch: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
+        """Send one batch; what it applied leaves the journal. A failure of some partitions
+        only is held (``_hold``); any other failure to reach the remote is raised."""
+        journal = self.journal
+        # Taken: from here the cap does not drop (and count as lost) what this batch sends;
+        # one another thread's writer dropped since ``head`` is left out.
+        batch = journal.fly(batch)
+        writes = self._replayable([entry for _, entry in batch])
+        sending = _Sending(journal, batch)
+        answered: Sequence[tuple[tuple[str, ...], Journalled]] = ()
+        try:
+            if _reports_progress(self.remote):
+                await self.remote.apply(writes, progress=sending)
+            else:  # a backend of the user's, whose apply predates ``progress``
+                sending(len(writes), 0)
+                await self.remote.apply(writes)
+                sending(len(writes), len(writes))
+            answered = batch
+        except PartitionsUnavailableError as exc:
+            self._hold(exc)  # (what it applied left the journal as it was confirmed)
+        except (BackendUnavailableError, BackendRefusedError):
+            raise  # the journal keeps the rest: a full or locked Redis is retried later
+        except BackendError:
+            done = sending.confirmed
+            held = {id(entry) for entry in await self._one_by_one(batch[done:], writes[done:])}
+            answered = [item for item in batch if id(item[1]) not in held]
+        finally:
+            for _, entry in batch:
+                entry.flying = False
+            if not answered:  # stopped part-way (cancelled, say): count what it applied
+                self.replayed += sending.left
+        journal.done(answered)
+        self.replayed += len(answered)
+
+    def _hold(self, exc: PartitionsUnavailableError) -> None:
+        """Some partitions failed: their writes stay journalled, in order, none sent for the
+        rest of this run (a key's later write never lands before its earlier one), and the run
+        goes on with the other partitions' writes, those journalled up to now, as far as a
+        clear (which spans all partitions); then ``exc`` (the first such) is raised. Raised at
+        once if it names no partition not already held (nothing more could be sent)."""
+        if exc.partitions <= self.held:
+            raise exc
+        if self.failure is None:
+            self.failure = exc
+            self.until = self.journal.added
+        self.held |= exc.partitions
+        log.debug("replaying the other partitions' writes; %d failed: %s", len(self.held), exc)
+
+    def _passes(self, entry: Journalled) -> bool | None:
+        """Whether a run holding failed partitions (``_hold``) sends ``entry``: not if its
+        partition failed (False); it stops (None) at a clear, a write of no partition (it
+        depends on all), or one journalled since the first failure (the run ends)."""
+        write = entry.write
+        if isinstance(write, Clear) or entry.order > self.until:
+            return None
+        partition = self.remote.partition_of(write.key)
+        return None if partition is None else partition not in self.held
+
     async def _one_by_one(
         self, batch: Sequence[tuple[tuple[str, ...], Journalled]], writes: Sequence[Write]
-    ) -> None:
-        """Send each write alone; the ones refused for their data become dead letters."""
+    ) -> list[Journalled]:
+        """Send each write alone; the ones refused for their data become dead letters. The
+        entries held back (``_hold``, ``_passes``) are returned: they stay journalled."""
+        held: list[Journalled] = []
+        stopped = False
         for entry, write in zip(batch, writes, strict=True):
+            if self.failure is not None:
+                verdict = None if stopped else self._passes(entry[1])
+                stopped = verdict is None
+                if not verdict:
+                    held.append(entry[1])
+                    continue
             entry[1].sent = True
             try:
                 await self.remote.apply([write])  # a stale write is reported, not raised
+            except PartitionsUnavailableError as exc:
+                self._hold(exc)
+                held.append(entry[1])
+                continue
             except (BackendUnavailableError, BackendRefusedError):
                 raise
             except BackendError as exc:
@@ -460,6 +539,7 @@ class Replay:
                     type(write).__name__.lower(), getattr(write, "key", None), exc,
                 )  # fmt: skip
             self.journal.done([entry])  # answered: applied, reported stale, or refused
+        return held
 
     def _replayable(self, batch: Sequence[Journalled]) -> list[Write]:
         """Writes with TTLs shortened by the time spent in the journal; expired puts delete."""

@@ -13,7 +13,7 @@ must act: an ACL, maxmemory, a key of the wrong type), as ``connection`` transla
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from functools import partial
 from typing import Any, ClassVar, Protocol
 
@@ -23,6 +23,7 @@ from redis import exceptions as rexc
 from tta_dev_primitives._checks import check_count, check_namespace, check_seconds
 from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
+    BackendRefusedError,
     BackendUnavailableError,
     IncompleteOperationError,
     StaleWriteError,
@@ -32,6 +33,7 @@ from tta_dev_primitives.stores._base import (
     Clear,
     Delete,
     Document,
+    PartitionsUnavailableError,
     Put,
     StorageBackend,
     Write,
@@ -146,6 +148,12 @@ class RedisBackend(StorageBackend):
             self.on_stale(exc, key)
 
     # -- the seam ------------------------------------------------------------------------------
+
+    def partition_of(self, key: str) -> Hashable | None:
+        """On a cluster, ``key``'s partition (its base): each on its own hash slot, so on a
+        master that may fail while the others answer (``_apply_per_partition``). On one server
+        every partition fails with it: None."""
+        return self.layout.base(key) if self.connection.cluster else None
 
     async def put(
         self, key: str, payload: Any, ttl: float | None = None, *, version: str = ""
@@ -469,7 +477,9 @@ class RedisBackend(StorageBackend):
     ) -> None:
         """On a cluster: each partition's writes in order, partitions concurrently. A
         partition stops at its first failure, the others go on; then ``answered`` hears each
-        write's fate (``_pipeline``) and the first failure in order is raised."""
+        write's fate (``_pipeline``) and the first failure in order is raised: as a
+        ``PartitionsUnavailableError`` naming the partitions that could not be reached if it
+        is one of those (and no other partition was refused by an operator's setting)."""
         groups: dict[str, list[int]] = {}
         for position, write in enumerate(writes):
             groups.setdefault(self.layout.base(write.key), []).append(position)
@@ -499,7 +509,21 @@ class RedisBackend(StorageBackend):
             # the replay landed none while it was stalled, and past the cap the writes to the
             # masters that answered were dropped; review R38.)
             answered(outcomes)
-            raise min(failures, key=lambda failure: failure[0])[1]
+            first = min(failures, key=lambda failure: failure[0])[1]
+            if isinstance(first, BackendUnavailableError) and not any(
+                isinstance(exc, BackendRefusedError) for _, exc in failures
+            ):
+                # Which partitions could not be reached: a replay goes on with the others'
+                # writes (the journal's later ones too), while a stalled master keeps its own
+                # (review R40: once the journal's oldest chunk held only the stalled master's
+                # writes, every replay timed out on it and landed nothing else).
+                unreachable = frozenset(
+                    self.layout.base(writes[position].key)
+                    for position, exc in failures
+                    if isinstance(exc, BackendUnavailableError)
+                )
+                raise PartitionsUnavailableError(str(first), partitions=unreachable) from first
+            raise first
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """Every live memory of the namespace, partition by partition, oldest write first.
