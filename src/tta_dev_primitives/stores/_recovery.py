@@ -32,6 +32,17 @@ not sent, and the hybrid probes again later. A replayed write older than what Re
 not applied; the remote reports it (``bind``) and the hybrid counts it and drops its in-process
 copy.
 
+On a remote whose writes fall in partitions that fail apart (``StorageBackend.partition_of``:
+a Redis Cluster's, each on the master of its hash slot), a failure of some of them
+(``PartitionsUnavailableError``) does not stop the run at once: their writes stay journalled,
+in order, and none of them is sent for the rest of the run (a key's later write never lands
+before its earlier one), while the run sends the other partitions' writes of the journal as it
+was then, batch after batch, as far as a clear (it spans every partition: nothing after it
+passes); then it raises the first such failure. ``on_final`` is not called while a partition
+is held, so the store stays in its outage until their writes land too. (Stopping at the first
+failure, a stalled master whose writes filled the journal's first chunk kept every other
+master's journalled for as long as it was stalled: review R40.)
+
 The remote reports each chunk of a batch as sent and as applied (``ApplyProgress``): an entry
 leaves the journal as soon as its chunk's reply is in, and an entry whose chunk was sent with no
 reply seen (the run cancelled with its event loop, or failed) is marked ``sent`` until a later
@@ -386,6 +397,7 @@ class Replay:
         self.failure: PartitionsUnavailableError | None = None
         self._rest: list[tuple[tuple[str, ...], Journalled]] = []
         self._cursor = 0
+        self.handed_off = False  # ``on_final`` was called: callers wait for this batch
 
     async def run(self) -> int:
         """Replay until the journal is empty; the number of writes sent.
@@ -426,16 +438,28 @@ class Replay:
                         batch = journal.head(self.batch)
                     if len(batch) == len(journal):
                         self.on_final()
+                        self.handed_off = True
             before = self.replayed
-            await self._send(batch)
+            try:
+                await self._send(batch)
+            except BackendError:
+                # What the batch applied before it failed is marked done in the file too: a
+                # stalled master's failure left the others' writes to be sent again by the
+                # next process (no-ops, their versions older than what stands).
+                await self._release()
+                raise
             if self.replayed > before and self.on_progress is not None:
                 self.on_progress()
-            if self.file is not None:
-                with contextlib.suppress(JournalError):  # a lost marker: a no-op replay later
-                    await self.file.release(journal.take_released())
+            await self._release()
             if journal:
                 log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
         return self.replayed
+
+    async def _release(self) -> None:
+        """Mark done in the durable file the records of the entries that left the journal."""
+        if self.file is not None:
+            with contextlib.suppress(JournalError):  # a lost marker: a no-op replay later
+                await self.file.release(self.journal.take_released())
 
     async def _send(self, batch: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
         """Send one batch; what it applied leaves the journal. A failure of some partitions
@@ -476,8 +500,11 @@ class Replay:
         rest of this run (a key's later write never lands before its earlier one), and the run
         goes on with the other partitions' writes, those journalled up to now, as far as a
         clear (which spans all partitions); then ``exc`` (the first such) is raised. Raised at
-        once if it names no partition not already held (nothing more could be sent)."""
-        if exc.partitions <= self.held:
+        once if it names no partition not already held (nothing more could be sent), or in the
+        last batch, after ``on_final``."""
+        if self.handed_off or exc.partitions <= self.held:
+            # (After the hand-off, callers wait for the last batch: they wait no longer for
+            # the rest of it, which the next run sends.)
             raise exc
         if self.failure is None:
             self.failure = exc
