@@ -298,3 +298,64 @@ async def test_writes_to_the_serving_masters_are_replayed_while_another_master_i
     await _replayed_and_all_there(
         memory, url, ns, {**expected, f"{stalled}:s1:first": "on the stalled master"}
     )
+
+
+async def test_the_serving_masters_writes_land_past_replay_chunks_of_a_stalled_master_s(
+    partial_cluster: LocalCluster,
+) -> None:
+    """The journal's oldest writes, more than a replay chunk's (``_REPLAY_CHUNK``), even more
+    than a batch's, are all on the stalled master: each replay still lands the writes to the
+    masters that answer, the same keys written again round after round (each round's land
+    while the master stays stalled). Before, every replay's first chunk timed out on the
+    stalled master and landed nothing else (review R40). Once it is back, every key holds its
+    last write, none dropped, dead or duplicated."""
+    from tta_dev_primitives.stores._hybrid import REPLAY_BATCH
+    from tta_dev_primitives.stores._redis.backend import _REPLAY_CHUNK
+
+    ns = namespace()
+    url = partial_cluster.url
+    memory = fast_memory(url, ns)
+    await memory.add("u0:s1:warm", {"content": "warm"})  # (the Query Engine set up)
+    with one_master_stalled(partial_cluster) as victim:
+        users = [f"u{i}" for i in range(300)]
+        stalled_users = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") == victim]
+        serving = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") != victim][:60]
+        on_stalled = [f"{stalled_users[i % len(stalled_users)]}:s1:k{i}"
+                      for i in range(REPLAY_BATCH + _REPLAY_CHUNK)]  # fmt: skip
+        on_serving = [f"{user}:s1:t" for user in serving]
+        expected: dict[str, str] = {}
+        async with _closed_if_it_fails(memory):
+            async with asyncio.timeout(240):  # hang guard
+                for round_ in range(3):
+                    # The stalled master's first, then the others', interleaved by key: the
+                    # journal's head is the stalled master's, more than a batch of it.
+                    for key in on_stalled:
+                        expected[key] = f"round {round_} of {key}"
+                        await memory.add(key, {"content": expected[key]})
+                    assert memory.get_backend_info()["degraded"]
+                    for key in on_serving:
+                        expected[key] = f"round {round_} of {key}"
+                        await memory.add(key, {"content": expected[key]})
+                    # Replays go on in the background; each lands the serving masters' writes.
+                    await eventually(
+                        lambda: memory.get_backend_info()["journal_size"] == len(on_stalled), 60
+                    )
+                    reader = MemoryPrimitive(url, namespace=ns, search_engine="replica",
+                                             redis_timeout=10)  # fmt: skip
+                    try:
+                        found = await asyncio.gather(*(reader.get(key) for key in on_serving))
+                    finally:
+                        await reader.aclose()
+                    assert [value and value["content"] for value in found] == [
+                        expected[key] for key in on_serving
+                    ]
+            info = memory.get_backend_info()
+            assert info["journal_dropped"] == 0, info
+            assert info["dead_letters"] == 0, info
+    try:
+        await replayed(memory)
+        assert await memory.size() == 1 + len(expected)  # (nothing twice)
+        assert memory.get_backend_info()["journal_dropped"] == 0
+    finally:
+        await memory.aclose()
+    await _all_there(url, ns, {"u0:s1:warm": "warm", **expected})
