@@ -88,6 +88,7 @@ from tta_dev_primitives._blocked import (
     running_loop,
     stranded,
 )
+from tta_dev_primitives._gather import gather_all
 from tta_dev_primitives.exceptions import (
     BackendError,
     BackendRefusedError,
@@ -756,8 +757,13 @@ class QueryEngine:
         have it, "dims": the vector size all have (None if one lacks the field), "indexing":
         one is still indexing documents it found}``; None without an engine (or not for us)."""
         shards = self.shards(client, fresh=True)
-        infos = [await index_info(client, shard) for shard in shards]
-        if any(info is None for info in infos):
+        try:
+            # All at once, and the first master without the engine is the verdict: a cluster
+            # with one master stalled then still learns there is none from the others (each
+            # asked in turn, the stalled one failed every write of a process started meanwhile
+            # in its set-up, replays included: review R38).
+            infos = await gather_all(*(_with_engine(client, shard) for shard in shards))
+        except _NoEngine:
             return None
         if self.cluster:
             await self._check_names(shards)
@@ -1039,3 +1045,16 @@ class QueryEngine:
             args += [key, str(seq), terms_text(terms), scope_tags(key, terms), width,
                      doc_length(terms), names_text(terms)]  # fmt: skip
         return args
+
+
+class _NoEngine(Exception):
+    """A server without the Query Engine (or not one this user may use): ``_infos``'s verdict,
+    whatever the others would say."""
+
+
+async def _with_engine(client: Any, shard: Shard) -> dict[str, Any]:
+    """``index_info`` of one server; ``_NoEngine`` if it has no engine."""
+    info = await index_info(client, shard)
+    if info is None:
+        raise _NoEngine
+    return info
