@@ -30,7 +30,9 @@ common (among the 600 most frequent non-stop words), plus first names.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
 import re
 from collections import Counter
@@ -151,13 +153,39 @@ class Corpus:
         return self.turns[index][0].split(":", 1)[0]
 
 
+#: The conversations' texts, parsed once from the package's 40 MB ``dataset.json`` and kept
+#: (13 MB, read in a few ms): parsing the package's file took ~1 s each time a corpus loaded.
+CACHE = Path(__file__).resolve().parent / "results" / "cache"
+
+
+@functools.cache
 def _chitchat_conversations() -> list[list[str]] | None:
-    """Each conversation as its turns' texts, or None if the package is not installed."""
+    """Each conversation as its turns' texts, or None if the package is not installed.
+    Cached in this process and on disk, keyed by the package file's size and mtime."""
     try:
         import chitchat_dataset  # type: ignore[import-untyped]
     except ImportError:
         return None
     path = Path(chitchat_dataset.__file__).with_name("dataset.json")
+    stat = path.stat()
+    # (Bump the version when _parse_chitchat changes what it keeps.)
+    cached = CACHE / f"chitchat-turns-v1-{stat.st_size}-{stat.st_mtime_ns}.json"
+    try:
+        return list(json.loads(cached.read_text()))
+    except (OSError, ValueError):
+        pass
+    conversations = _parse_chitchat(path)
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(conversations))
+        tmp.replace(cached)  # whole or not at all, for a process reading it meanwhile
+    except OSError:
+        pass
+    return conversations
+
+
+def _parse_chitchat(path: Path) -> list[list[str]]:
     data = json.loads(path.read_text())
     conversations = []
     for conversation in data.values():
