@@ -9,6 +9,7 @@ random clustered vectors, saying so.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from typing import Any
@@ -21,9 +22,12 @@ CHUNK = 5_000
 
 
 def _embedder() -> Any:
+    """The MiniLM embedder, or None without sentence-transformers or the model. The package is
+    looked for, not imported: importing it (torch) takes seconds, and the embedder imports it
+    itself only for texts missing from the cache."""
     try:
-        import sentence_transformers  # noqa: F401
-
+        if importlib.util.find_spec("sentence_transformers") is None:
+            return None
         from _embed import Embedder, model_path
 
         model_path()
