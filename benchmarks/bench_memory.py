@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import random
 import statistics
@@ -58,10 +59,12 @@ def make_vocabulary(rng: random.Random, size: int = 20_000) -> list[str]:
 def make_memories(n: int, rng: random.Random) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """``n`` conversation turns: 12-30 Zipf-distributed words, keys per user and session."""
     vocab = make_vocabulary(rng)
-    weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
+    # Cumulative weights, summed once: ``choices(weights=...)`` sums all 20,000 on every call
+    # (the same words come out either way).
+    cum_weights = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(vocab))))
     items = []
     for i in range(n):
-        words = rng.choices(vocab, weights=weights, k=rng.randint(12, 30))
+        words = rng.choices(vocab, cum_weights=cum_weights, k=rng.randint(12, 30))
         user, session = f"u{i % 1000}", f"s{(i // 1000) % 5}"
         key = create_memory_key(user, session, {"turn": i})
         items.append(
