@@ -63,7 +63,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _children import Child
+from _children import Child, start_all
 from _timing import bench_main, percentiles
 from tta_dev_primitives import MemoryPrimitive
 from tta_dev_primitives.exceptions import BackendError
@@ -257,7 +257,8 @@ async def write_steadily(s: Ours | Raw, spec: dict[str, Any], go: dict[str, Any]
 
 
 def children(specs: list[dict[str, Any]], message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Start every child, then say go to all at once, then collect."""
+    """Start every child, then say go to all at once, then collect. One after another, not
+    ``start_all``: a burst's bystander is already sampling while they start."""
     started = [Child(__file__, spec) for spec in specs]
     for child in started:
         child.go(message)
@@ -473,12 +474,25 @@ async def warm(s: Ours | Raw, qs: list[str], users: list[str]) -> dict[str, Any]
 
 async def cold(raw: Any, url: str, mode: str, q: str, user: str | None) -> dict[str, Any]:
     """A fresh process's first search: wall, CPU, RSS growth, bytes the server sent."""
-    before = await sent_bytes(raw)
-    [result] = await asyncio.to_thread(lambda: children(
-        [spec(url, mode, "cold", [q], [user], DEFAULT_TIMEOUT)], {}))  # fmt: skip
-    result["server_sent_mb"] = (await sent_bytes(raw) - before) / 2**20
-    result["hits"] = len(result.pop("answers")[0])
+    [result] = await colds(raw, url, mode, [(q, user)])
     return result
+
+
+async def colds(raw: Any, url: str, mode: str, asks: list[tuple[str, str | None]]
+                ) -> list[dict[str, Any]]:  # fmt: skip
+    """``cold`` of each question: the fresh processes start together (until ready, a process
+    has only built its searcher: no call to the server), then search one after another."""
+    started = await asyncio.to_thread(start_all, __file__, [
+        spec(url, mode, "cold", [q], [user], DEFAULT_TIMEOUT) for q, user in asks])  # fmt: skip
+    out = []
+    for child in started:
+        before = await sent_bytes(raw)
+        child.go({})
+        result = await asyncio.to_thread(child.result)
+        result["server_sent_mb"] = (await sent_bytes(raw) - before) / 2**20
+        result["hits"] = len(result.pop("answers")[0])
+        out.append(result)
+    return out
 
 
 async def burst(port: int, url: str, mode: str, qs: list[str], reference: list[list[str]],
@@ -515,7 +529,7 @@ async def steady(raw: Any, url: str, mode: str, qs: list[str], texts: list[str],
              for i in range(n)]  # fmt: skip
     specs += [spec(url, mode, "writer", [], [], number=w, texts=texts)
               for w in range(args.writers)]  # fmt: skip
-    started = await asyncio.to_thread(lambda: [Child(__file__, s) for s in specs])
+    started = await asyncio.to_thread(start_all, __file__, specs)
     cpu0 = await cpu_s(raw)
     message = {"start": time.time() + 0.5, "duration": args.duration, "rate": args.write_rate}
     for child in started:
@@ -601,8 +615,9 @@ async def run_mode(raw: Any, server: Server, url: str, mode: str, qs: list[str],
     reference = w["unscoped"]["answers"][: args.burst_questions]
     out = {"engine": engine, "warm": {k: {"p50_ms": v["p50_ms"], "p99_ms": v["p99_ms"]}
                                       for k, v in w.items()}}  # fmt: skip
-    out["cold_unscoped"] = await cold(raw, url, mode, qs[1], None)
-    out["cold_user"] = await cold(raw, url, mode, qs[2], users[2])
+    out["cold_unscoped"], out["cold_user"] = await colds(
+        raw, url, mode, [(qs[1], None), (qs[2], users[2])]
+    )
     out["burst"] = await burst(
         server.server.port, url, mode, qs[: len(reference)], reference, args.burst
     )
@@ -793,7 +808,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "(main before issue 18's engine); replica is today's per-process replica"
         )
     if args.quick:
-        args.duration, args.burst_questions = min(args.duration, 1.0), 2
+        args.duration, args.burst_questions = min(args.duration, 0.5), 2
         args.burst, args.readers, args.writers = 2, 1, 1
         args.cluster_size = args.cluster_size and 2_000
     sizes = [2_000] if args.quick else (args.size or [100_000])
