@@ -53,7 +53,8 @@ async def measure(quick: bool) -> dict[str, Any]:
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise SystemExit("install the bench extra: pip install -e '.[bench]'") from exc
 
-    n = 1_000 if quick else 20_000
+    n = 300 if quick else 20_000
+    rounds = 3 if quick else 5  # per_call_us: the median of this many rounds
     ctx = WorkflowContext()
     chain, fan_out = chain_of(STEPS), fan_out_of(WIDTH)
 
@@ -70,15 +71,15 @@ async def measure(quick: bool) -> dict[str, Any]:
     for _ in range(STEPS - 1):
         lc_chain = lc_chain | RunnableLambda(lc_step)
     lc_fan_out = RunnableParallel({f"b{i}": RunnableLambda(lc_step) for i in range(WIDTH)})
-    lc_n = max(200, n // 20)
+    lc_n = 60 if quick else max(200, n // 20)
 
     out: dict[str, Any] = {"steps": STEPS, "width": WIDTH}
-    out["bare_step_us"] = await per_call_us(bare_chain, n) / STEPS
-    out["ours_step_us"] = await per_call_us(lambda: chain.execute(0, ctx), n) / STEPS
-    out["lcel_step_us"] = await per_call_us(lambda: lc_chain.ainvoke(0), lc_n) / STEPS
-    out["bare_fanout_us"] = await per_call_us(bare_fan_out, n)
-    out["ours_fanout_us"] = await per_call_us(lambda: fan_out.execute(0, ctx), n)
-    out["lcel_fanout_us"] = await per_call_us(lambda: lc_fan_out.ainvoke(0), lc_n)
+    out["bare_step_us"] = await per_call_us(bare_chain, n, rounds) / STEPS
+    out["ours_step_us"] = await per_call_us(lambda: chain.execute(0, ctx), n, rounds) / STEPS
+    out["lcel_step_us"] = await per_call_us(lambda: lc_chain.ainvoke(0), lc_n, rounds) / STEPS
+    out["bare_fanout_us"] = await per_call_us(bare_fan_out, n, rounds)
+    out["ours_fanout_us"] = await per_call_us(lambda: fan_out.execute(0, ctx), n, rounds)
+    out["lcel_fanout_us"] = await per_call_us(lambda: lc_fan_out.ainvoke(0), lc_n, rounds)
 
     # Now install the SDK (for good) and measure spans.
     from opentelemetry import trace
@@ -104,13 +105,13 @@ async def measure(quick: bool) -> dict[str, Any]:
             with tracer.start_as_current_span("x", attributes=attributes):
                 pass
 
-    sdk_n = max(500, n // 10)
-    out["ours_sdk_step_us"] = await per_call_us(with_sdk_chain, sdk_n) / STEPS
-    out["span_us_per_step"] = await per_call_us(spans_only, sdk_n) / STEPS
-    out["ours_sdk_fanout_us"] = await per_call_us(lambda: fan_out.execute(0, ctx), sdk_n)
+    sdk_n = 100 if quick else max(500, n // 10)
+    out["ours_sdk_step_us"] = await per_call_us(with_sdk_chain, sdk_n, rounds) / STEPS
+    out["span_us_per_step"] = await per_call_us(spans_only, sdk_n, rounds) / STEPS
+    out["ours_sdk_fanout_us"] = await per_call_us(lambda: fan_out.execute(0, ctx), sdk_n, rounds)
     exporter.clear()
 
-    runs = 2 if quick else 15
+    runs = 1 if quick else 15
     out["import_python_ms"] = process_ms("pass", runs)
     out["import_ours_ms"] = process_ms("import tta_dev_primitives", runs)
     out["import_ours_used_ms"] = process_ms(
