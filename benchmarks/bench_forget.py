@@ -2,7 +2,7 @@
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_forget.py`` (``--size``, default 1,000,000;
 ``--user``, the forgotten user's memories, default 50,000; ``--modes replica,redis``;
-``--quick``: 20,000 and 1,000). Needs RediSearch from the dev extra for mode ``redis``
+``--quick``: 5,000 and 500). Needs RediSearch from the dev extra for mode ``redis``
 (``_redis_stack.py``); ``replica`` runs on the same server with ``search_engine="replica"``.
 
 Per mode, on one server: the memories are loaded in bulk (the backend's pipelined ``apply``,
@@ -151,7 +151,7 @@ async def run_mode(url: str, mode: str, size: int, user: int) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from _redis_stack import find_redis_stack
 
-    size, user = (20_000, 1_000) if args.quick else (args.size, args.user)
+    size, user = (5_000, 500) if args.quick else (args.size, args.user)
     found = find_redis_stack()
     if isinstance(found, str):
         raise SystemExit(found)
