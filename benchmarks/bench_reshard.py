@@ -35,7 +35,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 
-from _children import Child  # noqa: E402
+from _children import start_all  # noqa: E402
 from _timing import bench_main, percentiles, table  # noqa: E402
 
 READERS, WRITERS, SEARCHERS = 4, 2, 2
@@ -211,7 +211,7 @@ async def run(args: Any) -> dict[str, Any]:
     from tta_dev_primitives import MemoryPrimitive
 
     if args.quick:
-        args.size, args.slots, args.processes, args.before = 1_000, 200, 2, 1.0
+        args.size, args.slots, args.processes, args.before = 1_000, 200, 2, 0.5
     if args.search_engine == "redis":
         from query_engine_server import start_redis_stack_cluster
 
@@ -229,12 +229,10 @@ async def run(args: Any) -> dict[str, Any]:
         keys, questions, users = await load(cluster.url, ns, args.size, args.search_engine)
         spec = {"url": cluster.url, "ns": ns, "questions": questions, "users": users,
                 "engine": args.search_engine}  # fmt: skip
-        children = [
-            Child(__file__, {**spec, "kind": "ours", "index": i, "keys": keys})
-            for i in range(args.processes)
-        ]
-        children.append(Child(__file__, {**spec, "kind": "raw", "index": 0,
-                                         "keys": [f"raw:{k}" for k in keys]}))  # fmt: skip
+        specs = [{**spec, "kind": "ours", "index": i, "keys": keys}
+                 for i in range(args.processes)]  # fmt: skip
+        specs.append({**spec, "kind": "raw", "index": 0, "keys": [f"raw:{k}" for k in keys]})
+        children = await asyncio.to_thread(start_all, __file__, specs)
         for child in children:
             child.go({})
         await asyncio.sleep(args.before)
