@@ -1,7 +1,7 @@
 """Field filters in-process (issue 20): ``search(..., filter=...)`` against post-filtering.
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/bench_filter.py`` (``--size``, default 100,000;
-``--quick``: 5,000). Memories are chat turns ``{"role", "content", "topic", "user_id",
+``--quick``: 2,000). Memories are chat turns ``{"role", "content", "topic", "user_id",
 "timestamp"}``; ``topic`` is one of 1,000 labels, so a topic filter keeps 0.1% of them.
 
 In one run, on one index, for the same keyword query and ``limit=10``:
@@ -88,7 +88,7 @@ async def p50_ms(call: Any, args: list[tuple[str, str]]) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    size = 5_000 if args.quick else args.size
+    size = 2_000 if args.quick else args.size
     rows = turns(size)
     warm, _ = await filled(rows[:1_000])  # one-time costs (imports, the analyzer's cache) first
     await warm.aclose()

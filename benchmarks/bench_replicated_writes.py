@@ -70,7 +70,7 @@ async def measure(url: str, n: int, replicas: int) -> dict[str, Any]:
         if replicas:  # (alone, WAIT 1 would wait its whole timeout)
             peers.append(("raw SET+WAIT", raw_set_wait))
         for name, write in peers:
-            await latencies(write, 200, tasks)  # warm: pools, scripts
+            await latencies(write, min(200, n // 4), tasks)  # warm: pools, scripts
             figures[f"{name}/{tasks}"] = percentiles(await latencies(write, n, tasks))
     if not memory.using_redis:
         raise RuntimeError("the memory fell back during the benchmark: figures are not Redis's")
@@ -97,7 +97,7 @@ async def run(args: Any) -> dict[str, Any]:
     binary = find_redis_server()
     if binary is None:
         raise SystemExit("redis-server is not installed")
-    n = 1_000 if args.quick else 10_000
+    n = 400 if args.quick else 10_000
     alone = RedisServer(binary).start()
     primary = RedisServer(binary, extra=("--repl-diskless-sync-delay", "0")).start()
     replica = RedisServer(binary, extra=("--replicaof", "127.0.0.1", str(primary.port))).start()
