@@ -335,3 +335,40 @@ async def test_a_clear_is_a_barrier_while_a_partition_before_it_failed() -> None
     assert await Replay(remote, journal, lambda: 0.0, batch=1).run() == 3
     assert remote.arrived == [("a:0", "2"), (None, "1"), ("b:1", "3")]
     assert remote.data == {"a:0": "newer than the clear", "b:1": "after the clear"}
+
+
+class SlowPartitions(Partitions):
+    """Each write takes a little while: a replay of many batches lasts long."""
+
+    async def _one(self, write: Write) -> None:
+        await asyncio.sleep(0.002)
+        await super()._one(write)
+
+
+async def test_a_writer_facing_a_full_journal_does_not_wait_through_a_replay_holding_a_partition() -> (
+    None
+):
+    """The journal is full of a down partition's writes, and many batches of the others' are
+    behind them: the replay holds the down partition and sends the others' for a long while,
+    none of its batches making room. A write meanwhile returns within about ``patience``
+    (it waited for room through the whole replay: 17 s with a 1 s timeout, review R43)."""
+    remote = SlowPartitions()
+    store = store_on(remote, max_journal=100, patience=0.2, report_unsent=False)
+    remote.down.add("a")
+    store._journal.spare = True  # (as while a probe is on its way: what follows is kept)
+    for i in range(100):
+        await store.put(f"a:{i}", "a", None)
+    for i in range(2000):
+        await store.put(f"b:{i}", "b", None)
+    store._journal.spare = False
+    with mock.patch("tta_dev_primitives.stores._hybrid.REPLAY_BATCH", 20):
+        replay = asyncio.ensure_future(store.flush())
+        await asyncio.sleep(0.3)  # the replay holds "a" and sends "b" batch after batch
+        assert not replay.done()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await store.put("c:0", "c", None)
+        waited = loop.time() - started
+        await replay
+    assert waited < 1.0, waited
+    await store.aclose()

@@ -186,6 +186,9 @@ class HybridStore(Generic[B]):
         self._probing = False
         # The last recovery ended with the cap still lifted (``_recover``): the next may not.
         self._spare_kept = False
+        # The running replay holds partitions that failed (a stalled cluster master): it is
+        # no longer a drain writers wait on (``_held_back``).
+        self._holding = False
         # How long probes cut short one after another (requests shorter than a timeout) have
         # waited for Redis with no answer, and when the running one began waiting: once that
         # adds up to ``patience``, they count as a failed probe (``_cut_short``).
@@ -444,7 +447,7 @@ class HybridStore(Generic[B]):
     def _paced(self) -> None:
         """The replay answered its probe, or sent a batch: writers waiting go on (until its
         hand-off: then new writes go to Redis)."""
-        if not self._degraded:
+        if not self._degraded or self._holding:
             return
         with self._pace_lock:
             self._pace_left = PACE
@@ -458,6 +461,14 @@ class HybridStore(Generic[B]):
             # on for the next one, not woken to find no room (5,000 writers at once woke
             # about 5 times a write, half the CPU of a burst as a replay drained).
             last.wake(PACE + REPLAY_BATCH, then=self._pulse)
+
+    def _held_back(self) -> None:
+        """The replay holds partitions that failed (``Replay._hold``): their writes stay
+        journalled for the rest of it, so a full journal gets no room from its batches. Writers
+        waiting go on, and the cap bounds the journal again, as in an outage (waiting for room,
+        each write waited through the whole replay: 17 s with a 1 s timeout, review R43)."""
+        self._holding = True
+        self._end_pace()
 
     def _end_pace(self, spare: bool = False) -> None:
         """The replay handed off, or ended: writers waiting go on, to Redis or the journal
@@ -985,7 +996,9 @@ class HybridStore(Generic[B]):
         assert remote is not None
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
                         dead_letters=self.dead_letters, on_final=self._leave_degraded,
-                        file=self.journal_file, on_progress=self._paced)  # fmt: skip
+                        file=self.journal_file, on_progress=self._paced,
+                        on_hold=self._held_back)  # fmt: skip
+        self._holding = False
         token = self.events.recovery_started()
         stopped: BaseException | None = None  # why it ended with the remote not back
         spare = False  # the cap stays lifted until the next probe (see below)

@@ -378,8 +378,10 @@ class Replay:
         on_final: Callable[[], None] | None = None,
         file: JournalFile | None = None,
         on_progress: Callable[[], None] | None = None,
+        on_hold: Callable[[], None] | None = None,
     ) -> None:
         self.on_final = on_final
+        self.on_hold = on_hold
         self.on_progress = on_progress
         self.file = file
         self.remote = remote
@@ -509,6 +511,10 @@ class Replay:
         if self.failure is None:
             self.failure = exc
             self._rest, self._cursor = self.journal.items(), 0
+            if self.on_hold is not None:
+                # The held partitions' writes never leave the journal in this run: writers
+                # facing a full journal must not wait for room through the rest of it (R43).
+                self.on_hold()
         self.held |= exc.partitions
         log.debug("replaying the other partitions' writes; %d failed: %s", len(self.held), exc)
 
