@@ -345,13 +345,12 @@ class SlowPartitions(Partitions):
         await super()._one(write)
 
 
-async def test_a_writer_facing_a_full_journal_does_not_wait_through_a_replay_holding_a_partition() -> (
-    None
-):
+async def test_a_write_facing_a_full_journal_does_not_wait_through_a_held_replay() -> None:
     """The journal is full of a down partition's writes, and many batches of the others' are
     behind them: the replay holds the down partition and sends the others' for a long while,
-    none of its batches making room. A write meanwhile returns within about ``patience``
-    (it waited for room through the whole replay: 17 s with a 1 s timeout, review R43)."""
+    none of its batches making room. A write meanwhile returns while the replay goes on, the
+    cap back as in an outage (it waited for room through the whole replay: 17 s with a 1 s
+    timeout, review R43)."""
     remote = SlowPartitions()
     store = store_on(remote, max_journal=100, patience=0.2, report_unsent=False)
     remote.down.add("a")
@@ -365,10 +364,9 @@ async def test_a_writer_facing_a_full_journal_does_not_wait_through_a_replay_hol
         replay = asyncio.ensure_future(store.flush())
         await asyncio.sleep(0.3)  # the replay holds "a" and sends "b" batch after batch
         assert not replay.done()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         await store.put("c:0", "c", None)
-        waited = loop.time() - started
+        sent = sum(1 for key, _ in remote.arrived if key is not None and key.startswith("b:"))
         await replay
-    assert waited < 1.0, waited
+    # Not a stopwatch: the write returned with the replay's batches still to send.
+    assert sent < 2000, sent
     await store.aclose()
