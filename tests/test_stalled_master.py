@@ -153,6 +153,27 @@ def _owner(cluster: LocalCluster, ns: str, key: str) -> int:
     raise AssertionError(f"slot {slot} has no master")
 
 
+def _users_by_master(
+    cluster: LocalCluster, ns: str, victim: int, count: int
+) -> tuple[list[str], list[str]]:
+    """Of users ``u0``.. (``count``), those whose partition the master at port ``victim``
+    serves, and the others."""
+    users = [f"u{i}" for i in range(count)]
+    on_victim = [user for user in users if _owner(cluster, ns, f"{user}:s1:x") == victim]
+    return on_victim, [user for user in users if user not in on_victim]
+
+
+async def _in_redis(url: str, ns: str, keys: list[str]) -> list[str | None]:
+    """Each key's content as another process reads it from Redis while a master is stalled
+    (the replica engine asks nothing of the stalled one)."""
+    reader = MemoryPrimitive(url, namespace=ns, search_engine="replica", redis_timeout=10)
+    try:
+        found = await asyncio.gather(*(reader.get(key) for key in keys))
+    finally:
+        await reader.aclose()
+    return [value and value["content"] for value in found]
+
+
 async def _all_there(url: str, ns: str, expected: dict[str, str]) -> None:
     """Another process finds every memory of ``expected`` (key -> content) in Redis."""
     reader = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
@@ -304,9 +325,8 @@ async def test_writes_to_the_serving_masters_are_replayed_while_another_master_i
     memory = fast_memory(url, ns)
     await memory.add("u0:s1:warm", {"content": "warm"})  # (the Query Engine set up)
     with one_master_stalled(partial_cluster) as victim:
-        users = [f"u{i}" for i in range(200)]
-        stalled = next(u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") == victim)
-        serving = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") != victim][:40]
+        stalled_users, serving_users = _users_by_master(partial_cluster, ns, victim, 200)
+        stalled, serving = stalled_users[0], serving_users[:40]
         expected = {f"{user}:s1:t": f"note {user}" for user in serving}
         async with _closed_if_it_fails(memory):
             async with asyncio.timeout(120):  # hang guard
@@ -316,12 +336,7 @@ async def test_writes_to_the_serving_masters_are_replayed_while_another_master_i
                     await memory.add(key, {"content": text})
                 # Replays go on in the background (the probes that meet the stalled node fail).
                 await eventually(lambda: memory.get_backend_info()["journal_size"] == 1, 30)
-            reader = MemoryPrimitive(url, namespace=ns, search_engine="replica", redis_timeout=10)
-            try:
-                found = await asyncio.gather(*(reader.get(key) for key in expected))
-            finally:
-                await reader.aclose()
-            assert [value and value["content"] for value in found] == list(expected.values())
+            assert await _in_redis(url, ns, list(expected)) == list(expected.values())
             assert memory.get_backend_info()["journal_dropped"] == 0
     await _replayed_and_all_there(
         memory, url, ns, {**expected, f"{stalled}:s1:first": "on the stalled master"}
@@ -345,9 +360,8 @@ async def test_the_serving_masters_writes_land_past_replay_chunks_of_a_stalled_m
     memory = fast_memory(url, ns)
     await memory.add("u0:s1:warm", {"content": "warm"})  # (the Query Engine set up)
     with one_master_stalled(partial_cluster) as victim:
-        users = [f"u{i}" for i in range(300)]
-        stalled_users = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") == victim]
-        serving = [u for u in users if _owner(partial_cluster, ns, f"{u}:s1:x") != victim][:60]
+        stalled_users, serving_users = _users_by_master(partial_cluster, ns, victim, 300)
+        serving = serving_users[:60]
         on_stalled = [f"{stalled_users[i % len(stalled_users)]}:s1:k{i}"
                       for i in range(REPLAY_BATCH + _REPLAY_CHUNK)]  # fmt: skip
         on_serving = [f"{user}:s1:t" for user in serving]
@@ -355,8 +369,8 @@ async def test_the_serving_masters_writes_land_past_replay_chunks_of_a_stalled_m
         async with _closed_if_it_fails(memory):
             async with asyncio.timeout(240):  # hang guard
                 for round_ in range(3):
-                    # The stalled master's first, then the others', interleaved by key: the
-                    # journal's head is the stalled master's, more than a batch of it.
+                    # The stalled master's first, then the others': the journal's head is
+                    # the stalled master's, more than a batch of it.
                     for key in on_stalled:
                         expected[key] = f"round {round_} of {key}"
                         await memory.add(key, {"content": expected[key]})
@@ -368,13 +382,7 @@ async def test_the_serving_masters_writes_land_past_replay_chunks_of_a_stalled_m
                     await eventually(
                         lambda: memory.get_backend_info()["journal_size"] == len(on_stalled), 60
                     )
-                    reader = MemoryPrimitive(url, namespace=ns, search_engine="replica",
-                                             redis_timeout=10)  # fmt: skip
-                    try:
-                        found = await asyncio.gather(*(reader.get(key) for key in on_serving))
-                    finally:
-                        await reader.aclose()
-                    assert [value and value["content"] for value in found] == [
+                    assert await _in_redis(url, ns, on_serving) == [
                         expected[key] for key in on_serving
                     ]
             info = memory.get_backend_info()

@@ -264,11 +264,6 @@ class Journal:
         with self._lock:  # (another thread's loop may journal a write meanwhile)
             return list(itertools.islice(self._entries.items(), count))
 
-    def items(self) -> list[tuple[tuple[str, ...], Journalled]]:
-        """Every entry with its token, oldest first."""
-        with self._lock:
-            return list(self._entries.items())
-
     def holds(self, token: tuple[str, ...], entry: Journalled) -> bool:
         """Whether ``entry`` is still journalled (not sent, replaced or dropped since)."""
         return self._entries.get(token) is entry
@@ -510,7 +505,7 @@ class Replay:
             raise exc
         if self.failure is None:
             self.failure = exc
-            self._rest, self._cursor = self.journal.items(), 0
+            self._rest, self._cursor = self.journal.head(len(self.journal)), 0
             if self.on_hold is not None:
                 # The held partitions' writes never leave the journal in this run: writers
                 # facing a full journal must not wait for room through the rest of it (R43).
