@@ -476,11 +476,16 @@ async def test_a_write_made_while_the_last_batch_is_on_its_way_lists_after_it(
 ) -> None:
     """As the replay's last batch goes out, the store serves Redis again; a write this process
     makes then waits for that batch (one round trip) instead of landing before it, so a
-    conversation lists newest first in the order this process wrote it."""
+    conversation lists newest first in the order this process wrote it. (The journal holds
+    a batch of other writes first: a run hands off only once one of its batches has landed.)"""
+    from tta_dev_primitives.stores._hybrid import REPLAY_BATCH
+
     server = redis_server_factory()
     memory = fast_recovery(server.url)
     await memory.add("warm", {"v": 0})
     server.kill()
+    for i in range(REPLAY_BATCH):
+        await memory.add(f"other{i}", {"v": i})
     turns = [turn_key("u1", "s1") for _ in range(100)]
     for key in turns:  # 10 MB: one batch, long enough on its way to write during it
         await memory.add(key, {"content": "x" * 100_000})

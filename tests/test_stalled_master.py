@@ -395,3 +395,34 @@ async def test_the_serving_masters_writes_land_past_replay_chunks_of_a_stalled_m
     finally:
         await memory.aclose()
     await _all_there(url, ns, {"u0:s1:warm": "warm", **expected})
+
+
+async def test_the_store_stays_in_its_outage_through_replays_while_a_master_is_stalled(
+    partial_cluster: LocalCluster,
+) -> None:
+    """A journal smaller than a replay batch, its one write on the stalled master: every
+    replay's probe is answered (by the masters that answer), and its batch fails. The store
+    reads ``degraded`` at every moment of several replays, so callers are not sent to wait on
+    the stalled master, nor a checkpointer made with ``resume_in_outage=False`` told Redis is
+    up. (Each replay handed the store back before its only batch was sent, on the probe
+    alone: ``degraded`` read False for a ``redis_timeout`` once a probe; review R43.)"""
+    ns = namespace()
+    url = partial_cluster.url
+    memory = fast_memory(url, ns)
+    await memory.add("u0:s1:warm", {"content": "warm"})  # (the Query Engine set up)
+    with one_master_stalled(partial_cluster) as victim:
+        stalled_users, _ = _users_by_master(partial_cluster, ns, victim, 100)
+        key = f"{stalled_users[0]}:s1:t"
+        async with _closed_if_it_fails(memory):
+            async with asyncio.timeout(120):  # hang guard
+                await memory.add(key, {"content": "on the stalled master"})
+                replays, recovering, up = 0, False, 0
+                while replays < 4:
+                    info = memory.get_backend_info()
+                    up += not info["degraded"]
+                    replays += recovering and not info["recovering"]
+                    recovering = info["recovering"]
+                    await asyncio.sleep(0.002)
+            assert up == 0, f"degraded read False in {up} samples over {replays} replays"
+            assert memory.get_backend_info()["journal_size"] == 1
+    await _replayed_and_all_there(memory, url, ns, {key: "on the stalled master"})

@@ -21,8 +21,13 @@ journal in batches of ``batch`` entries until the journal is empty (writes made 
 the end and are sent too). Writers in the process are faster than a round trip, so the journal
 might never empty while they run: before sending the *last* batch, ``on_final`` lets the hybrid
 send new writes to the remote directly (versions keep them from being overwritten by the older
-entries still in flight). Before that, the remote's ``catch_up`` runs (a search replica reads
-the replayed writes), so no caller's first search pays for reading them.
+entries still in flight). Not before a batch of the run has landed: a probe answered does not
+say the remote takes writes (a Redis Cluster with one master stalled answers it), and a run
+whose journal fits one batch handed off at once, so a store facing a stalled master read
+``degraded`` False and sent its callers to wait on that master once every probe (R43). A
+run that empties the journal without handing off ends the outage itself. Before that, the
+remote's ``catch_up`` runs (a search replica reads the replayed writes), so no caller's first
+search pays for reading them.
 
 A batch the remote refuses *for its data* (``BackendError`` that is
 not ``BackendUnavailableError``) is retried entry by entry; the entries it still refuses go to a
@@ -395,6 +400,8 @@ class Replay:
         self._rest: list[tuple[tuple[str, ...], Journalled]] = []
         self._cursor = 0
         self.handed_off = False  # ``on_final`` was called: callers wait for this batch
+        # A batch of this run was answered in full: the remote takes writes, not only probes.
+        self.landed = False
 
     async def run(self) -> int:
         """Replay until the journal is empty; the number of writes sent.
@@ -433,7 +440,7 @@ class Replay:
                         await self.remote.catch_up()
                         caught_up = True
                         batch = journal.head(self.batch)
-                    if len(batch) == len(journal):
+                    if len(batch) == len(journal) and self.landed:
                         self.on_final()
                         self.handed_off = True
             before = self.replayed
@@ -445,6 +452,7 @@ class Replay:
                 # next process (no-ops, their versions older than what stands).
                 await self._release()
                 raise
+            self.landed = self.landed or self.failure is None
             if self.replayed > before and self.on_progress is not None:
                 self.on_progress()
             await self._release()
