@@ -155,6 +155,10 @@ DOCUMENTS: Final = "6"
 #: and short, so that an index dropped by hand is made again at the next embedder's size.
 DIMS_CLAIM_MS: Final = 60_000
 
+#: After a set-up failed for availability on a cluster, writes stop waiting for one, and it is
+#: tried again in the background at most this often (seconds): see ``QueryEngine.prepare``.
+SET_UP_AGAIN_AFTER: Final = 2.0
+
 
 async def _claim_dims(client: Any, bases: list[str], dims: int) -> int:
     """The vector size every process making the index (or adding its vector field) now uses:
@@ -329,6 +333,9 @@ class QueryEngine:
         #: ``Connection.call`` that waited for a slot does, instead of trying again.
         self._failures = 0
         self._last_failure = ""
+        #: (monotonic) a cluster's set-up failed for availability: until it succeeds, writes
+        #: do not wait for one, which is tried again in the background from this time on.
+        self._writes_without_set_up: float | None = None
 
     @property
     def in_use(self) -> bool:
@@ -408,9 +415,25 @@ class QueryEngine:
         ):
             return
         set_up = functools.partial(self._set_up, call, bases, cluster, backfill, dims, searching)
+        if cluster and not searching and self._writes_without_set_up is not None:
+            if time.monotonic() >= self._writes_without_set_up:
+                self._writes_without_set_up = time.monotonic() + SET_UP_AGAIN_AFTER
+                self._in_background(set_up)
+            return
         if not ((self._relayout or moving) and self.state in ("building", "ready")):
-            async with self._lock():
-                await self._after_other_loops(set_up, seen)
+            try:
+                async with self._lock():
+                    await self._after_other_loops(set_up, seen)
+            except BackendUnavailableError:
+                if cluster and not searching:
+                    # A write needs nothing the set-up makes but the index an earlier process
+                    # made (its script keeps the document where its partition says so), and
+                    # the set-up asks every master: with one stalled, a process started then
+                    # got none of its writes to the others through, the replay's included
+                    # (review R43). This write is journalled (its timeout is spent); the
+                    # next ones go on without a set-up until one, in the background, ends.
+                    self._writes_without_set_up = time.monotonic() + SET_UP_AGAIN_AFTER
+                raise
             return
         if not searching:
             self._in_background(set_up)
@@ -508,6 +531,7 @@ class QueryEngine:
                 raise
             finally:
                 self._moving = False
+            self._writes_without_set_up = None
         if self.state in ("building", "ready") and dims is not None and self.dims is None:
             await self._add_vectors(call, bases, dims)
         if self.state == "building" and searching:
