@@ -18,20 +18,25 @@ import pytest
 
 from conftest import fast_recovery, replayed
 from tta_dev_primitives.exceptions import BackendError, BackendUnavailableError
+from tta_dev_primitives.stores._hybrid import REPLAY_BATCH
 from tta_dev_primitives.stores._redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis
 
 
-def gate(obj: Any, name: str) -> tuple[asyncio.Event, asyncio.Event]:
-    """Hold the next call of ``obj.name`` until ``release`` is set; ``entered`` says it is held."""
+def gate(obj: Any, name: str, *, after: int = 0) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the next call of ``obj.name`` (past the ``after`` next ones) until ``release`` is
+    set; ``entered`` says it is held."""
     entered, release = asyncio.Event(), asyncio.Event()
     real: Callable[..., Awaitable[Any]] = getattr(obj, name)
     used = False
+    passed = 0
 
     async def held(*args: Any, **kwargs: Any) -> Any:
-        nonlocal used
-        if not used:
+        nonlocal used, passed
+        if passed < after:
+            passed += 1
+        elif not used:
             used = True
             entered.set()
             await release.wait()
@@ -112,14 +117,17 @@ async def hold_last_replay_batch(
 ) -> tuple[asyncio.Task[bool], asyncio.Event]:
     """``before`` written to Redis, Redis killed, ``outage`` journalled, Redis back, and the
     replay held in its last batch (the store already serves Redis, which lacks ``outage``).
-    The flush replaying it, and the event that lets the batch go."""
+    The flush replaying it, and the event that lets the batch go. (A batch of deletes of
+    keys never written goes first: a replay hands off only once a batch of it has landed.)"""
     await memory.add(*before)
     server.kill()
+    for i in range(REPLAY_BATCH):
+        await memory.delete(f"never-written:s1:{i}")
     await memory.add(*outage)
-    assert memory.get_backend_info()["journal_size"] == 1
+    assert memory.get_backend_info()["journal_size"] == REPLAY_BATCH + 1
     server.start()
     remote = redis_of(memory)
-    entered, release = gate(remote, "apply")
+    entered, release = gate(remote, "apply", after=1)
     flush = asyncio.create_task(memory.flush())
     await entered.wait()  # the last batch is on its way; new calls go to Redis
     assert not memory.get_backend_info()["degraded"]
@@ -479,17 +487,24 @@ async def test_a_clear_in_the_last_replay_batch_hides_what_it_cleared(
     """A clear journalled during an outage is in the replay's last batch when get(k) and
     touch(k) run (the store serves Redis again, which still holds k). The clear returned, so
     neither may find k (before: the get read Redis's value the clear removed, and the touch
-    said the memory was there)."""
+    said the memory was there). The clear is made while the replay's first batch is on its
+    way: a replay hands off only once a batch of it has landed, and a clear journalled in the
+    outage is the head of the journal, so in the first batch."""
     server = redis_server_factory(appendonly=True)
     memory = fast_recovery(server.url)
     await memory.add("u1:s1:k", {"v": "old"})
     server.kill()
-    await memory.clear()
-    assert memory.get_backend_info()["journal_size"] == 1
+    for i in range(REPLAY_BATCH):
+        await memory.delete(f"never-written:s1:{i}")
     server.start()
     remote = redis_of(memory)
-    entered, release = gate(remote, "apply")
+    first, go_on = gate(remote, "apply")
     flush = asyncio.create_task(memory.flush())
+    await first.wait()  # the first batch is on its way: the store is still in its outage
+    assert memory.get_backend_info()["degraded"]
+    await memory.clear()  # journalled
+    entered, release = gate(remote, "apply")
+    go_on.set()
     await entered.wait()  # the last batch (the clear) is on its way; new calls go to Redis
     assert not memory.get_backend_info()["degraded"]
     assert await memory.get("u1:s1:k") is None
