@@ -370,3 +370,231 @@ async def test_a_write_facing_a_full_journal_does_not_wait_through_a_held_replay
     # Not a stopwatch: the write returned with the replay's batches still to send.
     assert sent < 2000, sent
     await store.aclose()
+
+
+# The journal's cap while partitions are held (review R43: with one master of a cluster stalled,
+# the cap dropped the oldest writes whichever master they were for, 91% of the answering
+# masters'). ``JournalModel`` is the rule written plainly, an O(n) walk per drop: with nothing
+# held it is the cap as it was (the oldest not sent, never the write being added).
+
+
+class JournalModel:
+    """What ``Journal`` keeps, plainly: its order, its held partitions, its counts."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.order: list[tuple[str, ...]] = []
+        self.entries: dict[tuple[str, ...], Any] = {}  # the journal's own entries (flags shared)
+        self.held: set[str] = set()
+        self.dropped = 0
+        self.released: list[int] = []
+        self.spare = False
+
+    def bytes(self) -> int:
+        return sum(self.entries[token].size for token in self.order)
+
+    def part(self, token: tuple[str, ...]) -> str | None:
+        return None if token == ("clear",) else key_partition(token[1])
+
+    def add(self, journal: Any, write: Write, seq: int) -> int:
+        from tta_dev_primitives.stores._recovery import _newer
+
+        token: tuple[str, ...] = ("clear",) if isinstance(write, Clear) else ("k", write.key)
+        old = self.entries.get(token)
+        if old is not None and _newer(old.write, write):
+            self.released.append(seq)
+            return 0
+        if isinstance(write, Clear):
+            kept = []
+            for t in self.order:
+                if _newer(self.entries[t].write, write):
+                    kept.append(t)
+                else:
+                    self.forget(t)
+            self.order = kept
+        elif old is not None:
+            self.order.remove(token)
+            self.forget(token)
+        self.order.append(token)
+        new = self.entries[token] = journal._entries[token]  # (made by the journal)
+        dropped = 0
+        while (
+            not self.spare
+            and len(self.order) > 1
+            and (len(self.order) > self.max_entries or self.bytes() > self.max_bytes)
+        ):
+            free = [t for t in self.order if not (self.entries[t].sent or self.entries[t].flying)]
+            held = [t for t in free if self.part(t) in self.held]
+            if held and self.entries[held[0]] is not new:
+                victim = held[0]
+            elif free and self.entries[free[0]] is not new:
+                victim = free[0]
+            else:
+                break
+            self.order.remove(victim)
+            self.forget(victim)
+            dropped += 1
+        self.dropped += dropped
+        return dropped
+
+    def forget(self, token: tuple[str, ...]) -> None:
+        entry = self.entries.pop(token)
+        if entry.seq:
+            self.released.append(entry.seq)
+
+    def done(self, tokens: list[tuple[tuple[str, ...], Any]]) -> None:
+        for token, entry in tokens:
+            if self.entries.get(token) is entry:
+                self.order.remove(token)
+                self.forget(token)
+        if self.held:
+            self.held -= {self.part(token) for token, _ in tokens} - {None}
+
+
+journal_ops = st.lists(
+    st.one_of(
+        *[st.tuples(st.just("put"), st.sampled_from(KEYS), st.integers(0, 400))] * 6,
+        st.tuples(st.just("delete"), st.sampled_from(KEYS), st.just(0)),
+        st.tuples(st.just("stale"), st.sampled_from(KEYS), st.just(0)),
+        st.tuples(st.just("clear"), st.none(), st.just(0)),
+        st.tuples(st.just("hold"), st.sampled_from(PARTITIONS), st.just(0)),
+        st.tuples(st.just("unhold"), st.sampled_from(PARTITIONS), st.just(0)),
+        st.tuples(st.just("done"), st.none(), st.integers(1, 3)),
+        st.tuples(st.just("fly"), st.none(), st.integers(1, 4)),
+        st.tuples(st.just("land"), st.none(), st.just(0)),
+        st.tuples(st.just("sent"), st.none(), st.integers(1, 2)),
+        st.tuples(st.just("spare"), st.none(), st.integers(0, 1)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(journal_ops, st.integers(1, 6), st.sampled_from([10**9, 3000, 1500]))
+def test_the_cap_drops_the_held_partitions_writes_first_and_else_as_before(
+    ops: list[tuple[str, str | None, int]], max_entries: int, max_bytes: int
+) -> None:
+    """Any mix of writes (some stale), clears, partitions held and answering, batches flying,
+    sent and done, and the cap lifted: the journal keeps what the plain rule keeps, in the
+    same order, with the same drops and released sequences. With nothing held that is the cap
+    as it was: the oldest not sent. Its index of the held stays the held entries, in order."""
+    from tta_dev_primitives.stores._base import Delete
+    from tta_dev_primitives.stores._recovery import Journal
+
+    journal = Journal(max_entries, max_bytes)
+    model = JournalModel(max_entries, max_bytes)
+    for n, (op, key, arg) in enumerate(ops, start=1):
+        version = f"{n:06d}"
+        if op in ("put", "delete", "stale", "clear"):
+            if op == "put":
+                assert key is not None
+                write: Write = Put(key, "x" * arg, None, None, version)
+            elif op == "delete":
+                assert key is not None
+                write = Delete(key, version)
+            elif op == "stale":
+                assert key is not None
+                write = Put(key, "stale", None, None, "000000")
+            else:
+                write = Clear(version)
+            dropped = journal.add(write, None, seq=n)
+            assert model.add(journal, write, n) == dropped
+        elif op == "hold":
+            journal.hold({key}, key_partition)
+            model.held.add(str(key))
+        elif op == "unhold":
+            journal.unhold({key})
+            model.held.discard(str(key))
+        elif op == "done":
+            head = journal.head(arg)
+            journal.done(head)
+            model.done(head)
+        elif op == "fly":
+            journal.fly(journal.head(arg))
+        elif op == "land":
+            for entry in journal.entries():
+                entry.flying = False
+        elif op == "sent":
+            for _, entry in journal.head(arg):
+                entry.sent = True
+        else:
+            journal.spare = model.spare = bool(arg)
+        assert list(journal._entries) == model.order, (op, key)
+        assert journal.dropped == model.dropped
+        assert journal.bytes == model.bytes()
+        assert journal.take_released() == model.released
+        model.released = []
+        assert journal.held == model.held
+        held = [t for t in model.order if model.part(t) in model.held]
+        assert journal._held is None or list(journal._held) == held  # (None: found at a drop)
+        if op in ("put", "delete", "clear") and not journal.spare and len(journal) > max_entries:
+            # Over the cap after an add: all it could drop are flying or sent, or just added.
+            assert sum(not (e.sent or e.flying) for e in journal.entries()) <= 1
+    assert list(journal._held_entries()) == [t for t in model.order if model.part(t) in model.held]
+
+
+async def test_a_held_partition_s_writes_are_dropped_first_and_the_others_land() -> None:
+    """A partition down, its writes journalled: a replay holds it, and the journal remembers
+    it. Writes past the cap then, to it and to the others: the cap drops the down partition's
+    (oldest first), counted, and none of the others'; they land at the next replay. The down
+    partition's kept writes land, in order, once it is back, and the journal forgets it."""
+    remote = Partitions()
+    store = store_on(remote, max_journal=20, report_unsent=False)
+    remote.down.add("a")
+    await store.put("a:first", "a", None)  # (the outage begins)
+    await store.put("b:first", "b", None)
+    assert not (await store.flush()).value  # holds "a", lands "b:first"
+    assert store._journal.held == {"a"}
+    assert remote.data == {"b:first": "b"}
+    # (Twice: after the first replay that landed writes and failed, the cap stays lifted until
+    # the next probe, as for a batch that timed out on a busy machine.)
+    assert not (await store.flush()).value
+    assert not store._journal.spare
+    others = {f"{p}:{i}": f"{p}{i}" for i in range(6) for p in "bc"}
+    for i in range(40):  # 12 of the others', 40 of the down partition's, past a cap of 20
+        await store.put(f"a:{i}", f"a{i}", None)
+        if i % 3 == 0 and i < 36:
+            key = list(others)[i // 3]
+            await store.put(key, others[key], None)
+    assert store.journal_dropped == 1 + 40 + 12 - 20  # the down partition's only
+    kept = [entry.write.key for entry in store._journal.entries()]  # type: ignore[union-attr]
+    assert [key for key in kept if key.startswith("a:")] == [f"a:{i}" for i in range(32, 40)]
+    assert sorted(key for key in kept if not key.startswith("a:")) == sorted(others)
+    assert not (await store.flush()).value  # tries "a" again (its head), lands the others
+    assert store._journal.held == {"a"}  # (remembered between runs: still down)
+    assert remote.data == {"b:first": "b", **others}
+    remote.down.clear()
+    assert (await store.flush()).value
+    assert store._journal.held == set()
+    assert remote.data == {"b:first": "b", **others, **{f"a:{i}": f"a{i}" for i in range(32, 40)}}
+    in_order(remote.arrived)
+    assert store.journal_dropped == 33
+    await store.aclose()
+
+
+async def test_the_cap_passes_over_held_writes_on_their_way_and_a_clear_replaces_them() -> None:
+    """The cap drops a held partition's oldest write not on its way (a batch flying carries
+    it: it may be stored), and a clear replaces the held writes before it, while a held write
+    newer than the clear keeps its place."""
+    from tta_dev_primitives.stores._recovery import Journal
+
+    def keys() -> list[str | None]:
+        return [getattr(entry.write, "key", None) for entry in journal.entries()]
+
+    journal = Journal(max_entries=4)
+    journal.hold({"a"}, key_partition)
+    for key, version in [("a:0", "01"), ("b:0", "02"), ("a:1", "09"), ("a:2", "04")]:
+        journal.add(Put(key, "x", None, None, version), None)
+    flying = journal.fly(journal.head(1))  # a:0 on its way
+    assert journal.add(Put("c:0", "x", None, None, "05"), None) == 1
+    assert keys() == ["a:0", "b:0", "a:2", "c:0"]  # a:1 dropped, not the flying a:0, nor b:0
+    assert journal.add(Put("a:3", "x", None, None, "07"), None) == 1
+    assert keys() == ["a:0", "b:0", "c:0", "a:3"]  # then a:2
+    for _, entry in flying:
+        entry.flying = False
+    journal.add(Put("a:1", "x", None, None, "09"), None)  # ... then a:0, landed meanwhile
+    assert keys() == ["b:0", "c:0", "a:3", "a:1"]
+    journal.add(Clear("08"), None)  # replaces what is older; a:1 (09) stays, before it
+    assert keys() == ["a:1", None]
+    assert list(journal._held) == [("k", "a:1")]
+    assert journal.dropped == 3

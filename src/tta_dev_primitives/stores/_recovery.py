@@ -11,6 +11,13 @@
 - If it is still over a cap, the *oldest* entries are dropped and counted (``dropped``): the
   newest writes are the ones most likely to be read back, and the in-process copy still holds
   what it can. Nothing is dropped silently: the count is in metrics, spans and backend info.
+- Unless partitions are held (``hold``: a replay found them failing, a Redis Cluster's stalled
+  master): then the held partitions' writes are dropped first, oldest first among them, and only
+  if it is still over, the oldest of the rest. Their writes cannot be sent until the partition
+  answers, while the others' are sent at the next batch (dropping the oldest whatever their
+  partition, 91% of the answering masters' writes were lost: review R43). A partition stays held
+  between runs until a write of it is answered (``done``) or a run empties the journal
+  (``unhold``). The journal knows partitions only through the function it is given.
 
 With a durable file (``stores._journal_file``), each entry carries its record's sequence; the
 sequences of entries that leave the journal (sent, replaced, dropped) are ``released`` and the
@@ -46,7 +53,10 @@ was then, batch after batch, as far as a clear (it spans every partition: nothin
 passes); then it raises the first such failure. ``on_final`` is not called while a partition
 is held, so the store stays in its outage until their writes land too. (Stopping at the first
 failure, a stalled master whose writes filled the journal's first chunk kept every other
-master's journalled for as long as it was stalled: review R40.)
+master's journalled for as long as it was stalled: review R40.) The journal holds them as well
+(``Journal.hold``): its cap drops their writes first, and goes on doing so between runs, until
+one of their writes is answered; each run still sends the held partitions' oldest writes first
+(its first batch is the journal's head), which is how it finds them back (review R43).
 
 The remote reports each chunk of a batch as sent and as applied (``ApplyProgress``): an entry
 leaves the journal as soon as its chunk's reply is in, and an entry whose chunk was sent with no
@@ -63,7 +73,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 from tta_dev_primitives._blocked import fork_safe
@@ -99,6 +109,7 @@ _ENTRY_OVERHEAD = 600
 _TERM_OVERHEAD = 80
 _VECTOR_OVERHEAD = 112  # a numpy array's header
 _CLEAR = ("clear",)
+_UNKNOWN: Any = object()  # a journalled write's partition, not asked for yet
 
 
 def _newer(journalled: Write, write: Write) -> bool:
@@ -129,7 +140,7 @@ class Journalled:
     remote may hold it already.
     """
 
-    __slots__ = ("deadline", "disk", "flying", "sent", "seq", "size", "write")
+    __slots__ = ("deadline", "disk", "flying", "partition", "sent", "seq", "size", "write")
 
     def __init__(self, write: Write, deadline: float | None, seq: int = 0, disk: int = 0) -> None:
         self.write = write
@@ -139,6 +150,7 @@ class Journalled:
         self.disk = disk
         self.sent = False
         self.flying = False  # in the batch a replay is sending now (``Replay.run``)
+        self.partition: Hashable | None = _UNKNOWN  # (``Journal._partition``: asked once)
 
 
 class Journal:
@@ -169,6 +181,12 @@ class Journal:
         # that were sent with no reply seen: maybe stored, maybe lost (``lose``).
         self.unconfirmed = 0
         self.released: list[int] = []
+        # Partitions a replay found failing (``hold``), the function that tells a key's, and
+        # their entries in the journal's order, which the cap drops first (None: not found yet
+        # since the held set grew; ``_held_entries`` walks the journal for them when needed).
+        self.held: frozenset[Hashable] = frozenset()
+        self._partition_of: Callable[[str], Hashable | None] | None = None
+        self._held: OrderedDict[tuple[str, ...], Journalled] | None = OrderedDict()
         self._lock = fork_safe(threading.Lock())  # held by each change, never across an await
 
     def __len__(self) -> int:
@@ -210,14 +228,18 @@ class Journal:
             for token_, earlier in list(self._entries.items()):
                 if _newer(earlier.write, write):
                     self._entries.move_to_end(token_)
+                    if self._held and token_ in self._held:  # (kept in the journal's order)
+                        self._held.move_to_end(token_)
                 else:
                     del self._entries[token_]
-                    self._forget(earlier)
+                    self._forget(token_, earlier)
         else:
             self._entries.pop(token, None)
             if old is not None:
-                self._forget(old)
+                self._forget(token, old)
         self._entries[token] = entry
+        if self.held and self._held is not None and self._partition(entry) in self.held:
+            self._held[token] = entry
         self.bytes += entry.size
         self.disk_bytes += entry.disk
         dropped = 0
@@ -226,26 +248,89 @@ class Journal:
             and len(self._entries) > 1
             and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes)
         ):
-            # The oldest entry not sent: one sent (a batch on its way, or one whose reply was
-            # lost) may be stored, so dropping it would count as lost what Redis may hold
-            # (review R19: more counted than were missing). It leaves once answered.
-            oldest = next(
-                (item for item in self._entries.items() if not (item[1].sent or item[1].flying)),
-                None,
-            )
-            if oldest is None or oldest[1] is entry:
+            victim = self._victim(entry)
+            if victim is None:
                 break
-            del self._entries[oldest[0]]
-            self._forget(oldest[1])
+            del self._entries[victim[0]]
+            self._forget(*victim)
             dropped += 1
         self.dropped += dropped
         return dropped
 
-    def _forget(self, entry: Journalled) -> None:
+    def _victim(self, added: Journalled) -> tuple[tuple[str, ...], Journalled] | None:
+        """The entry the cap drops next: the oldest of a held partition (``hold``), else the
+        oldest of all; never one sent, nor ``added`` (the write making room). One sent (a
+        batch on its way, or one whose reply was lost) may be stored, so dropping it would
+        count as lost what Redis may hold (review R19: more counted than were missing). It
+        leaves once answered. (Walks past the sent only: at most a batch's worth.)"""
+        for item in self._held_entries().items():
+            if not (item[1].sent or item[1].flying):
+                if item[1] is not added:
+                    return item
+                break
+        oldest = next(
+            (item for item in self._entries.items() if not (item[1].sent or item[1].flying)),
+            None,
+        )
+        return None if oldest is None or oldest[1] is added else oldest
+
+    def _forget(self, token: tuple[str, ...], entry: Journalled) -> None:
         self.bytes -= entry.size
         self.disk_bytes -= entry.disk
         if entry.seq:
             self.released.append(entry.seq)
+        if self._held and self._held.get(token) is entry:
+            del self._held[token]
+
+    def _partition(self, entry: Journalled) -> Hashable | None:
+        """``entry``'s partition (None: a clear, or a write of none), asked once per entry."""
+        partition = entry.partition
+        if partition is _UNKNOWN:
+            write, partition_of = entry.write, self._partition_of
+            if isinstance(write, Clear) or partition_of is None:
+                return None
+            partition = entry.partition = partition_of(write.key)
+        return partition
+
+    def _held_entries(self) -> OrderedDict[tuple[str, ...], Journalled]:
+        """The held partitions' entries, in the journal's order: found by a walk of the
+        journal after the held set grew, at the next drop only (an outage that stays within
+        the caps never walks; each entry's partition is asked once, ``_partition``: the first
+        walk of 100,000 takes about 140 ms, a later one about 25 ms)."""
+        held = self._held
+        if held is None:
+            partitions = self.held
+            held = self._held = OrderedDict(
+                item for item in self._entries.items() if self._partition(item[1]) in partitions
+            )
+        return held
+
+    def hold(
+        self, partitions: Iterable[Hashable], partition_of: Callable[[str], Hashable | None]
+    ) -> None:
+        """A replay found ``partitions`` failing (``partition_of`` tells a key's): they join
+        the held, whose writes the cap drops first (``_held_entries``)."""
+        with self._lock:
+            self._partition_of = partition_of
+            held = self.held | frozenset(partitions)
+            if held != self.held:
+                self.held, self._held = held, None
+
+    def unhold(self, partitions: Iterable[Hashable] | None = None) -> None:
+        """``partitions`` (all if None) answer again: their writes are dropped in turn."""
+        with self._lock:
+            self._unhold(self.held if partitions is None else frozenset(partitions))
+
+    def _unhold(self, partitions: frozenset[Hashable]) -> None:
+        if not partitions & self.held:
+            return
+        self.held -= partitions
+        held, entries = self.held, self._held
+        if not held:
+            self._held = OrderedDict()
+        elif entries is not None:
+            for token in [t for t, entry in entries.items() if entry.partition not in held]:
+                del entries[token]
 
     def lose(self) -> tuple[int, int]:
         """A store closed with writes still journalled: how many were never sent (lost; counted
@@ -285,12 +370,16 @@ class Journal:
         return kept
 
     def done(self, sent: Sequence[tuple[tuple[str, ...], Journalled]]) -> None:
-        """Remove sent entries, unless a newer write to the same key replaced them meanwhile."""
+        """Remove sent entries, unless a newer write to the same key replaced them meanwhile.
+        They were answered: a held partition of theirs answers again (``unhold``)."""
         with self._lock:
             for token, entry in sent:
                 if self._entries.get(token) is entry:
                     del self._entries[token]
-                    self._forget(entry)
+                    self._forget(token, entry)
+            if self.held:
+                answered = {self._partition(entry) for _, entry in sent}
+                self._unhold(frozenset(answered) & self.held)
 
     def has_key(self, key: str) -> bool:
         return ("k", key) in self._entries
@@ -458,6 +547,7 @@ class Replay:
             await self._release()
             if journal:
                 log.debug("replaying journal: %d done, %d left", self.replayed, len(journal))
+        journal.unhold()  # (a partition held whose writes were all dropped answers too)
         return self.replayed
 
     async def _release(self) -> None:
@@ -506,7 +596,11 @@ class Replay:
         goes on with the other partitions' writes, those journalled up to now, as far as a
         clear (which spans all partitions); then ``exc`` (the first such) is raised. Raised at
         once if it names no partition not already held (nothing more could be sent), or in the
-        last batch, after ``on_final``."""
+        last batch, after ``on_final``.
+
+        The journal holds them too (``Journal.hold``): past its cap it drops their writes
+        first, in this run and after it, until one of their writes is answered."""
+        self.journal.hold(exc.partitions, self.remote.partition_of)
         if self.handed_off or exc.partitions <= self.held:
             # (After the hand-off, callers wait for the last batch: they wait no longer for
             # the rest of it, which the next run sends.)
