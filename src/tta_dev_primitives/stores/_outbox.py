@@ -171,6 +171,7 @@ class Outbox:
             if before == 0 or before // 10_000 != self.journal.dropped // 10_000:
                 log.warning(
                     "memory journal full (%d writes or %d bytes): dropped the oldest journalled "
-                    "writes, %d so far; they will not reach the remote backend",
+                    "writes (a failed cluster master's first), %d so far; they will not reach "
+                    "the remote backend",
                     self.journal.max_entries, self.journal.max_bytes, self.journal.dropped,
                 )  # fmt: skip

@@ -15,8 +15,10 @@
   master): then the held partitions' writes are dropped first, oldest first among them, and only
   if it is still over, the oldest of the rest. Their writes cannot be sent until the partition
   answers, while the others' are sent at the next batch (dropping the oldest whatever their
-  partition, 91% of the answering masters' writes were lost: review R43). A partition stays held
-  between runs until a write of it is answered (``done``) or a run empties the journal
+  partition, 91% of the answering masters' writes were lost: review R43). Each held partition
+  keeps its last entry, which the next run tries (with none left, a run emptied the journal and
+  the store left its outage while the master was still stalled: review R46). A partition stays
+  held between runs until a write of it is answered (``done``) or a run empties the journal
   (``unhold``). The journal knows partitions only through the function it is given.
 
 With a durable file (``stores._journal_file``), each entry carries its record's sequence; the
@@ -72,7 +74,7 @@ import inspect
 import itertools
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
@@ -187,6 +189,7 @@ class Journal:
         self.held: frozenset[Hashable] = frozenset()
         self._partition_of: Callable[[str], Hashable | None] | None = None
         self._held: OrderedDict[tuple[str, ...], Journalled] | None = OrderedDict()
+        self._held_counts: Counter[Hashable] = Counter()  # ``_held``'s entries by partition
         self._lock = fork_safe(threading.Lock())  # held by each change, never across an await
 
     def __len__(self) -> int:
@@ -240,6 +243,7 @@ class Journal:
         self._entries[token] = entry
         if self.held and self._held is not None and self._partition(entry) in self.held:
             self._held[token] = entry
+            self._held_counts[entry.partition] += 1
         self.bytes += entry.size
         self.disk_bytes += entry.disk
         dropped = 0
@@ -259,20 +263,34 @@ class Journal:
 
     def _victim(self, added: Journalled) -> tuple[tuple[str, ...], Journalled] | None:
         """The entry the cap drops next: the oldest of a held partition (``hold``), else the
-        oldest of all; never one sent, nor ``added`` (the write making room). One sent (a
-        batch on its way, or one whose reply was lost) may be stored, so dropping it would
-        count as lost what Redis may hold (review R19: more counted than were missing). It
-        leaves once answered. (Walks past the sent only: at most a batch's worth.)"""
-        for item in self._held_entries().items():
-            if not (item[1].sent or item[1].flying):
-                if item[1] is not added:
+        oldest of all; never one sent, nor ``added`` (the write making room), nor a held
+        partition's last entry. One sent (a batch on its way, or one whose reply was lost)
+        may be stored, so dropping it would count as lost what Redis may hold (review R19:
+        more counted than were missing). It leaves once answered. A held partition keeps one
+        entry, which the next replay tries: dropped too, the journal emptied, the store left
+        its outage and the next write to that partition waited a whole timeout (review R46).
+        (Walks past the sent and those last entries only: about a batch's worth.)"""
+        held, counts = self._held_entries(), self._held_counts
+        for item in held.items():
+            entry = item[1]
+            if not (entry.sent or entry.flying or counts[entry.partition] <= 1):
+                if entry is not added:
                     return item
                 break
         oldest = next(
-            (item for item in self._entries.items() if not (item[1].sent or item[1].flying)),
+            (item for item in self._entries.items()
+             if not (item[1].sent or item[1].flying or self._last_held(item, held))),
             None,
-        )
+        )  # fmt: skip
         return None if oldest is None or oldest[1] is added else oldest
+
+    def _last_held(
+        self,
+        item: tuple[tuple[str, ...], Journalled],
+        held: OrderedDict[tuple[str, ...], Journalled],
+    ) -> bool:
+        """Whether ``item`` is the one entry left of a held partition (``_victim``)."""
+        return held.get(item[0]) is item[1] and self._held_counts[item[1].partition] <= 1
 
     def _forget(self, token: tuple[str, ...], entry: Journalled) -> None:
         self.bytes -= entry.size
@@ -281,6 +299,7 @@ class Journal:
             self.released.append(entry.seq)
         if self._held and self._held.get(token) is entry:
             del self._held[token]
+            self._held_counts[entry.partition] -= 1
 
     def _partition(self, entry: Journalled) -> Hashable | None:
         """``entry``'s partition (None: a clear, or a write of none), asked once per entry."""
@@ -303,6 +322,7 @@ class Journal:
             held = self._held = OrderedDict(
                 item for item in self._entries.items() if self._partition(item[1]) in partitions
             )
+            self._held_counts = Counter(entry.partition for entry in held.values())
         return held
 
     def hold(
@@ -327,10 +347,12 @@ class Journal:
         self.held -= partitions
         held, entries = self.held, self._held
         if not held:
-            self._held = OrderedDict()
+            self._held, self._held_counts = OrderedDict(), Counter()
         elif entries is not None:
             for token in [t for t, entry in entries.items() if entry.partition not in held]:
                 del entries[token]
+            for partition in partitions:
+                self._held_counts.pop(partition, None)
 
     def lose(self) -> tuple[int, int]:
         """A store closed with writes still journalled: how many were never sent (lost; counted
@@ -502,6 +524,12 @@ class Replay:
         await self.remote.probe()
         if self.on_progress is not None:
             self.on_progress()  # the remote answers: the journal drains from here
+        if self.journal.held and self.on_hold is not None:
+            # Partitions an earlier run found failing are still held: this run's first batch
+            # (the journal's head) most likely waits on them, and makes no room meanwhile.
+            # Writers facing a full journal go on as during a held run (they waited for that
+            # batch: 1.1-1.5 s with a 1 s timeout, review R46).
+            self.on_hold()
         journal = self.journal
         caught_up = not isinstance(self.remote, SearchableBackend)
         self.held, self.failure = set(), None
