@@ -657,7 +657,8 @@ class StallingPartitions(Partitions):
 async def test_writers_facing_a_full_journal_do_not_wait_for_a_held_partition_s_batch() -> None:
     """A partition held since an earlier replay now stalls: the next replay's first batch
     waits on it. Writers facing the full journal meanwhile, more than a batch may let on,
-    go on as during a held replay, the cap dropping as in an outage. (They waited for room
+    go on, and none of their writes is dropped until that batch says whether the partition
+    answers; it fails on it, and the cap is back as in an outage. (They waited for room
     until that batch failed: 1.1-1.5 s with a 1 s timeout, review R46; here, where the
     stall lasts until the test ends it, for as long as it lasted.)"""
     from tta_dev_primitives.stores._hybrid import PACE
@@ -677,8 +678,14 @@ async def test_writers_facing_a_full_journal_do_not_wait_for_a_held_partition_s_
     writers = asyncio.ensure_future(
         asyncio.gather(*(store.put(f"c:{i}", "c", None) for i in range(2 * PACE)))
     )
+    dropped = store.journal_dropped
     done, _ = await asyncio.wait([writers], timeout=20)  # (a hang guard, not a stopwatch)
+    kept = store.journal_dropped == dropped
     remote.release.set()
     assert not (await replay).value
     assert done, "writers facing the full journal waited for the stalled partition's batch"
+    assert kept, "the cap dropped writes before the batch said whether the partition answers"
+    # The replay went on past "a": the others' writes landed, "a"'s last write is kept.
+    assert [entry.write.key for entry in store._journal.entries()] == ["a:0"]  # type: ignore[union-attr]
+    assert store._journal.held == {"a"}
     await store.aclose()

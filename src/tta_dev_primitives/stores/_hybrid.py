@@ -470,6 +470,14 @@ class HybridStore(Generic[B]):
         self._holding = True
         self._end_pace()
 
+    def _held_at_start(self) -> None:
+        """The replay starts with partitions an earlier one found failing: its first batch
+        most likely waits on them (a stalled master), making no room. Writers facing a full
+        journal go on meanwhile, and the cap stays lifted until that batch says which: it
+        lands (``_paced``: the pace again) or fails on them (``_held_back``: the cap again).
+        (Paced, they waited for the batch, up to twice the timeout: review R46.)"""
+        self._end_pace(spare=True)
+
     def _end_pace(self, spare: bool = False) -> None:
         """The replay handed off, or ended: writers waiting go on, to Redis or the journal
         (which keeps what is past its cap with ``spare``, until the next recovery ends)."""
@@ -997,7 +1005,7 @@ class HybridStore(Generic[B]):
         replay = Replay(remote, self._journal, self._clock, batch=REPLAY_BATCH,
                         dead_letters=self.dead_letters, on_final=self._leave_degraded,
                         file=self.journal_file, on_progress=self._paced,
-                        on_hold=self._held_back)  # fmt: skip
+                        on_hold=self._held_back, on_held_start=self._held_at_start)  # fmt: skip
         self._holding = False
         token = self.events.recovery_started()
         stopped: BaseException | None = None  # why it ended with the remote not back

@@ -490,9 +490,11 @@ class Replay:
         file: JournalFile | None = None,
         on_progress: Callable[[], None] | None = None,
         on_hold: Callable[[], None] | None = None,
+        on_held_start: Callable[[], None] | None = None,
     ) -> None:
         self.on_final = on_final
         self.on_hold = on_hold
+        self.on_held_start = on_held_start
         self.on_progress = on_progress
         self.file = file
         self.remote = remote
@@ -524,12 +526,12 @@ class Replay:
         await self.remote.probe()
         if self.on_progress is not None:
             self.on_progress()  # the remote answers: the journal drains from here
-        if self.journal.held and self.on_hold is not None:
+        if self.journal.held and self.on_held_start is not None:
             # Partitions an earlier run found failing are still held: this run's first batch
-            # (the journal's head) most likely waits on them, and makes no room meanwhile.
-            # Writers facing a full journal go on as during a held run (they waited for that
-            # batch: 1.1-1.5 s with a 1 s timeout, review R46).
-            self.on_hold()
+            # (the journal's head) most likely waits on them, and makes no room meanwhile
+            # (writers facing a full journal waited for it: 1.1-1.5 s with a 1 s timeout,
+            # review R46). Until it says which, neither wait nor drop (``on_held_start``).
+            self.on_held_start()
         journal = self.journal
         caught_up = not isinstance(self.remote, SearchableBackend)
         self.held, self.failure = set(), None
