@@ -689,3 +689,27 @@ async def test_writers_facing_a_full_journal_do_not_wait_for_a_held_partition_s_
     assert [entry.write.key for entry in store._journal.entries()] == ["a:0"]  # type: ignore[union-attr]
     assert store._journal.held == {"a"}
     await store.aclose()
+
+
+async def test_replays_that_land_the_other_partitions_writes_do_not_back_off() -> None:
+    """A partition down for long: each replay lands the others' writes and fails on it. The
+    next replay comes after the first interval, not a back-off growing to its longest (30 s
+    by default: the others' writes, journalled meanwhile, reached Redis that late); one that
+    lands nothing backs off as any failed probe."""
+    remote = Partitions()
+    store = HybridStore(InProcessBackend(), remote, backoff=Backoff(1, 30), report_unsent=False)
+    remote.down.add("a")
+    await store.put("a:0", "a", None)  # (the outage begins)
+    delays = []
+    for i in range(6):
+        await store.put(f"b:{i}", "b", None)
+        assert not (await store.flush()).value  # lands "b:i", fails on "a"
+        delays.append(store._next_probe - store._clock())
+    # (A write may be landed by a run it started itself; the flush's own run then lands
+    # nothing and backs off one step from the first interval: at most its double.)
+    assert max(delays) <= 2.0, delays
+    for _ in range(3):
+        assert not (await store.flush()).value  # lands nothing: backs off
+        delays.append(store._next_probe - store._clock())
+    assert delays[-1] > 1.0, delays
+    await store.aclose()

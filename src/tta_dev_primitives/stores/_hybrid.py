@@ -80,6 +80,7 @@ from tta_dev_primitives.stores._base import (
     Delete,
     Document,
     NotServedNow,
+    PartitionsUnavailableError,
     Put,
     SearchableBackend,
     StorageBackend,
@@ -1039,6 +1040,12 @@ class HybridStore(Generic[B]):
                 and isinstance(exc, BackendUnavailableError)
             )
             self._spare_kept = spare
+            if isinstance(exc, PartitionsUnavailableError) and replay.replayed > 0:
+                # The other partitions took writes: not an outage that grows. The next run
+                # comes after the first interval, not the back-off (which reached
+                # max_recovery_interval, so answering masters' writes, journalled meanwhile,
+                # reached Redis up to 30 s late).
+                self._failures = 0
             self._probe_later(found_none=replay.replayed == 0, at_once=spare)
             if self._journal:
                 self._arm_wakeup()
