@@ -538,3 +538,38 @@ async def test_past_the_cap_the_stalled_master_s_writes_are_dropped_and_the_othe
     # The stalled master's writes past the cap were dropped, each counted, none in Redis.
     assert len(missing) == dropped > 0, (len(missing), dropped)
     assert all(text in (None, on_stalled[key]) for key, text in zip(on_stalled, found, strict=True))
+
+
+async def test_a_process_started_during_a_stall_searches_without_leaving_redis(
+    partial_engine_cluster: LocalCluster,
+) -> None:
+    """On a cluster with the Query Engine, a process started while a master is stalled cannot
+    set the engine up; its searches are served in-process meanwhile (``NotServedNow``), the
+    store staying on Redis: its writes to the masters that answer go straight there. (Each
+    search waited for a set-up, a whole timeout, and put the store in its outage, which the
+    next replay ended: 13 times in 20 s, review R46.)"""
+    ns = namespace()
+    url = partial_engine_cluster.url
+    maker = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
+    try:
+        await maker.add("u0:s1:warm", {"content": "warm apple"})  # (the index made)
+    finally:
+        await maker.aclose()
+    with one_master_stalled(partial_engine_cluster) as victim:
+        _, serving_users = _users_by_master(partial_engine_cluster, ns, victim, 100)
+        memory = fast_memory(url, ns)
+        async with _closed_if_it_fails(memory):
+            async with asyncio.timeout(120):  # hang guard
+                user = serving_users[0]
+                await memory.add(f"{user}:s1:first", {"content": "apple"})  # (journalled)
+                await eventually(lambda: not memory.get_backend_info()["degraded"], 60)
+                outages = 0
+                for i in range(10):
+                    await memory.search("apple", scope=user)
+                    outages += memory.get_backend_info()["degraded"]
+                    await memory.add(f"{user}:s1:t{i}", {"content": f"apple {i}"})
+            assert outages == 0
+            assert memory.get_backend_info()["journal_size"] == 0
+    await _replayed_and_all_there(
+        memory, url, ns, {f"{serving_users[0]}:s1:t{i}": f"apple {i}" for i in range(10)}
+    )

@@ -155,8 +155,8 @@ DOCUMENTS: Final = "6"
 #: and short, so that an index dropped by hand is made again at the next embedder's size.
 DIMS_CLAIM_MS: Final = 60_000
 
-#: After a set-up failed for availability on a cluster, writes stop waiting for one, and it is
-#: tried again in the background at most this often (seconds): see ``QueryEngine.prepare``.
+#: After a set-up failed for availability on a cluster, no call waits for one, and it is tried
+#: again in the background at most this often (seconds): see ``QueryEngine.prepare``.
 SET_UP_AGAIN_AFTER: Final = 2.0
 
 
@@ -333,9 +333,9 @@ class QueryEngine:
         #: ``Connection.call`` that waited for a slot does, instead of trying again.
         self._failures = 0
         self._last_failure = ""
-        #: (monotonic) a cluster's set-up failed for availability: until it succeeds, writes
-        #: do not wait for one, which is tried again in the background from this time on.
-        self._writes_without_set_up: float | None = None
+        #: (monotonic) a cluster's set-up failed for availability: until one succeeds, no call
+        #: waits for one, which is tried again in the background from this time on.
+        self._set_up_again_at: float | None = None
 
     @property
     def in_use(self) -> bool:
@@ -415,24 +415,32 @@ class QueryEngine:
         ):
             return
         set_up = functools.partial(self._set_up, call, bases, cluster, backfill, dims, searching)
-        if cluster and not searching and self._writes_without_set_up is not None:
-            if time.monotonic() >= self._writes_without_set_up:
-                self._writes_without_set_up = time.monotonic() + SET_UP_AGAIN_AFTER
-                self._in_background(set_up)
+        if cluster and self._set_up_again_at is not None:
+            if time.monotonic() >= self._set_up_again_at:
+                self._set_up_again_at = time.monotonic() + SET_UP_AGAIN_AFTER
+                self._in_background(functools.partial(
+                    self._set_up, call, bases, cluster, backfill, dims, False
+                ))  # fmt: skip
+            if searching:
+                raise self._not_set_up()
             return
         if not ((self._relayout or moving) and self.state in ("building", "ready")):
             try:
                 async with self._lock():
                     await self._after_other_loops(set_up, seen)
-            except BackendUnavailableError:
-                if cluster and not searching:
-                    # A write needs nothing the set-up makes but the index an earlier process
-                    # made (its script keeps the document where its partition says so), and
-                    # the set-up asks every master: with one stalled, a process started then
+            except BackendUnavailableError as exc:
+                if cluster:
+                    # The set-up asks every master: with one stalled, a process started then
                     # got none of its writes to the others through, the replay's included
-                    # (review R43). This write is journalled (its timeout is spent); the
-                    # next ones go on without a set-up until one, in the background, ends.
-                    self._writes_without_set_up = time.monotonic() + SET_UP_AGAIN_AFTER
+                    # (review R43), and each search put the store in its outage, the next
+                    # replay ending it (review R46). A write needs nothing the set-up makes
+                    # but the index an earlier process made (its script keeps the document
+                    # where its partition says so); a search is served in-process, the store
+                    # staying on Redis. This call's timeout is spent (a write is journalled);
+                    # the next ones wait for no set-up until one, in the background, ends.
+                    self._set_up_again_at = time.monotonic() + SET_UP_AGAIN_AFTER
+                    if searching:
+                        raise self._not_set_up() from exc
                 raise
             return
         if not searching:
@@ -448,6 +456,13 @@ class QueryEngine:
                 f"{self.namespace!r} on the cluster's new layout (its masters or slots moved), "
                 f"not done within {wait_at_most:g}s; it goes on meanwhile"
             ) from None
+
+    def _not_set_up(self) -> NotServedNow:
+        return NotServedNow(
+            f"the Redis Query Engine could not be set up for namespace {self.namespace!r} (a "
+            f"master did not answer: {self._last_failure}); this search is served in-process, "
+            f"and the set-up is tried again in the background every {SET_UP_AGAIN_AFTER:g}s"
+        )
 
     def _in_background(self, set_up: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Start ``set_up()`` as a task of this loop unless a set-up runs already (this loop's
@@ -531,7 +546,7 @@ class QueryEngine:
                 raise
             finally:
                 self._moving = False
-            self._writes_without_set_up = None
+            self._set_up_again_at = None
         if self.state in ("building", "ready") and dims is not None and self.dims is None:
             await self._add_vectors(call, bases, dims)
         if self.state == "building" and searching:
