@@ -187,9 +187,6 @@ class HybridStore(Generic[B]):
         self._probing = False
         # The last recovery ended with the cap still lifted (``_recover``): the next may not.
         self._spare_kept = False
-        # The running replay holds partitions that failed (a stalled cluster master): it is
-        # no longer a drain writers wait on (``_held_back``).
-        self._holding = False
         # How long probes cut short one after another (requests shorter than a timeout) have
         # waited for Redis with no answer, and when the running one began waiting: once that
         # adds up to ``patience``, they count as a failed probe (``_cut_short``).
@@ -448,7 +445,7 @@ class HybridStore(Generic[B]):
     def _paced(self) -> None:
         """The replay answered its probe, or sent a batch: writers waiting go on (until its
         hand-off: then new writes go to Redis)."""
-        if not self._degraded or self._holding:
+        if not self._degraded:
             return
         with self._pace_lock:
             self._pace_left = PACE
@@ -465,10 +462,10 @@ class HybridStore(Generic[B]):
 
     def _held_back(self) -> None:
         """The replay holds partitions that failed (``Replay._hold``): their writes stay
-        journalled for the rest of it, so a full journal gets no room from its batches. Writers
-        waiting go on, and the cap bounds the journal again, as in an outage (waiting for room,
-        each write waited through the whole replay: 17 s with a 1 s timeout, review R43)."""
-        self._holding = True
+        journalled for the rest of it, so a full journal gets no room from its batches (nor
+        does the replay pace writers after, ``Replay.run``). Writers waiting go on, and the cap
+        bounds the journal again, as in an outage (waiting for room, each write waited through
+        the whole replay: 17 s with a 1 s timeout, review R43)."""
         self._end_pace()
 
     def _held_at_start(self) -> None:
@@ -1007,7 +1004,6 @@ class HybridStore(Generic[B]):
                         dead_letters=self.dead_letters, on_final=self._leave_degraded,
                         file=self.journal_file, on_progress=self._paced,
                         on_hold=self._held_back, on_held_start=self._held_at_start)  # fmt: skip
-        self._holding = False
         token = self.events.recovery_started()
         stopped: BaseException | None = None  # why it ended with the remote not back
         spare = False  # the cap stays lifted until the next probe (see below)

@@ -572,7 +572,8 @@ class Replay:
                 await self._release()
                 raise
             self.landed = self.landed or self.failure is None
-            if self.replayed > before and self.on_progress is not None:
+            if self.replayed > before and self.failure is None and self.on_progress is not None:
+                # (Not while partitions are held: its batches make no room, ``on_hold``.)
                 self.on_progress()
             await self._release()
             if journal:
