@@ -180,6 +180,16 @@ async def _in_redis(url: str, ns: str, keys: list[str]) -> list[str | None]:
     raise AssertionError("no reader found the cluster up in 20 tries")
 
 
+async def _index_made_elsewhere(url: str, ns: str, content: str) -> None:
+    """Another process, before the stall, writes ``u0:s1:warm`` (``content``): it makes the
+    namespace's Query Engine index, as a deployment's earlier workers have."""
+    maker = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
+    try:
+        await maker.add("u0:s1:warm", {"content": content})
+    finally:
+        await maker.aclose()
+
+
 async def _all_there(url: str, ns: str, expected: dict[str, str]) -> None:
     """Another process finds every memory of ``expected`` (key -> content) in Redis."""
     reader = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
@@ -447,11 +457,7 @@ async def test_a_process_started_during_a_stall_lands_its_writes_on_a_cluster_wi
     back; review R43.)"""
     ns = namespace()
     url = partial_engine_cluster.url
-    maker = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
-    try:
-        await maker.add("u0:s1:warm", {"content": "warm"})  # (the index made)
-    finally:
-        await maker.aclose()
+    await _index_made_elsewhere(url, ns, "warm")
     with one_master_stalled(partial_engine_cluster) as victim:
         stalled_users, serving_users = _users_by_master(partial_engine_cluster, ns, victim, 100)
         serving = [f"{user}:s1:t" for user in serving_users[:10]]
@@ -550,11 +556,7 @@ async def test_a_process_started_during_a_stall_searches_without_leaving_redis(
     next replay ended: 13 times in 20 s, review R46.)"""
     ns = namespace()
     url = partial_engine_cluster.url
-    maker = MemoryPrimitive(url, namespace=ns, redis_timeout=10.0)
-    try:
-        await maker.add("u0:s1:warm", {"content": "warm apple"})  # (the index made)
-    finally:
-        await maker.aclose()
+    await _index_made_elsewhere(url, ns, "warm apple")
     with one_master_stalled(partial_engine_cluster) as victim:
         _, serving_users = _users_by_master(partial_engine_cluster, ns, victim, 100)
         memory = fast_memory(url, ns)
